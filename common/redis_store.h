@@ -1,0 +1,66 @@
+/* redis_store.h -- one hiredis connection that heals itself.
+ *
+ * Each worker thread owns one rstore; it is not shared, so there are no
+ * locks on the hot path. Commands have a timeout. When the connection
+ * breaks, the next command fails fast (no blocking reconnect storm) and a
+ * reconnect is attempted on later commands with exponential backoff
+ * (50 ms doubling to 2 s), so a server survives Redis going away and comes
+ * back by itself when it returns.
+ *
+ * Scripts are registered once at start-up (rstore_script_add) and run by
+ * SHA (EVALSHA); if Redis answers NOSCRIPT (restart, SCRIPT FLUSH) the script
+ * is loaded again and the call retried once, transparently. */
+#ifndef PA_REDIS_STORE_H
+#define PA_REDIS_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct rstore_config {
+    const char *url;            /* redis://[user[:password]@]host[:port][/db]; unix:/path also */
+    const char *password_file;  /* if set, the password is read from this file instead of the URL */
+    int connect_timeout_ms;     /* default 500 */
+    int command_timeout_ms;     /* default 1000 */
+} rstore_config;
+
+typedef struct rstore rstore;
+
+/* Connects (and authenticates) at once. On failure returns NULL with a
+ * message in err, unless `lazy` is true: then the store is returned
+ * disconnected and connects on first use. */
+rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen);
+void rstore_free(rstore *s);
+
+/* A script every connection can run by index. Returns the index, or -1.
+ * Register before the first command; the script is loaded on connect. */
+int rstore_script_add(rstore *s, const char *lua_source);
+
+/* Runs a command. Returns the reply (free with freeReplyObject) or NULL when
+ * the store is unreachable or timed out; then rstore_error says why. An
+ * error *reply* from Redis (e.g. NOPERM) is returned as a REDIS_REPLY_ERROR,
+ * not NULL. */
+redisReply *rstore_command(rstore *s, const char *fmt, ...);
+redisReply *rstore_commandargv(rstore *s, int argc, const char **argv, const size_t *argvlen);
+
+/* EVALSHA of script `idx` with keys and args (binary-safe). NULL as above. */
+redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **argv,
+                        const size_t *argvlen);
+
+/* Pipelining: append several commands, then read their replies in order.
+ * Use for work that must not cost extra round trips. */
+int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *argvlen);
+redisReply *rstore_get_reply(rstore *s);
+
+bool rstore_connected(const rstore *s);
+const char *rstore_error(const rstore *s);
+/* Direct access for code that needs hiredis itself (e.g. the keystore CLI).
+ * May be NULL while disconnected. */
+redisContext *rstore_context(rstore *s);
+
+/* Parses a redis:// URL into parts (for tools that connect by themselves).
+ * Returns 0 or -1. Strings are written into the caller's buffers. */
+int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
+                     size_t userlen, char *password, size_t passlen, int *db);
+
+#endif

@@ -1,0 +1,105 @@
+/* rpc_server.h -- the unary gRPC server both daemons run, on gRPC's C core.
+ *
+ * A daemon describes its methods in a table and supplies a handler per
+ * method; the runtime owns everything else:
+ *   - one completion queue and one thread per worker (default: one per
+ *     core), several requests armed per method so arrivals never wait;
+ *   - reading the request into one contiguous buffer, enforcing the
+ *     method's size limit (INVALID_ARGUMENT / RESOURCE_EXHAUSTED naming it);
+ *   - answering unknown methods with UNIMPLEMENTED (core would otherwise
+ *     leave them hanging until the client's deadline);
+ *   - grpc.health.v1.Health/Check for "" and every registered service;
+ *   - metrics: calls by method and status code, latency histogram;
+ *   - listening on several addresses (IPv4 and IPv6), optional TLS and
+ *     optional required client certificates (mutual TLS);
+ *   - draining on shutdown: stop accepting, let in-flight calls finish.
+ *
+ * Handlers run on the worker thread that received the call and may block
+ * (e.g. on Redis); each worker has its own state from worker_init, so a
+ * handler needs no locks for per-worker resources. */
+#ifndef PA_RPC_SERVER_H
+#define PA_RPC_SERVER_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_ctx rpc_ctx;   /* one call, as the handler sees it */
+
+/* What a handler produces. The runtime owns `body` (a per-worker buffer
+ * reused across calls); fill it with rpc_reply_message or rpc_reply_error. */
+typedef struct rpc_reply {
+    grpc_status_code status;      /* GRPC_STATUS_OK unless set otherwise */
+    char message[256];            /* status details: human-readable, no secrets */
+    uint8_t *body;                /* serialized response message */
+    size_t body_len;
+    size_t body_cap;
+    int retry_after_s;            /* > 0: sent as trailing metadata "retry-after" */
+} rpc_reply;
+
+typedef void (*rpc_handler_fn)(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply);
+
+typedef struct rpc_method {
+    const char *path;             /* "/activation.v1.Activation/Activate" */
+    rpc_handler_fn handler;
+    size_t max_request_bytes;     /* larger requests are refused before the handler runs */
+} rpc_method;
+
+typedef struct rpc_tls_config {
+    const char *cert_pem;         /* server certificate chain (PEM text, not a path) */
+    const char *key_pem;          /* its private key */
+    const char *client_ca_pem;    /* if set, clients must present a cert chaining to it */
+} rpc_tls_config;
+
+typedef struct rpc_server_config {
+    const char *const *listen;    /* "127.0.0.1:0", "[::1]:50051", ... */
+    size_t n_listen;
+    int workers;                  /* 0 = one per core */
+    const rpc_tls_config *tls;    /* NULL = plaintext */
+    void *app;                    /* passed to worker_init and visible via rpc_ctx_app */
+    /* Creates per-worker state (e.g. a Redis connection). NULL return aborts start. */
+    void *(*worker_init)(int worker_index, void *app);
+    void (*worker_free)(void *worker_state);
+    const char *const *health_services; /* service names Health/Check reports SERVING */
+    size_t n_health_services;
+} rpc_server_config;
+
+/* Creates and starts the server. Returns NULL with a message in err (bind
+ * failure, bad TLS material, ...). */
+rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *methods,
+                             size_t n_methods, char *err, size_t errlen);
+
+/* The port bound for listen address `i` (useful with port 0). */
+int rpc_server_port(const rpc_server *s, size_t i);
+
+/* Health/Check answers NOT_SERVING while false (e.g. while draining). */
+void rpc_server_set_serving(rpc_server *s, bool serving);
+
+/* Stops accepting, waits up to grace_ms for in-flight calls, cancels the
+ * rest, joins the workers and frees everything. Returns the number of calls
+ * that had to be cancelled. */
+int rpc_server_shutdown(rpc_server *s, int grace_ms);
+
+/* --- inside a handler --- */
+void *rpc_ctx_worker(rpc_ctx *ctx);      /* state from worker_init */
+void *rpc_ctx_app(rpc_ctx *ctx);
+/* Client address as gRPC reports it, e.g. "ipv4:127.0.0.1:50000". */
+const char *rpc_ctx_peer(rpc_ctx *ctx);
+/* The peer address without the scheme and port, e.g. "127.0.0.1" or "::1". */
+const char *rpc_ctx_peer_ip(rpc_ctx *ctx);
+/* Milliseconds left before the client's deadline (INT64_MAX if none). */
+int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx);
+/* With mutual TLS: the client certificate's common name, or NULL. */
+const char *rpc_ctx_peer_identity(rpc_ctx *ctx);
+
+/* Sets an error status; the body is dropped. printf-style message. */
+void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Serializes `msg` into the reply body (status stays OK). Returns 0 or -1
+ * (then the reply is INTERNAL). */
+int rpc_reply_message(rpc_reply *r, const ProtobufCMessage *msg);
+
+#endif

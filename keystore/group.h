@@ -1,0 +1,123 @@
+/* group.h -- a product group: its verification record, its policy defaults,
+ * and where both live in the two stores.
+ *
+ * A group owns two independent random secrets. The first goes to the
+ * activation store (Redis A), the second to the audit store (Redis B), each
+ * wrapped under that side's own KEK and written through that side's own
+ * Redis ACL user. Nothing here ever holds a connection to both stores with
+ * one user.
+ *
+ * Redis key names (every key of a group shares the hash tag {g:ID}):
+ *   Redis A  {g:ID}:group    hash   the record below + `secret` (wrapped first secret)
+ *   Redis A  {g:ID}:serial   string last serial handed out + 1 (INCRBY per batch)
+ *   Redis A  groups          set    IDs of all groups (for `group list`)
+ *   Redis B  {g:ID}:audit    hash   alg, created_at, `secret` (wrapped second secret)
+ *   Redis B  groups          set    IDs of all groups
+ * Field names of {g:ID}:group are the GROUP_F_* strings below. */
+#ifndef PA_GROUP_H
+#define PA_GROUP_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mac_registry.h"
+#include "secret_wrap.h"
+
+typedef enum group_channel {
+    GROUP_CHANNEL_RETAIL = 1,
+    GROUP_CHANNEL_OEM = 2,
+    GROUP_CHANNEL_VOLUME = 3,
+} group_channel;
+
+typedef enum audit_mode {
+    AUDIT_MODE_OFFLINE = 0,  /* grant now, audit later through the outbox */
+    AUDIT_MODE_ONLINE = 1,   /* ask the audit server before granting */
+} audit_mode;
+
+typedef enum audit_unreachable {
+    AUDIT_UNREACHABLE_FAIL_CLOSED = 0,  /* online audit down: refuse with UNAVAILABLE */
+    AUDIT_UNREACHABLE_OFFLINE = 1,      /* online audit down: grant, audit offline */
+} audit_unreachable;
+
+/* Defaults applied to every key of the group; the activation server's
+ * policy script reads them from Redis on every call. */
+typedef struct group_policy {
+    uint32_t max_machines;        /* places per key; 0 = unlimited */
+    uint32_t lease_seconds;       /* license lifetime; 0 = permanent */
+    uint32_t renew_seconds;       /* renew-after interval for leased licenses */
+    uint32_t audit_rate_ppm;      /* base audit sample rate, parts per million */
+    audit_mode audit;             /* online or offline audit of samples */
+    audit_unreachable on_audit_down; /* what online audit does when the audit server is down */
+    bool audit_first_activation;  /* always audit a key's first activation */
+    char features[256];           /* comma-separated feature names for licenses */
+} group_policy;
+
+typedef struct group_record {
+    uint32_t id;                  /* the 20-bit group ID keys carry */
+    char product[64];
+    char edition[64];
+    group_channel channel;
+    bool upgrade_allowed;         /* keys with the upgrade bit are accepted */
+    int alg_first;                /* mac_alg of the first security value */
+    int alg_second;               /* mac_alg of the second (audit store only) */
+    int64_t created_at;           /* unix seconds */
+    uint64_t version;             /* bumped on every change; caches compare it */
+    group_policy policy;
+} group_record;
+
+#define GROUP_F_PRODUCT "product"
+#define GROUP_F_EDITION "edition"
+#define GROUP_F_CHANNEL "channel"            /* "retail" | "oem" | "volume" */
+#define GROUP_F_UPGRADE "upgrade_allowed"    /* "0" | "1" */
+#define GROUP_F_ALG "alg"                    /* mac_alg number */
+#define GROUP_F_CREATED "created_at"
+#define GROUP_F_VERSION "version"
+#define GROUP_F_MAX_MACHINES "max_machines"
+#define GROUP_F_LEASE "lease_seconds"
+#define GROUP_F_RENEW "renew_seconds"
+#define GROUP_F_AUDIT_RATE "audit_rate_ppm"
+#define GROUP_F_AUDIT_MODE "audit_mode"      /* "offline" | "online" */
+#define GROUP_F_AUDIT_DOWN "audit_unreachable" /* "fail-closed" | "offline" */
+#define GROUP_F_AUDIT_FIRST "audit_first_activation"
+#define GROUP_F_FEATURES "features"
+#define GROUP_F_SECRET "secret"              /* wrapped blob, binary */
+
+/* Fills `rec` with the documented defaults (retail, HMAC-SHA256 for both,
+ * max_machines 1, permanent, 5 % offline audit). */
+void group_record_defaults(group_record *rec);
+
+const char *group_channel_name(group_channel c);
+int group_channel_parse(const char *s);   /* 0 if unknown */
+
+/* Writes the hash key name for `id` into buf: "{g:ID}:group" and friends. */
+int group_key_record(char *buf, size_t n, uint32_t id);
+int group_key_serial(char *buf, size_t n, uint32_t id);
+int group_key_audit(char *buf, size_t n, uint32_t id);
+
+/* Parses a {g:ID}:group HGETALL reply (activation side). `wrapped_secret`
+ * may be NULL; otherwise it receives the blob. Returns 0 or -1 with `err`. */
+int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
+                            uint8_t wrapped_secret[WRAP_BLOB_LEN], char *err, size_t errlen);
+
+/* Creates group rec->id in both stores: fresh random secrets, wrapped under
+ * each side's KEK. Refuses (returns -1, "exists") if either store already
+ * holds the ID. Writes the audit part first, so a failure halfway leaves no
+ * activatable group without its audit record. */
+int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN],
+                 redisContext *audit, const uint8_t kek_audit[KEK_LEN],
+                 group_record *rec, char *err, size_t errlen);
+
+/* Loads the activation-side record (and, if `first` is not NULL, a mac_key
+ * for the first secret). Returns 0, 1 if not found, -1 on error. */
+int group_load(redisContext *activation, const uint8_t kek_activation[KEK_LEN], uint32_t id,
+               group_record *rec, mac_key **first, char *err, size_t errlen);
+
+/* Loads the audit-side secret as a mac_key. Returns 0, 1 if not found, -1. */
+int group_load_audit(redisContext *audit, const uint8_t kek_audit[KEK_LEN], uint32_t id,
+                     int *alg_second, mac_key **second, char *err, size_t errlen);
+
+/* Lists group IDs (sorted) from the activation store. Caller frees *ids. */
+int group_list(redisContext *activation, uint32_t **ids, size_t *count, char *err, size_t errlen);
+
+#endif

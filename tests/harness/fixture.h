@@ -1,0 +1,65 @@
+/* fixture.h -- what integration tests start for real: private redis-server
+ * instances on free loopback ports (with the production ACL users), and our
+ * own daemons as child processes.
+ *
+ * Nothing is mocked. Every fixture lives in its own temporary directory and
+ * is torn down by the matching stop call (and killed if the test dies:
+ * children get PR_SET_PDEATHSIG). */
+#ifndef PA_TEST_FIXTURE_H
+#define PA_TEST_FIXTURE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Test passwords of the ACL users (docker/redis/*.acl.in hold the rules). */
+#define FIXTURE_PW_KEYSTORE "test-keystore-pw"
+#define FIXTURE_PW_ACTIVATION "test-activation-pw"
+#define FIXTURE_PW_AUDIT "test-audit-pw"
+
+typedef enum fixture_store {
+    FIXTURE_STORE_ACTIVATION,   /* Redis A: users keystore, activation */
+    FIXTURE_STORE_AUDIT,        /* Redis B: users keystore, audit */
+} fixture_store;
+
+typedef struct redis_fixture {
+    fixture_store kind;
+    int port;
+    pid_t pid;
+    char dir[256];              /* temp dir with redis.conf, users.acl, AOF */
+} redis_fixture;
+
+/* Starts redis-server with AOF on, `default` user disabled and the ACL users
+ * of `kind`. Returns 0 or -1 (message on stderr). */
+int redis_fixture_start(redis_fixture *f, fixture_store kind);
+/* Stops it (SIGTERM, then SIGKILL) and removes its directory. */
+void redis_fixture_stop(redis_fixture *f);
+/* Stops the process but keeps its data, and starts it again on the same port. */
+int redis_fixture_pause(redis_fixture *f);
+int redis_fixture_resume(redis_fixture *f);
+
+/* "redis://USER:PASSWORD@127.0.0.1:PORT" for one of the ACL users. */
+void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size_t n);
+
+/* A temporary directory for a test (removed by fixture_rmtree). */
+int fixture_tmpdir(char *buf, size_t n, const char *tag);
+void fixture_rmtree(const char *dir);
+
+/* Runs argv (argv[0] a path) with stdout/stderr captured into malloc'd
+ * strings (may be NULL to discard). Returns the exit status, or -1. */
+int fixture_run(char *const argv[], char **out, char **err);
+
+/* Starts a daemon in the background with stderr to `log_path`; waits until
+ * `port` on 127.0.0.1 accepts TCP connections (up to timeout_ms). Returns
+ * the pid, or -1. */
+pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int timeout_ms);
+/* Sends `sig`, waits for exit; returns the exit status (or 128+signal). */
+int fixture_stop(pid_t pid, int sig, int timeout_ms);
+
+/* A free TCP port on 127.0.0.1 outside the ephemeral range. */
+int fixture_free_port(void);
+
+/* Absolute path of a built program, from the PA_BUILD_DIR environment
+ * variable ctest sets, e.g. fixture_bin("keystore/keystore"). Static buffer. */
+const char *fixture_bin(const char *rel);
+
+#endif
