@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs, and only those missing.
+# Used by scripts/run.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  gcc clang cmake make pkg-config libclang-rt-14-dev
+  # libraries
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libhiredis-dev
+  libcmocka-dev libmicrohttpd-dev libc-ares-dev
+  # servers and tools the system and its tests run for real
+  redis-server openssl dnsmasq-base procps iproute2
+  # interop clients that are not ours (Python and Node.js)
+  python3 python3-grpcio python3-protobuf protobuf-compiler nodejs npm
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# A node/npm outside Debian's packages (e.g. preinstalled) is fine too.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs/}"); missing=("${missing[@]/npm/}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
