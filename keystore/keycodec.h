@@ -52,7 +52,9 @@ typedef enum pk_status {
 /* Where decoding failed, for messages that help the user retype. */
 typedef struct pk_error {
     pk_status status;
-    int position;        /* 1-based character position (without hyphens), 0 if none */
+    int position;        /* 1-based character position (without hyphens), 0 if none;
+                          * for PK_ERR_HYPHEN the position in the text itself
+                          * (hyphens counted, surrounding spaces not) */
     char character;      /* the offending character, 0 if none */
     size_t length;       /* characters seen, for PK_ERR_LENGTH */
 } pk_error;
