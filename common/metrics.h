@@ -24,6 +24,7 @@ metric *metric_histogram(const char *name, const char *help, const char *labels,
 
 void metric_inc(metric *m);
 void metric_add(metric *m, uint64_t n);
+void metric_dec(metric *m);                 /* gauges: e.g. calls in flight */
 void metric_set(metric *m, int64_t v);       /* gauges */
 void metric_observe(metric *m, double v);    /* histograms */
 
@@ -34,7 +35,9 @@ int64_t metric_value(const metric *m);
 char *metrics_render(void);
 
 /* Serves GET /metrics on addr:port (port 0 picks one; the bound port is
- * returned), in its own thread. Returns -1 on failure. */
+ * returned), in its own thread. `addr` is a numeric IPv4 or IPv6 address
+ * ("127.0.0.1", "::1" or "[::1]"). Other paths get 404, other methods 405.
+ * One listener per process. Returns -1 on failure. */
 int metrics_http_start(const char *addr, int port);
 void metrics_http_stop(void);
 

@@ -32,7 +32,10 @@ typedef struct rpc_result {
     int retry_after_s;            /* from trailing metadata "retry-after", else 0 */
 } rpc_result;
 
-/* `target` is "host:port", "[::1]:port", "ipv4:..." or any gRPC target. */
+/* `target` is "host:port", "[::1]:port", "ipv4:..." or any gRPC target.
+ * Each channel is its own connection (no sharing with other channels to
+ * the same target). With tls, a client certificate is sent if cert_pem and
+ * key_pem are both set. Returns NULL on an empty target or out of memory. */
 rpc_channel *rpc_channel_new(const char *target, const rpc_client_tls *tls);
 void rpc_channel_free(rpc_channel *ch);
 
@@ -40,8 +43,8 @@ void rpc_channel_free(rpc_channel *ch);
  * The handle lives as long as the channel. */
 rpc_client_method *rpc_channel_method(rpc_channel *ch, const char *path);
 
-/* Blocking unary call with a deadline. Always fills `out` (free with
- * rpc_result_clear). Returns out->status. */
+/* Blocking unary call with a deadline (timeout_ms <= 0: none). Always
+ * fills `out` (free with rpc_result_clear). Returns out->status. */
 grpc_status_code rpc_call(rpc_channel *ch, rpc_client_method *m, const uint8_t *req,
                           size_t req_len, int timeout_ms, rpc_result *out);
 
@@ -50,6 +53,20 @@ grpc_status_code rpc_call_message(rpc_channel *ch, rpc_client_method *m,
                                   const ProtobufCMessage *msg, int timeout_ms, rpc_result *out);
 
 void rpc_result_clear(rpc_result *r);
+
+/* Destroys the calling thread's completion queue now rather than at thread
+ * exit. The main thread calls it before its final grpc_shutdown (thread-exit
+ * destructors do not run for main). Harmless if the thread made no call. */
+void rpc_client_thread_done(void);
+
+/* --- for asynchronous callers (bench/loadgen_core) ---------------------- */
+/* The underlying gRPC channel and the registered-call handle of a method. */
+grpc_channel *rpc_channel_grpc(rpc_channel *ch);
+void *rpc_client_method_handle(const rpc_client_method *m);
+/* The "retry-after" seconds in trailing metadata, else 0. */
+int rpc_retry_after(const grpc_metadata_array *md);
+/* Copies status details (or, if empty, core's error string) into dst. */
+void rpc_copy_status_message(char *dst, size_t cap, const grpc_slice *details, const char *error_string);
 
 /* Ready-made TLS material helpers: read a whole PEM file into a malloc'd
  * NUL-terminated string (NULL + err on failure). */

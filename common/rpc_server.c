@@ -1,1 +1,933 @@
-/* placeholder: being written */
+/* rpc_server.c -- the unary gRPC server runtime on gRPC's C core API.
+ *
+ * Shape (see GRPC-CORE-NOTES.md for the facts behind it):
+ *   - W workers, each a thread looping on its own completion queue. gRPC
+ *     matches an incoming call to any queue that has a request armed, and
+ *     the thread that waits on a queue also drives the sockets, so one
+ *     queue per core with one thread each keeps every core busy without
+ *     handing calls between threads.
+ *   - Every worker arms `requests_per_method` registered requests per
+ *     method (payload read by core before the call is published) and two
+ *     unregistered ones, so unknown methods get UNIMPLEMENTED instead of
+ *     hanging until the client's deadline. A request slot is re-armed as
+ *     soon as its call has been taken out, before the handler runs.
+ *   - A call is handled start to finish on the worker that received it:
+ *     size check, handler, then one batch (initial metadata, message,
+ *     status, close). Batches in flight live in `reply_op`s taken from a
+ *     per-worker free list, so the steady state allocates nothing of ours
+ *     except the slice the response travels in (gRPC needs memory it owns
+ *     until the bytes are written; for bodies up to 23 bytes it is inline).
+ *   - Request bytes are handed to the handler in place when they arrived as
+ *     one slice, else copied once into a per-worker buffer. The reply body
+ *     is a per-worker buffer the handler fills and the runtime reuses.
+ *
+ * Draining: rpc_server_shutdown marks the server as not serving, calls
+ * grpc_server_shutdown_and_notify (listeners close, connections get GOAWAY,
+ * calls not yet matched to a request are refused), waits for the calls in
+ * flight up to the grace period, cancels what is left, then shuts the
+ * queues down and joins the workers. Calls already matched are handled
+ * normally meanwhile: the armed requests are what make an accepted call
+ * "in flight".
+ *
+ * A queue can be shut down only when nothing can be added to it any more,
+ * and the shutdown tag does not promise that (it fires once connections
+ * are gone, while published calls may still wait in a queue). So each
+ * worker counts what it is still owed -- armed requests plus reply batches
+ * -- and its queue is closed when that count reaches zero after the
+ * server has shut down. The count lives under a per-worker mutex that only
+ * shutdown ever contends for. */
+#include "rpc_server.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "metrics.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <limits.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
+#define HEALTH_SERVICE "grpc.health.v1.Health"
+#define GENERIC_REQUESTS 2          /* armed unregistered-method requests per worker */
+#define STATUS_CODES 17             /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
+#define REPLY_INITIAL_CAP 4096      /* first size of the per-worker reply body */
+
+typedef struct worker worker;
+
+/* What a completion-queue tag points at; every tagged struct starts with one. */
+typedef enum tag_kind { TAG_REQUEST, TAG_GENERIC, TAG_REPLY } tag_kind;
+
+typedef struct method_entry {
+    rpc_method m;                 /* the daemon's description (health's is ours) */
+    void *handle;                 /* from grpc_server_register_method */
+    char *label;                  /* metric label: the path without its leading '/' */
+    _Atomic(metric *) calls[STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
+    metric *seconds;              /* pa_grpc_call_seconds for this method */
+} method_entry;
+
+/* One armed grpc_server_request_registered_call. */
+typedef struct request_slot {
+    tag_kind kind;                /* TAG_REQUEST */
+    worker *w;                    /* owner; completions arrive on its queue */
+    method_entry *method;         /* which method the slot is armed for */
+    grpc_call *call;              /* filled by core on arrival */
+    gpr_timespec deadline;        /* the client's deadline */
+    grpc_metadata_array md;       /* request metadata (unused but required) */
+    grpc_byte_buffer *payload;    /* the request message, read by core */
+} request_slot;
+
+/* One armed grpc_server_request_call for methods nobody registered. */
+typedef struct generic_slot {
+    tag_kind kind;                /* TAG_GENERIC */
+    worker *w;
+    grpc_call *call;
+    grpc_call_details details;    /* carries the unknown method's path */
+    grpc_metadata_array md;
+} generic_slot;
+
+/* One response batch in flight; lives until its tag completes. */
+typedef struct reply_op {
+    tag_kind kind;                /* TAG_REPLY */
+    worker *w;
+    grpc_call *call;              /* unref'd when the batch completes */
+    method_entry *method;         /* metrics owner; NULL for unknown methods */
+    grpc_status_code status;      /* what we sent, for the metrics */
+    double seconds;               /* arrival to reply queued */
+    grpc_byte_buffer *body;       /* NULL unless a message is sent */
+    grpc_slice details;           /* status message slice (if has_details) */
+    bool has_details;
+    grpc_metadata trailer;        /* "retry-after" (if n_trailer) */
+    size_t n_trailer;
+    int cancelled;                /* RECV_CLOSE_ON_SERVER output */
+    grpc_op ops[4];               /* the batch itself; core reads it during start_batch only */
+    struct reply_op *next_free;   /* worker's free list */
+    struct reply_op *next_all;    /* every op ever made, for freeing at exit */
+} reply_op;
+
+struct rpc_ctx {
+    worker *w;                    /* the worker running the handler */
+    grpc_call *call;              /* the call being handled */
+    gpr_timespec deadline;
+    char *peer;                   /* gpr_malloc'd by core on first ask, freed after the handler */
+    char peer_ip[64];             /* derived from peer on first ask */
+    char identity[256];           /* client certificate CN on first ask */
+    bool have_ip, have_identity;
+};
+
+struct worker {
+    rpc_server *s;
+    int index;
+    pthread_t thread;             /* valid when started */
+    bool started;
+    pthread_mutex_t mu;           /* held while handling an event; see the top comment */
+    grpc_completion_queue *cq;    /* this worker's queue */
+    int outstanding;              /* completions still due on cq: armed requests + replies (under mu) */
+    bool cq_closing;              /* shutdown: close cq once outstanding reaches 0 (under mu) */
+    bool cq_shut;                 /* grpc_completion_queue_shutdown was called (under mu) */
+    void *state;                  /* from worker_init */
+    request_slot *slots;          /* n_methods * per_method */
+    size_t n_slots;
+    generic_slot generic[GENERIC_REQUESTS];
+    reply_op *free_ops, *all_ops; /* reply_op pool */
+    rpc_reply reply;              /* reused by every handler call on this worker */
+    uint8_t *req_buf;             /* contiguous copy of multi-slice requests */
+    size_t req_cap;
+    rpc_ctx ctx;                  /* the one call being handled right now */
+};
+
+struct rpc_server {
+    grpc_server *server;
+    bool grpc_started;            /* grpc_server_start was called */
+    method_entry *methods;        /* the daemon's methods, then health if we serve it */
+    size_t n_methods;
+    int per_method;               /* armed requests per method per worker */
+    worker *workers;
+    int n_workers;
+    int *ports;                   /* bound port per listen address */
+    size_t n_ports;
+    char **health_names;          /* services Health/Check knows (not "") */
+    size_t n_health;
+    _Atomic bool serving;         /* Health/Check answer for known services */
+    _Atomic bool shutting_down;   /* no more re-arming */
+    _Atomic bool cancel_issued;   /* grace ran out: grpc_server_cancel_all_calls was called */
+    _Atomic int cancelled;        /* calls that ended cancelled after that */
+    void (*worker_free)(void *);
+    void *app;
+    _Atomic(metric *) unknown_calls; /* pa_grpc_calls_total{method="unknown",code="UNIMPLEMENTED"} */
+};
+
+static const char *const status_names[STATUS_CODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED"};
+
+static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                        0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* --- metrics ------------------------------------------------------------ */
+
+static metric *calls_metric(rpc_server *s, method_entry *me, grpc_status_code code) {
+    if ((unsigned)code >= STATUS_CODES) code = GRPC_STATUS_UNKNOWN;
+    _Atomic(metric *) *slot = me ? &me->calls[code] : &s->unknown_calls;
+    metric *m = atomic_load_explicit(slot, memory_order_acquire);
+    if (m) return m;
+    char labels[512];
+    snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", me ? me->label : "unknown",
+             status_names[code]);
+    m = metric_counter("pa_grpc_calls_total", "gRPC calls by method and status code", labels);
+    atomic_store_explicit(slot, m, memory_order_release);
+    return m;
+}
+
+static void record_call(reply_op *op) {
+    rpc_server *s = op->w->s;
+    grpc_status_code code = op->status;
+    /* If core could not deliver our status the client saw something else
+     * (its deadline, a cancel): count what really happened to the call. */
+    if (op->cancelled) code = GRPC_STATUS_CANCELLED;
+    if (op->cancelled && atomic_load(&s->cancel_issued)) atomic_fetch_add(&s->cancelled, 1);
+    metric_inc(calls_metric(s, op->method, code));
+    if (op->method) metric_observe(op->method->seconds, op->seconds);
+}
+
+/* --- reply ops ------------------------------------------------------------ */
+
+static reply_op *reply_op_get(worker *w) {
+    reply_op *op = w->free_ops;
+    if (op) {
+        w->free_ops = op->next_free;
+    } else {
+        op = calloc(1, sizeof *op);
+        if (!op) return NULL;
+        op->next_all = w->all_ops;
+        w->all_ops = op;
+    }
+    op->kind = TAG_REPLY;
+    op->w = w;
+    op->body = NULL;
+    op->has_details = false;
+    op->n_trailer = 0;
+    op->cancelled = 0;
+    return op;
+}
+
+static void reply_op_finish(reply_op *op) {
+    worker *w = op->w;
+    if (op->body) grpc_byte_buffer_destroy(op->body);
+    if (op->has_details) grpc_slice_unref(op->details);
+    if (op->n_trailer) grpc_slice_unref(op->trailer.value);
+    grpc_call_unref(op->call);
+    op->call = NULL;
+    op->next_free = w->free_ops;
+    w->free_ops = op;
+}
+
+/* Sends status (and the body if OK) in one batch. On failure to even start
+ * the batch the call is cancelled and released here. */
+static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r,
+                       double started) {
+    reply_op *op = reply_op_get(w);
+    if (!op) {
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory", NULL);
+        grpc_call_unref(call);
+        return;
+    }
+    op->call = call;
+    op->method = me;
+    op->status = r->status;
+    size_t n = 0;
+    memset(op->ops, 0, sizeof op->ops);
+    op->ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (r->status == GRPC_STATUS_OK) {
+        grpc_slice body = r->body_len ? grpc_slice_from_copied_buffer((const char *)r->body, r->body_len)
+                                      : grpc_empty_slice();
+        op->body = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        op->ops[n].op = GRPC_OP_SEND_MESSAGE;
+        op->ops[n++].data.send_message.send_message = op->body;
+    }
+    grpc_op *st = &op->ops[n++];
+    st->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    st->data.send_status_from_server.status = r->status;
+    if (r->message[0]) {
+        op->details = grpc_slice_from_copied_string(r->message);
+        op->has_details = true;
+        st->data.send_status_from_server.status_details = &op->details;
+    }
+    if (r->retry_after_s > 0) {
+        char v[24];
+        snprintf(v, sizeof v, "%d", r->retry_after_s);
+        op->trailer.key = grpc_slice_from_static_string("retry-after");
+        op->trailer.value = grpc_slice_from_copied_string(v);
+        op->n_trailer = 1;
+        st->data.send_status_from_server.trailing_metadata_count = 1;
+        st->data.send_status_from_server.trailing_metadata = &op->trailer;
+    }
+    op->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op->ops[n++].data.recv_close_on_server.cancelled = &op->cancelled;
+    op->seconds = now_s() - started;
+    if (grpc_call_start_batch(call, op->ops, n, op, NULL) == GRPC_CALL_OK) {
+        w->outstanding++;
+    } else {
+        op->cancelled = 1;
+        grpc_call_cancel(call, NULL);
+        record_call(op);
+        reply_op_finish(op);
+    }
+}
+
+/* --- request slots ------------------------------------------------------------ */
+
+static void arm_request(request_slot *sl) {
+    rpc_server *s = sl->w->s;
+    if (atomic_load(&s->shutting_down)) return;
+    sl->call = NULL;
+    sl->payload = NULL;
+    grpc_metadata_array_destroy(&sl->md);
+    grpc_metadata_array_init(&sl->md);
+    if (grpc_server_request_registered_call(s->server, sl->method->handle, &sl->call, &sl->deadline, &sl->md,
+                                            &sl->payload, sl->w->cq, sl->w->cq, sl) == GRPC_CALL_OK)
+        sl->w->outstanding++;
+}
+
+static void arm_generic(generic_slot *g) {
+    rpc_server *s = g->w->s;
+    if (atomic_load(&s->shutting_down)) return;
+    g->call = NULL;
+    grpc_call_details_destroy(&g->details);
+    grpc_call_details_init(&g->details);
+    grpc_metadata_array_destroy(&g->md);
+    grpc_metadata_array_init(&g->md);
+    if (grpc_server_request_call(s->server, &g->call, &g->details, &g->md, g->w->cq, g->w->cq, g) == GRPC_CALL_OK)
+        g->w->outstanding++;
+}
+
+/* Makes the request contiguous: in place when it is one slice, else one
+ * copy into the worker's buffer. NULL only if that buffer cannot grow. */
+static const uint8_t *request_bytes(worker *w, grpc_byte_buffer_reader *rd, size_t len) {
+    static const uint8_t empty[1];
+    grpc_slice *first;
+    if (len == 0 || !grpc_byte_buffer_reader_peek(rd, &first)) return empty;
+    if (GRPC_SLICE_LENGTH(*first) == len) return GRPC_SLICE_START_PTR(*first);
+    if (len > w->req_cap) {
+        uint8_t *nb = realloc(w->req_buf, len);
+        if (!nb) return NULL;
+        w->req_buf = nb;
+        w->req_cap = len;
+    }
+    size_t off = 0;
+    grpc_slice *sl = first;
+    do {
+        size_t n = GRPC_SLICE_LENGTH(*sl);
+        if (n > len - off) n = len - off;
+        memcpy(w->req_buf + off, GRPC_SLICE_START_PTR(*sl), n);
+        off += n;
+    } while (off < len && grpc_byte_buffer_reader_peek(rd, &sl));
+    return w->req_buf;
+}
+
+static void reply_reset(rpc_reply *r) {
+    r->status = GRPC_STATUS_OK;
+    r->message[0] = '\0';
+    r->body_len = 0;
+    r->retry_after_s = 0;
+}
+
+static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline) {
+    c->call = call;
+    c->deadline = deadline;
+    c->peer = NULL;
+    c->have_ip = false;
+    c->have_identity = false;
+}
+
+static void run_handler(worker *w, method_entry *me, grpc_call *call, gpr_timespec deadline,
+                        grpc_byte_buffer *payload, double started) {
+    rpc_reply *r = &w->reply;
+    reply_reset(r);
+    ctx_reset(&w->ctx, call, deadline);
+    if (atomic_load(&w->s->cancel_issued)) {
+        /* Shutdown gave up waiting: the call is already cancelled. */
+        if (payload) grpc_byte_buffer_destroy(payload);
+        rpc_reply_error(r, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
+    } else if (!payload) {
+        rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
+    } else {
+        size_t len = grpc_byte_buffer_length(payload);
+        grpc_byte_buffer_reader rd;
+        if (len > me->m.max_request_bytes) {
+            rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                            "request is %zu bytes; %s accepts at most %zu bytes", len, me->m.path,
+                            me->m.max_request_bytes);
+        } else if (!grpc_byte_buffer_reader_init(&rd, payload)) {
+            rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message could not be decompressed");
+        } else {
+            const uint8_t *req = request_bytes(w, &rd, len);
+            if (req) me->m.handler(&w->ctx, req, len, r);
+            else rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+            grpc_byte_buffer_reader_destroy(&rd);
+        }
+        grpc_byte_buffer_destroy(payload);
+    }
+    if (w->ctx.peer) gpr_free(w->ctx.peer);
+    w->ctx.peer = NULL;
+    w->ctx.call = NULL;
+    send_reply(w, call, me, r, started);
+}
+
+static void on_request(request_slot *sl, bool ok) {
+    sl->w->outstanding--;
+    if (!ok) {
+        /* Failed requests come back at shutdown; re-arm otherwise (the
+         * shutdown check in arm_request decides). */
+        if (sl->payload) grpc_byte_buffer_destroy(sl->payload);
+        sl->payload = NULL;
+        arm_request(sl);
+        return;
+    }
+    double started = now_s();
+    grpc_call *call = sl->call;
+    grpc_byte_buffer *payload = sl->payload;
+    gpr_timespec deadline = sl->deadline;
+    sl->call = NULL;
+    sl->payload = NULL;
+    arm_request(sl);
+    run_handler(sl->w, sl->method, call, deadline, payload, started);
+}
+
+static void on_generic(generic_slot *g, bool ok) {
+    g->w->outstanding--;
+    if (!ok) {
+        arm_generic(g);
+        return;
+    }
+    rpc_reply r;
+    reply_reset(&r);
+    /* The path is the client's text: keep it printable and short. */
+    char path[128];
+    size_t n = GRPC_SLICE_LENGTH(g->details.method);
+    const char *p = (const char *)GRPC_SLICE_START_PTR(g->details.method);
+    if (n >= sizeof path) n = sizeof path - 1;
+    for (size_t i = 0; i < n; i++) path[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+    path[n] = '\0';
+    rpc_reply_error(&r, GRPC_STATUS_UNIMPLEMENTED, "method %s is not served here", path);
+    grpc_call *call = g->call;
+    g->call = NULL;
+    arm_generic(g);
+    send_reply(g->w, call, NULL, &r, now_s());
+}
+
+static void dispatch(void *tag, bool ok) {
+    switch (*(tag_kind *)tag) {
+    case TAG_REQUEST: on_request(tag, ok); break;
+    case TAG_GENERIC: on_generic(tag, ok); break;
+    case TAG_REPLY: {
+        reply_op *op = tag;
+        op->w->outstanding--;
+        if (!ok) op->cancelled = 1;
+        record_call(op);
+        reply_op_finish(op);
+        break;
+    }
+    }
+}
+
+/* A queue may only be shut down once nothing can be added to it: no armed
+ * request (it could still publish a call) and no reply batch in flight.
+ * Called under w->mu by the worker after each event and by shutdown. */
+static void maybe_close_cq(worker *w) {
+    if (w->cq_closing && !w->cq_shut && w->outstanding == 0) {
+        grpc_completion_queue_shutdown(w->cq);
+        w->cq_shut = true;
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        pthread_mutex_lock(&w->mu);
+        dispatch(ev.tag, ev.success != 0);
+        maybe_close_cq(w);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return NULL;
+}
+
+/* --- health ------------------------------------------------------------------ */
+
+static void health_check(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    rpc_server *s = ctx->w->s;
+    Grpc__Health__V1__HealthCheckRequest *in =
+        grpc__health__v1__health_check_request__unpack(NULL, len, req);
+    if (!in) {
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "HealthCheckRequest could not be parsed");
+        return;
+    }
+    bool known = in->service[0] == '\0';
+    for (size_t i = 0; !known && i < s->n_health; i++) known = strcmp(in->service, s->health_names[i]) == 0;
+    if (!known) {
+        rpc_reply_error(reply, GRPC_STATUS_NOT_FOUND, "unknown service \"%.128s\"", in->service);
+    } else {
+        Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+        out.status = atomic_load(&s->serving) ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                              : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+        rpc_reply_message(reply, &out.base);
+    }
+    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+}
+
+static int add_health_name(rpc_server *s, const char *name, size_t len) {
+    for (size_t i = 0; i < s->n_health; i++)
+        if (strlen(s->health_names[i]) == len && memcmp(s->health_names[i], name, len) == 0) return 0;
+    char **nn = realloc(s->health_names, (s->n_health + 1) * sizeof *nn);
+    if (!nn) return -1;
+    s->health_names = nn;
+    if (!(nn[s->n_health] = strndup(name, len))) return -1;
+    s->n_health++;
+    return 0;
+}
+
+/* Known services: the configured ones, every service a method belongs to,
+ * and the health service itself. */
+static int collect_health_names(rpc_server *s, const rpc_server_config *cfg) {
+    for (size_t i = 0; i < cfg->n_health_services; i++)
+        if (add_health_name(s, cfg->health_services[i], strlen(cfg->health_services[i])) != 0) return -1;
+    for (size_t i = 0; i < s->n_methods; i++) {
+        const char *p = s->methods[i].m.path + 1;
+        const char *slash = strchr(p, '/');
+        if (slash && add_health_name(s, p, (size_t)(slash - p)) != 0) return -1;
+    }
+    return 0;
+}
+
+/* --- start ------------------------------------------------------------------------ */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char *err, size_t errlen) {
+    bool app_health = false;
+    for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, HEALTH_CHECK_PATH) == 0;
+    s->methods = calloc(n + 1, sizeof *s->methods);
+    if (!s->methods) return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n && app_health) break;
+        rpc_method m = i < n ? methods[i]
+                             : (rpc_method){.path = HEALTH_CHECK_PATH, .handler = health_check, .max_request_bytes = 1024};
+        if (!m.path || m.path[0] != '/' || !strchr(m.path + 1, '/') || !m.handler)
+            return fail(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
+        for (size_t j = 0; j < s->n_methods; j++)
+            if (strcmp(s->methods[j].m.path, m.path) == 0) return fail(err, errlen, "method %s listed twice", m.path);
+        if (m.max_request_bytes == 0) m.max_request_bytes = RPC_DEFAULT_MAX_REQUEST;
+        method_entry *me = &s->methods[s->n_methods++];
+        me->m = m;
+        if (!(me->label = strdup(m.path + 1))) return fail(err, errlen, "out of memory");
+        char labels[512];
+        snprintf(labels, sizeof labels, "method=\"%s\"", me->label);
+        me->seconds = metric_histogram("pa_grpc_call_seconds",
+                                       "Server time per gRPC call, from arrival to reply queued", labels,
+                                       latency_bounds, sizeof latency_bounds / sizeof latency_bounds[0]);
+    }
+    return 0;
+}
+
+/* The transport refuses anything above twice the largest method limit
+ * before buffering it; requests between a method's limit and that get our
+ * own message naming the method's limit. */
+static grpc_server *create_server(rpc_server *s) {
+    size_t largest = 0;
+    for (size_t i = 0; i < s->n_methods; i++)
+        if (s->methods[i].m.max_request_bytes > largest) largest = s->methods[i].m.max_request_bytes;
+    size_t cap = largest > (size_t)INT_MAX / 2 ? (size_t)INT_MAX : 2 * largest;
+    if (cap < 65536) cap = 65536;
+    grpc_arg args[1];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)cap;
+    grpc_channel_args ca = {.num_args = 1, .args = args};
+    return grpc_server_create(&ca, NULL);
+}
+
+/* Parses PEM text with OpenSSL first, so a bad file gets a precise error
+ * instead of a silent handshake failure later. */
+static int check_tls(const rpc_tls_config *t, char *err, size_t errlen) {
+    if (!t->cert_pem || !t->key_pem) return fail(err, errlen, "TLS needs both a certificate and a private key");
+    int rc = -1;
+    BIO *cb = BIO_new_mem_buf(t->cert_pem, -1), *kb = BIO_new_mem_buf(t->key_pem, -1);
+    X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    if (!cert) fail(err, errlen, "TLS certificate is not a PEM X.509 certificate");
+    else if (!key) fail(err, errlen, "TLS private key is not a PEM private key (or is encrypted)");
+    else if (X509_check_private_key(cert, key) != 1) fail(err, errlen, "TLS private key does not match the certificate");
+    else rc = 0;
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    BIO_free(cb);
+    BIO_free(kb);
+    if (rc == 0 && t->client_ca_pem) {
+        BIO *ab = BIO_new_mem_buf(t->client_ca_pem, -1);
+        X509 *ca = ab ? PEM_read_bio_X509(ab, NULL, NULL, NULL) : NULL;
+        if (!ca) rc = fail(err, errlen, "client CA is not a PEM X.509 certificate");
+        X509_free(ca);
+        BIO_free(ab);
+    }
+    return rc;
+}
+
+static grpc_server_credentials *server_credentials(const rpc_tls_config *t) {
+    if (!t) return grpc_insecure_server_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = t->key_pem, .cert_chain = t->cert_pem};
+    return grpc_ssl_server_credentials_create_ex(
+        t->client_ca_pem, &pair, 1,
+        t->client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                         : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+}
+
+static int add_ports(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
+    if (cfg->n_listen == 0) return fail(err, errlen, "no listen address given");
+    s->ports = calloc(cfg->n_listen, sizeof *s->ports);
+    if (!s->ports) return fail(err, errlen, "out of memory");
+    grpc_server_credentials *creds = server_credentials(cfg->tls);
+    if (!creds) return fail(err, errlen, "could not create server credentials");
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listen && rc == 0; i++) {
+        int port = grpc_server_add_http2_port(s->server, cfg->listen[i], creds);
+        if (port <= 0) rc = fail(err, errlen, "cannot listen on %s (in use, not a local address, or malformed)", cfg->listen[i]);
+        s->ports[s->n_ports++] = port;
+    }
+    grpc_server_credentials_release(creds);
+    return rc;
+}
+
+static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_workers = cfg->workers > 0 ? cfg->workers : (cores > 0 ? (int)cores : 1);
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->workers) return fail(err, errlen, "out of memory");
+    for (int i = 0; i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        w->s = s;
+        w->index = i;
+        w->ctx.w = w;
+        pthread_mutex_init(&w->mu, NULL);
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, w->cq, NULL);
+        w->reply.body = malloc(REPLY_INITIAL_CAP);
+        w->reply.body_cap = REPLY_INITIAL_CAP;
+        w->n_slots = s->n_methods * (size_t)s->per_method;
+        w->slots = calloc(w->n_slots, sizeof *w->slots);
+        if (!w->reply.body || !w->slots) return fail(err, errlen, "out of memory");
+        for (size_t j = 0; j < w->n_slots; j++) {
+            w->slots[j] = (request_slot){.kind = TAG_REQUEST, .w = w, .method = &s->methods[j / (size_t)s->per_method]};
+            grpc_metadata_array_init(&w->slots[j].md);
+        }
+        for (int g = 0; g < GENERIC_REQUESTS; g++) {
+            w->generic[g] = (generic_slot){.kind = TAG_GENERIC, .w = w};
+            grpc_call_details_init(&w->generic[g].details);
+            grpc_metadata_array_init(&w->generic[g].md);
+        }
+        if (cfg->worker_init && !(w->state = cfg->worker_init(i, cfg->app)))
+            return fail(err, errlen, "worker %d failed to initialise", i);
+    }
+    return 0;
+}
+
+static void teardown(rpc_server *s);
+
+rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *methods, size_t n_methods,
+                             char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    rpc_server *s = calloc(1, sizeof *s);
+    if (!s) return fail(err, errlen, "out of memory"), NULL;
+    grpc_init();
+    s->app = cfg->app;
+    s->worker_free = cfg->worker_free;
+    s->per_method = cfg->requests_per_method > 0 ? cfg->requests_per_method : RPC_DEFAULT_REQUESTS_PER_METHOD;
+    atomic_store(&s->serving, true);
+    int rc = copy_methods(s, methods, n_methods, err, errlen);
+    if (rc == 0 && collect_health_names(s, cfg) != 0) rc = fail(err, errlen, "out of memory");
+    if (rc == 0 && cfg->tls) rc = check_tls(cfg->tls, err, errlen);
+    if (rc == 0 && !(s->server = create_server(s))) rc = fail(err, errlen, "grpc_server_create failed");
+    for (size_t i = 0; rc == 0 && i < s->n_methods; i++) {
+        s->methods[i].handle = grpc_server_register_method(s->server, s->methods[i].m.path, NULL,
+                                                           GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (!s->methods[i].handle) rc = fail(err, errlen, "cannot register method %s", s->methods[i].m.path);
+    }
+    if (rc == 0) rc = workers_create(s, cfg, err, errlen);
+    if (rc == 0) rc = add_ports(s, cfg, err, errlen);
+    if (s->server) {
+        /* Started even on failure: a server with listeners can only be
+         * destroyed after a shutdown, and only a started one shuts down. */
+        grpc_server_start(s->server);
+        s->grpc_started = true;
+    }
+    if (rc != 0) {
+        teardown(s);
+        return NULL;
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        for (size_t j = 0; j < w->n_slots; j++) arm_request(&w->slots[j]);
+        for (int g = 0; g < GENERIC_REQUESTS; g++) arm_generic(&w->generic[g]);
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            fail(err, errlen, "cannot start worker thread %d", i);
+            teardown(s);
+            return NULL;
+        }
+        w->started = true;
+    }
+    return s;
+}
+
+int rpc_server_port(const rpc_server *s, size_t i) { return i < s->n_ports ? s->ports[i] : -1; }
+
+void rpc_server_set_serving(rpc_server *s, bool serving) { atomic_store(&s->serving, serving); }
+
+/* --- shutdown ------------------------------------------------------------------------ */
+
+/* Drains a queue nobody else is reading (workers never started), freeing
+ * what the pending events carry. */
+static void drain_unstarted(worker *w) {
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) return;
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        dispatch(ev.tag, ev.success != 0);
+        maybe_close_cq(w);
+    }
+}
+
+static void worker_release(rpc_server *s, worker *w) {
+    for (size_t j = 0; w->slots && j < w->n_slots; j++) {
+        if (w->slots[j].payload) grpc_byte_buffer_destroy(w->slots[j].payload);
+        grpc_metadata_array_destroy(&w->slots[j].md);
+    }
+    for (int g = 0; g < GENERIC_REQUESTS; g++) {
+        if (!w->generic[g].w) continue;
+        grpc_call_details_destroy(&w->generic[g].details);
+        grpc_metadata_array_destroy(&w->generic[g].md);
+    }
+    while (w->all_ops) {
+        reply_op *op = w->all_ops;
+        w->all_ops = op->next_all;
+        free(op);
+    }
+    if (w->state && s->worker_free) s->worker_free(w->state);
+    if (w->cq) grpc_completion_queue_destroy(w->cq);
+    pthread_mutex_destroy(&w->mu);
+    free(w->slots);
+    free(w->reply.body);
+    free(w->req_buf);
+}
+
+/* Waits for the shutdown tag; cancels the remaining calls after grace_ms
+ * (negative: wait forever). The tag only says the connections are gone:
+ * calls already published may still sit in the workers' queues, which is
+ * why the queues close by their own count (maybe_close_cq). */
+static void wait_for_calls(rpc_server *s, int grace_ms) {
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    static int shutdown_tag;
+    grpc_server_shutdown_and_notify(s->server, cq, &shutdown_tag);
+    gpr_timespec until = grace_ms < 0 ? gpr_inf_future(GPR_CLOCK_MONOTONIC)
+                                      : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                     gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_pluck(cq, &shutdown_tag, until, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        atomic_store(&s->cancel_issued, true);
+        grpc_server_cancel_all_calls(s->server);
+        ev = grpc_completion_queue_pluck(cq, &shutdown_tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    }
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    grpc_completion_queue_destroy(cq);
+}
+
+static int teardown_with_grace(rpc_server *s, int grace_ms) {
+    atomic_store(&s->serving, false);
+    atomic_store(&s->shutting_down, true);
+    if (s->server && s->grpc_started) wait_for_calls(s, grace_ms);
+    for (int i = 0; s->workers && i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        if (!w->cq) continue;
+        pthread_mutex_lock(&w->mu);
+        w->cq_closing = true;
+        maybe_close_cq(w);                 /* else the worker does it after its last event */
+        pthread_mutex_unlock(&w->mu);
+        if (w->started) pthread_join(w->thread, NULL);
+        else drain_unstarted(w);
+    }
+    if (s->server) grpc_server_destroy(s->server);
+    for (int i = 0; s->workers && i < s->n_workers; i++) worker_release(s, &s->workers[i]);
+    for (size_t i = 0; s->methods && i < s->n_methods; i++) free(s->methods[i].label);
+    for (size_t i = 0; i < s->n_health; i++) free(s->health_names[i]);
+    free(s->health_names);
+    free(s->methods);
+    free(s->workers);
+    free(s->ports);
+    int cancelled = atomic_load(&s->cancelled);
+    free(s);
+    grpc_shutdown();
+    return cancelled;
+}
+
+static void teardown(rpc_server *s) { teardown_with_grace(s, 0); }
+
+int rpc_server_shutdown(rpc_server *s, int grace_ms) {
+    if (!s) return 0;
+    return teardown_with_grace(s, grace_ms);
+}
+
+/* --- inside a handler ------------------------------------------------------------------ */
+
+void *rpc_ctx_worker(rpc_ctx *ctx) { return ctx->w->state; }
+
+void *rpc_ctx_app(rpc_ctx *ctx) { return ctx->w->s->app; }
+
+int rpc_ctx_worker_index(rpc_ctx *ctx) { return ctx->w->index; }
+
+const char *rpc_ctx_peer(rpc_ctx *ctx) {
+    if (!ctx->peer && ctx->call) ctx->peer = grpc_call_get_peer(ctx->call);
+    return ctx->peer ? ctx->peer : "";
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* "ipv4:1.2.3.4:5", "ipv6:[::1]:5" or its percent-encoded form -> the address. */
+static void peer_to_ip(const char *peer, char *out, size_t cap) {
+    const char *p = strchr(peer, ':');
+    p = p ? p + 1 : peer;
+    char dec[128];
+    size_t n = 0;
+    for (; *p && n + 1 < sizeof dec; p++) {
+        if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+            dec[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+            p += 2;
+        } else {
+            dec[n++] = *p;
+        }
+    }
+    dec[n] = '\0';
+    const char *start = dec, *end;
+    if (dec[0] == '[') {
+        start = dec + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(dec, ':');
+    }
+    size_t len = end ? (size_t)(end - start) : strlen(start);
+    if (len >= cap) len = cap - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+const char *rpc_ctx_peer_ip(rpc_ctx *ctx) {
+    if (!ctx->have_ip) {
+        peer_to_ip(rpc_ctx_peer(ctx), ctx->peer_ip, sizeof ctx->peer_ip);
+        ctx->have_ip = true;
+    }
+    return ctx->peer_ip;
+}
+
+int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx) {
+    gpr_timespec d = gpr_convert_clock_type(ctx->deadline, GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) return INT64_MAX;
+    gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_MONOTONIC));
+    return (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+}
+
+const char *rpc_ctx_peer_identity(rpc_ctx *ctx) {
+    if (!ctx->have_identity && ctx->call) {
+        ctx->have_identity = true;
+        ctx->identity[0] = '\0';
+        grpc_auth_context *ac = grpc_call_auth_context(ctx->call);
+        if (ac) {
+            grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, GRPC_X509_CN_PROPERTY_NAME);
+            const grpc_auth_property *prop = grpc_auth_property_iterator_next(&it);
+            if (prop && prop->value_length < sizeof ctx->identity) {
+                memcpy(ctx->identity, prop->value, prop->value_length);
+                ctx->identity[prop->value_length] = '\0';
+            }
+            grpc_auth_context_release(ac);
+        }
+    }
+    return ctx->identity[0] ? ctx->identity : NULL;
+}
+
+/* --- replies ------------------------------------------------------------------------ */
+
+void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    r->status = code;
+    r->body_len = 0;
+}
+
+static int reply_reserve(rpc_reply *r, size_t len) {
+    if (len <= r->body_cap) return 0;
+    size_t cap = r->body_cap ? r->body_cap : REPLY_INITIAL_CAP;
+    while (cap < len) cap *= 2;
+    uint8_t *nb = realloc(r->body, cap);
+    if (!nb) {
+        rpc_reply_error(r, GRPC_STATUS_INTERNAL, "server out of memory for the response");
+        return -1;
+    }
+    r->body = nb;
+    r->body_cap = cap;
+    return 0;
+}
+
+int rpc_reply_message(rpc_reply *r, const ProtobufCMessage *msg) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    if (reply_reserve(r, len) != 0) return -1;
+    r->body_len = protobuf_c_message_pack(msg, r->body);
+    return 0;
+}
+
+int rpc_reply_bytes(rpc_reply *r, const void *data, size_t len) {
+    if (reply_reserve(r, len) != 0) return -1;
+    if (len) memcpy(r->body, data, len);
+    r->body_len = len;
+    return 0;
+}

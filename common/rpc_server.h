@@ -8,7 +8,8 @@
  *     method's size limit (INVALID_ARGUMENT / RESOURCE_EXHAUSTED naming it);
  *   - answering unknown methods with UNIMPLEMENTED (core would otherwise
  *     leave them hanging until the client's deadline);
- *   - grpc.health.v1.Health/Check for "" and every registered service;
+ *   - grpc.health.v1.Health/Check for "" and every registered service
+ *     (NOT_FOUND for other names, NOT_SERVING while draining);
  *   - metrics: calls by method and status code, latency histogram;
  *   - listening on several addresses (IPv4 and IPv6), optional TLS and
  *     optional required client certificates (mutual TLS);
@@ -16,7 +17,42 @@
  *
  * Handlers run on the worker thread that received the call and may block
  * (e.g. on Redis); each worker has its own state from worker_init, so a
- * handler needs no locks for per-worker resources. */
+ * handler needs no locks for per-worker resources. A blocking handler
+ * should honour rpc_ctx_remaining_ms: shutdown waits for handlers to return.
+ *
+ * Metrics (metrics.h) recorded for every call:
+ *   pa_grpc_calls_total{method="activation.v1.Activation/Activate",code="OK"}
+ *   pa_grpc_call_seconds{method=...}  histogram, arrival to reply queued
+ * Unknown methods count as method="unknown",code="UNIMPLEMENTED". A call
+ * whose reply the client never got (deadline, cancel) counts as CANCELLED.
+ *
+ * Request size: each method's max_request_bytes is checked before the
+ * handler runs (RESOURCE_EXHAUSTED "request is N bytes; /x.Y/Z accepts at
+ * most M bytes"). The transport itself refuses messages above twice the
+ * largest method limit (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH), also with
+ * RESOURCE_EXHAUSTED, before buffering them.
+ *
+ * Signals belong to the daemon, not to this runtime. gRPC starts threads of
+ * its own, and a signal may be delivered to any thread that does not block
+ * it, so the daemon blocks SIGTERM/SIGINT before anything starts a thread
+ * and waits for them in main:
+ *
+ *   sigset_t sigs;
+ *   sigemptyset(&sigs);
+ *   sigaddset(&sigs, SIGTERM);
+ *   sigaddset(&sigs, SIGINT);
+ *   pthread_sigmask(SIG_BLOCK, &sigs, NULL);   // before grpc_init / any thread
+ *   grpc_init();
+ *   rpc_server *s = rpc_server_start(&cfg, methods, n, err, sizeof err);
+ *   int sig;
+ *   sigwait(&sigs, &sig);                      // SIGTERM: drain
+ *   rpc_server_set_serving(s, false);          // optional: let probes see it first
+ *   rpc_server_shutdown(s, 10000);
+ *   grpc_shutdown();                           // balances grpc_init; LeakSanitizer stays quiet
+ *
+ * The runtime calls grpc_init/grpc_shutdown itself too (they are counted),
+ * so the daemon's pair is about ordering, not correctness. Never fork after
+ * grpc_init. */
 #ifndef PA_RPC_SERVER_H
 #define PA_RPC_SERVER_H
 
@@ -40,12 +76,15 @@ typedef struct rpc_reply {
     int retry_after_s;            /* > 0: sent as trailing metadata "retry-after" */
 } rpc_reply;
 
+#define RPC_DEFAULT_MAX_REQUEST 65536        /* max_request_bytes == 0 means this */
+#define RPC_DEFAULT_REQUESTS_PER_METHOD 16   /* requests_per_method == 0 means this */
+
 typedef void (*rpc_handler_fn)(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply);
 
 typedef struct rpc_method {
     const char *path;             /* "/activation.v1.Activation/Activate" */
     rpc_handler_fn handler;
-    size_t max_request_bytes;     /* larger requests are refused before the handler runs */
+    size_t max_request_bytes;     /* larger requests are refused before the handler runs; 0 = default */
 } rpc_method;
 
 typedef struct rpc_tls_config {
@@ -63,8 +102,12 @@ typedef struct rpc_server_config {
     /* Creates per-worker state (e.g. a Redis connection). NULL return aborts start. */
     void *(*worker_init)(int worker_index, void *app);
     void (*worker_free)(void *worker_state);
-    const char *const *health_services; /* service names Health/Check reports SERVING */
+    const char *const *health_services; /* service names Health/Check reports SERVING, besides
+                                           those of the methods, which are always known */
     size_t n_health_services;
+    /* Requests kept armed per method per worker; 0 = default. Calls beyond
+     * these wait inside gRPC and are refused if shutdown starts first. */
+    int requests_per_method;
 } rpc_server_config;
 
 /* Creates and starts the server. Returns NULL with a message in err (bind
@@ -86,6 +129,7 @@ int rpc_server_shutdown(rpc_server *s, int grace_ms);
 /* --- inside a handler --- */
 void *rpc_ctx_worker(rpc_ctx *ctx);      /* state from worker_init */
 void *rpc_ctx_app(rpc_ctx *ctx);
+int rpc_ctx_worker_index(rpc_ctx *ctx);  /* 0 .. workers-1 */
 /* Client address as gRPC reports it, e.g. "ipv4:127.0.0.1:50000". */
 const char *rpc_ctx_peer(rpc_ctx *ctx);
 /* The peer address without the scheme and port, e.g. "127.0.0.1" or "::1". */
@@ -101,5 +145,8 @@ void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...)
 /* Serializes `msg` into the reply body (status stays OK). Returns 0 or -1
  * (then the reply is INTERNAL). */
 int rpc_reply_message(rpc_reply *r, const ProtobufCMessage *msg);
+/* Copies raw bytes into the reply body (status stays OK). Returns 0 or -1
+ * (then the reply is INTERNAL). */
+int rpc_reply_bytes(rpc_reply *r, const void *data, size_t len);
 
 #endif
