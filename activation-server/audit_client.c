@@ -1,0 +1,190 @@
+/* audit_client.c -- Verify, Submit and ListRevocations over mutual TLS
+ * (see audit_client.h). */
+#include "audit_client.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_client.h"
+
+struct audit_client {
+    rpc_channel *ch;                  /* one mTLS connection to the audit server */
+    rpc_client_method *verify;        /* registered once */
+    rpc_client_method *submit;
+    rpc_client_method *list;
+    char *origin;                     /* copied from the config */
+    int verify_ms, submit_ms, list_ms;/* deadlines */
+};
+
+static char *load_pem(const char *what, const char *path, char *err, size_t errlen) {
+    char why[200];
+    if (!path || !*path) {
+        snprintf(err, errlen, "audit client: %s file is required (mutual TLS)", what);
+        return NULL;
+    }
+    char *pem = rpc_read_pem(path, why, sizeof why);
+    if (!pem) snprintf(err, errlen, "audit client: %s %s: %s", what, path, why);
+    return pem;
+}
+
+static void free_pem(char *p) {
+    if (p) OPENSSL_cleanse(p, strlen(p));
+    free(p);
+}
+
+audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen) {
+    if (!cfg->target || !*cfg->target) {
+        snprintf(err, errlen, "audit client: no audit server address");
+        return NULL;
+    }
+    char *ca = load_pem("CA", cfg->ca_file, err, errlen);
+    char *cert = ca ? load_pem("certificate", cfg->cert_file, err, errlen) : NULL;
+    char *key = cert ? load_pem("private key", cfg->key_file, err, errlen) : NULL;
+    audit_client *c = key ? calloc(1, sizeof *c) : NULL;
+    if (c) {
+        rpc_client_tls tls = {.ca_pem = ca, .cert_pem = cert, .key_pem = key,
+                              .target_name_override = cfg->target_name_override};
+        c->ch = rpc_channel_new(cfg->target, &tls);
+        c->origin = strdup(cfg->origin ? cfg->origin : "");
+        if (c->ch) {
+            c->verify = rpc_channel_method(c->ch, "/audit.v1.Audit/Verify");
+            c->submit = rpc_channel_method(c->ch, "/audit.v1.Audit/Submit");
+            c->list = rpc_channel_method(c->ch, "/audit.v1.Audit/ListRevocations");
+        }
+        if (!c->ch || !c->origin || !c->verify || !c->submit || !c->list) {
+            snprintf(err, errlen, "audit client: cannot create a channel to %s", cfg->target);
+            audit_client_free(c);
+            c = NULL;
+        }
+    } else if (key) {
+        snprintf(err, errlen, "out of memory");
+    }
+    free_pem(ca), free_pem(cert), free_pem(key);
+    if (!c) return NULL;
+    c->verify_ms = cfg->verify_timeout_ms > 0 ? cfg->verify_timeout_ms : 300;
+    c->submit_ms = cfg->submit_timeout_ms > 0 ? cfg->submit_timeout_ms : 5000;
+    c->list_ms = cfg->list_timeout_ms > 0 ? cfg->list_timeout_ms : 2000;
+    return c;
+}
+
+void audit_client_free(audit_client *c) {
+    if (!c) return;
+    if (c->ch) rpc_channel_free(c->ch);
+    free(c->origin);
+    free(c);
+}
+
+static void failed(const rpc_result *res, const char *what, char *err, size_t errlen) {
+    if (err) snprintf(err, errlen, "%s: status %d: %s", what, (int)res->status, res->message);
+}
+
+audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
+                                        size_t detail_len) {
+    char key_text[PK_TEXT_LEN + 1];
+    Audit__V1__AuditRecord rec;
+    Audit__V1__VerifyRequest req = AUDIT__V1__VERIFY_REQUEST__INIT;
+    if (audit_record_to_proto(r, c->origin, key_text, &rec) != 0) {
+        if (detail) snprintf(detail, detail_len, "key fields out of range");
+        return AUDIT_VERIFY_UNAVAILABLE;
+    }
+    req.record = &rec;
+    rpc_result res;
+    audit_verify_result out = AUDIT_VERIFY_UNAVAILABLE;
+    if (rpc_call_message(c->ch, c->verify, &req.base, c->verify_ms, &res) != GRPC_STATUS_OK) {
+        failed(&res, "Verify", detail, detail_len);
+    } else {
+        Audit__V1__VerifyResponse *vr = audit__v1__verify_response__unpack(NULL, res.body_len, res.body);
+        if (!vr) {
+            if (detail) snprintf(detail, detail_len, "Verify: malformed response");
+        } else {
+            if (vr->verdict == AUDIT__V1__VERDICT__VERDICT_GENUINE) out = AUDIT_VERIFY_GENUINE;
+            else if (vr->verdict == AUDIT__V1__VERDICT__VERDICT_FORGED) out = AUDIT_VERIFY_FORGED;
+            if (detail) snprintf(detail, detail_len, "%s", vr->reason ? vr->reason : "");
+            audit__v1__verify_response__free_unpacked(vr, NULL);
+        }
+    }
+    OPENSSL_cleanse(key_text, sizeof key_text);
+    rpc_result_clear(&res);
+    return out;
+}
+
+int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uint32_t *accepted,
+                        uint32_t *duplicates, char *err, size_t errlen) {
+    Audit__V1__AuditRecord *items = calloc(n ? n : 1, sizeof *items);
+    Audit__V1__AuditRecord **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    char (*keys)[PK_TEXT_LEN + 1] = calloc(n ? n : 1, sizeof *keys);
+    int rc = -1;
+    if (!items || !ptrs || !keys) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (audit_record_to_proto(&recs[i], c->origin, keys[i], &items[i]) != 0) {
+            snprintf(err, errlen, "record %s: key fields out of range", recs[i].request_id);
+            goto out;
+        }
+        ptrs[i] = &items[i];
+    }
+    Audit__V1__SubmitRequest req = AUDIT__V1__SUBMIT_REQUEST__INIT;
+    req.n_records = n;
+    req.records = ptrs;
+    rpc_result res;
+    if (rpc_call_message(c->ch, c->submit, &req.base, c->submit_ms, &res) != GRPC_STATUS_OK) {
+        failed(&res, "Submit", err, errlen);
+    } else {
+        Audit__V1__SubmitResponse *sr = audit__v1__submit_response__unpack(NULL, res.body_len, res.body);
+        if (!sr) {
+            snprintf(err, errlen, "Submit: malformed response");
+        } else {
+            *accepted = sr->accepted;
+            *duplicates = sr->duplicates;
+            audit__v1__submit_response__free_unpacked(sr, NULL);
+            rc = 0;
+        }
+    }
+    rpc_result_clear(&res);
+out:
+    if (keys) OPENSSL_cleanse(keys, (n ? n : 1) * sizeof *keys);
+    free(items), free(ptrs), free(keys);
+    return rc;
+}
+
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
+                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+                                  char *err, size_t errlen) {
+    Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
+    req.after_sequence = after;
+    req.limit = limit;
+    *out = NULL;
+    *n = 0;
+    rpc_result res;
+    int rc = -1;
+    if (rpc_call_message(c->ch, c->list, &req.base, c->list_ms, &res) != GRPC_STATUS_OK) {
+        failed(&res, "ListRevocations", err, errlen);
+        rpc_result_clear(&res);
+        return -1;
+    }
+    Audit__V1__ListRevocationsResponse *lr =
+        audit__v1__list_revocations_response__unpack(NULL, res.body_len, res.body);
+    rpc_result_clear(&res);
+    if (!lr) {
+        snprintf(err, errlen, "ListRevocations: malformed response");
+        return -1;
+    }
+    *last_sequence = lr->last_sequence;
+    if (lr->n_revocations > 0 && !(*out = calloc(lr->n_revocations, sizeof **out))) {
+        snprintf(err, errlen, "out of memory");
+    } else {
+        for (size_t i = 0; i < lr->n_revocations; i++) {
+            (*out)[i].sequence = lr->revocations[i]->sequence;
+            (*out)[i].group = lr->revocations[i]->group;
+            (*out)[i].serial = lr->revocations[i]->serial;
+        }
+        *n = lr->n_revocations;
+        rc = 0;
+    }
+    audit__v1__list_revocations_response__free_unpacked(lr, NULL);
+    return rc;
+}

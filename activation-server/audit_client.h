@@ -1,0 +1,64 @@
+/* audit_client.h -- the activation server's mutual-TLS channel to the audit
+ * server, with the three calls it makes.
+ *
+ * One client per process; it is thread-safe (rpc_call gives each calling
+ * thread its own completion queue), so activation workers call Verify while
+ * the forwarder Submits and the puller lists revocations on the same
+ * channel. Every call carries a deadline: Verify's is short because a
+ * customer is waiting on it, and its failure is an answer the caller acts
+ * on (the group's audit_unreachable policy), never a hang. */
+#ifndef PA_AUDIT_CLIENT_H
+#define PA_AUDIT_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit_record.h"
+
+typedef struct audit_client_config {
+    const char *target;               /* audit server "host:port" */
+    const char *ca_file;              /* CA of the audit server's certificate (PEM path) */
+    const char *cert_file;            /* this server's client certificate (PEM path) */
+    const char *key_file;             /* and its private key */
+    const char *target_name_override; /* when the certificate names another host; NULL = none */
+    const char *origin;               /* sent in every record: which activation server this is */
+    int verify_timeout_ms;            /* default 300 */
+    int submit_timeout_ms;            /* default 5000 */
+    int list_timeout_ms;              /* default 2000 */
+} audit_client_config;
+
+typedef struct audit_client audit_client;
+
+typedef enum audit_verify_result {
+    AUDIT_VERIFY_GENUINE = 1,         /* both values pass: grant */
+    AUDIT_VERIFY_FORGED = 2,          /* the audit server revoked the key: refuse */
+    AUDIT_VERIFY_UNAVAILABLE = 3,     /* no verdict in time (down, deadline, TLS, store) */
+} audit_verify_result;
+
+typedef struct audit_revocation {
+    uint64_t sequence;                /* strictly increasing from 1 */
+    uint32_t group;
+    uint32_t serial;
+} audit_revocation;
+
+/* Reads the PEM files and opens the channel (connects lazily). NULL + err. */
+audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen);
+void audit_client_free(audit_client *c);
+
+/* Online audit of one request. `detail` (may be NULL) receives the
+ * server's reason or the transport error. */
+audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
+                                        size_t detail_len);
+
+/* Offline audit: sends a batch; returns 0 once the audit server stored every
+ * record (counts in *accepted / *duplicates), or -1 with err. */
+int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uint32_t *accepted,
+                        uint32_t *duplicates, char *err, size_t errlen);
+
+/* The revocation log after `after` (at most `limit`, 0 = server default).
+ * *out is malloc'd (free it). Returns 0 or -1 with err. */
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
+                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+                                  char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,274 @@
+/* outbox_forwarder.c -- the outbox loop (see outbox_forwarder.h).
+ *
+ * Each turn takes one batch, in this order of preference: entries already
+ * delivered to this consumer and never acknowledged (a previous run's, or a
+ * Submit that failed), entries idle too long at another consumer, new
+ * entries (blocking up to block_ms). Working through our own pending
+ * entries first is what makes a failed Submit retry the same records
+ * rather than skip them. */
+#include "outbox_forwarder.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define BACKOFF_MAX_MS 2000
+
+/* KEYS: outbox.  ARGV: group, id...  Acknowledges and deletes together so an
+ * acknowledged entry never lingers in the stream. */
+static const char ACK_LUA[] =
+    "local ids = {}\n"
+    "for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))\n"
+    "return redis.call('XDEL', KEYS[1], unpack(ids))\n";
+
+enum { RUNNING = 0, DRAINING = 1, STOPPING = 2 };
+
+struct outbox_forwarder {
+    outbox_forwarder_config cfg;      /* defaults applied; consumer points into `consumer` */
+    char consumer[128];               /* our name in the consumer group */
+    rstore *rs;                       /* private Redis A connection */
+    int script_ack;                   /* index of ACK_LUA */
+    pthread_t tid;                    /* the loop */
+    atomic_int state;                 /* RUNNING, DRAINING or STOPPING */
+    _Atomic int64_t drain_deadline_ms;/* when DRAINING gives up */
+    _Atomic uint64_t forwarded;       /* records acknowledged by the audit server */
+    _Atomic long long length;         /* last outbox length seen, -1 unknown */
+    audit_record *batch;              /* cfg.batch records being forwarded */
+    char (*ids)[48];                  /* their stream entry IDs */
+    metric *m_length;                 /* pa_audit_outbox_length */
+    metric *m_forwarded;              /* pa_audit_outbox_forwarded_total */
+    metric *m_failures;               /* pa_audit_outbox_submit_failures_total */
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps up to `ms`, waking early when asked to stop. */
+static void nap(outbox_forwarder *f, int ms) {
+    for (int slept = 0; slept < ms && atomic_load(&f->state) != STOPPING; slept += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int next_backoff(int ms) { return ms == 0 ? 100 : (ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2); }
+
+static bool reply_usable(outbox_forwarder *f, redisReply *r, const char *what) {
+    if (r && r->type != REDIS_REPLY_ERROR) return true;
+    log_warn("audit.outbox.redis", LOG_S("op", what),
+             LOG_S("error", r ? r->str : rstore_error(f->rs)), LOG_END);
+    return false;
+}
+
+static int prepare_group(outbox_forwarder *f) {
+    redisReply *r = rstore_command(f->rs, "XGROUP CREATE %s %s 0 MKSTREAM", OUTBOX_KEY, OUTBOX_GROUP);
+    bool ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
+    if (!ok) reply_usable(f, r, "create consumer group");
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+static int ack(outbox_forwarder *f, char (*ids)[48], size_t n) {
+    const char **argv = malloc((n + 2) * sizeof *argv);
+    if (!argv) return -1;
+    argv[0] = OUTBOX_KEY;
+    argv[1] = OUTBOX_GROUP;
+    for (size_t i = 0; i < n; i++) argv[2 + i] = ids[i];
+    redisReply *r = rstore_eval(f->rs, f->script_ack, 1, (int)n + 1, argv, NULL);
+    free(argv);
+    int rc = reply_usable(f, r, "acknowledge") ? 0 : -1;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Turns stream entries into records; unusable entries are acknowledged and
+ * dropped at once (logged), since no retry can make them usable. */
+static size_t take_entries(outbox_forwarder *f, const redisReply *entries) {
+    size_t n = 0;
+    char bad_ids[1][48];
+    for (size_t i = 0; i < entries->elements && n < (size_t)f->cfg.batch; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[0]->len >= sizeof f->ids[n])
+            continue;
+        char err[160];
+        if (e->element[1]->type == REDIS_REPLY_ARRAY &&
+            audit_record_from_outbox(e->element[1], &f->batch[n], err, sizeof err) == 0) {
+            snprintf(f->ids[n], sizeof f->ids[n], "%s", e->element[0]->str);
+            n++;
+            continue;
+        }
+        if (e->element[1]->type != REDIS_REPLY_ARRAY) snprintf(err, sizeof err, "entry deleted while pending");
+        snprintf(bad_ids[0], sizeof bad_ids[0], "%s", e->element[0]->str);
+        log_error("audit.outbox.drop", LOG_S("entry", bad_ids[0]), LOG_S("error", err), LOG_END);
+        ack(f, bad_ids, 1);
+    }
+    return n;
+}
+
+/* XREADGROUP from `from` ("0" own pending, ">" new); -1 on error. */
+static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
+    redisReply *r = block_ms > 0
+        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s", OUTBOX_GROUP,
+                         f->consumer, f->cfg.batch, block_ms, OUTBOX_KEY, from)
+        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", OUTBOX_GROUP,
+                         f->consumer, f->cfg.batch, OUTBOX_KEY, from);
+    if (!reply_usable(f, r, "read outbox")) {
+        if (r && strncmp(r->str, "NOGROUP", 7) == 0) prepare_group(f);
+        freeReplyObject(r);
+        return -1;
+    }
+    size_t n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 2 && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+        n = take_entries(f, r->element[0]->element[1]);
+    freeReplyObject(r);
+    return (int)n;
+}
+
+static int claim_idle(outbox_forwarder *f) {
+    redisReply *r = rstore_command(f->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", OUTBOX_KEY, OUTBOX_GROUP,
+                                   f->consumer, f->cfg.claim_idle_ms, f->cfg.batch);
+    if (!reply_usable(f, r, "claim idle entries")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    size_t n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY)
+        n = take_entries(f, r->element[1]);
+    freeReplyObject(r);
+    if (n) log_info("audit.outbox.claimed", LOG_U("entries", n), LOG_END);
+    return (int)n;
+}
+
+static int next_batch(outbox_forwarder *f, int block_ms) {
+    int n = read_group(f, "0", 0);
+    if (n == 0) n = claim_idle(f);
+    if (n == 0) n = read_group(f, ">", block_ms);
+    return n;
+}
+
+static void update_length(outbox_forwarder *f) {
+    redisReply *r = rstore_command(f->rs, "XLEN %s", OUTBOX_KEY);
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        atomic_store(&f->length, r->integer);
+        metric_set(f->m_length, r->integer);
+    }
+    freeReplyObject(r);
+}
+
+/* Submits the batch and acknowledges it; 0 on success. */
+static int forward(outbox_forwarder *f, size_t n) {
+    uint32_t accepted = 0, duplicates = 0;
+    char err[300];
+    if (audit_client_submit(f->cfg.client, f->batch, n, &accepted, &duplicates, err, sizeof err) != 0) {
+        metric_inc(f->m_failures);
+        log_warn("audit.outbox.submit_failed", LOG_U("records", n), LOG_S("error", err), LOG_END);
+        return -1;
+    }
+    if (ack(f, f->ids, n) != 0) return -1;   /* stays pending; resent, then absorbed as duplicates */
+    atomic_fetch_add(&f->forwarded, n);
+    metric_add(f->m_forwarded, n);
+    log_info("audit.outbox.forwarded", LOG_U("records", n), LOG_U("accepted", accepted),
+             LOG_U("duplicates", duplicates), LOG_END);
+    return 0;
+}
+
+static bool should_stop(outbox_forwarder *f) {
+    int st = atomic_load(&f->state);
+    return st == STOPPING || (st == DRAINING && now_ms() >= atomic_load(&f->drain_deadline_ms));
+}
+
+static void *run(void *arg) {
+    outbox_forwarder *f = arg;
+    int backoff = 0;
+    bool prepared = false;
+    while (!should_stop(f)) {
+        if (backoff) nap(f, backoff);
+        if (should_stop(f)) break;
+        if (!prepared && prepare_group(f) != 0) {
+            backoff = next_backoff(backoff);
+            continue;
+        }
+        prepared = true;
+        bool draining = atomic_load(&f->state) == DRAINING;
+        int n = next_batch(f, draining ? 50 : f->cfg.block_ms);
+        if (n > 0 && forward(f, (size_t)n) != 0) n = -1;
+        backoff = n < 0 ? next_backoff(backoff) : 0;
+        update_length(f);
+        if (n == 0 && draining && atomic_load(&f->length) == 0) break;
+    }
+    return NULL;
+}
+
+outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, char *err, size_t errlen) {
+    if (!cfg->client) {
+        snprintf(err, errlen, "outbox forwarder: no audit client");
+        return NULL;
+    }
+    outbox_forwarder *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->cfg = *cfg;
+    if (f->cfg.batch <= 0 || f->cfg.batch > 1000) f->cfg.batch = 100;
+    if (f->cfg.claim_idle_ms <= 0) f->cfg.claim_idle_ms = 30000;
+    if (f->cfg.block_ms <= 0) f->cfg.block_ms = 500;
+    snprintf(f->consumer, sizeof f->consumer, "%s", cfg->consumer && *cfg->consumer ? cfg->consumer : "activation");
+    f->cfg.consumer = f->consumer;
+    atomic_store(&f->length, -1);
+    rstore_config sc = cfg->store;
+    if (sc.command_timeout_ms < 2 * f->cfg.block_ms) sc.command_timeout_ms = 2 * f->cfg.block_ms;
+    f->batch = calloc((size_t)f->cfg.batch, sizeof *f->batch);
+    f->ids = calloc((size_t)f->cfg.batch, sizeof *f->ids);
+    f->rs = f->batch && f->ids ? rstore_new(&sc, true, err, errlen) : NULL;
+    if (!f->rs || (f->script_ack = rstore_script_add(f->rs, ACK_LUA)) < 0) {
+        if (f->batch && f->ids && f->rs) snprintf(err, errlen, "outbox forwarder: cannot register its script");
+        else if (!f->batch || !f->ids) snprintf(err, errlen, "out of memory");
+        rstore_free(f->rs), free(f->batch), free(f->ids), free(f);
+        return NULL;
+    }
+    f->m_length = metric_gauge("pa_audit_outbox_length", "Offline-audit records waiting in Redis A", "");
+    f->m_forwarded = metric_counter("pa_audit_outbox_forwarded_total",
+                                    "Offline-audit records the audit server acknowledged", "");
+    f->m_failures = metric_counter("pa_audit_outbox_submit_failures_total",
+                                   "Submit calls to the audit server that failed (retried)", "");
+    if (pthread_create(&f->tid, NULL, run, f) != 0) {
+        snprintf(err, errlen, "outbox forwarder: cannot start its thread");
+        rstore_free(f->rs), free(f->batch), free(f->ids), free(f);
+        return NULL;
+    }
+    return f;
+}
+
+long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
+    if (!f) return -1;
+    if (drain_ms > 0) {
+        atomic_store(&f->drain_deadline_ms, now_ms() + drain_ms);
+        atomic_store(&f->state, DRAINING);
+    } else {
+        atomic_store(&f->state, STOPPING);
+    }
+    pthread_join(f->tid, NULL);
+    long long left = atomic_load(&f->length);
+    rstore_free(f->rs);
+    free(f->batch), free(f->ids);
+    free(f);
+    return left;
+}
+
+uint64_t outbox_forwarder_forwarded(const outbox_forwarder *f) {
+    return atomic_load(&((outbox_forwarder *)f)->forwarded);
+}

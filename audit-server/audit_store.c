@@ -1,0 +1,485 @@
+/* audit_store.c -- Redis B access for the audit server (see audit_store.h).
+ *
+ * Scripts read everything they need before their first write, because Redis
+ * does not roll a script back when a command in it fails: checking first
+ * keeps "all or nothing" true even for the unexpected cases (a revocation
+ * stream whose last ID is ahead of the counter after a partial restore). */
+#include "audit_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct audit_store {
+    rstore *rs;                   /* private connection of the owning thread */
+    int script_record;            /* index of RECORD_LUA */
+    int script_enqueue;           /* index of ENQUEUE_LUA */
+    int script_list;              /* index of LIST_LUA */
+};
+
+/* KEYS: trail revocations seq revoked requests queue
+ * ARGV: rid qid now group serial verdict reason machine client origin peer
+ *       sample_reason received_at source revoke revoke_reason
+ * Returns {recorded, sequence, newly_revoked}. */
+static const char RECORD_LUA[] =
+    "local rid, qid = ARGV[1], ARGV[2]\n"
+    "if qid ~= '' and rid ~= '' and redis.call('HGET', KEYS[5], rid) == 'done' then\n"
+    "  redis.call('XACK', KEYS[6], 'auditors', qid)\n"
+    "  redis.call('XDEL', KEYS[6], qid)\n"
+    "  return {0, 0, 0}\n"
+    "end\n"
+    "local seq, new = 0, 0\n"
+    "local member = ARGV[4] .. ':' .. ARGV[5]\n"
+    "if ARGV[15] == '1' then\n"
+    "  local have = redis.call('HGET', KEYS[4], member)\n"
+    "  if have then seq = tonumber(have) else\n"
+    "    seq = tonumber(redis.call('GET', KEYS[3]) or '0') + 1\n"
+    "    local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
+    "    if #last > 0 then\n"
+    "      local top = tonumber(string.match(last[1][1], '^(%d+)'))\n"
+    "      if top >= seq then seq = top + 1 end\n"
+    "    end\n"
+    "    new = 1\n"
+    "  end\n"
+    "end\n"
+    "redis.call('XADD', KEYS[1], '*', 'time', ARGV[3], 'group', ARGV[4], 'serial', ARGV[5],\n"
+    "  'verdict', ARGV[6], 'reason', ARGV[7], 'machine', ARGV[8], 'client', ARGV[9],\n"
+    "  'origin', ARGV[10], 'peer', ARGV[11], 'sample_reason', ARGV[12],\n"
+    "  'received_at', ARGV[13], 'source', ARGV[14], 'request_id', rid, 'sequence', seq)\n"
+    "if new == 1 then\n"
+    "  redis.call('SET', KEYS[3], seq)\n"
+    "  redis.call('XADD', KEYS[2], seq .. '-0', 'group', ARGV[4], 'serial', ARGV[5],\n"
+    "    'reason', ARGV[16], 'revoked_at', ARGV[3])\n"
+    "  redis.call('HSET', KEYS[4], member, seq)\n"
+    "end\n"
+    "if rid ~= '' then redis.call('HSET', KEYS[5], rid, 'done') end\n"
+    "if qid ~= '' then\n"
+    "  redis.call('XACK', KEYS[6], 'auditors', qid)\n"
+    "  redis.call('XDEL', KEYS[6], qid)\n"
+    "end\n"
+    "return {1, seq, new}\n";
+
+/* KEYS: requests queue.  ARGV: pairs-per-record, then per record the
+ * request_id followed by that many field/value pairs.
+ * Returns {accepted, duplicates}. */
+static const char ENQUEUE_LUA[] =
+    "local per = tonumber(ARGV[1])\n"
+    "local accepted, dup, i = 0, 0, 2\n"
+    "while i <= #ARGV do\n"
+    "  local rid = ARGV[i]\n"
+    "  if redis.call('HEXISTS', KEYS[1], rid) == 0 then\n"
+    "    local args = {'XADD', KEYS[2], '*', 'request_id', rid}\n"
+    "    for j = 1, per * 2 do args[#args + 1] = ARGV[i + j] end\n"
+    "    redis.call(unpack(args))\n"
+    "    redis.call('HSET', KEYS[1], rid, 'queued')\n"
+    "    accepted = accepted + 1\n"
+    "  else dup = dup + 1 end\n"
+    "  i = i + 1 + per * 2\n"
+    "end\n"
+    "return {accepted, dup}\n";
+
+/* KEYS: revocations seq.  ARGV: first ID, count.  Returns {last, entries}. */
+static const char LIST_LUA[] =
+    "return {redis.call('GET', KEYS[2]) or '0',\n"
+    "        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}\n";
+
+audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, size_t errlen) {
+    audit_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->rs = rstore_new(cfg, lazy, err, errlen);
+    if (!s->rs) {
+        free(s);
+        return NULL;
+    }
+    s->script_record = rstore_script_add(s->rs, RECORD_LUA);
+    s->script_enqueue = rstore_script_add(s->rs, ENQUEUE_LUA);
+    s->script_list = rstore_script_add(s->rs, LIST_LUA);
+    if (s->script_record < 0 || s->script_enqueue < 0 || s->script_list < 0) {
+        snprintf(err, errlen, "cannot register the audit store's scripts");
+        audit_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void audit_store_close(audit_store *s) {
+    if (!s) return;
+    rstore_free(s->rs);
+    free(s);
+}
+
+rstore *audit_store_rstore(audit_store *s) { return s->rs; }
+
+/* Turns a NULL or error reply into a message; returns true when usable. */
+static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char *err,
+                     size_t errlen) {
+    if (!r) {
+        snprintf(err, errlen, "%s: audit store unavailable: %s", what, rstore_error(s->rs));
+        return false;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: audit store refused: %.*s", what, (int)r->len, r->str);
+        return false;
+    }
+    return true;
+}
+
+static void hex_encode(const uint8_t *in, size_t n, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes hex of at most `cap` bytes; returns the byte count or -1. */
+static long hex_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
+    if (len % 2 || len / 2 > cap) return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (long)(len / 2);
+}
+
+int audit_store_record(audit_store *s, const audit_entry *e, const char *queue_id,
+                       audit_outcome *out, char *err, size_t errlen) {
+    char now[24], group[16], serial[16], received[24];
+    char machine[2 * AUDIT_MACHINE_ID_MAX + 1] = "";
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    snprintf(group, sizeof group, "%" PRIu32, e->group);
+    snprintf(serial, sizeof serial, "%" PRIu32, e->serial);
+    snprintf(received, sizeof received, "%lld", (long long)e->received_at);
+    if (e->machine_id)
+        hex_encode(e->machine_id,
+                   e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len,
+                   machine);
+#define OR_EMPTY(x) ((x) ? (x) : "")
+    const char *argv[] = {
+        AUDIT_KEY_TRAIL, AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ, AUDIT_KEY_REVOKED,
+        AUDIT_KEY_REQUESTS, AUDIT_KEY_QUEUE,
+        OR_EMPTY(e->request_id), OR_EMPTY(queue_id), now, group, serial, OR_EMPTY(e->verdict),
+        OR_EMPTY(e->reason), machine, OR_EMPTY(e->client_address), OR_EMPTY(e->origin),
+        OR_EMPTY(e->peer), OR_EMPTY(e->sample_reason), received, OR_EMPTY(e->source),
+        e->revoke ? "1" : "0", OR_EMPTY(e->revoke_reason),
+    };
+#undef OR_EMPTY
+    size_t lens[sizeof argv / sizeof *argv];
+    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = rstore_eval(s->rs, s->script_record, 6, 16, argv, lens);
+    if (!reply_ok(s, r, "record verdict", err, errlen)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        snprintf(err, errlen, "record verdict: unexpected reply from the audit store");
+        freeReplyObject(r);
+        return -1;
+    }
+    out->recorded = r->element[0]->integer == 1;
+    out->sequence = (uint64_t)r->element[1]->integer;
+    out->newly_revoked = r->element[2]->integer == 1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Field/value pairs stored per queued record (besides request_id). */
+enum { QUEUE_PAIRS = 11 };
+
+/* Formats one record's ARGV (request_id + QUEUE_PAIRS pairs) into `buf`,
+ * pointing argv[] into it. */
+typedef struct queue_args {
+    char group[16], serial[16], upgrade[2], second[16], received[24];
+    char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
+} queue_args;
+
+static void queue_argv(const queued_record *q, queue_args *b, const char **argv) {
+    snprintf(b->group, sizeof b->group, "%" PRIu32, q->group);
+    snprintf(b->serial, sizeof b->serial, "%" PRIu32, q->serial);
+    snprintf(b->upgrade, sizeof b->upgrade, "%d", q->upgrade ? 1 : 0);
+    snprintf(b->second, sizeof b->second, "%" PRIu32, q->security_second);
+    snprintf(b->received, sizeof b->received, "%lld", (long long)q->received_at);
+    hex_encode(q->machine_id, q->machine_id_len, b->machine);
+    const char *v[] = {
+        q->request_id,
+        "key_status", q->key_status, "group", b->group, "serial", b->serial,
+        "upgrade", b->upgrade, "second", b->second, "machine", b->machine,
+        "client", q->client_address, "origin", q->origin, "peer", q->peer,
+        "sample_reason", q->sample_reason, "received_at", b->received,
+    };
+    memcpy(argv, v, sizeof v);
+}
+
+int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
+                        uint32_t *accepted, uint32_t *duplicates, char *err, size_t errlen) {
+    *accepted = *duplicates = 0;
+    if (n == 0) return 0;
+    const size_t per = 1 + 2 * QUEUE_PAIRS;
+    size_t argc = 2 + 1 + n * per;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    queue_args *bufs = malloc(n * sizeof *bufs);
+    if (!argv || !lens || !bufs) {
+        free(argv), free(lens), free(bufs);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char pairs[8];
+    snprintf(pairs, sizeof pairs, "%d", QUEUE_PAIRS);
+    argv[0] = AUDIT_KEY_REQUESTS;
+    argv[1] = AUDIT_KEY_QUEUE;
+    argv[2] = pairs;
+    for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], argv + 3 + i * per);
+    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = rstore_eval(s->rs, s->script_enqueue, 2, (int)(argc - 2), argv, lens);
+    free(argv), free(lens), free(bufs);
+    int rc = -1;
+    if (reply_ok(s, r, "enqueue", err, errlen)) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            *accepted = (uint32_t)r->element[0]->integer;
+            *duplicates = (uint32_t)r->element[1]->integer;
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "enqueue: unexpected reply from the audit store");
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen) {
+    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", AUDIT_KEY_QUEUE,
+                                   AUDIT_QUEUE_GROUP);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0) {
+        freeReplyObject(r);
+        return 0;
+    }
+    bool ok = reply_ok(s, r, "create queue group", err, errlen);
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* Copies a reply string into a bounded buffer; false if it does not fit. */
+static bool copy_str(char *dst, size_t cap, const redisReply *v) {
+    if (!v || v->type != REDIS_REPLY_STRING || v->len >= cap) return false;
+    memcpy(dst, v->str, v->len);
+    dst[v->len] = '\0';
+    return true;
+}
+
+static bool parse_u64(const redisReply *v, uint64_t max, uint64_t *out) {
+    if (!v || v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 20) return false;
+    char buf[24], *end;
+    memcpy(buf, v->str, v->len);
+    buf[v->len] = '\0';
+    unsigned long long x = strtoull(buf, &end, 10);
+    if (*end || buf[0] == '-' || x > max) return false;
+    *out = x;
+    return true;
+}
+
+static const redisReply *field(const redisReply *fields, const char *name) {
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i];
+        if (k->type == REDIS_REPLY_STRING && strlen(name) == k->len &&
+            memcmp(k->str, name, k->len) == 0)
+            return fields->element[i + 1];
+    }
+    return NULL;
+}
+
+/* Parses one stream entry [id, [f, v, ...]] into `q`; false if malformed. */
+static bool parse_entry(const redisReply *fields, queued_record *q) {
+    uint64_t group, serial, upgrade, second, received;
+    const redisReply *m = field(fields, "machine");
+    if (!copy_str(q->request_id, sizeof q->request_id, field(fields, "request_id")) ||
+        !copy_str(q->key_status, sizeof q->key_status, field(fields, "key_status")) ||
+        !parse_u64(field(fields, "group"), UINT32_MAX, &group) ||
+        !parse_u64(field(fields, "serial"), UINT32_MAX, &serial) ||
+        !parse_u64(field(fields, "upgrade"), 1, &upgrade) ||
+        !parse_u64(field(fields, "second"), UINT32_MAX, &second) ||
+        !parse_u64(field(fields, "received_at"), INT64_MAX, &received) ||
+        !copy_str(q->client_address, sizeof q->client_address, field(fields, "client")) ||
+        !copy_str(q->origin, sizeof q->origin, field(fields, "origin")) ||
+        !copy_str(q->peer, sizeof q->peer, field(fields, "peer")) ||
+        !copy_str(q->sample_reason, sizeof q->sample_reason, field(fields, "sample_reason")) ||
+        !m || m->type != REDIS_REPLY_STRING)
+        return false;
+    long len = hex_decode(m->str, m->len, q->machine_id, sizeof q->machine_id);
+    if (len < 0) return false;
+    q->machine_id_len = (size_t)len;
+    q->group = (uint32_t)group;
+    q->serial = (uint32_t)serial;
+    q->upgrade = upgrade == 1;
+    q->security_second = (uint32_t)second;
+    q->received_at = (int64_t)received;
+    return true;
+}
+
+static void drop_entry(audit_store *s, const char *id, const char *why) {
+    log_error("audit.queue.drop", LOG_S("entry", id), LOG_S("reason", why), LOG_END);
+    redisReply *r = rstore_command(s->rs, "XACK %s %s %s", AUDIT_KEY_QUEUE, AUDIT_QUEUE_GROUP, id);
+    freeReplyObject(r);
+    r = rstore_command(s->rs, "XDEL %s %s", AUDIT_KEY_QUEUE, id);
+    freeReplyObject(r);
+}
+
+/* Parses an array of entries into out[]; returns how many were usable. */
+static size_t parse_entries(audit_store *s, const redisReply *entries, queued_record *out,
+                            size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < entries->elements && n < max; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        char id[48];
+        if (!copy_str(id, sizeof id, e->element[0])) continue;
+        const redisReply *fields = e->element[1];
+        if (fields->type != REDIS_REPLY_ARRAY) {  /* deleted while pending */
+            drop_entry(s, id, "entry deleted while pending");
+            continue;
+        }
+        memset(&out[n], 0, sizeof out[n]);
+        if (!parse_entry(fields, &out[n])) {
+            drop_entry(s, id, "malformed queue entry");
+            continue;
+        }
+        snprintf(out[n].queue_id, sizeof out[n].queue_id, "%s", id);
+        n++;
+    }
+    return n;
+}
+
+/* XREADGROUP reply: [[stream, entries]] or nil. */
+static const redisReply *stream_entries(const redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return NULL;
+    const redisReply *st = r->element[0];
+    if (st->type != REDIS_REPLY_ARRAY || st->elements != 2) return NULL;
+    return st->element[1]->type == REDIS_REPLY_ARRAY ? st->element[1] : NULL;
+}
+
+static int read_group(audit_store *s, const char *consumer, const char *from, int block_ms,
+                      queued_record *out, size_t max, char *err, size_t errlen) {
+    redisReply *r = block_ms > 0
+        ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %zu BLOCK %d STREAMS %s %s",
+                         AUDIT_QUEUE_GROUP, consumer, max, block_ms, AUDIT_KEY_QUEUE, from)
+        : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %zu STREAMS %s %s",
+                         AUDIT_QUEUE_GROUP, consumer, max, AUDIT_KEY_QUEUE, from);
+    if (!reply_ok(s, r, "read queue", err, errlen)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    const redisReply *entries = stream_entries(r);
+    size_t n = entries ? parse_entries(s, entries, out, max) : 0;
+    freeReplyObject(r);
+    return (int)n;
+}
+
+static int claim_idle(audit_store *s, const char *consumer, int idle_ms, queued_record *out,
+                      size_t max, char *err, size_t errlen) {
+    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %zu", AUDIT_KEY_QUEUE,
+                                   AUDIT_QUEUE_GROUP, consumer, idle_ms, max);
+    if (!reply_ok(s, r, "claim idle entries", err, errlen)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    size_t n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY)
+        n = parse_entries(s, r->element[1], out, max);
+    freeReplyObject(r);
+    return (int)n;
+}
+
+int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *out, size_t max,
+                           int block_ms, int claim_idle_ms, char *err, size_t errlen) {
+    int n = read_group(s, consumer, "0", 0, out, max, err, errlen);
+    if (n != 0) return n;
+    n = claim_idle(s, consumer, claim_idle_ms, out, max, err, errlen);
+    if (n != 0) return n;
+    return read_group(s, consumer, ">", block_ms, out, max, err, errlen);
+}
+
+long long audit_store_queue_length(audit_store *s) {
+    redisReply *r = rstore_command(s->rs, "XLEN %s", AUDIT_KEY_QUEUE);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+static bool parse_revocation(const redisReply *e, revocation_entry *out) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return false;
+    const redisReply *f = e->element[1];
+    uint64_t group, serial, at;
+    memset(out, 0, sizeof *out);
+    out->sequence = strtoull(e->element[0]->str, NULL, 10);
+    if (!parse_u64(field(f, "group"), UINT32_MAX, &group) ||
+        !parse_u64(field(f, "serial"), UINT32_MAX, &serial) ||
+        !parse_u64(field(f, "revoked_at"), INT64_MAX, &at) || out->sequence == 0)
+        return false;
+    const redisReply *reason = field(f, "reason");
+    if (reason && reason->type == REDIS_REPLY_STRING)
+        snprintf(out->reason, sizeof out->reason, "%.*s", (int)reason->len, reason->str);
+    out->group = (uint32_t)group;
+    out->serial = (uint32_t)serial;
+    out->revoked_at = (int64_t)at;
+    return true;
+}
+
+int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
+                                 revocation_entry **out, size_t *n, uint64_t *last_sequence,
+                                 char *err, size_t errlen) {
+    char start[32], count[16];
+    snprintf(start, sizeof start, "%" PRIu64 "-0", after + 1);
+    snprintf(count, sizeof count, "%" PRIu32, limit ? limit : 1);
+    const char *argv[] = {AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ, start, count};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(start), strlen(count)};
+    *out = NULL;
+    *n = 0;
+    redisReply *r = rstore_eval(s->rs, s->script_list, 2, 2, argv, lens);
+    if (!reply_ok(s, r, "list revocations", err, errlen)) {
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "list revocations: unexpected reply from the audit store");
+        freeReplyObject(r);
+        return -1;
+    }
+    const redisReply *last = r->element[0], *entries = r->element[1];
+    *last_sequence = last->type == REDIS_REPLY_STRING ? strtoull(last->str, NULL, 10) : 0;
+    if (entries->elements > 0) {
+        *out = calloc(entries->elements, sizeof **out);
+        if (!*out) {
+            snprintf(err, errlen, "out of memory");
+            freeReplyObject(r);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < entries->elements; i++) {
+        if (parse_revocation(entries->element[i], &(*out)[*n]))
+            (*n)++;
+        else
+            log_error("audit.revocations.malformed", LOG_U("index", i), LOG_END);
+    }
+    freeReplyObject(r);
+    return 0;
+}

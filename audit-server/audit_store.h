@@ -1,0 +1,141 @@
+/* audit_store.h -- the audit server's data in Redis B: the audit trail, the
+ * revocation log, and the queue of submitted records.
+ *
+ * Every change that must be all-or-nothing is one Lua script, so a crash or
+ * a lost connection can never leave half of it behind:
+ *   - recording a verdict appends to the trail, and for a forged key also
+ *     revokes it (INCR of the sequence + XADD to the log + index), marks the
+ *     request done and acknowledges its queue entry -- one script;
+ *   - enqueueing a Submit batch marks each request_id seen (HSETNX) and adds
+ *     only the new ones to the queue -- one script, so a duplicate is counted
+ *     once whatever the interleaving.
+ *
+ * Key names (ACL user `audit` on Redis B must be allowed these and
+ * {g:*}:audit / groups for the second secrets):
+ *   audit:trail            stream  every verdict: time, group, serial, machine,
+ *                                  verdict, reason, source, request_id, ...
+ *                                  (never the full key)
+ *   audit:revocations      stream  the revocation log; entry ID "<seq>-0"
+ *   audit:revocation_seq   string  last sequence handed out (INCR)
+ *   audit:revoked          hash    "group:serial" -> sequence (revoke once)
+ *   audit:queue            stream  submitted records waiting to be audited;
+ *                                  consumer group "auditors"
+ *   audit:requests         hash    request_id -> "queued" | "done"
+ *                                  (idempotency; kept without TTL)
+ *
+ * One audit_store per thread: it owns a private rstore connection. */
+#ifndef PA_AUDIT_STORE_H
+#define PA_AUDIT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis_store.h"
+
+#define AUDIT_KEY_TRAIL "audit:trail"
+#define AUDIT_KEY_REVOCATIONS "audit:revocations"
+#define AUDIT_KEY_REVOCATION_SEQ "audit:revocation_seq"
+#define AUDIT_KEY_REVOKED "audit:revoked"
+#define AUDIT_KEY_QUEUE "audit:queue"
+#define AUDIT_KEY_REQUESTS "audit:requests"
+#define AUDIT_QUEUE_GROUP "auditors"
+
+#define AUDIT_REQUEST_ID_MAX 64    /* longest request_id accepted */
+#define AUDIT_MACHINE_ID_MAX 64    /* longest machine_id accepted (bytes) */
+#define AUDIT_TEXT_MAX 128         /* longest client/origin/reason text kept */
+
+typedef struct audit_store audit_store;
+
+/* One verdict for the trail (and the revocation log when `revoke`). */
+typedef struct audit_entry {
+    const char *request_id;       /* "" when the caller gave none */
+    const char *source;           /* "verify" | "queue" | "manual": which path judged it */
+    uint32_t group;               /* the key, as group + serial (never the full key) */
+    uint32_t serial;
+    const char *verdict;          /* "genuine" | "forged" | "malformed" | "revoked" */
+    const char *reason;           /* human-readable, no secret */
+    const uint8_t *machine_id;    /* stored as hex; may be NULL */
+    size_t machine_id_len;
+    const char *client_address;   /* as the activation server saw it */
+    const char *origin;           /* which activation server sent it */
+    const char *peer;             /* CN of the mTLS client that delivered it */
+    const char *sample_reason;    /* why the activation server sampled it */
+    int64_t received_at;          /* when the activation server received it */
+    bool revoke;                  /* also append (group, serial) to the revocation log */
+    const char *revoke_reason;    /* text kept in the log entry */
+} audit_entry;
+
+/* What recording did. */
+typedef struct audit_outcome {
+    bool recorded;                /* false: the request was already done (redelivery) */
+    uint64_t sequence;            /* revocation sequence of the key, 0 if not revoked */
+    bool newly_revoked;           /* true when this call appended to the log */
+} audit_outcome;
+
+/* A submitted record as it waits in the queue: the key already decoded by
+ * the Submit handler, so the full key text is never stored. */
+typedef struct queued_record {
+    char request_id[AUDIT_REQUEST_ID_MAX + 1]; /* idempotency key */
+    char key_status[24];          /* pk_status_name of decoding; "ok" when usable */
+    uint32_t group;               /* decoded fields, valid when key_status is "ok" */
+    uint32_t serial;
+    bool upgrade;
+    uint32_t security_second;     /* the value under audit */
+    uint8_t machine_id[AUDIT_MACHINE_ID_MAX]; /* as sent */
+    size_t machine_id_len;
+    char client_address[AUDIT_TEXT_MAX + 1];
+    char origin[AUDIT_TEXT_MAX + 1];
+    char peer[AUDIT_TEXT_MAX + 1];
+    char sample_reason[AUDIT_TEXT_MAX + 1];
+    int64_t received_at;
+    char queue_id[48];            /* stream entry ID once read from the queue */
+} queued_record;
+
+/* One entry of the revocation log. */
+typedef struct revocation_entry {
+    uint64_t sequence;            /* strictly increasing from 1 */
+    uint32_t group;
+    uint32_t serial;
+    int64_t revoked_at;           /* unix seconds */
+    char reason[AUDIT_TEXT_MAX + 1];
+} revocation_entry;
+
+/* Opens a store on `cfg` (lazy: connects on first use). NULL + err on failure. */
+audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, size_t errlen);
+void audit_store_close(audit_store *s);
+rstore *audit_store_rstore(audit_store *s);
+
+/* Records a verdict atomically (see the top of this file). When `queue_id`
+ * is set, the queue entry is acknowledged and deleted in the same script,
+ * and a request already marked done is not recorded again. Returns 0, or
+ * -1 with err (store down or script error: nothing was written). */
+int audit_store_record(audit_store *s, const audit_entry *e, const char *queue_id,
+                       audit_outcome *out, char *err, size_t errlen);
+
+/* Stores a Submit batch: new request_ids go to the queue, known ones are
+ * counted as duplicates. Returns 0 once every record is in Redis, or -1. */
+int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
+                        uint32_t *accepted, uint32_t *duplicates, char *err, size_t errlen);
+
+/* Creates the queue's consumer group if missing. */
+int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen);
+
+/* Reads up to `max` queue entries for `consumer`: first those already
+ * delivered to it and not acknowledged (a previous run's), then entries
+ * idle longer than `claim_idle_ms` at other consumers, then new ones,
+ * blocking up to block_ms. Returns the count (0 when none), -1 on error.
+ * Entries that cannot be parsed are acknowledged and logged. */
+int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *out, size_t max,
+                           int block_ms, int claim_idle_ms, char *err, size_t errlen);
+
+/* XLEN of the queue, or -1. */
+long long audit_store_queue_length(audit_store *s);
+
+/* Revocation log after `after`, at most `limit` entries (oldest first), and
+ * the highest sequence now. *out is malloc'd (free it). Returns 0 or -1. */
+int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
+                                 revocation_entry **out, size_t *n, uint64_t *last_sequence,
+                                 char *err, size_t errlen);
+
+#endif
