@@ -1,0 +1,175 @@
+/* activate.h -- the installer's client library: check a product key, activate
+ * this machine, keep its license renewed, and read what the license grants.
+ *
+ * This is the only header an installer includes. The handle is opaque and
+ * every call is verb-first, in the manner of hiredis:
+ *
+ *   pa_options o;
+ *   pa_options_init(&o);
+ *   o.srv_domain = "example.com";           // or o.servers / o.n_servers
+ *   char err[256];
+ *   pa_client *c = pa_client_new(&o, err, sizeof err);
+ *   if (!c) { fprintf(stderr, "%s\n", err); return 1; }
+ *
+ *   pa_key_problem p;
+ *   char key[PA_KEY_TEXT_LEN + 1];
+ *   if (pa_key_check(typed, key, &p) != PA_OK) ... show p.message, ask again
+ *   if (pa_activate(c, key) != PA_OK) ... show pa_error(c)
+ *   if (pa_has_feature(c, "pro")) ...
+ *   pa_client_free(c);
+ *
+ * What it guarantees:
+ *   - a key that fails its checksum never leaves the machine;
+ *   - every license is accepted only after its Ed25519 signature verifies
+ *     with the vendor's public key and it names this machine; the stored
+ *     copy is verified again on every load, so an edited file is refused;
+ *   - the stored license is replaced atomically (never half-written).
+ *
+ * A handle is not thread-safe: use one per thread, or lock around it. */
+#ifndef PA_ACTIVATE_H
+#define PA_ACTIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PA_KEY_TEXT_LEN 29       /* canonical key: five groups of five and four hyphens */
+#define PA_MACHINE_ID_LEN 32     /* bytes of the machine id (a SHA-256 sized hash) */
+#define PA_DEFAULT_STATE_DIR "/var/lib/activate"
+
+/* Result of every call. The numbers are stable: the `activate` CLI uses them
+ * as its exit codes (2 is kept for command-line usage errors). */
+typedef enum pa_err {
+    PA_OK = 0,
+    PA_ERR_INTERNAL = 1,       /* out of memory or an unexpected library failure */
+    PA_ERR_KEY = 3,            /* the key failed the local check (typo, legacy format) */
+    PA_ERR_NOT_ACTIVATED = 4,  /* no license is stored on this machine */
+    PA_ERR_STATE = 5,          /* the stored license is damaged, altered, or for another machine */
+    PA_ERR_EXPIRED = 6,        /* the stored license is genuine but past its expiry */
+    PA_ERR_DENIED = 7,         /* server: the key is not genuine */
+    PA_ERR_REVOKED = 8,        /* server: the key or license is revoked or expired */
+    PA_ERR_EXHAUSTED = 9,      /* server: no place left on the key, or rate-limited */
+    PA_ERR_REJECTED = 10,      /* server: the request was malformed (message names the field) */
+    PA_ERR_NOT_FOUND = 11,     /* server: it does not hold this license (renew) */
+    PA_ERR_UNAVAILABLE = 12,   /* no activation server answered */
+    PA_ERR_BAD_LICENSE = 13,   /* a license (from a server or a file) failed verification */
+    PA_ERR_CONFIG = 14,        /* bad options: public key, server list, DNS, state dir */
+    PA_ERR_IO = 15,            /* a file could not be read or written */
+    PA_ERR_MACHINE = 16,       /* no hardware fact to identify this machine */
+} pa_err;
+
+/* Short stable name of an error ("ok", "key", "denied", ...) for scripts. */
+const char *pa_err_name(pa_err e);
+
+/* ---- Keys ------------------------------------------------------------- */
+
+/* What is wrong with a typed key, in words that help the user retype it. */
+typedef struct pa_key_problem {
+    char message[256];    /* one or two sentences for the user */
+    const char *reason;   /* stable short name: "empty", "length", "character", "legacy", "checksum", ... */
+    int group;            /* 1..5: the group of five to look at; 0 when it cannot be told */
+} pa_key_problem;
+
+/* Normalises `text` (case, hyphens and spaces are free) and checks its
+ * checksum locally. On PA_OK `canonical` holds the key as printed on the
+ * box; otherwise PA_ERR_KEY and `problem` (may be NULL) says why. */
+pa_err pa_key_check(const char *text, char canonical[PA_KEY_TEXT_LEN + 1], pa_key_problem *problem);
+
+/* ---- The client ------------------------------------------------------- */
+
+typedef struct pa_client pa_client;
+
+typedef struct pa_options {
+    const char *state_dir;            /* where the license lives (default PA_DEFAULT_STATE_DIR) */
+    const char *const *servers;       /* explicit "host:port" list, tried in order */
+    size_t n_servers;                 /* entries in `servers` */
+    const char *srv_domain;           /* else DNS SRV _activation._tcp.<srv_domain> */
+    const char *dns_server;           /* "IP:PORT" to ask for SRV records; NULL: the system's */
+    const char *public_key_pem;       /* vendor key(s), PEM; NULL: the compiled-in key */
+    const char *vendor_salt;          /* salts the machine id per vendor; NULL: compiled-in */
+    const char *facts_root;           /* where /sys and /etc are read from; NULL: "/" (tests change it) */
+    const char *tls_ca_pem;           /* trust anchors for TLS to the servers; NULL: plain text */
+    const char *tls_target_name;      /* expected certificate name when it differs from the host */
+    int timeout_ms;                   /* deadline of one call to one server (default 10000) */
+    const char *client_version;       /* reported to the server (default "activate-c/<version>") */
+} pa_options;
+
+/* Fills `o` with the defaults above. */
+void pa_options_init(pa_options *o);
+
+/* Checks the options and reads the machine's identity. Returns NULL with a
+ * message in `err` when an option is wrong. Nothing touches the network. */
+pa_client *pa_client_new(const pa_options *o, char *err, size_t errlen);
+void pa_client_free(pa_client *c);
+
+/* The message of the last call that did not return PA_OK (or a notice the
+ * last successful call left, e.g. "already deactivated on the server"). */
+const char *pa_error(const pa_client *c);
+
+/* Activates this machine with `key` and stores the license. Activating the
+ * same key again on the same machine costs no extra place. */
+pa_err pa_activate(pa_client *c, const char *key);
+/* Renews the stored license (needed for leased licenses). */
+pa_err pa_renew(pa_client *c);
+/* Gives up this machine's place on the key and removes the stored license. */
+pa_err pa_deactivate(pa_client *c);
+/* Loads and verifies the stored license; no network. PA_OK, PA_ERR_NOT_ACTIVATED,
+ * PA_ERR_EXPIRED (accessors still work) or PA_ERR_STATE. */
+pa_err pa_status(pa_client *c);
+
+/* ---- Keeping the license (what `activate --daemon` runs) --------------- */
+
+/* Unix time at which pa_maintain() next has work: renew at renew_after,
+ * retry every 2 hours (with jitter) while not activated or after a failure,
+ * never before a server's retry-after. INT64_MAX: nothing left to do. */
+int64_t pa_next_check(pa_client *c, int64_t now);
+/* Does what is due: renews a leased license, or activates with `key` (may be
+ * NULL) when no valid license is stored. Records the outcome for
+ * pa_next_check. */
+pa_err pa_maintain(pa_client *c, const char *key);
+
+/* ---- Offline activation (air-gapped machines) ---------------------------
+ * 1. On the air-gapped machine: pa_request_write(key, "req.txt").
+ * 2. On any connected machine: pa_fulfil("req.txt", "license.txt").
+ * 3. Back on the air-gapped machine: pa_install("license.txt"). */
+
+/* Writes a signed activation request for this machine to `path`. */
+pa_err pa_request_write(pa_client *c, const char *key, const char *path);
+/* Verifies the request's signature, activates on its behalf, verifies the
+ * license (signature and binding to the request's machine) and writes it to
+ * `license_path`. Does not touch this machine's own license. */
+pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_path);
+/* Verifies a license file (signature, this machine) and stores it. */
+pa_err pa_install(pa_client *c, const char *license_path);
+/* Fingerprint of the request key of the last pa_request_write / pa_fulfil
+ * ("1a2b-3c4d-5e6f-7a8b"): read it out over the phone to be sure the
+ * operator fulfils the request this machine made. */
+const char *pa_request_fingerprint(const pa_client *c);
+
+/* ---- The license the last call handled -----------------------------------
+ * Valid after pa_activate, pa_renew, pa_status, pa_install, pa_fulfil
+ * returned PA_OK (pa_status also on PA_ERR_EXPIRED); empty values otherwise.
+ * Strings live until the next call on the handle. */
+bool pa_is_licensed(const pa_client *c);
+const char *pa_license_id(const pa_client *c);
+const char *pa_product(const pa_client *c);
+const char *pa_edition(const pa_client *c);
+const char *pa_channel(const pa_client *c);      /* "retail", "oem", "volume", "unspecified" */
+size_t pa_feature_count(const pa_client *c);
+const char *pa_feature(const pa_client *c, size_t i);
+bool pa_has_feature(const pa_client *c, const char *name);
+int64_t pa_issued_at(const pa_client *c);       /* unix seconds */
+int64_t pa_renew_after(const pa_client *c);     /* 0: no renewal needed */
+int64_t pa_expires_at(const pa_client *c);      /* 0: never expires */
+uint32_t pa_key_group(const pa_client *c);
+uint32_t pa_key_serial(const pa_client *c);
+unsigned pa_activation_count(const pa_client *c); /* machines on the key at the last server answer */
+
+/* ---- About this machine and the last call --------------------------------- */
+const uint8_t *pa_machine_id(const pa_client *c);   /* PA_MACHINE_ID_LEN bytes */
+const char *pa_machine_id_hex(const pa_client *c);
+const char *pa_machine_id_source(const pa_client *c); /* "dmi", "mac" or "machine-id" */
+const char *pa_server(const pa_client *c);     /* "host:port" that answered the last call, or "" */
+int pa_retry_after(const pa_client *c);         /* seconds a server asked us to wait, or 0 */
+
+#endif

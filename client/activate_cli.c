@@ -1,0 +1,566 @@
+/* activate_cli.c -- the `activate` command administrators and installers run.
+ *
+ * A thin shell over activate.h: every command is one library call plus
+ * printing, so what the CLI can do an embedding installer can do too. The
+ * commands read like sentences ("activate KEY", "activate status"), the
+ * options come from config.h like every program of the project (flags over
+ * ACTIVATE_* environment variables over a --config file), and each command
+ * shows only its own options under --help.
+ *
+ * Output is for people by default and one JSON object with --json. The exit
+ * code is the library's pa_err number (documented in --help), so scripts can
+ * tell "typo" from "key not genuine" from "no server reachable" without
+ * parsing text. A full product key is never printed or logged; a key is
+ * named by group and serial.
+ *
+ * `activate KEY` on a terminal asks again after a typo, as an installer
+ * would. The key can also come from a file or stdin ("-"), which keeps it
+ * out of the process list. `--daemon` runs the renewal schedule with the
+ * termination signals blocked and waited for (sigtimedwait), so SIGTERM
+ * ends it cleanly between two steps and never in the middle of a write. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "activate.h"
+#include "config.h"
+#include "log.h"
+#include "rpc_client.h"
+
+#define EXIT_USAGE 2
+#define DAEMON_MAX_SLEEP_S 900  /* re-read the clock and the state this often (suspend, admin changes) */
+
+/* ---- options ----------------------------------------------------------------- */
+
+static const config_option OPTIONS[] = {
+    {"server", "HOST:PORT", "activation server (repeat for several; tried in order)", NULL},
+    {"srv-domain", "DOMAIN", "find servers by DNS SRV records _activation._tcp.DOMAIN", NULL},
+    {"dns-server", "IP:PORT", "DNS server for SRV lookups (default: the system's)", NULL},
+    {"state-dir", "DIR", "where the license is kept", PA_DEFAULT_STATE_DIR},
+    {"public-key", "FILE", "vendor license-verification public key(s), PEM (default: compiled in)", NULL},
+    {"tls-ca", "FILE", "use TLS to the servers, trusting these CA certificates (PEM)", NULL},
+    {"tls-name", "NAME", "expected server certificate name when it differs from the host", NULL},
+    {"timeout-ms", "MS", "deadline of one call to one server", "10000"},
+    {"key-file", "FILE", "read the product key from FILE (--daemon default: STATE-DIR/product-key)", NULL},
+    {"out", "FILE", "file that `request` or `fulfil` writes", NULL},
+    {"json", NULL, "print one JSON object instead of text", NULL},
+    {"daemon", NULL, "stay running: activate if needed, renew on schedule, retry every 2 h", NULL},
+    {"log-level", "LEVEL", "daemon log level: debug, info, warn, error", "info"},
+    {"facts-root", "DIR", "read hardware facts under DIR instead of / (tests)", NULL},
+};
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+/* Per command: usage text and the options it uses. */
+typedef struct command {
+    const char *name;      /* first positional word; NULL for "activate KEY" */
+    const char *usage;     /* --help text */
+    const char *options;   /* space-separated option names shown in its --help */
+    size_t max_args;       /* positional arguments after the command word */
+} command;
+
+#define NET_OPTS "server srv-domain dns-server tls-ca tls-name timeout-ms "
+#define LOCAL_OPTS "state-dir public-key facts-root json"
+
+static const command COMMANDS[] = {
+    {NULL,
+     "activate [OPTIONS] KEY | COMMAND\n\n"
+     "Activates this machine with a product key and keeps its license.\n\n"
+     "  activate KEY             activate with KEY (\"-\": read it from stdin; on a terminal a\n"
+     "                           mistyped key is asked for again)\n"
+     "  activate --daemon        keep activated: activate at start if needed (key from\n"
+     "                           --key-file), renew when due, retry every 2 hours\n"
+     "  activate status          show the stored license (no network)\n"
+     "  activate renew           renew the license now\n"
+     "  activate deactivate      give this machine's place on the key back\n"
+     "  activate maintain        one step of --daemon: activate or renew if due (for timers)\n"
+     "  activate machine-id      show this machine's id and what it is made of\n"
+     "  activate request --out FILE [KEY]     offline: write a signed activation request\n"
+     "  activate fulfil REQUEST --out FILE    offline, on a connected machine: get its license\n"
+     "  activate install FILE    offline: install a license file\n"
+     "  activate COMMAND --help  help on one command\n\n"
+     "Exit codes: 0 ok; 1 internal error; 2 usage; 3 the key failed the local check;\n"
+     "4 not activated; 5 stored license damaged, altered or for another machine;\n"
+     "6 license expired; 7 key not genuine; 8 key or license revoked; 9 no place left on\n"
+     "the key or rate-limited; 10 request refused as malformed; 11 server does not hold\n"
+     "the license; 12 no server answered; 13 a license failed verification; 14 bad\n"
+     "configuration; 15 file error; 16 this machine cannot be identified.",
+     NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
+    {"status", "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
+               "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
+     LOCAL_OPTS, 0},
+    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it).",
+     NET_OPTS LOCAL_OPTS, 0},
+    {"deactivate", "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
+                   "the stored license.",
+     NET_OPTS LOCAL_OPTS, 0},
+    {"maintain", "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
+                 "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
+                 "license is stored,\nrenews when the license's renew-after time has come, else does "
+                 "nothing.",
+     NET_OPTS LOCAL_OPTS " key-file", 0},
+    {"machine-id", "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
+                   "facts) and which facts it is made of.",
+     "facts-root json", 0},
+    {"request", "activate request --out FILE [OPTIONS] [KEY]\n\nOffline activation, step 1 (on the "
+                "air-gapped machine): writes a signed request\nfor KEY (or --key-file / \"-\" / asked "
+                "for) to FILE. It contains the key: handle it like the key.\nPrints the fingerprint to "
+                "read out to the operator.",
+     "out key-file state-dir facts-root json", 1},
+    {"fulfil", "activate fulfil REQUEST --out FILE [OPTIONS]\n\nOffline activation, step 2 (on a "
+               "connected machine): checks the request's signature,\nactivates on its behalf and writes "
+               "the verified license to FILE. Does not touch this\nmachine's own license.",
+     NET_OPTS "out public-key state-dir json", 1},
+    {"install", "activate install FILE [OPTIONS]\n\nOffline activation, step 3: verifies the license file "
+                "(vendor signature, this machine)\nand stores it.",
+     LOCAL_OPTS, 1},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const command *find_command(const char *word) {
+    for (size_t i = 1; i < N_COMMANDS; i++)
+        if (word && strcmp(COMMANDS[i].name, word) == 0) return &COMMANDS[i];
+    return &COMMANDS[0];
+}
+
+static bool takes_value(const char *arg) {
+    size_t len = strcspn(arg, "=");
+    if (arg[len] == '=') return false;
+    if (strcmp(arg, "config") == 0) return true;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(OPTIONS[i].name, arg) == 0) return OPTIONS[i].metavar != NULL;
+    return false;
+}
+
+/* The first positional word, found before the full parse so --help can be
+ * specific to the command. */
+static const char *first_word(int argc, char **argv) {
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k];
+        if (strcmp(a, "--") == 0) return k + 1 < argc ? argv[k + 1] : NULL;
+        if (strncmp(a, "--", 2) == 0) {
+            if (takes_value(a + 2)) k++;
+            continue;
+        }
+        return a;
+    }
+    return NULL;
+}
+
+/* This command's view of the table: other options stay accepted but hidden. */
+static void command_table(const command *cmd, config_option out[N_OPTIONS]) {
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        out[i] = OPTIONS[i];
+        char padded[64];
+        snprintf(padded, sizeof padded, " %s ", OPTIONS[i].name);
+        char list[512];
+        snprintf(list, sizeof list, " %s ", cmd->options);
+        if (!strstr(list, padded)) out[i].help = NULL;
+    }
+}
+
+/* ---- output ------------------------------------------------------------------- */
+
+static bool json_out;
+
+/* "activate status" for messages; plain "activate" for activation itself. */
+static const char *who(const char *command) {
+    static char buf[64];
+    if (strcmp(command, "activate") == 0) return "activate";
+    snprintf(buf, sizeof buf, "activate %s", command);
+    return buf;
+}
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+static void format_time(int64_t t, char *buf, size_t n, const char *zero) {
+    if (t <= 0) {
+        snprintf(buf, n, "%s", zero);
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_license_json(const pa_client *c) {
+    printf(",\"license\":{\"license_id\":");
+    json_string(pa_license_id(c));
+    printf(",\"product\":");
+    json_string(pa_product(c));
+    printf(",\"edition\":");
+    json_string(pa_edition(c));
+    printf(",\"channel\":");
+    json_string(pa_channel(c));
+    printf(",\"features\":[");
+    for (size_t i = 0; i < pa_feature_count(c); i++) {
+        if (i) putchar(',');
+        json_string(pa_feature(c, i));
+    }
+    printf("],\"key_group\":%u,\"key_serial\":%u,\"issued_at\":%lld,\"renew_after\":%lld,\"expires_at\":%lld,"
+           "\"activation_count\":%u}",
+           pa_key_group(c), pa_key_serial(c), (long long)pa_issued_at(c), (long long)pa_renew_after(c),
+           (long long)pa_expires_at(c), pa_activation_count(c));
+}
+
+static void print_license_text(const pa_client *c) {
+    char issued[32], renew[32], expires[32];
+    format_time(pa_issued_at(c), issued, sizeof issued, "-");
+    format_time(pa_renew_after(c), renew, sizeof renew, "not needed");
+    format_time(pa_expires_at(c), expires, sizeof expires, "never");
+    printf("  product      %s %s (%s)\n  features     ", pa_product(c), pa_edition(c), pa_channel(c));
+    for (size_t i = 0; i < pa_feature_count(c); i++) printf("%s%s", i ? ", " : "", pa_feature(c, i));
+    printf("%s\n  license id   %s\n  key          group %u, serial %u\n", pa_feature_count(c) ? "" : "-",
+           pa_license_id(c), pa_key_group(c), pa_key_serial(c));
+    printf("  issued       %s\n  renew after  %s\n  expires      %s\n", issued, renew, expires);
+    if (pa_activation_count(c)) printf("  machines     %u on this key\n", pa_activation_count(c));
+}
+
+/* Prints the outcome of a command and returns its exit code. */
+static int report(const char *command, pa_err e, const pa_client *c, const char *ok_text) {
+    bool show_license = c && pa_is_licensed(c);
+    if (json_out) {
+        printf("{\"command\":");
+        json_string(command);
+        printf(",\"result\":");
+        json_string(pa_err_name(e));
+        printf(",\"exit_code\":%d,\"message\":", (int)e);
+        json_string(c ? pa_error(c) : "");
+        if (c) {
+            printf(",\"machine_id\":");
+            json_string(pa_machine_id_hex(c));
+            printf(",\"server\":");
+            json_string(pa_server(c));
+            if (pa_retry_after(c)) printf(",\"retry_after\":%d", pa_retry_after(c));
+            if (pa_request_fingerprint(c)[0]) {
+                printf(",\"request_fingerprint\":");
+                json_string(pa_request_fingerprint(c));
+            }
+        }
+        if (show_license) print_license_json(c);
+        printf("}\n");
+        return (int)e;
+    }
+    if (e == PA_OK || (e == PA_ERR_EXPIRED && show_license)) {
+        if (e == PA_OK) printf("%s\n", ok_text);
+        else printf("The license has expired: %s\n", pa_error(c));
+        if (show_license) print_license_text(c);
+        if (c && pa_server(c)[0]) printf("  server       %s\n", pa_server(c));
+        if (e == PA_OK && c && pa_error(c)[0]) printf("note: %s\n", pa_error(c));
+    } else {
+        fprintf(stderr, "%s: %s\n", who(command), c ? pa_error(c) : "failed");
+    }
+    return (int)e;
+}
+
+/* ---- reading keys ------------------------------------------------------------------ */
+
+/* One trimmed line from `in` into buf; false on end of input. */
+static bool read_line(FILE *in, char *buf, size_t n) {
+    if (!fgets(buf, (int)n, in)) return false;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return true;
+}
+
+static bool read_key_file(const char *path, char *buf, size_t n, char *err, size_t errlen) {
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "cannot read the key from %s: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = read_line(fp, buf, n);
+    if (fp != stdin) fclose(fp);
+    if (!ok) snprintf(err, errlen, "%s holds no key", path);
+    return ok;
+}
+
+/* Gets a key that passes the local check: from the argument, a file or
+ * stdin; on a terminal, asks again after a typo. Returns PA_OK or the error
+ * to exit with (message printed). */
+static pa_err obtain_key(const char *command, const char *arg, const char *key_file,
+                         char canonical[PA_KEY_TEXT_LEN + 1]) {
+    char typed[256] = "", err[300];
+    bool tty = isatty(STDIN_FILENO) && !json_out;
+    const char *source = arg ? arg : key_file;
+    if (source && (strcmp(source, "-") == 0 || !arg)) {
+        if (!read_key_file(source, typed, sizeof typed, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", who(command), err);
+            return PA_ERR_IO;
+        }
+        tty = false;  /* stdin or a file is not a person to ask again */
+    } else if (arg) {
+        snprintf(typed, sizeof typed, "%s", arg);
+    } else if (tty) {
+        fputs("Product key: ", stdout);
+        fflush(stdout);
+        if (!read_line(stdin, typed, sizeof typed)) return PA_ERR_KEY;
+    } else {
+        fprintf(stderr, "%s: no product key given (see --help)\n", who(command));
+        return (pa_err)EXIT_USAGE;
+    }
+    for (;;) {
+        pa_key_problem p;
+        if (pa_key_check(typed, canonical, &p) == PA_OK) return PA_OK;
+        if (!tty) {
+            if (json_out) {
+                printf("{\"command\":");
+                json_string(command);
+                printf(",\"result\":\"key\",\"exit_code\":%d,\"reason\":", PA_ERR_KEY);
+                json_string(p.reason);
+                printf(",\"group\":%d,\"message\":", p.group);
+                json_string(p.message);
+                printf("}\n");
+            } else {
+                fprintf(stderr, "%s: %s\n", who(command), p.message);
+            }
+            return PA_ERR_KEY;
+        }
+        printf("That key is not right: %s.\nPlease type it again (Enter alone gives up): ", p.message);
+        fflush(stdout);
+        if (!read_line(stdin, typed, sizeof typed) || typed[0] == '\0') return PA_ERR_KEY;
+    }
+}
+
+/* ---- the daemon ------------------------------------------------------------------- */
+
+static const char *daemon_key(const char *key_file, const char *state_dir, char *buf, size_t n) {
+    char path[4096], err[300];
+    if (!key_file) {
+        snprintf(path, sizeof path, "%s/product-key", state_dir);
+        if (access(path, R_OK) != 0) return NULL;
+        key_file = path;
+    }
+    if (!read_key_file(key_file, buf, n, err, sizeof err)) {
+        log_warn("daemon.key_file", LOG_S("error", err), LOG_END);
+        return NULL;
+    }
+    return buf;
+}
+
+static void log_outcome(pa_client *c, pa_err e) {
+    if (e == PA_OK && pa_is_licensed(c))
+        log_info("daemon.licensed", LOG_U("group", pa_key_group(c)), LOG_U("serial", pa_key_serial(c)),
+                 LOG_I("renew_after", pa_renew_after(c)), LOG_I("expires_at", pa_expires_at(c)),
+                 LOG_S("server", pa_server(c)), LOG_END);
+    else if (e != PA_OK)
+        log_warn("daemon.attempt_failed", LOG_S("result", pa_err_name(e)), LOG_S("error", pa_error(c)),
+                 LOG_I("retry_after", pa_retry_after(c)), LOG_END);
+}
+
+static int run_daemon(pa_client *c, const char *key_file, const char *state_dir, const sigset_t *stop) {
+    log_info("daemon.start", LOG_S("state_dir", state_dir), LOG_S("machine_id_source", pa_machine_id_source(c)),
+             LOG_END);
+    for (;;) {
+        int64_t now = (int64_t)time(NULL);
+        int64_t next = pa_next_check(c, now);
+        if (next <= now) {
+            char buf[256];
+            const char *key = daemon_key(key_file, state_dir, buf, sizeof buf);
+            pa_err e = pa_maintain(c, key);
+            memset(buf, 0, sizeof buf);
+            log_outcome(c, e);
+            continue;
+        }
+        int64_t wait = next - now;
+        if (wait > DAEMON_MAX_SLEEP_S) wait = DAEMON_MAX_SLEEP_S;
+        log_debug("daemon.sleep", LOG_I("seconds", wait), LOG_I("next_check", next), LOG_END);
+        struct timespec ts = {(time_t)wait, 0};
+        siginfo_t info;
+        int sig = sigtimedwait(stop, &info, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("daemon.stop", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"), LOG_END);
+            return 0;
+        }
+        /* SIGHUP, a timeout or EINTR: look again. */
+    }
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+/* Fills library options from the configuration; PEM files are read here. */
+static int build_options(const config *cfg, pa_options *o, char **pem, char **ca) {
+    pa_options_init(o);
+    o->state_dir = config_get(cfg, "state-dir");
+    o->n_servers = config_get_list(cfg, "server", &o->servers);
+    o->srv_domain = config_get(cfg, "srv-domain");
+    o->dns_server = config_get(cfg, "dns-server");
+    o->facts_root = config_get(cfg, "facts-root");
+    o->tls_target_name = config_get(cfg, "tls-name");
+    bool ok = true;
+    o->timeout_ms = (int)config_get_int(cfg, "timeout-ms", 1, 600000, &ok);
+    if (!ok) return -1;
+    char err[256];
+    const char *path = config_get(cfg, "public-key");
+    if (path && !(*pem = rpc_read_pem(path, err, sizeof err))) {
+        fprintf(stderr, "activate: --public-key: %s\n", err);
+        return -1;
+    }
+    o->public_key_pem = *pem;
+    path = config_get(cfg, "tls-ca");
+    if (path && !(*ca = rpc_read_pem(path, err, sizeof err))) {
+        fprintf(stderr, "activate: --tls-ca: %s\n", err);
+        return -1;
+    }
+    o->tls_ca_pem = *ca;
+    return 0;
+}
+
+static int cmd_activate(pa_client *c, const config *cfg, const char *arg, const sigset_t *stop) {
+    const char *key_file = config_get(cfg, "key-file");
+    if (config_get_bool(cfg, "daemon")) {
+        if (arg) {
+            fprintf(stderr, "activate --daemon takes no key argument; use --key-file\n");
+            return EXIT_USAGE;
+        }
+        return run_daemon(c, key_file, config_get(cfg, "state-dir"), stop);
+    }
+    /* A short word without hyphens is a mistyped command, not a key. */
+    if (arg && strlen(arg) <= 12 && !strchr(arg, '-')) {
+        fprintf(stderr, "activate: \"%s\" is neither a command nor a product key (see --help)\n", arg);
+        return EXIT_USAGE;
+    }
+    char key[PA_KEY_TEXT_LEN + 1];
+    pa_err e = obtain_key("activate", arg, key_file, key);
+    if (e != PA_OK) return (int)e;
+    return report("activate", pa_activate(c, key), c, "This machine is activated.");
+}
+
+static int cmd_maintain(pa_client *c, const config *cfg) {
+    char buf[256];
+    const char *key = daemon_key(config_get(cfg, "key-file"), config_get(cfg, "state-dir"), buf, sizeof buf);
+    pa_err e = pa_maintain(c, key);
+    memset(buf, 0, sizeof buf);
+    return report("maintain", e, c, "This machine is activated; nothing else is due.");
+}
+
+static int cmd_request(pa_client *c, const config *cfg, const char *arg) {
+    const char *out = config_get(cfg, "out");
+    if (!out) {
+        fprintf(stderr, "activate request: --out FILE is required (see --help)\n");
+        return EXIT_USAGE;
+    }
+    char key[PA_KEY_TEXT_LEN + 1], text[512];
+    pa_err e = obtain_key("request", arg, config_get(cfg, "key-file"), key);
+    if (e != PA_OK) return (int)e;
+    e = pa_request_write(c, key, out);
+    snprintf(text, sizeof text, "Wrote the activation request to %s (fingerprint %s). It holds the product "
+             "key: handle it like the key.", out, pa_request_fingerprint(c));
+    return report("request", e, c, text);
+}
+
+static int cmd_fulfil(pa_client *c, const config *cfg, const char *request) {
+    const char *out = config_get(cfg, "out");
+    if (!request || !out) {
+        fprintf(stderr, "activate fulfil: %s (see --help)\n", request ? "--out FILE is required" : "which request file?");
+        return EXIT_USAGE;
+    }
+    pa_err e = pa_fulfil(c, request, out);
+    char text[512];
+    snprintf(text, sizeof text, "Wrote the license for request %s to %s; take it to the machine and run "
+             "`activate install`.", pa_request_fingerprint(c), out);
+    return report("fulfil", e, c, text);
+}
+
+static int cmd_machine_id(pa_client *c) {
+    if (!pa_machine_id_source(c)[0]) {
+        (void)pa_status(c);  /* fills pa_error with why the machine cannot be identified */
+        return report("machine-id", PA_ERR_MACHINE, c, "");
+    }
+    if (json_out)
+        printf("{\"command\":\"machine-id\",\"result\":\"ok\",\"exit_code\":0,\"machine_id\":\"%s\","
+               "\"source\":\"%s\"}\n", pa_machine_id_hex(c), pa_machine_id_source(c));
+    else
+        printf("%s (from %s)\n", pa_machine_id_hex(c), pa_machine_id_source(c));
+    return 0;
+}
+
+static int run_command(const command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
+                       const sigset_t *stop) {
+    size_t skip = cmd->name ? 1 : 0;  /* the command word */
+    if (nargs > skip + cmd->max_args) {
+        fprintf(stderr, "activate %s: unexpected argument \"%s\" (see --help)\n", cmd->name ? cmd->name : "",
+                args[skip + cmd->max_args]);
+        return EXIT_USAGE;
+    }
+    const char *arg = nargs > skip ? args[skip] : NULL;
+    if (!cmd->name) return cmd_activate(c, cfg, arg, stop);
+    const char *name = cmd->name;
+    if (strcmp(name, "status") == 0) return report(name, pa_status(c), c, "This machine is activated.");
+    if (strcmp(name, "renew") == 0) return report(name, pa_renew(c), c, "The license is renewed.");
+    if (strcmp(name, "deactivate") == 0)
+        return report(name, pa_deactivate(c), c, "This machine is deactivated; its place on the key is free.");
+    if (strcmp(name, "maintain") == 0) return cmd_maintain(c, cfg);
+    if (strcmp(name, "request") == 0) return cmd_request(c, cfg, arg);
+    if (strcmp(name, "fulfil") == 0) return cmd_fulfil(c, cfg, arg);
+    if (strcmp(name, "install") == 0) {
+        if (!arg) {
+            fprintf(stderr, "activate install: which license file? (see --help)\n");
+            return EXIT_USAGE;
+        }
+        return report(name, pa_install(c, arg), c, "The license is installed.");
+    }
+    return cmd_machine_id(c);
+}
+
+int main(int argc, char **argv) {
+    const command *cmd = find_command(first_word(argc, argv));
+    config_option table[N_OPTIONS];
+    command_table(cmd, table);
+    int code;
+    config *cfg = config_load(cmd->usage, table, N_OPTIONS, "ACTIVATE", argc, argv, &code);
+    if (!cfg) return code;
+    json_out = config_get_bool(cfg, "json");
+    log_set_component("activate");
+    int level = log_level_parse(config_get(cfg, "log-level"));
+    if (level < 0) {
+        fprintf(stderr, "activate: --log-level: want debug, info, warn or error\n");
+        config_free(cfg);
+        return EXIT_USAGE;
+    }
+    log_set_level((log_level)level);
+
+    /* Block the stop signals before gRPC starts threads, so only the
+     * daemon's sigtimedwait sees them. Other commands keep the defaults. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    if (!cmd->name && config_get_bool(cfg, "daemon")) pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    char *pem = NULL, *ca = NULL, err[512];
+    pa_options o;
+    int rc = EXIT_USAGE;
+    pa_client *c = NULL;
+    if (build_options(cfg, &o, &pem, &ca) == 0) {
+        c = pa_client_new(&o, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "activate: %s\n", err);
+            rc = PA_ERR_CONFIG;
+        }
+    }
+    if (c) {
+        char *const *args;
+        size_t nargs = config_args(cfg, &args);
+        rc = run_command(cmd, c, cfg, args, nargs, &stop);
+    }
+    pa_client_free(c);
+    free(pem);
+    free(ca);
+    config_free(cfg);
+    return rc;
+}

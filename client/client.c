@@ -1,0 +1,618 @@
+/* client.c -- the pa_client handle: activate, renew, deactivate, status,
+ * and the maintenance step the daemon runs.
+ *
+ * Every operation follows the same shape: check locally what can be
+ * checked (key checksum, machine id, vendor key), take the state lock,
+ * talk to a server through the transport (which fails over), verify what
+ * came back as if it came from an attacker, and only then replace the
+ * stored license atomically. A failure at any step leaves the stored
+ * license as it was.
+ *
+ * The handle remembers the license the last call handled (for the
+ * accessors), the server that answered (written to the state directory so
+ * the next run starts there) and the outcome of the last attempt (for the
+ * schedule). Errors carry a message for people in c->error and a stable
+ * pa_err for programs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "client_build.h"
+#include "client_internal.h"
+#include "discovery.h"
+#include "machine_id.h"
+#include "state.h"
+
+#define METHOD_ACTIVATE "/activation.v1.Activation/Activate"
+#define METHOD_RENEW "/activation.v1.Activation/Renew"
+#define METHOD_DEACTIVATE "/activation.v1.Activation/Deactivate"
+#define DEFAULT_TIMEOUT_MS 10000
+#define REDISCOVER_S 300  /* SRV answers are re-read at most this often */
+
+const char *pa_err_name(pa_err e) {
+    switch (e) {
+    case PA_OK: return "ok";
+    case PA_ERR_INTERNAL: return "internal";
+    case PA_ERR_KEY: return "key";
+    case PA_ERR_NOT_ACTIVATED: return "not_activated";
+    case PA_ERR_STATE: return "state";
+    case PA_ERR_EXPIRED: return "expired";
+    case PA_ERR_DENIED: return "denied";
+    case PA_ERR_REVOKED: return "revoked";
+    case PA_ERR_EXHAUSTED: return "exhausted";
+    case PA_ERR_REJECTED: return "rejected";
+    case PA_ERR_NOT_FOUND: return "not_found";
+    case PA_ERR_UNAVAILABLE: return "unavailable";
+    case PA_ERR_BAD_LICENSE: return "bad_license";
+    case PA_ERR_CONFIG: return "config";
+    case PA_ERR_IO: return "io";
+    case PA_ERR_MACHINE: return "machine";
+    }
+    return "unknown";
+}
+
+pa_err client_fail(pa_client *c, pa_err e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof c->error, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+uint32_t client_random(pa_client *c) {
+    /* xorshift64*: plenty for jitter and SRV weights; seeded from OpenSSL. */
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (uint32_t)((c->rng * UINT64_C(2685821657736338717)) >> 32);
+}
+
+static uint32_t rand_cb(void *arg) { return client_random(arg); }
+
+void pa_options_init(pa_options *o) {
+    memset(o, 0, sizeof *o);
+    o->state_dir = PA_DEFAULT_STATE_DIR;
+    o->timeout_ms = DEFAULT_TIMEOUT_MS;
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+static int copy_options(pa_client *c, const pa_options *o, char *err, size_t errlen) {
+    const char *dir = o->state_dir && *o->state_dir ? o->state_dir : PA_DEFAULT_STATE_DIR;
+    if (snprintf(c->state_dir, sizeof c->state_dir, "%s", dir) >= (int)sizeof c->state_dir) {
+        snprintf(err, errlen, "state directory path too long");
+        return -1;
+    }
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    snprintf(c->client_version, sizeof c->client_version, "%s",
+             o->client_version ? o->client_version : "activate-c/" PA_CLIENT_VERSION);
+    if (o->n_servers) {
+        endpoint *probe;
+        size_t n;
+        if (endpoints_from_list(o->servers, o->n_servers, &probe, &n, err, errlen) != 0) return -1;
+        free(probe);
+        c->servers = calloc(o->n_servers, sizeof *c->servers);
+        if (!c->servers) goto oom;
+        for (size_t i = 0; i < o->n_servers; i++)
+            if (!(c->servers[c->n_servers++] = strdup(o->servers[i]))) goto oom;
+    }
+    if (o->srv_domain && *o->srv_domain && !(c->srv_domain = strdup(o->srv_domain))) goto oom;
+    if (o->dns_server && *o->dns_server && !(c->dns_server = strdup(o->dns_server))) goto oom;
+    if (o->tls_ca_pem && !(c->tls_ca_pem = strdup(o->tls_ca_pem))) goto oom;
+    if (o->tls_target_name && !(c->tls_target_name = strdup(o->tls_target_name))) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int load_keys(pa_client *c, const pa_options *o, char *err, size_t errlen) {
+    const char *pem = o->public_key_pem;
+    if (!pem || !*pem) pem = PA_COMPILED_PUBLIC_KEY_PEM;
+    if (!*pem) return 0;  /* none: calls that need one say so */
+    char why[256];
+    if (vendor_keys_load(&c->keys, pem, why, sizeof why) != 0) {
+        snprintf(err, errlen, "vendor public key: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static void identify_machine(pa_client *c, const pa_options *o) {
+    machine_facts f;
+    c->machine_source = "";
+    if (machine_facts_read(o->facts_root, &f, c->machine_err, sizeof c->machine_err) != 0) return;
+    const char *salt = o->vendor_salt && *o->vendor_salt ? o->vendor_salt : PA_COMPILED_VENDOR_SALT;
+    if (machine_id_derive(&f, salt, c->machine_id) != 0) {
+        snprintf(c->machine_err, sizeof c->machine_err, "cannot hash the machine facts");
+        return;
+    }
+    for (int i = 0; i < PA_MACHINE_ID_LEN; i++) snprintf(c->machine_id_hex + 2 * i, 3, "%02x", c->machine_id[i]);
+    c->machine_source = f.source;
+}
+
+pa_client *pa_client_new(const pa_options *o, char *err, size_t errlen) {
+    pa_options defaults;
+    if (!o) {
+        pa_options_init(&defaults);
+        o = &defaults;
+    }
+    pa_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (copy_options(c, o, err, errlen) != 0 || load_keys(c, o, err, errlen) != 0) {
+        pa_client_free(c);
+        return NULL;
+    }
+    if (RAND_bytes((unsigned char *)&c->rng, sizeof c->rng) != 1 || c->rng == 0) c->rng = (uint64_t)time(NULL) | 1;
+    c->jitter = client_random(c);
+    identify_machine(c, o);
+    return c;
+}
+
+void pa_client_free(pa_client *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n_servers; i++) free(c->servers[i]);
+    free(c->servers);
+    free(c->srv_domain);
+    free(c->dns_server);
+    free(c->tls_ca_pem);
+    free(c->tls_target_name);
+    vendor_keys_clear(&c->keys);
+    transport_free(c->net);
+    if (c->lic) activation__v1__license__free_unpacked(c->lic, NULL);
+    free(c);
+}
+
+const char *pa_error(const pa_client *c) { return c->error; }
+
+pa_err client_need_machine(pa_client *c) {
+    if (c->machine_source[0]) return PA_OK;
+    return client_fail(c, PA_ERR_MACHINE, "%s", c->machine_err);
+}
+
+pa_err client_need_keys(pa_client *c) {
+    if (c->keys.n) return PA_OK;
+    return client_fail(c, PA_ERR_CONFIG,
+                       "no vendor public key: configure one (activate --public-key FILE) or build the client "
+                       "with -DPA_CLIENT_PUBLIC_KEY=FILE");
+}
+
+/* ---- what we tell the server about the machine -------------------------- */
+
+static void printable_copy(char *dst, size_t n, const char *src) {
+    size_t k = 0;
+    for (; *src && k + 1 < n; src++)
+        if ((unsigned char)*src >= 0x20 && (unsigned char)*src < 0x7f) dst[k++] = *src;
+    dst[k] = '\0';
+}
+
+void client_describe_machine(char host[PA_HOSTNAME_MAX + 1], char os[PA_FACT_MAX + 1],
+                             char arch[PA_FACT_MAX + 1]) {
+    char name[256] = "";
+    if (gethostname(name, sizeof name) != 0) name[0] = '\0';
+    name[sizeof name - 1] = '\0';
+    printable_copy(host, PA_HOSTNAME_MAX + 1, name);
+    struct utsname u;
+    if (uname(&u) != 0) memset(&u, 0, sizeof u);
+    char text[2 * sizeof u.release];
+    snprintf(text, sizeof text, "%s %s", u.sysname, u.release);
+    printable_copy(os, PA_FACT_MAX + 1, text);
+    printable_copy(arch, PA_FACT_MAX + 1, u.machine);
+}
+
+/* ---- servers and calls ---------------------------------------------------- */
+
+static void read_last_server(pa_client *c, char *out, size_t n) {
+    char path[PATH_MAX], *text = NULL, err[64];
+    size_t len;
+    out[0] = '\0';
+    if (state_path(path, sizeof path, c->state_dir, STATE_LAST_SERVER) != 0) return;
+    if (state_read_file(path, &text, &len, err, sizeof err) != 0) return;
+    printable_copy(out, n, text);
+    free(text);
+}
+
+static void remember_server(pa_client *c, const char *name) {
+    char path[PATH_MAX], last[300], err[256];
+    read_last_server(c, last, sizeof last);
+    if (strcmp(last, name) == 0 || state_path(path, sizeof path, c->state_dir, STATE_LAST_SERVER) != 0) return;
+    /* Best effort: a read-only state dir must not fail an activation. */
+    if (state_dir_ensure(c->state_dir, err, sizeof err) == 0)
+        (void)state_write_atomic(path, name, strlen(name), 0644, err, sizeof err);
+}
+
+static pa_err find_servers(pa_client *c, endpoint **eps, size_t *n) {
+    char err[256];
+    if (c->n_servers) {
+        if (endpoints_from_list((const char *const *)c->servers, c->n_servers, eps, n, err, sizeof err) != 0)
+            return client_fail(c, PA_ERR_CONFIG, "%s", err);
+        return PA_OK;
+    }
+    if (!c->srv_domain)
+        return client_fail(c, PA_ERR_CONFIG, "no activation server configured: give --server HOST:PORT or --srv-domain DOMAIN");
+    srv_record *recs;
+    size_t nrec;
+    if (srv_lookup(c->srv_domain, c->dns_server, c->timeout_ms, &recs, &nrec, err, sizeof err) != 0)
+        return client_fail(c, PA_ERR_UNAVAILABLE, "%s", err);
+    srv_order(recs, nrec, rand_cb, c);
+    int rc = endpoints_from_srv(recs, nrec, c->dns_server, eps, n);
+    free(recs);
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_INTERNAL, "out of memory");
+}
+
+static pa_err ensure_transport(pa_client *c) {
+    int64_t now = (int64_t)time(NULL);
+    bool fresh = c->net && transport_endpoint_count(c->net) > 0 &&
+                 (c->n_servers || now - c->discovered_at < REDISCOVER_S);
+    if (fresh) return PA_OK;
+    endpoint *eps;
+    size_t n;
+    pa_err e = find_servers(c, &eps, &n);
+    if (e != PA_OK) return e;
+    char last[300];
+    read_last_server(c, last, sizeof last);
+    endpoints_prefer(eps, n, last);
+    if (!c->net) {
+        rpc_client_tls tls = {c->tls_ca_pem, NULL, NULL, c->tls_target_name};
+        c->net = transport_new(c->tls_ca_pem ? &tls : NULL, c->timeout_ms);
+        if (!c->net) {
+            free(eps);
+            return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+        }
+    }
+    transport_set_endpoints(c->net, eps, n);
+    c->discovered_at = now;
+    return PA_OK;
+}
+
+static pa_err from_status(grpc_status_code s) {
+    switch (s) {
+    case GRPC_STATUS_OK: return PA_OK;
+    case GRPC_STATUS_INVALID_ARGUMENT: return PA_ERR_REJECTED;
+    case GRPC_STATUS_PERMISSION_DENIED: return PA_ERR_DENIED;
+    case GRPC_STATUS_FAILED_PRECONDITION: return PA_ERR_REVOKED;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return PA_ERR_EXHAUSTED;
+    case GRPC_STATUS_NOT_FOUND: return PA_ERR_NOT_FOUND;
+    default: return PA_ERR_UNAVAILABLE;  /* down, deadline, or a server fault: try again later */
+    }
+}
+
+/* One call with failover; maps the status and keeps the server and
+ * retry-after for the caller. */
+static pa_err call(pa_client *c, const char *path, const ProtobufCMessage *msg, rpc_result *res) {
+    memset(res, 0, sizeof *res);
+    c->server[0] = '\0';
+    c->retry_after_s = 0;
+    pa_err e = ensure_transport(c);
+    if (e != PA_OK) return e;
+    const char *who;
+    grpc_status_code s = transport_call(c->net, path, msg, res, &who);
+    snprintf(c->server, sizeof c->server, "%s", who);
+    c->retry_after_s = res->retry_after_s;
+    if (who[0]) remember_server(c, who);
+    e = from_status(s);
+    if (e == PA_OK) return PA_OK;
+    if (!who[0]) return client_fail(c, e, "no activation server answered (%s)", res->message);
+    if (e == PA_ERR_EXHAUSTED && res->retry_after_s > 0)
+        return client_fail(c, e, "%s (server %s; retry after %d s)", res->message, who, res->retry_after_s);
+    return client_fail(c, e, "%s (server %s)", res->message, who);
+}
+
+/* Copies the license part of an Activate/Renew response. */
+static pa_err take_license(pa_client *c, ProtobufCBinaryData lic, ProtobufCBinaryData sig, const char *key_id,
+                           uint32_t count, signed_license *out) {
+    memset(out, 0, sizeof *out);
+    if (sig.len != SIGNATURE_LEN || !key_id || strlen(key_id) != KEY_ID_LEN || lic.len == 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an incomplete license", c->server);
+    out->license = malloc(lic.len);
+    if (!out->license) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    memcpy(out->license, lic.data, lic.len);
+    out->license_len = lic.len;
+    memcpy(out->signature, sig.data, sig.len);
+    out->signature_len = sig.len;
+    snprintf(out->key_id, sizeof out->key_id, "%s", key_id);
+    out->activation_count = count;
+    return PA_OK;
+}
+
+pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
+                            const char *hostname, const char *os, const char *arch, const char *client_version,
+                            signed_license *out) {
+    Activation__V1__ActivateRequest req = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    req.product_key = (char *)key;
+    req.machine_id.data = (uint8_t *)machine_id;
+    req.machine_id.len = PA_MACHINE_ID_LEN;
+    req.hostname = (char *)hostname;
+    req.os = (char *)os;
+    req.arch = (char *)arch;
+    req.client_version = (char *)client_version;
+    rpc_result res;
+    pa_err e = call(c, METHOD_ACTIVATE, &req.base, &res);
+    if (e == PA_OK) {
+        Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
+        if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
+        else e = take_license(c, r->license, r->signature, r->key_id, r->activation_count, out);
+        if (r) activation__v1__activate_response__free_unpacked(r, NULL);
+    }
+    rpc_result_clear(&res);
+    return e;
+}
+
+/* ---- the license ---------------------------------------------------------- */
+
+static void drop_license(pa_client *c) {
+    if (c->lic) activation__v1__license__free_unpacked(c->lic, NULL);
+    c->lic = NULL;
+    c->activation_count = 0;
+}
+
+pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machine_id[PA_MACHINE_ID_LEN],
+                     const char *what) {
+    drop_license(c);
+    char why[256];
+    Activation__V1__License *l;
+    if (license_verify(&c->keys, s, machine_id, &l, why, sizeof why) != VERIFY_OK)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "%s was refused: %s", what, why);
+    c->lic = l;
+    c->activation_count = s->activation_count;
+    return PA_OK;
+}
+
+pa_err client_store(pa_client *c, const signed_license *s) {
+    char path[PATH_MAX], err[256];
+    char *text = license_file_format(s);
+    if (!text) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    int rc = state_dir_ensure(c->state_dir, err, sizeof err);
+    if (rc == 0 && state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0) {
+        snprintf(err, sizeof err, "state directory path too long");
+        rc = -1;
+    }
+    if (rc == 0) rc = state_write_atomic(path, text, strlen(text), 0644, err, sizeof err);
+    free(text);
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
+}
+
+/* Loads and verifies the stored license into c->lic. */
+static pa_err load_stored(pa_client *c) {
+    drop_license(c);
+    pa_err e = client_need_machine(c);
+    if (e == PA_OK) e = client_need_keys(c);
+    if (e != PA_OK) return e;
+    char path[PATH_MAX], *text, err[256];
+    size_t len;
+    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
+        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
+    int rc = state_read_file(path, &text, &len, err, sizeof err);
+    if (rc == 1) return client_fail(c, PA_ERR_NOT_ACTIVATED, "this machine is not activated (no license in %s)", c->state_dir);
+    if (rc != 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    signed_license s;
+    rc = license_file_parse(text, &s, err, sizeof err);
+    free(text);
+    if (rc != 0)
+        return client_fail(c, PA_ERR_STATE, "the stored license %s is damaged (%s); it is not trusted: activate again",
+                           path, err);
+    e = client_accept(c, &s, c->machine_id, "the stored license");
+    signed_license_clear(&s);
+    if (e != PA_OK) return client_fail(c, PA_ERR_STATE, "%s; it is not trusted: activate again", c->error);
+    int64_t exp = c->lic->expires_at;
+    if (exp > 0 && exp <= (int64_t)time(NULL))
+        return client_fail(c, PA_ERR_EXPIRED, "the license expired at %lld; renew or activate again", (long long)exp);
+    return PA_OK;
+}
+
+pa_err pa_status(pa_client *c) {
+    c->error[0] = '\0';
+    return load_stored(c);
+}
+
+/* ---- activate / renew / deactivate ------------------------------------------ */
+
+static void record_attempt(pa_client *c, pa_err e) {
+    c->sched.last_attempt = (int64_t)time(NULL);
+    c->sched.last_failed = e != PA_OK;
+    c->sched.retry_after_s = e != PA_OK ? c->retry_after_s : 0;
+    c->jitter = client_random(c);
+}
+
+static pa_err activate_locked(pa_client *c, const char *key) {
+    char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1];
+    client_describe_machine(host, os, arch);
+    signed_license s;
+    pa_err e = client_call_activate(c, key, c->machine_id, host, os, arch, c->client_version, &s);
+    if (e != PA_OK) return e;
+    char what[350];
+    snprintf(what, sizeof what, "the license from server %s", c->server);
+    e = client_accept(c, &s, c->machine_id, what);
+    if (e == PA_OK) e = client_store(c, &s);
+    if (e != PA_OK) drop_license(c);
+    signed_license_clear(&s);
+    return e;
+}
+
+pa_err pa_activate(pa_client *c, const char *key) {
+    c->error[0] = '\0';
+    char canonical[PA_KEY_TEXT_LEN + 1];
+    pa_key_problem p;
+    if (pa_key_check(key, canonical, &p) != PA_OK) return client_fail(c, PA_ERR_KEY, "%s", p.message);
+    pa_err e = client_need_machine(c);
+    if (e == PA_OK) e = client_need_keys(c);
+    if (e != PA_OK) return e;
+    char err[256];
+    int lock = state_lock(c->state_dir, err, sizeof err);
+    if (lock < 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    e = activate_locked(c, canonical);
+    state_unlock(lock);
+    record_attempt(c, e);
+    return e;
+}
+
+static pa_err renew_locked(pa_client *c) {
+    pa_err e = load_stored(c);
+    if (e != PA_OK && e != PA_ERR_EXPIRED) return e;
+    Activation__V1__RenewRequest req = ACTIVATION__V1__RENEW_REQUEST__INIT;
+    req.license_id = c->lic->license_id;
+    req.machine_id.data = c->machine_id;
+    req.machine_id.len = PA_MACHINE_ID_LEN;
+    rpc_result res;
+    e = call(c, METHOD_RENEW, &req.base, &res);
+    signed_license s = {0};
+    if (e == PA_OK) {
+        Activation__V1__RenewResponse *r = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
+        if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
+        else e = take_license(c, r->license, r->signature, r->key_id, r->activation_count, &s);
+        if (r) activation__v1__renew_response__free_unpacked(r, NULL);
+    }
+    rpc_result_clear(&res);
+    if (e != PA_OK) return e;
+    char what[350];
+    snprintf(what, sizeof what, "the renewed license from server %s", c->server);
+    e = client_accept(c, &s, c->machine_id, what);
+    if (e == PA_OK) e = client_store(c, &s);
+    signed_license_clear(&s);
+    return e;
+}
+
+pa_err pa_renew(pa_client *c) {
+    c->error[0] = '\0';
+    char err[256];
+    int lock = state_lock(c->state_dir, err, sizeof err);
+    if (lock < 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    pa_err e = renew_locked(c);
+    state_unlock(lock);
+    if (e != PA_OK && e != PA_ERR_NOT_ACTIVATED && e != PA_ERR_STATE) {
+        /* The stored license stays as it was; reload it for the accessors. */
+        char saved[sizeof c->error];
+        memcpy(saved, c->error, sizeof saved);
+        (void)load_stored(c);
+        memcpy(c->error, saved, sizeof saved);
+    }
+    record_attempt(c, e);
+    return e;
+}
+
+static pa_err remove_license(pa_client *c) {
+    char path[PATH_MAX];
+    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
+        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
+    if (unlink(path) != 0 && errno != ENOENT)
+        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return PA_OK;
+}
+
+static pa_err deactivate_locked(pa_client *c) {
+    pa_err e = load_stored(c);
+    if (e != PA_OK && e != PA_ERR_EXPIRED) return e;
+    Activation__V1__DeactivateRequest req = ACTIVATION__V1__DEACTIVATE_REQUEST__INIT;
+    req.license_id = c->lic->license_id;
+    req.machine_id.data = c->machine_id;
+    req.machine_id.len = PA_MACHINE_ID_LEN;
+    rpc_result res;
+    e = call(c, METHOD_DEACTIVATE, &req.base, &res);
+    bool gone_already = e == PA_ERR_NOT_FOUND;
+    if (e == PA_OK) {
+        Activation__V1__DeactivateResponse *r =
+            activation__v1__deactivate_response__unpack(NULL, res.body_len, res.body);
+        if (r) {
+            c->activation_count = r->activation_count;
+            activation__v1__deactivate_response__free_unpacked(r, NULL);
+        }
+    }
+    rpc_result_clear(&res);
+    if (e != PA_OK && !gone_already) return e;
+    unsigned count = c->activation_count;
+    drop_license(c);
+    c->activation_count = gone_already ? 0 : count;
+    e = remove_license(c);
+    if (e == PA_OK) {
+        c->error[0] = '\0';
+        if (gone_already)
+            snprintf(c->error, sizeof c->error, "the server no longer held this machine's place; removed the local license");
+    }
+    return e;
+}
+
+pa_err pa_deactivate(pa_client *c) {
+    c->error[0] = '\0';
+    char err[256];
+    int lock = state_lock(c->state_dir, err, sizeof err);
+    if (lock < 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    pa_err e = deactivate_locked(c);
+    state_unlock(lock);
+    return e;
+}
+
+/* ---- the schedule --------------------------------------------------------- */
+
+int64_t pa_next_check(pa_client *c, int64_t now) {
+    pa_err e = load_stored(c);
+    c->sched.licensed = e == PA_OK;
+    c->sched.renew_after = e == PA_OK ? c->lic->renew_after : 0;
+    return schedule_next(&c->sched, now, c->jitter);
+}
+
+pa_err pa_maintain(pa_client *c, const char *key) {
+    pa_err st = pa_status(c);
+    int64_t now = (int64_t)time(NULL);
+    pa_err e;
+    if (st == PA_OK && (c->lic->renew_after <= 0 || now < c->lic->renew_after)) return PA_OK;
+    if (st == PA_OK || st == PA_ERR_EXPIRED) {
+        e = pa_renew(c);
+        /* The server forgot the place (lease reclaimed): take a new one. */
+        if (e == PA_ERR_NOT_FOUND && key) e = pa_activate(c, key);
+        return e;
+    }
+    if (key && (st == PA_ERR_NOT_ACTIVATED || st == PA_ERR_STATE)) return pa_activate(c, key);
+    if (st == PA_ERR_NOT_ACTIVATED)
+        client_fail(c, st, "this machine is not activated and no product key was given to activate with");
+    record_attempt(c, st);
+    return st;
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+bool pa_is_licensed(const pa_client *c) { return c->lic != NULL; }
+static const char *str_or_empty(const char *s) { return s ? s : ""; }
+const char *pa_license_id(const pa_client *c) { return c->lic ? str_or_empty(c->lic->license_id) : ""; }
+const char *pa_product(const pa_client *c) { return c->lic ? str_or_empty(c->lic->product) : ""; }
+const char *pa_edition(const pa_client *c) { return c->lic ? str_or_empty(c->lic->edition) : ""; }
+size_t pa_feature_count(const pa_client *c) { return c->lic ? c->lic->n_features : 0; }
+const char *pa_feature(const pa_client *c, size_t i) {
+    return c->lic && i < c->lic->n_features ? c->lic->features[i] : NULL;
+}
+bool pa_has_feature(const pa_client *c, const char *name) {
+    for (size_t i = 0; i < pa_feature_count(c); i++)
+        if (strcmp(c->lic->features[i], name) == 0) return true;
+    return false;
+}
+int64_t pa_issued_at(const pa_client *c) { return c->lic ? c->lic->issued_at : 0; }
+int64_t pa_renew_after(const pa_client *c) { return c->lic ? c->lic->renew_after : 0; }
+int64_t pa_expires_at(const pa_client *c) { return c->lic ? c->lic->expires_at : 0; }
+uint32_t pa_key_group(const pa_client *c) { return c->lic ? c->lic->key_group : 0; }
+uint32_t pa_key_serial(const pa_client *c) { return c->lic ? c->lic->key_serial : 0; }
+unsigned pa_activation_count(const pa_client *c) { return c->activation_count; }
+const uint8_t *pa_machine_id(const pa_client *c) { return c->machine_id; }
+const char *pa_machine_id_hex(const pa_client *c) { return c->machine_id_hex; }
+const char *pa_machine_id_source(const pa_client *c) { return c->machine_source; }
+const char *pa_server(const pa_client *c) { return c->server; }
+const char *pa_request_fingerprint(const pa_client *c) { return c->request_fp; }
+int pa_retry_after(const pa_client *c) { return c->retry_after_s; }
+
+const char *pa_channel(const pa_client *c) {
+    if (!c->lic) return "";
+    switch (c->lic->channel) {
+    case ACTIVATION__V1__CHANNEL__CHANNEL_RETAIL: return "retail";
+    case ACTIVATION__V1__CHANNEL__CHANNEL_OEM: return "oem";
+    case ACTIVATION__V1__CHANNEL__CHANNEL_VOLUME: return "volume";
+    default: return "unspecified";
+    }
+}

@@ -1,0 +1,81 @@
+/* client_internal.h -- (internal) the pa_client handle, shared by client.c
+ * (online calls, stored license) and offline.c (request / fulfil / install). */
+#ifndef PA_CLIENT_INTERNAL_H
+#define PA_CLIENT_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "activate.h"
+#include "activation/v1/activation.pb-c.h"
+#include "license_verify.h"
+#include "schedule.h"
+#include "transport.h"
+
+#define PA_HOSTNAME_MAX 253    /* what ActivateRequest.hostname allows */
+#define PA_FACT_MAX 64         /* os, arch, client_version */
+
+struct pa_client {
+    char state_dir[PATH_MAX];          /* license, last server, request key */
+    char **servers;                    /* explicit "host:port" list (copies) */
+    size_t n_servers;
+    char *srv_domain;                  /* SRV discovery domain, or NULL */
+    char *dns_server;                  /* "IP:PORT" for SRV lookups, or NULL */
+    int timeout_ms;                    /* per call, per server */
+    char client_version[PA_FACT_MAX + 1]; /* sent with Activate */
+    char *tls_ca_pem;                  /* copies of the TLS options, or NULL */
+    char *tls_target_name;
+
+    vendor_keys keys;                  /* license-verification keys; n == 0: none configured */
+    uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */
+    char machine_id_hex[2 * PA_MACHINE_ID_LEN + 1];
+    const char *machine_source;        /* "dmi" | "mac" | "machine-id" | "" */
+    char machine_err[256];             /* why the machine id is unknown, when it is */
+
+    transport *net;                    /* NULL until the first network call */
+    int64_t discovered_at;             /* when the server list was built (SRV is re-read) */
+    char server[300];                  /* the server that answered last */
+    int retry_after_s;                 /* retry-after of the last answer */
+    char error[512];                   /* message of the last failure (pa_error) */
+
+    Activation__V1__License *lic;      /* the license the last call handled, verified */
+    unsigned activation_count;         /* from the last server answer or stored file */
+
+    char request_fp[24];               /* fingerprint of the last offline request written or read */
+
+    schedule_state sched;              /* last attempt, failure, retry-after */
+    uint32_t jitter;                   /* random number for the current schedule; re-rolled per attempt */
+    uint64_t rng;                      /* xorshift state for SRV order and jitter */
+};
+
+/* Sets c->error (printf style) and returns `e`. */
+pa_err client_fail(pa_client *c, pa_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* PA_OK when the machine id and vendor keys this call needs are there. */
+pa_err client_need_machine(pa_client *c);
+pa_err client_need_keys(pa_client *c);
+
+/* hostname, os ("Linux 6.1.0"), arch ("x86_64"), printable and truncated to
+ * what the server accepts. */
+void client_describe_machine(char host[PA_HOSTNAME_MAX + 1], char os[PA_FACT_MAX + 1],
+                             char arch[PA_FACT_MAX + 1]);
+
+/* Sends an Activate for `key` (canonical) on behalf of `machine_id`; on
+ * success *out holds the verified license bytes. */
+pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
+                            const char *hostname, const char *os, const char *arch, const char *client_version,
+                            signed_license *out);
+
+/* Verifies `s` for `machine_id` and makes it the handle's current license.
+ * `what` names the source in messages ("the server's license"). */
+pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machine_id[PA_MACHINE_ID_LEN],
+                     const char *what);
+
+/* Writes `s` as this machine's stored license (caller holds the lock). */
+pa_err client_store(pa_client *c, const signed_license *s);
+
+/* A uniform random number from the handle's generator. */
+uint32_t client_random(pa_client *c);
+
+#endif

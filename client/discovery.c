@@ -1,0 +1,278 @@
+/* discovery.c -- finding activation servers: an explicit list, or DNS SRV
+ * records `_activation._tcp.<domain>` (DESIGN §1, after KMS's
+ * _vlmcs._tcp), ordered as RFC 2782 says.
+ *
+ * SRV lets an enterprise add, drain or weight servers by editing DNS, with
+ * no change on the clients. The order matters for failover: all servers of
+ * the lowest priority first, spread by weight so that load follows the
+ * weights, then the next priority. The transport walks this order and
+ * moves on when a server is unavailable.
+ *
+ * The query runs on c-ares with its own small event loop (ares_getsock +
+ * poll + ares_process_fd), bounded by the caller's deadline. The DNS server
+ * can be named ("127.0.0.1:5353") so tests, and sites with a dedicated
+ * resolver, need not touch /etc/resolv.conf. The SRV target names are
+ * resolved by gRPC when it dials; when a DNS server was named, the target
+ * carries it as the authority (dns://IP:PORT/host:port), so the names in the
+ * records are looked up in the same place the records came from.
+ *
+ * The last server that answered is remembered by the caller (client.c keeps
+ * it in the state directory) and tried first next time: it is likely still
+ * up, and sticking to it keeps one machine's calls on one server. */
+#include "discovery.h"
+
+#include <arpa/nameser.h>
+#include <ares.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- RFC 2782 ordering ----------------------------------------------- */
+
+static int by_priority(const void *a, const void *b) {
+    const srv_record *x = a, *y = b;
+    return (int)x->priority - (int)y->priority;
+}
+
+/* Moves r[k] to r[i], shifting r[i..k) up one, so the rest keep their order. */
+static void move_to(srv_record *r, size_t i, size_t k) {
+    srv_record t = r[k];
+    memmove(&r[i + 1], &r[i], (k - i) * sizeof *r);
+    r[i] = t;
+}
+
+/* Orders r[lo, hi) (one priority) by repeated weighted picks. */
+static void order_by_weight(srv_record *r, size_t lo, size_t hi, rand_fn rnd, void *arg) {
+    /* RFC 2782: zero-weight entries first, so they keep a small chance. */
+    size_t z = lo;
+    for (size_t k = lo; k < hi; k++)
+        if (r[k].weight == 0) move_to(r, z++, k);
+    for (size_t i = lo; i + 1 < hi; i++) {
+        uint64_t sum = 0;
+        for (size_t k = i; k < hi; k++) sum += r[k].weight;
+        uint64_t pick = rnd(arg) % (sum + 1);  /* uniform in [0, sum] */
+        uint64_t running = 0;
+        size_t k = i;
+        for (; k < hi; k++) {
+            running += r[k].weight;
+            if (running >= pick) break;
+        }
+        move_to(r, i, k < hi ? k : hi - 1);
+    }
+}
+
+void srv_order(srv_record *r, size_t n, rand_fn rnd, void *rnd_arg) {
+    if (n < 2) return;
+    /* qsort is not stable; equal priorities are reordered by weight anyway. */
+    qsort(r, n, sizeof *r, by_priority);
+    size_t lo = 0;
+    while (lo < n) {
+        size_t hi = lo + 1;
+        while (hi < n && r[hi].priority == r[lo].priority) hi++;
+        order_by_weight(r, lo, hi, rnd, rnd_arg);
+        lo = hi;
+    }
+}
+
+/* ---- The SRV query on c-ares ------------------------------------------ */
+
+typedef struct srv_query {
+    bool done;              /* the callback ran */
+    int status;             /* ARES_SUCCESS or the failure */
+    srv_record *recs;       /* collected answers */
+    size_t n;
+} srv_query;
+
+static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
+    srv_query *q = arg;
+    q->done = true;
+    q->status = status;
+    if (status != ARES_SUCCESS) return;
+    struct ares_srv_reply *reply = NULL;
+    q->status = ares_parse_srv_reply(abuf, alen, &reply);
+    if (q->status != ARES_SUCCESS) return;
+    size_t count = 0;
+    for (struct ares_srv_reply *s = reply; s; s = s->next) count++;
+    q->recs = calloc(count ? count : 1, sizeof *q->recs);
+    if (!q->recs) {
+        q->status = ARES_ENOMEM;
+    } else {
+        for (struct ares_srv_reply *s = reply; s; s = s->next) {
+            if (!s->host[0] || strcmp(s->host, ".") == 0) continue;
+            srv_record *d = &q->recs[q->n++];
+            snprintf(d->host, sizeof d->host, "%s", s->host);
+            d->port = s->port;
+            d->priority = s->priority;
+            d->weight = s->weight;
+        }
+    }
+    ares_free_data(reply);
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drives c-ares until the query finishes or the deadline passes. */
+static void run_until_done(ares_channel ch, srv_query *q, int64_t deadline) {
+    while (!q->done) {
+        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+        int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+        nfds_t n = 0;
+        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
+                               (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+            if (!ev) continue;
+            pfd[n].fd = socks[i];
+            pfd[n].events = ev;
+            pfd[n].revents = 0;
+            n++;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return;
+        struct timeval maxtv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000}, tv;
+        struct timeval *tvp = ares_timeout(ch, &maxtv, &tv);
+        int wait_ms = (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000);
+        int ready = poll(pfd, n, wait_ms);
+        if (ready <= 0) {
+            ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  /* timeouts, retries */
+            continue;
+        }
+        for (nfds_t i = 0; i < n; i++) {
+            ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
+            ares_socket_t w = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
+            if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD) ares_process_fd(ch, r, w);
+        }
+    }
+}
+
+static int open_channel(ares_channel *ch, const char *dns_server, int timeout_ms, char *err, size_t errlen) {
+    struct ares_options opts;
+    memset(&opts, 0, sizeof opts);
+    opts.timeout = timeout_ms / 3 > 0 ? timeout_ms / 3 : 1;  /* per try; three tries fit */
+    opts.tries = 3;
+    int rc = ares_init_options(ch, &opts, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errlen, "cannot start the DNS resolver: %s", ares_strerror(rc));
+        return -1;
+    }
+    if (dns_server && *dns_server) {
+        rc = ares_set_servers_ports_csv(*ch, dns_server);
+        if (rc != ARES_SUCCESS) {
+            snprintf(err, errlen, "bad DNS server \"%s\" (want IP:PORT): %s", dns_server, ares_strerror(rc));
+            ares_destroy(*ch);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int srv_lookup(const char *domain, const char *dns_server, int timeout_ms, srv_record **out, size_t *n,
+               char *err, size_t errlen) {
+    *out = NULL;
+    *n = 0;
+    char name[300];
+    if (snprintf(name, sizeof name, "_activation._tcp.%s", domain) >= (int)sizeof name) {
+        snprintf(err, errlen, "SRV domain too long");
+        return -1;
+    }
+    int rc = ares_library_init(ARES_LIB_INIT_ALL);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errlen, "cannot start c-ares: %s", ares_strerror(rc));
+        return -1;
+    }
+    ares_channel ch;
+    if (open_channel(&ch, dns_server, timeout_ms, err, errlen) != 0) {
+        ares_library_cleanup();
+        return -1;
+    }
+    srv_query q = {0};
+    ares_query(ch, name, ns_c_in, ns_t_srv, on_srv_answer, &q);
+    run_until_done(ch, &q, now_ms() + timeout_ms);
+    bool timed_out = !q.done;
+    ares_destroy(ch);  /* runs the callback with ARES_EDESTRUCTION if still pending */
+    ares_library_cleanup();
+    if (q.status != ARES_SUCCESS || q.n == 0) {
+        snprintf(err, errlen, "no activation servers found for %s: %s", name,
+                 timed_out                  ? "the DNS query timed out"
+                 : q.status != ARES_SUCCESS ? ares_strerror(q.status)
+                                            : "no usable SRV records");
+        free(q.recs);
+        return -1;
+    }
+    *out = q.recs;
+    *n = q.n;
+    return 0;
+}
+
+/* ---- Endpoints ----------------------------------------------------------- */
+
+int endpoints_from_srv(const srv_record *r, size_t n, const char *dns_server, endpoint **out, size_t *n_out) {
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) return -1;
+    for (size_t i = 0; i < n; i++) {
+        endpoint *e = &(*out)[i];
+        /* A trailing dot (absolute name) is fine for DNS but not for display. */
+        char host[256];
+        snprintf(host, sizeof host, "%s", r[i].host);
+        size_t len = strlen(host);
+        if (len > 1 && host[len - 1] == '.') host[len - 1] = '\0';
+        snprintf(e->name, sizeof e->name, "%s:%u", host, (unsigned)r[i].port);
+        if (dns_server && *dns_server)
+            snprintf(e->target, sizeof e->target, "dns://%s/%s", dns_server, e->name);
+        else
+            snprintf(e->target, sizeof e->target, "%s", e->name);
+    }
+    *n_out = n;
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" with a port in 1..65535. */
+static bool valid_server(const char *s) {
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return false;
+    if (s[0] == '[' && colon[-1] != ']') return false;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && colon[1] != '\0' && port >= 1 && port <= 65535;
+}
+
+int endpoints_from_list(const char *const *servers, size_t n, endpoint **out, size_t *n_out, char *err,
+                        size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_server(servers[i]) || strlen(servers[i]) >= sizeof((endpoint *)0)->name) {
+            snprintf(err, errlen, "bad server \"%s\": want HOST:PORT (IPv6 as [ADDR]:PORT)", servers[i]);
+            return -1;
+        }
+    }
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf((*out)[i].name, sizeof(*out)[i].name, "%s", servers[i]);
+        snprintf((*out)[i].target, sizeof(*out)[i].target, "%s", servers[i]);
+    }
+    *n_out = n;
+    return 0;
+}
+
+void endpoints_prefer(endpoint *e, size_t n, const char *name) {
+    if (!name || !*name) return;
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(e[k].name, name) != 0) continue;
+        endpoint t = e[k];
+        memmove(&e[1], &e[0], k * sizeof *e);
+        e[0] = t;
+        return;
+    }
+}

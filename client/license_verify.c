@@ -1,0 +1,158 @@
+/* license_verify.c -- checks a license before anything trusts it
+ * (DESIGN §4.6).
+ *
+ * Order matters: the signature is verified over the exact bytes first, and
+ * only then are the bytes parsed, so a forged or altered license never
+ * reaches the protobuf parser. Then the signed content must agree with
+ * itself and with us: the format version we understand, the signing key id
+ * the same as the key that verified it (so a license cannot claim another
+ * key), this machine's id (compared in constant time), and a license id of
+ * the shared shape (group + serial + random, 32 lowercase hex).
+ *
+ * The vendor key can rotate: a client holds up to four public keys and picks
+ * the one whose key_id the license names (key_id = first 16 hex of SHA-256
+ * over the raw 32-byte key, the rule every component shares). */
+#include "license_verify.h"
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vendor_key_id(EVP_PKEY *key, char out[KEY_ID_LEN + 1]) {
+    uint8_t raw[32], digest[SHA256_DIGEST_LENGTH];
+    size_t len = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof raw) return -1;
+    SHA256(raw, len, digest);
+    for (int i = 0; i < KEY_ID_LEN / 2; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    return 0;
+}
+
+int vendor_keys_load(vendor_keys *k, const char *pem, char *err, size_t errlen) {
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (!bio) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    EVP_PKEY *key;
+    while ((key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) != NULL) {
+        if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+            snprintf(err, errlen, "vendor public key %zu is not an Ed25519 key", k->n + 1);
+            rc = -1;
+        } else if (k->n == VENDOR_KEYS_MAX) {
+            snprintf(err, errlen, "more than %d vendor public keys", VENDOR_KEYS_MAX);
+            rc = -1;
+        } else if (vendor_key_id(key, k->key_id[k->n]) != 0) {
+            snprintf(err, errlen, "cannot read vendor public key %zu", k->n + 1);
+            rc = -1;
+        }
+        if (rc != 0) {
+            EVP_PKEY_free(key);
+            break;
+        }
+        k->key[k->n++] = key;
+    }
+    ERR_clear_error();  /* the loop ends on "no start line" */
+    BIO_free(bio);
+    if (rc == 0 && k->n == 0) {
+        snprintf(err, errlen, "no PUBLIC KEY block found in the vendor public key PEM");
+        rc = -1;
+    }
+    if (rc != 0) vendor_keys_clear(k);
+    return rc;
+}
+
+void vendor_keys_clear(vendor_keys *k) {
+    for (size_t i = 0; i < k->n; i++) EVP_PKEY_free(k->key[i]);
+    memset(k, 0, sizeof *k);
+}
+
+void signed_license_clear(signed_license *s) {
+    free(s->license);
+    memset(s, 0, sizeof *s);
+}
+
+static EVP_PKEY *key_named(const vendor_keys *k, const char *key_id) {
+    for (size_t i = 0; i < k->n; i++)
+        if (strcmp(k->key_id[i], key_id) == 0) return k->key[i];
+    return NULL;
+}
+
+static bool signature_ok(EVP_PKEY *key, const signed_license *s) {
+    if (s->signature_len != SIGNATURE_LEN) return false;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) return false;
+    bool ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
+              EVP_DigestVerify(ctx, s->signature, s->signature_len, s->license, s->license_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+/* 32 lowercase hex characters starting with the key's group and serial. */
+static bool license_id_ok(const Activation__V1__License *l) {
+    const char *id = l->license_id;
+    if (!id || strlen(id) != 32) return false;
+    for (const char *c = id; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return false;
+    char prefix[17];
+    snprintf(prefix, sizeof prefix, "%08x%08x", (unsigned)l->key_group, (unsigned)l->key_serial);
+    return memcmp(id, prefix, 16) == 0;
+}
+
+static verify_status check_content(const Activation__V1__License *l, const char *key_id,
+                                   const uint8_t machine_id[32], char *err, size_t errlen) {
+    if (l->format_version != 1) {
+        snprintf(err, errlen, "license format version %u is not understood by this client (want 1)",
+                 (unsigned)l->format_version);
+        return VERIFY_MALFORMED;
+    }
+    if (!l->signing_key_id || strcmp(l->signing_key_id, key_id) != 0) {
+        snprintf(err, errlen, "license names signing key \"%s\" but was signed by %s",
+                 l->signing_key_id ? l->signing_key_id : "", key_id);
+        return VERIFY_MALFORMED;
+    }
+    if (!license_id_ok(l)) {
+        snprintf(err, errlen, "license id \"%s\" is not 32 hex characters of group + serial + random",
+                 l->license_id ? l->license_id : "");
+        return VERIFY_MALFORMED;
+    }
+    if (l->machine_id.len != 32 || CRYPTO_memcmp(l->machine_id.data, machine_id, 32) != 0) {
+        snprintf(err, errlen, "the license is genuine but belongs to another machine");
+        return VERIFY_WRONG_MACHINE;
+    }
+    return VERIFY_OK;
+}
+
+verify_status license_verify(const vendor_keys *k, const signed_license *s, const uint8_t machine_id[32],
+                             Activation__V1__License **out, char *err, size_t errlen) {
+    *out = NULL;
+    EVP_PKEY *key = key_named(k, s->key_id);
+    if (!key) {
+        snprintf(err, errlen, "the license was signed with key \"%s\", which this client does not hold",
+                 s->key_id);
+        return VERIFY_UNKNOWN_KEY;
+    }
+    if (!s->license || !signature_ok(key, s)) {
+        snprintf(err, errlen, "the license signature does not verify: the license was altered or damaged");
+        return VERIFY_BAD_SIGNATURE;
+    }
+    Activation__V1__License *l = activation__v1__license__unpack(NULL, s->license_len, s->license);
+    if (!l) {
+        snprintf(err, errlen, "the signed license cannot be parsed");
+        return VERIFY_MALFORMED;
+    }
+    verify_status st = check_content(l, s->key_id, machine_id, err, errlen);
+    if (st != VERIFY_OK) {
+        activation__v1__license__free_unpacked(l, NULL);
+        return st;
+    }
+    *out = l;
+    return VERIFY_OK;
+}

@@ -1,0 +1,58 @@
+/* license_verify.h -- (internal) is this license genuine and ours? */
+#ifndef PA_LICENSE_VERIFY_H
+#define PA_LICENSE_VERIFY_H
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "activation/v1/activation.pb-c.h"
+
+#define VENDOR_KEYS_MAX 4        /* the current key and a few being rotated out */
+#define KEY_ID_LEN 16            /* hex characters */
+#define SIGNATURE_LEN 64         /* Ed25519 */
+
+/* The vendor's license-verification public keys. */
+typedef struct vendor_keys {
+    EVP_PKEY *key[VENDOR_KEYS_MAX];            /* Ed25519 public keys */
+    char key_id[VENDOR_KEYS_MAX][KEY_ID_LEN + 1]; /* names each key as licenses do */
+    size_t n;                                  /* keys loaded */
+} vendor_keys;
+
+/* A license as it travels and as it is stored: the signed bytes plus what
+ * is needed to check them. */
+typedef struct signed_license {
+    uint8_t *license;              /* serialized activation.v1.License (malloc'd) */
+    size_t license_len;
+    uint8_t signature[SIGNATURE_LEN]; /* Ed25519 over `license` */
+    size_t signature_len;          /* must be SIGNATURE_LEN; kept to report a wrong length */
+    char key_id[KEY_ID_LEN + 1];   /* which vendor key signed it */
+    uint32_t activation_count;     /* from the server's answer; not signed, shown only */
+} signed_license;
+
+typedef enum verify_status {
+    VERIFY_OK = 0,
+    VERIFY_UNKNOWN_KEY,     /* signed by a key this client does not hold */
+    VERIFY_BAD_SIGNATURE,   /* the bytes were changed or the signature is wrong */
+    VERIFY_MALFORMED,       /* signed, but not a license this client understands */
+    VERIFY_WRONG_MACHINE,   /* a genuine license for another machine */
+} verify_status;
+
+/* Loads every PUBLIC KEY block in `pem` (Ed25519 only). 0 or -1 with `err`. */
+int vendor_keys_load(vendor_keys *k, const char *pem, char *err, size_t errlen);
+void vendor_keys_clear(vendor_keys *k);
+
+/* key_id of an Ed25519 public key: the first 16 hex characters of SHA-256
+ * over its 32 raw bytes. */
+int vendor_key_id(EVP_PKEY *key, char out[KEY_ID_LEN + 1]);
+
+/* Verifies the signature before parsing anything, then parses and checks
+ * the license names `machine_id` and the signing key. On VERIFY_OK *out
+ * holds the parsed license (free with activation__v1__license__free_unpacked);
+ * otherwise `err` says what is wrong. */
+verify_status license_verify(const vendor_keys *k, const signed_license *s, const uint8_t machine_id[32],
+                             Activation__V1__License **out, char *err, size_t errlen);
+
+void signed_license_clear(signed_license *s);
+
+#endif

@@ -1,0 +1,306 @@
+/* offline.c -- activation for machines that never reach a server.
+ *
+ * Three steps, two machines:
+ *   1. air-gapped:  `activate request --out req.txt KEY`
+ *   2. connected:   `activate fulfil req.txt --server ... --out license.txt`
+ *   3. air-gapped:  `activate install license.txt`
+ *
+ * The request is a small text file: the key, the machine id and the facts
+ * an online Activate would send, a random request id and creation time,
+ * the public half of a per-machine Ed25519 "request key", and a signature
+ * by that key over every line before it. The request key is made on first
+ * use and kept in the state directory (request-key.pem, mode 0600), so all
+ * requests of one machine carry the same fingerprint.
+ *
+ * Why sign it at all, since the vendor never sees the request key? Because
+ * the request crosses hands (USB stick, mail, a ticket system): the
+ * signature makes `fulfil` refuse a file that was edited or damaged on the
+ * way -- a changed machine id would spend a place on a machine nobody owns
+ * -- and the fingerprint, printed on both sides, lets the operator confirm
+ * by phone that the request came from the machine they think it did. It
+ * does not make the request secret: it holds the product key in the clear,
+ * so it must be handled like the key itself.
+ *
+ * The license file that comes back needs no such care: it is the same
+ * format as the stored license, signed by the vendor and bound to the
+ * machine id, so `install` verifies it exactly as a stored license is
+ * verified and another machine cannot use it. */
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_internal.h"
+#include "state.h"
+
+#define REQUEST_HEADER "# activate offline request v1"
+#define REQUEST_TEXT_MAX 4096
+
+/* ---- the request key ---------------------------------------------------- */
+
+static pa_err make_request_key(pa_client *c, const char *path, EVP_PKEY **out) {
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *pem = NULL, err[256];
+    long len = 0;
+    if (key && mem && PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL) == 1)
+        len = BIO_get_mem_data(mem, &pem);
+    bool ok = len > 0 && state_write_atomic(path, pem, (size_t)len, 0600, err, sizeof err) == 0;
+    BIO_free(mem);
+    if (!ok) {
+        EVP_PKEY_free(key);
+        return client_fail(c, PA_ERR_IO, "cannot create the request key %s: %s", path,
+                           len > 0 ? err : "OpenSSL failed");
+    }
+    *out = key;
+    return PA_OK;
+}
+
+/* The machine's request key, made on first use. */
+static pa_err request_key(pa_client *c, EVP_PKEY **out) {
+    char path[PATH_MAX], err[256];
+    *out = NULL;
+    if (state_path(path, sizeof path, c->state_dir, STATE_REQUEST_KEY) != 0 ||
+        state_dir_ensure(c->state_dir, err, sizeof err) != 0)
+        return client_fail(c, PA_ERR_IO, "cannot use state directory %s", c->state_dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return make_request_key(c, path, out);
+    EVP_PKEY *key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    fclose(fp);
+    ERR_clear_error();
+    if (!key || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(key);
+        return client_fail(c, PA_ERR_STATE, "the request key %s is damaged; remove it to make a new one", path);
+    }
+    *out = key;
+    return PA_OK;
+}
+
+/* "1a2b-3c4d-5e6f-7a8b" from SHA-256 of the raw public key. */
+static void fingerprint(const uint8_t raw[32], char out[24]) {
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256(raw, 32, d);
+    snprintf(out, 24, "%02x%02x-%02x%02x-%02x%02x-%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+}
+
+static int sign(EVP_PKEY *key, const char *data, size_t len, uint8_t sig[SIGNATURE_LEN]) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = SIGNATURE_LEN;
+    int ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)data, len) == 1 && sig_len == SIGNATURE_LEN;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+/* ---- step 1: the request ------------------------------------------------- */
+
+static pa_err write_request(pa_client *c, EVP_PKEY *key, const char *canonical, const char *out_path) {
+    uint8_t raw[32], nonce[16], sig[SIGNATURE_LEN];
+    size_t raw_len = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(key, raw, &raw_len) != 1 || RAND_bytes(nonce, sizeof nonce) != 1)
+        return client_fail(c, PA_ERR_INTERNAL, "OpenSSL failed");
+    char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1], id[33];
+    client_describe_machine(host, os, arch);
+    for (int i = 0; i < 16; i++) snprintf(id + 2 * i, 3, "%02x", nonce[i]);
+    char *pub = b64_encode(raw, sizeof raw);
+    char text[REQUEST_TEXT_MAX];
+    int n = snprintf(text, sizeof text,
+                     REQUEST_HEADER " -- it holds a product key: handle it like the key\n"
+                     "request_id: %s\nproduct_key: %s\nmachine_id: %s\nmachine_id_source: %s\n"
+                     "hostname: %s\nos: %s\narch: %s\nclient_version: %s\ncreated_at: %lld\npublic_key: %s\n",
+                     id, canonical, c->machine_id_hex, c->machine_source, host, os, arch, c->client_version,
+                     (long long)time(NULL), pub ? pub : "");
+    free(pub);
+    if (!pub || n < 0 || (size_t)n >= sizeof text - 200 || sign(key, text, (size_t)n, sig) != 0)
+        return client_fail(c, PA_ERR_INTERNAL, "cannot build the request");
+    char *sig_b64 = b64_encode(sig, sizeof sig);
+    if (!sig_b64) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    snprintf(text + n, sizeof text - (size_t)n, "signature: %s\n", sig_b64);
+    free(sig_b64);
+    char err[256];
+    if (state_write_atomic(out_path, text, strlen(text), 0600, err, sizeof err) != 0)
+        return client_fail(c, PA_ERR_IO, "%s", err);
+    fingerprint(raw, c->request_fp);
+    return PA_OK;
+}
+
+pa_err pa_request_write(pa_client *c, const char *key, const char *path) {
+    c->error[0] = '\0';
+    c->request_fp[0] = '\0';
+    char canonical[PA_KEY_TEXT_LEN + 1];
+    pa_key_problem p;
+    if (pa_key_check(key, canonical, &p) != PA_OK) return client_fail(c, PA_ERR_KEY, "%s", p.message);
+    pa_err e = client_need_machine(c);
+    if (e != PA_OK) return e;
+    char err[256];
+    int lock = state_lock(c->state_dir, err, sizeof err);
+    if (lock < 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    EVP_PKEY *k;
+    e = request_key(c, &k);
+    if (e == PA_OK) e = write_request(c, k, canonical, path);
+    EVP_PKEY_free(k);
+    state_unlock(lock);
+    return e;
+}
+
+/* ---- step 2: fulfil on a connected machine ------------------------------- */
+
+/* The request's fields, checked. */
+typedef struct request {
+    char key[PA_KEY_TEXT_LEN + 1];          /* canonical product key */
+    uint8_t machine_id[PA_MACHINE_ID_LEN];  /* the air-gapped machine */
+    char hostname[PA_HOSTNAME_MAX + 1];     /* its facts, passed on as sent */
+    char os[PA_FACT_MAX + 1];
+    char arch[PA_FACT_MAX + 1];
+    char client_version[PA_FACT_MAX + 1];
+} request;
+
+static bool printable(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f) return false;
+    return true;
+}
+
+static bool parse_hex(const char *hex, uint8_t *out, size_t n) {
+    if (strlen(hex) != 2 * n) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return false;
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* Checks the signature over everything before the signature line. */
+static pa_err check_request_signature(pa_client *c, const char *text) {
+    const char *line = strstr(text, "\nsignature: ");
+    const char *pub_b64;
+    size_t pub_len;
+    char sig_b64[128], pub_text[64];
+    uint8_t *pub = NULL, *sig = NULL;
+    size_t n_pub = 0, n_sig = 0;
+    if (!line || strstr(line + 1, "\nsignature: ") ||
+        text_field_copy(text, "signature", sig_b64, sizeof sig_b64) != 0 ||
+        text_field(text, "public_key", &pub_b64, &pub_len) != 0 || pub_len >= sizeof pub_text)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "the request has no single signature and public key");
+    memcpy(pub_text, pub_b64, pub_len);
+    pub_text[pub_len] = '\0';
+    pa_err e = PA_ERR_BAD_LICENSE;
+    if (b64_decode(pub_text, &pub, &n_pub) == 0 && n_pub == 32 && b64_decode(sig_b64, &sig, &n_sig) == 0 &&
+        n_sig == SIGNATURE_LEN) {
+        EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (k && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+            EVP_DigestVerify(ctx, sig, n_sig, (const uint8_t *)text, (size_t)(line + 1 - text)) == 1) {
+            fingerprint(pub, c->request_fp);
+            e = PA_OK;
+        }
+        EVP_MD_CTX_free(ctx);
+        EVP_PKEY_free(k);
+        ERR_clear_error();
+    }
+    free(pub);
+    free(sig);
+    if (e != PA_OK)
+        return client_fail(c, e, "the request's signature does not verify: it was altered or damaged on the way");
+    return PA_OK;
+}
+
+static pa_err parse_request(pa_client *c, const char *text, request *r) {
+    memset(r, 0, sizeof *r);
+    if (strncmp(text, REQUEST_HEADER, strlen(REQUEST_HEADER)) != 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "not an activate offline request (first line)");
+    pa_err e = check_request_signature(c, text);
+    if (e != PA_OK) return e;
+    char key[128], mid[2 * PA_MACHINE_ID_LEN + 2];
+    struct {
+        const char *name;
+        char *out;
+        size_t n;
+    } f[] = {{"product_key", key, sizeof key},         {"machine_id", mid, sizeof mid},
+             {"hostname", r->hostname, sizeof r->hostname}, {"os", r->os, sizeof r->os},
+             {"arch", r->arch, sizeof r->arch},          {"client_version", r->client_version, sizeof r->client_version}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (text_field_copy(text, f[i].name, f[i].out, f[i].n) != 0 || !printable(f[i].out))
+            return client_fail(c, PA_ERR_BAD_LICENSE, "the request's field \"%s\" is missing, repeated or malformed",
+                               f[i].name);
+    if (!parse_hex(mid, r->machine_id, PA_MACHINE_ID_LEN))
+        return client_fail(c, PA_ERR_BAD_LICENSE, "the request's machine_id is not 64 hex characters");
+    pa_key_problem p;
+    if (pa_key_check(key, r->key, &p) != PA_OK)
+        return client_fail(c, PA_ERR_KEY, "the request's product key: %s", p.message);
+    return PA_OK;
+}
+
+static pa_err read_text(pa_client *c, const char *path, char **text) {
+    size_t len;
+    char err[256];
+    int rc = state_read_file(path, text, &len, err, sizeof err);
+    if (rc == 1) return client_fail(c, PA_ERR_IO, "%s does not exist", path);
+    if (rc != 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    return PA_OK;
+}
+
+pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_path) {
+    c->error[0] = '\0';
+    c->request_fp[0] = '\0';
+    pa_err e = client_need_keys(c);
+    char *text = NULL;
+    if (e == PA_OK) e = read_text(c, request_path, &text);
+    request r;
+    if (e == PA_OK) e = parse_request(c, text, &r);
+    free(text);
+    if (e != PA_OK) return e;
+    signed_license s;
+    e = client_call_activate(c, r.key, r.machine_id, r.hostname, r.os, r.arch, r.client_version, &s);
+    if (e != PA_OK) return e;
+    char what[350];
+    snprintf(what, sizeof what, "the license from server %s", c->server);
+    e = client_accept(c, &s, r.machine_id, what);
+    char *out = e == PA_OK ? license_file_format(&s) : NULL;
+    signed_license_clear(&s);
+    if (e != PA_OK) return e;
+    if (!out) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    char err[256];
+    int rc = state_write_atomic(license_path, out, strlen(out), 0644, err, sizeof err);
+    free(out);
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
+}
+
+/* ---- step 3: install ------------------------------------------------------ */
+
+pa_err pa_install(pa_client *c, const char *license_path) {
+    c->error[0] = '\0';
+    pa_err e = client_need_machine(c);
+    if (e == PA_OK) e = client_need_keys(c);
+    char *text = NULL;
+    if (e == PA_OK) e = read_text(c, license_path, &text);
+    if (e != PA_OK) return e;
+    signed_license s;
+    char err[256];
+    int rc = license_file_parse(text, &s, err, sizeof err);
+    free(text);
+    if (rc != 0) return client_fail(c, PA_ERR_BAD_LICENSE, "%s is not a usable license file: %s", license_path, err);
+    e = client_accept(c, &s, c->machine_id, "the license file");
+    if (e == PA_OK && c->lic->expires_at > 0 && c->lic->expires_at <= (int64_t)time(NULL))
+        e = client_fail(c, PA_ERR_EXPIRED, "the license file expired at %lld; ask for a new one",
+                        (long long)c->lic->expires_at);
+    if (e == PA_OK) {
+        int lock = state_lock(c->state_dir, err, sizeof err);
+        if (lock < 0) e = client_fail(c, PA_ERR_IO, "%s", err);
+        else {
+            e = client_store(c, &s);
+            state_unlock(lock);
+        }
+    }
+    signed_license_clear(&s);
+    return e;
+}
