@@ -12,7 +12,10 @@
  *   env      PA_ACTIVATION_LISTEN=...     (prefix given by the program)
  *   flags    --listen [::]:50051  or  --listen=[::]:50051
  * `--help` prints the table. An option may be given several times on the
- * command line when the program reads it as a list (config_get_list). */
+ * command line when the program reads it as a list (config_get_list).
+ * A boolean option (metavar NULL) is set by `--name` alone, cleared by
+ * `--no-name`, and takes true/false/1/0/yes/no/on/off in files and env.
+ * The config file may also be named by the environment (PREFIX_CONFIG). */
 #ifndef PA_CONFIG_H
 #define PA_CONFIG_H
 
@@ -22,7 +25,9 @@
 typedef struct config_option {
     const char *name;         /* long flag name without "--"; file key; env suffix */
     const char *metavar;      /* placeholder shown in --help; NULL for a boolean flag */
-    const char *help;         /* one line */
+    const char *help;         /* one line; NULL hides the option from --help (it is
+                                 still accepted, e.g. from a config file shared by
+                                 several commands) */
     const char *default_value;/* NULL: unset unless given */
 } config_option;
 
@@ -40,8 +45,11 @@ void config_free(config *c);
 /* The effective value, or NULL when unset. */
 const char *config_get(const config *c, const char *name);
 /* Integer value with range check; on a bad value prints an error naming the
- * option and returns -1 (and *ok = false). */
+ * option and returns -1 (and *ok = false). *ok is never set to true, so one
+ * flag can collect the result of several calls. Unset returns 0. */
 long long config_get_int(const config *c, const char *name, long long min, long long max, bool *ok);
+/* The same for a decimal number (e.g. a percentage). */
+double config_get_double(const config *c, const char *name, double min, double max, bool *ok);
 bool config_get_bool(const config *c, const char *name);
 /* All values given for a repeatable option (flags, else the file/env value
  * split on commas). Valid until config_free. */

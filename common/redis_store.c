@@ -1,1 +1,448 @@
-/* placeholder: being written */
+/* redis_store.c -- one hiredis connection that heals itself.
+ *
+ * Design: hiredis gives a blocking context that is unusable after any I/O
+ * error or timeout. We wrap it so that a broken context is dropped at once
+ * and rebuilt later, never on a hot loop: after a failure the next attempt
+ * waits 50 ms, then 100, 200 ... up to 2 s. Until then every command fails
+ * immediately with the last error, so a server whose store is down answers
+ * UNAVAILABLE in microseconds instead of queueing threads behind connect
+ * timeouts. A successful connect resets the backoff.
+ *
+ * Connecting means: TCP (or unix socket) with a connect timeout, socket
+ * send/receive timeouts for commands, TCP keepalive, AUTH as the ACL user
+ * from the URL (password from the URL or a file), SELECT, and SCRIPT LOAD of
+ * every registered script. Script SHAs are computed locally, so EVALSHA can
+ * be sent before Redis has told us anything; a NOSCRIPT answer (Redis was
+ * restarted from an AOF, or SCRIPT FLUSH ran) reloads the script and retries
+ * once.
+ *
+ * No message produced here ever contains the password. */
+#include "redis_store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define BACKOFF_FIRST_MS 50
+#define BACKOFF_MAX_MS 2000
+
+typedef struct rscript {
+    char *source;      /* Lua source, sent again on NOSCRIPT */
+    char sha[41];      /* hex SHA-1 of source, what EVALSHA names */
+} rscript;
+
+struct rstore {
+    char host[256];          /* host name, address, or unix socket path */
+    int port;                /* TCP port; 0 for a unix socket */
+    char user[128];          /* ACL user; empty means the default user */
+    char password[256];      /* from the URL or the password file */
+    int db;                  /* SELECTed after AUTH when not 0 */
+    int connect_timeout_ms;  /* bounds connect(2) */
+    int command_timeout_ms;  /* bounds every read and write */
+    redisContext *ctx;       /* NULL while disconnected */
+    rscript *scripts;        /* registered scripts, loaded on every connect */
+    int nscripts;
+    int backoff_ms;          /* current wait between reconnects; 0 when healthy */
+    long long next_try_ms;   /* monotonic time before which we do not reconnect */
+    int pending;             /* pipelined replies not yet read */
+    char err[256];           /* why the last operation failed */
+};
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval ms_to_tv(int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Copies [s, s+n) into out with %XX decoded. */
+static int pct_decode(const char *s, size_t n, char *out, size_t outlen) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n) return -1;
+            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
+            if (a < 0 || b < 0) return -1;
+            c = a * 16 + b;
+            i += 2;
+        }
+        if (o + 1 >= outlen) return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int copy_str(char *dst, size_t n, const char *src, size_t len) {
+    if (len >= n) return -1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+static int parse_uint(const char *s, size_t n, long max, int *out) {
+    if (n == 0 || n > 9) return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i])) return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* host[:port] or [v6]:port, up to `end`. */
+static int parse_hostport(const char *p, const char *end, char *host, size_t hostlen, int *port) {
+    const char *colon;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close || copy_str(host, hostlen, p + 1, (size_t)(close - p - 1)) != 0) return -1;
+        if (close + 1 == end) return 0;
+        if (close[1] != ':') return -1;
+        colon = close + 1;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        size_t hl = (size_t)((colon ? colon : end) - p);
+        if (hl == 0) return copy_str(host, hostlen, "127.0.0.1", 9);
+        if (copy_str(host, hostlen, p, hl) != 0) return -1;
+        if (!colon) return 0;
+    }
+    if (parse_uint(colon + 1, (size_t)(end - colon - 1), 65535, port) != 0 || *port == 0) return -1;
+    return 0;
+}
+
+int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
+                     size_t userlen, char *password, size_t passlen, int *db) {
+    if (!url || hostlen == 0 || userlen == 0 || passlen == 0) return -1;
+    *port = 6379;
+    *db = 0;
+    user[0] = password[0] = host[0] = '\0';
+    if (strncmp(url, "unix:", 5) == 0) {
+        const char *path = url + 5;
+        if (strncmp(path, "//", 2) == 0) path += 2;
+        *port = 0;
+        return path[0] == '/' ? copy_str(host, hostlen, path, strlen(path)) : -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0) return -1;
+    const char *p = url + 8, *end = p + strlen(p);
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *auth_end = NULL;
+    for (const char *q = p; q < (slash ? slash : end); q++)
+        if (*q == '@') auth_end = q;   /* the last '@' ends the user info */
+    if (auth_end) {
+        const char *colon = memchr(p, ':', (size_t)(auth_end - p));
+        const char *uend = colon ? colon : auth_end;
+        if (pct_decode(p, (size_t)(uend - p), user, userlen) != 0) return -1;
+        if (colon && pct_decode(colon + 1, (size_t)(auth_end - colon - 1), password, passlen) != 0)
+            return -1;
+        p = auth_end + 1;
+    }
+    if (parse_hostport(p, slash ? slash : end, host, hostlen, port) != 0) return -1;
+    if (slash && slash + 1 < end && parse_uint(slash + 1, (size_t)(end - slash - 1), 1 << 20, db) != 0)
+        return -1;
+    return 0;
+}
+
+static int read_password_file(const char *path, char *out, size_t n, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read Redis password file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *ok = fgets(out, (int)n, f);
+    fclose(f);
+    size_t l = ok ? strlen(out) : 0;
+    while (l > 0 && isspace((unsigned char)out[l - 1])) out[--l] = '\0';
+    if (l == 0) {
+        snprintf(err, errlen, "Redis password file %s is empty", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_err(rstore *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+}
+
+static const char *where(const rstore *s, char *buf, size_t n) {
+    if (s->port) snprintf(buf, n, "%s:%d", s->host, s->port);
+    else snprintf(buf, n, "%s", s->host);
+    return buf;
+}
+
+/* Forgets a broken connection and schedules the next attempt. */
+static void drop(rstore *s, const char *why) {
+    char w[300];
+    if (why) set_err(s, "redis %s: %s", where(s, w, sizeof w), why);
+    if (s->ctx) redisFree(s->ctx);
+    s->ctx = NULL;
+    s->pending = 0;
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_FIRST_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
+    s->next_try_ms = now_ms() + s->backoff_ms;
+}
+
+/* Runs one setup command on a fresh context; -1 with s->err on failure. */
+static int setup_cmd(rstore *s, int argc, const char **argv, const char *what) {
+    redisReply *r = redisCommandArgv(s->ctx, argc, argv, NULL);
+    if (!r) {
+        set_err(s, "%s: %s", what, s->ctx->errstr);
+        return -1;
+    }
+    int ok = r->type != REDIS_REPLY_ERROR;
+    if (!ok) set_err(s, "%s: %s", what, r->str);
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+static int load_script(rstore *s, int i) {
+    const char *argv[] = {"SCRIPT", "LOAD", s->scripts[i].source};
+    return setup_cmd(s, 3, argv, "SCRIPT LOAD");
+}
+
+static int handshake(rstore *s) {
+    char what[200], dbs[16];
+    if (s->password[0]) {
+        snprintf(what, sizeof what, "AUTH as user '%s'", s->user[0] ? s->user : "default");
+        const char *a2[] = {"AUTH", s->password}, *a3[] = {"AUTH", s->user, s->password};
+        if (s->user[0] ? setup_cmd(s, 3, a3, what) : setup_cmd(s, 2, a2, what)) return -1;
+    }
+    if (s->db) {
+        snprintf(dbs, sizeof dbs, "%d", s->db);
+        const char *a[] = {"SELECT", dbs};
+        if (setup_cmd(s, 2, a, "SELECT")) return -1;
+    }
+    for (int i = 0; i < s->nscripts; i++)
+        if (load_script(s, i)) return -1;
+    return 0;
+}
+
+static int do_connect(rstore *s) {
+    char why[sizeof s->err];
+    struct timeval ct = ms_to_tv(s->connect_timeout_ms);
+    s->ctx = s->port ? redisConnectWithTimeout(s->host, s->port, ct)
+                     : redisConnectUnixWithTimeout(s->host, ct);
+    if (!s->ctx || s->ctx->err) {
+        snprintf(why, sizeof why, "cannot connect: %s", s->ctx ? s->ctx->errstr : "out of memory");
+        drop(s, why);
+        return -1;
+    }
+    if (redisSetTimeout(s->ctx, ms_to_tv(s->command_timeout_ms)) != REDIS_OK) {
+        drop(s, "cannot set socket timeouts");
+        return -1;
+    }
+    if (s->port) redisEnableKeepAlive(s->ctx);
+    if (handshake(s) != 0) {
+        snprintf(why, sizeof why, "%s", s->err);
+        drop(s, why);
+        return -1;
+    }
+    s->backoff_ms = 0;
+    s->err[0] = '\0';
+    return 0;
+}
+
+/* Makes sure there is a usable context, reconnecting if the backoff allows. */
+static int ensure(rstore *s) {
+    if (s->ctx && s->ctx->err) {
+        char why[160];
+        snprintf(why, sizeof why, "connection lost: %s", s->ctx->errstr);
+        drop(s, why);
+    }
+    if (s->ctx) return 0;
+    if (now_ms() < s->next_try_ms) return -1;   /* fail fast; s->err still says why */
+    return do_connect(s);
+}
+
+/* Reads and discards pipelined replies the caller left unread, so the
+ * next reply really belongs to the next command. */
+static void drain(rstore *s) {
+    while (s->pending > 0 && s->ctx) {
+        redisReply *r = rstore_get_reply(s);
+        if (!r) return;
+        freeReplyObject(r);
+    }
+}
+
+/* After a command: NULL means the context broke (I/O error, timeout, EOF). */
+static redisReply *checked(rstore *s, redisReply *r) {
+    if (!r) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "no reply");
+        drop(s, why);
+    }
+    return r;
+}
+
+rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen) {
+    rstore *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (rstore_parse_url(cfg->url, s->host, sizeof s->host, &s->port, s->user, sizeof s->user,
+                         s->password, sizeof s->password, &s->db) != 0) {
+        snprintf(err, errlen, "invalid Redis URL (expected redis://[user[:password]@]host[:port][/db] "
+                              "or unix:/path)");
+        free(s);
+        return NULL;
+    }
+    if (cfg->password_file &&
+        read_password_file(cfg->password_file, s->password, sizeof s->password, err, errlen) != 0) {
+        free(s);
+        return NULL;
+    }
+    if (s->user[0] && !s->password[0]) {
+        snprintf(err, errlen, "Redis URL names user '%s' but gives no password (put it in the URL "
+                              "or a password file)", s->user);
+        free(s);
+        return NULL;
+    }
+    s->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 500;
+    s->command_timeout_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : 1000;
+    if (!lazy && do_connect(s) != 0) {
+        snprintf(err, errlen, "%s", s->err);
+        rstore_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void rstore_free(rstore *s) {
+    if (!s) return;
+    if (s->ctx) redisFree(s->ctx);
+    for (int i = 0; i < s->nscripts; i++) free(s->scripts[i].source);
+    free(s->scripts);
+    memset(s->password, 0, sizeof s->password);
+    free(s);
+}
+
+static int sha1_hex(const char *src, char out[41]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!EVP_Digest(src, strlen(src), md, &n, EVP_sha1(), NULL) || n != 20) return -1;
+    for (unsigned i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+int rstore_script_add(rstore *s, const char *lua_source) {
+    rscript *n = realloc(s->scripts, (size_t)(s->nscripts + 1) * sizeof *n);
+    if (!n) return -1;
+    s->scripts = n;
+    rscript *sc = &s->scripts[s->nscripts];
+    if (sha1_hex(lua_source, sc->sha) != 0 || !(sc->source = strdup(lua_source))) return -1;
+    int idx = s->nscripts++;
+    /* Already connected: load now. If that fails, NOSCRIPT will load it later. */
+    if (s->ctx && !s->ctx->err && s->pending == 0) load_script(s, idx);
+    return idx;
+}
+
+redisReply *rstore_command(rstore *s, const char *fmt, ...) {
+    drain(s);
+    if (ensure(s) != 0) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(s->ctx, fmt, ap);
+    va_end(ap);
+    return checked(s, r);
+}
+
+redisReply *rstore_commandargv(rstore *s, int argc, const char **argv, const size_t *argvlen) {
+    drain(s);
+    if (ensure(s) != 0) return NULL;
+    return checked(s, redisCommandArgv(s->ctx, argc, argv, argvlen));
+}
+
+static bool is_noscript(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **argv,
+                        const size_t *argvlen) {
+    if (idx < 0 || idx >= s->nscripts || nkeys < 0 || nargs < 0) {
+        set_err(s, "rstore_eval: no script %d", idx);
+        return NULL;
+    }
+    int n = 3 + nkeys + nargs;
+    const char *stack_v[32];
+    size_t stack_l[32];
+    const char **v = n <= 32 ? stack_v : malloc((size_t)n * sizeof *v);
+    size_t *l = n <= 32 ? stack_l : malloc((size_t)n * sizeof *l);
+    redisReply *r = NULL;
+    char nk[16];
+    if (!v || !l) {
+        set_err(s, "out of memory");
+        goto out;
+    }
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    v[0] = "EVALSHA", l[0] = 7;
+    v[1] = s->scripts[idx].sha, l[1] = 40;
+    v[2] = nk, l[2] = strlen(nk);
+    for (int i = 0; i < nkeys + nargs; i++) {
+        v[3 + i] = argv[i];
+        l[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    r = rstore_commandargv(s, n, v, l);
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        r = NULL;
+        if (load_script(s, idx) == 0) r = rstore_commandargv(s, n, v, l);
+        else if (s->ctx && s->ctx->err) drop(s, s->ctx->errstr);
+    }
+out:
+    if (v != stack_v) free(v);
+    if (l != stack_l) free(l);
+    return r;
+}
+
+int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *argvlen) {
+    if (s->pending == 0 && ensure(s) != 0) return -1;
+    if (!s->ctx) return -1;   /* the connection broke mid-pipeline */
+    if (redisAppendCommandArgv(s->ctx, argc, argv, argvlen) != REDIS_OK) {
+        set_err(s, "out of memory");
+        return -1;
+    }
+    s->pending++;
+    return 0;
+}
+
+redisReply *rstore_get_reply(rstore *s) {
+    if (!s->ctx || s->pending <= 0) {
+        if (!s->err[0]) set_err(s, "no pipelined command is waiting for a reply");
+        return NULL;
+    }
+    void *r = NULL;
+    if (redisGetReply(s->ctx, &r) != REDIS_OK) r = NULL;
+    s->pending--;
+    return checked(s, r);
+}
+
+bool rstore_connected(const rstore *s) { return s->ctx && !s->ctx->err; }
+
+const char *rstore_error(const rstore *s) { return s->err[0] ? s->err : "no error"; }
+
+redisContext *rstore_context(rstore *s) {
+    if (ensure(s) != 0) return NULL;
+    return s->ctx;
+}

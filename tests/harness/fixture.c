@@ -1,1 +1,431 @@
-/* placeholder: being written */
+/* fixture.c -- real redis-server instances and real child processes for
+ * integration tests.
+ *
+ * Design: every fixture renders the production config templates from
+ * docker/redis/ (redis.conf.in and the ACL file of its store) into a private
+ * temporary directory, so tests exercise exactly the ACL rules a deployment
+ * uses, with the test passwords of fixture.h substituted. Ports are chosen
+ * at random below the kernel's ephemeral range and probed, so parallel
+ * ctest runs rarely collide and outgoing connections never steal them.
+ *
+ * Children are started with PR_SET_PDEATHSIG(SIGKILL): if a test crashes or
+ * is killed by the ctest timeout, its redis-servers and daemons die with it
+ * instead of lingering and holding ports. A fixture is ready when Redis
+ * answers PING after AUTH (not merely when the port accepts), so a resumed
+ * instance has finished loading its AOF before the test continues.
+ *
+ * Only libc here: the fixture speaks the three RESP commands it needs itself
+ * and does not depend on the code under test. */
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PA_SOURCE_DIR_DEFAULT
+#define PA_SOURCE_DIR_DEFAULT "."
+#endif
+#ifndef PA_BUILD_DIR_DEFAULT
+#define PA_BUILD_DIR_DEFAULT "."
+#endif
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *source_dir(void) {
+    const char *s = getenv("PA_SOURCE_DIR");
+    return s && *s ? s : PA_SOURCE_DIR_DEFAULT;
+}
+
+const char *fixture_bin(const char *rel) {
+    static char buf[4096];
+    const char *b = getenv("PA_BUILD_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", b && *b ? b : PA_BUILD_DIR_DEFAULT, rel);
+    return buf;
+}
+
+int fixture_tmpdir(char *buf, size_t n, const char *tag) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    if ((size_t)snprintf(buf, n, "%s/pa-%s-XXXXXX", base, tag ? tag : "test") >= n) return -1;
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "fixture: mkdtemp %s: %s\n", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type, (void)ftw;
+    remove(path);   /* best effort: keep going so as much as possible goes */
+    return 0;
+}
+
+void fixture_rmtree(const char *dir) {
+    if (dir && *dir) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- ports ---- */
+
+static int can_bind(int family, int port) {
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0) return family == AF_INET6;   /* no IPv6 here: only IPv4 matters */
+    int ok;
+    if (family == AF_INET) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    } else {
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+        a.sin6_addr = in6addr_loopback;
+        ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 || errno == EADDRNOTAVAIL;
+    }
+    close(fd);
+    return ok;
+}
+
+int fixture_free_port(void) {
+    static unsigned seed;
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1) lo = 32768;
+        fclose(f);
+    }
+    int base = 10000, span = lo - base;
+    if (span < 1000) base = 1024, span = lo - base;   /* unusual range: use what is left */
+    if (!seed) seed = (unsigned)getpid() ^ (unsigned)now_ms() * 2654435761u;
+    for (int tries = 0; tries < 500; tries++) {
+        int port = base + (int)(rand_r(&seed) % (unsigned)span);
+        if (can_bind(AF_INET, port) && can_bind(AF_INET6, port)) return port;
+    }
+    fprintf(stderr, "fixture: no free port found\n");
+    return -1;
+}
+
+static int connect_port(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- processes ---- */
+
+/* In the child, right after fork: die with the parent, even if the parent
+ * already died before prctl ran. */
+static void child_tie_to_parent(pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int status_code(int st) {
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
+}
+
+int fixture_stop(pid_t pid, int sig, int timeout_ms) {
+    if (pid <= 0) return -1;
+    int st;
+    if (kill(pid, sig) != 0 && errno == ESRCH) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        return r == pid ? status_code(st) : -1;
+    }
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return status_code(st);
+        if (r < 0) return -1;
+        if (now_ms() >= deadline) break;
+        sleep_ms(5);
+    }
+    kill(pid, SIGKILL);
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return status_code(st);
+}
+
+pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int timeout_ms) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        child_tie_to_parent(parent);
+        int in = open("/dev/null", O_RDONLY);
+        int out = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644) : open("/dev/null", O_WRONLY);
+        if (in < 0 || out < 0) _exit(127);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        execv(argv[0], argv);
+        dprintf(2, "fixture: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (port <= 0) return pid;
+    long long deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "fixture: %s exited (status %d) before listening on %d%s%s\n", argv[0],
+                    status_code(st), port, log_path ? "; see " : "", log_path ? log_path : "");
+            return -1;
+        }
+        int fd = connect_port(port);
+        if (fd >= 0) {
+            close(fd);
+            return pid;
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "fixture: %s did not listen on %d within %d ms\n", argv[0], port, timeout_ms);
+    fixture_stop(pid, SIGKILL, 1000);
+    return -1;
+}
+
+/* Appends everything readable from fd to *buf; returns 0 at EOF. */
+static int drain_fd(int fd, char **buf, size_t *len) {
+    char tmp[65536];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 1;
+    if (n <= 0) return 0;
+    char *nb = realloc(*buf, *len + (size_t)n + 1);
+    if (!nb) return 0;
+    memcpy(nb + *len, tmp, (size_t)n);
+    *len += (size_t)n;
+    nb[*len] = '\0';
+    *buf = nb;
+    return 1;
+}
+
+int fixture_run(char *const argv[], char **out, char **err) {
+    int po[2], pe[2];
+    if (pipe(po) != 0) return -1;
+    if (pipe(pe) != 0) {
+        close(po[0]), close(po[1]);
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        child_tie_to_parent(parent);
+        int in = open("/dev/null", O_RDONLY);
+        if (in >= 0) dup2(in, 0);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]), close(pe[0]);
+        execv(argv[0], argv);
+        dprintf(2, "fixture: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]), close(pe[1]);
+    char *bo = calloc(1, 1), *be = calloc(1, 1);
+    size_t lo = 0, le = 0;
+    struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (!drain_fd(p[i].fd, i == 0 ? &bo : &be, i == 0 ? &lo : &le)) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0) close(p[i].fd);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (out) *out = bo;
+    else free(bo);
+    if (err) *err = be;
+    else free(be);
+    return status_code(st);
+}
+
+/* ---- redis fixtures ---- */
+
+/* Copies template `in` to `out`, dropping '#' lines when `strip_comments`,
+ * and replacing each @NAME@ of `subst` (pairs, NULL-terminated). */
+static int render(const char *in, const char *out, int strip_comments, const char *const *subst) {
+    FILE *fi = fopen(in, "r"), *fo = fi ? fopen(out, "w") : NULL;
+    if (!fi || !fo) {
+        fprintf(stderr, "fixture: cannot render %s -> %s: %s\n", in, out, strerror(errno));
+        if (fi) fclose(fi);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fi) >= 0) {
+        if (strip_comments && line[0] == '#') continue;
+        for (const char *p = line; *p;) {
+            int done = 0;
+            for (const char *const *s = subst; *s && !done; s += 2) {
+                size_t l = strlen(s[0]);
+                if (strncmp(p, s[0], l) == 0) {
+                    fputs(s[1], fo);
+                    p += l;
+                    done = 1;
+                }
+            }
+            if (!done) fputc(*p++, fo);
+        }
+    }
+    free(line);
+    fclose(fi);
+    return fclose(fo) == 0 ? 0 : -1;
+}
+
+static int render_redis_files(redis_fixture *f) {
+    char in[1024], conf[512], acl[512], log[512], port[16];
+    snprintf(conf, sizeof conf, "%s/redis.conf", f->dir);
+    snprintf(acl, sizeof acl, "%s/users.acl", f->dir);
+    snprintf(log, sizeof log, "%s/redis.log", f->dir);
+    snprintf(port, sizeof port, "%d", f->port);
+    const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE,
+                               "@ACTIVATION_PASSWORD@", FIXTURE_PW_ACTIVATION,
+                               "@AUDIT_PASSWORD@", FIXTURE_PW_AUDIT, NULL};
+    const char *conf_subst[] = {"@PORT@", port, "@DIR@", f->dir, "@ACLFILE@", acl,
+                                "@LOGFILE@", log, NULL};
+    snprintf(in, sizeof in, "%s/docker/redis/%s", source_dir(),
+             f->kind == FIXTURE_STORE_ACTIVATION ? "activation.acl.in" : "audit.acl.in");
+    if (render(in, acl, 1, acl_subst) != 0) return -1;
+    snprintf(in, sizeof in, "%s/docker/redis/redis.conf.in", source_dir());
+    return render(in, conf, 0, conf_subst);
+}
+
+/* RESP: AUTH keystore PW, then PING; ready when the PING says PONG (not
+ * LOADING while the AOF is read back). */
+static int redis_ready(int port) {
+    int fd = connect_port(port);
+    if (fd < 0) return 0;
+    char req[256], buf[512];
+    int n = snprintf(req, sizeof req, "*3\r\n$4\r\nAUTH\r\n$8\r\nkeystore\r\n$%zu\r\n%s\r\n*1\r\n$4\r\nPING\r\n",
+                     strlen(FIXTURE_PW_KEYSTORE), FIXTURE_PW_KEYSTORE);
+    size_t got = 0;
+    int ready = 0;
+    if (write(fd, req, (size_t)n) == n) {
+        struct pollfd p = {fd, POLLIN, 0};
+        while (got < sizeof buf - 1 && poll(&p, 1, 500) > 0) {
+            ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+            buf[got] = '\0';
+            if (strstr(buf, "PONG") || strstr(buf, "-LOADING") || strstr(buf, "-WRONGPASS")) break;
+        }
+        ready = strstr(buf, "+OK\r\n+PONG") != NULL;
+    }
+    close(fd);
+    return ready;
+}
+
+static int redis_launch(redis_fixture *f) {
+    char conf[512], log[512];
+    snprintf(conf, sizeof conf, "%s/redis.conf", f->dir);
+    snprintf(log, sizeof log, "%s/redis.stdout", f->dir);
+    char *argv[] = {REDIS_SERVER, conf, NULL};
+    f->pid = fixture_spawn(argv, log, f->port, 10000);
+    if (f->pid < 0) {
+        fprintf(stderr, "fixture: redis-server failed; its log is %s/redis.log\n", f->dir);
+        return -1;
+    }
+    for (long long deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(10)) {
+        int st;
+        if (waitpid(f->pid, &st, WNOHANG) == f->pid) {   /* e.g. lost the port to someone else */
+            fprintf(stderr, "fixture: redis-server on %d exited; see %s/redis.log\n", f->port, f->dir);
+            f->pid = -1;
+            return -1;
+        }
+        if (redis_ready(f->port)) return 0;
+    }
+    fprintf(stderr, "fixture: redis-server on %d never answered PING as keystore\n", f->port);
+    fixture_stop(f->pid, SIGKILL, 1000);
+    f->pid = -1;
+    return -1;
+}
+
+int redis_fixture_start(redis_fixture *f, fixture_store kind) {
+    memset(f, 0, sizeof *f);
+    f->kind = kind;
+    f->pid = -1;
+    if (fixture_tmpdir(f->dir, sizeof f->dir, kind == FIXTURE_STORE_ACTIVATION ? "redisA" : "redisB"))
+        return -1;
+    /* A port probed free can still be taken before redis binds it; retry. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if ((f->port = fixture_free_port()) < 0) break;
+        if (render_redis_files(f) != 0) break;
+        if (redis_launch(f) == 0) return 0;
+    }
+    fixture_rmtree(f->dir);
+    f->dir[0] = '\0';
+    return -1;
+}
+
+void redis_fixture_stop(redis_fixture *f) {
+    if (f->pid > 0) fixture_stop(f->pid, SIGTERM, 5000);
+    f->pid = -1;
+    fixture_rmtree(f->dir);
+    f->dir[0] = '\0';
+}
+
+int redis_fixture_pause(redis_fixture *f) {
+    if (f->pid <= 0) return -1;
+    /* SIGTERM: Redis flushes the AOF before it exits, so data survives. */
+    int st = fixture_stop(f->pid, SIGTERM, 5000);
+    f->pid = -1;
+    return st == 0 ? 0 : -1;
+}
+
+int redis_fixture_resume(redis_fixture *f) {
+    if (f->pid > 0) return 0;
+    return redis_launch(f);
+}
+
+void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size_t n) {
+    const char *pw = strcmp(user, "activation") == 0 ? FIXTURE_PW_ACTIVATION
+                   : strcmp(user, "audit") == 0      ? FIXTURE_PW_AUDIT
+                   : strcmp(user, "keystore") == 0   ? FIXTURE_PW_KEYSTORE
+                                                     : "no-such-user-pw";
+    snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
+}

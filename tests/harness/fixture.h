@@ -11,7 +11,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Test passwords of the ACL users (docker/redis/*.acl.in hold the rules). */
+/* Test passwords of the ACL users (docker/redis/activation.acl.in and
+ * audit.acl.in hold the rules). */
 #define FIXTURE_PW_KEYSTORE "test-keystore-pw"
 #define FIXTURE_PW_ACTIVATION "test-activation-pw"
 #define FIXTURE_PW_AUDIT "test-audit-pw"
