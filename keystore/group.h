@@ -90,7 +90,8 @@ void group_record_defaults(group_record *rec);
 const char *group_channel_name(group_channel c);
 int group_channel_parse(const char *s);   /* 0 if unknown */
 
-/* Writes the hash key name for `id` into buf: "{g:ID}:group" and friends. */
+/* Writes the hash key name for `id` into buf: "{g:ID}:group" and friends.
+ * Return the length, or -1 if buf is too small. */
 int group_key_record(char *buf, size_t n, uint32_t id);
 int group_key_serial(char *buf, size_t n, uint32_t id);
 int group_key_audit(char *buf, size_t n, uint32_t id);

@@ -1,1 +1,854 @@
-int main(void) { return 1; }
+/* keystore_cli.c -- the vendor's back-office tool: groups, keys, KEKs.
+ *
+ *   keystore group create|show|list      keystore keys generate
+ *   keystore key verify|decode            keystore kek create
+ *
+ * Design: a table of commands, each a function taking its own argv, with
+ * options declared through config.h, so every command gets --help, env
+ * variables (PA_KEYSTORE_*), --config FILE and clear errors for free. This
+ * is the only program that holds both stores' credentials and both KEKs;
+ * it connects to each store with that store's own `keystore` ACL user.
+ *
+ * Key generation is the bulk path: the serial batch is reserved with one
+ * INCRBY, both mac_keys are prepared once, the work is split across threads
+ * in rounds of fixed-size chunks (each thread with its own mac_key copies),
+ * and the chunks are written in serial order through large buffers. Output
+ * goes to a temporary file in the target directory that is linked into
+ * place only when complete, so a crash never leaves a half-written key file
+ * and an existing file is never overwritten.
+ *
+ * Exit codes: 0 success, 1 failure (including "not genuine" and a bad key),
+ * 2 usage error. Errors go to stderr; secrets and keys never go to logs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "group.h"
+#include "keycodec.h"
+#include "mac_registry.h"
+#include "redis_store.h"
+#include "secret_wrap.h"
+#include "serials.h"
+
+#define ENV_PREFIX "PA_KEYSTORE"
+#define CHUNK_KEYS 65536          /* keys per thread per round */
+#define MAX_THREADS 64
+
+/* ---- shared helpers ---- */
+
+static int die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("keystore: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* Prints s as a JSON string literal. */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void iso_time(int64_t t, char *buf, size_t n) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Parses a decimal number within [0, max]; -1 if not one. */
+static long long parse_num(const char *s, long long max) {
+    if (!s || !*s) return -1;
+    long long v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        v = v * 10 + (*s - '0');
+        if (v > max) return -1;
+    }
+    return v;
+}
+
+static int no_args(const config *c) {
+    char *const *args;
+    size_t n = config_args(c, &args);
+    if (n) return die("unexpected argument '%s' (see --help)", args[0]), 2;
+    return 0;
+}
+
+/* ---- stores and KEKs ---- */
+
+#define STORE_OPT_A_URL {"activation-redis", "URL", "activation store (Redis A) as its keystore user, " \
+    "redis://keystore:PASSWORD@HOST:PORT", NULL}
+#define STORE_OPT_B_URL {"audit-redis", "URL", "audit store (Redis B) as its keystore user, " \
+    "redis://keystore:PASSWORD@HOST:PORT", NULL}
+#define STORE_OPT_A_PW {"activation-redis-password-file", "FILE", "read the Redis A password from FILE " \
+    "instead of the URL", NULL}
+#define STORE_OPT_B_PW {"audit-redis-password-file", "FILE", "read the Redis B password from FILE " \
+    "instead of the URL", NULL}
+#define STORE_OPT_A_KEK {"activation-kek", "FILE", "key-encryption key of the activation store " \
+    "(keystore kek create)", NULL}
+#define STORE_OPT_B_KEK {"audit-kek", "FILE", "key-encryption key of the audit store", NULL}
+#define HIDDEN(name, meta) {name, meta, NULL, NULL}
+/* Store options a command does not use are still accepted (hidden), so one
+ * config file or environment serves every command. */
+#define HIDDEN_STORE_OPTS HIDDEN("activation-redis", "URL"), HIDDEN("audit-redis", "URL"), \
+    HIDDEN("activation-redis-password-file", "FILE"), HIDDEN("audit-redis-password-file", "FILE"), \
+    HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE")
+
+/* Everything a command may need from the stores, opened by open_stores. */
+typedef struct stores {
+    rstore *a;                  /* activation store connection */
+    rstore *b;                  /* audit store connection */
+    uint8_t kek_a[KEK_LEN];     /* wraps first secrets */
+    uint8_t kek_b[KEK_LEN];     /* wraps second secrets */
+} stores;
+
+static rstore *open_store(const config *c, const char *url_opt, const char *pw_opt) {
+    const char *url = config_get(c, url_opt);
+    char err[512];
+    if (!url) {
+        char env[64];
+        snprintf(env, sizeof env, "%s_%s", ENV_PREFIX, url_opt);
+        for (char *p = env; *p; p++) *p = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        die("--%s is required (or set %s)", url_opt, env);
+        return NULL;
+    }
+    rstore_config rc = {url, config_get(c, pw_opt), 2000, 10000};
+    rstore *s = rstore_new(&rc, false, err, sizeof err);
+    if (!s) die("--%s: %s", url_opt, err);
+    return s;
+}
+
+static int load_kek(const config *c, const char *opt, uint8_t kek[KEK_LEN]) {
+    const char *path = config_get(c, opt);
+    char err[512];
+    if (!path) return die("--%s is required", opt);
+    if (kek_load_file(path, kek, err, sizeof err) != 0) return die("--%s %s: %s", opt, path, err);
+    return 0;
+}
+
+/* Opens what `need` names: 'a' activation store, 'b' audit store, 'k' both KEKs. */
+static int open_stores(const config *c, const char *need, stores *st) {
+    memset(st, 0, sizeof *st);
+    if (strchr(need, 'k') && (load_kek(c, "activation-kek", st->kek_a) || load_kek(c, "audit-kek", st->kek_b)))
+        return 1;
+    if (strchr(need, 'a') && !(st->a = open_store(c, "activation-redis", "activation-redis-password-file")))
+        return 1;
+    if (strchr(need, 'b') && !(st->b = open_store(c, "audit-redis", "audit-redis-password-file"))) return 1;
+    return 0;
+}
+
+static void close_stores(stores *st) {
+    rstore_free(st->a);
+    rstore_free(st->b);
+    OPENSSL_cleanse(st->kek_a, KEK_LEN);
+    OPENSSL_cleanse(st->kek_b, KEK_LEN);
+}
+
+/* A redisContext for library calls; NULL (with a message) if unreachable. */
+static redisContext *ctx_of(rstore *s, const char *which) {
+    redisContext *c = rstore_context(s);
+    if (!c) die("%s store: %s", which, rstore_error(s));
+    return c;
+}
+
+static long long group_id_arg(const config *c) {
+    const char *v = config_get(c, "id");
+    char *const *args;
+    if (!v && config_args(c, &args) == 1) v = args[0];
+    if (!v) return die("--id is required (the group ID, 0..%u)", PK_GROUP_MAX), -1;
+    long long id = parse_num(v, PK_GROUP_MAX);
+    if (id < 0) return die("group ID '%s' is not a number between 0 and %u", v, PK_GROUP_MAX), -1;
+    return id;
+}
+
+/* ---- group create ---- */
+
+static const config_option group_create_opts[] = {
+    {"id", "N", "group ID carried in every key (0..1048575), required", NULL},
+    {"product", "NAME", "product name, required", NULL},
+    {"edition", "NAME", "edition name", ""},
+    {"channel", "CHANNEL", "retail | oem | volume", "retail"},
+    {"upgrade-allowed", NULL, "keys with the upgrade flag are accepted", NULL},
+    {"alg-first", "ALG", "MAC of the first security value: hmac-sha256 | aes256-cmac", "hmac-sha256"},
+    {"alg-second", "ALG", "MAC of the second security value: hmac-sha256 | aes256-cmac", "hmac-sha256"},
+    {"max-machines", "N", "machines per key (0 = unlimited)", "1"},
+    {"lease-days", "DAYS", "license lifetime in days (0 = permanent)", NULL},
+    {"lease-seconds", "SECONDS", "license lifetime in seconds (0 = permanent)", NULL},
+    {"renew-seconds", "SECONDS", "renew-after interval of leased licenses (default: half the lease, "
+                                 "at most 7 days)", NULL},
+    {"audit-rate", "PERCENT", "share of activations sampled for audit", "5"},
+    {"audit-mode", "MODE", "online (ask the audit server first) | offline (audit afterwards)", "offline"},
+    {"audit-unreachable", "WHAT", "online audit with the audit server down: fail-closed | offline",
+     "fail-closed"},
+    {"audit-first-activation", NULL, "always audit a key's first activation", NULL},
+    {"features", "LIST", "comma-separated features licenses enable (repeatable)", NULL},
+    STORE_OPT_A_URL, STORE_OPT_B_URL, STORE_OPT_A_KEK, STORE_OPT_B_KEK, STORE_OPT_A_PW, STORE_OPT_B_PW,
+};
+
+static int copy_text(char *dst, size_t n, const char *src, const char *opt) {
+    if (strlen(src) >= n) return die("--%s is longer than %zu characters", opt, n - 1);
+    strcpy(dst, src);
+    return 0;
+}
+
+static int parse_lease(const config *c, group_record *r) {
+    bool ok = true;
+    const char *d = config_get(c, "lease-days"), *s = config_get(c, "lease-seconds");
+    if (d && s) return die("give --lease-days or --lease-seconds, not both");
+    long long lease = d ? config_get_int(c, "lease-days", 0, UINT32_MAX / 86400, &ok) * 86400
+                        : config_get_int(c, "lease-seconds", 0, UINT32_MAX, &ok);
+    long long renew = config_get_int(c, "renew-seconds", 0, UINT32_MAX, &ok);
+    if (!ok) return 1;
+    if (!config_get(c, "renew-seconds")) renew = lease / 2 < 7 * 86400 ? lease / 2 : 7 * 86400;
+    r->policy.lease_seconds = (uint32_t)lease;
+    r->policy.renew_seconds = (uint32_t)renew;
+    return 0;
+}
+
+static int parse_audit(const config *c, group_record *r) {
+    bool ok = true;
+    double rate = config_get_double(c, "audit-rate", 0, 100, &ok);
+    if (!ok) return 1;
+    r->policy.audit_rate_ppm = (uint32_t)(rate * 10000 + 0.5);
+    const char *m = config_get(c, "audit-mode"), *u = config_get(c, "audit-unreachable");
+    if (strcmp(m, "online") && strcmp(m, "offline")) return die("--audit-mode must be online or offline, not '%s'", m);
+    if (strcmp(u, "fail-closed") && strcmp(u, "offline"))
+        return die("--audit-unreachable must be fail-closed or offline, not '%s'", u);
+    r->policy.audit = strcmp(m, "online") == 0 ? AUDIT_MODE_ONLINE : AUDIT_MODE_OFFLINE;
+    r->policy.on_audit_down = strcmp(u, "offline") == 0 ? AUDIT_UNREACHABLE_OFFLINE : AUDIT_UNREACHABLE_FAIL_CLOSED;
+    r->policy.audit_first_activation = config_get_bool(c, "audit-first-activation");
+    return 0;
+}
+
+static int parse_features(const config *c, group_record *r) {
+    const char *const *v;
+    size_t n = config_get_list(c, "features", &v), len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]);
+        if (len + l + 2 > sizeof r->policy.features) return die("--features: the list is too long");
+        if (len) r->policy.features[len++] = ',';
+        memcpy(r->policy.features + len, v[i], l + 1);
+        len += l;
+    }
+    return 0;
+}
+
+static int build_record(const config *c, group_record *r) {
+    bool ok = true;
+    group_record_defaults(r);
+    long long id = group_id_arg(c);
+    if (id < 0) return 1;
+    r->id = (uint32_t)id;
+    const char *product = config_get(c, "product");
+    if (!product || !*product) return die("--product is required");
+    if (copy_text(r->product, sizeof r->product, product, "product") ||
+        copy_text(r->edition, sizeof r->edition, config_get(c, "edition"), "edition"))
+        return 1;
+    int ch = group_channel_parse(config_get(c, "channel"));
+    if (!ch) return die("--channel must be retail, oem or volume, not '%s'", config_get(c, "channel"));
+    r->channel = (group_channel)ch;
+    r->upgrade_allowed = config_get_bool(c, "upgrade-allowed");
+    r->alg_first = mac_alg_parse(config_get(c, "alg-first"));
+    r->alg_second = mac_alg_parse(config_get(c, "alg-second"));
+    if (!r->alg_first) return die("--alg-first: unknown algorithm '%s'", config_get(c, "alg-first"));
+    if (!r->alg_second) return die("--alg-second: unknown algorithm '%s'", config_get(c, "alg-second"));
+    r->policy.max_machines = (uint32_t)config_get_int(c, "max-machines", 0, UINT32_MAX, &ok);
+    if (!ok || parse_lease(c, r) || parse_audit(c, r) || parse_features(c, r)) return 1;
+    return 0;
+}
+
+static int create_in_stores(stores *st, group_record *rec) {
+    char err[512];
+    redisContext *a = ctx_of(st->a, "activation"), *b = a ? ctx_of(st->b, "audit") : NULL;
+    if (!a || !b) return 1;
+    if (group_create(a, st->kek_a, b, st->kek_b, rec, err, sizeof err) != 0) return die("%s", err);
+    return 0;
+}
+
+static int cmd_group_create(config *c) {
+    group_record rec;
+    stores st;
+    if (no_args(c)) return 2;
+    if (build_record(c, &rec)) return 1;
+    int rc = open_stores(c, "kab", &st);
+    if (!rc) rc = create_in_stores(&st, &rec);
+    if (!rc)
+        printf("created group %u: %s %s, %s, first %s, second %s\n", rec.id, rec.product, rec.edition,
+               group_channel_name(rec.channel), mac_alg_name(rec.alg_first), mac_alg_name(rec.alg_second));
+    close_stores(&st);
+    return rc;
+}
+
+/* ---- group show / list ---- */
+
+static const config_option group_show_opts[] = {
+    {"id", "N", "group ID (or give it as the argument)", NULL},
+    {"json", NULL, "print one JSON object", NULL},
+    STORE_OPT_A_URL,
+    {"audit-redis", "URL", "also report the audit store's record (optional)", NULL},
+    STORE_OPT_A_PW, STORE_OPT_B_PW, HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE"),
+};
+
+/* Serials handed out so far (the counter), or -1. */
+static long long serials_issued(redisContext *a, uint32_t id) {
+    char key[48];
+    group_key_serial(key, sizeof key, id);
+    redisReply *r = redisCommand(a, "GET %s", key);
+    long long n = !r ? -1 : r->type == REDIS_REPLY_NIL ? 0 : r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+static void print_group_json(const group_record *r, long long issued, int audit_alg) {
+    char t[32];
+    const group_policy *p = &r->policy;
+    iso_time(r->created_at, t, sizeof t);
+    printf("{\"id\":%u,\"product\":", r->id);
+    json_str(stdout, r->product);
+    printf(",\"edition\":");
+    json_str(stdout, r->edition);
+    printf(",\"channel\":\"%s\",\"upgrade_allowed\":%s,\"alg_first\":\"%s\",\"created_at\":\"%s\","
+           "\"version\":%llu,\"max_machines\":%u,\"lease_seconds\":%u,\"renew_seconds\":%u,"
+           "\"audit_rate_ppm\":%u,\"audit_mode\":\"%s\",\"audit_unreachable\":\"%s\","
+           "\"audit_first_activation\":%s,\"features\":",
+           group_channel_name(r->channel), r->upgrade_allowed ? "true" : "false", mac_alg_name(r->alg_first), t,
+           (unsigned long long)r->version, p->max_machines, p->lease_seconds, p->renew_seconds, p->audit_rate_ppm,
+           p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
+           p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed",
+           p->audit_first_activation ? "true" : "false");
+    json_str(stdout, p->features);
+    printf(",\"serials_issued\":%lld", issued);
+    if (audit_alg > 0) printf(",\"alg_second\":\"%s\"", mac_alg_name(audit_alg));
+    if (audit_alg == 0) printf(",\"audit_record\":false");
+    printf("}\n");
+}
+
+static void print_group_text(const group_record *r, long long issued, int audit_alg) {
+    char t[32];
+    const group_policy *p = &r->policy;
+    iso_time(r->created_at, t, sizeof t);
+    printf("group %u\n  product:           %s\n  edition:           %s\n  channel:           %s\n"
+           "  upgrade allowed:   %s\n  first MAC:         %s\n", r->id, r->product, r->edition,
+           group_channel_name(r->channel), r->upgrade_allowed ? "yes" : "no", mac_alg_name(r->alg_first));
+    if (audit_alg > 0) printf("  second MAC:        %s (audit store)\n", mac_alg_name(audit_alg));
+    if (audit_alg == 0) printf("  second MAC:        MISSING: no record in the audit store\n");
+    printf("  created:           %s\n  version:           %llu\n  serials issued:    %lld\n"
+           "  max machines:      %u%s\n", t, (unsigned long long)r->version, issued, p->max_machines,
+           p->max_machines ? "" : " (unlimited)");
+    if (p->lease_seconds) printf("  lease:             %u s, renew after %u s\n", p->lease_seconds, p->renew_seconds);
+    else printf("  lease:             permanent\n");
+    printf("  audit:             %g %% %s%s%s\n  features:          %s\n", p->audit_rate_ppm / 10000.0,
+           p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
+           p->audit == AUDIT_MODE_ONLINE && p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? ", offline if unreachable"
+           : p->audit == AUDIT_MODE_ONLINE ? ", fail closed if unreachable" : "",
+           p->audit_first_activation ? ", every first activation" : "", p->features[0] ? p->features : "(none)");
+}
+
+/* The audit store's MAC for the group: >0 found, 0 absent, -1 not asked or error. */
+static int audit_alg_of(stores *st, uint32_t id) {
+    if (!st->b) return -1;
+    redisContext *b = ctx_of(st->b, "audit");
+    char err[256];
+    int alg = 0;
+    if (!b) return -1;
+    int rc = group_load_audit(b, st->kek_b, id, &alg, NULL, err, sizeof err);
+    if (rc < 0) die("%s", err);
+    return rc == 0 ? alg : rc == 1 ? 0 : -1;
+}
+
+static int cmd_group_show(config *c) {
+    stores st;
+    group_record rec;
+    char err[512], *const *args;
+    if (config_args(c, &args) > (config_get(c, "id") ? 0u : 1u)) return die("unexpected argument (see --help)"), 2;
+    long long id = group_id_arg(c);
+    if (id < 0) return 1;
+    int rc = open_stores(c, config_get(c, "audit-redis") ? "ab" : "a", &st);
+    redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
+    if (!rc && !a) rc = 1;
+    int found = rc ? -1 : group_load(a, st.kek_a, (uint32_t)id, &rec, NULL, err, sizeof err);
+    if (!rc && found < 0) rc = die("%s", err);
+    else if (!rc && found == 1) rc = die("group %lld does not exist in the activation store", id);
+    if (!rc) {
+        long long issued = serials_issued(a, (uint32_t)id);
+        int alg2 = audit_alg_of(&st, (uint32_t)id);
+        if (config_get_bool(c, "json")) print_group_json(&rec, issued, alg2);
+        else print_group_text(&rec, issued, alg2);
+    }
+    close_stores(&st);
+    return rc;
+}
+
+static const config_option group_list_opts[] = {
+    {"json", NULL, "print a JSON array of groups", NULL},
+    STORE_OPT_A_URL, STORE_OPT_A_PW,
+    HIDDEN("audit-redis", "URL"), HIDDEN("audit-redis-password-file", "FILE"),
+    HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE"),
+};
+
+static int cmd_group_list(config *c) {
+    stores st;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    char err[512];
+    bool json = config_get_bool(c, "json");
+    if (no_args(c)) return 2;
+    int rc = open_stores(c, "a", &st);
+    redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
+    if (!rc && (!a || group_list(a, &ids, &n, err, sizeof err) != 0)) rc = a ? die("%s", err) : 1;
+    if (json && !rc) printf("[");
+    for (size_t i = 0; !rc && i < n; i++) {
+        group_record r;
+        if (group_load(a, st.kek_a, ids[i], &r, NULL, err, sizeof err) != 0) {
+            rc = die("%s", err);
+            break;
+        }
+        if (json) {
+            printf("%s{\"id\":%u,\"product\":", i ? "," : "", r.id);
+            json_str(stdout, r.product);
+            printf(",\"edition\":");
+            json_str(stdout, r.edition);
+            printf(",\"channel\":\"%s\",\"serials_issued\":%lld}", group_channel_name(r.channel),
+                   serials_issued(a, r.id));
+        } else {
+            printf("%-8u %-24s %-16s %-7s %lld keys\n", r.id, r.product, r.edition[0] ? r.edition : "-",
+                   group_channel_name(r.channel), serials_issued(a, r.id));
+        }
+    }
+    if (json && !rc) printf("]\n");
+    free(ids);
+    close_stores(&st);
+    return rc;
+}
+
+/* ---- keys generate ---- */
+
+static const config_option keys_generate_opts[] = {
+    {"group", "G", "group ID, required", NULL},
+    {"count", "N", "number of keys, required", NULL},
+    {"out", "FILE", "write to FILE (created complete, mode 0600, never overwritten) instead of stdout", NULL},
+    {"csv", NULL, "write CSV lines 'serial,key' under a header instead of one key a line", NULL},
+    {"upgrade", NULL, "generate upgrade keys (the group must allow upgrades)", NULL},
+    {"threads", "N", "worker threads (default: all online CPUs)", NULL},
+    STORE_OPT_A_URL, STORE_OPT_B_URL, STORE_OPT_A_KEK, STORE_OPT_B_KEK, STORE_OPT_A_PW, STORE_OPT_B_PW,
+};
+
+/* One worker's share of a round: a chunk of serials and its output text. */
+typedef struct gen_job {
+    mac_key *first;        /* this thread's copy of the first-secret MAC */
+    mac_key *second;       /* ... and of the second */
+    uint32_t group;        /* group every key carries */
+    bool upgrade;          /* upgrade flag of every key */
+    bool csv;              /* "serial,key" lines */
+    uint32_t start, count; /* serials [start, start+count) of this round */
+    char *buf;             /* output text of the chunk */
+    size_t len;            /* bytes used in buf */
+    int failed;            /* a MAC or encoding failed */
+    pthread_t thread;      /* valid while `started` */
+    bool started;          /* runs on its own thread this round */
+} gen_job;
+
+static void *gen_chunk(void *arg) {
+    gen_job *j = arg;
+    pk_fields f = {.group = j->group, .upgrade = j->upgrade};
+    char *p = j->buf;
+    for (uint32_t i = 0; i < j->count; i++) {
+        uint64_t s2;
+        f.serial = j->start + i;
+        if (mac_security_value(j->first, MAC_ROLE_FIRST, f.group, f.serial, f.upgrade, &f.security_first) ||
+            mac_security_value(j->second, MAC_ROLE_SECOND, f.group, f.serial, f.upgrade, &s2)) {
+            j->failed = 1;
+            break;
+        }
+        f.security_second = (uint32_t)s2;
+        if (j->csv) p += sprintf(p, "%u,", f.serial);
+        if (pk_encode(&f, p) != 0) {
+            j->failed = 1;
+            break;
+        }
+        p += PK_TEXT_LEN;
+        *p++ = '\n';
+    }
+    j->len = (size_t)(p - j->buf);
+    return NULL;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Generation state shared by the rounds. */
+typedef struct generator {
+    gen_job jobs[MAX_THREADS];
+    int nthreads;
+    int fd;                /* output (temp file or stdout) */
+} generator;
+
+static int gen_setup(generator *g, mac_key *first, mac_key *second, const pk_fields *proto, bool csv) {
+    for (int t = 0; t < g->nthreads; t++) {
+        gen_job *j = &g->jobs[t];
+        j->first = mac_key_dup(first);
+        j->second = mac_key_dup(second);
+        j->buf = malloc((size_t)CHUNK_KEYS * (PK_TEXT_LEN + 12));
+        j->group = proto->group;
+        j->upgrade = proto->upgrade;
+        j->csv = csv;
+        if (!j->first || !j->second || !j->buf) return die("out of memory preparing generator threads");
+    }
+    return 0;
+}
+
+static void gen_teardown(generator *g) {
+    for (int t = 0; t < g->nthreads; t++) {
+        mac_key_free(g->jobs[t].first);
+        mac_key_free(g->jobs[t].second);
+        free(g->jobs[t].buf);
+    }
+}
+
+/* Generates serials [first, first+count) in rounds and writes them in
+ * order. 0, -1 for a write error (errno), -2 for a reported MAC failure. */
+static int gen_run(generator *g, uint32_t first, uint32_t count) {
+    uint64_t next = first, end = (uint64_t)first + count;
+    while (next < end) {
+        int used = 0;
+        for (; used < g->nthreads && next < end; used++) {
+            gen_job *j = &g->jobs[used];
+            j->start = (uint32_t)next;
+            j->count = end - next < CHUNK_KEYS ? (uint32_t)(end - next) : CHUNK_KEYS;
+            next += j->count;
+            j->started = used > 0 && pthread_create(&j->thread, NULL, gen_chunk, j) == 0;
+            if (used > 0 && !j->started) gen_chunk(j);   /* no thread: do it here */
+        }
+        gen_chunk(&g->jobs[0]);   /* the main thread does the first chunk itself */
+        for (int t = 1; t < used; t++)
+            if (g->jobs[t].started) pthread_join(g->jobs[t].thread, NULL), g->jobs[t].started = false;
+        for (int t = 0; t < used; t++) {
+            if (g->jobs[t].failed) return die("computing a security value failed (OpenSSL)"), -2;
+            if (write_all(g->fd, g->jobs[t].buf, g->jobs[t].len) != 0) return -1;   /* errno says why */
+        }
+    }
+    return 0;
+}
+
+static int thread_count(const config *c, uint32_t count) {
+    bool ok = true;
+    long long t = config_get(c, "threads") ? config_get_int(c, "threads", 1, MAX_THREADS, &ok)
+                                           : sysconf(_SC_NPROCESSORS_ONLN);
+    if (!ok) return -1;
+    if (t < 1) t = 1;
+    if (t > MAX_THREADS) t = MAX_THREADS;
+    long long chunks = ((long long)count + CHUNK_KEYS - 1) / CHUNK_KEYS;
+    return (int)(t < chunks ? t : chunks);
+}
+
+/* Opens a temp file beside `out` (or uses stdout); *tmp receives its path. */
+static int open_output(const char *out, char *tmp, size_t n) {
+    tmp[0] = '\0';
+    if (!out) return STDOUT_FILENO;
+    struct stat sb;
+    if (stat(out, &sb) == 0) return die("--out %s exists; refusing to overwrite generated keys", out), -1;
+    snprintf(tmp, n, "%s.tmp.XXXXXX", out);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        die("--out %s: cannot create a temporary file beside it: %s", out, strerror(errno));
+        tmp[0] = '\0';
+        return -1;
+    }
+    fchmod(fd, 0600);
+    return fd;
+}
+
+/* Makes the finished temp file appear as `out`, atomically and without
+ * replacing anything that appeared there meanwhile. 1 if the keys stay in
+ * `tmp` (say so), -1 on a write failure, 0 done. */
+static int publish_output(int fd, const char *tmp, const char *out) {
+    if (fsync(fd) != 0) return die("writing %s: %s", tmp, strerror(errno)), -1;
+    if (link(tmp, out) != 0) return die("cannot create %s: %s; the keys are in %s", out, strerror(errno), tmp);
+    unlink(tmp);
+    return 0;
+}
+
+typedef struct gen_opts {
+    uint32_t group, count;   /* what to generate */
+    bool csv, upgrade;       /* output format and key flag */
+    const char *out;         /* file or NULL for stdout */
+    int threads;             /* workers */
+} gen_opts;
+
+static int parse_gen_opts(const config *c, gen_opts *o) {
+    const char *g = config_get(c, "group"), *n = config_get(c, "count");
+    if (!g) return die("--group is required");
+    if (!n) return die("--count is required");
+    long long gid = parse_num(g, PK_GROUP_MAX), cnt = parse_num(n, (long long)PK_SERIAL_MAX + 1);
+    if (gid < 0) return die("--group '%s' is not a group ID (0..%u)", g, PK_GROUP_MAX);
+    if (cnt < 1) return die("--count '%s' must be a number between 1 and %u", n, PK_SERIAL_MAX + 1u);
+    o->group = (uint32_t)gid;
+    o->count = (uint32_t)cnt;
+    o->csv = config_get_bool(c, "csv");
+    o->upgrade = config_get_bool(c, "upgrade");
+    o->out = config_get(c, "out");
+    o->threads = thread_count(c, o->count);
+    return o->threads < 0;
+}
+
+/* Loads both MAC keys of a group; 0 or 1 with a message. */
+static int load_both(stores *st, uint32_t id, group_record *rec, mac_key **first, mac_key **second) {
+    char err[512];
+    redisContext *a = ctx_of(st->a, "activation"), *b = a ? ctx_of(st->b, "audit") : NULL;
+    if (!a || !b) return 1;
+    int rc = group_load(a, st->kek_a, id, rec, first, err, sizeof err);
+    if (rc == 1) return die("group %u does not exist in the activation store", id);
+    if (rc < 0) return die("%s", err);
+    rc = group_load_audit(b, st->kek_b, id, &rec->alg_second, second, err, sizeof err);
+    if (rc == 1) return die("group %u has no record in the audit store", id);
+    if (rc < 0) return die("%s", err);
+    return 0;
+}
+
+/* Reserves the batch and writes it to g->fd; 0 or 1 with a message. */
+static int reserve_and_write(stores *st, generator *g, const gen_opts *o, uint32_t *first_serial) {
+    char err[512];
+    redisContext *a = ctx_of(st->a, "activation");
+    if (!a) return 1;
+    if (serial_reserve(a, o->group, o->count, first_serial, err, sizeof err) != 0) return die("%s", err);
+    int rc = o->csv && write_all(g->fd, "serial,key\n", 11) != 0 ? -1 : gen_run(g, *first_serial, o->count);
+    if (rc != 0) {
+        if (rc == -1) die("writing keys: %s", strerror(errno));
+        fprintf(stderr, "keystore: serials %u..%u of group %u were reserved but not all keys were written\n",
+                *first_serial, *first_serial + o->count - 1, o->group);
+        return 1;
+    }
+    return 0;
+}
+
+static int generate(stores *st, const gen_opts *o, mac_key *first, mac_key *second) {
+    char tmp[4200];
+    uint32_t first_serial = 0;
+    generator g = {.nthreads = o->threads, .fd = -1};
+    pk_fields proto = {.group = o->group, .upgrade = o->upgrade};
+    int rc = gen_setup(&g, first, second, &proto, o->csv);
+    if (!rc && (g.fd = open_output(o->out, tmp, sizeof tmp)) < 0) rc = 1;
+    if (!rc) rc = reserve_and_write(st, &g, o, &first_serial);
+    if (o->out && g.fd >= 0) {
+        int pub = rc ? -1 : publish_output(g.fd, tmp, o->out);
+        close(g.fd);
+        if (pub < 0) unlink(tmp);   /* incomplete: never leave it behind */
+        if (pub) rc = 1;
+    }
+    if (!rc)
+        fprintf(stderr, "keystore: generated %u keys of group %u, serials %u..%u%s%s\n", o->count, o->group,
+                first_serial, first_serial + o->count - 1, o->out ? ", into " : "", o->out ? o->out : "");
+    gen_teardown(&g);
+    return rc;
+}
+
+static int cmd_keys_generate(config *c) {
+    gen_opts o;
+    stores st;
+    group_record rec;
+    mac_key *first = NULL, *second = NULL;
+    if (no_args(c) || parse_gen_opts(c, &o)) return 1;
+    int rc = open_stores(c, "kab", &st);
+    if (!rc) rc = load_both(&st, o.group, &rec, &first, &second);
+    if (!rc && o.upgrade && !rec.upgrade_allowed) rc = die("group %u does not allow upgrade keys", o.group);
+    if (!rc) rc = generate(&st, &o, first, second);
+    mac_key_free(first);
+    mac_key_free(second);
+    close_stores(&st);
+    return rc;
+}
+
+/* ---- key verify / decode ---- */
+
+/* Decodes the single positional KEY. Returns the status (fields filled for
+ * PK_OK and PK_ERR_CHECKSUM; `canon` is the input in canonical form), or -1
+ * for a usage error. Prints the reason for anything but PK_OK. */
+static int decode_arg(const config *c, pk_fields *f, char canon[PK_TEXT_LEN + 1]) {
+    char *const *args, msg[256];
+    pk_error e;
+    size_t n = config_args(c, &args);
+    if (n != 1) return die(n ? "give exactly one KEY" : "KEY is required (see --help)"), -1;
+    pk_status s = pk_decode(args[0], strlen(args[0]), f, &e);
+    if (pk_normalize(args[0], strlen(args[0]), canon, NULL) != PK_OK) canon[0] = '\0';
+    if (s != PK_OK) die("%s", pk_strerror(&e, msg, sizeof msg));
+    return (int)s;
+}
+
+static const config_option key_verify_opts[] = {
+    {"json", NULL, "print one JSON object", NULL},
+    STORE_OPT_A_URL, STORE_OPT_B_URL, STORE_OPT_A_KEK, STORE_OPT_B_KEK, STORE_OPT_A_PW, STORE_OPT_B_PW,
+};
+
+static int cmd_key_verify(config *c) {
+    pk_fields f;
+    char canon[PK_TEXT_LEN + 1];
+    stores st;
+    group_record rec;
+    mac_key *first = NULL, *second = NULL;
+    int rc = decode_arg(c, &f, canon);
+    if (rc) return rc < 0 ? 2 : 1;
+    rc = open_stores(c, "kab", &st);
+    if (!rc) rc = load_both(&st, f.group, &rec, &first, &second);
+    if (!rc) {
+        bool ok1 = mac_security_check(first, MAC_ROLE_FIRST, f.group, f.serial, f.upgrade, f.security_first);
+        bool ok2 = mac_security_check(second, MAC_ROLE_SECOND, f.group, f.serial, f.upgrade, f.security_second);
+        bool upg = !f.upgrade || rec.upgrade_allowed;
+        bool genuine = ok1 && ok2 && upg;
+        if (config_get_bool(c, "json"))
+            printf("{\"group\":%u,\"serial\":%u,\"upgrade\":%s,\"first_ok\":%s,\"second_ok\":%s,"
+                   "\"upgrade_allowed\":%s,\"genuine\":%s}\n", f.group, f.serial, f.upgrade ? "true" : "false",
+                   ok1 ? "true" : "false", ok2 ? "true" : "false", upg ? "true" : "false", genuine ? "true" : "false");
+        else
+            printf("group %u serial %u%s\n  first security value:  %s\n  second security value: %s\n%s%s\n", f.group,
+                   f.serial, f.upgrade ? " (upgrade)" : "", ok1 ? "ok" : "WRONG", ok2 ? "ok" : "WRONG",
+                   upg ? "" : "  upgrade keys are not allowed in this group\n", genuine ? "genuine" : "NOT GENUINE");
+        rc = genuine ? 0 : 1;
+    }
+    mac_key_free(first);
+    mac_key_free(second);
+    close_stores(&st);
+    return rc;
+}
+
+static const config_option key_decode_opts[] = {
+    {"json", NULL, "print one JSON object", NULL},
+    HIDDEN_STORE_OPTS,
+};
+
+static int cmd_key_decode(config *c) {
+    pk_fields f;
+    char canon[PK_TEXT_LEN + 1];
+    int s = decode_arg(c, &f, canon);
+    if (s < 0) return 2;
+    if (s != PK_OK && s != PK_ERR_CHECKSUM) return 1;   /* nothing decoded: no fields to show */
+    bool ok = s == PK_OK;
+    if (config_get_bool(c, "json"))
+        printf("{\"key\":\"%s\",\"group\":%u,\"serial\":%u,\"security_first\":%llu,\"security_second\":%u,"
+               "\"checksum\":%u,\"checksum_ok\":%s,\"upgrade\":%s}\n", canon, f.group, f.serial,
+               (unsigned long long)f.security_first, f.security_second, f.checksum, ok ? "true" : "false",
+               f.upgrade ? "true" : "false");
+    else
+        printf("key:             %s\ngroup:           %u\nserial:          %u\nsecurity_first:  %llu\n"
+               "security_second: %u\nchecksum:        %u (%s)\nupgrade:         %s\n", canon, f.group, f.serial,
+               (unsigned long long)f.security_first, f.security_second, f.checksum, ok ? "ok" : "WRONG",
+               f.upgrade ? "yes" : "no");
+    return ok ? 0 : 1;
+}
+
+/* ---- kek create ---- */
+
+static const config_option kek_create_opts[] = {HIDDEN_STORE_OPTS};
+
+static int cmd_kek_create(config *c) {
+    char *const *args, err[512];
+    size_t n = config_args(c, &args);
+    if (n != 1) return die("give exactly one FILE (see --help)"), 2;
+    if (kek_create_file(args[0], err, sizeof err) != 0) return die("%s", err);
+    printf("wrote a new key-encryption key to %s (mode 0600); give it only to the component that "
+           "owns its store\n", args[0]);
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+typedef struct command {
+    const char *noun, *verb;          /* "group", "create" */
+    const char *usage;                /* the usage line and a description */
+    const config_option *opts;
+    size_t nopts;
+    int (*run)(config *c);
+} command;
+
+#define CMD(n, v, u, o, f) {n, v, u, o, sizeof o / sizeof o[0], f}
+static const command commands[] = {
+    CMD("group", "create", "keystore group create --id N --product NAME [OPTIONS]\n\n"
+        "Creates a group in both stores with two fresh random secrets, the first wrapped under the\n"
+        "activation KEK into Redis A, the second under the audit KEK into Redis B. Refuses an existing ID.",
+        group_create_opts, cmd_group_create),
+    CMD("group", "show", "keystore group show [--id] N [OPTIONS]\n\n"
+        "Prints a group's record (never its secrets) and how many serials were issued.",
+        group_show_opts, cmd_group_show),
+    CMD("group", "list", "keystore group list [OPTIONS]\n\nLists all groups of the activation store.",
+        group_list_opts, cmd_group_list),
+    CMD("keys", "generate", "keystore keys generate --group G --count N [--out FILE] [--csv] [OPTIONS]\n\n"
+        "Reserves N serials and writes N product keys, one a line (or CSV 'serial,key').",
+        keys_generate_opts, cmd_keys_generate),
+    CMD("key", "verify", "keystore key verify KEY [OPTIONS]\n\n"
+        "Checks both security values of KEY against both stores. Exit 0 genuine, 1 not.",
+        key_verify_opts, cmd_key_verify),
+    CMD("key", "decode", "keystore key decode KEY [--json]\n\n"
+        "Decodes KEY offline (no store, no secret). Exit 0 for a well-formed key with a valid checksum,\n"
+        "1 otherwise, with the reason on stderr.",
+        key_decode_opts, cmd_key_decode),
+    CMD("kek", "create", "keystore kek create FILE\n\n"
+        "Writes a fresh random key-encryption key (64 hex characters, mode 0600) to FILE; never overwrites.",
+        kek_create_opts, cmd_kek_create),
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f, const char *noun) {
+    fprintf(f, "Usage: keystore COMMAND [OPTIONS]   (keystore COMMAND --help for its options)\n\n"
+               "The vendor's keystore: product groups with split secrets, product keys, KEKs.\n\nCommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (noun && strcmp(noun, commands[i].noun)) continue;
+        const char *u = commands[i].usage, *nl = strchr(u, '\n');
+        fprintf(f, "  %.*s\n", (int)(nl ? nl - u : (long)strlen(u)), u);
+    }
+    fprintf(f, "\nStore options may also come from PA_KEYSTORE_* variables or --config FILE.\n");
+}
+
+int main(int argc, char **argv) {
+    const char *noun = argc > 1 ? argv[1] : NULL, *verb = argc > 2 ? argv[2] : NULL;
+    if (!noun || strcmp(noun, "--help") == 0 || strcmp(noun, "-h") == 0 || strcmp(noun, "help") == 0) {
+        usage(noun ? stdout : stderr, NULL);
+        return noun ? 0 : 2;
+    }
+    bool noun_known = false;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(noun, commands[i].noun)) continue;
+        noun_known = true;
+        if (!verb || strcmp(verb, commands[i].verb)) continue;
+        int code;
+        config *c = config_load(commands[i].usage, commands[i].opts, commands[i].nopts, ENV_PREFIX, argc - 2,
+                                argv + 2, &code);
+        if (!c) return code;
+        code = commands[i].run(c);
+        config_free(c);
+        return code;
+    }
+    bool help = verb && (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0);
+    if (noun_known && help) return usage(stdout, noun), 0;
+    if (!noun_known) fprintf(stderr, "keystore: error: unknown command '%s'\n\n", noun);
+    else if (verb) fprintf(stderr, "keystore: error: unknown command '%s %s'\n\n", noun, verb);
+    else fprintf(stderr, "keystore: error: '%s' needs a subcommand\n\n", noun);
+    usage(stderr, noun_known ? noun : NULL);
+    return 2;
+}
