@@ -1,0 +1,69 @@
+/* group_cache.h -- a worker's view of the groups it has seen.
+ *
+ * Every activation needs its group's record (product, edition, features for
+ * the license, whether upgrade keys are allowed) and the first-secret MAC key.
+ * Loading that from Redis and unwrapping the secret per call would add a
+ * round trip and an AES-GCM decryption to every activation, so each worker
+ * keeps the groups it has used, with the secret unwrapped once into a
+ * prepared mac_key. The cache is per worker: no locks, and mac_key contexts
+ * are not thread-safe anyway.
+ *
+ * Freshness costs no extra round trip: the policy script returns the
+ * record's `version` on every call and the handler passes it to
+ * group_cache_check_version, which reloads the entry only when it moved.
+ * Unknown groups are remembered for a few seconds (negative entries), so a
+ * flood of made-up keys does not turn into a flood of Redis lookups. */
+#ifndef PA_ACTIVATION_GROUP_CACHE_H
+#define PA_ACTIVATION_GROUP_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "group.h"
+#include "mac_registry.h"
+#include "metrics.h"
+#include "redis_store.h"
+
+#define GROUP_FEATURES_MAX 64
+#define GROUP_KEY_NAME_MAX 32
+
+typedef struct group_entry {
+    group_record rec;                          /* as loaded; rec.version is what we hold */
+    mac_key *first;                            /* first-secret MAC key, unwrapped once */
+    char *features[GROUP_FEATURES_MAX];        /* rec.policy.features split for licenses */
+    size_t n_features;
+    char features_buf[sizeof(((group_policy *)0)->features)]; /* storage of features[] */
+    char key_group[GROUP_KEY_NAME_MAX];        /* "{g:ID}:group", built once */
+    char key_revoked[GROUP_KEY_NAME_MAX];      /* "{g:ID}:revoked" */
+    char key_bucket[GROUP_KEY_NAME_MAX];       /* "{g:ID}:rl", the group's token bucket */
+} group_entry;
+
+typedef enum group_lookup {
+    GROUP_FOUND = 0,       /* *out is valid until the next call on this cache */
+    GROUP_UNKNOWN,         /* no such group (answer like a wrong security value) */
+    GROUP_UNAVAILABLE,     /* Redis unreachable, or the record is unusable (logged) */
+} group_lookup;
+
+typedef struct group_cache group_cache;
+
+/* `redis` is the worker's connection; `kek` unwraps first secrets (copied);
+ * unknown or unusable groups are asked again after negative_ttl_ms; `loads`
+ * (may be NULL) counts records read from Redis. */
+group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], int negative_ttl_ms,
+                             metric *loads);
+void group_cache_free(group_cache *c);
+
+/* Finds group `id`, loading it with one HGETALL on a miss. */
+group_lookup group_cache_get(group_cache *c, uint32_t id, const group_entry **out);
+
+/* The policy script saw `version`: reload the entry if it differs from the
+ * one held. Returns like group_cache_get; an entry obtained earlier is
+ * invalid afterwards (use *out). */
+group_lookup group_cache_check_version(group_cache *c, uint32_t id, uint64_t version,
+                                       const group_entry **out);
+
+/* Drops what is known about `id` (e.g. the group disappeared). */
+void group_cache_forget(group_cache *c, uint32_t id);
+
+
+#endif

@@ -1,0 +1,75 @@
+/* license.h -- the signed license (DESIGN.md §4.6).
+ *
+ * A license is the serialized activation.v1.License message plus an Ed25519
+ * signature over exactly those bytes. The installed copy verifies it offline
+ * with the vendor's public key, named by key_id so keys can rotate:
+ *   key_id = first 16 hex chars of SHA-256 over the 32-byte raw public key.
+ *
+ * The private key is loaded once at start-up (license_key); each worker
+ * thread signs through its own license_signer, so signing takes no lock. */
+#ifndef PA_ACTIVATION_LICENSE_H
+#define PA_ACTIVATION_LICENSE_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LICENSE_KEY_ID_LEN 16
+#define LICENSE_SIG_LEN 64
+#define LICENSE_MAX_BYTES 2048   /* bounded by the group record's field sizes */
+
+typedef struct license_key {
+    EVP_PKEY *pkey;                         /* Ed25519 private key, loaded once */
+    char key_id[LICENSE_KEY_ID_LEN + 1];    /* names the key in every license */
+} license_key;
+
+/* Reads an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519).
+ * Returns 0, or -1 with a message in err. */
+int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen);
+void license_key_free(license_key *k);
+
+/* key_id of any Ed25519 key (public or private). Returns 0 or -1. */
+int license_key_id(EVP_PKEY *pkey, char out[LICENSE_KEY_ID_LEN + 1]);
+
+/* Reads an Ed25519 public key in PEM (for clients and tests). NULL + err. */
+EVP_PKEY *license_public_key_load(const char *pem_path, char *err, size_t errlen);
+
+/* Checks `sig` over `body` with `pub`. */
+bool license_verify(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
+                    size_t sig_len);
+
+typedef struct license_signer license_signer;   /* one per worker thread */
+
+license_signer *license_signer_new(const license_key *k);
+void license_signer_free(license_signer *s);
+
+/* What the server decided; the strings must outlive license_issue. */
+typedef struct license_terms {
+    const char *license_id;        /* group + serial + random, hex */
+    const char *product;
+    const char *edition;
+    int channel;                   /* Activation__V1__Channel */
+    char **features;               /* feature names the copy may enable */
+    size_t n_features;
+    const uint8_t *machine_id;     /* 32 bytes */
+    uint32_t group;
+    uint32_t serial;
+    int64_t issued_at;             /* unix seconds */
+    int64_t renew_after;           /* 0: no renewal needed */
+    int64_t expires_at;            /* 0: never */
+} license_terms;
+
+typedef struct signed_license {
+    uint8_t body[LICENSE_MAX_BYTES];   /* serialized License */
+    size_t body_len;
+    uint8_t sig[LICENSE_SIG_LEN];      /* Ed25519 over body */
+} signed_license;
+
+/* Builds, serializes and signs the License for `t`. Returns 0 or -1. */
+int license_issue(license_signer *s, const license_terms *t, signed_license *out);
+
+/* The key id the signer signs with. */
+const char *license_signer_key_id(const license_signer *s);
+
+#endif

@@ -1,0 +1,245 @@
+/* main.c -- the activation server daemon: configuration, start-up work done
+ * once, and a drain on SIGTERM.
+ *
+ * Everything that can be done once happens here before the first call: the
+ * signing key is loaded and its key_id computed, the KEK is read, the
+ * token-bucket limits are formatted, metrics are registered. Workers then
+ * connect to Redis lazily (worker.c), so the server starts even while Redis
+ * is away and heals by itself when it comes back.
+ *
+ * Signals: SIGTERM and SIGINT are blocked before gRPC starts any thread and
+ * taken with sigwait here, so no handler runs in a random thread. On either,
+ * the server stops accepting, lets in-flight calls finish (up to --drain-ms)
+ * and exits 0. */
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "rpc_client.h"
+#include "server.h"
+
+static const config_option options[] = {
+    {"listen", "ADDR", "host:port to serve gRPC on; repeat for several",
+     "127.0.0.1:50051,[::1]:50051"},
+    {"redis-url", "URL", "activation store (Redis A), as its `activation` ACL user",
+     "redis://activation@127.0.0.1:6379"},
+    {"redis-password-file", "FILE", "read the Redis password from FILE instead of the URL", NULL},
+    {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
+    {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required)", NULL},
+    {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
+    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = one per core",
+     "0"},
+    {"metrics-listen", "ADDR", "host:port of the Prometheus /metrics endpoint; \"off\" disables",
+     "127.0.0.1:9464"},
+    {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM)", NULL},
+    {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
+    {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off",
+     "10"},
+    {"rate-address-burst", "N", "calls a client address may make at once", "50"},
+    {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
+    {"rate-group-burst", "N", "activations a group may take at once", "5000"},
+    {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
+    {"negative-cache-ms", "MS", "how long a worker remembers that a group does not exist", "5000"},
+    {"audit-sampling", NULL, "write sampled activations to the offline-audit outbox", "false"},
+    {"drain-ms", "MS", "on SIGTERM, how long in-flight calls may take to finish", "10000"},
+    {"log-level", "LEVEL", "debug, info, warn or error", "info"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof *options)
+
+static const rpc_method methods[] = {
+    {"/activation.v1.Activation/Activate", handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
+    {"/activation.v1.Activation/Renew", handle_renew, ACTIVATION_MAX_REQUEST_BYTES},
+    {"/activation.v1.Activation/Deactivate", handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES},
+};
+
+static const char *const health_services[] = {"activation.v1.Activation"};
+
+/* Everything main owns, freed in one place. */
+typedef struct daemon_state {
+    config *cfg;
+    app app;
+    char *tls_cert;                 /* PEM text */
+    char *tls_key;
+    rpc_tls_config tls;
+    int drain_ms;                   /* SIGTERM grace for in-flight calls */
+} daemon_state;
+
+static int fail(const char *event, const char *detail) {
+    log_error(event, LOG_S("error", detail), LOG_END);
+    return -1;
+}
+
+static const char *required(const config *c, const char *name) {
+    const char *v = config_get(c, name);
+    if (v && *v) return v;
+    fprintf(stderr, "activation-server: error: --%s is required (see --help)\n", name);
+    return NULL;
+}
+
+/* Reads every option into the app; returns 0 or -1 (reason printed). */
+static int load_app(daemon_state *d) {
+    config *c = d->cfg;
+    app *a = &d->app;
+    char err[256];
+    bool bad = false;
+    const char *kek = required(c, "kek"), *sk = required(c, "signing-key");
+    if (!kek || !sk) return -1;
+    if (kek_load_file(kek, a->kek, err, sizeof err) != 0) return fail("config.kek", err);
+    if (license_key_load(&a->signing, sk, err, sizeof err) != 0)
+        return fail("config.signing_key", err);
+    int timeout = (int)config_get_int(c, "redis-timeout-ms", 10, 60000, &bad);
+    a->redis = (rstore_config){
+        .url = config_get(c, "redis-url"),
+        .password_file = config_get(c, "redis-password-file"),
+        .connect_timeout_ms = timeout,
+        .command_timeout_ms = timeout,
+    };
+    policy_limits_set(&a->limits, config_get_double(c, "rate-address-per-s", 0, 1e12, &bad),
+                      config_get_double(c, "rate-address-burst", 1, 1e12, &bad),
+                      config_get_double(c, "rate-group-per-s", 0, 1e12, &bad),
+                      config_get_double(c, "rate-group-burst", 1, 1e12, &bad),
+                      config_get_double(c, "rate-failure-cost", 1, 1e6, &bad));
+    a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &bad);
+    a->audit_sampling = config_get_bool(c, "audit-sampling");
+    d->drain_ms = (int)config_get_int(c, "drain-ms", 0, 600000, &bad);
+    return bad ? -1 : 0;
+}
+
+static int load_tls(daemon_state *d) {
+    const char *cert = config_get(d->cfg, "tls-cert"), *key = config_get(d->cfg, "tls-key");
+    if (!cert && !key) return 0;
+    if (!cert || !key) return fail("config.tls", "--tls-cert and --tls-key go together");
+    char err[256];
+    if (!(d->tls_cert = rpc_read_pem(cert, err, sizeof err))) return fail("config.tls", err);
+    if (!(d->tls_key = rpc_read_pem(key, err, sizeof err))) return fail("config.tls", err);
+    d->tls = (rpc_tls_config){.cert_pem = d->tls_cert, .key_pem = d->tls_key};
+    return 0;
+}
+
+/* "127.0.0.1:9464" or "[::1]:9464" -> metrics endpoint. */
+static int start_metrics(const char *listen) {
+    if (!listen || strcmp(listen, "off") == 0) return 0;
+    const char *colon = strrchr(listen, ':');
+    char host[64];
+    if (!colon || (size_t)(colon - listen) >= sizeof host)
+        return fail("config.metrics_listen", "expected host:port");
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    int port = metrics_http_start(host, atoi(colon + 1));
+    if (port < 0) return fail("metrics.listen", listen);
+    log_info("metrics.listening", LOG_S("host", host), LOG_I("port", port), LOG_END);
+    return 0;
+}
+
+/* Tells the operator at once if Redis is away or refuses our user; the
+ * server starts anyway and the workers keep retrying. */
+static void probe_redis(const app *a) {
+    char err[256] = "";
+    rstore *r = rstore_new(&a->redis, false, err, sizeof err);
+    if (!r) {
+        log_warn("redis.unreachable", LOG_S("error", err), LOG_END);
+        return;
+    }
+    int script = policy_register(r);
+    redisReply *rep = rstore_command(r, "PING");
+    if (script < 0 || !rep || rep->type == REDIS_REPLY_ERROR)
+        log_warn("redis.unusable", LOG_S("error", rep && rep->str ? rep->str : rstore_error(r)),
+                 LOG_END);
+    if (rep) freeReplyObject(rep);
+    rstore_free(r);
+}
+
+static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
+    const char *const *listen;
+    size_t n_listen = config_get_list(d->cfg, "listen", &listen);
+    bool bad = false;
+    rpc_server_config sc = {
+        .listen = listen,
+        .n_listen = n_listen,
+        .workers = (int)config_get_int(d->cfg, "workers", 0, 256, &bad),
+        .tls = d->tls_cert ? &d->tls : NULL,
+        .app = &d->app,
+        .worker_init = worker_new,
+        .worker_free = worker_free,
+        .health_services = health_services,
+        .n_health_services = 1,
+    };
+    if (bad) {
+        snprintf(err, errlen, "bad --workers");
+        return NULL;
+    }
+    rpc_server *s = rpc_server_start(&sc, methods, sizeof methods / sizeof *methods, err, errlen);
+    for (size_t i = 0; s && i < n_listen; i++)
+        log_info("server.listening", LOG_S("listen", listen[i]), LOG_I("port", rpc_server_port(s, i)),
+                 LOG_B("tls", sc.tls != NULL), LOG_END);
+    return s;
+}
+
+static void free_state(daemon_state *d) {
+    license_key_free(&d->app.signing);
+    OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
+    free(d->tls_cert);
+    if (d->tls_key) OPENSSL_cleanse(d->tls_key, strlen(d->tls_key));
+    free(d->tls_key);
+    config_free(d->cfg);
+}
+
+int main(int argc, char **argv) {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);   /* before any thread exists */
+
+    daemon_state d = {0};
+    int code;
+    d.cfg = config_load("activation-server [OPTIONS]", options, N_OPTIONS, "PA_ACTIVATION_", argc,
+                        argv, &code);
+    if (!d.cfg) return code;
+    log_set_component("activation-server");
+    int level = log_level_parse(config_get(d.cfg, "log-level"));
+    if (level < 0) {
+        fprintf(stderr, "activation-server: error: bad --log-level (debug, info, warn, error)\n");
+        config_free(d.cfg);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    if (load_app(&d) != 0 || load_tls(&d) != 0) {
+        free_state(&d);
+        return 2;
+    }
+    activation_metrics_init(&d.app.m);
+    if (start_metrics(config_get(d.cfg, "metrics-listen")) != 0) {
+        free_state(&d);
+        return 1;
+    }
+    probe_redis(&d.app);
+
+    grpc_init();
+    char err[256];
+    rpc_server *s = start_server(&d, err, sizeof err);
+    if (!s) {
+        fail("server.start", err);
+        metrics_http_stop();
+        grpc_shutdown();
+        free_state(&d);
+        return 1;
+    }
+    log_info("server.started", LOG_S("key_id", d.app.signing.key_id), LOG_END);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("server.draining", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"), LOG_END);
+    rpc_server_set_serving(s, false);
+    int cancelled = rpc_server_shutdown(s, d.drain_ms);
+    metrics_http_stop();
+    grpc_shutdown();
+    log_info("server.stopped", LOG_I("cancelled_calls", cancelled), LOG_END);
+    free_state(&d);
+    return 0;
+}

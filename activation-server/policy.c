@@ -1,0 +1,209 @@
+/* policy.c -- argument packing and reply decoding for policy.lua.
+ *
+ * Arguments go to EVALSHA as binary-safe (pointer, length) pairs straight
+ * from the caller's buffers; only the per-key record name and a few numbers
+ * are formatted per call. */
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char policy_lua[];   /* policy.lua, embedded at build time */
+
+int policy_register(rstore *r) {
+    return rstore_script_add(r, policy_lua);
+}
+
+void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
+                       double group_rate, double group_burst, double failure_cost) {
+    snprintf(l->address_rate, sizeof l->address_rate, "%.17g", address_rate);
+    snprintf(l->address_burst, sizeof l->address_burst, "%.17g", address_burst);
+    snprintf(l->group_rate, sizeof l->group_rate, "%.17g", group_rate);
+    snprintf(l->group_burst, sizeof l->group_burst, "%.17g", group_burst);
+    snprintf(l->failure_cost, sizeof l->failure_cost, "%.17g", failure_cost);
+}
+
+void policy_address_key(const char *ip, char *out, size_t n) {
+    struct in6_addr a6;
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, ip, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof text);
+            snprintf(out, n, "rl:a:%s", text);
+            return;
+        }
+        /* One subscriber usually holds a whole /64: limit it as one address. */
+        memset(&a6.s6_addr[8], 0, 8);
+        inet_ntop(AF_INET6, &a6, text, sizeof text);
+        snprintf(out, n, "rl:a:%s/64", text);
+        return;
+    }
+    snprintf(out, n, "rl:a:%s", ip);
+}
+
+/* A growing (pointer, length) argument list for one EVALSHA. */
+typedef struct args {
+    const char *v[32];
+    size_t len[32];
+    int n;
+} args;
+
+static void add(args *a, const void *p, size_t len) {
+    a->v[a->n] = p;
+    a->len[a->n++] = len;
+}
+
+static void add_str(args *a, const char *s) {
+    add(a, s, strlen(s));
+}
+
+static int64_t int_at(const redisReply *r, size_t i) {
+    if (i >= r->elements) return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER) return e->integer;
+    if (e->type == REDIS_REPLY_STRING) return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+static void decode(redisReply *r, const char *what, policy_result *out) {
+    memset(out, 0, sizeof *out);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        out->status = POLICY_UNAVAILABLE;
+        out->redis_error = r != NULL;
+        snprintf(out->error, sizeof out->error, "%s: %s", what,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return;
+    }
+    out->status = (policy_status)r->element[0]->integer;
+    if (out->status == POLICY_RATE_LIMITED) {
+        out->retry_after_s = (int)int_at(r, 1);
+        const redisReply *s = r->elements > 2 ? r->element[2] : NULL;
+        out->scope = s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "group") == 0
+                         ? "group" : "address";
+        return;
+    }
+    out->version = (uint64_t)int_at(r, 1);
+    out->count = (uint32_t)int_at(r, 2);
+    if (out->status != POLICY_OK || r->elements < 8) return;
+    out->expires_at = int_at(r, 3);
+    out->renew_after = int_at(r, 4);
+    out->now = int_at(r, 5);
+    const redisReply *rnd = r->element[6];
+    if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
+        memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
+    out->again = int_at(r, 7) != 0;
+}
+
+static void run(rstore *r, int script, int nkeys, args *a, const char *what, policy_result *out) {
+    redisReply *reply = rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
+    if (!reply) {
+        memset(out, 0, sizeof *out);
+        out->status = POLICY_UNAVAILABLE;
+        snprintf(out->error, sizeof out->error, "%s: %s", what, rstore_error(r));
+        return;
+    }
+    decode(reply, what, out);
+    freeReplyObject(reply);
+}
+
+void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g,
+                     uint32_t serial, const uint8_t *machine_id,
+                     const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                     const policy_audit *audit, policy_result *out) {
+    char record[48], serial_s[16], group_s[16], sf[24], ss[16], at[24];
+    snprintf(record, sizeof record, "{g:%u}:k:%u", g->rec.id, serial);
+    snprintf(serial_s, sizeof serial_s, "%u", serial);
+    args a = {.n = 0};
+    add_str(&a, g->key_group);
+    add_str(&a, g->key_revoked);
+    add_str(&a, record);
+    add_str(&a, g->key_bucket);
+    add_str(&a, address_key);
+    add_str(&a, "audit:outbox");
+    add_str(&a, "activate");
+    add_str(&a, serial_s);
+    add(&a, machine_id, MACHINE_ID_LEN);
+    add(&a, random, LICENSE_RANDOM_LEN);
+    add_str(&a, l->address_rate);
+    add_str(&a, l->address_burst);
+    add_str(&a, l->group_rate);
+    add_str(&a, l->group_burst);
+    if (!audit) {
+        add_str(&a, "0");
+    } else {
+        snprintf(group_s, sizeof group_s, "%u", g->rec.id);
+        snprintf(sf, sizeof sf, "%" PRIu64, audit->security_first);
+        snprintf(ss, sizeof ss, "%u", audit->security_second);
+        snprintf(at, sizeof at, "%" PRId64, audit->received_at);
+        add_str(&a, audit->mode == 2 ? "2" : "1");
+        add_str(&a, audit->request_id);
+        add_str(&a, group_s);
+        add_str(&a, audit->upgrade ? "1" : "0");
+        add_str(&a, sf);
+        add_str(&a, ss);
+        add_str(&a, audit->client_address);
+        add_str(&a, at);
+        add_str(&a, audit->sample_reason ? audit->sample_reason : "sample");
+    }
+    run(r, script, 6, &a, "activate", out);
+}
+
+/* Renew and Deactivate share their arguments; only the keys differ. */
+static void by_license(rstore *r, int script, const policy_limits *l, const char *op,
+                       uint32_t group, uint32_t serial, const uint8_t *machine_id,
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                       policy_result *out) {
+    char key_group[GROUP_KEY_NAME_MAX], key_revoked[GROUP_KEY_NAME_MAX], record[48], serial_s[16];
+    group_key_record(key_group, sizeof key_group, group);
+    snprintf(key_revoked, sizeof key_revoked, "{g:%u}:revoked", group);
+    snprintf(record, sizeof record, "{g:%u}:k:%u", group, serial);
+    snprintf(serial_s, sizeof serial_s, "%u", serial);
+    bool renew = strcmp(op, "renew") == 0;
+    args a = {.n = 0};
+    add_str(&a, key_group);
+    if (renew) add_str(&a, key_revoked);
+    add_str(&a, record);
+    add_str(&a, address_key);
+    int nkeys = a.n;
+    add_str(&a, op);
+    add_str(&a, serial_s);
+    add(&a, machine_id, MACHINE_ID_LEN);
+    add(&a, random, LICENSE_RANDOM_LEN);
+    add_str(&a, l->address_rate);
+    add_str(&a, l->address_burst);
+    run(r, script, nkeys, &a, op, out);
+}
+
+void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                  const uint8_t *machine_id, const uint8_t random[LICENSE_RANDOM_LEN],
+                  const char *address_key, policy_result *out) {
+    by_license(r, script, l, "renew", group, serial, machine_id, random, address_key, out);
+}
+
+void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group,
+                       uint32_t serial, const uint8_t *machine_id,
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                       policy_result *out) {
+    by_license(r, script, l, "deactivate", group, serial, machine_id, random, address_key, out);
+}
+
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+                   policy_result *out) {
+    args a = {.n = 0};
+    add_str(&a, address_key);
+    add_str(&a, "reject");
+    add_str(&a, l->address_rate);
+    add_str(&a, l->address_burst);
+    add_str(&a, l->failure_cost);
+    run(r, script, 1, &a, "reject", out);
+}
+
+const char *policy_status_name(policy_status s) {
+    static const char *names[] = {"ok", "rate_limited", "unknown_group", "revoked", "no_place",
+                                  "not_found", "expired", "not_genuine", "unavailable"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+}

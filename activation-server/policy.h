@@ -1,0 +1,94 @@
+/* policy.h -- the C side of policy.lua: one EVALSHA per Activate, Renew,
+ * Deactivate or failed genuineness check, with its reply decoded into a
+ * policy_result. The script itself documents the Redis keys and the rules. */
+#ifndef PA_ACTIVATION_POLICY_H
+#define PA_ACTIVATION_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "group_cache.h"
+#include "redis_store.h"
+#include "validate.h"
+
+/* The script's statuses, plus UNAVAILABLE when Redis could not answer. */
+typedef enum policy_status {
+    POLICY_OK = 0,
+    POLICY_RATE_LIMITED = 1,
+    POLICY_UNKNOWN_GROUP = 2,
+    POLICY_REVOKED = 3,
+    POLICY_NO_PLACE = 4,
+    POLICY_NOT_FOUND = 5,
+    POLICY_EXPIRED = 6,
+    POLICY_NOT_GENUINE = 7,
+    POLICY_UNAVAILABLE = 8,
+} policy_status;
+
+typedef struct policy_result {
+    policy_status status;
+    uint64_t version;            /* the group record's version the script read */
+    uint32_t count;              /* places held on the key after the call */
+    int64_t now;                 /* Redis clock, unix seconds: the license's issued_at */
+    int64_t expires_at;          /* 0: permanent */
+    int64_t renew_after;         /* 0: no renewal needed */
+    uint8_t random[LICENSE_RANDOM_LEN]; /* the place's license id random part */
+    bool again;                  /* the machine already held a place on the key */
+    int retry_after_s;           /* RATE_LIMITED: seconds to wait */
+    const char *scope;           /* RATE_LIMITED: "address" or "group" */
+    bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
+    char error[160];             /* UNAVAILABLE: why, for the log */
+} policy_result;
+
+/* Token-bucket settings, formatted once for the script's ARGV. A rate of 0
+ * disables a bucket. */
+typedef struct policy_limits {
+    char address_rate[24];       /* tokens per second per client address */
+    char address_burst[24];
+    char group_rate[24];         /* tokens per second per group */
+    char group_burst[24];
+    char failure_cost[24];       /* tokens a failed genuineness check takes */
+} policy_limits;
+
+void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
+                       double group_rate, double group_burst, double failure_cost);
+
+/* An offline-audit record for audit:outbox (fields in the brief). */
+typedef struct policy_audit {
+    int mode;                    /* 1: sampled; 2: only if this is the key's first use */
+    const char *request_id;      /* hex */
+    bool upgrade;
+    uint64_t security_first;
+    uint32_t security_second;
+    const char *client_address;
+    int64_t received_at;         /* unix seconds */
+    const char *sample_reason;
+} policy_audit;
+
+/* Registers policy.lua on the connection; returns the script index or -1. */
+int policy_register(rstore *r);
+
+/* The rate-limit key of a client address: "rl:a:IP", IPv6 by its /64. */
+void policy_address_key(const char *ip, char *out, size_t n);
+
+void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g,
+                     uint32_t serial, const uint8_t *machine_id,
+                     const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                     const policy_audit *audit, policy_result *out);
+
+/* Renew and Deactivate: the place named by (serial, machine_id, random). */
+void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                  const uint8_t *machine_id, const uint8_t random[LICENSE_RANDOM_LEN],
+                  const char *address_key, policy_result *out);
+void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group,
+                       uint32_t serial, const uint8_t *machine_id,
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                       policy_result *out);
+
+/* A failed genuineness check from `address_key`: takes failure tokens.
+ * NOT_GENUINE, or RATE_LIMITED once the address has none left. */
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+                   policy_result *out);
+
+const char *policy_status_name(policy_status s);
+
+#endif

@@ -1,0 +1,153 @@
+/* renew.c -- Renew and Deactivate: calls that name an existing place by its
+ * license id (group + serial + random, so no index is needed) and the
+ * machine that holds it. Each is one policy.lua call. A license id with the
+ * wrong random part reads exactly like one the server never issued
+ * (NOT_FOUND), so ids cannot be guessed from a group and serial. */
+#include <stdio.h>
+#include <string.h>
+
+#include "activation/v1/activation.pb-c.h"
+#include "log.h"
+#include "server.h"
+#include "validate.h"
+
+/* Parses the request's license reference; on failure the reply is set. */
+static bool license_ref(rpc_reply *reply, const char *license_id,
+                        const ProtobufCBinaryData *machine_id, uint32_t *group, uint32_t *serial,
+                        uint8_t random[LICENSE_RANDOM_LEN]) {
+    char msg[200];
+    if (validate_license_ref(license_id, machine_id, group, serial, random, msg, sizeof msg))
+        return true;
+    rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
+    return false;
+}
+
+static void refused(worker *w, rpc_reply *reply, const char *event, const policy_result *p,
+                    uint32_t group, uint32_t serial) {
+    reply_policy_refusal(reply, p);
+    note_policy_refusal(&w->app->m, p);
+    if (p->status == POLICY_UNAVAILABLE) {
+        log_warn(event, LOG_U("group", group), LOG_U("serial", serial), LOG_S("reason", p->error),
+                 LOG_END);
+        return;
+    }
+    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
+             LOG_S("reason", policy_status_name(p->status)), LOG_END);
+}
+
+static bool deadline_passed(worker *w, rpc_ctx *ctx, rpc_reply *reply) {
+    if (rpc_ctx_remaining_ms(ctx) > 0) return false;
+    rpc_reply_error(reply, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    return true;
+}
+
+void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    worker *w = rpc_ctx_worker(ctx);
+    if (deadline_passed(w, ctx, reply)) return;
+
+    /* 1. Decode the request and its license reference. */
+    Activation__V1__RenewRequest *rq = activation__v1__renew_request__unpack(NULL, len, req);
+    if (!rq) {
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
+                        "request: not a valid activation.v1.RenewRequest message");
+        return;
+    }
+    uint32_t group, serial;
+    uint8_t random[LICENSE_RANDOM_LEN];
+    if (!license_ref(reply, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+
+    /* 2. The group's record, for the license's product fields. */
+    const group_entry *g = NULL;
+    policy_result p = {.status = POLICY_NOT_FOUND};
+    switch (group_cache_get(w->groups, group, &g)) {
+    case GROUP_FOUND: break;
+    case GROUP_UNKNOWN: refused(w, reply, "renew.refused", &p, group, serial); goto done;
+    default:
+        p.status = POLICY_UNAVAILABLE;
+        snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
+        refused(w, reply, "renew.refused", &p, group, serial);
+        goto done;
+    }
+
+    /* 3. One round trip: rate limit, revocation, lease, the place itself. */
+    char address_key[96];
+    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, random,
+                 address_key, &p);
+    if (p.status == POLICY_OK && p.version != g->rec.version &&
+        group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
+        p.status = POLICY_UNAVAILABLE;
+        snprintf(p.error, sizeof p.error, "group record reload failed");
+    }
+    if (p.status != POLICY_OK) {
+        refused(w, reply, "renew.refused", &p, group, serial);
+        goto done;
+    }
+
+    /* 4. A fresh signed license with the new lease. */
+    license_terms terms = {
+        .license_id = rq->license_id,
+        .product = g->rec.product,
+        .edition = g->rec.edition,
+        .channel = (int)g->rec.channel,
+        .features = (char **)g->features,
+        .n_features = g->n_features,
+        .machine_id = rq->machine_id.data,
+        .group = group,
+        .serial = serial,
+        .issued_at = p.now,
+        .renew_after = p.renew_after,
+        .expires_at = p.expires_at,
+    };
+    signed_license sl;
+    if (license_issue(w->signer, &terms, &sl) != 0) {
+        rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
+        goto done;
+    }
+    Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
+    resp.license = (ProtobufCBinaryData){.len = sl.body_len, .data = sl.body};
+    resp.signature = (ProtobufCBinaryData){.len = sizeof sl.sig, .data = sl.sig};
+    resp.key_id = (char *)license_signer_key_id(w->signer);
+    resp.activation_count = p.count;
+    resp.renew_after = p.renew_after;
+    resp.expires_at = p.expires_at;
+    if (rpc_reply_message(reply, &resp.base) == 0)
+        log_info("renew.granted", LOG_U("group", group), LOG_U("serial", serial),
+                 LOG_I("expires_at", p.expires_at), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+done:
+    activation__v1__renew_request__free_unpacked(rq, NULL);
+}
+
+void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    worker *w = rpc_ctx_worker(ctx);
+    if (deadline_passed(w, ctx, reply)) return;
+
+    /* 1. Decode the request and its license reference. */
+    Activation__V1__DeactivateRequest *rq = activation__v1__deactivate_request__unpack(NULL, len, req);
+    if (!rq) {
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
+                        "request: not a valid activation.v1.DeactivateRequest message");
+        return;
+    }
+    uint32_t group, serial;
+    uint8_t random[LICENSE_RANDOM_LEN];
+    if (!license_ref(reply, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+
+    /* 2. One round trip: rate limit, then free the place if it matches. */
+    char address_key[96];
+    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    policy_result p;
+    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data,
+                      random, address_key, &p);
+    if (p.status != POLICY_OK) {
+        refused(w, reply, "deactivate.refused", &p, group, serial);
+        goto done;
+    }
+    Activation__V1__DeactivateResponse resp = ACTIVATION__V1__DEACTIVATE_RESPONSE__INIT;
+    resp.activation_count = p.count;
+    if (rpc_reply_message(reply, &resp.base) == 0)
+        log_info("deactivate.done", LOG_U("group", group), LOG_U("serial", serial),
+                 LOG_U("count", p.count), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+done:
+    activation__v1__deactivate_request__free_unpacked(rq, NULL);
+}

@@ -1,0 +1,87 @@
+/* server.h -- the activation server's shared state and its handlers.
+ *
+ * `app` is built once in main() before the workers start and is read-only
+ * afterwards; `worker` is one per gRPC worker thread (rpc_server
+ * worker_init), so the hot path takes no locks: each worker has its own
+ * Redis connection, group cache and signing context. */
+#ifndef PA_ACTIVATION_SERVER_H
+#define PA_ACTIVATION_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "group_cache.h"
+#include "license.h"
+#include "metrics.h"
+#include "policy.h"
+#include "redis_store.h"
+#include "rpc_server.h"
+#include "secret_wrap.h"
+
+#define ACTIVATION_MAX_REQUEST_BYTES 4096   /* far above any valid request */
+
+/* Why an Activate was refused: one metric label each. */
+typedef enum refusal {
+    REFUSED_INVALID_REQUEST,   /* malformed protobuf or a bad field */
+    REFUSED_INVALID_KEY,       /* key text malformed, legacy, or bad checksum */
+    REFUSED_NOT_GENUINE,       /* unknown group or wrong first security value */
+    REFUSED_REVOKED,
+    REFUSED_NO_PLACE,
+    REFUSED_RATE_LIMITED,
+    REFUSED_UNAVAILABLE,       /* Redis down or failing */
+    REFUSED_DEADLINE,          /* the caller's deadline passed before work began */
+    REFUSED_INTERNAL,          /* signing or packing failed */
+    REFUSED_N
+} refusal;
+
+/* Stages of an Activate, timed for the benchmark's breakdown. */
+typedef enum stage { STAGE_DECODE_MAC, STAGE_REDIS, STAGE_SIGN, STAGE_TOTAL, STAGE_N } stage;
+
+typedef struct activation_metrics {
+    metric *granted_new;            /* first place for this machine on the key */
+    metric *granted_again;          /* the machine already held a place */
+    metric *refused[REFUSED_N];     /* by reason */
+    metric *rate_limited[2];        /* by scope: address, group */
+    metric *redis_errors;           /* unreachable, timed out, or an error reply */
+    metric *stage_ns[STAGE_N];      /* nanoseconds spent per stage, granted calls */
+    metric *stage_calls;            /* granted calls timed into stage_ns */
+    metric *group_loads;            /* group records read from Redis (cache misses) */
+    metric *audit_sampled;          /* activations given to the offline-audit outbox */
+} activation_metrics;
+
+typedef struct app {
+    license_key signing;            /* Ed25519 key and its key_id, loaded once */
+    uint8_t kek[KEK_LEN];           /* unwraps groups' first secrets */
+    rstore_config redis;            /* each worker connects with it */
+    policy_limits limits;           /* token buckets, formatted for the script */
+    int negative_ttl_ms;            /* how long unknown groups stay cached */
+    bool audit_sampling;            /* pass sampled activations to audit:outbox */
+    activation_metrics m;
+} app;
+
+typedef struct worker {
+    int index;                      /* for logs */
+    app *app;                       /* shared, read-only */
+    rstore *redis;                  /* this worker's own connection */
+    int script;                     /* policy.lua's index on that connection */
+    group_cache *groups;            /* groups this worker has seen */
+    license_signer *signer;         /* this worker's signing context */
+} worker;
+
+/* Registers every metric; call once before the server starts. */
+void activation_metrics_init(activation_metrics *m);
+
+void *worker_new(int index, void *app);
+void worker_free(void *w);
+
+void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+
+/* Counts a refusal's Redis error or rate limit in the metrics. */
+void note_policy_refusal(activation_metrics *m, const policy_result *p);
+
+/* The status and message for a policy result that is not OK. */
+void reply_policy_refusal(rpc_reply *reply, const policy_result *p);
+
+#endif

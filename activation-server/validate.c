@@ -1,0 +1,112 @@
+/* validate.c -- request checks (see validate.h).
+ *
+ * Free text is limited to printable ASCII: it ends up in JSON logs, in the
+ * operators' search and export of activated machines, and in terminals, where
+ * control characters could forge lines or escape sequences. A hostname has no
+ * spaces; os, arch and client_version may. */
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* True if s has at most `max` bytes, all printable ASCII (space only if
+ * `spaces`). Writes the reason to msg otherwise. */
+static bool text_ok(const char *field, const char *s, size_t max, bool spaces, char *msg,
+                    size_t msglen) {
+    size_t n = strlen(s);
+    if (n > max) {
+        snprintf(msg, msglen, "%s: at most %zu characters allowed, got %zu", field, max, n);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool printable = c > 0x20 && c < 0x7F;
+        if (!printable && !(spaces && c == ' ')) {
+            snprintf(msg, msglen, "%s: byte 0x%02X at position %zu is not a printable character",
+                     field, c, i + 1);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool machine_id_ok(const ProtobufCBinaryData *m, char *msg, size_t msglen) {
+    if (m->len == 0) {
+        snprintf(msg, msglen, "machine_id: missing (expected %d bytes)", MACHINE_ID_LEN);
+        return false;
+    }
+    if (m->len != MACHINE_ID_LEN) {
+        snprintf(msg, msglen, "machine_id: must be exactly %d bytes, got %zu", MACHINE_ID_LEN,
+                 m->len);
+        return false;
+    }
+    return true;
+}
+
+bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *key,
+                       pk_status *key_status, char *msg, size_t msglen) {
+    *key_status = PK_OK;
+    const char *text = req->product_key ? req->product_key : "";
+    pk_error err;
+    pk_status st = pk_decode(text, strlen(text), key, &err);
+    if (st != PK_OK) {
+        char why[224];
+        *key_status = st;
+        snprintf(msg, msglen, "product_key: %s", pk_strerror(&err, why, sizeof why));
+        return false;
+    }
+    return machine_id_ok(&req->machine_id, msg, msglen) &&
+           text_ok("hostname", req->hostname ? req->hostname : "", HOSTNAME_MAX, false, msg,
+                   msglen) &&
+           text_ok("os", req->os ? req->os : "", FACT_MAX, true, msg, msglen) &&
+           text_ok("arch", req->arch ? req->arch : "", FACT_MAX, true, msg, msglen) &&
+           text_ok("client_version", req->client_version ? req->client_version : "", FACT_MAX,
+                   true, msg, msglen);
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Parses `n` lowercase hex digits into bytes. */
+static bool hex_bytes(const char *s, size_t n, uint8_t *out) {
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i / 2] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+bool validate_license_ref(const char *license_id, const ProtobufCBinaryData *machine_id,
+                          uint32_t *group, uint32_t *serial,
+                          uint8_t random[LICENSE_RANDOM_LEN], char *msg, size_t msglen) {
+    const char *id = license_id ? license_id : "";
+    uint8_t gs[8];
+    if (strlen(id) != LICENSE_ID_LEN || !hex_bytes(id, 16, gs) ||
+        !hex_bytes(id + 16, 16, random)) {
+        snprintf(msg, msglen, "license_id: expected %d lowercase hex characters as issued in a "
+                 "license", LICENSE_ID_LEN);
+        return false;
+    }
+    *group = (uint32_t)gs[0] << 24 | (uint32_t)gs[1] << 16 | (uint32_t)gs[2] << 8 | gs[3];
+    *serial = (uint32_t)gs[4] << 24 | (uint32_t)gs[5] << 16 | (uint32_t)gs[6] << 8 | gs[7];
+    if (*group > PK_GROUP_MAX || *serial > PK_SERIAL_MAX) {
+        snprintf(msg, msglen, "license_id: names no possible key (group or serial out of range)");
+        return false;
+    }
+    return machine_id_ok(machine_id, msg, msglen);
+}
+
+void license_id_format(char out[LICENSE_ID_LEN + 1], uint32_t group, uint32_t serial,
+                       const uint8_t random[LICENSE_RANDOM_LEN]) {
+    static const char digits[] = "0123456789abcdef";
+    snprintf(out, LICENSE_ID_LEN + 1, "%08x%08x", group, serial);
+    for (int i = 0; i < LICENSE_RANDOM_LEN; i++) {
+        out[16 + 2 * i] = digits[random[i] >> 4];
+        out[17 + 2 * i] = digits[random[i] & 15];
+    }
+    out[LICENSE_ID_LEN] = '\0';
+}

@@ -1,0 +1,132 @@
+/* worker.c -- per-worker state, the server's metrics, and how a policy
+ * decision becomes a gRPC status.
+ *
+ * A worker connects to Redis lazily: the server starts (and answers health
+ * checks) while Redis is still away, and each call fails fast with
+ * UNAVAILABLE until the connection heals by itself (redis_store.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "server.h"
+
+void *worker_new(int index, void *app_ptr) {
+    app *a = app_ptr;
+    worker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->index = index;
+    w->app = a;
+    char err[256] = "";
+    w->redis = rstore_new(&a->redis, true, err, sizeof err);
+    if (!w->redis) {
+        log_error("worker.redis", LOG_I("worker", index), LOG_S("error", err), LOG_END);
+        worker_free(w);
+        return NULL;
+    }
+    w->script = policy_register(w->redis);
+    w->groups = group_cache_new(w->redis, a->kek, a->negative_ttl_ms, a->m.group_loads);
+    w->signer = license_signer_new(&a->signing);
+    if (w->script < 0 || !w->groups || !w->signer) {
+        log_error("worker.init", LOG_I("worker", index), LOG_END);
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void worker_free(void *ptr) {
+    worker *w = ptr;
+    if (!w) return;
+    group_cache_free(w->groups);
+    license_signer_free(w->signer);
+    rstore_free(w->redis);
+    free(w);
+}
+
+static const char *refusal_names[REFUSED_N] = {
+    [REFUSED_INVALID_REQUEST] = "invalid_request", [REFUSED_INVALID_KEY] = "invalid_key",
+    [REFUSED_NOT_GENUINE] = "not_genuine",         [REFUSED_REVOKED] = "revoked",
+    [REFUSED_NO_PLACE] = "no_place",               [REFUSED_RATE_LIMITED] = "rate_limited",
+    [REFUSED_UNAVAILABLE] = "unavailable",         [REFUSED_DEADLINE] = "deadline_expired",
+    [REFUSED_INTERNAL] = "internal",
+};
+
+static const char *stage_names[STAGE_N] = {
+    [STAGE_DECODE_MAC] = "decode_mac", [STAGE_REDIS] = "redis",
+    [STAGE_SIGN] = "sign",             [STAGE_TOTAL] = "total",
+};
+
+void activation_metrics_init(activation_metrics *m) {
+    char labels[64];
+    const char *granted = "Activations granted; kind=again when the machine already held a place";
+    m->granted_new = metric_counter("pa_activations_granted_total", granted, "kind=\"new\"");
+    m->granted_again = metric_counter("pa_activations_granted_total", granted, "kind=\"again\"");
+    for (int i = 0; i < REFUSED_N; i++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", refusal_names[i]);
+        m->refused[i] = metric_counter("pa_activations_refused_total",
+                                       "Activations refused, by reason", labels);
+    }
+    const char *rl = "Calls refused by a token bucket, by scope";
+    m->rate_limited[0] = metric_counter("pa_rate_limited_total", rl, "scope=\"address\"");
+    m->rate_limited[1] = metric_counter("pa_rate_limited_total", rl, "scope=\"group\"");
+    m->redis_errors = metric_counter("pa_redis_errors_total",
+                                     "Redis calls that failed: unreachable, timeout or error reply",
+                                     "");
+    for (int i = 0; i < STAGE_N; i++) {
+        snprintf(labels, sizeof labels, "stage=\"%s\"", stage_names[i]);
+        m->stage_ns[i] = metric_counter("pa_activate_stage_nanoseconds_total",
+                                        "Server time of granted Activate calls, by stage", labels);
+    }
+    m->stage_calls = metric_counter("pa_activate_stage_calls_total",
+                                    "Granted Activate calls timed into the stage counters", "");
+    m->group_loads = metric_counter("pa_group_cache_loads_total",
+                                    "Group records read from Redis (cache misses and refreshes)",
+                                    "");
+    m->audit_sampled = metric_counter("pa_audit_sampled_total",
+                                      "Activations written to the offline-audit outbox", "");
+}
+
+void note_policy_refusal(activation_metrics *m, const policy_result *p) {
+    if (p->status == POLICY_UNAVAILABLE) metric_inc(m->redis_errors);
+    if (p->status == POLICY_RATE_LIMITED)
+        metric_inc(m->rate_limited[p->scope && p->scope[0] == 'g' ? 1 : 0]);
+}
+
+void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
+    switch (p->status) {
+    case POLICY_RATE_LIMITED:
+        reply->retry_after_s = p->retry_after_s;
+        rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "too many requests %s; retry after %d s",
+                        p->scope && p->scope[0] == 'g' ? "for this product" : "from this address",
+                        p->retry_after_s);
+        break;
+    case POLICY_UNKNOWN_GROUP:
+    case POLICY_NOT_GENUINE:
+        rpc_reply_error(reply, GRPC_STATUS_PERMISSION_DENIED, "the product key is not genuine");
+        break;
+    case POLICY_REVOKED:
+        rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "the product key has been revoked");
+        break;
+    case POLICY_NO_PLACE:
+        rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "the product key is already activated on its maximum number of "
+                        "machines (%u); deactivate one first", p->count);
+        break;
+    case POLICY_NOT_FOUND:
+        rpc_reply_error(reply, GRPC_STATUS_NOT_FOUND,
+                        "no license with this license_id is held for this machine");
+        break;
+    case POLICY_EXPIRED:
+        rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
+                        "the license's lease has expired; activate again");
+        break;
+    case POLICY_UNAVAILABLE:
+        rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,
+                        "the activation store is unavailable; retry later");
+        break;
+    default:
+        rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "unexpected policy result");
+        break;
+    }
+}
