@@ -1,0 +1,273 @@
+/* act_env.c -- the activation test environment (see act_env.h). */
+#include "act_env.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mac_registry.h"
+
+static redisContext *connect_as(const redis_fixture *f, const char *user, const char *pw) {
+    redisContext *c = redisConnect("127.0.0.1", f->port);
+    if (!c || c->err) {
+        fprintf(stderr, "act_env: cannot connect to redis on %d\n", f->port);
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisReply *r = redisCommand(c, "AUTH %s %s", user, pw);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        fprintf(stderr, "act_env: AUTH %s failed\n", user);
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t *bytes) {
+    char err[256];
+    snprintf(path, n, "%s/%s", dir, name);
+    if (kek_create_file(path, err, sizeof err) != 0 || kek_load_file(path, bytes, err, sizeof err)) {
+        fprintf(stderr, "act_env: KEK %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_signing_key(act_env *e) {
+    snprintf(e->signing_key, sizeof e->signing_key, "%s/license-signing.pem", e->dir);
+    snprintf(e->public_key, sizeof e->public_key, "%s/license-signing.pub.pem", e->dir);
+    char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", e->signing_key,
+                   NULL};
+    char *pub[] = {"/usr/bin/openssl", "pkey", "-in", e->signing_key, "-pubout", "-out",
+                   e->public_key, NULL};
+    if (fixture_run(gen, NULL, NULL) != 0 || fixture_run(pub, NULL, NULL) != 0) {
+        fprintf(stderr, "act_env: openssl could not make the signing key\n");
+        return -1;
+    }
+    char err[256];
+    e->pub = license_public_key_load(e->public_key, err, sizeof err);
+    if (!e->pub) fprintf(stderr, "act_env: %s\n", err);
+    return e->pub ? 0 : -1;
+}
+
+int env_start_stores(act_env *e) {
+    memset(e, 0, sizeof *e);
+    e->server = -1;
+    e->a.pid = e->b.pid = -1;
+    if (fixture_tmpdir(e->dir, sizeof e->dir, "activation") != 0) return -1;
+    snprintf(e->log_path, sizeof e->log_path, "%s/server.log", e->dir);
+    if (redis_fixture_start(&e->a, FIXTURE_STORE_ACTIVATION) != 0 ||
+        redis_fixture_start(&e->b, FIXTURE_STORE_AUDIT) != 0)
+        return -1;
+    if (make_kek(e->dir, "activation.kek", e->kek_a, sizeof e->kek_a, e->kek_a_bytes) != 0 ||
+        make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0 ||
+        make_signing_key(e) != 0)
+        return -1;
+    e->ks_a = connect_as(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_b = connect_as(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
+    return e->ks_a && e->ks_b ? 0 : -1;
+}
+
+int env_start_server(act_env *e, const char *const *extra) {
+    char url[256], listen[64], metrics[64];
+    e->port = fixture_free_port();
+    do e->metrics_port = fixture_free_port(); while (e->metrics_port == e->port);
+    redis_fixture_url(&e->a, "activation", url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", e->metrics_port);
+    snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
+    const char *argv[64] = {fixture_bin("activation-server/activation-server"),
+                            "--listen", listen, "--redis-url", url, "--kek", e->kek_a,
+                            "--signing-key", e->signing_key, "--metrics-listen", metrics,
+                            "--workers", "2", "--log-level", "debug"};
+    int n = 15;
+    for (int i = 0; extra && extra[i] && n < 63; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    e->server = fixture_spawn((char *const *)argv, e->log_path, e->port, 15000);
+    if (e->server < 0) return -1;
+    e->ch = rpc_channel_new(e->target, NULL);
+    return e->ch ? 0 : -1;
+}
+
+int env_stop_server(act_env *e) {
+    rpc_channel_free(e->ch);
+    e->ch = NULL;
+    if (e->server < 0) return -1;
+    int st = fixture_stop(e->server, SIGTERM, 20000);
+    e->server = -1;
+    return st;
+}
+
+void env_stop(act_env *e) {
+    if (e->server >= 0 || e->ch) env_stop_server(e);
+    if (e->ks_a) redisFree(e->ks_a);
+    if (e->ks_b) redisFree(e->ks_b);
+    e->ks_a = e->ks_b = NULL;
+    EVP_PKEY_free(e->pub);
+    e->pub = NULL;
+    if (e->a.pid > 0 || e->a.dir[0]) redis_fixture_stop(&e->a);
+    if (e->b.pid > 0 || e->b.dir[0]) redis_fixture_stop(&e->b);
+    if (getenv("PA_KEEP_TEST_DIR")) fprintf(stderr, "act_env: kept %s\n", e->dir);
+    else if (e->dir[0]) fixture_rmtree(e->dir);
+    rpc_client_thread_done();
+}
+
+int env_create_group(act_env *e, uint32_t id, void (*tune)(group_record *)) {
+    group_record rec;
+    group_record_defaults(&rec);
+    rec.id = id;
+    snprintf(rec.product, sizeof rec.product, "Demo Office");
+    snprintf(rec.edition, sizeof rec.edition, "Professional");
+    snprintf(rec.policy.features, sizeof rec.policy.features, "editor,spreadsheet");
+    if (tune) tune(&rec);
+    char err[256];
+    if (group_create(e->ks_a, e->kek_a_bytes, e->ks_b, e->kek_b_bytes, &rec, err, sizeof err) != 0) {
+        fprintf(stderr, "act_env: group_create %u: %s\n", id, err);
+        return -1;
+    }
+    return 0;
+}
+
+int env_make_key(act_env *e, uint32_t group, uint32_t serial, bool upgrade, uint64_t first_delta,
+                 char out[PK_TEXT_LEN + 1]) {
+    group_record rec;
+    mac_key *first = NULL, *second = NULL;
+    int alg2;
+    char err[256];
+    if (group_load(e->ks_a, e->kek_a_bytes, group, &rec, &first, err, sizeof err) != 0 ||
+        group_load_audit(e->ks_b, e->kek_b_bytes, group, &alg2, &second, err, sizeof err) != 0) {
+        fprintf(stderr, "act_env: cannot load group %u: %s\n", group, err);
+        mac_key_free(first);
+        return -1;
+    }
+    pk_fields f = {.group = group, .serial = serial, .upgrade = upgrade};
+    uint64_t sv2;
+    int rc = mac_security_value(first, MAC_ROLE_FIRST, group, serial, upgrade, &f.security_first);
+    rc |= mac_security_value(second, MAC_ROLE_SECOND, group, serial, upgrade, &sv2);
+    f.security_second = (uint32_t)sv2;
+    f.security_first = (f.security_first ^ first_delta) & PK_SECURITY_FIRST_MAX;
+    mac_key_free(first);
+    mac_key_free(second);
+    return rc == 0 ? pk_encode(&f, out) : -1;
+}
+
+void env_forge_key(uint32_t group, uint32_t serial, char out[PK_TEXT_LEN + 1]) {
+    pk_fields f = {.group = group, .serial = serial, .security_first = 123456789, .security_second = 42};
+    pk_encode(&f, out);
+}
+
+void env_machine(uint8_t out[32], unsigned n) {
+    for (int i = 0; i < 32; i++) out[i] = (uint8_t)(n * 131 + i * 7 + (n >> 8));
+    memcpy(out, &n, sizeof n);
+}
+
+grpc_status_code env_call(act_env *e, const char *path, const uint8_t *req, size_t len,
+                          int timeout_ms, rpc_result *res) {
+    return rpc_call(e->ch, rpc_channel_method(e->ch, path), req, len, timeout_ms, res);
+}
+
+grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machine,
+                              size_t machine_len, rpc_result *res,
+                              Activation__V1__ActivateResponse **resp) {
+    char host[32];
+    unsigned no = 0;
+    if (machine_len >= sizeof no) memcpy(&no, machine, sizeof no);
+    snprintf(host, sizeof host, "host-%u", no);
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = machine_len, .data = (uint8_t *)machine};
+    rq.hostname = host;
+    rq.os = "Debian GNU/Linux 12";
+    rq.arch = "x86_64";
+    rq.client_version = "test/1";
+    uint8_t buf[1024];
+    size_t len = activation__v1__activate_request__pack(&rq, buf);
+    grpc_status_code st = env_call(e, ACTIVATE_PATH, buf, len, 5000, res);
+    if (resp) {
+        *resp = st == GRPC_STATUS_OK
+                    ? activation__v1__activate_response__unpack(NULL, res->body_len, res->body)
+                    : NULL;
+    }
+    return st;
+}
+
+Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData *license,
+                                          const ProtobufCBinaryData *signature,
+                                          const char *key_id) {
+    char id[LICENSE_KEY_ID_LEN + 1];
+    if (license_key_id(e->pub, id) != 0 || strcmp(id, key_id) != 0) return NULL;
+    if (!license_verify(e->pub, license->data, license->len, signature->data, signature->len))
+        return NULL;
+    return activation__v1__license__unpack(NULL, license->len, license->data);
+}
+
+char *env_http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (cap - len < 4096) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) free(buf);
+            buf = bigger;
+        }
+    }
+    close(fd);
+    if (!buf) return NULL;
+    buf[len] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    if (!body) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+double env_metric(act_env *e, const char *series) {
+    char *text = env_http_get(e->metrics_port, "/metrics");
+    double v = -1;
+    size_t n = strlen(series);
+    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    }
+    free(text);
+    return v;
+}
+
+char *env_read_log(act_env *e) {
+    FILE *f = fopen(e->log_path, "r");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    if (buf) buf[got] = '\0';
+    fclose(f);
+    return buf;
+}

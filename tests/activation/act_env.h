@@ -1,0 +1,88 @@
+/* act_env.h -- what every activation test starts for real: Redis A and B
+ * (fixture.h), a KEK per store, a license signing key, groups created with
+ * the keystore library, keys made with the groups' true secrets, and the
+ * activation-server binary itself, called over gRPC.
+ *
+ * Also small helpers to call the server, read its /metrics, read its log,
+ * and look into Redis A as the keystore user. */
+#ifndef TEST_ACT_ENV_H
+#define TEST_ACT_ENV_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "activation/v1/activation.pb-c.h"
+#include "fixture.h"
+#include "group.h"
+#include "keycodec.h"
+#include "license.h"
+#include "rpc_client.h"
+
+#define ACTIVATE_PATH "/activation.v1.Activation/Activate"
+#define RENEW_PATH "/activation.v1.Activation/Renew"
+#define DEACTIVATE_PATH "/activation.v1.Activation/Deactivate"
+#define HEALTH_PATH "/grpc.health.v1.Health/Check"
+
+typedef struct act_env {
+    redis_fixture a;               /* activation store */
+    redis_fixture b;               /* audit store */
+    char dir[256];                 /* temp dir: KEKs, signing key, server log */
+    char kek_a[300], kek_b[300];   /* KEK files */
+    uint8_t kek_a_bytes[KEK_LEN], kek_b_bytes[KEK_LEN];
+    char signing_key[300];         /* Ed25519 private key (PEM) */
+    char public_key[300];          /* its public half */
+    EVP_PKEY *pub;                 /* loaded public key, to verify licenses */
+    char log_path[300];            /* the server's stderr */
+    redisContext *ks_a, *ks_b;     /* keystore user on each store */
+    pid_t server;                  /* activation-server, or -1 */
+    int port;                      /* its gRPC port on 127.0.0.1 */
+    int metrics_port;
+    char target[64];               /* "127.0.0.1:PORT" */
+    rpc_channel *ch;               /* channel to target */
+} act_env;
+
+/* Redis A + B, KEKs, signing key. Returns 0 or -1 (message on stderr). */
+int env_start_stores(act_env *e);
+/* Starts activation-server on a free port with the env's files and
+ * `extra` flags (NULL-terminated, may be NULL). Returns 0 or -1. */
+int env_start_server(act_env *e, const char *const *extra);
+/* SIGTERM to the server; returns its exit status. */
+int env_stop_server(act_env *e);
+void env_stop(act_env *e);
+
+/* Creates a group: defaults from group_record_defaults, then `tune` may
+ * change the record before it is written (may be NULL). Returns 0 or -1. */
+int env_create_group(act_env *e, uint32_t id, void (*tune)(group_record *));
+/* A genuine key for (group, serial); `first_delta` != 0 spoils the first
+ * security value (checksum stays valid). Returns 0 or -1. */
+int env_make_key(act_env *e, uint32_t group, uint32_t serial, bool upgrade, uint64_t first_delta,
+                 char out[PK_TEXT_LEN + 1]);
+/* A key with any security values (e.g. for a group that does not exist). */
+void env_forge_key(uint32_t group, uint32_t serial, char out[PK_TEXT_LEN + 1]);
+
+/* A deterministic 32-byte machine id from a small number. */
+void env_machine(uint8_t out[32], unsigned n);
+
+/* Raw unary call to the server; fills *res. */
+grpc_status_code env_call(act_env *e, const char *path, const uint8_t *req, size_t len,
+                          int timeout_ms, rpc_result *res);
+/* Activate with hostname "host-N"; *resp (if not NULL) gets the decoded
+ * response on OK (free with activation__v1__activate_response__free_unpacked). */
+grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machine,
+                              size_t machine_len, rpc_result *res,
+                              Activation__V1__ActivateResponse **resp);
+/* Verifies the signature and key id, then decodes the license (NULL if bad). */
+Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData *license,
+                                          const ProtobufCBinaryData *signature,
+                                          const char *key_id);
+
+/* GET http://127.0.0.1:port/path; malloc'd body or NULL. */
+char *env_http_get(int port, const char *path);
+/* The value of one metric line ("name{labels}") in the server's /metrics, or -1. */
+double env_metric(act_env *e, const char *series);
+/* The server log so far (malloc'd). */
+char *env_read_log(act_env *e);
+
+#endif
