@@ -403,7 +403,11 @@ static pa_err load_stored(pa_client *c) {
                            path, err);
     e = client_accept(c, &s, c->machine_id, "the stored license");
     signed_license_clear(&s);
-    if (e != PA_OK) return client_fail(c, PA_ERR_STATE, "%s; it is not trusted: activate again", c->error);
+    if (e != PA_OK) {
+        char why[sizeof c->error];
+        memcpy(why, c->error, sizeof why);
+        return client_fail(c, PA_ERR_STATE, "%s; it is not trusted: activate again", why);
+    }
     int64_t exp = c->lic->expires_at;
     if (exp > 0 && exp <= (int64_t)time(NULL))
         return client_fail(c, PA_ERR_EXPIRED, "the license expired at %lld; renew or activate again", (long long)exp);

@@ -1,0 +1,120 @@
+/* client_testutil.c -- fake machines, a vendor key, signed licenses. */
+#include "client_testutil.h"
+
+#include <openssl/pem.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "machine_id.h"
+
+static void die(const char *what) {
+    fprintf(stderr, "client_testutil: %s\n", what);
+    abort();
+}
+
+static void mkdirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(buf, 0755);
+        *p = '/';
+    }
+    mkdir(buf, 0755);
+}
+
+void tu_write(const char *root, const char *rel, const char *text) {
+    char path[1024], dir[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    mkdirs(dir);
+    FILE *fp = fopen(path, "w");
+    if (!fp) die(path);
+    fputs(text, fp);
+    fputc('\n', fp);
+    fclose(fp);
+}
+
+void tu_add_nic(const char *root, const char *name, const char *mac, int physical, int usb, int assign_type) {
+    char rel[256], type[8];
+    snprintf(rel, sizeof rel, "sys/class/net/%s/address", name);
+    tu_write(root, rel, mac);
+    snprintf(rel, sizeof rel, "sys/class/net/%s/addr_assign_type", name);
+    snprintf(type, sizeof type, "%d", assign_type);
+    tu_write(root, rel, type);
+    if (!physical) return;
+    char dev[1024], link[1024];
+    snprintf(dev, sizeof dev, "%s/sys/devices/%s-dev", root, name);
+    mkdirs(dev);
+    snprintf(link, sizeof link, "%s/sys/class/net/%s/device", root, name);
+    if (symlink(dev, link) != 0) die("symlink device");
+    snprintf(dev, sizeof dev, "%s/sys/bus/%s", root, usb ? "usb" : "pci");
+    mkdirs(dev);
+    snprintf(link, sizeof link, "%s/sys/devices/%s-dev/subsystem", root, name);
+    if (symlink(dev, link) != 0) die("symlink subsystem");
+}
+
+void tu_fake_machine(const char *root, const char *uuid, const char *board, const char *mac, const char *os_id) {
+    mkdirs(root);
+    if (uuid) tu_write(root, "sys/class/dmi/id/product_uuid", uuid);
+    if (board) tu_write(root, "sys/class/dmi/id/board_serial", board);
+    if (mac) tu_add_nic(root, "eth0", mac, 1, 0, 0);
+    if (os_id) tu_write(root, "etc/machine-id", os_id);
+}
+
+EVP_PKEY *tu_vendor_key(char **pub_pem) {
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!k || !b || PEM_write_bio_PUBKEY(b, k) != 1) die("vendor key");
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    *pub_pem = strndup(data, (size_t)len);
+    BIO_free(b);
+    return k;
+}
+
+void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
+                     signed_license *out) {
+    memset(out, 0, sizeof *out);
+    if (vendor_key_id(vendor, out->key_id) != 0) die("key id");
+    Activation__V1__License l = ACTIVATION__V1__LICENSE__INIT;
+    char *features[] = {"editor", "spreadsheet"};
+    l.format_version = 1;
+    l.license_id = "0000110d0000000b0123456789abcdef";
+    l.product = "Demo Office";
+    l.edition = "Professional";
+    l.channel = ACTIVATION__V1__CHANNEL__CHANNEL_RETAIL;
+    l.n_features = 2;
+    l.features = features;
+    l.machine_id.data = (uint8_t *)machine_id;
+    l.machine_id.len = 32;
+    l.key_group = 4365;
+    l.key_serial = 11;
+    l.issued_at = 1700000000;
+    l.renew_after = renew_after;
+    l.expires_at = expires_at;
+    l.signing_key_id = out->key_id;
+    out->license_len = activation__v1__license__get_packed_size(&l);
+    out->license = malloc(out->license_len);
+    activation__v1__license__pack(&l, out->license);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = sizeof out->signature;
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, vendor) != 1 ||
+        EVP_DigestSign(ctx, out->signature, &sig_len, out->license, out->license_len) != 1)
+        die("sign");
+    EVP_MD_CTX_free(ctx);
+    out->signature_len = sig_len;
+    out->activation_count = 1;
+}
+
+void tu_machine_id(const char *root, const char *salt, uint8_t out[32]) {
+    machine_facts f;
+    char err[256];
+    if (machine_facts_read(root, &f, err, sizeof err) != 0 || machine_id_derive(&f, salt, out) != 0) die(err);
+}

@@ -1,0 +1,359 @@
+/* test_license_state.c -- the stored license: written atomically, verified
+ * on every load, refused when altered, damaged, signed by someone else or
+ * made for another machine. Also the offline request's own signature.
+ * Everything through the public API with fake machines; no server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "activate.h"
+#include "client_testutil.h"
+#include "fixture.h"
+#include "state.h"
+
+typedef struct env {
+    char dir[256];          /* everything lives here */
+    char root[300];         /* this machine's facts */
+    char state[300];        /* its state directory */
+    EVP_PKEY *vendor;       /* signs licenses */
+    char *vendor_pub;       /* PEM the client trusts */
+    pa_client *c;
+} env;
+
+static pa_client *client_for(env *e, const char *pub) {
+    pa_options o;
+    pa_options_init(&o);
+    o.state_dir = e->state;
+    o.facts_root = e->root;
+    o.public_key_pem = pub;
+    o.vendor_salt = "test-salt";
+    char err[256];
+    pa_client *c = pa_client_new(&o, err, sizeof err);
+    if (!c) fprintf(stderr, "pa_client_new: %s\n", err);
+    return c;
+}
+
+static int setup(void **state) {
+    env *e = calloc(1, sizeof *e);
+    if (fixture_tmpdir(e->dir, sizeof e->dir, "client-state") != 0) return -1;
+    snprintf(e->root, sizeof e->root, "%s/machine", e->dir);
+    snprintf(e->state, sizeof e->state, "%s/state", e->dir);
+    tu_fake_machine(e->root, "4c4c4544-0035-4a10-8051-b3c04f4a4e32", "CN1234", NULL, NULL);
+    e->vendor = tu_vendor_key(&e->vendor_pub);
+    e->c = client_for(e, e->vendor_pub);
+    *state = e;
+    return e->c ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    env *e = *state;
+    pa_client_free(e->c);
+    EVP_PKEY_free(e->vendor);
+    free(e->vendor_pub);
+    fixture_rmtree(e->dir);
+    free(e);
+    return 0;
+}
+
+/* Writes a license file (format of the state dir) to `path`. */
+static void write_license(const char *path, const signed_license *s) {
+    char dir[400], err[256];
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    assert_int_equal(state_dir_ensure(dir, err, sizeof err), 0);
+    char *text = license_file_format(s);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+}
+
+static void stored_path(env *e, char *buf, size_t n) { snprintf(buf, n, "%s/license", e->state); }
+
+/* A license for this machine, installed through the public API. */
+static void install_good(env *e, int64_t renew_after, int64_t expires_at) {
+    signed_license s;
+    tu_sign_license(e->vendor, pa_machine_id(e->c), renew_after, expires_at, &s);
+    char path[400];
+    snprintf(path, sizeof path, "%s/incoming.lic", e->dir);
+    write_license(path, &s);
+    signed_license_clear(&s);
+    assert_int_equal(pa_install(e->c, path), PA_OK);
+}
+
+static int count_temp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) n += strstr(de->d_name, ".tmp.") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+static void not_activated_at_first(void **state) {
+    env *e = *state;
+    assert_int_equal(pa_status(e->c), PA_ERR_NOT_ACTIVATED);
+    assert_false(pa_is_licensed(e->c));
+    assert_non_null(strstr(pa_error(e->c), "not activated"));
+}
+
+static void installed_license_verifies_and_reads(void **state) {
+    env *e = *state;
+    int64_t renew = time(NULL) + 7 * 86400, exp = time(NULL) + 180 * 86400;
+    install_good(e, renew, exp);
+    assert_int_equal(pa_status(e->c), PA_OK);
+    assert_string_equal(pa_product(e->c), "Demo Office");
+    assert_string_equal(pa_edition(e->c), "Professional");
+    assert_string_equal(pa_channel(e->c), "retail");
+    assert_true(pa_has_feature(e->c, "spreadsheet"));
+    assert_false(pa_has_feature(e->c, "admin"));
+    assert_int_equal(pa_feature_count(e->c), 2);
+    assert_int_equal(pa_key_group(e->c), 4365);
+    assert_int_equal(pa_key_serial(e->c), 11);
+    assert_true(pa_renew_after(e->c) == renew);
+    assert_true(pa_expires_at(e->c) == exp);
+    char path[400];
+    stored_path(e, path, sizeof path);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(count_temp_files(e->state), 0);
+    /* A second handle (another process) trusts the same file. */
+    pa_client *other = client_for(e, e->vendor_pub);
+    assert_int_equal(pa_status(other), PA_OK);
+    pa_client_free(other);
+}
+
+/* Rewrites the stored file after `mutate` changed the decoded license. */
+static pa_err status_after(env *e, void (*mutate)(signed_license *)) {
+    char path[400], *text, err[256];
+    size_t len;
+    stored_path(e, path, sizeof path);
+    assert_int_equal(state_read_file(path, &text, &len, err, sizeof err), 0);
+    signed_license s;
+    assert_int_equal(license_file_parse(text, &s, err, sizeof err), 0);
+    free(text);
+    mutate(&s);
+    write_license(path, &s);
+    signed_license_clear(&s);
+    return pa_status(e->c);
+}
+
+static void flip_license_byte(signed_license *s) { s->license[s->license_len / 2] ^= 0x01; }
+static void flip_signature_byte(signed_license *s) { s->signature[10] ^= 0x80; }
+static void other_key_id(signed_license *s) { memcpy(s->key_id, "0123456789abcdef", 16); }
+
+static void flipped_bytes_are_refused(void **state) {
+    env *e = *state;
+    install_good(e, 0, 0);
+    assert_int_equal(status_after(e, flip_license_byte), PA_ERR_STATE);
+    assert_non_null(strstr(pa_error(e->c), "altered"));
+    assert_false(pa_is_licensed(e->c));
+    install_good(e, 0, 0);
+    assert_int_equal(status_after(e, flip_signature_byte), PA_ERR_STATE);
+    install_good(e, 0, 0);
+    assert_int_equal(status_after(e, other_key_id), PA_ERR_STATE);
+    assert_non_null(strstr(pa_error(e->c), "does not hold"));
+}
+
+static void damaged_files_are_refused(void **state) {
+    env *e = *state;
+    const char *bad[] = {"", "hello\n", "# activate license v1\nkey_id: x\n",
+                         "# activate license v1\nkey_id: 0123456789abcdef\nsignature: !!!!\nlicense: AAAA\n"};
+    char path[400];
+    stored_path(e, path, sizeof path);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        install_good(e, 0, 0);
+        FILE *fp = fopen(path, "w");
+        fputs(bad[i], fp);
+        fclose(fp);
+        assert_int_equal(pa_status(e->c), PA_ERR_STATE);
+        assert_non_null(strstr(pa_error(e->c), "damaged"));
+    }
+    /* A text edit of one base64 character. */
+    install_good(e, 0, 0);
+    char *text, err[256];
+    size_t len;
+    assert_int_equal(state_read_file(path, &text, &len, err, sizeof err), 0);
+    char *lic = strstr(text, "license: ") + 20;
+    *lic = *lic == 'A' ? 'B' : 'A';
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    free(text);
+    assert_int_equal(pa_status(e->c), PA_ERR_STATE);
+}
+
+static void license_for_another_machine_is_refused(void **state) {
+    env *e = *state;
+    uint8_t other[32];
+    memset(other, 0x5a, sizeof other);
+    signed_license s;
+    tu_sign_license(e->vendor, other, 0, 0, &s);
+    char path[400], incoming[400];
+    snprintf(incoming, sizeof incoming, "%s/other.lic", e->dir);
+    write_license(incoming, &s);
+    assert_int_equal(pa_install(e->c, incoming), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "another machine"));
+    assert_int_equal(pa_status(e->c), PA_ERR_NOT_ACTIVATED);  /* nothing was stored */
+    /* Copied straight into the state directory: refused on load. */
+    stored_path(e, path, sizeof path);
+    write_license(path, &s);
+    signed_license_clear(&s);
+    assert_int_equal(pa_status(e->c), PA_ERR_STATE);
+    assert_non_null(strstr(pa_error(e->c), "another machine"));
+}
+
+static void license_from_another_vendor_is_refused(void **state) {
+    env *e = *state;
+    char *pub;
+    EVP_PKEY *mallory = tu_vendor_key(&pub);
+    signed_license s;
+    tu_sign_license(mallory, pa_machine_id(e->c), 0, 0, &s);
+    char incoming[400];
+    snprintf(incoming, sizeof incoming, "%s/mallory.lic", e->dir);
+    write_license(incoming, &s);
+    assert_int_equal(pa_install(e->c, incoming), PA_ERR_BAD_LICENSE);
+    /* ...and with our key id pasted in, the signature fails. */
+    install_good(e, 0, 0);
+    assert_int_equal(pa_status(e->c), PA_OK);
+    char our_id[KEY_ID_LEN + 1];
+    assert_int_equal(vendor_key_id(e->vendor, our_id), 0);
+    memcpy(s.key_id, our_id, sizeof our_id);
+    write_license(incoming, &s);
+    assert_int_equal(pa_install(e->c, incoming), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "altered"));
+    assert_int_equal(pa_status(e->c), PA_OK);  /* the good license stayed */
+    signed_license_clear(&s);
+    EVP_PKEY_free(mallory);
+    free(pub);
+}
+
+static void expired_license(void **state) {
+    env *e = *state;
+    signed_license s;
+    tu_sign_license(e->vendor, pa_machine_id(e->c), 0, time(NULL) - 60, &s);
+    char path[400];
+    snprintf(path, sizeof path, "%s/expired.lic", e->dir);
+    write_license(path, &s);
+    assert_int_equal(pa_install(e->c, path), PA_ERR_EXPIRED);
+    stored_path(e, path, sizeof path);
+    write_license(path, &s);
+    signed_license_clear(&s);
+    assert_int_equal(pa_status(e->c), PA_ERR_EXPIRED);
+    assert_true(pa_is_licensed(e->c));  /* still readable, e.g. to renew it */
+}
+
+static void atomic_writes_leave_no_debris(void **state) {
+    env *e = *state;
+    char path[400], err[256], *text;
+    size_t len;
+    assert_int_equal(state_dir_ensure(e->state, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/file", e->state);
+    assert_int_equal(state_write_atomic(path, "old", 3, 0600, err, sizeof err), 0);
+    assert_int_equal(state_write_atomic(path, "new!", 4, 0600, err, sizeof err), 0);
+    assert_int_equal(state_read_file(path, &text, &len, err, sizeof err), 0);
+    assert_string_equal(text, "new!");
+    free(text);
+    /* The target is a directory: rename fails, the old state and no temp file remain. */
+    char dir_target[400];
+    snprintf(dir_target, sizeof dir_target, "%s/adir", e->state);
+    mkdir(dir_target, 0700);
+    char sub[450];
+    snprintf(sub, sizeof sub, "%s/x", dir_target);
+    FILE *fp = fopen(sub, "w");
+    fclose(fp);
+    assert_int_equal(state_write_atomic(dir_target, "x", 1, 0600, err, sizeof err), -1);
+    assert_non_null(strstr(err, "rename"));
+    assert_int_equal(count_temp_files(e->state), 0);
+    /* No such directory: a clear error. */
+    snprintf(path, sizeof path, "%s/missing/file", e->dir);
+    assert_int_equal(state_write_atomic(path, "x", 1, 0600, err, sizeof err), -1);
+    assert_non_null(strstr(err, "missing"));
+}
+
+static void license_content_checks(void **state) {
+    env *e = *state;
+    vendor_keys k = {0};
+    char err[256];
+    assert_int_equal(vendor_keys_load(&k, e->vendor_pub, err, sizeof err), 0);
+    assert_int_equal(vendor_keys_load(&(vendor_keys){0}, "not pem", err, sizeof err), -1);
+    signed_license s;
+    tu_sign_license(e->vendor, pa_machine_id(e->c), 0, 0, &s);
+    Activation__V1__License *l;
+    assert_int_equal(license_verify(&k, &s, pa_machine_id(e->c), &l, err, sizeof err), VERIFY_OK);
+    activation__v1__license__free_unpacked(l, NULL);
+    s.signature_len = 63;
+    assert_int_equal(license_verify(&k, &s, pa_machine_id(e->c), &l, err, sizeof err), VERIFY_BAD_SIGNATURE);
+    signed_license_clear(&s);
+    vendor_keys_clear(&k);
+}
+
+static void offline_request_is_signed(void **state) {
+    env *e = *state;
+    char req[400], lic[400];
+    snprintf(req, sizeof req, "%s/request.txt", e->dir);
+    snprintf(lic, sizeof lic, "%s/license.txt", e->dir);
+    assert_int_equal(pa_request_write(e->c, "qpm6n7j2wjp88hhp3yrhyy74h", req), PA_OK);
+    char fp1[32];
+    snprintf(fp1, sizeof fp1, "%s", pa_request_fingerprint(e->c));
+    assert_int_equal(strlen(fp1), 19);
+    struct stat st;
+    char keyfile[400];
+    snprintf(keyfile, sizeof keyfile, "%s/request-key.pem", e->state);
+    assert_int_equal(stat(keyfile, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(req, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* Intact: passes its checks and stops only for want of a server. */
+    assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_CONFIG);
+    assert_string_equal(pa_request_fingerprint(e->c), fp1);
+    /* The same machine key signs the next request. */
+    assert_int_equal(pa_request_write(e->c, "QPM6N-7J2WJ-P88HH-P3YRH-YY74H", req), PA_OK);
+    assert_string_equal(pa_request_fingerprint(e->c), fp1);
+    /* One changed character in the machine id: refused before any network. */
+    char *text, err[256];
+    size_t len;
+    assert_int_equal(state_read_file(req, &text, &len, err, sizeof err), 0);
+    char *mid = strstr(text, "machine_id: ") + 12;
+    *mid = *mid == '0' ? '1' : '0';
+    FILE *f = fopen(req, "w");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "altered"));
+    assert_int_equal(stat(lic, &st), -1);
+    /* A typo never makes a request. */
+    assert_int_equal(pa_request_write(e->c, "QPM6N-7J2WJ-P88HH-P3YRH-YY74X", req), PA_ERR_KEY);
+}
+
+static int fresh_state(void **state) {
+    env *e = *state;
+    fixture_rmtree(e->state);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(not_activated_at_first, fresh_state),
+        cmocka_unit_test_setup(installed_license_verifies_and_reads, fresh_state),
+        cmocka_unit_test_setup(flipped_bytes_are_refused, fresh_state),
+        cmocka_unit_test_setup(damaged_files_are_refused, fresh_state),
+        cmocka_unit_test_setup(license_for_another_machine_is_refused, fresh_state),
+        cmocka_unit_test_setup(license_from_another_vendor_is_refused, fresh_state),
+        cmocka_unit_test_setup(expired_license, fresh_state),
+        cmocka_unit_test_setup(atomic_writes_leave_no_debris, fresh_state),
+        cmocka_unit_test_setup(license_content_checks, fresh_state),
+        cmocka_unit_test_setup(offline_request_is_signed, fresh_state),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
