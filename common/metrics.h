@@ -7,7 +7,10 @@
  *                               "method=\"Activate\",code=\"OK\"");
  * Registering the same name+labels twice returns the same metric, so lazily
  * registering a label combination the first time it is seen is safe (it
- * takes a mutex then). */
+ * takes a mutex then). Label text is used as given (escape quotes yourself).
+ * Registration mistakes are bugs, not input, and abort with a message: an
+ * invalid name, a name registered again with another type, histogram bounds
+ * not ascending. */
 #ifndef PA_METRICS_H
 #define PA_METRICS_H
 

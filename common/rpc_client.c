@@ -11,7 +11,8 @@
  *     when the thread exits (or by rpc_client_thread_done for the main
  *     thread), so threads never contend on a shared queue and rpc_call needs
  *     no locks. A "next" queue is used: with one batch at a time it behaves
- *     like pluck and measured a little faster here (see bench/echo_bench).
+ *     like pluck, and the two measured the same here (echo_bench --sync,
+ *     within run-to-run noise), so the simpler one stays.
  *   - Methods are registered once per channel so calls skip the path
  *     lookup; registration takes the channel's mutex, calls do not. */
 #include "rpc_client.h"

@@ -564,18 +564,23 @@ static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char
 
 /* The transport refuses anything above twice the largest method limit
  * before buffering it; requests between a method's limit and that get our
- * own message naming the method's limit. */
+ * own message naming the method's limit. A port in use is an error. */
 static grpc_server *create_server(rpc_server *s) {
     size_t largest = 0;
     for (size_t i = 0; i < s->n_methods; i++)
         if (s->methods[i].m.max_request_bytes > largest) largest = s->methods[i].m.max_request_bytes;
     size_t cap = largest > (size_t)INT_MAX / 2 ? (size_t)INT_MAX : 2 * largest;
     if (cap < 65536) cap = 65536;
-    grpc_arg args[1];
+    grpc_arg args[2];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)cap;
-    grpc_channel_args ca = {.num_args = 1, .args = args};
+    /* gRPC sets SO_REUSEPORT by default: a second server on a busy port
+     * would then share it silently instead of failing to start. */
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
+    args[1].value.integer = 0;
+    grpc_channel_args ca = {.num_args = 2, .args = args};
     return grpc_server_create(&ca, NULL);
 }
 

@@ -121,9 +121,17 @@ int rpc_server_port(const rpc_server *s, size_t i);
 /* Health/Check answers NOT_SERVING while false (e.g. while draining). */
 void rpc_server_set_serving(rpc_server *s, bool serving);
 
-/* Stops accepting, waits up to grace_ms for in-flight calls, cancels the
- * rest, joins the workers and frees everything. Returns the number of calls
- * that had to be cancelled. */
+/* Stops accepting, waits up to grace_ms for in-flight calls (negative:
+ * forever), cancels the rest, joins the workers and frees everything.
+ * Returns the number of calls that had to be cancelled.
+ *
+ * Every call a handler has been given (or that is queued for one) is
+ * answered. Calls arriving while the connections learn of the shutdown
+ * (GOAWAY, about a millisecond on loopback) are reset by gRPC core 1.51
+ * itself: the client sees CANCELLED, no handler ever sees them, and they
+ * are not counted in the metrics. Clients should retry a CANCELLED they did
+ * not cause like UNAVAILABLE. To shrink that window behind a load balancer,
+ * call rpc_server_set_serving(s, false) and wait a little first. */
 int rpc_server_shutdown(rpc_server *s, int grace_ms);
 
 /* --- inside a handler --- */

@@ -368,6 +368,18 @@ static void test_start_errors(void **state) {
     cfg.n_listen = 0;
     assert_null(rpc_server_start(&cfg, echo_methods, echo_n_methods, err, sizeof err));
     assert_non_null(strstr(err, "listen"));
+
+    /* a port in use is refused, not silently shared (gRPC's SO_REUSEPORT) */
+    cfg.n_listen = 1;
+    rpc_server *first = rpc_server_start(&cfg, echo_methods, echo_n_methods, err, sizeof err);
+    assert_non_null(first);
+    char busy[64];
+    snprintf(busy, sizeof busy, "127.0.0.1:%d", rpc_server_port(first, 0));
+    const char *taken[] = {busy};
+    cfg.listen = taken;
+    assert_null(rpc_server_start(&cfg, echo_methods, echo_n_methods, err, sizeof err));
+    assert_non_null(strstr(err, busy));
+    assert_int_equal(rpc_server_shutdown(first, 1000), 0);
 }
 
 int main(void) {

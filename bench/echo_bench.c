@@ -1,0 +1,238 @@
+/* echo_bench.c -- the ceiling of the gRPC runtime: a bare unary echo.
+ *
+ * Starts an echo server on common/rpc_server in this process (or uses
+ * --target) and drives it with bench/loadgen_core at several thread /
+ * channel / concurrency settings, printing calls/s and latency
+ * percentiles for each. Any service built on the same runtime can only be
+ * slower than this, so other benchmarks quote their rate as a ratio of it.
+ * Client and server share the machine's cores, as they do in those
+ * benchmarks. --sync also measures the blocking rpc_call client path.
+ * --serve runs only the server, until SIGINT/SIGTERM, so client and server
+ * can be measured (or profiled) as separate processes. */
+#include "loadgen_core.h"
+#include "rpc_client.h"
+#include "rpc_server.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ECHO_PATH "/bench.v1.Echo/Echo"
+#define MAX_RUNS 32
+
+static void echo(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    rpc_reply_bytes(reply, req, len);
+}
+
+static size_t g_size = 32;        /* payload bytes per request */
+
+static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    memset(req->buf, 'e', g_size);
+    req->len = g_size;
+    return 0;
+}
+
+typedef struct run_spec {
+    int threads, channels, concurrency;
+} run_spec;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: echo_bench [options]\n"
+            "Measures unary echo calls/s and latency on the shared gRPC runtime.\n"
+            "  --target HOST:PORT   drive a running server (method " ECHO_PATH ") instead of\n"
+            "                       starting one in this process\n"
+            "  --server-workers N   workers of the in-process server (default: one per core)\n"
+            "  --run T,C,N          one run: T client threads, C channels, N calls in flight;\n"
+            "                       repeat for several (default: 1,1,1 4,1,4 4,4,4 2,2,16 2,2,64)\n"
+            "  --duration S         measured seconds per run (default 3)\n"
+            "  --warmup S           unmeasured seconds before each run (default 0.5)\n"
+            "  --size BYTES         request (and response) payload size (default 32)\n"
+            "  --sync T             also run T threads of blocking rpc_call, one channel each\n"
+            "  --serve ADDR         only serve echo on ADDR (e.g. 127.0.0.1:50099) until SIGINT/SIGTERM\n"
+            "  --help               this text\n");
+}
+
+static int parse_run(const char *s, run_spec *r) {
+    char tail;
+    if (sscanf(s, "%d,%d,%d%c", &r->threads, &r->channels, &r->concurrency, &tail) != 3) return -1;
+    if (r->threads < 1 || r->channels < 1 || r->channels > 64 || r->concurrency < r->threads) return -1;
+    return 0;
+}
+
+/* Serve-only mode: the signal pattern every daemon on this runtime uses
+ * (see rpc_server.h): block the signals before any thread exists, then
+ * wait for them in main. */
+static int serve(const char *addr, int workers) {
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    grpc_init();
+    const char *listen[] = {addr};
+    const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
+    rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
+    char err[256];
+    rpc_server *server = rpc_server_start(&cfg, methods, 1, err, sizeof err);
+    if (!server) {
+        fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);
+        grpc_shutdown();
+        return 1;
+    }
+    printf("echo server: %s (port %d); SIGINT or SIGTERM stops it\n", addr, rpc_server_port(server, 0));
+    fflush(stdout);
+    int sig;
+    sigwait(&sigs, &sig);
+    int cancelled = rpc_server_shutdown(server, 5000);
+    printf("echo server: stopped by signal %d, %d calls cancelled\n", sig, cancelled);
+    grpc_shutdown();
+    return 0;
+}
+
+/* --- the blocking client path ------------------------------------------------ */
+
+typedef struct sync_arg {
+    const char *target;
+    double seconds;
+    uint64_t calls, failed;
+} sync_arg;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *sync_thread(void *p) {
+    sync_arg *a = p;
+    rpc_channel *ch = rpc_channel_new(a->target, NULL);
+    rpc_client_method *m = ch ? rpc_channel_method(ch, ECHO_PATH) : NULL;
+    uint8_t buf[65536];
+    memset(buf, 'e', sizeof buf);
+    rpc_result r;
+    if (m) rpc_call(ch, m, buf, g_size, 5000, &r), rpc_result_clear(&r);   /* connect */
+    double end = now_s() + a->seconds;
+    while (m && now_s() < end) {
+        if (rpc_call(ch, m, buf, g_size, 5000, &r) == GRPC_STATUS_OK) a->calls++;
+        else a->failed++;
+        rpc_result_clear(&r);
+    }
+    rpc_channel_free(ch);
+    return NULL;
+}
+
+static void run_sync(const char *target, int threads, double seconds) {
+    pthread_t t[64];
+    sync_arg a[64];
+    if (threads > 64) threads = 64;
+    for (int i = 0; i < threads; i++) {
+        a[i] = (sync_arg){.target = target, .seconds = seconds};
+        pthread_create(&t[i], NULL, sync_thread, &a[i]);
+    }
+    uint64_t calls = 0, failed = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        calls += a[i].calls;
+        failed += a[i].failed;
+    }
+    printf("sync rpc_call: threads %d channels %d: %.0f calls/s (%llu failed)\n", threads, threads,
+           (double)calls / seconds, (unsigned long long)failed);
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"target", required_argument, NULL, 't'}, {"server-workers", required_argument, NULL, 'w'},
+        {"run", required_argument, NULL, 'r'},    {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'u'}, {"size", required_argument, NULL, 's'},
+        {"sync", required_argument, NULL, 'y'},  {"serve", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *target = NULL, *serve_addr = NULL;
+    int workers = 0, sync_threads = 0, n_runs = 0;
+    double duration = 3, warmup = 0.5;
+    run_spec runs[MAX_RUNS];
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': target = optarg; break;
+        case 'w': workers = atoi(optarg); break;
+        case 'd': duration = atof(optarg); break;
+        case 'u': warmup = atof(optarg); break;
+        case 'y': sync_threads = atoi(optarg); break;
+        case 'S': serve_addr = optarg; break;
+        case 's':
+            g_size = (size_t)atol(optarg);
+            if (g_size > 65536) {
+                fprintf(stderr, "echo_bench: --size %s is over 65536\n", optarg);
+                return 2;
+            }
+            break;
+        case 'r':
+            if (n_runs == MAX_RUNS || parse_run(optarg, &runs[n_runs]) != 0) {
+                fprintf(stderr, "echo_bench: --run %s: want T,C,N with 1<=C<=64 and N>=T (at most %d runs)\n",
+                        optarg, MAX_RUNS);
+                return 2;
+            }
+            n_runs++;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || duration <= 0 || warmup < 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (serve_addr) return serve(serve_addr, workers);
+    if (n_runs == 0) {
+        const run_spec def[] = {{1, 1, 1}, {4, 1, 4}, {4, 4, 4}, {2, 2, 16}, {2, 2, 64}};
+        n_runs = (int)(sizeof def / sizeof def[0]);
+        memcpy(runs, def, sizeof def);
+    }
+
+    grpc_init();
+    rpc_server *server = NULL;
+    char own_target[64];
+    if (!target) {
+        const char *listen[] = {"127.0.0.1:0"};
+        const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
+        rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
+        char err[256];
+        if (!(server = rpc_server_start(&cfg, methods, 1, err, sizeof err))) {
+            fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);
+            return 1;
+        }
+        snprintf(own_target, sizeof own_target, "127.0.0.1:%d", rpc_server_port(server, 0));
+        target = own_target;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        printf("in-process echo server on %s: %d workers, %zu-byte payload, %ld cores shared with the client\n",
+               target, workers > 0 ? workers : (int)cores, g_size, cores);
+    }
+    int rc = 0;
+    for (int i = 0; i < n_runs; i++) {
+        const char *paths[] = {ECHO_PATH};
+        loadgen_config lc = {.target = target, .methods = paths, .n_methods = 1, .threads = runs[i].threads,
+                             .channels = runs[i].channels, .concurrency = runs[i].concurrency,
+                             .duration_s = duration, .warmup_s = warmup, .max_request_bytes = 65536};
+        loadgen_result res;
+        if (loadgen_run(&lc, build_echo, NULL, &res) != 0) {
+            fprintf(stderr, "echo_bench: %s\n", res.first_error);
+            rc = 1;
+            break;
+        }
+        loadgen_print(stdout, "echo", &lc, &res);
+        fflush(stdout);
+    }
+    if (rc == 0 && sync_threads > 0) run_sync(target, sync_threads, duration);
+    if (server) rpc_server_shutdown(server, 1000);
+    rpc_client_thread_done();
+    grpc_shutdown();
+    return rc;
+}
