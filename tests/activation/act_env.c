@@ -75,6 +75,12 @@ int env_start_stores(act_env *e) {
     return e->ks_a && e->ks_b ? 0 : -1;
 }
 
+int env_keystore_reconnect(act_env *e) {
+    if (e->ks_a) redisFree(e->ks_a);
+    e->ks_a = connect_as(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    return e->ks_a ? 0 : -1;
+}
+
 int env_start_server(act_env *e, const char *const *extra) {
     char url[256], listen[64], metrics[64];
     e->port = fixture_free_port();

@@ -48,6 +48,8 @@ int env_start_stores(act_env *e);
 /* Starts activation-server on a free port with the env's files and
  * `extra` flags (NULL-terminated, may be NULL). Returns 0 or -1. */
 int env_start_server(act_env *e, const char *const *extra);
+/* Reconnects the keystore user to Redis A (after a restart of it). */
+int env_keystore_reconnect(act_env *e);
 /* SIGTERM to the server; returns its exit status. */
 int env_stop_server(act_env *e);
 void env_stop(act_env *e);

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""interop_activate.py -- an activation client that is not ours.
+
+Run by test_activation_interop with Debian's python3-grpcio and
+python3-protobuf (/usr/bin/python3). The message classes are generated from
+protos/ at test time with protoc, exactly as an installer author in another
+language would do; the call goes through the generic unary API, so nothing
+but the .proto file is shared with the server. The signature is checked with
+the openssl command line and the key id recomputed from the PEM, so the
+license is verified without any of our code either.
+
+Exit 0 and "interop ok" on success; otherwise the first failed check."""
+import argparse
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def check(cond, what):
+    if not cond:
+        print("interop check failed: " + what, file=sys.stderr)
+        sys.exit(1)
+
+
+def key_id_of(pem_path):
+    # SubjectPublicKeyInfo of an Ed25519 key: the raw 32-byte key comes last.
+    with open(pem_path) as f:
+        body = "".join(l.strip() for l in f if not l.startswith("-----"))
+    raw = base64.b64decode(body)[-32:]
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def verify_with_openssl(pem_path, message, signature, tmp):
+    msg, sig = os.path.join(tmp, "license.bin"), os.path.join(tmp, "license.sig")
+    with open(msg, "wb") as f:
+        f.write(message)
+    with open(sig, "wb") as f:
+        f.write(signature)
+    r = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pem_path, "-rawin",
+                        "-in", msg, "-sigfile", sig], capture_output=True)
+    return r.returncode == 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--protos", required=True)
+    ap.add_argument("--public-key", required=True)
+    ap.add_argument("--group", type=int, required=True)
+    ap.add_argument("--serial", type=int, required=True)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["protoc", "-I" + args.protos, "--python_out=" + tmp,
+                        "activation/v1/activation.proto"], check=True)
+        sys.path.insert(0, tmp)
+        import grpc
+        from activation.v1 import activation_pb2 as pb
+
+        channel = grpc.insecure_channel(args.server)
+        activate = channel.unary_unary("/activation.v1.Activation/Activate",
+                                       request_serializer=pb.ActivateRequest.SerializeToString,
+                                       response_deserializer=pb.ActivateResponse.FromString)
+        machine = hashlib.sha256(b"interop test machine").digest()
+        # Case and hyphens are free on input.
+        typed = args.key.lower().replace("-", "")
+        resp = activate(pb.ActivateRequest(product_key=typed, machine_id=machine,
+                                           hostname="interop-host", os="Debian GNU/Linux",
+                                           arch="x86_64", client_version="python-grpcio"),
+                        timeout=10)
+
+        check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")
+        check(len(resp.signature) == 64, "an Ed25519 signature is 64 bytes")
+        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
+              "openssl verifies the license signature")
+        lic = pb.License.FromString(resp.license)
+        check(lic.format_version == 1, "format_version 1")
+        check(lic.key_group == args.group and lic.key_serial == args.serial, "group and serial")
+        check(lic.machine_id == machine, "machine_id bound")
+        check(lic.product == "Demo Office" and lic.edition == "Professional", "product, edition")
+        check(lic.channel == pb.CHANNEL_RETAIL, "channel")
+        check(list(lic.features) == ["editor", "spreadsheet"], "features")
+        check(lic.license_id.startswith("%08x%08x" % (args.group, args.serial)), "license_id")
+        check(len(lic.license_id) == 32, "license_id length")
+        check(lic.signing_key_id == resp.key_id, "signing_key_id")
+        check(resp.activation_count == 1, "activation_count")
+        check(lic.expires_at == 0 and resp.expires_at == 0, "permanent license")
+
+        try:
+            activate(pb.ActivateRequest(product_key="not a key", machine_id=machine), timeout=10)
+            check(False, "a malformed key is refused")
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT for a bad key")
+            check("product_key" in e.details(), "the message names the field")
+        channel.close()
+    print("interop ok")
+
+
+if __name__ == "__main__":
+    main()

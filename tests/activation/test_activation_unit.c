@@ -1,0 +1,244 @@
+/* test_activation_unit.c -- the activation server's pure parts, without
+ * processes: request validation, license ids, rate-limit address keys, and
+ * license signing with the key id the brief defines. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "license.h"
+#include "policy.h"
+#include "validate.h"
+
+static const char *KEY = "QPM6N-7J2WJ-P88HH-P3YRH-YY74H";   /* published vector, group 4365 */
+
+static Activation__V1__ActivateRequest good_request(uint8_t *machine) {
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    memset(machine, 7, MACHINE_ID_LEN);
+    rq.product_key = (char *)KEY;
+    rq.machine_id = (ProtobufCBinaryData){.len = MACHINE_ID_LEN, .data = machine};
+    rq.hostname = "build-07.example.com";
+    rq.os = "Debian GNU/Linux 12 (bookworm)";
+    rq.arch = "x86_64";
+    rq.client_version = "2.1.0";
+    return rq;
+}
+
+static void expect_invalid(const Activation__V1__ActivateRequest *rq, const char *needle,
+                           pk_status key_status) {
+    pk_fields f;
+    pk_status ks;
+    char msg[256];
+    assert_false(validate_activate(rq, &f, &ks, msg, sizeof msg));
+    if (!strstr(msg, needle)) fprintf(stderr, "message: %s\n", msg);
+    assert_non_null(strstr(msg, needle));
+    assert_int_equal(ks, key_status);
+}
+
+static void test_valid_request(void **state) {
+    uint8_t m[MACHINE_ID_LEN];
+    Activation__V1__ActivateRequest rq = good_request(m);
+    pk_fields f;
+    pk_status ks;
+    char msg[256];
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
+    assert_int_equal(f.group, 4365);
+    assert_int_equal(f.serial, 0);
+    rq.hostname = rq.os = rq.arch = rq.client_version = "";   /* facts are optional */
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
+    rq.product_key = "qpm6n7j2wjp88hhp3yrhyy74h";   /* case and hyphens are free */
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
+}
+
+static void test_key_problems_name_the_field(void **state) {
+    uint8_t m[MACHINE_ID_LEN];
+    Activation__V1__ActivateRequest rq = good_request(m);
+    rq.product_key = "";
+    expect_invalid(&rq, "product_key: the product key is empty", PK_ERR_EMPTY);
+    rq.product_key = NULL;   /* proto3 absent string */
+    expect_invalid(&rq, "product_key:", PK_ERR_EMPTY);
+    rq.product_key = "BCDFG-HJKMP-QRTVW-XY234-6789B";
+    expect_invalid(&rq, "legacy", PK_ERR_LEGACY);
+    rq.product_key = "QPM6N-7J2WJ-P88HH-P3YRH-YY74B";
+    expect_invalid(&rq, "checksum", PK_ERR_CHECKSUM);
+}
+
+static void test_request_fields(void **state) {
+    uint8_t m[MACHINE_ID_LEN + 1];
+    Activation__V1__ActivateRequest rq = good_request(m);
+    rq.machine_id.len = 0;
+    expect_invalid(&rq, "machine_id: missing", PK_OK);
+    rq.machine_id.len = 33;
+    expect_invalid(&rq, "machine_id: must be exactly 32 bytes, got 33", PK_OK);
+    rq.machine_id.len = 32;
+
+    char host[300];
+    memset(host, 'a', sizeof host);
+    host[253] = '\0';
+    rq.hostname = host;
+    pk_fields f;
+    pk_status ks;
+    char msg[256];
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));   /* 253 is fine */
+    host[253] = 'a';
+    host[254] = '\0';
+    expect_invalid(&rq, "hostname: at most 253 characters allowed, got 254", PK_OK);
+    rq.hostname = "with space";
+    expect_invalid(&rq, "hostname: byte 0x20 at position 5", PK_OK);
+    rq.hostname = "tab\there";
+    expect_invalid(&rq, "hostname: byte 0x09", PK_OK);
+    rq.hostname = "ok";
+    rq.arch = "x86\x7f";
+    expect_invalid(&rq, "arch: byte 0x7F", PK_OK);
+    rq.arch = "";
+    rq.client_version = "v\xc3\xa9";
+    expect_invalid(&rq, "client_version: byte 0xC3", PK_OK);
+}
+
+static void test_license_ids(void **state) {
+    uint8_t rnd[LICENSE_RANDOM_LEN] = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0xff}, back[8];
+    char id[LICENSE_ID_LEN + 1];
+    license_id_format(id, 4365, 11, rnd);
+    assert_string_equal(id, "0000110d0000000bdeadbeef000102ff");
+    uint8_t m[MACHINE_ID_LEN] = {0};
+    ProtobufCBinaryData machine = {.len = sizeof m, .data = m};
+    uint32_t g, s;
+    char msg[200];
+    assert_true(validate_license_ref(id, &machine, &g, &s, back, msg, sizeof msg));
+    assert_int_equal(g, 4365);
+    assert_int_equal(s, 11);
+    assert_memory_equal(back, rnd, sizeof rnd);
+    /* Out of range, wrong length, upper case, missing machine. */
+    assert_false(validate_license_ref("00100000000000000000000000000000", &machine, &g, &s, back,
+                                      msg, sizeof msg));
+    assert_non_null(strstr(msg, "out of range"));
+    assert_false(validate_license_ref("0000110d", &machine, &g, &s, back, msg, sizeof msg));
+    assert_false(validate_license_ref("0000110D0000000BDEADBEEF000102FF", &machine, &g, &s, back,
+                                      msg, sizeof msg));
+    assert_false(validate_license_ref(NULL, &machine, &g, &s, back, msg, sizeof msg));
+    machine.len = 0;
+    assert_false(validate_license_ref(id, &machine, &g, &s, back, msg, sizeof msg));
+    assert_non_null(strstr(msg, "machine_id"));
+}
+
+static void test_address_keys(void **state) {
+    char k[96];
+    policy_address_key("127.0.0.1", k, sizeof k);
+    assert_string_equal(k, "rl:a:127.0.0.1");
+    policy_address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k, sizeof k);
+    assert_string_equal(k, "rl:a:2001:db8:1:2::/64");
+    policy_address_key("2001:db8:1:2::99", k, sizeof k);   /* same /64, same bucket */
+    assert_string_equal(k, "rl:a:2001:db8:1:2::/64");
+    policy_address_key("::ffff:10.1.2.3", k, sizeof k);
+    assert_string_equal(k, "rl:a:10.1.2.3");
+    policy_address_key("::1", k, sizeof k);
+    assert_string_equal(k, "rl:a:::/64");
+}
+
+static void test_limits_are_formatted_exactly(void **state) {
+    policy_limits l;
+    policy_limits_set(&l, 0.5, 20, 1000, 5000, 5);
+    assert_string_equal(l.address_rate, "0.5");
+    assert_string_equal(l.address_burst, "20");
+    assert_string_equal(l.group_rate, "1000");
+    assert_string_equal(l.failure_cost, "5");
+}
+
+/* Writes a fresh Ed25519 key to a temp file; returns its path (static). */
+static const char *temp_signing_key(EVP_PKEY **out) {
+    static char path[] = "/tmp/pa-unit-signing-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(k);
+    FILE *f = fdopen(fd, "w");
+    assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    *out = k;
+    return path;
+}
+
+static void test_license_signing(void **state) {
+    EVP_PKEY *raw;
+    const char *path = temp_signing_key(&raw);
+    license_key key;
+    char err[256];
+    assert_int_equal(license_key_load(&key, path, err, sizeof err), 0);
+    unlink(path);
+
+    /* key_id = first 16 hex chars of SHA-256 over the raw public key. */
+    uint8_t pub[32], digest[32];
+    size_t len = sizeof pub;
+    assert_int_equal(EVP_PKEY_get_raw_public_key(raw, pub, &len), 1);
+    SHA256(pub, len, digest);
+    char expect[17];
+    for (int i = 0; i < 8; i++) snprintf(expect + 2 * i, 3, "%02x", digest[i]);
+    assert_string_equal(key.key_id, expect);
+
+    license_signer *s = license_signer_new(&key);
+    assert_non_null(s);
+    uint8_t machine[32];
+    memset(machine, 0xab, sizeof machine);
+    char *features[] = {"editor", "macros"};
+    license_terms t = {.license_id = "0000110d0000000bdeadbeef000102ff", .product = "Office",
+                       .edition = "Pro", .channel = 3, .features = features, .n_features = 2,
+                       .machine_id = machine, .group = 4365, .serial = 11, .issued_at = 1000,
+                       .renew_after = 2000, .expires_at = 3000};
+    signed_license a, b;
+    assert_int_equal(license_issue(s, &t, &a), 0);
+    assert_int_equal(license_issue(s, &t, &b), 0);   /* the signer is reusable */
+    assert_true(license_verify(raw, a.body, a.body_len, a.sig, sizeof a.sig));
+    assert_true(license_verify(raw, b.body, b.body_len, b.sig, sizeof b.sig));
+    a.body[3] ^= 1;
+    assert_false(license_verify(raw, a.body, a.body_len, a.sig, sizeof a.sig));
+
+    Activation__V1__License *l = activation__v1__license__unpack(NULL, b.body_len, b.body);
+    assert_non_null(l);
+    assert_int_equal(l->format_version, 1);
+    assert_string_equal(l->signing_key_id, key.key_id);
+    assert_int_equal(l->channel, ACTIVATION__V1__CHANNEL__CHANNEL_VOLUME);
+    assert_int_equal(l->n_features, 2);
+    assert_int_equal(l->expires_at, 3000);
+    activation__v1__license__free_unpacked(l, NULL);
+    license_signer_free(s);
+    license_key_free(&key);
+    EVP_PKEY_free(raw);
+}
+
+static void test_signing_key_must_be_ed25519(void **state) {
+    char path[] = "/tmp/pa-unit-rsa-XXXXXX";
+    int fd = mkstemp(path);
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    FILE *f = fdopen(fd, "w");
+    PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    license_key key;
+    char err[256];
+    assert_int_equal(license_key_load(&key, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not an Ed25519 key"));
+    assert_int_equal(license_key_load(&key, "/nonexistent/key.pem", err, sizeof err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    unlink(path);
+    EVP_PKEY_free(k);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_request),
+        cmocka_unit_test(test_key_problems_name_the_field),
+        cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_license_ids),
+        cmocka_unit_test(test_address_keys),
+        cmocka_unit_test(test_limits_are_formatted_exactly),
+        cmocka_unit_test(test_license_signing),
+        cmocka_unit_test(test_signing_key_must_be_ed25519),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
