@@ -153,7 +153,12 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     }
     t[1] = mono_ns();
 
-    /* 4. One round trip: rate limits, revocation, policy, record, audit. */
+    /* 4. One round trip: rate limits, revocation, policy, record, audit.
+     *    A slow group load may have outlived the caller: then stop here. */
+    if (rpc_ctx_remaining_ms(ctx) <= 0) {
+        refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+        goto done;
+    }
     struct { uint8_t license[LICENSE_RANDOM_LEN]; uint32_t dice; } rnd;
     if (RAND_bytes((uint8_t *)&rnd, sizeof rnd) != 1) {
         refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
