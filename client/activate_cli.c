@@ -241,6 +241,7 @@ static int report(const char *command, pa_err e, const pa_client *c, const char 
         printf(",\"exit_code\":%d,\"message\":", (int)e);
         json_string(c ? pa_error(c) : "");
         if (c) {
+            if (!show_license) printf(",\"activation_count\":%u", pa_activation_count(c));
             printf(",\"machine_id\":");
             json_string(pa_machine_id_hex(c));
             printf(",\"server\":");
@@ -501,8 +502,13 @@ static int run_command(const command *cmd, pa_client *c, const config *cfg, char
     const char *name = cmd->name;
     if (strcmp(name, "status") == 0) return report(name, pa_status(c), c, "This machine is activated.");
     if (strcmp(name, "renew") == 0) return report(name, pa_renew(c), c, "The license is renewed.");
-    if (strcmp(name, "deactivate") == 0)
-        return report(name, pa_deactivate(c), c, "This machine is deactivated; its place on the key is free.");
+    if (strcmp(name, "deactivate") == 0) {
+        pa_err e = pa_deactivate(c);
+        char text[160];
+        snprintf(text, sizeof text, "This machine is deactivated; its place on the key is free (%u machines "
+                 "remain on the key).", pa_activation_count(c));
+        return report(name, e, c, text);
+    }
     if (strcmp(name, "maintain") == 0) return cmd_maintain(c, cfg);
     if (strcmp(name, "request") == 0) return cmd_request(c, cfg, arg);
     if (strcmp(name, "fulfil") == 0) return cmd_fulfil(c, cfg, arg);

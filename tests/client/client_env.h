@@ -1,0 +1,55 @@
+/* client_env.h -- the real world the client's integration tests run in:
+ * Redis A and B, KEKs and a license signing key made with the shipped
+ * tools (keystore, openssl), groups and keys made with the keystore CLI,
+ * activation-server processes, and the `activate` CLI run as a child with
+ * a fake machine (facts tree) and a state directory of its own. */
+#ifndef TEST_CLIENT_ENV_H
+#define TEST_CLIENT_ENV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "fixture.h"
+
+#define ENV_SERVERS 3
+#define KEY_TEXT 30
+
+typedef struct client_env {
+    redis_fixture a, b;            /* activation and audit stores */
+    char dir[256];                 /* temp dir for everything else */
+    char kek_a[300], kek_b[300];   /* key-encryption keys */
+    char signing_key[300];         /* the server's Ed25519 private key */
+    char public_key[300];          /* what the client trusts */
+    char url_a[256], url_b[256];   /* keystore user URLs */
+    pid_t server[ENV_SERVERS];     /* activation-server processes, -1 if not running */
+    int port[ENV_SERVERS];
+    char target[ENV_SERVERS][64];  /* "127.0.0.1:PORT" */
+} client_env;
+
+/* Stores, KEKs, signing key; no server yet. 0 or -1. */
+int env_start(client_env *e);
+/* Starts server i (rate limits off, so tests may call often). 0 or -1. */
+int env_start_server(client_env *e, int i);
+void env_stop_server(client_env *e, int i);
+void env_stop(client_env *e);
+
+/* keystore group create --id ID --product "Demo Office" ... extra flags. */
+int env_group(client_env *e, unsigned id, const char *const *extra);
+/* `n` fresh keys of group `id`. 0 or -1. */
+int env_keys(client_env *e, unsigned id, int n, char keys[][KEY_TEXT]);
+
+/* A fake machine "name" under the env dir (a distinct DMI UUID per name);
+ * fills `root` and `state` with its facts root and state dir. */
+void env_machine(client_env *e, const char *name, char root[300], char state[300]);
+
+/* Runs `activate` with --json --public-key --facts-root ROOT --state-dir
+ * STATE and `args` (NULL-terminated). Returns the exit code; *out gets
+ * stdout (malloc'd, may be NULL to discard), stderr goes to the test log. */
+int env_activate_cli(client_env *e, const char *root, const char *state, const char *const *args, char **out);
+
+/* Integer field `"name":N` of a JSON text, or -1. */
+long long json_int(const char *json, const char *name);
+/* String field `"name":"..."` copied into buf (empty if absent). */
+void json_str(const char *json, const char *name, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,285 @@
+/* test_client_e2e.c -- the `activate` CLI against real activation servers
+ * (real Redis, keys from the keystore CLI): activate, status, renew,
+ * deactivate, re-activation after a wiped state directory, places per key,
+ * tampered and foreign licenses, failover, offline activation, the daemon. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_env.h"
+#include "keycodec.h"
+
+static client_env env;
+
+static int setup(void **state) {
+    if (env_start(&env) != 0 || env_start_server(&env, 0) != 0) return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    env_stop(&env);
+    return 0;
+}
+
+/* `activate ARGS... --server SERVER0` on machine `m`; returns the exit code. */
+#define RUN(m, out, ...) run_on(m, out, (const char *[]){__VA_ARGS__, "--server", env.target[0], NULL})
+#define RUN_LOCAL(m, out, ...) run_on(m, out, (const char *[]){__VA_ARGS__, NULL})
+
+static int run_on(const char *machine, char **out, const char **args) {
+    char root[300], state[300];
+    env_machine(&env, machine, root, state);
+    return env_activate_cli(&env, root, state, args, out);
+}
+
+static void state_file(const char *machine, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/state/%s/%s", env.dir, machine, name);
+}
+
+static void activate_status_renew_deactivate(void **state) {
+    const char *g[] = {"--max-machines", "2", "--lease-seconds", "3600", "--renew-seconds", "1", NULL};
+    assert_int_equal(env_group(&env, 101, g), 0);
+    char keys[1][KEY_TEXT], *out, id[64], id2[64], server[64];
+    assert_int_equal(env_keys(&env, 101, 1, keys), 0);
+
+    assert_int_equal(RUN("m1", &out, keys[0]), 0);
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    assert_int_equal(json_int(out, "key_group"), 101);
+    assert_non_null(strstr(out, "\"product\":\"Demo Office\""));
+    assert_non_null(strstr(out, "\"features\":[\"editor\",\"spreadsheet\"]"));
+    assert_null(strstr(out, keys[0]));  /* the key itself is never echoed */
+    long long renew1 = json_int(out, "renew_after"), exp1 = json_int(out, "expires_at");
+    assert_true(renew1 > 0 && exp1 > renew1);
+    json_str(out, "license_id", id, sizeof id);
+    json_str(out, "server", server, sizeof server);
+    assert_string_equal(server, env.target[0]);
+    free(out);
+
+    assert_int_equal(RUN_LOCAL("m1", &out, "status"), 0);
+    json_str(out, "license_id", id2, sizeof id2);
+    assert_string_equal(id, id2);
+    free(out);
+
+    sleep(2);  /* renew_after (1 s) has come */
+    assert_int_equal(RUN("m1", &out, "renew"), 0);
+    assert_true(json_int(out, "expires_at") >= exp1);
+    free(out);
+    sleep(2);
+    assert_int_equal(RUN("m1", &out, "maintain"), 0);  /* due again: renews */
+    assert_true(json_int(out, "renew_after") > renew1);
+    free(out);
+
+    assert_int_equal(RUN("m1", &out, "deactivate"), 0);
+    assert_int_equal(json_int(out, "activation_count"), 0);
+    free(out);
+    assert_int_equal(RUN_LOCAL("m1", NULL, "status"), 4);
+    assert_int_equal(RUN("m1", NULL, "renew"), 4);
+}
+
+static void reactivation_after_wipe_costs_no_place(void **state) {
+    const char *g[] = {"--max-machines", "2", NULL};
+    assert_int_equal(env_group(&env, 102, g), 0);
+    char keys[1][KEY_TEXT], *out, dir[300];
+    assert_int_equal(env_keys(&env, 102, 1, keys), 0);
+    assert_int_equal(RUN("w1", &out, keys[0]), 0);
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    assert_int_equal(json_int(out, "renew_after"), 0);  /* permanent */
+    free(out);
+    /* OS reinstall: the state directory is gone, the hardware is the same. */
+    snprintf(dir, sizeof dir, "%s/state/w1", env.dir);
+    fixture_rmtree(dir);
+    assert_int_equal(RUN_LOCAL("w1", NULL, "status"), 4);
+    assert_int_equal(RUN("w1", &out, keys[0]), 0);
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    free(out);
+    assert_int_equal(RUN("w2", &out, keys[0]), 0);
+    assert_int_equal(json_int(out, "activation_count"), 2);
+    free(out);
+    assert_int_equal(RUN("w3", &out, keys[0]), 9);  /* no place left */
+    assert_non_null(strstr(out, "\"result\":\"exhausted\""));
+    free(out);
+    assert_int_equal(RUN("w2", NULL, "deactivate"), 0);
+    assert_int_equal(RUN("w3", &out, keys[0]), 0);
+    assert_int_equal(json_int(out, "activation_count"), 2);
+    free(out);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && cp '%s' '%s'", to, from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Replaces the character `at` places into the value of `field` with another
+ * base64 letter, as an editor would. */
+static void change_field_char(const char *path, const char *field, size_t at) {
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    text[n] = '\0';
+    char *v = strstr(text, field);
+    assert_non_null(v);
+    v += strlen(field) + at;
+    *v = *v == 'A' ? 'B' : 'A';
+    rewind(fp);
+    assert_int_equal(fwrite(text, 1, n, fp), n);
+    fclose(fp);
+}
+
+static void tampered_and_foreign_licenses_are_refused(void **state) {
+    assert_int_equal(env_group(&env, 103, NULL), 0);
+    char keys[1][KEY_TEXT], *out, lic[400], other[400];
+    assert_int_equal(env_keys(&env, 103, 1, keys), 0);
+    assert_int_equal(RUN("t1", NULL, keys[0]), 0);
+    /* The license copied onto another machine. */
+    state_file("t1", "license", lic, sizeof lic);
+    state_file("t2", "license", other, sizeof other);
+    env_machine(&env, "t2", (char[300]){0}, (char[300]){0});
+    copy_file(lic, other);
+    assert_int_equal(RUN_LOCAL("t2", &out, "status"), 5);
+    assert_non_null(strstr(out, "another machine"));
+    free(out);
+    /* One character of the signed license changed, still valid base64. */
+    change_field_char(lic, "license: ", 30);
+    assert_int_equal(RUN_LOCAL("t1", &out, "status"), 5);
+    assert_non_null(strstr(out, "\"result\":\"state\""));
+    assert_non_null(strstr(out, "altered"));
+    free(out);
+    assert_int_equal(RUN("t1", NULL, "renew"), 5);  /* an untrusted file is never used */
+    /* Activating again replaces it. */
+    assert_int_equal(RUN("t1", NULL, keys[0]), 0);
+    assert_int_equal(RUN_LOCAL("t1", NULL, "status"), 0);
+}
+
+static void key_problems(void **state) {
+    assert_int_equal(env_group(&env, 104, NULL), 0);
+    char keys[1][KEY_TEXT], *out;
+    assert_int_equal(env_keys(&env, 104, 1, keys), 0);
+    /* A typo: refused locally, exit 3, with a hint. */
+    char typo[KEY_TEXT];
+    snprintf(typo, sizeof typo, "%s", keys[0]);
+    typo[7] = typo[7] == 'B' ? 'C' : 'B';
+    int rc = RUN("k1", &out, typo);
+    if (rc != 0) {  /* 1 in 1024 typos pass the checksum */
+        assert_int_equal(rc, 3);
+        assert_non_null(strstr(out, "\"reason\":\"checksum\""));
+    }
+    free(out);
+    /* Genuine checksum, wrong security value: not genuine, exit 7. */
+    pk_fields f;
+    assert_int_equal(pk_decode(keys[0], strlen(keys[0]), &f, NULL), PK_OK);
+    f.security_first ^= 1;
+    char forged[PK_TEXT_LEN + 1];
+    assert_int_equal(pk_encode(&f, forged), 0);
+    assert_int_equal(RUN("k1", &out, forged), 7);
+    assert_non_null(strstr(out, "\"result\":\"denied\""));
+    free(out);
+    assert_int_equal(RUN("k1", NULL, "BCDFG-HJKMP-QRTVW-XY234-6789B"), 3);  /* legacy */
+    assert_int_equal(RUN("k1", NULL, "notacommand"), 2);
+}
+
+static void failover_to_the_next_server(void **state) {
+    assert_int_equal(env_group(&env, 105, NULL), 0);
+    char keys[1][KEY_TEXT], *out, server[64], dead[64], path[400];
+    assert_int_equal(env_keys(&env, 105, 1, keys), 0);
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", fixture_free_port());
+    assert_int_equal(RUN_LOCAL("f1", &out, keys[0], "--server", dead, "--server", env.target[0]), 0);
+    json_str(out, "server", server, sizeof server);
+    assert_string_equal(server, env.target[0]);
+    free(out);
+    state_file("f1", "last-server", path, sizeof path);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char last[64] = "";
+    assert_non_null(fgets(last, sizeof last, fp));
+    fclose(fp);
+    assert_string_equal(last, env.target[0]);
+    /* Nobody answers: exit 12, naming what each server said. */
+    assert_int_equal(RUN_LOCAL("f1", &out, "renew", "--server", dead), 12);
+    assert_non_null(strstr(out, dead));
+    free(out);
+}
+
+static void offline_request_fulfil_install(void **state) {
+    assert_int_equal(env_group(&env, 106, NULL), 0);
+    char keys[1][KEY_TEXT], *out, req[400], lic[400], fp1[32], fp2[32];
+    assert_int_equal(env_keys(&env, 106, 1, keys), 0);
+    snprintf(req, sizeof req, "%s/offline-request.txt", env.dir);
+    snprintf(lic, sizeof lic, "%s/offline-license.txt", env.dir);
+    /* On the air-gapped machine: no server configured at all. */
+    assert_int_equal(RUN_LOCAL("air", &out, "request", "--out", req, keys[0]), 0);
+    json_str(out, "request_fingerprint", fp1, sizeof fp1);
+    assert_int_equal(strlen(fp1), 19);
+    free(out);
+    /* On the operator's connected machine. */
+    assert_int_equal(RUN("operator", &out, "fulfil", req, "--out", lic), 0);
+    json_str(out, "request_fingerprint", fp2, sizeof fp2);
+    assert_string_equal(fp1, fp2);
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    free(out);
+    assert_int_equal(RUN_LOCAL("operator", NULL, "status"), 4);  /* the operator's own state untouched */
+    /* Back on the air-gapped machine. */
+    assert_int_equal(RUN_LOCAL("air", NULL, "install", lic), 0);
+    assert_int_equal(RUN_LOCAL("air", &out, "status"), 0);
+    assert_int_equal(json_int(out, "key_group"), 106);
+    free(out);
+    /* Any other machine: refused. */
+    assert_int_equal(RUN_LOCAL("elsewhere", &out, "install", lic), 13);
+    assert_non_null(strstr(out, "another machine"));
+    free(out);
+}
+
+static void daemon_activates_at_start_and_stops_on_sigterm(void **state) {
+    assert_int_equal(env_group(&env, 107, NULL), 0);
+    char keys[1][KEY_TEXT], root[300], st[300], keyfile[400], log[400], bin[512];
+    assert_int_equal(env_keys(&env, 107, 1, keys), 0);
+    env_machine(&env, "d1", root, st);
+    snprintf(keyfile, sizeof keyfile, "%s/product-key", st);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && printf '%%s\\n' '%s' > '%s'", st, keys[0], keyfile);
+    assert_int_equal(system(cmd), 0);
+    snprintf(log, sizeof log, "%s/daemon.log", env.dir);
+    snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
+    const char *argv[] = {bin, "--daemon", "--public-key", env.public_key, "--facts-root", root,
+                          "--state-dir", st, "--server", env.target[0], NULL};
+    pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
+    assert_true(pid > 0);
+    int rc = -1;
+    for (int i = 0; i < 100 && rc != 0; i++) {
+        usleep(100 * 1000);
+        rc = RUN_LOCAL("d1", NULL, "status");
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(fixture_stop(pid, SIGTERM, 5000), 0);
+    char *text = NULL;
+    FILE *fp = fopen(log, "r");
+    assert_non_null(fp);
+    text = calloc(1, 65536);
+    size_t n = fread(text, 1, 65535, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "daemon.licensed"));
+    assert_non_null(strstr(text, "daemon.stop"));
+    assert_null(strstr(text, keys[0]));  /* never a full key in the log */
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(activate_status_renew_deactivate),
+        cmocka_unit_test(reactivation_after_wipe_costs_no_place),
+        cmocka_unit_test(tampered_and_foreign_licenses_are_refused),
+        cmocka_unit_test(key_problems),
+        cmocka_unit_test(failover_to_the_next_server),
+        cmocka_unit_test(offline_request_fulfil_install),
+        cmocka_unit_test(daemon_activates_at_start_and_stops_on_sigterm),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
