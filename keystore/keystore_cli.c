@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -293,8 +294,8 @@ static int cmd_group_create(config *c) {
     int rc = open_stores(c, "kab", &st);
     if (!rc) rc = create_in_stores(&st, &rec);
     if (!rc)
-        printf("created group %u: %s %s, %s, first %s, second %s\n", rec.id, rec.product, rec.edition,
-               group_channel_name(rec.channel), mac_alg_name(rec.alg_first), mac_alg_name(rec.alg_second));
+        printf("created group %u: %s%s%s, %s, first %s, second %s\n", rec.id, rec.product, rec.edition[0] ? " " : "",
+               rec.edition, group_channel_name(rec.channel), mac_alg_name(rec.alg_first), mac_alg_name(rec.alg_second));
     close_stores(&st);
     return rc;
 }
@@ -348,7 +349,7 @@ static void print_group_text(const group_record *r, long long issued, int audit_
     const group_policy *p = &r->policy;
     iso_time(r->created_at, t, sizeof t);
     printf("group %u\n  product:           %s\n  edition:           %s\n  channel:           %s\n"
-           "  upgrade allowed:   %s\n  first MAC:         %s\n", r->id, r->product, r->edition,
+           "  upgrade allowed:   %s\n  first MAC:         %s\n", r->id, r->product, r->edition[0] ? r->edition : "(none)",
            group_channel_name(r->channel), r->upgrade_allowed ? "yes" : "no", mac_alg_name(r->alg_first));
     if (audit_alg > 0) printf("  second MAC:        %s (audit store)\n", mac_alg_name(audit_alg));
     if (audit_alg == 0) printf("  second MAC:        MISSING: no record in the audit store\n");
@@ -569,6 +570,32 @@ static int thread_count(const config *c, uint32_t count) {
     return (int)(t < chunks ? t : chunks);
 }
 
+/* The temp file being written, so an interrupt does not leave a stray file
+ * full of valid keys behind. Written before the handlers are installed. */
+static char pending_tmp[4200];
+
+static void on_interrupt(int sig) {
+    if (pending_tmp[0]) unlink(pending_tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void guard_tmp(const char *tmp) {
+    snprintf(pending_tmp, sizeof pending_tmp, "%s", tmp);
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void unguard_tmp(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    pending_tmp[0] = '\0';
+}
+
 /* Opens a temp file beside `out` (or uses stdout); *tmp receives its path. */
 static int open_output(const char *out, char *tmp, size_t n) {
     tmp[0] = '\0';
@@ -583,6 +610,7 @@ static int open_output(const char *out, char *tmp, size_t n) {
         return -1;
     }
     fchmod(fd, 0600);
+    guard_tmp(tmp);
     return fd;
 }
 
@@ -662,6 +690,7 @@ static int generate(stores *st, const gen_opts *o, mac_key *first, mac_key *seco
         close(g.fd);
         if (pub < 0) unlink(tmp);   /* incomplete: never leave it behind */
         if (pub) rc = 1;
+        unguard_tmp();
     }
     if (!rc)
         fprintf(stderr, "keystore: generated %u keys of group %u, serials %u..%u%s%s\n", o->count, o->group,

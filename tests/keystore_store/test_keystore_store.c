@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +500,44 @@ static void test_concurrent_generators_disjoint(void **state) {
     for (int s = 0; s < 40000; s++) assert_int_equal(seen[s], 1);
 }
 
+/* Size of the first "interrupt.txt.tmp.*" file in dir, or -1 if none. */
+static long long tmp_file_size(void) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    long long size = -1;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "interrupt.txt.tmp.", 18) != 0) continue;
+        char p[600];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0) size = st.st_size;
+    }
+    if (d) closedir(d);
+    return size;
+}
+
+static void test_interrupted_generation_leaves_nothing(void **state) {
+    (void)state;
+    create_group(8100, "Interrupted");
+    char path[400], log[400];
+    snprintf(path, sizeof path, "%s/interrupt.txt", dir);
+    snprintf(log, sizeof log, "%s/interrupt.log", dir);
+    char bin[4096];
+    snprintf(bin, sizeof bin, "%s", fixture_bin("keystore/keystore"));
+    char *argv[] = {bin, "keys", "generate", "--group", "8100", "--count", "200000000", "--out", path,
+                    "--activation-redis", url_a, "--audit-redis", url_b, "--activation-kek", kek_a_path,
+                    "--audit-kek", kek_b_path, NULL};
+    pid_t pid = fixture_spawn(argv, log, 0, 0);
+    assert_true(pid > 0);
+    int waited = 0;
+    while (tmp_file_size() <= 0 && waited++ < 3000) usleep(10000);   /* writing has begun */
+    assert_true(tmp_file_size() > 0);
+    assert_int_equal(fixture_stop(pid, SIGTERM, 10000), 128 + SIGTERM);
+    assert_int_equal(tmp_file_size(), -1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+}
+
 /* ---- decode (offline) ---- */
 
 static void test_decode_cli(void **state) {
@@ -651,6 +691,62 @@ static void test_kek_cli(void **state) {
     free(errs);
 }
 
+/* ---- durability ---- */
+
+/* Waits until `s` answers PING again after its Redis came back. */
+static void wait_healed(rstore *s) {
+    redisReply *r = NULL;
+    for (int i = 0; i < 500 && !(r = rstore_command(s, "PING")); i++) usleep(10000);
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+static void test_records_survive_restart(void **state) {
+    (void)state;
+    char err[512];
+    uint32_t first;
+    create_group(9300, "Durable");
+    assert_int_equal(serial_reserve(ca(), 9300, 10, &first, err, sizeof err), 0);
+    assert_int_equal(redis_fixture_pause(&ra), 0);
+    assert_int_equal(redis_fixture_pause(&rb), 0);
+    assert_int_equal(redis_fixture_resume(&ra), 0);
+    assert_int_equal(redis_fixture_resume(&rb), 0);
+    wait_healed(sa);
+    wait_healed(sb);
+    /* Script effects are logged as MULTI/EXEC; they must replay from the AOF. */
+    group_record rec;
+    mac_key *k1 = NULL, *k2 = NULL;
+    int alg;
+    assert_int_equal(group_load(ca(), kek_a, 9300, &rec, &k1, err, sizeof err), 0);
+    assert_int_equal(group_load_audit(cb(), kek_b, 9300, &alg, &k2, err, sizeof err), 0);
+    mac_key_free(k1);
+    mac_key_free(k2);
+    uint32_t *ids;
+    size_t n;
+    bool listed = false;
+    assert_int_equal(group_list(ca(), &ids, &n, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) listed |= ids[i] == 9300;
+    free(ids);
+    assert_true(listed);
+    assert_int_equal(serial_reserve(ca(), 9300, 1, &first, err, sizeof err), 0);
+    assert_int_equal(first, 10);
+
+    /* The `default` user stays unusable: no command without AUTH. */
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ra.port);
+    rstore_config cfg = {url, NULL, 1000, 1000};
+    rstore *anon = rstore_new(&cfg, false, err, sizeof err);
+    assert_non_null(anon);
+    redisReply *r = rstore_command(anon, "GET %s", "{g:9300}:serial");
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "NOAUTH"));
+    freeReplyObject(r);
+    r = rstore_command(anon, "AUTH default %s", "");
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    rstore_free(anon);
+}
+
 /* ---- the ACL wall ---- */
 
 static void test_activation_user_cannot_read_audit_data(void **state) {
@@ -718,11 +814,13 @@ int main(void) {
         cmocka_unit_test(test_serial_limit),
         cmocka_unit_test(test_generate_and_verify),
         cmocka_unit_test(test_concurrent_generators_disjoint),
+        cmocka_unit_test(test_interrupted_generation_leaves_nothing),
         cmocka_unit_test(test_decode_cli),
         cmocka_unit_test(test_help_everywhere),
         cmocka_unit_test(test_group_cli),
         cmocka_unit_test(test_kek_cli),
         cmocka_unit_test(test_activation_user_cannot_read_audit_data),
+        cmocka_unit_test(test_records_survive_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
