@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// activate.js -- an activation client in Node.js, written from the .proto
+// files alone, to prove that installers in other languages need nothing
+// else from us: the service and messages come from protos/ at run time
+// (@grpc/proto-loader for the calls, protobufjs to read the signed License),
+// and the license is checked with node:crypto exactly as the contract in
+// activation.proto says: verify the Ed25519 signature over the exact bytes
+// first, then parse, then check the signing key id and the machine binding.
+//
+// Usage: node activate.js --target HOST:PORT --proto-dir DIR --public-key PEM
+//                         --key PRODUCT-KEY [--machine-id HEX64] [--renew] [--deactivate]
+// Prints one JSON object; exits 0 when every step and check passed, else 1.
+'use strict';
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
+
+function parseArgs(argv) {
+  const opts = { renew: false, deactivate: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help') {
+      console.log(fs.readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).join('\n'));
+      process.exit(0);
+    } else if (a === '--renew' || a === '--deactivate') {
+      opts[a.slice(2)] = true;
+    } else if (['--target', '--proto-dir', '--public-key', '--key', '--machine-id'].includes(a) && i + 1 < argv.length) {
+      opts[a.slice(2).replace('-', '_')] = argv[++i];
+    } else {
+      throw new Error(`unknown or incomplete argument ${a} (see --help)`);
+    }
+  }
+  for (const need of ['target', 'proto_dir', 'public_key', 'key']) {
+    if (!opts[need]) throw new Error(`--${need.replace('_', '-')} is required`);
+  }
+  return opts;
+}
+
+// key_id as every component computes it: first 16 hex of SHA-256 over the raw 32-byte Ed25519 key.
+function keyIdOf(publicKey) {
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+  return crypto.createHash('sha256').update(raw).digest('hex').slice(0, 16);
+}
+
+function call(client, method, request) {
+  const deadline = new Date(Date.now() + 10000);
+  return new Promise((resolve, reject) => {
+    client[method](request, { deadline }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+}
+
+// Verifies a signed license (Activate or Renew response) and returns it parsed.
+function openLicense(resp, vendorKey, vendorKeyId, License, machineId) {
+  if (resp.key_id !== vendorKeyId) throw new Error(`license signed by unknown key ${resp.key_id}`);
+  if (!crypto.verify(null, resp.license, vendorKey, resp.signature)) throw new Error('license signature does not verify');
+  const lic = License.toObject(License.decode(resp.license), { longs: String, enums: String, defaults: true });
+  if (lic.format_version !== 1) throw new Error(`license format ${lic.format_version}`);
+  if (lic.signing_key_id !== vendorKeyId) throw new Error('license names another signing key');
+  if (!Buffer.from(lic.machine_id).equals(machineId)) throw new Error('license is for another machine');
+  const prefix = lic.key_group.toString(16).padStart(8, '0') + lic.key_serial.toString(16).padStart(8, '0');
+  if (!/^[0-9a-f]{32}$/.test(lic.license_id) || !lic.license_id.startsWith(prefix)) {
+    throw new Error(`license id ${lic.license_id} does not name group ${lic.key_group} serial ${lic.key_serial}`);
+  }
+  // A changed byte must not verify (proves the check is real).
+  const tampered = Buffer.from(resp.license);
+  tampered[tampered.length >> 1] ^= 1;
+  if (crypto.verify(null, tampered, vendorKey, resp.signature)) throw new Error('a tampered license verified');
+  lic.machine_id = Buffer.from(lic.machine_id).toString('hex');
+  return lic;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const loadOptions = { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [opts.proto_dir] };
+  const definition = protoLoader.loadSync('activation/v1/activation.proto', loadOptions);
+  const Activation = grpc.loadPackageDefinition(definition).activation.v1.Activation;
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => path.join(opts.proto_dir, target);
+  root.loadSync('activation/v1/activation.proto', { keepCase: true });
+  const License = root.lookupType('activation.v1.License');
+
+  const vendorKey = crypto.createPublicKey(fs.readFileSync(opts.public_key));
+  if (vendorKey.asymmetricKeyType !== 'ed25519') throw new Error('the vendor public key is not Ed25519');
+  const vendorKeyId = keyIdOf(vendorKey);
+  const machineId = opts.machine_id ? Buffer.from(opts.machine_id, 'hex') : crypto.randomBytes(32);
+  if (machineId.length !== 32) throw new Error('--machine-id must be 64 hex characters');
+
+  const client = new Activation(opts.target, grpc.credentials.createInsecure());
+  const out = { result: 'ok', key_id: vendorKeyId, machine_id: machineId.toString('hex') };
+  const activated = await call(client, 'Activate', {
+    product_key: opts.key, machine_id: machineId, hostname: 'node-client', os: `node ${process.version}`,
+    arch: process.arch, client_version: 'pa-activate-node-client/0.1.0',
+  });
+  out.activation_count = activated.activation_count;
+  out.license = openLicense(activated, vendorKey, vendorKeyId, License, machineId);
+  if (opts.renew) {
+    const renewed = await call(client, 'Renew', { license_id: out.license.license_id, machine_id: machineId });
+    out.renewed = openLicense(renewed, vendorKey, vendorKeyId, License, machineId);
+  }
+  if (opts.deactivate) {
+    const left = await call(client, 'Deactivate', { license_id: out.license.license_id, machine_id: machineId });
+    out.after_deactivate_count = left.activation_count;
+  }
+  client.close();
+  console.log(JSON.stringify(out));
+}
+
+main().catch((err) => {
+  const code = err.code !== undefined ? grpc.status[err.code] || err.code : undefined;
+  console.log(JSON.stringify({ result: 'error', code, message: err.details || err.message }));
+  process.exit(1);
+});

@@ -1,0 +1,126 @@
+/* test_client_node.c -- a second, independent client: Node.js with
+ * @grpc/grpc-js and @grpc/proto-loader from npm, built from protos/ alone,
+ * activates, renews and deactivates against the real server and checks each
+ * license's Ed25519 signature with node:crypto (tests/client/node/).
+ *
+ * The npm packages are installed at test time into the build tree with
+ * `npm ci` from the committed package-lock.json. Without node the test is
+ * skipped with a message; on this project's machines node is installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client_env.h"
+#include "keycodec.h"
+
+static client_env env;
+static char node[512], npm[512], node_dir[512];
+static bool have_node;
+
+/* The first `name` on PATH, or false. */
+static bool find_program(const char *name, char *out, size_t n) {
+    const char *path = getenv("PATH");
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/%s", dir, name);
+        if (access(out, X_OK) == 0) return true;
+    }
+    return false;
+}
+
+static int npm_ci(void) {
+    char modules[600];
+    snprintf(modules, sizeof modules, "%s/node_modules/@grpc/grpc-js/package.json", node_dir);
+    if (access(modules, R_OK) == 0) return 0;
+    const char *argv[] = {npm, "ci", "--prefix", node_dir, "--no-audit", "--no-fund", "--ignore-scripts", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = fixture_run((char *const *)argv, &out, &err);
+    if (rc != 0) fprintf(stderr, "npm ci failed (%d):\n%s%s\n", rc, out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    return rc;
+}
+
+static int setup(void **state) {
+    have_node = find_program("node", node, sizeof node);
+    if (!have_node) return 0;
+    if (!find_program("npm", npm, sizeof npm)) {
+        fprintf(stderr, "client_node: node is installed but npm is not\n");
+        return -1;
+    }
+    snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", getenv("PA_BUILD_DIR") ? getenv("PA_BUILD_DIR") : ".");
+    const char *g[] = {"--lease-seconds", "3600", "--max-machines", "3", NULL};
+    if (npm_ci() != 0 || env_start(&env) != 0 || env_start_server(&env, 0) != 0 || env_group(&env, 301, g) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    if (have_node) env_stop(&env);
+    return 0;
+}
+
+/* Runs activate.js; returns its exit code, *out its JSON line. */
+static int run_node(const char *key, const char *extra, char **out) {
+    char script[600], protos[600];
+    snprintf(script, sizeof script, "%s/activate.js", node_dir);
+    snprintf(protos, sizeof protos, "%s/protos", getenv("PA_SOURCE_DIR") ? getenv("PA_SOURCE_DIR") : "..");
+    const char *argv[] = {node, script, "--target", env.target[0], "--proto-dir", protos, "--public-key",
+                          env.public_key, "--key", key, extra, extra ? "--deactivate" : NULL, NULL};
+    char *err = NULL;
+    int rc = fixture_run((char *const *)argv, out, &err);
+    fprintf(stderr, "node activate.js -> %d\n%s%s", rc, *out ? *out : "", err ? err : "");
+    free(err);
+    return rc;
+}
+
+static void node_client_activates_renews_and_deactivates(void **state) {
+    if (!have_node) {
+        fprintf(stderr, "SKIPPED: node is not installed (Debian package nodejs); the Node.js interop test needs it\n");
+        skip();
+    }
+    char keys[1][KEY_TEXT], *out = NULL, product[64], license_id[64];
+    assert_int_equal(env_keys(&env, 301, 1, keys), 0);
+    assert_int_equal(run_node(keys[0], "--renew", &out), 0);
+    assert_non_null(strstr(out, "\"result\":\"ok\""));
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    json_str(out, "product", product, sizeof product);
+    assert_string_equal(product, "Demo Office");
+    assert_non_null(strstr(out, "\"features\":[\"editor\",\"spreadsheet\"]"));
+    assert_non_null(strstr(out, "\"channel\":\"CHANNEL_RETAIL\""));
+    assert_non_null(strstr(out, "\"renewed\":{"));
+    json_str(out, "license_id", license_id, sizeof license_id);
+    assert_int_equal(strlen(license_id), 32);
+    assert_int_equal(strncmp(license_id, "0000012d", 8), 0);  /* group 301 */
+    assert_int_equal(json_int(out, "after_deactivate_count"), 0);
+    free(out);
+}
+
+static void node_client_sees_the_error_model(void **state) {
+    if (!have_node) skip();
+    char keys[1][KEY_TEXT], *out = NULL;
+    assert_int_equal(env_keys(&env, 301, 1, keys), 0);
+    pk_fields f;
+    assert_int_equal(pk_decode(keys[0], strlen(keys[0]), &f, NULL), PK_OK);
+    f.security_first ^= 0x10;
+    char forged[PK_TEXT_LEN + 1];
+    assert_int_equal(pk_encode(&f, forged), 0);
+    assert_int_equal(run_node(forged, NULL, &out), 1);
+    assert_non_null(strstr(out, "\"code\":\"PERMISSION_DENIED\""));
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(node_client_activates_renews_and_deactivates),
+        cmocka_unit_test(node_client_sees_the_error_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
