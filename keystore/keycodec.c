@@ -1,10 +1,12 @@
 /* keycodec.c -- the 5x5 product key text <-> fields, bit for bit (DESIGN.md §3).
  *
  * Why it looks like this:
- * - Decoding runs on every activation and in the installer, so it is one pass
- *   over the text with a 256-entry symbol table, no allocation, no locale
- *   calls (toupper would consult the locale; the table already maps both
- *   cases), and a table-driven CRC over 16 bytes.
+ * - Decoding runs on every activation and in the installer, so it does no
+ *   allocation and no locale calls (a 256-entry symbol table maps both
+ *   cases), and the common input -- canonical text or 25 bare characters,
+ *   well-formed -- takes a fast path with no branch per character.
+ *   Everything else takes a careful path that alone decides which error to
+ *   report, so the fast path only has to be right about good keys.
  * - V is 115 bits. Standard C11 has no 128-bit integer, so V lives in two
  *   uint64_t limbs (lo = bits 0..63, hi = bits 64..127). Decoding splits the
  *   25 base-24 digits into 12 + 13 digits; each half fits a uint64_t
@@ -15,10 +17,18 @@
  *   length, hyphens, characters, the letter N, then range and checksum.
  *   Every failure carries its own status, and the position where it applies.
  * - The checksum is CRC-32 MSB-first (poly 0x04C11DB7, init ~0, no
- *   reflection, no final xor) over V's 16 little-endian bytes with the
- *   checksum bits cleared; the key keeps the low 10 bits of its complement. */
+ *   reflection) over V's 16 little-endian bytes with the checksum bits
+ *   cleared; the key keeps the low 10 bits of its complement. Because a CRC
+ *   is affine in its input, it is computed as 16 independent table lookups
+ *   instead of 16 dependent steps (see pk_crc_pos).
+ * - Derived tables (CRC per byte position, digit weights per N position,
+ *   the fast path's symbol table; about 13 KiB) are built from first
+ *   principles once, on first use, under pthread_once behind an atomic flag;
+ *   they are read-only afterwards, so the codec is thread-safe. */
 #include "keycodec.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,58 +51,16 @@ static const uint8_t pk_symbol_table[256] = {
 
 static const char pk_alphabet[25] = "BCDFGHJKMPQRTVWXY2346789";
 
-/* CRC-32 MSB-first table for polynomial 0x04C11DB7: entry i is the CRC
- * register after shifting byte i through eight rounds. Generated once by a
- * script; tests/keystore_unit checks the table-driven checksum against a
- * bit-by-bit reference. */
-static const uint32_t pk_crc_table[256] = {
-    0x00000000u, 0x04C11DB7u, 0x09823B6Eu, 0x0D4326D9u, 0x130476DCu, 0x17C56B6Bu,
-    0x1A864DB2u, 0x1E475005u, 0x2608EDB8u, 0x22C9F00Fu, 0x2F8AD6D6u, 0x2B4BCB61u,
-    0x350C9B64u, 0x31CD86D3u, 0x3C8EA00Au, 0x384FBDBDu, 0x4C11DB70u, 0x48D0C6C7u,
-    0x4593E01Eu, 0x4152FDA9u, 0x5F15ADACu, 0x5BD4B01Bu, 0x569796C2u, 0x52568B75u,
-    0x6A1936C8u, 0x6ED82B7Fu, 0x639B0DA6u, 0x675A1011u, 0x791D4014u, 0x7DDC5DA3u,
-    0x709F7B7Au, 0x745E66CDu, 0x9823B6E0u, 0x9CE2AB57u, 0x91A18D8Eu, 0x95609039u,
-    0x8B27C03Cu, 0x8FE6DD8Bu, 0x82A5FB52u, 0x8664E6E5u, 0xBE2B5B58u, 0xBAEA46EFu,
-    0xB7A96036u, 0xB3687D81u, 0xAD2F2D84u, 0xA9EE3033u, 0xA4AD16EAu, 0xA06C0B5Du,
-    0xD4326D90u, 0xD0F37027u, 0xDDB056FEu, 0xD9714B49u, 0xC7361B4Cu, 0xC3F706FBu,
-    0xCEB42022u, 0xCA753D95u, 0xF23A8028u, 0xF6FB9D9Fu, 0xFBB8BB46u, 0xFF79A6F1u,
-    0xE13EF6F4u, 0xE5FFEB43u, 0xE8BCCD9Au, 0xEC7DD02Du, 0x34867077u, 0x30476DC0u,
-    0x3D044B19u, 0x39C556AEu, 0x278206ABu, 0x23431B1Cu, 0x2E003DC5u, 0x2AC12072u,
-    0x128E9DCFu, 0x164F8078u, 0x1B0CA6A1u, 0x1FCDBB16u, 0x018AEB13u, 0x054BF6A4u,
-    0x0808D07Du, 0x0CC9CDCAu, 0x7897AB07u, 0x7C56B6B0u, 0x71159069u, 0x75D48DDEu,
-    0x6B93DDDBu, 0x6F52C06Cu, 0x6211E6B5u, 0x66D0FB02u, 0x5E9F46BFu, 0x5A5E5B08u,
-    0x571D7DD1u, 0x53DC6066u, 0x4D9B3063u, 0x495A2DD4u, 0x44190B0Du, 0x40D816BAu,
-    0xACA5C697u, 0xA864DB20u, 0xA527FDF9u, 0xA1E6E04Eu, 0xBFA1B04Bu, 0xBB60ADFCu,
-    0xB6238B25u, 0xB2E29692u, 0x8AAD2B2Fu, 0x8E6C3698u, 0x832F1041u, 0x87EE0DF6u,
-    0x99A95DF3u, 0x9D684044u, 0x902B669Du, 0x94EA7B2Au, 0xE0B41DE7u, 0xE4750050u,
-    0xE9362689u, 0xEDF73B3Eu, 0xF3B06B3Bu, 0xF771768Cu, 0xFA325055u, 0xFEF34DE2u,
-    0xC6BCF05Fu, 0xC27DEDE8u, 0xCF3ECB31u, 0xCBFFD686u, 0xD5B88683u, 0xD1799B34u,
-    0xDC3ABDEDu, 0xD8FBA05Au, 0x690CE0EEu, 0x6DCDFD59u, 0x608EDB80u, 0x644FC637u,
-    0x7A089632u, 0x7EC98B85u, 0x738AAD5Cu, 0x774BB0EBu, 0x4F040D56u, 0x4BC510E1u,
-    0x46863638u, 0x42472B8Fu, 0x5C007B8Au, 0x58C1663Du, 0x558240E4u, 0x51435D53u,
-    0x251D3B9Eu, 0x21DC2629u, 0x2C9F00F0u, 0x285E1D47u, 0x36194D42u, 0x32D850F5u,
-    0x3F9B762Cu, 0x3B5A6B9Bu, 0x0315D626u, 0x07D4CB91u, 0x0A97ED48u, 0x0E56F0FFu,
-    0x1011A0FAu, 0x14D0BD4Du, 0x19939B94u, 0x1D528623u, 0xF12F560Eu, 0xF5EE4BB9u,
-    0xF8AD6D60u, 0xFC6C70D7u, 0xE22B20D2u, 0xE6EA3D65u, 0xEBA91BBCu, 0xEF68060Bu,
-    0xD727BBB6u, 0xD3E6A601u, 0xDEA580D8u, 0xDA649D6Fu, 0xC423CD6Au, 0xC0E2D0DDu,
-    0xCDA1F604u, 0xC960EBB3u, 0xBD3E8D7Eu, 0xB9FF90C9u, 0xB4BCB610u, 0xB07DABA7u,
-    0xAE3AFBA2u, 0xAAFBE615u, 0xA7B8C0CCu, 0xA379DD7Bu, 0x9B3660C6u, 0x9FF77D71u,
-    0x92B45BA8u, 0x9675461Fu, 0x8832161Au, 0x8CF30BADu, 0x81B02D74u, 0x857130C3u,
-    0x5D8A9099u, 0x594B8D2Eu, 0x5408ABF7u, 0x50C9B640u, 0x4E8EE645u, 0x4A4FFBF2u,
-    0x470CDD2Bu, 0x43CDC09Cu, 0x7B827D21u, 0x7F436096u, 0x7200464Fu, 0x76C15BF8u,
-    0x68860BFDu, 0x6C47164Au, 0x61043093u, 0x65C52D24u, 0x119B4BE9u, 0x155A565Eu,
-    0x18197087u, 0x1CD86D30u, 0x029F3D35u, 0x065E2082u, 0x0B1D065Bu, 0x0FDC1BECu,
-    0x3793A651u, 0x3352BBE6u, 0x3E119D3Fu, 0x3AD08088u, 0x2497D08Du, 0x2056CD3Au,
-    0x2D15EBE3u, 0x29D4F654u, 0xC5A92679u, 0xC1683BCEu, 0xCC2B1D17u, 0xC8EA00A0u,
-    0xD6AD50A5u, 0xD26C4D12u, 0xDF2F6BCBu, 0xDBEE767Cu, 0xE3A1CBC1u, 0xE760D676u,
-    0xEA23F0AFu, 0xEEE2ED18u, 0xF0A5BD1Du, 0xF464A0AAu, 0xF9278673u, 0xFDE69BC4u,
-    0x89B8FD09u, 0x8D79E0BEu, 0x803AC667u, 0x84FBDBD0u, 0x9ABC8BD5u, 0x9E7D9662u,
-    0x933EB0BBu, 0x97FFAD0Cu, 0xAFB010B1u, 0xAB710D06u, 0xA6322BDFu, 0xA2F33668u,
-    0xBCB4666Du, 0xB8757BDAu, 0xB5365D03u, 0xB1F740B4u,
-};
-
 #define PK_POW24_6 UINT32_C(191102976)          /* 24^6 */
 #define PK_POW24_13 UINT64_C(876488338465357824) /* 24^13 */
+
+/* 24^0 .. 24^12: the weights of digits within a 12- or 13-digit half. */
+static const uint64_t pk_pow24[13] = {
+    UINT64_C(1), UINT64_C(24), UINT64_C(576), UINT64_C(13824), UINT64_C(331776),
+    UINT64_C(7962624), UINT64_C(191102976), UINT64_C(4586471424), UINT64_C(110075314176),
+    UINT64_C(2641807540224), UINT64_C(63403380965376), UINT64_C(1521681143169024),
+    UINT64_C(36520347436056576),
+};
 
 /* The 115-bit value as two limbs. */
 typedef struct pk_value {
@@ -100,10 +68,144 @@ typedef struct pk_value {
     uint64_t hi;   /* bits 64..127: the rest of the fields and the reserved bit */
 } pk_value;
 
-static uint8_t pk_symbol(unsigned char c) {
-    uint8_t s = pk_symbol_table[c];
-    return s ? (uint8_t)(s - 1) : (uint8_t)SYM_BAD;
+/* ---- derived tables ----------------------------------------------------- */
+
+/* checksum = pk_crc_base ^ XOR over k of pk_crc_pos[k][byte k of V], where
+ * pk_crc_pos[k][x] is the low 10 bits of CRC(0, x at position k, zeros
+ * elsewhere) and pk_crc_base = ~CRC(~0, 16 zero bytes) & 0x3FF. */
+#define PK_CRC_POLY 0x04C11DB7u
+static uint16_t pk_crc_pos[16][256];
+static uint32_t pk_crc_base;
+
+/* pk_weight[p][i]: the power of 24 (within its half) of the character at
+ * index i when N stands at index p; 0 for N itself. Lets the fast path sum
+ * V's halves straight from the text, without first removing the N. */
+static uint64_t pk_weight[PK_CHARS - 1][PK_CHARS];
+
+/* The fast path's view of a byte: the digit value (0..23), N as FAST_N
+ * (value 0, so it adds nothing wherever it stands), anything else FAST_BAD. */
+enum { FAST_N = 0x40, FAST_BAD = 0x80 };
+static uint8_t pk_fast_table[256];
+
+static pthread_once_t pk_tables_once = PTHREAD_ONCE_INIT;
+
+/* One zero byte through the CRC register. */
+static uint32_t pk_crc_zero_byte(uint32_t crc) {
+    for (int b = 0; b < 8; b++) crc = crc << 1 ^ (crc >> 31 ? PK_CRC_POLY : 0);
+    return crc;
 }
+
+static void pk_tables_build(void) {
+    for (uint32_t x = 0; x < 256; x++) {
+        uint32_t crc = pk_crc_zero_byte(x << 24);  /* x as the last byte */
+        for (int k = 15; k >= 0; k--) {
+            pk_crc_pos[k][x] = (uint16_t)(crc & PK_CHECKSUM_MAX);
+            crc = pk_crc_zero_byte(crc);            /* one more zero byte after x */
+        }
+    }
+    uint32_t init = 0xFFFFFFFFu;
+    for (int k = 0; k < 16; k++) init = pk_crc_zero_byte(init);
+    pk_crc_base = ~init & PK_CHECKSUM_MAX;
+
+    for (unsigned c = 0; c < 256; c++) {
+        uint8_t t = pk_symbol_table[c];
+        pk_fast_table[c] = t == 0 || t == SYM_HYPHEN + 1 ? FAST_BAD : t == SYM_N + 1 ? FAST_N : (uint8_t)(t - 1);
+    }
+
+    for (unsigned p = 0; p < PK_CHARS - 1; p++)
+        for (unsigned i = 0; i < PK_CHARS; i++) {
+            unsigned digit = i < p ? i + 1 : i;     /* digit 0 is p itself */
+            unsigned power = PK_CHARS - 1 - digit;  /* 24^power in V */
+            pk_weight[p][i] = i == p ? 0 : pk_pow24[power >= 13 ? power - 13 : power];
+        }
+}
+
+/* The atomic flag keeps the common case to one load; pthread_once makes
+ * the first callers wait until the tables are complete. */
+static atomic_bool pk_tables_done;
+
+static void pk_tables_build_once(void) {
+    pk_tables_build();
+    atomic_store_explicit(&pk_tables_done, true, memory_order_release);
+}
+
+static void pk_tables_ready(void) {
+    if (!atomic_load_explicit(&pk_tables_done, memory_order_acquire))
+        pthread_once(&pk_tables_once, pk_tables_build_once);
+}
+
+/* The checksum of a value whose checksum bits are clear. */
+static uint32_t pk_checksum_value(pk_value v) {
+    uint32_t c = pk_crc_base;
+    for (int k = 0; k < 8; k++) c ^= pk_crc_pos[k][(v.lo >> (8 * k)) & 0xFFu];
+    for (int k = 0; k < 8; k++) c ^= pk_crc_pos[8 + k][(v.hi >> (8 * k)) & 0xFFu];
+    return c;
+}
+
+/* ---- arithmetic --------------------------------------------------------- */
+
+/* hi:lo = a * b, from 32-bit halves (portable C11, no __int128). */
+static void pk_mul_64x64(uint64_t a, uint64_t b, uint64_t *lo, uint64_t *hi) {
+    uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32;
+    uint64_t b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
+    *lo = (mid << 32) | (p00 & 0xFFFFFFFFu);
+    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+/* V = top * 24^13 + bottom. */
+static pk_value pk_value_join(uint64_t top, uint64_t bottom) {
+    pk_value v;
+    pk_mul_64x64(top, PK_POW24_13, &v.lo, &v.hi);
+    v.lo += bottom;
+    v.hi += v.lo < bottom;  /* carry */
+    return v;
+}
+
+static pk_value pk_value_from_digits(const uint8_t digit[PK_CHARS]) {
+    uint64_t top = 0, bottom = 0;
+    for (int i = 0; i < 12; i++) top += digit[i] * pk_pow24[11 - i];
+    for (int i = 12; i < PK_CHARS; i++) bottom += digit[i] * pk_pow24[24 - i];
+    return pk_value_join(top, bottom);
+}
+
+static void pk_digits_from_value(pk_value v, uint8_t digit[PK_CHARS]) {
+    uint32_t limb[4] = {(uint32_t)v.lo, (uint32_t)(v.lo >> 32), (uint32_t)v.hi, (uint32_t)(v.hi >> 32)};
+    for (int chunk = 0; chunk < 4; chunk++) {
+        uint64_t rem = 0;
+        for (int i = 3; i >= 0; i--) {
+            uint64_t cur = (rem << 32) | limb[i];
+            limb[i] = (uint32_t)(cur / PK_POW24_6);
+            rem = cur % PK_POW24_6;
+        }
+        uint32_t six = (uint32_t)rem;  /* digits 19-24, then 13-18, 7-12, 1-6 */
+        for (int d = 0; d < 6; d++) {
+            digit[PK_CHARS - 1 - chunk * 6 - d] = (uint8_t)(six % 24);
+            six /= 24;
+        }
+    }
+    digit[0] = (uint8_t)limb[0];  /* < 24 for any V below 24^25 */
+}
+
+static pk_value pk_value_from_fields(const pk_fields *f, uint32_t checksum) {
+    pk_value v;
+    v.lo = (uint64_t)f->group | (uint64_t)f->serial << 20 | (f->security_first & 0x3FFFu) << 50;
+    v.hi = f->security_first >> 14 | (uint64_t)f->security_second << 26 |
+           (uint64_t)checksum << 39 | (uint64_t)(f->upgrade ? 1 : 0) << 49;
+    return v;
+}
+
+static void pk_fields_from_value(pk_value v, pk_fields *f) {
+    f->group = (uint32_t)(v.lo & PK_GROUP_MAX);
+    f->serial = (uint32_t)((v.lo >> 20) & PK_SERIAL_MAX);
+    f->security_first = v.lo >> 50 | (v.hi & ((UINT64_C(1) << 26) - 1)) << 14;
+    f->security_second = (uint32_t)((v.hi >> 26) & PK_SECURITY_SECOND_MAX);
+    f->checksum = (uint32_t)((v.hi >> 39) & PK_CHECKSUM_MAX);
+    f->upgrade = (v.hi >> 49) & 1;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
 
 static bool pk_is_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
@@ -117,6 +219,43 @@ static pk_status pk_fail(pk_error *err, pk_status s, int position, char c, size_
         err->length = length;
     }
     return s;
+}
+
+/* The common case: well-formed text of the usual shape, straight to V.
+ * Returns false for anything unusual, without judging it. */
+static bool pk_parse_fast(const char *text, size_t len, pk_value *v) {
+    const unsigned char *u = (const unsigned char *)text;
+    unsigned step;  /* distance between the starts of two groups of five */
+    if (len == PK_TEXT_LEN && u[5] == '-' && u[11] == '-' && u[17] == '-' && u[23] == '-')
+        step = 6;
+    else if (len == PK_CHARS)
+        step = 5;
+    else
+        return false;
+
+    uint8_t raw[PK_CHARS];
+    unsigned acc = 0, n_count = 0, p = 0;
+    for (unsigned g = 0; g < 5; g++)
+        for (unsigned j = 0; j < 5; j++) {
+            uint8_t t = pk_fast_table[u[g * step + j]];
+            unsigned is_n = t >> 6 & 1;
+            raw[g * 5 + j] = t;
+            acc |= t;
+            n_count += is_n;
+            p += is_n * (g * 5 + j);
+        }
+    /* nothing outside the alphabet, exactly one N, and not in the last place */
+    if ((acc & FAST_BAD) || n_count != 1 || p == PK_CHARS - 1) return false;
+
+    const uint64_t *w = pk_weight[p];
+    uint64_t top = p * pk_pow24[11], bottom = 0, mid = (uint64_t)(raw[11] & 0x3F) * w[11];
+    for (unsigned i = 0; i < 11; i++) top += (uint64_t)(raw[i] & 0x3F) * w[i];
+    for (unsigned i = 12; i < PK_CHARS; i++) bottom += (uint64_t)(raw[i] & 0x3F) * w[i];
+    /* Character 11 is digit 11 (top half) when N stands before it, else digit 12. */
+    if (p < 11) top += mid;
+    else bottom += mid;
+    *v = pk_value_join(top, bottom);
+    return true;
 }
 
 /* What one pass over the text found; the first problem of each kind. */
@@ -139,7 +278,8 @@ static void pk_scan_text(const char *text, size_t b, size_t e, pk_scan *s) {
     s->bad_char = 0;
     s->rest_count = 0;
     for (size_t i = b; i < e; i++) {
-        uint8_t v = pk_symbol((unsigned char)text[i]);
+        uint8_t t = pk_symbol_table[(unsigned char)text[i]];
+        uint8_t v = t ? (uint8_t)(t - 1) : (uint8_t)SYM_BAD;
         if (v == SYM_HYPHEN) {
             /* A hyphen may stand only between two groups of five, once. */
             bool placed = s->count % 5 == 0 && s->count > 0 && s->count < PK_CHARS && !prev_hyphen;
@@ -164,8 +304,10 @@ static void pk_scan_text(const char *text, size_t b, size_t e, pk_scan *s) {
 }
 
 /* Syntax: everything that can be judged from the characters alone. On
- * success fills the 25 base-24 digits, most significant (N's index) first. */
-static pk_status pk_parse(const char *text, size_t len, uint8_t digit[PK_CHARS], pk_error *err) {
+ * success sets V. */
+static pk_status pk_parse(const char *text, size_t len, pk_value *v, pk_error *err) {
+    if (text && pk_parse_fast(text, len, v)) return pk_fail(err, PK_OK, 0, 0, PK_CHARS);
+
     size_t b = 0, e = text ? len : 0;
     while (b < e && pk_is_space(text[b])) b++;
     while (e > b && pk_is_space(text[e - 1])) e--;
@@ -180,78 +322,14 @@ static pk_status pk_parse(const char *text, size_t len, uint8_t digit[PK_CHARS],
     if (s.second_n) return pk_fail(err, PK_ERR_MULTIPLE_N, s.second_n, 'N', s.count);
     if (s.n_pos == PK_CHARS - 1) return pk_fail(err, PK_ERR_N_LAST, PK_CHARS, 'N', s.count);
 
+    uint8_t digit[PK_CHARS];
     digit[0] = (uint8_t)s.n_pos;
     memcpy(digit + 1, s.rest, sizeof s.rest);
+    *v = pk_value_from_digits(digit);
     return pk_fail(err, PK_OK, 0, 0, s.count);
 }
 
-/* hi:lo = a * b, from 32-bit halves (portable C11, no __int128). */
-static void pk_mul_64x64(uint64_t a, uint64_t b, uint64_t *lo, uint64_t *hi) {
-    uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32;
-    uint64_t b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
-    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-    uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
-    *lo = (mid << 32) | (p00 & 0xFFFFFFFFu);
-    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-}
-
-static pk_value pk_value_from_digits(const uint8_t digit[PK_CHARS]) {
-    uint64_t top = 0, bottom = 0;
-    for (int i = 0; i < 12; i++) top = top * 24 + digit[i];
-    for (int i = 12; i < PK_CHARS; i++) bottom = bottom * 24 + digit[i];
-    pk_value v;
-    pk_mul_64x64(top, PK_POW24_13, &v.lo, &v.hi);
-    v.lo += bottom;
-    v.hi += v.lo < bottom;  /* carry */
-    return v;
-}
-
-static void pk_digits_from_value(pk_value v, uint8_t digit[PK_CHARS]) {
-    uint32_t limb[4] = {(uint32_t)v.lo, (uint32_t)(v.lo >> 32), (uint32_t)v.hi, (uint32_t)(v.hi >> 32)};
-    for (int chunk = 0; chunk < 4; chunk++) {
-        uint64_t rem = 0;
-        for (int i = 3; i >= 0; i--) {
-            uint64_t cur = (rem << 32) | limb[i];
-            limb[i] = (uint32_t)(cur / PK_POW24_6);
-            rem = cur % PK_POW24_6;
-        }
-        uint32_t six = (uint32_t)rem;  /* digits 19-24, then 13-18, 7-12, 1-6 */
-        for (int d = 0; d < 6; d++) {
-            digit[PK_CHARS - 1 - chunk * 6 - d] = (uint8_t)(six % 24);
-            six /= 24;
-        }
-    }
-    digit[0] = (uint8_t)limb[0];  /* < 16 for any V below 2^114 */
-}
-
-static pk_value pk_value_from_fields(const pk_fields *f, uint32_t checksum) {
-    pk_value v;
-    v.lo = (uint64_t)f->group | (uint64_t)f->serial << 20 | (f->security_first & 0x3FFFu) << 50;
-    v.hi = f->security_first >> 14 | (uint64_t)f->security_second << 26 |
-           (uint64_t)checksum << 39 | (uint64_t)(f->upgrade ? 1 : 0) << 49;
-    return v;
-}
-
-static void pk_fields_from_value(pk_value v, pk_fields *f) {
-    f->group = (uint32_t)(v.lo & PK_GROUP_MAX);
-    f->serial = (uint32_t)((v.lo >> 20) & PK_SERIAL_MAX);
-    f->security_first = v.lo >> 50 | (v.hi & ((UINT64_C(1) << 26) - 1)) << 14;
-    f->security_second = (uint32_t)((v.hi >> 26) & PK_SECURITY_SECOND_MAX);
-    f->checksum = (uint32_t)((v.hi >> 39) & PK_CHECKSUM_MAX);
-    f->upgrade = (v.hi >> 49) & 1;
-}
-
-static uint32_t pk_crc_limb(uint32_t crc, uint64_t limb) {
-    for (int i = 0; i < 8; i++)
-        crc = crc << 8 ^ pk_crc_table[(crc >> 24 ^ (uint32_t)(limb >> (8 * i))) & 0xFFu];
-    return crc;
-}
-
-/* The checksum of a value whose checksum bits are clear. */
-static uint32_t pk_checksum_value(pk_value v) {
-    uint32_t crc = pk_crc_limb(pk_crc_limb(0xFFFFFFFFu, v.lo), v.hi);
-    return ~crc & PK_CHECKSUM_MAX;
-}
+/* ---- text --------------------------------------------------------------- */
 
 static void pk_write_text(const uint8_t digit[PK_CHARS], char out[PK_TEXT_LEN + 1]) {
     size_t o = 0;
@@ -268,15 +346,17 @@ static bool pk_fields_in_range(const pk_fields *f) {
            f->security_first <= PK_SECURITY_FIRST_MAX && f->security_second <= PK_SECURITY_SECOND_MAX;
 }
 
+/* ---- public API --------------------------------------------------------- */
+
 pk_status pk_decode(const char *text, size_t len, pk_fields *out, pk_error *err) {
-    uint8_t digit[PK_CHARS];
+    pk_value v;
     pk_fields scratch;
     if (!out) out = &scratch;
     memset(out, 0, sizeof *out);
-    pk_status s = pk_parse(text, len, digit, err);
+    pk_tables_ready();
+    pk_status s = pk_parse(text, len, &v, err);
     if (s != PK_OK) return s;
 
-    pk_value v = pk_value_from_digits(digit);
     if (v.hi >> 50) return pk_fail(err, PK_ERR_RANGE, 0, 0, PK_CHARS);  /* bit 114 and up */
     pk_fields_from_value(v, out);
     v.hi &= ~((uint64_t)PK_CHECKSUM_MAX << 39);
@@ -285,6 +365,7 @@ pk_status pk_decode(const char *text, size_t len, pk_fields *out, pk_error *err)
 }
 
 uint32_t pk_checksum(const pk_fields *f) {
+    pk_tables_ready();
     return pk_checksum_value(pk_value_from_fields(f, 0));
 }
 
@@ -298,11 +379,14 @@ int pk_encode(const pk_fields *f, char out[PK_TEXT_LEN + 1]) {
 
 pk_status pk_normalize(const char *text, size_t len, char out[PK_TEXT_LEN + 1], pk_error *err) {
     uint8_t digit[PK_CHARS];
-    pk_status s = pk_parse(text, len, digit, err);
+    pk_value v;
+    pk_tables_ready();
+    pk_status s = pk_parse(text, len, &v, err);
     if (s != PK_OK) {
         out[0] = '\0';
         return s;
     }
+    pk_digits_from_value(v, digit);
     pk_write_text(digit, out);
     return PK_OK;
 }

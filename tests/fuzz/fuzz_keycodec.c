@@ -8,7 +8,9 @@
  *     text decodes to the same fields (encode and decode are inverses);
  *   - a checksum failure still yields in-range fields whose true checksum
  *     differs from the one typed;
- *   - positions, lengths and messages are sane for every error. */
+ *   - positions, lengths and messages are sane for every error;
+ *   - the same text with a space on either side (which bypasses the
+ *     decoder's fast path for canonical text) decodes identically. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,23 @@ static void check_checksum_failure(const pk_fields *f) {
     CHECK(fixed.group == f->group && fixed.serial == f->serial && fixed.upgrade == f->upgrade);
 }
 
+/* Surrounding spaces are ignored, so " x " must decode exactly as x does;
+ * it also takes the careful path where x may have taken the fast one. */
+static void check_padded_agrees(const char *text, size_t size, pk_status s, const pk_fields *f,
+                                const pk_error *e) {
+    char padded[130];
+    pk_fields pf;
+    pk_error pe;
+    if (size + 2 > sizeof padded) return;
+    padded[0] = ' ';
+    memcpy(padded + 1, text, size);
+    padded[size + 1] = ' ';
+    CHECK(pk_decode(padded, size + 2, &pf, &pe) == s);
+    CHECK(pe.position == e->position && pe.character == e->character);
+    if (s != PK_ERR_EMPTY) CHECK(pe.length == e->length);
+    CHECK(same_fields(f, &pf));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;
     pk_fields f;
@@ -86,6 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     pk_status s = pk_decode(text, size, &f, &e);
     check_error(&e, s, size);
+    check_padded_agrees(text, size, s, &f, &e);
     pk_status ns = pk_normalize(text, size, norm, &ne);
     if (is_syntax_error(s)) {
         CHECK(ns == s && ne.position == e.position);
