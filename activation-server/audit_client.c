@@ -3,20 +3,45 @@
 #include "audit_client.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_client.h"
 
-struct audit_client {
+/* One channel and its registered methods. A channel is replaced when it is
+ * stuck in TRANSIENT_FAILURE: gRPC's own reconnect backoff grows to two
+ * minutes, so after a long audit-server outage an old channel would keep
+ * failing calls long after the server is back, while a fresh channel tries
+ * at once. Calls hold a reference, so a replaced channel is freed only when
+ * its last call returns. */
+typedef struct chan {
     rpc_channel *ch;                  /* one mTLS connection to the audit server */
-    rpc_client_method *verify;        /* registered once */
+    rpc_client_method *verify;        /* registered once per channel */
     rpc_client_method *submit;
     rpc_client_method *list;
-    char *origin;                     /* copied from the config */
+    int refs;                         /* the client's own + calls in flight (under mu) */
+    int64_t created_ms;               /* replacements are at most one per second */
+} chan;
+
+struct audit_client {
+    pthread_mutex_t mu;               /* guards `cur` and every chan's refs */
+    chan *cur;                        /* the channel new calls use */
+    char *target;                     /* copied from the config */
+    char *ca, *cert, *key;            /* PEM texts, kept to build replacement channels */
+    char *name_override;              /* may be NULL */
+    char *origin;                     /* sent in every record */
     int verify_ms, submit_ms, list_ms;/* deadlines */
 };
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static char *load_pem(const char *what, const char *path, char *err, size_t errlen) {
     char why[200];
@@ -29,9 +54,62 @@ static char *load_pem(const char *what, const char *path, char *err, size_t errl
     return pem;
 }
 
-static void free_pem(char *p) {
+static void free_secret(char *p) {
     if (p) OPENSSL_cleanse(p, strlen(p));
     free(p);
+}
+
+static void chan_free(chan *k) {
+    if (!k) return;
+    if (k->ch) rpc_channel_free(k->ch);
+    free(k);
+}
+
+static chan *chan_new(const audit_client *c) {
+    chan *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    rpc_client_tls tls = {.ca_pem = c->ca, .cert_pem = c->cert, .key_pem = c->key,
+                          .target_name_override = c->name_override};
+    k->ch = rpc_channel_new(c->target, &tls);
+    if (k->ch) {
+        k->verify = rpc_channel_method(k->ch, "/audit.v1.Audit/Verify");
+        k->submit = rpc_channel_method(k->ch, "/audit.v1.Audit/Submit");
+        k->list = rpc_channel_method(k->ch, "/audit.v1.Audit/ListRevocations");
+    }
+    if (!k->ch || !k->verify || !k->submit || !k->list) {
+        chan_free(k);
+        return NULL;
+    }
+    k->refs = 1;
+    k->created_ms = now_ms();
+    return k;
+}
+
+static chan *acquire(audit_client *c) {
+    pthread_mutex_lock(&c->mu);
+    chan *k = c->cur;
+    k->refs++;
+    pthread_mutex_unlock(&c->mu);
+    return k;
+}
+
+/* Drops a call's reference; after a failed call, swaps in a fresh channel
+ * if this one is the current one and gRPC reports it failing. */
+static void release(audit_client *c, chan *k, grpc_status_code st) {
+    bool stuck = st != GRPC_STATUS_OK &&
+                 grpc_channel_check_connectivity_state(rpc_channel_grpc(k->ch), 0) == GRPC_CHANNEL_TRANSIENT_FAILURE;
+    chan *fresh = NULL, *dead = NULL;
+    if (stuck && now_ms() - k->created_ms >= 1000) fresh = chan_new(c);
+    pthread_mutex_lock(&c->mu);
+    if (fresh && c->cur == k) {
+        c->cur = fresh;
+        fresh = NULL;
+        k->refs--;                    /* the client's own reference */
+    }
+    if (--k->refs == 0) dead = k;
+    pthread_mutex_unlock(&c->mu);
+    chan_free(fresh);                 /* another thread replaced it first */
+    chan_free(dead);
 }
 
 audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen) {
@@ -39,30 +117,27 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
         snprintf(err, errlen, "audit client: no audit server address");
         return NULL;
     }
-    char *ca = load_pem("CA", cfg->ca_file, err, errlen);
-    char *cert = ca ? load_pem("certificate", cfg->cert_file, err, errlen) : NULL;
-    char *key = cert ? load_pem("private key", cfg->key_file, err, errlen) : NULL;
-    audit_client *c = key ? calloc(1, sizeof *c) : NULL;
-    if (c) {
-        rpc_client_tls tls = {.ca_pem = ca, .cert_pem = cert, .key_pem = key,
-                              .target_name_override = cfg->target_name_override};
-        c->ch = rpc_channel_new(cfg->target, &tls);
-        c->origin = strdup(cfg->origin ? cfg->origin : "");
-        if (c->ch) {
-            c->verify = rpc_channel_method(c->ch, "/audit.v1.Audit/Verify");
-            c->submit = rpc_channel_method(c->ch, "/audit.v1.Audit/Submit");
-            c->list = rpc_channel_method(c->ch, "/audit.v1.Audit/ListRevocations");
-        }
-        if (!c->ch || !c->origin || !c->verify || !c->submit || !c->list) {
-            snprintf(err, errlen, "audit client: cannot create a channel to %s", cfg->target);
-            audit_client_free(c);
-            c = NULL;
-        }
-    } else if (key) {
+    audit_client *c = calloc(1, sizeof *c);
+    if (!c) {
         snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    free_pem(ca), free_pem(cert), free_pem(key);
-    if (!c) return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    c->target = strdup(cfg->target);
+    c->origin = strdup(cfg->origin ? cfg->origin : "");
+    c->name_override = cfg->target_name_override ? strdup(cfg->target_name_override) : NULL;
+    if (!c->target || !c->origin || (cfg->target_name_override && !c->name_override)) {
+        snprintf(err, errlen, "out of memory");
+    } else if ((c->ca = load_pem("CA", cfg->ca_file, err, errlen)) &&
+               (c->cert = load_pem("certificate", cfg->cert_file, err, errlen)) &&
+               (c->key = load_pem("private key", cfg->key_file, err, errlen)) && !(c->cur = chan_new(c))) {
+        snprintf(err, errlen, "audit client: cannot create a channel to %s (bad certificate or key?)",
+                 cfg->target);
+    }
+    if (!c->cur) {
+        audit_client_free(c);
+        return NULL;
+    }
     c->verify_ms = cfg->verify_timeout_ms > 0 ? cfg->verify_timeout_ms : 300;
     c->submit_ms = cfg->submit_timeout_ms > 0 ? cfg->submit_timeout_ms : 5000;
     c->list_ms = cfg->list_timeout_ms > 0 ? cfg->list_timeout_ms : 2000;
@@ -71,8 +146,10 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
 
 void audit_client_free(audit_client *c) {
     if (!c) return;
-    if (c->ch) rpc_channel_free(c->ch);
-    free(c->origin);
+    chan_free(c->cur);                /* callers are gone: only our reference is left */
+    pthread_mutex_destroy(&c->mu);
+    free(c->target), free(c->origin), free(c->name_override);
+    free_secret(c->ca), free_secret(c->cert), free_secret(c->key);
     free(c);
 }
 
@@ -92,7 +169,10 @@ audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, 
     req.record = &rec;
     rpc_result res;
     audit_verify_result out = AUDIT_VERIFY_UNAVAILABLE;
-    if (rpc_call_message(c->ch, c->verify, &req.base, c->verify_ms, &res) != GRPC_STATUS_OK) {
+    chan *k = acquire(c);
+    grpc_status_code st = rpc_call_message(k->ch, k->verify, &req.base, c->verify_ms, &res);
+    release(c, k, st);
+    if (st != GRPC_STATUS_OK) {
         failed(&res, "Verify", detail, detail_len);
     } else {
         Audit__V1__VerifyResponse *vr = audit__v1__verify_response__unpack(NULL, res.body_len, res.body);
@@ -131,7 +211,10 @@ int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uin
     req.n_records = n;
     req.records = ptrs;
     rpc_result res;
-    if (rpc_call_message(c->ch, c->submit, &req.base, c->submit_ms, &res) != GRPC_STATUS_OK) {
+    chan *k = acquire(c);
+    grpc_status_code st = rpc_call_message(k->ch, k->submit, &req.base, c->submit_ms, &res);
+    release(c, k, st);
+    if (st != GRPC_STATUS_OK) {
         failed(&res, "Submit", err, errlen);
     } else {
         Audit__V1__SubmitResponse *sr = audit__v1__submit_response__unpack(NULL, res.body_len, res.body);
@@ -161,7 +244,10 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
     *n = 0;
     rpc_result res;
     int rc = -1;
-    if (rpc_call_message(c->ch, c->list, &req.base, c->list_ms, &res) != GRPC_STATUS_OK) {
+    chan *k = acquire(c);
+    grpc_status_code st = rpc_call_message(k->ch, k->list, &req.base, c->list_ms, &res);
+    release(c, k, st);
+    if (st != GRPC_STATUS_OK) {
         failed(&res, "ListRevocations", err, errlen);
         rpc_result_clear(&res);
         return -1;

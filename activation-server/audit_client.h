@@ -6,7 +6,12 @@
  * the forwarder Submits and the puller lists revocations on the same
  * channel. Every call carries a deadline: Verify's is short because a
  * customer is waiting on it, and its failure is an answer the caller acts
- * on (the group's audit_unreachable policy), never a hang. */
+ * on (the group's audit_unreachable policy), never a hang.
+ *
+ * After an outage gRPC would retry the connection with a backoff growing to
+ * two minutes; the client instead replaces a channel that reports
+ * TRANSIENT_FAILURE (at most once a second), so calls succeed again within
+ * about a second of the audit server's return. */
 #ifndef PA_AUDIT_CLIENT_H
 #define PA_AUDIT_CLIENT_H
 

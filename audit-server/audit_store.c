@@ -378,10 +378,10 @@ static const redisReply *stream_entries(const redisReply *r) {
 static int read_group(audit_store *s, const char *consumer, const char *from, int block_ms,
                       queued_record *out, size_t max, char *err, size_t errlen) {
     redisReply *r = block_ms > 0
-        ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %zu BLOCK %d STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, max, block_ms, AUDIT_KEY_QUEUE, from)
-        : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %zu STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, max, AUDIT_KEY_QUEUE, from);
+        ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
+                         AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, AUDIT_KEY_QUEUE, from)
+        : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+                         AUDIT_QUEUE_GROUP, consumer, (int)max, AUDIT_KEY_QUEUE, from);
     if (!reply_ok(s, r, "read queue", err, errlen)) {
         freeReplyObject(r);
         return -1;
@@ -394,8 +394,8 @@ static int read_group(audit_store *s, const char *consumer, const char *from, in
 
 static int claim_idle(audit_store *s, const char *consumer, int idle_ms, queued_record *out,
                       size_t max, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %zu", AUDIT_KEY_QUEUE,
-                                   AUDIT_QUEUE_GROUP, consumer, idle_ms, max);
+    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", AUDIT_KEY_QUEUE,
+                                   AUDIT_QUEUE_GROUP, consumer, idle_ms, (int)max);
     if (!reply_ok(s, r, "claim idle entries", err, errlen)) {
         freeReplyObject(r);
         return -1;

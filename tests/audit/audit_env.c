@@ -1,0 +1,277 @@
+/* audit_env.c -- the audit test environment (see audit_env.h). */
+#include "audit_env.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mac_registry.h"
+#include "rpc_client.h"
+
+void env_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (pred(arg)) return true;
+        env_sleep_ms(20);
+    }
+    return pred(arg);
+}
+
+void env_url(const redis_fixture *f, const char *user, char *buf, size_t n) {
+    redis_fixture_url(f, user, buf, n);
+}
+
+redisContext *env_connect(const redis_fixture *f, const char *user, const char *password) {
+    redisContext *c = redisConnect("127.0.0.1", f->port);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisReply *r = redisCommand(c, "AUTH %s %s", user, password);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t *bytes) {
+    char err[256];
+    snprintf(path, n, "%s/%s", dir, name);
+    if (kek_create_file(path, err, sizeof err) != 0 || kek_load_file(path, bytes, err, sizeof err) != 0) {
+        fprintf(stderr, "audit_env: KEK %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_certs(const char *dir) {
+    char script[512];
+    const char *src = getenv("PA_SOURCE_DIR");
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src ? src : ".");
+    char *argv[] = {"/bin/bash", script, (char *)dir, NULL};
+    char *err = NULL;
+    int rc = fixture_run(argv, NULL, &err);
+    if (rc != 0) fprintf(stderr, "audit_env: make-certs.sh %s failed (%d): %s\n", dir, rc, err ? err : "");
+    free(err);
+    return rc == 0 ? 0 : -1;
+}
+
+int env_start(audit_env *e) {
+    memset(e, 0, sizeof *e);
+    e->server = -1;
+    e->a.pid = e->b.pid = -1;
+    if (fixture_tmpdir(e->dir, sizeof e->dir, "audit") != 0) return -1;
+    snprintf(e->log_path, sizeof e->log_path, "%s/audit-server.log", e->dir);
+    snprintf(e->certs, sizeof e->certs, "%s/certs", e->dir);
+    snprintf(e->other, sizeof e->other, "%s/other", e->dir);
+    if (make_certs(e->certs) != 0 || make_certs(e->other) != 0) return -1;
+    if (redis_fixture_start(&e->a, FIXTURE_STORE_ACTIVATION) != 0 ||
+        redis_fixture_start(&e->b, FIXTURE_STORE_AUDIT) != 0)
+        return -1;
+    if (make_kek(e->dir, "activation.kek", e->kek_a, sizeof e->kek_a, e->kek_a_bytes) != 0 ||
+        make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0)
+        return -1;
+    e->ks_a = env_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_b = env_connect(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
+    e->act_a = env_connect(&e->a, "activation", FIXTURE_PW_ACTIVATION);
+    e->audit_b = env_connect(&e->b, "audit", FIXTURE_PW_AUDIT);
+    e->port = fixture_free_port();
+    do e->metrics_port = fixture_free_port(); while (e->metrics_port == e->port);
+    snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
+    return e->ks_a && e->ks_b && e->act_a && e->audit_b ? 0 : -1;
+}
+
+int env_start_server(audit_env *e) {
+    char url[256], listen[64], metrics[64], cert[400], key[400], ca[400];
+    redis_fixture_url(&e->b, "audit", url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", e->metrics_port);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", e->certs);
+    snprintf(key, sizeof key, "%s/audit-server.key", e->certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);
+    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "--listen", listen,
+                    "--redis-url", url, "--kek", e->kek_b, "--tls-cert", cert, "--tls-key", key,
+                    "--tls-client-ca", ca, "--metrics-listen", metrics, "--workers", "2",
+                    "--consumer", "test-audit", "--log-level", "debug", NULL};
+    e->server = fixture_spawn(argv, e->log_path, e->port, 15000);
+    return e->server > 0 ? 0 : -1;
+}
+
+int env_stop_server(audit_env *e, int sig) {
+    if (e->server <= 0) return -1;
+    int st = fixture_stop(e->server, sig, 20000);
+    e->server = -1;
+    return st;
+}
+
+void env_stop(audit_env *e) {
+    if (e->server > 0) env_stop_server(e, SIGTERM);
+    redisContext **cs[] = {&e->ks_a, &e->ks_b, &e->act_a, &e->audit_b};
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        if (*cs[i]) redisFree(*cs[i]);
+        *cs[i] = NULL;
+    }
+    if (e->a.pid > 0) redis_fixture_stop(&e->a);
+    if (e->b.pid > 0) redis_fixture_stop(&e->b);
+    if (getenv("PA_KEEP_TEST_DIR")) fprintf(stderr, "audit_env: kept %s\n", e->dir);
+    else if (e->dir[0]) fixture_rmtree(e->dir);
+    rpc_client_thread_done();
+}
+
+int env_create_group(audit_env *e, uint32_t id) {
+    group_record rec;
+    group_record_defaults(&rec);
+    rec.id = id;
+    snprintf(rec.product, sizeof rec.product, "Audit Test Suite");
+    snprintf(rec.edition, sizeof rec.edition, "Pro");
+    char err[256];
+    if (group_create(e->ks_a, e->kek_a_bytes, e->ks_b, e->kek_b_bytes, &rec, err, sizeof err) != 0) {
+        fprintf(stderr, "audit_env: group_create %u: %s\n", id, err);
+        return -1;
+    }
+    return 0;
+}
+
+int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk_fields *fields,
+                 char text[PK_TEXT_LEN + 1]) {
+    group_record rec;
+    mac_key *first = NULL, *second = NULL;
+    int alg2;
+    char err[256];
+    pk_fields f = {.group = group, .serial = serial};
+    int rc = -1;
+    uint64_t v1, v2;
+    if (group_load(e->ks_a, e->kek_a_bytes, group, &rec, &first, err, sizeof err) == 0 &&
+        group_load_audit(e->ks_b, e->kek_b_bytes, group, &alg2, &second, err, sizeof err) == 0 &&
+        mac_security_value(first, MAC_ROLE_FIRST, group, serial, false, &v1) == 0 &&
+        mac_security_value(second, MAC_ROLE_SECOND, group, serial, false, &v2) == 0) {
+        f.security_first = v1;
+        /* A forger who stole the first secret still has to guess this one. */
+        f.security_second = genuine ? (uint32_t)v2 : (uint32_t)((v2 + 1 + serial % 7) & PK_SECURITY_SECOND_MAX);
+        rc = pk_encode(&f, text);
+    } else {
+        fprintf(stderr, "audit_env: cannot make a key of group %u: %s\n", group, err);
+    }
+    mac_key_free(first);
+    mac_key_free(second);
+    if (rc == 0 && fields) *fields = f;
+    return rc;
+}
+
+audit_client *env_client(audit_env *e, const char *certdir) {
+    char ca[400], cert[400], key[400], err[300];
+    snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);   /* always trust the real server */
+    snprintf(cert, sizeof cert, "%s/activation-client.pem", certdir);
+    snprintf(key, sizeof key, "%s/activation-client.key", certdir);
+    audit_client_config cfg = {.target = e->target, .ca_file = ca, .cert_file = cert, .key_file = key,
+                               .target_name_override = "localhost", .origin = "test-activation",
+                               .verify_timeout_ms = 3000};
+    audit_client *c = audit_client_new(&cfg, err, sizeof err);
+    if (!c) fprintf(stderr, "audit_env: %s\n", err);
+    return c;
+}
+
+long long env_int(redisContext *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER) v = r->integer;
+    else if (r && r->type == REDIS_REPLY_STRING) v = atoll(r->str);
+    else if (r && r->type == REDIS_REPLY_NIL) v = 0;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+static const redisReply *entry_field(const redisReply *fields, const char *name) {
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (strcmp(fields->element[i]->str, name) == 0) return fields->element[i + 1];
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+long env_trail_count(audit_env *e, const char *source, long *dup_ids) {
+    redisReply *r = redisCommand(e->audit_b, "XRANGE audit:trail - +");
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    char **ids = calloc(r->elements + 1, sizeof *ids);
+    long n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const redisReply *src = entry_field(f, "source"), *rid = entry_field(f, "request_id");
+        if (source && (!src || strcmp(src->str, source) != 0)) continue;
+        ids[n++] = rid ? rid->str : "";
+    }
+    qsort(ids, (size_t)n, sizeof *ids, cmp_str);
+    long dups = 0;
+    for (long i = 1; i < n; i++)
+        if (ids[i][0] && strcmp(ids[i], ids[i - 1]) == 0) dups++;
+    if (dup_ids) *dup_ids = dups;
+    free(ids);
+    freeReplyObject(r);
+    return n;
+}
+
+char *env_http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return NULL;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (len + 1 == cap) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = bigger;
+        }
+    }
+    close(fd);
+    if (!buf) return NULL;
+    buf[len] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    char *out = strdup(body ? body + 4 : buf);
+    free(buf);
+    return out;
+}
+
+double env_metric(const char *body, const char *series) {
+    size_t n = strlen(series);
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') return atof(p + n + 1);
+    }
+    return -1;
+}

@@ -1,0 +1,71 @@
+/* audit_env.h -- what the audit tests stand up for real: Redis A and Redis B
+ * with their production ACL users, KEKs, certificates made by
+ * scripts/make-certs.sh (a second, unrelated CA too), groups created by the
+ * keystore library in both stores, and the audit-server binary. */
+#ifndef PA_TEST_AUDIT_ENV_H
+#define PA_TEST_AUDIT_ENV_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "audit_client.h"
+#include "fixture.h"
+#include "group.h"
+#include "keycodec.h"
+
+typedef struct audit_env {
+    char dir[256];                /* temp dir: certs/, other/, KEKs, logs */
+    char certs[300];              /* the real CA and certificates */
+    char other[300];              /* an unrelated CA with its own client certificate */
+    redis_fixture a, b;           /* Redis A (activation store), Redis B (audit store) */
+    char kek_a[320], kek_b[320];  /* KEK files */
+    uint8_t kek_a_bytes[32], kek_b_bytes[32];
+    redisContext *ks_a, *ks_b;    /* keystore user on each store */
+    redisContext *act_a;          /* activation user on Redis A */
+    redisContext *audit_b;        /* audit user on Redis B */
+    int port;                     /* audit server gRPC port */
+    int metrics_port;             /* audit server metrics port */
+    char target[64];              /* "127.0.0.1:port" */
+    pid_t server;                 /* audit-server pid, -1 when not running */
+    char log_path[320];           /* audit-server stderr */
+} audit_env;
+
+/* Stores, KEKs and certificates. */
+int env_start(audit_env *e);
+/* The audit server (same ports across restarts). */
+int env_start_server(audit_env *e);
+/* Stops it with `sig`; returns its exit status (128+n for a signal). */
+int env_stop_server(audit_env *e, int sig);
+void env_stop(audit_env *e);
+
+int env_create_group(audit_env *e, uint32_t id);
+/* A key of `group` with the right first value and the right second value,
+ * or (genuine == false) a wrong second value. */
+int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk_fields *fields,
+                 char text[PK_TEXT_LEN + 1]);
+
+/* A client with the certificates in `certdir` (e->certs or e->other). */
+audit_client *env_client(audit_env *e, const char *certdir);
+
+/* Redis URL of `user` on a store (with password). */
+void env_url(const redis_fixture *f, const char *user, char *buf, size_t n);
+/* A fresh authenticated connection; NULL if AUTH failed. */
+redisContext *env_connect(const redis_fixture *f, const char *user, const char *password);
+
+/* Trail statistics from Redis B: entries, and how many request_ids occur
+ * more than once among entries of `source` (NULL = any). */
+long env_trail_count(audit_env *e, const char *source, long *dup_ids);
+long long env_int(redisContext *c, const char *fmt, ...);
+
+/* Body of GET http://127.0.0.1:port/metrics (malloc'd) or NULL. */
+char *env_http_get(int port, const char *path);
+/* Value of the metric line starting with `series` (name{labels}), or -1. */
+double env_metric(const char *body, const char *series);
+
+/* Waits until pred(arg) is true, polling every 20 ms up to timeout_ms. */
+bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms);
+void env_sleep_ms(int ms);
+
+#endif

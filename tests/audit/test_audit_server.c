@@ -1,0 +1,390 @@
+/* test_audit_server.c -- the audit server for real: redis-server A and B,
+ * certificates from scripts/make-certs.sh, the audit-server binary, calls
+ * over mutual TLS.
+ *
+ * One environment serves all tests (group setup and certificates are the
+ * slow part); each test uses its own group ID or serial range so they do
+ * not see each other's revocations. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/v1/audit.pb-c.h"
+#include "audit_client.h"
+#include "audit_env.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "rpc_client.h"
+
+static audit_env E;
+
+static int setup(void **state) {
+    if (env_start(&E) != 0 || env_create_group(&E, 4101) != 0 || env_create_group(&E, 4102) != 0 ||
+        env_create_group(&E, 4103) != 0 || env_start_server(&E) != 0) {
+        env_stop(&E);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    int st = env_stop_server(&E, SIGTERM);
+    env_stop(&E);
+    return st == 0 ? 0 : -1;
+}
+
+static audit_record make_record(uint32_t group, uint32_t serial, bool genuine, const char *reason) {
+    audit_record r;
+    pk_fields f;
+    char text[PK_TEXT_LEN + 1];
+    uint8_t machine[32];
+    memset(machine, (int)(serial & 0xff), sizeof machine);
+    assert_int_equal(env_make_key(&E, group, serial, genuine, &f, text), 0);
+    assert_int_equal(audit_record_init(&r, &f, machine, "192.0.2.7", reason), 0);
+    return r;
+}
+
+/* Reads the revocation log through the API. */
+static size_t list_revocations(audit_client *c, uint64_t after, audit_revocation **out, uint64_t *last) {
+    size_t n = 0;
+    char err[300];
+    assert_int_equal(audit_client_list_revocations(c, after, 0, out, &n, last, err, sizeof err), 0);
+    return n;
+}
+
+static bool log_contains(const char *needle) {
+    FILE *f = fopen(E.log_path, "r");
+    if (!f) return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+static void test_verify_genuine_and_forged(void **state) {
+    audit_client *c = env_client(&E, E.certs);
+    assert_non_null(c);
+    char detail[200];
+    audit_record genuine = make_record(4101, 1, true, "base-rate");
+    assert_int_equal(audit_client_verify(c, &genuine, detail, sizeof detail), AUDIT_VERIFY_GENUINE);
+
+    audit_record forged1 = make_record(4101, 2, false, "threat-group");
+    audit_record forged2 = make_record(4101, 3, false, "base-rate");
+    assert_int_equal(audit_client_verify(c, &forged1, detail, sizeof detail), AUDIT_VERIFY_FORGED);
+    assert_non_null(strstr(detail, "second security value"));
+    assert_int_equal(audit_client_verify(c, &forged2, detail, sizeof detail), AUDIT_VERIFY_FORGED);
+
+    audit_revocation *rv = NULL;
+    uint64_t last = 0;
+    size_t n = list_revocations(c, 0, &rv, &last);
+    assert_int_equal(n, 2);
+    assert_int_equal(last, 2);
+    assert_int_equal(rv[0].sequence, 1);
+    assert_int_equal(rv[0].group, 4101);
+    assert_int_equal(rv[0].serial, 2);
+    assert_int_equal(rv[1].sequence, 2);
+    assert_int_equal(rv[1].serial, 3);
+    free(rv);
+
+    /* The same forged key again: still FORGED, but revoked only once. */
+    forged1 = make_record(4101, 2, false, "base-rate");
+    assert_int_equal(audit_client_verify(c, &forged1, detail, sizeof detail), AUDIT_VERIFY_FORGED);
+    n = list_revocations(c, 1, &rv, &last);
+    assert_int_equal(n, 1);
+    assert_int_equal(last, 2);
+    assert_int_equal(rv[0].sequence, 2);
+    free(rv);
+
+    /* The genuine key is not revoked; the trail holds every verdict, never the key. */
+    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 4101:1"), 0);
+    assert_true(env_trail_count(&E, "verify", NULL) >= 4);
+    char text[PK_TEXT_LEN + 1];
+    assert_int_equal(pk_encode(&genuine.key, text), 0);
+    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    assert_non_null(r);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t j = 0; j < f->elements; j++) assert_null(strstr(f->element[j]->str, text));
+    }
+    freeReplyObject(r);
+    assert_false(log_contains(text));
+    assert_true(log_contains("\"peer_cn\":\"activation-server\""));
+    audit_client_free(c);
+}
+
+static void test_unknown_group_is_forged(void **state) {
+    audit_client *c = env_client(&E, E.certs);
+    audit_record r = make_record(4101, 40, true, "base-rate");
+    r.key.group = 99999;   /* no such group in Redis B */
+    char detail[200];
+    assert_int_equal(audit_client_verify(c, &r, detail, sizeof detail), AUDIT_VERIFY_FORGED);
+    assert_non_null(strstr(detail, "no audit record"));
+    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 99999:40"), 1);
+    audit_client_free(c);
+}
+
+/* A raw channel with the given client certificate directory (NULL: no
+ * client certificate; plaintext when `tls` is false). */
+static rpc_channel *raw_channel(const char *certdir, bool tls, char **pems) {
+    char path[400], err[256];
+    if (!tls) return rpc_channel_new(E.target, NULL);
+    snprintf(path, sizeof path, "%s/ca.pem", E.certs);
+    pems[0] = rpc_read_pem(path, err, sizeof err);
+    if (certdir) {
+        snprintf(path, sizeof path, "%s/activation-client.pem", certdir);
+        pems[1] = rpc_read_pem(path, err, sizeof err);
+        snprintf(path, sizeof path, "%s/activation-client.key", certdir);
+        pems[2] = rpc_read_pem(path, err, sizeof err);
+    }
+    rpc_client_tls t = {.ca_pem = pems[0], .cert_pem = pems[1], .key_pem = pems[2],
+                        .target_name_override = "localhost"};
+    return rpc_channel_new(E.target, &t);
+}
+
+static grpc_status_code call_list(rpc_channel *ch) {
+    rpc_client_method *m = rpc_channel_method(ch, "/audit.v1.Audit/ListRevocations");
+    Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
+    rpc_result res;
+    grpc_status_code st = rpc_call_message(ch, m, &req.base, 3000, &res);
+    rpc_result_clear(&res);
+    return st;
+}
+
+static void check_channel(const char *certdir, bool tls, grpc_status_code want) {
+    char *pems[3] = {NULL, NULL, NULL};
+    rpc_channel *ch = raw_channel(certdir, tls, pems);
+    assert_non_null(ch);
+    assert_int_equal(call_list(ch), want);
+    rpc_channel_free(ch);
+    for (int i = 0; i < 3; i++) free(pems[i]);
+}
+
+static void test_mtls_only(void **state) {
+    check_channel(NULL, false, GRPC_STATUS_UNAVAILABLE);          /* plaintext */
+    check_channel(NULL, true, GRPC_STATUS_UNAVAILABLE);           /* TLS, no client certificate */
+    check_channel(E.other, true, GRPC_STATUS_UNAVAILABLE);        /* certificate from another CA */
+    check_channel(E.certs, true, GRPC_STATUS_OK);                 /* the right certificate */
+    /* The audit client maps every refusal to UNAVAILABLE too. */
+    audit_client *other = env_client(&E, E.other);
+    audit_record r = make_record(4101, 41, true, "base-rate");
+    assert_int_equal(audit_client_verify(other, &r, NULL, 0), AUDIT_VERIFY_UNAVAILABLE);
+    audit_client_free(other);
+}
+
+static void test_health_and_bad_input(void **state) {
+    char *pems[3] = {NULL, NULL, NULL};
+    rpc_channel *ch = raw_channel(E.certs, true, pems);
+    rpc_client_method *health = rpc_channel_method(ch, "/grpc.health.v1.Health/Check");
+    Grpc__Health__V1__HealthCheckRequest hreq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    hreq.service = "audit.v1.Audit";
+    rpc_result res;
+    assert_int_equal(rpc_call_message(ch, health, &hreq.base, 3000, &res), GRPC_STATUS_OK);
+    Grpc__Health__V1__HealthCheckResponse *hr =
+        grpc__health__v1__health_check_response__unpack(NULL, res.body_len, res.body);
+    assert_non_null(hr);
+    assert_int_equal(hr->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    grpc__health__v1__health_check_response__free_unpacked(hr, NULL);
+    rpc_result_clear(&res);
+
+    /* A key that does not decode is refused, naming the field. */
+    rpc_client_method *verify = rpc_channel_method(ch, "/audit.v1.Audit/Verify");
+    Audit__V1__AuditRecord rec = AUDIT__V1__AUDIT_RECORD__INIT;
+    rec.product_key = "NOT-A-KEY";
+    Audit__V1__VerifyRequest vreq = AUDIT__V1__VERIFY_REQUEST__INIT;
+    vreq.record = &rec;
+    assert_int_equal(rpc_call_message(ch, verify, &vreq.base, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(res.message, "record.product_key"));
+    rpc_result_clear(&res);
+    /* No record at all. */
+    vreq.record = NULL;
+    assert_int_equal(rpc_call_message(ch, verify, &vreq.base, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    rpc_result_clear(&res);
+    /* Submit without request_id. */
+    rpc_client_method *submit = rpc_channel_method(ch, "/audit.v1.Audit/Submit");
+    Audit__V1__AuditRecord *recs[] = {&rec};
+    Audit__V1__SubmitRequest sreq = AUDIT__V1__SUBMIT_REQUEST__INIT;
+    sreq.n_records = 1;
+    sreq.records = recs;
+    assert_int_equal(rpc_call_message(ch, submit, &sreq.base, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(res.message, "records[0].request_id"));
+    rpc_result_clear(&res);
+    /* Garbage bytes. */
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x07};
+    assert_int_equal(rpc_call(ch, verify, junk, sizeof junk, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    rpc_result_clear(&res);
+    rpc_channel_free(ch);
+    for (int i = 0; i < 3; i++) free(pems[i]);
+}
+
+typedef struct trail_goal {
+    long want;                    /* queue verdicts expected */
+} trail_goal;
+
+static bool trail_reached(void *arg) {
+    trail_goal *g = arg;
+    return env_trail_count(&E, "queue", NULL) >= g->want;
+}
+
+static void test_submit_queue_exactly_once(void **state) {
+    audit_client *c = env_client(&E, E.certs);
+    enum { N = 20 };
+    audit_record recs[N + 2];
+    for (int i = 0; i < N + 2; i++) recs[i] = make_record(4102, 100 + (uint32_t)i, i % 4 != 0, "base-rate");
+    long before = env_trail_count(&E, "queue", NULL);
+    long long known = env_int(E.audit_b, "HLEN audit:requests");
+    uint32_t acc, dup;
+    char err[300];
+    assert_int_equal(audit_client_submit(c, recs, N, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(acc, N);
+    assert_int_equal(dup, 0);
+    /* Stored before the answer: every request_id is known right away. */
+    assert_int_equal(env_int(E.audit_b, "HLEN audit:requests"), known + N);
+    /* Again, with two new ones: the old ones count as duplicates. */
+    assert_int_equal(audit_client_submit(c, recs, N + 2, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(acc, 2);
+    assert_int_equal(dup, N);
+    trail_goal g = {before + N + 2};
+    assert_true(env_wait(trail_reached, &g, 10000));
+    env_sleep_ms(300);
+    long dups = -1;
+    assert_int_equal(env_trail_count(&E, "queue", &dups), before + N + 2);
+    assert_int_equal(dups, 0);
+    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
+    for (int i = 0; i < N + 2; i++) {
+        long long revoked = env_int(E.audit_b, "HEXISTS audit:revoked 4102:%d", 100 + i);
+        assert_int_equal(revoked, i % 4 == 0 ? 1 : 0);
+    }
+    audit_client_free(c);
+}
+
+/* SIGKILL of the audit server right after a big Submit: after restart the
+ * worker finishes the queue and every request is audited exactly once. */
+static void test_queue_survives_sigkill(void **state) {
+    audit_client *c = env_client(&E, E.certs);
+    enum { N = 400 };
+    audit_record *recs = calloc(N, sizeof *recs);
+    for (int i = 0; i < N; i++) recs[i] = make_record(4103, 1000 + (uint32_t)i, i % 10 != 0, "base-rate");
+    long before = env_trail_count(&E, "queue", NULL);
+    uint32_t acc, dup;
+    char err[300];
+    assert_int_equal(audit_client_submit(c, recs, N, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(acc, N);
+    /* Let the worker get going, then kill it mid-queue. */
+    for (int i = 0; i < 2000 && env_trail_count(&E, "queue", NULL) < before + 10; i++) env_sleep_ms(1);
+    assert_int_equal(env_stop_server(&E, SIGKILL), 128 + SIGKILL);
+    long mid = env_trail_count(&E, "queue", NULL);
+    assert_int_equal(env_start_server(&E), 0);
+    trail_goal g = {before + N};
+    assert_true(env_wait(trail_reached, &g, 20000));
+    env_sleep_ms(300);
+    long dups = -1;
+    assert_int_equal(env_trail_count(&E, "queue", &dups), before + N);
+    assert_int_equal(dups, 0);
+    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
+    redisReply *pending = redisCommand(E.audit_b, "XPENDING audit:queue auditors");
+    assert_non_null(pending);
+    assert_int_equal(pending->element[0]->integer, 0);
+    freeReplyObject(pending);
+    print_message("  killed with %ld of %d audited; the rest after restart\n", mid - before, N);
+    free(recs);
+    audit_client_free(c);
+}
+
+static int run_cli(char **out, const char *cmd, ...) {
+    char url[256];
+    redis_fixture_url(&E.b, "audit", url, sizeof url);
+    char *argv[24] = {(char *)fixture_bin("audit-server/audit-server"), (char *)cmd, "--redis-url", url};
+    int n = 4;
+    va_list ap;
+    va_start(ap, cmd);
+    for (char *a; n < 23 && (a = va_arg(ap, char *)); ) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return fixture_run(argv, out, NULL);
+}
+
+static void test_manual_revoke_cli(void **state) {
+    char *out = NULL;
+    assert_int_equal(run_cli(&out, "revoke", "--group", "4101", "--serial", "777", "--reason", "key sold twice", NULL), 0);
+    assert_non_null(strstr(out, "\"new\":true"));
+    free(out);
+    audit_client *c = env_client(&E, E.certs);
+    audit_revocation *rv = NULL;
+    uint64_t last = 0;
+    size_t n = list_revocations(c, 0, &rv, &last);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) found |= rv[i].group == 4101 && rv[i].serial == 777 && rv[i].sequence == last;
+    assert_true(found);
+    free(rv);
+    /* Again: no second log entry. */
+    assert_int_equal(run_cli(&out, "revoke", "--group", "4101", "--serial", "777", "--reason", "again", NULL), 0);
+    assert_non_null(strstr(out, "\"new\":false"));
+    free(out);
+    uint64_t last2 = 0;
+    list_revocations(c, 0, &rv, &last2);
+    free(rv);
+    assert_int_equal(last2, last);
+    /* Listings. */
+    assert_int_equal(run_cli(&out, "revocations", NULL), 0);
+    assert_non_null(strstr(out, "\"serial\":777"));
+    assert_non_null(strstr(out, "\"reason\":\"key sold twice\""));
+    free(out);
+    assert_int_equal(run_cli(&out, "trail", "--group", "4101", "--serial", "777", NULL), 0);
+    assert_non_null(strstr(out, "\"verdict\":\"revoked\""));
+    assert_non_null(strstr(out, "\"source\":\"manual\""));
+    free(out);
+    /* Bad input is named. */
+    assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "778", NULL), 2);
+    assert_int_equal(run_cli(NULL, "revoke", "--group", "x", "--serial", "1", "--reason", "r", NULL), 2);
+    audit_client_free(c);
+}
+
+static void test_isolation(void **state) {
+    /* Redis B has no activation user at all. */
+    assert_null(env_connect(&E.b, "activation", FIXTURE_PW_ACTIVATION));
+    /* On Redis A the activation user cannot touch an audit record. */
+    redisReply *r = redisCommand(E.act_a, "HGETALL {g:4101}:audit");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "NOPERM"));
+    freeReplyObject(r);
+    r = redisCommand(E.act_a, "EVAL %s 1 %s", "return redis.call('HGETALL', KEYS[1])", "{g:4101}:audit");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    /* The audit user cannot rewrite the second secrets it reads. */
+    r = redisCommand(E.audit_b, "HSET {g:4101}:audit secret x");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+static void test_sigterm_drains(void **state) {
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    assert_true(log_contains("audit.stopped"));
+    assert_int_equal(env_start_server(&E), 0);
+    audit_client *c = env_client(&E, E.certs);
+    audit_record r = make_record(4101, 1, true, "base-rate");
+    assert_int_equal(audit_client_verify(c, &r, NULL, 0), AUDIT_VERIFY_GENUINE);
+    audit_client_free(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verify_genuine_and_forged),
+        cmocka_unit_test(test_unknown_group_is_forged),
+        cmocka_unit_test(test_mtls_only),
+        cmocka_unit_test(test_health_and_bad_input),
+        cmocka_unit_test(test_submit_queue_exactly_once),
+        cmocka_unit_test(test_queue_survives_sigkill),
+        cmocka_unit_test(test_manual_revoke_cli),
+        cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_sigterm_drains),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
