@@ -8,7 +8,7 @@
  *   then re-initialises the same EVP_MAC_CTX with a NULL key, which OpenSSL 3
  *   documents as "reuse the key already set". bench/keystore_bench measured
  *   this against duplicating a keyed template context (EVP_MAC_CTX_dup) per
- *   call; re-init was faster (see the bench's --mac-path option).
+ *   call; re-init was faster (the bench prints both).
  * - Security values are compared as big-endian bytes with CRYPTO_memcmp, so
  *   the time taken does not depend on where a forged value first differs.
  * - HMAC accepts any non-empty key length (RFC 4231's test keys are 4 to 131

@@ -44,7 +44,9 @@ const char *mac_alg_name(int alg);
 /* Parses a name or number; returns 0 if unknown. */
 int mac_alg_parse(const char *s);
 
-/* Prepares `secret` (MAC_SECRET_LEN bytes) for `alg`. NULL on failure. */
+/* Prepares `secret` (MAC_SECRET_LEN bytes for group secrets) for `alg`.
+ * AES-256-CMAC takes exactly 32 bytes; HMAC-SHA256 takes any non-empty
+ * length (published test vectors use other lengths). NULL on failure. */
 mac_key *mac_key_new(int alg, const uint8_t *secret, size_t secret_len);
 mac_key *mac_key_dup(const mac_key *k);
 void mac_key_free(mac_key *k);
