@@ -99,7 +99,10 @@ typedef struct rpc_server_config {
     int workers;                  /* 0 = one per core */
     const rpc_tls_config *tls;    /* NULL = plaintext */
     void *app;                    /* passed to worker_init and visible via rpc_ctx_app */
-    /* Creates per-worker state (e.g. a Redis connection). NULL return aborts start. */
+    /* Creates per-worker state (e.g. a Redis connection). Called for every
+     * worker on the thread calling rpc_server_start, before any call is
+     * served; the state is then used only by that worker's thread. NULL
+     * return aborts start. worker_free runs at shutdown after the join. */
     void *(*worker_init)(int worker_index, void *app);
     void (*worker_free)(void *worker_state);
     const char *const *health_services; /* service names Health/Check reports SERVING, besides
