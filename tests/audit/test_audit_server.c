@@ -114,6 +114,13 @@ static void test_verify_genuine_and_forged(void **state) {
     freeReplyObject(r);
     assert_false(log_contains(text));
     assert_true(log_contains("\"peer_cn\":\"activation-server\""));
+    /* Verdicts and revocations are counted. */
+    char *m = env_http_get(E.metrics_port, "/metrics");
+    assert_non_null(m);
+    assert_true(env_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"forged\"}") >= 3);
+    assert_true(env_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"genuine\"}") >= 1);
+    assert_true(env_metric(m, "pa_audit_revocations_total") >= 2);
+    free(m);
     audit_client_free(c);
 }
 
