@@ -126,8 +126,11 @@ static void run_until_done(ares_channel ch, srv_query *q, int64_t deadline) {
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
         nfds_t n = 0;
         for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                               (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+            /* c-ares's own ARES_GETSOCK_WRITABLE shifts into the sign bit of
+             * an int for the last socket; shift unsigned instead. */
+            unsigned mask = (unsigned)bits;
+            short ev = (short)(((mask >> i) & 1u ? POLLIN : 0) |
+                               ((mask >> (i + ARES_GETSOCK_MAXNUM)) & 1u ? POLLOUT : 0));
             if (!ev) continue;
             pfd[n].fd = socks[i];
             pfd[n].events = ev;
