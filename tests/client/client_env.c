@@ -43,16 +43,19 @@ int env_start(client_env *e) {
     return make_files(e);
 }
 
-int env_start_server(client_env *e, int i) {
+int env_start_server(client_env *e, int i, const char *const *extra) {
     char url[256], listen[64], log[300];
     redis_fixture_url(&e->a, "activation", url, sizeof url);
     e->port[i] = fixture_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port[i]);
     snprintf(e->target[i], sizeof e->target[i], "127.0.0.1:%d", e->port[i]);
     snprintf(log, sizeof log, "%s/server%d.log", e->dir, i);
-    const char *argv[] = {fixture_bin("activation-server/activation-server"), "--listen", listen, "--redis-url", url,
-                          "--kek", e->kek_a, "--signing-key", e->signing_key, "--metrics-listen", "off",
-                          "--workers", "1", "--rate-address-per-s", "0", "--log-level", "warn", NULL};
+    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen, "--redis-url",
+                            url, "--kek", e->kek_a, "--signing-key", e->signing_key, "--metrics-listen", "off",
+                            "--workers", "1", "--rate-address-per-s", "0", "--log-level", "warn"};
+    int n = 17;
+    for (int k = 0; extra && extra[k] && n < 39; k++) argv[n++] = extra[k];
+    argv[n] = NULL;
     e->server[i] = fixture_spawn((char *const *)argv, log, e->port[i], 15000);
     return e->server[i] > 0 ? 0 : -1;
 }
@@ -147,6 +150,16 @@ int env_activate_cli(client_env *e, const char *root, const char *state, const c
     if (out) *out = o;
     else free(o);
     return rc;
+}
+
+const char *env_source_dir(void) {
+    const char *d = getenv("PA_SOURCE_DIR");
+    return d && *d ? d : CLIENT_ENV_SOURCE_DIR;
+}
+
+const char *env_build_dir(void) {
+    const char *d = getenv("PA_BUILD_DIR");
+    return d && *d ? d : CLIENT_ENV_BUILD_DIR;
 }
 
 long long json_int(const char *json, const char *name) {

@@ -28,8 +28,9 @@ typedef struct client_env {
 
 /* Stores, KEKs, signing key; no server yet. 0 or -1. */
 int env_start(client_env *e);
-/* Starts server i (rate limits off, so tests may call often). 0 or -1. */
-int env_start_server(client_env *e, int i);
+/* Starts server i (rate limits off, so tests may call often) with `extra`
+ * flags (NULL-terminated, may be NULL). 0 or -1. */
+int env_start_server(client_env *e, int i, const char *const *extra);
 void env_stop_server(client_env *e, int i);
 void env_stop(client_env *e);
 
@@ -46,6 +47,11 @@ void env_machine(client_env *e, const char *name, char root[300], char state[300
  * STATE and `args` (NULL-terminated). Returns the exit code; *out gets
  * stdout (malloc'd, may be NULL to discard), stderr goes to the test log. */
 int env_activate_cli(client_env *e, const char *root, const char *state, const char *const *args, char **out);
+
+/* The source and build trees (PA_SOURCE_DIR / PA_BUILD_DIR from ctest, else
+ * the trees this test was configured in). */
+const char *env_source_dir(void);
+const char *env_build_dir(void);
 
 /* Integer field `"name":N` of a JSON text, or -1. */
 long long json_int(const char *json, const char *name);

@@ -58,7 +58,7 @@ static int setup(void **state) {
     }
     const char *g[] = {"--max-machines", "1", NULL};
     char keys[2][KEY_TEXT];
-    if (env_start(&env) != 0 || env_start_server(&env, 0) != 0 || env_start_server(&env, 1) != 0 ||
+    if (env_start(&env) != 0 || env_start_server(&env, 0, NULL) != 0 || env_start_server(&env, 1, NULL) != 0 ||
         env_group(&env, 201, g) != 0 || env_keys(&env, 201, 2, keys) != 0)
         return -1;
     snprintf(key, sizeof key, "%s", keys[0]);

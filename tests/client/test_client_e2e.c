@@ -19,7 +19,7 @@
 static client_env env;
 
 static int setup(void **state) {
-    if (env_start(&env) != 0 || env_start_server(&env, 0) != 0) return -1;
+    if (env_start(&env) != 0 || env_start_server(&env, 0, NULL) != 0) return -1;
     return 0;
 }
 
@@ -271,6 +271,53 @@ static void daemon_activates_at_start_and_stops_on_sigterm(void **state) {
     free(text);
 }
 
+/* On a terminal a mistyped key is asked for again (script(1) gives the
+ * CLI a pseudo-terminal). */
+static void typo_on_a_terminal_is_asked_again(void **state) {
+    assert_int_equal(env_group(&env, 108, NULL), 0);
+    char keys[1][KEY_TEXT], root[300], st[300], typo[KEY_TEXT], cmd[4096];
+    assert_int_equal(env_keys(&env, 108, 1, keys), 0);
+    env_machine(&env, "tty", root, st);
+    snprintf(typo, sizeof typo, "%s", keys[0]);
+    typo[13] = 'O';  /* never in a key */
+    snprintf(cmd, sizeof cmd,
+             "(printf '%%s\\n%%s\\n' '%s' '%s'; sleep 5) | /usr/bin/script -qec "
+             "\"'%s' --public-key '%s' --facts-root '%s' --state-dir '%s' --server %s\" /dev/null",
+             typo, keys[0], fixture_bin("client/activate"), env.public_key, root, st, env.target[0]);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
+    int rc = fixture_run((char *const *)argv, &out, NULL);
+    fprintf(stderr, "%s\n", out ? out : "");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "group 3, character 2"));
+    assert_non_null(strstr(out, "Please type it again"));
+    assert_non_null(strstr(out, "This machine is activated."));
+    free(out);
+}
+
+/* TLS to the servers: the server certificate from scripts/make-certs.sh. */
+static void tls_to_the_server(void **state) {
+    char certs[300], cert[400], key[400], ca[400], script[600], keys[1][KEY_TEXT], *out;
+    snprintf(certs, sizeof certs, "%s/certs", env.dir);
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", env_source_dir());
+    const char *mk[] = {"/bin/bash", script, certs, NULL};
+    assert_int_equal(fixture_run((char *const *)mk, NULL, NULL), 0);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", certs);
+    snprintf(key, sizeof key, "%s/audit-server.key", certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    const char *tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_int_equal(env_start_server(&env, 2, tls), 0);
+    assert_int_equal(env_group(&env, 109, NULL), 0);
+    assert_int_equal(env_keys(&env, 109, 1, keys), 0);
+    assert_int_equal(RUN_LOCAL("tls1", &out, keys[0], "--server", env.target[2], "--tls-ca", ca), 0);
+    assert_int_equal(json_int(out, "key_group"), 109);
+    free(out);
+    /* Plain text to a TLS server, or TLS trusting another CA: nobody answers. */
+    assert_int_equal(RUN_LOCAL("tls2", NULL, keys[0], "--server", env.target[2]), 12);
+    assert_int_equal(RUN_LOCAL("tls2", NULL, keys[0], "--server", env.target[2], "--tls-ca", env.public_key), 12);
+    env_stop_server(&env, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(activate_status_renew_deactivate),
@@ -280,6 +327,8 @@ int main(void) {
         cmocka_unit_test(failover_to_the_next_server),
         cmocka_unit_test(offline_request_fulfil_install),
         cmocka_unit_test(daemon_activates_at_start_and_stops_on_sigterm),
+        cmocka_unit_test(typo_on_a_terminal_is_asked_again),
+        cmocka_unit_test(tls_to_the_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -55,9 +55,9 @@ static int setup(void **state) {
         fprintf(stderr, "client_node: node is installed but npm is not\n");
         return -1;
     }
-    snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", getenv("PA_BUILD_DIR") ? getenv("PA_BUILD_DIR") : ".");
+    snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", env_build_dir());
     const char *g[] = {"--lease-seconds", "3600", "--max-machines", "3", NULL};
-    if (npm_ci() != 0 || env_start(&env) != 0 || env_start_server(&env, 0) != 0 || env_group(&env, 301, g) != 0)
+    if (npm_ci() != 0 || env_start(&env) != 0 || env_start_server(&env, 0, NULL) != 0 || env_group(&env, 301, g) != 0)
         return -1;
     return 0;
 }
@@ -71,7 +71,7 @@ static int teardown(void **state) {
 static int run_node(const char *key, const char *extra, char **out) {
     char script[600], protos[600];
     snprintf(script, sizeof script, "%s/activate.js", node_dir);
-    snprintf(protos, sizeof protos, "%s/protos", getenv("PA_SOURCE_DIR") ? getenv("PA_SOURCE_DIR") : "..");
+    snprintf(protos, sizeof protos, "%s/protos", env_source_dir());
     const char *argv[] = {node, script, "--target", env.target[0], "--proto-dir", protos, "--public-key",
                           env.public_key, "--key", key, extra, extra ? "--deactivate" : NULL, NULL};
     char *err = NULL;
