@@ -1,0 +1,827 @@
+/* activation_load.c -- load benchmark of the activation server.
+ *
+ * Starts everything for real (Redis A and B with the production config and
+ * ACL users, the activation-server binary, and `echo_bench --serve` as the
+ * bare-runtime ceiling), creates groups and keys with the keystore library,
+ * and drives the server with bench/loadgen_core using a mix of new
+ * activations, re-activations of machines that hold a place, and keys that
+ * are not genuine. In one run it prints:
+ *   - per thread/channel/concurrency setting: Activate calls/s and latency
+ *     percentiles, the bare echo on the same runtime at the same setting,
+ *     and the ratio Activate / echo;
+ *   - where the time goes: the server's per-stage counters
+ *     (pa_activate_stage_nanoseconds_total: decode+MAC, Redis round trip,
+ *     signing, rest of the handler) and the CPU each process used per call
+ *     (load generator, activation server, redis-server): client, server and
+ *     Redis share this machine's cores, so CPU per call sets the ceiling;
+ *   - p50/p90/p99/p99.9 at half of the peak rate (open loop);
+ *   - Redis memory per activation record after N activations of distinct
+ *     keys (INFO memory before/after, divided by N).
+ * With --target it drives a running server instead (keys from --keys FILE;
+ * stage breakdown with --metrics; ceiling with --echo-target).
+ *
+ * Targets (issue 3): ratio >= 0.6 at the best setting, p99 <= 2 ms at half
+ * of peak, <= 150 bytes per activation record. Figures are printed as
+ * measured; the breakdown shows which stage stands in the way. */
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "activation/v1/activation.pb-c.h"
+#include "fixture.h"
+#include "group.h"
+#include "keycodec.h"
+#include "loadgen_core.h"
+#include "mac_registry.h"
+
+#define ACTIVATE_PATH "/activation.v1.Activation/Activate"
+#define ECHO_PATH "/bench.v1.Echo/Echo"
+#define MAX_RUNS 16
+#define PLACES_PER_KEY 3          /* max_machines of the load group */
+#define AGAIN_KEYS 1000
+#define INVALID_KEYS 1000
+#define BENCH_USER_PW "bench-measure-pw"
+
+enum { CLASS_NEW, CLASS_AGAIN, CLASS_INVALID, CLASS_MEMORY };
+static const char *const class_names[LOADGEN_MAX_CLASSES] = {"new", "again", "invalid", "memory"};
+enum { G_LOAD = 4365, G_MEMORY = 4366 };
+/* Machine numbers of each class live in separate ranges. */
+#define MACHINE_AGAIN (UINT64_C(1) << 40)
+#define MACHINE_INVALID (UINT64_C(2) << 40)
+#define MACHINE_MEMORY (UINT64_C(3) << 40)
+
+typedef char key_text[PK_TEXT_LEN + 1];
+
+typedef struct run_spec {
+    int threads, channels, concurrency;
+} run_spec;
+
+typedef struct options {
+    const char *target;           /* --target: drive a running server */
+    const char *metrics;          /* --metrics HOST:PORT of that server */
+    const char *echo_target;      /* --echo-target: its ceiling */
+    const char *keys_file;        /* --keys: genuine keys for --target mode */
+    run_spec runs[MAX_RUNS];
+    int n_runs;
+    double duration, warmup;
+    int workers;                  /* activation-server workers (0: its default) */
+    int echo_workers;             /* echo server workers (0: the runtime's default) */
+    int mix[3];                   /* percent new, again, invalid */
+    size_t load_keys;             /* fresh keys for the new class */
+    size_t records;               /* activations for the memory figure; 0 = skip */
+    bool half;                    /* measure at half of peak */
+    const char *log_level;        /* the started server's --log-level */
+} options;
+
+/* The keys every builder picks from; filled before the first call. */
+typedef struct key_set {
+    key_text *load;               /* fresh keys: PLACES_PER_KEY new machines each */
+    size_t n_load;
+    key_text *again;              /* key i holds a place for machine MACHINE_AGAIN + i */
+    size_t n_again;
+    key_text *invalid;            /* wrong first security value, valid checksum */
+    size_t n_invalid;
+    key_text *memory;             /* one activation each, for the memory figure */
+    size_t n_memory;
+    atomic_uint_fast64_t next_place;   /* next unused (key, machine) of `load` */
+    atomic_uint_fast64_t next_memory;  /* next unused key of `memory` */
+    atomic_uint_fast64_t exhausted;    /* new activations that found no fresh key */
+    int mix[3];
+    int only;                     /* >= 0: every request is of this class */
+} key_set;
+
+/* What this process started (nothing in --target mode). */
+typedef struct world {
+    redis_fixture a, b;
+    char dir[256];
+    char kek_a[300], kek_b[300], signing_key[300], log_path[300], echo_log[300];
+    uint8_t kek_a_bytes[KEK_LEN], kek_b_bytes[KEK_LEN];
+    redisContext *ks_a, *ks_b;    /* keystore user on each store */
+    redisContext *admin;          /* a measuring user with INFO rights on Redis A */
+    pid_t server, echo;
+    int metrics_port;
+    char target[64], echo_target[64], metrics_host[64];
+} world;
+
+static int die(const char *what) {
+    fprintf(stderr, "activation_load: %s\n", what);
+    return -1;
+}
+
+/* --- small helpers ------------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* CPU seconds used so far by `pid` (0 = this process). */
+static double cpu_s(pid_t pid) {
+    if (pid == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    }
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* fields after the command name */
+    unsigned long ut = 0, st = 0;
+    if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* GET /metrics from host:port; malloc'd body or NULL. */
+static char *http_metrics(const char *host, int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
+        ssize_t got;
+        while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+            len += (size_t)got;
+            if (cap - len < 4096) {
+                char *bigger = realloc(buf, cap *= 2);
+                if (!bigger) free(buf);
+                buf = bigger;
+            }
+        }
+    }
+    close(fd);
+    if (buf) buf[len] = '\0';
+    return buf;
+}
+
+static double series(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ' ') return strtod(l + n + 1, NULL);
+    return 0;
+}
+
+/* --- where the time goes --------------------------------------------------------- */
+
+enum { ST_DECODE, ST_REDIS, ST_SIGN, ST_TOTAL, ST_CALLS, ST_N };
+static const char *const stage_series[ST_N] = {
+    "pa_activate_stage_nanoseconds_total{stage=\"decode_mac\"}",
+    "pa_activate_stage_nanoseconds_total{stage=\"redis\"}",
+    "pa_activate_stage_nanoseconds_total{stage=\"sign\"}",
+    "pa_activate_stage_nanoseconds_total{stage=\"total\"}",
+    "pa_activate_stage_calls_total",
+};
+
+typedef struct snapshot {
+    double stage[ST_N];           /* server counters */
+    double cpu_self, cpu_server, cpu_redis, cpu_echo;
+    bool have_stages;
+} snapshot;
+
+static void take_snapshot(const world *w, snapshot *s) {
+    memset(s, 0, sizeof *s);
+    if (w->metrics_port > 0) {
+        char *text = http_metrics(w->metrics_host, w->metrics_port);
+        s->have_stages = text != NULL;
+        for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
+        free(text);
+    }
+    s->cpu_self = cpu_s(0);
+    s->cpu_server = w->server > 0 ? cpu_s(w->server) : 0;
+    s->cpu_redis = w->a.pid > 0 ? cpu_s(w->a.pid) : 0;
+    s->cpu_echo = w->echo > 0 ? cpu_s(w->echo) : 0;
+}
+
+/* The same split for the echo run: what the bare runtime costs per call. */
+static void print_echo_cpu(const world *w, const snapshot *a, const snapshot *b, uint64_t calls) {
+    if (calls == 0 || w->echo <= 0) return;
+    double self = (b->cpu_self - a->cpu_self) / calls * 1e6;
+    double echo = (b->cpu_echo - a->cpu_echo) / calls * 1e6;
+    printf("  CPU per call: load generator %.1f us, echo server %.1f us = %.1f us\n", self, echo,
+           self + echo);
+}
+
+static void print_breakdown(const world *w, const snapshot *a, const snapshot *b, uint64_t calls) {
+    double n = b->stage[ST_CALLS] - a->stage[ST_CALLS];
+    if (a->have_stages && b->have_stages && n > 0) {
+        double us[ST_N];
+        for (int i = 0; i < ST_TOTAL + 1; i++) us[i] = (b->stage[i] - a->stage[i]) / n / 1000;
+        double rest = us[ST_TOTAL] - us[ST_DECODE] - us[ST_REDIS] - us[ST_SIGN];
+        printf("  server time per granted Activate (%.0f calls): decode+MAC %.1f us, Redis round "
+               "trip %.1f us, license signing %.1f us, rest %.1f us = handler %.1f us\n",
+               n, us[ST_DECODE], us[ST_REDIS], us[ST_SIGN], rest, us[ST_TOTAL]);
+    }
+    if (calls == 0 || w->server <= 0) return;
+    double self = (b->cpu_self - a->cpu_self) / calls * 1e6;
+    double server = (b->cpu_server - a->cpu_server) / calls * 1e6;
+    double redis = (b->cpu_redis - a->cpu_redis) / calls * 1e6;
+    double sum = self + server + redis;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("  CPU per call: load generator %.1f us, activation-server %.1f us, redis-server %.1f us"
+           " = %.1f us; %ld cores allow at most %.0f calls/s\n",
+           self, server, redis, sum, cores, sum > 0 ? cores * 1e6 / sum : 0);
+}
+
+/* --- the request mix ------------------------------------------------------------- */
+
+static void machine_id(uint8_t out[32], uint64_t n) {
+    memset(out, 0x5a, 32);
+    memcpy(out, &n, sizeof n);
+}
+
+static int pick_class(const key_set *k, int thread, uint64_t seq) {
+    if (k->only >= 0) return k->only;
+    unsigned r = (unsigned)((seq * 37 + (uint64_t)thread * 11) % 100);
+    if (r < (unsigned)k->mix[0]) return CLASS_NEW;
+    if (r < (unsigned)(k->mix[0] + k->mix[1])) return CLASS_AGAIN;
+    return CLASS_INVALID;
+}
+
+static int build(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    key_set *k = user;
+    int klass = pick_class(k, thread, seq);
+    const char *key;
+    uint64_t machine, p;
+    switch (klass) {
+    case CLASS_NEW:
+        p = atomic_fetch_add(&k->next_place, 1);
+        if (p >= k->n_load * PLACES_PER_KEY) {   /* out of fresh keys: repeat (shown) */
+            atomic_fetch_add(&k->exhausted, 1);
+            p %= k->n_load * PLACES_PER_KEY;
+        }
+        key = k->load[p / PLACES_PER_KEY];
+        machine = p;
+        break;
+    case CLASS_AGAIN:
+        p = (seq * 7919 + (uint64_t)thread) % k->n_again;
+        key = k->again[p];
+        machine = MACHINE_AGAIN + p;
+        break;
+    case CLASS_INVALID:
+        p = (seq * 131 + (uint64_t)thread) % k->n_invalid;
+        key = k->invalid[p];
+        machine = MACHINE_INVALID + p;
+        break;
+    default:
+        p = atomic_fetch_add(&k->next_memory, 1);
+        if (p >= k->n_memory) return -1;
+        key = k->memory[p];
+        machine = MACHINE_MEMORY + p;
+        break;
+    }
+    uint8_t m[32];
+    machine_id(m, machine);
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
+    rq.hostname = "bench-host.example.com";
+    rq.os = "Debian GNU/Linux 12";
+    rq.arch = "x86_64";
+    rq.client_version = "activation_load/1";
+    if (activation__v1__activate_request__get_packed_size(&rq) > req->cap) return -1;
+    req->len = activation__v1__activate_request__pack(&rq, req->buf);
+    req->klass = klass;
+    return 0;
+}
+
+static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    /* An echo as large as an ActivateRequest of the mix. */
+    memset(req->buf, 'e', 120);
+    req->len = 120;
+    return 0;
+}
+
+/* --- keys ----------------------------------------------------------------------- */
+
+static key_text *alloc_keys(size_t n) {
+    key_text *k = calloc(n ? n : 1, sizeof *k);
+    if (!k) die("out of memory for keys");
+    return k;
+}
+
+/* Genuine keys for serials first..first+n-1 of `group` (delta spoils SV1). */
+static int make_keys(world *w, uint32_t group, uint32_t first, size_t n, uint64_t delta,
+                     key_text *out) {
+    group_record rec;
+    mac_key *k1 = NULL, *k2 = NULL;
+    int alg2;
+    char err[256] = "";
+    if (group_load(w->ks_a, w->kek_a_bytes, group, &rec, &k1, err, sizeof err) != 0 ||
+        group_load_audit(w->ks_b, w->kek_b_bytes, group, &alg2, &k2, err, sizeof err) != 0) {
+        mac_key_free(k1);
+        fprintf(stderr, "activation_load: group %u: %s\n", group, err);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pk_fields f = {.group = group, .serial = first + (uint32_t)i};
+        uint64_t sv2;
+        rc |= mac_security_value(k1, MAC_ROLE_FIRST, group, f.serial, false, &f.security_first);
+        rc |= mac_security_value(k2, MAC_ROLE_SECOND, group, f.serial, false, &sv2);
+        f.security_first = (f.security_first ^ delta) & PK_SECURITY_FIRST_MAX;
+        f.security_second = (uint32_t)sv2;
+        rc |= pk_encode(&f, out[i]);
+    }
+    mac_key_free(k1);
+    mac_key_free(k2);
+    return rc == 0 ? 0 : die("key generation failed");
+}
+
+static void tune_load(group_record *r) { r->policy.max_machines = PLACES_PER_KEY; }
+static void tune_memory(group_record *r) { r->policy.max_machines = 1; }
+
+static int create_group(world *w, uint32_t id, void (*tune)(group_record *)) {
+    group_record rec;
+    group_record_defaults(&rec);
+    rec.id = id;
+    snprintf(rec.product, sizeof rec.product, "Demo Office");
+    snprintf(rec.edition, sizeof rec.edition, "Professional");
+    snprintf(rec.policy.features, sizeof rec.policy.features, "editor,spreadsheet,presentation");
+    tune(&rec);
+    char err[256];
+    if (group_create(w->ks_a, w->kek_a_bytes, w->ks_b, w->kek_b_bytes, &rec, err, sizeof err)) {
+        fprintf(stderr, "activation_load: group %u: %s\n", id, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_all_keys(world *w, const options *o, key_set *k) {
+    double t0 = now_s();
+    k->n_load = o->load_keys;
+    k->n_again = AGAIN_KEYS;
+    k->n_invalid = INVALID_KEYS;
+    k->n_memory = o->records;
+    if (!(k->load = alloc_keys(k->n_load)) || !(k->again = alloc_keys(k->n_again)) ||
+        !(k->invalid = alloc_keys(k->n_invalid)) || !(k->memory = alloc_keys(k->n_memory)))
+        return -1;
+    if (create_group(w, G_LOAD, tune_load) != 0 || create_group(w, G_MEMORY, tune_memory) != 0)
+        return -1;
+    /* Serials: again 1..1000, invalid 2001..3000, fresh keys from 10000. */
+    if (make_keys(w, G_LOAD, 1, k->n_again, 0, k->again) != 0 ||
+        make_keys(w, G_LOAD, 2001, k->n_invalid, 1, k->invalid) != 0 ||
+        make_keys(w, G_LOAD, 10000, k->n_load, 0, k->load) != 0 ||
+        make_keys(w, G_MEMORY, 100000, k->n_memory, 0, k->memory) != 0)
+        return -1;
+    printf("keys: %zu fresh (x%d machines), %zu re-activating, %zu not genuine, %zu for the "
+           "memory figure; made in %.1f s\n", k->n_load, PLACES_PER_KEY, k->n_again, k->n_invalid,
+           k->n_memory, now_s() - t0);
+    return 0;
+}
+
+/* --target mode: keys from a file; the not-genuine ones are derived from
+ * them (first security value flipped, checksum recomputed: no secret). */
+static int keys_from_file(const options *o, key_set *k) {
+    FILE *f = fopen(o->keys_file, "r");
+    if (!f) return die("cannot open --keys file");
+    size_t cap = 1024, n = 0;
+    key_text *all = alloc_keys(cap);
+    char line[128];
+    while (all && fgets(line, sizeof line, f)) {
+        pk_fields fl;
+        line[strcspn(line, "\r\n,")] = '\0';
+        if (pk_decode(line, strlen(line), &fl, NULL) != PK_OK) continue;
+        if (n == cap && !(all = realloc(all, (cap *= 2) * sizeof *all))) break;
+        pk_encode(&fl, all[n++]);
+    }
+    fclose(f);
+    if (!all || n < 2 * AGAIN_KEYS) return die("--keys needs at least 2000 genuine keys");
+    k->again = all;
+    k->n_again = AGAIN_KEYS;
+    k->load = all + AGAIN_KEYS;
+    k->n_load = n - AGAIN_KEYS;
+    k->invalid = alloc_keys(INVALID_KEYS);
+    k->n_invalid = INVALID_KEYS;
+    for (size_t i = 0; k->invalid && i < INVALID_KEYS; i++) {
+        pk_fields fl;
+        pk_decode(all[i], PK_TEXT_LEN, &fl, NULL);
+        fl.security_first ^= 1;
+        pk_encode(&fl, k->invalid[i]);
+    }
+    return k->invalid ? 0 : -1;
+}
+
+/* --- the processes -------------------------------------------------------------- */
+
+static redisContext *connect_as(int port, const char *user, const char *pw) {
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = c && !c->err ? redisCommand(c, "AUTH %s %s", user, pw) : NULL;
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok && c) redisFree(c);
+    return ok ? c : NULL;
+}
+
+/* INFO needs @dangerous, which no production user of Redis A has: give this
+ * private instance one extra measuring user before anything is stored. */
+static int add_measuring_user(world *w) {
+    char acl[512];
+    snprintf(acl, sizeof acl, "%s/users.acl", w->a.dir);
+    if (redis_fixture_pause(&w->a) != 0) return die("cannot stop Redis A to add a user");
+    FILE *f = fopen(acl, "a");
+    if (!f) return die("cannot open Redis A's users.acl");
+    fprintf(f, "user bench on >%s ~* &* +@all\n", BENCH_USER_PW);
+    fclose(f);
+    if (redis_fixture_resume(&w->a) != 0) return die("cannot restart Redis A");
+    w->admin = connect_as(w->a.port, "bench", BENCH_USER_PW);
+    return w->admin ? 0 : die("measuring user refused");
+}
+
+static int make_files(world *w) {
+    char err[256];
+    snprintf(w->kek_a, sizeof w->kek_a, "%s/activation.kek", w->dir);
+    snprintf(w->kek_b, sizeof w->kek_b, "%s/audit.kek", w->dir);
+    snprintf(w->signing_key, sizeof w->signing_key, "%s/signing.pem", w->dir);
+    snprintf(w->log_path, sizeof w->log_path, "%s/activation-server.log", w->dir);
+    snprintf(w->echo_log, sizeof w->echo_log, "%s/echo.log", w->dir);
+    if (kek_create_file(w->kek_a, err, sizeof err) || kek_create_file(w->kek_b, err, sizeof err) ||
+        kek_load_file(w->kek_a, w->kek_a_bytes, err, sizeof err) ||
+        kek_load_file(w->kek_b, w->kek_b_bytes, err, sizeof err))
+        return die(err);
+    char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", w->signing_key,
+                   NULL};
+    return fixture_run(gen, NULL, NULL) == 0 ? 0 : die("openssl genpkey failed");
+}
+
+static int start_servers(world *w, const options *o) {
+    char url[256], listen[64], metrics[64], workers[16], echo_workers[16], echo_listen[64];
+    int port = fixture_free_port(), echo_port;
+    do w->metrics_port = fixture_free_port(); while (w->metrics_port == port);
+    do echo_port = fixture_free_port(); while (echo_port == port || echo_port == w->metrics_port);
+    redis_fixture_url(&w->a, "activation", url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", w->metrics_port);
+    snprintf(workers, sizeof workers, "%d", o->workers);
+    snprintf(echo_workers, sizeof echo_workers, "%d", o->echo_workers);
+    snprintf(w->target, sizeof w->target, "127.0.0.1:%d", port);
+    snprintf(w->metrics_host, sizeof w->metrics_host, "127.0.0.1");
+    /* Rate limits stay on (their cost is part of every call) but so high
+     * that one loopback client never meets them. */
+    const char *argv[] = {fixture_bin("activation-server/activation-server"), "--listen", listen,
+                          "--redis-url", url, "--kek", w->kek_a, "--signing-key", w->signing_key,
+                          "--metrics-listen", metrics, "--workers", workers, "--log-level",
+                          o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
+                          "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9", NULL};
+    w->server = fixture_spawn((char *const *)argv, w->log_path, port, 15000);
+    if (w->server < 0) return die("activation-server did not start");
+    snprintf(echo_listen, sizeof echo_listen, "127.0.0.1:%d", echo_port);
+    snprintf(w->echo_target, sizeof w->echo_target, "%s", echo_listen);
+    const char *eargv[] = {fixture_bin("bench/echo_bench"), "--serve", echo_listen,
+                           "--server-workers", echo_workers, NULL};
+    w->echo = fixture_spawn((char *const *)eargv, w->echo_log, echo_port, 15000);
+    return w->echo < 0 ? die("echo_bench --serve did not start") : 0;
+}
+
+static int world_start(world *w, const options *o) {
+    memset(w, 0, sizeof *w);
+    w->server = w->echo = -1;
+    if (fixture_tmpdir(w->dir, sizeof w->dir, "activation-load") != 0) return -1;
+    if (redis_fixture_start(&w->a, FIXTURE_STORE_ACTIVATION) != 0 ||
+        redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
+        return die("redis-server did not start");
+    if (add_measuring_user(w) != 0 || make_files(w) != 0) return -1;
+    w->ks_a = connect_as(w->a.port, "keystore", FIXTURE_PW_KEYSTORE);
+    w->ks_b = connect_as(w->b.port, "keystore", FIXTURE_PW_KEYSTORE);
+    if (!w->ks_a || !w->ks_b) return die("keystore user refused");
+    return start_servers(w, o);
+}
+
+static void world_stop(world *w) {
+    if (w->server > 0) fixture_stop(w->server, SIGTERM, 20000);
+    if (w->echo > 0) fixture_stop(w->echo, SIGTERM, 20000);
+    if (w->ks_a) redisFree(w->ks_a);
+    if (w->ks_b) redisFree(w->ks_b);
+    if (w->admin) redisFree(w->admin);
+    if (w->a.pid > 0) redis_fixture_stop(&w->a);
+    if (w->b.pid > 0) redis_fixture_stop(&w->b);
+    if (w->dir[0]) fixture_rmtree(w->dir);
+}
+
+/* --- the measurements ------------------------------------------------------------ */
+
+static loadgen_config config_for(const options *o, const char *target, const char *const *methods,
+                                 const run_spec *r) {
+    return (loadgen_config){.target = target, .methods = methods, .n_methods = 1,
+                            .threads = r->threads, .channels = r->channels,
+                            .concurrency = r->concurrency, .duration_s = o->duration,
+                            .warmup_s = o->warmup, .class_names = class_names};
+}
+
+/* Gives every re-activating key its place (machine MACHINE_AGAIN + i). */
+static int prefill_again(const char *target, key_set *k) {
+    rpc_channel *ch = rpc_channel_new(target, NULL);
+    rpc_client_method *m = ch ? rpc_channel_method(ch, ACTIVATE_PATH) : NULL;
+    int bad = 0;
+    for (size_t i = 0; m && i < k->n_again; i++) {
+        uint8_t id[32], buf[256];
+        machine_id(id, MACHINE_AGAIN + i);
+        Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+        rq.product_key = k->again[i];
+        rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+        size_t len = activation__v1__activate_request__pack(&rq, buf);
+        rpc_result res;
+        if (rpc_call(ch, m, buf, len, 5000, &res) != GRPC_STATUS_OK && bad++ == 0)
+            fprintf(stderr, "activation_load: prefill: %s\n", res.message);
+        rpc_result_clear(&res);
+    }
+    rpc_channel_free(ch);
+    return m && bad == 0 ? 0 : die("could not give the re-activating keys their places");
+}
+
+/* Warms up with an unmeasured run of its own, then measures with no
+ * warm-up inside, so the CPU counters cover exactly the measured calls. */
+static int run_measured(const options *o, const world *w, const loadgen_config *c,
+                        loadgen_request_fn build, void *user, loadgen_result *res,
+                        snapshot *before, snapshot *after) {
+    loadgen_config warm = *c, measured = *c;
+    warm.duration_s = o->warmup;
+    warm.warmup_s = 0;
+    measured.warmup_s = 0;
+    if (o->warmup > 0 && loadgen_run(&warm, build, user, res) != 0) return -1;
+    take_snapshot(w, before);
+    if (loadgen_run(&measured, build, user, res) != 0) return -1;
+    take_snapshot(w, after);
+    return 0;
+}
+
+typedef struct run_result {
+    double activate, echo;        /* calls/s */
+} run_result;
+
+static void measure_setting(const options *o, const world *w, key_set *k, const run_spec *r,
+                            run_result *out) {
+    static const char *const act_methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
+    loadgen_result res;
+    printf("\n-- threads %d, channels %d, concurrency %d\n", r->threads, r->channels,
+           r->concurrency);
+    out->echo = 0;
+    const char *echo_target = w->echo > 0 ? w->echo_target : o->echo_target;
+    if (echo_target) {
+        loadgen_config ec = config_for(o, echo_target, echo_methods, r);
+        ec.class_names = NULL;
+        snapshot e0, e1;
+        if (run_measured(o, w, &ec, build_echo, NULL, &res, &e0, &e1) == 0) {
+            loadgen_print(stdout, "echo    ", &ec, &res);
+            print_echo_cpu(w, &e0, &e1, res.total.calls);
+            out->echo = res.calls_per_s;
+        }
+    }
+    loadgen_config ac = config_for(o, w->target, act_methods, r);
+    snapshot before, after;
+    if (run_measured(o, w, &ac, build, k, &res, &before, &after) != 0) {
+        printf("activate: failed: %s\n", res.first_error);
+        out->activate = 0;
+        return;
+    }
+    loadgen_print(stdout, "activate", &ac, &res);
+    out->activate = res.calls_per_s;
+    if (out->echo > 0)
+        printf("  ratio Activate/echo: %.2f (target >= 0.6)\n", out->activate / out->echo);
+    print_breakdown(w, &before, &after, res.total.calls);
+}
+
+static void measure_half_rate(const options *o, const world *w, key_set *k, const run_spec *r,
+                              double peak) {
+    static const char *const methods[] = {ACTIVATE_PATH};
+    loadgen_config c = config_for(o, w->target, methods, r);
+    c.rate = peak / 2;
+    if (c.concurrency < 64) c.concurrency = 64;   /* open loop: slots never the limit */
+    c.duration_s = o->duration * 2;
+    loadgen_result res;
+    printf("\n-- half of peak: %.0f calls/s offered (open loop), threads %d, channels %d\n",
+           c.rate, c.threads, c.channels);
+    if (loadgen_run(&c, build, k, &res) != 0) {
+        printf("half rate: failed: %s\n", res.first_error);
+        return;
+    }
+    loadgen_print(stdout, "activate", &c, &res);
+    printf("  p99 at half of peak: %.2f ms (target <= 2 ms); p99.9 %.2f ms\n",
+           res.total.p99_us / 1000, res.total.p999_us / 1000);
+}
+
+static bool info_memory(redisContext *c, long long *used, long long *dataset) {
+    redisReply *r = redisCommand(c, "INFO memory");
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r) freeReplyObject(r);
+        return false;
+    }
+    const char *u = strstr(r->str, "used_memory:"), *d = strstr(r->str, "used_memory_dataset:");
+    *used = u ? atoll(u + 12) : 0;
+    *dataset = d ? atoll(d + 20) : 0;
+    freeReplyObject(r);
+    return u != NULL;
+}
+
+static void measure_memory(const options *o, const world *w, key_set *k, const run_spec *r) {
+    static const char *const methods[] = {ACTIVATE_PATH};
+    long long used0, data0, used1, data1;
+    if (!w->admin || !info_memory(w->admin, &used0, &data0)) return;
+    k->only = CLASS_MEMORY;
+    loadgen_config c = config_for(o, w->target, methods, r);
+    c.duration_s = 0;
+    c.warmup_s = 0;
+    c.count = k->n_memory;
+    loadgen_result res;
+    int rc = loadgen_run(&c, build, k, &res);
+    k->only = -1;
+    sleep(2);   /* the AOF buffer drains into the file each second */
+    if (rc != 0 || !info_memory(w->admin, &used1, &data1)) return;
+    uint64_t granted = res.total.status[GRPC_STATUS_OK];
+    printf("\n-- Redis memory: %llu activations of distinct keys (%llu granted)\n",
+           (unsigned long long)res.total.calls, (unsigned long long)granted);
+    if (granted == 0) return;
+    printf("  used_memory %+lld bytes = %.1f bytes per activation record (target <= 150); "
+           "dataset part %.1f bytes\n", used1 - used0, (double)(used1 - used0) / granted,
+           (double)(data1 - data0) / granted);
+    pk_fields f;
+    pk_decode(k->memory[0], PK_TEXT_LEN, &f, NULL);
+    redisReply *u = redisCommand(w->admin, "MEMORY USAGE {g:%u}:k:%u SAMPLES 0", f.group, f.serial);
+    redisReply *e = redisCommand(w->admin, "OBJECT ENCODING {g:%u}:k:%u", f.group, f.serial);
+    if (u && e && u->type == REDIS_REPLY_INTEGER && e->type == REDIS_REPLY_STATUS)
+        printf("  one record {g:%u}:k:%u: MEMORY USAGE %lld bytes, encoding %s\n", f.group,
+               f.serial, u->integer, e->str);
+    if (u) freeReplyObject(u);
+    if (e) freeReplyObject(e);
+}
+
+/* --- options -------------------------------------------------------------------- */
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: activation_load [options]\n"
+        "Load benchmark of the activation server: calls/s, latency, ratio to a bare echo,\n"
+        "server time per stage, p99 at half of peak, Redis bytes per activation record.\n"
+        "  --run T,C,N        client threads, channels, calls in flight; repeat\n"
+        "                     (default 2,2,8 2,2,16 2,4,32 2,4,64)\n"
+        "  --duration S       measured seconds per run (default 3)\n"
+        "  --warmup S         unmeasured seconds before each run (default 0.5)\n"
+        "  --workers N        activation-server workers (default 0: its own default,\n"
+        "                     two per core)\n"
+        "  --echo-workers N   echo server workers (default 0: the runtime's, one per core)\n"
+        "  --mix N,A,I        percent new activations, re-activations, keys not genuine\n"
+        "                     (default 70,20,10)\n"
+        "  --keys-fresh N     fresh keys made for new activations (default 150000)\n"
+        "  --records N        activations for the memory figure; 0 skips it (default 100000)\n"
+        "  --no-half          skip the run at half of peak\n"
+        "  --server-log-level L  the started server's log level (default info, as deployed)\n"
+        "  --target HOST:PORT drive a running server instead (needs --keys FILE)\n"
+        "  --keys FILE        genuine keys, one a line (--target mode)\n"
+        "  --metrics HOST:PORT  that server's metrics endpoint, for the stage breakdown\n"
+        "  --echo-target HOST:PORT  an echo_bench --serve on the same runtime, for the ratio\n"
+        "  --help             this text\n");
+}
+
+static int parse_options(int argc, char **argv, options *o) {
+    static const struct option opts[] = {
+        {"run", required_argument, NULL, 'r'},        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'u'},     {"workers", required_argument, NULL, 'w'},
+        {"echo-workers", required_argument, NULL, 'E'},
+        {"mix", required_argument, NULL, 'm'},        {"keys-fresh", required_argument, NULL, 'k'},
+        {"records", required_argument, NULL, 'R'},    {"no-half", no_argument, NULL, 'H'},
+        {"server-log-level", required_argument, NULL, 'l'},
+        {"target", required_argument, NULL, 't'},     {"keys", required_argument, NULL, 'K'},
+        {"metrics", required_argument, NULL, 'M'},    {"echo-target", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    *o = (options){.duration = 3, .warmup = 0.5, .workers = 0, .mix = {70, 20, 10},
+                   .load_keys = 150000, .records = 100000, .half = true, .log_level = "info"};
+    int c;
+    char tail;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        run_spec *r = &o->runs[o->n_runs];
+        switch (c) {
+        case 'r':
+            if (o->n_runs == MAX_RUNS ||
+                sscanf(optarg, "%d,%d,%d%c", &r->threads, &r->channels, &r->concurrency, &tail) != 3 ||
+                r->threads < 1 || r->channels < 1 || r->concurrency < r->threads)
+                return die("--run wants T,C,N with N >= T");
+            o->n_runs++;
+            break;
+        case 'd': o->duration = atof(optarg); break;
+        case 'u': o->warmup = atof(optarg); break;
+        case 'w': o->workers = atoi(optarg); break;
+        case 'E': o->echo_workers = atoi(optarg); break;
+        case 'm':
+            if (sscanf(optarg, "%d,%d,%d%c", &o->mix[0], &o->mix[1], &o->mix[2], &tail) != 3 ||
+                o->mix[0] < 0 || o->mix[1] < 0 || o->mix[2] < 0 ||
+                o->mix[0] + o->mix[1] + o->mix[2] != 100)
+                return die("--mix wants three percentages adding up to 100");
+            break;
+        case 'k': o->load_keys = (size_t)atol(optarg); break;
+        case 'R': o->records = (size_t)atol(optarg); break;
+        case 'H': o->half = false; break;
+        case 'l': o->log_level = optarg; break;
+        case 't': o->target = optarg; break;
+        case 'K': o->keys_file = optarg; break;
+        case 'M': o->metrics = optarg; break;
+        case 'e': o->echo_target = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc || o->duration <= 0 || o->warmup < 0 || o->workers < 0 || o->echo_workers < 0 || o->load_keys < 1)
+        return usage(stderr), -1;
+    if (o->target && !o->keys_file) return die("--target needs --keys FILE");
+    if (o->n_runs == 0) {
+        const run_spec def[] = {{2, 2, 8}, {2, 2, 16}, {2, 4, 32}, {2, 4, 64}};
+        memcpy(o->runs, def, sizeof def);
+        o->n_runs = 4;
+    }
+    return 0;
+}
+
+/* fixture_bin finds programs through PA_BUILD_DIR: this binary lives in
+ * BUILD/bench/, so default it to the directory above. */
+static void default_build_dir(void) {
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (getenv("PA_BUILD_DIR") || n <= 0) return;
+    exe[n] = '\0';
+    setenv("PA_BUILD_DIR", dirname(dirname(exe)), 0);
+}
+
+static int pointed_world(const options *o, world *w) {
+    memset(w, 0, sizeof *w);
+    w->server = w->echo = w->a.pid = w->b.pid = -1;
+    snprintf(w->target, sizeof w->target, "%s", o->target);
+    if (o->metrics) {
+        const char *colon = strrchr(o->metrics, ':');
+        if (!colon) return die("--metrics wants HOST:PORT");
+        snprintf(w->metrics_host, sizeof w->metrics_host, "%.*s", (int)(colon - o->metrics),
+                 o->metrics);
+        w->metrics_port = atoi(colon + 1);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    if (parse_options(argc, argv, &o) != 0) return 2;
+    default_build_dir();
+    signal(SIGPIPE, SIG_IGN);
+    grpc_init();
+    world w;
+    key_set k = {.only = -1, .mix = {o.mix[0], o.mix[1], o.mix[2]}};
+    int rc = 1;
+    if (o.target ? pointed_world(&o, &w) != 0 || keys_from_file(&o, &k) != 0
+                 : world_start(&w, &o) != 0 || make_all_keys(&w, &o, &k) != 0)
+        goto out;
+    if (!o.target) printf("activation server: %s (--workers %d), echo ceiling: %s (--server-workers %d), "
+                          "Redis A: 127.0.0.1:%d\n", w.target, o.workers, w.echo_target,
+                          o.echo_workers, w.a.port);
+    if (prefill_again(w.target, &k) != 0) goto out;
+    printf("mix: %d%% new activations, %d%% re-activations, %d%% keys not genuine\n", o.mix[0],
+           o.mix[1], o.mix[2]);
+
+    run_result best = {0};
+    int best_i = 0;
+    for (int i = 0; i < o.n_runs; i++) {
+        run_result r;
+        measure_setting(&o, &w, &k, &o.runs[i], &r);
+        if (r.activate > best.activate) best = r, best_i = i;
+    }
+    if (best.activate <= 0) goto out;
+    printf("\n== best setting: threads %d, channels %d, concurrency %d: %.0f Activate/s",
+           o.runs[best_i].threads, o.runs[best_i].channels, o.runs[best_i].concurrency,
+           best.activate);
+    if (best.echo > 0) printf(", echo %.0f/s, ratio %.2f (target >= 0.6)", best.echo,
+                              best.activate / best.echo);
+    printf("\n");
+    if (o.half) measure_half_rate(&o, &w, &k, &o.runs[best_i], best.activate);
+    if (!o.target && o.records > 0) measure_memory(&o, &w, &k, &o.runs[best_i]);
+    uint64_t exhausted = atomic_load(&k.exhausted);
+    if (exhausted)
+        printf("\nnote: %llu new activations reused a key (raise --keys-fresh)\n",
+               (unsigned long long)exhausted);
+    rc = 0;
+out:
+    if (!o.target) world_stop(&w);
+    free(k.again);                  /* in --target mode it also holds k.load */
+    if (!o.target) free(k.load);
+    free(k.invalid);
+    free(k.memory);
+    rpc_client_thread_done();
+    grpc_shutdown();
+    return rc;
+}
