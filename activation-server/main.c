@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -32,7 +33,7 @@ static const config_option options[] = {
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
     {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required)", NULL},
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
-    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = one per core",
+    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core",
      "0"},
     {"metrics-listen", "ADDR", "host:port of the Prometheus /metrics endpoint; \"off\" disables",
      "127.0.0.1:9464"},
@@ -158,10 +159,15 @@ static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
     const char *const *listen;
     size_t n_listen = config_get_list(d->cfg, "listen", &listen);
     bool bad = false;
+    /* A handler waits on Redis once per call: with only one worker per core
+     * the cores idle during those waits (measured: 2 workers 5.8k calls/s,
+     * 4 workers 8.0k, 8 workers 7.5k on 2 cores, client and Redis included). */
+    int workers = (int)config_get_int(d->cfg, "workers", 0, 256, &bad);
+    if (workers == 0) workers = 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
     rpc_server_config sc = {
         .listen = listen,
         .n_listen = n_listen,
-        .workers = (int)config_get_int(d->cfg, "workers", 0, 256, &bad),
+        .workers = workers,
         .tls = d->tls_cert ? &d->tls : NULL,
         .app = &d->app,
         .worker_init = worker_new,
@@ -176,7 +182,7 @@ static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
     rpc_server *s = rpc_server_start(&sc, methods, sizeof methods / sizeof *methods, err, errlen);
     for (size_t i = 0; s && i < n_listen; i++)
         log_info("server.listening", LOG_S("listen", listen[i]), LOG_I("port", rpc_server_port(s, i)),
-                 LOG_B("tls", sc.tls != NULL), LOG_END);
+                 LOG_B("tls", sc.tls != NULL), LOG_I("workers", workers), LOG_END);
     return s;
 }
 
