@@ -59,12 +59,16 @@ static int setup(void **state) {
     const char *g[] = {"--max-machines", "1", NULL};
     char keys[2][KEY_TEXT];
     if (env_start(&env) != 0 || env_start_server(&env, 0, NULL) != 0 || env_start_server(&env, 1, NULL) != 0 ||
-        env_group(&env, 201, g) != 0 || env_keys(&env, 201, 2, keys) != 0)
+        env_group(&env, 201, g) != 0 || env_keys(&env, 201, 2, keys) != 0) {
+        env_stop(&env);  /* cmocka skips the teardown when setup fails */
         return -1;
+    }
     snprintf(key, sizeof key, "%s", keys[0]);
     snprintf(picker_key, sizeof picker_key, "%s", keys[1]);
     do dead_port = fixture_free_port(); while (dead_port == env.port[0] || dead_port == env.port[1]);
-    return start_dnsmasq();
+    if (start_dnsmasq() == 0) return 0;
+    env_stop(&env);
+    return -1;
 }
 
 static int teardown(void **state) {
