@@ -1,12 +1,13 @@
 /* policy.c -- argument packing and reply decoding for policy.lua.
  *
  * Arguments go to EVALSHA as binary-safe (pointer, length) pairs straight
- * from the caller's buffers; only the per-key record name and a few numbers
- * are formatted per call. */
+ * from the caller's buffers; only the per-key record name, the machine's
+ * place digest and a few numbers are made per call. */
 #include "policy.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,15 @@ void policy_address_key(const char *ip, char *out, size_t n) {
         return;
     }
     snprintf(out, n, "rl:a:%s", ip);
+}
+
+/* A machine's field in the key's record: the first 16 bytes of
+ * SHA-256(machine_id), half the size of the id (see policy.lua). */
+#define PLACE_FIELD_LEN 16
+static void place_field(const uint8_t *machine_id, uint8_t out[PLACE_FIELD_LEN]) {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256(machine_id, MACHINE_ID_LEN, digest);
+    memcpy(out, digest, PLACE_FIELD_LEN);
 }
 
 /* A growing (pointer, length) argument list for one EVALSHA. */
@@ -115,6 +125,8 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                      const policy_audit *audit, policy_result *out) {
     char record[48], serial_s[16], group_s[16], sf[24], ss[16], at[24];
+    uint8_t field[PLACE_FIELD_LEN];
+    place_field(machine_id, field);
     snprintf(record, sizeof record, "{g:%u}:k:%u", g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
@@ -126,7 +138,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, "audit:outbox");
     add_str(&a, "activate");
     add_str(&a, serial_s);
-    add(&a, machine_id, MACHINE_ID_LEN);
+    add(&a, field, sizeof field);
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
@@ -148,6 +160,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
         add_str(&a, audit->client_address);
         add_str(&a, at);
         add_str(&a, audit->sample_reason ? audit->sample_reason : "sample");
+        add(&a, machine_id, MACHINE_ID_LEN);   /* the outbox keeps the whole id */
     }
     run(r, script, 6, &a, "activate", out);
 }
@@ -158,6 +171,8 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                        policy_result *out) {
     char key_group[GROUP_KEY_NAME_MAX], key_revoked[GROUP_KEY_NAME_MAX], record[48], serial_s[16];
+    uint8_t field[PLACE_FIELD_LEN];
+    place_field(machine_id, field);
     group_key_record(key_group, sizeof key_group, group);
     snprintf(key_revoked, sizeof key_revoked, "{g:%u}:revoked", group);
     snprintf(record, sizeof record, "{g:%u}:k:%u", group, serial);
@@ -171,7 +186,7 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     int nkeys = a.n;
     add_str(&a, op);
     add_str(&a, serial_s);
-    add(&a, machine_id, MACHINE_ID_LEN);
+    add(&a, field, sizeof field);
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);

@@ -17,16 +17,19 @@
 --                            version, max_machines, lease_seconds, renew_seconds
 --   {g:ID}:revoked   set     revoked serials, decimal
 --   {g:ID}:k:SERIAL  hash    the key's activation record:
---                              "n"          uses of the key: Activate and Renew
---                                           calls that reached the record
---                              <machine_id> 32 raw bytes -> 16-byte place:
---                                           license random (8 bytes) |
---                                           expires_at (u32 LE, 0 = never) |
---                                           last_seen (u32 LE)
---                            A handful of short fields keeps the hash
---                            listpack-encoded: ~140 bytes per activated key.
---   {g:ID}:rl        hash    the group's token bucket: t (tokens), ts (ms)
---   rl:a:ADDR        hash    one client address's token bucket (IPv6: its /64)
+--                              "n"      uses of the key: Activate and Renew
+--                                       calls that reached the record
+--                              <place>  one field per machine holding a place:
+--                                       the first 16 bytes of SHA-256(machine_id)
+--                                       -> license random (8 bytes) |
+--                                          expires_at (u32 LE, 0 = never)
+--                            Sized for memory: with one machine the hash is a
+--                            44-byte listpack (jemalloc's 48-byte class), about
+--                            140 bytes of Redis memory per activated key in all.
+--                            The 128-bit digest halves the field; making two
+--                            machine ids share one takes ~2^64 work.
+--   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
+--   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
 --   audit:outbox     stream  offline-audit records (fields in the brief)
 -- The address bucket and the outbox are outside the group's hash slot; on
 -- Redis Cluster they would move to a second call.
@@ -57,17 +60,17 @@ end
 -- up to `burst`. An absent bucket is full; a bucket expires once it would be
 -- full again, so idle addresses cost no memory.
 local function bucket_level(key, rate, burst, now_ms)
-    local v = redis.call('HMGET', key, 't', 'ts')
-    local level = tonumber(v[1])
-    if not level then return burst end
-    local dt = now_ms - (tonumber(v[2]) or now_ms)
+    local v = redis.call('GET', key)
+    if not v then return burst end
+    local level, ts = struct.unpack('<dd', v)
+    local dt = now_ms - ts
     if dt < 0 then dt = 0 end
     return math.min(burst, level + dt * rate / 1000)
 end
 
 local function bucket_store(key, level, rate, burst, now_ms)
-    redis.call('HSET', key, 't', level, 'ts', now_ms)
-    redis.call('PEXPIRE', key, math.ceil((burst - level) / rate * 1000) + 1000)
+    redis.call('SET', key, struct.pack('<dd', level, now_ms), 'PX',
+        math.ceil((burst - level) / rate * 1000) + 1000)
 end
 
 local function seconds_until(level, cost, rate)
@@ -101,8 +104,8 @@ local function place_expires(place)
     return struct.unpack('<I4', place, 9)
 end
 
-local function pack_place(random, expires, now_s)
-    return random .. struct.pack('<I4I4', expires, now_s)
+local function pack_place(random, expires)
+    return random .. struct.pack('<I4', expires)
 end
 
 -- Frees the places whose lease lapsed; returns how many.
@@ -111,7 +114,7 @@ local function reclaim_lapsed(record, now_s)
     local freed = 0
     for i = 1, #all, 2 do
         local field, place = all[i], all[i + 1]
-        if #field == 32 and #place == 16 then
+        if #field == 16 and #place == 12 then
             local e = place_expires(place)
             if e ~= 0 and e <= now_s then
                 redis.call('HDEL', record, field)
@@ -145,11 +148,11 @@ local function lease_times(lease, renew, now_s)
     return now_s + lease, now_s + renew
 end
 
--- ARGV: op, serial, machine_id, random, address rate, address burst,
---       group rate, group burst, audit mode (0 none, 1 sampled,
+-- ARGV: op, serial, place (machine digest), random, address rate, address
+--       burst, group rate, group burst, audit mode (0 none, 1 sampled,
 --       2 only if this is the key's first use), then with an audit mode:
 --       request_id, group, upgrade, security_first, security_second,
---       client_address, received_at, sample_reason
+--       client_address, received_at, sample_reason, machine_id
 local function activate()
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({
@@ -161,20 +164,20 @@ local function activate()
     if not version then return {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, version} end
 
-    local record, machine = KEYS[3], ARGV[3]
+    local record, field = KEYS[3], ARGV[3]
     local uses = redis.call('HINCRBY', record, 'n', 1)
-    local place = redis.call('HGET', record, machine)
+    local place = redis.call('HGET', record, field)
     local random, again = ARGV[4], 0
     if place then
         random, again = string.sub(place, 1, 8), 1   -- same machine: same place, same license id
     elseif max > 0 then
-        local held = places(record)
+        local held = redis.call('HLEN', record) - 1   -- every field but "n"
         if held >= max then held = held - reclaim_lapsed(record, now_s) end
         if held >= max then return {NO_PLACE, version, held} end
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
-    redis.call('HSET', record, machine, pack_place(random, expires, now_s))
+    redis.call('HSET', record, field, pack_place(random, expires))
 
     local mode = ARGV[9]
     if mode == '1' or (mode == '2' and uses == 1) then
@@ -182,14 +185,15 @@ local function activate()
         if mode == '2' then reason = 'first_activation' end
         redis.call('XADD', KEYS[6], '*', 'request_id', ARGV[10], 'group', ARGV[11],
             'serial', ARGV[2], 'upgrade', ARGV[12], 'security_first', ARGV[13],
-            'security_second', ARGV[14], 'machine_id', machine, 'client_address', ARGV[15],
+            'security_second', ARGV[14], 'machine_id', ARGV[18], 'client_address', ARGV[15],
             'received_at', ARGV[16], 'sample_reason', reason)
     end
-    return {OK, version, places(record), expires, renew_after, now_s, random, again}
+    return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
+        again}
 end
 
 -- The place named by a license: {version, place} or an error reply.
--- ARGV: op, serial, machine_id, random, address rate, address burst
+-- ARGV: op, serial, place (machine digest), random, address rate, address burst
 local function find_place(group_key, record, address_key)
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({{address_key, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'}},
@@ -210,7 +214,7 @@ local function renew_license()
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
     redis.call('HINCRBY', KEYS[3], 'n', 1)
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', KEYS[3], ARGV[3], pack_place(ARGV[4], expires, p.now))
+    redis.call('HSET', KEYS[3], ARGV[3], pack_place(ARGV[4], expires))
     return {OK, p.version, places(KEYS[3]), expires, renew_after, p.now, ARGV[4], 1}
 end
 
