@@ -6,7 +6,10 @@
  * percentiles for each. Any service built on the same runtime can only be
  * slower than this, so other benchmarks quote their rate as a ratio of it.
  * Client and server share the machine's cores, as they do in those
- * benchmarks. --sync also measures the blocking rpc_call client path.
+ * benchmarks. Each run also prints the CPU time this process (client and
+ * server together) spent per call, which stays meaningful when other
+ * programs share the machine and the calls/s figure does not.
+ * --sync also measures the blocking rpc_call client path.
  * --serve runs only the server, until SIGINT/SIGTERM, so client and server
  * can be measured (or profiled) as separate processes. */
 #include "loadgen_core.h"
@@ -16,6 +19,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +107,13 @@ typedef struct sync_arg {
     double seconds;
     uint64_t calls, failed;
 } sync_arg;
+
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec * 1e-6;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -222,12 +233,17 @@ int main(int argc, char **argv) {
                              .channels = runs[i].channels, .concurrency = runs[i].concurrency,
                              .duration_s = duration, .warmup_s = warmup, .max_request_bytes = 65536};
         loadgen_result res;
-        if (loadgen_run(&lc, build_echo, NULL, &res) != 0) {
+        double cpu0 = cpu_s();
+        int failed = loadgen_run(&lc, build_echo, NULL, &res);
+        double cpu = cpu_s() - cpu0;   /* includes the warm-up, and so does all_calls */
+        if (failed) {
             fprintf(stderr, "echo_bench: %s\n", res.first_error);
             rc = 1;
             break;
         }
         loadgen_print(stdout, "echo", &lc, &res);
+        if (server && res.all_calls > 0)
+            printf("  cpu (client + server, this process): %.1f us per call\n", cpu / (double)res.all_calls * 1e6);
         fflush(stdout);
     }
     if (rc == 0 && sync_threads > 0) run_sync(target, sync_threads, duration);

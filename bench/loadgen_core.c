@@ -126,6 +126,7 @@ struct lg_thread {
     uint64_t status[LOADGEN_MAX_CLASSES][LOADGEN_STATUS_CODES];
     uint64_t first_start, last_end; /* measured window seen by this thread */
     uint64_t late;
+    uint64_t completed;           /* all calls, warm-up included */
     uint8_t *scratch;             /* contiguous response copy for on_response */
     size_t scratch_cap;
     char first_error[256];
@@ -248,6 +249,7 @@ static void report_response(slot *s) {
 static void slot_complete(slot *s) {
     lg_thread *t = s->t;
     uint64_t end = now_ns();
+    t->completed++;
     if (s->measured) {
         int k = s->req.klass;
         int st = (unsigned)s->status < LOADGEN_STATUS_CODES ? (int)s->status : GRPC_STATUS_UNKNOWN;
@@ -429,6 +431,7 @@ static void collect(lg_thread *ts, int n, loadgen_result *out) {
         if (t->first_start && (!first || t->first_start < first)) first = t->first_start;
         if (t->last_end > last) last = t->last_end;
         out->late_starts += t->late;
+        out->all_calls += t->completed;
         if (!out->first_error[0] && t->first_error[0]) snprintf(out->first_error, sizeof out->first_error, "%s", t->first_error);
     }
     for (int k = 0; k < LOADGEN_MAX_CLASSES; k++) {

@@ -83,6 +83,7 @@ typedef struct loadgen_result {
     double seconds;               /* measured period: first measured start to last completion */
     double calls_per_s;           /* total.calls / seconds */
     uint64_t late_starts;         /* open loop: calls started late because all slots were busy */
+    uint64_t all_calls;           /* every completed call, warm-up included (for CPU per call) */
     char first_error[256];        /* first non-OK status and message seen, for diagnosis */
 } loadgen_result;
 
