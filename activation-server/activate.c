@@ -171,6 +171,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     policy_activate(w->redis, w->script, &w->app->limits, g, key.serial, rq->machine_id.data,
                     rnd.license, address_key, audit, &p);
     t[2] = mono_ns();
+    metric_observe(m->redis_seconds, (double)(t[2] - t[1]) / 1e9);
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
         refuse_by_policy(w, ctx, reply, &p, &key);

@@ -43,6 +43,7 @@ typedef struct activation_metrics {
     metric *refused[REFUSED_N];     /* by reason */
     metric *rate_limited[2];        /* by scope: address, group */
     metric *redis_errors;           /* unreachable, timed out, or an error reply */
+    metric *redis_seconds;          /* histogram: Activate's policy round trip */
     metric *stage_ns[STAGE_N];      /* nanoseconds spent per stage, granted calls */
     metric *stage_calls;            /* granted calls timed into stage_ns */
     metric *group_loads;            /* group records read from Redis (cache misses) */

@@ -72,6 +72,11 @@ void activation_metrics_init(activation_metrics *m) {
     m->redis_errors = metric_counter("pa_redis_errors_total",
                                      "Redis calls that failed: unreachable, timeout or error reply",
                                      "");
+    static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+    m->redis_seconds = metric_histogram("pa_activate_redis_seconds",
+                                        "Activate's one Redis round trip (policy.lua), seconds", "",
+                                        bounds, sizeof bounds / sizeof *bounds);
     for (int i = 0; i < STAGE_N; i++) {
         snprintf(labels, sizeof labels, "stage=\"%s\"", stage_names[i]);
         m->stage_ns[i] = metric_counter("pa_activate_stage_nanoseconds_total",
