@@ -194,8 +194,40 @@ static const char *const stage_series[ST_N] = {
     "pa_activate_stage_calls_total",
 };
 
+#define HIST_BUCKETS 24
+
+/* Cumulative bucket counts of one histogram series family, in order. */
+typedef struct hist {
+    double le[HIST_BUCKETS];
+    double count[HIST_BUCKETS];
+    int n;
+} hist;
+
+static void read_hist(const char *text, const char *prefix, hist *h) {
+    size_t n = strlen(prefix);
+    h->n = 0;
+    for (const char *l = text; l && *l && h->n < HIST_BUCKETS;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, prefix, n) != 0) continue;
+        const char *le = strstr(l, "le=\""), *sp = strchr(l, ' ');
+        if (!le || !sp) continue;
+        h->le[h->n] = strncmp(le + 4, "+Inf", 4) == 0 ? 1e9 : strtod(le + 4, NULL);
+        h->count[h->n++] = strtod(sp + 1, NULL);
+    }
+}
+
+/* The bucket bound under which fraction q of the calls between a and b fell. */
+static double hist_quantile(const hist *a, const hist *b, double q) {
+    if (a->n != b->n || b->n == 0) return -1;
+    double total = b->count[b->n - 1] - a->count[a->n - 1];
+    for (int i = 0; total > 0 && i < b->n; i++)
+        if (b->count[i] - a->count[i] >= q * total) return b->le[i];
+    return -1;
+}
+
 typedef struct snapshot {
     double stage[ST_N];           /* server counters */
+    hist call, redis;             /* server-side Activate latency, its Redis round trip */
     double cpu_self, cpu_server, cpu_redis, cpu_echo;
     bool have_stages;
 } snapshot;
@@ -206,6 +238,9 @@ static void take_snapshot(const world *w, snapshot *s) {
         char *text = http_metrics(w->metrics_host, w->metrics_port);
         s->have_stages = text != NULL;
         for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
+        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\"",
+                  &s->call);
+        read_hist(text, "pa_activate_redis_seconds_bucket{", &s->redis);
         free(text);
     }
     s->cpu_self = cpu_s(0);
@@ -242,6 +277,16 @@ static void print_breakdown(const world *w, const snapshot *a, const snapshot *b
     printf("  CPU per call: load generator %.1f us, activation-server %.1f us, redis-server %.1f us"
            " = %.1f us; %ld cores allow at most %.0f calls/s\n",
            self, server, redis, sum, cores, sum > 0 ? cores * 1e6 / sum : 0);
+}
+
+/* Where a tail comes from: inside the server (arrival to reply, and its
+ * Redis round trip), or before the call reached it. Bucket bounds, so "<=". */
+static void print_server_tail(const snapshot *a, const snapshot *b) {
+    double call = hist_quantile(&a->call, &b->call, 0.99);
+    double redis = hist_quantile(&a->redis, &b->redis, 0.99);
+    if (call < 0 || redis < 0) return;
+    printf("  server side p99: Activate arrival to reply <= %.2f ms, its Redis round trip <= %.2f ms\n",
+           call * 1000, redis * 1000);
 }
 
 /* --- the request mix ------------------------------------------------------------- */
@@ -600,23 +645,39 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
     if (out->echo > 0)
         printf("  ratio Activate/echo: %.2f (target >= 0.6)\n", out->activate / out->echo);
     print_breakdown(w, &before, &after, res.total.calls);
+    print_server_tail(&before, &after);
 }
 
 static void measure_half_rate(const options *o, const world *w, key_set *k, const run_spec *r,
                               double peak) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
     loadgen_config c = config_for(o, w->target, methods, r);
     c.rate = peak / 2;
-    if (c.concurrency < 64) c.concurrency = 64;   /* open loop: slots never the limit */
+    if (c.concurrency < 256) c.concurrency = 256;   /* open loop: slots never the limit */
     c.duration_s = o->duration * 2;
     loadgen_result res;
+    const char *echo_target = w->echo > 0 ? w->echo_target : o->echo_target;
+    if (echo_target) {   /* the runtime's own tail at the same offered rate */
+        loadgen_config ec = c;
+        ec.target = echo_target;
+        ec.methods = echo_methods;
+        ec.class_names = NULL;
+        if (loadgen_run(&ec, build_echo, NULL, &res) == 0) {
+            printf("\n-- half of peak, echo at the same rate: ");
+            loadgen_print(stdout, "echo", &ec, &res);
+        }
+    }
     printf("\n-- half of peak: %.0f calls/s offered (open loop), threads %d, channels %d\n",
            c.rate, c.threads, c.channels);
+    snapshot before, after;
+    take_snapshot(w, &before);
     if (loadgen_run(&c, build, k, &res) != 0) {
         printf("half rate: failed: %s\n", res.first_error);
         return;
     }
+    take_snapshot(w, &after);
     loadgen_print(stdout, "activate", &c, &res);
+    print_server_tail(&before, &after);
     printf("  p99 at half of peak: %.2f ms (target <= 2 ms); p99.9 %.2f ms\n",
            res.total.p99_us / 1000, res.total.p999_us / 1000);
 }
