@@ -1,7 +1,8 @@
 /* test_activation_interop.c -- clients that are not the server's own code:
  * Debian's python3-grpcio with messages generated from protos/ at test time
  * (interop_activate.py), and our pa-activate-once CLI as the README shows
- * it, both verifying the signed license. */
+ * it, both verifying the signed license; then the server's optional TLS
+ * for installers, again through pa-activate-once. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -103,10 +104,47 @@ static void test_pa_activate_once(void **state) {
     free(err);
 }
 
+/* Runs last: replaces the plaintext server with a TLS one. */
+static void test_tls_for_installers(void **state) {
+    char cert[600], key[600], san[] = "subjectAltName=IP:127.0.0.1,DNS:localhost";
+    snprintf(cert, sizeof cert, "%s/server.crt", env.dir);
+    snprintf(key, sizeof key, "%s/server.key", env.dir);
+    char *req[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                   "-subj", "/CN=localhost", "-addext", san, NULL};
+    assert_int_equal(fixture_run(req, NULL, NULL), 0);
+    assert_int_equal(env_stop_server(&env), 0);
+    const char *tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_int_equal(env_start_server(&env, tls), 0);
+
+    char k[PK_TEXT_LEN + 1], bin[512];
+    assert_int_equal(env_make_key(&env, G, 9, false, 0, k), 0);
+    snprintf(bin, sizeof bin, "%s", fixture_bin("activation-server/pa-activate-once"));
+    char machine[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    char *argv[] = {bin, "--server", env.target, "--tls-ca", cert, "--public-key", env.public_key,
+                    "--machine-id", machine, k, NULL};
+    char *out = NULL, *err = NULL;
+    int st = fixture_run(argv, &out, &err);
+    if (st != 0) fprintf(stderr, "pa-activate-once over TLS exited %d\n%s\n%s\n", st, out, err);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "signature         verified"));
+    free(out);
+    free(err);
+    /* A plaintext client gets nowhere. */
+    char *plain[] = {bin, "--server", env.target, "--timeout-ms", "2000", "--machine-id", machine, k,
+                     NULL};
+    st = fixture_run(plain, &out, &err);
+    assert_int_equal(st, 1);
+    assert_non_null(strstr(err, "UNAVAILABLE"));
+    free(out);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_grpcio_client),
         cmocka_unit_test(test_pa_activate_once),
+        cmocka_unit_test(test_tls_for_installers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -99,6 +99,35 @@ static void test_failures_cost_more_and_tell_nothing(void **state) {
     expect(forged, 2, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "from this address");
 }
 
+/* Configuration layers: the file, then PA_ACTIVATION_* variables, then
+ * flags, each winning over the one before. */
+static void test_config_file_env_and_flags(void **state) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/activation.conf", env.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "# limits for this test\nrate-address-per-s = 0.5\nrate-address-burst = 10\n"
+               "log-level = error\n");
+    fclose(f);
+    setenv("PA_ACTIVATION_RATE_ADDRESS_BURST", "3", 1);   /* beats the file */
+    const char *flags[] = {"--config", path, NULL};        /* --log-level debug beats the file */
+    int started = start_with(flags);
+    unsetenv("PA_ACTIVATION_RATE_ADDRESS_BURST");
+    assert_int_equal(started, 0);
+    reset_address_bucket();
+    char key[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_B, 50, false, 0, key), 0);
+    for (unsigned i = 0; i < 3; i++) expect(key, 300, GRPC_STATUS_OK, NULL, NULL);
+    int retry = 0;
+    expect(key, 300, GRPC_STATUS_RESOURCE_EXHAUSTED, &retry, "from this address");
+    assert_int_equal(retry, 2);   /* one token at 0.5 per second */
+    char *log = env_read_log(&env), *run = log, *p;
+    assert_non_null(log);
+    while ((p = strstr(run + 1, "\"event\":\"server.started\""))) run = p;   /* this server's lines */
+    assert_non_null(strstr(run, "\"level\":\"debug\""));
+    free(log);
+}
+
 static void test_group_bucket(void **state) {
     const char *flags[] = {"--rate-address-per-s", "0", "--rate-group-per-s", "0.5",
                            "--rate-group-burst", "3", NULL};
@@ -119,6 +148,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_bucket),
         cmocka_unit_test(test_failures_cost_more_and_tell_nothing),
+        cmocka_unit_test(test_config_file_env_and_flags),
         cmocka_unit_test(test_group_bucket),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
