@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Brings the whole system up on this machine and shows it working
+# (README: "Run it"):
+#
+#   1. installs missing Debian packages and builds (build/release)
+#   2. makes the secrets a real deployment has, under .run/ (mode 0700):
+#      two KEKs, the license signing key, mTLS certificates, Redis passwords
+#   3. starts two private redis-server instances on loopback: the
+#      activation store (Redis A) and the audit store (Redis B), each with
+#      its own ACL users and AOF on
+#   4. starts the audit server (mutual TLS only) and the activation server
+#   5. creates a demo product group and three demo keys, and activates one
+#      with the installer CLI (`activate`)
+#   6. stays up until interrupted (Ctrl-C stops everything)
+#
+# Options:
+#   --check      stop after step 5 (used by the test suite)
+#   --port-base N  ports N (activation gRPC), N+1 (audit gRPC), N+2/N+3
+#                (Redis A/B), N+4/N+5 (metrics of activation/audit);
+#                default 50051 .. 50056
+#   -h, --help   this text
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+check=0
+base=50051
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) check=1; shift ;;
+    --port-base) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "run.sh: --port-base needs a number" >&2; exit 2; }
+                 base=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+ACT_PORT=$base; AUDIT_PORT=$((base + 1)); REDIS_A_PORT=$((base + 2)); REDIS_B_PORT=$((base + 3))
+ACT_METRICS=$((base + 4)); AUDIT_METRICS=$((base + 5))
+
+bash scripts/deps.sh
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
+cmake --build build/release -j"$(nproc)" \
+  --target activation-server audit-server keystore activate >/dev/null
+BIN=$ROOT/build/release
+
+for p in $ACT_PORT $AUDIT_PORT $REDIS_A_PORT $REDIS_B_PORT $ACT_METRICS $AUDIT_METRICS; do
+  if ss -Hltn "sport = :$p" | grep -q .; then
+    echo "run.sh: port $p is in use; pick other ports with --port-base N" >&2; exit 1
+  fi
+done
+
+RUN=$ROOT/.run/$base
+rm -rf "$RUN"; mkdir -p "$RUN"; chmod 700 "$ROOT/.run" "$RUN"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+wait_port() {  # port, name, log
+  for _ in $(seq 100); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "run.sh: $2 did not come up; its log ($3):" >&2; tail -20 "$3" >&2; exit 1
+}
+
+# --- secrets ----------------------------------------------------------------
+umask 077
+"$BIN/keystore/keystore" kek create "$RUN/activation.kek" >/dev/null
+"$BIN/keystore/keystore" kek create "$RUN/audit.kek" >/dev/null
+openssl genpkey -algorithm ed25519 -out "$RUN/signing.pem" 2>/dev/null
+openssl pkey -in "$RUN/signing.pem" -pubout -out "$RUN/signing.pub.pem"
+bash scripts/make-certs.sh "$RUN/certs" >/dev/null
+for u in keystore activation audit; do openssl rand -hex 24 >"$RUN/$u.pw"; done
+
+# --- the two stores ---------------------------------------------------------
+start_redis() {  # name, port, acl template
+  local dir=$RUN/redis-$1
+  mkdir -p "$dir"
+  grep -v '^#' "docker/redis/$3" \
+    | sed -e "s/@KEYSTORE_PASSWORD@/$(cat "$RUN/keystore.pw")/" \
+          -e "s/@ACTIVATION_PASSWORD@/$(cat "$RUN/activation.pw")/" \
+          -e "s/@AUDIT_PASSWORD@/$(cat "$RUN/audit.pw")/" >"$dir/users.acl"
+  sed -e "s|@PORT@|$2|" -e "s|@DIR@|$dir|" -e "s|@ACLFILE@|$dir/users.acl|" \
+      -e "s|@LOGFILE@|$dir/redis.log|" docker/redis/redis.conf.in >"$dir/redis.conf"
+  redis-server "$dir/redis.conf" &
+  pids+=($!)
+  wait_port "$2" "redis ($1)" "$dir/redis.log"
+}
+start_redis activation "$REDIS_A_PORT" activation.acl.in
+start_redis audit "$REDIS_B_PORT" audit.acl.in
+
+# --- the two daemons --------------------------------------------------------
+"$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
+  --redis-url "redis://audit@127.0.0.1:$REDIS_B_PORT" --redis-password-file "$RUN/audit.pw" \
+  --kek "$RUN/audit.kek" --tls-cert "$RUN/certs/audit-server.pem" \
+  --tls-key "$RUN/certs/audit-server.key" --tls-client-ca "$RUN/certs/ca.pem" \
+  --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log" &
+pids+=($!)
+wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
+
+"$BIN/activation-server/activation-server" --listen "127.0.0.1:$ACT_PORT" --listen "[::1]:$ACT_PORT" \
+  --redis-url "redis://activation@127.0.0.1:$REDIS_A_PORT" \
+  --redis-password-file "$RUN/activation.pw" --kek "$RUN/activation.kek" \
+  --signing-key "$RUN/signing.pem" --metrics-listen "127.0.0.1:$ACT_METRICS" \
+  --audit-target "127.0.0.1:$AUDIT_PORT" --audit-ca "$RUN/certs/ca.pem" \
+  --audit-cert "$RUN/certs/activation-client.pem" --audit-key "$RUN/certs/activation-client.key" \
+  2>"$RUN/activation-server.log" &
+pids+=($!)
+wait_port "$ACT_PORT" "activation server" "$RUN/activation-server.log"
+
+# --- a demo product ---------------------------------------------------------
+export PA_KEYSTORE_ACTIVATION_REDIS="redis://keystore@127.0.0.1:$REDIS_A_PORT"
+export PA_KEYSTORE_ACTIVATION_REDIS_PASSWORD_FILE="$RUN/keystore.pw"
+export PA_KEYSTORE_AUDIT_REDIS="redis://keystore@127.0.0.1:$REDIS_B_PORT"
+export PA_KEYSTORE_AUDIT_REDIS_PASSWORD_FILE="$RUN/keystore.pw"
+export PA_KEYSTORE_ACTIVATION_KEK="$RUN/activation.kek"
+export PA_KEYSTORE_AUDIT_KEK="$RUN/audit.kek"
+"$BIN/keystore/keystore" group create --id 4242 --product "Demo Writer" --edition Pro \
+  --channel retail --max-machines 2 --features spellcheck,export-pdf --audit-rate 100 >/dev/null
+"$BIN/keystore/keystore" keys generate --group 4242 --count 3 --out "$RUN/demo-keys.txt"
+
+say ""
+say "activation server: 127.0.0.1:$ACT_PORT"
+say "audit server: 127.0.0.1:$AUDIT_PORT (mutual TLS; certificates in $RUN/certs)"
+say "activation store (Redis A): 127.0.0.1:$REDIS_A_PORT   audit store (Redis B): 127.0.0.1:$REDIS_B_PORT"
+say "metrics: http://127.0.0.1:$ACT_METRICS/metrics  http://127.0.0.1:$AUDIT_METRICS/metrics"
+say "vendor public key: $RUN/signing.pub.pem"
+while read -r key; do say "demo key: $key"; done <"$RUN/demo-keys.txt"
+first_key=$(head -1 "$RUN/demo-keys.txt")
+
+say ""
+say "Activating the first demo key with the installer CLI:"
+say "  $BIN/client/activate --server 127.0.0.1:$ACT_PORT --public-key $RUN/signing.pub.pem --state-dir $RUN/client $first_key"
+"$BIN/client/activate" --server "127.0.0.1:$ACT_PORT" --public-key "$RUN/signing.pub.pem" \
+  --state-dir "$RUN/client" "$first_key"
+say ""
+"$BIN/client/activate" --public-key "$RUN/signing.pub.pem" --state-dir "$RUN/client" status
+
+if [ "$check" = 1 ]; then
+  say ""; say "run.sh --check: the system works; stopping."
+  exit 0
+fi
+say ""
+say "Up. Logs: $RUN/*.log. Press Ctrl-C to stop everything."
+wait -n "${pids[@]}" || true
+echo "run.sh: a component exited; see the logs in $RUN" >&2
+exit 1
