@@ -1,4 +1,4 @@
-/* activate.c -- the Activate call (DESIGN.md §4 steps 3 and 6).
+/* activate.c -- the Activate call (DESIGN.md §4 steps 3, 4 and 6).
  *
  * The handler reads like the flow it implements:
  *   0. skip calls whose deadline already passed;
@@ -7,10 +7,32 @@
  *   3. check the first security value in process, in constant time, BEFORE
  *      touching Redis: an unknown group and a wrong value read the same and
  *      both cost the client address failure tokens (one script call);
- *   4. one Redis round trip (policy.lua): rate limits, revocation, the
- *      group's policy applied to the key's record, the optional audit record;
- *   5. reload the cached group if the script saw a newer record version;
- *   6. build and sign the license.
+ *   4. decide whether to audit (audit_sampler: the group's base rate, raised
+ *      by the threat signals) and, for a group with ONLINE audit, ask the
+ *      audit server now, within --audit-verify-timeout-ms. A forged key
+ *      reads exactly like a wrong first value (same status, message and
+ *      failure tokens: no oracle); the audit server has already revoked it.
+ *      No answer: the group's audit_unreachable policy refuses with
+ *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
+ *   5. one Redis round trip (policy.lua): rate limits, revocation, the
+ *      group's policy applied to the key's record, the optional offline-audit
+ *      outbox record;
+ *   6. reload the cached group if the script saw a newer record version;
+ *   7. build and sign the license.
+ *
+ * First activations on ONLINE groups are audited offline. Whether a call is
+ * the key's first activation is known only inside the script (step 5), after
+ * the point where an online verdict could still refuse it; asking the audit
+ * server on every call that *might* be first would put a network call in
+ * front of every activation of such a group. So a first-activation sample
+ * (AUDIT_SAMPLE_IF_FIRST) always goes to the outbox, and a forged key found
+ * that way is revoked within seconds instead of refused at once. Samples
+ * drawn by the rate (base or raised) on online groups are verified online.
+ *
+ * Threat signals: every request counts for its client address; a request
+ * for an existing group counts for that group, as a failure when its key is
+ * not genuine or the online audit found it forged.
+ *
  * Granted calls add their time per stage to pa_activate_stage_nanoseconds_total
  * so the benchmark can show where an activation's server time goes. */
 #include <openssl/rand.h>
@@ -67,45 +89,116 @@ static void refuse_by_policy(worker *w, rpc_ctx *ctx, rpc_reply *reply, const po
              LOG_U("serial", key->serial), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
-/* Offline audit, when enabled: a sampled activation, or the key's first use
- * if the group asks for it, goes to audit:outbox inside the same script call.
- * Returns NULL when this call is not audited. */
-static const policy_audit *choose_audit(worker *w, rpc_ctx *ctx, const group_entry *g,
-                                        const pk_fields *key, uint32_t dice,
-                                        policy_audit *a, char request_id[33]) {
-    const group_policy *pol = &g->rec.policy;
-    if (!w->app->audit_sampling) return NULL;
-    bool sampled = dice % 1000000u < pol->audit_rate_ppm;
-    if (!sampled && !pol->audit_first_activation) return NULL;
-    uint8_t id[16];
-    if (RAND_bytes(id, sizeof id) != 1) return NULL;
-    for (int i = 0; i < 16; i++) snprintf(request_id + 2 * i, 3, "%02x", id[i]);
-    *a = (policy_audit){
-        .mode = sampled ? 1 : 2,
-        .request_id = request_id,
-        .upgrade = key->upgrade,
-        .security_first = key->security_first,
-        .security_second = key->security_second,
-        .client_address = rpc_ctx_peer_ip(ctx),
-        .received_at = (int64_t)time(NULL),
-        .sample_reason = sampled ? "sample" : "first_activation",
-    };
-    return a;
+
+/* Not genuine: an unknown group, a wrong first value, or a key the online
+ * audit found forged. All read the same and take the client address's
+ * failure tokens (one script call), so no answer tells them apart. */
+static void refuse_not_genuine(worker *w, rpc_ctx *ctx, rpc_reply *reply, const char *address_key,
+                               const pk_fields *key) {
+    policy_result p;
+    policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
+    refuse_by_policy(w, ctx, reply, &p, key);
 }
 
-static void count_stages(activation_metrics *m, const uint64_t t[5]) {
-    metric_add(m->stage_ns[STAGE_DECODE_MAC], t[1] - t[0]);
-    metric_add(m->stage_ns[STAGE_REDIS], t[2] - t[1]);
-    metric_add(m->stage_ns[STAGE_SIGN], t[4] - t[3]);
-    metric_add(m->stage_ns[STAGE_TOTAL], mono_ns() - t[0]);
+/* The caller's deadline passed while we worked (a slow group load, a slow
+ * audit server): stop before granting a place nobody would receive. */
+static bool caller_gone(worker *w, rpc_ctx *ctx, rpc_reply *reply) {
+    if (rpc_ctx_remaining_ms(ctx) > 0) return false;
+    refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    return true;
+}
+
+/* What auditing does to one activation (step 4). */
+typedef struct audit_plan {
+    audit_decision d;             /* the sampler's; mode NONE when audit is off */
+    const char *how;              /* for the log: "none", "online", "offline", "offline-fallback" */
+    audit_record rec;             /* the request as the audit server sees it, when sampled */
+    policy_audit outbox;          /* the script's outbox arguments; points at rec */
+    bool to_outbox;               /* hand `outbox` to the script */
+} audit_plan;
+
+typedef enum audit_step {
+    AUDIT_STEP_GO,                /* on to the script */
+    AUDIT_STEP_FORGED,            /* online: the second value is wrong (now revoked) */
+    AUDIT_STEP_DOWN,              /* online: no answer, and the group fails closed */
+    AUDIT_STEP_NO_RANDOM,         /* no randomness for the request id */
+} audit_step;
+
+/* One online Verify, counted and logged. */
+static audit_verify_result verify_online(worker *w, const group_entry *g, const audit_plan *plan) {
+    activation_metrics *m = &w->app->m;
+    const pk_fields *key = &plan->rec.key;
+    char detail[200] = "";
+    audit_verify_result v = audit_client_verify(w->app->audit, &plan->rec, detail, sizeof detail);
+    if (v == AUDIT_VERIFY_GENUINE) {
+        metric_inc(m->audit_online[AUDIT_ONLINE_GENUINE]);
+    } else if (v == AUDIT_VERIFY_FORGED) {
+        metric_inc(m->audit_online[AUDIT_ONLINE_FORGED]);
+        log_warn("activate.forged", LOG_U("group", key->group), LOG_U("serial", key->serial),
+                 LOG_S("audit_reason", plan->rec.sample_reason),
+                 LOG_S("audit_request_id", plan->rec.request_id),
+                 LOG_S("peer", plan->rec.client_address), LOG_END);
+    } else {
+        metric_inc(m->audit_online[AUDIT_ONLINE_UNAVAILABLE]);
+        bool fallback = g->rec.policy.on_audit_down == AUDIT_UNREACHABLE_OFFLINE;
+        log_warn("activate.audit_unavailable", LOG_U("group", key->group),
+                 LOG_U("serial", key->serial), LOG_S("error", detail),
+                 LOG_S("then", fallback ? "offline-fallback" : "fail-closed"), LOG_END);
+    }
+    return v;
+}
+
+/* Step 4: is this activation audited, and how? Online groups verify a
+ * sample now; everything else sampled goes to the outbox with the script. */
+static audit_step plan_audit(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
+                             const uint8_t *machine_id, const char *address_key,
+                             audit_plan *plan) {
+    app *a = w->app;
+    plan->d = (audit_decision){AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0};
+    plan->how = "none";
+    plan->to_outbox = false;
+    if (!a->sampler) return AUDIT_STEP_GO;
+    plan->d = audit_sampler_decide(a->sampler, key->group, &g->rec.policy, address_key);
+    if (plan->d.mode == AUDIT_SAMPLE_NONE) return AUDIT_STEP_GO;
+    if (audit_record_init(&plan->rec, key, machine_id, rpc_ctx_peer_ip(ctx),
+                          audit_reason_name(plan->d.reason)) != 0)
+        return AUDIT_STEP_NO_RANDOM;
+    plan->how = "offline";
+    /* First-activation samples stay offline, even on online groups (top). */
+    if (g->rec.policy.audit == AUDIT_MODE_ONLINE && plan->d.mode == AUDIT_SAMPLE_ALWAYS) {
+        audit_verify_result v = verify_online(w, g, plan);
+        if (v == AUDIT_VERIFY_GENUINE) {
+            plan->how = "online";
+            return AUDIT_STEP_GO;
+        }
+        if (v == AUDIT_VERIFY_FORGED) return AUDIT_STEP_FORGED;
+        if (g->rec.policy.on_audit_down != AUDIT_UNREACHABLE_OFFLINE) return AUDIT_STEP_DOWN;
+        metric_inc(a->m.audit_fallback);
+        plan->how = "offline-fallback";
+    }
+    plan->outbox = (policy_audit){.mode = (int)plan->d.mode, .rec = &plan->rec};
+    plan->to_outbox = true;
+    return AUDIT_STEP_GO;
+}
+
+/* Stage boundaries of a granted call, in the order they are passed. */
+enum { MARK_START, MARK_MAC, MARK_AUDIT, MARK_REDIS, MARK_RELOAD, MARK_SIGN, MARK_N };
+
+static void count_stages(activation_metrics *m, const uint64_t t[MARK_N]) {
+    metric_add(m->stage_ns[STAGE_DECODE_MAC], t[MARK_MAC] - t[MARK_START]);
+    metric_add(m->stage_ns[STAGE_AUDIT], t[MARK_AUDIT] - t[MARK_MAC]);
+    metric_add(m->stage_ns[STAGE_REDIS], t[MARK_REDIS] - t[MARK_AUDIT]);
+    metric_add(m->stage_ns[STAGE_SIGN], t[MARK_SIGN] - t[MARK_RELOAD]);
+    metric_add(m->stage_ns[STAGE_TOTAL], mono_ns() - t[MARK_START]);
     metric_inc(m->stage_calls);
 }
 
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
-    activation_metrics *m = &w->app->m;
-    uint64_t t[5];   /* stage boundaries */
-    t[0] = mono_ns();
+    app *a = w->app;
+    activation_metrics *m = &a->m;
+    uint64_t t[MARK_N];
+    t[MARK_START] = mono_ns();
 
     /* 0. The caller has given up: do no work for it. */
     if (rpc_ctx_remaining_ms(ctx) <= 0) {
@@ -139,47 +232,60 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         goto done;
     }
 
-    /* 3. First security value, constant-time, before Redis. */
+    /* 3. First security value, constant-time, before Redis. Every request
+     *    counts for its address's threat signal; a refused key counts as a
+     *    failure of its group once the group is known to exist. */
     char address_key[96];
     policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    if (a->threats) threat_record_address(a->threats, address_key);
     bool genuine = found == GROUP_FOUND && (!key.upgrade || g->rec.upgrade_allowed) &&
                    mac_security_check(g->first, MAC_ROLE_FIRST, key.group, key.serial,
                                       key.upgrade, key.security_first);
     if (!genuine) {
-        policy_result p;
-        policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
-        refuse_by_policy(w, ctx, reply, &p, &key);
+        if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
+        refuse_not_genuine(w, ctx, reply, address_key, &key);
         goto done;
     }
-    t[1] = mono_ns();
+    t[MARK_MAC] = mono_ns();
 
-    /* 4. One round trip: rate limits, revocation, policy, record, audit.
-     *    A slow group load may have outlived the caller: then stop here. */
-    if (rpc_ctx_remaining_ms(ctx) <= 0) {
-        refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    /* 4. Audit: sampled or not; online groups ask the audit server now. */
+    audit_plan plan;
+    audit_step step = plan_audit(w, ctx, g, &key, rq->machine_id.data, address_key, &plan);
+    if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
+    switch (step) {
+    case AUDIT_STEP_GO: break;
+    case AUDIT_STEP_FORGED: refuse_not_genuine(w, ctx, reply, address_key, &key); goto done;
+    case AUDIT_STEP_DOWN:
+        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE,
+               "the audit server is unavailable; retry later");
         goto done;
-    }
-    struct { uint8_t license[LICENSE_RANDOM_LEN]; uint32_t dice; } rnd;
-    if (RAND_bytes((uint8_t *)&rnd, sizeof rnd) != 1) {
+    default:
         refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
         goto done;
     }
-    policy_audit audit_buf;
-    char request_id[33];
-    const policy_audit *audit = choose_audit(w, ctx, g, &key, rnd.dice, &audit_buf, request_id);
+    t[MARK_AUDIT] = mono_ns();
+
+    /* 5. One round trip: rate limits, revocation, policy, record, outbox.
+     *    A slow group load or audit answer may have outlived the caller. */
+    if (caller_gone(w, ctx, reply)) goto done;
+    uint8_t license_random[LICENSE_RANDOM_LEN];
+    if (RAND_bytes(license_random, sizeof license_random) != 1) {
+        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
+        goto done;
+    }
     policy_result p;
-    policy_activate(w->redis, w->script, &w->app->limits, g, key.serial, rq->machine_id.data,
-                    rnd.license, address_key, audit, &p);
-    t[2] = mono_ns();
-    metric_observe(m->redis_seconds, (double)(t[2] - t[1]) / 1e9);
+    policy_activate(w->redis, w->script, &a->limits, g, key.serial, rq->machine_id.data,
+                    license_random, address_key, plan.to_outbox ? &plan.outbox : NULL, &p);
+    t[MARK_REDIS] = mono_ns();
+    metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
         refuse_by_policy(w, ctx, reply, &p, &key);
         goto done;
     }
-    if (audit) metric_inc(m->audit_sampled);
+    if (p.audited) metric_inc(m->audit_sampled);
 
-    /* 5. The group record changed since it was cached: reload it. */
+    /* 6. The group record changed since it was cached: reload it. */
     if (p.version != g->rec.version &&
         group_cache_check_version(w->groups, key.group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
@@ -187,9 +293,9 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         refuse_by_policy(w, ctx, reply, &p, &key);
         goto done;
     }
-    t[3] = mono_ns();
+    t[MARK_RELOAD] = mono_ns();
 
-    /* 6. The signed license. */
+    /* 7. The signed license. */
     char license_id[LICENSE_ID_LEN + 1];
     license_id_format(license_id, key.group, key.serial, p.random);
     license_terms terms = {
@@ -213,7 +319,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
                   LOG_END);
         goto done;
     }
-    t[4] = mono_ns();
+    t[MARK_SIGN] = mono_ns();
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
     resp.license = (ProtobufCBinaryData){.len = sl.body_len, .data = sl.body};
     resp.signature = (ProtobufCBinaryData){.len = sizeof sl.sig, .data = sl.sig};
@@ -223,9 +329,14 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     resp.expires_at = p.expires_at;
     if (rpc_reply_message(reply, &resp.base) != 0) goto done;
 
+    /* An if-first sample that was not the first activation was not audited. */
+    bool audited = plan.to_outbox ? p.audited : plan.d.mode != AUDIT_SAMPLE_NONE;
     metric_inc(p.again ? m->granted_again : m->granted_new);
     log_info("activate.granted", LOG_U("group", key.group), LOG_U("serial", key.serial),
              LOG_U("count", p.count), LOG_B("again", p.again),
+             LOG_S("audit", audited ? plan.how : "none"),
+             LOG_S("audit_reason", audit_reason_name(audited ? plan.d.reason : AUDIT_REASON_NONE)),
+             LOG_S("audit_request_id", audited ? plan.rec.request_id : ""),
              LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
     count_stages(m, t);
 done:

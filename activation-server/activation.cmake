@@ -20,7 +20,9 @@ add_library(pa_activation STATIC
   renew.c
 )
 target_include_directories(pa_activation PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(pa_activation PUBLIC pa_common pa_keystore pa_protos PkgConfig::OPENSSL)
+# pa_audit_link (audit_link.cmake): sampling, the audit client, forwarder, puller.
+target_link_libraries(pa_activation PUBLIC pa_audit_link pa_common pa_keystore pa_protos
+  PkgConfig::OPENSSL)
 
 add_executable(activation-server main.c)
 target_link_libraries(activation-server PRIVATE pa_activation)

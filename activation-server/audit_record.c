@@ -126,8 +126,8 @@ int audit_record_from_outbox(const redisReply *fields, audit_record *r, char *er
         snprintf(err, errlen, "outbox entry: missing or invalid field '%s'", bad);
         return -1;
     }
-    /* The policy script names first activations with an underscore; the
-     * audit API's reasons use hyphens. */
+    /* The audit API's reasons use hyphens; entries written before the
+     * spelling was unified say "first_activation". */
     for (char *p = r->sample_reason; *p; p++)
         if (*p == '_') *p = '-';
     memcpy(r->machine_id, machine->str, AUDIT_MACHINE_ID_LEN);

@@ -7,10 +7,18 @@
  * connect to Redis lazily (worker.c), so the server starts even while Redis
  * is away and heals by itself when it comes back.
  *
+ * Auditing (DESIGN.md §4.4-4.5) is on when --audit-target names the audit
+ * server: then the server samples activations (audit_sampler, raised by the
+ * threat signals), verifies online groups' samples before granting, runs the
+ * outbox forwarder (offline samples to the audit server) and the revocation
+ * puller (the audit server's revocations into Redis A). Without it nothing
+ * is sampled or pulled and a warning says so at start-up: that suits a
+ * development box, never production.
+ *
  * Signals: SIGTERM and SIGINT are blocked before gRPC starts any thread and
  * taken with sigwait here, so no handler runs in a random thread. On either,
- * the server stops accepting, lets in-flight calls finish (up to --drain-ms)
- * and exits 0. */
+ * the server stops accepting, lets in-flight calls finish (up to --drain-ms),
+ * flushes the outbox to the audit server (up to --audit-flush-ms), and exits 0. */
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +29,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "outbox_forwarder.h"
+#include "revocation_puller.h"
 #include "rpc_client.h"
 #include "server.h"
 
@@ -46,7 +56,19 @@ static const config_option options[] = {
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
     {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
     {"negative-cache-ms", "MS", "how long a worker remembers that a group does not exist", "5000"},
-    {"audit-sampling", NULL, "write sampled activations to the offline-audit outbox", "false"},
+    {"audit-target", "ADDR", "audit server host:port (mutual TLS); unset: no auditing at all", NULL},
+    {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
+    {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
+    {"audit-key", "FILE", "private key of --audit-cert (PEM)", NULL},
+    {"audit-server-name", "NAME", "name the audit server's certificate is checked against",
+     "localhost"},
+    {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits",
+     "300"},
+    {"audit-flush-ms", "MS",
+     "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
+    {"audit-consumer", "NAME",
+     "stable name of this replica for the outbox and audit records (default: host:port)",
+     NULL},
     {"drain-ms", "MS", "on SIGTERM, how long in-flight calls may take to finish", "10000"},
     {"log-level", "LEVEL", "debug, info, warn or error", "info"},
 };
@@ -69,6 +91,10 @@ typedef struct daemon_state {
     char *tls_key;
     rpc_tls_config tls;
     int drain_ms;                   /* SIGTERM grace for in-flight calls */
+    int flush_ms;                   /* then for forwarding the outbox */
+    char audit_name[160];           /* --audit-consumer or host:port */
+    outbox_forwarder *forwarder;    /* NULL when audit is off */
+    revocation_puller *puller;
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -107,7 +133,6 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-burst", 1, 1e12, &bad),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &bad));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &bad);
-    a->audit_sampling = config_get_bool(c, "audit-sampling");
     d->drain_ms = (int)config_get_int(c, "drain-ms", 0, 600000, &bad);
     return bad ? -1 : 0;
 }
@@ -186,6 +211,83 @@ static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
     return s;
 }
 
+/* "host:port" of the first --listen address: stable across restarts, and
+ * different for two replicas on one host. */
+static void default_audit_name(daemon_state *d) {
+    const char *name = config_get(d->cfg, "audit-consumer");
+    if (name && *name) {
+        snprintf(d->audit_name, sizeof d->audit_name, "%s", name);
+        return;
+    }
+    char host[128] = "activation";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "activation");
+    host[sizeof host - 1] = '\0';
+    const char *const *listen;
+    const char *port = NULL;
+    if (config_get_list(d->cfg, "listen", &listen) > 0 && (port = strrchr(listen[0], ':')))
+        port++;
+    snprintf(d->audit_name, sizeof d->audit_name, "%s:%s", host, port ? port : "0");
+}
+
+/* The audit client, sampler and threat signals, forwarder and puller; all
+ * or nothing. Needs grpc_init. Returns 0 (also when audit is off) or -1. */
+static int start_audit(daemon_state *d) {
+    config *c = d->cfg;
+    app *a = &d->app;
+    const char *target = config_get(c, "audit-target");
+    if (!target || !*target) {
+        log_warn("audit.disabled", LOG_S("why", "no --audit-target: activations are not audited "
+                                                "and revocations are not pulled"), LOG_END);
+        return 0;
+    }
+    bool bad = false;
+    int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &bad);
+    d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &bad);
+    if (bad) return -1;
+    default_audit_name(d);
+    char err[320];
+    a->audit = audit_client_new(&(audit_client_config){
+        .target = target,
+        .ca_file = config_get(c, "audit-ca"),
+        .cert_file = config_get(c, "audit-cert"),
+        .key_file = config_get(c, "audit-key"),
+        .target_name_override = config_get(c, "audit-server-name"),
+        .origin = d->audit_name,
+        .verify_timeout_ms = verify_ms,
+    }, err, sizeof err);
+    if (!a->audit) return fail("config.audit", err);
+    a->threats = threat_signal_new(NULL);
+    a->sampler = a->threats ? audit_sampler_new(NULL, a->threats) : NULL;
+    if (!a->sampler) return fail("audit.start", "out of memory");
+    d->forwarder = outbox_forwarder_start(&(outbox_forwarder_config){
+        .store = a->redis, .client = a->audit, .consumer = d->audit_name}, err, sizeof err);
+    if (!d->forwarder) return fail("audit.forwarder", err);
+    d->puller = revocation_puller_start(&(revocation_puller_config){
+        .store = a->redis, .client = a->audit}, err, sizeof err);
+    if (!d->puller) return fail("audit.puller", err);
+    log_info("audit.enabled", LOG_S("target", target), LOG_S("name", d->audit_name),
+             LOG_I("verify_timeout_ms", verify_ms), LOG_END);
+    return 0;
+}
+
+/* After the last call: flush the outbox (up to drain_ms), stop pulling,
+ * free the rest. */
+static void stop_audit(daemon_state *d, int drain_ms) {
+    if (d->forwarder) {
+        long long left = outbox_forwarder_stop(d->forwarder, drain_ms);
+        if (left != 0) log_warn("audit.outbox.left", LOG_I("records", left), LOG_END);
+    }
+    revocation_puller_stop(d->puller);
+    audit_client_free(d->app.audit);
+    audit_sampler_free(d->app.sampler);
+    threat_signal_free(d->app.threats);
+    d->forwarder = NULL;
+    d->puller = NULL;
+    d->app.audit = NULL;
+    d->app.sampler = NULL;
+    d->app.threats = NULL;
+}
+
 static void free_state(daemon_state *d) {
     license_key_free(&d->app.signing);
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
@@ -227,11 +329,21 @@ int main(int argc, char **argv) {
     probe_redis(&d.app);
 
     grpc_init();
+    if (start_audit(&d) != 0) {
+        stop_audit(&d, 0);
+        metrics_http_stop();
+        rpc_client_thread_done();
+        grpc_shutdown();
+        free_state(&d);
+        return 2;
+    }
     char err[256];
     rpc_server *s = start_server(&d, err, sizeof err);
     if (!s) {
         fail("server.start", err);
+        stop_audit(&d, 0);
         metrics_http_stop();
+        rpc_client_thread_done();
         grpc_shutdown();
         free_state(&d);
         return 1;
@@ -243,7 +355,9 @@ int main(int argc, char **argv) {
     log_info("server.draining", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"), LOG_END);
     rpc_server_set_serving(s, false);
     int cancelled = rpc_server_shutdown(s, d.drain_ms);
+    stop_audit(&d, d.flush_ms);
     metrics_http_stop();
+    rpc_client_thread_done();
     grpc_shutdown();
     log_info("server.stopped", LOG_I("cancelled_calls", cancelled), LOG_END);
     free_state(&d);

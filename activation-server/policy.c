@@ -6,7 +6,6 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +105,7 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
     if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
         memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
     out->again = int_at(r, 7) != 0;
+    out->audited = int_at(r, 8) != 0;
 }
 
 static void run(rstore *r, int script, int nkeys, args *a, const char *what, policy_result *out) {
@@ -124,7 +124,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      uint32_t serial, const uint8_t *machine_id,
                      const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                      const policy_audit *audit, policy_result *out) {
-    char record[48], serial_s[16], group_s[16], sf[24], ss[16], at[24];
+    char record[48], serial_s[16];
     uint8_t field[PLACE_FIELD_LEN];
     place_field(machine_id, field);
     snprintf(record, sizeof record, "{g:%u}:k:%u", g->rec.id, serial);
@@ -144,23 +144,14 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, l->address_burst);
     add_str(&a, l->group_rate);
     add_str(&a, l->group_burst);
+    audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         add_str(&a, "0");
     } else {
-        snprintf(group_s, sizeof group_s, "%u", g->rec.id);
-        snprintf(sf, sizeof sf, "%" PRIu64, audit->security_first);
-        snprintf(ss, sizeof ss, "%u", audit->security_second);
-        snprintf(at, sizeof at, "%" PRId64, audit->received_at);
+        audit_record_script_args(audit->rec, &ra);
         add_str(&a, audit->mode == 2 ? "2" : "1");
-        add_str(&a, audit->request_id);
-        add_str(&a, group_s);
-        add_str(&a, audit->upgrade ? "1" : "0");
-        add_str(&a, sf);
-        add_str(&a, ss);
-        add_str(&a, audit->client_address);
-        add_str(&a, at);
-        add_str(&a, audit->sample_reason ? audit->sample_reason : "sample");
-        add(&a, machine_id, MACHINE_ID_LEN);   /* the outbox keeps the whole id */
+        for (size_t i = 0; i < ra.n; i++) add(&a, ra.argv[i], ra.len[i]);
+        add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN);   /* the outbox keeps the whole id */
     }
     run(r, script, 6, &a, "activate", out);
 }

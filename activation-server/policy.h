@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit_record.h"
 #include "group_cache.h"
 #include "redis_store.h"
 #include "validate.h"
@@ -33,6 +34,7 @@ typedef struct policy_result {
     int64_t renew_after;         /* 0: no renewal needed */
     uint8_t random[LICENSE_RANDOM_LEN]; /* the place's license id random part */
     bool again;                  /* the machine already held a place on the key */
+    bool audited;                /* activate: the script wrote the audit:outbox record */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -52,16 +54,11 @@ typedef struct policy_limits {
 void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
                        double group_rate, double group_burst, double failure_cost);
 
-/* An offline-audit record for audit:outbox (fields in the brief). */
+/* An offline-audit record for audit:outbox, written by the script in the
+ * same round trip as the activation. */
 typedef struct policy_audit {
-    int mode;                    /* 1: sampled; 2: only if this is the key's first use */
-    const char *request_id;      /* hex */
-    bool upgrade;
-    uint64_t security_first;
-    uint32_t security_second;
-    const char *client_address;
-    int64_t received_at;         /* unix seconds */
-    const char *sample_reason;
+    int mode;                    /* audit_sample_mode: 1 always, 2 only if this is the key's first use */
+    const audit_record *rec;     /* the entry's fields (audit_record.h knows their shape) */
 } policy_audit;
 
 /* Registers policy.lua on the connection; returns the script index or -1. */

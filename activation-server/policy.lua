@@ -40,7 +40,9 @@
 -- Reply: an array whose first element is a status:
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
     0, 1, 2, 3, 4, 5, 6, 7
---   OK            activate/renew: {0, version, count, expires, renew_after, now, random, again}
+--   OK            activate: {0, version, count, expires, renew_after, now, random, again,
+--                            audited (1 when the outbox record was written)}
+--                 renew:    {0, version, count, expires, renew_after, now, random, 1}
 --                 deactivate:     {0, version, count}
 --   RATE_LIMITED  {1, retry_after_seconds, "address" | "group"}
 --   UNKNOWN_GROUP {2}
@@ -153,6 +155,8 @@ end
 --       2 only if this is the key's first use), then with an audit mode:
 --       request_id, group, upgrade, security_first, security_second,
 --       client_address, received_at, sample_reason, machine_id
+--       (audit_record_script_args in audit_record.c builds them; the reason
+--       is already the audit API's spelling, e.g. "first-activation")
 local function activate()
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({
@@ -179,17 +183,16 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires))
 
-    local mode = ARGV[9]
+    local mode, audited = ARGV[9], 0
     if mode == '1' or (mode == '2' and uses == 1) then
-        local reason = ARGV[17]
-        if mode == '2' then reason = 'first_activation' end
         redis.call('XADD', KEYS[6], '*', 'request_id', ARGV[10], 'group', ARGV[11],
             'serial', ARGV[2], 'upgrade', ARGV[12], 'security_first', ARGV[13],
             'security_second', ARGV[14], 'machine_id', ARGV[18], 'client_address', ARGV[15],
-            'received_at', ARGV[16], 'sample_reason', reason)
+            'received_at', ARGV[16], 'sample_reason', ARGV[17])
+        audited = 1
     end
     return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
-        again}
+        again, audited}
 end
 
 -- The place named by a license: {version, place} or an error reply.

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit_client.h"
+#include "audit_sampler.h"
 #include "group_cache.h"
 #include "license.h"
 #include "metrics.h"
@@ -24,18 +26,26 @@
 typedef enum refusal {
     REFUSED_INVALID_REQUEST,   /* malformed protobuf or a bad field */
     REFUSED_INVALID_KEY,       /* key text malformed, legacy, or bad checksum */
-    REFUSED_NOT_GENUINE,       /* unknown group or wrong first security value */
+    REFUSED_NOT_GENUINE,       /* unknown group, wrong first value, or forged (online audit) */
     REFUSED_REVOKED,
     REFUSED_NO_PLACE,
     REFUSED_RATE_LIMITED,
     REFUSED_UNAVAILABLE,       /* Redis down or failing */
+    REFUSED_AUDIT_UNAVAILABLE, /* online audit without an answer, group fails closed */
     REFUSED_DEADLINE,          /* the caller's deadline passed before work began */
     REFUSED_INTERNAL,          /* signing or packing failed */
     REFUSED_N
 } refusal;
 
 /* Stages of an Activate, timed for the benchmark's breakdown. */
-typedef enum stage { STAGE_DECODE_MAC, STAGE_REDIS, STAGE_SIGN, STAGE_TOTAL, STAGE_N } stage;
+typedef enum stage {
+    STAGE_DECODE_MAC,               /* decode, group lookup, first value */
+    STAGE_AUDIT,                    /* sampling decision and the online Verify, if any */
+    STAGE_REDIS,                    /* the policy script's round trip */
+    STAGE_SIGN,                     /* the license */
+    STAGE_TOTAL,
+    STAGE_N
+} stage;
 
 typedef struct activation_metrics {
     metric *granted_new;            /* first place for this machine on the key */
@@ -48,7 +58,12 @@ typedef struct activation_metrics {
     metric *stage_calls;            /* granted calls timed into stage_ns */
     metric *group_loads;            /* group records read from Redis (cache misses) */
     metric *audit_sampled;          /* activations given to the offline-audit outbox */
+    metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
+    metric *audit_fallback;         /* online audits that fell back to the outbox */
 } activation_metrics;
+
+/* Online Verify answers, the index of audit_online. */
+enum { AUDIT_ONLINE_GENUINE, AUDIT_ONLINE_FORGED, AUDIT_ONLINE_UNAVAILABLE };
 
 typedef struct app {
     license_key signing;            /* Ed25519 key and its key_id, loaded once */
@@ -56,7 +71,9 @@ typedef struct app {
     rstore_config redis;            /* each worker connects with it */
     policy_limits limits;           /* token buckets, formatted for the script */
     int negative_ttl_ms;            /* how long unknown groups stay cached */
-    bool audit_sampling;            /* pass sampled activations to audit:outbox */
+    audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
+    threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
+    audit_sampler *sampler;         /* which activations are audited; NULL if off */
     activation_metrics m;
 } app;
 

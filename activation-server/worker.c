@@ -48,11 +48,11 @@ static const char *refusal_names[REFUSED_N] = {
     [REFUSED_NOT_GENUINE] = "not_genuine",         [REFUSED_REVOKED] = "revoked",
     [REFUSED_NO_PLACE] = "no_place",               [REFUSED_RATE_LIMITED] = "rate_limited",
     [REFUSED_UNAVAILABLE] = "unavailable",         [REFUSED_DEADLINE] = "deadline_expired",
-    [REFUSED_INTERNAL] = "internal",
+    [REFUSED_INTERNAL] = "internal",               [REFUSED_AUDIT_UNAVAILABLE] = "audit_unavailable",
 };
 
 static const char *stage_names[STAGE_N] = {
-    [STAGE_DECODE_MAC] = "decode_mac", [STAGE_REDIS] = "redis",
+    [STAGE_DECODE_MAC] = "decode_mac", [STAGE_AUDIT] = "audit", [STAGE_REDIS] = "redis",
     [STAGE_SIGN] = "sign",             [STAGE_TOTAL] = "total",
 };
 
@@ -89,6 +89,18 @@ void activation_metrics_init(activation_metrics *m) {
                                     "");
     m->audit_sampled = metric_counter("pa_audit_sampled_total",
                                       "Activations written to the offline-audit outbox", "");
+    static const char *const verdicts[3] = {
+        [AUDIT_ONLINE_GENUINE] = "genuine", [AUDIT_ONLINE_FORGED] = "forged",
+        [AUDIT_ONLINE_UNAVAILABLE] = "unavailable"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(labels, sizeof labels, "result=\"%s\"", verdicts[i]);
+        m->audit_online[i] = metric_counter("pa_audit_online_total",
+                                            "Online audits (Verify) of activations, by answer",
+                                            labels);
+    }
+    m->audit_fallback = metric_counter("pa_audit_online_fallback_total",
+                                       "Online audits left unanswered that fell back to the outbox",
+                                       "");
 }
 
 void note_policy_refusal(activation_metrics *m, const policy_result *p) {

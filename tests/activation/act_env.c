@@ -75,6 +75,30 @@ int env_start_stores(act_env *e) {
     return e->ks_a && e->ks_b ? 0 : -1;
 }
 
+int env_make_certs(act_env *e) {
+    const char *src = getenv("PA_SOURCE_DIR");
+    char script[512];
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src ? src : ".");
+    snprintf(e->certs, sizeof e->certs, "%s/certs", e->dir);
+    char *argv[] = {"/bin/bash", script, e->certs, NULL};
+    char *err = NULL;
+    int rc = fixture_run(argv, NULL, &err);
+    if (rc != 0) fprintf(stderr, "act_env: make-certs.sh failed (%d): %s\n", rc, err ? err : "");
+    free(err);
+    return rc == 0 ? 0 : -1;
+}
+
+const char *const *env_audit_flags(act_env *e, const char *audit_target) {
+    static char target[64], ca[340], cert[340], key[340];
+    static const char *flags[] = {"--audit-target", target, "--audit-ca", ca, "--audit-cert",
+                                  cert, "--audit-key", key, NULL};
+    snprintf(target, sizeof target, "%s", audit_target);
+    snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);
+    snprintf(cert, sizeof cert, "%s/activation-client.pem", e->certs);
+    snprintf(key, sizeof key, "%s/activation-client.key", e->certs);
+    return flags;
+}
+
 int env_keystore_reconnect(act_env *e) {
     if (e->ks_a) redisFree(e->ks_a);
     e->ks_a = connect_as(&e->a, "keystore", FIXTURE_PW_KEYSTORE);

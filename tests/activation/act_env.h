@@ -35,6 +35,7 @@ typedef struct act_env {
     char public_key[300];          /* its public half */
     EVP_PKEY *pub;                 /* loaded public key, to verify licenses */
     char log_path[300];            /* the server's stderr */
+    char certs[300];               /* scripts/make-certs.sh output (env_make_certs), or "" */
     redisContext *ks_a, *ks_b;     /* keystore user on each store */
     pid_t server;                  /* activation-server, or -1 */
     int port;                      /* its gRPC port on 127.0.0.1 */
@@ -48,6 +49,11 @@ int env_start_stores(act_env *e);
 /* Starts activation-server on a free port with the env's files and
  * `extra` flags (NULL-terminated, may be NULL). Returns 0 or -1. */
 int env_start_server(act_env *e, const char *const *extra);
+/* Makes the audit mTLS certificates into e->certs with scripts/make-certs.sh. */
+int env_make_certs(act_env *e);
+/* The flags that turn auditing on against `audit_target` with e->certs
+ * (NULL-terminated, in a static buffer: use before the next call). */
+const char *const *env_audit_flags(act_env *e, const char *audit_target);
 /* Reconnects the keystore user to Redis A (after a restart of it). */
 int env_keystore_reconnect(act_env *e);
 /* SIGTERM to the server; returns its exit status. */
