@@ -133,11 +133,16 @@ void env_stop(audit_env *e) {
 }
 
 int env_create_group(audit_env *e, uint32_t id) {
+    return env_create_group_with(e, id, NULL);
+}
+
+int env_create_group_with(audit_env *e, uint32_t id, void (*tune)(group_record *)) {
     group_record rec;
     group_record_defaults(&rec);
     rec.id = id;
     snprintf(rec.product, sizeof rec.product, "Audit Test Suite");
     snprintf(rec.edition, sizeof rec.edition, "Pro");
+    if (tune) tune(&rec);
     char err[256];
     if (group_create(e->ks_a, e->kek_a_bytes, e->ks_b, e->kek_b_bytes, &rec, err, sizeof err) != 0) {
         fprintf(stderr, "audit_env: group_create %u: %s\n", id, err);

@@ -41,6 +41,8 @@ int env_stop_server(audit_env *e, int sig);
 void env_stop(audit_env *e);
 
 int env_create_group(audit_env *e, uint32_t id);
+/* The same, with `tune` changing the record (policy, ...) before it is written. */
+int env_create_group_with(audit_env *e, uint32_t id, void (*tune)(group_record *));
 /* A key of `group` with the right first value and the right second value,
  * or (genuine == false) a wrong second value. */
 int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk_fields *fields,
