@@ -5,7 +5,15 @@
  * Submit that failed), entries idle too long at another consumer, new
  * entries (blocking up to block_ms). Working through our own pending
  * entries first is what makes a failed Submit retry the same records
- * rather than skip them. */
+ * rather than skip them.
+ *
+ * The forwarder shares Redis A and the CPU with the activation hot path, so
+ * it keeps its own traffic small: its pending entries are re-read only when
+ * there can be some (at start and after a failure), other consumers' idle
+ * entries are looked for at most once a second, and after a partial batch it
+ * lingers (linger_ms) so that under steady sampling one Submit carries many
+ * records instead of one each. A quiet outbox still forwards its first
+ * record at once. */
 #include "outbox_forwarder.h"
 
 #include <pthread.h>
@@ -41,6 +49,8 @@ struct outbox_forwarder {
     _Atomic int64_t drain_deadline_ms;/* when DRAINING gives up */
     _Atomic uint64_t forwarded;       /* records acknowledged by the audit server */
     _Atomic long long length;         /* last outbox length seen, -1 unknown */
+    bool own_pending;                 /* our pending entries may exist: read them first */
+    int64_t claimed_ms;               /* when idle entries were last looked for */
     audit_record *batch;              /* cfg.batch records being forwarded */
     char (*ids)[48];                  /* their stream entry IDs */
     metric *m_length;                 /* pa_audit_outbox_length */
@@ -153,8 +163,13 @@ static int claim_idle(outbox_forwarder *f) {
 }
 
 static int next_batch(outbox_forwarder *f, int block_ms) {
-    int n = read_group(f, "0", 0);
-    if (n == 0) n = claim_idle(f);
+    int n = 0;
+    if (f->own_pending && (n = read_group(f, "0", 0)) == 0) f->own_pending = false;
+    int claim_every = f->cfg.claim_idle_ms < 1000 ? f->cfg.claim_idle_ms : 1000;
+    if (n == 0 && now_ms() - f->claimed_ms >= claim_every) {
+        f->claimed_ms = now_ms();
+        n = claim_idle(f);
+    }
     if (n == 0) n = read_group(f, ">", block_ms);
     return n;
 }
@@ -205,9 +220,11 @@ static void *run(void *arg) {
         bool draining = atomic_load(&f->state) == DRAINING;
         int n = next_batch(f, draining ? 50 : f->cfg.block_ms);
         if (n > 0 && forward(f, (size_t)n) != 0) n = -1;
+        if (n < 0) f->own_pending = true;   /* what was read stays pending: retry it first */
         backoff = n < 0 ? next_backoff(backoff) : 0;
         update_length(f);
         if (n == 0 && draining && atomic_load(&f->length) == 0) break;
+        if (n > 0 && n < f->cfg.batch && !draining) nap(f, f->cfg.linger_ms);
     }
     return NULL;
 }
@@ -226,6 +243,9 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
     if (f->cfg.batch <= 0 || f->cfg.batch > 1000) f->cfg.batch = 100;
     if (f->cfg.claim_idle_ms <= 0) f->cfg.claim_idle_ms = 30000;
     if (f->cfg.block_ms <= 0) f->cfg.block_ms = 500;
+    if (f->cfg.linger_ms == 0) f->cfg.linger_ms = 200;
+    if (f->cfg.linger_ms < 0) f->cfg.linger_ms = 0;
+    f->own_pending = true;            /* a previous run may have left some */
     snprintf(f->consumer, sizeof f->consumer, "%s", cfg->consumer && *cfg->consumer ? cfg->consumer : "activation");
     f->cfg.consumer = f->consumer;
     atomic_store(&f->length, -1);

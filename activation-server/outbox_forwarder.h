@@ -32,6 +32,8 @@ typedef struct outbox_forwarder_config {
     int batch;                        /* records per Submit (default 100) */
     int claim_idle_ms;                /* take over others' entries idle this long (default 30000) */
     int block_ms;                     /* longest wait for new entries (default 500) */
+    int linger_ms;                    /* after a partial batch, let more gather this long
+                                       * (default 200; < 0: none) */
 } outbox_forwarder_config;
 
 typedef struct outbox_forwarder outbox_forwarder;
