@@ -64,6 +64,14 @@ static const config_option options[] = {
      "localhost"},
     {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits",
      "300"},
+    {"threat-window-s", "S", "sliding window of the threat signals, 1-15 s", "10"},
+    {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests",
+     "20"},
+    {"threat-group-failure-ratio", "R",
+     "keys refused as not genuine at or above this share raise the group's sampling to 100 %",
+     "0.5"},
+    {"threat-address-requests", "N",
+     "more requests than this per window from one address raise its sampling to 100 %", "200"},
     {"audit-flush-ms", "MS",
      "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
     {"audit-consumer", "NAME",
@@ -114,27 +122,27 @@ static int load_app(daemon_state *d) {
     config *c = d->cfg;
     app *a = &d->app;
     char err[256];
-    bool bad = false;
+    bool ok = true;   /* config_get_* clear it on a bad value */
     const char *kek = required(c, "kek"), *sk = required(c, "signing-key");
     if (!kek || !sk) return -1;
     if (kek_load_file(kek, a->kek, err, sizeof err) != 0) return fail("config.kek", err);
     if (license_key_load(&a->signing, sk, err, sizeof err) != 0)
         return fail("config.signing_key", err);
-    int timeout = (int)config_get_int(c, "redis-timeout-ms", 10, 60000, &bad);
+    int timeout = (int)config_get_int(c, "redis-timeout-ms", 10, 60000, &ok);
     a->redis = (rstore_config){
         .url = config_get(c, "redis-url"),
         .password_file = config_get(c, "redis-password-file"),
         .connect_timeout_ms = timeout,
         .command_timeout_ms = timeout,
     };
-    policy_limits_set(&a->limits, config_get_double(c, "rate-address-per-s", 0, 1e12, &bad),
-                      config_get_double(c, "rate-address-burst", 1, 1e12, &bad),
-                      config_get_double(c, "rate-group-per-s", 0, 1e12, &bad),
-                      config_get_double(c, "rate-group-burst", 1, 1e12, &bad),
-                      config_get_double(c, "rate-failure-cost", 1, 1e6, &bad));
-    a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &bad);
-    d->drain_ms = (int)config_get_int(c, "drain-ms", 0, 600000, &bad);
-    return bad ? -1 : 0;
+    policy_limits_set(&a->limits, config_get_double(c, "rate-address-per-s", 0, 1e12, &ok),
+                      config_get_double(c, "rate-address-burst", 1, 1e12, &ok),
+                      config_get_double(c, "rate-group-per-s", 0, 1e12, &ok),
+                      config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
+                      config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
+    a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
+    d->drain_ms = (int)config_get_int(c, "drain-ms", 0, 600000, &ok);
+    return ok ? 0 : -1;
 }
 
 static int load_tls(daemon_state *d) {
@@ -183,11 +191,11 @@ static void probe_redis(const app *a) {
 static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
     const char *const *listen;
     size_t n_listen = config_get_list(d->cfg, "listen", &listen);
-    bool bad = false;
+    bool ok = true;   /* config_get_* clear it on a bad value */
     /* A handler waits on Redis once per call: with only one worker per core
      * the cores idle during those waits (measured: 2 workers 5.8k calls/s,
      * 4 workers 8.0k, 8 workers 7.5k on 2 cores, client and Redis included). */
-    int workers = (int)config_get_int(d->cfg, "workers", 0, 256, &bad);
+    int workers = (int)config_get_int(d->cfg, "workers", 0, 256, &ok);
     if (workers == 0) workers = 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
     rpc_server_config sc = {
         .listen = listen,
@@ -200,7 +208,7 @@ static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
         .health_services = health_services,
         .n_health_services = 1,
     };
-    if (bad) {
+    if (!ok) {
         snprintf(err, errlen, "bad --workers");
         return NULL;
     }
@@ -240,10 +248,10 @@ static int start_audit(daemon_state *d) {
                                                 "and revocations are not pulled"), LOG_END);
         return 0;
     }
-    bool bad = false;
-    int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &bad);
-    d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &bad);
-    if (bad) return -1;
+    bool ok = true;   /* config_get_* clear it on a bad value */
+    int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &ok);
+    d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &ok);
+    if (!ok) return -1;
     default_audit_name(d);
     char err[320];
     a->audit = audit_client_new(&(audit_client_config){
@@ -256,7 +264,16 @@ static int start_audit(daemon_state *d) {
         .verify_timeout_ms = verify_ms,
     }, err, sizeof err);
     if (!a->audit) return fail("config.audit", err);
-    a->threats = threat_signal_new(NULL);
+    threat_config tc = {
+        .window_s = (int)config_get_int(c, "threat-window-s", 1, THREAT_BUCKETS - 1, &ok),
+        .group_min_requests = (uint32_t)config_get_int(c, "threat-group-min-requests", 1,
+                                                       UINT32_MAX, &ok),
+        .group_failure_ratio = config_get_double(c, "threat-group-failure-ratio", 0.01, 1, &ok),
+        .address_max_requests = (uint32_t)config_get_int(c, "threat-address-requests", 1,
+                                                         UINT32_MAX, &ok),
+    };
+    if (!ok) return -1;
+    a->threats = threat_signal_new(&tc);
     a->sampler = a->threats ? audit_sampler_new(NULL, a->threats) : NULL;
     if (!a->sampler) return fail("audit.start", "out of memory");
     d->forwarder = outbox_forwarder_start(&(outbox_forwarder_config){
