@@ -20,9 +20,21 @@
  * With --target it drives a running server instead (keys from --keys FILE;
  * stage breakdown with --metrics; ceiling with --echo-target).
  *
+ * With --audit it measures what auditing costs instead (issue 4): it also
+ * starts the audit server (certificates from scripts/make-certs.sh) and runs
+ * the activation server with auditing on, then drives new activations at one
+ * setting (--audit-run) against groups sampled at 5 % offline, 5 % online
+ * and 100 % offline, each run between two runs on a group sampled at 0 %,
+ * every group with fresh keys, waiting for the outbox to drain between
+ * runs. Each sampled throughput is printed as a ratio to the mean of the 0 %
+ * runs around it (drift does not pass for a cost). The per-address threat signal
+ * is switched off there (one load generator looks like one hammering client
+ * and would raise every group to 100 %).
+ *
  * Targets (issue 3): ratio >= 0.6 at the best setting, p99 <= 2 ms at half
- * of peak, <= 150 bytes per activation record. Figures are printed as
- * measured; the breakdown shows which stage stands in the way. */
+ * of peak, <= 150 bytes per activation record. Targets (issue 4): 5 %
+ * offline costs <= 5 %, 5 % online <= 15 % of the 0 % throughput. Figures
+ * are printed as measured; the breakdown shows which stage stands in the way. */
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <libgen.h>
@@ -45,6 +57,10 @@
 #include "keycodec.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
+
+#ifndef PA_SOURCE_DIR_DEFAULT
+#define PA_SOURCE_DIR_DEFAULT "."
+#endif
 
 #define ACTIVATE_PATH "/activation.v1.Activation/Activate"
 #define ECHO_PATH "/bench.v1.Echo/Echo"
@@ -83,6 +99,9 @@ typedef struct options {
     size_t records;               /* activations for the memory figure; 0 = skip */
     bool half;                    /* measure at half of peak */
     const char *log_level;        /* the started server's --log-level */
+    bool audit;                   /* --audit: the sampling-cost comparison only */
+    run_spec audit_run;           /* its one setting */
+    size_t audit_keys;            /* fresh keys per sampling group */
 } options;
 
 /* The keys every builder picks from; filled before the first call. */
@@ -110,9 +129,11 @@ typedef struct world {
     uint8_t kek_a_bytes[KEK_LEN], kek_b_bytes[KEK_LEN];
     redisContext *ks_a, *ks_b;    /* keystore user on each store */
     redisContext *admin;          /* a measuring user with INFO rights on Redis A */
-    pid_t server, echo;
+    pid_t server, echo, audit;    /* audit: the audit server, --audit only */
     int metrics_port;
     char target[64], echo_target[64], metrics_host[64];
+    char certs[300];              /* make-certs.sh output (--audit) */
+    char audit_target[64], audit_log[300];
 } world;
 
 static int die(const char *what) {
@@ -185,9 +206,10 @@ static double series(const char *text, const char *name) {
 
 /* --- where the time goes --------------------------------------------------------- */
 
-enum { ST_DECODE, ST_REDIS, ST_SIGN, ST_TOTAL, ST_CALLS, ST_N };
+enum { ST_DECODE, ST_AUDIT, ST_REDIS, ST_SIGN, ST_TOTAL, ST_CALLS, ST_N };
 static const char *const stage_series[ST_N] = {
     "pa_activate_stage_nanoseconds_total{stage=\"decode_mac\"}",
+    "pa_activate_stage_nanoseconds_total{stage=\"audit\"}",
     "pa_activate_stage_nanoseconds_total{stage=\"redis\"}",
     "pa_activate_stage_nanoseconds_total{stage=\"sign\"}",
     "pa_activate_stage_nanoseconds_total{stage=\"total\"}",
@@ -229,6 +251,7 @@ typedef struct snapshot {
     double stage[ST_N];           /* server counters */
     hist call, redis;             /* server-side Activate latency, its Redis round trip */
     double cpu_self, cpu_server, cpu_redis, cpu_echo;
+    double cpu_audit, cpu_redis_b;    /* --audit: the audit server and its store */
     bool have_stages;
 } snapshot;
 
@@ -247,6 +270,8 @@ static void take_snapshot(const world *w, snapshot *s) {
     s->cpu_server = w->server > 0 ? cpu_s(w->server) : 0;
     s->cpu_redis = w->a.pid > 0 ? cpu_s(w->a.pid) : 0;
     s->cpu_echo = w->echo > 0 ? cpu_s(w->echo) : 0;
+    s->cpu_audit = w->audit > 0 ? cpu_s(w->audit) : 0;
+    s->cpu_redis_b = w->audit > 0 && w->b.pid > 0 ? cpu_s(w->b.pid) : 0;
 }
 
 /* The same split for the echo run: what the bare runtime costs per call. */
@@ -263,20 +288,24 @@ static void print_breakdown(const world *w, const snapshot *a, const snapshot *b
     if (a->have_stages && b->have_stages && n > 0) {
         double us[ST_N];
         for (int i = 0; i < ST_TOTAL + 1; i++) us[i] = (b->stage[i] - a->stage[i]) / n / 1000;
-        double rest = us[ST_TOTAL] - us[ST_DECODE] - us[ST_REDIS] - us[ST_SIGN];
-        printf("  server time per granted Activate (%.0f calls): decode+MAC %.1f us, Redis round "
-               "trip %.1f us, license signing %.1f us, rest %.1f us = handler %.1f us\n",
-               n, us[ST_DECODE], us[ST_REDIS], us[ST_SIGN], rest, us[ST_TOTAL]);
+        double rest = us[ST_TOTAL] - us[ST_DECODE] - us[ST_AUDIT] - us[ST_REDIS] - us[ST_SIGN];
+        printf("  server time per granted Activate (%.0f calls): decode+MAC %.1f us, audit %.1f us, "
+               "Redis round trip %.1f us, license signing %.1f us, rest %.1f us = handler %.1f us\n",
+               n, us[ST_DECODE], us[ST_AUDIT], us[ST_REDIS], us[ST_SIGN], rest, us[ST_TOTAL]);
     }
     if (calls == 0 || w->server <= 0) return;
     double self = (b->cpu_self - a->cpu_self) / calls * 1e6;
     double server = (b->cpu_server - a->cpu_server) / calls * 1e6;
     double redis = (b->cpu_redis - a->cpu_redis) / calls * 1e6;
-    double sum = self + server + redis;
+    double audit = (b->cpu_audit - a->cpu_audit) / calls * 1e6;
+    double redis_b = (b->cpu_redis_b - a->cpu_redis_b) / calls * 1e6;
+    double sum = self + server + redis + audit + redis_b;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("  CPU per call: load generator %.1f us, activation-server %.1f us, redis-server %.1f us"
-           " = %.1f us; %ld cores allow at most %.0f calls/s\n",
-           self, server, redis, sum, cores, sum > 0 ? cores * 1e6 / sum : 0);
+    printf("  CPU per call: load generator %.1f us, activation-server %.1f us, redis-server %.1f us",
+           self, server, redis);
+    if (w->audit > 0) printf(", audit-server %.1f us, its redis-server %.1f us", audit, redis_b);
+    printf(" = %.1f us; %ld cores allow at most %.0f calls/s\n", sum, cores,
+           sum > 0 ? cores * 1e6 / sum : 0);
 }
 
 /* Where a tail comes from: inside the server (arrival to reply, and its
@@ -397,20 +426,28 @@ static int make_keys(world *w, uint32_t group, uint32_t first, size_t n, uint64_
 static void tune_load(group_record *r) { r->policy.max_machines = PLACES_PER_KEY; }
 static void tune_memory(group_record *r) { r->policy.max_machines = 1; }
 
-static int create_group(world *w, uint32_t id, void (*tune)(group_record *)) {
-    group_record rec;
-    group_record_defaults(&rec);
-    rec.id = id;
-    snprintf(rec.product, sizeof rec.product, "Demo Office");
-    snprintf(rec.edition, sizeof rec.edition, "Professional");
-    snprintf(rec.policy.features, sizeof rec.policy.features, "editor,spreadsheet,presentation");
-    tune(&rec);
+static void base_record(group_record *rec, uint32_t id) {
+    group_record_defaults(rec);
+    rec->id = id;
+    snprintf(rec->product, sizeof rec->product, "Demo Office");
+    snprintf(rec->edition, sizeof rec->edition, "Professional");
+    snprintf(rec->policy.features, sizeof rec->policy.features, "editor,spreadsheet,presentation");
+}
+
+static int write_group(world *w, group_record *rec) {
     char err[256];
-    if (group_create(w->ks_a, w->kek_a_bytes, w->ks_b, w->kek_b_bytes, &rec, err, sizeof err)) {
-        fprintf(stderr, "activation_load: group %u: %s\n", id, err);
+    if (group_create(w->ks_a, w->kek_a_bytes, w->ks_b, w->kek_b_bytes, rec, err, sizeof err)) {
+        fprintf(stderr, "activation_load: group %u: %s\n", rec->id, err);
         return -1;
     }
     return 0;
+}
+
+static int create_group(world *w, uint32_t id, void (*tune)(group_record *)) {
+    group_record rec;
+    base_record(&rec, id);
+    tune(&rec);
+    return write_group(w, &rec);
 }
 
 static int make_all_keys(world *w, const options *o, key_set *k) {
@@ -510,6 +547,31 @@ static int make_files(world *w) {
     return fixture_run(gen, NULL, NULL) == 0 ? 0 : die("openssl genpkey failed");
 }
 
+/* --audit: certificates and the audit server on Redis B. */
+static int start_audit_server(world *w) {
+    const char *src = getenv("PA_SOURCE_DIR");
+    char script[512], url[256], listen[64], metrics[64], cert[340], key[340], ca[340];
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src && *src ? src : PA_SOURCE_DIR_DEFAULT);
+    snprintf(w->certs, sizeof w->certs, "%s/certs", w->dir);
+    char *mk[] = {"/bin/bash", script, w->certs, NULL};
+    if (fixture_run(mk, NULL, NULL) != 0) return die("scripts/make-certs.sh failed");
+    int port = fixture_free_port(), mport;
+    do mport = fixture_free_port(); while (mport == port);
+    redis_fixture_url(&w->b, "audit", url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", mport);
+    snprintf(w->audit_target, sizeof w->audit_target, "127.0.0.1:%d", port);
+    snprintf(w->audit_log, sizeof w->audit_log, "%s/audit-server.log", w->dir);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", w->certs);
+    snprintf(key, sizeof key, "%s/audit-server.key", w->certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", w->certs);
+    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "--listen", listen,
+                    "--redis-url", url, "--kek", w->kek_b, "--tls-cert", cert, "--tls-key", key,
+                    "--tls-client-ca", ca, "--metrics-listen", metrics, "--log-level", "warn", NULL};
+    w->audit = fixture_spawn(argv, w->audit_log, port, 15000);
+    return w->audit < 0 ? die("audit-server did not start") : 0;
+}
+
 static int start_servers(world *w, const options *o) {
     char url[256], listen[64], metrics[64], workers[16], echo_workers[16], echo_listen[64];
     int port = fixture_free_port(), echo_port;
@@ -522,15 +584,28 @@ static int start_servers(world *w, const options *o) {
     snprintf(echo_workers, sizeof echo_workers, "%d", o->echo_workers);
     snprintf(w->target, sizeof w->target, "127.0.0.1:%d", port);
     snprintf(w->metrics_host, sizeof w->metrics_host, "127.0.0.1");
+    if (o->audit && start_audit_server(w) != 0) return -1;   /* before fixture_bin below */
     /* Rate limits stay on (their cost is part of every call) but so high
      * that one loopback client never meets them. */
-    const char *argv[] = {fixture_bin("activation-server/activation-server"), "--listen", listen,
-                          "--redis-url", url, "--kek", w->kek_a, "--signing-key", w->signing_key,
-                          "--metrics-listen", metrics, "--workers", workers, "--log-level",
-                          o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
-                          "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9", NULL};
+    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen,
+                            "--redis-url", url, "--kek", w->kek_a, "--signing-key", w->signing_key,
+                            "--metrics-listen", metrics, "--workers", workers, "--log-level",
+                            o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
+                            "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9"};
+    int n = 23;
+    char ca[340], cert[340], key[340];
+    if (o->audit) {
+        snprintf(ca, sizeof ca, "%s/ca.pem", w->certs);
+        snprintf(cert, sizeof cert, "%s/activation-client.pem", w->certs);
+        snprintf(key, sizeof key, "%s/activation-client.key", w->certs);
+        const char *audit[] = {"--audit-target", w->audit_target, "--audit-ca", ca, "--audit-cert",
+                               cert, "--audit-key", key, "--threat-address-requests", "4000000000"};
+        for (size_t i = 0; i < sizeof audit / sizeof *audit; i++) argv[n++] = audit[i];
+    }
+    argv[n] = NULL;
     w->server = fixture_spawn((char *const *)argv, w->log_path, port, 15000);
     if (w->server < 0) return die("activation-server did not start");
+    if (o->audit) return 0;   /* no echo ceiling in that mode */
     snprintf(echo_listen, sizeof echo_listen, "127.0.0.1:%d", echo_port);
     snprintf(w->echo_target, sizeof w->echo_target, "%s", echo_listen);
     const char *eargv[] = {fixture_bin("bench/echo_bench"), "--serve", echo_listen,
@@ -541,7 +616,7 @@ static int start_servers(world *w, const options *o) {
 
 static int world_start(world *w, const options *o) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = -1;
+    w->server = w->echo = w->audit = -1;
     if (fixture_tmpdir(w->dir, sizeof w->dir, "activation-load") != 0) return -1;
     if (redis_fixture_start(&w->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
@@ -556,6 +631,7 @@ static int world_start(world *w, const options *o) {
 static void world_stop(world *w) {
     if (w->server > 0) fixture_stop(w->server, SIGTERM, 20000);
     if (w->echo > 0) fixture_stop(w->echo, SIGTERM, 20000);
+    if (w->audit > 0) fixture_stop(w->audit, SIGTERM, 20000);
     if (w->ks_a) redisFree(w->ks_a);
     if (w->ks_b) redisFree(w->ks_b);
     if (w->admin) redisFree(w->admin);
@@ -727,6 +803,157 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
     if (e) freeReplyObject(e);
 }
 
+/* --- what auditing costs (--audit) ------------------------------------------------ */
+
+/* One sampling setting: a group of its own with fresh keys. */
+typedef struct audit_case {
+    const char *label;
+    uint32_t group;
+    uint32_t rate_ppm;            /* the group's base sample rate */
+    audit_mode mode;
+    double target_cost;           /* issue 4's limit on the throughput lost; 0 = none */
+} audit_case;
+
+static const audit_case audit_cases[] = {
+    {"sampling 0 %", 4401, 0, AUDIT_MODE_OFFLINE, 0},
+    {"sampling 5 % offline", 4402, 50000, AUDIT_MODE_OFFLINE, 0.05},
+    {"sampling 5 % online", 4403, 50000, AUDIT_MODE_ONLINE, 0.15},
+    {"sampling 100 % offline", 4404, 1000000, AUDIT_MODE_OFFLINE, 0},
+};
+#define N_AUDIT_CASES (sizeof audit_cases / sizeof *audit_cases)
+/* The runs, in order: every sampled run sits between two 0 % runs and is
+ * compared with their mean, so drift over the runs (a store filling up, a
+ * process warming up) does not pass for a cost. */
+static const int audit_sequence[] = {0, 1, 0, 2, 0, 3, 0};
+#define N_AUDIT_RUNS (sizeof audit_sequence / sizeof *audit_sequence)
+#define BASE_RUNS 4               /* 0 % runs in audit_sequence */
+
+static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]) {
+    double t0 = now_s();
+    for (size_t i = 0; i < N_AUDIT_CASES; i++) {
+        group_record rec;
+        base_record(&rec, audit_cases[i].group);
+        rec.policy.max_machines = PLACES_PER_KEY;
+        rec.policy.audit_rate_ppm = audit_cases[i].rate_ppm;
+        rec.policy.audit = audit_cases[i].mode;
+        rec.policy.on_audit_down = AUDIT_UNREACHABLE_FAIL_CLOSED;
+        ks[i].n_load = o->audit_keys * (i == 0 ? BASE_RUNS + 1 : 1);   /* + the warm-up */
+        ks[i].only = CLASS_NEW;
+        if (!(ks[i].load = alloc_keys(ks[i].n_load)) || write_group(w, &rec) != 0 ||
+            make_keys(w, rec.id, 1, ks[i].n_load, 0, ks[i].load) != 0)
+            return -1;
+    }
+    printf("keys: %zu fresh per sampled run (x%d machines); made in %.1f s\n", o->audit_keys,
+           PLACES_PER_KEY, now_s() - t0);
+    return 0;
+}
+
+static long long outbox_length(const world *w) {
+    redisReply *r = redisCommand(w->admin, "XLEN audit:outbox");
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+/* The previous run's samples reach the audit server before the next run
+ * starts, so no run pays for another's forwarding. */
+static void wait_outbox_drained(const world *w) {
+    double t0 = now_s();
+    while (outbox_length(w) > 0 && now_s() - t0 < 60) usleep(50000);
+    if (outbox_length(w) != 0) printf("  (outbox still holds %lld records)\n", outbox_length(w));
+}
+
+#define GRANTED_NEW "pa_activations_granted_total{kind=\"new\"}"
+
+/* Activations audited between two /metrics texts: outbox writes and online verdicts. */
+static double audited_between(const char *a, const char *b) {
+    static const char *const s[] = {"pa_audit_sampled_total",
+                                    "pa_audit_online_total{result=\"genuine\"}",
+                                    "pa_audit_online_total{result=\"forged\"}"};
+    double n = 0;
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++) n += series(b, s[i]) - series(a, s[i]);
+    return n;
+}
+
+/* One measured run of `c`; returns calls/s, or 0 when any call failed. */
+static double audit_run(const options *o, world *w, const audit_case *ac, key_set *k) {
+    static const char *const methods[] = {ACTIVATE_PATH};
+    loadgen_config c = config_for(o, w->target, methods, &o->audit_run);
+    loadgen_result res;
+    snapshot before, after;
+    wait_outbox_drained(w);
+    char *m0 = http_metrics(w->metrics_host, w->metrics_port);
+    int rc = run_measured(o, w, &c, build, k, &res, &before, &after);
+    char *m1 = http_metrics(w->metrics_host, w->metrics_port);
+    printf("\n-- %s (group %u)\n", ac->label, ac->group);
+    double rate = 0;
+    if (rc != 0) {
+        printf("  failed: %s\n", res.first_error);
+    } else {
+        loadgen_print(stdout, "activate", &c, &res);
+        uint64_t failed = res.total.calls - res.total.status[GRPC_STATUS_OK];
+        double audited = m0 && m1 ? audited_between(m0, m1) : 0;
+        double granted = m0 && m1 ? series(m1, GRANTED_NEW) - series(m0, GRANTED_NEW) : 0;
+        printf("  audited %.0f of %.0f granted (%.2f %%, warm-up included); not OK: %llu\n",
+               audited, granted, granted > 0 ? 100.0 * audited / granted : 0,
+               (unsigned long long)failed);
+        print_breakdown(w, &before, &after, res.total.calls);
+        rate = failed ? 0 : res.calls_per_s;   /* a run with errors has no valid figure */
+    }
+    free(m0);
+    free(m1);
+    return rate;
+}
+
+static void print_audit_summary(const double rate[N_AUDIT_RUNS]) {
+    printf("\n== Activate throughput with auditing, as a ratio to the mean of the 0 %% runs "
+           "before and after it\n  0 %% runs:");
+    for (size_t i = 0; i < N_AUDIT_RUNS; i++)
+        if (audit_sequence[i] == 0) printf(" %.0f", rate[i]);
+    printf(" calls/s\n");
+    for (size_t i = 1; i + 1 < N_AUDIT_RUNS; i++) {
+        const audit_case *ac = &audit_cases[audit_sequence[i]];
+        if (audit_sequence[i] == 0) continue;
+        double base = (rate[i - 1] + rate[i + 1]) / 2, ratio = base > 0 ? rate[i] / base : 0;
+        printf("  %-24s %6.0f calls/s vs %6.0f: ratio %.3f, cost %5.1f %%", ac->label, rate[i],
+               base, ratio, (1 - ratio) * 100);
+        if (ac->target_cost > 0)
+            printf("  (target <= %.0f %%: %s)", ac->target_cost * 100,
+                   ratio > 0 && 1 - ratio <= ac->target_cost ? "met" : "NOT met");
+        printf("\n");
+    }
+}
+
+static int measure_audit(const options *o, world *w) {
+    static const char *const methods[] = {ACTIVATE_PATH};
+    key_set ks[N_AUDIT_CASES] = {0};
+    double rate[N_AUDIT_RUNS] = {0};
+    int rc = make_audit_keys(w, o, ks);
+    const run_spec *r = &o->audit_run;
+    printf("\n== audit sampling cost: new activations only, threads %d, channels %d, concurrency %d, "
+           "%.1f s per run (+%.1f s warm-up)\n", r->threads, r->channels, r->concurrency,
+           o->duration, o->warmup);
+    if (rc == 0) {   /* the first run would otherwise also warm up the processes */
+        loadgen_config c = config_for(o, w->target, methods, r);
+        c.duration_s = 2;
+        c.warmup_s = 0;
+        loadgen_result res;
+        rc = loadgen_run(&c, build, &ks[0], &res);
+    }
+    for (size_t i = 0; rc == 0 && i < N_AUDIT_RUNS; i++) {
+        int c = audit_sequence[i];
+        if ((rate[i] = audit_run(o, w, &audit_cases[c], &ks[c])) <= 0) rc = -1;
+    }
+    for (size_t i = 0; i < N_AUDIT_CASES; i++) {
+        if (atomic_load(&ks[i].exhausted))
+            printf("note: %s: %llu activations reused a key (raise --audit-keys)\n",
+                   audit_cases[i].label, (unsigned long long)atomic_load(&ks[i].exhausted));
+        free(ks[i].load);
+    }
+    if (rc == 0) print_audit_summary(rate);
+    return rc;
+}
+
 /* --- options -------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -747,6 +974,11 @@ static void usage(FILE *f) {
         "  --records N        activations for the memory figure; 0 skips it (default 100000)\n"
         "  --no-half          skip the run at half of peak\n"
         "  --server-log-level L  the started server's log level (default info, as deployed)\n"
+        "  --audit            measure what auditing costs instead: also start the audit server,\n"
+        "                     then Activate throughput with sampling 5 %% offline, 5 %% online\n"
+        "                     and 100 %% offline, each as a ratio to 0 %% runs around it\n"
+        "  --audit-run T,C,N  the one setting of --audit (default 2,4,32)\n"
+        "  --audit-keys N     fresh keys per run (default 20000)\n"
         "  --target HOST:PORT drive a running server instead (needs --keys FILE)\n"
         "  --keys FILE        genuine keys, one a line (--target mode)\n"
         "  --metrics HOST:PORT  that server's metrics endpoint, for the stage breakdown\n"
@@ -762,11 +994,14 @@ static int parse_options(int argc, char **argv, options *o) {
         {"mix", required_argument, NULL, 'm'},        {"keys-fresh", required_argument, NULL, 'k'},
         {"records", required_argument, NULL, 'R'},    {"no-half", no_argument, NULL, 'H'},
         {"server-log-level", required_argument, NULL, 'l'},
+        {"audit", no_argument, NULL, 'A'},            {"audit-run", required_argument, NULL, 'a'},
+        {"audit-keys", required_argument, NULL, 'n'},
         {"target", required_argument, NULL, 't'},     {"keys", required_argument, NULL, 'K'},
         {"metrics", required_argument, NULL, 'M'},    {"echo-target", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
     *o = (options){.duration = 3, .warmup = 0.5, .workers = 0, .mix = {70, 20, 10},
-                   .load_keys = 150000, .records = 100000, .half = true, .log_level = "info"};
+                   .load_keys = 150000, .records = 100000, .half = true, .log_level = "info",
+                   .audit_run = {2, 4, 32}, .audit_keys = 20000};
     int c;
     char tail;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -793,6 +1028,14 @@ static int parse_options(int argc, char **argv, options *o) {
         case 'R': o->records = (size_t)atol(optarg); break;
         case 'H': o->half = false; break;
         case 'l': o->log_level = optarg; break;
+        case 'A': o->audit = true; break;
+        case 'a':
+            if (sscanf(optarg, "%d,%d,%d%c", &o->audit_run.threads, &o->audit_run.channels,
+                       &o->audit_run.concurrency, &tail) != 3 || o->audit_run.threads < 1 ||
+                o->audit_run.channels < 1 || o->audit_run.concurrency < o->audit_run.threads)
+                return die("--audit-run wants T,C,N with N >= T");
+            break;
+        case 'n': o->audit_keys = (size_t)atol(optarg); break;
         case 't': o->target = optarg; break;
         case 'K': o->keys_file = optarg; break;
         case 'M': o->metrics = optarg; break;
@@ -804,6 +1047,8 @@ static int parse_options(int argc, char **argv, options *o) {
     if (optind < argc || o->duration <= 0 || o->warmup < 0 || o->workers < 0 || o->echo_workers < 0 || o->load_keys < 1)
         return usage(stderr), -1;
     if (o->target && !o->keys_file) return die("--target needs --keys FILE");
+    if (o->audit && o->target) return die("--audit starts its own servers; drop --target");
+    if (o->audit && o->audit_keys < 1) return die("--audit-keys wants at least 1");
     if (o->n_runs == 0) {
         const run_spec def[] = {{2, 2, 8}, {2, 2, 16}, {2, 4, 32}, {2, 4, 64}};
         memcpy(o->runs, def, sizeof def);
@@ -824,7 +1069,7 @@ static void default_build_dir(void) {
 
 static int pointed_world(const options *o, world *w) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->a.pid = w->b.pid = -1;
+    w->server = w->echo = w->audit = w->a.pid = w->b.pid = -1;
     snprintf(w->target, sizeof w->target, "%s", o->target);
     if (o->metrics) {
         const char *colon = strrchr(o->metrics, ':');
@@ -846,6 +1091,14 @@ int main(int argc, char **argv) {
     world w;
     key_set k = {.only = -1, .mix = {o.mix[0], o.mix[1], o.mix[2]}};
     int rc = 1;
+    if (o.audit) {
+        if (world_start(&w, &o) == 0) {
+            printf("activation server: %s (--workers %d, auditing on), audit server: %s, "
+                   "Redis A: 127.0.0.1:%d\n", w.target, o.workers, w.audit_target, w.a.port);
+            rc = measure_audit(&o, &w) == 0 ? 0 : 1;
+        }
+        goto out;
+    }
     if (o.target ? pointed_world(&o, &w) != 0 || keys_from_file(&o, &k) != 0
                  : world_start(&w, &o) != 0 || make_all_keys(&w, &o, &k) != 0)
         goto out;
