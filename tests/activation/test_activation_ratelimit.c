@@ -1,6 +1,8 @@
 /* test_activation_ratelimit.c -- token buckets in Redis, per client address
  * and per group: RESOURCE_EXHAUSTED with a retry-after, failed genuineness
- * checks costing extra tokens, and no oracle once an address is throttled. */
+ * checks costing extra tokens, and no oracle once an address is throttled.
+ * These servers run without --audit-target: the last test checks that
+ * auditing is then off and said to be. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -144,12 +146,27 @@ static void test_group_bucket(void **state) {
     for (unsigned i = 0; i < 3; i++) expect(b, 200 + i, GRPC_STATUS_OK, NULL, NULL);
 }
 
+/* Without --audit-target nothing is sampled or pulled, and start-up says so. */
+static void test_audit_off_without_target(void **state) {
+    char *log = env_read_log(&env);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"event\":\"audit.disabled\""));
+    assert_null(strstr(log, "audit.enabled"));
+    free(log);
+    char *m = env_http_get(env.metrics_port, "/metrics");
+    assert_non_null(m);
+    assert_null(strstr(m, "pa_audit_decisions_total"));
+    assert_null(strstr(m, "pa_audit_outbox_length"));
+    free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_bucket),
         cmocka_unit_test(test_failures_cost_more_and_tell_nothing),
         cmocka_unit_test(test_config_file_env_and_flags),
         cmocka_unit_test(test_group_bucket),
+        cmocka_unit_test(test_audit_off_without_target),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
