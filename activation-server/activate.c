@@ -164,7 +164,7 @@ static audit_step plan_audit(worker *w, rpc_ctx *ctx, const group_entry *g, cons
                           audit_reason_name(plan->d.reason)) != 0)
         return AUDIT_STEP_NO_RANDOM;
     plan->how = "offline";
-    /* First-activation samples stay offline, even on online groups (top). */
+    /* First-activation samples stay offline, even on online groups (see the top). */
     if (g->rec.policy.audit == AUDIT_MODE_ONLINE && plan->d.mode == AUDIT_SAMPLE_ALWAYS) {
         audit_verify_result v = verify_online(w, g, plan);
         if (v == AUDIT_VERIFY_GENUINE) {
