@@ -38,6 +38,7 @@
  * shutdown ever contends for. */
 #include "rpc_server.h"
 
+#include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "metrics.h"
 
@@ -525,34 +526,23 @@ static int collect_health_names(rpc_server *s, const rpc_server_config *cfg) {
 
 /* --- start ------------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char *err, size_t errlen) {
     bool app_health = false;
     for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, HEALTH_CHECK_PATH) == 0;
     s->methods = calloc(n + 1, sizeof *s->methods);
-    if (!s->methods) return fail(err, errlen, "out of memory");
+    if (!s->methods) return err_set(err, errlen, "out of memory");
     for (size_t i = 0; i <= n; i++) {
         if (i == n && app_health) break;
         rpc_method m = i < n ? methods[i]
                              : (rpc_method){.path = HEALTH_CHECK_PATH, .handler = health_check, .max_request_bytes = 1024};
         if (!m.path || m.path[0] != '/' || !strchr(m.path + 1, '/') || !m.handler)
-            return fail(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
+            return err_set(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
         for (size_t j = 0; j < s->n_methods; j++)
-            if (strcmp(s->methods[j].m.path, m.path) == 0) return fail(err, errlen, "method %s listed twice", m.path);
+            if (strcmp(s->methods[j].m.path, m.path) == 0) return err_set(err, errlen, "method %s listed twice", m.path);
         if (m.max_request_bytes == 0) m.max_request_bytes = RPC_DEFAULT_MAX_REQUEST;
         method_entry *me = &s->methods[s->n_methods++];
         me->m = m;
-        if (!(me->label = strdup(m.path + 1))) return fail(err, errlen, "out of memory");
+        if (!(me->label = strdup(m.path + 1))) return err_set(err, errlen, "out of memory");
         char labels[512];
         snprintf(labels, sizeof labels, "method=\"%s\"", me->label);
         me->seconds = metric_histogram("pa_grpc_call_seconds",
@@ -587,14 +577,14 @@ static grpc_server *create_server(rpc_server *s) {
 /* Parses PEM text with OpenSSL first, so a bad file gets a precise error
  * instead of a silent handshake failure later. */
 static int check_tls(const rpc_tls_config *t, char *err, size_t errlen) {
-    if (!t->cert_pem || !t->key_pem) return fail(err, errlen, "TLS needs both a certificate and a private key");
+    if (!t->cert_pem || !t->key_pem) return err_set(err, errlen, "TLS needs both a certificate and a private key");
     int rc = -1;
     BIO *cb = BIO_new_mem_buf(t->cert_pem, -1), *kb = BIO_new_mem_buf(t->key_pem, -1);
     X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
     EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
-    if (!cert) fail(err, errlen, "TLS certificate is not a PEM X.509 certificate");
-    else if (!key) fail(err, errlen, "TLS private key is not a PEM private key (or is encrypted)");
-    else if (X509_check_private_key(cert, key) != 1) fail(err, errlen, "TLS private key does not match the certificate");
+    if (!cert) err_set(err, errlen, "TLS certificate is not a PEM X.509 certificate");
+    else if (!key) err_set(err, errlen, "TLS private key is not a PEM private key (or is encrypted)");
+    else if (X509_check_private_key(cert, key) != 1) err_set(err, errlen, "TLS private key does not match the certificate");
     else rc = 0;
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -603,7 +593,7 @@ static int check_tls(const rpc_tls_config *t, char *err, size_t errlen) {
     if (rc == 0 && t->client_ca_pem) {
         BIO *ab = BIO_new_mem_buf(t->client_ca_pem, -1);
         X509 *ca = ab ? PEM_read_bio_X509(ab, NULL, NULL, NULL) : NULL;
-        if (!ca) rc = fail(err, errlen, "client CA is not a PEM X.509 certificate");
+        if (!ca) rc = err_set(err, errlen, "client CA is not a PEM X.509 certificate");
         X509_free(ca);
         BIO_free(ab);
     }
@@ -621,15 +611,15 @@ static grpc_server_credentials *server_credentials(const rpc_tls_config *t) {
 }
 
 static int add_ports(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
-    if (cfg->n_listen == 0) return fail(err, errlen, "no listen address given");
+    if (cfg->n_listen == 0) return err_set(err, errlen, "no listen address given");
     s->ports = calloc(cfg->n_listen, sizeof *s->ports);
-    if (!s->ports) return fail(err, errlen, "out of memory");
+    if (!s->ports) return err_set(err, errlen, "out of memory");
     grpc_server_credentials *creds = server_credentials(cfg->tls);
-    if (!creds) return fail(err, errlen, "could not create server credentials");
+    if (!creds) return err_set(err, errlen, "could not create server credentials");
     int rc = 0;
     for (size_t i = 0; i < cfg->n_listen && rc == 0; i++) {
         int port = grpc_server_add_http2_port(s->server, cfg->listen[i], creds);
-        if (port <= 0) rc = fail(err, errlen, "cannot listen on %s (in use, not a local address, or malformed)", cfg->listen[i]);
+        if (port <= 0) rc = err_set(err, errlen, "cannot listen on %s (in use, not a local address, or malformed)", cfg->listen[i]);
         s->ports[s->n_ports++] = port;
     }
     grpc_server_credentials_release(creds);
@@ -640,7 +630,7 @@ static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers > 0 ? cfg->workers : (cores > 0 ? (int)cores : 1);
     s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
-    if (!s->workers) return fail(err, errlen, "out of memory");
+    if (!s->workers) return err_set(err, errlen, "out of memory");
     for (int i = 0; i < s->n_workers; i++) {
         worker *w = &s->workers[i];
         w->s = s;
@@ -653,7 +643,7 @@ static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err
         w->reply.body_cap = REPLY_INITIAL_CAP;
         w->n_slots = s->n_methods * (size_t)s->per_method;
         w->slots = calloc(w->n_slots, sizeof *w->slots);
-        if (!w->reply.body || !w->slots) return fail(err, errlen, "out of memory");
+        if (!w->reply.body || !w->slots) return err_set(err, errlen, "out of memory");
         for (size_t j = 0; j < w->n_slots; j++) {
             w->slots[j] = (request_slot){.kind = TAG_REQUEST, .w = w, .method = &s->methods[j / (size_t)s->per_method]};
             grpc_metadata_array_init(&w->slots[j].md);
@@ -664,7 +654,7 @@ static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err
             grpc_metadata_array_init(&w->generic[g].md);
         }
         if (cfg->worker_init && !(w->state = cfg->worker_init(i, cfg->app)))
-            return fail(err, errlen, "worker %d failed to initialise", i);
+            return err_set(err, errlen, "worker %d failed to initialise", i);
     }
     return 0;
 }
@@ -675,20 +665,20 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *met
                              char *err, size_t errlen) {
     if (err && errlen) err[0] = '\0';
     rpc_server *s = calloc(1, sizeof *s);
-    if (!s) return fail(err, errlen, "out of memory"), NULL;
+    if (!s) return err_set(err, errlen, "out of memory"), NULL;
     grpc_init();
     s->app = cfg->app;
     s->worker_free = cfg->worker_free;
     s->per_method = cfg->requests_per_method > 0 ? cfg->requests_per_method : RPC_DEFAULT_REQUESTS_PER_METHOD;
     atomic_store(&s->serving, true);
     int rc = copy_methods(s, methods, n_methods, err, errlen);
-    if (rc == 0 && collect_health_names(s, cfg) != 0) rc = fail(err, errlen, "out of memory");
+    if (rc == 0 && collect_health_names(s, cfg) != 0) rc = err_set(err, errlen, "out of memory");
     if (rc == 0 && cfg->tls) rc = check_tls(cfg->tls, err, errlen);
-    if (rc == 0 && !(s->server = create_server(s))) rc = fail(err, errlen, "grpc_server_create failed");
+    if (rc == 0 && !(s->server = create_server(s))) rc = err_set(err, errlen, "grpc_server_create failed");
     for (size_t i = 0; rc == 0 && i < s->n_methods; i++) {
         s->methods[i].handle = grpc_server_register_method(s->server, s->methods[i].m.path, NULL,
                                                            GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-        if (!s->methods[i].handle) rc = fail(err, errlen, "cannot register method %s", s->methods[i].m.path);
+        if (!s->methods[i].handle) rc = err_set(err, errlen, "cannot register method %s", s->methods[i].m.path);
     }
     if (rc == 0) rc = workers_create(s, cfg, err, errlen);
     if (rc == 0) rc = add_ports(s, cfg, err, errlen);
@@ -710,7 +700,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *met
     for (int i = 0; i < s->n_workers; i++) {
         worker *w = &s->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            fail(err, errlen, "cannot start worker thread %d", i);
+            err_set(err, errlen, "cannot start worker thread %d", i);
             teardown(s);
             return NULL;
         }

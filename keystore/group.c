@@ -21,13 +21,13 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "keycodec.h"
 
 /* KEYS[1] the hash, KEYS[2] the `groups` set; ARGV[1] the group ID, then
@@ -39,14 +39,6 @@ static const char CREATE_SCRIPT[] =
     "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
     "redis.call('SADD', KEYS[2], ARGV[1])\n"
     "return 1\n";
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void group_record_defaults(group_record *rec) {
     memset(rec, 0, sizeof *rec);
@@ -105,21 +97,21 @@ static int valid_features(const char *s) {
 }
 
 static int validate(const group_record *r, char *err, size_t errlen) {
-    if (r->id > PK_GROUP_MAX) return fail(err, errlen, "group ID %u is above the 20-bit limit %u", r->id, PK_GROUP_MAX);
-    if (!r->product[0]) return fail(err, errlen, "group %u: product name is empty", r->id);
+    if (r->id > PK_GROUP_MAX) return err_set(err, errlen, "group ID %u is above the 20-bit limit %u", r->id, PK_GROUP_MAX);
+    if (!r->product[0]) return err_set(err, errlen, "group %u: product name is empty", r->id);
     if (!valid_text(r->product) || !valid_text(r->edition))
-        return fail(err, errlen, "group %u: product and edition may not contain control characters", r->id);
+        return err_set(err, errlen, "group %u: product and edition may not contain control characters", r->id);
     if (!group_channel_parse(group_channel_name(r->channel)))
-        return fail(err, errlen, "group %u: channel %d is not retail, oem or volume", r->id, (int)r->channel);
-    if (!mac_alg_known(r->alg_first)) return fail(err, errlen, "group %u: unknown first MAC algorithm %d", r->id, r->alg_first);
-    if (!mac_alg_known(r->alg_second)) return fail(err, errlen, "group %u: unknown second MAC algorithm %d", r->id, r->alg_second);
+        return err_set(err, errlen, "group %u: channel %d is not retail, oem or volume", r->id, (int)r->channel);
+    if (!mac_alg_known(r->alg_first)) return err_set(err, errlen, "group %u: unknown first MAC algorithm %d", r->id, r->alg_first);
+    if (!mac_alg_known(r->alg_second)) return err_set(err, errlen, "group %u: unknown second MAC algorithm %d", r->id, r->alg_second);
     if (r->policy.audit_rate_ppm > 1000000)
-        return fail(err, errlen, "group %u: audit rate %u ppm is above 100 %%", r->id, r->policy.audit_rate_ppm);
+        return err_set(err, errlen, "group %u: audit rate %u ppm is above 100 %%", r->id, r->policy.audit_rate_ppm);
     if (r->policy.lease_seconds && r->policy.renew_seconds > r->policy.lease_seconds)
-        return fail(err, errlen, "group %u: renew interval (%u s) is longer than the lease (%u s)", r->id,
-                    r->policy.renew_seconds, r->policy.lease_seconds);
+        return err_set(err, errlen, "group %u: renew interval (%u s) is longer than the lease (%u s)", r->id,
+                       r->policy.renew_seconds, r->policy.lease_seconds);
     if (!valid_features(r->policy.features))
-        return fail(err, errlen, "group %u: features must be comma-separated names of letters, digits, '-', '_' and '.'", r->id);
+        return err_set(err, errlen, "group %u: features must be comma-separated names of letters, digits, '-', '_' and '.'", r->id);
     return 0;
 }
 
@@ -151,12 +143,12 @@ static void field_u(eval_args *a, const char *k, unsigned long long v) { arg_s(a
 static int run_create(redisContext *c, eval_args *a, const char *store, char *err, size_t errlen) {
     redisReply *r = redisCommandArgv(c, a->n, a->v, a->l);
     if (!r) {
-        fail(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
+        err_set(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
         return -2;
     }
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "EXISTS", 6) == 0) rc = 1;
-    else if (r->type == REDIS_REPLY_ERROR) rc = fail(err, errlen, "%s store refused the write: %s", store, r->str);
+    else if (r->type == REDIS_REPLY_ERROR) rc = err_set(err, errlen, "%s store refused the write: %s", store, r->str);
     freeReplyObject(r);
     return rc;
 }
@@ -195,10 +187,10 @@ static void activation_fields(eval_args *a, const group_record *r, const uint8_t
 /* 1 if `key` exists, 0 if not, -1 on error. */
 static int key_exists(redisContext *c, const char *key, const char *store, char *err, size_t errlen) {
     redisReply *r = redisCommand(c, "EXISTS %s", key);
-    if (!r) return fail(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
+    if (!r) return err_set(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
     int rc = r->type == REDIS_REPLY_INTEGER ? r->integer > 0
-                                             : fail(err, errlen, "%s store: EXISTS %s: %s", store, key,
-                                                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                                             : err_set(err, errlen, "%s store: EXISTS %s: %s", store, key,
+                                                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);
     return rc;
 }
@@ -226,11 +218,11 @@ static int precheck(redisContext *activation, redisContext *audit, uint32_t id, 
                     const char *akey, char *err, size_t errlen) {
     int e = key_exists(activation, gkey, "activation", err, errlen);
     if (e < 0) return -1;
-    if (e) return fail(err, errlen, "group %u already exists in the activation store", id);
+    if (e) return err_set(err, errlen, "group %u already exists in the activation store", id);
     e = key_exists(audit, akey, "audit", err, errlen);
     if (e < 0) return -1;
     if (e)
-        return fail(err, errlen, "group %u already exists in the audit store but not in the activation "
+        return err_set(err, errlen, "group %u already exists in the audit store but not in the activation "
                                  "store (an earlier create stopped halfway?); choose another ID or remove "
                                  "%s from the audit store", id, akey);
     return 0;
@@ -250,7 +242,7 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
     if (!rec->version) rec->version = 1;
     if (new_wrapped_secret(kek_audit, MAC_ROLE_SECOND, rec->id, blob_second) != 0 ||
         new_wrapped_secret(kek_activation, MAC_ROLE_FIRST, rec->id, blob_first) != 0)
-        return fail(err, errlen, "group %u: cannot generate and wrap the secrets (OpenSSL failure)", rec->id);
+        return err_set(err, errlen, "group %u: cannot generate and wrap the secrets (OpenSSL failure)", rec->id);
 
     eval_head(&a, akey, rec->id);
     field_u(&a, GROUP_F_ALG, (unsigned)rec->alg_second);
@@ -259,24 +251,24 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
     arg(&a, blob_second, WRAP_BLOB_LEN);
     char why[256];
     int rc = run_create(audit, &a, "audit", why, sizeof why);
-    if (rc == 1) return fail(err, errlen, "group %u already exists in the audit store", rec->id);
+    if (rc == 1) return err_set(err, errlen, "group %u already exists in the audit store", rec->id);
     if (rc == -2)
-        return fail(err, errlen, "group %u: audit store write outcome unknown (%s); nothing was written "
+        return err_set(err, errlen, "group %u: audit store write outcome unknown (%s); nothing was written "
                                  "to the activation store", rec->id, why);
-    if (rc < 0) return fail(err, errlen, "%s", why);
+    if (rc < 0) return err_set(err, errlen, "%s", why);
 
     eval_head(&a, gkey, rec->id);
     activation_fields(&a, rec, blob_first);
     rc = run_create(activation, &a, "activation", why, sizeof why);
     if (rc == 0) return 0;
     if (rc == -2)
-        return fail(err, errlen, "group %u: written to the audit store, but the activation store write "
+        return err_set(err, errlen, "group %u: written to the audit store, but the activation store write "
                                  "outcome is unknown (%s); check with `keystore group show`", rec->id, why);
     if (rc == 1) snprintf(why, sizeof why, "group %u already exists in the activation store", rec->id);
     if (undo_audit(audit, akey, rec->id) != 0)
-        return fail(err, errlen, "%s; removing the audit part failed too: delete %s from the audit store "
+        return err_set(err, errlen, "%s; removing the audit part failed too: delete %s from the audit store "
                                  "by hand", why, akey);
-    return fail(err, errlen, "%s", why);
+    return err_set(err, errlen, "%s", why);
 }
 
 /* ---- reading ---- */
@@ -293,12 +285,12 @@ static const redisReply *hget(const redisReply *r, const char *name) {
 static int hget_u(const redisReply *r, const char *name, unsigned long long max, int required,
                   unsigned long long *out, uint32_t id, char *err, size_t errlen) {
     const redisReply *v = hget(r, name);
-    if (!v) return required ? fail(err, errlen, "group %u: record has no '%s' field", id, name) : 0;
+    if (!v) return required ? err_set(err, errlen, "group %u: record has no '%s' field", id, name) : 0;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v->str, &end, 10);
     if (end == v->str || *end || errno || x > max || v->str[0] == '-')
-        return fail(err, errlen, "group %u: field '%s' = '%.40s' is not a valid number", id, name, v->str);
+        return err_set(err, errlen, "group %u: field '%s' = '%.40s' is not a valid number", id, name, v->str);
     *out = x;
     return 0;
 }
@@ -314,16 +306,16 @@ static int hget_text(const redisReply *r, const char *name, char *out, size_t n)
 static int parse_policy_enums(const redisReply *r, group_record *rec, char *err, size_t errlen) {
     const redisReply *v = hget(r, GROUP_F_CHANNEL);
     int ch = v ? group_channel_parse(v->str) : 0;
-    if (!ch) return fail(err, errlen, "group %u: missing or unknown channel", rec->id);
+    if (!ch) return err_set(err, errlen, "group %u: missing or unknown channel", rec->id);
     rec->channel = (group_channel)ch;
     if ((v = hget(r, GROUP_F_AUDIT_MODE))) {
         if (strcmp(v->str, "online") && strcmp(v->str, "offline"))
-            return fail(err, errlen, "group %u: unknown audit_mode '%.20s'", rec->id, v->str);
+            return err_set(err, errlen, "group %u: unknown audit_mode '%.20s'", rec->id, v->str);
         rec->policy.audit = strcmp(v->str, "online") == 0 ? AUDIT_MODE_ONLINE : AUDIT_MODE_OFFLINE;
     }
     if ((v = hget(r, GROUP_F_AUDIT_DOWN))) {
         if (strcmp(v->str, "offline") && strcmp(v->str, "fail-closed"))
-            return fail(err, errlen, "group %u: unknown audit_unreachable '%.20s'", rec->id, v->str);
+            return err_set(err, errlen, "group %u: unknown audit_unreachable '%.20s'", rec->id, v->str);
         rec->policy.on_audit_down = strcmp(v->str, "offline") == 0 ? AUDIT_UNREACHABLE_OFFLINE
                                                                    : AUDIT_UNREACHABLE_FAIL_CLOSED;
     }
@@ -333,7 +325,7 @@ static int parse_policy_enums(const redisReply *r, group_record *rec, char *err,
 int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
                             uint8_t wrapped_secret[WRAP_BLOB_LEN], char *err, size_t errlen) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
-        return fail(err, errlen, "group %u: unexpected reply to HGETALL", id);
+        return err_set(err, errlen, "group %u: unexpected reply to HGETALL", id);
     group_record_defaults(rec);
     rec->id = id;
     /* Numeric fields in the order they are stored into rec below. */
@@ -358,12 +350,12 @@ int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
     if (hget_text(r, GROUP_F_PRODUCT, rec->product, sizeof rec->product) ||
         hget_text(r, GROUP_F_EDITION, rec->edition, sizeof rec->edition) ||
         hget_text(r, GROUP_F_FEATURES, rec->policy.features, sizeof rec->policy.features))
-        return fail(err, errlen, "group %u: a text field is too long", id);
+        return err_set(err, errlen, "group %u: a text field is too long", id);
     if (parse_policy_enums(r, rec, err, errlen) != 0) return -1;
     if (wrapped_secret) {
         const redisReply *s = hget(r, GROUP_F_SECRET);
         if (!s || s->len != WRAP_BLOB_LEN)
-            return fail(err, errlen, "group %u: record has no valid wrapped secret", id);
+            return err_set(err, errlen, "group %u: record has no valid wrapped secret", id);
         memcpy(wrapped_secret, s->str, WRAP_BLOB_LEN);
     }
     return 0;
@@ -372,9 +364,9 @@ int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
 /* HGETALL of `key`: 0 with *out, 1 if absent, -1 on error. */
 static int hgetall(redisContext *c, const char *key, const char *store, redisReply **out, char *err, size_t errlen) {
     redisReply *r = redisCommand(c, "HGETALL %s", key);
-    if (!r) return fail(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
+    if (!r) return err_set(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
     if (r->type == REDIS_REPLY_ERROR) {
-        fail(err, errlen, "%s store: HGETALL %s: %s", store, key, r->str);
+        err_set(err, errlen, "%s store: HGETALL %s: %s", store, key, r->str);
         freeReplyObject(r);
         return -1;
     }
@@ -391,14 +383,14 @@ static mac_key *unwrap_key(const uint8_t kek[KEK_LEN], int role, uint32_t id, in
                            size_t len, char *err, size_t errlen) {
     uint8_t secret[MAC_SECRET_LEN];
     if (secret_unwrap(kek, role, id, blob, len, secret) != 0) {
-        fail(err, errlen, "group %u: cannot unwrap the %s secret: wrong %s KEK, or the record was "
+        err_set(err, errlen, "group %u: cannot unwrap the %s secret: wrong %s KEK, or the record was "
                           "tampered with", id, role == MAC_ROLE_FIRST ? "first" : "second",
-             role == MAC_ROLE_FIRST ? "activation" : "audit");
+                role == MAC_ROLE_FIRST ? "activation" : "audit");
         return NULL;
     }
     mac_key *k = mac_key_new(alg, secret, sizeof secret);
     OPENSSL_cleanse(secret, sizeof secret);
-    if (!k) fail(err, errlen, "group %u: cannot prepare MAC algorithm %d", id, alg);
+    if (!k) err_set(err, errlen, "group %u: cannot prepare MAC algorithm %d", id, alg);
     return k;
 }
 
@@ -430,7 +422,7 @@ int group_load_audit(redisContext *audit, const uint8_t kek_audit[KEK_LEN], uint
     const redisReply *s = hget(r, GROUP_F_SECRET);
     rc = hget_u(r, GROUP_F_ALG, 255, 1, &alg, id, err, errlen);
     if (rc == 0 && (!s || s->len != WRAP_BLOB_LEN))
-        rc = fail(err, errlen, "group %u: audit record has no valid wrapped secret", id);
+        rc = err_set(err, errlen, "group %u: audit record has no valid wrapped secret", id);
     if (rc == 0 && alg_second) *alg_second = (int)alg;
     if (rc == 0 && second &&
         !(*second = unwrap_key(kek_audit, MAC_ROLE_SECOND, id, (int)alg, (const uint8_t *)s->str,
@@ -449,16 +441,16 @@ int group_list(redisContext *activation, uint32_t **ids, size_t *count, char *er
     *ids = NULL;
     *count = 0;
     redisReply *r = redisCommand(activation, "SMEMBERS groups");
-    if (!r) return fail(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
+    if (!r) return err_set(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
     if (r->type != REDIS_REPLY_ARRAY) {
-        fail(err, errlen, "activation store: SMEMBERS groups: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        err_set(err, errlen, "activation store: SMEMBERS groups: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return -1;
     }
     uint32_t *out = malloc((r->elements ? r->elements : 1) * sizeof *out);
     if (!out) {
         freeReplyObject(r);
-        return fail(err, errlen, "out of memory");
+        return err_set(err, errlen, "out of memory");
     }
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {

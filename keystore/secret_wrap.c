@@ -22,12 +22,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "errbuf.h"
 
 #define WRAP_VERSION 0x01
 #define WRAP_NONCE_LEN 12
@@ -40,16 +41,6 @@
 #define WRAP_LABEL_LEN (sizeof WRAP_LABEL - 1)
 #define WRAP_AAD_LEN (WRAP_LABEL_LEN + 1 + 4)
 #define KEK_FILE_MAX 130   /* 64 hex characters and a CR LF, with room to see "too long" */
-
-static int wrap_error(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static void wrap_aad(int role, uint32_t group, uint8_t aad[WRAP_AAD_LEN]) {
     memcpy(aad, WRAP_LABEL, WRAP_LABEL_LEN);
@@ -162,30 +153,30 @@ static ssize_t kek_read_all(int fd, uint8_t *buf, size_t cap) {
 int kek_load_file(const char *path, uint8_t kek[KEK_LEN], char *err, size_t errlen) {
     struct stat st;
     uint8_t buf[KEK_FILE_MAX + 1];
-    if (!path || !kek) return wrap_error(err, errlen, "no key-encryption key file given");
+    if (!path || !kek) return err_set(err, errlen, "no key-encryption key file given");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return wrap_error(err, errlen, "cannot open key-encryption key file %s: %s", path, strerror(errno));
+    if (fd < 0) return err_set(err, errlen, "cannot open key-encryption key file %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return wrap_error(err, errlen, "key-encryption key file %s is not a regular file", path);
+        return err_set(err, errlen, "key-encryption key file %s is not a regular file", path);
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         close(fd);
-        return wrap_error(err, errlen, "key-encryption key file %s is accessible by group or others "
-                          "(mode %04o); it must be readable by its owner only (chmod 600 %s)",
-                          path, (unsigned)(st.st_mode & 07777), path);
+        return err_set(err, errlen, "key-encryption key file %s is accessible by group or others "
+                       "(mode %04o); it must be readable by its owner only (chmod 600 %s)",
+                       path, (unsigned)(st.st_mode & 07777), path);
     }
     ssize_t n = kek_read_all(fd, buf, sizeof buf);
     int saved = errno;
     close(fd);
-    if (n < 0) return wrap_error(err, errlen, "cannot read key-encryption key file %s: %s", path, strerror(saved));
+    if (n < 0) return err_set(err, errlen, "cannot read key-encryption key file %s: %s", path, strerror(saved));
     bool ok = kek_parse(buf, (size_t)n, kek);
     OPENSSL_cleanse(buf, sizeof buf);
     if (!ok) {
         OPENSSL_cleanse(kek, KEK_LEN);
-        return wrap_error(err, errlen, "key-encryption key file %s must hold 32 raw bytes or 64 hex "
-                          "characters (optionally followed by a newline); it holds %zd bytes that are neither",
-                          path, n);
+        return err_set(err, errlen, "key-encryption key file %s must hold 32 raw bytes or 64 hex "
+                       "characters (optionally followed by a newline); it holds %zd bytes that are neither",
+                       path, n);
     }
     return 0;
 }
@@ -205,8 +196,8 @@ int kek_create_file(const char *path, char *err, size_t errlen) {
     static const char hex[] = "0123456789abcdef";
     uint8_t kek[KEK_LEN];
     char text[2 * KEK_LEN + 1];
-    if (!path) return wrap_error(err, errlen, "no key-encryption key file given");
-    if (RAND_bytes(kek, sizeof kek) != 1) return wrap_error(err, errlen, "the random generator failed");
+    if (!path) return err_set(err, errlen, "no key-encryption key file given");
+    if (RAND_bytes(kek, sizeof kek) != 1) return err_set(err, errlen, "the random generator failed");
     for (size_t i = 0; i < KEK_LEN; i++) {
         text[2 * i] = hex[kek[i] >> 4];
         text[2 * i + 1] = hex[kek[i] & 0xF];
@@ -217,7 +208,7 @@ int kek_create_file(const char *path, char *err, size_t errlen) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         OPENSSL_cleanse(text, sizeof text);
-        return wrap_error(err, errlen, "cannot create key-encryption key file %s: %s", path, strerror(errno));
+        return err_set(err, errlen, "cannot create key-encryption key file %s: %s", path, strerror(errno));
     }
     bool ok = fchmod(fd, 0600) == 0 && kek_write_all(fd, text, sizeof text) && fsync(fd) == 0;
     int saved = errno;
@@ -225,7 +216,7 @@ int kek_create_file(const char *path, char *err, size_t errlen) {
     if (close(fd) != 0) ok = false;
     if (!ok) {
         unlink(path);
-        return wrap_error(err, errlen, "cannot write key-encryption key file %s: %s", path, strerror(saved));
+        return err_set(err, errlen, "cannot write key-encryption key file %s: %s", path, strerror(saved));
     }
     return 0;
 }

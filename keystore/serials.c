@@ -10,10 +10,10 @@
  * and the record share the {g:ID} hash tag, so the script touches one slot. */
 #include "serials.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "group.h"
 #include "keycodec.h"
 
@@ -31,38 +31,30 @@ static const char RESERVE_SCRIPT[] =
     "end\n"
     "return redis.call('INCRBY', KEYS[1], n)\n";
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int serial_reserve(redisContext *activation, uint32_t id, uint32_t count,
                    uint32_t *first, char *err, size_t errlen) {
     char ckey[48], gkey[48];
-    if (count == 0) return fail(err, errlen, "group %u: a batch needs at least one serial", id);
+    if (count == 0) return err_set(err, errlen, "group %u: a batch needs at least one serial", id);
     if ((unsigned long long)count > (unsigned long long)PK_SERIAL_MAX + 1)
-        return fail(err, errlen, "group %u: %u serials is more than a group can ever have", id, count);
+        return err_set(err, errlen, "group %u: %u serials is more than a group can ever have", id, count);
     group_key_serial(ckey, sizeof ckey, id);
     group_key_record(gkey, sizeof gkey, id);
     redisReply *r = redisCommand(activation, "EVAL %s 2 %s %s %u %llu", RESERVE_SCRIPT, ckey, gkey,
                                  (unsigned)count, (unsigned long long)PK_SERIAL_MAX + 1);
     if (!r)
-        return fail(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
+        return err_set(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
     int rc = 0;
     if (r->type == REDIS_REPLY_INTEGER && r->integer >= (long long)count &&
         r->integer <= (long long)PK_SERIAL_MAX + 1) {
         *first = (uint32_t)(r->integer - count);
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "EXHAUSTED", 9) == 0) {
-        rc = fail(err, errlen, "group %u: cannot reserve %u serials, only%s (serials end at %u)", id, count,
-                  r->str + 9, PK_SERIAL_MAX);
+        rc = err_set(err, errlen, "group %u: cannot reserve %u serials, only%s (serials end at %u)", id, count,
+                     r->str + 9, PK_SERIAL_MAX);
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
-        rc = fail(err, errlen, "group %u does not exist in the activation store", id);
+        rc = err_set(err, errlen, "group %u does not exist in the activation store", id);
     } else {
-        rc = fail(err, errlen, "group %u: reserving serials failed: %s", id,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        rc = err_set(err, errlen, "group %u: reserving serials failed: %s", id,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }
     freeReplyObject(r);
     return rc;
