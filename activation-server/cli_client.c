@@ -131,7 +131,7 @@ static int check_signature(const config *c, const Activation__V1__ActivateRespon
         fprintf(stderr, "pa-activate-once: error: %s\n", err);
         return 1;
     }
-    bool ok = license_key_id(pub, id) == 0 && strcmp(id, r->key_id) == 0 &&
+    bool ok = signing_key_id(pub, id) == 0 && strcmp(id, r->key_id) == 0 &&
               license_verify(pub, r->license.data, r->license.len, r->signature.data,
                              r->signature.len);
     EVP_PKEY_free(pub);

@@ -9,7 +9,6 @@
 #include "license.h"
 
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +20,6 @@ struct license_signer {
     EVP_MD_CTX *scratch;    /* a copy of `ready`, consumed by each signature */
     const char *key_id;     /* owned by the license_key */
 };
-
-int license_key_id(EVP_PKEY *pkey, char out[LICENSE_KEY_ID_LEN + 1]) {
-    uint8_t raw[32], digest[SHA256_DIGEST_LENGTH];
-    size_t len = sizeof raw;
-    if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof raw) return -1;
-    SHA256(raw, len, digest);
-    for (int i = 0; i < LICENSE_KEY_ID_LEN / 2; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
-    return 0;
-}
 
 static EVP_PKEY *read_pem(const char *path, bool private_key, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
@@ -56,7 +46,7 @@ static EVP_PKEY *read_pem(const char *path, bool private_key, char *err, size_t 
 int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen) {
     k->pkey = read_pem(pem_path, true, err, errlen);
     if (!k->pkey) return -1;
-    if (license_key_id(k->pkey, k->key_id) != 0) {
+    if (signing_key_id(k->pkey, k->key_id) != 0) {
         snprintf(err, errlen, "%s: cannot derive the public key", pem_path);
         license_key_free(k);
         return -1;

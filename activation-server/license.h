@@ -3,7 +3,8 @@
  * A license is the serialized activation.v1.License message plus an Ed25519
  * signature over exactly those bytes. The installed copy verifies it offline
  * with the vendor's public key, named by key_id so keys can rotate:
- *   key_id = first 16 hex chars of SHA-256 over the 32-byte raw public key.
+ *   key_id = first 16 hex chars of SHA-256 over the 32-byte raw public key
+ *   (signing_key_id.h, shared with the client).
  *
  * The private key is loaded once at start-up (license_key); each worker
  * thread signs through its own license_signer, so signing takes no lock. */
@@ -15,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LICENSE_KEY_ID_LEN 16
+#include "signing_key_id.h"
+
+#define LICENSE_KEY_ID_LEN SIGNING_KEY_ID_LEN
 #define LICENSE_SIG_LEN 64
 #define LICENSE_MAX_BYTES 2048   /* bounded by the group record's field sizes */
 
@@ -28,9 +31,6 @@ typedef struct license_key {
  * Returns 0, or -1 with a message in err. */
 int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen);
 void license_key_free(license_key *k);
-
-/* key_id of any Ed25519 key (public or private). Returns 0 or -1. */
-int license_key_id(EVP_PKEY *pkey, char out[LICENSE_KEY_ID_LEN + 1]);
 
 /* Reads an Ed25519 public key in PEM (for clients and tests). NULL + err. */
 EVP_PKEY *license_public_key_load(const char *pem_path, char *err, size_t errlen);

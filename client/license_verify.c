@@ -11,27 +11,17 @@
  *
  * The vendor key can rotate: a client holds up to four public keys and picks
  * the one whose key_id the license names (key_id = first 16 hex of SHA-256
- * over the raw 32-byte key, the rule every component shares). */
+ * over the raw 32-byte key, the rule every component shares: signing_key_id.h). */
 #include "license_verify.h"
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int vendor_key_id(EVP_PKEY *key, char out[KEY_ID_LEN + 1]) {
-    uint8_t raw[32], digest[SHA256_DIGEST_LENGTH];
-    size_t len = sizeof raw;
-    if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof raw) return -1;
-    SHA256(raw, len, digest);
-    for (int i = 0; i < KEY_ID_LEN / 2; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
-    return 0;
-}
 
 int vendor_keys_load(vendor_keys *k, const char *pem, char *err, size_t errlen) {
     BIO *bio = BIO_new_mem_buf(pem, -1);
@@ -48,7 +38,7 @@ int vendor_keys_load(vendor_keys *k, const char *pem, char *err, size_t errlen) 
         } else if (k->n == VENDOR_KEYS_MAX) {
             snprintf(err, errlen, "more than %d vendor public keys", VENDOR_KEYS_MAX);
             rc = -1;
-        } else if (vendor_key_id(key, k->key_id[k->n]) != 0) {
+        } else if (signing_key_id(key, k->key_id[k->n]) != 0) {
             snprintf(err, errlen, "cannot read vendor public key %zu", k->n + 1);
             rc = -1;
         }

@@ -7,9 +7,10 @@
 #include <stdint.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "signing_key_id.h"
 
 #define VENDOR_KEYS_MAX 4        /* the current key and a few being rotated out */
-#define KEY_ID_LEN 16            /* hex characters */
+#define KEY_ID_LEN SIGNING_KEY_ID_LEN /* hex characters */
 #define SIGNATURE_LEN 64         /* Ed25519 */
 
 /* The vendor's license-verification public keys. */
@@ -41,10 +42,6 @@ typedef enum verify_status {
 /* Loads every PUBLIC KEY block in `pem` (Ed25519 only). 0 or -1 with `err`. */
 int vendor_keys_load(vendor_keys *k, const char *pem, char *err, size_t errlen);
 void vendor_keys_clear(vendor_keys *k);
-
-/* key_id of an Ed25519 public key: the first 16 hex characters of SHA-256
- * over its 32 raw bytes. */
-int vendor_key_id(EVP_PKEY *key, char out[KEY_ID_LEN + 1]);
 
 /* Verifies the signature before parsing anything, then parses and checks
  * the license names `machine_id` and the signing key. On VERIFY_OK *out

@@ -232,7 +232,7 @@ Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData 
                                           const ProtobufCBinaryData *signature,
                                           const char *key_id) {
     char id[LICENSE_KEY_ID_LEN + 1];
-    if (license_key_id(e->pub, id) != 0 || strcmp(id, key_id) != 0) return NULL;
+    if (signing_key_id(e->pub, id) != 0 || strcmp(id, key_id) != 0) return NULL;
     if (!license_verify(e->pub, license->data, license->len, signature->data, signature->len))
         return NULL;
     return activation__v1__license__unpack(NULL, license->len, license->data);

@@ -82,7 +82,7 @@ EVP_PKEY *tu_vendor_key(char **pub_pem) {
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out) {
     memset(out, 0, sizeof *out);
-    if (vendor_key_id(vendor, out->key_id) != 0) die("key id");
+    if (signing_key_id(vendor, out->key_id) != 0) die("key id");
     Activation__V1__License l = ACTIVATION__V1__LICENSE__INIT;
     char *features[] = {"editor", "spreadsheet"};
     l.format_version = 1;

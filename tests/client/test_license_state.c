@@ -226,7 +226,7 @@ static void license_from_another_vendor_is_refused(void **state) {
     install_good(e, 0, 0);
     assert_int_equal(pa_status(e->c), PA_OK);
     char our_id[KEY_ID_LEN + 1];
-    assert_int_equal(vendor_key_id(e->vendor, our_id), 0);
+    assert_int_equal(signing_key_id(e->vendor, our_id), 0);
     memcpy(s.key_id, our_id, sizeof our_id);
     write_license(incoming, &s);
     assert_int_equal(pa_install(e->c, incoming), PA_ERR_BAD_LICENSE);
