@@ -38,8 +38,6 @@
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <libgen.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -47,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,10 +54,6 @@
 #include "keycodec.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
-
-#ifndef PA_SOURCE_DIR_DEFAULT
-#define PA_SOURCE_DIR_DEFAULT "."
-#endif
 
 #define ACTIVATE_PATH "/activation.v1.Activation/Activate"
 #define ECHO_PATH "/bench.v1.Echo/Echo"
@@ -169,40 +162,8 @@ static double cpu_s(pid_t pid) {
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* GET /metrics from host:port; malloc'd body or NULL. */
-static char *http_metrics(const char *host, int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (fd < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    if (write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1)) {
-        ssize_t got;
-        while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
-            len += (size_t)got;
-            if (cap - len < 4096) {
-                char *bigger = realloc(buf, cap *= 2);
-                if (!bigger) free(buf);
-                buf = bigger;
-            }
-        }
-    }
-    close(fd);
-    if (buf) buf[len] = '\0';
-    return buf;
-}
-
-static double series(const char *text, const char *name) {
-    size_t n = strlen(name);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, name, n) == 0 && l[n] == ' ') return strtod(l + n + 1, NULL);
-    return 0;
-}
+/* A counter absent from /metrics (or no /metrics at all) counts as 0. */
+static double series(const char *text, const char *name) { return fixture_metric(text, name, 0); }
 
 /* --- where the time goes --------------------------------------------------------- */
 
@@ -258,7 +219,7 @@ typedef struct snapshot {
 static void take_snapshot(const world *w, snapshot *s) {
     memset(s, 0, sizeof *s);
     if (w->metrics_port > 0) {
-        char *text = http_metrics(w->metrics_host, w->metrics_port);
+        char *text = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
         s->have_stages = text != NULL;
         for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
         read_hist(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\"",
@@ -507,15 +468,6 @@ static int keys_from_file(const options *o, key_set *k) {
 
 /* --- the processes -------------------------------------------------------------- */
 
-static redisContext *connect_as(int port, const char *user, const char *pw) {
-    redisContext *c = redisConnect("127.0.0.1", port);
-    redisReply *r = c && !c->err ? redisCommand(c, "AUTH %s %s", user, pw) : NULL;
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r) freeReplyObject(r);
-    if (!ok && c) redisFree(c);
-    return ok ? c : NULL;
-}
-
 /* INFO needs @dangerous, which no production user of Redis A has: give this
  * private instance one extra measuring user before anything is stored. */
 static int add_measuring_user(world *w) {
@@ -527,7 +479,7 @@ static int add_measuring_user(world *w) {
     fprintf(f, "user bench on >%s ~* &* +@all\n", BENCH_USER_PW);
     fclose(f);
     if (redis_fixture_resume(&w->a) != 0) return die("cannot restart Redis A");
-    w->admin = connect_as(w->a.port, "bench", BENCH_USER_PW);
+    w->admin = redis_fixture_connect(&w->a, "bench", BENCH_USER_PW);
     return w->admin ? 0 : die("measuring user refused");
 }
 
@@ -549,12 +501,9 @@ static int make_files(world *w) {
 
 /* --audit: certificates and the audit server on Redis B. */
 static int start_audit_server(world *w) {
-    const char *src = getenv("PA_SOURCE_DIR");
-    char script[512], url[256], listen[64], metrics[64], cert[340], key[340], ca[340];
-    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src && *src ? src : PA_SOURCE_DIR_DEFAULT);
+    char url[256], listen[64], metrics[64], cert[340], key[340], ca[340];
     snprintf(w->certs, sizeof w->certs, "%s/certs", w->dir);
-    char *mk[] = {"/bin/bash", script, w->certs, NULL};
-    if (fixture_run(mk, NULL, NULL) != 0) return die("scripts/make-certs.sh failed");
+    if (fixture_make_certs(w->certs) != 0) return die("scripts/make-certs.sh failed");
     int port = fixture_free_port(), mport;
     do mport = fixture_free_port(); while (mport == port);
     redis_fixture_url(&w->b, "audit", url, sizeof url);
@@ -622,8 +571,8 @@ static int world_start(world *w, const options *o) {
         redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
         return die("redis-server did not start");
     if (add_measuring_user(w) != 0 || make_files(w) != 0) return -1;
-    w->ks_a = connect_as(w->a.port, "keystore", FIXTURE_PW_KEYSTORE);
-    w->ks_b = connect_as(w->b.port, "keystore", FIXTURE_PW_KEYSTORE);
+    w->ks_a = redis_fixture_connect(&w->a, "keystore", FIXTURE_PW_KEYSTORE);
+    w->ks_b = redis_fixture_connect(&w->b, "keystore", FIXTURE_PW_KEYSTORE);
     if (!w->ks_a || !w->ks_b) return die("keystore user refused");
     return start_servers(w, o);
 }
@@ -882,9 +831,9 @@ static double audit_run(const options *o, world *w, const audit_case *ac, key_se
     loadgen_result res;
     snapshot before, after;
     wait_outbox_drained(w);
-    char *m0 = http_metrics(w->metrics_host, w->metrics_port);
+    char *m0 = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
     int rc = run_measured(o, w, &c, build, k, &res, &before, &after);
-    char *m1 = http_metrics(w->metrics_host, w->metrics_port);
+    char *m1 = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
     printf("\n-- %s (group %u)\n", ac->label, ac->group);
     double rate = 0;
     if (rc != 0) {

@@ -6,5 +6,3 @@ add_executable(activation_load ${CMAKE_CURRENT_LIST_DIR}/activation_load.c)
 target_link_libraries(activation_load PRIVATE pa_loadgen pa_fixture pa_keystore pa_protos
   PkgConfig::HIREDIS)
 add_dependencies(activation_load activation-server echo_bench audit-server)
-# --audit runs scripts/make-certs.sh from the source tree.
-target_compile_definitions(activation_load PRIVATE PA_SOURCE_DIR_DEFAULT="${CMAKE_SOURCE_DIR}")

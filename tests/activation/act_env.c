@@ -1,34 +1,12 @@
 /* act_env.c -- the activation test environment (see act_env.h). */
 #include "act_env.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "mac_registry.h"
-
-static redisContext *connect_as(const redis_fixture *f, const char *user, const char *pw) {
-    redisContext *c = redisConnect("127.0.0.1", f->port);
-    if (!c || c->err) {
-        fprintf(stderr, "act_env: cannot connect to redis on %d\n", f->port);
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisReply *r = redisCommand(c, "AUTH %s %s", user, pw);
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r) freeReplyObject(r);
-    if (!ok) {
-        fprintf(stderr, "act_env: AUTH %s failed\n", user);
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
 
 static int make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t *bytes) {
     char err[256];
@@ -70,22 +48,14 @@ int env_start_stores(act_env *e) {
         make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0 ||
         make_signing_key(e) != 0)
         return -1;
-    e->ks_a = connect_as(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
-    e->ks_b = connect_as(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_a = redis_fixture_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_b = redis_fixture_connect(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
     return e->ks_a && e->ks_b ? 0 : -1;
 }
 
 int env_make_certs(act_env *e) {
-    const char *src = getenv("PA_SOURCE_DIR");
-    char script[512];
-    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src ? src : ".");
     snprintf(e->certs, sizeof e->certs, "%s/certs", e->dir);
-    char *argv[] = {"/bin/bash", script, e->certs, NULL};
-    char *err = NULL;
-    int rc = fixture_run(argv, NULL, &err);
-    if (rc != 0) fprintf(stderr, "act_env: make-certs.sh failed (%d): %s\n", rc, err ? err : "");
-    free(err);
-    return rc == 0 ? 0 : -1;
+    return fixture_make_certs(e->certs);
 }
 
 const char *const *env_audit_flags(act_env *e, const char *audit_target) {
@@ -101,7 +71,7 @@ const char *const *env_audit_flags(act_env *e, const char *audit_target) {
 
 int env_keystore_reconnect(act_env *e) {
     if (e->ks_a) redisFree(e->ks_a);
-    e->ks_a = connect_as(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_a = redis_fixture_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
     return e->ks_a ? 0 : -1;
 }
 
@@ -238,53 +208,9 @@ Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData 
     return activation__v1__license__unpack(NULL, license->len, license->data);
 }
 
-char *env_http_get(int port, const char *path) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t got;
-    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)got;
-        if (cap - len < 4096) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger) free(buf);
-            buf = bigger;
-        }
-    }
-    close(fd);
-    if (!buf) return NULL;
-    buf[len] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    if (!body) {
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, body + 4, strlen(body + 4) + 1);
-    return buf;
-}
-
 double env_metric(act_env *e, const char *series) {
-    char *text = env_http_get(e->metrics_port, "/metrics");
-    double v = -1;
-    size_t n = strlen(series);
-    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    }
+    char *text = fixture_http_get("127.0.0.1", e->metrics_port, "/metrics");
+    double v = fixture_metric(text, series, -1);
     free(text);
     return v;
 }

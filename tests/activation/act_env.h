@@ -86,8 +86,6 @@ Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData 
                                           const ProtobufCBinaryData *signature,
                                           const char *key_id);
 
-/* GET http://127.0.0.1:port/path; malloc'd body or NULL. */
-char *env_http_get(int port, const char *path);
 /* The value of one metric line ("name{labels}") in the server's /metrics, or -1. */
 double env_metric(act_env *e, const char *series);
 /* The server log so far (malloc'd). */

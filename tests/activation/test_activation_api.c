@@ -623,7 +623,7 @@ static void test_metrics_endpoint(void **state) {
                                  "code=\"OK\"}") >= 1);
     assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"activation.v1.Activation/Activate\","
                                  "code=\"PERMISSION_DENIED\"}") >= 1);
-    char *text = env_http_get(env.metrics_port, "/metrics");
+    char *text = fixture_http_get("127.0.0.1", env.metrics_port, "/metrics");
     assert_non_null(text);
     assert_non_null(strstr(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\""));
     assert_non_null(strstr(text, "pa_rate_limited_total{scope=\"address\"}"));

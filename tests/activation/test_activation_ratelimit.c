@@ -153,7 +153,7 @@ static void test_audit_off_without_target(void **state) {
     assert_non_null(strstr(log, "\"event\":\"audit.disabled\""));
     assert_null(strstr(log, "audit.enabled"));
     free(log);
-    char *m = env_http_get(env.metrics_port, "/metrics");
+    char *m = fixture_http_get("127.0.0.1", env.metrics_port, "/metrics");
     assert_non_null(m);
     assert_null(strstr(m, "pa_audit_decisions_total"));
     assert_null(strstr(m, "pa_audit_outbox_length"));

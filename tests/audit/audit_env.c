@@ -1,16 +1,12 @@
 /* audit_env.c -- the audit test environment (see audit_env.h). */
 #include "audit_env.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "mac_registry.h"
 #include "rpc_client.h"
@@ -28,26 +24,6 @@ bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms) {
     return pred(arg);
 }
 
-void env_url(const redis_fixture *f, const char *user, char *buf, size_t n) {
-    redis_fixture_url(f, user, buf, n);
-}
-
-redisContext *env_connect(const redis_fixture *f, const char *user, const char *password) {
-    redisContext *c = redisConnect("127.0.0.1", f->port);
-    if (!c || c->err) {
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisReply *r = redisCommand(c, "AUTH %s %s", user, password);
-    bool ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r) freeReplyObject(r);
-    if (!ok) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
 static int make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t *bytes) {
     char err[256];
     snprintf(path, n, "%s/%s", dir, name);
@@ -58,18 +34,6 @@ static int make_kek(const char *dir, const char *name, char *path, size_t n, uin
     return 0;
 }
 
-static int make_certs(const char *dir) {
-    char script[512];
-    const char *src = getenv("PA_SOURCE_DIR");
-    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", src ? src : ".");
-    char *argv[] = {"/bin/bash", script, (char *)dir, NULL};
-    char *err = NULL;
-    int rc = fixture_run(argv, NULL, &err);
-    if (rc != 0) fprintf(stderr, "audit_env: make-certs.sh %s failed (%d): %s\n", dir, rc, err ? err : "");
-    free(err);
-    return rc == 0 ? 0 : -1;
-}
-
 int env_start(audit_env *e) {
     memset(e, 0, sizeof *e);
     e->server = -1;
@@ -78,17 +42,17 @@ int env_start(audit_env *e) {
     snprintf(e->log_path, sizeof e->log_path, "%s/audit-server.log", e->dir);
     snprintf(e->certs, sizeof e->certs, "%s/certs", e->dir);
     snprintf(e->other, sizeof e->other, "%s/other", e->dir);
-    if (make_certs(e->certs) != 0 || make_certs(e->other) != 0) return -1;
+    if (fixture_make_certs(e->certs) != 0 || fixture_make_certs(e->other) != 0) return -1;
     if (redis_fixture_start(&e->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&e->b, FIXTURE_STORE_AUDIT) != 0)
         return -1;
     if (make_kek(e->dir, "activation.kek", e->kek_a, sizeof e->kek_a, e->kek_a_bytes) != 0 ||
         make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0)
         return -1;
-    e->ks_a = env_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
-    e->ks_b = env_connect(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
-    e->act_a = env_connect(&e->a, "activation", FIXTURE_PW_ACTIVATION);
-    e->audit_b = env_connect(&e->b, "audit", FIXTURE_PW_AUDIT);
+    e->ks_a = redis_fixture_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);
+    e->ks_b = redis_fixture_connect(&e->b, "keystore", FIXTURE_PW_KEYSTORE);
+    e->act_a = redis_fixture_connect(&e->a, "activation", FIXTURE_PW_ACTIVATION);
+    e->audit_b = redis_fixture_connect(&e->b, "audit", FIXTURE_PW_AUDIT);
     e->port = fixture_free_port();
     do e->metrics_port = fixture_free_port(); while (e->metrics_port == e->port);
     snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
@@ -233,50 +197,4 @@ long env_trail_count(audit_env *e, const char *source, long *dup_ids) {
     free(ids);
     freeReplyObject(r);
     return n;
-}
-
-char *env_http_get(int port, const char *path) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return NULL;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return NULL;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    ssize_t got;
-    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
-        len += (size_t)got;
-        if (len + 1 == cap) {
-            char *bigger = realloc(buf, cap *= 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = bigger;
-        }
-    }
-    close(fd);
-    if (!buf) return NULL;
-    buf[len] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    char *out = strdup(body ? body + 4 : buf);
-    free(buf);
-    return out;
-}
-
-double env_metric(const char *body, const char *series) {
-    size_t n = strlen(series);
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, series, n) == 0 && p[n] == ' ') return atof(p + n + 1);
-    }
-    return -1;
 }

@@ -51,20 +51,11 @@ int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk
 /* A client with the certificates in `certdir` (e->certs or e->other). */
 audit_client *env_client(audit_env *e, const char *certdir);
 
-/* Redis URL of `user` on a store (with password). */
-void env_url(const redis_fixture *f, const char *user, char *buf, size_t n);
-/* A fresh authenticated connection; NULL if AUTH failed. */
-redisContext *env_connect(const redis_fixture *f, const char *user, const char *password);
-
 /* Trail statistics from Redis B: entries, and how many request_ids occur
  * more than once among entries of `source` (NULL = any). */
 long env_trail_count(audit_env *e, const char *source, long *dup_ids);
 long long env_int(redisContext *c, const char *fmt, ...);
 
-/* Body of GET http://127.0.0.1:port/metrics (malloc'd) or NULL. */
-char *env_http_get(int port, const char *path);
-/* Value of the metric line starting with `series` (name{labels}), or -1. */
-double env_metric(const char *body, const char *series);
 
 /* Waits until pred(arg) is true, polling every 20 ms up to timeout_ms. */
 bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms);

@@ -234,8 +234,8 @@ static double now_ms(void) {
 }
 
 static double metric_of(act_server *s, const char *series) {
-    char *body = env_http_get(s->metrics_port, "/metrics");
-    double v = body ? env_metric(body, series) : -1;
+    char *body = fixture_http_get("127.0.0.1", s->metrics_port, "/metrics");
+    double v = fixture_metric(body, series, -1);
     free(body);
     return v;
 }

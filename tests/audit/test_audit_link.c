@@ -130,10 +130,10 @@ static void test_forwarder_drains_exactly_once(void **state) {
     assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 5001:1"), 1);
     assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 5001:2"), 0);
     /* The gauge says the outbox is empty. */
-    char *m = env_http_get(t.metrics_port, "/metrics");
+    char *m = fixture_http_get("127.0.0.1", t.metrics_port, "/metrics");
     assert_non_null(m);
-    assert_int_equal((long)env_metric(m, "pa_audit_outbox_length"), 0);
-    assert_true(env_metric(m, "pa_audit_outbox_forwarded_total") >= N);
+    assert_int_equal((long)fixture_metric(m, "pa_audit_outbox_length", -1), 0);
+    assert_true(fixture_metric(m, "pa_audit_outbox_forwarded_total", -1) >= N);
     free(m);
     assert_int_equal(fixture_stop(t.pid, SIGTERM, 10000), 0);
     free(ids);
@@ -142,8 +142,8 @@ static void test_forwarder_drains_exactly_once(void **state) {
 typedef struct gauge_goal { int port; long want; } gauge_goal;
 static bool gauge_reached(void *arg) {
     gauge_goal *g = arg;
-    char *m = env_http_get(g->port, "/metrics");
-    long v = m ? (long)env_metric(m, "pa_audit_outbox_length") : -1;
+    char *m = fixture_http_get("127.0.0.1", g->port, "/metrics");
+    long v = m ? (long)fixture_metric(m, "pa_audit_outbox_length", -1) : -1;
     free(m);
     return v == g->want;
 }

@@ -115,11 +115,11 @@ static void test_verify_genuine_and_forged(void **state) {
     assert_false(log_contains(text));
     assert_true(log_contains("\"peer_cn\":\"activation-server\""));
     /* Verdicts and revocations are counted. */
-    char *m = env_http_get(E.metrics_port, "/metrics");
+    char *m = fixture_http_get("127.0.0.1", E.metrics_port, "/metrics");
     assert_non_null(m);
-    assert_true(env_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"forged\"}") >= 3);
-    assert_true(env_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"genuine\"}") >= 1);
-    assert_true(env_metric(m, "pa_audit_revocations_total") >= 2);
+    assert_true(fixture_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"forged\"}", -1) >= 3);
+    assert_true(fixture_metric(m, "pa_audit_verdicts_total{source=\"verify\",verdict=\"genuine\"}", -1) >= 1);
+    assert_true(fixture_metric(m, "pa_audit_revocations_total", -1) >= 2);
     free(m);
     audit_client_free(c);
 }
@@ -353,7 +353,7 @@ static void test_manual_revoke_cli(void **state) {
 
 static void test_isolation(void **state) {
     /* Redis B has no activation user at all. */
-    assert_null(env_connect(&E.b, "activation", FIXTURE_PW_ACTIVATION));
+    assert_null(redis_fixture_connect(&E.b, "activation", FIXTURE_PW_ACTIVATION));
     /* On Redis A the activation user cannot touch an audit record. */
     redisReply *r = redisCommand(E.act_a, "HGETALL {g:4101}:audit");
     assert_non_null(r);

@@ -127,11 +127,12 @@ int fixture_free_port(void) {
     return -1;
 }
 
-static int connect_port(int port) {
+/* A TCP connection to ip:port (IPv4 literal), or -1. */
+static int connect_ipv4(const char *ip, int port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) return -1;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
@@ -202,7 +203,7 @@ pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int time
                     status_code(st), port, log_path ? "; see " : "", log_path ? log_path : "");
             return -1;
         }
-        int fd = connect_port(port);
+        int fd = connect_ipv4("127.0.0.1", port);
         if (fd >= 0) {
             close(fd);
             return pid;
@@ -338,7 +339,7 @@ static int render_redis_files(redis_fixture *f) {
 /* RESP: AUTH keystore PW, then PING; ready when the PING says PONG (not
  * LOADING while the AOF is read back). */
 static int redis_ready(int port) {
-    int fd = connect_port(port);
+    int fd = connect_ipv4("127.0.0.1", port);
     if (fd < 0) return 0;
     char req[256], buf[512];
     int n = snprintf(req, sizeof req, "*3\r\n$4\r\nAUTH\r\n$8\r\nkeystore\r\n$%zu\r\n%s\r\n*1\r\n$4\r\nPING\r\n",
@@ -428,4 +429,75 @@ void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size
                    : strcmp(user, "keystore") == 0   ? FIXTURE_PW_KEYSTORE
                                                      : "no-such-user-pw";
     snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
+}
+
+redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, const char *password) {
+    redisContext *c = redisConnect("127.0.0.1", f->port);
+    if (!c || c->err) {
+        fprintf(stderr, "fixture: cannot connect to redis on %d\n", f->port);
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisReply *r = redisCommand(c, "AUTH %s %s", user, password);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        fprintf(stderr, "fixture: AUTH %s refused on redis %d\n", user, f->port);
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- certificates and HTTP ---- */
+
+int fixture_make_certs(const char *dir) {
+    char script[512];
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", source_dir());
+    char *argv[] = {"/bin/bash", script, (char *)dir, NULL};
+    char *err = NULL;
+    int rc = fixture_run(argv, NULL, &err);
+    if (rc != 0) fprintf(stderr, "fixture: make-certs.sh %s failed (%d): %s\n", dir, rc, err ? err : "");
+    free(err);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Reads until EOF into a NUL-terminated malloc'd buffer, or NULL. */
+static char *read_all(int fd) {
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (cap - len < 4096) {
+            char *bigger = realloc(buf, cap *= 2);
+            if (!bigger) free(buf);
+            buf = bigger;
+        }
+    }
+    if (buf) buf[len] = '\0';
+    return buf;
+}
+
+char *fixture_http_get(const char *host, int port, const char *path) {
+    int fd = connect_ipv4(host, port);
+    if (fd < 0) return NULL;
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    char *buf = n > 0 && (size_t)n < sizeof req && write(fd, req, (size_t)n) == n ? read_all(fd) : NULL;
+    close(fd);
+    char *body = buf ? strstr(buf, "\r\n\r\n") : NULL;
+    if (!body) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+double fixture_metric(const char *text, const char *series, double absent) {
+    size_t n = strlen(series);
+    for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+        if (strncmp(l, series, n) == 0 && l[n] == ' ') return strtod(l + n + 1, NULL);
+    return absent;
 }

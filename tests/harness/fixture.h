@@ -2,12 +2,17 @@
  * instances on free loopback ports (with the production ACL users), and our
  * own daemons as child processes.
  *
+ * Also the small helpers several test environments and the benchmark
+ * share: authenticated Redis connections, test certificates, and reading a
+ * daemon's /metrics.
+ *
  * Nothing is mocked. Every fixture lives in its own temporary directory and
  * is torn down by the matching stop call (and killed if the test dies:
  * children get PR_SET_PDEATHSIG). */
 #ifndef PA_TEST_FIXTURE_H
 #define PA_TEST_FIXTURE_H
 
+#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -40,6 +45,9 @@ int redis_fixture_resume(redis_fixture *f);
 
 /* "redis://USER:PASSWORD@127.0.0.1:PORT" for one of the ACL users. */
 void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size_t n);
+/* A new connection authenticated as `user`; NULL (message on stderr) if the
+ * server is unreachable or refuses AUTH. */
+redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, const char *password);
 
 /* A temporary directory for a test (removed by fixture_rmtree). */
 int fixture_tmpdir(char *buf, size_t n, const char *tag);
@@ -58,6 +66,17 @@ int fixture_stop(pid_t pid, int sig, int timeout_ms);
 
 /* A free TCP port on 127.0.0.1 outside the ephemeral range. */
 int fixture_free_port(void);
+
+/* Runs scripts/make-certs.sh into `dir` (CA, server and client certificates
+ * for TLS and mutual TLS). Returns 0 or -1 (message on stderr). */
+int fixture_make_certs(const char *dir);
+
+/* GET http://HOST:PORT/PATH over HTTP/1.0 (HOST an IPv4 literal, e.g. a
+ * daemon's --metrics-listen). Returns the malloc'd body, or NULL. */
+char *fixture_http_get(const char *host, int port, const char *path);
+/* The value of the line "SERIES VALUE" in Prometheus text (SERIES is
+ * name{labels} exactly as printed), or `absent` when there is none. */
+double fixture_metric(const char *text, const char *series, double absent);
 
 /* Absolute path of a built program, from the PA_BUILD_DIR environment
  * variable ctest sets, e.g. fixture_bin("keystore/keystore"). Static buffer. */
