@@ -484,16 +484,12 @@ static int add_measuring_user(world *w) {
 }
 
 static int make_files(world *w) {
-    char err[256];
-    snprintf(w->kek_a, sizeof w->kek_a, "%s/activation.kek", w->dir);
-    snprintf(w->kek_b, sizeof w->kek_b, "%s/audit.kek", w->dir);
     snprintf(w->signing_key, sizeof w->signing_key, "%s/signing.pem", w->dir);
     snprintf(w->log_path, sizeof w->log_path, "%s/activation-server.log", w->dir);
     snprintf(w->echo_log, sizeof w->echo_log, "%s/echo.log", w->dir);
-    if (kek_create_file(w->kek_a, err, sizeof err) || kek_create_file(w->kek_b, err, sizeof err) ||
-        kek_load_file(w->kek_a, w->kek_a_bytes, err, sizeof err) ||
-        kek_load_file(w->kek_b, w->kek_b_bytes, err, sizeof err))
-        return die(err);
+    if (fixture_make_kek(w->dir, "activation.kek", w->kek_a, sizeof w->kek_a, w->kek_a_bytes) ||
+        fixture_make_kek(w->dir, "audit.kek", w->kek_b, sizeof w->kek_b, w->kek_b_bytes))
+        return -1;
     char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", w->signing_key,
                    NULL};
     return fixture_run(gen, NULL, NULL) == 0 ? 0 : die("openssl genpkey failed");

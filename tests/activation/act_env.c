@@ -8,16 +8,6 @@
 
 #include "mac_registry.h"
 
-static int make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t *bytes) {
-    char err[256];
-    snprintf(path, n, "%s/%s", dir, name);
-    if (kek_create_file(path, err, sizeof err) != 0 || kek_load_file(path, bytes, err, sizeof err)) {
-        fprintf(stderr, "act_env: KEK %s: %s\n", path, err);
-        return -1;
-    }
-    return 0;
-}
-
 static int make_signing_key(act_env *e) {
     snprintf(e->signing_key, sizeof e->signing_key, "%s/license-signing.pem", e->dir);
     snprintf(e->public_key, sizeof e->public_key, "%s/license-signing.pub.pem", e->dir);
@@ -44,8 +34,8 @@ int env_start_stores(act_env *e) {
     if (redis_fixture_start(&e->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&e->b, FIXTURE_STORE_AUDIT) != 0)
         return -1;
-    if (make_kek(e->dir, "activation.kek", e->kek_a, sizeof e->kek_a, e->kek_a_bytes) != 0 ||
-        make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0 ||
+    if (fixture_make_kek(e->dir, "activation.kek", e->kek_a, sizeof e->kek_a, e->kek_a_bytes) != 0 ||
+        fixture_make_kek(e->dir, "audit.kek", e->kek_b, sizeof e->kek_b, e->kek_b_bytes) != 0 ||
         make_signing_key(e) != 0)
         return -1;
     e->ks_a = redis_fixture_connect(&e->a, "keystore", FIXTURE_PW_KEYSTORE);

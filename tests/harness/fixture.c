@@ -449,7 +449,17 @@ redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, co
     return c;
 }
 
-/* ---- certificates and HTTP ---- */
+/* ---- secrets, certificates and HTTP ---- */
+
+int fixture_make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t kek[KEK_LEN]) {
+    char err[256];
+    snprintf(path, n, "%s/%s", dir, name);
+    if (kek_create_file(path, err, sizeof err) != 0 || kek_load_file(path, kek, err, sizeof err) != 0) {
+        fprintf(stderr, "fixture: KEK %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
 
 int fixture_make_certs(const char *dir) {
     char script[512];

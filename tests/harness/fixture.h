@@ -3,8 +3,8 @@
  * own daemons as child processes.
  *
  * Also the small helpers several test environments and the benchmark
- * share: authenticated Redis connections, test certificates, and reading a
- * daemon's /metrics.
+ * share: authenticated Redis connections, KEK files, test certificates,
+ * and reading a daemon's /metrics.
  *
  * Nothing is mocked. Every fixture lives in its own temporary directory and
  * is torn down by the matching stop call (and killed if the test dies:
@@ -14,7 +14,10 @@
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "secret_wrap.h"
 
 /* Test passwords of the ACL users (docker/redis/activation.acl.in and
  * audit.acl.in hold the rules). */
@@ -66,6 +69,10 @@ int fixture_stop(pid_t pid, int sig, int timeout_ms);
 
 /* A free TCP port on 127.0.0.1 outside the ephemeral range. */
 int fixture_free_port(void);
+
+/* Creates a new key-encryption key file `dir`/`name` (its path into
+ * path/n) and loads it into `kek`. Returns 0 or -1 (message on stderr). */
+int fixture_make_kek(const char *dir, const char *name, char *path, size_t n, uint8_t kek[KEK_LEN]);
 
 /* Runs scripts/make-certs.sh into `dir` (CA, server and client certificates
  * for TLS and mutual TLS). Returns 0 or -1 (message on stderr). */

@@ -42,24 +42,15 @@ static rstore *connect_url(const char *url) {
     return s;
 }
 
-static int make_kek(char *path, size_t n, const char *name, uint8_t kek[KEK_LEN]) {
-    char err[256];
-    snprintf(path, n, "%s/%s", dir, name);
-    if (kek_create_file(path, err, sizeof err) != 0 || kek_load_file(path, kek, err, sizeof err) != 0) {
-        fprintf(stderr, "kek %s: %s\n", path, err);
-        return -1;
-    }
-    return 0;
-}
-
 static int setup(void **state) {
     (void)state;
     if (redis_fixture_start(&ra, FIXTURE_STORE_ACTIVATION) || redis_fixture_start(&rb, FIXTURE_STORE_AUDIT)) return -1;
     if (fixture_tmpdir(dir, sizeof dir, "keystore")) return -1;
     redis_fixture_url(&ra, "keystore", url_a, sizeof url_a);
     redis_fixture_url(&rb, "keystore", url_b, sizeof url_b);
-    if (make_kek(kek_a_path, sizeof kek_a_path, "a.kek", kek_a) || make_kek(kek_b_path, sizeof kek_b_path, "b.kek", kek_b) ||
-        make_kek(kek_wrong_path, sizeof kek_wrong_path, "wrong.kek", kek_wrong))
+    if (fixture_make_kek(dir, "a.kek", kek_a_path, sizeof kek_a_path, kek_a) ||
+        fixture_make_kek(dir, "b.kek", kek_b_path, sizeof kek_b_path, kek_b) ||
+        fixture_make_kek(dir, "wrong.kek", kek_wrong_path, sizeof kek_wrong_path, kek_wrong))
         return -1;
     sa = connect_url(url_a);
     sb = connect_url(url_b);
