@@ -57,13 +57,21 @@ done
 
 RUN=$ROOT/.run/$base
 rm -rf "$RUN"; mkdir -p "$RUN"; chmod 700 "$ROOT/.run" "$RUN"
+# Components run in sessions of their own, so a Ctrl-C reaches only this
+# script, which then stops them newest first: the activation server flushes
+# its outbox while the audit server is still up, and the stores go last.
 pids=()
+stopping=0
+start_bg() { setsid "$@" & pids+=($!); }
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'stopping=1; exit 0' INT TERM
 
 say() { printf '%s\n' "$*"; }
 wait_port() {  # port, name, log
@@ -93,30 +101,27 @@ start_redis() {  # name, port, acl template
           -e "s/@AUDIT_PASSWORD@/$(cat "$RUN/audit.pw")/" >"$dir/users.acl"
   sed -e "s|@PORT@|$2|" -e "s|@DIR@|$dir|" -e "s|@ACLFILE@|$dir/users.acl|" \
       -e "s|@LOGFILE@|$dir/redis.log|" docker/redis/redis.conf.in >"$dir/redis.conf"
-  redis-server "$dir/redis.conf" &
-  pids+=($!)
+  start_bg redis-server "$dir/redis.conf"
   wait_port "$2" "redis ($1)" "$dir/redis.log"
 }
 start_redis activation "$REDIS_A_PORT" activation.acl.in
 start_redis audit "$REDIS_B_PORT" audit.acl.in
 
 # --- the two daemons --------------------------------------------------------
-"$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
+start_bg "$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
   --redis-url "redis://audit@127.0.0.1:$REDIS_B_PORT" --redis-password-file "$RUN/audit.pw" \
   --kek "$RUN/audit.kek" --tls-cert "$RUN/certs/audit-server.pem" \
   --tls-key "$RUN/certs/audit-server.key" --tls-client-ca "$RUN/certs/ca.pem" \
-  --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log" &
-pids+=($!)
+  --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log"
 wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
 
-"$BIN/activation-server/activation-server" --listen "127.0.0.1:$ACT_PORT" --listen "[::1]:$ACT_PORT" \
+start_bg "$BIN/activation-server/activation-server" --listen "127.0.0.1:$ACT_PORT" --listen "[::1]:$ACT_PORT" \
   --redis-url "redis://activation@127.0.0.1:$REDIS_A_PORT" \
   --redis-password-file "$RUN/activation.pw" --kek "$RUN/activation.kek" \
   --signing-key "$RUN/signing.pem" --metrics-listen "127.0.0.1:$ACT_METRICS" \
   --audit-target "127.0.0.1:$AUDIT_PORT" --audit-ca "$RUN/certs/ca.pem" \
   --audit-cert "$RUN/certs/activation-client.pem" --audit-key "$RUN/certs/activation-client.key" \
-  2>"$RUN/activation-server.log" &
-pids+=($!)
+  2>"$RUN/activation-server.log"
 wait_port "$ACT_PORT" "activation server" "$RUN/activation-server.log"
 
 # --- a demo product ---------------------------------------------------------
@@ -168,5 +173,6 @@ fi
 say ""
 say "Up. Logs: $RUN/*.log. Press Ctrl-C to stop everything."
 wait -n "${pids[@]}" || true
+[ "$stopping" = 1 ] && exit 0
 echo "run.sh: a component exited; see the logs in $RUN" >&2
 exit 1
