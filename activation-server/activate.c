@@ -18,7 +18,7 @@
  *      group's policy applied to the key's record, the optional offline-audit
  *      outbox record;
  *   6. reload the cached group if the script saw a newer record version;
- *   7. build and sign the license.
+ *   7. build and sign the license (license_grant.c, shared with Renew).
  *
  * First activations on ONLINE groups are audited offline. Whether a call is
  * the key's first activation is known only inside the script (step 5), after
@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "license_grant.h"
 #include "log.h"
 #include "server.h"
 #include "validate.h"
@@ -100,8 +101,9 @@ static void refuse_not_genuine(worker *w, rpc_ctx *ctx, rpc_reply *reply, const 
     refuse_by_policy(w, ctx, reply, &p, key);
 }
 
-/* The caller's deadline passed while we worked (a slow group load, a slow
- * audit server): stop before granting a place nobody would receive. */
+/* The caller's deadline passed, before we began or while we worked (a slow
+ * group load, a slow audit server): stop before granting a place nobody
+ * would receive. */
 static bool caller_gone(worker *w, rpc_ctx *ctx, rpc_reply *reply) {
     if (rpc_ctx_remaining_ms(ctx) > 0) return false;
     refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
@@ -193,6 +195,64 @@ static void count_stages(activation_metrics *m, const uint64_t t[MARK_N]) {
     metric_inc(m->stage_calls);
 }
 
+/* Step 1: the request and its key, decoded and validated. NULL when either
+ * is bad, with the reply set (and the request freed). */
+static Activation__V1__ActivateRequest *decode_request(worker *w, rpc_reply *reply,
+                                                       const uint8_t *req, size_t len,
+                                                       pk_fields *key) {
+    Activation__V1__ActivateRequest *rq = activation__v1__activate_request__unpack(NULL, len, req);
+    if (!rq) {
+        refuse(w, reply, REFUSED_INVALID_REQUEST, GRPC_STATUS_INVALID_ARGUMENT,
+               "request: not a valid activation.v1.ActivateRequest message");
+        return NULL;
+    }
+    pk_status key_status;
+    char msg[256];
+    if (validate_activate(rq, key, &key_status, msg, sizeof msg)) return rq;
+    refuse(w, reply, key_status == PK_OK ? REFUSED_INVALID_REQUEST : REFUSED_INVALID_KEY,
+           GRPC_STATUS_INVALID_ARGUMENT, msg);
+    activation__v1__activate_request__free_unpacked(rq, NULL);
+    return NULL;
+}
+
+/* Step 3: the group exists, allows the key's kind, and the first security
+ * value matches (constant time). */
+static bool first_value_genuine(group_lookup found, const group_entry *g, const pk_fields *key) {
+    return found == GROUP_FOUND && (!key->upgrade || g->rec.upgrade_allowed) &&
+           mac_security_check(g->first, MAC_ROLE_FIRST, key->group, key->serial, key->upgrade,
+                              key->security_first);
+}
+
+/* Step 4's outcomes other than GO, as refusals. Returns true when refused. */
+static bool refuse_audit_step(worker *w, rpc_ctx *ctx, rpc_reply *reply, audit_step step,
+                              const char *address_key, const pk_fields *key) {
+    switch (step) {
+    case AUDIT_STEP_GO: return false;
+    case AUDIT_STEP_FORGED: refuse_not_genuine(w, ctx, reply, address_key, key); return true;
+    case AUDIT_STEP_DOWN:
+        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE,
+               "the audit server is unavailable; retry later");
+        return true;
+    default:
+        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
+        return true;
+    }
+}
+
+/* The granted call, counted and logged with its audit decision. */
+static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const policy_result *p,
+                         const audit_plan *plan) {
+    /* An if-first sample that was not the first activation was not audited. */
+    bool audited = plan->to_outbox ? p->audited : plan->d.mode != AUDIT_SAMPLE_NONE;
+    metric_inc(p->again ? w->app->m.granted_again : w->app->m.granted_new);
+    log_info("activate.granted", LOG_U("group", key->group), LOG_U("serial", key->serial),
+             LOG_U("count", p->count), LOG_B("again", p->again),
+             LOG_S("audit", audited ? plan->how : "none"),
+             LOG_S("audit_reason", audit_reason_name(audited ? plan->d.reason : AUDIT_REASON_NONE)),
+             LOG_S("audit_request_id", audited ? plan->rec.request_id : ""),
+             LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+}
+
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
     app *a = w->app;
@@ -201,26 +261,12 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     t[MARK_START] = mono_ns();
 
     /* 0. The caller has given up: do no work for it. */
-    if (rpc_ctx_remaining_ms(ctx) <= 0) {
-        refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
-        return;
-    }
+    if (caller_gone(w, ctx, reply)) return;
 
     /* 1. Decode the request and the key. */
-    Activation__V1__ActivateRequest *rq = activation__v1__activate_request__unpack(NULL, len, req);
-    if (!rq) {
-        refuse(w, reply, REFUSED_INVALID_REQUEST, GRPC_STATUS_INVALID_ARGUMENT,
-               "request: not a valid activation.v1.ActivateRequest message");
-        return;
-    }
     pk_fields key;
-    pk_status key_status;
-    char msg[256];
-    if (!validate_activate(rq, &key, &key_status, msg, sizeof msg)) {
-        refuse(w, reply, key_status == PK_OK ? REFUSED_INVALID_REQUEST : REFUSED_INVALID_KEY,
-               GRPC_STATUS_INVALID_ARGUMENT, msg);
-        goto done;
-    }
+    Activation__V1__ActivateRequest *rq = decode_request(w, reply, req, len, &key);
+    if (!rq) return;
 
     /* 2. The group's verification record, cached per worker. */
     const group_entry *g = NULL;
@@ -238,10 +284,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     char address_key[96];
     policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
     if (a->threats) threat_record_address(a->threats, address_key);
-    bool genuine = found == GROUP_FOUND && (!key.upgrade || g->rec.upgrade_allowed) &&
-                   mac_security_check(g->first, MAC_ROLE_FIRST, key.group, key.serial,
-                                      key.upgrade, key.security_first);
-    if (!genuine) {
+    if (!first_value_genuine(found, g, &key)) {
         if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
         refuse_not_genuine(w, ctx, reply, address_key, &key);
         goto done;
@@ -252,17 +295,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     audit_plan plan;
     audit_step step = plan_audit(w, ctx, g, &key, rq->machine_id.data, address_key, &plan);
     if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
-    switch (step) {
-    case AUDIT_STEP_GO: break;
-    case AUDIT_STEP_FORGED: refuse_not_genuine(w, ctx, reply, address_key, &key); goto done;
-    case AUDIT_STEP_DOWN:
-        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE,
-               "the audit server is unavailable; retry later");
-        goto done;
-    default:
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
-        goto done;
-    }
+    if (refuse_audit_step(w, ctx, reply, step, address_key, &key)) goto done;
     t[MARK_AUDIT] = mono_ns();
 
     /* 5. One round trip: rate limits, revocation, policy, record, outbox.
@@ -298,22 +331,9 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     /* 7. The signed license. */
     char license_id[LICENSE_ID_LEN + 1];
     license_id_format(license_id, key.group, key.serial, p.random);
-    license_terms terms = {
-        .license_id = license_id,
-        .product = g->rec.product,
-        .edition = g->rec.edition,
-        .channel = (int)g->rec.channel,
-        .features = (char **)g->features,
-        .n_features = g->n_features,
-        .machine_id = rq->machine_id.data,
-        .group = key.group,
-        .serial = key.serial,
-        .issued_at = p.now,
-        .renew_after = p.renew_after,
-        .expires_at = p.expires_at,
-    };
     signed_license sl;
-    if (license_issue(w->signer, &terms, &sl) != 0) {
+    if (license_grant_sign(w->signer, g, license_id, rq->machine_id.data, key.group, key.serial,
+                           &p, &sl) != 0) {
         refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
         log_error("activate.sign_failed", LOG_U("group", key.group), LOG_U("serial", key.serial),
                   LOG_END);
@@ -321,23 +341,9 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     }
     t[MARK_SIGN] = mono_ns();
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
-    resp.license = (ProtobufCBinaryData){.len = sl.body_len, .data = sl.body};
-    resp.signature = (ProtobufCBinaryData){.len = sizeof sl.sig, .data = sl.sig};
-    resp.key_id = (char *)license_signer_key_id(w->signer);
-    resp.activation_count = p.count;
-    resp.renew_after = p.renew_after;
-    resp.expires_at = p.expires_at;
+    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
     if (rpc_reply_message(reply, &resp.base) != 0) goto done;
-
-    /* An if-first sample that was not the first activation was not audited. */
-    bool audited = plan.to_outbox ? p.audited : plan.d.mode != AUDIT_SAMPLE_NONE;
-    metric_inc(p.again ? m->granted_again : m->granted_new);
-    log_info("activate.granted", LOG_U("group", key.group), LOG_U("serial", key.serial),
-             LOG_U("count", p.count), LOG_B("again", p.again),
-             LOG_S("audit", audited ? plan.how : "none"),
-             LOG_S("audit_reason", audit_reason_name(audited ? plan.d.reason : AUDIT_REASON_NONE)),
-             LOG_S("audit_request_id", audited ? plan.rec.request_id : ""),
-             LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+    note_granted(w, ctx, &key, &p, &plan);
     count_stages(m, t);
 done:
     activation__v1__activate_request__free_unpacked(rq, NULL);

@@ -12,6 +12,7 @@ add_custom_command(
 add_library(pa_activation STATIC
   validate.c
   license.c
+  license_grant.c
   group_cache.c
   policy.c
   ${PA_POLICY_LUA_C}

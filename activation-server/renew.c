@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "license_grant.h"
 #include "log.h"
 #include "server.h"
 #include "validate.h"
@@ -85,32 +86,14 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     }
 
     /* 4. A fresh signed license with the new lease. */
-    license_terms terms = {
-        .license_id = rq->license_id,
-        .product = g->rec.product,
-        .edition = g->rec.edition,
-        .channel = (int)g->rec.channel,
-        .features = (char **)g->features,
-        .n_features = g->n_features,
-        .machine_id = rq->machine_id.data,
-        .group = group,
-        .serial = serial,
-        .issued_at = p.now,
-        .renew_after = p.renew_after,
-        .expires_at = p.expires_at,
-    };
     signed_license sl;
-    if (license_issue(w->signer, &terms, &sl) != 0) {
+    if (license_grant_sign(w->signer, g, rq->license_id, rq->machine_id.data, group, serial, &p,
+                           &sl) != 0) {
         rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
         goto done;
     }
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
-    resp.license = (ProtobufCBinaryData){.len = sl.body_len, .data = sl.body};
-    resp.signature = (ProtobufCBinaryData){.len = sizeof sl.sig, .data = sl.sig};
-    resp.key_id = (char *)license_signer_key_id(w->signer);
-    resp.activation_count = p.count;
-    resp.renew_after = p.renew_after;
-    resp.expires_at = p.expires_at;
+    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
     if (rpc_reply_message(reply, &resp.base) == 0)
         log_info("renew.granted", LOG_U("group", group), LOG_U("serial", serial),
                  LOG_I("expires_at", p.expires_at), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);

@@ -1,0 +1,39 @@
+/* license_grant.h -- the signed license a granted Activate or Renew returns.
+ *
+ * Both calls end the same way once policy.lua has granted a place: the
+ * group's product fields and the script's lease become license terms, this
+ * worker signs them, and the response carries the signed bytes, the key id
+ * and the lease. ActivateResponse and RenewResponse are distinct protobuf-c
+ * types with the same fields, so filling them is a macro: it serves either
+ * type and the compiler still checks every field. The response points into
+ * the signed_license (no copy, no allocation), so that must stay alive
+ * until the reply is packed. */
+#ifndef PA_ACTIVATION_LICENSE_GRANT_H
+#define PA_ACTIVATION_LICENSE_GRANT_H
+
+#include <stdint.h>
+
+#include "group_cache.h"
+#include "license.h"
+#include "policy.h"
+
+/* Signs the license for the place (group, serial) that machine_id (32 bytes)
+ * holds, on g's product fields and the lease in the granted `p`.
+ * Returns 0, or -1 when the license cannot be packed or signed. */
+int license_grant_sign(license_signer *s, const group_entry *g, const char *license_id,
+                       const uint8_t *machine_id, uint32_t group, uint32_t serial,
+                       const policy_result *p, signed_license *out);
+
+/* Fills an ActivateResponse or RenewResponse `resp` from the signed license
+ * `sl`, the key id of `signer` and the lease in `p`. */
+#define LICENSE_GRANT_FILL(resp, sl, signer, p)                                                \
+    do {                                                                                       \
+        (resp)->license = (ProtobufCBinaryData){.len = (sl)->body_len, .data = (sl)->body};    \
+        (resp)->signature = (ProtobufCBinaryData){.len = sizeof (sl)->sig, .data = (sl)->sig}; \
+        (resp)->key_id = (char *)license_signer_key_id(signer);                                \
+        (resp)->activation_count = (p)->count;                                                 \
+        (resp)->renew_after = (p)->renew_after;                                                \
+        (resp)->expires_at = (p)->expires_at;                                                  \
+    } while (0)
+
+#endif
