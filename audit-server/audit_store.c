@@ -22,46 +22,62 @@ struct audit_store {
 };
 
 /* KEYS: trail revocations seq revoked requests queue
- * ARGV: rid qid now group serial verdict reason machine client origin peer
- *       sample_reason received_at source revoke revoke_reason
- * Returns {recorded, sequence, newly_revoked}. */
+ * ARGV: now, then RECORD_ARGS per record: rid qid group serial verdict reason
+ *       machine client origin peer sample_reason received_at source revoke
+ *       revoke_reason
+ * Records a batch in one call (one round trip, one XACK and one XDEL for all
+ * its queue entries). Records are taken in order, each seeing the writes of
+ * those before it, so the outcome is that of recording them one by one.
+ * Returns {queue length or -1, then recorded, sequence, newly_revoked per
+ * record}. */
 static const char RECORD_LUA[] =
-    "local rid, qid = ARGV[1], ARGV[2]\n"
-    "if qid ~= '' and rid ~= '' and redis.call('HGET', KEYS[5], rid) == 'done' then\n"
-    "  redis.call('XACK', KEYS[6], 'auditors', qid)\n"
-    "  redis.call('XDEL', KEYS[6], qid)\n"
-    "  return {0, 0, 0}\n"
-    "end\n"
-    "local seq, new = 0, 0\n"
-    "local member = ARGV[4] .. ':' .. ARGV[5]\n"
-    "if ARGV[15] == '1' then\n"
-    "  local have = redis.call('HGET', KEYS[4], member)\n"
-    "  if have then seq = tonumber(have) else\n"
-    "    seq = tonumber(redis.call('GET', KEYS[3]) or '0') + 1\n"
-    "    local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
-    "    if #last > 0 then\n"
-    "      local top = tonumber(string.match(last[1][1], '^(%d+)'))\n"
-    "      if top >= seq then seq = top + 1 end\n"
+    "local now, out, qids = ARGV[1], {-1}, {}\n"
+    "for i = 2, #ARGV, 15 do\n"
+    "  local rid, qid = ARGV[i], ARGV[i + 1]\n"
+    "  local group, serial = ARGV[i + 2], ARGV[i + 3]\n"
+    "  if qid ~= '' then qids[#qids + 1] = qid end\n"
+    "  if qid ~= '' and rid ~= '' and redis.call('HGET', KEYS[5], rid) == 'done' then\n"
+    "    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0\n"
+    "  else\n"
+    "    local seq, new = 0, 0\n"
+    "    local member = group .. ':' .. serial\n"
+    "    if ARGV[i + 13] == '1' then\n"
+    "      local have = redis.call('HGET', KEYS[4], member)\n"
+    "      if have then seq = tonumber(have) else\n"
+    "        seq = tonumber(redis.call('GET', KEYS[3]) or '0') + 1\n"
+    "        local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
+    "        if #last > 0 then\n"
+    "          local top = tonumber(string.match(last[1][1], '^(%d+)'))\n"
+    "          if top >= seq then seq = top + 1 end\n"
+    "        end\n"
+    "        new = 1\n"
+    "      end\n"
     "    end\n"
-    "    new = 1\n"
+    "    redis.call('XADD', KEYS[1], '*', 'time', now, 'group', group, 'serial', serial,\n"
+    "      'verdict', ARGV[i + 4], 'reason', ARGV[i + 5], 'machine', ARGV[i + 6],\n"
+    "      'client', ARGV[i + 7], 'origin', ARGV[i + 8], 'peer', ARGV[i + 9],\n"
+    "      'sample_reason', ARGV[i + 10], 'received_at', ARGV[i + 11],\n"
+    "      'source', ARGV[i + 12], 'request_id', rid, 'sequence', seq)\n"
+    "    if new == 1 then\n"
+    "      redis.call('SET', KEYS[3], seq)\n"
+    "      redis.call('XADD', KEYS[2], seq .. '-0', 'group', group, 'serial', serial,\n"
+    "        'reason', ARGV[i + 14], 'revoked_at', now)\n"
+    "      redis.call('HSET', KEYS[4], member, seq)\n"
+    "    end\n"
+    "    if rid ~= '' then redis.call('HSET', KEYS[5], rid, 'done') end\n"
+    "    out[#out + 1] = 1; out[#out + 1] = seq; out[#out + 1] = new\n"
     "  end\n"
     "end\n"
-    "redis.call('XADD', KEYS[1], '*', 'time', ARGV[3], 'group', ARGV[4], 'serial', ARGV[5],\n"
-    "  'verdict', ARGV[6], 'reason', ARGV[7], 'machine', ARGV[8], 'client', ARGV[9],\n"
-    "  'origin', ARGV[10], 'peer', ARGV[11], 'sample_reason', ARGV[12],\n"
-    "  'received_at', ARGV[13], 'source', ARGV[14], 'request_id', rid, 'sequence', seq)\n"
-    "if new == 1 then\n"
-    "  redis.call('SET', KEYS[3], seq)\n"
-    "  redis.call('XADD', KEYS[2], seq .. '-0', 'group', ARGV[4], 'serial', ARGV[5],\n"
-    "    'reason', ARGV[16], 'revoked_at', ARGV[3])\n"
-    "  redis.call('HSET', KEYS[4], member, seq)\n"
+    "if #qids > 0 then\n"
+    "  redis.call('XACK', KEYS[6], 'auditors', unpack(qids))\n"
+    "  redis.call('XDEL', KEYS[6], unpack(qids))\n"
+    "  out[1] = redis.call('XLEN', KEYS[6])\n"
     "end\n"
-    "if rid ~= '' then redis.call('HSET', KEYS[5], rid, 'done') end\n"
-    "if qid ~= '' then\n"
-    "  redis.call('XACK', KEYS[6], 'auditors', qid)\n"
-    "  redis.call('XDEL', KEYS[6], qid)\n"
-    "end\n"
-    "return {1, seq, new}\n";
+    "return out\n";
+
+/* Script arguments per record, and records per script call (bounds the
+ * argument list and the unpack() of queue IDs). */
+enum { RECORD_ARGS = 15, RECORD_CHUNK = 128 };
 
 /* KEYS: requests queue.  ARGV: pairs-per-record, then per record the
  * request_id followed by that many field/value pairs.
@@ -158,45 +174,100 @@ static long hex_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
     return (long)(len / 2);
 }
 
-int audit_store_record(audit_store *s, const audit_entry *e, const char *queue_id,
-                       audit_outcome *out, char *err, size_t errlen) {
-    char now[24], group[16], serial[16], received[24];
-    char machine[2 * AUDIT_MACHINE_ID_MAX + 1] = "";
-    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    snprintf(group, sizeof group, "%" PRIu32, e->group);
-    snprintf(serial, sizeof serial, "%" PRIu32, e->serial);
-    snprintf(received, sizeof received, "%lld", (long long)e->received_at);
+/* One record's script arguments, formatted; argv points into it. */
+typedef struct record_args {
+    char group[16], serial[16], received[24];
+    char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
+} record_args;
+
+#define OR_EMPTY(x) ((x) ? (x) : "")
+static void record_argv(const audit_entry *e, const char *queue_id, record_args *b,
+                        const char **argv) {
+    snprintf(b->group, sizeof b->group, "%" PRIu32, e->group);
+    snprintf(b->serial, sizeof b->serial, "%" PRIu32, e->serial);
+    snprintf(b->received, sizeof b->received, "%lld", (long long)e->received_at);
+    b->machine[0] = '\0';
     if (e->machine_id)
         hex_encode(e->machine_id,
                    e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len,
-                   machine);
-#define OR_EMPTY(x) ((x) ? (x) : "")
-    const char *argv[] = {
-        AUDIT_KEY_TRAIL, AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ, AUDIT_KEY_REVOKED,
-        AUDIT_KEY_REQUESTS, AUDIT_KEY_QUEUE,
-        OR_EMPTY(e->request_id), OR_EMPTY(queue_id), now, group, serial, OR_EMPTY(e->verdict),
-        OR_EMPTY(e->reason), machine, OR_EMPTY(e->client_address), OR_EMPTY(e->origin),
-        OR_EMPTY(e->peer), OR_EMPTY(e->sample_reason), received, OR_EMPTY(e->source),
+                   b->machine);
+    const char *v[RECORD_ARGS] = {
+        OR_EMPTY(e->request_id), OR_EMPTY(queue_id), b->group, b->serial, OR_EMPTY(e->verdict),
+        OR_EMPTY(e->reason), b->machine, OR_EMPTY(e->client_address), OR_EMPTY(e->origin),
+        OR_EMPTY(e->peer), OR_EMPTY(e->sample_reason), b->received, OR_EMPTY(e->source),
         e->revoke ? "1" : "0", OR_EMPTY(e->revoke_reason),
     };
+    memcpy(argv, v, sizeof v);
+}
 #undef OR_EMPTY
-    size_t lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_record, 6, 16, argv, lens);
-    if (!reply_ok(s, r, "record verdict", err, errlen)) {
-        freeReplyObject(r);
-        return -1;
+
+/* Reads the script's reply {length, (recorded, sequence, new) x n}. */
+static int record_reply(const redisReply *r, size_t n, audit_outcome *out, long long *queue_length) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + 3 * n) return -1;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER) return -1;
+    *queue_length = r->element[0]->integer;
+    for (size_t i = 0; i < n; i++) {
+        redisReply **v = r->element + 1 + 3 * i;
+        out[i].recorded = v[0]->integer == 1;
+        out[i].sequence = (uint64_t)v[1]->integer;
+        out[i].newly_revoked = v[2]->integer == 1;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-        snprintf(err, errlen, "record verdict: unexpected reply from the audit store");
-        freeReplyObject(r);
-        return -1;
-    }
-    out->recorded = r->element[0]->integer == 1;
-    out->sequence = (uint64_t)r->element[1]->integer;
-    out->newly_revoked = r->element[2]->integer == 1;
-    freeReplyObject(r);
     return 0;
+}
+
+/* One script call for at most RECORD_CHUNK records. */
+static int record_chunk(audit_store *s, const audit_entry *e, const char *const *queue_ids,
+                        size_t n, audit_outcome *out, long long *queue_length, char *err,
+                        size_t errlen) {
+    size_t argc = 6 + 1 + n * RECORD_ARGS;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    record_args *bufs = malloc(n * sizeof *bufs);
+    if (!argv || !lens || !bufs) {
+        free(argv), free(lens), free(bufs);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    const char *head[] = {AUDIT_KEY_TRAIL, AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ,
+                          AUDIT_KEY_REVOKED, AUDIT_KEY_REQUESTS, AUDIT_KEY_QUEUE, now};
+    memcpy(argv, head, sizeof head);
+    for (size_t i = 0; i < n; i++)
+        record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], argv + 7 + i * RECORD_ARGS);
+    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    redisReply *r = rstore_eval(s->rs, s->script_record, 6, (int)(argc - 6), argv, lens);
+    free(argv), free(lens), free(bufs);
+    int rc = -1;
+    if (reply_ok(s, r, "record verdict", err, errlen)) {
+        rc = record_reply(r, n, out, queue_length);
+        if (rc != 0) snprintf(err, errlen, "record verdict: unexpected reply from the audit store");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+size_t audit_store_record_batch(audit_store *s, const audit_entry *e, const char *const *queue_ids,
+                                size_t n, audit_outcome *out, long long *queue_length, char *err,
+                                size_t errlen) {
+    long long len = -1;
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < RECORD_CHUNK ? n - done : RECORD_CHUNK;
+        if (record_chunk(s, e + done, queue_ids ? queue_ids + done : NULL, k, out + done, &len,
+                         err, errlen) != 0)
+            break;
+        done += k;
+    }
+    if (queue_length) *queue_length = len;
+    return done;
+}
+
+int audit_store_record(audit_store *s, const audit_entry *e, const char *queue_id,
+                       audit_outcome *out, char *err, size_t errlen) {
+    return audit_store_record_batch(s, e, queue_id ? &queue_id : NULL, 1, out, NULL, err, errlen) == 1
+               ? 0 : -1;
 }
 
 /* Field/value pairs stored per queued record (besides request_id). */
@@ -408,10 +479,12 @@ static int claim_idle(audit_store *s, const char *consumer, int idle_ms, queued_
 }
 
 int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *out, size_t max,
-                           int block_ms, int claim_idle_ms, char *err, size_t errlen) {
-    int n = read_group(s, consumer, "0", 0, out, max, err, errlen);
-    if (n != 0) return n;
-    n = claim_idle(s, consumer, claim_idle_ms, out, max, err, errlen);
+                           int block_ms, bool *own_pending, int claim_idle_ms, char *err,
+                           size_t errlen) {
+    int n = 0;
+    if (*own_pending && (n = read_group(s, consumer, "0", 0, out, max, err, errlen)) == 0)
+        *own_pending = false;
+    if (n == 0 && claim_idle_ms > 0) n = claim_idle(s, consumer, claim_idle_ms, out, max, err, errlen);
     if (n != 0) return n;
     return read_group(s, consumer, ">", block_ms, out, max, err, errlen);
 }

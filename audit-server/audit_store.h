@@ -5,7 +5,9 @@
  * a lost connection can never leave half of it behind:
  *   - recording a verdict appends to the trail, and for a forged key also
  *     revokes it (INCR of the sequence + XADD to the log + index), marks the
- *     request done and acknowledges its queue entry -- one script;
+ *     request done and acknowledges its queue entry -- one script, which
+ *     takes a whole batch of queue entries at once (each record's writes
+ *     are still complete before the next record's begin);
  *   - enqueueing a Submit batch marks each request_id seen (HSETNX) and adds
  *     only the new ones to the queue -- one script, so a duplicate is counted
  *     once whatever the interleaving.
@@ -113,6 +115,17 @@ rstore *audit_store_rstore(audit_store *s);
 int audit_store_record(audit_store *s, const audit_entry *e, const char *queue_id,
                        audit_outcome *out, char *err, size_t errlen);
 
+/* Records n verdicts in order, with the outcome of recording them one by
+ * one, but in one script call per RECORD_CHUNK (128) records: the queue
+ * entries of a call (queue_ids[i], or none when queue_ids is NULL) are
+ * acknowledged and deleted together. Returns how many records were recorded
+ * (their outcomes are in out[]); fewer than n means err says why and the
+ * rest were not touched. *queue_length (if not NULL) gets the queue's XLEN
+ * after the last call that acknowledged entries, else -1. */
+size_t audit_store_record_batch(audit_store *s, const audit_entry *e, const char *const *queue_ids,
+                                size_t n, audit_outcome *out, long long *queue_length, char *err,
+                                size_t errlen);
+
 /* Stores a Submit batch: new request_ids go to the queue, known ones are
  * counted as duplicates. Returns 0 once every record is in Redis, or -1. */
 int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
@@ -122,12 +135,15 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
 int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen);
 
 /* Reads up to `max` queue entries for `consumer`: first those already
- * delivered to it and not acknowledged (a previous run's), then entries
- * idle longer than `claim_idle_ms` at other consumers, then new ones,
- * blocking up to block_ms. Returns the count (0 when none), -1 on error.
- * Entries that cannot be parsed are acknowledged and logged. */
+ * delivered to it and not acknowledged (a previous run's, or a batch that
+ * failed) when *own_pending says there can be some (cleared once none are
+ * left), then entries idle longer than `claim_idle_ms` at other consumers
+ * (skipped when claim_idle_ms is 0), then new ones, blocking up to
+ * block_ms. Returns the count (0 when none), -1 on error. Entries that
+ * cannot be parsed are acknowledged and logged. */
 int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *out, size_t max,
-                           int block_ms, int claim_idle_ms, char *err, size_t errlen);
+                           int block_ms, bool *own_pending, int claim_idle_ms, char *err,
+                           size_t errlen);
 
 /* XLEN of the queue, or -1. */
 long long audit_store_queue_length(audit_store *s);

@@ -2,7 +2,14 @@
  *
  * Each thread has its own Redis connection and secret cache (nothing is
  * shared but the stop flag). Reads block at most QUEUE_BLOCK_MS so a stop is
- * noticed quickly; the command timeout is set above that. */
+ * noticed quickly; the command timeout is set above that.
+ *
+ * Per-record Redis traffic is what auditing costs, so a batch is judged in
+ * memory and then recorded with one script call (which also acknowledges
+ * the batch's queue entries and returns the queue length for the metric),
+ * and the loop keeps its reads few: its own pending entries are re-read only
+ * when there can be some (at start and after a failure), and other
+ * consumers' idle entries are looked for at most once a second. */
 #include "queue_worker.h"
 
 #include <pthread.h>
@@ -30,6 +37,12 @@ typedef struct queue_thread {
     secret_cache *cache;          /* private prepared secrets */
     char consumer[160];           /* consumer name in the group: prefix-index */
     queued_record *batch;         /* read buffer, cfg.batch entries */
+    verdict *verdicts;            /* the batch's verdicts, for recording and logging */
+    audit_entry *entries;         /* the batch as trail entries (point into batch, verdicts) */
+    const char **queue_ids;       /* the batch's queue entry IDs (point into batch) */
+    audit_outcome *outcomes;      /* what recording each did */
+    bool own_pending;             /* our pending entries may exist: read them first */
+    int64_t claimed_ms;           /* when idle entries were last looked for */
 } queue_thread;
 
 struct queue_worker {
@@ -40,47 +53,77 @@ struct queue_worker {
     queue_thread *threads;
 };
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-/* Audits one record: judge, then record atomically. Returns 0 or -1 (the
- * record stays pending). */
-static int audit_one(queue_thread *t, const queued_record *q) {
-    const audit_metrics *m = audit_metrics_get();
-    char err[256];
+/* Judges one record into v and e (e points into q and v). Returns 0, or -1
+ * with err (the record stays pending). */
+static int judge_one(queue_thread *t, const queued_record *q, verdict *v, audit_entry *e,
+                     char *err, size_t errlen) {
     pk_fields key = {.group = q->group, .serial = q->serial, .upgrade = q->upgrade,
                      .security_second = q->security_second};
     pk_status st = strcmp(q->key_status, "ok") == 0 ? PK_OK : PK_ERR_RANGE;
-    verdict v;
-    if (verdict_judge(t->cache, audit_store_rstore(t->store), st, &key, &v, err, sizeof err) != 0)
-        goto fail;
-    if (st != PK_OK) snprintf(v.reason, sizeof v.reason, "key does not decode: %s", q->key_status);
-    audit_entry e = {
+    if (verdict_judge(t->cache, audit_store_rstore(t->store), st, &key, v, err, errlen) != 0)
+        return -1;
+    if (st != PK_OK) snprintf(v->reason, sizeof v->reason, "key does not decode: %s", q->key_status);
+    *e = (audit_entry){
         .request_id = q->request_id, .source = "queue", .group = q->group, .serial = q->serial,
-        .verdict = verdict_name(v.kind), .reason = v.reason, .machine_id = q->machine_id,
+        .verdict = verdict_name(v->kind), .reason = v->reason, .machine_id = q->machine_id,
         .machine_id_len = q->machine_id_len, .client_address = q->client_address,
         .origin = q->origin, .peer = q->peer, .sample_reason = q->sample_reason,
-        .received_at = q->received_at, .revoke = v.revoke, .revoke_reason = v.reason,
+        .received_at = q->received_at, .revoke = v->revoke, .revoke_reason = v->reason,
     };
-    audit_outcome out;
-    if (audit_store_record(t->store, &e, q->queue_id, &out, err, sizeof err) != 0) goto fail;
-    if (!out.recorded) {
-        log_info("audit.queue.duplicate", LOG_S("request_id", q->request_id), LOG_END);
-        return 0;
-    }
-    metric_inc(m->verdicts[AUDIT_SOURCE_QUEUE][v.kind]);
-    if (out.newly_revoked) metric_inc(m->revocations);
-    log_info("audit.queue.verdict", LOG_U("group", q->group), LOG_U("serial", q->serial),
-             LOG_S("verdict", verdict_name(v.kind)), LOG_S("reason", v.reason),
-             LOG_U("revocation_sequence", out.sequence), LOG_S("request_id", q->request_id),
-             LOG_S("origin", q->origin), LOG_S("peer_cn", q->peer), LOG_END);
     return 0;
-fail:
-    metric_inc(m->store_errors);
-    log_error("audit.queue.retry", LOG_S("request_id", q->request_id), LOG_U("group", q->group),
-              LOG_U("serial", q->serial), LOG_S("error", err), LOG_END);
+}
+
+/* Logs and counts what recording one record did. */
+static void report_one(const queued_record *q, const verdict *v, const audit_outcome *out) {
+    const audit_metrics *m = audit_metrics_get();
+    if (!out->recorded) {
+        log_info("audit.queue.duplicate", LOG_S("request_id", q->request_id), LOG_END);
+        return;
+    }
+    metric_inc(m->verdicts[AUDIT_SOURCE_QUEUE][v->kind]);
+    if (out->newly_revoked) metric_inc(m->revocations);
+    log_info("audit.queue.verdict", LOG_U("group", q->group), LOG_U("serial", q->serial),
+             LOG_S("verdict", verdict_name(v->kind)), LOG_S("reason", v->reason),
+             LOG_U("revocation_sequence", out->sequence), LOG_S("request_id", q->request_id),
+             LOG_S("origin", q->origin), LOG_S("peer_cn", q->peer), LOG_END);
+}
+
+/* Audits a batch: judges the records in order up to the first that cannot
+ * be judged, then records those in one store call. Returns 0 when the whole
+ * batch is recorded, -1 when some of it stays pending (retried). Sets
+ * *queue_length from the store (-1 unknown). */
+static int audit_batch(queue_thread *t, int n, long long *queue_length) {
+    char err[256];
+    int judged = 0;
+    while (judged < n && judge_one(t, &t->batch[judged], &t->verdicts[judged],
+                                   &t->entries[judged], err, sizeof err) == 0) {
+        t->queue_ids[judged] = t->batch[judged].queue_id;
+        judged++;
+    }
+    const queued_record *failed = judged < n ? &t->batch[judged] : NULL;
+    char rerr[256];
+    size_t recorded = audit_store_record_batch(t->store, t->entries, t->queue_ids, (size_t)judged,
+                                               t->outcomes, queue_length, rerr, sizeof rerr);
+    for (size_t i = 0; i < recorded; i++) report_one(&t->batch[i], &t->verdicts[i], &t->outcomes[i]);
+    if (recorded < (size_t)judged) {
+        failed = &t->batch[recorded];
+        snprintf(err, sizeof err, "%s", rerr);
+    }
+    if (!failed) return 0;
+    metric_inc(audit_metrics_get()->store_errors);
+    log_error("audit.queue.retry", LOG_S("request_id", failed->request_id), LOG_U("group", failed->group),
+              LOG_U("serial", failed->serial), LOG_S("error", err), LOG_END);
     return -1;
 }
 
@@ -104,17 +147,21 @@ static void *run(void *arg) {
             continue;
         }
         prepared = true;
+        int claim_every = w->claim_idle_ms < 1000 ? w->claim_idle_ms : 1000;
+        bool claim = now_ms() - t->claimed_ms >= claim_every;
+        if (claim) t->claimed_ms = now_ms();
         int n = audit_store_queue_read(t->store, t->consumer, t->batch, (size_t)w->batch,
-                                       QUEUE_BLOCK_MS, w->claim_idle_ms, err, sizeof err);
-        int failed = n < 0;
-        for (int i = 0; i < n && !failed; i++) failed = audit_one(t, &t->batch[i]) != 0;
-        if (failed) {
-            if (n < 0) log_warn("audit.queue.unavailable", LOG_S("error", err), LOG_END);
+                                       QUEUE_BLOCK_MS, &t->own_pending, claim ? w->claim_idle_ms : 0,
+                                       err, sizeof err);
+        long long len = -1;
+        if (n < 0) log_warn("audit.queue.unavailable", LOG_S("error", err), LOG_END);
+        if (n < 0 || (n > 0 && audit_batch(t, n, &len) != 0)) {
+            t->own_pending = true;   /* what was read stays pending: retry it first */
             backoff = next_backoff(backoff);
             continue;
         }
         backoff = 0;
-        long long len = audit_store_queue_length(t->store);
+        if (len < 0) len = audit_store_queue_length(t->store);
         if (len >= 0) metric_set(m->queue_length, len);
     }
     return NULL;
@@ -123,7 +170,7 @@ static void *run(void *arg) {
 static void free_thread(queue_thread *t) {
     audit_store_close(t->store);
     secret_cache_free(t->cache);
-    free(t->batch);
+    free(t->batch), free(t->verdicts), free(t->entries), free(t->queue_ids), free(t->outcomes);
 }
 
 queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size_t errlen) {
@@ -149,9 +196,16 @@ queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size
         snprintf(t->consumer, sizeof t->consumer, "%s-%d", cfg->consumer ? cfg->consumer : "audit", i);
         t->store = audit_store_open(&sc, true, err, errlen);
         t->cache = secret_cache_new(cfg->kek);
+        t->own_pending = true;   /* a previous run may have left some */
+        t->claimed_ms = now_ms() - 1000000;
         t->batch = calloc((size_t)q->batch, sizeof *t->batch);
-        if (!t->store || !t->cache || !t->batch) {
-            if (t->store && (!t->cache || !t->batch)) snprintf(err, errlen, "out of memory");
+        t->verdicts = calloc((size_t)q->batch, sizeof *t->verdicts);
+        t->entries = calloc((size_t)q->batch, sizeof *t->entries);
+        t->queue_ids = calloc((size_t)q->batch, sizeof *t->queue_ids);
+        t->outcomes = calloc((size_t)q->batch, sizeof *t->outcomes);
+        bool mem = t->batch && t->verdicts && t->entries && t->queue_ids && t->outcomes;
+        if (!t->store || !t->cache || !mem) {
+            if (t->store && (!t->cache || !mem)) snprintf(err, errlen, "out of memory");
             queue_worker_stop(q);
             return NULL;
         }
