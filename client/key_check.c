@@ -13,6 +13,7 @@
  *
  * A key that fails here is never sent to a server (DESIGN §4.1). */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,9 +24,17 @@ static const char ALPHABET[] = "BCDFGHJKMPQRTVWXY2346789";
 
 static int group_of(int position) { return position > 0 ? (position - 1) / 5 + 1 : 0; }
 
-static void set_problem(pa_key_problem *p, const char *reason, int group) {
+/* Records what is wrong, the group to look at, and the words for the user. */
+static void set_problem(pa_key_problem *p, const char *reason, int group, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_problem(pa_key_problem *p, const char *reason, int group, const char *fmt, ...) {
     p->reason = reason;
     p->group = group;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
 }
 
 /* When the text has four hyphens, the first group whose length is not five. */
@@ -85,11 +94,10 @@ static void describe_checksum(const char *canonical, pa_key_problem *p) {
     int groups[5], n = 0;
     for (int g = 1; g <= 5; g++)
         if (mask & (1u << g)) groups[n++] = g;
-    set_problem(p, "checksum", n == 1 ? groups[0] : 0);
     if (n == 0) {
-        snprintf(p->message, sizeof p->message,
-                 "this key does not add up (checksum mismatch); more than one character seems "
-                 "mistyped, so please check every group");
+        set_problem(p, "checksum", 0,
+                    "this key does not add up (checksum mismatch); more than one character seems "
+                    "mistyped, so please check every group");
         return;
     }
     char list[64] = "";
@@ -100,25 +108,83 @@ static void describe_checksum(const char *canonical, pa_key_problem *p) {
         if (w < 0 || (size_t)w >= sizeof list - used) break;
         used += (size_t)w;
     }
-    snprintf(p->message, sizeof p->message,
-             "this key does not add up (checksum mismatch); most likely a character in group %s "
-             "is mistyped",
-             list);
+    set_problem(p, "checksum", n == 1 ? groups[0] : 0,
+                "this key does not add up (checksum mismatch); most likely a character in group "
+                "%s is mistyped",
+                list);
 }
 
 static void describe_character(const pk_error *e, pa_key_problem *p) {
     int g = group_of(e->position);
     int in_group = e->position > 0 ? (e->position - 1) % 5 + 1 : 0;
     unsigned char ch = (unsigned char)e->character;
-    set_problem(p, "character", g);
     if (isgraph(ch))
-        snprintf(p->message, sizeof p->message,
-                 "'%c' (group %d, character %d) is not used in product keys; keys contain no "
-                 "A, E, I, L, O, S, U, Z, 0, 1 or 5",
-                 ch, g, in_group);
+        set_problem(p, "character", g,
+                    "'%c' (group %d, character %d) is not used in product keys; keys contain no "
+                    "A, E, I, L, O, S, U, Z, 0, 1 or 5",
+                    ch, g, in_group);
     else
-        snprintf(p->message, sizeof p->message,
-                 "group %d, character %d is not a letter or digit of a product key", g, in_group);
+        set_problem(p, "character", g,
+                    "group %d, character %d is not a letter or digit of a product key", g,
+                    in_group);
+}
+
+/* A wrong number of characters: name the group of the wrong length when the
+ * hyphens show where the groups are. */
+static void describe_length(const char *text, const pk_error *e, pa_key_problem *p) {
+    int bad_len = 0;
+    int g = short_or_long_group(text, &bad_len);
+    if (g)
+        set_problem(p, "length", g,
+                    "a product key has five groups of five characters; group %d has %d", g,
+                    bad_len);
+    else
+        set_problem(p, "length", 0,
+                    "a product key has 25 characters (five groups of five); this one has %zu",
+                    e->length);
+}
+
+/* The advice for a decode failure `st`. PA_ERR_KEY, or PA_ERR_INTERNAL when
+ * a key that decoded this far cannot be normalised. */
+static pa_err describe_problem(const char *text, pk_status st, const pk_error *e,
+                               pa_key_problem *p) {
+    char norm[PK_TEXT_LEN + 1];
+    switch (st) {
+    case PK_ERR_EMPTY: set_problem(p, "empty", 0, "no product key was entered"); break;
+    case PK_ERR_LENGTH: describe_length(text, e, p); break;
+    case PK_ERR_HYPHEN:
+        set_problem(p, "hyphen", group_of(e->position),
+                    "hyphens belong only between the groups of five characters");
+        break;
+    case PK_ERR_CHAR: describe_character(e, p); break;
+    case PK_ERR_LEGACY:
+        set_problem(p, "legacy", 0,
+                    "this is an older-format key (it has no letter N) that this product does not "
+                    "accept; please check that it is the key that came with this product");
+        break;
+    case PK_ERR_MULTIPLE_N:
+        set_problem(p, "multiple_n", group_of(e->position),
+                    "a product key holds the letter N only once; check group %d",
+                    group_of(e->position));
+        break;
+    case PK_ERR_N_LAST:
+        set_problem(p, "n_last", 5,
+                    "the letter N is never the last character of a key; check group 5");
+        break;
+    case PK_ERR_RANGE:
+        set_problem(p, "range", 0, "this is not a valid product key; please check every group");
+        break;
+    case PK_ERR_CHECKSUM:
+        if (pk_normalize(text, strlen(text), norm, NULL) != PK_OK) return PA_ERR_INTERNAL;
+        describe_checksum(norm, p);
+        break;
+    default: {
+        char why[sizeof p->message];
+        set_problem(p, pk_status_name(st), 0, "%s", pk_strerror(e, why, sizeof why));
+        break;
+    }
+    }
+    return PA_ERR_KEY;
 }
 
 pa_err pa_key_check(const char *text, char canonical[PA_KEY_TEXT_LEN + 1], pa_key_problem *problem) {
@@ -132,65 +198,8 @@ pa_err pa_key_check(const char *text, char canonical[PA_KEY_TEXT_LEN + 1], pa_ke
     pk_fields f;
     pk_error e;
     pk_status st = pk_decode(text, strlen(text), &f, &e);
-    if (st == PK_OK) {
-        if (canonical && pk_normalize(text, strlen(text), canonical, NULL) != PK_OK) return PA_ERR_INTERNAL;
-        return PA_OK;
-    }
-    int bad_len = 0, g;
-    char norm[PK_TEXT_LEN + 1];
-    switch (st) {
-    case PK_ERR_EMPTY:
-        set_problem(p, "empty", 0);
-        snprintf(p->message, sizeof p->message, "no product key was entered");
-        break;
-    case PK_ERR_LENGTH:
-        g = short_or_long_group(text, &bad_len);
-        set_problem(p, "length", g);
-        if (g)
-            snprintf(p->message, sizeof p->message,
-                     "a product key has five groups of five characters; group %d has %d", g, bad_len);
-        else
-            snprintf(p->message, sizeof p->message,
-                     "a product key has 25 characters (five groups of five); this one has %zu",
-                     e.length);
-        break;
-    case PK_ERR_HYPHEN:
-        set_problem(p, "hyphen", group_of(e.position));
-        snprintf(p->message, sizeof p->message,
-                 "hyphens belong only between the groups of five characters");
-        break;
-    case PK_ERR_CHAR:
-        describe_character(&e, p);
-        break;
-    case PK_ERR_LEGACY:
-        set_problem(p, "legacy", 0);
-        snprintf(p->message, sizeof p->message,
-                 "this is an older-format key (it has no letter N) that this product does not "
-                 "accept; please check that it is the key that came with this product");
-        break;
-    case PK_ERR_MULTIPLE_N:
-        set_problem(p, "multiple_n", group_of(e.position));
-        snprintf(p->message, sizeof p->message,
-                 "a product key holds the letter N only once; check group %d", group_of(e.position));
-        break;
-    case PK_ERR_N_LAST:
-        set_problem(p, "n_last", 5);
-        snprintf(p->message, sizeof p->message,
-                 "the letter N is never the last character of a key; check group 5");
-        break;
-    case PK_ERR_RANGE:
-        set_problem(p, "range", 0);
-        snprintf(p->message, sizeof p->message,
-                 "this is not a valid product key; please check every group");
-        break;
-    case PK_ERR_CHECKSUM:
-        if (pk_normalize(text, strlen(text), norm, NULL) != PK_OK) return PA_ERR_INTERNAL;
-        describe_checksum(norm, p);
-        break;
-    default:
-        set_problem(p, pk_status_name(st), 0);
-        pk_strerror(&e, p->message, sizeof p->message);
-        break;
-    }
-    return PA_ERR_KEY;
+    if (st != PK_OK) return describe_problem(text, st, &e, p);
+    if (canonical && pk_normalize(text, strlen(text), canonical, NULL) != PK_OK)
+        return PA_ERR_INTERNAL;
+    return PA_OK;
 }
