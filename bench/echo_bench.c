@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,17 @@ static int parse_run(const char *s, run_spec *r) {
     return 0;
 }
 
+/* The echo server on `addr`, or NULL after saying why. */
+static rpc_server *echo_server_start(const char *addr, int workers) {
+    const char *listen[] = {addr};
+    const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
+    rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
+    char err[256];
+    rpc_server *server = rpc_server_start(&cfg, methods, 1, err, sizeof err);
+    if (!server) fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);
+    return server;
+}
+
 /* Serve-only mode: the signal pattern every daemon on this runtime uses
  * (see rpc_server.h): block the signals before any thread exists, then
  * wait for them in main. */
@@ -80,13 +92,8 @@ static int serve(const char *addr, int workers) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     grpc_init();
-    const char *listen[] = {addr};
-    const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
-    rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
-    char err[256];
-    rpc_server *server = rpc_server_start(&cfg, methods, 1, err, sizeof err);
+    rpc_server *server = echo_server_start(addr, workers);
     if (!server) {
-        fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);
         grpc_shutdown();
         return 1;
     }
@@ -157,7 +164,19 @@ static void run_sync(const char *target, int threads, double seconds) {
            (double)calls / seconds, (unsigned long long)failed);
 }
 
-int main(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct options {
+    const char *target;           /* a running server to drive; NULL: start one here */
+    const char *serve_addr;       /* --serve: only serve, on this address */
+    int workers;                  /* in-process server workers; 0: one per core */
+    int sync_threads;             /* blocking rpc_call threads after the runs; 0: none */
+    double duration, warmup;      /* seconds per run, measured and not */
+    run_spec runs[MAX_RUNS];      /* the settings to measure, in order */
+    int n_runs;
+} options;
+
+/* Returns -1 to go on, or the exit status (0 after --help, 2 on bad usage). */
+static int parse_options(int argc, char **argv, options *o) {
     static const struct option opts[] = {
         {"target", required_argument, NULL, 't'}, {"server-workers", required_argument, NULL, 'w'},
         {"run", required_argument, NULL, 'r'},    {"duration", required_argument, NULL, 'd'},
@@ -165,19 +184,16 @@ int main(int argc, char **argv) {
         {"sync", required_argument, NULL, 'y'},  {"serve", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *target = NULL, *serve_addr = NULL;
-    int workers = 0, sync_threads = 0, n_runs = 0;
-    double duration = 3, warmup = 0.5;
-    run_spec runs[MAX_RUNS];
+    *o = (options){.duration = 3, .warmup = 0.5};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 't': target = optarg; break;
-        case 'w': workers = atoi(optarg); break;
-        case 'd': duration = atof(optarg); break;
-        case 'u': warmup = atof(optarg); break;
-        case 'y': sync_threads = atoi(optarg); break;
-        case 'S': serve_addr = optarg; break;
+        case 't': o->target = optarg; break;
+        case 'w': o->workers = atoi(optarg); break;
+        case 'd': o->duration = atof(optarg); break;
+        case 'u': o->warmup = atof(optarg); break;
+        case 'y': o->sync_threads = atoi(optarg); break;
+        case 'S': o->serve_addr = optarg; break;
         case 's':
             g_size = (size_t)atol(optarg);
             if (g_size > 65536) {
@@ -186,67 +202,72 @@ int main(int argc, char **argv) {
             }
             break;
         case 'r':
-            if (n_runs == MAX_RUNS || parse_run(optarg, &runs[n_runs]) != 0) {
+            if (o->n_runs == MAX_RUNS || parse_run(optarg, &o->runs[o->n_runs]) != 0) {
                 fprintf(stderr, "echo_bench: --run %s: want T,C,N with 1<=C<=64 and N>=T (at most %d runs)\n",
                         optarg, MAX_RUNS);
                 return 2;
             }
-            n_runs++;
+            o->n_runs++;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || duration <= 0 || warmup < 0) {
+    if (optind < argc || o->duration <= 0 || o->warmup < 0) {
         usage(stderr);
         return 2;
     }
-    if (serve_addr) return serve(serve_addr, workers);
-    if (n_runs == 0) {
+    if (o->n_runs == 0) {
         const run_spec def[] = {{1, 1, 1}, {4, 1, 4}, {4, 4, 4}, {2, 2, 16}, {2, 2, 64}};
-        n_runs = (int)(sizeof def / sizeof def[0]);
-        memcpy(runs, def, sizeof def);
+        o->n_runs = (int)(sizeof def / sizeof def[0]);
+        memcpy(o->runs, def, sizeof def);
     }
+    return -1;
+}
+
+/* One measured setting against `target`, printed. The CPU figure covers
+ * client and server only when the server runs in this process. */
+static int measure(const options *o, const char *target, const run_spec *run, bool server_here) {
+    const char *paths[] = {ECHO_PATH};
+    loadgen_config lc = {.target = target, .methods = paths, .n_methods = 1, .threads = run->threads,
+                         .channels = run->channels, .concurrency = run->concurrency,
+                         .duration_s = o->duration, .warmup_s = o->warmup, .max_request_bytes = 65536};
+    loadgen_result res;
+    double cpu0 = cpu_s();
+    int failed = loadgen_run(&lc, build_echo, NULL, &res);
+    double cpu = cpu_s() - cpu0;   /* includes the warm-up, and so does all_calls */
+    if (failed) {
+        fprintf(stderr, "echo_bench: %s\n", res.first_error);
+        return 1;
+    }
+    loadgen_print(stdout, "echo", &lc, &res);
+    if (server_here && res.all_calls > 0)
+        printf("  cpu (client + server, this process): %.1f us per call\n", cpu / (double)res.all_calls * 1e6);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0) return status;
+    if (o.serve_addr) return serve(o.serve_addr, o.workers);
 
     grpc_init();
     rpc_server *server = NULL;
+    const char *target = o.target;
     char own_target[64];
     if (!target) {
-        const char *listen[] = {"127.0.0.1:0"};
-        const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
-        rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
-        char err[256];
-        if (!(server = rpc_server_start(&cfg, methods, 1, err, sizeof err))) {
-            fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);
-            return 1;
-        }
+        if (!(server = echo_server_start("127.0.0.1:0", o.workers))) return 1;
         snprintf(own_target, sizeof own_target, "127.0.0.1:%d", rpc_server_port(server, 0));
         target = own_target;
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         printf("in-process echo server on %s: %d workers, %zu-byte payload, %ld cores shared with the client\n",
-               target, workers > 0 ? workers : (int)cores, g_size, cores);
+               target, o.workers > 0 ? o.workers : (int)cores, g_size, cores);
     }
     int rc = 0;
-    for (int i = 0; i < n_runs; i++) {
-        const char *paths[] = {ECHO_PATH};
-        loadgen_config lc = {.target = target, .methods = paths, .n_methods = 1, .threads = runs[i].threads,
-                             .channels = runs[i].channels, .concurrency = runs[i].concurrency,
-                             .duration_s = duration, .warmup_s = warmup, .max_request_bytes = 65536};
-        loadgen_result res;
-        double cpu0 = cpu_s();
-        int failed = loadgen_run(&lc, build_echo, NULL, &res);
-        double cpu = cpu_s() - cpu0;   /* includes the warm-up, and so does all_calls */
-        if (failed) {
-            fprintf(stderr, "echo_bench: %s\n", res.first_error);
-            rc = 1;
-            break;
-        }
-        loadgen_print(stdout, "echo", &lc, &res);
-        if (server && res.all_calls > 0)
-            printf("  cpu (client + server, this process): %.1f us per call\n", cpu / (double)res.all_calls * 1e6);
-        fflush(stdout);
-    }
-    if (rc == 0 && sync_threads > 0) run_sync(target, sync_threads, duration);
+    for (int i = 0; i < o.n_runs && rc == 0; i++) rc = measure(&o, target, &o.runs[i], server != NULL);
+    if (rc == 0 && o.sync_threads > 0) run_sync(target, o.sync_threads, o.duration);
     if (server) rpc_server_shutdown(server, 1000);
     rpc_client_thread_done();
     grpc_shutdown();
