@@ -314,6 +314,15 @@ static void free_state(daemon_state *d) {
     config_free(d->cfg);
 }
 
+/* Everything started after grpc_init, stopped in reverse order; the outbox
+ * gets flush_ms to drain. */
+static void stop_runtime(daemon_state *d, int flush_ms) {
+    stop_audit(d, flush_ms);
+    metrics_http_stop();
+    rpc_client_thread_done();
+    grpc_shutdown();
+}
+
 int main(int argc, char **argv) {
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -347,10 +356,7 @@ int main(int argc, char **argv) {
 
     grpc_init();
     if (start_audit(&d) != 0) {
-        stop_audit(&d, 0);
-        metrics_http_stop();
-        rpc_client_thread_done();
-        grpc_shutdown();
+        stop_runtime(&d, 0);
         free_state(&d);
         return 2;
     }
@@ -358,10 +364,7 @@ int main(int argc, char **argv) {
     rpc_server *s = start_server(&d, err, sizeof err);
     if (!s) {
         fail("server.start", err);
-        stop_audit(&d, 0);
-        metrics_http_stop();
-        rpc_client_thread_done();
-        grpc_shutdown();
+        stop_runtime(&d, 0);
         free_state(&d);
         return 1;
     }
@@ -372,10 +375,7 @@ int main(int argc, char **argv) {
     log_info("server.draining", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"), LOG_END);
     rpc_server_set_serving(s, false);
     int cancelled = rpc_server_shutdown(s, d.drain_ms);
-    stop_audit(&d, d.flush_ms);
-    metrics_http_stop();
-    rpc_client_thread_done();
-    grpc_shutdown();
+    stop_runtime(&d, d.flush_ms);
     log_info("server.stopped", LOG_I("cancelled_calls", cancelled), LOG_END);
     free_state(&d);
     return 0;
