@@ -165,6 +165,12 @@ static int activate(const config *c, const char *key, const uint8_t machine[MACH
         fprintf(stderr, "pa-activate-once: error: %s\n", err);
         return 2;
     }
+    bool timeout_ok = true;   /* config_get_int prints the error and clears it */
+    int timeout = (int)config_get_int(c, "timeout-ms", 1, 600000, &timeout_ok);
+    if (!timeout_ok) {
+        free(ca);
+        return 2;
+    }
     rpc_client_tls tls = {.ca_pem = ca};
     rpc_channel *ch = rpc_channel_new(config_get(c, "server"), ca ? &tls : NULL);
     if (!ch) {
@@ -172,8 +178,6 @@ static int activate(const config *c, const char *key, const uint8_t machine[MACH
         fprintf(stderr, "pa-activate-once: error: bad --server\n");
         return 2;
     }
-    bool bad = false;
-    int timeout = (int)config_get_int(c, "timeout-ms", 1, 600000, &bad);
     rpc_result res;
     rpc_call_message(ch, rpc_channel_method(ch, "/activation.v1.Activation/Activate"), &rq.base,
                      timeout, &res);
