@@ -62,7 +62,7 @@ static const char *source_dir(void) {
 }
 
 const char *fixture_bin(const char *rel) {
-    static char buf[4096];
+    static _Thread_local char buf[4096];   /* per thread: tests run CLIs from several threads */
     const char *b = getenv("PA_BUILD_DIR");
     snprintf(buf, sizeof buf, "%s/%s", b && *b ? b : PA_BUILD_DIR_DEFAULT, rel);
     return buf;

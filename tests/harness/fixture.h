@@ -86,7 +86,7 @@ char *fixture_http_get(const char *host, int port, const char *path);
 double fixture_metric(const char *text, const char *series, double absent);
 
 /* Absolute path of a built program, from the PA_BUILD_DIR environment
- * variable ctest sets, e.g. fixture_bin("keystore/keystore"). Static buffer. */
+ * variable ctest sets, e.g. fixture_bin("keystore/keystore"). One buffer per thread. */
 const char *fixture_bin(const char *rel);
 
 #endif
