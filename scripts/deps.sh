@@ -8,7 +8,7 @@ PACKAGES=(
   gcc clang cmake make pkg-config libclang-rt-14-dev
   # libraries
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libhiredis-dev
-  libcmocka-dev libmicrohttpd-dev libc-ares-dev
+  libcmocka-dev libmicrohttpd-dev libc-ares-dev libjansson-dev
   # servers and tools the system and its tests run for real
   redis-server openssl dnsmasq-base procps iproute2
   # interop clients that are not ours (Python and Node.js)
