@@ -21,17 +21,16 @@ struct license_signer {
     const char *key_id;     /* owned by the license_key */
 };
 
-static EVP_PKEY *read_pem(const char *path, bool private_key, char *err, size_t errlen) {
+static EVP_PKEY *read_private_pem(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "cannot open %s", path);
         return NULL;
     }
-    EVP_PKEY *k = private_key ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
-                              : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (!k) {
-        snprintf(err, errlen, "%s: not a PEM %s key", path, private_key ? "private" : "public");
+        snprintf(err, errlen, "%s: not a PEM private key", path);
         return NULL;
     }
     if (EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
@@ -44,7 +43,7 @@ static EVP_PKEY *read_pem(const char *path, bool private_key, char *err, size_t 
 }
 
 int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen) {
-    k->pkey = read_pem(pem_path, true, err, errlen);
+    k->pkey = read_private_pem(pem_path, err, errlen);
     if (!k->pkey) return -1;
     if (signing_key_id(k->pkey, k->key_id) != 0) {
         snprintf(err, errlen, "%s: cannot derive the public key", pem_path);
@@ -57,19 +56,6 @@ int license_key_load(license_key *k, const char *pem_path, char *err, size_t err
 void license_key_free(license_key *k) {
     EVP_PKEY_free(k->pkey);
     k->pkey = NULL;
-}
-
-EVP_PKEY *license_public_key_load(const char *pem_path, char *err, size_t errlen) {
-    return read_pem(pem_path, false, err, errlen);
-}
-
-bool license_verify(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
-                    size_t sig_len) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
-              EVP_DigestVerify(ctx, sig, sig_len, body, body_len) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok;
 }
 
 license_signer *license_signer_new(const license_key *k) {

@@ -32,13 +32,6 @@ typedef struct license_key {
 int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen);
 void license_key_free(license_key *k);
 
-/* Reads an Ed25519 public key in PEM (for clients and tests). NULL + err. */
-EVP_PKEY *license_public_key_load(const char *pem_path, char *err, size_t errlen);
-
-/* Checks `sig` over `body` with `pub`. */
-bool license_verify(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
-                    size_t sig_len);
-
 typedef struct license_signer license_signer;   /* one per worker thread */
 
 license_signer *license_signer_new(const license_key *k);

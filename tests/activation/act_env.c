@@ -19,9 +19,7 @@ static int make_signing_key(act_env *e) {
         fprintf(stderr, "act_env: openssl could not make the signing key\n");
         return -1;
     }
-    char err[256];
-    e->pub = license_public_key_load(e->public_key, err, sizeof err);
-    if (!e->pub) fprintf(stderr, "act_env: %s\n", err);
+    e->pub = fixture_public_key_load(e->public_key);
     return e->pub ? 0 : -1;
 }
 
@@ -193,7 +191,7 @@ Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData 
                                           const char *key_id) {
     char id[LICENSE_KEY_ID_LEN + 1];
     if (signing_key_id(e->pub, id) != 0 || strcmp(id, key_id) != 0) return NULL;
-    if (!license_verify(e->pub, license->data, license->len, signature->data, signature->len))
+    if (!fixture_signature_ok(e->pub, license->data, license->len, signature->data, signature->len))
         return NULL;
     return activation__v1__license__unpack(NULL, license->len, license->data);
 }

@@ -1,8 +1,8 @@
 /* test_activation_interop.c -- clients that are not the server's own code:
  * Debian's python3-grpcio with messages generated from protos/ at test time
- * (interop_activate.py), and our pa-activate-once CLI as the README shows
- * it, both verifying the signed license; then the server's optional TLS
- * for installers, again through pa-activate-once. */
+ * (interop_activate.py), and the installer CLI (client/activate), both
+ * verifying the signed license; then the server's optional TLS for
+ * installers, again through the installer CLI. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -54,40 +54,45 @@ static void test_python_grpcio_client(void **state) {
     free(err);
 }
 
-static void test_pa_activate_once(void **state) {
+/* Runs the installer CLI (client/activate) with a state directory of its
+ * own under env.dir; returns its exit status. */
+static int activate_cli(const char *state, const char *const *args, char **out, char **err) {
+    static char bin[512], dir[600];
+    snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
+    snprintf(dir, sizeof dir, "%s/%s", env.dir, state);
+    const char *argv[16] = {bin, "--state-dir", dir, "--timeout-ms", "3000"};
+    size_t n = 5;
+    while (*args && n < 15) argv[n++] = *args++;
+    argv[n] = NULL;
+    return fixture_run((char *const *)argv, out, err);
+}
+
+static void test_installer_cli(void **state) {
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G, 8, false, 0, key), 0);
-    const char *cli = fixture_bin("activation-server/pa-activate-once");
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s", cli);
-    char machine[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    char *argv[] = {bin, "--server", env.target, "--public-key", env.public_key,
-                    "--machine-id", machine, key, NULL};
+    const char *ok[] = {"--server", env.target, "--public-key", env.public_key, key, NULL};
     char *out = NULL, *err = NULL;
-    int st = fixture_run(argv, &out, &err);
-    if (st != 0) fprintf(stderr, "pa-activate-once exited %d\n%s\n%s\n", st, out, err);
+    int st = activate_cli("cli", ok, &out, &err);
+    if (st != 0) fprintf(stderr, "activate exited %d\n%s\n%s\n", st, out, err);
     assert_int_equal(st, 0);
-    assert_non_null(strstr(out, "signature         verified"));
-    assert_non_null(strstr(out, "product           Demo Office"));
-    assert_non_null(strstr(out, "key               group 4365, serial 8"));
-    assert_non_null(strstr(out, "machine_id        " "00112233445566778899aabbccddeeff"));
-    assert_non_null(strstr(out, "expires_at        never"));
+    assert_non_null(strstr(out, "This machine is activated"));
+    assert_non_null(strstr(out, "product      Demo Office"));
+    assert_non_null(strstr(out, "key          group 4365, serial 8"));
+    assert_non_null(strstr(out, "expires      never"));
     free(out);
     free(err);
 
-    /* A typo (the letter O for a zero: never in a key) is reported with the
-     * server's reason and exit code 1. */
+    /* A typo (the letter O for a zero: never in a key) stops before the
+     * network with the key-check exit code. */
     char typo[PK_TEXT_LEN + 1];
     memcpy(typo, key, sizeof typo);
     typo[1] = 'O';
-    char *argv2[] = {bin, "--server", env.target, "--machine-id", machine, typo, NULL};
-    st = fixture_run(argv2, &out, &err);
-    assert_int_equal(st, 1);
-    assert_non_null(strstr(err, "INVALID_ARGUMENT"));
+    const char *mistyped[] = {"--server", env.target, "--public-key", env.public_key, typo, NULL};
+    assert_int_equal(activate_cli("typo", mistyped, &out, &err), 3);
     free(out);
     free(err);
 
-    /* The wrong vendor key: the license is not trusted. */
+    /* The wrong vendor key: the server's license is not trusted. */
     char other[600], *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out",
                                other, NULL};
     snprintf(other, sizeof other, "%s/other.pem", env.dir);
@@ -96,11 +101,8 @@ static void test_pa_activate_once(void **state) {
                                    other_pub, NULL};
     snprintf(other_pub, sizeof other_pub, "%s/other.pub.pem", env.dir);
     assert_int_equal(fixture_run(pub, NULL, NULL), 0);
-    char *argv3[] = {bin, "--server", env.target, "--public-key", other_pub, "--machine-id",
-                     machine, key, NULL};
-    st = fixture_run(argv3, &out, &err);
-    assert_int_equal(st, 1);
-    assert_non_null(strstr(err, "does not verify"));
+    const char *foreign[] = {"--server", env.target, "--public-key", other_pub, key, NULL};
+    assert_int_equal(activate_cli("foreign", foreign, &out, &err), 13);
     free(out);
     free(err);
 }
@@ -118,25 +120,19 @@ static void test_tls_for_installers(void **state) {
     const char *tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
     assert_int_equal(env_start_server(&env, tls), 0);
 
-    char k[PK_TEXT_LEN + 1], bin[512];
+    char k[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G, 9, false, 0, k), 0);
-    snprintf(bin, sizeof bin, "%s", fixture_bin("activation-server/pa-activate-once"));
-    char machine[] = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
-    char *argv[] = {bin, "--server", env.target, "--tls-ca", cert, "--public-key", env.public_key,
-                    "--machine-id", machine, k, NULL};
+    const char *secure[] = {"--server", env.target, "--tls-ca", cert, "--public-key", env.public_key, k, NULL};
     char *out = NULL, *err = NULL;
-    int st = fixture_run(argv, &out, &err);
-    if (st != 0) fprintf(stderr, "pa-activate-once over TLS exited %d\n%s\n%s\n", st, out, err);
+    int st = activate_cli("tls", secure, &out, &err);
+    if (st != 0) fprintf(stderr, "activate over TLS exited %d\n%s\n%s\n", st, out, err);
     assert_int_equal(st, 0);
-    assert_non_null(strstr(out, "signature         verified"));
+    assert_non_null(strstr(out, "This machine is activated"));
     free(out);
     free(err);
-    /* A plaintext client gets nowhere. */
-    char *plain[] = {bin, "--server", env.target, "--timeout-ms", "2000", "--machine-id", machine, k,
-                     NULL};
-    st = fixture_run(plain, &out, &err);
-    assert_int_equal(st, 1);
-    assert_non_null(strstr(err, "UNAVAILABLE"));
+    /* A plaintext client gets nowhere: no server answered. */
+    const char *plain[] = {"--server", env.target, "--public-key", env.public_key, k, NULL};
+    assert_int_equal(activate_cli("plain", plain, &out, &err), 12);
     free(out);
     free(err);
 }
@@ -144,7 +140,7 @@ static void test_tls_for_installers(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_grpcio_client),
-        cmocka_unit_test(test_pa_activate_once),
+        cmocka_unit_test(test_installer_cli),
         cmocka_unit_test(test_tls_for_installers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "license.h"
 #include "policy.h"
 #include "validate.h"
@@ -194,10 +195,10 @@ static void test_license_signing(void **state) {
     signed_license a, b;
     assert_int_equal(license_issue(s, &t, &a), 0);
     assert_int_equal(license_issue(s, &t, &b), 0);   /* the signer is reusable */
-    assert_true(license_verify(raw, a.body, a.body_len, a.sig, sizeof a.sig));
-    assert_true(license_verify(raw, b.body, b.body_len, b.sig, sizeof b.sig));
+    assert_true(fixture_signature_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig));
+    assert_true(fixture_signature_ok(raw, b.body, b.body_len, b.sig, sizeof b.sig));
     a.body[3] ^= 1;
-    assert_false(license_verify(raw, a.body, a.body_len, a.sig, sizeof a.sig));
+    assert_false(fixture_signature_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig));
 
     Activation__V1__License *l = activation__v1__license__unpack(NULL, b.body_len, b.body);
     assert_non_null(l);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
@@ -510,4 +511,27 @@ double fixture_metric(const char *text, const char *series, double absent) {
     for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
         if (strncmp(l, series, n) == 0 && l[n] == ' ') return strtod(l + n + 1, NULL);
     return absent;
+}
+
+EVP_PKEY *fixture_public_key_load(const char *pem_path) {
+    FILE *f = fopen(pem_path, "r");
+    if (!f) {
+        fprintf(stderr, "fixture: %s: %s\n", pem_path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (k && EVP_PKEY_get_id(k) == EVP_PKEY_ED25519) return k;
+    fprintf(stderr, "fixture: %s holds no Ed25519 public key\n", pem_path);
+    EVP_PKEY_free(k);
+    return NULL;
+}
+
+bool fixture_signature_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
+                          size_t sig_len) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, body, body_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
 }

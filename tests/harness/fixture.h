@@ -13,6 +13,7 @@
 #define PA_TEST_FIXTURE_H
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -88,5 +89,13 @@ double fixture_metric(const char *text, const char *series, double absent);
 /* Absolute path of a built program, from the PA_BUILD_DIR environment
  * variable ctest sets, e.g. fixture_bin("keystore/keystore"). One buffer per thread. */
 const char *fixture_bin(const char *rel);
+
+/* Tests check what the activation server signed themselves; installers do
+ * it with the client library (client/license_verify.c). An Ed25519 public
+ * key from PEM (NULL and a message on stderr), and whether `sig` is its
+ * signature over `body`. */
+EVP_PKEY *fixture_public_key_load(const char *pem_path);
+bool fixture_signature_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
+                          size_t sig_len);
 
 #endif
