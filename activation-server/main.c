@@ -15,10 +15,10 @@
  * is sampled or pulled and a warning says so at start-up: that suits a
  * development box, never production.
  *
- * Signals: SIGTERM and SIGINT are blocked before gRPC starts any thread and
- * taken with sigwait here, so no handler runs in a random thread. On either,
- * the server stops accepting, lets in-flight calls finish (up to --drain-ms),
- * flushes the outbox to the audit server (up to --audit-flush-ms), and exits 0. */
+ * The daemon frame (common/daemon.h) owns options, logs, signals, metrics
+ * and the drain: on SIGTERM or SIGINT the server stops accepting, lets
+ * in-flight calls finish (up to --drain-ms), flushes the outbox to the
+ * audit server (up to --audit-flush-ms), and exits 0. */
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
@@ -35,8 +36,6 @@
 #include "server.h"
 
 static const config_option options[] = {
-    {"listen", "ADDR", "host:port to serve gRPC on; repeat for several",
-     "127.0.0.1:50051,[::1]:50051"},
     {"redis-url", "URL", "activation store (Redis A), as its `activation` ACL user",
      "redis://activation@127.0.0.1:6379"},
     {"redis-password-file", "FILE", "read the Redis password from FILE instead of the URL", NULL},
@@ -45,8 +44,6 @@ static const config_option options[] = {
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
     {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core",
      "0"},
-    {"metrics-listen", "ADDR", "host:port of the Prometheus /metrics endpoint; \"off\" disables",
-     "127.0.0.1:9464"},
     {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
     {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off",
@@ -77,11 +74,18 @@ static const config_option options[] = {
     {"audit-consumer", "NAME",
      "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
-    {"drain-ms", "MS", "on SIGTERM, how long in-flight calls may take to finish", "10000"},
-    {"log-level", "LEVEL", "debug, info, warn or error", "info"},
 };
 
-#define N_OPTIONS (sizeof options / sizeof *options)
+static const daemon_spec spec = {
+    .name = "activation-server",
+    .usage = "activation-server [OPTIONS]",
+    .env_prefix = "PA_ACTIVATION_",
+    .options = options,
+    .n_options = sizeof options / sizeof *options,
+    .listen_default = "127.0.0.1:50051,[::1]:50051",
+    .metrics_default = "127.0.0.1:9464",
+    .drain_ms_default = "10000",
+};
 
 static const rpc_method methods[] = {
     {"/activation.v1.Activation/Activate", handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
@@ -93,13 +97,13 @@ static const char *const health_services[] = {"activation.v1.Activation"};
 
 /* Everything main owns, freed in one place. */
 typedef struct daemon_state {
-    config *cfg;
+    daemon_frame frame;             /* options, signals, metrics, drain */
+    config *cfg;                    /* frame.cfg */
     app app;
     char *tls_cert;                 /* PEM text */
     char *tls_key;
     rpc_tls_config tls;
-    int drain_ms;                   /* SIGTERM grace for in-flight calls */
-    int flush_ms;                   /* then for forwarding the outbox */
+    int flush_ms;                   /* after the drain, for forwarding the outbox */
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
@@ -110,20 +114,13 @@ static int fail(const char *event, const char *detail) {
     return -1;
 }
 
-static const char *required(const config *c, const char *name) {
-    const char *v = config_get(c, name);
-    if (v && *v) return v;
-    fprintf(stderr, "activation-server: error: --%s is required (see --help)\n", name);
-    return NULL;
-}
-
 /* Reads every option into the app; returns 0 or -1 (reason printed). */
 static int load_app(daemon_state *d) {
     config *c = d->cfg;
     app *a = &d->app;
     char err[256];
     bool ok = true;   /* config_get_* clear it on a bad value */
-    const char *kek = required(c, "kek"), *sk = required(c, "signing-key");
+    const char *kek = daemon_require(&d->frame, "kek"), *sk = daemon_require(&d->frame, "signing-key");
     if (!kek || !sk) return -1;
     if (kek_load_file(kek, a->kek, err, sizeof err) != 0) return fail("config.kek", err);
     if (license_key_load(&a->signing, sk, err, sizeof err) != 0)
@@ -141,32 +138,15 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
-    d->drain_ms = (int)config_get_int(c, "drain-ms", 0, 600000, &ok);
     return ok ? 0 : -1;
 }
 
 static int load_tls(daemon_state *d) {
-    const char *cert = config_get(d->cfg, "tls-cert"), *key = config_get(d->cfg, "tls-key");
-    if (!cert && !key) return 0;
-    if (!cert || !key) return fail("config.tls", "--tls-cert and --tls-key go together");
-    char err[256];
-    if (!(d->tls_cert = rpc_read_pem(cert, err, sizeof err))) return fail("config.tls", err);
-    if (!(d->tls_key = rpc_read_pem(key, err, sizeof err))) return fail("config.tls", err);
+    if (daemon_read_pem(&d->frame, "tls-cert", false, &d->tls_cert) != 0 ||
+        daemon_read_pem(&d->frame, "tls-key", false, &d->tls_key) != 0)
+        return -1;
+    if (!d->tls_cert != !d->tls_key) return fail("config.tls", "--tls-cert and --tls-key go together");
     d->tls = (rpc_tls_config){.cert_pem = d->tls_cert, .key_pem = d->tls_key};
-    return 0;
-}
-
-/* "127.0.0.1:9464" or "[::1]:9464" -> metrics endpoint. */
-static int start_metrics(const char *listen) {
-    if (!listen || strcmp(listen, "off") == 0) return 0;
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return fail("config.metrics_listen", "expected host:port");
-    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-    int port = metrics_http_start(host, atoi(colon + 1));
-    if (port < 0) return fail("metrics.listen", listen);
-    log_info("metrics.listening", LOG_S("host", host), LOG_I("port", port), LOG_END);
     return 0;
 }
 
@@ -188,18 +168,15 @@ static void probe_redis(const app *a) {
     rstore_free(r);
 }
 
-static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
-    const char *const *listen;
-    size_t n_listen = config_get_list(d->cfg, "listen", &listen);
+static rpc_server *start_server(daemon_state *d) {
     bool ok = true;   /* config_get_* clear it on a bad value */
     /* A handler waits on Redis once per call: with only one worker per core
      * the cores idle during those waits (measured: 2 workers 5.8k calls/s,
      * 4 workers 8.0k, 8 workers 7.5k on 2 cores, client and Redis included). */
     int workers = (int)config_get_int(d->cfg, "workers", 0, 256, &ok);
+    if (!ok) return NULL;
     if (workers == 0) workers = 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
     rpc_server_config sc = {
-        .listen = listen,
-        .n_listen = n_listen,
         .workers = workers,
         .tls = d->tls_cert ? &d->tls : NULL,
         .app = &d->app,
@@ -208,15 +185,7 @@ static rpc_server *start_server(daemon_state *d, char *err, size_t errlen) {
         .health_services = health_services,
         .n_health_services = 1,
     };
-    if (!ok) {
-        snprintf(err, errlen, "bad --workers");
-        return NULL;
-    }
-    rpc_server *s = rpc_server_start(&sc, methods, sizeof methods / sizeof *methods, err, errlen);
-    for (size_t i = 0; s && i < n_listen; i++)
-        log_info("server.listening", LOG_S("listen", listen[i]), LOG_I("port", rpc_server_port(s, i)),
-                 LOG_B("tls", sc.tls != NULL), LOG_I("workers", workers), LOG_END);
-    return s;
+    return daemon_serve(&d->frame, &sc, methods, sizeof methods / sizeof *methods);
 }
 
 /* "host:port" of the first --listen address: stable across restarts, and
@@ -309,74 +278,51 @@ static void free_state(daemon_state *d) {
     license_key_free(&d->app.signing);
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
     free(d->tls_cert);
-    if (d->tls_key) OPENSSL_cleanse(d->tls_key, strlen(d->tls_key));
-    free(d->tls_key);
-    config_free(d->cfg);
+    daemon_free_pem(d->tls_key);
 }
 
 /* Everything started after grpc_init, stopped in reverse order; the outbox
- * gets flush_ms to drain. */
-static void stop_runtime(daemon_state *d, int flush_ms) {
+ * gets flush_ms to drain. Then the frame (metrics, configuration). */
+static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
     stop_audit(d, flush_ms);
-    metrics_http_stop();
     rpc_client_thread_done();
     grpc_shutdown();
+    free_state(d);
+    daemon_finish(&d->frame, cancelled);
 }
 
 int main(int argc, char **argv) {
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);   /* before any thread exists */
-
     daemon_state d = {0};
     int code;
-    d.cfg = config_load("activation-server [OPTIONS]", options, N_OPTIONS, "PA_ACTIVATION_", argc,
-                        argv, &code);
-    if (!d.cfg) return code;
-    log_set_component("activation-server");
-    int level = log_level_parse(config_get(d.cfg, "log-level"));
-    if (level < 0) {
-        fprintf(stderr, "activation-server: error: bad --log-level (debug, info, warn, error)\n");
-        config_free(d.cfg);
-        return 2;
-    }
-    log_set_level((log_level)level);
+    if (!daemon_init(&d.frame, &spec, argc, argv, &code)) return code;
+    d.cfg = d.frame.cfg;
     if (load_app(&d) != 0 || load_tls(&d) != 0) {
         free_state(&d);
+        daemon_finish(&d.frame, -1);
         return 2;
     }
     activation_metrics_init(&d.app.m);
-    if (start_metrics(config_get(d.cfg, "metrics-listen")) != 0) {
+    if (daemon_start_metrics(&d.frame) != 0) {
         free_state(&d);
+        daemon_finish(&d.frame, -1);
         return 1;
     }
     probe_redis(&d.app);
 
     grpc_init();
     if (start_audit(&d) != 0) {
-        stop_runtime(&d, 0);
-        free_state(&d);
+        stop_runtime(&d, 0, -1);
         return 2;
     }
-    char err[256];
-    rpc_server *s = start_server(&d, err, sizeof err);
+    rpc_server *s = start_server(&d);
     if (!s) {
-        fail("server.start", err);
-        stop_runtime(&d, 0);
-        free_state(&d);
+        stop_runtime(&d, 0, -1);
         return 1;
     }
     log_info("server.started", LOG_S("key_id", d.app.signing.key_id), LOG_END);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    log_info("server.draining", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"), LOG_END);
-    rpc_server_set_serving(s, false);
-    int cancelled = rpc_server_shutdown(s, d.drain_ms);
-    stop_runtime(&d, d.flush_ms);
-    log_info("server.stopped", LOG_I("cancelled_calls", cancelled), LOG_END);
-    free_state(&d);
+    daemon_wait(&d.frame);
+    int cancelled = daemon_drain(&d.frame, s);
+    stop_runtime(&d, d.flush_ms, cancelled);
     return 0;
 }

@@ -373,7 +373,7 @@ static void test_isolation(void **state) {
 
 static void test_sigterm_drains(void **state) {
     assert_int_equal(env_stop_server(&E, SIGTERM), 0);
-    assert_true(log_contains("audit.stopped"));
+    assert_true(log_contains("server.stopped"));
     assert_int_equal(env_start_server(&E), 0);
     audit_client *c = env_client(&E, E.certs);
     audit_record r = make_record(4101, 1, true, "base-rate");
