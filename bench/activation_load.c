@@ -619,15 +619,15 @@ static int prefill_again(const char *target, key_set *k) {
 /* Warms up with an unmeasured run of its own, then measures with no
  * warm-up inside, so the CPU counters cover exactly the measured calls. */
 static int run_measured(const options *o, const world *w, const loadgen_config *c,
-                        loadgen_request_fn build, void *user, loadgen_result *res,
+                        loadgen_request_fn make_request, void *user, loadgen_result *res,
                         snapshot *before, snapshot *after) {
     loadgen_config warm = *c, measured = *c;
     warm.duration_s = o->warmup;
     warm.warmup_s = 0;
     measured.warmup_s = 0;
-    if (o->warmup > 0 && loadgen_run(&warm, build, user, res) != 0) return -1;
+    if (o->warmup > 0 && loadgen_run(&warm, make_request, user, res) != 0) return -1;
     take_snapshot(w, before);
-    if (loadgen_run(&measured, build, user, res) != 0) return -1;
+    if (loadgen_run(&measured, make_request, user, res) != 0) return -1;
     take_snapshot(w, after);
     return 0;
 }

@@ -99,10 +99,10 @@ static void print_help(const char *usage, const config_option *opts, size_t n, c
     printf("  %-*s  %s\n", w, "--help", "show this help and exit");
 }
 
-static void cfg_error(const config *c, const char *fmt, const char *a, const char *b) {
-    fprintf(stderr, "%s: error: ", c->prog);
-    fprintf(stderr, fmt, a, b ? b : "");
-    fprintf(stderr, " (see --help)\n");
+/* "PROG: error: WHAT DETAIL (see --help)" on stderr. */
+static void cfg_error(const config *c, const char *what, const char *detail) {
+    fprintf(stderr, "%s: error: %s%s%s (see --help)\n", c->prog, what, detail && *detail ? " " : "",
+            detail ? detail : "");
 }
 
 static char *trim(char *s) {
@@ -190,7 +190,7 @@ static int parse_flag(config *c, int argc, char **argv, int *k, const char **con
     size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
     const char *val = eq ? eq + 1 : NULL;
     if (len == 6 && strncmp(arg, "config", 6) == 0) {
-        if (!val && *k + 1 >= argc) return cfg_error(c, "option --config needs a value (FILE)", "", NULL), -1;
+        if (!val && *k + 1 >= argc) return cfg_error(c, "option --config needs a value (FILE)", NULL), -1;
         *config_path = val ? val : argv[++*k];
         return 0;
     }
@@ -203,7 +203,7 @@ static int parse_flag(config *c, int argc, char **argv, int *k, const char **con
     }
     char flag[128];
     snprintf(flag, sizeof flag, "--%.*s", (int)len, arg);
-    if (i < 0) return cfg_error(c, "unknown option %s", flag, NULL), -1;
+    if (i < 0) return cfg_error(c, "unknown option", flag), -1;
     if (!c->opts[i].metavar) {
         if (!val) val = negated ? "false" : "true";
         if (check_value(c, i, val, flag) != 0) return -1;
@@ -229,7 +229,7 @@ static int parse_argv(config *c, int argc, char **argv, const char **config_path
         } else if (strcmp(a, "--") == 0) {
             only_args = 1;
         } else if (a[1] != '-') {
-            cfg_error(c, "unknown option %s (options are spelled --name)", a, NULL);
+            fprintf(stderr, "%s: error: unknown option %s (options are spelled --name) (see --help)\n", c->prog, a);
             return -1;
         } else if (parse_flag(c, argc, argv, &k, config_path) != 0) {
             return -1;

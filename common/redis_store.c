@@ -178,7 +178,7 @@ static int read_password_file(const char *path, char *out, size_t n, char *err, 
     return 0;
 }
 
-static void set_err(rstore *s, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static void set_err(rstore *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);

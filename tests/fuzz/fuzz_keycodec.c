@@ -97,6 +97,8 @@ static void check_padded_agrees(const char *text, size_t size, pk_status s, cons
     CHECK(same_fields(f, &pf));
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);   /* libFuzzer calls it */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;
     pk_fields f;
