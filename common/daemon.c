@@ -18,8 +18,7 @@
 enum { FRAME_OPTIONS = 4 };
 
 static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIONS]) {
-    out[0] = (config_option){"listen", "ADDR", "host:port to serve gRPC on; repeat for several",
-                             spec->listen_default};
+    out[0] = (config_option){"listen", "ADDR", "host:port to serve gRPC on; repeat for several", spec->listen_default};
     out[1] = (config_option){"metrics-listen", "ADDR",
                              "host:port of the Prometheus /metrics endpoint; \"off\" or empty disables",
                              spec->metrics_default};
@@ -48,7 +47,7 @@ static bool check_frame_options(daemon_frame *d) {
         return false;
     }
     log_set_level((log_level)level);
-    bool ok = true;   /* config_get_int clears it and prints the reason */
+    bool ok = true; /* config_get_int clears it and prints the reason */
     d->drain_ms = (int)config_get_int(d->cfg, "drain-ms", 0, 600000, &ok);
     return ok;
 }
@@ -135,8 +134,7 @@ int daemon_start_metrics(daemon_frame *d) {
     return 0;
 }
 
-rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods,
-                         size_t n_methods) {
+rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods, size_t n_methods) {
     sc->n_listen = config_get_list(d->cfg, "listen", &sc->listen);
     char err[256];
     rpc_server *s = rpc_server_start(sc, methods, n_methods, err, sizeof err);

@@ -37,23 +37,23 @@
 #include "rpc_server.h"
 
 typedef struct daemon_spec {
-    const char *name;                /* program name: log component and message prefix */
-    const char *usage;               /* first lines of --help */
-    const char *env_prefix;          /* environment variables, e.g. "PA_ACTIVATION_" */
-    const config_option *options;    /* the daemon's own options (static storage) */
+    const char *name;             /* program name: log component and message prefix */
+    const char *usage;            /* first lines of --help */
+    const char *env_prefix;       /* environment variables, e.g. "PA_ACTIVATION_" */
+    const config_option *options; /* the daemon's own options (static storage) */
     size_t n_options;
-    const char *listen_default;      /* default of --listen */
-    const char *metrics_default;     /* default of --metrics-listen */
-    const char *drain_ms_default;    /* default of --drain-ms */
+    const char *listen_default;   /* default of --listen */
+    const char *metrics_default;  /* default of --metrics-listen */
+    const char *drain_ms_default; /* default of --drain-ms */
 } daemon_spec;
 
 typedef struct daemon_frame {
     const daemon_spec *spec;
-    config *cfg;                     /* every option, the frame's and the daemon's */
-    config_option *table;            /* the daemon's options followed by the frame's (cfg points here) */
-    sigset_t signals;                /* SIGTERM, SIGINT: blocked, taken by daemon_wait */
-    int drain_ms;                    /* --drain-ms */
-    bool metrics_on;                 /* the metrics listener runs (daemon_finish stops it) */
+    config *cfg;          /* every option, the frame's and the daemon's */
+    config_option *table; /* the daemon's options followed by the frame's (cfg points here) */
+    sigset_t signals;     /* SIGTERM, SIGINT: blocked, taken by daemon_wait */
+    int drain_ms;         /* --drain-ms */
+    bool metrics_on;      /* the metrics listener runs (daemon_finish stops it) */
 } daemon_frame;
 
 /* Blocks the signals, loads the configuration (file, environment, flags)
@@ -77,8 +77,7 @@ int daemon_start_metrics(daemon_frame *d);
 
 /* Starts the gRPC server on --listen (sc->listen is filled in) and logs one
  * server.listening per address. NULL after logging server.start. */
-rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods,
-                         size_t n_methods);
+rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods, size_t n_methods);
 
 /* Blocks until SIGTERM or SIGINT; logs server.draining; returns the signal. */
 int daemon_wait(daemon_frame *d);

@@ -11,12 +11,12 @@
 
 struct task {
     pthread_t thread;
-    pthread_mutex_t mu;       /* guards stopping; the condition's mutex */
-    pthread_cond_t wake;      /* signalled by a stop request (CLOCK_MONOTONIC) */
+    pthread_mutex_t mu;  /* guards stopping; the condition's mutex */
+    pthread_cond_t wake; /* signalled by a stop request (CLOCK_MONOTONIC) */
     bool stopping;
     task_fn fn;
     void *arg;
-    char name[32];            /* for messages */
+    char name[32]; /* for messages */
 };
 
 static void *run(void *p) {

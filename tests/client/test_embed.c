@@ -53,9 +53,10 @@ static void test_key_check_from_the_archive(void **state) {
 }
 
 /* Any Ed25519 public key will do: nothing here gets as far as a signature. */
-static const char VENDOR_KEY[] = "-----BEGIN PUBLIC KEY-----\n"
-                                 "MCowBQYDK2VwAyEARcaL2wSGzhzXeglwemrto+ocZTgIwZrYMm8todqMSks=\n"
-                                 "-----END PUBLIC KEY-----\n";
+static const char VENDOR_KEY[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MCowBQYDK2VwAyEARcaL2wSGzhzXeglwemrto+ocZTgIwZrYMm8todqMSks=\n"
+    "-----END PUBLIC KEY-----\n";
 
 static void test_client_from_the_archive(void **state) {
     (void)state;

@@ -63,8 +63,8 @@ static void test_every_daemon_refuses_alike(void **state) {
 }
 
 typedef struct sleeper {
-    atomic_int rounds;       /* loop iterations done */
-    atomic_int woken;        /* task_sleep returned false */
+    atomic_int rounds; /* loop iterations done */
+    atomic_int woken;  /* task_sleep returned false */
 } sleeper;
 
 static void sleepy_loop(task *t, void *arg) {
@@ -92,7 +92,7 @@ static void test_task_stop_wakes_a_sleep(void **state) {
         nanosleep(&ts, NULL);
     }
     double t0 = mono_s();
-    task_stop(t);   /* the loop sleeps 60 s: only the wake-up can end it early */
+    task_stop(t); /* the loop sleeps 60 s: only the wake-up can end it early */
     assert_true(mono_s() - t0 < 30.0);
     assert_int_equal(atomic_load(&s.woken), 1);
     assert_int_equal(atomic_load(&s.rounds), 1);
@@ -114,7 +114,7 @@ static void test_task_sleep_times_out(void **state) {
         nanosleep(&ts, NULL);
     }
     task_request_stop(t);
-    task_request_stop(t);   /* twice is fine */
+    task_request_stop(t); /* twice is fine */
     task_stop(t);
     task_stop(NULL);
 }
