@@ -1,4 +1,4 @@
-/* activate.c -- the Activate call (DESIGN.md §4 steps 3, 4 and 6).
+/* activate.c -- the Activate call (docs/activation-flow.md, "Activate").
  *
  * The handler reads like the flow it implements:
  *   0. skip calls whose deadline already passed;

@@ -1,4 +1,4 @@
-/* license.h -- the signed license (DESIGN.md §4.6).
+/* license.h -- the signed license (docs/activation-flow.md, "The license").
  *
  * A license is the serialized activation.v1.License message plus an Ed25519
  * signature over exactly those bytes. The installed copy verifies it offline

@@ -7,7 +7,7 @@
  * connect to Redis lazily (worker.c), so the server starts even while Redis
  * is away and heals by itself when it comes back.
  *
- * Auditing (DESIGN.md §4.4-4.5) is on when --audit-target names the audit
+ * Auditing (docs/activation-flow.md, "Audit sampling") is on when --audit-target names the audit
  * server: then the server samples activations (audit_sampler, raised by the
  * threat signals), verifies online groups' samples before granting, runs the
  * outbox forwarder (offline samples to the audit server) and the revocation

@@ -30,7 +30,7 @@
 --                            machine ids share one takes ~2^64 work.
 --   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
---   audit:outbox     stream  offline-audit records (fields in the brief)
+--   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
 -- The address bucket and the outbox are outside the group's hash slot; on
 -- Redis Cluster they would move to a second call.
 --

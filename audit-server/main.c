@@ -1,5 +1,5 @@
 /* main.c -- the audit server: the isolated authority for second security
- * values and the source of the revocation log (DESIGN.md §2, §4.4-4.5).
+ * values and the source of the revocation log (docs/trust-boundaries.md).
  *
  * It accepts only mutual TLS from clients whose certificate chains to the
  * configured CA; there is deliberately no plaintext mode. Start-up order:

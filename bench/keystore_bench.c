@@ -41,7 +41,7 @@
 #define WRITER_BUF (64 * 1024)
 #define MAX_THREADS 256
 
-/* Targets, from the issue. */
+/* Targets (docs/architecture.md, "Performance targets"). */
 #define TARGET_DECODE_PER_CORE 10e6
 #define TARGET_GENERATE_2_CORES 1e6
 #define TARGET_GENERATE_OF_BASELINE 0.5

@@ -1,5 +1,5 @@
 /* discovery.c -- finding activation servers: an explicit list, or DNS SRV
- * records `_activation._tcp.<domain>` (DESIGN §1, after KMS's
+ * records `_activation._tcp.<domain>` (docs/activation-flow.md, after KMS's
  * _vlmcs._tcp), ordered as RFC 2782 says.
  *
  * SRV lets an enterprise add, drain or weight servers by editing DNS, with

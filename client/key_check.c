@@ -11,7 +11,7 @@
  * likelihood, because a 10-bit checksum also lets about one in a thousand
  * wrong guesses pass.
  *
- * A key that fails here is never sent to a server (DESIGN §4.1). */
+ * A key that fails here is never sent to a server (docs/key-format.md, "Error classes"). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>

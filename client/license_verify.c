@@ -1,5 +1,5 @@
 /* license_verify.c -- checks a license before anything trusts it
- * (DESIGN §4.6).
+ * (docs/activation-flow.md, "The license").
  *
  * Order matters: the signature is verified over the exact bytes first, and
  * only then are the bytes parsed, so a forged or altered license never

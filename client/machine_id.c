@@ -1,7 +1,7 @@
 /* machine_id.c -- a stable 32-byte identity of this machine's hardware.
  *
  * The activation server lets the same key re-activate the same machine
- * without spending another place (DESIGN §4.2), so the id must survive what
+ * without spending another place (docs/activation-flow.md), so the id must survive what
  * customers do to machines -- reinstalling or upgrading the OS, renaming the
  * host, adding a USB network dongle -- yet differ between two machines.
  * Hardware facts do that; anything written by the OS installer does not.

@@ -1,5 +1,5 @@
 /* schedule.c -- when to renew and when to retry, as volume activation does
- * it (DESIGN §5, after KMS): renew once the license's renew_after has come,
+ * it (docs/activation-flow.md, "The daemon's schedule"; after KMS): renew once the license's renew_after has come,
  * and while the machine is not activated -- or the last try failed -- try
  * again every two hours.
  *

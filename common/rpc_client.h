@@ -5,7 +5,7 @@
  * rpc_call is blocking and thread-safe: each calling thread uses its own
  * completion queue (created on first use, kept for the thread's life), so
  * many threads may share a channel, though several channels give more
- * throughput (see GRPC-CORE-NOTES.md). */
+ * throughput (docs/architecture.md, "The shared runtime"). */
 #ifndef PA_RPC_CLIENT_H
 #define PA_RPC_CLIENT_H
 

@@ -1,4 +1,4 @@
-/* keycodec.c -- the 5x5 product key text <-> fields, bit for bit (DESIGN.md §3).
+/* keycodec.c -- the 5x5 product key text <-> fields, bit for bit (docs/key-format.md).
  *
  * Why it looks like this:
  * - Decoding runs on every activation and in the installer, so it does no

@@ -1,4 +1,4 @@
-/* keycodec.h -- the 25-character product key, bit for bit (DESIGN.md §3).
+/* keycodec.h -- the 25-character product key, bit for bit (docs/key-format.md).
  *
  * A key is a 115-bit integer V written in base 24 with one extra letter `N`
  * whose position carries the most significant digit. V holds, from bit 0:

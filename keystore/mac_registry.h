@@ -1,9 +1,9 @@
 /* mac_registry.h -- the algorithms that turn a secret and a key's identity
  * into security values, looked up by the numeric ID a group's verification
- * record names (DESIGN.md §3). A new algorithm is a new entry here; no
+ * record names (docs/key-format.md). A new algorithm is a new entry here; no
  * validator changes.
  *
- * Identity encoding (11 bytes, fixed, documented in README.md):
+ * Identity encoding (11 bytes, fixed, documented in docs/key-format.md):
  *   byte 0     format version, 0x01
  *   byte 1     role: 0x01 first security value, 0x02 second
  *   bytes 2-5  group ID, big-endian

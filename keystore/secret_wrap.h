@@ -1,6 +1,6 @@
 /* secret_wrap.h -- group secrets at rest, wrapped with AES-256-GCM under a
  * key-encryption key (KEK) that lives in a file given to one component only.
- * A Redis dump alone reveals no secret (DESIGN.md §2).
+ * A Redis dump alone reveals no secret (docs/trust-boundaries.md).
  *
  * Blob layout (61 bytes for a 32-byte secret), stored as binary in Redis:
  *   byte 0       format version, 0x01

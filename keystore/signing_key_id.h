@@ -1,5 +1,5 @@
-/* signing_key_id.h -- the name of a license-signing key (DESIGN, shared
- * decisions): key_id = the first 16 hex characters of SHA-256 over the
+/* signing_key_id.h -- the name of a license-signing key (docs/activation-flow.md,
+ * "The license"): key_id = the first 16 hex characters of SHA-256 over the
  * 32-byte raw Ed25519 public key.
  *
  * The activation server stamps it into every license it signs and the

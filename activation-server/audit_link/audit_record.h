@@ -5,7 +5,7 @@
  * shapes, so they cannot drift apart:
  *   1. as arguments of the policy script, which writes it to the Redis A
  *      outbox in the same round trip as the activation (offline audit);
- *   2. as an `audit:outbox` stream entry (fields fixed by the brief:
+ *   2. as an `audit:outbox` stream entry (fields in docs/data-model.md:
  *      request_id, group, serial, upgrade, security_first, security_second,
  *      machine_id (32 raw bytes), client_address, received_at, sample_reason);
  *   3. as an audit.v1.AuditRecord, whose key text is re-encoded here with

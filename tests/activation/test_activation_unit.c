@@ -1,6 +1,6 @@
 /* test_activation_unit.c -- the activation server's pure parts, without
  * processes: request validation, license ids, rate-limit address keys, and
- * license signing with the key id the brief defines. */
+ * license signing with the key id of docs/activation-flow.md. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

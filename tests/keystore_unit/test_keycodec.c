@@ -1,4 +1,4 @@
-/* test_keycodec.c -- the product key codec against DESIGN.md §3.
+/* test_keycodec.c -- the product key codec against docs/key-format.md.
  *
  * The published vectors pin the bit layout; random round trips pin encode
  * and decode as inverses; every error class is provoked with its position
