@@ -185,6 +185,7 @@ static int activate(const config *c, const char *key, const uint8_t machine[MACH
     if (res.status != GRPC_STATUS_OK) {
         fprintf(stderr, "pa-activate-once: refused: %s: %s\n", status_name(res.status), res.message);
         if (res.retry_after_s > 0) fprintf(stderr, "retry after %d s\n", res.retry_after_s);
+        if (res.reason[0]) fprintf(stderr, "reason %s\n", res.reason);
     } else {
         Activation__V1__ActivateResponse *r =
             activation__v1__activate_response__unpack(NULL, res.body_len, res.body);

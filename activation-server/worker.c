@@ -124,6 +124,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
         break;
     case POLICY_REVOKED:
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "the product key has been revoked");
+        reply->reason = "KEY_REVOKED";
         break;
     case POLICY_NO_PLACE:
         rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -137,6 +138,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
     case POLICY_EXPIRED:
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
                         "the license's lease has expired; activate again");
+        reply->reason = "LEASE_EXPIRED";   /* unlike KEY_REVOKED, activating again helps */
         break;
     case POLICY_UNAVAILABLE:
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,
