@@ -636,6 +636,13 @@ static void test_metrics_endpoint(void **state) {
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"not_genuine\"}") >= 1);
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"invalid_key\"}") >= 1);
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"no_place\"}") >= 1);
+    /* Renew's refusals by the same reasons (from the tests above): a lapsed
+     * lease and a revoked key apart. */
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"lease_expired\"}") == 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"revoked\"}") == 2);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"not_found\"}") >= 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"invalid_request\"}") >= 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"deadline_expired\"}") == 0);
     assert_true(env_metric(&env, "pa_activate_stage_nanoseconds_total{stage=\"sign\"}") > 0);
     assert_true(env_metric(&env, "pa_activate_stage_nanoseconds_total{stage=\"redis\"}") > 0);
     assert_true(env_metric(&env, "pa_activate_stage_calls_total") >= 1);
