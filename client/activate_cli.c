@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "activate.h"
 #include "config.h"
 #include "log.h"
@@ -85,23 +87,26 @@ static const command COMMANDS[] = {
      "  activate COMMAND --help  help on one command\n\n"
      "Exit codes: 0 ok; 1 internal error; 2 usage; 3 the key failed the local check;\n"
      "4 not activated; 5 stored license damaged, altered or for another machine;\n"
-     "6 license expired; 7 key not genuine; 8 key or license revoked; 9 no place left on\n"
-     "the key or rate-limited; 10 request refused as malformed; 11 server does not hold\n"
-     "the license; 12 no server answered; 13 a license failed verification; 14 bad\n"
-     "configuration; 15 file error; 16 this machine cannot be identified.",
+     "6 license expired; 7 key not genuine; 8 key revoked; 9 no place left on the key or\n"
+     "rate-limited; 10 request refused as malformed; 11 server does not hold the license;\n"
+     "12 no server answered; 13 a license failed verification; 14 bad configuration;\n"
+     "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
+     "was renewed (activate again: renew and maintain do when they have the key).",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status", "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
                "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
      LOCAL_OPTS, 0},
-    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it).",
-     NET_OPTS LOCAL_OPTS, 0},
+    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it). If "
+              "the lease has already\nlapsed, activates again with the key from --key-file (default "
+              "STATE-DIR/product-key);\nwithout a key that is exit 17. A revoked key is exit 8, key or not.",
+     NET_OPTS LOCAL_OPTS " key-file", 0},
     {"deactivate", "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
                    "the stored license.",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain", "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
                  "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
-                 "license is stored,\nrenews when the license's renew-after time has come, else does "
-                 "nothing.",
+                 "license is stored,\nrenews when the license's renew-after time has come (activating "
+                 "again if the lease\nlapsed or the server no longer holds the place), else does nothing.",
      NET_OPTS LOCAL_OPTS " key-file", 0},
     {"machine-id", "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
                    "facts) and which facts it is made of.",
@@ -372,7 +377,7 @@ static int run_daemon(pa_client *c, const char *key_file, const char *state_dir,
             char buf[256];
             const char *key = daemon_key(key_file, state_dir, buf, sizeof buf);
             pa_err e = pa_maintain(c, key);
-            memset(buf, 0, sizeof buf);
+            OPENSSL_cleanse(buf, sizeof buf);
             log_outcome(c, e);
             continue;
         }
@@ -444,8 +449,20 @@ static int cmd_maintain(pa_client *c, const config *cfg) {
     char buf[256];
     const char *key = daemon_key(config_get(cfg, "key-file"), config_get(cfg, "state-dir"), buf, sizeof buf);
     pa_err e = pa_maintain(c, key);
-    memset(buf, 0, sizeof buf);
+    OPENSSL_cleanse(buf, sizeof buf);
     return report("maintain", e, c, "This machine is activated; nothing else is due.");
+}
+
+/* Renew; a lapsed lease is activated again when the key is at hand (as
+ * maintain would), a revoked key never. */
+static int cmd_renew(pa_client *c, const config *cfg) {
+    pa_err e = pa_renew(c);
+    if (e != PA_ERR_LEASE_EXPIRED) return report("renew", e, c, "The license is renewed.");
+    char buf[256];
+    const char *key = daemon_key(config_get(cfg, "key-file"), config_get(cfg, "state-dir"), buf, sizeof buf);
+    if (key) e = pa_activate(c, key);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return report("renew", e, c, "The lease had lapsed; this machine is activated again with its product key.");
 }
 
 static int cmd_request(pa_client *c, const config *cfg, const char *arg) {
@@ -501,7 +518,7 @@ static int run_command(const command *cmd, pa_client *c, const config *cfg, char
     if (!cmd->name) return cmd_activate(c, cfg, arg, stop);
     const char *name = cmd->name;
     if (strcmp(name, "status") == 0) return report(name, pa_status(c), c, "This machine is activated.");
-    if (strcmp(name, "renew") == 0) return report(name, pa_renew(c), c, "The license is renewed.");
+    if (strcmp(name, "renew") == 0) return cmd_renew(c, cfg);
     if (strcmp(name, "deactivate") == 0) {
         pa_err e = pa_deactivate(c);
         char text[160];

@@ -339,54 +339,60 @@ static char *read_text(const char *path) {
     return text;
 }
 
-static void write_key_file(const char *machine, const char *key, char *path, size_t n) {
-    char root[300], st[300], cmd[2048];
-    env_machine(&env, machine, root, st);
-    snprintf(path, n, "%s/product-key", st);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && printf '%%s\\n' '%s' > '%s'", st, key, path);
+/* Writes `key` to `path` (a key file, as an administrator would). */
+static void write_key_file(const char *key, const char *path) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && printf '%%s\\n' '%s' > '%s'", path, key, path);
     assert_int_equal(system(cmd), 0);
 }
 
-/* A lease that lapsed is not a revocation: renew says so with its own exit
- * code (17, lease_expired), and maintain and the daemon, which have the key,
- * activate again. */
+/* A lease that lapsed is not a revocation: without the key, renew says so
+ * with its own exit code (17, lease_expired); with it -- --key-file or the
+ * stored STATE-DIR/product-key -- renew, maintain and the daemon activate
+ * again and get the same place back. */
 static void lapsed_lease_is_activated_again(void **state) {
     const char *g[] = {"--lease-seconds", "2", "--max-machines", "1", NULL};
     assert_int_equal(env_group(&env, 110, g), 0);
-    char keys[1][KEY_TEXT], *out, keyfile[400], id[64], id2[64];
-    assert_int_equal(env_keys(&env, 110, 1, keys), 0);
-    write_key_file("l1", keys[0], keyfile, sizeof keyfile);
+    char keys[3][KEY_TEXT], *out, keyfile[3][400], id[64], id2[64];
+    assert_int_equal(env_keys(&env, 110, 3, keys), 0);
+    snprintf(keyfile[0], sizeof keyfile[0], "%s/keys/l1.key", env.dir);          /* --key-file */
+    snprintf(keyfile[1], sizeof keyfile[1], "%s/state/l2/product-key", env.dir); /* stored */
+    snprintf(keyfile[2], sizeof keyfile[2], "%s/keys/l3.key", env.dir);          /* the daemon's */
     assert_int_equal(RUN("l1", &out, keys[0]), 0);
     json_str(out, "license_id", id, sizeof id);
     free(out);
+    assert_int_equal(RUN("l2", NULL, keys[1]), 0);
+    assert_int_equal(RUN("l3", NULL, keys[2]), 0);
+    for (int i = 0; i < 3; i++) write_key_file(keys[i], keyfile[i]);
 
-    sleep(3);  /* the 2 s lease lapses */
+    sleep(3);  /* the 2 s leases lapse */
     assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);
-    assert_int_equal(RUN("l1", &out, "renew"), 17);
+    assert_int_equal(RUN("l1", &out, "renew"), 17);  /* no key at hand */
     assert_non_null(strstr(out, "\"result\":\"lease_expired\""));
     assert_non_null(strstr(out, "lease has expired"));
     free(out);
-    /* The stored license is still the old one: renew changes nothing on failure. */
-    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);
+    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);  /* a failed renewal changes nothing */
 
     long long before = (long long)time(NULL);
-    assert_int_equal(RUN("l1", &out, "maintain", "--key-file", keyfile), 0);
+    assert_int_equal(RUN("l1", &out, "maintain", "--key-file", keyfile[0]), 0);
     assert_non_null(strstr(out, "\"result\":\"ok\""));
+    assert_non_null(strstr(out, "lease had lapsed"));
     assert_true(json_int(out, "expires_at") >= before + 2);
     json_str(out, "license_id", id2, sizeof id2);
     assert_string_equal(id, id2);  /* the same place, taken again */
     assert_int_equal(json_int(out, "activation_count"), 1);
     free(out);
 
-    /* The daemon does the same once the lease lapses again (its key from
-     * STATE-DIR/product-key). */
-    sleep(3);
+    assert_int_equal(RUN("l2", &out, "renew"), 0);  /* the stored key */
+    assert_true(json_int(out, "expires_at") >= before + 2);
+    free(out);
+
     char root[300], st[300], log[400], bin[512];
-    env_machine(&env, "l1", root, st);
+    env_machine(&env, "l3", root, st);
     snprintf(log, sizeof log, "%s/daemon-lease.log", env.dir);
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
     const char *argv[] = {bin, "--daemon", "--public-key", env.public_key, "--facts-root", root,
-                          "--state-dir", st, "--server", env.target[0], NULL};
+                          "--state-dir", st, "--key-file", keyfile[2], "--server", env.target[0], NULL};
     pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
     assert_true(pid > 0);
     char *text = NULL;
@@ -412,10 +418,11 @@ static void revoked_key_is_not_activated_again(void **state) {
     assert_int_equal(env_group(&env, 111, g), 0);
     char keys[1][KEY_TEXT], *out, keyfile[400];
     assert_int_equal(env_keys(&env, 111, 1, keys), 0);
-    write_key_file("r1", keys[0], keyfile, sizeof keyfile);
+    snprintf(keyfile, sizeof keyfile, "%s/state/r1/product-key", env.dir);
     assert_int_equal(RUN("r1", &out, keys[0]), 0);
     long long serial = json_int(out, "key_serial");
     free(out);
+    write_key_file(keys[0], keyfile);  /* the stored key renew would use */
     /* Revoked as the revocation puller records it in Redis A. */
     redisContext *ks = redis_fixture_connect(&env.a, "keystore", FIXTURE_PW_KEYSTORE);
     assert_non_null(ks);
