@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "activate.h"
@@ -180,15 +181,69 @@ static const char *who(const char *command) {
     return buf;
 }
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
+/* ---- JSON (jansson) ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t left) {
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n == 0 || n > left) return 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c == 0xe0) lo = 0xa0;
+    else if (c == 0xed) hi = 0x9f;
+    else if (c == 0xf0) lo = 0x90;
+    else if (c == 0xf4) hi = 0x8f;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return n;
+}
+
+/* A JSON string of `s` (NULL reads as ""). JSON text is UTF-8, and a path
+ * or a server's message need not be: bytes that are not UTF-8 become U+FFFD
+ * rather than making the whole output unreadable. NULL only without memory. */
+static json_t *jstr(const char *s) {
+    if (!s) s = "";
+    json_t *j = json_string(s);
+    if (j) return j;
+    size_t len = strlen(s), k = 0;
+    char *fixed = malloc(3 * len + 1);
+    if (!fixed) return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len((const unsigned char *)s + i, len - i);
+        if (n) {
+            memcpy(fixed + k, s + i, n);
+            k += n;
+            i += n;
+        } else {
+            memcpy(fixed + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
     }
-    putchar('"');
+    j = json_stringn(fixed, k);
+    free(fixed);
+    return j;
+}
+
+/* Sets o[key]; returns -1 when out of memory (then `v` is gone too). */
+static int put(json_t *o, const char *key, json_t *v) {
+    return v && json_object_set_new(o, key, v) == 0 ? 0 : -1;
+}
+
+/* Prints `o` as one compact line on stdout and frees it. Returns 0 or -1. */
+static int emit(json_t *o, int failed) {
+    char *text = o && !failed ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        fprintf(stderr, "activate: out of memory writing the JSON output\n");
+        return -1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
 }
 
 static void format_time(int64_t t, char *buf, size_t n, const char *zero) {
@@ -202,24 +257,30 @@ static void format_time(int64_t t, char *buf, size_t n, const char *zero) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void print_license_json(const pa_client *c) {
-    printf(",\"license\":{\"license_id\":");
-    json_string(pa_license_id(c));
-    printf(",\"product\":");
-    json_string(pa_product(c));
-    printf(",\"edition\":");
-    json_string(pa_edition(c));
-    printf(",\"channel\":");
-    json_string(pa_channel(c));
-    printf(",\"features\":[");
-    for (size_t i = 0; i < pa_feature_count(c); i++) {
-        if (i) putchar(',');
-        json_string(pa_feature(c, i));
+static json_t *license_json(const pa_client *c) {
+    json_t *l = json_object(), *features = json_array();
+    int bad = !l || !features;
+    for (size_t i = 0; !bad && i < pa_feature_count(c); i++)
+        bad |= json_array_append_new(features, jstr(pa_feature(c, i)));
+    if (bad) {
+        json_decref(l);
+        json_decref(features);
+        return NULL;
     }
-    printf("],\"key_group\":%u,\"key_serial\":%u,\"issued_at\":%lld,\"renew_after\":%lld,\"expires_at\":%lld,"
-           "\"activation_count\":%u}",
-           pa_key_group(c), pa_key_serial(c), (long long)pa_issued_at(c), (long long)pa_renew_after(c),
-           (long long)pa_expires_at(c), pa_activation_count(c));
+    bad |= put(l, "license_id", jstr(pa_license_id(c)));
+    bad |= put(l, "product", jstr(pa_product(c)));
+    bad |= put(l, "edition", jstr(pa_edition(c)));
+    bad |= put(l, "channel", jstr(pa_channel(c)));
+    bad |= put(l, "features", features);
+    bad |= put(l, "key_group", json_integer(pa_key_group(c)));
+    bad |= put(l, "key_serial", json_integer(pa_key_serial(c)));
+    bad |= put(l, "issued_at", json_integer(pa_issued_at(c)));
+    bad |= put(l, "renew_after", json_integer(pa_renew_after(c)));
+    bad |= put(l, "expires_at", json_integer(pa_expires_at(c)));
+    bad |= put(l, "activation_count", json_integer(pa_activation_count(c)));
+    if (!bad) return l;
+    json_decref(l);
+    return NULL;
 }
 
 static void print_license_text(const pa_client *c) {
@@ -239,26 +300,24 @@ static void print_license_text(const pa_client *c) {
 static int report(const char *command, pa_err e, const pa_client *c, const char *ok_text) {
     bool show_license = c && pa_is_licensed(c);
     if (json_out) {
-        printf("{\"command\":");
-        json_string(command);
-        printf(",\"result\":");
-        json_string(pa_err_name(e));
-        printf(",\"exit_code\":%d,\"message\":", (int)e);
-        json_string(c ? pa_error(c) : "");
-        if (c) {
-            if (!show_license) printf(",\"activation_count\":%u", pa_activation_count(c));
-            printf(",\"machine_id\":");
-            json_string(pa_machine_id_hex(c));
-            printf(",\"server\":");
-            json_string(pa_server(c));
-            if (pa_retry_after(c)) printf(",\"retry_after\":%d", pa_retry_after(c));
-            if (pa_request_fingerprint(c)[0]) {
-                printf(",\"request_fingerprint\":");
-                json_string(pa_request_fingerprint(c));
-            }
+        json_t *o = json_object();
+        int bad = !o;
+        if (o) {
+            bad |= put(o, "command", jstr(command));
+            bad |= put(o, "result", jstr(pa_err_name(e)));
+            bad |= put(o, "exit_code", json_integer(e));
+            bad |= put(o, "message", jstr(c ? pa_error(c) : ""));
         }
-        if (show_license) print_license_json(c);
-        printf("}\n");
+        if (o && c) {
+            if (!show_license) bad |= put(o, "activation_count", json_integer(pa_activation_count(c)));
+            bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
+            bad |= put(o, "server", jstr(pa_server(c)));
+            if (pa_retry_after(c)) bad |= put(o, "retry_after", json_integer(pa_retry_after(c)));
+            if (pa_request_fingerprint(c)[0])
+                bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
+            if (show_license) bad |= put(o, "license", license_json(c));
+        }
+        if (emit(o, bad) != 0 && e == PA_OK) return PA_ERR_INTERNAL;
         return (int)e;
     }
     if (e == PA_OK || (e == PA_ERR_EXPIRED && show_license)) {
@@ -323,13 +382,17 @@ static pa_err obtain_key(const char *command, const char *arg, const char *key_f
         if (pa_key_check(typed, canonical, &p) == PA_OK) return PA_OK;
         if (!tty) {
             if (json_out) {
-                printf("{\"command\":");
-                json_string(command);
-                printf(",\"result\":\"key\",\"exit_code\":%d,\"reason\":", PA_ERR_KEY);
-                json_string(p.reason);
-                printf(",\"group\":%d,\"message\":", p.group);
-                json_string(p.message);
-                printf("}\n");
+                json_t *o = json_object();
+                int bad = !o;
+                if (o) {
+                    bad |= put(o, "command", jstr(command));
+                    bad |= put(o, "result", jstr(pa_err_name(PA_ERR_KEY)));
+                    bad |= put(o, "exit_code", json_integer(PA_ERR_KEY));
+                    bad |= put(o, "reason", jstr(p.reason));
+                    bad |= put(o, "group", json_integer(p.group));
+                    bad |= put(o, "message", jstr(p.message));
+                }
+                (void)emit(o, bad);  /* exit 3 either way */
             } else {
                 fprintf(stderr, "%s: %s\n", who(command), p.message);
             }
@@ -498,12 +561,20 @@ static int cmd_machine_id(pa_client *c) {
         (void)pa_status(c);  /* fills pa_error with why the machine cannot be identified */
         return report("machine-id", PA_ERR_MACHINE, c, "");
     }
-    if (json_out)
-        printf("{\"command\":\"machine-id\",\"result\":\"ok\",\"exit_code\":0,\"machine_id\":\"%s\","
-               "\"source\":\"%s\"}\n", pa_machine_id_hex(c), pa_machine_id_source(c));
-    else
+    if (!json_out) {
         printf("%s (from %s)\n", pa_machine_id_hex(c), pa_machine_id_source(c));
-    return 0;
+        return 0;
+    }
+    json_t *o = json_object();
+    int bad = !o;
+    if (o) {
+        bad |= put(o, "command", jstr("machine-id"));
+        bad |= put(o, "result", jstr(pa_err_name(PA_OK)));
+        bad |= put(o, "exit_code", json_integer(PA_OK));
+        bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
+        bad |= put(o, "source", jstr(pa_machine_id_source(c)));
+    }
+    return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
 }
 
 static int run_command(const command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
