@@ -2,7 +2,12 @@
  * license id (group + serial + random, so no index is needed) and the
  * machine that holds it. Each is one policy.lua call. A license id with the
  * wrong random part reads exactly like one the server never issued
- * (NOT_FOUND), so ids cannot be guessed from a group and serial. */
+ * (NOT_FOUND), so ids cannot be guessed from a group and serial.
+ *
+ * Renew's refusals are counted by reason in pa_renewals_refused_total, with
+ * the labels of pa_activations_refused_total (worker.c); a lapsed lease
+ * (lease_expired) and a revoked key (revoked) are told apart there as on the
+ * wire. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,21 +17,41 @@
 #include "server.h"
 #include "validate.h"
 
+/* Counts a refusal in `family` (pa_renewals_refused_total's counters), or
+ * nowhere when NULL (Deactivate). */
+static void count(metric *const *family, refusal why) {
+    if (family && family[why]) metric_inc(family[why]);
+}
+
 /* Parses the request's license reference; on failure the reply is set. */
-static bool license_ref(rpc_reply *reply, const char *license_id,
+static bool license_ref(rpc_reply *reply, metric *const *family, const char *license_id,
                         const ProtobufCBinaryData *machine_id, uint32_t *group, uint32_t *serial,
                         uint8_t random[LICENSE_RANDOM_LEN]) {
     char msg[200];
     if (validate_license_ref(license_id, machine_id, group, serial, random, msg, sizeof msg))
         return true;
     rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
+    count(family, REFUSED_INVALID_REQUEST);
     return false;
 }
 
-static void refused(worker *w, rpc_reply *reply, const char *event, const policy_result *p,
-                    uint32_t group, uint32_t serial) {
+static refusal refusal_of(policy_status s) {
+    switch (s) {
+    case POLICY_RATE_LIMITED: return REFUSED_RATE_LIMITED;
+    case POLICY_REVOKED: return REFUSED_REVOKED;
+    case POLICY_UNKNOWN_GROUP:
+    case POLICY_NOT_FOUND: return REFUSED_NOT_FOUND;
+    case POLICY_EXPIRED: return REFUSED_LEASE_EXPIRED;
+    case POLICY_UNAVAILABLE: return REFUSED_UNAVAILABLE;
+    default: return REFUSED_INTERNAL;
+    }
+}
+
+static void refused(worker *w, rpc_reply *reply, metric *const *family, const char *event,
+                    const policy_result *p, uint32_t group, uint32_t serial) {
     reply_policy_refusal(reply, p);
     note_policy_refusal(&w->app->m, p);
+    count(family, refusal_of(p->status));
     if (p->status == POLICY_UNAVAILABLE) {
         log_warn(event, LOG_U("group", group), LOG_U("serial", serial), LOG_S("reason", p->error),
                  LOG_END);
@@ -36,39 +61,47 @@ static void refused(worker *w, rpc_reply *reply, const char *event, const policy
              LOG_S("reason", policy_status_name(p->status)), LOG_END);
 }
 
-static bool deadline_passed(worker *w, rpc_ctx *ctx, rpc_reply *reply) {
+/* The caller's deadline passed, before we began or while we waited (a slow
+ * group load): stop before touching a place nobody would hear about. */
+static bool deadline_passed(rpc_ctx *ctx, rpc_reply *reply, metric *const *family) {
     if (rpc_ctx_remaining_ms(ctx) > 0) return false;
     rpc_reply_error(reply, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    count(family, REFUSED_DEADLINE);
     return true;
 }
 
 void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
-    if (deadline_passed(w, ctx, reply)) return;
+    metric *const *counted = w->app->m.renew_refused;
+    if (deadline_passed(ctx, reply, counted)) return;
 
     /* 1. Decode the request and its license reference. */
     Activation__V1__RenewRequest *rq = activation__v1__renew_request__unpack(NULL, len, req);
     if (!rq) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
                         "request: not a valid activation.v1.RenewRequest message");
+        count(counted, REFUSED_INVALID_REQUEST);
         return;
     }
     uint32_t group, serial;
     uint8_t random[LICENSE_RANDOM_LEN];
-    if (!license_ref(reply, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+    if (!license_ref(reply, counted, rq->license_id, &rq->machine_id, &group, &serial, random))
+        goto done;
 
     /* 2. The group's record, for the license's product fields. */
     const group_entry *g = NULL;
     policy_result p = {.status = POLICY_NOT_FOUND};
     switch (group_cache_get(w->groups, group, &g)) {
     case GROUP_FOUND: break;
-    case GROUP_UNKNOWN: refused(w, reply, "renew.refused", &p, group, serial); goto done;
+    case GROUP_UNKNOWN: refused(w, reply, counted, "renew.refused", &p, group, serial); goto done;
     default:
         p.status = POLICY_UNAVAILABLE;
         snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
-        refused(w, reply, "renew.refused", &p, group, serial);
+        refused(w, reply, counted, "renew.refused", &p, group, serial);
         goto done;
     }
+    /* A slow group load may have outlived the caller. */
+    if (deadline_passed(ctx, reply, counted)) goto done;
 
     /* 3. One round trip: rate limit, revocation, lease, the place itself. */
     char address_key[96];
@@ -81,7 +114,7 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
         snprintf(p.error, sizeof p.error, "group record reload failed");
     }
     if (p.status != POLICY_OK) {
-        refused(w, reply, "renew.refused", &p, group, serial);
+        refused(w, reply, counted, "renew.refused", &p, group, serial);
         goto done;
     }
 
@@ -90,6 +123,7 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     if (license_grant_sign(w->signer, g, rq->license_id, rq->machine_id.data, group, serial, &p,
                            &sl) != 0) {
         rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
+        count(counted, REFUSED_INTERNAL);
         goto done;
     }
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
@@ -103,7 +137,7 @@ done:
 
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
-    if (deadline_passed(w, ctx, reply)) return;
+    if (deadline_passed(ctx, reply, NULL)) return;
 
     /* 1. Decode the request and its license reference. */
     Activation__V1__DeactivateRequest *rq = activation__v1__deactivate_request__unpack(NULL, len, req);
@@ -114,7 +148,7 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     }
     uint32_t group, serial;
     uint8_t random[LICENSE_RANDOM_LEN];
-    if (!license_ref(reply, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+    if (!license_ref(reply, NULL, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
 
     /* 2. One round trip: rate limit, then free the place if it matches. */
     char address_key[96];
@@ -123,7 +157,7 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data,
                       random, address_key, &p);
     if (p.status != POLICY_OK) {
-        refused(w, reply, "deactivate.refused", &p, group, serial);
+        refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
         goto done;
     }
     Activation__V1__DeactivateResponse resp = ACTIVATION__V1__DEACTIVATE_RESPONSE__INIT;

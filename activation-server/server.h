@@ -22,7 +22,9 @@
 
 #define ACTIVATION_MAX_REQUEST_BYTES 4096   /* far above any valid request */
 
-/* Why an Activate was refused: one metric label each. */
+/* Why an Activate or a Renew was refused: one metric label each, in
+ * pa_activations_refused_total and pa_renewals_refused_total (each family
+ * has the reasons its call can give; see worker.c). */
 typedef enum refusal {
     REFUSED_INVALID_REQUEST,   /* malformed protobuf or a bad field */
     REFUSED_INVALID_KEY,       /* key text malformed, legacy, or bad checksum */
@@ -34,6 +36,8 @@ typedef enum refusal {
     REFUSED_AUDIT_UNAVAILABLE, /* online audit without an answer, group fails closed */
     REFUSED_DEADLINE,          /* the caller's deadline passed before work began */
     REFUSED_INTERNAL,          /* signing or packing failed */
+    REFUSED_NOT_FOUND,         /* Renew: no such place (or group) for this license id */
+    REFUSED_LEASE_EXPIRED,     /* Renew: the lease lapsed before the renewal */
     REFUSED_N
 } refusal;
 
@@ -50,7 +54,8 @@ typedef enum stage {
 typedef struct activation_metrics {
     metric *granted_new;            /* first place for this machine on the key */
     metric *granted_again;          /* the machine already held a place */
-    metric *refused[REFUSED_N];     /* by reason */
+    metric *refused[REFUSED_N];     /* Activate, by reason; NULL for reasons it never gives */
+    metric *renew_refused[REFUSED_N]; /* Renew, by reason; NULL likewise */
     metric *rate_limited[2];        /* by scope: address, group */
     metric *redis_errors;           /* unreachable, timed out, or an error reply */
     metric *redis_seconds;          /* histogram: Activate's policy round trip */

@@ -49,7 +49,16 @@ static const char *refusal_names[REFUSED_N] = {
     [REFUSED_NO_PLACE] = "no_place",               [REFUSED_RATE_LIMITED] = "rate_limited",
     [REFUSED_UNAVAILABLE] = "unavailable",         [REFUSED_DEADLINE] = "deadline_expired",
     [REFUSED_INTERNAL] = "internal",               [REFUSED_AUDIT_UNAVAILABLE] = "audit_unavailable",
+    [REFUSED_NOT_FOUND] = "not_found",             [REFUSED_LEASE_EXPIRED] = "lease_expired",
 };
+
+/* The reasons each call can give; the others are not registered, so no
+ * series stays at zero forever. */
+static bool activate_refuses(refusal r) { return r != REFUSED_NOT_FOUND && r != REFUSED_LEASE_EXPIRED; }
+static bool renew_refuses(refusal r) {
+    return r != REFUSED_INVALID_KEY && r != REFUSED_NOT_GENUINE && r != REFUSED_NO_PLACE &&
+           r != REFUSED_AUDIT_UNAVAILABLE;
+}
 
 static const char *stage_names[STAGE_N] = {
     [STAGE_DECODE_MAC] = "decode_mac", [STAGE_AUDIT] = "audit", [STAGE_REDIS] = "redis",
@@ -63,8 +72,12 @@ void activation_metrics_init(activation_metrics *m) {
     m->granted_again = metric_counter("pa_activations_granted_total", granted, "kind=\"again\"");
     for (int i = 0; i < REFUSED_N; i++) {
         snprintf(labels, sizeof labels, "reason=\"%s\"", refusal_names[i]);
-        m->refused[i] = metric_counter("pa_activations_refused_total",
-                                       "Activations refused, by reason", labels);
+        if (activate_refuses(i))
+            m->refused[i] = metric_counter("pa_activations_refused_total",
+                                           "Activations refused, by reason", labels);
+        if (renew_refuses(i))
+            m->renew_refused[i] = metric_counter("pa_renewals_refused_total",
+                                                 "Renewals refused, by reason", labels);
     }
     const char *rl = "Calls refused by a token bucket, by scope";
     m->rate_limited[0] = metric_counter("pa_rate_limited_total", rl, "scope=\"address\"");
@@ -124,6 +137,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
         break;
     case POLICY_REVOKED:
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION, "the product key has been revoked");
+        reply->reason = "KEY_REVOKED";
         break;
     case POLICY_NO_PLACE:
         rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -137,6 +151,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
     case POLICY_EXPIRED:
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
                         "the license's lease has expired; activate again");
+        reply->reason = "LEASE_EXPIRED";   /* unlike KEY_REVOKED, activating again helps */
         break;
     case POLICY_UNAVAILABLE:
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,

@@ -47,7 +47,7 @@ typedef enum pa_err {
     PA_ERR_STATE = 5,          /* the stored license is damaged, altered, or for another machine */
     PA_ERR_EXPIRED = 6,        /* the stored license is genuine but past its expiry */
     PA_ERR_DENIED = 7,         /* server: the key is not genuine */
-    PA_ERR_REVOKED = 8,        /* server: the key or license is revoked or expired */
+    PA_ERR_REVOKED = 8,        /* server: the key is revoked (final: activating again is refused too) */
     PA_ERR_EXHAUSTED = 9,      /* server: no place left on the key, or rate-limited */
     PA_ERR_REJECTED = 10,      /* server: the request was malformed (message names the field) */
     PA_ERR_NOT_FOUND = 11,     /* server: it does not hold this license (renew) */
@@ -56,6 +56,9 @@ typedef enum pa_err {
     PA_ERR_CONFIG = 14,        /* bad options: public key, server list, DNS, state dir */
     PA_ERR_IO = 15,            /* a file could not be read or written */
     PA_ERR_MACHINE = 16,       /* no hardware fact to identify this machine */
+    PA_ERR_LEASE_EXPIRED = 17, /* server (renew): the lease lapsed before it was renewed; the license
+                                  id is dead, but activating again with the key takes the place back
+                                  (pa_maintain does that when it has the key) */
 } pa_err;
 
 /* Short stable name of an error ("ok", "key", "denied", ...) for scripts. */
@@ -109,7 +112,9 @@ const char *pa_error(const pa_client *c);
 /* Activates this machine with `key` and stores the license. Activating the
  * same key again on the same machine costs no extra place. */
 pa_err pa_activate(pa_client *c, const char *key);
-/* Renews the stored license (needed for leased licenses). */
+/* Renews the stored license (needed for leased licenses). PA_ERR_LEASE_EXPIRED
+ * when the lease lapsed first (activate again), PA_ERR_REVOKED when the key
+ * was revoked (do not). */
 pa_err pa_renew(pa_client *c);
 /* Gives up this machine's place on the key and removes the stored license. */
 pa_err pa_deactivate(pa_client *c);
@@ -124,7 +129,9 @@ pa_err pa_status(pa_client *c);
  * never before a server's retry-after. INT64_MAX: nothing left to do. */
 int64_t pa_next_check(pa_client *c, int64_t now);
 /* Does what is due: renews a leased license, or activates with `key` (may be
- * NULL) when no valid license is stored. Records the outcome for
+ * NULL) when no valid license is stored, or when the server no longer holds
+ * the license (its place was freed, or its lease lapsed before renewal). A
+ * revoked key is never activated again. Records the outcome for
  * pa_next_check. */
 pa_err pa_maintain(pa_client *c, const char *key);
 

@@ -27,6 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/crypto.h>
+
 #include "activate.h"
 #include "config.h"
 #include "log.h"
@@ -56,17 +59,17 @@ static const config_option OPTIONS[] = {
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
 /* Per command: usage text and the options it uses. */
-typedef struct command {
+typedef struct cli_command {
     const char *name;      /* first positional word; NULL for "activate KEY" */
     const char *usage;     /* --help text */
     const char *options;   /* space-separated option names shown in its --help */
     size_t max_args;       /* positional arguments after the command word */
-} command;
+} cli_command;
 
 #define NET_OPTS "server srv-domain dns-server tls-ca tls-name timeout-ms "
 #define LOCAL_OPTS "state-dir public-key facts-root json"
 
-static const command COMMANDS[] = {
+static const cli_command COMMANDS[] = {
     {NULL,
      "activate [OPTIONS] KEY | COMMAND\n\n"
      "Activates this machine with a product key and keeps its license.\n\n"
@@ -85,23 +88,26 @@ static const command COMMANDS[] = {
      "  activate COMMAND --help  help on one command\n\n"
      "Exit codes: 0 ok; 1 internal error; 2 usage; 3 the key failed the local check;\n"
      "4 not activated; 5 stored license damaged, altered or for another machine;\n"
-     "6 license expired; 7 key not genuine; 8 key or license revoked; 9 no place left on\n"
-     "the key or rate-limited; 10 request refused as malformed; 11 server does not hold\n"
-     "the license; 12 no server answered; 13 a license failed verification; 14 bad\n"
-     "configuration; 15 file error; 16 this machine cannot be identified.",
+     "6 license expired; 7 key not genuine; 8 key revoked; 9 no place left on the key or\n"
+     "rate-limited; 10 request refused as malformed; 11 server does not hold the license;\n"
+     "12 no server answered; 13 a license failed verification; 14 bad configuration;\n"
+     "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
+     "was renewed (activate again: renew and maintain do when they have the key).",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status", "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
                "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
      LOCAL_OPTS, 0},
-    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it).",
-     NET_OPTS LOCAL_OPTS, 0},
+    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it). If "
+              "the lease has already\nlapsed, activates again with the key from --key-file (default "
+              "STATE-DIR/product-key);\nwithout a key that is exit 17. A revoked key is exit 8, key or not.",
+     NET_OPTS LOCAL_OPTS " key-file", 0},
     {"deactivate", "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
                    "the stored license.",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain", "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
                  "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
-                 "license is stored,\nrenews when the license's renew-after time has come, else does "
-                 "nothing.",
+                 "license is stored,\nrenews when the license's renew-after time has come (activating "
+                 "again if the lease\nlapsed or the server no longer holds the place), else does nothing.",
      NET_OPTS LOCAL_OPTS " key-file", 0},
     {"machine-id", "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
                    "facts) and which facts it is made of.",
@@ -121,7 +127,7 @@ static const command COMMANDS[] = {
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
-static const command *find_command(const char *word) {
+static const cli_command *find_command(const char *word) {
     for (size_t i = 1; i < N_COMMANDS; i++)
         if (word && strcmp(COMMANDS[i].name, word) == 0) return &COMMANDS[i];
     return &COMMANDS[0];
@@ -152,7 +158,7 @@ static const char *first_word(int argc, char **argv) {
 }
 
 /* This command's view of the table: other options stay accepted but hidden. */
-static void command_table(const command *cmd, config_option out[N_OPTIONS]) {
+static void command_table(const cli_command *cmd, config_option out[N_OPTIONS]) {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         out[i] = OPTIONS[i];
         char padded[64];
@@ -175,15 +181,69 @@ static const char *who(const char *command) {
     return buf;
 }
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
+/* ---- JSON (jansson) ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t left) {
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n == 0 || n > left) return 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c == 0xe0) lo = 0xa0;
+    else if (c == 0xed) hi = 0x9f;
+    else if (c == 0xf0) lo = 0x90;
+    else if (c == 0xf4) hi = 0x8f;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return n;
+}
+
+/* A JSON string of `s` (NULL reads as ""). JSON text is UTF-8, and a path
+ * or a server's message need not be: bytes that are not UTF-8 become U+FFFD
+ * rather than making the whole output unreadable. NULL only without memory. */
+static json_t *jstr(const char *s) {
+    if (!s) s = "";
+    json_t *j = json_string(s);
+    if (j) return j;
+    size_t len = strlen(s), k = 0;
+    char *fixed = malloc(3 * len + 1);
+    if (!fixed) return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len((const unsigned char *)s + i, len - i);
+        if (n) {
+            memcpy(fixed + k, s + i, n);
+            k += n;
+            i += n;
+        } else {
+            memcpy(fixed + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
     }
-    putchar('"');
+    j = json_stringn(fixed, k);
+    free(fixed);
+    return j;
+}
+
+/* Sets o[key]; returns -1 when out of memory (then `v` is gone too). */
+static int put(json_t *o, const char *key, json_t *v) {
+    return v && json_object_set_new(o, key, v) == 0 ? 0 : -1;
+}
+
+/* Prints `o` as one compact line on stdout and frees it. Returns 0 or -1. */
+static int emit(json_t *o, int failed) {
+    char *text = o && !failed ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        fprintf(stderr, "activate: out of memory writing the JSON output\n");
+        return -1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
 }
 
 static void format_time(int64_t t, char *buf, size_t n, const char *zero) {
@@ -197,24 +257,30 @@ static void format_time(int64_t t, char *buf, size_t n, const char *zero) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void print_license_json(const pa_client *c) {
-    printf(",\"license\":{\"license_id\":");
-    json_string(pa_license_id(c));
-    printf(",\"product\":");
-    json_string(pa_product(c));
-    printf(",\"edition\":");
-    json_string(pa_edition(c));
-    printf(",\"channel\":");
-    json_string(pa_channel(c));
-    printf(",\"features\":[");
-    for (size_t i = 0; i < pa_feature_count(c); i++) {
-        if (i) putchar(',');
-        json_string(pa_feature(c, i));
+static json_t *license_json(const pa_client *c) {
+    json_t *l = json_object(), *features = json_array();
+    int bad = !l || !features;
+    for (size_t i = 0; !bad && i < pa_feature_count(c); i++)
+        bad |= json_array_append_new(features, jstr(pa_feature(c, i)));
+    if (bad) {
+        json_decref(l);
+        json_decref(features);
+        return NULL;
     }
-    printf("],\"key_group\":%u,\"key_serial\":%u,\"issued_at\":%lld,\"renew_after\":%lld,\"expires_at\":%lld,"
-           "\"activation_count\":%u}",
-           pa_key_group(c), pa_key_serial(c), (long long)pa_issued_at(c), (long long)pa_renew_after(c),
-           (long long)pa_expires_at(c), pa_activation_count(c));
+    bad |= put(l, "license_id", jstr(pa_license_id(c)));
+    bad |= put(l, "product", jstr(pa_product(c)));
+    bad |= put(l, "edition", jstr(pa_edition(c)));
+    bad |= put(l, "channel", jstr(pa_channel(c)));
+    bad |= put(l, "features", features);
+    bad |= put(l, "key_group", json_integer(pa_key_group(c)));
+    bad |= put(l, "key_serial", json_integer(pa_key_serial(c)));
+    bad |= put(l, "issued_at", json_integer(pa_issued_at(c)));
+    bad |= put(l, "renew_after", json_integer(pa_renew_after(c)));
+    bad |= put(l, "expires_at", json_integer(pa_expires_at(c)));
+    bad |= put(l, "activation_count", json_integer(pa_activation_count(c)));
+    if (!bad) return l;
+    json_decref(l);
+    return NULL;
 }
 
 static void print_license_text(const pa_client *c) {
@@ -234,26 +300,24 @@ static void print_license_text(const pa_client *c) {
 static int report(const char *command, pa_err e, const pa_client *c, const char *ok_text) {
     bool show_license = c && pa_is_licensed(c);
     if (json_out) {
-        printf("{\"command\":");
-        json_string(command);
-        printf(",\"result\":");
-        json_string(pa_err_name(e));
-        printf(",\"exit_code\":%d,\"message\":", (int)e);
-        json_string(c ? pa_error(c) : "");
-        if (c) {
-            if (!show_license) printf(",\"activation_count\":%u", pa_activation_count(c));
-            printf(",\"machine_id\":");
-            json_string(pa_machine_id_hex(c));
-            printf(",\"server\":");
-            json_string(pa_server(c));
-            if (pa_retry_after(c)) printf(",\"retry_after\":%d", pa_retry_after(c));
-            if (pa_request_fingerprint(c)[0]) {
-                printf(",\"request_fingerprint\":");
-                json_string(pa_request_fingerprint(c));
-            }
+        json_t *o = json_object();
+        int bad = !o;
+        if (o) {
+            bad |= put(o, "command", jstr(command));
+            bad |= put(o, "result", jstr(pa_err_name(e)));
+            bad |= put(o, "exit_code", json_integer(e));
+            bad |= put(o, "message", jstr(c ? pa_error(c) : ""));
         }
-        if (show_license) print_license_json(c);
-        printf("}\n");
+        if (o && c) {
+            if (!show_license) bad |= put(o, "activation_count", json_integer(pa_activation_count(c)));
+            bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
+            bad |= put(o, "server", jstr(pa_server(c)));
+            if (pa_retry_after(c)) bad |= put(o, "retry_after", json_integer(pa_retry_after(c)));
+            if (pa_request_fingerprint(c)[0])
+                bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
+            if (show_license) bad |= put(o, "license", license_json(c));
+        }
+        if (emit(o, bad) != 0 && e == PA_OK) return PA_ERR_INTERNAL;
         return (int)e;
     }
     if (e == PA_OK || (e == PA_ERR_EXPIRED && show_license)) {
@@ -318,13 +382,17 @@ static pa_err obtain_key(const char *command, const char *arg, const char *key_f
         if (pa_key_check(typed, canonical, &p) == PA_OK) return PA_OK;
         if (!tty) {
             if (json_out) {
-                printf("{\"command\":");
-                json_string(command);
-                printf(",\"result\":\"key\",\"exit_code\":%d,\"reason\":", PA_ERR_KEY);
-                json_string(p.reason);
-                printf(",\"group\":%d,\"message\":", p.group);
-                json_string(p.message);
-                printf("}\n");
+                json_t *o = json_object();
+                int bad = !o;
+                if (o) {
+                    bad |= put(o, "command", jstr(command));
+                    bad |= put(o, "result", jstr(pa_err_name(PA_ERR_KEY)));
+                    bad |= put(o, "exit_code", json_integer(PA_ERR_KEY));
+                    bad |= put(o, "reason", jstr(p.reason));
+                    bad |= put(o, "group", json_integer(p.group));
+                    bad |= put(o, "message", jstr(p.message));
+                }
+                (void)emit(o, bad);  /* exit 3 either way */
             } else {
                 fprintf(stderr, "%s: %s\n", who(command), p.message);
             }
@@ -372,7 +440,7 @@ static int run_daemon(pa_client *c, const char *key_file, const char *state_dir,
             char buf[256];
             const char *key = daemon_key(key_file, state_dir, buf, sizeof buf);
             pa_err e = pa_maintain(c, key);
-            memset(buf, 0, sizeof buf);
+            OPENSSL_cleanse(buf, sizeof buf);
             log_outcome(c, e);
             continue;
         }
@@ -444,8 +512,20 @@ static int cmd_maintain(pa_client *c, const config *cfg) {
     char buf[256];
     const char *key = daemon_key(config_get(cfg, "key-file"), config_get(cfg, "state-dir"), buf, sizeof buf);
     pa_err e = pa_maintain(c, key);
-    memset(buf, 0, sizeof buf);
+    OPENSSL_cleanse(buf, sizeof buf);
     return report("maintain", e, c, "This machine is activated; nothing else is due.");
+}
+
+/* Renew; a lapsed lease is activated again when the key is at hand (as
+ * maintain would), a revoked key never. */
+static int cmd_renew(pa_client *c, const config *cfg) {
+    pa_err e = pa_renew(c);
+    if (e != PA_ERR_LEASE_EXPIRED) return report("renew", e, c, "The license is renewed.");
+    char buf[256];
+    const char *key = daemon_key(config_get(cfg, "key-file"), config_get(cfg, "state-dir"), buf, sizeof buf);
+    if (key) e = pa_activate(c, key);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return report("renew", e, c, "The lease had lapsed; this machine is activated again with its product key.");
 }
 
 static int cmd_request(pa_client *c, const config *cfg, const char *arg) {
@@ -481,15 +561,23 @@ static int cmd_machine_id(pa_client *c) {
         (void)pa_status(c);  /* fills pa_error with why the machine cannot be identified */
         return report("machine-id", PA_ERR_MACHINE, c, "");
     }
-    if (json_out)
-        printf("{\"command\":\"machine-id\",\"result\":\"ok\",\"exit_code\":0,\"machine_id\":\"%s\","
-               "\"source\":\"%s\"}\n", pa_machine_id_hex(c), pa_machine_id_source(c));
-    else
+    if (!json_out) {
         printf("%s (from %s)\n", pa_machine_id_hex(c), pa_machine_id_source(c));
-    return 0;
+        return 0;
+    }
+    json_t *o = json_object();
+    int bad = !o;
+    if (o) {
+        bad |= put(o, "command", jstr("machine-id"));
+        bad |= put(o, "result", jstr(pa_err_name(PA_OK)));
+        bad |= put(o, "exit_code", json_integer(PA_OK));
+        bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
+        bad |= put(o, "source", jstr(pa_machine_id_source(c)));
+    }
+    return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
 }
 
-static int run_command(const command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
+static int run_command(const cli_command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
                        const sigset_t *stop) {
     size_t skip = cmd->name ? 1 : 0;  /* the command word */
     if (nargs > skip + cmd->max_args) {
@@ -501,7 +589,7 @@ static int run_command(const command *cmd, pa_client *c, const config *cfg, char
     if (!cmd->name) return cmd_activate(c, cfg, arg, stop);
     const char *name = cmd->name;
     if (strcmp(name, "status") == 0) return report(name, pa_status(c), c, "This machine is activated.");
-    if (strcmp(name, "renew") == 0) return report(name, pa_renew(c), c, "The license is renewed.");
+    if (strcmp(name, "renew") == 0) return cmd_renew(c, cfg);
     if (strcmp(name, "deactivate") == 0) {
         pa_err e = pa_deactivate(c);
         char text[160];
@@ -523,7 +611,7 @@ static int run_command(const command *cmd, pa_client *c, const config *cfg, char
 }
 
 int main(int argc, char **argv) {
-    const command *cmd = find_command(first_word(argc, argv));
+    const cli_command *cmd = find_command(first_word(argc, argv));
     config_option table[N_OPTIONS];
     command_table(cmd, table);
     int code;

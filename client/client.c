@@ -54,6 +54,7 @@ const char *pa_err_name(pa_err e) {
     case PA_ERR_CONFIG: return "config";
     case PA_ERR_IO: return "io";
     case PA_ERR_MACHINE: return "machine";
+    case PA_ERR_LEASE_EXPIRED: return "lease_expired";
     }
     return "unknown";
 }
@@ -275,12 +276,16 @@ static pa_err ensure_transport(pa_client *c) {
     return PA_OK;
 }
 
-static pa_err from_status(grpc_status_code s) {
+/* The status and, for FAILED_PRECONDITION, the "error-reason" trailer
+ * (activation.proto): only LEASE_EXPIRED may be cured by activating again;
+ * anything else there, or no reason from an older server, reads as revoked. */
+static pa_err from_status(grpc_status_code s, const char *reason) {
     switch (s) {
     case GRPC_STATUS_OK: return PA_OK;
     case GRPC_STATUS_INVALID_ARGUMENT: return PA_ERR_REJECTED;
     case GRPC_STATUS_PERMISSION_DENIED: return PA_ERR_DENIED;
-    case GRPC_STATUS_FAILED_PRECONDITION: return PA_ERR_REVOKED;
+    case GRPC_STATUS_FAILED_PRECONDITION:
+        return strcmp(reason, "LEASE_EXPIRED") == 0 ? PA_ERR_LEASE_EXPIRED : PA_ERR_REVOKED;
     case GRPC_STATUS_RESOURCE_EXHAUSTED: return PA_ERR_EXHAUSTED;
     case GRPC_STATUS_NOT_FOUND: return PA_ERR_NOT_FOUND;
     default: return PA_ERR_UNAVAILABLE;  /* down, deadline, or a server fault: try again later */
@@ -300,7 +305,7 @@ static pa_err call(pa_client *c, const char *path, const ProtobufCMessage *msg, 
     snprintf(c->server, sizeof c->server, "%s", who);
     c->retry_after_s = res->retry_after_s;
     if (who[0]) remember_server(c, who);
-    e = from_status(s);
+    e = from_status(s, res->reason);
     if (e == PA_OK) return PA_OK;
     if (!who[0]) return client_fail(c, e, "no activation server answered (%s)", res->message);
     if (e == PA_ERR_EXHAUSTED && res->retry_after_s > 0)
@@ -571,8 +576,16 @@ pa_err pa_maintain(pa_client *c, const char *key) {
     if (st == PA_OK && (c->lic->renew_after <= 0 || now < c->lic->renew_after)) return PA_OK;
     if (st == PA_OK || st == PA_ERR_EXPIRED) {
         e = pa_renew(c);
-        /* The server forgot the place (lease reclaimed): take a new one. */
-        if (e == PA_ERR_NOT_FOUND && key) e = pa_activate(c, key);
+        /* The license id is dead -- the place was reclaimed, or its lease
+         * lapsed -- but the key is not: take the place again. A revoked key
+         * (PA_ERR_REVOKED) stays refused. */
+        if ((e == PA_ERR_NOT_FOUND || e == PA_ERR_LEASE_EXPIRED) && key) {
+            bool lapsed = e == PA_ERR_LEASE_EXPIRED;
+            e = pa_activate(c, key);
+            if (e == PA_OK)
+                snprintf(c->error, sizeof c->error, "%s; activated again with the product key",
+                         lapsed ? "the lease had lapsed" : "the server no longer held this machine's place");
+        }
         return e;
     }
     if (key && (st == PA_ERR_NOT_ACTIVATED || st == PA_ERR_STATE)) return pa_activate(c, key);

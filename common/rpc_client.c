@@ -201,6 +201,24 @@ int rpc_retry_after(const grpc_metadata_array *md) {
     return 0;
 }
 
+void rpc_error_reason(const grpc_metadata_array *md, char *dst, size_t cap) {
+    dst[0] = '\0';
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice k = md->metadata[i].key;
+        if (GRPC_SLICE_LENGTH(k) != 12 || memcmp(GRPC_SLICE_START_PTR(k), "error-reason", 12) != 0) continue;
+        const grpc_slice v = md->metadata[i].value;
+        size_t n = GRPC_SLICE_LENGTH(v);
+        if (n >= cap) return;
+        for (size_t j = 0; j < n; j++) {
+            unsigned char ch = GRPC_SLICE_START_PTR(v)[j];
+            if (ch <= 0x20 || ch >= 0x7f) return;
+        }
+        memcpy(dst, GRPC_SLICE_START_PTR(v), n);
+        dst[n] = '\0';
+        return;
+    }
+}
+
 void rpc_copy_status_message(char *dst, size_t cap, const grpc_slice *details, const char *error_string) {
     size_t n = GRPC_SLICE_LENGTH(*details);
     if (n == 0 && error_string) {
@@ -264,6 +282,7 @@ grpc_status_code rpc_call(rpc_channel *c, rpc_client_method *m, const uint8_t *r
         out->status = status;
         rpc_copy_status_message(out->message, sizeof out->message, &details, error_string);
         out->retry_after_s = rpc_retry_after(&trailing);
+        rpc_error_reason(&trailing, out->reason, sizeof out->reason);
         if (status == GRPC_STATUS_OK) {
             if (!recv) result_error(out, GRPC_STATUS_INTERNAL, "server sent no response message");
             else if (copy_body(recv, &out->body, &out->body_len) != 0)

@@ -30,6 +30,7 @@ typedef struct rpc_result {
     uint8_t *body;                /* response bytes (malloc'd), NULL unless OK */
     size_t body_len;
     int retry_after_s;            /* from trailing metadata "retry-after", else 0 */
+    char reason[32];              /* from trailing metadata "error-reason" (printable), else "" */
 } rpc_result;
 
 /* `target` is "host:port", "[::1]:port", "ipv4:..." or any gRPC target.
@@ -65,6 +66,9 @@ grpc_channel *rpc_channel_grpc(rpc_channel *ch);
 void *rpc_client_method_handle(const rpc_client_method *m);
 /* The "retry-after" seconds in trailing metadata, else 0. */
 int rpc_retry_after(const grpc_metadata_array *md);
+/* The "error-reason" of trailing metadata into dst ("" when absent, too
+ * long or not printable ASCII: a reason is an identifier, never prose). */
+void rpc_error_reason(const grpc_metadata_array *md, char *dst, size_t cap);
 /* Copies status details (or, if empty, core's error string) into dst. */
 void rpc_copy_status_message(char *dst, size_t cap, const grpc_slice *details, const char *error_string);
 

@@ -110,7 +110,7 @@ typedef struct reply_op {
     grpc_byte_buffer *body;       /* NULL unless a message is sent */
     grpc_slice details;           /* status message slice (if has_details) */
     bool has_details;
-    grpc_metadata trailer;        /* "retry-after" (if n_trailer) */
+    grpc_metadata trailer[2];     /* "retry-after", "error-reason" (the first n_trailer) */
     size_t n_trailer;
     int cancelled;                /* RECV_CLOSE_ON_SERVER output */
     grpc_op ops[4];               /* the batch itself; core reads it during start_batch only */
@@ -236,7 +236,7 @@ static void reply_op_finish(reply_op *op) {
     worker *w = op->w;
     if (op->body) grpc_byte_buffer_destroy(op->body);
     if (op->has_details) grpc_slice_unref(op->details);
-    if (op->n_trailer) grpc_slice_unref(op->trailer.value);
+    for (size_t i = 0; i < op->n_trailer; i++) grpc_slice_unref(op->trailer[i].value);
     grpc_call_unref(op->call);
     op->call = NULL;
     op->next_free = w->free_ops;
@@ -278,11 +278,16 @@ static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_r
     if (r->retry_after_s > 0) {
         char v[24];
         snprintf(v, sizeof v, "%d", r->retry_after_s);
-        op->trailer.key = grpc_slice_from_static_string("retry-after");
-        op->trailer.value = grpc_slice_from_copied_string(v);
-        op->n_trailer = 1;
-        st->data.send_status_from_server.trailing_metadata_count = 1;
-        st->data.send_status_from_server.trailing_metadata = &op->trailer;
+        op->trailer[op->n_trailer].key = grpc_slice_from_static_string("retry-after");
+        op->trailer[op->n_trailer++].value = grpc_slice_from_copied_string(v);
+    }
+    if (r->status != GRPC_STATUS_OK && r->reason && r->reason[0]) {
+        op->trailer[op->n_trailer].key = grpc_slice_from_static_string("error-reason");
+        op->trailer[op->n_trailer++].value = grpc_slice_from_copied_string(r->reason);
+    }
+    if (op->n_trailer) {
+        st->data.send_status_from_server.trailing_metadata_count = op->n_trailer;
+        st->data.send_status_from_server.trailing_metadata = op->trailer;
     }
     op->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op->ops[n++].data.recv_close_on_server.cancelled = &op->cancelled;
@@ -352,6 +357,7 @@ static void reply_reset(rpc_reply *r) {
     r->message[0] = '\0';
     r->body_len = 0;
     r->retry_after_s = 0;
+    r->reason = NULL;
 }
 
 static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline) {

@@ -74,6 +74,8 @@ typedef struct rpc_reply {
     size_t body_len;
     size_t body_cap;
     int retry_after_s;            /* > 0: sent as trailing metadata "retry-after" */
+    const char *reason;           /* static string; with an error status, sent as trailing
+                                     metadata "error-reason" (a machine-readable cause) */
 } rpc_reply;
 
 #define RPC_DEFAULT_MAX_REQUEST 65536        /* max_request_bytes == 0 means this */

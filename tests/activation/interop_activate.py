@@ -52,6 +52,7 @@ def main():
     ap.add_argument("--public-key", required=True)
     ap.add_argument("--group", type=int, required=True)
     ap.add_argument("--serial", type=int, required=True)
+    ap.add_argument("--revoked-key", help="a genuine key that has been revoked")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +97,17 @@ def main():
         except grpc.RpcError as e:
             check(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT for a bad key")
             check("product_key" in e.details(), "the message names the field")
+
+        if args.revoked_key:
+            try:
+                activate(pb.ActivateRequest(product_key=args.revoked_key, machine_id=machine),
+                         timeout=10)
+                check(False, "a revoked key is refused")
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.FAILED_PRECONDITION,
+                      "FAILED_PRECONDITION for a revoked key")
+                reasons = [v for k, v in (e.trailing_metadata() or ()) if k == "error-reason"]
+                check(reasons == ["KEY_REVOKED"], "error-reason KEY_REVOKED, got %r" % reasons)
         channel.close()
     print("interop ok")
 

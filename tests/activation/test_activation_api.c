@@ -278,19 +278,35 @@ static void test_renew_extends_lease(void **state) {
 }
 
 static void test_lease_expiry(void **state) {
-    char key[PK_TEXT_LEN + 1];
+    char key[PK_TEXT_LEN + 1], key2[PK_TEXT_LEN + 1];
     key_for(G_SHORT, 1, key);
     Activation__V1__ActivateResponse *a = activate_ok(key, 30);
     Activation__V1__License *la = open_license(a);
     uint8_t m31[32];
     env_machine(m31, 31);
     activate_fails(key, m31, 32, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL);   /* place taken */
-    sleep(3);   /* the 2 s lease lapses */
+    /* A second key whose lease lapses too, but which is also revoked. */
+    key_for(G_SHORT, 2, key2);
+    Activation__V1__ActivateResponse *a2 = activate_ok(key2, 32);
+    Activation__V1__License *la2 = open_license(a2);
+    redisReply *x = redisCommand(env.ks_a, "SADD {g:%u}:revoked 2", G_SHORT);
+    assert_non_null(x);
+    freeReplyObject(x);
+    sleep(3);   /* the 2 s leases lapse */
     rpc_result res;
     assert_int_equal(license_call(RENEW_PATH, la->license_id, 30, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "expired"));
+    /* The wire tells a lapsed lease (activate again) from a revoked key. */
+    assert_string_equal(res.reason, "LEASE_EXPIRED");
     rpc_result_clear(&res);
+    /* Revoked and lapsed: revocation wins, activating again would not help. */
+    assert_int_equal(license_call(RENEW_PATH, la2->license_id, 32, &res),
+                     GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(res.reason, "KEY_REVOKED");
+    rpc_result_clear(&res);
+    activation__v1__license__free_unpacked(la2, NULL);
+    activation__v1__activate_response__free_unpacked(a2, NULL);
     /* The lapsed place is reclaimed for another machine. */
     Activation__V1__ActivateResponse *b = activate_ok(key, 31);
     assert_int_equal(b->activation_count, 1);
@@ -309,12 +325,19 @@ static void test_revoked_key(void **state) {
     freeReplyObject(r);
     uint8_t m[32];
     env_machine(m, 41);
-    const char *msg = activate_fails(key, m, 32, GRPC_STATUS_FAILED_PRECONDITION, NULL);
-    assert_non_null(strstr(msg, "revoked"));
     rpc_result res;
+    assert_int_equal(env_activate(&env, key, m, sizeof m, &res, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    assert_non_null(strstr(res.message, "revoked"));
+    assert_string_equal(res.reason, "KEY_REVOKED");
+    rpc_result_clear(&res);
     assert_int_equal(license_call(RENEW_PATH, la->license_id, 40, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "revoked"));
+    assert_string_equal(res.reason, "KEY_REVOKED");
+    rpc_result_clear(&res);
+    /* Other refusals carry no reason: the status code says it all. */
+    assert_int_equal(license_call(RENEW_PATH, la->license_id, 41, &res), GRPC_STATUS_NOT_FOUND);
+    assert_string_equal(res.reason, "");
     rpc_result_clear(&res);
     activation__v1__license__free_unpacked(la, NULL);
     activation__v1__activate_response__free_unpacked(a, NULL);
@@ -613,6 +636,13 @@ static void test_metrics_endpoint(void **state) {
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"not_genuine\"}") >= 1);
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"invalid_key\"}") >= 1);
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"no_place\"}") >= 1);
+    /* Renew's refusals by the same reasons (from the tests above): a lapsed
+     * lease and a revoked key apart. */
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"lease_expired\"}") == 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"revoked\"}") == 2);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"not_found\"}") >= 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"invalid_request\"}") >= 1);
+    assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"deadline_expired\"}") == 0);
     assert_true(env_metric(&env, "pa_activate_stage_nanoseconds_total{stage=\"sign\"}") > 0);
     assert_true(env_metric(&env, "pa_activate_stage_nanoseconds_total{stage=\"redis\"}") > 0);
     assert_true(env_metric(&env, "pa_activate_stage_calls_total") >= 1);
@@ -642,7 +672,7 @@ static void test_log_has_no_full_key(void **state) {
         assert_int_equal(end[-1], '}');
     }
     uint32_t used[][2] = {{G_BASIC, 11}, {G_BASIC, 12}, {G_MAX2, 1}, {G_ONE, 5}, {G_LEASE, 3},
-                          {G_SHORT, 1}, {G_LEASE, 9}, {G_AUDIT, 77}, {G_BASIC, 60}};
+                          {G_SHORT, 1}, {G_SHORT, 2}, {G_LEASE, 9}, {G_AUDIT, 77}, {G_BASIC, 60}};
     for (size_t i = 0; i < sizeof used / sizeof *used; i++) {
         char key[PK_TEXT_LEN + 1], bare[PK_CHARS + 1];
         key_for(used[i][0], used[i][1], key);

@@ -1,7 +1,7 @@
 /* test_activation_faults.c -- the activation server when things go wrong
  * around it: Redis stopped mid-run (UNAVAILABLE, fast, no crash) and started
- * again (calls succeed without restarting the server); a call whose deadline
- * passes while it waits for a busy worker (no work done for it); SIGTERM
+ * again (calls succeed without restarting the server); an Activate or Renew
+ * whose deadline passes while it waits (no work done for it, and counted); SIGTERM
  * under load (every accepted call completes, exit code 0). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,6 +155,74 @@ static void test_expired_deadline_gets_no_work(void **state) {
     assert_int_equal(env_stop_server(&env), 0);
 }
 
+/* Renews `license_id` for machine `machine`; returns the status. */
+static grpc_status_code renew(const char *license_id, unsigned machine, int timeout_ms) {
+    uint8_t m[32], buf[256];
+    env_machine(m, machine);
+    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
+    rq.license_id = (char *)license_id;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
+    size_t len = activation__v1__renew_request__pack(&rq, buf);
+    rpc_result res;
+    grpc_status_code st = env_call(&env, RENEW_PATH, buf, len, timeout_ms, &res);
+    rpc_result_clear(&res);
+    return st;
+}
+
+static long long uses_of(uint32_t group, uint32_t serial) {
+    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:k:%u n", group, serial);
+    assert_non_null(r);
+    long long n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_expired_deadline_renew_gets_no_work(void **state) {
+    const char *flags[] = {"--workers", "1", "--redis-timeout-ms", "3000", "--rate-address-per-s",
+                           "0", NULL};
+    assert_int_equal(env_start_server(&env, flags), 0);
+    char key[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_B, 4, false, 0, key), 0);
+    uint8_t m[32];
+    env_machine(m, 63);
+    rpc_result res;
+    Activation__V1__ActivateResponse *a;
+    assert_int_equal(env_activate(&env, key, m, sizeof m, &res, &a), GRPC_STATUS_OK);
+    rpc_result_clear(&res);
+    Activation__V1__License *l = env_open_license(&env, &a->license, &a->signature, a->key_id);
+    assert_non_null(l);
+    char license_id[64];
+    snprintf(license_id, sizeof license_id, "%s", l->license_id);
+    activation__v1__license__free_unpacked(l, NULL);
+    activation__v1__activate_response__free_unpacked(a, NULL);
+    /* A fresh server has the group in no cache: Renew must read it first. */
+    assert_int_equal(env_stop_server(&env), 0);
+    assert_int_equal(env_start_server(&env, flags), 0);
+
+    /* As for Activate: the handler starts in time, waits for the group
+     * record behind the busy Redis, finds its caller gone and must neither
+     * extend the lease nor count a use for it. */
+    busy_redis busy = {.port = env.a.port, .seconds = 1.2};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, occupy_redis, &busy), 0);
+    usleep(150 * 1000);
+    assert_int_equal(renew(license_id, 63, 500), GRPC_STATUS_DEADLINE_EXCEEDED);
+    pthread_join(t, NULL);
+
+    double refused = -1;
+    for (int i = 0; i < 50 && refused < 1; i++, usleep(100 * 1000))
+        refused = env_metric(&env, "pa_renewals_refused_total{reason=\"deadline_expired\"}");
+    if (refused != 1) fprintf(stderr, "renew deadline_expired refusals: %g\n", refused);
+    assert_true(refused == 1);
+    /* Activate's count stays its own. */
+    assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"deadline_expired\"}") == 0);
+    assert_int_equal(uses_of(G_B, 4), 1);
+    /* The worker is fine afterwards. */
+    assert_int_equal(renew(license_id, 63, 5000), GRPC_STATUS_OK);
+    assert_int_equal(uses_of(G_B, 4), 2);
+    assert_int_equal(env_stop_server(&env), 0);
+}
+
 typedef struct load_thread {
     const char *target;
     const char *key;
@@ -240,6 +308,7 @@ static void test_sigterm_under_load(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expired_deadline_gets_no_work),
+        cmocka_unit_test(test_expired_deadline_renew_gets_no_work),
         cmocka_unit_test(test_sigterm_under_load),
         cmocka_unit_test(test_redis_stopped_and_started_again),   /* last: restarts Redis A */
     };

@@ -38,13 +38,17 @@ static const char *source(const char *rel) {
 }
 
 static void test_python_grpcio_client(void **state) {
-    char key[PK_TEXT_LEN + 1], script[512], protos[512];
+    char key[PK_TEXT_LEN + 1], revoked[PK_TEXT_LEN + 1], script[512], protos[512];
     assert_int_equal(env_make_key(&env, G, 7, false, 0, key), 0);
+    assert_int_equal(env_make_key(&env, G, 70, false, 0, revoked), 0);
+    redisReply *r = redisCommand(env.ks_a, "SADD {g:%u}:revoked 70", G);
+    assert_non_null(r);
+    freeReplyObject(r);
     snprintf(script, sizeof script, "%s", source("tests/activation/interop_activate.py"));
     snprintf(protos, sizeof protos, "%s", source("protos"));
     char *argv[] = {"/usr/bin/python3", script, "--server", env.target, "--key", key,
                     "--protos", protos, "--public-key", env.public_key, "--group", "4365",
-                    "--serial", "7", NULL};
+                    "--serial", "7", "--revoked-key", revoked, NULL};
     char *out = NULL, *err = NULL;
     int st = fixture_run(argv, &out, &err);
     if (st != 0) fprintf(stderr, "interop_activate.py exited %d\n%s\n%s\n", st, out, err);

@@ -1,7 +1,9 @@
 /* test_client_e2e.c -- the `activate` CLI against real activation servers
  * (real Redis, keys from the keystore CLI): activate, status, renew,
  * deactivate, re-activation after a wiped state directory, places per key,
- * tampered and foreign licenses, failover, offline activation, the daemon. */
+ * tampered and foreign licenses, failover, offline activation, the daemon,
+ * a lapsed lease (activated again) against a revoked key (refused for good),
+ * and --json output that stays valid JSON whatever the text holds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "client_env.h"
 #include "keycodec.h"
@@ -322,6 +326,181 @@ static void tls_to_the_server(void **state) {
     env_stop_server(&env, 2);
 }
 
+/* The daemon's log so far (malloc'd, "" if none). */
+static char *read_text(const char *path) {
+    char *text = calloc(1, 65536);
+    assert_non_null(text);
+    FILE *fp = fopen(path, "r");
+    if (fp) {
+        size_t n = fread(text, 1, 65535, fp);
+        text[n] = '\0';
+        fclose(fp);
+    }
+    return text;
+}
+
+/* Writes `key` to `path` (a key file, as an administrator would). */
+static void write_key_file(const char *key, const char *path) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && printf '%%s\\n' '%s' > '%s'", path, key, path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A lease that lapsed is not a revocation: without the key, renew says so
+ * with its own exit code (17, lease_expired); with it -- --key-file or the
+ * stored STATE-DIR/product-key -- renew, maintain and the daemon activate
+ * again and get the same place back. */
+static void lapsed_lease_is_activated_again(void **state) {
+    const char *g[] = {"--lease-seconds", "2", "--max-machines", "1", NULL};
+    assert_int_equal(env_group(&env, 110, g), 0);
+    char keys[3][KEY_TEXT], *out, keyfile[3][400], id[64], id2[64];
+    assert_int_equal(env_keys(&env, 110, 3, keys), 0);
+    snprintf(keyfile[0], sizeof keyfile[0], "%s/keys/l1.key", env.dir);          /* --key-file */
+    snprintf(keyfile[1], sizeof keyfile[1], "%s/state/l2/product-key", env.dir); /* stored */
+    snprintf(keyfile[2], sizeof keyfile[2], "%s/keys/l3.key", env.dir);          /* the daemon's */
+    assert_int_equal(RUN("l1", &out, keys[0]), 0);
+    json_str(out, "license_id", id, sizeof id);
+    free(out);
+    assert_int_equal(RUN("l2", NULL, keys[1]), 0);
+    assert_int_equal(RUN("l3", NULL, keys[2]), 0);
+    for (int i = 0; i < 3; i++) write_key_file(keys[i], keyfile[i]);
+
+    sleep(3);  /* the 2 s leases lapse */
+    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);
+    assert_int_equal(RUN("l1", &out, "renew"), 17);  /* no key at hand */
+    assert_non_null(strstr(out, "\"result\":\"lease_expired\""));
+    assert_non_null(strstr(out, "lease has expired"));
+    free(out);
+    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);  /* a failed renewal changes nothing */
+
+    long long before = (long long)time(NULL);
+    assert_int_equal(RUN("l1", &out, "maintain", "--key-file", keyfile[0]), 0);
+    assert_non_null(strstr(out, "\"result\":\"ok\""));
+    assert_non_null(strstr(out, "lease had lapsed"));
+    assert_true(json_int(out, "expires_at") >= before + 2);
+    json_str(out, "license_id", id2, sizeof id2);
+    assert_string_equal(id, id2);  /* the same place, taken again */
+    assert_int_equal(json_int(out, "activation_count"), 1);
+    free(out);
+
+    assert_int_equal(RUN("l2", &out, "renew"), 0);  /* the stored key */
+    assert_true(json_int(out, "expires_at") >= before + 2);
+    free(out);
+
+    char root[300], st[300], log[400], bin[512];
+    env_machine(&env, "l3", root, st);
+    snprintf(log, sizeof log, "%s/daemon-lease.log", env.dir);
+    snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
+    const char *argv[] = {bin, "--daemon", "--public-key", env.public_key, "--facts-root", root,
+                          "--state-dir", st, "--key-file", keyfile[2], "--server", env.target[0], NULL};
+    pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
+    assert_true(pid > 0);
+    char *text = NULL;
+    for (int i = 0; i < 100; i++) {
+        usleep(100 * 1000);
+        free(text);
+        text = read_text(log);
+        if (strstr(text, "daemon.licensed") || strstr(text, "daemon.attempt_failed")) break;
+    }
+    assert_int_equal(fixture_stop(pid, SIGTERM, 5000), 0);
+    free(text);
+    text = read_text(log);
+    fprintf(stderr, "%s", text);
+    assert_non_null(strstr(text, "daemon.licensed"));
+    assert_null(strstr(text, "daemon.attempt_failed"));
+    free(text);
+}
+
+/* A revoked key stays refused: renew and maintain exit 8 (revoked) and
+ * neither tries to activate again, even with the key at hand. */
+static void revoked_key_is_not_activated_again(void **state) {
+    const char *g[] = {"--lease-seconds", "3600", "--renew-seconds", "1", NULL};
+    assert_int_equal(env_group(&env, 111, g), 0);
+    char keys[1][KEY_TEXT], *out, keyfile[400];
+    assert_int_equal(env_keys(&env, 111, 1, keys), 0);
+    snprintf(keyfile, sizeof keyfile, "%s/state/r1/product-key", env.dir);
+    assert_int_equal(RUN("r1", &out, keys[0]), 0);
+    long long serial = json_int(out, "key_serial");
+    free(out);
+    write_key_file(keys[0], keyfile);  /* the stored key renew would use */
+    /* Revoked as the revocation puller records it in Redis A. */
+    redisContext *ks = redis_fixture_connect(&env.a, "keystore", FIXTURE_PW_KEYSTORE);
+    assert_non_null(ks);
+    redisReply *r = redisCommand(ks, "SADD {g:111}:revoked %lld", serial);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(ks);
+
+    /* A server of its own, logging every refusal, to see which calls came. */
+    const char *info[] = {"--log-level", "info", NULL};
+    assert_int_equal(env_start_server(&env, 1, info), 0);
+    sleep(2);  /* renew_after (1 s) has come: maintain has a renewal due */
+    assert_int_equal(RUN_LOCAL("r1", &out, "renew", "--server", env.target[1]), 8);
+    assert_non_null(strstr(out, "\"result\":\"revoked\""));
+    free(out);
+    assert_int_equal(RUN_LOCAL("r1", &out, "maintain", "--key-file", keyfile, "--server", env.target[1]), 8);
+    assert_non_null(strstr(out, "\"result\":\"revoked\""));
+    free(out);
+    env_stop_server(&env, 1);
+    char log[400];
+    snprintf(log, sizeof log, "%s/server1.log", env.dir);
+    char *text = read_text(log);
+    assert_non_null(strstr(text, "\"event\":\"renew.refused\""));
+    assert_null(strstr(text, "\"event\":\"activate."));  /* no Activate was sent */
+    free(text);
+    assert_int_equal(RUN_LOCAL("r1", NULL, "status"), 0);  /* the stored license is untouched */
+}
+
+/* --json stays valid JSON and round-trips every byte of the text it
+ * reports: quotes and backslashes (a product name), control characters (a
+ * path in a message), and bytes that are not UTF-8 (replaced, never copied). */
+static void json_output_is_valid_whatever_the_text(void **state) {
+    const char *g[] = {"--product", "Demo \"Quoted\" \\ Office", "--edition", "Pro\\fessional \"X\"", NULL};
+    assert_int_equal(env_group(&env, 112, g), 0);
+    char keys[1][KEY_TEXT], *out;
+    assert_int_equal(env_keys(&env, 112, 1, keys), 0);
+    assert_int_equal(RUN("j1", &out, keys[0]), 0);
+    json_error_t jerr;
+    json_t *doc = json_loads(out, 0, &jerr);
+    if (!doc) fail_msg("not JSON (%s at %d): %s", jerr.text, jerr.position, out);
+    json_t *lic = json_object_get(doc, "license");
+    assert_true(json_is_object(lic));
+    assert_string_equal(json_string_value(json_object_get(lic, "product")), "Demo \"Quoted\" \\ Office");
+    assert_string_equal(json_string_value(json_object_get(lic, "edition")), "Pro\\fessional \"X\"");
+    assert_int_equal(json_integer_value(json_object_get(lic, "key_group")), 112);
+    assert_string_equal(json_string_value(json_object_get(doc, "result")), "ok");
+    json_decref(doc);
+    free(out);
+
+    /* A state directory named with every awkward character: "not activated"
+     * names it in the message. */
+    char root[300], st[300], odd[600];
+    env_machine(&env, "j2", root, st);
+    snprintf(odd, sizeof odd, "%s/q\"uote b\\ack tab\t nl\n bell\a esc\x1b del\x7f", env.dir);
+    const char *args[] = {"status", NULL};
+    assert_int_equal(env_activate_cli(&env, root, odd, args, &out), 4);
+    doc = json_loads(out, 0, &jerr);
+    if (!doc) fail_msg("not JSON (%s at %d): %s", jerr.text, jerr.position, out);
+    const char *msg = json_string_value(json_object_get(doc, "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, odd));
+    assert_int_equal(json_integer_value(json_object_get(doc, "exit_code")), 4);
+    assert_string_equal(json_string_value(json_object_get(doc, "result")), "not_activated");
+    json_decref(doc);
+    free(out);
+
+    /* Bytes that are not UTF-8 cannot be JSON text: they are replaced. */
+    snprintf(odd, sizeof odd, "%s/latin1-\xe9t\xe9-\xff", env.dir);
+    assert_int_equal(env_activate_cli(&env, root, odd, args, &out), 4);
+    doc = json_loads(out, 0, &jerr);
+    if (!doc) fail_msg("not JSON (%s at %d): %s", jerr.text, jerr.position, out);
+    msg = json_string_value(json_object_get(doc, "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "latin1-"));
+    json_decref(doc);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(activate_status_renew_deactivate),
@@ -333,6 +512,9 @@ int main(void) {
         cmocka_unit_test(daemon_activates_at_start_and_stops_on_sigterm),
         cmocka_unit_test(typo_on_a_terminal_is_asked_again),
         cmocka_unit_test(tls_to_the_server),
+        cmocka_unit_test(lapsed_lease_is_activated_again),
+        cmocka_unit_test(revoked_key_is_not_activated_again),
+        cmocka_unit_test(json_output_is_valid_whatever_the_text),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -116,6 +116,17 @@ static void node_client_sees_the_error_model(void **state) {
     assert_int_equal(run_node(forged, NULL, &out), 1);
     assert_non_null(strstr(out, "\"code\":\"PERMISSION_DENIED\""));
     free(out);
+    /* A revoked key: FAILED_PRECONDITION, and the reason in the trailers. */
+    redisContext *ks = redis_fixture_connect(&env.a, "keystore", FIXTURE_PW_KEYSTORE);
+    assert_non_null(ks);
+    redisReply *r = redisCommand(ks, "SADD {g:301}:revoked %u", f.serial);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(ks);
+    assert_int_equal(run_node(keys[0], NULL, &out), 1);
+    assert_non_null(strstr(out, "\"code\":\"FAILED_PRECONDITION\""));
+    assert_non_null(strstr(out, "\"reason\":\"KEY_REVOKED\""));
+    free(out);
 }
 
 int main(void) {

@@ -35,6 +35,7 @@ static void whoami(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *repl
 static void limited(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED, "slow down");
     reply->retry_after_s = 7;
+    reply->reason = "TOO_FAST";
 }
 
 static void remaining(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {

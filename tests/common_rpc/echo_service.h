@@ -6,7 +6,7 @@
  *   /test.v1.Echo/Big        returns the request (limit 100000 bytes)
  *   /test.v1.Echo/Sleep      request is decimal milliseconds; sleeps, returns "slept"
  *   /test.v1.Echo/Whoami     returns "peer_ip|identity|worker_magic"
- *   /test.v1.Echo/Limited    RESOURCE_EXHAUSTED with retry-after 7
+ *   /test.v1.Echo/Limited    RESOURCE_EXHAUSTED with retry-after 7 and error-reason TOO_FAST
  *   /test.v1.Echo/Remaining  returns rpc_ctx_remaining_ms as decimal
  * worker_init hands each worker a counter that Whoami reports, proving the
  * per-worker state reaches the handler. */

@@ -170,6 +170,7 @@ static void test_retry_after_and_message(void **state) {
     rpc_result r;
     assert_int_equal(call(g_ch, "/test.v1.Echo/Limited", "", 0, 5000, &r), GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(r.retry_after_s, 7);
+    assert_string_equal(r.reason, "TOO_FAST");   /* both trailers arrive */
     assert_string_equal(r.message, "slow down");
     rpc_result_clear(&r);
 }

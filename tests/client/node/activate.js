@@ -9,7 +9,8 @@
 //
 // Usage: node activate.js --target HOST:PORT --proto-dir DIR --public-key PEM
 //                         --key PRODUCT-KEY [--machine-id HEX64] [--renew] [--deactivate]
-// Prints one JSON object; exits 0 when every step and check passed, else 1.
+// Prints one JSON object; exits 0 when every step and check passed, else 1
+// (then with the status code and the "error-reason" trailer, if any).
 'use strict';
 
 const crypto = require('node:crypto');
@@ -111,6 +112,8 @@ async function main() {
 
 main().catch((err) => {
   const code = err.code !== undefined ? grpc.status[err.code] || err.code : undefined;
-  console.log(JSON.stringify({ result: 'error', code, message: err.details || err.message }));
+  // The machine-readable cause of a FAILED_PRECONDITION (activation.proto): trailing metadata.
+  const reason = err.metadata ? err.metadata.get('error-reason')[0] : undefined;
+  console.log(JSON.stringify({ result: 'error', code, reason, message: err.details || err.message }));
   process.exit(1);
 });
