@@ -115,6 +115,10 @@ static int validate(const group_record *r, char *err, size_t errlen) {
     return 0;
 }
 
+int group_record_validate(const group_record *rec, char *err, size_t errlen) {
+    return validate(rec, err, errlen);
+}
+
 /* ---- writing ---- */
 
 /* A growing argv for one EVAL: numbers are formatted into `nums`. */
