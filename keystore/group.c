@@ -293,7 +293,7 @@ static int hget_u(const redisReply *r, const char *name, unsigned long long max,
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v->str, &end, 10);
-    if (end == v->str || *end || errno || x > max || v->str[0] == '-')
+    if (v->str[0] < '0' || v->str[0] > '9' || *end || errno || x > max)   /* no sign, no blanks */
         return err_set(err, errlen, "group %u: field '%s' = '%.40s' is not a valid number", id, name, v->str);
     *out = x;
     return 0;

@@ -285,6 +285,22 @@ static void test_duplicate_and_invalid_refused(void **state) {
     rec.alg_first = 99;
     assert_int_equal(group_create(ca(), kek_a, cb(), kek_b, &rec, err, sizeof err), -1);
     assert_non_null(strstr(err, "algorithm"));
+
+    /* A stored number read back takes digits only: no blank, no sign, no overflow. */
+    create_group(5003, "Numbers");
+    const char *damaged[] = {" 5", "+5", "5 ", "-1", "18446744073709551616", ""};
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        r = rstore_command(sa, "HSET {g:5003}:group max_machines %s", damaged[i]);
+        freeReplyObject(r);
+        group_record got;
+        assert_int_equal(group_load(ca(), kek_a, 5003, &got, NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, "max_machines"));
+    }
+    r = rstore_command(sa, "HSET {g:5003}:group max_machines 5");
+    freeReplyObject(r);
+    group_record got;
+    assert_int_equal(group_load(ca(), kek_a, 5003, &got, NULL, err, sizeof err), 0);
+    assert_int_equal(got.policy.max_machines, 5);
 }
 
 static void test_wrong_kek_refused(void **state) {
