@@ -164,7 +164,10 @@ static int start_metrics(const char *listen) {
     if (!colon || (size_t)(colon - listen) >= sizeof host)
         return fail("config.metrics_listen", "expected host:port");
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-    int port = metrics_http_start(host, atoi(colon + 1));
+    char *end;
+    long want = strtol(colon + 1, &end, 10);   /* atoi took "x" for port 0, i.e. any port */
+    if (end == colon + 1 || *end || want < 0 || want > 65535) return fail("config.metrics_listen", "bad port");
+    int port = metrics_http_start(host, (int)want);
     if (port < 0) return fail("metrics.listen", listen);
     log_info("metrics.listening", LOG_S("host", host), LOG_I("port", port), LOG_END);
     return 0;

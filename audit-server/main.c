@@ -127,7 +127,7 @@ static int start_metrics(const char *addr) {
     host[colon - addr] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535) return -1;
+    if (end == colon + 1 || *end || port < 0 || port > 65535) return -1;   /* "host:" is no port */
     int bound = metrics_http_start(host, (int)port);
     if (bound < 0) return -1;
     log_info("audit.metrics", LOG_S("addr", host), LOG_I("port", bound), LOG_END);

@@ -126,6 +126,17 @@ static void test_damaged_record_version_is_unavailable(void **state) {
     assert_int_equal(env_stop_server(&env), 0);
 }
 
+/* A metrics port that is not a number stops the start instead of binding any port. */
+static void test_bad_metrics_port_refused(void **state) {
+    const char *const bad[][3] = {{"--metrics-listen", "127.0.0.1:x", NULL}, {"--metrics-listen", "127.0.0.1:", NULL},
+                                  {"--metrics-listen", "127.0.0.1:65536", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double t0 = now_s();
+        assert_int_equal(env_start_server(&env, bad[i]), -1);
+        assert_true(now_s() - t0 < 10);   /* it exited; the fixture did not wait out its timeout */
+    }
+}
+
 typedef struct busy_redis {
     int port;
     double seconds;
@@ -262,6 +273,7 @@ static void test_sigterm_under_load(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damaged_record_version_is_unavailable),
+        cmocka_unit_test(test_bad_metrics_port_refused),
         cmocka_unit_test(test_expired_deadline_gets_no_work),
         cmocka_unit_test(test_sigterm_under_load),
         cmocka_unit_test(test_redis_stopped_and_started_again),   /* last: restarts Redis A */
