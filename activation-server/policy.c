@@ -6,6 +6,7 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,15 +70,22 @@ static void add_str(args *a, const char *s) {
     add(a, s, strlen(s));
 }
 
-static int64_t int_at(const redisReply *r, size_t i) {
+/* Element i as a number (0 when absent); a string that is not a whole
+ * number sets *bad, so a damaged record never reads as version 0. */
+static int64_t int_at(const redisReply *r, size_t i, bool *bad) {
     if (i >= r->elements) return 0;
     const redisReply *e = r->element[i];
     if (e->type == REDIS_REPLY_INTEGER) return e->integer;
-    if (e->type == REDIS_REPLY_STRING) return strtoll(e->str, NULL, 10);
-    return 0;
+    if (e->type != REDIS_REPLY_STRING) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(e->str, &end, 10);
+    if (end == e->str || *end || errno) *bad = true;
+    return v;
 }
 
 static void decode(redisReply *r, const char *what, policy_result *out) {
+    bool bad = false;
     memset(out, 0, sizeof *out);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER) {
@@ -89,23 +97,30 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
     }
     out->status = (policy_status)r->element[0]->integer;
     if (out->status == POLICY_RATE_LIMITED) {
-        out->retry_after_s = (int)int_at(r, 1);
+        out->retry_after_s = (int)int_at(r, 1, &bad);
         const redisReply *s = r->elements > 2 ? r->element[2] : NULL;
         out->scope = s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "group") == 0
                          ? "group" : "address";
-        return;
+    } else {
+        out->version = (uint64_t)int_at(r, 1, &bad);
+        out->count = (uint32_t)int_at(r, 2, &bad);
     }
-    out->version = (uint64_t)int_at(r, 1);
-    out->count = (uint32_t)int_at(r, 2);
-    if (out->status != POLICY_OK || r->elements < 8) return;
-    out->expires_at = int_at(r, 3);
-    out->renew_after = int_at(r, 4);
-    out->now = int_at(r, 5);
-    const redisReply *rnd = r->element[6];
-    if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
-        memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
-    out->again = int_at(r, 7) != 0;
-    out->audited = int_at(r, 8) != 0;
+    if (!bad && out->status == POLICY_OK && r->elements >= 8) {
+        out->expires_at = int_at(r, 3, &bad);
+        out->renew_after = int_at(r, 4, &bad);
+        out->now = int_at(r, 5, &bad);
+        const redisReply *rnd = r->element[6];
+        if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
+            memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
+        out->again = int_at(r, 7, &bad) != 0;
+        out->audited = int_at(r, 8, &bad) != 0;
+    }
+    if (bad) {
+        memset(out, 0, sizeof *out);
+        out->status = POLICY_UNAVAILABLE;
+        out->redis_error = true;   /* Redis answered, with something policy.lua did not write */
+        snprintf(out->error, sizeof out->error, "%s: a number in the reply does not parse", what);
+    }
 }
 
 static void run(rstore *r, int script, int nkeys, args *a, const char *what, policy_result *out) {

@@ -6,6 +6,7 @@
  * stream whose last ID is ahead of the counter after a partial restore). */
 #include "audit_store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,8 +360,9 @@ static bool parse_u64(const redisReply *v, uint64_t max, uint64_t *out) {
     char buf[24], *end;
     memcpy(buf, v->str, v->len);
     buf[v->len] = '\0';
+    errno = 0;
     unsigned long long x = strtoull(buf, &end, 10);
-    if (*end || buf[0] == '-' || x > max) return false;
+    if (*end || buf[0] < '0' || buf[0] > '9' || errno || x > max) return false;
     *out = x;
     return true;
 }
@@ -503,7 +505,12 @@ static bool parse_revocation(const redisReply *e, revocation_entry *out) {
     const redisReply *f = e->element[1];
     uint64_t group, serial, at;
     memset(out, 0, sizeof *out);
-    out->sequence = strtoull(e->element[0]->str, NULL, 10);
+    /* Entries are added as "SEQ-0" (RECORD_LUA); any other ID is not ours. */
+    const char *id = e->element[0]->str;
+    char *end;
+    errno = 0;
+    out->sequence = strtoull(id, &end, 10);
+    if (id[0] < '0' || id[0] > '9' || errno || strcmp(end, "-0") != 0) return false;
     if (!parse_u64(field(f, "group"), UINT32_MAX, &group) ||
         !parse_u64(field(f, "serial"), UINT32_MAX, &serial) ||
         !parse_u64(field(f, "revoked_at"), INT64_MAX, &at) || out->sequence == 0)
@@ -538,7 +545,11 @@ int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
         return -1;
     }
     const redisReply *last = r->element[0], *entries = r->element[1];
-    *last_sequence = last->type == REDIS_REPLY_STRING ? strtoull(last->str, NULL, 10) : 0;
+    if (!parse_u64(last, UINT64_MAX, last_sequence)) {
+        snprintf(err, errlen, "list revocations: the revocation sequence in the audit store is not a number");
+        freeReplyObject(r);
+        return -1;
+    }
     if (entries->elements > 0) {
         *out = calloc(entries->elements, sizeof **out);
         if (!*out) {

@@ -150,9 +150,15 @@ static void run_sync(const char *target, int threads, double seconds) {
     pthread_t t[64];
     sync_arg a[64];
     if (threads > 64) threads = 64;
-    for (int i = 0; i < threads; i++) {
-        a[i] = (sync_arg){.target = target, .seconds = seconds};
-        pthread_create(&t[i], NULL, sync_thread, &a[i]);
+    int started = 0;
+    for (; started < threads; started++) {
+        a[started] = (sync_arg){.target = target, .seconds = seconds};
+        if (pthread_create(&t[started], NULL, sync_thread, &a[started]) != 0) break;
+    }
+    if (started < threads) {
+        /* a rate from fewer threads than asked for would be mislabelled */
+        fprintf(stderr, "echo_bench: cannot start sync thread %d of %d; stopping\n", started + 1, threads);
+        exit(1);
     }
     uint64_t calls = 0, failed = 0;
     for (int i = 0; i < threads; i++) {

@@ -318,6 +318,10 @@ static void *thread_main(void *arg) {
 
 static int connect_all(shared *sh, char *err, size_t errlen) {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    if (!cq) {
+        snprintf(err, errlen, "cannot create a completion queue");
+        return -1;
+    }
     gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN));
     int rc = 0;
     for (int i = 0; i < sh->n_chans && rc == 0; i++) {
@@ -367,7 +371,7 @@ static int threads_create(shared *sh, lg_thread *ts, int n_threads, int concurre
         lg_thread *t = &ts[i];
         t->sh = sh;
         t->index = i;
-        t->cq = grpc_completion_queue_create_for_next(NULL);
+        if (!(t->cq = grpc_completion_queue_create_for_next(NULL))) return -1;   /* gRPC's out of memory */
         /* slot g (over all threads) = thread + j * threads; its channel is g % channels */
         t->n_slots = concurrency / n_threads + (i < concurrency % n_threads);
         t->slots = calloc((size_t)(t->n_slots ? t->n_slots : 1), sizeof *t->slots);

@@ -258,6 +258,16 @@ static int field_bytes(const char *text, const char *name, uint8_t **out, size_t
     return rc;
 }
 
+/* Decimal digits only (no sign or blank) within 32 bits; 0 or -1. */
+static int parse_u32(const char *s, uint32_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (!isdigit((unsigned char)s[0]) || *end || errno || n > UINT32_MAX) return -1;
+    *out = (uint32_t)n;
+    return 0;
+}
+
 int license_file_parse(const char *text, signed_license *s, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     if (strncmp(text, "# activate license v1", 21) != 0) {
@@ -269,8 +279,11 @@ int license_file_parse(const char *text, signed_license *s, char *err, size_t er
         snprintf(err, errlen, "field \"key_id\" is missing, repeated or too long");
         return -1;
     }
-    if (text_field_copy(text, "activation_count", count, sizeof count) == 0)
-        s->activation_count = (uint32_t)strtoul(count, NULL, 10);
+    int has_count = text_field_copy(text, "activation_count", count, sizeof count);   /* optional */
+    if (has_count < 0 || (has_count == 0 && parse_u32(count, &s->activation_count) != 0)) {
+        snprintf(err, errlen, "field \"activation_count\" is repeated or not a number (0..%u)", UINT32_MAX);
+        return -1;
+    }
     uint8_t *sig = NULL;
     size_t sig_len = 0;
     if (field_bytes(text, "signature", &sig, &sig_len, err, errlen) != 0) return -1;

@@ -21,6 +21,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -305,18 +306,18 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
                          s->password, sizeof s->password, &s->db) != 0) {
         snprintf(err, errlen, "invalid Redis URL (expected redis://[user[:password]@]host[:port][/db] "
                               "or unix:/path)");
-        free(s);
+        rstore_free(s);   /* a URL that failed late may have left its password behind */
         return NULL;
     }
     if (cfg->password_file &&
         read_password_file(cfg->password_file, s->password, sizeof s->password, err, errlen) != 0) {
-        free(s);
+        rstore_free(s);
         return NULL;
     }
     if (s->user[0] && !s->password[0]) {
         snprintf(err, errlen, "Redis URL names user '%s' but gives no password (put it in the URL "
                               "or a password file)", s->user);
-        free(s);
+        rstore_free(s);
         return NULL;
     }
     s->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 500;
@@ -334,7 +335,7 @@ void rstore_free(rstore *s) {
     if (s->ctx) redisFree(s->ctx);
     for (int i = 0; i < s->nscripts; i++) free(s->scripts[i].source);
     free(s->scripts);
-    memset(s->password, 0, sizeof s->password);
+    OPENSSL_cleanse(s->password, sizeof s->password);   /* a memset before free may be optimised away */
     free(s);
 }
 

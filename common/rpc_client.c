@@ -44,6 +44,7 @@ struct rpc_channel {
 
 static pthread_key_t tl_key;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_key_rc = -1;        /* pthread_key_create's result; no queues without the key */
 
 static void thread_cq_free(void *p) {
     grpc_completion_queue *cq = p;
@@ -54,14 +55,19 @@ static void thread_cq_free(void *p) {
     grpc_shutdown();              /* the queue held a reference on gRPC */
 }
 
-static void tl_key_create(void) { pthread_key_create(&tl_key, thread_cq_free); }
+static void tl_key_create(void) { tl_key_rc = pthread_key_create(&tl_key, thread_cq_free); }
 
 static grpc_completion_queue *thread_cq(void) {
     pthread_once(&tl_once, tl_key_create);
+    if (tl_key_rc != 0) return NULL;
     grpc_completion_queue *cq = pthread_getspecific(tl_key);
     if (cq) return cq;
     grpc_init();
     cq = grpc_completion_queue_create_for_next(NULL);
+    if (!cq) {
+        grpc_shutdown();
+        return NULL;
+    }
     if (pthread_setspecific(tl_key, cq) != 0) {
         thread_cq_free(cq);
         return NULL;
@@ -71,6 +77,7 @@ static grpc_completion_queue *thread_cq(void) {
 
 void rpc_client_thread_done(void) {
     pthread_once(&tl_once, tl_key_create);
+    if (tl_key_rc != 0) return;
     grpc_completion_queue *cq = pthread_getspecific(tl_key);
     if (!cq) return;
     pthread_setspecific(tl_key, NULL);
@@ -106,12 +113,12 @@ rpc_channel *rpc_channel_new(const char *target, const rpc_client_tls *tls) {
         c->ch = grpc_channel_create(target, creds, &ca);
         grpc_channel_credentials_release(creds);
     }
-    if (!c->ch) {
+    if (!c->ch || pthread_mutex_init(&c->mu, NULL) != 0) {
+        if (c->ch) grpc_channel_destroy(c->ch);
         free(c);
         grpc_shutdown();
         return NULL;
     }
-    pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 

@@ -134,6 +134,7 @@ struct worker {
     pthread_t thread;             /* valid when started */
     bool started;
     pthread_mutex_t mu;           /* held while handling an event; see the top comment */
+    bool mu_ready;                /* mu was initialised (a failed start may stop before) */
     grpc_completion_queue *cq;    /* this worker's queue */
     int outstanding;              /* completions still due on cq: armed requests + replies (under mu) */
     bool cq_closing;              /* shutdown: close cq once outstanding reaches 0 (under mu) */
@@ -642,8 +643,10 @@ static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err
         w->s = s;
         w->index = i;
         w->ctx.w = w;
-        pthread_mutex_init(&w->mu, NULL);
-        w->cq = grpc_completion_queue_create_for_next(NULL);
+        if (pthread_mutex_init(&w->mu, NULL) != 0) return err_set(err, errlen, "worker %d: cannot create its lock", i);
+        w->mu_ready = true;
+        if (!(w->cq = grpc_completion_queue_create_for_next(NULL)))
+            return err_set(err, errlen, "worker %d: cannot create its completion queue", i);
         grpc_server_register_completion_queue(s->server, w->cq, NULL);
         w->reply.body = malloc(REPLY_INITIAL_CAP);
         w->reply.body_cap = REPLY_INITIAL_CAP;
@@ -750,7 +753,7 @@ static void worker_release(rpc_server *s, worker *w) {
     }
     if (w->state && s->worker_free) s->worker_free(w->state);
     if (w->cq) grpc_completion_queue_destroy(w->cq);
-    pthread_mutex_destroy(&w->mu);
+    if (w->mu_ready) pthread_mutex_destroy(&w->mu);
     free(w->slots);
     free(w->reply.body);
     free(w->req_buf);
@@ -762,6 +765,12 @@ static void worker_release(rpc_server *s, worker *w) {
  * why the queues close by their own count (maybe_close_cq). */
 static void wait_for_calls(rpc_server *s, int grace_ms) {
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    if (!cq) {
+        /* gRPC aborts on out of memory before it returns NULL here; without the
+         * queue the shutdown cannot be waited for, and going on would free live calls. */
+        fprintf(stderr, "rpc_server: cannot create the shutdown completion queue\n");
+        abort();
+    }
     static int shutdown_tag;
     grpc_server_shutdown_and_notify(s->server, cq, &shutdown_tag);
     gpr_timespec until = grace_ms < 0 ? gpr_inf_future(GPR_CLOCK_MONOTONIC)

@@ -115,6 +115,10 @@ static int validate(const group_record *r, char *err, size_t errlen) {
     return 0;
 }
 
+int group_record_validate(const group_record *rec, char *err, size_t errlen) {
+    return validate(rec, err, errlen);
+}
+
 /* ---- writing ---- */
 
 /* A growing argv for one EVAL: numbers are formatted into `nums`. */
@@ -289,7 +293,7 @@ static int hget_u(const redisReply *r, const char *name, unsigned long long max,
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v->str, &end, 10);
-    if (end == v->str || *end || errno || x > max || v->str[0] == '-')
+    if (v->str[0] < '0' || v->str[0] > '9' || *end || errno || x > max)   /* no sign, no blanks */
         return err_set(err, errlen, "group %u: field '%s' = '%.40s' is not a valid number", id, name, v->str);
     *out = x;
     return 0;

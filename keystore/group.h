@@ -86,6 +86,9 @@ typedef struct group_record {
 /* Fills `rec` with the documented defaults (retail, HMAC-SHA256 for both,
  * max_machines 1, permanent, 5 % offline audit). */
 void group_record_defaults(group_record *rec);
+/* The checks group_create applies, for callers that want to refuse a bad
+ * record before they touch a store. 0, or -1 with the reason in err. */
+int group_record_validate(const group_record *rec, char *err, size_t errlen);
 
 const char *group_channel_name(group_channel c);
 int group_channel_parse(const char *s);   /* 0 if unknown */

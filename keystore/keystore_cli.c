@@ -17,10 +17,13 @@
  * place only when complete, so a crash never leaves a half-written key file
  * and an existing file is never overwritten.
  *
- * Exit codes: 0 success, 1 failure (including "not genuine" and a bad key),
- * 2 usage error. Errors go to stderr; secrets and keys never go to logs. */
+ * Exit codes are one rule for every command (EXIT_HELP below): 0 success,
+ * 1 the operation failed or its answer is no, 2 usage error. Every error path
+ * returns through fail(), so a command cannot pick its own number. Errors go
+ * to stderr; secrets and keys never go to logs. JSON goes through jansson. */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,26 +50,41 @@
 
 /* ---- shared helpers ---- */
 
-static int die(const char *fmt, ...) {
+/* The exit codes of every command. A key that is not genuine or does not
+ * decode is an answer (1), not a usage error: the command was given right. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1,   /* the operation failed, or a check said no */
+    EXIT_USAGE = 2,    /* unknown command or option, extra argument, missing required option, malformed value */
+};
+#define EXIT_HELP "Exit codes: 0 success; 1 the operation failed or the answer is no (key not genuine, group\n" \
+    "not found, store unreachable); 2 usage error (unknown command or option, extra argument, missing\n"        \
+    "required option, malformed value)."
+
+/* Prints the error and returns `code`: `return fail(EXIT_USAGE, ...)`. */
+static int fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("keystore: error: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fputs(code == EXIT_USAGE ? " (see --help)\n" : "\n", stderr);
     va_end(ap);
-    return 1;
+    return code;
 }
 
-/* Prints s as a JSON string literal. */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+/* The two ways a command goes wrong, spelled out at every error path. */
+#define die(...) fail(EXIT_FAILED, __VA_ARGS__)
+#define usage_error(...) fail(EXIT_USAGE, __VA_ARGS__)
+
+/* Writes one JSON value as a compact line, keys in insertion order, and
+ * releases it. NULL (a failed json_pack) means the value could not be built. */
+static int print_json(json_t *j, const char *what) {
+    if (!j) return die("cannot build the JSON for %s", what);
+    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 && fputc('\n', stdout) != EOF
+                 ? EXIT_OK
+                 : die("writing the JSON for %s failed", what);
+    json_decref(j);
+    return rc;
 }
 
 static void iso_time(int64_t t, char *buf, size_t n) {
@@ -76,7 +94,8 @@ static void iso_time(int64_t t, char *buf, size_t n) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Parses a decimal number within [0, max]; -1 if not one. */
+/* Parses a decimal number within [0, max]; -1 if not one. Digits only, so
+ * no sign, blank or "0x" slips through as strtoll would let it. */
 static long long parse_num(const char *s, long long max) {
     if (!s || !*s) return -1;
     long long v = 0;
@@ -88,11 +107,11 @@ static long long parse_num(const char *s, long long max) {
     return v;
 }
 
-static int no_args(const config *c) {
+/* EXIT_USAGE if more than `max` positional arguments were given. */
+static int check_args(const config *c, size_t max) {
     char *const *args;
     size_t n = config_args(c, &args);
-    if (n) return die("unexpected argument '%s' (see --help)", args[0]), 2;
-    return 0;
+    return n > max ? usage_error("unexpected argument '%s'", args[max]) : EXIT_OK;
 }
 
 /* ---- stores and KEKs ---- */
@@ -123,39 +142,48 @@ typedef struct stores {
     uint8_t kek_b[KEK_LEN];     /* wraps second secrets */
 } stores;
 
-static rstore *open_store(const config *c, const char *url_opt, const char *pw_opt) {
+/* A URL that does not parse is a usage error; one that parses but does not
+ * connect (or authenticate) is a failed operation. */
+static int open_store(const config *c, const char *url_opt, const char *pw_opt, rstore **out) {
     const char *url = config_get(c, url_opt);
-    char err[512];
+    char err[512], host[256], user[128], pw[256];
+    int port, db;
     if (!url) {
         char env[64];
         snprintf(env, sizeof env, "%s_%s", ENV_PREFIX, url_opt);
         for (char *p = env; *p; p++) *p = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        die("--%s is required (or set %s)", url_opt, env);
-        return NULL;
+        return usage_error("--%s is required (or set %s)", url_opt, env);
     }
+    int parsed = rstore_parse_url(url, host, sizeof host, &port, user, sizeof user, pw, sizeof pw, &db);
+    OPENSSL_cleanse(pw, sizeof pw);
+    if (parsed != 0)
+        return usage_error("--%s is not a Redis URL (expected redis://[user[:password]@]host[:port][/db] "
+                           "or unix:/path)", url_opt);
     rstore_config rc = {url, config_get(c, pw_opt), 2000, 10000};
-    rstore *s = rstore_new(&rc, false, err, sizeof err);
-    if (!s) die("--%s: %s", url_opt, err);
-    return s;
+    if (!(*out = rstore_new(&rc, false, err, sizeof err))) return die("--%s: %s", url_opt, err);
+    return EXIT_OK;
 }
 
 static int load_kek(const config *c, const char *opt, uint8_t kek[KEK_LEN]) {
     const char *path = config_get(c, opt);
     char err[512];
-    if (!path) return die("--%s is required", opt);
+    if (!path) return usage_error("--%s is required", opt);
     if (kek_load_file(path, kek, err, sizeof err) != 0) return die("--%s %s: %s", opt, path, err);
-    return 0;
+    return EXIT_OK;
 }
 
-/* Opens what `need` names: 'a' activation store, 'b' audit store, 'k' both KEKs. */
+/* Opens what `need` names: 'a' activation store, 'b' audit store, 'k' both
+ * KEKs. Returns the exit code of the first failure. */
 static int open_stores(const config *c, const char *need, stores *st) {
+    int rc = EXIT_OK;
     memset(st, 0, sizeof *st);
-    if (strchr(need, 'k') && (load_kek(c, "activation-kek", st->kek_a) || load_kek(c, "audit-kek", st->kek_b)))
-        return 1;
-    if (strchr(need, 'a') && !(st->a = open_store(c, "activation-redis", "activation-redis-password-file")))
-        return 1;
-    if (strchr(need, 'b') && !(st->b = open_store(c, "audit-redis", "audit-redis-password-file"))) return 1;
-    return 0;
+    if (strchr(need, 'k') && ((rc = load_kek(c, "activation-kek", st->kek_a)) ||
+                              (rc = load_kek(c, "audit-kek", st->kek_b))))
+        return rc;
+    if (strchr(need, 'a') && (rc = open_store(c, "activation-redis", "activation-redis-password-file", &st->a)))
+        return rc;
+    if (strchr(need, 'b')) rc = open_store(c, "audit-redis", "audit-redis-password-file", &st->b);
+    return rc;
 }
 
 static void close_stores(stores *st) {
@@ -172,14 +200,16 @@ static redisContext *ctx_of(rstore *s, const char *which) {
     return c;
 }
 
-static long long group_id_arg(const config *c) {
+/* The group ID from --id or the single positional argument. */
+static int group_id_arg(const config *c, uint32_t *id) {
     const char *v = config_get(c, "id");
     char *const *args;
     if (!v && config_args(c, &args) == 1) v = args[0];
-    if (!v) return die("--id is required (the group ID, 0..%u)", PK_GROUP_MAX), -1;
-    long long id = parse_num(v, PK_GROUP_MAX);
-    if (id < 0) return die("group ID '%s' is not a number between 0 and %u", v, PK_GROUP_MAX), -1;
-    return id;
+    if (!v) return usage_error("--id is required (the group ID, 0..%u)", PK_GROUP_MAX);
+    long long n = parse_num(v, PK_GROUP_MAX);
+    if (n < 0) return usage_error("group ID '%s' is not a number between 0 and %u", v, PK_GROUP_MAX);
+    *id = (uint32_t)n;
+    return EXIT_OK;
 }
 
 /* ---- group create ---- */
@@ -206,20 +236,29 @@ static const config_option group_create_opts[] = {
     STORE_OPT_A_URL, STORE_OPT_B_URL, STORE_OPT_A_KEK, STORE_OPT_B_KEK, STORE_OPT_A_PW, STORE_OPT_B_PW,
 };
 
+/* Names end up in JSON (group show --json), which must be UTF-8. */
+static int check_utf8(const char *s, const char *opt) {
+    json_t *j = json_string(s);
+    if (!j) return usage_error("--%s is not valid UTF-8 text", opt);
+    json_decref(j);
+    return EXIT_OK;
+}
+
 static int copy_text(char *dst, size_t n, const char *src, const char *opt) {
-    if (strlen(src) >= n) return die("--%s is longer than %zu characters", opt, n - 1);
-    strcpy(dst, src);
-    return 0;
+    if (strlen(src) >= n) return usage_error("--%s is longer than %zu characters", opt, n - 1);
+    int rc = check_utf8(src, opt);
+    if (!rc) strcpy(dst, src);
+    return rc;
 }
 
 static int parse_lease(const config *c, group_record *r) {
     bool ok = true;
     const char *d = config_get(c, "lease-days"), *s = config_get(c, "lease-seconds");
-    if (d && s) return die("give --lease-days or --lease-seconds, not both");
+    if (d && s) return usage_error("give --lease-days or --lease-seconds, not both");
     long long lease = d ? config_get_int(c, "lease-days", 0, UINT32_MAX / 86400, &ok) * 86400
                         : config_get_int(c, "lease-seconds", 0, UINT32_MAX, &ok);
     long long renew = config_get_int(c, "renew-seconds", 0, UINT32_MAX, &ok);
-    if (!ok) return 1;
+    if (!ok) return EXIT_USAGE;   /* config_get_int said which */
     if (!config_get(c, "renew-seconds")) renew = lease / 2 < 7 * 86400 ? lease / 2 : 7 * 86400;
     r->policy.lease_seconds = (uint32_t)lease;
     r->policy.renew_seconds = (uint32_t)renew;
@@ -229,12 +268,13 @@ static int parse_lease(const config *c, group_record *r) {
 static int parse_audit(const config *c, group_record *r) {
     bool ok = true;
     double rate = config_get_double(c, "audit-rate", 0, 100, &ok);
-    if (!ok) return 1;
+    if (!ok) return EXIT_USAGE;
     r->policy.audit_rate_ppm = (uint32_t)(rate * 10000 + 0.5);
     const char *m = config_get(c, "audit-mode"), *u = config_get(c, "audit-unreachable");
-    if (strcmp(m, "online") && strcmp(m, "offline")) return die("--audit-mode must be online or offline, not '%s'", m);
+    if (strcmp(m, "online") && strcmp(m, "offline"))
+        return usage_error("--audit-mode must be online or offline, not '%s'", m);
     if (strcmp(u, "fail-closed") && strcmp(u, "offline"))
-        return die("--audit-unreachable must be fail-closed or offline, not '%s'", u);
+        return usage_error("--audit-unreachable must be fail-closed or offline, not '%s'", u);
     r->policy.audit = strcmp(m, "online") == 0 ? AUDIT_MODE_ONLINE : AUDIT_MODE_OFFLINE;
     r->policy.on_audit_down = strcmp(u, "offline") == 0 ? AUDIT_UNREACHABLE_OFFLINE : AUDIT_UNREACHABLE_FAIL_CLOSED;
     r->policy.audit_first_activation = config_get_bool(c, "audit-first-activation");
@@ -246,7 +286,9 @@ static int parse_features(const config *c, group_record *r) {
     size_t n = config_get_list(c, "features", &v), len = 0;
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(v[i]);
-        if (len + l + 2 > sizeof r->policy.features) return die("--features: the list is too long");
+        if (len + l + 2 > sizeof r->policy.features) return usage_error("--features: the list is too long");
+        int rc = check_utf8(v[i], "features");
+        if (rc) return rc;
         if (len) r->policy.features[len++] = ',';
         memcpy(r->policy.features + len, v[i], l + 1);
         len += l;
@@ -256,42 +298,45 @@ static int parse_features(const config *c, group_record *r) {
 
 static int build_record(const config *c, group_record *r) {
     bool ok = true;
+    int rc;
     group_record_defaults(r);
-    long long id = group_id_arg(c);
-    if (id < 0) return 1;
-    r->id = (uint32_t)id;
+    if ((rc = group_id_arg(c, &r->id))) return rc;
     const char *product = config_get(c, "product");
-    if (!product || !*product) return die("--product is required");
-    if (copy_text(r->product, sizeof r->product, product, "product") ||
-        copy_text(r->edition, sizeof r->edition, config_get(c, "edition"), "edition"))
-        return 1;
+    if (!product || !*product) return usage_error("--product is required");
+    if ((rc = copy_text(r->product, sizeof r->product, product, "product")) ||
+        (rc = copy_text(r->edition, sizeof r->edition, config_get(c, "edition"), "edition")))
+        return rc;
     int ch = group_channel_parse(config_get(c, "channel"));
-    if (!ch) return die("--channel must be retail, oem or volume, not '%s'", config_get(c, "channel"));
+    if (!ch) return usage_error("--channel must be retail, oem or volume, not '%s'", config_get(c, "channel"));
     r->channel = (group_channel)ch;
     r->upgrade_allowed = config_get_bool(c, "upgrade-allowed");
     r->alg_first = mac_alg_parse(config_get(c, "alg-first"));
     r->alg_second = mac_alg_parse(config_get(c, "alg-second"));
-    if (!r->alg_first) return die("--alg-first: unknown algorithm '%s'", config_get(c, "alg-first"));
-    if (!r->alg_second) return die("--alg-second: unknown algorithm '%s'", config_get(c, "alg-second"));
+    if (!r->alg_first) return usage_error("--alg-first: unknown algorithm '%s'", config_get(c, "alg-first"));
+    if (!r->alg_second) return usage_error("--alg-second: unknown algorithm '%s'", config_get(c, "alg-second"));
     r->policy.max_machines = (uint32_t)config_get_int(c, "max-machines", 0, UINT32_MAX, &ok);
-    if (!ok || parse_lease(c, r) || parse_audit(c, r) || parse_features(c, r)) return 1;
-    return 0;
+    if (!ok) return EXIT_USAGE;
+    if ((rc = parse_lease(c, r)) || (rc = parse_audit(c, r)) || (rc = parse_features(c, r))) return rc;
+    /* The library checks again on create; asking now makes a bad value a usage error, not a failed create. */
+    char err[512];
+    if (group_record_validate(r, err, sizeof err) != 0) return usage_error("%s", err);
+    return EXIT_OK;
 }
 
 static int create_in_stores(stores *st, group_record *rec) {
     char err[512];
     redisContext *a = ctx_of(st->a, "activation"), *b = a ? ctx_of(st->b, "audit") : NULL;
-    if (!a || !b) return 1;
+    if (!a || !b) return EXIT_FAILED;
     if (group_create(a, st->kek_a, b, st->kek_b, rec, err, sizeof err) != 0) return die("%s", err);
-    return 0;
+    return EXIT_OK;
 }
 
 static int cmd_group_create(config *c) {
     group_record rec;
     stores st;
-    if (no_args(c)) return 2;
-    if (build_record(c, &rec)) return 1;
-    int rc = open_stores(c, "kab", &st);
+    int rc;
+    if ((rc = check_args(c, 0)) || (rc = build_record(c, &rec))) return rc;
+    rc = open_stores(c, "kab", &st);
     if (!rc) rc = create_in_stores(&st, &rec);
     if (!rc)
         printf("created group %u: %s%s%s, %s, first %s, second %s\n", rec.id, rec.product, rec.edition[0] ? " " : "",
@@ -310,38 +355,38 @@ static const config_option group_show_opts[] = {
     STORE_OPT_A_PW, STORE_OPT_B_PW, HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE"),
 };
 
-/* Serials handed out so far (the counter), or -1. */
+/* Serials handed out so far (the counter), or -1 when it cannot be read. */
 static long long serials_issued(redisContext *a, uint32_t id) {
     char key[48];
     group_key_serial(key, sizeof key, id);
     redisReply *r = redisCommand(a, "GET %s", key);
-    long long n = !r ? -1 : r->type == REDIS_REPLY_NIL ? 0 : r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    long long n = !r ? -1 : r->type == REDIS_REPLY_NIL ? 0 : -1;
+    if (r && r->type == REDIS_REPLY_STRING) n = parse_num(r->str, (long long)PK_SERIAL_MAX + 1);
     if (r) freeReplyObject(r);
     return n;
 }
 
-static void print_group_json(const group_record *r, long long issued, int audit_alg) {
+static int print_group_json(const group_record *r, long long issued, int audit_alg) {
     char t[32];
     const group_policy *p = &r->policy;
     iso_time(r->created_at, t, sizeof t);
-    printf("{\"id\":%u,\"product\":", r->id);
-    json_str(stdout, r->product);
-    printf(",\"edition\":");
-    json_str(stdout, r->edition);
-    printf(",\"channel\":\"%s\",\"upgrade_allowed\":%s,\"alg_first\":\"%s\",\"created_at\":\"%s\","
-           "\"version\":%llu,\"max_machines\":%u,\"lease_seconds\":%u,\"renew_seconds\":%u,"
-           "\"audit_rate_ppm\":%u,\"audit_mode\":\"%s\",\"audit_unreachable\":\"%s\","
-           "\"audit_first_activation\":%s,\"features\":",
-           group_channel_name(r->channel), r->upgrade_allowed ? "true" : "false", mac_alg_name(r->alg_first), t,
-           (unsigned long long)r->version, p->max_machines, p->lease_seconds, p->renew_seconds, p->audit_rate_ppm,
-           p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
-           p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed",
-           p->audit_first_activation ? "true" : "false");
-    json_str(stdout, p->features);
-    printf(",\"serials_issued\":%lld", issued);
-    if (audit_alg > 0) printf(",\"alg_second\":\"%s\"", mac_alg_name(audit_alg));
-    if (audit_alg == 0) printf(",\"audit_record\":false");
-    printf("}\n");
+    json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:b, s:s, s:I}",
+                          "id", (json_int_t)r->id, "product", r->product, "edition", r->edition,
+                          "channel", group_channel_name(r->channel), "upgrade_allowed", (int)r->upgrade_allowed,
+                          "alg_first", mac_alg_name(r->alg_first), "created_at", t,
+                          "version", (json_int_t)r->version, "max_machines", (json_int_t)p->max_machines,
+                          "lease_seconds", (json_int_t)p->lease_seconds, "renew_seconds", (json_int_t)p->renew_seconds,
+                          "audit_rate_ppm", (json_int_t)p->audit_rate_ppm,
+                          "audit_mode", p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
+                          "audit_unreachable",
+                          p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed",
+                          "audit_first_activation", (int)p->audit_first_activation, "features", p->features,
+                          "serials_issued", (json_int_t)issued);
+    /* json_pack fails on text that is not UTF-8 (a record written by other means). */
+    if (j && audit_alg > 0 && json_object_set_new(j, "alg_second", json_string(mac_alg_name(audit_alg))) != 0)
+        json_decref(j), j = NULL;
+    if (j && audit_alg == 0 && json_object_set_new(j, "audit_record", json_false()) != 0) json_decref(j), j = NULL;
+    return print_json(j, "the group (is its text UTF-8?)");
 }
 
 static void print_group_text(const group_record *r, long long issued, int audit_alg) {
@@ -380,20 +425,20 @@ static int audit_alg_of(stores *st, uint32_t id) {
 static int cmd_group_show(config *c) {
     stores st;
     group_record rec;
-    char err[512], *const *args;
-    if (config_args(c, &args) > (config_get(c, "id") ? 0u : 1u)) return die("unexpected argument (see --help)"), 2;
-    long long id = group_id_arg(c);
-    if (id < 0) return 1;
-    int rc = open_stores(c, config_get(c, "audit-redis") ? "ab" : "a", &st);
+    char err[512];
+    uint32_t id;
+    int rc;
+    if ((rc = check_args(c, config_get(c, "id") ? 0 : 1)) || (rc = group_id_arg(c, &id))) return rc;
+    rc = open_stores(c, config_get(c, "audit-redis") ? "ab" : "a", &st);
     redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
-    if (!rc && !a) rc = 1;
-    int found = rc ? -1 : group_load(a, st.kek_a, (uint32_t)id, &rec, NULL, err, sizeof err);
+    if (!rc && !a) rc = EXIT_FAILED;
+    int found = rc ? -1 : group_load(a, st.kek_a, id, &rec, NULL, err, sizeof err);
     if (!rc && found < 0) rc = die("%s", err);
-    else if (!rc && found == 1) rc = die("group %lld does not exist in the activation store", id);
+    else if (!rc && found == 1) rc = die("group %u does not exist in the activation store", id);
     if (!rc) {
-        long long issued = serials_issued(a, (uint32_t)id);
-        int alg2 = audit_alg_of(&st, (uint32_t)id);
-        if (config_get_bool(c, "json")) print_group_json(&rec, issued, alg2);
+        long long issued = serials_issued(a, id);
+        int alg2 = audit_alg_of(&st, id);
+        if (config_get_bool(c, "json")) rc = print_group_json(&rec, issued, alg2);
         else print_group_text(&rec, issued, alg2);
     }
     close_stores(&st);
@@ -413,11 +458,13 @@ static int cmd_group_list(config *c) {
     size_t n = 0;
     char err[512];
     bool json = config_get_bool(c, "json");
-    if (no_args(c)) return 2;
-    int rc = open_stores(c, "a", &st);
+    int rc;
+    if ((rc = check_args(c, 0))) return rc;
+    rc = open_stores(c, "a", &st);
     redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
-    if (!rc && (!a || group_list(a, &ids, &n, err, sizeof err) != 0)) rc = a ? die("%s", err) : 1;
-    if (json && !rc) printf("[");
+    if (!rc && (!a || group_list(a, &ids, &n, err, sizeof err) != 0)) rc = a ? die("%s", err) : EXIT_FAILED;
+    json_t *list = json && !rc ? json_array() : NULL;
+    if (json && !rc && !list) rc = die("out of memory");
     for (size_t i = 0; !rc && i < n; i++) {
         group_record r;
         if (group_load(a, st.kek_a, ids[i], &r, NULL, err, sizeof err) != 0) {
@@ -425,18 +472,18 @@ static int cmd_group_list(config *c) {
             break;
         }
         if (json) {
-            printf("%s{\"id\":%u,\"product\":", i ? "," : "", r.id);
-            json_str(stdout, r.product);
-            printf(",\"edition\":");
-            json_str(stdout, r.edition);
-            printf(",\"channel\":\"%s\",\"serials_issued\":%lld}", group_channel_name(r.channel),
-                   serials_issued(a, r.id));
+            json_t *g = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)r.id, "product", r.product,
+                                  "edition", r.edition, "channel", group_channel_name(r.channel),
+                                  "serials_issued", (json_int_t)serials_issued(a, r.id));
+            if (!g || json_array_append_new(list, g) != 0)
+                rc = die("cannot build the JSON for group %u (is its text UTF-8?)", r.id);
         } else {
             printf("%-8u %-24s %-16s %-7s %lld keys\n", r.id, r.product, r.edition[0] ? r.edition : "-",
                    group_channel_name(r.channel), serials_issued(a, r.id));
         }
     }
-    if (json && !rc) printf("]\n");
+    if (list && !rc) rc = print_json(list, "the group list");   /* releases it */
+    else json_decref(list);
     free(ids);
     close_stores(&st);
     return rc;
@@ -559,6 +606,7 @@ static int gen_run(generator *g, uint32_t first, uint32_t count) {
     return 0;
 }
 
+/* Workers to use, or -1 after a bad --threads (config_get_int said why). */
 static int thread_count(const config *c, uint32_t count) {
     bool ok = true;
     long long t = config_get(c, "threads") ? config_get_int(c, "threads", 1, MAX_THREADS, &ok)
@@ -609,7 +657,14 @@ static int open_output(const char *out, char *tmp, size_t n) {
         tmp[0] = '\0';
         return -1;
     }
-    fchmod(fd, 0600);
+    /* mkstemp already makes it 0600; this only guards against a libc that does not. */
+    if (fchmod(fd, 0600) != 0) {
+        die("--out %s: cannot restrict %s to mode 0600: %s", out, tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        tmp[0] = '\0';
+        return -1;
+    }
     guard_tmp(tmp);
     return fd;
 }
@@ -633,18 +688,18 @@ typedef struct gen_opts {
 
 static int parse_gen_opts(const config *c, gen_opts *o) {
     const char *g = config_get(c, "group"), *n = config_get(c, "count");
-    if (!g) return die("--group is required");
-    if (!n) return die("--count is required");
+    if (!g) return usage_error("--group is required");
+    if (!n) return usage_error("--count is required");
     long long gid = parse_num(g, PK_GROUP_MAX), cnt = parse_num(n, (long long)PK_SERIAL_MAX + 1);
-    if (gid < 0) return die("--group '%s' is not a group ID (0..%u)", g, PK_GROUP_MAX);
-    if (cnt < 1) return die("--count '%s' must be a number between 1 and %u", n, PK_SERIAL_MAX + 1u);
+    if (gid < 0) return usage_error("--group '%s' is not a group ID (0..%u)", g, PK_GROUP_MAX);
+    if (cnt < 1) return usage_error("--count '%s' must be a number between 1 and %u", n, PK_SERIAL_MAX + 1u);
     o->group = (uint32_t)gid;
     o->count = (uint32_t)cnt;
     o->csv = config_get_bool(c, "csv");
     o->upgrade = config_get_bool(c, "upgrade");
     o->out = config_get(c, "out");
     o->threads = thread_count(c, o->count);
-    return o->threads < 0;
+    return o->threads < 0 ? EXIT_USAGE : EXIT_OK;
 }
 
 /* Loads both MAC keys of a group; 0 or 1 with a message. */
@@ -704,8 +759,9 @@ static int cmd_keys_generate(config *c) {
     stores st;
     group_record rec;
     mac_key *first = NULL, *second = NULL;
-    if (no_args(c) || parse_gen_opts(c, &o)) return 1;
-    int rc = open_stores(c, "kab", &st);
+    int rc;
+    if ((rc = check_args(c, 0)) || (rc = parse_gen_opts(c, &o))) return rc;
+    rc = open_stores(c, "kab", &st);
     if (!rc) rc = load_both(&st, o.group, &rec, &first, &second);
     if (!rc && o.upgrade && !rec.upgrade_allowed) rc = die("group %u does not allow upgrade keys", o.group);
     if (!rc) rc = generate(&st, &o, first, second);
@@ -724,7 +780,8 @@ static int decode_arg(const config *c, pk_fields *f, char canon[PK_TEXT_LEN + 1]
     char *const *args, msg[256];
     pk_error e;
     size_t n = config_args(c, &args);
-    if (n != 1) return die(n ? "give exactly one KEY" : "KEY is required (see --help)"), -1;
+    if (n > 1) return usage_error("unexpected argument '%s' (give exactly one KEY)", args[1]), -1;
+    if (n == 0) return usage_error("KEY is required"), -1;
     pk_status s = pk_decode(args[0], strlen(args[0]), f, &e);
     if (pk_normalize(args[0], strlen(args[0]), canon, NULL) != PK_OK) canon[0] = '\0';
     if (s != PK_OK) die("%s", pk_strerror(&e, msg, sizeof msg));
@@ -743,7 +800,7 @@ static int cmd_key_verify(config *c) {
     group_record rec;
     mac_key *first = NULL, *second = NULL;
     int rc = decode_arg(c, &f, canon);
-    if (rc) return rc < 0 ? 2 : 1;
+    if (rc) return rc < 0 ? EXIT_USAGE : EXIT_FAILED;   /* a key that does not decode is not genuine */
     rc = open_stores(c, "kab", &st);
     if (!rc) rc = load_both(&st, f.group, &rec, &first, &second);
     if (!rc) {
@@ -752,14 +809,15 @@ static int cmd_key_verify(config *c) {
         bool upg = !f.upgrade || rec.upgrade_allowed;
         bool genuine = ok1 && ok2 && upg;
         if (config_get_bool(c, "json"))
-            printf("{\"group\":%u,\"serial\":%u,\"upgrade\":%s,\"first_ok\":%s,\"second_ok\":%s,"
-                   "\"upgrade_allowed\":%s,\"genuine\":%s}\n", f.group, f.serial, f.upgrade ? "true" : "false",
-                   ok1 ? "true" : "false", ok2 ? "true" : "false", upg ? "true" : "false", genuine ? "true" : "false");
+            rc = print_json(json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:b}", "group", (json_int_t)f.group,
+                                      "serial", (json_int_t)f.serial, "upgrade", (int)f.upgrade, "first_ok", ok1,
+                                      "second_ok", ok2, "upgrade_allowed", upg, "genuine", genuine),
+                            "the verdict");
         else
             printf("group %u serial %u%s\n  first security value:  %s\n  second security value: %s\n%s%s\n", f.group,
                    f.serial, f.upgrade ? " (upgrade)" : "", ok1 ? "ok" : "WRONG", ok2 ? "ok" : "WRONG",
                    upg ? "" : "  upgrade keys are not allowed in this group\n", genuine ? "genuine" : "NOT GENUINE");
-        rc = genuine ? 0 : 1;
+        if (!rc) rc = genuine ? EXIT_OK : EXIT_FAILED;
     }
     mac_key_free(first);
     mac_key_free(second);
@@ -776,20 +834,23 @@ static int cmd_key_decode(config *c) {
     pk_fields f;
     char canon[PK_TEXT_LEN + 1];
     int s = decode_arg(c, &f, canon);
-    if (s < 0) return 2;
-    if (s != PK_OK && s != PK_ERR_CHECKSUM) return 1;   /* nothing decoded: no fields to show */
+    if (s < 0) return EXIT_USAGE;
+    if (s != PK_OK && s != PK_ERR_CHECKSUM) return EXIT_FAILED;   /* nothing decoded: no fields to show */
     bool ok = s == PK_OK;
-    if (config_get_bool(c, "json"))
-        printf("{\"key\":\"%s\",\"group\":%u,\"serial\":%u,\"security_first\":%llu,\"security_second\":%u,"
-               "\"checksum\":%u,\"checksum_ok\":%s,\"upgrade\":%s}\n", canon, f.group, f.serial,
-               (unsigned long long)f.security_first, f.security_second, f.checksum, ok ? "true" : "false",
-               f.upgrade ? "true" : "false");
-    else
+    if (config_get_bool(c, "json")) {
+        int rc = print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "key", canon,
+                                      "group", (json_int_t)f.group, "serial", (json_int_t)f.serial,
+                                      "security_first", (json_int_t)f.security_first,
+                                      "security_second", (json_int_t)f.security_second,
+                                      "checksum", (json_int_t)f.checksum, "checksum_ok", ok, "upgrade", (int)f.upgrade),
+                            "the key");
+        if (rc) return rc;
+    } else
         printf("key:             %s\ngroup:           %u\nserial:          %u\nsecurity_first:  %llu\n"
                "security_second: %u\nchecksum:        %u (%s)\nupgrade:         %s\n", canon, f.group, f.serial,
                (unsigned long long)f.security_first, f.security_second, f.checksum, ok ? "ok" : "WRONG",
                f.upgrade ? "yes" : "no");
-    return ok ? 0 : 1;
+    return ok ? EXIT_OK : EXIT_FAILED;
 }
 
 /* ---- kek create ---- */
@@ -799,11 +860,12 @@ static const config_option kek_create_opts[] = {HIDDEN_STORE_OPTS};
 static int cmd_kek_create(config *c) {
     char *const *args, err[512];
     size_t n = config_args(c, &args);
-    if (n != 1) return die("give exactly one FILE (see --help)"), 2;
+    if (n > 1) return usage_error("unexpected argument '%s' (give exactly one FILE)", args[1]);
+    if (n == 0) return usage_error("FILE is required");
     if (kek_create_file(args[0], err, sizeof err) != 0) return die("%s", err);
     printf("wrote a new key-encryption key to %s (mode 0600); give it only to the component that "
            "owns its store\n", args[0]);
-    return 0;
+    return EXIT_OK;
 }
 
 /* ---- dispatch ---- */
@@ -816,7 +878,8 @@ typedef struct command {
     int (*run)(config *c);
 } command;
 
-#define CMD(n, v, u, o, f) {n, v, u, o, sizeof o / sizeof o[0], f}
+/* Every command's --help ends with the one exit-code rule. */
+#define CMD(n, v, u, o, f) {n, v, u "\n\n" EXIT_HELP, o, sizeof o / sizeof o[0], f}
 static const command commands[] = {
     CMD("group", "create", "keystore group create --id N --product NAME [OPTIONS]\n\n"
         "Creates a group in both stores with two fresh random secrets, the first wrapped under the\n"
@@ -831,10 +894,11 @@ static const command commands[] = {
         "Reserves N serials and writes N product keys, one a line (or CSV 'serial,key').",
         keys_generate_opts, cmd_keys_generate),
     CMD("key", "verify", "keystore key verify KEY [OPTIONS]\n\n"
-        "Checks both security values of KEY against both stores. Exit 0 genuine, 1 not.",
+        "Checks both security values of KEY against both stores: exit 0 genuine, 1 not genuine\n"
+        "(including a KEY that does not decode).",
         key_verify_opts, cmd_key_verify),
     CMD("key", "decode", "keystore key decode KEY [--json]\n\n"
-        "Decodes KEY offline (no store, no secret). Exit 0 for a well-formed key with a valid checksum,\n"
+        "Decodes KEY offline (no store, no secret): exit 0 for a well-formed key with a valid checksum,\n"
         "1 otherwise, with the reason on stderr.",
         key_decode_opts, cmd_key_decode),
     CMD("kek", "create", "keystore kek create FILE\n\n"
@@ -851,14 +915,15 @@ static void usage(FILE *f, const char *noun) {
         const char *u = commands[i].usage, *nl = strchr(u, '\n');
         fprintf(f, "  %.*s\n", (int)(nl ? nl - u : (long)strlen(u)), u);
     }
-    fprintf(f, "\nStore options may also come from PA_KEYSTORE_* variables or --config FILE.\n");
+    fprintf(f, "\nStore options may also come from PA_KEYSTORE_* variables or --config FILE.\n\n%s\n", EXIT_HELP);
 }
 
 int main(int argc, char **argv) {
     const char *noun = argc > 1 ? argv[1] : NULL, *verb = argc > 2 ? argv[2] : NULL;
     if (!noun || strcmp(noun, "--help") == 0 || strcmp(noun, "-h") == 0 || strcmp(noun, "help") == 0) {
+        if (!noun) fputs("keystore: error: a command is required\n\n", stderr);
         usage(noun ? stdout : stderr, NULL);
-        return noun ? 0 : 2;
+        return noun ? EXIT_OK : EXIT_USAGE;
     }
     bool noun_known = false;
     for (size_t i = 0; i < NCOMMANDS; i++) {
@@ -874,10 +939,10 @@ int main(int argc, char **argv) {
         return code;
     }
     bool help = verb && (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0);
-    if (noun_known && help) return usage(stdout, noun), 0;
+    if (noun_known && help) return usage(stdout, noun), EXIT_OK;
     if (!noun_known) fprintf(stderr, "keystore: error: unknown command '%s'\n\n", noun);
     else if (verb) fprintf(stderr, "keystore: error: unknown command '%s %s'\n\n", noun, verb);
     else fprintf(stderr, "keystore: error: '%s' needs a subcommand\n\n", noun);
     usage(stderr, noun_known ? noun : NULL);
-    return 2;
+    return EXIT_USAGE;
 }

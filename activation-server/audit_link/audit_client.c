@@ -122,7 +122,11 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&c->mu, NULL);
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        snprintf(err, errlen, "audit client: cannot create its lock");
+        free(c);
+        return NULL;
+    }
     c->target = strdup(cfg->target);
     c->origin = strdup(cfg->origin ? cfg->origin : "");
     c->name_override = cfg->target_name_override ? strdup(cfg->target_name_override) : NULL;

@@ -1,6 +1,7 @@
 /* audit_record.c -- the three shapes of a sampled request (see audit_record.h). */
 #include "audit_record.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -90,8 +91,9 @@ static int parse_uint(const redisReply *v, uint64_t max, uint64_t *out) {
     memcpy(buf, v->str, v->len);
     buf[v->len] = '\0';
     if (buf[0] < '0' || buf[0] > '9') return -1;
+    errno = 0;
     unsigned long long x = strtoull(buf, &end, 10);
-    if (*end || x > max) return -1;
+    if (*end || errno || x > max) return -1;   /* errno: 20 digits can overflow */
     *out = x;
     return 0;
 }

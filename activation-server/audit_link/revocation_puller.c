@@ -4,6 +4,7 @@
  * round is a few milliseconds every half second, never on a request path. */
 #include "revocation_puller.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,13 +41,25 @@ struct revocation_puller {
     metric *m_errors;                 /* pa_audit_revocation_pull_errors_total */
 };
 
-/* revocations:last_seq from Redis A; -1 when unreachable. */
+/* A decimal sequence number and nothing else; 0 or -1. */
+static int parse_seq(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+/* revocations:last_seq from Redis A; -1 when unreachable or not a number. */
 static int read_last_seq(revocation_puller *p, uint64_t *out, char *err, size_t errlen) {
     redisReply *r = rstore_command(p->rs, "GET %s", REVOCATIONS_LAST_SEQ_KEY);
     int rc = -1;
     if (!r) snprintf(err, errlen, "activation store unavailable: %s", rstore_error(p->rs));
     else if (r->type == REDIS_REPLY_NIL) *out = 0, rc = 0;
-    else if (r->type == REDIS_REPLY_STRING) *out = strtoull(r->str, NULL, 10), rc = 0;
+    else if (r->type == REDIS_REPLY_STRING && parse_seq(r->str, out) == 0) rc = 0;
+    else if (r->type == REDIS_REPLY_STRING)
+        snprintf(err, errlen, "%s is '%.32s', not a sequence number", REVOCATIONS_LAST_SEQ_KEY, r->str);
     else snprintf(err, errlen, "reading %s: %s", REVOCATIONS_LAST_SEQ_KEY,
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);

@@ -17,7 +17,7 @@
 
 #include "act_env.h"
 
-enum { G_A = 301, G_B = 302 };
+enum { G_A = 301, G_B = 302, G_C = 303 };
 
 static act_env env;
 
@@ -28,7 +28,9 @@ static const char *const generous[] = {"--rate-address-per-s", "0", "--rate-grou
 
 static int setup(void **state) {
     if (env_start_stores(&env) != 0) return -1;
-    if (env_create_group(&env, G_A, tune) != 0 || env_create_group(&env, G_B, tune) != 0) return -1;
+    if (env_create_group(&env, G_A, tune) != 0 || env_create_group(&env, G_B, tune) != 0 ||
+        env_create_group(&env, G_C, tune) != 0)
+        return -1;
     return 0;
 }
 
@@ -102,6 +104,37 @@ static void test_redis_stopped_and_started_again(void **state) {
     assert_string_equal(r->str, "5");
     freeReplyObject(r);
     assert_int_equal(env_stop_server(&env), 0);
+}
+
+/* A group record whose version no longer parses: UNAVAILABLE, not "version 1". */
+static void test_damaged_record_version_is_unavailable(void **state) {
+    assert_int_equal(env_start_server(&env, generous), 0);
+    char key[PK_TEXT_LEN + 1], msg[256];
+    assert_int_equal(env_make_key(&env, G_C, 1, false, 0, key), 0);
+    assert_int_equal(activate(key, 1, 5000, NULL, 0), GRPC_STATUS_OK);   /* the group is cached now */
+    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:group version", G_C);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char version[32];
+    snprintf(version, sizeof version, "%s", r->str);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(env.ks_a, "HSET {g:%u}:group version %sx", G_C, version));
+    assert_int_equal(activate(key, 2, 5000, msg, sizeof msg), GRPC_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(msg, "unavailable"));
+    freeReplyObject(redisCommand(env.ks_a, "HSET {g:%u}:group version %s", G_C, version));
+    assert_int_equal(activate(key, 2, 5000, NULL, 0), GRPC_STATUS_OK);
+    assert_int_equal(env_stop_server(&env), 0);
+}
+
+/* A metrics port that is not a number stops the start instead of binding any port. */
+static void test_bad_metrics_port_refused(void **state) {
+    const char *const bad[][3] = {{"--metrics-listen", "127.0.0.1:x", NULL}, {"--metrics-listen", "127.0.0.1:", NULL},
+                                  {"--metrics-listen", "127.0.0.1:65536", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double t0 = now_s();
+        assert_int_equal(env_start_server(&env, bad[i]), -1);
+        assert_true(now_s() - t0 < 10);   /* it exited; the fixture did not wait out its timeout */
+    }
 }
 
 typedef struct busy_redis {
@@ -307,6 +340,8 @@ static void test_sigterm_under_load(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_damaged_record_version_is_unavailable),
+        cmocka_unit_test(test_bad_metrics_port_refused),
         cmocka_unit_test(test_expired_deadline_gets_no_work),
         cmocka_unit_test(test_expired_deadline_renew_gets_no_work),
         cmocka_unit_test(test_sigterm_under_load),

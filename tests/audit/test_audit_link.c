@@ -293,6 +293,18 @@ static void test_puller_applies_and_resumes(void **state) {
     assert_false(revoked_in_a(5002, 7001));
     assert_int_equal(revocation_puller_last_sequence(p), base + 8);
 
+    /* A damaged sequence on either side is an error, not the number its digits start with. */
+    long long keep = env_int(E.act_a, "GET %s", REVOCATIONS_LAST_SEQ_KEY);
+    freeReplyObject(redisCommand(E.act_a, "SET %s %lldx", REVOCATIONS_LAST_SEQ_KEY, keep));
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a sequence number"));
+    freeReplyObject(redisCommand(E.act_a, "SET %s %lld", REVOCATIONS_LAST_SEQ_KEY, keep));
+    long long keep_b = env_int(E.audit_b, "GET audit:revocation_seq");
+    freeReplyObject(redisCommand(E.audit_b, "SET audit:revocation_seq %lldx", keep_b));
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), -1);
+    freeReplyObject(redisCommand(E.audit_b, "SET audit:revocation_seq %lld", keep_b));
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 0);
+
     /* Audit server down: the poll fails cleanly; back up: it catches up. */
     assert_int_equal(env_stop_server(&E, SIGTERM), 0);
     assert_int_equal(revocation_puller_poll(p, err, sizeof err), -1);

@@ -1,6 +1,7 @@
 /* client_env.c -- see client_env.h. */
 #include "client_env.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,7 +167,11 @@ long long json_int(const char *json, const char *name) {
     char pat[128];
     snprintf(pat, sizeof pat, "\"%s\":", name);
     const char *p = json ? strstr(json, pat) : NULL;
-    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+    if (!p) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(p + strlen(pat), &end, 10);
+    return end == p + strlen(pat) || errno || !strchr(",} \t\r\n", *end) ? -1 : v;   /* a number, not a prefix */
 }
 
 void json_str(const char *json, const char *name, char *buf, size_t n) {

@@ -297,6 +297,45 @@ static void license_content_checks(void **state) {
     vendor_keys_clear(&k);
 }
 
+/* activation_count is optional, but when present it is a whole 32-bit number. */
+static void activation_count_must_be_a_number(void **state) {
+    env *e = *state;
+    install_good(e, 0, 0);
+    char path[400], *text, err[256];
+    size_t len;
+    stored_path(e, path, sizeof path);
+    assert_int_equal(state_read_file(path, &text, &len, err, sizeof err), 0);
+    char *line = strstr(text, "activation_count: ");
+    assert_non_null(line);
+    char *rest = strchr(line, '\n');
+    assert_non_null(rest);
+    const char *values[] = {"7", "4294967295", "", "7x", "-1", "+7", "4294967296", "99999999999999",
+                            "7\nactivation_count: 8"};
+    const int ok[] = {1, 1, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char edited[8192];
+        snprintf(edited, sizeof edited, "%.*sactivation_count: %s%s", (int)(line - text), text, values[i], rest);
+        signed_license s;
+        int rc = license_file_parse(edited, &s, err, sizeof err);
+        if ((rc == 0) != ok[i]) fprintf(stderr, "activation_count '%s': rc %d (%s)\n", values[i], rc, err);
+        assert_int_equal(rc == 0, ok[i]);
+        if (rc == 0) {
+            assert_int_equal(s.activation_count, strtoul(values[i], NULL, 10));
+            signed_license_clear(&s);
+        } else {
+            assert_non_null(strstr(err, "activation_count"));
+        }
+    }
+    /* Without the field it reads as 0. */
+    char edited[8192];
+    snprintf(edited, sizeof edited, "%.*s%s", (int)(line - text), text, rest + 1);
+    signed_license s;
+    assert_int_equal(license_file_parse(edited, &s, err, sizeof err), 0);
+    assert_int_equal(s.activation_count, 0);
+    signed_license_clear(&s);
+    free(text);
+}
+
 static void offline_request_is_signed(void **state) {
     env *e = *state;
     char req[400], lic[400];
@@ -353,6 +392,7 @@ int main(void) {
         cmocka_unit_test_setup(expired_license, fresh_state),
         cmocka_unit_test_setup(atomic_writes_leave_no_debris, fresh_state),
         cmocka_unit_test_setup(license_content_checks, fresh_state),
+        cmocka_unit_test_setup(activation_count_must_be_a_number, fresh_state),
         cmocka_unit_test_setup(offline_request_is_signed, fresh_state),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -156,7 +156,9 @@ static void test_threads_never_interleave(void **state) {
         long id = -1;
         char *p = strstr(l, "\"thread\":");
         assert_non_null(p);
-        id = strtol(p + 9, NULL, 10);
+        char *end;
+        id = strtol(p + 9, &end, 10);
+        assert_true(end != p + 9 && (*end == ',' || *end == '}'));   /* a whole number, not a prefix */
         assert_true(id >= 0 && id < THREADS);
         counts[id]++;
         char want[320];

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,6 +110,50 @@ static char *slurp(const char *path) {
     if (fread(b, 1, (size_t)n, f) != (size_t)n) b[0] = '\0';
     fclose(f);
     return b;
+}
+
+/* The JSON value the CLI printed: exactly one compact line. */
+static json_t *parse_json(const char *out) {
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    if (!j) fprintf(stderr, "not JSON (%s at %d): %s\n", e.text, e.position, out);
+    assert_non_null(j);
+    assert_non_null(strchr(out, '\n'));
+    assert_int_equal(strchr(out, '\n')[1], '\0');
+    return j;
+}
+
+static long long jint(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) fprintf(stderr, "\"%s\" is not an integer\n", key);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static bool jbool(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_boolean(v)) fprintf(stderr, "\"%s\" is not a boolean\n", key);
+    assert_true(json_is_boolean(v));
+    return json_is_true(v);
+}
+
+static const char *jstr(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v)) fprintf(stderr, "\"%s\" is not a string\n", key);
+    assert_true(json_is_string(v));
+    return json_string_value(v);
+}
+
+/* The object's keys, in the order printed, joined by commas. */
+static void assert_keys(const json_t *o, const char *want) {
+    char got[512] = "";
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        if (got[0]) strcat(got, ",");
+        strncat(got, k, sizeof got - strlen(got) - 2);
+    }
+    assert_string_equal(got, want);
 }
 
 /* Checks both security values of `key` with the library. */
@@ -240,6 +285,22 @@ static void test_duplicate_and_invalid_refused(void **state) {
     rec.alg_first = 99;
     assert_int_equal(group_create(ca(), kek_a, cb(), kek_b, &rec, err, sizeof err), -1);
     assert_non_null(strstr(err, "algorithm"));
+
+    /* A stored number read back takes digits only: no blank, no sign, no overflow. */
+    create_group(5003, "Numbers");
+    const char *damaged[] = {" 5", "+5", "5 ", "-1", "18446744073709551616", ""};
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        r = rstore_command(sa, "HSET {g:5003}:group max_machines %s", damaged[i]);
+        freeReplyObject(r);
+        group_record got;
+        assert_int_equal(group_load(ca(), kek_a, 5003, &got, NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, "max_machines"));
+    }
+    r = rstore_command(sa, "HSET {g:5003}:group max_machines 5");
+    freeReplyObject(r);
+    group_record got;
+    assert_int_equal(group_load(ca(), kek_a, 5003, &got, NULL, err, sizeof err), 0);
+    assert_int_equal(got.policy.max_machines, 5);
 }
 
 static void test_wrong_kek_refused(void **state) {
@@ -413,8 +474,16 @@ static void test_generate_and_verify(void **state) {
     /* verify through the CLI: genuine, then a forged first value. */
     const char *ver[] = {"key", "verify", key0, "--json", NULL};
     assert_int_equal(cli(ver, 1, &out, &errs), 0);
-    assert_non_null(strstr(out, "\"first_ok\":true,\"second_ok\":true"));
-    assert_non_null(strstr(out, "\"genuine\":true"));
+    json_t *v = parse_json(out);
+    assert_keys(v, "group,serial,upgrade,first_ok,second_ok,upgrade_allowed,genuine");
+    assert_int_equal(jint(v, "group"), 7000);
+    assert_int_equal(jint(v, "serial"), 0);
+    assert_false(jbool(v, "upgrade"));
+    assert_true(jbool(v, "first_ok"));
+    assert_true(jbool(v, "second_ok"));
+    assert_true(jbool(v, "upgrade_allowed"));
+    assert_true(jbool(v, "genuine"));
+    json_decref(v);
     free(out);
     free(errs);
     pk_fields f;
@@ -440,7 +509,7 @@ static void test_generate_and_verify(void **state) {
 
     /* verify needs both stores and both KEKs. */
     const char *ver3[] = {"key", "verify", key0, "--activation-redis", url_a, "--activation-kek", kek_a_path, NULL};
-    assert_int_equal(cli(ver3, 0, &out, &errs), 1);
+    assert_int_equal(cli(ver3, 0, &out, &errs), 2);
     assert_non_null(strstr(errs, "--audit-kek is required"));
     free(out);
     free(errs);
@@ -536,11 +605,19 @@ static void test_decode_cli(void **state) {
     char *out, *errs;
     const char *a1[] = {"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GX", "--json", NULL};
     assert_int_equal(cli(a1, 0, &out, &errs), 0);
-    assert_non_null(strstr(out, "\"group\":3311,\"serial\":1,"));
-    assert_non_null(strstr(out, "\"checksum_ok\":true"));
-    assert_non_null(strstr(out, "\"upgrade\":false"));
-    assert_non_null(strstr(out, "\"security_first\":"));
-    assert_non_null(strstr(out, "\"security_second\":"));
+    json_t *j = parse_json(out);
+    assert_keys(j, "key,group,serial,security_first,security_second,checksum,checksum_ok,upgrade");
+    assert_string_equal(jstr(j, "key"), "W269N-WFGWX-YVC9B-4J6C9-T83GX");
+    assert_int_equal(jint(j, "group"), 3311);
+    assert_int_equal(jint(j, "serial"), 1);
+    assert_true(jbool(j, "checksum_ok"));
+    assert_false(jbool(j, "upgrade"));
+    pk_fields f;
+    assert_int_equal(pk_decode("W269N-WFGWX-YVC9B-4J6C9-T83GX", PK_TEXT_LEN, &f, NULL), PK_OK);
+    assert_int_equal(jint(j, "security_first"), (long long)f.security_first);
+    assert_int_equal(jint(j, "security_second"), f.security_second);
+    assert_int_equal(jint(j, "checksum"), f.checksum);
+    json_decref(j);
     assert_string_equal(errs, "");
     free(out);
     free(errs);
@@ -555,15 +632,20 @@ static void test_decode_cli(void **state) {
 
     const char *a3[] = {"key", "decode", "K8KNG-MGG4H-KX82M-M8QYW-DGRFH", "--json", NULL};
     assert_int_equal(cli(a3, 0, &out, &errs), 0);
-    assert_non_null(strstr(out, "\"group\":4365,\"serial\":11,"));
-    assert_non_null(strstr(out, "\"checksum\":438,"));
+    j = parse_json(out);
+    assert_int_equal(jint(j, "group"), 4365);
+    assert_int_equal(jint(j, "serial"), 11);
+    assert_int_equal(jint(j, "checksum"), 438);
+    json_decref(j);
     free(out);
     free(errs);
 
     /* A mistyped character: fields shown, checksum_ok false, exit 1, reason on stderr. */
     const char *a4[] = {"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GY", "--json", NULL};
     assert_int_equal(cli(a4, 0, &out, &errs), 1);
-    assert_non_null(strstr(out, "\"checksum_ok\":false"));
+    j = parse_json(out);
+    assert_false(jbool(j, "checksum_ok"));
+    json_decref(j);
     assert_non_null(strstr(errs, "checksum"));
     free(out);
     free(errs);
@@ -626,16 +708,77 @@ static void test_group_cli(void **state) {
 
     const char *show[] = {"group", "show", "9100", "--json", NULL};
     assert_int_equal(cli(show, 1, &out, &errs), 0);
-    const char *want[] = {"\"id\":9100", "\"product\":\"Server\"", "\"edition\":\"Datacenter\"", "\"channel\":\"volume\"",
-                          "\"upgrade_allowed\":true", "\"alg_first\":\"aes256-cmac\"", "\"max_machines\":0",
-                          "\"lease_seconds\":2592000", "\"renew_seconds\":604800", "\"audit_rate_ppm\":125000",
-                          "\"audit_mode\":\"online\"", "\"audit_unreachable\":\"offline\"", "\"features\":\"a,b\"",
-                          "\"serials_issued\":0", "\"alg_second\":\"hmac-sha256\""};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (!strstr(out, want[i])) fprintf(stderr, "missing %s in %s", want[i], out);
-        assert_non_null(strstr(out, want[i]));
-    }
+    json_t *g = parse_json(out);
+    assert_keys(g, "id,product,edition,channel,upgrade_allowed,alg_first,created_at,version,max_machines,"
+                   "lease_seconds,renew_seconds,audit_rate_ppm,audit_mode,audit_unreachable,audit_first_activation,"
+                   "features,serials_issued,alg_second");
+    assert_int_equal(jint(g, "id"), 9100);
+    assert_string_equal(jstr(g, "product"), "Server");
+    assert_string_equal(jstr(g, "edition"), "Datacenter");
+    assert_string_equal(jstr(g, "channel"), "volume");
+    assert_true(jbool(g, "upgrade_allowed"));
+    assert_string_equal(jstr(g, "alg_first"), "aes256-cmac");
+    assert_int_equal(strlen(jstr(g, "created_at")), 20);   /* 2024-01-02T03:04:05Z */
+    assert_int_equal(jint(g, "max_machines"), 0);
+    assert_int_equal(jint(g, "lease_seconds"), 2592000);
+    assert_int_equal(jint(g, "renew_seconds"), 604800);
+    assert_int_equal(jint(g, "audit_rate_ppm"), 125000);
+    assert_string_equal(jstr(g, "audit_mode"), "online");
+    assert_string_equal(jstr(g, "audit_unreachable"), "offline");
+    assert_false(jbool(g, "audit_first_activation"));
+    assert_string_equal(jstr(g, "features"), "a,b");
+    assert_int_equal(jint(g, "serials_issued"), 0);
+    assert_string_equal(jstr(g, "alg_second"), "hmac-sha256");
+    json_decref(g);
     assert_null(strstr(out, "secret"));
+    free(out);
+    free(errs);
+
+    /* Without the audit store the record says nothing about it; names that need escaping survive. */
+    const char *odd = "Say \"hi\" \\ / \xc3\xa9 \xe2\x82\xac";
+    const char *create2[] = {"group", "create", "--id", "9102", "--product", odd, "--edition", "</script>", NULL};
+    assert_int_equal(cli(create2, 1, &out, &errs), 0);
+    free(out);
+    free(errs);
+    const char *show2[] = {"group", "show", "9102", "--json", "--activation-redis", url_a, NULL};
+    assert_int_equal(cli(show2, 0, &out, &errs), 0);
+    g = parse_json(out);
+    assert_string_equal(jstr(g, "product"), odd);
+    assert_string_equal(jstr(g, "edition"), "</script>");
+    assert_null(json_object_get(g, "alg_second"));
+    assert_null(json_object_get(g, "audit_record"));
+    json_decref(g);
+    free(out);
+    free(errs);
+    const char *latin1[] = {"group", "create", "--id", "9103", "--product", "Caf\xe9", NULL};
+    assert_int_equal(cli(latin1, 1, &out, &errs), 2);
+    assert_non_null(strstr(errs, "--product is not valid UTF-8"));
+    free(out);
+    free(errs);
+    const char *tab[] = {"group", "create", "--id", "9103", "--product", "Tab\there", NULL};
+    assert_int_equal(cli(tab, 1, &out, &errs), 2);
+    assert_non_null(strstr(errs, "control characters"));
+    free(out);
+    free(errs);
+
+    const char *listj[] = {"group", "list", "--json", NULL};
+    assert_int_equal(cli(listj, 1, &out, &errs), 0);
+    json_t *arr = parse_json(out);
+    assert_true(json_is_array(arr));
+    size_t i, seen = 0;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        assert_keys(e, "id,product,edition,channel,serials_issued");
+        if (jint(e, "id") == 9102) seen++, assert_string_equal(jstr(e, "product"), odd);
+        if (jint(e, "id") != 9100) continue;
+        seen++;
+        assert_string_equal(jstr(e, "product"), "Server");
+        assert_string_equal(jstr(e, "edition"), "Datacenter");
+        assert_string_equal(jstr(e, "channel"), "volume");
+        assert_int_equal(jint(e, "serials_issued"), 0);
+    }
+    assert_int_equal(seen, 2);
+    json_decref(arr);
     free(out);
     free(errs);
 
@@ -647,12 +790,12 @@ static void test_group_cli(void **state) {
     free(errs);
 
     const char *bad[] = {"group", "create", "--id", "9101", "--product", "X", "--channel", "shop", NULL};
-    assert_int_equal(cli(bad, 1, &out, &errs), 1);
+    assert_int_equal(cli(bad, 1, &out, &errs), 2);
     assert_non_null(strstr(errs, "--channel"));
     free(out);
     free(errs);
     const char *bad2[] = {"group", "create", "--id", "9101", "--product", "X", "--audit-rate", "150", NULL};
-    assert_int_equal(cli(bad2, 1, &out, &errs), 1);
+    assert_int_equal(cli(bad2, 1, &out, &errs), 2);
     assert_non_null(strstr(errs, "--audit-rate"));
     free(out);
     free(errs);
@@ -680,6 +823,173 @@ static void test_kek_cli(void **state) {
     assert_int_not_equal(cli(a, 0, &out, &errs), 0);   /* never overwrites */
     free(out);
     free(errs);
+}
+
+/* ---- exit codes: 0 success, 1 the operation failed or said no, 2 usage error ---- */
+
+/* Runs the CLI and asserts its exit code; shows stderr when it differs. */
+static void expect_exit(int want, const char *const *args, int with_stores) {
+    char *out, *errs;
+    int rc = cli(args, with_stores, &out, &errs);
+    if (rc != want) {
+        fprintf(stderr, "exit %d, want %d for:", rc, want);
+        for (const char *const *a = args; *a; a++) fprintf(stderr, " %s", *a);
+        fprintf(stderr, "\nstderr: %s", errs ? errs : "(none)");
+    }
+    assert_int_equal(rc, want);
+    if (want == 2) assert_non_null(strstr(errs, "error"));   /* a usage error always says what was wrong */
+    free(out);
+    free(errs);
+}
+
+static void test_exit_codes_kek_create(void **state) {
+    (void)state;
+    char path[400], other[400];
+    snprintf(path, sizeof path, "%s/exit.kek", dir);
+    snprintf(other, sizeof other, "%s/exit2.kek", dir);
+    expect_exit(0, (const char *[]){"kek", "create", path, NULL}, 0);
+    expect_exit(1, (const char *[]){"kek", "create", path, NULL}, 0);   /* exists: never overwritten */
+    expect_exit(2, (const char *[]){"kek", "create", other, "extra", NULL}, 0);
+    expect_exit(2, (const char *[]){"kek", "create", NULL}, 0);
+    expect_exit(2, (const char *[]){"kek", "create", other, "--force", NULL}, 0);
+    expect_exit(2, (const char *[]){"kek", "create", other, "--audit-kek", NULL}, 0);   /* value missing */
+    struct stat st;
+    assert_int_not_equal(stat(other, &st), 0);   /* no usage error wrote anything */
+}
+
+static void test_exit_codes_group_create(void **state) {
+    (void)state;
+    expect_exit(0, (const char *[]){"group", "create", "--id", "9500", "--product", "Exit", NULL}, 1);
+    expect_exit(1, (const char *[]){"group", "create", "--id", "9500", "--product", "Exit", NULL}, 1);   /* exists */
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "extra", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--product", "Exit", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "95x1", "--product", "Exit", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--channel", "shop",
+                                    NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--max-machines", "-1",
+                                    NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-days", "1",
+                                    "--lease-seconds", "1", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--alg-first", "md5",
+                                    NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-seconds", "60",
+                                    "--renew-seconds", "61", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--features", "a b",
+                                    NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--audit-rate", "lots",
+                                    NULL}, 1);
+    /* Store options are required options too; a malformed URL is a malformed value. */
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
+                                    url_a, "--audit-redis", url_b, "--activation-kek", kek_a_path, NULL}, 0);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
+                                    "http://127.0.0.1:1", "--audit-redis", url_b, "--activation-kek", kek_a_path,
+                                    "--audit-kek", kek_b_path, NULL}, 0);
+    /* A store that does not answer is a failed operation, not a usage error. */
+    expect_exit(1, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
+                                    "redis://keystore:x@127.0.0.1:1", "--audit-redis", url_b, "--activation-kek",
+                                    kek_a_path, "--audit-kek", kek_b_path, NULL}, 0);
+    char *out, *errs;
+    assert_int_equal(cli((const char *[]){"group", "show", "9501", NULL}, 1, &out, &errs), 1);   /* none made */
+    free(out);
+    free(errs);
+}
+
+static void test_exit_codes_group_show(void **state) {
+    (void)state;
+    create_group(9510, "Shown");
+    expect_exit(0, (const char *[]){"group", "show", "9510", NULL}, 1);
+    expect_exit(0, (const char *[]){"group", "show", "--id", "9510", "--json", NULL}, 1);
+    expect_exit(1, (const char *[]){"group", "show", "9519", NULL}, 1);   /* does not exist */
+    expect_exit(2, (const char *[]){"group", "show", "9510", "extra", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "show", "--id", "9510", "9510", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "show", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "show", "9510", NULL}, 0);   /* no --activation-redis */
+    expect_exit(2, (const char *[]){"group", "show", "ninety", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "show", "99999999", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "show", "9510", "--json=maybe", NULL}, 1);
+}
+
+static void test_exit_codes_group_list(void **state) {
+    (void)state;
+    expect_exit(0, (const char *[]){"group", "list", NULL}, 1);
+    expect_exit(0, (const char *[]){"group", "list", "--json", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "list", "extra", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "list", NULL}, 0);   /* no --activation-redis */
+    expect_exit(2, (const char *[]){"group", "list", "--json=maybe", NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "list", "--activation-redis", "127.0.0.1:6379", NULL}, 0);
+    expect_exit(1, (const char *[]){"group", "list", "--activation-redis", "redis://keystore:x@127.0.0.1:1", NULL},
+                0);
+}
+
+static void test_exit_codes_keys_generate(void **state) {
+    (void)state;
+    create_group(9520, "Generated");
+    expect_exit(0, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", NULL}, 1);
+    expect_exit(1, (const char *[]){"keys", "generate", "--group", "9529", "--count", "3", NULL}, 1);   /* no group */
+    expect_exit(1, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--upgrade", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "extra", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--count", "3", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "0", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "three", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "-1", "--count", "3", NULL}, 1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--threads", "0", NULL},
+                1);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--activation-redis",
+                                    url_a, "--audit-redis", url_b, "--audit-kek", kek_b_path, NULL}, 0);
+    /* Only the successful run reserved serials: every usage error stopped before the store. */
+    char *out, *errs;
+    assert_int_equal(cli((const char *[]){"group", "show", "9520", "--json", NULL}, 1, &out, &errs), 0);
+    assert_non_null(strstr(out, "\"serials_issued\":3"));
+    free(out);
+    free(errs);
+}
+
+/* The first key of a fresh group, generated through the CLI. */
+static void first_key(uint32_t group, char key[PK_TEXT_LEN + 1]) {
+    char *out, *errs, id[16];
+    snprintf(id, sizeof id, "%u", group);
+    create_group(group, "Verified");
+    assert_int_equal(cli((const char *[]){"keys", "generate", "--group", id, "--count", "1", NULL}, 1, &out, &errs),
+                     0);
+    assert_true(strlen(out) >= PK_TEXT_LEN);
+    memcpy(key, out, PK_TEXT_LEN);
+    key[PK_TEXT_LEN] = '\0';
+    free(out);
+    free(errs);
+}
+
+static void test_exit_codes_key_verify(void **state) {
+    (void)state;
+    char key[PK_TEXT_LEN + 1];
+    first_key(9530, key);
+    expect_exit(0, (const char *[]){"key", "verify", key, NULL}, 1);
+    expect_exit(1, (const char *[]){"key", "verify", "W269N-WFGWX-YVC9B-4J6C9-T83GY", NULL}, 1);   /* bad checksum */
+    expect_exit(2, (const char *[]){"key", "verify", key, "extra", NULL}, 1);
+    expect_exit(2, (const char *[]){"key", "verify", NULL}, 1);
+    expect_exit(2, (const char *[]){"key", "verify", key, "--activation-redis", url_a, "--audit-redis", url_b,
+                                    "--activation-kek", kek_a_path, NULL}, 0);
+    expect_exit(2, (const char *[]){"key", "verify", key, "--json=maybe", NULL}, 1);
+}
+
+static void test_exit_codes_key_decode(void **state) {
+    (void)state;
+    expect_exit(0, (const char *[]){"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GX", NULL}, 0);
+    expect_exit(1, (const char *[]){"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GY", NULL}, 0);
+    expect_exit(1, (const char *[]){"key", "decode", "W269N-WFGWX", NULL}, 0);
+    expect_exit(2, (const char *[]){"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GX", "extra", NULL}, 0);
+    expect_exit(2, (const char *[]){"key", "decode", NULL}, 0);
+    expect_exit(2, (const char *[]){"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GX", "--json=maybe", NULL}, 0);
+    expect_exit(2, (const char *[]){"key", "decode", "W269N-WFGWX-YVC9B-4J6C9-T83GX", "--csv", NULL}, 0);
+}
+
+static void test_exit_codes_dispatch(void **state) {
+    (void)state;
+    expect_exit(2, (const char *[]){NULL}, 0);
+    expect_exit(2, (const char *[]){"frobnicate", NULL}, 0);
+    expect_exit(2, (const char *[]){"group", NULL}, 0);
+    expect_exit(2, (const char *[]){"group", "delete", NULL}, 0);
 }
 
 /* ---- durability ---- */
@@ -810,6 +1120,14 @@ int main(void) {
         cmocka_unit_test(test_help_everywhere),
         cmocka_unit_test(test_group_cli),
         cmocka_unit_test(test_kek_cli),
+        cmocka_unit_test(test_exit_codes_kek_create),
+        cmocka_unit_test(test_exit_codes_group_create),
+        cmocka_unit_test(test_exit_codes_group_show),
+        cmocka_unit_test(test_exit_codes_group_list),
+        cmocka_unit_test(test_exit_codes_keys_generate),
+        cmocka_unit_test(test_exit_codes_key_verify),
+        cmocka_unit_test(test_exit_codes_key_decode),
+        cmocka_unit_test(test_exit_codes_dispatch),
         cmocka_unit_test(test_activation_user_cannot_read_audit_data),
         cmocka_unit_test(test_records_survive_restart),
     };
