@@ -20,6 +20,7 @@
 #include "config.h"
 #include "license.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 #include "validate.h"
 
 static const config_option options[] = {
@@ -179,7 +180,7 @@ static int activate(const config *c, const char *key, const uint8_t machine[MACH
         return 2;
     }
     rpc_result res;
-    rpc_call_message(ch, rpc_channel_method(ch, "/activation.v1.Activation/Activate"), &rq.base,
+    rpc_call_message(ch, rpc_channel_method(ch, PA_RPC_ACTIVATE), &rq.base,
                      timeout, &res);
     int rc = 1;
     if (res.status != GRPC_STATUS_OK) {

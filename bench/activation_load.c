@@ -54,8 +54,8 @@
 #include "keycodec.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
+#include "rpc_methods.h"
 
-#define ACTIVATE_PATH "/activation.v1.Activation/Activate"
 #define ECHO_PATH "/bench.v1.Echo/Echo"
 #define MAX_RUNS 16
 #define PLACES_PER_KEY 3          /* max_machines of the load group */
@@ -222,7 +222,7 @@ static void take_snapshot(const world *w, snapshot *s) {
         char *text = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
         s->have_stages = text != NULL;
         for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
-        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\"",
+        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\"",
                   &s->call);
         read_hist(text, "pa_activate_redis_seconds_bucket{", &s->redis);
         free(text);
@@ -598,7 +598,7 @@ static loadgen_config config_for(const options *o, const char *target, const cha
 /* Gives every re-activating key its place (machine MACHINE_AGAIN + i). */
 static int prefill_again(const char *target, key_set *k) {
     rpc_channel *ch = rpc_channel_new(target, NULL);
-    rpc_client_method *m = ch ? rpc_channel_method(ch, ACTIVATE_PATH) : NULL;
+    rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
     int bad = 0;
     for (size_t i = 0; m && i < k->n_again; i++) {
         uint8_t id[32], buf[256];
@@ -638,7 +638,7 @@ typedef struct run_result {
 
 static void measure_setting(const options *o, const world *w, key_set *k, const run_spec *r,
                             run_result *out) {
-    static const char *const act_methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
+    static const char *const act_methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
     loadgen_result res;
     printf("\n-- threads %d, channels %d, concurrency %d\n", r->threads, r->channels,
            r->concurrency);
@@ -671,7 +671,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
 
 static void measure_half_rate(const options *o, const world *w, key_set *k, const run_spec *r,
                               double peak) {
-    static const char *const methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
     loadgen_config c = config_for(o, w->target, methods, r);
     c.rate = peak / 2;
     if (c.concurrency < 256) c.concurrency = 256;   /* open loop: slots never the limit */
@@ -717,7 +717,7 @@ static bool info_memory(redisContext *c, long long *used, long long *dataset) {
 }
 
 static void measure_memory(const options *o, const world *w, key_set *k, const run_spec *r) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     long long used0, data0, used1, data1;
     if (!w->admin || !info_memory(w->admin, &used0, &data0)) return;
     k->only = CLASS_MEMORY;
@@ -822,7 +822,7 @@ static double audited_between(const char *a, const char *b) {
 
 /* One measured run of `c`; returns calls/s, or 0 when any call failed. */
 static double audit_run(const options *o, world *w, const audit_case *ac, key_set *k) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     loadgen_config c = config_for(o, w->target, methods, &o->audit_run);
     loadgen_result res;
     snapshot before, after;
@@ -870,7 +870,7 @@ static void print_audit_summary(const double rate[N_AUDIT_RUNS]) {
 }
 
 static int measure_audit(const options *o, world *w) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     key_set ks[N_AUDIT_CASES] = {0};
     double rate[N_AUDIT_RUNS] = {0};
     int rc = make_audit_keys(w, o, ks);

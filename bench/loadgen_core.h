@@ -13,7 +13,7 @@
  *       req->len = pack_my_request(req->buf, req->cap, ...);
  *       return 0;                             // -1: this thread stops
  *   }
- *   const char *methods[] = {"/activation.v1.Activation/Activate"};
+ *   const char *methods[] = {PA_RPC_ACTIVATE};   // rpc_methods.h
  *   loadgen_config cfg = {.target = "127.0.0.1:50051", .methods = methods, .n_methods = 1,
  *                         .threads = 2, .channels = 2, .concurrency = 32, .duration_s = 5};
  *   loadgen_result res;

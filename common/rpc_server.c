@@ -41,6 +41,7 @@
 #include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "metrics.h"
+#include "rpc_methods.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -60,8 +61,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
-#define HEALTH_SERVICE "grpc.health.v1.Health"
 #define GENERIC_REQUESTS 2          /* armed unregistered-method requests per worker */
 #define STATUS_CODES 17             /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
 #define REPLY_INITIAL_CAP 4096      /* first size of the per-worker reply body */
@@ -528,13 +527,14 @@ static int collect_health_names(rpc_server *s, const rpc_server_config *cfg) {
 
 static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char *err, size_t errlen) {
     bool app_health = false;
-    for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, HEALTH_CHECK_PATH) == 0;
+    for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, PA_RPC_HEALTH_CHECK) == 0;
     s->methods = calloc(n + 1, sizeof *s->methods);
     if (!s->methods) return err_set(err, errlen, "out of memory");
     for (size_t i = 0; i <= n; i++) {
         if (i == n && app_health) break;
         rpc_method m = i < n ? methods[i]
-                             : (rpc_method){.path = HEALTH_CHECK_PATH, .handler = health_check, .max_request_bytes = 1024};
+                             : (rpc_method){.path = PA_RPC_HEALTH_CHECK, .handler = health_check,
+                                            .max_request_bytes = 1024};
         if (!m.path || m.path[0] != '/' || !strchr(m.path + 1, '/') || !m.handler)
             return err_set(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
         for (size_t j = 0; j < s->n_methods; j++)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 /* One channel and its registered methods. A channel is replaced when it is
  * stuck in TRANSIENT_FAILURE: gRPC's own reconnect backoff grows to two
@@ -72,9 +73,9 @@ static chan *chan_new(const audit_client *c) {
                           .target_name_override = c->name_override};
     k->ch = rpc_channel_new(c->target, &tls);
     if (k->ch) {
-        k->verify = rpc_channel_method(k->ch, "/audit.v1.Audit/Verify");
-        k->submit = rpc_channel_method(k->ch, "/audit.v1.Audit/Submit");
-        k->list = rpc_channel_method(k->ch, "/audit.v1.Audit/ListRevocations");
+        k->verify = rpc_channel_method(k->ch, PA_RPC_AUDIT_VERIFY);
+        k->submit = rpc_channel_method(k->ch, PA_RPC_AUDIT_SUBMIT);
+        k->list = rpc_channel_method(k->ch, PA_RPC_AUDIT_LIST_REVOCATIONS);
     }
     if (!k->ch || !k->verify || !k->submit || !k->list) {
         chan_free(k);

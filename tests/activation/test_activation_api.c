@@ -217,15 +217,15 @@ static void test_deactivate_then_activate_elsewhere(void **state) {
 
     rpc_result res;
     /* Another machine cannot give up machine 10's place. */
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 11, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 11, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
     /* Nor can a guessed license id (right group and serial, wrong random part). */
     char guessed[33];
     snprintf(guessed, sizeof guessed, "%.16s%016x", la->license_id, 0x1234);
-    assert_int_equal(license_call(DEACTIVATE_PATH, guessed, 10, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, guessed, 10, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 10, &res), GRPC_STATUS_OK);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 10, &res), GRPC_STATUS_OK);
     Activation__V1__DeactivateResponse *d =
         activation__v1__deactivate_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(d);
@@ -233,7 +233,7 @@ static void test_deactivate_then_activate_elsewhere(void **state) {
     activation__v1__deactivate_response__free_unpacked(d, NULL);
     rpc_result_clear(&res);
     /* Twice is NOT_FOUND: the place is gone. */
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 10, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 10, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 
     Activation__V1__ActivateResponse *b = activate_ok(key, 11);
@@ -256,7 +256,7 @@ static void test_renew_extends_lease(void **state) {
     sleep(1);
 
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 20, &res), GRPC_STATUS_OK);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 20, &res), GRPC_STATUS_OK);
     Activation__V1__RenewResponse *r =
         activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(r);
@@ -271,7 +271,7 @@ static void test_renew_extends_lease(void **state) {
     rpc_result_clear(&res);
 
     /* Renewal needs the machine that holds the place. */
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 21, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 21, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
     activation__v1__license__free_unpacked(la, NULL);
     activation__v1__activate_response__free_unpacked(a, NULL);
@@ -287,7 +287,7 @@ static void test_lease_expiry(void **state) {
     activate_fails(key, m31, 32, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL);   /* place taken */
     sleep(3);   /* the 2 s lease lapses */
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 30, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 30, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "expired"));
     rpc_result_clear(&res);
@@ -312,7 +312,7 @@ static void test_revoked_key(void **state) {
     const char *msg = activate_fails(key, m, 32, GRPC_STATUS_FAILED_PRECONDITION, NULL);
     assert_non_null(strstr(msg, "revoked"));
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 40, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 40, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "revoked"));
     rpc_result_clear(&res);
@@ -393,7 +393,7 @@ static size_t request_with(uint8_t *buf, size_t cap, const char *key, const uint
 static void expect_request_error(const uint8_t *buf, size_t len, grpc_status_code code,
                                  const char *needle) {
     rpc_result res;
-    grpc_status_code st = env_call(&env, ACTIVATE_PATH, buf, len, 5000, &res);
+    grpc_status_code st = env_call(&env, PA_RPC_ACTIVATE, buf, len, 5000, &res);
     if (st != code || !strstr(res.message, needle))
         fprintf(stderr, "expected %d '%s', got %d: %s\n", code, needle, st, res.message);
     assert_int_equal(st, code);
@@ -439,17 +439,17 @@ static void test_request_errors(void **state) {
 
 static void test_license_reference_errors(void **state) {
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, "not-a-license", 1, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(license_call(PA_RPC_RENEW, "not-a-license", 1, &res), GRPC_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(res.message, "license_id"));
     rpc_result_clear(&res);
-    assert_int_equal(license_call(DEACTIVATE_PATH, "0000110D0000000B0000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, "0000110D0000000B0000000000000000", 1, &res),
                      GRPC_STATUS_INVALID_ARGUMENT);   /* upper case is not how ids are issued */
     rpc_result_clear(&res);
     /* A group that does not exist: the license is simply not held. */
-    assert_int_equal(license_call(RENEW_PATH, "000003e7000000010000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, "000003e7000000010000000000000000", 1, &res),
                      GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
-    assert_int_equal(license_call(DEACTIVATE_PATH, "000003e7000000010000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, "000003e7000000010000000000000000", 1, &res),
                      GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 }
@@ -562,7 +562,7 @@ static void health(rpc_channel *ch, const char *service, int expect_status) {
     Grpc__Health__V1__HealthCheckRequest rq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     rq.service = (char *)service;
     rpc_result res;
-    assert_int_equal(rpc_call_message(ch, rpc_channel_method(ch, HEALTH_PATH), &rq.base, 5000, &res),
+    assert_int_equal(rpc_call_message(ch, rpc_channel_method(ch, PA_RPC_HEALTH_CHECK), &rq.base, 5000, &res),
                      GRPC_STATUS_OK);
     Grpc__Health__V1__HealthCheckResponse *r =
         grpc__health__v1__health_check_response__unpack(NULL, res.body_len, res.body);
@@ -574,7 +574,7 @@ static void health(rpc_channel *ch, const char *service, int expect_status) {
 
 static void test_health_check(void **state) {
     health(env.ch, "", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-    health(env.ch, "activation.v1.Activation",
+    health(env.ch, PA_RPC_ACTIVATION_SERVICE,
            GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 }
 
@@ -619,13 +619,13 @@ static void test_metrics_endpoint(void **state) {
     assert_true(env_metric(&env, "pa_audit_sampled_total") >= 2);
     assert_true(env_metric(&env, "pa_group_cache_loads_total") >= 1);
     assert_true(env_metric(&env, "pa_redis_errors_total") == 0);
-    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"activation.v1.Activation/Activate\","
+    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"" PA_RPC_ACTIVATE_LABEL "\","
                                  "code=\"OK\"}") >= 1);
-    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"activation.v1.Activation/Activate\","
+    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"" PA_RPC_ACTIVATE_LABEL "\","
                                  "code=\"PERMISSION_DENIED\"}") >= 1);
     char *text = fixture_http_get("127.0.0.1", env.metrics_port, "/metrics");
     assert_non_null(text);
-    assert_non_null(strstr(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\""));
+    assert_non_null(strstr(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\""));
     assert_non_null(strstr(text, "pa_rate_limited_total{scope=\"address\"}"));
     free(text);
 }

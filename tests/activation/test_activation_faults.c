@@ -52,7 +52,7 @@ static grpc_status_code activate(const char *key, unsigned machine, int timeout_
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = env_call(&env, ACTIVATE_PATH, buf, len, timeout_ms, &res);
+    grpc_status_code st = env_call(&env, PA_RPC_ACTIVATE, buf, len, timeout_ms, &res);
     if (msg) snprintf(msg, msglen, "%s", res.message);
     rpc_result_clear(&res);
     return st;
@@ -168,7 +168,7 @@ typedef struct load_thread {
 static void *load(void *p) {
     load_thread *lt = p;
     rpc_channel *ch = rpc_channel_new(lt->target, NULL);
-    rpc_client_method *m = rpc_channel_method(ch, ACTIVATE_PATH);
+    rpc_client_method *m = rpc_channel_method(ch, PA_RPC_ACTIVATE);
     for (unsigned i = 0; !*lt->stop && i < 200000; i++) {
         uint8_t id[32], buf[512];
         env_machine(id, lt->machine_base + i % 50);

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "outbox_forwarder.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 enum {
     G_OFFLINE = 6001,       /* every activation audited offline */
@@ -187,7 +188,7 @@ static grpc_status_code activate(act_server *s, const char *key, unsigned m,
     rq.hostname = "e2e-host";
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, "/activation.v1.Activation/Activate"),
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE),
                                    buf, len, 5000, &res);
     if (msg) snprintf(msg, 256, "%s", res.message);
     if (st == GRPC_STATUS_OK && license_id) {
@@ -219,7 +220,7 @@ static grpc_status_code renew(act_server *s, const char *license_id, unsigned m)
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
     size_t len = activation__v1__renew_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, "/activation.v1.Activation/Renew"),
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_RENEW),
                                    buf, len, 5000, &res);
     rpc_result_clear(&res);
     return st;

@@ -19,6 +19,7 @@
 #include "audit_env.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 static audit_env E;
 
@@ -154,7 +155,7 @@ static rpc_channel *raw_channel(const char *certdir, bool tls, char **pems) {
 }
 
 static grpc_status_code call_list(rpc_channel *ch) {
-    rpc_client_method *m = rpc_channel_method(ch, "/audit.v1.Audit/ListRevocations");
+    rpc_client_method *m = rpc_channel_method(ch, PA_RPC_AUDIT_LIST_REVOCATIONS);
     Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
     rpc_result res;
     grpc_status_code st = rpc_call_message(ch, m, &req.base, 3000, &res);
@@ -186,9 +187,9 @@ static void test_mtls_only(void **state) {
 static void test_health_and_bad_input(void **state) {
     char *pems[3] = {NULL, NULL, NULL};
     rpc_channel *ch = raw_channel(E.certs, true, pems);
-    rpc_client_method *health = rpc_channel_method(ch, "/grpc.health.v1.Health/Check");
+    rpc_client_method *health = rpc_channel_method(ch, PA_RPC_HEALTH_CHECK);
     Grpc__Health__V1__HealthCheckRequest hreq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    hreq.service = "audit.v1.Audit";
+    hreq.service = PA_RPC_AUDIT_SERVICE;
     rpc_result res;
     assert_int_equal(rpc_call_message(ch, health, &hreq.base, 3000, &res), GRPC_STATUS_OK);
     Grpc__Health__V1__HealthCheckResponse *hr =
@@ -199,7 +200,7 @@ static void test_health_and_bad_input(void **state) {
     rpc_result_clear(&res);
 
     /* A key that does not decode is refused, naming the field. */
-    rpc_client_method *verify = rpc_channel_method(ch, "/audit.v1.Audit/Verify");
+    rpc_client_method *verify = rpc_channel_method(ch, PA_RPC_AUDIT_VERIFY);
     Audit__V1__AuditRecord rec = AUDIT__V1__AUDIT_RECORD__INIT;
     rec.product_key = "NOT-A-KEY";
     Audit__V1__VerifyRequest vreq = AUDIT__V1__VERIFY_REQUEST__INIT;
@@ -212,7 +213,7 @@ static void test_health_and_bad_input(void **state) {
     assert_int_equal(rpc_call_message(ch, verify, &vreq.base, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
     rpc_result_clear(&res);
     /* Submit without request_id. */
-    rpc_client_method *submit = rpc_channel_method(ch, "/audit.v1.Audit/Submit");
+    rpc_client_method *submit = rpc_channel_method(ch, PA_RPC_AUDIT_SUBMIT);
     Audit__V1__AuditRecord *recs[] = {&rec};
     Audit__V1__SubmitRequest sreq = AUDIT__V1__SUBMIT_REQUEST__INIT;
     sreq.n_records = 1;

@@ -7,6 +7,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "metrics.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -111,7 +112,7 @@ static void test_oversized_request_refused(void **state) {
 static grpc_status_code health(const char *service, int *serving_status, rpc_result *r) {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     req.service = (char *)service;
-    rpc_client_method *m = rpc_channel_method(g_ch, "/grpc.health.v1.Health/Check");
+    rpc_client_method *m = rpc_channel_method(g_ch, PA_RPC_HEALTH_CHECK);
     assert_non_null(m);
     *serving_status = -1;
     if (rpc_call_message(g_ch, m, &req.base, 5000, r) == GRPC_STATUS_OK) {
