@@ -18,6 +18,7 @@
 
 #include "activation/v1/activation.pb-c.h"
 #include "config.h"
+#include "grpc_status_name.h"
 #include "license.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
@@ -60,15 +61,6 @@ static int machine_id_derive(uint8_t out[MACHINE_ID_LEN]) {
         return 0;
     }
     return -1;
-}
-
-static const char *status_name(grpc_status_code c) {
-    static const char *names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                  "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                  "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-                                  "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-    return (unsigned)c < sizeof names / sizeof *names ? names[c] : "UNKNOWN";
 }
 
 static void print_time(const char *label, int64_t t, const char *zero) {
@@ -184,7 +176,7 @@ static int activate(const config *c, const char *key, const uint8_t machine[MACH
                      timeout, &res);
     int rc = 1;
     if (res.status != GRPC_STATUS_OK) {
-        fprintf(stderr, "pa-activate-once: refused: %s: %s\n", status_name(res.status), res.message);
+        fprintf(stderr, "pa-activate-once: refused: %s: %s\n", pa_grpc_status_name(res.status), res.message);
         if (res.retry_after_s > 0) fprintf(stderr, "retry after %d s\n", res.retry_after_s);
     } else {
         Activation__V1__ActivateResponse *r =

@@ -138,16 +138,6 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static const char *const status_names[LOADGEN_STATUS_CODES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
-const char *loadgen_status_name(int code) {
-    return code >= 0 && code < LOADGEN_STATUS_CODES ? status_names[code] : "?";
-}
-
 /* --- one call ---------------------------------------------------------------------- */
 
 static void slot_reset(slot *s) {
@@ -260,7 +250,7 @@ static void slot_complete(slot *s) {
         if (st != GRPC_STATUS_OK && !t->first_error[0]) {
             char msg[200];
             rpc_copy_status_message(msg, sizeof msg, &s->details, s->error_string);
-            snprintf(t->first_error, sizeof t->first_error, "%s: %s", status_names[st], msg);
+            snprintf(t->first_error, sizeof t->first_error, "%s: %s", pa_grpc_status_name(st), msg);
         }
         if (t->sh->cfg->on_response) report_response(s);
     }
@@ -507,7 +497,7 @@ static void print_stats(FILE *f, const loadgen_stats *st) {
     fprintf(f, "p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f us ", st->p50_us, st->p90_us,
             st->p99_us, st->p999_us, st->max_us);
     for (int c = 0; c < LOADGEN_STATUS_CODES; c++)
-        if (st->status[c]) fprintf(f, " %s=%llu", status_names[c], (unsigned long long)st->status[c]);
+        if (st->status[c]) fprintf(f, " %s=%llu", pa_grpc_status_name(c), (unsigned long long)st->status[c]);
     fputc('\n', f);
 }
 

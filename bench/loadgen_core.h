@@ -26,6 +26,7 @@
 #ifndef PA_LOADGEN_CORE_H
 #define PA_LOADGEN_CORE_H
 
+#include "grpc_status_name.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>
@@ -34,7 +35,7 @@
 
 #define LOADGEN_MAX_METHODS 8
 #define LOADGEN_MAX_CLASSES 8
-#define LOADGEN_STATUS_CODES 17   /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
+#define LOADGEN_STATUS_CODES PA_GRPC_STATUS_CODES   /* index: the gRPC status code */
 
 typedef struct loadgen_request {
     int method;                   /* index into loadgen_config.methods (0 unless set) */
@@ -93,8 +94,5 @@ int loadgen_run(const loadgen_config *cfg, loadgen_request_fn build, void *user,
 
 /* One line of totals, plus one per class when several were used. */
 void loadgen_print(FILE *f, const char *label, const loadgen_config *cfg, const loadgen_result *res);
-
-/* The name of a status code, "OK", "UNAVAILABLE", ... */
-const char *loadgen_status_name(int code);
 
 #endif

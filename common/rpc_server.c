@@ -40,6 +40,7 @@
 
 #include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc_status_name.h"
 #include "metrics.h"
 #include "rpc_methods.h"
 
@@ -62,7 +63,6 @@
 #include <unistd.h>
 
 #define GENERIC_REQUESTS 2          /* armed unregistered-method requests per worker */
-#define STATUS_CODES 17             /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
 #define REPLY_INITIAL_CAP 4096      /* first size of the per-worker reply body */
 
 typedef struct worker worker;
@@ -74,7 +74,7 @@ typedef struct method_entry {
     rpc_method m;                 /* the daemon's description (health's is ours) */
     void *handle;                 /* from grpc_server_register_method */
     char *label;                  /* metric label: the path without its leading '/' */
-    _Atomic(metric *) calls[STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
+    _Atomic(metric *) calls[PA_GRPC_STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
     metric *seconds;              /* pa_grpc_call_seconds for this method */
 } method_entry;
 
@@ -169,12 +169,6 @@ struct rpc_server {
     _Atomic(metric *) unknown_calls; /* pa_grpc_calls_total{method="unknown",code="UNIMPLEMENTED"} */
 };
 
-static const char *const status_names[STATUS_CODES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -187,13 +181,13 @@ static double now_s(void) {
 /* --- metrics ------------------------------------------------------------ */
 
 static metric *calls_metric(rpc_server *s, method_entry *me, grpc_status_code code) {
-    if ((unsigned)code >= STATUS_CODES) code = GRPC_STATUS_UNKNOWN;
+    if ((unsigned)code >= PA_GRPC_STATUS_CODES) code = GRPC_STATUS_UNKNOWN;
     _Atomic(metric *) *slot = me ? &me->calls[code] : &s->unknown_calls;
     metric *m = atomic_load_explicit(slot, memory_order_acquire);
     if (m) return m;
     char labels[512];
     snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", me ? me->label : "unknown",
-             status_names[code]);
+             pa_grpc_status_name(code));
     m = metric_counter("pa_grpc_calls_total", "gRPC calls by method and status code", labels);
     atomic_store_explicit(slot, m, memory_order_release);
     return m;
