@@ -19,6 +19,7 @@
 #include "activation/v1/activation.pb-c.h"
 #include "config.h"
 #include "grpc_status_name.h"
+#include "hex.h"
 #include "license.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
@@ -33,16 +34,6 @@ static const config_option options[] = {
     {"tls-ca", "FILE", "use TLS and trust server certificates from this CA (PEM)", NULL},
     {"timeout-ms", "MS", "deadline of the call", "5000"},
 };
-
-static int hex_decode(const char *hex, uint8_t *out, size_t n) {
-    if (strlen(hex) != 2 * n) return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
 
 /* SHA-256("pa-machine-id-v1\n" || /etc/machine-id). */
 static int machine_id_derive(uint8_t out[MACHINE_ID_LEN]) {
@@ -203,7 +194,7 @@ int main(int argc, char **argv) {
     int rc = 2;
     if (config_args(c, &args) != 1) {
         fprintf(stderr, "pa-activate-once: error: give exactly one product key (see --help)\n");
-    } else if (hex ? hex_decode(hex, machine, sizeof machine) != 0
+    } else if (hex ? pa_hex_decode(hex, strlen(hex), machine, sizeof machine) != (long)sizeof machine
                    : machine_id_derive(machine) != 0) {
         fprintf(stderr, "pa-activate-once: error: %s\n",
                 hex ? "--machine-id needs 64 hex characters"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hex.h"
 #include "log.h"
 
 struct audit_store {
@@ -147,33 +148,6 @@ static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char
     return true;
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes hex of at most `cap` bytes; returns the byte count or -1. */
-static long hex_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
-    if (len % 2 || len / 2 > cap) return -1;
-    for (size_t i = 0; i < len / 2; i++) {
-        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return (long)(len / 2);
-}
-
 /* One record's script arguments, formatted; argv points into it. */
 typedef struct record_args {
     char group[16], serial[16], received[24];
@@ -188,7 +162,7 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
     snprintf(b->received, sizeof b->received, "%lld", (long long)e->received_at);
     b->machine[0] = '\0';
     if (e->machine_id)
-        hex_encode(e->machine_id,
+        pa_hex_encode(e->machine_id,
                    e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len,
                    b->machine);
     const char *v[RECORD_ARGS] = {
@@ -286,7 +260,7 @@ static void queue_argv(const queued_record *q, queue_args *b, const char **argv)
     snprintf(b->upgrade, sizeof b->upgrade, "%d", q->upgrade ? 1 : 0);
     snprintf(b->second, sizeof b->second, "%" PRIu32, q->security_second);
     snprintf(b->received, sizeof b->received, "%lld", (long long)q->received_at);
-    hex_encode(q->machine_id, q->machine_id_len, b->machine);
+    pa_hex_encode(q->machine_id, q->machine_id_len, b->machine);
     const char *v[] = {
         q->request_id,
         "key_status", q->key_status, "group", b->group, "serial", b->serial,
@@ -392,7 +366,7 @@ static bool parse_entry(const redisReply *fields, queued_record *q) {
         !copy_str(q->sample_reason, sizeof q->sample_reason, field(fields, "sample_reason")) ||
         !m || m->type != REDIS_REPLY_STRING)
         return false;
-    long len = hex_decode(m->str, m->len, q->machine_id, sizeof q->machine_id);
+    long len = pa_hex_decode(m->str, m->len, q->machine_id, sizeof q->machine_id);
     if (len < 0) return false;
     q->machine_id_len = (size_t)len;
     q->group = (uint32_t)group;

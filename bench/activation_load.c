@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "clock.h"
 #include "fixture.h"
 #include "group.h"
 #include "keycodec.h"
@@ -135,12 +136,6 @@ static int die(const char *what) {
 }
 
 /* --- small helpers ------------------------------------------------------------- */
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 /* CPU seconds used so far by `pid` (0 = this process). */
 static double cpu_s(pid_t pid) {
@@ -412,7 +407,7 @@ static int create_group(world *w, uint32_t id, void (*tune)(group_record *)) {
 }
 
 static int make_all_keys(world *w, const options *o, key_set *k) {
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     k->n_load = o->load_keys;
     k->n_again = AGAIN_KEYS;
     k->n_invalid = INVALID_KEYS;
@@ -430,7 +425,7 @@ static int make_all_keys(world *w, const options *o, key_set *k) {
         return -1;
     printf("keys: %zu fresh (x%d machines), %zu re-activating, %zu not genuine, %zu for the "
            "memory figure; made in %.1f s\n", k->n_load, PLACES_PER_KEY, k->n_again, k->n_invalid,
-           k->n_memory, now_s() - t0);
+           k->n_memory, pa_mono_s() - t0);
     return 0;
 }
 
@@ -774,7 +769,7 @@ static const int audit_sequence[] = {0, 1, 0, 2, 0, 3, 0};
 #define BASE_RUNS 4               /* 0 % runs in audit_sequence */
 
 static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]) {
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     for (size_t i = 0; i < N_AUDIT_CASES; i++) {
         group_record rec;
         base_record(&rec, audit_cases[i].group);
@@ -789,7 +784,7 @@ static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]
             return -1;
     }
     printf("keys: %zu fresh per sampled run (x%d machines); made in %.1f s\n", o->audit_keys,
-           PLACES_PER_KEY, now_s() - t0);
+           PLACES_PER_KEY, pa_mono_s() - t0);
     return 0;
 }
 
@@ -803,8 +798,8 @@ static long long outbox_length(const world *w) {
 /* The previous run's samples reach the audit server before the next run
  * starts, so no run pays for another's forwarding. */
 static void wait_outbox_drained(const world *w) {
-    double t0 = now_s();
-    while (outbox_length(w) > 0 && now_s() - t0 < 60) usleep(50000);
+    double t0 = pa_mono_s();
+    while (outbox_length(w) > 0 && pa_mono_s() - t0 < 60) usleep(50000);
     if (outbox_length(w) != 0) printf("  (outbox still holds %lld records)\n", outbox_length(w));
 }
 

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* --- log-linear histogram of nanoseconds ----------------------------------- */
 
 #define SUB_BITS 7
@@ -132,12 +134,6 @@ struct lg_thread {
     char first_error[256];
 };
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* --- one call ---------------------------------------------------------------------- */
 
 static void slot_reset(slot *s) {
@@ -238,7 +234,7 @@ static void report_response(slot *s) {
 
 static void slot_complete(slot *s) {
     lg_thread *t = s->t;
-    uint64_t end = now_ns();
+    uint64_t end = pa_mono_ns();
     t->completed++;
     if (s->measured) {
         int k = s->req.klass;
@@ -282,7 +278,7 @@ static void *thread_main(void *arg) {
     uint64_t interval = cfg->rate > 0 ? (uint64_t)(1e9 * cfg->threads / cfg->rate) : 0;
     uint64_t next_due = sh->t0_ns + (interval ? interval * (uint64_t)t->index / (uint64_t)cfg->threads : 0);
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = pa_mono_ns();
         if (now >= sh->end_ns) t->stopped = true;
         slot *s;
         while (!t->stopped && (s = free_slot(t)) != NULL && (!interval || next_due <= now)) {
@@ -470,7 +466,7 @@ int loadgen_run(const loadgen_config *in, loadgen_request_fn build, void *user, 
         snprintf(out->first_error, sizeof out->first_error, "out of memory");
         goto done;
     }
-    sh->t0_ns = now_ns();
+    sh->t0_ns = pa_mono_ns();
     sh->warm_ns = sh->t0_ns + (uint64_t)(cfg.warmup_s * 1e9);
     sh->end_ns = sh->count_mode ? UINT64_MAX : sh->warm_ns + (uint64_t)(cfg.duration_s * 1e9);
     int started = 0;

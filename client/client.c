@@ -27,6 +27,7 @@
 #include "client_build.h"
 #include "client_internal.h"
 #include "discovery.h"
+#include "hex.h"
 #include "machine_id.h"
 #include "rpc_methods.h"
 #include "state.h"
@@ -132,7 +133,7 @@ static void identify_machine(pa_client *c, const pa_options *o) {
         snprintf(c->machine_err, sizeof c->machine_err, "cannot hash the machine facts");
         return;
     }
-    for (int i = 0; i < PA_MACHINE_ID_LEN; i++) snprintf(c->machine_id_hex + 2 * i, 3, "%02x", c->machine_id[i]);
+    pa_hex_encode(c->machine_id, PA_MACHINE_ID_LEN, c->machine_id_hex);
     c->machine_source = f.source;
 }
 

@@ -38,9 +38,11 @@
  * shutdown ever contends for. */
 #include "rpc_server.h"
 
+#include "clock.h"
 #include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc_status_name.h"
+#include "hex.h"
 #include "metrics.h"
 #include "rpc_methods.h"
 
@@ -172,12 +174,6 @@ struct rpc_server {
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* --- metrics ------------------------------------------------------------ */
 
 static metric *calls_metric(rpc_server *s, method_entry *me, grpc_status_code code) {
@@ -279,7 +275,7 @@ static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_r
     }
     op->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op->ops[n++].data.recv_close_on_server.cancelled = &op->cancelled;
-    op->seconds = now_s() - started;
+    op->seconds = pa_mono_s() - started;
     if (grpc_call_start_batch(call, op->ops, n, op, NULL) == GRPC_CALL_OK) {
         w->outstanding++;
     } else {
@@ -399,7 +395,7 @@ static void on_request(request_slot *sl, bool ok) {
         arm_request(sl);
         return;
     }
-    double started = now_s();
+    double started = pa_mono_s();
     grpc_call *call = sl->call;
     grpc_byte_buffer *payload = sl->payload;
     gpr_timespec deadline = sl->deadline;
@@ -428,7 +424,7 @@ static void on_generic(generic_slot *g, bool ok) {
     grpc_call *call = g->call;
     g->call = NULL;
     arm_generic(g);
-    send_reply(g->w, call, NULL, &r, now_s());
+    send_reply(g->w, call, NULL, &r, pa_mono_s());
 }
 
 static void dispatch(void *tag, bool ok) {
@@ -814,13 +810,6 @@ const char *rpc_ctx_peer(rpc_ctx *ctx) {
     return ctx->peer ? ctx->peer : "";
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* "ipv4:1.2.3.4:5", "ipv6:[::1]:5" or its percent-encoded form -> the address. */
 static void peer_to_ip(const char *peer, char *out, size_t cap) {
     const char *p = strchr(peer, ':');
@@ -828,8 +817,8 @@ static void peer_to_ip(const char *peer, char *out, size_t cap) {
     char dec[128];
     size_t n = 0;
     for (; *p && n + 1 < sizeof dec; p++) {
-        if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            dec[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+        if (p[0] == '%' && pa_hex_digit(p[1]) >= 0 && pa_hex_digit(p[2]) >= 0) {
+            dec[n++] = (char)(pa_hex_digit(p[1]) * 16 + pa_hex_digit(p[2]));
             p += 2;
         } else {
             dec[n++] = *p;

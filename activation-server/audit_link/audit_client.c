@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
 
@@ -37,12 +38,6 @@ struct audit_client {
     char *origin;                     /* sent in every record */
     int verify_ms, submit_ms, list_ms;/* deadlines */
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *load_pem(const char *what, const char *path, char *err, size_t errlen) {
     char why[200];
@@ -82,7 +77,7 @@ static chan *chan_new(const audit_client *c) {
         return NULL;
     }
     k->refs = 1;
-    k->created_ms = now_ms();
+    k->created_ms = pa_mono_ms();
     return k;
 }
 
@@ -100,7 +95,7 @@ static void release(audit_client *c, chan *k, grpc_status_code st) {
     bool stuck = st != GRPC_STATUS_OK &&
                  grpc_channel_check_connectivity_state(rpc_channel_grpc(k->ch), 0) == GRPC_CHANNEL_TRANSIENT_FAILURE;
     chan *fresh = NULL, *dead = NULL;
-    if (stuck && now_ms() - k->created_ms >= 1000) fresh = chan_new(c);
+    if (stuck && pa_mono_ms() - k->created_ms >= 1000) fresh = chan_new(c);
     pthread_mutex_lock(&c->mu);
     if (fresh && c->cur == k) {
         c->cur = fresh;

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -57,12 +58,6 @@ struct outbox_forwarder {
     metric *m_forwarded;              /* pa_audit_outbox_forwarded_total */
     metric *m_failures;               /* pa_audit_outbox_submit_failures_total */
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sleeps up to `ms`, waking early when asked to stop. */
 static void nap(outbox_forwarder *f, int ms) {
@@ -166,8 +161,8 @@ static int next_batch(outbox_forwarder *f, int block_ms) {
     int n = 0;
     if (f->own_pending && (n = read_group(f, "0", 0)) == 0) f->own_pending = false;
     int claim_every = f->cfg.claim_idle_ms < 1000 ? f->cfg.claim_idle_ms : 1000;
-    if (n == 0 && now_ms() - f->claimed_ms >= claim_every) {
-        f->claimed_ms = now_ms();
+    if (n == 0 && pa_mono_ms() - f->claimed_ms >= claim_every) {
+        f->claimed_ms = pa_mono_ms();
         n = claim_idle(f);
     }
     if (n == 0) n = read_group(f, ">", block_ms);
@@ -202,7 +197,7 @@ static int forward(outbox_forwarder *f, size_t n) {
 
 static bool should_stop(outbox_forwarder *f) {
     int st = atomic_load(&f->state);
-    return st == STOPPING || (st == DRAINING && now_ms() >= atomic_load(&f->drain_deadline_ms));
+    return st == STOPPING || (st == DRAINING && pa_mono_ms() >= atomic_load(&f->drain_deadline_ms));
 }
 
 static void *run(void *arg) {
@@ -276,7 +271,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
 long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
     if (!f) return -1;
     if (drain_ms > 0) {
-        atomic_store(&f->drain_deadline_ms, now_ms() + drain_ms);
+        atomic_store(&f->drain_deadline_ms, pa_mono_ms() + drain_ms);
         atomic_store(&f->state, DRAINING);
     } else {
         atomic_store(&f->state, STOPPING);

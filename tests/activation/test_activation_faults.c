@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "clock.h"
 
 enum { G_A = 301, G_B = 302 };
 
@@ -35,12 +36,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
     env_stop(&env);
     return 0;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
 static grpc_status_code activate(const char *key, unsigned machine, int timeout_ms,
@@ -68,10 +63,10 @@ static void test_redis_stopped_and_started_again(void **state) {
     assert_int_equal(redis_fixture_pause(&env.a), 0);
     /* A cached group and an uncached one: both UNAVAILABLE, both fast. */
     for (unsigned i = 0; i < 20; i++) {
-        double t0 = now_s();
+        double t0 = pa_mono_s();
         assert_int_equal(activate(i % 2 ? a : b, 2 + i, 5000, msg, sizeof msg),
                          GRPC_STATUS_UNAVAILABLE);
-        assert_true(now_s() - t0 < 1.5);
+        assert_true(pa_mono_s() - t0 < 1.5);
         assert_non_null(strstr(msg, "unavailable"));
     }
     assert_true(env_metric(&env, "pa_redis_errors_total") >= 20);
@@ -89,9 +84,9 @@ static void test_redis_stopped_and_started_again(void **state) {
                  "docker/redis/activation.acl.in must give the disabled `default` user "
                  "+@all ~* &* so the AOF loader may replay MULTI/EXEC");
     freeReplyObject(g);
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     grpc_status_code st;
-    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && now_s() - t0 < 15)
+    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && pa_mono_s() - t0 < 15)
         usleep(100 * 1000);
     assert_int_equal(st, GRPC_STATUS_OK);
     /* What was written before the outage is still there (AOF): machine 1

@@ -38,6 +38,7 @@
 
 #include "activation/v1/activation.pb-c.h"
 #include "audit_env.h"
+#include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
 #include "rpc_client.h"
@@ -228,12 +229,6 @@ static grpc_status_code renew(act_server *s, const char *license_id, unsigned m)
 
 /* ------------------------------------------------------------- looking */
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static double metric_of(act_server *s, const char *series) {
     char *body = fixture_http_get("127.0.0.1", s->metrics_port, "/metrics");
     double v = fixture_metric(body, series, -1);
@@ -329,13 +324,13 @@ static void test_offline_forged_key_revoked_after_the_fact(void **state) {
     char forged[PK_TEXT_LEN + 1], good[PK_TEXT_LEN + 1], lic_forged[33], lic_good[33];
     key_of(G_OFFLINE, 1, false, forged);
     key_of(G_OFFLINE, 2, true, good);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     activate_ok(&S1, forged, 1, lic_forged);
     activate_ok(&S1, good, 2, lic_good);
 
     renewal r = {&S1, lic_forged, 1};
     assert_true(env_wait(renew_refused, &r, REVOKE_WAIT_MS));
-    print_message("  forged key refused at Renew %.0f ms after it was granted\n", now_ms() - t0);
+    print_message("  forged key refused at Renew %.0f ms after it was granted\n", pa_mono_ms() - t0);
     char msg[256];
     assert_int_equal(activate(&S1, forged, 3, NULL, msg), GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(msg, "revoked"));
@@ -413,12 +408,12 @@ static void test_two_servers_enforce_revocation(void **state) {
     char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "revoke", "--redis-url", url,
                     "--group", "6005", "--serial", "1", "--reason", "refunded order", NULL};
     assert_int_equal(fixture_run(argv, &out, NULL), 0);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     assert_non_null(strstr(out, "\"new\":true"));
     free(out);
     pair p = {{&S1, lic1, 1}, {&S2, lic2, 2}};
     assert_true(env_wait(both_refuse, &p, 2000));
-    double took = now_ms() - t0;
+    double took = pa_mono_ms() - t0;
     print_message("  both servers refuse the revoked key %.0f ms after `audit-server revoke`\n", took);
     assert_true(took < 2000);
     assert_int_equal(activate(&S1, key, 3, NULL, NULL), GRPC_STATUS_FAILED_PRECONDITION);
@@ -463,9 +458,9 @@ static void test_online_audit_down(void **state) {
     char closed[PK_TEXT_LEN + 1], fallback[PK_TEXT_LEN + 1], msg[256];
     key_of(G_ONLINE, 10, true, closed);
     key_of(G_FALLBACK, 10, true, fallback);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     assert_int_equal(activate(&S1, closed, 10, NULL, msg), GRPC_STATUS_UNAVAILABLE);
-    print_message("  fail-closed answer after %.0f ms: %s\n", now_ms() - t0, msg);
+    print_message("  fail-closed answer after %.0f ms: %s\n", pa_mono_ms() - t0, msg);
     assert_non_null(strstr(msg, "audit server"));
     assert_int_equal(env_int(E.act_a, "EXISTS {g:%u}:k:10", G_ONLINE), 0);
 

@@ -19,6 +19,7 @@
 
 #include "audit_env.h"
 #include "audit_record.h"
+#include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
@@ -314,19 +315,13 @@ static bool both_converged(void *arg) {
     return revocation_puller_last_sequence(b->p1) == b->want && revocation_puller_last_sequence(b->p2) == b->want;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void test_two_pullers_converge(void **state) {
     revocation_puller *p1 = new_puller(500), *p2 = new_puller(500);
     for (uint32_t s = 7101; s <= 7120; s++) revoke_by_verify(5002, s);
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     both b = {p1, p2, audit_last_seq()};
     assert_true(env_wait(both_converged, &b, 2000));
-    double took = now_s() - t0;
+    double took = pa_mono_s() - t0;
     print_message("  both pullers at sequence %llu %.0f ms after the last revocation\n",
                   (unsigned long long)b.want, took * 1000);
     for (uint32_t s = 7101; s <= 7120; s++) assert_true(revoked_in_a(5002, s));
