@@ -173,9 +173,9 @@ static slot_state build_entry(group_cache *c, uint32_t id, const redisReply *r, 
         return SLOT_UNAVAILABLE;
     }
     split_features(e);
-    group_key_record(e->key_group, sizeof e->key_group, id);
-    snprintf(e->key_revoked, sizeof e->key_revoked, "{g:%u}:revoked", id);
-    snprintf(e->key_bucket, sizeof e->key_bucket, "{g:%u}:rl", id);
+    pa_rkey_group(e->key_group, sizeof e->key_group, id);
+    pa_rkey_revoked(e->key_revoked, sizeof e->key_revoked, id);
+    pa_rkey_group_bucket(e->key_bucket, sizeof e->key_bucket, id);
     return SLOT_KNOWN;
 }
 
@@ -189,8 +189,8 @@ static group_lookup answer(const slot *s, const group_entry **out) {
 
 /* One HGETALL; replaces whatever was cached for `id`. */
 static group_lookup load(group_cache *c, uint32_t id, const group_entry **out) {
-    char key[GROUP_KEY_NAME_MAX];
-    group_key_record(key, sizeof key, id);
+    char key[PA_RKEY_MAX];
+    pa_rkey_group(key, sizeof key, id);
     if (c->loads) metric_inc(c->loads);
     redisReply *r = rstore_command(c->redis, "HGETALL %s", key);
     if (!r) return GROUP_UNAVAILABLE;      /* Redis down: cache nothing */

@@ -173,7 +173,7 @@ static int cmd_trail(const config *c) {
     int rc = 0;
     while (shown < count) {
         redisReply *r = rstore_command(audit_store_rstore(s), "XREVRANGE %s %s - COUNT 500",
-                                       AUDIT_KEY_TRAIL, end);
+                                       PA_RKEY_AUDIT_TRAIL, end);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             fprintf(stderr, "audit-server trail: %s\n",
                     r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(audit_store_rstore(s)));

@@ -205,8 +205,8 @@ static int record_chunk(audit_store *s, const audit_entry *e, const char *const 
     }
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    const char *head[] = {AUDIT_KEY_TRAIL, AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ,
-                          AUDIT_KEY_REVOKED, AUDIT_KEY_REQUESTS, AUDIT_KEY_QUEUE, now};
+    const char *head[] = {PA_RKEY_AUDIT_TRAIL, PA_RKEY_AUDIT_REVOCATIONS, PA_RKEY_AUDIT_REVOCATION_SEQ,
+                          PA_RKEY_AUDIT_REVOKED, PA_RKEY_AUDIT_REQUESTS, PA_RKEY_AUDIT_QUEUE, now};
     memcpy(argv, head, sizeof head);
     for (size_t i = 0; i < n; i++)
         record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], argv + 7 + i * RECORD_ARGS);
@@ -287,8 +287,8 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     }
     char pairs[8];
     snprintf(pairs, sizeof pairs, "%d", QUEUE_PAIRS);
-    argv[0] = AUDIT_KEY_REQUESTS;
-    argv[1] = AUDIT_KEY_QUEUE;
+    argv[0] = PA_RKEY_AUDIT_REQUESTS;
+    argv[1] = PA_RKEY_AUDIT_QUEUE;
     argv[2] = pairs;
     for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], argv + 3 + i * per);
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
@@ -309,8 +309,8 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
 }
 
 int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", AUDIT_KEY_QUEUE,
-                                   AUDIT_QUEUE_GROUP);
+    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_AUDIT_QUEUE,
+                                   PA_AUDIT_QUEUE_GROUP);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0) {
         freeReplyObject(r);
         return 0;
@@ -379,9 +379,9 @@ static bool parse_entry(const redisReply *fields, queued_record *q) {
 
 static void drop_entry(audit_store *s, const char *id, const char *why) {
     log_error("audit.queue.drop", LOG_S("entry", id), LOG_S("reason", why), LOG_END);
-    redisReply *r = rstore_command(s->rs, "XACK %s %s %s", AUDIT_KEY_QUEUE, AUDIT_QUEUE_GROUP, id);
+    redisReply *r = rstore_command(s->rs, "XACK %s %s %s", PA_RKEY_AUDIT_QUEUE, PA_AUDIT_QUEUE_GROUP, id);
     freeReplyObject(r);
-    r = rstore_command(s->rs, "XDEL %s %s", AUDIT_KEY_QUEUE, id);
+    r = rstore_command(s->rs, "XDEL %s %s", PA_RKEY_AUDIT_QUEUE, id);
     freeReplyObject(r);
 }
 
@@ -424,9 +424,9 @@ static int read_group(audit_store *s, const char *consumer, const char *from, in
                       queued_record *out, size_t max, char *err, size_t errlen) {
     redisReply *r = block_ms > 0
         ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, AUDIT_KEY_QUEUE, from)
+                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, PA_RKEY_AUDIT_QUEUE, from)
         : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, (int)max, AUDIT_KEY_QUEUE, from);
+                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, PA_RKEY_AUDIT_QUEUE, from);
     if (!reply_ok(s, r, "read queue", err, errlen)) {
         freeReplyObject(r);
         return -1;
@@ -439,8 +439,8 @@ static int read_group(audit_store *s, const char *consumer, const char *from, in
 
 static int claim_idle(audit_store *s, const char *consumer, int idle_ms, queued_record *out,
                       size_t max, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", AUDIT_KEY_QUEUE,
-                                   AUDIT_QUEUE_GROUP, consumer, idle_ms, (int)max);
+    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", PA_RKEY_AUDIT_QUEUE,
+                                   PA_AUDIT_QUEUE_GROUP, consumer, idle_ms, (int)max);
     if (!reply_ok(s, r, "claim idle entries", err, errlen)) {
         freeReplyObject(r);
         return -1;
@@ -464,7 +464,7 @@ int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *
 }
 
 long long audit_store_queue_length(audit_store *s) {
-    redisReply *r = rstore_command(s->rs, "XLEN %s", AUDIT_KEY_QUEUE);
+    redisReply *r = rstore_command(s->rs, "XLEN %s", PA_RKEY_AUDIT_QUEUE);
     long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     return n;
@@ -497,7 +497,7 @@ int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
     char start[32], count[16];
     snprintf(start, sizeof start, "%" PRIu64 "-0", after + 1);
     snprintf(count, sizeof count, "%" PRIu32, limit ? limit : 1);
-    const char *argv[] = {AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ, start, count};
+    const char *argv[] = {PA_RKEY_AUDIT_REVOCATIONS, PA_RKEY_AUDIT_REVOCATION_SEQ, start, count};
     size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(start), strlen(count)};
     *out = NULL;
     *n = 0;

@@ -55,6 +55,7 @@
 #include "keycodec.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
+#include "redis_keys.h"
 #include "rpc_methods.h"
 
 #define ECHO_PATH "/bench.v1.Echo/Echo"
@@ -734,10 +735,10 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
            (double)(data1 - data0) / granted);
     pk_fields f;
     pk_decode(k->memory[0], PK_TEXT_LEN, &f, NULL);
-    redisReply *u = redisCommand(w->admin, "MEMORY USAGE {g:%u}:k:%u SAMPLES 0", f.group, f.serial);
-    redisReply *e = redisCommand(w->admin, "OBJECT ENCODING {g:%u}:k:%u", f.group, f.serial);
+    redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *e = redisCommand(w->admin, "OBJECT ENCODING " PA_RKEY_RECORD_FMT, f.group, f.serial);
     if (u && e && u->type == REDIS_REPLY_INTEGER && e->str)
-        printf("  one record {g:%u}:k:%u: MEMORY USAGE %lld bytes, encoding %s\n", f.group,
+        printf("  one record " PA_RKEY_RECORD_FMT ": MEMORY USAGE %lld bytes, encoding %s\n", f.group,
                f.serial, u->integer, e->str);
     if (u) freeReplyObject(u);
     if (e) freeReplyObject(e);
@@ -789,7 +790,7 @@ static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]
 }
 
 static long long outbox_length(const world *w) {
-    redisReply *r = redisCommand(w->admin, "XLEN audit:outbox");
+    redisReply *r = redisCommand(w->admin, "XLEN " PA_RKEY_OUTBOX);
     long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     if (r) freeReplyObject(r);
     return n;

@@ -14,6 +14,7 @@
 
 #include "act_env.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "redis_keys.h"
 
 enum {
     G_BASIC = 4365,   /* 3 machines per key, permanent */
@@ -181,7 +182,7 @@ static void test_reactivation_keeps_place(void **state) {
     activation__v1__activate_response__free_unpacked(a, NULL);
     activation__v1__activate_response__free_unpacked(b, NULL);
     /* Every use is counted on the key's record. */
-    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:k:%u n", G_BASIC, 12);
+    redisReply *r = redisCommand(env.ks_a, "HGET " PA_RKEY_RECORD_FMT " n", G_BASIC, 12);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "2");
@@ -304,7 +305,7 @@ static void test_revoked_key(void **state) {
     key_for(G_LEASE, 9, key);
     Activation__V1__ActivateResponse *a = activate_ok(key, 40);
     Activation__V1__License *la = open_license(a);
-    redisReply *r = redisCommand(env.ks_a, "SADD {g:%u}:revoked 9", G_LEASE);
+    redisReply *r = redisCommand(env.ks_a, "SADD " PA_RKEY_REVOKED_FMT " 9", G_LEASE);
     assert_non_null(r);
     freeReplyObject(r);
     uint8_t m[32];
@@ -373,7 +374,7 @@ static void test_not_genuine_reads_the_same(void **state) {
     /* Asked again (now from the negative cache): still the same answer. */
     assert_string_equal(activate_fails(unknown, m, 32, GRPC_STATUS_PERMISSION_DENIED, NULL), first);
     /* Nothing was written for them. */
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:30", G_BASIC);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_BASIC, 30);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
@@ -432,7 +433,7 @@ static void test_request_errors(void **state) {
     expect_request_error(buf, n, GRPC_STATUS_INVALID_ARGUMENT, "os: byte 0x1B");
 
     /* None of these reached the key's record. */
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:40", G_BASIC);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_BASIC, 40);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
@@ -467,7 +468,7 @@ static redisReply *as_activation(const char *cmd) {
 
 /* Reads every audit:outbox entry. */
 static redisReply *outbox(void) {
-    redisReply *r = as_activation("XRANGE audit:outbox - +");
+    redisReply *r = as_activation("XRANGE " PA_RKEY_OUTBOX " - +");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     return r;
@@ -541,10 +542,10 @@ static void test_group_change_reaches_licenses(void **state) {
     activation__v1__license__free_unpacked(l, NULL);
     activation__v1__activate_response__free_unpacked(a, NULL);
 
-    redisReply *r = redisCommand(env.ks_a, "HSET {g:%u}:group features %s edition %s", G_REFRESH,
+    redisReply *r = redisCommand(env.ks_a, "HSET " PA_RKEY_GROUP_FMT " features %s edition %s", G_REFRESH,
                                  "editor,spreadsheet,macros", "Enterprise");
     freeReplyObject(r);
-    r = redisCommand(env.ks_a, "HINCRBY {g:%u}:group version 1", G_REFRESH);
+    r = redisCommand(env.ks_a, "HINCRBY " PA_RKEY_GROUP_FMT " version 1", G_REFRESH);
     freeReplyObject(r);
     /* Both workers may have cached the group: each sees the new version. */
     for (unsigned i = 0; i < 6; i++) {
@@ -592,7 +593,9 @@ static void test_ipv6_listener(void **state) {
     rpc_channel_free(env.ch);
     env.ch = saved;
     /* IPv6 clients are rate-limited by their /64. */
-    redisReply *x = as_activation("EXISTS rl:a:::/64");
+    char cmd[16 + PA_RKEY_MAX] = "EXISTS ";
+    pa_rkey_address_bucket(cmd + 7, sizeof cmd - 7, "::/64");
+    redisReply *x = as_activation(cmd);
     assert_non_null(x);
     assert_int_equal(x->integer, 1);
     freeReplyObject(x);

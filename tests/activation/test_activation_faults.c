@@ -17,6 +17,7 @@
 
 #include "act_env.h"
 #include "clock.h"
+#include "redis_keys.h"
 
 enum { G_A = 301, G_B = 302 };
 
@@ -77,7 +78,7 @@ static void test_redis_stopped_and_started_again(void **state) {
     /* Script writes are replayed from the AOF as MULTI/EXEC; Redis 7.0
      * re-checks EXEC against the `default` user's ACL while loading and
      * silently drops them if that user has no permissions (redis/redis#14541). */
-    redisReply *g = redisCommand(env.ks_a, "EXISTS {g:%u}:group {g:%u}:k:1", G_A, G_A);
+    redisReply *g = redisCommand(env.ks_a, "EXISTS " PA_RKEY_GROUP_FMT " " PA_RKEY_RECORD_FMT, G_A, G_A, 1);
     assert_non_null(g);
     if (g->integer != 2)
         fail_msg("Redis A lost writes made by Lua scripts across its restart (redis/redis#14541): "
@@ -92,7 +93,7 @@ static void test_redis_stopped_and_started_again(void **state) {
     /* What was written before the outage is still there (AOF): machine 1
      * re-activates without a new place. */
     assert_int_equal(activate(a, 1, 5000, NULL, 0), GRPC_STATUS_OK);
-    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:k:1 n", G_A);
+    redisReply *r = redisCommand(env.ks_a, "HGET " PA_RKEY_RECORD_FMT " n", G_A, 1);
     assert_non_null(r);
     assert_string_equal(r->str, "5");
     freeReplyObject(r);
@@ -141,7 +142,7 @@ static void test_expired_deadline_gets_no_work(void **state) {
         refused = env_metric(&env, "pa_activations_refused_total{reason=\"deadline_expired\"}");
     if (refused != 1) fprintf(stderr, "deadline_expired refusals: %g\n", refused);
     assert_true(refused == 1);
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:2", G_A);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_A, 2);
     assert_non_null(r);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);

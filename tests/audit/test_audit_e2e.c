@@ -41,6 +41,7 @@
 #include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
+#include "redis_keys.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
 
@@ -245,12 +246,12 @@ static bool log_has(const act_server *s, const char *a, const char *b) {
     return found;
 }
 
-static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", OUTBOX_KEY); }
+static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", PA_RKEY_OUTBOX); }
 static bool outbox_empty(void *arg) { return outbox_len() == 0; }
 
 /* Request ids of every outbox entry (malloc'd); *n gets the count. */
 static request_id *outbox_ids(size_t *n) {
-    redisReply *r = redisCommand(E.act_a, "XRANGE %s - +", OUTBOX_KEY);
+    redisReply *r = redisCommand(E.act_a, "XRANGE %s - +", PA_RKEY_OUTBOX);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     request_id *ids = calloc(r->elements + 1, sizeof *ids);
@@ -268,7 +269,7 @@ static request_id *outbox_ids(size_t *n) {
 /* How often each of ids[0..n) occurs in the audit trail (Redis B). */
 static void trail_counts(const request_id *ids, size_t n, int *counts) {
     memset(counts, 0, n * sizeof *counts);
-    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(E.audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     assert_non_null(r);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *kv = r->element[i]->element[1];
@@ -307,7 +308,7 @@ static void assert_audited_once(const request_id *ids, size_t n) {
 }
 
 static bool revoked_at_audit(uint32_t group, uint32_t serial) {
-    return env_int(E.audit_b, "HEXISTS audit:revoked %u:%u", group, serial) == 1;
+    return env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, group, serial) == 1;
 }
 
 typedef struct renewal { act_server *s; const char *license_id; unsigned m; } renewal;
@@ -361,7 +362,7 @@ static void test_online_forged_key_refused_at_once(void **state) {
     assert_int_equal(activate(&S1, wrong_first, 1, NULL, msg_first), GRPC_STATUS_PERMISSION_DENIED);
     assert_string_equal(msg, msg_first);                 /* no oracle */
     assert_true(revoked_at_audit(G_ONLINE, 1));          /* judged and revoked by Verify */
-    assert_int_equal(env_int(E.act_a, "EXISTS {g:%u}:k:1", G_ONLINE), 0);   /* nothing written */
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 1), 0);   /* nothing written */
 
     char lic[33];
     activate_ok(&S1, good, 2, lic);
@@ -462,7 +463,7 @@ static void test_online_audit_down(void **state) {
     assert_int_equal(activate(&S1, closed, 10, NULL, msg), GRPC_STATUS_UNAVAILABLE);
     print_message("  fail-closed answer after %.0f ms: %s\n", pa_mono_ms() - t0, msg);
     assert_non_null(strstr(msg, "audit server"));
-    assert_int_equal(env_int(E.act_a, "EXISTS {g:%u}:k:10", G_ONLINE), 0);
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 10), 0);
 
     activate_ok(&S1, fallback, 10, NULL);
     assert_int_equal(outbox_len(), 1);
@@ -541,7 +542,7 @@ static void test_sigkill_while_forwarding(void **state) {
     assert_true(env_wait(outbox_empty, NULL, 30000));
     assert_audited_once(ids, n);
     free(ids);
-    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s", OUTBOX_KEY, OUTBOX_GROUP);
+    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
     assert_non_null(p);
     assert_int_equal(p->element[0]->integer, 0);
     freeReplyObject(p);

@@ -18,6 +18,7 @@
 #include "audit_client.h"
 #include "audit_env.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "redis_keys.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
 
@@ -102,11 +103,11 @@ static void test_verify_genuine_and_forged(void **state) {
     free(rv);
 
     /* The genuine key is not revoked; the trail holds every verdict, never the key. */
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 4101:1"), 0);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 4101, 1), 0);
     assert_true(env_trail_count(&E, "verify", NULL) >= 4);
     char text[PK_TEXT_LEN + 1];
     assert_int_equal(pk_encode(&genuine.key, text), 0);
-    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(E.audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     assert_non_null(r);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
@@ -132,7 +133,7 @@ static void test_unknown_group_is_forged(void **state) {
     char detail[200];
     assert_int_equal(audit_client_verify(c, &r, detail, sizeof detail), AUDIT_VERIFY_FORGED);
     assert_non_null(strstr(detail, "no audit record"));
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 99999:40"), 1);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 99999, 40), 1);
     audit_client_free(c);
 }
 
@@ -244,14 +245,14 @@ static void test_submit_queue_exactly_once(void **state) {
     audit_record recs[N + 2];
     for (int i = 0; i < N + 2; i++) recs[i] = make_record(4102, 100 + (uint32_t)i, i % 4 != 0, "base-rate");
     long before = env_trail_count(&E, "queue", NULL);
-    long long known = env_int(E.audit_b, "HLEN audit:requests");
+    long long known = env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS);
     uint32_t acc, dup;
     char err[300];
     assert_int_equal(audit_client_submit(c, recs, N, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, N);
     assert_int_equal(dup, 0);
     /* Stored before the answer: every request_id is known right away. */
-    assert_int_equal(env_int(E.audit_b, "HLEN audit:requests"), known + N);
+    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), known + N);
     /* Again, with two new ones: the old ones count as duplicates. */
     assert_int_equal(audit_client_submit(c, recs, N + 2, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, 2);
@@ -262,9 +263,10 @@ static void test_submit_queue_exactly_once(void **state) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), before + N + 2);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
+    assert_int_equal(env_int(E.audit_b, "XLEN " PA_RKEY_AUDIT_QUEUE), 0);
     for (int i = 0; i < N + 2; i++) {
-        long long revoked = env_int(E.audit_b, "HEXISTS audit:revoked 4102:%d", 100 + i);
+        long long revoked =
+            env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 4102, 100 + i);
         assert_int_equal(revoked, i % 4 == 0 ? 1 : 0);
     }
     audit_client_free(c);
@@ -293,8 +295,8 @@ static void test_queue_survives_sigkill(void **state) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), before + N);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
-    redisReply *pending = redisCommand(E.audit_b, "XPENDING audit:queue auditors");
+    assert_int_equal(env_int(E.audit_b, "XLEN " PA_RKEY_AUDIT_QUEUE), 0);
+    redisReply *pending = redisCommand(E.audit_b, "XPENDING " PA_RKEY_AUDIT_QUEUE " " PA_AUDIT_QUEUE_GROUP);
     assert_non_null(pending);
     assert_int_equal(pending->element[0]->integer, 0);
     freeReplyObject(pending);
@@ -356,17 +358,17 @@ static void test_isolation(void **state) {
     /* Redis B has no activation user at all. */
     assert_null(redis_fixture_connect(&E.b, "activation", FIXTURE_PW_ACTIVATION));
     /* On Redis A the activation user cannot touch an audit record. */
-    redisReply *r = redisCommand(E.act_a, "HGETALL {g:4101}:audit");
+    redisReply *r = redisCommand(E.act_a, "HGETALL " PA_RKEY_AUDIT_FMT, 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "NOPERM"));
     freeReplyObject(r);
-    r = redisCommand(E.act_a, "EVAL %s 1 %s", "return redis.call('HGETALL', KEYS[1])", "{g:4101}:audit");
+    r = redisCommand(E.act_a, "EVAL %s 1 " PA_RKEY_AUDIT_FMT, "return redis.call('HGETALL', KEYS[1])", 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     /* The audit user cannot rewrite the second secrets it reads. */
-    r = redisCommand(E.audit_b, "HSET {g:4101}:audit secret x");
+    r = redisCommand(E.audit_b, "HSET " PA_RKEY_AUDIT_FMT " secret x", 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);

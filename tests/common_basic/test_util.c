@@ -1,5 +1,6 @@
 /* test_util.c -- the small shared helpers: hex codec (hex.h), monotonic
- * clock (clock.h) and gRPC status names (grpc_status_name.h). */
+ * clock (clock.h), gRPC status names (grpc_status_name.h) and Redis key
+ * names (redis_keys.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "clock.h"
 #include "grpc_status_name.h"
 #include "hex.h"
+#include "redis_keys.h"
 
 static void test_hex_round_trip(void **state) {
     const uint8_t in[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
@@ -69,12 +71,38 @@ static void test_status_names(void **state) {
     assert_string_equal(pa_grpc_status_name((grpc_status_code)-1), "UNKNOWN");
 }
 
+/* The names are a contract with the ACL files and stored data: pinned here. */
+static void test_redis_key_names(void **state) {
+    char k[PA_RKEY_MAX];
+    assert_int_equal(pa_rkey_group(k, sizeof k, 4365), 14);
+    assert_string_equal(k, "{g:4365}:group");
+    pa_rkey_serial(k, sizeof k, 4365);
+    assert_string_equal(k, "{g:4365}:serial");
+    pa_rkey_revoked(k, sizeof k, 1048575);
+    assert_string_equal(k, "{g:1048575}:revoked");
+    pa_rkey_record(k, sizeof k, 1048575, 1073741823);
+    assert_string_equal(k, "{g:1048575}:k:1073741823");
+    pa_rkey_group_bucket(k, sizeof k, 7);
+    assert_string_equal(k, "{g:7}:rl");
+    pa_rkey_address_bucket(k, sizeof k, "2001:db8::/64");
+    assert_string_equal(k, "rl:a:2001:db8::/64");
+    pa_rkey_audit(k, sizeof k, 7);
+    assert_string_equal(k, "{g:7}:audit");
+    pa_audit_revoked_member(k, sizeof k, 4101, 777);
+    assert_string_equal(k, "4101:777");
+    /* The longest possible address key still fits PA_RKEY_MAX. */
+    assert_true(pa_rkey_address_bucket(k, sizeof k, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/64") > 0);
+    char small[8];
+    assert_int_equal(pa_rkey_group(small, sizeof small, 4365), -1);   /* does not fit: -1 */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_round_trip),
         cmocka_unit_test(test_hex_rejects),
         cmocka_unit_test(test_clock_units_agree),
         cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_redis_key_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
