@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,8 @@ static void test_unknown_group_is_forged(void **state) {
     char detail[200];
     assert_int_equal(audit_client_verify(c, &r, detail, sizeof detail), AUDIT_VERIFY_FORGED);
     assert_non_null(strstr(detail, "no audit record"));
-    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 99999, 40), 1);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 99999, 40),
+                     1);
     audit_client_free(c);
 }
 
@@ -318,10 +320,31 @@ static int run_cli(char **out, const char *cmd, ...) {
     return fixture_run(argv, out, NULL);
 }
 
+/* Every line of `out` is one JSON object whose first key is `first`;
+ * returns the line count. */
+static int json_lines(const char *out, const char *first) {
+    int n = 0;
+    for (const char *p = out; *p; n++) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        json_error_t jerr;
+        json_t *o = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+        if (!o) fail_msg("not JSON: %.*s (%s)", (int)(nl - p), p, jerr.text);
+        assert_true(json_is_object(o));
+        assert_string_equal(json_object_iter_key(json_object_iter(o)), first);
+        json_decref(o);
+        p = nl + 1;
+    }
+    return n;
+}
+
 static void test_manual_revoke_cli(void **state) {
     char *out = NULL;
     assert_int_equal(run_cli(&out, "revoke", "--group", "4101", "--serial", "777", "--reason", "key sold twice", NULL), 0);
-    assert_non_null(strstr(out, "\"new\":true"));
+    /* The exact bytes: scripts read this line. */
+    assert_non_null(strstr(out, "{\"group\":4101,\"serial\":777,\"sequence\":"));
+    assert_non_null(strstr(out, ",\"new\":true}\n"));
+    assert_int_equal(json_lines(out, "group"), 1);
     free(out);
     audit_client *c = env_client(&E, E.certs);
     audit_revocation *rv = NULL;
@@ -339,14 +362,22 @@ static void test_manual_revoke_cli(void **state) {
     list_revocations(c, 0, &rv, &last2);
     free(rv);
     assert_int_equal(last2, last);
+    /* Quotes and backslashes in a reason come out escaped. */
+    assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "779", "--reason", "said \"x\\y\"", NULL),
+                     0);
     /* Listings. */
     assert_int_equal(run_cli(&out, "revocations", NULL), 0);
-    assert_non_null(strstr(out, "\"serial\":777"));
-    assert_non_null(strstr(out, "\"reason\":\"key sold twice\""));
+    assert_non_null(strstr(out, "\"group\":4101,\"serial\":777,\"revoked_at\":"));
+    assert_non_null(strstr(out, "\"reason\":\"key sold twice\"}\n"));
+    assert_non_null(strstr(out, "\"serial\":779,"));
+    assert_non_null(strstr(out, "\"reason\":\"said \\\"x\\\\y\\\"\"}\n"));
+    assert_true(json_lines(out, "sequence") >= 2);
     free(out);
     assert_int_equal(run_cli(&out, "trail", "--group", "4101", "--serial", "777", NULL), 0);
+    assert_non_null(strstr(out, "{\"id\":\""));
     assert_non_null(strstr(out, "\"verdict\":\"revoked\""));
     assert_non_null(strstr(out, "\"source\":\"manual\""));
+    assert_int_equal(json_lines(out, "id"), 2);   /* the two revokes of 777, nothing else */
     free(out);
     /* Bad input is named. */
     assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "778", NULL), 2);
