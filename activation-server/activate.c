@@ -41,16 +41,11 @@
 #include <time.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "clock.h"
 #include "license_grant.h"
 #include "log.h"
 #include "server.h"
 #include "validate.h"
-
-static uint64_t mono_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /* A refusal decided before Redis: status, message, metric and a debug log
  * (the message names a field or a character, never the key). */
@@ -191,7 +186,7 @@ static void count_stages(activation_metrics *m, const uint64_t t[MARK_N]) {
     metric_add(m->stage_ns[STAGE_AUDIT], t[MARK_AUDIT] - t[MARK_MAC]);
     metric_add(m->stage_ns[STAGE_REDIS], t[MARK_REDIS] - t[MARK_AUDIT]);
     metric_add(m->stage_ns[STAGE_SIGN], t[MARK_SIGN] - t[MARK_RELOAD]);
-    metric_add(m->stage_ns[STAGE_TOTAL], mono_ns() - t[MARK_START]);
+    metric_add(m->stage_ns[STAGE_TOTAL], pa_mono_ns() - t[MARK_START]);
     metric_inc(m->stage_calls);
 }
 
@@ -258,7 +253,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     app *a = w->app;
     activation_metrics *m = &a->m;
     uint64_t t[MARK_N];
-    t[MARK_START] = mono_ns();
+    t[MARK_START] = pa_mono_ns();
 
     /* 0. The caller has given up: do no work for it. */
     if (caller_gone(w, ctx, reply)) return;
@@ -289,14 +284,14 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         refuse_not_genuine(w, ctx, reply, address_key, &key);
         goto done;
     }
-    t[MARK_MAC] = mono_ns();
+    t[MARK_MAC] = pa_mono_ns();
 
     /* 4. Audit: sampled or not; online groups ask the audit server now. */
     audit_plan plan;
     audit_step step = plan_audit(w, ctx, g, &key, rq->machine_id.data, address_key, &plan);
     if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
     if (refuse_audit_step(w, ctx, reply, step, address_key, &key)) goto done;
-    t[MARK_AUDIT] = mono_ns();
+    t[MARK_AUDIT] = pa_mono_ns();
 
     /* 5. One round trip: rate limits, revocation, policy, record, outbox.
      *    A slow group load or audit answer may have outlived the caller. */
@@ -309,7 +304,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     policy_result p;
     policy_activate(w->redis, w->script, &a->limits, g, key.serial, rq->machine_id.data,
                     license_random, address_key, plan.to_outbox ? &plan.outbox : NULL, &p);
-    t[MARK_REDIS] = mono_ns();
+    t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
@@ -326,7 +321,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         refuse_by_policy(w, ctx, reply, &p, &key);
         goto done;
     }
-    t[MARK_RELOAD] = mono_ns();
+    t[MARK_RELOAD] = pa_mono_ns();
 
     /* 7. The signed license. */
     char license_id[LICENSE_ID_LEN + 1];
@@ -339,7 +334,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
                   LOG_END);
         goto done;
     }
-    t[MARK_SIGN] = mono_ns();
+    t[MARK_SIGN] = pa_mono_ns();
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
     LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
     if (rpc_reply_message(reply, &resp.base) != 0) goto done;

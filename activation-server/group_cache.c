@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define GROUP_CACHE_MAX_ENTRIES 65536
@@ -35,12 +36,6 @@ struct group_cache {
     size_t n_slots;
     metric *loads;            /* counts HGETALLs issued (may be NULL) */
 };
-
-static int64_t now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static size_t bucket_of(const group_cache *c, uint32_t id) {
     return (size_t)((id * 2654435761u) & (c->n_buckets - 1));
@@ -98,7 +93,7 @@ void group_cache_forget(group_cache *c, uint32_t id) {
 
 /* Drops negative slots (all of them if `all`, else the expired ones). */
 static void sweep_negative(group_cache *c, bool all) {
-    int64_t now = now_ms();
+    int64_t now = pa_mono_ms();
     for (size_t i = 0; i < c->n_buckets; i++) {
         slot **p = &c->buckets[i];
         while (*p) {
@@ -178,9 +173,9 @@ static slot_state build_entry(group_cache *c, uint32_t id, const redisReply *r, 
         return SLOT_UNAVAILABLE;
     }
     split_features(e);
-    group_key_record(e->key_group, sizeof e->key_group, id);
-    snprintf(e->key_revoked, sizeof e->key_revoked, "{g:%u}:revoked", id);
-    snprintf(e->key_bucket, sizeof e->key_bucket, "{g:%u}:rl", id);
+    pa_rkey_group(e->key_group, sizeof e->key_group, id);
+    pa_rkey_revoked(e->key_revoked, sizeof e->key_revoked, id);
+    pa_rkey_group_bucket(e->key_bucket, sizeof e->key_bucket, id);
     return SLOT_KNOWN;
 }
 
@@ -194,8 +189,8 @@ static group_lookup answer(const slot *s, const group_entry **out) {
 
 /* One HGETALL; replaces whatever was cached for `id`. */
 static group_lookup load(group_cache *c, uint32_t id, const group_entry **out) {
-    char key[GROUP_KEY_NAME_MAX];
-    group_key_record(key, sizeof key, id);
+    char key[PA_RKEY_MAX];
+    pa_rkey_group(key, sizeof key, id);
     if (c->loads) metric_inc(c->loads);
     redisReply *r = rstore_command(c->redis, "HGETALL %s", key);
     if (!r) return GROUP_UNAVAILABLE;      /* Redis down: cache nothing */
@@ -214,14 +209,14 @@ static group_lookup load(group_cache *c, uint32_t id, const group_entry **out) {
     s->state = (r->type == REDIS_REPLY_ARRAY && r->elements == 0) ? SLOT_UNKNOWN
                                                                   : build_entry(c, id, r, &s->entry);
     freeReplyObject(r);
-    s->forget_at_ms = now_ms() + c->negative_ttl_ms;
+    s->forget_at_ms = pa_mono_ms() + c->negative_ttl_ms;
     insert(c, s);
     return answer(s, out);
 }
 
 group_lookup group_cache_get(group_cache *c, uint32_t id, const group_entry **out) {
     slot *s = *find(c, id);
-    if (s && (s->state == SLOT_KNOWN || s->forget_at_ms > now_ms())) return answer(s, out);
+    if (s && (s->state == SLOT_KNOWN || s->forget_at_ms > pa_mono_ms())) return answer(s, out);
     return load(c, id, out);
 }
 

@@ -22,10 +22,10 @@
 #include "group.h"
 #include "mac_registry.h"
 #include "metrics.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 
 #define GROUP_FEATURES_MAX 64
-#define GROUP_KEY_NAME_MAX 32
 
 typedef struct group_entry {
     group_record rec;                          /* as loaded; rec.version is what we hold */
@@ -33,9 +33,9 @@ typedef struct group_entry {
     char *features[GROUP_FEATURES_MAX];        /* rec.policy.features split for licenses */
     size_t n_features;
     char features_buf[sizeof(((group_policy *)0)->features)]; /* storage of features[] */
-    char key_group[GROUP_KEY_NAME_MAX];        /* "{g:ID}:group", built once */
-    char key_revoked[GROUP_KEY_NAME_MAX];      /* "{g:ID}:revoked" */
-    char key_bucket[GROUP_KEY_NAME_MAX];       /* "{g:ID}:rl", the group's token bucket */
+    char key_group[PA_RKEY_MAX];                /* "{g:ID}:group", built once */
+    char key_revoked[PA_RKEY_MAX];              /* "{g:ID}:revoked" */
+    char key_bucket[PA_RKEY_MAX];               /* "{g:ID}:rl", the group's token bucket */
 } group_entry;
 
 typedef enum group_lookup {

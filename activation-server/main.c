@@ -33,6 +33,7 @@
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 #include "server.h"
 
 static const config_option options[] = {
@@ -88,12 +89,12 @@ static const daemon_spec spec = {
 };
 
 static const rpc_method methods[] = {
-    {"/activation.v1.Activation/Activate", handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
-    {"/activation.v1.Activation/Renew", handle_renew, ACTIVATION_MAX_REQUEST_BYTES},
-    {"/activation.v1.Activation/Deactivate", handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES},
+    {PA_RPC_ACTIVATE, handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
+    {PA_RPC_RENEW, handle_renew, ACTIVATION_MAX_REQUEST_BYTES},
+    {PA_RPC_DEACTIVATE, handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES},
 };
 
-static const char *const health_services[] = {"activation.v1.Activation"};
+static const char *const health_services[] = {PA_RPC_ACTIVATION_SERVICE};
 
 /* Everything main owns, freed in one place. */
 typedef struct daemon_state {

@@ -4,6 +4,7 @@
  * from the caller's buffers; only the per-key record name, the machine's
  * place digest and a few numbers are made per call. */
 #include "policy.h"
+#include "redis_keys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,16 +34,18 @@ void policy_address_key(const char *ip, char *out, size_t n) {
     if (inet_pton(AF_INET6, ip, &a6) == 1) {
         if (IN6_IS_ADDR_V4MAPPED(&a6)) {
             inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof text);
-            snprintf(out, n, "rl:a:%s", text);
+            pa_rkey_address_bucket(out, n, text);
             return;
         }
         /* One subscriber usually holds a whole /64: limit it as one address. */
         memset(&a6.s6_addr[8], 0, 8);
+        char net[INET6_ADDRSTRLEN + 3];
         inet_ntop(AF_INET6, &a6, text, sizeof text);
-        snprintf(out, n, "rl:a:%s/64", text);
+        snprintf(net, sizeof net, "%s/64", text);
+        pa_rkey_address_bucket(out, n, net);
         return;
     }
-    snprintf(out, n, "rl:a:%s", ip);
+    pa_rkey_address_bucket(out, n, ip);
 }
 
 /* A machine's field in the key's record: the first 16 bytes of
@@ -139,10 +142,10 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      uint32_t serial, const uint8_t *machine_id,
                      const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                      const policy_audit *audit, policy_result *out) {
-    char record[48], serial_s[16];
+    char record[PA_RKEY_MAX], serial_s[16];
     uint8_t field[PLACE_FIELD_LEN];
     place_field(machine_id, field);
-    snprintf(record, sizeof record, "{g:%u}:k:%u", g->rec.id, serial);
+    pa_rkey_record(record, sizeof record, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
     add_str(&a, g->key_group);
@@ -150,7 +153,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, record);
     add_str(&a, g->key_bucket);
     add_str(&a, address_key);
-    add_str(&a, "audit:outbox");
+    add_str(&a, PA_RKEY_OUTBOX);
     add_str(&a, "activate");
     add_str(&a, serial_s);
     add(&a, field, sizeof field);
@@ -176,12 +179,12 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
                        uint32_t group, uint32_t serial, const uint8_t *machine_id,
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                        policy_result *out) {
-    char key_group[GROUP_KEY_NAME_MAX], key_revoked[GROUP_KEY_NAME_MAX], record[48], serial_s[16];
+    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], serial_s[16];
     uint8_t field[PLACE_FIELD_LEN];
     place_field(machine_id, field);
-    group_key_record(key_group, sizeof key_group, group);
-    snprintf(key_revoked, sizeof key_revoked, "{g:%u}:revoked", group);
-    snprintf(record, sizeof record, "{g:%u}:k:%u", group, serial);
+    pa_rkey_group(key_group, sizeof key_group, group);
+    pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
+    pa_rkey_record(record, sizeof record, group, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
     args a = {.n = 0};

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* True if s has at most `max` bytes, all printable ASCII (space only if
  * `spaces`). Writes the reason to msg otherwise. */
 static bool text_ok(const char *field, const char *s, size_t max, bool spaces, char *msg,
@@ -64,29 +66,14 @@ bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *ke
                    true, msg, msglen);
 }
 
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Parses `n` lowercase hex digits into bytes. */
-static bool hex_bytes(const char *s, size_t n, uint8_t *out) {
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out[i / 2] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 bool validate_license_ref(const char *license_id, const ProtobufCBinaryData *machine_id,
                           uint32_t *group, uint32_t *serial,
                           uint8_t random[LICENSE_RANDOM_LEN], char *msg, size_t msglen) {
     const char *id = license_id ? license_id : "";
     uint8_t gs[8];
-    if (strlen(id) != LICENSE_ID_LEN || !hex_bytes(id, 16, gs) ||
-        !hex_bytes(id + 16, 16, random)) {
+    /* Issued ids are lowercase; the decoder alone would take either case. */
+    if (strlen(id) != LICENSE_ID_LEN || strspn(id, "0123456789abcdef") != LICENSE_ID_LEN ||
+        pa_hex_decode(id, 16, gs, sizeof gs) != 8 || pa_hex_decode(id + 16, 16, random, LICENSE_RANDOM_LEN) != 8) {
         snprintf(msg, msglen, "license_id: expected %d lowercase hex characters as issued in a "
                  "license", LICENSE_ID_LEN);
         return false;
@@ -102,11 +89,6 @@ bool validate_license_ref(const char *license_id, const ProtobufCBinaryData *mac
 
 void license_id_format(char out[LICENSE_ID_LEN + 1], uint32_t group, uint32_t serial,
                        const uint8_t random[LICENSE_RANDOM_LEN]) {
-    static const char digits[] = "0123456789abcdef";
     snprintf(out, LICENSE_ID_LEN + 1, "%08x%08x", group, serial);
-    for (int i = 0; i < LICENSE_RANDOM_LEN; i++) {
-        out[16 + 2 * i] = digits[random[i] >> 4];
-        out[17 + 2 * i] = digits[random[i] & 15];
-    }
-    out[LICENSE_ID_LEN] = '\0';
+    pa_hex_encode(random, LICENSE_RANDOM_LEN, out + 16);
 }

@@ -3,6 +3,7 @@
 #include "admin.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,50 @@ bool audit_admin_is_command(const char *arg) {
                    strcmp(arg, "trail") == 0);
 }
 
-/* Prints `s` as a JSON string (quotes included). */
-static void json_str(const char *s, size_t n) {
-    putchar('"');
+/* The n bytes at s as a JSON string. Stored text is ASCII in practice; a
+ * value that is not UTF-8 (say, a stray byte in a client's text) is shown
+ * with each non-ASCII byte as U+FFFD rather than losing the whole entry.
+ * NULL only when out of memory. */
+static json_t *json_text(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    if (j) return j;
+    char *t = malloc(3 * n + 1);
+    if (!t) return NULL;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f) printf("\\u%04x", c);
-        else putchar(c);
+        if ((unsigned char)s[i] < 0x80) t[k++] = s[i];
+        else memcpy(t + k, "\xEF\xBF\xBD", 3), k += 3;
     }
-    putchar('"');
+    j = json_stringn(t, k);
+    free(t);
+    return j;
+}
+
+/* Prints `obj` as one line and releases it. Compact, keys in the order they
+ * were added: the bytes are part of the interface (scripts match on
+ * "verdict":"genuine"). Returns 0, or -1 (said on stderr) when `obj` could
+ * not be built (NULL) or written. */
+static int print_line(const char *cmd, json_t *obj) {
+    bool have = obj != NULL;
+    int rc = have ? json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) : -1;
+    json_decref(obj);
+    if (rc == 0 && putchar('\n') != EOF) return 0;
+    fprintf(stderr, "audit-server %s: %s\n", cmd,
+            have ? "cannot write the output"
+                 : "cannot build the JSON output (out of memory, or a field name that is not UTF-8)");
+    return -1;
+}
+
+/* Adds key: value to `o`; false (and `value` released) if either is NULL. */
+static bool put(json_t *o, const char *key, json_t *value) {
+    return json_object_set_new(o, key, value) == 0;
+}
+
+/* `o` when every put() into it succeeded, else NULL (and `o` released). */
+static json_t *built(json_t *o, bool ok) {
+    if (ok) return o;
+    json_decref(o);
+    return NULL;
 }
 
 static audit_store *open_store(const config *c) {
@@ -98,8 +133,11 @@ static int cmd_revoke(const config *c) {
         fprintf(stderr, "audit-server revoke: %s\n", err);
         return 1;
     }
-    printf("{\"group\":%lld,\"serial\":%lld,\"sequence\":%" PRIu64 ",\"new\":%s}\n", group, serial,
-           out.sequence, out.newly_revoked ? "true" : "false");
+    json_t *o = json_object();
+    o = built(o, put(o, "group", json_integer(group)) && put(o, "serial", json_integer(serial)) &&
+                     put(o, "sequence", json_integer((json_int_t)out.sequence)) &&
+                     put(o, "new", json_boolean(out.newly_revoked)));
+    if (print_line("revoke", o) != 0) return 1;
     if (!out.newly_revoked)
         fprintf(stderr, "audit-server revoke: group %lld serial %lld was already revoked (sequence %" PRIu64 ")\n",
                 group, serial, out.sequence);
@@ -123,16 +161,18 @@ static int cmd_revocations(const config *c) {
         fprintf(stderr, "audit-server revocations: %s\n", err);
         return 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        printf("{\"sequence\":%" PRIu64 ",\"group\":%" PRIu32 ",\"serial\":%" PRIu32
-               ",\"revoked_at\":%lld,\"reason\":",
-               e[i].sequence, e[i].group, e[i].serial, (long long)e[i].revoked_at);
-        json_str(e[i].reason, strlen(e[i].reason));
-        printf("}\n");
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *o = json_object();
+        o = built(o, put(o, "sequence", json_integer((json_int_t)e[i].sequence)) &&
+                         put(o, "group", json_integer(e[i].group)) && put(o, "serial", json_integer(e[i].serial)) &&
+                         put(o, "revoked_at", json_integer(e[i].revoked_at)) &&
+                         put(o, "reason", json_text(e[i].reason, strlen(e[i].reason))));
+        rc = print_line("revocations", o);
     }
-    fprintf(stderr, "audit-server revocations: %zu shown, last sequence %" PRIu64 "\n", n, last);
+    if (rc == 0) fprintf(stderr, "audit-server revocations: %zu shown, last sequence %" PRIu64 "\n", n, last);
     free(e);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }
 
 /* True when a trail entry's field `name` equals `want` (NULL: no filter). */
@@ -146,17 +186,14 @@ static bool matches(const redisReply *fields, const char *name, const char *want
     return false;
 }
 
-static void print_trail_entry(const redisReply *e) {
+/* {"id": entry ID, then the entry's fields in stored order}. */
+static int print_trail_entry(const redisReply *e) {
     const redisReply *f = e->element[1];
-    printf("{\"id\":");
-    json_str(e->element[0]->str, e->element[0]->len);
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        putchar(',');
-        json_str(f->element[i]->str, f->element[i]->len);
-        putchar(':');
-        json_str(f->element[i + 1]->str, f->element[i + 1]->len);
-    }
-    printf("}\n");
+    json_t *o = json_object();
+    bool ok = put(o, "id", json_text(e->element[0]->str, e->element[0]->len));
+    for (size_t i = 0; ok && i + 1 < f->elements; i += 2)
+        ok = put(o, f->element[i]->str, json_text(f->element[i + 1]->str, f->element[i + 1]->len));
+    return print_line("trail", built(o, ok));
 }
 
 /* Walks the trail newest first in pages, printing matches until `count`. */
@@ -173,7 +210,7 @@ static int cmd_trail(const config *c) {
     int rc = 0;
     while (shown < count) {
         redisReply *r = rstore_command(audit_store_rstore(s), "XREVRANGE %s %s - COUNT 500",
-                                       AUDIT_KEY_TRAIL, end);
+                                       PA_RKEY_AUDIT_TRAIL, end);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             fprintf(stderr, "audit-server trail: %s\n",
                     r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(audit_store_rstore(s)));
@@ -186,13 +223,16 @@ static int cmd_trail(const config *c) {
             const redisReply *e = r->element[i];
             if (matches(e->element[1], "group", config_get(c, "group")) &&
                 matches(e->element[1], "serial", config_get(c, "serial"))) {
-                print_trail_entry(e);
+                if (print_trail_entry(e) != 0) {
+                    rc = 1;
+                    break;
+                }
                 shown++;
             }
         }
         if (n > 0) snprintf(end, sizeof end, "(%s", r->element[n - 1]->element[0]->str);
         freeReplyObject(r);
-        if (n < 500) break;
+        if (rc != 0 || n < 500) break;
     }
     audit_store_close(s);
     return rc;

@@ -16,6 +16,7 @@
 #include "audit_store.h"
 #include "keycodec.h"
 #include "log.h"
+#include "rpc_methods.h"
 #include "secret_cache.h"
 #include "verdict.h"
 
@@ -298,9 +299,9 @@ static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_re
 }
 
 static const rpc_method METHODS[] = {
-    {"/audit.v1.Audit/Verify", handle_verify, 16 * 1024},
-    {"/audit.v1.Audit/Submit", handle_submit, 4 * 1024 * 1024},
-    {"/audit.v1.Audit/ListRevocations", handle_list, 1024},
+    {PA_RPC_AUDIT_VERIFY, handle_verify, 16 * 1024},
+    {PA_RPC_AUDIT_SUBMIT, handle_submit, 4 * 1024 * 1024},
+    {PA_RPC_AUDIT_LIST_REVOCATIONS, handle_list, 1024},
 };
 
 const rpc_method *audit_service_methods(size_t *n) {

@@ -13,96 +13,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit_script_args.h"
+#include "hex.h"
 #include "log.h"
 
 struct audit_store {
     rstore *rs;                   /* private connection of the owning thread */
-    int script_record;            /* index of RECORD_LUA */
-    int script_enqueue;           /* index of ENQUEUE_LUA */
-    int script_list;              /* index of LIST_LUA */
+    int script_record;            /* index of record_verdicts.lua */
+    int script_enqueue;           /* index of enqueue.lua */
+    int script_list;              /* index of list_revocations.lua */
 };
 
-/* KEYS: trail revocations seq revoked requests queue
- * ARGV: now, then RECORD_ARGS per record: rid qid group serial verdict reason
- *       machine client origin peer sample_reason received_at source revoke
- *       revoke_reason
- * Records a batch in one call (one round trip, one XACK and one XDEL for all
- * its queue entries). Records are taken in order, each seeing the writes of
- * those before it, so the outcome is that of recording them one by one.
- * Returns {queue length or -1, then recorded, sequence, newly_revoked per
- * record}. */
-static const char RECORD_LUA[] =
-    "local now, out, qids = ARGV[1], {-1}, {}\n"
-    "for i = 2, #ARGV, 15 do\n"
-    "  local rid, qid = ARGV[i], ARGV[i + 1]\n"
-    "  local group, serial = ARGV[i + 2], ARGV[i + 3]\n"
-    "  if qid ~= '' then qids[#qids + 1] = qid end\n"
-    "  if qid ~= '' and rid ~= '' and redis.call('HGET', KEYS[5], rid) == 'done' then\n"
-    "    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0\n"
-    "  else\n"
-    "    local seq, new = 0, 0\n"
-    "    local member = group .. ':' .. serial\n"
-    "    if ARGV[i + 13] == '1' then\n"
-    "      local have = redis.call('HGET', KEYS[4], member)\n"
-    "      if have then seq = tonumber(have) else\n"
-    "        seq = tonumber(redis.call('GET', KEYS[3]) or '0') + 1\n"
-    "        local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)\n"
-    "        if #last > 0 then\n"
-    "          local top = tonumber(string.match(last[1][1], '^(%d+)'))\n"
-    "          if top >= seq then seq = top + 1 end\n"
-    "        end\n"
-    "        new = 1\n"
-    "      end\n"
-    "    end\n"
-    "    redis.call('XADD', KEYS[1], '*', 'time', now, 'group', group, 'serial', serial,\n"
-    "      'verdict', ARGV[i + 4], 'reason', ARGV[i + 5], 'machine', ARGV[i + 6],\n"
-    "      'client', ARGV[i + 7], 'origin', ARGV[i + 8], 'peer', ARGV[i + 9],\n"
-    "      'sample_reason', ARGV[i + 10], 'received_at', ARGV[i + 11],\n"
-    "      'source', ARGV[i + 12], 'request_id', rid, 'sequence', seq)\n"
-    "    if new == 1 then\n"
-    "      redis.call('SET', KEYS[3], seq)\n"
-    "      redis.call('XADD', KEYS[2], seq .. '-0', 'group', group, 'serial', serial,\n"
-    "        'reason', ARGV[i + 14], 'revoked_at', now)\n"
-    "      redis.call('HSET', KEYS[4], member, seq)\n"
-    "    end\n"
-    "    if rid ~= '' then redis.call('HSET', KEYS[5], rid, 'done') end\n"
-    "    out[#out + 1] = 1; out[#out + 1] = seq; out[#out + 1] = new\n"
-    "  end\n"
-    "end\n"
-    "if #qids > 0 then\n"
-    "  redis.call('XACK', KEYS[6], 'auditors', unpack(qids))\n"
-    "  redis.call('XDEL', KEYS[6], unpack(qids))\n"
-    "  out[1] = redis.call('XLEN', KEYS[6])\n"
-    "end\n"
-    "return out\n";
+/* The scripts (the .lua files of this folder, embedded at build time with the
+ * positions of audit_script_args.h defined in front of them). */
+extern const char record_verdicts_lua[], enqueue_lua[], list_revocations_lua[];
 
-/* Script arguments per record, and records per script call (bounds the
- * argument list and the unpack() of queue IDs). */
-enum { RECORD_ARGS = 15, RECORD_CHUNK = 128 };
-
-/* KEYS: requests queue.  ARGV: pairs-per-record, then per record the
- * request_id followed by that many field/value pairs.
- * Returns {accepted, duplicates}. */
-static const char ENQUEUE_LUA[] =
-    "local per = tonumber(ARGV[1])\n"
-    "local accepted, dup, i = 0, 0, 2\n"
-    "while i <= #ARGV do\n"
-    "  local rid = ARGV[i]\n"
-    "  if redis.call('HEXISTS', KEYS[1], rid) == 0 then\n"
-    "    local args = {'XADD', KEYS[2], '*', 'request_id', rid}\n"
-    "    for j = 1, per * 2 do args[#args + 1] = ARGV[i + j] end\n"
-    "    redis.call(unpack(args))\n"
-    "    redis.call('HSET', KEYS[1], rid, 'queued')\n"
-    "    accepted = accepted + 1\n"
-    "  else dup = dup + 1 end\n"
-    "  i = i + 1 + per * 2\n"
-    "end\n"
-    "return {accepted, dup}\n";
-
-/* KEYS: revocations seq.  ARGV: first ID, count.  Returns {last, entries}. */
-static const char LIST_LUA[] =
-    "return {redis.call('GET', KEYS[2]) or '0',\n"
-    "        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}\n";
+/* Records per script call (bounds the argument list and the unpack() of
+ * queue IDs). */
+enum { RECORD_CHUNK = 128 };
 
 audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, size_t errlen) {
     audit_store *s = calloc(1, sizeof *s);
@@ -115,9 +43,9 @@ audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, si
         free(s);
         return NULL;
     }
-    s->script_record = rstore_script_add(s->rs, RECORD_LUA);
-    s->script_enqueue = rstore_script_add(s->rs, ENQUEUE_LUA);
-    s->script_list = rstore_script_add(s->rs, LIST_LUA);
+    s->script_record = rstore_script_add(s->rs, record_verdicts_lua);
+    s->script_enqueue = rstore_script_add(s->rs, enqueue_lua);
+    s->script_list = rstore_script_add(s->rs, list_revocations_lua);
     if (s->script_record < 0 || s->script_enqueue < 0 || s->script_list < 0) {
         snprintf(err, errlen, "cannot register the audit store's scripts");
         audit_store_close(s);
@@ -148,36 +76,9 @@ static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char
     return true;
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes hex of at most `cap` bytes; returns the byte count or -1. */
-static long hex_decode(const char *in, size_t len, uint8_t *out, size_t cap) {
-    if (len % 2 || len / 2 > cap) return -1;
-    for (size_t i = 0; i < len / 2; i++) {
-        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return (long)(len / 2);
-}
-
 /* One record's script arguments, formatted; argv points into it. */
 typedef struct record_args {
-    char group[16], serial[16], received[24];
+    char group[16], serial[16], received[24], member[32];
     char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
 } record_args;
 
@@ -187,16 +88,21 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
     snprintf(b->group, sizeof b->group, "%" PRIu32, e->group);
     snprintf(b->serial, sizeof b->serial, "%" PRIu32, e->serial);
     snprintf(b->received, sizeof b->received, "%lld", (long long)e->received_at);
+    pa_audit_revoked_member(b->member, sizeof b->member, e->group, e->serial);
     b->machine[0] = '\0';
     if (e->machine_id)
-        hex_encode(e->machine_id,
+        pa_hex_encode(e->machine_id,
                    e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len,
                    b->machine);
     const char *v[RECORD_ARGS] = {
-        OR_EMPTY(e->request_id), OR_EMPTY(queue_id), b->group, b->serial, OR_EMPTY(e->verdict),
-        OR_EMPTY(e->reason), b->machine, OR_EMPTY(e->client_address), OR_EMPTY(e->origin),
-        OR_EMPTY(e->peer), OR_EMPTY(e->sample_reason), b->received, OR_EMPTY(e->source),
-        e->revoke ? "1" : "0", OR_EMPTY(e->revoke_reason),
+        [RECORD_REQUEST_ID] = OR_EMPTY(e->request_id), [RECORD_QUEUE_ID] = OR_EMPTY(queue_id),
+        [RECORD_GROUP] = b->group, [RECORD_SERIAL] = b->serial, [RECORD_VERDICT] = OR_EMPTY(e->verdict),
+        [RECORD_REASON] = OR_EMPTY(e->reason), [RECORD_MACHINE] = b->machine,
+        [RECORD_CLIENT] = OR_EMPTY(e->client_address), [RECORD_ORIGIN] = OR_EMPTY(e->origin),
+        [RECORD_PEER] = OR_EMPTY(e->peer), [RECORD_SAMPLE_REASON] = OR_EMPTY(e->sample_reason),
+        [RECORD_RECEIVED_AT] = b->received, [RECORD_SOURCE] = OR_EMPTY(e->source),
+        [RECORD_REVOKE] = e->revoke ? "1" : "0", [RECORD_REVOKE_REASON] = OR_EMPTY(e->revoke_reason),
+        [RECORD_REVOKED_MEMBER] = b->member,
     };
     memcpy(argv, v, sizeof v);
 }
@@ -221,7 +127,7 @@ static int record_reply(const redisReply *r, size_t n, audit_outcome *out, long 
 static int record_chunk(audit_store *s, const audit_entry *e, const char *const *queue_ids,
                         size_t n, audit_outcome *out, long long *queue_length, char *err,
                         size_t errlen) {
-    size_t argc = 6 + 1 + n * RECORD_ARGS;
+    size_t nargs = RECORD_ARG_FIRST - 1 + n * RECORD_ARGS, argc = RECORD_KEYS + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     record_args *bufs = malloc(n * sizeof *bufs);
@@ -232,13 +138,20 @@ static int record_chunk(audit_store *s, const audit_entry *e, const char *const 
     }
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    const char *head[] = {AUDIT_KEY_TRAIL, AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ,
-                          AUDIT_KEY_REVOKED, AUDIT_KEY_REQUESTS, AUDIT_KEY_QUEUE, now};
-    memcpy(argv, head, sizeof head);
+    const char **keys = argv, **args = argv + RECORD_KEYS;
+    keys[RECORD_KEY_TRAIL - 1] = PA_RKEY_AUDIT_TRAIL;
+    keys[RECORD_KEY_REVOCATIONS - 1] = PA_RKEY_AUDIT_REVOCATIONS;
+    keys[RECORD_KEY_SEQ - 1] = PA_RKEY_AUDIT_REVOCATION_SEQ;
+    keys[RECORD_KEY_REVOKED - 1] = PA_RKEY_AUDIT_REVOKED;
+    keys[RECORD_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
+    keys[RECORD_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
+    args[RECORD_ARG_NOW - 1] = now;
+    args[RECORD_ARG_QUEUE_GROUP - 1] = PA_AUDIT_QUEUE_GROUP;
     for (size_t i = 0; i < n; i++)
-        record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], argv + 7 + i * RECORD_ARGS);
+        record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i],
+                    args + RECORD_ARG_FIRST - 1 + i * RECORD_ARGS);
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_record, 6, (int)(argc - 6), argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_record, RECORD_KEYS, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "record verdict", err, errlen)) {
@@ -287,7 +200,7 @@ static void queue_argv(const queued_record *q, queue_args *b, const char **argv)
     snprintf(b->upgrade, sizeof b->upgrade, "%d", q->upgrade ? 1 : 0);
     snprintf(b->second, sizeof b->second, "%" PRIu32, q->security_second);
     snprintf(b->received, sizeof b->received, "%lld", (long long)q->received_at);
-    hex_encode(q->machine_id, q->machine_id_len, b->machine);
+    pa_hex_encode(q->machine_id, q->machine_id_len, b->machine);
     const char *v[] = {
         q->request_id,
         "key_status", q->key_status, "group", b->group, "serial", b->serial,
@@ -303,7 +216,7 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     *accepted = *duplicates = 0;
     if (n == 0) return 0;
     const size_t per = 1 + 2 * QUEUE_PAIRS;
-    size_t argc = 2 + 1 + n * per;
+    size_t nargs = ENQUEUE_ARG_FIRST - 1 + n * per, argc = ENQUEUE_KEYS + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     queue_args *bufs = malloc(n * sizeof *bufs);
@@ -314,12 +227,13 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     }
     char pairs[8];
     snprintf(pairs, sizeof pairs, "%d", QUEUE_PAIRS);
-    argv[0] = AUDIT_KEY_REQUESTS;
-    argv[1] = AUDIT_KEY_QUEUE;
-    argv[2] = pairs;
-    for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], argv + 3 + i * per);
+    const char **args = argv + ENQUEUE_KEYS;
+    argv[ENQUEUE_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
+    argv[ENQUEUE_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
+    args[ENQUEUE_ARG_PAIRS - 1] = pairs;
+    for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], args + ENQUEUE_ARG_FIRST - 1 + i * per);
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_enqueue, 2, (int)(argc - 2), argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_enqueue, ENQUEUE_KEYS, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "enqueue", err, errlen)) {
@@ -336,8 +250,8 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
 }
 
 int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", AUDIT_KEY_QUEUE,
-                                   AUDIT_QUEUE_GROUP);
+    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_AUDIT_QUEUE,
+                                   PA_AUDIT_QUEUE_GROUP);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0) {
         freeReplyObject(r);
         return 0;
@@ -394,7 +308,7 @@ static bool parse_entry(const redisReply *fields, queued_record *q) {
         !copy_str(q->sample_reason, sizeof q->sample_reason, field(fields, "sample_reason")) ||
         !m || m->type != REDIS_REPLY_STRING)
         return false;
-    long len = hex_decode(m->str, m->len, q->machine_id, sizeof q->machine_id);
+    long len = pa_hex_decode(m->str, m->len, q->machine_id, sizeof q->machine_id);
     if (len < 0) return false;
     q->machine_id_len = (size_t)len;
     q->group = (uint32_t)group;
@@ -407,9 +321,9 @@ static bool parse_entry(const redisReply *fields, queued_record *q) {
 
 static void drop_entry(audit_store *s, const char *id, const char *why) {
     log_error("audit.queue.drop", LOG_S("entry", id), LOG_S("reason", why), LOG_END);
-    redisReply *r = rstore_command(s->rs, "XACK %s %s %s", AUDIT_KEY_QUEUE, AUDIT_QUEUE_GROUP, id);
+    redisReply *r = rstore_command(s->rs, "XACK %s %s %s", PA_RKEY_AUDIT_QUEUE, PA_AUDIT_QUEUE_GROUP, id);
     freeReplyObject(r);
-    r = rstore_command(s->rs, "XDEL %s %s", AUDIT_KEY_QUEUE, id);
+    r = rstore_command(s->rs, "XDEL %s %s", PA_RKEY_AUDIT_QUEUE, id);
     freeReplyObject(r);
 }
 
@@ -452,9 +366,9 @@ static int read_group(audit_store *s, const char *consumer, const char *from, in
                       queued_record *out, size_t max, char *err, size_t errlen) {
     redisReply *r = block_ms > 0
         ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, AUDIT_KEY_QUEUE, from)
+                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, PA_RKEY_AUDIT_QUEUE, from)
         : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
-                         AUDIT_QUEUE_GROUP, consumer, (int)max, AUDIT_KEY_QUEUE, from);
+                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, PA_RKEY_AUDIT_QUEUE, from);
     if (!reply_ok(s, r, "read queue", err, errlen)) {
         freeReplyObject(r);
         return -1;
@@ -467,8 +381,8 @@ static int read_group(audit_store *s, const char *consumer, const char *from, in
 
 static int claim_idle(audit_store *s, const char *consumer, int idle_ms, queued_record *out,
                       size_t max, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", AUDIT_KEY_QUEUE,
-                                   AUDIT_QUEUE_GROUP, consumer, idle_ms, (int)max);
+    redisReply *r = rstore_command(s->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", PA_RKEY_AUDIT_QUEUE,
+                                   PA_AUDIT_QUEUE_GROUP, consumer, idle_ms, (int)max);
     if (!reply_ok(s, r, "claim idle entries", err, errlen)) {
         freeReplyObject(r);
         return -1;
@@ -492,7 +406,7 @@ int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *
 }
 
 long long audit_store_queue_length(audit_store *s) {
-    redisReply *r = rstore_command(s->rs, "XLEN %s", AUDIT_KEY_QUEUE);
+    redisReply *r = rstore_command(s->rs, "XLEN %s", PA_RKEY_AUDIT_QUEUE);
     long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     return n;
@@ -530,11 +444,16 @@ int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
     char start[32], count[16];
     snprintf(start, sizeof start, "%" PRIu64 "-0", after + 1);
     snprintf(count, sizeof count, "%" PRIu32, limit ? limit : 1);
-    const char *argv[] = {AUDIT_KEY_REVOCATIONS, AUDIT_KEY_REVOCATION_SEQ, start, count};
-    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(start), strlen(count)};
+    const char *argv[LIST_KEYS + 2];
+    argv[LIST_KEY_REVOCATIONS - 1] = PA_RKEY_AUDIT_REVOCATIONS;
+    argv[LIST_KEY_SEQ - 1] = PA_RKEY_AUDIT_REVOCATION_SEQ;
+    argv[LIST_KEYS + LIST_ARG_START - 1] = start;
+    argv[LIST_KEYS + LIST_ARG_COUNT - 1] = count;
+    size_t lens[LIST_KEYS + 2];
+    for (size_t i = 0; i < LIST_KEYS + 2; i++) lens[i] = strlen(argv[i]);
     *out = NULL;
     *n = 0;
-    redisReply *r = rstore_eval(s->rs, s->script_list, 2, 2, argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_list, LIST_KEYS, 2, argv, lens);
     if (!reply_ok(s, r, "list revocations", err, errlen)) {
         freeReplyObject(r);
         return -1;

@@ -33,15 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redis_keys.h"
 #include "redis_store.h"
-
-#define AUDIT_KEY_TRAIL "audit:trail"
-#define AUDIT_KEY_REVOCATIONS "audit:revocations"
-#define AUDIT_KEY_REVOCATION_SEQ "audit:revocation_seq"
-#define AUDIT_KEY_REVOKED "audit:revoked"
-#define AUDIT_KEY_QUEUE "audit:queue"
-#define AUDIT_KEY_REQUESTS "audit:requests"
-#define AUDIT_QUEUE_GROUP "auditors"
 
 #define AUDIT_REQUEST_ID_MAX 64    /* longest request_id accepted */
 #define AUDIT_MACHINE_ID_MAX 64    /* longest machine_id accepted (bytes) */

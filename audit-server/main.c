@@ -27,6 +27,7 @@
 #include "log.h"
 #include "queue_worker.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
 
@@ -114,7 +115,7 @@ static int serve(daemon_frame *d, setup *s, int *cancelled) {
         return 1;
     }
     rpc_tls_config tls = {.cert_pem = s->cert, .key_pem = s->key, .client_ca_pem = s->ca};
-    static const char *const health[] = {"audit.v1.Audit"};
+    static const char *const health[] = {PA_RPC_AUDIT_SERVICE};
     rpc_server_config rc = {.workers = s->workers, .tls = &tls, .app = &s->svc,
                             .worker_init = audit_service_worker_init,
                             .worker_free = audit_service_worker_free, .health_services = health,

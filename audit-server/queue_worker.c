@@ -22,6 +22,7 @@
 
 #include "audit_metrics.h"
 #include "audit_store.h"
+#include "clock.h"
 #include "log.h"
 #include "secret_cache.h"
 #include "verdict.h"
@@ -52,12 +53,6 @@ struct queue_worker {
     int n;                        /* threads */
     queue_thread *threads;
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -148,8 +143,8 @@ static void *run(void *arg) {
         }
         prepared = true;
         int claim_every = w->claim_idle_ms < 1000 ? w->claim_idle_ms : 1000;
-        bool claim = now_ms() - t->claimed_ms >= claim_every;
-        if (claim) t->claimed_ms = now_ms();
+        bool claim = pa_mono_ms() - t->claimed_ms >= claim_every;
+        if (claim) t->claimed_ms = pa_mono_ms();
         int n = audit_store_queue_read(t->store, t->consumer, t->batch, (size_t)w->batch,
                                        QUEUE_BLOCK_MS, &t->own_pending, claim ? w->claim_idle_ms : 0,
                                        err, sizeof err);
@@ -197,7 +192,7 @@ queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size
         t->store = audit_store_open(&sc, true, err, errlen);
         t->cache = secret_cache_new(cfg->kek);
         t->own_pending = true;   /* a previous run may have left some */
-        t->claimed_ms = now_ms() - 1000000;
+        t->claimed_ms = pa_mono_ms() - 1000000;
         t->batch = calloc((size_t)q->batch, sizeof *t->batch);
         t->verdicts = calloc((size_t)q->batch, sizeof *t->verdicts);
         t->entries = calloc((size_t)q->batch, sizeof *t->entries);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "group.h"
 
 #define SECRET_CACHE_MAX 65536   /* entries before the table is emptied */
@@ -30,12 +31,6 @@ struct secret_cache {
     size_t cap;                  /* power of two */
     size_t count;                /* used slots */
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 secret_cache *secret_cache_new(const uint8_t kek[KEK_LEN]) {
     secret_cache *c = calloc(1, sizeof *c);
@@ -103,7 +98,7 @@ int secret_cache_get(secret_cache *c, rstore *store, uint32_t id, mac_key **key,
         *key = s->key;
         return 0;
     }
-    if (s->used && now_ms() < s->negative_until_ms) return 1;
+    if (s->used && pa_mono_ms() < s->negative_until_ms) return 1;
 
     redisContext *ctx = rstore_context(store);
     if (!ctx) {
@@ -126,7 +121,7 @@ int secret_cache_get(secret_cache *c, rstore *store, uint32_t id, mac_key **key,
         c->count++;
     }
     s->key = rc == 0 ? loaded : NULL;
-    s->negative_until_ms = now_ms() + SECRET_CACHE_NEGATIVE_MS;
+    s->negative_until_ms = pa_mono_ms() + SECRET_CACHE_NEGATIVE_MS;
     if (rc == 1) return 1;
     *key = s->key;
     return 0;

@@ -49,13 +49,15 @@
 #include <unistd.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "clock.h"
 #include "fixture.h"
 #include "group.h"
 #include "keycodec.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
+#include "redis_keys.h"
+#include "rpc_methods.h"
 
-#define ACTIVATE_PATH "/activation.v1.Activation/Activate"
 #define ECHO_PATH "/bench.v1.Echo/Echo"
 #define MAX_RUNS 16
 #define PLACES_PER_KEY 3          /* max_machines of the load group */
@@ -135,12 +137,6 @@ static int die(const char *what) {
 }
 
 /* --- small helpers ------------------------------------------------------------- */
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 /* CPU seconds used so far by `pid` (0 = this process). */
 static double cpu_s(pid_t pid) {
@@ -222,7 +218,7 @@ static void take_snapshot(const world *w, snapshot *s) {
         char *text = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
         s->have_stages = text != NULL;
         for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
-        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\"",
+        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\"",
                   &s->call);
         read_hist(text, "pa_activate_redis_seconds_bucket{", &s->redis);
         free(text);
@@ -412,7 +408,7 @@ static int create_group(world *w, uint32_t id, void (*tune)(group_record *)) {
 }
 
 static int make_all_keys(world *w, const options *o, key_set *k) {
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     k->n_load = o->load_keys;
     k->n_again = AGAIN_KEYS;
     k->n_invalid = INVALID_KEYS;
@@ -430,7 +426,7 @@ static int make_all_keys(world *w, const options *o, key_set *k) {
         return -1;
     printf("keys: %zu fresh (x%d machines), %zu re-activating, %zu not genuine, %zu for the "
            "memory figure; made in %.1f s\n", k->n_load, PLACES_PER_KEY, k->n_again, k->n_invalid,
-           k->n_memory, now_s() - t0);
+           k->n_memory, pa_mono_s() - t0);
     return 0;
 }
 
@@ -598,7 +594,7 @@ static loadgen_config config_for(const options *o, const char *target, const cha
 /* Gives every re-activating key its place (machine MACHINE_AGAIN + i). */
 static int prefill_again(const char *target, key_set *k) {
     rpc_channel *ch = rpc_channel_new(target, NULL);
-    rpc_client_method *m = ch ? rpc_channel_method(ch, ACTIVATE_PATH) : NULL;
+    rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
     int bad = 0;
     for (size_t i = 0; m && i < k->n_again; i++) {
         uint8_t id[32], buf[256];
@@ -638,7 +634,7 @@ typedef struct run_result {
 
 static void measure_setting(const options *o, const world *w, key_set *k, const run_spec *r,
                             run_result *out) {
-    static const char *const act_methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
+    static const char *const act_methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
     loadgen_result res;
     printf("\n-- threads %d, channels %d, concurrency %d\n", r->threads, r->channels,
            r->concurrency);
@@ -671,7 +667,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
 
 static void measure_half_rate(const options *o, const world *w, key_set *k, const run_spec *r,
                               double peak) {
-    static const char *const methods[] = {ACTIVATE_PATH}, *const echo_methods[] = {ECHO_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
     loadgen_config c = config_for(o, w->target, methods, r);
     c.rate = peak / 2;
     if (c.concurrency < 256) c.concurrency = 256;   /* open loop: slots never the limit */
@@ -717,7 +713,7 @@ static bool info_memory(redisContext *c, long long *used, long long *dataset) {
 }
 
 static void measure_memory(const options *o, const world *w, key_set *k, const run_spec *r) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     long long used0, data0, used1, data1;
     if (!w->admin || !info_memory(w->admin, &used0, &data0)) return;
     k->only = CLASS_MEMORY;
@@ -739,10 +735,10 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
            (double)(data1 - data0) / granted);
     pk_fields f;
     pk_decode(k->memory[0], PK_TEXT_LEN, &f, NULL);
-    redisReply *u = redisCommand(w->admin, "MEMORY USAGE {g:%u}:k:%u SAMPLES 0", f.group, f.serial);
-    redisReply *e = redisCommand(w->admin, "OBJECT ENCODING {g:%u}:k:%u", f.group, f.serial);
+    redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *e = redisCommand(w->admin, "OBJECT ENCODING " PA_RKEY_RECORD_FMT, f.group, f.serial);
     if (u && e && u->type == REDIS_REPLY_INTEGER && e->str)
-        printf("  one record {g:%u}:k:%u: MEMORY USAGE %lld bytes, encoding %s\n", f.group,
+        printf("  one record " PA_RKEY_RECORD_FMT ": MEMORY USAGE %lld bytes, encoding %s\n", f.group,
                f.serial, u->integer, e->str);
     if (u) freeReplyObject(u);
     if (e) freeReplyObject(e);
@@ -774,7 +770,7 @@ static const int audit_sequence[] = {0, 1, 0, 2, 0, 3, 0};
 #define BASE_RUNS 4               /* 0 % runs in audit_sequence */
 
 static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]) {
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     for (size_t i = 0; i < N_AUDIT_CASES; i++) {
         group_record rec;
         base_record(&rec, audit_cases[i].group);
@@ -789,12 +785,12 @@ static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]
             return -1;
     }
     printf("keys: %zu fresh per sampled run (x%d machines); made in %.1f s\n", o->audit_keys,
-           PLACES_PER_KEY, now_s() - t0);
+           PLACES_PER_KEY, pa_mono_s() - t0);
     return 0;
 }
 
 static long long outbox_length(const world *w) {
-    redisReply *r = redisCommand(w->admin, "XLEN audit:outbox");
+    redisReply *r = redisCommand(w->admin, "XLEN " PA_RKEY_OUTBOX);
     long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     if (r) freeReplyObject(r);
     return n;
@@ -803,8 +799,8 @@ static long long outbox_length(const world *w) {
 /* The previous run's samples reach the audit server before the next run
  * starts, so no run pays for another's forwarding. */
 static void wait_outbox_drained(const world *w) {
-    double t0 = now_s();
-    while (outbox_length(w) > 0 && now_s() - t0 < 60) usleep(50000);
+    double t0 = pa_mono_s();
+    while (outbox_length(w) > 0 && pa_mono_s() - t0 < 60) usleep(50000);
     if (outbox_length(w) != 0) printf("  (outbox still holds %lld records)\n", outbox_length(w));
 }
 
@@ -822,7 +818,7 @@ static double audited_between(const char *a, const char *b) {
 
 /* One measured run of `c`; returns calls/s, or 0 when any call failed. */
 static double audit_run(const options *o, world *w, const audit_case *ac, key_set *k) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     loadgen_config c = config_for(o, w->target, methods, &o->audit_run);
     loadgen_result res;
     snapshot before, after;
@@ -870,7 +866,7 @@ static void print_audit_summary(const double rate[N_AUDIT_RUNS]) {
 }
 
 static int measure_audit(const options *o, world *w) {
-    static const char *const methods[] = {ACTIVATE_PATH};
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
     key_set ks[N_AUDIT_CASES] = {0};
     double rate[N_AUDIT_RUNS] = {0};
     int rc = make_audit_keys(w, o, ks);

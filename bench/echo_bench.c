@@ -12,6 +12,7 @@
  * --sync also measures the blocking rpc_call client path.
  * --serve runs only the server, until SIGINT/SIGTERM, so client and server
  * can be measured (or profiled) as separate processes. */
+#include "clock.h"
 #include "loadgen_core.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
@@ -122,12 +123,6 @@ static double cpu_s(void) {
            (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void *sync_thread(void *p) {
     sync_arg *a = p;
     rpc_channel *ch = rpc_channel_new(a->target, NULL);
@@ -136,8 +131,8 @@ static void *sync_thread(void *p) {
     memset(buf, 'e', sizeof buf);
     rpc_result r;
     if (m) rpc_call(ch, m, buf, g_size, 5000, &r), rpc_result_clear(&r);   /* connect */
-    double end = now_s() + a->seconds;
-    while (m && now_s() < end) {
+    double end = pa_mono_s() + a->seconds;
+    while (m && pa_mono_s() < end) {
         if (rpc_call(ch, m, buf, g_size, 5000, &r) == GRPC_STATUS_OK) a->calls++;
         else a->failed++;
         rpc_result_clear(&r);

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "keycodec.h"
 #include "mac_registry.h"
 
@@ -88,10 +89,6 @@ static double clock_seconds(clockid_t id) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static double now_seconds(void) {
-    return clock_seconds(CLOCK_MONOTONIC);
-}
-
 /* ---- buffered line writer ---------------------------------------------- */
 
 typedef struct line_writer {
@@ -129,7 +126,7 @@ static void run_decode(worker *w, double deadline) {
         const char *k = b->keys[i % DECODE_SET];
         if (pk_decode(k, PK_TEXT_LEN, &f, NULL) != PK_OK) w->failed = 1;
         w->sink += f.serial;
-        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && now_seconds() >= deadline) {
+        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && pa_mono_s() >= deadline) {
             w->ops = i + 1;
             return;
         }
@@ -174,7 +171,7 @@ static void run_generate(worker *w, double deadline) {
             serial = (base + (uint32_t)i) & PK_SERIAL_MAX;
             if (!generate_one(first, second, group, serial, key)) w->failed = 1;
             writer_line(out, key, PK_TEXT_LEN);
-            if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && now_seconds() >= deadline) {
+            if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && pa_mono_s() >= deadline) {
                 w->ops = i + 1;
                 break;
             }
@@ -200,7 +197,7 @@ static void run_baseline(worker *w, double deadline) {
         in[9] = (uint8_t)i;
         if (mac_compute(k, in, sizeof in, mac) != 32) w->failed = 1;
         w->sink += mac[0];
-        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && now_seconds() >= deadline) {
+        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && pa_mono_s() >= deadline) {
             w->ops = i + 1;
             break;
         }
@@ -220,7 +217,7 @@ static void run_dup(worker *w, double deadline) {
             w->failed = 1;
         EVP_MAC_CTX_free(c);
         w->sink += mac[0];
-        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && now_seconds() >= deadline) {
+        if (i % CLOCK_EVERY == CLOCK_EVERY - 1 && pa_mono_s() >= deadline) {
             w->ops = i + 1;
             break;
         }
@@ -230,7 +227,7 @@ static void run_dup(worker *w, double deadline) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     while (!atomic_load(&w->b->start)) { /* spin: all workers begin together */ }
-    double t0 = now_seconds(), deadline = t0 + w->b->opt->seconds;
+    double t0 = pa_mono_s(), deadline = t0 + w->b->opt->seconds;
     double c0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
     switch (w->wl) {
     case WL_DECODE: run_decode(w, deadline); break;
@@ -238,7 +235,7 @@ static void *worker_main(void *arg) {
     case WL_BASELINE: run_baseline(w, deadline); break;
     case WL_DUP: run_dup(w, deadline); break;
     }
-    w->elapsed = now_seconds() - t0;
+    w->elapsed = pa_mono_s() - t0;
     w->cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
     return NULL;
 }

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* --- log-linear histogram of nanoseconds ----------------------------------- */
 
 #define SUB_BITS 7
@@ -132,22 +134,6 @@ struct lg_thread {
     char first_error[256];
 };
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static const char *const status_names[LOADGEN_STATUS_CODES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
-const char *loadgen_status_name(int code) {
-    return code >= 0 && code < LOADGEN_STATUS_CODES ? status_names[code] : "?";
-}
-
 /* --- one call ---------------------------------------------------------------------- */
 
 static void slot_reset(slot *s) {
@@ -248,7 +234,7 @@ static void report_response(slot *s) {
 
 static void slot_complete(slot *s) {
     lg_thread *t = s->t;
-    uint64_t end = now_ns();
+    uint64_t end = pa_mono_ns();
     t->completed++;
     if (s->measured) {
         int k = s->req.klass;
@@ -260,7 +246,7 @@ static void slot_complete(slot *s) {
         if (st != GRPC_STATUS_OK && !t->first_error[0]) {
             char msg[200];
             rpc_copy_status_message(msg, sizeof msg, &s->details, s->error_string);
-            snprintf(t->first_error, sizeof t->first_error, "%s: %s", status_names[st], msg);
+            snprintf(t->first_error, sizeof t->first_error, "%s: %s", pa_grpc_status_name(st), msg);
         }
         if (t->sh->cfg->on_response) report_response(s);
     }
@@ -292,7 +278,7 @@ static void *thread_main(void *arg) {
     uint64_t interval = cfg->rate > 0 ? (uint64_t)(1e9 * cfg->threads / cfg->rate) : 0;
     uint64_t next_due = sh->t0_ns + (interval ? interval * (uint64_t)t->index / (uint64_t)cfg->threads : 0);
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = pa_mono_ns();
         if (now >= sh->end_ns) t->stopped = true;
         slot *s;
         while (!t->stopped && (s = free_slot(t)) != NULL && (!interval || next_due <= now)) {
@@ -484,7 +470,7 @@ int loadgen_run(const loadgen_config *in, loadgen_request_fn build, void *user, 
         snprintf(out->first_error, sizeof out->first_error, "out of memory");
         goto done;
     }
-    sh->t0_ns = now_ns();
+    sh->t0_ns = pa_mono_ns();
     sh->warm_ns = sh->t0_ns + (uint64_t)(cfg.warmup_s * 1e9);
     sh->end_ns = sh->count_mode ? UINT64_MAX : sh->warm_ns + (uint64_t)(cfg.duration_s * 1e9);
     int started = 0;
@@ -511,7 +497,7 @@ static void print_stats(FILE *f, const loadgen_stats *st) {
     fprintf(f, "p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f us ", st->p50_us, st->p90_us,
             st->p99_us, st->p999_us, st->max_us);
     for (int c = 0; c < LOADGEN_STATUS_CODES; c++)
-        if (st->status[c]) fprintf(f, " %s=%llu", status_names[c], (unsigned long long)st->status[c]);
+        if (st->status[c]) fprintf(f, " %s=%llu", pa_grpc_status_name(c), (unsigned long long)st->status[c]);
     fputc('\n', f);
 }
 

@@ -13,7 +13,7 @@
  *       req->len = pack_my_request(req->buf, req->cap, ...);
  *       return 0;                             // -1: this thread stops
  *   }
- *   const char *methods[] = {"/activation.v1.Activation/Activate"};
+ *   const char *methods[] = {PA_RPC_ACTIVATE};   // rpc_methods.h
  *   loadgen_config cfg = {.target = "127.0.0.1:50051", .methods = methods, .n_methods = 1,
  *                         .threads = 2, .channels = 2, .concurrency = 32, .duration_s = 5};
  *   loadgen_result res;
@@ -26,6 +26,7 @@
 #ifndef PA_LOADGEN_CORE_H
 #define PA_LOADGEN_CORE_H
 
+#include "grpc_status_name.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>
@@ -34,7 +35,7 @@
 
 #define LOADGEN_MAX_METHODS 8
 #define LOADGEN_MAX_CLASSES 8
-#define LOADGEN_STATUS_CODES 17   /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
+#define LOADGEN_STATUS_CODES PA_GRPC_STATUS_CODES   /* index: the gRPC status code */
 
 typedef struct loadgen_request {
     int method;                   /* index into loadgen_config.methods (0 unless set) */
@@ -93,8 +94,5 @@ int loadgen_run(const loadgen_config *cfg, loadgen_request_fn build, void *user,
 
 /* One line of totals, plus one per class when several were used. */
 void loadgen_print(FILE *f, const char *label, const loadgen_config *cfg, const loadgen_result *res);
-
-/* The name of a status code, "OK", "UNAVAILABLE", ... */
-const char *loadgen_status_name(int code);
 
 #endif

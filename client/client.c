@@ -27,12 +27,11 @@
 #include "client_build.h"
 #include "client_internal.h"
 #include "discovery.h"
+#include "hex.h"
 #include "machine_id.h"
+#include "rpc_methods.h"
 #include "state.h"
 
-#define METHOD_ACTIVATE "/activation.v1.Activation/Activate"
-#define METHOD_RENEW "/activation.v1.Activation/Renew"
-#define METHOD_DEACTIVATE "/activation.v1.Activation/Deactivate"
 #define DEFAULT_TIMEOUT_MS 10000
 #define REDISCOVER_S 300  /* SRV answers are re-read at most this often */
 
@@ -135,7 +134,7 @@ static void identify_machine(pa_client *c, const pa_options *o) {
         snprintf(c->machine_err, sizeof c->machine_err, "cannot hash the machine facts");
         return;
     }
-    for (int i = 0; i < PA_MACHINE_ID_LEN; i++) snprintf(c->machine_id_hex + 2 * i, 3, "%02x", c->machine_id[i]);
+    pa_hex_encode(c->machine_id, PA_MACHINE_ID_LEN, c->machine_id_hex);
     c->machine_source = f.source;
 }
 
@@ -342,7 +341,7 @@ pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine
     req.arch = (char *)arch;
     req.client_version = (char *)client_version;
     rpc_result res;
-    pa_err e = call(c, METHOD_ACTIVATE, &req.base, &res);
+    pa_err e = call(c, PA_RPC_ACTIVATE, &req.base, &res);
     if (e == PA_OK) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
@@ -473,7 +472,7 @@ static pa_err renew_locked(pa_client *c) {
     req.machine_id.data = c->machine_id;
     req.machine_id.len = PA_MACHINE_ID_LEN;
     rpc_result res;
-    e = call(c, METHOD_RENEW, &req.base, &res);
+    e = call(c, PA_RPC_RENEW, &req.base, &res);
     signed_license s = {0};
     if (e == PA_OK) {
         Activation__V1__RenewResponse *r = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
@@ -526,7 +525,7 @@ static pa_err deactivate_locked(pa_client *c) {
     req.machine_id.data = c->machine_id;
     req.machine_id.len = PA_MACHINE_ID_LEN;
     rpc_result res;
-    e = call(c, METHOD_DEACTIVATE, &req.base, &res);
+    e = call(c, PA_RPC_DEACTIVATE, &req.base, &res);
     bool gone_already = e == PA_ERR_NOT_FOUND;
     if (e == PA_OK) {
         Activation__V1__DeactivateResponse *r =

@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* ---- RFC 2782 ordering ----------------------------------------------- */
 
 static int by_priority(const void *a, const void *b) {
@@ -112,12 +114,6 @@ static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *ab
     ares_free_data(reply);
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Drives c-ares until the query finishes or the deadline passes. */
 static void run_until_done(ares_channel ch, srv_query *q, int64_t deadline) {
     while (!q->done) {
@@ -137,7 +133,7 @@ static void run_until_done(ares_channel ch, srv_query *q, int64_t deadline) {
             pfd[n].revents = 0;
             n++;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - pa_mono_ms();
         if (left <= 0) return;
         struct timeval maxtv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000}, tv;
         struct timeval *tvp = ares_timeout(ch, &maxtv, &tv);
@@ -197,7 +193,7 @@ int srv_lookup(const char *domain, const char *dns_server, int timeout_ms, srv_r
     }
     srv_query q = {0};
     ares_query(ch, name, ns_c_in, ns_t_srv, on_srv_answer, &q);
-    run_until_done(ch, &q, now_ms() + timeout_ms);
+    run_until_done(ch, &q, pa_mono_ms() + timeout_ms);
     bool timed_out = !q.done;
     ares_destroy(ch);  /* runs the callback with ARES_EDESTRUCTION if still pending */
     ares_library_cleanup();

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "client_internal.h"
+#include "hex.h"
 #include "state.h"
 
 #define REQUEST_HEADER "# activate offline request v1"
@@ -109,7 +110,7 @@ static pa_err write_request(pa_client *c, EVP_PKEY *key, const char *canonical, 
         return client_fail(c, PA_ERR_INTERNAL, "OpenSSL failed");
     char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1], id[33];
     client_describe_machine(host, os, arch);
-    for (int i = 0; i < 16; i++) snprintf(id + 2 * i, 3, "%02x", nonce[i]);
+    pa_hex_encode(nonce, sizeof nonce, id);
     char *pub = b64_encode(raw, sizeof raw);
     char text[REQUEST_TEXT_MAX];
     int n = snprintf(text, sizeof text,
@@ -169,16 +170,6 @@ static bool printable(const char *s) {
     return true;
 }
 
-static bool parse_hex(const char *hex, uint8_t *out, size_t n) {
-    if (strlen(hex) != 2 * n) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return false;
-        out[i] = (uint8_t)v;
-    }
-    return true;
-}
-
 /* Checks the signature over everything before the signature line. */
 static pa_err check_request_signature(pa_client *c, const char *text) {
     const char *line = strstr(text, "\nsignature: ");
@@ -232,7 +223,7 @@ static pa_err parse_request(pa_client *c, const char *text, request *r) {
         if (text_field_copy(text, f[i].name, f[i].out, f[i].n) != 0 || !printable(f[i].out))
             return client_fail(c, PA_ERR_BAD_LICENSE, "the request's field \"%s\" is missing, repeated or malformed",
                                f[i].name);
-    if (!parse_hex(mid, r->machine_id, PA_MACHINE_ID_LEN))
+    if (pa_hex_decode(mid, strlen(mid), r->machine_id, PA_MACHINE_ID_LEN) != PA_MACHINE_ID_LEN)
         return client_fail(c, PA_ERR_BAD_LICENSE, "the request's machine_id is not 64 hex characters");
     pa_key_problem p;
     if (pa_key_check(key, r->key, &p) != PA_OK)

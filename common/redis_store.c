@@ -30,6 +30,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "clock.h"
+#include "hex.h"
+
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
 
@@ -55,21 +58,9 @@ struct rstore {
     char err[256];           /* why the last operation failed */
 };
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval ms_to_tv(int ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
-}
-
-static int hexval(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* Copies [s, s+n) into out with %XX decoded. */
@@ -79,7 +70,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t outlen) {
         int c = (unsigned char)s[i];
         if (c == '%') {
             if (i + 2 >= n) return -1;
-            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
+            int a = pa_hex_digit((unsigned char)s[i + 1]), b = pa_hex_digit((unsigned char)s[i + 2]);
             if (a < 0 || b < 0) return -1;
             c = a * 16 + b;
             i += 2;
@@ -201,7 +192,7 @@ static void drop(rstore *s, const char *why) {
     s->pending = 0;
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_FIRST_MS;
     if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
-    s->next_try_ms = now_ms() + s->backoff_ms;
+    s->next_try_ms = pa_mono_ms() + s->backoff_ms;
 }
 
 /* Runs one setup command on a fresh context; -1 with s->err on failure. */
@@ -272,7 +263,7 @@ static int ensure(rstore *s) {
         drop(s, why);
     }
     if (s->ctx) return 0;
-    if (now_ms() < s->next_try_ms) return -1;   /* fail fast; s->err still says why */
+    if (pa_mono_ms() < s->next_try_ms) return -1;   /* fail fast; s->err still says why */
     return do_connect(s);
 }
 
@@ -343,7 +334,7 @@ static int sha1_hex(const char *src, char out[41]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (!EVP_Digest(src, strlen(src), md, &n, EVP_sha1(), NULL) || n != 20) return -1;
-    for (unsigned i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    pa_hex_encode(md, n, out);
     return 0;
 }
 

@@ -38,9 +38,13 @@
  * shutdown ever contends for. */
 #include "rpc_server.h"
 
+#include "clock.h"
 #include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc_status_name.h"
+#include "hex.h"
 #include "metrics.h"
+#include "rpc_methods.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -60,10 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
-#define HEALTH_SERVICE "grpc.health.v1.Health"
 #define GENERIC_REQUESTS 2          /* armed unregistered-method requests per worker */
-#define STATUS_CODES 17             /* GRPC_STATUS_OK .. GRPC_STATUS_UNAUTHENTICATED */
 #define REPLY_INITIAL_CAP 4096      /* first size of the per-worker reply body */
 
 typedef struct worker worker;
@@ -75,7 +76,7 @@ typedef struct method_entry {
     rpc_method m;                 /* the daemon's description (health's is ours) */
     void *handle;                 /* from grpc_server_register_method */
     char *label;                  /* metric label: the path without its leading '/' */
-    _Atomic(metric *) calls[STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
+    _Atomic(metric *) calls[PA_GRPC_STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
     metric *seconds;              /* pa_grpc_call_seconds for this method */
 } method_entry;
 
@@ -171,31 +172,19 @@ struct rpc_server {
     _Atomic(metric *) unknown_calls; /* pa_grpc_calls_total{method="unknown",code="UNIMPLEMENTED"} */
 };
 
-static const char *const status_names[STATUS_CODES] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* --- metrics ------------------------------------------------------------ */
 
 static metric *calls_metric(rpc_server *s, method_entry *me, grpc_status_code code) {
-    if ((unsigned)code >= STATUS_CODES) code = GRPC_STATUS_UNKNOWN;
+    if ((unsigned)code >= PA_GRPC_STATUS_CODES) code = GRPC_STATUS_UNKNOWN;
     _Atomic(metric *) *slot = me ? &me->calls[code] : &s->unknown_calls;
     metric *m = atomic_load_explicit(slot, memory_order_acquire);
     if (m) return m;
     char labels[512];
     snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", me ? me->label : "unknown",
-             status_names[code]);
+             pa_grpc_status_name(code));
     m = metric_counter("pa_grpc_calls_total", "gRPC calls by method and status code", labels);
     atomic_store_explicit(slot, m, memory_order_release);
     return m;
@@ -292,7 +281,7 @@ static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_r
     }
     op->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op->ops[n++].data.recv_close_on_server.cancelled = &op->cancelled;
-    op->seconds = now_s() - started;
+    op->seconds = pa_mono_s() - started;
     if (grpc_call_start_batch(call, op->ops, n, op, NULL) == GRPC_CALL_OK) {
         w->outstanding++;
     } else {
@@ -413,7 +402,7 @@ static void on_request(request_slot *sl, bool ok) {
         arm_request(sl);
         return;
     }
-    double started = now_s();
+    double started = pa_mono_s();
     grpc_call *call = sl->call;
     grpc_byte_buffer *payload = sl->payload;
     gpr_timespec deadline = sl->deadline;
@@ -442,7 +431,7 @@ static void on_generic(generic_slot *g, bool ok) {
     grpc_call *call = g->call;
     g->call = NULL;
     arm_generic(g);
-    send_reply(g->w, call, NULL, &r, now_s());
+    send_reply(g->w, call, NULL, &r, pa_mono_s());
 }
 
 static void dispatch(void *tag, bool ok) {
@@ -535,13 +524,14 @@ static int collect_health_names(rpc_server *s, const rpc_server_config *cfg) {
 
 static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char *err, size_t errlen) {
     bool app_health = false;
-    for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, HEALTH_CHECK_PATH) == 0;
+    for (size_t i = 0; i < n; i++) app_health |= strcmp(methods[i].path, PA_RPC_HEALTH_CHECK) == 0;
     s->methods = calloc(n + 1, sizeof *s->methods);
     if (!s->methods) return err_set(err, errlen, "out of memory");
     for (size_t i = 0; i <= n; i++) {
         if (i == n && app_health) break;
         rpc_method m = i < n ? methods[i]
-                             : (rpc_method){.path = HEALTH_CHECK_PATH, .handler = health_check, .max_request_bytes = 1024};
+                             : (rpc_method){.path = PA_RPC_HEALTH_CHECK, .handler = health_check,
+                                            .max_request_bytes = 1024};
         if (!m.path || m.path[0] != '/' || !strchr(m.path + 1, '/') || !m.handler)
             return err_set(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
         for (size_t j = 0; j < s->n_methods; j++)
@@ -835,13 +825,6 @@ const char *rpc_ctx_peer(rpc_ctx *ctx) {
     return ctx->peer ? ctx->peer : "";
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* "ipv4:1.2.3.4:5", "ipv6:[::1]:5" or its percent-encoded form -> the address. */
 static void peer_to_ip(const char *peer, char *out, size_t cap) {
     const char *p = strchr(peer, ':');
@@ -849,8 +832,8 @@ static void peer_to_ip(const char *peer, char *out, size_t cap) {
     char dec[128];
     size_t n = 0;
     for (; *p && n + 1 < sizeof dec; p++) {
-        if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            dec[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+        if (p[0] == '%' && pa_hex_digit(p[1]) >= 0 && pa_hex_digit(p[2]) >= 0) {
+            dec[n++] = (char)(pa_hex_digit(p[1]) * 16 + pa_hex_digit(p[2]));
             p += 2;
         } else {
             dec[n++] = *p;

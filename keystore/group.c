@@ -29,6 +29,7 @@
 
 #include "errbuf.h"
 #include "keycodec.h"
+#include "redis_keys.h"
 
 /* KEYS[1] the hash, KEYS[2] the `groups` set; ARGV[1] the group ID, then
  * field/value pairs. Refuses an existing hash. */
@@ -70,15 +71,6 @@ int group_channel_parse(const char *s) {
     if (strcasecmp(s, "volume") == 0) return GROUP_CHANNEL_VOLUME;
     return 0;
 }
-
-static int key_name(char *buf, size_t n, uint32_t id, const char *suffix) {
-    int l = snprintf(buf, n, "{g:%u}:%s", (unsigned)id, suffix);
-    return l < 0 || (size_t)l >= n ? -1 : l;
-}
-
-int group_key_record(char *buf, size_t n, uint32_t id) { return key_name(buf, n, id, "group"); }
-int group_key_serial(char *buf, size_t n, uint32_t id) { return key_name(buf, n, id, "serial"); }
-int group_key_audit(char *buf, size_t n, uint32_t id) { return key_name(buf, n, id, "audit"); }
 
 /* ---- validation ---- */
 
@@ -163,7 +155,7 @@ static void eval_head(eval_args *a, const char *hash, uint32_t id) {
     arg_s(a, CREATE_SCRIPT);
     arg_s(a, "2");
     arg_s(a, hash);
-    arg_s(a, "groups");
+    arg_s(a, PA_RKEY_GROUPS);
     arg_u(a, id);
 }
 
@@ -212,7 +204,7 @@ static int undo_audit(redisContext *audit, const char *akey, uint32_t id) {
     redisReply *r = redisCommand(audit, "DEL %s", akey);
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     if (r) freeReplyObject(r);
-    r = ok ? redisCommand(audit, "SREM groups %u", (unsigned)id) : NULL;
+    r = ok ? redisCommand(audit, "SREM " PA_RKEY_GROUPS " %u", (unsigned)id) : NULL;
     ok = r && r->type == REDIS_REPLY_INTEGER;
     if (r) freeReplyObject(r);
     return ok ? 0 : -1;
@@ -235,12 +227,12 @@ static int precheck(redisContext *activation, redisContext *audit, uint32_t id, 
 int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN],
                  redisContext *audit, const uint8_t kek_audit[KEK_LEN],
                  group_record *rec, char *err, size_t errlen) {
-    char gkey[48], akey[48];
+    char gkey[PA_RKEY_MAX], akey[PA_RKEY_MAX];
     uint8_t blob_first[WRAP_BLOB_LEN], blob_second[WRAP_BLOB_LEN];
     eval_args a;
     if (validate(rec, err, errlen) != 0) return -1;
-    group_key_record(gkey, sizeof gkey, rec->id);
-    group_key_audit(akey, sizeof akey, rec->id);
+    pa_rkey_group(gkey, sizeof gkey, rec->id);
+    pa_rkey_audit(akey, sizeof akey, rec->id);
     if (precheck(activation, audit, rec->id, gkey, akey, err, errlen) != 0) return -1;
     if (!rec->created_at) rec->created_at = (int64_t)time(NULL);
     if (!rec->version) rec->version = 1;
@@ -400,10 +392,10 @@ static mac_key *unwrap_key(const uint8_t kek[KEK_LEN], int role, uint32_t id, in
 
 int group_load(redisContext *activation, const uint8_t kek_activation[KEK_LEN], uint32_t id,
                group_record *rec, mac_key **first, char *err, size_t errlen) {
-    char key[48];
+    char key[PA_RKEY_MAX];
     uint8_t blob[WRAP_BLOB_LEN];
     redisReply *r = NULL;
-    group_key_record(key, sizeof key, id);
+    pa_rkey_group(key, sizeof key, id);
     int rc = hgetall(activation, key, "activation", &r, err, errlen);
     if (rc != 0) return rc;
     rc = group_record_from_reply(r, id, rec, first ? blob : NULL, err, errlen);
@@ -417,9 +409,9 @@ int group_load(redisContext *activation, const uint8_t kek_activation[KEK_LEN], 
 
 int group_load_audit(redisContext *audit, const uint8_t kek_audit[KEK_LEN], uint32_t id,
                      int *alg_second, mac_key **second, char *err, size_t errlen) {
-    char key[48];
+    char key[PA_RKEY_MAX];
     redisReply *r = NULL;
-    group_key_audit(key, sizeof key, id);
+    pa_rkey_audit(key, sizeof key, id);
     int rc = hgetall(audit, key, "audit", &r, err, errlen);
     if (rc != 0) return rc;
     unsigned long long alg = 0;
@@ -444,10 +436,10 @@ static int cmp_u32(const void *a, const void *b) {
 int group_list(redisContext *activation, uint32_t **ids, size_t *count, char *err, size_t errlen) {
     *ids = NULL;
     *count = 0;
-    redisReply *r = redisCommand(activation, "SMEMBERS groups");
+    redisReply *r = redisCommand(activation, "SMEMBERS " PA_RKEY_GROUPS);
     if (!r) return err_set(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
     if (r->type != REDIS_REPLY_ARRAY) {
-        err_set(err, errlen, "activation store: SMEMBERS groups: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        err_set(err, errlen, "activation store: SMEMBERS " PA_RKEY_GROUPS ": %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return -1;
     }

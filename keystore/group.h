@@ -7,12 +7,10 @@
  * Redis ACL user. Nothing here ever holds a connection to both stores with
  * one user.
  *
- * Redis key names (every key of a group shares the hash tag {g:ID}):
- *   Redis A  {g:ID}:group    hash   the record below + `secret` (wrapped first secret)
- *   Redis A  {g:ID}:serial   string last serial handed out + 1 (INCRBY per batch)
- *   Redis A  groups          set    IDs of all groups (for `group list`)
- *   Redis B  {g:ID}:audit    hash   alg, created_at, `secret` (wrapped second secret)
- *   Redis B  groups          set    IDs of all groups
+ * Its Redis keys (common/redis_keys.h): {g:ID}:group on Redis A, the record
+ * below + `secret` (wrapped first secret); {g:ID}:serial on Redis A, the
+ * serial counter; {g:ID}:audit on Redis B, alg, created_at and `secret`
+ * (wrapped second secret); the `groups` set of IDs on both.
  * Field names of {g:ID}:group are the GROUP_F_* strings below. */
 #ifndef PA_GROUP_H
 #define PA_GROUP_H
@@ -92,12 +90,6 @@ int group_record_validate(const group_record *rec, char *err, size_t errlen);
 
 const char *group_channel_name(group_channel c);
 int group_channel_parse(const char *s);   /* 0 if unknown */
-
-/* Writes the hash key name for `id` into buf: "{g:ID}:group" and friends.
- * Return the length, or -1 if buf is too small. */
-int group_key_record(char *buf, size_t n, uint32_t id);
-int group_key_serial(char *buf, size_t n, uint32_t id);
-int group_key_audit(char *buf, size_t n, uint32_t id);
 
 /* Parses a {g:ID}:group HGETALL reply (activation side). `wrapped_secret`
  * may be NULL; otherwise it receives the blob. Returns 0 or -1 with `err`. */

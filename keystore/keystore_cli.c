@@ -40,6 +40,7 @@
 #include "group.h"
 #include "keycodec.h"
 #include "mac_registry.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 #include "secret_wrap.h"
 #include "serials.h"
@@ -357,8 +358,8 @@ static const config_option group_show_opts[] = {
 
 /* Serials handed out so far (the counter), or -1 when it cannot be read. */
 static long long serials_issued(redisContext *a, uint32_t id) {
-    char key[48];
-    group_key_serial(key, sizeof key, id);
+    char key[PA_RKEY_MAX];
+    pa_rkey_serial(key, sizeof key, id);
     redisReply *r = redisCommand(a, "GET %s", key);
     long long n = !r ? -1 : r->type == REDIS_REPLY_NIL ? 0 : -1;
     if (r && r->type == REDIS_REPLY_STRING) n = parse_num(r->str, (long long)PK_SERIAL_MAX + 1);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "hex.h"
 
 #define WRAP_VERSION 0x01
 #define WRAP_NONCE_LEN 12
@@ -113,13 +114,6 @@ int secret_unwrap(const uint8_t kek[KEK_LEN], int role, uint32_t group,
     return ok ? 0 : -1;
 }
 
-static int kek_hex_value(uint8_t c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* 32 raw bytes, or 64 hex characters with an optional LF or CR LF. */
 static bool kek_parse(const uint8_t *buf, size_t n, uint8_t kek[KEK_LEN]) {
     if (n == KEK_LEN) {
@@ -128,13 +122,7 @@ static bool kek_parse(const uint8_t *buf, size_t n, uint8_t kek[KEK_LEN]) {
     }
     if (n > 0 && buf[n - 1] == '\n') n--;
     if (n > 0 && buf[n - 1] == '\r') n--;
-    if (n != 2 * KEK_LEN) return false;
-    for (size_t i = 0; i < KEK_LEN; i++) {
-        int hi = kek_hex_value(buf[2 * i]), lo = kek_hex_value(buf[2 * i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        kek[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    return n == 2 * KEK_LEN && pa_hex_decode((const char *)buf, n, kek, KEK_LEN) == KEK_LEN;
 }
 
 /* Reads up to `cap` bytes until end of file; returns the count or -1. */
@@ -193,15 +181,11 @@ static bool kek_write_all(int fd, const char *buf, size_t n) {
 }
 
 int kek_create_file(const char *path, char *err, size_t errlen) {
-    static const char hex[] = "0123456789abcdef";
     uint8_t kek[KEK_LEN];
     char text[2 * KEK_LEN + 1];
     if (!path) return err_set(err, errlen, "no key-encryption key file given");
     if (RAND_bytes(kek, sizeof kek) != 1) return err_set(err, errlen, "the random generator failed");
-    for (size_t i = 0; i < KEK_LEN; i++) {
-        text[2 * i] = hex[kek[i] >> 4];
-        text[2 * i + 1] = hex[kek[i] & 0xF];
-    }
+    pa_hex_encode(kek, KEK_LEN, text);
     text[2 * KEK_LEN] = '\n';
     OPENSSL_cleanse(kek, sizeof kek);
 

@@ -16,6 +16,7 @@
 #include "errbuf.h"
 #include "group.h"
 #include "keycodec.h"
+#include "redis_keys.h"
 
 /* KEYS[1] counter, KEYS[2] group record; ARGV[1] count, ARGV[2] limit
  * (PK_SERIAL_MAX + 1, the number of serials). Returns the new counter. */
@@ -33,12 +34,12 @@ static const char RESERVE_SCRIPT[] =
 
 int serial_reserve(redisContext *activation, uint32_t id, uint32_t count,
                    uint32_t *first, char *err, size_t errlen) {
-    char ckey[48], gkey[48];
+    char ckey[PA_RKEY_MAX], gkey[PA_RKEY_MAX];
     if (count == 0) return err_set(err, errlen, "group %u: a batch needs at least one serial", id);
     if ((unsigned long long)count > (unsigned long long)PK_SERIAL_MAX + 1)
         return err_set(err, errlen, "group %u: %u serials is more than a group can ever have", id, count);
-    group_key_serial(ckey, sizeof ckey, id);
-    group_key_record(gkey, sizeof gkey, id);
+    pa_rkey_serial(ckey, sizeof ckey, id);
+    pa_rkey_group(gkey, sizeof gkey, id);
     redisReply *r = redisCommand(activation, "EVAL %s 2 %s %s %u %llu", RESERVE_SCRIPT, ckey, gkey,
                                  (unsigned)count, (unsigned long long)PK_SERIAL_MAX + 1);
     if (!r)

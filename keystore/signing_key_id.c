@@ -3,13 +3,14 @@
 
 #include <openssl/sha.h>
 #include <stdint.h>
-#include <stdio.h>
+
+#include "hex.h"
 
 int signing_key_id(EVP_PKEY *key, char out[SIGNING_KEY_ID_LEN + 1]) {
     uint8_t raw[32], digest[SHA256_DIGEST_LENGTH];
     size_t len = sizeof raw;
     if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 || len != sizeof raw) return -1;
     SHA256(raw, len, digest);
-    for (int i = 0; i < SIGNING_KEY_ID_LEN / 2; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    pa_hex_encode(digest, SIGNING_KEY_ID_LEN / 2, out);
     return 0;
 }

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 /* One channel and its registered methods. A channel is replaced when it is
  * stuck in TRANSIENT_FAILURE: gRPC's own reconnect backoff grows to two
@@ -36,12 +38,6 @@ struct audit_client {
     char *origin;                     /* sent in every record */
     int verify_ms, submit_ms, list_ms;/* deadlines */
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *load_pem(const char *what, const char *path, char *err, size_t errlen) {
     char why[200];
@@ -72,16 +68,16 @@ static chan *chan_new(const audit_client *c) {
                           .target_name_override = c->name_override};
     k->ch = rpc_channel_new(c->target, &tls);
     if (k->ch) {
-        k->verify = rpc_channel_method(k->ch, "/audit.v1.Audit/Verify");
-        k->submit = rpc_channel_method(k->ch, "/audit.v1.Audit/Submit");
-        k->list = rpc_channel_method(k->ch, "/audit.v1.Audit/ListRevocations");
+        k->verify = rpc_channel_method(k->ch, PA_RPC_AUDIT_VERIFY);
+        k->submit = rpc_channel_method(k->ch, PA_RPC_AUDIT_SUBMIT);
+        k->list = rpc_channel_method(k->ch, PA_RPC_AUDIT_LIST_REVOCATIONS);
     }
     if (!k->ch || !k->verify || !k->submit || !k->list) {
         chan_free(k);
         return NULL;
     }
     k->refs = 1;
-    k->created_ms = now_ms();
+    k->created_ms = pa_mono_ms();
     return k;
 }
 
@@ -99,7 +95,7 @@ static void release(audit_client *c, chan *k, grpc_status_code st) {
     bool stuck = st != GRPC_STATUS_OK &&
                  grpc_channel_check_connectivity_state(rpc_channel_grpc(k->ch), 0) == GRPC_CHANNEL_TRANSIENT_FAILURE;
     chan *fresh = NULL, *dead = NULL;
-    if (stuck && now_ms() - k->created_ms >= 1000) fresh = chan_new(c);
+    if (stuck && pa_mono_ms() - k->created_ms >= 1000) fresh = chan_new(c);
     pthread_mutex_lock(&c->mu);
     if (fresh && c->cur == k) {
         c->cur = fresh;

@@ -9,20 +9,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "hex.h"
+
 static void copy_text(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
 int audit_record_init(audit_record *r, const pk_fields *key, const uint8_t machine_id[AUDIT_MACHINE_ID_LEN],
                       const char *client_address, const char *sample_reason) {
-    static const char hex[] = "0123456789abcdef";
     uint8_t raw[AUDIT_REQUEST_ID_LEN / 2];
     if (RAND_bytes(raw, sizeof raw) != 1) return -1;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        r->request_id[2 * i] = hex[raw[i] >> 4];
-        r->request_id[2 * i + 1] = hex[raw[i] & 15];
-    }
-    r->request_id[AUDIT_REQUEST_ID_LEN] = '\0';
+    pa_hex_encode(raw, sizeof raw, r->request_id);
     r->key = *key;
     memcpy(r->machine_id, machine_id, AUDIT_MACHINE_ID_LEN);
     copy_text(r->client_address, sizeof r->client_address, client_address);

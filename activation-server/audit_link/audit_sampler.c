@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -156,9 +157,7 @@ static void note_group(audit_sampler *s, uint32_t group, bool alert, uint32_t ra
 }
 
 static void note_address(audit_sampler *s, const char *address) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = pa_mono_ms();
     int64_t last = atomic_load_explicit(&s->address_log_ms, memory_order_relaxed);
     if (now - last < 1000 || !atomic_compare_exchange_strong(&s->address_log_ms, &last, now)) return;
     log_warn("audit.threat.address", LOG_S("address", address),

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -58,12 +59,6 @@ struct outbox_forwarder {
     metric *m_failures;               /* pa_audit_outbox_submit_failures_total */
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps up to `ms`, waking early when asked to stop. */
 static void nap(outbox_forwarder *f, int ms) {
     for (int slept = 0; slept < ms && atomic_load(&f->state) != STOPPING; slept += 50) {
@@ -82,7 +77,7 @@ static bool reply_usable(outbox_forwarder *f, redisReply *r, const char *what) {
 }
 
 static int prepare_group(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XGROUP CREATE %s %s 0 MKSTREAM", OUTBOX_KEY, OUTBOX_GROUP);
+    redisReply *r = rstore_command(f->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
     bool ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
     if (!ok) reply_usable(f, r, "create consumer group");
     freeReplyObject(r);
@@ -92,8 +87,8 @@ static int prepare_group(outbox_forwarder *f) {
 static int ack(outbox_forwarder *f, char (*ids)[48], size_t n) {
     const char **argv = malloc((n + 2) * sizeof *argv);
     if (!argv) return -1;
-    argv[0] = OUTBOX_KEY;
-    argv[1] = OUTBOX_GROUP;
+    argv[0] = PA_RKEY_OUTBOX;
+    argv[1] = PA_OUTBOX_GROUP;
     for (size_t i = 0; i < n; i++) argv[2 + i] = ids[i];
     redisReply *r = rstore_eval(f->rs, f->script_ack, 1, (int)n + 1, argv, NULL);
     free(argv);
@@ -130,10 +125,10 @@ static size_t take_entries(outbox_forwarder *f, const redisReply *entries) {
 /* XREADGROUP from `from` ("0" own pending, ">" new); -1 on error. */
 static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
     redisReply *r = block_ms > 0
-        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s", OUTBOX_GROUP,
-                         f->consumer, f->cfg.batch, block_ms, OUTBOX_KEY, from)
-        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", OUTBOX_GROUP,
-                         f->consumer, f->cfg.batch, OUTBOX_KEY, from);
+        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s", PA_OUTBOX_GROUP,
+                         f->consumer, f->cfg.batch, block_ms, PA_RKEY_OUTBOX, from)
+        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", PA_OUTBOX_GROUP,
+                         f->consumer, f->cfg.batch, PA_RKEY_OUTBOX, from);
     if (!reply_usable(f, r, "read outbox")) {
         if (r && strncmp(r->str, "NOGROUP", 7) == 0) prepare_group(f);
         freeReplyObject(r);
@@ -148,7 +143,7 @@ static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
 }
 
 static int claim_idle(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", OUTBOX_KEY, OUTBOX_GROUP,
+    redisReply *r = rstore_command(f->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP,
                                    f->consumer, f->cfg.claim_idle_ms, f->cfg.batch);
     if (!reply_usable(f, r, "claim idle entries")) {
         freeReplyObject(r);
@@ -166,8 +161,8 @@ static int next_batch(outbox_forwarder *f, int block_ms) {
     int n = 0;
     if (f->own_pending && (n = read_group(f, "0", 0)) == 0) f->own_pending = false;
     int claim_every = f->cfg.claim_idle_ms < 1000 ? f->cfg.claim_idle_ms : 1000;
-    if (n == 0 && now_ms() - f->claimed_ms >= claim_every) {
-        f->claimed_ms = now_ms();
+    if (n == 0 && pa_mono_ms() - f->claimed_ms >= claim_every) {
+        f->claimed_ms = pa_mono_ms();
         n = claim_idle(f);
     }
     if (n == 0) n = read_group(f, ">", block_ms);
@@ -175,7 +170,7 @@ static int next_batch(outbox_forwarder *f, int block_ms) {
 }
 
 static void update_length(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XLEN %s", OUTBOX_KEY);
+    redisReply *r = rstore_command(f->rs, "XLEN %s", PA_RKEY_OUTBOX);
     if (r && r->type == REDIS_REPLY_INTEGER) {
         atomic_store(&f->length, r->integer);
         metric_set(f->m_length, r->integer);
@@ -202,7 +197,7 @@ static int forward(outbox_forwarder *f, size_t n) {
 
 static bool should_stop(outbox_forwarder *f) {
     int st = atomic_load(&f->state);
-    return st == STOPPING || (st == DRAINING && now_ms() >= atomic_load(&f->drain_deadline_ms));
+    return st == STOPPING || (st == DRAINING && pa_mono_ms() >= atomic_load(&f->drain_deadline_ms));
 }
 
 static void *run(void *arg) {
@@ -276,7 +271,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
 long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
     if (!f) return -1;
     if (drain_ms > 0) {
-        atomic_store(&f->drain_deadline_ms, now_ms() + drain_ms);
+        atomic_store(&f->drain_deadline_ms, pa_mono_ms() + drain_ms);
         atomic_store(&f->state, DRAINING);
     } else {
         atomic_store(&f->state, STOPPING);

@@ -20,10 +20,8 @@
 #include <stdint.h>
 
 #include "audit_client.h"
+#include "redis_keys.h"
 #include "redis_store.h"
-
-#define OUTBOX_KEY "audit:outbox"
-#define OUTBOX_GROUP "forwarders"
 
 typedef struct outbox_forwarder_config {
     rstore_config store;              /* Redis A as user `activation` */

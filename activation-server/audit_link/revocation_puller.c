@@ -53,14 +53,14 @@ static int parse_seq(const char *s, uint64_t *out) {
 
 /* revocations:last_seq from Redis A; -1 when unreachable or not a number. */
 static int read_last_seq(revocation_puller *p, uint64_t *out, char *err, size_t errlen) {
-    redisReply *r = rstore_command(p->rs, "GET %s", REVOCATIONS_LAST_SEQ_KEY);
+    redisReply *r = rstore_command(p->rs, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ);
     int rc = -1;
     if (!r) snprintf(err, errlen, "activation store unavailable: %s", rstore_error(p->rs));
     else if (r->type == REDIS_REPLY_NIL) *out = 0, rc = 0;
     else if (r->type == REDIS_REPLY_STRING && parse_seq(r->str, out) == 0) rc = 0;
     else if (r->type == REDIS_REPLY_STRING)
-        snprintf(err, errlen, "%s is '%.32s', not a sequence number", REVOCATIONS_LAST_SEQ_KEY, r->str);
-    else snprintf(err, errlen, "reading %s: %s", REVOCATIONS_LAST_SEQ_KEY,
+        snprintf(err, errlen, "%s is '%.32s', not a sequence number", PA_RKEY_REVOCATIONS_LAST_SEQ, r->str);
+    else snprintf(err, errlen, "reading %s: %s", PA_RKEY_REVOCATIONS_LAST_SEQ,
                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);
     return rc;
@@ -71,7 +71,7 @@ static int apply(revocation_puller *p, uint64_t after, const audit_revocation *e
                  uint64_t *now_last, char *err, size_t errlen) {
     size_t argc = 1 + n + 2 + n;
     const char **argv = calloc(argc, sizeof *argv);
-    char (*keys)[32] = calloc(n, sizeof *keys), (*serials)[12] = calloc(n, sizeof *serials);
+    char (*keys)[PA_RKEY_MAX] = calloc(n, sizeof *keys), (*serials)[12] = calloc(n, sizeof *serials);
     char expected[24], next[24];
     int rc = -1;
     if (!argv || !keys || !serials) {
@@ -80,11 +80,11 @@ static int apply(revocation_puller *p, uint64_t after, const audit_revocation *e
     }
     snprintf(expected, sizeof expected, "%" PRIu64, after);
     snprintf(next, sizeof next, "%" PRIu64, e[n - 1].sequence);
-    argv[0] = REVOCATIONS_LAST_SEQ_KEY;
+    argv[0] = PA_RKEY_REVOCATIONS_LAST_SEQ;
     argv[1 + n] = expected;
     argv[2 + n] = next;
     for (size_t i = 0; i < n; i++) {
-        snprintf(keys[i], sizeof keys[i], "{g:%" PRIu32 "}:revoked", e[i].group);
+        pa_rkey_revoked(keys[i], sizeof keys[i], e[i].group);
         snprintf(serials[i], sizeof serials[i], "%" PRIu32, e[i].serial);
         argv[1 + i] = keys[i];
         argv[3 + n + i] = serials[i];

@@ -20,9 +20,8 @@
 #include <stdint.h>
 
 #include "audit_client.h"
+#include "redis_keys.h"
 #include "redis_store.h"
-
-#define REVOCATIONS_LAST_SEQ_KEY "revocations:last_seq"
 
 typedef struct revocation_puller_config {
     rstore_config store;              /* Redis A as user `activation` */

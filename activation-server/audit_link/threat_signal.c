@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define SEC_MASK ((UINT64_C(1) << 24) - 1)
 #define C20 ((UINT64_C(1) << 20) - 1)
 #define C40 ((UINT64_C(1) << 40) - 1)
@@ -32,12 +34,6 @@ struct threat_signal {
     _Atomic uint64_t sketch[THREAT_BUCKETS][2][THREAT_ADDRESS_WIDTH];
 };
 
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 threat_signal *threat_signal_new(const threat_config *cfg) {
     threat_signal *t = calloc(1, sizeof *t);
     if (!t) return NULL;
@@ -47,7 +43,7 @@ threat_signal *threat_signal_new(const threat_config *cfg) {
     if (t->cfg.group_min_requests == 0) t->cfg.group_min_requests = 20;
     if (t->cfg.group_failure_ratio <= 0) t->cfg.group_failure_ratio = 0.5;
     if (t->cfg.address_max_requests == 0) t->cfg.address_max_requests = 200;
-    if (!t->cfg.clock_ms) t->cfg.clock_ms = monotonic_ms;
+    if (!t->cfg.clock_ms) t->cfg.clock_ms = pa_mono_ms;
     if (RAND_bytes((unsigned char *)t->seed, sizeof t->seed) != 1) {
         free(t);
         return NULL;

@@ -177,7 +177,7 @@ grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machin
     rq.client_version = "test/1";
     uint8_t buf[1024];
     size_t len = activation__v1__activate_request__pack(&rq, buf);
-    grpc_status_code st = env_call(e, ACTIVATE_PATH, buf, len, 5000, res);
+    grpc_status_code st = env_call(e, PA_RPC_ACTIVATE, buf, len, 5000, res);
     if (resp) {
         *resp = st == GRPC_STATUS_OK
                     ? activation__v1__activate_response__unpack(NULL, res->body_len, res->body)

@@ -19,11 +19,8 @@
 #include "keycodec.h"
 #include "license.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
-#define ACTIVATE_PATH "/activation.v1.Activation/Activate"
-#define RENEW_PATH "/activation.v1.Activation/Renew"
-#define DEACTIVATE_PATH "/activation.v1.Activation/Deactivate"
-#define HEALTH_PATH "/grpc.health.v1.Health/Check"
 
 typedef struct act_env {
     redis_fixture a;               /* activation store */

@@ -14,6 +14,7 @@
 
 #include "act_env.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "redis_keys.h"
 
 enum {
     G_BASIC = 4365,   /* 3 machines per key, permanent */
@@ -181,7 +182,7 @@ static void test_reactivation_keeps_place(void **state) {
     activation__v1__activate_response__free_unpacked(a, NULL);
     activation__v1__activate_response__free_unpacked(b, NULL);
     /* Every use is counted on the key's record. */
-    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:k:%u n", G_BASIC, 12);
+    redisReply *r = redisCommand(env.ks_a, "HGET " PA_RKEY_RECORD_FMT " n", G_BASIC, 12);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "2");
@@ -217,15 +218,15 @@ static void test_deactivate_then_activate_elsewhere(void **state) {
 
     rpc_result res;
     /* Another machine cannot give up machine 10's place. */
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 11, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 11, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
     /* Nor can a guessed license id (right group and serial, wrong random part). */
     char guessed[33];
     snprintf(guessed, sizeof guessed, "%.16s%016x", la->license_id, 0x1234);
-    assert_int_equal(license_call(DEACTIVATE_PATH, guessed, 10, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, guessed, 10, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 10, &res), GRPC_STATUS_OK);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 10, &res), GRPC_STATUS_OK);
     Activation__V1__DeactivateResponse *d =
         activation__v1__deactivate_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(d);
@@ -233,7 +234,7 @@ static void test_deactivate_then_activate_elsewhere(void **state) {
     activation__v1__deactivate_response__free_unpacked(d, NULL);
     rpc_result_clear(&res);
     /* Twice is NOT_FOUND: the place is gone. */
-    assert_int_equal(license_call(DEACTIVATE_PATH, la->license_id, 10, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, la->license_id, 10, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 
     Activation__V1__ActivateResponse *b = activate_ok(key, 11);
@@ -256,7 +257,7 @@ static void test_renew_extends_lease(void **state) {
     sleep(1);
 
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 20, &res), GRPC_STATUS_OK);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 20, &res), GRPC_STATUS_OK);
     Activation__V1__RenewResponse *r =
         activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(r);
@@ -271,7 +272,7 @@ static void test_renew_extends_lease(void **state) {
     rpc_result_clear(&res);
 
     /* Renewal needs the machine that holds the place. */
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 21, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 21, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
     activation__v1__license__free_unpacked(la, NULL);
     activation__v1__activate_response__free_unpacked(a, NULL);
@@ -294,14 +295,14 @@ static void test_lease_expiry(void **state) {
     freeReplyObject(x);
     sleep(3);   /* the 2 s leases lapse */
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 30, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 30, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "expired"));
     /* The wire tells a lapsed lease (activate again) from a revoked key. */
     assert_string_equal(res.reason, "LEASE_EXPIRED");
     rpc_result_clear(&res);
     /* Revoked and lapsed: revocation wins, activating again would not help. */
-    assert_int_equal(license_call(RENEW_PATH, la2->license_id, 32, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, la2->license_id, 32, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
@@ -320,7 +321,7 @@ static void test_revoked_key(void **state) {
     key_for(G_LEASE, 9, key);
     Activation__V1__ActivateResponse *a = activate_ok(key, 40);
     Activation__V1__License *la = open_license(a);
-    redisReply *r = redisCommand(env.ks_a, "SADD {g:%u}:revoked 9", G_LEASE);
+    redisReply *r = redisCommand(env.ks_a, "SADD " PA_RKEY_REVOKED_FMT " 9", G_LEASE);
     assert_non_null(r);
     freeReplyObject(r);
     uint8_t m[32];
@@ -330,13 +331,13 @@ static void test_revoked_key(void **state) {
     assert_non_null(strstr(res.message, "revoked"));
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 40, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 40, &res),
                      GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "revoked"));
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
     /* Other refusals carry no reason: the status code says it all. */
-    assert_int_equal(license_call(RENEW_PATH, la->license_id, 41, &res), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 41, &res), GRPC_STATUS_NOT_FOUND);
     assert_string_equal(res.reason, "");
     rpc_result_clear(&res);
     activation__v1__license__free_unpacked(la, NULL);
@@ -396,7 +397,7 @@ static void test_not_genuine_reads_the_same(void **state) {
     /* Asked again (now from the negative cache): still the same answer. */
     assert_string_equal(activate_fails(unknown, m, 32, GRPC_STATUS_PERMISSION_DENIED, NULL), first);
     /* Nothing was written for them. */
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:30", G_BASIC);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_BASIC, 30);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
@@ -416,7 +417,7 @@ static size_t request_with(uint8_t *buf, size_t cap, const char *key, const uint
 static void expect_request_error(const uint8_t *buf, size_t len, grpc_status_code code,
                                  const char *needle) {
     rpc_result res;
-    grpc_status_code st = env_call(&env, ACTIVATE_PATH, buf, len, 5000, &res);
+    grpc_status_code st = env_call(&env, PA_RPC_ACTIVATE, buf, len, 5000, &res);
     if (st != code || !strstr(res.message, needle))
         fprintf(stderr, "expected %d '%s', got %d: %s\n", code, needle, st, res.message);
     assert_int_equal(st, code);
@@ -455,24 +456,24 @@ static void test_request_errors(void **state) {
     expect_request_error(buf, n, GRPC_STATUS_INVALID_ARGUMENT, "os: byte 0x1B");
 
     /* None of these reached the key's record. */
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:40", G_BASIC);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_BASIC, 40);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
 
 static void test_license_reference_errors(void **state) {
     rpc_result res;
-    assert_int_equal(license_call(RENEW_PATH, "not-a-license", 1, &res), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(license_call(PA_RPC_RENEW, "not-a-license", 1, &res), GRPC_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(res.message, "license_id"));
     rpc_result_clear(&res);
-    assert_int_equal(license_call(DEACTIVATE_PATH, "0000110D0000000B0000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, "0000110D0000000B0000000000000000", 1, &res),
                      GRPC_STATUS_INVALID_ARGUMENT);   /* upper case is not how ids are issued */
     rpc_result_clear(&res);
     /* A group that does not exist: the license is simply not held. */
-    assert_int_equal(license_call(RENEW_PATH, "000003e7000000010000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_RENEW, "000003e7000000010000000000000000", 1, &res),
                      GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
-    assert_int_equal(license_call(DEACTIVATE_PATH, "000003e7000000010000000000000000", 1, &res),
+    assert_int_equal(license_call(PA_RPC_DEACTIVATE, "000003e7000000010000000000000000", 1, &res),
                      GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
 }
@@ -490,7 +491,7 @@ static redisReply *as_activation(const char *cmd) {
 
 /* Reads every audit:outbox entry. */
 static redisReply *outbox(void) {
-    redisReply *r = as_activation("XRANGE audit:outbox - +");
+    redisReply *r = as_activation("XRANGE " PA_RKEY_OUTBOX " - +");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     return r;
@@ -564,10 +565,10 @@ static void test_group_change_reaches_licenses(void **state) {
     activation__v1__license__free_unpacked(l, NULL);
     activation__v1__activate_response__free_unpacked(a, NULL);
 
-    redisReply *r = redisCommand(env.ks_a, "HSET {g:%u}:group features %s edition %s", G_REFRESH,
+    redisReply *r = redisCommand(env.ks_a, "HSET " PA_RKEY_GROUP_FMT " features %s edition %s", G_REFRESH,
                                  "editor,spreadsheet,macros", "Enterprise");
     freeReplyObject(r);
-    r = redisCommand(env.ks_a, "HINCRBY {g:%u}:group version 1", G_REFRESH);
+    r = redisCommand(env.ks_a, "HINCRBY " PA_RKEY_GROUP_FMT " version 1", G_REFRESH);
     freeReplyObject(r);
     /* Both workers may have cached the group: each sees the new version. */
     for (unsigned i = 0; i < 6; i++) {
@@ -585,7 +586,7 @@ static void health(rpc_channel *ch, const char *service, int expect_status) {
     Grpc__Health__V1__HealthCheckRequest rq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     rq.service = (char *)service;
     rpc_result res;
-    assert_int_equal(rpc_call_message(ch, rpc_channel_method(ch, HEALTH_PATH), &rq.base, 5000, &res),
+    assert_int_equal(rpc_call_message(ch, rpc_channel_method(ch, PA_RPC_HEALTH_CHECK), &rq.base, 5000, &res),
                      GRPC_STATUS_OK);
     Grpc__Health__V1__HealthCheckResponse *r =
         grpc__health__v1__health_check_response__unpack(NULL, res.body_len, res.body);
@@ -597,7 +598,7 @@ static void health(rpc_channel *ch, const char *service, int expect_status) {
 
 static void test_health_check(void **state) {
     health(env.ch, "", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-    health(env.ch, "activation.v1.Activation",
+    health(env.ch, PA_RPC_ACTIVATION_SERVICE,
            GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 }
 
@@ -615,7 +616,9 @@ static void test_ipv6_listener(void **state) {
     rpc_channel_free(env.ch);
     env.ch = saved;
     /* IPv6 clients are rate-limited by their /64. */
-    redisReply *x = as_activation("EXISTS rl:a:::/64");
+    char cmd[16 + PA_RKEY_MAX] = "EXISTS ";
+    pa_rkey_address_bucket(cmd + 7, sizeof cmd - 7, "::/64");
+    redisReply *x = as_activation(cmd);
     assert_non_null(x);
     assert_int_equal(x->integer, 1);
     freeReplyObject(x);
@@ -649,13 +652,13 @@ static void test_metrics_endpoint(void **state) {
     assert_true(env_metric(&env, "pa_audit_sampled_total") >= 2);
     assert_true(env_metric(&env, "pa_group_cache_loads_total") >= 1);
     assert_true(env_metric(&env, "pa_redis_errors_total") == 0);
-    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"activation.v1.Activation/Activate\","
+    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"" PA_RPC_ACTIVATE_LABEL "\","
                                  "code=\"OK\"}") >= 1);
-    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"activation.v1.Activation/Activate\","
+    assert_true(env_metric(&env, "pa_grpc_calls_total{method=\"" PA_RPC_ACTIVATE_LABEL "\","
                                  "code=\"PERMISSION_DENIED\"}") >= 1);
     char *text = fixture_http_get("127.0.0.1", env.metrics_port, "/metrics");
     assert_non_null(text);
-    assert_non_null(strstr(text, "pa_grpc_call_seconds_bucket{method=\"activation.v1.Activation/Activate\""));
+    assert_non_null(strstr(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\""));
     assert_non_null(strstr(text, "pa_rate_limited_total{scope=\"address\"}"));
     free(text);
 }

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "clock.h"
+#include "redis_keys.h"
 
 enum { G_A = 301, G_B = 302, G_C = 303 };
 
@@ -39,12 +41,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
 static grpc_status_code activate(const char *key, unsigned machine, int timeout_ms,
                                  char *msg, size_t msglen) {
     uint8_t m[32], buf[512];
@@ -54,7 +50,7 @@ static grpc_status_code activate(const char *key, unsigned machine, int timeout_
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = env_call(&env, ACTIVATE_PATH, buf, len, timeout_ms, &res);
+    grpc_status_code st = env_call(&env, PA_RPC_ACTIVATE, buf, len, timeout_ms, &res);
     if (msg) snprintf(msg, msglen, "%s", res.message);
     rpc_result_clear(&res);
     return st;
@@ -70,10 +66,10 @@ static void test_redis_stopped_and_started_again(void **state) {
     assert_int_equal(redis_fixture_pause(&env.a), 0);
     /* A cached group and an uncached one: both UNAVAILABLE, both fast. */
     for (unsigned i = 0; i < 20; i++) {
-        double t0 = now_s();
+        double t0 = pa_mono_s();
         assert_int_equal(activate(i % 2 ? a : b, 2 + i, 5000, msg, sizeof msg),
                          GRPC_STATUS_UNAVAILABLE);
-        assert_true(now_s() - t0 < 1.5);
+        assert_true(pa_mono_s() - t0 < 1.5);
         assert_non_null(strstr(msg, "unavailable"));
     }
     assert_true(env_metric(&env, "pa_redis_errors_total") >= 20);
@@ -84,22 +80,22 @@ static void test_redis_stopped_and_started_again(void **state) {
     /* Script writes are replayed from the AOF as MULTI/EXEC; Redis 7.0
      * re-checks EXEC against the `default` user's ACL while loading and
      * silently drops them if that user has no permissions (redis/redis#14541). */
-    redisReply *g = redisCommand(env.ks_a, "EXISTS {g:%u}:group {g:%u}:k:1", G_A, G_A);
+    redisReply *g = redisCommand(env.ks_a, "EXISTS " PA_RKEY_GROUP_FMT " " PA_RKEY_RECORD_FMT, G_A, G_A, 1);
     assert_non_null(g);
     if (g->integer != 2)
         fail_msg("Redis A lost writes made by Lua scripts across its restart (redis/redis#14541): "
                  "docker/redis/activation.acl.in must give the disabled `default` user "
                  "+@all ~* &* so the AOF loader may replay MULTI/EXEC");
     freeReplyObject(g);
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     grpc_status_code st;
-    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && now_s() - t0 < 15)
+    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && pa_mono_s() - t0 < 15)
         usleep(100 * 1000);
     assert_int_equal(st, GRPC_STATUS_OK);
     /* What was written before the outage is still there (AOF): machine 1
      * re-activates without a new place. */
     assert_int_equal(activate(a, 1, 5000, NULL, 0), GRPC_STATUS_OK);
-    redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:k:1 n", G_A);
+    redisReply *r = redisCommand(env.ks_a, "HGET " PA_RKEY_RECORD_FMT " n", G_A, 1);
     assert_non_null(r);
     assert_string_equal(r->str, "5");
     freeReplyObject(r);
@@ -131,9 +127,9 @@ static void test_bad_metrics_port_refused(void **state) {
     const char *const bad[][3] = {{"--metrics-listen", "127.0.0.1:x", NULL}, {"--metrics-listen", "127.0.0.1:", NULL},
                                   {"--metrics-listen", "127.0.0.1:65536", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        double t0 = now_s();
+        double t0 = pa_mono_s();
         assert_int_equal(env_start_server(&env, bad[i]), -1);
-        assert_true(now_s() - t0 < 10);   /* it exited; the fixture did not wait out its timeout */
+        assert_true(pa_mono_s() - t0 < 10);   /* it exited; the fixture did not wait out its timeout */
     }
 }
 
@@ -179,7 +175,7 @@ static void test_expired_deadline_gets_no_work(void **state) {
         refused = env_metric(&env, "pa_activations_refused_total{reason=\"deadline_expired\"}");
     if (refused != 1) fprintf(stderr, "deadline_expired refusals: %g\n", refused);
     assert_true(refused == 1);
-    redisReply *r = redisCommand(env.ks_a, "EXISTS {g:%u}:k:2", G_A);
+    redisReply *r = redisCommand(env.ks_a, "EXISTS " PA_RKEY_RECORD_FMT, G_A, 2);
     assert_non_null(r);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
@@ -197,7 +193,7 @@ static grpc_status_code renew(const char *license_id, unsigned machine, int time
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
     size_t len = activation__v1__renew_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = env_call(&env, RENEW_PATH, buf, len, timeout_ms, &res);
+    grpc_status_code st = env_call(&env, PA_RPC_RENEW, buf, len, timeout_ms, &res);
     rpc_result_clear(&res);
     return st;
 }
@@ -269,7 +265,7 @@ typedef struct load_thread {
 static void *load(void *p) {
     load_thread *lt = p;
     rpc_channel *ch = rpc_channel_new(lt->target, NULL);
-    rpc_client_method *m = rpc_channel_method(ch, ACTIVATE_PATH);
+    rpc_client_method *m = rpc_channel_method(ch, PA_RPC_ACTIVATE);
     for (unsigned i = 0; !*lt->stop && i < 200000; i++) {
         uint8_t id[32], buf[512];
         env_machine(id, lt->machine_base + i % 50);

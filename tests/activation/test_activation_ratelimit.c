@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "redis_keys.h"
 
 enum { G_A = 201, G_B = 202 };
 
@@ -45,7 +46,7 @@ static void reset_address_bucket(void) {
     assert_non_null(c);
     redisReply *r = redisCommand(c, "AUTH activation %s", FIXTURE_PW_ACTIVATION);
     freeReplyObject(r);
-    r = redisCommand(c, "DEL rl:a:127.0.0.1");
+    r = redisCommand(c, "DEL " PA_RKEY_ADDRESS_BUCKET_FMT, "127.0.0.1");
     assert_non_null(r);
     freeReplyObject(r);
     redisFree(c);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "hex.h"
 #include "license.h"
 #include "policy.h"
 #include "validate.h"
@@ -180,7 +181,7 @@ static void test_license_signing(void **state) {
     assert_int_equal(EVP_PKEY_get_raw_public_key(raw, pub, &len), 1);
     SHA256(pub, len, digest);
     char expect[17];
-    for (int i = 0; i < 8; i++) snprintf(expect + 2 * i, 3, "%02x", digest[i]);
+    pa_hex_encode(digest, 8, expect);
     assert_string_equal(key.key_id, expect);
 
     license_signer *s = license_signer_new(&key);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "mac_registry.h"
+#include "redis_keys.h"
 #include "rpc_client.h"
 
 void env_sleep_ms(int ms) {
@@ -166,7 +167,7 @@ static const redisReply *entry_field(const redisReply *fields, const char *name)
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 long env_trail_count(audit_env *e, const char *source, long *dup_ids) {
-    redisReply *r = redisCommand(e->audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(e->audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r) freeReplyObject(r);
         return -1;

@@ -38,9 +38,12 @@
 
 #include "activation/v1/activation.pb-c.h"
 #include "audit_env.h"
+#include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
+#include "redis_keys.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 enum {
     G_OFFLINE = 6001,       /* every activation audited offline */
@@ -187,7 +190,7 @@ static grpc_status_code activate(act_server *s, const char *key, unsigned m,
     rq.hostname = "e2e-host";
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, "/activation.v1.Activation/Activate"),
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE),
                                    buf, len, 5000, &res);
     if (msg) snprintf(msg, 256, "%s", res.message);
     if (st == GRPC_STATUS_OK && license_id) {
@@ -219,19 +222,13 @@ static grpc_status_code renew(act_server *s, const char *license_id, unsigned m)
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
     size_t len = activation__v1__renew_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, "/activation.v1.Activation/Renew"),
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_RENEW),
                                    buf, len, 5000, &res);
     rpc_result_clear(&res);
     return st;
 }
 
 /* ------------------------------------------------------------- looking */
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static double metric_of(act_server *s, const char *series) {
     char *body = fixture_http_get("127.0.0.1", s->metrics_port, "/metrics");
@@ -249,12 +246,12 @@ static bool log_has(const act_server *s, const char *a, const char *b) {
     return found;
 }
 
-static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", OUTBOX_KEY); }
+static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", PA_RKEY_OUTBOX); }
 static bool outbox_empty(void *arg) { return outbox_len() == 0; }
 
 /* Request ids of every outbox entry (malloc'd); *n gets the count. */
 static request_id *outbox_ids(size_t *n) {
-    redisReply *r = redisCommand(E.act_a, "XRANGE %s - +", OUTBOX_KEY);
+    redisReply *r = redisCommand(E.act_a, "XRANGE %s - +", PA_RKEY_OUTBOX);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     request_id *ids = calloc(r->elements + 1, sizeof *ids);
@@ -272,7 +269,7 @@ static request_id *outbox_ids(size_t *n) {
 /* How often each of ids[0..n) occurs in the audit trail (Redis B). */
 static void trail_counts(const request_id *ids, size_t n, int *counts) {
     memset(counts, 0, n * sizeof *counts);
-    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(E.audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     assert_non_null(r);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *kv = r->element[i]->element[1];
@@ -311,7 +308,7 @@ static void assert_audited_once(const request_id *ids, size_t n) {
 }
 
 static bool revoked_at_audit(uint32_t group, uint32_t serial) {
-    return env_int(E.audit_b, "HEXISTS audit:revoked %u:%u", group, serial) == 1;
+    return env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, group, serial) == 1;
 }
 
 typedef struct renewal { act_server *s; const char *license_id; unsigned m; } renewal;
@@ -328,13 +325,13 @@ static void test_offline_forged_key_revoked_after_the_fact(void **state) {
     char forged[PK_TEXT_LEN + 1], good[PK_TEXT_LEN + 1], lic_forged[33], lic_good[33];
     key_of(G_OFFLINE, 1, false, forged);
     key_of(G_OFFLINE, 2, true, good);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     activate_ok(&S1, forged, 1, lic_forged);
     activate_ok(&S1, good, 2, lic_good);
 
     renewal r = {&S1, lic_forged, 1};
     assert_true(env_wait(renew_refused, &r, REVOKE_WAIT_MS));
-    print_message("  forged key refused at Renew %.0f ms after it was granted\n", now_ms() - t0);
+    print_message("  forged key refused at Renew %.0f ms after it was granted\n", pa_mono_ms() - t0);
     char msg[256];
     assert_int_equal(activate(&S1, forged, 3, NULL, msg), GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(msg, "revoked"));
@@ -365,7 +362,7 @@ static void test_online_forged_key_refused_at_once(void **state) {
     assert_int_equal(activate(&S1, wrong_first, 1, NULL, msg_first), GRPC_STATUS_PERMISSION_DENIED);
     assert_string_equal(msg, msg_first);                 /* no oracle */
     assert_true(revoked_at_audit(G_ONLINE, 1));          /* judged and revoked by Verify */
-    assert_int_equal(env_int(E.act_a, "EXISTS {g:%u}:k:1", G_ONLINE), 0);   /* nothing written */
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 1), 0);   /* nothing written */
 
     char lic[33];
     activate_ok(&S1, good, 2, lic);
@@ -412,12 +409,12 @@ static void test_two_servers_enforce_revocation(void **state) {
     char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "revoke", "--redis-url", url,
                     "--group", "6005", "--serial", "1", "--reason", "refunded order", NULL};
     assert_int_equal(fixture_run(argv, &out, NULL), 0);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     assert_non_null(strstr(out, "\"new\":true"));
     free(out);
     pair p = {{&S1, lic1, 1}, {&S2, lic2, 2}};
     assert_true(env_wait(both_refuse, &p, 2000));
-    double took = now_ms() - t0;
+    double took = pa_mono_ms() - t0;
     print_message("  both servers refuse the revoked key %.0f ms after `audit-server revoke`\n", took);
     assert_true(took < 2000);
     assert_int_equal(activate(&S1, key, 3, NULL, NULL), GRPC_STATUS_FAILED_PRECONDITION);
@@ -462,11 +459,11 @@ static void test_online_audit_down(void **state) {
     char closed[PK_TEXT_LEN + 1], fallback[PK_TEXT_LEN + 1], msg[256];
     key_of(G_ONLINE, 10, true, closed);
     key_of(G_FALLBACK, 10, true, fallback);
-    double t0 = now_ms();
+    double t0 = pa_mono_ms();
     assert_int_equal(activate(&S1, closed, 10, NULL, msg), GRPC_STATUS_UNAVAILABLE);
-    print_message("  fail-closed answer after %.0f ms: %s\n", now_ms() - t0, msg);
+    print_message("  fail-closed answer after %.0f ms: %s\n", pa_mono_ms() - t0, msg);
     assert_non_null(strstr(msg, "audit server"));
-    assert_int_equal(env_int(E.act_a, "EXISTS {g:%u}:k:10", G_ONLINE), 0);
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 10), 0);
 
     activate_ok(&S1, fallback, 10, NULL);
     assert_int_equal(outbox_len(), 1);
@@ -545,7 +542,7 @@ static void test_sigkill_while_forwarding(void **state) {
     assert_true(env_wait(outbox_empty, NULL, 30000));
     assert_audited_once(ids, n);
     free(ids);
-    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s", OUTBOX_KEY, OUTBOX_GROUP);
+    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
     assert_non_null(p);
     assert_int_equal(p->element[0]->integer, 0);
     freeReplyObject(p);

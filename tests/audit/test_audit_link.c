@@ -19,8 +19,10 @@
 
 #include "audit_env.h"
 #include "audit_record.h"
+#include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
+#include "redis_keys.h"
 #include "revocation_puller.h"
 
 static audit_env E;
@@ -80,8 +82,8 @@ static void fill_outbox(uint32_t first, int n, char (*ids)[AUDIT_REQUEST_ID_LEN 
         if (ids) memcpy(ids[i], r.request_id, sizeof ids[i]);
         audit_record_args a;
         audit_record_outbox_fields(&r, &a);
-        const char *argv[3 + 2 * AUDIT_OUTBOX_FIELDS] = {"XADD", OUTBOX_KEY, "*"};
-        size_t lens[3 + 2 * AUDIT_OUTBOX_FIELDS] = {4, strlen(OUTBOX_KEY), 1};
+        const char *argv[3 + 2 * AUDIT_OUTBOX_FIELDS] = {"XADD", PA_RKEY_OUTBOX, "*"};
+        size_t lens[3 + 2 * AUDIT_OUTBOX_FIELDS] = {4, strlen(PA_RKEY_OUTBOX), 1};
         for (size_t k = 0; k < a.n; k++) argv[3 + k] = a.argv[k], lens[3 + k] = a.len[k];
         redisReply *rep = redisCommandArgv(E.act_a, (int)(3 + a.n), argv, lens);
         assert_non_null(rep);
@@ -90,7 +92,7 @@ static void fill_outbox(uint32_t first, int n, char (*ids)[AUDIT_REQUEST_ID_LEN 
     }
 }
 
-static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", OUTBOX_KEY); }
+static long long outbox_len(void) { return env_int(E.act_a, "XLEN %s", PA_RKEY_OUTBOX); }
 
 static bool outbox_empty(void *arg) { return outbox_len() == 0; }
 
@@ -107,7 +109,7 @@ static void assert_stored_once(long expected_total) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), expected_total);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "HLEN audit:requests"), expected_total);
+    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), expected_total);
 }
 
 static void test_forwarder_drains_exactly_once(void **state) {
@@ -118,7 +120,7 @@ static void test_forwarder_drains_exactly_once(void **state) {
     assert_true(env_wait(outbox_empty, NULL, 15000));
     assert_stored_once(N);
     /* Reasons travel with the hyphenated names of the audit API. */
-    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(E.audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     assert_non_null(r);
     bool hyphen = false;
     for (size_t i = 0; i < r->elements; i++)
@@ -127,8 +129,8 @@ static void test_forwarder_drains_exactly_once(void **state) {
     freeReplyObject(r);
     assert_true(hyphen);
     /* Forged ones (every fifth) were revoked by the audit server. */
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 5001:1"), 1);
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 5001:2"), 0);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 5001, 1), 1);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 5001, 2), 0);
     /* The gauge says the outbox is empty. */
     char *m = fixture_http_get("127.0.0.1", t.metrics_port, "/metrics");
     assert_non_null(m);
@@ -176,7 +178,7 @@ static void test_forwarder_sigkill_and_dead_consumer(void **state) {
     for (int i = 0; i < 20000 && outbox_len() > N - 100; i++) env_sleep_ms(1);
     assert_int_equal(fixture_stop(t.pid, SIGKILL, 5000), 128 + SIGKILL);
     long long left = outbox_len();
-    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s - + 1000 fw-c", OUTBOX_KEY, OUTBOX_GROUP);
+    redisReply *p = redisCommand(E.act_a, "XPENDING %s %s - + 1000 fw-c", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
     assert_non_null(p);
     size_t orphaned = p->elements;
     freeReplyObject(p);
@@ -196,7 +198,7 @@ static void test_forwarder_sigkill_and_dead_consumer(void **state) {
         if (f) fclose(f);
         assert_true(claimed);
     }
-    p = redisCommand(E.act_a, "XPENDING %s %s", OUTBOX_KEY, OUTBOX_GROUP);
+    p = redisCommand(E.act_a, "XPENDING %s %s", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
     assert_non_null(p);
     assert_int_equal(p->element[0]->integer, 0);
     freeReplyObject(p);
@@ -224,8 +226,8 @@ static void test_redelivered_record_absorbed(void **state) {
     memcpy(rec.request_id, ids[0], sizeof rec.request_id);
     audit_record_args a;
     audit_record_outbox_fields(&rec, &a);
-    const char *argv[3 + 2 * AUDIT_OUTBOX_FIELDS] = {"XADD", OUTBOX_KEY, "*"};
-    size_t lens[3 + 2 * AUDIT_OUTBOX_FIELDS] = {4, strlen(OUTBOX_KEY), 1};
+    const char *argv[3 + 2 * AUDIT_OUTBOX_FIELDS] = {"XADD", PA_RKEY_OUTBOX, "*"};
+    size_t lens[3 + 2 * AUDIT_OUTBOX_FIELDS] = {4, strlen(PA_RKEY_OUTBOX), 1};
     for (size_t k = 0; k < a.n; k++) argv[3 + k] = a.argv[k], lens[3 + k] = a.len[k];
     redisReply *r = redisCommandArgv(E.act_a, (int)(3 + a.n), argv, lens);
     freeReplyObject(r);
@@ -260,10 +262,10 @@ static revocation_puller *new_puller(int interval_ms) {
 }
 
 static bool revoked_in_a(uint32_t group, uint32_t serial) {
-    return env_int(E.act_a, "SISMEMBER {g:%u}:revoked %u", group, serial) == 1;
+    return env_int(E.act_a, "SISMEMBER " PA_RKEY_REVOKED_FMT " %u", group, serial) == 1;
 }
 
-static uint64_t audit_last_seq(void) { return (uint64_t)env_int(E.audit_b, "GET audit:revocation_seq"); }
+static uint64_t audit_last_seq(void) { return (uint64_t)env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ); }
 
 static void test_puller_applies_and_resumes(void **state) {
     C = env_client(&E, E.certs);
@@ -276,7 +278,7 @@ static void test_puller_applies_and_resumes(void **state) {
     int n = revocation_puller_poll(p, err, sizeof err);
     assert_true(n >= 7);
     for (uint32_t s = 7001; s <= 7007; s++) assert_true(revoked_in_a(5002, s));
-    assert_int_equal(env_int(E.act_a, "GET %s", REVOCATIONS_LAST_SEQ_KEY), (long long)base + 7);
+    assert_int_equal(env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ), (long long)base + 7);
     assert_int_equal(revocation_puller_last_sequence(p), base + 7);
     assert_int_equal(revocation_puller_poll(p, err, sizeof err), 0);
     revocation_puller_stop(p);
@@ -284,7 +286,7 @@ static void test_puller_applies_and_resumes(void **state) {
     /* "Restart": a marker proves the next puller resumes from last_seq
      * instead of replaying the log -- an applied entry removed by hand is
      * not applied again. */
-    redisReply *r = redisCommand(E.act_a, "SREM {g:5002}:revoked 7001");
+    redisReply *r = redisCommand(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 7001", 5002);
     freeReplyObject(r);
     revoke_by_verify(5002, 7010);
     p = new_puller(-1);
@@ -294,11 +296,11 @@ static void test_puller_applies_and_resumes(void **state) {
     assert_int_equal(revocation_puller_last_sequence(p), base + 8);
 
     /* A damaged sequence on either side is an error, not the number its digits start with. */
-    long long keep = env_int(E.act_a, "GET %s", REVOCATIONS_LAST_SEQ_KEY);
-    freeReplyObject(redisCommand(E.act_a, "SET %s %lldx", REVOCATIONS_LAST_SEQ_KEY, keep));
+    long long keep = env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ);
+    freeReplyObject(redisCommand(E.act_a, "SET %s %lldx", PA_RKEY_REVOCATIONS_LAST_SEQ, keep));
     assert_int_equal(revocation_puller_poll(p, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a sequence number"));
-    freeReplyObject(redisCommand(E.act_a, "SET %s %lld", REVOCATIONS_LAST_SEQ_KEY, keep));
+    freeReplyObject(redisCommand(E.act_a, "SET %s %lld", PA_RKEY_REVOCATIONS_LAST_SEQ, keep));
     long long keep_b = env_int(E.audit_b, "GET audit:revocation_seq");
     freeReplyObject(redisCommand(E.audit_b, "SET audit:revocation_seq %lldx", keep_b));
     assert_int_equal(revocation_puller_poll(p, err, sizeof err), -1);
@@ -326,23 +328,17 @@ static bool both_converged(void *arg) {
     return revocation_puller_last_sequence(b->p1) == b->want && revocation_puller_last_sequence(b->p2) == b->want;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void test_two_pullers_converge(void **state) {
     revocation_puller *p1 = new_puller(500), *p2 = new_puller(500);
     for (uint32_t s = 7101; s <= 7120; s++) revoke_by_verify(5002, s);
-    double t0 = now_s();
+    double t0 = pa_mono_s();
     both b = {p1, p2, audit_last_seq()};
     assert_true(env_wait(both_converged, &b, 2000));
-    double took = now_s() - t0;
+    double took = pa_mono_s() - t0;
     print_message("  both pullers at sequence %llu %.0f ms after the last revocation\n",
                   (unsigned long long)b.want, took * 1000);
     for (uint32_t s = 7101; s <= 7120; s++) assert_true(revoked_in_a(5002, s));
-    assert_int_equal(env_int(E.act_a, "GET %s", REVOCATIONS_LAST_SEQ_KEY), (long long)b.want);
+    assert_int_equal(env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ), (long long)b.want);
     /* One more, enforced by both within 2 s. */
     revoke_by_verify(5002, 7200);
     b.want++;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@
 #include "audit_client.h"
 #include "audit_env.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "redis_keys.h"
 #include "rpc_client.h"
+#include "rpc_methods.h"
 
 static audit_env E;
 
@@ -101,11 +104,11 @@ static void test_verify_genuine_and_forged(void **state) {
     free(rv);
 
     /* The genuine key is not revoked; the trail holds every verdict, never the key. */
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 4101:1"), 0);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 4101, 1), 0);
     assert_true(env_trail_count(&E, "verify", NULL) >= 4);
     char text[PK_TEXT_LEN + 1];
     assert_int_equal(pk_encode(&genuine.key, text), 0);
-    redisReply *r = redisCommand(E.audit_b, "XRANGE audit:trail - +");
+    redisReply *r = redisCommand(E.audit_b, "XRANGE " PA_RKEY_AUDIT_TRAIL " - +");
     assert_non_null(r);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
@@ -131,7 +134,8 @@ static void test_unknown_group_is_forged(void **state) {
     char detail[200];
     assert_int_equal(audit_client_verify(c, &r, detail, sizeof detail), AUDIT_VERIFY_FORGED);
     assert_non_null(strstr(detail, "no audit record"));
-    assert_int_equal(env_int(E.audit_b, "HEXISTS audit:revoked 99999:40"), 1);
+    assert_int_equal(env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 99999, 40),
+                     1);
     audit_client_free(c);
 }
 
@@ -154,7 +158,7 @@ static rpc_channel *raw_channel(const char *certdir, bool tls, char **pems) {
 }
 
 static grpc_status_code call_list(rpc_channel *ch) {
-    rpc_client_method *m = rpc_channel_method(ch, "/audit.v1.Audit/ListRevocations");
+    rpc_client_method *m = rpc_channel_method(ch, PA_RPC_AUDIT_LIST_REVOCATIONS);
     Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
     rpc_result res;
     grpc_status_code st = rpc_call_message(ch, m, &req.base, 3000, &res);
@@ -186,9 +190,9 @@ static void test_mtls_only(void **state) {
 static void test_health_and_bad_input(void **state) {
     char *pems[3] = {NULL, NULL, NULL};
     rpc_channel *ch = raw_channel(E.certs, true, pems);
-    rpc_client_method *health = rpc_channel_method(ch, "/grpc.health.v1.Health/Check");
+    rpc_client_method *health = rpc_channel_method(ch, PA_RPC_HEALTH_CHECK);
     Grpc__Health__V1__HealthCheckRequest hreq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    hreq.service = "audit.v1.Audit";
+    hreq.service = PA_RPC_AUDIT_SERVICE;
     rpc_result res;
     assert_int_equal(rpc_call_message(ch, health, &hreq.base, 3000, &res), GRPC_STATUS_OK);
     Grpc__Health__V1__HealthCheckResponse *hr =
@@ -199,7 +203,7 @@ static void test_health_and_bad_input(void **state) {
     rpc_result_clear(&res);
 
     /* A key that does not decode is refused, naming the field. */
-    rpc_client_method *verify = rpc_channel_method(ch, "/audit.v1.Audit/Verify");
+    rpc_client_method *verify = rpc_channel_method(ch, PA_RPC_AUDIT_VERIFY);
     Audit__V1__AuditRecord rec = AUDIT__V1__AUDIT_RECORD__INIT;
     rec.product_key = "NOT-A-KEY";
     Audit__V1__VerifyRequest vreq = AUDIT__V1__VERIFY_REQUEST__INIT;
@@ -212,7 +216,7 @@ static void test_health_and_bad_input(void **state) {
     assert_int_equal(rpc_call_message(ch, verify, &vreq.base, 3000, &res), GRPC_STATUS_INVALID_ARGUMENT);
     rpc_result_clear(&res);
     /* Submit without request_id. */
-    rpc_client_method *submit = rpc_channel_method(ch, "/audit.v1.Audit/Submit");
+    rpc_client_method *submit = rpc_channel_method(ch, PA_RPC_AUDIT_SUBMIT);
     Audit__V1__AuditRecord *recs[] = {&rec};
     Audit__V1__SubmitRequest sreq = AUDIT__V1__SUBMIT_REQUEST__INIT;
     sreq.n_records = 1;
@@ -243,14 +247,14 @@ static void test_submit_queue_exactly_once(void **state) {
     audit_record recs[N + 2];
     for (int i = 0; i < N + 2; i++) recs[i] = make_record(4102, 100 + (uint32_t)i, i % 4 != 0, "base-rate");
     long before = env_trail_count(&E, "queue", NULL);
-    long long known = env_int(E.audit_b, "HLEN audit:requests");
+    long long known = env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS);
     uint32_t acc, dup;
     char err[300];
     assert_int_equal(audit_client_submit(c, recs, N, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, N);
     assert_int_equal(dup, 0);
     /* Stored before the answer: every request_id is known right away. */
-    assert_int_equal(env_int(E.audit_b, "HLEN audit:requests"), known + N);
+    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), known + N);
     /* Again, with two new ones: the old ones count as duplicates. */
     assert_int_equal(audit_client_submit(c, recs, N + 2, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, 2);
@@ -261,9 +265,10 @@ static void test_submit_queue_exactly_once(void **state) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), before + N + 2);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
+    assert_int_equal(env_int(E.audit_b, "XLEN " PA_RKEY_AUDIT_QUEUE), 0);
     for (int i = 0; i < N + 2; i++) {
-        long long revoked = env_int(E.audit_b, "HEXISTS audit:revoked 4102:%d", 100 + i);
+        long long revoked =
+            env_int(E.audit_b, "HEXISTS " PA_RKEY_AUDIT_REVOKED " " PA_AUDIT_REVOKED_MEMBER_FMT, 4102, 100 + i);
         assert_int_equal(revoked, i % 4 == 0 ? 1 : 0);
     }
     audit_client_free(c);
@@ -292,8 +297,8 @@ static void test_queue_survives_sigkill(void **state) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), before + N);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "XLEN audit:queue"), 0);
-    redisReply *pending = redisCommand(E.audit_b, "XPENDING audit:queue auditors");
+    assert_int_equal(env_int(E.audit_b, "XLEN " PA_RKEY_AUDIT_QUEUE), 0);
+    redisReply *pending = redisCommand(E.audit_b, "XPENDING " PA_RKEY_AUDIT_QUEUE " " PA_AUDIT_QUEUE_GROUP);
     assert_non_null(pending);
     assert_int_equal(pending->element[0]->integer, 0);
     freeReplyObject(pending);
@@ -315,10 +320,31 @@ static int run_cli(char **out, const char *cmd, ...) {
     return fixture_run(argv, out, NULL);
 }
 
+/* Every line of `out` is one JSON object whose first key is `first`;
+ * returns the line count. */
+static int json_lines(const char *out, const char *first) {
+    int n = 0;
+    for (const char *p = out; *p; n++) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        json_error_t jerr;
+        json_t *o = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+        if (!o) fail_msg("not JSON: %.*s (%s)", (int)(nl - p), p, jerr.text);
+        assert_true(json_is_object(o));
+        assert_string_equal(json_object_iter_key(json_object_iter(o)), first);
+        json_decref(o);
+        p = nl + 1;
+    }
+    return n;
+}
+
 static void test_manual_revoke_cli(void **state) {
     char *out = NULL;
     assert_int_equal(run_cli(&out, "revoke", "--group", "4101", "--serial", "777", "--reason", "key sold twice", NULL), 0);
-    assert_non_null(strstr(out, "\"new\":true"));
+    /* The exact bytes: scripts read this line. */
+    assert_non_null(strstr(out, "{\"group\":4101,\"serial\":777,\"sequence\":"));
+    assert_non_null(strstr(out, ",\"new\":true}\n"));
+    assert_int_equal(json_lines(out, "group"), 1);
     free(out);
     audit_client *c = env_client(&E, E.certs);
     audit_revocation *rv = NULL;
@@ -336,14 +362,22 @@ static void test_manual_revoke_cli(void **state) {
     list_revocations(c, 0, &rv, &last2);
     free(rv);
     assert_int_equal(last2, last);
+    /* Quotes and backslashes in a reason come out escaped. */
+    assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "779", "--reason", "said \"x\\y\"", NULL),
+                     0);
     /* Listings. */
     assert_int_equal(run_cli(&out, "revocations", NULL), 0);
-    assert_non_null(strstr(out, "\"serial\":777"));
-    assert_non_null(strstr(out, "\"reason\":\"key sold twice\""));
+    assert_non_null(strstr(out, "\"group\":4101,\"serial\":777,\"revoked_at\":"));
+    assert_non_null(strstr(out, "\"reason\":\"key sold twice\"}\n"));
+    assert_non_null(strstr(out, "\"serial\":779,"));
+    assert_non_null(strstr(out, "\"reason\":\"said \\\"x\\\\y\\\"\"}\n"));
+    assert_true(json_lines(out, "sequence") >= 2);
     free(out);
     assert_int_equal(run_cli(&out, "trail", "--group", "4101", "--serial", "777", NULL), 0);
+    assert_non_null(strstr(out, "{\"id\":\""));
     assert_non_null(strstr(out, "\"verdict\":\"revoked\""));
     assert_non_null(strstr(out, "\"source\":\"manual\""));
+    assert_int_equal(json_lines(out, "id"), 2);   /* the two revokes of 777, nothing else */
     free(out);
     /* Bad input is named. */
     assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "778", NULL), 2);
@@ -355,17 +389,17 @@ static void test_isolation(void **state) {
     /* Redis B has no activation user at all. */
     assert_null(redis_fixture_connect(&E.b, "activation", FIXTURE_PW_ACTIVATION));
     /* On Redis A the activation user cannot touch an audit record. */
-    redisReply *r = redisCommand(E.act_a, "HGETALL {g:4101}:audit");
+    redisReply *r = redisCommand(E.act_a, "HGETALL " PA_RKEY_AUDIT_FMT, 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "NOPERM"));
     freeReplyObject(r);
-    r = redisCommand(E.act_a, "EVAL %s 1 %s", "return redis.call('HGETALL', KEYS[1])", "{g:4101}:audit");
+    r = redisCommand(E.act_a, "EVAL %s 1 " PA_RKEY_AUDIT_FMT, "return redis.call('HGETALL', KEYS[1])", 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     /* The audit user cannot rewrite the second secrets it reads. */
-    r = redisCommand(E.audit_b, "HSET {g:4101}:audit secret x");
+    r = redisCommand(E.audit_b, "HSET " PA_RKEY_AUDIT_FMT " secret x", 4101);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);

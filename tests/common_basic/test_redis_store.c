@@ -15,16 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fixture.h"
 #include "redis_store.h"
 
 static redis_fixture redis;
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int setup(void **state) {
     (void)state;
@@ -140,15 +135,15 @@ static void test_reconnect_after_outage(void **state) {
     assert_null(r);   /* the broken connection is noticed */
     assert_false(rstore_connected(s));
     /* While backing off every call fails at once, without touching the network. */
-    long long t0 = now_ms();
+    long long t0 = pa_mono_ms();
     for (int i = 0; i < 1000; i++) assert_null(rstore_command(s, "PING"));
-    assert_true(now_ms() - t0 < 500);
+    assert_true(pa_mono_ms() - t0 < 500);
     assert_non_null(strstr(rstore_error(s), "127.0.0.1"));
 
     assert_int_equal(redis_fixture_resume(&redis), 0);
     /* It heals by itself within the maximum backoff (2 s). */
-    long long deadline = now_ms() + 5000;
-    while (!(r = rstore_command(s, "GET %s", "{g:2}:kept")) && now_ms() < deadline) usleep(20000);
+    long long deadline = pa_mono_ms() + 5000;
+    while (!(r = rstore_command(s, "GET %s", "{g:2}:kept")) && pa_mono_ms() < deadline) usleep(20000);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "across-restart");   /* AOF kept the data */
@@ -162,14 +157,14 @@ static void test_command_timeout(void **state) {
     rstore *s = open_as("keystore", 200);
     assert_non_null(s);
     assert_int_equal(kill(redis.pid, SIGSTOP), 0);
-    long long t0 = now_ms();
+    long long t0 = pa_mono_ms();
     redisReply *r = rstore_command(s, "PING");
-    long long took = now_ms() - t0;
+    long long took = pa_mono_ms() - t0;
     assert_int_equal(kill(redis.pid, SIGCONT), 0);
     assert_null(r);
     assert_true(took >= 150 && took < 3000);
-    long long deadline = now_ms() + 5000;
-    while (!(r = rstore_command(s, "PING")) && now_ms() < deadline) usleep(20000);
+    long long deadline = pa_mono_ms() + 5000;
+    while (!(r = rstore_command(s, "PING")) && pa_mono_ms() < deadline) usleep(20000);
     assert_non_null(r);
     freeReplyObject(r);
     rstore_free(s);

@@ -16,6 +16,7 @@
  *
  * Only libc here: the fixture speaks the three RESP commands it needs itself
  * and does not depend on the code under test. */
+#include "clock.h"
 #include "fixture.h"
 
 #include <errno.h>
@@ -49,12 +50,6 @@ static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *source_dir(void) {
@@ -119,7 +114,7 @@ int fixture_free_port(void) {
     }
     int base = 10000, span = lo - base;
     if (span < 1000) base = 1024, span = lo - base;   /* unusual range: use what is left */
-    if (!seed) seed = (unsigned)getpid() ^ (unsigned)now_ms() * 2654435761u;
+    if (!seed) seed = (unsigned)getpid() ^ (unsigned)pa_mono_ms() * 2654435761u;
     for (int tries = 0; tries < 500; tries++) {
         int port = base + (int)(rand_r(&seed) % (unsigned)span);
         if (can_bind(AF_INET, port) && can_bind(AF_INET6, port)) return port;
@@ -166,12 +161,12 @@ int fixture_stop(pid_t pid, int sig, int timeout_ms) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         return r == pid ? status_code(st) : -1;
     }
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = pa_mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid) return status_code(st);
         if (r < 0) return -1;
-        if (now_ms() >= deadline) break;
+        if (pa_mono_ms() >= deadline) break;
         sleep_ms(5);
     }
     kill(pid, SIGKILL);
@@ -196,8 +191,8 @@ pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int time
         _exit(127);
     }
     if (port <= 0) return pid;
-    long long deadline = now_ms() + timeout_ms;
-    while (now_ms() < deadline) {
+    long long deadline = pa_mono_ms() + timeout_ms;
+    while (pa_mono_ms() < deadline) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             fprintf(stderr, "fixture: %s exited (status %d) before listening on %d%s%s\n", argv[0],
@@ -372,7 +367,7 @@ static int redis_launch(redis_fixture *f) {
         fprintf(stderr, "fixture: redis-server failed; its log is %s/redis.log\n", f->dir);
         return -1;
     }
-    for (long long deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(10)) {
+    for (long long deadline = pa_mono_ms() + 10000; pa_mono_ms() < deadline; sleep_ms(10)) {
         int st;
         if (waitpid(f->pid, &st, WNOHANG) == f->pid) {   /* e.g. lost the port to someone else */
             fprintf(stderr, "fixture: redis-server on %d exited; see %s/redis.log\n", f->port, f->dir);

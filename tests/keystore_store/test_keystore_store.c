@@ -24,6 +24,7 @@
 #include "group.h"
 #include "keycodec.h"
 #include "mac_registry.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 #include "secret_wrap.h"
 #include "serials.h"
@@ -228,14 +229,14 @@ static void test_group_roundtrip(void **state) {
     mac_key_free(k2);
 
     /* What lives where: the second secret only in B, wrapped blobs only. */
-    redisReply *r = rstore_command(sa, "EXISTS %s", "{g:4365}:audit");
+    redisReply *r = rstore_command(sa, "EXISTS " PA_RKEY_AUDIT_FMT, 4365);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
-    r = rstore_command(sb, "HGET %s secret", "{g:4365}:audit");
+    r = rstore_command(sb, "HGET " PA_RKEY_AUDIT_FMT " secret", 4365);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_int_equal(r->len, WRAP_BLOB_LEN);
     freeReplyObject(r);
-    r = rstore_command(sa, "HGET %s secret", "{g:4365}:group");
+    r = rstore_command(sa, "HGET " PA_RKEY_GROUP_FMT " secret", 4365);
     assert_int_equal(r->len, WRAP_BLOB_LEN);
     freeReplyObject(r);
 
@@ -257,24 +258,24 @@ static void test_duplicate_and_invalid_refused(void **state) {
     group_record rec;
     char err[512];
     create_group(5000, "Dup");
-    redisReply *before = rstore_command(sa, "HGET %s secret", "{g:5000}:group");
+    redisReply *before = rstore_command(sa, "HGET " PA_RKEY_GROUP_FMT " secret", 5000);
     group_record_defaults(&rec);
     rec.id = 5000;
     strcpy(rec.product, "Dup again");
     assert_int_equal(group_create(ca(), kek_a, cb(), kek_b, &rec, err, sizeof err), -1);
     assert_non_null(strstr(err, "already exists"));
-    redisReply *after = rstore_command(sa, "HGET %s secret", "{g:5000}:group");
+    redisReply *after = rstore_command(sa, "HGET " PA_RKEY_GROUP_FMT " secret", 5000);
     assert_memory_equal(before->str, after->str, WRAP_BLOB_LEN);   /* untouched */
     freeReplyObject(before);
     freeReplyObject(after);
 
     /* Present only in the audit store (a create that stopped halfway). */
-    redisReply *r = rstore_command(sb, "HSET %s alg 1", "{g:5001}:audit");
+    redisReply *r = rstore_command(sb, "HSET " PA_RKEY_AUDIT_FMT " alg 1", 5001);
     freeReplyObject(r);
     rec.id = 5001;
     assert_int_equal(group_create(ca(), kek_a, cb(), kek_b, &rec, err, sizeof err), -1);
     assert_non_null(strstr(err, "audit store"));
-    r = rstore_command(sa, "EXISTS %s", "{g:5001}:group");
+    r = rstore_command(sa, "EXISTS " PA_RKEY_GROUP_FMT, 5001);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 
@@ -325,7 +326,7 @@ static void test_wrong_kek_refused(void **state) {
     free(out);
     free(errs);
     /* The failed run reserved nothing. */
-    redisReply *r = rstore_command(sa, "GET %s", "{g:5100}:serial");
+    redisReply *r = rstore_command(sa, "GET " PA_RKEY_SERIAL_FMT, 5100);
     assert_int_equal(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
 }
@@ -381,11 +382,11 @@ static void test_serial_limit(void **state) {
     uint32_t first = 0;
     create_group(6100, "Limit");
     snprintf(ctr, sizeof ctr, "%u", PK_SERIAL_MAX + 1u - 24);
-    redisReply *r = rstore_command(sa, "SET %s %s", "{g:6100}:serial", ctr);
+    redisReply *r = rstore_command(sa, "SET " PA_RKEY_SERIAL_FMT " %s", 6100, ctr);
     freeReplyObject(r);
     assert_int_equal(serial_reserve(ca(), 6100, 25, &first, err, sizeof err), -1);
     assert_non_null(strstr(err, "24 serials left"));
-    r = rstore_command(sa, "GET %s", "{g:6100}:serial");
+    r = rstore_command(sa, "GET " PA_RKEY_SERIAL_FMT, 6100);
     assert_string_equal(r->str, ctr);   /* refused before moving */
     freeReplyObject(r);
     assert_int_equal(serial_reserve(ca(), 6100, 22, &first, err, sizeof err), 0);
@@ -1038,7 +1039,7 @@ static void test_records_survive_restart(void **state) {
     rstore_config cfg = {url, NULL, 1000, 1000};
     rstore *anon = rstore_new(&cfg, false, err, sizeof err);
     assert_non_null(anon);
-    redisReply *r = rstore_command(anon, "GET %s", "{g:9300}:serial");
+    redisReply *r = rstore_command(anon, "GET " PA_RKEY_SERIAL_FMT, 9300);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "NOAUTH"));
     freeReplyObject(r);
@@ -1065,27 +1066,32 @@ static void test_activation_user_cannot_read_audit_data(void **state) {
     cfg.url = url;
     rstore *act = rstore_new(&cfg, false, err, sizeof err);
     assert_non_null(act);
-    redisReply *r = rstore_command(act, "HGET %s product", "{g:9200}:group");
+    redisReply *r = rstore_command(act, "HGET " PA_RKEY_GROUP_FMT " product", 9200);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "Walled");
     freeReplyObject(r);
-    const char *denied[] = {"HGETALL {g:9200}:audit", "GET {g:9200}:audit", "KEYS *", "FLUSHALL", "CONFIG GET *",
-                            "DEBUG SLEEP 0", "SCRIPT FLUSH", "SADD groups 1", "ACL LIST"};
+    /* The key names are the programs' own (redis_keys.h); a command names group 9200 if any. */
+    const char *denied[] = {"HGETALL " PA_RKEY_AUDIT_FMT, "GET " PA_RKEY_AUDIT_FMT, "KEYS *", "FLUSHALL", "CONFIG GET *",
+                            "DEBUG SLEEP 0", "SCRIPT FLUSH", "SADD " PA_RKEY_GROUPS " 1", "ACL LIST"};
     for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
-        r = rstore_command(act, denied[i]);
+        r = rstore_command(act, denied[i], 9200);
         assert_non_null(r);
         if (r->type != REDIS_REPLY_ERROR) fprintf(stderr, "allowed: %s\n", denied[i]);
         assert_int_equal(r->type, REDIS_REPLY_ERROR);
         freeReplyObject(r);
     }
-    r = rstore_command(act, "EVAL %s 1 %s", "return redis.call('HGET', KEYS[1], 'secret')", "{g:9200}:audit");
+    r = rstore_command(act, "EVAL %s 1 " PA_RKEY_AUDIT_FMT, "return redis.call('HGET', KEYS[1], 'secret')", 9200);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     /* What it needs works: outbox stream, rate limits, revocations. */
-    const char *allowed[] = {"XADD audit:outbox * group 9200", "INCR rl:test", "SADD {g:9200}:revoked 1",
-                             "SET revocations:last_seq 1", "SISMEMBER groups 9200"};
+    char incr_address[16 + PA_RKEY_MAX] = "INCR ";
+    pa_rkey_address_bucket(incr_address + 5, sizeof incr_address - 5, "192.0.2.1");
+    const char *allowed[] = {"XADD " PA_RKEY_OUTBOX " * group 9200", incr_address,
+                             "SADD " PA_RKEY_REVOKED_FMT " 1", "SET " PA_RKEY_REVOCATIONS_LAST_SEQ " 1",
+                             "SISMEMBER " PA_RKEY_GROUPS " 9200", "INCR " PA_RKEY_GROUP_BUCKET_FMT,
+                             "HSET " PA_RKEY_RECORD_FMT " n 1"};
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
-        r = rstore_command(act, allowed[i]);
+        r = rstore_command(act, allowed[i], 9200, 1);   /* group 9200, serial 1 where named */
         assert_non_null(r);
         if (r->type == REDIS_REPLY_ERROR) fprintf(stderr, "denied: %s: %s\n", allowed[i], r->str);
         assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
@@ -1097,10 +1103,10 @@ static void test_activation_user_cannot_read_audit_data(void **state) {
     redis_fixture_url(&rb, "audit", url, sizeof url);
     rstore *aud = rstore_new(&cfg, false, err, sizeof err);
     assert_non_null(aud);
-    r = rstore_command(aud, "HGET %s alg", "{g:9200}:audit");
+    r = rstore_command(aud, "HGET " PA_RKEY_AUDIT_FMT " alg", 9200);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     freeReplyObject(r);
-    r = rstore_command(aud, "HSET %s secret x", "{g:9200}:audit");
+    r = rstore_command(aud, "HSET " PA_RKEY_AUDIT_FMT " secret x", 9200);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
     rstore_free(aud);

@@ -17,17 +17,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "mac_registry.h"
 
 static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
-    size_t n = 0;
-    for (const char *p = hex; p[0] && p[1]; p += 2) {
-        unsigned v;
-        assert_true(n < cap);
-        assert_int_equal(sscanf(p, "%2x", &v), 1);
-        out[n++] = (uint8_t)v;
-    }
-    return n;
+    long n = pa_hex_decode(hex, strlen(hex), out, cap);
+    assert_true(n >= 0);
+    return (size_t)n;
 }
 
 static void fill(uint8_t *p, uint8_t v, size_t n) {

@@ -1,0 +1,33 @@
+/* redis_keys.c -- see redis_keys.h. */
+#include "redis_keys.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static int key(char *buf, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int l = vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    return l < 0 || (size_t)l >= n ? -1 : l;
+}
+
+int pa_rkey_group(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_GROUP_FMT, (unsigned)id); }
+int pa_rkey_serial(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_SERIAL_FMT, (unsigned)id); }
+int pa_rkey_revoked(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_REVOKED_FMT, (unsigned)id); }
+int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id) {
+    return key(buf, n, PA_RKEY_GROUP_BUCKET_FMT, (unsigned)id);
+}
+int pa_rkey_audit(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_AUDIT_FMT, (unsigned)id); }
+
+int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial) {
+    return key(buf, n, PA_RKEY_RECORD_FMT, (unsigned)id, (unsigned)serial);
+}
+
+int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {
+    return key(buf, n, PA_RKEY_ADDRESS_BUCKET_FMT, address);
+}
+
+int pa_audit_revoked_member(char *buf, size_t n, uint32_t group, uint32_t serial) {
+    return key(buf, n, PA_AUDIT_REVOKED_MEMBER_FMT, (unsigned)group, (unsigned)serial);
+}

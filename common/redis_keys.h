@@ -1,0 +1,99 @@
+/* redis_keys.h -- every Redis key name the programs use, defined once.
+ *
+ * Key names are a contract between the keystore CLI, both daemons, the Lua
+ * scripts and the ACL files (docker/redis/activation.acl.in and audit.acl.in
+ * grant by these patterns), so each is spelled here and nowhere else in C.
+ * Lua scripts receive their keys as KEYS[] (and hash fields built from
+ * names, like the audit:revoked member, as ARGV) from the C side and build
+ * none themselves. Every per-group key carries the hash tag {g:ID}, so one
+ * group's keys share a cluster slot and a script may touch several of them.
+ * "rkey" is a Redis key: a plain "key" is a product key in this code.
+ *
+ * The pa_rkey_* functions write the name into buf and return its length, or
+ * -1 if it does not fit (PA_RKEY_MAX always does). The *_FMT strings are the
+ * same names as printf formats, for hiredis format strings in tests and
+ * benchmarks: redisCommand(c, "HGET " PA_RKEY_RECORD_FMT " n", group, serial).
+ * Each line says what the key holds and who reads (r) or writes (w) it. */
+#ifndef PA_COMMON_REDIS_KEYS_H
+#define PA_COMMON_REDIS_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PA_RKEY_MAX 96   /* room for any key name below, a client address's included */
+
+/* ---- Redis A, the activation store ------------------------------------ */
+
+/* hash: the group record (keystore/group.h GROUP_F_*) + wrapped first secret.
+ * w keystore (group create); r activation server, policy.lua, keystore. */
+#define PA_RKEY_GROUP_FMT "{g:%u}:group"
+int pa_rkey_group(char *buf, size_t n, uint32_t id);
+
+/* string: the next serial to hand out (INCRBY per batch). r/w keystore only. */
+#define PA_RKEY_SERIAL_FMT "{g:%u}:serial"
+int pa_rkey_serial(char *buf, size_t n, uint32_t id);
+
+/* set: revoked serials of the group, decimal. w revocation puller (copied
+ * from the audit server's log); r policy.lua. */
+#define PA_RKEY_REVOKED_FMT "{g:%u}:revoked"
+int pa_rkey_revoked(char *buf, size_t n, uint32_t id);
+
+/* hash: one key's activation record (use counter and places, see
+ * policy.lua). r/w policy.lua only. */
+#define PA_RKEY_RECORD_FMT "{g:%u}:k:%u"
+int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial);
+
+/* string: the group's token bucket. r/w policy.lua only. */
+#define PA_RKEY_GROUP_BUCKET_FMT "{g:%u}:rl"
+int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id);
+
+/* string: one client address's token bucket; `address` is the text the
+ * activation server limits by (IPv6: its /64, policy_address_key).
+ * r/w policy.lua only; expires when the bucket would be full again. */
+#define PA_RKEY_ADDRESS_BUCKET_FMT "rl:a:%s"
+int pa_rkey_address_bucket(char *buf, size_t n, const char *address);
+
+/* stream: offline-audit records. w policy.lua (XADD with the activation);
+ * r/w outbox forwarder through consumer group PA_OUTBOX_GROUP. */
+#define PA_RKEY_OUTBOX "audit:outbox"
+#define PA_OUTBOX_GROUP "forwarders"
+
+/* string: last revocation sequence applied to the {g:ID}:revoked sets.
+ * r/w revocation puller. */
+#define PA_RKEY_REVOCATIONS_LAST_SEQ "revocations:last_seq"
+
+/* ---- both stores ------------------------------------------------------- */
+
+/* set: IDs of all groups, decimal. w keystore; r activation server (A),
+ * audit server (B). */
+#define PA_RKEY_GROUPS "groups"
+
+/* ---- Redis B, the audit store ----------------------------------------- */
+
+/* hash: alg, created_at and the wrapped second secret. w keystore; r audit
+ * server (never written by it). Unreadable to every user of Redis A. */
+#define PA_RKEY_AUDIT_FMT "{g:%u}:audit"
+int pa_rkey_audit(char *buf, size_t n, uint32_t id);
+
+/* The audit server's own keys, r/w by the audit server and its operator
+ * commands only (audit-server/audit_store.h describes them in full):
+ *   stream: every verdict (never the full key) */
+#define PA_RKEY_AUDIT_TRAIL "audit:trail"
+/*   stream: the revocation log, entry ID "<sequence>-0" */
+#define PA_RKEY_AUDIT_REVOCATIONS "audit:revocations"
+/*   string: last revocation sequence handed out */
+#define PA_RKEY_AUDIT_REVOCATION_SEQ "audit:revocation_seq"
+/*   hash: member "group:serial" (pa_audit_revoked_member) -> sequence */
+#define PA_RKEY_AUDIT_REVOKED "audit:revoked"
+/*   stream: submitted records waiting for an audit, read through consumer
+ *   group PA_AUDIT_QUEUE_GROUP */
+#define PA_RKEY_AUDIT_QUEUE "audit:queue"
+#define PA_AUDIT_QUEUE_GROUP "auditors"
+/*   hash: request_id -> "queued" | "done" (Submit idempotency) */
+#define PA_RKEY_AUDIT_REQUESTS "audit:requests"
+
+/* A field of PA_RKEY_AUDIT_REVOKED (not a key): "GROUP:SERIAL". */
+#define PA_AUDIT_REVOKED_MEMBER_FMT "%u:%u"
+int pa_audit_revoked_member(char *buf, size_t n, uint32_t group, uint32_t serial);
+
+#endif
