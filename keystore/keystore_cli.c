@@ -63,7 +63,7 @@ enum {
     "required option, malformed value)."
 
 /* Prints the error and returns `code`: `return fail(EXIT_USAGE, ...)`. */
-static int fail(int code, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("keystore: error: ", stderr);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  gcc clang cmake make pkg-config libclang-rt-14-dev
+  gcc clang cmake make pkg-config libclang-rt-14-dev clang-format git binutils
   # libraries
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libhiredis-dev
   libcmocka-dev libmicrohttpd-dev libc-ares-dev libjansson-dev
