@@ -33,9 +33,9 @@ typedef struct group_entry {
     char *features[GROUP_FEATURES_MAX];        /* rec.policy.features split for licenses */
     size_t n_features;
     char features_buf[sizeof(((group_policy *)0)->features)]; /* storage of features[] */
-    char key_group[PA_RKEY_MAX];                /* "{g:ID}:group", built once */
-    char key_revoked[PA_RKEY_MAX];              /* "{g:ID}:revoked" */
-    char key_bucket[PA_RKEY_MAX];               /* "{g:ID}:rl", the group's token bucket */
+    char key_group[PA_RKEY_MAX];                              /* "{g:ID}:group", built once */
+    char key_revoked[PA_RKEY_MAX];                            /* "{g:ID}:revoked" */
+    char key_bucket[PA_RKEY_MAX];                             /* "{g:ID}:rl", the group's token bucket */
 } group_entry;
 
 typedef enum group_lookup {

@@ -121,7 +121,7 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
     if (bad) {
         memset(out, 0, sizeof *out);
         out->status = POLICY_UNAVAILABLE;
-        out->redis_error = true;   /* Redis answered, with something policy.lua did not write */
+        out->redis_error = true; /* Redis answered, with something policy.lua did not write */
         snprintf(out->error, sizeof out->error, "%s: a number in the reply does not parse", what);
     }
 }

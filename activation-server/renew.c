@@ -47,8 +47,8 @@ static refusal refusal_of(policy_status s) {
     }
 }
 
-static void refused(worker *w, rpc_reply *reply, metric *const *family, const char *event,
-                    const policy_result *p, uint32_t group, uint32_t serial) {
+static void refused(worker *w, rpc_reply *reply, metric *const *family, const char *event, const policy_result *p,
+                    uint32_t group, uint32_t serial) {
     reply_policy_refusal(reply, p);
     note_policy_refusal(&w->app->m, p);
     count(family, refusal_of(p->status));
@@ -85,8 +85,7 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     }
     uint32_t group, serial;
     uint8_t random[LICENSE_RANDOM_LEN];
-    if (!license_ref(reply, counted, rq->license_id, &rq->machine_id, &group, &serial, random))
-        goto done;
+    if (!license_ref(reply, counted, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
 
     /* 2. The group's record, for the license's product fields. */
     const group_entry *g = NULL;

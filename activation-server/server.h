@@ -26,9 +26,9 @@
  * pa_activations_refused_total and pa_renewals_refused_total (each family
  * has the reasons its call can give; see worker.c). */
 typedef enum refusal {
-    REFUSED_INVALID_REQUEST,   /* malformed protobuf or a bad field */
-    REFUSED_INVALID_KEY,       /* key text malformed, legacy, or bad checksum */
-    REFUSED_NOT_GENUINE,       /* unknown group, wrong first value, or forged (online audit) */
+    REFUSED_INVALID_REQUEST, /* malformed protobuf or a bad field */
+    REFUSED_INVALID_KEY,     /* key text malformed, legacy, or bad checksum */
+    REFUSED_NOT_GENUINE,     /* unknown group, wrong first value, or forged (online audit) */
     REFUSED_REVOKED,
     REFUSED_NO_PLACE,
     REFUSED_RATE_LIMITED,

@@ -44,12 +44,18 @@ void worker_free(void *ptr) {
 }
 
 static const char *refusal_names[REFUSED_N] = {
-    [REFUSED_INVALID_REQUEST] = "invalid_request", [REFUSED_INVALID_KEY] = "invalid_key",
-    [REFUSED_NOT_GENUINE] = "not_genuine",         [REFUSED_REVOKED] = "revoked",
-    [REFUSED_NO_PLACE] = "no_place",               [REFUSED_RATE_LIMITED] = "rate_limited",
-    [REFUSED_UNAVAILABLE] = "unavailable",         [REFUSED_DEADLINE] = "deadline_expired",
-    [REFUSED_INTERNAL] = "internal",               [REFUSED_AUDIT_UNAVAILABLE] = "audit_unavailable",
-    [REFUSED_NOT_FOUND] = "not_found",             [REFUSED_LEASE_EXPIRED] = "lease_expired",
+    [REFUSED_INVALID_REQUEST] = "invalid_request",
+    [REFUSED_INVALID_KEY] = "invalid_key",
+    [REFUSED_NOT_GENUINE] = "not_genuine",
+    [REFUSED_REVOKED] = "revoked",
+    [REFUSED_NO_PLACE] = "no_place",
+    [REFUSED_RATE_LIMITED] = "rate_limited",
+    [REFUSED_UNAVAILABLE] = "unavailable",
+    [REFUSED_DEADLINE] = "deadline_expired",
+    [REFUSED_INTERNAL] = "internal",
+    [REFUSED_AUDIT_UNAVAILABLE] = "audit_unavailable",
+    [REFUSED_NOT_FOUND] = "not_found",
+    [REFUSED_LEASE_EXPIRED] = "lease_expired",
 };
 
 /* The reasons each call can give; the others are not registered, so no
@@ -73,11 +79,9 @@ void activation_metrics_init(activation_metrics *m) {
     for (int i = 0; i < REFUSED_N; i++) {
         snprintf(labels, sizeof labels, "reason=\"%s\"", refusal_names[i]);
         if (activate_refuses(i))
-            m->refused[i] = metric_counter("pa_activations_refused_total",
-                                           "Activations refused, by reason", labels);
+            m->refused[i] = metric_counter("pa_activations_refused_total", "Activations refused, by reason", labels);
         if (renew_refuses(i))
-            m->renew_refused[i] = metric_counter("pa_renewals_refused_total",
-                                                 "Renewals refused, by reason", labels);
+            m->renew_refused[i] = metric_counter("pa_renewals_refused_total", "Renewals refused, by reason", labels);
     }
     const char *rl = "Calls refused by a token bucket, by scope";
     m->rate_limited[0] = metric_counter("pa_rate_limited_total", rl, "scope=\"address\"");
@@ -151,7 +155,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
     case POLICY_EXPIRED:
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
                         "the license's lease has expired; activate again");
-        reply->reason = "LEASE_EXPIRED";   /* unlike KEY_REVOKED, activating again helps */
+        reply->reason = "LEASE_EXPIRED"; /* unlike KEY_REVOKED, activating again helps */
         break;
     case POLICY_UNAVAILABLE:
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,

@@ -74,9 +74,7 @@ static int print_line(const char *cmd, json_t *obj) {
 }
 
 /* Adds key: value to `o`; false (and `value` released) if either is NULL. */
-static bool put(json_t *o, const char *key, json_t *value) {
-    return json_object_set_new(o, key, value) == 0;
-}
+static bool put(json_t *o, const char *key, json_t *value) { return json_object_set_new(o, key, value) == 0; }
 
 /* `o` when every put() into it succeeded, else NULL (and `o` released). */
 static json_t *built(json_t *o, bool ok) {
@@ -209,8 +207,7 @@ static int cmd_trail(const config *c) {
     long long shown = 0;
     int rc = 0;
     while (shown < count) {
-        redisReply *r = rstore_command(audit_store_rstore(s), "XREVRANGE %s %s - COUNT 500",
-                                       PA_RKEY_AUDIT_TRAIL, end);
+        redisReply *r = rstore_command(audit_store_rstore(s), "XREVRANGE %s %s - COUNT 500", PA_RKEY_AUDIT_TRAIL, end);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             fprintf(stderr, "audit-server trail: %s\n",
                     r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(audit_store_rstore(s)));

@@ -10,47 +10,47 @@
 #define PA_AUDIT_SCRIPT_ARGS_H
 
 /* ---- record_verdicts.lua: records a batch of verdicts ---- */
-#define RECORD_KEY_TRAIL 1           /* PA_RKEY_AUDIT_TRAIL */
-#define RECORD_KEY_REVOCATIONS 2     /* PA_RKEY_AUDIT_REVOCATIONS */
-#define RECORD_KEY_SEQ 3             /* PA_RKEY_AUDIT_REVOCATION_SEQ */
-#define RECORD_KEY_REVOKED 4         /* PA_RKEY_AUDIT_REVOKED */
-#define RECORD_KEY_REQUESTS 5        /* PA_RKEY_AUDIT_REQUESTS */
-#define RECORD_KEY_QUEUE 6           /* PA_RKEY_AUDIT_QUEUE */
+#define RECORD_KEY_TRAIL 1       /* PA_RKEY_AUDIT_TRAIL */
+#define RECORD_KEY_REVOCATIONS 2 /* PA_RKEY_AUDIT_REVOCATIONS */
+#define RECORD_KEY_SEQ 3         /* PA_RKEY_AUDIT_REVOCATION_SEQ */
+#define RECORD_KEY_REVOKED 4     /* PA_RKEY_AUDIT_REVOKED */
+#define RECORD_KEY_REQUESTS 5    /* PA_RKEY_AUDIT_REQUESTS */
+#define RECORD_KEY_QUEUE 6       /* PA_RKEY_AUDIT_QUEUE */
 #define RECORD_KEYS 6
-#define RECORD_ARG_NOW 1             /* unix seconds, for the trail and the log */
-#define RECORD_ARG_QUEUE_GROUP 2     /* PA_AUDIT_QUEUE_GROUP, for XACK */
-#define RECORD_ARG_FIRST 3           /* where the first record's arguments start */
+#define RECORD_ARG_NOW 1         /* unix seconds, for the trail and the log */
+#define RECORD_ARG_QUEUE_GROUP 2 /* PA_AUDIT_QUEUE_GROUP, for XACK */
+#define RECORD_ARG_FIRST 3       /* where the first record's arguments start */
 /* Each record's arguments, as offsets from where it starts: */
-#define RECORD_REQUEST_ID 0          /* "" when the caller gave none */
-#define RECORD_QUEUE_ID 1            /* queue entry to acknowledge, "" if none */
+#define RECORD_REQUEST_ID 0 /* "" when the caller gave none */
+#define RECORD_QUEUE_ID 1   /* queue entry to acknowledge, "" if none */
 #define RECORD_GROUP 2
 #define RECORD_SERIAL 3
 #define RECORD_VERDICT 4
 #define RECORD_REASON 5
-#define RECORD_MACHINE 6             /* machine id, hex */
+#define RECORD_MACHINE 6 /* machine id, hex */
 #define RECORD_CLIENT 7
 #define RECORD_ORIGIN 8
 #define RECORD_PEER 9
 #define RECORD_SAMPLE_REASON 10
 #define RECORD_RECEIVED_AT 11
 #define RECORD_SOURCE 12
-#define RECORD_REVOKE 13             /* "1": also revoke the key */
+#define RECORD_REVOKE 13 /* "1": also revoke the key */
 #define RECORD_REVOKE_REASON 14
-#define RECORD_REVOKED_MEMBER 15     /* the key's field in PA_RKEY_AUDIT_REVOKED */
-#define RECORD_ARGS 16               /* arguments per record */
+#define RECORD_REVOKED_MEMBER 15 /* the key's field in PA_RKEY_AUDIT_REVOKED */
+#define RECORD_ARGS 16           /* arguments per record */
 
 /* ---- enqueue.lua: stores a Submit batch ---- */
-#define ENQUEUE_KEY_REQUESTS 1       /* PA_RKEY_AUDIT_REQUESTS */
-#define ENQUEUE_KEY_QUEUE 2          /* PA_RKEY_AUDIT_QUEUE */
+#define ENQUEUE_KEY_REQUESTS 1 /* PA_RKEY_AUDIT_REQUESTS */
+#define ENQUEUE_KEY_QUEUE 2    /* PA_RKEY_AUDIT_QUEUE */
 #define ENQUEUE_KEYS 2
-#define ENQUEUE_ARG_PAIRS 1          /* field/value pairs per record */
-#define ENQUEUE_ARG_FIRST 2          /* first record: request_id, then its pairs */
+#define ENQUEUE_ARG_PAIRS 1 /* field/value pairs per record */
+#define ENQUEUE_ARG_FIRST 2 /* first record: request_id, then its pairs */
 
 /* ---- list_revocations.lua: a page of the revocation log ---- */
-#define LIST_KEY_REVOCATIONS 1       /* PA_RKEY_AUDIT_REVOCATIONS */
-#define LIST_KEY_SEQ 2               /* PA_RKEY_AUDIT_REVOCATION_SEQ */
+#define LIST_KEY_REVOCATIONS 1 /* PA_RKEY_AUDIT_REVOCATIONS */
+#define LIST_KEY_SEQ 2         /* PA_RKEY_AUDIT_REVOCATION_SEQ */
 #define LIST_KEYS 2
-#define LIST_ARG_START 1             /* first entry ID to return */
-#define LIST_ARG_COUNT 2             /* at most this many */
+#define LIST_ARG_START 1 /* first entry ID to return */
+#define LIST_ARG_COUNT 2 /* at most this many */
 
 #endif

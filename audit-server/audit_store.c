@@ -92,16 +92,23 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
     b->machine[0] = '\0';
     if (e->machine_id)
         pa_hex_encode(e->machine_id,
-                   e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len,
-                   b->machine);
+                      e->machine_id_len > AUDIT_MACHINE_ID_MAX ? AUDIT_MACHINE_ID_MAX : e->machine_id_len, b->machine);
     const char *v[RECORD_ARGS] = {
-        [RECORD_REQUEST_ID] = OR_EMPTY(e->request_id), [RECORD_QUEUE_ID] = OR_EMPTY(queue_id),
-        [RECORD_GROUP] = b->group, [RECORD_SERIAL] = b->serial, [RECORD_VERDICT] = OR_EMPTY(e->verdict),
-        [RECORD_REASON] = OR_EMPTY(e->reason), [RECORD_MACHINE] = b->machine,
-        [RECORD_CLIENT] = OR_EMPTY(e->client_address), [RECORD_ORIGIN] = OR_EMPTY(e->origin),
-        [RECORD_PEER] = OR_EMPTY(e->peer), [RECORD_SAMPLE_REASON] = OR_EMPTY(e->sample_reason),
-        [RECORD_RECEIVED_AT] = b->received, [RECORD_SOURCE] = OR_EMPTY(e->source),
-        [RECORD_REVOKE] = e->revoke ? "1" : "0", [RECORD_REVOKE_REASON] = OR_EMPTY(e->revoke_reason),
+        [RECORD_REQUEST_ID] = OR_EMPTY(e->request_id),
+        [RECORD_QUEUE_ID] = OR_EMPTY(queue_id),
+        [RECORD_GROUP] = b->group,
+        [RECORD_SERIAL] = b->serial,
+        [RECORD_VERDICT] = OR_EMPTY(e->verdict),
+        [RECORD_REASON] = OR_EMPTY(e->reason),
+        [RECORD_MACHINE] = b->machine,
+        [RECORD_CLIENT] = OR_EMPTY(e->client_address),
+        [RECORD_ORIGIN] = OR_EMPTY(e->origin),
+        [RECORD_PEER] = OR_EMPTY(e->peer),
+        [RECORD_SAMPLE_REASON] = OR_EMPTY(e->sample_reason),
+        [RECORD_RECEIVED_AT] = b->received,
+        [RECORD_SOURCE] = OR_EMPTY(e->source),
+        [RECORD_REVOKE] = e->revoke ? "1" : "0",
+        [RECORD_REVOKE_REASON] = OR_EMPTY(e->revoke_reason),
         [RECORD_REVOKED_MEMBER] = b->member,
     };
     memcpy(argv, v, sizeof v);
@@ -148,8 +155,7 @@ static int record_chunk(audit_store *s, const audit_entry *e, const char *const 
     args[RECORD_ARG_NOW - 1] = now;
     args[RECORD_ARG_QUEUE_GROUP - 1] = PA_AUDIT_QUEUE_GROUP;
     for (size_t i = 0; i < n; i++)
-        record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i],
-                    args + RECORD_ARG_FIRST - 1 + i * RECORD_ARGS);
+        record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], args + RECORD_ARG_FIRST - 1 + i * RECORD_ARGS);
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     redisReply *r = rstore_eval(s->rs, s->script_record, RECORD_KEYS, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
@@ -250,8 +256,7 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
 }
 
 int audit_store_queue_prepare(audit_store *s, char *err, size_t errlen) {
-    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_AUDIT_QUEUE,
-                                   PA_AUDIT_QUEUE_GROUP);
+    redisReply *r = rstore_command(s->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_AUDIT_QUEUE, PA_AUDIT_QUEUE_GROUP);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0) {
         freeReplyObject(r);
         return 0;
@@ -365,10 +370,10 @@ static const redisReply *stream_entries(const redisReply *r) {
 static int read_group(audit_store *s, const char *consumer, const char *from, int block_ms,
                       queued_record *out, size_t max, char *err, size_t errlen) {
     redisReply *r = block_ms > 0
-        ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
-                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, PA_RKEY_AUDIT_QUEUE, from)
-        : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
-                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, PA_RKEY_AUDIT_QUEUE, from);
+                        ? rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
+                                         PA_AUDIT_QUEUE_GROUP, consumer, (int)max, block_ms, PA_RKEY_AUDIT_QUEUE, from)
+                        : rstore_command(s->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", PA_AUDIT_QUEUE_GROUP,
+                                         consumer, (int)max, PA_RKEY_AUDIT_QUEUE, from);
     if (!reply_ok(s, r, "read queue", err, errlen)) {
         freeReplyObject(r);
         return -1;

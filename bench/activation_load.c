@@ -218,8 +218,7 @@ static void take_snapshot(const world *w, snapshot *s) {
         char *text = fixture_http_get(w->metrics_host, w->metrics_port, "/metrics");
         s->have_stages = text != NULL;
         for (int i = 0; text && i < ST_N; i++) s->stage[i] = series(text, stage_series[i]);
-        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\"",
-                  &s->call);
+        read_hist(text, "pa_grpc_call_seconds_bucket{method=\"" PA_RPC_ACTIVATE_LABEL "\"", &s->call);
         read_hist(text, "pa_activate_redis_seconds_bucket{", &s->redis);
         free(text);
     }
@@ -424,9 +423,10 @@ static int make_all_keys(world *w, const options *o, key_set *k) {
         make_keys(w, G_LOAD, 10000, k->n_load, 0, k->load) != 0 ||
         make_keys(w, G_MEMORY, 100000, k->n_memory, 0, k->memory) != 0)
         return -1;
-    printf("keys: %zu fresh (x%d machines), %zu re-activating, %zu not genuine, %zu for the "
-           "memory figure; made in %.1f s\n", k->n_load, PLACES_PER_KEY, k->n_again, k->n_invalid,
-           k->n_memory, pa_mono_s() - t0);
+    printf(
+        "keys: %zu fresh (x%d machines), %zu re-activating, %zu not genuine, %zu for the "
+        "memory figure; made in %.1f s\n",
+        k->n_load, PLACES_PER_KEY, k->n_again, k->n_invalid, k->n_memory, pa_mono_s() - t0);
     return 0;
 }
 
@@ -738,8 +738,8 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
     redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
     redisReply *e = redisCommand(w->admin, "OBJECT ENCODING " PA_RKEY_RECORD_FMT, f.group, f.serial);
     if (u && e && u->type == REDIS_REPLY_INTEGER && e->str)
-        printf("  one record " PA_RKEY_RECORD_FMT ": MEMORY USAGE %lld bytes, encoding %s\n", f.group,
-               f.serial, u->integer, e->str);
+        printf("  one record " PA_RKEY_RECORD_FMT ": MEMORY USAGE %lld bytes, encoding %s\n", f.group, f.serial,
+               u->integer, e->str);
     if (u) freeReplyObject(u);
     if (e) freeReplyObject(e);
 }
@@ -784,8 +784,8 @@ static int make_audit_keys(world *w, const options *o, key_set ks[N_AUDIT_CASES]
             make_keys(w, rec.id, 1, ks[i].n_load, 0, ks[i].load) != 0)
             return -1;
     }
-    printf("keys: %zu fresh per sampled run (x%d machines); made in %.1f s\n", o->audit_keys,
-           PLACES_PER_KEY, pa_mono_s() - t0);
+    printf("keys: %zu fresh per sampled run (x%d machines); made in %.1f s\n", o->audit_keys, PLACES_PER_KEY,
+           pa_mono_s() - t0);
     return 0;
 }
 

@@ -357,7 +357,7 @@ static int threads_create(shared *sh, lg_thread *ts, int n_threads, int concurre
         lg_thread *t = &ts[i];
         t->sh = sh;
         t->index = i;
-        if (!(t->cq = grpc_completion_queue_create_for_next(NULL))) return -1;   /* gRPC's out of memory */
+        if (!(t->cq = grpc_completion_queue_create_for_next(NULL))) return -1; /* gRPC's out of memory */
         /* slot g (over all threads) = thread + j * threads; its channel is g % channels */
         t->n_slots = concurrency / n_threads + (i < concurrency % n_threads);
         t->slots = calloc((size_t)(t->n_slots ? t->n_slots : 1), sizeof *t->slots);

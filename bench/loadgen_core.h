@@ -35,7 +35,7 @@
 
 #define LOADGEN_MAX_METHODS 8
 #define LOADGEN_MAX_CLASSES 8
-#define LOADGEN_STATUS_CODES PA_GRPC_STATUS_CODES   /* index: the gRPC status code */
+#define LOADGEN_STATUS_CODES PA_GRPC_STATUS_CODES /* index: the gRPC status code */
 
 typedef struct loadgen_request {
     int method;                   /* index into loadgen_config.methods (0 unless set) */

@@ -94,35 +94,43 @@ static const cli_command COMMANDS[] = {
      "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
      "was renewed (activate again: renew and maintain do when they have the key).",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
-    {"status", "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
-               "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
+    {"status",
+     "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
+     "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
      LOCAL_OPTS, 0},
-    {"renew", "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it). If "
-              "the lease has already\nlapsed, activates again with the key from --key-file (default "
-              "STATE-DIR/product-key);\nwithout a key that is exit 17. A revoked key is exit 8, key or not.",
+    {"renew",
+     "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it). If "
+     "the lease has already\nlapsed, activates again with the key from --key-file (default "
+     "STATE-DIR/product-key);\nwithout a key that is exit 17. A revoked key is exit 8, key or not.",
      NET_OPTS LOCAL_OPTS " key-file", 0},
-    {"deactivate", "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
-                   "the stored license.",
+    {"deactivate",
+     "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
+     "the stored license.",
      NET_OPTS LOCAL_OPTS, 0},
-    {"maintain", "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
-                 "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
-                 "license is stored,\nrenews when the license's renew-after time has come (activating "
-                 "again if the lease\nlapsed or the server no longer holds the place), else does nothing.",
+    {"maintain",
+     "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
+     "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
+     "license is stored,\nrenews when the license's renew-after time has come (activating "
+     "again if the lease\nlapsed or the server no longer holds the place), else does nothing.",
      NET_OPTS LOCAL_OPTS " key-file", 0},
-    {"machine-id", "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
-                   "facts) and which facts it is made of.",
+    {"machine-id",
+     "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
+     "facts) and which facts it is made of.",
      "facts-root json", 0},
-    {"request", "activate request --out FILE [OPTIONS] [KEY]\n\nOffline activation, step 1 (on the "
-                "air-gapped machine): writes a signed request\nfor KEY (or --key-file / \"-\" / asked "
-                "for) to FILE. It contains the key: handle it like the key.\nPrints the fingerprint to "
-                "read out to the operator.",
+    {"request",
+     "activate request --out FILE [OPTIONS] [KEY]\n\nOffline activation, step 1 (on the "
+     "air-gapped machine): writes a signed request\nfor KEY (or --key-file / \"-\" / asked "
+     "for) to FILE. It contains the key: handle it like the key.\nPrints the fingerprint to "
+     "read out to the operator.",
      "out key-file state-dir facts-root json", 1},
-    {"fulfil", "activate fulfil REQUEST --out FILE [OPTIONS]\n\nOffline activation, step 2 (on a "
-               "connected machine): checks the request's signature,\nactivates on its behalf and writes "
-               "the verified license to FILE. Does not touch this\nmachine's own license.",
+    {"fulfil",
+     "activate fulfil REQUEST --out FILE [OPTIONS]\n\nOffline activation, step 2 (on a "
+     "connected machine): checks the request's signature,\nactivates on its behalf and writes "
+     "the verified license to FILE. Does not touch this\nmachine's own license.",
      NET_OPTS "out public-key state-dir json", 1},
-    {"install", "activate install FILE [OPTIONS]\n\nOffline activation, step 3: verifies the license file "
-                "(vendor signature, this machine)\nand stores it.",
+    {"install",
+     "activate install FILE [OPTIONS]\n\nOffline activation, step 3: verifies the license file "
+     "(vendor signature, this machine)\nand stores it.",
      LOCAL_OPTS, 1},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -229,9 +237,7 @@ static json_t *jstr(const char *s) {
 }
 
 /* Sets o[key]; returns -1 when out of memory (then `v` is gone too). */
-static int put(json_t *o, const char *key, json_t *v) {
-    return v && json_object_set_new(o, key, v) == 0 ? 0 : -1;
-}
+static int put(json_t *o, const char *key, json_t *v) { return v && json_object_set_new(o, key, v) == 0 ? 0 : -1; }
 
 /* Prints `o` as one compact line on stdout and frees it. Returns 0 or -1. */
 static int emit(json_t *o, int failed) {
@@ -313,8 +319,7 @@ static int report(const char *command, pa_err e, const pa_client *c, const char 
             bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
             bad |= put(o, "server", jstr(pa_server(c)));
             if (pa_retry_after(c)) bad |= put(o, "retry_after", json_integer(pa_retry_after(c)));
-            if (pa_request_fingerprint(c)[0])
-                bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
+            if (pa_request_fingerprint(c)[0]) bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
             if (show_license) bad |= put(o, "license", license_json(c));
         }
         if (emit(o, bad) != 0 && e == PA_OK) return PA_ERR_INTERNAL;
@@ -392,7 +397,7 @@ static pa_err obtain_key(const char *command, const char *arg, const char *key_f
                     bad |= put(o, "group", json_integer(p.group));
                     bad |= put(o, "message", jstr(p.message));
                 }
-                (void)emit(o, bad);  /* exit 3 either way */
+                (void)emit(o, bad); /* exit 3 either way */
             } else {
                 fprintf(stderr, "%s: %s\n", who(command), p.message);
             }

@@ -279,7 +279,7 @@ int license_file_parse(const char *text, signed_license *s, char *err, size_t er
         snprintf(err, errlen, "field \"key_id\" is missing, repeated or too long");
         return -1;
     }
-    int has_count = text_field_copy(text, "activation_count", count, sizeof count);   /* optional */
+    int has_count = text_field_copy(text, "activation_count", count, sizeof count); /* optional */
     if (has_count < 0 || (has_count == 0 && parse_u32(count, &s->activation_count) != 0)) {
         snprintf(err, errlen, "field \"activation_count\" is repeated or not a number (0..%u)", UINT32_MAX);
         return -1;

@@ -5,7 +5,7 @@
 
 static struct timespec mono(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);   /* cannot fail for CLOCK_MONOTONIC on Linux */
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail for CLOCK_MONOTONIC on Linux */
     return ts;
 }
 

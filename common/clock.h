@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-int64_t pa_mono_ms(void);    /* milliseconds */
-uint64_t pa_mono_ns(void);   /* nanoseconds */
-double pa_mono_s(void);      /* seconds, with the clock's full resolution */
+int64_t pa_mono_ms(void);  /* milliseconds */
+uint64_t pa_mono_ns(void); /* nanoseconds */
+double pa_mono_s(void);    /* seconds, with the clock's full resolution */
 
 #endif

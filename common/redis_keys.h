@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PA_RKEY_MAX 96   /* room for any key name below, a client address's included */
+#define PA_RKEY_MAX 96 /* room for any key name below, a client address's included */
 
 /* ---- Redis A, the activation store ------------------------------------ */
 

@@ -263,7 +263,7 @@ static int ensure(rstore *s) {
         drop(s, why);
     }
     if (s->ctx) return 0;
-    if (pa_mono_ms() < s->next_try_ms) return -1;   /* fail fast; s->err still says why */
+    if (pa_mono_ms() < s->next_try_ms) return -1; /* fail fast; s->err still says why */
     return do_connect(s);
 }
 
@@ -297,7 +297,7 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
                          s->password, sizeof s->password, &s->db) != 0) {
         snprintf(err, errlen, "invalid Redis URL (expected redis://[user[:password]@]host[:port][/db] "
                               "or unix:/path)");
-        rstore_free(s);   /* a URL that failed late may have left its password behind */
+        rstore_free(s); /* a URL that failed late may have left its password behind */
         return NULL;
     }
     if (cfg->password_file &&
@@ -326,7 +326,7 @@ void rstore_free(rstore *s) {
     if (s->ctx) redisFree(s->ctx);
     for (int i = 0; i < s->nscripts; i++) free(s->scripts[i].source);
     free(s->scripts);
-    OPENSSL_cleanse(s->password, sizeof s->password);   /* a memset before free may be optimised away */
+    OPENSSL_cleanse(s->password, sizeof s->password); /* a memset before free may be optimised away */
     free(s);
 }
 

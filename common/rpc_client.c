@@ -44,7 +44,7 @@ struct rpc_channel {
 
 static pthread_key_t tl_key;
 static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
-static int tl_key_rc = -1;        /* pthread_key_create's result; no queues without the key */
+static int tl_key_rc = -1; /* pthread_key_create's result; no queues without the key */
 
 static void thread_cq_free(void *p) {
     grpc_completion_queue *cq = p;

@@ -111,7 +111,7 @@ typedef struct reply_op {
     grpc_byte_buffer *body;       /* NULL unless a message is sent */
     grpc_slice details;           /* status message slice (if has_details) */
     bool has_details;
-    grpc_metadata trailer[2];     /* "retry-after", "error-reason" (the first n_trailer) */
+    grpc_metadata trailer[2]; /* "retry-after", "error-reason" (the first n_trailer) */
     size_t n_trailer;
     int cancelled;                /* RECV_CLOSE_ON_SERVER output */
     grpc_op ops[4];               /* the batch itself; core reads it during start_batch only */
@@ -183,8 +183,7 @@ static metric *calls_metric(rpc_server *s, method_entry *me, grpc_status_code co
     metric *m = atomic_load_explicit(slot, memory_order_acquire);
     if (m) return m;
     char labels[512];
-    snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", me ? me->label : "unknown",
-             pa_grpc_status_name(code));
+    snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", me ? me->label : "unknown", pa_grpc_status_name(code));
     m = metric_counter("pa_grpc_calls_total", "gRPC calls by method and status code", labels);
     atomic_store_explicit(slot, m, memory_order_release);
     return m;
@@ -529,9 +528,9 @@ static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char
     if (!s->methods) return err_set(err, errlen, "out of memory");
     for (size_t i = 0; i <= n; i++) {
         if (i == n && app_health) break;
-        rpc_method m = i < n ? methods[i]
-                             : (rpc_method){.path = PA_RPC_HEALTH_CHECK, .handler = health_check,
-                                            .max_request_bytes = 1024};
+        rpc_method m =
+            i < n ? methods[i]
+                  : (rpc_method){.path = PA_RPC_HEALTH_CHECK, .handler = health_check, .max_request_bytes = 1024};
         if (!m.path || m.path[0] != '/' || !strchr(m.path + 1, '/') || !m.handler)
             return err_set(err, errlen, "method %zu: path must look like \"/pkg.Service/Method\" and have a handler", i);
         for (size_t j = 0; j < s->n_methods; j++)

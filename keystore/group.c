@@ -107,9 +107,7 @@ static int validate(const group_record *r, char *err, size_t errlen) {
     return 0;
 }
 
-int group_record_validate(const group_record *rec, char *err, size_t errlen) {
-    return validate(rec, err, errlen);
-}
+int group_record_validate(const group_record *rec, char *err, size_t errlen) { return validate(rec, err, errlen); }
 
 /* ---- writing ---- */
 
@@ -285,7 +283,7 @@ static int hget_u(const redisReply *r, const char *name, unsigned long long max,
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v->str, &end, 10);
-    if (v->str[0] < '0' || v->str[0] > '9' || *end || errno || x > max)   /* no sign, no blanks */
+    if (v->str[0] < '0' || v->str[0] > '9' || *end || errno || x > max) /* no sign, no blanks */
         return err_set(err, errlen, "group %u: field '%s' = '%.40s' is not a valid number", id, name, v->str);
     *out = x;
     return 0;
@@ -439,7 +437,8 @@ int group_list(redisContext *activation, uint32_t **ids, size_t *count, char *er
     redisReply *r = redisCommand(activation, "SMEMBERS " PA_RKEY_GROUPS);
     if (!r) return err_set(err, errlen, "activation store: %s", activation->errstr[0] ? activation->errstr : "no reply");
     if (r->type != REDIS_REPLY_ARRAY) {
-        err_set(err, errlen, "activation store: SMEMBERS " PA_RKEY_GROUPS ": %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        err_set(err, errlen, "activation store: SMEMBERS " PA_RKEY_GROUPS ": %s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return -1;
     }

@@ -55,11 +55,12 @@
  * decode is an answer (1), not a usage error: the command was given right. */
 enum {
     EXIT_OK = 0,
-    EXIT_FAILED = 1,   /* the operation failed, or a check said no */
-    EXIT_USAGE = 2,    /* unknown command or option, extra argument, missing required option, malformed value */
+    EXIT_FAILED = 1, /* the operation failed, or a check said no */
+    EXIT_USAGE = 2,  /* unknown command or option, extra argument, missing required option, malformed value */
 };
-#define EXIT_HELP "Exit codes: 0 success; 1 the operation failed or the answer is no (key not genuine, group\n" \
-    "not found, store unreachable); 2 usage error (unknown command or option, extra argument, missing\n"        \
+#define EXIT_HELP                                                                                        \
+    "Exit codes: 0 success; 1 the operation failed or the answer is no (key not genuine, group\n"        \
+    "not found, store unreachable); 2 usage error (unknown command or option, extra argument, missing\n" \
     "required option, malformed value)."
 
 /* Prints the error and returns `code`: `return fail(EXIT_USAGE, ...)`. */
@@ -158,8 +159,10 @@ static int open_store(const config *c, const char *url_opt, const char *pw_opt, 
     int parsed = rstore_parse_url(url, host, sizeof host, &port, user, sizeof user, pw, sizeof pw, &db);
     OPENSSL_cleanse(pw, sizeof pw);
     if (parsed != 0)
-        return usage_error("--%s is not a Redis URL (expected redis://[user[:password]@]host[:port][/db] "
-                           "or unix:/path)", url_opt);
+        return usage_error(
+            "--%s is not a Redis URL (expected redis://[user[:password]@]host[:port][/db] "
+            "or unix:/path)",
+            url_opt);
     rstore_config rc = {url, config_get(c, pw_opt), 2000, 10000};
     if (!(*out = rstore_new(&rc, false, err, sizeof err))) return die("--%s: %s", url_opt, err);
     return EXIT_OK;
@@ -178,8 +181,8 @@ static int load_kek(const config *c, const char *opt, uint8_t kek[KEK_LEN]) {
 static int open_stores(const config *c, const char *need, stores *st) {
     int rc = EXIT_OK;
     memset(st, 0, sizeof *st);
-    if (strchr(need, 'k') && ((rc = load_kek(c, "activation-kek", st->kek_a)) ||
-                              (rc = load_kek(c, "audit-kek", st->kek_b))))
+    if (strchr(need, 'k') &&
+        ((rc = load_kek(c, "activation-kek", st->kek_a)) || (rc = load_kek(c, "audit-kek", st->kek_b))))
         return rc;
     if (strchr(need, 'a') && (rc = open_store(c, "activation-redis", "activation-redis-password-file", &st->a)))
         return rc;
@@ -259,7 +262,7 @@ static int parse_lease(const config *c, group_record *r) {
     long long lease = d ? config_get_int(c, "lease-days", 0, UINT32_MAX / 86400, &ok) * 86400
                         : config_get_int(c, "lease-seconds", 0, UINT32_MAX, &ok);
     long long renew = config_get_int(c, "renew-seconds", 0, UINT32_MAX, &ok);
-    if (!ok) return EXIT_USAGE;   /* config_get_int said which */
+    if (!ok) return EXIT_USAGE; /* config_get_int said which */
     if (!config_get(c, "renew-seconds")) renew = lease / 2 < 7 * 86400 ? lease / 2 : 7 * 86400;
     r->policy.lease_seconds = (uint32_t)lease;
     r->policy.renew_seconds = (uint32_t)renew;
@@ -371,18 +374,16 @@ static int print_group_json(const group_record *r, long long issued, int audit_a
     char t[32];
     const group_policy *p = &r->policy;
     iso_time(r->created_at, t, sizeof t);
-    json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:b, s:s, s:I}",
-                          "id", (json_int_t)r->id, "product", r->product, "edition", r->edition,
-                          "channel", group_channel_name(r->channel), "upgrade_allowed", (int)r->upgrade_allowed,
-                          "alg_first", mac_alg_name(r->alg_first), "created_at", t,
-                          "version", (json_int_t)r->version, "max_machines", (json_int_t)p->max_machines,
-                          "lease_seconds", (json_int_t)p->lease_seconds, "renew_seconds", (json_int_t)p->renew_seconds,
-                          "audit_rate_ppm", (json_int_t)p->audit_rate_ppm,
-                          "audit_mode", p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
-                          "audit_unreachable",
-                          p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed",
-                          "audit_first_activation", (int)p->audit_first_activation, "features", p->features,
-                          "serials_issued", (json_int_t)issued);
+    json_t *j =
+        json_pack("{s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:b, s:s, s:I}", "id",
+                  (json_int_t)r->id, "product", r->product, "edition", r->edition, "channel",
+                  group_channel_name(r->channel), "upgrade_allowed", (int)r->upgrade_allowed, "alg_first",
+                  mac_alg_name(r->alg_first), "created_at", t, "version", (json_int_t)r->version, "max_machines",
+                  (json_int_t)p->max_machines, "lease_seconds", (json_int_t)p->lease_seconds, "renew_seconds",
+                  (json_int_t)p->renew_seconds, "audit_rate_ppm", (json_int_t)p->audit_rate_ppm, "audit_mode",
+                  p->audit == AUDIT_MODE_ONLINE ? "online" : "offline", "audit_unreachable",
+                  p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed", "audit_first_activation",
+                  (int)p->audit_first_activation, "features", p->features, "serials_issued", (json_int_t)issued);
     /* json_pack fails on text that is not UTF-8 (a record written by other means). */
     if (j && audit_alg > 0 && json_object_set_new(j, "alg_second", json_string(mac_alg_name(audit_alg))) != 0)
         json_decref(j), j = NULL;
@@ -473,9 +474,9 @@ static int cmd_group_list(config *c) {
             break;
         }
         if (json) {
-            json_t *g = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)r.id, "product", r.product,
-                                  "edition", r.edition, "channel", group_channel_name(r.channel),
-                                  "serials_issued", (json_int_t)serials_issued(a, r.id));
+            json_t *g = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)r.id, "product", r.product, "edition",
+                                  r.edition, "channel", group_channel_name(r.channel), "serials_issued",
+                                  (json_int_t)serials_issued(a, r.id));
             if (!g || json_array_append_new(list, g) != 0)
                 rc = die("cannot build the JSON for group %u (is its text UTF-8?)", r.id);
         } else {
@@ -483,7 +484,7 @@ static int cmd_group_list(config *c) {
                    group_channel_name(r.channel), serials_issued(a, r.id));
         }
     }
-    if (list && !rc) rc = print_json(list, "the group list");   /* releases it */
+    if (list && !rc) rc = print_json(list, "the group list"); /* releases it */
     else json_decref(list);
     free(ids);
     close_stores(&st);
@@ -801,7 +802,7 @@ static int cmd_key_verify(config *c) {
     group_record rec;
     mac_key *first = NULL, *second = NULL;
     int rc = decode_arg(c, &f, canon);
-    if (rc) return rc < 0 ? EXIT_USAGE : EXIT_FAILED;   /* a key that does not decode is not genuine */
+    if (rc) return rc < 0 ? EXIT_USAGE : EXIT_FAILED; /* a key that does not decode is not genuine */
     rc = open_stores(c, "kab", &st);
     if (!rc) rc = load_both(&st, f.group, &rec, &first, &second);
     if (!rc) {
@@ -810,9 +811,9 @@ static int cmd_key_verify(config *c) {
         bool upg = !f.upgrade || rec.upgrade_allowed;
         bool genuine = ok1 && ok2 && upg;
         if (config_get_bool(c, "json"))
-            rc = print_json(json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:b}", "group", (json_int_t)f.group,
-                                      "serial", (json_int_t)f.serial, "upgrade", (int)f.upgrade, "first_ok", ok1,
-                                      "second_ok", ok2, "upgrade_allowed", upg, "genuine", genuine),
+            rc = print_json(json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:b}", "group", (json_int_t)f.group, "serial",
+                                      (json_int_t)f.serial, "upgrade", (int)f.upgrade, "first_ok", ok1, "second_ok",
+                                      ok2, "upgrade_allowed", upg, "genuine", genuine),
                             "the verdict");
         else
             printf("group %u serial %u%s\n  first security value:  %s\n  second security value: %s\n%s%s\n", f.group,
@@ -836,13 +837,12 @@ static int cmd_key_decode(config *c) {
     char canon[PK_TEXT_LEN + 1];
     int s = decode_arg(c, &f, canon);
     if (s < 0) return EXIT_USAGE;
-    if (s != PK_OK && s != PK_ERR_CHECKSUM) return EXIT_FAILED;   /* nothing decoded: no fields to show */
+    if (s != PK_OK && s != PK_ERR_CHECKSUM) return EXIT_FAILED; /* nothing decoded: no fields to show */
     bool ok = s == PK_OK;
     if (config_get_bool(c, "json")) {
-        int rc = print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "key", canon,
-                                      "group", (json_int_t)f.group, "serial", (json_int_t)f.serial,
-                                      "security_first", (json_int_t)f.security_first,
-                                      "security_second", (json_int_t)f.security_second,
+        int rc = print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "key", canon, "group",
+                                      (json_int_t)f.group, "serial", (json_int_t)f.serial, "security_first",
+                                      (json_int_t)f.security_first, "security_second", (json_int_t)f.security_second,
                                       "checksum", (json_int_t)f.checksum, "checksum_ok", ok, "upgrade", (int)f.upgrade),
                             "the key");
         if (rc) return rc;
@@ -880,29 +880,36 @@ typedef struct command {
 } command;
 
 /* Every command's --help ends with the one exit-code rule. */
-#define CMD(n, v, u, o, f) {n, v, u "\n\n" EXIT_HELP, o, sizeof o / sizeof o[0], f}
+#define CMD(n, v, u, o, f) \
+    { n, v, u "\n\n" EXIT_HELP, o, sizeof o / sizeof o[0], f }
 static const command commands[] = {
-    CMD("group", "create", "keystore group create --id N --product NAME [OPTIONS]\n\n"
+    CMD("group", "create",
+        "keystore group create --id N --product NAME [OPTIONS]\n\n"
         "Creates a group in both stores with two fresh random secrets, the first wrapped under the\n"
         "activation KEK into Redis A, the second under the audit KEK into Redis B. Refuses an existing ID.",
         group_create_opts, cmd_group_create),
-    CMD("group", "show", "keystore group show [--id] N [OPTIONS]\n\n"
+    CMD("group", "show",
+        "keystore group show [--id] N [OPTIONS]\n\n"
         "Prints a group's record (never its secrets) and how many serials were issued.",
         group_show_opts, cmd_group_show),
-    CMD("group", "list", "keystore group list [OPTIONS]\n\nLists all groups of the activation store.",
-        group_list_opts, cmd_group_list),
-    CMD("keys", "generate", "keystore keys generate --group G --count N [--out FILE] [--csv] [OPTIONS]\n\n"
+    CMD("group", "list", "keystore group list [OPTIONS]\n\nLists all groups of the activation store.", group_list_opts,
+        cmd_group_list),
+    CMD("keys", "generate",
+        "keystore keys generate --group G --count N [--out FILE] [--csv] [OPTIONS]\n\n"
         "Reserves N serials and writes N product keys, one a line (or CSV 'serial,key').",
         keys_generate_opts, cmd_keys_generate),
-    CMD("key", "verify", "keystore key verify KEY [OPTIONS]\n\n"
+    CMD("key", "verify",
+        "keystore key verify KEY [OPTIONS]\n\n"
         "Checks both security values of KEY against both stores: exit 0 genuine, 1 not genuine\n"
         "(including a KEY that does not decode).",
         key_verify_opts, cmd_key_verify),
-    CMD("key", "decode", "keystore key decode KEY [--json]\n\n"
+    CMD("key", "decode",
+        "keystore key decode KEY [--json]\n\n"
         "Decodes KEY offline (no store, no secret): exit 0 for a well-formed key with a valid checksum,\n"
         "1 otherwise, with the reason on stderr.",
         key_decode_opts, cmd_key_decode),
-    CMD("kek", "create", "keystore kek create FILE\n\n"
+    CMD("kek", "create",
+        "keystore kek create FILE\n\n"
         "Writes a fresh random key-encryption key (64 hex characters, mode 0600) to FILE; never overwrites.",
         kek_create_opts, cmd_kek_create),
 };

@@ -90,7 +90,7 @@ static int parse_uint(const redisReply *v, uint64_t max, uint64_t *out) {
     if (buf[0] < '0' || buf[0] > '9') return -1;
     errno = 0;
     unsigned long long x = strtoull(buf, &end, 10);
-    if (*end || errno || x > max) return -1;   /* errno: 20 digits can overflow */
+    if (*end || errno || x > max) return -1; /* errno: 20 digits can overflow */
     *out = x;
     return 0;
 }

@@ -125,10 +125,10 @@ static size_t take_entries(outbox_forwarder *f, const redisReply *entries) {
 /* XREADGROUP from `from` ("0" own pending, ">" new); -1 on error. */
 static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
     redisReply *r = block_ms > 0
-        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s", PA_OUTBOX_GROUP,
-                         f->consumer, f->cfg.batch, block_ms, PA_RKEY_OUTBOX, from)
-        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", PA_OUTBOX_GROUP,
-                         f->consumer, f->cfg.batch, PA_RKEY_OUTBOX, from);
+                        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
+                                         PA_OUTBOX_GROUP, f->consumer, f->cfg.batch, block_ms, PA_RKEY_OUTBOX, from)
+                        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", PA_OUTBOX_GROUP,
+                                         f->consumer, f->cfg.batch, PA_RKEY_OUTBOX, from);
     if (!reply_usable(f, r, "read outbox")) {
         if (r && strncmp(r->str, "NOGROUP", 7) == 0) prepare_group(f);
         freeReplyObject(r);

@@ -60,8 +60,9 @@ static int read_last_seq(revocation_puller *p, uint64_t *out, char *err, size_t 
     else if (r->type == REDIS_REPLY_STRING && parse_seq(r->str, out) == 0) rc = 0;
     else if (r->type == REDIS_REPLY_STRING)
         snprintf(err, errlen, "%s is '%.32s', not a sequence number", PA_RKEY_REVOCATIONS_LAST_SEQ, r->str);
-    else snprintf(err, errlen, "reading %s: %s", PA_RKEY_REVOCATIONS_LAST_SEQ,
-                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    else
+        snprintf(err, errlen, "reading %s: %s", PA_RKEY_REVOCATIONS_LAST_SEQ,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);
     return rc;
 }
@@ -71,7 +72,7 @@ static int apply(revocation_puller *p, uint64_t after, const audit_revocation *e
                  uint64_t *now_last, char *err, size_t errlen) {
     size_t argc = 1 + n + 2 + n;
     const char **argv = calloc(argc, sizeof *argv);
-    char (*keys)[PA_RKEY_MAX] = calloc(n, sizeof *keys), (*serials)[12] = calloc(n, sizeof *serials);
+    char(*keys)[PA_RKEY_MAX] = calloc(n, sizeof *keys), (*serials)[12] = calloc(n, sizeof *serials);
     char expected[24], next[24];
     int rc = -1;
     if (!argv || !keys || !serials) {

@@ -21,7 +21,6 @@
 #include "rpc_client.h"
 #include "rpc_methods.h"
 
-
 typedef struct act_env {
     redis_fixture a;               /* activation store */
     redis_fixture b;               /* audit store */

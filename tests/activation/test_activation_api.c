@@ -293,17 +293,15 @@ static void test_lease_expiry(void **state) {
     redisReply *x = redisCommand(env.ks_a, "SADD {g:%u}:revoked 2", G_SHORT);
     assert_non_null(x);
     freeReplyObject(x);
-    sleep(3);   /* the 2 s leases lapse */
+    sleep(3); /* the 2 s leases lapse */
     rpc_result res;
-    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 30, &res),
-                     GRPC_STATUS_FAILED_PRECONDITION);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 30, &res), GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "expired"));
     /* The wire tells a lapsed lease (activate again) from a revoked key. */
     assert_string_equal(res.reason, "LEASE_EXPIRED");
     rpc_result_clear(&res);
     /* Revoked and lapsed: revocation wins, activating again would not help. */
-    assert_int_equal(license_call(PA_RPC_RENEW, la2->license_id, 32, &res),
-                     GRPC_STATUS_FAILED_PRECONDITION);
+    assert_int_equal(license_call(PA_RPC_RENEW, la2->license_id, 32, &res), GRPC_STATUS_FAILED_PRECONDITION);
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
     activation__v1__license__free_unpacked(la2, NULL);
@@ -331,8 +329,7 @@ static void test_revoked_key(void **state) {
     assert_non_null(strstr(res.message, "revoked"));
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
-    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 40, &res),
-                     GRPC_STATUS_FAILED_PRECONDITION);
+    assert_int_equal(license_call(PA_RPC_RENEW, la->license_id, 40, &res), GRPC_STATUS_FAILED_PRECONDITION);
     assert_non_null(strstr(res.message, "revoked"));
     assert_string_equal(res.reason, "KEY_REVOKED");
     rpc_result_clear(&res);
@@ -467,11 +464,10 @@ static void test_license_reference_errors(void **state) {
     assert_non_null(strstr(res.message, "license_id"));
     rpc_result_clear(&res);
     assert_int_equal(license_call(PA_RPC_DEACTIVATE, "0000110D0000000B0000000000000000", 1, &res),
-                     GRPC_STATUS_INVALID_ARGUMENT);   /* upper case is not how ids are issued */
+                     GRPC_STATUS_INVALID_ARGUMENT); /* upper case is not how ids are issued */
     rpc_result_clear(&res);
     /* A group that does not exist: the license is simply not held. */
-    assert_int_equal(license_call(PA_RPC_RENEW, "000003e7000000010000000000000000", 1, &res),
-                     GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(license_call(PA_RPC_RENEW, "000003e7000000010000000000000000", 1, &res), GRPC_STATUS_NOT_FOUND);
     rpc_result_clear(&res);
     assert_int_equal(license_call(PA_RPC_DEACTIVATE, "000003e7000000010000000000000000", 1, &res),
                      GRPC_STATUS_NOT_FOUND);
@@ -598,8 +594,7 @@ static void health(rpc_channel *ch, const char *service, int expect_status) {
 
 static void test_health_check(void **state) {
     health(env.ch, "", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
-    health(env.ch, PA_RPC_ACTIVATION_SERVICE,
-           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+    health(env.ch, PA_RPC_ACTIVATION_SERVICE, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
 }
 
 static void test_ipv6_listener(void **state) {
@@ -674,8 +669,8 @@ static void test_log_has_no_full_key(void **state) {
         assert_non_null(end);
         assert_int_equal(end[-1], '}');
     }
-    uint32_t used[][2] = {{G_BASIC, 11}, {G_BASIC, 12}, {G_MAX2, 1}, {G_ONE, 5}, {G_LEASE, 3},
-                          {G_SHORT, 1}, {G_SHORT, 2}, {G_LEASE, 9}, {G_AUDIT, 77}, {G_BASIC, 60}};
+    uint32_t used[][2] = {{G_BASIC, 11}, {G_BASIC, 12}, {G_MAX2, 1},  {G_ONE, 5},    {G_LEASE, 3},
+                          {G_SHORT, 1},  {G_SHORT, 2},  {G_LEASE, 9}, {G_AUDIT, 77}, {G_BASIC, 60}};
     for (size_t i = 0; i < sizeof used / sizeof *used; i++) {
         char key[PK_TEXT_LEN + 1], bare[PK_CHARS + 1];
         key_for(used[i][0], used[i][1], key);

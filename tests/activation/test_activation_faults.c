@@ -89,8 +89,7 @@ static void test_redis_stopped_and_started_again(void **state) {
     freeReplyObject(g);
     double t0 = pa_mono_s();
     grpc_status_code st;
-    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && pa_mono_s() - t0 < 15)
-        usleep(100 * 1000);
+    while ((st = activate(b, 50, 5000, NULL, 0)) != GRPC_STATUS_OK && pa_mono_s() - t0 < 15) usleep(100 * 1000);
     assert_int_equal(st, GRPC_STATUS_OK);
     /* What was written before the outage is still there (AOF): machine 1
      * re-activates without a new place. */
@@ -107,7 +106,7 @@ static void test_damaged_record_version_is_unavailable(void **state) {
     assert_int_equal(env_start_server(&env, generous), 0);
     char key[PK_TEXT_LEN + 1], msg[256];
     assert_int_equal(env_make_key(&env, G_C, 1, false, 0, key), 0);
-    assert_int_equal(activate(key, 1, 5000, NULL, 0), GRPC_STATUS_OK);   /* the group is cached now */
+    assert_int_equal(activate(key, 1, 5000, NULL, 0), GRPC_STATUS_OK); /* the group is cached now */
     redisReply *r = redisCommand(env.ks_a, "HGET {g:%u}:group version", G_C);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
@@ -124,12 +123,13 @@ static void test_damaged_record_version_is_unavailable(void **state) {
 
 /* A metrics port that is not a number stops the start instead of binding any port. */
 static void test_bad_metrics_port_refused(void **state) {
-    const char *const bad[][3] = {{"--metrics-listen", "127.0.0.1:x", NULL}, {"--metrics-listen", "127.0.0.1:", NULL},
+    const char *const bad[][3] = {{"--metrics-listen", "127.0.0.1:x", NULL},
+                                  {"--metrics-listen", "127.0.0.1:", NULL},
                                   {"--metrics-listen", "127.0.0.1:65536", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         double t0 = pa_mono_s();
         assert_int_equal(env_start_server(&env, bad[i]), -1);
-        assert_true(pa_mono_s() - t0 < 10);   /* it exited; the fixture did not wait out its timeout */
+        assert_true(pa_mono_s() - t0 < 10); /* it exited; the fixture did not wait out its timeout */
     }
 }
 
@@ -207,8 +207,7 @@ static long long uses_of(uint32_t group, uint32_t serial) {
 }
 
 static void test_expired_deadline_renew_gets_no_work(void **state) {
-    const char *flags[] = {"--workers", "1", "--redis-timeout-ms", "3000", "--rate-address-per-s",
-                           "0", NULL};
+    const char *flags[] = {"--workers", "1", "--redis-timeout-ms", "3000", "--rate-address-per-s", "0", NULL};
     assert_int_equal(env_start_server(&env, flags), 0);
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G_B, 4, false, 0, key), 0);
@@ -341,7 +340,7 @@ int main(void) {
         cmocka_unit_test(test_expired_deadline_gets_no_work),
         cmocka_unit_test(test_expired_deadline_renew_gets_no_work),
         cmocka_unit_test(test_sigterm_under_load),
-        cmocka_unit_test(test_redis_stopped_and_started_again),   /* last: restarts Redis A */
+        cmocka_unit_test(test_redis_stopped_and_started_again), /* last: restarts Redis A */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

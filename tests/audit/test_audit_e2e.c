@@ -190,8 +190,7 @@ static grpc_status_code activate(act_server *s, const char *key, unsigned m,
     rq.hostname = "e2e-host";
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE),
-                                   buf, len, 5000, &res);
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE), buf, len, 5000, &res);
     if (msg) snprintf(msg, 256, "%s", res.message);
     if (st == GRPC_STATUS_OK && license_id) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
@@ -222,8 +221,7 @@ static grpc_status_code renew(act_server *s, const char *license_id, unsigned m)
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
     size_t len = activation__v1__renew_request__pack(&rq, buf);
     rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_RENEW),
-                                   buf, len, 5000, &res);
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_RENEW), buf, len, 5000, &res);
     rpc_result_clear(&res);
     return st;
 }
@@ -362,7 +360,7 @@ static void test_online_forged_key_refused_at_once(void **state) {
     assert_int_equal(activate(&S1, wrong_first, 1, NULL, msg_first), GRPC_STATUS_PERMISSION_DENIED);
     assert_string_equal(msg, msg_first);                 /* no oracle */
     assert_true(revoked_at_audit(G_ONLINE, 1));          /* judged and revoked by Verify */
-    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 1), 0);   /* nothing written */
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_ONLINE, 1), 0); /* nothing written */
 
     char lic[33];
     activate_ok(&S1, good, 2, lic);

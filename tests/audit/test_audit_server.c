@@ -377,7 +377,7 @@ static void test_manual_revoke_cli(void **state) {
     assert_non_null(strstr(out, "{\"id\":\""));
     assert_non_null(strstr(out, "\"verdict\":\"revoked\""));
     assert_non_null(strstr(out, "\"source\":\"manual\""));
-    assert_int_equal(json_lines(out, "id"), 2);   /* the two revokes of 777, nothing else */
+    assert_int_equal(json_lines(out, "id"), 2); /* the two revokes of 777, nothing else */
     free(out);
     /* Bad input is named. */
     assert_int_equal(run_cli(NULL, "revoke", "--group", "4101", "--serial", "778", NULL), 2);

@@ -171,7 +171,7 @@ long long json_int(const char *json, const char *name) {
     char *end;
     errno = 0;
     long long v = strtoll(p + strlen(pat), &end, 10);
-    return end == p + strlen(pat) || errno || !strchr(",} \t\r\n", *end) ? -1 : v;   /* a number, not a prefix */
+    return end == p + strlen(pat) || errno || !strchr(",} \t\r\n", *end) ? -1 : v; /* a number, not a prefix */
 }
 
 void json_str(const char *json, const char *name, char *buf, size_t n) {

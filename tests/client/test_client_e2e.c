@@ -365,13 +365,13 @@ static void lapsed_lease_is_activated_again(void **state) {
     assert_int_equal(RUN("l3", NULL, keys[2]), 0);
     for (int i = 0; i < 3; i++) write_key_file(keys[i], keyfile[i]);
 
-    sleep(3);  /* the 2 s leases lapse */
+    sleep(3); /* the 2 s leases lapse */
     assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);
-    assert_int_equal(RUN("l1", &out, "renew"), 17);  /* no key at hand */
+    assert_int_equal(RUN("l1", &out, "renew"), 17); /* no key at hand */
     assert_non_null(strstr(out, "\"result\":\"lease_expired\""));
     assert_non_null(strstr(out, "lease has expired"));
     free(out);
-    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6);  /* a failed renewal changes nothing */
+    assert_int_equal(RUN_LOCAL("l1", NULL, "status"), 6); /* a failed renewal changes nothing */
 
     long long before = (long long)time(NULL);
     assert_int_equal(RUN("l1", &out, "maintain", "--key-file", keyfile[0]), 0);
@@ -379,11 +379,11 @@ static void lapsed_lease_is_activated_again(void **state) {
     assert_non_null(strstr(out, "lease had lapsed"));
     assert_true(json_int(out, "expires_at") >= before + 2);
     json_str(out, "license_id", id2, sizeof id2);
-    assert_string_equal(id, id2);  /* the same place, taken again */
+    assert_string_equal(id, id2); /* the same place, taken again */
     assert_int_equal(json_int(out, "activation_count"), 1);
     free(out);
 
-    assert_int_equal(RUN("l2", &out, "renew"), 0);  /* the stored key */
+    assert_int_equal(RUN("l2", &out, "renew"), 0); /* the stored key */
     assert_true(json_int(out, "expires_at") >= before + 2);
     free(out);
 
@@ -391,8 +391,8 @@ static void lapsed_lease_is_activated_again(void **state) {
     env_machine(&env, "l3", root, st);
     snprintf(log, sizeof log, "%s/daemon-lease.log", env.dir);
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
-    const char *argv[] = {bin, "--daemon", "--public-key", env.public_key, "--facts-root", root,
-                          "--state-dir", st, "--key-file", keyfile[2], "--server", env.target[0], NULL};
+    const char *argv[] = {bin, "--daemon",   "--public-key", env.public_key, "--facts-root", root, "--state-dir",
+                          st,  "--key-file", keyfile[2],     "--server",     env.target[0],  NULL};
     pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
     assert_true(pid > 0);
     char *text = NULL;
@@ -422,7 +422,7 @@ static void revoked_key_is_not_activated_again(void **state) {
     assert_int_equal(RUN("r1", &out, keys[0]), 0);
     long long serial = json_int(out, "key_serial");
     free(out);
-    write_key_file(keys[0], keyfile);  /* the stored key renew would use */
+    write_key_file(keys[0], keyfile); /* the stored key renew would use */
     /* Revoked as the revocation puller records it in Redis A. */
     redisContext *ks = redis_fixture_connect(&env.a, "keystore", FIXTURE_PW_KEYSTORE);
     assert_non_null(ks);
@@ -434,7 +434,7 @@ static void revoked_key_is_not_activated_again(void **state) {
     /* A server of its own, logging every refusal, to see which calls came. */
     const char *info[] = {"--log-level", "info", NULL};
     assert_int_equal(env_start_server(&env, 1, info), 0);
-    sleep(2);  /* renew_after (1 s) has come: maintain has a renewal due */
+    sleep(2); /* renew_after (1 s) has come: maintain has a renewal due */
     assert_int_equal(RUN_LOCAL("r1", &out, "renew", "--server", env.target[1]), 8);
     assert_non_null(strstr(out, "\"result\":\"revoked\""));
     free(out);
@@ -446,9 +446,9 @@ static void revoked_key_is_not_activated_again(void **state) {
     snprintf(log, sizeof log, "%s/server1.log", env.dir);
     char *text = read_text(log);
     assert_non_null(strstr(text, "\"event\":\"renew.refused\""));
-    assert_null(strstr(text, "\"event\":\"activate."));  /* no Activate was sent */
+    assert_null(strstr(text, "\"event\":\"activate.")); /* no Activate was sent */
     free(text);
-    assert_int_equal(RUN_LOCAL("r1", NULL, "status"), 0);  /* the stored license is untouched */
+    assert_int_equal(RUN_LOCAL("r1", NULL, "status"), 0); /* the stored license is untouched */
 }
 
 /* --json stays valid JSON and round-trips every byte of the text it

@@ -309,8 +309,8 @@ static void activation_count_must_be_a_number(void **state) {
     assert_non_null(line);
     char *rest = strchr(line, '\n');
     assert_non_null(rest);
-    const char *values[] = {"7", "4294967295", "", "7x", "-1", "+7", "4294967296", "99999999999999",
-                            "7\nactivation_count: 8"};
+    const char *values[] = {
+        "7", "4294967295", "", "7x", "-1", "+7", "4294967296", "99999999999999", "7\nactivation_count: 8"};
     const int ok[] = {1, 1, 0, 0, 0, 0, 0, 0, 0};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char edited[8192];

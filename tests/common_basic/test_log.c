@@ -158,7 +158,7 @@ static void test_threads_never_interleave(void **state) {
         assert_non_null(p);
         char *end;
         id = strtol(p + 9, &end, 10);
-        assert_true(end != p + 9 && (*end == ',' || *end == '}'));   /* a whole number, not a prefix */
+        assert_true(end != p + 9 && (*end == ',' || *end == '}')); /* a whole number, not a prefix */
         assert_true(id >= 0 && id < THREADS);
         counts[id]++;
         char want[320];

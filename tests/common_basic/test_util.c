@@ -20,11 +20,11 @@ static void test_hex_round_trip(void **state) {
     char text[2 * sizeof in + 1];
     memset(text, 'x', sizeof text);
     pa_hex_encode(in, sizeof in, text);
-    assert_string_equal(text, "00017f80abff");   /* lowercase, NUL-terminated */
+    assert_string_equal(text, "00017f80abff"); /* lowercase, NUL-terminated */
     uint8_t out[sizeof in];
     assert_int_equal(pa_hex_decode(text, strlen(text), out, sizeof out), (long)sizeof in);
     assert_memory_equal(out, in, sizeof in);
-    assert_int_equal(pa_hex_decode("ABff", 4, out, sizeof out), 2);   /* either case */
+    assert_int_equal(pa_hex_decode("ABff", 4, out, sizeof out), 2); /* either case */
     assert_int_equal(out[0], 0xab);
     assert_int_equal(out[1], 0xff);
     pa_hex_encode(in, 0, text);
@@ -34,10 +34,10 @@ static void test_hex_round_trip(void **state) {
 
 static void test_hex_rejects(void **state) {
     uint8_t out[4];
-    assert_int_equal(pa_hex_decode("abc", 3, out, sizeof out), -1);          /* odd length */
-    assert_int_equal(pa_hex_decode("0011223344", 10, out, sizeof out), -1);  /* more than cap */
+    assert_int_equal(pa_hex_decode("abc", 3, out, sizeof out), -1);         /* odd length */
+    assert_int_equal(pa_hex_decode("0011223344", 10, out, sizeof out), -1); /* more than cap */
     assert_int_equal(pa_hex_decode("0g", 2, out, sizeof out), -1);
-    assert_int_equal(pa_hex_decode(" 1", 2, out, sizeof out), -1);           /* no sscanf leniency */
+    assert_int_equal(pa_hex_decode(" 1", 2, out, sizeof out), -1); /* no sscanf leniency */
     assert_int_equal(pa_hex_decode("+1", 2, out, sizeof out), -1);
     assert_int_equal(pa_hex_digit('F'), 15);
     assert_int_equal(pa_hex_digit('/'), -1);
@@ -93,15 +93,13 @@ static void test_redis_key_names(void **state) {
     /* The longest possible address key still fits PA_RKEY_MAX. */
     assert_true(pa_rkey_address_bucket(k, sizeof k, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/64") > 0);
     char small[8];
-    assert_int_equal(pa_rkey_group(small, sizeof small, 4365), -1);   /* does not fit: -1 */
+    assert_int_equal(pa_rkey_group(small, sizeof small, 4365), -1); /* does not fit: -1 */
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hex_round_trip),
-        cmocka_unit_test(test_hex_rejects),
-        cmocka_unit_test(test_clock_units_agree),
-        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_hex_round_trip),    cmocka_unit_test(test_hex_rejects),
+        cmocka_unit_test(test_clock_units_agree), cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_redis_key_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

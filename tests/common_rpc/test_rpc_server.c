@@ -166,7 +166,7 @@ static void test_retry_after_and_message(void **state) {
     rpc_result r;
     assert_int_equal(call(g_ch, "/test.v1.Echo/Limited", "", 0, 5000, &r), GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(r.retry_after_s, 7);
-    assert_string_equal(r.reason, "TOO_FAST");   /* both trailers arrive */
+    assert_string_equal(r.reason, "TOO_FAST"); /* both trailers arrive */
     assert_string_equal(r.message, "slow down");
     rpc_result_clear(&r);
 }
@@ -303,7 +303,7 @@ static void test_drain_completes_calls_in_flight(void **state) {
     start_sleepers(t, a, N, target, "200", &b);
     double t0 = pa_mono_s();
     assert_int_equal(rpc_server_shutdown(s, 5000), 0);
-    assert_true(pa_mono_s() - t0 >= 0.4);      /* it really waited for the queued ones */
+    assert_true(pa_mono_s() - t0 >= 0.4); /* it really waited for the queued ones */
     for (int i = 0; i < N; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(a[i].status, GRPC_STATUS_OK);

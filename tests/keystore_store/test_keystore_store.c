@@ -710,16 +710,17 @@ static void test_group_cli(void **state) {
     const char *show[] = {"group", "show", "9100", "--json", NULL};
     assert_int_equal(cli(show, 1, &out, &errs), 0);
     json_t *g = parse_json(out);
-    assert_keys(g, "id,product,edition,channel,upgrade_allowed,alg_first,created_at,version,max_machines,"
-                   "lease_seconds,renew_seconds,audit_rate_ppm,audit_mode,audit_unreachable,audit_first_activation,"
-                   "features,serials_issued,alg_second");
+    assert_keys(g,
+                "id,product,edition,channel,upgrade_allowed,alg_first,created_at,version,max_machines,"
+                "lease_seconds,renew_seconds,audit_rate_ppm,audit_mode,audit_unreachable,audit_first_activation,"
+                "features,serials_issued,alg_second");
     assert_int_equal(jint(g, "id"), 9100);
     assert_string_equal(jstr(g, "product"), "Server");
     assert_string_equal(jstr(g, "edition"), "Datacenter");
     assert_string_equal(jstr(g, "channel"), "volume");
     assert_true(jbool(g, "upgrade_allowed"));
     assert_string_equal(jstr(g, "alg_first"), "aes256-cmac");
-    assert_int_equal(strlen(jstr(g, "created_at")), 20);   /* 2024-01-02T03:04:05Z */
+    assert_int_equal(strlen(jstr(g, "created_at")), 20); /* 2024-01-02T03:04:05Z */
     assert_int_equal(jint(g, "max_machines"), 0);
     assert_int_equal(jint(g, "lease_seconds"), 2592000);
     assert_int_equal(jint(g, "renew_seconds"), 604800);
@@ -838,7 +839,7 @@ static void expect_exit(int want, const char *const *args, int with_stores) {
         fprintf(stderr, "\nstderr: %s", errs ? errs : "(none)");
     }
     assert_int_equal(rc, want);
-    if (want == 2) assert_non_null(strstr(errs, "error"));   /* a usage error always says what was wrong */
+    if (want == 2) assert_non_null(strstr(errs, "error")); /* a usage error always says what was wrong */
     free(out);
     free(errs);
 }
@@ -849,49 +850,59 @@ static void test_exit_codes_kek_create(void **state) {
     snprintf(path, sizeof path, "%s/exit.kek", dir);
     snprintf(other, sizeof other, "%s/exit2.kek", dir);
     expect_exit(0, (const char *[]){"kek", "create", path, NULL}, 0);
-    expect_exit(1, (const char *[]){"kek", "create", path, NULL}, 0);   /* exists: never overwritten */
+    expect_exit(1, (const char *[]){"kek", "create", path, NULL}, 0); /* exists: never overwritten */
     expect_exit(2, (const char *[]){"kek", "create", other, "extra", NULL}, 0);
     expect_exit(2, (const char *[]){"kek", "create", NULL}, 0);
     expect_exit(2, (const char *[]){"kek", "create", other, "--force", NULL}, 0);
-    expect_exit(2, (const char *[]){"kek", "create", other, "--audit-kek", NULL}, 0);   /* value missing */
+    expect_exit(2, (const char *[]){"kek", "create", other, "--audit-kek", NULL}, 0); /* value missing */
     struct stat st;
-    assert_int_not_equal(stat(other, &st), 0);   /* no usage error wrote anything */
+    assert_int_not_equal(stat(other, &st), 0); /* no usage error wrote anything */
 }
 
 static void test_exit_codes_group_create(void **state) {
     (void)state;
     expect_exit(0, (const char *[]){"group", "create", "--id", "9500", "--product", "Exit", NULL}, 1);
-    expect_exit(1, (const char *[]){"group", "create", "--id", "9500", "--product", "Exit", NULL}, 1);   /* exists */
+    expect_exit(1, (const char *[]){"group", "create", "--id", "9500", "--product", "Exit", NULL}, 1); /* exists */
     expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "extra", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "create", "--product", "Exit", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "create", "--id", "9501", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "create", "--id", "95x1", "--product", "Exit", NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--channel", "shop",
-                                    NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--max-machines", "-1",
-                                    NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-days", "1",
-                                    "--lease-seconds", "1", NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--alg-first", "md5",
-                                    NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-seconds", "60",
-                                    "--renew-seconds", "61", NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--features", "a b",
-                                    NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--audit-rate", "lots",
-                                    NULL}, 1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--channel", "shop", NULL},
+                1);
+    expect_exit(
+        2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--max-machines", "-1", NULL}, 1);
+    expect_exit(2,
+                (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-days", "1",
+                                 "--lease-seconds", "1", NULL},
+                1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--alg-first", "md5", NULL},
+                1);
+    expect_exit(2,
+                (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--lease-seconds", "60",
+                                 "--renew-seconds", "61", NULL},
+                1);
+    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--features", "a b", NULL},
+                1);
+    expect_exit(
+        2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--audit-rate", "lots", NULL}, 1);
     /* Store options are required options too; a malformed URL is a malformed value. */
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
-                                    url_a, "--audit-redis", url_b, "--activation-kek", kek_a_path, NULL}, 0);
-    expect_exit(2, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
-                                    "http://127.0.0.1:1", "--audit-redis", url_b, "--activation-kek", kek_a_path,
-                                    "--audit-kek", kek_b_path, NULL}, 0);
+    expect_exit(2,
+                (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis", url_a,
+                                 "--audit-redis", url_b, "--activation-kek", kek_a_path, NULL},
+                0);
+    expect_exit(2,
+                (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
+                                 "http://127.0.0.1:1", "--audit-redis", url_b, "--activation-kek", kek_a_path,
+                                 "--audit-kek", kek_b_path, NULL},
+                0);
     /* A store that does not answer is a failed operation, not a usage error. */
-    expect_exit(1, (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
-                                    "redis://keystore:x@127.0.0.1:1", "--audit-redis", url_b, "--activation-kek",
-                                    kek_a_path, "--audit-kek", kek_b_path, NULL}, 0);
+    expect_exit(1,
+                (const char *[]){"group", "create", "--id", "9501", "--product", "Exit", "--activation-redis",
+                                 "redis://keystore:x@127.0.0.1:1", "--audit-redis", url_b, "--activation-kek",
+                                 kek_a_path, "--audit-kek", kek_b_path, NULL},
+                0);
     char *out, *errs;
-    assert_int_equal(cli((const char *[]){"group", "show", "9501", NULL}, 1, &out, &errs), 1);   /* none made */
+    assert_int_equal(cli((const char *[]){"group", "show", "9501", NULL}, 1, &out, &errs), 1); /* none made */
     free(out);
     free(errs);
 }
@@ -901,11 +912,11 @@ static void test_exit_codes_group_show(void **state) {
     create_group(9510, "Shown");
     expect_exit(0, (const char *[]){"group", "show", "9510", NULL}, 1);
     expect_exit(0, (const char *[]){"group", "show", "--id", "9510", "--json", NULL}, 1);
-    expect_exit(1, (const char *[]){"group", "show", "9519", NULL}, 1);   /* does not exist */
+    expect_exit(1, (const char *[]){"group", "show", "9519", NULL}, 1); /* does not exist */
     expect_exit(2, (const char *[]){"group", "show", "9510", "extra", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "show", "--id", "9510", "9510", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "show", NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "show", "9510", NULL}, 0);   /* no --activation-redis */
+    expect_exit(2, (const char *[]){"group", "show", "9510", NULL}, 0); /* no --activation-redis */
     expect_exit(2, (const char *[]){"group", "show", "ninety", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "show", "99999999", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "show", "9510", "--json=maybe", NULL}, 1);
@@ -916,18 +927,17 @@ static void test_exit_codes_group_list(void **state) {
     expect_exit(0, (const char *[]){"group", "list", NULL}, 1);
     expect_exit(0, (const char *[]){"group", "list", "--json", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "list", "extra", NULL}, 1);
-    expect_exit(2, (const char *[]){"group", "list", NULL}, 0);   /* no --activation-redis */
+    expect_exit(2, (const char *[]){"group", "list", NULL}, 0); /* no --activation-redis */
     expect_exit(2, (const char *[]){"group", "list", "--json=maybe", NULL}, 1);
     expect_exit(2, (const char *[]){"group", "list", "--activation-redis", "127.0.0.1:6379", NULL}, 0);
-    expect_exit(1, (const char *[]){"group", "list", "--activation-redis", "redis://keystore:x@127.0.0.1:1", NULL},
-                0);
+    expect_exit(1, (const char *[]){"group", "list", "--activation-redis", "redis://keystore:x@127.0.0.1:1", NULL}, 0);
 }
 
 static void test_exit_codes_keys_generate(void **state) {
     (void)state;
     create_group(9520, "Generated");
     expect_exit(0, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", NULL}, 1);
-    expect_exit(1, (const char *[]){"keys", "generate", "--group", "9529", "--count", "3", NULL}, 1);   /* no group */
+    expect_exit(1, (const char *[]){"keys", "generate", "--group", "9529", "--count", "3", NULL}, 1); /* no group */
     expect_exit(1, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--upgrade", NULL}, 1);
     expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "extra", NULL}, 1);
     expect_exit(2, (const char *[]){"keys", "generate", "--count", "3", NULL}, 1);
@@ -935,10 +945,11 @@ static void test_exit_codes_keys_generate(void **state) {
     expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "0", NULL}, 1);
     expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "three", NULL}, 1);
     expect_exit(2, (const char *[]){"keys", "generate", "--group", "-1", "--count", "3", NULL}, 1);
-    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--threads", "0", NULL},
-                1);
-    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--activation-redis",
-                                    url_a, "--audit-redis", url_b, "--audit-kek", kek_b_path, NULL}, 0);
+    expect_exit(2, (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--threads", "0", NULL}, 1);
+    expect_exit(2,
+                (const char *[]){"keys", "generate", "--group", "9520", "--count", "3", "--activation-redis", url_a,
+                                 "--audit-redis", url_b, "--audit-kek", kek_b_path, NULL},
+                0);
     /* Only the successful run reserved serials: every usage error stopped before the store. */
     char *out, *errs;
     assert_int_equal(cli((const char *[]){"group", "show", "9520", "--json", NULL}, 1, &out, &errs), 0);
@@ -952,8 +963,7 @@ static void first_key(uint32_t group, char key[PK_TEXT_LEN + 1]) {
     char *out, *errs, id[16];
     snprintf(id, sizeof id, "%u", group);
     create_group(group, "Verified");
-    assert_int_equal(cli((const char *[]){"keys", "generate", "--group", id, "--count", "1", NULL}, 1, &out, &errs),
-                     0);
+    assert_int_equal(cli((const char *[]){"keys", "generate", "--group", id, "--count", "1", NULL}, 1, &out, &errs), 0);
     assert_true(strlen(out) >= PK_TEXT_LEN);
     memcpy(key, out, PK_TEXT_LEN);
     key[PK_TEXT_LEN] = '\0';
@@ -966,11 +976,13 @@ static void test_exit_codes_key_verify(void **state) {
     char key[PK_TEXT_LEN + 1];
     first_key(9530, key);
     expect_exit(0, (const char *[]){"key", "verify", key, NULL}, 1);
-    expect_exit(1, (const char *[]){"key", "verify", "W269N-WFGWX-YVC9B-4J6C9-T83GY", NULL}, 1);   /* bad checksum */
+    expect_exit(1, (const char *[]){"key", "verify", "W269N-WFGWX-YVC9B-4J6C9-T83GY", NULL}, 1); /* bad checksum */
     expect_exit(2, (const char *[]){"key", "verify", key, "extra", NULL}, 1);
     expect_exit(2, (const char *[]){"key", "verify", NULL}, 1);
-    expect_exit(2, (const char *[]){"key", "verify", key, "--activation-redis", url_a, "--audit-redis", url_b,
-                                    "--activation-kek", kek_a_path, NULL}, 0);
+    expect_exit(2,
+                (const char *[]){"key", "verify", key, "--activation-redis", url_a, "--audit-redis", url_b,
+                                 "--activation-kek", kek_a_path, NULL},
+                0);
     expect_exit(2, (const char *[]){"key", "verify", key, "--json=maybe", NULL}, 1);
 }
 
@@ -1071,8 +1083,15 @@ static void test_activation_user_cannot_read_audit_data(void **state) {
     assert_string_equal(r->str, "Walled");
     freeReplyObject(r);
     /* The key names are the programs' own (redis_keys.h); a command names group 9200 if any. */
-    const char *denied[] = {"HGETALL " PA_RKEY_AUDIT_FMT, "GET " PA_RKEY_AUDIT_FMT, "KEYS *", "FLUSHALL", "CONFIG GET *",
-                            "DEBUG SLEEP 0", "SCRIPT FLUSH", "SADD " PA_RKEY_GROUPS " 1", "ACL LIST"};
+    const char *denied[] = {"HGETALL " PA_RKEY_AUDIT_FMT,
+                            "GET " PA_RKEY_AUDIT_FMT,
+                            "KEYS *",
+                            "FLUSHALL",
+                            "CONFIG GET *",
+                            "DEBUG SLEEP 0",
+                            "SCRIPT FLUSH",
+                            "SADD " PA_RKEY_GROUPS " 1",
+                            "ACL LIST"};
     for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
         r = rstore_command(act, denied[i], 9200);
         assert_non_null(r);
@@ -1087,11 +1106,11 @@ static void test_activation_user_cannot_read_audit_data(void **state) {
     char incr_address[16 + PA_RKEY_MAX] = "INCR ";
     pa_rkey_address_bucket(incr_address + 5, sizeof incr_address - 5, "192.0.2.1");
     const char *allowed[] = {"XADD " PA_RKEY_OUTBOX " * group 9200", incr_address,
-                             "SADD " PA_RKEY_REVOKED_FMT " 1", "SET " PA_RKEY_REVOCATIONS_LAST_SEQ " 1",
-                             "SISMEMBER " PA_RKEY_GROUPS " 9200", "INCR " PA_RKEY_GROUP_BUCKET_FMT,
+                             "SADD " PA_RKEY_REVOKED_FMT " 1",       "SET " PA_RKEY_REVOCATIONS_LAST_SEQ " 1",
+                             "SISMEMBER " PA_RKEY_GROUPS " 9200",    "INCR " PA_RKEY_GROUP_BUCKET_FMT,
                              "HSET " PA_RKEY_RECORD_FMT " n 1"};
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
-        r = rstore_command(act, allowed[i], 9200, 1);   /* group 9200, serial 1 where named */
+        r = rstore_command(act, allowed[i], 9200, 1); /* group 9200, serial 1 where named */
         assert_non_null(r);
         if (r->type == REDIS_REPLY_ERROR) fprintf(stderr, "denied: %s: %s\n", allowed[i], r->str);
         assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
