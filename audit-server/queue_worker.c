@@ -1,8 +1,9 @@
 /* queue_worker.c -- the loop that turns queued records into verdicts.
  *
- * Each thread has its own Redis connection and secret cache (nothing is
- * shared but the stop flag). Reads block at most QUEUE_BLOCK_MS so a stop is
- * noticed quickly; the command timeout is set above that.
+ * Each thread is a task (common/task.h) with its own Redis connection and
+ * secret cache; nothing is shared but settings. Reads block at most
+ * QUEUE_BLOCK_MS so a stop is noticed quickly; the command timeout is set
+ * above that.
  *
  * Per-record Redis traffic is what auditing costs, so a batch is judged in
  * memory and then recorded with one script call (which also acknowledges
@@ -12,8 +13,6 @@
  * consumers' idle entries are looked for at most once a second. */
 #include "queue_worker.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +24,15 @@
 #include "clock.h"
 #include "log.h"
 #include "secret_cache.h"
+#include "task.h"
 #include "verdict.h"
 
 #define QUEUE_BLOCK_MS 500
 #define QUEUE_BACKOFF_MAX_MS 2000
 
 typedef struct queue_thread {
-    pthread_t tid;                /* joined by queue_worker_stop */
-    bool started;                 /* tid is valid */
-    struct queue_worker *owner;   /* shared stop flag and settings */
+    task *loop;                   /* the thread; stopped by queue_worker_stop */
+    struct queue_worker *owner;   /* shared settings */
     audit_store *store;           /* private Redis B connection */
     secret_cache *cache;          /* private prepared secrets */
     char consumer[160];           /* consumer name in the group: prefix-index */
@@ -47,17 +46,11 @@ typedef struct queue_thread {
 } queue_thread;
 
 struct queue_worker {
-    atomic_bool stop;             /* set by queue_worker_stop */
     int batch;                    /* entries per read */
     int claim_idle_ms;            /* XAUTOCLAIM idle threshold */
     int n;                        /* threads */
     queue_thread *threads;
 };
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Judges one record into v and e (e points into q and v). Returns 0, or -1
  * with err (the record stays pending). */
@@ -127,15 +120,15 @@ static int next_backoff(int ms) {
     return ms * 2 > QUEUE_BACKOFF_MAX_MS ? QUEUE_BACKOFF_MAX_MS : ms * 2;
 }
 
-static void *run(void *arg) {
+static void run(task *loop, void *arg) {
     queue_thread *t = arg;
     struct queue_worker *w = t->owner;
     const audit_metrics *m = audit_metrics_get();
     int backoff = 0;
     bool prepared = false;
     char err[256];
-    while (!atomic_load(&w->stop)) {
-        if (backoff) sleep_ms(backoff);
+    while (!task_stopping(loop)) {
+        if (backoff && !task_sleep(loop, backoff)) break;
         if (!prepared && audit_store_queue_prepare(t->store, err, sizeof err) != 0) {
             backoff = next_backoff(backoff);
             log_warn("audit.queue.unavailable", LOG_S("error", err), LOG_END);
@@ -159,7 +152,6 @@ static void *run(void *arg) {
         if (len < 0) len = audit_store_queue_length(t->store);
         if (len >= 0) metric_set(m->queue_length, len);
     }
-    return NULL;
 }
 
 static void free_thread(queue_thread *t) {
@@ -204,21 +196,20 @@ queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size
             queue_worker_stop(q);
             return NULL;
         }
-        if (pthread_create(&t->tid, NULL, run, t) != 0) {
-            snprintf(err, errlen, "cannot start the queue worker thread");
+        if (!(t->loop = task_start("queue worker", run, t, err, errlen))) {
             queue_worker_stop(q);
             return NULL;
         }
-        t->started = true;
     }
     return q;
 }
 
 void queue_worker_stop(queue_worker *q) {
     if (!q) return;
-    atomic_store(&q->stop, true);
+    for (int i = 0; i < q->n; i++)   /* all asked first, so they wind down together */
+        if (q->threads[i].loop) task_request_stop(q->threads[i].loop);
     for (int i = 0; i < q->n; i++) {
-        if (q->threads[i].started) pthread_join(q->threads[i].tid, NULL);
+        task_stop(q->threads[i].loop);
         free_thread(&q->threads[i]);
     }
     free(q->threads);

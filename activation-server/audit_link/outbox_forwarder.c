@@ -16,7 +16,6 @@
  * record at once. */
 #include "outbox_forwarder.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "task.h"
 
 #define BACKOFF_MAX_MS 2000
 
@@ -38,16 +38,13 @@ static const char ACK_LUA[] =
     "redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))\n"
     "return redis.call('XDEL', KEYS[1], unpack(ids))\n";
 
-enum { RUNNING = 0, DRAINING = 1, STOPPING = 2 };
-
 struct outbox_forwarder {
     outbox_forwarder_config cfg;      /* defaults applied; consumer points into `consumer` */
     char consumer[128];               /* our name in the consumer group */
     rstore *rs;                       /* private Redis A connection */
     int script_ack;                   /* index of ACK_LUA */
-    pthread_t tid;                    /* the loop */
-    atomic_int state;                 /* RUNNING, DRAINING or STOPPING */
-    _Atomic int64_t drain_deadline_ms;/* when DRAINING gives up */
+    task *loop;                       /* the forwarding loop */
+    _Atomic int64_t drain_deadline_ms;/* set before the stop: keep forwarding until then; 0 = stop at once */
     _Atomic uint64_t forwarded;       /* records acknowledged by the audit server */
     _Atomic long long length;         /* last outbox length seen, -1 unknown */
     bool own_pending;                 /* our pending entries may exist: read them first */
@@ -59,12 +56,26 @@ struct outbox_forwarder {
     metric *m_failures;               /* pa_audit_outbox_submit_failures_total */
 };
 
-/* Sleeps up to `ms`, waking early when asked to stop. */
-static void nap(outbox_forwarder *f, int ms) {
-    for (int slept = 0; slept < ms && atomic_load(&f->state) != STOPPING; slept += 50) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+/* Asked to stop, but with time left to empty the outbox. */
+static bool draining(outbox_forwarder *f, task *t) {
+    return task_stopping(t) && atomic_load(&f->drain_deadline_ms) != 0;
+}
+
+static bool should_stop(outbox_forwarder *f, task *t) {
+    if (!task_stopping(t)) return false;
+    int64_t deadline = atomic_load(&f->drain_deadline_ms);
+    return deadline == 0 || pa_mono_ms() >= deadline;
+}
+
+/* Waits up to `ms`: cut short by the stop request while running; while
+ * draining (the stop was requested, so a task_sleep would return at once)
+ * a plain sleep, bounded by the drain deadline. */
+static void pause_for(outbox_forwarder *f, task *t, int ms) {
+    if (task_sleep(t, ms) || !draining(f, t)) return;
+    int64_t left = atomic_load(&f->drain_deadline_ms) - pa_mono_ms();
+    if (left < ms) ms = left > 0 ? (int)left : 0;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 static int next_backoff(int ms) { return ms == 0 ? 100 : (ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2); }
@@ -195,33 +206,27 @@ static int forward(outbox_forwarder *f, size_t n) {
     return 0;
 }
 
-static bool should_stop(outbox_forwarder *f) {
-    int st = atomic_load(&f->state);
-    return st == STOPPING || (st == DRAINING && pa_mono_ms() >= atomic_load(&f->drain_deadline_ms));
-}
-
-static void *run(void *arg) {
+static void run(task *t, void *arg) {
     outbox_forwarder *f = arg;
     int backoff = 0;
     bool prepared = false;
-    while (!should_stop(f)) {
-        if (backoff) nap(f, backoff);
-        if (should_stop(f)) break;
+    while (!should_stop(f, t)) {
+        if (backoff) pause_for(f, t, backoff);
+        if (should_stop(f, t)) break;
         if (!prepared && prepare_group(f) != 0) {
             backoff = next_backoff(backoff);
             continue;
         }
         prepared = true;
-        bool draining = atomic_load(&f->state) == DRAINING;
-        int n = next_batch(f, draining ? 50 : f->cfg.block_ms);
+        bool emptying = draining(f, t);
+        int n = next_batch(f, emptying ? 50 : f->cfg.block_ms);
         if (n > 0 && forward(f, (size_t)n) != 0) n = -1;
         if (n < 0) f->own_pending = true;   /* what was read stays pending: retry it first */
         backoff = n < 0 ? next_backoff(backoff) : 0;
         update_length(f);
-        if (n == 0 && draining && atomic_load(&f->length) == 0) break;
-        if (n > 0 && n < f->cfg.batch && !draining) nap(f, f->cfg.linger_ms);
+        if (n == 0 && emptying && atomic_load(&f->length) == 0) break;
+        if (n > 0 && n < f->cfg.batch && !emptying) task_sleep(t, f->cfg.linger_ms);
     }
-    return NULL;
 }
 
 outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, char *err, size_t errlen) {
@@ -260,8 +265,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
                                     "Offline-audit records the audit server acknowledged", "");
     f->m_failures = metric_counter("pa_audit_outbox_submit_failures_total",
                                    "Submit calls to the audit server that failed (retried)", "");
-    if (pthread_create(&f->tid, NULL, run, f) != 0) {
-        snprintf(err, errlen, "outbox forwarder: cannot start its thread");
+    if (!(f->loop = task_start("outbox forwarder", run, f, err, errlen))) {
         rstore_free(f->rs), free(f->batch), free(f->ids), free(f);
         return NULL;
     }
@@ -270,13 +274,8 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
 
 long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
     if (!f) return -1;
-    if (drain_ms > 0) {
-        atomic_store(&f->drain_deadline_ms, pa_mono_ms() + drain_ms);
-        atomic_store(&f->state, DRAINING);
-    } else {
-        atomic_store(&f->state, STOPPING);
-    }
-    pthread_join(f->tid, NULL);
+    if (drain_ms > 0) atomic_store(&f->drain_deadline_ms, pa_mono_ms() + drain_ms);
+    task_stop(f->loop);   /* the loop sees the deadline and empties the outbox until then */
     long long left = atomic_load(&f->length);
     rstore_free(f->rs);
     free(f->batch), free(f->ids);

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "task.h"
 
 /* KEYS: last_seq, then one {g:ID}:revoked per entry.
  * ARGV: expected last_seq, new last_seq, then one serial per entry.
@@ -32,9 +32,7 @@ struct revocation_puller {
     rstore *rs;                       /* private Redis A connection */
     int script_apply;                 /* index of APPLY_LUA */
     pthread_mutex_t mu;               /* one round at a time */
-    pthread_t tid;                    /* the loop, if started */
-    bool threaded;                    /* tid is valid */
-    atomic_bool stop;                 /* asks the loop to end */
+    task *loop;                       /* the polling loop; NULL when polled by hand */
     _Atomic uint64_t last_seq;        /* last applied sequence seen in Redis A */
     metric *m_applied;                /* pa_audit_revocations_applied_total */
     metric *m_last;                   /* pa_audit_revocation_last_sequence */
@@ -148,22 +146,16 @@ int revocation_puller_poll(revocation_puller *p, char *err, size_t errlen) {
     return rc;
 }
 
-static void *run(void *arg) {
+static void run(task *t, void *arg) {
     revocation_puller *p = arg;
     bool failing = false;
-    while (!atomic_load(&p->stop)) {
+    do {
         char err[300];
         int rc = revocation_puller_poll(p, err, sizeof err);
         if (rc < 0 && !failing) log_warn("audit.revocations.unavailable", LOG_S("error", err), LOG_END);
         if (rc >= 0 && failing) log_info("audit.revocations.recovered", LOG_END);
         failing = rc < 0;
-        for (int slept = 0; slept < p->cfg.interval_ms && !atomic_load(&p->stop); slept += 50) {
-            int step = p->cfg.interval_ms - slept < 50 ? p->cfg.interval_ms - slept : 50;
-            struct timespec ts = {0, step * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    return NULL;
+    } while (task_sleep(t, p->cfg.interval_ms));
 }
 
 revocation_puller *revocation_puller_start(const revocation_puller_config *cfg, char *err, size_t errlen) {
@@ -192,23 +184,18 @@ revocation_puller *revocation_puller_start(const revocation_puller_config *cfg, 
     p->m_last = metric_gauge("pa_audit_revocation_last_sequence", "Last revocation sequence applied", "");
     p->m_errors = metric_counter("pa_audit_revocation_pull_errors_total",
                                  "Revocation polls that failed (audit server or Redis A unreachable)", "");
-    if (p->cfg.interval_ms > 0) {
-        if (pthread_create(&p->tid, NULL, run, p) != 0) {
-            snprintf(err, errlen, "revocation puller: cannot start its thread");
-            pthread_mutex_destroy(&p->mu);
-            rstore_free(p->rs);
-            free(p);
-            return NULL;
-        }
-        p->threaded = true;
+    if (p->cfg.interval_ms > 0 && !(p->loop = task_start("revocation puller", run, p, err, errlen))) {
+        pthread_mutex_destroy(&p->mu);
+        rstore_free(p->rs);
+        free(p);
+        return NULL;
     }
     return p;
 }
 
 void revocation_puller_stop(revocation_puller *p) {
     if (!p) return;
-    atomic_store(&p->stop, true);
-    if (p->threaded) pthread_join(p->tid, NULL);
+    task_stop(p->loop);
     pthread_mutex_destroy(&p->mu);
     rstore_free(p->rs);
     free(p);
