@@ -206,7 +206,7 @@ queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size
 
 void queue_worker_stop(queue_worker *q) {
     if (!q) return;
-    for (int i = 0; i < q->n; i++)   /* all asked first, so they wind down together */
+    for (int i = 0; i < q->n; i++) /* all asked first, so they wind down together */
         if (q->threads[i].loop) task_request_stop(q->threads[i].loop);
     for (int i = 0; i < q->n; i++) {
         task_stop(q->threads[i].loop);

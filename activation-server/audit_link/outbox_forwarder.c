@@ -44,7 +44,7 @@ struct outbox_forwarder {
     rstore *rs;                       /* private Redis A connection */
     int script_ack;                   /* index of ACK_LUA */
     task *loop;                       /* the forwarding loop */
-    _Atomic int64_t drain_deadline_ms;/* set before the stop: keep forwarding until then; 0 = stop at once */
+    _Atomic int64_t drain_deadline_ms; /* set before the stop: keep forwarding until then; 0 = stop at once */
     _Atomic uint64_t forwarded;       /* records acknowledged by the audit server */
     _Atomic long long length;         /* last outbox length seen, -1 unknown */
     bool own_pending;                 /* our pending entries may exist: read them first */
@@ -275,7 +275,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
 long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
     if (!f) return -1;
     if (drain_ms > 0) atomic_store(&f->drain_deadline_ms, pa_mono_ms() + drain_ms);
-    task_stop(f->loop);   /* the loop sees the deadline and empties the outbox until then */
+    task_stop(f->loop); /* the loop sees the deadline and empties the outbox until then */
     long long left = atomic_load(&f->length);
     rstore_free(f->rs);
     free(f->batch), free(f->ids);
