@@ -33,9 +33,9 @@ static void jansson_line(unsigned i) {
     char when[32];
     size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:s,s:s,s:s,s:s}", "ts", when, "level", "info",
-                          "component", "bench", "event", "activate.granted", "group", (json_int_t)4365, "serial",
-                          (json_int_t)i, "count", (json_int_t)1, "again", 0, "audit", "none", "audit_reason", "none",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:s,s:s,s:s,s:s}", "ts", when, "level", "info", "component",
+                          "bench", "event", "activate.granted", "group", (json_int_t)4365, "serial", (json_int_t)i,
+                          "count", (json_int_t)1, "again", 0, "audit", "none", "audit_reason", "none",
                           "audit_request_id", "", "peer", "ipv4:127.0.0.1:51000");
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text) {
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     if (saved < 0 || null < 0 || dup2(null, 2) < 0) return 1;
     log_set_component("bench");
     double ours = 0, theirs = 0;
-    for (int round = 0; round < 3; round++) {   /* alternate, so drift hits both alike */
+    for (int round = 0; round < 3; round++) { /* alternate, so drift hits both alike */
         ours += measure(log_c_line, lines) / 3;
         theirs += measure(jansson_line, lines) / 3;
     }
