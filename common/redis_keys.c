@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static int key(char *buf, size_t n, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static int key(char *buf, size_t n, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int l = vsnprintf(buf, n, fmt, ap);
