@@ -15,7 +15,8 @@
  *      No answer: the group's audit_unreachable policy refuses with
  *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
  *   5. one Redis round trip (policy.lua): rate limits, revocation, the
- *      group's policy applied to the key's record, the optional offline-audit
+ *      group's policy applied to the key's record (the place bound to the
+ *      installer's place key, when it sent one), the optional offline-audit
  *      outbox record;
  *   6. reload the cached group if the script saw a newer record version;
  *   7. build and sign the license (license_grant.c, shared with Renew).
@@ -201,9 +202,11 @@ static Activation__V1__ActivateRequest *decode_request(worker *w, rpc_reply *rep
                "request: not a valid activation.v1.ActivateRequest message");
         return NULL;
     }
-    pk_status key_status;
+    pk_status key_status = PK_OK;
     char msg[256];
-    if (validate_activate(rq, key, &key_status, msg, sizeof msg)) return rq;
+    if (validate_strings_have_no_nul(&activation__v1__activate_request__descriptor, req, len, msg, sizeof msg) &&
+        validate_activate(rq, key, &key_status, msg, sizeof msg))
+        return rq;
     refuse(w, reply, key_status == PK_OK ? REFUSED_INVALID_REQUEST : REFUSED_INVALID_KEY,
            GRPC_STATUS_INVALID_ARGUMENT, msg);
     activation__v1__activate_request__free_unpacked(rq, NULL);
@@ -302,8 +305,11 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         goto done;
     }
     policy_result p;
+    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* binds the place to the installer's place key */
+    if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
     policy_activate(w->redis, w->script, &a->limits, g, key.serial, rq->machine_id.data,
-                    license_random, address_key, plan.to_outbox ? &plan.outbox : NULL, &p);
+                    rq->place_key.len ? holder : NULL, license_random, address_key,
+                    plan.to_outbox ? &plan.outbox : NULL, &p);
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
     if (p.status != POLICY_OK) {

@@ -48,13 +48,19 @@ void policy_address_key(const char *ip, char *out, size_t n) {
     pa_rkey_address_bucket(out, n, ip);
 }
 
-/* A machine's field in the key's record: the first 16 bytes of
- * SHA-256(machine_id), half the size of the id (see policy.lua). */
+/* The script's place argument: the machine's field in the key's record (the
+ * first 16 bytes of SHA-256(machine_id), half the size of the id), then the
+ * place-key digest when there is one (policy.lua, place_arg). Returns its
+ * length. */
 #define PLACE_FIELD_LEN 16
-static void place_field(const uint8_t *machine_id, uint8_t out[PLACE_FIELD_LEN]) {
+#define PLACE_ARG_MAX (PLACE_FIELD_LEN + PLACE_KEY_DIGEST_LEN)
+static size_t place_arg(const uint8_t *machine_id, const uint8_t *holder, uint8_t out[PLACE_ARG_MAX]) {
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256(machine_id, MACHINE_ID_LEN, digest);
     memcpy(out, digest, PLACE_FIELD_LEN);
+    if (!holder) return PLACE_FIELD_LEN;
+    memcpy(out + PLACE_FIELD_LEN, holder, PLACE_KEY_DIGEST_LEN);
+    return PLACE_ARG_MAX;
 }
 
 /* A growing (pointer, length) argument list for one EVALSHA. */
@@ -138,13 +144,12 @@ static void run(rstore *r, int script, int nkeys, args *a, const char *what, pol
     freeReplyObject(reply);
 }
 
-void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g,
-                     uint32_t serial, const uint8_t *machine_id,
-                     const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
-                     const policy_audit *audit, policy_result *out) {
+void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
+                     const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
+                     const char *address_key, const policy_audit *audit, policy_result *out) {
     char record[PA_RKEY_MAX], serial_s[16];
-    uint8_t field[PLACE_FIELD_LEN];
-    place_field(machine_id, field);
+    uint8_t place[PLACE_ARG_MAX];
+    size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
@@ -156,7 +161,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, PA_RKEY_OUTBOX);
     add_str(&a, "activate");
     add_str(&a, serial_s);
-    add(&a, field, sizeof field);
+    add(&a, place, place_len);
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
@@ -175,13 +180,12 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
 }
 
 /* Renew and Deactivate share their arguments; only the keys differ. */
-static void by_license(rstore *r, int script, const policy_limits *l, const char *op,
-                       uint32_t group, uint32_t serial, const uint8_t *machine_id,
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
-                       policy_result *out) {
+static void by_license(rstore *r, int script, const policy_limits *l, const char *op, uint32_t group, uint32_t serial,
+                       const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
     char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], serial_s[16];
-    uint8_t field[PLACE_FIELD_LEN];
-    place_field(machine_id, field);
+    uint8_t place[PLACE_ARG_MAX];
+    size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_group(key_group, sizeof key_group, group);
     pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
     pa_rkey_record(record, sizeof record, group, serial);
@@ -195,7 +199,7 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     int nkeys = a.n;
     add_str(&a, op);
     add_str(&a, serial_s);
-    add(&a, field, sizeof field);
+    add(&a, place, place_len);
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
@@ -203,16 +207,15 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
 }
 
 void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
-                  const uint8_t *machine_id, const uint8_t random[LICENSE_RANDOM_LEN],
-                  const char *address_key, policy_result *out) {
-    by_license(r, script, l, "renew", group, serial, machine_id, random, address_key, out);
+                  const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
+    by_license(r, script, l, "renew", group, serial, machine_id, holder, random, address_key, out);
 }
 
-void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group,
-                       uint32_t serial, const uint8_t *machine_id,
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
-                       policy_result *out) {
-    by_license(r, script, l, "deactivate", group, serial, machine_id, random, address_key, out);
+void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                       const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
+    by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, out);
 }
 
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
@@ -227,7 +230,7 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
 }
 
 const char *policy_status_name(policy_status s) {
-    static const char *names[] = {"ok", "rate_limited", "unknown_group", "revoked", "no_place",
-                                  "not_found", "expired", "not_genuine", "unavailable"};
+    static const char *names[] = {"ok",        "rate_limited", "unknown_group", "revoked",     "no_place",
+                                  "not_found", "expired",      "not_genuine",   "unavailable", "wrong_key"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }

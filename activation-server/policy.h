@@ -9,6 +9,7 @@
 
 #include "audit_record.h"
 #include "group_cache.h"
+#include "place_proof.h"
 #include "redis_store.h"
 #include "validate.h"
 
@@ -23,6 +24,7 @@ typedef enum policy_status {
     POLICY_EXPIRED = 6,
     POLICY_NOT_GENUINE = 7,
     POLICY_UNAVAILABLE = 8,
+    POLICY_WRONG_KEY = 9, /* renew, deactivate: the place is bound to another place key */
 } policy_status;
 
 typedef struct policy_result {
@@ -67,19 +69,22 @@ int policy_register(rstore *r);
 /* The rate-limit key of a client address: "rl:a:IP", IPv6 by its /64. */
 void policy_address_key(const char *ip, char *out, size_t n);
 
-void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g,
-                     uint32_t serial, const uint8_t *machine_id,
-                     const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
-                     const policy_audit *audit, policy_result *out);
+/* `holder`: the digest of the request's place key (place_key_digest), or
+ * NULL when it sent none (the machine's place then keeps any key it has). */
+void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
+                     const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
+                     const char *address_key, const policy_audit *audit, policy_result *out);
 
-/* Renew and Deactivate: the place named by (serial, machine_id, random). */
+/* Renew and Deactivate: the place named by (serial, machine_id, random),
+ * held by the place key whose digest is `holder` (proven by proof_check).
+ * WRONG_KEY when the place is bound to another key; a place with no key yet
+ * is bound to this one. */
 void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
-                  const uint8_t *machine_id, const uint8_t random[LICENSE_RANDOM_LEN],
-                  const char *address_key, policy_result *out);
-void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group,
-                       uint32_t serial, const uint8_t *machine_id,
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
-                       policy_result *out);
+                  const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out);
+void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                       const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out);
 
 /* A failed genuineness check from `address_key`: takes failure tokens.
  * NOT_GENUINE, or RATE_LIMITED once the address has none left. */

@@ -22,12 +22,18 @@
 --                              <place>  one field per machine holding a place:
 --                                       the first 16 bytes of SHA-256(machine_id)
 --                                       -> license random (8 bytes) |
---                                          expires_at (u32 LE, 0 = never)
+--                                          expires_at (u32 LE, 0 = never) |
+--                                          place-key digest (16 bytes: the first
+--                                          half of SHA-256(place key); absent
+--                                          while no key is bound)
 --                            Sized for memory: with one machine the hash is a
---                            44-byte listpack (jemalloc's 48-byte class), about
---                            140 bytes of Redis memory per activated key in all.
---                            The 128-bit digest halves the field; making two
---                            machine ids share one takes ~2^64 work.
+--                            60-byte listpack (jemalloc's 64-byte class), about
+--                            156 bytes of Redis memory per activated key in all
+--                            (144 without the key digest).
+--                            The 128-bit digests halve the field and the key;
+--                            making two machine ids (or two place keys) share
+--                            one takes ~2^64 work, and matching a given one
+--                            ~2^128.
 --   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
 --   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
@@ -40,6 +46,7 @@
 -- Reply: an array whose first element is a status:
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
     0, 1, 2, 3, 4, 5, 6, 7
+local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
 --                            audited (1 when the outbox record was written)}
 --                 renew:    {0, version, count, expires, renew_after, now, random, 1}
@@ -51,6 +58,7 @@ local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NO
 --   NOT_FOUND     {5, version}     (no such place, or the license id does not match)
 --   EXPIRED       {6, version}
 --   NOT_GENUINE   {7}
+--   WRONG_KEY     {9, version}     renew, deactivate: the place is bound to another place key
 
 local function clock()
     local t = redis.call('TIME')
@@ -102,12 +110,26 @@ local function take_tokens(buckets, cost, now_ms)
     return 0
 end
 
+-- A place: random (8) | expires (u32 LE) | place-key digest (16, or nothing
+-- while no key is bound: places made before proofs existed, or by an
+-- Activate without place_key).
 local function place_expires(place)
     return struct.unpack('<I4', place, 9)
 end
 
-local function pack_place(random, expires)
-    return random .. struct.pack('<I4', expires)
+local function place_holder(place)
+    return string.sub(place, 13)   -- '' when unbound
+end
+
+local function pack_place(random, expires, holder)
+    return random .. struct.pack('<I4', expires) .. holder
+end
+
+-- ARGV[3] names the place and who claims it: the machine's field (16 bytes),
+-- then the place-key digest (16 bytes; absent on an Activate without
+-- place_key). Returns field, holder ('' when absent).
+local function place_arg(arg)
+    return string.sub(arg, 1, 16), string.sub(arg, 17)
 end
 
 -- Frees the places whose lease lapsed; returns how many.
@@ -116,7 +138,7 @@ local function reclaim_lapsed(record, now_s)
     local freed = 0
     for i = 1, #all, 2 do
         local field, place = all[i], all[i + 1]
-        if #field == 16 and #place == 12 then
+        if #field == 16 and (#place == 12 or #place == 28) then
             local e = place_expires(place)
             if e ~= 0 and e <= now_s then
                 redis.call('HDEL', record, field)
@@ -150,8 +172,8 @@ local function lease_times(lease, renew, now_s)
     return now_s + lease, now_s + renew
 end
 
--- ARGV: op, serial, place (machine digest), random, address rate, address
---       burst, group rate, group burst, audit mode (0 none, 1 sampled,
+-- ARGV: op, serial, place (machine digest and place-key digest, see
+--       place_arg), random, address rate, address burst, group rate, group burst, audit mode (0 none, 1 sampled,
 --       2 only if this is the key's first use), then with an audit mode:
 --       request_id, group, upgrade, security_first, security_second,
 --       client_address, received_at, sample_reason, machine_id
@@ -168,12 +190,14 @@ local function activate()
     if not version then return {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, version} end
 
-    local record, field = KEYS[3], ARGV[3]
+    local record = KEYS[3]
+    local field, holder = place_arg(ARGV[3])
     local uses = redis.call('HINCRBY', record, 'n', 1)
     local place = redis.call('HGET', record, field)
     local random, again = ARGV[4], 0
     if place then
         random, again = string.sub(place, 1, 8), 1   -- same machine: same place, same license id
+        if holder == '' then holder = place_holder(place) end   -- no new key: keep the bound one
     elseif max > 0 then
         local held = redis.call('HLEN', record) - 1   -- every field but "n"
         if held >= max then held = held - reclaim_lapsed(record, now_s) end
@@ -181,7 +205,7 @@ local function activate()
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
-    redis.call('HSET', record, field, pack_place(random, expires))
+    redis.call('HSET', record, field, pack_place(random, expires, holder))
 
     local mode, audited = ARGV[9], 0
     if mode == '1' or (mode == '2' and uses == 1) then
@@ -195,8 +219,11 @@ local function activate()
         again, audited}
 end
 
--- The place named by a license: {version, place} or an error reply.
--- ARGV: op, serial, place (machine digest), random, address rate, address burst
+-- The place named by a license and held by the proven place key: the place,
+-- or an error reply. A place with no key yet is taken by this one (renew
+-- writes it back with the key).
+-- ARGV: op, serial, place (machine digest and place-key digest), random,
+--       address rate, address burst
 local function find_place(group_key, record, address_key)
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({{address_key, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'}},
@@ -204,9 +231,13 @@ local function find_place(group_key, record, address_key)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local version, max, lease, renew = group_policy(group_key)
     if not version then return nil, {NOT_FOUND, '0'} end
-    local place = redis.call('HGET', record, ARGV[3])
+    local field, holder = place_arg(ARGV[3])
+    local place = redis.call('HGET', record, field)
     if not place or string.sub(place, 1, 8) ~= ARGV[4] then return nil, {NOT_FOUND, version} end
-    return {version = version, lease = lease, renew = renew, place = place, now = now_s}
+    local bound = place_holder(place)
+    if bound ~= '' and bound ~= holder then return nil, {WRONG_KEY, version} end
+    return {version = version, lease = lease, renew = renew, place = place, now = now_s,
+        field = field, holder = holder}
 end
 
 local function renew_license()
@@ -217,14 +248,14 @@ local function renew_license()
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
     redis.call('HINCRBY', KEYS[3], 'n', 1)
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', KEYS[3], ARGV[3], pack_place(ARGV[4], expires))
+    redis.call('HSET', KEYS[3], p.field, pack_place(ARGV[4], expires, p.holder))
     return {OK, p.version, places(KEYS[3]), expires, renew_after, p.now, ARGV[4], 1}
 end
 
 local function deactivate()
     local p, err = find_place(KEYS[1], KEYS[2], KEYS[3])
     if not p then return err end
-    redis.call('HDEL', KEYS[2], ARGV[3])
+    redis.call('HDEL', KEYS[2], p.field)
     return {OK, p.version, places(KEYS[2])}
 end
 

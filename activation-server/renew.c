@@ -4,16 +4,25 @@
  * wrong random part reads exactly like one the server never issued
  * (NOT_FOUND), so ids cannot be guessed from a group and serial.
  *
+ * The ids are not secret, though: they are in the license file. So each
+ * call must also prove it holds the place key the place was bound to at
+ * Activate (activation.proto, "Proof of possession"): the signature and its
+ * timestamp are checked here before Redis (proof_check.c), and the script
+ * checks that the key is the place's. A copied license file without the
+ * installer's private key gets UNAUTHENTICATED.
+ *
  * Renew's refusals are counted by reason in pa_renewals_refused_total, with
  * the labels of pa_activations_refused_total (worker.c); a lapsed lease
  * (lease_expired) and a revoked key (revoked) are told apart there as on the
  * wire. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "activation/v1/activation.pb-c.h"
 #include "license_grant.h"
 #include "log.h"
+#include "proof_check.h"
 #include "server.h"
 #include "validate.h"
 
@@ -24,11 +33,12 @@ static void count(metric *const *family, refusal why) {
 }
 
 /* Parses the request's license reference; on failure the reply is set. */
-static bool license_ref(rpc_reply *reply, metric *const *family, const char *license_id,
-                        const ProtobufCBinaryData *machine_id, uint32_t *group, uint32_t *serial,
-                        uint8_t random[LICENSE_RANDOM_LEN]) {
+static bool license_ref(rpc_reply *reply, metric *const *family, const ProtobufCMessageDescriptor *d,
+                        const uint8_t *req, size_t len, const char *license_id, const ProtobufCBinaryData *machine_id,
+                        uint32_t *group, uint32_t *serial, uint8_t random[LICENSE_RANDOM_LEN]) {
     char msg[200];
-    if (validate_license_ref(license_id, machine_id, group, serial, random, msg, sizeof msg))
+    if (validate_strings_have_no_nul(d, req, len, msg, sizeof msg) &&
+        validate_license_ref(license_id, machine_id, group, serial, random, msg, sizeof msg))
         return true;
     rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
     count(family, REFUSED_INVALID_REQUEST);
@@ -42,6 +52,7 @@ static refusal refusal_of(policy_status s) {
     case POLICY_UNKNOWN_GROUP:
     case POLICY_NOT_FOUND: return REFUSED_NOT_FOUND;
     case POLICY_EXPIRED: return REFUSED_LEASE_EXPIRED;
+    case POLICY_WRONG_KEY: return REFUSED_BAD_PROOF;
     case POLICY_UNAVAILABLE: return REFUSED_UNAVAILABLE;
     default: return REFUSED_INTERNAL;
     }
@@ -59,6 +70,35 @@ static void refused(worker *w, rpc_reply *reply, metric *const *family, const ch
     }
     log_info(event, LOG_U("group", group), LOG_U("serial", serial),
              LOG_S("reason", policy_status_name(p->status)), LOG_END);
+}
+
+/* The request's proof that it holds the place key, checked without Redis;
+ * `holder` gets the key's digest for the script. A refused proof costs the
+ * client address failure tokens, as a key that is not genuine does
+ * (policy_reject): a flood of bad signatures slows to the refill rate. On
+ * failure the reply is set. */
+static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
+                   const Activation__V1__PlaceProof *proof, place_op op, const char *license_id,
+                   const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN]) {
+    char msg[256];
+    proof_verdict v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, msg, sizeof msg);
+    if (v == PROOF_OK) return true;
+    char address_key[96];
+    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    policy_result p;
+    policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
+    if (p.status == POLICY_RATE_LIMITED) {
+        refused(w, reply, family, event, &p, group, serial);
+        return false;
+    }
+    /* Otherwise (charged, or Redis away) the proof is refused all the same. */
+    rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", msg);
+    reply->reason = proof_reason(v);
+    count(family, REFUSED_BAD_PROOF);
+    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
+             LOG_S("reason", v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),
+             LOG_END);
+    return false;
 }
 
 /* The caller's deadline passed, before we began or while we waited (a slow
@@ -84,8 +124,12 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
         return;
     }
     uint32_t group, serial;
-    uint8_t random[LICENSE_RANDOM_LEN];
-    if (!license_ref(reply, counted, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+    uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
+    if (!license_ref(reply, counted, &activation__v1__renew_request__descriptor, req, len, rq->license_id,
+                     &rq->machine_id, &group, &serial, random) ||
+        !proven(w, ctx, reply, counted, "renew.refused", rq->proof, PLACE_OP_RENEW, rq->license_id, rq->machine_id.data,
+                group, serial, holder))
+        goto done;
 
     /* 2. The group's record, for the license's product fields. */
     const group_entry *g = NULL;
@@ -102,11 +146,11 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     /* A slow group load may have outlived the caller. */
     if (deadline_passed(ctx, reply, counted)) goto done;
 
-    /* 3. One round trip: rate limit, revocation, lease, the place itself. */
+    /* 3. One round trip: rate limit, the place and its key, revocation, lease. */
     char address_key[96];
     policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, random,
-                 address_key, &p);
+    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random, address_key,
+                 &p);
     if (p.status == POLICY_OK && p.version != g->rec.version &&
         group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
@@ -146,15 +190,19 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
         return;
     }
     uint32_t group, serial;
-    uint8_t random[LICENSE_RANDOM_LEN];
-    if (!license_ref(reply, NULL, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
+    uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
+    if (!license_ref(reply, NULL, &activation__v1__deactivate_request__descriptor, req, len, rq->license_id,
+                     &rq->machine_id, &group, &serial, random) ||
+        !proven(w, ctx, reply, NULL, "deactivate.refused", rq->proof, PLACE_OP_DEACTIVATE, rq->license_id,
+                rq->machine_id.data, group, serial, holder))
+        goto done;
 
-    /* 2. One round trip: rate limit, then free the place if it matches. */
+    /* 2. One round trip: rate limit, then free the place if it and its key match. */
     char address_key[96];
     policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
     policy_result p;
-    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data,
-                      random, address_key, &p);
+    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random,
+                      address_key, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
         goto done;

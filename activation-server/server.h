@@ -38,6 +38,7 @@ typedef enum refusal {
     REFUSED_INTERNAL,          /* signing or packing failed */
     REFUSED_NOT_FOUND,         /* Renew: no such place (or group) for this license id */
     REFUSED_LEASE_EXPIRED,     /* Renew: the lease lapsed before the renewal */
+    REFUSED_BAD_PROOF,         /* Renew: no valid proof of holding the place's key */
     REFUSED_N
 } refusal;
 

@@ -45,6 +45,48 @@ static bool machine_id_ok(const ProtobufCBinaryData *m, char *msg, size_t msglen
     return true;
 }
 
+/* A base-128 varint at buf[*pos]; false when it runs past the end or 64 bits. */
+static bool varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out) {
+    *out = 0;
+    for (unsigned shift = 0; shift < 64 && *pos < len; shift += 7) {
+        uint8_t b = buf[(*pos)++];
+        *out |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+bool validate_strings_have_no_nul(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, char *msg,
+                                  size_t msglen) {
+    size_t pos = 0;
+    while (pos < len) {
+        uint64_t tag, n;
+        if (!varint(buf, len, &pos, &tag)) return true;
+        switch (tag & 7) {
+        case 0:
+            if (!varint(buf, len, &pos, &n)) return true;
+            break;
+        case 1: pos += 8; break;
+        case 5: pos += 4; break;
+        case 2: {
+            if (!varint(buf, len, &pos, &n) || n > len - pos) return true;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+            const uint8_t *nul = f && f->type == PROTOBUF_C_TYPE_STRING ? memchr(buf + pos, 0, n) : NULL;
+            if (nul) {
+                snprintf(msg, msglen, "%s: byte 0x00 at position %zu is not allowed", f->name,
+                         (size_t)(nul - (buf + pos)) + 1);
+                return false;
+            }
+            pos += n;
+            break;
+        }
+        default: return true; /* groups, or not protobuf at all */
+        }
+    }
+    return true;
+}
+
 bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *key,
                        pk_status *key_status, char *msg, size_t msglen) {
     *key_status = PK_OK;
@@ -55,6 +97,11 @@ bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *ke
         char why[224];
         *key_status = st;
         snprintf(msg, msglen, "product_key: %s", pk_strerror(&err, why, sizeof why));
+        return false;
+    }
+    if (req->place_key.len != 0 && req->place_key.len != PLACE_KEY_BYTES) {
+        snprintf(msg, msglen, "place_key: must be exactly %d bytes (a raw Ed25519 public key), got %zu",
+                 PLACE_KEY_BYTES, req->place_key.len);
         return false;
     }
     return machine_id_ok(&req->machine_id, msg, msglen) &&

@@ -19,12 +19,21 @@
 #define FACT_MAX 64           /* os, arch, client_version */
 #define LICENSE_ID_LEN 32     /* group (8 hex) + serial (8 hex) + random (16 hex) */
 #define LICENSE_RANDOM_LEN 8
+#define PLACE_KEY_BYTES 32 /* ActivateRequest.place_key: raw Ed25519 public key */
 
 /* Checks an ActivateRequest and decodes its key into `key`. On failure
  * writes "field: reason" into msg and returns false; *key_status tells a key
  * problem (PK_ERR_*) from a request problem (PK_OK). */
 bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *key,
                        pk_status *key_status, char *msg, size_t msglen);
+
+/* protobuf-c hands string fields over NUL-terminated, so a NUL byte inside
+ * one would silently cut it short ("KEY\0junk" read as KEY). The wire bytes
+ * still hold the length: refuses a message of type `d` whose top-level
+ * string fields hold a NUL, naming the field. Bytes that do not parse are
+ * left to the unpacker (true). */
+bool validate_strings_have_no_nul(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, char *msg,
+                                  size_t msglen);
 
 /* Checks license_id and machine_id of a Renew or Deactivate request and
  * splits the license id into group, serial and its random part. */

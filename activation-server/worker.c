@@ -56,11 +56,14 @@ static const char *refusal_names[REFUSED_N] = {
     [REFUSED_AUDIT_UNAVAILABLE] = "audit_unavailable",
     [REFUSED_NOT_FOUND] = "not_found",
     [REFUSED_LEASE_EXPIRED] = "lease_expired",
+    [REFUSED_BAD_PROOF] = "bad_proof",
 };
 
 /* The reasons each call can give; the others are not registered, so no
  * series stays at zero forever. */
-static bool activate_refuses(refusal r) { return r != REFUSED_NOT_FOUND && r != REFUSED_LEASE_EXPIRED; }
+static bool activate_refuses(refusal r) {
+    return r != REFUSED_NOT_FOUND && r != REFUSED_LEASE_EXPIRED && r != REFUSED_BAD_PROOF;
+}
 static bool renew_refuses(refusal r) {
     return r != REFUSED_INVALID_KEY && r != REFUSED_NOT_GENUINE && r != REFUSED_NO_PLACE &&
            r != REFUSED_AUDIT_UNAVAILABLE;
@@ -156,6 +159,13 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
         rpc_reply_error(reply, GRPC_STATUS_FAILED_PRECONDITION,
                         "the license's lease has expired; activate again");
         reply->reason = "LEASE_EXPIRED"; /* unlike KEY_REVOKED, activating again helps */
+        break;
+    case POLICY_WRONG_KEY:
+        rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED,
+                        "proof: the place is bound to another place key (this license was "
+                        "activated elsewhere, or its key was lost); activate again with the "
+                        "product key");
+        reply->reason = "PROOF_WRONG_KEY";
         break;
     case POLICY_UNAVAILABLE:
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mac_registry.h"
 
@@ -164,6 +165,41 @@ grpc_status_code env_call(act_env *e, const char *path, const uint8_t *req, size
 grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machine,
                               size_t machine_len, rpc_result *res,
                               Activation__V1__ActivateResponse **resp) {
+    return env_activate_keyed(e, key, machine, machine_len, NULL, res, resp);
+}
+
+EVP_PKEY *env_place_key(unsigned n) {
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++) seed[i] = (uint8_t)(n * 31 + (unsigned)i * 7 + 1);
+    return EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed);
+}
+
+size_t env_license_request(const char *license_id, const uint8_t machine[32], EVP_PKEY *key, place_op op,
+                           int64_t timestamp, uint8_t *buf, size_t cap) {
+    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
+    Activation__V1__PlaceProof proof = ACTIVATION__V1__PLACE_PROOF__INIT;
+    uint8_t pub[PLACE_KEY_LEN], sig[PLACE_PROOF_SIG_LEN];
+    size_t pub_len = sizeof pub;
+    rq.license_id = (char *)license_id;
+    rq.machine_id = (ProtobufCBinaryData){.len = 32, .data = (uint8_t *)machine};
+    if (key) {
+        if (!timestamp) timestamp = (int64_t)time(NULL);
+        if (EVP_PKEY_get_raw_public_key(key, pub, &pub_len) != 1 ||
+            place_proof_sign(key, op, license_id, machine, timestamp, sig) != 0)
+            return 0;
+        proof.place_key = (ProtobufCBinaryData){.len = sizeof pub, .data = pub};
+        proof.timestamp = timestamp;
+        proof.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
+        rq.proof = &proof;
+    }
+    if (activation__v1__renew_request__get_packed_size(&rq) > cap) return 0;
+    return activation__v1__renew_request__pack(&rq, buf);
+}
+
+grpc_status_code env_activate_keyed(act_env *e, const char *key, const uint8_t *machine, size_t machine_len,
+                                    EVP_PKEY *place_key, rpc_result *res, Activation__V1__ActivateResponse **resp) {
+    uint8_t pub[PLACE_KEY_LEN];
+    size_t pub_len = sizeof pub;
     char host[32];
     unsigned no = 0;
     if (machine_len >= sizeof no) memcpy(&no, machine, sizeof no);
@@ -175,6 +211,8 @@ grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machin
     rq.os = "Debian GNU/Linux 12";
     rq.arch = "x86_64";
     rq.client_version = "test/1";
+    if (place_key && EVP_PKEY_get_raw_public_key(place_key, pub, &pub_len) == 1)
+        rq.place_key = (ProtobufCBinaryData){.len = pub_len, .data = pub};
     uint8_t buf[1024];
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     grpc_status_code st = env_call(e, PA_RPC_ACTIVATE, buf, len, 5000, res);

@@ -18,6 +18,7 @@
 #include "group.h"
 #include "keycodec.h"
 #include "license.h"
+#include "place_proof.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
 
@@ -73,10 +74,23 @@ void env_machine(uint8_t out[32], unsigned n);
 grpc_status_code env_call(act_env *e, const char *path, const uint8_t *req, size_t len,
                           int timeout_ms, rpc_result *res);
 /* Activate with hostname "host-N"; *resp (if not NULL) gets the decoded
- * response on OK (free with activation__v1__activate_response__free_unpacked). */
+ * response on OK (free with activation__v1__activate_response__free_unpacked).
+ * Sends no place key: the place is bound by its first proven Renew. */
 grpc_status_code env_activate(act_env *e, const char *key, const uint8_t *machine,
                               size_t machine_len, rpc_result *res,
                               Activation__V1__ActivateResponse **resp);
+/* The same, sending the public half of `place_key` (NULL: none). */
+grpc_status_code env_activate_keyed(act_env *e, const char *key, const uint8_t *machine, size_t machine_len,
+                                    EVP_PKEY *place_key, rpc_result *res, Activation__V1__ActivateResponse **resp);
+
+/* A place key (Ed25519) made from the number n: the same n gives the same
+ * key, so a test can sign again with the key a place was bound to. */
+EVP_PKEY *env_place_key(unsigned n);
+/* A packed Renew or Deactivate request (they share their fields) for
+ * (license_id, machine) with a proof for `op` by `key` made at `timestamp`
+ * (0: now); no proof when key is NULL. Returns the length written to buf. */
+size_t env_license_request(const char *license_id, const uint8_t machine[32], EVP_PKEY *key, place_op op,
+                           int64_t timestamp, uint8_t *buf, size_t cap);
 /* Verifies the signature and key id, then decodes the license (NULL if bad). */
 Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData *license,
                                           const ProtobufCBinaryData *signature,

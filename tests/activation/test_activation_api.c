@@ -125,15 +125,20 @@ static Activation__V1__License *open_license(const Activation__V1__ActivateRespo
     return l;
 }
 
-/* Renew or Deactivate by license id; returns the status, *res filled. */
+/* Renew or Deactivate by license id, proven with machine_no's place key
+ * (env_place_key; the first proven call binds a place activated without
+ * one); returns the status, *res filled. An id that cannot be signed goes
+ * without a proof (the server refuses it before looking at one). */
 static grpc_status_code license_call(const char *path, const char *license_id, unsigned machine_no,
                                      rpc_result *res) {
-    uint8_t m[32], buf[256];
+    uint8_t m[32], buf[512];
     env_machine(m, machine_no);
-    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;  /* same fields */
-    rq.license_id = (char *)license_id;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
-    size_t len = activation__v1__renew_request__pack(&rq, buf);
+    EVP_PKEY *k = env_place_key(machine_no);
+    assert_non_null(k);
+    place_op op = strcmp(path, PA_RPC_RENEW) == 0 ? PLACE_OP_RENEW : PLACE_OP_DEACTIVATE;
+    size_t len = env_license_request(license_id, m, k, op, 0, buf, sizeof buf);
+    if (len == 0) len = env_license_request(license_id, m, NULL, op, 0, buf, sizeof buf);
+    EVP_PKEY_free(k);
     return env_call(&env, path, buf, len, 5000, res);
 }
 

@@ -186,12 +186,12 @@ static void test_expired_deadline_gets_no_work(void **state) {
 
 /* Renews `license_id` for machine `machine`; returns the status. */
 static grpc_status_code renew(const char *license_id, unsigned machine, int timeout_ms) {
-    uint8_t m[32], buf[256];
+    uint8_t m[32], buf[512];
     env_machine(m, machine);
-    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
-    rq.license_id = (char *)license_id;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
-    size_t len = activation__v1__renew_request__pack(&rq, buf);
+    EVP_PKEY *k = env_place_key(machine); /* binds the place at the first renewal */
+    size_t len = env_license_request(license_id, m, k, PLACE_OP_RENEW, 0, buf, sizeof buf);
+    EVP_PKEY_free(k);
+    assert_true(len > 0);
     rpc_result res;
     grpc_status_code st = env_call(&env, PA_RPC_RENEW, buf, len, timeout_ms, &res);
     rpc_result_clear(&res);

@@ -1,6 +1,7 @@
 /* test_activation_unit.c -- the activation server's pure parts, without
- * processes: request validation, license ids, rate-limit address keys, and
- * license signing with the key id of docs/activation-flow.md. */
+ * processes: request validation, license ids, rate-limit address keys,
+ * license signing with the key id of docs/activation-flow.md, and the
+ * place-key proof (its message byte for byte, and the server's check). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,7 +17,9 @@
 #include "fixture.h"
 #include "hex.h"
 #include "license.h"
+#include "place_proof.h"
 #include "policy.h"
+#include "proof_check.h"
 #include "validate.h"
 
 static const char *KEY = "QPM6N-7J2WJ-P88HH-P3YRH-YY74H";   /* published vector, group 4365 */
@@ -102,6 +105,12 @@ static void test_request_fields(void **state) {
     rq.arch = "";
     rq.client_version = "v\xc3\xa9";
     expect_invalid(&rq, "client_version: byte 0xC3", PK_OK);
+    rq.client_version = "";
+    uint8_t place_key[33] = {0};
+    rq.place_key = (ProtobufCBinaryData){.len = 32, .data = place_key}; /* optional, 32 when given */
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
+    rq.place_key.len = 33;
+    expect_invalid(&rq, "place_key: must be exactly 32 bytes (a raw Ed25519 public key), got 33", PK_OK);
 }
 
 static void test_license_ids(void **state) {
@@ -231,16 +240,85 @@ static void test_signing_key_must_be_ed25519(void **state) {
     EVP_PKEY_free(k);
 }
 
+/* The message of activation.proto, byte for byte: other installers build
+ * it from the .proto's description alone. */
+static void test_proof_message_layout(void **state) {
+    const char *lid = "0000110d0000000b0123456789abcdef";
+    uint8_t m[32], msg[PLACE_PROOF_MSG_MAX], want[128];
+    for (int i = 0; i < 32; i++) m[i] = (uint8_t)i;
+    size_t n = place_proof_message(PLACE_OP_RENEW, lid, m, 0x0102030405060708, msg);
+    memcpy(want, "pa-renew-v1\0", 12);
+    memcpy(want + 12, lid, 32);
+    memcpy(want + 44, m, 32);
+    memcpy(want + 76, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    assert_int_equal(n, 84);
+    assert_memory_equal(msg, want, n);
+    n = place_proof_message(PLACE_OP_DEACTIVATE, lid, m, -1, msg);
+    assert_int_equal(n, 89);
+    assert_memory_equal(msg, "pa-deactivate-v1\0", 17);
+    assert_memory_equal(msg + 81, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+    assert_int_equal(place_proof_message(PLACE_OP_RENEW, "0000110d", m, 1, msg), 0);
+}
+
+/* Signs a proof for `op` at `t` and checks it at server time `now`. */
+static proof_verdict check_at(EVP_PKEY *k, place_op signed_op, place_op checked_op, int64_t t, int64_t now, char *msg,
+                              size_t msglen) {
+    const char *lid = "0000110d0000000b0123456789abcdef";
+    uint8_t m[32], pub[32], sig[64], digest[PLACE_KEY_DIGEST_LEN];
+    size_t pub_len = sizeof pub;
+    memset(m, 9, sizeof m);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(k, pub, &pub_len), 1);
+    assert_int_equal(place_proof_sign(k, signed_op, lid, m, t, sig), 0);
+    Activation__V1__PlaceProof p = ACTIVATION__V1__PLACE_PROOF__INIT;
+    p.place_key = (ProtobufCBinaryData){.len = pub_len, .data = pub};
+    p.timestamp = t;
+    p.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
+    proof_verdict v = proof_check(&p, checked_op, lid, m, now, digest, msg, msglen);
+    if (v == PROOF_OK) {
+        uint8_t want[PLACE_KEY_DIGEST_LEN];
+        place_key_digest(pub, want);
+        assert_memory_equal(digest, want, sizeof want);
+    }
+    return v;
+}
+
+static void test_proof_check(void **state) {
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(k);
+    char msg[256];
+    const int64_t now = 1700000000;
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, now, now, msg, sizeof msg), PROOF_OK);
+    /* The window is PROOF_WINDOW_S either way, edges included. */
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, now - PROOF_WINDOW_S, now, msg, sizeof msg), PROOF_OK);
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, now + PROOF_WINDOW_S, now, msg, sizeof msg), PROOF_OK);
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, now - PROOF_WINDOW_S - 1, now, msg, sizeof msg),
+                     PROOF_STALE);
+    assert_non_null(strstr(msg, "from the server's clock (1700000000)"));
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, now + PROOF_WINDOW_S + 1, now, msg, sizeof msg),
+                     PROOF_STALE);
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, INT64_MIN, now, msg, sizeof msg), PROOF_STALE);
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_RENEW, INT64_MAX, now, msg, sizeof msg), PROOF_STALE);
+    /* One operation's proof is not the other's. */
+    assert_int_equal(check_at(k, PLACE_OP_RENEW, PLACE_OP_DEACTIVATE, now, now, msg, sizeof msg), PROOF_INVALID);
+    assert_non_null(strstr(msg, "does not verify for this Deactivate"));
+    assert_int_equal(check_at(k, PLACE_OP_DEACTIVATE, PLACE_OP_RENEW, now, now, msg, sizeof msg), PROOF_INVALID);
+    uint8_t m[32] = {0}, digest[PLACE_KEY_DIGEST_LEN];
+    assert_int_equal(
+        proof_check(NULL, PLACE_OP_RENEW, "0000110d0000000b0123456789abcdef", m, now, digest, msg, sizeof msg),
+        PROOF_INVALID);
+    assert_non_null(strstr(msg, "proof: missing"));
+    assert_string_equal(proof_reason(PROOF_STALE), "PROOF_STALE");
+    assert_string_equal(proof_reason(PROOF_INVALID), "PROOF_INVALID");
+    EVP_PKEY_free(k);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_request),
-        cmocka_unit_test(test_key_problems_name_the_field),
-        cmocka_unit_test(test_request_fields),
-        cmocka_unit_test(test_license_ids),
-        cmocka_unit_test(test_address_keys),
-        cmocka_unit_test(test_limits_are_formatted_exactly),
-        cmocka_unit_test(test_license_signing),
-        cmocka_unit_test(test_signing_key_must_be_ed25519),
+        cmocka_unit_test(test_valid_request),        cmocka_unit_test(test_key_problems_name_the_field),
+        cmocka_unit_test(test_request_fields),       cmocka_unit_test(test_license_ids),
+        cmocka_unit_test(test_address_keys),         cmocka_unit_test(test_limits_are_formatted_exactly),
+        cmocka_unit_test(test_license_signing),      cmocka_unit_test(test_signing_key_must_be_ed25519),
+        cmocka_unit_test(test_proof_message_layout), cmocka_unit_test(test_proof_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@
 #include "clock.h"
 #include "log.h"
 #include "outbox_forwarder.h"
+#include "place_proof.h"
 #include "redis_keys.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
@@ -213,12 +214,27 @@ static grpc_status_code activate_ok(act_server *s, const char *key, unsigned m, 
     return st;
 }
 
+/* Renew, proven with machine m's place key (activation.proto, "Proof of
+ * possession"): made from m, so every renewal of m signs with the key its
+ * first one bound to the place. */
 static grpc_status_code renew(act_server *s, const char *license_id, unsigned m) {
-    uint8_t id[32], buf[256];
+    uint8_t id[32], buf[512], seed[32], pub[PLACE_KEY_LEN], sig[PLACE_PROOF_SIG_LEN];
     machine(id, m);
+    memset(seed, (int)(m + 1), sizeof seed);
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed);
+    size_t pub_len = sizeof pub;
+    int64_t now = (int64_t)time(NULL);
+    assert_true(k && EVP_PKEY_get_raw_public_key(k, pub, &pub_len) == 1 &&
+                place_proof_sign(k, PLACE_OP_RENEW, license_id, id, now, sig) == 0);
+    EVP_PKEY_free(k);
+    Activation__V1__PlaceProof proof = ACTIVATION__V1__PLACE_PROOF__INIT;
+    proof.place_key = (ProtobufCBinaryData){.len = sizeof pub, .data = pub};
+    proof.timestamp = now;
+    proof.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
     Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
     rq.license_id = (char *)license_id;
     rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+    rq.proof = &proof;
     size_t len = activation__v1__renew_request__pack(&rq, buf);
     rpc_result res;
     grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_RENEW), buf, len, 5000, &res);
