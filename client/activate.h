@@ -21,9 +21,14 @@
  * What it guarantees:
  *   - a key that fails its checksum never leaves the machine;
  *   - every license is accepted only after its Ed25519 signature verifies
- *     with the vendor's public key and it names this machine; the stored
- *     copy is verified again on every load, so an edited file is refused;
- *   - the stored license is replaced atomically (never half-written).
+ *     with the vendor's public key and it names this machine (and, when
+ *     pa_options.product is set, that product); the stored copy is verified
+ *     again on every load, so an edited file is refused;
+ *   - the stored license is replaced atomically (never half-written);
+ *   - the machine's place on the server is bound to a key pair made at
+ *     activation and kept in the state directory (place-key.pem, 0600, like
+ *     every state file, in a 0700 directory): a copied license file can
+ *     neither renew nor deactivate it.
  *
  * A handle is not thread-safe: use one per thread, or lock around it. */
 #ifndef PA_ACTIVATE_H
@@ -59,6 +64,12 @@ typedef enum pa_err {
     PA_ERR_LEASE_EXPIRED = 17, /* server (renew): the lease lapsed before it was renewed; the license
                                   id is dead, but activating again with the key takes the place back
                                   (pa_maintain does that when it has the key) */
+    PA_ERR_PROOF = 18,         /* server (renew, deactivate): this machine could not prove it holds the
+                                  place (its place key is missing or not the one the place is bound to:
+                                  the license was copied, or the key was lost; activating again with the
+                                  key binds a new one -- pa_maintain does that when it has the key), or
+                                  the machine's clock is more than 5 minutes off */
+    PA_ERR_PRODUCT = 19,       /* the license is for another product or edition than pa_options names */
 } pa_err;
 
 /* Short stable name of an error ("ok", "key", "denied", ...) for scripts. */
@@ -95,6 +106,9 @@ typedef struct pa_options {
     const char *tls_target_name;      /* expected certificate name when it differs from the host */
     int timeout_ms;                   /* deadline of one call to one server (default 10000) */
     const char *client_version;       /* reported to the server (default "activate-c/<version>") */
+    const char *product;              /* the product this installer is for: a license for another one is
+                                         refused (PA_ERR_PRODUCT; a stored one PA_ERR_STATE); NULL: any */
+    const char *edition;              /* the same for the edition; NULL: any */
 } pa_options;
 
 /* Fills `o` with the defaults above. */
@@ -114,7 +128,9 @@ const char *pa_error(const pa_client *c);
 pa_err pa_activate(pa_client *c, const char *key);
 /* Renews the stored license (needed for leased licenses). PA_ERR_LEASE_EXPIRED
  * when the lease lapsed first (activate again), PA_ERR_REVOKED when the key
- * was revoked (do not). */
+ * was revoked (do not). Without a place key in the state directory (a
+ * machine activated before place keys existed) it makes one first: the
+ * server binds a place that has none to the first key that proves itself. */
 pa_err pa_renew(pa_client *c);
 /* Gives up this machine's place on the key and removes the stored license. */
 pa_err pa_deactivate(pa_client *c);
@@ -128,11 +144,12 @@ pa_err pa_status(pa_client *c);
  * retry every 2 hours (with jitter) while not activated or after a failure,
  * never before a server's retry-after. INT64_MAX: nothing left to do. */
 int64_t pa_next_check(pa_client *c, int64_t now);
-/* Does what is due: renews a leased license, or activates with `key` (may be
- * NULL) when no valid license is stored, or when the server no longer holds
- * the license (its place was freed, or its lease lapsed before renewal). A
- * revoked key is never activated again. Records the outcome for
- * pa_next_check. */
+/* Does what is due: renews a leased license (or any license while no place
+ * key is stored, to bind one), or activates with `key` (may be NULL) when no
+ * valid license is stored, or when the server no longer holds the license
+ * (its place was freed, or its lease lapsed before renewal), or its place is
+ * bound to another place key. A revoked key is never activated again.
+ * Records the outcome for pa_next_check. */
 pa_err pa_maintain(pa_client *c, const char *key);
 
 /* ---- Offline activation (air-gapped machines) ---------------------------
@@ -140,7 +157,9 @@ pa_err pa_maintain(pa_client *c, const char *key);
  * 2. On any connected machine: pa_fulfil("req.txt", "license.txt").
  * 3. Back on the air-gapped machine: pa_install("license.txt"). */
 
-/* Writes a signed activation request for this machine to `path`. */
+/* Writes a signed activation request for this machine to `path`. It carries
+ * the public half of the machine's place key (made now if there is none),
+ * so the license it brings back is bound to this machine's key. */
 pa_err pa_request_write(pa_client *c, const char *key, const char *path);
 /* Verifies the request's signature, activates on its behalf, verifies the
  * license (signature and binding to the request's machine) and writes it to

@@ -55,6 +55,8 @@ static const config_option OPTIONS[] = {
     {"daemon", NULL, "stay running: activate if needed, renew on schedule, retry every 2 h", NULL},
     {"log-level", "LEVEL", "daemon log level: debug, info, warn, error", "info"},
     {"facts-root", "DIR", "read hardware facts under DIR instead of / (tests)", NULL},
+    {"product", "NAME", "refuse licenses for any other product (exit 19)", NULL},
+    {"edition", "NAME", "refuse licenses for any other edition (exit 19)", NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -67,7 +69,7 @@ typedef struct cli_command {
 } cli_command;
 
 #define NET_OPTS "server srv-domain dns-server tls-ca tls-name timeout-ms "
-#define LOCAL_OPTS "state-dir public-key facts-root json"
+#define LOCAL_OPTS "state-dir public-key facts-root product edition json"
 
 static const cli_command COMMANDS[] = {
     {NULL,
@@ -92,7 +94,10 @@ static const cli_command COMMANDS[] = {
      "rate-limited; 10 request refused as malformed; 11 server does not hold the license;\n"
      "12 no server answered; 13 a license failed verification; 14 bad configuration;\n"
      "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
-     "was renewed (activate again: renew and maintain do when they have the key).",
+     "was renewed (activate again: renew and maintain do when they have the key);\n"
+     "18 this machine could not prove it holds its place (place key missing or not the\n"
+     "one the place is bound to, or the clock is off); 19 the license is for another\n"
+     "product or edition than --product / --edition name.",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status",
      "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
@@ -105,7 +110,8 @@ static const cli_command COMMANDS[] = {
      NET_OPTS LOCAL_OPTS " key-file", 0},
     {"deactivate",
      "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
-     "the stored license.",
+     "the stored license\nand its place key. Exit 18 when this installation cannot prove it "
+     "holds the place\n(a license file copied from elsewhere).",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain",
      "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
@@ -127,7 +133,7 @@ static const cli_command COMMANDS[] = {
      "activate fulfil REQUEST --out FILE [OPTIONS]\n\nOffline activation, step 2 (on a "
      "connected machine): checks the request's signature,\nactivates on its behalf and writes "
      "the verified license to FILE. Does not touch this\nmachine's own license.",
-     NET_OPTS "out public-key state-dir json", 1},
+     NET_OPTS "out public-key state-dir product edition json", 1},
     {"install",
      "activate install FILE [OPTIONS]\n\nOffline activation, step 3: verifies the license file "
      "(vendor signature, this machine)\nand stores it.",
@@ -474,6 +480,8 @@ static int build_options(const config *cfg, pa_options *o, char **pem, char **ca
     o->dns_server = config_get(cfg, "dns-server");
     o->facts_root = config_get(cfg, "facts-root");
     o->tls_target_name = config_get(cfg, "tls-name");
+    o->product = config_get(cfg, "product");
+    o->edition = config_get(cfg, "edition");
     bool ok = true;
     o->timeout_ms = (int)config_get_int(cfg, "timeout-ms", 1, 600000, &ok);
     if (!ok) return -1;

@@ -8,6 +8,13 @@
  * stored license atomically. A failure at any step leaves the stored
  * license as it was.
  *
+ * Renew and Deactivate sign a proof with the place key the activation made
+ * (place_key.c), so the server knows the call comes from the installation
+ * that activated and not from a copy of its license file. Activating again
+ * makes a new place key, and the server rebinds the place to it: that is
+ * the way back when the key is lost, and pa_maintain takes it when the
+ * server says the place is bound to another key.
+ *
  * The handle remembers the license the last call handled (for the
  * accessors), the server that answered (written to the state directory so
  * the next run starts there) and the outcome of the last attempt (for the
@@ -29,6 +36,7 @@
 #include "discovery.h"
 #include "hex.h"
 #include "machine_id.h"
+#include "place_key.h"
 #include "rpc_methods.h"
 #include "state.h"
 
@@ -54,6 +62,8 @@ const char *pa_err_name(pa_err e) {
     case PA_ERR_IO: return "io";
     case PA_ERR_MACHINE: return "machine";
     case PA_ERR_LEASE_EXPIRED: return "lease_expired";
+    case PA_ERR_PROOF: return "proof";
+    case PA_ERR_PRODUCT: return "product";
     }
     return "unknown";
 }
@@ -107,6 +117,8 @@ static int copy_options(pa_client *c, const pa_options *o, char *err, size_t err
     if (o->dns_server && *o->dns_server && !(c->dns_server = strdup(o->dns_server))) goto oom;
     if (o->tls_ca_pem && !(c->tls_ca_pem = strdup(o->tls_ca_pem))) goto oom;
     if (o->tls_target_name && !(c->tls_target_name = strdup(o->tls_target_name))) goto oom;
+    if (o->product && *o->product && !(c->product = strdup(o->product))) goto oom;
+    if (o->edition && *o->edition && !(c->edition = strdup(o->edition))) goto oom;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -167,6 +179,8 @@ void pa_client_free(pa_client *c) {
     free(c->dns_server);
     free(c->tls_ca_pem);
     free(c->tls_target_name);
+    free(c->product);
+    free(c->edition);
     vendor_keys_clear(&c->keys);
     transport_free(c->net);
     if (c->lic) activation__v1__license__free_unpacked(c->lic, NULL);
@@ -228,7 +242,7 @@ static void remember_server(pa_client *c, const char *name) {
     if (strcmp(last, name) == 0 || state_path(path, sizeof path, c->state_dir, STATE_LAST_SERVER) != 0) return;
     /* Best effort: a read-only state dir must not fail an activation. */
     if (state_dir_ensure(c->state_dir, err, sizeof err) == 0)
-        (void)state_write_atomic(path, name, strlen(name), 0644, err, sizeof err);
+        (void)state_write_atomic(path, name, strlen(name), 0600, err, sizeof err);
 }
 
 static pa_err find_servers(pa_client *c, endpoint **eps, size_t *n) {
@@ -287,6 +301,7 @@ static pa_err from_status(grpc_status_code s, const char *reason) {
         return strcmp(reason, "LEASE_EXPIRED") == 0 ? PA_ERR_LEASE_EXPIRED : PA_ERR_REVOKED;
     case GRPC_STATUS_RESOURCE_EXHAUSTED: return PA_ERR_EXHAUSTED;
     case GRPC_STATUS_NOT_FOUND: return PA_ERR_NOT_FOUND;
+    case GRPC_STATUS_UNAUTHENTICATED: return PA_ERR_PROOF;
     default: return PA_ERR_UNAVAILABLE;  /* down, deadline, or a server fault: try again later */
     }
 }
@@ -297,12 +312,14 @@ static pa_err call(pa_client *c, const char *path, const ProtobufCMessage *msg, 
     memset(res, 0, sizeof *res);
     c->server[0] = '\0';
     c->retry_after_s = 0;
+    c->reason[0] = '\0';
     pa_err e = ensure_transport(c);
     if (e != PA_OK) return e;
     const char *who;
     grpc_status_code s = transport_call(c->net, path, msg, res, &who);
     snprintf(c->server, sizeof c->server, "%s", who);
     c->retry_after_s = res->retry_after_s;
+    snprintf(c->reason, sizeof c->reason, "%s", res->reason);
     if (who[0]) remember_server(c, who);
     e = from_status(s, res->reason);
     if (e == PA_OK) return PA_OK;
@@ -330,12 +347,14 @@ static pa_err take_license(pa_client *c, ProtobufCBinaryData lic, ProtobufCBinar
 }
 
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
-                            const char *hostname, const char *os, const char *arch, const char *client_version,
-                            signed_license *out) {
+                            const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
+                            const char *client_version, signed_license *out) {
     Activation__V1__ActivateRequest req = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
     req.product_key = (char *)key;
     req.machine_id.data = (uint8_t *)machine_id;
     req.machine_id.len = PA_MACHINE_ID_LEN;
+    req.place_key.data = (uint8_t *)place_key;
+    req.place_key.len = PLACE_KEY_LEN;
     req.hostname = (char *)hostname;
     req.os = (char *)os;
     req.arch = (char *)arch;
@@ -367,6 +386,16 @@ pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machin
     Activation__V1__License *l;
     if (license_verify(&c->keys, s, machine_id, &l, why, sizeof why) != VERIFY_OK)
         return client_fail(c, PA_ERR_BAD_LICENSE, "%s was refused: %s", what, why);
+    /* Genuine, but is it ours? A key of another product of the same vendor
+     * activates as well as one of ours. */
+    const char *product = l->product ? l->product : "", *edition = l->edition ? l->edition : "";
+    if ((c->product && strcmp(product, c->product) != 0) || (c->edition && strcmp(edition, c->edition) != 0)) {
+        client_fail(c, PA_ERR_PRODUCT, "%s is for \"%s\" edition \"%s\", but this installer is for \"%s\"%s%s%s", what,
+                    product, edition, c->product ? c->product : product, c->edition ? " edition \"" : "",
+                    c->edition ? c->edition : "", c->edition ? "\"" : "");
+        activation__v1__license__free_unpacked(l, NULL);
+        return PA_ERR_PRODUCT;
+    }
     c->lic = l;
     c->activation_count = s->activation_count;
     return PA_OK;
@@ -381,7 +410,7 @@ pa_err client_store(pa_client *c, const signed_license *s) {
         snprintf(err, sizeof err, "state directory path too long");
         rc = -1;
     }
-    if (rc == 0) rc = state_write_atomic(path, text, strlen(text), 0644, err, sizeof err);
+    if (rc == 0) rc = state_write_atomic(path, text, strlen(text), 0600, err, sizeof err);
     free(text);
     return rc == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
@@ -432,19 +461,65 @@ static void record_attempt(pa_client *c, pa_err e) {
     c->jitter = client_random(c);
 }
 
+/* The place key a call binds with (place_key.h): the pending one, made now
+ * if there is none; `pub` gets its public half. */
+static pa_err pending_key(pa_client *c, EVP_PKEY **key, uint8_t pub[PLACE_KEY_LEN]) {
+    char err[256];
+    int rc = place_key_pending(c->state_dir, key, err, sizeof err);
+    if (rc != 0) return client_fail(c, PA_ERR_IO, "%s", err);
+    if (place_key_public(*key, pub) == 0) return PA_OK;
+    EVP_PKEY_free(*key);
+    *key = NULL;
+    return client_fail(c, PA_ERR_INTERNAL, "cannot read the place key's public half");
+}
+
+static pa_err confirm_key(pa_client *c) {
+    char err[256];
+    return place_key_confirm(c->state_dir, err, sizeof err) == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
+}
+
 static pa_err activate_locked(pa_client *c, const char *key) {
     char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1];
     client_describe_machine(host, os, arch);
+    EVP_PKEY *pk;
+    uint8_t pub[PLACE_KEY_LEN];
+    pa_err e = pending_key(c, &pk, pub);
+    EVP_PKEY_free(pk); /* only its public half goes to the server */
+    if (e != PA_OK) return e;
     signed_license s;
-    pa_err e = client_call_activate(c, key, c->machine_id, host, os, arch, c->client_version, &s);
+    e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &s);
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
     e = client_accept(c, &s, c->machine_id, what);
+    /* The key before the license: a license whose key is not where renew
+     * looks for it could not be renewed. */
+    if (e == PA_OK) e = confirm_key(c);
     if (e == PA_OK) e = client_store(c, &s);
     if (e != PA_OK) drop_license(c);
     signed_license_clear(&s);
     return e;
+}
+
+/* A proof for `op` on the handle's license. With no confirmed place key
+ * (activated before place keys existed), the pending key goes along: the
+ * server binds a place without a key to the first key that proves itself.
+ * *pending tells the caller to confirm it once the server accepted. */
+static pa_err prove(pa_client *c, place_op op, place_key_proof *proof, bool *pending) {
+    char err[256];
+    EVP_PKEY *k;
+    uint8_t pub[PLACE_KEY_LEN];
+    int rc = place_key_load(c->state_dir, &k, err, sizeof err);
+    *pending = rc == PLACE_KEY_NONE;
+    if (rc == PLACE_KEY_DAMAGED) return client_fail(c, PA_ERR_STATE, "%s", err);
+    if (rc == PLACE_KEY_IO) return client_fail(c, PA_ERR_IO, "%s", err);
+    if (*pending) {
+        pa_err e = pending_key(c, &k, pub);
+        if (e != PA_OK) return e;
+    }
+    rc = place_key_prove(k, op, c->lic->license_id, c->machine_id, proof);
+    EVP_PKEY_free(k);
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_INTERNAL, "cannot sign the proof with the place key");
 }
 
 pa_err pa_activate(pa_client *c, const char *key) {
@@ -467,12 +542,18 @@ pa_err pa_activate(pa_client *c, const char *key) {
 static pa_err renew_locked(pa_client *c) {
     pa_err e = load_stored(c);
     if (e != PA_OK && e != PA_ERR_EXPIRED) return e;
+    place_key_proof proof;
+    bool pending;
+    e = prove(c, PLACE_OP_RENEW, &proof, &pending);
+    if (e != PA_OK) return e;
     Activation__V1__RenewRequest req = ACTIVATION__V1__RENEW_REQUEST__INIT;
     req.license_id = c->lic->license_id;
     req.machine_id.data = c->machine_id;
     req.machine_id.len = PA_MACHINE_ID_LEN;
+    req.proof = &proof.msg;
     rpc_result res;
     e = call(c, PA_RPC_RENEW, &req.base, &res);
+    if (e == PA_OK && pending) e = confirm_key(c);
     signed_license s = {0};
     if (e == PA_OK) {
         Activation__V1__RenewResponse *r = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
@@ -520,10 +601,15 @@ static pa_err remove_license(pa_client *c) {
 static pa_err deactivate_locked(pa_client *c) {
     pa_err e = load_stored(c);
     if (e != PA_OK && e != PA_ERR_EXPIRED) return e;
+    place_key_proof proof;
+    bool pending;
+    e = prove(c, PLACE_OP_DEACTIVATE, &proof, &pending);
+    if (e != PA_OK) return e;
     Activation__V1__DeactivateRequest req = ACTIVATION__V1__DEACTIVATE_REQUEST__INIT;
     req.license_id = c->lic->license_id;
     req.machine_id.data = c->machine_id;
     req.machine_id.len = PA_MACHINE_ID_LEN;
+    req.proof = &proof.msg;
     rpc_result res;
     e = call(c, PA_RPC_DEACTIVATE, &req.base, &res);
     bool gone_already = e == PA_ERR_NOT_FOUND;
@@ -541,6 +627,9 @@ static pa_err deactivate_locked(pa_client *c) {
     drop_license(c);
     c->activation_count = gone_already ? 0 : count;
     e = remove_license(c);
+    char err[256];
+    if (e == PA_OK && place_key_remove(c->state_dir, err, sizeof err) != 0) /* the place is gone: so is its key */
+        e = client_fail(c, PA_ERR_IO, "%s", err);
     if (e == PA_OK) {
         c->error[0] = '\0';
         if (gone_already)
@@ -565,6 +654,9 @@ int64_t pa_next_check(pa_client *c, int64_t now) {
     pa_err e = load_stored(c);
     c->sched.licensed = e == PA_OK;
     c->sched.renew_after = e == PA_OK ? c->lic->renew_after : 0;
+    /* No confirmed place key: a renewal binds one (place_key.h), even for a
+     * license that needs no renewal. */
+    if (e == PA_OK && !place_key_confirmed(c->state_dir)) c->sched.renew_after = now;
     return schedule_next(&c->sched, now, c->jitter);
 }
 
@@ -572,18 +664,23 @@ pa_err pa_maintain(pa_client *c, const char *key) {
     pa_err st = pa_status(c);
     int64_t now = (int64_t)time(NULL);
     pa_err e;
-    if (st == PA_OK && (c->lic->renew_after <= 0 || now < c->lic->renew_after)) return PA_OK;
+    bool bound = place_key_confirmed(c->state_dir);
+    if (st == PA_OK && bound && (c->lic->renew_after <= 0 || now < c->lic->renew_after)) return PA_OK;
     if (st == PA_OK || st == PA_ERR_EXPIRED) {
         e = pa_renew(c);
         /* The license id is dead -- the place was reclaimed, or its lease
-         * lapsed -- but the key is not: take the place again. A revoked key
-         * (PA_ERR_REVOKED) stays refused. */
-        if ((e == PA_ERR_NOT_FOUND || e == PA_ERR_LEASE_EXPIRED) && key) {
-            bool lapsed = e == PA_ERR_LEASE_EXPIRED;
+         * lapsed -- but the key is not: take the place again. So too when
+         * the place is bound to a place key this machine does not hold
+         * (lost, or the license came from elsewhere): activating with the
+         * product key binds a new one. A revoked key (PA_ERR_REVOKED) stays
+         * refused. */
+        bool wrong_key = e == PA_ERR_PROOF && strcmp(c->reason, "PROOF_WRONG_KEY") == 0;
+        if ((e == PA_ERR_NOT_FOUND || e == PA_ERR_LEASE_EXPIRED || wrong_key) && key) {
+            const char *why = e == PA_ERR_LEASE_EXPIRED ? "the lease had lapsed"
+                              : wrong_key               ? "the place was bound to another place key"
+                                                        : "the server no longer held this machine's place";
             e = pa_activate(c, key);
-            if (e == PA_OK)
-                snprintf(c->error, sizeof c->error, "%s; activated again with the product key",
-                         lapsed ? "the lease had lapsed" : "the server no longer held this machine's place");
+            if (e == PA_OK) snprintf(c->error, sizeof c->error, "%s; activated again with the product key", why);
         }
         return e;
     }

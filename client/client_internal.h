@@ -26,6 +26,8 @@ struct pa_client {
     char client_version[PA_FACT_MAX + 1]; /* sent with Activate */
     char *tls_ca_pem;                  /* copies of the TLS options, or NULL */
     char *tls_target_name;
+    char *product; /* the product (and edition) licenses must name, or NULL */
+    char *edition;
 
     vendor_keys keys;                  /* license-verification keys; n == 0: none configured */
     uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */
@@ -37,6 +39,7 @@ struct pa_client {
     int64_t discovered_at;             /* when the server list was built (SRV is re-read) */
     char server[300];                  /* the server that answered last */
     int retry_after_s;                 /* retry-after of the last answer */
+    char reason[32];                   /* its "error-reason" trailer, or "" */
     char error[512];                   /* message of the last failure (pa_error) */
 
     Activation__V1__License *lic;      /* the license the last call handled, verified */
@@ -61,14 +64,16 @@ pa_err client_need_keys(pa_client *c);
 void client_describe_machine(char host[PA_HOSTNAME_MAX + 1], char os[PA_FACT_MAX + 1],
                              char arch[PA_FACT_MAX + 1]);
 
-/* Sends an Activate for `key` (canonical) on behalf of `machine_id`; on
- * success *out holds the verified license bytes. */
+/* Sends an Activate for `key` (canonical) on behalf of `machine_id`, whose
+ * place is to be bound to `place_key` (32 bytes); on success *out holds the
+ * license bytes (not yet verified). */
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
-                            const char *hostname, const char *os, const char *arch, const char *client_version,
-                            signed_license *out);
+                            const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
+                            const char *client_version, signed_license *out);
 
-/* Verifies `s` for `machine_id` and makes it the handle's current license.
- * `what` names the source in messages ("the server's license"). */
+/* Verifies `s` for `machine_id` (and the configured product) and makes it
+ * the handle's current license. `what` names the source in messages ("the
+ * server's license"). */
 pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                      const char *what);
 

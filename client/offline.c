@@ -7,10 +7,16 @@
  *
  * The request is a small text file: the key, the machine id and the facts
  * an online Activate would send, a random request id and creation time,
- * the public half of a per-machine Ed25519 "request key", and a signature
- * by that key over every line before it. The request key is made on first
- * use and kept in the state directory (request-key.pem, mode 0600), so all
- * requests of one machine carry the same fingerprint.
+ * the public half of the machine's place key (place_key.h: the license the
+ * request brings back is bound to it, so only this machine can renew or
+ * deactivate it later), the public half of a per-machine Ed25519 "request
+ * key", and a signature by that key over every line before it. The
+ * signature line is the last line; `fulfil` refuses a file with anything
+ * after it (it would not be signed) or with a NUL byte anywhere (C strings
+ * would silently end there), and reads fields from the signed lines only.
+ * The request key is made on first use and kept in the state directory
+ * (request-key.pem, mode 0600), so all requests of one machine carry the
+ * same fingerprint.
  *
  * Why sign it at all, since the vendor never sees the request key? Because
  * the request crosses hands (USB stick, mail, a ticket system): the
@@ -40,6 +46,7 @@
 
 #include "client_internal.h"
 #include "hex.h"
+#include "place_key.h"
 #include "state.h"
 
 #define REQUEST_HEADER "# activate offline request v1"
@@ -103,24 +110,44 @@ static int sign(EVP_PKEY *key, const char *data, size_t len, uint8_t sig[SIGNATU
 
 /* ---- step 1: the request ------------------------------------------------- */
 
+/* The place key a request binds: the confirmed one when the machine has
+ * one (several requests may be outstanding, and `install` could not tell
+ * which one a license answers), else the pending one, made now if needed. */
+static pa_err request_place_key(pa_client *c, uint8_t pub[PLACE_KEY_LEN]) {
+    char err[256];
+    EVP_PKEY *k;
+    int rc = place_key_load(c->state_dir, &k, err, sizeof err);
+    if (rc == PLACE_KEY_NONE) rc = place_key_pending(c->state_dir, &k, err, sizeof err);
+    if (rc != 0) return client_fail(c, rc == PLACE_KEY_DAMAGED ? PA_ERR_STATE : PA_ERR_IO, "%s", err);
+    rc = place_key_public(k, pub);
+    EVP_PKEY_free(k);
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_INTERNAL, "cannot read the place key's public half");
+}
+
 static pa_err write_request(pa_client *c, EVP_PKEY *key, const char *canonical, const char *out_path) {
-    uint8_t raw[32], nonce[16], sig[SIGNATURE_LEN];
+    uint8_t raw[32], nonce[16], sig[SIGNATURE_LEN], place[PLACE_KEY_LEN];
     size_t raw_len = sizeof raw;
     if (EVP_PKEY_get_raw_public_key(key, raw, &raw_len) != 1 || RAND_bytes(nonce, sizeof nonce) != 1)
         return client_fail(c, PA_ERR_INTERNAL, "OpenSSL failed");
+    pa_err e = request_place_key(c, place);
+    if (e != PA_OK) return e;
     char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1], id[33];
     client_describe_machine(host, os, arch);
     pa_hex_encode(nonce, sizeof nonce, id);
-    char *pub = b64_encode(raw, sizeof raw);
+    char *pub = b64_encode(raw, sizeof raw), *place_b64 = b64_encode(place, sizeof place);
     char text[REQUEST_TEXT_MAX];
     int n = snprintf(text, sizeof text,
-                     REQUEST_HEADER " -- it holds a product key: handle it like the key\n"
+                     REQUEST_HEADER
+                     " -- it holds a product key: handle it like the key\n"
                      "request_id: %s\nproduct_key: %s\nmachine_id: %s\nmachine_id_source: %s\n"
-                     "hostname: %s\nos: %s\narch: %s\nclient_version: %s\ncreated_at: %lld\npublic_key: %s\n",
+                     "hostname: %s\nos: %s\narch: %s\nclient_version: %s\ncreated_at: %lld\nplace_key: %s\n"
+                     "public_key: %s\n",
                      id, canonical, c->machine_id_hex, c->machine_source, host, os, arch, c->client_version,
-                     (long long)time(NULL), pub ? pub : "");
+                     (long long)time(NULL), place_b64 ? place_b64 : "", pub ? pub : "");
+    bool encoded = pub && place_b64;
     free(pub);
-    if (!pub || n < 0 || (size_t)n >= sizeof text - 200 || sign(key, text, (size_t)n, sig) != 0)
+    free(place_b64);
+    if (!encoded || n < 0 || (size_t)n >= sizeof text - 200 || sign(key, text, (size_t)n, sig) != 0)
         return client_fail(c, PA_ERR_INTERNAL, "cannot build the request");
     char *sig_b64 = b64_encode(sig, sizeof sig);
     if (!sig_b64) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
@@ -162,6 +189,7 @@ typedef struct request {
     char os[PA_FACT_MAX + 1];
     char arch[PA_FACT_MAX + 1];
     char client_version[PA_FACT_MAX + 1];
+    uint8_t place_key[PLACE_KEY_LEN]; /* the place key the license is to be bound to */
 } request;
 
 static bool printable(const char *s) {
@@ -170,18 +198,25 @@ static bool printable(const char *s) {
     return true;
 }
 
-/* Checks the signature over everything before the signature line. */
-static pa_err check_request_signature(pa_client *c, const char *text) {
+/* Checks the signature over everything before the signature line, which
+ * must be the last line. On PA_OK *signed_len is the length of the signed
+ * part: the only part the caller reads fields from. */
+static pa_err check_request_signature(pa_client *c, const char *text, size_t *signed_len) {
     const char *line = strstr(text, "\nsignature: ");
     const char *pub_b64;
     size_t pub_len;
     char sig_b64[128], pub_text[64];
     uint8_t *pub = NULL, *sig = NULL;
     size_t n_pub = 0, n_sig = 0;
-    if (!line || strstr(line + 1, "\nsignature: ") ||
-        text_field_copy(text, "signature", sig_b64, sizeof sig_b64) != 0 ||
-        text_field(text, "public_key", &pub_b64, &pub_len) != 0 || pub_len >= sizeof pub_text)
+    if (!line || text_field_copy(text, "signature", sig_b64, sizeof sig_b64) != 0 ||
+        text_field(text, "public_key", &pub_b64, &pub_len) != 0 || pub_len >= sizeof pub_text || pub_b64 > line)
         return client_fail(c, PA_ERR_BAD_LICENSE, "the request has no single signature and public key");
+    const char *end = strchr(line + 1, '\n');
+    if (end && end[1] != '\0')
+        return client_fail(c, PA_ERR_BAD_LICENSE,
+                           "the request has lines after its signature line; they are not signed, so the "
+                           "request was altered on the way: make a new one");
+    *signed_len = (size_t)(line + 1 - text);
     memcpy(pub_text, pub_b64, pub_len);
     pub_text[pub_len] = '\0';
     pa_err e = PA_ERR_BAD_LICENSE;
@@ -205,39 +240,81 @@ static pa_err check_request_signature(pa_client *c, const char *text) {
     return PA_OK;
 }
 
-static pa_err parse_request(pa_client *c, const char *text, request *r) {
-    memset(r, 0, sizeof *r);
-    if (strncmp(text, REQUEST_HEADER, strlen(REQUEST_HEADER)) != 0)
-        return client_fail(c, PA_ERR_BAD_LICENSE, "not an activate offline request (first line)");
-    pa_err e = check_request_signature(c, text);
-    if (e != PA_OK) return e;
-    char key[128], mid[2 * PA_MACHINE_ID_LEN + 2];
+/* Reads the fields from the signed part of a request (signed_len bytes of
+ * `text`). */
+static pa_err request_fields(pa_client *c, const char *text, size_t signed_len, request *r) {
+    char *body = strndup(text, signed_len);
+    if (!body) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    char key[128], mid[2 * PA_MACHINE_ID_LEN + 2], place[64];
     struct {
         const char *name;
         char *out;
         size_t n;
-    } f[] = {{"product_key", key, sizeof key},         {"machine_id", mid, sizeof mid},
-             {"hostname", r->hostname, sizeof r->hostname}, {"os", r->os, sizeof r->os},
-             {"arch", r->arch, sizeof r->arch},          {"client_version", r->client_version, sizeof r->client_version}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (text_field_copy(text, f[i].name, f[i].out, f[i].n) != 0 || !printable(f[i].out))
-            return client_fail(c, PA_ERR_BAD_LICENSE, "the request's field \"%s\" is missing, repeated or malformed",
-                               f[i].name);
+    } f[] = {{"product_key", key, sizeof key},
+             {"machine_id", mid, sizeof mid},
+             {"hostname", r->hostname, sizeof r->hostname},
+             {"os", r->os, sizeof r->os},
+             {"arch", r->arch, sizeof r->arch},
+             {"client_version", r->client_version, sizeof r->client_version},
+             {"place_key", place, sizeof place}};
+    const char *bad = NULL;
+    for (size_t i = 0; !bad && i < sizeof f / sizeof f[0]; i++)
+        if (text_field_copy(body, f[i].name, f[i].out, f[i].n) != 0 || !printable(f[i].out)) bad = f[i].name;
+    free(body);
+    if (bad && strcmp(bad, "place_key") == 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE,
+                           "the request has no single place_key line: it was made by an older version of "
+                           "activate; make a new request with this one");
+    if (bad)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "the request's field \"%s\" is missing, repeated or malformed", bad);
     if (pa_hex_decode(mid, strlen(mid), r->machine_id, PA_MACHINE_ID_LEN) != PA_MACHINE_ID_LEN)
         return client_fail(c, PA_ERR_BAD_LICENSE, "the request's machine_id is not 64 hex characters");
+    uint8_t *raw = NULL;
+    size_t n_raw = 0;
+    bool place_ok = b64_decode(place, &raw, &n_raw) == 0 && n_raw == PLACE_KEY_LEN;
+    if (place_ok) memcpy(r->place_key, raw, PLACE_KEY_LEN);
+    free(raw);
+    if (!place_ok) return client_fail(c, PA_ERR_BAD_LICENSE, "the request's place_key is not 32 bytes of base64");
     pa_key_problem p;
     if (pa_key_check(key, r->key, &p) != PA_OK)
         return client_fail(c, PA_ERR_KEY, "the request's product key: %s", p.message);
     return PA_OK;
 }
 
-static pa_err read_text(pa_client *c, const char *path, char **text) {
+static pa_err parse_request(pa_client *c, const char *text, request *r) {
+    memset(r, 0, sizeof *r);
+    if (strncmp(text, REQUEST_HEADER, strlen(REQUEST_HEADER)) != 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "not an activate offline request (first line)");
+    size_t signed_len = 0;
+    pa_err e = check_request_signature(c, text, &signed_len);
+    return e == PA_OK ? request_fields(c, text, signed_len, r) : e;
+}
+
+/* Reads an offline file (request or license). A NUL byte is refused: the
+ * text is read as a C string, which would silently end there (a product key
+ * "KEY\0..." would read as KEY, and the lines after it would vanish). */
+static pa_err read_text(pa_client *c, const char *what, const char *path, char **text) {
     size_t len;
     char err[256];
     int rc = state_read_file(path, text, &len, err, sizeof err);
     if (rc == 1) return client_fail(c, PA_ERR_IO, "%s does not exist", path);
     if (rc != 0) return client_fail(c, PA_ERR_IO, "%s", err);
-    return PA_OK;
+    const char *nul = memchr(*text, '\0', len);
+    if (!nul) return PA_OK;
+    const char *line = *text;
+    unsigned line_no = 1;
+    for (const char *p = *text; p < nul; p++)
+        if (*p == '\n') {
+            line = p + 1;
+            line_no++;
+        }
+    size_t name = strcspn(line, ":\n");
+    pa_err e = client_fail(c, PA_ERR_BAD_LICENSE,
+                           "%s %s holds a NUL byte on line %u (field \"%.*s\"): it was altered or damaged", what, path,
+                           line_no, (int)(name < 40 ? name : 40), line);
+    free(*text);
+    *text = NULL;
+    return e;
 }
 
 pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_path) {
@@ -245,13 +322,13 @@ pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_pat
     c->request_fp[0] = '\0';
     pa_err e = client_need_keys(c);
     char *text = NULL;
-    if (e == PA_OK) e = read_text(c, request_path, &text);
+    if (e == PA_OK) e = read_text(c, "the request", request_path, &text);
     request r;
     if (e == PA_OK) e = parse_request(c, text, &r);
     free(text);
     if (e != PA_OK) return e;
     signed_license s;
-    e = client_call_activate(c, r.key, r.machine_id, r.hostname, r.os, r.arch, r.client_version, &s);
+    e = client_call_activate(c, r.key, r.machine_id, r.place_key, r.hostname, r.os, r.arch, r.client_version, &s);
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
@@ -261,7 +338,7 @@ pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_pat
     if (e != PA_OK) return e;
     if (!out) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
     char err[256];
-    int rc = state_write_atomic(license_path, out, strlen(out), 0644, err, sizeof err);
+    int rc = state_write_atomic(license_path, out, strlen(out), 0600, err, sizeof err);
     free(out);
     return rc == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
@@ -273,7 +350,7 @@ pa_err pa_install(pa_client *c, const char *license_path) {
     pa_err e = client_need_machine(c);
     if (e == PA_OK) e = client_need_keys(c);
     char *text = NULL;
-    if (e == PA_OK) e = read_text(c, license_path, &text);
+    if (e == PA_OK) e = read_text(c, "the license file", license_path, &text);
     if (e != PA_OK) return e;
     signed_license s;
     char err[256];
@@ -288,7 +365,11 @@ pa_err pa_install(pa_client *c, const char *license_path) {
         int lock = state_lock(c->state_dir, err, sizeof err);
         if (lock < 0) e = client_fail(c, PA_ERR_IO, "%s", err);
         else {
-            e = client_store(c, &s);
+            /* The request bound the pending place key when the machine had
+             * no confirmed one (request_place_key): this license is its. */
+            if (!place_key_confirmed(c->state_dir) && place_key_confirm(c->state_dir, err, sizeof err) != 0)
+                e = client_fail(c, PA_ERR_IO, "%s", err);
+            if (e == PA_OK) e = client_store(c, &s);
             state_unlock(lock);
         }
     }

@@ -13,6 +13,8 @@
 #define STATE_LICENSE "license"             /* the signed license (license file format) */
 #define STATE_LAST_SERVER "last-server"     /* "host:port" of the last server that answered */
 #define STATE_REQUEST_KEY "request-key.pem" /* Ed25519 key that signs offline requests */
+#define STATE_PLACE_KEY "place-key.pem"     /* Ed25519 key the place is bound to (place_key.h) */
+#define STATE_PLACE_KEY_PENDING "place-key.pending.pem" /* one sent, binding not yet confirmed */
 #define STATE_PRODUCT_KEY "product-key"     /* optional: key the daemon activates with */
 #define STATE_LOCK "lock"                   /* flock()ed while a command changes state */
 #define STATE_FILE_MAX (64 * 1024)          /* no state file is larger; bigger is corrupt */

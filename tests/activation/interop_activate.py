@@ -7,16 +7,24 @@ protos/ at test time with protoc, exactly as an installer author in another
 language would do; the call goes through the generic unary API, so nothing
 but the .proto file is shared with the server. The signature is checked with
 the openssl command line and the key id recomputed from the PEM, so the
-license is verified without any of our code either.
+license is verified without any of our code either. The activation is
+bound to a place key made with python3-cryptography, and Renew and Deactivate
+carry the proof the .proto describes ("Proof of possession"): built here from
+that description alone, so a drift between it and the server shows.
 
 Exit 0 and "interop ok" on success; otherwise the first failed check."""
 import argparse
 import base64
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 import tempfile
+import time
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def check(cond, what):
@@ -44,6 +52,31 @@ def verify_with_openssl(pem_path, message, signature, tmp):
     return r.returncode == 0
 
 
+def raw_public(private_key):
+    return private_key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                 serialization.PublicFormat.Raw)
+
+
+def proof(pb, op, license_id, machine, private_key, timestamp=None):
+    """PlaceProof: Ed25519 over TAG || 0x00 || license_id || machine_id || int64 BE time."""
+    if timestamp is None:
+        timestamp = int(time.time())
+    message = (b"pa-%s-v1\0" % op.encode() + license_id.encode("ascii") + machine +
+               struct.pack(">q", timestamp))
+    return pb.PlaceProof(place_key=raw_public(private_key), timestamp=timestamp,
+                         signature=private_key.sign(message))
+
+
+def refused(call, request, what):
+    """The (status, error-reason) of a call that must fail."""
+    try:
+        call(request, timeout=10)
+    except Exception as e:  # grpc.RpcError; grpc is imported late, in main
+        reasons = [v for k, v in (e.trailing_metadata() or ()) if k == "error-reason"]
+        return e.code().name, reasons[0] if reasons else ""
+    check(False, what + " is refused")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", required=True)
@@ -66,12 +99,20 @@ def main():
         activate = channel.unary_unary("/activation.v1.Activation/Activate",
                                        request_serializer=pb.ActivateRequest.SerializeToString,
                                        response_deserializer=pb.ActivateResponse.FromString)
+        renew = channel.unary_unary("/activation.v1.Activation/Renew",
+                                    request_serializer=pb.RenewRequest.SerializeToString,
+                                    response_deserializer=pb.RenewResponse.FromString)
+        deactivate = channel.unary_unary("/activation.v1.Activation/Deactivate",
+                                         request_serializer=pb.DeactivateRequest.SerializeToString,
+                                         response_deserializer=pb.DeactivateResponse.FromString)
         machine = hashlib.sha256(b"interop test machine").digest()
+        place_key = Ed25519PrivateKey.generate()
         # Case and hyphens are free on input.
         typed = args.key.lower().replace("-", "")
         resp = activate(pb.ActivateRequest(product_key=typed, machine_id=machine,
                                            hostname="interop-host", os="Debian GNU/Linux",
-                                           arch="x86_64", client_version="python-grpcio"),
+                                           arch="x86_64", client_version="python-grpcio",
+                                           place_key=raw_public(place_key)),
                         timeout=10)
 
         check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")
@@ -90,6 +131,40 @@ def main():
         check(lic.signing_key_id == resp.key_id, "signing_key_id")
         check(resp.activation_count == 1, "activation_count")
         check(lic.expires_at == 0 and resp.expires_at == 0, "permanent license")
+
+        # Renew and Deactivate need the place key; the license alone is not enough.
+        lid = lic.license_id
+        unauth = "UNAUTHENTICATED"
+        check(refused(renew, pb.RenewRequest(license_id=lid, machine_id=machine), "Renew without proof")
+              == (unauth, "PROOF_INVALID"), "Renew without proof: PROOF_INVALID")
+        copied = proof(pb, "renew", lid, machine, Ed25519PrivateKey.generate())
+        check(refused(renew, pb.RenewRequest(license_id=lid, machine_id=machine, proof=copied),
+                      "Renew with another key") == (unauth, "PROOF_WRONG_KEY"),
+              "a copied license file (another key) cannot renew: PROOF_WRONG_KEY")
+        tampered = proof(pb, "renew", lid, machine, place_key)
+        tampered.signature = bytes([tampered.signature[0] ^ 1]) + tampered.signature[1:]
+        check(refused(renew, pb.RenewRequest(license_id=lid, machine_id=machine, proof=tampered),
+                      "Renew with a tampered signature") == (unauth, "PROOF_INVALID"),
+              "a tampered signature: PROOF_INVALID")
+        old = proof(pb, "renew", lid, machine, place_key, int(time.time()) - 3600)
+        check(refused(renew, pb.RenewRequest(license_id=lid, machine_id=machine, proof=old),
+                      "Renew with an hour-old proof") == (unauth, "PROOF_STALE"),
+              "an old proof: PROOF_STALE")
+        renewed = renew(pb.RenewRequest(license_id=lid, machine_id=machine,
+                                        proof=proof(pb, "renew", lid, machine, place_key)),
+                        timeout=10)
+        check(verify_with_openssl(args.public_key, renewed.license, renewed.signature, tmp),
+              "openssl verifies the renewed license")
+        check(pb.License.FromString(renewed.license).license_id == lid, "renewal keeps the id")
+        check(refused(deactivate, pb.DeactivateRequest(
+                  license_id=lid, machine_id=machine, proof=proof(pb, "renew", lid, machine, place_key)),
+                      "Deactivate with a Renew proof") == (unauth, "PROOF_INVALID"),
+              "a Renew proof does not deactivate")
+        bye = pb.DeactivateRequest(license_id=lid, machine_id=machine,
+                                   proof=proof(pb, "deactivate", lid, machine, place_key))
+        check(deactivate(bye, timeout=10).activation_count == 0, "deactivated with the key")
+        check(refused(deactivate, bye, "a replayed Deactivate") == ("NOT_FOUND", ""),
+              "a replayed Deactivate finds nothing to free")
 
         try:
             activate(pb.ActivateRequest(product_key="not a key", machine_id=machine), timeout=10)

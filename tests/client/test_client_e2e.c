@@ -3,7 +3,10 @@
  * deactivate, re-activation after a wiped state directory, places per key,
  * tampered and foreign licenses, failover, offline activation, the daemon,
  * a lapsed lease (activated again) against a revoked key (refused for good),
- * and --json output that stays valid JSON whatever the text holds. */
+ * --json output that stays valid JSON whatever the text holds, a copied
+ * license file that cannot renew or deactivate without the place key, a
+ * place made before place keys that maintain binds, private state files, and
+ * --product / --edition. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,6 +242,10 @@ static void offline_request_fulfil_install(void **state) {
     assert_int_equal(RUN_LOCAL("air", &out, "status"), 0);
     assert_int_equal(json_int(out, "key_group"), 106);
     free(out);
+    /* The place is bound to the air-gapped machine's own place key: the
+     * operator never held it, the machine does once it is connected. */
+    assert_int_equal(RUN("air", &out, "renew"), 0);
+    free(out);
     /* Any other machine: refused. */
     assert_int_equal(RUN_LOCAL("elsewhere", &out, "install", lic), 13);
     assert_non_null(strstr(out, "another machine"));
@@ -451,6 +459,129 @@ static void revoked_key_is_not_activated_again(void **state) {
     assert_int_equal(RUN_LOCAL("r1", NULL, "status"), 0); /* the stored license is untouched */
 }
 
+static mode_t mode_of(const char *dir, const char *name) {
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s%s%s", dir, name ? "/" : "", name ? name : "");
+    if (stat(path, &st) != 0) fail_msg("%s: missing", path);
+    return st.st_mode & 0777;
+}
+
+/* A license file copied to another installation of the same machine (or
+ * read by anyone who can read it) names the place, but cannot renew or
+ * deactivate it: that needs the place key, which only the installation that
+ * activated holds (exit 18, "proof"). With the key it works; activating
+ * again with the product key binds a new key. Every state file is 0600 in
+ * a 0700 directory. */
+static void copied_license_file_cannot_renew_or_deactivate(void **state) {
+    const char *g[] = {"--max-machines", "2", "--lease-seconds", "3600", "--renew-seconds", "1", NULL};
+    assert_int_equal(env_group(&env, 113, g), 0);
+    char keys[1][KEY_TEXT], *out, root[300], st[300], copy[400], from[500], to[500], keyfile[500];
+    assert_int_equal(env_keys(&env, 113, 1, keys), 0);
+    assert_int_equal(RUN("p1", &out, keys[0]), 0);
+    free(out);
+    env_machine(&env, "p1", root, st);
+    assert_int_equal(mode_of(st, NULL), 0700);
+    const char *files[] = {"license", "place-key.pem", "last-server", "lock"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) assert_int_equal(mode_of(st, files[i]), 0600);
+
+    snprintf(copy, sizeof copy, "%s-copy", st);
+    assert_int_equal(mkdir(copy, 0700), 0);
+    snprintf(from, sizeof from, "%s/license", st);
+    snprintf(to, sizeof to, "%s/license", copy);
+    copy_file(from, to);
+#define RUN_COPY(out, ...) \
+    env_activate_cli(&env, root, copy, (const char *[]){__VA_ARGS__, "--server", env.target[0], NULL}, out)
+    assert_int_equal(RUN_COPY(NULL, "status"), 0); /* the file itself is genuine */
+    assert_int_equal(RUN_COPY(&out, "renew"), 18);
+    assert_non_null(strstr(out, "\"result\":\"proof\""));
+    assert_non_null(strstr(out, "bound to another place key"));
+    free(out);
+    assert_int_equal(RUN_COPY(&out, "deactivate"), 18);
+    free(out);
+    assert_int_equal(RUN_COPY(NULL, "status"), 0); /* refused, so the copy kept its license */
+    assert_int_equal(RUN("p1", NULL, "renew"), 0); /* the installation that activated renews */
+
+    /* The key makes the installation: copied with it, the copy renews. */
+    snprintf(from, sizeof from, "%s/place-key.pem", st);
+    snprintf(to, sizeof to, "%s/place-key.pem", copy);
+    copy_file(from, to);
+    assert_int_equal(RUN_COPY(NULL, "renew"), 0);
+    unlink(to);
+
+    /* Activating again with the product key binds a new key: maintain does
+     * that when the place is bound to another key. */
+    snprintf(keyfile, sizeof keyfile, "%s/product-key", copy);
+    write_key_file(keys[0], keyfile);
+    assert_int_equal(RUN_COPY(&out, "maintain", "--key-file", keyfile), 0);
+    assert_non_null(strstr(out, "the place was bound to another place key; activated again"));
+    free(out);
+    assert_int_equal(RUN("p1", NULL, "renew"), 18); /* now the first installation's key is the stale one */
+    assert_int_equal(RUN_COPY(&out, "deactivate"), 0);
+    assert_int_equal(json_int(out, "activation_count"), 0);
+    free(out);
+    assert_int_equal(access(to, F_OK), -1); /* the place is gone, and so is its key */
+#undef RUN_COPY
+}
+
+/* A place made before place keys existed (12 bytes, no key digest) and an
+ * installation without place-key.pem: `maintain` renews once to bind a key,
+ * even though the license is permanent, and from then on the place answers
+ * to that key only. */
+static void maintain_binds_a_place_made_before_place_keys(void **state) {
+    assert_int_equal(env_group(&env, 114, NULL), 0); /* permanent */
+    char keys[1][KEY_TEXT], *out, root[300], st[300], path[500], record[64];
+    assert_int_equal(env_keys(&env, 114, 1, keys), 0);
+    assert_int_equal(RUN("u1", &out, keys[0]), 0);
+    snprintf(record, sizeof record, "{g:114}:k:%lld", json_int(out, "key_serial"));
+    free(out);
+    redisContext *ks = redis_fixture_connect(&env.a, "keystore", FIXTURE_PW_KEYSTORE);
+    assert_non_null(ks);
+    redisReply *r = redisCommand(ks, "HGETALL %s", record);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    size_t i = strcmp(r->element[0]->str, "n") == 0 ? 2 : 0;
+    assert_int_equal(r->element[i + 1]->len, 28);
+    redisReply *w = redisCommand(ks, "HSET %s %b %b", record, r->element[i]->str, r->element[i]->len,
+                                 r->element[i + 1]->str, (size_t)12); /* the old layout */
+    assert_non_null(w);
+    freeReplyObject(w);
+    env_machine(&env, "u1", root, st);
+    snprintf(path, sizeof path, "%s/place-key.pem", st);
+    assert_int_equal(unlink(path), 0);
+
+    assert_int_equal(RUN("u1", &out, "maintain"), 0);
+    free(out);
+    assert_int_equal(mode_of(st, "place-key.pem"), 0600);
+    redisReply *after = redisCommand(ks, "HGET %s %b", record, r->element[i]->str, r->element[i]->len);
+    assert_true(after && after->type == REDIS_REPLY_STRING);
+    assert_int_equal(after->len, 28); /* bound */
+    freeReplyObject(after);
+    freeReplyObject(r);
+    redisFree(ks);
+    assert_int_equal(RUN("u1", NULL, "maintain"), 0); /* nothing due now */
+    assert_int_equal(RUN("u1", NULL, "deactivate"), 0);
+}
+
+/* An installer for one product refuses a key of another product of the
+ * same vendor (exit 19, "product"), and a stored license of another
+ * product is not trusted (exit 5). */
+static void license_for_another_product_is_refused(void **state) {
+    assert_int_equal(env_group(&env, 115, NULL), 0); /* "Demo Office", "Professional" */
+    char keys[1][KEY_TEXT], *out;
+    assert_int_equal(env_keys(&env, 115, 1, keys), 0);
+    assert_int_equal(RUN("q1", &out, "--product", "Demo Studio", keys[0]), 19);
+    assert_non_null(strstr(out, "\"result\":\"product\""));
+    assert_non_null(strstr(out, "is for \\\"Demo Office\\\" edition \\\"Professional\\\""));
+    free(out);
+    assert_int_equal(RUN_LOCAL("q1", NULL, "status"), 4); /* nothing stored */
+    assert_int_equal(RUN("q1", NULL, "--product", "Demo Office", "--edition", "Home", keys[0]), 19);
+    assert_int_equal(RUN("q1", NULL, "--product", "Demo Office", "--edition", "Professional", keys[0]), 0);
+    assert_int_equal(RUN_LOCAL("q1", NULL, "status", "--product", "Demo Office"), 0);
+    assert_int_equal(RUN_LOCAL("q1", &out, "status", "--product", "Demo Studio"), 5);
+    assert_non_null(strstr(out, "Demo Studio"));
+    free(out);
+}
+
 /* --json stays valid JSON and round-trips every byte of the text it
  * reports: quotes and backslashes (a product name), control characters (a
  * path in a message), and bytes that are not UTF-8 (replaced, never copied). */
@@ -515,6 +646,9 @@ int main(void) {
         cmocka_unit_test(lapsed_lease_is_activated_again),
         cmocka_unit_test(revoked_key_is_not_activated_again),
         cmocka_unit_test(json_output_is_valid_whatever_the_text),
+        cmocka_unit_test(copied_license_file_cannot_renew_or_deactivate),
+        cmocka_unit_test(maintain_binds_a_place_made_before_place_keys),
+        cmocka_unit_test(license_for_another_product_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -97,6 +97,10 @@ static void node_client_activates_renews_and_deactivates(void **state) {
     assert_non_null(strstr(out, "\"features\":[\"editor\",\"spreadsheet\"]"));
     assert_non_null(strstr(out, "\"channel\":\"CHANNEL_RETAIL\""));
     assert_non_null(strstr(out, "\"renewed\":{"));
+    /* Proof of possession, from the .proto's description alone. */
+    assert_non_null(strstr(out, "\"copied_license_renew\":\"UNAUTHENTICATED/PROOF_WRONG_KEY\""));
+    assert_non_null(strstr(out, "\"tampered_proof_renew\":\"UNAUTHENTICATED/PROOF_INVALID\""));
+    assert_non_null(strstr(out, "\"old_proof_renew\":\"UNAUTHENTICATED/PROOF_STALE\""));
     json_str(out, "license_id", license_id, sizeof license_id);
     assert_int_equal(strlen(license_id), 32);
     assert_int_equal(strncmp(license_id, "0000012d", 8), 0);  /* group 301 */

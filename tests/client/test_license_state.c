@@ -1,17 +1,21 @@
 /* test_license_state.c -- the stored license: written atomically, verified
  * on every load, refused when altered, damaged, signed by someone else or
- * made for another machine. Also the offline request's own signature.
- * Everything through the public API with fake machines; no server. */
+ * made for another machine or product; state files private to their owner.
+ * Also the offline request's own signature and strictness (nothing after
+ * the signature, no NUL, a place key). Everything through the public API
+ * with fake machines; no server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "activate.h"
 #include "client_testutil.h"
@@ -27,18 +31,22 @@ typedef struct env {
     pa_client *c;
 } env;
 
-static pa_client *client_for(env *e, const char *pub) {
+static pa_client *client_of(env *e, const char *pub, const char *product, const char *edition) {
     pa_options o;
     pa_options_init(&o);
     o.state_dir = e->state;
     o.facts_root = e->root;
     o.public_key_pem = pub;
     o.vendor_salt = "test-salt";
+    o.product = product;
+    o.edition = edition;
     char err[256];
     pa_client *c = pa_client_new(&o, err, sizeof err);
     if (!c) fprintf(stderr, "pa_client_new: %s\n", err);
     return c;
 }
+
+static pa_client *client_for(env *e, const char *pub) { return client_of(e, pub, NULL, NULL); }
 
 static int setup(void **state) {
     env *e = calloc(1, sizeof *e);
@@ -124,7 +132,7 @@ static void installed_license_verifies_and_reads(void **state) {
     stored_path(e, path, sizeof path);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(count_temp_files(e->state), 0);
     /* A second handle (another process) trusts the same file. */
     pa_client *other = client_for(e, e->vendor_pub);
@@ -375,6 +383,156 @@ static void offline_request_is_signed(void **state) {
     assert_int_equal(pa_request_write(e->c, "QPM6N-7J2WJ-P88HH-P3YRH-YY74X", req), PA_ERR_KEY);
 }
 
+static mode_t mode_of(const char *dir, const char *name) {
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s%s%s", dir, name ? "/" : "", name ? name : "");
+    if (stat(path, &st) != 0) fail_msg("%s: missing", path);
+    return st.st_mode & 0777;
+}
+
+/* Nothing in the state directory is for other users: the license, the
+ * request key and the place key are 0600, the directory 0700, whatever the
+ * umask. */
+static void state_files_are_private(void **state) {
+    env *e = *state;
+    mode_t old = umask(0);
+    char req[400];
+    snprintf(req, sizeof req, "%s/request.txt", e->dir);
+    assert_int_equal(pa_request_write(e->c, "qpm6n7j2wjp88hhp3yrhyy74h", req), PA_OK);
+    assert_int_equal(mode_of(e->state, NULL), 0700);
+    assert_int_equal(mode_of(e->state, "request-key.pem"), 0600);
+    assert_int_equal(mode_of(e->state, "place-key.pending.pem"), 0600); /* no confirmed key yet */
+    assert_int_equal(mode_of(req, NULL), 0600);
+    install_good(e, 0, 0); /* the license the request brought back: its key is confirmed */
+    assert_int_equal(mode_of(e->state, "license"), 0600);
+    assert_int_equal(mode_of(e->state, "place-key.pem"), 0600);
+    char pending[400];
+    snprintf(pending, sizeof pending, "%s/place-key.pending.pem", e->state);
+    assert_int_equal(access(pending, F_OK), -1);
+    umask(old);
+}
+
+/* An installer for one product refuses a license for another (or another
+ * edition): at install (and activation, tests/client/test_client_e2e.c) and
+ * when loading the stored license. */
+static void license_for_another_product_is_refused(void **state) {
+    env *e = *state;
+    signed_license s;
+    tu_sign_license(e->vendor, pa_machine_id(e->c), 0, 0, &s); /* "Demo Office", "Professional" */
+    char path[400];
+    snprintf(path, sizeof path, "%s/incoming.lic", e->dir);
+    write_license(path, &s);
+    signed_license_clear(&s);
+
+    pa_client *other = client_of(e, e->vendor_pub, "Demo Studio", NULL);
+    assert_non_null(other);
+    assert_int_equal(pa_install(other, path), PA_ERR_PRODUCT);
+    assert_non_null(strstr(pa_error(other), "is for \"Demo Office\" edition \"Professional\""));
+    assert_non_null(strstr(pa_error(other), "this installer is for \"Demo Studio\""));
+    assert_false(pa_is_licensed(other));
+    assert_int_equal(pa_status(other), PA_ERR_NOT_ACTIVATED); /* nothing was stored */
+    pa_client *home = client_of(e, e->vendor_pub, "Demo Office", "Home");
+    assert_non_null(home);
+    assert_int_equal(pa_install(home, path), PA_ERR_PRODUCT);
+    assert_non_null(strstr(pa_error(home), "edition \"Home\""));
+
+    pa_client *ours = client_of(e, e->vendor_pub, "Demo Office", "Professional");
+    assert_non_null(ours);
+    assert_int_equal(pa_install(ours, path), PA_OK);
+    assert_int_equal(pa_status(ours), PA_OK);
+    /* The stored license, loaded by an installer of another product. */
+    assert_int_equal(pa_status(other), PA_ERR_STATE);
+    assert_non_null(strstr(pa_error(other), "Demo Studio"));
+    assert_false(pa_is_licensed(other));
+    assert_int_equal(pa_status(home), PA_ERR_STATE);
+    pa_client_free(other);
+    pa_client_free(home);
+    pa_client_free(ours);
+}
+
+static void write_bytes(const char *path, const char *data, size_t len) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+/* Re-signs `text` (a request without its signature line) with the
+ * machine's request key, as an older `activate request` would have. */
+static void sign_request(env *e, const char *text, const char *path) {
+    char keyfile[400];
+    snprintf(keyfile, sizeof keyfile, "%s/request-key.pem", e->state);
+    FILE *f = fopen(keyfile, "r");
+    assert_non_null(f);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(k);
+    uint8_t sig[64];
+    size_t sig_len = sizeof sig;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, k), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)text, strlen(text)), 1);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    char *b64 = b64_encode(sig, sig_len), out[8192];
+    snprintf(out, sizeof out, "%ssignature: %s\n", text, b64);
+    free(b64);
+    write_bytes(path, out, strlen(out));
+}
+
+/* What `fulfil` reads is exactly what was signed: a line after the
+ * signature, a NUL byte anywhere, or a request without a place key (an
+ * older client's) is refused with a message saying which. */
+static void offline_request_is_strict(void **state) {
+    env *e = *state;
+    char req[400], lic[400], *text, err[256], edited[8192];
+    size_t len;
+    snprintf(req, sizeof req, "%s/request.txt", e->dir);
+    snprintf(lic, sizeof lic, "%s/license.txt", e->dir);
+    assert_int_equal(pa_request_write(e->c, "qpm6n7j2wjp88hhp3yrhyy74h", req), PA_OK);
+    assert_int_equal(state_read_file(req, &text, &len, err, sizeof err), 0);
+    assert_non_null(strstr(text, "\nplace_key: "));
+    assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_CONFIG); /* intact: only the server is missing */
+
+    /* An unsigned line after the signature, even one the request lacks. */
+    const char *tails[] = {"hostname: elsewhere\n", "\n", "comment: nothing\n"};
+    for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
+        snprintf(edited, sizeof edited, "%s%s", text, tails[i]);
+        write_bytes(req, edited, strlen(edited));
+        assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_BAD_LICENSE);
+        assert_non_null(strstr(pa_error(e->c), "lines after its signature line"));
+    }
+
+    /* A NUL inside the product key would have cut it short. */
+    memcpy(edited, text, len);
+    char *key = strstr(edited, "product_key: ") + 13;
+    key[5] = '\0';
+    write_bytes(req, edited, len);
+    assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "holds a NUL byte on line 3 (field \"product_key\")"));
+
+    /* A request without place_key, signed as an older client signed it. */
+    char *place = strstr(text, "place_key: "), *place_end = strchr(place, '\n') + 1;
+    char *sig = strstr(text, "signature: ");
+    snprintf(edited, sizeof edited, "%.*s%.*s", (int)(place - text), text, (int)(sig - place_end), place_end);
+    sign_request(e, edited, req);
+    assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "no single place_key line"));
+    free(text);
+
+    /* A license file with a NUL is refused as well. */
+    install_good(e, 0, 0);
+    char stored[400];
+    stored_path(e, stored, sizeof stored);
+    assert_int_equal(state_read_file(stored, &text, &len, err, sizeof err), 0);
+    strstr(text, "key_id: ")[9] = '\0';
+    write_bytes(lic, text, len);
+    free(text);
+    assert_int_equal(pa_install(e->c, lic), PA_ERR_BAD_LICENSE);
+    assert_non_null(strstr(pa_error(e->c), "holds a NUL byte on line 2 (field \"key_id\")"));
+}
+
 static int fresh_state(void **state) {
     env *e = *state;
     fixture_rmtree(e->state);
@@ -394,6 +552,9 @@ int main(void) {
         cmocka_unit_test_setup(license_content_checks, fresh_state),
         cmocka_unit_test_setup(activation_count_must_be_a_number, fresh_state),
         cmocka_unit_test_setup(offline_request_is_signed, fresh_state),
+        cmocka_unit_test_setup(state_files_are_private, fresh_state),
+        cmocka_unit_test_setup(license_for_another_product_is_refused, fresh_state),
+        cmocka_unit_test_setup(offline_request_is_strict, fresh_state),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,6 +6,11 @@
 // and the license is checked with node:crypto exactly as the contract in
 // activation.proto says: verify the Ed25519 signature over the exact bytes
 // first, then parse, then check the signing key id and the machine binding.
+// It binds the activation to a place key of its own (an Ed25519 key pair made
+// with node:crypto; the public half goes in ActivateRequest.place_key) and
+// signs Renew and Deactivate with it ("Proof of possession" in the .proto);
+// with --renew it first checks that a copy of the license without that key
+// (another key's proof, a tampered signature) is refused.
 //
 // Usage: node activate.js --target HOST:PORT --proto-dir DIR --public-key PEM
 //                         --key PRODUCT-KEY [--machine-id HEX64] [--renew] [--deactivate]
@@ -41,10 +46,37 @@ function parseArgs(argv) {
   return opts;
 }
 
+// The raw 32 bytes of an Ed25519 public key.
+function rawPublicKey(publicKey) {
+  return Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+}
+
 // key_id as every component computes it: first 16 hex of SHA-256 over the raw 32-byte Ed25519 key.
 function keyIdOf(publicKey) {
-  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
-  return crypto.createHash('sha256').update(raw).digest('hex').slice(0, 16);
+  return crypto.createHash('sha256').update(rawPublicKey(publicKey)).digest('hex').slice(0, 16);
+}
+
+// The proof of activation.proto: TAG || 0x00 || license_id || machine_id || timestamp (int64 BE),
+// signed with the place key's private half.
+function proof(op, licenseId, machineId, placeKey, timestamp = Math.floor(Date.now() / 1000)) {
+  const time = Buffer.alloc(8);
+  time.writeBigInt64BE(BigInt(timestamp));
+  const message = Buffer.concat([Buffer.from(`pa-${op}-v1\0`, 'ascii'), Buffer.from(licenseId, 'ascii'), machineId, time]);
+  return {
+    place_key: rawPublicKey(placeKey.publicKey),
+    timestamp: String(timestamp),
+    signature: crypto.sign(null, message, placeKey.privateKey),
+  };
+}
+
+// The "error-reason" trailer of a refused call that was expected to fail.
+async function refusedReason(client, method, request) {
+  try {
+    await call(client, method, request);
+  } catch (err) {
+    return `${grpc.status[err.code]}/${err.metadata ? err.metadata.get('error-reason')[0] : ''}`;
+  }
+  throw new Error(`${method} was expected to be refused`);
 }
 
 function call(client, method, request) {
@@ -92,18 +124,35 @@ async function main() {
 
   const client = new Activation(opts.target, grpc.credentials.createInsecure());
   const out = { result: 'ok', key_id: vendorKeyId, machine_id: machineId.toString('hex') };
+  const placeKey = crypto.generateKeyPairSync('ed25519');
   const activated = await call(client, 'Activate', {
     product_key: opts.key, machine_id: machineId, hostname: 'node-client', os: `node ${process.version}`,
     arch: process.arch, client_version: 'pa-activate-node-client/0.1.0',
+    place_key: rawPublicKey(placeKey.publicKey),
   });
   out.activation_count = activated.activation_count;
   out.license = openLicense(activated, vendorKey, vendorKeyId, License, machineId);
+  const licenseId = out.license.license_id;
   if (opts.renew) {
-    const renewed = await call(client, 'Renew', { license_id: out.license.license_id, machine_id: machineId });
+    // A copy of the license file holds license id and machine id, not the place key.
+    const thief = crypto.generateKeyPairSync('ed25519');
+    out.copied_license_renew = await refusedReason(client, 'Renew', {
+      license_id: licenseId, machine_id: machineId, proof: proof('renew', licenseId, machineId, thief),
+    });
+    const tampered = proof('renew', licenseId, machineId, placeKey);
+    tampered.signature[0] ^= 1;
+    out.tampered_proof_renew = await refusedReason(client, 'Renew', { license_id: licenseId, machine_id: machineId, proof: tampered });
+    const old = proof('renew', licenseId, machineId, placeKey, Math.floor(Date.now() / 1000) - 3600);
+    out.old_proof_renew = await refusedReason(client, 'Renew', { license_id: licenseId, machine_id: machineId, proof: old });
+    const renewed = await call(client, 'Renew', {
+      license_id: licenseId, machine_id: machineId, proof: proof('renew', licenseId, machineId, placeKey),
+    });
     out.renewed = openLicense(renewed, vendorKey, vendorKeyId, License, machineId);
   }
   if (opts.deactivate) {
-    const left = await call(client, 'Deactivate', { license_id: out.license.license_id, machine_id: machineId });
+    const left = await call(client, 'Deactivate', {
+      license_id: licenseId, machine_id: machineId, proof: proof('deactivate', licenseId, machineId, placeKey),
+    });
     out.after_deactivate_count = left.activation_count;
   }
   client.close();
