@@ -80,6 +80,13 @@ pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machin
 /* Writes `s` as this machine's stored license (caller holds the lock). */
 pa_err client_store(pa_client *c, const signed_license *s);
 
+/* Reads an offline request's text exactly as `fulfil` does (signature
+ * first, then every field); on PA_OK the canonical key and the machine id
+ * it names. Separate from pa_fulfil, which also calls the server, so the
+ * parser can be fuzzed (tests/fuzz/fuzz_offline.c). */
+pa_err offline_request_parse(pa_client *c, const char *text, char key[PA_KEY_TEXT_LEN + 1],
+                             uint8_t machine_id[PA_MACHINE_ID_LEN]);
+
 /* A uniform random number from the handle's generator. */
 uint32_t client_random(pa_client *c);
 

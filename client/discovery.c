@@ -88,11 +88,9 @@ typedef struct srv_query {
     size_t n;
 } srv_query;
 
-static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
-    srv_query *q = arg;
-    q->done = true;
-    q->status = status;
-    if (status != ARES_SUCCESS) return;
+/* Parses a raw DNS answer into q->recs / q->n, q->status saying how it
+ * went; no I/O, so the fuzzer can drive it (srv_parse_answer). */
+static void collect_answer(srv_query *q, const unsigned char *abuf, int alen) {
     struct ares_srv_reply *reply = NULL;
     q->status = ares_parse_srv_reply(abuf, alen, &reply);
     if (q->status != ARES_SUCCESS) return;
@@ -112,6 +110,27 @@ static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *ab
         }
     }
     ares_free_data(reply);
+}
+
+static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen) {
+    srv_query *q = arg;
+    q->done = true;
+    q->status = status;
+    if (status != ARES_SUCCESS) return;
+    collect_answer(q, abuf, alen);
+}
+
+int srv_parse_answer(const unsigned char *abuf, int alen, srv_record **out, size_t *n) {
+    srv_query q = {0};
+    collect_answer(&q, abuf, alen);
+    if (q.status != ARES_SUCCESS) {
+        free(q.recs);
+        q.recs = NULL;
+        q.n = 0;
+    }
+    *out = q.recs;
+    *n = q.n;
+    return q.status;
 }
 
 /* Drives c-ares until the query finishes or the deadline passes. */

@@ -31,6 +31,12 @@ void srv_order(srv_record *r, size_t n, rand_fn rnd, void *rnd_arg);
 int srv_lookup(const char *domain, const char *dns_server, int timeout_ms, srv_record **out, size_t *n,
                char *err, size_t errlen);
 
+/* The part of srv_lookup after the network: parses a raw DNS answer (abuf,
+ * alen bytes) and keeps the records srv_lookup would return, in answer
+ * order. Returns ARES_SUCCESS with *out malloc'd (free it; *n may be 0), or
+ * the c-ares error with *out NULL. */
+int srv_parse_answer(const unsigned char *abuf, int alen, srv_record **out, size_t *n);
+
 /* Builds endpoints from SRV records, already ordered; names are resolved by
  * gRPC, through `dns_server` when given. *out is malloc'd. */
 int endpoints_from_srv(const srv_record *r, size_t n, const char *dns_server, endpoint **out, size_t *n_out);

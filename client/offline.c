@@ -317,6 +317,18 @@ static pa_err read_text(pa_client *c, const char *what, const char *path, char *
     return e;
 }
 
+pa_err offline_request_parse(pa_client *c, const char *text, char key[PA_KEY_TEXT_LEN + 1],
+                             uint8_t machine_id[PA_MACHINE_ID_LEN]) {
+    request r;
+    pa_err e = parse_request(c, text, &r);
+    if (e == PA_OK) {
+        memcpy(key, r.key, sizeof r.key);
+        memcpy(machine_id, r.machine_id, sizeof r.machine_id);
+    }
+    OPENSSL_cleanse(&r, sizeof r);
+    return e;
+}
+
 pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_path) {
     c->error[0] = '\0';
     c->request_fp[0] = '\0';

@@ -243,7 +243,6 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
     *out = NULL;
     *n = 0;
     rpc_result res;
-    int rc = -1;
     chan *k = acquire(c);
     grpc_status_code st = rpc_call_message(k->ch, k->list, &req.base, c->list_ms, &res);
     release(c, k, st);
@@ -252,9 +251,17 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
         rpc_result_clear(&res);
         return -1;
     }
-    Audit__V1__ListRevocationsResponse *lr =
-        audit__v1__list_revocations_response__unpack(NULL, res.body_len, res.body);
+    int rc = audit_revocations_decode(res.body, res.body_len, out, n, last_sequence, err, errlen);
     rpc_result_clear(&res);
+    return rc;
+}
+
+int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation **out, size_t *n,
+                             uint64_t *last_sequence, char *err, size_t errlen) {
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    Audit__V1__ListRevocationsResponse *lr = audit__v1__list_revocations_response__unpack(NULL, len, body);
     if (!lr) {
         snprintf(err, errlen, "ListRevocations: malformed response");
         return -1;

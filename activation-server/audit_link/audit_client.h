@@ -66,4 +66,10 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
                                   audit_revocation **out, size_t *n, uint64_t *last_sequence,
                                   char *err, size_t errlen);
 
+/* The part of audit_client_list_revocations after the call: a
+ * ListRevocationsResponse's bytes into entries (same outputs). No I/O, so
+ * the fuzzer can drive it (tests/fuzz/fuzz_revocations.c). */
+int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation **out, size_t *n,
+                             uint64_t *last_sequence, char *err, size_t errlen);
+
 #endif

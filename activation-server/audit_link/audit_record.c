@@ -95,8 +95,13 @@ static int parse_uint(const redisReply *v, uint64_t max, uint64_t *out) {
     return 0;
 }
 
+/* Printable ASCII only, as the audit server's Submit demands of every text
+ * (audit_service.c): it refuses a whole batch for one bad record, so an
+ * entry it would refuse must be dropped here, not sent again and again. */
 static int parse_text(const redisReply *v, char *dst, size_t cap) {
     if (!v || v->len >= cap) return -1;
+    for (size_t i = 0; i < v->len; i++)
+        if ((unsigned char)v->str[i] < 0x20 || (unsigned char)v->str[i] > 0x7e) return -1;
     memcpy(dst, v->str, v->len);
     dst[v->len] = '\0';
     return 0;
@@ -108,7 +113,8 @@ int audit_record_from_outbox(const redisReply *fields, audit_record *r, char *er
     const redisReply *id = field(fields, "request_id"), *machine = field(fields, "machine_id");
     memset(r, 0, sizeof *r);
     if (fields->type != REDIS_REPLY_ARRAY) bad = "entry";
-    else if (!id || id->len != AUDIT_REQUEST_ID_LEN || parse_text(id, r->request_id, sizeof r->request_id))
+    else if (!id || id->len != AUDIT_REQUEST_ID_LEN || parse_text(id, r->request_id, sizeof r->request_id) ||
+             strspn(r->request_id, "0123456789abcdef") != AUDIT_REQUEST_ID_LEN) /* as audit_record_init makes it */
         bad = "request_id";
     else if (parse_uint(field(fields, "group"), PK_GROUP_MAX, &group)) bad = "group";
     else if (parse_uint(field(fields, "serial"), PK_SERIAL_MAX, &serial)) bad = "serial";

@@ -61,7 +61,10 @@ void audit_record_outbox_fields(const audit_record *r, audit_record_args *a);
 void audit_record_script_args(const audit_record *r, audit_record_args *a);
 
 /* Parses an outbox entry's field list (the array after the entry ID).
- * Returns 0, or -1 naming the bad field in err. */
+ * Returns 0, or -1 naming the bad field in err. Refuses what the audit
+ * server would refuse in a Submit (a request_id that is not 32 lowercase
+ * hex, texts that are not printable ASCII), so the forwarder drops such an
+ * entry instead of failing every batch it is in. */
 int audit_record_from_outbox(const redisReply *fields, audit_record *r, char *err, size_t errlen);
 
 /* Points `out` at the record's data for sending; `key_text` receives the

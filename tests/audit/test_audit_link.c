@@ -2,7 +2,8 @@
  * against the real audit server and real Redis A/B:
  *   - the outbox forwarder (in audit_link_tool, a separate process so it can
  *     be SIGKILLed) drains records exactly once, survives the audit server
- *     being down, its own SIGKILL, and a consumer that never comes back;
+ *     being down, its own SIGKILL, and a consumer that never comes back,
+ *     and drops an entry the audit server would refuse;
  *   - the revocation puller applies the log to Redis A, resumes from
  *     revocations:last_seq, and two pullers on one Redis A converge.
  * Records are written to the outbox the way the policy script writes them
@@ -237,6 +238,36 @@ static void test_redelivered_record_absorbed(void **state) {
     assert_int_equal(fixture_stop(t.pid, SIGTERM, 10000), 0);
 }
 
+static void test_unsendable_entry_dropped(void **state) {
+    /* An entry the audit server would refuse (its request_id is not hex)
+     * between two good ones: the forwarder drops it and forwards the
+     * others, instead of failing their batch on every attempt. */
+    long before = env_trail_count(&E, "queue", NULL);
+    fill_outbox(3101, 1, NULL);
+    pk_fields f;
+    char text[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&E, 5001, 3102, true, &f, text), 0);
+    uint8_t machine[32];
+    memset(machine, 0xB0, sizeof machine);
+    audit_record rec;
+    assert_int_equal(audit_record_init(&rec, &f, machine, "192.0.2.50", "base-rate"), 0);
+    memcpy(rec.request_id, "00112233445566778899aabbc?ddeeff", AUDIT_REQUEST_ID_LEN);
+    audit_record_args a;
+    audit_record_outbox_fields(&rec, &a);
+    const char *argv[3 + 2 * AUDIT_OUTBOX_FIELDS] = {"XADD", PA_RKEY_OUTBOX, "*"};
+    size_t lens[3 + 2 * AUDIT_OUTBOX_FIELDS] = {4, strlen(PA_RKEY_OUTBOX), 1};
+    for (size_t k = 0; k < a.n; k++) argv[3 + k] = a.argv[k], lens[3 + k] = a.len[k];
+    redisReply *r = redisCommandArgv(E.act_a, (int)(3 + a.n), argv, lens);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    fill_outbox(3103, 1, NULL);
+    tool t = start_tool("fw-f", "10", "30000", "--forward");
+    assert_true(env_wait(outbox_empty, NULL, 10000));
+    assert_stored_once(before + 2);
+    assert_int_equal(fixture_stop(t.pid, SIGTERM, 10000), 0);
+}
+
 /* ---------------------------------------------------------------- puller */
 
 static audit_client *C;
@@ -369,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_forwarder_waits_for_audit_server),
         cmocka_unit_test(test_forwarder_sigkill_and_dead_consumer),
         cmocka_unit_test(test_redelivered_record_absorbed),
+        cmocka_unit_test(test_unsendable_entry_dropped),
         cmocka_unit_test(test_puller_applies_and_resumes),
         cmocka_unit_test(test_two_pullers_converge),
         cmocka_unit_test(test_puller_process),

@@ -1,0 +1,184 @@
+/* fuzz_offline.c -- libFuzzer target for the files an installer reads that
+ * come from elsewhere: license files (the stored license, and the one
+ * `activate install` takes from a USB stick) and offline request files
+ * (which `activate fulfil` takes from an air-gapped machine).
+ *
+ * The first byte picks the mode (its two low bits, so the ASCII digits
+ * '0'-'3' of the seeds name them); the rest is the content:
+ *   0  license file text -> license_file_parse, then license_verify;
+ *   1  the bytes of a License message, signed here with the fuzz vendor key
+ *      and written as a license file -> parse -> license_verify, so the
+ *      checks behind the signature (protobuf unpack, version, key id,
+ *      license id, machine binding) see mutated content;
+ *   2  offline request text -> offline_request_parse (signature first);
+ *   3  an offline request without its last two lines: the target appends
+ *      the fuzz request key's public_key line and signs the whole, so the
+ *      field checks behind the signature see mutated content.
+ *
+ * The target checks, beyond memory safety:
+ *   - a parsed license file has a 64-byte signature, and writing it out
+ *     again (license_file_format) and parsing gives the same license;
+ *   - a license we signed is never refused for its signature or key, and
+ *     is accepted only if it is version 1, names our key, has a license id
+ *     of 32 lowercase hex starting with its group and serial, and is bound
+ *     to our machine id;
+ *   - an accepted request has a canonical product key (pa_key_check gives
+ *     it back unchanged) and sets a fingerprint of the request key, ours
+ *     in mode 3; a refused one says why in pa_error. */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+#include "fuzz_util.h"
+#include "license_verify.h"
+#include "state.h"
+
+static const uint8_t MACHINE_ID[PA_MACHINE_ID_LEN] = FUZZ_MACHINE_ID;
+
+static EVP_PKEY *vendor_key, *request_key;
+static vendor_keys vendor;
+static char request_pub_b64[64], request_fp[24];
+static struct pa_client client; /* only error and request_fp are used */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    vendor_key = fuzz_ed25519(FUZZ_VENDOR_SEED);
+    request_key = fuzz_ed25519(FUZZ_REQUEST_SEED);
+    vendor.key[0] = vendor_key;
+    CHECK(signing_key_id(vendor_key, vendor.key_id[0]) == 0);
+    vendor.n = 1;
+
+    uint8_t raw[32], d[SHA256_DIGEST_LENGTH];
+    size_t raw_len = sizeof raw;
+    CHECK(EVP_PKEY_get_raw_public_key(request_key, raw, &raw_len) == 1 && raw_len == 32);
+    char *b64 = b64_encode(raw, sizeof raw);
+    CHECK(b64 && strlen(b64) < sizeof request_pub_b64);
+    strcpy(request_pub_b64, b64);
+    free(b64);
+    SHA256(raw, sizeof raw, d); /* offline.c's fingerprint rule */
+    snprintf(request_fp, sizeof request_fp, "%02x%02x-%02x%02x-%02x%02x-%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5],
+             d[6], d[7]);
+    return 0;
+}
+
+/* ---- license files ----------------------------------------------------- */
+
+static void check_verified(const signed_license *s, bool signed_here) {
+    Activation__V1__License *l = NULL;
+    char err[256] = "";
+    verify_status st = license_verify(&vendor, s, MACHINE_ID, &l, err, sizeof err);
+    if (signed_here) CHECK(st != VERIFY_UNKNOWN_KEY && st != VERIFY_BAD_SIGNATURE);
+    if (st != VERIFY_OK) {
+        CHECK(l == NULL && err[0] != '\0');
+        return;
+    }
+    CHECK(l && l->format_version == 1);
+    CHECK(l->signing_key_id && strcmp(l->signing_key_id, vendor.key_id[0]) == 0);
+    char prefix[17];
+    snprintf(prefix, sizeof prefix, "%08x%08x", (unsigned)l->key_group, (unsigned)l->key_serial);
+    CHECK(l->license_id && strlen(l->license_id) == 32 && strspn(l->license_id, "0123456789abcdef") == 32);
+    CHECK(memcmp(l->license_id, prefix, 16) == 0);
+    CHECK(l->machine_id.len == 32 && memcmp(l->machine_id.data, MACHINE_ID, 32) == 0);
+    activation__v1__license__free_unpacked(l, NULL);
+}
+
+static bool same_license(const signed_license *a, const signed_license *b) {
+    return a->license_len == b->license_len &&
+           (a->license_len == 0 || memcmp(a->license, b->license, a->license_len) == 0) &&
+           a->signature_len == b->signature_len && memcmp(a->signature, b->signature, a->signature_len) == 0 &&
+           strcmp(a->key_id, b->key_id) == 0 && a->activation_count == b->activation_count;
+}
+
+/* Parses `text`; on success checks the round trip and the verification. */
+static void fuzz_license_file(const char *text, bool signed_here) {
+    signed_license s;
+    char err[256] = "";
+    if (license_file_parse(text, &s, err, sizeof err) != 0) {
+        CHECK(err[0] != '\0');
+        CHECK(signed_here == false);
+        signed_license_clear(&s);
+        return;
+    }
+    CHECK(s.signature_len == SIGNATURE_LEN && s.license);
+    char *again = license_file_format(&s);
+    CHECK(again);
+    signed_license t;
+    CHECK(license_file_parse(again, &t, err, sizeof err) == 0);
+    CHECK(same_license(&s, &t));
+    signed_license_clear(&t);
+    free(again);
+    check_verified(&s, signed_here);
+    signed_license_clear(&s);
+}
+
+static void fuzz_signed_license(const uint8_t *data, size_t size) {
+    signed_license s;
+    memset(&s, 0, sizeof s);
+    s.license = malloc(size ? size : 1);
+    CHECK(s.license);
+    if (size) memcpy(s.license, data, size);
+    s.license_len = size;
+    CHECK(fuzz_sign(vendor_key, data, size, s.signature) == 0);
+    s.signature_len = SIGNATURE_LEN;
+    strcpy(s.key_id, vendor.key_id[0]);
+    s.activation_count = (uint32_t)size;
+    char *text = license_file_format(&s); /* the way the client stores it */
+    CHECK(text);
+    fuzz_license_file(text, true);
+    free(text);
+    signed_license_clear(&s);
+}
+
+/* ---- offline requests ------------------------------------------------------ */
+
+static void fuzz_request(const char *text, bool signed_here) {
+    char key[PA_KEY_TEXT_LEN + 1] = "", canonical[PA_KEY_TEXT_LEN + 1];
+    uint8_t machine_id[PA_MACHINE_ID_LEN];
+    client.error[0] = '\0';
+    client.request_fp[0] = '\0';
+    pa_err e = offline_request_parse(&client, text, key, machine_id);
+    if (e != PA_OK) {
+        CHECK(client.error[0] != '\0');
+        return;
+    }
+    pa_key_problem p;
+    CHECK(pa_key_check(key, canonical, &p) == PA_OK && strcmp(key, canonical) == 0);
+    CHECK(strlen(client.request_fp) == 19);
+    if (signed_here) CHECK(strcmp(client.request_fp, request_fp) == 0);
+}
+
+static void fuzz_signed_request(const char *body) {
+    size_t n = strlen(body);
+    size_t cap = n + 256;
+    char *text = malloc(cap);
+    CHECK(text);
+    int w = snprintf(text, cap, "%s%spublic_key: %s\n", body, n && body[n - 1] != '\n' ? "\n" : "", request_pub_b64);
+    CHECK(w > 0 && (size_t)w < cap);
+    uint8_t sig[SIGNATURE_LEN];
+    CHECK(fuzz_sign(request_key, text, (size_t)w, sig) == 0);
+    char *sig_b64 = b64_encode(sig, sizeof sig);
+    CHECK(sig_b64);
+    snprintf(text + w, cap - (size_t)w, "signature: %s\n", sig_b64);
+    free(sig_b64);
+    fuzz_request(text, true);
+    free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0) return 0;
+    int mode = data[0] & 3;
+    if (mode == 1) {
+        fuzz_signed_license(data + 1, size - 1);
+        return 0;
+    }
+    char *text = fuzz_text(data + 1, size - 1);
+    if (mode == 0) fuzz_license_file(text, false);
+    else if (mode == 2) fuzz_request(text, false);
+    else fuzz_signed_request(text);
+    free(text);
+    return 0;
+}
