@@ -18,7 +18,9 @@
  *   - Redis memory per activation record after N activations of distinct
  *     keys (INFO memory before/after, divided by N).
  * With --target it drives a running server instead (keys from --keys FILE;
- * stage breakdown with --metrics; ceiling with --echo-target).
+ * stage breakdown with --metrics; ceiling with --echo-target). The server it
+ * starts talks plain text (--insecure-plaintext), like the echo ceiling, so
+ * the ratio compares like with like; TLS costs more per call on top.
  *
  * With --audit it measures what auditing costs instead (issue 4): it also
  * starts the audit server (certificates from scripts/make-certs.sh) and runs
@@ -528,12 +530,31 @@ static int start_servers(world *w, const options *o) {
     if (o->audit && start_audit_server(w) != 0) return -1;   /* before fixture_bin below */
     /* Rate limits stay on (their cost is part of every call) but so high
      * that one loopback client never meets them. */
-    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen,
-                            "--redis-url", url, "--kek", w->kek_a, "--signing-key", w->signing_key,
-                            "--metrics-listen", metrics, "--workers", workers, "--log-level",
-                            o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
-                            "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9"};
-    int n = 23;
+    const char *argv[40] = {fixture_bin("activation-server/activation-server"),
+                            "--listen",
+                            listen,
+                            "--redis-url",
+                            url,
+                            "--kek",
+                            w->kek_a,
+                            "--signing-key",
+                            w->signing_key,
+                            "--metrics-listen",
+                            metrics,
+                            "--workers",
+                            workers,
+                            "--log-level",
+                            o->log_level,
+                            "--rate-address-per-s",
+                            "1e9",
+                            "--rate-address-burst",
+                            "1e9",
+                            "--rate-group-per-s",
+                            "1e9",
+                            "--rate-group-burst",
+                            "1e9",
+                            "--insecure-plaintext"};
+    int n = 24;
     char ca[340], cert[340], key[340];
     if (o->audit) {
         snprintf(ca, sizeof ca, "%s/ca.pem", w->certs);

@@ -7,6 +7,7 @@
  *   pa_options o;
  *   pa_options_init(&o);
  *   o.srv_domain = "example.com";           // or o.servers / o.n_servers
+ *   o.tls_ca_pem = ca_pem;                  // the CA of the servers' certificates
  *   char err[256];
  *   pa_client *c = pa_client_new(&o, err, sizeof err);
  *   if (!c) { fprintf(stderr, "%s\n", err); return 1; }
@@ -23,7 +24,11 @@
  *   - every license is accepted only after its Ed25519 signature verifies
  *     with the vendor's public key and it names this machine; the stored
  *     copy is verified again on every load, so an edited file is refused;
- *   - the stored license is replaced atomically (never half-written).
+ *   - the stored license is replaced atomically (never half-written);
+ *   - servers are reached over TLS only, their certificate checked against
+ *     tls_ca_pem (plain text needs `insecure`, for development servers); a
+ *     server found by SRV must lie inside srv_domain and present a
+ *     certificate for its own name (docs/activation-flow.md).
  *
  * A handle is not thread-safe: use one per thread, or lock around it. */
 #ifndef PA_ACTIVATE_H
@@ -91,9 +96,11 @@ typedef struct pa_options {
     const char *public_key_pem;       /* vendor key(s), PEM; NULL: the compiled-in key */
     const char *vendor_salt;          /* salts the machine id per vendor; NULL: compiled-in */
     const char *facts_root;           /* where /sys and /etc are read from; NULL: "/" (tests change it) */
-    const char *tls_ca_pem;           /* trust anchors for TLS to the servers; NULL: plain text */
+    const char *tls_ca_pem;           /* trust anchors for TLS to the servers (required unless insecure) */
     const char *tls_target_name;      /* expected certificate name when it differs from the host */
+    bool insecure;                    /* plain text to the servers: development servers only */
     int timeout_ms;                   /* deadline of one call to one server (default 10000) */
+    int connect_timeout_ms;           /* a server not connected within this is skipped (default 3000) */
     const char *client_version;       /* reported to the server (default "activate-c/<version>") */
 } pa_options;
 

@@ -26,6 +26,8 @@ struct pa_client {
     char client_version[PA_FACT_MAX + 1]; /* sent with Activate */
     char *tls_ca_pem;                  /* copies of the TLS options, or NULL */
     char *tls_target_name;
+    bool insecure;          /* plain text: pa_options.insecure */
+    int connect_timeout_ms; /* per server, before the call */
 
     vendor_keys keys;                  /* license-verification keys; n == 0: none configured */
     uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */

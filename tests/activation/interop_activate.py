@@ -7,7 +7,9 @@ protos/ at test time with protoc, exactly as an installer author in another
 language would do; the call goes through the generic unary API, so nothing
 but the .proto file is shared with the server. The signature is checked with
 the openssl command line and the key id recomputed from the PEM, so the
-license is verified without any of our code either.
+license is verified without any of our code either. The channel is TLS,
+trusting --ca, as every installer's must be (the server's certificate names
+the address in --server).
 
 Exit 0 and "interop ok" on success; otherwise the first failed check."""
 import argparse
@@ -47,6 +49,7 @@ def verify_with_openssl(pem_path, message, signature, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", required=True)
+    ap.add_argument("--ca", required=True, help="CA certificate (PEM) of the server's TLS certificate")
     ap.add_argument("--key", required=True)
     ap.add_argument("--protos", required=True)
     ap.add_argument("--public-key", required=True)
@@ -62,7 +65,9 @@ def main():
         import grpc
         from activation.v1 import activation_pb2 as pb
 
-        channel = grpc.insecure_channel(args.server)
+        with open(args.ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.server, creds)
         activate = channel.unary_unary("/activation.v1.Activation/Activate",
                                        request_serializer=pb.ActivateRequest.SerializeToString,
                                        response_deserializer=pb.ActivateResponse.FromString)
