@@ -55,25 +55,9 @@ static void test_python_grpcio_client(void **state) {
     freeReplyObject(r);
     snprintf(script, sizeof script, "%s", source("tests/activation/interop_activate.py"));
     snprintf(protos, sizeof protos, "%s", source("protos"));
-    char *argv[] = {"/usr/bin/python3",
-                    script,
-                    "--server",
-                    env.target,
-                    "--ca",
-                    ca,
-                    "--key",
-                    key,
-                    "--protos",
-                    protos,
-                    "--public-key",
-                    env.public_key,
-                    "--group",
-                    "4365",
-                    "--serial",
-                    "7",
-                    "--revoked-key",
-                    revoked,
-                    NULL};
+    char *argv[] = {"/usr/bin/python3", script,  "--server",     env.target,     "--ca",    ca,     "--key",    key,
+                    "--protos",         protos,  "--public-key", env.public_key, "--group", "4365", "--serial", "7",
+                    "--revoked-key",    revoked, (char *)NULL};
     char *out = NULL, *err = NULL;
     int st = fixture_run(argv, &out, &err);
     if (st != 0) fprintf(stderr, "interop_activate.py exited %d\n%s\n%s\n", st, out, err);

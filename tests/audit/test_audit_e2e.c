@@ -88,38 +88,16 @@ static int start_act(act_server *s) {
     snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
     snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
     char *argv[] = {(char *)fixture_bin("activation-server/activation-server"),
-                    "--listen",
-                    listen,
-                    "--redis-url",
-                    url,
-                    "--kek",
-                    E.kek_a,
-                    "--signing-key",
-                    signing_key,
-                    "--metrics-listen",
-                    metrics,
-                    "--workers",
-                    "2",
-                    "--log-level",
-                    "debug",
-                    "--rate-address-per-s",
-                    "100000",
-                    "--rate-address-burst",
-                    "100000",
-                    "--audit-target",
-                    E.target,
-                    "--audit-ca",
-                    ca,
-                    "--audit-cert",
-                    cert,
-                    "--audit-key",
-                    key,
-                    "--audit-consumer",
-                    (char *)s->name,
-                    "--audit-flush-ms",
-                    "15000",
-                    "--insecure-plaintext",
-                    NULL};
+                    "--listen", listen, "--redis-url", url, "--kek", E.kek_a,
+                    "--signing-key", signing_key, "--metrics-listen", metrics,
+                    "--workers", "2", "--log-level", "debug",
+                    "--rate-address-per-s", "100000", "--rate-address-burst", "100000",
+                    "--audit-target", E.target, "--audit-ca", ca, "--audit-cert", cert,
+                    "--audit-key", key, "--audit-consumer", (char *)s->name,
+                    "--audit-flush-ms", "15000", NULL};
+    /* Installers talk to these servers in plain text (the development flag,
+     * through the environment the server inherits). */
+    setenv("PA_ACTIVATION_INSECURE_PLAINTEXT", "1", 1);
     s->pid = fixture_spawn(argv, s->log, s->port, 15000);
     if (s->pid < 0) return -1;
     s->ch = rpc_channel_new(s->target, NULL);
