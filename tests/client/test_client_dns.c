@@ -89,18 +89,21 @@ static int start_dnsmasq(void) {
     snprintf(name_dead, sizeof name_dead, "act-dead." DOMAIN ":%d", dead_port);
     snprintf(name_a, sizeof name_a, "act-a." DOMAIN ":%d", env.port[0]);
     snprintf(name_b, sizeof name_b, "act-b." DOMAIN ":%d", env.port[1]);
-    const char *argv[FIXED + RECORDS + HOSTS + 1] = {DNSMASQ,
-                                                     "--no-daemon",
-                                                     port,
-                                                     "--listen-address=127.0.0.1",
-                                                     "--bind-interfaces",
-                                                     "--no-resolv",
-                                                     "--no-hosts",
-                                                     "--conf-file=/dev/null",
-                                                     pid_file,
-                                                     "--log-queries",
-                                                     "--log-facility=-"};
-    int n = 11;
+    const char *fixed[] = {DNSMASQ,
+                           "--no-daemon",
+                           port,
+                           "--listen-address=127.0.0.1",
+                           "--bind-interfaces",
+                           "--no-resolv",
+                           "--no-hosts",
+                           "--conf-file=/dev/null",
+                           pid_file,
+                           "--log-queries",
+                           "--log-facility=-",
+                           (char *)NULL};
+    const char *argv[FIXED + RECORDS + HOSTS + 1];
+    int n = 0;
+    for (; fixed[n]; n++) argv[n] = fixed[n];
     for (int i = 0; i < r; i++) argv[n++] = srv[i];
     for (int i = 0; i < h; i++) argv[n++] = hosts[i];
     argv[n] = NULL;
