@@ -8,10 +8,14 @@
  * The License message is packed into a fixed buffer (no allocation). */
 #include "license.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "activation/v1/activation.pb-c.h"
 
@@ -21,12 +25,40 @@ struct license_signer {
     const char *key_id;     /* owned by the license_key */
 };
 
-static EVP_PKEY *read_private_pem(const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s", path);
+/* Opens the key file for reading after checking what it is: a regular file
+ * only its owner can read or write, like the KEK files -- a signing key that
+ * anyone else on the host can read signs licenses for them too. */
+static FILE *open_private(const char *path, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "signing key file %s is not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(err, errlen,
+                 "signing key file %s is accessible by group or others (mode %04o); it must be "
+                 "readable by its owner only (chmod 600 %s)",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
+static EVP_PKEY *read_private_pem(const char *path, char *err, size_t errlen) {
+    FILE *f = open_private(path, err, errlen);
+    if (!f) return NULL;
     EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (!k) {

@@ -27,8 +27,9 @@ typedef struct license_key {
     char key_id[LICENSE_KEY_ID_LEN + 1];    /* names the key in every license */
 } license_key;
 
-/* Reads an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519).
- * Returns 0, or -1 with a message in err. */
+/* Reads an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519)
+ * from a regular file that group and others cannot access (mode 0600 or
+ * stricter, as the KEK files). Returns 0, or -1 with a message in err. */
 int license_key_load(license_key *k, const char *pem_path, char *err, size_t errlen);
 void license_key_free(license_key *k);
 

@@ -15,6 +15,10 @@
  * is sampled or pulled and a warning says so at start-up: that suits a
  * development box, never production.
  *
+ * Installers reach this server over the internet, so it serves TLS only:
+ * --tls-cert and --tls-key are required, and plain text takes the explicit
+ * --insecure-plaintext (development only; logged at warn level).
+ *
  * The daemon frame (common/daemon.h) owns options, logs, signals, metrics
  * and the drain: on SIGTERM or SIGINT the server stops accepting, lets
  * in-flight calls finish (up to --drain-ms), flushes the outbox to the
@@ -43,12 +47,12 @@ static const config_option options[] = {
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
     {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required)", NULL},
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
-    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core",
-     "0"},
-    {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM)", NULL},
+    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core", "0"},
+    {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM; required)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
-    {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off",
-     "10"},
+    {"insecure-plaintext", NULL,
+     "DEVELOPMENT ONLY: serve installers in plain text, without --tls-cert; never in production", NULL},
+    {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off", "10"},
     {"rate-address-burst", "N", "calls a client address may make at once", "50"},
     {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
@@ -58,22 +62,16 @@ static const config_option options[] = {
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
     {"audit-key", "FILE", "private key of --audit-cert (PEM)", NULL},
-    {"audit-server-name", "NAME", "name the audit server's certificate is checked against",
-     "localhost"},
-    {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits",
-     "300"},
+    {"audit-server-name", "NAME", "name the audit server's certificate is checked against", "localhost"},
+    {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits", "300"},
     {"threat-window-s", "S", "sliding window of the threat signals, 1-15 s", "10"},
-    {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests",
-     "20"},
+    {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests", "20"},
     {"threat-group-failure-ratio", "R",
-     "keys refused as not genuine at or above this share raise the group's sampling to 100 %",
-     "0.5"},
-    {"threat-address-requests", "N",
-     "more requests than this per window from one address raise its sampling to 100 %", "200"},
-    {"audit-flush-ms", "MS",
-     "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
-    {"audit-consumer", "NAME",
-     "stable name of this replica for the outbox and audit records (default: host:port)",
+     "keys refused as not genuine at or above this share raise the group's sampling to 100 %", "0.5"},
+    {"threat-address-requests", "N", "more requests than this per window from one address raise its sampling to 100 %",
+     "200"},
+    {"audit-flush-ms", "MS", "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
+    {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
 };
 
@@ -142,11 +140,36 @@ static int load_app(daemon_state *d) {
     return ok ? 0 : -1;
 }
 
+/* Installers reach this server over the internet: TLS, unless a developer
+ * says --insecure-plaintext, which the log then says at warn level. */
 static int load_tls(daemon_state *d) {
-    if (daemon_read_pem(&d->frame, "tls-cert", false, &d->tls_cert) != 0 ||
-        daemon_read_pem(&d->frame, "tls-key", false, &d->tls_key) != 0)
+    bool plain = config_get_bool(d->cfg, "insecure-plaintext");
+    const char *cert = config_get(d->cfg, "tls-cert"), *key = config_get(d->cfg, "tls-key");
+    bool have_cert = cert && *cert, have_key = key && *key;
+    if (plain && (have_cert || have_key)) {
+        fprintf(stderr,
+                "activation-server: error: --insecure-plaintext and --tls-cert/--tls-key contradict "
+                "each other; drop one\n");
         return -1;
-    if (!d->tls_cert != !d->tls_key) return fail("config.tls", "--tls-cert and --tls-key go together");
+    }
+    if (plain) {
+        log_warn("server.insecure_plaintext",
+                 LOG_S("why",
+                       "--insecure-plaintext: installers' traffic, product "
+                       "keys included, is not encrypted; development only"),
+                 LOG_END);
+        return 0;
+    }
+    if (!have_cert || !have_key) {
+        fprintf(stderr,
+                "activation-server: error: --tls-cert and --tls-key are required: installers send "
+                "product keys over the internet (--insecure-plaintext serves plain text, for "
+                "development only)\n");
+        return -1;
+    }
+    if (daemon_read_pem(&d->frame, "tls-cert", true, &d->tls_cert) != 0 ||
+        daemon_read_pem(&d->frame, "tls-key", true, &d->tls_key) != 0)
+        return -1;
     d->tls = (rpc_tls_config){.cert_pem = d->tls_cert, .key_pem = d->tls_key};
     return 0;
 }

@@ -18,7 +18,9 @@
  *   - Redis memory per activation record after N activations of distinct
  *     keys (INFO memory before/after, divided by N).
  * With --target it drives a running server instead (keys from --keys FILE;
- * stage breakdown with --metrics; ceiling with --echo-target).
+ * stage breakdown with --metrics; ceiling with --echo-target). The server it
+ * starts talks plain text (--insecure-plaintext), like the echo ceiling, so
+ * the ratio compares like with like; TLS costs more per call on top.
  *
  * With --audit it measures what auditing costs instead (issue 4): it also
  * starts the audit server (certificates from scripts/make-certs.sh) and runs
@@ -534,6 +536,10 @@ static int start_servers(world *w, const options *o) {
                             o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
                             "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9"};
     int n = 23;
+    /* Plain text, like the echo ceiling; and no connection cap: up to 64
+     * channels and the bench's own come from one address. */
+    const char *transport[] = {"--insecure-plaintext", "--max-connections-per-address", "10000"};
+    for (size_t i = 0; i < sizeof transport / sizeof *transport; i++) argv[n++] = transport[i];
     char ca[340], cert[340], key[340];
     if (o->audit) {
         snprintf(ca, sizeof ca, "%s/ca.pem", w->certs);

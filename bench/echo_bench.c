@@ -77,6 +77,7 @@ static rpc_server *echo_server_start(const char *addr, int workers) {
     const char *listen[] = {addr};
     const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
     rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
+    cfg.limits.max_connections_per_address = 10000; /* every channel of the bench comes from one address */
     char err[256];
     rpc_server *server = rpc_server_start(&cfg, methods, 1, err, sizeof err);
     if (!server) fprintf(stderr, "echo_bench: cannot start the echo server: %s\n", err);

@@ -7,6 +7,7 @@
  *   pa_options o;
  *   pa_options_init(&o);
  *   o.srv_domain = "example.com";           // or o.servers / o.n_servers
+ *   o.tls_ca_pem = ca_pem;                  // the CA of the servers' certificates
  *   char err[256];
  *   pa_client *c = pa_client_new(&o, err, sizeof err);
  *   if (!c) { fprintf(stderr, "%s\n", err); return 1; }
@@ -28,7 +29,11 @@
  *   - the machine's place on the server is bound to a key pair made at
  *     activation and kept in the state directory (place-key.pem, 0600, like
  *     every state file, in a 0700 directory): a copied license file can
- *     neither renew nor deactivate it.
+ *     neither renew nor deactivate it;
+ *   - servers are reached over TLS only, their certificate checked against
+ *     tls_ca_pem (plain text needs `insecure`, for development servers); a
+ *     server found by SRV must lie inside srv_domain and present a
+ *     certificate for its own name (docs/activation-flow.md).
  *
  * A handle is not thread-safe: use one per thread, or lock around it. */
 #ifndef PA_ACTIVATE_H
@@ -102,9 +107,11 @@ typedef struct pa_options {
     const char *public_key_pem;       /* vendor key(s), PEM; NULL: the compiled-in key */
     const char *vendor_salt;          /* salts the machine id per vendor; NULL: compiled-in */
     const char *facts_root;           /* where /sys and /etc are read from; NULL: "/" (tests change it) */
-    const char *tls_ca_pem;           /* trust anchors for TLS to the servers; NULL: plain text */
+    const char *tls_ca_pem;           /* trust anchors for TLS to the servers (required unless insecure) */
     const char *tls_target_name;      /* expected certificate name when it differs from the host */
+    bool insecure;                    /* plain text to the servers: development servers only */
     int timeout_ms;                   /* deadline of one call to one server (default 10000) */
+    int connect_timeout_ms;           /* a server not connected within this is skipped (default 3000) */
     const char *client_version;       /* reported to the server (default "activate-c/<version>") */
     const char *product;              /* the product this installer is for: a license for another one is
                                          refused (PA_ERR_PRODUCT; a stored one PA_ERR_STATE); NULL: any */

@@ -46,9 +46,14 @@ static const config_option OPTIONS[] = {
     {"dns-server", "IP:PORT", "DNS server for SRV lookups (default: the system's)", NULL},
     {"state-dir", "DIR", "where the license is kept", PA_DEFAULT_STATE_DIR},
     {"public-key", "FILE", "vendor license-verification public key(s), PEM (default: compiled in)", NULL},
-    {"tls-ca", "FILE", "use TLS to the servers, trusting these CA certificates (PEM)", NULL},
+    {"tls-ca", "FILE",
+     "CA certificates (PEM) the servers' TLS certificates must chain to (required "
+     "unless --insecure)",
+     NULL},
     {"tls-name", "NAME", "expected server certificate name when it differs from the host", NULL},
+    {"insecure", NULL, "talk to the servers in plain text: development servers only, never in production", NULL},
     {"timeout-ms", "MS", "deadline of one call to one server", "10000"},
+    {"connect-timeout-ms", "MS", "a server not connected within this is skipped for the next one", "3000"},
     {"key-file", "FILE", "read the product key from FILE (--daemon default: STATE-DIR/product-key)", NULL},
     {"out", "FILE", "file that `request` or `fulfil` writes", NULL},
     {"json", NULL, "print one JSON object instead of text", NULL},
@@ -68,7 +73,7 @@ typedef struct cli_command {
     size_t max_args;       /* positional arguments after the command word */
 } cli_command;
 
-#define NET_OPTS "server srv-domain dns-server tls-ca tls-name timeout-ms "
+#define NET_OPTS "server srv-domain dns-server tls-ca tls-name insecure timeout-ms connect-timeout-ms "
 #define LOCAL_OPTS "state-dir public-key facts-root product edition json"
 
 static const cli_command COMMANDS[] = {
@@ -482,8 +487,10 @@ static int build_options(const config *cfg, pa_options *o, char **pem, char **ca
     o->tls_target_name = config_get(cfg, "tls-name");
     o->product = config_get(cfg, "product");
     o->edition = config_get(cfg, "edition");
+    o->insecure = config_get_bool(cfg, "insecure");
     bool ok = true;
     o->timeout_ms = (int)config_get_int(cfg, "timeout-ms", 1, 600000, &ok);
+    o->connect_timeout_ms = (int)config_get_int(cfg, "connect-timeout-ms", 1, 600000, &ok);
     if (!ok) return -1;
     char err[256];
     const char *path = config_get(cfg, "public-key");

@@ -41,6 +41,7 @@
 #include "state.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define REDISCOVER_S 300  /* SRV answers are re-read at most this often */
 
 const char *pa_err_name(pa_err e) {
@@ -90,6 +91,7 @@ void pa_options_init(pa_options *o) {
     memset(o, 0, sizeof *o);
     o->state_dir = PA_DEFAULT_STATE_DIR;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
+    o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -101,6 +103,16 @@ static int copy_options(pa_client *c, const pa_options *o, char *err, size_t err
         return -1;
     }
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->insecure = o->insecure;
+    if (o->insecure && o->tls_ca_pem) {
+        snprintf(err, errlen, "plain text (insecure) and a TLS CA contradict each other: drop one");
+        return -1;
+    }
+    if (o->srv_domain && *o->srv_domain && !host_name_valid(o->srv_domain)) {
+        snprintf(err, errlen, "bad SRV domain \"%.200s\": want a DNS name such as example.com", o->srv_domain);
+        return -1;
+    }
     snprintf(c->client_version, sizeof c->client_version, "%s",
              o->client_version ? o->client_version : "activate-c/" PA_CLIENT_VERSION);
     if (o->n_servers) {
@@ -259,9 +271,9 @@ static pa_err find_servers(pa_client *c, endpoint **eps, size_t *n) {
     if (srv_lookup(c->srv_domain, c->dns_server, c->timeout_ms, &recs, &nrec, err, sizeof err) != 0)
         return client_fail(c, PA_ERR_UNAVAILABLE, "%s", err);
     srv_order(recs, nrec, rand_cb, c);
-    int rc = endpoints_from_srv(recs, nrec, c->dns_server, eps, n);
+    int rc = endpoints_from_srv(recs, nrec, c->srv_domain, c->dns_server, eps, n, err, sizeof err);
     free(recs);
-    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_UNAVAILABLE, "%s", err);
 }
 
 static pa_err ensure_transport(pa_client *c) {
@@ -269,6 +281,10 @@ static pa_err ensure_transport(pa_client *c) {
     bool fresh = c->net && transport_endpoint_count(c->net) > 0 &&
                  (c->n_servers || now - c->discovered_at < REDISCOVER_S);
     if (fresh) return PA_OK;
+    if (!c->insecure && !c->tls_ca_pem)
+        return client_fail(c, PA_ERR_CONFIG,
+                           "TLS to the activation servers needs the CA that signed their certificates: give "
+                           "--tls-ca FILE (--insecure talks plain text, to development servers only)");
     endpoint *eps;
     size_t n;
     pa_err e = find_servers(c, &eps, &n);
@@ -278,7 +294,7 @@ static pa_err ensure_transport(pa_client *c) {
     endpoints_prefer(eps, n, last);
     if (!c->net) {
         rpc_client_tls tls = {c->tls_ca_pem, NULL, NULL, c->tls_target_name};
-        c->net = transport_new(c->tls_ca_pem ? &tls : NULL, c->timeout_ms);
+        c->net = transport_new(c->insecure ? NULL : &tls, c->timeout_ms, c->connect_timeout_ms);
         if (!c->net) {
             free(eps);
             return client_fail(c, PA_ERR_INTERNAL, "out of memory");

@@ -28,6 +28,8 @@ struct pa_client {
     char *tls_target_name;
     char *product; /* the product (and edition) licenses must name, or NULL */
     char *edition;
+    bool insecure;          /* plain text: pa_options.insecure */
+    int connect_timeout_ms; /* per server, before the call */
 
     vendor_keys keys;                  /* license-verification keys; n == 0: none configured */
     uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */

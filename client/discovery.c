@@ -18,16 +18,27 @@
  *
  * The last server that answered is remembered by the caller (client.c keeps
  * it in the state directory) and tried first next time: it is likely still
- * up, and sticking to it keeps one machine's calls on one server. */
+ * up, and sticking to it keeps one machine's calls on one server.
+ *
+ * Everything a DNS answer or an option names is checked before it becomes a
+ * gRPC target, and targets are only ever built as "ipv4:ADDR:PORT",
+ * "ipv6:[ADDR]:PORT" or "dns:[//DNS]/HOST:PORT" with HOST a valid host name:
+ * a record or option such as "unix:/run/x" never reaches gRPC's URI parser
+ * as a scheme of its own. SRV targets must lie inside the SRV domain (the
+ * TLS certificate is checked against the target; see endpoints_from_srv),
+ * and one answer yields at most SRV_MAX_RECORDS servers to try. */
 #include "discovery.h"
 
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <ares.h>
+#include <ctype.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "clock.h"
@@ -95,12 +106,12 @@ static void collect_answer(srv_query *q, const unsigned char *abuf, int alen) {
     q->status = ares_parse_srv_reply(abuf, alen, &reply);
     if (q->status != ARES_SUCCESS) return;
     size_t count = 0;
-    for (struct ares_srv_reply *s = reply; s; s = s->next) count++;
+    for (struct ares_srv_reply *s = reply; s && count < SRV_MAX_RECORDS; s = s->next) count++;
     q->recs = calloc(count ? count : 1, sizeof *q->recs);
     if (!q->recs) {
         q->status = ARES_ENOMEM;
     } else {
-        for (struct ares_srv_reply *s = reply; s; s = s->next) {
+        for (struct ares_srv_reply *s = reply; s && q->n < count; s = s->next) {
             if (!s->host[0] || strcmp(s->host, ".") == 0) continue;
             srv_record *d = &q->recs[q->n++];
             snprintf(d->host, sizeof d->host, "%s", s->host);
@@ -229,57 +240,134 @@ int srv_lookup(const char *domain, const char *dns_server, int timeout_ms, srv_r
     return 0;
 }
 
+/* ---- Names ---------------------------------------------------------------- */
+
+bool host_name_valid(const char *name) {
+    size_t len = strlen(name);
+    if (len > 0 && name[len - 1] == '.') len--; /* absolute form */
+    if (len == 0 || len > 253) return false;
+    size_t label = 0;        /* characters in the current label */
+    bool digits_only = true; /* ... all of them digits */
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? name[i] : '.';
+        if (c == '.') {
+            if (label == 0 || label > 63 || name[i - 1] == '-') return false;
+            if (i == len && digits_only) return false; /* "10.0.0.1" is not a host name */
+            label = 0;
+            digits_only = true;
+            continue;
+        }
+        if (!(isalnum((unsigned char)c) || c == '-') || (c & 0x80)) return false;
+        if (label == 0 && c == '-') return false;
+        if (!isdigit((unsigned char)c)) digits_only = false;
+        label++;
+    }
+    return true;
+}
+
+/* Length of `s` without one final dot. */
+static size_t bare_len(const char *s) {
+    size_t n = strlen(s);
+    return n > 0 && s[n - 1] == '.' ? n - 1 : n;
+}
+
+bool host_in_domain(const char *name, const char *domain) {
+    size_t n = bare_len(name), d = bare_len(domain);
+    if (d == 0 || n < d || strncasecmp(name + n - d, domain, d) != 0) return false;
+    return n == d || name[n - d - 1] == '.';
+}
+
 /* ---- Endpoints ----------------------------------------------------------- */
 
-int endpoints_from_srv(const srv_record *r, size_t n, const char *dns_server, endpoint **out, size_t *n_out) {
-    *out = calloc(n ? n : 1, sizeof **out);
-    if (!*out) return -1;
-    for (size_t i = 0; i < n; i++) {
-        endpoint *e = &(*out)[i];
-        /* A trailing dot (absolute name) is fine for DNS but not for display. */
-        char host[256];
-        snprintf(host, sizeof host, "%s", r[i].host);
-        size_t len = strlen(host);
-        if (len > 1 && host[len - 1] == '.') host[len - 1] = '\0';
-        snprintf(e->name, sizeof e->name, "%s:%u", host, (unsigned)r[i].port);
-        if (dns_server && *dns_server)
-            snprintf(e->target, sizeof e->target, "dns://%s/%s", dns_server, e->name);
-        else
-            snprintf(e->target, sizeof e->target, "%s", e->name);
+int endpoints_from_srv(const srv_record *r, size_t n, const char *domain, const char *dns_server, endpoint **out,
+                       size_t *n_out, char *err, size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    endpoint *e = calloc(n ? n : 1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    *n_out = n;
+    size_t used = 0;
+    char why[300] = "";
+    for (size_t i = 0; i < n; i++) {
+        /* Checked as printable text first: it goes into messages. */
+        if (!host_name_valid(r[i].host)) {
+            if (!why[0]) snprintf(why, sizeof why, "an SRV target is not a host name");
+            continue;
+        }
+        if (!host_in_domain(r[i].host, domain)) {
+            if (!why[0]) snprintf(why, sizeof why, "SRV target %s is outside %s", r[i].host, domain);
+            continue;
+        }
+        if (r[i].port == 0) {
+            if (!why[0]) snprintf(why, sizeof why, "SRV target %s has port 0", r[i].host);
+            continue;
+        }
+        endpoint *p = &e[used++];
+        size_t len = bare_len(r[i].host); /* a final dot is fine for DNS but not for display */
+        snprintf(p->name, sizeof p->name, "%.*s:%u", (int)len, r[i].host, (unsigned)r[i].port);
+        if (dns_server && *dns_server) snprintf(p->target, sizeof p->target, "dns://%s/%s", dns_server, p->name);
+        else snprintf(p->target, sizeof p->target, "dns:///%s", p->name);
+    }
+    if (used == 0) {
+        free(e);
+        snprintf(err, errlen, "no usable SRV records for %s%s%s", domain, why[0] ? ": " : "", why);
+        return -1;
+    }
+    *out = e;
+    *n_out = used;
     return 0;
 }
 
-/* "host:port" or "[v6]:port" with a port in 1..65535. */
-static bool valid_server(const char *s) {
+/* "host:port" or "[v6]:port" with a port in 1..65535 into the target gRPC
+ * dials; false if it is neither. */
+static bool server_target(const char *s, char *target, size_t n) {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s) return false;
-    if (s[0] == '[' && colon[-1] != ']') return false;
+    if (!colon || colon == s || colon[1] == '\0') return false;
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && colon[1] != '\0' && port >= 1 && port <= 65535;
+    if (*end != '\0' || !isdigit((unsigned char)colon[1]) || port < 1 || port > 65535) return false;
+    char host[256];
+    size_t hlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (colon[-1] != ']' || hlen < 3 || hlen - 2 >= sizeof host) return false;
+        memcpy(host, s + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) != 1) return false;
+        return snprintf(target, n, "ipv6:[%s]:%ld", host, port) < (int)n;
+    }
+    if (hlen >= sizeof host) return false;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1) return snprintf(target, n, "ipv4:%s:%ld", host, port) < (int)n;
+    if (!host_name_valid(host)) return false;
+    return snprintf(target, n, "dns:///%s:%ld", host, port) < (int)n;
 }
 
 int endpoints_from_list(const char *const *servers, size_t n, endpoint **out, size_t *n_out, char *err,
                         size_t errlen) {
     *out = NULL;
     *n_out = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!valid_server(servers[i]) || strlen(servers[i]) >= sizeof((endpoint *)0)->name) {
-            snprintf(err, errlen, "bad server \"%s\": want HOST:PORT (IPv6 as [ADDR]:PORT)", servers[i]);
-            return -1;
-        }
-    }
-    *out = calloc(n ? n : 1, sizeof **out);
-    if (!*out) {
+    endpoint *e = calloc(n ? n : 1, sizeof *e);
+    if (!e) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        snprintf((*out)[i].name, sizeof(*out)[i].name, "%s", servers[i]);
-        snprintf((*out)[i].target, sizeof(*out)[i].target, "%s", servers[i]);
+        if (strlen(servers[i]) >= sizeof e[i].name || !server_target(servers[i], e[i].target, sizeof e[i].target)) {
+            snprintf(err, errlen,
+                     "bad server \"%.200s\": want HOST:PORT with HOST a host name or an IP address "
+                     "(IPv6 as [ADDR]:PORT)",
+                     servers[i]);
+            free(e);
+            return -1;
+        }
+        snprintf(e[i].name, sizeof e[i].name, "%s", servers[i]);
     }
+    *out = e;
     *n_out = n;
     return 0;
 }

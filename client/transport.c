@@ -10,6 +10,13 @@
  * idempotent for the same machine: Activate re-activates without spending
  * a place, Renew renews, Deactivate of a freed place says NOT_FOUND.
  *
+ * A dead server must not cost a whole call deadline: before the call, the
+ * channel gets `connect_timeout_ms` to become READY (a server that refuses
+ * or fails the TLS handshake says so at once; one that drops packets is
+ * given up on after that time), and only then the call its own deadline.
+ * So ten dead SRV records cost ten connect timeouts (3 s each by default),
+ * not ten call timeouts.
+ *
  * Channels are opened on first use and kept for the life of the client, so
  * the daemon reuses its connection between renewals; each channel
  * registers the method paths it has used (rpc_channel_method) once.
@@ -18,6 +25,7 @@
  * threads. */
 #include "transport.h"
 
+#include <grpc/support/time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +46,8 @@ struct transport {
     conn *conns;                /* servers in the order to try */
     size_t n;
     int timeout_ms;             /* deadline of one call to one server */
+    int connect_timeout_ms;     /* ... and of its connection, before that */
+    grpc_completion_queue *cq;  /* connectivity watches (created on first use) */
     rpc_client_tls tls;         /* copies of the caller's strings */
     bool use_tls;               /* tls holds trust anchors */
     bool called;                /* this thread made calls: its completion queue exists */
@@ -45,10 +55,11 @@ struct transport {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-transport *transport_new(const rpc_client_tls *tls, int timeout_ms) {
+transport *transport_new(const rpc_client_tls *tls, int timeout_ms, int connect_timeout_ms) {
     transport *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->timeout_ms = timeout_ms;
+    t->connect_timeout_ms = connect_timeout_ms;
     if (tls && tls->ca_pem) {
         t->use_tls = true;
         t->tls.ca_pem = dup_or_null(tls->ca_pem);
@@ -70,6 +81,11 @@ static void close_conns(transport *t) {
 void transport_free(transport *t) {
     if (!t) return;
     close_conns(t);
+    if (t->cq) {
+        grpc_completion_queue_shutdown(t->cq);
+        grpc_completion_queue_pluck(t->cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        grpc_completion_queue_destroy(t->cq);
+    }
     free((char *)t->tls.ca_pem);
     free((char *)t->tls.cert_pem);
     free((char *)t->tls.key_pem);
@@ -103,6 +119,28 @@ static rpc_client_method *method_on(transport *t, conn *c, const char *path) {
     c->paths[c->n_methods] = path;
     c->methods[c->n_methods++] = m;
     return m;
+}
+
+/* Gives the channel up to connect_timeout_ms to connect. True when it is
+ * READY, or when it failed outright (refused, TLS handshake failed): the
+ * call then fails at once and carries gRPC's reason. False when it was
+ * still trying at the deadline. */
+static bool connected_in_time(transport *t, conn *c) {
+    grpc_channel *ch = rpc_channel_grpc(c->ch);
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
+    if (st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN) return true;
+    if (!t->cq && !(t->cq = grpc_completion_queue_create_for_pluck(NULL))) return true;
+    static int tag;
+    gpr_timespec until =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(t->connect_timeout_ms, GPR_TIMESPAN));
+    for (;;) {
+        grpc_channel_watch_connectivity_state(ch, st, until, t->cq, &tag);
+        grpc_event ev = grpc_completion_queue_pluck(t->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (!ev.success) return false; /* the deadline came first */
+        st = grpc_channel_check_connectivity_state(ch, 1);
+        if (st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN)
+            return true;
+    }
 }
 
 static bool try_next(grpc_status_code s) {
@@ -140,6 +178,12 @@ grpc_status_code transport_call(transport *t, const char *path, const ProtobufCM
         }
         rpc_result_clear(out);
         t->called = true;
+        if (!connected_in_time(t, c)) {
+            char why[64];
+            snprintf(why, sizeof why, "no connection within %d ms", t->connect_timeout_ms);
+            note_failure(summary, sizeof summary, c->ep.name, why);
+            continue;
+        }
         rpc_call_message(c->ch, m, msg, t->timeout_ms, out);
         if (!try_next(out->status)) {
             prefer(t, i);

@@ -10,8 +10,10 @@
 
 typedef struct transport transport;
 
-/* `tls` may be NULL (plain text); its strings are copied. */
-transport *transport_new(const rpc_client_tls *tls, int timeout_ms);
+/* `tls` may be NULL (plain text); its strings are copied. A call waits up
+ * to `connect_timeout_ms` for a server's connection, then `timeout_ms` for
+ * its answer. */
+transport *transport_new(const rpc_client_tls *tls, int timeout_ms, int connect_timeout_ms);
 void transport_free(transport *t);
 
 /* Replaces the servers to try (takes ownership of `e`, malloc'd). */
@@ -19,7 +21,8 @@ void transport_set_endpoints(transport *t, endpoint *e, size_t n);
 size_t transport_endpoint_count(const transport *t);
 
 /* Sends `msg` to `path` on the first server, moving on to the next while a
- * server is UNAVAILABLE or misses the deadline. `out` holds the last answer
+ * server is UNAVAILABLE, cannot be connected to within the connect timeout,
+ * or misses the deadline. `out` holds the last answer
  * (free with rpc_result_clear); *answered names the server that gave it, or
  * is "" when none did (then out->message lists what each server said).
  * Returns out->status. */

@@ -2,20 +2,69 @@
  *
  * The frame's options are appended to the daemon's own table, so --help
  * lists them once, with the daemon's defaults, and the config layers (file,
- * environment, flags) treat both alike. */
+ * environment, flags) treat both alike.
+ *
+ * Before anything else the process gives up core dumps: a daemon holds a
+ * KEK, a signing key or Redis passwords in memory, and a core file (or a
+ * same-user debugger attaching, which PR_SET_DUMPABLE 0 also stops) would
+ * carry them out. It also raises its descriptor limit to the hard limit:
+ * every connection is a descriptor, and the per-address cap and timeouts
+ * (rpc_server_limits) bound how many, not a soft limit of 1024. */
 #include "daemon.h"
 
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "rpc_client.h"
 
-enum { FRAME_OPTIONS = 4 };
+/* The transport limits (rpc_server_limits), option by option: name, help,
+ * default, range and where the value goes. */
+typedef struct limit_option {
+    const char *name, *metavar, *help, *dflt;
+    int min, max;
+    size_t offset; /* of the int in rpc_server_limits */
+} limit_option;
+
+#define LIMIT(field) offsetof(rpc_server_limits, field)
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x) /* a default as option text, from rpc_server.h */
+static const limit_option LIMIT_OPTIONS[] = {
+    {"max-connections-per-address", "N",
+     "open connections one client address (IPv6: one /64) may hold; more are reset at once",
+     TEXT(RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS), 1, 1000000, LIMIT(max_connections_per_address)},
+    {"max-concurrent-streams", "N", "calls in flight on one connection", TEXT(RPC_DEFAULT_MAX_CONCURRENT_STREAMS), 1,
+     100000, LIMIT(max_concurrent_streams)},
+    {"handshake-timeout-ms", "MS", "a new connection must finish TLS and HTTP/2 set-up within this",
+     TEXT(RPC_DEFAULT_HANDSHAKE_TIMEOUT_MS), 100, 600000, LIMIT(handshake_timeout_ms)},
+    {"max-connection-idle-ms", "MS", "close a connection that has had no call for this long",
+     TEXT(RPC_DEFAULT_MAX_CONNECTION_IDLE_MS), 100, INT32_MAX, LIMIT(max_connection_idle_ms)},
+    {"max-connection-age-ms", "MS", "close every connection after this long (clients reconnect)",
+     TEXT(RPC_DEFAULT_MAX_CONNECTION_AGE_MS), 1000, INT32_MAX, LIMIT(max_connection_age_ms)},
+    {"max-connection-age-grace-ms", "MS", "calls in flight on a connection closed for its age get this long",
+     TEXT(RPC_DEFAULT_MAX_CONNECTION_AGE_GRACE_MS), 1, INT32_MAX, LIMIT(max_connection_age_grace_ms)},
+    {"min-ping-interval-ms", "MS",
+     "a client ping sooner than this after the last, with no call between, "
+     "is a strike",
+     TEXT(RPC_DEFAULT_MIN_PING_INTERVAL_MS), 1000, INT32_MAX, LIMIT(min_ping_interval_ms)},
+    {"max-ping-strikes", "N", "strikes before the connection is closed (GOAWAY too_many_pings)",
+     TEXT(RPC_DEFAULT_MAX_PING_STRIKES), 1, 1000, LIMIT(max_ping_strikes)},
+    {"memory-limit-mb", "MB", "memory gRPC may use for connections; new ones are dropped near it",
+     TEXT(RPC_DEFAULT_MEMORY_LIMIT_MB), 16, 1048576, LIMIT(memory_limit_mb)},
+};
+#undef LIMIT
+#undef TEXT
+#undef TEXT_
+#define N_LIMIT_OPTIONS (sizeof LIMIT_OPTIONS / sizeof *LIMIT_OPTIONS)
+
+enum { BASIC_OPTIONS = 4, FRAME_OPTIONS = BASIC_OPTIONS + (int)N_LIMIT_OPTIONS };
 
 static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIONS]) {
     out[0] = (config_option){"listen", "ADDR", "host:port to serve gRPC on; repeat for several", spec->listen_default};
@@ -25,6 +74,23 @@ static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIO
     out[2] = (config_option){"drain-ms", "MS", "on SIGTERM, how long in-flight calls may take to finish",
                              spec->drain_ms_default};
     out[3] = (config_option){"log-level", "LEVEL", "debug, info, warn or error", "info"};
+    for (size_t i = 0; i < N_LIMIT_OPTIONS; i++) {
+        const limit_option *l = &LIMIT_OPTIONS[i];
+        out[BASIC_OPTIONS + i] = (config_option){l->name, l->metavar, l->help, l->dflt};
+    }
+}
+
+/* No core file, no same-user ptrace, and as many descriptors as allowed.
+ * Failures are reported but not fatal: a locked-down environment may
+ * already forbid what we ask. */
+static void harden_process(const daemon_spec *spec) {
+    struct rlimit none = {0, 0}, files;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &none) != 0)
+        fprintf(stderr, "%s: warning: cannot turn core dumps off\n", spec->name);
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &files);
+    }
 }
 
 static void block_signals(daemon_frame *d) {
@@ -49,12 +115,18 @@ static bool check_frame_options(daemon_frame *d) {
     log_set_level((log_level)level);
     bool ok = true; /* config_get_int clears it and prints the reason */
     d->drain_ms = (int)config_get_int(d->cfg, "drain-ms", 0, 600000, &ok);
+    for (size_t i = 0; i < N_LIMIT_OPTIONS; i++) {
+        const limit_option *l = &LIMIT_OPTIONS[i];
+        int v = (int)config_get_int(d->cfg, l->name, l->min, l->max, &ok);
+        memcpy((char *)&d->limits + l->offset, &v, sizeof v);
+    }
     return ok;
 }
 
 bool daemon_init(daemon_frame *d, const daemon_spec *spec, int argc, char **argv, int *exit_code) {
     memset(d, 0, sizeof *d);
     d->spec = spec;
+    harden_process(spec);
     block_signals(d);
     log_set_component(spec->name);
     size_t n = spec->n_options + FRAME_OPTIONS;
@@ -136,6 +208,7 @@ int daemon_start_metrics(daemon_frame *d) {
 
 rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods, size_t n_methods) {
     sc->n_listen = config_get_list(d->cfg, "listen", &sc->listen);
+    sc->limits = d->limits;
     char err[256];
     rpc_server *s = rpc_server_start(sc, methods, n_methods, err, sizeof err);
     if (!s) {

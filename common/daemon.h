@@ -20,8 +20,16 @@
  *   --metrics-listen ADDR  Prometheus /metrics; "off" or empty disables
  *   --drain-ms MS          on SIGTERM, how long in-flight calls may take
  *   --log-level LEVEL      debug, info, warn or error
+ * and the transport limits of rpc_server_limits, with its defaults:
+ *   --max-connections-per-address N, --max-concurrent-streams N,
+ *   --handshake-timeout-ms MS, --max-connection-idle-ms MS,
+ *   --max-connection-age-ms MS, --max-connection-age-grace-ms MS,
+ *   --min-ping-interval-ms MS, --max-ping-strikes N, --memory-limit-mb MB
  * Events: metrics.listening, server.listening (one per address),
  * server.draining, server.stopped.
+ *
+ * daemon_init also turns core dumps off (PR_SET_DUMPABLE 0, RLIMIT_CORE 0:
+ * the daemons hold keys) and raises the descriptor limit to the hard one.
  *
  * Signals: SIGTERM and SIGINT are blocked in daemon_init, before any thread
  * exists, so every thread gRPC or a daemon starts inherits the mask and no
@@ -54,6 +62,8 @@ typedef struct daemon_frame {
     sigset_t signals;     /* SIGTERM, SIGINT: blocked, taken by daemon_wait */
     int drain_ms;         /* --drain-ms */
     bool metrics_on;      /* the metrics listener runs (daemon_finish stops it) */
+    /* The transport limit options; daemon_serve applies them. */
+    rpc_server_limits limits;
 } daemon_frame;
 
 /* Blocks the signals, loads the configuration (file, environment, flags)
@@ -75,8 +85,9 @@ void daemon_free_pem(char *pem);
  * off), or -1 after logging why. */
 int daemon_start_metrics(daemon_frame *d);
 
-/* Starts the gRPC server on --listen (sc->listen is filled in) and logs one
- * server.listening per address. NULL after logging server.start. */
+/* Starts the gRPC server on --listen (sc->listen and sc->limits are filled
+ * in) and logs one server.listening per address. NULL after logging
+ * server.start. */
 rpc_server *daemon_serve(daemon_frame *d, rpc_server_config *sc, const rpc_method *methods, size_t n_methods);
 
 /* Blocks until SIGTERM or SIGINT; logs server.draining; returns the signal. */

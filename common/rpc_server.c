@@ -39,15 +39,18 @@
 #include "rpc_server.h"
 
 #include "clock.h"
+#include "conn_limit.h"
 #include "errbuf.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc_status_name.h"
 #include "hex.h"
+#include "log.h"
 #include "metrics.h"
 #include "rpc_methods.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/compression.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -170,6 +173,11 @@ struct rpc_server {
     void (*worker_free)(void *);
     void *app;
     _Atomic(metric *) unknown_calls; /* pa_grpc_calls_total{method="unknown",code="UNIMPLEMENTED"} */
+    rpc_server_limits limits;        /* cfg->limits with the defaults filled in */
+    conn_limit *conn_cap;            /* per-address connection cap on our ports */
+    metric *conns_refused;           /* pa_grpc_connections_refused_total{reason="per_address"} */
+    _Atomic int64_t refuse_logged_ms; /* last server.connection_refused line (monotonic ms) */
+    _Atomic uint64_t refuse_unlogged; /* refusals since that line */
 };
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -371,7 +379,11 @@ static void run_handler(worker *w, method_entry *me, grpc_call *call, gpr_timesp
     } else {
         size_t len = grpc_byte_buffer_length(payload);
         grpc_byte_buffer_reader rd;
-        if (len > me->m.max_request_bytes) {
+        if (payload->type != GRPC_BB_RAW || payload->data.raw.compression != GRPC_COMPRESS_NONE) {
+            /* Never inflated: the transport refuses compressed calls at their
+             * headers, and this catches anything that slipped past that. */
+            rpc_reply_error(r, GRPC_STATUS_UNIMPLEMENTED, "compressed requests are not accepted");
+        } else if (len > me->m.max_request_bytes) {
             rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED,
                             "request is %zu bytes; %s accepts at most %zu bytes", len, me->m.path,
                             me->m.max_request_bytes);
@@ -548,26 +560,74 @@ static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char
     return 0;
 }
 
+static int int_or(int v, int dflt) { return v > 0 ? v : dflt; }
+
+/* cfg->limits with the defaults for zeroes; -1 with a message for a negative field. */
+static int resolve_limits(rpc_server *s, const rpc_server_limits *in, char *err, size_t errlen) {
+    const int fields[] = {in->max_connections_per_address, in->max_concurrent_streams, in->handshake_timeout_ms,
+                          in->max_connection_idle_ms,      in->max_connection_age_ms,  in->max_connection_age_grace_ms,
+                          in->min_ping_interval_ms,        in->max_ping_strikes,       in->memory_limit_mb};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (fields[i] < 0) return err_set(err, errlen, "transport limits must not be negative");
+    s->limits = (rpc_server_limits){
+        .max_connections_per_address = int_or(in->max_connections_per_address, RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+        .max_concurrent_streams = int_or(in->max_concurrent_streams, RPC_DEFAULT_MAX_CONCURRENT_STREAMS),
+        .handshake_timeout_ms = int_or(in->handshake_timeout_ms, RPC_DEFAULT_HANDSHAKE_TIMEOUT_MS),
+        .max_connection_idle_ms = int_or(in->max_connection_idle_ms, RPC_DEFAULT_MAX_CONNECTION_IDLE_MS),
+        .max_connection_age_ms = int_or(in->max_connection_age_ms, RPC_DEFAULT_MAX_CONNECTION_AGE_MS),
+        .max_connection_age_grace_ms = int_or(in->max_connection_age_grace_ms, RPC_DEFAULT_MAX_CONNECTION_AGE_GRACE_MS),
+        .min_ping_interval_ms = int_or(in->min_ping_interval_ms, RPC_DEFAULT_MIN_PING_INTERVAL_MS),
+        .max_ping_strikes = int_or(in->max_ping_strikes, RPC_DEFAULT_MAX_PING_STRIKES),
+        .memory_limit_mb = int_or(in->memory_limit_mb, RPC_DEFAULT_MEMORY_LIMIT_MB),
+    };
+    return 0;
+}
+
+static grpc_arg int_arg(const char *key, int value) {
+    grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key};
+    a.value.integer = value;
+    return a;
+}
+
 /* The transport refuses anything above twice the largest method limit
  * before buffering it; requests between a method's limit and that get our
- * own message naming the method's limit. A port in use is an error. */
+ * own message naming the method's limit. A port in use is an error. The
+ * limits (rpc_server_limits) become core's channel arguments; the memory
+ * quota covers every connection of the server together. */
 static grpc_server *create_server(rpc_server *s) {
     size_t largest = 0;
     for (size_t i = 0; i < s->n_methods; i++)
         if (s->methods[i].m.max_request_bytes > largest) largest = s->methods[i].m.max_request_bytes;
     size_t cap = largest > (size_t)INT_MAX / 2 ? (size_t)INT_MAX : 2 * largest;
     if (cap < 65536) cap = 65536;
-    grpc_arg args[2];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)cap;
-    /* gRPC sets SO_REUSEPORT by default: a second server on a busy port
-     * would then share it silently instead of failing to start. */
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
-    args[1].value.integer = 0;
-    grpc_channel_args ca = {.num_args = 2, .args = args};
-    return grpc_server_create(&ca, NULL);
+    const rpc_server_limits *l = &s->limits;
+    grpc_resource_quota *quota = grpc_resource_quota_create("pa_rpc_server");
+    if (!quota) return NULL;
+    grpc_resource_quota_resize(quota, (size_t)l->memory_limit_mb << 20);
+    grpc_arg args[] = {
+        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)cap),
+        /* gRPC sets SO_REUSEPORT by default: a second server on a busy port
+         * would then share it silently instead of failing to start. */
+        int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0),
+        /* Identity only: a compressed call is refused when its headers
+         * arrive, and nothing below inflates a message either. */
+        int_arg(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1 << GRPC_COMPRESS_NONE),
+        int_arg(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0),
+        int_arg(GRPC_ARG_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams),
+        int_arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, l->handshake_timeout_ms),
+        int_arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, l->max_connection_idle_ms),
+        int_arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, l->max_connection_age_ms),
+        int_arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, l->max_connection_age_grace_ms),
+        int_arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, l->min_ping_interval_ms),
+        int_arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, l->max_ping_strikes),
+        {.type = GRPC_ARG_POINTER,
+         .key = GRPC_ARG_RESOURCE_QUOTA,
+         .value.pointer = {.p = quota, .vtable = grpc_resource_quota_arg_vtable()}},
+    };
+    grpc_channel_args ca = {.num_args = sizeof args / sizeof *args, .args = args};
+    grpc_server *server = grpc_server_create(&ca, NULL);
+    grpc_resource_quota_unref(quota); /* the server holds its own reference */
+    return server;
 }
 
 /* Parses PEM text with OpenSSL first, so a bad file gets a precise error
@@ -622,6 +682,39 @@ static int add_ports(rpc_server *s, const rpc_server_config *cfg, char *err, siz
     return rc;
 }
 
+#define REFUSE_LOG_EVERY_MS 10000 /* server.connection_refused at most this often */
+
+/* A connection over the per-address cap was reset (on gRPC's accepting
+ * thread): count it, and say so in the log without letting a flood of them
+ * flood the log. */
+static void on_connection_refused(void *arg, const char *address) {
+    rpc_server *s = arg;
+    metric_inc(s->conns_refused);
+    atomic_fetch_add(&s->refuse_unlogged, 1);
+    int64_t now = pa_mono_ms(), last = atomic_load(&s->refuse_logged_ms);
+    if (last != 0 && now - last < REFUSE_LOG_EVERY_MS) return;
+    if (!atomic_compare_exchange_strong(&s->refuse_logged_ms, &last, now)) return;
+    log_warn("server.connection_refused", LOG_S("reason", "per_address"), LOG_S("address", address),
+             LOG_I("max_per_address", s->limits.max_connections_per_address),
+             LOG_U("refused", atomic_exchange(&s->refuse_unlogged, 0)), LOG_END);
+}
+
+/* Puts the per-address cap on every TCP port the server listens on. */
+static int cap_connections(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
+    s->conns_refused =
+        metric_counter("pa_grpc_connections_refused_total",
+                       "Connections reset at accept: their address had too many open", "reason=\"per_address\"");
+    s->conn_cap = conn_limit_new(s->limits.max_connections_per_address, on_connection_refused, s);
+    if (!s->conn_cap) return err_set(err, errlen, "out of memory");
+    for (size_t i = 0; i < s->n_ports; i++) {
+        if (strncmp(cfg->listen[i], "unix", 4) == 0) continue;
+        if (conn_limit_watch(s->conn_cap, s->ports[i]) != 0)
+            return err_set(err, errlen, "cannot cap connections on port %d (another server of this process has it)",
+                           s->ports[i]);
+    }
+    return 0;
+}
+
 static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers > 0 ? cfg->workers : (cores > 0 ? (int)cores : 1);
@@ -672,6 +765,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *met
     int rc = copy_methods(s, methods, n_methods, err, errlen);
     if (rc == 0 && collect_health_names(s, cfg) != 0) rc = err_set(err, errlen, "out of memory");
     if (rc == 0 && cfg->tls) rc = check_tls(cfg->tls, err, errlen);
+    if (rc == 0) rc = resolve_limits(s, &cfg->limits, err, errlen);
     if (rc == 0 && !(s->server = create_server(s))) rc = err_set(err, errlen, "grpc_server_create failed");
     for (size_t i = 0; rc == 0 && i < s->n_methods; i++) {
         s->methods[i].handle = grpc_server_register_method(s->server, s->methods[i].m.path, NULL,
@@ -680,6 +774,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *met
     }
     if (rc == 0) rc = workers_create(s, cfg, err, errlen);
     if (rc == 0) rc = add_ports(s, cfg, err, errlen);
+    if (rc == 0) rc = cap_connections(s, cfg, err, errlen);
     if (s->server) {
         /* Started even on failure: a server with listeners can only be
          * destroyed after a shutdown, and only a started one shuts down. */
@@ -791,6 +886,7 @@ static int teardown_with_grace(rpc_server *s, int grace_ms) {
         else drain_unstarted(w);
     }
     if (s->server) grpc_server_destroy(s->server);
+    conn_limit_free(s->conn_cap); /* after the listeners are gone: nothing accepts any more */
     for (int i = 0; s->workers && i < s->n_workers; i++) worker_release(s, &s->workers[i]);
     for (size_t i = 0; s->methods && i < s->n_methods; i++) free(s->methods[i].label);
     for (size_t i = 0; i < s->n_health; i++) free(s->health_names[i]);

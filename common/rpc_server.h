@@ -13,6 +13,9 @@
  *   - metrics: calls by method and status code, latency histogram;
  *   - listening on several addresses (IPv4 and IPv6), optional TLS and
  *     optional required client certificates (mutual TLS);
+ *   - transport limits per client (rpc_server_limits): connections per
+ *     address, streams per connection, handshake, idle and age timeouts,
+ *     ping abuse, a memory quota, and no compressed requests;
  *   - draining on shutdown: stop accepting, let in-flight calls finish.
  *
  * Handlers run on the worker thread that received the call and may block
@@ -25,6 +28,10 @@
  *   pa_grpc_call_seconds{method=...}  histogram, arrival to reply queued
  * Unknown methods count as method="unknown",code="UNIMPLEMENTED". A call
  * whose reply the client never got (deadline, cancel) counts as CANCELLED.
+ * Connections reset at accept for the per-address cap count in
+ *   pa_grpc_connections_refused_total{reason="per_address"}
+ * and are logged as server.connection_refused (at most every 10 s, with
+ * the number refused since the last line).
  *
  * Request size: each method's max_request_bytes is checked before the
  * handler runs (RESOURCE_EXHAUSTED "request is N bytes; /x.Y/Z accepts at
@@ -95,6 +102,43 @@ typedef struct rpc_tls_config {
     const char *client_ca_pem;    /* if set, clients must present a cert chaining to it */
 } rpc_tls_config;
 
+/* What one client may cost the server, enforced by the transport before any
+ * handler runs (docs/operations.md, "Transport limits"). A field left 0
+ * takes the default in brackets.
+ *
+ * Fixed, not configurable: compressed requests are refused (UNIMPLEMENTED,
+ * "Compression algorithm 'gzip' is disabled") when their headers arrive,
+ * before a byte is inflated -- every request of these APIs is a few hundred
+ * bytes, and a 60 KB gzip bomb would otherwise inflate to 60 MB; nothing in
+ * the stack decompresses (per-message decompression is off as well). */
+typedef struct rpc_server_limits {
+    int max_connections_per_address; /* open connections per IPv4 address or IPv6 /64; more are
+                                        reset at accept [64] (conn_limit.h) */
+    int max_concurrent_streams;      /* calls in flight on one connection; HTTP/2 refuses
+                                        more streams [100, the minimum RFC 7540 recommends] */
+    int handshake_timeout_ms;        /* TLS handshake and the client's HTTP/2 SETTINGS must
+                                        arrive within this after accept [10000] */
+    int max_connection_idle_ms;      /* a connection with no call for this long is closed
+                                        (GOAWAY) [120000] */
+    int max_connection_age_ms;       /* every connection is closed after this long [3600000] */
+    int max_connection_age_grace_ms; /* ... its calls in flight then get this long [30000] */
+    int min_ping_interval_ms;        /* a client ping sooner than this after the last one, with
+                                        no call between, is a strike [300000, gRPC's own] */
+    int max_ping_strikes;            /* strikes before GOAWAY "too_many_pings" [2] */
+    int memory_limit_mb;             /* gRPC's resource quota for the whole server; new
+                                        connections are dropped near it [256] */
+} rpc_server_limits;
+
+#define RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 64
+#define RPC_DEFAULT_MAX_CONCURRENT_STREAMS 100
+#define RPC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define RPC_DEFAULT_MAX_CONNECTION_IDLE_MS 120000
+#define RPC_DEFAULT_MAX_CONNECTION_AGE_MS 3600000
+#define RPC_DEFAULT_MAX_CONNECTION_AGE_GRACE_MS 30000
+#define RPC_DEFAULT_MIN_PING_INTERVAL_MS 300000
+#define RPC_DEFAULT_MAX_PING_STRIKES 2
+#define RPC_DEFAULT_MEMORY_LIMIT_MB 256
+
 typedef struct rpc_server_config {
     const char *const *listen;    /* "127.0.0.1:0", "[::1]:50051", ... */
     size_t n_listen;
@@ -113,6 +157,7 @@ typedef struct rpc_server_config {
     /* Requests kept armed per method per worker; 0 = default. Calls beyond
      * these wait inside gRPC and are refused if shutdown starts first. */
     int requests_per_method;
+    rpc_server_limits limits; /* zeroes: the defaults */
 } rpc_server_config;
 
 /* Creates and starts the server. Returns NULL with a message in err (bind

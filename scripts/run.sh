@@ -4,11 +4,13 @@
 #
 #   1. installs missing Debian packages and builds (build/release)
 #   2. makes the secrets a real deployment has, under .run/ (mode 0700):
-#      two KEKs, the license signing key, mTLS certificates, Redis passwords
+#      two KEKs, the license signing key, mTLS certificates for the audit
+#      link, a TLS certificate for installers (its own CA), Redis passwords
 #   3. starts two private redis-server instances on loopback: the
 #      activation store (Redis A) and the audit store (Redis B), each with
 #      its own ACL users and AOF on
 #   4. starts the audit server (mutual TLS only) and the activation server
+#      (TLS for installers)
 #   5. creates a demo product group and three demo keys, and activates one
 #      with the installer CLI (`activate`)
 #   6. stays up until interrupted (Ctrl-C stops everything)
@@ -89,6 +91,15 @@ umask 077
 openssl genpkey -algorithm ed25519 -out "$RUN/signing.pem" 2>/dev/null
 openssl pkey -in "$RUN/signing.pem" -pubout -out "$RUN/signing.pub.pem"
 bash scripts/make-certs.sh "$RUN/certs" >/dev/null
+# Installers' TLS gets a CA of its own: installers trust it, while the audit
+# CA stays the audit server's access list. make-certs.sh names its server
+# certificate for the audit server; here it serves installers (localhost,
+# 127.0.0.1, ::1), so it is renamed, and the client certificate is not needed.
+bash scripts/make-certs.sh "$RUN/installer-tls" >/dev/null
+mv "$RUN/installer-tls/audit-server.pem" "$RUN/installer-tls/activation-server.pem"
+mv "$RUN/installer-tls/audit-server.key" "$RUN/installer-tls/activation-server.key"
+rm -f "$RUN/installer-tls/activation-client.pem" "$RUN/installer-tls/activation-client.key"
+ACT_CA=$RUN/installer-tls/ca.pem
 for u in keystore activation audit; do openssl rand -hex 24 >"$RUN/$u.pw"; done
 
 # --- the two stores ---------------------------------------------------------
@@ -119,6 +130,7 @@ start_bg "$BIN/activation-server/activation-server" --listen "127.0.0.1:$ACT_POR
   --redis-url "redis://activation@127.0.0.1:$REDIS_A_PORT" \
   --redis-password-file "$RUN/activation.pw" --kek "$RUN/activation.kek" \
   --signing-key "$RUN/signing.pem" --metrics-listen "127.0.0.1:$ACT_METRICS" \
+  --tls-cert "$RUN/installer-tls/activation-server.pem" --tls-key "$RUN/installer-tls/activation-server.key" \
   --audit-target "127.0.0.1:$AUDIT_PORT" --audit-ca "$RUN/certs/ca.pem" \
   --audit-cert "$RUN/certs/activation-client.pem" --audit-key "$RUN/certs/activation-client.key" \
   2>"$RUN/activation-server.log"
@@ -137,6 +149,7 @@ export PA_KEYSTORE_AUDIT_KEK="$RUN/audit.kek"
 
 say ""
 say "activation server: 127.0.0.1:$ACT_PORT"
+say "activation CA: $ACT_CA"
 say "audit server: 127.0.0.1:$AUDIT_PORT (mutual TLS; certificates in $RUN/certs)"
 say "activation store (Redis A): 127.0.0.1:$REDIS_A_PORT   audit store (Redis B): 127.0.0.1:$REDIS_B_PORT"
 say "metrics: http://127.0.0.1:$ACT_METRICS/metrics  http://127.0.0.1:$AUDIT_METRICS/metrics"
@@ -146,8 +159,8 @@ first_key=$(head -1 "$RUN/demo-keys.txt")
 
 say ""
 say "Activating the first demo key with the installer CLI:"
-say "  $BIN/client/activate --server 127.0.0.1:$ACT_PORT --public-key $RUN/signing.pub.pem --state-dir $RUN/client $first_key"
-"$BIN/client/activate" --server "127.0.0.1:$ACT_PORT" --public-key "$RUN/signing.pub.pem" \
+say "  $BIN/client/activate --server 127.0.0.1:$ACT_PORT --tls-ca $ACT_CA --public-key $RUN/signing.pub.pem --state-dir $RUN/client $first_key"
+"$BIN/client/activate" --server "127.0.0.1:$ACT_PORT" --tls-ca "$ACT_CA" --public-key "$RUN/signing.pub.pem" \
   --state-dir "$RUN/client" "$first_key"
 say ""
 "$BIN/client/activate" --public-key "$RUN/signing.pub.pem" --state-dir "$RUN/client" status

@@ -10,7 +10,9 @@ the openssl command line and the key id recomputed from the PEM, so the
 license is verified without any of our code either. The activation is
 bound to a place key made with python3-cryptography, and Renew and Deactivate
 carry the proof the .proto describes ("Proof of possession"): built here from
-that description alone, so a drift between it and the server shows.
+that description alone, so a drift between it and the server shows. The channel is TLS,
+trusting --ca, as every installer's must be (the server's certificate names
+the address in --server).
 
 Exit 0 and "interop ok" on success; otherwise the first failed check."""
 import argparse
@@ -80,6 +82,7 @@ def refused(call, request, what):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", required=True)
+    ap.add_argument("--ca", required=True, help="CA certificate (PEM) of the server's TLS certificate")
     ap.add_argument("--key", required=True)
     ap.add_argument("--protos", required=True)
     ap.add_argument("--public-key", required=True)
@@ -95,7 +98,9 @@ def main():
         import grpc
         from activation.v1 import activation_pb2 as pb
 
-        channel = grpc.insecure_channel(args.server)
+        with open(args.ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.server, creds)
         activate = channel.unary_unary("/activation.v1.Activation/Activate",
                                        request_serializer=pb.ActivateRequest.SerializeToString,
                                        response_deserializer=pb.ActivateResponse.FromString)

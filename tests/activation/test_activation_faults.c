@@ -2,7 +2,8 @@
  * around it: Redis stopped mid-run (UNAVAILABLE, fast, no crash) and started
  * again (calls succeed without restarting the server); an Activate or Renew
  * whose deadline passes while it waits (no work done for it, and counted); SIGTERM
- * under load (every accepted call completes, exit code 0). */
+ * under load (every accepted call completes, exit code 0); start-up refused
+ * for a signing key others can read; no core dumps. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +133,64 @@ static void test_bad_metrics_port_refused(void **state) {
         assert_int_equal(env_start_server(&env, bad[i]), -1);
         assert_true(pa_mono_s() - t0 < 10); /* it exited; the fixture did not wait out its timeout */
     }
+}
+
+/* Runs the server in the foreground with `extra` flags and env's files,
+ * the signing key at `signing_key`; returns its exit status and stderr. */
+static int run_server(const char *signing_key, const char *const *extra, char **err) {
+    char url[256];
+    redis_fixture_url(&env.a, "activation", url, sizeof url);
+    const char *argv[32] = {fixture_bin("activation-server/activation-server")};
+    const char *fixed[] = {"--listen",      "127.0.0.1:0", "--redis-url",      url,  "--kek", env.kek_a,
+                           "--signing-key", signing_key,   "--metrics-listen", "off"};
+    size_t n = 1;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) argv[n++] = fixed[i];
+    while (extra && *extra && n < 31) argv[n++] = *extra++;
+    argv[n] = NULL;
+    return fixture_run((char *const *)argv, NULL, err);
+}
+
+/* A signing key anyone else on the host may read is refused at start-up,
+ * as the KEK files are: exit 2, and the message says what to do. */
+static void test_readable_signing_key_refused(void **state) {
+    char copy[400], *argv[] = {"/bin/cp", env.signing_key, copy, NULL};
+    snprintf(copy, sizeof copy, "%s/readable-signing.pem", env.dir);
+    assert_int_equal(fixture_run(argv, NULL, NULL), 0);
+    /* A bad --workers, checked after the key is loaded, keeps a server that
+     * accepted the key from running on (exit 1 instead of 2). */
+    const char *const after[] = {"--workers", "999", "--insecure-plaintext", NULL};
+    const mode_t modes[] = {0644, 0640, 0604};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        assert_int_equal(chmod(copy, modes[i]), 0);
+        char *err = NULL;
+        assert_int_equal(run_server(copy, after, &err), 2);
+        if (!strstr(err, "accessible by group or others")) fprintf(stderr, "%s\n", err);
+        assert_non_null(strstr(err, "accessible by group or others"));
+        assert_non_null(strstr(err, "chmod 600"));
+        free(err);
+    }
+}
+
+/* Every daemon runs without core dumps: a core file would hold its keys. */
+static void test_no_core_dumps(void **state) {
+    assert_int_equal(env_start_server(&env, generous), 0);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)env.server);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Max core file size", 18) != 0) continue;
+        char soft[32], hard[32];
+        assert_int_equal(sscanf(line + 18, "%31s %31s", soft, hard), 2);
+        printf("  activation-server: Max core file size %s %s\n", soft, hard);
+        assert_string_equal(soft, "0");
+        assert_string_equal(hard, "0");
+        found = true;
+    }
+    fclose(f);
+    assert_true(found);
+    assert_int_equal(env_stop_server(&env), 0);
 }
 
 typedef struct busy_redis {
@@ -337,6 +397,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damaged_record_version_is_unavailable),
         cmocka_unit_test(test_bad_metrics_port_refused),
+        cmocka_unit_test(test_readable_signing_key_refused),
+        cmocka_unit_test(test_no_core_dumps),
         cmocka_unit_test(test_expired_deadline_gets_no_work),
         cmocka_unit_test(test_expired_deadline_renew_gets_no_work),
         cmocka_unit_test(test_sigterm_under_load),

@@ -1,8 +1,11 @@
 /* test_activation_interop.c -- clients that are not the server's own code:
  * Debian's python3-grpcio with messages generated from protos/ at test time
  * (interop_activate.py), and the installer CLI (client/activate), both
- * verifying the signed license; then the server's optional TLS for
- * installers, again through the installer CLI. */
+ * verifying the signed license over TLS (certificates from
+ * scripts/make-certs.sh); then that TLS is required on both ends: the
+ * server will not start without a certificate unless told
+ * --insecure-plaintext, and the CLI will not talk without its CA unless
+ * told --insecure. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,9 +22,15 @@ static act_env env;
 
 static void tune(group_record *r) { r->policy.max_machines = 5; }
 
+static char ca[400], cert[400], cert_key[400];
+
 static int setup(void **state) {
-    if (env_start_stores(&env) != 0 || env_create_group(&env, G, tune) != 0) return -1;
-    return env_start_server(&env, NULL);
+    if (env_start_stores(&env) != 0 || env_create_group(&env, G, tune) != 0 || env_make_certs(&env) != 0) return -1;
+    snprintf(ca, sizeof ca, "%s/ca.pem", env.certs);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", env.certs); /* names 127.0.0.1, ::1, localhost */
+    snprintf(cert_key, sizeof cert_key, "%s/audit-server.key", env.certs);
+    const char *tls[] = {"--tls-cert", cert, "--tls-key", cert_key, NULL};
+    return env_start_server(&env, tls);
 }
 
 static int teardown(void **state) {
@@ -46,9 +55,9 @@ static void test_python_grpcio_client(void **state) {
     freeReplyObject(r);
     snprintf(script, sizeof script, "%s", source("tests/activation/interop_activate.py"));
     snprintf(protos, sizeof protos, "%s", source("protos"));
-    char *argv[] = {"/usr/bin/python3", script, "--server",      env.target,     "--key",   key,
-                    "--protos",         protos, "--public-key",  env.public_key, "--group", "4365",
-                    "--serial",         "7",    "--revoked-key", revoked,        NULL};
+    char *argv[] = {"/usr/bin/python3", script,  "--server",     env.target,     "--ca",    ca,     "--key",    key,
+                    "--protos",         protos,  "--public-key", env.public_key, "--group", "4365", "--serial", "7",
+                    "--revoked-key",    revoked, (char *)NULL};
     char *out = NULL, *err = NULL;
     int st = fixture_run(argv, &out, &err);
     if (st != 0) fprintf(stderr, "interop_activate.py exited %d\n%s\n%s\n", st, out, err);
@@ -74,7 +83,7 @@ static int activate_cli(const char *state, const char *const *args, char **out, 
 static void test_installer_cli(void **state) {
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G, 8, false, 0, key), 0);
-    const char *ok[] = {"--server", env.target, "--public-key", env.public_key, key, NULL};
+    const char *ok[] = {"--server", env.target, "--tls-ca", ca, "--public-key", env.public_key, key, NULL};
     char *out = NULL, *err = NULL;
     int st = activate_cli("cli", ok, &out, &err);
     if (st != 0) fprintf(stderr, "activate exited %d\n%s\n%s\n", st, out, err);
@@ -91,7 +100,7 @@ static void test_installer_cli(void **state) {
     char typo[PK_TEXT_LEN + 1];
     memcpy(typo, key, sizeof typo);
     typo[1] = 'O';
-    const char *mistyped[] = {"--server", env.target, "--public-key", env.public_key, typo, NULL};
+    const char *mistyped[] = {"--server", env.target, "--tls-ca", ca, "--public-key", env.public_key, typo, NULL};
     assert_int_equal(activate_cli("typo", mistyped, &out, &err), 3);
     free(out);
     free(err);
@@ -105,47 +114,99 @@ static void test_installer_cli(void **state) {
                                    other_pub, NULL};
     snprintf(other_pub, sizeof other_pub, "%s/other.pub.pem", env.dir);
     assert_int_equal(fixture_run(pub, NULL, NULL), 0);
-    const char *foreign[] = {"--server", env.target, "--public-key", other_pub, key, NULL};
+    const char *foreign[] = {"--server", env.target, "--tls-ca", ca, "--public-key", other_pub, key, NULL};
     assert_int_equal(activate_cli("foreign", foreign, &out, &err), 13);
     free(out);
     free(err);
 }
 
-/* Runs last: replaces the plaintext server with a TLS one. */
-static void test_tls_for_installers(void **state) {
-    char cert[600], key[600], san[] = "subjectAltName=IP:127.0.0.1,DNS:localhost";
-    snprintf(cert, sizeof cert, "%s/server.crt", env.dir);
-    snprintf(key, sizeof key, "%s/server.key", env.dir);
-    char *req[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                   "-subj", "/CN=localhost", "-addext", san, NULL};
-    assert_int_equal(fixture_run(req, NULL, NULL), 0);
-    assert_int_equal(env_stop_server(&env), 0);
-    const char *tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
-    assert_int_equal(env_start_server(&env, tls), 0);
+/* The server without a certificate: it refuses to start (exit 2) unless
+ * told --insecure-plaintext, and the message says so. */
+static void test_server_requires_tls(void **state) {
+    char url[256], bin[512];
+    redis_fixture_url(&env.a, "activation", url, sizeof url);
+    snprintf(bin, sizeof bin, "%s", fixture_bin("activation-server/activation-server"));
+    char *argv[] = {bin,       "--listen",      "127.0.0.1:0",   "--redis-url",      url,   "--kek",
+                    env.kek_a, "--signing-key", env.signing_key, "--metrics-listen", "off", NULL};
+    char *err = NULL;
+    assert_int_equal(fixture_run(argv, NULL, &err), 2);
+    assert_non_null(strstr(err, "--tls-cert and --tls-key are required"));
+    assert_non_null(strstr(err, "--insecure-plaintext"));
+    free(err);
+    /* A certificate and the development flag together are a contradiction. */
+    char *both[] = {bin,       "--listen",         "127.0.0.1:0",   "--redis-url",          url,  "--kek",
+                    env.kek_a, "--signing-key",    env.signing_key, "--tls-cert",           cert, "--tls-key",
+                    cert_key,  "--metrics-listen", "off",           "--insecure-plaintext", NULL};
+    assert_int_equal(fixture_run(both, NULL, &err), 2);
+    assert_non_null(strstr(err, "contradict"));
+    free(err);
+}
 
-    char k[PK_TEXT_LEN + 1];
+/* The installer CLI against the TLS server: plain text, another CA or
+ * another name gets no answer; no TLS configuration at all is a
+ * configuration error before any connection. */
+static void test_client_requires_tls(void **state) {
+    char k[PK_TEXT_LEN + 1], *out = NULL, *err = NULL;
     assert_int_equal(env_make_key(&env, G, 9, false, 0, k), 0);
-    const char *secure[] = {"--server", env.target, "--tls-ca", cert, "--public-key", env.public_key, k, NULL};
-    char *out = NULL, *err = NULL;
+    const char *none[] = {"--server", env.target, "--public-key", env.public_key, k, NULL};
+    assert_int_equal(activate_cli("none", none, &out, &err), 14);
+    assert_non_null(strstr(err, "--tls-ca"));
+    assert_non_null(strstr(err, "--insecure"));
+    free(out);
+    free(err);
+    const char *both[] = {"--server",     env.target,     "--tls-ca", ca,  "--insecure",
+                          "--public-key", env.public_key, k,          NULL};
+    assert_int_equal(activate_cli("both", both, &out, &err), 14);
+    assert_non_null(strstr(err, "contradict"));
+    free(out);
+    free(err);
+    const char *plain[] = {"--server", env.target, "--insecure", "--public-key", env.public_key, k, NULL};
+    assert_int_equal(activate_cli("plain", plain, &out, &err), 12);
+    free(out);
+    free(err);
+    const char *other_ca[] = {"--server",     env.target,     "--tls-ca", env.public_key,
+                              "--public-key", env.public_key, k,          NULL};
+    assert_int_equal(activate_cli("other-ca", other_ca, &out, &err), 12);
+    free(out);
+    free(err);
+    const char *other_name[] = {"--server",         env.target,     "--tls-ca",     ca, "--tls-name",
+                                "act.example.test", "--public-key", env.public_key, k,  NULL};
+    assert_int_equal(activate_cli("other-name", other_name, &out, &err), 12);
+    free(out);
+    free(err);
+    /* The same key over TLS: activated. */
+    const char *secure[] = {"--server", env.target, "--tls-ca", ca, "--public-key", env.public_key, k, NULL};
     int st = activate_cli("tls", secure, &out, &err);
     if (st != 0) fprintf(stderr, "activate over TLS exited %d\n%s\n%s\n", st, out, err);
     assert_int_equal(st, 0);
     assert_non_null(strstr(out, "This machine is activated"));
     free(out);
     free(err);
-    /* A plaintext client gets nowhere: no server answered. */
-    const char *plain[] = {"--server", env.target, "--public-key", env.public_key, k, NULL};
-    assert_int_equal(activate_cli("plain", plain, &out, &err), 12);
+}
+
+/* Runs last: the development server in plain text, which says so. */
+static void test_insecure_plaintext_for_development(void **state) {
+    assert_int_equal(env_stop_server(&env), 0);
+    assert_int_equal(env_start_server(&env, NULL), 0); /* the env adds --insecure-plaintext */
+    char k[PK_TEXT_LEN + 1], *out = NULL, *err = NULL;
+    assert_int_equal(env_make_key(&env, G, 10, false, 0, k), 0);
+    const char *plain[] = {"--server", env.target, "--insecure", "--public-key", env.public_key, k, NULL};
+    assert_int_equal(activate_cli("dev", plain, &out, &err), 0);
     free(out);
     free(err);
+    char *log = env_read_log(&env);
+    assert_non_null(
+        strstr(log, "\"level\":\"warn\",\"component\":\"activation-server\",\"event\":\"server.insecure_plaintext\""));
+    free(log);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_grpcio_client),
         cmocka_unit_test(test_installer_cli),
-        cmocka_unit_test(test_tls_for_installers),
+        cmocka_unit_test(test_server_requires_tls),
+        cmocka_unit_test(test_client_requires_tls),
+        cmocka_unit_test(test_insecure_plaintext_for_development),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

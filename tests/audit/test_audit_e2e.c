@@ -96,6 +96,9 @@ static int start_act(act_server *s) {
                     "--audit-target", E.target, "--audit-ca", ca, "--audit-cert", cert,
                     "--audit-key", key, "--audit-consumer", (char *)s->name,
                     "--audit-flush-ms", "15000", NULL};
+    /* Installers talk to these servers in plain text (the development flag,
+     * through the environment the server inherits). */
+    setenv("PA_ACTIVATION_INSECURE_PLAINTEXT", "1", 1);
     s->pid = fixture_spawn(argv, s->log, s->port, 15000);
     if (s->pid < 0) return -1;
     s->ch = rpc_channel_new(s->target, NULL);

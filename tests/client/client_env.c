@@ -55,7 +55,12 @@ int env_start_server(client_env *e, int i, const char *const *extra) {
                             url, "--kek", e->kek_a, "--signing-key", e->signing_key, "--metrics-listen", "off",
                             "--workers", "1", "--rate-address-per-s", "0", "--log-level", "warn"};
     int n = 17;
-    for (int k = 0; extra && extra[k] && n < 39; k++) argv[n++] = extra[k];
+    bool tls = false;
+    for (int k = 0; extra && extra[k] && n < 39; k++) {
+        tls |= strcmp(extra[k], "--tls-cert") == 0;
+        argv[n++] = extra[k];
+    }
+    if (!tls && n < 39) argv[n++] = "--insecure-plaintext"; /* plain text unless a test brings a certificate */
     argv[n] = NULL;
     e->server[i] = fixture_spawn((char *const *)argv, log, e->port[i], 15000);
     return e->server[i] > 0 ? 0 : -1;
@@ -137,15 +142,21 @@ int env_activate_cli(client_env *e, const char *root, const char *state, const c
     char bin[512];
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
     argv[n++] = bin;
-    for (int i = 0; args[i] && n < 36; i++) argv[n++] = args[i];
+    bool tls = false, insecure = false;
+    for (int i = 0; args[i] && n < 36; i++) {
+        tls |= strcmp(args[i], "--tls-ca") == 0;
+        insecure |= strcmp(args[i], "--insecure") == 0 || strcmp(args[i], "--no-insecure") == 0;
+        argv[n++] = args[i];
+    }
     const char *common[] = {"--json", "--public-key", e->public_key, "--facts-root", root, "--state-dir", state,
                             "--timeout-ms", "5000"};
     for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) argv[n++] = common[i];
+    if (!tls && !insecure) argv[n++] = "--insecure"; /* the env's servers talk plain text */
     argv[n] = NULL;
     char *o = NULL, *err = NULL;
     int rc = fixture_run((char *const *)argv, &o, &err);
     fprintf(stderr, "$ activate");
-    for (int i = 1; i < n - 9; i++) fprintf(stderr, " %s", argv[i]);
+    for (int i = 1; i < n && argv[i] != common[0]; i++) fprintf(stderr, " %s", argv[i]);
     fprintf(stderr, "  -> %d\n%s%s", rc, o ? o : "", err ? err : "");
     free(err);
     if (out) *out = o;

@@ -29,7 +29,8 @@ typedef struct client_env {
 /* Stores, KEKs, signing key; no server yet. 0 or -1. */
 int env_start(client_env *e);
 /* Starts server i (rate limits off, so tests may call often) with `extra`
- * flags (NULL-terminated, may be NULL). 0 or -1. */
+ * flags (NULL-terminated, may be NULL); plain text (--insecure-plaintext)
+ * unless they include --tls-cert. 0 or -1. */
 int env_start_server(client_env *e, int i, const char *const *extra);
 void env_stop_server(client_env *e, int i);
 void env_stop(client_env *e);
@@ -44,7 +45,8 @@ int env_keys(client_env *e, unsigned id, int n, char keys[][KEY_TEXT]);
 void env_machine(client_env *e, const char *name, char root[300], char state[300]);
 
 /* Runs `activate` with --json --public-key --facts-root ROOT --state-dir
- * STATE and `args` (NULL-terminated). Returns the exit code; *out gets
+ * STATE and `args` (NULL-terminated), and --insecure unless `args` has
+ * --tls-ca, --insecure or --no-insecure. Returns the exit code; *out gets
  * stdout (malloc'd, may be NULL to discard), stderr goes to the test log. */
 int env_activate_cli(client_env *e, const char *root, const char *state, const char *const *args, char **out);
 

@@ -263,8 +263,8 @@ static void daemon_activates_at_start_and_stops_on_sigterm(void **state) {
     assert_int_equal(system(cmd), 0);
     snprintf(log, sizeof log, "%s/daemon.log", env.dir);
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
-    const char *argv[] = {bin, "--daemon", "--public-key", env.public_key, "--facts-root", root,
-                          "--state-dir", st, "--server", env.target[0], NULL};
+    const char *argv[] = {bin,           "--daemon", "--public-key", env.public_key, "--facts-root", root,
+                          "--state-dir", st,         "--server",     env.target[0],  "--insecure",   NULL};
     pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
     assert_true(pid > 0);
     int rc = -1;
@@ -298,7 +298,7 @@ static void typo_on_a_terminal_is_asked_again(void **state) {
     typo[13] = 'O';  /* never in a key */
     snprintf(cmd, sizeof cmd,
              "(printf '%%s\\n%%s\\n' '%s' '%s'; sleep 5) | /usr/bin/script -qec "
-             "\"'%s' --public-key '%s' --facts-root '%s' --state-dir '%s' --server %s\" /dev/null",
+             "\"'%s' --public-key '%s' --facts-root '%s' --state-dir '%s' --server %s --insecure\" /dev/null",
              typo, keys[0], fixture_bin("client/activate"), env.public_key, root, st, env.target[0]);
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     char *out = NULL;
@@ -329,7 +329,11 @@ static void tls_to_the_server(void **state) {
     assert_int_equal(json_int(out, "key_group"), 109);
     free(out);
     /* Plain text to a TLS server, or TLS trusting another CA: nobody answers. */
-    assert_int_equal(RUN_LOCAL("tls2", NULL, keys[0], "--server", env.target[2]), 12);
+    assert_int_equal(RUN_LOCAL("tls2", NULL, keys[0], "--server", env.target[2], "--insecure"), 12);
+    /* Neither TLS nor --insecure: a configuration error, before any connection. */
+    assert_int_equal(RUN_LOCAL("tls2", &out, keys[0], "--server", env.target[2], "--no-insecure"), 14);
+    assert_non_null(strstr(out, "--tls-ca"));
+    free(out);
     assert_int_equal(RUN_LOCAL("tls2", NULL, keys[0], "--server", env.target[2], "--tls-ca", env.public_key), 12);
     env_stop_server(&env, 2);
 }
@@ -399,8 +403,9 @@ static void lapsed_lease_is_activated_again(void **state) {
     env_machine(&env, "l3", root, st);
     snprintf(log, sizeof log, "%s/daemon-lease.log", env.dir);
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
-    const char *argv[] = {bin, "--daemon",   "--public-key", env.public_key, "--facts-root", root, "--state-dir",
-                          st,  "--key-file", keyfile[2],     "--server",     env.target[0],  NULL};
+    const char *argv[] = {bin,           "--daemon", "--public-key", env.public_key, "--facts-root", root,
+                          "--state-dir", st,         "--key-file",   keyfile[2],     "--server",     env.target[0],
+                          "--insecure",  NULL};
     pid_t pid = fixture_spawn((char *const *)argv, log, 0, 0);
     assert_true(pid > 0);
     char *text = NULL;

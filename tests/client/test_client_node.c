@@ -1,7 +1,8 @@
 /* test_client_node.c -- a second, independent client: Node.js with
  * @grpc/grpc-js and @grpc/proto-loader from npm, built from protos/ alone,
  * activates, renews and deactivates against the real server and checks each
- * license's Ed25519 signature with node:crypto (tests/client/node/).
+ * license's Ed25519 signature with node:crypto (tests/client/node/), over
+ * TLS trusting the CA of scripts/make-certs.sh.
  *
  * The npm packages are installed at test time into the build tree with
  * `npm ci` from the committed package-lock.json. Without node the test is
@@ -48,6 +49,23 @@ static int npm_ci(void) {
     return rc;
 }
 
+static char ca[400];
+
+/* Server 0 over TLS, with the server certificate scripts/make-certs.sh
+ * makes (it names 127.0.0.1, the client's target). */
+static int start_tls_server(void) {
+    char certs[300], script[600], cert[400], key[400];
+    snprintf(certs, sizeof certs, "%s/certs", env.dir);
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", env_source_dir());
+    const char *mk[] = {"/bin/bash", script, certs, NULL};
+    if (fixture_run((char *const *)mk, NULL, NULL) != 0) return -1;
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", certs);
+    snprintf(key, sizeof key, "%s/audit-server.key", certs);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    const char *tls[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    return env_start_server(&env, 0, tls);
+}
+
 static int setup(void **state) {
     have_node = find_program("node", node, sizeof node);
     if (!have_node) return 0;
@@ -58,7 +76,7 @@ static int setup(void **state) {
     snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", env_build_dir());
     const char *g[] = {"--lease-seconds", "3600", "--max-machines", "3", NULL};
     if (npm_ci() != 0) return -1;
-    if (env_start(&env) == 0 && env_start_server(&env, 0, NULL) == 0 && env_group(&env, 301, g) == 0) return 0;
+    if (env_start(&env) == 0 && start_tls_server() == 0 && env_group(&env, 301, g) == 0) return 0;
     env_stop(&env);  /* cmocka skips the teardown when setup fails */
     return -1;
 }
@@ -73,8 +91,10 @@ static int run_node(const char *key, const char *extra, char **out) {
     char script[600], protos[600];
     snprintf(script, sizeof script, "%s/activate.js", node_dir);
     snprintf(protos, sizeof protos, "%s/protos", env_source_dir());
-    const char *argv[] = {node, script, "--target", env.target[0], "--proto-dir", protos, "--public-key",
-                          env.public_key, "--key", key, extra, extra ? "--deactivate" : NULL, NULL};
+    const char *argv[] = {
+        node,   script,         "--target",     env.target[0], "--ca", ca,    "--proto-dir",
+        protos, "--public-key", env.public_key, "--key",       key,    extra, extra ? "--deactivate" : NULL,
+        NULL};
     char *err = NULL;
     int rc = fixture_run((char *const *)argv, out, &err);
     fprintf(stderr, "node activate.js -> %d\n%s%s", rc, *out ? *out : "", err ? err : "");

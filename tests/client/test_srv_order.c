@@ -1,5 +1,7 @@
 /* test_srv_order.c -- RFC 2782 ordering of SRV answers, and the endpoint
- * list built from it. Weights are checked statistically over many picks. */
+ * list built from it: only checked host names inside the SRV domain, only
+ * ipv4:/ipv6:/dns: targets. Weights are checked statistically over many
+ * picks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,14 +74,61 @@ static void endpoints_from_srv_name_the_dns_server(void **state) {
     srv_record r[2] = {rec("act1.example.test.", 1, 1), rec("act2.example.test", 1, 1)};
     endpoint *e;
     size_t n;
-    assert_int_equal(endpoints_from_srv(r, 2, "127.0.0.1:5353", &e, &n), 0);
+    char err[256];
+    assert_int_equal(endpoints_from_srv(r, 2, "example.test", "127.0.0.1:5353", &e, &n, err, sizeof err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(e[0].name, "act1.example.test:50051");
     assert_string_equal(e[0].target, "dns://127.0.0.1:5353/act1.example.test:50051");
     free(e);
-    assert_int_equal(endpoints_from_srv(r, 2, NULL, &e, &n), 0);
-    assert_string_equal(e[1].target, "act2.example.test:50051");
+    assert_int_equal(endpoints_from_srv(r, 2, "example.test.", NULL, &e, &n, err, sizeof err), 0);
+    assert_string_equal(e[1].target, "dns:///act2.example.test:50051");
     free(e);
+}
+
+/* What DNS says is not trusted: only host names inside the SRV domain
+ * become targets, and never anything gRPC would read as another scheme. */
+static void srv_targets_are_checked(void **state) {
+    srv_record r[] = {rec("unix:/run/x", 1, 1),       rec("ipv4:10.0.0.1", 1, 1),     rec("10.0.0.1", 1, 1),
+                      rec("act.evil.test", 1, 1),     rec("example.test.evil", 1, 1), rec("xexample.test", 1, 1),
+                      rec("-bad.example.test", 1, 1), rec("a..example.test", 1, 1),   rec("act_1.example.test", 1, 1),
+                      rec("ok.Example.TEST.", 1, 1),  rec("example.test", 1, 1)};
+    size_t total = sizeof r / sizeof r[0];
+    endpoint *e;
+    size_t n;
+    char err[256];
+    assert_int_equal(endpoints_from_srv(r, total, "example.test", NULL, &e, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2); /* the last two: inside the domain, or the domain itself */
+    assert_string_equal(e[0].target, "dns:///ok.Example.TEST:50051");
+    assert_string_equal(e[1].target, "dns:///example.test:50051");
+    free(e);
+    /* None usable: the reason is named. */
+    assert_int_equal(endpoints_from_srv(&r[3], 1, "example.test", NULL, &e, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "act.evil.test is outside example.test"));
+    assert_int_equal(endpoints_from_srv(r, 1, "example.test", NULL, &e, &n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a host name"));
+    assert_null(strstr(err, "unix:"));
+
+    char long_label[80], long_name[300];
+    memset(long_label, 'a', 64);
+    long_label[64] = '\0';
+    snprintf(long_name, sizeof long_name, "%s.example.test", long_label);
+    assert_false(host_name_valid(long_name));
+    long_label[63] = '\0';
+    snprintf(long_name, sizeof long_name, "%s.example.test", long_label);
+    assert_true(host_name_valid(long_name));
+    char huge[300];
+    for (int i = 0; i < 127; i++) memcpy(huge + 2 * i, "a.", 2);
+    huge[254] = 'a'; /* 255 characters */
+    huge[255] = '\0';
+    assert_false(host_name_valid(huge));
+    assert_false(host_name_valid(""));
+    assert_false(host_name_valid("."));
+    assert_false(host_name_valid("host-.example"));
+    assert_false(host_name_valid("h\xc3\xa9.example"));
+    assert_true(host_name_valid("localhost"));
+    assert_true(host_name_valid("1password.example"));
+    assert_true(host_in_domain("a.b.example.test", "example.test"));
+    assert_false(host_in_domain("a.b.example.test", ""));
 }
 
 static void explicit_list_is_checked_and_last_good_goes_first(void **state) {
@@ -88,6 +137,9 @@ static void explicit_list_is_checked_and_last_good_goes_first(void **state) {
     size_t n;
     char err[256];
     assert_int_equal(endpoints_from_list(good, 3, &e, &n, err, sizeof err), 0);
+    assert_string_equal(e[0].target, "dns:///a.example:1");
+    assert_string_equal(e[1].target, "ipv6:[::1]:50051");
+    assert_string_equal(e[2].target, "ipv4:127.0.0.1:50051");
     endpoints_prefer(e, n, "127.0.0.1:50051");
     assert_string_equal(e[0].name, "127.0.0.1:50051");
     assert_string_equal(e[1].name, "a.example:1");
@@ -95,7 +147,9 @@ static void explicit_list_is_checked_and_last_good_goes_first(void **state) {
     endpoints_prefer(e, n, "not-there:1");
     assert_string_equal(e[0].name, "127.0.0.1:50051");
     free(e);
-    const char *bad[][1] = {{"nohost"}, {"host:"}, {"host:0"}, {"host:70000"}, {":50051"}, {"host:12x"}};
+    const char *bad[][1] = {{"nohost"},     {"host:"},       {"host:0"},        {"host:70000"},    {":50051"},
+                            {"host:12x"},   {"host:+5"},     {"unix:/run/x:1"}, {"unix:///x:443"}, {"ipv4:1.2.3.4:5"},
+                            {"[nope]:443"}, {"999.1.1.1:1"}, {"a b:1"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(endpoints_from_list(bad[i], 1, &e, &n, err, sizeof err), -1);
         assert_non_null(strstr(err, bad[i][0]));
@@ -108,6 +162,7 @@ int main(void) {
         cmocka_unit_test(zero_weight_keeps_a_small_chance),
         cmocka_unit_test(every_server_appears_once),
         cmocka_unit_test(endpoints_from_srv_name_the_dns_server),
+        cmocka_unit_test(srv_targets_are_checked),
         cmocka_unit_test(explicit_list_is_checked_and_last_good_goes_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_daemon_frame.c -- the frame every daemon runs in (common/daemon.h)
- * and its background tasks (common/task.h): the same options, messages and
- * exit codes in every daemon, and a stop that cuts a sleep short. */
+ * and its background tasks (common/task.h): the same options (the transport
+ * limits included), messages and exit codes in every daemon, and a stop that
+ * cuts a sleep short. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,8 +28,20 @@ static void test_every_daemon_has_the_frame_options(void **state) {
     for (size_t i = 0; i < 2; i++) {
         char *out, *err;
         assert_int_equal(run_daemon(DAEMONS[i], "--help", NULL, &out, &err), 0);
-        const char *frame[] = {"--listen ADDR", "--metrics-listen ADDR", "--drain-ms MS", "--log-level LEVEL"};
-        for (size_t k = 0; k < 4; k++) {
+        const char *frame[] = {"--listen ADDR",
+                               "--metrics-listen ADDR",
+                               "--drain-ms MS",
+                               "--log-level LEVEL",
+                               "--max-connections-per-address N",
+                               "--max-concurrent-streams N",
+                               "--handshake-timeout-ms MS",
+                               "--max-connection-idle-ms MS",
+                               "--max-connection-age-ms MS",
+                               "--max-connection-age-grace-ms MS",
+                               "--min-ping-interval-ms MS",
+                               "--max-ping-strikes N",
+                               "--memory-limit-mb MB"};
+        for (size_t k = 0; k < sizeof frame / sizeof *frame; k++) {
             if (!strstr(out, frame[k])) fprintf(stderr, "%s --help lacks %s\n", DAEMONS[i], frame[k]);
             assert_non_null(strstr(out, frame[k]));
         }
@@ -48,6 +61,10 @@ static void test_every_daemon_refuses_alike(void **state) {
         free(err);
         assert_int_equal(run_daemon(DAEMONS[i], "--drain-ms", "-5", &out, &err), 2);
         assert_non_null(strstr(err, "drain-ms"));
+        free(out);
+        free(err);
+        assert_int_equal(run_daemon(DAEMONS[i], "--max-connections-per-address", "0", &out, &err), 2);
+        assert_non_null(strstr(err, "max-connections-per-address"));
         free(out);
         free(err);
         assert_int_equal(run_daemon(DAEMONS[i], "stray", NULL, &out, &err), 2);

@@ -11,8 +11,9 @@
 // signs Renew and Deactivate with it ("Proof of possession" in the .proto);
 // with --renew it first checks that a copy of the license without that key
 // (another key's proof, a tampered signature) is refused.
+// The channel is TLS, trusting the CA in --ca, as every installer's must be.
 //
-// Usage: node activate.js --target HOST:PORT --proto-dir DIR --public-key PEM
+// Usage: node activate.js --target HOST:PORT --ca PEM --proto-dir DIR --public-key PEM
 //                         --key PRODUCT-KEY [--machine-id HEX64] [--renew] [--deactivate]
 // Prints one JSON object; exits 0 when every step and check passed, else 1
 // (then with the status code and the "error-reason" trailer, if any).
@@ -34,13 +35,13 @@ function parseArgs(argv) {
       process.exit(0);
     } else if (a === '--renew' || a === '--deactivate') {
       opts[a.slice(2)] = true;
-    } else if (['--target', '--proto-dir', '--public-key', '--key', '--machine-id'].includes(a) && i + 1 < argv.length) {
+    } else if (['--target', '--ca', '--proto-dir', '--public-key', '--key', '--machine-id'].includes(a) && i + 1 < argv.length) {
       opts[a.slice(2).replace('-', '_')] = argv[++i];
     } else {
       throw new Error(`unknown or incomplete argument ${a} (see --help)`);
     }
   }
-  for (const need of ['target', 'proto_dir', 'public_key', 'key']) {
+  for (const need of ['target', 'ca', 'proto_dir', 'public_key', 'key']) {
     if (!opts[need]) throw new Error(`--${need.replace('_', '-')} is required`);
   }
   return opts;
@@ -122,7 +123,7 @@ async function main() {
   const machineId = opts.machine_id ? Buffer.from(opts.machine_id, 'hex') : crypto.randomBytes(32);
   if (machineId.length !== 32) throw new Error('--machine-id must be 64 hex characters');
 
-  const client = new Activation(opts.target, grpc.credentials.createInsecure());
+  const client = new Activation(opts.target, grpc.credentials.createSsl(fs.readFileSync(opts.ca)));
   const out = { result: 'ok', key_id: vendorKeyId, machine_id: machineId.toString('hex') };
   const placeKey = crypto.generateKeyPairSync('ed25519');
   const activated = await call(client, 'Activate', {
