@@ -148,13 +148,14 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
-    add_str(&a, g->key_group);
     add_str(&a, g->key_revoked);
     add_str(&a, record);
     add_str(&a, g->key_bucket);
     add_str(&a, address_key);
     add_str(&a, PA_RKEY_OUTBOX);
+    int nkeys = a.n;
     add_str(&a, "activate");
+    add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
     add_str(&a, serial_s);
     add(&a, field, sizeof field);
     add(&a, random, LICENSE_RANDOM_LEN);
@@ -171,7 +172,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
         for (size_t i = 0; i < ra.n; i++) add(&a, ra.argv[i], ra.len[i]);
         add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN);   /* the outbox keeps the whole id */
     }
-    run(r, script, 6, &a, "activate", out);
+    run(r, script, nkeys, &a, "activate", out);
 }
 
 /* Renew and Deactivate share their arguments; only the keys differ. */
@@ -188,12 +189,12 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
     args a = {.n = 0};
-    add_str(&a, key_group);
     if (renew) add_str(&a, key_revoked);
     add_str(&a, record);
     add_str(&a, address_key);
     int nkeys = a.n;
     add_str(&a, op);
+    add_str(&a, key_group); /* read only: ARGV, see policy.lua */
     add_str(&a, serial_s);
     add(&a, field, sizeof field);
     add(&a, random, LICENSE_RANDOM_LEN);

@@ -7,10 +7,15 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[1] names the operation:
---   activate    KEYS group, revoked, record, group bucket, address bucket, outbox
---   renew       KEYS group, revoked, record, address bucket
---   deactivate  KEYS group, record, address bucket
+--   activate    KEYS revoked, record, group bucket, address bucket, outbox
+--   renew       KEYS revoked, record, address bucket
+--   deactivate  KEYS record, address bucket
 --   reject      KEYS address bucket     (a failed genuineness check costs tokens)
+-- activate, renew and deactivate get the group record's key name in ARGV[2],
+-- not in KEYS: the activation ACL user may only read group records (%R~),
+-- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
+-- (it cannot tell how a script uses them). The record shares its {g:ID}
+-- hash tag with the KEYS, so the call still targets one slot.
 --
 -- Keys (every per-group key carries the hash tag {g:ID}):
 --   {g:ID}:group     hash    group record (keystore/group.h); read here:
@@ -150,28 +155,29 @@ local function lease_times(lease, renew, now_s)
     return now_s + lease, now_s + renew
 end
 
--- ARGV: op, serial, place (machine digest), random, address rate, address
---       burst, group rate, group burst, audit mode (0 none, 1 sampled,
---       2 only if this is the key's first use), then with an audit mode:
---       request_id, group, upgrade, security_first, security_second,
---       client_address, received_at, sample_reason, machine_id
---       (audit_record_script_args in audit_record.c builds them; the reason
---       is already the audit API's spelling, e.g. "first-activation")
+-- ARGV: op, group record key, serial, place (machine digest), random,
+--       address rate, address burst, group rate, group burst, audit mode
+--       (0 none, 1 sampled, 2 only if this is the key's first use), then
+--       with an audit mode: request_id, group, upgrade, security_first,
+--       security_second, client_address, received_at, sample_reason,
+--       machine_id (audit_record_script_args in audit_record.c builds them;
+--       the reason is already the audit API's spelling, e.g.
+--       "first-activation")
 local function activate()
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({
-        {KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'},
-        {KEYS[4], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group'}}, 1, now_ms)
+        {KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), 'address'},
+        {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group'}}, 1, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
-    local version, max, lease, renew = group_policy(KEYS[1])
+    local version, max, lease, renew = group_policy(ARGV[2])
     if not version then return {UNKNOWN_GROUP} end
-    if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, version} end
+    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
 
-    local record, field = KEYS[3], ARGV[3]
+    local record, field = KEYS[2], ARGV[4]
     local uses = redis.call('HINCRBY', record, 'n', 1)
     local place = redis.call('HGET', record, field)
-    local random, again = ARGV[4], 0
+    local random, again = ARGV[5], 0
     if place then
         random, again = string.sub(place, 1, 8), 1   -- same machine: same place, same license id
     elseif max > 0 then
@@ -183,12 +189,12 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires))
 
-    local mode, audited = ARGV[9], 0
+    local mode, audited = ARGV[10], 0
     if mode == '1' or (mode == '2' and uses == 1) then
-        redis.call('XADD', KEYS[6], '*', 'request_id', ARGV[10], 'group', ARGV[11],
-            'serial', ARGV[2], 'upgrade', ARGV[12], 'security_first', ARGV[13],
-            'security_second', ARGV[14], 'machine_id', ARGV[18], 'client_address', ARGV[15],
-            'received_at', ARGV[16], 'sample_reason', ARGV[17])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[11], 'group', ARGV[12],
+            'serial', ARGV[3], 'upgrade', ARGV[13], 'security_first', ARGV[14],
+            'security_second', ARGV[15], 'machine_id', ARGV[19], 'client_address', ARGV[16],
+            'received_at', ARGV[17], 'sample_reason', ARGV[18])
         audited = 1
     end
     return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
@@ -196,36 +202,37 @@ local function activate()
 end
 
 -- The place named by a license: {version, place} or an error reply.
--- ARGV: op, serial, place (machine digest), random, address rate, address burst
-local function find_place(group_key, record, address_key)
+-- ARGV: op, group record key, serial, place (machine digest), random,
+--       address rate, address burst
+local function find_place(record, address_key)
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{address_key, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'}},
+    local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address'}},
         1, now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
-    local version, max, lease, renew = group_policy(group_key)
+    local version, max, lease, renew = group_policy(ARGV[2])
     if not version then return nil, {NOT_FOUND, '0'} end
-    local place = redis.call('HGET', record, ARGV[3])
-    if not place or string.sub(place, 1, 8) ~= ARGV[4] then return nil, {NOT_FOUND, version} end
+    local place = redis.call('HGET', record, ARGV[4])
+    if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
     return {version = version, lease = lease, renew = renew, place = place, now = now_s}
 end
 
 local function renew_license()
-    local p, err = find_place(KEYS[1], KEYS[3], KEYS[4])
+    local p, err = find_place(KEYS[2], KEYS[3])
     if not p then return err end
-    if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, p.version} end
+    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
-    redis.call('HINCRBY', KEYS[3], 'n', 1)
+    redis.call('HINCRBY', KEYS[2], 'n', 1)
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', KEYS[3], ARGV[3], pack_place(ARGV[4], expires))
-    return {OK, p.version, places(KEYS[3]), expires, renew_after, p.now, ARGV[4], 1}
+    redis.call('HSET', KEYS[2], ARGV[4], pack_place(ARGV[5], expires))
+    return {OK, p.version, places(KEYS[2]), expires, renew_after, p.now, ARGV[5], 1}
 end
 
 local function deactivate()
-    local p, err = find_place(KEYS[1], KEYS[2], KEYS[3])
+    local p, err = find_place(KEYS[1], KEYS[2])
     if not p then return err end
-    redis.call('HDEL', KEYS[2], ARGV[3])
-    return {OK, p.version, places(KEYS[2])}
+    redis.call('HDEL', KEYS[1], ARGV[4])
+    return {OK, p.version, places(KEYS[1])}
 end
 
 -- ARGV: op, address rate, address burst, cost. A wrong key takes `cost`
