@@ -147,18 +147,16 @@ static audit_verify_result verify_online(worker *w, const group_entry *g, const 
 
 /* Step 4: is this activation audited, and how? Online groups verify a
  * sample now; everything else sampled goes to the outbox with the script. */
-static audit_step plan_audit(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
-                             const uint8_t *machine_id, const char *address_key,
-                             audit_plan *plan) {
+static audit_step plan_audit(worker *w, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
+                             const caller *who, audit_plan *plan) {
     app *a = w->app;
     plan->d = (audit_decision){AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0};
     plan->how = "none";
     plan->to_outbox = false;
     if (!a->sampler) return AUDIT_STEP_GO;
-    plan->d = audit_sampler_decide(a->sampler, key->group, &g->rec.policy, address_key);
+    plan->d = audit_sampler_decide(a->sampler, key->group, &g->rec.policy, who->bucket);
     if (plan->d.mode == AUDIT_SAMPLE_NONE) return AUDIT_STEP_GO;
-    if (audit_record_init(&plan->rec, key, machine_id, rpc_ctx_peer_ip(ctx),
-                          audit_reason_name(plan->d.reason)) != 0)
+    if (audit_record_init(&plan->rec, key, machine_id, who->ip, audit_reason_name(plan->d.reason)) != 0)
         return AUDIT_STEP_NO_RANDOM;
     plan->how = "offline";
     /* First-activation samples stay offline, even on online groups (see the top). */
@@ -276,8 +274,9 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     /* 3. First security value, constant-time, before Redis. Every request
      *    counts for its address's threat signal; a refused key counts as a
      *    failure of its group once the group is known to exist. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    caller who;
+    caller_identify(a, ctx, &who);
+    const char *address_key = who.bucket;
     if (a->threats) threat_record_address(a->threats, address_key);
     if (!first_value_genuine(found, g, &key)) {
         if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
@@ -288,7 +287,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
 
     /* 4. Audit: sampled or not; online groups ask the audit server now. */
     audit_plan plan;
-    audit_step step = plan_audit(w, ctx, g, &key, rq->machine_id.data, address_key, &plan);
+    audit_step step = plan_audit(w, g, &key, rq->machine_id.data, &who, &plan);
     if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
     if (refuse_audit_step(w, ctx, reply, step, address_key, &key)) goto done;
     t[MARK_AUDIT] = pa_mono_ns();

@@ -36,6 +36,8 @@
 #include "rpc_methods.h"
 #include "server.h"
 
+/* One option a line or two, as --help shows them; not reflowed. */
+/* clang-format off */
 static const config_option options[] = {
     {"redis-url", "URL", "activation store (Redis A), as its `activation` ACL user",
      "redis://activation@127.0.0.1:6379"},
@@ -54,6 +56,9 @@ static const config_option options[] = {
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
     {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
     {"negative-cache-ms", "MS", "how long a worker remembers that a group does not exist", "5000"},
+    {"trusted-proxy", "CIDR",
+     "believe the client address that a proxy at this address or network forwards in "
+     "x-forwarded-for; repeat for several", NULL},
     {"audit-target", "ADDR", "audit server host:port (mutual TLS); unset: no auditing at all", NULL},
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
@@ -76,6 +81,7 @@ static const config_option options[] = {
      "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
 };
+/* clang-format on */
 
 static const daemon_spec spec = {
     .name = "activation-server",
@@ -139,6 +145,10 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
+    const char *const *proxies;
+    size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
+    a->proxies = trusted_proxies_new(proxies, n_proxies, err, sizeof err);
+    if (!a->proxies) return fail("config.trusted_proxy", err);
     return ok ? 0 : -1;
 }
 
@@ -277,6 +287,8 @@ static void stop_audit(daemon_state *d, int drain_ms) {
 
 static void free_state(daemon_state *d) {
     license_key_free(&d->app.signing);
+    trusted_proxies_free(d->app.proxies);
+    d->app.proxies = NULL;
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
     free(d->tls_cert);
     daemon_free_pem(d->tls_key);

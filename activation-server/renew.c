@@ -103,10 +103,9 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     if (deadline_passed(ctx, reply, counted)) goto done;
 
     /* 3. One round trip: rate limit, revocation, lease, the place itself. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, random,
-                 address_key, &p);
+    caller who;
+    caller_identify(w->app, ctx, &who);
+    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, random, who.bucket, &p);
     if (p.status == POLICY_OK && p.version != g->rec.version &&
         group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
@@ -150,11 +149,10 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     if (!license_ref(reply, NULL, rq->license_id, &rq->machine_id, &group, &serial, random)) goto done;
 
     /* 2. One round trip: rate limit, then free the place if it matches. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
+    caller who;
+    caller_identify(w->app, ctx, &who);
     policy_result p;
-    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data,
-                      random, address_key, &p);
+    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, random, who.bucket, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
         goto done;

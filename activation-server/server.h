@@ -12,6 +12,7 @@
 
 #include "audit_client.h"
 #include "audit_sampler.h"
+#include "client_address.h"
 #include "group_cache.h"
 #include "license.h"
 #include "metrics.h"
@@ -76,6 +77,7 @@ typedef struct app {
     rstore_config redis;            /* each worker connects with it */
     policy_limits limits;           /* token buckets, formatted for the script */
     int negative_ttl_ms;            /* how long unknown groups stay cached */
+    trusted_proxies *proxies;       /* --trusted-proxy: whose x-forwarded-for is believed */
     audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
     threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
     audit_sampler *sampler;         /* which activations are audited; NULL if off */
@@ -90,6 +92,15 @@ typedef struct worker {
     group_cache *groups;            /* groups this worker has seen */
     license_signer *signer;         /* this worker's signing context */
 } worker;
+
+/* Who is calling: the client address (client_address.h) and its
+ * rate-limit bucket key, worked out once per call. */
+typedef struct caller {
+    char ip[CLIENT_ADDRESS_MAX];
+    char bucket[PA_RKEY_MAX];
+} caller;
+
+void caller_identify(const app *a, rpc_ctx *ctx, caller *c);
 
 /* Registers every metric; call once before the server starts. */
 void activation_metrics_init(activation_metrics *m);

@@ -43,6 +43,11 @@ void worker_free(void *ptr) {
     free(w);
 }
 
+void caller_identify(const app *a, rpc_ctx *ctx, caller *c) {
+    client_address(a->proxies, ctx, c->ip);
+    policy_address_key(c->ip, c->bucket, sizeof c->bucket);
+}
+
 static const char *refusal_names[REFUSED_N] = {
     [REFUSED_INVALID_REQUEST] = "invalid_request",
     [REFUSED_INVALID_KEY] = "invalid_key",

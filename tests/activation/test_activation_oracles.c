@@ -1,6 +1,7 @@
 /* test_activation_oracles.c -- what a caller can learn, and what it costs
- * the server, when it asks about things that do not exist: the activation
- * user's rights on Redis A.
+ * the server, when it asks about things that do not exist; which address a
+ * call is charged to (trusted proxies); the activation user's rights on
+ * Redis A.
  *
  * Redis work is counted with INFO commandstats on the private Redis A, read
  * by an extra measuring user added to this instance only (no production
@@ -9,12 +10,14 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <grpc/byte_buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "act_env.h"
+#include "client_address.h"
 #include "redis_keys.h"
 
 enum { G_KNOWN = 501 };
@@ -44,6 +47,90 @@ static redisContext *connect_as_activation(void) {
     redisContext *c = redis_fixture_connect(&env.a, "activation", FIXTURE_PW_ACTIVATION);
     assert_non_null(c);
     return c;
+}
+
+/* One Activate carrying request metadata `name: value` (both may be NULL). */
+static grpc_status_code activate_with(const char *key, unsigned machine, const char *name, const char *value) {
+    uint8_t m[32], buf[512];
+    env_machine(m, machine);
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
+    size_t len = activation__v1__activate_request__pack(&rq, buf);
+
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(5000, GPR_TIMESPAN));
+    grpc_slice method = grpc_slice_from_static_string(PA_RPC_ACTIVATE);
+    grpc_call *call = grpc_channel_create_call(rpc_channel_grpc(env.ch), NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
+                                               NULL, deadline, NULL);
+    assert_non_null(call);
+    grpc_metadata md = {0};
+    if (name) {
+        md.key = grpc_slice_from_static_string(name);
+        md.value = grpc_slice_from_copied_string(value);
+    }
+    grpc_slice body = grpc_slice_from_copied_buffer((const char *)buf, len);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_slice_unref(body);
+    grpc_byte_buffer *recv = NULL;
+    grpc_metadata_array initial, trailing;
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = name ? 1 : 0;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, call, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    if (recv) grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_slice_unref(details);
+    if (name) grpc_slice_unref(md.value);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    return status;
+}
+
+/* Whether Redis A holds the address bucket of `ip`. */
+static bool bucket_exists(const char *ip) {
+    char k[PA_RKEY_MAX];
+    pa_rkey_address_bucket(k, sizeof k, ip);
+    redisContext *c = connect_as_activation();
+    redisReply *r = redisCommand(c, "EXISTS %s", k);
+    assert_non_null(r);
+    bool yes = r->integer == 1;
+    freeReplyObject(r);
+    redisFree(c);
+    return yes;
+}
+
+/* Drops the address bucket of `ip` (as if it had been idle long). */
+static void forget_bucket(const char *ip) {
+    redisContext *c = connect_as_activation();
+    redisReply *r = redisCommand(c, "DEL " PA_RKEY_ADDRESS_BUCKET_FMT, ip);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
 }
 
 static void activate_ok(uint32_t group, uint32_t serial, unsigned machine) {
@@ -90,9 +177,65 @@ static void test_group_record_is_read_only(void **state) {
     activate_ok(G_KNOWN, 1, 1);
 }
 
+/* x-forwarded-for is believed from a trusted proxy, and only from one. */
+static void test_forwarded_address_from_trusted_proxy(void **state) {
+    const char *flags[] = {"--trusted-proxy",
+                           "10.0.0.0/8",
+                           "--trusted-proxy",
+                           "127.0.0.1",
+                           "--rate-address-per-s",
+                           "0.01",
+                           "--rate-address-burst",
+                           "3",
+                           NULL};
+    assert_int_equal(start_with(flags), 0);
+    forget_bucket("127.0.0.1");
+    char key[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_KNOWN, 20, false, 0, key), 0);
+    /* The proxy (127.0.0.1) appended its client 192.0.2.1; what the client
+     * claimed itself (198.51.100.7) stays unread. */
+    const char *xff = "198.51.100.7, 192.0.2.1";
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(activate_with(key, 20, CLIENT_FORWARDED_HEADER, xff), GRPC_STATUS_OK);
+    assert_int_equal(activate_with(key, 20, CLIENT_FORWARDED_HEADER, xff), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_true(bucket_exists("192.0.2.1"));
+    assert_false(bucket_exists("198.51.100.7"));
+    assert_false(bucket_exists("127.0.0.1"));
+    /* Another client behind the same proxy has a bucket of its own; a
+     * second trusted proxy hop (10.1.2.3) is looked through. */
+    assert_int_equal(activate_with(key, 20, CLIENT_FORWARDED_HEADER, "192.0.2.2,10.1.2.3"), GRPC_STATUS_OK);
+    assert_true(bucket_exists("192.0.2.2"));
+    assert_false(bucket_exists("10.1.2.3"));
+    /* A proxy writing nonsense gets its clients charged to itself. */
+    assert_int_equal(activate_with(key, 20, CLIENT_FORWARDED_HEADER, "not-an-address"), GRPC_STATUS_OK);
+    assert_true(bucket_exists("127.0.0.1"));
+}
+
+static void test_forwarded_address_ignored_from_others(void **state) {
+    const char *flags[] = {
+        "--trusted-proxy", "10.0.0.0/8", "--rate-address-per-s", "0.01", "--rate-address-burst", "3", NULL};
+    assert_int_equal(start_with(flags), 0);
+    forget_bucket("127.0.0.1");
+    char key[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_KNOWN, 21, false, 0, key), 0);
+    /* 127.0.0.1 is no trusted proxy here: every call is its own, whatever
+     * address it claims to forward. */
+    for (unsigned i = 0; i < 3; i++) {
+        char xff[32];
+        snprintf(xff, sizeof xff, "192.0.2.%u", 50 + i);
+        assert_int_equal(activate_with(key, 21, CLIENT_FORWARDED_HEADER, xff), GRPC_STATUS_OK);
+    }
+    assert_int_equal(activate_with(key, 21, CLIENT_FORWARDED_HEADER, "192.0.2.99"), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_true(bucket_exists("127.0.0.1"));
+    assert_false(bucket_exists("192.0.2.50"));
+    assert_false(bucket_exists("192.0.2.99"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_record_is_read_only),
+        cmocka_unit_test(test_forwarded_address_from_trusted_proxy),
+        cmocka_unit_test(test_forwarded_address_ignored_from_others),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
