@@ -44,6 +44,7 @@
 #include "clock.h"
 #include "license_grant.h"
 #include "log.h"
+#include "rate_hold.h"
 #include "server.h"
 #include "validate.h"
 
@@ -93,6 +94,7 @@ static void refuse_not_genuine(worker *w, rpc_ctx *ctx, rpc_reply *reply, const 
                                const pk_fields *key) {
     policy_result p;
     policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
+    rate_hold_note(w->holds, address_key, key->group, &p);
     refuse_by_policy(w, ctx, reply, &p, key);
 }
 
@@ -261,6 +263,17 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     Activation__V1__ActivateRequest *rq = decode_request(w, reply, req, len, &key);
     if (!rq) return;
 
+    /* A caller Redis has just rate-limited (its address, or the key's
+     * product) is refused before anything is looked up for it. */
+    caller who;
+    caller_identify(a, ctx, &who);
+    const char *address_key = who.bucket;
+    policy_result held;
+    if (rate_hold_check(w->holds, address_key, true, key.group, &held)) {
+        refuse_by_policy(w, ctx, reply, &held, &key);
+        goto done;
+    }
+
     /* 2. The group's verification record, cached per worker. */
     const group_entry *g = NULL;
     group_lookup found = group_cache_get(w->groups, key.group, &g);
@@ -274,9 +287,6 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     /* 3. First security value, constant-time, before Redis. Every request
      *    counts for its address's threat signal; a refused key counts as a
      *    failure of its group once the group is known to exist. */
-    caller who;
-    caller_identify(a, ctx, &who);
-    const char *address_key = who.bucket;
     if (a->threats) threat_record_address(a->threats, address_key);
     if (!first_value_genuine(found, g, &key)) {
         if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
@@ -305,6 +315,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
                     license_random, address_key, plan.to_outbox ? &plan.outbox : NULL, &p);
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
+    rate_hold_note(w->holds, address_key, key.group, &p);
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
         refuse_by_policy(w, ctx, reply, &p, &key);

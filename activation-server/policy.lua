@@ -210,8 +210,8 @@ local function find_place(record, address_key)
         1, now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local version, max, lease, renew = group_policy(ARGV[2])
+    local place = redis.call('HGET', record, ARGV[4])   -- also for a group that is gone: same work
     if not version then return nil, {NOT_FOUND, '0'} end
-    local place = redis.call('HGET', record, ARGV[4])
     if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
     return {version = version, lease = lease, renew = renew, place = place, now = now_s}
 end

@@ -90,6 +90,7 @@ typedef struct worker {
     rstore *redis;                  /* this worker's own connection */
     int script;                     /* policy.lua's index on that connection */
     group_cache *groups;            /* groups this worker has seen */
+    struct rate_hold *holds;        /* callers Redis just rate-limited (rate_hold.h) */
     license_signer *signer;         /* this worker's signing context */
 } worker;
 

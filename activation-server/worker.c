@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "rate_hold.h"
 #include "server.h"
 
 void *worker_new(int index, void *app_ptr) {
@@ -26,7 +27,8 @@ void *worker_new(int index, void *app_ptr) {
     w->script = policy_register(w->redis);
     w->groups = group_cache_new(w->redis, a->kek, a->negative_ttl_ms, a->m.group_loads);
     w->signer = license_signer_new(&a->signing);
-    if (w->script < 0 || !w->groups || !w->signer) {
+    w->holds = rate_hold_new();
+    if (w->script < 0 || !w->groups || !w->signer || !w->holds) {
         log_error("worker.init", LOG_I("worker", index), LOG_END);
         worker_free(w);
         return NULL;
@@ -39,6 +41,7 @@ void worker_free(void *ptr) {
     if (!w) return;
     group_cache_free(w->groups);
     license_signer_free(w->signer);
+    rate_hold_free(w->holds);
     rstore_free(w->redis);
     free(w);
 }

@@ -20,9 +20,11 @@
 #include "client_address.h"
 #include "redis_keys.h"
 
-enum { G_KNOWN = 501 };
+enum { G_KNOWN = 501, G_ABSENT = 999 };
+#define MEASURE_PW "test-measure-pw"
 
 static act_env env;
+static redisContext *admin; /* INFO on Redis A (the measuring user) */
 
 static void tune(group_record *r) { r->policy.max_machines = 100; }
 
@@ -31,14 +33,30 @@ static int start_with(const char *const *flags) {
     return env_start_server(&env, flags);
 }
 
+/* INFO needs @dangerous, which no production user of Redis A has: give
+ * this private instance one extra measuring user. */
+static int add_measuring_user(void) {
+    char acl[512];
+    snprintf(acl, sizeof acl, "%s/users.acl", env.a.dir);
+    if (redis_fixture_pause(&env.a) != 0) return -1;
+    FILE *f = fopen(acl, "a");
+    if (!f) return -1;
+    fprintf(f, "user measure on >%s ~* &* +@all\n", MEASURE_PW);
+    fclose(f);
+    if (redis_fixture_resume(&env.a) != 0 || env_keystore_reconnect(&env) != 0) return -1;
+    admin = redis_fixture_connect(&env.a, "measure", MEASURE_PW);
+    return admin ? 0 : -1;
+}
+
 static int setup(void **state) {
-    if (env_start_stores(&env) != 0) return -1;
+    if (env_start_stores(&env) != 0 || add_measuring_user() != 0) return -1;
     if (env_create_group(&env, G_KNOWN, tune) != 0) return -1;
     return start_with(NULL);
 }
 
 static int teardown(void **state) {
     int st = env.server >= 0 ? env_stop_server(&env) : 0;
+    if (admin) redisFree(admin);
     env_stop(&env);
     return st == 0 ? 0 : -1;
 }
@@ -131,6 +149,40 @@ static void forget_bucket(const char *ip) {
     assert_non_null(r);
     freeReplyObject(r);
     redisFree(c);
+}
+
+/* Commands Redis A has run so far (INFO commandstats), by name or, for
+ * NULL, all of them but INFO itself; script-internal calls count too. */
+static long long commands(const char *name) {
+    redisReply *r = redisCommand(admin, "INFO commandstats");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    long long total = 0;
+    for (char *line = strstr(r->str, "cmdstat_"); line; line = strstr(line + 1, "cmdstat_")) {
+        char cmd[64];
+        long long calls;
+        if (sscanf(line, "cmdstat_%63[^:]:calls=%lld", cmd, &calls) != 2) continue;
+        if (name ? strcmp(cmd, name) == 0 : strcmp(cmd, "info") != 0) total += calls;
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+/* Log lines of `event` at `level` in the server log so far. */
+static int log_lines(const char *level, const char *event) {
+    char *log = env_read_log(&env);
+    assert_non_null(log);
+    char lv[64], ev[128];
+    snprintf(lv, sizeof lv, "\"level\":\"%s\"", level);
+    snprintf(ev, sizeof ev, "\"event\":\"%s\"", event);
+    int n = 0;
+    for (char *line = log, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (strstr(line, lv) && strstr(line, ev)) n++;
+    }
+    free(log);
+    return n;
 }
 
 static void activate_ok(uint32_t group, uint32_t serial, unsigned machine) {
@@ -231,11 +283,85 @@ static void test_forwarded_address_ignored_from_others(void **state) {
     assert_false(bucket_exists("192.0.2.99"));
 }
 
+/* One Renew or Deactivate of a license id nobody holds. */
+static grpc_status_code license_call(const char *path, uint32_t group) {
+    char license_id[40];
+    snprintf(license_id, sizeof license_id, "%08x%08x0011223344556677", group, 7u);
+    uint8_t m[32], buf[256];
+    env_machine(m, 7);
+    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT; /* Deactivate's shape too */
+    rq.license_id = license_id;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
+    size_t len = activation__v1__renew_request__pack(&rq, buf);
+    rpc_result res;
+    grpc_status_code st = env_call(&env, path, buf, len, 5000, &res);
+    rpc_result_clear(&res);
+    return st;
+}
+
+enum { FLOOD = 60, FLOOD_BURST = 5 };
+
+/* A flood of FLOOD calls naming `group` from one address; returns how many
+ * were NOT_FOUND (the rest must be RESOURCE_EXHAUSTED) and the Redis
+ * commands and info lines they cost. */
+static int flood(const char *path, const char *event, uint32_t group, long long *cmds, int *info_lines) {
+    long long c0 = commands(NULL);
+    int l0 = log_lines("info", event);
+    int not_found = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        grpc_status_code st = license_call(path, group);
+        if (st != GRPC_STATUS_NOT_FOUND && st != GRPC_STATUS_RESOURCE_EXHAUSTED)
+            fprintf(stderr, "%s call %d: status %d\n", path, i, st);
+        assert_true(st == GRPC_STATUS_NOT_FOUND || st == GRPC_STATUS_RESOURCE_EXHAUSTED);
+        /* Rate-limited from the moment the burst is spent, never again found. */
+        assert_int_equal(st, i < FLOOD_BURST ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_RESOURCE_EXHAUSTED);
+        not_found += st == GRPC_STATUS_NOT_FOUND;
+    }
+    usleep(100 * 1000); /* the log writer */
+    *cmds = commands(NULL) - c0;
+    *info_lines = log_lines("info", event) - l0;
+    return not_found;
+}
+
+/* Renew and Deactivate take the address token before they look at the
+ * group: a group that does not exist reads like a license nobody holds,
+ * and a flood of either stops at the address's burst. What it costs Redis
+ * and the log is bounded, and made-up groups are not logged at info. */
+static void test_renew_deactivate_rate_limit_first(void **state) {
+    char burst[16];
+    snprintf(burst, sizeof burst, "%d", FLOOD_BURST);
+    const char *flags[] = {"--rate-address-per-s", "0.001", "--rate-address-burst", burst, NULL};
+    struct {
+        const char *path, *event;
+        uint32_t group;
+    } runs[] = {
+        {PA_RPC_RENEW, "renew.refused", G_ABSENT},
+        {PA_RPC_RENEW, "renew.refused", G_KNOWN},
+        {PA_RPC_DEACTIVATE, "deactivate.refused", G_ABSENT},
+        {PA_RPC_DEACTIVATE, "deactivate.refused", G_KNOWN},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        /* A fresh server and bucket each run: no hold, no token left over. */
+        assert_int_equal(start_with(flags), 0);
+        forget_bucket("127.0.0.1");
+        long long cmds;
+        int info;
+        assert_int_equal(flood(runs[i].path, runs[i].event, runs[i].group, &cmds, &info), FLOOD_BURST);
+        fprintf(stderr, "%s group %u: %d calls, %lld Redis commands, %d info lines\n", runs[i].path, runs[i].group,
+                FLOOD, cmds, info);
+        /* The burst's scripts (a handful of commands each), then at most one
+         * script per worker learns the refusal; the rest cost Redis nothing. */
+        assert_true(cmds <= (FLOOD_BURST + 2) * 8);
+        assert_true(info <= (runs[i].group == G_ABSENT ? 0 : FLOOD_BURST));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_record_is_read_only),
         cmocka_unit_test(test_forwarded_address_from_trusted_proxy),
         cmocka_unit_test(test_forwarded_address_ignored_from_others),
+        cmocka_unit_test(test_renew_deactivate_rate_limit_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
