@@ -55,7 +55,10 @@ static const config_option options[] = {
     {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
     {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
-    {"negative-cache-ms", "MS", "how long a worker remembers that a group does not exist", "5000"},
+    {"negative-cache-ms", "MS", "how long a worker remembers that a group record is unusable", "5000"},
+    {"group-refresh-ms", "MS",
+     "how often the set of existing groups is read again (a new group is also found at its "
+     "first activation); 0 = only then", "10000"},
     {"trusted-proxy", "CIDR",
      "believe the client address that a proxy at this address or network forwards in "
      "x-forwarded-for; repeat for several", NULL},
@@ -111,6 +114,7 @@ typedef struct daemon_state {
     char *tls_key;
     rpc_tls_config tls;
     int flush_ms;                   /* after the drain, for forwarding the outbox */
+    int group_refresh_ms;           /* --group-refresh-ms (group_ids.h) */
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
@@ -145,6 +149,7 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
+    d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
     a->proxies = trusted_proxies_new(proxies, n_proxies, err, sizeof err);
@@ -298,6 +303,8 @@ static void free_state(daemon_state *d) {
  * gets flush_ms to drain. Then the frame (metrics, configuration). */
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
     stop_audit(d, flush_ms);
+    group_ids_stop(d->app.groups);
+    d->app.groups = NULL;
     rpc_client_thread_done();
     grpc_shutdown();
     free_state(d);
@@ -326,6 +333,13 @@ int main(int argc, char **argv) {
     if (start_audit(&d) != 0) {
         stop_runtime(&d, 0, -1);
         return 2;
+    }
+    char err[256];
+    d.app.groups = group_ids_start(&d.app.redis, d.group_refresh_ms, d.app.m.group_id_loads, err, sizeof err);
+    if (!d.app.groups) {
+        fail("group_ids.start", err);
+        stop_runtime(&d, 0, -1);
+        return 1;
     }
     rpc_server *s = start_server(&d);
     if (!s) {

@@ -104,6 +104,8 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
         const redisReply *s = r->elements > 2 ? r->element[2] : NULL;
         out->scope = s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "group") == 0
                          ? "group" : "address";
+    } else if (out->status == POLICY_NOT_GENUINE) {
+        out->group_exists = int_at(r, 1, &bad) == 1;
     } else {
         out->version = (uint64_t)int_at(r, 1, &bad);
         out->count = (uint32_t)int_at(r, 2, &bad);
@@ -216,14 +218,18 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
     by_license(r, script, l, "deactivate", group, serial, machine_id, random, address_key, out);
 }
 
-void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
+    char group_s[16];
+    snprintf(group_s, sizeof group_s, "%u", group);
     args a = {.n = 0};
     add_str(&a, address_key);
     add_str(&a, "reject");
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
     add_str(&a, l->failure_cost);
+    add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    add_str(&a, group_s);
     run(r, script, 1, &a, "reject", out);
 }
 

@@ -35,6 +35,7 @@ typedef struct policy_result {
     uint8_t random[LICENSE_RANDOM_LEN]; /* the place's license id random part */
     bool again;                  /* the machine already held a place on the key */
     bool audited;                /* activate: the script wrote the audit:outbox record */
+    bool group_exists;           /* reject (NOT_GENUINE): the group is in `groups` */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -81,9 +82,11 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                        policy_result *out);
 
-/* A failed genuineness check from `address_key`: takes failure tokens.
- * NOT_GENUINE, or RATE_LIMITED once the address has none left. */
-void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+/* A failed genuineness check from `address_key` of a key of `group`
+ * (which may not exist): takes failure tokens. NOT_GENUINE, with whether
+ * the group is in `groups` (asked whether or not the caller knew: same
+ * work), or RATE_LIMITED once the address has none left. */
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out);
 
 const char *policy_status_name(policy_status s);

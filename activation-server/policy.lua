@@ -55,7 +55,7 @@ local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NO
 --   NO_PLACE      {4, version, places_held}
 --   NOT_FOUND     {5, version}     (no such place, or the license id does not match)
 --   EXPIRED       {6, version}
---   NOT_GENUINE   {7}
+--   NOT_GENUINE   {7, exists (1 when the group is in `groups`)}
 
 local function clock()
     local t = redis.call('TIME')
@@ -235,17 +235,22 @@ local function deactivate()
     return {OK, p.version, places(KEYS[1])}
 end
 
--- ARGV: op, address rate, address burst, cost. A wrong key takes `cost`
--- tokens; once the bucket is empty the address is refused for every key, so
--- a brute-force run learns nothing and slows to the refill rate.
+-- ARGV: op, address rate, address burst, cost, `groups` key (read only,
+-- hence not in KEYS), group ID. A wrong key takes `cost` tokens; once the
+-- bucket is empty the address is refused for every key, so a brute-force
+-- run learns nothing and slows to the refill rate. The reply says whether
+-- the group exists, asked for every key refused (a known group with a
+-- wrong value as much as a made-up one), so the server can find a group
+-- created since it last read `groups` (group_ids.h) at no extra cost.
 local function reject()
     local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-    if rate <= 0 then return {NOT_GENUINE} end
+    local exists = redis.call('SISMEMBER', ARGV[5], ARGV[6])
+    if rate <= 0 then return {NOT_GENUINE, exists} end
     local _, now_ms = clock()
     local level = bucket_level(KEYS[1], rate, burst, now_ms)
     if level < 1 then return {RATE_LIMITED, seconds_until(level, 1, rate), 'address'} end
     bucket_store(KEYS[1], math.max(0, level - cost), rate, burst, now_ms)
-    return {NOT_GENUINE}
+    return {NOT_GENUINE, exists}
 end
 
 local ops = {activate = activate, renew = renew_license, deactivate = deactivate, reject = reject}

@@ -63,6 +63,7 @@ typedef struct activation_metrics {
     metric *stage_ns[STAGE_N];      /* nanoseconds spent per stage, granted calls */
     metric *stage_calls;            /* granted calls timed into stage_ns */
     metric *group_loads;            /* group records read from Redis (cache misses) */
+    metric *group_id_loads;         /* reads of the `groups` set (group_ids.h) */
     metric *audit_sampled;          /* activations given to the offline-audit outbox */
     metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
     metric *audit_fallback;         /* online audits that fell back to the outbox */
@@ -76,8 +77,9 @@ typedef struct app {
     uint8_t kek[KEK_LEN];           /* unwraps groups' first secrets */
     rstore_config redis;            /* each worker connects with it */
     policy_limits limits;           /* token buckets, formatted for the script */
-    int negative_ttl_ms;            /* how long unknown groups stay cached */
+    int negative_ttl_ms;            /* how long unusable group records stay cached */
     trusted_proxies *proxies;       /* --trusted-proxy: whose x-forwarded-for is believed */
+    group_ids *groups;              /* which groups exist (group_ids.h); shared by the workers */
     audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
     threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
     audit_sampler *sampler;         /* which activations are audited; NULL if off */

@@ -25,7 +25,7 @@ void *worker_new(int index, void *app_ptr) {
         return NULL;
     }
     w->script = policy_register(w->redis);
-    w->groups = group_cache_new(w->redis, a->kek, a->negative_ttl_ms, a->m.group_loads);
+    w->groups = group_cache_new(w->redis, a->kek, a->groups, a->negative_ttl_ms, a->m.group_loads);
     w->signer = license_signer_new(&a->signing);
     w->holds = rate_hold_new();
     if (w->script < 0 || !w->groups || !w->signer || !w->holds) {
@@ -112,6 +112,8 @@ void activation_metrics_init(activation_metrics *m) {
     m->group_loads = metric_counter("pa_group_cache_loads_total",
                                     "Group records read from Redis (cache misses and refreshes)",
                                     "");
+    m->group_id_loads =
+        metric_counter("pa_group_ids_loads_total", "Reads of the set of existing groups (start-up and refreshes)", "");
     m->audit_sampled = metric_counter("pa_audit_sampled_total",
                                       "Activations written to the offline-audit outbox", "");
     static const char *const verdicts[3] = {

@@ -20,7 +20,7 @@
 #include "client_address.h"
 #include "redis_keys.h"
 
-enum { G_KNOWN = 501, G_ABSENT = 999 };
+enum { G_KNOWN = 501, G_NEW = 502, G_ABSENT = 999 };
 #define MEASURE_PW "test-measure-pw"
 
 static act_env env;
@@ -356,12 +356,88 @@ static void test_renew_deactivate_rate_limit_first(void **state) {
     }
 }
 
+/* Redis commands one Activate of `key` costs. */
+static long long cost_of(const char *key, unsigned machine, grpc_status_code want) {
+    long long c0 = commands(NULL);
+    uint8_t m[32];
+    env_machine(m, machine);
+    rpc_result res;
+    grpc_status_code st = env_activate(&env, key, m, sizeof m, &res, NULL);
+    if (st != want) fprintf(stderr, "activate: %d %s\n", st, res.message);
+    assert_int_equal(st, want);
+    rpc_result_clear(&res);
+    return commands(NULL) - c0;
+}
+
+/* A key of a group that does not exist costs Redis exactly what a wrong
+ * key of a real group costs (one reject script), never a group lookup: the
+ * set of groups is in memory. Rate-limited, both cost nothing. */
+static void test_unknown_group_costs_what_a_known_one_does(void **state) {
+    const char *flags[] = {"--rate-address-per-s", "0.001", "--rate-address-burst", "1000", NULL};
+    assert_int_equal(start_with(flags), 0);
+    forget_bucket("127.0.0.1");
+    char wrong[PK_TEXT_LEN + 1], unknown[PK_TEXT_LEN + 1];
+    /* Each worker reads a real group's record once; do that first. */
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(env_make_key(&env, G_KNOWN, 30 + i, false, 1, wrong), 0);
+        cost_of(wrong, 30, GRPC_STATUS_PERMISSION_DENIED);
+    }
+    char wrongs[20][PK_TEXT_LEN + 1]; /* made first: the keystore reads Redis A too */
+    for (unsigned i = 0; i < 20; i++) assert_int_equal(env_make_key(&env, G_KNOWN, 40 + i, false, 1, wrongs[i]), 0);
+    long long hgetall0 = commands("hgetall");
+    for (unsigned i = 0; i < 20; i++) {
+        /* Fresh made-up groups each time: nothing can be cached for them. */
+        env_forge_key(700000 + i, 1, unknown);
+        memcpy(wrong, wrongs[i], sizeof wrong);
+        long long known_cost = cost_of(wrong, 31, GRPC_STATUS_PERMISSION_DENIED);
+        long long unknown_cost = cost_of(unknown, 31, GRPC_STATUS_PERMISSION_DENIED);
+        if (known_cost != unknown_cost)
+            fprintf(stderr, "call %u: known %lld, unknown %lld\n", i, known_cost, unknown_cost);
+        assert_int_equal(known_cost, unknown_cost);
+        assert_true(known_cost >= 1 && known_cost <= 10);
+    }
+    assert_int_equal(commands("hgetall"), hgetall0);
+    /* Spend the address's tokens (5 per refusal, 1000 in all), then the
+     * same: a throttled caller costs Redis nothing either way. */
+    for (unsigned i = 0; i < 200; i++) {
+        env_forge_key(710000 + i, 1, unknown);
+        uint8_t m[32];
+        env_machine(m, 32);
+        rpc_result res;
+        env_activate(&env, unknown, m, sizeof m, &res, NULL);
+        rpc_result_clear(&res);
+    }
+    for (int w = 0; w < 4; w++) cost_of(unknown, 32, GRPC_STATUS_RESOURCE_EXHAUSTED); /* every worker learns */
+    for (unsigned i = 0; i < 10; i++) {
+        env_forge_key(720000 + i, 1, unknown);
+        assert_int_equal(env_make_key(&env, G_KNOWN, 60 + i, false, 1, wrong), 0);
+        assert_int_equal(cost_of(wrong, 33, GRPC_STATUS_RESOURCE_EXHAUSTED), 0);
+        assert_int_equal(cost_of(unknown, 33, GRPC_STATUS_RESOURCE_EXHAUSTED), 0);
+    }
+}
+
+/* A group created while the server runs, with no refresh of the set of
+ * groups due: its first activation finds it (the reject call says it
+ * exists) and succeeds. */
+static void test_new_group_found_at_first_activation(void **state) {
+    const char *flags[] = {"--group-refresh-ms", "0", NULL};
+    assert_int_equal(start_with(flags), 0);
+    forget_bucket("127.0.0.1");
+    assert_int_equal(env_create_group(&env, G_NEW, tune), 0);
+    for (unsigned i = 0; i < 4; i++) activate_ok(G_NEW, 1 + i, 40); /* on every worker */
+    char wrong[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_NEW, 9, false, 1, wrong), 0);
+    cost_of(wrong, 41, GRPC_STATUS_PERMISSION_DENIED);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_record_is_read_only),
         cmocka_unit_test(test_forwarded_address_from_trusted_proxy),
         cmocka_unit_test(test_forwarded_address_ignored_from_others),
         cmocka_unit_test(test_renew_deactivate_rate_limit_first),
+        cmocka_unit_test(test_unknown_group_costs_what_a_known_one_does),
+        cmocka_unit_test(test_new_group_found_at_first_activation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
