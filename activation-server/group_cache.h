@@ -45,6 +45,7 @@ typedef struct group_entry {
     char key_group[PA_RKEY_MAX];                              /* "{g:ID}:group", built once */
     char key_revoked[PA_RKEY_MAX];                            /* "{g:ID}:revoked" */
     char key_bucket[PA_RKEY_MAX];                             /* "{g:ID}:rl", the group's token bucket */
+    char key_failures[PA_RKEY_MAX];                           /* "{g:ID}:rl:f", its failure bucket */
 } group_entry;
 
 typedef enum group_lookup {

@@ -55,6 +55,10 @@ static const config_option options[] = {
     {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
     {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
+    {"rate-group-failures-per-s", "N",
+     "keys of one group refused as not genuine per second, from all addresses together; "
+     "once spent, the group takes no activation until it refills; 0 = off", "100"},
+    {"rate-group-failures-burst", "N", "such refusals a group may take at once", "1000"},
     {"negative-cache-ms", "MS", "how long a worker remembers that a group record is unusable", "5000"},
     {"group-refresh-ms", "MS",
      "how often the set of existing groups is read again (a new group is also found at its "
@@ -148,6 +152,8 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-per-s", 0, 1e12, &ok),
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
+    policy_limits_set_group_failures(&a->limits, config_get_double(c, "rate-group-failures-per-s", 0, 1e12, &ok),
+                                     config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
     const char *const *proxies;

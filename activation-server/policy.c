@@ -26,6 +26,12 @@ void policy_limits_set(policy_limits *l, double address_rate, double address_bur
     snprintf(l->group_rate, sizeof l->group_rate, "%.17g", group_rate);
     snprintf(l->group_burst, sizeof l->group_burst, "%.17g", group_burst);
     snprintf(l->failure_cost, sizeof l->failure_cost, "%.17g", failure_cost);
+    if (!l->failure_rate[0]) policy_limits_set_group_failures(l, 0, 1);
+}
+
+void policy_limits_set_group_failures(policy_limits *l, double rate, double burst) {
+    snprintf(l->failure_rate, sizeof l->failure_rate, "%.17g", rate);
+    snprintf(l->failure_burst, sizeof l->failure_burst, "%.17g", burst);
 }
 
 void policy_address_key(const char *ip, char *out, size_t n) {
@@ -155,6 +161,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, g->key_bucket);
     add_str(&a, address_key);
     add_str(&a, PA_RKEY_OUTBOX);
+    add_str(&a, g->key_failures);
     int nkeys = a.n;
     add_str(&a, "activate");
     add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
@@ -165,6 +172,8 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, l->address_burst);
     add_str(&a, l->group_rate);
     add_str(&a, l->group_burst);
+    add_str(&a, l->failure_rate);
+    add_str(&a, l->failure_burst);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         add_str(&a, "0");
@@ -220,17 +229,21 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
 
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
-    char group_s[16];
+    char group_s[16], failures[PA_RKEY_MAX];
     snprintf(group_s, sizeof group_s, "%u", group);
+    pa_rkey_group_failure_bucket(failures, sizeof failures, group);
     args a = {.n = 0};
     add_str(&a, address_key);
+    add_str(&a, failures);
     add_str(&a, "reject");
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
     add_str(&a, l->failure_cost);
     add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
     add_str(&a, group_s);
-    run(r, script, 1, &a, "reject", out);
+    add_str(&a, l->failure_rate);
+    add_str(&a, l->failure_burst);
+    run(r, script, 2, &a, "reject", out);
 }
 
 const char *policy_status_name(policy_status s) {

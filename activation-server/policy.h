@@ -50,10 +50,14 @@ typedef struct policy_limits {
     char group_rate[24];         /* tokens per second per group */
     char group_burst[24];
     char failure_cost[24];       /* tokens a failed genuineness check takes */
+    char failure_rate[24];       /* keys of one group refused as not genuine, per second */
+    char failure_burst[24];
 } policy_limits;
 
 void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
                        double group_rate, double group_burst, double failure_cost);
+/* The per-group failure bucket (default off until set: rate 0). */
+void policy_limits_set_group_failures(policy_limits *l, double rate, double burst);
 
 /* An offline-audit record for audit:outbox, written by the script in the
  * same round trip as the activation. */

@@ -7,10 +7,12 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[1] names the operation:
---   activate    KEYS revoked, record, group bucket, address bucket, outbox
+--   activate    KEYS revoked, record, group bucket, address bucket, outbox,
+--                    group failure bucket
 --   renew       KEYS revoked, record, address bucket
 --   deactivate  KEYS record, address bucket
---   reject      KEYS address bucket     (a failed genuineness check costs tokens)
+--   reject      KEYS address bucket, group failure bucket
+--                                      (a failed genuineness check costs tokens)
 -- activate, renew and deactivate get the group record's key name in ARGV[2],
 -- not in KEYS: the activation ACL user may only read group records (%R~),
 -- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
@@ -34,6 +36,10 @@
 --                            The 128-bit digest halves the field; making two
 --                            machine ids share one takes ~2^64 work.
 --   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
+--   {g:ID}:rl:f      string  the group's failure bucket: keys of the group
+--                            refused as not genuine, from any address; kept
+--                            for made-up group IDs as well, so no limit
+--                            tells whether a group exists
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
 --   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
 -- The address bucket and the outbox are outside the group's hash slot; on
@@ -86,23 +92,25 @@ local function seconds_until(level, cost, rate)
     return s
 end
 
--- Takes `cost` tokens from every bucket, or from none when one is short.
--- buckets: list of {key, rate, burst, scope}; rate 0 disables a bucket.
--- Returns 0, or the seconds to wait and the scope that refused.
-local function take_tokens(buckets, cost, now_ms)
+-- Checks that every bucket holds at least `need` tokens and then takes
+-- `take` from each (down to 0, never below), or takes nothing when one is
+-- short. buckets: list of {key, rate, burst, scope, need, take}; rate 0
+-- disables a bucket; take 0 only checks it. Returns 0, or the seconds to
+-- wait and the scope that refused.
+local function take_tokens(buckets, now_ms)
     local wait, scope = 0, nil
     for _, b in ipairs(buckets) do
         if b[2] > 0 then
             b.level = bucket_level(b[1], b[2], b[3], now_ms)
-            if b.level < cost then
-                local s = seconds_until(b.level, cost, b[2])
+            if b.level < b[5] then
+                local s = seconds_until(b.level, b[5], b[2])
                 if s > wait then wait, scope = s, b[4] end
             end
         end
     end
     if wait > 0 then return wait, scope end
     for _, b in ipairs(buckets) do
-        if b[2] > 0 then bucket_store(b[1], b.level - cost, b[2], b[3], now_ms) end
+        if b[2] > 0 and b[6] > 0 then bucket_store(b[1], math.max(0, b.level - b[6]), b[2], b[3], now_ms) end
     end
     return 0
 end
@@ -156,18 +164,22 @@ local function lease_times(lease, renew, now_s)
 end
 
 -- ARGV: op, group record key, serial, place (machine digest), random,
---       address rate, address burst, group rate, group burst, audit mode
---       (0 none, 1 sampled, 2 only if this is the key's first use), then
---       with an audit mode: request_id, group, upgrade, security_first,
+--       address rate, address burst, group rate, group burst, group failure
+--       rate, group failure burst, audit mode (0 none, 1 sampled, 2 only if
+--       this is the key's first use), then with an audit mode: request_id, group, upgrade, security_first,
 --       security_second, client_address, received_at, sample_reason,
 --       machine_id (audit_record_script_args in audit_record.c builds them;
 --       the reason is already the audit API's spelling, e.g.
 --       "first-activation")
 local function activate()
     local now_s, now_ms = clock()
+    -- One token from the address and one from the group; a group whose
+    -- failure budget is spent takes no activation either, or a guesser
+    -- spread over many addresses would see its right guess succeed.
     local wait, scope = take_tokens({
-        {KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), 'address'},
-        {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group'}}, 1, now_ms)
+        {KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1},
+        {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group', 1, 1},
+        {KEYS[6], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
     local version, max, lease, renew = group_policy(ARGV[2])
@@ -189,12 +201,12 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires))
 
-    local mode, audited = ARGV[10], 0
+    local mode, audited = ARGV[12], 0
     if mode == '1' or (mode == '2' and uses == 1) then
-        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[11], 'group', ARGV[12],
-            'serial', ARGV[3], 'upgrade', ARGV[13], 'security_first', ARGV[14],
-            'security_second', ARGV[15], 'machine_id', ARGV[19], 'client_address', ARGV[16],
-            'received_at', ARGV[17], 'sample_reason', ARGV[18])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[13], 'group', ARGV[14],
+            'serial', ARGV[3], 'upgrade', ARGV[15], 'security_first', ARGV[16],
+            'security_second', ARGV[17], 'machine_id', ARGV[21], 'client_address', ARGV[18],
+            'received_at', ARGV[19], 'sample_reason', ARGV[20])
         audited = 1
     end
     return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
@@ -206,8 +218,8 @@ end
 --       address rate, address burst
 local function find_place(record, address_key)
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address'}},
-        1, now_ms)
+    local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
+        now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local version, max, lease, renew = group_policy(ARGV[2])
     local place = redis.call('HGET', record, ARGV[4])   -- also for a group that is gone: same work
@@ -236,20 +248,22 @@ local function deactivate()
 end
 
 -- ARGV: op, address rate, address burst, cost, `groups` key (read only,
--- hence not in KEYS), group ID. A wrong key takes `cost` tokens; once the
--- bucket is empty the address is refused for every key, so a brute-force
--- run learns nothing and slows to the refill rate. The reply says whether
--- the group exists, asked for every key refused (a known group with a
--- wrong value as much as a made-up one), so the server can find a group
--- created since it last read `groups` (group_ids.h) at no extra cost.
+-- hence not in KEYS), group ID, group failure rate, group failure burst.
+-- A wrong key takes `cost` tokens from its address and one from its
+-- group's failure bucket; once either is below one token, every key from
+-- that address, or of that group from anywhere, is refused, so a
+-- brute-force run learns nothing and slows to the refill rate, however
+-- many addresses it is spread over. The reply says whether the group
+-- exists, asked for every key refused (a known group with a wrong value as
+-- much as a made-up one), so the server can find a group created since it
+-- last read `groups` (group_ids.h) at no extra cost.
 local function reject()
-    local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
     local exists = redis.call('SISMEMBER', ARGV[5], ARGV[6])
-    if rate <= 0 then return {NOT_GENUINE, exists} end
     local _, now_ms = clock()
-    local level = bucket_level(KEYS[1], rate, burst, now_ms)
-    if level < 1 then return {RATE_LIMITED, seconds_until(level, 1, rate), 'address'} end
-    bucket_store(KEYS[1], math.max(0, level - cost), rate, burst, now_ms)
+    local wait, scope = take_tokens({
+        {KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},
+        {KEYS[2], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group', 1, 1}}, now_ms)
+    if wait > 0 then return {RATE_LIMITED, wait, scope} end
     return {NOT_GENUINE, exists}
 end
 

@@ -47,6 +47,12 @@ int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial);
 #define PA_RKEY_GROUP_BUCKET_FMT "{g:%u}:rl"
 int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id);
 
+/* string: the group's failure bucket: keys of the group refused as not
+ * genuine, from any address. Exists for made-up group IDs too (so a group's
+ * existence shows in no rate limit). r/w policy.lua only. */
+#define PA_RKEY_GROUP_FAILURE_BUCKET_FMT "{g:%u}:rl:f"
+int pa_rkey_group_failure_bucket(char *buf, size_t n, uint32_t id);
+
 /* string: one client address's token bucket; `address` is the text the
  * activation server limits by (IPv6: its /64, policy_address_key).
  * r/w policy.lua only; expires when the bucket would be full again. */

@@ -20,7 +20,7 @@
 #include "client_address.h"
 #include "redis_keys.h"
 
-enum { G_KNOWN = 501, G_NEW = 502, G_ABSENT = 999 };
+enum { G_KNOWN = 501, G_NEW = 502, G_GUESSED = 503, G_OTHER = 504, G_ABSENT = 999 };
 #define MEASURE_PW "test-measure-pw"
 
 static act_env env;
@@ -50,7 +50,9 @@ static int add_measuring_user(void) {
 
 static int setup(void **state) {
     if (env_start_stores(&env) != 0 || add_measuring_user() != 0) return -1;
-    if (env_create_group(&env, G_KNOWN, tune) != 0) return -1;
+    if (env_create_group(&env, G_KNOWN, tune) != 0 || env_create_group(&env, G_GUESSED, tune) != 0 ||
+        env_create_group(&env, G_OTHER, tune) != 0)
+        return -1;
     return start_with(NULL);
 }
 
@@ -430,6 +432,53 @@ static void test_new_group_found_at_first_activation(void **state) {
     cost_of(wrong, 41, GRPC_STATUS_PERMISSION_DENIED);
 }
 
+/* Activate `key` as the client `ip` behind the trusted proxy 127.0.0.1. */
+static grpc_status_code activate_from(const char *ip, const char *key, unsigned machine) {
+    return activate_with(key, machine, CLIENT_FORWARDED_HEADER, ip);
+}
+
+/* Guesses spread over many addresses, each well within its own budget,
+ * still spend their group's failure budget; then the group takes no key at
+ * all, not even a right one (else the right guess would stand out), while
+ * other groups are untouched. A made-up group has a failure budget too, so
+ * the limit does not tell whether a group exists. */
+static void test_failures_from_many_addresses_exhaust_the_group(void **state) {
+    const char *flags[] = {"--trusted-proxy",
+                           "127.0.0.1",
+                           "--rate-group-failures-per-s",
+                           "0.001",
+                           "--rate-group-failures-burst",
+                           "5",
+                           NULL};
+    assert_int_equal(start_with(flags), 0);
+    char wrong[PK_TEXT_LEN + 1], right[PK_TEXT_LEN + 1], other[PK_TEXT_LEN + 1], ip[32];
+    assert_int_equal(env_make_key(&env, G_GUESSED, 1, false, 1, wrong), 0);
+    assert_int_equal(env_make_key(&env, G_GUESSED, 2, false, 0, right), 0);
+    assert_int_equal(env_make_key(&env, G_OTHER, 1, false, 0, other), 0);
+    uint32_t groups[] = {G_GUESSED, G_ABSENT};
+    for (size_t g = 0; g < 2; g++) {
+        char guess[PK_TEXT_LEN + 1];
+        if (groups[g] == G_GUESSED) memcpy(guess, wrong, sizeof guess);
+        else env_forge_key(G_ABSENT, 1, guess);
+        /* One guess from each of five addresses: all refused as not genuine. */
+        for (unsigned i = 0; i < 5; i++) {
+            snprintf(ip, sizeof ip, "198.51.100.%zu", 10 * g + i + 1);
+            assert_int_equal(activate_from(ip, guess, 50), GRPC_STATUS_PERMISSION_DENIED);
+        }
+        /* The sixth, from yet another address, finds the group's budget spent. */
+        snprintf(ip, sizeof ip, "198.51.100.%zu", 10 * g + 9);
+        assert_int_equal(activate_from(ip, guess, 50), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    }
+    /* A right key of the guessed group is refused alike, from a fresh address... */
+    assert_int_equal(activate_from("203.0.113.1", right, 51), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    /* ...and on a server that holds nothing in memory (the limit is in Redis). */
+    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(activate_from("203.0.113.2", right, 51), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    /* Another group is not affected. */
+    assert_int_equal(activate_from("203.0.113.3", other, 52), GRPC_STATUS_OK);
+    assert_true(env_metric(&env, "pa_rate_limited_total{scope=\"group\"}") >= 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_record_is_read_only),
@@ -438,6 +487,7 @@ int main(void) {
         cmocka_unit_test(test_renew_deactivate_rate_limit_first),
         cmocka_unit_test(test_unknown_group_costs_what_a_known_one_does),
         cmocka_unit_test(test_new_group_found_at_first_activation),
+        cmocka_unit_test(test_failures_from_many_addresses_exhaust_the_group),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -84,6 +84,8 @@ static void test_redis_key_names(void **state) {
     assert_string_equal(k, "{g:1048575}:k:1073741823");
     pa_rkey_group_bucket(k, sizeof k, 7);
     assert_string_equal(k, "{g:7}:rl");
+    pa_rkey_group_failure_bucket(k, sizeof k, 7);
+    assert_string_equal(k, "{g:7}:rl:f");
     pa_rkey_address_bucket(k, sizeof k, "2001:db8::/64");
     assert_string_equal(k, "rl:a:2001:db8::/64");
     pa_rkey_audit(k, sizeof k, 7);
