@@ -24,8 +24,10 @@
 --                            version, max_machines, lease_seconds, renew_seconds
 --   {g:ID}:revoked   set     revoked serials, decimal
 --   {g:ID}:k:SERIAL  hash    the key's activation record:
---                              "n"      uses of the key: Activate and Renew
---                                       calls that reached the record
+--                              "n"      uses of the key: places granted to a
+--                                       machine that held none (a machine
+--                                       activating again, a Renew, a refusal
+--                                       for lack of a place do not count)
 --                              <place>  one field per machine holding a place:
 --                                       the first 16 bytes of SHA-256(machine_id)
 --                                       -> license random (8 bytes) |
@@ -187,15 +189,21 @@ local function activate()
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
 
     local record, field = KEYS[2], ARGV[4]
-    local uses = redis.call('HINCRBY', record, 'n', 1)
     local place = redis.call('HGET', record, field)
-    local random, again = ARGV[5], 0
+    local random, again, uses = ARGV[5], 0, 0
     if place then
-        random, again = string.sub(place, 1, 8), 1   -- same machine: same place, same license id
-    elseif max > 0 then
-        local held = redis.call('HLEN', record) - 1   -- every field but "n"
-        if held >= max then held = held - reclaim_lapsed(record, now_s) end
-        if held >= max then return {NO_PLACE, version, held} end
+        -- Same machine: same place, same license id, and not another use.
+        -- This also makes a retry safe after a reply that got lost once the
+        -- place was written (signing failed, the caller's deadline passed).
+        random, again = string.sub(place, 1, 8), 1
+    else
+        if max > 0 then
+            local held = places(record)
+            if held >= max then held = held - reclaim_lapsed(record, now_s) end
+            -- Refused for lack of a place: nothing changes, not even the count.
+            if held >= max then return {NO_PLACE, version, held} end
+        end
+        uses = redis.call('HINCRBY', record, 'n', 1)
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
@@ -209,8 +217,7 @@ local function activate()
             'received_at', ARGV[19], 'sample_reason', ARGV[20])
         audited = 1
     end
-    return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
-        again, audited}
+    return {OK, version, places(record), expires, renew_after, now_s, random, again, audited}
 end
 
 -- The place named by a license: {version, place} or an error reply.
@@ -234,7 +241,6 @@ local function renew_license()
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
-    redis.call('HINCRBY', KEYS[2], 'n', 1)
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
     redis.call('HSET', KEYS[2], ARGV[4], pack_place(ARGV[5], expires))
     return {OK, p.version, places(KEYS[2]), expires, renew_after, p.now, ARGV[5], 1}
