@@ -60,6 +60,9 @@ static const config_option options[] = {
      "once spent, the group takes no activation until it refills; 0 = off", "100"},
     {"rate-group-failures-burst", "N", "such refusals a group may take at once", "1000"},
     {"negative-cache-ms", "MS", "how long a worker remembers that a group record is unusable", "5000"},
+    {"place-retention-s", "S",
+     "forget a place this long after nothing depends on it (a lease lapsed, or a permanent "
+     "place of an unlimited key not seen); 0 = keep for ever", "2592000"},
     {"group-refresh-ms", "MS",
      "how often the set of existing groups is read again (a new group is also found at its "
      "first activation); 0 = only then", "10000"},
@@ -152,6 +155,7 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-per-s", 0, 1e12, &ok),
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
+    policy_limits_set_retention(&a->limits, config_get_int(c, "place-retention-s", 0, 100LL * 365 * 86400, &ok));
     policy_limits_set_group_failures(&a->limits, config_get_double(c, "rate-group-failures-per-s", 0, 1e12, &ok),
                                      config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);

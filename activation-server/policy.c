@@ -27,6 +27,11 @@ void policy_limits_set(policy_limits *l, double address_rate, double address_bur
     snprintf(l->group_burst, sizeof l->group_burst, "%.17g", group_burst);
     snprintf(l->failure_cost, sizeof l->failure_cost, "%.17g", failure_cost);
     if (!l->failure_rate[0]) policy_limits_set_group_failures(l, 0, 1);
+    if (!l->retention[0]) policy_limits_set_retention(l, 0);
+}
+
+void policy_limits_set_retention(policy_limits *l, long long seconds) {
+    snprintf(l->retention, sizeof l->retention, "%lld", seconds);
 }
 
 void policy_limits_set_group_failures(policy_limits *l, double rate, double burst) {
@@ -150,10 +155,11 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      uint32_t serial, const uint8_t *machine_id,
                      const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                      const policy_audit *audit, policy_result *out) {
-    char record[PA_RKEY_MAX], serial_s[16];
+    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
     uint8_t field[PLACE_FIELD_LEN];
     place_field(machine_id, field);
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
+    pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
     add_str(&a, g->key_revoked);
@@ -162,6 +168,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, address_key);
     add_str(&a, PA_RKEY_OUTBOX);
     add_str(&a, g->key_failures);
+    add_str(&a, index);
     int nkeys = a.n;
     add_str(&a, "activate");
     add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
@@ -174,6 +181,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, l->group_burst);
     add_str(&a, l->failure_rate);
     add_str(&a, l->failure_burst);
+    add_str(&a, l->retention);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         add_str(&a, "0");
@@ -191,18 +199,20 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
                        uint32_t group, uint32_t serial, const uint8_t *machine_id,
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
                        policy_result *out) {
-    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], serial_s[16];
+    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
     uint8_t field[PLACE_FIELD_LEN];
     place_field(machine_id, field);
     pa_rkey_group(key_group, sizeof key_group, group);
     pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
     pa_rkey_record(record, sizeof record, group, serial);
+    pa_rkey_record_index(index, sizeof index, group, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
     args a = {.n = 0};
     if (renew) add_str(&a, key_revoked);
     add_str(&a, record);
     add_str(&a, address_key);
+    add_str(&a, index);
     int nkeys = a.n;
     add_str(&a, op);
     add_str(&a, key_group); /* read only: ARGV, see policy.lua */
@@ -211,6 +221,7 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
+    add_str(&a, l->retention);
     run(r, script, nkeys, &a, op, out);
 }
 

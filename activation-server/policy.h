@@ -52,12 +52,15 @@ typedef struct policy_limits {
     char failure_cost[24];       /* tokens a failed genuineness check takes */
     char failure_rate[24];       /* keys of one group refused as not genuine, per second */
     char failure_burst[24];
+    char retention[24]; /* seconds an idle place is kept (policy.lua "Retention"); 0: for ever */
 } policy_limits;
 
 void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
                        double group_rate, double group_burst, double failure_cost);
 /* The per-group failure bucket (default off until set: rate 0). */
 void policy_limits_set_group_failures(policy_limits *l, double rate, double burst);
+/* How long a place nothing depends on is kept (default 0 until set: for ever). */
+void policy_limits_set_retention(policy_limits *l, long long seconds);
 
 /* An offline-audit record for audit:outbox, written by the script in the
  * same round trip as the activation. */

@@ -8,9 +8,9 @@
 --
 -- ARGV[1] names the operation:
 --   activate    KEYS revoked, record, group bucket, address bucket, outbox,
---                    group failure bucket
---   renew       KEYS revoked, record, address bucket
---   deactivate  KEYS record, address bucket
+--                    group failure bucket, record's place index
+--   renew       KEYS revoked, record, address bucket, place index
+--   deactivate  KEYS record, address bucket, place index
 --   reject      KEYS address bucket, group failure bucket
 --                                      (a failed genuineness check costs tokens)
 -- activate, renew and deactivate get the group record's key name in ARGV[2],
@@ -37,6 +37,9 @@
 --                            140 bytes of Redis memory per activated key in all.
 --                            The 128-bit digest halves the field; making two
 --                            machine ids share one takes ~2^64 work.
+--   {g:ID}:k:SERIAL:places  zset  the record's places by when they may be
+--                            forgotten (see "Retention" below); only for
+--                            records of two places or more
 --   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
 --   {g:ID}:rl:f      string  the group's failure bucket: keys of the group
 --                            refused as not genuine, from any address; kept
@@ -48,7 +51,8 @@
 -- Redis Cluster they would move to a second call.
 --
 -- Time is Redis's own clock (TIME), so every replica of the server agrees on
--- leases. Places whose lease lapsed are reclaimed only when a key is full.
+-- leases. Places whose lease lapsed are reclaimed when a key is full, and
+-- every place is forgotten once idle for the retention period (below).
 --
 -- Reply: an array whose first element is a status:
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
@@ -125,15 +129,16 @@ local function pack_place(random, expires)
     return random .. struct.pack('<I4', expires)
 end
 
--- Frees the places whose lease lapsed; returns how many.
-local function reclaim_lapsed(record, now_s)
+-- Frees the places whose lease lapsed at or before `cutoff`; returns how
+-- many. Reads the whole record: for small ones only (see "Retention").
+local function reclaim_lapsed(record, cutoff)
     local all = redis.call('HGETALL', record)
     local freed = 0
     for i = 1, #all, 2 do
         local field, place = all[i], all[i + 1]
         if #field == 16 and #place == 12 then
             local e = place_expires(place)
-            if e ~= 0 and e <= now_s then
+            if e ~= 0 and e <= cutoff then
                 redis.call('HDEL', record, field)
                 freed = freed + 1
             end
@@ -160,6 +165,120 @@ local function group_policy(key)
     return g[1] or '0', tonumber(g[2]) or 1, lease, renew
 end
 
+-- ---- Retention: places forgotten once idle ----------------------------------
+-- A place is forgotten (its field deleted) `keep` seconds (ARGV; 0: never)
+-- after nothing depends on it any more:
+--   leased place                after its lease lapsed (until then Renew
+--                               answers EXPIRED and the machine may return)
+--   permanent, unlimited key    after it was last activated
+--   permanent, limited key      never: it is the machine's claim on one of
+--                               the key's places (Deactivate frees it)
+-- Each Activate and Renew of the key forgets its idle places first, and a
+-- full key reclaims its lapsed ones, without reading every place when there
+-- can be many:
+--   - a key of an unlimited group, or of one allowing more than SCAN_MAX
+--     places, gets {g:ID}:k:SERIAL:places, a sorted set of its places scored
+--     by when they lapse (leased) or were last seen (permanent); due places
+--     are one ZRANGEBYSCORE away. It is made once the record holds two
+--     places (one scan of the record, which also takes in a record written
+--     before the index existed);
+--   - a key of at most SCAN_MAX places is read whole (HGETALL of a small
+--     listpack): an index would cost more memory than the scan costs time.
+-- Every write also sets the record's expiry (and its index's) to when the
+-- place just written may be forgotten, the latest of its places, so a key
+-- nobody uses any more disappears by itself, and a record of one place, by
+-- far the most, needs nothing else. The rules follow the group's policy at
+-- the time of the write.
+
+local TRIM_MAX = 100   -- places forgotten per call at most; the rest at the next
+local SCAN_MAX = 16    -- keys of at most this many places are scanned, not indexed
+
+local function indexed(max) return max == 0 or max > SCAN_MAX end
+
+-- The score a place is indexed under (and its record kept until, plus
+-- `keep`), or nil when it is never forgotten.
+local function place_score(max, lease, expires, now_s, keep)
+    if lease > 0 then return expires ~= 0 and expires or nil end
+    if max == 0 and keep > 0 then return now_s end
+    return nil
+end
+
+-- Deletes the indexed places scored at or before `cutoff`; returns how many.
+local function drop_places(record, index, cutoff)
+    local gone = redis.call('ZRANGEBYSCORE', index, '-inf', cutoff, 'LIMIT', 0, TRIM_MAX)
+    if #gone == 0 then return 0 end
+    redis.call('ZREM', index, unpack(gone))
+    return redis.call('HDEL', record, unpack(gone))
+end
+
+-- Indexes the place `field` (just written) under `score`; makes the index
+-- from the record when it first holds two places.
+local function index_place(record, index, field, score, lease, keep, now_ms)
+    if redis.call('EXISTS', index) == 1 then
+        redis.call('ZADD', index, score, field)
+        return
+    end
+    if places(record) < 2 then return end
+    -- The other places: leased ones by their expiry; permanent ones (of an
+    -- unlimited key) as last seen when the record was last written, which
+    -- its expiry tells (now when it has none).
+    local now_s = math.floor(now_ms / 1000)
+    local seen, ttl = now_s, redis.call('PTTL', record)
+    if ttl > 0 then seen = math.min(now_s, math.floor((now_ms + ttl + 500) / 1000) - keep) end
+    local all, batch = redis.call('HGETALL', record), {}
+    for i = 1, #all, 2 do
+        local f, s = all[i], nil
+        if f == field then
+            s = score
+        elseif f ~= 'n' and lease > 0 then
+            s = place_score(0, lease, place_expires(all[i + 1]), now_s, keep)
+        elseif f ~= 'n' then
+            s = seen
+        end
+        if s then
+            batch[#batch + 1] = s
+            batch[#batch + 1] = f
+        end
+        if #batch >= 1000 then
+            redis.call('ZADD', index, unpack(batch))
+            batch = {}
+        end
+    end
+    if #batch > 0 then redis.call('ZADD', index, unpack(batch)) end
+end
+
+-- After a place was written under `score` (nil: never forgotten): index it
+-- if its key is indexed, and keep the record until it may be forgotten.
+local function retain(record, index, field, score, max, lease, keep, now_ms)
+    if not score then return end
+    if indexed(max) then index_place(record, index, field, score, lease, keep, now_ms) end
+    if keep > 0 then
+        redis.call('EXPIREAT', record, score + keep)
+        if indexed(max) then redis.call('EXPIREAT', index, score + keep) end
+    end
+end
+
+-- Forgets the places idle for `keep` seconds, if the group's can be. Every
+-- kind of group reads once (a group whose places are never forgotten, or a
+-- group that does not exist, asks the index for nothing), so the commands
+-- do not tell a group that exists from one that does not.
+local function forget_idle(record, index, max, lease, keep, now_s)
+    if keep > 0 and lease > 0 and not indexed(max) then
+        reclaim_lapsed(record, now_s - keep)
+        return
+    end
+    drop_places(record, index, (keep > 0 and (lease > 0 or max == 0)) and now_s - keep or '-inf')
+end
+
+-- Frees the places of a full key whose lease lapsed; returns how many.
+-- Permanent places never lapse: nothing to look for.
+local function reclaim(record, index, max, lease, now_s)
+    if lease <= 0 then return 0 end
+    if indexed(max) and redis.call('EXISTS', index) == 1 then return drop_places(record, index, now_s) end
+    return reclaim_lapsed(record, now_s)   -- at most SCAN_MAX places (or one, or from before the index)
+end
+-- ---- end of retention --------------------------------------------------------
+
 local function lease_times(lease, renew, now_s)
     if lease <= 0 then return 0, 0 end
     return now_s + lease, now_s + renew
@@ -167,8 +286,9 @@ end
 
 -- ARGV: op, group record key, serial, place (machine digest), random,
 --       address rate, address burst, group rate, group burst, group failure
---       rate, group failure burst, audit mode (0 none, 1 sampled, 2 only if
---       this is the key's first use), then with an audit mode: request_id, group, upgrade, security_first,
+--       rate, group failure burst, place retention (s), audit mode (0 none,
+--       1 sampled, 2 only if this is the key's first use), then with an
+--       audit mode: request_id, group, upgrade, security_first,
 --       security_second, client_address, received_at, sample_reason,
 --       machine_id (audit_record_script_args in audit_record.c builds them;
 --       the reason is already the audit API's spelling, e.g.
@@ -188,7 +308,8 @@ local function activate()
     if not version then return {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
 
-    local record, field = KEYS[2], ARGV[4]
+    local record, field, index, keep = KEYS[2], ARGV[4], KEYS[7], tonumber(ARGV[12])
+    forget_idle(record, index, max, lease, keep, now_s)
     local place = redis.call('HGET', record, field)
     local random, again, uses = ARGV[5], 0, 0
     if place then
@@ -199,7 +320,7 @@ local function activate()
     else
         if max > 0 then
             local held = places(record)
-            if held >= max then held = held - reclaim_lapsed(record, now_s) end
+            if held >= max then held = held - reclaim(record, index, max, lease, now_s) end
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
         end
@@ -208,13 +329,14 @@ local function activate()
 
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires))
+    retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
 
-    local mode, audited = ARGV[12], 0
+    local mode, audited = ARGV[13], 0
     if mode == '1' or (mode == '2' and uses == 1) then
-        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[13], 'group', ARGV[14],
-            'serial', ARGV[3], 'upgrade', ARGV[15], 'security_first', ARGV[16],
-            'security_second', ARGV[17], 'machine_id', ARGV[21], 'client_address', ARGV[18],
-            'received_at', ARGV[19], 'sample_reason', ARGV[20])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[14], 'group', ARGV[15],
+            'serial', ARGV[3], 'upgrade', ARGV[16], 'security_first', ARGV[17],
+            'security_second', ARGV[18], 'machine_id', ARGV[22], 'client_address', ARGV[19],
+            'received_at', ARGV[20], 'sample_reason', ARGV[21])
         audited = 1
     end
     return {OK, version, places(record), expires, renew_after, now_s, random, again, audited}
@@ -222,35 +344,43 @@ end
 
 -- The place named by a license: {version, place} or an error reply.
 -- ARGV: op, group record key, serial, place (machine digest), random,
---       address rate, address burst
-local function find_place(record, address_key)
+--       address rate, address burst, place retention (s)
+local function find_place(record, address_key, index)
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
         now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local version, max, lease, renew = group_policy(ARGV[2])
+    local keep = tonumber(ARGV[8])
+    forget_idle(record, index, max or 1, lease or 0, keep, now_s)   -- for a group that is gone too
     local place = redis.call('HGET', record, ARGV[4])   -- also for a group that is gone: same work
     if not version then return nil, {NOT_FOUND, '0'} end
     if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
-    return {version = version, lease = lease, renew = renew, place = place, now = now_s}
+    return {version = version, max = max, lease = lease, renew = renew, place = place, now = now_s,
+        now_ms = now_ms, keep = keep}
 end
 
 local function renew_license()
-    local p, err = find_place(KEYS[2], KEYS[3])
+    local record, index = KEYS[2], KEYS[4]
+    local p, err = find_place(record, KEYS[3], index)
     if not p then return err end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', KEYS[2], ARGV[4], pack_place(ARGV[5], expires))
-    return {OK, p.version, places(KEYS[2]), expires, renew_after, p.now, ARGV[5], 1}
+    redis.call('HSET', record, ARGV[4], pack_place(ARGV[5], expires))
+    retain(record, index, ARGV[4], place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease, p.keep,
+        p.now_ms)
+    return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
 end
 
 local function deactivate()
-    local p, err = find_place(KEYS[1], KEYS[2])
+    local record, index = KEYS[1], KEYS[3]
+    local p, err = find_place(record, KEYS[2], index)
     if not p then return err end
-    redis.call('HDEL', KEYS[1], ARGV[4])
-    return {OK, p.version, places(KEYS[1])}
+    redis.call('HDEL', record, ARGV[4])
+    redis.call('ZREM', index, ARGV[4])
+    return {OK, p.version, places(record)}
 end
 
 -- ARGV: op, address rate, address burst, cost, `groups` key (read only,

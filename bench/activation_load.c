@@ -16,7 +16,12 @@
  *     Redis share this machine's cores, so CPU per call sets the ceiling;
  *   - p50/p90/p99/p99.9 at half of the peak rate (open loop);
  *   - Redis memory per activation record after N activations of distinct
- *     keys (INFO memory before/after, divided by N).
+ *     keys (INFO memory before/after, divided by N), for a one-machine
+ *     permanent key (the usual record: no expiry, no index), then for N/5
+ *     keys of an unlimited group (one machine each: the record carries an
+ *     expiry for the retention of idle places), N/5 keys of a leased group
+ *     of three places with three machines each (expiry) and N/5 keys of an
+ *     unlimited group with three machines each (expiry and place index).
  * With --target it drives a running server instead (keys from --keys FILE;
  * stage breakdown with --metrics; ceiling with --echo-target).
  *
@@ -75,7 +80,7 @@
 
 enum { CLASS_NEW, CLASS_AGAIN, CLASS_INVALID, CLASS_MEMORY };
 static const char *const class_names[LOADGEN_MAX_CLASSES] = {"new", "again", "invalid", "memory"};
-enum { G_LOAD = 4365, G_MEMORY = 4366 };
+enum { G_LOAD = 4365, G_MEMORY = 4366, G_MEMORY_UNLIMITED = 4367, G_MEMORY_LEASED = 4368, G_MEMORY_UNLIMITED_3 = 4369 };
 /* Machine numbers of each class live in separate ranges. */
 #define MACHINE_AGAIN (UINT64_C(1) << 40)
 #define MACHINE_INVALID (UINT64_C(2) << 40)
@@ -725,6 +730,62 @@ static bool info_memory(redisContext *c, long long *used, long long *dataset) {
     return u != NULL;
 }
 
+static void tune_memory_unlimited(group_record *r) { r->policy.max_machines = 0; }
+static void tune_memory_leased(group_record *r) {
+    r->policy.max_machines = 3;
+    r->policy.lease_seconds = 30 * 86400;
+}
+
+/* Records with what retention adds (policy.lua "Retention"): `n` keys of a
+ * new group, `machines` activations each, one call at a time. */
+static void measure_memory_kind(const world *w, const char *label, uint32_t group, void (*tune)(group_record *),
+                                size_t n, unsigned machines) {
+    long long used0, data0, used1, data1;
+    key_text *keys = alloc_keys(n);
+    if (create_group((world *)w, group, tune) != 0 || make_keys((world *)w, group, 1, n, 0, keys) != 0 ||
+        !info_memory(w->admin, &used0, &data0)) {
+        free(keys);
+        return;
+    }
+    rpc_channel *ch = rpc_channel_new(w->target, NULL);
+    rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
+    size_t granted = 0;
+    for (size_t i = 0; m && i < n; i++) {
+        for (unsigned j = 0; j < machines; j++) {
+            uint8_t id[32], buf[256];
+            machine_id(id, MACHINE_MEMORY + ((uint64_t)group << 24) + i * machines + j);
+            Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+            rq.product_key = keys[i];
+            rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+            size_t len = activation__v1__activate_request__pack(&rq, buf);
+            rpc_result res;
+            if (rpc_call(ch, m, buf, len, 5000, &res) == GRPC_STATUS_OK) granted++;
+            rpc_result_clear(&res);
+        }
+    }
+    rpc_channel_free(ch);
+    sleep(2);
+    if (info_memory(w->admin, &used1, &data1) && n > 0)
+        printf(
+            "  %s: %zu keys x %u machines (%zu granted): used_memory %+lld bytes = %.1f bytes per record, "
+            "%.1f per place\n",
+            label, n, machines, granted, used1 - used0, (double)(used1 - used0) / (double)n,
+            (double)(used1 - used0) / (double)(n * machines));
+    pk_fields f;
+    pk_decode(keys[0], PK_TEXT_LEN, &f, NULL);
+    redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *x = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_INDEX_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *t = redisCommand(w->admin, "TTL " PA_RKEY_RECORD_FMT, f.group, f.serial);
+    if (u && x && t && u->type == REDIS_REPLY_INTEGER && t->type == REDIS_REPLY_INTEGER)
+        printf("    one record: MEMORY USAGE %lld bytes, its index %s%lld bytes, TTL %lld s\n", u->integer,
+               x->type == REDIS_REPLY_INTEGER ? "" : "(none) ", x->type == REDIS_REPLY_INTEGER ? x->integer : 0LL,
+               t->integer);
+    if (u) freeReplyObject(u);
+    if (x) freeReplyObject(x);
+    if (t) freeReplyObject(t);
+    free(keys);
+}
+
 static void measure_memory(const options *o, const world *w, key_set *k, const run_spec *r) {
     static const char *const methods[] = {PA_RPC_ACTIVATE};
     long long used0, data0, used1, data1;
@@ -755,6 +816,15 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
                u->integer, e->str);
     if (u) freeReplyObject(u);
     if (e) freeReplyObject(e);
+    size_t more = k->n_memory / 5;
+    if (more > 0) {
+        measure_memory_kind(w, "unlimited key (expiry for retention)", G_MEMORY_UNLIMITED, tune_memory_unlimited, more,
+                            1);
+        measure_memory_kind(w, "leased key of 3 places, 3 machines (expiry; small keys have no index)", G_MEMORY_LEASED,
+                            tune_memory_leased, more, 3);
+        measure_memory_kind(w, "unlimited key, 3 machines (expiry and place index)", G_MEMORY_UNLIMITED_3,
+                            tune_memory_unlimited, more, 3);
+    }
 }
 
 /* --- what auditing costs (--audit) ------------------------------------------------ */

@@ -27,6 +27,10 @@ int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial) {
     return key(buf, n, PA_RKEY_RECORD_FMT, (unsigned)id, (unsigned)serial);
 }
 
+int pa_rkey_record_index(char *buf, size_t n, uint32_t id, uint32_t serial) {
+    return key(buf, n, PA_RKEY_RECORD_INDEX_FMT, (unsigned)id, (unsigned)serial);
+}
+
 int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {
     return key(buf, n, PA_RKEY_ADDRESS_BUCKET_FMT, address);
 }

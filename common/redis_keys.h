@@ -43,6 +43,12 @@ int pa_rkey_revoked(char *buf, size_t n, uint32_t id);
 #define PA_RKEY_RECORD_FMT "{g:%u}:k:%u"
 int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial);
 
+/* zset: the places of one key's record, scored by when each may be
+ * forgotten (lapse or last seen, see policy.lua "Retention"); only for
+ * records of two places or more. r/w policy.lua only. */
+#define PA_RKEY_RECORD_INDEX_FMT "{g:%u}:k:%u:places"
+int pa_rkey_record_index(char *buf, size_t n, uint32_t id, uint32_t serial);
+
 /* string: the group's token bucket. r/w policy.lua only. */
 #define PA_RKEY_GROUP_BUCKET_FMT "{g:%u}:rl"
 int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id);
