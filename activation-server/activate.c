@@ -3,10 +3,15 @@
  * The handler reads like the flow it implements:
  *   0. skip calls whose deadline already passed;
  *   1. decode the request and the key again (never trust the client);
- *   2. find the group's verification record in this worker's cache;
+ *   1a. refuse at once a caller Redis has just rate-limited (rate_hold.h);
+ *   2. whether the group exists is known in memory (group_ids.h); an existing
+ *      group's verification record is in this worker's cache;
  *   3. check the first security value in process, in constant time, BEFORE
- *      touching Redis: an unknown group and a wrong value read the same and
- *      both cost the client address failure tokens (one script call);
+ *      touching Redis: an unknown group and a wrong value read the same,
+ *      take the same time (a stand-in MAC for the unknown group, no Redis
+ *      read) and both cost the client address failure tokens (one script
+ *      call); a group created since the set was read is found by that call
+ *      and the key checked again;
  *   4. decide whether to audit (audit_sampler: the group's base rate, raised
  *      by the threat signals) and, for a group with ONLINE audit, ask the
  *      audit server now, within --audit-verify-timeout-ms. A forged key
@@ -45,6 +50,7 @@
 #include "clock.h"
 #include "license_grant.h"
 #include "log.h"
+#include "rate_hold.h"
 #include "server.h"
 #include "validate.h"
 
@@ -86,14 +92,19 @@ static void refuse_by_policy(worker *w, rpc_ctx *ctx, rpc_reply *reply, const po
              LOG_U("serial", key->serial), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
-
 /* Not genuine: an unknown group, a wrong first value, or a key the online
  * audit found forged. All read the same and take the client address's
- * failure tokens (one script call), so no answer tells them apart. */
+ * failure tokens (one script call), so no answer tells them apart. The
+ * script's answer is in *p (it also says whether the group exists). */
+static void reject(worker *w, const char *address_key, const pk_fields *key, policy_result *p) {
+    policy_reject(w->redis, w->script, &w->app->limits, address_key, key->group, p);
+    rate_hold_note(w->holds, address_key, key->group, p);
+}
+
 static void refuse_not_genuine(worker *w, rpc_ctx *ctx, rpc_reply *reply, const char *address_key,
                                const pk_fields *key) {
     policy_result p;
-    policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
+    reject(w, address_key, key, &p);
     refuse_by_policy(w, ctx, reply, &p, key);
 }
 
@@ -148,18 +159,16 @@ static audit_verify_result verify_online(worker *w, const group_entry *g, const 
 
 /* Step 4: is this activation audited, and how? Online groups verify a
  * sample now; everything else sampled goes to the outbox with the script. */
-static audit_step plan_audit(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
-                             const uint8_t *machine_id, const char *address_key,
-                             audit_plan *plan) {
+static audit_step plan_audit(worker *w, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
+                             const caller *who, audit_plan *plan) {
     app *a = w->app;
     plan->d = (audit_decision){AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0};
     plan->how = "none";
     plan->to_outbox = false;
     if (!a->sampler) return AUDIT_STEP_GO;
-    plan->d = audit_sampler_decide(a->sampler, key->group, &g->rec.policy, address_key);
+    plan->d = audit_sampler_decide(a->sampler, key->group, &g->rec.policy, who->bucket);
     if (plan->d.mode == AUDIT_SAMPLE_NONE) return AUDIT_STEP_GO;
-    if (audit_record_init(&plan->rec, key, machine_id, rpc_ctx_peer_ip(ctx),
-                          audit_reason_name(plan->d.reason)) != 0)
+    if (audit_record_init(&plan->rec, key, machine_id, who->ip, audit_reason_name(plan->d.reason)) != 0)
         return AUDIT_STEP_NO_RANDOM;
     plan->how = "offline";
     /* First-activation samples stay offline, even on online groups (see the top). */
@@ -214,11 +223,31 @@ static Activation__V1__ActivateRequest *decode_request(worker *w, rpc_reply *rep
 }
 
 /* Step 3: the group exists, allows the key's kind, and the first security
- * value matches (constant time). */
-static bool first_value_genuine(group_lookup found, const group_entry *g, const pk_fields *key) {
-    return found == GROUP_FOUND && (!key->upgrade || g->rec.upgrade_allowed) &&
-           mac_security_check(g->first, MAC_ROLE_FIRST, key->group, key->serial, key->upgrade,
-                              key->security_first);
+ * value matches (constant time). The MAC is computed in every case, with a
+ * random-secret stand-in for a group that does not exist, so a made-up
+ * group costs the time of a real one. */
+static bool first_value_genuine(worker *w, group_lookup found, const group_entry *g, const pk_fields *key) {
+    bool known = found == GROUP_FOUND;
+    bool mac_ok = mac_security_check(known ? g->first : group_cache_decoy(w->groups), MAC_ROLE_FIRST, key->group,
+                                     key->serial, key->upgrade, key->security_first);
+    return known && (!key->upgrade || g->rec.upgrade_allowed) && mac_ok;
+}
+
+/* A key refused as not genuine although its group exists in Redis: the
+ * group was created after this process last read the list of groups
+ * (group_ids.h). Learn it and check the key again. True (with *g) when the
+ * key is genuine after all; otherwise *p stays the refusal to send, or
+ * becomes UNAVAILABLE when the new group's record cannot be read. */
+static bool genuine_in_new_group(worker *w, const pk_fields *key, group_lookup found, policy_result *p,
+                                 const group_entry **g) {
+    if (found == GROUP_FOUND || p->status != POLICY_NOT_GENUINE || !p->group_exists) return false;
+    group_lookup again = group_cache_learn(w->groups, key->group, g);
+    if (again == GROUP_UNAVAILABLE) {
+        p->status = POLICY_UNAVAILABLE;
+        snprintf(p->error, sizeof p->error, "group record: %s", rstore_error(w->redis));
+        return false;
+    }
+    return first_value_genuine(w, again, *g, key);
 }
 
 /* Step 4's outcomes other than GO, as refusals. Returns true when refused. */
@@ -266,6 +295,17 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     Activation__V1__ActivateRequest *rq = decode_request(w, reply, req, len, &key);
     if (!rq) return;
 
+    /* A caller Redis has just rate-limited (its address, or the key's
+     * product) is refused before anything is looked up for it. */
+    caller who;
+    caller_identify(a, ctx, &who);
+    const char *address_key = who.bucket;
+    policy_result held;
+    if (rate_hold_check(w->holds, address_key, true, key.group, &held)) {
+        refuse_by_policy(w, ctx, reply, &held, &key);
+        goto done;
+    }
+
     /* 2. The group's verification record, cached per worker. */
     const group_entry *g = NULL;
     group_lookup found = group_cache_get(w->groups, key.group, &g);
@@ -279,19 +319,21 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     /* 3. First security value, constant-time, before Redis. Every request
      *    counts for its address's threat signal; a refused key counts as a
      *    failure of its group once the group is known to exist. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
     if (a->threats) threat_record_address(a->threats, address_key);
-    if (!first_value_genuine(found, g, &key)) {
+    if (!first_value_genuine(w, found, g, &key)) {
         if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
-        refuse_not_genuine(w, ctx, reply, address_key, &key);
-        goto done;
+        policy_result no;
+        reject(w, address_key, &key, &no);
+        if (!genuine_in_new_group(w, &key, found, &no, &g)) {
+            refuse_by_policy(w, ctx, reply, &no, &key);
+            goto done;
+        }
     }
     t[MARK_MAC] = pa_mono_ns();
 
     /* 4. Audit: sampled or not; online groups ask the audit server now. */
     audit_plan plan;
-    audit_step step = plan_audit(w, ctx, g, &key, rq->machine_id.data, address_key, &plan);
+    audit_step step = plan_audit(w, g, &key, rq->machine_id.data, &who, &plan);
     if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
     if (refuse_audit_step(w, ctx, reply, step, address_key, &key)) goto done;
     t[MARK_AUDIT] = pa_mono_ns();
@@ -312,6 +354,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
                     plan.to_outbox ? &plan.outbox : NULL, &p);
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
+    rate_hold_note(w->holds, address_key, key.group, &p);
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
         refuse_by_policy(w, ctx, reply, &p, &key);

@@ -1,13 +1,15 @@
 /* group_cache.c -- per-worker group cache (see group_cache.h).
  *
  * A chained hash table keyed by group ID. Entries for known groups stay
- * until their version moves; negative entries (unknown or unusable groups)
- * expire after negative_ttl_ms. The table is bounded: past
+ * until their version moves; negative entries (unusable records, or a
+ * group that vanished between the ID set and its record) expire after
+ * negative_ttl_ms. The table is bounded: past
  * GROUP_CACHE_MAX_ENTRIES it sweeps negative entries first, so made-up
  * group IDs cannot grow it without limit. */
 #include "group_cache.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,16 +37,26 @@ struct group_cache {
     size_t n_buckets;
     size_t n_slots;
     metric *loads;            /* counts HGETALLs issued (may be NULL) */
+    group_ids *ids;           /* which groups exist (shared; may be NULL) */
+    mac_key *decoy;           /* random-secret key for groups that do not exist */
 };
 
 static size_t bucket_of(const group_cache *c, uint32_t id) {
     return (size_t)((id * 2654435761u) & (c->n_buckets - 1));
 }
 
-group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], int negative_ttl_ms,
+group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], group_ids *ids, int negative_ttl_ms,
                              metric *loads) {
     group_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    uint8_t secret[MAC_SECRET_LEN];
+    if (RAND_bytes(secret, sizeof secret) == 1) c->decoy = mac_key_new(MAC_ALG_HMAC_SHA256, secret, sizeof secret);
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (!c->decoy) {
+        free(c);
+        return NULL;
+    }
+    c->ids = ids;
     c->redis = redis;
     memcpy(c->kek, kek, KEK_LEN);
     c->negative_ttl_ms = negative_ttl_ms;
@@ -52,6 +64,7 @@ group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], int nega
     c->n_buckets = 256;
     c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
     if (!c->buckets) {
+        mac_key_free(c->decoy);
         free(c);
         return NULL;
     }
@@ -72,6 +85,7 @@ void group_cache_free(group_cache *c) {
         }
     }
     OPENSSL_cleanse(c->kek, sizeof c->kek);
+    mac_key_free(c->decoy);
     free(c->buckets);
     free(c);
 }
@@ -176,6 +190,7 @@ static slot_state build_entry(group_cache *c, uint32_t id, const redisReply *r, 
     pa_rkey_group(e->key_group, sizeof e->key_group, id);
     pa_rkey_revoked(e->key_revoked, sizeof e->key_revoked, id);
     pa_rkey_group_bucket(e->key_bucket, sizeof e->key_bucket, id);
+    pa_rkey_group_failure_bucket(e->key_failures, sizeof e->key_failures, id);
     return SLOT_KNOWN;
 }
 
@@ -215,6 +230,7 @@ static group_lookup load(group_cache *c, uint32_t id, const group_entry **out) {
 }
 
 group_lookup group_cache_get(group_cache *c, uint32_t id, const group_entry **out) {
+    if (c->ids && !group_ids_known(c->ids, id)) return GROUP_UNKNOWN; /* no Redis, no slot */
     slot *s = *find(c, id);
     if (s && (s->state == SLOT_KNOWN || s->forget_at_ms > pa_mono_ms())) return answer(s, out);
     return load(c, id, out);
@@ -226,3 +242,10 @@ group_lookup group_cache_check_version(group_cache *c, uint32_t id, uint64_t ver
     if (s && s->state == SLOT_KNOWN && s->entry.rec.version == version) return answer(s, out);
     return load(c, id, out);
 }
+
+group_lookup group_cache_learn(group_cache *c, uint32_t id, const group_entry **out) {
+    if (c->ids) group_ids_add(c->ids, id);
+    return group_cache_get(c, id, out);
+}
+
+mac_key *group_cache_decoy(group_cache *c) { return c->decoy; }

@@ -11,8 +11,16 @@
  * Freshness costs no extra round trip: the policy script returns the
  * record's `version` on every call and the handler passes it to
  * group_cache_check_version, which reloads the entry only when it moved.
- * Unknown groups are remembered for a few seconds (negative entries), so a
- * flood of made-up keys does not turn into a flood of Redis lookups. */
+ *
+ * Whether a group exists at all is answered from memory (group_ids.h), so
+ * a made-up group costs no Redis lookup and takes as long as a known one:
+ * group_cache_get reads Redis only for a group that exists and that this
+ * worker has not loaded yet (once per worker and record version). For the
+ * key check of a group that does not exist, group_cache_decoy gives a MAC
+ * key with a random secret of this worker's own, so the refusal does the
+ * same work as a wrong key of a real group. Unusable records (wrong KEK,
+ * damaged fields) are remembered for a few seconds (negative entries), so
+ * they do not turn into a flood of Redis lookups either. */
 #ifndef PA_ACTIVATION_GROUP_CACHE_H
 #define PA_ACTIVATION_GROUP_CACHE_H
 
@@ -20,6 +28,7 @@
 #include <stdint.h>
 
 #include "group.h"
+#include "group_ids.h"
 #include "mac_registry.h"
 #include "metrics.h"
 #include "redis_keys.h"
@@ -36,6 +45,7 @@ typedef struct group_entry {
     char key_group[PA_RKEY_MAX];                              /* "{g:ID}:group", built once */
     char key_revoked[PA_RKEY_MAX];                            /* "{g:ID}:revoked" */
     char key_bucket[PA_RKEY_MAX];                             /* "{g:ID}:rl", the group's token bucket */
+    char key_failures[PA_RKEY_MAX];                           /* "{g:ID}:rl:f", its failure bucket */
 } group_entry;
 
 typedef enum group_lookup {
@@ -47,14 +57,24 @@ typedef enum group_lookup {
 typedef struct group_cache group_cache;
 
 /* `redis` is the worker's connection; `kek` unwraps first secrets (copied);
- * unknown or unusable groups are asked again after negative_ttl_ms; `loads`
- * (may be NULL) counts records read from Redis. */
-group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], int negative_ttl_ms,
+ * `ids` says which groups exist (shared, not owned; NULL: ask Redis for
+ * every group not cached); unusable groups are asked again after
+ * negative_ttl_ms; `loads` (may be NULL) counts records read from Redis. */
+group_cache *group_cache_new(rstore *redis, const uint8_t kek[KEK_LEN], group_ids *ids, int negative_ttl_ms,
                              metric *loads);
 void group_cache_free(group_cache *c);
 
-/* Finds group `id`, loading it with one HGETALL on a miss. */
+/* Finds group `id`: GROUP_UNKNOWN at once if it does not exist (ids),
+ * else the cached entry, loading it with one HGETALL on a miss. */
 group_lookup group_cache_get(group_cache *c, uint32_t id, const group_entry **out);
+
+/* Redis says group `id` exists although `ids` did not know it (created
+ * since its last refresh): records it there and looks it up. */
+group_lookup group_cache_learn(group_cache *c, uint32_t id, const group_entry **out);
+
+/* The stand-in first-secret key for a group that does not exist: HMAC-SHA256
+ * (the default algorithm) with a random secret made when the cache was. */
+mac_key *group_cache_decoy(group_cache *c);
 
 /* The policy script saw `version`: reload the entry if it differs from the
  * one held. Returns like group_cache_get; an entry obtained earlier is

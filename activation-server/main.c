@@ -40,6 +40,8 @@
 #include "rpc_methods.h"
 #include "server.h"
 
+/* One option a line or two, as --help shows them; not reflowed. */
+/* clang-format off */
 static const config_option options[] = {
     {"redis-url", "URL", "activation store (Redis A), as its `activation` ACL user",
      "redis://activation@127.0.0.1:6379"},
@@ -57,7 +59,20 @@ static const config_option options[] = {
     {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
     {"rate-failure-cost", "N", "address tokens taken by a key that is not genuine", "5"},
-    {"negative-cache-ms", "MS", "how long a worker remembers that a group does not exist", "5000"},
+    {"rate-group-failures-per-s", "N",
+     "keys of one group refused as not genuine per second, from all addresses together; "
+     "once spent, the group takes no activation until it refills; 0 = off", "100"},
+    {"rate-group-failures-burst", "N", "such refusals a group may take at once", "1000"},
+    {"negative-cache-ms", "MS", "how long a worker remembers that a group record is unusable", "5000"},
+    {"place-retention-s", "S",
+     "forget a place this long after nothing depends on it (a lease lapsed, or a permanent "
+     "place of an unlimited key not seen); 0 = keep for ever", "2592000"},
+    {"group-refresh-ms", "MS",
+     "how often the set of existing groups is read again (a new group is also found at its "
+     "first activation); 0 = only then", "10000"},
+    {"trusted-proxy", "CIDR",
+     "believe the client address that a proxy at this address or network forwards in "
+     "x-forwarded-for; repeat for several", NULL},
     {"audit-target", "ADDR", "audit server host:port (mutual TLS); unset: no auditing at all", NULL},
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
@@ -74,6 +89,7 @@ static const config_option options[] = {
     {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
 };
+/* clang-format on */
 
 static const daemon_spec spec = {
     .name = "activation-server",
@@ -103,6 +119,7 @@ typedef struct daemon_state {
     char *tls_key;
     rpc_tls_config tls;
     int flush_ms;                   /* after the drain, for forwarding the outbox */
+    int group_refresh_ms;           /* --group-refresh-ms (group_ids.h) */
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
@@ -136,7 +153,15 @@ static int load_app(daemon_state *d) {
                       config_get_double(c, "rate-group-per-s", 0, 1e12, &ok),
                       config_get_double(c, "rate-group-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-failure-cost", 1, 1e6, &ok));
+    policy_limits_set_retention(&a->limits, config_get_int(c, "place-retention-s", 0, 100LL * 365 * 86400, &ok));
+    policy_limits_set_group_failures(&a->limits, config_get_double(c, "rate-group-failures-per-s", 0, 1e12, &ok),
+                                     config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
+    d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
+    const char *const *proxies;
+    size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
+    a->proxies = trusted_proxies_new(proxies, n_proxies, err, sizeof err);
+    if (!a->proxies) return fail("config.trusted_proxy", err);
     return ok ? 0 : -1;
 }
 
@@ -300,6 +325,8 @@ static void stop_audit(daemon_state *d, int drain_ms) {
 
 static void free_state(daemon_state *d) {
     license_key_free(&d->app.signing);
+    trusted_proxies_free(d->app.proxies);
+    d->app.proxies = NULL;
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
     free(d->tls_cert);
     daemon_free_pem(d->tls_key);
@@ -309,6 +336,8 @@ static void free_state(daemon_state *d) {
  * gets flush_ms to drain. Then the frame (metrics, configuration). */
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
     stop_audit(d, flush_ms);
+    group_ids_stop(d->app.groups);
+    d->app.groups = NULL;
     rpc_client_thread_done();
     grpc_shutdown();
     free_state(d);
@@ -337,6 +366,13 @@ int main(int argc, char **argv) {
     if (start_audit(&d) != 0) {
         stop_runtime(&d, 0, -1);
         return 2;
+    }
+    char err[256];
+    d.app.groups = group_ids_start(&d.app.redis, d.group_refresh_ms, d.app.m.group_id_loads, err, sizeof err);
+    if (!d.app.groups) {
+        fail("group_ids.start", err);
+        stop_runtime(&d, 0, -1);
+        return 1;
     }
     rpc_server *s = start_server(&d);
     if (!s) {

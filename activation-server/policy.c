@@ -26,6 +26,17 @@ void policy_limits_set(policy_limits *l, double address_rate, double address_bur
     snprintf(l->group_rate, sizeof l->group_rate, "%.17g", group_rate);
     snprintf(l->group_burst, sizeof l->group_burst, "%.17g", group_burst);
     snprintf(l->failure_cost, sizeof l->failure_cost, "%.17g", failure_cost);
+    if (!l->failure_rate[0]) policy_limits_set_group_failures(l, 0, 1);
+    if (!l->retention[0]) policy_limits_set_retention(l, 0);
+}
+
+void policy_limits_set_retention(policy_limits *l, long long seconds) {
+    snprintf(l->retention, sizeof l->retention, "%lld", seconds);
+}
+
+void policy_limits_set_group_failures(policy_limits *l, double rate, double burst) {
+    snprintf(l->failure_rate, sizeof l->failure_rate, "%.17g", rate);
+    snprintf(l->failure_burst, sizeof l->failure_burst, "%.17g", burst);
 }
 
 void policy_address_key(const char *ip, char *out, size_t n) {
@@ -110,6 +121,8 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
         const redisReply *s = r->elements > 2 ? r->element[2] : NULL;
         out->scope = s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "group") == 0
                          ? "group" : "address";
+    } else if (out->status == POLICY_NOT_GENUINE) {
+        out->group_exists = int_at(r, 1, &bad) == 1;
     } else {
         out->version = (uint64_t)int_at(r, 1, &bad);
         out->count = (uint32_t)int_at(r, 2, &bad);
@@ -147,19 +160,23 @@ static void run(rstore *r, int script, int nkeys, args *a, const char *what, pol
 void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
                      const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
                      const char *address_key, const policy_audit *audit, policy_result *out) {
-    char record[PA_RKEY_MAX], serial_s[16];
+    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
     uint8_t place[PLACE_ARG_MAX];
     size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
+    pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     args a = {.n = 0};
-    add_str(&a, g->key_group);
     add_str(&a, g->key_revoked);
     add_str(&a, record);
     add_str(&a, g->key_bucket);
     add_str(&a, address_key);
     add_str(&a, PA_RKEY_OUTBOX);
+    add_str(&a, g->key_failures);
+    add_str(&a, index);
+    int nkeys = a.n;
     add_str(&a, "activate");
+    add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
     add_str(&a, serial_s);
     add(&a, place, place_len);
     add(&a, random, LICENSE_RANDOM_LEN);
@@ -167,6 +184,9 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     add_str(&a, l->address_burst);
     add_str(&a, l->group_rate);
     add_str(&a, l->group_burst);
+    add_str(&a, l->failure_rate);
+    add_str(&a, l->failure_burst);
+    add_str(&a, l->retention);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         add_str(&a, "0");
@@ -176,33 +196,36 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
         for (size_t i = 0; i < ra.n; i++) add(&a, ra.argv[i], ra.len[i]);
         add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN);   /* the outbox keeps the whole id */
     }
-    run(r, script, 6, &a, "activate", out);
+    run(r, script, nkeys, &a, "activate", out);
 }
 
 /* Renew and Deactivate share their arguments; only the keys differ. */
 static void by_license(rstore *r, int script, const policy_limits *l, const char *op, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
-    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], serial_s[16];
+    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
     uint8_t place[PLACE_ARG_MAX];
     size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_group(key_group, sizeof key_group, group);
     pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
     pa_rkey_record(record, sizeof record, group, serial);
+    pa_rkey_record_index(index, sizeof index, group, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
     args a = {.n = 0};
-    add_str(&a, key_group);
     if (renew) add_str(&a, key_revoked);
     add_str(&a, record);
     add_str(&a, address_key);
+    add_str(&a, index);
     int nkeys = a.n;
     add_str(&a, op);
+    add_str(&a, key_group); /* read only: ARGV, see policy.lua */
     add_str(&a, serial_s);
     add(&a, place, place_len);
     add(&a, random, LICENSE_RANDOM_LEN);
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
+    add_str(&a, l->retention);
     run(r, script, nkeys, &a, op, out);
 }
 
@@ -218,15 +241,23 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
     by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, out);
 }
 
-void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
+    char group_s[16], failures[PA_RKEY_MAX];
+    snprintf(group_s, sizeof group_s, "%u", group);
+    pa_rkey_group_failure_bucket(failures, sizeof failures, group);
     args a = {.n = 0};
     add_str(&a, address_key);
+    add_str(&a, failures);
     add_str(&a, "reject");
     add_str(&a, l->address_rate);
     add_str(&a, l->address_burst);
     add_str(&a, l->failure_cost);
-    run(r, script, 1, &a, "reject", out);
+    add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    add_str(&a, group_s);
+    add_str(&a, l->failure_rate);
+    add_str(&a, l->failure_burst);
+    run(r, script, 2, &a, "reject", out);
 }
 
 const char *policy_status_name(policy_status s) {

@@ -37,6 +37,7 @@ typedef struct policy_result {
     uint8_t random[LICENSE_RANDOM_LEN]; /* the place's license id random part */
     bool again;                  /* the machine already held a place on the key */
     bool audited;                /* activate: the script wrote the audit:outbox record */
+    bool group_exists;           /* reject (NOT_GENUINE): the group is in `groups` */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -51,10 +52,17 @@ typedef struct policy_limits {
     char group_rate[24];         /* tokens per second per group */
     char group_burst[24];
     char failure_cost[24];       /* tokens a failed genuineness check takes */
+    char failure_rate[24];       /* keys of one group refused as not genuine, per second */
+    char failure_burst[24];
+    char retention[24]; /* seconds an idle place is kept (policy.lua "Retention"); 0: for ever */
 } policy_limits;
 
 void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
                        double group_rate, double group_burst, double failure_cost);
+/* The per-group failure bucket (default off until set: rate 0). */
+void policy_limits_set_group_failures(policy_limits *l, double rate, double burst);
+/* How long a place nothing depends on is kept (default 0 until set: for ever). */
+void policy_limits_set_retention(policy_limits *l, long long seconds);
 
 /* An offline-audit record for audit:outbox, written by the script in the
  * same round trip as the activation. */
@@ -86,9 +94,11 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out);
 
-/* A failed genuineness check from `address_key`: takes failure tokens.
- * NOT_GENUINE, or RATE_LIMITED once the address has none left. */
-void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key,
+/* A failed genuineness check from `address_key` of a key of `group`
+ * (which may not exist): takes failure tokens. NOT_GENUINE, with whether
+ * the group is in `groups` (asked whether or not the caller knew: same
+ * work), or RATE_LIMITED once the address has none left. */
+void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out);
 
 const char *policy_status_name(policy_status s);

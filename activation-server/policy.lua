@@ -7,18 +7,27 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[1] names the operation:
---   activate    KEYS group, revoked, record, group bucket, address bucket, outbox
---   renew       KEYS group, revoked, record, address bucket
---   deactivate  KEYS group, record, address bucket
---   reject      KEYS address bucket     (a failed genuineness check costs tokens)
+--   activate    KEYS revoked, record, group bucket, address bucket, outbox,
+--                    group failure bucket, record's place index
+--   renew       KEYS revoked, record, address bucket, place index
+--   deactivate  KEYS record, address bucket, place index
+--   reject      KEYS address bucket, group failure bucket
+--                                      (a failed genuineness check costs tokens)
+-- activate, renew and deactivate get the group record's key name in ARGV[2],
+-- not in KEYS: the activation ACL user may only read group records (%R~),
+-- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
+-- (it cannot tell how a script uses them). The record shares its {g:ID}
+-- hash tag with the KEYS, so the call still targets one slot.
 --
 -- Keys (every per-group key carries the hash tag {g:ID}):
 --   {g:ID}:group     hash    group record (keystore/group.h); read here:
 --                            version, max_machines, lease_seconds, renew_seconds
 --   {g:ID}:revoked   set     revoked serials, decimal
 --   {g:ID}:k:SERIAL  hash    the key's activation record:
---                              "n"      uses of the key: Activate and Renew
---                                       calls that reached the record
+--                              "n"      uses of the key: places granted to a
+--                                       machine that held none (a machine
+--                                       activating again, a Renew, a refusal
+--                                       for lack of a place do not count)
 --                              <place>  one field per machine holding a place:
 --                                       the first 16 bytes of SHA-256(machine_id)
 --                                       -> license random (8 bytes) |
@@ -34,14 +43,22 @@
 --                            making two machine ids (or two place keys) share
 --                            one takes ~2^64 work, and matching a given one
 --                            ~2^128.
+--   {g:ID}:k:SERIAL:places  zset  the record's places by when they may be
+--                            forgotten (see "Retention" below); only for
+--                            records of two places or more
 --   {g:ID}:rl        string  the group's token bucket: tokens, ms (2 doubles)
+--   {g:ID}:rl:f      string  the group's failure bucket: keys of the group
+--                            refused as not genuine, from any address; kept
+--                            for made-up group IDs as well, so no limit
+--                            tells whether a group exists
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
 --   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
 -- The address bucket and the outbox are outside the group's hash slot; on
 -- Redis Cluster they would move to a second call.
 --
 -- Time is Redis's own clock (TIME), so every replica of the server agrees on
--- leases. Places whose lease lapsed are reclaimed only when a key is full.
+-- leases. Places whose lease lapsed are reclaimed when a key is full, and
+-- every place is forgotten once idle for the retention period (below).
 --
 -- Reply: an array whose first element is a status:
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
@@ -57,7 +74,7 @@ local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 --   NO_PLACE      {4, version, places_held}
 --   NOT_FOUND     {5, version}     (no such place, or the license id does not match)
 --   EXPIRED       {6, version}
---   NOT_GENUINE   {7}
+--   NOT_GENUINE   {7, exists (1 when the group is in `groups`)}
 --   WRONG_KEY     {9, version}     renew, deactivate: the place is bound to another place key
 
 local function clock()
@@ -89,23 +106,25 @@ local function seconds_until(level, cost, rate)
     return s
 end
 
--- Takes `cost` tokens from every bucket, or from none when one is short.
--- buckets: list of {key, rate, burst, scope}; rate 0 disables a bucket.
--- Returns 0, or the seconds to wait and the scope that refused.
-local function take_tokens(buckets, cost, now_ms)
+-- Checks that every bucket holds at least `need` tokens and then takes
+-- `take` from each (down to 0, never below), or takes nothing when one is
+-- short. buckets: list of {key, rate, burst, scope, need, take}; rate 0
+-- disables a bucket; take 0 only checks it. Returns 0, or the seconds to
+-- wait and the scope that refused.
+local function take_tokens(buckets, now_ms)
     local wait, scope = 0, nil
     for _, b in ipairs(buckets) do
         if b[2] > 0 then
             b.level = bucket_level(b[1], b[2], b[3], now_ms)
-            if b.level < cost then
-                local s = seconds_until(b.level, cost, b[2])
+            if b.level < b[5] then
+                local s = seconds_until(b.level, b[5], b[2])
                 if s > wait then wait, scope = s, b[4] end
             end
         end
     end
     if wait > 0 then return wait, scope end
     for _, b in ipairs(buckets) do
-        if b[2] > 0 then bucket_store(b[1], b.level - cost, b[2], b[3], now_ms) end
+        if b[2] > 0 and b[6] > 0 then bucket_store(b[1], math.max(0, b.level - b[6]), b[2], b[3], now_ms) end
     end
     return 0
 end
@@ -125,22 +144,23 @@ local function pack_place(random, expires, holder)
     return random .. struct.pack('<I4', expires) .. holder
 end
 
--- ARGV[3] names the place and who claims it: the machine's field (16 bytes),
--- then the place-key digest (16 bytes; absent on an Activate without
--- place_key). Returns field, holder ('' when absent).
+-- The place argument names the place and who claims it: the machine's field
+-- (16 bytes), then the place-key digest (16 bytes; absent on an Activate
+-- without place_key). Returns field, holder ('' when absent).
 local function place_arg(arg)
     return string.sub(arg, 1, 16), string.sub(arg, 17)
 end
 
--- Frees the places whose lease lapsed; returns how many.
-local function reclaim_lapsed(record, now_s)
+-- Frees the places whose lease lapsed at or before `cutoff`; returns how
+-- many. Reads the whole record: for small ones only (see "Retention").
+local function reclaim_lapsed(record, cutoff)
     local all = redis.call('HGETALL', record)
     local freed = 0
     for i = 1, #all, 2 do
         local field, place = all[i], all[i + 1]
         if #field == 16 and (#place == 12 or #place == 28) then
             local e = place_expires(place)
-            if e ~= 0 and e <= now_s then
+            if e ~= 0 and e <= cutoff then
                 redis.call('HDEL', record, field)
                 freed = freed + 1
             end
@@ -167,109 +187,250 @@ local function group_policy(key)
     return g[1] or '0', tonumber(g[2]) or 1, lease, renew
 end
 
+-- ---- Retention: places forgotten once idle ----------------------------------
+-- A place is forgotten (its field deleted) `keep` seconds (ARGV; 0: never)
+-- after nothing depends on it any more:
+--   leased place                after its lease lapsed (until then Renew
+--                               answers EXPIRED and the machine may return)
+--   permanent, unlimited key    after it was last activated
+--   permanent, limited key      never: it is the machine's claim on one of
+--                               the key's places (Deactivate frees it)
+-- Each Activate and Renew of the key forgets its idle places first, and a
+-- full key reclaims its lapsed ones, without reading every place when there
+-- can be many:
+--   - a key of an unlimited group, or of one allowing more than SCAN_MAX
+--     places, gets {g:ID}:k:SERIAL:places, a sorted set of its places scored
+--     by when they lapse (leased) or were last seen (permanent); due places
+--     are one ZRANGEBYSCORE away. It is made once the record holds two
+--     places (one scan of the record, which also takes in a record written
+--     before the index existed);
+--   - a key of at most SCAN_MAX places is read whole (HGETALL of a small
+--     listpack): an index would cost more memory than the scan costs time.
+-- Every write also sets the record's expiry (and its index's) to when the
+-- place just written may be forgotten, the latest of its places, so a key
+-- nobody uses any more disappears by itself, and a record of one place, by
+-- far the most, needs nothing else. The rules follow the group's policy at
+-- the time of the write.
+
+local TRIM_MAX = 100   -- places forgotten per call at most; the rest at the next
+local SCAN_MAX = 16    -- keys of at most this many places are scanned, not indexed
+
+local function indexed(max) return max == 0 or max > SCAN_MAX end
+
+-- The score a place is indexed under (and its record kept until, plus
+-- `keep`), or nil when it is never forgotten.
+local function place_score(max, lease, expires, now_s, keep)
+    if lease > 0 then return expires ~= 0 and expires or nil end
+    if max == 0 and keep > 0 then return now_s end
+    return nil
+end
+
+-- Deletes the indexed places scored at or before `cutoff`; returns how many.
+local function drop_places(record, index, cutoff)
+    local gone = redis.call('ZRANGEBYSCORE', index, '-inf', cutoff, 'LIMIT', 0, TRIM_MAX)
+    if #gone == 0 then return 0 end
+    redis.call('ZREM', index, unpack(gone))
+    return redis.call('HDEL', record, unpack(gone))
+end
+
+-- Indexes the place `field` (just written) under `score`; makes the index
+-- from the record when it first holds two places.
+local function index_place(record, index, field, score, lease, keep, now_ms)
+    if redis.call('EXISTS', index) == 1 then
+        redis.call('ZADD', index, score, field)
+        return
+    end
+    if places(record) < 2 then return end
+    -- The other places: leased ones by their expiry; permanent ones (of an
+    -- unlimited key) as last seen when the record was last written, which
+    -- its expiry tells (now when it has none).
+    local now_s = math.floor(now_ms / 1000)
+    local seen, ttl = now_s, redis.call('PTTL', record)
+    if ttl > 0 then seen = math.min(now_s, math.floor((now_ms + ttl + 500) / 1000) - keep) end
+    local all, batch = redis.call('HGETALL', record), {}
+    for i = 1, #all, 2 do
+        local f, s = all[i], nil
+        if f == field then
+            s = score
+        elseif f ~= 'n' and lease > 0 then
+            s = place_score(0, lease, place_expires(all[i + 1]), now_s, keep)
+        elseif f ~= 'n' then
+            s = seen
+        end
+        if s then
+            batch[#batch + 1] = s
+            batch[#batch + 1] = f
+        end
+        if #batch >= 1000 then
+            redis.call('ZADD', index, unpack(batch))
+            batch = {}
+        end
+    end
+    if #batch > 0 then redis.call('ZADD', index, unpack(batch)) end
+end
+
+-- After a place was written under `score` (nil: never forgotten): index it
+-- if its key is indexed, and keep the record until it may be forgotten.
+local function retain(record, index, field, score, max, lease, keep, now_ms)
+    if not score then return end
+    if indexed(max) then index_place(record, index, field, score, lease, keep, now_ms) end
+    if keep > 0 then
+        redis.call('EXPIREAT', record, score + keep)
+        if indexed(max) then redis.call('EXPIREAT', index, score + keep) end
+    end
+end
+
+-- Forgets the places idle for `keep` seconds, if the group's can be. Every
+-- kind of group reads once (a group whose places are never forgotten, or a
+-- group that does not exist, asks the index for nothing), so the commands
+-- do not tell a group that exists from one that does not.
+local function forget_idle(record, index, max, lease, keep, now_s)
+    if keep > 0 and lease > 0 and not indexed(max) then
+        reclaim_lapsed(record, now_s - keep)
+        return
+    end
+    drop_places(record, index, (keep > 0 and (lease > 0 or max == 0)) and now_s - keep or '-inf')
+end
+
+-- Frees the places of a full key whose lease lapsed; returns how many.
+-- Permanent places never lapse: nothing to look for.
+local function reclaim(record, index, max, lease, now_s)
+    if lease <= 0 then return 0 end
+    if indexed(max) and redis.call('EXISTS', index) == 1 then return drop_places(record, index, now_s) end
+    return reclaim_lapsed(record, now_s)   -- at most SCAN_MAX places (or one, or from before the index)
+end
+-- ---- end of retention --------------------------------------------------------
+
 local function lease_times(lease, renew, now_s)
     if lease <= 0 then return 0, 0 end
     return now_s + lease, now_s + renew
 end
 
--- ARGV: op, serial, place (machine digest and place-key digest, see
---       place_arg), random, address rate, address burst, group rate, group burst, audit mode (0 none, 1 sampled,
---       2 only if this is the key's first use), then with an audit mode:
---       request_id, group, upgrade, security_first, security_second,
---       client_address, received_at, sample_reason, machine_id
---       (audit_record_script_args in audit_record.c builds them; the reason
---       is already the audit API's spelling, e.g. "first-activation")
+-- ARGV: op, group record key, serial, place (machine digest and place-key
+--       digest, see place_arg), random,
+--       address rate, address burst, group rate, group burst, group failure
+--       rate, group failure burst, place retention (s), audit mode (0 none,
+--       1 sampled, 2 only if this is the key's first use), then with an
+--       audit mode: request_id, group, upgrade, security_first,
+--       security_second, client_address, received_at, sample_reason,
+--       machine_id (audit_record_script_args in audit_record.c builds them;
+--       the reason is already the audit API's spelling, e.g.
+--       "first-activation")
 local function activate()
     local now_s, now_ms = clock()
+    -- One token from the address and one from the group; a group whose
+    -- failure budget is spent takes no activation either, or a guesser
+    -- spread over many addresses would see its right guess succeed.
     local wait, scope = take_tokens({
-        {KEYS[5], tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'},
-        {KEYS[4], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group'}}, 1, now_ms)
+        {KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1},
+        {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group', 1, 1},
+        {KEYS[6], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
-    local version, max, lease, renew = group_policy(KEYS[1])
+    local version, max, lease, renew = group_policy(ARGV[2])
     if not version then return {UNKNOWN_GROUP} end
-    if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, version} end
+    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
 
-    local record = KEYS[3]
-    local field, holder = place_arg(ARGV[3])
-    local uses = redis.call('HINCRBY', record, 'n', 1)
+    local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
+    local field, holder = place_arg(ARGV[4])
+    forget_idle(record, index, max, lease, keep, now_s)
     local place = redis.call('HGET', record, field)
-    local random, again = ARGV[4], 0
+    local random, again, uses = ARGV[5], 0, 0
     if place then
-        random, again = string.sub(place, 1, 8), 1   -- same machine: same place, same license id
+        -- Same machine: same place, same license id, and not another use.
+        -- This also makes a retry safe after a reply that got lost once the
+        -- place was written (signing failed, the caller's deadline passed).
+        random, again = string.sub(place, 1, 8), 1
         if holder == '' then holder = place_holder(place) end   -- no new key: keep the bound one
-    elseif max > 0 then
-        local held = redis.call('HLEN', record) - 1   -- every field but "n"
-        if held >= max then held = held - reclaim_lapsed(record, now_s) end
-        if held >= max then return {NO_PLACE, version, held} end
+    else
+        if max > 0 then
+            local held = places(record)
+            if held >= max then held = held - reclaim(record, index, max, lease, now_s) end
+            -- Refused for lack of a place: nothing changes, not even the count.
+            if held >= max then return {NO_PLACE, version, held} end
+        end
+        uses = redis.call('HINCRBY', record, 'n', 1)
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires, holder))
+    retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
 
-    local mode, audited = ARGV[9], 0
+    local mode, audited = ARGV[13], 0
     if mode == '1' or (mode == '2' and uses == 1) then
-        redis.call('XADD', KEYS[6], '*', 'request_id', ARGV[10], 'group', ARGV[11],
-            'serial', ARGV[2], 'upgrade', ARGV[12], 'security_first', ARGV[13],
-            'security_second', ARGV[14], 'machine_id', ARGV[18], 'client_address', ARGV[15],
-            'received_at', ARGV[16], 'sample_reason', ARGV[17])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[14], 'group', ARGV[15],
+            'serial', ARGV[3], 'upgrade', ARGV[16], 'security_first', ARGV[17],
+            'security_second', ARGV[18], 'machine_id', ARGV[22], 'client_address', ARGV[19],
+            'received_at', ARGV[20], 'sample_reason', ARGV[21])
         audited = 1
     end
-    return {OK, version, redis.call('HLEN', record) - 1, expires, renew_after, now_s, random,
-        again, audited}
+    return {OK, version, places(record), expires, renew_after, now_s, random, again, audited}
 end
 
 -- The place named by a license and held by the proven place key: the place,
 -- or an error reply. A place with no key yet is taken by this one (renew
 -- writes it back with the key).
--- ARGV: op, serial, place (machine digest and place-key digest), random,
---       address rate, address burst
-local function find_place(group_key, record, address_key)
+-- ARGV: op, group record key, serial, place (machine digest and place-key
+--       digest), random, address rate, address burst, place retention (s)
+local function find_place(record, address_key, index)
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{address_key, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address'}},
-        1, now_ms)
+    local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
+        now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
-    local version, max, lease, renew = group_policy(group_key)
+    local version, max, lease, renew = group_policy(ARGV[2])
+    local keep = tonumber(ARGV[8])
+    forget_idle(record, index, max or 1, lease or 0, keep, now_s)   -- for a group that is gone too
+    local field, holder = place_arg(ARGV[4])
+    local place = redis.call('HGET', record, field)   -- also for a group that is gone: same work
     if not version then return nil, {NOT_FOUND, '0'} end
-    local field, holder = place_arg(ARGV[3])
-    local place = redis.call('HGET', record, field)
-    if not place or string.sub(place, 1, 8) ~= ARGV[4] then return nil, {NOT_FOUND, version} end
+    if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
     local bound = place_holder(place)
     if bound ~= '' and bound ~= holder then return nil, {WRONG_KEY, version} end
-    return {version = version, lease = lease, renew = renew, place = place, now = now_s,
-        field = field, holder = holder}
+    return {version = version, max = max, lease = lease, renew = renew, place = place, now = now_s,
+        now_ms = now_ms, keep = keep, field = field, holder = holder}
 end
 
 local function renew_license()
-    local p, err = find_place(KEYS[1], KEYS[3], KEYS[4])
+    local record, index = KEYS[2], KEYS[4]
+    local p, err = find_place(record, KEYS[3], index)
     if not p then return err end
-    if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, p.version} end
+    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
     if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
-    redis.call('HINCRBY', KEYS[3], 'n', 1)
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', KEYS[3], p.field, pack_place(ARGV[4], expires, p.holder))
-    return {OK, p.version, places(KEYS[3]), expires, renew_after, p.now, ARGV[4], 1}
+    redis.call('HSET', record, p.field, pack_place(ARGV[5], expires, p.holder))
+    retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease, p.keep,
+        p.now_ms)
+    return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
 end
 
 local function deactivate()
-    local p, err = find_place(KEYS[1], KEYS[2], KEYS[3])
+    local record, index = KEYS[1], KEYS[3]
+    local p, err = find_place(record, KEYS[2], index)
     if not p then return err end
-    redis.call('HDEL', KEYS[2], p.field)
-    return {OK, p.version, places(KEYS[2])}
+    redis.call('HDEL', record, p.field)
+    redis.call('ZREM', index, p.field)
+    return {OK, p.version, places(record)}
 end
 
--- ARGV: op, address rate, address burst, cost. A wrong key takes `cost`
--- tokens; once the bucket is empty the address is refused for every key, so
--- a brute-force run learns nothing and slows to the refill rate.
+-- ARGV: op, address rate, address burst, cost, `groups` key (read only,
+-- hence not in KEYS), group ID, group failure rate, group failure burst.
+-- A wrong key takes `cost` tokens from its address and one from its
+-- group's failure bucket; once either is below one token, every key from
+-- that address, or of that group from anywhere, is refused, so a
+-- brute-force run learns nothing and slows to the refill rate, however
+-- many addresses it is spread over. The reply says whether the group
+-- exists, asked for every key refused (a known group with a wrong value as
+-- much as a made-up one), so the server can find a group created since it
+-- last read `groups` (group_ids.h) at no extra cost.
 local function reject()
-    local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-    if rate <= 0 then return {NOT_GENUINE} end
+    local exists = redis.call('SISMEMBER', ARGV[5], ARGV[6])
     local _, now_ms = clock()
-    local level = bucket_level(KEYS[1], rate, burst, now_ms)
-    if level < 1 then return {RATE_LIMITED, seconds_until(level, 1, rate), 'address'} end
-    bucket_store(KEYS[1], math.max(0, level - cost), rate, burst, now_ms)
-    return {NOT_GENUINE}
+    local wait, scope = take_tokens({
+        {KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},
+        {KEYS[2], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group', 1, 1}}, now_ms)
+    if wait > 0 then return {RATE_LIMITED, wait, scope} end
+    return {NOT_GENUINE, exists}
 end
 
 local ops = {activate = activate, renew = renew_license, deactivate = deactivate, reject = reject}

@@ -1,8 +1,12 @@
 /* renew.c -- Renew and Deactivate: calls that name an existing place by its
  * license id (group + serial + random, so no index is needed) and the
- * machine that holds it. Each is one policy.lua call. A license id with the
- * wrong random part reads exactly like one the server never issued
- * (NOT_FOUND), so ids cannot be guessed from a group and serial.
+ * machine that holds it. Each is one policy.lua call, made before anything
+ * else is looked at: the script takes the address token first, so a license
+ * id of a group that does not exist, one with the wrong random part and one
+ * the server never issued all read the same (NOT_FOUND, same cost) and are
+ * all rate-limited alike; ids cannot be guessed from a group and serial, and
+ * groups cannot be discovered through these calls. Only a granted Renew
+ * reads the group record (for the license), from the worker's cache.
  *
  * The ids are not secret, though: they are in the license file. So each
  * call must also prove it holds the place key the place was bound to at
@@ -23,6 +27,7 @@
 #include "license_grant.h"
 #include "log.h"
 #include "proof_check.h"
+#include "rate_hold.h"
 #include "server.h"
 #include "validate.h"
 
@@ -68,7 +73,10 @@ static void refused(worker *w, rpc_reply *reply, metric *const *family, const ch
                  LOG_END);
         return;
     }
-    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
+    /* Anyone can make these up by the thousand: a throttled caller, or a
+     * license id of a group that does not exist (version 0), is routine. */
+    bool routine = p->status == POLICY_RATE_LIMITED || (p->status == POLICY_NOT_FOUND && p->version == 0);
+    log_emit(routine ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, event, LOG_U("group", group), LOG_U("serial", serial),
              LOG_S("reason", policy_status_name(p->status)), LOG_END);
 }
 
@@ -78,15 +86,14 @@ static void refused(worker *w, rpc_reply *reply, metric *const *family, const ch
  * (policy_reject): a flood of bad signatures slows to the refill rate. On
  * failure the reply is set. */
 static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
-                   const Activation__V1__PlaceProof *proof, place_op op, const char *license_id,
+                   const caller *who, const Activation__V1__PlaceProof *proof, place_op op, const char *license_id,
                    const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN]) {
     char msg[256];
     proof_verdict v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, msg, sizeof msg);
     if (v == PROOF_OK) return true;
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
     policy_result p;
-    policy_reject(w->redis, w->script, &w->app->limits, address_key, &p);
+    policy_reject(w->redis, w->script, &w->app->limits, who->bucket, group, &p);
+    rate_hold_note(w->holds, who->bucket, group, &p);
     if (p.status == POLICY_RATE_LIMITED) {
         refused(w, reply, family, event, &p, group, serial);
         return false;
@@ -101,12 +108,24 @@ static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *fam
     return false;
 }
 
-/* The caller's deadline passed, before we began or while we waited (a slow
- * group load): stop before touching a place nobody would hear about. */
+/* The caller's deadline passed, before we began or while we waited (on
+ * Redis): do no more work for it. */
 static bool deadline_passed(rpc_ctx *ctx, rpc_reply *reply, metric *const *family) {
     if (rpc_ctx_remaining_ms(ctx) > 0) return false;
     rpc_reply_error(reply, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     count(family, REFUSED_DEADLINE);
+    return true;
+}
+
+/* Rate limits come first: a caller Redis has just throttled is refused
+ * before anything else is done for it (rate_hold.h); otherwise the script
+ * takes the address token before it looks at the group or the place. A
+ * group that does not exist and a place that does not answer the same. */
+static bool held(worker *w, rpc_reply *reply, metric *const *family, const char *event, const caller *who,
+                 uint32_t group, uint32_t serial) {
+    policy_result p;
+    if (!rate_hold_check(w->holds, who->bucket, false, 0, &p)) return false;
+    refused(w, reply, family, event, &p, group, serial);
     return true;
 }
 
@@ -126,37 +145,34 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     uint32_t group, serial;
     uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
     if (!license_ref(reply, counted, &activation__v1__renew_request__descriptor, req, len, rq->license_id,
-                     &rq->machine_id, &group, &serial, random) ||
-        !proven(w, ctx, reply, counted, "renew.refused", rq->proof, PLACE_OP_RENEW, rq->license_id, rq->machine_id.data,
-                group, serial, holder))
+                     &rq->machine_id, &group, &serial, random))
+        goto done;
+    caller who;
+    caller_identify(w->app, ctx, &who);
+    if (held(w, reply, counted, "renew.refused", &who, group, serial) ||
+        !proven(w, ctx, reply, counted, "renew.refused", &who, rq->proof, PLACE_OP_RENEW, rq->license_id,
+                rq->machine_id.data, group, serial, holder))
         goto done;
 
-    /* 2. The group's record, for the license's product fields. */
-    const group_entry *g = NULL;
-    policy_result p = {.status = POLICY_NOT_FOUND};
-    switch (group_cache_get(w->groups, group, &g)) {
-    case GROUP_FOUND: break;
-    case GROUP_UNKNOWN: refused(w, reply, counted, "renew.refused", &p, group, serial); goto done;
-    default:
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
+    /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
+    policy_result p;
+    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random, who.bucket,
+                 &p);
+    rate_hold_note(w->holds, who.bucket, group, &p);
+    if (p.status != POLICY_OK) {
         refused(w, reply, counted, "renew.refused", &p, group, serial);
         goto done;
     }
-    /* A slow group load may have outlived the caller. */
+    /* The renewal is recorded; a caller that gave up meanwhile renews again
+     * (the same place, a fresh lease). */
     if (deadline_passed(ctx, reply, counted)) goto done;
 
-    /* 3. One round trip: rate limit, the place and its key, revocation, lease. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random, address_key,
-                 &p);
-    if (p.status == POLICY_OK && p.version != g->rec.version &&
-        group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
+    /* 3. The group's record for the license's product fields: cached, or
+     *    read once if this worker has none of this version. */
+    const group_entry *g = NULL;
+    if (group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record reload failed");
-    }
-    if (p.status != POLICY_OK) {
+        snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
         refused(w, reply, counted, "renew.refused", &p, group, serial);
         goto done;
     }
@@ -192,17 +208,20 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     uint32_t group, serial;
     uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
     if (!license_ref(reply, NULL, &activation__v1__deactivate_request__descriptor, req, len, rq->license_id,
-                     &rq->machine_id, &group, &serial, random) ||
-        !proven(w, ctx, reply, NULL, "deactivate.refused", rq->proof, PLACE_OP_DEACTIVATE, rq->license_id,
+                     &rq->machine_id, &group, &serial, random))
+        goto done;
+    caller who;
+    caller_identify(w->app, ctx, &who);
+    if (held(w, reply, NULL, "deactivate.refused", &who, group, serial) ||
+        !proven(w, ctx, reply, NULL, "deactivate.refused", &who, rq->proof, PLACE_OP_DEACTIVATE, rq->license_id,
                 rq->machine_id.data, group, serial, holder))
         goto done;
 
     /* 2. One round trip: rate limit, then free the place if it and its key match. */
-    char address_key[96];
-    policy_address_key(rpc_ctx_peer_ip(ctx), address_key, sizeof address_key);
     policy_result p;
     policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random,
-                      address_key, &p);
+                      who.bucket, &p);
+    rate_hold_note(w->holds, who.bucket, group, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
         goto done;

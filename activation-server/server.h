@@ -12,6 +12,7 @@
 
 #include "audit_client.h"
 #include "audit_sampler.h"
+#include "client_address.h"
 #include "group_cache.h"
 #include "license.h"
 #include "metrics.h"
@@ -63,6 +64,7 @@ typedef struct activation_metrics {
     metric *stage_ns[STAGE_N];      /* nanoseconds spent per stage, granted calls */
     metric *stage_calls;            /* granted calls timed into stage_ns */
     metric *group_loads;            /* group records read from Redis (cache misses) */
+    metric *group_id_loads;         /* reads of the `groups` set (group_ids.h) */
     metric *audit_sampled;          /* activations given to the offline-audit outbox */
     metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
     metric *audit_fallback;         /* online audits that fell back to the outbox */
@@ -76,7 +78,9 @@ typedef struct app {
     uint8_t kek[KEK_LEN];           /* unwraps groups' first secrets */
     rstore_config redis;            /* each worker connects with it */
     policy_limits limits;           /* token buckets, formatted for the script */
-    int negative_ttl_ms;            /* how long unknown groups stay cached */
+    int negative_ttl_ms;            /* how long unusable group records stay cached */
+    trusted_proxies *proxies;       /* --trusted-proxy: whose x-forwarded-for is believed */
+    group_ids *groups;              /* which groups exist (group_ids.h); shared by the workers */
     audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
     threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
     audit_sampler *sampler;         /* which activations are audited; NULL if off */
@@ -89,8 +93,18 @@ typedef struct worker {
     rstore *redis;                  /* this worker's own connection */
     int script;                     /* policy.lua's index on that connection */
     group_cache *groups;            /* groups this worker has seen */
+    struct rate_hold *holds;        /* callers Redis just rate-limited (rate_hold.h) */
     license_signer *signer;         /* this worker's signing context */
 } worker;
+
+/* Who is calling: the client address (client_address.h) and its
+ * rate-limit bucket key, worked out once per call. */
+typedef struct caller {
+    char ip[CLIENT_ADDRESS_MAX];
+    char bucket[PA_RKEY_MAX];
+} caller;
+
+void caller_identify(const app *a, rpc_ctx *ctx, caller *c);
 
 /* Registers every metric; call once before the server starts. */
 void activation_metrics_init(activation_metrics *m);

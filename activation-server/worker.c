@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "rate_hold.h"
 #include "server.h"
 
 void *worker_new(int index, void *app_ptr) {
@@ -24,9 +25,10 @@ void *worker_new(int index, void *app_ptr) {
         return NULL;
     }
     w->script = policy_register(w->redis);
-    w->groups = group_cache_new(w->redis, a->kek, a->negative_ttl_ms, a->m.group_loads);
+    w->groups = group_cache_new(w->redis, a->kek, a->groups, a->negative_ttl_ms, a->m.group_loads);
     w->signer = license_signer_new(&a->signing);
-    if (w->script < 0 || !w->groups || !w->signer) {
+    w->holds = rate_hold_new();
+    if (w->script < 0 || !w->groups || !w->signer || !w->holds) {
         log_error("worker.init", LOG_I("worker", index), LOG_END);
         worker_free(w);
         return NULL;
@@ -39,8 +41,14 @@ void worker_free(void *ptr) {
     if (!w) return;
     group_cache_free(w->groups);
     license_signer_free(w->signer);
+    rate_hold_free(w->holds);
     rstore_free(w->redis);
     free(w);
+}
+
+void caller_identify(const app *a, rpc_ctx *ctx, caller *c) {
+    client_address(a->proxies, ctx, c->ip);
+    policy_address_key(c->ip, c->bucket, sizeof c->bucket);
 }
 
 static const char *refusal_names[REFUSED_N] = {
@@ -107,6 +115,8 @@ void activation_metrics_init(activation_metrics *m) {
     m->group_loads = metric_counter("pa_group_cache_loads_total",
                                     "Group records read from Redis (cache misses and refreshes)",
                                     "");
+    m->group_id_loads =
+        metric_counter("pa_group_ids_loads_total", "Reads of the set of existing groups (start-up and refreshes)", "");
     m->audit_sampled = metric_counter("pa_audit_sampled_total",
                                       "Activations written to the offline-audit outbox", "");
     static const char *const verdicts[3] = {

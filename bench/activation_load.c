@@ -16,7 +16,12 @@
  *     Redis share this machine's cores, so CPU per call sets the ceiling;
  *   - p50/p90/p99/p99.9 at half of the peak rate (open loop);
  *   - Redis memory per activation record after N activations of distinct
- *     keys (INFO memory before/after, divided by N).
+ *     keys (INFO memory before/after, divided by N), for a one-machine
+ *     permanent key (the usual record: no expiry, no index), then for N/5
+ *     keys of an unlimited group (one machine each: the record carries an
+ *     expiry for the retention of idle places), N/5 keys of a leased group
+ *     of three places with three machines each (expiry) and N/5 keys of an
+ *     unlimited group with three machines each (expiry and place index).
  * With --target it drives a running server instead (keys from --keys FILE;
  * stage breakdown with --metrics; ceiling with --echo-target). The server it
  * starts talks plain text (--insecure-plaintext), like the echo ceiling, so
@@ -32,6 +37,14 @@
  * runs around it (drift does not pass for a cost). The per-address threat signal
  * is switched off there (one load generator looks like one hammering client
  * and would raise every group to 100 %).
+ *
+ * With --oracle it measures what the time of a refusal tells instead: a
+ * wrong key of a real group against a key of a made-up group (a fresh one
+ * each call, so nothing can be cached for it), one call at a time and
+ * alternating, from a caller that is not rate-limited and from one that is
+ * (a second server with a tiny address bucket), and prints both medians.
+ * They should match: the server knows which groups exist without asking
+ * Redis and runs a stand-in MAC for the made-up ones (group_ids.h).
  *
  * Targets (issue 3): ratio >= 0.6 at the best setting, p99 <= 2 ms at half
  * of peak, <= 150 bytes per activation record. Targets (issue 4): 5 %
@@ -69,7 +82,7 @@
 
 enum { CLASS_NEW, CLASS_AGAIN, CLASS_INVALID, CLASS_MEMORY };
 static const char *const class_names[LOADGEN_MAX_CLASSES] = {"new", "again", "invalid", "memory"};
-enum { G_LOAD = 4365, G_MEMORY = 4366 };
+enum { G_LOAD = 4365, G_MEMORY = 4366, G_MEMORY_UNLIMITED = 4367, G_MEMORY_LEASED = 4368, G_MEMORY_UNLIMITED_3 = 4369 };
 /* Machine numbers of each class live in separate ranges. */
 #define MACHINE_AGAIN (UINT64_C(1) << 40)
 #define MACHINE_INVALID (UINT64_C(2) << 40)
@@ -97,6 +110,8 @@ typedef struct options {
     bool half;                    /* measure at half of peak */
     const char *log_level;        /* the started server's --log-level */
     bool audit;                   /* --audit: the sampling-cost comparison only */
+    bool oracle;                  /* --oracle: refusal times, real vs made-up group */
+    size_t oracle_calls;          /* calls of each kind per --oracle run */
     run_spec audit_run;           /* its one setting */
     size_t audit_keys;            /* fresh keys per sampling group */
 } options;
@@ -127,6 +142,8 @@ typedef struct world {
     redisContext *ks_a, *ks_b;    /* keystore user on each store */
     redisContext *admin;          /* a measuring user with INFO rights on Redis A */
     pid_t server, echo, audit;    /* audit: the audit server, --audit only */
+    pid_t throttled;              /* --oracle: a server with a tiny address bucket */
+    char throttled_target[64], throttled_log[300];
     int metrics_port;
     char target[64], echo_target[64], metrics_host[64];
     char certs[300];              /* make-certs.sh output (--audit) */
@@ -552,7 +569,7 @@ static int start_servers(world *w, const options *o) {
     argv[n] = NULL;
     w->server = fixture_spawn((char *const *)argv, w->log_path, port, 15000);
     if (w->server < 0) return die("activation-server did not start");
-    if (o->audit) return 0;   /* no echo ceiling in that mode */
+    if (o->audit || o->oracle) return 0; /* no echo ceiling in these modes */
     snprintf(echo_listen, sizeof echo_listen, "127.0.0.1:%d", echo_port);
     snprintf(w->echo_target, sizeof w->echo_target, "%s", echo_listen);
     const char *eargv[] = {fixture_bin("bench/echo_bench"), "--serve", echo_listen,
@@ -563,7 +580,7 @@ static int start_servers(world *w, const options *o) {
 
 static int world_start(world *w, const options *o) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->audit = -1;
+    w->server = w->echo = w->audit = w->throttled = -1;
     if (fixture_tmpdir(w->dir, sizeof w->dir, "activation-load") != 0) return -1;
     if (redis_fixture_start(&w->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
@@ -579,6 +596,7 @@ static void world_stop(world *w) {
     if (w->server > 0) fixture_stop(w->server, SIGTERM, 20000);
     if (w->echo > 0) fixture_stop(w->echo, SIGTERM, 20000);
     if (w->audit > 0) fixture_stop(w->audit, SIGTERM, 20000);
+    if (w->throttled > 0) fixture_stop(w->throttled, SIGTERM, 20000);
     if (w->ks_a) redisFree(w->ks_a);
     if (w->ks_b) redisFree(w->ks_b);
     if (w->admin) redisFree(w->admin);
@@ -718,6 +736,62 @@ static bool info_memory(redisContext *c, long long *used, long long *dataset) {
     return u != NULL;
 }
 
+static void tune_memory_unlimited(group_record *r) { r->policy.max_machines = 0; }
+static void tune_memory_leased(group_record *r) {
+    r->policy.max_machines = 3;
+    r->policy.lease_seconds = 30 * 86400;
+}
+
+/* Records with what retention adds (policy.lua "Retention"): `n` keys of a
+ * new group, `machines` activations each, one call at a time. */
+static void measure_memory_kind(const world *w, const char *label, uint32_t group, void (*tune)(group_record *),
+                                size_t n, unsigned machines) {
+    long long used0, data0, used1, data1;
+    key_text *keys = alloc_keys(n);
+    if (create_group((world *)w, group, tune) != 0 || make_keys((world *)w, group, 1, n, 0, keys) != 0 ||
+        !info_memory(w->admin, &used0, &data0)) {
+        free(keys);
+        return;
+    }
+    rpc_channel *ch = rpc_channel_new(w->target, NULL);
+    rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
+    size_t granted = 0;
+    for (size_t i = 0; m && i < n; i++) {
+        for (unsigned j = 0; j < machines; j++) {
+            uint8_t id[32], buf[256];
+            machine_id(id, MACHINE_MEMORY + ((uint64_t)group << 24) + i * machines + j);
+            Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+            rq.product_key = keys[i];
+            rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+            size_t len = activation__v1__activate_request__pack(&rq, buf);
+            rpc_result res;
+            if (rpc_call(ch, m, buf, len, 5000, &res) == GRPC_STATUS_OK) granted++;
+            rpc_result_clear(&res);
+        }
+    }
+    rpc_channel_free(ch);
+    sleep(2);
+    if (info_memory(w->admin, &used1, &data1) && n > 0)
+        printf(
+            "  %s: %zu keys x %u machines (%zu granted): used_memory %+lld bytes = %.1f bytes per record, "
+            "%.1f per place\n",
+            label, n, machines, granted, used1 - used0, (double)(used1 - used0) / (double)n,
+            (double)(used1 - used0) / (double)(n * machines));
+    pk_fields f;
+    pk_decode(keys[0], PK_TEXT_LEN, &f, NULL);
+    redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *x = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_INDEX_FMT " SAMPLES 0", f.group, f.serial);
+    redisReply *t = redisCommand(w->admin, "TTL " PA_RKEY_RECORD_FMT, f.group, f.serial);
+    if (u && x && t && u->type == REDIS_REPLY_INTEGER && t->type == REDIS_REPLY_INTEGER)
+        printf("    one record: MEMORY USAGE %lld bytes, its index %s%lld bytes, TTL %lld s\n", u->integer,
+               x->type == REDIS_REPLY_INTEGER ? "" : "(none) ", x->type == REDIS_REPLY_INTEGER ? x->integer : 0LL,
+               t->integer);
+    if (u) freeReplyObject(u);
+    if (x) freeReplyObject(x);
+    if (t) freeReplyObject(t);
+    free(keys);
+}
+
 static void measure_memory(const options *o, const world *w, key_set *k, const run_spec *r) {
     static const char *const methods[] = {PA_RPC_ACTIVATE};
     long long used0, data0, used1, data1;
@@ -748,6 +822,15 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
                u->integer, e->str);
     if (u) freeReplyObject(u);
     if (e) freeReplyObject(e);
+    size_t more = k->n_memory / 5;
+    if (more > 0) {
+        measure_memory_kind(w, "unlimited key (expiry for retention)", G_MEMORY_UNLIMITED, tune_memory_unlimited, more,
+                            1);
+        measure_memory_kind(w, "leased key of 3 places, 3 machines (expiry; small keys have no index)", G_MEMORY_LEASED,
+                            tune_memory_leased, more, 3);
+        measure_memory_kind(w, "unlimited key, 3 machines (expiry and place index)", G_MEMORY_UNLIMITED_3,
+                            tune_memory_unlimited, more, 3);
+    }
 }
 
 /* --- what auditing costs (--audit) ------------------------------------------------ */
@@ -901,54 +984,213 @@ static int measure_audit(const options *o, world *w) {
     return rc;
 }
 
+/* --- what the time of a refusal tells (--oracle) ---------------------------------- */
+
+/* --oracle: the same server again, but one address may make a single call
+ * before it is rate-limited (and a refused key costs 5 tokens). */
+static int start_throttled_server(world *w) {
+    char url[256], listen[64];
+    int port = fixture_free_port();
+    redis_fixture_url(&w->a, "activation", url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(w->throttled_target, sizeof w->throttled_target, "%s", listen);
+    snprintf(w->throttled_log, sizeof w->throttled_log, "%s/throttled-server.log", w->dir);
+    const char *argv[] = {fixture_bin("activation-server/activation-server"),
+                          "--listen",
+                          listen,
+                          "--redis-url",
+                          url,
+                          "--kek",
+                          w->kek_a,
+                          "--signing-key",
+                          w->signing_key,
+                          "--metrics-listen",
+                          "off",
+                          "--workers",
+                          "2",
+                          "--log-level",
+                          "warn",
+                          "--rate-address-per-s",
+                          "0.001",
+                          "--rate-address-burst",
+                          "1",
+                          NULL};
+    w->throttled = fixture_spawn((char *const *)argv, w->throttled_log, port, 15000);
+    return w->throttled < 0 ? die("the throttled activation-server did not start") : 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double quantile(double *v, size_t n, double q) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return n ? v[(size_t)(q * (double)(n - 1))] : 0;
+}
+
+/* One Activate; its latency in microseconds, and whether the status was `want`. */
+static double timed_activate(rpc_channel *ch, rpc_client_method *m, const char *key, grpc_status_code want,
+                             unsigned *wrong_status) {
+    uint8_t id[32], buf[256];
+    machine_id(id, MACHINE_INVALID);
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+    size_t len = activation__v1__activate_request__pack(&rq, buf);
+    rpc_result res;
+    uint64_t t0 = pa_mono_ns();
+    grpc_status_code st = rpc_call(ch, m, buf, len, 5000, &res);
+    double us = (double)(pa_mono_ns() - t0) / 1e3;
+    rpc_result_clear(&res);
+    if (st != want) (*wrong_status)++;
+    return us;
+}
+
+/* Alternates n wrong keys of a real group with n keys of made-up groups
+ * against `target` and prints the medians. */
+static int oracle_run(const char *label, const char *target, const key_text *known, const key_text *unknown, size_t n,
+                      grpc_status_code want) {
+    rpc_channel *ch = rpc_channel_new(target, NULL);
+    rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
+    double *tk = calloc(n, sizeof *tk), *tu = calloc(n, sizeof *tu);
+    if (!m || !tk || !tu) {
+        rpc_channel_free(ch);
+        free(tk);
+        free(tu);
+        return die("out of memory or no channel");
+    }
+    unsigned bad = 0;
+    for (size_t i = 0; i < n / 10; i++) { /* warm-up, unmeasured */
+        timed_activate(ch, m, known[i], want, &bad);
+        timed_activate(ch, m, unknown[i], want, &bad);
+    }
+    bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Alternate which goes first, so neither always follows the other. */
+        if (i % 2 == 0) {
+            tk[i] = timed_activate(ch, m, known[i], want, &bad);
+            tu[i] = timed_activate(ch, m, unknown[i], want, &bad);
+        } else {
+            tu[i] = timed_activate(ch, m, unknown[i], want, &bad);
+            tk[i] = timed_activate(ch, m, known[i], want, &bad);
+        }
+    }
+    double k50 = quantile(tk, n, 0.5), u50 = quantile(tu, n, 0.5);
+    double k90 = quantile(tk, n, 0.9), u90 = quantile(tu, n, 0.9);
+    printf(
+        "  %-16s real group, wrong key: median %6.1f us (p90 %6.1f) | made-up group: median %6.1f us "
+        "(p90 %6.1f) | difference of medians %+5.1f us",
+        label, k50, k90, u50, u90, u50 - k50);
+    if (bad)
+        printf(" | %u calls did not answer %s", bad,
+               want == GRPC_STATUS_PERMISSION_DENIED ? "PERMISSION_DENIED" : "RESOURCE_EXHAUSTED");
+    printf("\n");
+    rpc_channel_free(ch);
+    free(tk);
+    free(tu);
+    return bad ? -1 : 0;
+}
+
+static int measure_oracle(const options *o, world *w) {
+    size_t n = o->oracle_calls, warm = n / 10;
+    key_text *known = alloc_keys(n + warm), *unknown = alloc_keys(n + warm);
+    int rc = create_group(w, G_LOAD, tune_load) != 0 || make_keys(w, G_LOAD, 1, n + warm, 1, known) != 0 ||
+                     start_throttled_server(w) != 0
+                 ? -1
+                 : 0;
+    /* Made-up groups: a fresh ID per call, well away from the real one. */
+    for (size_t i = 0; i < n + warm; i++) {
+        pk_fields f = {
+            .group = (uint32_t)(500000 + i), .serial = 1, .security_first = 123456789, .security_second = 42};
+        pk_encode(&f, unknown[i]);
+    }
+    printf("\n== what the time of a refusal tells: %zu Activate calls of each kind, one at a time, alternating\n", n);
+    if (rc == 0)
+        rc = oracle_run("not rate-limited", w->target, known + warm, unknown + warm, n, GRPC_STATUS_PERMISSION_DENIED);
+    if (rc == 0) {
+        /* Spend the throttled server's one token, then measure. */
+        unsigned ignored = 0;
+        rpc_channel *ch = rpc_channel_new(w->throttled_target, NULL);
+        if (ch) timed_activate(ch, rpc_channel_method(ch, PA_RPC_ACTIVATE), known[0], GRPC_STATUS_OK, &ignored);
+        rpc_channel_free(ch);
+        rc = oracle_run("rate-limited", w->throttled_target, known + warm, unknown + warm, n,
+                        GRPC_STATUS_RESOURCE_EXHAUSTED);
+    }
+    free(known);
+    free(unknown);
+    return rc;
+}
+
 /* --- options -------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: activation_load [options]\n"
-        "Load benchmark of the activation server: calls/s, latency, ratio to a bare echo,\n"
-        "server time per stage, p99 at half of peak, Redis bytes per activation record.\n"
-        "  --run T,C,N        client threads, channels, calls in flight; repeat\n"
-        "                     (default 2,2,8 2,2,16 2,4,32 2,4,64)\n"
-        "  --duration S       measured seconds per run (default 3)\n"
-        "  --warmup S         unmeasured seconds before each run (default 0.5)\n"
-        "  --workers N        activation-server workers (default 0: its own default,\n"
-        "                     two per core)\n"
-        "  --echo-workers N   echo server workers (default 0: the runtime's, one per core)\n"
-        "  --mix N,A,I        percent new activations, re-activations, keys not genuine\n"
-        "                     (default 70,20,10)\n"
-        "  --keys-fresh N     fresh keys made for new activations (default 150000)\n"
-        "  --records N        activations for the memory figure; 0 skips it (default 100000)\n"
-        "  --no-half          skip the run at half of peak\n"
-        "  --server-log-level L  the started server's log level (default info, as deployed)\n"
-        "  --audit            measure what auditing costs instead: also start the audit server,\n"
-        "                     then Activate throughput with sampling 5 %% offline, 5 %% online\n"
-        "                     and 100 %% offline, each as a ratio to 0 %% runs around it\n"
-        "  --audit-run T,C,N  the one setting of --audit (default 2,4,32)\n"
-        "  --audit-keys N     fresh keys per run (default 20000)\n"
-        "  --target HOST:PORT drive a running server instead (needs --keys FILE)\n"
-        "  --keys FILE        genuine keys, one a line (--target mode)\n"
-        "  --metrics HOST:PORT  that server's metrics endpoint, for the stage breakdown\n"
-        "  --echo-target HOST:PORT  an echo_bench --serve on the same runtime, for the ratio\n"
-        "  --help             this text\n");
+            "usage: activation_load [options]\n"
+            "Load benchmark of the activation server: calls/s, latency, ratio to a bare echo,\n"
+            "server time per stage, p99 at half of peak, Redis bytes per activation record.\n"
+            "  --run T,C,N        client threads, channels, calls in flight; repeat\n"
+            "                     (default 2,2,8 2,2,16 2,4,32 2,4,64)\n"
+            "  --duration S       measured seconds per run (default 3)\n"
+            "  --warmup S         unmeasured seconds before each run (default 0.5)\n"
+            "  --workers N        activation-server workers (default 0: its own default,\n"
+            "                     two per core)\n"
+            "  --echo-workers N   echo server workers (default 0: the runtime's, one per core)\n"
+            "  --mix N,A,I        percent new activations, re-activations, keys not genuine\n"
+            "                     (default 70,20,10)\n"
+            "  --keys-fresh N     fresh keys made for new activations (default 150000)\n"
+            "  --records N        activations for the memory figure; 0 skips it (default 100000)\n"
+            "  --no-half          skip the run at half of peak\n"
+            "  --server-log-level L  the started server's log level (default info, as deployed)\n"
+            "  --audit            measure what auditing costs instead: also start the audit server,\n"
+            "                     then Activate throughput with sampling 5 %% offline, 5 %% online\n"
+            "                     and 100 %% offline, each as a ratio to 0 %% runs around it\n"
+            "  --audit-run T,C,N  the one setting of --audit (default 2,4,32)\n"
+            "  --audit-keys N     fresh keys per run (default 20000)\n"
+            "  --oracle           measure what the time of a refusal tells instead: median latency of\n"
+            "                     a wrong key of a real group vs a key of a made-up group, from a\n"
+            "                     caller that is not rate-limited and from one that is\n"
+            "  --oracle-calls N   calls of each kind per --oracle run (default 2000)\n"
+            "  --target HOST:PORT drive a running server instead (needs --keys FILE)\n"
+            "  --keys FILE        genuine keys, one a line (--target mode)\n"
+            "  --metrics HOST:PORT  that server's metrics endpoint, for the stage breakdown\n"
+            "  --echo-target HOST:PORT  an echo_bench --serve on the same runtime, for the ratio\n"
+            "  --help             this text\n");
 }
 
 static int parse_options(int argc, char **argv, options *o) {
-    static const struct option opts[] = {
-        {"run", required_argument, NULL, 'r'},        {"duration", required_argument, NULL, 'd'},
-        {"warmup", required_argument, NULL, 'u'},     {"workers", required_argument, NULL, 'w'},
-        {"echo-workers", required_argument, NULL, 'E'},
-        {"mix", required_argument, NULL, 'm'},        {"keys-fresh", required_argument, NULL, 'k'},
-        {"records", required_argument, NULL, 'R'},    {"no-half", no_argument, NULL, 'H'},
-        {"server-log-level", required_argument, NULL, 'l'},
-        {"audit", no_argument, NULL, 'A'},            {"audit-run", required_argument, NULL, 'a'},
-        {"audit-keys", required_argument, NULL, 'n'},
-        {"target", required_argument, NULL, 't'},     {"keys", required_argument, NULL, 'K'},
-        {"metrics", required_argument, NULL, 'M'},    {"echo-target", required_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-    *o = (options){.duration = 3, .warmup = 0.5, .workers = 0, .mix = {70, 20, 10},
-                   .load_keys = 150000, .records = 100000, .half = true, .log_level = "info",
-                   .audit_run = {2, 4, 32}, .audit_keys = 20000};
+    static const struct option opts[] = {{"run", required_argument, NULL, 'r'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"warmup", required_argument, NULL, 'u'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"echo-workers", required_argument, NULL, 'E'},
+                                         {"mix", required_argument, NULL, 'm'},
+                                         {"keys-fresh", required_argument, NULL, 'k'},
+                                         {"records", required_argument, NULL, 'R'},
+                                         {"no-half", no_argument, NULL, 'H'},
+                                         {"server-log-level", required_argument, NULL, 'l'},
+                                         {"audit", no_argument, NULL, 'A'},
+                                         {"audit-run", required_argument, NULL, 'a'},
+                                         {"audit-keys", required_argument, NULL, 'n'},
+                                         {"oracle", no_argument, NULL, 'O'},
+                                         {"oracle-calls", required_argument, NULL, 'N'},
+                                         {"target", required_argument, NULL, 't'},
+                                         {"keys", required_argument, NULL, 'K'},
+                                         {"metrics", required_argument, NULL, 'M'},
+                                         {"echo-target", required_argument, NULL, 'e'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *o = (options){.duration = 3,
+                   .warmup = 0.5,
+                   .workers = 0,
+                   .mix = {70, 20, 10},
+                   .load_keys = 150000,
+                   .records = 100000,
+                   .half = true,
+                   .log_level = "info",
+                   .audit_run = {2, 4, 32},
+                   .audit_keys = 20000,
+                   .oracle_calls = 2000};
     int c;
     char tail;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -983,6 +1225,8 @@ static int parse_options(int argc, char **argv, options *o) {
                 return die("--audit-run wants T,C,N with N >= T");
             break;
         case 'n': o->audit_keys = (size_t)atol(optarg); break;
+        case 'O': o->oracle = true; break;
+        case 'N': o->oracle_calls = (size_t)atol(optarg); break;
         case 't': o->target = optarg; break;
         case 'K': o->keys_file = optarg; break;
         case 'M': o->metrics = optarg; break;
@@ -996,6 +1240,8 @@ static int parse_options(int argc, char **argv, options *o) {
     if (o->target && !o->keys_file) return die("--target needs --keys FILE");
     if (o->audit && o->target) return die("--audit starts its own servers; drop --target");
     if (o->audit && o->audit_keys < 1) return die("--audit-keys wants at least 1");
+    if (o->oracle && (o->target || o->audit)) return die("--oracle starts its own servers; drop --target and --audit");
+    if (o->oracle && o->oracle_calls < 10) return die("--oracle-calls wants at least 10");
     if (o->n_runs == 0) {
         const run_spec def[] = {{2, 2, 8}, {2, 2, 16}, {2, 4, 32}, {2, 4, 64}};
         memcpy(o->runs, def, sizeof def);
@@ -1016,7 +1262,7 @@ static void default_build_dir(void) {
 
 static int pointed_world(const options *o, world *w) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->audit = w->a.pid = w->b.pid = -1;
+    w->server = w->echo = w->audit = w->throttled = w->a.pid = w->b.pid = -1;
     snprintf(w->target, sizeof w->target, "%s", o->target);
     if (o->metrics) {
         const char *colon = strrchr(o->metrics, ':');
@@ -1038,6 +1284,13 @@ int main(int argc, char **argv) {
     world w;
     key_set k = {.only = -1, .mix = {o.mix[0], o.mix[1], o.mix[2]}};
     int rc = 1;
+    if (o.oracle) {
+        if (world_start(&w, &o) == 0) {
+            printf("activation server: %s (--workers %d), Redis A: 127.0.0.1:%d\n", w.target, o.workers, w.a.port);
+            rc = measure_oracle(&o, &w) == 0 ? 0 : 1;
+        }
+        goto out;
+    }
     if (o.audit) {
         if (world_start(&w, &o) == 0) {
             printf("activation server: %s (--workers %d, auditing on), audit server: %s, "

@@ -18,10 +18,17 @@ int pa_rkey_revoked(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RK
 int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id) {
     return key(buf, n, PA_RKEY_GROUP_BUCKET_FMT, (unsigned)id);
 }
+int pa_rkey_group_failure_bucket(char *buf, size_t n, uint32_t id) {
+    return key(buf, n, PA_RKEY_GROUP_FAILURE_BUCKET_FMT, (unsigned)id);
+}
 int pa_rkey_audit(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_AUDIT_FMT, (unsigned)id); }
 
 int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial) {
     return key(buf, n, PA_RKEY_RECORD_FMT, (unsigned)id, (unsigned)serial);
+}
+
+int pa_rkey_record_index(char *buf, size_t n, uint32_t id, uint32_t serial) {
+    return key(buf, n, PA_RKEY_RECORD_INDEX_FMT, (unsigned)id, (unsigned)serial);
 }
 
 int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {

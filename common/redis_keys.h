@@ -43,9 +43,21 @@ int pa_rkey_revoked(char *buf, size_t n, uint32_t id);
 #define PA_RKEY_RECORD_FMT "{g:%u}:k:%u"
 int pa_rkey_record(char *buf, size_t n, uint32_t id, uint32_t serial);
 
+/* zset: the places of one key's record, scored by when each may be
+ * forgotten (lapse or last seen, see policy.lua "Retention"); only for
+ * records of two places or more. r/w policy.lua only. */
+#define PA_RKEY_RECORD_INDEX_FMT "{g:%u}:k:%u:places"
+int pa_rkey_record_index(char *buf, size_t n, uint32_t id, uint32_t serial);
+
 /* string: the group's token bucket. r/w policy.lua only. */
 #define PA_RKEY_GROUP_BUCKET_FMT "{g:%u}:rl"
 int pa_rkey_group_bucket(char *buf, size_t n, uint32_t id);
+
+/* string: the group's failure bucket: keys of the group refused as not
+ * genuine, from any address. Exists for made-up group IDs too (so a group's
+ * existence shows in no rate limit). r/w policy.lua only. */
+#define PA_RKEY_GROUP_FAILURE_BUCKET_FMT "{g:%u}:rl:f"
+int pa_rkey_group_failure_bucket(char *buf, size_t n, uint32_t id);
 
 /* string: one client address's token bucket; `address` is the text the
  * activation server limits by (IPv6: its /64, policy_address_key).

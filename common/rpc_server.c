@@ -90,7 +90,7 @@ typedef struct request_slot {
     method_entry *method;         /* which method the slot is armed for */
     grpc_call *call;              /* filled by core on arrival */
     gpr_timespec deadline;        /* the client's deadline */
-    grpc_metadata_array md;       /* request metadata (unused but required) */
+    grpc_metadata_array md;       /* request metadata (handed to the handler's rpc_ctx) */
     grpc_byte_buffer *payload;    /* the request message, read by core */
 } request_slot;
 
@@ -127,6 +127,7 @@ struct rpc_ctx {
     grpc_call *call;              /* the call being handled */
     gpr_timespec deadline;
     char *peer;                   /* gpr_malloc'd by core on first ask, freed after the handler */
+    const grpc_metadata_array *md; /* the request's metadata while the handler runs, else NULL */
     char peer_ip[64];             /* derived from peer on first ask */
     char identity[256];           /* client certificate CN on first ask */
     bool have_ip, have_identity;
@@ -417,10 +418,15 @@ static void on_request(request_slot *sl, bool ok) {
     grpc_call *call = sl->call;
     grpc_byte_buffer *payload = sl->payload;
     gpr_timespec deadline = sl->deadline;
+    grpc_metadata_array md = sl->md; /* the handler's; its slices live as long as the call */
+    grpc_metadata_array_init(&sl->md);
     sl->call = NULL;
     sl->payload = NULL;
     arm_request(sl);
+    sl->w->ctx.md = &md;
     run_handler(sl->w, sl->method, call, deadline, payload, started);
+    sl->w->ctx.md = NULL;
+    grpc_metadata_array_destroy(&md);
 }
 
 static void on_generic(generic_slot *g, bool ok) {
@@ -954,6 +960,23 @@ const char *rpc_ctx_peer_ip(rpc_ctx *ctx) {
         ctx->have_ip = true;
     }
     return ctx->peer_ip;
+}
+
+int rpc_ctx_metadata(rpc_ctx *ctx, const char *key, size_t index, char *buf, size_t cap) {
+    size_t klen = strlen(key);
+    for (size_t i = 0; ctx->md && i < ctx->md->count; i++) {
+        const grpc_metadata *m = &ctx->md->metadata[i];
+        if (GRPC_SLICE_LENGTH(m->key) != klen || memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0) continue;
+        if (index-- > 0) continue;
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        if (cap > 0) {
+            size_t c = n < cap - 1 ? n : cap - 1;
+            memcpy(buf, GRPC_SLICE_START_PTR(m->value), c);
+            buf[c] = '\0';
+        }
+        return n > INT_MAX ? INT_MAX : (int)n;
+    }
+    return -1;
 }
 
 int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx) {

@@ -192,6 +192,12 @@ int rpc_ctx_worker_index(rpc_ctx *ctx);  /* 0 .. workers-1 */
 const char *rpc_ctx_peer(rpc_ctx *ctx);
 /* The peer address without the scheme and port, e.g. "127.0.0.1" or "::1". */
 const char *rpc_ctx_peer_ip(rpc_ctx *ctx);
+/* Request metadata: the `index`-th entry (0 = the first) named `key`
+ * (lowercase, as gRPC delivers names), copied into buf NUL-terminated and
+ * cut to cap - 1 bytes. Returns the value's whole length (>= cap: it was
+ * cut), or -1 when there is no such entry. Only the client's word: trust a
+ * value only from a peer you trust. */
+int rpc_ctx_metadata(rpc_ctx *ctx, const char *key, size_t index, char *buf, size_t cap);
 /* Milliseconds left before the client's deadline (INT64_MAX if none). */
 int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx);
 /* With mutual TLS: the client certificate's common name, or NULL. */

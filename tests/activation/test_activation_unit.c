@@ -1,7 +1,8 @@
 /* test_activation_unit.c -- the activation server's pure parts, without
- * processes: request validation, license ids, rate-limit address keys,
- * license signing with the key id of docs/activation-flow.md, and the
- * place-key proof (its message byte for byte, and the server's check). */
+ * processes: request validation, license ids, rate-limit address keys, the
+ * forwarded client address of trusted proxies, license signing with the key
+ * id of docs/activation-flow.md, and the place-key proof (its message byte
+ * for byte, and the server's check). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_address.h"
 #include "fixture.h"
 #include "hex.h"
 #include "license.h"
@@ -151,6 +153,57 @@ static void test_address_keys(void **state) {
     assert_string_equal(k, "rl:a:10.1.2.3");
     policy_address_key("::1", k, sizeof k);
     assert_string_equal(k, "rl:a:::/64");
+}
+
+static void expect_client(const trusted_proxies *t, const char *peer, const char *xff, const char *want) {
+    char out[CLIENT_ADDRESS_MAX];
+    client_address_resolve(t, peer, xff, out);
+    if (strcmp(out, want) != 0) fprintf(stderr, "peer %s, x-forwarded-for \"%s\": %s\n", peer, xff, out);
+    assert_string_equal(out, want);
+}
+
+static void test_trusted_proxies(void **state) {
+    const char *nets[] = {"10.0.0.0/8", "192.0.2.1", "2001:db8:aa::/48", "172.16.5.9/12"};
+    char err[200];
+    trusted_proxies *t = trusted_proxies_new(nets, 4, err, sizeof err);
+    assert_non_null(t);
+    assert_true(trusted_proxies_contain(t, "10.200.0.1"));
+    assert_true(trusted_proxies_contain(t, "::ffff:10.0.0.1")); /* mapped reads as IPv4 */
+    assert_true(trusted_proxies_contain(t, "192.0.2.1"));
+    assert_false(trusted_proxies_contain(t, "192.0.2.2"));
+    assert_true(trusted_proxies_contain(t, "2001:db8:aa:ffff::1"));
+    assert_false(trusted_proxies_contain(t, "2001:db8:ab::1"));
+    assert_true(trusted_proxies_contain(t, "172.31.0.1")); /* host bits of the block ignored */
+    assert_false(trusted_proxies_contain(t, "11.0.0.1"));
+
+    /* An untrusted peer is the client, whatever it forwards. */
+    expect_client(t, "198.51.100.1", "203.0.113.9", "198.51.100.1");
+    /* A trusted peer's last hop is the client... */
+    expect_client(t, "10.0.0.5", "203.0.113.8, 203.0.113.9", "203.0.113.9");
+    /* ...looking through further trusted proxies, with ports and brackets. */
+    expect_client(t, "10.0.0.5", "203.0.113.8,203.0.113.9:5000, 192.0.2.1:80 ,10.9.9.9", "203.0.113.9");
+    expect_client(t, "::ffff:10.0.0.5", "[2001:db8:1::7]:443", "2001:db8:1::7");
+    expect_client(t, "2001:db8:aa::1", "2001:db8:1::7, 2001:db8:aa::2", "2001:db8:1::7");
+    /* Every hop trusted: the leftmost. */
+    expect_client(t, "10.0.0.5", "10.1.1.1, 192.0.2.1", "10.1.1.1");
+    /* Nonsense ends the walk at the hop to its right. */
+    expect_client(t, "10.0.0.5", "garbage", "10.0.0.5");
+    expect_client(t, "10.0.0.5", "203.0.113.9, junk, 10.2.2.2", "10.2.2.2");
+    expect_client(t, "10.0.0.5", "", "10.0.0.5");
+    expect_client(t, "10.0.0.5", "203.0.113.9,", "10.0.0.5");
+    expect_client(t, "10.0.0.5", NULL, "10.0.0.5");
+    /* Canonical text: the same client is one bucket. */
+    expect_client(t, "10.0.0.5", "2001:DB8:0:0::1", "2001:db8::1");
+    trusted_proxies_free(t);
+
+    /* Nobody trusted. */
+    expect_client(NULL, "::ffff:198.51.100.1", "203.0.113.9", "198.51.100.1");
+
+    const char *bad[] = {"10.0.0.0/33", "10.0.0/8", "fe80::/129", "", "10.0.0.1/", "example.com"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_null(trusted_proxies_new(&bad[i], 1, err, sizeof err));
+        assert_non_null(strstr(err, "--trusted-proxy"));
+    }
 }
 
 static void test_limits_are_formatted_exactly(void **state) {
@@ -314,11 +367,17 @@ static void test_proof_check(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_request),        cmocka_unit_test(test_key_problems_name_the_field),
-        cmocka_unit_test(test_request_fields),       cmocka_unit_test(test_license_ids),
-        cmocka_unit_test(test_address_keys),         cmocka_unit_test(test_limits_are_formatted_exactly),
-        cmocka_unit_test(test_license_signing),      cmocka_unit_test(test_signing_key_must_be_ed25519),
-        cmocka_unit_test(test_proof_message_layout), cmocka_unit_test(test_proof_check),
+        cmocka_unit_test(test_valid_request),
+        cmocka_unit_test(test_key_problems_name_the_field),
+        cmocka_unit_test(test_request_fields),
+        cmocka_unit_test(test_license_ids),
+        cmocka_unit_test(test_address_keys),
+        cmocka_unit_test(test_trusted_proxies),
+        cmocka_unit_test(test_limits_are_formatted_exactly),
+        cmocka_unit_test(test_license_signing),
+        cmocka_unit_test(test_signing_key_must_be_ed25519),
+        cmocka_unit_test(test_proof_message_layout),
+        cmocka_unit_test(test_proof_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,8 +82,12 @@ static void test_redis_key_names(void **state) {
     assert_string_equal(k, "{g:1048575}:revoked");
     pa_rkey_record(k, sizeof k, 1048575, 1073741823);
     assert_string_equal(k, "{g:1048575}:k:1073741823");
+    pa_rkey_record_index(k, sizeof k, 1048575, 1073741823);
+    assert_string_equal(k, "{g:1048575}:k:1073741823:places");
     pa_rkey_group_bucket(k, sizeof k, 7);
     assert_string_equal(k, "{g:7}:rl");
+    pa_rkey_group_failure_bucket(k, sizeof k, 7);
+    assert_string_equal(k, "{g:7}:rl:f");
     pa_rkey_address_bucket(k, sizeof k, "2001:db8::/64");
     assert_string_equal(k, "rl:a:2001:db8::/64");
     pa_rkey_audit(k, sizeof k, 7);
