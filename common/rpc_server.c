@@ -885,6 +885,19 @@ const char *rpc_ctx_peer_identity(rpc_ctx *ctx) {
     return ctx->identity[0] ? ctx->identity : NULL;
 }
 
+size_t rpc_ctx_peer_properties(rpc_ctx *ctx, const char *name, rpc_property_fn fn, void *arg) {
+    grpc_auth_context *ac = ctx->call ? grpc_call_auth_context(ctx->call) : NULL;
+    if (!ac) return 0;
+    size_t n = 0;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, name);
+    for (const grpc_auth_property *p; (p = grpc_auth_property_iterator_next(&it));) {
+        n++;
+        if (!fn(p->value, p->value_length, arg)) break;
+    }
+    grpc_auth_context_release(ac);
+    return n;
+}
+
 /* --- replies ------------------------------------------------------------------------ */
 
 void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...) {

@@ -151,6 +151,13 @@ const char *rpc_ctx_peer_ip(rpc_ctx *ctx);
 int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx);
 /* With mutual TLS: the client certificate's common name, or NULL. */
 const char *rpc_ctx_peer_identity(rpc_ctx *ctx);
+/* With TLS: calls fn once per value of the peer's auth-context property
+ * `name` (GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME,
+ * GRPC_X509_PEM_CERT_PROPERTY_NAME, ... from grpc_security_constants.h),
+ * until fn returns false. The value is not NUL-terminated and is valid only
+ * during the callback. Returns how many values fn saw (0 without TLS). */
+typedef bool (*rpc_property_fn)(const char *value, size_t len, void *arg);
+size_t rpc_ctx_peer_properties(rpc_ctx *ctx, const char *name, rpc_property_fn fn, void *arg);
 
 /* Sets an error status; the body is dropped. printf-style message. */
 void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...)
