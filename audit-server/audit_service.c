@@ -14,6 +14,7 @@
 #include "audit/v1/audit.pb-c.h"
 #include "audit_metrics.h"
 #include "audit_store.h"
+#include "client_auth.h"
 #include "keycodec.h"
 #include "log.h"
 #include "rpc_methods.h"
@@ -23,6 +24,7 @@
 typedef struct audit_worker {
     audit_store *store;           /* this worker's Redis B connection */
     secret_cache *cache;          /* this worker's prepared second secrets */
+    client_auth_cache *clients;   /* this worker's decisions about client certificates */
     const audit_service *svc;     /* shared configuration */
 } audit_worker;
 
@@ -34,7 +36,8 @@ void *audit_service_worker_init(int worker_index, void *app) {
     w->svc = svc;
     w->store = audit_store_open(&svc->store, true, err, sizeof err);
     w->cache = secret_cache_new(svc->kek);
-    if (!w->store || !w->cache) {
+    w->clients = svc->clients ? client_auth_cache_new(svc->clients) : NULL;
+    if (!w->store || !w->cache || (svc->clients && !w->clients)) {
         log_error("audit.worker.init", LOG_I("worker", worker_index), LOG_S("error", err), LOG_END);
         audit_service_worker_free(w);
         return NULL;
@@ -47,6 +50,7 @@ void audit_service_worker_free(void *worker_state) {
     if (!w) return;
     audit_store_close(w->store);
     secret_cache_free(w->cache);
+    client_auth_cache_free(w->clients);
     free(w);
 }
 
@@ -55,6 +59,24 @@ static const char *or_empty(const char *s) { return s ? s : ""; }
 static const char *peer_cn(rpc_ctx *ctx) {
     const char *cn = rpc_ctx_peer_identity(ctx);
     return cn ? cn : "";
+}
+
+/* The client allow-list and CRL, before any work: a refused caller gets
+ * PERMISSION_DENIED, a count, and a log line (warn the first time this
+ * worker meets the certificate, debug after, so a client retrying every
+ * half second does not flood the log). */
+static bool caller_allowed(rpc_ctx *ctx, audit_worker *w, const char *method, rpc_reply *reply) {
+    if (!w->clients) return true;
+    char who[160];
+    bool first;
+    client_verdict v = client_auth_check(w->clients, ctx, who, sizeof who, &first);
+    if (v == CLIENT_ALLOWED) return true;
+    metric_inc(audit_metrics_get()->clients_refused[v]);
+    log_emit(first ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "audit.client.refused", LOG_S("reason", client_verdict_name(v)),
+             LOG_S("method", method), LOG_S("client", who), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+    rpc_reply_error(reply, GRPC_STATUS_PERMISSION_DENIED,
+                    v == CLIENT_REVOKED ? "client certificate revoked" : "client certificate not allowed");
+    return false;
 }
 
 /* Printable ASCII of at most `max` characters (empty allowed). */
@@ -146,6 +168,7 @@ static void verify_key(rpc_ctx *ctx, audit_worker *w, const Audit__V1__AuditReco
 static void handle_verify(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
     audit_worker *w = rpc_ctx_worker(ctx);
     char err[256];
+    if (!caller_allowed(ctx, w, "Verify", reply)) return;
     Audit__V1__VerifyRequest *vr = audit__v1__verify_request__unpack(NULL, req_len, req);
     if (!vr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed VerifyRequest");
@@ -231,6 +254,7 @@ static void submit_batch(rpc_ctx *ctx, audit_worker *w, const Audit__V1__SubmitR
 }
 
 static void handle_submit(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
+    if (!caller_allowed(ctx, rpc_ctx_worker(ctx), "Submit", reply)) return;
     Audit__V1__SubmitRequest *sr = audit__v1__submit_request__unpack(NULL, req_len, req);
     if (!sr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitRequest");
@@ -273,6 +297,7 @@ static void reply_revocations(rpc_reply *reply, const revocation_entry *e, size_
 
 static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
     audit_worker *w = rpc_ctx_worker(ctx);
+    if (!caller_allowed(ctx, w, "ListRevocations", reply)) return;
     Audit__V1__ListRevocationsRequest *lr = audit__v1__list_revocations_request__unpack(NULL, req_len, req);
     if (!lr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed ListRevocationsRequest");

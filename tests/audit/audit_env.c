@@ -50,7 +50,9 @@ int env_start(audit_env *e) {
     return e->ks_a && e->ks_b && e->act_a && e->audit_b ? 0 : -1;
 }
 
-int env_start_server(audit_env *e) {
+int env_start_server(audit_env *e) { return env_start_server_with(e, NULL); }
+
+int env_start_server_with(audit_env *e, const char *const *extra) {
     char url[256], listen[64], metrics[64], cert[400], key[400], ca[400];
     redis_fixture_url(&e->b, "audit", url, sizeof url);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port);
@@ -58,10 +60,17 @@ int env_start_server(audit_env *e) {
     snprintf(cert, sizeof cert, "%s/audit-server.pem", e->certs);
     snprintf(key, sizeof key, "%s/audit-server.key", e->certs);
     snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);
-    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "--listen", listen,
-                    "--redis-url", url, "--kek", e->kek_b, "--tls-cert", cert, "--tls-key", key,
-                    "--tls-client-ca", ca, "--metrics-listen", metrics, "--workers", "2",
-                    "--consumer", "test-audit", "--log-level", "debug", NULL};
+    const char *bin = fixture_bin("audit-server/audit-server");
+    const char *base[] = {bin,          "--listen",         listen,  "--redis-url", url, "--kek",
+                          e->kek_b,     "--tls-cert",       cert,    "--tls-key",   key, "--tls-client-ca",
+                          ca,           "--metrics-listen", metrics, "--workers",   "2", "--consumer",
+                          "test-audit", "--log-level",      "debug"};
+    enum { BASE = sizeof base / sizeof *base, MAX_EXTRA = 32 };
+    char *argv[BASE + MAX_EXTRA + 1];
+    size_t n = 0;
+    for (; n < BASE; n++) argv[n] = (char *)base[n];
+    for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA; i++) argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     e->server = fixture_spawn(argv, e->log_path, e->port, 15000);
     return e->server > 0 ? 0 : -1;
 }
@@ -133,10 +142,14 @@ int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk
 }
 
 audit_client *env_client(audit_env *e, const char *certdir) {
+    return env_client_named(e, certdir, "activation-client");
+}
+
+audit_client *env_client_named(audit_env *e, const char *dir, const char *name) {
     char ca[400], cert[400], key[400], err[300];
     snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);   /* always trust the real server */
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", certdir);
-    snprintf(key, sizeof key, "%s/activation-client.key", certdir);
+    snprintf(cert, sizeof cert, "%s/%s.pem", dir, name);
+    snprintf(key, sizeof key, "%s/%s.key", dir, name);
     audit_client_config cfg = {.target = e->target, .ca_file = ca, .cert_file = cert, .key_file = key,
                                .target_name_override = "localhost", .origin = "test-activation",
                                .verify_timeout_ms = 3000};

@@ -36,6 +36,8 @@ typedef struct audit_env {
 int env_start(audit_env *e);
 /* The audit server (same ports across restarts). */
 int env_start_server(audit_env *e);
+/* The same with more options (NULL-terminated; later ones override). */
+int env_start_server_with(audit_env *e, const char *const *extra);
 /* Stops it with `sig`; returns its exit status (128+n for a signal). */
 int env_stop_server(audit_env *e, int sig);
 void env_stop(audit_env *e);
@@ -50,6 +52,8 @@ int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk
 
 /* A client with the certificates in `certdir` (e->certs or e->other). */
 audit_client *env_client(audit_env *e, const char *certdir);
+/* A client with the certificate DIR/NAME.pem and key DIR/NAME.key. */
+audit_client *env_client_named(audit_env *e, const char *dir, const char *name);
 
 /* Trail statistics from Redis B: entries, and how many request_ids occur
  * more than once among entries of `source` (NULL = any). */
