@@ -35,6 +35,7 @@ void *audit_service_worker_init(int worker_index, void *app) {
     if (!w) return NULL;
     w->svc = svc;
     w->store = audit_store_open(&svc->store, true, err, sizeof err);
+    if (w->store) audit_store_set_retention(w->store, svc->request_retention_s);
     w->cache = secret_cache_new(svc->kek);
     w->clients = svc->clients ? client_auth_cache_new(svc->clients) : NULL;
     if (!w->store || !w->cache || (svc->clients && !w->clients)) {

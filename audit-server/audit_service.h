@@ -28,6 +28,7 @@ typedef struct audit_service {
     uint32_t list_default;        /* entries when the caller asks for 0 */
     uint32_t list_max;            /* entries at most, whatever the caller asks */
     const client_auth *clients;   /* who may call: allow-list and CRL (client_auth.h) */
+    int64_t request_retention_s;  /* how long a request id is remembered (Submit idempotency) */
 } audit_service;
 
 /* rpc_server_config.worker_init / worker_free for an audit_service app. */

@@ -22,6 +22,7 @@ struct audit_store {
     int script_record;            /* index of record_verdicts.lua */
     int script_enqueue;           /* index of enqueue.lua */
     int script_list;              /* index of list_revocations.lua */
+    char retention[24];           /* request keys' lifetime in seconds, for the scripts */
 };
 
 /* The scripts (the .lua files of this folder, embedded at build time with the
@@ -43,6 +44,7 @@ audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, si
         free(s);
         return NULL;
     }
+    audit_store_set_retention(s, AUDIT_REQUEST_RETENTION_S);
     s->script_record = rstore_script_add(s->rs, record_verdicts_lua);
     s->script_enqueue = rstore_script_add(s->rs, enqueue_lua);
     s->script_list = rstore_script_add(s->rs, list_revocations_lua);
@@ -62,6 +64,10 @@ void audit_store_close(audit_store *s) {
 
 rstore *audit_store_rstore(audit_store *s) { return s->rs; }
 
+void audit_store_set_retention(audit_store *s, int64_t seconds) {
+    snprintf(s->retention, sizeof s->retention, "%lld", (long long)(seconds > 0 ? seconds : AUDIT_REQUEST_RETENTION_S));
+}
+
 /* Turns a NULL or error reply into a message; returns true when usable. */
 static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char *err,
                      size_t errlen) {
@@ -79,6 +85,7 @@ static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char
 /* One record's script arguments, formatted; argv points into it. */
 typedef struct record_args {
     char group[16], serial[16], received[24], member[32];
+    char request_key[PA_RKEY_MAX];
     char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
 } record_args;
 
@@ -89,6 +96,7 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
     snprintf(b->serial, sizeof b->serial, "%" PRIu32, e->serial);
     snprintf(b->received, sizeof b->received, "%lld", (long long)e->received_at);
     pa_audit_revoked_member(b->member, sizeof b->member, e->group, e->serial);
+    pa_rkey_audit_request(b->request_key, sizeof b->request_key, OR_EMPTY(e->request_id));
     b->machine[0] = '\0';
     if (e->machine_id)
         pa_hex_encode(e->machine_id,
@@ -134,7 +142,7 @@ static int record_reply(const redisReply *r, size_t n, audit_outcome *out, long 
 static int record_chunk(audit_store *s, const audit_entry *e, const char *const *queue_ids,
                         size_t n, audit_outcome *out, long long *queue_length, char *err,
                         size_t errlen) {
-    size_t nargs = RECORD_ARG_FIRST - 1 + n * RECORD_ARGS, argc = RECORD_KEYS + nargs;
+    size_t nkeys = RECORD_KEYS + n, nargs = RECORD_ARG_FIRST - 1 + n * RECORD_ARGS, argc = nkeys + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     record_args *bufs = malloc(n * sizeof *bufs);
@@ -145,19 +153,21 @@ static int record_chunk(audit_store *s, const audit_entry *e, const char *const 
     }
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    const char **keys = argv, **args = argv + RECORD_KEYS;
+    const char **keys = argv, **args = argv + nkeys;
     keys[RECORD_KEY_TRAIL - 1] = PA_RKEY_AUDIT_TRAIL;
     keys[RECORD_KEY_REVOCATIONS - 1] = PA_RKEY_AUDIT_REVOCATIONS;
     keys[RECORD_KEY_SEQ - 1] = PA_RKEY_AUDIT_REVOCATION_SEQ;
     keys[RECORD_KEY_REVOKED - 1] = PA_RKEY_AUDIT_REVOKED;
-    keys[RECORD_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
     keys[RECORD_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
     args[RECORD_ARG_NOW - 1] = now;
     args[RECORD_ARG_QUEUE_GROUP - 1] = PA_AUDIT_QUEUE_GROUP;
-    for (size_t i = 0; i < n; i++)
+    args[RECORD_ARG_RETENTION - 1] = s->retention;
+    for (size_t i = 0; i < n; i++) {
         record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], args + RECORD_ARG_FIRST - 1 + i * RECORD_ARGS);
+        keys[RECORD_KEYS + i] = bufs[i].request_key;
+    }
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_record, RECORD_KEYS, (int)nargs, argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_record, (int)nkeys, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "record verdict", err, errlen)) {
@@ -197,6 +207,7 @@ enum { QUEUE_PAIRS = 11 };
  * pointing argv[] into it. */
 typedef struct queue_args {
     char group[16], serial[16], upgrade[2], second[16], received[24];
+    char request_key[PA_RKEY_MAX];
     char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
 } queue_args;
 
@@ -207,6 +218,7 @@ static void queue_argv(const queued_record *q, queue_args *b, const char **argv)
     snprintf(b->second, sizeof b->second, "%" PRIu32, q->security_second);
     snprintf(b->received, sizeof b->received, "%lld", (long long)q->received_at);
     pa_hex_encode(q->machine_id, q->machine_id_len, b->machine);
+    pa_rkey_audit_request(b->request_key, sizeof b->request_key, q->request_id);
     const char *v[] = {
         q->request_id,
         "key_status", q->key_status, "group", b->group, "serial", b->serial,
@@ -222,7 +234,7 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     *accepted = *duplicates = 0;
     if (n == 0) return 0;
     const size_t per = 1 + 2 * QUEUE_PAIRS;
-    size_t nargs = ENQUEUE_ARG_FIRST - 1 + n * per, argc = ENQUEUE_KEYS + nargs;
+    size_t nkeys = ENQUEUE_KEYS + n, nargs = ENQUEUE_ARG_FIRST - 1 + n * per, argc = nkeys + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     queue_args *bufs = malloc(n * sizeof *bufs);
@@ -233,13 +245,16 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     }
     char pairs[8];
     snprintf(pairs, sizeof pairs, "%d", QUEUE_PAIRS);
-    const char **args = argv + ENQUEUE_KEYS;
-    argv[ENQUEUE_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
+    const char **args = argv + nkeys;
     argv[ENQUEUE_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
     args[ENQUEUE_ARG_PAIRS - 1] = pairs;
-    for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], args + ENQUEUE_ARG_FIRST - 1 + i * per);
+    args[ENQUEUE_ARG_RETENTION - 1] = s->retention;
+    for (size_t i = 0; i < n; i++) {
+        queue_argv(&recs[i], &bufs[i], args + ENQUEUE_ARG_FIRST - 1 + i * per);
+        argv[ENQUEUE_KEYS + i] = bufs[i].request_key;
+    }
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_enqueue, ENQUEUE_KEYS, (int)nargs, argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_enqueue, (int)nkeys, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "enqueue", err, errlen)) {

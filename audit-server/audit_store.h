@@ -8,9 +8,9 @@
  *     request done and acknowledges its queue entry -- one script, which
  *     takes a whole batch of queue entries at once (each record's writes
  *     are still complete before the next record's begin);
- *   - enqueueing a Submit batch marks each request_id seen (HSETNX) and adds
- *     only the new ones to the queue -- one script, so a duplicate is counted
- *     once whatever the interleaving.
+ *   - enqueueing a Submit batch marks each request_id seen (SET NX EX) and
+ *     adds only the new ones to the queue -- one script, so a duplicate is
+ *     counted once whatever the interleaving.
  *
  * Key names (ACL user `audit` on Redis B must be allowed these and
  * {g:*}:audit / groups for the second secrets):
@@ -22,8 +22,10 @@
  *   audit:revoked          hash    "group:serial" -> sequence (revoke once)
  *   audit:queue            stream  submitted records waiting to be audited;
  *                                  consumer group "auditors"
- *   audit:requests         hash    request_id -> "queued" | "done"
- *                                  (idempotency; kept without TTL)
+ *   audit:request:ID       string  "queued" | "done" per request_id
+ *                                  (idempotency); expires after the
+ *                                  retention (default 7 days), so the
+ *                                  known ids never grow without bound
  *
  * One audit_store per thread: it owns a private rstore connection. */
 #ifndef PA_AUDIT_STORE_H
@@ -39,6 +41,7 @@
 #define AUDIT_REQUEST_ID_MAX 64    /* longest request_id accepted */
 #define AUDIT_MACHINE_ID_MAX 64    /* longest machine_id accepted (bytes) */
 #define AUDIT_TEXT_MAX 128         /* longest client/origin/reason text kept */
+#define AUDIT_REQUEST_RETENTION_S (7 * 86400) /* default lifetime of a request id's key */
 
 typedef struct audit_store audit_store;
 
@@ -100,6 +103,11 @@ typedef struct revocation_entry {
 audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, size_t errlen);
 void audit_store_close(audit_store *s);
 rstore *audit_store_rstore(audit_store *s);
+/* How long a request id is remembered (Submit idempotency), in seconds;
+ * 0 or less: AUDIT_REQUEST_RETENTION_S. A record delivered again after that
+ * is audited again (harmless: the trail shows it twice, a key is revoked
+ * only once). */
+void audit_store_set_retention(audit_store *s, int64_t seconds);
 
 /* Records a verdict atomically (see the top of this file). When `queue_id`
  * is set, the queue entry is acknowledged and deleted in the same script,

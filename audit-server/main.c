@@ -49,6 +49,8 @@ static const config_option OPTIONS[] = {
     {"queue-workers", "N", "threads auditing submitted records", "1"},
     {"consumer", "NAME", "name of this server in the queue's consumer group (default: host name)", NULL},
     {"list-limit", "N", "most revocations one ListRevocations call returns", "10000"},
+    {"request-retention-s", "S",
+     "how long a submitted request id is remembered, so a record sent again is not audited again", "604800"},
 };
 
 static const daemon_spec spec = {
@@ -109,6 +111,7 @@ static int load_setup(const daemon_frame *d, setup *s) {
     s->workers = (int)config_get_int(c, "workers", 0, 256, &ok);
     s->queue_workers = (int)config_get_int(c, "queue-workers", 1, 64, &ok);
     s->svc.list_max = (uint32_t)config_get_int(c, "list-limit", 1, AUDIT_LIST_MAX, &ok);
+    s->svc.request_retention_s = config_get_int(c, "request-retention-s", 1, 366LL * 86400, &ok);
     if (!ok) return 2;
     s->svc.list_default = s->svc.list_max < AUDIT_LIST_DEFAULT ? s->svc.list_max : AUDIT_LIST_DEFAULT;
     s->svc.store.url = config_get(c, "redis-url");
@@ -144,8 +147,11 @@ static int serve(daemon_frame *d, setup *s, int *cancelled) {
     char err[256];
     audit_metrics_get();
     if (daemon_start_metrics(d) != 0) return 1;
-    queue_worker_config qc = {.store = s->svc.store, .kek = s->svc.kek, .consumer = s->consumer,
-                              .threads = s->queue_workers};
+    queue_worker_config qc = {.store = s->svc.store,
+                              .kek = s->svc.kek,
+                              .consumer = s->consumer,
+                              .threads = s->queue_workers,
+                              .request_retention_s = s->svc.request_retention_s};
     queue_worker *qw = queue_worker_start(&qc, err, sizeof err);
     if (!qw) {
         log_error("server.start", LOG_S("error", err), LOG_END);

@@ -7,7 +7,9 @@
 -- entry whose request is already done is only acknowledged.
 --
 -- KEYS[RECORD_KEY_*] and ARGV positions: audit_script_args.h, whose names
--- the build defines as locals in front of this file.
+-- the build defines as locals in front of this file; after the fixed keys
+-- comes one request key per record. A request marked done keeps its key for
+-- ARGV[RECORD_ARG_RETENTION] seconds (SET EX), then it expires by itself.
 -- Every read comes before the writes that depend on it: Redis does not roll
 -- back a script whose command fails, so checking first keeps each record all
 -- or nothing (even with a revocation stream ahead of the counter after a
@@ -15,12 +17,15 @@
 --
 -- Returns {queue length or -1, then recorded, sequence, newly_revoked per
 -- record}.
-local now, out, qids = ARGV[RECORD_ARG_NOW], {-1}, {}
+local now, ttl, out, qids = ARGV[RECORD_ARG_NOW], ARGV[RECORD_ARG_RETENTION], {-1}, {}
+local k = RECORD_KEYS
 for i = RECORD_ARG_FIRST, #ARGV, RECORD_ARGS do
   local rid, qid = ARGV[i + RECORD_REQUEST_ID], ARGV[i + RECORD_QUEUE_ID]
+  k = k + 1
+  local rkey = KEYS[k]
   local group, serial = ARGV[i + RECORD_GROUP], ARGV[i + RECORD_SERIAL]
   if qid ~= '' then qids[#qids + 1] = qid end
-  if qid ~= '' and rid ~= '' and redis.call('HGET', KEYS[RECORD_KEY_REQUESTS], rid) == 'done' then
+  if qid ~= '' and rid ~= '' and redis.call('GET', rkey) == 'done' then
     out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
   else
     local seq, new = 0, 0
@@ -49,7 +54,7 @@ for i = RECORD_ARG_FIRST, #ARGV, RECORD_ARGS do
         'reason', ARGV[i + RECORD_REVOKE_REASON], 'revoked_at', now)
       redis.call('HSET', KEYS[RECORD_KEY_REVOKED], member, seq)
     end
-    if rid ~= '' then redis.call('HSET', KEYS[RECORD_KEY_REQUESTS], rid, 'done') end
+    if rid ~= '' then redis.call('SET', rkey, 'done', 'EX', ttl) end
     out[#out + 1] = 1; out[#out + 1] = seq; out[#out + 1] = new
   end
 end

@@ -89,8 +89,11 @@ int pa_rkey_audit(char *buf, size_t n, uint32_t id);
  *   group PA_AUDIT_QUEUE_GROUP */
 #define PA_RKEY_AUDIT_QUEUE "audit:queue"
 #define PA_AUDIT_QUEUE_GROUP "auditors"
-/*   hash: request_id -> "queued" | "done" (Submit idempotency) */
-#define PA_RKEY_AUDIT_REQUESTS "audit:requests"
+/*   string: one submitted or verified request, "queued" | "done", by its
+ *   request_id (Submit idempotency); expires after the retention
+ *   (--request-retention-s), so the set of known ids cannot grow forever */
+#define PA_RKEY_AUDIT_REQUEST_FMT "audit:request:%s"
+int pa_rkey_audit_request(char *buf, size_t n, const char *request_id);
 
 /* A field of PA_RKEY_AUDIT_REVOKED (not a key): "GROUP:SERIAL". */
 #define PA_AUDIT_REVOKED_MEMBER_FMT "%u:%u"

@@ -171,6 +171,28 @@ long long env_int(redisContext *c, const char *fmt, ...) {
     return v;
 }
 
+long env_count_keys(redisContext *c, const char *pattern) {
+    long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        n += (long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+long env_request_keys(audit_env *e) {
+    char pattern[PA_RKEY_MAX];
+    pa_rkey_audit_request(pattern, sizeof pattern, "*");
+    return env_count_keys(e->audit_b, pattern);
+}
+
 static const redisReply *entry_field(const redisReply *fields, const char *name) {
     for (size_t i = 0; i + 1 < fields->elements; i += 2)
         if (strcmp(fields->element[i]->str, name) == 0) return fields->element[i + 1];

@@ -59,7 +59,10 @@ audit_client *env_client_named(audit_env *e, const char *dir, const char *name);
  * more than once among entries of `source` (NULL = any). */
 long env_trail_count(audit_env *e, const char *source, long *dup_ids);
 long long env_int(redisContext *c, const char *fmt, ...);
-
+/* Keys matching a glob pattern (SCAN: the ACL users may not run KEYS). */
+long env_count_keys(redisContext *c, const char *pattern);
+/* Request ids the audit server remembers (PA_RKEY_AUDIT_REQUEST_FMT keys). */
+long env_request_keys(audit_env *e);
 
 /* Waits until pred(arg) is true, polling every 20 ms up to timeout_ms. */
 bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms);

@@ -109,7 +109,7 @@ static void assert_stored_once(long expected_total) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), expected_total);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), expected_total);
+    assert_int_equal(env_request_keys(&E), expected_total);
 }
 
 static void test_forwarder_drains_exactly_once(void **state) {
