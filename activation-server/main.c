@@ -43,12 +43,10 @@ static const config_option options[] = {
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
     {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required)", NULL},
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
-    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core",
-     "0"},
+    {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core", "0"},
     {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
-    {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off",
-     "10"},
+    {"rate-address-per-s", "N", "calls per second per client address (IPv6: per /64); 0 = off", "10"},
     {"rate-address-burst", "N", "calls a client address may make at once", "50"},
     {"rate-group-per-s", "N", "activations per second per product group; 0 = off", "1000"},
     {"rate-group-burst", "N", "activations a group may take at once", "5000"},
@@ -58,22 +56,17 @@ static const config_option options[] = {
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
     {"audit-key", "FILE", "private key of --audit-cert (PEM)", NULL},
-    {"audit-server-name", "NAME", "name the audit server's certificate is checked against",
-     "localhost"},
-    {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits",
-     "300"},
+    {"audit-server-name", "NAME",
+     "name the audit server's certificate is checked against (default: the host of --audit-target)", NULL},
+    {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits", "300"},
     {"threat-window-s", "S", "sliding window of the threat signals, 1-15 s", "10"},
-    {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests",
-     "20"},
+    {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests", "20"},
     {"threat-group-failure-ratio", "R",
-     "keys refused as not genuine at or above this share raise the group's sampling to 100 %",
-     "0.5"},
-    {"threat-address-requests", "N",
-     "more requests than this per window from one address raise its sampling to 100 %", "200"},
-    {"audit-flush-ms", "MS",
-     "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
-    {"audit-consumer", "NAME",
-     "stable name of this replica for the outbox and audit records (default: host:port)",
+     "keys refused as not genuine at or above this share raise the group's sampling to 100 %", "0.5"},
+    {"threat-address-requests", "N", "more requests than this per window from one address raise its sampling to 100 %",
+     "200"},
+    {"audit-flush-ms", "MS", "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
+    {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
 };
 
@@ -252,8 +245,8 @@ static int start_audit(daemon_state *d) {
     d->puller = revocation_puller_start(&(revocation_puller_config){
         .store = a->redis, .client = a->audit}, err, sizeof err);
     if (!d->puller) return fail("audit.puller", err);
-    log_info("audit.enabled", LOG_S("target", target), LOG_S("name", d->audit_name),
-             LOG_I("verify_timeout_ms", verify_ms), LOG_END);
+    log_info("audit.enabled", LOG_S("target", target), LOG_S("server_name", audit_client_server_name(a->audit)),
+             LOG_S("name", d->audit_name), LOG_I("verify_timeout_ms", verify_ms), LOG_END);
     return 0;
 }
 

@@ -108,6 +108,40 @@ static void release(audit_client *c, chan *k, grpc_status_code st) {
     chan_free(dead);
 }
 
+/* ":digits" or nothing: the port after a target's host. */
+static bool port_ok(const char *p) {
+    if (*p == '\0') return true;
+    if (*p++ != ':' || !*p) return false;
+    for (size_t i = 0; p[i]; i++)
+        if (p[i] < '0' || p[i] > '9' || i >= 5) return false;
+    return true;
+}
+
+int audit_target_host(const char *target, char *out, size_t n) {
+    static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
+    const char *p = target ? target : "";
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strncmp(p, schemes[i], strlen(schemes[i])) == 0) {
+            p += strlen(schemes[i]);
+            break;
+        }
+    const char *start = p, *end;
+    if (*p == '[') {
+        start = p + 1;
+        end = strchr(start, ']');
+        if (!end || !port_ok(end + 1)) return -1;
+    } else {
+        end = strchr(p, ':');
+        if (!end) end = p + strlen(p);
+        if (!port_ok(end)) return -1; /* "unix:/x", a bare IPv6 address */
+    }
+    size_t len = (size_t)(end - start);
+    if (len == 0 || len >= n) return -1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+    return 0;
+}
+
 audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen) {
     if (!cfg->target || !*cfg->target) {
         snprintf(err, errlen, "audit client: no audit server address");
@@ -123,10 +157,21 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
         free(c);
         return NULL;
     }
+    /* The certificate must name the host we dial unless told otherwise;
+     * gRPC would check the same, but only for targets it can parse, and
+     * this way the log says which name is checked. */
+    char host[256];
+    const char *name = cfg->target_name_override && *cfg->target_name_override ? cfg->target_name_override : NULL;
+    if (!name && audit_target_host(cfg->target, host, sizeof host) == 0) name = host;
     c->target = strdup(cfg->target);
     c->origin = strdup(cfg->origin ? cfg->origin : "");
-    c->name_override = cfg->target_name_override ? strdup(cfg->target_name_override) : NULL;
-    if (!c->target || !c->origin || (cfg->target_name_override && !c->name_override)) {
+    c->name_override = name ? strdup(name) : NULL;
+    if (!name) {
+        snprintf(err, errlen,
+                 "audit client: the target %s has no host name to check the audit server's certificate "
+                 "against; give the name (--audit-server-name)",
+                 cfg->target);
+    } else if (!c->target || !c->origin || !c->name_override) {
         snprintf(err, errlen, "out of memory");
     } else if ((c->ca = load_pem("CA", cfg->ca_file, err, errlen)) &&
                (c->cert = load_pem("certificate", cfg->cert_file, err, errlen)) &&
@@ -143,6 +188,8 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
     c->list_ms = cfg->list_timeout_ms > 0 ? cfg->list_timeout_ms : 2000;
     return c;
 }
+
+const char *audit_client_server_name(const audit_client *c) { return c->name_override; }
 
 void audit_client_free(audit_client *c) {
     if (!c) return;

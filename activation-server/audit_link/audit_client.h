@@ -25,7 +25,8 @@ typedef struct audit_client_config {
     const char *ca_file;              /* CA of the audit server's certificate (PEM path) */
     const char *cert_file;            /* this server's client certificate (PEM path) */
     const char *key_file;             /* and its private key */
-    const char *target_name_override; /* when the certificate names another host; NULL = none */
+    const char *target_name_override; /* name checked in the server's certificate; NULL: the
+                                       * host of `target` (audit_target_host) */
     const char *origin;               /* sent in every record: which activation server this is */
     int verify_timeout_ms;            /* default 300 */
     int submit_timeout_ms;            /* default 5000 */
@@ -46,8 +47,18 @@ typedef struct audit_revocation {
     uint32_t serial;
 } audit_revocation;
 
-/* Reads the PEM files and opens the channel (connects lazily). NULL + err. */
+/* The host part of an audit target -- "host:port", "[v6]:port", or the
+ * same behind a "dns:///", "dns:", "ipv4:" or "ipv6:" scheme -- into out,
+ * without brackets: the name the audit server's certificate must carry
+ * unless --audit-server-name says otherwise. 0, or -1 when the target has
+ * no host (e.g. "unix:"), is malformed or does not fit. */
+int audit_target_host(const char *target, char *out, size_t n);
+
+/* Reads the PEM files and opens the channel (connects lazily). NULL + err
+ * (also when the target has no host and no target_name_override is given). */
 audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen);
+/* The name the audit server's certificate is checked against. */
+const char *audit_client_server_name(const audit_client *c);
 void audit_client_free(audit_client *c);
 
 /* Online audit of one request. `detail` (may be NULL) receives the

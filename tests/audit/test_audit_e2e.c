@@ -34,9 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "audit_certs.h"
 #include "audit_env.h"
 #include "clock.h"
 #include "log.h"
@@ -71,11 +73,14 @@ typedef struct act_server {
 
 static audit_env E;
 static char signing_key[400];
-static act_server S1 = {.name = "act-1", .pid = -1}, S2 = {.name = "act-2", .pid = -1};
+static act_server S1 = {.name = "act-1", .pid = -1}, S2 = {.name = "act-2", .pid = -1},
+                  S3 = {.name = "act-3", .pid = -1};
 
 /* ------------------------------------------------------------ processes */
 
-static int start_act(act_server *s) {
+/* Starts `s` with the test's options, then `extra` (NULL-terminated; later
+ * options override earlier ones). */
+static int start_act_with(act_server *s, const char *const *extra) {
     char url[256], listen[64], metrics[64], ca[400], cert[400], key[400];
     s->port = fixture_free_port();
     do s->metrics_port = fixture_free_port(); while (s->metrics_port == s->port);
@@ -87,19 +92,27 @@ static int start_act(act_server *s) {
     snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
     snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
     snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    char *argv[] = {(char *)fixture_bin("activation-server/activation-server"),
-                    "--listen", listen, "--redis-url", url, "--kek", E.kek_a,
-                    "--signing-key", signing_key, "--metrics-listen", metrics,
-                    "--workers", "2", "--log-level", "debug",
-                    "--rate-address-per-s", "100000", "--rate-address-burst", "100000",
-                    "--audit-target", E.target, "--audit-ca", ca, "--audit-cert", cert,
-                    "--audit-key", key, "--audit-consumer", (char *)s->name,
-                    "--audit-flush-ms", "15000", NULL};
+    const char *bin = fixture_bin("activation-server/activation-server");
+    const char *base[] = {
+        bin,      "--listen",       listen,      "--redis-url",          url,      "--kek",
+        E.kek_a,  "--signing-key",  signing_key, "--metrics-listen",     metrics,  "--workers",
+        "2",      "--log-level",    "debug",     "--rate-address-per-s", "100000", "--rate-address-burst",
+        "100000", "--audit-target", E.target,    "--audit-ca",           ca,       "--audit-cert",
+        cert,     "--audit-key",    key,         "--audit-consumer",     s->name,  "--audit-flush-ms",
+        "15000"};
+    enum { BASE = sizeof base / sizeof *base, MAX_EXTRA = 16 };
+    char *argv[BASE + MAX_EXTRA + 1];
+    size_t n = 0;
+    for (; n < BASE; n++) argv[n] = (char *)base[n];
+    for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA; i++) argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     s->pid = fixture_spawn(argv, s->log, s->port, 15000);
     if (s->pid < 0) return -1;
     s->ch = rpc_channel_new(s->target, NULL);
     return s->ch ? 0 : -1;
 }
+
+static int start_act(act_server *s) { return start_act_with(s, NULL); }
 
 /* Stops with `sig`; returns the exit status (128+n for a signal). */
 static int stop_act(act_server *s, int sig) {
@@ -162,6 +175,7 @@ fail:
 static int teardown(void **state) {
     int st1 = stop_act(&S1, SIGTERM);
     if (S2.pid > 0) stop_act(&S2, SIGKILL);
+    if (S3.pid > 0) stop_act(&S3, SIGKILL);
     env_stop(&E);
     return st1 == 0 ? 0 : -1;
 }
@@ -546,6 +560,41 @@ static void test_sigkill_while_forwarding(void **state) {
     freeReplyObject(p);
 }
 
+/* 8. Without --audit-server-name the audit server's certificate is checked
+ *    against the host of --audit-target. The audit server here holds a
+ *    certificate that names only 127.0.0.1 (no "localhost", the old
+ *    default): an activation server given the target 127.0.0.1:PORT
+ *    verifies online; one told to expect "localhost" cannot connect, so its
+ *    fail-closed group refuses -- the name is really checked. */
+static void test_audit_server_name_default(void **state) {
+    char dir[400], cert[480], key[480];
+    snprintf(dir, sizeof dir, "%s/ip-only", E.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(certs_make(E.certs, dir, "audit-server", "audit-server", "IP:127.0.0.1", true, 9100), 0);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", dir);
+    snprintf(key, sizeof key, "%s/audit-server.key", dir);
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    const char *opts[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_int_equal(env_start_server_with(&E, opts), 0);
+
+    char good[PK_TEXT_LEN + 1], msg[256];
+    key_of(G_ONLINE, 50, true, good);
+    assert_int_equal(start_act(&S2), 0);
+    activate_ok(&S2, good, 50, NULL);
+    assert_true(log_has(&S2, "\"event\":\"audit.enabled\"", "\"server_name\":\"127.0.0.1\""));
+    assert_true(log_has(&S2, "\"event\":\"activate.granted\",\"group\":6002,\"serial\":50,", "\"audit\":\"online\""));
+
+    const char *localhost[] = {"--audit-server-name", "localhost", NULL};
+    assert_int_equal(start_act_with(&S3, localhost), 0);
+    assert_int_equal(activate(&S3, good, 51, NULL, msg), GRPC_STATUS_UNAVAILABLE);
+    assert_true(log_has(&S3, "activate.audit_unavailable", "\"serial\":50"));
+
+    assert_int_equal(stop_act(&S2, SIGTERM), 0);
+    assert_int_equal(stop_act(&S3, SIGTERM), 0);
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    assert_int_equal(env_start_server(&E), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_forged_key_revoked_after_the_fact),
@@ -556,6 +605,7 @@ int main(void) {
         cmocka_unit_test(test_online_audit_down),
         cmocka_unit_test(test_audit_down_outbox_grows_then_drains),
         cmocka_unit_test(test_sigkill_while_forwarding),
+        cmocka_unit_test(test_audit_server_name_default),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
