@@ -65,6 +65,9 @@ static const config_option options[] = {
      "keys refused as not genuine at or above this share raise the group's sampling to 100 %", "0.5"},
     {"threat-address-requests", "N", "more requests than this per window from one address raise its sampling to 100 %",
      "200"},
+    {"audit-reconcile-s", "S",
+     "every S seconds, check Redis A's revoked sets against the whole revocation log and put back what is missing",
+     "60"},
     {"audit-flush-ms", "MS", "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
     {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
@@ -214,6 +217,7 @@ static int start_audit(daemon_state *d) {
     bool ok = true;   /* config_get_* clear it on a bad value */
     int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &ok);
     d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &ok);
+    int reconcile_s = (int)config_get_int(c, "audit-reconcile-s", 1, 3600, &ok);
     if (!ok) return -1;
     default_audit_name(d);
     char err[320];
@@ -242,8 +246,9 @@ static int start_audit(daemon_state *d) {
     d->forwarder = outbox_forwarder_start(&(outbox_forwarder_config){
         .store = a->redis, .client = a->audit, .consumer = d->audit_name}, err, sizeof err);
     if (!d->forwarder) return fail("audit.forwarder", err);
-    d->puller = revocation_puller_start(&(revocation_puller_config){
-        .store = a->redis, .client = a->audit}, err, sizeof err);
+    d->puller = revocation_puller_start(
+        &(revocation_puller_config){.store = a->redis, .client = a->audit, .reconcile_ms = reconcile_s * 1000}, err,
+        sizeof err);
     if (!d->puller) return fail("audit.puller", err);
     log_info("audit.enabled", LOG_S("target", target), LOG_S("server_name", audit_client_server_name(a->audit)),
              LOG_S("name", d->audit_name), LOG_I("verify_timeout_ms", verify_ms), LOG_END);

@@ -271,8 +271,9 @@ static void handle_submit(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_
 
 /* --------------------------------------------------------- ListRevocations */
 
-static void reply_revocations(rpc_reply *reply, const revocation_entry *e, size_t n, uint64_t last) {
+static void reply_revocations(rpc_reply *reply, const revocation_page *page) {
     Audit__V1__ListRevocationsResponse resp = AUDIT__V1__LIST_REVOCATIONS_RESPONSE__INIT;
+    size_t n = page->n;
     Audit__V1__Revocation *items = calloc(n ? n : 1, sizeof *items);
     Audit__V1__Revocation **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     if (!items || !ptrs) {
@@ -281,17 +282,22 @@ static void reply_revocations(rpc_reply *reply, const revocation_entry *e, size_
         return;
     }
     for (size_t i = 0; i < n; i++) {
+        const revocation_entry *e = &page->entries[i];
         audit__v1__revocation__init(&items[i]);
-        items[i].sequence = e[i].sequence;
-        items[i].group = e[i].group;
-        items[i].serial = e[i].serial;
-        items[i].reason = (char *)e[i].reason;
-        items[i].revoked_at = e[i].revoked_at;
+        items[i].sequence = e->sequence;
+        items[i].group = e->group;
+        items[i].serial = e->serial;
+        items[i].reason = (char *)e->reason;
+        items[i].revoked_at = e->revoked_at;
+        items[i].entry_id = (char *)e->entry_id;
         ptrs[i] = &items[i];
     }
     resp.n_revocations = n;
     resp.revocations = ptrs;
-    resp.last_sequence = last;
+    resp.last_sequence = page->last_sequence;
+    resp.epoch = (char *)page->epoch;
+    resp.after_found = page->after_found;
+    resp.after_entry_id = (char *)page->after_entry_id;
     rpc_reply_message(reply, &resp.base);
     free(items), free(ptrs);
 }
@@ -306,22 +312,22 @@ static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_re
     }
     uint32_t limit = lr->limit == 0 ? w->svc->list_default
                                     : (lr->limit > w->svc->list_max ? w->svc->list_max : lr->limit);
-    uint64_t after = lr->after_sequence, last = 0;
+    uint64_t after = lr->after_sequence;
     audit__v1__list_revocations_request__free_unpacked(lr, NULL);
-    revocation_entry *entries = NULL;
-    size_t n = 0;
+    revocation_page page;
     char err[256];
-    if (audit_store_list_revocations(w->store, after, limit, &entries, &n, &last, err, sizeof err) != 0) {
+    if (audit_store_list_revocations(w->store, after, limit, &page, err, sizeof err) != 0) {
         metric_inc(audit_metrics_get()->store_errors);
         log_error("audit.list.unavailable", LOG_S("peer_cn", peer_cn(ctx)), LOG_S("error", err), LOG_END);
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "audit store unavailable, try again");
         return;
     }
     /* Activation servers poll every half second: an empty answer is routine. */
-    log_emit(n ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "audit.list_revocations", LOG_U("after", after),
-             LOG_U("returned", n), LOG_U("last_sequence", last), LOG_S("peer_cn", peer_cn(ctx)), LOG_END);
-    reply_revocations(reply, entries, n, last);
-    free(entries);
+    log_emit(page.n ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "audit.list_revocations", LOG_U("after", after),
+             LOG_U("returned", page.n), LOG_U("last_sequence", page.last_sequence), LOG_S("epoch", page.epoch),
+             LOG_S("peer_cn", peer_cn(ctx)), LOG_END);
+    reply_revocations(reply, &page);
+    free(page.entries);
 }
 
 static const rpc_method METHODS[] = {

@@ -2,9 +2,15 @@
 -- trip, one XACK and one XDEL for all its queue entries). Records are taken
 -- in order, each seeing the writes of those before it, so the outcome is
 -- that of recording them one by one. Per record: a trail entry; for a
--- revocation, once per key, the next sequence, a revocation log entry and
--- the audit:revoked index; the request marked done. A redelivered queue
--- entry whose request is already done is only acknowledged.
+-- revocation, once per key, the next sequence, a revocation log entry (with
+-- a random entry_id) and the audit:revoked index; the request marked done.
+-- A redelivered queue entry whose request is already done is only
+-- acknowledged.
+--
+-- The log's epoch: the first entry of a log (sequence 1: counter and stream
+-- both empty, as after a wipe) gets a fresh epoch, ARGV[RECORD_ARG_EPOCH];
+-- so does the first entry written to a log that has none (one from before
+-- epochs existed). Pullers that see the epoch change start again from 0.
 --
 -- KEYS[RECORD_KEY_*] and ARGV positions: audit_script_args.h, whose names
 -- the build defines as locals in front of this file; after the fixed keys
@@ -42,6 +48,7 @@ for i = RECORD_ARG_FIRST, #ARGV, RECORD_ARGS do
         new = 1
       end
     end
+    local fresh = new == 1 and (seq == 1 or redis.call('EXISTS', KEYS[RECORD_KEY_EPOCH]) == 0)
     redis.call('XADD', KEYS[RECORD_KEY_TRAIL], '*', 'time', now, 'group', group, 'serial', serial,
       'verdict', ARGV[i + RECORD_VERDICT], 'reason', ARGV[i + RECORD_REASON],
       'machine', ARGV[i + RECORD_MACHINE], 'client', ARGV[i + RECORD_CLIENT],
@@ -49,9 +56,10 @@ for i = RECORD_ARG_FIRST, #ARGV, RECORD_ARGS do
       'sample_reason', ARGV[i + RECORD_SAMPLE_REASON], 'received_at', ARGV[i + RECORD_RECEIVED_AT],
       'source', ARGV[i + RECORD_SOURCE], 'request_id', rid, 'sequence', seq)
     if new == 1 then
+      if fresh then redis.call('SET', KEYS[RECORD_KEY_EPOCH], ARGV[RECORD_ARG_EPOCH]) end
       redis.call('SET', KEYS[RECORD_KEY_SEQ], seq)
       redis.call('XADD', KEYS[RECORD_KEY_REVOCATIONS], seq .. '-0', 'group', group, 'serial', serial,
-        'reason', ARGV[i + RECORD_REVOKE_REASON], 'revoked_at', now)
+        'reason', ARGV[i + RECORD_REVOKE_REASON], 'revoked_at', now, 'entry_id', ARGV[i + RECORD_ENTRY_ID])
       redis.call('HSET', KEYS[RECORD_KEY_REVOKED], member, seq)
     end
     if rid ~= '' then redis.call('SET', rkey, 'done', 'EX', ttl) end

@@ -58,9 +58,15 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address);
 #define PA_RKEY_OUTBOX "audit:outbox"
 #define PA_OUTBOX_GROUP "forwarders"
 
-/* string: last revocation sequence applied to the {g:ID}:revoked sets.
- * r/w revocation puller. */
+/* The revocation puller's position in the audit server's log, r/w by the
+ * puller only and moved together by one script:
+ *   string: last revocation sequence applied to the {g:ID}:revoked sets */
 #define PA_RKEY_REVOCATIONS_LAST_SEQ "revocations:last_seq"
+/*   string: the epoch (identity) of the log that sequence belongs to */
+#define PA_RKEY_REVOCATIONS_EPOCH "revocations:epoch"
+/*   string: the entry_id of the entry at that sequence, so a log restored
+ *   from a backup (same epoch, sequences reused) is noticed */
+#define PA_RKEY_REVOCATIONS_LAST_ID "revocations:last_id"
 
 /* ---- both stores ------------------------------------------------------- */
 
@@ -83,6 +89,9 @@ int pa_rkey_audit(char *buf, size_t n, uint32_t id);
 #define PA_RKEY_AUDIT_REVOCATIONS "audit:revocations"
 /*   string: last revocation sequence handed out */
 #define PA_RKEY_AUDIT_REVOCATION_SEQ "audit:revocation_seq"
+/*   string: the log's epoch, 32 hex: made with its first entry, replaced
+ *   whenever the log starts again from empty (sequence 1) */
+#define PA_RKEY_AUDIT_REVOCATION_EPOCH "audit:revocation_epoch"
 /*   hash: member "group:serial" (pa_audit_revoked_member) -> sequence */
 #define PA_RKEY_AUDIT_REVOKED "audit:revoked"
 /*   stream: submitted records waiting for an audit, read through consumer

@@ -281,14 +281,28 @@ out:
     return rc;
 }
 
-int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
-                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+/* Copies a log id from the server; false when it is too long to be one. */
+static bool copy_log_id(char out[AUDIT_LOG_ID_MAX + 1], const char *in) {
+    size_t n = in ? strlen(in) : 0;
+    if (n > AUDIT_LOG_ID_MAX) return false;
+    memcpy(out, in ? in : "", n);
+    out[n] = '\0';
+    return true;
+}
+
+void audit_revocation_page_free(audit_revocation_page *p) {
+    if (!p) return;
+    free(p->entries);
+    p->entries = NULL;
+    p->n = 0;
+}
+
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit, audit_revocation_page *out,
                                   char *err, size_t errlen) {
     Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
     req.after_sequence = after;
     req.limit = limit;
-    *out = NULL;
-    *n = 0;
+    memset(out, 0, sizeof *out);
     rpc_result res;
     int rc = -1;
     chan *k = acquire(c);
@@ -306,17 +320,26 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
         snprintf(err, errlen, "ListRevocations: malformed response");
         return -1;
     }
-    *last_sequence = lr->last_sequence;
-    if (lr->n_revocations > 0 && !(*out = calloc(lr->n_revocations, sizeof **out))) {
+    out->last_sequence = lr->last_sequence;
+    out->after_found = lr->after_found;
+    bool ids_ok = copy_log_id(out->epoch, lr->epoch) && copy_log_id(out->after_entry_id, lr->after_entry_id);
+    if (lr->n_revocations > 0 && !(out->entries = calloc(lr->n_revocations, sizeof *out->entries))) {
         snprintf(err, errlen, "out of memory");
     } else {
-        for (size_t i = 0; i < lr->n_revocations; i++) {
-            (*out)[i].sequence = lr->revocations[i]->sequence;
-            (*out)[i].group = lr->revocations[i]->group;
-            (*out)[i].serial = lr->revocations[i]->serial;
+        for (size_t i = 0; i < lr->n_revocations && ids_ok; i++) {
+            const Audit__V1__Revocation *r = lr->revocations[i];
+            out->entries[i].sequence = r->sequence;
+            out->entries[i].group = r->group;
+            out->entries[i].serial = r->serial;
+            ids_ok = copy_log_id(out->entries[i].entry_id, r->entry_id);
         }
-        *n = lr->n_revocations;
-        rc = 0;
+        if (ids_ok) {
+            out->n = lr->n_revocations;
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "ListRevocations: an epoch or entry_id longer than %d characters", AUDIT_LOG_ID_MAX);
+            audit_revocation_page_free(out);
+        }
     }
     audit__v1__list_revocations_response__free_unpacked(lr, NULL);
     return rc;

@@ -15,6 +15,7 @@
 #ifndef PA_AUDIT_CLIENT_H
 #define PA_AUDIT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,11 +42,24 @@ typedef enum audit_verify_result {
     AUDIT_VERIFY_UNAVAILABLE = 3,     /* no verdict in time (down, deadline, TLS, store) */
 } audit_verify_result;
 
+#define AUDIT_LOG_ID_MAX 64 /* longest epoch or entry_id accepted from the server */
+
 typedef struct audit_revocation {
-    uint64_t sequence;                /* strictly increasing from 1 */
+    uint64_t sequence; /* strictly increasing from 1 (within one epoch) */
     uint32_t group;
     uint32_t serial;
+    char entry_id[AUDIT_LOG_ID_MAX + 1]; /* random per entry; "" for old entries */
 } audit_revocation;
+
+/* One ListRevocations answer (audit.proto says how to follow the log). */
+typedef struct audit_revocation_page {
+    audit_revocation *entries; /* malloc'd: audit_revocation_page_free */
+    size_t n;
+    uint64_t last_sequence;                    /* highest sequence in the log */
+    char epoch[AUDIT_LOG_ID_MAX + 1];          /* the log's identity; "" before its first epoch */
+    bool after_found;                          /* the log holds the entry at the `after` asked for */
+    char after_entry_id[AUDIT_LOG_ID_MAX + 1]; /* and that entry's id */
+} audit_revocation_page;
 
 /* The host part of an audit target -- "host:port", "[v6]:port", or the
  * same behind a "dns:///", "dns:", "ipv4:" or "ipv6:" scheme -- into out,
@@ -71,10 +85,11 @@ audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, 
 int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uint32_t *accepted,
                         uint32_t *duplicates, char *err, size_t errlen);
 
-/* The revocation log after `after` (at most `limit`, 0 = server default).
- * *out is malloc'd (free it). Returns 0 or -1 with err. */
-int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
-                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+/* The revocation log after `after` (at most `limit`, 0 = server default),
+ * with the log's epoch and the check of the entry at `after`. Returns 0
+ * (free the page with audit_revocation_page_free) or -1 with err. */
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit, audit_revocation_page *out,
                                   char *err, size_t errlen);
+void audit_revocation_page_free(audit_revocation_page *p);
 
 #endif

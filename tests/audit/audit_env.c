@@ -193,6 +193,56 @@ long env_request_keys(audit_env *e) {
     return env_count_keys(e->audit_b, pattern);
 }
 
+/* One step back: the last log entry, its revoked index and the counter go,
+ * and the stream's last ID with them (XSETID), as in a backup. */
+static int log_back_one(audit_env *e) {
+    uint64_t last = (uint64_t)env_int(e->audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ);
+    redisReply *x = last ? redisCommand(e->audit_b, "XRANGE " PA_RKEY_AUDIT_REVOCATIONS " %llu-0 %llu-0",
+                                        (unsigned long long)last, (unsigned long long)last)
+                         : NULL;
+    if (!x || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
+        fprintf(stderr, "audit_env: no revocation log entry %llu to take back\n", (unsigned long long)last);
+        if (x) freeReplyObject(x);
+        return -1;
+    }
+    const redisReply *f = x->element[0]->element[1];
+    const char *group = "", *serial = "";
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        if (strcmp(f->element[k]->str, "group") == 0) group = f->element[k + 1]->str;
+        if (strcmp(f->element[k]->str, "serial") == 0) serial = f->element[k + 1]->str;
+    }
+    int rc = 0;
+    redisReply *r[4] = {
+        redisCommand(e->audit_b, "HDEL " PA_RKEY_AUDIT_REVOKED " %s:%s", group, serial),
+        redisCommand(e->audit_b, "XDEL " PA_RKEY_AUDIT_REVOCATIONS " %llu-0", (unsigned long long)last),
+        redisCommand(e->audit_b, "XSETID " PA_RKEY_AUDIT_REVOCATIONS " %llu-0", (unsigned long long)(last - 1)),
+        redisCommand(e->audit_b, "SET " PA_RKEY_AUDIT_REVOCATION_SEQ " %llu", (unsigned long long)(last - 1)),
+    };
+    for (int i = 0; i < 4; i++) {
+        if (!r[i] || r[i]->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "audit_env: taking the log back: %s\n", r[i] ? r[i]->str : "no reply");
+            rc = -1;
+        }
+        if (r[i]) freeReplyObject(r[i]);
+    }
+    freeReplyObject(x);
+    return rc;
+}
+
+int env_audit_log_back(audit_env *e, int drop) {
+    for (int i = 0; i < drop; i++)
+        if (log_back_one(e) != 0) return -1;
+    return 0;
+}
+
+int env_audit_log_wipe(audit_env *e) {
+    redisReply *r = redisCommand(e->audit_b, "DEL " PA_RKEY_AUDIT_REVOCATIONS " " PA_RKEY_AUDIT_REVOCATION_SEQ
+                                             " " PA_RKEY_AUDIT_REVOKED " " PA_RKEY_AUDIT_REVOCATION_EPOCH);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
 static const redisReply *entry_field(const redisReply *fields, const char *name) {
     for (size_t i = 0; i + 1 < fields->elements; i += 2)
         if (strcmp(fields->element[i]->str, name) == 0) return fields->element[i + 1];

@@ -64,6 +64,13 @@ long env_count_keys(redisContext *c, const char *pattern);
 /* Request ids the audit server remembers (PA_RKEY_AUDIT_REQUEST_FMT keys). */
 long env_request_keys(audit_env *e);
 
+/* Redis B's revocation log as a backup taken before its last `drop`
+ * revocations would have it: entries, counter, revoked index and the
+ * stream's last ID go back; the epoch stays (the backup had it too). */
+int env_audit_log_back(audit_env *e, int drop);
+/* Redis B's revocation log gone entirely: log, counter, index and epoch. */
+int env_audit_log_wipe(audit_env *e);
+
 /* Waits until pred(arg) is true, polling every 20 ms up to timeout_ms. */
 bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms);
 void env_sleep_ms(int ms);

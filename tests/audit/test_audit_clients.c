@@ -91,12 +91,10 @@ static audit_record forged_record(uint32_t serial) {
 static bool can_list(const char *dir, const char *name, char err[300]) {
     audit_client *c = env_client_named(&E, dir, name);
     assert_non_null(c);
-    audit_revocation *rv = NULL;
-    size_t n;
-    uint64_t last;
+    audit_revocation_page page;
     err[0] = '\0';
-    int rc = audit_client_list_revocations(c, 0, 0, &rv, &n, &last, err, 300);
-    free(rv);
+    int rc = audit_client_list_revocations(c, 0, 0, &page, err, 300);
+    if (rc == 0) audit_revocation_page_free(&page);
     audit_client_free(c);
     return rc == 0;
 }

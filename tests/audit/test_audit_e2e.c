@@ -21,7 +21,11 @@
  *     server's SIGKILL: every sampled request reaches the audit trail
  *     exactly once (counted by request id), and SIGTERM flushes it;
  *   - a burst of wrong keys from one address raises the group's sampling,
- *     visible in the activation server's /metrics.
+ *     visible in the activation server's /metrics;
+ *   - revocations made after Redis B went back (a restore from a backup:
+ *     sequences reused) or lost its log (a new epoch) are enforced, and a
+ *     revoked serial removed from Redis A comes back within
+ *     --audit-reconcile-s.
  * Isolation is tested at module level and not repeated here:
  * tests/audit/test_audit_server.c test_isolation (the activation user has no
  * login on Redis B and gets NOPERM on {g:*}:audit on Redis A) and
@@ -48,13 +52,14 @@
 #include "rpc_methods.h"
 
 enum {
-    G_OFFLINE = 6001,       /* every activation audited offline */
-    G_ONLINE = 6002,        /* every activation audited online; audit down: fail closed */
-    G_FALLBACK = 6003,      /* every activation audited online; audit down: offline */
-    G_FIRST_ONLINE = 6004,  /* online group, only first activations audited */
-    G_TWO = 6005,           /* not sampled; revoked by the operator */
-    G_THREAT = 6006,        /* not sampled until a threat signal fires */
-    G_FAULT = 6007,         /* every activation audited offline; fault tests */
+    G_OFFLINE = 6001,      /* every activation audited offline */
+    G_ONLINE = 6002,       /* every activation audited online; audit down: fail closed */
+    G_FALLBACK = 6003,     /* every activation audited online; audit down: offline */
+    G_FIRST_ONLINE = 6004, /* online group, only first activations audited */
+    G_TWO = 6005,          /* not sampled; revoked by the operator */
+    G_THREAT = 6006,       /* not sampled until a threat signal fires */
+    G_FAULT = 6007,        /* every activation audited offline; fault tests */
+    G_RESTORE = 6008,      /* not sampled; revoked by the operator around a restore of Redis B */
 };
 
 #define REVOKE_WAIT_MS 15000   /* bound for "audited and revoked" through the queue */
@@ -92,18 +97,29 @@ static int start_act_with(act_server *s, const char *const *extra) {
     snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
     snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
     snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    const char *bin = fixture_bin("activation-server/activation-server");
-    const char *base[] = {
-        bin,      "--listen",       listen,      "--redis-url",          url,      "--kek",
-        E.kek_a,  "--signing-key",  signing_key, "--metrics-listen",     metrics,  "--workers",
-        "2",      "--log-level",    "debug",     "--rate-address-per-s", "100000", "--rate-address-burst",
-        "100000", "--audit-target", E.target,    "--audit-ca",           ca,       "--audit-cert",
-        cert,     "--audit-key",    key,         "--audit-consumer",     s->name,  "--audit-flush-ms",
-        "15000"};
+    const char *base[][2] = {
+        {"--listen", listen},
+        {"--redis-url", url},
+        {"--kek", E.kek_a},
+        {"--signing-key", signing_key},
+        {"--metrics-listen", metrics},
+        {"--workers", "2"},
+        {"--log-level", "debug"},
+        {"--rate-address-per-s", "100000"},
+        {"--rate-address-burst", "100000"},
+        {"--audit-target", E.target},
+        {"--audit-ca", ca},
+        {"--audit-cert", cert},
+        {"--audit-key", key},
+        {"--audit-consumer", s->name},
+        {"--audit-flush-ms", "15000"},
+        {"--audit-reconcile-s", "1"},
+    };
     enum { BASE = sizeof base / sizeof *base, MAX_EXTRA = 16 };
-    char *argv[BASE + MAX_EXTRA + 1];
+    char *argv[1 + 2 * BASE + MAX_EXTRA + 1];
     size_t n = 0;
-    for (; n < BASE; n++) argv[n] = (char *)base[n];
+    argv[n++] = (char *)fixture_bin("activation-server/activation-server");
+    for (size_t i = 0; i < BASE; i++) argv[n++] = (char *)base[i][0], argv[n++] = (char *)base[i][1];
     for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA; i++) argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     s->pid = fixture_spawn(argv, s->log, s->port, 15000);
@@ -156,10 +172,14 @@ static int make_signing_key(void) {
 
 static int setup(void **state) {
     log_set_level(LOG_LEVEL_WARN);
-    struct { uint32_t id; void (*tune)(group_record *); } groups[] = {
-        {G_OFFLINE, tune_offline}, {G_ONLINE, tune_online}, {G_FALLBACK, tune_fallback},
-        {G_FIRST_ONLINE, tune_first_online}, {G_TWO, tune_unsampled},
-        {G_THREAT, tune_unsampled}, {G_FAULT, tune_offline},
+    struct {
+        uint32_t id;
+        void (*tune)(group_record *);
+    } groups[] = {
+        {G_OFFLINE, tune_offline},   {G_ONLINE, tune_online},
+        {G_FALLBACK, tune_fallback}, {G_FIRST_ONLINE, tune_first_online},
+        {G_TWO, tune_unsampled},     {G_THREAT, tune_unsampled},
+        {G_FAULT, tune_offline},     {G_RESTORE, tune_unsampled},
     };
     if (env_start(&E) != 0 || make_signing_key() != 0) goto fail;
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
@@ -595,6 +615,89 @@ static void test_audit_server_name_default(void **state) {
     assert_int_equal(env_start_server(&E), 0);
 }
 
+/* `audit-server revoke` of group G_RESTORE, serial `serial`. */
+static void operator_revokes(uint32_t serial) {
+    char url[256], s[16], *out = NULL;
+    redis_fixture_url(&E.b, "audit", url, sizeof url);
+    snprintf(s, sizeof s, "%u", serial);
+    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"),
+                    "revoke",
+                    "--redis-url",
+                    url,
+                    "--group",
+                    "6008",
+                    "--serial",
+                    s,
+                    "--reason",
+                    "restore test",
+                    NULL};
+    assert_int_equal(fixture_run(argv, &out, NULL), 0);
+    assert_non_null(strstr(out, "\"new\":true"));
+    free(out);
+}
+
+typedef struct refusal_goal {
+    uint32_t serials[4];
+    size_t n;
+} refusal_goal;
+/* Every key of the goal refused at Activate as revoked (FAILED_PRECONDITION). */
+static bool all_refused(void *arg) {
+    refusal_goal *g = arg;
+    for (size_t i = 0; i < g->n; i++) {
+        char key[PK_TEXT_LEN + 1];
+        key_of(G_RESTORE, g->serials[i], true, key);
+        if (activate(&S1, key, 100 + g->serials[i], NULL, NULL) != GRPC_STATUS_FAILED_PRECONDITION) return false;
+    }
+    return true;
+}
+
+/* 9. The audit store goes back, the revoked sets are tampered with: every
+ *    revocation is enforced all the same. Before epochs and entry ids, a
+ *    serial revoked after Redis B's restore reused a sequence the
+ *    activation server had passed and stayed activatable for good. */
+static void test_revocations_survive_restore_and_tampering(void **state) {
+    operator_revokes(1);
+    refusal_goal g = {{1}, 1};
+    assert_true(env_wait(all_refused, &g, 3000));
+
+    /* Restore from a backup taken before serial 1's revocation; then 2 is
+     * revoked and gets serial 1's sequence. */
+    uint64_t seq1 = (uint64_t)env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ);
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    operator_revokes(2);
+    assert_int_equal(env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ), (long long)seq1);
+    g = (refusal_goal){{1, 2}, 2};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.resync\"", "\"reason\":\"entry_id\""));
+
+    /* The log lost entirely: sequences restart at 1 under a new epoch. */
+    assert_int_equal(env_audit_log_wipe(&E), 0);
+    operator_revokes(3);
+    assert_int_equal(env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ), 1);
+    g = (refusal_goal){{1, 2, 3}, 3};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.resync\"", "\"reason\":\"epoch\""));
+
+    /* Someone with the activation user removes a revoked serial from Redis A. */
+    assert_int_equal(env_int(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 3", G_RESTORE), 1);
+    assert_true(env_wait(all_refused, &g, 4000)); /* --audit-reconcile-s 1 */
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.healed\"", "\"serial\":3"));
+
+    /* Both at once: Redis B goes back (4's sequence reused by 5) and 3 is removed again. */
+    operator_revokes(4);
+    g = (refusal_goal){{4}, 1};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    operator_revokes(5);
+    assert_int_equal(env_int(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 3", G_RESTORE), 1);
+    g = (refusal_goal){{3, 4, 5}, 3};
+    assert_true(env_wait(all_refused, &g, 4000));
+    assert_true(metric_of(&S1, "pa_audit_revocation_resyncs_total") >= 3);
+    /* (3 came back with the re-sync's full pass, or by the reconciliation,
+     * whichever ran first.) */
+    assert_true(metric_of(&S1, "pa_audit_revocations_healed_total") >= 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_forged_key_revoked_after_the_fact),
@@ -606,6 +709,7 @@ int main(void) {
         cmocka_unit_test(test_audit_down_outbox_grows_then_drains),
         cmocka_unit_test(test_sigkill_while_forwarding),
         cmocka_unit_test(test_audit_server_name_default),
+        cmocka_unit_test(test_revocations_survive_restore_and_tampering),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -52,11 +52,23 @@ static audit_record make_record(uint32_t group, uint32_t serial, bool genuine, c
 }
 
 /* Reads the revocation log through the API. */
+static audit_revocation_page last_page; /* the page of the last list_revocations, without its entries */
+
+/* Reads the revocation log through the API; *out is malloc'd. */
 static size_t list_revocations(audit_client *c, uint64_t after, audit_revocation **out, uint64_t *last) {
-    size_t n = 0;
     char err[300];
-    assert_int_equal(audit_client_list_revocations(c, after, 0, out, &n, last, err, sizeof err), 0);
-    return n;
+    assert_int_equal(audit_client_list_revocations(c, after, 0, &last_page, err, sizeof err), 0);
+    *out = last_page.entries;
+    *last = last_page.last_sequence;
+    last_page.entries = NULL;
+    return last_page.n;
+}
+
+static bool is_log_id(const char *s) {
+    if (strlen(s) != 32) return false;
+    for (size_t i = 0; i < 32; i++)
+        if (!strchr("0123456789abcdef", s[i])) return false;
+    return true;
 }
 
 static bool log_contains(const char *needle) {
@@ -92,6 +104,23 @@ static void test_verify_genuine_and_forged(void **state) {
     assert_int_equal(rv[0].serial, 2);
     assert_int_equal(rv[1].sequence, 2);
     assert_int_equal(rv[1].serial, 3);
+    /* The log has an identity, each entry a random id; nothing asked "after 0". */
+    assert_true(is_log_id(last_page.epoch));
+    assert_true(is_log_id(rv[0].entry_id) && is_log_id(rv[1].entry_id));
+    assert_string_not_equal(rv[0].entry_id, rv[1].entry_id);
+    assert_false(last_page.after_found);
+    char epoch[40], id1[40];
+    snprintf(epoch, sizeof epoch, "%s", last_page.epoch);
+    snprintf(id1, sizeof id1, "%s", rv[0].entry_id);
+    free(rv);
+    /* After sequence 1: the entry at 1 is named, so a caller can check it. */
+    assert_int_equal(list_revocations(c, 1, &rv, &last), 1);
+    assert_true(last_page.after_found);
+    assert_string_equal(last_page.after_entry_id, id1);
+    assert_string_equal(last_page.epoch, epoch);
+    free(rv);
+    assert_int_equal(list_revocations(c, 99, &rv, &last), 0); /* beyond the log */
+    assert_false(last_page.after_found);
     free(rv);
 
     /* The same forged key again: still FORGED, but revoked only once. */
