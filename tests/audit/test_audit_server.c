@@ -501,6 +501,28 @@ static void test_isolation(void **state) {
     freeReplyObject(r);
 }
 
+/* The line `appendfsync X` of a store's rendered redis.conf. */
+static bool conf_has(const redis_fixture *f, const char *line) {
+    char path[320], buf[256];
+    snprintf(path, sizeof path, "%s/redis.conf", f->dir);
+    FILE *fp = fopen(path, "r");
+    bool found = false;
+    while (fp && !found && fgets(buf, sizeof buf, fp)) found = strcmp(buf, line) == 0;
+    if (fp) fclose(fp);
+    return found;
+}
+
+/* Redis B writes every verdict and revocation to disk before the audit
+ * server answers (appendfsync always); Redis A keeps everysec. The ACL
+ * users may not run CONFIG or INFO, so the check reads the configuration
+ * the fixture rendered from docker/redis/redis.conf.in and started. */
+static void test_audit_store_fsyncs_every_write(void **state) {
+    assert_true(conf_has(&E.b, "appendfsync always\n"));
+    assert_false(conf_has(&E.b, "appendfsync everysec\n"));
+    assert_true(conf_has(&E.a, "appendfsync everysec\n"));
+    assert_true(conf_has(&E.b, "appendonly yes\n"));
+}
+
 static void test_sigterm_drains(void **state) {
     assert_int_equal(env_stop_server(&E, SIGTERM), 0);
     assert_true(log_contains("server.stopped"));
@@ -522,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_request_ids_expire),
         cmocka_unit_test(test_manual_revoke_cli),
         cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_audit_store_fsyncs_every_write),
         cmocka_unit_test(test_sigterm_drains),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
