@@ -16,7 +16,8 @@
  *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
  *   5. one Redis round trip (policy.lua): rate limits, revocation, the
  *      group's policy applied to the key's record, the optional offline-audit
- *      outbox record;
+ *      outbox record -- unless the outbox is at its cap, when the group's
+ *      audit_outbox_full refuses (UNAVAILABLE) or grants unaudited;
  *   6. reload the cached group if the script saw a newer record version;
  *   7. build and sign the license (license_grant.c, shared with Renew).
  *
@@ -173,9 +174,24 @@ static audit_step plan_audit(worker *w, rpc_ctx *ctx, const group_entry *g, cons
         metric_inc(a->m.audit_fallback);
         plan->how = "offline-fallback";
     }
-    plan->outbox = (policy_audit){.mode = (int)plan->d.mode, .rec = &plan->rec};
+    plan->outbox = (policy_audit){.mode = (int)plan->d.mode,
+                                  .rec = &plan->rec,
+                                  .outbox_max = a->outbox_max,
+                                  .grant_when_full = g->rec.policy.on_outbox_full == AUDIT_OUTBOX_FULL_GRANT};
     plan->to_outbox = true;
     return AUDIT_STEP_GO;
+}
+
+/* A sample that met the outbox at its cap (--audit-outbox-max): refused
+ * (the group fails closed) or granted unaudited; counted and logged either
+ * way, since an unaudited grant is exactly what an attacker who can slow
+ * the audit server would be after. */
+static void note_outbox_full(worker *w, const pk_fields *key, const audit_plan *plan, bool granted) {
+    metric_inc(w->app->m.audit_outbox_full[granted ? 1 : 0]);
+    log_warn(granted ? "activate.unaudited" : "activate.audit_outbox_full", LOG_U("group", key->group),
+             LOG_U("serial", key->serial), LOG_S("audit_reason", audit_reason_name(plan->d.reason)),
+             LOG_S("why", "the offline-audit outbox is at its cap (--audit-outbox-max)"),
+             LOG_S("then", granted ? "granted unaudited" : "refused"), LOG_END);
 }
 
 /* Stage boundaries of a granted call, in the order they are passed. */
@@ -306,6 +322,11 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
                     license_random, address_key, plan.to_outbox ? &plan.outbox : NULL, &p);
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
+    if (p.status == POLICY_OUTBOX_FULL || p.unaudited) note_outbox_full(w, &key, &plan, p.unaudited);
+    if (p.status == POLICY_OUTBOX_FULL) {
+        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the audit server is behind; retry later");
+        goto done;
+    }
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
         refuse_by_policy(w, ctx, reply, &p, &key);

@@ -65,6 +65,8 @@ static const config_option options[] = {
      "keys refused as not genuine at or above this share raise the group's sampling to 100 %", "0.5"},
     {"threat-address-requests", "N", "more requests than this per window from one address raise its sampling to 100 %",
      "200"},
+    {"audit-outbox-max", "N",
+     "most offline-audit records waiting in Redis A; at the cap the group's audit_outbox_full applies", "1000000"},
     {"audit-reconcile-s", "S",
      "every S seconds, check Redis A's revoked sets against the whole revocation log and put back what is missing",
      "60"},
@@ -218,7 +220,9 @@ static int start_audit(daemon_state *d) {
     int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &ok);
     d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &ok);
     int reconcile_s = (int)config_get_int(c, "audit-reconcile-s", 1, 3600, &ok);
+    long long outbox_max = config_get_int(c, "audit-outbox-max", 1, 1000000000, &ok);
     if (!ok) return -1;
+    snprintf(a->outbox_max, sizeof a->outbox_max, "%lld", outbox_max);
     default_audit_name(d);
     char err[320];
     a->audit = audit_client_new(&(audit_client_config){
@@ -243,8 +247,9 @@ static int start_audit(daemon_state *d) {
     a->threats = threat_signal_new(&tc);
     a->sampler = a->threats ? audit_sampler_new(NULL, a->threats) : NULL;
     if (!a->sampler) return fail("audit.start", "out of memory");
-    d->forwarder = outbox_forwarder_start(&(outbox_forwarder_config){
-        .store = a->redis, .client = a->audit, .consumer = d->audit_name}, err, sizeof err);
+    d->forwarder = outbox_forwarder_start(
+        &(outbox_forwarder_config){.store = a->redis, .client = a->audit, .consumer = d->audit_name, .max = outbox_max},
+        err, sizeof err);
     if (!d->forwarder) return fail("audit.forwarder", err);
     d->puller = revocation_puller_start(
         &(revocation_puller_config){.store = a->redis, .client = a->audit, .reconcile_ms = reconcile_s * 1000}, err,

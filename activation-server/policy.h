@@ -23,6 +23,7 @@ typedef enum policy_status {
     POLICY_EXPIRED = 6,
     POLICY_NOT_GENUINE = 7,
     POLICY_UNAVAILABLE = 8,
+    POLICY_OUTBOX_FULL = 9, /* activate: sampled, the outbox is at its cap, the group fails closed */
 } policy_status;
 
 typedef struct policy_result {
@@ -35,6 +36,7 @@ typedef struct policy_result {
     uint8_t random[LICENSE_RANDOM_LEN]; /* the place's license id random part */
     bool again;                  /* the machine already held a place on the key */
     bool audited;                /* activate: the script wrote the audit:outbox record */
+    bool unaudited;              /* activate: sampled, but granted without it (the outbox is full) */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -59,6 +61,8 @@ void policy_limits_set(policy_limits *l, double address_rate, double address_bur
 typedef struct policy_audit {
     int mode;                    /* audit_sample_mode: 1 always, 2 only if this is the key's first use */
     const audit_record *rec;     /* the entry's fields (audit_record.h knows their shape) */
+    const char *outbox_max;      /* the outbox's cap, decimal (--audit-outbox-max) */
+    bool grant_when_full;        /* at the cap: grant unaudited (else POLICY_OUTBOX_FULL) */
 } policy_audit;
 
 /* Registers policy.lua on the connection; returns the script index or -1. */

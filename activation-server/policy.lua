@@ -40,8 +40,10 @@
 -- Reply: an array whose first element is a status:
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
     0, 1, 2, 3, 4, 5, 6, 7
+local OUTBOX_FULL = 9   -- 8 is the C side's UNAVAILABLE
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
---                            audited (1 when the outbox record was written)}
+--                            audited (1 when the outbox record was written, 2 when it was
+--                            sampled but granted unaudited: the outbox is full)}
 --                 renew:    {0, version, count, expires, renew_after, now, random, 1}
 --                 deactivate:     {0, version, count}
 --   RATE_LIMITED  {1, retry_after_seconds, "address" | "group"}
@@ -51,6 +53,7 @@ local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NO
 --   NOT_FOUND     {5, version}     (no such place, or the license id does not match)
 --   EXPIRED       {6, version}
 --   NOT_GENUINE   {7}
+--   OUTBOX_FULL   {9, version}     (sampled, the outbox is at its cap, the group fails closed)
 
 local function clock()
     local t = redis.call('TIME')
@@ -156,7 +159,9 @@ end
 --       request_id, group, upgrade, security_first, security_second,
 --       client_address, received_at, sample_reason, machine_id
 --       (audit_record_script_args in audit_record.c builds them; the reason
---       is already the audit API's spelling, e.g. "first-activation")
+--       is already the audit API's spelling, e.g. "first-activation"),
+--       outbox cap (--audit-outbox-max), and '1' to grant unaudited at the
+--       cap or '0' to refuse (the group's audit_outbox_full)
 local function activate()
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({
@@ -168,8 +173,15 @@ local function activate()
     if not version then return {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then return {REVOKED, version} end
 
+    -- The outbox has a cap, checked before anything is written: at the cap a
+    -- sampled activation is refused, or granted without its audit record.
+    local mode = ARGV[9]
+    local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[3], 'n')) or 0) == 0)
+    local unaudited = sampled and redis.call('XLEN', KEYS[6]) >= tonumber(ARGV[19])
+    if unaudited and ARGV[20] ~= '1' then return {OUTBOX_FULL, version} end
+
     local record, field = KEYS[3], ARGV[3]
-    local uses = redis.call('HINCRBY', record, 'n', 1)
+    redis.call('HINCRBY', record, 'n', 1)
     local place = redis.call('HGET', record, field)
     local random, again = ARGV[4], 0
     if place then
@@ -183,8 +195,10 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires))
 
-    local mode, audited = ARGV[9], 0
-    if mode == '1' or (mode == '2' and uses == 1) then
+    local audited = 0
+    if unaudited then
+        audited = 2
+    elseif sampled then
         redis.call('XADD', KEYS[6], '*', 'request_id', ARGV[10], 'group', ARGV[11],
             'serial', ARGV[2], 'upgrade', ARGV[12], 'security_first', ARGV[13],
             'security_second', ARGV[14], 'machine_id', ARGV[18], 'client_address', ARGV[15],

@@ -65,6 +65,7 @@ typedef struct activation_metrics {
     metric *audit_sampled;          /* activations given to the offline-audit outbox */
     metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
     metric *audit_fallback;         /* online audits that fell back to the outbox */
+    metric *audit_outbox_full[2];   /* sampled activations at the outbox cap: refused, granted unaudited */
 } activation_metrics;
 
 /* Online Verify answers, the index of audit_online. */
@@ -79,6 +80,7 @@ typedef struct app {
     audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
     threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
     audit_sampler *sampler;         /* which activations are audited; NULL if off */
+    char outbox_max[24];            /* --audit-outbox-max, formatted for the policy script */
     activation_metrics m;
 } app;
 

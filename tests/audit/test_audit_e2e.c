@@ -60,6 +60,8 @@ enum {
     G_THREAT = 6006,       /* not sampled until a threat signal fires */
     G_FAULT = 6007,        /* every activation audited offline; fault tests */
     G_RESTORE = 6008,      /* not sampled; revoked by the operator around a restore of Redis B */
+    G_CAP_CLOSED = 6009,   /* every activation audited offline; outbox full: refuse */
+    G_CAP_GRANT = 6010,    /* every activation audited offline; outbox full: grant unaudited */
 };
 
 #define REVOKE_WAIT_MS 15000   /* bound for "audited and revoked" through the queue */
@@ -159,6 +161,10 @@ static void tune_first_online(group_record *r) {
     r->policy.audit_rate_ppm = 0;
     r->policy.audit_first_activation = true;
 }
+static void tune_cap_grant(group_record *r) {
+    tune_offline(r);
+    r->policy.on_outbox_full = AUDIT_OUTBOX_FULL_GRANT;
+}
 static void tune_unsampled(group_record *r) {
     r->policy.max_machines = 100;
     r->policy.audit_rate_ppm = 0;
@@ -176,10 +182,11 @@ static int setup(void **state) {
         uint32_t id;
         void (*tune)(group_record *);
     } groups[] = {
-        {G_OFFLINE, tune_offline},   {G_ONLINE, tune_online},
-        {G_FALLBACK, tune_fallback}, {G_FIRST_ONLINE, tune_first_online},
-        {G_TWO, tune_unsampled},     {G_THREAT, tune_unsampled},
-        {G_FAULT, tune_offline},     {G_RESTORE, tune_unsampled},
+        {G_OFFLINE, tune_offline},    {G_ONLINE, tune_online},
+        {G_FALLBACK, tune_fallback},  {G_FIRST_ONLINE, tune_first_online},
+        {G_TWO, tune_unsampled},      {G_THREAT, tune_unsampled},
+        {G_FAULT, tune_offline},      {G_RESTORE, tune_unsampled},
+        {G_CAP_CLOSED, tune_offline}, {G_CAP_GRANT, tune_cap_grant},
     };
     if (env_start(&E) != 0 || make_signing_key() != 0) goto fail;
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
@@ -698,6 +705,54 @@ static void test_revocations_survive_restore_and_tampering(void **state) {
     assert_true(metric_of(&S1, "pa_audit_revocations_healed_total") >= 1);
 }
 
+static bool s3_outbox_high(void *arg) { return log_has(&S3, "\"event\":\"audit.outbox.high\"", NULL); }
+
+/* 10. The outbox has a cap: with the audit server away, sampled
+ *     activations fill it to --audit-outbox-max; beyond, a fail-closed group
+ *     refuses (UNAVAILABLE, nothing written) and a grant group grants
+ *     unaudited; both counted and logged. Unsampled activations go on. A
+ *     warning comes before the cap. */
+static void test_outbox_cap(void **state) {
+    enum { CAP = 5 };
+    assert_true(env_wait(outbox_empty, NULL, 20000));
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    const char *cap[] = {"--audit-outbox-max", "5", NULL};
+    assert_int_equal(start_act_with(&S3, cap), 0);
+    char key[PK_TEXT_LEN + 1], msg[256];
+    for (unsigned i = 1; i <= CAP; i++) {
+        key_of(G_CAP_CLOSED, i, true, key);
+        activate_ok(&S3, key, i, NULL);
+    }
+    assert_int_equal(outbox_len(), CAP);
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_max"), CAP);
+    assert_true(env_wait(s3_outbox_high, NULL, 6000)); /* above 80 % of the cap */
+
+    key_of(G_CAP_CLOSED, CAP + 1, true, key);
+    assert_int_equal(activate(&S3, key, CAP + 1, NULL, msg), GRPC_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(msg, "audit"));
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_CAP_CLOSED, CAP + 1), 0); /* nothing written */
+    assert_true(log_has(&S3, "\"event\":\"activate.audit_outbox_full\"", "\"serial\":6"));
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_full_total{then=\"refused\"}"), 1);
+    assert_true(metric_of(&S3, "pa_activations_refused_total{reason=\"audit_unavailable\"}") >= 1);
+
+    char lic[33];
+    key_of(G_CAP_GRANT, 1, true, key);
+    activate_ok(&S3, key, 1, lic);
+    assert_int_equal(outbox_len(), CAP); /* granted without its record */
+    assert_true(log_has(&S3, "\"event\":\"activate.unaudited\",\"group\":6010,\"serial\":1,", NULL));
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_full_total{then=\"granted\"}"), 1);
+    assert_true(log_has(&S3, "\"event\":\"activate.granted\",\"group\":6010,\"serial\":1,", "\"audit\":\"none\""));
+    key_of(G_TWO, 60, true, key);
+    activate_ok(&S3, key, 60, NULL); /* not sampled: the cap does not matter */
+
+    /* Back: the outbox drains and the refused key activates. */
+    assert_int_equal(env_start_server(&E), 0);
+    assert_true(env_wait(outbox_empty, NULL, 20000));
+    key_of(G_CAP_CLOSED, CAP + 1, true, key);
+    activate_ok(&S3, key, CAP + 1, NULL);
+    assert_int_equal(stop_act(&S3, SIGTERM), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_forged_key_revoked_after_the_fact),
@@ -710,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_sigkill_while_forwarding),
         cmocka_unit_test(test_audit_server_name_default),
         cmocka_unit_test(test_revocations_survive_restore_and_tampering),
+        cmocka_unit_test(test_outbox_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
