@@ -204,8 +204,15 @@ static void failed(const rpc_result *res, const char *what, char *err, size_t er
     if (err) snprintf(err, errlen, "%s: status %d: %s", what, (int)res->status, res->message);
 }
 
+int audit_client_verify_timeout_ms(const audit_client *c) { return c->verify_ms; }
+
 audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
                                         size_t detail_len) {
+    return audit_client_verify_within(c, r, c->verify_ms, detail, detail_len);
+}
+
+audit_verify_result audit_client_verify_within(audit_client *c, const audit_record *r, int timeout_ms, char *detail,
+                                               size_t detail_len) {
     char key_text[PK_TEXT_LEN + 1];
     Audit__V1__AuditRecord rec;
     Audit__V1__VerifyRequest req = AUDIT__V1__VERIFY_REQUEST__INIT;
@@ -217,7 +224,7 @@ audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, 
     rpc_result res;
     audit_verify_result out = AUDIT_VERIFY_UNAVAILABLE;
     chan *k = acquire(c);
-    grpc_status_code st = rpc_call_message(k->ch, k->verify, &req.base, c->verify_ms, &res);
+    grpc_status_code st = rpc_call_message(k->ch, k->verify, &req.base, timeout_ms > 0 ? timeout_ms : 1, &res);
     release(c, k, st);
     if (st != GRPC_STATUS_OK) {
         failed(&res, "Verify", detail, detail_len);

@@ -75,10 +75,15 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
 const char *audit_client_server_name(const audit_client *c);
 void audit_client_free(audit_client *c);
 
-/* Online audit of one request. `detail` (may be NULL) receives the
- * server's reason or the transport error. */
+/* Online audit of one request within verify_timeout_ms. `detail` (may be
+ * NULL) receives the server's reason or the transport error. */
 audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
                                         size_t detail_len);
+/* The same within timeout_ms (what is left of the caller's budget). */
+audit_verify_result audit_client_verify_within(audit_client *c, const audit_record *r, int timeout_ms, char *detail,
+                                               size_t detail_len);
+/* verify_timeout_ms as configured (default applied). */
+int audit_client_verify_timeout_ms(const audit_client *c);
 
 /* Offline audit: sends a batch; returns 0 once the audit server stored every
  * record (counts in *accepted / *duplicates), or -1 with err. */
