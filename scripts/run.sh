@@ -112,6 +112,7 @@ start_bg "$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
   --redis-url "redis://audit@127.0.0.1:$REDIS_B_PORT" --redis-password-file "$RUN/audit.pw" \
   --kek "$RUN/audit.kek" --tls-cert "$RUN/certs/audit-server.pem" \
   --tls-key "$RUN/certs/audit-server.key" --tls-client-ca "$RUN/certs/ca.pem" \
+  --allow-client activation-server \
   --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log"
 wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
 
