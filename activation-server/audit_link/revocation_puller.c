@@ -270,41 +270,74 @@ out:
     return healed;
 }
 
-/* The whole log up to the applied position, SADDed again. A log with
- * another epoch is left to the next poll, which re-syncs first. */
-static int reconcile_locked(revocation_puller *p, char *err, size_t errlen) {
+/* A reconciliation in progress: the log up to `upto` (the position when it
+ * began), page by page. */
+typedef struct reconcile_cursor {
+    bool active;
+    uint64_t from, upto;
+    char epoch[AUDIT_LOG_ID_MAX + 1];
+    int healed;
+} reconcile_cursor;
+
+static int reconcile_begin(revocation_puller *p, reconcile_cursor *c, char *err, size_t errlen) {
     position pos;
     if (read_position(p, &pos, err, errlen) != 0) return -1;
-    int healed = 0;
-    for (uint64_t from = 0; from < pos.seq;) {
-        audit_revocation_page page;
-        if (audit_client_list_revocations(p->cfg.client, from, p->cfg.batch, &page, err, errlen) != 0) return -1;
-        size_t k = 0;
-        while (k < page.n && page.entries[k].sequence <= pos.seq) k++;
-        bool same_log = strcmp(page.epoch, pos.epoch) == 0;
-        int rc = same_log && k > 0 ? restore(p, page.entries, k, err, errlen) : 0;
-        bool more = same_log && rc >= 0 && k > 0 && k == page.n;
-        if (k > 0) from = page.entries[k - 1].sequence;
-        audit_revocation_page_free(&page);
-        if (rc < 0) return -1;
-        healed += rc;
-        if (!more) break;
+    *c = (reconcile_cursor){.active = pos.seq > 0, .upto = pos.seq};
+    snprintf(c->epoch, sizeof c->epoch, "%s", pos.epoch);
+    return 0;
+}
+
+/* One page: SADDs its entries again. Clears c->active when done (a log with
+ * another epoch is left to the next poll, which re-syncs first). 0 or -1. */
+static int reconcile_page(revocation_puller *p, reconcile_cursor *c, char *err, size_t errlen) {
+    audit_revocation_page page;
+    if (audit_client_list_revocations(p->cfg.client, c->from, p->cfg.batch, &page, err, errlen) != 0) return -1;
+    size_t k = 0;
+    while (k < page.n && page.entries[k].sequence <= c->upto) k++;
+    bool same_log = strcmp(page.epoch, c->epoch) == 0;
+    int rc = same_log && k > 0 ? restore(p, page.entries, k, err, errlen) : 0;
+    if (rc > 0) {
+        c->healed += rc;
+        metric_add(p->m_healed, (uint64_t)rc);
     }
-    metric_add(p->m_healed, (uint64_t)healed);
-    return healed;
+    if (k > 0) c->from = page.entries[k - 1].sequence;
+    if (!same_log || k == 0 || k < page.n || c->from >= c->upto) c->active = false;
+    audit_revocation_page_free(&page);
+    return rc < 0 ? -1 : 0;
 }
 
 int revocation_puller_reconcile(revocation_puller *p, char *err, size_t errlen) {
     pthread_mutex_lock(&p->mu);
-    int rc = reconcile_locked(p, err, errlen);
+    reconcile_cursor c;
+    int rc = reconcile_begin(p, &c, err, errlen);
+    while (rc == 0 && c.active) rc = reconcile_page(p, &c, err, errlen);
     pthread_mutex_unlock(&p->mu);
     if (rc < 0) metric_inc(p->m_errors);
-    return rc;
+    return rc < 0 ? -1 : c.healed;
+}
+
+/* The loop's share of a reconciliation: one page per round, after the poll,
+ * so a long log (or a slow audit server) never delays new revocations by
+ * more than one page. */
+static void reconcile_round(revocation_puller *p, reconcile_cursor *c, int64_t *next_ms) {
+    char err[300];
+    pthread_mutex_lock(&p->mu);
+    int rc = c->active || pa_mono_ms() < *next_ms ? 0 : reconcile_begin(p, c, err, sizeof err);
+    if (rc == 0 && c->active) rc = reconcile_page(p, c, err, sizeof err);
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        metric_inc(p->m_errors);
+        c->active = false; /* again next round */
+        log_warn("audit.revocations.reconcile_failed", LOG_S("error", err), LOG_END);
+    } else if (!c->active && pa_mono_ms() >= *next_ms) {
+        *next_ms = pa_mono_ms() + p->cfg.reconcile_ms;
+    }
 }
 
 static void run(task *t, void *arg) {
     revocation_puller *p = arg;
     bool failing = false;
+    reconcile_cursor c = {.active = false};
     int64_t reconcile_at = pa_mono_ms(); /* once at start, then every reconcile_ms */
     do {
         char err[300];
@@ -312,11 +345,7 @@ static void run(task *t, void *arg) {
         if (rc < 0 && !failing) log_warn("audit.revocations.unavailable", LOG_S("error", err), LOG_END);
         if (rc >= 0 && failing) log_info("audit.revocations.recovered", LOG_END);
         failing = rc < 0;
-        if (rc >= 0 && p->cfg.reconcile_ms > 0 && pa_mono_ms() >= reconcile_at) {
-            if (revocation_puller_reconcile(p, err, sizeof err) < 0)
-                log_warn("audit.revocations.reconcile_failed", LOG_S("error", err), LOG_END);
-            else reconcile_at = pa_mono_ms() + p->cfg.reconcile_ms;
-        }
+        if (rc >= 0 && p->cfg.reconcile_ms > 0) reconcile_round(p, &c, &reconcile_at);
     } while (task_sleep(t, p->cfg.interval_ms));
 }
 

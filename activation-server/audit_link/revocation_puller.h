@@ -26,7 +26,8 @@
  * whole log again from sequence 0.
  *
  * Reconciliation: every reconcile_ms (and once at start) the puller also
- * reads the whole log up to its position and SADDs every entry again. A
+ * reads the whole log up to its position and SADDs every entry again, one
+ * page per poll round so new revocations are never held up by it. A
  * member removed from a {g:ID}:revoked set by hand, or by anyone holding the
  * `activation` Redis user, so comes back within one interval; each one is
  * logged (audit.revocations.healed) and counted. Nothing is ever removed
