@@ -13,7 +13,9 @@
  *     soon as its call has been taken out, before the handler runs.
  *   - A call is handled start to finish on the worker that received it:
  *     size check, handler, then one batch (initial metadata, message,
- *     status, close). Batches in flight live in `reply_op`s taken from a
+ *     status, close). A handler may instead defer the call (rpc_ctx_defer):
+ *     another thread sends that batch later, under the worker's mutex, and
+ *     the call counts in the worker's `outstanding` until then. Batches in flight live in `reply_op`s taken from a
  *     per-worker free list, so the steady state allocates nothing of ours
  *     except the slice the response travels in (gRPC needs memory it owns
  *     until the bytes are written; for bodies up to 23 bytes it is inline).
