@@ -14,15 +14,21 @@
  *      and the key checked again;
  *   4. decide whether to audit (audit_sampler: the group's base rate, raised
  *      by the threat signals) and, for a group with ONLINE audit, ask the
- *      audit server now, within --audit-verify-timeout-ms. A forged key
- *      reads exactly like a wrong first value (same status, message and
- *      failure tokens: no oracle); the audit server has already revoked it.
- *      No answer: the group's audit_unreachable policy refuses with
+ *      audit server now, within --audit-verify-timeout-ms. That wait happens
+ *      on a thread of the online-audit pool (verify_pool.h), not on this
+ *      gRPC worker: the call is deferred, the pool thread finishes steps
+ *      4-7 with its own worker state and answers, and this worker goes on
+ *      with the next call, so a slow audit server never stalls groups that
+ *      do not audit online. A forged key reads exactly like a wrong first
+ *      value (same status, message and failure tokens: no oracle); the
+ *      audit server has already revoked it. No answer in time (or no pool
+ *      thread free): the group's audit_unreachable policy refuses with
  *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
  *   5. one Redis round trip (policy.lua): rate limits, revocation, the
  *      group's policy applied to the key's record (the place bound to the
  *      installer's place key, when it sent one), the optional offline-audit
- *      outbox record;
+ *      outbox record -- unless the outbox is at its cap, when the group's
+ *      audit_outbox_full refuses (UNAVAILABLE) or grants unaudited;
  *   6. reload the cached group if the script saw a newer record version;
  *   7. build and sign the license (license_grant.c, shared with Renew).
  *
@@ -42,6 +48,7 @@
  * Granted calls add their time per stage to pa_activate_stage_nanoseconds_total
  * so the benchmark can show where an activation's server time goes. */
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -127,18 +134,21 @@ typedef struct audit_plan {
 } audit_plan;
 
 typedef enum audit_step {
-    AUDIT_STEP_GO,                /* on to the script */
-    AUDIT_STEP_FORGED,            /* online: the second value is wrong (now revoked) */
-    AUDIT_STEP_DOWN,              /* online: no answer, and the group fails closed */
-    AUDIT_STEP_NO_RANDOM,         /* no randomness for the request id */
+    AUDIT_STEP_GO,        /* on to the script */
+    AUDIT_STEP_FORGED,    /* online: the second value is wrong (now revoked) */
+    AUDIT_STEP_DOWN,      /* online: no answer, and the group fails closed */
+    AUDIT_STEP_NO_RANDOM, /* no randomness for the request id */
+    AUDIT_STEP_VERIFY,    /* online: the audit server must be asked first */
 } audit_step;
 
-/* One online Verify, counted and logged. */
-static audit_verify_result verify_online(worker *w, const group_entry *g, const audit_plan *plan) {
+/* One online Verify within timeout_ms (none when it is used up), counted and logged. */
+static audit_verify_result verify_online(worker *w, const group_entry *g, const audit_plan *plan, int timeout_ms) {
     activation_metrics *m = &w->app->m;
     const pk_fields *key = &plan->rec.key;
-    char detail[200] = "";
-    audit_verify_result v = audit_client_verify(w->app->audit, &plan->rec, detail, sizeof detail);
+    char detail[200] = "no online-audit thread was free within --audit-verify-timeout-ms";
+    audit_verify_result v =
+        timeout_ms > 0 ? audit_client_verify_within(w->app->audit, &plan->rec, timeout_ms, detail, sizeof detail)
+                       : AUDIT_VERIFY_UNAVAILABLE;
     if (v == AUDIT_VERIFY_GENUINE) {
         metric_inc(m->audit_online[AUDIT_ONLINE_GENUINE]);
     } else if (v == AUDIT_VERIFY_FORGED) {
@@ -157,8 +167,19 @@ static audit_verify_result verify_online(worker *w, const group_entry *g, const 
     return v;
 }
 
+/* A sample goes to the outbox with the script. Call this on the plan where
+ * it stays: the script's arguments point into it. */
+static void plan_outbox(const app *a, const group_entry *g, audit_plan *plan) {
+    plan->outbox = (policy_audit){.mode = (int)plan->d.mode,
+                                  .rec = &plan->rec,
+                                  .outbox_max = a->outbox_max,
+                                  .grant_when_full = g->rec.policy.on_outbox_full == AUDIT_OUTBOX_FULL_GRANT};
+    plan->to_outbox = true;
+}
+
 /* Step 4: is this activation audited, and how? Online groups verify a
- * sample now; everything else sampled goes to the outbox with the script. */
+ * sample first (AUDIT_STEP_VERIFY, then verdict_step); everything else
+ * sampled goes to the outbox with the script. */
 static audit_step plan_audit(worker *w, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
                              const caller *who, audit_plan *plan) {
     app *a = w->app;
@@ -172,20 +193,36 @@ static audit_step plan_audit(worker *w, const group_entry *g, const pk_fields *k
         return AUDIT_STEP_NO_RANDOM;
     plan->how = "offline";
     /* First-activation samples stay offline, even on online groups (see the top). */
-    if (g->rec.policy.audit == AUDIT_MODE_ONLINE && plan->d.mode == AUDIT_SAMPLE_ALWAYS) {
-        audit_verify_result v = verify_online(w, g, plan);
-        if (v == AUDIT_VERIFY_GENUINE) {
-            plan->how = "online";
-            return AUDIT_STEP_GO;
-        }
-        if (v == AUDIT_VERIFY_FORGED) return AUDIT_STEP_FORGED;
-        if (g->rec.policy.on_audit_down != AUDIT_UNREACHABLE_OFFLINE) return AUDIT_STEP_DOWN;
-        metric_inc(a->m.audit_fallback);
-        plan->how = "offline-fallback";
-    }
-    plan->outbox = (policy_audit){.mode = (int)plan->d.mode, .rec = &plan->rec};
-    plan->to_outbox = true;
+    if (g->rec.policy.audit == AUDIT_MODE_ONLINE && plan->d.mode == AUDIT_SAMPLE_ALWAYS) return AUDIT_STEP_VERIFY;
+    plan_outbox(a, g, plan);
     return AUDIT_STEP_GO;
+}
+
+/* The online verdict as a step: genuine goes on, forged is refused, no
+ * answer is the group's audit_unreachable (fail closed, or the outbox). */
+static audit_step verdict_step(worker *w, const group_entry *g, audit_plan *plan, audit_verify_result v) {
+    if (v == AUDIT_VERIFY_GENUINE) {
+        plan->how = "online";
+        return AUDIT_STEP_GO;
+    }
+    if (v == AUDIT_VERIFY_FORGED) return AUDIT_STEP_FORGED;
+    if (g->rec.policy.on_audit_down != AUDIT_UNREACHABLE_OFFLINE) return AUDIT_STEP_DOWN;
+    metric_inc(w->app->m.audit_fallback);
+    plan->how = "offline-fallback";
+    plan_outbox(w->app, g, plan);
+    return AUDIT_STEP_GO;
+}
+
+/* A sample that met the outbox at its cap (--audit-outbox-max): refused
+ * (the group fails closed) or granted unaudited; counted and logged either
+ * way, since an unaudited grant is exactly what an attacker who can slow
+ * the audit server would be after. */
+static void note_outbox_full(worker *w, const pk_fields *key, const audit_plan *plan, bool granted) {
+    metric_inc(w->app->m.audit_outbox_full[granted ? 1 : 0]);
+    log_warn(granted ? "activate.unaudited" : "activate.audit_outbox_full", LOG_U("group", key->group),
+             LOG_U("serial", key->serial), LOG_S("audit_reason", audit_reason_name(plan->d.reason)),
+             LOG_S("why", "the offline-audit outbox is at its cap (--audit-outbox-max)"),
+             LOG_S("then", granted ? "granted unaudited" : "refused"), LOG_END);
 }
 
 /* Stage boundaries of a granted call, in the order they are passed. */
@@ -280,10 +317,136 @@ static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const po
              LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
+/* Steps 4 (the audit's outcome) to 7, on the gRPC worker or on the pool
+ * thread that waited for the online audit; `reply` is answered either way. */
+static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
+                            const uint8_t *machine_id, const uint8_t *holder, const char *address_key, audit_plan *plan,
+                            audit_step step, uint64_t t[MARK_N], rpc_reply *reply) {
+    app *a = w->app;
+    activation_metrics *m = &a->m;
+    if (a->threats) threat_record_group(a->threats, key->group, step == AUDIT_STEP_FORGED);
+    if (refuse_audit_step(w, ctx, reply, step, address_key, key)) return;
+    t[MARK_AUDIT] = pa_mono_ns();
+
+    /* 5. One round trip: rate limits, revocation, policy, record, outbox.
+     *    A slow group load or audit answer may have outlived the caller. */
+    if (caller_gone(w, ctx, reply)) return;
+    uint8_t license_random[LICENSE_RANDOM_LEN];
+    if (RAND_bytes(license_random, sizeof license_random) != 1) {
+        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
+        return;
+    }
+    policy_result p;
+    policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random, address_key,
+                    plan->to_outbox ? &plan->outbox : NULL, &p);
+    t[MARK_REDIS] = pa_mono_ns();
+    metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
+    rate_hold_note(w->holds, address_key, key->group, &p);
+    if (p.status == POLICY_OUTBOX_FULL || p.unaudited) note_outbox_full(w, key, plan, p.unaudited);
+    if (p.status == POLICY_OUTBOX_FULL) {
+        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the audit server is behind; retry later");
+        return;
+    }
+    if (p.status != POLICY_OK) {
+        if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
+        refuse_by_policy(w, ctx, reply, &p, key);
+        return;
+    }
+    if (p.audited) metric_inc(m->audit_sampled);
+
+    /* 6. The group record changed since it was cached: reload it. */
+    if (p.version != g->rec.version && group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
+        p.status = POLICY_UNAVAILABLE;
+        snprintf(p.error, sizeof p.error, "group record reload failed");
+        refuse_by_policy(w, ctx, reply, &p, key);
+        return;
+    }
+    t[MARK_RELOAD] = pa_mono_ns();
+
+    /* 7. The signed license. */
+    char license_id[LICENSE_ID_LEN + 1];
+    license_id_format(license_id, key->group, key->serial, p.random);
+    signed_license sl;
+    if (license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, &p, &sl) != 0) {
+        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
+        log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
+        return;
+    }
+    t[MARK_SIGN] = pa_mono_ns();
+    Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
+    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
+    if (rpc_reply_message(reply, &resp.base) != 0) return;
+    note_granted(w, ctx, key, &p, plan);
+    count_stages(m, t);
+}
+
+/* What a pool thread needs to finish an activation after its online audit:
+ * the request's fields are copied, the request itself is gone. */
+typedef struct online_job {
+    rpc_deferred *call;
+    pk_fields key;
+    uint8_t machine_id[AUDIT_MACHINE_ID_LEN];
+    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* the place key's digest, when has_holder */
+    bool has_holder;
+    char address_key[96];
+    audit_plan plan;
+    uint64_t t[MARK_N];
+    int64_t queued_ms; /* the online audit's time starts here */
+} online_job;
+
+/* Defers the call to the online-audit pool; false when there is no place
+ * (the caller answers itself). */
+static bool hand_to_pool(worker *w, rpc_ctx *ctx, const pk_fields *key, const uint8_t *machine_id,
+                         const uint8_t *holder, const char *address_key, const audit_plan *plan,
+                         const uint64_t t[MARK_N]) {
+    verify_pool *pool = w->app->verifier;
+    if (!pool || !verify_pool_reserve(pool)) return false;
+    online_job *j = malloc(sizeof *j);
+    if (!j || !(j->call = rpc_ctx_defer(ctx))) {
+        free(j);
+        verify_pool_release(pool);
+        return false;
+    }
+    j->key = *key;
+    memcpy(j->machine_id, machine_id, sizeof j->machine_id);
+    j->has_holder = holder != NULL;
+    if (holder) memcpy(j->holder, holder, sizeof j->holder);
+    snprintf(j->address_key, sizeof j->address_key, "%s", address_key);
+    j->plan = *plan;
+    memcpy(j->t, t, sizeof j->t);
+    j->queued_ms = pa_mono_ms();
+    verify_pool_push(pool, j);
+    return true;
+}
+
+void activate_online_job(void *worker_state, void *job) {
+    worker *w = worker_state;
+    online_job *j = job;
+    rpc_ctx *ctx = rpc_deferred_ctx(j->call);
+    rpc_reply reply = {.status = GRPC_STATUS_OK};
+    const group_entry *g = NULL;
+    group_lookup found = group_cache_get(w->groups, j->key.group, &g);
+    if (found == GROUP_FOUND) {
+        /* What is left of the timeout after the wait for a thread. */
+        int64_t left = audit_client_verify_timeout_ms(w->app->audit) - (pa_mono_ms() - j->queued_ms);
+        audit_step step = verdict_step(w, g, &j->plan, verify_online(w, g, &j->plan, left > 0 ? (int)left : 0));
+        finish_activate(w, ctx, g, &j->key, j->machine_id, j->has_holder ? j->holder : NULL, j->address_key, &j->plan,
+                        step, j->t, &reply);
+    } else if (found == GROUP_UNAVAILABLE) {
+        policy_result down = {.status = POLICY_UNAVAILABLE};
+        snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
+        refuse_by_policy(w, ctx, &reply, &down, &j->key);
+    } else {
+        refuse_not_genuine(w, ctx, &reply, j->address_key, &j->key); /* gone since the worker saw it */
+    }
+    rpc_deferred_reply(j->call, &reply);
+    free(reply.body);
+    free(j);
+}
+
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
     app *a = w->app;
-    activation_metrics *m = &a->m;
     uint64_t t[MARK_N];
     t[MARK_START] = pa_mono_ns();
 
@@ -331,64 +494,19 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     }
     t[MARK_MAC] = pa_mono_ns();
 
-    /* 4. Audit: sampled or not; online groups ask the audit server now. */
+    /* 4. Audit: sampled or not; online groups ask the audit server first,
+     *    on a pool thread that also finishes the call. */
     audit_plan plan;
     audit_step step = plan_audit(w, g, &key, rq->machine_id.data, &who, &plan);
-    if (a->threats) threat_record_group(a->threats, key.group, step == AUDIT_STEP_FORGED);
-    if (refuse_audit_step(w, ctx, reply, step, address_key, &key)) goto done;
-    t[MARK_AUDIT] = pa_mono_ns();
-
-    /* 5. One round trip: rate limits, revocation, policy, record, outbox.
-     *    A slow group load or audit answer may have outlived the caller. */
-    if (caller_gone(w, ctx, reply)) goto done;
-    uint8_t license_random[LICENSE_RANDOM_LEN];
-    if (RAND_bytes(license_random, sizeof license_random) != 1) {
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
-        goto done;
-    }
-    policy_result p;
     uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* binds the place to the installer's place key */
     if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
-    policy_activate(w->redis, w->script, &a->limits, g, key.serial, rq->machine_id.data,
-                    rq->place_key.len ? holder : NULL, license_random, address_key,
-                    plan.to_outbox ? &plan.outbox : NULL, &p);
-    t[MARK_REDIS] = pa_mono_ns();
-    metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
-    rate_hold_note(w->holds, address_key, key.group, &p);
-    if (p.status != POLICY_OK) {
-        if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key.group);
-        refuse_by_policy(w, ctx, reply, &p, &key);
-        goto done;
+    const uint8_t *bound = rq->place_key.len ? holder : NULL;
+    if (step == AUDIT_STEP_VERIFY) {
+        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, t)) goto done;
+        /* No pool (or it is full): no thread to wait on, so no answer. */
+        step = verdict_step(w, g, &plan, verify_online(w, g, &plan, 0));
     }
-    if (p.audited) metric_inc(m->audit_sampled);
-
-    /* 6. The group record changed since it was cached: reload it. */
-    if (p.version != g->rec.version &&
-        group_cache_check_version(w->groups, key.group, p.version, &g) != GROUP_FOUND) {
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record reload failed");
-        refuse_by_policy(w, ctx, reply, &p, &key);
-        goto done;
-    }
-    t[MARK_RELOAD] = pa_mono_ns();
-
-    /* 7. The signed license. */
-    char license_id[LICENSE_ID_LEN + 1];
-    license_id_format(license_id, key.group, key.serial, p.random);
-    signed_license sl;
-    if (license_grant_sign(w->signer, g, license_id, rq->machine_id.data, key.group, key.serial,
-                           &p, &sl) != 0) {
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
-        log_error("activate.sign_failed", LOG_U("group", key.group), LOG_U("serial", key.serial),
-                  LOG_END);
-        goto done;
-    }
-    t[MARK_SIGN] = pa_mono_ns();
-    Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    if (rpc_reply_message(reply, &resp.base) != 0) goto done;
-    note_granted(w, ctx, &key, &p, &plan);
-    count_stages(m, t);
+    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, t, reply);
 done:
     activation__v1__activate_request__free_unpacked(rq, NULL);
 }

@@ -77,7 +77,10 @@ static const config_option options[] = {
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
     {"audit-key", "FILE", "private key of --audit-cert (PEM)", NULL},
-    {"audit-server-name", "NAME", "name the audit server's certificate is checked against", "localhost"},
+    {"audit-server-name", "NAME",
+     "name the audit server's certificate is checked against (default: the host of --audit-target)", NULL},
+    {"audit-verify-threads", "N",
+     "threads that wait for online audits, so gRPC workers never do; 0 = as many as --workers", "0"},
     {"audit-verify-timeout-ms", "MS", "deadline of an online audit (Verify) while a customer waits", "300"},
     {"threat-window-s", "S", "sliding window of the threat signals, 1-15 s", "10"},
     {"threat-group-min-requests", "N", "a group's failure ratio counts from this many requests", "20"},
@@ -85,6 +88,11 @@ static const config_option options[] = {
      "keys refused as not genuine at or above this share raise the group's sampling to 100 %", "0.5"},
     {"threat-address-requests", "N", "more requests than this per window from one address raise its sampling to 100 %",
      "200"},
+    {"audit-outbox-max", "N",
+     "most offline-audit records waiting in Redis A; at the cap the group's audit_outbox_full applies", "1000000"},
+    {"audit-reconcile-s", "S",
+     "every S seconds, check Redis A's revoked sets against the whole revocation log and put back what is missing",
+     "60"},
     {"audit-flush-ms", "MS", "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
     {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
@@ -217,14 +225,20 @@ static void probe_redis(const app *a) {
     rstore_free(r);
 }
 
-static rpc_server *start_server(daemon_state *d) {
+/* --workers, 0 meaning two per core; -1 for a bad value (printed). */
+static int worker_count(daemon_state *d) {
     bool ok = true;   /* config_get_* clear it on a bad value */
     /* A handler waits on Redis once per call: with only one worker per core
      * the cores idle during those waits (measured: 2 workers 5.8k calls/s,
      * 4 workers 8.0k, 8 workers 7.5k on 2 cores, client and Redis included). */
     int workers = (int)config_get_int(d->cfg, "workers", 0, 256, &ok);
-    if (!ok) return NULL;
-    if (workers == 0) workers = 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (!ok) return -1;
+    return workers ? workers : 2 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static rpc_server *start_server(daemon_state *d) {
+    int workers = worker_count(d);
+    if (workers < 0) return NULL;
     rpc_server_config sc = {
         .workers = workers,
         .tls = d->tls_cert ? &d->tls : NULL,
@@ -255,6 +269,10 @@ static void default_audit_name(daemon_state *d) {
     snprintf(d->audit_name, sizeof d->audit_name, "%s:%s", host, port ? port : "0");
 }
 
+/* A pool thread's state: a worker of its own, numbered after the gRPC
+ * workers' in logs. */
+static void *verify_thread_new(int index, void *app_state) { return worker_new(1000 + index, app_state); }
+
 /* The audit client, sampler and threat signals, forwarder and puller; all
  * or nothing. Needs grpc_init. Returns 0 (also when audit is off) or -1. */
 static int start_audit(daemon_state *d) {
@@ -269,7 +287,10 @@ static int start_audit(daemon_state *d) {
     bool ok = true;   /* config_get_* clear it on a bad value */
     int verify_ms = (int)config_get_int(c, "audit-verify-timeout-ms", 10, 60000, &ok);
     d->flush_ms = (int)config_get_int(c, "audit-flush-ms", 0, 600000, &ok);
+    int reconcile_s = (int)config_get_int(c, "audit-reconcile-s", 1, 3600, &ok);
+    long long outbox_max = config_get_int(c, "audit-outbox-max", 1, 1000000000, &ok);
     if (!ok) return -1;
+    snprintf(a->outbox_max, sizeof a->outbox_max, "%lld", outbox_max);
     default_audit_name(d);
     char err[320];
     a->audit = audit_client_new(&(audit_client_config){
@@ -294,20 +315,35 @@ static int start_audit(daemon_state *d) {
     a->threats = threat_signal_new(&tc);
     a->sampler = a->threats ? audit_sampler_new(NULL, a->threats) : NULL;
     if (!a->sampler) return fail("audit.start", "out of memory");
-    d->forwarder = outbox_forwarder_start(&(outbox_forwarder_config){
-        .store = a->redis, .client = a->audit, .consumer = d->audit_name}, err, sizeof err);
+    d->forwarder = outbox_forwarder_start(
+        &(outbox_forwarder_config){.store = a->redis, .client = a->audit, .consumer = d->audit_name, .max = outbox_max},
+        err, sizeof err);
     if (!d->forwarder) return fail("audit.forwarder", err);
-    d->puller = revocation_puller_start(&(revocation_puller_config){
-        .store = a->redis, .client = a->audit}, err, sizeof err);
+    int threads = (int)config_get_int(c, "audit-verify-threads", 0, 256, &ok);
+    if (threads == 0) threads = worker_count(d);
+    if (!ok || threads < 0) return -1;
+    a->verifier = verify_pool_start(&(verify_pool_config){.threads = threads,
+                                                          .thread_init = verify_thread_new,
+                                                          .thread_free = worker_free,
+                                                          .arg = a,
+                                                          .run = activate_online_job},
+                                    err, sizeof err);
+    if (!a->verifier) return fail("audit.verify_pool", err);
+    d->puller = revocation_puller_start(
+        &(revocation_puller_config){.store = a->redis, .client = a->audit, .reconcile_ms = reconcile_s * 1000}, err,
+        sizeof err);
     if (!d->puller) return fail("audit.puller", err);
-    log_info("audit.enabled", LOG_S("target", target), LOG_S("name", d->audit_name),
-             LOG_I("verify_timeout_ms", verify_ms), LOG_END);
+    log_info("audit.enabled", LOG_S("target", target), LOG_S("server_name", audit_client_server_name(a->audit)),
+             LOG_S("name", d->audit_name), LOG_I("verify_timeout_ms", verify_ms), LOG_I("verify_threads", threads),
+             LOG_END);
     return 0;
 }
 
 /* After the last call: flush the outbox (up to drain_ms), stop pulling,
  * free the rest. */
 static void stop_audit(daemon_state *d, int drain_ms) {
+    verify_pool_stop(d->app.verifier); /* the server is down: every deferred call was answered */
+    d->app.verifier = NULL;
     if (d->forwarder) {
         long long left = outbox_forwarder_stop(d->forwarder, drain_ms);
         if (left != 0) log_warn("audit.outbox.left", LOG_I("records", left), LOG_END);

@@ -135,7 +135,9 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
         if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
             memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
         out->again = int_at(r, 7, &bad) != 0;
-        out->audited = int_at(r, 8, &bad) != 0;
+        int64_t audited = int_at(r, 8, &bad);
+        out->audited = audited == 1;
+        out->unaudited = audited == 2;
     }
     if (bad) {
         memset(out, 0, sizeof *out);
@@ -195,6 +197,8 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
         add_str(&a, audit->mode == 2 ? "2" : "1");
         for (size_t i = 0; i < ra.n; i++) add(&a, ra.argv[i], ra.len[i]);
         add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN);   /* the outbox keeps the whole id */
+        add_str(&a, audit->outbox_max && *audit->outbox_max ? audit->outbox_max : "1000000000");
+        add_str(&a, audit->grant_when_full ? "1" : "0");
     }
     run(r, script, nkeys, &a, "activate", out);
 }
@@ -261,7 +265,7 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
 }
 
 const char *policy_status_name(policy_status s) {
-    static const char *names[] = {"ok",        "rate_limited", "unknown_group", "revoked",     "no_place",
-                                  "not_found", "expired",      "not_genuine",   "unavailable", "wrong_key"};
+    static const char *names[] = {"ok",      "rate_limited", "unknown_group", "revoked",   "no_place",   "not_found",
+                                  "expired", "not_genuine",  "unavailable",   "wrong_key", "outbox_full"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }

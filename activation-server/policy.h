@@ -24,7 +24,8 @@ typedef enum policy_status {
     POLICY_EXPIRED = 6,
     POLICY_NOT_GENUINE = 7,
     POLICY_UNAVAILABLE = 8,
-    POLICY_WRONG_KEY = 9, /* renew, deactivate: the place is bound to another place key */
+    POLICY_WRONG_KEY = 9,    /* renew, deactivate: the place is bound to another place key */
+    POLICY_OUTBOX_FULL = 10, /* activate: sampled, the outbox is at its cap, the group fails closed */
 } policy_status;
 
 typedef struct policy_result {
@@ -38,6 +39,7 @@ typedef struct policy_result {
     bool again;                  /* the machine already held a place on the key */
     bool audited;                /* activate: the script wrote the audit:outbox record */
     bool group_exists;           /* reject (NOT_GENUINE): the group is in `groups` */
+    bool unaudited;              /* activate: sampled, but granted without it (the outbox is full) */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -69,6 +71,8 @@ void policy_limits_set_retention(policy_limits *l, long long seconds);
 typedef struct policy_audit {
     int mode;                    /* audit_sample_mode: 1 always, 2 only if this is the key's first use */
     const audit_record *rec;     /* the entry's fields (audit_record.h knows their shape) */
+    const char *outbox_max;      /* the outbox's cap, decimal (--audit-outbox-max) */
+    bool grant_when_full;        /* at the cap: grant unaudited (else POLICY_OUTBOX_FULL) */
 } policy_audit;
 
 /* Registers policy.lua on the connection; returns the script index or -1. */

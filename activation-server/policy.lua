@@ -64,8 +64,10 @@
 local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NOT_GENUINE =
     0, 1, 2, 3, 4, 5, 6, 7
 local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
+local OUTBOX_FULL = 10
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
---                            audited (1 when the outbox record was written)}
+--                            audited (1 when the outbox record was written, 2 when it was
+--                            sampled but granted unaudited: the outbox is full)}
 --                 renew:    {0, version, count, expires, renew_after, now, random, 1}
 --                 deactivate:     {0, version, count}
 --   RATE_LIMITED  {1, retry_after_seconds, "address" | "group"}
@@ -76,6 +78,7 @@ local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 --   EXPIRED       {6, version}
 --   NOT_GENUINE   {7, exists (1 when the group is in `groups`)}
 --   WRONG_KEY     {9, version}     renew, deactivate: the place is bound to another place key
+--   OUTBOX_FULL   {10, version}    (sampled, the outbox is at its cap, the group fails closed)
 
 local function clock()
     local t = redis.call('TIME')
@@ -315,7 +318,9 @@ end
 --       security_second, client_address, received_at, sample_reason,
 --       machine_id (audit_record_script_args in audit_record.c builds them;
 --       the reason is already the audit API's spelling, e.g.
---       "first-activation")
+--       "first-activation"), outbox cap (--audit-outbox-max), and '1' to
+--       grant unaudited at the cap or '0' to refuse (the group's
+--       audit_outbox_full)
 local function activate()
     local now_s, now_ms = clock()
     -- One token from the address and one from the group; a group whose
@@ -330,6 +335,13 @@ local function activate()
     local version, max, lease, renew = group_policy(ARGV[2])
     if not version then return {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
+
+    -- The outbox has a cap, checked before anything is written: at the cap a
+    -- sampled activation is refused, or granted without its audit record.
+    local mode = ARGV[13]
+    local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[2], 'n')) or 0) == 0)
+    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[23])
+    if unaudited and ARGV[24] ~= '1' then return {OUTBOX_FULL, version} end
 
     local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
@@ -356,8 +368,10 @@ local function activate()
     redis.call('HSET', record, field, pack_place(random, expires, holder))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
 
-    local mode, audited = ARGV[13], 0
-    if mode == '1' or (mode == '2' and uses == 1) then
+    local audited = 0
+    if unaudited then
+        audited = 2
+    elseif sampled then
         redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[14], 'group', ARGV[15],
             'serial', ARGV[3], 'upgrade', ARGV[16], 'security_first', ARGV[17],
             'security_second', ARGV[18], 'machine_id', ARGV[22], 'client_address', ARGV[19],

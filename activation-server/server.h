@@ -20,6 +20,7 @@
 #include "redis_store.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
+#include "verify_pool.h"
 
 #define ACTIVATION_MAX_REQUEST_BYTES 4096   /* far above any valid request */
 
@@ -68,6 +69,7 @@ typedef struct activation_metrics {
     metric *audit_sampled;          /* activations given to the offline-audit outbox */
     metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
     metric *audit_fallback;         /* online audits that fell back to the outbox */
+    metric *audit_outbox_full[2];   /* sampled activations at the outbox cap: refused, granted unaudited */
 } activation_metrics;
 
 /* Online Verify answers, the index of audit_online. */
@@ -84,6 +86,8 @@ typedef struct app {
     audit_client *audit;            /* mTLS channel to the audit server; NULL: audit is off */
     threat_signal *threats;         /* failure ratio per group, rate per address; NULL if off */
     audit_sampler *sampler;         /* which activations are audited; NULL if off */
+    char outbox_max[24];            /* --audit-outbox-max, formatted for the policy script */
+    verify_pool *verifier;          /* threads that wait for online audits; NULL if audit is off */
     activation_metrics m;
 } app;
 
@@ -113,6 +117,9 @@ void *worker_new(int index, void *app);
 void worker_free(void *w);
 
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+/* verify_pool_config.run: finishes an Activate deferred for its online
+ * audit, on a pool thread whose state is a worker of its own. */
+void activate_online_job(void *worker_state, void *job);
 void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 

@@ -131,6 +131,9 @@ void activation_metrics_init(activation_metrics *m) {
     m->audit_fallback = metric_counter("pa_audit_online_fallback_total",
                                        "Online audits left unanswered that fell back to the outbox",
                                        "");
+    const char *full = "Sampled activations while the outbox was at its cap, by what the group said to do";
+    m->audit_outbox_full[0] = metric_counter("pa_audit_outbox_full_total", full, "then=\"refused\"");
+    m->audit_outbox_full[1] = metric_counter("pa_audit_outbox_full_total", full, "then=\"granted\"");
 }
 
 void note_policy_refusal(activation_metrics *m, const policy_result *p) {

@@ -149,27 +149,29 @@ static int cmd_revocations(const config *c) {
     if (!ok) return 2;
     audit_store *s = open_store(c);
     if (!s) return 1;
-    revocation_entry *e = NULL;
-    size_t n = 0;
-    uint64_t last = 0;
+    revocation_page page;
     char err[256];
-    int rc = audit_store_list_revocations(s, (uint64_t)after, (uint32_t)limit, &e, &n, &last, err, sizeof err);
+    int rc = audit_store_list_revocations(s, (uint64_t)after, (uint32_t)limit, &page, err, sizeof err);
     audit_store_close(s);
     if (rc != 0) {
         fprintf(stderr, "audit-server revocations: %s\n", err);
         return 1;
     }
     rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < page.n && rc == 0; i++) {
+        const revocation_entry *e = &page.entries[i];
         json_t *o = json_object();
-        o = built(o, put(o, "sequence", json_integer((json_int_t)e[i].sequence)) &&
-                         put(o, "group", json_integer(e[i].group)) && put(o, "serial", json_integer(e[i].serial)) &&
-                         put(o, "revoked_at", json_integer(e[i].revoked_at)) &&
-                         put(o, "reason", json_text(e[i].reason, strlen(e[i].reason))));
+        o = built(o, put(o, "sequence", json_integer((json_int_t)e->sequence)) &&
+                         put(o, "group", json_integer(e->group)) && put(o, "serial", json_integer(e->serial)) &&
+                         put(o, "revoked_at", json_integer(e->revoked_at)) &&
+                         put(o, "entry_id", json_text(e->entry_id, strlen(e->entry_id))) &&
+                         put(o, "reason", json_text(e->reason, strlen(e->reason))));
         rc = print_line("revocations", o);
     }
-    if (rc == 0) fprintf(stderr, "audit-server revocations: %zu shown, last sequence %" PRIu64 "\n", n, last);
-    free(e);
+    if (rc == 0)
+        fprintf(stderr, "audit-server revocations: %zu shown, last sequence %" PRIu64 ", epoch %s\n", page.n,
+                page.last_sequence, page.epoch[0] ? page.epoch : "(none yet)");
+    free(page.entries);
     return rc == 0 ? 0 : 1;
 }
 

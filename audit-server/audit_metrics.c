@@ -33,6 +33,12 @@ static void register_all(void) {
                                   "Submitted records not yet audited", "");
     M.store_errors = metric_counter("pa_audit_store_errors_total",
                                     "Audit store (Redis B) operations that failed", "");
+    for (int v = CLIENT_NOT_ALLOWED; v < CLIENT_VERDICTS; v++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", client_verdict_name((client_verdict)v));
+        M.clients_refused[v] =
+            metric_counter("pa_audit_clients_refused_total", "Calls refused because of the client certificate", labels);
+    }
 }
 
 const audit_metrics *audit_metrics_get(void) {

@@ -7,6 +7,7 @@
 #ifndef PA_AUDIT_METRICS_H
 #define PA_AUDIT_METRICS_H
 
+#include "client_auth.h"
 #include "metrics.h"
 #include "verdict.h"
 
@@ -23,6 +24,8 @@ typedef struct audit_metrics {
     metric *submitted_duplicate;  /* pa_audit_submit_records_total{result="duplicate"} */
     metric *queue_length;         /* pa_audit_queue_length: records waiting for the worker */
     metric *store_errors;         /* pa_audit_store_errors_total: Redis B unreachable or refusing */
+    metric *clients_refused[CLIENT_VERDICTS]; /* pa_audit_clients_refused_total{reason}, by client_verdict
+                                                 (NULL for CLIENT_ALLOWED) */
 } audit_metrics;
 
 /* Registers every series (idempotent). */

@@ -14,6 +14,7 @@
 #include "audit/v1/audit.pb-c.h"
 #include "audit_metrics.h"
 #include "audit_store.h"
+#include "client_auth.h"
 #include "keycodec.h"
 #include "log.h"
 #include "rpc_methods.h"
@@ -23,6 +24,7 @@
 typedef struct audit_worker {
     audit_store *store;           /* this worker's Redis B connection */
     secret_cache *cache;          /* this worker's prepared second secrets */
+    client_auth_cache *clients;   /* this worker's decisions about client certificates */
     const audit_service *svc;     /* shared configuration */
 } audit_worker;
 
@@ -33,8 +35,10 @@ void *audit_service_worker_init(int worker_index, void *app) {
     if (!w) return NULL;
     w->svc = svc;
     w->store = audit_store_open(&svc->store, true, err, sizeof err);
+    if (w->store) audit_store_set_retention(w->store, svc->request_retention_s);
     w->cache = secret_cache_new(svc->kek);
-    if (!w->store || !w->cache) {
+    w->clients = svc->clients ? client_auth_cache_new(svc->clients) : NULL;
+    if (!w->store || !w->cache || (svc->clients && !w->clients)) {
         log_error("audit.worker.init", LOG_I("worker", worker_index), LOG_S("error", err), LOG_END);
         audit_service_worker_free(w);
         return NULL;
@@ -47,6 +51,7 @@ void audit_service_worker_free(void *worker_state) {
     if (!w) return;
     audit_store_close(w->store);
     secret_cache_free(w->cache);
+    client_auth_cache_free(w->clients);
     free(w);
 }
 
@@ -55,6 +60,24 @@ static const char *or_empty(const char *s) { return s ? s : ""; }
 static const char *peer_cn(rpc_ctx *ctx) {
     const char *cn = rpc_ctx_peer_identity(ctx);
     return cn ? cn : "";
+}
+
+/* The client allow-list and CRL, before any work: a refused caller gets
+ * PERMISSION_DENIED, a count, and a log line (warn the first time this
+ * worker meets the certificate, debug after, so a client retrying every
+ * half second does not flood the log). */
+static bool caller_allowed(rpc_ctx *ctx, audit_worker *w, const char *method, rpc_reply *reply) {
+    if (!w->clients) return true;
+    char who[160];
+    bool first;
+    client_verdict v = client_auth_check(w->clients, ctx, who, sizeof who, &first);
+    if (v == CLIENT_ALLOWED) return true;
+    metric_inc(audit_metrics_get()->clients_refused[v]);
+    log_emit(first ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "audit.client.refused", LOG_S("reason", client_verdict_name(v)),
+             LOG_S("method", method), LOG_S("client", who), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+    rpc_reply_error(reply, GRPC_STATUS_PERMISSION_DENIED,
+                    v == CLIENT_REVOKED ? "client certificate revoked" : "client certificate not allowed");
+    return false;
 }
 
 /* Printable ASCII of at most `max` characters (empty allowed). */
@@ -146,6 +169,7 @@ static void verify_key(rpc_ctx *ctx, audit_worker *w, const Audit__V1__AuditReco
 static void handle_verify(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
     audit_worker *w = rpc_ctx_worker(ctx);
     char err[256];
+    if (!caller_allowed(ctx, w, "Verify", reply)) return;
     Audit__V1__VerifyRequest *vr = audit__v1__verify_request__unpack(NULL, req_len, req);
     if (!vr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed VerifyRequest");
@@ -231,6 +255,7 @@ static void submit_batch(rpc_ctx *ctx, audit_worker *w, const Audit__V1__SubmitR
 }
 
 static void handle_submit(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
+    if (!caller_allowed(ctx, rpc_ctx_worker(ctx), "Submit", reply)) return;
     Audit__V1__SubmitRequest *sr = audit__v1__submit_request__unpack(NULL, req_len, req);
     if (!sr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitRequest");
@@ -246,8 +271,9 @@ static void handle_submit(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_
 
 /* --------------------------------------------------------- ListRevocations */
 
-static void reply_revocations(rpc_reply *reply, const revocation_entry *e, size_t n, uint64_t last) {
+static void reply_revocations(rpc_reply *reply, const revocation_page *page) {
     Audit__V1__ListRevocationsResponse resp = AUDIT__V1__LIST_REVOCATIONS_RESPONSE__INIT;
+    size_t n = page->n;
     Audit__V1__Revocation *items = calloc(n ? n : 1, sizeof *items);
     Audit__V1__Revocation **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     if (!items || !ptrs) {
@@ -256,23 +282,29 @@ static void reply_revocations(rpc_reply *reply, const revocation_entry *e, size_
         return;
     }
     for (size_t i = 0; i < n; i++) {
+        const revocation_entry *e = &page->entries[i];
         audit__v1__revocation__init(&items[i]);
-        items[i].sequence = e[i].sequence;
-        items[i].group = e[i].group;
-        items[i].serial = e[i].serial;
-        items[i].reason = (char *)e[i].reason;
-        items[i].revoked_at = e[i].revoked_at;
+        items[i].sequence = e->sequence;
+        items[i].group = e->group;
+        items[i].serial = e->serial;
+        items[i].reason = (char *)e->reason;
+        items[i].revoked_at = e->revoked_at;
+        items[i].entry_id = (char *)e->entry_id;
         ptrs[i] = &items[i];
     }
     resp.n_revocations = n;
     resp.revocations = ptrs;
-    resp.last_sequence = last;
+    resp.last_sequence = page->last_sequence;
+    resp.epoch = (char *)page->epoch;
+    resp.after_found = page->after_found;
+    resp.after_entry_id = (char *)page->after_entry_id;
     rpc_reply_message(reply, &resp.base);
     free(items), free(ptrs);
 }
 
 static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
     audit_worker *w = rpc_ctx_worker(ctx);
+    if (!caller_allowed(ctx, w, "ListRevocations", reply)) return;
     Audit__V1__ListRevocationsRequest *lr = audit__v1__list_revocations_request__unpack(NULL, req_len, req);
     if (!lr) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed ListRevocationsRequest");
@@ -280,22 +312,22 @@ static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_re
     }
     uint32_t limit = lr->limit == 0 ? w->svc->list_default
                                     : (lr->limit > w->svc->list_max ? w->svc->list_max : lr->limit);
-    uint64_t after = lr->after_sequence, last = 0;
+    uint64_t after = lr->after_sequence;
     audit__v1__list_revocations_request__free_unpacked(lr, NULL);
-    revocation_entry *entries = NULL;
-    size_t n = 0;
+    revocation_page page;
     char err[256];
-    if (audit_store_list_revocations(w->store, after, limit, &entries, &n, &last, err, sizeof err) != 0) {
+    if (audit_store_list_revocations(w->store, after, limit, &page, err, sizeof err) != 0) {
         metric_inc(audit_metrics_get()->store_errors);
         log_error("audit.list.unavailable", LOG_S("peer_cn", peer_cn(ctx)), LOG_S("error", err), LOG_END);
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "audit store unavailable, try again");
         return;
     }
     /* Activation servers poll every half second: an empty answer is routine. */
-    log_emit(n ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "audit.list_revocations", LOG_U("after", after),
-             LOG_U("returned", n), LOG_U("last_sequence", last), LOG_S("peer_cn", peer_cn(ctx)), LOG_END);
-    reply_revocations(reply, entries, n, last);
-    free(entries);
+    log_emit(page.n ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "audit.list_revocations", LOG_U("after", after),
+             LOG_U("returned", page.n), LOG_U("last_sequence", page.last_sequence), LOG_S("epoch", page.epoch),
+             LOG_S("peer_cn", peer_cn(ctx)), LOG_END);
+    reply_revocations(reply, &page);
+    free(page.entries);
 }
 
 static const rpc_method METHODS[] = {

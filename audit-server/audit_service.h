@@ -2,15 +2,17 @@
  *
  * Each rpc worker thread owns an audit_store connection and a secret cache
  * (worker_init), so handlers take no locks. The handlers never trust the
- * caller: Verify and Submit decode the key text themselves, and the caller's
- * identity in the trail is the CN of its client certificate, not anything it
- * says about itself. */
+ * caller: every call is first checked against the client allow-list and CRL
+ * (PERMISSION_DENIED before any work), Verify and Submit decode the key text
+ * themselves, and the caller's identity in the trail is the CN of its client
+ * certificate, not anything it says about itself. */
 #ifndef PA_AUDIT_SERVICE_H
 #define PA_AUDIT_SERVICE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client_auth.h"
 #include "redis_store.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
@@ -25,6 +27,8 @@ typedef struct audit_service {
     uint8_t kek[KEK_LEN];         /* the audit side's key-encryption key */
     uint32_t list_default;        /* entries when the caller asks for 0 */
     uint32_t list_max;            /* entries at most, whatever the caller asks */
+    const client_auth *clients;   /* who may call: allow-list and CRL (client_auth.h) */
+    int64_t request_retention_s;  /* how long a request id is remembered (Submit idempotency) */
 } audit_service;
 
 /* rpc_server_config.worker_init / worker_free for an audit_service app. */

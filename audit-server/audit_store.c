@@ -7,6 +7,7 @@
 #include "audit_store.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@ struct audit_store {
     int script_record;            /* index of record_verdicts.lua */
     int script_enqueue;           /* index of enqueue.lua */
     int script_list;              /* index of list_revocations.lua */
+    char retention[24];           /* request keys' lifetime in seconds, for the scripts */
 };
 
 /* The scripts (the .lua files of this folder, embedded at build time with the
@@ -43,6 +45,7 @@ audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, si
         free(s);
         return NULL;
     }
+    audit_store_set_retention(s, AUDIT_REQUEST_RETENTION_S);
     s->script_record = rstore_script_add(s->rs, record_verdicts_lua);
     s->script_enqueue = rstore_script_add(s->rs, enqueue_lua);
     s->script_list = rstore_script_add(s->rs, list_revocations_lua);
@@ -62,6 +65,10 @@ void audit_store_close(audit_store *s) {
 
 rstore *audit_store_rstore(audit_store *s) { return s->rs; }
 
+void audit_store_set_retention(audit_store *s, int64_t seconds) {
+    snprintf(s->retention, sizeof s->retention, "%lld", (long long)(seconds > 0 ? seconds : AUDIT_REQUEST_RETENTION_S));
+}
+
 /* Turns a NULL or error reply into a message; returns true when usable. */
 static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char *err,
                      size_t errlen) {
@@ -78,9 +85,18 @@ static bool reply_ok(audit_store *s, const redisReply *r, const char *what, char
 
 /* One record's script arguments, formatted; argv points into it. */
 typedef struct record_args {
-    char group[16], serial[16], received[24], member[32];
+    char group[16], serial[16], received[24], member[32], entry_id[AUDIT_LOG_ID_LEN + 1];
+    char request_key[PA_RKEY_MAX];
     char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
 } record_args;
+
+/* 16 random bytes as 32 lowercase hex characters; -1 if the generator failed. */
+static int random_id(char out[AUDIT_LOG_ID_LEN + 1]) {
+    uint8_t b[AUDIT_LOG_ID_LEN / 2];
+    if (RAND_bytes(b, sizeof b) != 1) return -1;
+    pa_hex_encode(b, sizeof b, out);
+    return 0;
+}
 
 #define OR_EMPTY(x) ((x) ? (x) : "")
 static void record_argv(const audit_entry *e, const char *queue_id, record_args *b,
@@ -89,6 +105,7 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
     snprintf(b->serial, sizeof b->serial, "%" PRIu32, e->serial);
     snprintf(b->received, sizeof b->received, "%lld", (long long)e->received_at);
     pa_audit_revoked_member(b->member, sizeof b->member, e->group, e->serial);
+    pa_rkey_audit_request(b->request_key, sizeof b->request_key, OR_EMPTY(e->request_id));
     b->machine[0] = '\0';
     if (e->machine_id)
         pa_hex_encode(e->machine_id,
@@ -110,6 +127,7 @@ static void record_argv(const audit_entry *e, const char *queue_id, record_args 
         [RECORD_REVOKE] = e->revoke ? "1" : "0",
         [RECORD_REVOKE_REASON] = OR_EMPTY(e->revoke_reason),
         [RECORD_REVOKED_MEMBER] = b->member,
+        [RECORD_ENTRY_ID] = b->entry_id,
     };
     memcpy(argv, v, sizeof v);
 }
@@ -134,7 +152,7 @@ static int record_reply(const redisReply *r, size_t n, audit_outcome *out, long 
 static int record_chunk(audit_store *s, const audit_entry *e, const char *const *queue_ids,
                         size_t n, audit_outcome *out, long long *queue_length, char *err,
                         size_t errlen) {
-    size_t nargs = RECORD_ARG_FIRST - 1 + n * RECORD_ARGS, argc = RECORD_KEYS + nargs;
+    size_t nkeys = RECORD_KEYS + n, nargs = RECORD_ARG_FIRST - 1 + n * RECORD_ARGS, argc = nkeys + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     record_args *bufs = malloc(n * sizeof *bufs);
@@ -143,21 +161,34 @@ static int record_chunk(audit_store *s, const audit_entry *e, const char *const 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char now[24];
+    char now[24], epoch[AUDIT_LOG_ID_LEN + 1];
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    const char **keys = argv, **args = argv + RECORD_KEYS;
+    bool random_ok = random_id(epoch) == 0;
+    for (size_t i = 0; i < n && random_ok; i++)
+        if (e[i].revoke) random_ok = random_id(bufs[i].entry_id) == 0;
+        else bufs[i].entry_id[0] = '\0';
+    if (!random_ok) {
+        free(argv), free(lens), free(bufs);
+        snprintf(err, errlen, "record verdict: no randomness for the revocation log's ids");
+        return -1;
+    }
+    const char **keys = argv, **args = argv + nkeys;
     keys[RECORD_KEY_TRAIL - 1] = PA_RKEY_AUDIT_TRAIL;
     keys[RECORD_KEY_REVOCATIONS - 1] = PA_RKEY_AUDIT_REVOCATIONS;
     keys[RECORD_KEY_SEQ - 1] = PA_RKEY_AUDIT_REVOCATION_SEQ;
     keys[RECORD_KEY_REVOKED - 1] = PA_RKEY_AUDIT_REVOKED;
-    keys[RECORD_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
     keys[RECORD_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
+    keys[RECORD_KEY_EPOCH - 1] = PA_RKEY_AUDIT_REVOCATION_EPOCH;
     args[RECORD_ARG_NOW - 1] = now;
+    args[RECORD_ARG_EPOCH - 1] = epoch;
     args[RECORD_ARG_QUEUE_GROUP - 1] = PA_AUDIT_QUEUE_GROUP;
-    for (size_t i = 0; i < n; i++)
+    args[RECORD_ARG_RETENTION - 1] = s->retention;
+    for (size_t i = 0; i < n; i++) {
         record_argv(&e[i], queue_ids ? queue_ids[i] : NULL, &bufs[i], args + RECORD_ARG_FIRST - 1 + i * RECORD_ARGS);
+        keys[RECORD_KEYS + i] = bufs[i].request_key;
+    }
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_record, RECORD_KEYS, (int)nargs, argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_record, (int)nkeys, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "record verdict", err, errlen)) {
@@ -197,6 +228,7 @@ enum { QUEUE_PAIRS = 11 };
  * pointing argv[] into it. */
 typedef struct queue_args {
     char group[16], serial[16], upgrade[2], second[16], received[24];
+    char request_key[PA_RKEY_MAX];
     char machine[2 * AUDIT_MACHINE_ID_MAX + 1];
 } queue_args;
 
@@ -207,6 +239,7 @@ static void queue_argv(const queued_record *q, queue_args *b, const char **argv)
     snprintf(b->second, sizeof b->second, "%" PRIu32, q->security_second);
     snprintf(b->received, sizeof b->received, "%lld", (long long)q->received_at);
     pa_hex_encode(q->machine_id, q->machine_id_len, b->machine);
+    pa_rkey_audit_request(b->request_key, sizeof b->request_key, q->request_id);
     const char *v[] = {
         q->request_id,
         "key_status", q->key_status, "group", b->group, "serial", b->serial,
@@ -222,7 +255,7 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     *accepted = *duplicates = 0;
     if (n == 0) return 0;
     const size_t per = 1 + 2 * QUEUE_PAIRS;
-    size_t nargs = ENQUEUE_ARG_FIRST - 1 + n * per, argc = ENQUEUE_KEYS + nargs;
+    size_t nkeys = ENQUEUE_KEYS + n, nargs = ENQUEUE_ARG_FIRST - 1 + n * per, argc = nkeys + nargs;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *lens = malloc(argc * sizeof *lens);
     queue_args *bufs = malloc(n * sizeof *bufs);
@@ -233,13 +266,16 @@ int audit_store_enqueue(audit_store *s, const queued_record *recs, size_t n,
     }
     char pairs[8];
     snprintf(pairs, sizeof pairs, "%d", QUEUE_PAIRS);
-    const char **args = argv + ENQUEUE_KEYS;
-    argv[ENQUEUE_KEY_REQUESTS - 1] = PA_RKEY_AUDIT_REQUESTS;
+    const char **args = argv + nkeys;
     argv[ENQUEUE_KEY_QUEUE - 1] = PA_RKEY_AUDIT_QUEUE;
     args[ENQUEUE_ARG_PAIRS - 1] = pairs;
-    for (size_t i = 0; i < n; i++) queue_argv(&recs[i], &bufs[i], args + ENQUEUE_ARG_FIRST - 1 + i * per);
+    args[ENQUEUE_ARG_RETENTION - 1] = s->retention;
+    for (size_t i = 0; i < n; i++) {
+        queue_argv(&recs[i], &bufs[i], args + ENQUEUE_ARG_FIRST - 1 + i * per);
+        argv[ENQUEUE_KEYS + i] = bufs[i].request_key;
+    }
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    redisReply *r = rstore_eval(s->rs, s->script_enqueue, ENQUEUE_KEYS, (int)nargs, argv, lens);
+    redisReply *r = rstore_eval(s->rs, s->script_enqueue, (int)nkeys, (int)nargs, argv, lens);
     free(argv), free(lens), free(bufs);
     int rc = -1;
     if (reply_ok(s, r, "enqueue", err, errlen)) {
@@ -417,6 +453,12 @@ long long audit_store_queue_length(audit_store *s) {
     return n;
 }
 
+/* A log id ("" or up to AUDIT_LOG_ID_LEN characters) from a reply string. */
+static bool copy_id(char out[AUDIT_LOG_ID_LEN + 1], const redisReply *v) {
+    out[0] = '\0';
+    return !v || copy_str(out, AUDIT_LOG_ID_LEN + 1, v);
+}
+
 static bool parse_revocation(const redisReply *e, revocation_entry *out) {
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
         e->element[1]->type != REDIS_REPLY_ARRAY)
@@ -430,9 +472,9 @@ static bool parse_revocation(const redisReply *e, revocation_entry *out) {
     errno = 0;
     out->sequence = strtoull(id, &end, 10);
     if (id[0] < '0' || id[0] > '9' || errno || strcmp(end, "-0") != 0) return false;
-    if (!parse_u64(field(f, "group"), UINT32_MAX, &group) ||
-        !parse_u64(field(f, "serial"), UINT32_MAX, &serial) ||
-        !parse_u64(field(f, "revoked_at"), INT64_MAX, &at) || out->sequence == 0)
+    if (!parse_u64(field(f, "group"), UINT32_MAX, &group) || !parse_u64(field(f, "serial"), UINT32_MAX, &serial) ||
+        !parse_u64(field(f, "revoked_at"), INT64_MAX, &at) || out->sequence == 0 ||
+        !copy_id(out->entry_id, field(f, "entry_id")))
         return false;
     const redisReply *reason = field(f, "reason");
     if (reason && reason->type == REDIS_REPLY_STRING)
@@ -443,48 +485,55 @@ static bool parse_revocation(const redisReply *e, revocation_entry *out) {
     return true;
 }
 
-int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
-                                 revocation_entry **out, size_t *n, uint64_t *last_sequence,
-                                 char *err, size_t errlen) {
-    char start[32], count[16];
+int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit, revocation_page *out, char *err,
+                                 size_t errlen) {
+    char start[32], count[16], after_s[24];
     snprintf(start, sizeof start, "%" PRIu64 "-0", after + 1);
     snprintf(count, sizeof count, "%" PRIu32, limit ? limit : 1);
-    const char *argv[LIST_KEYS + 2];
+    snprintf(after_s, sizeof after_s, "%" PRIu64, after);
+    const char *argv[LIST_KEYS + LIST_ARGS];
     argv[LIST_KEY_REVOCATIONS - 1] = PA_RKEY_AUDIT_REVOCATIONS;
     argv[LIST_KEY_SEQ - 1] = PA_RKEY_AUDIT_REVOCATION_SEQ;
+    argv[LIST_KEY_EPOCH - 1] = PA_RKEY_AUDIT_REVOCATION_EPOCH;
     argv[LIST_KEYS + LIST_ARG_START - 1] = start;
     argv[LIST_KEYS + LIST_ARG_COUNT - 1] = count;
-    size_t lens[LIST_KEYS + 2];
-    for (size_t i = 0; i < LIST_KEYS + 2; i++) lens[i] = strlen(argv[i]);
-    *out = NULL;
-    *n = 0;
-    redisReply *r = rstore_eval(s->rs, s->script_list, LIST_KEYS, 2, argv, lens);
+    argv[LIST_KEYS + LIST_ARG_AFTER - 1] = after_s;
+    size_t lens[LIST_KEYS + LIST_ARGS];
+    for (size_t i = 0; i < LIST_KEYS + LIST_ARGS; i++) lens[i] = strlen(argv[i]);
+    memset(out, 0, sizeof *out);
+    redisReply *r = rstore_eval(s->rs, s->script_list, LIST_KEYS, LIST_ARGS, argv, lens);
     if (!reply_ok(s, r, "list revocations", err, errlen)) {
         freeReplyObject(r);
         return -1;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 || r->element[2]->type != REDIS_REPLY_INTEGER ||
+        r->element[4]->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "list revocations: unexpected reply from the audit store");
         freeReplyObject(r);
         return -1;
     }
-    const redisReply *last = r->element[0], *entries = r->element[1];
-    if (!parse_u64(last, UINT64_MAX, last_sequence)) {
+    const redisReply *entries = r->element[4];
+    if (!parse_u64(r->element[0], UINT64_MAX, &out->last_sequence)) {
         snprintf(err, errlen, "list revocations: the revocation sequence in the audit store is not a number");
         freeReplyObject(r);
         return -1;
     }
+    if (!copy_id(out->epoch, r->element[1]) || !copy_id(out->after_entry_id, r->element[3])) {
+        snprintf(err, errlen, "list revocations: the log's epoch or an entry_id in the audit store is malformed");
+        freeReplyObject(r);
+        return -1;
+    }
+    out->after_found = r->element[2]->integer == 1;
     if (entries->elements > 0) {
-        *out = calloc(entries->elements, sizeof **out);
-        if (!*out) {
+        out->entries = calloc(entries->elements, sizeof *out->entries);
+        if (!out->entries) {
             snprintf(err, errlen, "out of memory");
             freeReplyObject(r);
             return -1;
         }
     }
     for (size_t i = 0; i < entries->elements; i++) {
-        if (parse_revocation(entries->element[i], &(*out)[*n]))
-            (*n)++;
+        if (parse_revocation(entries->element[i], &out->entries[out->n])) out->n++;
         else
             log_error("audit.revocations.malformed", LOG_U("index", i), LOG_END);
     }

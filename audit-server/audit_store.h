@@ -8,22 +8,29 @@
  *     request done and acknowledges its queue entry -- one script, which
  *     takes a whole batch of queue entries at once (each record's writes
  *     are still complete before the next record's begin);
- *   - enqueueing a Submit batch marks each request_id seen (HSETNX) and adds
- *     only the new ones to the queue -- one script, so a duplicate is counted
- *     once whatever the interleaving.
+ *   - enqueueing a Submit batch marks each request_id seen (SET NX EX) and
+ *     adds only the new ones to the queue -- one script, so a duplicate is
+ *     counted once whatever the interleaving.
  *
  * Key names (ACL user `audit` on Redis B must be allowed these and
  * {g:*}:audit / groups for the second secrets):
  *   audit:trail            stream  every verdict: time, group, serial, machine,
  *                                  verdict, reason, source, request_id, ...
  *                                  (never the full key)
- *   audit:revocations      stream  the revocation log; entry ID "<seq>-0"
+ *   audit:revocations      stream  the revocation log; entry ID "<seq>-0", fields
+ *                                  group, serial, reason, revoked_at and a random
+ *                                  entry_id
  *   audit:revocation_seq   string  last sequence handed out (INCR)
+ *   audit:revocation_epoch string  the log's identity (random, 32 hex), made
+ *                                  with its first entry and replaced when the
+ *                                  log starts again from empty
  *   audit:revoked          hash    "group:serial" -> sequence (revoke once)
  *   audit:queue            stream  submitted records waiting to be audited;
  *                                  consumer group "auditors"
- *   audit:requests         hash    request_id -> "queued" | "done"
- *                                  (idempotency; kept without TTL)
+ *   audit:request:ID       string  "queued" | "done" per request_id
+ *                                  (idempotency); expires after the
+ *                                  retention (default 7 days), so the
+ *                                  known ids never grow without bound
  *
  * One audit_store per thread: it owns a private rstore connection. */
 #ifndef PA_AUDIT_STORE_H
@@ -39,6 +46,8 @@
 #define AUDIT_REQUEST_ID_MAX 64    /* longest request_id accepted */
 #define AUDIT_MACHINE_ID_MAX 64    /* longest machine_id accepted (bytes) */
 #define AUDIT_TEXT_MAX 128         /* longest client/origin/reason text kept */
+#define AUDIT_REQUEST_RETENTION_S (7 * 86400) /* default lifetime of a request id's key */
+#define AUDIT_LOG_ID_LEN 32                   /* epoch and entry_id: 16 random bytes, lowercase hex */
 
 typedef struct audit_store audit_store;
 
@@ -94,12 +103,28 @@ typedef struct revocation_entry {
     uint32_t serial;
     int64_t revoked_at;           /* unix seconds */
     char reason[AUDIT_TEXT_MAX + 1];
+    char entry_id[AUDIT_LOG_ID_LEN + 1]; /* "" for entries written before entry ids existed */
 } revocation_entry;
+
+/* A page of the revocation log as ListRevocations answers it. */
+typedef struct revocation_page {
+    revocation_entry *entries; /* malloc'd (free it), oldest first */
+    size_t n;
+    uint64_t last_sequence;                    /* highest sequence handed out */
+    char epoch[AUDIT_LOG_ID_LEN + 1];          /* "" while the log has never had an epoch */
+    bool after_found;                          /* the log holds an entry at the `after` asked for (> 0) */
+    char after_entry_id[AUDIT_LOG_ID_LEN + 1]; /* that entry's entry_id */
+} revocation_page;
 
 /* Opens a store on `cfg` (lazy: connects on first use). NULL + err on failure. */
 audit_store *audit_store_open(const rstore_config *cfg, bool lazy, char *err, size_t errlen);
 void audit_store_close(audit_store *s);
 rstore *audit_store_rstore(audit_store *s);
+/* How long a request id is remembered (Submit idempotency), in seconds;
+ * 0 or less: AUDIT_REQUEST_RETENTION_S. A record delivered again after that
+ * is audited again (harmless: the trail shows it twice, a key is revoked
+ * only once). */
+void audit_store_set_retention(audit_store *s, int64_t seconds);
 
 /* Records a verdict atomically (see the top of this file). When `queue_id`
  * is set, the queue entry is acknowledged and deleted in the same script,
@@ -141,10 +166,10 @@ int audit_store_queue_read(audit_store *s, const char *consumer, queued_record *
 /* XLEN of the queue, or -1. */
 long long audit_store_queue_length(audit_store *s);
 
-/* Revocation log after `after`, at most `limit` entries (oldest first), and
- * the highest sequence now. *out is malloc'd (free it). Returns 0 or -1. */
-int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit,
-                                 revocation_entry **out, size_t *n, uint64_t *last_sequence,
-                                 char *err, size_t errlen);
+/* Revocation log after `after`, at most `limit` entries (oldest first),
+ * with the highest sequence, the epoch and the check of the entry at
+ * `after`, all read at one instant. Returns 0 or -1. */
+int audit_store_list_revocations(audit_store *s, uint64_t after, uint32_t limit, revocation_page *out, char *err,
+                                 size_t errlen);
 
 #endif

@@ -2,7 +2,8 @@
  * values and the source of the revocation log (docs/trust-boundaries.md).
  *
  * It accepts only mutual TLS from clients whose certificate chains to the
- * configured CA; there is deliberately no plaintext mode. Start-up order:
+ * configured CA, and of those only the ones on the allow-list and not in the
+ * CRL (client_auth.h); there is deliberately no plaintext mode. Start-up order:
  * configuration and secrets first (a bad KEK or certificate stops the
  * process before it listens), then signals are blocked so gRPC's threads
  * inherit the mask, then metrics, the queue worker and the rpc server; the
@@ -22,6 +23,7 @@
 #include "admin.h"
 #include "audit_metrics.h"
 #include "audit_service.h"
+#include "client_auth.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -38,10 +40,17 @@ static const config_option OPTIONS[] = {
     {"tls-cert", "FILE", "server certificate chain (PEM)", NULL},
     {"tls-key", "FILE", "server private key (PEM)", NULL},
     {"tls-client-ca", "FILE", "CA that client certificates must chain to (PEM)", NULL},
+    {"allow-client", "NAME",
+     "only clients whose certificate names NAME (SAN DNS or URI, or CN) may call; repeat for several", NULL},
+    {"allow-client-spki", "PIN",
+     "also allow the client key whose SubjectPublicKeyInfo has this base64 SHA-256; repeatable", NULL},
+    {"tls-client-crl", "FILE", "refuse client certificates this CRL lists (PEM, signed by a --tls-client-ca CA)", NULL},
     {"workers", "N", "gRPC worker threads (0 = one per core)", "0"},
     {"queue-workers", "N", "threads auditing submitted records", "1"},
     {"consumer", "NAME", "name of this server in the queue's consumer group (default: host name)", NULL},
     {"list-limit", "N", "most revocations one ListRevocations call returns", "10000"},
+    {"request-retention-s", "S",
+     "how long a submitted request id is remembered, so a record sent again is not audited again", "604800"},
 };
 
 static const daemon_spec spec = {
@@ -62,9 +71,37 @@ static const daemon_spec spec = {
 typedef struct setup {
     audit_service svc;            /* rpc app: store config, KEK, limits */
     char *cert, *key, *ca;        /* PEM texts */
+    client_auth *clients;         /* allow-list and CRL */
     int workers, queue_workers;
     char consumer[128];           /* queue consumer name prefix */
 } setup;
+
+/* The client allow-list and CRL (client_auth.h). Returns 0 or -1 (printed). */
+static int load_clients(const daemon_frame *d, setup *s) {
+    const char *const *names, *const *pins;
+    size_t n_names = config_get_list(d->cfg, "allow-client", &names);
+    size_t n_pins = config_get_list(d->cfg, "allow-client-spki", &pins);
+    char *crl = NULL, err[256];
+    if (daemon_read_pem(d, "tls-client-crl", false, &crl) != 0) return -1;
+    bool stale = false;
+    s->clients = client_auth_new(names, n_names, pins, n_pins, crl, s->ca, &stale, err, sizeof err);
+    free(crl);
+    if (!s->clients) {
+        fprintf(stderr, "audit-server: error: %s\n", err);
+        return -1;
+    }
+    s->svc.clients = s->clients;
+    if (!client_auth_restricted(s->clients))
+        log_warn("audit.clients.unrestricted",
+                 LOG_S("why", "no --allow-client or --allow-client-spki: every certificate the CA signed may call"),
+                 LOG_END);
+    if (stale)
+        log_warn("audit.crl.stale", LOG_S("why", "a --tls-client-crl is past its nextUpdate; it still applies"),
+                 LOG_END);
+    log_info("audit.clients", LOG_U("names", n_names), LOG_U("pins", n_pins),
+             LOG_U("crls", client_auth_crls(s->clients)), LOG_END);
+    return 0;
+}
 
 /* Reads options, KEK and certificates. Returns 0, or the exit status. */
 static int load_setup(const daemon_frame *d, setup *s) {
@@ -74,6 +111,7 @@ static int load_setup(const daemon_frame *d, setup *s) {
     s->workers = (int)config_get_int(c, "workers", 0, 256, &ok);
     s->queue_workers = (int)config_get_int(c, "queue-workers", 1, 64, &ok);
     s->svc.list_max = (uint32_t)config_get_int(c, "list-limit", 1, AUDIT_LIST_MAX, &ok);
+    s->svc.request_retention_s = config_get_int(c, "request-retention-s", 1, 366LL * 86400, &ok);
     if (!ok) return 2;
     s->svc.list_default = s->svc.list_max < AUDIT_LIST_DEFAULT ? s->svc.list_max : AUDIT_LIST_DEFAULT;
     s->svc.store.url = config_get(c, "redis-url");
@@ -88,6 +126,7 @@ static int load_setup(const daemon_frame *d, setup *s) {
     if (daemon_read_pem(d, "tls-cert", true, &s->cert) != 0 || daemon_read_pem(d, "tls-key", true, &s->key) != 0 ||
         daemon_read_pem(d, "tls-client-ca", true, &s->ca) != 0)
         return 2;
+    if (load_clients(d, s) != 0) return 2;
     const char *consumer = config_get(c, "consumer");
     if (consumer && *consumer) snprintf(s->consumer, sizeof s->consumer, "%s", consumer);
     else if (gethostname(s->consumer, sizeof s->consumer - 1) != 0) snprintf(s->consumer, sizeof s->consumer, "audit");
@@ -97,6 +136,7 @@ static int load_setup(const daemon_frame *d, setup *s) {
 static void free_setup(setup *s) {
     daemon_free_pem(s->key);
     free(s->cert), free(s->ca);
+    client_auth_free(s->clients);
     OPENSSL_cleanse(s->svc.kek, sizeof s->svc.kek);
 }
 
@@ -107,8 +147,11 @@ static int serve(daemon_frame *d, setup *s, int *cancelled) {
     char err[256];
     audit_metrics_get();
     if (daemon_start_metrics(d) != 0) return 1;
-    queue_worker_config qc = {.store = s->svc.store, .kek = s->svc.kek, .consumer = s->consumer,
-                              .threads = s->queue_workers};
+    queue_worker_config qc = {.store = s->svc.store,
+                              .kek = s->svc.kek,
+                              .consumer = s->consumer,
+                              .threads = s->queue_workers,
+                              .request_retention_s = s->svc.request_retention_s};
     queue_worker *qw = queue_worker_start(&qc, err, sizeof err);
     if (!qw) {
         log_error("server.start", LOG_S("error", err), LOG_END);

@@ -182,6 +182,7 @@ queue_worker *queue_worker_start(const queue_worker_config *cfg, char *err, size
         t->owner = q;
         snprintf(t->consumer, sizeof t->consumer, "%s-%d", cfg->consumer ? cfg->consumer : "audit", i);
         t->store = audit_store_open(&sc, true, err, errlen);
+        if (t->store) audit_store_set_retention(t->store, cfg->request_retention_s);
         t->cache = secret_cache_new(cfg->kek);
         t->own_pending = true;   /* a previous run may have left some */
         t->claimed_ms = pa_mono_ms() - 1000000;

@@ -27,6 +27,7 @@ typedef struct queue_worker_config {
     int threads;                  /* worker threads (default 1) */
     int batch;                    /* entries per read (default 64) */
     int claim_idle_ms;            /* take over entries idle this long at other consumers (default 30000) */
+    int64_t request_retention_s;  /* how long a request id is remembered (0: audit_store's default) */
 } queue_worker_config;
 
 /* Starts the threads. NULL with err on failure. */

@@ -35,6 +35,10 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {
     return key(buf, n, PA_RKEY_ADDRESS_BUCKET_FMT, address);
 }
 
+int pa_rkey_audit_request(char *buf, size_t n, const char *request_id) {
+    return key(buf, n, PA_RKEY_AUDIT_REQUEST_FMT, request_id);
+}
+
 int pa_audit_revoked_member(char *buf, size_t n, uint32_t group, uint32_t serial) {
     return key(buf, n, PA_AUDIT_REVOKED_MEMBER_FMT, (unsigned)group, (unsigned)serial);
 }

@@ -70,9 +70,15 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address);
 #define PA_RKEY_OUTBOX "audit:outbox"
 #define PA_OUTBOX_GROUP "forwarders"
 
-/* string: last revocation sequence applied to the {g:ID}:revoked sets.
- * r/w revocation puller. */
+/* The revocation puller's position in the audit server's log, r/w by the
+ * puller only and moved together by one script:
+ *   string: last revocation sequence applied to the {g:ID}:revoked sets */
 #define PA_RKEY_REVOCATIONS_LAST_SEQ "revocations:last_seq"
+/*   string: the epoch (identity) of the log that sequence belongs to */
+#define PA_RKEY_REVOCATIONS_EPOCH "revocations:epoch"
+/*   string: the entry_id of the entry at that sequence, so a log restored
+ *   from a backup (same epoch, sequences reused) is noticed */
+#define PA_RKEY_REVOCATIONS_LAST_ID "revocations:last_id"
 
 /* ---- both stores ------------------------------------------------------- */
 
@@ -95,14 +101,20 @@ int pa_rkey_audit(char *buf, size_t n, uint32_t id);
 #define PA_RKEY_AUDIT_REVOCATIONS "audit:revocations"
 /*   string: last revocation sequence handed out */
 #define PA_RKEY_AUDIT_REVOCATION_SEQ "audit:revocation_seq"
+/*   string: the log's epoch, 32 hex: made with its first entry, replaced
+ *   whenever the log starts again from empty (sequence 1) */
+#define PA_RKEY_AUDIT_REVOCATION_EPOCH "audit:revocation_epoch"
 /*   hash: member "group:serial" (pa_audit_revoked_member) -> sequence */
 #define PA_RKEY_AUDIT_REVOKED "audit:revoked"
 /*   stream: submitted records waiting for an audit, read through consumer
  *   group PA_AUDIT_QUEUE_GROUP */
 #define PA_RKEY_AUDIT_QUEUE "audit:queue"
 #define PA_AUDIT_QUEUE_GROUP "auditors"
-/*   hash: request_id -> "queued" | "done" (Submit idempotency) */
-#define PA_RKEY_AUDIT_REQUESTS "audit:requests"
+/*   string: one submitted or verified request, "queued" | "done", by its
+ *   request_id (Submit idempotency); expires after the retention
+ *   (--request-retention-s), so the set of known ids cannot grow forever */
+#define PA_RKEY_AUDIT_REQUEST_FMT "audit:request:%s"
+int pa_rkey_audit_request(char *buf, size_t n, const char *request_id);
 
 /* A field of PA_RKEY_AUDIT_REVOKED (not a key): "GROUP:SERIAL". */
 #define PA_AUDIT_REVOKED_MEMBER_FMT "%u:%u"

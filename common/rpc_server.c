@@ -13,7 +13,9 @@
  *     soon as its call has been taken out, before the handler runs.
  *   - A call is handled start to finish on the worker that received it:
  *     size check, handler, then one batch (initial metadata, message,
- *     status, close). Batches in flight live in `reply_op`s taken from a
+ *     status, close). A handler may instead defer the call (rpc_ctx_defer):
+ *     another thread sends that batch later, under the worker's mutex, and
+ *     the call counts in the worker's `outstanding` until then. Batches in flight live in `reply_op`s taken from a
  *     per-worker free list, so the steady state allocates nothing of ours
  *     except the slice the response travels in (gRPC needs memory it owns
  *     until the bytes are written; for bodies up to 23 bytes it is inline).
@@ -131,6 +133,14 @@ struct rpc_ctx {
     char peer_ip[64];             /* derived from peer on first ask */
     char identity[256];           /* client certificate CN on first ask */
     bool have_ip, have_identity;
+    method_entry *method; /* the call's method and arrival, for a deferred reply */
+    double started;
+    bool deferred; /* the handler called rpc_ctx_defer */
+};
+
+/* A call whose handler returned without answering (rpc_ctx_defer). */
+struct rpc_deferred {
+    rpc_ctx ctx; /* a copy; ctx.w is the worker whose queue the call is on */
 };
 
 struct worker {
@@ -358,19 +368,22 @@ static void reply_reset(rpc_reply *r) {
     r->reason = NULL;
 }
 
-static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline) {
+static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline, method_entry *me, double started) {
     c->call = call;
     c->deadline = deadline;
     c->peer = NULL;
     c->have_ip = false;
     c->have_identity = false;
+    c->method = me;
+    c->started = started;
+    c->deferred = false;
 }
 
 static void run_handler(worker *w, method_entry *me, grpc_call *call, gpr_timespec deadline,
                         grpc_byte_buffer *payload, double started) {
     rpc_reply *r = &w->reply;
     reply_reset(r);
-    ctx_reset(&w->ctx, call, deadline);
+    ctx_reset(&w->ctx, call, deadline, me, started);
     if (atomic_load(&w->s->cancel_issued)) {
         /* Shutdown gave up waiting: the call is already cancelled. */
         if (payload) grpc_byte_buffer_destroy(payload);
@@ -401,7 +414,7 @@ static void run_handler(worker *w, method_entry *me, grpc_call *call, gpr_timesp
     if (w->ctx.peer) gpr_free(w->ctx.peer);
     w->ctx.peer = NULL;
     w->ctx.call = NULL;
-    send_reply(w, call, me, r, started);
+    if (!w->ctx.deferred) send_reply(w, call, me, r, started);
 }
 
 static void on_request(request_slot *sl, bool ok) {
@@ -1002,6 +1015,46 @@ const char *rpc_ctx_peer_identity(rpc_ctx *ctx) {
         }
     }
     return ctx->identity[0] ? ctx->identity : NULL;
+}
+
+size_t rpc_ctx_peer_properties(rpc_ctx *ctx, const char *name, rpc_property_fn fn, void *arg) {
+    grpc_auth_context *ac = ctx->call ? grpc_call_auth_context(ctx->call) : NULL;
+    if (!ac) return 0;
+    size_t n = 0;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, name);
+    for (const grpc_auth_property *p; (p = grpc_auth_property_iterator_next(&it));) {
+        n++;
+        if (!fn(p->value, p->value_length, arg)) break;
+    }
+    grpc_auth_context_release(ac);
+    return n;
+}
+
+/* --- deferred replies ------------------------------------------------------------------ */
+
+/* Runs inside the handler, so under w->mu: the queue's count is safe to touch. */
+rpc_deferred *rpc_ctx_defer(rpc_ctx *ctx) {
+    if (!ctx->call || ctx->deferred || ctx != &ctx->w->ctx) return NULL;
+    rpc_deferred *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    d->ctx = *ctx; /* the call's reference and the peer text move to d */
+    ctx->peer = NULL;
+    ctx->deferred = true;
+    ctx->w->outstanding++; /* the queue stays open until the answer */
+    return d;
+}
+
+rpc_ctx *rpc_deferred_ctx(rpc_deferred *d) { return &d->ctx; }
+
+void rpc_deferred_reply(rpc_deferred *d, const rpc_reply *reply) {
+    worker *w = d->ctx.w;
+    pthread_mutex_lock(&w->mu);
+    w->outstanding--;
+    send_reply(w, d->ctx.call, d->ctx.method, reply, d->ctx.started);
+    maybe_close_cq(w);
+    pthread_mutex_unlock(&w->mu);
+    if (d->ctx.peer) gpr_free(d->ctx.peer);
+    free(d);
 }
 
 /* --- replies ------------------------------------------------------------------------ */

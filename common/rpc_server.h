@@ -202,6 +202,34 @@ int rpc_ctx_metadata(rpc_ctx *ctx, const char *key, size_t index, char *buf, siz
 int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx);
 /* With mutual TLS: the client certificate's common name, or NULL. */
 const char *rpc_ctx_peer_identity(rpc_ctx *ctx);
+/* With TLS: calls fn once per value of the peer's auth-context property
+ * `name` (GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME,
+ * GRPC_X509_PEM_CERT_PROPERTY_NAME, ... from grpc_security_constants.h),
+ * until fn returns false. The value is not NUL-terminated and is valid only
+ * during the callback. Returns how many values fn saw (0 without TLS). */
+typedef bool (*rpc_property_fn)(const char *value, size_t len, void *arg);
+size_t rpc_ctx_peer_properties(rpc_ctx *ctx, const char *name, rpc_property_fn fn, void *arg);
+
+/* --- deferred replies ---
+ * A handler that would wait on something slow (another server) need not
+ * hold its worker -- and every call queued behind it -- meanwhile: it calls
+ * rpc_ctx_defer and returns at once (what its reply holds is ignored), and
+ * another thread answers later with rpc_deferred_reply, exactly once. The
+ * request bytes are gone when the handler returns: copy what the answer
+ * needs first. Until the answer the call counts as in flight, so
+ * rpc_server_shutdown waits for it (and cancels it after the grace period;
+ * the answer is then dropped by gRPC): whatever answers deferred calls must
+ * keep running until rpc_server_shutdown has returned.
+ * rpc_deferred_ctx gives the call's context for rpc_ctx_peer, _peer_ip,
+ * _remaining_ms, _peer_identity and _peer_properties, from any thread;
+ * rpc_ctx_worker there is the receiving worker's state, which belongs to
+ * that worker's thread. */
+typedef struct rpc_deferred rpc_deferred;
+/* NULL (out of memory, or called twice): answer now instead. */
+rpc_deferred *rpc_ctx_defer(rpc_ctx *ctx);
+rpc_ctx *rpc_deferred_ctx(rpc_deferred *d);
+/* Sends `reply` (the caller keeps it) and frees d. */
+void rpc_deferred_reply(rpc_deferred *d, const rpc_reply *reply);
 
 /* Sets an error status; the body is dropped. printf-style message. */
 void rpc_reply_error(rpc_reply *r, grpc_status_code code, const char *fmt, ...)

@@ -53,6 +53,7 @@ void group_record_defaults(group_record *rec) {
     rec->policy.audit_rate_ppm = 50000;
     rec->policy.audit = AUDIT_MODE_OFFLINE;
     rec->policy.on_audit_down = AUDIT_UNREACHABLE_FAIL_CLOSED;
+    rec->policy.on_outbox_full = AUDIT_OUTBOX_FULL_FAIL_CLOSED;
 }
 
 const char *group_channel_name(group_channel c) {
@@ -172,6 +173,7 @@ static void activation_fields(eval_args *a, const group_record *r, const uint8_t
     field_u(a, GROUP_F_AUDIT_RATE, p->audit_rate_ppm);
     field_s(a, GROUP_F_AUDIT_MODE, p->audit == AUDIT_MODE_ONLINE ? "online" : "offline");
     field_s(a, GROUP_F_AUDIT_DOWN, p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed");
+    field_s(a, GROUP_F_OUTBOX_FULL, p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? "grant" : "fail-closed");
     field_u(a, GROUP_F_AUDIT_FIRST, p->audit_first_activation);
     field_s(a, GROUP_F_FEATURES, p->features);
     arg_s(a, GROUP_F_SECRET);
@@ -312,6 +314,13 @@ static int parse_policy_enums(const redisReply *r, group_record *rec, char *err,
             return err_set(err, errlen, "group %u: unknown audit_unreachable '%.20s'", rec->id, v->str);
         rec->policy.on_audit_down = strcmp(v->str, "offline") == 0 ? AUDIT_UNREACHABLE_OFFLINE
                                                                    : AUDIT_UNREACHABLE_FAIL_CLOSED;
+    }
+    /* Absent in records made before the outbox had a cap: the default. */
+    if ((v = hget(r, GROUP_F_OUTBOX_FULL))) {
+        if (strcmp(v->str, "grant") && strcmp(v->str, "fail-closed"))
+            return err_set(err, errlen, "group %u: unknown audit_outbox_full '%.20s'", rec->id, v->str);
+        rec->policy.on_outbox_full =
+            strcmp(v->str, "grant") == 0 ? AUDIT_OUTBOX_FULL_GRANT : AUDIT_OUTBOX_FULL_FAIL_CLOSED;
     }
     return 0;
 }

@@ -38,6 +38,11 @@ typedef enum audit_unreachable {
     AUDIT_UNREACHABLE_OFFLINE = 1,      /* online audit down: grant, audit offline */
 } audit_unreachable;
 
+typedef enum audit_outbox_full {
+    AUDIT_OUTBOX_FULL_FAIL_CLOSED = 0, /* outbox at its cap: refuse a sampled activation with UNAVAILABLE */
+    AUDIT_OUTBOX_FULL_GRANT = 1,       /* outbox at its cap: grant it unaudited (logged, counted) */
+} audit_outbox_full;
+
 /* Defaults applied to every key of the group; the activation server's
  * policy script reads them from Redis on every call. */
 typedef struct group_policy {
@@ -47,6 +52,7 @@ typedef struct group_policy {
     uint32_t audit_rate_ppm;      /* base audit sample rate, parts per million */
     audit_mode audit;             /* online or offline audit of samples */
     audit_unreachable on_audit_down; /* what online audit does when the audit server is down */
+    audit_outbox_full on_outbox_full; /* what a sampled activation does when the outbox is full */
     bool audit_first_activation;  /* always audit a key's first activation */
     char features[256];           /* comma-separated feature names for licenses */
 } group_policy;
@@ -77,6 +83,7 @@ typedef struct group_record {
 #define GROUP_F_AUDIT_RATE "audit_rate_ppm"
 #define GROUP_F_AUDIT_MODE "audit_mode"      /* "offline" | "online" */
 #define GROUP_F_AUDIT_DOWN "audit_unreachable" /* "fail-closed" | "offline" */
+#define GROUP_F_OUTBOX_FULL "audit_outbox_full" /* "fail-closed" | "grant" */
 #define GROUP_F_AUDIT_FIRST "audit_first_activation"
 #define GROUP_F_FEATURES "features"
 #define GROUP_F_SECRET "secret"              /* wrapped blob, binary */

@@ -229,15 +229,24 @@ static const config_option group_create_opts[] = {
     {"max-machines", "N", "machines per key (0 = unlimited)", "1"},
     {"lease-days", "DAYS", "license lifetime in days (0 = permanent)", NULL},
     {"lease-seconds", "SECONDS", "license lifetime in seconds (0 = permanent)", NULL},
-    {"renew-seconds", "SECONDS", "renew-after interval of leased licenses (default: half the lease, "
-                                 "at most 7 days)", NULL},
+    {"renew-seconds", "SECONDS",
+     "renew-after interval of leased licenses (default: half the lease, "
+     "at most 7 days)",
+     NULL},
     {"audit-rate", "PERCENT", "share of activations sampled for audit", "5"},
     {"audit-mode", "MODE", "online (ask the audit server first) | offline (audit afterwards)", "offline"},
-    {"audit-unreachable", "WHAT", "online audit with the audit server down: fail-closed | offline",
+    {"audit-unreachable", "WHAT", "online audit with the audit server down: fail-closed | offline", "fail-closed"},
+    {"audit-outbox-full", "WHAT",
+     "a sampled activation when the offline-audit outbox is at its cap: fail-closed | grant (unaudited)",
      "fail-closed"},
     {"audit-first-activation", NULL, "always audit a key's first activation", NULL},
     {"features", "LIST", "comma-separated features licenses enable (repeatable)", NULL},
-    STORE_OPT_A_URL, STORE_OPT_B_URL, STORE_OPT_A_KEK, STORE_OPT_B_KEK, STORE_OPT_A_PW, STORE_OPT_B_PW,
+    STORE_OPT_A_URL,
+    STORE_OPT_B_URL,
+    STORE_OPT_A_KEK,
+    STORE_OPT_B_KEK,
+    STORE_OPT_A_PW,
+    STORE_OPT_B_PW,
 };
 
 /* Names end up in JSON (group show --json), which must be UTF-8. */
@@ -281,6 +290,10 @@ static int parse_audit(const config *c, group_record *r) {
         return usage_error("--audit-unreachable must be fail-closed or offline, not '%s'", u);
     r->policy.audit = strcmp(m, "online") == 0 ? AUDIT_MODE_ONLINE : AUDIT_MODE_OFFLINE;
     r->policy.on_audit_down = strcmp(u, "offline") == 0 ? AUDIT_UNREACHABLE_OFFLINE : AUDIT_UNREACHABLE_FAIL_CLOSED;
+    const char *full = config_get(c, "audit-outbox-full");
+    if (strcmp(full, "fail-closed") && strcmp(full, "grant"))
+        return usage_error("--audit-outbox-full must be fail-closed or grant, not '%s'", full);
+    r->policy.on_outbox_full = strcmp(full, "grant") == 0 ? AUDIT_OUTBOX_FULL_GRANT : AUDIT_OUTBOX_FULL_FAIL_CLOSED;
     r->policy.audit_first_activation = config_get_bool(c, "audit-first-activation");
     return 0;
 }
@@ -384,6 +397,10 @@ static int print_group_json(const group_record *r, long long issued, int audit_a
                   p->audit == AUDIT_MODE_ONLINE ? "online" : "offline", "audit_unreachable",
                   p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? "offline" : "fail-closed", "audit_first_activation",
                   (int)p->audit_first_activation, "features", p->features, "serials_issued", (json_int_t)issued);
+    if (j &&
+        json_object_set_new(j, "audit_outbox_full",
+                            json_string(p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? "grant" : "fail-closed")) != 0)
+        json_decref(j), j = NULL;
     /* json_pack fails on text that is not UTF-8 (a record written by other means). */
     if (j && audit_alg > 0 && json_object_set_new(j, "alg_second", json_string(mac_alg_name(audit_alg))) != 0)
         json_decref(j), j = NULL;
@@ -405,11 +422,14 @@ static void print_group_text(const group_record *r, long long issued, int audit_
            p->max_machines ? "" : " (unlimited)");
     if (p->lease_seconds) printf("  lease:             %u s, renew after %u s\n", p->lease_seconds, p->renew_seconds);
     else printf("  lease:             permanent\n");
-    printf("  audit:             %g %% %s%s%s\n  features:          %s\n", p->audit_rate_ppm / 10000.0,
+    printf("  audit:             %g %% %s%s%s%s\n  features:          %s\n", p->audit_rate_ppm / 10000.0,
            p->audit == AUDIT_MODE_ONLINE ? "online" : "offline",
            p->audit == AUDIT_MODE_ONLINE && p->on_audit_down == AUDIT_UNREACHABLE_OFFLINE ? ", offline if unreachable"
-           : p->audit == AUDIT_MODE_ONLINE ? ", fail closed if unreachable" : "",
-           p->audit_first_activation ? ", every first activation" : "", p->features[0] ? p->features : "(none)");
+           : p->audit == AUDIT_MODE_ONLINE ? ", fail closed if unreachable"
+                                           : "",
+           p->audit_first_activation ? ", every first activation" : "",
+           p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? ", unaudited if the outbox is full" : "",
+           p->features[0] ? p->features : "(none)");
 }
 
 /* The audit store's MAC for the group: >0 found, 0 absent, -1 not asked or error. */

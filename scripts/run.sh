@@ -103,7 +103,7 @@ ACT_CA=$RUN/installer-tls/ca.pem
 for u in keystore activation audit; do openssl rand -hex 24 >"$RUN/$u.pw"; done
 
 # --- the two stores ---------------------------------------------------------
-start_redis() {  # name, port, acl template
+start_redis() {  # name, port, acl template, appendfsync
   local dir=$RUN/redis-$1
   mkdir -p "$dir"
   grep -v '^#' "docker/redis/$3" \
@@ -111,18 +111,19 @@ start_redis() {  # name, port, acl template
           -e "s/@ACTIVATION_PASSWORD@/$(cat "$RUN/activation.pw")/" \
           -e "s/@AUDIT_PASSWORD@/$(cat "$RUN/audit.pw")/" >"$dir/users.acl"
   sed -e "s|@PORT@|$2|" -e "s|@DIR@|$dir|" -e "s|@ACLFILE@|$dir/users.acl|" \
-      -e "s|@LOGFILE@|$dir/redis.log|" docker/redis/redis.conf.in >"$dir/redis.conf"
+      -e "s|@LOGFILE@|$dir/redis.log|" -e "s|@APPENDFSYNC@|$4|" docker/redis/redis.conf.in >"$dir/redis.conf"
   start_bg redis-server "$dir/redis.conf"
   wait_port "$2" "redis ($1)" "$dir/redis.log"
 }
-start_redis activation "$REDIS_A_PORT" activation.acl.in
-start_redis audit "$REDIS_B_PORT" audit.acl.in
+start_redis activation "$REDIS_A_PORT" activation.acl.in everysec
+start_redis audit "$REDIS_B_PORT" audit.acl.in always   # verdicts and revocations on disk before the answer
 
 # --- the two daemons --------------------------------------------------------
 start_bg "$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
   --redis-url "redis://audit@127.0.0.1:$REDIS_B_PORT" --redis-password-file "$RUN/audit.pw" \
   --kek "$RUN/audit.kek" --tls-cert "$RUN/certs/audit-server.pem" \
   --tls-key "$RUN/certs/audit-server.key" --tls-client-ca "$RUN/certs/ca.pem" \
+  --allow-client activation-server \
   --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log"
 wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
 

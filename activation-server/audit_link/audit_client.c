@@ -108,6 +108,40 @@ static void release(audit_client *c, chan *k, grpc_status_code st) {
     chan_free(dead);
 }
 
+/* ":digits" or nothing: the port after a target's host. */
+static bool port_ok(const char *p) {
+    if (*p == '\0') return true;
+    if (*p++ != ':' || !*p) return false;
+    for (size_t i = 0; p[i]; i++)
+        if (p[i] < '0' || p[i] > '9' || i >= 5) return false;
+    return true;
+}
+
+int audit_target_host(const char *target, char *out, size_t n) {
+    static const char *const schemes[] = {"dns:///", "dns:", "ipv4:", "ipv6:"};
+    const char *p = target ? target : "";
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strncmp(p, schemes[i], strlen(schemes[i])) == 0) {
+            p += strlen(schemes[i]);
+            break;
+        }
+    const char *start = p, *end;
+    if (*p == '[') {
+        start = p + 1;
+        end = strchr(start, ']');
+        if (!end || !port_ok(end + 1)) return -1;
+    } else {
+        end = strchr(p, ':');
+        if (!end) end = p + strlen(p);
+        if (!port_ok(end)) return -1; /* "unix:/x", a bare IPv6 address */
+    }
+    size_t len = (size_t)(end - start);
+    if (len == 0 || len >= n) return -1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+    return 0;
+}
+
 audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen) {
     if (!cfg->target || !*cfg->target) {
         snprintf(err, errlen, "audit client: no audit server address");
@@ -123,10 +157,21 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
         free(c);
         return NULL;
     }
+    /* The certificate must name the host we dial unless told otherwise;
+     * gRPC would check the same, but only for targets it can parse, and
+     * this way the log says which name is checked. */
+    char host[256];
+    const char *name = cfg->target_name_override && *cfg->target_name_override ? cfg->target_name_override : NULL;
+    if (!name && audit_target_host(cfg->target, host, sizeof host) == 0) name = host;
     c->target = strdup(cfg->target);
     c->origin = strdup(cfg->origin ? cfg->origin : "");
-    c->name_override = cfg->target_name_override ? strdup(cfg->target_name_override) : NULL;
-    if (!c->target || !c->origin || (cfg->target_name_override && !c->name_override)) {
+    c->name_override = name ? strdup(name) : NULL;
+    if (!name) {
+        snprintf(err, errlen,
+                 "audit client: the target %s has no host name to check the audit server's certificate "
+                 "against; give the name (--audit-server-name)",
+                 cfg->target);
+    } else if (!c->target || !c->origin || !c->name_override) {
         snprintf(err, errlen, "out of memory");
     } else if ((c->ca = load_pem("CA", cfg->ca_file, err, errlen)) &&
                (c->cert = load_pem("certificate", cfg->cert_file, err, errlen)) &&
@@ -144,6 +189,8 @@ audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t
     return c;
 }
 
+const char *audit_client_server_name(const audit_client *c) { return c->name_override; }
+
 void audit_client_free(audit_client *c) {
     if (!c) return;
     chan_free(c->cur);                /* callers are gone: only our reference is left */
@@ -157,8 +204,15 @@ static void failed(const rpc_result *res, const char *what, char *err, size_t er
     if (err) snprintf(err, errlen, "%s: status %d: %s", what, (int)res->status, res->message);
 }
 
+int audit_client_verify_timeout_ms(const audit_client *c) { return c->verify_ms; }
+
 audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
                                         size_t detail_len) {
+    return audit_client_verify_within(c, r, c->verify_ms, detail, detail_len);
+}
+
+audit_verify_result audit_client_verify_within(audit_client *c, const audit_record *r, int timeout_ms, char *detail,
+                                               size_t detail_len) {
     char key_text[PK_TEXT_LEN + 1];
     Audit__V1__AuditRecord rec;
     Audit__V1__VerifyRequest req = AUDIT__V1__VERIFY_REQUEST__INIT;
@@ -170,7 +224,7 @@ audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, 
     rpc_result res;
     audit_verify_result out = AUDIT_VERIFY_UNAVAILABLE;
     chan *k = acquire(c);
-    grpc_status_code st = rpc_call_message(k->ch, k->verify, &req.base, c->verify_ms, &res);
+    grpc_status_code st = rpc_call_message(k->ch, k->verify, &req.base, timeout_ms > 0 ? timeout_ms : 1, &res);
     release(c, k, st);
     if (st != GRPC_STATUS_OK) {
         failed(&res, "Verify", detail, detail_len);
@@ -234,14 +288,28 @@ out:
     return rc;
 }
 
-int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
-                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+/* Copies a log id from the server; false when it is too long to be one. */
+static bool copy_log_id(char out[AUDIT_LOG_ID_MAX + 1], const char *in) {
+    size_t n = in ? strlen(in) : 0;
+    if (n > AUDIT_LOG_ID_MAX) return false;
+    memcpy(out, in ? in : "", n);
+    out[n] = '\0';
+    return true;
+}
+
+void audit_revocation_page_free(audit_revocation_page *p) {
+    if (!p) return;
+    free(p->entries);
+    p->entries = NULL;
+    p->n = 0;
+}
+
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit, audit_revocation_page *out,
                                   char *err, size_t errlen) {
     Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
     req.after_sequence = after;
     req.limit = limit;
-    *out = NULL;
-    *n = 0;
+    memset(out, 0, sizeof *out);
     rpc_result res;
     chan *k = acquire(c);
     grpc_status_code st = rpc_call_message(k->ch, k->list, &req.base, c->list_ms, &res);
@@ -251,32 +319,39 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
         rpc_result_clear(&res);
         return -1;
     }
-    int rc = audit_revocations_decode(res.body, res.body_len, out, n, last_sequence, err, errlen);
+    int rc = audit_revocations_decode(res.body, res.body_len, out, err, errlen);
     rpc_result_clear(&res);
     return rc;
 }
 
-int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation **out, size_t *n,
-                             uint64_t *last_sequence, char *err, size_t errlen) {
+int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation_page *out, char *err, size_t errlen) {
     int rc = -1;
-    *out = NULL;
-    *n = 0;
+    memset(out, 0, sizeof *out);
     Audit__V1__ListRevocationsResponse *lr = audit__v1__list_revocations_response__unpack(NULL, len, body);
     if (!lr) {
         snprintf(err, errlen, "ListRevocations: malformed response");
         return -1;
     }
-    *last_sequence = lr->last_sequence;
-    if (lr->n_revocations > 0 && !(*out = calloc(lr->n_revocations, sizeof **out))) {
+    out->last_sequence = lr->last_sequence;
+    out->after_found = lr->after_found;
+    bool ids_ok = copy_log_id(out->epoch, lr->epoch) && copy_log_id(out->after_entry_id, lr->after_entry_id);
+    if (lr->n_revocations > 0 && !(out->entries = calloc(lr->n_revocations, sizeof *out->entries))) {
         snprintf(err, errlen, "out of memory");
     } else {
-        for (size_t i = 0; i < lr->n_revocations; i++) {
-            (*out)[i].sequence = lr->revocations[i]->sequence;
-            (*out)[i].group = lr->revocations[i]->group;
-            (*out)[i].serial = lr->revocations[i]->serial;
+        for (size_t i = 0; i < lr->n_revocations && ids_ok; i++) {
+            const Audit__V1__Revocation *r = lr->revocations[i];
+            out->entries[i].sequence = r->sequence;
+            out->entries[i].group = r->group;
+            out->entries[i].serial = r->serial;
+            ids_ok = copy_log_id(out->entries[i].entry_id, r->entry_id);
         }
-        *n = lr->n_revocations;
-        rc = 0;
+        if (ids_ok) {
+            out->n = lr->n_revocations;
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "ListRevocations: an epoch or entry_id longer than %d characters", AUDIT_LOG_ID_MAX);
+            audit_revocation_page_free(out);
+        }
     }
     audit__v1__list_revocations_response__free_unpacked(lr, NULL);
     return rc;

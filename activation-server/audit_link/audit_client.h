@@ -15,6 +15,7 @@
 #ifndef PA_AUDIT_CLIENT_H
 #define PA_AUDIT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +26,8 @@ typedef struct audit_client_config {
     const char *ca_file;              /* CA of the audit server's certificate (PEM path) */
     const char *cert_file;            /* this server's client certificate (PEM path) */
     const char *key_file;             /* and its private key */
-    const char *target_name_override; /* when the certificate names another host; NULL = none */
+    const char *target_name_override; /* name checked in the server's certificate; NULL: the
+                                       * host of `target` (audit_target_host) */
     const char *origin;               /* sent in every record: which activation server this is */
     int verify_timeout_ms;            /* default 300 */
     int submit_timeout_ms;            /* default 5000 */
@@ -40,36 +42,64 @@ typedef enum audit_verify_result {
     AUDIT_VERIFY_UNAVAILABLE = 3,     /* no verdict in time (down, deadline, TLS, store) */
 } audit_verify_result;
 
+#define AUDIT_LOG_ID_MAX 64 /* longest epoch or entry_id accepted from the server */
+
 typedef struct audit_revocation {
-    uint64_t sequence;                /* strictly increasing from 1 */
+    uint64_t sequence; /* strictly increasing from 1 (within one epoch) */
     uint32_t group;
     uint32_t serial;
+    char entry_id[AUDIT_LOG_ID_MAX + 1]; /* random per entry; "" for old entries */
 } audit_revocation;
 
-/* Reads the PEM files and opens the channel (connects lazily). NULL + err. */
+/* One ListRevocations answer (audit.proto says how to follow the log). */
+typedef struct audit_revocation_page {
+    audit_revocation *entries; /* malloc'd: audit_revocation_page_free */
+    size_t n;
+    uint64_t last_sequence;                    /* highest sequence in the log */
+    char epoch[AUDIT_LOG_ID_MAX + 1];          /* the log's identity; "" before its first epoch */
+    bool after_found;                          /* the log holds the entry at the `after` asked for */
+    char after_entry_id[AUDIT_LOG_ID_MAX + 1]; /* and that entry's id */
+} audit_revocation_page;
+
+/* The host part of an audit target -- "host:port", "[v6]:port", or the
+ * same behind a "dns:///", "dns:", "ipv4:" or "ipv6:" scheme -- into out,
+ * without brackets: the name the audit server's certificate must carry
+ * unless --audit-server-name says otherwise. 0, or -1 when the target has
+ * no host (e.g. "unix:"), is malformed or does not fit. */
+int audit_target_host(const char *target, char *out, size_t n);
+
+/* Reads the PEM files and opens the channel (connects lazily). NULL + err
+ * (also when the target has no host and no target_name_override is given). */
 audit_client *audit_client_new(const audit_client_config *cfg, char *err, size_t errlen);
+/* The name the audit server's certificate is checked against. */
+const char *audit_client_server_name(const audit_client *c);
 void audit_client_free(audit_client *c);
 
-/* Online audit of one request. `detail` (may be NULL) receives the
- * server's reason or the transport error. */
+/* Online audit of one request within verify_timeout_ms. `detail` (may be
+ * NULL) receives the server's reason or the transport error. */
 audit_verify_result audit_client_verify(audit_client *c, const audit_record *r, char *detail,
                                         size_t detail_len);
+/* The same within timeout_ms (what is left of the caller's budget). */
+audit_verify_result audit_client_verify_within(audit_client *c, const audit_record *r, int timeout_ms, char *detail,
+                                               size_t detail_len);
+/* verify_timeout_ms as configured (default applied). */
+int audit_client_verify_timeout_ms(const audit_client *c);
 
 /* Offline audit: sends a batch; returns 0 once the audit server stored every
  * record (counts in *accepted / *duplicates), or -1 with err. */
 int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uint32_t *accepted,
                         uint32_t *duplicates, char *err, size_t errlen);
 
-/* The revocation log after `after` (at most `limit`, 0 = server default).
- * *out is malloc'd (free it). Returns 0 or -1 with err. */
-int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit,
-                                  audit_revocation **out, size_t *n, uint64_t *last_sequence,
+/* The revocation log after `after` (at most `limit`, 0 = server default),
+ * with the log's epoch and the check of the entry at `after`. Returns 0
+ * (free the page with audit_revocation_page_free) or -1 with err. */
+int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit, audit_revocation_page *out,
                                   char *err, size_t errlen);
+void audit_revocation_page_free(audit_revocation_page *p);
 
 /* The part of audit_client_list_revocations after the call: a
  * ListRevocationsResponse's bytes into entries (same outputs). No I/O, so
  * the fuzzer can drive it (tests/fuzz/fuzz_revocations.c). */
-int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation **out, size_t *n,
-                             uint64_t *last_sequence, char *err, size_t errlen);
+int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation_page *out, char *err, size_t errlen);
 
 #endif

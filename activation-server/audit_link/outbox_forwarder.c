@@ -29,6 +29,8 @@
 #include "task.h"
 
 #define BACKOFF_MAX_MS 2000
+#define OUTBOX_HIGH_PCT 80   /* warn above this share of the cap... */
+#define OUTBOX_NORMAL_PCT 70 /* ...and say so again once it is back below this */
 
 /* KEYS: outbox.  ARGV: group, id...  Acknowledges and deletes together so an
  * acknowledged entry never lingers in the stream. */
@@ -51,7 +53,9 @@ struct outbox_forwarder {
     int64_t claimed_ms;               /* when idle entries were last looked for */
     audit_record *batch;              /* cfg.batch records being forwarded */
     char (*ids)[48];                  /* their stream entry IDs */
+    bool high;                        /* the length is above OUTBOX_HIGH_PCT of the cap (logged) */
     metric *m_length;                 /* pa_audit_outbox_length */
+    metric *m_max;                    /* pa_audit_outbox_max */
     metric *m_forwarded;              /* pa_audit_outbox_forwarded_total */
     metric *m_failures;               /* pa_audit_outbox_submit_failures_total */
 };
@@ -180,11 +184,27 @@ static int next_batch(outbox_forwarder *f, int block_ms) {
     return n;
 }
 
+/* The length for the gauge, and a warning before the cap is reached (at
+ * the cap sampled activations are refused or go unaudited, as their group
+ * says): audit.outbox.high once above OUTBOX_HIGH_PCT, audit.outbox.normal
+ * once back below OUTBOX_NORMAL_PCT. */
 static void update_length(outbox_forwarder *f) {
     redisReply *r = rstore_command(f->rs, "XLEN %s", PA_RKEY_OUTBOX);
     if (r && r->type == REDIS_REPLY_INTEGER) {
-        atomic_store(&f->length, r->integer);
-        metric_set(f->m_length, r->integer);
+        long long n = r->integer, max = f->cfg.max;
+        atomic_store(&f->length, n);
+        metric_set(f->m_length, n);
+        if (!f->high && n * 100 > max * OUTBOX_HIGH_PCT) {
+            f->high = true;
+            log_warn("audit.outbox.high", LOG_I("records", n), LOG_I("max", max),
+                     LOG_S("why",
+                           "the audit server is behind or unreachable; at the cap sampled activations are "
+                           "refused or granted unaudited"),
+                     LOG_END);
+        } else if (f->high && n * 100 < max * OUTBOX_NORMAL_PCT) {
+            f->high = false;
+            log_info("audit.outbox.normal", LOG_I("records", n), LOG_I("max", max), LOG_END);
+        }
     }
     freeReplyObject(r);
 }
@@ -245,6 +265,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
     if (f->cfg.block_ms <= 0) f->cfg.block_ms = 500;
     if (f->cfg.linger_ms == 0) f->cfg.linger_ms = 200;
     if (f->cfg.linger_ms < 0) f->cfg.linger_ms = 0;
+    if (f->cfg.max <= 0) f->cfg.max = OUTBOX_MAX_DEFAULT;
     f->own_pending = true;            /* a previous run may have left some */
     snprintf(f->consumer, sizeof f->consumer, "%s", cfg->consumer && *cfg->consumer ? cfg->consumer : "activation");
     f->cfg.consumer = f->consumer;
@@ -261,6 +282,8 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
         return NULL;
     }
     f->m_length = metric_gauge("pa_audit_outbox_length", "Offline-audit records waiting in Redis A", "");
+    f->m_max = metric_gauge("pa_audit_outbox_max", "The outbox's cap (--audit-outbox-max)", "");
+    metric_set(f->m_max, f->cfg.max);
     f->m_forwarded = metric_counter("pa_audit_outbox_forwarded_total",
                                     "Offline-audit records the audit server acknowledged", "");
     f->m_failures = metric_counter("pa_audit_outbox_submit_failures_total",

@@ -13,7 +13,12 @@
  *     (XAUTOCLAIM after claim_idle_ms);
  *   - a batch delivered twice (stored, then killed before XACK) is absorbed
  *     by the audit server's request_id idempotency.
- * The outbox length is exported as the gauge pa_audit_outbox_length. */
+ * The outbox has a cap (--audit-outbox-max): the policy script refuses or
+ * grants unaudited a sampled activation that finds it full (the group's
+ * audit_outbox_full), so an audit server that is down or slow for long
+ * cannot fill Redis A's memory. The forwarder exports the length and the
+ * cap (pa_audit_outbox_length, pa_audit_outbox_max) and logs
+ * audit.outbox.high above 80 % of the cap. */
 #ifndef PA_OUTBOX_FORWARDER_H
 #define PA_OUTBOX_FORWARDER_H
 
@@ -22,6 +27,8 @@
 #include "audit_client.h"
 #include "redis_keys.h"
 #include "redis_store.h"
+
+#define OUTBOX_MAX_DEFAULT 1000000 /* records; about 150 MB of Redis A (144 bytes each, measured) */
 
 typedef struct outbox_forwarder_config {
     rstore_config store;              /* Redis A as user `activation` */
@@ -32,6 +39,8 @@ typedef struct outbox_forwarder_config {
     int block_ms;                     /* longest wait for new entries (default 500) */
     int linger_ms;                    /* after a partial batch, let more gather this long
                                        * (default 200; < 0: none) */
+    long long max;                    /* the outbox's cap, for the gauge and the warning
+                                       * (default OUTBOX_MAX_DEFAULT) */
 } outbox_forwarder_config;
 
 typedef struct outbox_forwarder outbox_forwarder;

@@ -2,16 +2,38 @@
  * Redis A, where the policy script refuses revoked keys.
  *
  * The audit enclave accepts connections but never opens them, so every
- * activation server polls: ListRevocations(after = revocations:last_seq).
- * Each batch is applied by one script that checks last_seq is still what
- * the batch was fetched after, SADDs every serial into its group's
- * `{g:ID}:revoked` set and moves last_seq -- all or nothing. Therefore:
- *   - a crash between fetching and applying skips nothing (last_seq did not
- *     move, the next poll fetches the same entries again);
+ * activation server polls ListRevocations(after = revocations:last_seq).
+ * Each batch is applied by one script that checks the puller's position in
+ * Redis A is still what the batch was fetched after, SADDs every serial
+ * into its group's `{g:ID}:revoked` set and moves the position -- all or
+ * nothing. Therefore:
+ *   - a crash between fetching and applying skips nothing (the position did
+ *     not move, the next poll fetches the same entries again);
  *   - several activation servers sharing one Redis A may all poll: the
- *     first to apply a batch wins, the others see last_seq moved, re-read
- *     it and continue from there (SADD is idempotent anyway);
- *   - after a restart the puller resumes from last_seq in Redis A.
+ *     first to apply a batch wins, the others see the position moved,
+ *     re-read it and continue from there (SADD is idempotent anyway);
+ *   - after a restart the puller resumes from the position in Redis A.
+ *
+ * The position is not a number alone. A sequence number means something
+ * only in the log it came from, and Redis B can go back: restored from a
+ * backup, or losing its last writes in a crash. New revocations would then
+ * reuse sequences this puller has already passed and never be applied. So
+ * the position is (revocations:last_seq, revocations:epoch,
+ * revocations:last_id): the log's epoch and the entry_id of the entry at
+ * last_seq. Every answer of ListRevocations carries the log's epoch and the
+ * id of the entry at the sequence asked for; when either differs (or that
+ * entry is gone) the puller logs audit.revocations.resync and applies the
+ * whole log again from sequence 0.
+ *
+ * Reconciliation: every reconcile_ms (and once at start) the puller also
+ * reads the whole log up to its position and SADDs every entry again, one
+ * page per poll round so new revocations are never held up by it. A
+ * member removed from a {g:ID}:revoked set by hand, or by anyone holding the
+ * `activation` Redis user, so comes back within one interval; each one is
+ * logged (audit.revocations.healed) and counted. Nothing is ever removed
+ * from the sets: only the audit server's log adds, and a log that lost
+ * entries must not un-revoke keys.
+ *
  * With the default 500 ms interval a revocation is enforced by every server
  * within about a second. */
 #ifndef PA_REVOCATION_PULLER_H
@@ -29,6 +51,8 @@ typedef struct revocation_puller_config {
     int interval_ms;                  /* poll period (default 500); < 0: no thread, the
                                        * caller polls with revocation_puller_poll */
     uint32_t batch;                   /* entries per ListRevocations (default 1000) */
+    int reconcile_ms;                 /* full reconciliation period (default 60000); < 0: never
+                                       * (revocation_puller_reconcile still works) */
 } revocation_puller_config;
 
 typedef struct revocation_puller revocation_puller;
@@ -42,5 +66,9 @@ uint64_t revocation_puller_last_sequence(const revocation_puller *p);
 /* One fetch-and-apply round on the caller's thread, for start-up catch-up
  * and tests: returns entries applied by this call, or -1 with err. */
 int revocation_puller_poll(revocation_puller *p, char *err, size_t errlen);
+
+/* One reconciliation on the caller's thread: returns how many revoked
+ * serials were missing from their sets and were put back, or -1 with err. */
+int revocation_puller_reconcile(revocation_puller *p, char *err, size_t errlen);
 
 #endif

@@ -50,7 +50,9 @@ int env_start(audit_env *e) {
     return e->ks_a && e->ks_b && e->act_a && e->audit_b ? 0 : -1;
 }
 
-int env_start_server(audit_env *e) {
+int env_start_server(audit_env *e) { return env_start_server_with(e, NULL); }
+
+int env_start_server_with(audit_env *e, const char *const *extra) {
     char url[256], listen[64], metrics[64], cert[400], key[400], ca[400];
     redis_fixture_url(&e->b, "audit", url, sizeof url);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port);
@@ -58,10 +60,17 @@ int env_start_server(audit_env *e) {
     snprintf(cert, sizeof cert, "%s/audit-server.pem", e->certs);
     snprintf(key, sizeof key, "%s/audit-server.key", e->certs);
     snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);
-    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"), "--listen", listen,
-                    "--redis-url", url, "--kek", e->kek_b, "--tls-cert", cert, "--tls-key", key,
-                    "--tls-client-ca", ca, "--metrics-listen", metrics, "--workers", "2",
-                    "--consumer", "test-audit", "--log-level", "debug", NULL};
+    const char *bin = fixture_bin("audit-server/audit-server");
+    const char *base[] = {bin,          "--listen",         listen,  "--redis-url", url, "--kek",
+                          e->kek_b,     "--tls-cert",       cert,    "--tls-key",   key, "--tls-client-ca",
+                          ca,           "--metrics-listen", metrics, "--workers",   "2", "--consumer",
+                          "test-audit", "--log-level",      "debug"};
+    enum { BASE = sizeof base / sizeof *base, MAX_EXTRA = 32 };
+    char *argv[BASE + MAX_EXTRA + 1];
+    size_t n = 0;
+    for (; n < BASE; n++) argv[n] = (char *)base[n];
+    for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA; i++) argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     e->server = fixture_spawn(argv, e->log_path, e->port, 15000);
     return e->server > 0 ? 0 : -1;
 }
@@ -133,10 +142,14 @@ int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk
 }
 
 audit_client *env_client(audit_env *e, const char *certdir) {
+    return env_client_named(e, certdir, "activation-client");
+}
+
+audit_client *env_client_named(audit_env *e, const char *dir, const char *name) {
     char ca[400], cert[400], key[400], err[300];
     snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);   /* always trust the real server */
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", certdir);
-    snprintf(key, sizeof key, "%s/activation-client.key", certdir);
+    snprintf(cert, sizeof cert, "%s/%s.pem", dir, name);
+    snprintf(key, sizeof key, "%s/%s.key", dir, name);
     audit_client_config cfg = {.target = e->target, .ca_file = ca, .cert_file = cert, .key_file = key,
                                .target_name_override = "localhost", .origin = "test-activation",
                                .verify_timeout_ms = 3000};
@@ -156,6 +169,78 @@ long long env_int(redisContext *c, const char *fmt, ...) {
     else if (r && r->type == REDIS_REPLY_NIL) v = 0;
     if (r) freeReplyObject(r);
     return v;
+}
+
+long env_count_keys(redisContext *c, const char *pattern) {
+    long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        n += (long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+long env_request_keys(audit_env *e) {
+    char pattern[PA_RKEY_MAX];
+    pa_rkey_audit_request(pattern, sizeof pattern, "*");
+    return env_count_keys(e->audit_b, pattern);
+}
+
+/* One step back: the last log entry, its revoked index and the counter go,
+ * and the stream's last ID with them (XSETID), as in a backup. */
+static int log_back_one(audit_env *e) {
+    uint64_t last = (uint64_t)env_int(e->audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ);
+    redisReply *x = last ? redisCommand(e->audit_b, "XRANGE " PA_RKEY_AUDIT_REVOCATIONS " %llu-0 %llu-0",
+                                        (unsigned long long)last, (unsigned long long)last)
+                         : NULL;
+    if (!x || x->type != REDIS_REPLY_ARRAY || x->elements != 1) {
+        fprintf(stderr, "audit_env: no revocation log entry %llu to take back\n", (unsigned long long)last);
+        if (x) freeReplyObject(x);
+        return -1;
+    }
+    const redisReply *f = x->element[0]->element[1];
+    const char *group = "", *serial = "";
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        if (strcmp(f->element[k]->str, "group") == 0) group = f->element[k + 1]->str;
+        if (strcmp(f->element[k]->str, "serial") == 0) serial = f->element[k + 1]->str;
+    }
+    int rc = 0;
+    redisReply *r[4] = {
+        redisCommand(e->audit_b, "HDEL " PA_RKEY_AUDIT_REVOKED " %s:%s", group, serial),
+        redisCommand(e->audit_b, "XDEL " PA_RKEY_AUDIT_REVOCATIONS " %llu-0", (unsigned long long)last),
+        redisCommand(e->audit_b, "XSETID " PA_RKEY_AUDIT_REVOCATIONS " %llu-0", (unsigned long long)(last - 1)),
+        redisCommand(e->audit_b, "SET " PA_RKEY_AUDIT_REVOCATION_SEQ " %llu", (unsigned long long)(last - 1)),
+    };
+    for (int i = 0; i < 4; i++) {
+        if (!r[i] || r[i]->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "audit_env: taking the log back: %s\n", r[i] ? r[i]->str : "no reply");
+            rc = -1;
+        }
+        if (r[i]) freeReplyObject(r[i]);
+    }
+    freeReplyObject(x);
+    return rc;
+}
+
+int env_audit_log_back(audit_env *e, int drop) {
+    for (int i = 0; i < drop; i++)
+        if (log_back_one(e) != 0) return -1;
+    return 0;
+}
+
+int env_audit_log_wipe(audit_env *e) {
+    redisReply *r = redisCommand(e->audit_b, "DEL " PA_RKEY_AUDIT_REVOCATIONS " " PA_RKEY_AUDIT_REVOCATION_SEQ
+                                             " " PA_RKEY_AUDIT_REVOKED " " PA_RKEY_AUDIT_REVOCATION_EPOCH);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (r) freeReplyObject(r);
+    return rc;
 }
 
 static const redisReply *entry_field(const redisReply *fields, const char *name) {

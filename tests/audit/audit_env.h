@@ -36,6 +36,8 @@ typedef struct audit_env {
 int env_start(audit_env *e);
 /* The audit server (same ports across restarts). */
 int env_start_server(audit_env *e);
+/* The same with more options (NULL-terminated; later ones override). */
+int env_start_server_with(audit_env *e, const char *const *extra);
 /* Stops it with `sig`; returns its exit status (128+n for a signal). */
 int env_stop_server(audit_env *e, int sig);
 void env_stop(audit_env *e);
@@ -50,12 +52,24 @@ int env_make_key(audit_env *e, uint32_t group, uint32_t serial, bool genuine, pk
 
 /* A client with the certificates in `certdir` (e->certs or e->other). */
 audit_client *env_client(audit_env *e, const char *certdir);
+/* A client with the certificate DIR/NAME.pem and key DIR/NAME.key. */
+audit_client *env_client_named(audit_env *e, const char *dir, const char *name);
 
 /* Trail statistics from Redis B: entries, and how many request_ids occur
  * more than once among entries of `source` (NULL = any). */
 long env_trail_count(audit_env *e, const char *source, long *dup_ids);
 long long env_int(redisContext *c, const char *fmt, ...);
+/* Keys matching a glob pattern (SCAN: the ACL users may not run KEYS). */
+long env_count_keys(redisContext *c, const char *pattern);
+/* Request ids the audit server remembers (PA_RKEY_AUDIT_REQUEST_FMT keys). */
+long env_request_keys(audit_env *e);
 
+/* Redis B's revocation log as a backup taken before its last `drop`
+ * revocations would have it: entries, counter, revoked index and the
+ * stream's last ID go back; the epoch stays (the backup had it too). */
+int env_audit_log_back(audit_env *e, int drop);
+/* Redis B's revocation log gone entirely: log, counter, index and epoch. */
+int env_audit_log_wipe(audit_env *e);
 
 /* Waits until pred(arg) is true, polling every 20 ms up to timeout_ms. */
 bool env_wait(bool (*pred)(void *), void *arg, int timeout_ms);

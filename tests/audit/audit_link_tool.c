@@ -27,6 +27,7 @@ static const config_option OPTIONS[] = {
     {"batch", "N", "records per Submit", "100"},
     {"claim-idle-ms", "MS", "claim other consumers' entries idle this long", "30000"},
     {"pull-interval-ms", "MS", "revocation poll period", "500"},
+    {"reconcile-ms", "MS", "full reconciliation of the revoked sets", "60000"},
     {"metrics-port", "PORT", "serve /metrics on 127.0.0.1:PORT", NULL},
     {"forward", NULL, "run the outbox forwarder", NULL},
     {"pull", NULL, "run the revocation puller", NULL},
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     int batch = (int)config_get_int(c, "batch", 1, 1000, &ok);
     int claim = (int)config_get_int(c, "claim-idle-ms", 1, 600000, &ok);
     int interval = (int)config_get_int(c, "pull-interval-ms", 10, 60000, &ok);
+    int reconcile = (int)config_get_int(c, "reconcile-ms", 10, 3600000, &ok);
     int mport = (int)config_get_int(c, "metrics-port", 1, 65535, &ok);
     if (!ok || !config_get(c, "redis-url") || !config_get(c, "audit-target")) {
         fprintf(stderr, "audit_link_tool: --redis-url, --audit-target and --metrics-port are required\n");
@@ -73,7 +75,8 @@ int main(int argc, char **argv) {
         if (!(fw = outbox_forwarder_start(&fc, err, sizeof err))) fprintf(stderr, "audit_link_tool: %s\n", err);
     }
     if (config_get_bool(c, "pull")) {
-        revocation_puller_config pc = {.store = store, .client = client, .interval_ms = interval};
+        revocation_puller_config pc = {
+            .store = store, .client = client, .interval_ms = interval, .reconcile_ms = reconcile};
         if (!(pl = revocation_puller_start(&pc, err, sizeof err))) fprintf(stderr, "audit_link_tool: %s\n", err);
     }
     int rc = 0;

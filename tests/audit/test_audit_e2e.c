@@ -21,7 +21,11 @@
  *     server's SIGKILL: every sampled request reaches the audit trail
  *     exactly once (counted by request id), and SIGTERM flushes it;
  *   - a burst of wrong keys from one address raises the group's sampling,
- *     visible in the activation server's /metrics.
+ *     visible in the activation server's /metrics;
+ *   - revocations made after Redis B went back (a restore from a backup:
+ *     sequences reused) or lost its log (a new epoch) are enforced, and a
+ *     revoked serial removed from Redis A comes back within
+ *     --audit-reconcile-s.
  * Isolation is tested at module level and not repeated here:
  * tests/audit/test_audit_server.c test_isolation (the activation user has no
  * login on Redis B and gets NOPERM on {g:*}:audit on Redis A) and
@@ -34,9 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "audit_certs.h"
 #include "audit_env.h"
 #include "clock.h"
 #include "log.h"
@@ -47,13 +53,16 @@
 #include "rpc_methods.h"
 
 enum {
-    G_OFFLINE = 6001,       /* every activation audited offline */
-    G_ONLINE = 6002,        /* every activation audited online; audit down: fail closed */
-    G_FALLBACK = 6003,      /* every activation audited online; audit down: offline */
-    G_FIRST_ONLINE = 6004,  /* online group, only first activations audited */
-    G_TWO = 6005,           /* not sampled; revoked by the operator */
-    G_THREAT = 6006,        /* not sampled until a threat signal fires */
-    G_FAULT = 6007,         /* every activation audited offline; fault tests */
+    G_OFFLINE = 6001,      /* every activation audited offline */
+    G_ONLINE = 6002,       /* every activation audited online; audit down: fail closed */
+    G_FALLBACK = 6003,     /* every activation audited online; audit down: offline */
+    G_FIRST_ONLINE = 6004, /* online group, only first activations audited */
+    G_TWO = 6005,          /* not sampled; revoked by the operator */
+    G_THREAT = 6006,       /* not sampled until a threat signal fires */
+    G_FAULT = 6007,        /* every activation audited offline; fault tests */
+    G_RESTORE = 6008,      /* not sampled; revoked by the operator around a restore of Redis B */
+    G_CAP_CLOSED = 6009,   /* every activation audited offline; outbox full: refuse */
+    G_CAP_GRANT = 6010,    /* every activation audited offline; outbox full: grant unaudited */
 };
 
 #define REVOKE_WAIT_MS 15000   /* bound for "audited and revoked" through the queue */
@@ -72,11 +81,14 @@ typedef struct act_server {
 
 static audit_env E;
 static char signing_key[400];
-static act_server S1 = {.name = "act-1", .pid = -1}, S2 = {.name = "act-2", .pid = -1};
+static act_server S1 = {.name = "act-1", .pid = -1}, S2 = {.name = "act-2", .pid = -1},
+                  S3 = {.name = "act-3", .pid = -1};
 
 /* ------------------------------------------------------------ processes */
 
-static int start_act(act_server *s) {
+/* Starts `s` with the test's options, then `extra` (NULL-terminated; later
+ * options override earlier ones). */
+static int start_act_with(act_server *s, const char *const *extra) {
     char url[256], listen[64], metrics[64], ca[400], cert[400], key[400];
     s->port = fixture_free_port();
     do s->metrics_port = fixture_free_port(); while (s->metrics_port == s->port);
@@ -88,14 +100,31 @@ static int start_act(act_server *s) {
     snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
     snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
     snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    char *argv[] = {(char *)fixture_bin("activation-server/activation-server"),
-                    "--listen", listen, "--redis-url", url, "--kek", E.kek_a,
-                    "--signing-key", signing_key, "--metrics-listen", metrics,
-                    "--workers", "2", "--log-level", "debug",
-                    "--rate-address-per-s", "100000", "--rate-address-burst", "100000",
-                    "--audit-target", E.target, "--audit-ca", ca, "--audit-cert", cert,
-                    "--audit-key", key, "--audit-consumer", (char *)s->name,
-                    "--audit-flush-ms", "15000", NULL};
+    const char *base[][2] = {
+        {"--listen", listen},
+        {"--redis-url", url},
+        {"--kek", E.kek_a},
+        {"--signing-key", signing_key},
+        {"--metrics-listen", metrics},
+        {"--workers", "2"},
+        {"--log-level", "debug"},
+        {"--rate-address-per-s", "100000"},
+        {"--rate-address-burst", "100000"},
+        {"--audit-target", E.target},
+        {"--audit-ca", ca},
+        {"--audit-cert", cert},
+        {"--audit-key", key},
+        {"--audit-consumer", s->name},
+        {"--audit-flush-ms", "15000"},
+        {"--audit-reconcile-s", "1"},
+    };
+    enum { BASE = sizeof base / sizeof *base, MAX_EXTRA = 16 };
+    char *argv[1 + 2 * BASE + MAX_EXTRA + 1];
+    size_t n = 0;
+    argv[n++] = (char *)fixture_bin("activation-server/activation-server");
+    for (size_t i = 0; i < BASE; i++) argv[n++] = (char *)base[i][0], argv[n++] = (char *)base[i][1];
+    for (size_t i = 0; extra && extra[i] && i < MAX_EXTRA; i++) argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     /* Installers talk to these servers in plain text (the development flag,
      * through the environment the server inherits). */
     setenv("PA_ACTIVATION_INSECURE_PLAINTEXT", "1", 1);
@@ -104,6 +133,8 @@ static int start_act(act_server *s) {
     s->ch = rpc_channel_new(s->target, NULL);
     return s->ch ? 0 : -1;
 }
+
+static int start_act(act_server *s) { return start_act_with(s, NULL); }
 
 /* Stops with `sig`; returns the exit status (128+n for a signal). */
 static int stop_act(act_server *s, int sig) {
@@ -134,6 +165,10 @@ static void tune_first_online(group_record *r) {
     r->policy.audit_rate_ppm = 0;
     r->policy.audit_first_activation = true;
 }
+static void tune_cap_grant(group_record *r) {
+    tune_offline(r);
+    r->policy.on_outbox_full = AUDIT_OUTBOX_FULL_GRANT;
+}
 static void tune_unsampled(group_record *r) {
     r->policy.max_machines = 100;
     r->policy.audit_rate_ppm = 0;
@@ -147,10 +182,15 @@ static int make_signing_key(void) {
 
 static int setup(void **state) {
     log_set_level(LOG_LEVEL_WARN);
-    struct { uint32_t id; void (*tune)(group_record *); } groups[] = {
-        {G_OFFLINE, tune_offline}, {G_ONLINE, tune_online}, {G_FALLBACK, tune_fallback},
-        {G_FIRST_ONLINE, tune_first_online}, {G_TWO, tune_unsampled},
-        {G_THREAT, tune_unsampled}, {G_FAULT, tune_offline},
+    struct {
+        uint32_t id;
+        void (*tune)(group_record *);
+    } groups[] = {
+        {G_OFFLINE, tune_offline},    {G_ONLINE, tune_online},
+        {G_FALLBACK, tune_fallback},  {G_FIRST_ONLINE, tune_first_online},
+        {G_TWO, tune_unsampled},      {G_THREAT, tune_unsampled},
+        {G_FAULT, tune_offline},      {G_RESTORE, tune_unsampled},
+        {G_CAP_CLOSED, tune_offline}, {G_CAP_GRANT, tune_cap_grant},
     };
     if (env_start(&E) != 0 || make_signing_key() != 0) goto fail;
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
@@ -166,6 +206,7 @@ fail:
 static int teardown(void **state) {
     int st1 = stop_act(&S1, SIGTERM);
     if (S2.pid > 0) stop_act(&S2, SIGKILL);
+    if (S3.pid > 0) stop_act(&S3, SIGKILL);
     env_stop(&E);
     return st1 == 0 ? 0 : -1;
 }
@@ -565,6 +606,172 @@ static void test_sigkill_while_forwarding(void **state) {
     freeReplyObject(p);
 }
 
+/* 8. Without --audit-server-name the audit server's certificate is checked
+ *    against the host of --audit-target. The audit server here holds a
+ *    certificate that names only 127.0.0.1 (no "localhost", the old
+ *    default): an activation server given the target 127.0.0.1:PORT
+ *    verifies online; one told to expect "localhost" cannot connect, so its
+ *    fail-closed group refuses -- the name is really checked. */
+static void test_audit_server_name_default(void **state) {
+    char dir[400], cert[480], key[480];
+    snprintf(dir, sizeof dir, "%s/ip-only", E.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(certs_make(E.certs, dir, "audit-server", "audit-server", "IP:127.0.0.1", true, 9100), 0);
+    snprintf(cert, sizeof cert, "%s/audit-server.pem", dir);
+    snprintf(key, sizeof key, "%s/audit-server.key", dir);
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    const char *opts[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    assert_int_equal(env_start_server_with(&E, opts), 0);
+
+    char good[PK_TEXT_LEN + 1], msg[256];
+    key_of(G_ONLINE, 50, true, good);
+    assert_int_equal(start_act(&S2), 0);
+    activate_ok(&S2, good, 50, NULL);
+    assert_true(log_has(&S2, "\"event\":\"audit.enabled\"", "\"server_name\":\"127.0.0.1\""));
+    assert_true(log_has(&S2, "\"event\":\"activate.granted\",\"group\":6002,\"serial\":50,", "\"audit\":\"online\""));
+
+    const char *localhost[] = {"--audit-server-name", "localhost", NULL};
+    assert_int_equal(start_act_with(&S3, localhost), 0);
+    assert_int_equal(activate(&S3, good, 51, NULL, msg), GRPC_STATUS_UNAVAILABLE);
+    assert_true(log_has(&S3, "activate.audit_unavailable", "\"serial\":50"));
+
+    assert_int_equal(stop_act(&S2, SIGTERM), 0);
+    assert_int_equal(stop_act(&S3, SIGTERM), 0);
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    assert_int_equal(env_start_server(&E), 0);
+}
+
+/* `audit-server revoke` of group G_RESTORE, serial `serial`. */
+static void operator_revokes(uint32_t serial) {
+    char url[256], s[16], *out = NULL;
+    redis_fixture_url(&E.b, "audit", url, sizeof url);
+    snprintf(s, sizeof s, "%u", serial);
+    char *argv[] = {(char *)fixture_bin("audit-server/audit-server"),
+                    "revoke",
+                    "--redis-url",
+                    url,
+                    "--group",
+                    "6008",
+                    "--serial",
+                    s,
+                    "--reason",
+                    "restore test",
+                    NULL};
+    assert_int_equal(fixture_run(argv, &out, NULL), 0);
+    assert_non_null(strstr(out, "\"new\":true"));
+    free(out);
+}
+
+typedef struct refusal_goal {
+    uint32_t serials[4];
+    size_t n;
+} refusal_goal;
+/* Every key of the goal refused at Activate as revoked (FAILED_PRECONDITION). */
+static bool all_refused(void *arg) {
+    refusal_goal *g = arg;
+    for (size_t i = 0; i < g->n; i++) {
+        char key[PK_TEXT_LEN + 1];
+        key_of(G_RESTORE, g->serials[i], true, key);
+        if (activate(&S1, key, 100 + g->serials[i], NULL, NULL) != GRPC_STATUS_FAILED_PRECONDITION) return false;
+    }
+    return true;
+}
+
+/* 9. The audit store goes back, the revoked sets are tampered with: every
+ *    revocation is enforced all the same. Before epochs and entry ids, a
+ *    serial revoked after Redis B's restore reused a sequence the
+ *    activation server had passed and stayed activatable for good. */
+static void test_revocations_survive_restore_and_tampering(void **state) {
+    operator_revokes(1);
+    refusal_goal g = {{1}, 1};
+    assert_true(env_wait(all_refused, &g, 3000));
+
+    /* Restore from a backup taken before serial 1's revocation; then 2 is
+     * revoked and gets serial 1's sequence. */
+    uint64_t seq1 = (uint64_t)env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ);
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    operator_revokes(2);
+    assert_int_equal(env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ), (long long)seq1);
+    g = (refusal_goal){{1, 2}, 2};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.resync\"", "\"reason\":\"entry_id\""));
+
+    /* The log lost entirely: sequences restart at 1 under a new epoch. */
+    assert_int_equal(env_audit_log_wipe(&E), 0);
+    operator_revokes(3);
+    assert_int_equal(env_int(E.audit_b, "GET " PA_RKEY_AUDIT_REVOCATION_SEQ), 1);
+    g = (refusal_goal){{1, 2, 3}, 3};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.resync\"", "\"reason\":\"epoch\""));
+
+    /* Someone with the activation user removes a revoked serial from Redis A. */
+    assert_int_equal(env_int(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 3", G_RESTORE), 1);
+    assert_true(env_wait(all_refused, &g, 4000)); /* --audit-reconcile-s 1 */
+    assert_true(log_has(&S1, "\"event\":\"audit.revocations.healed\"", "\"serial\":3"));
+
+    /* Both at once: Redis B goes back (4's sequence reused by 5) and 3 is removed again. */
+    operator_revokes(4);
+    g = (refusal_goal){{4}, 1};
+    assert_true(env_wait(all_refused, &g, 3000));
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    operator_revokes(5);
+    assert_int_equal(env_int(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 3", G_RESTORE), 1);
+    g = (refusal_goal){{3, 4, 5}, 3};
+    assert_true(env_wait(all_refused, &g, 4000));
+    assert_true(metric_of(&S1, "pa_audit_revocation_resyncs_total") >= 3);
+    /* (3 came back with the re-sync's full pass, or by the reconciliation,
+     * whichever ran first.) */
+    assert_true(metric_of(&S1, "pa_audit_revocations_healed_total") >= 1);
+}
+
+static bool s3_outbox_high(void *arg) { return log_has(&S3, "\"event\":\"audit.outbox.high\"", NULL); }
+
+/* 10. The outbox has a cap: with the audit server away, sampled
+ *     activations fill it to --audit-outbox-max; beyond, a fail-closed group
+ *     refuses (UNAVAILABLE, nothing written) and a grant group grants
+ *     unaudited; both counted and logged. Unsampled activations go on. A
+ *     warning comes before the cap. */
+static void test_outbox_cap(void **state) {
+    enum { CAP = 5 };
+    assert_true(env_wait(outbox_empty, NULL, 20000));
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    const char *cap[] = {"--audit-outbox-max", "5", NULL};
+    assert_int_equal(start_act_with(&S3, cap), 0);
+    char key[PK_TEXT_LEN + 1], msg[256];
+    for (unsigned i = 1; i <= CAP; i++) {
+        key_of(G_CAP_CLOSED, i, true, key);
+        activate_ok(&S3, key, i, NULL);
+    }
+    assert_int_equal(outbox_len(), CAP);
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_max"), CAP);
+    assert_true(env_wait(s3_outbox_high, NULL, 6000)); /* above 80 % of the cap */
+
+    key_of(G_CAP_CLOSED, CAP + 1, true, key);
+    assert_int_equal(activate(&S3, key, CAP + 1, NULL, msg), GRPC_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(msg, "audit"));
+    assert_int_equal(env_int(E.act_a, "EXISTS " PA_RKEY_RECORD_FMT, G_CAP_CLOSED, CAP + 1), 0); /* nothing written */
+    assert_true(log_has(&S3, "\"event\":\"activate.audit_outbox_full\"", "\"serial\":6"));
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_full_total{then=\"refused\"}"), 1);
+    assert_true(metric_of(&S3, "pa_activations_refused_total{reason=\"audit_unavailable\"}") >= 1);
+
+    char lic[33];
+    key_of(G_CAP_GRANT, 1, true, key);
+    activate_ok(&S3, key, 1, lic);
+    assert_int_equal(outbox_len(), CAP); /* granted without its record */
+    assert_true(log_has(&S3, "\"event\":\"activate.unaudited\",\"group\":6010,\"serial\":1,", NULL));
+    assert_int_equal((long)metric_of(&S3, "pa_audit_outbox_full_total{then=\"granted\"}"), 1);
+    assert_true(log_has(&S3, "\"event\":\"activate.granted\",\"group\":6010,\"serial\":1,", "\"audit\":\"none\""));
+    key_of(G_TWO, 60, true, key);
+    activate_ok(&S3, key, 60, NULL); /* not sampled: the cap does not matter */
+
+    /* Back: the outbox drains and the refused key activates. */
+    assert_int_equal(env_start_server(&E), 0);
+    assert_true(env_wait(outbox_empty, NULL, 20000));
+    key_of(G_CAP_CLOSED, CAP + 1, true, key);
+    activate_ok(&S3, key, CAP + 1, NULL);
+    assert_int_equal(stop_act(&S3, SIGTERM), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_forged_key_revoked_after_the_fact),
@@ -575,6 +782,9 @@ int main(void) {
         cmocka_unit_test(test_online_audit_down),
         cmocka_unit_test(test_audit_down_outbox_grows_then_drains),
         cmocka_unit_test(test_sigkill_while_forwarding),
+        cmocka_unit_test(test_audit_server_name_default),
+        cmocka_unit_test(test_revocations_survive_restore_and_tampering),
+        cmocka_unit_test(test_outbox_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

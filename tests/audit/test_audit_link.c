@@ -5,7 +5,11 @@
  *     being down, its own SIGKILL, and a consumer that never comes back,
  *     and drops an entry the audit server would refuse;
  *   - the revocation puller applies the log to Redis A, resumes from
- *     revocations:last_seq, and two pullers on one Redis A converge.
+ *     revocations:last_seq, and two pullers on one Redis A converge;
+ *   - it notices when the log went back (Redis B restored from a backup:
+ *     same epoch, sequences reused) or was wiped (new epoch) and applies it
+ *     again from 0, so revocations made afterwards are not skipped; and its
+ *     reconciliation puts back a revoked serial removed from Redis A.
  * Records are written to the outbox the way the policy script writes them
  * (audit_record_outbox_fields, as the activation user). */
 #include <signal.h>
@@ -60,10 +64,31 @@ static tool start_tool(const char *consumer, const char *batch, const char *clai
     snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
     snprintf(port, sizeof port, "%d", t.metrics_port);
     snprintf(t.log, sizeof t.log, "%s/tool-%s.log", E.dir, consumer);
-    char *argv[] = {(char *)fixture_bin("tests/audit/audit_link_tool"), "--redis-url", url,
-                    "--audit-target", E.target, "--ca", ca, "--cert", cert, "--key", key,
-                    "--consumer", (char *)consumer, "--batch", (char *)batch, "--claim-idle-ms",
-                    (char *)claim_ms, "--pull-interval-ms", "100", "--metrics-port", port, (char *)mode, NULL};
+    char *argv[] = {(char *)fixture_bin("tests/audit/audit_link_tool"),
+                    "--redis-url",
+                    url,
+                    "--audit-target",
+                    E.target,
+                    "--ca",
+                    ca,
+                    "--cert",
+                    cert,
+                    "--key",
+                    key,
+                    "--consumer",
+                    (char *)consumer,
+                    "--batch",
+                    (char *)batch,
+                    "--claim-idle-ms",
+                    (char *)claim_ms,
+                    "--pull-interval-ms",
+                    "100",
+                    "--reconcile-ms",
+                    "300",
+                    "--metrics-port",
+                    port,
+                    (char *)mode,
+                    NULL};
     t.pid = fixture_spawn(argv, t.log, t.metrics_port, 15000);
     assert_true(t.pid > 0);
     return t;
@@ -110,7 +135,7 @@ static void assert_stored_once(long expected_total) {
     long dups = -1;
     assert_int_equal(env_trail_count(&E, "queue", &dups), expected_total);
     assert_int_equal(dups, 0);
-    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), expected_total);
+    assert_int_equal(env_request_keys(&E), expected_total);
 }
 
 static void test_forwarder_drains_exactly_once(void **state) {
@@ -394,6 +419,133 @@ static void test_puller_process(void **state) {
     C = NULL;
 }
 
+/* ------------------------------------------------- the log going back */
+
+static char *tool_log_text(const tool *t) {
+    FILE *f = fopen(t->log, "r");
+    if (!f) return NULL;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static double tool_metric(const tool *t, const char *series) {
+    char *m = fixture_http_get("127.0.0.1", t->metrics_port, "/metrics");
+    double v = fixture_metric(m, series, -1);
+    free(m);
+    return v;
+}
+
+static void test_puller_resyncs_after_restore(void **state) {
+    C = env_client(&E, E.certs);
+    revocation_puller *p = new_puller(-1);
+    char err[300];
+    revoke_by_verify(5002, 7401);
+    assert_true(revocation_puller_poll(p, err, sizeof err) >= 1);
+    assert_true(revoked_in_a(5002, 7401));
+    uint64_t applied = revocation_puller_last_sequence(p);
+    char epoch[64];
+    redisReply *r = redisCommand(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_EPOCH);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->len, 32);
+    snprintf(epoch, sizeof epoch, "%s", r->str);
+    freeReplyObject(r);
+
+    /* Redis B goes back by one entry; two new revocations follow: the
+     * first reuses the sequence the puller already applied, the second is
+     * the next one -- without the check, 7402 would never be applied. */
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    revoke_by_verify(5002, 7402);
+    revoke_by_verify(5002, 7403);
+    assert_int_equal(audit_last_seq(), applied + 1);
+    assert_true(revocation_puller_poll(p, err, sizeof err) >= 2);
+    assert_true(revoked_in_a(5002, 7402));
+    assert_true(revoked_in_a(5002, 7403));
+    assert_true(revoked_in_a(5002, 7401)); /* never removed: the log went back, Redis A does not */
+    assert_int_equal(revocation_puller_last_sequence(p), applied + 1);
+    assert_int_equal(env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ), (long long)applied + 1);
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 0);
+
+    /* Gone back further than the puller's position, nothing new yet: also seen. */
+    assert_int_equal(env_audit_log_back(&E, 2), 0);
+    revoke_by_verify(5002, 7404);
+    assert_true(revocation_puller_poll(p, err, sizeof err) >= 1);
+    assert_true(revoked_in_a(5002, 7404));
+
+    /* Wiped: sequences restart at 1 under a new epoch. */
+    assert_int_equal(env_audit_log_wipe(&E), 0);
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 0); /* an empty log: position 0 */
+    assert_int_equal(env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ), 0);
+    revoke_by_verify(5002, 7405);
+    assert_int_equal(audit_last_seq(), 1);
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 1);
+    assert_true(revoked_in_a(5002, 7405));
+    r = redisCommand(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_EPOCH);
+    assert_int_equal(r->len, 32);
+    assert_string_not_equal(r->str, epoch);
+    freeReplyObject(r);
+    /* And wiped again between two polls, with new revocations at once. */
+    assert_int_equal(env_audit_log_wipe(&E), 0);
+    revoke_by_verify(5002, 7406);
+    revoke_by_verify(5002, 7407);
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 2);
+    assert_true(revoked_in_a(5002, 7406) && revoked_in_a(5002, 7407));
+    revocation_puller_stop(p);
+    audit_client_free(C);
+    C = NULL;
+}
+
+static bool revoked_7501(void *arg) { return revoked_in_a(5002, 7501); }
+static bool revoked_all(void *arg) {
+    return revoked_in_a(5002, 7501) && revoked_in_a(5002, 7502) && revoked_in_a(5002, 7503);
+}
+
+/* A revoked serial removed from Redis A (the activation user may SREM) is
+ * put back within the reconciliation interval; so is everything after a
+ * restore of Redis B and a tampered set at once. */
+static void test_reconcile_heals_tampered_sets(void **state) {
+    C = env_client(&E, E.certs);
+    revocation_puller *p = new_puller(-1);
+    char err[300];
+    revoke_by_verify(5002, 7501);
+    assert_true(revocation_puller_poll(p, err, sizeof err) >= 1);
+    assert_int_equal(revocation_puller_reconcile(p, err, sizeof err), 0); /* nothing missing */
+    freeReplyObject(redisCommand(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 7501", 5002));
+    assert_false(revoked_in_a(5002, 7501));
+    assert_int_equal(revocation_puller_poll(p, err, sizeof err), 0); /* a poll alone does not see it */
+    assert_false(revoked_in_a(5002, 7501));
+    assert_int_equal(revocation_puller_reconcile(p, err, sizeof err), 1);
+    assert_true(revoked_in_a(5002, 7501));
+    revocation_puller_stop(p);
+
+    /* The puller process, reconciling every 300 ms. */
+    tool t = start_tool("pl-r", "10", "30000", "--pull");
+    assert_true(env_wait(revoked_7501, NULL, 3000));
+    freeReplyObject(redisCommand(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 7501", 5002));
+    assert_true(env_wait(revoked_7501, NULL, 3000));
+    char *text = tool_log_text(&t);
+    assert_non_null(strstr(text, "\"event\":\"audit.revocations.healed\",\"sequence\":"));
+    assert_true(tool_metric(&t, "pa_audit_revocations_healed_total") >= 1);
+
+    /* Both at once: Redis B goes back (7502's sequence is reused by 7503)
+     * and 7501 is removed from Redis A. */
+    revoke_by_verify(5002, 7502);
+    for (int i = 0; i < 150 && !revoked_in_a(5002, 7502); i++) env_sleep_ms(20);
+    assert_int_equal(env_audit_log_back(&E, 1), 0);
+    revoke_by_verify(5002, 7503);
+    freeReplyObject(redisCommand(E.act_a, "SREM " PA_RKEY_REVOKED_FMT " 7501", 5002));
+    assert_true(env_wait(revoked_all, NULL, 3000));
+    text = tool_log_text(&t);
+    assert_non_null(strstr(text, "\"event\":\"audit.revocations.resync\",\"reason\":\"entry_id\""));
+    assert_true(tool_metric(&t, "pa_audit_revocation_resyncs_total") >= 1);
+    assert_int_equal(fixture_stop(t.pid, SIGTERM, 10000), 0);
+    audit_client_free(C);
+    C = NULL;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forwarder_drains_exactly_once),
@@ -404,6 +556,8 @@ int main(void) {
         cmocka_unit_test(test_puller_applies_and_resumes),
         cmocka_unit_test(test_two_pullers_converge),
         cmocka_unit_test(test_puller_process),
+        cmocka_unit_test(test_puller_resyncs_after_restore),
+        cmocka_unit_test(test_reconcile_heals_tampered_sets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

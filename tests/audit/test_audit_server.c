@@ -52,11 +52,23 @@ static audit_record make_record(uint32_t group, uint32_t serial, bool genuine, c
 }
 
 /* Reads the revocation log through the API. */
+static audit_revocation_page last_page; /* the page of the last list_revocations, without its entries */
+
+/* Reads the revocation log through the API; *out is malloc'd. */
 static size_t list_revocations(audit_client *c, uint64_t after, audit_revocation **out, uint64_t *last) {
-    size_t n = 0;
     char err[300];
-    assert_int_equal(audit_client_list_revocations(c, after, 0, out, &n, last, err, sizeof err), 0);
-    return n;
+    assert_int_equal(audit_client_list_revocations(c, after, 0, &last_page, err, sizeof err), 0);
+    *out = last_page.entries;
+    *last = last_page.last_sequence;
+    last_page.entries = NULL;
+    return last_page.n;
+}
+
+static bool is_log_id(const char *s) {
+    if (strlen(s) != 32) return false;
+    for (size_t i = 0; i < 32; i++)
+        if (!strchr("0123456789abcdef", s[i])) return false;
+    return true;
 }
 
 static bool log_contains(const char *needle) {
@@ -92,6 +104,23 @@ static void test_verify_genuine_and_forged(void **state) {
     assert_int_equal(rv[0].serial, 2);
     assert_int_equal(rv[1].sequence, 2);
     assert_int_equal(rv[1].serial, 3);
+    /* The log has an identity, each entry a random id; nothing asked "after 0". */
+    assert_true(is_log_id(last_page.epoch));
+    assert_true(is_log_id(rv[0].entry_id) && is_log_id(rv[1].entry_id));
+    assert_string_not_equal(rv[0].entry_id, rv[1].entry_id);
+    assert_false(last_page.after_found);
+    char epoch[40], id1[40];
+    snprintf(epoch, sizeof epoch, "%s", last_page.epoch);
+    snprintf(id1, sizeof id1, "%s", rv[0].entry_id);
+    free(rv);
+    /* After sequence 1: the entry at 1 is named, so a caller can check it. */
+    assert_int_equal(list_revocations(c, 1, &rv, &last), 1);
+    assert_true(last_page.after_found);
+    assert_string_equal(last_page.after_entry_id, id1);
+    assert_string_equal(last_page.epoch, epoch);
+    free(rv);
+    assert_int_equal(list_revocations(c, 99, &rv, &last), 0); /* beyond the log */
+    assert_false(last_page.after_found);
     free(rv);
 
     /* The same forged key again: still FORGED, but revoked only once. */
@@ -247,14 +276,14 @@ static void test_submit_queue_exactly_once(void **state) {
     audit_record recs[N + 2];
     for (int i = 0; i < N + 2; i++) recs[i] = make_record(4102, 100 + (uint32_t)i, i % 4 != 0, "base-rate");
     long before = env_trail_count(&E, "queue", NULL);
-    long long known = env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS);
+    long long known = env_request_keys(&E);
     uint32_t acc, dup;
     char err[300];
     assert_int_equal(audit_client_submit(c, recs, N, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, N);
     assert_int_equal(dup, 0);
     /* Stored before the answer: every request_id is known right away. */
-    assert_int_equal(env_int(E.audit_b, "HLEN " PA_RKEY_AUDIT_REQUESTS), known + N);
+    assert_int_equal(env_request_keys(&E), known + N);
     /* Again, with two new ones: the old ones count as duplicates. */
     assert_int_equal(audit_client_submit(c, recs, N + 2, &acc, &dup, err, sizeof err), 0);
     assert_int_equal(acc, 2);
@@ -272,6 +301,73 @@ static void test_submit_queue_exactly_once(void **state) {
         assert_int_equal(revoked, i % 4 == 0 ? 1 : 0);
     }
     audit_client_free(c);
+}
+
+/* TTL of one request id's key: -2 absent, -1 no expiry. */
+static long long request_ttl(const char *request_id) {
+    char key[PA_RKEY_MAX];
+    pa_rkey_audit_request(key, sizeof key, request_id);
+    return env_int(E.audit_b, "TTL %s", key);
+}
+
+static bool request_gone(void *arg) { return request_ttl(arg) == -2; }
+
+typedef struct request_state {
+    const char *id, *want;
+} request_state;
+static bool request_is(void *arg) {
+    request_state *r = arg;
+    char key[PA_RKEY_MAX];
+    pa_rkey_audit_request(key, sizeof key, r->id);
+    redisReply *v = redisCommand(E.audit_b, "GET %s", key);
+    bool is = v && v->type == REDIS_REPLY_STRING && strcmp(v->str, r->want) == 0;
+    if (v) freeReplyObject(v);
+    return is;
+}
+
+/* Request ids are remembered for the retention only: every key expires by
+ * itself (no key without a TTL, nothing to scan), and a record sent again
+ * after that is accepted and audited again. */
+static void test_request_ids_expire(void **state) {
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    const char *opts[] = {"--request-retention-s", "2", NULL};
+    assert_int_equal(env_start_server_with(&E, opts), 0);
+    audit_client *c = env_client(&E, E.certs);
+    audit_record sub = make_record(4103, 3001, true, "base-rate"), ver = make_record(4103, 3002, true, "base-rate");
+    uint32_t acc, dup;
+    char err[300];
+    long before = env_trail_count(&E, "queue", NULL);
+    assert_int_equal(audit_client_submit(c, &sub, 1, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(acc, 1);
+    long long ttl = request_ttl(sub.request_id);
+    assert_true(ttl >= 1 && ttl <= 2);
+    assert_int_equal(audit_client_submit(c, &sub, 1, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(dup, 1); /* within the retention: known */
+    request_state done = {sub.request_id, "done"};
+    assert_true(env_wait(request_is, &done, 5000)); /* audited: done, with a TTL again */
+    ttl = request_ttl(sub.request_id);
+    assert_true(ttl >= 1 && ttl <= 2);
+    assert_int_equal(audit_client_verify(c, &ver, NULL, 0), AUDIT_VERIFY_GENUINE);
+    ttl = request_ttl(ver.request_id);
+    assert_true(ttl >= 1 && ttl <= 2);
+
+    /* No request key lives forever (the old hash grew with every sample). */
+    assert_int_equal(env_int(E.audit_b, "EXISTS audit:requests"), 0);
+    redisReply *r = redisCommand(E.audit_b, "SCAN 0 MATCH audit:request:* COUNT 100000");
+    assert_non_null(r);
+    for (size_t i = 0; i < r->element[1]->elements; i++)
+        assert_true(env_int(E.audit_b, "TTL %s", r->element[1]->element[i]->str) > 0);
+    freeReplyObject(r);
+
+    assert_true(env_wait(request_gone, sub.request_id, 6000));
+    assert_true(env_wait(request_gone, ver.request_id, 6000));
+    assert_int_equal(audit_client_submit(c, &sub, 1, &acc, &dup, err, sizeof err), 0);
+    assert_int_equal(acc, 1); /* forgotten: audited again */
+    trail_goal g = {before + 2};
+    assert_true(env_wait(trail_reached, &g, 10000));
+    audit_client_free(c);
+    assert_int_equal(env_stop_server(&E, SIGTERM), 0);
+    assert_int_equal(env_start_server(&E), 0);
 }
 
 /* SIGKILL of the audit server right after a big Submit: after restart the
@@ -405,6 +501,28 @@ static void test_isolation(void **state) {
     freeReplyObject(r);
 }
 
+/* The line `appendfsync X` of a store's rendered redis.conf. */
+static bool conf_has(const redis_fixture *f, const char *line) {
+    char path[320], buf[256];
+    snprintf(path, sizeof path, "%s/redis.conf", f->dir);
+    FILE *fp = fopen(path, "r");
+    bool found = false;
+    while (fp && !found && fgets(buf, sizeof buf, fp)) found = strcmp(buf, line) == 0;
+    if (fp) fclose(fp);
+    return found;
+}
+
+/* Redis B writes every verdict and revocation to disk before the audit
+ * server answers (appendfsync always); Redis A keeps everysec. The ACL
+ * users may not run CONFIG or INFO, so the check reads the configuration
+ * the fixture rendered from docker/redis/redis.conf.in and started. */
+static void test_audit_store_fsyncs_every_write(void **state) {
+    assert_true(conf_has(&E.b, "appendfsync always\n"));
+    assert_false(conf_has(&E.b, "appendfsync everysec\n"));
+    assert_true(conf_has(&E.a, "appendfsync everysec\n"));
+    assert_true(conf_has(&E.b, "appendonly yes\n"));
+}
+
 static void test_sigterm_drains(void **state) {
     assert_int_equal(env_stop_server(&E, SIGTERM), 0);
     assert_true(log_contains("server.stopped"));
@@ -423,8 +541,10 @@ int main(void) {
         cmocka_unit_test(test_health_and_bad_input),
         cmocka_unit_test(test_submit_queue_exactly_once),
         cmocka_unit_test(test_queue_survives_sigkill),
+        cmocka_unit_test(test_request_ids_expire),
         cmocka_unit_test(test_manual_revoke_cli),
         cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_audit_store_fsyncs_every_write),
         cmocka_unit_test(test_sigterm_drains),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

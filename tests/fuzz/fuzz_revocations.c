@@ -9,9 +9,11 @@
  *   - an accepted one yields exactly the revocations the message holds, in
  *     wire order, with their sequence, group and serial unchanged (checked
  *     against protobuf-c's own reading of the same bytes), and last_sequence
- *     as sent;
+ *     and the epoch as sent; a refusal of a message protobuf-c reads is an
+ *     epoch or entry id too long to be one;
  *   - every entry names a {g:ID}:revoked key that fits the buffer the
  *     puller's apply step formats it into. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +23,42 @@
 #include "fuzz_util.h"
 #include "redis_keys.h"
 
+/* True when the message carries an epoch or entry id too long to be one. */
+static bool has_long_id(const Audit__V1__ListRevocationsResponse *lr) {
+    if ((lr->epoch && strlen(lr->epoch) > AUDIT_LOG_ID_MAX) ||
+        (lr->after_entry_id && strlen(lr->after_entry_id) > AUDIT_LOG_ID_MAX))
+        return true;
+    for (size_t i = 0; i < lr->n_revocations; i++)
+        if (lr->revocations[i]->entry_id && strlen(lr->revocations[i]->entry_id) > AUDIT_LOG_ID_MAX) return true;
+    return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    audit_revocation *e = (audit_revocation *)&e; /* must be overwritten */
-    size_t n = 12345;
-    uint64_t last = 777;
+    audit_revocation_page page;
+    memset(&page, 0x5a, sizeof page); /* must be overwritten */
     char err[300] = "";
-    int rc = audit_revocations_decode(data, size, &e, &n, &last, err, sizeof err);
+    int rc = audit_revocations_decode(data, size, &page, err, sizeof err);
 
     Audit__V1__ListRevocationsResponse *lr = audit__v1__list_revocations_response__unpack(NULL, size, data);
     if (rc != 0) {
-        CHECK(e == NULL && n == 0 && err[0] != '\0');
-        CHECK(lr == NULL); /* memory never runs out at these sizes */
+        CHECK(page.entries == NULL && page.n == 0 && err[0] != '\0');
+        CHECK(lr == NULL || has_long_id(lr)); /* memory never runs out at these sizes */
+        if (lr) audit__v1__list_revocations_response__free_unpacked(lr, NULL);
         return 0;
     }
     CHECK(lr != NULL);
-    CHECK(last == lr->last_sequence);
-    CHECK(n == lr->n_revocations);
-    CHECK((n == 0) == (e == NULL));
-    for (size_t i = 0; i < n; i++) {
+    CHECK(page.last_sequence == lr->last_sequence);
+    CHECK(page.n == lr->n_revocations);
+    CHECK((page.n == 0) == (page.entries == NULL));
+    CHECK(strcmp(page.epoch, lr->epoch ? lr->epoch : "") == 0);
+    for (size_t i = 0; i < page.n; i++) {
         const Audit__V1__Revocation *r = lr->revocations[i];
-        CHECK(r && e[i].sequence == r->sequence && e[i].group == r->group && e[i].serial == r->serial);
+        CHECK(r && page.entries[i].sequence == r->sequence && page.entries[i].group == r->group &&
+              page.entries[i].serial == r->serial);
         char key[PA_RKEY_MAX];
-        CHECK(pa_rkey_revoked(key, sizeof key, e[i].group) > 0);
+        CHECK(pa_rkey_revoked(key, sizeof key, page.entries[i].group) > 0);
     }
     audit__v1__list_revocations_response__free_unpacked(lr, NULL);
-    free(e);
+    audit_revocation_page_free(&page);
     return 0;
 }

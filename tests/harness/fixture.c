@@ -323,8 +323,9 @@ static int render_redis_files(redis_fixture *f) {
     const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE,
                                "@ACTIVATION_PASSWORD@", FIXTURE_PW_ACTIVATION,
                                "@AUDIT_PASSWORD@", FIXTURE_PW_AUDIT, NULL};
-    const char *conf_subst[] = {"@PORT@", port, "@DIR@", f->dir, "@ACLFILE@", acl,
-                                "@LOGFILE@", log, NULL};
+    const char *fsync = f->kind == FIXTURE_STORE_AUDIT ? "always" : "everysec"; /* as deployed */
+    const char *conf_subst[] = {"@PORT@",    port, "@DIR@",         f->dir, "@ACLFILE@", acl,
+                                "@LOGFILE@", log,  "@APPENDFSYNC@", fsync,  NULL};
     snprintf(in, sizeof in, "%s/docker/redis/%s", source_dir(),
              f->kind == FIXTURE_STORE_ACTIVATION ? "activation.acl.in" : "audit.acl.in");
     if (render(in, acl, 1, acl_subst) != 0) return -1;

@@ -713,7 +713,7 @@ static void test_group_cli(void **state) {
     assert_keys(g,
                 "id,product,edition,channel,upgrade_allowed,alg_first,created_at,version,max_machines,"
                 "lease_seconds,renew_seconds,audit_rate_ppm,audit_mode,audit_unreachable,audit_first_activation,"
-                "features,serials_issued,alg_second");
+                "features,serials_issued,audit_outbox_full,alg_second");
     assert_int_equal(jint(g, "id"), 9100);
     assert_string_equal(jstr(g, "product"), "Server");
     assert_string_equal(jstr(g, "edition"), "Datacenter");
@@ -727,6 +727,7 @@ static void test_group_cli(void **state) {
     assert_int_equal(jint(g, "audit_rate_ppm"), 125000);
     assert_string_equal(jstr(g, "audit_mode"), "online");
     assert_string_equal(jstr(g, "audit_unreachable"), "offline");
+    assert_string_equal(jstr(g, "audit_outbox_full"), "fail-closed");
     assert_false(jbool(g, "audit_first_activation"));
     assert_string_equal(jstr(g, "features"), "a,b");
     assert_int_equal(jint(g, "serials_issued"), 0);
