@@ -49,7 +49,8 @@ static bool activate_verdict(const Activation__V1__ActivateRequest *rq, char *ms
         CHECK(msg[0] != '\0');
         CHECK((key_status != PK_OK) == starts_with(msg, "product_key: "));
         CHECK(starts_with(msg, "product_key: ") || starts_with(msg, "machine_id: ") || starts_with(msg, "hostname: ") ||
-              starts_with(msg, "os: ") || starts_with(msg, "arch: ") || starts_with(msg, "client_version: "));
+              starts_with(msg, "os: ") || starts_with(msg, "arch: ") || starts_with(msg, "client_version: ") ||
+              starts_with(msg, "place_key: "));
         return false;
     }
     CHECK(key_status == PK_OK);

@@ -70,27 +70,38 @@ static void check_order(const srv_record *before, srv_record *r, size_t n, uint6
     free(b);
 }
 
-static void check_endpoints(const srv_record *r, size_t n, const char *dns_server) {
+/* The endpoints keep exactly the records whose target is a host name
+ * inside `domain` with a port, in order, each dialled as a dns: target:
+ * nothing in an answer can become another kind of gRPC target. */
+static void check_endpoints(const srv_record *r, size_t n, const char *domain, const char *dns_server) {
     endpoint *e = NULL;
     size_t ne = 0;
-    CHECK(endpoints_from_srv(r, n, dns_server, &e, &ne) == 0 && ne == n);
+    char err[400];
+    size_t usable = 0;
+    for (size_t i = 0; i < n; i++) usable += host_name_valid(r[i].host) && host_in_domain(r[i].host, domain) && r[i].port;
+    int rc = endpoints_from_srv(r, n, domain, dns_server, &e, &ne, err, sizeof err);
+    if (usable == 0) {
+        CHECK(rc == -1 && e == NULL && ne == 0 && err[0]);
+        return;
+    }
+    CHECK(rc == 0 && ne == usable);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!(host_name_valid(r[i].host) && host_in_domain(r[i].host, domain) && r[i].port)) continue;
         char want[300];
         size_t len = strlen(r[i].host);
         if (len > 1 && r[i].host[len - 1] == '.') len--;
         snprintf(want, sizeof want, "%.*s:%u", (int)len, r[i].host, (unsigned)r[i].port);
-        CHECK(strcmp(e[i].name, want) == 0);
-        if (dns_server) {
-            char target[400];
-            snprintf(target, sizeof target, "dns://%s/%s", dns_server, want);
-            CHECK(strcmp(e[i].target, target) == 0);
-        } else {
-            CHECK(strcmp(e[i].target, want) == 0);
-        }
+        CHECK(strcmp(e[k].name, want) == 0);
+        char target[400];
+        if (dns_server) snprintf(target, sizeof target, "dns://%s/%s", dns_server, want);
+        else snprintf(target, sizeof target, "dns:///%s", want);
+        CHECK(strcmp(e[k].target, target) == 0);
+        k++;
     }
-    if (n > 1) {
-        endpoint last = e[n - 1], first = e[0];
-        endpoints_prefer(e, n, last.name);
+    if (ne > 1) {
+        endpoint last = e[ne - 1], first = e[0];
+        endpoints_prefer(e, ne, last.name);
         CHECK(strcmp(e[0].name, last.name) == 0);
         CHECK(strcmp(e[1].name, first.name) == 0); /* the others shifted, in order */
     }
@@ -118,8 +129,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_order(before, r, n, seed | 1);
         free(before);
     }
-    check_endpoints(r, n, NULL);
-    check_endpoints(r, n, "127.0.0.1:5353");
+    /* A domain the first target may lie in (its parent), so that answers
+     * the fuzzer makes reach the endpoint code; and one nothing lies in. */
+    const char *dot = n > 0 ? strchr(r[0].host, '.') : NULL;
+    const char *domain = dot && dot[1] ? dot + 1 : (n > 0 ? r[0].host : "example.com");
+    check_endpoints(r, n, domain, NULL);
+    check_endpoints(r, n, domain, "127.0.0.1:5353");
+    check_endpoints(r, n, "fuzz.invalid", NULL);
     free(r);
     return 0;
 }
