@@ -78,7 +78,8 @@ static void check_endpoints(const srv_record *r, size_t n, const char *domain, c
     size_t ne = 0;
     char err[400];
     size_t usable = 0;
-    for (size_t i = 0; i < n; i++) usable += host_name_valid(r[i].host) && host_in_domain(r[i].host, domain) && r[i].port;
+    for (size_t i = 0; i < n; i++)
+        usable += host_name_valid(r[i].host) && host_in_domain(r[i].host, domain) && r[i].port;
     int rc = endpoints_from_srv(r, n, domain, dns_server, &e, &ne, err, sizeof err);
     if (usable == 0) {
         CHECK(rc == -1 && e == NULL && ne == 0 && err[0]);
