@@ -333,6 +333,21 @@ static void srv_seeds(void) {
     srv_answer("no_answers", NULL, 0);
     const srv_seed one[] = {{1, 1, 7651, "localhost"}};
     srv_answer("one", one, 1);
+    /* Labels full of dots: c-ares escapes each one (\.), so the target's
+     * text (423 characters) no longer fits srv_record.host. */
+    dns d;
+    dns_start(&d, 1);
+    put16(&d, 0xc00c);
+    put16(&d, 33), put16(&d, 1), put32(&d, 300);
+    put16(&d, 6 + 4 * 61 + 1);
+    put16(&d, 1), put16(&d, 1), put16(&d, 443);
+    for (int i = 0; i < 4; i++) {
+        put8(&d, 60);
+        memset(d.b + d.n, i < 3 ? '.' : 'a', 60);
+        d.n += 60;
+    }
+    put8(&d, 0);
+    write_seed("srv", "target_escaped_too_long", d.b, d.n);
 }
 
 int main(int argc, char **argv) {

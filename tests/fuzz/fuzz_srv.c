@@ -10,7 +10,9 @@
  *   - every kept record names a host (never empty, never the "." that
  *     means "no service"), NUL-terminated in its buffer, and is the c-ares
  *     record of the same position among the usable ones: its port,
- *     priority and weight as sent, its host as sent or a prefix of it;
+ *     priority and weight as sent, its host as sent or cut to the buffer
+ *     (c-ares escapes '.' and backslash inside labels, so a legal name can take
+ *     more than 255 characters; discovery.c keeps such a record truncated);
  *   - srv_order returns a permutation of the records with priorities in
  *     ascending order, whatever the random numbers;
  *   - every endpoint is "host:port" for its record, the DNS server's target
