@@ -112,7 +112,9 @@ static void collect_answer(srv_query *q, const unsigned char *abuf, int alen) {
         q->status = ARES_ENOMEM;
     } else {
         for (struct ares_srv_reply *s = reply; s && q->n < count; s = s->next) {
-            if (!s->host[0] || strcmp(s->host, ".") == 0) continue;
+            /* No target, or one too long to be a host name once c-ares has
+             * escaped it: dropped, never cut short into another name. */
+            if (!s->host[0] || strcmp(s->host, ".") == 0 || strlen(s->host) >= sizeof q->recs->host) continue;
             srv_record *d = &q->recs[q->n++];
             snprintf(d->host, sizeof d->host, "%s", s->host);
             d->port = s->port;
