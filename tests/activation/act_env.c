@@ -260,3 +260,21 @@ char *env_read_log(act_env *e) {
     fclose(f);
     return buf;
 }
+
+int env_restart_server(act_env *e, const char *const *flags) {
+    if (e->server >= 0 && env_stop_server(e) != 0) return -1;
+    return env_start_server(e, flags);
+}
+
+redisContext *env_measuring_connection(act_env *e) {
+    static const char pw[] = "test-measure-pw";
+    char acl[512];
+    snprintf(acl, sizeof acl, "%s/users.acl", e->a.dir);
+    if (redis_fixture_pause(&e->a) != 0) return NULL;
+    FILE *f = fopen(acl, "a");
+    if (!f) return NULL;
+    fprintf(f, "user measure on >%s ~* &* +@all\n", pw);
+    fclose(f);
+    if (redis_fixture_resume(&e->a) != 0 || env_keystore_reconnect(e) != 0) return NULL;
+    return redis_fixture_connect(&e->a, "measure", pw);
+}

@@ -56,6 +56,12 @@ int env_make_certs(act_env *e);
 const char *const *env_audit_flags(act_env *e, const char *audit_target);
 /* Reconnects the keystore user to Redis A (after a restart of it). */
 int env_keystore_reconnect(act_env *e);
+/* Stops the running server, if any, and starts one with `flags`. */
+int env_restart_server(act_env *e, const char *const *flags);
+/* A connection to Redis A as a user allowed every command (INFO needs
+ * @dangerous, which no production user has), added to this private
+ * instance's ACL file: tests measure through it. NULL on failure. */
+redisContext *env_measuring_connection(act_env *e);
 /* SIGTERM to the server; returns its exit status. */
 int env_stop_server(act_env *e);
 void env_stop(act_env *e);

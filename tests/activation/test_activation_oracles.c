@@ -21,39 +21,18 @@
 #include "redis_keys.h"
 
 enum { G_KNOWN = 501, G_NEW = 502, G_GUESSED = 503, G_OTHER = 504, G_ABSENT = 999 };
-#define MEASURE_PW "test-measure-pw"
 
 static act_env env;
 static redisContext *admin; /* INFO on Redis A (the measuring user) */
 
 static void tune(group_record *r) { r->policy.max_machines = 100; }
 
-static int start_with(const char *const *flags) {
-    if (env.server >= 0 && env_stop_server(&env) != 0) return -1;
-    return env_start_server(&env, flags);
-}
-
-/* INFO needs @dangerous, which no production user of Redis A has: give
- * this private instance one extra measuring user. */
-static int add_measuring_user(void) {
-    char acl[512];
-    snprintf(acl, sizeof acl, "%s/users.acl", env.a.dir);
-    if (redis_fixture_pause(&env.a) != 0) return -1;
-    FILE *f = fopen(acl, "a");
-    if (!f) return -1;
-    fprintf(f, "user measure on >%s ~* &* +@all\n", MEASURE_PW);
-    fclose(f);
-    if (redis_fixture_resume(&env.a) != 0 || env_keystore_reconnect(&env) != 0) return -1;
-    admin = redis_fixture_connect(&env.a, "measure", MEASURE_PW);
-    return admin ? 0 : -1;
-}
-
 static int setup(void **state) {
-    if (env_start_stores(&env) != 0 || add_measuring_user() != 0) return -1;
+    if (env_start_stores(&env) != 0 || !(admin = env_measuring_connection(&env))) return -1;
     if (env_create_group(&env, G_KNOWN, tune) != 0 || env_create_group(&env, G_GUESSED, tune) != 0 ||
         env_create_group(&env, G_OTHER, tune) != 0)
         return -1;
-    return start_with(NULL);
+    return env_restart_server(&env, NULL);
 }
 
 static int teardown(void **state) {
@@ -242,7 +221,7 @@ static void test_forwarded_address_from_trusted_proxy(void **state) {
                            "--rate-address-burst",
                            "3",
                            NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     forget_bucket("127.0.0.1");
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G_KNOWN, 20, false, 0, key), 0);
@@ -268,7 +247,7 @@ static void test_forwarded_address_from_trusted_proxy(void **state) {
 static void test_forwarded_address_ignored_from_others(void **state) {
     const char *flags[] = {
         "--trusted-proxy", "10.0.0.0/8", "--rate-address-per-s", "0.01", "--rate-address-burst", "3", NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     forget_bucket("127.0.0.1");
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G_KNOWN, 21, false, 0, key), 0);
@@ -346,7 +325,7 @@ static void test_renew_deactivate_rate_limit_first(void **state) {
     };
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         /* A fresh server and bucket each run: no hold, no token left over. */
-        assert_int_equal(start_with(flags), 0);
+        assert_int_equal(env_restart_server(&env, flags), 0);
         forget_bucket("127.0.0.1");
         long long cmds;
         int info;
@@ -378,7 +357,7 @@ static long long cost_of(const char *key, unsigned machine, grpc_status_code wan
  * set of groups is in memory. Rate-limited, both cost nothing. */
 static void test_unknown_group_costs_what_a_known_one_does(void **state) {
     const char *flags[] = {"--rate-address-per-s", "0.001", "--rate-address-burst", "1000", NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     forget_bucket("127.0.0.1");
     char wrong[PK_TEXT_LEN + 1], unknown[PK_TEXT_LEN + 1];
     /* Each worker reads a real group's record once; do that first. */
@@ -425,7 +404,7 @@ static void test_unknown_group_costs_what_a_known_one_does(void **state) {
  * exists) and succeeds. */
 static void test_new_group_found_at_first_activation(void **state) {
     const char *flags[] = {"--group-refresh-ms", "0", NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     forget_bucket("127.0.0.1");
     assert_int_equal(env_create_group(&env, G_NEW, tune), 0);
     for (unsigned i = 0; i < 4; i++) activate_ok(G_NEW, 1 + i, 40); /* on every worker */
@@ -452,7 +431,7 @@ static void test_failures_from_many_addresses_exhaust_the_group(void **state) {
                            "--rate-group-failures-burst",
                            "5",
                            NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     char wrong[PK_TEXT_LEN + 1], right[PK_TEXT_LEN + 1], other[PK_TEXT_LEN + 1], ip[32];
     assert_int_equal(env_make_key(&env, G_GUESSED, 1, false, 1, wrong), 0);
     assert_int_equal(env_make_key(&env, G_GUESSED, 2, false, 0, right), 0);
@@ -474,7 +453,7 @@ static void test_failures_from_many_addresses_exhaust_the_group(void **state) {
     /* A right key of the guessed group is refused alike, from a fresh address... */
     assert_int_equal(activate_from("203.0.113.1", right, 51), GRPC_STATUS_RESOURCE_EXHAUSTED);
     /* ...and on a server that holds nothing in memory (the limit is in Redis). */
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     assert_int_equal(activate_from("203.0.113.2", right, 51), GRPC_STATUS_RESOURCE_EXHAUSTED);
     /* Another group is not affected. */
     assert_int_equal(activate_from("203.0.113.3", other, 52), GRPC_STATUS_OK);

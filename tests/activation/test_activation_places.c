@@ -23,7 +23,6 @@
 
 enum { G_ONE = 601, G_UNLIMITED = 602, G_LEASED = 603, G_SMALL = 604 };
 enum { LEASED_MAX = 20 }; /* above policy.lua's SCAN_MAX: these keys are indexed */
-#define MEASURE_PW "test-measure-pw"
 
 static act_env env;
 static redisContext *admin; /* INFO on Redis A */
@@ -39,27 +38,8 @@ static void tune_small(group_record *r) {
     r->policy.lease_seconds = 1;
 }
 
-static int start_with(const char *const *flags) {
-    if (env.server >= 0 && env_stop_server(&env) != 0) return -1;
-    return env_start_server(&env, flags);
-}
-
-/* INFO needs @dangerous, which no production user of Redis A has. */
-static int add_measuring_user(void) {
-    char acl[512];
-    snprintf(acl, sizeof acl, "%s/users.acl", env.a.dir);
-    if (redis_fixture_pause(&env.a) != 0) return -1;
-    FILE *f = fopen(acl, "a");
-    if (!f) return -1;
-    fprintf(f, "user measure on >%s ~* &* +@all\n", MEASURE_PW);
-    fclose(f);
-    if (redis_fixture_resume(&env.a) != 0 || env_keystore_reconnect(&env) != 0) return -1;
-    admin = redis_fixture_connect(&env.a, "measure", MEASURE_PW);
-    return admin ? 0 : -1;
-}
-
 static int setup(void **state) {
-    if (env_start_stores(&env) != 0 || add_measuring_user() != 0) return -1;
+    if (env_start_stores(&env) != 0 || !(admin = env_measuring_connection(&env))) return -1;
     if (env_create_group(&env, G_ONE, tune_one) != 0 || env_create_group(&env, G_UNLIMITED, tune_unlimited) != 0 ||
         env_create_group(&env, G_LEASED, tune_leased) != 0 || env_create_group(&env, G_SMALL, tune_small) != 0)
         return -1;
@@ -134,7 +114,7 @@ static void *occupy_redis(void *p) {
  * machine's refusal for lack of a place counts nothing either. */
 static void test_retry_after_lost_reply_is_idempotent(void **state) {
     const char *flags[] = {"--workers", "1", "--redis-timeout-ms", "3000", NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     char key[PK_TEXT_LEN + 1], warm[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G_ONE, 1, false, 0, key), 0);
     assert_int_equal(env_make_key(&env, G_ONE, 2, false, 0, warm), 0);
@@ -239,7 +219,7 @@ static void until(double t0, double s) {
  *          permanent place is kept, with no expiry at all. */
 static void test_idle_places_are_forgotten(void **state) {
     const char *flags[] = {"--place-retention-s", "4", NULL};
-    assert_int_equal(start_with(flags), 0);
+    assert_int_equal(env_restart_server(&env, flags), 0);
     char k1[PK_TEXT_LEN + 1], k2[PK_TEXT_LEN + 1], k3[PK_TEXT_LEN + 1], k4[PK_TEXT_LEN + 1], k5[PK_TEXT_LEN + 1],
         k6[PK_TEXT_LEN + 1];
     key(G_UNLIMITED, 1, k1);
