@@ -306,6 +306,14 @@ static void test_connections_over_the_cap_are_reset(void **state) {
     close_all(fds, N);
 }
 
+/* A generous bound on what one idle connection costs the server: about 21 kB
+ * measured in a plain build, about 75 kB under ASan's redzones and quarantine. */
+#if defined(PA_SANITIZED_BUILD)
+enum { KB_PER_IDLE_CONNECTION = 160 };
+#else
+enum { KB_PER_IDLE_CONNECTION = 48 };
+#endif
+
 static void test_idle_connections_do_not_starve_a_client(void **state) {
     enum { N = 2000, PER_ADDRESS = 10 };
     struct rlimit r;
@@ -335,7 +343,7 @@ static void test_idle_connections_do_not_starve_a_client(void **state) {
         N, N / PER_ADDRESS, pa_mono_s() - t0, open, rss0, rss1, (double)(rss1 - rss0) / N);
     assert_true(open > N / 2);
     genuine_activation(4, 4);
-    assert_true(rss1 - rss0 < N * 64); /* kB: a generous bound */
+    assert_true(rss1 - rss0 < N * KB_PER_IDLE_CONNECTION);
 
     /* Nothing happens on them: the idle limit closes every one. */
     double t1 = pa_mono_s();
