@@ -42,3 +42,27 @@ int pa_rkey_audit_request(char *buf, size_t n, const char *request_id) {
 int pa_audit_revoked_member(char *buf, size_t n, uint32_t group, uint32_t serial) {
     return key(buf, n, PA_AUDIT_REVOKED_MEMBER_FMT, (unsigned)group, (unsigned)serial);
 }
+
+int pa_rkey_order(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_FMT, serial); }
+int pa_rkey_order_keys(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_KEYS_FMT, serial); }
+int pa_rkey_order_machines(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_MACHINES_FMT, serial);
+}
+int pa_rkey_order_facts(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_FACTS_FMT, serial);
+}
+int pa_rkey_order_counts(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_COUNTS_FMT, serial);
+}
+int pa_rkey_order_wheel(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_WHEEL_FMT, serial);
+}
+int pa_rkey_order_wheel_prefix(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_WHEEL_PREFIX_FMT, serial);
+}
+int pa_rkey_order_designated(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_DESIGNATED_FMT, serial);
+}
+int pa_rkey_order_usage(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ORDER_USAGE_FMT, serial);
+}

@@ -80,6 +80,61 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address);
  *   from a backup (same epoch, sequences reused) is noticed */
 #define PA_RKEY_REVOCATIONS_LAST_ID "revocations:last_id"
 
+/* ---- Redis A: volume orders (docs/volume.md) --------------------------
+ * Every key of one order carries the hash tag {o:SERIAL} (the 8-digit
+ * service serial number), so an activation, renewal or heartbeat is one
+ * script call in one slot. */
+
+/* set: service serials of every imported order (retired ones too).
+ * w order import; r activation server (order cache), order commands. */
+#define PA_RKEY_ORDERS "orders"
+
+/* hash: the imported order: the SignedOrder bytes and the terms
+ * volume.lua reads, flattened (activation-server/order_record.h ORDER_F_*).
+ * w order import / retire; r activation server, volume.lua. */
+#define PA_RKEY_ORDER_FMT "{o:%s}:order"
+int pa_rkey_order(char *buf, size_t n, const char *serial);
+
+/* set: the accepted key hashes of an on-premises order (16 bytes each).
+ * w order import; r activation server (loaded with the order). */
+#define PA_RKEY_ORDER_KEYS_FMT "{o:%s}:keys"
+int pa_rkey_order_keys(char *buf, size_t n, const char *serial);
+
+/* hash: the machine table, machine digest (16 bytes) -> machine record
+ * (28 bytes, docs/volume.md). r/w volume.lua; r order commands. */
+#define PA_RKEY_ORDER_MACHINES_FMT "{o:%s}:m"
+int pa_rkey_order_machines(char *buf, size_t n, const char *serial);
+
+/* hash: machine digest -> the facts the order collects (JSON object).
+ * w volume.lua; r order commands, usage report. */
+#define PA_RKEY_ORDER_FACTS_FMT "{o:%s}:facts"
+int pa_rkey_order_facts(char *buf, size_t n, const char *serial);
+
+/* hash: the order's counters (seats held, machines in the window, ...).
+ * r/w volume.lua; r order commands, metrics. */
+#define PA_RKEY_ORDER_COUNTS_FMT "{o:%s}:n"
+int pa_rkey_order_counts(char *buf, size_t n, const char *serial);
+
+/* zset: the order's non-empty wheel buckets by the time they fall due.
+ * Each bucket is a set of machine digests, "{o:SERIAL}:w:NAME": volume.lua
+ * builds those names from PA_RKEY_ORDER_WHEEL_PREFIX_FMT (an exception to
+ * "scripts build no key names": they are made as time passes and share the
+ * order's hash tag). r/w volume.lua only. */
+#define PA_RKEY_ORDER_WHEEL_FMT "{o:%s}:wheel"
+#define PA_RKEY_ORDER_WHEEL_PREFIX_FMT "{o:%s}:w:"
+int pa_rkey_order_wheel(char *buf, size_t n, const char *serial);
+int pa_rkey_order_wheel_prefix(char *buf, size_t n, const char *serial);
+
+/* set: designated devices ("m:" machine digest hex, "s:" host serial,
+ * "mac:" MAC address). w order commands; r volume.lua. */
+#define PA_RKEY_ORDER_DESIGNATED_FMT "{o:%s}:designated"
+int pa_rkey_order_designated(char *buf, size_t n, const char *serial);
+
+/* hash: usage return. Vendor side: the last verified report of the order;
+ * on-premises side: when the last upload succeeded. w/r usage code. */
+#define PA_RKEY_ORDER_USAGE_FMT "{o:%s}:usage"
+int pa_rkey_order_usage(char *buf, size_t n, const char *serial);
+
 /* ---- both stores ------------------------------------------------------- */
 
 /* set: IDs of all groups, decimal. w keystore; r activation server (A),
