@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCRIPT_ARGS_MAX 48
+#define SCRIPT_ARGS_MAX 64
 
 typedef struct script_args {
     const char *v[SCRIPT_ARGS_MAX]; /* keys first, then arguments (rstore_eval's order) */

@@ -9,7 +9,7 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[VOL_ARG_OP] names the operation:
---   activate    KEYS the order's five + revoked, address bucket
+--   activate    KEYS the order's five + revoked, address bucket, audit outbox
 --   renew       the same (a concurrent order's heartbeat)
 --   deactivate  the same (revoked is not read)
 --   sweep       the order's five: age the wheel (the server's background task)
@@ -30,8 +30,11 @@
 -- the place-key digest (11 bytes, "" on an Activate without place_key), the
 -- random (activate: 8 fresh bytes; renew, deactivate: the license id's), the
 -- key's serial, address rate and burst; activate adds the collected facts
--- (JSON, "" if none) and the machine's designation names ("m:HEX",
--- "s:SERIAL", "mac:MAC") to the end.
+-- (JSON, "" if none), the offline audit (mode: 0 none, 1 sampled, 2 only on
+-- the key's first use in the order; the outbox cap; '1' to grant
+-- unaudited at the cap, '0' to refuse; how many outbox field/value
+-- arguments follow, then those: audit_record_outbox_fields), and the
+-- machine's designation names ("m:HEX", "s:SERIAL", "mac:MAC") to the end.
 --
 -- The order's terms are read from its hash (activation-server/order_record.h
 -- ORDER_F_*), a 0 or a missing term meaning the default of docs/volume.md.
@@ -40,7 +43,7 @@
 -- Reply: an array of VOL_R_N positions (VOL_R_*), the first a status:
 local L = {} -- the functions and the shared tables: the one upvalue of every function
 L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NOT_FOUND = 5, EXPIRED = 6,
-    WRONG_KEY = 9, NOT_STARTED = 11, ENDED = 12, RETIRED = 13, DEACTIVATED = 14, NOT_REQUESTED = 15,
+    WRONG_KEY = 9, OUTBOX_FULL = 10, NOT_STARTED = 11, ENDED = 12, RETIRED = 13, DEACTIVATED = 14, NOT_REQUESTED = 15,
     MACHINE_ENDED = 16}
 -- (7 and 8 keep policy.lua's meanings; 8 is the C side's UNAVAILABLE)
 --   OK             every field that applies; a pending answer (VOL_R_PENDING) is
@@ -55,6 +58,8 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 --   EXPIRED        renew: the machine holds no seat now (its lease lapsed):
 --                  Activate again
 --   WRONG_KEY      renew, deactivate: the machine is bound to another place key
+--   OUTBOX_FULL    activate: a sampled grant met the audit outbox at its cap and
+--                  the group fails closed (nothing was written)
 --   NOT_STARTED, ENDED, RETIRED   activate, renew: the order's dates or state
 --   DEACTIVATED    renew: the operator deactivated the machine (or approved
 --                  its request)
@@ -69,16 +74,23 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- a call before any work; with L as the only upvalue, about 10.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
     designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
-    address = KEYS[VOL_KEY_ADDRESS]}
+    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX]}
 L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG_WHEEL_PREFIX],
     age_max = tonumber(ARGV[VOL_ARG_AGE_MAX]), machine = ARGV[VOL_ARG_MACHINE], holder = ARGV[VOL_ARG_HOLDER],
     random = ARGV[VOL_ARG_RANDOM], serial = ARGV[VOL_ARG_SERIAL], rate = tonumber(ARGV[VOL_ARG_ADDRESS_RATE]),
-    burst = tonumber(ARGV[VOL_ARG_ADDRESS_BURST]), facts = ARGV[VOL_ARG_FACTS], names = {}}
-for i = VOL_ARG_DESIGNATION, #ARGV do L.A.names[#L.A.names + 1] = ARGV[i] end
+    burst = tonumber(ARGV[VOL_ARG_ADDRESS_BURST]), facts = ARGV[VOL_ARG_FACTS], audit_mode = ARGV[VOL_ARG_AUDIT_MODE],
+    outbox_max = tonumber(ARGV[VOL_ARG_OUTBOX_MAX]), grant_when_full = ARGV[VOL_ARG_GRANT_WHEN_FULL] == '1',
+    audit_fields = {}, names = {}}
+if L.A.op == 'activate' then
+    local n = tonumber(ARGV[VOL_ARG_AUDIT_N])
+    for i = 1, n do L.A.audit_fields[i] = ARGV[VOL_ARG_AUDIT_N + i] end
+    for i = VOL_ARG_AUDIT_N + n + 1, #ARGV do L.A.names[#L.A.names + 1] = ARGV[i] end
+end
 L.P = {status = VOL_R_STATUS, version = VOL_R_VERSION, now = VOL_R_NOW, count = VOL_R_COUNT,
     seats = VOL_R_SEATS, pending = VOL_R_PENDING, check_in = VOL_R_CHECK_IN, expires = VOL_R_EXPIRES,
     renew = VOL_R_RENEW, random = VOL_R_RANDOM, again = VOL_R_AGAIN, deact = VOL_R_DEACT, retry = VOL_R_RETRY,
-    aged = VOL_R_AGED, more = VOL_R_MORE, over_term = VOL_R_OVER_TERM, scope = VOL_R_SCOPE, n = VOL_R_N}
+    aged = VOL_R_AGED, more = VOL_R_MORE, over_term = VOL_R_OVER_TERM, scope = VOL_R_SCOPE, audited = VOL_R_AUDITED,
+    n = VOL_R_N}
 local R = {} -- the operations
 
 -- ---- the order's terms --------------------------------------------------------
@@ -451,15 +463,45 @@ function L.deact_state(r)
     return 0
 end
 
-function L.granted(r, t, now, again, renew_after, expires, deact)
+function L.granted(r, t, now, again, renew_after, expires, deact, audit)
     local S = L.S
-    return L.reply(S.OK, t, now, {check_in = renew_after, expires = expires, renew = renew_after,
-        random = L.license_random(r), again = again and 1 or 0, deact = deact or L.deact_state(r)})
+    return L.reply(S.OK, t, now, L.audit_write(audit, {check_in = renew_after, expires = expires,
+        renew = renew_after, random = L.license_random(r), again = again and 1 or 0,
+        deact = deact or L.deact_state(r)}))
 end
 
 function L.save_facts()
     local K, A = L.K, L.A
     if A.facts ~= '' then redis.call('HSET', K.facts, A.machine, A.facts) end
+end
+
+-- The offline audit of a grant (vendor-hosted keys): sampled always (mode
+-- 1), or only on the key's first use in this order (mode 2, the counters'
+-- 'k:SERIAL' field still absent). The outbox has a cap, checked before
+-- anything is written: at the cap a sampled grant is refused, or granted
+-- without its audit record. Returns nil (not sampled), 'write', 'unaudited'
+-- or 'full'.
+function L.audit_check()
+    local K, A = L.K, L.A
+    local sampled = A.audit_mode == '1' or
+        (A.audit_mode == '2' and redis.call('HEXISTS', K.counts, 'k:' .. A.serial) == 0)
+    if not sampled then return nil end
+    if redis.call('XLEN', K.outbox) < A.outbox_max then return 'write' end
+    if A.grant_when_full then return 'unaudited' end
+    return 'full'
+end
+
+-- After a grant: the outbox record, if sampled; the reply says what became
+-- of the audit (1 written, 2 sampled but granted unaudited).
+function L.audit_write(audit, f)
+    local K, A = L.K, L.A
+    if audit == 'write' then
+        redis.call('XADD', K.outbox, '*', unpack(A.audit_fields))
+        f.audited = 1
+    elseif audit == 'unaudited' then
+        f.audited = 2
+    end
+    return f
 end
 
 -- A machine without its grant asks: a new one, one back after a
@@ -480,6 +522,8 @@ function L.admit(v, old, t, now)
         local retry = t.mode == MODE.CONCURRENT and L.first_lease_end(t, now) or 0
         return L.reply(S.NO_SEAT, t, now, {retry = retry})
     end
+    local audit = pending == 0 and L.audit_check() or nil
+    if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     if fresh then
         r = {flags = r and bit.band(r.flags, F.OVER) or 0, first = r and r.first or now, last = now, lease = 0,
             gen = string.sub(A.random, 1, 4), holder = F.NO_HOLDER}
@@ -499,9 +543,10 @@ function L.admit(v, old, t, now)
         L.set(r, F.SEAT)
         L.bump('seats', 1)
     end
+    redis.call('HINCRBY', L.K.counts, 'k:' .. A.serial, 1) -- the key's uses in this order
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    return L.granted(r, t, now, false, renew_after, expires)
+    return L.granted(r, t, now, false, renew_after, expires, nil, audit)
 end
 
 function R.activate()
@@ -516,12 +561,14 @@ function R.activate()
     if not (old and L.holding(old, t)) then return L.admit(v, old, t, now) end
     -- The machine holds its grant: the same seat and license id (a retry,
     -- a reinstall). A new place key rebinds it; none keeps the bound one.
+    local audit = L.audit_check()
+    if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     local r = L.unpack_rec(v)
     if A.holder ~= '' then r.holder = A.holder end
     L.save_facts()
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    return L.granted(r, t, now, true, renew_after, expires)
+    return L.granted(r, t, now, true, renew_after, expires, nil, audit)
 end
 
 -- renew, deactivate: the machine named by the license id and proven by its

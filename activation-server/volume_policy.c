@@ -25,22 +25,22 @@ void volume_machine_digest(const uint8_t *machine_id, uint8_t out[VOLUME_DIGEST_
     memcpy(out, d, VOLUME_DIGEST_LEN);
 }
 
-/* Printable ASCII without spaces: what a host serial or MAC may hold here. */
-static bool plain(const char *s) {
+/* Printable ASCII (spaces only if `spaces`), as validate.c allows in facts. */
+static bool printable(const char *s, bool spaces) {
     for (; *s; s++)
-        if (*s <= ' ' || *s > '~') return false;
+        if (*s < ' ' || *s > '~' || (*s == ' ' && !spaces)) return false;
     return true;
 }
 
 static bool is_mac(const char *s) {
-    if (strlen(s) != 17) return false;
-    for (int i = 0; i < 17; i++)
+    if (strlen(s) != MAC_TEXT_LEN) return false;
+    for (int i = 0; i < MAC_TEXT_LEN; i++)
         if (i % 3 == 2 ? s[i] != ':' : pa_hex_digit((unsigned char)s[i]) < 0) return false;
     return true;
 }
 
 int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGNATION_MAX]) {
-    if (!value || !*value || !plain(value)) return -1;
+    if (!value || !*value || !printable(value, kind == 's')) return -1;
     size_t len = strlen(value);
     const char *prefix;
     bool lower = true;
@@ -49,7 +49,7 @@ int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGN
         if (pa_hex_decode(value, len, d, sizeof d) != VOLUME_DIGEST_LEN) return -1;
         prefix = "m:";
     } else if (kind == 's') {
-        if (len > 64) return -1;
+        if (len > FACT_MAX) return -1;
         prefix = "s:";
         lower = false; /* a serial is the vendor's text, case and all */
     } else if (kind == 'a') {
@@ -128,6 +128,9 @@ static void decode(const redisReply *r, const char *what, volume_result *out) {
     out->retry_after_s = (int)AT(VOL_R_RETRY);
     out->aged = (uint32_t)AT(VOL_R_AGED);
     out->more = AT(VOL_R_MORE) != 0;
+    int64_t audited = AT(VOL_R_AUDITED);
+    out->audited = audited == 1;
+    out->unaudited = audited == 2;
 #undef AT
     const redisReply *rnd = r->element[VOL_R_RANDOM - 1];
     if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
@@ -170,6 +173,7 @@ static bool caller_begin(caller_call *cc, const char *order_serial, const char *
     add_order_keys(&cc->a, &cc->k);
     script_args_add_str(&cc->a, cc->revoked);
     script_args_add_str(&cc->a, c->address_key);
+    if (strcmp(op, "activate") == 0) script_args_add_str(&cc->a, PA_RKEY_OUTBOX);
     add_order_args(&cc->a, &cc->k, op, AGE_PER_CALL_S);
     script_args_add(&cc->a, cc->digest, sizeof cc->digest);
     script_args_add(&cc->a, holder ? (const char *)holder : "", holder ? VOLUME_HOLDER_LEN : 0);
@@ -192,6 +196,18 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     }
     caller_end(&cc, c, random);
     script_args_add_str(&cc.a, m->facts_json ? m->facts_json : "");
+    /* The offline audit: the outbox entry's fields, as audit_record.h shapes them. */
+    audit_record_args ra; /* must live until the call: the arguments point into it */
+    char n_fields[8];
+    const policy_audit *au = m->audit;
+    script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
+    script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
+    script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
+    ra.n = 0;
+    if (au) audit_record_outbox_fields(au->rec, &ra);
+    snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
+    script_args_add_str(&cc.a, n_fields);
+    for (size_t i = 0; i < ra.n; i++) script_args_add(&cc.a, ra.argv[i], ra.len[i]);
     /* Designation names: the machine, its host serial, its MACs. */
     char names[2 + VOLUME_MACS_MAX][VOLUME_DESIGNATION_MAX], hex[2 * VOLUME_DIGEST_LEN + 1];
     int n = 0;
@@ -201,7 +217,7 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     for (size_t i = 0; i < m->n_macs && i < VOLUME_MACS_MAX; i++)
         if (volume_designation_name('a', m->macs[i], names[n]) > 0) n++;
     for (int i = 0; i < n; i++) script_args_add_str(&cc.a, names[i]);
-    run(r, script, VOL_CALLER_KEYS, &cc.a, "activate", out);
+    run(r, script, VOL_ACTIVATE_KEYS, &cc.a, "activate", out);
 }
 
 static void by_license(rstore *r, int script, const char *op, const char *order_serial, const volume_caller *c,
@@ -273,6 +289,7 @@ const char *volume_status_name(volume_status s) {
         [VOLUME_EXPIRED] = "expired",
         [VOLUME_UNAVAILABLE] = "unavailable",
         [VOLUME_WRONG_KEY] = "wrong_key",
+        [VOLUME_OUTBOX_FULL] = "outbox_full",
         [VOLUME_NOT_STARTED] = "order_not_started",
         [VOLUME_ENDED] = "order_ended",
         [VOLUME_RETIRED] = "order_retired",

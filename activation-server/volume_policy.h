@@ -20,7 +20,7 @@
 #define VOLUME_AGE_PER_CALL 64    /* wheel members an Activate, Renew or Deactivate ages at most */
 #define VOLUME_SWEEP_MAX 5000     /* and one sweep call */
 #define VOLUME_DESIGNATION_MAX 96 /* "m:" + 32 hex, "s:" + host serial, "mac:" + MAC */
-#define VOLUME_MACS_MAX 8         /* ActivateRequest.mac_addresses */
+#define VOLUME_MACS_MAX MACS_MAX  /* ActivateRequest.mac_addresses (validate.h) */
 
 /* The script's statuses (volume.lua documents each), plus UNAVAILABLE when
  * Redis could not answer. Where policy.lua has the same meaning, the number
@@ -35,6 +35,7 @@ typedef enum volume_status {
     VOLUME_EXPIRED = 6,
     VOLUME_UNAVAILABLE = 8,
     VOLUME_WRONG_KEY = 9,
+    VOLUME_OUTBOX_FULL = 10,
     VOLUME_NOT_STARTED = 11,
     VOLUME_ENDED = 12,
     VOLUME_RETIRED = 13,
@@ -70,6 +71,8 @@ typedef struct volume_result {
     int64_t renew_after;                /* the license's; 0: no renewal */
     uint8_t random[LICENSE_RANDOM_LEN]; /* the license id's random part */
     bool again;                         /* the machine held its grant already */
+    bool audited;                       /* activate: the script wrote the audit:outbox record */
+    bool unaudited;                     /* activate: sampled, but granted without it (the outbox is full) */
     volume_deactivation deactivation;
     int retry_after_s; /* RATE_LIMITED, or NO_SEAT of a concurrent order; 0: none */
     uint32_t aged;     /* wheel members this call's ageing took */
@@ -95,6 +98,7 @@ typedef struct volume_machine {
     const char *host_serial;   /* designation; NULL or "": none */
     const char *const *macs;   /* designation, "aa:bb:cc:dd:ee:ff" (any case) */
     size_t n_macs;             /* at most VOLUME_MACS_MAX are looked at */
+    const policy_audit *audit; /* an offline-audit record to write with a grant; NULL: none */
 } volume_machine;
 
 /* Registers volume.lua on the connection; returns the script index or -1. */

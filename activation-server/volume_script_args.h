@@ -20,6 +20,9 @@
 #define VOL_KEY_REVOKED 6 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
 #define VOL_KEY_ADDRESS 7 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
 #define VOL_CALLER_KEYS 7
+/* activate adds: */
+#define VOL_KEY_OUTBOX 8 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
+#define VOL_ACTIVATE_KEYS 8
 
 /* ---- ARGV: every operation ---- */
 #define VOL_ARG_OP 1           /* activate | renew | deactivate | sweep | approve | deny | force */
@@ -35,8 +38,12 @@
 #define VOL_ARG_ADDRESS_RATE 9 /* tokens per second; 0: no limit */
 #define VOL_ARG_ADDRESS_BURST 10
 /* activate only: */
-#define VOL_ARG_FACTS 11       /* the collected facts as a JSON object, "" when none */
-#define VOL_ARG_DESIGNATION 12 /* from here to the end: the machine's designated-set names */
+#define VOL_ARG_FACTS 11           /* the collected facts as a JSON object, "" when none */
+#define VOL_ARG_AUDIT_MODE 12      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
+#define VOL_ARG_OUTBOX_MAX 13      /* the outbox's cap (--audit-outbox-max) */
+#define VOL_ARG_GRANT_WHEN_FULL 14 /* "1": at the cap grant unaudited; "0": refuse */
+#define VOL_ARG_AUDIT_N 15         /* how many outbox field/value arguments follow this one */
+/* ... then those, then to the end the machine's designated-set names. */
 
 /* ---- the reply: an array, every position present (0 when it does not apply) ---- */
 #define VOL_R_STATUS 1     /* volume_status */
@@ -56,6 +63,7 @@
 #define VOL_R_MORE 15      /* 1: due buckets are left (sweep again) */
 #define VOL_R_OVER_TERM 16 /* machines counted after the end date (continue-counted) */
 #define VOL_R_SCOPE 17     /* rate limited: "address" */
-#define VOL_R_N 17
+#define VOL_R_AUDITED 18   /* 1: the outbox record was written; 2: sampled, granted unaudited (outbox full) */
+#define VOL_R_N 18
 
 #endif

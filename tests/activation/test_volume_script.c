@@ -471,7 +471,8 @@ static void test_designation(void **state) {
     char name[VOLUME_DESIGNATION_MAX];
     assert_int_equal(volume_designation_name('a', "aa:bb:cc:00:11", name), -1);
     assert_int_equal(volume_designation_name('m', "abc", name), -1);
-    assert_int_equal(volume_designation_name('s', "with space", name), -1);
+    assert_int_equal(volume_designation_name('s', "tab\there", name), -1);
+    assert_true(volume_designation_name('s', "To Be Filled", name) > 0); /* DMI serials may hold spaces */
     assert_int_equal(volume_designation_name('x', "1", name), -1);
 }
 
@@ -662,6 +663,54 @@ static void test_refusals(void **state) {
     assert_true(x.retry_after_s >= 1);
 }
 
+/* Offline audit of vendor-hosted volume keys: the outbox record comes with
+ * the grant, "if first" samples only the key's first use in the order, and
+ * the outbox cap refuses or grants unaudited as the group says. */
+static volume_result activate_audited(const char *serial, unsigned n, int mode, const char *cap, bool grant_when_full) {
+    uint8_t m[32], rnd[LICENSE_RANDOM_LEN] = {9, 9, 9, 9, 1, 2, 3, 4};
+    machine(n, m);
+    pk_fields key = {.group = GROUP, .serial = KEY_SERIAL};
+    audit_record rec;
+    assert_int_equal(audit_record_init(&rec, &key, m, "192.0.2.9", "base-rate"), 0);
+    policy_audit au = {.mode = mode, .rec = &rec, .outbox_max = cap, .grant_when_full = grant_when_full};
+    volume_machine vm = {.machine_id = m, .audit = &au};
+    volume_caller c = caller_for("192.0.2.9");
+    volume_result out;
+    volume_activate(store, script, serial, &c, &vm, rnd, &out);
+    return out;
+}
+
+static long long outbox_len(void) { return int_reply(redisCommand(admin, "XLEN %s", PA_RKEY_OUTBOX)); }
+
+static void test_audit_outbox(void **state) {
+    const char *o = "10000017";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 10});
+    cmd_ok(redisCommand(admin, "DEL %s", PA_RKEY_OUTBOX));
+    volume_result first = activate_audited(o, 1, 2, "100", false);
+    assert_int_equal(first.status, VOLUME_OK);
+    assert_true(first.audited);
+    assert_int_equal(outbox_len(), 1);
+    assert_false(activate_audited(o, 2, 2, "100", false).audited); /* not the key's first use */
+    assert_int_equal(outbox_len(), 1);
+    redisReply *e = redisCommand(admin, "XRANGE %s - +", PA_RKEY_OUTBOX);
+    assert_non_null(e);
+    assert_int_equal(e->elements, 1);
+    assert_int_equal(e->element[0]->element[1]->elements, 2 * AUDIT_OUTBOX_FIELDS);
+    freeReplyObject(e);
+
+    /* At the cap: refused (nothing written), or granted unaudited. */
+    volume_result full = activate_audited(o, 3, 1, "1", false);
+    assert_int_equal(full.status, VOLUME_OUTBOX_FULL);
+    assert_int_equal(table_size(o), 2);
+    volume_result unaudited = activate_audited(o, 3, 1, "1", true);
+    assert_int_equal(unaudited.status, VOLUME_OK);
+    assert_true(unaudited.unaudited);
+    assert_int_equal(outbox_len(), 1);
+    assert_true(activate_audited(o, 4, 1, "100", false).audited);
+    assert_int_equal(outbox_len(), 2);
+    /* Pending answers are not audited: nothing is granted. */
+}
+
 /* Machines racing for the last seats from several connections: exactly
  * `seats` are granted, the counter never passes the order's count. */
 enum { RACERS = 8, PER_RACER = 25, RACE_SEATS = 20 };
@@ -732,6 +781,7 @@ int main(void) {
         cmocka_unit_test(test_forced),
         cmocka_unit_test(test_reinstall),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_audit_outbox),
         cmocka_unit_test(test_race_for_last_seats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
