@@ -299,3 +299,22 @@ const char *volume_status_name(volume_status s) {
     };
     return (unsigned)s < sizeof names / sizeof *names && names[s] ? names[s] : "unknown";
 }
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+bool volume_record_decode(const void *v, size_t len, volume_record *out) {
+    const uint8_t *p = v;
+    if (len != VOLUME_RECORD_LEN) return false;
+    *out = (volume_record){
+        .flags = p[0], .first_seen = le32(p + 1), .last_contact = le32(p + 5), .lease_until = le32(p + 9)};
+    return true;
+}
+
+const char *volume_record_status(const volume_record *r, bool counted) {
+    if (r->flags & VOLUME_F_GONE) return "deactivated";
+    if (r->flags & VOLUME_F_PENDING) return "pending";
+    if (counted && !(r->flags & VOLUME_F_SEAT)) return "lapsed";
+    return "active";
+}

@@ -141,6 +141,31 @@ typedef enum volume_decision {
 void volume_decide(rstore *r, int script, const char *order_serial, volume_decision d,
                    const uint8_t digest[VOLUME_DIGEST_LEN], volume_result *out);
 
+/* A machine record of {o:S}:m as volume.lua writes it (docs/volume.md,
+ * "The machine record"), for the operator's commands. */
+#define VOLUME_RECORD_LEN 28
+enum {
+    VOLUME_F_SEAT = 1,    /* holds a seat */
+    VOLUME_F_PENDING = 2, /* asked, not granted (threshold, designation) */
+    VOLUME_F_ASKED = 4,   /* asked to be deactivated, awaiting approval */
+    VOLUME_F_DENIED = 8,  /* its request was denied (not reported yet) */
+    VOLUME_F_GONE = 16,   /* deactivated: a tombstone */
+    VOLUME_F_OVER = 32,   /* granted after the order's end date (continue-counted) */
+    VOLUME_F_OUT = 64,    /* out of the window, keeps its seat */
+};
+typedef struct volume_record {
+    unsigned flags;        /* VOLUME_F_* */
+    uint32_t first_seen;   /* unix seconds */
+    uint32_t last_contact; /* unix seconds */
+    uint32_t lease_until;  /* 0: none; a tombstone: when it goes */
+} volume_record;
+
+/* False when `v` is not a record (wrong length). */
+bool volume_record_decode(const void *v, size_t len, volume_record *out);
+/* "active", "pending", "lapsed" (a lease that ran out) or "deactivated";
+ * `counted`: the order counts seats (not unlimited). */
+const char *volume_record_status(const volume_record *r, bool counted);
+
 const char *volume_status_name(volume_status s);
 const char *volume_decision_name(volume_decision d); /* "approve", "deny", "force" */
 
