@@ -42,7 +42,9 @@ enum {
     G_APPROVE = 705,
     G_AGE = 706,
     G_DATES = 707,
-    G_ONPREM = 708
+    G_ONPREM = 708,
+    G_VENDOR = 709,
+    G_TIMED = 710
 };
 
 static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
@@ -55,7 +57,7 @@ static const char *const *server_flags(void) {
 
 static int setup(void **state) {
     if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0) return -1;
-    const unsigned groups[] = {G_PERM, G_CONC, G_KMS, G_DESIG, G_APPROVE, G_AGE, G_DATES};
+    const unsigned groups[] = {G_PERM, G_CONC, G_KMS, G_DESIG, G_APPROVE, G_AGE, G_DATES, G_VENDOR, G_TIMED};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
         if (env_create_group(&env, groups[i], tune_volume) != 0) return -1;
     return env_start_server(&env, server_flags());
@@ -565,6 +567,39 @@ static void test_dates_platform_retired(void **state) {
     grant_free(&w), grant_free(&d), grant_free(&late), grant_free(&r);
 }
 
+/* Vendor mode: no renewal, each machine's validity from its own first
+ * activation, no platform check. Timed reclaim: a seat not renewed within
+ * reclaim_seconds goes to the next machine. */
+static void test_vendor_and_timed(void **state) {
+    order("30000009", G_VENDOR, "vendor", "3",
+          (const char *[]){"--machine-validity-s", "600", "--os-version", "Factory OS", NULL});
+    char vkey[PK_TEXT_LEN + 1], tkey[PK_TEXT_LEN + 1], reason[64];
+    assert_int_equal(env_make_key(&env, G_VENDOR, 1, false, 0, vkey), 0);
+    machine_ask other_os = {.os = "Windows 11", .arch = "arm64"};
+    grant v = activate_on(env.ch, vkey, 1, 1, &other_os);
+    assert_non_null(v.lic);
+    assert_string_equal(v.lic->seat_mode, "vendor");
+    assert_int_equal(v.lic->renew_after, 0);
+    assert_int_equal(v.lic->expires_at, v.lic->issued_at + 600);
+    sleep(1);
+    grant again = activate_on(env.ch, vkey, 1, 1, &other_os);
+    assert_int_equal(again.lic->expires_at, v.lic->expires_at); /* from the first activation */
+
+    order("30000010", G_TIMED, "timed-reclaim", "1", (const char *[]){"--renew-s", "1", "--reclaim-s", "2", NULL});
+    assert_int_equal(env_make_key(&env, G_TIMED, 1, false, 0, tkey), 0);
+    grant t1 = activate(tkey, 1);
+    assert_non_null(t1.lic);
+    assert_int_equal(t1.lic->expires_at, t1.lic->issued_at + 2);
+    grant t2 = activate(tkey, 2);
+    assert_int_equal(t2.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    sleep(4); /* lease of 2 s, a bucket of 1 s, the sweep */
+    grant t2b = activate(tkey, 2);
+    assert_non_null(t2b.lic);
+    assert_int_equal(renew_status(t1.license_id, 1, 1, reason, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(reason, "LEASE_EXPIRED");
+    grant_free(&v), grant_free(&again), grant_free(&t1), grant_free(&t2), grant_free(&t2b);
+}
+
 /* On-premises: no group secret, no audit; the key is checked against the
  * order's hashes, and every answer carries the vendor-signed order that
  * delegates this server's key. A key not in the order reads as not genuine. */
@@ -629,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_approval_and_forced),
         cmocka_unit_test(test_ageing),
         cmocka_unit_test(test_dates_platform_retired),
+        cmocka_unit_test(test_vendor_and_timed),
         cmocka_unit_test(test_on_premises),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
