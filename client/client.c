@@ -484,6 +484,7 @@ pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machin
     }
     c->lic = l;
     c->activation_count = s->activation_count;
+    c->vol.counts = s->volume;
     return PA_OK;
 }
 
@@ -528,7 +529,6 @@ static pa_err load_stored(pa_client *c) {
         return client_fail(c, PA_ERR_STATE, "the stored license %s is damaged (%s); it is not trusted: activate again",
                            path, err);
     e = client_accept(c, &s, c->machine_id, "the stored license");
-    c->vol.counts = s.volume;
     signed_license_clear(&s);
     if (e != PA_OK) {
         char why[sizeof c->error];
