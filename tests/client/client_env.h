@@ -55,6 +55,13 @@ int env_activate_cli(client_env *e, const char *root, const char *state, const c
 const char *env_source_dir(void);
 const char *env_build_dir(void);
 
+/* The first `name` on PATH into `out`, or false. */
+bool env_find_program(const char *name, char *out, size_t n);
+/* `npm ci` of the Node.js client into node_dir (the build tree's copy of
+ * tests/client/node) unless its packages are there; serialised by a lock
+ * file, since several tests use the tree. 0 or npm's exit status. */
+int env_npm_ci(const char *npm, const char *node_dir);
+
 /* Integer field `"name":N` of a JSON text, or -1. */
 long long json_int(const char *json, const char *name);
 /* String field `"name":"..."` copied into buf (empty if absent). */

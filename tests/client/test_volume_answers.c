@@ -12,7 +12,12 @@
  * approved by a later renewal; a forced deactivation removes the license and
  * the daemon step does not activate again; order refusals are not final.
  * Also the `activate` CLI's exit codes and `activate status` for a volume
- * license. The real servers are exercised by client.volume. */
+ * license, and the two clients written from the .proto files alone
+ * (tests/activation/interop_activate.py with Debian's python3-grpcio,
+ * tests/client/node/activate.js with npm's @grpc/grpc-js) verifying the same
+ * chain and refusing the same rogue. The server talks TLS with the
+ * certificates of scripts/make-certs.sh, as installers require. The real
+ * servers are exercised by client.volume. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,8 +30,10 @@
 #include <unistd.h>
 
 #include "activate.h"
+#include "client_env.h"
 #include "client_testutil.h"
 #include "fixture.h"
+#include "rpc_client.h"
 #include "rpc_server.h"
 #include "state.h"
 
@@ -52,11 +59,16 @@ static struct {
 } fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 typedef struct env {
-    char dir[256], root[300], state[300], bundle_path[300];
-    char server[64];      /* "127.0.0.1:PORT" */
-    EVP_PKEY *order_key;  /* the vendor's order key */
-    EVP_PKEY *server_key; /* the on-premises server's key */
-    char *bundle;         /* the vendor's public keys (license and order key) */
+    char dir[256], root[300], state[300];
+    char bundle_path[300];             /* the vendor's public keys, as the C client takes them */
+    char license_pub[300];             /* the vendor's license key alone, and its order key alone, */
+    char order_pub[300];               /* as the Python and Node.js clients take them */
+    char ca[300];                      /* the CA of the server's TLS certificate */
+    char *ca_pem, *cert_pem, *key_pem; /* TLS material as text */
+    char server[64];                   /* "127.0.0.1:PORT" */
+    EVP_PKEY *order_key;               /* the vendor's order key */
+    EVP_PKEY *server_key;              /* the on-premises server's key */
+    char *bundle;                      /* the vendor's public keys (license and order key) */
     rpc_server *rpc;
     pa_client *c;
 } env;
@@ -174,7 +186,7 @@ static pa_client *client_for(env *e) {
     const char *servers[] = {e->server};
     o.servers = servers;
     o.n_servers = 1;
-    o.insecure = true;
+    o.tls_ca_pem = e->ca_pem;
     o.state_dir = e->state;
     o.facts_root = e->root;
     o.public_key_pem = e->bundle;
@@ -184,6 +196,22 @@ static pa_client *client_for(env *e) {
     pa_client *c = pa_client_new(&o, err, sizeof err);
     if (!c) fprintf(stderr, "pa_client_new: %s\n", err);
     return c;
+}
+
+/* scripts/make-certs.sh: the server certificate names 127.0.0.1. */
+static int make_certs(env *e) {
+    char certs[280], script[600], path[400], err[256];
+    snprintf(certs, sizeof certs, "%s/certs", e->dir);
+    snprintf(script, sizeof script, "%s/scripts/make-certs.sh", env_source_dir());
+    const char *mk[] = {"/bin/bash", script, certs, NULL};
+    if (fixture_run((char *const *)mk, NULL, NULL) != 0) return -1;
+    snprintf(e->ca, sizeof e->ca, "%s/ca.pem", certs);
+    e->ca_pem = rpc_read_pem(e->ca, err, sizeof err);
+    snprintf(path, sizeof path, "%s/audit-server.pem", certs);
+    e->cert_pem = rpc_read_pem(path, err, sizeof err);
+    snprintf(path, sizeof path, "%s/audit-server.key", certs);
+    e->key_pem = rpc_read_pem(path, err, sizeof err);
+    return e->ca_pem && e->cert_pem && e->key_pem ? 0 : -1;
 }
 
 static int setup(void **state) {
@@ -207,11 +235,17 @@ static int setup(void **state) {
     size_t n = strlen(license_pub) + strlen(order_pub) + 1;
     e.bundle = malloc(n);
     snprintf(e.bundle, n, "%s%s", license_pub, order_pub);
+    tu_write(e.dir, "vendor.pub.pem", e.bundle);
+    tu_write(e.dir, "license.pub.pem", license_pub);
+    tu_write(e.dir, "order.pub.pem", order_pub);
+    snprintf(e.license_pub, sizeof e.license_pub, "%s/license.pub.pem", e.dir);
+    snprintf(e.order_pub, sizeof e.order_pub, "%s/order.pub.pem", e.dir);
     free(license_pub);
     free(order_pub);
-    tu_write(e.dir, "vendor.pub.pem", e.bundle);
+    if (make_certs(&e) != 0) return -1;
     const char *listen[] = {"127.0.0.1:0"};
-    rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = 1, .worker_init = worker_init};
+    rpc_tls_config tls = {e.cert_pem, e.key_pem, NULL};
+    rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = 1, .worker_init = worker_init, .tls = &tls};
     char err[256];
     e.rpc = rpc_server_start(&cfg, METHODS, sizeof METHODS / sizeof METHODS[0], err, sizeof err);
     if (!e.rpc) {
@@ -229,6 +263,9 @@ static int teardown(void **state) {
     EVP_PKEY_free(e->order_key);
     EVP_PKEY_free(e->server_key);
     free(e->bundle);
+    free(e->ca_pem);
+    free(e->cert_pem);
+    free(e->key_pem);
     fixture_rmtree(e->dir);
     return 0;
 }
@@ -481,13 +518,14 @@ static int cli(env *e, const char *const *args, char **out) {
                             e->bundle_path,
                             "--server",
                             e->server,
-                            "--insecure"};
-    size_t n = 10;
+                            "--tls-ca",
+                            e->ca};
+    size_t n = 11;
     while (*args && n < 31) argv[n++] = *args++;
     argv[n] = NULL;
     char *err = NULL;
     int rc = fixture_run((char *const *)argv, out, &err);
-    fprintf(stderr, "$ activate ... %s -> %d\n%s%s", argv[10], rc, out && *out ? *out : "", err ? err : "");
+    fprintf(stderr, "$ activate ... %s -> %d\n%s%s", argv[11], rc, out && *out ? *out : "", err ? err : "");
     free(err);
     return rc;
 }
@@ -543,6 +581,131 @@ static void cli_exit_codes_and_status(void **state) {
     free(out);
 }
 
+/* ---- the clients from the .proto alone ------------------------------------------------ */
+
+/* interop_activate.py --volume; its exit status, *out stdout + stderr. */
+static int python(env *e, char **out) {
+    char script[600], protos[600];
+    snprintf(script, sizeof script, "%s/tests/activation/interop_activate.py", env_source_dir());
+    snprintf(protos, sizeof protos, "%s/protos", env_source_dir());
+    const char *argv[] = {"/usr/bin/python3",
+                          script,
+                          "--server",
+                          e->server,
+                          "--ca",
+                          e->ca,
+                          "--key",
+                          KEY,
+                          "--protos",
+                          protos,
+                          "--public-key",
+                          e->license_pub,
+                          "--group",
+                          "7",
+                          "--serial",
+                          "11",
+                          "--volume",
+                          "--order-public-key",
+                          e->order_pub,
+                          NULL};
+    char *o = NULL, *err = NULL;
+    int rc = fixture_run((char *const *)argv, &o, &err);
+    size_t n = strlen(o ? o : "") + strlen(err ? err : "") + 1;
+    *out = malloc(n);
+    assert_non_null(*out);
+    snprintf(*out, n, "%s%s", o ? o : "", err ? err : "");
+    fprintf(stderr, "python interop_activate.py --volume -> %d\n%s", rc, *out);
+    free(o);
+    free(err);
+    return rc;
+}
+
+/* activate.js; -1 when node is not installed; *out its JSON line. */
+static int node(env *e, char **out) {
+    static char node_bin[512], npm[512], node_dir[512];
+    *out = NULL;
+    if (!env_find_program("node", node_bin, sizeof node_bin) || !env_find_program("npm", npm, sizeof npm)) {
+        fprintf(stderr, "SKIPPED (the Node.js part): node and npm are not installed (Debian package nodejs)\n");
+        return -1;
+    }
+    snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", env_build_dir());
+    if (env_npm_ci(npm, node_dir) != 0) fail_msg("npm ci failed");
+    char script[600], protos[600];
+    snprintf(script, sizeof script, "%s/activate.js", node_dir);
+    snprintf(protos, sizeof protos, "%s/protos", env_source_dir());
+    const char *argv[] = {
+        node_bin,       script,         "--target",           e->server,    "--ca",  e->ca, "--proto-dir", protos,
+        "--public-key", e->license_pub, "--order-public-key", e->order_pub, "--key", KEY,   NULL};
+    char *err = NULL;
+    int rc = fixture_run((char *const *)argv, out, &err);
+    fprintf(stderr, "node activate.js -> %d\n%s%s", rc, *out ? *out : "", err ? err : "");
+    free(err);
+    return rc;
+}
+
+static void interop_clients_verify_the_chain(void **state) {
+    env *e = *state;
+    char *out;
+    assert_int_equal(python(e, &out), 0);
+    assert_non_null(strstr(out, "interop ok order=12345678 revision=1 mode=concurrent count=17 threshold=5"));
+    free(out);
+    if (node(e, &out) == -1) return;
+    assert_non_null(strstr(out, "\"result\":\"ok\""));
+    assert_non_null(strstr(out, "\"order_chain\":true"));
+    assert_non_null(strstr(out, "\"order_serial\":\"12345678\""));
+    free(out);
+}
+
+/* Both refuse what the C client refuses, in the same words. */
+static void interop_clients_refuse(env *e, const char *why) {
+    char *out;
+    assert_int_equal(python(e, &out), 1);
+    assert_non_null(strstr(out, why));
+    free(out);
+    int rc = node(e, &out);
+    if (rc == -1) return;
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "\"result\":\"error\""));
+    assert_non_null(strstr(out, why));
+    free(out);
+}
+
+static void interop_clients_refuse_a_rogue_server(void **state) {
+    env *e = *state;
+    char *pub;
+    EVP_PKEY *rogue = tu_vendor_key(&pub);
+    free(pub);
+    pthread_mutex_lock(&fake.mu);
+    fake.chain.signer = rogue;
+    pthread_mutex_unlock(&fake.mu);
+    interop_clients_refuse(e, "not signed by the order's delegated server key");
+    /* An order another vendor (or nobody) signed. */
+    pthread_mutex_lock(&fake.mu);
+    fake.chain.signer = e->server_key;
+    fake.chain.order_key = rogue;
+    pthread_mutex_unlock(&fake.mu);
+    interop_clients_refuse(e, "the order is not signed by the vendor");
+    pthread_mutex_lock(&fake.mu);
+    fake.chain.order_key = e->order_key;
+    pthread_mutex_unlock(&fake.mu);
+    EVP_PKEY_free(rogue);
+}
+
+static void interop_clients_see_pending(void **state) {
+    env *e = *state;
+    pthread_mutex_lock(&fake.mu);
+    fake.pending = ACTIVATION__V1__VOLUME_STATUS__PENDING__PENDING_THRESHOLD;
+    pthread_mutex_unlock(&fake.mu);
+    char *out;
+    assert_int_equal(python(e, &out), 0);
+    assert_non_null(strstr(out, "interop pending order=12345678 count=2 threshold=5"));
+    free(out);
+    if (node(e, &out) == -1) return;
+    assert_non_null(strstr(out, "\"result\":\"pending\""));
+    assert_non_null(strstr(out, "\"pending\":\"PENDING_THRESHOLD\""));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(on_premises_license_is_accepted_and_facts_sent, fresh),
@@ -555,7 +718,10 @@ int main(void) {
         cmocka_unit_test_setup(forced_deactivation_removes_the_license, fresh),
         cmocka_unit_test_setup(deactivation_without_approval_is_immediate, fresh),
         cmocka_unit_test_setup(order_refusals_are_not_final, fresh),
-        cmocka_unit_test_setup_teardown(cli_exit_codes_and_status, fresh, last),
+        cmocka_unit_test_setup(cli_exit_codes_and_status, fresh),
+        cmocka_unit_test_setup(interop_clients_verify_the_chain, fresh),
+        cmocka_unit_test_setup(interop_clients_refuse_a_rogue_server, fresh),
+        cmocka_unit_test_setup_teardown(interop_clients_see_pending, fresh, last),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
