@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -321,7 +322,28 @@ int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limi
     }
     int rc = audit_revocations_decode(res.body, res.body_len, out, err, errlen);
     rpc_result_clear(&res);
+    if (rc == 0 && (rc = audit_revocation_page_check(out, after, err, errlen)) != 0) audit_revocation_page_free(out);
     return rc;
+}
+
+int audit_revocation_page_check(const audit_revocation_page *p, uint64_t after, char *err, size_t errlen) {
+    uint64_t prev = after;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->entries[i].sequence <= prev) {
+            snprintf(err, errlen,
+                     "ListRevocations: sequence %" PRIu64 " follows %" PRIu64 " (asked for entries after %" PRIu64
+                     "): the log must increase",
+                     p->entries[i].sequence, prev, after);
+            return -1;
+        }
+        prev = p->entries[i].sequence;
+    }
+    if (p->n > 0 && prev > p->last_sequence) {
+        snprintf(err, errlen, "ListRevocations: entry %" PRIu64 " is past the log's last sequence %" PRIu64, prev,
+                 p->last_sequence);
+        return -1;
+    }
+    return 0;
 }
 
 int audit_revocations_decode(const uint8_t *body, size_t len, audit_revocation_page *out, char *err, size_t errlen) {

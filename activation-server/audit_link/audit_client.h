@@ -96,6 +96,12 @@ int audit_client_submit(audit_client *c, const audit_record *recs, size_t n, uin
 int audit_client_list_revocations(audit_client *c, uint64_t after, uint32_t limit, audit_revocation_page *out,
                                   char *err, size_t errlen);
 void audit_revocation_page_free(audit_revocation_page *p);
+/* A page the puller can follow: sequences strictly increasing from above
+ * `after`, none past last_sequence. A server that breaks this (a bug, or a
+ * restored backup mid-page) would otherwise keep the puller asking for the
+ * same page for ever. 0, or -1 with err; audit_client_list_revocations
+ * applies it to every page. */
+int audit_revocation_page_check(const audit_revocation_page *p, uint64_t after, char *err, size_t errlen);
 
 /* The part of audit_client_list_revocations after the call: a
  * ListRevocationsResponse's bytes into entries (same outputs). No I/O, so

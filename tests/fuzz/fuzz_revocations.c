@@ -12,7 +12,9 @@
  *     and the epoch as sent; a refusal of a message protobuf-c reads is an
  *     epoch or entry id too long to be one;
  *   - every entry names a {g:ID}:revoked key that fits the buffer the
- *     puller's apply step formats it into. */
+ *     puller's apply step formats it into;
+ *   - audit_revocation_page_check accepts exactly the pages whose
+ *     sequences increase and stay within last_sequence. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char key[PA_RKEY_MAX];
         CHECK(pa_rkey_revoked(key, sizeof key, page.entries[i].group) > 0);
     }
+    /* The puller follows only pages that advance (from 0 here). */
+    bool advances = page.n == 0 || page.entries[page.n - 1].sequence <= page.last_sequence;
+    for (size_t i = 0; i < page.n && advances; i++)
+        advances = page.entries[i].sequence > (i ? page.entries[i - 1].sequence : 0);
+    CHECK((audit_revocation_page_check(&page, 0, err, sizeof err) == 0) == advances);
     audit__v1__list_revocations_response__free_unpacked(lr, NULL);
     audit_revocation_page_free(&page);
     return 0;
