@@ -19,6 +19,12 @@
  * --tls-cert and --tls-key are required, and plain text takes the explicit
  * --insecure-plaintext (development only; logged at warn level).
  *
+ * Volume orders (docs/volume.md): --order-public-key names the vendor's
+ * order keys; --on-premises makes this a customer's own server, which
+ * signs with the key its orders delegate and needs no KEK or audit
+ * server. `activation-server order ...` (order_cli.c) is the operator's
+ * command set, dispatched before the daemon starts anything.
+ *
  * The daemon frame (common/daemon.h) owns options, logs, signals, metrics
  * and the drain: on SIGTERM or SIGINT the server stops accepting, lets
  * in-flight calls finish (up to --drain-ms), flushes the outbox to the
@@ -34,6 +40,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "order_cli.h"
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
 #include "rpc_client.h"
@@ -47,8 +54,16 @@ static const config_option options[] = {
      "redis://activation@127.0.0.1:6379"},
     {"redis-password-file", "FILE", "read the Redis password from FILE instead of the URL", NULL},
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
-    {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required)", NULL},
-    {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required)", NULL},
+    {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required, but not "
+     "with --on-premises)", NULL},
+    {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required); on-premises: the "
+     "key the orders delegate", NULL},
+    {"order-public-key", "FILE",
+     "the vendor's order-verification key(s), PEM (one or more keys; repeatable): orders and usage "
+     "reports are checked against them", NULL},
+    {"on-premises", NULL,
+     "an on-premises server: accepts only orders that delegate --signing-key, checks volume keys by "
+     "their salted hashes; no --kek, no audit server", NULL},
     {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core", "0"},
     {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM; required)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
@@ -138,15 +153,44 @@ static int fail(const char *event, const char *detail) {
     return -1;
 }
 
+/* The deployment (docs/volume.md, "Two deployments, one binary"): a
+ * vendor-hosted server needs --kek for the groups' first secrets; an
+ * on-premises one holds no group secret and talks to no audit server, so
+ * --kek and --audit-* are refused there rather than silently ignored.
+ * Both load the vendor's order keys. Returns 0 or -1 (reason printed). */
+static int load_volume(daemon_state *d) {
+    config *c = d->cfg;
+    app *a = &d->app;
+    char err[512];
+    a->on_premises = config_get_bool(c, "on-premises");
+    const char *kek = config_get(c, "kek"), *audit = config_get(c, "audit-target");
+    if (a->on_premises && ((kek && *kek) || (audit && *audit))) {
+        fprintf(stderr,
+                "activation-server: error: --on-premises holds no group secret and uses no audit server; "
+                "drop --%s\n",
+                kek && *kek ? "kek" : "audit-target");
+        return -1;
+    }
+    if (!a->on_premises && !daemon_require(&d->frame, "kek")) return -1;
+    if (!a->on_premises && kek_load_file(kek, a->kek, err, sizeof err) != 0) return fail("config.kek", err);
+    const char *const *paths;
+    size_t n = config_get_list(c, "order-public-key", &paths);
+    if (!(a->order_keys = order_keyring_new())) return fail("config.order_public_key", "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (order_keyring_load(a->order_keys, paths[i], err, sizeof err) != 0)
+            return fail("config.order_public_key", err);
+    return 0;
+}
+
 /* Reads every option into the app; returns 0 or -1 (reason printed). */
 static int load_app(daemon_state *d) {
     config *c = d->cfg;
     app *a = &d->app;
     char err[256];
     bool ok = true;   /* config_get_* clear it on a bad value */
-    const char *kek = daemon_require(&d->frame, "kek"), *sk = daemon_require(&d->frame, "signing-key");
-    if (!kek || !sk) return -1;
-    if (kek_load_file(kek, a->kek, err, sizeof err) != 0) return fail("config.kek", err);
+    int volume = load_volume(d); /* --kek first: the message order operators know */
+    const char *sk = daemon_require(&d->frame, "signing-key");
+    if (volume != 0 || !sk) return -1;
     if (license_key_load(&a->signing, sk, err, sizeof err) != 0)
         return fail("config.signing_key", err);
     int timeout = (int)config_get_int(c, "redis-timeout-ms", 10, 60000, &ok);
@@ -166,6 +210,7 @@ static int load_app(daemon_state *d) {
                                      config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
+    a->order_refresh_ms = d->group_refresh_ms;
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
     a->proxies = trusted_proxies_new(proxies, n_proxies, err, sizeof err);
@@ -361,6 +406,8 @@ static void stop_audit(daemon_state *d, int drain_ms) {
 
 static void free_state(daemon_state *d) {
     license_key_free(&d->app.signing);
+    order_keyring_free(d->app.order_keys);
+    d->app.order_keys = NULL;
     trusted_proxies_free(d->app.proxies);
     d->app.proxies = NULL;
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
@@ -381,6 +428,7 @@ static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "order") == 0) return order_cli_main(argc - 1, argv + 1, &spec);
     daemon_state d = {0};
     int code;
     if (!daemon_init(&d.frame, &spec, argc, argv, &code)) return code;
@@ -415,7 +463,9 @@ int main(int argc, char **argv) {
         stop_runtime(&d, 0, -1);
         return 1;
     }
-    log_info("server.started", LOG_S("key_id", d.app.signing.key_id), LOG_END);
+    log_info("server.started", LOG_S("key_id", d.app.signing.key_id),
+             LOG_S("deployment", d.app.on_premises ? "on-premises" : "vendor-hosted"),
+             LOG_I("order_keys", (long long)order_keyring_size(d.app.order_keys)), LOG_END);
 
     daemon_wait(&d.frame);
     int cancelled = daemon_drain(&d.frame, s);

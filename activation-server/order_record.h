@@ -11,17 +11,17 @@
 #ifndef PA_ACTIVATION_ORDER_RECORD_H
 #define PA_ACTIVATION_ORDER_RECORD_H
 
+#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define ORDER_SERIAL_LEN 8  /* decimal digits of a service serial number */
-#define ORDER_GROUPS_MAX 16 /* volume groups one order may cover */
-#define ORDER_LIST_MAX 16   /* OS versions, architectures, features */
-#define ORDER_TEXT_MAX 64   /* product, edition, one list entry */
-#define ORDER_CUSTOMER_MAX 128
-#define ORDER_KEY_HASH_LEN 16 /* an accepted key's salted hash */
-#define ORDER_KEY_SALT_LEN 16
+/* The limits (ORDER_SERIAL_LEN, ORDER_GROUPS_MAX, ORDER_LIST_MAX,
+ * ORDER_TEXT_MAX, ORDER_CUSTOMER_MAX, ORDER_KEY_HASH_LEN,
+ * ORDER_KEY_SALT_LEN), the ORDER_FACT_* bits and the term defaults are the
+ * signed order's (keystore/order_file.h): defined once, there. */
+#include "order_file.h"
+#include "redis_keys.h"
 
 /* The numbers are volume.v1.SeatMode's. */
 typedef enum seat_mode {
@@ -38,15 +38,10 @@ typedef enum after_end {
     AFTER_END_CONTINUE_COUNTED = 2,
 } after_end;
 
-/* Machine facts an order may collect (Order.collect_facts), as bits. */
-enum {
-    ORDER_FACT_HOSTNAME = 1 << 0,
-    ORDER_FACT_IP = 1 << 1,
-    ORDER_FACT_MAC = 1 << 2,
-    ORDER_FACT_HOST_SERIAL = 1 << 3,
-    ORDER_FACT_OS = 1 << 4,
-    ORDER_FACT_ARCH = 1 << 5,
-};
+/* Room for a text of ORDER_TEXT_MAX / ORDER_CUSTOMER_MAX characters of up
+ * to 4 UTF-8 bytes each, and its NUL. */
+#define ORDER_TEXT_BYTES (4 * ORDER_TEXT_MAX + 1)
+#define ORDER_CUSTOMER_BYTES (4 * ORDER_CUSTOMER_MAX + 1)
 
 typedef struct order_record {
     char serial[ORDER_SERIAL_LEN + 1]; /* the service serial number */
@@ -54,17 +49,20 @@ typedef struct order_record {
     uint64_t version;                  /* bumped by every import or retire; caches compare it */
     bool retired;                      /* the operator retired it: refuses, keeps its table */
     bool on_premises;                  /* delegated: licenses signed by this server's key */
-    char customer[ORDER_CUSTOMER_MAX];
-    char product[ORDER_TEXT_MAX];
-    char edition[ORDER_TEXT_MAX];
+    char customer[ORDER_CUSTOMER_BYTES];
+    char vendor[ORDER_TEXT_BYTES];
+    char product[ORDER_TEXT_BYTES];
+    char edition[ORDER_TEXT_BYTES];
     uint32_t groups[ORDER_GROUPS_MAX]; /* the volume groups it covers */
     size_t n_groups;
-    char features[ORDER_LIST_MAX][ORDER_TEXT_MAX]; /* granted by its licenses */
+    char features[ORDER_LIST_MAX][ORDER_TEXT_BYTES]; /* granted by its licenses */
     size_t n_features;
     seat_mode mode;
     uint32_t seats;      /* 0 only in SEAT_MODE_UNLIMITED */
     int64_t valid_from;  /* unix seconds */
     int64_t valid_until; /* 0: no end date */
+    int64_t issued_at;   /* when the vendor signed it */
+    int64_t imported_at; /* when `order import` stored this revision */
     after_end after_end; /* unlimited mode, after valid_until */
     /* Terms with defaults applied (docs/volume.md, "The order"). */
     uint32_t renew_seconds;
@@ -75,13 +73,13 @@ typedef struct order_record {
     uint32_t machine_validity_seconds;
     uint32_t retention_seconds; /* machine table window */
     uint32_t pending_retry_seconds;
-    uint32_t threshold;                               /* KMS minimum count; 0: none */
-    uint32_t seat_warning;                            /* warn below this many free seats; 0: never */
-    bool auto_activation;                             /* false: designated devices only */
-    bool deactivation_approval;                       /* deactivations wait for the operator */
-    char os_versions[ORDER_LIST_MAX][ORDER_TEXT_MAX]; /* empty list: any */
+    uint32_t threshold;                                 /* KMS minimum count; 0: none */
+    uint32_t seat_warning;                              /* warn below this many free seats; 0: never */
+    bool auto_activation;                               /* false: designated devices only */
+    bool deactivation_approval;                         /* deactivations wait for the operator */
+    char os_versions[ORDER_LIST_MAX][ORDER_TEXT_BYTES]; /* empty list: any */
     size_t n_os_versions;
-    char architectures[ORDER_LIST_MAX][ORDER_TEXT_MAX];
+    char architectures[ORDER_LIST_MAX][ORDER_TEXT_BYTES];
     size_t n_architectures;
     unsigned collect_facts; /* ORDER_FACT_* bits */
     /* The signed order, as answers carry it to installers. */
@@ -94,6 +92,15 @@ typedef struct order_record {
     uint8_t (*key_hashes)[ORDER_KEY_HASH_LEN]; /* malloc'd, n_key_hashes entries */
     size_t n_key_hashes;
     uint8_t delegated_key[32]; /* on-premises: this server's public key */
+    /* Redis key names of this order, built once (common/redis_keys.h). */
+    char key_order[PA_RKEY_MAX];        /* {o:S}:order */
+    char key_machines[PA_RKEY_MAX];     /* {o:S}:m */
+    char key_facts[PA_RKEY_MAX];        /* {o:S}:facts */
+    char key_counts[PA_RKEY_MAX];       /* {o:S}:n */
+    char key_wheel[PA_RKEY_MAX];        /* {o:S}:wheel */
+    char key_wheel_prefix[PA_RKEY_MAX]; /* {o:S}:w: (volume.lua appends the bucket name) */
+    char key_designated[PA_RKEY_MAX];   /* {o:S}:designated */
+    char key_usage[PA_RKEY_MAX];        /* {o:S}:usage */
 } order_record;
 
 /* Field names of {o:SERIAL}:order. The terms are decimal text; `signed` is
@@ -121,6 +128,11 @@ typedef struct order_record {
 #define ORDER_F_APPROVAL "deactivation_approval" /* "0" | "1" */
 #define ORDER_F_COLLECT "collect_facts"          /* ORDER_FACT_* bits */
 #define ORDER_F_IMPORTED "imported_at"           /* unix seconds */
+/* Added with order import (not read by volume.lua): */
+#define ORDER_F_GROUPS "groups"           /* comma-separated group IDs: import's conflict check */
+#define ORDER_F_ON_PREMISES "on_premises" /* "0" | "1" */
+#define ORDER_F_KEY_SALT "key_salt"       /* on-premises: OrderKeys.salt, 16 raw bytes */
+#define ORDER_F_KEY_COUNT "key_count"     /* on-premises: members {o:S}:keys must have */
 
 /* "permanent", "timed-reclaim", "concurrent", "unlimited", "vendor"; the
  * same names on the command line, in VolumeStatus.mode and License.seat_mode. */
@@ -129,5 +141,28 @@ int seat_mode_parse(const char *s); /* 0 if unknown */
 
 /* Frees what the record owns (order_bytes, key_hashes) and zeroes it. */
 void order_record_clear(order_record *o);
+
+/* Fills `r` from a decoded, validated order (order_file.h): every term with
+ * its default applied, the signed bytes copied, the key hashes sorted, the
+ * key names built. revision and the store's own fields (version, retired,
+ * imported_at) are left for the caller. 0, or -1 (out of memory). */
+int order_record_from_file(order_record *r, const order_file *f);
+
+/* Fills `r` from the replies of HGETALL {o:S}:order and SMEMBERS {o:S}:keys
+ * (keys may be NULL for a vendor-hosted order): `signed` is decoded again
+ * (not verified: import did that), then version, retired and imported_at
+ * come from the hash. 1 when the hash is empty (no such order), 0, or -1
+ * with the reason in err. */
+int order_record_from_hash(order_record *r, const char *serial, const redisReply *hash, const redisReply *keys,
+                           char *err, size_t errlen);
+
+/* The hash fields import writes for `r` (all but version, which the import
+ * script sets): *n name/value pairs into names/values/lens, which must hold
+ * ORDER_RECORD_FIELDS entries each; number text goes into `nums`
+ * (ORDER_RECORD_FIELDS entries). The `signed` value is `signed_bytes`. */
+#define ORDER_RECORD_FIELDS 32
+#define ORDER_RECORD_NUM (8 * ORDER_GROUPS_MAX + 8) /* the longest value text: the group list */
+size_t order_record_fields(const order_record *r, const uint8_t *signed_bytes, size_t signed_len, const char **names,
+                           const char **values, size_t *lens, char (*nums)[ORDER_RECORD_NUM]);
 
 #endif

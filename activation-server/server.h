@@ -16,6 +16,8 @@
 #include "group_cache.h"
 #include "license.h"
 #include "metrics.h"
+#include "order_cache.h"
+#include "order_keyring.h"
 #include "policy.h"
 #include "redis_store.h"
 #include "rpc_server.h"
@@ -88,6 +90,9 @@ typedef struct app {
     audit_sampler *sampler;         /* which activations are audited; NULL if off */
     char outbox_max[24];            /* --audit-outbox-max, formatted for the policy script */
     verify_pool *verifier;          /* threads that wait for online audits; NULL if audit is off */
+    order_keyring *order_keys;      /* --order-public-key: the vendor's order keys (may be empty) */
+    bool on_premises;               /* --on-premises: licenses signed by the key orders delegate */
+    int order_refresh_ms;           /* --group-refresh-ms, for each worker's order cache */
     activation_metrics m;
 } app;
 
@@ -97,6 +102,7 @@ typedef struct worker {
     rstore *redis;                  /* this worker's own connection */
     int script;                     /* policy.lua's index on that connection */
     group_cache *groups;            /* groups this worker has seen */
+    order_cache *orders;            /* the imported volume orders (order_cache.h) */
     struct rate_hold *holds;        /* callers Redis just rate-limited (rate_hold.h) */
     license_signer *signer;         /* this worker's signing context */
 } worker;

@@ -26,9 +26,10 @@ void *worker_new(int index, void *app_ptr) {
     }
     w->script = policy_register(w->redis);
     w->groups = group_cache_new(w->redis, a->kek, a->groups, a->negative_ttl_ms, a->m.group_loads);
+    w->orders = order_cache_new(w->redis, a->order_refresh_ms);
     w->signer = license_signer_new(&a->signing);
     w->holds = rate_hold_new();
-    if (w->script < 0 || !w->groups || !w->signer || !w->holds) {
+    if (w->script < 0 || !w->groups || !w->orders || !w->signer || !w->holds) {
         log_error("worker.init", LOG_I("worker", index), LOG_END);
         worker_free(w);
         return NULL;
@@ -40,6 +41,7 @@ void worker_free(void *ptr) {
     worker *w = ptr;
     if (!w) return;
     group_cache_free(w->groups);
+    order_cache_free(w->orders);
     license_signer_free(w->signer);
     rate_hold_free(w->holds);
     rstore_free(w->redis);

@@ -123,21 +123,28 @@ static bool check_frame_options(daemon_frame *d) {
     return ok;
 }
 
+config_option *daemon_options(const daemon_spec *spec, size_t *n) {
+    *n = spec->n_options + FRAME_OPTIONS;
+    config_option *t = calloc(*n, sizeof *t);
+    if (!t) return NULL;
+    memcpy(t, spec->options, spec->n_options * sizeof *t);
+    frame_options(spec, t + spec->n_options);
+    return t;
+}
+
 bool daemon_init(daemon_frame *d, const daemon_spec *spec, int argc, char **argv, int *exit_code) {
     memset(d, 0, sizeof *d);
     d->spec = spec;
     harden_process(spec);
     block_signals(d);
     log_set_component(spec->name);
-    size_t n = spec->n_options + FRAME_OPTIONS;
-    d->table = calloc(n, sizeof *d->table);
+    size_t n;
+    d->table = daemon_options(spec, &n);
     if (!d->table) {
         fprintf(stderr, "%s: error: out of memory\n", spec->name);
         *exit_code = 1;
         return false;
     }
-    memcpy(d->table, spec->options, spec->n_options * sizeof *d->table);
-    frame_options(spec, d->table + spec->n_options);
     d->cfg = config_load(spec->usage, d->table, n, spec->env_prefix, argc, argv, exit_code);
     if (d->cfg && check_frame_options(d)) return true;
     if (d->cfg) *exit_code = 2;

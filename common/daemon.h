@@ -71,6 +71,12 @@ typedef struct daemon_frame {
  * should exit with *exit_code: 0 after --help, 2 for a usage error (printed). */
 bool daemon_init(daemon_frame *d, const daemon_spec *spec, int argc, char **argv, int *exit_code);
 
+/* The daemon's whole option table (its own options, then the frame's), as
+ * daemon_init loads it, in a malloc'd array; *n gets its length. For an
+ * operator subcommand of the daemon's binary that must accept the
+ * daemon's configuration file and environment. NULL when out of memory. */
+config_option *daemon_options(const daemon_spec *spec, size_t *n);
+
 /* The value of a required option, or NULL after printing "--NAME is required". */
 const char *daemon_require(const daemon_frame *d, const char *option);
 

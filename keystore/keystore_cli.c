@@ -2,6 +2,7 @@
  *
  *   keystore group create|show|list      keystore keys generate
  *   keystore key verify|decode            keystore kek create
+ *   keystore order create|show            (order_cli.c)
  *
  * Design: a table of commands, each a function taking its own argv, with
  * options declared through config.h, so every command gets --help, env
@@ -17,7 +18,7 @@
  * place only when complete, so a crash never leaves a half-written key file
  * and an existing file is never overwritten.
  *
- * Exit codes are one rule for every command (EXIT_HELP below): 0 success,
+ * Exit codes are one rule for every command (EXIT_HELP, keystore_cli.h): 0 success,
  * 1 the operation failed or its answer is no, 2 usage error. Every error path
  * returns through fail(), so a command cannot pick its own number. Errors go
  * to stderr; secrets and keys never go to logs. JSON goes through jansson. */
@@ -38,6 +39,7 @@
 
 #include "config.h"
 #include "group.h"
+#include "keystore_cli.h"
 #include "keycodec.h"
 #include "mac_registry.h"
 #include "redis_keys.h"
@@ -45,26 +47,12 @@
 #include "secret_wrap.h"
 #include "serials.h"
 
-#define ENV_PREFIX "PA_KEYSTORE"
 #define CHUNK_KEYS 65536          /* keys per thread per round */
 #define MAX_THREADS 64
 
-/* ---- shared helpers ---- */
+/* ---- shared helpers (keystore_cli.h) ---- */
 
-/* The exit codes of every command. A key that is not genuine or does not
- * decode is an answer (1), not a usage error: the command was given right. */
-enum {
-    EXIT_OK = 0,
-    EXIT_FAILED = 1, /* the operation failed, or a check said no */
-    EXIT_USAGE = 2,  /* unknown command or option, extra argument, missing required option, malformed value */
-};
-#define EXIT_HELP                                                                                        \
-    "Exit codes: 0 success; 1 the operation failed or the answer is no (key not genuine, group\n"        \
-    "not found, store unreachable); 2 usage error (unknown command or option, extra argument, missing\n" \
-    "required option, malformed value)."
-
-/* Prints the error and returns `code`: `return fail(EXIT_USAGE, ...)`. */
-__attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt, ...) {
+int fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("keystore: error: ", stderr);
@@ -74,13 +62,7 @@ __attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt,
     return code;
 }
 
-/* The two ways a command goes wrong, spelled out at every error path. */
-#define die(...) fail(EXIT_FAILED, __VA_ARGS__)
-#define usage_error(...) fail(EXIT_USAGE, __VA_ARGS__)
-
-/* Writes one JSON value as a compact line, keys in insertion order, and
- * releases it. NULL (a failed json_pack) means the value could not be built. */
-static int print_json(json_t *j, const char *what) {
+int print_json(json_t *j, const char *what) {
     if (!j) return die("cannot build the JSON for %s", what);
     int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 && fputc('\n', stdout) != EOF
                  ? EXIT_OK
@@ -96,9 +78,7 @@ static void iso_time(int64_t t, char *buf, size_t n) {
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Parses a decimal number within [0, max]; -1 if not one. Digits only, so
- * no sign, blank or "0x" slips through as strtoll would let it. */
-static long long parse_num(const char *s, long long max) {
+long long parse_num(const char *s, long long max) {
     if (!s || !*s) return -1;
     long long v = 0;
     for (; *s; s++) {
@@ -109,32 +89,13 @@ static long long parse_num(const char *s, long long max) {
     return v;
 }
 
-/* EXIT_USAGE if more than `max` positional arguments were given. */
-static int check_args(const config *c, size_t max) {
+int check_args(const config *c, size_t max) {
     char *const *args;
     size_t n = config_args(c, &args);
     return n > max ? usage_error("unexpected argument '%s'", args[max]) : EXIT_OK;
 }
 
 /* ---- stores and KEKs ---- */
-
-#define STORE_OPT_A_URL {"activation-redis", "URL", "activation store (Redis A) as its keystore user, " \
-    "redis://keystore:PASSWORD@HOST:PORT", NULL}
-#define STORE_OPT_B_URL {"audit-redis", "URL", "audit store (Redis B) as its keystore user, " \
-    "redis://keystore:PASSWORD@HOST:PORT", NULL}
-#define STORE_OPT_A_PW {"activation-redis-password-file", "FILE", "read the Redis A password from FILE " \
-    "instead of the URL", NULL}
-#define STORE_OPT_B_PW {"audit-redis-password-file", "FILE", "read the Redis B password from FILE " \
-    "instead of the URL", NULL}
-#define STORE_OPT_A_KEK {"activation-kek", "FILE", "key-encryption key of the activation store " \
-    "(keystore kek create)", NULL}
-#define STORE_OPT_B_KEK {"audit-kek", "FILE", "key-encryption key of the audit store", NULL}
-#define HIDDEN(name, meta) {name, meta, NULL, NULL}
-/* Store options a command does not use are still accepted (hidden), so one
- * config file or environment serves every command. */
-#define HIDDEN_STORE_OPTS HIDDEN("activation-redis", "URL"), HIDDEN("audit-redis", "URL"), \
-    HIDDEN("activation-redis-password-file", "FILE"), HIDDEN("audit-redis-password-file", "FILE"), \
-    HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE")
 
 /* Everything a command may need from the stores, opened by open_stores. */
 typedef struct stores {
@@ -891,17 +852,6 @@ static int cmd_kek_create(config *c) {
 
 /* ---- dispatch ---- */
 
-typedef struct command {
-    const char *noun, *verb;          /* "group", "create" */
-    const char *usage;                /* the usage line and a description */
-    const config_option *opts;
-    size_t nopts;
-    int (*run)(config *c);
-} command;
-
-/* Every command's --help ends with the one exit-code rule. */
-#define CMD(n, v, u, o, f) \
-    { n, v, u "\n\n" EXIT_HELP, o, sizeof o / sizeof o[0], f }
 static const command commands[] = {
     CMD("group", "create",
         "keystore group create --id N --product NAME [OPTIONS]\n\n"
@@ -935,12 +885,21 @@ static const command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+/* The i-th command over this file's table and order_cli.c's; NULL past the end. */
+static const command *command_at(size_t i) {
+    if (i < NCOMMANDS) return &commands[i];
+    return i - NCOMMANDS < n_order_commands ? &order_commands[i - NCOMMANDS] : NULL;
+}
+
 static void usage(FILE *f, const char *noun) {
-    fprintf(f, "Usage: keystore COMMAND [OPTIONS]   (keystore COMMAND --help for its options)\n\n"
-               "The vendor's keystore: product groups with split secrets, product keys, KEKs.\n\nCommands:\n");
-    for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (noun && strcmp(noun, commands[i].noun)) continue;
-        const char *u = commands[i].usage, *nl = strchr(u, '\n');
+    fprintf(f,
+            "Usage: keystore COMMAND [OPTIONS]   (keystore COMMAND --help for its options)\n\n"
+            "The vendor's keystore: product groups with split secrets, product keys, KEKs, volume orders.\n\n"
+            "Commands:\n");
+    for (size_t i = 0; command_at(i); i++) {
+        const command *cmd = command_at(i);
+        if (noun && strcmp(noun, cmd->noun)) continue;
+        const char *u = cmd->usage, *nl = strchr(u, '\n');
         fprintf(f, "  %.*s\n", (int)(nl ? nl - u : (long)strlen(u)), u);
     }
     fprintf(f, "\nStore options may also come from PA_KEYSTORE_* variables or --config FILE.\n\n%s\n", EXIT_HELP);
@@ -954,15 +913,15 @@ int main(int argc, char **argv) {
         return noun ? EXIT_OK : EXIT_USAGE;
     }
     bool noun_known = false;
-    for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (strcmp(noun, commands[i].noun)) continue;
+    for (size_t i = 0; command_at(i); i++) {
+        const command *cmd = command_at(i);
+        if (strcmp(noun, cmd->noun)) continue;
         noun_known = true;
-        if (!verb || strcmp(verb, commands[i].verb)) continue;
+        if (!verb || strcmp(verb, cmd->verb)) continue;
         int code;
-        config *c = config_load(commands[i].usage, commands[i].opts, commands[i].nopts, ENV_PREFIX, argc - 2,
-                                argv + 2, &code);
+        config *c = config_load(cmd->usage, cmd->opts, cmd->nopts, ENV_PREFIX, argc - 2, argv + 2, &code);
         if (!c) return code;
-        code = commands[i].run(c);
+        code = cmd->run(c);
         config_free(c);
         return code;
     }

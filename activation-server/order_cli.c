@@ -1,0 +1,400 @@
+/* order_cli.c -- `activation-server order import|list|show|retire` (see
+ * order_cli.h).
+ *
+ * Design: a table of subcommands, each one entry (name, usage text, its own
+ * options, which of the daemon's options its --help shows) and one function
+ * taking an order_ctx. The option table of a run is the subcommand's
+ * options followed by the daemon's whole table (daemon_options), the ones
+ * the subcommand does not use hidden, so the daemon's config file and
+ * environment load without complaint. Store access goes through
+ * order_store.h; this file only parses, prints and picks exit codes.
+ *
+ * The commands that write orders (import, retire) need a Redis user that
+ * may write {o:*}:order: the store's `keystore` user (docker/redis/
+ * activation.acl.in), given with --redis-url; the daemon's `activation`
+ * user may only read orders. */
+#include "order_cli.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "license.h"
+#include "order_armour.h"
+#include "order_json.h"
+#include "order_keyring.h"
+#include "order_store.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+#define EXIT_HELP                                                                                     \
+    "Exit codes: 0 success; 1 the operation failed or was refused (the reason is printed); 2 usage\n" \
+    "error (unknown command or option, missing argument, malformed value)."
+
+typedef struct order_ctx {
+    const char *command; /* "import", for messages */
+    config *cfg;         /* the run's options */
+    rstore *redis;       /* opened by ctx_store */
+} order_ctx;
+
+__attribute__((format(printf, 3, 4))) static int fail(const order_ctx *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "activation-server order %s: error: ", c->command);
+    vfprintf(stderr, fmt, ap);
+    fputs(code == EXIT_USAGE ? " (see --help)\n" : "\n", stderr);
+    va_end(ap);
+    return code;
+}
+
+static int print_json(const order_ctx *c, json_t *j) {
+    if (!j) return fail(c, EXIT_FAILED, "cannot build the JSON (out of memory, or text that is not UTF-8)");
+    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 && fputc('\n', stdout) != EOF
+                 ? EXIT_OK
+                 : fail(c, EXIT_FAILED, "writing the JSON failed");
+    json_decref(j);
+    return rc;
+}
+
+/* The store as the options say; NULL after printing why. */
+static rstore *ctx_store(order_ctx *c) {
+    bool ok = true;
+    int timeout = (int)config_get_int(c->cfg, "redis-timeout-ms", 10, 60000, &ok);
+    rstore_config rc = {config_get(c->cfg, "redis-url"), config_get(c->cfg, "redis-password-file"), timeout,
+                        timeout < 10000 ? 10000 : timeout}; /* an import of many keys takes a while */
+    char err[256];
+    if (!ok) return NULL;
+    if (!(c->redis = rstore_new(&rc, false, err, sizeof err))) fail(c, EXIT_FAILED, "--redis-url: %s", err);
+    return c->redis;
+}
+
+/* The single positional argument, or NULL after a usage error. */
+static const char *one_arg(order_ctx *c, const char *what, int *rc) {
+    char *const *args;
+    size_t n = config_args(c->cfg, &args);
+    if (n == 1) return args[0];
+    *rc =
+        n == 0 ? fail(c, EXIT_USAGE, "%s is required", what) : fail(c, EXIT_USAGE, "unexpected argument '%s'", args[1]);
+    return NULL;
+}
+
+static const char *serial_arg(order_ctx *c, int *rc) {
+    const char *s = one_arg(c, "SERIAL", rc);
+    bool ok = s && strlen(s) == ORDER_SERIAL_LEN;
+    for (size_t i = 0; ok && i < ORDER_SERIAL_LEN; i++) ok = s[i] >= '0' && s[i] <= '9';
+    if (s && !ok) *rc = fail(c, EXIT_USAGE, "SERIAL '%s' is not %d digits", s, ORDER_SERIAL_LEN);
+    return ok ? s : NULL;
+}
+
+/* Reads a whole file (at most 256 MiB: a million keys is about 24 MB). */
+static char *read_file(order_ctx *c, const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(c, EXIT_FAILED, "%s: %s", path, strerror(errno)), NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf && (n += fread(buf + n, 1, cap - n, f)) == cap && cap < (256u << 20)) {
+        char *more = realloc(buf, cap *= 2);
+        if (!more) free(buf);
+        buf = more;
+    }
+    bool bad = !buf || ferror(f) || n == cap;
+    fclose(f);
+    if (bad) return free(buf), fail(c, EXIT_FAILED, "%s: cannot read it (or larger than 256 MiB)", path), NULL;
+    *len = n;
+    return buf;
+}
+
+/* ---- import ---- */
+
+static const config_option import_opts[] = {{"json", NULL, "print the outcome as one JSON object", NULL}};
+static const char *const import_shown[] = {
+    "redis-url", "redis-password-file", "redis-timeout-ms", "order-public-key", "on-premises", "signing-key", NULL};
+
+/* The server's identity for import: its order keys, and on-premises its
+ * own public key (from --signing-key). */
+static int load_server(order_ctx *c, order_server *srv, order_keyring **ring, uint8_t pub[TAGGED_KEY_LEN]) {
+    const char *const *paths;
+    size_t n = config_get_list(c->cfg, "order-public-key", &paths);
+    char err[512];
+    if (!(*ring = order_keyring_new())) return fail(c, EXIT_FAILED, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (order_keyring_load(*ring, paths[i], err, sizeof err) != 0)
+            return fail(c, EXIT_FAILED, "--order-public-key: %s", err);
+    *srv = (order_server){.order_keys = *ring, .on_premises = config_get_bool(c->cfg, "on-premises")};
+    if (!srv->on_premises) return EXIT_OK;
+    const char *sk = config_get(c->cfg, "signing-key");
+    if (!sk) return fail(c, EXIT_USAGE, "--signing-key is required with --on-premises (the key orders delegate)");
+    license_key k = {0};
+    size_t len = TAGGED_KEY_LEN;
+    if (license_key_load(&k, sk, err, sizeof err) != 0) return fail(c, EXIT_FAILED, "--signing-key: %s", err);
+    int ok = EVP_PKEY_get_raw_public_key(k.pkey, pub, &len) == 1;
+    license_key_free(&k);
+    if (!ok) return fail(c, EXIT_FAILED, "--signing-key %s: no raw public key", sk);
+    srv->signing_key = pub;
+    return EXIT_OK;
+}
+
+static const char *result_text(order_import_result r) {
+    switch (r) {
+    case ORDER_IMPORT_NEW: return "imported";
+    case ORDER_IMPORT_REPLACED: return "replaced";
+    case ORDER_IMPORT_UNCHANGED: return "unchanged";
+    case ORDER_IMPORT_REFUSED: return "refused";
+    default: return "failed";
+    }
+}
+
+static int print_import(order_ctx *c, const order_import_outcome *o) {
+    if (config_get_bool(c->cfg, "json"))
+        return print_json(c, json_pack("{s:s, s:s, s:I, s:I, s:I}", "result", result_text(o->result), "order",
+                                       o->serial, "revision", (json_int_t)o->revision, "previous_revision",
+                                       (json_int_t)o->previous_revision, "version", (json_int_t)o->version));
+    if (o->result == ORDER_IMPORT_NEW) printf("imported order %s revision %u\n", o->serial, o->revision);
+    else if (o->result == ORDER_IMPORT_REPLACED)
+        printf("order %s revision %u replaces revision %u; its machines are kept\n", o->serial, o->revision,
+               o->previous_revision);
+    else printf("order %s revision %u is already imported; nothing changed\n", o->serial, o->revision);
+    return EXIT_OK;
+}
+
+static int cmd_import(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *path = one_arg(c, "FILE", &rc);
+    if (!path) return rc;
+    order_server srv;
+    order_keyring *ring = NULL;
+    uint8_t pub[TAGGED_KEY_LEN];
+    size_t len = 0;
+    char *text = NULL, err[1024];
+    if (!(rc = load_server(c, &srv, &ring, pub)) && !(text = read_file(c, path, &len))) rc = EXIT_FAILED;
+    if (!rc && !ctx_store(c)) rc = EXIT_FAILED;
+    if (!rc) {
+        order_import_outcome out;
+        order_import_result res = order_import(c->redis, &srv, text, len, (int64_t)time(NULL), &out, err, sizeof err);
+        if (res == ORDER_IMPORT_REFUSED) rc = fail(c, EXIT_FAILED, "%s refused: %s", path, err);
+        else if (res == ORDER_IMPORT_FAILED)
+            rc = fail(c, EXIT_FAILED, "%s (order import writes {o:*}:order: use the store's keystore user)", err);
+        else rc = print_import(c, &out);
+    }
+    free(text);
+    order_keyring_free(ring);
+    return rc;
+}
+
+/* ---- list, show ---- */
+
+static const config_option list_opts[] = {{"json", NULL, "print a JSON array", NULL}};
+static const config_option show_opts[] = {{"json", NULL, "print one JSON object", NULL}};
+static const config_option retire_opts[] = {{"json", NULL, "print the outcome as one JSON object", NULL}};
+static const char *const store_shown[] = {"redis-url", "redis-password-file", "redis-timeout-ms", NULL};
+
+/* The order's counters ({o:S}:n), as volume.lua keeps them; an empty
+ * object before the first activation. */
+static json_t *counters(rstore *r, const order_record *rec) {
+    redisReply *rep = rstore_command(r, "HGETALL %s", rec->key_counts);
+    json_t *j = json_object();
+    for (size_t i = 0; j && rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2)
+        json_object_set_new(j, rep->element[i]->str, json_integer(strtoll(rep->element[i + 1]->str, NULL, 10)));
+    if (rep) freeReplyObject(rep);
+    return j;
+}
+
+/* The whole description of a stored order: the signed terms and the store's state. */
+static json_t *describe(rstore *r, const order_record *rec) {
+    order_file f;
+    char err[256];
+    if (order_file_from_parts(&f, rec->order_bytes, rec->order_len, rec->order_signature, TAGGED_SIG_LEN,
+                              rec->order_key_id, NULL, 0, err, sizeof err) != ORDER_OK) {
+        order_file_clear(&f);
+        return NULL;
+    }
+    json_t *j = order_json(&f);
+    char imported[40];
+    order_armour_time(rec->imported_at, imported, sizeof imported);
+    if (j && rec->on_premises) json_object_set_new(j, "accepted_keys", json_integer((json_int_t)rec->n_key_hashes));
+    if (j && (json_object_set_new(j, "retired", json_boolean(rec->retired)) ||
+              json_object_set_new(j, "version", json_integer((json_int_t)rec->version)) ||
+              json_object_set_new(j, "imported_at", json_string(imported)) ||
+              json_object_set_new(j, "counters", counters(r, rec))))
+        json_decref(j), j = NULL;
+    order_file_clear(&f);
+    return j;
+}
+
+static int cmd_list(order_ctx *c) {
+    char(*serials)[ORDER_SERIAL_LEN + 1] = NULL, err[512];
+    size_t n = 0;
+    bool json = config_get_bool(c->cfg, "json");
+    char *const *args;
+    int rc = config_args(c->cfg, &args) ? fail(c, EXIT_USAGE, "unexpected argument '%s'", args[0]) : EXIT_OK;
+    if (!rc && !ctx_store(c)) rc = EXIT_FAILED;
+    if (!rc && order_store_list(c->redis, &serials, &n, err, sizeof err) != 0) rc = fail(c, EXIT_FAILED, "%s", err);
+    json_t *all = json && !rc ? json_array() : NULL;
+    for (size_t i = 0; !rc && i < n; i++) {
+        order_record rec;
+        if (order_store_load(c->redis, serials[i], &rec, err, sizeof err) != 0) {
+            if (!json) printf("%-8s (unreadable: %s)\n", serials[i], err);
+            order_record_clear(&rec);
+            continue;
+        }
+        char from[40], until[40] = "(no end)";
+        order_armour_time(rec.valid_from, from, sizeof from);
+        if (rec.valid_until) order_armour_time(rec.valid_until, until, sizeof until);
+        if (json) {
+            json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:s, s:b, s:I}", "service_serial", rec.serial,
+                                  "revision", (json_int_t)rec.revision, "customer", rec.customer, "mode",
+                                  seat_mode_name(rec.mode), "seats", (json_int_t)rec.seats, "valid_from", from,
+                                  "valid_until", until, "deployment", rec.on_premises ? "on-premises" : "vendor-hosted",
+                                  "retired", rec.retired, "version", (json_int_t)rec.version);
+            if (!o || json_array_append_new(all, o) != 0) rc = fail(c, EXIT_FAILED, "cannot build the JSON");
+        } else {
+            printf("%-8s r%-3u %-13s %7u seats  %s .. %s  %s%s\n", rec.serial, rec.revision, seat_mode_name(rec.mode),
+                   rec.seats, from, until, rec.customer, rec.retired ? "  (retired)" : "");
+        }
+        order_record_clear(&rec);
+    }
+    if (all && !rc) rc = print_json(c, all);
+    else json_decref(all);
+    free(serials);
+    return rc;
+}
+
+static int cmd_show(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *serial = serial_arg(c, &rc);
+    char err[512];
+    order_record rec = {0};
+    if (!serial) return rc;
+    if (!ctx_store(c)) return EXIT_FAILED;
+    int found = order_store_load(c->redis, serial, &rec, err, sizeof err);
+    json_t *j = found == 0 ? describe(c->redis, &rec) : NULL;
+    if (found == 1) rc = fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    else if (found < 0) rc = fail(c, EXIT_FAILED, "%s", err);
+    else if (config_get_bool(c->cfg, "json")) rc = print_json(c, j), j = NULL;
+    else if (!j) rc = fail(c, EXIT_FAILED, "cannot describe order %s", serial);
+    else {
+        printf("order %s revision %u%s\n", rec.serial, rec.revision, rec.retired ? " (retired)" : "");
+        order_json_print_text(j, stdout, 2);
+    }
+    json_decref(j);
+    order_record_clear(&rec);
+    return rc;
+}
+
+static int cmd_retire(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *serial = serial_arg(c, &rc);
+    char err[512];
+    uint64_t version = 0;
+    if (!serial) return rc;
+    if (!ctx_store(c)) return EXIT_FAILED;
+    int r = order_store_retire(c->redis, serial, &version, err, sizeof err);
+    if (r == 1) return fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    if (r < 0) return fail(c, EXIT_FAILED, "%s (retire writes {o:*}:order: use the store's keystore user)", err);
+    if (config_get_bool(c->cfg, "json"))
+        return print_json(c, json_pack("{s:s, s:s, s:I}", "order", serial, "result", r == 2 ? "already" : "retired",
+                                       "version", (json_int_t)version));
+    printf(r == 2 ? "order %s was already retired\n"
+                  : "retired order %s: it refuses activations and renewals and keeps its machines\n",
+           serial);
+    return EXIT_OK;
+}
+
+/* ---- the table ---- */
+
+typedef struct order_command {
+    const char *name;          /* "import" */
+    const char *usage;         /* usage line, blank line, description */
+    const config_option *opts; /* its own options */
+    size_t n_opts;
+    const char *const *shown; /* the daemon's options its --help lists (NULL-terminated) */
+    int (*run)(order_ctx *c);
+} order_command;
+
+#define ORDER_COMMAND(name, usage, opts, shown, fn) \
+    { name, usage "\n\n" EXIT_HELP, opts, sizeof opts / sizeof *opts, shown, fn }
+static const order_command commands[] = {
+    ORDER_COMMAND("import",
+                  "activation-server order import FILE [--order-public-key PEM] [--on-premises --signing-key PEM]\n\n"
+                  "Verifies an order file (.license) and stores it, or refuses it with the reason: malformed,\n"
+                  "foreign vendor, tampered, expired, wrong server, older revision, conflict. The same file\n"
+                  "again changes nothing; a higher revision replaces the order and keeps its machines.",
+                  import_opts, import_shown, cmd_import),
+    ORDER_COMMAND("list", "activation-server order list [--json]\n\nLists the imported orders.", list_opts, store_shown,
+                  cmd_list),
+    ORDER_COMMAND("show",
+                  "activation-server order show SERIAL [--json]\n\n"
+                  "Prints an imported order's terms, state and counters.",
+                  show_opts, store_shown, cmd_show),
+    ORDER_COMMAND("retire",
+                  "activation-server order retire SERIAL\n\n"
+                  "Retires an order: it refuses activations and renewals (ORDER_RETIRED) and keeps its\n"
+                  "machine table for the usage return. A new revision does not bring it back.",
+                  retire_opts, store_shown, cmd_retire),
+};
+#define N_COMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: activation-server order COMMAND [OPTIONS]   (COMMAND --help for its options)\n\n"
+            "Volume orders on this server's store (docs/volume.md). The server's options (--config FILE,\n"
+            "PA_ACTIVATION_* variables) apply; commands that write orders need the store's keystore user.\n\n"
+            "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const char *u = commands[i].usage, *nl = strchr(u, '\n');
+        fprintf(f, "  %.*s\n", (int)(nl - u), u);
+    }
+    fprintf(f, "\n%s\n", EXIT_HELP);
+}
+
+static bool listed(const char *const *names, const char *name) {
+    for (; names && *names; names++)
+        if (strcmp(*names, name) == 0) return true;
+    return false;
+}
+
+/* The command's options, then the daemon's (hidden unless `shown`). */
+static config_option *table_for(const order_command *cmd, const daemon_spec *spec, size_t *n) {
+    size_t nd;
+    config_option *d = daemon_options(spec, &nd);
+    config_option *t = d ? calloc(cmd->n_opts + nd, sizeof *t) : NULL;
+    if (t) {
+        memcpy(t, cmd->opts, cmd->n_opts * sizeof *t);
+        *n = cmd->n_opts;
+        for (size_t i = 0; i < nd; i++) {
+            t[*n] = d[i];
+            if (!listed(cmd->shown, d[i].name)) t[*n].help = NULL;
+            (*n)++;
+        }
+    }
+    free(d);
+    return t;
+}
+
+int order_cli_main(int argc, char **argv, const daemon_spec *spec) {
+    const char *name = argc > 1 ? argv[1] : NULL;
+    if (!name || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        if (!name) fputs("activation-server order: error: a command is required\n\n", stderr);
+        usage(name ? stdout : stderr);
+        return name ? EXIT_OK : EXIT_USAGE;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].name) != 0) continue;
+        order_ctx c = {.command = name};
+        size_t n = 0;
+        config_option *table = table_for(&commands[i], spec, &n);
+        int code = EXIT_FAILED;
+        if (table) c.cfg = config_load(commands[i].usage, table, n, spec->env_prefix, argc - 1, argv + 1, &code);
+        if (c.cfg) code = commands[i].run(&c);
+        rstore_free(c.redis);
+        config_free(c.cfg);
+        free(table);
+        return code;
+    }
+    fprintf(stderr, "activation-server order: error: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EXIT_USAGE;
+}
