@@ -573,6 +573,28 @@ static pa_err confirm_key(pa_client *c) {
     return place_key_confirm(c->state_dir, err, sizeof err) == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
 
+static pa_err remove_license(pa_client *c) {
+    char path[PATH_MAX];
+    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
+        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
+    if (unlink(path) != 0 && errno != ENOENT)
+        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return PA_OK;
+}
+
+/* The place is gone on the server: so go the license, its place key and a
+ * deactivation request. Then `then` says what happened (NULL: PA_OK). */
+static pa_err forget_place(pa_client *c, pa_err (*then)(pa_client *)) {
+    drop_license(c);
+    pa_err e = remove_license(c);
+    char err[256];
+    if (e == PA_OK && place_key_remove(c->state_dir, err, sizeof err) != 0) e = client_fail(c, PA_ERR_IO, "%s", err);
+    if (e == PA_OK && then) return then(c);
+    if (e == PA_OK) e = volume_record_remove(c, STATE_DEACTIVATION_REQUESTED);
+    if (e == PA_OK) c->vol.deactivation_requested = false;
+    return e;
+}
+
 static pa_err activate_locked(pa_client *c, const char *key) {
     char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1];
     client_describe_machine(host, os, arch);
@@ -583,6 +605,7 @@ static pa_err activate_locked(pa_client *c, const char *key) {
     if (e != PA_OK) return e;
     signed_license s;
     e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &c->facts, &s);
+    if (e == PA_ERR_DEACTIVATED) return forget_place(c, volume_deactivated); /* still: the operator said so */
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
@@ -634,28 +657,6 @@ pa_err pa_activate(pa_client *c, const char *key) {
     e = activate_locked(c, canonical);
     state_unlock(lock);
     record_attempt(c, e);
-    return e;
-}
-
-static pa_err remove_license(pa_client *c) {
-    char path[PATH_MAX];
-    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
-        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
-    if (unlink(path) != 0 && errno != ENOENT)
-        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
-    return PA_OK;
-}
-
-/* The place is gone on the server: so go the license, its place key and a
- * deactivation request. Then `then` says what happened (NULL: PA_OK). */
-static pa_err forget_place(pa_client *c, pa_err (*then)(pa_client *)) {
-    drop_license(c);
-    pa_err e = remove_license(c);
-    char err[256];
-    if (e == PA_OK && place_key_remove(c->state_dir, err, sizeof err) != 0) e = client_fail(c, PA_ERR_IO, "%s", err);
-    if (e == PA_OK && then) return then(c);
-    if (e == PA_OK) e = volume_record_remove(c, STATE_DEACTIVATION_REQUESTED);
-    if (e == PA_OK) c->vol.deactivation_requested = false;
     return e;
 }
 

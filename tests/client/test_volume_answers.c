@@ -465,6 +465,15 @@ static void forced_deactivation_removes_the_license(void **state) {
     expect(pa_renew(e->c), PA_ERR_DEACTIVATED, e->c, "the operator deactivated this machine");
     assert_false(pa_is_licensed(e->c));
     assert_false(state_file(e, "license"));
+    /* A person tries again, and the server still says so: it stays recorded. */
+    pthread_mutex_lock(&fake.mu);
+    fake.refuse_activate = true;
+    pthread_mutex_unlock(&fake.mu);
+    fixture_rmtree(e->state);
+    expect(pa_activate(e->c, KEY), PA_ERR_DEACTIVATED, e->c, "the operator deactivated this machine");
+    assert_true(state_file(e, "deactivated"));
+    expect(pa_maintain(e->c, KEY), PA_ERR_DEACTIVATED, e->c, NULL);
+    assert_int_equal(calls(&fake.activates), 2);
 }
 
 /* Without approval a deactivation is done at once, as for any key. */
