@@ -54,11 +54,28 @@ int env_start_server(client_env *e, int i, const char *const *extra) {
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port[i]);
     snprintf(e->target[i], sizeof e->target[i], "127.0.0.1:%d", e->port[i]);
     snprintf(log, sizeof log, "%s/server%d.log", e->dir, i);
-    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen, "--redis-url",
-                            url, "--kek", e->kek_a, "--signing-key", e->signing_key, "--metrics-listen", "off",
-                            "--workers", "1", "--rate-address-per-s", "0", "--log-level", "warn"};
-    int n = 17;
-    bool tls = false;
+    const char *argv[40] = {fixture_bin("activation-server/activation-server"),
+                            "--listen",
+                            listen,
+                            "--redis-url",
+                            url,
+                            "--signing-key",
+                            e->signing_key,
+                            "--metrics-listen",
+                            "off",
+                            "--workers",
+                            "1",
+                            "--rate-address-per-s",
+                            "0",
+                            "--log-level",
+                            "warn"};
+    int n = 15;
+    bool tls = false, on_premises = false;
+    for (int k = 0; extra && extra[k]; k++) on_premises |= strcmp(extra[k], "--on-premises") == 0;
+    if (!on_premises) { /* an on-premises server holds no group secret */
+        argv[n++] = "--kek";
+        argv[n++] = e->kek_a;
+    }
     for (int k = 0; extra && extra[k] && n < 39; k++) {
         tls |= strcmp(extra[k], "--tls-cert") == 0;
         argv[n++] = extra[k];

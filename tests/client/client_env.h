@@ -30,7 +30,8 @@ typedef struct client_env {
 int env_start(client_env *e);
 /* Starts server i (rate limits off, so tests may call often) with `extra`
  * flags (NULL-terminated, may be NULL); plain text (--insecure-plaintext)
- * unless they include --tls-cert. 0 or -1. */
+ * unless they include --tls-cert; signing with e->signing_key, and with the
+ * KEK unless they include --on-premises. 0 or -1. */
 int env_start_server(client_env *e, int i, const char *const *extra);
 void env_stop_server(client_env *e, int i);
 void env_stop(client_env *e);
