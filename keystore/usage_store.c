@@ -53,9 +53,8 @@ int usage_store_report(rstore *r, const Volume__V1__UsageReport *u, const usage_
                           USAGE_F_OVER_TERM,
                           over};
     size_t n = sizeof argv / sizeof *argv, lens[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < n; i++) lens[i] = strlen(argv[i]);
-    lens[7] = u->report.len;
-    lens[9] = u->signature.len;
+    for (size_t i = 0; i < n; i++) /* 7 and 9 are bytes, not text */
+        lens[i] = i == 7 ? u->report.len : i == 9 ? u->signature.len : strlen(argv[i]);
     redisReply *rep = rstore_commandargv(r, (int)n, argv, lens);
     int rc = rep && rep->type == REDIS_REPLY_INTEGER
                  ? (int)rep->integer
