@@ -41,6 +41,8 @@
 #include "daemon.h"
 #include "log.h"
 #include "order_cli.h"
+#include "order_gauges.h"
+#include "order_sweep.h"
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
 #include "rpc_client.h"
@@ -92,6 +94,9 @@ static const config_option options[] = {
     {"group-refresh-ms", "MS",
      "how often the set of existing groups is read again (a new group is also found at its "
      "first activation); 0 = only then", "10000"},
+    {"order-sweep-ms", "MS",
+     "how often every volume order's machine table is aged (lapsed leases freed, machines past the "
+     "retention window removed); 0 = only by the calls themselves", "1000"},
     {"trusted-proxy", "CIDR",
      "believe the client address that a proxy at this address or network forwards in "
      "x-forwarded-for; repeat for several", NULL},
@@ -155,6 +160,8 @@ typedef struct daemon_state {
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
     usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
+    int order_sweep_ms; /* --order-sweep-ms */
+    order_sweep *sweep; /* ages every order's machine table; NULL when off */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -219,6 +226,7 @@ static int load_app(daemon_state *d) {
                                      config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
+    d->order_sweep_ms = (int)config_get_int(c, "order-sweep-ms", 0, 3600000, &ok);
     a->order_refresh_ms = d->group_refresh_ms;
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
@@ -450,6 +458,8 @@ static void free_state(daemon_state *d) {
     trusted_proxies_free(d->app.proxies);
     d->app.proxies = NULL;
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
+    order_gauges_free(d->app.order_gauges);
+    d->app.order_gauges = NULL;
     free(d->tls_cert);
     daemon_free_pem(d->tls_key);
 }
@@ -459,6 +469,8 @@ static void free_state(daemon_state *d) {
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
     usage_upload_stop(d->uploader);
     d->uploader = NULL;
+    order_sweep_stop(d->sweep);
+    d->sweep = NULL;
     stop_audit(d, flush_ms);
     group_ids_stop(d->app.groups);
     d->app.groups = NULL;
@@ -496,6 +508,21 @@ int main(int argc, char **argv) {
     d.app.groups = group_ids_start(&d.app.redis, d.group_refresh_ms, d.app.m.group_id_loads, err, sizeof err);
     if (!d.app.groups) {
         fail("group_ids.start", err);
+        stop_runtime(&d, 0, -1);
+        return 1;
+    }
+    if (!(d.app.order_gauges = order_gauges_new())) {
+        fail("order_gauges", "out of memory");
+        stop_runtime(&d, 0, -1);
+        return 1;
+    }
+    if (d.order_sweep_ms > 0 &&
+        !(d.sweep = order_sweep_start(&(order_sweep_config){.redis = &d.app.redis,
+                                                            .interval_ms = d.order_sweep_ms,
+                                                            .refresh_ms = d.app.order_refresh_ms,
+                                                            .gauges = d.app.order_gauges},
+                                      err, sizeof err))) {
+        fail("order_sweep.start", err);
         stop_runtime(&d, 0, -1);
         return 1;
     }
