@@ -203,6 +203,10 @@ say ""
 say "The demo order as the activation server holds it:"
 "$BIN/activation-server/activation-server" order show "$DEMO_ORDER" \
   --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw"
+say ""
+say "Its machine table:"
+"$BIN/activation-server/activation-server" order machines "$DEMO_ORDER" \
+  --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw"
 
 # The demo group audits every activation (--audit-rate 100, offline): the
 # request went to the outbox, and the activation server forwards it to the
