@@ -45,6 +45,12 @@
  * for an existing group counts for that group, as a failure when its key is
  * not genuine or the online audit found it forged.
  *
+ * Volume keys (a group that belongs to an imported order, docs/volume.md)
+ * take these same steps to check the key -- on-premises the order's key
+ * hashes instead of steps 2-4 -- and then the volume way
+ * (activate_volume.h) in place of policy.lua in step 5, and the order's
+ * terms in the license.
+ *
  * Granted calls add their time per stage to pa_activate_stage_nanoseconds_total
  * so the benchmark can show where an activation's server time goes. */
 #include <openssl/rand.h>
@@ -53,6 +59,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "activate_volume.h"
 #include "activation/v1/activation.pb-c.h"
 #include "clock.h"
 #include "license_grant.h"
@@ -321,7 +328,7 @@ static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const po
  * thread that waited for the online audit; `reply` is answered either way. */
 static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
                             const uint8_t *machine_id, const uint8_t *holder, const char *address_key, audit_plan *plan,
-                            audit_step step, uint64_t t[MARK_N], rpc_reply *reply) {
+                            audit_step step, const volume_ask *vol, uint64_t t[MARK_N], rpc_reply *reply) {
     app *a = w->app;
     activation_metrics *m = &a->m;
     if (a->threats) threat_record_group(a->threats, key->group, step == AUDIT_STEP_FORGED);
@@ -337,8 +344,15 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
         return;
     }
     policy_result p;
-    policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random, address_key,
-                    plan->to_outbox ? &plan->outbox : NULL, &p);
+    volume_grant vg; /* a volume key's seat, order and VolumeStatus */
+    const policy_audit *outbox = plan->to_outbox ? &plan->outbox : NULL;
+    if (!vol) {
+        policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random,
+                        address_key, outbox, &p);
+    } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,
+                                     reply)) {
+        return; /* answered: a refusal only volume keys have, or pending */
+    }
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
     rate_hold_note(w->holds, address_key, key->group, &p);
@@ -354,8 +368,10 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     }
     if (p.audited) metric_inc(m->audit_sampled);
 
-    /* 6. The group record changed since it was cached: reload it. */
-    if (p.version != g->rec.version && group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
+    /* 6. The group record changed since it was cached: reload it (a volume
+     *    key's order was settled by volume_activate_seat). */
+    if (!vol && p.version != g->rec.version &&
+        group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
         snprintf(p.error, sizeof p.error, "group record reload failed");
         refuse_by_policy(w, ctx, reply, &p, key);
@@ -367,7 +383,8 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     char license_id[LICENSE_ID_LEN + 1];
     license_id_format(license_id, key->group, key->serial, p.random);
     signed_license sl;
-    if (license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, &p, &sl) != 0) {
+    if ((vol ? volume_activate_sign(w, &vg, license_id, machine_id, key, &p, &sl)
+             : license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, &p, &sl)) != 0) {
         refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
         log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
         return;
@@ -375,6 +392,7 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     t[MARK_SIGN] = pa_mono_ns();
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
     LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
+    if (vol) VOLUME_GRANT_FILL(&resp, &vg, a->on_premises);
     if (rpc_reply_message(reply, &resp.base) != 0) return;
     note_granted(w, ctx, key, &p, plan);
     count_stages(m, t);
@@ -390,6 +408,8 @@ typedef struct online_job {
     bool has_holder;
     char address_key[96];
     audit_plan plan;
+    volume_ask vol; /* a volume key's machine facts, when has_vol */
+    bool has_vol;
     uint64_t t[MARK_N];
     int64_t queued_ms; /* the online audit's time starts here */
 } online_job;
@@ -397,7 +417,7 @@ typedef struct online_job {
 /* Defers the call to the online-audit pool; false when there is no place
  * (the caller answers itself). */
 static bool hand_to_pool(worker *w, rpc_ctx *ctx, const pk_fields *key, const uint8_t *machine_id,
-                         const uint8_t *holder, const char *address_key, const audit_plan *plan,
+                         const uint8_t *holder, const char *address_key, const audit_plan *plan, const volume_ask *vol,
                          const uint64_t t[MARK_N]) {
     verify_pool *pool = w->app->verifier;
     if (!pool || !verify_pool_reserve(pool)) return false;
@@ -413,6 +433,8 @@ static bool hand_to_pool(worker *w, rpc_ctx *ctx, const pk_fields *key, const ui
     if (holder) memcpy(j->holder, holder, sizeof j->holder);
     snprintf(j->address_key, sizeof j->address_key, "%s", address_key);
     j->plan = *plan;
+    j->has_vol = vol != NULL;
+    if (vol) j->vol = *vol;
     memcpy(j->t, t, sizeof j->t);
     j->queued_ms = pa_mono_ms();
     verify_pool_push(pool, j);
@@ -431,7 +453,7 @@ void activate_online_job(void *worker_state, void *job) {
         int64_t left = audit_client_verify_timeout_ms(w->app->audit) - (pa_mono_ms() - j->queued_ms);
         audit_step step = verdict_step(w, g, &j->plan, verify_online(w, g, &j->plan, left > 0 ? (int)left : 0));
         finish_activate(w, ctx, g, &j->key, j->machine_id, j->has_holder ? j->holder : NULL, j->address_key, &j->plan,
-                        step, j->t, &reply);
+                        step, j->has_vol ? &j->vol : NULL, j->t, &reply);
     } else if (found == GROUP_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
@@ -442,6 +464,24 @@ void activate_online_job(void *worker_state, void *job) {
     rpc_deferred_reply(j->call, &reply);
     free(reply.body);
     free(j);
+}
+
+/* On-premises (docs/volume.md): no group secrets, no audit. A key is
+ * genuine when its salted hash is in its order's key set; any other key,
+ * a retail one included, is refused as not genuine, at the same cost. */
+static void activate_on_premises(worker *w, rpc_ctx *ctx, const Activation__V1__ActivateRequest *rq,
+                                 const pk_fields *key, const volume_ask *vol, const order_record *order,
+                                 const char *address_key, uint64_t t[MARK_N], rpc_reply *reply) {
+    if (!vol || !volume_key_accepted(order, rq->product_key)) {
+        refuse_not_genuine(w, ctx, reply, address_key, key);
+        return;
+    }
+    t[MARK_MAC] = pa_mono_ns();
+    audit_plan none = {.d = {AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0}, .how = "none"};
+    uint8_t holder[PLACE_KEY_DIGEST_LEN];
+    if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
+    finish_activate(w, ctx, NULL, key, rq->machine_id.data, rq->place_key.len ? holder : NULL, address_key, &none,
+                    AUDIT_STEP_GO, vol, t, reply);
 }
 
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
@@ -466,6 +506,26 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     policy_result held;
     if (rate_hold_check(w->holds, address_key, true, key.group, &held)) {
         refuse_by_policy(w, ctx, reply, &held, &key);
+        goto done;
+    }
+
+    /* A volume key? Its group belongs to an order (in memory). On-premises
+     * the order's key hashes are the whole key check (steps 2-4). */
+    volume_ask ask, *vol = NULL;
+    const order_record *order = NULL;
+    order_lookup in_order = order_cache_for_group(w->orders, key.group, &order);
+    if (in_order == ORDER_UNAVAILABLE) {
+        policy_result down = {.status = POLICY_UNAVAILABLE};
+        snprintf(down.error, sizeof down.error, "order of group %u: unreadable", (unsigned)key.group);
+        refuse_by_policy(w, ctx, reply, &down, &key);
+        goto done;
+    }
+    if (in_order == ORDER_FOUND) {
+        volume_ask_from(&ask, rq, who.ip);
+        vol = &ask;
+    }
+    if (a->on_premises) {
+        activate_on_premises(w, ctx, rq, &key, vol, order, address_key, t, reply);
         goto done;
     }
 
@@ -502,11 +562,11 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
     const uint8_t *bound = rq->place_key.len ? holder : NULL;
     if (step == AUDIT_STEP_VERIFY) {
-        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, t)) goto done;
+        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, vol, t)) goto done;
         /* No pool (or it is full): no thread to wait on, so no answer. */
         step = verdict_step(w, g, &plan, verify_online(w, g, &plan, 0));
     }
-    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, t, reply);
+    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, vol, t, reply);
 done:
     activation__v1__activate_request__free_unpacked(rq, NULL);
 }

@@ -132,6 +132,9 @@ int license_issue(license_signer *s, const license_terms *t, signed_license *out
     lic.renew_after = t->renew_after;
     lic.expires_at = t->expires_at;
     lic.signing_key_id = (char *)s->key_id;
+    lic.order_serial = (char *)(t->order_serial ? t->order_serial : "");
+    lic.order_revision = t->order_revision;
+    lic.seat_mode = (char *)(t->seat_mode ? t->seat_mode : "");
     if (activation__v1__license__get_packed_size(&lic) > sizeof out->body) return -1;
     out->body_len = activation__v1__license__pack(&lic, out->body);
 

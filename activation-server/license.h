@@ -20,7 +20,7 @@
 
 #define LICENSE_KEY_ID_LEN SIGNING_KEY_ID_LEN
 #define LICENSE_SIG_LEN 64
-#define LICENSE_MAX_BYTES 2048   /* bounded by the group record's field sizes */
+#define LICENSE_MAX_BYTES 6144 /* bounded by the field sizes of group records and orders (16 features of 256 bytes) */
 
 typedef struct license_key {
     EVP_PKEY *pkey;                         /* Ed25519 private key, loaded once */
@@ -52,6 +52,10 @@ typedef struct license_terms {
     int64_t issued_at;             /* unix seconds */
     int64_t renew_after;           /* 0: no renewal needed */
     int64_t expires_at;            /* 0: never */
+    /* Volume licenses (docs/volume.md); NULL / 0 for retail and OEM keys. */
+    const char *order_serial; /* the order's service serial */
+    uint32_t order_revision;
+    const char *seat_mode; /* seat_mode_name() */
 } license_terms;
 
 typedef struct signed_license {

@@ -1,8 +1,11 @@
 /* license_grant.c -- the terms of a granted place, signed (see license_grant.h).
  *
- * The terms point at the group entry's strings and the caller's buffers, so
- * nothing is copied or allocated here; license_issue packs into `out`. */
+ * The terms point at the group entry's (or the order's) strings and the
+ * caller's buffers, so nothing is copied or allocated here; license_issue
+ * packs into `out`. */
 #include "license_grant.h"
+
+#include "activation/v1/activation.pb-c.h"
 
 int license_grant_sign(license_signer *s, const group_entry *g, const char *license_id,
                        const uint8_t *machine_id, uint32_t group, uint32_t serial,
@@ -20,6 +23,31 @@ int license_grant_sign(license_signer *s, const group_entry *g, const char *lice
         .issued_at = p->now,
         .renew_after = p->renew_after,
         .expires_at = p->expires_at,
+    };
+    return license_issue(s, &terms, out);
+}
+
+int license_grant_sign_order(license_signer *s, const order_record *o, const char *license_id,
+                             const uint8_t *machine_id, uint32_t group, uint32_t serial, const policy_result *p,
+                             signed_license *out) {
+    char *features[ORDER_LIST_MAX]; /* the record keeps them as arrays */
+    for (size_t i = 0; i < o->n_features && i < ORDER_LIST_MAX; i++) features[i] = (char *)o->features[i];
+    license_terms terms = {
+        .license_id = license_id,
+        .product = o->product,
+        .edition = o->edition,
+        .channel = ACTIVATION__V1__CHANNEL__CHANNEL_VOLUME,
+        .features = features,
+        .n_features = o->n_features < ORDER_LIST_MAX ? o->n_features : ORDER_LIST_MAX,
+        .machine_id = machine_id,
+        .group = group,
+        .serial = serial,
+        .issued_at = p->now,
+        .renew_after = p->renew_after,
+        .expires_at = p->expires_at,
+        .order_serial = o->serial,
+        .order_revision = o->revision,
+        .seat_mode = seat_mode_name(o->mode),
     };
     return license_issue(s, &terms, out);
 }

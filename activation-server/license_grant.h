@@ -15,6 +15,7 @@
 
 #include "group_cache.h"
 #include "license.h"
+#include "order_record.h"
 #include "policy.h"
 
 /* Signs the license for the place (group, serial) that machine_id (32 bytes)
@@ -23,6 +24,14 @@
 int license_grant_sign(license_signer *s, const group_entry *g, const char *license_id,
                        const uint8_t *machine_id, uint32_t group, uint32_t serial,
                        const policy_result *p, signed_license *out);
+
+/* The same for a volume key (docs/volume.md): the order's product,
+ * edition and features, channel volume, and the order's serial, revision
+ * and seat mode, with the lease the volume script decided (in `p` as for
+ * retail: now, renew_after, expires_at). */
+int license_grant_sign_order(license_signer *s, const order_record *o, const char *license_id,
+                             const uint8_t *machine_id, uint32_t group, uint32_t serial, const policy_result *p,
+                             signed_license *out);
 
 /* Fills an ActivateResponse or RenewResponse `resp` from the signed license
  * `sl`, the key id of `signer` and the lease in `p`. */

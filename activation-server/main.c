@@ -41,11 +41,14 @@
 #include "daemon.h"
 #include "log.h"
 #include "order_cli.h"
+#include "order_gauges.h"
+#include "order_sweep.h"
 #include "outbox_forwarder.h"
 #include "revocation_puller.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
 #include "server.h"
+#include "usage_upload.h"
 
 /* One option a line or two, as --help shows them; not reflowed. */
 /* clang-format off */
@@ -64,6 +67,12 @@ static const config_option options[] = {
     {"on-premises", NULL,
      "an on-premises server: accepts only orders that delegate --signing-key, checks volume keys by "
      "their salted hashes; no --kek, no audit server", NULL},
+    {"usage-upload-to", "HOST:PORT",
+     "on-premises: upload each order's usage report to the vendor's activation service there (TLS)", NULL},
+    {"usage-upload-ca", "FILE", "CA certificate(s) the vendor's server certificate must chain to (PEM); "
+     "default: the system's trust roots", NULL},
+    {"usage-upload-interval-s", "S", "seconds between two uploads of every order's report (a failed upload is "
+     "retried sooner, with backoff)", "86400"},
     {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core", "0"},
     {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM; required)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
@@ -85,6 +94,9 @@ static const config_option options[] = {
     {"group-refresh-ms", "MS",
      "how often the set of existing groups is read again (a new group is also found at its "
      "first activation); 0 = only then", "10000"},
+    {"order-sweep-ms", "MS",
+     "how often every volume order's machine table is aged (lapsed leases freed, machines past the "
+     "retention window removed); 0 = only by the calls themselves", "1000"},
     {"trusted-proxy", "CIDR",
      "believe the client address that a proxy at this address or network forwards in "
      "x-forwarded-for; repeat for several", NULL},
@@ -129,9 +141,10 @@ static const rpc_method methods[] = {
     {PA_RPC_ACTIVATE, handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
     {PA_RPC_RENEW, handle_renew, ACTIVATION_MAX_REQUEST_BYTES},
     {PA_RPC_DEACTIVATE, handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES},
+    {PA_RPC_USAGE_REPORT, handle_usage_report, USAGE_MAX_REQUEST_BYTES},
 };
 
-static const char *const health_services[] = {PA_RPC_ACTIVATION_SERVICE};
+static const char *const health_services[] = {PA_RPC_ACTIVATION_SERVICE, PA_RPC_USAGE_SERVICE};
 
 /* Everything main owns, freed in one place. */
 typedef struct daemon_state {
@@ -146,6 +159,9 @@ typedef struct daemon_state {
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
+    usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
+    int order_sweep_ms; /* --order-sweep-ms */
+    order_sweep *sweep; /* ages every order's machine table; NULL when off */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -210,6 +226,7 @@ static int load_app(daemon_state *d) {
                                      config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
+    d->order_sweep_ms = (int)config_get_int(c, "order-sweep-ms", 0, 3600000, &ok);
     a->order_refresh_ms = d->group_refresh_ms;
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
@@ -291,7 +308,7 @@ static rpc_server *start_server(daemon_state *d) {
         .worker_init = worker_new,
         .worker_free = worker_free,
         .health_services = health_services,
-        .n_health_services = 1,
+        .n_health_services = sizeof health_services / sizeof *health_services,
     };
     return daemon_serve(&d->frame, &sc, methods, sizeof methods / sizeof *methods);
 }
@@ -384,6 +401,36 @@ static int start_audit(daemon_state *d) {
     return 0;
 }
 
+/* On-premises: the usage return to the vendor (usage_upload.h). Needs
+ * grpc_init. 0 (also when off) or -1 (reason logged or printed). */
+static int start_usage_upload(daemon_state *d) {
+    config *c = d->cfg;
+    const char *to = config_get(c, "usage-upload-to");
+    if (!to || !*to) return 0;
+    if (!d->app.on_premises) {
+        fprintf(stderr,
+                "activation-server: error: --usage-upload-to is for on-premises servers (--on-premises): "
+                "a vendor-hosted server's usage is in the vendor's own store\n");
+        return -1;
+    }
+    bool ok = true;
+    int interval = (int)config_get_int(c, "usage-upload-interval-s", 1, 365 * 86400, &ok);
+    char *ca = NULL, err[320];
+    if (!ok || daemon_read_pem(&d->frame, "usage-upload-ca", false, &ca) != 0) return -1;
+    d->uploader =
+        usage_upload_start(&(usage_upload_config){.store = d->app.redis,
+                                                  .key = &d->app.signing,
+                                                  .target = to,
+                                                  .ca_pem = ca,
+                                                  .interval_s = interval,
+                                                  .uploads = {d->app.m.usage_uploads[0], d->app.m.usage_uploads[1]}},
+                           err, sizeof err);
+    free(ca);
+    if (!d->uploader) return fail("usage.upload", err);
+    log_info("usage.upload_enabled", LOG_S("target", to), LOG_I("interval_s", interval), LOG_END);
+    return 0;
+}
+
 /* After the last call: flush the outbox (up to drain_ms), stop pulling,
  * free the rest. */
 static void stop_audit(daemon_state *d, int drain_ms) {
@@ -411,6 +458,8 @@ static void free_state(daemon_state *d) {
     trusted_proxies_free(d->app.proxies);
     d->app.proxies = NULL;
     OPENSSL_cleanse(d->app.kek, sizeof d->app.kek);
+    order_gauges_free(d->app.order_gauges);
+    d->app.order_gauges = NULL;
     free(d->tls_cert);
     daemon_free_pem(d->tls_key);
 }
@@ -418,6 +467,10 @@ static void free_state(daemon_state *d) {
 /* Everything started after grpc_init, stopped in reverse order; the outbox
  * gets flush_ms to drain. Then the frame (metrics, configuration). */
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
+    usage_upload_stop(d->uploader);
+    d->uploader = NULL;
+    order_sweep_stop(d->sweep);
+    d->sweep = NULL;
     stop_audit(d, flush_ms);
     group_ids_stop(d->app.groups);
     d->app.groups = NULL;
@@ -447,7 +500,7 @@ int main(int argc, char **argv) {
     probe_redis(&d.app);
 
     grpc_init();
-    if (start_audit(&d) != 0) {
+    if (start_audit(&d) != 0 || start_usage_upload(&d) != 0) {
         stop_runtime(&d, 0, -1);
         return 2;
     }
@@ -455,6 +508,21 @@ int main(int argc, char **argv) {
     d.app.groups = group_ids_start(&d.app.redis, d.group_refresh_ms, d.app.m.group_id_loads, err, sizeof err);
     if (!d.app.groups) {
         fail("group_ids.start", err);
+        stop_runtime(&d, 0, -1);
+        return 1;
+    }
+    if (!(d.app.order_gauges = order_gauges_new())) {
+        fail("order_gauges", "out of memory");
+        stop_runtime(&d, 0, -1);
+        return 1;
+    }
+    if (d.order_sweep_ms > 0 &&
+        !(d.sweep = order_sweep_start(&(order_sweep_config){.redis = &d.app.redis,
+                                                            .interval_ms = d.order_sweep_ms,
+                                                            .refresh_ms = d.app.order_refresh_ms,
+                                                            .gauges = d.app.order_gauges},
+                                      err, sizeof err))) {
+        fail("order_sweep.start", err);
         stop_runtime(&d, 0, -1);
         return 1;
     }

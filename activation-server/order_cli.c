@@ -1,5 +1,6 @@
-/* order_cli.c -- `activation-server order import|list|show|retire` (see
- * order_cli.h).
+/* order_cli.c -- `activation-server order import|list|show|retire`, the
+ * seat controls `machines|designate|undesignate|approve|deny|deactivate`
+ * and `order usage-export` (usage_report.h); see order_cli.h.
  *
  * Design: a table of subcommands, each one entry (name, usage text, its own
  * options, which of the daemon's options its --help shows) and one function
@@ -12,22 +13,32 @@
  * The commands that write orders (import, retire) need a Redis user that
  * may write {o:*}:order: the store's `keystore` user (docker/redis/
  * activation.acl.in), given with --redis-url; the daemon's `activation`
- * user may only read orders. */
+ * user may only read orders. The seat controls work with either: they
+ * change the machine table and the designated set, as the server does, the
+ * decisions through volume.lua (volume_policy.h) so they are atomic with
+ * the seats. */
 #include "order_cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "license.h"
 #include "order_armour.h"
 #include "order_json.h"
 #include "order_keyring.h"
 #include "order_store.h"
+#include "usage_file.h"
+#include "usage_report.h"
+#include "hex.h"
+#include "volume_policy.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 #define EXIT_HELP                                                                                     \
@@ -303,6 +314,261 @@ static int cmd_retire(order_ctx *c) {
     return EXIT_OK;
 }
 
+/* ---- usage-export ---- */
+
+static const config_option export_opts[] = {
+    {"out", "FILE", "write the signed report here (JSON; replaced atomically, mode 0644), required", NULL},
+};
+static const char *const export_shown[] = {"redis-url", "redis-password-file", "redis-timeout-ms", "signing-key", NULL};
+
+/* Writes `text` to `path` through a temporary file renamed over it. */
+static int write_atomically(order_ctx *c, const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return fail(c, EXIT_FAILED, "--out %s: cannot create a file beside it: %s", path, strerror(errno));
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    bool ok = done == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    if (ok && rename(tmp, path) == 0) return EXIT_OK;
+    e = ok ? errno : e;
+    unlink(tmp);
+    return fail(c, EXIT_FAILED, "writing %s: %s", path, strerror(e));
+}
+
+static int cmd_usage_export(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *serial = serial_arg(c, &rc), *out = config_get(c->cfg, "out"), *sk = config_get(c->cfg, "signing-key");
+    if (!serial) return rc;
+    if (!out) return fail(c, EXIT_USAGE, "--out is required");
+    if (!sk) return fail(c, EXIT_USAGE, "--signing-key is required (the key the order delegates signs the report)");
+    license_key key = {0};
+    order_record rec = {0};
+    usage_report rep = {0};
+    char err[512], *text = NULL;
+    if (license_key_load(&key, sk, err, sizeof err) != 0) return fail(c, EXIT_FAILED, "--signing-key: %s", err);
+    int found = ctx_store(c) ? order_store_load(c->redis, serial, &rec, err, sizeof err) : -2;
+    if (found == 1) rc = fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    else if (found == -1) rc = fail(c, EXIT_FAILED, "%s", err);
+    else if (found < 0) rc = EXIT_FAILED;
+    else if (usage_report_make(c->redis, &rec, &key, (int64_t)time(NULL), &rep, err, sizeof err) != 0)
+        rc = fail(c, EXIT_FAILED, "%s", err);
+    if (!rc) {
+        Volume__V1__UsageReport msg;
+        usage_report_message(&rec, &rep, &msg);
+        text = usage_file_write(&msg);
+        rc = text ? write_atomically(c, out, text) : fail(c, EXIT_FAILED, "out of memory");
+    }
+    if (!rc) printf("wrote the usage report of order %s (%zu bytes) to %s\n", serial, rep.len, out);
+    free(text);
+    usage_report_clear(&rep);
+    order_record_clear(&rec);
+    license_key_free(&key);
+    return rc;
+}
+
+/* ---- machines, designate, undesignate, approve, deny, deactivate ---- */
+
+static const config_option machines_opts[] = {{"json", NULL, "print a JSON array", NULL}};
+static const config_option designate_opts[] = {
+    {"machine-id", "HEX", "the machine's digest (32 hex: the first 16 bytes of SHA-256(machine id))", NULL},
+    {"host-serial", "S", "the host's serial number (DMI), as its installer reports it", NULL},
+    {"mac", "M", "one of its MAC addresses, aa:bb:cc:dd:ee:ff", NULL},
+    {"json", NULL, "print the outcome as one JSON object", NULL}};
+static const config_option decide_opts[] = {{"json", NULL, "print the outcome as one JSON object", NULL}};
+
+/* SERIAL and, with `second`, one more positional argument. */
+static const char *serial_and(order_ctx *c, const char *second, const char **value, int *rc) {
+    char *const *args;
+    size_t n = config_args(c->cfg, &args), want = second ? 2 : 1;
+    if (n != want) {
+        *rc = n < want ? fail(c, EXIT_USAGE, "%s is required", n == 0 ? "SERIAL" : second)
+                       : fail(c, EXIT_USAGE, "unexpected argument '%s'", args[want]);
+        return NULL;
+    }
+    bool ok = strlen(args[0]) == ORDER_SERIAL_LEN;
+    for (size_t i = 0; ok && i < ORDER_SERIAL_LEN; i++) ok = args[0][i] >= '0' && args[0][i] <= '9';
+    if (!ok) return *rc = fail(c, EXIT_USAGE, "SERIAL '%s' is not %d digits", args[0], ORDER_SERIAL_LEN), NULL;
+    if (second) *value = args[1];
+    return args[0];
+}
+
+/* The stored order (caller clears it); false after printing why. */
+static bool load_order(order_ctx *c, const char *serial, order_record *rec, int *rc) {
+    char err[512];
+    if (!ctx_store(c)) return *rc = EXIT_FAILED, false;
+    int found = order_store_load(c->redis, serial, rec, err, sizeof err);
+    if (found == 1) *rc = fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    else if (found < 0) *rc = fail(c, EXIT_FAILED, "%s", err);
+    return found == 0;
+}
+
+static json_t *machine_json(const char *hex, const volume_record *m, const char *status, const redisReply *facts) {
+    char first[40], last[40], lease[40] = "";
+    order_armour_time(m->first_seen, first, sizeof first);
+    order_armour_time(m->last_contact, last, sizeof last);
+    if (m->lease_until) order_armour_time(m->lease_until, lease, sizeof lease);
+    json_t *flags = json_array();
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{VOLUME_F_ASKED, "deactivation-requested"},
+                 {VOLUME_F_DENIED, "deactivation-denied"},
+                 {VOLUME_F_OVER, "over-term"},
+                 {VOLUME_F_OUT, "out-of-window"}};
+    for (size_t i = 0; flags && i < sizeof names / sizeof *names; i++)
+        if (m->flags & names[i].bit) json_array_append_new(flags, json_string(names[i].name));
+    json_t *f = facts && facts->type == REDIS_REPLY_STRING ? json_loadb(facts->str, facts->len, 0, NULL) : NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "machine", hex, "status", status, "first_seen", first,
+                     "last_contact", last, "lease_until", lease, "flags", flags ? flags : json_array(), "facts",
+                     f ? f : json_object());
+}
+
+/* One HSCAN page of the machine table, with the facts of its machines. */
+static int machines_page(order_ctx *c, const order_record *rec, const redisReply *page, json_t *all) {
+    bool counted = rec->mode != SEAT_MODE_UNLIMITED;
+    for (size_t i = 0; i + 1 < page->elements; i += 2) {
+        const redisReply *d = page->element[i], *v = page->element[i + 1];
+        volume_record m;
+        if (d->len != VOLUME_DIGEST_LEN || !volume_record_decode(v->str, v->len, &m)) continue;
+        char hex[2 * VOLUME_DIGEST_LEN + 1];
+        pa_hex_encode(d->str, VOLUME_DIGEST_LEN, hex);
+        redisReply *facts = rstore_commandargv(c->redis, 3, (const char *[]){"HGET", rec->key_facts, d->str},
+                                               (const size_t[]){4, strlen(rec->key_facts), d->len});
+        json_t *j = machine_json(hex, &m, volume_record_status(&m, counted), facts);
+        if (facts) freeReplyObject(facts);
+        if (!j) return fail(c, EXIT_FAILED, "cannot build the JSON");
+        if (all) {
+            json_array_append_new(all, j);
+            continue;
+        }
+        char *text = json_dumps(json_object_get(j, "facts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s  %-11s first %s  last %s  %s\n", hex, json_string_value(json_object_get(j, "status")),
+               json_string_value(json_object_get(j, "first_seen")),
+               json_string_value(json_object_get(j, "last_contact")), text ? text : "{}");
+        free(text);
+        json_decref(j);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_machines(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *serial = serial_and(c, NULL, NULL, &rc);
+    order_record rec = {0};
+    if (!serial || !load_order(c, serial, &rec, &rc)) return order_record_clear(&rec), rc;
+    bool json = config_get_bool(c->cfg, "json");
+    json_t *all = json ? json_array() : NULL;
+    char cursor[32] = "0";
+    do { /* HSCAN: a big table is read in pages, never in one reply */
+        redisReply *r = rstore_command(c->redis, "HSCAN %s %s COUNT 1000", rec.key_machines, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            rc = fail(c, EXIT_FAILED, "reading %s: %s", rec.key_machines,
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(c->redis));
+        } else {
+            snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+            rc = machines_page(c, &rec, r->element[1], all);
+        }
+        if (r) freeReplyObject(r);
+    } while (!rc && strcmp(cursor, "0") != 0);
+    if (all && !rc) rc = print_json(c, all);
+    else json_decref(all);
+    order_record_clear(&rec);
+    return rc;
+}
+
+/* The device named by exactly one of --machine-id, --host-serial, --mac. */
+static int device_name(order_ctx *c, char name[VOLUME_DESIGNATION_MAX]) {
+    static const struct {
+        const char *option;
+        char kind;
+    } kinds[] = {{"machine-id", 'm'}, {"host-serial", 's'}, {"mac", 'a'}};
+    int given = 0, rc = EXIT_OK;
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = config_get(c->cfg, kinds[i].option);
+        if (!v) continue;
+        if (given++) return fail(c, EXIT_USAGE, "give one of --machine-id, --host-serial, --mac");
+        if (volume_designation_name(kinds[i].kind, v, name) < 0)
+            rc = fail(c, EXIT_USAGE, "--%s '%s' is not %s", kinds[i].option, v,
+                      kinds[i].kind == 'm'   ? "32 hex digits (a machine digest)"
+                      : kinds[i].kind == 'a' ? "a MAC address aa:bb:cc:dd:ee:ff"
+                                             : "at most 64 printable characters");
+    }
+    if (!given) return fail(c, EXIT_USAGE, "one of --machine-id, --host-serial, --mac is required");
+    return rc;
+}
+
+static int designation(order_ctx *c, bool add) {
+    int rc = EXIT_OK;
+    const char *serial = serial_and(c, NULL, NULL, &rc);
+    char name[VOLUME_DESIGNATION_MAX];
+    order_record rec = {0};
+    if (!serial || (rc = device_name(c, name)) != EXIT_OK || !load_order(c, serial, &rec, &rc))
+        return order_record_clear(&rec), rc;
+    redisReply *r = rstore_command(c->redis, add ? "SADD %s %s" : "SREM %s %s", rec.key_designated, name);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        rc = fail(c, EXIT_FAILED, "%s: %s", rec.key_designated,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(c->redis));
+    } else if (config_get_bool(c->cfg, "json")) {
+        rc = print_json(c, json_pack("{s:s, s:s, s:b}", "order", serial, "device", name, "changed", r->integer == 1));
+    } else {
+        bool changed = r->integer == 1;
+        printf(add ? (changed ? "designated %s on order %s: it activates at its next check-in\n"
+                              : "%s was already designated on order %s\n")
+                   : (changed ? "undesignated %s on order %s\n" : "%s was not designated on order %s\n"),
+               name, serial);
+    }
+    if (r) freeReplyObject(r);
+    order_record_clear(&rec);
+    return rc;
+}
+
+static int cmd_designate(order_ctx *c) { return designation(c, true); }
+static int cmd_undesignate(order_ctx *c) { return designation(c, false); }
+
+static int decide(order_ctx *c, volume_decision d) {
+    int rc = EXIT_OK;
+    const char *hex = NULL, *serial = serial_and(c, "MACHINE", &hex, &rc);
+    uint8_t digest[VOLUME_DIGEST_LEN];
+    if (!serial) return rc;
+    if (pa_hex_decode(hex, strlen(hex), digest, sizeof digest) != VOLUME_DIGEST_LEN)
+        return fail(c, EXIT_USAGE, "MACHINE '%s' is not 32 hex digits (a machine digest, see `order machines`)", hex);
+    if (!ctx_store(c)) return EXIT_FAILED;
+    int script = volume_register(c->redis);
+    volume_result r;
+    if (script < 0) return fail(c, EXIT_FAILED, "cannot register volume.lua");
+    volume_decide(c->redis, script, serial, d, digest, &r);
+    switch (r.status) {
+    case VOLUME_OK: break;
+    case VOLUME_UNKNOWN_ORDER: return fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    case VOLUME_NOT_FOUND: return fail(c, EXIT_FAILED, "order %s has no machine %s", serial, hex);
+    case VOLUME_NOT_REQUESTED:
+        return fail(c, EXIT_FAILED, "machine %s asked for no deactivation (order %s)", hex, serial);
+    default: return fail(c, EXIT_FAILED, "%s", r.status == VOLUME_UNAVAILABLE ? r.error : volume_status_name(r.status));
+    }
+    static const char *const done[] = {[VOLUME_APPROVE] = "approved the deactivation of",
+                                       [VOLUME_DENY] = "denied the deactivation of",
+                                       [VOLUME_FORCE] = "deactivated"};
+    if (config_get_bool(c->cfg, "json"))
+        return print_json(c, json_pack("{s:s, s:s, s:s, s:I, s:I}", "order", serial, "machine", hex, "result",
+                                       volume_decision_name(d), "seats_used", (json_int_t)r.seats_used, "machines",
+                                       (json_int_t)r.count));
+    printf("%s machine %s on order %s; seats used now %u%s\n", done[d], hex, serial, r.seats_used,
+           d == VOLUME_DENY ? " (it hears of it at its next renewal)" : "");
+    return EXIT_OK;
+}
+
+static int cmd_approve(order_ctx *c) { return decide(c, VOLUME_APPROVE); }
+static int cmd_deny(order_ctx *c) { return decide(c, VOLUME_DENY); }
+static int cmd_deactivate(order_ctx *c) { return decide(c, VOLUME_FORCE); }
+
 /* ---- the table ---- */
 
 typedef struct order_command {
@@ -334,6 +600,40 @@ static const order_command commands[] = {
                   "Retires an order: it refuses activations and renewals (ORDER_RETIRED) and keeps its\n"
                   "machine table for the usage return. A new revision does not bring it back.",
                   retire_opts, store_shown, cmd_retire),
+    ORDER_COMMAND("usage-export",
+                  "activation-server order usage-export SERIAL --out FILE [--signing-key PEM]\n\n"
+                  "Writes the order's usage report, signed with this on-premises server's key, as a JSON\n"
+                  "file for the vendor (keystore usage import) when the server cannot reach the vendor.",
+                  export_opts, export_shown, cmd_usage_export),
+    ORDER_COMMAND("machines",
+                  "activation-server order machines SERIAL [--json]\n\n"
+                  "Prints the order's machine table: digest, status (active, pending, lapsed, deactivated),\n"
+                  "first seen, last contact and the facts the order collects.",
+                  machines_opts, store_shown, cmd_machines),
+    ORDER_COMMAND("designate",
+                  "activation-server order designate SERIAL --machine-id HEX | --host-serial S | --mac M\n\n"
+                  "Registers a device: with auto-activation off only registered devices activate (the others\n"
+                  "are answered PENDING_NOT_DESIGNATED); the device's daemon activates at its next check-in.",
+                  designate_opts, store_shown, cmd_designate),
+    ORDER_COMMAND("undesignate",
+                  "activation-server order undesignate SERIAL --machine-id HEX | --host-serial S | --mac M\n\n"
+                  "Removes a device's registration (a machine that holds a seat keeps it).",
+                  designate_opts, store_shown, cmd_undesignate),
+    ORDER_COMMAND("approve",
+                  "activation-server order approve SERIAL MACHINE\n\n"
+                  "Approves a machine's deactivation request (orders with approval): its seat frees, its next\n"
+                  "Renew answers DEACTIVATED. MACHINE is the digest `order machines` prints.",
+                  decide_opts, store_shown, cmd_approve),
+    ORDER_COMMAND("deny",
+                  "activation-server order deny SERIAL MACHINE\n\n"
+                  "Denies a machine's deactivation request: it keeps its seat and hears of it at its next\n"
+                  "Renew (DEACTIVATION_DENIED).",
+                  decide_opts, store_shown, cmd_deny),
+    ORDER_COMMAND("deactivate",
+                  "activation-server order deactivate SERIAL MACHINE\n\n"
+                  "Forced deactivation of a machine (a dead one): its seat frees at once and its next Renew\n"
+                  "answers DEACTIVATED.",
+                  decide_opts, store_shown, cmd_deactivate),
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

@@ -1,16 +1,15 @@
 /* policy.c -- argument packing and reply decoding for policy.lua.
  *
  * Arguments go to EVALSHA as binary-safe (pointer, length) pairs straight
- * from the caller's buffers; only the per-key record name, the machine's
- * place digest and a few numbers are made per call. */
+ * from the caller's buffers (script_args.h); only the per-key record name,
+ * the machine's place digest and a few numbers are made per call. */
 #include "policy.h"
 #include "redis_keys.h"
+#include "script_args.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 extern const char policy_lua[];   /* policy.lua, embedded at build time */
@@ -74,36 +73,6 @@ static size_t place_arg(const uint8_t *machine_id, const uint8_t *holder, uint8_
     return PLACE_ARG_MAX;
 }
 
-/* A growing (pointer, length) argument list for one EVALSHA. */
-typedef struct args {
-    const char *v[32];
-    size_t len[32];
-    int n;
-} args;
-
-static void add(args *a, const void *p, size_t len) {
-    a->v[a->n] = p;
-    a->len[a->n++] = len;
-}
-
-static void add_str(args *a, const char *s) {
-    add(a, s, strlen(s));
-}
-
-/* Element i as a number (0 when absent); a string that is not a whole
- * number sets *bad, so a damaged record never reads as version 0. */
-static int64_t int_at(const redisReply *r, size_t i, bool *bad) {
-    if (i >= r->elements) return 0;
-    const redisReply *e = r->element[i];
-    if (e->type == REDIS_REPLY_INTEGER) return e->integer;
-    if (e->type != REDIS_REPLY_STRING) return 0;
-    char *end;
-    errno = 0;
-    long long v = strtoll(e->str, &end, 10);
-    if (end == e->str || *end || errno) *bad = true;
-    return v;
-}
-
 static void decode(redisReply *r, const char *what, policy_result *out) {
     bool bad = false;
     memset(out, 0, sizeof *out);
@@ -117,25 +86,25 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
     }
     out->status = (policy_status)r->element[0]->integer;
     if (out->status == POLICY_RATE_LIMITED) {
-        out->retry_after_s = (int)int_at(r, 1, &bad);
+        out->retry_after_s = (int)script_reply_int(r, 1, &bad);
         const redisReply *s = r->elements > 2 ? r->element[2] : NULL;
         out->scope = s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "group") == 0
                          ? "group" : "address";
     } else if (out->status == POLICY_NOT_GENUINE) {
-        out->group_exists = int_at(r, 1, &bad) == 1;
+        out->group_exists = script_reply_int(r, 1, &bad) == 1;
     } else {
-        out->version = (uint64_t)int_at(r, 1, &bad);
-        out->count = (uint32_t)int_at(r, 2, &bad);
+        out->version = (uint64_t)script_reply_int(r, 1, &bad);
+        out->count = (uint32_t)script_reply_int(r, 2, &bad);
     }
     if (!bad && out->status == POLICY_OK && r->elements >= 8) {
-        out->expires_at = int_at(r, 3, &bad);
-        out->renew_after = int_at(r, 4, &bad);
-        out->now = int_at(r, 5, &bad);
+        out->expires_at = script_reply_int(r, 3, &bad);
+        out->renew_after = script_reply_int(r, 4, &bad);
+        out->now = script_reply_int(r, 5, &bad);
         const redisReply *rnd = r->element[6];
         if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
             memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
-        out->again = int_at(r, 7, &bad) != 0;
-        int64_t audited = int_at(r, 8, &bad);
+        out->again = script_reply_int(r, 7, &bad) != 0;
+        int64_t audited = script_reply_int(r, 8, &bad);
         out->audited = audited == 1;
         out->unaudited = audited == 2;
     }
@@ -147,12 +116,13 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
     }
 }
 
-static void run(rstore *r, int script, int nkeys, args *a, const char *what, policy_result *out) {
-    redisReply *reply = rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
+static void run(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
+    redisReply *reply = a->overflow ? NULL : rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
     if (!reply) {
         memset(out, 0, sizeof *out);
         out->status = POLICY_UNAVAILABLE;
-        snprintf(out->error, sizeof out->error, "%s: %s", what, rstore_error(r));
+        snprintf(out->error, sizeof out->error, "%s: %s", what,
+                 a->overflow ? "too many script arguments" : rstore_error(r));
         return;
     }
     decode(reply, what, out);
@@ -168,37 +138,37 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
     pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
-    args a = {.n = 0};
-    add_str(&a, g->key_revoked);
-    add_str(&a, record);
-    add_str(&a, g->key_bucket);
-    add_str(&a, address_key);
-    add_str(&a, PA_RKEY_OUTBOX);
-    add_str(&a, g->key_failures);
-    add_str(&a, index);
+    script_args a = {.n = 0};
+    script_args_add_str(&a, g->key_revoked);
+    script_args_add_str(&a, record);
+    script_args_add_str(&a, g->key_bucket);
+    script_args_add_str(&a, address_key);
+    script_args_add_str(&a, PA_RKEY_OUTBOX);
+    script_args_add_str(&a, g->key_failures);
+    script_args_add_str(&a, index);
     int nkeys = a.n;
-    add_str(&a, "activate");
-    add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
-    add_str(&a, serial_s);
-    add(&a, place, place_len);
-    add(&a, random, LICENSE_RANDOM_LEN);
-    add_str(&a, l->address_rate);
-    add_str(&a, l->address_burst);
-    add_str(&a, l->group_rate);
-    add_str(&a, l->group_burst);
-    add_str(&a, l->failure_rate);
-    add_str(&a, l->failure_burst);
-    add_str(&a, l->retention);
+    script_args_add_str(&a, "activate");
+    script_args_add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
+    script_args_add_str(&a, serial_s);
+    script_args_add(&a, place, place_len);
+    script_args_add(&a, random, LICENSE_RANDOM_LEN);
+    script_args_add_str(&a, l->address_rate);
+    script_args_add_str(&a, l->address_burst);
+    script_args_add_str(&a, l->group_rate);
+    script_args_add_str(&a, l->group_burst);
+    script_args_add_str(&a, l->failure_rate);
+    script_args_add_str(&a, l->failure_burst);
+    script_args_add_str(&a, l->retention);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
-        add_str(&a, "0");
+        script_args_add_str(&a, "0");
     } else {
         audit_record_script_args(audit->rec, &ra);
-        add_str(&a, audit->mode == 2 ? "2" : "1");
-        for (size_t i = 0; i < ra.n; i++) add(&a, ra.argv[i], ra.len[i]);
-        add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN);   /* the outbox keeps the whole id */
-        add_str(&a, audit->outbox_max && *audit->outbox_max ? audit->outbox_max : "1000000000");
-        add_str(&a, audit->grant_when_full ? "1" : "0");
+        script_args_add_str(&a, audit->mode == 2 ? "2" : "1");
+        for (size_t i = 0; i < ra.n; i++) script_args_add(&a, ra.argv[i], ra.len[i]);
+        script_args_add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN); /* the outbox keeps the whole id */
+        script_args_add_str(&a, audit->outbox_max && *audit->outbox_max ? audit->outbox_max : "1000000000");
+        script_args_add_str(&a, audit->grant_when_full ? "1" : "0");
     }
     run(r, script, nkeys, &a, "activate", out);
 }
@@ -216,20 +186,20 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     pa_rkey_record_index(index, sizeof index, group, serial);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
-    args a = {.n = 0};
-    if (renew) add_str(&a, key_revoked);
-    add_str(&a, record);
-    add_str(&a, address_key);
-    add_str(&a, index);
+    script_args a = {.n = 0};
+    if (renew) script_args_add_str(&a, key_revoked);
+    script_args_add_str(&a, record);
+    script_args_add_str(&a, address_key);
+    script_args_add_str(&a, index);
     int nkeys = a.n;
-    add_str(&a, op);
-    add_str(&a, key_group); /* read only: ARGV, see policy.lua */
-    add_str(&a, serial_s);
-    add(&a, place, place_len);
-    add(&a, random, LICENSE_RANDOM_LEN);
-    add_str(&a, l->address_rate);
-    add_str(&a, l->address_burst);
-    add_str(&a, l->retention);
+    script_args_add_str(&a, op);
+    script_args_add_str(&a, key_group); /* read only: ARGV, see policy.lua */
+    script_args_add_str(&a, serial_s);
+    script_args_add(&a, place, place_len);
+    script_args_add(&a, random, LICENSE_RANDOM_LEN);
+    script_args_add_str(&a, l->address_rate);
+    script_args_add_str(&a, l->address_burst);
+    script_args_add_str(&a, l->retention);
     run(r, script, nkeys, &a, op, out);
 }
 
@@ -250,17 +220,17 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
     char group_s[16], failures[PA_RKEY_MAX];
     snprintf(group_s, sizeof group_s, "%u", group);
     pa_rkey_group_failure_bucket(failures, sizeof failures, group);
-    args a = {.n = 0};
-    add_str(&a, address_key);
-    add_str(&a, failures);
-    add_str(&a, "reject");
-    add_str(&a, l->address_rate);
-    add_str(&a, l->address_burst);
-    add_str(&a, l->failure_cost);
-    add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
-    add_str(&a, group_s);
-    add_str(&a, l->failure_rate);
-    add_str(&a, l->failure_burst);
+    script_args a = {.n = 0};
+    script_args_add_str(&a, address_key);
+    script_args_add_str(&a, failures);
+    script_args_add_str(&a, "reject");
+    script_args_add_str(&a, l->address_rate);
+    script_args_add_str(&a, l->address_burst);
+    script_args_add_str(&a, l->failure_cost);
+    script_args_add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    script_args_add_str(&a, group_s);
+    script_args_add_str(&a, l->failure_rate);
+    script_args_add_str(&a, l->failure_burst);
     run(r, script, 2, &a, "reject", out);
 }
 

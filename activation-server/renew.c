@@ -15,6 +15,10 @@
  * checks that the key is the place's. A copied license file without the
  * installer's private key gets UNAUTHENTICATED.
  *
+ * A license of a volume key (its group belongs to an imported order) is
+ * renewed or deactivated the volume way (activate_volume.h), after the
+ * same rate hold and proof check.
+ *
  * Renew's refusals are counted by reason in pa_renewals_refused_total, with
  * the labels of pa_activations_refused_total (worker.c); a lapsed lease
  * (lease_expired) and a revoked key (revoked) are told apart there as on the
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "activate_volume.h"
 #include "activation/v1/activation.pb-c.h"
 #include "license_grant.h"
 #include "log.h"
@@ -108,6 +113,21 @@ static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *fam
     return false;
 }
 
+/* The license's key is a volume key: its order, or NULL for a retail key.
+ * False when the orders cannot be read (the reply is set). */
+static bool order_of(worker *w, rpc_reply *reply, metric *const *family, const char *event, uint32_t group,
+                     uint32_t serial, const order_record **o) {
+    *o = NULL;
+    order_lookup found = order_cache_for_group(w->orders, group, o);
+    if (found == ORDER_FOUND) return true;
+    *o = NULL;
+    if (found == ORDER_NONE) return true;
+    policy_result p = {.status = POLICY_UNAVAILABLE};
+    snprintf(p.error, sizeof p.error, "order of group %u: unreadable", (unsigned)group);
+    refused(w, reply, family, event, &p, group, serial);
+    return false;
+}
+
 /* The caller's deadline passed, before we began or while we waited (on
  * Redis): do no more work for it. */
 static bool deadline_passed(rpc_ctx *ctx, rpc_reply *reply, metric *const *family) {
@@ -153,6 +173,12 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
         !proven(w, ctx, reply, counted, "renew.refused", &who, rq->proof, PLACE_OP_RENEW, rq->license_id,
                 rq->machine_id.data, group, serial, holder))
         goto done;
+    const order_record *o;
+    if (!order_of(w, reply, counted, "renew.refused", group, serial, &o)) goto done;
+    if (o) {
+        volume_handle_renew(w, ctx, o, rq->license_id, rq->machine_id.data, group, serial, random, holder, &who, reply);
+        goto done;
+    }
 
     /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
     policy_result p;
@@ -216,6 +242,12 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
         !proven(w, ctx, reply, NULL, "deactivate.refused", &who, rq->proof, PLACE_OP_DEACTIVATE, rq->license_id,
                 rq->machine_id.data, group, serial, holder))
         goto done;
+    const order_record *o;
+    if (!order_of(w, reply, NULL, "deactivate.refused", group, serial, &o)) goto done;
+    if (o) {
+        volume_handle_deactivate(w, ctx, o, rq->machine_id.data, group, serial, random, holder, &who, reply);
+        goto done;
+    }
 
     /* 2. One round trip: rate limit, then free the place if it and its key match. */
     policy_result p;

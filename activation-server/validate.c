@@ -45,6 +45,30 @@ static bool machine_id_ok(const ProtobufCBinaryData *m, char *msg, size_t msglen
     return true;
 }
 
+/* "aa:bb:cc:dd:ee:ff", hex digits of either case. */
+static bool mac_ok(const char *s) {
+    if (strlen(s) != MAC_TEXT_LEN) return false;
+    for (int i = 0; i < MAC_TEXT_LEN; i++)
+        if (i % 3 == 2 ? s[i] != ':' : pa_hex_digit((unsigned char)s[i]) < 0) return false;
+    return true;
+}
+
+/* The machine facts volume orders collect: a host serial, and MACs. */
+static bool volume_facts_ok(const Activation__V1__ActivateRequest *req, char *msg, size_t msglen) {
+    if (!text_ok("host_serial", req->host_serial ? req->host_serial : "", FACT_MAX, true, msg, msglen)) return false;
+    if (req->n_mac_addresses > MACS_MAX) {
+        snprintf(msg, msglen, "mac_addresses: at most %d allowed, got %zu", MACS_MAX, req->n_mac_addresses);
+        return false;
+    }
+    for (size_t i = 0; i < req->n_mac_addresses; i++) {
+        if (!mac_ok(req->mac_addresses[i] ? req->mac_addresses[i] : "")) {
+            snprintf(msg, msglen, "mac_addresses[%zu]: expected six hex pairs separated by ':' (aa:bb:cc:dd:ee:ff)", i);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* A base-128 varint at buf[*pos]; false when it runs past the end or 64 bits. */
 static bool varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out) {
     *out = 0;
@@ -105,12 +129,11 @@ bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *ke
         return false;
     }
     return machine_id_ok(&req->machine_id, msg, msglen) &&
-           text_ok("hostname", req->hostname ? req->hostname : "", HOSTNAME_MAX, false, msg,
-                   msglen) &&
+           text_ok("hostname", req->hostname ? req->hostname : "", HOSTNAME_MAX, false, msg, msglen) &&
            text_ok("os", req->os ? req->os : "", FACT_MAX, true, msg, msglen) &&
            text_ok("arch", req->arch ? req->arch : "", FACT_MAX, true, msg, msglen) &&
-           text_ok("client_version", req->client_version ? req->client_version : "", FACT_MAX,
-                   true, msg, msglen);
+           text_ok("client_version", req->client_version ? req->client_version : "", FACT_MAX, true, msg, msglen) &&
+           volume_facts_ok(req, msg, msglen);
 }
 
 bool validate_license_ref(const char *license_id, const ProtobufCBinaryData *machine_id,

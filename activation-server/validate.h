@@ -16,7 +16,9 @@
 
 #define MACHINE_ID_LEN 32
 #define HOSTNAME_MAX 253      /* the longest DNS name */
-#define FACT_MAX 64           /* os, arch, client_version */
+#define FACT_MAX 64           /* os, arch, client_version, host_serial */
+#define MACS_MAX 8            /* ActivateRequest.mac_addresses */
+#define MAC_TEXT_LEN 17       /* "aa:bb:cc:dd:ee:ff" */
 #define LICENSE_ID_LEN 32     /* group (8 hex) + serial (8 hex) + random (16 hex) */
 #define LICENSE_RANDOM_LEN 8
 #define PLACE_KEY_BYTES 32 /* ActivateRequest.place_key: raw Ed25519 public key */

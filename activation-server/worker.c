@@ -10,6 +10,7 @@
 #include "log.h"
 #include "rate_hold.h"
 #include "server.h"
+#include "volume_policy.h"
 
 void *worker_new(int index, void *app_ptr) {
     app *a = app_ptr;
@@ -25,11 +26,12 @@ void *worker_new(int index, void *app_ptr) {
         return NULL;
     }
     w->script = policy_register(w->redis);
+    w->volume_script = volume_register(w->redis);
     w->groups = group_cache_new(w->redis, a->kek, a->groups, a->negative_ttl_ms, a->m.group_loads);
     w->orders = order_cache_new(w->redis, a->order_refresh_ms);
     w->signer = license_signer_new(&a->signing);
     w->holds = rate_hold_new();
-    if (w->script < 0 || !w->groups || !w->orders || !w->signer || !w->holds) {
+    if (w->script < 0 || w->volume_script < 0 || !w->groups || !w->orders || !w->signer || !w->holds) {
         log_error("worker.init", LOG_I("worker", index), LOG_END);
         worker_free(w);
         return NULL;
@@ -67,16 +69,22 @@ static const char *refusal_names[REFUSED_N] = {
     [REFUSED_NOT_FOUND] = "not_found",
     [REFUSED_LEASE_EXPIRED] = "lease_expired",
     [REFUSED_BAD_PROOF] = "bad_proof",
+    [REFUSED_NO_SEAT] = "no_seat",
+    [REFUSED_ORDER_NOT_STARTED] = "order_not_started",
+    [REFUSED_ORDER_ENDED] = "order_ended",
+    [REFUSED_ORDER_RETIRED] = "order_retired",
+    [REFUSED_PLATFORM] = "platform_not_allowed",
+    [REFUSED_DEACTIVATED] = "deactivated",
 };
 
 /* The reasons each call can give; the others are not registered, so no
  * series stays at zero forever. */
 static bool activate_refuses(refusal r) {
-    return r != REFUSED_NOT_FOUND && r != REFUSED_LEASE_EXPIRED && r != REFUSED_BAD_PROOF;
+    return r != REFUSED_NOT_FOUND && r != REFUSED_LEASE_EXPIRED && r != REFUSED_BAD_PROOF && r != REFUSED_DEACTIVATED;
 }
 static bool renew_refuses(refusal r) {
     return r != REFUSED_INVALID_KEY && r != REFUSED_NOT_GENUINE && r != REFUSED_NO_PLACE &&
-           r != REFUSED_AUDIT_UNAVAILABLE;
+           r != REFUSED_AUDIT_UNAVAILABLE && r != REFUSED_NO_SEAT && r != REFUSED_PLATFORM;
 }
 
 static const char *stage_names[STAGE_N] = {
@@ -136,6 +144,16 @@ void activation_metrics_init(activation_metrics *m) {
     const char *full = "Sampled activations while the outbox was at its cap, by what the group said to do";
     m->audit_outbox_full[0] = metric_counter("pa_audit_outbox_full_total", full, "then=\"refused\"");
     m->audit_outbox_full[1] = metric_counter("pa_audit_outbox_full_total", full, "then=\"granted\"");
+    const char *usage = "Usage reports received (volume.v1.Usage/Report), by what became of them";
+    m->usage_reports[USAGE_RESULT_STORED] = metric_counter("pa_usage_reports_total", usage, "result=\"stored\"");
+    m->usage_reports[USAGE_RESULT_KEPT] = metric_counter("pa_usage_reports_total", usage, "result=\"kept\"");
+    m->usage_reports[USAGE_RESULT_REFUSED] = metric_counter("pa_usage_reports_total", usage, "result=\"refused\"");
+    const char *up = "Usage reports this on-premises server uploaded to the vendor, one per order and round";
+    m->usage_uploads[0] = metric_counter("pa_usage_uploads_total", up, "result=\"ok\"");
+    m->usage_uploads[1] = metric_counter("pa_usage_uploads_total", up, "result=\"failed\"");
+    const char *pending = "Activations of volume keys answered pending (no license yet), by why";
+    m->volume_pending[0] = metric_counter("pa_activations_pending_total", pending, "reason=\"threshold\"");
+    m->volume_pending[1] = metric_counter("pa_activations_pending_total", pending, "reason=\"not_designated\"");
 }
 
 void note_policy_refusal(activation_metrics *m, const policy_result *p) {

@@ -73,14 +73,29 @@ int env_start_server(act_env *e, const char *const *extra) {
     snprintf(metrics, sizeof metrics, "127.0.0.1:%d", e->metrics_port);
     snprintf(e->target, sizeof e->target, "127.0.0.1:%d", e->port);
     const char *argv[64] = {fixture_bin("activation-server/activation-server"),
-                            "--listen", listen, "--redis-url", url, "--kek", e->kek_a,
-                            "--signing-key", e->signing_key, "--metrics-listen", metrics,
-                            "--workers", "2", "--log-level", "debug"};
-    int n = 15;
-    bool tls = false;
-    for (int i = 0; extra && extra[i] && n < 63; i++) {
+                            "--listen",
+                            listen,
+                            "--redis-url",
+                            url,
+                            "--signing-key",
+                            e->signing_key,
+                            "--metrics-listen",
+                            metrics,
+                            "--workers",
+                            "2",
+                            "--log-level",
+                            "debug"};
+    int n = 13;
+    bool tls = false, on_premises = false;
+    for (int i = 0; extra && extra[i] && n < 61; i++) {
         tls |= strcmp(extra[i], "--tls-cert") == 0;
+        on_premises |= strcmp(extra[i], "--on-premises") == 0;
         argv[n++] = extra[i];
+    }
+    /* An on-premises server holds no group secret: no KEK. */
+    if (!on_premises) {
+        argv[n++] = "--kek";
+        argv[n++] = e->kek_a;
     }
     /* Tests talk plain text unless they bring a certificate. */
     if (!tls && n < 63) argv[n++] = "--insecure-plaintext";

@@ -47,7 +47,7 @@ int env_start_stores(act_env *e);
  * `extra` flags (NULL-terminated, may be NULL). Without --tls-cert among
  * them it serves plain text (--insecure-plaintext) and e->ch is its
  * channel; with it, e->ch is NULL (the test brings its own TLS client).
- * Returns 0 or -1. */
+ * With --on-premises among them the server gets no --kek. Returns 0 or -1. */
 int env_start_server(act_env *e, const char *const *extra);
 /* Makes the audit mTLS certificates into e->certs with scripts/make-certs.sh. */
 int env_make_certs(act_env *e);

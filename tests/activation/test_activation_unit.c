@@ -113,6 +113,26 @@ static void test_request_fields(void **state) {
     assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
     rq.place_key.len = 33;
     expect_invalid(&rq, "place_key: must be exactly 32 bytes (a raw Ed25519 public key), got 33", PK_OK);
+    rq.place_key.len = 32;
+
+    /* Volume facts: a host serial (spaces allowed) and up to 8 MACs of either case. */
+    char *macs[9] = {"aa:bb:cc:dd:ee:ff", "AA:BB:CC:00:11:22", "02:00:00:00:00:01",
+                     "02:00:00:00:00:02", "02:00:00:00:00:03", "02:00:00:00:00:04",
+                     "02:00:00:00:00:05", "02:00:00:00:00:06", "02:00:00:00:00:07"};
+    rq.host_serial = "To Be Filled";
+    rq.mac_addresses = macs;
+    rq.n_mac_addresses = 8;
+    assert_true(validate_activate(&rq, &f, &ks, msg, sizeof msg));
+    rq.n_mac_addresses = 9;
+    expect_invalid(&rq, "mac_addresses: at most 8 allowed, got 9", PK_OK);
+    macs[1] = "aa-bb-cc-00-11-22";
+    rq.n_mac_addresses = 2;
+    expect_invalid(&rq, "mac_addresses[1]: expected six hex pairs", PK_OK);
+    macs[1] = "aa:bb:cc:00:11:2";
+    expect_invalid(&rq, "mac_addresses[1]: expected six hex pairs", PK_OK);
+    rq.n_mac_addresses = 0;
+    rq.host_serial = "SN\t1";
+    expect_invalid(&rq, "host_serial: byte 0x09", PK_OK);
 }
 
 static void test_license_ids(void **state) {

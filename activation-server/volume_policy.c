@@ -1,0 +1,320 @@
+/* volume_policy.c -- argument packing and reply decoding for volume.lua.
+ *
+ * The order's key names are made per call from its serial (seven short
+ * snprintfs, far below the cost of the round trip); the positions are
+ * volume_script_args.h's, shared with the script. */
+#include "volume_policy.h"
+
+#include <ctype.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hex.h"
+#include "redis_keys.h"
+#include "script_args.h"
+#include "volume_script_args.h"
+
+extern const char volume_lua[]; /* volume.lua, embedded at build time */
+
+int volume_register(rstore *r) { return rstore_script_add(r, volume_lua); }
+
+void volume_machine_digest(const uint8_t *machine_id, uint8_t out[VOLUME_DIGEST_LEN]) {
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256(machine_id, MACHINE_ID_LEN, d);
+    memcpy(out, d, VOLUME_DIGEST_LEN);
+}
+
+/* Printable ASCII (spaces only if `spaces`), as validate.c allows in facts. */
+static bool printable(const char *s, bool spaces) {
+    for (; *s; s++)
+        if (*s < ' ' || *s > '~' || (*s == ' ' && !spaces)) return false;
+    return true;
+}
+
+static bool is_mac(const char *s) {
+    if (strlen(s) != MAC_TEXT_LEN) return false;
+    for (int i = 0; i < MAC_TEXT_LEN; i++)
+        if (i % 3 == 2 ? s[i] != ':' : pa_hex_digit((unsigned char)s[i]) < 0) return false;
+    return true;
+}
+
+int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGNATION_MAX]) {
+    if (!value || !*value || !printable(value, kind == 's')) return -1;
+    size_t len = strlen(value);
+    const char *prefix;
+    bool lower = true;
+    if (kind == 'm') {
+        uint8_t d[VOLUME_DIGEST_LEN];
+        if (pa_hex_decode(value, len, d, sizeof d) != VOLUME_DIGEST_LEN) return -1;
+        prefix = "m:";
+    } else if (kind == 's') {
+        if (len > FACT_MAX) return -1;
+        prefix = "s:";
+        lower = false; /* a serial is the vendor's text, case and all */
+    } else if (kind == 'a') {
+        if (!is_mac(value)) return -1;
+        prefix = "mac:";
+    } else {
+        return -1;
+    }
+    int n = snprintf(out, VOLUME_DESIGNATION_MAX, "%s%s", prefix, value);
+    if (n < 0 || n >= VOLUME_DESIGNATION_MAX) return -1;
+    for (char *p = out + strlen(prefix); lower && *p; p++) *p = (char)tolower((unsigned char)*p);
+    return n;
+}
+
+/* The order's key names, for one call. */
+typedef struct order_names {
+    char machines[PA_RKEY_MAX], counts[PA_RKEY_MAX], wheel[PA_RKEY_MAX], designated[PA_RKEY_MAX];
+    char facts[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
+} order_names;
+
+static bool names_of(const char *serial, order_names *k) {
+    return pa_rkey_order_machines(k->machines, sizeof k->machines, serial) > 0 &&
+           pa_rkey_order_counts(k->counts, sizeof k->counts, serial) > 0 &&
+           pa_rkey_order_wheel(k->wheel, sizeof k->wheel, serial) > 0 &&
+           pa_rkey_order_designated(k->designated, sizeof k->designated, serial) > 0 &&
+           pa_rkey_order_facts(k->facts, sizeof k->facts, serial) > 0 &&
+           pa_rkey_order(k->order, sizeof k->order, serial) > 0 &&
+           pa_rkey_order_wheel_prefix(k->prefix, sizeof k->prefix, serial) > 0;
+}
+
+/* The first keys of every call: the order's five. */
+static void add_order_keys(script_args *a, const order_names *k) {
+    script_args_add_str(a, k->machines);
+    script_args_add_str(a, k->counts);
+    script_args_add_str(a, k->wheel);
+    script_args_add_str(a, k->designated);
+    script_args_add_str(a, k->facts);
+}
+
+/* The first arguments of every call: op, order hash, wheel prefix and the
+ * ageing budget (`budget` must outlive the call). */
+static void add_order_args(script_args *a, const order_names *k, const char *op, const char *budget) {
+    script_args_add_str(a, op);
+    script_args_add_str(a, k->order); /* read only: ARGV, see volume.lua */
+    script_args_add_str(a, k->prefix);
+    script_args_add_str(a, budget);
+}
+
+static void fail(volume_result *out, bool redis_error, const char *what, const char *why) {
+    memset(out, 0, sizeof *out);
+    out->status = VOLUME_UNAVAILABLE;
+    out->redis_error = redis_error;
+    snprintf(out->error, sizeof out->error, "%s: %s", what, why);
+}
+
+static void decode(const redisReply *r, const char *what, volume_result *out) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < VOL_R_N || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        fail(out, true, what, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return;
+    }
+    bool bad = false;
+    memset(out, 0, sizeof *out);
+#define AT(pos) script_reply_int(r, (pos)-1, &bad)
+    out->status = (volume_status)AT(VOL_R_STATUS);
+    out->version = (uint64_t)AT(VOL_R_VERSION);
+    out->now = AT(VOL_R_NOW);
+    out->count = (uint32_t)AT(VOL_R_COUNT);
+    out->seats_used = (uint32_t)AT(VOL_R_SEATS);
+    out->over_term = (uint32_t)AT(VOL_R_OVER_TERM);
+    out->pending = (volume_pending)AT(VOL_R_PENDING);
+    out->check_in_at = AT(VOL_R_CHECK_IN);
+    out->expires_at = AT(VOL_R_EXPIRES);
+    out->renew_after = AT(VOL_R_RENEW);
+    out->again = AT(VOL_R_AGAIN) != 0;
+    out->deactivation = (volume_deactivation)AT(VOL_R_DEACT);
+    out->retry_after_s = (int)AT(VOL_R_RETRY);
+    out->aged = (uint32_t)AT(VOL_R_AGED);
+    out->more = AT(VOL_R_MORE) != 0;
+    int64_t audited = AT(VOL_R_AUDITED);
+    out->audited = audited == 1;
+    out->unaudited = audited == 2;
+#undef AT
+    const redisReply *rnd = r->element[VOL_R_RANDOM - 1];
+    if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
+        memcpy(out->random, rnd->str, LICENSE_RANDOM_LEN);
+    if (bad) fail(out, true, what, "a number in the reply does not parse");
+}
+
+static void run(rstore *r, int script, int nkeys, script_args *a, const char *what, volume_result *out) {
+    if (a->overflow) {
+        fail(out, false, what, "too many script arguments");
+        return;
+    }
+    redisReply *reply = rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
+    if (!reply) {
+        fail(out, false, what, rstore_error(r));
+        return;
+    }
+    decode(reply, what, out);
+    freeReplyObject(reply);
+}
+
+#define TEXT_OF(x) #x
+#define TEXT(x) TEXT_OF(x)
+#define AGE_PER_CALL_S TEXT(VOLUME_AGE_PER_CALL)
+
+/* activate, renew, deactivate: everything up to the caller's arguments. */
+typedef struct caller_call {
+    order_names k;
+    char revoked[PA_RKEY_MAX], serial[16];
+    uint8_t digest[VOLUME_DIGEST_LEN];
+    script_args a;
+} caller_call;
+
+static bool caller_begin(caller_call *cc, const char *order_serial, const char *op, const volume_caller *c,
+                         const uint8_t *machine_id, const uint8_t *holder) {
+    if (!names_of(order_serial, &cc->k) || pa_rkey_revoked(cc->revoked, sizeof cc->revoked, c->group) < 0) return false;
+    snprintf(cc->serial, sizeof cc->serial, "%u", (unsigned)c->serial);
+    volume_machine_digest(machine_id, cc->digest);
+    cc->a = (script_args){.n = 0};
+    add_order_keys(&cc->a, &cc->k);
+    script_args_add_str(&cc->a, cc->revoked);
+    script_args_add_str(&cc->a, c->address_key);
+    if (strcmp(op, "activate") == 0) script_args_add_str(&cc->a, PA_RKEY_OUTBOX);
+    add_order_args(&cc->a, &cc->k, op, AGE_PER_CALL_S);
+    script_args_add(&cc->a, cc->digest, sizeof cc->digest);
+    script_args_add(&cc->a, holder ? (const char *)holder : "", holder ? VOLUME_HOLDER_LEN : 0);
+    return true;
+}
+
+static void caller_end(caller_call *cc, const volume_caller *c, const uint8_t random[LICENSE_RANDOM_LEN]) {
+    script_args_add(&cc->a, random, LICENSE_RANDOM_LEN);
+    script_args_add_str(&cc->a, cc->serial);
+    script_args_add_str(&cc->a, c->limits->address_rate);
+    script_args_add_str(&cc->a, c->limits->address_burst);
+}
+
+void volume_activate(rstore *r, int script, const char *order_serial, const volume_caller *c, const volume_machine *m,
+                     const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
+    caller_call cc;
+    if (!caller_begin(&cc, order_serial, "activate", c, m->machine_id, m->holder)) {
+        fail(out, false, "activate", "order serial too long for a key name");
+        return;
+    }
+    caller_end(&cc, c, random);
+    script_args_add_str(&cc.a, m->facts_json ? m->facts_json : "");
+    /* The offline audit: the outbox entry's fields, as audit_record.h shapes them. */
+    audit_record_args ra; /* must live until the call: the arguments point into it */
+    char n_fields[8];
+    const policy_audit *au = m->audit;
+    script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
+    script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
+    script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
+    ra.n = 0;
+    if (au) audit_record_outbox_fields(au->rec, &ra);
+    snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
+    script_args_add_str(&cc.a, n_fields);
+    for (size_t i = 0; i < ra.n; i++) script_args_add(&cc.a, ra.argv[i], ra.len[i]);
+    /* Designation names: the machine, its host serial, its MACs. */
+    char names[2 + VOLUME_MACS_MAX][VOLUME_DESIGNATION_MAX], hex[2 * VOLUME_DIGEST_LEN + 1];
+    int n = 0;
+    pa_hex_encode(cc.digest, sizeof cc.digest, hex);
+    if (volume_designation_name('m', hex, names[n]) > 0) n++;
+    if (m->host_serial && volume_designation_name('s', m->host_serial, names[n]) > 0) n++;
+    for (size_t i = 0; i < m->n_macs && i < VOLUME_MACS_MAX; i++)
+        if (volume_designation_name('a', m->macs[i], names[n]) > 0) n++;
+    for (int i = 0; i < n; i++) script_args_add_str(&cc.a, names[i]);
+    run(r, script, VOL_ACTIVATE_KEYS, &cc.a, "activate", out);
+}
+
+static void by_license(rstore *r, int script, const char *op, const char *order_serial, const volume_caller *c,
+                       const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                       const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
+    caller_call cc;
+    if (!caller_begin(&cc, order_serial, op, c, machine_id, holder)) {
+        fail(out, false, op, "order serial too long for a key name");
+        return;
+    }
+    caller_end(&cc, c, random);
+    run(r, script, VOL_CALLER_KEYS, &cc.a, op, out);
+}
+
+void volume_renew(rstore *r, int script, const char *order_serial, const volume_caller *c, const uint8_t *machine_id,
+                  const uint8_t holder[PLACE_KEY_DIGEST_LEN], const uint8_t random[LICENSE_RANDOM_LEN],
+                  volume_result *out) {
+    by_license(r, script, "renew", order_serial, c, machine_id, holder, random, out);
+}
+
+void volume_deactivate(rstore *r, int script, const char *order_serial, const volume_caller *c,
+                       const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                       const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
+    by_license(r, script, "deactivate", order_serial, c, machine_id, holder, random, out);
+}
+
+/* sweep and the decisions: the order's keys only. */
+static void order_call(rstore *r, int script, const char *order_serial, const char *op, const char *budget,
+                       const uint8_t *digest, volume_result *out) {
+    order_names k;
+    if (!names_of(order_serial, &k)) {
+        fail(out, false, op, "order serial too long for a key name");
+        return;
+    }
+    script_args a = {.n = 0};
+    add_order_keys(&a, &k);
+    add_order_args(&a, &k, op, budget);
+    if (digest) script_args_add(&a, digest, VOLUME_DIGEST_LEN);
+    run(r, script, VOL_ORDER_KEYS, &a, op, out);
+}
+
+void volume_sweep(rstore *r, int script, const char *order_serial, int budget, volume_result *out) {
+    char b[16];
+    snprintf(b, sizeof b, "%d", budget < 1 ? 1 : budget > VOLUME_SWEEP_MAX ? VOLUME_SWEEP_MAX : budget);
+    order_call(r, script, order_serial, "sweep", b, NULL, out);
+}
+
+void volume_decide(rstore *r, int script, const char *order_serial, volume_decision d,
+                   const uint8_t digest[VOLUME_DIGEST_LEN], volume_result *out) {
+    order_call(r, script, order_serial, volume_decision_name(d), AGE_PER_CALL_S, digest, out);
+}
+
+const char *volume_decision_name(volume_decision d) {
+    switch (d) {
+    case VOLUME_APPROVE: return "approve";
+    case VOLUME_DENY: return "deny";
+    default: return "force";
+    }
+}
+
+const char *volume_status_name(volume_status s) {
+    static const char *names[] = {
+        [VOLUME_OK] = "ok",
+        [VOLUME_RATE_LIMITED] = "rate_limited",
+        [VOLUME_UNKNOWN_ORDER] = "unknown_order",
+        [VOLUME_REVOKED] = "revoked",
+        [VOLUME_NO_SEAT] = "no_seat",
+        [VOLUME_NOT_FOUND] = "not_found",
+        [VOLUME_EXPIRED] = "expired",
+        [VOLUME_UNAVAILABLE] = "unavailable",
+        [VOLUME_WRONG_KEY] = "wrong_key",
+        [VOLUME_OUTBOX_FULL] = "outbox_full",
+        [VOLUME_NOT_STARTED] = "order_not_started",
+        [VOLUME_ENDED] = "order_ended",
+        [VOLUME_RETIRED] = "order_retired",
+        [VOLUME_DEACTIVATED] = "deactivated",
+        [VOLUME_NOT_REQUESTED] = "not_requested",
+        [VOLUME_MACHINE_ENDED] = "machine_ended",
+    };
+    return (unsigned)s < sizeof names / sizeof *names && names[s] ? names[s] : "unknown";
+}
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+bool volume_record_decode(const void *v, size_t len, volume_record *out) {
+    const uint8_t *p = v;
+    if (len != VOLUME_RECORD_LEN) return false;
+    *out = (volume_record){
+        .flags = p[0], .first_seen = le32(p + 1), .last_contact = le32(p + 5), .lease_until = le32(p + 9)};
+    return true;
+}
+
+const char *volume_record_status(const volume_record *r, bool counted) {
+    if (r->flags & VOLUME_F_GONE) return "deactivated";
+    if (r->flags & VOLUME_F_PENDING) return "pending";
+    if (counted && !(r->flags & VOLUME_F_SEAT)) return "lapsed";
+    return "active";
+}
