@@ -160,8 +160,8 @@ typedef struct daemon_state {
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
     usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
-    int order_sweep_ms; /* --order-sweep-ms */
-    order_sweep *sweep; /* ages every order's machine table; NULL when off */
+    int order_sweep_ms;     /* --order-sweep-ms */
+    order_sweep *sweep;     /* ages every order's machine table; NULL when off */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {

@@ -66,10 +66,10 @@ pa_err volume_pending(pa_client *c) {
     when(c->vol.check_in_at, at, sizeof at);
     if (c->vol.pending == PENDING_THRESHOLD)
         return client_fail(c, PA_ERR_PENDING,
-                           "activation is pending: order %s activates once %u machines have asked, and %u have so "
+                           "activation is pending: order %s activates once %u machines have asked, and %u %s so "
                            "far; this machine asks again at %s (server %s)",
-                           c->vol.order_serial, (unsigned)c->vol.counts.threshold, (unsigned)c->vol.counts.count, at,
-                           c->server);
+                           c->vol.order_serial, (unsigned)c->vol.counts.threshold, (unsigned)c->vol.counts.count,
+                           c->vol.counts.count == 1 ? "has" : "have", at, c->server);
     return client_fail(c, PA_ERR_PENDING,
                        "activation is pending: this machine is waiting to be designated by the operator of order %s "
                        "(machine digest %s); it asks again at %s (server %s)",
