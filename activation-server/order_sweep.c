@@ -12,7 +12,7 @@
 #include "task.h"
 #include "volume_policy.h"
 
-#define SWEEP_CALLS_MAX 200 /* per order per round: 1 million members at VOLUME_SWEEP_MAX */
+#define SWEEP_CALLS_MAX 200 /* per order per round: 200 000 members at VOLUME_SWEEP_MAX */
 
 struct order_sweep {
     order_sweep_config cfg;

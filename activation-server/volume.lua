@@ -70,8 +70,9 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- Why everything hangs off one table L: Redis runs this whole chunk on every
 -- call, so each function below is made anew each time, and Lua 5.1 finds a
 -- closure's upvalues by walking the list of open ones. Functions that
--- captured the positions, constants and each other one by one cost 27-31 us
--- a call before any work; with L as the only upvalue, about 10.
+-- captured the positions, constants and each other one by one spent more
+-- of a call than its Redis commands before doing any work; with L as the
+-- only upvalue each closure finds its one upvalue at once.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
     designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
     address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX]}

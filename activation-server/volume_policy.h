@@ -18,7 +18,7 @@
 #define VOLUME_DIGEST_LEN 16      /* a machine's name in the table: SHA-256(machine id), first 16 bytes */
 #define VOLUME_HOLDER_LEN 11      /* the place-key digest kept in a machine record */
 #define VOLUME_AGE_PER_CALL 64    /* wheel members an Activate, Renew or Deactivate ages at most */
-#define VOLUME_SWEEP_MAX 5000     /* and one sweep call */
+#define VOLUME_SWEEP_MAX 1000     /* and one sweep call (about 10 ms of Redis for 1000 stale machines) */
 #define VOLUME_DESIGNATION_MAX 96 /* "m:" + 32 hex, "s:" + host serial, "mac:" + MAC */
 #define VOLUME_MACS_MAX MACS_MAX  /* ActivateRequest.mac_addresses (validate.h) */
 
