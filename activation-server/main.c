@@ -48,6 +48,7 @@
 #include "rpc_client.h"
 #include "rpc_methods.h"
 #include "server.h"
+#include "usage_upload.h"
 
 /* One option a line or two, as --help shows them; not reflowed. */
 /* clang-format off */
@@ -66,6 +67,12 @@ static const config_option options[] = {
     {"on-premises", NULL,
      "an on-premises server: accepts only orders that delegate --signing-key, checks volume keys by "
      "their salted hashes; no --kek, no audit server", NULL},
+    {"usage-upload-to", "HOST:PORT",
+     "on-premises: upload each order's usage report to the vendor's activation service there (TLS)", NULL},
+    {"usage-upload-ca", "FILE", "CA certificate(s) the vendor's server certificate must chain to (PEM); "
+     "default: the system's trust roots", NULL},
+    {"usage-upload-interval-s", "S", "seconds between two uploads of every order's report (a failed upload is "
+     "retried sooner, with backoff)", "86400"},
     {"workers", "N", "gRPC worker threads, each with its own Redis connection; 0 = two per core", "0"},
     {"tls-cert", "FILE", "serve TLS to installers with this certificate chain (PEM; required)", NULL},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)", NULL},
@@ -134,9 +141,10 @@ static const rpc_method methods[] = {
     {PA_RPC_ACTIVATE, handle_activate, ACTIVATION_MAX_REQUEST_BYTES},
     {PA_RPC_RENEW, handle_renew, ACTIVATION_MAX_REQUEST_BYTES},
     {PA_RPC_DEACTIVATE, handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES},
+    {PA_RPC_USAGE_REPORT, handle_usage_report, USAGE_MAX_REQUEST_BYTES},
 };
 
-static const char *const health_services[] = {PA_RPC_ACTIVATION_SERVICE};
+static const char *const health_services[] = {PA_RPC_ACTIVATION_SERVICE, PA_RPC_USAGE_SERVICE};
 
 /* Everything main owns, freed in one place. */
 typedef struct daemon_state {
@@ -151,8 +159,9 @@ typedef struct daemon_state {
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
-    int order_sweep_ms; /* --order-sweep-ms */
-    order_sweep *sweep; /* ages every order's machine table; NULL when off */
+    usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
+    int order_sweep_ms;     /* --order-sweep-ms */
+    order_sweep *sweep;     /* ages every order's machine table; NULL when off */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -299,7 +308,7 @@ static rpc_server *start_server(daemon_state *d) {
         .worker_init = worker_new,
         .worker_free = worker_free,
         .health_services = health_services,
-        .n_health_services = 1,
+        .n_health_services = sizeof health_services / sizeof *health_services,
     };
     return daemon_serve(&d->frame, &sc, methods, sizeof methods / sizeof *methods);
 }
@@ -392,6 +401,36 @@ static int start_audit(daemon_state *d) {
     return 0;
 }
 
+/* On-premises: the usage return to the vendor (usage_upload.h). Needs
+ * grpc_init. 0 (also when off) or -1 (reason logged or printed). */
+static int start_usage_upload(daemon_state *d) {
+    config *c = d->cfg;
+    const char *to = config_get(c, "usage-upload-to");
+    if (!to || !*to) return 0;
+    if (!d->app.on_premises) {
+        fprintf(stderr,
+                "activation-server: error: --usage-upload-to is for on-premises servers (--on-premises): "
+                "a vendor-hosted server's usage is in the vendor's own store\n");
+        return -1;
+    }
+    bool ok = true;
+    int interval = (int)config_get_int(c, "usage-upload-interval-s", 1, 365 * 86400, &ok);
+    char *ca = NULL, err[320];
+    if (!ok || daemon_read_pem(&d->frame, "usage-upload-ca", false, &ca) != 0) return -1;
+    d->uploader =
+        usage_upload_start(&(usage_upload_config){.store = d->app.redis,
+                                                  .key = &d->app.signing,
+                                                  .target = to,
+                                                  .ca_pem = ca,
+                                                  .interval_s = interval,
+                                                  .uploads = {d->app.m.usage_uploads[0], d->app.m.usage_uploads[1]}},
+                           err, sizeof err);
+    free(ca);
+    if (!d->uploader) return fail("usage.upload", err);
+    log_info("usage.upload_enabled", LOG_S("target", to), LOG_I("interval_s", interval), LOG_END);
+    return 0;
+}
+
 /* After the last call: flush the outbox (up to drain_ms), stop pulling,
  * free the rest. */
 static void stop_audit(daemon_state *d, int drain_ms) {
@@ -428,6 +467,8 @@ static void free_state(daemon_state *d) {
 /* Everything started after grpc_init, stopped in reverse order; the outbox
  * gets flush_ms to drain. Then the frame (metrics, configuration). */
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
+    usage_upload_stop(d->uploader);
+    d->uploader = NULL;
     order_sweep_stop(d->sweep);
     d->sweep = NULL;
     stop_audit(d, flush_ms);
@@ -459,7 +500,7 @@ int main(int argc, char **argv) {
     probe_redis(&d.app);
 
     grpc_init();
-    if (start_audit(&d) != 0) {
+    if (start_audit(&d) != 0 || start_usage_upload(&d) != 0) {
         stop_runtime(&d, 0, -1);
         return 2;
     }

@@ -1,6 +1,6 @@
-/* order_cli.c -- `activation-server order import|list|show|retire` and the
+/* order_cli.c -- `activation-server order import|list|show|retire`, the
  * seat controls `machines|designate|undesignate|approve|deny|deactivate`
- * (see order_cli.h).
+ * and `order usage-export` (usage_report.h); see order_cli.h.
  *
  * Design: a table of subcommands, each one entry (name, usage text, its own
  * options, which of the daemon's options its --help shows) and one function
@@ -20,18 +20,23 @@
 #include "order_cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "license.h"
 #include "order_armour.h"
 #include "order_json.h"
 #include "order_keyring.h"
 #include "order_store.h"
+#include "usage_file.h"
+#include "usage_report.h"
 #include "hex.h"
 #include "volume_policy.h"
 
@@ -309,6 +314,66 @@ static int cmd_retire(order_ctx *c) {
     return EXIT_OK;
 }
 
+/* ---- usage-export ---- */
+
+static const config_option export_opts[] = {
+    {"out", "FILE", "write the signed report here (JSON; replaced atomically, mode 0644), required", NULL},
+};
+static const char *const export_shown[] = {"redis-url", "redis-password-file", "redis-timeout-ms", "signing-key", NULL};
+
+/* Writes `text` to `path` through a temporary file renamed over it. */
+static int write_atomically(order_ctx *c, const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return fail(c, EXIT_FAILED, "--out %s: cannot create a file beside it: %s", path, strerror(errno));
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    bool ok = done == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    if (ok && rename(tmp, path) == 0) return EXIT_OK;
+    e = ok ? errno : e;
+    unlink(tmp);
+    return fail(c, EXIT_FAILED, "writing %s: %s", path, strerror(e));
+}
+
+static int cmd_usage_export(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *serial = serial_arg(c, &rc), *out = config_get(c->cfg, "out"), *sk = config_get(c->cfg, "signing-key");
+    if (!serial) return rc;
+    if (!out) return fail(c, EXIT_USAGE, "--out is required");
+    if (!sk) return fail(c, EXIT_USAGE, "--signing-key is required (the key the order delegates signs the report)");
+    license_key key = {0};
+    order_record rec = {0};
+    usage_report rep = {0};
+    char err[512], *text = NULL;
+    if (license_key_load(&key, sk, err, sizeof err) != 0) return fail(c, EXIT_FAILED, "--signing-key: %s", err);
+    int found = ctx_store(c) ? order_store_load(c->redis, serial, &rec, err, sizeof err) : -2;
+    if (found == 1) rc = fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    else if (found == -1) rc = fail(c, EXIT_FAILED, "%s", err);
+    else if (found < 0) rc = EXIT_FAILED;
+    else if (usage_report_make(c->redis, &rec, &key, (int64_t)time(NULL), &rep, err, sizeof err) != 0)
+        rc = fail(c, EXIT_FAILED, "%s", err);
+    if (!rc) {
+        Volume__V1__UsageReport msg;
+        usage_report_message(&rec, &rep, &msg);
+        text = usage_file_write(&msg);
+        rc = text ? write_atomically(c, out, text) : fail(c, EXIT_FAILED, "out of memory");
+    }
+    if (!rc) printf("wrote the usage report of order %s (%zu bytes) to %s\n", serial, rep.len, out);
+    free(text);
+    usage_report_clear(&rep);
+    order_record_clear(&rec);
+    license_key_free(&key);
+    return rc;
+}
+
 /* ---- machines, designate, undesignate, approve, deny, deactivate ---- */
 
 static const config_option machines_opts[] = {{"json", NULL, "print a JSON array", NULL}};
@@ -535,6 +600,11 @@ static const order_command commands[] = {
                   "Retires an order: it refuses activations and renewals (ORDER_RETIRED) and keeps its\n"
                   "machine table for the usage return. A new revision does not bring it back.",
                   retire_opts, store_shown, cmd_retire),
+    ORDER_COMMAND("usage-export",
+                  "activation-server order usage-export SERIAL --out FILE [--signing-key PEM]\n\n"
+                  "Writes the order's usage report, signed with this on-premises server's key, as a JSON\n"
+                  "file for the vendor (keystore usage import) when the server cannot reach the vendor.",
+                  export_opts, export_shown, cmd_usage_export),
     ORDER_COMMAND("machines",
                   "activation-server order machines SERIAL [--json]\n\n"
                   "Prints the order's machine table: digest, status (active, pending, lapsed, deactivated),\n"

@@ -22,9 +22,12 @@
 #include "redis_store.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
+#include "usage_file.h"
 #include "verify_pool.h"
 
 #define ACTIVATION_MAX_REQUEST_BYTES 4096   /* far above any valid request */
+/* A usage report of an order of some 200 000 machines (usage_file.h). */
+#define USAGE_MAX_REQUEST_BYTES (USAGE_REPORT_MAX + 65536)
 
 /* Why an Activate or a Renew was refused: one metric label each, in
  * pa_activations_refused_total and pa_renewals_refused_total (each family
@@ -79,8 +82,13 @@ typedef struct activation_metrics {
     metric *audit_online[3];        /* online Verify answers: genuine, forged, unavailable */
     metric *audit_fallback;         /* online audits that fell back to the outbox */
     metric *audit_outbox_full[2];   /* sampled activations at the outbox cap: refused, granted unaudited */
+    metric *usage_reports[3];       /* Usage/Report calls: stored, kept (not newer), refused */
+    metric *usage_uploads[2];       /* on-premises uploads of one order's report: ok, failed */
     metric *volume_pending[2];      /* volume Activates answered pending: below the threshold, not designated */
 } activation_metrics;
+
+/* The index of usage_reports. */
+enum { USAGE_RESULT_STORED, USAGE_RESULT_KEPT, USAGE_RESULT_REFUSED };
 
 /* Online Verify answers, the index of audit_online. */
 enum { AUDIT_ONLINE_GENUINE, AUDIT_ONLINE_FORGED, AUDIT_ONLINE_UNAVAILABLE };
@@ -138,6 +146,8 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
 void activate_online_job(void *worker_state, void *job);
 void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+/* volume.v1.Usage/Report (usage_service.c). */
+void handle_usage_report(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 
 /* Counts a refusal's Redis error or rate limit in the metrics. */
 void note_policy_refusal(activation_metrics *m, const policy_result *p);

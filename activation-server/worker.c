@@ -144,6 +144,13 @@ void activation_metrics_init(activation_metrics *m) {
     const char *full = "Sampled activations while the outbox was at its cap, by what the group said to do";
     m->audit_outbox_full[0] = metric_counter("pa_audit_outbox_full_total", full, "then=\"refused\"");
     m->audit_outbox_full[1] = metric_counter("pa_audit_outbox_full_total", full, "then=\"granted\"");
+    const char *usage = "Usage reports received (volume.v1.Usage/Report), by what became of them";
+    m->usage_reports[USAGE_RESULT_STORED] = metric_counter("pa_usage_reports_total", usage, "result=\"stored\"");
+    m->usage_reports[USAGE_RESULT_KEPT] = metric_counter("pa_usage_reports_total", usage, "result=\"kept\"");
+    m->usage_reports[USAGE_RESULT_REFUSED] = metric_counter("pa_usage_reports_total", usage, "result=\"refused\"");
+    const char *up = "Usage reports this on-premises server uploaded to the vendor, one per order and round";
+    m->usage_uploads[0] = metric_counter("pa_usage_uploads_total", up, "result=\"ok\"");
+    m->usage_uploads[1] = metric_counter("pa_usage_uploads_total", up, "result=\"failed\"");
     const char *pending = "Activations of volume keys answered pending (no license yet), by why";
     m->volume_pending[0] = metric_counter("pa_activations_pending_total", pending, "reason=\"threshold\"");
     m->volume_pending[1] = metric_counter("pa_activations_pending_total", pending, "reason=\"not_designated\"");

@@ -25,6 +25,13 @@
  *     with the vendor's public key and it names this machine (and, when
  *     pa_options.product is set, that product); the stored copy is verified
  *     again on every load, so an edited file is refused;
+ *   - a license from an on-premises server of a volume order (signed by the
+ *     server's own key) is accepted only with the order the vendor signed:
+ *     the order's signature verifies with a vendor key, the order delegates
+ *     the key that signed the license, and the license names that order and
+ *     keeps within its product, edition, groups, features and dates
+ *     (docs/volume.md); the order is stored with the license and checked
+ *     again on every load;
  *   - the stored license is replaced atomically (never half-written);
  *   - the machine's place on the server is bound to a key pair made at
  *     activation and kept in the state directory (place-key.pem, 0600, like
@@ -75,6 +82,16 @@ typedef enum pa_err {
                                   key binds a new one -- pa_maintain does that when it has the key), or
                                   the machine's clock is more than 5 minutes off */
     PA_ERR_PRODUCT = 19,       /* the license is for another product or edition than pa_options names */
+    PA_ERR_PENDING = 20,       /* volume order: no license yet -- fewer machines than the order's KMS
+                                  threshold have asked, or the operator has not designated this machine
+                                  (pa_next_check: the server's check-in time, 2 hours by default); or
+                                  (deactivate) the deactivation waits for the operator's approval: the
+                                  license stays until a renewal brings the decision */
+    PA_ERR_DEACTIVATED = 21,   /* volume order (renew): the operator deactivated this machine, or approved
+                                  its deactivation request; the license is removed and pa_maintain does not
+                                  activate again on its own (pa_activate does, when a person asks) */
+    PA_ERR_ORDER = 22,         /* volume order: not valid yet, ended, retired, or not for this OS version or
+                                  architecture (the message says which); not final: retried at the next check */
 } pa_err;
 
 /* Short stable name of an error ("ok", "key", "denied", ...) for scripts. */
@@ -139,7 +156,11 @@ pa_err pa_activate(pa_client *c, const char *key);
  * machine activated before place keys existed) it makes one first: the
  * server binds a place that has none to the first key that proves itself. */
 pa_err pa_renew(pa_client *c);
-/* Gives up this machine's place on the key and removes the stored license. */
+/* Gives up this machine's place on the key and removes the stored license.
+ * PA_ERR_PENDING when the volume order needs the operator's approval: the
+ * license stays, the request is recorded (pa_deactivation_requested), and a
+ * later renewal reports the decision (denied: a note in pa_error; approved:
+ * PA_ERR_DEACTIVATED, the license removed). */
 pa_err pa_deactivate(pa_client *c);
 /* Loads and verifies the stored license; no network. PA_OK, PA_ERR_NOT_ACTIVATED,
  * PA_ERR_EXPIRED (accessors still work) or PA_ERR_STATE. */
@@ -147,15 +168,19 @@ pa_err pa_status(pa_client *c);
 
 /* ---- Keeping the license (what `activate --daemon` runs) --------------- */
 
-/* Unix time at which pa_maintain() next has work: renew at renew_after,
- * retry every 2 hours (with jitter) while not activated or after a failure,
- * never before a server's retry-after. INT64_MAX: nothing left to do. */
+/* Unix time at which pa_maintain() next has work: renew at renew_after
+ * (with jitter that never carries a heartbeat past its lease), retry every 2
+ * hours (with jitter) while not activated or after a failure -- sooner when
+ * a lease would lapse first --, at a pending volume order's check-in time,
+ * never before a server's retry-after. INT64_MAX: nothing left to do (also
+ * after the operator deactivated this machine). */
 int64_t pa_next_check(pa_client *c, int64_t now);
 /* Does what is due: renews a leased license (or any license while no place
  * key is stored, to bind one), or activates with `key` (may be NULL) when no
  * valid license is stored, or when the server no longer holds the license
  * (its place was freed, or its lease lapsed before renewal), or its place is
- * bound to another place key. A revoked key is never activated again.
+ * bound to another place key. A revoked key is never activated again, nor a
+ * machine the operator of its volume order deactivated (PA_ERR_DEACTIVATED).
  * Records the outcome for pa_next_check. */
 pa_err pa_maintain(pa_client *c, const char *key);
 
@@ -198,10 +223,26 @@ uint32_t pa_key_group(const pa_client *c);
 uint32_t pa_key_serial(const pa_client *c);
 unsigned pa_activation_count(const pa_client *c); /* machines on the key at the last server answer */
 
+/* ---- Volume orders (docs/volume.md) ----------------------------------------
+ * From the license (signed) when there is one, else from the last answer
+ * (a pending one has no license); the counters are the server's last word,
+ * shown to people, never signed. Empty / 0 for keys that are not volume keys. */
+const char *pa_order_serial(const pa_client *c); /* the order's 8-digit service serial */
+uint32_t pa_order_revision(const pa_client *c);
+const char *pa_seat_mode(const pa_client *c); /* "permanent", "timed-reclaim", "concurrent", "unlimited", "vendor" */
+unsigned pa_volume_count(const pa_client *c); /* machines that asked within the order's window (KMS count) */
+unsigned pa_volume_threshold(const pa_client *c); /* the order's KMS threshold; 0: none */
+unsigned pa_volume_seats(const pa_client *c);     /* seats sold; 0: unlimited */
+unsigned pa_volume_seats_used(const pa_client *c);
+bool pa_deactivation_requested(const pa_client *c); /* a deactivation awaits the operator's approval */
+
 /* ---- About this machine and the last call --------------------------------- */
 const uint8_t *pa_machine_id(const pa_client *c);   /* PA_MACHINE_ID_LEN bytes */
 const char *pa_machine_id_hex(const pa_client *c);
 const char *pa_machine_id_source(const pa_client *c); /* "dmi", "mac" or "machine-id" */
+/* Hex of the first 16 bytes of SHA-256(machine id): the name a volume
+ * order's operator sees this machine by (order machines, designate, ...). */
+const char *pa_machine_digest(const pa_client *c);
 const char *pa_server(const pa_client *c);     /* "host:port" that answered the last call, or "" */
 int pa_retry_after(const pa_client *c);         /* seconds a server asked us to wait, or 0 */
 

@@ -102,10 +102,19 @@ static const cli_command COMMANDS[] = {
      "was renewed (activate again: renew and maintain do when they have the key);\n"
      "18 this machine could not prove it holds its place (place key missing or not the\n"
      "one the place is bound to, or the clock is off); 19 the license is for another\n"
-     "product or edition than --product / --edition name.",
+     "product or edition than --product / --edition name; 20 pending on a volume order:\n"
+     "fewer machines than its threshold have asked, or the operator has not designated\n"
+     "this machine (the daemon asks again when the server says, 2 h by default), or a\n"
+     "deactivation awaits the operator's approval; 21 the operator of the volume order\n"
+     "deactivated this machine (its license is removed; the daemon does not activate it\n"
+     "again); 22 the volume order refuses for now: not started, ended, retired, or not for\n"
+     "this OS or architecture (retried at the next check).",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status",
      "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
+     "For a volume license also its order, seat mode, the order's activation count and\n"
+     "threshold, seats in use, this machine's digest (the name the order's operator sees)\n"
+     "and a deactivation request awaiting approval, as the server last reported them.\n"
      "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
      LOCAL_OPTS, 0},
     {"renew",
@@ -116,7 +125,8 @@ static const cli_command COMMANDS[] = {
     {"deactivate",
      "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
      "the stored license\nand its place key. Exit 18 when this installation cannot prove it "
-     "holds the place\n(a license file copied from elsewhere).",
+     "holds the place\n(a license file copied from elsewhere). Exit 20 when the volume order "
+     "needs its operator's\napproval: the license stays until a renewal brings the decision.",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain",
      "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
@@ -295,9 +305,40 @@ static json_t *license_json(const pa_client *c) {
     bad |= put(l, "renew_after", json_integer(pa_renew_after(c)));
     bad |= put(l, "expires_at", json_integer(pa_expires_at(c)));
     bad |= put(l, "activation_count", json_integer(pa_activation_count(c)));
+    if (pa_seat_mode(c)[0]) bad |= put(l, "seat_mode", jstr(pa_seat_mode(c)));
     if (!bad) return l;
     json_decref(l);
     return NULL;
+}
+
+/* A volume order's view of this machine, when it is a volume key's. */
+static json_t *volume_json(const pa_client *c) {
+    json_t *v = json_object();
+    int bad = !v;
+    if (v) {
+        bad |= put(v, "order_serial", jstr(pa_order_serial(c)));
+        bad |= put(v, "order_revision", json_integer(pa_order_revision(c)));
+        bad |= put(v, "mode", jstr(pa_seat_mode(c)));
+        bad |= put(v, "activation_count", json_integer(pa_volume_count(c)));
+        bad |= put(v, "threshold", json_integer(pa_volume_threshold(c)));
+        bad |= put(v, "seats", json_integer(pa_volume_seats(c)));
+        bad |= put(v, "seats_used", json_integer(pa_volume_seats_used(c)));
+        bad |= put(v, "deactivation_requested", json_boolean(pa_deactivation_requested(c)));
+    }
+    if (!bad) return v;
+    json_decref(v);
+    return NULL;
+}
+
+static void print_volume_text(const pa_client *c) {
+    printf("  order        %s revision %u, %s seats\n", pa_order_serial(c), (unsigned)pa_order_revision(c),
+           pa_seat_mode(c)[0] ? pa_seat_mode(c) : "-");
+    printf("  activations  %u machines asked", pa_volume_count(c));
+    if (pa_volume_threshold(c)) printf(" (threshold %u)", pa_volume_threshold(c));
+    if (pa_volume_seats(c)) printf("\n  seats        %u of %u in use\n", pa_volume_seats_used(c), pa_volume_seats(c));
+    else printf("\n  seats        %u in use (unlimited)\n", pa_volume_seats_used(c));
+    printf("  machine      %s (machine digest)\n", pa_machine_digest(c));
+    if (pa_deactivation_requested(c)) printf("  deactivation requested, awaiting the operator's approval\n");
 }
 
 static void print_license_text(const pa_client *c) {
@@ -311,6 +352,7 @@ static void print_license_text(const pa_client *c) {
            pa_license_id(c), pa_key_group(c), pa_key_serial(c));
     printf("  issued       %s\n  renew after  %s\n  expires      %s\n", issued, renew, expires);
     if (pa_activation_count(c)) printf("  machines     %u on this key\n", pa_activation_count(c));
+    if (pa_order_serial(c)[0]) print_volume_text(c);
 }
 
 /* Prints the outcome of a command and returns its exit code. */
@@ -328,7 +370,9 @@ static int report(const char *command, pa_err e, const pa_client *c, const char 
         if (o && c) {
             if (!show_license) bad |= put(o, "activation_count", json_integer(pa_activation_count(c)));
             bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
+            bad |= put(o, "machine_digest", jstr(pa_machine_digest(c)));
             bad |= put(o, "server", jstr(pa_server(c)));
+            if (pa_order_serial(c)[0]) bad |= put(o, "volume", volume_json(c));
             if (pa_retry_after(c)) bad |= put(o, "retry_after", json_integer(pa_retry_after(c)));
             if (pa_request_fingerprint(c)[0]) bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
             if (show_license) bad |= put(o, "license", license_json(c));
@@ -437,7 +481,13 @@ static const char *daemon_key(const char *key_file, const char *state_dir, char 
 }
 
 static void log_outcome(pa_client *c, pa_err e) {
-    if (e == PA_OK && pa_is_licensed(c))
+    if (e == PA_ERR_PENDING)
+        log_info("daemon.pending", LOG_S("order", pa_order_serial(c)), LOG_U("activation_count", pa_volume_count(c)),
+                 LOG_U("threshold", pa_volume_threshold(c)), LOG_S("machine_digest", pa_machine_digest(c)),
+                 LOG_S("message", pa_error(c)), LOG_END);
+    else if (e == PA_ERR_DEACTIVATED)
+        log_warn("daemon.deactivated", LOG_S("order", pa_order_serial(c)), LOG_S("message", pa_error(c)), LOG_END);
+    else if (e == PA_OK && pa_is_licensed(c))
         log_info("daemon.licensed", LOG_U("group", pa_key_group(c)), LOG_U("serial", pa_key_serial(c)),
                  LOG_I("renew_after", pa_renew_after(c)), LOG_I("expires_at", pa_expires_at(c)),
                  LOG_S("server", pa_server(c)), LOG_END);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "client_build.h"
 #include "client_internal.h"
@@ -65,6 +66,9 @@ const char *pa_err_name(pa_err e) {
     case PA_ERR_LEASE_EXPIRED: return "lease_expired";
     case PA_ERR_PROOF: return "proof";
     case PA_ERR_PRODUCT: return "product";
+    case PA_ERR_PENDING: return "pending";
+    case PA_ERR_DEACTIVATED: return "deactivated";
+    case PA_ERR_ORDER: return "order";
     }
     return "unknown";
 }
@@ -159,7 +163,11 @@ static void identify_machine(pa_client *c, const pa_options *o) {
         return;
     }
     pa_hex_encode(c->machine_id, PA_MACHINE_ID_LEN, c->machine_id_hex);
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256(c->machine_id, PA_MACHINE_ID_LEN, d);
+    pa_hex_encode(d, 16, c->machine_digest); /* docs/volume.md: the machine digest */
     c->machine_source = f.source;
+    host_facts_read(o->facts_root, &c->facts);
 }
 
 pa_client *pa_client_new(const pa_options *o, char *err, size_t errlen) {
@@ -305,16 +313,26 @@ static pa_err ensure_transport(pa_client *c) {
     return PA_OK;
 }
 
-/* The status and, for FAILED_PRECONDITION, the "error-reason" trailer
- * (activation.proto): only LEASE_EXPIRED may be cured by activating again;
- * anything else there, or no reason from an older server, reads as revoked. */
+/* A FAILED_PRECONDITION's "error-reason" (activation.proto): only
+ * LEASE_EXPIRED may be cured by activating again; DEACTIVATED is the
+ * operator's; an order's dates, state or platform are not final; anything
+ * else, or no reason from an older server, reads as revoked. */
+static pa_err from_reason(const char *reason) {
+    static const char *const order[] = {"ORDER_NOT_STARTED", "ORDER_ENDED", "ORDER_RETIRED", "PLATFORM_NOT_ALLOWED"};
+    if (strcmp(reason, "LEASE_EXPIRED") == 0) return PA_ERR_LEASE_EXPIRED;
+    if (strcmp(reason, "DEACTIVATED") == 0) return PA_ERR_DEACTIVATED;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (strcmp(reason, order[i]) == 0) return PA_ERR_ORDER;
+    return PA_ERR_REVOKED;
+}
+
+/* The pa_err of a gRPC status and its "error-reason" trailer. */
 static pa_err from_status(grpc_status_code s, const char *reason) {
     switch (s) {
     case GRPC_STATUS_OK: return PA_OK;
     case GRPC_STATUS_INVALID_ARGUMENT: return PA_ERR_REJECTED;
     case GRPC_STATUS_PERMISSION_DENIED: return PA_ERR_DENIED;
-    case GRPC_STATUS_FAILED_PRECONDITION:
-        return strcmp(reason, "LEASE_EXPIRED") == 0 ? PA_ERR_LEASE_EXPIRED : PA_ERR_REVOKED;
+    case GRPC_STATUS_FAILED_PRECONDITION: return from_reason(reason);
     case GRPC_STATUS_RESOURCE_EXHAUSTED: return PA_ERR_EXHAUSTED;
     case GRPC_STATUS_NOT_FOUND: return PA_ERR_NOT_FOUND;
     case GRPC_STATUS_UNAUTHENTICATED: return PA_ERR_PROOF;
@@ -342,29 +360,74 @@ static pa_err call(pa_client *c, const char *path, const ProtobufCMessage *msg, 
     if (!who[0]) return client_fail(c, e, "no activation server answered (%s)", res->message);
     if (e == PA_ERR_EXHAUSTED && res->retry_after_s > 0)
         return client_fail(c, e, "%s (server %s; retry after %d s)", res->message, who, res->retry_after_s);
+    if (e == PA_ERR_ORDER)
+        return client_fail(c, e, "the volume order refuses (%s): %s (server %s; tried again at the next check)",
+                           res->reason, res->message, who);
     return client_fail(c, e, "%s (server %s)", res->message, who);
 }
 
-/* Copies the license part of an Activate/Renew response. */
-static pa_err take_license(pa_client *c, ProtobufCBinaryData lic, ProtobufCBinaryData sig, const char *key_id,
-                           uint32_t count, signed_license *out) {
-    memset(out, 0, sizeof *out);
-    if (sig.len != SIGNATURE_LEN || !key_id || strlen(key_id) != KEY_ID_LEN || lic.len == 0)
-        return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an incomplete license", c->server);
-    out->license = malloc(lic.len);
-    if (!out->license) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
-    memcpy(out->license, lic.data, lic.len);
-    out->license_len = lic.len;
-    memcpy(out->signature, sig.data, sig.len);
-    out->signature_len = sig.len;
-    snprintf(out->key_id, sizeof out->key_id, "%s", key_id);
-    out->activation_count = count;
+/* What Activate and Renew answers share (the same fields, two C types). */
+typedef struct answer {
+    ProtobufCBinaryData license, signature;     /* the signed License */
+    const char *key_id;                         /* who signed it */
+    uint32_t activation_count;                  /* machines on the key */
+    const Activation__V1__VolumeStatus *volume; /* volume keys only */
+    ProtobufCBinaryData order, order_signature; /* on-premises: the vendor-signed order */
+    const char *order_key_id;
+} answer;
+
+static pa_err copy_bytes(pa_client *c, ProtobufCBinaryData b, uint8_t **out, size_t *len) {
+    *out = malloc(b.len ? b.len : 1);
+    if (!*out) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    if (b.len) memcpy(*out, b.data, b.len);
+    *len = b.len;
     return PA_OK;
+}
+
+/* Copies the license part of an answer, and the order that came with it
+ * (nothing is trusted yet: client_accept verifies). */
+static pa_err take_answer(pa_client *c, const answer *a, signed_license *out) {
+    memset(out, 0, sizeof *out);
+    volume_take(c, a->volume);
+    pa_err e = volume_pending(c);
+    if (e != PA_OK) return e;
+    if (a->signature.len != SIGNATURE_LEN || !a->key_id || strlen(a->key_id) != KEY_ID_LEN || a->license.len == 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an incomplete license", c->server);
+    bool order = a->order.len > 0;
+    if (order && (a->order_signature.len != SIGNATURE_LEN || !a->order_key_id || strlen(a->order_key_id) != KEY_ID_LEN))
+        return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an incomplete order with its license", c->server);
+    if ((e = copy_bytes(c, a->license, &out->license, &out->license_len)) != PA_OK) return e;
+    memcpy(out->signature, a->signature.data, a->signature.len);
+    out->signature_len = a->signature.len;
+    snprintf(out->key_id, sizeof out->key_id, "%s", a->key_id);
+    out->activation_count = a->activation_count;
+    out->volume = c->vol.counts;
+    if (!order) return PA_OK;
+    if ((e = copy_bytes(c, a->order, &out->order, &out->order_len)) != PA_OK) {
+        signed_license_clear(out);
+        return e;
+    }
+    memcpy(out->order_signature, a->order_signature.data, a->order_signature.len);
+    out->order_signature_len = a->order_signature.len;
+    snprintf(out->order_key_id, sizeof out->order_key_id, "%s", a->order_key_id);
+    return PA_OK;
+}
+
+static pa_err take_activate(pa_client *c, const Activation__V1__ActivateResponse *r, signed_license *out) {
+    answer a = {r->license, r->signature, r->key_id,          r->activation_count,
+                r->volume,  r->order,     r->order_signature, r->order_key_id};
+    return take_answer(c, &a, out);
+}
+
+static pa_err take_renew(pa_client *c, const Activation__V1__RenewResponse *r, signed_license *out) {
+    answer a = {r->license, r->signature, r->key_id,          r->activation_count,
+                r->volume,  r->order,     r->order_signature, r->order_key_id};
+    return take_answer(c, &a, out);
 }
 
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                             const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
-                            const char *client_version, signed_license *out) {
+                            const char *client_version, const host_facts *facts, signed_license *out) {
     Activation__V1__ActivateRequest req = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
     req.product_key = (char *)key;
     req.machine_id.data = (uint8_t *)machine_id;
@@ -375,12 +438,19 @@ pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine
     req.os = (char *)os;
     req.arch = (char *)arch;
     req.client_version = (char *)client_version;
+    char *macs[HOST_MACS_MAX];
+    if (facts) {
+        req.host_serial = (char *)facts->serial;
+        for (size_t i = 0; i < facts->n_macs; i++) macs[i] = (char *)facts->macs[i];
+        req.n_mac_addresses = facts->n_macs;
+        req.mac_addresses = macs;
+    }
     rpc_result res;
     pa_err e = call(c, PA_RPC_ACTIVATE, &req.base, &res);
     if (e == PA_OK) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
-        else e = take_license(c, r->license, r->signature, r->key_id, r->activation_count, out);
+        else e = take_activate(c, r, out);
         if (r) activation__v1__activate_response__free_unpacked(r, NULL);
     }
     rpc_result_clear(&res);
@@ -414,6 +484,7 @@ pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machin
     }
     c->lic = l;
     c->activation_count = s->activation_count;
+    c->vol.counts = s->volume;
     return PA_OK;
 }
 
@@ -434,6 +505,8 @@ pa_err client_store(pa_client *c, const signed_license *s) {
 /* Loads and verifies the stored license into c->lic. */
 static pa_err load_stored(pa_client *c) {
     drop_license(c);
+    memset(&c->vol, 0, sizeof c->vol);
+    c->vol.deactivation_requested = volume_record_exists(c, STATE_DEACTIVATION_REQUESTED);
     pa_err e = client_need_machine(c);
     if (e == PA_OK) e = client_need_keys(c);
     if (e != PA_OK) return e;
@@ -442,6 +515,11 @@ static pa_err load_stored(pa_client *c) {
     if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
         return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
     int rc = state_read_file(path, &text, &len, err, sizeof err);
+    if (rc == 1 && volume_record_exists(c, STATE_DEACTIVATED))
+        return client_fail(c, PA_ERR_NOT_ACTIVATED,
+                           "this machine is not activated: the operator of its volume order deactivated it (no "
+                           "license in %s)",
+                           c->state_dir);
     if (rc == 1) return client_fail(c, PA_ERR_NOT_ACTIVATED, "this machine is not activated (no license in %s)", c->state_dir);
     if (rc != 0) return client_fail(c, PA_ERR_IO, "%s", err);
     signed_license s;
@@ -474,6 +552,7 @@ static void record_attempt(pa_client *c, pa_err e) {
     c->sched.last_attempt = (int64_t)time(NULL);
     c->sched.last_failed = e != PA_OK;
     c->sched.retry_after_s = e != PA_OK ? c->retry_after_s : 0;
+    c->sched.check_in_at = e == PA_ERR_PENDING ? c->vol.check_in_at : 0;
     c->jitter = client_random(c);
 }
 
@@ -494,6 +573,28 @@ static pa_err confirm_key(pa_client *c) {
     return place_key_confirm(c->state_dir, err, sizeof err) == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
 
+static pa_err remove_license(pa_client *c) {
+    char path[PATH_MAX];
+    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
+        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
+    if (unlink(path) != 0 && errno != ENOENT)
+        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return PA_OK;
+}
+
+/* The place is gone on the server: so go the license, its place key and a
+ * deactivation request. Then `then` says what happened (NULL: PA_OK). */
+static pa_err forget_place(pa_client *c, pa_err (*then)(pa_client *)) {
+    drop_license(c);
+    pa_err e = remove_license(c);
+    char err[256];
+    if (e == PA_OK && place_key_remove(c->state_dir, err, sizeof err) != 0) e = client_fail(c, PA_ERR_IO, "%s", err);
+    if (e == PA_OK && then) return then(c);
+    if (e == PA_OK) e = volume_record_remove(c, STATE_DEACTIVATION_REQUESTED);
+    if (e == PA_OK) c->vol.deactivation_requested = false;
+    return e;
+}
+
 static pa_err activate_locked(pa_client *c, const char *key) {
     char host[PA_HOSTNAME_MAX + 1], os[PA_FACT_MAX + 1], arch[PA_FACT_MAX + 1];
     client_describe_machine(host, os, arch);
@@ -503,7 +604,8 @@ static pa_err activate_locked(pa_client *c, const char *key) {
     EVP_PKEY_free(pk); /* only its public half goes to the server */
     if (e != PA_OK) return e;
     signed_license s;
-    e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &s);
+    e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &c->facts, &s);
+    if (e == PA_ERR_DEACTIVATED) return forget_place(c, volume_deactivated); /* still: the operator said so */
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
@@ -512,6 +614,9 @@ static pa_err activate_locked(pa_client *c, const char *key) {
      * looks for it could not be renewed. */
     if (e == PA_OK) e = confirm_key(c);
     if (e == PA_OK) e = client_store(c, &s);
+    /* A person activated: whatever the operator ended before starts again. */
+    if (e == PA_OK) e = volume_record_remove(c, STATE_DEACTIVATED);
+    if (e == PA_OK) e = volume_after_grant(c);
     if (e != PA_OK) drop_license(c);
     signed_license_clear(&s);
     return e;
@@ -574,15 +679,17 @@ static pa_err renew_locked(pa_client *c) {
     if (e == PA_OK) {
         Activation__V1__RenewResponse *r = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
         if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
-        else e = take_license(c, r->license, r->signature, r->key_id, r->activation_count, &s);
+        else e = take_renew(c, r, &s);
         if (r) activation__v1__renew_response__free_unpacked(r, NULL);
     }
     rpc_result_clear(&res);
+    if (e == PA_ERR_DEACTIVATED) return forget_place(c, volume_deactivated);
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the renewed license from server %s", c->server);
     e = client_accept(c, &s, c->machine_id, what);
     if (e == PA_OK) e = client_store(c, &s);
+    if (e == PA_OK) e = volume_after_grant(c);
     signed_license_clear(&s);
     return e;
 }
@@ -605,15 +712,6 @@ pa_err pa_renew(pa_client *c) {
     return e;
 }
 
-static pa_err remove_license(pa_client *c) {
-    char path[PATH_MAX];
-    if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
-        return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
-    if (unlink(path) != 0 && errno != ENOENT)
-        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
-    return PA_OK;
-}
-
 static pa_err deactivate_locked(pa_client *c) {
     pa_err e = load_stored(c);
     if (e != PA_OK && e != PA_ERR_EXPIRED) return e;
@@ -628,24 +726,26 @@ static pa_err deactivate_locked(pa_client *c) {
     req.proof = &proof.msg;
     rpc_result res;
     e = call(c, PA_RPC_DEACTIVATE, &req.base, &res);
-    bool gone_already = e == PA_ERR_NOT_FOUND;
+    bool gone_already = e == PA_ERR_NOT_FOUND, awaits = false;
     if (e == PA_OK) {
         Activation__V1__DeactivateResponse *r =
             activation__v1__deactivate_response__unpack(NULL, res.body_len, res.body);
         if (r) {
             c->activation_count = r->activation_count;
+            volume_take(c, r->volume);
+            awaits = r->volume && r->volume->deactivation ==
+                                      ACTIVATION__V1__VOLUME_STATUS__DEACTIVATION__DEACTIVATION_AWAITING_APPROVAL;
             activation__v1__deactivate_response__free_unpacked(r, NULL);
         }
     }
     rpc_result_clear(&res);
+    if (e == PA_OK && pending) e = confirm_key(c);
+    if (e == PA_OK && awaits) return volume_deactivation_awaits(c); /* the license stays */
+    if (e == PA_ERR_DEACTIVATED) return forget_place(c, volume_deactivated);
     if (e != PA_OK && !gone_already) return e;
     unsigned count = c->activation_count;
-    drop_license(c);
+    e = forget_place(c, NULL);
     c->activation_count = gone_already ? 0 : count;
-    e = remove_license(c);
-    char err[256];
-    if (e == PA_OK && place_key_remove(c->state_dir, err, sizeof err) != 0) /* the place is gone: so is its key */
-        e = client_fail(c, PA_ERR_IO, "%s", err);
     if (e == PA_OK) {
         c->error[0] = '\0';
         if (gone_already)
@@ -666,13 +766,27 @@ pa_err pa_deactivate(pa_client *c) {
 
 /* ---- the schedule --------------------------------------------------------- */
 
+/* When the loaded license wants a Renew (0: never): at renew_after; now
+ * while no place key is confirmed (a renewal binds one, place_key.h), even
+ * for a license that needs no renewal; and every retry interval while a
+ * deactivation request waits for the operator, since only a renewal brings
+ * the decision. */
+static int64_t renew_due(pa_client *c, int64_t now) {
+    if (!place_key_confirmed(c->state_dir)) return now;
+    int64_t t = c->lic->renew_after;
+    if (c->vol.deactivation_requested) {
+        int64_t poll = c->sched.last_attempt > 0 ? c->sched.last_attempt + SCHEDULE_RETRY_S : now;
+        if (t <= 0 || poll < t) t = poll;
+    }
+    return t;
+}
+
 int64_t pa_next_check(pa_client *c, int64_t now) {
     pa_err e = load_stored(c);
+    if (e == PA_ERR_NOT_ACTIVATED && volume_record_exists(c, STATE_DEACTIVATED)) return SCHEDULE_NEVER;
     c->sched.licensed = e == PA_OK;
-    c->sched.renew_after = e == PA_OK ? c->lic->renew_after : 0;
-    /* No confirmed place key: a renewal binds one (place_key.h), even for a
-     * license that needs no renewal. */
-    if (e == PA_OK && !place_key_confirmed(c->state_dir)) c->sched.renew_after = now;
+    c->sched.renew_after = e == PA_OK ? renew_due(c, now) : 0;
+    c->sched.expires_at = e == PA_OK ? c->lic->expires_at : 0;
     return schedule_next(&c->sched, now, c->jitter);
 }
 
@@ -680,8 +794,10 @@ pa_err pa_maintain(pa_client *c, const char *key) {
     pa_err st = pa_status(c);
     int64_t now = (int64_t)time(NULL);
     pa_err e;
-    bool bound = place_key_confirmed(c->state_dir);
-    if (st == PA_OK && bound && (c->lic->renew_after <= 0 || now < c->lic->renew_after)) return PA_OK;
+    if (st == PA_OK) {
+        int64_t due = renew_due(c, now);
+        if (due <= 0 || now < due) return PA_OK;
+    }
     if (st == PA_OK || st == PA_ERR_EXPIRED) {
         e = pa_renew(c);
         /* The license id is dead -- the place was reclaimed, or its lease
@@ -699,6 +815,13 @@ pa_err pa_maintain(pa_client *c, const char *key) {
             if (e == PA_OK) snprintf(c->error, sizeof c->error, "%s; activated again with the product key", why);
         }
         return e;
+    }
+    if (st == PA_ERR_NOT_ACTIVATED && volume_record_exists(c, STATE_DEACTIVATED)) {
+        client_fail(c, PA_ERR_DEACTIVATED,
+                    "the operator of its volume order deactivated this machine; it is activated again only when "
+                    "someone runs `activate KEY`");
+        record_attempt(c, PA_ERR_DEACTIVATED);
+        return PA_ERR_DEACTIVATED;
     }
     if (key && (st == PA_ERR_NOT_ACTIVATED || st == PA_ERR_STATE)) return pa_activate(c, key);
     if (st == PA_ERR_NOT_ACTIVATED)
@@ -732,6 +855,22 @@ unsigned pa_activation_count(const pa_client *c) { return c->activation_count; }
 const uint8_t *pa_machine_id(const pa_client *c) { return c->machine_id; }
 const char *pa_machine_id_hex(const pa_client *c) { return c->machine_id_hex; }
 const char *pa_machine_id_source(const pa_client *c) { return c->machine_source; }
+const char *pa_machine_digest(const pa_client *c) { return c->machine_source[0] ? c->machine_digest : ""; }
+
+const char *pa_order_serial(const pa_client *c) {
+    return c->lic && c->lic->order_serial && *c->lic->order_serial ? c->lic->order_serial : c->vol.order_serial;
+}
+uint32_t pa_order_revision(const pa_client *c) {
+    return c->lic && c->lic->order_serial && *c->lic->order_serial ? c->lic->order_revision : c->vol.order_revision;
+}
+const char *pa_seat_mode(const pa_client *c) {
+    return c->lic && c->lic->seat_mode && *c->lic->seat_mode ? c->lic->seat_mode : c->vol.mode;
+}
+unsigned pa_volume_count(const pa_client *c) { return c->vol.counts.count; }
+unsigned pa_volume_threshold(const pa_client *c) { return c->vol.counts.threshold; }
+unsigned pa_volume_seats(const pa_client *c) { return c->vol.counts.seats; }
+unsigned pa_volume_seats_used(const pa_client *c) { return c->vol.counts.seats_used; }
+bool pa_deactivation_requested(const pa_client *c) { return c->vol.deactivation_requested; }
 const char *pa_server(const pa_client *c) { return c->server; }
 const char *pa_request_fingerprint(const pa_client *c) { return c->request_fp; }
 int pa_retry_after(const pa_client *c) { return c->retry_after_s; }

@@ -9,12 +9,28 @@
 
 #include "activate.h"
 #include "activation/v1/activation.pb-c.h"
+#include "host_facts.h"
 #include "license_verify.h"
 #include "schedule.h"
 #include "transport.h"
 
 #define PA_HOSTNAME_MAX 253    /* what ActivateRequest.hostname allows */
 #define PA_FACT_MAX 64         /* os, arch, client_version */
+
+/* What the installer knows of its volume order (docs/volume.md) beside the
+ * signed license: the last answer's VolumeStatus, or what the stored
+ * license file kept of it. Shown to people and used for the schedule; the
+ * license alone decides what is granted. */
+typedef struct volume_view {
+    char order_serial[16];       /* VolumeStatus.order_serial: a pending answer has no license to name it */
+    uint32_t order_revision;     /* VolumeStatus.order_revision */
+    char mode[16];               /* VolumeStatus.mode ("concurrent", ...) */
+    volume_counts counts;        /* activation count, threshold, seats, seats used */
+    int pending;                 /* VolumeStatus.pending of the last answer (0: a license came) */
+    int64_t check_in_at;         /* when a pending machine asks again (the server's time) */
+    bool deactivation_requested; /* STATE_DEACTIVATION_REQUESTED is there: awaiting the operator */
+    bool deactivation_denied;    /* the last answer reported the operator's denial of that request */
+} volume_view;
 
 struct pa_client {
     char state_dir[PATH_MAX];          /* license, last server, request key */
@@ -35,6 +51,8 @@ struct pa_client {
     uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */
     char machine_id_hex[2 * PA_MACHINE_ID_LEN + 1];
     const char *machine_source;        /* "dmi" | "mac" | "machine-id" | "" */
+    char machine_digest[33];           /* hex of SHA-256(machine id)[0..16]: the name operators see */
+    host_facts facts;                  /* host serial and MACs, sent for orders that collect them */
     char machine_err[256];             /* why the machine id is unknown, when it is */
 
     transport *net;                    /* NULL until the first network call */
@@ -46,6 +64,7 @@ struct pa_client {
 
     Activation__V1__License *lic;      /* the license the last call handled, verified */
     unsigned activation_count;         /* from the last server answer or stored file */
+    volume_view vol;                   /* volume orders only; zero otherwise */
 
     char request_fp[24];               /* fingerprint of the last offline request written or read */
 
@@ -67,11 +86,12 @@ void client_describe_machine(char host[PA_HOSTNAME_MAX + 1], char os[PA_FACT_MAX
                              char arch[PA_FACT_MAX + 1]);
 
 /* Sends an Activate for `key` (canonical) on behalf of `machine_id`, whose
- * place is to be bound to `place_key` (32 bytes); on success *out holds the
- * license bytes (not yet verified). */
+ * place is to be bound to `place_key` (32 bytes), with the volume facts
+ * `facts` (NULL: none); on success *out holds the license bytes (not yet
+ * verified). A volume answer without a license is PA_ERR_PENDING. */
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                             const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
-                            const char *client_version, signed_license *out);
+                            const char *client_version, const host_facts *facts, signed_license *out);
 
 /* Verifies `s` for `machine_id` (and the configured product) and makes it
  * the handle's current license. `what` names the source in messages ("the
@@ -88,6 +108,29 @@ pa_err client_store(pa_client *c, const signed_license *s);
  * parser can be fuzzed (tests/fuzz/fuzz_offline.c). */
 pa_err offline_request_parse(pa_client *c, const char *text, char key[PA_KEY_TEXT_LEN + 1],
                              uint8_t machine_id[PA_MACHINE_ID_LEN]);
+
+/* ---- volume orders (volume.c) ---- */
+
+/* Copies an answer's VolumeStatus (NULL: none) into c->vol. */
+void volume_take(pa_client *c, const Activation__V1__VolumeStatus *v);
+/* PA_ERR_PENDING with a message giving the count and threshold, or saying
+ * the machine waits to be designated, when the last answer was pending;
+ * else PA_OK. */
+pa_err volume_pending(pa_client *c);
+/* After a granted Activate or Renew: a denied deactivation request is
+ * cleared (with a note in c->error), one still awaited is recorded. */
+pa_err volume_after_grant(pa_client *c);
+/* A Deactivate the operator must approve: recorded; PA_ERR_PENDING. */
+pa_err volume_deactivation_awaits(pa_client *c);
+/* The server answered DEACTIVATED (the license is already removed):
+ * records that the operator ended this machine's activation, so the daemon
+ * does not activate it again on its own; PA_ERR_DEACTIVATED with why. */
+pa_err volume_deactivated(pa_client *c);
+/* Whether the state directory holds the record `name` (STATE_DEACTIVATED,
+ * STATE_DEACTIVATION_REQUESTED). */
+bool volume_record_exists(const pa_client *c, const char *name);
+/* Removes it (absent is fine). PA_OK or PA_ERR_IO. */
+pa_err volume_record_remove(pa_client *c, const char *name);
 
 /* A uniform random number from the handle's generator. */
 uint32_t client_random(pa_client *c);

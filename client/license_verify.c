@@ -9,10 +9,16 @@
  * key), this machine's id (compared in constant time), and a license id of
  * the shared shape (group + serial + random, 32 lowercase hex).
  *
- * The vendor key can rotate: a client holds up to four public keys and picks
- * the one whose key_id the license names (key_id = first 16 hex of SHA-256
- * over the raw 32-byte key, the rule every component shares: signing_key_id.h). */
+ * The vendor key can rotate: a client holds up to eight public keys (license
+ * and order keys) and picks the one whose key_id the license names (key_id =
+ * first 16 hex of SHA-256 over the raw 32-byte key, the rule every component
+ * shares: signing_key_id.h). A license no vendor key signed may still come
+ * from an on-premises server, with the order that delegates its key: then
+ * the chain is checked first (order_chain.c) and the license's signature
+ * with the delegated key, in the same order, signature before parsing. */
 #include "license_verify.h"
+
+#include "order_chain.h"
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -65,10 +71,11 @@ void vendor_keys_clear(vendor_keys *k) {
 
 void signed_license_clear(signed_license *s) {
     free(s->license);
+    free(s->order);
     memset(s, 0, sizeof *s);
 }
 
-static EVP_PKEY *key_named(const vendor_keys *k, const char *key_id) {
+EVP_PKEY *vendor_key_named(const vendor_keys *k, const char *key_id) {
     for (size_t i = 0; i < k->n; i++)
         if (strcmp(k->key_id[i], key_id) == 0) return k->key[i];
     return NULL;
@@ -120,27 +127,48 @@ static verify_status check_content(const Activation__V1__License *l, const char 
     return VERIFY_OK;
 }
 
-verify_status license_verify(const vendor_keys *k, const signed_license *s, const uint8_t machine_id[32],
-                             Activation__V1__License **out, char *err, size_t errlen) {
-    *out = NULL;
-    EVP_PKEY *key = key_named(k, s->key_id);
-    if (!key) {
+/* The key that must have signed the license: the vendor key it names, or
+ * the delegated key of a verified order (*order and *owned set; freed by the
+ * caller). */
+static verify_status signer_of(const vendor_keys *k, const signed_license *s, EVP_PKEY **key, EVP_PKEY **owned,
+                               Volume__V1__Order **order, char *err, size_t errlen) {
+    *key = vendor_key_named(k, s->key_id);
+    if (*key) return VERIFY_OK;
+    if (s->order_len == 0) {
         snprintf(err, errlen, "the license was signed with key \"%s\", which this client does not hold",
                  s->key_id);
         return VERIFY_UNKNOWN_KEY;
     }
-    if (!s->license || !signature_ok(key, s)) {
-        snprintf(err, errlen, "the license signature does not verify: the license was altered or damaged");
-        return VERIFY_BAD_SIGNATURE;
+    verify_status st = order_chain_open(k, s, order, owned, err, errlen);
+    *key = *owned;
+    return st;
+}
+
+verify_status license_verify(const vendor_keys *k, const signed_license *s, const uint8_t machine_id[32],
+                             Activation__V1__License **out, char *err, size_t errlen) {
+    *out = NULL;
+    EVP_PKEY *key, *delegated = NULL;
+    Volume__V1__Order *order = NULL;
+    verify_status st = signer_of(k, s, &key, &delegated, &order, err, errlen);
+    Activation__V1__License *l = NULL;
+    if (st == VERIFY_OK && (!s->license || !signature_ok(key, s))) {
+        if (order)
+            snprintf(err, errlen,
+                     "the license is not signed by the order's delegated server key (its signature "
+                     "does not verify: altered or forged)");
+        else snprintf(err, errlen, "the license signature does not verify: the license was altered or damaged");
+        st = order ? VERIFY_BAD_ORDER : VERIFY_BAD_SIGNATURE;
     }
-    Activation__V1__License *l = activation__v1__license__unpack(NULL, s->license_len, s->license);
-    if (!l) {
+    if (st == VERIFY_OK && !(l = activation__v1__license__unpack(NULL, s->license_len, s->license))) {
         snprintf(err, errlen, "the signed license cannot be parsed");
-        return VERIFY_MALFORMED;
+        st = VERIFY_MALFORMED;
     }
-    verify_status st = check_content(l, s->key_id, machine_id, err, errlen);
+    if (st == VERIFY_OK) st = check_content(l, s->key_id, machine_id, err, errlen);
+    if (st == VERIFY_OK && order) st = order_chain_terms(order, l, err, errlen);
+    EVP_PKEY_free(delegated);
+    if (order) volume__v1__order__free_unpacked(order, NULL);
     if (st != VERIFY_OK) {
-        activation__v1__license__free_unpacked(l, NULL);
+        if (l) activation__v1__license__free_unpacked(l, NULL);
         return st;
     }
     *out = l;

@@ -56,7 +56,7 @@
 #include <unistd.h>
 
 /* Reads the first line of root/rel into buf, trimmed. 0 if present. */
-static int read_fact(const char *root, const char *rel, char *buf, size_t n) {
+int machine_fact_read(const char *root, const char *rel, char *buf, size_t n) {
     char path[PATH_MAX];
     buf[0] = '\0';
     if (snprintf(path, sizeof path, "%s/%s", root, rel) >= (int)sizeof path) return -1;
@@ -78,7 +78,7 @@ static void lowercase(char *s) {
 }
 
 /* Firmware placeholders that many machines share, so they identify nothing. */
-static bool is_placeholder(const char *v) {
+bool machine_fact_placeholder(const char *v) {
     static const char *const junk[] = {
         "none", "not specified", "to be filled by o.e.m.", "default string", "not applicable",
         "system serial number", "base board serial number", "0123456789", "n/a", "oem", "invalid",
@@ -98,12 +98,12 @@ static bool is_placeholder(const char *v) {
 }
 
 static void read_dmi(const char *root, machine_facts *f) {
-    if (read_fact(root, "sys/class/dmi/id/product_uuid", f->product_uuid, sizeof f->product_uuid) == 0) {
+    if (machine_fact_read(root, "sys/class/dmi/id/product_uuid", f->product_uuid, sizeof f->product_uuid) == 0) {
         lowercase(f->product_uuid);
-        if (is_placeholder(f->product_uuid)) f->product_uuid[0] = '\0';
+        if (machine_fact_placeholder(f->product_uuid)) f->product_uuid[0] = '\0';
     }
-    if (read_fact(root, "sys/class/dmi/id/board_serial", f->board_serial, sizeof f->board_serial) == 0)
-        if (is_placeholder(f->board_serial)) f->board_serial[0] = '\0';
+    if (machine_fact_read(root, "sys/class/dmi/id/board_serial", f->board_serial, sizeof f->board_serial) == 0)
+        if (machine_fact_placeholder(f->board_serial)) f->board_serial[0] = '\0';
 }
 
 /* A burned-in address: not zero, not multicast, not locally administered. */
@@ -112,7 +112,7 @@ static bool is_hardware_mac(const unsigned char m[6]) {
     return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) != 0;
 }
 
-static bool parse_mac(const char *text, unsigned char m[6]) {
+bool machine_fact_mac(const char *text, unsigned char m[6]) {
     unsigned v[6];
     char tail;
     if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
@@ -166,10 +166,10 @@ static bool nic_mac(const char *root, const char *ifname, unsigned char m[6]) {
     char rel[PATH_MAX], text[64];
     snprintf(rel, sizeof rel, "sys/class/net/%s/addr_assign_type", ifname);
     /* 0 = NET_ADDR_PERM; anything else was randomised or set by hand. */
-    if (read_fact(root, rel, text, sizeof text) == 0 && strcmp(text, "0") != 0) return false;
+    if (machine_fact_read(root, rel, text, sizeof text) == 0 && strcmp(text, "0") != 0) return false;
     snprintf(rel, sizeof rel, "sys/class/net/%s/address", ifname);
-    if (read_fact(root, rel, text, sizeof text) != 0) return false;
-    return parse_mac(text, m) && is_hardware_mac(m);
+    if (machine_fact_read(root, rel, text, sizeof text) != 0) return false;
+    return machine_fact_mac(text, m) && is_hardware_mac(m);
 }
 
 static void read_lowest_mac(const char *root, machine_facts *f) {
@@ -197,9 +197,9 @@ int machine_facts_read(const char *root, machine_facts *f, char *err, size_t err
     if (!root || !*root) root = "/";
     read_dmi(root, f);
     read_lowest_mac(root, f);
-    if (read_fact(root, "etc/machine-id", f->os_machine_id, sizeof f->os_machine_id) == 0) {
+    if (machine_fact_read(root, "etc/machine-id", f->os_machine_id, sizeof f->os_machine_id) == 0) {
         lowercase(f->os_machine_id);
-        if (is_placeholder(f->os_machine_id)) f->os_machine_id[0] = '\0';
+        if (machine_fact_placeholder(f->os_machine_id)) f->os_machine_id[0] = '\0';
     }
     if (f->product_uuid[0] || f->board_serial[0]) f->source = "dmi";
     else if (f->mac[0]) f->source = "mac";

@@ -24,6 +24,13 @@ typedef struct machine_facts {
  * Returns 0, or -1 with `err` when not a single fact is usable. */
 int machine_facts_read(const char *root, machine_facts *f, char *err, size_t errlen);
 
+/* The pieces host_facts.c shares: the first line of root/rel, trimmed (0
+ * if present and not empty); whether a firmware value is a placeholder many
+ * machines share; "aa:bb:cc:dd:ee:ff" (any case) into 6 bytes. */
+int machine_fact_read(const char *root, const char *rel, char *buf, size_t n);
+bool machine_fact_placeholder(const char *v);
+bool machine_fact_mac(const char *text, unsigned char m[6]);
+
 /* HMAC-SHA256(vendor salt, facts of the chosen tier). Pure; -1 only if
  * OpenSSL fails. */
 int machine_id_derive(const machine_facts *f, const char *salt, uint8_t out[MACHINE_ID_LEN]);

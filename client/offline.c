@@ -340,7 +340,7 @@ pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_pat
     free(text);
     if (e != PA_OK) return e;
     signed_license s;
-    e = client_call_activate(c, r.key, r.machine_id, r.place_key, r.hostname, r.os, r.arch, r.client_version, &s);
+    e = client_call_activate(c, r.key, r.machine_id, r.place_key, r.hostname, r.os, r.arch, r.client_version, NULL, &s);
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
@@ -382,6 +382,7 @@ pa_err pa_install(pa_client *c, const char *license_path) {
             if (!place_key_confirmed(c->state_dir) && place_key_confirm(c->state_dir, err, sizeof err) != 0)
                 e = client_fail(c, PA_ERR_IO, "%s", err);
             if (e == PA_OK) e = client_store(c, &s);
+            if (e == PA_OK) e = volume_record_remove(c, STATE_DEACTIVATED); /* a person installed it */
             state_unlock(lock);
         }
     }

@@ -228,21 +228,43 @@ int b64_decode(const char *text, uint8_t **out, size_t *len) {
 
 /* ---- the license file ------------------------------------------------------ */
 
+/* The lines of an on-premises license's order, or "" (malloc'd; NULL
+ * without memory). */
+static char *order_lines(const signed_license *s) {
+    if (s->order_len == 0) return strdup("");
+    char *sig = b64_encode(s->order_signature, s->order_signature_len);
+    char *order = b64_encode(s->order, s->order_len);
+    char *out = NULL;
+    if (sig && order) {
+        size_t n = strlen(sig) + strlen(order) + 128;
+        out = malloc(n);
+        if (out) snprintf(out, n, "order_key_id: %s\norder_signature: %s\norder: %s\n", s->order_key_id, sig, order);
+    }
+    free(sig);
+    free(order);
+    return out;
+}
+
 char *license_file_format(const signed_license *s) {
     char *sig = b64_encode(s->signature, s->signature_len);
     char *lic = b64_encode(s->license, s->license_len);
+    char *order = order_lines(s);
     char *out = NULL;
-    if (sig && lic) {
-        size_t n = strlen(sig) + strlen(lic) + 256;
+    if (sig && lic && order) {
+        const volume_counts *v = &s->volume;
+        size_t n = strlen(sig) + strlen(lic) + strlen(order) + 512;
         out = malloc(n);
         if (out)
             snprintf(out, n,
                      "# activate license v1 -- signed by the vendor; any edit makes it invalid\n"
-                     "key_id: %s\nactivation_count: %u\nsignature: %s\nlicense: %s\n",
-                     s->key_id, (unsigned)s->activation_count, sig, lic);
+                     "key_id: %s\nactivation_count: %u\nsignature: %s\nlicense: %s\n%s"
+                     "volume_count: %u\nvolume_threshold: %u\nvolume_seats: %u\nvolume_seats_used: %u\n",
+                     s->key_id, (unsigned)s->activation_count, sig, lic, order, (unsigned)v->count,
+                     (unsigned)v->threshold, (unsigned)v->seats, (unsigned)v->seats_used);
     }
     free(sig);
     free(lic);
+    free(order);
     return out;
 }
 
@@ -268,33 +290,85 @@ static int parse_u32(const char *s, uint32_t *out) {
     return 0;
 }
 
-int license_file_parse(const char *text, signed_license *s, char *err, size_t errlen) {
-    memset(s, 0, sizeof *s);
+/* An optional decimal field; 0 (absent reads as 0) or -1 with `err`. */
+static int optional_u32(const char *text, const char *name, uint32_t *out, char *err, size_t errlen) {
+    char value[16];
+    int rc = text_field_copy(text, name, value, sizeof value);
+    *out = 0;
+    if (rc == 1) return 0;
+    if (rc == 0 && parse_u32(value, out) == 0) return 0;
+    snprintf(err, errlen, "field \"%s\" is repeated or not a number (0..%u)", name, UINT32_MAX);
+    return -1;
+}
+
+/* A base64 field that must decode to exactly `want` bytes into `out`. */
+static int fixed_bytes(const char *text, const char *name, uint8_t *out, size_t want, size_t *got, char *err,
+                       size_t errlen) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    if (field_bytes(text, name, &b, &len, err, errlen) != 0) return -1;
+    if (len != want) {
+        free(b);
+        snprintf(err, errlen, "%s is %zu bytes, want %zu", name, len, want);
+        return -1;
+    }
+    memcpy(out, b, len);
+    *got = len;
+    free(b);
+    return 0;
+}
+
+/* The order of an on-premises license: its three lines, or none of them
+ * (a license of the vendor's own servers, or a file older than orders). */
+static int parse_order(const char *text, signed_license *s, char *err, size_t errlen) {
+    const char *v;
+    size_t len;
+    int present = (text_field(text, "order", &v, &len) != 1) + (text_field(text, "order_signature", &v, &len) != 1) +
+                  (text_field(text, "order_key_id", &v, &len) != 1);
+    if (present == 0) return 0;
+    if (present != 3) {
+        snprintf(err, errlen, "fields \"order\", \"order_signature\" and \"order_key_id\" go together");
+        return -1;
+    }
+    if (text_field_copy(text, "order_key_id", s->order_key_id, sizeof s->order_key_id) != 0) {
+        snprintf(err, errlen, "field \"order_key_id\" is repeated or too long");
+        return -1;
+    }
+    if (fixed_bytes(text, "order_signature", s->order_signature, SIGNATURE_LEN, &s->order_signature_len, err, errlen) !=
+        0)
+        return -1;
+    if (field_bytes(text, "order", &s->order, &s->order_len, err, errlen) != 0) return -1;
+    if (s->order_len == 0) {
+        snprintf(err, errlen, "field \"order\" is empty");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_fields(const char *text, signed_license *s, char *err, size_t errlen) {
     if (strncmp(text, "# activate license v1", 21) != 0) {
         snprintf(err, errlen, "not an activate license file (first line)");
         return -1;
     }
-    char count[16];
     if (text_field_copy(text, "key_id", s->key_id, sizeof s->key_id) != 0) {
         snprintf(err, errlen, "field \"key_id\" is missing, repeated or too long");
         return -1;
     }
-    int has_count = text_field_copy(text, "activation_count", count, sizeof count); /* optional */
-    if (has_count < 0 || (has_count == 0 && parse_u32(count, &s->activation_count) != 0)) {
-        snprintf(err, errlen, "field \"activation_count\" is repeated or not a number (0..%u)", UINT32_MAX);
+    volume_counts *v = &s->volume;
+    if (optional_u32(text, "activation_count", &s->activation_count, err, errlen) != 0 ||
+        optional_u32(text, "volume_count", &v->count, err, errlen) != 0 ||
+        optional_u32(text, "volume_threshold", &v->threshold, err, errlen) != 0 ||
+        optional_u32(text, "volume_seats", &v->seats, err, errlen) != 0 ||
+        optional_u32(text, "volume_seats_used", &v->seats_used, err, errlen) != 0)
         return -1;
-    }
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
-    if (field_bytes(text, "signature", &sig, &sig_len, err, errlen) != 0) return -1;
-    if (sig_len != SIGNATURE_LEN) {
-        free(sig);
-        snprintf(err, errlen, "signature is %zu bytes, want %d", sig_len, SIGNATURE_LEN);
-        return -1;
-    }
-    memcpy(s->signature, sig, sig_len);
-    s->signature_len = sig_len;
-    free(sig);
+    if (fixed_bytes(text, "signature", s->signature, SIGNATURE_LEN, &s->signature_len, err, errlen) != 0) return -1;
     if (field_bytes(text, "license", &s->license, &s->license_len, err, errlen) != 0) return -1;
-    return 0;
+    return parse_order(text, s, err, errlen);
+}
+
+int license_file_parse(const char *text, signed_license *s, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    int rc = parse_fields(text, s, err, errlen);
+    if (rc != 0) signed_license_clear(s);
+    return rc;
 }

@@ -17,6 +17,8 @@
 #define STATE_PLACE_KEY_PENDING "place-key.pending.pem" /* one sent, binding not yet confirmed */
 #define STATE_PRODUCT_KEY "product-key"     /* optional: key the daemon activates with */
 #define STATE_LOCK "lock"                   /* flock()ed while a command changes state */
+#define STATE_DEACTIVATION_REQUESTED "deactivation-requested" /* asked; awaiting the operator (volume.c) */
+#define STATE_DEACTIVATED "deactivated"     /* the operator deactivated this machine: no re-activation on its own */
 #define STATE_FILE_MAX (64 * 1024)          /* no state file is larger; bigger is corrupt */
 
 /* Creates the directory (and parents) with mode 0700 if missing. */
@@ -43,6 +45,13 @@ int state_read_file(const char *path, char **data, size_t *len, char *err, size_
  *   activation_count: <n>
  *   signature: <base64>
  *   license: <base64 of the serialized License>
+ *   order_key_id: <16 hex>          on-premises licenses only: the order
+ *   order_signature: <base64>       that delegates the key that signed
+ *   order: <base64 of the Order>    the license (all three or none)
+ *   volume_count: <n>               the last VolumeStatus counters, shown
+ *   volume_threshold: <n>           only (files older than volume orders
+ *   volume_seats: <n>               lack these lines and read as 0)
+ *   volume_seats_used: <n>
  * Formatting returns a malloc'd string; parsing fills `s` (free with
  * signed_license_clear) and returns 0 or -1 with `err`. Parsing checks the
  * shape only: the caller verifies the signature. */

@@ -30,6 +30,12 @@
 #define PA_RPC_AUDIT_SUBMIT "/" PA_RPC_AUDIT_SUBMIT_LABEL
 #define PA_RPC_AUDIT_LIST_REVOCATIONS "/" PA_RPC_AUDIT_LIST_REVOCATIONS_LABEL
 
+/* protos/volume/v1/usage.proto: on-premises activation server -> the
+ * vendor's activation servers */
+#define PA_RPC_USAGE_SERVICE "volume.v1.Usage"
+#define PA_RPC_USAGE_REPORT_LABEL PA_RPC_USAGE_SERVICE "/Report"
+#define PA_RPC_USAGE_REPORT "/" PA_RPC_USAGE_REPORT_LABEL
+
 /* protos/grpc/health/v1/health.proto: served by common/rpc_server.c */
 #define PA_RPC_HEALTH_SERVICE "grpc.health.v1.Health"
 #define PA_RPC_HEALTH_CHECK_LABEL PA_RPC_HEALTH_SERVICE "/Check"

@@ -3,6 +3,7 @@
  *   keystore group create|show|list      keystore keys generate
  *   keystore key verify|decode            keystore kek create
  *   keystore order create|show            (order_cli.c)
+ *   keystore usage import                 (usage_cli.c)
  *
  * Design: a table of commands, each a function taking its own argv, with
  * options declared through config.h, so every command gets --help, env
@@ -105,9 +106,7 @@ typedef struct stores {
     uint8_t kek_b[KEK_LEN];     /* wraps second secrets */
 } stores;
 
-/* A URL that does not parse is a usage error; one that parses but does not
- * connect (or authenticate) is a failed operation. */
-static int open_store(const config *c, const char *url_opt, const char *pw_opt, rstore **out) {
+int open_store(const config *c, const char *url_opt, const char *pw_opt, rstore **out) {
     const char *url = config_get(c, url_opt);
     char err[512], host[256], user[128], pw[256];
     int port, db;
@@ -885,10 +884,13 @@ static const command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-/* The i-th command over this file's table and order_cli.c's; NULL past the end. */
+/* The i-th command over this file's table, order_cli.c's and usage_cli.c's; NULL past the end. */
 static const command *command_at(size_t i) {
     if (i < NCOMMANDS) return &commands[i];
-    return i - NCOMMANDS < n_order_commands ? &order_commands[i - NCOMMANDS] : NULL;
+    i -= NCOMMANDS;
+    if (i < n_order_commands) return &order_commands[i];
+    i -= n_order_commands;
+    return i < n_usage_commands ? &usage_commands[i] : NULL;
 }
 
 static void usage(FILE *f, const char *noun) {

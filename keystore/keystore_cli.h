@@ -1,7 +1,7 @@
 /* keystore_cli.h -- what the keystore CLI's command files share: the exit
  * codes, the error and JSON helpers, the store options every command
  * accepts, and the shape of a command table entry (keystore_cli.c
- * dispatches; order_cli.c and usage_cli.c hold the order commands). */
+ * dispatches; order_cli.c and usage_cli.c hold the volume commands). */
 #ifndef PA_KEYSTORE_CLI_H
 #define PA_KEYSTORE_CLI_H
 
@@ -41,6 +41,12 @@ long long parse_num(const char *s, long long max);
 
 /* EXIT_USAGE if more than `max` positional arguments were given. */
 int check_args(const config *c, size_t max);
+
+/* Connects to the store of option `url_opt` (password file `pw_opt`). A URL
+ * that does not parse is a usage error; one that parses but does not
+ * connect (or authenticate) is a failed operation. */
+struct rstore;
+int open_store(const config *c, const char *url_opt, const char *pw_opt, struct rstore **out);
 
 #define STORE_OPT_A_URL                                         \
     {                                                           \
@@ -98,8 +104,10 @@ typedef struct command {
 /* Every command's --help ends with the one exit-code rule. */
 #define CMD(n, v, u, o, f) \
     { n, v, u "\n\n" EXIT_HELP, o, sizeof o / sizeof o[0], f }
-/* The order and usage commands (order_cli.c). */
+/* The order commands (order_cli.c) and the usage commands (usage_cli.c). */
 extern const command order_commands[];
 extern const size_t n_order_commands;
+extern const command usage_commands[];
+extern const size_t n_usage_commands;
 
 #endif

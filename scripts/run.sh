@@ -12,7 +12,9 @@
 #   4. starts the audit server (mutual TLS only) and the activation server
 #      (TLS for installers)
 #   5. creates a demo product group and three demo keys, and activates one
-#      with the installer CLI (`activate`)
+#      with the installer CLI (`activate`); then a volume group, a volume
+#      key and a vendor-signed order for it (docs/volume.md), imports the
+#      order and activates a second machine state under it
 #   6. stays up until interrupted (Ctrl-C stops everything)
 #
 # Options:
@@ -90,6 +92,11 @@ umask 077
 "$BIN/keystore/keystore" kek create "$RUN/audit.kek" >/dev/null
 openssl genpkey -algorithm ed25519 -out "$RUN/signing.pem" 2>/dev/null
 openssl pkey -in "$RUN/signing.pem" -pubout -out "$RUN/signing.pub.pem"
+# The vendor's order-signing key: a key pair of its own, never the license key.
+openssl genpkey -algorithm ed25519 -out "$RUN/order-key.pem" 2>/dev/null
+openssl pkey -in "$RUN/order-key.pem" -pubout -out "$RUN/order.pub.pem"
+# What installers trust: the vendor's license and order keys.
+cat "$RUN/signing.pub.pem" "$RUN/order.pub.pem" >"$RUN/vendor-keys.pem"
 bash scripts/make-certs.sh "$RUN/certs" >/dev/null
 # Installers' TLS gets a CA of its own: installers trust it, while the audit
 # CA stays the audit server's access list. make-certs.sh names its server
@@ -130,7 +137,8 @@ wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
 start_bg "$BIN/activation-server/activation-server" --listen "127.0.0.1:$ACT_PORT" --listen "[::1]:$ACT_PORT" \
   --redis-url "redis://activation@127.0.0.1:$REDIS_A_PORT" \
   --redis-password-file "$RUN/activation.pw" --kek "$RUN/activation.kek" \
-  --signing-key "$RUN/signing.pem" --metrics-listen "127.0.0.1:$ACT_METRICS" \
+  --signing-key "$RUN/signing.pem" --order-public-key "$RUN/order.pub.pem" \
+  --metrics-listen "127.0.0.1:$ACT_METRICS" \
   --tls-cert "$RUN/installer-tls/activation-server.pem" --tls-key "$RUN/installer-tls/activation-server.key" \
   --audit-target "127.0.0.1:$AUDIT_PORT" --audit-ca "$RUN/certs/ca.pem" \
   --audit-cert "$RUN/certs/activation-client.pem" --audit-key "$RUN/certs/activation-client.key" \
@@ -148,6 +156,20 @@ export PA_KEYSTORE_AUDIT_KEK="$RUN/audit.kek"
   --channel retail --max-machines 2 --features spellcheck,export-pdf --audit-rate 100 >/dev/null
 "$BIN/keystore/keystore" keys generate --group 4242 --count 3 --out "$RUN/demo-keys.txt"
 
+# A volume order: a volume group and its key, sold as 25 concurrent seats.
+"$BIN/keystore/keystore" group create --id 4343 --product "Demo Writer" --edition Enterprise \
+  --channel volume --max-machines 0 --features spellcheck,export-pdf,admin-templates >/dev/null
+"$BIN/keystore/keystore" keys generate --group 4343 --count 1 --out "$RUN/demo-volume-key.txt"
+DEMO_ORDER=20261201
+"$BIN/keystore/keystore" order create --order-key "$RUN/order-key.pem" --serial "$DEMO_ORDER" \
+  --customer "Demo Corp" --vendor "Demo Vendor" --group 4343 --product "Demo Writer" --edition Enterprise \
+  --features spellcheck,export-pdf,admin-templates --mode concurrent --seats 25 --heartbeat-s 60 \
+  --valid-from "$(date -u +%Y-%m-%d)" --valid-until "$(date -u -d '+1 year' +%Y-%m-%d)" \
+  --out "$RUN/demo-order.license" >/dev/null
+"$BIN/activation-server/activation-server" order import "$RUN/demo-order.license" \
+  --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw" \
+  --order-public-key "$RUN/order.pub.pem" --signing-key "$RUN/signing.pem" >/dev/null
+
 say ""
 say "activation server: 127.0.0.1:$ACT_PORT"
 say "activation CA: $ACT_CA"
@@ -155,8 +177,12 @@ say "audit server: 127.0.0.1:$AUDIT_PORT (mutual TLS; certificates in $RUN/certs
 say "activation store (Redis A): 127.0.0.1:$REDIS_A_PORT   audit store (Redis B): 127.0.0.1:$REDIS_B_PORT"
 say "metrics: http://127.0.0.1:$ACT_METRICS/metrics  http://127.0.0.1:$AUDIT_METRICS/metrics"
 say "vendor public key: $RUN/signing.pub.pem"
+say "order public key: $RUN/order.pub.pem"
 while read -r key; do say "demo key: $key"; done <"$RUN/demo-keys.txt"
 first_key=$(head -1 "$RUN/demo-keys.txt")
+volume_key=$(head -1 "$RUN/demo-volume-key.txt")
+say "demo order: $DEMO_ORDER ($RUN/demo-order.license)"
+say "demo volume key: $volume_key"
 
 say ""
 say "Activating the first demo key with the installer CLI:"
@@ -165,6 +191,22 @@ say "  $BIN/client/activate --server 127.0.0.1:$ACT_PORT --tls-ca $ACT_CA --publ
   --state-dir "$RUN/client" "$first_key"
 say ""
 "$BIN/client/activate" --public-key "$RUN/signing.pub.pem" --state-dir "$RUN/client" status
+
+say ""
+say "Activating another machine state under the volume order (concurrent seats: the daemon would"
+say "send a heartbeat every 60 s):"
+"$BIN/client/activate" --server "127.0.0.1:$ACT_PORT" --tls-ca "$ACT_CA" --public-key "$RUN/vendor-keys.pem" \
+  --state-dir "$RUN/client-volume" "$volume_key"
+say ""
+"$BIN/client/activate" --public-key "$RUN/vendor-keys.pem" --state-dir "$RUN/client-volume" status
+say ""
+say "The demo order as the activation server holds it:"
+"$BIN/activation-server/activation-server" order show "$DEMO_ORDER" \
+  --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw"
+say ""
+say "Its machine table:"
+"$BIN/activation-server/activation-server" order machines "$DEMO_ORDER" \
+  --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw"
 
 # The demo group audits every activation (--audit-rate 100, offline): the
 # request went to the outbox, and the activation server forwards it to the

@@ -14,7 +14,16 @@ that description alone, so a drift between it and the server shows. The channel 
 trusting --ca, as every installer's must be (the server's certificate names
 the address in --server).
 
-Exit 0 and "interop ok" on success; otherwise the first failed check."""
+With --volume it activates a volume order's key once and checks the license
+as activation.proto says an installer must: a license that came with an
+order (an on-premises server) is trusted only through the vendor's order key
+(--order-public-key): the order's Ed25519 signature over
+b"pa-order-v1" + 0x00 + order bytes, then the license's signature with the
+order's delegated_key, then the license naming that order (serial, revision)
+and its product and edition. order.proto is compiled at test time as well.
+
+Exit 0 and "interop ok" on success ("interop pending" for a volume key that
+is pending); otherwise the first failed check."""
 import argparse
 import base64
 import hashlib
@@ -54,6 +63,66 @@ def verify_with_openssl(pem_path, message, signature, tmp):
     return r.returncode == 0
 
 
+def check_chain(pb, opb, resp, order_pem, machine):
+    """An on-premises answer: vendor order key -> order -> delegated key -> license."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    with open(order_pem, "rb") as f:
+        vendor = serialization.load_pem_public_key(f.read())
+    check(resp.order_key_id == key_id_of(order_pem), "the order is not signed by the vendor (unknown key %s)"
+          % resp.order_key_id)
+    try:
+        vendor.verify(resp.order_signature, b"pa-order-v1\0" + resp.order)
+    except InvalidSignature:
+        check(False, "the order is not signed by the vendor")
+    order = opb.Order.FromString(resp.order)
+    check(order.format_version == 1, "order format_version 1")
+    check(len(order.delegated_key) == 32, "the order delegates a server key")
+    check(resp.key_id == hashlib.sha256(order.delegated_key).hexdigest()[:16],
+          "the license is not signed by the order's delegated server key (key id)")
+    try:
+        Ed25519PublicKey.from_public_bytes(order.delegated_key).verify(resp.signature, resp.license)
+    except InvalidSignature:
+        check(False, "the license is not signed by the order's delegated server key")
+    lic = pb.License.FromString(resp.license)
+    check(lic.signing_key_id == resp.key_id, "signing_key_id")
+    check(lic.machine_id == machine, "machine_id bound")
+    check(lic.order_serial == order.service_serial and lic.order_revision == order.revision,
+          "the license names its order's serial and revision")
+    check(lic.product == order.product and lic.edition == order.edition, "the order's product and edition")
+    check(lic.channel == pb.CHANNEL_VOLUME, "channel volume")
+    return lic
+
+
+def volume(args, pb, opb, activate, deactivate, tmp):
+    """--volume: one Activate of a volume key, its license verified through its chain."""
+    machine = bytes.fromhex(args.machine_id) if args.machine_id else os.urandom(32)
+    place_key = Ed25519PrivateKey.generate()
+    resp = activate(pb.ActivateRequest(product_key=args.key, machine_id=machine, hostname="interop-host",
+                                       os="Debian GNU/Linux", arch="x86_64", client_version="python-grpcio",
+                                       place_key=raw_public(place_key)), timeout=10)
+    v = resp.volume
+    if v.pending:
+        check(not resp.license, "a pending answer carries no license")
+        print("interop pending order=%s count=%d threshold=%d" % (v.order_serial, v.activation_count, v.threshold))
+        return
+    if resp.order:
+        check(args.order_public_key, "--order-public-key for an answer with an order")
+        lic = check_chain(pb, opb, resp, args.order_public_key, machine)
+    else:
+        check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")
+        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
+              "openssl verifies the license signature")
+        lic = pb.License.FromString(resp.license)
+    check(lic.order_serial == v.order_serial and lic.seat_mode == v.mode, "the license and VolumeStatus agree")
+    if args.deactivate:
+        deactivate(pb.DeactivateRequest(license_id=lic.license_id, machine_id=machine,
+                                        proof=proof(pb, "deactivate", lic.license_id, machine, place_key)),
+                   timeout=10)
+    print("interop ok order=%s revision=%d mode=%s count=%d threshold=%d seats_used=%d" %
+          (lic.order_serial, lic.order_revision, lic.seat_mode, v.activation_count, v.threshold, v.seats_used))
+
+
 def raw_public(private_key):
     return private_key.public_key().public_bytes(serialization.Encoding.Raw,
                                                  serialization.PublicFormat.Raw)
@@ -89,14 +158,19 @@ def main():
     ap.add_argument("--group", type=int, required=True)
     ap.add_argument("--serial", type=int, required=True)
     ap.add_argument("--revoked-key", help="a genuine key that has been revoked")
+    ap.add_argument("--volume", action="store_true", help="activate a volume key once, verify its chain")
+    ap.add_argument("--order-public-key", help="the vendor's order-verification key (PEM), with --volume")
+    ap.add_argument("--machine-id", help="64 hex characters (--volume; default random)")
+    ap.add_argument("--deactivate", action="store_true", help="--volume: deactivate afterwards")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["protoc", "-I" + args.protos, "--python_out=" + tmp,
-                        "activation/v1/activation.proto"], check=True)
+                        "activation/v1/activation.proto", "volume/v1/order.proto"], check=True)
         sys.path.insert(0, tmp)
         import grpc
         from activation.v1 import activation_pb2 as pb
+        from volume.v1 import order_pb2 as opb
 
         with open(args.ca, "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
@@ -110,6 +184,10 @@ def main():
         deactivate = channel.unary_unary("/activation.v1.Activation/Deactivate",
                                          request_serializer=pb.DeactivateRequest.SerializeToString,
                                          response_deserializer=pb.DeactivateResponse.FromString)
+        if args.volume:
+            volume(args, pb, opb, activate, deactivate, tmp)
+            channel.close()
+            return
         machine = hashlib.sha256(b"interop test machine").digest()
         place_key = Ed25519PrivateKey.generate()
         # Case and hyphens are free on input.

@@ -2,10 +2,13 @@
 #include "client_env.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "client_testutil.h"
 
@@ -51,11 +54,28 @@ int env_start_server(client_env *e, int i, const char *const *extra) {
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port[i]);
     snprintf(e->target[i], sizeof e->target[i], "127.0.0.1:%d", e->port[i]);
     snprintf(log, sizeof log, "%s/server%d.log", e->dir, i);
-    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen, "--redis-url",
-                            url, "--kek", e->kek_a, "--signing-key", e->signing_key, "--metrics-listen", "off",
-                            "--workers", "1", "--rate-address-per-s", "0", "--log-level", "warn"};
-    int n = 17;
-    bool tls = false;
+    const char *argv[40] = {fixture_bin("activation-server/activation-server"),
+                            "--listen",
+                            listen,
+                            "--redis-url",
+                            url,
+                            "--signing-key",
+                            e->signing_key,
+                            "--metrics-listen",
+                            "off",
+                            "--workers",
+                            "1",
+                            "--rate-address-per-s",
+                            "0",
+                            "--log-level",
+                            "warn"};
+    int n = 15;
+    bool tls = false, on_premises = false;
+    for (int k = 0; extra && extra[k]; k++) on_premises |= strcmp(extra[k], "--on-premises") == 0;
+    if (!on_premises) { /* an on-premises server holds no group secret */
+        argv[n++] = "--kek";
+        argv[n++] = e->kek_a;
+    }
     for (int k = 0; extra && extra[k] && n < 39; k++) {
         tls |= strcmp(extra[k], "--tls-cert") == 0;
         argv[n++] = extra[k];
@@ -194,4 +214,39 @@ void json_str(const char *json, const char *name, char *buf, size_t n) {
     p += strlen(pat);
     size_t len = strcspn(p, "\"");
     snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), p);
+}
+
+bool env_find_program(const char *name, char *out, size_t n) {
+    const char *path = getenv("PATH");
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/%s", dir, name);
+        if (access(out, X_OK) == 0) return true;
+    }
+    return false;
+}
+
+int env_npm_ci(const char *npm, const char *node_dir) {
+    char modules[600], lock[600];
+    snprintf(modules, sizeof modules, "%s/node_modules/@grpc/grpc-js/package.json", node_dir);
+    snprintf(lock, sizeof lock, "%s/.npm-ci.lock", node_dir);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600); /* tests run in parallel share the tree */
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        fprintf(stderr, "cannot lock %s\n", lock);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int rc = 0;
+    if (access(modules, R_OK) != 0) {
+        const char *argv[] = {npm, "ci", "--prefix", node_dir, "--no-audit", "--no-fund", "--ignore-scripts", NULL};
+        char *out = NULL, *err = NULL;
+        rc = fixture_run((char *const *)argv, &out, &err);
+        if (rc != 0) fprintf(stderr, "npm ci failed (%d):\n%s%s\n", rc, out ? out : "", err ? err : "");
+        free(out);
+        free(err);
+    }
+    close(fd);
+    return rc;
 }

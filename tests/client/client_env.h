@@ -30,7 +30,8 @@ typedef struct client_env {
 int env_start(client_env *e);
 /* Starts server i (rate limits off, so tests may call often) with `extra`
  * flags (NULL-terminated, may be NULL); plain text (--insecure-plaintext)
- * unless they include --tls-cert. 0 or -1. */
+ * unless they include --tls-cert; signing with e->signing_key, and with the
+ * KEK unless they include --on-premises. 0 or -1. */
 int env_start_server(client_env *e, int i, const char *const *extra);
 void env_stop_server(client_env *e, int i);
 void env_stop(client_env *e);
@@ -54,6 +55,13 @@ int env_activate_cli(client_env *e, const char *root, const char *state, const c
  * the trees this test was configured in). */
 const char *env_source_dir(void);
 const char *env_build_dir(void);
+
+/* The first `name` on PATH into `out`, or false. */
+bool env_find_program(const char *name, char *out, size_t n);
+/* `npm ci` of the Node.js client into node_dir (the build tree's copy of
+ * tests/client/node) unless its packages are there; serialised by a lock
+ * file, since several tests use the tree. 0 or npm's exit status. */
+int env_npm_ci(const char *npm, const char *node_dir);
 
 /* Integer field `"name":N` of a JSON text, or -1. */
 long long json_int(const char *json, const char *name);

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "machine_id.h"
+#include "tagged_signature.h"
 
 static void die(const char *what) {
     fprintf(stderr, "client_testutil: %s\n", what);
@@ -111,6 +113,91 @@ void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_
     EVP_MD_CTX_free(ctx);
     out->signature_len = sig_len;
     out->activation_count = 1;
+}
+
+void tu_chain_init(tu_chain *t, EVP_PKEY *order_key, EVP_PKEY *server_key, const uint8_t *machine_id) {
+    memset(t, 0, sizeof *t);
+    int64_t now = (int64_t)time(NULL);
+    t->order_key = order_key;
+    t->delegated = server_key;
+    t->signer = server_key;
+    t->groups[0] = 7;
+    t->features[0] = "editor";
+    t->features[1] = "spreadsheet";
+    memcpy(t->machine_id, machine_id, 32);
+    Volume__V1__Order *o = &t->order;
+    volume__v1__order__init(o);
+    o->format_version = 1;
+    o->service_serial = "12345678";
+    o->revision = 1;
+    o->customer = "Example Corp";
+    o->vendor = "Demo Vendor";
+    o->product = "Demo Office";
+    o->edition = "Professional";
+    o->n_groups = 1;
+    o->groups = t->groups;
+    o->n_features = 2;
+    o->features = t->features;
+    o->mode = VOLUME__V1__SEAT_MODE__SEAT_MODE_CONCURRENT;
+    o->seats = 500;
+    o->valid_from = now - 30 * 86400;
+    o->valid_until = now + 335 * 86400;
+    o->issued_at = now - 31 * 86400;
+    o->auto_activation = true;
+    Activation__V1__License *l = &t->license;
+    activation__v1__license__init(l);
+    l->format_version = 1;
+    l->license_id = "000000070000000b0123456789abcdef";
+    l->product = "Demo Office";
+    l->edition = "Professional";
+    l->channel = ACTIVATION__V1__CHANNEL__CHANNEL_VOLUME;
+    l->n_features = 2;
+    l->features = t->features;
+    l->machine_id.data = t->machine_id;
+    l->machine_id.len = 32;
+    l->key_group = 7;
+    l->key_serial = 11;
+    l->issued_at = now - 60;
+    l->renew_after = now + 60;
+    l->expires_at = now + 180;
+    l->order_serial = "12345678";
+    l->order_revision = 1;
+    l->seat_mode = "concurrent";
+}
+
+static uint8_t *packed(const ProtobufCMessage *m, size_t *len) {
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(*len ? *len : 1);
+    if (!b) die("out of memory");
+    protobuf_c_message_pack(m, b);
+    return b;
+}
+
+void tu_chain_sign(tu_chain *t, signed_license *out) {
+    memset(out, 0, sizeof *out);
+    if (t->delegated) {
+        size_t n = sizeof t->delegated_raw;
+        if (EVP_PKEY_get_raw_public_key(t->delegated, t->delegated_raw, &n) != 1) die("delegated key");
+        t->order.delegated_key.data = t->delegated_raw;
+        t->order.delegated_key.len = n;
+    }
+    out->order = packed(&t->order.base, &out->order_len);
+    if (tagged_sign(t->order_key, TAG_ORDER, out->order, out->order_len, out->order_signature) != 0) die("sign order");
+    out->order_signature_len = TAGGED_SIG_LEN;
+    if (signing_key_id(t->order_key, out->order_key_id) != 0 || signing_key_id(t->signer, t->signer_id) != 0)
+        die("key id");
+    t->license.signing_key_id = t->signer_id;
+    memcpy(out->key_id, t->signer_id, sizeof out->key_id);
+    out->license = packed(&t->license.base, &out->license_len);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = sizeof out->signature;
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, t->signer) != 1 ||
+        EVP_DigestSign(ctx, out->signature, &sig_len, out->license, out->license_len) != 1)
+        die("sign license");
+    EVP_MD_CTX_free(ctx);
+    out->signature_len = sig_len;
+    out->activation_count = 1;
+    out->volume = (volume_counts){17, 5, 500, 17};
 }
 
 void tu_machine_id(const char *root, const char *salt, uint8_t out[32]) {

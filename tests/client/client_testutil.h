@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "license_verify.h"
+#include "volume/v1/order.pb-c.h"
 
 /* A fake machine under `root`: DMI uuid/board serial (NULL: absent), one
  * NIC eth0 with `mac` (NULL: none), /etc/machine-id `os_id` (NULL: none). */
@@ -23,6 +24,29 @@ EVP_PKEY *tu_vendor_key(char **pub_pem);
 /* A signed license for `machine_id` (32 bytes) from group 4365 serial 11. */
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out);
+
+/* An on-premises license as tests want it: an order the vendor signs (its
+ * order key, tagged TAG_ORDER) delegating the server's key, and a volume
+ * license that server signs naming the order. tu_chain_init fills terms that
+ * verify; a test changes `order` or `license` (or the keys) before
+ * tu_chain_sign. The struct owns the arrays its messages point into: keep it
+ * where it was initialised. */
+typedef struct tu_chain {
+    Volume__V1__Order order;         /* serial 12345678 r1, group 7, concurrent, valid a year around now */
+    Activation__V1__License license; /* group 7 serial 11, issued a minute ago, a 60 s heartbeat */
+    EVP_PKEY *order_key;             /* signs the order (the vendor's order key) */
+    EVP_PKEY *delegated;             /* the key the order names (NULL: delegated_key left as set) */
+    EVP_PKEY *signer;                /* signs the license (the on-premises server's key) */
+    uint32_t groups[1];
+    char *features[2];
+    uint8_t machine_id[32];
+    uint8_t delegated_raw[32];
+    char signer_id[17];
+} tu_chain;
+
+void tu_chain_init(tu_chain *t, EVP_PKEY *order_key, EVP_PKEY *server_key, const uint8_t *machine_id);
+/* Signs both (the license names the signer's key id) into `out`. */
+void tu_chain_sign(tu_chain *t, signed_license *out);
 
 /* The machine id the library computes for a facts tree. */
 void tu_machine_id(const char *root, const char *salt, uint8_t out[32]);

@@ -23,32 +23,6 @@ static client_env env;
 static char node[512], npm[512], node_dir[512];
 static bool have_node;
 
-/* The first `name` on PATH, or false. */
-static bool find_program(const char *name, char *out, size_t n) {
-    const char *path = getenv("PATH");
-    char copy[4096];
-    snprintf(copy, sizeof copy, "%s", path ? path : "/usr/bin:/bin");
-    char *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-        snprintf(out, n, "%s/%s", dir, name);
-        if (access(out, X_OK) == 0) return true;
-    }
-    return false;
-}
-
-static int npm_ci(void) {
-    char modules[600];
-    snprintf(modules, sizeof modules, "%s/node_modules/@grpc/grpc-js/package.json", node_dir);
-    if (access(modules, R_OK) == 0) return 0;
-    const char *argv[] = {npm, "ci", "--prefix", node_dir, "--no-audit", "--no-fund", "--ignore-scripts", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = fixture_run((char *const *)argv, &out, &err);
-    if (rc != 0) fprintf(stderr, "npm ci failed (%d):\n%s%s\n", rc, out ? out : "", err ? err : "");
-    free(out);
-    free(err);
-    return rc;
-}
-
 static char ca[400];
 
 /* Server 0 over TLS, with the server certificate scripts/make-certs.sh
@@ -67,15 +41,15 @@ static int start_tls_server(void) {
 }
 
 static int setup(void **state) {
-    have_node = find_program("node", node, sizeof node);
+    have_node = env_find_program("node", node, sizeof node);
     if (!have_node) return 0;
-    if (!find_program("npm", npm, sizeof npm)) {
+    if (!env_find_program("npm", npm, sizeof npm)) {
         fprintf(stderr, "client_node: node is installed but npm is not\n");
         return -1;
     }
     snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", env_build_dir());
     const char *g[] = {"--lease-seconds", "3600", "--max-machines", "3", NULL};
-    if (npm_ci() != 0) return -1;
+    if (env_npm_ci(npm, node_dir) != 0) return -1;
     if (env_start(&env) == 0 && start_tls_server() == 0 && env_group(&env, 301, g) == 0) return 0;
     env_stop(&env);  /* cmocka skips the teardown when setup fails */
     return -1;

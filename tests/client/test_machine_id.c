@@ -1,5 +1,6 @@
 /* test_machine_id.c -- the machine id: stable for the same hardware, salted
- * per vendor, built from the right tier of facts (fake facts trees). */
+ * per vendor, built from the right tier of facts (fake facts trees); and
+ * the host facts a volume order may collect (host serial, MAC addresses). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include "client_testutil.h"
 #include "fixture.h"
+#include "host_facts.h"
 #include "machine_id.h"
 
 #define UUID "4c4c4544-0035-4a10-8051-b3c04f4a4e32"
@@ -131,6 +133,39 @@ static void no_facts_is_an_error(void **state) {
     assert_non_null(strstr(err, "cannot identify"));
 }
 
+/* The serial from DMI product_serial; every interface's address but lo and
+ * all-zero ones, distinct, lower case, the lowest eight in order. */
+static void host_facts_serial_and_macs(void **state) {
+    fake *f = *state;
+    tu_fake_machine(f->root[0], UUID, NULL, NULL, NULL);
+    tu_write(f->root[0], "sys/class/dmi/id/product_serial", "  SN-4711\x01X  ");
+    tu_add_nic(f->root[0], "lo", "00:00:00:00:00:00", 0, 0, 0);
+    tu_add_nic(f->root[0], "tun0", "00:00:00:00:00:00", 0, 0, 0);
+    tu_add_nic(f->root[0], "eth1", "3C:EC:EF:10:20:31", 1, 0, 0);
+    tu_add_nic(f->root[0], "eth0", MAC_A, 1, 0, 0);
+    tu_add_nic(f->root[0], "bond0", MAC_A, 0, 0, 3); /* the same address twice counts once */
+    tu_add_nic(f->root[0], "junk", "not a mac", 0, 0, 0);
+    for (int i = 0; i < 9; i++) {
+        char name[16], mac[32];
+        snprintf(name, sizeof name, "veth%d", i);
+        snprintf(mac, sizeof mac, "fe:00:00:00:00:%02x", 9 - i);
+        tu_add_nic(f->root[0], name, mac, 0, 0, 3);
+    }
+    host_facts h;
+    host_facts_read(f->root[0], &h);
+    assert_string_equal(h.serial, "SN-4711X");
+    assert_int_equal(h.n_macs, HOST_MACS_MAX);
+    assert_string_equal(h.macs[0], MAC_A);
+    assert_string_equal(h.macs[1], MAC_B);
+    assert_string_equal(h.macs[2], "fe:00:00:00:00:01");
+    assert_string_equal(h.macs[7], "fe:00:00:00:00:06");
+    /* A placeholder serial, and no network at all: nothing. */
+    tu_write(f->root[1], "sys/class/dmi/id/product_serial", "To be filled by O.E.M.");
+    host_facts_read(f->root[1], &h);
+    assert_string_equal(h.serial, "");
+    assert_int_equal(h.n_macs, 0);
+}
+
 /* Each test gets fresh roots. */
 static int fresh(void **state) {
     fake *f = *state;
@@ -148,6 +183,7 @@ int main(void) {
         cmocka_unit_test_setup(mac_tier_takes_lowest_builtin_permanent_mac, fresh),
         cmocka_unit_test_setup(machine_id_file_is_the_last_resort, fresh),
         cmocka_unit_test_setup(no_facts_is_an_error, fresh),
+        cmocka_unit_test_setup(host_facts_serial_and_macs, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

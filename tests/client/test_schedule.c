@@ -75,6 +75,61 @@ static void renew_after_in_the_past_cannot_spin(void **state) {
     assert_true(schedule_next(&s, NOW, 0) >= NOW + SCHEDULE_MIN_GAP_S);
 }
 
+/* A concurrent seat: a heartbeat every 60 s, the seat lapses after three
+ * missed beats. Every heartbeat lands within the lease, and jitter still
+ * spreads them. */
+static void heartbeats_stay_inside_the_lease(void **state) {
+    schedule_state s = {.licensed = true, .renew_after = NOW + 60, .expires_at = NOW + 180, .last_attempt = NOW};
+    int64_t lo = INT64_MAX, hi = 0;
+    for (uint32_t i = 0; i < 1000; i++) {
+        int64_t t = schedule_next(&s, NOW, i * 4294967u);
+        if (t < lo) lo = t;
+        if (t > hi) hi = t;
+    }
+    assert_true(lo >= NOW + 60);
+    assert_true(hi <= NOW + 60 + 30); /* a quarter of the 120 s left after renew_after */
+    assert_true(hi > lo);
+}
+
+/* Seconds-long leases, as tests configure them: the one-minute gap and the
+ * jitter shrink with the lease. */
+static void short_test_leases_are_kept(void **state) {
+    schedule_state s = {.licensed = true, .renew_after = NOW + 1, .expires_at = NOW + 3, .last_attempt = NOW};
+    for (uint32_t r = 0; r < 8; r++) {
+        int64_t t = schedule_next(&s, NOW, r * 0x20000000u);
+        assert_true(t >= NOW + 1 && t < NOW + 3);
+    }
+}
+
+/* A failed heartbeat is retried before the lease lapses, halfway each time,
+ * not in two hours; a retry-after still holds. */
+static void failed_short_renewal_retries_before_the_lease_lapses(void **state) {
+    schedule_state s = {
+        .licensed = true, .renew_after = NOW, .expires_at = NOW + 120, .last_attempt = NOW, .last_failed = true};
+    assert_int_equal(schedule_next(&s, NOW, UINT32_MAX), NOW + 60);
+    s.last_attempt = NOW + 60;
+    assert_int_equal(schedule_next(&s, NOW + 60, 0), NOW + 90);
+    s.retry_after_s = 50;
+    assert_int_equal(schedule_next(&s, NOW + 60, 0), NOW + 110);
+    /* A long lease keeps the two-hour rhythm. */
+    schedule_state l = {
+        .licensed = true, .renew_after = NOW, .expires_at = NOW + 30 * DAY, .last_attempt = NOW, .last_failed = true};
+    assert_int_equal(schedule_next(&l, NOW, 0), NOW + SCHEDULE_RETRY_S - SCHEDULE_RETRY_JITTER_S);
+}
+
+/* Pending on a volume order: ask again when the server said, within a day. */
+static void pending_checks_in_when_told(void **state) {
+    schedule_state s = {.last_attempt = NOW, .last_failed = true, .check_in_at = NOW + 7200};
+    assert_int_equal(schedule_next(&s, NOW, UINT32_MAX), NOW + 7200);
+    s.check_in_at = NOW + 5; /* shortened in tests */
+    assert_int_equal(schedule_next(&s, NOW, 0), NOW + 5);
+    assert_int_equal(schedule_next(&s, NOW + 9, 0), NOW + 9);
+    s.check_in_at = NOW + 400 * DAY;
+    assert_int_equal(schedule_next(&s, NOW, 0), NOW + SCHEDULE_CHECK_IN_MAX_S);
+    s.check_in_at = NOW - 10; /* not after the attempt: the usual retry */
+    assert_int_equal(schedule_next(&s, NOW, 0), NOW + SCHEDULE_RETRY_S - SCHEDULE_RETRY_JITTER_S);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_run_without_license_activates_now),
@@ -86,6 +141,10 @@ int main(void) {
         cmocka_unit_test(retry_after_is_a_floor),
         cmocka_unit_test(never_in_the_past),
         cmocka_unit_test(renew_after_in_the_past_cannot_spin),
+        cmocka_unit_test(heartbeats_stay_inside_the_lease),
+        cmocka_unit_test(short_test_leases_are_kept),
+        cmocka_unit_test(failed_short_renewal_retries_before_the_lease_lapses),
+        cmocka_unit_test(pending_checks_in_when_told),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@
  *
  * The target checks, beyond memory safety:
  *   - a parsed license file has a 64-byte signature, and writing it out
- *     again (license_file_format) and parsing gives the same license;
+ *     again (license_file_format) and parsing gives the same license, order
+ *     and counters;
  *   - a license we signed is never refused for its signature or key, and
  *     is accepted only if it is version 1, names our key, has a license id
  *     of 32 lowercase hex starting with its group and serial, and is bound
@@ -90,7 +91,11 @@ static bool same_license(const signed_license *a, const signed_license *b) {
     return a->license_len == b->license_len &&
            (a->license_len == 0 || memcmp(a->license, b->license, a->license_len) == 0) &&
            a->signature_len == b->signature_len && memcmp(a->signature, b->signature, a->signature_len) == 0 &&
-           strcmp(a->key_id, b->key_id) == 0 && a->activation_count == b->activation_count;
+           strcmp(a->key_id, b->key_id) == 0 && a->activation_count == b->activation_count &&
+           a->order_len == b->order_len && (a->order_len == 0 || memcmp(a->order, b->order, a->order_len) == 0) &&
+           a->order_signature_len == b->order_signature_len &&
+           memcmp(a->order_signature, b->order_signature, a->order_signature_len) == 0 &&
+           strcmp(a->order_key_id, b->order_key_id) == 0 && memcmp(&a->volume, &b->volume, sizeof a->volume) == 0;
 }
 
 /* Parses `text`; on success checks the round trip and the verification. */

@@ -17,11 +17,16 @@
 
 #include "activation/v1/activation.pb-c.h"
 #include "audit/v1/audit.pb-c.h"
+#include "fuzz_order_util.h"
 #include "fuzz_util.h"
 #include "keycodec.h"
+#include "order_armour.h"
+#include "tagged_signature.h"
+#include "volume/v1/usage.pb-c.h"
 #include "signing_key_id.h"
 
-static const char *const TARGETS[] = {"keycodec", "request", "offline", "outbox", "revocations", "srv", "config"};
+static const char *const TARGETS[] = {"keycodec",    "request", "offline", "outbox",
+                                      "revocations", "srv",     "config",  "order"};
 static const char *root;
 
 #define KEY_TEXT "K8KNG-MGG4H-KX82M-M8QYW-DGRFH" /* a genuine-shaped key (corpus/keycodec) */
@@ -350,6 +355,58 @@ static void srv_seeds(void) {
     write_seed("srv", "target_escaped_too_long", d.b, d.n);
 }
 
+/* A mode byte, then `data`, for the order target. */
+static void write_order_seed(const char *name, char mode, const void *data, size_t len) {
+    uint8_t *buf = malloc(len + 1);
+    if (!buf) die("malloc");
+    buf[0] = (uint8_t)mode;
+    memcpy(buf + 1, data, len);
+    write_seed("order", name, buf, len + 1);
+    free(buf);
+}
+
+/* Orders as text and as bytes, a report as JSON and as a UsageReport. */
+static void order_seeds(void) {
+    EVP_PKEY *ok = fuzz_ed25519(FUZZ_ORDER_SEED), *sk = fuzz_ed25519(FUZZ_SERVER_SEED);
+    order_file onprem, hosted;
+    Volume__V1__Order terms = fuzz_order_terms(NULL);
+    char err[256], server_id[SIGNING_KEY_ID_LEN + 1], report[512];
+    if (fuzz_onprem_order(ok, sk, &onprem) != 0 || order_file_sign(&hosted, ok, &terms, NULL, err, sizeof err) != 0 ||
+        signing_key_id(sk, server_id) != 0)
+        die("signing the seed orders");
+    char *t1 = order_armour_write(&onprem), *t2 = order_armour_write(&hosted);
+    if (!t1 || !t2) die("armour");
+    write_order_seed("armour_onprem", '0', t1, strlen(t1));
+    write_order_seed("armour_hosted", '0', t2, strlen(t2));
+    write_order_seed("order_bytes", '1', hosted.order, hosted.order_len);
+    int n = snprintf(report, sizeof report,
+                     "{\"format_version\":1,\"service_serial\":\"%s\",\"order_revision\":2,\"server_key_id\":\"%s\","
+                     "\"generated_at\":1796127554,\"seats_held\":2,\"machines\":3,\"over_term\":0,"
+                     "\"machine_list\":[[\"000102030405060708090a0b0c0d0e0f\",1790000000,1790003600,\"seat\",1]],"
+                     "\"facts\":{\"000102030405060708090a0b0c0d0e0f\":{\"hostname\":\"pc-1\"}}}",
+                     FUZZ_ORDER_SERIAL, server_id);
+    write_order_seed("report_json", '3', report, (size_t)n);
+    uint8_t sig[TAGGED_SIG_LEN];
+    if (tagged_sign(sk, TAG_USAGE, (const uint8_t *)report, (size_t)n, sig) != 0) die("signing the seed report");
+    Volume__V1__UsageReport u = VOLUME__V1__USAGE_REPORT__INIT;
+    u.order = (ProtobufCBinaryData){.len = onprem.order_len, .data = onprem.order};
+    u.order_signature = (ProtobufCBinaryData){.len = sizeof onprem.signature, .data = onprem.signature};
+    u.order_key_id = onprem.key_id;
+    u.report = (ProtobufCBinaryData){.len = (size_t)n, .data = (uint8_t *)report};
+    u.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
+    size_t len = volume__v1__usage_report__get_packed_size(&u);
+    uint8_t *buf = malloc(len);
+    if (!buf) die("malloc");
+    volume__v1__usage_report__pack(&u, buf);
+    write_order_seed("usage_report", '2', buf, len);
+    free(buf);
+    free(t1), free(t2);
+    order_file_clear(&onprem);
+    order_file_clear(&hosted);
+    EVP_PKEY_free(ok);
+    EVP_PKEY_free(sk);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: fuzz_seeds DIR\n");
@@ -367,5 +424,6 @@ int main(int argc, char **argv) {
     outbox_seeds();
     revocation_seeds();
     srv_seeds();
+    order_seeds();
     return 0;
 }

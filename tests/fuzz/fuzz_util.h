@@ -27,6 +27,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* Seeds of the vendor's license key and of an installer's request key. */
 #define FUZZ_VENDOR_SEED "fuzz-only vendor license key...."
 #define FUZZ_REQUEST_SEED "fuzz-only offline request key..."
+/* Seeds of the vendor's order-signing key and of an on-premises server's key. */
+#define FUZZ_ORDER_SEED "fuzz-only vendor order key......"
+#define FUZZ_SERVER_SEED "fuzz-only on-premises server key"
 /* The machine the licenses of the offline target are for (32 bytes). */
 #define FUZZ_MACHINE_ID "fuzz machine id, 32 bytes long."
 

@@ -11,10 +11,18 @@
 // signs Renew and Deactivate with it ("Proof of possession" in the .proto);
 // with --renew it first checks that a copy of the license without that key
 // (another key's proof, a tampered signature) is refused.
+// A license that comes with an order (an on-premises server of a volume
+// order) is trusted only through the chain activation.proto describes: the
+// order's Ed25519 signature over "pa-order-v1" 0x00 order-bytes with the
+// vendor's order key (--order-public-key), then the license's signature with
+// the order's delegated_key, then the license naming that order's serial and
+// revision, product and edition (Order from volume/v1/order.proto).
+// A volume answer without a license (pending) prints result "pending".
 // The channel is TLS, trusting the CA in --ca, as every installer's must be.
 //
 // Usage: node activate.js --target HOST:PORT --ca PEM --proto-dir DIR --public-key PEM
-//                         --key PRODUCT-KEY [--machine-id HEX64] [--renew] [--deactivate]
+//                         --key PRODUCT-KEY [--order-public-key PEM] [--machine-id HEX64]
+//                         [--renew] [--deactivate]
 // Prints one JSON object; exits 0 when every step and check passed, else 1
 // (then with the status code and the "error-reason" trailer, if any).
 'use strict';
@@ -35,8 +43,8 @@ function parseArgs(argv) {
       process.exit(0);
     } else if (a === '--renew' || a === '--deactivate') {
       opts[a.slice(2)] = true;
-    } else if (['--target', '--ca', '--proto-dir', '--public-key', '--key', '--machine-id'].includes(a) && i + 1 < argv.length) {
-      opts[a.slice(2).replace('-', '_')] = argv[++i];
+    } else if (['--target', '--ca', '--proto-dir', '--public-key', '--key', '--machine-id', '--order-public-key'].includes(a) && i + 1 < argv.length) {
+      opts[a.slice(2).replaceAll('-', '_')] = argv[++i];
     } else {
       throw new Error(`unknown or incomplete argument ${a} (see --help)`);
     }
@@ -87,10 +95,35 @@ function call(client, method, request) {
   });
 }
 
+// The key that must have signed the answer's license: the vendor's, or -- when
+// an order came with it -- the key the vendor-signed order delegates.
+function licenseSigner(resp, keys, types) {
+  if (!resp.order || resp.order.length === 0) {
+    if (resp.key_id !== keys.vendorKeyId) throw new Error(`license signed by unknown key ${resp.key_id}`);
+    return { key: keys.vendorKey, keyId: keys.vendorKeyId, order: null };
+  }
+  if (!keys.orderKey) throw new Error('the answer carries an order: --order-public-key is needed to check it');
+  if (resp.order_key_id !== keys.orderKeyId) throw new Error(`the order is not signed by the vendor (key ${resp.order_key_id})`);
+  const tagged = Buffer.concat([Buffer.from('pa-order-v1\0', 'ascii'), resp.order]);
+  if (!crypto.verify(null, tagged, keys.orderKey, resp.order_signature)) throw new Error('the order is not signed by the vendor');
+  const order = types.Order.toObject(types.Order.decode(resp.order), { longs: String, enums: String, defaults: true });
+  if (order.format_version !== 1) throw new Error(`order format ${order.format_version}`);
+  const raw = Buffer.from(order.delegated_key);
+  if (raw.length !== 32) throw new Error('the order delegates no server key');
+  const key = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+  const keyId = keyIdOf(key);
+  if (resp.key_id !== keyId) throw new Error("the license is not signed by the order's delegated server key");
+  return { key, keyId, order };
+}
+
 // Verifies a signed license (Activate or Renew response) and returns it parsed.
-function openLicense(resp, vendorKey, vendorKeyId, License, machineId) {
-  if (resp.key_id !== vendorKeyId) throw new Error(`license signed by unknown key ${resp.key_id}`);
-  if (!crypto.verify(null, resp.license, vendorKey, resp.signature)) throw new Error('license signature does not verify');
+function openLicense(resp, keys, types, machineId) {
+  const License = types.License;
+  const signer = licenseSigner(resp, keys, types);
+  if (!crypto.verify(null, resp.license, signer.key, resp.signature)) {
+    throw new Error(signer.order ? "the license is not signed by the order's delegated server key" : 'license signature does not verify');
+  }
+  const vendorKey = signer.key, vendorKeyId = signer.keyId;
   const lic = License.toObject(License.decode(resp.license), { longs: String, enums: String, defaults: true });
   if (lic.format_version !== 1) throw new Error(`license format ${lic.format_version}`);
   if (lic.signing_key_id !== vendorKeyId) throw new Error('license names another signing key');
@@ -103,6 +136,14 @@ function openLicense(resp, vendorKey, vendorKeyId, License, machineId) {
   const tampered = Buffer.from(resp.license);
   tampered[tampered.length >> 1] ^= 1;
   if (crypto.verify(null, tampered, vendorKey, resp.signature)) throw new Error('a tampered license verified');
+  const o = signer.order;
+  if (o && (lic.order_serial !== o.service_serial || lic.order_revision !== o.revision)) {
+    throw new Error(`the license names order ${lic.order_serial} r${lic.order_revision}, not ${o.service_serial} r${o.revision}`);
+  }
+  if (o && (lic.product !== o.product || lic.edition !== o.edition || lic.channel !== 'CHANNEL_VOLUME')) {
+    throw new Error("the license is not for its order's product, edition and channel");
+  }
+  lic.order_chain = Boolean(o);
   lic.machine_id = Buffer.from(lic.machine_id).toString('hex');
   return lic;
 }
@@ -114,12 +155,17 @@ async function main() {
   const Activation = grpc.loadPackageDefinition(definition).activation.v1.Activation;
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => path.join(opts.proto_dir, target);
-  root.loadSync('activation/v1/activation.proto', { keepCase: true });
-  const License = root.lookupType('activation.v1.License');
+  root.loadSync(['activation/v1/activation.proto', 'volume/v1/order.proto'], { keepCase: true });
+  const types = { License: root.lookupType('activation.v1.License'), Order: root.lookupType('volume.v1.Order') };
 
   const vendorKey = crypto.createPublicKey(fs.readFileSync(opts.public_key));
   if (vendorKey.asymmetricKeyType !== 'ed25519') throw new Error('the vendor public key is not Ed25519');
   const vendorKeyId = keyIdOf(vendorKey);
+  const keys = { vendorKey, vendorKeyId };
+  if (opts.order_public_key) {
+    keys.orderKey = crypto.createPublicKey(fs.readFileSync(opts.order_public_key));
+    keys.orderKeyId = keyIdOf(keys.orderKey);
+  }
   const machineId = opts.machine_id ? Buffer.from(opts.machine_id, 'hex') : crypto.randomBytes(32);
   if (machineId.length !== 32) throw new Error('--machine-id must be 64 hex characters');
 
@@ -132,7 +178,15 @@ async function main() {
     place_key: rawPublicKey(placeKey.publicKey),
   });
   out.activation_count = activated.activation_count;
-  out.license = openLicense(activated, vendorKey, vendorKeyId, License, machineId);
+  if (activated.volume) out.volume = activated.volume;
+  if (activated.volume && activated.volume.pending !== 'PENDING_NONE') {
+    if (activated.license.length !== 0) throw new Error('a pending answer carries a license');
+    out.result = 'pending';
+    client.close();
+    console.log(JSON.stringify(out));
+    return;
+  }
+  out.license = openLicense(activated, keys, types, machineId);
   const licenseId = out.license.license_id;
   if (opts.renew) {
     // A copy of the license file holds license id and machine id, not the place key.
@@ -148,7 +202,7 @@ async function main() {
     const renewed = await call(client, 'Renew', {
       license_id: licenseId, machine_id: machineId, proof: proof('renew', licenseId, machineId, placeKey),
     });
-    out.renewed = openLicense(renewed, vendorKey, vendorKeyId, License, machineId);
+    out.renewed = openLicense(renewed, keys, types, machineId);
   }
   if (opts.deactivate) {
     const left = await call(client, 'Deactivate', {
