@@ -8,6 +8,8 @@
  * Every answer of volume.lua carries the counters after its call, so the
  * handler that got it sets the gauges: they follow an order within one call
  * of any change, and the sweep task keeps them fresh while nobody calls.
+ * Two workers answering at once may set them out of order; the next call
+ * or sweep (within --order-sweep-ms) sets them right.
  * When an order's free seats fall below its seat_warning the server logs
  * order.seats_low, and order.seats_ok when they are back at or above it:
  * once per crossing, however many threads see it, because the state is one
