@@ -172,8 +172,8 @@ pa_err pa_status(pa_client *c);
  * (with jitter that never carries a heartbeat past its lease), retry every 2
  * hours (with jitter) while not activated or after a failure -- sooner when
  * a lease would lapse first --, at a pending volume order's check-in time,
- * never before a server's retry-after. INT64_MAX: nothing left to do (also
- * after the operator deactivated this machine). */
+ * at a server's retry-after when it gave one (never before). INT64_MAX:
+ * nothing left to do (also after the operator deactivated this machine). */
 int64_t pa_next_check(pa_client *c, int64_t now);
 /* Does what is due: renews a leased license (or any license while no place
  * key is stored, to bind one), or activates with `key` (may be NULL) when no

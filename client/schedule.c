@@ -7,8 +7,10 @@
  * after an outage) from being hit by every client in the same second:
  * retries land within +-12 minutes of the two-hour mark, renewals within
  * half an hour *after* renew_after (never before, since the server decides
- * from when renewing is useful). A server's retry-after is a floor: we never
- * come back sooner than it asked. A renewal also never follows the previous
+ * from when renewing is useful). A server's retry-after says when to come
+ * back -- a full concurrent order gives the time its first seat frees --, so
+ * a retry follows it (spread over a tenth of the wait) rather than the
+ * two-hour mark, and never comes sooner. A renewal also never follows the previous
  * attempt by less than a minute, so a server that hands out a renew_after in
  * the past cannot make the client spin.
  *
@@ -47,7 +49,13 @@ static int64_t next_retry(const schedule_state *s, uint32_t rnd) {
     int64_t t = s->last_attempt + SCHEDULE_RETRY_S - SCHEDULE_RETRY_JITTER_S +
                 spread(rnd, 2 * SCHEDULE_RETRY_JITTER_S + 1);
     if (s->licensed) t = at_most(t, s->last_attempt + half_lease(s, SCHEDULE_RETRY_S));
-    if (s->retry_after_s > 0) t = at_least(t, s->last_attempt + s->retry_after_s);
+    if (s->retry_after_s > 0) {
+        /* The server said when: a full concurrent order, when its first seat
+         * frees; a rate limit, when tokens are back. Come back then, spread
+         * over a tenth of the wait, never sooner. */
+        int64_t asked = s->last_attempt + s->retry_after_s;
+        t = at_least(at_most(t, asked + spread(rnd, s->retry_after_s / 10 + 1)), asked);
+    }
     return t;
 }
 

@@ -57,11 +57,17 @@ static void failed_renewal_retries_in_two_hours(void **state) {
     assert_true(t <= NOW + SCHEDULE_RETRY_S + SCHEDULE_RETRY_JITTER_S);
 }
 
-static void retry_after_is_a_floor(void **state) {
+static void retry_after_says_when(void **state) {
     schedule_state s = {.last_attempt = NOW, .last_failed = true, .retry_after_s = 5 * 3600};
-    assert_int_equal(schedule_next(&s, NOW, 0), NOW + 5 * 3600);
-    s.retry_after_s = 30;  /* shorter than our interval: our interval stands */
-    assert_int_equal(schedule_next(&s, NOW, 0), NOW + SCHEDULE_RETRY_S - SCHEDULE_RETRY_JITTER_S);
+    assert_int_equal(schedule_next(&s, NOW, 0), NOW + 5 * 3600); /* longer than our interval: a floor */
+    /* Shorter (a full concurrent order: its first seat frees in 30 s): come
+     * back then, spread over a tenth of the wait, never sooner. */
+    s.retry_after_s = 30;
+    assert_int_equal(schedule_next(&s, NOW, 0), NOW + 30);
+    int64_t t = schedule_next(&s, NOW, UINT32_MAX);
+    assert_true(t >= NOW + 30 && t <= NOW + 33);
+    s.retry_after_s = 1;
+    assert_int_equal(schedule_next(&s, NOW, UINT32_MAX), NOW + 1);
 }
 
 static void never_in_the_past(void **state) {
@@ -138,7 +144,7 @@ int main(void) {
         cmocka_unit_test(overdue_renewal_is_now),
         cmocka_unit_test(retry_every_two_hours_with_jitter),
         cmocka_unit_test(failed_renewal_retries_in_two_hours),
-        cmocka_unit_test(retry_after_is_a_floor),
+        cmocka_unit_test(retry_after_says_when),
         cmocka_unit_test(never_in_the_past),
         cmocka_unit_test(renew_after_in_the_past_cannot_spin),
         cmocka_unit_test(heartbeats_stay_inside_the_lease),
