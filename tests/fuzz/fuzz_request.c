@@ -8,7 +8,8 @@
  * on:
  *   - an accepted ActivateRequest has a key that decodes to the fields
  *     validate_activate returned, a 32-byte machine id, and facts within
- *     their lengths and of printable ASCII only (hostname without spaces);
+ *     their lengths and of printable ASCII only (hostname without spaces;
+ *     at most MACS_MAX MAC addresses of MAC_TEXT_LEN characters);
  *   - a refusal names its field first ("product_key: ...") and says key
  *     problem (key_status) exactly when the key is the field;
  *   - an accepted license reference is in range and formats back to exactly
@@ -50,7 +51,8 @@ static bool activate_verdict(const Activation__V1__ActivateRequest *rq, char *ms
         CHECK((key_status != PK_OK) == starts_with(msg, "product_key: "));
         CHECK(starts_with(msg, "product_key: ") || starts_with(msg, "machine_id: ") || starts_with(msg, "hostname: ") ||
               starts_with(msg, "os: ") || starts_with(msg, "arch: ") || starts_with(msg, "client_version: ") ||
-              starts_with(msg, "place_key: "));
+              starts_with(msg, "place_key: ") || starts_with(msg, "host_serial: ") ||
+              starts_with(msg, "mac_addresses"));
         return false;
     }
     CHECK(key_status == PK_OK);
@@ -66,6 +68,11 @@ static bool activate_verdict(const Activation__V1__ActivateRequest *rq, char *ms
     CHECK(text_fits(rq->os, FACT_MAX, true));
     CHECK(text_fits(rq->arch, FACT_MAX, true));
     CHECK(text_fits(rq->client_version, FACT_MAX, true));
+    CHECK(text_fits(rq->host_serial, FACT_MAX, true));
+    CHECK(rq->n_mac_addresses <= MACS_MAX);
+    for (size_t i = 0; i < rq->n_mac_addresses; i++)
+        CHECK(rq->mac_addresses[i] && strlen(rq->mac_addresses[i]) == MAC_TEXT_LEN &&
+              text_fits(rq->mac_addresses[i], MAC_TEXT_LEN, false));
     return true;
 }
 

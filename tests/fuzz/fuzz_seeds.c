@@ -102,6 +102,17 @@ static void request_seeds(void) {
     a.hostname = "h";
     a.machine_id.len = 31;
     write_message("request", "activate_short_machine_id", &a.base);
+    a.machine_id.len = 32;
+    char *macs[] = {"aa:bb:cc:dd:ee:ff", "02:42:ac:11:00:02"};
+    a.host_serial = "SN-0042";
+    a.mac_addresses = macs;
+    a.n_mac_addresses = 2;
+    write_message("request", "activate_volume_facts", &a.base);
+    macs[1] = "02-42-ac-11-00-02";
+    write_message("request", "activate_bad_mac", &a.base);
+    a.n_mac_addresses = 0;
+    a.mac_addresses = NULL;
+    a.host_serial = "";
 
     char id[33];
     license_id(id);
