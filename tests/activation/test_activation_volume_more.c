@@ -38,7 +38,7 @@
 static act_env env;
 static order_env oe;
 
-enum { G_STOP = 721, G_CONTINUE = 722, G_VKEY = 723, G_VAUDIT = 724, G_USAGE = 725 };
+enum { G_STOP = 721, G_CONTINUE = 722, G_VKEY = 723, G_VAUDIT = 724, G_USAGE = 725, G_USAGE_UNLIMITED = 726 };
 
 static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
 static void tune_volume_audited(group_record *r) {
@@ -264,11 +264,14 @@ static void test_vendor_key_checks(void **state) {
     grant_free(&g), grant_free(&b), grant_free(&d), grant_free(&again), grant_free(&a1), grant_free(&a2);
 }
 
-/* The report's status word for a machine `order machines` describes. */
+/* The report's status word (docs/volume.md, "Usage return") for a machine
+ * as `order machines` describes it. */
 static const char *report_status(const json_t *m) {
     const char *s = json_string_value(json_object_get(m, "status"));
-    if (strcmp(s, "active") == 0) return has_flag(m, "deactivation-requested") ? "deactivation-requested" : "seat";
-    return s; /* deactivated, pending */
+    if (strcmp(s, "lapsed") == 0) return "no-seat";
+    if (strcmp(s, "active") != 0) return s; /* deactivated, pending */
+    if (has_flag(m, "deactivation-requested")) return "deactivation-requested";
+    return has_flag(m, "out-of-window") ? "seat-out-of-window" : "seat";
 }
 
 static json_t *exported_report(const char *path) {
@@ -287,96 +290,86 @@ static json_t *exported_report(const char *path) {
     return j;
 }
 
-/* On-premises, auto-activation off: machines 1-4 designated and granted,
- * 2 then force-deactivated, 3 asking to be deactivated (approval on), 5
- * waiting to be designated. The exported report lists exactly those five
- * machines with the statuses `order machines` shows, the counters `order
- * show` shows, and the vendor's keystore verifies and stores it. */
-static void test_usage_of_real_activations(void **state) {
-    (void)state;
-    const char *o = "30000025";
-    char keys_file[300], key[PK_TEXT_LEN + 1], g[16], path[300], export_path[300], hex[6][33];
-    env_forge_key(G_USAGE, 5, key);
-    snprintf(keys_file, sizeof keys_file, "%s/usage-keys.txt", env.dir);
+/* An on-premises order of `group` delegating this server's key, accepting
+ * the forged key `key` (filled in), with approval of deactivations and
+ * the hostname collected, and `extra` terms; imported. */
+static void onprem_order(const char *serial, unsigned group, const char *mode, const char *const *extra,
+                         char key[PK_TEXT_LEN + 1]) {
+    char keys_file[300], name[64], g[16], path[300];
+    env_forge_key(group, 5, key);
+    snprintf(keys_file, sizeof keys_file, "%s/%s-keys.txt", env.dir, serial);
     FILE *f = fopen(keys_file, "w");
     assert_non_null(f);
     fprintf(f, "%s\n", key);
     fclose(f);
-    snprintf(g, sizeof g, "%u", (unsigned)G_USAGE);
-    const char *args[] = {"--serial",
-                          o,
-                          "--customer",
-                          "Example Corp",
-                          "--group",
-                          g,
-                          "--product",
-                          "Office",
-                          "--mode",
-                          "permanent",
-                          "--seats",
-                          "10",
-                          "--valid-from",
-                          "2020-01-01",
-                          "--valid-until",
-                          "2099-12-31",
-                          "--delegate",
-                          env.public_key,
-                          "--keys-file",
-                          keys_file,
-                          "--collect",
-                          "hostname",
-                          "--auto-activation",
-                          "off",
-                          "--deactivation-approval",
-                          "on",
-                          NULL};
-    assert_int_equal(order_env_create(&oe, NULL, "usage.license", args, path, sizeof path), 0);
+    snprintf(g, sizeof g, "%u", group);
+    snprintf(name, sizeof name, "%s.license", serial);
+    const char *args[48] = {"--serial",
+                            serial,
+                            "--customer",
+                            "Example Corp",
+                            "--group",
+                            g,
+                            "--product",
+                            "Office",
+                            "--mode",
+                            mode,
+                            "--seats",
+                            strcmp(mode, "unlimited") ? "10" : "0",
+                            "--valid-from",
+                            "2020-01-01",
+                            "--valid-until",
+                            "2099-12-31",
+                            "--delegate",
+                            env.public_key,
+                            "--keys-file",
+                            keys_file,
+                            "--collect",
+                            "hostname",
+                            "--deactivation-approval",
+                            "on"};
+    int n = 24;
+    for (int i = 0; extra && extra[i] && n < 47; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    assert_int_equal(order_env_create(&oe, NULL, name, args, path, sizeof path), 0);
     char *out = NULL, *err = NULL;
     int st = order_env_import(&oe, path, (const char *[]){"--on-premises", "--signing-key", env.signing_key, NULL},
                               &out, &err);
     if (st) fprintf(stderr, "import: %s\n", err ? err : "");
     assert_int_equal(st, 0);
     free(out), free(err);
-    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--on-premises", "--order-sweep-ms", "200", NULL};
-    assert_int_equal(env_restart_server(&env, flags), 0);
+}
 
-    grant m[6] = {{0}};
-    for (unsigned i = 1; i <= 5; i++) {
-        digest_hex(i, hex[i]);
-        if (i <= 4)
-            assert_int_equal(order_cmd((const char *[]){"designate", o, "--machine-id", hex[i], NULL}, NULL), 0);
-        m[i] = activate(key, i);
-        assert_int_equal(m[i].status, GRPC_STATUS_OK);
-        if (i <= 4) assert_non_null(m[i].lic);
-    }
-    assert_int_equal(m[5].resp->volume->pending, ACTIVATION__V1__VOLUME_STATUS__PENDING__PENDING_NOT_DESIGNATED);
-    assert_int_equal(order_cmd((const char *[]){"deactivate", o, hex[2], NULL}, NULL), 0);
-    license_call d = by_license(PA_RPC_DEACTIVATE, m[3].license_id, 3, 3);
+/* Machine n asks to be deactivated; the order's approval keeps it waiting. */
+static void ask_deactivation(const grant *g, unsigned n) {
+    license_call d = by_license(PA_RPC_DEACTIVATE, g->license_id, n, n);
     assert_int_equal(d.status, GRPC_STATUS_OK);
     assert_int_equal(d.deact->volume->deactivation,
                      ACTIVATION__V1__VOLUME_STATUS__DEACTIVATION__DEACTIVATION_AWAITING_APPROVAL);
     license_call_free(&d);
+}
 
-    json_t *machines = order_json_of((const char *[]){"machines", o, "--json", NULL});
-    long long seats = order_counter(o, "seats"), counted = order_counter(o, "machines");
-    assert_int_equal(seats, 3);   /* 1, 3 (still held while it waits), 4 */
-    assert_int_equal(counted, 4); /* every machine in the window but the deactivated one */
-    snprintf(export_path, sizeof export_path, "%s/usage-real.json", env.dir);
+/* `order usage-export SERIAL`, decoded, checked against `order show` and
+ * `order machines`: the same counters, exactly the same machines, each
+ * with the status word its record's state has. `expect` lists machines
+ * 1..n's status words. Returns the export's path in `path`. */
+static void check_usage_export(const char *serial, const char *const *expect, size_t n, char path[300]) {
+    json_t *machines = order_json_of((const char *[]){"machines", serial, "--json", NULL});
+    long long seats = order_counter(serial, "seats"), counted = order_counter(serial, "machines");
+    snprintf(path, 300, "%s/usage-%s.json", env.dir, serial);
     assert_int_equal(
-        order_cmd((const char *[]){"usage-export", o, "--out", export_path, "--signing-key", env.signing_key, NULL},
+        order_cmd((const char *[]){"usage-export", serial, "--out", path, "--signing-key", env.signing_key, NULL},
                   NULL),
         0);
-
-    json_t *rep = exported_report(export_path);
-    assert_string_equal(json_string_value(json_object_get(rep, "service_serial")), o);
+    json_t *rep = exported_report(path);
+    assert_string_equal(json_string_value(json_object_get(rep, "service_serial")), serial);
     assert_int_equal(json_integer_value(json_object_get(rep, "seats_held")), seats);
     assert_int_equal(json_integer_value(json_object_get(rep, "machines")), counted);
     assert_int_equal(json_integer_value(json_object_get(rep, "over_term")), 0);
-    json_t *list = json_object_get(rep, "machine_list");
-    assert_int_equal(json_array_size(list), 5);
-    assert_int_equal(json_array_size(machines), 5);
+    json_t *list = json_object_get(rep, "machine_list"), *e;
+    assert_int_equal(json_array_size(list), n);
+    assert_int_equal(json_array_size(machines), n);
     size_t i;
-    json_t *e;
     json_array_foreach(list, i, e) {
         const char *digest = json_string_value(json_array_get(e, 0));
         json_t *mine = machine_entry(machines, digest);
@@ -384,42 +377,95 @@ static void test_usage_of_real_activations(void **state) {
         assert_string_equal(json_string_value(json_array_get(e, 3)), report_status(mine));
         assert_true(json_integer_value(json_array_get(e, 1)) <= json_integer_value(json_array_get(e, 2)));
     }
-    const char *expect[6] = {NULL, "seat", "deactivated", "deactivation-requested", "seat", "pending"};
-    for (unsigned k = 1; k <= 5; k++) assert_string_equal(report_status(machine_entry(machines, hex[k])), expect[k]);
-    json_t *facts = json_object_get(json_object_get(rep, "facts"), hex[1]);
-    assert_string_equal(json_string_value(json_object_get(facts, "hostname")), "host-1");
+    for (unsigned k = 1; k <= n; k++) {
+        char hex[33];
+        digest_hex(k, hex);
+        json_t *mine = machine_entry(machines, hex);
+        assert_non_null(mine);
+        assert_string_equal(report_status(mine), expect[k - 1]);
+        json_t *facts = json_object_get(json_object_get(rep, "facts"), hex);
+        assert_string_equal(json_string_value(json_object_get(facts, "hostname")),
+                            json_string_value(json_object_get(json_object_get(mine, "facts"), "hostname")));
+    }
     json_decref(rep);
     json_decref(machines);
+}
 
-    /* The vendor's side: its own Redis A, `keystore usage import`. */
-    act_env vendor;
-    memset(&vendor, 0, sizeof vendor);
-    vendor.server = -1;
-    assert_int_equal(env_start_stores(&vendor), 0);
-    char url[256];
-    redis_fixture_url(&vendor.a, "keystore", url, sizeof url);
+/* `keystore usage import FILE` on the vendor's Redis A verifies and stores
+ * the report: its counters are the ones `order show` has. */
+static void vendor_import(act_env *vendor, const char *serial, const char *path) {
+    char url[256], *out = NULL, *err = NULL;
+    redis_fixture_url(&vendor->a, "keystore", url, sizeof url);
     const char *argv[] = {fixture_bin("keystore/keystore"),
                           "usage",
                           "import",
-                          export_path,
+                          path,
                           "--order-public-key",
                           oe.vendor_pub,
                           "--activation-redis",
                           url,
                           NULL};
-    st = fixture_run((char *const *)argv, &out, &err);
+    int st = fixture_run((char *const *)argv, &out, &err);
     if (st != 0) fprintf(stderr, "usage import: %s", err ? err : "?");
     assert_int_equal(st, 0);
     free(out), free(err);
-    redisReply *r = redisCommand(vendor.ks_a, "HMGET {o:%s}:usage seats_held machines", o);
+    redisReply *r = redisCommand(vendor->ks_a, "HMGET {o:%s}:usage seats_held machines", serial);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->element[0]->type, REDIS_REPLY_STRING);
-    assert_int_equal(atoll(r->element[0]->str), seats);
-    assert_int_equal(atoll(r->element[1]->str), counted);
+    assert_int_equal(atoll(r->element[0]->str), order_counter(serial, "seats"));
+    assert_int_equal(atoll(r->element[1]->str), order_counter(serial, "machines"));
     freeReplyObject(r);
+}
+
+/* On-premises, two orders. Permanent, auto-activation off: machines 1-4
+ * designated and granted, 2 then force-deactivated, 3 asking to be
+ * deactivated, 5 waiting to be designated. Unlimited: machines 1 and 2
+ * granted, 2 asking to be deactivated. Each exported report lists exactly
+ * the order's machines with the states `order machines` shows and the
+ * counters `order show` shows; the vendor's keystore verifies and stores
+ * both. */
+static void test_usage_of_real_activations(void **state) {
+    (void)state;
+    const char *o = "30000025", *u = "30000026";
+    char key[PK_TEXT_LEN + 1], ukey[PK_TEXT_LEN + 1], hex[33], path[300];
+    onprem_order(o, G_USAGE, "permanent", (const char *[]){"--auto-activation", "off", NULL}, key);
+    onprem_order(u, G_USAGE_UNLIMITED, "unlimited", NULL, ukey);
+    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--on-premises", "--order-sweep-ms", "200", NULL};
+    assert_int_equal(env_restart_server(&env, flags), 0);
+
+    grant m[6] = {{0}}, um[3] = {{0}};
+    for (unsigned i = 1; i <= 5; i++) {
+        digest_hex(i, hex);
+        if (i <= 4) assert_int_equal(order_cmd((const char *[]){"designate", o, "--machine-id", hex, NULL}, NULL), 0);
+        m[i] = activate(key, i);
+        assert_int_equal(m[i].status, GRPC_STATUS_OK);
+        if (i <= 4) assert_non_null(m[i].lic);
+    }
+    assert_int_equal(m[5].resp->volume->pending, ACTIVATION__V1__VOLUME_STATUS__PENDING__PENDING_NOT_DESIGNATED);
+    digest_hex(2, hex);
+    assert_int_equal(order_cmd((const char *[]){"deactivate", o, hex, NULL}, NULL), 0);
+    ask_deactivation(&m[3], 3);
+    assert_int_equal(order_counter(o, "seats"), 3);    /* 1, 3 (held while it waits), 4 */
+    assert_int_equal(order_counter(o, "machines"), 4); /* all in the window but the deactivated one */
+    check_usage_export(o, (const char *[]){"seat", "deactivated", "deactivation-requested", "seat", "pending"}, 5,
+                       path);
+    act_env vendor;
+    assert_int_equal(env_start_stores(&vendor), 0);
+    vendor.server = -1;
+    vendor_import(&vendor, o, path);
+
+    for (unsigned i = 1; i <= 2; i++) {
+        um[i] = activate(ukey, i);
+        assert_non_null(um[i].lic);
+    }
+    ask_deactivation(&um[2], 2);
+    assert_int_equal(order_counter(u, "machines"), 2);
+    check_usage_export(u, (const char *[]){"seat", "deactivation-requested"}, 2, path);
+    vendor_import(&vendor, u, path);
     env_stop(&vendor);
     for (unsigned k = 1; k <= 5; k++) grant_free(&m[k]);
+    grant_free(&um[1]), grant_free(&um[2]);
 }
 
 int main(void) {
