@@ -8,47 +8,43 @@
 #include "errbuf.h"
 #include "hex.h"
 #include "usage_file.h"
+#include "volume_policy.h"
 
 #define SCAN_COUNT "1000" /* HSCAN batch: a bounded amount of Redis work per call */
 
-/* Machine record flags (docs/volume.md, "The machine record"). */
-enum {
-    M_SEAT = 1,
-    M_PENDING = 2,
-    M_DEACT_REQUESTED = 4,
-    M_DEACTIVATED = 16,
-    M_OUT_OF_WINDOW = 64,
-};
-
-static const char *status_word(unsigned flags) {
-    if (flags & M_DEACTIVATED) return "deactivated";
-    if (flags & M_PENDING) return "pending";
-    if (flags & M_SEAT) {
-        if (flags & M_DEACT_REQUESTED) return "deactivation-requested";
-        return flags & M_OUT_OF_WINDOW ? "seat-out-of-window" : "seat";
-    }
-    return "no-seat";
+/* The word for a record's state. A machine of an unlimited order holds its
+ * grant without a seat flag (no seat is counted), as volume.lua's holding()
+ * reads it: it is "seat" too, never "no-seat", which means a lapsed lease. */
+static const char *status_word(const volume_record *m, bool counted) {
+    if (m->flags & VOLUME_F_GONE) return "deactivated";
+    if (m->flags & VOLUME_F_PENDING) return "pending";
+    if (counted && !(m->flags & VOLUME_F_SEAT)) return "no-seat";
+    if (m->flags & VOLUME_F_ASKED) return "deactivation-requested";
+    return m->flags & VOLUME_F_OUT ? "seat-out-of-window" : "seat";
 }
 
-static uint32_t le32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+/* The machine list being built and how to read its records. */
+typedef struct machine_list {
+    json_t *list; /* the report's machine_list */
+    bool counted; /* the order counts seats (every mode but unlimited) */
+} machine_list;
 
-/* One machine-table entry as the report lists it; NULL for a damaged one. */
-static json_t *machine_entry(const redisReply *digest, const redisReply *record) {
-    if (digest->type != REDIS_REPLY_STRING || record->type != REDIS_REPLY_STRING ||
-        record->len != USAGE_MACHINE_RECORD_LEN || digest->len > 64)
+/* One machine-table entry as the report lists it; NULL for a damaged one
+ * (`order machines` leaves the same ones out). */
+static json_t *machine_entry(const redisReply *digest, const redisReply *record, bool counted) {
+    volume_record m;
+    if (digest->type != REDIS_REPLY_STRING || record->type != REDIS_REPLY_STRING || digest->len != VOLUME_DIGEST_LEN ||
+        !volume_record_decode(record->str, record->len, &m))
         return NULL;
-    const unsigned char *m = (const unsigned char *)record->str;
-    char hex[129];
+    char hex[2 * VOLUME_DIGEST_LEN + 1];
     pa_hex_encode(digest->str, digest->len, hex);
-    return json_pack("[s, I, I, s, i]", hex, (json_int_t)le32(m + 1), (json_int_t)le32(m + 5), status_word(m[0]),
-                     (int)m[0]);
+    return json_pack("[s, I, I, s, i]", hex, (json_int_t)m.first_seen, (json_int_t)m.last_contact,
+                     status_word(&m, counted), (int)m.flags);
 }
 
 /* Every entry of hash `key` through HSCAN, each pair given to `add`. */
-static int scan_hash(rstore *r, const char *key, int (*add)(const redisReply *f, const redisReply *v, json_t *into),
-                     json_t *into, char *err, size_t errlen) {
+static int scan_hash(rstore *r, const char *key, int (*add)(const redisReply *f, const redisReply *v, void *into),
+                     void *into, char *err, size_t errlen) {
     char cursor[32] = "0";
     do {
         redisReply *rep = rstore_command(r, "HSCAN %s %s COUNT " SCAN_COUNT, key, cursor);
@@ -70,12 +66,13 @@ static int scan_hash(rstore *r, const char *key, int (*add)(const redisReply *f,
     return 0;
 }
 
-static int add_machine(const redisReply *f, const redisReply *v, json_t *list) {
-    json_t *e = machine_entry(f, v);
-    return e ? json_array_append_new(list, e) : 0; /* a damaged record is left out */
+static int add_machine(const redisReply *f, const redisReply *v, void *into) {
+    machine_list *ml = into;
+    json_t *e = machine_entry(f, v, ml->counted);
+    return e ? json_array_append_new(ml->list, e) : 0; /* a damaged record is left out */
 }
 
-static int add_facts(const redisReply *f, const redisReply *v, json_t *facts) {
+static int add_facts(const redisReply *f, const redisReply *v, void *facts) {
     if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len > 64) return 0;
     json_t *j = json_loadb(v->str, v->len, 0, NULL);
     if (!json_is_object(j)) return json_decref(j), 0;
@@ -105,7 +102,8 @@ static json_t *report_json(rstore *r, const order_record *o, const char *key_id,
                           counter(n, 1), "over_term", counter(n, 2), "machine_list", list, "facts", facts);
     freeReplyObject(n);
     if (!j) return err_set(err, errlen, "out of memory"), NULL;
-    if (scan_hash(r, o->key_machines, add_machine, list, err, errlen) != 0 ||
+    machine_list ml = {.list = list, .counted = o->mode != SEAT_MODE_UNLIMITED};
+    if (scan_hash(r, o->key_machines, add_machine, &ml, err, errlen) != 0 ||
         (o->collect_facts && scan_hash(r, o->key_facts, add_facts, facts, err, errlen) != 0))
         return json_decref(j), NULL;
     return j;

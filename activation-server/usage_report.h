@@ -12,9 +12,11 @@
  *    "machine_list":[["<digest hex>", first_seen, last_contact, "seat", flags], ...],
  *    "facts":{"<digest hex>":{"hostname":"..."}, ...}}
  *
- * A machine's status word comes from its record's flags: "deactivated",
- * "pending", "deactivation-requested", "seat", "seat-out-of-window" or
- * "no-seat"; the flags themselves follow it. It is signed with the
+ * A machine's status word comes from its record's flags, read as
+ * volume.lua writes them (volume_record_decode): "deactivated", "pending",
+ * "deactivation-requested", "seat" (holds its grant: a machine of an
+ * unlimited order too, though no seat is counted), "seat-out-of-window" or
+ * "no-seat" (a lapsed lease); the flags themselves follow it. It is signed with the
  * server's own key, the one the order delegates, over
  * "pa-usage-v1" || 0x00 || report (tagged_signature.h), and travels as a
  * volume.v1.UsageReport with the vendor-signed order. */
@@ -29,8 +31,6 @@
 #include "redis_store.h"
 #include "tagged_signature.h"
 #include "volume/v1/usage.pb-c.h"
-
-#define USAGE_MACHINE_RECORD_LEN 28 /* docs/volume.md, "The machine record" */
 
 typedef struct usage_report {
     char *json; /* the report text, exactly as signed (malloc'd) */

@@ -24,10 +24,12 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "clock.h"
 #include "hex.h"
 #include "order_env.h"
 #include "redis_keys.h"
 #include "tagged_signature.h"
+#include "volume_calls.h"
 #include "volume_policy.h"
 
 static act_env env;
@@ -57,6 +59,7 @@ static const char *const *server_flags(void) {
 
 static int setup(void **state) {
     if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0) return -1;
+    volume_calls_init(&env, &oe);
     const unsigned groups[] = {G_PERM, G_CONC, G_KMS, G_DESIG, G_APPROVE, G_AGE, G_DATES, G_VENDOR, G_TIMED};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
         if (env_create_group(&env, groups[i], tune_volume) != 0) return -1;
@@ -68,172 +71,6 @@ static int teardown(void **state) {
     int st = env.server >= 0 ? env_stop_server(&env) : 0;
     env_stop(&env);
     return st == 0 ? 0 : -1;
-}
-
-/* `keystore order create` with the common terms and `extra`, then import. */
-static void order(const char *serial, unsigned group, const char *mode, const char *seats, const char *const *extra) {
-    char g[16], name[64], path[300];
-    snprintf(g, sizeof g, "%u", group);
-    snprintf(name, sizeof name, "%s.license", serial);
-    const char *args[64] = {"--serial",  serial,   "--customer", "Example Corp", "--group",      g,
-                            "--product", "Office", "--edition",  "Enterprise",   "--features",   "editor,mail",
-                            "--mode",    mode,     "--seats",    seats,          "--valid-from", "2020-01-01"};
-    int n = 18;
-    bool until = false;
-    for (int i = 0; extra && extra[i]; i++) {
-        until |= strcmp(extra[i], "--valid-until") == 0;
-        args[n++] = extra[i];
-    }
-    if (!until) {
-        args[n++] = "--valid-until";
-        args[n++] = "2099-12-31";
-    }
-    args[n] = NULL;
-    assert_int_equal(order_env_create(&oe, NULL, name, args, path, sizeof path), 0);
-    char *out = NULL, *err = NULL;
-    int st = order_env_import(&oe, path, NULL, &out, &err);
-    if (st != 0) fprintf(stderr, "import: %s\n", err ? err : "");
-    assert_int_equal(st, 0);
-    free(out);
-    free(err);
-    usleep(400 * 1000); /* the workers' order caches read `orders` every 300 ms */
-}
-
-/* `activation-server order ARGS...` as the server's own user; returns the exit status. */
-static int order_cmd(const char *const *args, char **out) {
-    char *err = NULL;
-    int st = order_env_cli(&oe, "activation", args, out, &err);
-    if (st != 0) fprintf(stderr, "order %s: %s\n", args[0], err ? err : "");
-    free(err);
-    return st;
-}
-
-typedef struct machine_ask {
-    const char *os, *arch, *host_serial;
-    const char *mac;
-} machine_ask;
-
-typedef struct grant {
-    grpc_status_code status;
-    char license_id[64];
-    char reason[64];                        /* error-reason, when refused */
-    int retry_after;                        /* retry-after, when refused */
-    Activation__V1__ActivateResponse *resp; /* on OK */
-    Activation__V1__License *lic;           /* on OK with a license */
-} grant;
-
-static void grant_free(grant *g) {
-    if (g->lic) activation__v1__license__free_unpacked(g->lic, NULL);
-    if (g->resp) activation__v1__activate_response__free_unpacked(g->resp, NULL);
-    memset(g, 0, sizeof *g);
-}
-
-/* The trailing metadata of a refusal. */
-static void trailers(const rpc_result *res, char reason[64], int *retry) {
-    snprintf(reason, 64, "%s", res->reason);
-    *retry = res->retry_after_s;
-}
-
-/* Activate machine n with key `key` and place key k over channel `ch`. */
-static grant activate_on(rpc_channel *ch, const char *key, unsigned n, unsigned k, const machine_ask *ask) {
-    uint8_t m[32], buf[1024], pub[32];
-    size_t publen = sizeof pub;
-    env_machine(m, n);
-    EVP_PKEY *pk = env_place_key(k);
-    assert_int_equal(EVP_PKEY_get_raw_public_key(pk, pub, &publen), 1);
-    EVP_PKEY_free(pk);
-    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
-    char host[32];
-    snprintf(host, sizeof host, "host-%u", n);
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = 32, .data = m};
-    rq.place_key = (ProtobufCBinaryData){.len = 32, .data = pub};
-    rq.hostname = host;
-    char *macs[1];
-    if (ask) {
-        rq.os = (char *)(ask->os ? ask->os : "");
-        rq.arch = (char *)(ask->arch ? ask->arch : "");
-        rq.host_serial = (char *)(ask->host_serial ? ask->host_serial : "");
-        if (ask->mac) {
-            macs[0] = (char *)ask->mac;
-            rq.mac_addresses = macs;
-            rq.n_mac_addresses = 1;
-        }
-    }
-    size_t len = activation__v1__activate_request__pack(&rq, buf);
-    rpc_result res;
-    grant g = {0};
-    g.status = rpc_call(ch, rpc_channel_method(ch, PA_RPC_ACTIVATE), buf, len, 10000, &res);
-    if (g.status == GRPC_STATUS_OK) {
-        g.resp = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
-        assert_non_null(g.resp);
-        if (g.resp->license.len) {
-            g.lic = env_open_license(&env, &g.resp->license, &g.resp->signature, g.resp->key_id);
-            assert_non_null(g.lic);
-            snprintf(g.license_id, sizeof g.license_id, "%s", g.lic->license_id);
-        }
-    } else {
-        trailers(&res, g.reason, &g.retry_after);
-    }
-    rpc_result_clear(&res);
-    return g;
-}
-
-static grant activate(const char *key, unsigned n) { return activate_on(env.ch, key, n, n, NULL); }
-
-/* Renew or Deactivate of machine n's license, proven with place key k. */
-typedef struct license_call {
-    grpc_status_code status;
-    char reason[64];
-    Activation__V1__RenewResponse *renew;
-    Activation__V1__DeactivateResponse *deact;
-} license_call;
-
-static license_call by_license(const char *path, const char *license_id, unsigned n, unsigned k) {
-    uint8_t m[32], buf[512];
-    env_machine(m, n);
-    EVP_PKEY *pk = env_place_key(k);
-    bool renew = strcmp(path, PA_RPC_RENEW) == 0;
-    size_t len =
-        env_license_request(license_id, m, pk, renew ? PLACE_OP_RENEW : PLACE_OP_DEACTIVATE, 0, buf, sizeof buf);
-    EVP_PKEY_free(pk);
-    rpc_result res;
-    license_call c = {0};
-    c.status = env_call(&env, path, buf, len, 10000, &res);
-    int retry;
-    if (c.status != GRPC_STATUS_OK) trailers(&res, c.reason, &retry);
-    else if (renew) c.renew = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
-    else c.deact = activation__v1__deactivate_response__unpack(NULL, res.body_len, res.body);
-    rpc_result_clear(&res);
-    return c;
-}
-
-static void license_call_free(license_call *c) {
-    if (c->renew) activation__v1__renew_response__free_unpacked(c->renew, NULL);
-    if (c->deact) activation__v1__deactivate_response__free_unpacked(c->deact, NULL);
-}
-
-static grpc_status_code renew_status(const char *license_id, unsigned n, unsigned k, char reason[64],
-                                     int deactivation[1]) {
-    license_call c = by_license(PA_RPC_RENEW, license_id, n, k);
-    if (reason) snprintf(reason, 64, "%s", c.reason);
-    if (deactivation) *deactivation = c.renew && c.renew->volume ? (int)c.renew->volume->deactivation : -1;
-    grpc_status_code st = c.status;
-    license_call_free(&c);
-    return st;
-}
-
-static double gauge(const char *name, const char *serial) {
-    char series[96];
-    snprintf(series, sizeof series, "%s{order=\"%s\"}", name, serial);
-    return env_metric(&env, series);
-}
-
-static void digest_hex(unsigned n, char hex[2 * VOLUME_DIGEST_LEN + 1]) {
-    uint8_t m[32], d[VOLUME_DIGEST_LEN];
-    env_machine(m, n);
-    volume_machine_digest(m, d);
-    pa_hex_encode(d, sizeof d, hex);
 }
 
 /* Permanent seats: the license carries the order's terms, a repeat (a
@@ -277,9 +114,11 @@ static void test_permanent(void **state) {
     grant full = activate(key, 3);
     assert_int_equal(full.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(full.retry_after, 0);
-    assert_true(gauge("pa_order_seats_used", "30000001") == 2);
-    assert_true(gauge("pa_order_seats_free", "30000001") == 0);
-    assert_true(gauge("pa_order_machines", "30000001") == 2);
+    /* A sweep that read the counters before these calls may set the gauges
+     * after them; the next sweep (200 ms) sets them right. */
+    assert_true(gauge_wait("pa_order_seats_used", "30000001", 2, 5000) == 2);
+    assert_true(gauge_wait("pa_order_seats_free", "30000001", 0, 5000) == 0);
+    assert_true(gauge_wait("pa_order_machines", "30000001", 2, 5000) == 2);
     assert_true(env_metric(&env, "pa_activations_refused_total{reason=\"no_seat\"}") >= 1);
 
     /* A Deactivate (no approval on this order) frees the seat at once. */
@@ -353,11 +192,12 @@ static void test_concurrent_race_and_heartbeats(void **state) {
     assert_int_equal(other, 0);
     assert_int_equal(granted, CONC_SEATS);
     assert_int_equal(full, RACERS * PER_RACER - CONC_SEATS);
-    usleep(400 * 1000); /* racing workers may set the gauge out of order; the sweep sets it right */
-    assert_true(gauge("pa_order_seats_used", "30000002") == CONC_SEATS);
+    /* Racing workers may set the gauge out of order; the sweep sets it right. */
+    assert_true(gauge_wait("pa_order_seats_used", "30000002", CONC_SEATS, 1500) == CONC_SEATS);
 
-    /* One machine beats every half second for 4 s; the others fall silent. */
-    for (int i = 0; i < 8; i++) {
+    /* One machine beats every half second, for 4 s and then until the
+     * sweep has freed the silent machines' seats (a slow machine sweeps late). */
+    for (int i = 0; i < 8 || (gauge("pa_order_seats_used", "30000002") != 1 && i < 30); i++) {
         license_call hb = by_license(PA_RPC_RENEW, beat_id, beat_machine, beat_machine);
         assert_int_equal(hb.status, GRPC_STATUS_OK);
         assert_non_null(hb.renew->volume);
@@ -445,6 +285,20 @@ static void test_designation(void **state) {
     grant_free(&p), grant_free(&g), grant_free(&s), grant_free(&m), grant_free(&other);
 }
 
+/* How often the log says the order's free seats fell low and recovered. */
+static void seat_notes(const char *serial, int *low, int *ok) {
+    char *log = env_read_log(&env), order_field[32];
+    snprintf(order_field, sizeof order_field, "\"order\":\"%s\"", serial);
+    *low = *ok = 0;
+    for (const char *p = log; (p = strstr(p, "\"order.seats_")); p++) {
+        const char *at = strstr(p, order_field), *eol = strchr(p, '\n');
+        if (!at || (eol && at > eol)) continue;
+        if (strncmp(p, "\"order.seats_low\"", 17) == 0) ++*low;
+        else ++*ok;
+    }
+    free(log);
+}
+
 /* Deactivation with approval: awaiting (the seat held), denied (reported
  * at the next Renew), approved (the seat frees, Renew answers DEACTIVATED);
  * forced deactivation of another machine; the operator's refusals. */
@@ -495,15 +349,12 @@ static void test_approval_and_forced(void **state) {
     /* The seat warning: low when the seat was taken, ok when approval
      * freed it, low again for b2, ok after the forced deactivation (the
      * sweep's note); once per crossing, not per call. */
-    usleep(400 * 1000);
-    char *log = env_read_log(&env);
     int low = 0, ok = 0;
-    for (const char *p = log; (p = strstr(p, "\"order.seats_")); p++) {
-        if (!strstr(p, "\"order\":\"30000005\"") || strstr(p, "\"order\":\"30000005\"") > strchr(p, '\n')) continue;
-        if (strncmp(p, "\"order.seats_low\"", 17) == 0) low++;
-        else ok++;
-    }
-    free(log);
+    int64_t until = pa_mono_ms() + 10000; /* the sweep runs every 200 ms; a slow machine logs later */
+    do {
+        if (ok < 2) usleep(100 * 1000);
+        seat_notes(o, &low, &ok);
+    } while (ok < 2 && pa_mono_ms() < until);
     assert_int_equal(low, 2);
     assert_int_equal(ok, 2);
     assert_int_equal(order_cmd((const char *[]){"deactivate", o, "00112233445566778899aabbccddeeff", NULL}, NULL), 1);
@@ -523,9 +374,9 @@ static void test_ageing(void **state) {
         assert_non_null(g.lic);
         grant_free(&g);
     }
-    assert_true(gauge("pa_order_machines", o) == 3);
-    sleep(5); /* 2 s of retention, 1 s of bucket, the sweep every 200 ms, and room for a slow machine */
-    assert_true(gauge("pa_order_machines", o) == 0);
+    assert_true(gauge_wait("pa_order_machines", o, 3, 1500) == 3); /* a late sweep may have set an older value */
+    /* 2 s of retention, 1 s of bucket, the sweep every 200 ms; a slow machine takes longer. */
+    assert_true(gauge_wait("pa_order_machines", o, 0, 15000) == 0);
     char *out = NULL;
     assert_int_equal(order_cmd((const char *[]){"machines", o, "--json", NULL}, &out), 0);
     assert_string_equal(out, "[]\n");
@@ -596,9 +447,18 @@ static void test_vendor_and_timed(void **state) {
     assert_int_equal(t1.lic->expires_at, t1.lic->issued_at + 2);
     grant t2 = activate(tkey, 2);
     assert_int_equal(t2.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
-    sleep(5); /* lease of 2 s, a bucket of 1 s, the sweep, and room for a slow machine */
-    grant t2b = activate(tkey, 2);
+    /* The lease of 2 s ends, its bucket of 1 s falls due, the seat frees
+     * (a call or the sweep ages it); machine 2 asks until it gets it. */
+    grant t2b = {0};
+    int64_t until = pa_mono_ms() + 15000;
+    do {
+        grant_free(&t2b);
+        usleep(200 * 1000);
+        t2b = activate(tkey, 2);
+    } while (t2b.status == GRPC_STATUS_RESOURCE_EXHAUSTED && pa_mono_ms() < until);
+    assert_int_equal(t2b.status, GRPC_STATUS_OK);
     assert_non_null(t2b.lic);
+    assert_true(t2b.lic->issued_at >= t1.lic->expires_at); /* not while t1's lease ran */
     assert_int_equal(renew_status(t1.license_id, 1, 1, reason, NULL), GRPC_STATUS_FAILED_PRECONDITION);
     assert_string_equal(reason, "LEASE_EXPIRED");
     grant_free(&v), grant_free(&again), grant_free(&t1), grant_free(&t2), grant_free(&t2b);
