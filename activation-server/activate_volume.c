@@ -215,7 +215,7 @@ static void refuse(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *fam
 /* The order's gauges from the script's counters (not for answers without them). */
 static void note_counts(worker *w, const order_record *o, const volume_result *r) {
     if (r->status != VOLUME_RATE_LIMITED && r->status != VOLUME_UNAVAILABLE && r->status != VOLUME_UNKNOWN_ORDER)
-        order_gauges_note(w->app->order_gauges, o, r->seats_used, r->count);
+        order_gauges_note(w->app->order_gauges, o, r->seats_used, r->count, r->changes);
 }
 
 /* After the script: the order the answer belongs to, read again when the

@@ -17,6 +17,8 @@ typedef struct entry {
     char serial[ORDER_SERIAL_LEN + 1]; /* the order; set before the entry is published */
     metric *used, *free, *machines;    /* its gauges (free: NULL for unlimited orders) */
     atomic_int state;                  /* SEATS_*: the warning's side, shared by every thread */
+    pthread_mutex_t mu;                /* orders a note's check of `changes` with its gauge updates */
+    uint64_t changes;                  /* the counters' write count the gauges show */
 } entry;
 
 struct order_gauges {
@@ -37,6 +39,8 @@ order_gauges *order_gauges_new(void) {
 void order_gauges_free(order_gauges *g) {
     if (!g) return;
     pthread_mutex_destroy(&g->add);
+    size_t n = atomic_load(&g->n);
+    for (size_t i = 0; i < n; i++) pthread_mutex_destroy(&g->e[i].mu);
     free(g);
 }
 
@@ -52,7 +56,7 @@ static entry *entry_of(order_gauges *g, const order_record *o) {
     if (e) return e;
     pthread_mutex_lock(&g->add);
     size_t n = atomic_load_explicit(&g->n, memory_order_relaxed);
-    if (!(e = find(g, o->serial, n)) && n < ORDER_GAUGES_MAX) {
+    if (!(e = find(g, o->serial, n)) && n < ORDER_GAUGES_MAX && pthread_mutex_init(&g->e[n].mu, NULL) == 0) {
         e = &g->e[n];
         char labels[32];
         snprintf(e->serial, sizeof e->serial, "%s", o->serial);
@@ -79,13 +83,19 @@ static void warn_crossing(entry *e, const order_record *o, uint32_t used, uint32
              LOG_U("seat_warning", o->seat_warning), LOG_END);
 }
 
-void order_gauges_note(order_gauges *g, const order_record *o, uint32_t seats_used, uint32_t machines) {
+void order_gauges_note(order_gauges *g, const order_record *o, uint32_t seats_used, uint32_t machines,
+                       uint64_t changes) {
     if (!g || !o) return;
     entry *e = entry_of(g, o);
     if (!e) return;
     uint32_t free_seats = seats_used < o->seats ? o->seats - seats_used : 0;
-    metric_set(e->used, seats_used);
-    metric_set(e->machines, machines);
-    if (e->free) metric_set(e->free, free_seats);
-    if (e->free && o->seat_warning > 0) warn_crossing(e, o, seats_used, free_seats);
+    pthread_mutex_lock(&e->mu);
+    if (changes >= e->changes) { /* equal: the same counters, perhaps under a new revision's terms */
+        e->changes = changes;
+        metric_set(e->used, seats_used);
+        metric_set(e->machines, machines);
+        if (e->free) metric_set(e->free, free_seats);
+        if (e->free && o->seat_warning > 0) warn_crossing(e, o, seats_used, free_seats);
+    }
+    pthread_mutex_unlock(&e->mu);
 }

@@ -8,8 +8,10 @@
  * Every answer of volume.lua carries the counters after its call, so the
  * handler that got it sets the gauges: they follow an order within one call
  * of any change, and the sweep task keeps them fresh while nobody calls.
- * Two workers answering at once may set them out of order; the next call
- * or sweep (within --order-sweep-ms) sets them right.
+ * Two workers answering at once may hold their answers in either order, so
+ * each answer also carries how often the order's counters were written
+ * (`changes`): an answer older than the one the gauges show is dropped, and
+ * the gauges and the seat warning only ever move forward.
  * When an order's free seats fall below its seat_warning the server logs
  * order.seats_low, and order.seats_ok when they are back at or above it:
  * once per crossing, however many threads see it, because the state is one
@@ -32,6 +34,7 @@ order_gauges *order_gauges_new(void);
 void order_gauges_free(order_gauges *g);
 
 /* The order's counters as a script call left them. NULL g: nothing. */
-void order_gauges_note(order_gauges *g, const order_record *o, uint32_t seats_used, uint32_t machines);
+void order_gauges_note(order_gauges *g, const order_record *o, uint32_t seats_used, uint32_t machines,
+                       uint64_t changes);
 
 #endif

@@ -40,7 +40,7 @@ static long long sweep_order(order_sweep *s, const char *serial) {
     }
     const order_record *o;
     if (order_cache_get(s->orders, serial, &o) == ORDER_FOUND)
-        order_gauges_note(s->cfg.gauges, o, r.seats_used, r.count);
+        order_gauges_note(s->cfg.gauges, o, r.seats_used, r.count, r.changes);
     return aged;
 }
 

@@ -91,7 +91,7 @@ L.P = {status = VOL_R_STATUS, version = VOL_R_VERSION, now = VOL_R_NOW, count = 
     seats = VOL_R_SEATS, pending = VOL_R_PENDING, check_in = VOL_R_CHECK_IN, expires = VOL_R_EXPIRES,
     renew = VOL_R_RENEW, random = VOL_R_RANDOM, again = VOL_R_AGAIN, deact = VOL_R_DEACT, retry = VOL_R_RETRY,
     aged = VOL_R_AGED, more = VOL_R_MORE, over_term = VOL_R_OVER_TERM, scope = VOL_R_SCOPE, audited = VOL_R_AUDITED,
-    n = VOL_R_N}
+    changes = VOL_R_CHANGES, n = VOL_R_N}
 local R = {} -- the operations
 
 -- ---- the order's terms --------------------------------------------------------
@@ -181,12 +181,15 @@ end
 
 -- ---- counters ---------------------------------------------------------------------
 -- Read once per call, changed in memory, written once at the end (reply).
-L.C = {seats = 0, machines = 0, over_term = 0, dirty = false}
+-- `changes` counts the writes, so a reader of two replies can tell which
+-- saw the later counters (order_gauges.c: workers answer out of order).
+L.C = {seats = 0, machines = 0, over_term = 0, changes = 0, dirty = false}
 
 function L.load_counts()
     local K, C = L.K, L.C
-    local n = redis.call('HMGET', K.counts, 'seats', 'machines', 'over_term')
+    local n = redis.call('HMGET', K.counts, 'seats', 'machines', 'over_term', 'changes')
     C.seats, C.machines, C.over_term = tonumber(n[1]) or 0, tonumber(n[2]) or 0, tonumber(n[3]) or 0
+    C.changes = tonumber(n[4]) or 0
 end
 
 function L.bump(field, delta)
@@ -374,13 +377,16 @@ end
 function L.reply(status, t, now, f)
     local K, P, C = L.K, L.P, L.C
     if C.dirty then
-        redis.call('HSET', K.counts, 'seats', C.seats, 'machines', C.machines, 'over_term', C.over_term)
+        C.changes = C.changes + 1
+        redis.call('HSET', K.counts, 'seats', C.seats, 'machines', C.machines, 'over_term', C.over_term,
+            'changes', C.changes)
         C.dirty = false
     end
     local out = {}
     for i = 1, P.n do out[i] = 0 end
     out[P.status], out[P.version], out[P.now] = status, t and t.version or '0', now
     out[P.count], out[P.seats], out[P.over_term] = C.machines, C.seats, C.over_term
+    out[P.changes] = C.changes
     out[P.random], out[P.scope] = '', ''
     if t then out[P.aged] = t.aged end
     if f then

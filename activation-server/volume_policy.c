@@ -119,6 +119,7 @@ static void decode(const redisReply *r, const char *what, volume_result *out) {
     out->count = (uint32_t)AT(VOL_R_COUNT);
     out->seats_used = (uint32_t)AT(VOL_R_SEATS);
     out->over_term = (uint32_t)AT(VOL_R_OVER_TERM);
+    out->changes = (uint64_t)AT(VOL_R_CHANGES);
     out->pending = (volume_pending)AT(VOL_R_PENDING);
     out->check_in_at = AT(VOL_R_CHECK_IN);
     out->expires_at = AT(VOL_R_EXPIRES);

@@ -65,6 +65,7 @@ typedef struct volume_result {
     uint32_t count;                     /* machines in the window: the KMS activation count */
     uint32_t seats_used;                /* seats held after the call */
     uint32_t over_term;                 /* machines counted after the end date */
+    uint64_t changes;                   /* the counters' write count: a higher one saw later counters */
     volume_pending pending;             /* OK without a license: why */
     int64_t check_in_at;                /* when to call again; 0: no need */
     int64_t expires_at;                 /* the license's; 0: never */

@@ -64,6 +64,7 @@
 #define VOL_R_OVER_TERM 16 /* machines counted after the end date (continue-counted) */
 #define VOL_R_SCOPE 17     /* rate limited: "address" */
 #define VOL_R_AUDITED 18   /* 1: the outbox record was written; 2: sampled, granted unaudited (outbox full) */
-#define VOL_R_N 18
+#define VOL_R_CHANGES 19   /* writes of the counters so far: orders replies by the counters they saw */
+#define VOL_R_N 19
 
 #endif
