@@ -546,13 +546,37 @@ static int start_servers(world *w, const options *o) {
     snprintf(w->metrics_host, sizeof w->metrics_host, "127.0.0.1");
     if (o->audit && start_audit_server(w) != 0) return -1;   /* before fixture_bin below */
     /* Rate limits stay on (their cost is part of every call) but so high
-     * that one loopback client never meets them. */
-    const char *argv[40] = {fixture_bin("activation-server/activation-server"), "--listen", listen,
-                            "--redis-url", url, "--kek", w->kek_a, "--signing-key", w->signing_key,
-                            "--metrics-listen", metrics, "--workers", workers, "--log-level",
-                            o->log_level, "--rate-address-per-s", "1e9", "--rate-address-burst",
-                            "1e9", "--rate-group-per-s", "1e9", "--rate-group-burst", "1e9"};
-    int n = 23;
+     * that one loopback client never meets them: the mix's keys that are not
+     * genuine would otherwise spend the group's failure bucket. argv has
+     * room for these 27, the transport's 3, the audit link's 10 and NULL. */
+    const char *argv[64] = {fixture_bin("activation-server/activation-server"),
+                            "--listen",
+                            listen,
+                            "--redis-url",
+                            url,
+                            "--kek",
+                            w->kek_a,
+                            "--signing-key",
+                            w->signing_key,
+                            "--metrics-listen",
+                            metrics,
+                            "--workers",
+                            workers,
+                            "--log-level",
+                            o->log_level,
+                            "--rate-address-per-s",
+                            "1e9",
+                            "--rate-address-burst",
+                            "1e9",
+                            "--rate-group-per-s",
+                            "1e9",
+                            "--rate-group-burst",
+                            "1e9",
+                            "--rate-group-failures-per-s",
+                            "1e9",
+                            "--rate-group-failures-burst",
+                            "1e9"};
+    int n = 27;
     /* Plain text, like the echo ceiling; and no connection cap: up to 64
      * channels and the bench's own come from one address. */
     const char *transport[] = {"--insecure-plaintext", "--max-connections-per-address", "10000"};
