@@ -149,6 +149,32 @@ static bool held(worker *w, rpc_reply *reply, metric *const *family, const char 
     return true;
 }
 
+/* The place a Renew or Deactivate names, once it is let in. */
+typedef struct place_call {
+    uint32_t group, serial;               /* from the license id */
+    uint8_t random[LICENSE_RANDOM_LEN];   /* the license id's random part */
+    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* the proven place key's digest */
+    caller who;                           /* the client address and its bucket */
+    const order_record *order;            /* a volume key's order; NULL for other keys */
+} place_call;
+
+/* What Renew and Deactivate check alike before the place is touched: the
+ * license reference, a hold on the caller, the proof of the place key and
+ * whether the key belongs to a volume order. False when refused (the reply
+ * is set). */
+static bool admit(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
+                  const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len, const char *license_id,
+                  const ProtobufCBinaryData *machine_id, const Activation__V1__PlaceProof *proof, place_op op,
+                  place_call *pc) {
+    if (!license_ref(reply, family, d, req, len, license_id, machine_id, &pc->group, &pc->serial, pc->random))
+        return false;
+    caller_identify(w->app, ctx, &pc->who);
+    return !held(w, reply, family, event, &pc->who, pc->group, pc->serial) &&
+           proven(w, ctx, reply, family, event, &pc->who, proof, op, license_id, machine_id->data, pc->group,
+                  pc->serial, pc->holder) &&
+           order_of(w, reply, family, event, pc->group, pc->serial, &pc->order);
+}
+
 void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
     worker *w = rpc_ctx_worker(ctx);
     metric *const *counted = w->app->m.renew_refused;
@@ -162,29 +188,22 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
         count(counted, REFUSED_INVALID_REQUEST);
         return;
     }
-    uint32_t group, serial;
-    uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
-    if (!license_ref(reply, counted, &activation__v1__renew_request__descriptor, req, len, rq->license_id,
-                     &rq->machine_id, &group, &serial, random))
+    place_call pc;
+    if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, &pc))
         goto done;
-    caller who;
-    caller_identify(w->app, ctx, &who);
-    if (held(w, reply, counted, "renew.refused", &who, group, serial) ||
-        !proven(w, ctx, reply, counted, "renew.refused", &who, rq->proof, PLACE_OP_RENEW, rq->license_id,
-                rq->machine_id.data, group, serial, holder))
-        goto done;
-    const order_record *o;
-    if (!order_of(w, reply, counted, "renew.refused", group, serial, &o)) goto done;
-    if (o) {
-        volume_handle_renew(w, ctx, o, rq->license_id, rq->machine_id.data, group, serial, random, holder, &who, reply);
+    uint32_t group = pc.group, serial = pc.serial;
+    if (pc.order) {
+        volume_handle_renew(w, ctx, pc.order, rq->license_id, rq->machine_id.data, group, serial, pc.random, pc.holder,
+                            &pc.who, reply);
         goto done;
     }
 
     /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
     policy_result p;
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random, who.bucket,
-                 &p);
-    rate_hold_note(w->holds, who.bucket, group, &p);
+    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
+                 pc.who.bucket, &p);
+    rate_hold_note(w->holds, pc.who.bucket, group, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, counted, "renew.refused", &p, group, serial);
         goto done;
@@ -231,29 +250,22 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
                         "request: not a valid activation.v1.DeactivateRequest message");
         return;
     }
-    uint32_t group, serial;
-    uint8_t random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
-    if (!license_ref(reply, NULL, &activation__v1__deactivate_request__descriptor, req, len, rq->license_id,
-                     &rq->machine_id, &group, &serial, random))
+    place_call pc;
+    if (!admit(w, ctx, reply, NULL, "deactivate.refused", &activation__v1__deactivate_request__descriptor, req, len,
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc))
         goto done;
-    caller who;
-    caller_identify(w->app, ctx, &who);
-    if (held(w, reply, NULL, "deactivate.refused", &who, group, serial) ||
-        !proven(w, ctx, reply, NULL, "deactivate.refused", &who, rq->proof, PLACE_OP_DEACTIVATE, rq->license_id,
-                rq->machine_id.data, group, serial, holder))
-        goto done;
-    const order_record *o;
-    if (!order_of(w, reply, NULL, "deactivate.refused", group, serial, &o)) goto done;
-    if (o) {
-        volume_handle_deactivate(w, ctx, o, rq->machine_id.data, group, serial, random, holder, &who, reply);
+    uint32_t group = pc.group, serial = pc.serial;
+    if (pc.order) {
+        volume_handle_deactivate(w, ctx, pc.order, rq->machine_id.data, group, serial, pc.random, pc.holder, &pc.who,
+                                 reply);
         goto done;
     }
 
     /* 2. One round trip: rate limit, then free the place if it and its key match. */
     policy_result p;
-    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, holder, random,
-                      who.bucket, &p);
-    rate_hold_note(w->holds, who.bucket, group, &p);
+    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
+                      pc.who.bucket, &p);
+    rate_hold_note(w->holds, pc.who.bucket, group, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
         goto done;
