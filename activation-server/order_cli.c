@@ -37,6 +37,7 @@
 #include "order_store.h"
 #include "usage_file.h"
 #include "usage_report.h"
+#include "file_atomic.h"
 #include "hex.h"
 #include "volume_policy.h"
 
@@ -321,26 +322,10 @@ static const config_option export_opts[] = {
 };
 static const char *const export_shown[] = {"redis-url", "redis-password-file", "redis-timeout-ms", "signing-key", NULL};
 
-/* Writes `text` to `path` through a temporary file renamed over it. */
+/* Writes `text` to `path` atomically (file_atomic.h), replacing it. */
 static int write_atomically(order_ctx *c, const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return fail(c, EXIT_FAILED, "--out %s: cannot create a file beside it: %s", path, strerror(errno));
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    bool ok = done == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
-    int e = errno;
-    close(fd);
-    if (ok && rename(tmp, path) == 0) return EXIT_OK;
-    e = ok ? errno : e;
-    unlink(tmp);
-    return fail(c, EXIT_FAILED, "writing %s: %s", path, strerror(e));
+    if (pa_file_write_atomic(path, text, strlen(text), 0644, true) == 0) return EXIT_OK;
+    return fail(c, EXIT_FAILED, "writing %s: %s", path, strerror(errno));
 }
 
 static int cmd_usage_export(order_ctx *c) {

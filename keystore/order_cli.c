@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file_atomic.h"
 #include "keycodec.h"
 #include "keystore_cli.h"
 #include "order_armour.h"
@@ -309,27 +310,12 @@ static int parse_delegation(const config *c, order_draft *d, bool *on_prem) {
     return read_keys(d, keys);
 }
 
-/* Writes `text` to `out` atomically (temp file, fsync, link), mode 0644. */
+/* Writes `text` to `out` atomically (file_atomic.h), mode 0644, never over
+ * an existing file. */
 static int write_order_file(const char *out, const char *text) {
-    char tmp[4200];
-    struct stat sb;
-    if (stat(out, &sb) == 0) return die("--out %s exists; refusing to overwrite it", out);
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", out);
-    int fd = mkstemp(tmp);
-    if (fd < 0) return die("--out %s: cannot create a temporary file beside it: %s", out, strerror(errno));
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    int rc = done == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0 ? 0 : -1;
-    int err = errno;
-    close(fd);
-    if (rc == 0 && link(tmp, out) != 0) rc = -1, err = errno;
-    unlink(tmp);
-    return rc ? die("writing %s: %s", out, strerror(err)) : EXIT_OK;
+    if (pa_file_write_atomic(out, text, strlen(text), 0644, false) == 0) return EXIT_OK;
+    if (errno == EEXIST) return die("--out %s exists; refusing to overwrite it", out);
+    return die("writing %s: %s", out, strerror(errno));
 }
 
 static int sign_and_write(const config *c, order_draft *d, bool on_prem) {
