@@ -8,11 +8,14 @@ PACKAGES=(
   gcc clang cmake make pkg-config libclang-rt-14-dev clang-format git binutils
   # libraries
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libhiredis-dev
-  libcmocka-dev libmicrohttpd-dev libc-ares-dev libjansson-dev
+  libcmocka-dev libmicrohttpd-dev libc-ares-dev libjansson-dev libargon2-dev libxlsxwriter-dev
+  libcurl4-openssl-dev
   # servers and tools the system and its tests run for real
   redis-server openssl dnsmasq-base procps iproute2
   # interop clients that are not ours (Python and Node.js)
   python3 python3-grpcio python3-protobuf protobuf-compiler nodejs npm
+  # the console's browser test and the XLSX read-back
+  chromium python3-openpyxl
 )
 
 missing=()

@@ -107,7 +107,7 @@ mv "$RUN/installer-tls/audit-server.pem" "$RUN/installer-tls/activation-server.p
 mv "$RUN/installer-tls/audit-server.key" "$RUN/installer-tls/activation-server.key"
 rm -f "$RUN/installer-tls/activation-client.pem" "$RUN/installer-tls/activation-client.key"
 ACT_CA=$RUN/installer-tls/ca.pem
-for u in keystore activation audit; do openssl rand -hex 24 >"$RUN/$u.pw"; done
+for u in keystore activation audit admin; do openssl rand -hex 24 >"$RUN/$u.pw"; done
 
 # --- the two stores ---------------------------------------------------------
 start_redis() {  # name, port, acl template, appendfsync
@@ -116,7 +116,8 @@ start_redis() {  # name, port, acl template, appendfsync
   grep -v '^#' "docker/redis/$3" \
     | sed -e "s/@KEYSTORE_PASSWORD@/$(cat "$RUN/keystore.pw")/" \
           -e "s/@ACTIVATION_PASSWORD@/$(cat "$RUN/activation.pw")/" \
-          -e "s/@AUDIT_PASSWORD@/$(cat "$RUN/audit.pw")/" >"$dir/users.acl"
+          -e "s/@AUDIT_PASSWORD@/$(cat "$RUN/audit.pw")/" \
+          -e "s/@ADMIN_PASSWORD@/$(cat "$RUN/admin.pw")/" >"$dir/users.acl"
   sed -e "s|@PORT@|$2|" -e "s|@DIR@|$dir|" -e "s|@ACLFILE@|$dir/users.acl|" \
       -e "s|@LOGFILE@|$dir/redis.log|" -e "s|@APPENDFSYNC@|$4|" docker/redis/redis.conf.in >"$dir/redis.conf"
   start_bg redis-server "$dir/redis.conf"

@@ -25,9 +25,10 @@
 #define FIXTURE_PW_KEYSTORE "test-keystore-pw"
 #define FIXTURE_PW_ACTIVATION "test-activation-pw"
 #define FIXTURE_PW_AUDIT "test-audit-pw"
+#define FIXTURE_PW_ADMIN "test-admin-pw"
 
 typedef enum fixture_store {
-    FIXTURE_STORE_ACTIVATION,   /* Redis A: users keystore, activation */
+    FIXTURE_STORE_ACTIVATION,   /* Redis A: users keystore, activation, admin */
     FIXTURE_STORE_AUDIT,        /* Redis B: users keystore, audit */
 } fixture_store;
 
