@@ -66,3 +66,6 @@ int pa_rkey_order_designated(char *buf, size_t n, const char *serial) {
 int pa_rkey_order_usage(char *buf, size_t n, const char *serial) {
     return key(buf, n, PA_RKEY_ORDER_USAGE_FMT, serial);
 }
+
+int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_GROUP_MLOG_FMT, (unsigned)id); }
+int pa_rkey_order_mlog(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_MLOG_FMT, serial); }
