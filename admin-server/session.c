@@ -40,6 +40,7 @@ const char session_bucket_lua[] =
     "  local v = redis.call('HMGET', k, 'tokens', 'ts')\n"
     "  local tokens, ts = tonumber(v[1]), tonumber(v[2])\n"
     "  if not tokens then return cap, now end\n"
+    "  tokens = math.min(cap, tokens) -- the size may have been lowered since\n"
     "  local gained = math.floor((now - ts) / refill)\n"
     "  if gained > 0 then tokens = math.min(cap, tokens + gained); ts = ts + gained * refill end\n"
     "  if tokens >= cap then ts = now end\n"

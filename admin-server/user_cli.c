@@ -4,7 +4,8 @@
  *
  * A password comes from --password-file (its first line) or, without it,
  * one line of standard input (not echoed on a terminal); it never appears
- * on the command line, where other users could read it. */
+ * on the command line, where other users could read it. Changes are
+ * written to the admin trail as user "(cli)" from address "local". */
 #include "user_cli.h"
 
 #include <openssl/crypto.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin_app.h"
+#include "trail.h"
 #include "user_store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -71,7 +73,11 @@ static int read_password(const config *c, char *buf, size_t n) {
 
 static int exit_of(user_result r) { return r == USER_OK ? EXIT_OK : r == USER_BAD ? EXIT_USAGE : EXIT_FAILED; }
 
-static int report(user_result r, const char *err, const char *done) {
+/* Trails the change (as user "(cli)" from "local"), prints its outcome and
+ * returns the exit code. */
+static int report(rstore *store, const char *action, const char *name, user_result r, const char *err,
+                  const char *done) {
+    if (r != USER_BAD) (void)trail_append(store, "(cli)", action, name, "local", r == USER_OK ? "ok" : err);
     if (r == USER_OK) printf("%s\n", done);
     else fprintf(stderr, "admin-server user: error: %s\n", err);
     return exit_of(r);
@@ -82,7 +88,10 @@ static int cmd_list(rstore *r) {
     size_t n;
     char err[160];
     user_result res = user_list(r, &list, &n, err, sizeof err);
-    if (res != USER_OK) return report(res, err, "");
+    if (res != USER_OK) {
+        fprintf(stderr, "admin-server user: error: %s\n", err);
+        return EXIT_FAILED;
+    }
     for (size_t i = 0; i < n; i++) {
         char when[32];
         time_t t = (time_t)list[i].created_at;
@@ -105,14 +114,14 @@ static int run(const char *cmd, char *const *args, size_t n, const config *c, co
         const char *role = config_get(c, "role");
         if (!role) fprintf(stderr, "admin-server user: error: --role is required (viewer, operator or admin)\n");
         else if (read_password(c, pw, sizeof pw) == 0)
-            code = report(user_add(r, app, name, role, pw, err, sizeof err), err, done);
+            code = report(r, "user.add", name, user_add(r, app, name, role, pw, err, sizeof err), err, done);
     } else if (strcmp(cmd, "passwd") == 0 && n == 1) {
         if (read_password(c, pw, sizeof pw) == 0)
-            code = report(user_set_password(r, app, name, pw, err, sizeof err), err, done);
+            code = report(r, "user.passwd", name, user_set_password(r, app, name, pw, err, sizeof err), err, done);
     } else if (strcmp(cmd, "role") == 0 && n == 2) {
-        code = report(user_set_role(r, name, args[1], err, sizeof err), err, done);
+        code = report(r, "user.role", name, user_set_role(r, name, args[1], err, sizeof err), err, done);
     } else if (strcmp(cmd, "remove") == 0 && n == 1) {
-        code = report(user_remove(r, name, err, sizeof err), err, done);
+        code = report(r, "user.remove", name, user_remove(r, name, err, sizeof err), err, done);
     } else {
         fprintf(stderr, "admin-server user %s: error: wrong arguments (see --help)\n", cmd);
     }

@@ -169,6 +169,8 @@ int admin_request(admin_env *e, const char *method, const char *path, const char
     curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    /* Always named, so a connection from another source is never reused. */
+    curl_easy_setopt(c, CURLOPT_INTERFACE, e->source_addr[0] ? e->source_addr : "127.0.0.1");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, take);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, take);

@@ -46,6 +46,7 @@ typedef struct admin_env {
     bool insecure;          /* started with --insecure-http: the client speaks plain HTTP */
     CURL *curl;             /* the client; holds the cookie jar across calls */
     char csrf[64];          /* the session's CSRF token, sent with every change */
+    char source_addr[64];   /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
     long status;            /* the last reply's status (0: no reply) */
     char *body;             /* the last reply's body, NUL-terminated (malloc'd) */
     size_t body_len;        /* its length */
