@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64url.h"
 #include "redis_keys.h"
 
 extern const char ordered_index_lua[]; /* ordered_index.lua, embedded at build time */
@@ -180,52 +181,12 @@ int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, ma
     return found;
 }
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int md_b64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen) {
-    size_t need = (n * 8 + 5) / 6;
-    if (need + 1 > outlen) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = acc << 8 | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = b64url[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0) out[o++] = b64url[(acc << (6 - bits)) & 63];
-    out[o] = 0;
-    return (int)o;
-}
-
-int md_b64url_decode(const char *in, uint8_t *out, size_t outlen) {
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (const char *c = in; *c; c++) {
-        const char *at = memchr(b64url, *c, 64);
-        if (!at) return -1;
-        acc = acc << 6 | (uint32_t)(at - b64url);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outlen) return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    if (bits >= 6 || (acc & ((1u << bits) - 1)) != 0) return -1; /* not what encode writes */
-    return (int)o;
-}
-
 void machine_id_text(const uint8_t id[MACHINE_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]) {
-    md_b64url_encode(id, MACHINE_ID_LEN, out, MACHINE_ID_TEXT_LEN + 1);
+    b64url_encode(id, MACHINE_ID_LEN, out);
 }
 
 bool machine_id_parse(const char *text, uint8_t id[MACHINE_ID_LEN]) {
-    return strlen(text) == MACHINE_ID_TEXT_LEN && md_b64url_decode(text, id, MACHINE_ID_LEN) == MACHINE_ID_LEN;
+    return strlen(text) == MACHINE_ID_TEXT_LEN && b64url_decode(text, id, MACHINE_ID_LEN) == MACHINE_ID_LEN;
 }
 
 static const char *const status_names[] = {"active", "pending", "expired", "deactivated", "awaiting_approval"};

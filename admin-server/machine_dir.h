@@ -55,10 +55,4 @@ int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, ma
 void machine_id_text(const uint8_t id[MACHINE_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]);
 bool machine_id_parse(const char *text, uint8_t id[MACHINE_ID_LEN]);
 
-/* base64url of any bytes (for cursors): writes at most outlen-1 chars plus
- * NUL; returns the length or -1 if it does not fit. Decode returns the
- * byte count or -1 on bad input. */
-int md_b64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
-int md_b64url_decode(const char *in, uint8_t *out, size_t outlen);
-
 #endif
