@@ -34,7 +34,7 @@ static const char LEASE_LUA[] =
     "if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end\n"
     "return 0\n";
 
-struct events {
+struct events_task {
     events_config cfg;               /* defaults applied */
     rstore *redis;                   /* the task's own connection */
     int lease_script;                /* LEASE_LUA's index */
@@ -284,7 +284,7 @@ int events_detect(rstore *r, const events_config *cfg, int64_t now) {
     return rc == 0 ? fired : -1;
 }
 
-static bool hold_lease(events *e) {
+static bool hold_lease(events_task *e) {
     char ms[24];
     snprintf(ms, sizeof ms, "%d", 3 * e->cfg.interval_ms + 1000);
     const char *argv[] = {PA_RKEY_ADMIN_EVENT_LEASE, e->holder, ms};
@@ -295,14 +295,14 @@ static bool hold_lease(events *e) {
 }
 
 static void loop(task *t, void *arg) {
-    events *e = arg;
+    events_task *e = arg;
     do {
         if (hold_lease(e)) events_detect(e->redis, &e->cfg, (int64_t)time(NULL));
     } while (task_sleep(t, e->cfg.interval_ms));
 }
 
-events *events_start(const events_config *cfg, char *err, size_t errlen) {
-    events *e = calloc(1, sizeof *e);
+events_task *events_start(const events_config *cfg, char *err, size_t errlen) {
+    events_task *e = calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -325,7 +325,7 @@ events *events_start(const events_config *cfg, char *err, size_t errlen) {
     return e;
 }
 
-void events_stop(events *e) {
+void events_stop(events_task *e) {
     if (!e) return;
     task_stop(e->task);
     rstore_free(e->redis);

@@ -36,11 +36,11 @@ typedef struct events_config {
     int64_t expiry_warning_s; /* the same in seconds; set instead of days by tests */
 } events_config;
 
-typedef struct events events;
+typedef struct events_task events_task;
 
 /* Starts the detection task. NULL with a message in err. */
-events *events_start(const events_config *cfg, char *err, size_t errlen);
-void events_stop(events *e);
+events_task *events_start(const events_config *cfg, char *err, size_t errlen);
+void events_stop(events_task *e);
 
 /* One detection round on `r` at unix time `now`, without the lease (the
  * task calls it while holding the lease; tests call it directly). Returns
