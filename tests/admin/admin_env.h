@@ -35,24 +35,25 @@
 #include "fixture.h"
 
 typedef struct admin_env {
-    redis_fixture redis;    /* Redis A: users keystore, activation, admin */
-    char dir[256];          /* temp dir: certs/, the Redis password file, logs, console/ */
-    char certs[300];        /* make-certs.sh output (ca.pem, audit-server.pem/.key) */
-    char redis_url[128];    /* redis://admin@127.0.0.1:PORT */
-    char redis_pw[320];     /* file with the admin user's Redis password */
-    char log_path[320];     /* admin-server's stderr (JSON lines) */
-    pid_t server;           /* admin-server, -1 when not running */
-    int port;               /* its HTTP(S) port on 127.0.0.1 */
-    bool insecure;          /* started with --insecure-http: the client speaks plain HTTP */
-    CURL *curl;             /* the client; holds the cookie jar across calls */
-    char csrf[64];          /* the session's CSRF token, sent with every change */
-    char source_addr[64];   /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
-    long status;            /* the last reply's status (0: no reply) */
-    char *body;             /* the last reply's body, NUL-terminated (malloc'd) */
-    size_t body_len;        /* its length */
-    char *headers;          /* the last reply's header lines (malloc'd) */
-    size_t headers_len;     /* their length */
-    char header_value[512]; /* admin_header's answer */
+    redis_fixture redis;      /* Redis A: users keystore, activation, admin */
+    char dir[256];            /* temp dir: certs/, the Redis password file, logs, console/ */
+    char certs[300];          /* make-certs.sh output (ca.pem, audit-server.pem/.key) */
+    char redis_url[128];      /* redis://admin@127.0.0.1:PORT */
+    char redis_pw[320];       /* file with the admin user's Redis password */
+    char log_path[320];       /* admin-server's stderr (JSON lines) */
+    pid_t server;             /* admin-server, -1 when not running */
+    int port;                 /* its HTTP(S) port on 127.0.0.1 */
+    bool insecure;            /* started with --insecure-http: the client speaks plain HTTP */
+    CURL *curl;               /* the client; holds the cookie jar across calls */
+    char csrf[64];            /* the session's CSRF token, sent with every change */
+    char source_addr[64];     /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
+    const char *extra_header; /* one more request header ("Name: value") for every request; NULL: none */
+    long status;              /* the last reply's status (0: no reply) */
+    char *body;               /* the last reply's body, NUL-terminated (malloc'd) */
+    size_t body_len;          /* its length */
+    char *headers;            /* the last reply's header lines (malloc'd) */
+    size_t headers_len;       /* their length */
+    char header_value[512];   /* admin_header's answer */
 } admin_env;
 
 /* Redis A, certificates, and admin-server with `server_flags`
