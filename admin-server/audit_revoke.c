@@ -86,7 +86,7 @@ int audit_revoker_revoke(audit_revoker *a, uint32_t group, uint32_t serial, cons
     return rc;
 }
 
-int audit_revoker_list(audit_revoker *a, uint64_t after, uint32_t max, audit_revocation *out, size_t *n, uint64_t *last,
+int audit_revoker_list(audit_revoker *a, uint64_t after, uint32_t max, audit_log_entry *out, size_t *n, uint64_t *last,
                        char *err, size_t errlen) {
     Audit__V1__ListRevocationsRequest req = AUDIT__V1__LIST_REVOCATIONS_REQUEST__INIT;
     req.after_sequence = after;
@@ -102,7 +102,7 @@ int audit_revoker_list(audit_revoker *a, uint64_t after, uint32_t max, audit_rev
         if (!r) rc = err_set(err, errlen, "the audit server's answer does not parse");
         for (size_t i = 0; r && i < r->n_revocations && *n < max; i++) {
             const Audit__V1__Revocation *v = r->revocations[i];
-            out[*n] = (audit_revocation){
+            out[*n] = (audit_log_entry){
                 .sequence = v->sequence, .group = v->group, .serial = v->serial, .revoked_at = v->revoked_at};
             snprintf(out[*n].reason, sizeof out[*n].reason, "%s", v->reason ? v->reason : "");
             (*n)++;

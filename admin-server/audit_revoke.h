@@ -29,17 +29,17 @@ int audit_revoker_revoke(audit_revoker *a, uint32_t group, uint32_t serial, cons
                          uint64_t *sequence, bool *newly, bool *denied, char *err, size_t errlen);
 
 /* One revocation of the log. */
-typedef struct audit_revocation {
+typedef struct audit_log_entry {
     uint64_t sequence;  /* its place in the log */
     uint32_t group;     /* the key's group */
     uint32_t serial;    /* the key's serial */
     char reason[129];   /* why */
     int64_t revoked_at; /* unix seconds */
-} audit_revocation;
+} audit_log_entry;
 
 /* Up to `max` entries after `after`, oldest first, into out (*n); *last is
  * the log's highest sequence. 0, or -1 with err. */
-int audit_revoker_list(audit_revoker *a, uint64_t after, uint32_t max, audit_revocation *out, size_t *n, uint64_t *last,
+int audit_revoker_list(audit_revoker *a, uint64_t after, uint32_t max, audit_log_entry *out, size_t *n, uint64_t *last,
                        char *err, size_t errlen);
 
 #endif

@@ -158,7 +158,7 @@ static int list_local(rstore *r, const char *after, size_t limit, json_t *items,
  * (0: from the newest). */
 static int list_audit(audit_revoker *a, const char *after, size_t limit, json_t *items, char *next, size_t nextlen,
                       char *err, size_t errlen) {
-    audit_revocation one, *page = NULL;
+    audit_log_entry one, *page = NULL;
     size_t n = 0;
     uint64_t last = 0, below = after[0] ? strtoull(after, NULL, 10) : 0;
     if (audit_revoker_list(a, 0, 1, &one, &n, &last, err, errlen) != 0) return -1;
