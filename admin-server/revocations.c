@@ -135,7 +135,8 @@ static int list_local(rstore *r, const char *after, size_t limit, json_t *items,
                       size_t errlen) {
     char from[API_CURSOR_MAX + 1] = "+";
     if (after[0]) snprintf(from, sizeof from, "(%s", after);
-    redisReply *rep = rstore_command(r, "XREVRANGE %s %s - COUNT %zu", PA_RKEY_ADMIN_REVOCATIONS, from, limit + 1);
+    redisReply *rep =
+        rstore_command(r, "XREVRANGE %s %s - COUNT %u", PA_RKEY_ADMIN_REVOCATIONS, from, (unsigned)(limit + 1));
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         int rc = err_set(err, errlen, "%s: %s", PA_RKEY_ADMIN_REVOCATIONS,
                          rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rstore_error(r));
