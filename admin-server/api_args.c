@@ -1,10 +1,10 @@
 /* api_args.c -- serials, paging and cursors (api_args.h). */
 #include "api_args.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64url.h"
 #include "log.h"
 #include "order_file.h"
 
@@ -20,25 +20,10 @@ bool api_serial(const http_request *rq, const char *what, const char *s) {
     return ok;
 }
 
-/* base64url without padding -> text; false when it is not that. */
+/* The cursor's text; false when it is not base64url of text. */
 static bool cursor_decode(const char *in, char out[API_CURSOR_MAX]) {
-    size_t n = strlen(in);
-    char std[4 * API_CURSOR_MAX / 3 + 8];
-    if (n == 0 || n % 4 == 1 || n + 3 >= sizeof std) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        if (c == '+' || c == '/' || c == '=') return false;
-        std[i] = c == '-' ? '+' : c == '_' ? '/' : c;
-    }
-    size_t pad = (4 - n % 4) % 4;
-    memset(std + n, '=', pad);
-    std[n + pad] = '\0';
-    unsigned char raw[sizeof std];
-    int len = EVP_DecodeBlock(raw, (const unsigned char *)std, (int)(n + pad));
-    if (len < 0) return false;
-    len -= (int)pad;
-    if (len <= 0 || len >= API_CURSOR_MAX || memchr(raw, '\0', (size_t)len)) return false;
-    memcpy(out, raw, (size_t)len);
+    long len = *in ? b64url_decode(in, (uint8_t *)out, API_CURSOR_MAX - 1) : -1;
+    if (len <= 0 || memchr(out, '\0', (size_t)len)) return false;
     out[len] = '\0';
     return true;
 }
@@ -65,12 +50,9 @@ bool api_page(const http_request *rq, size_t *limit, char after[API_CURSOR_MAX])
 
 json_t *api_cursor(const char *after) {
     size_t n = strlen(after);
-    char out[4 * API_CURSOR_MAX / 3 + 8];
+    char out[B64URL_LEN(API_CURSOR_MAX)];
     if (n >= API_CURSOR_MAX) return NULL;
-    int len = EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)after, (int)n);
-    while (len > 0 && out[len - 1] == '=') len--;
-    out[len] = '\0';
-    for (int i = 0; i < len; i++) out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    b64url_encode(after, n, out);
     return json_string(out);
 }
 
