@@ -4,7 +4,10 @@
  * create`: import (new, the same again, every kind of refusal, nothing
  * written when refused), list and search with paging, one order's seats,
  * retire, organisations (names unique, 1..80 characters, no control
- * characters) and moving orders between them. Each change is trailed. */
+ * characters) and moving orders between them. Each change is trailed.
+ * Over HTTP, with the real admin-server: a viewer gets 403 for every
+ * change of these routes, an operator imports the file's bytes
+ * (application/octet-stream), and a body over --max-body-bytes gets 413. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "act_env.h"
+#include "admin_env.h"
 #include "api_stub.h"
 #include "order_env.h"
 #include "order_keyring.h"
@@ -369,12 +373,86 @@ static void test_organisations(void **state) {
     api_result_clear(&a);
 }
 
+/* A change route a viewer may not call. */
+typedef struct change_route {
+    const char *method, *path, *body;
+} change_route;
+
+static const change_route CHANGES[] = {
+    {"POST", "/api/v1/orders", "x"},
+    {"POST", "/api/v1/orders/46000001/retire", NULL},
+    {"PUT", "/api/v1/orders/46000001/organisation", "{\"organisation\": null}"},
+    {"POST", "/api/v1/organisations", "{\"name\": \"V\"}"},
+    {"PATCH", "/api/v1/organisations/1", "{\"name\": \"V\"}"},
+    {"POST", "/api/v1/machines/46000001-00112233445566778899aabbccddeeff/approve", NULL},
+    {"POST", "/api/v1/machines/46000001-00112233445566778899aabbccddeeff/deny", NULL},
+    {"POST", "/api/v1/machines/46000001-00112233445566778899aabbccddeeff/deactivate", NULL},
+    {"POST", "/api/v1/orders/46000001/designated", "{\"mac\": \"02:00:00:00:00:01\"}"},
+    {"DELETE", "/api/v1/orders/46000001/designated", "{\"mac\": \"02:00:00:00:00:01\"}"},
+    {"POST", "/api/v1/revocations", "{\"group\": 1, \"serial\": 1, \"reason\": \"x\"}"},
+};
+
+/* Through the real server: roles, the octet-stream import, the body limit. */
+static void test_over_http(void **state) {
+    admin_env ae;
+    const char *flags[] = {"--order-public-key", oe.vendor_pub, NULL};
+    assert_int_equal(admin_env_start(&ae, flags), 0);
+    assert_int_equal(admin_env_add_user(&ae, "watcher", "viewer", "a long viewer password"), 0);
+    assert_int_equal(admin_env_add_user(&ae, "ops", "operator", "a long operator password"), 0);
+    assert_int_equal(admin_login(&ae, "watcher", "a long viewer password"), 200);
+    int status;
+    for (size_t i = 0; i < sizeof CHANGES / sizeof *CHANGES; i++) {
+        json_t *j = admin_call(&ae, CHANGES[i].method, CHANGES[i].path, CHANGES[i].body, &status);
+        if (status != 403) fprintf(stderr, "%s %s: %d\n", CHANGES[i].method, CHANGES[i].path, status);
+        assert_int_equal(status, 403);
+        assert_string_equal(admin_error_code(j), "forbidden");
+        json_decref(j);
+    }
+    json_t *j = admin_call(&ae, "GET", "/api/v1/orders", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), 0);
+    json_decref(j);
+    j = admin_call(&ae, "GET", "/api/v1/approvals", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(j);
+    j = admin_call(&ae, "GET", "/api/v1/revocations", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(j);
+
+    assert_int_equal(admin_login(&ae, "ops", "a long operator password"), 200);
+    size_t len;
+    char *t = order_file(NULL, "h.license", "46000001", "1", "Over HTTP", "7601", "3", "0", &len);
+    assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/octet-stream", t, len), 201);
+    assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/octet-stream", "not an order", 12), 400);
+    size_t huge = (1u << 20) + 1;
+    char *big = malloc(huge);
+    memset(big, 'A', huge);
+    assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/octet-stream", big, huge), 413);
+    free(big);
+    j = admin_call(&ae, "GET", "/api/v1/orders/46000001", NULL, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "customer")), "Over HTTP");
+    json_decref(j);
+    j = admin_call(&ae, "GET", "/api/v1/orders?q=over", NULL, &status);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), 1);
+    json_decref(j);
+    j = admin_call(&ae, "POST", "/api/v1/orders/46000001/retire", NULL, &status);
+    assert_int_equal(status, 200);
+    json_decref(j);
+    /* One order in the store: the refused uploads wrote nothing. */
+    redisContext *rc = admin_env_redis(&ae);
+    redisReply *r = redisCommand(rc, "SCARD %s", PA_RKEY_ORDERS);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(rc);
+    free(t);
+    admin_env_stop(&ae);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_import),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_get_and_retire),
-        cmocka_unit_test(test_organisations),
+        cmocka_unit_test(test_import),        cmocka_unit_test(test_list),      cmocka_unit_test(test_get_and_retire),
+        cmocka_unit_test(test_organisations), cmocka_unit_test(test_over_http),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
