@@ -4,6 +4,7 @@
  * OpenAPI document (openapi.c) is made from this table. */
 #include "http_api.h"
 #include "machines_control.h"
+#include "machines_api.h"
 #include "openapi.h"
 #include "orders_api.h"
 #include "organisations.h"
@@ -25,6 +26,13 @@ const http_route admin_routes[] = {
     {"POST", "/api/v1/users", ROLE_ADMIN, users_create, "Create an account: {name, role, password}"},
     {"PATCH", "/api/v1/users/{name}", ROLE_ADMIN, users_update, "Change an account's role and/or password"},
     {"DELETE", "/api/v1/users/{name}", ROLE_ADMIN, users_remove, "Remove an account"},
+
+    /* machines (the first matching pattern wins: /api/v1/machines/export and
+     * other fixed names go above /api/v1/machines/{id}) */
+    {"GET", "/api/v1/machines", ROLE_VIEWER, machines_search,
+     "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
+     "status, from, to (last contact), limit, cursor"},
+    {"GET", "/api/v1/machines/{id}", ROLE_VIEWER, machines_get, "One machine and its recent history"},
 
     /* orders and organisations (orders_api.h, organisations.h) */
     {"GET", "/api/v1/orders", ROLE_VIEWER, orders_list, "Orders; q: customer or serial prefix, organisation: its id"},
