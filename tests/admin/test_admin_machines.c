@@ -4,7 +4,9 @@
  * that asked to be deactivated; deny is reported at its next Renew;
  * approve frees the seat and Renew answers DEACTIVATED; a forced
  * deactivation; designation lets a waiting device activate; every refusal
- * (no order, no machine, nothing asked, malformed names) is a clear 4xx. */
+ * (no order, no machine, nothing asked, malformed names) is a clear 4xx.
+ * A machine is also named by the machine directory's id, once the
+ * directory has taken in the order's machine log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,9 @@
 
 #include "act_env.h"
 #include "api_stub.h"
+#include "machine_ingest.h"
+#include "machine_ref.h"
+#include "machine_rows.h"
 #include "machines_control.h"
 #include "order_env.h"
 #include "volume_calls.h"
@@ -23,7 +28,7 @@ static act_env env;
 static order_env oe;
 static rstore *admin;
 
-enum { G_APPROVE = 7501, G_DESIG = 7502 };
+enum { G_APPROVE = 7501, G_DESIG = 7502, G_DIR = 7503 };
 
 static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
 
@@ -31,7 +36,8 @@ static int setup(void **state) {
     char url[256], err[256];
     if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0) return -1;
     volume_calls_init(&env, &oe);
-    if (env_create_group(&env, G_APPROVE, tune_volume) != 0 || env_create_group(&env, G_DESIG, tune_volume) != 0)
+    if (env_create_group(&env, G_APPROVE, tune_volume) != 0 || env_create_group(&env, G_DESIG, tune_volume) != 0 ||
+        env_create_group(&env, G_DIR, tune_volume) != 0)
         return -1;
     redis_fixture_url(&env.a, "admin", url, sizeof url);
     rstore_config rc = {url, NULL, 1000, 5000};
@@ -198,10 +204,54 @@ static void test_designation(void **state) {
     grant_free(&p), grant_free(&g), grant_free(&m), grant_free(&other);
 }
 
+/* The directory's id names the machine (its order from the directory, its
+ * digest from the order's table). */
+static void test_directory_id(void **state) {
+    const char *o = "45000003";
+    order(o, G_DIR, "permanent", "5", NULL);
+    char key[PK_TEXT_LEN + 1], hex[33], reason[64];
+    assert_int_equal(env_make_key(&env, G_DIR, 1, false, 0, key), 0);
+    grant g = activate(key, 5);
+    assert_non_null(g.lic);
+    digest_hex(5, hex);
+    machine_ingest *in = machine_ingest_new(admin, 5000);
+    assert_non_null(in);
+    assert_true(machine_ingest_drain(in, 1000) >= 1);
+    machine_ingest_free(in);
+    machine_filters f = {.order = o, .status = MACHINE_STATUS_ANY};
+    char err[256], id[MACHINE_ID_TEXT_LEN + 1];
+    machine_rows *rows = machine_rows_open(admin, &f, err, sizeof err);
+    assert_non_null(rows);
+    const machine_row *row;
+    assert_int_equal(machine_rows_next(rows, &row), 1);
+    snprintf(id, sizeof id, "%s", row->id);
+    machine_rows_close(rows);
+
+    machines_control_setup(NULL); /* not accepted without a directory */
+    api_result r = api_call(machines_deactivate, admin, "POST", (const char *[]){id, NULL}, NULL, NULL, 0);
+    assert_int_equal(r.status, 400);
+    api_result_clear(&r);
+    machines_control_setup(machine_ref_order);
+    r = api_call(machines_deactivate, admin, "POST", (const char *[]){"AAAAAAAAAAAAAAAA", NULL}, NULL, NULL, 0);
+    assert_int_equal(r.status, 404);
+    api_result_clear(&r);
+    r = api_call(machines_deactivate, admin, "POST", (const char *[]){id, NULL}, NULL, NULL, 0);
+    if (r.status != 200) fprintf(stderr, "deactivate %s: %d %s\n", id, r.status, api_error(&r));
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.body, "machine")), hex);
+    assert_string_equal(json_string_value(json_object_get(r.body, "order")), o);
+    api_result_clear(&r);
+    assert_int_equal(renew_status(g.license_id, 5, 5, reason, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(reason, "DEACTIVATED");
+    machines_control_setup(NULL);
+    grant_free(&g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_designation),
+        cmocka_unit_test(test_directory_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
