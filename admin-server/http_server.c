@@ -134,7 +134,7 @@ void http_reply_json(const http_request *rq, int status, json_t *body) {
     if (text) reply_text(rq->conn, (unsigned)status, "application/json", text);
 }
 
-static void vreply_error(conn *c, int status, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void vreply_error(conn *c, int status, const char *fmt, va_list ap) {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message", msg);
