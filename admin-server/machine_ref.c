@@ -8,7 +8,7 @@
 #include "machine_dir.h"
 
 int machine_ref_order(rstore *r, const char *text, char *serial, size_t cap, char *err, size_t errlen) {
-    uint8_t id[MACHINE_ID_LEN];
+    uint8_t id[MD_ID_LEN];
     machine_record rec;
     if (!machine_id_parse(text, id)) return 0;
     int found = machine_dir_get(r, id, (int64_t)time(NULL), &rec);
