@@ -59,6 +59,7 @@ static void test_openapi_and_headers(void **state) {
     assert_non_null(strstr(csp, "frame-ancestors 'none'"));
     assert_string_equal(admin_header(&env, "X-Content-Type-Options"), "nosniff");
     assert_string_equal(admin_header(&env, "Referrer-Policy"), "no-referrer");
+    assert_non_null(admin_header(&env, "Strict-Transport-Security"));
     assert_non_null(strstr(admin_header(&env, "Content-Type"), "application/json"));
 }
 
