@@ -130,20 +130,6 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
     freeReplyObject(reply);
 }
 
-size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
-    size_t len = 0;
-    out[0] = 0;
-    for (size_t i = 0; i < n_macs; i++) {
-        int w = snprintf(out + len, n - len, "%s%s", i ? "," : "", macs[i] ? macs[i] : "");
-        if (w < 0 || (size_t)w >= n - len) {
-            out[len] = 0; /* cut at the last whole address */
-            break;
-        }
-        len += (size_t)w;
-    }
-    return len;
-}
-
 #define MLOG_MACS_MAX 160 /* 8 addresses of 17 characters and their commas */
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
@@ -159,7 +145,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
     pa_rkey_group_mlog(mlog, sizeof mlog, g->rec.id);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
-    policy_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
+    script_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
     script_args a = {.n = 0};
     script_args_add_str(&a, g->key_revoked);
     script_args_add_str(&a, record);
