@@ -21,10 +21,13 @@ extern const char *const machine_filter_params[];
  * request. False after answering 400 naming the bad parameter. */
 bool machine_filters_from_query(const http_request *rq, machine_filters *f);
 
+/* A row as the API shows it (docs/admin.md): macs as an array. */
+json_t *machine_row_json(const machine_row *row);
+
 /* GET /api/v1/machines: {"items": [row...], "next_cursor": "..."}. */
 void machines_search(const http_request *rq);
 
-/* GET /api/v1/machines/{id}: the row plus "history": [{"op","t","ip"}...]. */
+/* GET /api/v1/machines/{id}: the row plus "history": [{"op","t"}...], newest first. */
 void machines_get(const http_request *rq);
 
 #endif

@@ -77,3 +77,6 @@ int pa_rkey_admin_rl_user(char *buf, size_t n, const char *name) {
 int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address) {
     return key(buf, n, PA_RKEY_ADMIN_RL_ADDR_FMT, address);
 }
+
+int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_GROUP_MLOG_FMT, (unsigned)id); }
+int pa_rkey_order_mlog(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_MLOG_FMT, serial); }
