@@ -134,7 +134,7 @@ void http_reply_json(const http_request *rq, int status, json_t *body) {
     if (text) reply_text(rq->conn, (unsigned)status, "application/json", text);
 }
 
-static void vreply_error(conn *c, int status, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void vreply_error(conn *c, int status, const char *fmt, va_list ap) {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message", msg);
@@ -351,21 +351,28 @@ static int match_route(const char *pattern, const char *path, char *segs, const 
 }
 
 /* The route of (method, path), its params set in c->rq; NULL when none,
- * and then `allow` lists the methods the path has (empty: no such path). */
+ * and then `allow` lists the methods the path has (empty: no such path).
+ * A literal segment beats a {param}: of the routes that match, the one
+ * with the fewest params wins (/machines/export before /machines/{id}),
+ * so the table's order does not matter. */
 static const http_route *find_route(conn *c, const char *method, const char *path, char *allow, size_t n) {
     allow[0] = '\0';
+    const http_route *best = NULL;
+    int best_n = MAX_PARAMS + 1;
     for (size_t i = 0; i < admin_n_routes; i++) {
-        const char *params[MAX_PARAMS] = {0};
-        if (match_route(admin_routes[i].pattern, path, c->segs, params) < 0) continue;
-        if (strcmp(admin_routes[i].method, method) == 0) {
-            memcpy(c->rq.params, params, sizeof params);
-            return &admin_routes[i];
+        const http_route *rt = &admin_routes[i];
+        bool same = strcmp(rt->method, method) == 0;
+        int np = match_route(rt->pattern, path, c->segs, (const char *[MAX_PARAMS]){0});
+        if (np < 0 || (same && np >= best_n)) continue;
+        if (same) {
+            best = rt, best_n = np;
+            continue;
         }
         size_t l = strlen(allow);
-        if (!strstr(allow, admin_routes[i].method))
-            snprintf(allow + l, n - l, "%s%s", l ? ", " : "", admin_routes[i].method);
+        if (!strstr(allow, rt->method)) snprintf(allow + l, n - l, "%s%s", l ? ", " : "", rt->method);
     }
-    return NULL;
+    if (best) (void)match_route(best->pattern, path, c->segs, c->rq.params);
+    return best;
 }
 
 /* ---- one request --------------------------------------------------------- */

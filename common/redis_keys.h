@@ -154,8 +154,9 @@ int pa_rkey_order_usage(char *buf, size_t n, const char *serial);
 #define PA_RKEY_ADMIN_USER_FMT "admin:user:%s"
 int pa_rkey_admin_user(char *buf, size_t n, const char *name);
 
-/* hash: one session by the hex SHA-256 of its cookie: user, csrf, gen,
- * created_at; expires after --session-ttl-s of disuse. */
+/* string: one session by the hex SHA-256 of its cookie: "GEN USER CSRF"
+ * (the account's gen when it was made); expires after --session-ttl-s
+ * of disuse (GETEX pushes it forward). */
 #define PA_RKEY_ADMIN_SESSION_FMT "admin:session:%s"
 int pa_rkey_admin_session(char *buf, size_t n, const char *id_hash_hex);
 

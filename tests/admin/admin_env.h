@@ -13,13 +13,17 @@
  *   json_t *j = admin_call(&e, "GET", "/api/v1/trail?limit=5", NULL, &status);
  *   ...
  *   json_decref(j);
- *   admin_env_stop(&e);
+ *   if (admin_env_stop(&e) != 0) ...        // the server did not exit 0 (e.g. ASan found a leak)
+ *
+ * With cmocka, start it in the group setup and stop it after
+ * cmocka_run_group_tests, failing the program when admin_env_stop does
+ * (a group teardown's failure does not change cmocka's exit status).
  *
  * Changes (POST, PUT, PATCH, DELETE) carry e.csrf in X-CSRF-Token; a test
- * may overwrite or empty e.csrf to send a wrong token or none. The last
- * reply's status, raw body and headers stay in the env (e.status, e.body,
- * e.body_len, admin_header) until the next request: an export reads its
- * bytes there. Passwords are hashed cheaply in tests
+ * may overwrite or empty e.csrf to send a wrong token or none, and e.cookie
+ * (the session cookie) likewise. The last reply's status, raw body and
+ * headers stay in the env (e.status, e.body, e.body_len, admin_header)
+ * until the next request: an export reads its bytes there. Passwords are hashed cheaply in tests
  * (--argon2-memory-kib 1024); login tries are many (--login-tries 1000)
  * unless a test's server flags say otherwise. */
 #ifndef PA_TEST_ADMIN_ENV_H
@@ -35,24 +39,26 @@
 #include "fixture.h"
 
 typedef struct admin_env {
-    redis_fixture redis;    /* Redis A: users keystore, activation, admin */
-    char dir[256];          /* temp dir: certs/, the Redis password file, logs, console/ */
-    char certs[300];        /* make-certs.sh output (ca.pem, audit-server.pem/.key) */
-    char redis_url[128];    /* redis://admin@127.0.0.1:PORT */
-    char redis_pw[320];     /* file with the admin user's Redis password */
-    char log_path[320];     /* admin-server's stderr (JSON lines) */
-    pid_t server;           /* admin-server, -1 when not running */
-    int port;               /* its HTTP(S) port on 127.0.0.1 */
-    bool insecure;          /* started with --insecure-http: the client speaks plain HTTP */
-    CURL *curl;             /* the client; holds the cookie jar across calls */
-    char csrf[64];          /* the session's CSRF token, sent with every change */
-    char source_addr[64];   /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
-    long status;            /* the last reply's status (0: no reply) */
-    char *body;             /* the last reply's body, NUL-terminated (malloc'd) */
-    size_t body_len;        /* its length */
-    char *headers;          /* the last reply's header lines (malloc'd) */
-    size_t headers_len;     /* their length */
-    char header_value[512]; /* admin_header's answer */
+    redis_fixture redis;      /* Redis A: users keystore, activation, admin */
+    char dir[256];            /* temp dir: certs/, the Redis password file, logs, console/ */
+    char certs[300];          /* make-certs.sh output (ca.pem, audit-server.pem/.key) */
+    char redis_url[128];      /* redis://admin@127.0.0.1:PORT */
+    char redis_pw[320];       /* file with the admin user's Redis password */
+    char log_path[320];       /* admin-server's stderr (JSON lines) */
+    pid_t server;             /* admin-server, -1 when not running */
+    int port;                 /* its HTTP(S) port on 127.0.0.1 */
+    bool insecure;            /* started with --insecure-http: the client speaks plain HTTP */
+    CURL *curl;               /* the client, reused so its connections are kept */
+    char cookie[128];         /* the pa_session cookie's value, kept as a browser keeps it; "" = none */
+    char csrf[64];            /* the session's CSRF token, sent with every change */
+    char source_addr[64];     /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
+    const char *extra_header; /* one more request header ("Name: value") for every request; NULL: none */
+    long status;              /* the last reply's status (0: no reply) */
+    char *body;               /* the last reply's body, NUL-terminated (malloc'd) */
+    size_t body_len;          /* its length */
+    char *headers;            /* the last reply's header lines (malloc'd) */
+    size_t headers_len;       /* their length */
+    char header_value[512];   /* admin_header's answer */
 } admin_env;
 
 /* Redis A, certificates, and admin-server with `server_flags`
@@ -60,11 +66,13 @@ typedef struct admin_env {
  * Returns 0 or -1 (message on stderr). */
 int admin_env_start(admin_env *e, const char *const *server_flags);
 /* Stops the running server, if any, and starts it again with these flags
- * (same port, same store). The cookie jar is kept. */
+ * (same port, same store). The cookie is kept. -1 also when the server
+ * that was running did not exit 0 (a sanitizer's report, a crash). */
 int admin_env_restart_server(admin_env *e, const char *const *server_flags);
 /* SIGTERM to the server; returns its exit status. */
 int admin_env_stop_server(admin_env *e);
-void admin_env_stop(admin_env *e);
+/* Stops everything; -1 when the server did not exit 0 (its log tells). */
+int admin_env_stop(admin_env *e);
 
 /* Runs `admin-server user ARGS...` against the env's store; `input`, when
  * not NULL, is its standard input. Returns the exit status; *out and *err
