@@ -3,10 +3,12 @@
 #include "machine_dir.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64url.h"
 #include "redis_keys.h"
 
 extern const char ordered_index_lua[]; /* ordered_index.lua, embedded at build time */
@@ -14,15 +16,16 @@ extern const char machine_dir_lua[];   /* machine_dir.lua, embedded at build tim
 
 const char *const md_entry_fields[MD_ENTRY_FIELDS] = {"op", "m", "g", "s", "o", "t", "ip", "h", "mac", "hs", "os", "e"};
 
-/* The script (both files joined) and its SHA-1, made once: they never change. */
+/* The script (both files joined) and its SHA-1, made once for the process
+ * (pthread_once: request threads and the ingest task all call in). */
 static char *script_source;
 static char script_sha[41];
+static pthread_once_t script_once = PTHREAD_ONCE_INIT;
 
-static int script_init(void) {
-    if (script_source) return 0;
+static void script_make(void) {
     size_t a = strlen(ordered_index_lua), b = strlen(machine_dir_lua);
     char *s = malloc(a + b + 2);
-    if (!s) return -1;
+    if (!s) return;
     memcpy(s, ordered_index_lua, a);
     s[a] = '\n';
     memcpy(s + a + 1, machine_dir_lua, b + 1);
@@ -30,13 +33,15 @@ static int script_init(void) {
     unsigned int mdlen = 0;
     if (EVP_Digest(s, a + b + 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) {
         free(s);
-        return -1;
+        return;
     }
     for (unsigned i = 0; i < 20; i++) snprintf(script_sha + 2 * i, 3, "%02x", md[i]);
-    /* Two threads may race here: both compute the same text; one copy leaks
-     * nothing because the loser frees its own. */
-    if (__atomic_exchange_n(&script_source, s, __ATOMIC_ACQ_REL)) free(s);
-    return 0;
+    script_source = s; /* kept for the process's life: sent again on NOSCRIPT */
+}
+
+static int script_init(void) {
+    pthread_once(&script_once, script_make);
+    return script_source ? 0 : -1;
 }
 
 #define MD_FIXED_ARGS 7 /* EVALSHA sha 0 op + the four key prefixes */
@@ -132,8 +137,7 @@ static machine_status status_of(char state, int64_t expires, int64_t now) {
     }
 }
 
-bool machine_record_decode(const uint8_t id[MACHINE_ID_LEN], const char *rec, size_t len, int64_t now,
-                           machine_record *out) {
+bool machine_record_decode(const uint8_t id[MD_ID_LEN], const char *rec, size_t len, int64_t now, machine_record *out) {
     memset(out, 0, sizeof *out);
     rd r = {(const unsigned char *)rec, (const unsigned char *)rec + len, false};
     machine_row *row = &out->row;
@@ -167,9 +171,9 @@ bool machine_record_decode(const uint8_t id[MACHINE_ID_LEN], const char *rec, si
     return true;
 }
 
-int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, machine_record *out) {
+int machine_dir_get(rstore *r, const uint8_t id[MD_ID_LEN], int64_t now, machine_record *out) {
     const char *argv[] = {(const char *)id};
-    size_t lens[] = {MACHINE_ID_LEN};
+    size_t lens[] = {MD_ID_LEN};
     redisReply *rep = machine_dir_call(r, "get", 1, argv, lens);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         if (rep) freeReplyObject(rep);
@@ -180,52 +184,12 @@ int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, ma
     return found;
 }
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int md_b64url_encode(const uint8_t *in, size_t n, char *out, size_t outlen) {
-    size_t need = (n * 8 + 5) / 6;
-    if (need + 1 > outlen) return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = acc << 8 | in[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            out[o++] = b64url[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0) out[o++] = b64url[(acc << (6 - bits)) & 63];
-    out[o] = 0;
-    return (int)o;
+void machine_id_text(const uint8_t id[MD_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]) {
+    b64url_encode(id, MD_ID_LEN, out);
 }
 
-int md_b64url_decode(const char *in, uint8_t *out, size_t outlen) {
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (const char *c = in; *c; c++) {
-        const char *at = memchr(b64url, *c, 64);
-        if (!at) return -1;
-        acc = acc << 6 | (uint32_t)(at - b64url);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outlen) return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    if (bits >= 6 || (acc & ((1u << bits) - 1)) != 0) return -1; /* not what encode writes */
-    return (int)o;
-}
-
-void machine_id_text(const uint8_t id[MACHINE_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]) {
-    md_b64url_encode(id, MACHINE_ID_LEN, out, MACHINE_ID_TEXT_LEN + 1);
-}
-
-bool machine_id_parse(const char *text, uint8_t id[MACHINE_ID_LEN]) {
-    return strlen(text) == MACHINE_ID_TEXT_LEN && md_b64url_decode(text, id, MACHINE_ID_LEN) == MACHINE_ID_LEN;
+bool machine_id_parse(const char *text, uint8_t id[MD_ID_LEN]) {
+    return strlen(text) == MACHINE_ID_TEXT_LEN && b64url_decode(text, id, MD_ID_LEN) == MD_ID_LEN;
 }
 
 static const char *const status_names[] = {"active", "pending", "expired", "deactivated", "awaiting_approval"};

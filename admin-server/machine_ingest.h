@@ -38,6 +38,7 @@ const char *machine_ingest_error(const machine_ingest *in);
 /* The task as a thread of the server: a step every `interval_ms` on its
  * own connection (`cfg`), until machine_ingest_stop. NULL with a message
  * in err when it cannot start. */
+#define MACHINE_INGEST_INTERVAL_MS 1000 /* the server's pause between steps with nothing new */
 typedef struct machine_ingest_task machine_ingest_task;
 machine_ingest_task *machine_ingest_start(const rstore_config *cfg, int interval_ms, char *err, size_t errlen);
 void machine_ingest_stop(machine_ingest_task *t);

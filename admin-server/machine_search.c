@@ -2,6 +2,8 @@
  * (machine_rows.h): a search without a page bound. */
 #include "machine_search.h"
 
+#include "b64url.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #define BOUND_MAX 80     /* longest index member: type, VAL_MAX, NUL, id */
 #define WALK_BATCH "200" /* index entries per script call */
 #define FILTER_TEXT_MAX 6
+_Static_assert(B64URL_LEN(BOUND_MAX) <= MACHINE_CURSOR_MAX, "a cursor holds any index member");
 
 /* One walk of the index: from lo, while members start with pfx, up to hi. */
 typedef struct md_plan {
@@ -136,8 +139,8 @@ machine_search *machine_search_open(rstore *r, const machine_filters *f, const c
     make_plan(&s->f, &s->plan);
     if (cursor && *cursor) {
         uint8_t m[BOUND_MAX];
-        int n = md_b64url_decode(cursor, m, sizeof m);
-        if (n <= MACHINE_ID_LEN || (size_t)n < s->plan.pfx_len || memcmp(m, s->plan.pfx, s->plan.pfx_len) != 0) {
+        long n = b64url_decode(cursor, m, sizeof m);
+        if (n <= MD_ID_LEN || (size_t)n < s->plan.pfx_len || memcmp(m, s->plan.pfx, s->plan.pfx_len) != 0) {
             snprintf(err, errlen, "cursor: not one of this search's");
             free(s);
             return NULL;
@@ -194,8 +197,8 @@ int machine_search_next(machine_search *s, size_t budget, const machine_record *
         s->at += 2;
         seen = ++s->examined;
         advance(s, m);
-        if (m->type != REDIS_REPLY_STRING || m->len <= MACHINE_ID_LEN || v->type != REDIS_REPLY_STRING) continue;
-        const uint8_t *id = (const uint8_t *)m->str + m->len - MACHINE_ID_LEN;
+        if (m->type != REDIS_REPLY_STRING || m->len <= MD_ID_LEN || v->type != REDIS_REPLY_STRING) continue;
+        const uint8_t *id = (const uint8_t *)m->str + m->len - MD_ID_LEN;
         if (!machine_record_decode(id, v->str, v->len, s->now, &s->rec)) continue;
         if (!machine_filters_match(&s->f, &s->rec)) {
             if (budget && seen >= budget) return 0;
@@ -209,7 +212,7 @@ int machine_search_next(machine_search *s, size_t budget, const machine_record *
 bool machine_search_done(const machine_search *s) { return s->done && (!s->batch || s->at + 1 >= s->batch->elements); }
 
 void machine_search_cursor(const machine_search *s, char out[MACHINE_CURSOR_MAX]) {
-    if (md_b64url_encode((const uint8_t *)s->last, s->last_len, out, MACHINE_CURSOR_MAX) < 0) out[0] = 0;
+    b64url_encode(s->last, s->last_len, out); /* BOUND_MAX bytes fit MACHINE_CURSOR_MAX */
 }
 
 const char *machine_search_error(const machine_search *s) { return s->error; }

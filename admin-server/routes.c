@@ -4,6 +4,7 @@
  * OpenAPI document (openapi.c) is made from this table. */
 #include "export_api.h"
 #include "http_api.h"
+#include "machines_api.h"
 #include "openapi.h"
 #include "session.h"
 #include "trail.h"
@@ -23,9 +24,17 @@ const http_route admin_routes[] = {
     {"PATCH", "/api/v1/users/{name}", ROLE_ADMIN, users_update, "Change an account's role and/or password"},
     {"DELETE", "/api/v1/users/{name}", ROLE_ADMIN, users_remove, "Remove an account"},
 
+    /* machines (the first matching pattern wins: /api/v1/machines/export and
+     * other fixed names go above /api/v1/machines/{id}) */
+    {"GET", "/api/v1/machines", ROLE_VIEWER, machines_search,
+     "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
+     "status, from, to (last contact), limit, cursor"},
+    {"GET", "/api/v1/machines/{id}", ROLE_VIEWER, machines_get, "One machine and its recent history"},
+
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},
-    /* exports (the first match wins: these stay above /api/v1/machines/{id}) */
+
+    /* exports: every matching row as a download (export_api.h) */
     {"GET", "/api/v1/machines/export", ROLE_VIEWER, export_machines,
      "The machine search's result as a download: ?format=csv|json|xlsx and the search's filters"},
     {"GET", "/api/v1/trail/export", ROLE_VIEWER, export_trail,
