@@ -2,6 +2,7 @@
  * (docs/admin.md, "Routes"): method, path pattern, least role, handler,
  * summary. The server checks the role before the handler runs; the
  * OpenAPI document (openapi.c) is made from this table. */
+#include "export_api.h"
 #include "http_api.h"
 #include "machines_control.h"
 #include "machines_api.h"
@@ -29,8 +30,8 @@ const http_route admin_routes[] = {
     {"PATCH", "/api/v1/users/{name}", ROLE_ADMIN, users_update, "Change an account's role and/or password"},
     {"DELETE", "/api/v1/users/{name}", ROLE_ADMIN, users_remove, "Remove an account"},
 
-    /* machines (the first matching pattern wins: /api/v1/machines/export and
-     * other fixed names go above /api/v1/machines/{id}) */
+    /* machines (a literal segment such as /api/v1/machines/export beats
+     * /api/v1/machines/{id} wherever it stands in the table) */
     {"GET", "/api/v1/machines", ROLE_VIEWER, machines_search,
      "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
      "status, from, to (last contact), limit, cursor"},
@@ -77,5 +78,10 @@ const http_route admin_routes[] = {
      "Add an endpoint: {url, events}; the answer shows its secret, once"},
     {"DELETE", "/api/v1/webhooks/{id}", ROLE_ADMIN, webhooks_delete, "Remove an endpoint"},
     {"GET", "/api/v1/webhooks/deliveries", ROLE_ADMIN, webhooks_deliveries, "The delivery log, newest first, paged"},
+    /* exports: every matching row as a download (export_api.h) */
+    {"GET", "/api/v1/machines/export", ROLE_VIEWER, export_machines,
+     "The machine search's result as a download: ?format=csv|json|xlsx and the search's filters"},
+    {"GET", "/api/v1/trail/export", ROLE_VIEWER, export_trail,
+     "The admin trail as a download: ?format=csv|json|xlsx and the trail's filters"},
 };
 const size_t admin_n_routes = sizeof admin_routes / sizeof *admin_routes;
