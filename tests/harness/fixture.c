@@ -320,10 +320,9 @@ static int render_redis_files(redis_fixture *f) {
     snprintf(acl, sizeof acl, "%s/users.acl", f->dir);
     snprintf(log, sizeof log, "%s/redis.log", f->dir);
     snprintf(port, sizeof port, "%d", f->port);
-    const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE,
-                               "@ACTIVATION_PASSWORD@", FIXTURE_PW_ACTIVATION,
-                               "@AUDIT_PASSWORD@", FIXTURE_PW_AUDIT,
-                               "@ADMIN_PASSWORD@", FIXTURE_PW_ADMIN, NULL};
+    const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE, "@ACTIVATION_PASSWORD@",
+                               FIXTURE_PW_ACTIVATION, "@AUDIT_PASSWORD@",  FIXTURE_PW_AUDIT,
+                               "@ADMIN_PASSWORD@",    FIXTURE_PW_ADMIN,    NULL};
     const char *fsync = f->kind == FIXTURE_STORE_AUDIT ? "always" : "everysec"; /* as deployed */
     const char *conf_subst[] = {"@PORT@",    port, "@DIR@",         f->dir, "@ACLFILE@", acl,
                                 "@LOGFILE@", log,  "@APPENDFSYNC@", fsync,  NULL};
@@ -423,9 +422,9 @@ int redis_fixture_resume(redis_fixture *f) {
 
 void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size_t n) {
     const char *pw = strcmp(user, "activation") == 0 ? FIXTURE_PW_ACTIVATION
-                   : strcmp(user, "audit") == 0      ? FIXTURE_PW_AUDIT
-                   : strcmp(user, "keystore") == 0   ? FIXTURE_PW_KEYSTORE
-                   : strcmp(user, "admin") == 0      ? FIXTURE_PW_ADMIN
+                     : strcmp(user, "audit") == 0    ? FIXTURE_PW_AUDIT
+                     : strcmp(user, "keystore") == 0 ? FIXTURE_PW_KEYSTORE
+                     : strcmp(user, "admin") == 0    ? FIXTURE_PW_ADMIN
                                                      : "no-such-user-pw";
     snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
 }

@@ -28,8 +28,8 @@
 #define FIXTURE_PW_ADMIN "test-admin-pw"
 
 typedef enum fixture_store {
-    FIXTURE_STORE_ACTIVATION,   /* Redis A: users keystore, activation, admin */
-    FIXTURE_STORE_AUDIT,        /* Redis B: users keystore, audit */
+    FIXTURE_STORE_ACTIVATION, /* Redis A: users keystore, activation, admin */
+    FIXTURE_STORE_AUDIT,      /* Redis B: users keystore, audit */
 } fixture_store;
 
 typedef struct redis_fixture {
