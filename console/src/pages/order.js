@@ -1,0 +1,38 @@
+// order.js -- one order: its terms, seats and warning, and a link to its
+// machines in the search.
+import { get, seg } from '../api.js';
+import { h, seatBar } from '../dom.js';
+import { query, time } from '../format.js';
+import { seatsOf, warningText } from '../seats.js';
+
+const shown = new Set(['serial', 'customer', 'seats', 'seats_used', 'seats_free', 'seat_warning', 'warning']);
+
+export async function render(main, ctx) {
+  const o = await get(`/api/v1/orders/${seg(ctx.params.serial)}`);
+  if (ctx.stale()) return;
+  const s = seatsOf(o);
+  main.append(
+    h('p', { class: 'crumbs' }, h('a', { href: '#/orders' }, 'Orders'), ' / ', o.serial),
+    h('h1', {}, `Order ${o.serial}`),
+    s.warning && !o.retired ? h('div', { class: 'banner warn', role: 'alert' }, warningText(o)) : null,
+    h('section', { class: 'card' },
+      h('h2', {}, 'Seats'),
+      s.unlimited ? h('p', {}, `${s.used} in use (unlimited order)`) : seatBar(s.used, s.total, s.warning),
+      h('p', {}, s.warnAt ? `Warning below ${s.warnAt} free seats.` : 'No seat warning set.'),
+      h('p', {}, h('a', { href: `#/machines${query({ order: o.serial })}` }, 'Machines of this order'))),
+    h('section', { class: 'card' },
+      h('h2', {}, 'Terms'),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'Customer'), h('dd', {}, o.customer ?? ''),
+        Object.entries(o).filter(([k]) => !shown.has(k)).map(([k, v]) => [
+          h('dt', {}, k.replace(/_/g, ' ')),
+          h('dd', {}, /(^|_)(at|from|until)$/.test(k) && typeof v === 'number' ? time(v) : display(v)),
+        ]))));
+}
+
+function display(v) {
+  if (v === null || v === undefined) return '—';
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}

@@ -1,0 +1,71 @@
+// webhooks.js -- webhook endpoints and their delivery log (admin only).
+// The secret signs every delivery (X-PA-Signature); it is typed here once.
+import { del, get, post, seg } from '../api.js';
+import { field, h, table } from '../dom.js';
+import { time } from '../format.js';
+
+export const events = ['seats.below_threshold', 'key.machine_limit', 'order.expiring', 'key.revoked', 'deactivation.awaiting_approval'];
+
+export async function render(main, ctx) {
+  const [hooks, deliveries] = await Promise.all([
+    get('/api/v1/webhooks'),
+    get('/api/v1/webhooks/deliveries').catch(() => ({ items: [] })),
+  ]);
+  if (ctx.stale()) return;
+  const again = () => ctx.navigate('/webhooks');
+  main.append(h('h1', {}, 'Webhooks'), table({ text: 'Webhook endpoints', hidden: true }, [
+    { title: 'URL', cell: (w) => w.url },
+    { title: 'Events', cell: (w) => (w.events || []).join(', ') },
+    { title: 'Created', cell: (w) => time(w.created_at) },
+    {
+      title: 'Remove',
+      cell: (w) => h('button', {
+        type: 'button',
+        class: 'danger',
+        'aria-label': `Remove webhook ${w.url}`,
+        onclick: async () => {
+          if (!window.confirm(`Remove the webhook ${w.url}?`)) return;
+          try {
+            await del(`/api/v1/webhooks/${seg(w.id)}`);
+            ctx.notify('Webhook removed.');
+            again();
+          } catch (e) {
+            ctx.notify(`Could not remove it: ${e.message}`);
+          }
+        },
+      }, 'Remove'),
+    },
+  ], hooks.items || [], 'No webhook yet.'));
+
+  const url = h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://receiver.example/hook' });
+  const secret = h('input', { name: 'secret', type: 'password', required: true, minlength: 16, autocomplete: 'off' });
+  const boxes = events.map((e) => h('input', { type: 'checkbox', name: 'events', value: e, checked: true }));
+  const out = h('p', { class: 'result', role: 'status' });
+  main.append(h('section', { class: 'card', 'aria-labelledby': 'add-hook-h' },
+    h('h2', { id: 'add-hook-h' }, 'Add a webhook'),
+    h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          await post('/api/v1/webhooks', { url: url.value.trim(), secret: secret.value, events: boxes.filter((b) => b.checked).map((b) => b.value) });
+          ctx.notify('Webhook added.');
+          again();
+        } catch (e) {
+          out.className = 'result error';
+          out.textContent = `Refused: ${e.message}`;
+        }
+      },
+    },
+    h('div', { class: 'filters' }, field('URL', url), field('Secret', secret, 'At least 16 characters; the receiver checks the HMAC with it.')),
+    h('fieldset', {}, h('legend', {}, 'Events'),
+      boxes.map((b, i) => h('label', { class: 'check' }, b, ` ${events[i]}`))),
+    h('button', { type: 'submit' }, 'Add webhook'), out)));
+
+  main.append(h('section', { class: 'card' }, h('h2', {}, 'Deliveries'), table({ text: 'Deliveries, newest first', hidden: true }, [
+    { title: 'When', cell: (d) => time(d.at ?? d.t) },
+    { title: 'Event', cell: (d) => d.event ?? '' },
+    { title: 'Webhook', cell: (d) => d.url ?? d.webhook ?? '' },
+    { title: 'Try', cell: (d) => String(d.attempt ?? d.try ?? '') },
+    { title: 'Result', cell: (d) => String(d.status ?? d.result ?? '') },
+  ], deliveries.items || [], 'No delivery yet.')));
+}
