@@ -38,13 +38,13 @@ enum { G_CONSOLE = 4380, G_STANDING = 4381 };
 #define ORDER_SEATS "5"
 #define ORDER_WARNING "2"
 
-static pid_t admin_pid = -1;        /* the admin server */
-static int admin_port;              /* its HTTPS port */
-static char admin_log[400];         /* its stderr */
-static char admin_pw_file[400];     /* the admin Redis user's password */
-static char redis_url[200];         /* Redis A as user admin, without the password */
-static char order_file[400];        /* the order the operator imports in the browser */
-static char vendor_keys[400];       /* license key + order key, what installers trust */
+static pid_t admin_pid = -1;    /* the admin server */
+static int admin_port;          /* its HTTPS port */
+static char admin_log[400];     /* its stderr */
+static char admin_pw_file[400]; /* the admin Redis user's password */
+static char redis_url[200];     /* Redis A as user admin, without the password */
+static char order_file[400];    /* the order the operator imports in the browser */
+static char vendor_keys[400];   /* license key + order key, what installers trust */
 static char volume_key[PK_TEXT_LEN + 1], bad_key[PK_TEXT_LEN + 1];
 
 static const char *const users[][3] = {
@@ -96,10 +96,10 @@ static int cat_files(const char *dst, const char *a, const char *b) {
 /* The orders: one the activation server already holds (imported with the
  * CLI, as an operator would have before), and the file the browser imports. */
 static int make_orders(void) {
-    const char *standing[] = {"--serial",     "20261201", "--customer",   "Standing Corp", "--group",
-                              "4381",         "--product", "Office",      "--edition",     "Enterprise",
-                              "--mode",       "concurrent", "--seats",    "25",            "--valid-from",
-                              "2020-01-01",   "--valid-until", "2099-12-31", NULL};
+    const char *standing[] = {"--serial",  "20261201", "--customer",   "Standing Corp", "--group",       "4381",
+                              "--product", "Office",   "--edition",    "Enterprise",    "--mode",        "concurrent",
+                              "--seats",   "25",       "--valid-from", "2020-01-01",    "--valid-until", "2099-12-31",
+                              NULL};
     char path[400];
     if (order_env_create(&oe, NULL, "standing.license", standing, path, sizeof path) != 0) return -1;
     char *out = NULL, *err = NULL;
@@ -108,12 +108,30 @@ static int make_orders(void) {
     free(out);
     free(err);
     if (st != 0) return -1;
-    const char *console[] = {"--serial",       ORDER_SERIAL,  "--customer",     "Console Corp",
-                             "--group",        "4380",        "--product",      "Office",
-                             "--edition",      "Enterprise",  "--mode",         "permanent",
-                             "--seats",        ORDER_SEATS,   "--seat-warning", ORDER_WARNING,
-                             "--deactivation-approval", "on", "--collect", "hostname,ip,mac,host_serial,os,arch",
-                             "--valid-from",   "2020-01-01",  "--valid-until",  "2099-12-31",
+    const char *console[] = {"--serial",
+                             ORDER_SERIAL,
+                             "--customer",
+                             "Console Corp",
+                             "--group",
+                             "4380",
+                             "--product",
+                             "Office",
+                             "--edition",
+                             "Enterprise",
+                             "--mode",
+                             "permanent",
+                             "--seats",
+                             ORDER_SEATS,
+                             "--seat-warning",
+                             ORDER_WARNING,
+                             "--deactivation-approval",
+                             "on",
+                             "--collect",
+                             "hostname,ip,mac,host_serial,os,arch",
+                             "--valid-from",
+                             "2020-01-01",
+                             "--valid-until",
+                             "2099-12-31",
                              NULL};
     return order_env_create(&oe, NULL, "console.license", console, order_file, sizeof order_file);
 }
@@ -190,8 +208,8 @@ static int setup(void **state) {
     char cert[400], key[400];
     snprintf(cert, sizeof cert, "%s/audit-server.pem", env.certs);
     snprintf(key, sizeof key, "%s/audit-server.key", env.certs);
-    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--tls-cert", cert, "--tls-key", key,
-                           "--order-sweep-ms", "200", "--group-refresh-ms", "300", NULL};
+    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--tls-cert",         cert,  "--tls-key", key,
+                           "--order-sweep-ms",   "200",         "--group-refresh-ms", "300", NULL};
     if (env_start_server(&env, flags) != 0 || make_orders() != 0) return -1;
     return start_admin();
 }
@@ -237,7 +255,8 @@ static void test_console_scenario(void **state) {
     char *out = NULL, *err = NULL;
     int st = fixture_run(argv, &out, &err);
     fprintf(stderr, "%s%s", out ? out : "", err ? err : "");
-    if (st != 0) fprintf(stderr, "scenario.mjs exited %d; screenshots in %s; admin server log %s\n", st, shots, admin_log);
+    if (st != 0)
+        fprintf(stderr, "scenario.mjs exited %d; screenshots in %s; admin server log %s\n", st, shots, admin_log);
     assert_int_equal(st, 0);
     assert_non_null(out);
     assert_non_null(strstr(out, " passed, 0 failed"));
