@@ -1,6 +1,7 @@
 // controls.js -- the deactivation controls of a volume machine (approve,
 // deny, force deactivate), shared by the machine page and the approvals
-// queue. Each is a real button; a forced deactivation asks first.
+// queue. Each is a real button; a forced deactivation asks first. `ref` is
+// the machine's ORDER-DIGEST name (machine_ref.js).
 import { can, post } from './api.js';
 import { h } from './dom.js';
 
@@ -10,33 +11,36 @@ const verbs = {
   deactivate: ['Force deactivate', 'Machine deactivated'],
 };
 
-export function controlButton(action, m, ctx, after) {
+export function controlButton(action, ref, name, ctx, after) {
   const [label, done] = verbs[action];
-  const name = m.hostname || m.id;
   return h('button', {
     type: 'button',
     class: action === 'approve' ? '' : 'danger',
     'aria-label': `${label}: ${name}`,
     'data-action': action,
     onclick: async (ev) => {
+      const button = ev.currentTarget;
       if (action === 'deactivate' && !window.confirm(`Deactivate ${name} now? Its seat frees and its next renewal is refused.`)) return;
-      ev.currentTarget.disabled = true;
+      button.disabled = true;
       try {
-        await post(`/api/v1/machines/${encodeURIComponent(m.id)}/${action}`);
+        await post(`/api/v1/machines/${encodeURIComponent(ref)}/${action}`);
         ctx.notify(`${done}: ${name}.`);
         after();
       } catch (e) {
-        ev.currentTarget.disabled = false;
+        button.disabled = false;
         ctx.notify(`${label} failed: ${e.message}`);
       }
     },
   }, label);
 }
 
-export function controlsFor(m, ctx, after) {
-  if (!can('operator')) return null;
+// The buttons for a machine's state; null for a viewer or a machine whose
+// control name is not known.
+export function controlsFor(m, ref, ctx, after) {
+  if (!can('operator') || !ref) return null;
+  const name = m.hostname || m.id;
   const buttons = [];
-  if (m.status === 'awaiting_approval') buttons.push(controlButton('approve', m, ctx, after), controlButton('deny', m, ctx, after));
-  if (m.order && m.status !== 'deactivated') buttons.push(controlButton('deactivate', m, ctx, after));
-  return buttons.length ? h('div', { class: 'actions' }, buttons) : null;
+  if (m.status === 'awaiting_approval') buttons.push(controlButton('approve', ref, name, ctx, after), controlButton('deny', ref, name, ctx, after));
+  if (m.status !== 'deactivated') buttons.push(controlButton('deactivate', ref, name, ctx, after));
+  return h('div', { class: 'actions' }, buttons);
 }

@@ -1,18 +1,22 @@
 // seats.js -- an order's seats as the pages show them: used, free, the
 // warning level and whether the order is below it (docs/volume.md: the
-// warning fires when free seats fall below seat_warning). The server says
-// `warning` itself; it is computed here only when an answer lacks it.
+// warning fires when free seats fall below seat_warning). They come from
+// the order's own answer (GET /api/v1/orders/{serial}, `seats_status`);
+// the list carries only what was sold.
+export const serialOf = (o) => o.service_serial ?? o.serial;
+
 export function seatsOf(o) {
-  const total = Number(o.seats ?? 0);
-  const used = Number(o.seats_used ?? 0);
-  const free = o.seats_free !== undefined ? Number(o.seats_free) : Math.max(0, total - used);
-  const warnAt = Number(o.seat_warning ?? 0);
-  const warning = o.warning !== undefined ? Boolean(o.warning) : warnAt > 0 && total > 0 && free < warnAt;
-  return { total, used, free, warnAt, warning, unlimited: total === 0 };
+  const s = o.seats_status || {};
+  const total = s.total === null ? 0 : Number(s.total ?? o.seats ?? 0);
+  const used = Number(s.used ?? 0);
+  const free = s.free === null || s.free === undefined ? Math.max(0, total - used) : Number(s.free);
+  const warnAt = Number(s.seat_warning ?? o.seat_warning ?? 0);
+  const warning = s.warning !== undefined ? Boolean(s.warning) : warnAt > 0 && total > 0 && free < warnAt;
+  return { known: Boolean(o.seats_status), total, used, free, warnAt, warning, unlimited: s.total === null || o.mode === 'unlimited' };
 }
 
 export function warningText(o) {
   const s = seatsOf(o);
   const who = o.customer ? ` (${o.customer})` : '';
-  return `Order ${o.serial}${who} has ${s.free} free seat${s.free === 1 ? '' : 's'}, below its warning level of ${s.warnAt}.`;
+  return `Order ${serialOf(o)}${who} has ${s.free} free seat${s.free === 1 ? '' : 's'}, below its warning level of ${s.warnAt}.`;
 }

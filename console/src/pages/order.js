@@ -3,23 +3,25 @@
 import { get, seg } from '../api.js';
 import { h, seatBar } from '../dom.js';
 import { query, time } from '../format.js';
-import { seatsOf, warningText } from '../seats.js';
+import { seatsOf, serialOf, warningText } from '../seats.js';
 
-const shown = new Set(['serial', 'customer', 'seats', 'seats_used', 'seats_free', 'seat_warning', 'warning']);
+const shown = new Set(['service_serial', 'customer', 'seats_status', 'counters', 'usage']);
 
 export async function render(main, ctx) {
   const o = await get(`/api/v1/orders/${seg(ctx.params.serial)}`);
   if (ctx.stale()) return;
   const s = seatsOf(o);
+  const serial = serialOf(o);
   main.append(
-    h('p', { class: 'crumbs' }, h('a', { href: '#/orders' }, 'Orders'), ' / ', o.serial),
-    h('h1', {}, `Order ${o.serial}`),
+    h('p', { class: 'crumbs' }, h('a', { href: '#/orders' }, 'Orders'), ' / ', serial),
+    h('h1', {}, `Order ${serial}`),
     s.warning && !o.retired ? h('div', { class: 'banner warn', role: 'alert' }, warningText(o)) : null,
     h('section', { class: 'card' },
       h('h2', {}, 'Seats'),
       s.unlimited ? h('p', {}, `${s.used} in use (unlimited order)`) : seatBar(s.used, s.total, s.warning),
       h('p', {}, s.warnAt ? `Warning below ${s.warnAt} free seats.` : 'No seat warning set.'),
-      h('p', {}, h('a', { href: `#/machines${query({ order: o.serial })}` }, 'Machines of this order'))),
+      h('p', {}, `${o.seats_status?.machines ?? 0} machines in its table.`),
+      h('p', {}, h('a', { href: `#/machines${query({ order: serial })}` }, 'Machines of this order'))),
     h('section', { class: 'card' },
       h('h2', {}, 'Terms'),
       h('dl', { class: 'facts' },

@@ -4,7 +4,7 @@
 import { ApiError, can, get, post, put, patch, request, seg } from '../api.js';
 import { clear, field, h, seatBar, select, table } from '../dom.js';
 import { query, time } from '../format.js';
-import { seatsOf, warningText } from '../seats.js';
+import { seatsOf, serialOf, warningText } from '../seats.js';
 
 export async function render(main, ctx) {
   const q = ctx.query.get('q') || '';
@@ -16,6 +16,8 @@ export async function render(main, ctx) {
   ]);
   if (ctx.stale()) return;
   const items = page.items || [];
+  const details = await orderDetails(items);
+  if (ctx.stale()) return;
   const organisations = orgs.items || [];
   const orgName = new Map(organisations.map((o) => [String(o.id), o.name]));
   const operator = can('operator');
@@ -24,7 +26,7 @@ export async function render(main, ctx) {
   // put into it later); it is filled and shown when an order runs low.
   const banner = h('div', { class: 'banner warn', role: 'alert', id: 'seat-warnings' });
   main.append(h('h1', {}, 'Orders'), banner);
-  showWarnings(banner, items);
+  showWarnings(banner, details);
 
   // Search
   const qIn = h('input', { name: 'q', type: 'search', value: q });
@@ -39,11 +41,11 @@ export async function render(main, ctx) {
   }, field('Customer or serial (prefix)', qIn), field('Organisation', orgSel), h('button', { type: 'submit' }, 'Search')));
 
   main.append(table({ text: 'Orders', hidden: true }, [
-    { title: 'Serial', cell: (o) => h('a', { href: `#/orders/${seg(o.serial)}` }, o.serial) },
+    { title: 'Serial', cell: (o) => h('a', { href: `#/orders/${seg(serialOf(o))}` }, serialOf(o)) },
     { title: 'Customer', cell: (o) => o.customer ?? '' },
     { title: 'Organisation', cell: (o) => (operator ? moveControl(o, organisations, ctx) : orgName.get(String(o.organisation)) ?? '—') },
     { title: 'Mode', cell: (o) => o.mode ?? '' },
-    { title: 'Seats', class: 'seats', cell: (o) => h('div', { 'data-seats': o.serial }, seatCell(o)) },
+    { title: 'Seats', class: 'seats', cell: (o) => h('div', { 'data-seats': serialOf(o) }, seatCell(details.get(serialOf(o)) ?? o)) },
     { title: 'Valid until', cell: (o) => time(o.valid_until) },
     { title: 'State', cell: (o) => (o.retired ? 'retired' : 'in force') },
     ...(operator ? [{ title: 'Actions', cell: (o) => (o.retired ? '' : retireButton(o, ctx)) }] : []),
@@ -57,8 +59,27 @@ export async function render(main, ctx) {
   watchSeats(main, banner, `/api/v1/orders${query({ q, organisation: org, cursor })}`, ctx);
 }
 
-function showWarnings(banner, items) {
-  const warnings = items.filter((o) => seatsOf(o).warning && !o.retired);
+// Each order's own answer, by serial (it holds the seats in use), fetched a
+// few at a time; an order whose answer fails shows what was sold only.
+async function orderDetails(items) {
+  const out = new Map();
+  const queue = items.map(serialOf);
+  const worker = async () => {
+    while (queue.length) {
+      const serial = queue.shift();
+      try {
+        out.set(serial, await get(`/api/v1/orders/${seg(serial)}`));
+      } catch {
+        /* shown without its seats in use */
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(6, queue.length) }, worker));
+  return out;
+}
+
+function showWarnings(banner, details) {
+  const warnings = [...details.values()].filter((o) => seatsOf(o).warning && !o.retired);
   clear(banner);
   banner.hidden = warnings.length === 0;
   if (warnings.length) {
@@ -78,13 +99,13 @@ function watchSeats(main, banner, path, ctx) {
     }
     try {
       const page = await get(path);
+      const details = await orderDetails(page.items || []);
       if (ctx.stale()) return;
-      const items = page.items || [];
-      for (const o of items) {
-        const cell = main.querySelector(`[data-seats="${CSS.escape(String(o.serial))}"]`);
+      for (const [serial, o] of details) {
+        const cell = main.querySelector(`[data-seats="${CSS.escape(String(serial))}"]`);
         if (cell) clear(cell).append(seatCell(o));
       }
-      showWarnings(banner, items);
+      showWarnings(banner, details);
     } catch {
       /* the next tick tries again; a lost session goes to the login page */
     }
@@ -93,6 +114,7 @@ function watchSeats(main, banner, path, ctx) {
 
 function seatCell(o) {
   const s = seatsOf(o);
+  if (!s.known) return h('span', {}, `${s.total} sold`);
   if (s.unlimited) return h('span', {}, `${s.used} used (unlimited)`);
   return seatBar(s.used, s.total, s.warning);
 }
@@ -101,15 +123,15 @@ function retireButton(o, ctx) {
   return h('button', {
     type: 'button',
     class: 'danger',
-    'aria-label': `Retire order ${o.serial}`,
+    'aria-label': `Retire order ${serialOf(o)}`,
     onclick: async () => {
-      if (!window.confirm(`Retire order ${o.serial}? Its machines stop renewing.`)) return;
+      if (!window.confirm(`Retire order ${serialOf(o)}? Its machines stop renewing.`)) return;
       try {
-        await post(`/api/v1/orders/${seg(o.serial)}/retire`);
-        ctx.notify(`Order ${o.serial} retired.`);
+        await post(`/api/v1/orders/${seg(serialOf(o))}/retire`);
+        ctx.notify(`Order ${serialOf(o)} retired.`);
         ctx.navigate(`/orders`);
       } catch (e) {
-        ctx.notify(`Could not retire ${o.serial}: ${e.message}`);
+        ctx.notify(`Could not retire ${serialOf(o)}: ${e.message}`);
       }
     },
   }, 'Retire');
@@ -117,21 +139,21 @@ function retireButton(o, ctx) {
 
 function moveControl(o, organisations, ctx) {
   const sel = select('organisation', [['', '(none)'], ...organisations.map((g) => [g.id, g.name])], o.organisation ?? '');
-  sel.setAttribute('aria-label', `Organisation of order ${o.serial}`);
+  sel.setAttribute('aria-label', `Organisation of order ${serialOf(o)}`);
   return h('form', {
     class: 'inline',
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
         const id = sel.value === '' ? null : organisations.find((g) => String(g.id) === sel.value)?.id ?? sel.value;
-        await put(`/api/v1/orders/${seg(o.serial)}/organisation`, { organisation: id });
-        ctx.notify(`Order ${o.serial} moved.`);
+        await put(`/api/v1/orders/${seg(serialOf(o))}/organisation`, { organisation: id });
+        ctx.notify(`Order ${serialOf(o)} moved.`);
         ctx.navigate('/orders');
       } catch (e) {
-        ctx.notify(`Could not move ${o.serial}: ${e.message}`);
+        ctx.notify(`Could not move ${serialOf(o)}: ${e.message}`);
       }
     },
-  }, sel, h('button', { type: 'submit', class: 'secondary', 'aria-label': `Move order ${o.serial}` }, 'Move'));
+  }, sel, h('button', { type: 'submit', class: 'secondary', 'aria-label': `Move order ${serialOf(o)}` }, 'Move'));
 }
 
 function importForm(ctx) {
@@ -148,7 +170,7 @@ function importForm(ctx) {
         out.textContent = `Importing ${f.name}…`;
         try {
           const r = await request('POST', '/api/v1/orders', { body: await f.arrayBuffer(), type: 'application/octet-stream' });
-          ctx.notify(`Order ${r?.serial ?? ''} imported.`);
+          ctx.notify(`Order ${r?.order ?? ''} imported (${r?.result ?? 'ok'}).`);
           ctx.navigate('/orders');
         } catch (e) {
           out.className = 'result error';
