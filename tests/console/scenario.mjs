@@ -117,6 +117,7 @@ async function newPage(browser) {
     if (/Content Security Policy|Refused to (load|execute|apply)/.test(m.text())) problems.push(`CSP: ${m.text()}`);
   });
   page.on('dialog', (d) => d.accept());
+  page.setDefaultTimeout(10000);
   current = page;
   return page;
 }
@@ -153,13 +154,19 @@ let exit = 1;
 try {
   const page = await newPage(browser);
 
-  await step('the login page: a skip link first, labelled fields', async () => {
+  await step('the login page: labelled fields, a skip link before them', async () => {
     await page.goto(URL_);
     await page.getByRole('heading', { name: 'Log in' }).waitFor();
     await shot(page, 'login');
-    await page.keyboard.press('Tab');
+    // The form takes the focus; the only stop before it is the skip link,
+    // which moves the focus to the content.
+    check(await page.evaluate(() => document.activeElement?.name) === 'user', 'the focus in the user field');
+    await page.keyboard.press('Shift+Tab');
     const focused = await page.evaluate(() => document.activeElement?.textContent);
-    check(focused === 'Skip to content', `the first Tab to reach the skip link, reached ${JSON.stringify(focused)}`);
+    check(focused === 'Skip to content', `Shift+Tab to reach the skip link, reached ${JSON.stringify(focused)}`);
+    check(await page.locator('#skip-link').isVisible(), 'the focused skip link to be visible');
+    await page.keyboard.press('Enter');
+    check(await page.evaluate(() => document.activeElement?.id) === 'main', 'Enter on the skip link to focus the content');
   });
 
   await step('a wrong password is refused on the page', async () => {

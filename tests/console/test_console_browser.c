@@ -16,6 +16,7 @@
  * installs playwright-core); without console/dist the test fails saying so.
  * Screenshots go to console-screenshots/ beside this program. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -158,12 +159,12 @@ static int admin_cli(const char *const *args) {
 }
 
 static int start_admin(void) {
-    snprintf(admin_pw_file, sizeof admin_pw_file, "%s/admin.pw", env.dir);
+    snprintf(admin_pw_file, sizeof admin_pw_file, "%s/redis-admin.pw", env.dir);
     if (write_file(admin_pw_file, "%s\n", FIXTURE_PW_ADMIN) != 0) return -1;
     snprintf(redis_url, sizeof redis_url, "redis://admin@127.0.0.1:%d", env.a.port);
     for (size_t i = 0; i < sizeof users / sizeof *users; i++) {
         char pw[400];
-        snprintf(pw, sizeof pw, "%s/%s.pw", env.dir, users[i][0]);
+        snprintf(pw, sizeof pw, "%s/account-%s.pw", env.dir, users[i][0]);
         if (write_file(pw, "%s\n", users[i][2]) != 0) return -1;
         const char *args[] = {"user", "add", users[i][0], "--role", users[i][1], "--password-file", pw, NULL};
         if (admin_cli(args) != 0) return -1;
@@ -182,7 +183,9 @@ static int start_admin(void) {
                           key,           "--redis-url",
                           redis_url,     "--redis-password-file",
                           admin_pw_file, "--console-dir",
-                          dist,          "--order-public-key",
+                          dist,          "--argon2-memory-kib",
+                          "1024",        "--login-tries",
+                          "1000",        "--order-public-key",
                           oe.vendor_pub, NULL};
     admin_pid = fixture_spawn((char *const *)argv, admin_log, admin_port, 15000);
     return admin_pid > 0 ? 0 : -1;
