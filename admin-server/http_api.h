@@ -51,6 +51,11 @@ const char *http_query(const http_request *rq, const char *name);
  * list `allowed`. Returns true when all are known; otherwise it has answered. */
 bool http_query_only(const http_request *rq, const char *const *allowed);
 
+/* Query parameter `name` as an integer in [min, max]; `dflt` when absent.
+ * false after answering 400 (naming it). */
+bool http_query_int(const http_request *rq, const char *name, long long min, long long max, long long dflt,
+                    long long *out);
+
 /* The body parsed as a JSON object whose keys are all in `allowed`
  * (NULL-terminated). NULL after answering 400 (malformed JSON, not an
  * object, an unknown field: the message names it) or 415. */
@@ -61,8 +66,7 @@ void http_reply_json(const http_request *rq, int status, json_t *body);
 
 /* Answers an error: {"error":{"code":CODE,"message":...}}; the code follows
  * from the status (docs/admin.md). */
-__attribute__((format(printf, 3, 4))) void http_reply_error(const http_request *rq, int status, const char *fmt,
-                                                             ...);
+__attribute__((format(printf, 3, 4))) void http_reply_error(const http_request *rq, int status, const char *fmt, ...);
 
 /* Answers 429 with Retry-After. */
 void http_reply_rate_limited(const http_request *rq, int retry_after_s);
@@ -75,8 +79,8 @@ typedef ssize_t (*http_stream_fn)(void *state, char *buf, size_t max);
 /* Answers 200 with a body produced by `next`; `done` frees the state when
  * the response ends (also when the client went away). `filename` sets
  * Content-Disposition: attachment. */
-void http_reply_stream(const http_request *rq, const char *content_type, const char *filename,
-                       http_stream_fn next, void (*done)(void *state), void *state);
+void http_reply_stream(const http_request *rq, const char *content_type, const char *filename, http_stream_fn next,
+                       void (*done)(void *state), void *state);
 
 /* Records a change in the admin trail: the caller, its address, `action`
  * (e.g. "order.import"), `target` (e.g. "20261201") and `result` ("ok" or

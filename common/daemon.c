@@ -67,7 +67,8 @@ static const limit_option LIMIT_OPTIONS[] = {
 enum { BASIC_OPTIONS = 4, FRAME_OPTIONS = BASIC_OPTIONS + (int)N_LIMIT_OPTIONS };
 
 static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIONS]) {
-    out[0] = (config_option){"listen", "ADDR", "host:port to serve gRPC on; repeat for several", spec->listen_default};
+    const char *listen_help = spec->listen_help ? spec->listen_help : "host:port to serve gRPC on; repeat for several";
+    out[0] = (config_option){"listen", "ADDR", listen_help, spec->listen_default};
     out[1] = (config_option){"metrics-listen", "ADDR",
                              "host:port of the Prometheus /metrics endpoint; \"off\" or empty disables",
                              spec->metrics_default};

@@ -25,6 +25,9 @@
  *   --handshake-timeout-ms MS, --max-connection-idle-ms MS,
  *   --max-connection-age-ms MS, --max-connection-age-grace-ms MS,
  *   --min-ping-interval-ms MS, --max-ping-strikes N, --memory-limit-mb MB
+ * A daemon that serves HTTP instead (the admin server) sets listen_help,
+ * skips daemon_serve and daemon_drain, and drains its own server for
+ * d->drain_ms; the transport limits then do not apply.
  * Events: metrics.listening, server.listening (one per address),
  * server.draining, server.stopped.
  *
@@ -51,6 +54,7 @@ typedef struct daemon_spec {
     const config_option *options; /* the daemon's own options (static storage) */
     size_t n_options;
     const char *listen_default;   /* default of --listen */
+    const char *listen_help;      /* help of --listen for a daemon that serves no gRPC; NULL: gRPC's */
     const char *metrics_default;  /* default of --metrics-listen */
     const char *drain_ms_default; /* default of --drain-ms */
 } daemon_spec;

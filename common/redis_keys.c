@@ -66,3 +66,14 @@ int pa_rkey_order_designated(char *buf, size_t n, const char *serial) {
 int pa_rkey_order_usage(char *buf, size_t n, const char *serial) {
     return key(buf, n, PA_RKEY_ORDER_USAGE_FMT, serial);
 }
+
+int pa_rkey_admin_user(char *buf, size_t n, const char *name) { return key(buf, n, PA_RKEY_ADMIN_USER_FMT, name); }
+int pa_rkey_admin_session(char *buf, size_t n, const char *id_hash_hex) {
+    return key(buf, n, PA_RKEY_ADMIN_SESSION_FMT, id_hash_hex);
+}
+int pa_rkey_admin_rl_user(char *buf, size_t n, const char *name) {
+    return key(buf, n, PA_RKEY_ADMIN_RL_USER_FMT, name);
+}
+int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address) {
+    return key(buf, n, PA_RKEY_ADMIN_RL_ADDR_FMT, address);
+}

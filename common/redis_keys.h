@@ -135,6 +135,34 @@ int pa_rkey_order_designated(char *buf, size_t n, const char *serial);
 #define PA_RKEY_ORDER_USAGE_FMT "{o:%s}:usage"
 int pa_rkey_order_usage(char *buf, size_t n, const char *serial);
 
+/* ---- Redis A: the admin server (docs/admin.md) ------------------------
+ * Its own keys, r/w by the admin server and its `user` commands only. */
+
+/* set: names of every operator account. */
+#define PA_RKEY_ADMIN_USERS "admin:users"
+
+/* hash: one account: role, hash (Argon2id encoded), created_at, gen (bumped
+ * by a new password, which ends the account's sessions). */
+#define PA_RKEY_ADMIN_USER_FMT "admin:user:%s"
+int pa_rkey_admin_user(char *buf, size_t n, const char *name);
+
+/* string: one session by the hex SHA-256 of its cookie: "GEN USER CSRF"
+ * (the account's gen when it was made); expires after --session-ttl-s
+ * of disuse (GETEX pushes it forward). */
+#define PA_RKEY_ADMIN_SESSION_FMT "admin:session:%s"
+int pa_rkey_admin_session(char *buf, size_t n, const char *id_hash_hex);
+
+/* hash: the login token buckets of an account and of a client address
+ * (tokens, ts); expire once full again. */
+#define PA_RKEY_ADMIN_RL_USER_FMT "admin:rl:u:%s"
+#define PA_RKEY_ADMIN_RL_ADDR_FMT "admin:rl:a:%s"
+int pa_rkey_admin_rl_user(char *buf, size_t n, const char *name);
+int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
+
+/* stream: the admin trail, one entry per change: user, action, target,
+ * addr, result, t (MAXLEN ~ 1000000). */
+#define PA_RKEY_ADMIN_TRAIL "admin:trail"
+
 /* ---- both stores ------------------------------------------------------- */
 
 /* set: IDs of all groups, decimal. w keystore; r activation server (A),

@@ -1,0 +1,28 @@
+/* routes.c -- every route of the admin API, one line each, grouped by area
+ * (docs/admin.md, "Routes"): method, path pattern, least role, handler,
+ * summary. The server checks the role before the handler runs; the
+ * OpenAPI document (openapi.c) is made from this table. */
+#include "http_api.h"
+#include "openapi.h"
+#include "session.h"
+#include "trail.h"
+#include "users_api.h"
+
+const http_route admin_routes[] = {
+    {"GET", "/api/v1/openapi.json", ROLE_NONE, openapi_get, "The OpenAPI 3.0 document of every route"},
+
+    /* sessions */
+    {"POST", "/api/v1/session", ROLE_NONE, session_login, "Log in: {user, password}; sets the pa_session cookie"},
+    {"GET", "/api/v1/session", ROLE_NONE, session_get, "Who is logged in, the role and the CSRF token"},
+    {"DELETE", "/api/v1/session", ROLE_VIEWER, session_logout, "Log out"},
+
+    /* accounts */
+    {"GET", "/api/v1/users", ROLE_ADMIN, users_list, "Operator accounts"},
+    {"POST", "/api/v1/users", ROLE_ADMIN, users_create, "Create an account: {name, role, password}"},
+    {"PATCH", "/api/v1/users/{name}", ROLE_ADMIN, users_update, "Change an account's role and/or password"},
+    {"DELETE", "/api/v1/users/{name}", ROLE_ADMIN, users_remove, "Remove an account"},
+
+    /* admin trail */
+    {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},
+};
+const size_t admin_n_routes = sizeof admin_routes / sizeof *admin_routes;
