@@ -328,7 +328,8 @@ static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const po
  * thread that waited for the online audit; `reply` is answered either way. */
 static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
                             const uint8_t *machine_id, const uint8_t *holder, const char *address_key, audit_plan *plan,
-                            audit_step step, const volume_ask *vol, uint64_t t[MARK_N], rpc_reply *reply) {
+                            audit_step step, const volume_ask *seen, const volume_ask *vol, uint64_t t[MARK_N],
+                            rpc_reply *reply) {
     app *a = w->app;
     activation_metrics *m = &a->m;
     if (a->threats) threat_record_group(a->threats, key->group, step == AUDIT_STEP_FORGED);
@@ -347,8 +348,16 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     volume_grant vg; /* a volume key's seat, order and VolumeStatus */
     const policy_audit *outbox = plan->to_outbox ? &plan->outbox : NULL;
     if (!vol) {
+        const char *macs[MACS_MAX]; /* the machine log's view of the request (policy_machine) */
+        for (size_t i = 0; i < seen->n_macs; i++) macs[i] = seen->macs[i];
+        policy_machine pm = {.ip = seen->ip,
+                             .hostname = seen->hostname,
+                             .os = seen->os,
+                             .host_serial = seen->host_serial,
+                             .macs = macs,
+                             .n_macs = seen->n_macs};
         policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random,
-                        address_key, outbox, &p);
+                        address_key, &pm, outbox, &p);
     } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,
                                      reply)) {
         return; /* answered: a refusal only volume keys have, or pending */
@@ -408,7 +417,7 @@ typedef struct online_job {
     bool has_holder;
     char address_key[96];
     audit_plan plan;
-    volume_ask vol; /* a volume key's machine facts, when has_vol */
+    volume_ask vol; /* the request's machine facts (the machine log; a volume key's seat when has_vol) */
     bool has_vol;
     uint64_t t[MARK_N];
     int64_t queued_ms; /* the online audit's time starts here */
@@ -417,8 +426,8 @@ typedef struct online_job {
 /* Defers the call to the online-audit pool; false when there is no place
  * (the caller answers itself). */
 static bool hand_to_pool(worker *w, rpc_ctx *ctx, const pk_fields *key, const uint8_t *machine_id,
-                         const uint8_t *holder, const char *address_key, const audit_plan *plan, const volume_ask *vol,
-                         const uint64_t t[MARK_N]) {
+                         const uint8_t *holder, const char *address_key, const audit_plan *plan, const volume_ask *seen,
+                         const volume_ask *vol, const uint64_t t[MARK_N]) {
     verify_pool *pool = w->app->verifier;
     if (!pool || !verify_pool_reserve(pool)) return false;
     online_job *j = malloc(sizeof *j);
@@ -434,7 +443,7 @@ static bool hand_to_pool(worker *w, rpc_ctx *ctx, const pk_fields *key, const ui
     snprintf(j->address_key, sizeof j->address_key, "%s", address_key);
     j->plan = *plan;
     j->has_vol = vol != NULL;
-    if (vol) j->vol = *vol;
+    j->vol = *seen;
     memcpy(j->t, t, sizeof j->t);
     j->queued_ms = pa_mono_ms();
     verify_pool_push(pool, j);
@@ -453,7 +462,7 @@ void activate_online_job(void *worker_state, void *job) {
         int64_t left = audit_client_verify_timeout_ms(w->app->audit) - (pa_mono_ms() - j->queued_ms);
         audit_step step = verdict_step(w, g, &j->plan, verify_online(w, g, &j->plan, left > 0 ? (int)left : 0));
         finish_activate(w, ctx, g, &j->key, j->machine_id, j->has_holder ? j->holder : NULL, j->address_key, &j->plan,
-                        step, j->has_vol ? &j->vol : NULL, j->t, &reply);
+                        step, &j->vol, j->has_vol ? &j->vol : NULL, j->t, &reply);
     } else if (found == GROUP_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
@@ -481,7 +490,7 @@ static void activate_on_premises(worker *w, rpc_ctx *ctx, const Activation__V1__
     uint8_t holder[PLACE_KEY_DIGEST_LEN];
     if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
     finish_activate(w, ctx, NULL, key, rq->machine_id.data, rq->place_key.len ? holder : NULL, address_key, &none,
-                    AUDIT_STEP_GO, vol, t, reply);
+                    AUDIT_STEP_GO, vol, vol, t, reply);
 }
 
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
@@ -520,10 +529,8 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         refuse_by_policy(w, ctx, reply, &down, &key);
         goto done;
     }
-    if (in_order == ORDER_FOUND) {
-        volume_ask_from(&ask, rq, who.ip);
-        vol = &ask;
-    }
+    volume_ask_from(&ask, rq, who.ip); /* for the machine log, and a volume key's seat */
+    if (in_order == ORDER_FOUND) vol = &ask;
     if (a->on_premises) {
         activate_on_premises(w, ctx, rq, &key, vol, order, address_key, t, reply);
         goto done;
@@ -562,11 +569,11 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
     const uint8_t *bound = rq->place_key.len ? holder : NULL;
     if (step == AUDIT_STEP_VERIFY) {
-        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, vol, t)) goto done;
+        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, &ask, vol, t)) goto done;
         /* No pool (or it is full): no thread to wait on, so no answer. */
         step = verdict_step(w, g, &plan, verify_online(w, g, &plan, 0));
     }
-    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, vol, t, reply);
+    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, &ask, vol, t, reply);
 done:
     activation__v1__activate_request__free_unpacked(rq, NULL);
 }

@@ -253,6 +253,8 @@ static void machine_args(const order_record *o, const volume_ask *ask, const uin
     *m = (volume_machine){.machine_id = machine_id,
                           .holder = holder,
                           .facts_json = facts,
+                          .hostname = ask->hostname,
+                          .os = ask->os,
                           .host_serial = ask->host_serial,
                           .macs = macs,
                           .n_macs = ask->n_macs,
@@ -284,7 +286,8 @@ bool volume_activate_seat(worker *w, rpc_ctx *ctx, const volume_ask *ask, const 
     char *facts = facts_json(o, ask);
     volume_machine m;
     machine_args(o, ask, machine_id, holder, outbox, macs, facts, &m);
-    volume_caller c = {.group = key->group, .serial = key->serial, .address_key = address_key, .limits = &a->limits};
+    volume_caller c = {
+        .group = key->group, .serial = key->serial, .address_key = address_key, .limits = &a->limits, .ip = ask->ip};
     volume_activate(w->redis, w->volume_script, o->serial, &c, &m, random, &vg->r);
     free(facts);
     const volume_result *r = &vg->r;
@@ -364,7 +367,8 @@ static bool by_license(worker *w, rpc_ctx *ctx, bool renewing, const order_recor
     const char *event = renewing ? "renew.refused" : "deactivate.refused";
     char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
     snprintf(order, sizeof order, "%s", (*o)->serial);
-    volume_caller c = {.group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits};
+    volume_caller c = {
+        .group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits, .ip = who->ip};
     if (renewing) volume_renew(w->redis, w->volume_script, (*o)->serial, &c, machine_id, holder, random, r);
     else volume_deactivate(w->redis, w->volume_script, (*o)->serial, &c, machine_id, holder, random, r);
     policy_result p;

@@ -129,15 +129,36 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
     freeReplyObject(reply);
 }
 
+size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n_macs; i++) {
+        int w = snprintf(out + len, n - len, "%s%s", i ? "," : "", macs[i] ? macs[i] : "");
+        if (w < 0 || (size_t)w >= n - len) {
+            out[len] = 0; /* cut at the last whole address */
+            break;
+        }
+        len += (size_t)w;
+    }
+    return len;
+}
+
+#define MLOG_MACS_MAX 160 /* 8 addresses of 17 characters and their commas */
+
+static const char *or_empty(const char *s) { return s ? s : ""; }
+
 void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
                      const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
-                     const char *address_key, const policy_audit *audit, policy_result *out) {
-    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
+                     const char *address_key, const policy_machine *seen, const policy_audit *audit,
+                     policy_result *out) {
+    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX], serial_s[16], macs[MLOG_MACS_MAX];
     uint8_t place[PLACE_ARG_MAX];
     size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_record(record, sizeof record, g->rec.id, serial);
     pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
+    pa_rkey_group_mlog(mlog, sizeof mlog, g->rec.id);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
+    policy_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
     script_args a = {.n = 0};
     script_args_add_str(&a, g->key_revoked);
     script_args_add_str(&a, record);
@@ -146,6 +167,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     script_args_add_str(&a, PA_RKEY_OUTBOX);
     script_args_add_str(&a, g->key_failures);
     script_args_add_str(&a, index);
+    script_args_add_str(&a, mlog);
     int nkeys = a.n;
     script_args_add_str(&a, "activate");
     script_args_add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
@@ -159,6 +181,11 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     script_args_add_str(&a, l->failure_rate);
     script_args_add_str(&a, l->failure_burst);
     script_args_add_str(&a, l->retention);
+    script_args_add_str(&a, seen ? or_empty(seen->ip) : "");
+    script_args_add_str(&a, seen ? or_empty(seen->hostname) : "");
+    script_args_add_str(&a, seen ? or_empty(seen->os) : "");
+    script_args_add_str(&a, seen ? or_empty(seen->host_serial) : "");
+    script_args_add_str(&a, macs);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         script_args_add_str(&a, "0");
@@ -176,14 +203,17 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
 /* Renew and Deactivate share their arguments; only the keys differ. */
 static void by_license(rstore *r, int script, const policy_limits *l, const char *op, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
-    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX], serial_s[16];
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
+                       policy_result *out) {
+    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX],
+        serial_s[16];
     uint8_t place[PLACE_ARG_MAX];
     size_t place_len = place_arg(machine_id, holder, place);
     pa_rkey_group(key_group, sizeof key_group, group);
     pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
     pa_rkey_record(record, sizeof record, group, serial);
     pa_rkey_record_index(index, sizeof index, group, serial);
+    pa_rkey_group_mlog(mlog, sizeof mlog, group);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
     bool renew = strcmp(op, "renew") == 0;
     script_args a = {.n = 0};
@@ -191,6 +221,7 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     script_args_add_str(&a, record);
     script_args_add_str(&a, address_key);
     script_args_add_str(&a, index);
+    script_args_add_str(&a, mlog);
     int nkeys = a.n;
     script_args_add_str(&a, op);
     script_args_add_str(&a, key_group); /* read only: ARGV, see policy.lua */
@@ -200,19 +231,22 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     script_args_add_str(&a, l->address_rate);
     script_args_add_str(&a, l->address_burst);
     script_args_add_str(&a, l->retention);
+    script_args_add_str(&a, or_empty(ip));
     run(r, script, nkeys, &a, op, out);
 }
 
 void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                   const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
-    by_license(r, script, l, "renew", group, serial, machine_id, holder, random, address_key, out);
+                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
+                  policy_result *out) {
+    by_license(r, script, l, "renew", group, serial, machine_id, holder, random, address_key, ip, out);
 }
 
 void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out) {
-    by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, out);
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
+                       policy_result *out) {
+    by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, ip, out);
 }
 
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,

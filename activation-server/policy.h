@@ -75,6 +75,21 @@ typedef struct policy_audit {
     bool grant_when_full;        /* at the cap: grant unaudited (else POLICY_OUTBOX_FULL) */
 } policy_audit;
 
+/* What the machine log (docs/admin.md) says about the caller: the client
+ * address, and on an Activate what the request says of the machine. */
+typedef struct policy_machine {
+    const char *ip;          /* the client address (client_address.c); NULL: unknown */
+    const char *hostname;    /* ActivateRequest.hostname; NULL: none */
+    const char *os;          /* ActivateRequest.os */
+    const char *host_serial; /* ActivateRequest.host_serial */
+    const char *const *macs; /* ActivateRequest.mac_addresses (validated) */
+    size_t n_macs;           /* at most MACS_MAX */
+} policy_machine;
+
+/* The MACs as the machine log spells them: comma-separated. Returns its
+ * length (cut to fit n). */
+size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n);
+
 /* Registers policy.lua on the connection; returns the script index or -1. */
 int policy_register(rstore *r);
 
@@ -85,18 +100,22 @@ void policy_address_key(const char *ip, char *out, size_t n);
  * NULL when it sent none (the machine's place then keeps any key it has). */
 void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
                      const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
-                     const char *address_key, const policy_audit *audit, policy_result *out);
+                     const char *address_key, const policy_machine *seen, const policy_audit *audit,
+                     policy_result *out);
 
 /* Renew and Deactivate: the place named by (serial, machine_id, random),
  * held by the place key whose digest is `holder` (proven by proof_check).
  * WRONG_KEY when the place is bound to another key; a place with no key yet
  * is bound to this one. */
+/* `ip`: the client address, for the machine log (NULL: unknown). */
 void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                   const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out);
+                  const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
+                  policy_result *out);
 void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, policy_result *out);
+                       const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
+                       policy_result *out);
 
 /* A failed genuineness check from `address_key` of a key of `group`
  * (which may not exist): takes failure tokens. NOT_GENUINE, with whether

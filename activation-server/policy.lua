@@ -8,9 +8,9 @@
 --
 -- ARGV[1] names the operation:
 --   activate    KEYS revoked, record, group bucket, address bucket, outbox,
---                    group failure bucket, record's place index
---   renew       KEYS revoked, record, address bucket, place index
---   deactivate  KEYS record, address bucket, place index
+--                    group failure bucket, record's place index, machine log
+--   renew       KEYS revoked, record, address bucket, place index, machine log
+--   deactivate  KEYS record, address bucket, place index, machine log
 --   reject      KEYS address bucket, group failure bucket
 --                                      (a failed genuineness check costs tokens)
 -- activate, renew and deactivate get the group record's key name in ARGV[2],
@@ -53,6 +53,9 @@
 --                            tells whether a group exists
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
 --   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
+--   {g:ID}:mlog      stream  the group's machine log (docs/admin.md "The machine
+--                            directory"): one entry per grant, renew, deactivation
+--                            and place reclaimed, for the admin server's directory
 -- The address bucket and the outbox are outside the group's hash slot; on
 -- Redis Cluster they would move to a second call.
 --
@@ -155,8 +158,9 @@ local function place_arg(arg)
 end
 
 -- Frees the places whose lease lapsed at or before `cutoff`; returns how
--- many. Reads the whole record: for small ones only (see "Retention").
-local function reclaim_lapsed(record, cutoff)
+-- many, and adds their fields to `out` if given. Reads the whole record:
+-- for small ones only (see "Retention").
+local function reclaim_lapsed(record, cutoff, out)
     local all = redis.call('HGETALL', record)
     local freed = 0
     for i = 1, #all, 2 do
@@ -166,6 +170,7 @@ local function reclaim_lapsed(record, cutoff)
             if e ~= 0 and e <= cutoff then
                 redis.call('HDEL', record, field)
                 freed = freed + 1
+                if out then out[#out + 1] = field end
             end
         end
     end
@@ -228,10 +233,14 @@ local function place_score(max, lease, expires, now_s, keep)
     return nil
 end
 
--- Deletes the indexed places scored at or before `cutoff`; returns how many.
-local function drop_places(record, index, cutoff)
+-- Deletes the indexed places scored at or before `cutoff`; returns how many
+-- (their fields added to `out` if given).
+local function drop_places(record, index, cutoff, out)
     local gone = redis.call('ZRANGEBYSCORE', index, '-inf', cutoff, 'LIMIT', 0, TRIM_MAX)
     if #gone == 0 then return 0 end
+    if out then
+        for _, f in ipairs(gone) do out[#out + 1] = f end
+    end
     redis.call('ZREM', index, unpack(gone))
     return redis.call('HDEL', record, unpack(gone))
 end
@@ -295,14 +304,29 @@ local function forget_idle(record, index, max, lease, keep, now_s)
     drop_places(record, index, (keep > 0 and (lease > 0 or max == 0)) and now_s - keep or '-inf')
 end
 
--- Frees the places of a full key whose lease lapsed; returns how many.
--- Permanent places never lapse: nothing to look for.
-local function reclaim(record, index, max, lease, now_s)
+-- Frees the places of a full key whose lease lapsed; returns how many, their
+-- fields in `out`. Permanent places never lapse: nothing to look for.
+local function reclaim(record, index, max, lease, now_s, out)
     if lease <= 0 then return 0 end
-    if indexed(max) and redis.call('EXISTS', index) == 1 then return drop_places(record, index, now_s) end
-    return reclaim_lapsed(record, now_s)   -- at most SCAN_MAX places (or one, or from before the index)
+    if indexed(max) and redis.call('EXISTS', index) == 1 then return drop_places(record, index, now_s, out) end
+    return reclaim_lapsed(record, now_s, out)   -- at most SCAN_MAX places (or one, or from before the index)
 end
 -- ---- end of retention --------------------------------------------------------
+
+-- ---- the machine log (docs/admin.md "The machine directory") ----------------
+-- One entry per grant (a), renew (r), deactivation (d) and place reclaimed
+-- (x), in the call that made it, with every field always present (a stream
+-- stores entries of the same fields compactly): op, m (the place's field:
+-- the machine digest), g, s, o (retail: ''), t, ip, h hostname, mac
+-- (comma-separated), hs host serial, os, e expires at ('' when not known).
+-- Renew and Deactivate know only the address. Bounded: XADD MAXLEN ~.
+local MLOG_MAXLEN = 100000
+
+local function mlog(key, op, field, serial, now_s, ip, h, mac, hs, os, e)
+    redis.call('XADD', key, 'MAXLEN', '~', MLOG_MAXLEN, '*', 'op', op, 'm', field, 'g',
+        string.match(key, '^{g:(%d+)}') or '', 's', serial, 'o', '', 't', now_s, 'ip', ip, 'h', h, 'mac', mac,
+        'hs', hs, 'os', os, 'e', e)
+end
 
 local function lease_times(lease, renew, now_s)
     if lease <= 0 then return 0, 0 end
@@ -312,7 +336,9 @@ end
 -- ARGV: op, group record key, serial, place (machine digest and place-key
 --       digest, see place_arg), random,
 --       address rate, address burst, group rate, group burst, group failure
---       rate, group failure burst, place retention (s), audit mode (0 none,
+--       rate, group failure burst, place retention (s), for the machine log
+--       the client address, hostname, os, host serial and MACs
+--       (comma-separated), audit mode (0 none,
 --       1 sampled, 2 only if this is the key's first use), then with an
 --       audit mode: request_id, group, upgrade, security_first,
 --       security_second, client_address, received_at, sample_reason,
@@ -338,10 +364,10 @@ local function activate()
 
     -- The outbox has a cap, checked before anything is written: at the cap a
     -- sampled activation is refused, or granted without its audit record.
-    local mode = ARGV[13]
+    local mode = ARGV[18]
     local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[2], 'n')) or 0) == 0)
-    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[23])
-    if unaudited and ARGV[24] ~= '1' then return {OUTBOX_FULL, version} end
+    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[28])
+    if unaudited and ARGV[29] ~= '1' then return {OUTBOX_FULL, version} end
 
     local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
@@ -357,7 +383,11 @@ local function activate()
     else
         if max > 0 then
             local held = places(record)
-            if held >= max then held = held - reclaim(record, index, max, lease, now_s) end
+            if held >= max then
+                local freed = {}
+                held = held - reclaim(record, index, max, lease, now_s, freed)
+                for _, f in ipairs(freed) do mlog(KEYS[8], 'x', f, ARGV[3], now_s, '', '', '', '', '', '') end
+            end
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
         end
@@ -367,15 +397,16 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     redis.call('HSET', record, field, pack_place(random, expires, holder))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
+    mlog(KEYS[8], 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15], expires)
 
     local audited = 0
     if unaudited then
         audited = 2
     elseif sampled then
-        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[14], 'group', ARGV[15],
-            'serial', ARGV[3], 'upgrade', ARGV[16], 'security_first', ARGV[17],
-            'security_second', ARGV[18], 'machine_id', ARGV[22], 'client_address', ARGV[19],
-            'received_at', ARGV[20], 'sample_reason', ARGV[21])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[19], 'group', ARGV[20],
+            'serial', ARGV[3], 'upgrade', ARGV[21], 'security_first', ARGV[22],
+            'security_second', ARGV[23], 'machine_id', ARGV[27], 'client_address', ARGV[24],
+            'received_at', ARGV[25], 'sample_reason', ARGV[26])
         audited = 1
     end
     return {OK, version, places(record), expires, renew_after, now_s, random, again, audited}
@@ -385,7 +416,8 @@ end
 -- or an error reply. A place with no key yet is taken by this one (renew
 -- writes it back with the key).
 -- ARGV: op, group record key, serial, place (machine digest and place-key
---       digest), random, address rate, address burst, place retention (s)
+--       digest), random, address rate, address burst, place retention (s),
+--       client address (the machine log)
 local function find_place(record, address_key, index)
     local now_s, now_ms = clock()
     local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
@@ -415,6 +447,7 @@ local function renew_license()
     redis.call('HSET', record, p.field, pack_place(ARGV[5], expires, p.holder))
     retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease, p.keep,
         p.now_ms)
+    mlog(KEYS[5], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)
     return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
 end
 
@@ -424,6 +457,7 @@ local function deactivate()
     if not p then return err end
     redis.call('HDEL', record, p.field)
     redis.call('ZREM', index, p.field)
+    mlog(KEYS[4], 'd', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', '')
     return {OK, p.version, places(record)}
 end
 

@@ -202,7 +202,7 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
     policy_result p;
     policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
-                 pc.who.bucket, &p);
+                 pc.who.bucket, pc.who.ip, &p);
     rate_hold_note(w->holds, pc.who.bucket, group, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, counted, "renew.refused", &p, group, serial);
@@ -264,7 +264,7 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     /* 2. One round trip: rate limit, then free the place if it and its key match. */
     policy_result p;
     policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
-                      pc.who.bucket, &p);
+                      pc.who.bucket, pc.who.ip, &p);
     rate_hold_note(w->holds, pc.who.bucket, group, &p);
     if (p.status != POLICY_OK) {
         refused(w, reply, NULL, "deactivate.refused", &p, group, serial);

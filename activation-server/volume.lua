@@ -16,8 +16,10 @@
 --   approve     the order's five: the operator approves a deactivation request
 --   deny        the order's five: ... or denies it (reported at the next renew)
 --   force       the order's five: forced deactivation of a machine
--- The order's five: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
--- {o:S}:facts. The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
+-- The order's six: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
+-- {o:S}:facts, {o:S}:mlog (the machine log, docs/admin.md "The machine
+-- directory": one entry per grant, renew, pending answer, deactivation
+-- (request) and seat or machine reclaimed by the ageing, see L.mlog). The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
 -- KEYS: it is only read here, and Redis 7.0 requires read-write rights on
 -- every key passed to EVALSHA; it shares the {o:S} hash tag. The wheel's
 -- bucket sets are named here, VOL_ARG_WHEEL_PREFIX .. NAME (also {o:S}):
@@ -75,12 +77,14 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- only upvalue each closure finds its one upvalue at once.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
     designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
-    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX]}
+    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG]}
 L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG_WHEEL_PREFIX],
     age_max = tonumber(ARGV[VOL_ARG_AGE_MAX]), machine = ARGV[VOL_ARG_MACHINE], holder = ARGV[VOL_ARG_HOLDER],
     random = ARGV[VOL_ARG_RANDOM], serial = ARGV[VOL_ARG_SERIAL], rate = tonumber(ARGV[VOL_ARG_ADDRESS_RATE]),
     burst = tonumber(ARGV[VOL_ARG_ADDRESS_BURST]), facts = ARGV[VOL_ARG_FACTS], audit_mode = ARGV[VOL_ARG_AUDIT_MODE],
     outbox_max = tonumber(ARGV[VOL_ARG_OUTBOX_MAX]), grant_when_full = ARGV[VOL_ARG_GRANT_WHEN_FULL] == '1',
+    ip = ARGV[VOL_ARG_IP] or '', hostname = ARGV[VOL_ARG_HOSTNAME] or '', os = ARGV[VOL_ARG_OS] or '',
+    host_serial = ARGV[VOL_ARG_HOST_SERIAL] or '', macs = ARGV[VOL_ARG_MACS] or '',
     audit_fields = {}, names = {}}
 if L.A.op == 'activate' then
     local n = tonumber(ARGV[VOL_ARG_AUDIT_N])
@@ -280,6 +284,7 @@ function L.age_one(digest, r, t, now, out)
             L.clear(r, F.SEAT) -- the lease lapsed: the seat is free
             r.lease = 0
             L.bump('seats', -1)
+            L.mlog('x', digest, now)
             d, name, at = L.deadline(r, t)
         end
         if d <= now and L.has(r, F.SEAT) then
@@ -289,6 +294,7 @@ function L.age_one(digest, r, t, now, out)
         elseif d <= now then
             if L.in_window(r) then L.bump('machines', -1) end
             out.gone[#out.gone + 1] = digest
+            if not L.has(r, F.GONE) then L.mlog('x', digest, now) end -- a tombstone's 'd' said it already
             return
         end
         out.writes[#out.writes + 1] = digest
@@ -369,6 +375,28 @@ function L.clock()
     local tm = redis.call('TIME')
     local s = tonumber(tm[1])
     return s, s * 1000 + math.floor(tonumber(tm[2]) / 1000)
+end
+
+-- ---- the machine log ----------------------------------------------------------------
+-- One entry per change the admin server's directory shows, in the call that
+-- made it, every field always present (a stream stores entries of the same
+-- fields compactly): op (a grant, r renew, p pending, q deactivation
+-- requested, d deactivated, x seat or machine reclaimed by the ageing), m the
+-- machine digest, g (the key's group, from its revoked set's name; '' for
+-- operator calls and the sweep), s, o (the order), t, ip, h, mac, hs, os
+-- (what an Activate says of the machine; '' otherwise), e (the license's
+-- expires_at, '' when not known). Bounded: XADD MAXLEN ~.
+L.MLOG_MAXLEN = 100000
+
+function L.mlog(op, digest, now, expires)
+    local K, A = L.K, L.A
+    local own = op ~= 'x' -- the ageing's entries are other machines': not the caller's key or address
+    local asks = own and A.op == 'activate'
+    redis.call('XADD', K.mlog, 'MAXLEN', '~', L.MLOG_MAXLEN, '*', 'op', op, 'm', digest, 'g',
+        own and K.revoked and string.match(K.revoked, '^{g:(%d+)}') or '', 's', own and A.serial or '', 'o',
+        string.match(K.mlog, '^{o:([^}]*)}') or '', 't', now, 'ip', own and A.ip or '', 'h',
+        asks and A.hostname or '', 'mac', asks and A.macs or '', 'hs', asks and A.host_serial or '', 'os',
+        asks and A.os or '', 'e', expires or '')
 end
 
 -- ---- replies ------------------------------------------------------------------------
@@ -543,6 +571,7 @@ function L.admit(v, old, t, now)
         L.set(r, F.PENDING)
         r.last = now
         L.store(A.machine, old, r, t)
+        L.mlog('p', A.machine, now)
         return L.reply(S.OK, t, now, {pending = pending, check_in = now + t.pending_retry})
     end
     L.clear(r, F.PENDING)
@@ -553,6 +582,7 @@ function L.admit(v, old, t, now)
     redis.call('HINCRBY', L.K.counts, 'k:' .. A.serial, 1) -- the key's uses in this order
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
+    L.mlog('a', A.machine, now, expires)
     return L.granted(r, t, now, false, renew_after, expires, nil, audit)
 end
 
@@ -575,6 +605,7 @@ function R.activate()
     L.save_facts()
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
+    L.mlog('a', A.machine, now, expires)
     return L.granted(r, t, now, true, renew_after, expires, nil, audit)
 end
 
@@ -609,6 +640,7 @@ function R.renew()
     L.clear(r, F.DENIED) -- a denial is reported once
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
+    L.mlog('r', A.machine, now, expires)
     return L.granted(r, t, now, true, renew_after, expires, deact)
 end
 
@@ -623,9 +655,11 @@ function R.deactivate()
         L.set(r, F.ASKED)
         L.clear(r, F.DENIED)
         L.store(A.machine, old, r, t)
+        L.mlog('q', A.machine, now)
         return L.reply(S.OK, t, now, {deact = 1})
     end
     L.remove(A.machine, r, t)
+    L.mlog('d', A.machine, now)
     return L.reply(S.OK, t, now)
 end
 
@@ -653,6 +687,7 @@ function L.tombstone(r, t, now)
     r.flags = F.GONE + bit.band(r.flags, F.OVER)
     r.lease = now + t.retention
     L.store(A.machine, old, r, t)
+    L.mlog('d', A.machine, now)
 end
 
 function R.approve()
@@ -672,6 +707,7 @@ function R.deny()
     L.clear(r, F.ASKED)
     L.set(r, F.DENIED)
     redis.call('HSET', K.machines, A.machine, L.pack_rec(r))
+    L.mlog('r', A.machine, now) -- denied: it keeps its seat, as after a renew
     return L.reply(S.OK, t, now)
 end
 

@@ -67,7 +67,7 @@ int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGN
 /* The order's key names, for one call. */
 typedef struct order_names {
     char machines[PA_RKEY_MAX], counts[PA_RKEY_MAX], wheel[PA_RKEY_MAX], designated[PA_RKEY_MAX];
-    char facts[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
+    char facts[PA_RKEY_MAX], mlog[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
 } order_names;
 
 static bool names_of(const char *serial, order_names *k) {
@@ -76,17 +76,19 @@ static bool names_of(const char *serial, order_names *k) {
            pa_rkey_order_wheel(k->wheel, sizeof k->wheel, serial) > 0 &&
            pa_rkey_order_designated(k->designated, sizeof k->designated, serial) > 0 &&
            pa_rkey_order_facts(k->facts, sizeof k->facts, serial) > 0 &&
+           pa_rkey_order_mlog(k->mlog, sizeof k->mlog, serial) > 0 &&
            pa_rkey_order(k->order, sizeof k->order, serial) > 0 &&
            pa_rkey_order_wheel_prefix(k->prefix, sizeof k->prefix, serial) > 0;
 }
 
-/* The first keys of every call: the order's five. */
+/* The first keys of every call: the order's six. */
 static void add_order_keys(script_args *a, const order_names *k) {
     script_args_add_str(a, k->machines);
     script_args_add_str(a, k->counts);
     script_args_add_str(a, k->wheel);
     script_args_add_str(a, k->designated);
     script_args_add_str(a, k->facts);
+    script_args_add_str(a, k->mlog);
 }
 
 /* The first arguments of every call: op, order hash, wheel prefix and the
@@ -186,6 +188,7 @@ static void caller_end(caller_call *cc, const volume_caller *c, const uint8_t ra
     script_args_add_str(&cc->a, cc->serial);
     script_args_add_str(&cc->a, c->limits->address_rate);
     script_args_add_str(&cc->a, c->limits->address_burst);
+    script_args_add_str(&cc->a, c->ip ? c->ip : "");
 }
 
 void volume_activate(rstore *r, int script, const char *order_serial, const volume_caller *c, const volume_machine *m,
@@ -196,6 +199,12 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
         return;
     }
     caller_end(&cc, c, random);
+    char macs[VOLUME_MACS_MAX * 18];
+    policy_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, macs, sizeof macs);
+    script_args_add_str(&cc.a, m->hostname ? m->hostname : "");
+    script_args_add_str(&cc.a, m->os ? m->os : "");
+    script_args_add_str(&cc.a, m->host_serial ? m->host_serial : "");
+    script_args_add_str(&cc.a, macs);
     script_args_add_str(&cc.a, m->facts_json ? m->facts_json : "");
     /* The offline audit: the outbox entry's fields, as audit_record.h shapes them. */
     audit_record_args ra; /* must live until the call: the arguments point into it */

@@ -89,6 +89,7 @@ typedef struct volume_caller {
     uint32_t serial;             /* the key's serial */
     const char *address_key;     /* "rl:a:..." */
     const policy_limits *limits; /* the address rate and burst */
+    const char *ip;              /* the client address, for the machine log; NULL: unknown */
 } volume_caller;
 
 /* What an Activate says about the machine. */
@@ -96,6 +97,8 @@ typedef struct volume_machine {
     const uint8_t *machine_id; /* MACHINE_ID_LEN bytes */
     const uint8_t *holder;     /* place_key_digest of the request's place key; NULL: none sent */
     const char *facts_json;    /* the facts the order collects, a JSON object; NULL: none */
+    const char *hostname;      /* the machine log: ActivateRequest.hostname; NULL: none */
+    const char *os;            /* the machine log: ActivateRequest.os; NULL: none */
     const char *host_serial;   /* designation; NULL or "": none */
     const char *const *macs;   /* designation, "aa:bb:cc:dd:ee:ff" (any case) */
     size_t n_macs;             /* at most VOLUME_MACS_MAX are looked at */

@@ -9,20 +9,21 @@
 #ifndef PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 #define PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 
-/* ---- KEYS: every operation passes the order's five ---- */
+/* ---- KEYS: every operation passes the order's six ---- */
 #define VOL_KEY_MACHINES 1   /* PA_RKEY_ORDER_MACHINES_FMT: digest -> 28-byte record */
 #define VOL_KEY_COUNTS 2     /* PA_RKEY_ORDER_COUNTS_FMT: seats, machines, over_term */
 #define VOL_KEY_WHEEL 3      /* PA_RKEY_ORDER_WHEEL_FMT: bucket name -> when it falls due */
 #define VOL_KEY_DESIGNATED 4 /* PA_RKEY_ORDER_DESIGNATED_FMT */
 #define VOL_KEY_FACTS 5      /* PA_RKEY_ORDER_FACTS_FMT */
-#define VOL_ORDER_KEYS 5
+#define VOL_KEY_MLOG 6       /* PA_RKEY_ORDER_MLOG_FMT: the machine log (docs/admin.md) */
+#define VOL_ORDER_KEYS 6
 /* activate, renew, deactivate add the caller's two: */
-#define VOL_KEY_REVOKED 6 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
-#define VOL_KEY_ADDRESS 7 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
-#define VOL_CALLER_KEYS 7
+#define VOL_KEY_REVOKED 7 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
+#define VOL_KEY_ADDRESS 8 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
+#define VOL_CALLER_KEYS 8
 /* activate adds: */
-#define VOL_KEY_OUTBOX 8 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
-#define VOL_ACTIVATE_KEYS 8
+#define VOL_KEY_OUTBOX 9 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
+#define VOL_ACTIVATE_KEYS 9
 
 /* ---- ARGV: every operation ---- */
 #define VOL_ARG_OP 1           /* activate | renew | deactivate | sweep | approve | deny | force */
@@ -37,12 +38,17 @@
 #define VOL_ARG_SERIAL 8       /* the key's serial, decimal (revocation) */
 #define VOL_ARG_ADDRESS_RATE 9 /* tokens per second; 0: no limit */
 #define VOL_ARG_ADDRESS_BURST 10
+#define VOL_ARG_IP 11 /* the client address, for the machine log */
 /* activate only: */
-#define VOL_ARG_FACTS 11           /* the collected facts as a JSON object, "" when none */
-#define VOL_ARG_AUDIT_MODE 12      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
-#define VOL_ARG_OUTBOX_MAX 13      /* the outbox's cap (--audit-outbox-max) */
-#define VOL_ARG_GRANT_WHEN_FULL 14 /* "1": at the cap grant unaudited; "0": refuse */
-#define VOL_ARG_AUDIT_N 15         /* how many outbox field/value arguments follow this one */
+#define VOL_ARG_HOSTNAME 12 /* the machine log: what the request says of the machine */
+#define VOL_ARG_OS 13
+#define VOL_ARG_HOST_SERIAL 14
+#define VOL_ARG_MACS 15            /* comma-separated */
+#define VOL_ARG_FACTS 16           /* the collected facts as a JSON object, "" when none */
+#define VOL_ARG_AUDIT_MODE 17      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
+#define VOL_ARG_OUTBOX_MAX 18      /* the outbox's cap (--audit-outbox-max) */
+#define VOL_ARG_GRANT_WHEN_FULL 19 /* "1": at the cap grant unaudited; "0": refuse */
+#define VOL_ARG_AUDIT_N 20         /* how many outbox field/value arguments follow this one */
 /* ... then those, then to the end the machine's designated-set names. */
 
 /* ---- the reply: an array, every position present (0 when it does not apply) ---- */

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "http_server.h"
 #include "log.h"
+#include "machine_ingest.h"
 #include "user_cli.h"
 
 static const daemon_spec spec = {
@@ -71,8 +72,12 @@ static int serve(daemon_frame *d, const admin_app *app, const char *cert, const 
     }
     log_info("server.listening", LOG_S("listen", listen), LOG_I("port", http_server_port(s)),
              LOG_S("tls", cert ? "on" : "off"), LOG_I("workers", app->http_threads), LOG_END);
+    /* The machine directory follows the activation servers' logs. */
+    machine_ingest_task *ingest = machine_ingest_start(&app->store, MACHINE_INGEST_INTERVAL_MS, err, sizeof err);
+    if (!ingest) log_error("machine_ingest.start", LOG_S("error", err), LOG_END);
     daemon_wait(d);
     int cut = http_server_stop(s, d->drain_ms);
+    machine_ingest_stop(ingest);
     daemon_finish(d, cut);
     return 0;
 }

@@ -3,6 +3,7 @@
  * summary. The server checks the role before the handler runs; the
  * OpenAPI document (openapi.c) is made from this table. */
 #include "http_api.h"
+#include "machines_api.h"
 #include "openapi.h"
 #include "session.h"
 #include "trail.h"
@@ -21,6 +22,13 @@ const http_route admin_routes[] = {
     {"POST", "/api/v1/users", ROLE_ADMIN, users_create, "Create an account: {name, role, password}"},
     {"PATCH", "/api/v1/users/{name}", ROLE_ADMIN, users_update, "Change an account's role and/or password"},
     {"DELETE", "/api/v1/users/{name}", ROLE_ADMIN, users_remove, "Remove an account"},
+
+    /* machines (the first matching pattern wins: /api/v1/machines/export and
+     * other fixed names go above /api/v1/machines/{id}) */
+    {"GET", "/api/v1/machines", ROLE_VIEWER, machines_search,
+     "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
+     "status, from, to (last contact), limit, cursor"},
+    {"GET", "/api/v1/machines/{id}", ROLE_VIEWER, machines_get, "One machine and its recent history"},
 
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},

@@ -65,6 +65,14 @@ int pa_rkey_group_failure_bucket(char *buf, size_t n, uint32_t id);
 #define PA_RKEY_ADDRESS_BUCKET_FMT "rl:a:%s"
 int pa_rkey_address_bucket(char *buf, size_t n, const char *address);
 
+/* stream: the group's machine log (retail keys), as PA_RKEY_ORDER_MLOG_FMT.
+ * w policy.lua (XADD MAXLEN ~); r admin server (machine ingest). */
+#define PA_RKEY_GROUP_MLOG_FMT "{g:%u}:mlog"
+int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id);
+/* Bound of each machine log (XADD MAXLEN ~): enough for the admin server
+ * to be down a while without losing an entry. */
+#define PA_MLOG_MAXLEN "100000"
+
 /* stream: offline-audit records. w policy.lua (XADD with the activation);
  * r/w outbox forwarder through consumer group PA_OUTBOX_GROUP. */
 #define PA_RKEY_OUTBOX "audit:outbox"
@@ -135,6 +143,13 @@ int pa_rkey_order_designated(char *buf, size_t n, const char *serial);
 #define PA_RKEY_ORDER_USAGE_FMT "{o:%s}:usage"
 int pa_rkey_order_usage(char *buf, size_t n, const char *serial);
 
+/* stream: the order's machine log, one entry per grant, renew, pending,
+ * deactivation (request) or reclaim (docs/admin.md, "The machine
+ * directory" lists the fields). w volume.lua (XADD MAXLEN ~); r admin
+ * server (machine ingest). */
+#define PA_RKEY_ORDER_MLOG_FMT "{o:%s}:mlog"
+int pa_rkey_order_mlog(char *buf, size_t n, const char *serial);
+
 /* ---- Redis A: the admin server (docs/admin.md) ------------------------
  * Its own keys, r/w by the admin server and its `user` commands only. */
 
@@ -162,6 +177,25 @@ int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
 /* stream: the admin trail, one entry per change: user, action, target,
  * addr, result, t (MAXLEN ~ 1000000). */
 #define PA_RKEY_ADMIN_TRAIL "admin:trail"
+
+/* hash: machine log key -> last entry ID taken into the directory.
+ * r/w admin server (machine ingest) only. */
+#define PA_RKEY_MLOG_POS "admin:mlog:pos"
+/* string: the ingest lease, the holder's random token (SET NX PX), so one
+ * admin server ingests at a time. r/w machine ingest. */
+#define PA_RKEY_INGEST_LEASE "admin:ingest:lease"
+/* The machine directory (admin-server/machine_dir.lua describes the layout;
+ * docs/admin.md "Directory layout"), all under the hash tag {md}. The
+ * script makes bucket names from these prefixes and a number, as the
+ * order wheel does. r/w machine_dir.lua only.
+ *   hash: a bucket of machine records, "{md}:r:N", id (12 bytes) -> record */
+#define PA_RKEY_MD_RECORD_PREFIX "{md}:r:"
+/*   zset: the ordered index's bucket boundaries (lex) */
+#define PA_RKEY_MD_INDEX "{md}:ix"
+/*   zset: one bucket of the ordered index, "{md}:ix:N" (lex) */
+#define PA_RKEY_MD_INDEX_PREFIX "{md}:ix:"
+/*   string: the last index bucket number handed out */
+#define PA_RKEY_MD_INDEX_NEXT "{md}:ixn"
 
 /* ---- both stores ------------------------------------------------------- */
 

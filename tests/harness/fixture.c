@@ -425,6 +425,7 @@ void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size
     const char *pw = strcmp(user, "activation") == 0 ? FIXTURE_PW_ACTIVATION
                    : strcmp(user, "audit") == 0      ? FIXTURE_PW_AUDIT
                    : strcmp(user, "keystore") == 0   ? FIXTURE_PW_KEYSTORE
+                   : strcmp(user, "admin") == 0      ? FIXTURE_PW_ADMIN
                                                      : "no-such-user-pw";
     snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
 }

@@ -1,0 +1,281 @@
+/* admin_search.c -- what the machine directory costs (docs/admin.md
+ * "Directory layout"), in one run:
+ *   - Redis memory per machine: INFO used_memory before and after loading
+ *     N machine records (default 1 000 000) through machine_dir.lua's
+ *     ingest (the admin server's own code path, 100 log entries per call,
+ *     entries made up here instead of read from logs), divided by N, with
+ *     the records' and the index's own MEMORY USAGE beside it;
+ *   - search latency, p50 / p99 over many queries of one page (50 rows):
+ *     hostname prefix, exact IP, group + serial, through machine_search
+ *     (the code behind GET /api/v1/machines, without HTTP);
+ *   - rows/s of a full walk through machine_rows (what an export reads).
+ * Redis runs with the production configuration and ACL users, plus one
+ * measuring user (INFO needs @dangerous) and AOF off for the load (the
+ * figure is memory, not disk). Client and Redis share this machine's
+ * cores. No targets are asserted: the figures are printed. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "fixture.h"
+#include "machine_dir.h"
+#include "machine_rows.h"
+#include "machine_search.h"
+#include "redis_keys.h"
+
+#define BATCH 100
+#define GROUPS 200
+#define MEASURE_PW "bench-measure-pw"
+
+static int die(const char *what) {
+    fprintf(stderr, "admin_search: %s\n", what);
+    return -1;
+}
+
+static long long info_used(redisContext *c) {
+    redisReply *r = redisCommand(c, "INFO memory");
+    const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "used_memory:") : NULL;
+    long long v = p ? atoll(p + 12) : -1;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+/* The made-up machine i: spread like real names (not in load order). */
+static uint32_t mix(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+typedef struct entry_text {
+    char m[17], g[24], s[24], t[24], ip[20], h[40], mac[24], hs[16], e[24];
+} entry_text;
+
+static void make_entry(long i, long now, entry_text *x) {
+    uint32_t h = mix((uint32_t)i);
+    memcpy(x->m, &h, 4);
+    uint32_t k = (uint32_t)i;
+    memcpy(x->m + 4, &k, 4);
+    memset(x->m + 8, 'm', 8);
+    snprintf(x->g, sizeof x->g, "%ld", 1000 + i % GROUPS);
+    snprintf(x->s, sizeof x->s, "%ld", 1 + i / GROUPS);
+    snprintf(x->t, sizeof x->t, "%ld", now - (long)(h % 86400));
+    snprintf(x->ip, sizeof x->ip, "10.%u.%u.%u", (h >> 16) & 255, (h >> 8) & 255, h & 255);
+    snprintf(x->h, sizeof x->h, "ws-%06x-%ld", h & 0xffffff, i % 10);
+    snprintf(x->mac, sizeof x->mac, "02:00:%02x:%02x:%02x:%02x", (h >> 24) & 255, (h >> 16) & 255, (h >> 8) & 255,
+             (unsigned)(i & 255));
+    snprintf(x->hs, sizeof x->hs, "PF%08X", mix(h));
+    snprintf(x->e, sizeof x->e, "%ld", now + 86400);
+}
+
+static int load(rstore *r, long n, long now) {
+    static entry_text x[BATCH];
+    const char *argv[3 + BATCH * MD_ENTRY_FIELDS];
+    size_t lens[3 + BATCH * MD_ENTRY_FIELDS];
+    double t0 = pa_mono_s();
+    for (long i = 0; i < n; i += BATCH) {
+        int k = 0;
+        argv[k++] = PA_RKEY_MLOG_POS;
+        argv[k++] = "{g:0}:mlog";
+        argv[k++] = "0-1";
+        for (long j = i; j < i + BATCH && j < n; j++) {
+            entry_text *e = &x[j - i];
+            make_entry(j, now, e);
+            const char *v[MD_ENTRY_FIELDS] = {"a",   e->m, e->g,   e->s,  "",      e->t,
+                                              e->ip, e->h, e->mac, e->hs, "linux", e->e};
+            for (int f = 0; f < MD_ENTRY_FIELDS; f++) argv[k++] = v[f];
+        }
+        for (int a = 0; a < k; a++) lens[a] = strlen(argv[a]);
+        for (int a = 0; a < (k - 3) / MD_ENTRY_FIELDS; a++) lens[3 + a * MD_ENTRY_FIELDS + 1] = 16;
+        redisReply *rep = machine_dir_call(r, "ingest", (size_t)k, argv, lens);
+        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+            fprintf(stderr, "ingest: %s\n", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rstore_error(r));
+            if (rep) freeReplyObject(rep);
+            return -1;
+        }
+        freeReplyObject(rep);
+        if ((i / BATCH) % 1000 == 999) {
+            fprintf(stderr, "\r  loaded %ld", i + BATCH);
+            fflush(stderr);
+        }
+    }
+    double dt = pa_mono_s() - t0;
+    printf("\rloaded %ld machines in %.1f s: %.0f records/s through machine_dir.lua ingest\n", n, dt, n / dt);
+    return 0;
+}
+
+/* MEMORY USAGE summed over the keys matching `pattern`. */
+static long long usage_of(redisContext *c, const char *pattern, long *keys) {
+    long long total = 0;
+    char cursor[32] = "0";
+    *keys = 0;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return -1;
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *ks = r->element[1];
+        for (size_t i = 0; i < ks->elements; i++)
+            redisAppendCommand(c, "MEMORY USAGE %b SAMPLES 0", ks->element[i]->str, ks->element[i]->len);
+        for (size_t i = 0; i < ks->elements; i++) {
+            redisReply *u;
+            if (redisGetReply(c, (void **)&u) == REDIS_OK && u) {
+                if (u->type == REDIS_REPLY_INTEGER) total += u->integer;
+                freeReplyObject(u);
+            }
+        }
+        *keys += (long)ks->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return total;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One page (up to 50 rows) per query; prints p50 / p99 and the mean rows. */
+static void latency(rstore *r, const char *what, long n, long queries, long now,
+                    void (*make)(long i, long now, machine_filters *f, char *buf, size_t len)) {
+    double *ms = calloc((size_t)queries, sizeof *ms);
+    if (!ms) return;
+    long rows = 0;
+    char buf[64], err[160];
+    for (long q = 0; q < queries; q++) {
+        machine_filters f = {.status = MACHINE_STATUS_ANY};
+        make(mix((uint32_t)q * 7919u) % (uint32_t)n, now, &f, buf, sizeof buf);
+        double t0 = pa_mono_s();
+        machine_search *s = machine_search_open(r, &f, NULL, err, sizeof err);
+        const machine_record *rec;
+        int got = 0;
+        while (s && got < 50 && machine_search_next(s, 5000, &rec) == 1) got++;
+        machine_search_close(s);
+        ms[q] = (pa_mono_s() - t0) * 1000;
+        rows += got;
+    }
+    qsort(ms, (size_t)queries, sizeof *ms, cmp_double);
+    printf("  %-28s p50 %6.2f ms  p99 %6.2f ms  (%ld queries, %.1f rows each)\n", what, ms[queries / 2],
+           ms[queries * 99 / 100], queries, (double)rows / queries);
+    free(ms);
+}
+
+static void by_hostname_prefix(long i, long now, machine_filters *f, char *buf, size_t len) {
+    entry_text x;
+    make_entry(i, now, &x);
+    snprintf(buf, len, "%.6s*", x.h); /* "ws-abc*": ~240 machines of 1M */
+    f->hostname = buf;
+}
+
+static void by_ip(long i, long now, machine_filters *f, char *buf, size_t len) {
+    entry_text x;
+    make_entry(i, now, &x);
+    snprintf(buf, len, "%s", x.ip);
+    f->ip = buf;
+}
+
+static void by_key(long i, long now, machine_filters *f, char *buf, size_t len) {
+    (void)now;
+    (void)buf;
+    (void)len;
+    f->has_group = f->has_serial = true;
+    f->group = (uint32_t)(1000 + i % GROUPS);
+    f->serial = (uint32_t)(1 + i / GROUPS);
+}
+
+static void full_scan(rstore *r) {
+    char err[160];
+    machine_filters f = {.status = MACHINE_STATUS_ANY};
+    machine_rows *it = machine_rows_open(r, &f, err, sizeof err);
+    if (!it) return;
+    const machine_row *row;
+    long n = 0;
+    double t0 = pa_mono_s();
+    while (machine_rows_next(it, &row) == 1) n++;
+    double dt = pa_mono_s() - t0;
+    machine_rows_close(it);
+    printf("  full walk through machine_rows: %ld rows in %.1f s = %.0f rows/s\n", n, dt, n / dt);
+}
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: admin_search [--machines N] [--queries Q]\n"
+            "  Loads N machine records (default 1000000) into a private Redis and prints\n"
+            "  memory per machine, search p50/p99 (Q queries each, default 2000) and\n"
+            "  full-walk rows/s.\n");
+}
+
+int main(int argc, char **argv) {
+    long n = 1000000, queries = 2000;
+    static const struct option opts[] = {{"machines", required_argument, 0, 'n'},
+                                         {"queries", required_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'n') n = atol(optarg);
+        else if (c == 'q') queries = atol(optarg);
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (n < BATCH || queries < 100) {
+        usage(stderr);
+        return 2;
+    }
+    redis_fixture a;
+    if (redis_fixture_start(&a, FIXTURE_STORE_ACTIVATION) != 0) {
+        die("cannot start redis");
+        return 1;
+    }
+    int rc = 1;
+    char acl[512], url[256], err[200];
+    snprintf(acl, sizeof acl, "%s/users.acl", a.dir);
+    FILE *fa;
+    if (redis_fixture_pause(&a) != 0 || !(fa = fopen(acl, "a"))) goto out;
+    fprintf(fa, "user measure on >%s ~* &* +@all\n", MEASURE_PW);
+    fclose(fa);
+    if (redis_fixture_resume(&a) != 0) goto out;
+    redisContext *m = redis_fixture_connect(&a, "measure", MEASURE_PW);
+    if (!m) goto out;
+    freeReplyObject(redisCommand(m, "CONFIG SET appendonly no"));
+    redis_fixture_url(&a, "admin", url, sizeof url);
+    rstore_config cfg = {.url = url, .command_timeout_ms = 60000};
+    rstore *r = rstore_new(&cfg, false, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "admin_search: %s\n", err);
+        redisFree(m);
+        goto out;
+    }
+    long now = (long)time(NULL);
+    long long used0 = info_used(m);
+    if (load(r, n, now) == 0) {
+        long long used1 = info_used(m);
+        long kr, ki;
+        long long rec = usage_of(m, PA_RKEY_MD_RECORD_PREFIX "*", &kr), ix = usage_of(m, "{md}:ix*", &ki);
+        printf("Redis used_memory: %+lld bytes = %.1f bytes per machine (target <= 400)\n", used1 - used0,
+               (double)(used1 - used0) / n);
+        printf("  records: %ld hash buckets, MEMORY USAGE %.1f bytes per machine\n", kr, (double)rec / n);
+        printf("  index:   %ld zsets (root + buckets), MEMORY USAGE %.1f bytes per machine\n", ki, (double)ix / n);
+        printf("search, one page of up to 50 rows, through machine_search (no HTTP):\n");
+        latency(r, "hostname prefix (ws-XYZ*)", n, queries, now, by_hostname_prefix);
+        latency(r, "ip exact", n, queries, now, by_ip);
+        latency(r, "group + serial", n, queries, now, by_key);
+        full_scan(r);
+        rc = 0;
+    }
+    rstore_free(r);
+    redisFree(m);
+out:
+    redis_fixture_stop(&a);
+    return rc;
+}
