@@ -2,6 +2,7 @@
  * (docs/admin.md, "Routes"): method, path pattern, least role, handler,
  * summary. The server checks the role before the handler runs; the
  * OpenAPI document (openapi.c) is made from this table. */
+#include "export_api.h"
 #include "http_api.h"
 #include "machines_api.h"
 #include "openapi.h"
@@ -32,5 +33,10 @@ const http_route admin_routes[] = {
 
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},
+    /* exports (the first match wins: these stay above /api/v1/machines/{id}) */
+    {"GET", "/api/v1/machines/export", ROLE_VIEWER, export_machines,
+     "The machine search's result as a download: ?format=csv|json|xlsx and the search's filters"},
+    {"GET", "/api/v1/trail/export", ROLE_VIEWER, export_trail,
+     "The admin trail as a download: ?format=csv|json|xlsx and the trail's filters"},
 };
 const size_t admin_n_routes = sizeof admin_routes / sizeof *admin_routes;
