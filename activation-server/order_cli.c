@@ -8,7 +8,10 @@
  * options followed by the daemon's whole table (daemon_options), the ones
  * the subcommand does not use hidden, so the daemon's config file and
  * environment load without complaint. Store access goes through
- * order_store.h; this file only parses, prints and picks exit codes.
+ * order_store.h, order_describe.h and order_controls.h (library
+ * pa_order_admin, which the admin server links too, so the console and this
+ * command run the same code); this file only parses, prints and picks exit
+ * codes.
  *
  * The commands that write orders (import, retire) need a Redis user that
  * may write {o:*}:order: the store's `keystore` user (docker/redis/
@@ -34,6 +37,8 @@
 #include "order_armour.h"
 #include "order_json.h"
 #include "order_keyring.h"
+#include "order_controls.h"
+#include "order_describe.h"
 #include "order_store.h"
 #include "usage_file.h"
 #include "usage_report.h"
@@ -203,39 +208,6 @@ static const config_option show_opts[] = {{"json", NULL, "print one JSON object"
 static const config_option retire_opts[] = {{"json", NULL, "print the outcome as one JSON object", NULL}};
 static const char *const store_shown[] = {"redis-url", "redis-password-file", "redis-timeout-ms", NULL};
 
-/* The order's counters ({o:S}:n), as volume.lua keeps them; an empty
- * object before the first activation. */
-static json_t *counters(rstore *r, const order_record *rec) {
-    redisReply *rep = rstore_command(r, "HGETALL %s", rec->key_counts);
-    json_t *j = json_object();
-    for (size_t i = 0; j && rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2)
-        json_object_set_new(j, rep->element[i]->str, json_integer(strtoll(rep->element[i + 1]->str, NULL, 10)));
-    if (rep) freeReplyObject(rep);
-    return j;
-}
-
-/* The whole description of a stored order: the signed terms and the store's state. */
-static json_t *describe(rstore *r, const order_record *rec) {
-    order_file f;
-    char err[256];
-    if (order_file_from_parts(&f, rec->order_bytes, rec->order_len, rec->order_signature, TAGGED_SIG_LEN,
-                              rec->order_key_id, NULL, 0, err, sizeof err) != ORDER_OK) {
-        order_file_clear(&f);
-        return NULL;
-    }
-    json_t *j = order_json(&f);
-    char imported[40];
-    order_armour_time(rec->imported_at, imported, sizeof imported);
-    if (j && rec->on_premises) json_object_set_new(j, "accepted_keys", json_integer((json_int_t)rec->n_key_hashes));
-    if (j && (json_object_set_new(j, "retired", json_boolean(rec->retired)) ||
-              json_object_set_new(j, "version", json_integer((json_int_t)rec->version)) ||
-              json_object_set_new(j, "imported_at", json_string(imported)) ||
-              json_object_set_new(j, "counters", counters(r, rec))))
-        json_decref(j), j = NULL;
-    order_file_clear(&f);
-    return j;
-}
-
 static int cmd_list(order_ctx *c) {
     char(*serials)[ORDER_SERIAL_LEN + 1] = NULL, err[512];
     size_t n = 0;
@@ -282,7 +254,7 @@ static int cmd_show(order_ctx *c) {
     if (!serial) return rc;
     if (!ctx_store(c)) return EXIT_FAILED;
     int found = order_store_load(c->redis, serial, &rec, err, sizeof err);
-    json_t *j = found == 0 ? describe(c->redis, &rec) : NULL;
+    json_t *j = found == 0 ? order_describe(c->redis, &rec) : NULL;
     if (found == 1) rc = fail(c, EXIT_FAILED, "no order %s is imported here", serial);
     else if (found < 0) rc = fail(c, EXIT_FAILED, "%s", err);
     else if (config_get_bool(c->cfg, "json")) rc = print_json(c, j), j = NULL;
@@ -416,31 +388,27 @@ static json_t *machine_json(const char *hex, const volume_record *m, const char 
                      f ? f : json_object());
 }
 
-/* One HSCAN page of the machine table, with the facts of its machines. */
-static int machines_page(order_ctx *c, const order_record *rec, const redisReply *page, json_t *all) {
-    bool counted = rec->mode != SEAT_MODE_UNLIMITED;
-    for (size_t i = 0; i + 1 < page->elements; i += 2) {
-        const redisReply *d = page->element[i], *v = page->element[i + 1];
-        volume_record m;
-        if (d->len != VOLUME_DIGEST_LEN || !volume_record_decode(v->str, v->len, &m)) continue;
-        char hex[2 * VOLUME_DIGEST_LEN + 1];
-        pa_hex_encode(d->str, VOLUME_DIGEST_LEN, hex);
-        redisReply *facts = rstore_commandargv(c->redis, 3, (const char *[]){"HGET", rec->key_facts, d->str},
-                                               (const size_t[]){4, strlen(rec->key_facts), d->len});
-        json_t *j = machine_json(hex, &m, volume_record_status(&m, counted), facts);
-        if (facts) freeReplyObject(facts);
-        if (!j) return fail(c, EXIT_FAILED, "cannot build the JSON");
-        if (all) {
-            json_array_append_new(all, j);
-            continue;
-        }
-        char *text = json_dumps(json_object_get(j, "facts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%s  %-11s first %s  last %s  %s\n", hex, json_string_value(json_object_get(j, "status")),
-               json_string_value(json_object_get(j, "first_seen")),
-               json_string_value(json_object_get(j, "last_contact")), text ? text : "{}");
-        free(text);
-        json_decref(j);
-    }
+/* One machine of the table: printed, or added to `all` (--json). */
+typedef struct machines_run {
+    order_ctx *c;
+    bool counted; /* the order counts seats (not unlimited) */
+    json_t *all;  /* --json: the array being built; NULL: print lines */
+} machines_run;
+
+static int machine_line(void *arg, const uint8_t digest[VOLUME_DIGEST_LEN], const volume_record *m,
+                        const redisReply *facts) {
+    machines_run *run = arg;
+    char hex[2 * VOLUME_DIGEST_LEN + 1];
+    pa_hex_encode(digest, VOLUME_DIGEST_LEN, hex);
+    json_t *j = machine_json(hex, m, volume_record_status(m, run->counted), facts);
+    if (!j) return fail(run->c, EXIT_FAILED, "cannot build the JSON");
+    if (run->all) return json_array_append_new(run->all, j), EXIT_OK;
+    char *text = json_dumps(json_object_get(j, "facts"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s  %-11s first %s  last %s  %s\n", hex, json_string_value(json_object_get(j, "status")),
+           json_string_value(json_object_get(j, "first_seen")), json_string_value(json_object_get(j, "last_contact")),
+           text ? text : "{}");
+    free(text);
+    json_decref(j);
     return EXIT_OK;
 }
 
@@ -448,23 +416,13 @@ static int cmd_machines(order_ctx *c) {
     int rc = EXIT_OK;
     const char *serial = serial_and(c, NULL, NULL, &rc);
     order_record rec = {0};
+    char err[512];
     if (!serial || !load_order(c, serial, &rec, &rc)) return order_record_clear(&rec), rc;
-    bool json = config_get_bool(c->cfg, "json");
-    json_t *all = json ? json_array() : NULL;
-    char cursor[32] = "0";
-    do { /* HSCAN: a big table is read in pages, never in one reply */
-        redisReply *r = rstore_command(c->redis, "HSCAN %s %s COUNT 1000", rec.key_machines, cursor);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            rc = fail(c, EXIT_FAILED, "reading %s: %s", rec.key_machines,
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(c->redis));
-        } else {
-            snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-            rc = machines_page(c, &rec, r->element[1], all);
-        }
-        if (r) freeReplyObject(r);
-    } while (!rc && strcmp(cursor, "0") != 0);
-    if (all && !rc) rc = print_json(c, all);
-    else json_decref(all);
+    machines_run run = {c, rec.mode != SEAT_MODE_UNLIMITED, config_get_bool(c->cfg, "json") ? json_array() : NULL};
+    rc = order_machines_each(c->redis, &rec, true, machine_line, &run, err, sizeof err);
+    if (rc < 0) rc = fail(c, EXIT_FAILED, "%s", err);
+    if (run.all && !rc) rc = print_json(c, run.all);
+    else json_decref(run.all);
     order_record_clear(&rec);
     return rc;
 }
@@ -493,26 +451,20 @@ static int device_name(order_ctx *c, char name[VOLUME_DESIGNATION_MAX]) {
 static int designation(order_ctx *c, bool add) {
     int rc = EXIT_OK;
     const char *serial = serial_and(c, NULL, NULL, &rc);
-    char name[VOLUME_DESIGNATION_MAX];
-    order_record rec = {0};
-    if (!serial || (rc = device_name(c, name)) != EXIT_OK || !load_order(c, serial, &rec, &rc))
-        return order_record_clear(&rec), rc;
-    redisReply *r = rstore_command(c->redis, add ? "SADD %s %s" : "SREM %s %s", rec.key_designated, name);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        rc = fail(c, EXIT_FAILED, "%s: %s", rec.key_designated,
-                  r && r->type == REDIS_REPLY_ERROR ? r->str : rstore_error(c->redis));
-    } else if (config_get_bool(c->cfg, "json")) {
-        rc = print_json(c, json_pack("{s:s, s:s, s:b}", "order", serial, "device", name, "changed", r->integer == 1));
-    } else {
-        bool changed = r->integer == 1;
-        printf(add ? (changed ? "designated %s on order %s: it activates at its next check-in\n"
-                              : "%s was already designated on order %s\n")
-                   : (changed ? "undesignated %s on order %s\n" : "%s was not designated on order %s\n"),
-               name, serial);
-    }
-    if (r) freeReplyObject(r);
-    order_record_clear(&rec);
-    return rc;
+    char name[VOLUME_DESIGNATION_MAX], err[512];
+    bool changed = false;
+    if (!serial || (rc = device_name(c, name)) != EXIT_OK) return rc;
+    if (!ctx_store(c)) return EXIT_FAILED;
+    int r = order_designate(c->redis, serial, name, add, &changed, err, sizeof err);
+    if (r == 1) return fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    if (r < 0) return fail(c, EXIT_FAILED, "%s", err);
+    if (config_get_bool(c->cfg, "json"))
+        return print_json(c, json_pack("{s:s, s:s, s:b}", "order", serial, "device", name, "changed", changed));
+    printf(add ? (changed ? "designated %s on order %s: it activates at its next check-in\n"
+                          : "%s was already designated on order %s\n")
+               : (changed ? "undesignated %s on order %s\n" : "%s was not designated on order %s\n"),
+           name, serial);
+    return EXIT_OK;
 }
 
 static int cmd_designate(order_ctx *c) { return designation(c, true); }

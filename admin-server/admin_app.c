@@ -24,6 +24,17 @@ const config_option ADMIN_OPTIONS[] = {
     {"http-threads", "N", "connection threads", "4"},
     {"login-tries", "N", "login tries per account and per client address before the wait", "5"},
     {"login-refill-s", "S", "one more login try after this long", "12"},
+    /* orders, revocations (orders_api.h, revocations.h) */
+    {"order-public-key", "FILE",
+     "the vendor's order-verification public key (PEM); repeat for several; order import checks signatures with them",
+     NULL},
+    {"on-premises", NULL, "an on-premises deployment: orders must delegate --server-public-key", NULL},
+    {"server-public-key", "FILE", "on premises: the activation server's license-signing public key (PEM)", NULL},
+    {"audit-address", "ADDR", "the audit server host:port, for revocations (mutual TLS); unset: revocations are local",
+     NULL},
+    {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
+    {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
+    {"audit-key", "FILE", "its private key (PEM)", NULL},
     /* Hidden: tests lower the cost of hashing; production keeps 64 MiB. */
     {"argon2-memory-kib", "KIB", NULL, "65536"},
 };

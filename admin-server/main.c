@@ -20,6 +20,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "machine_ingest.h"
+#include "orders_config.h"
 #include "user_cli.h"
 
 static const daemon_spec spec = {
@@ -90,13 +91,16 @@ int main(int argc, char **argv) {
     int code;
     if (!daemon_init(&d, &sp, argc, argv, &code)) return code;
     admin_app app;
+    orders_config oc = {0};
     char *cert = NULL, *key = NULL;
     code = admin_app_configure(&app, d.cfg);
+    if (code == 0) code = orders_config_load(&oc, d.cfg);
     if (code == 0 && admin_app_make_dummy_hash(&app) != 0) code = 1;
     if (code == 0) code = load_tls(&d, &app, &cert, &key);
     if (code == 0) code = serve(&d, &app, cert, key);
     else daemon_finish(&d, -1);
     free(cert);
     daemon_free_pem(key);
+    orders_config_free(&oc);
     return code;
 }

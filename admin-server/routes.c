@@ -5,7 +5,11 @@
 #include "export_api.h"
 #include "http_api.h"
 #include "machines_api.h"
+#include "machines_control.h"
 #include "openapi.h"
+#include "orders_api.h"
+#include "organisations.h"
+#include "revocations.h"
 #include "session.h"
 #include "trail.h"
 #include "users_api.h"
@@ -30,6 +34,32 @@ const http_route admin_routes[] = {
      "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
      "status, from, to (last contact), limit, cursor"},
     {"GET", "/api/v1/machines/{id}", ROLE_VIEWER, machines_get, "One machine and its recent history"},
+    /* orders and organisations (orders_api.h, organisations.h) */
+    {"GET", "/api/v1/orders", ROLE_VIEWER, orders_list, "Orders; q: customer or serial prefix, organisation: its id"},
+    {"POST", "/api/v1/orders", ROLE_OPERATOR, orders_import, "Import an order file (body: the .license bytes)"},
+    {"GET", "/api/v1/orders/{serial}", ROLE_VIEWER, orders_get, "One order: terms, seats used and free, warning"},
+    {"POST", "/api/v1/orders/{serial}/retire", ROLE_OPERATOR, orders_retire, "Retire an order"},
+    {"PUT", "/api/v1/orders/{serial}/organisation", ROLE_OPERATOR, organisations_assign,
+     "Move an order: {organisation: id or null}"},
+    {"GET", "/api/v1/organisations", ROLE_VIEWER, organisations_list, "Organisations"},
+    {"POST", "/api/v1/organisations", ROLE_OPERATOR, organisations_create, "Create an organisation: {name}"},
+    {"PATCH", "/api/v1/organisations/{id}", ROLE_OPERATOR, organisations_rename, "Rename an organisation: {name}"},
+
+    /* seat controls of volume orders (machines_control.h) */
+    {"POST", "/api/v1/machines/{id}/approve", ROLE_OPERATOR, machines_approve,
+     "Approve a machine's deactivation request (id: ORDER-DIGEST)"},
+    {"POST", "/api/v1/machines/{id}/deny", ROLE_OPERATOR, machines_deny, "Deny a machine's deactivation request"},
+    {"POST", "/api/v1/machines/{id}/deactivate", ROLE_OPERATOR, machines_deactivate,
+     "Deactivate a machine now (its seat frees)"},
+    {"POST", "/api/v1/orders/{serial}/designated", ROLE_OPERATOR, designated_add,
+     "Designate a device: {machine | serial | mac}"},
+    {"DELETE", "/api/v1/orders/{serial}/designated", ROLE_OPERATOR, designated_remove,
+     "Remove a designated device: {machine | serial | mac}"},
+    {"GET", "/api/v1/approvals", ROLE_VIEWER, approvals_list, "Machines awaiting deactivation approval"},
+
+    /* revocations (revocations.h) */
+    {"POST", "/api/v1/revocations", ROLE_OPERATOR, revocations_create, "Revoke a key: {group, serial, reason}"},
+    {"GET", "/api/v1/revocations", ROLE_VIEWER, revocations_list, "Revocations, newest first"},
 
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},

@@ -1,4 +1,4 @@
-/* audit_service.c -- Verify, Submit and ListRevocations.
+/* audit_service.c -- Verify, Submit, ListRevocations and Revoke.
  *
  * Verify costs one Redis round trip (the record script) plus a MAC, and a
  * second round trip only the first time a worker meets a group. Submit costs
@@ -25,6 +25,7 @@ typedef struct audit_worker {
     audit_store *store;           /* this worker's Redis B connection */
     secret_cache *cache;          /* this worker's prepared second secrets */
     client_auth_cache *clients;   /* this worker's decisions about client certificates */
+    client_auth_cache *revokers;  /* ... and about who may call Revoke */
     const audit_service *svc;     /* shared configuration */
 } audit_worker;
 
@@ -38,7 +39,8 @@ void *audit_service_worker_init(int worker_index, void *app) {
     if (w->store) audit_store_set_retention(w->store, svc->request_retention_s);
     w->cache = secret_cache_new(svc->kek);
     w->clients = svc->clients ? client_auth_cache_new(svc->clients) : NULL;
-    if (!w->store || !w->cache || (svc->clients && !w->clients)) {
+    w->revokers = svc->revokers ? client_auth_cache_new(svc->revokers) : NULL;
+    if (!w->store || !w->cache || (svc->clients && !w->clients) || (svc->revokers && !w->revokers)) {
         log_error("audit.worker.init", LOG_I("worker", worker_index), LOG_S("error", err), LOG_END);
         audit_service_worker_free(w);
         return NULL;
@@ -52,6 +54,7 @@ void audit_service_worker_free(void *worker_state) {
     audit_store_close(w->store);
     secret_cache_free(w->cache);
     client_auth_cache_free(w->clients);
+    client_auth_cache_free(w->revokers);
     free(w);
 }
 
@@ -330,10 +333,82 @@ static void handle_list(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_re
     free(page.entries);
 }
 
+/* ------------------------------------------------------------------ Revoke */
+
+/* Revoke needs more than the allow-list: the certificate must also be one
+ * --allow-revoke-client names. Refused callers are logged and counted as
+ * any refused client. */
+static bool revoker_allowed(rpc_ctx *ctx, audit_worker *w, rpc_reply *reply) {
+    char who[160];
+    bool first = true;
+    client_verdict v = w->revokers ? client_auth_check(w->revokers, ctx, who, sizeof who, &first) : CLIENT_NOT_ALLOWED;
+    if (v == CLIENT_ALLOWED) return true;
+    if (!w->revokers) snprintf(who, sizeof who, "%s", peer_cn(ctx));
+    metric_inc(audit_metrics_get()->clients_refused[v]);
+    log_emit(first ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "audit.client.refused", LOG_S("reason", client_verdict_name(v)),
+             LOG_S("method", "Revoke"), LOG_S("client", who), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+    rpc_reply_error(reply, GRPC_STATUS_PERMISSION_DENIED,
+                    w->revokers ? "client certificate not allowed to revoke (--allow-revoke-client)"
+                                : "Revoke is not enabled on this audit server (--allow-revoke-client)");
+    return false;
+}
+
+static void revoke_key(rpc_ctx *ctx, audit_worker *w, const Audit__V1__RevokeRequest *rr, rpc_reply *reply) {
+    char err[256], origin[AUDIT_TEXT_MAX + 1];
+    snprintf(origin, sizeof origin, "%s", rr->requested_by && *rr->requested_by ? rr->requested_by : "admin");
+    audit_entry e = {.request_id = "",
+                     .source = "manual",
+                     .group = rr->group,
+                     .serial = rr->serial,
+                     .verdict = "revoked",
+                     .reason = rr->reason,
+                     .origin = origin,
+                     .peer = peer_cn(ctx),
+                     .revoke = true,
+                     .revoke_reason = rr->reason};
+    audit_outcome out = {0};
+    if (audit_store_record(w->store, &e, NULL, &out, err, sizeof err) != 0) {
+        metric_inc(audit_metrics_get()->store_errors);
+        log_error("audit.revoke.unavailable", LOG_U("group", rr->group), LOG_U("serial", rr->serial),
+                  LOG_S("peer_cn", peer_cn(ctx)), LOG_S("error", err), LOG_END);
+        rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE, "audit store unavailable, nothing revoked; try again");
+        return;
+    }
+    if (out.newly_revoked) metric_inc(audit_metrics_get()->revocations);
+    log_info("audit.revoke", LOG_U("group", rr->group), LOG_U("serial", rr->serial), LOG_S("reason", rr->reason),
+             LOG_U("revocation_sequence", out.sequence), LOG_S("new", out.newly_revoked ? "1" : "0"),
+             LOG_S("requested_by", origin), LOG_S("peer_cn", peer_cn(ctx)), LOG_END);
+    Audit__V1__RevokeResponse resp = AUDIT__V1__REVOKE_RESPONSE__INIT;
+    resp.sequence = out.sequence;
+    resp.newly_revoked = out.newly_revoked;
+    rpc_reply_message(reply, &resp.base);
+}
+
+static void handle_revoke(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply) {
+    audit_worker *w = rpc_ctx_worker(ctx);
+    if (!caller_allowed(ctx, w, "Revoke", reply) || !revoker_allowed(ctx, w, reply)) return;
+    Audit__V1__RevokeRequest *rr = audit__v1__revoke_request__unpack(NULL, req_len, req);
+    if (!rr) {
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "malformed RevokeRequest");
+        return;
+    }
+    if (rr->group > PK_GROUP_MAX)
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "group: at most %u", PK_GROUP_MAX);
+    else if (rr->serial > PK_SERIAL_MAX)
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "serial: at most %u", PK_SERIAL_MAX);
+    else if (!rr->reason || !*rr->reason || !text_ok(rr->reason, AUDIT_TEXT_MAX))
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "reason: required, 1-128 printable characters");
+    else if (!text_ok(rr->requested_by, AUDIT_TEXT_MAX))
+        rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT, "requested_by: at most 128 printable characters");
+    else revoke_key(ctx, w, rr, reply);
+    audit__v1__revoke_request__free_unpacked(rr, NULL);
+}
+
 static const rpc_method METHODS[] = {
     {PA_RPC_AUDIT_VERIFY, handle_verify, 16 * 1024},
     {PA_RPC_AUDIT_SUBMIT, handle_submit, 4 * 1024 * 1024},
     {PA_RPC_AUDIT_LIST_REVOCATIONS, handle_list, 1024},
+    {PA_RPC_AUDIT_REVOKE, handle_revoke, 1024},
 };
 
 const rpc_method *audit_service_methods(size_t *n) {

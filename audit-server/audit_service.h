@@ -28,6 +28,7 @@ typedef struct audit_service {
     uint32_t list_default;        /* entries when the caller asks for 0 */
     uint32_t list_max;            /* entries at most, whatever the caller asks */
     const client_auth *clients;   /* who may call: allow-list and CRL (client_auth.h) */
+    const client_auth *revokers;  /* who may also call Revoke (--allow-revoke-client); NULL: nobody */
     int64_t request_retention_s;  /* how long a request id is remembered (Submit idempotency) */
 } audit_service;
 
@@ -35,7 +36,7 @@ typedef struct audit_service {
 void *audit_service_worker_init(int worker_index, void *app);
 void audit_service_worker_free(void *worker_state);
 
-/* The method table: Verify, Submit, ListRevocations. */
+/* The method table: Verify, Submit, ListRevocations, Revoke. */
 const rpc_method *audit_service_methods(size_t *n);
 
 #endif

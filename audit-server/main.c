@@ -44,6 +44,10 @@ static const config_option OPTIONS[] = {
      "only clients whose certificate names NAME (SAN DNS or URI, or CN) may call; repeat for several", NULL},
     {"allow-client-spki", "PIN",
      "also allow the client key whose SubjectPublicKeyInfo has this base64 SHA-256; repeatable", NULL},
+    {"allow-revoke-client", "NAME",
+     "clients whose certificate names NAME (SAN DNS or URI, or CN) may also call Revoke (the admin server); "
+     "repeatable; none: Revoke is refused",
+     NULL},
     {"tls-client-crl", "FILE", "refuse client certificates this CRL lists (PEM, signed by a --tls-client-ca CA)", NULL},
     {"workers", "N", "gRPC worker threads (0 = one per core)", "0"},
     {"queue-workers", "N", "threads auditing submitted records", "1"},
@@ -55,10 +59,11 @@ static const config_option OPTIONS[] = {
 
 static const daemon_spec spec = {
     .name = "audit-server",
-    .usage = "audit-server [OPTIONS]\n"
-             "       audit-server revoke|revocations|trail [OPTIONS]   (operator commands; --help each)\n\n"
-             "Serves audit.v1.Audit (Verify, Submit, ListRevocations) and grpc.health.v1.Health over\n"
-             "mutual TLS only. Make certificates with scripts/make-certs.sh DIR.",
+    .usage =
+        "audit-server [OPTIONS]\n"
+        "       audit-server revoke|revocations|trail [OPTIONS]   (operator commands; --help each)\n\n"
+        "Serves audit.v1.Audit (Verify, Submit, ListRevocations, Revoke) and grpc.health.v1.Health over\n"
+        "mutual TLS only. Make certificates with scripts/make-certs.sh DIR.",
     .env_prefix = "PA_AUDIT_",
     .options = OPTIONS,
     .n_options = sizeof OPTIONS / sizeof *OPTIONS,
@@ -72,9 +77,28 @@ typedef struct setup {
     audit_service svc;            /* rpc app: store config, KEK, limits */
     char *cert, *key, *ca;        /* PEM texts */
     client_auth *clients;         /* allow-list and CRL */
+    client_auth *revokers;        /* --allow-revoke-client: who may call Revoke; NULL: nobody */
     int workers, queue_workers;
     char consumer[128];           /* queue consumer name prefix */
 } setup;
+
+/* Who may call Revoke: certificates naming one of --allow-revoke-client
+ * (checked after the allow-list and CRL every call passes). Without the
+ * option nobody may. Returns 0 or -1 (printed). */
+static int load_revokers(const daemon_frame *d, setup *s) {
+    const char *const *names;
+    size_t n = config_get_list(d->cfg, "allow-revoke-client", &names);
+    char err[256];
+    bool stale = false;
+    if (n == 0) return 0;
+    if (!(s->revokers = client_auth_new(names, n, NULL, 0, NULL, s->ca, &stale, err, sizeof err))) {
+        fprintf(stderr, "audit-server: error: --allow-revoke-client: %s\n", err);
+        return -1;
+    }
+    s->svc.revokers = s->revokers;
+    log_info("audit.revoke_clients", LOG_U("names", n), LOG_END);
+    return 0;
+}
 
 /* The client allow-list and CRL (client_auth.h). Returns 0 or -1 (printed). */
 static int load_clients(const daemon_frame *d, setup *s) {
@@ -100,7 +124,7 @@ static int load_clients(const daemon_frame *d, setup *s) {
                  LOG_END);
     log_info("audit.clients", LOG_U("names", n_names), LOG_U("pins", n_pins),
              LOG_U("crls", client_auth_crls(s->clients)), LOG_END);
-    return 0;
+    return load_revokers(d, s);
 }
 
 /* Reads options, KEK and certificates. Returns 0, or the exit status. */
@@ -137,6 +161,7 @@ static void free_setup(setup *s) {
     daemon_free_pem(s->key);
     free(s->cert), free(s->ca);
     client_auth_free(s->clients);
+    client_auth_free(s->revokers);
     OPENSSL_cleanse(s->svc.kek, sizeof s->svc.kek);
 }
 

@@ -43,6 +43,13 @@ int pa_audit_revoked_member(char *buf, size_t n, uint32_t group, uint32_t serial
     return key(buf, n, PA_AUDIT_REVOKED_MEMBER_FMT, (unsigned)group, (unsigned)serial);
 }
 
+/* admin server: organisations */
+int pa_rkey_admin_org(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_ADMIN_ORG_FMT, id); }
+
+int pa_rkey_admin_org_of(char *buf, size_t n, const char *serial) {
+    return key(buf, n, PA_RKEY_ADMIN_ORG_OF_FMT, serial);
+}
+
 int pa_rkey_order(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_FMT, serial); }
 int pa_rkey_order_keys(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_KEYS_FMT, serial); }
 int pa_rkey_order_machines(char *buf, size_t n, const char *serial) {

@@ -203,6 +203,28 @@ int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
  * audit server (B). */
 #define PA_RKEY_GROUPS "groups"
 
+/* ---- Redis A: the admin server's organisations and local revocations --
+ * (docs/admin.md). Owned by the admin server's `admin` user (admin:*). */
+
+/* set: IDs of every organisation, decimal. r/w admin server (organisations.c). */
+#define PA_RKEY_ADMIN_ORGS "admin:orgs"
+/* string: the last organisation ID handed out (INCR). r/w admin server. */
+#define PA_RKEY_ADMIN_ORG_NEXT "admin:org:next"
+/* hash: one organisation: name, created_at. r/w admin server. */
+#define PA_RKEY_ADMIN_ORG_FMT "admin:org:%u"
+int pa_rkey_admin_org(char *buf, size_t n, uint32_t id);
+/* hash: organisation name folded to lower case -> ID, so names stay unique.
+ * r/w admin server, changed in the same script as the organisation. */
+#define PA_RKEY_ADMIN_ORG_NAMES "admin:org:names"
+/* string: the organisation ID an order (service serial) belongs to; absent:
+ * none. r/w admin server. */
+#define PA_RKEY_ADMIN_ORG_OF_FMT "admin:org:of:%s"
+int pa_rkey_admin_org_of(char *buf, size_t n, const char *serial);
+/* stream: revocations made on premises (no audit server): group, serial,
+ * reason, user, at. w/r admin server (revocations.c); the revocation itself
+ * is the member added to {g:ID}:revoked. */
+#define PA_RKEY_ADMIN_REVOCATIONS "admin:revocations"
+
 /* ---- Redis B, the audit store ----------------------------------------- */
 
 /* hash: alg, created_at and the wrapped second secret. w keystore; r audit
