@@ -62,9 +62,11 @@
 #include "activate_volume.h"
 #include "activation/v1/activation.pb-c.h"
 #include "clock.h"
+#include "group_ids.h"
 #include "license_grant.h"
 #include "log.h"
 #include "rate_hold.h"
+#include "redis_keys.h"
 #include "server.h"
 #include "validate.h"
 
@@ -89,10 +91,25 @@ static refusal refusal_of(policy_status s) {
     }
 }
 
+/* The threat view's count (threat_counters.h), for groups that exist only:
+ * made-up group IDs must not become keys. `address_key` is the caller's
+ * rate-limit bucket; the count takes the address inside it. */
+static void count_threat(worker *w, uint32_t group, threat_kind kind, const char *address_key) {
+    if (!w->tally || !w->app->groups || !group_ids_known(w->app->groups, group)) return;
+    char none[PA_RKEY_MAX];
+    int prefix = address_key ? pa_rkey_address_bucket(none, sizeof none, "") : -1;
+    bool inside = prefix >= 0 && strncmp(address_key, none, (size_t)prefix) == 0;
+    threat_count(w->tally, group, kind, inside ? address_key + prefix : NULL);
+}
+
 /* A refusal decided by the script (or by Redis being away). */
-static void refuse_by_policy(worker *w, rpc_ctx *ctx, rpc_reply *reply, const policy_result *p,
-                             const pk_fields *key) {
+static void refuse_by_policy(worker *w, rpc_ctx *ctx, rpc_reply *reply, const policy_result *p, const pk_fields *key,
+                             const char *address_key) {
     reply_policy_refusal(reply, p);
+    if (p->status == POLICY_NOT_GENUINE || p->status == POLICY_UNKNOWN_GROUP)
+        count_threat(w, key->group, THREAT_NOT_GENUINE, address_key);
+    else if (p->status == POLICY_RATE_LIMITED) count_threat(w, key->group, THREAT_RATE_LIMITED, address_key);
+    else if (p->status == POLICY_NO_PLACE) count_threat(w, key->group, THREAT_MACHINE_LIMIT, NULL);
     metric_inc(w->app->m.refused[refusal_of(p->status)]);
     note_policy_refusal(&w->app->m, p);
     if (p->status == POLICY_UNAVAILABLE) {
@@ -119,7 +136,7 @@ static void refuse_not_genuine(worker *w, rpc_ctx *ctx, rpc_reply *reply, const 
                                const pk_fields *key) {
     policy_result p;
     reject(w, address_key, key, &p);
-    refuse_by_policy(w, ctx, reply, &p, key);
+    refuse_by_policy(w, ctx, reply, &p, key, address_key);
 }
 
 /* The caller's deadline passed, before we began or while we worked (a slow
@@ -316,6 +333,7 @@ static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const po
     /* An if-first sample that was not the first activation was not audited. */
     bool audited = plan->to_outbox ? p->audited : plan->d.mode != AUDIT_SAMPLE_NONE;
     metric_inc(p->again ? w->app->m.granted_again : w->app->m.granted_new);
+    count_threat(w, key->group, THREAT_GRANT, NULL);
     log_info("activate.granted", LOG_U("group", key->group), LOG_U("serial", key->serial),
              LOG_U("count", p->count), LOG_B("again", p->again),
              LOG_S("audit", audited ? plan->how : "none"),
@@ -372,7 +390,7 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     }
     if (p.status != POLICY_OK) {
         if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
-        refuse_by_policy(w, ctx, reply, &p, key);
+        refuse_by_policy(w, ctx, reply, &p, key, address_key);
         return;
     }
     if (p.audited) metric_inc(m->audit_sampled);
@@ -383,7 +401,7 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
         group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
         p.status = POLICY_UNAVAILABLE;
         snprintf(p.error, sizeof p.error, "group record reload failed");
-        refuse_by_policy(w, ctx, reply, &p, key);
+        refuse_by_policy(w, ctx, reply, &p, key, address_key);
         return;
     }
     t[MARK_RELOAD] = pa_mono_ns();
@@ -466,7 +484,7 @@ void activate_online_job(void *worker_state, void *job) {
     } else if (found == GROUP_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
-        refuse_by_policy(w, ctx, &reply, &down, &j->key);
+        refuse_by_policy(w, ctx, &reply, &down, &j->key, j->address_key);
     } else {
         refuse_not_genuine(w, ctx, &reply, j->address_key, &j->key); /* gone since the worker saw it */
     }
@@ -512,9 +530,10 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     caller who;
     caller_identify(a, ctx, &who);
     const char *address_key = who.bucket;
+    count_threat(w, key.group, THREAT_ATTEMPT, NULL);
     policy_result held;
     if (rate_hold_check(w->holds, address_key, true, key.group, &held)) {
-        refuse_by_policy(w, ctx, reply, &held, &key);
+        refuse_by_policy(w, ctx, reply, &held, &key, address_key);
         goto done;
     }
 
@@ -526,7 +545,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     if (in_order == ORDER_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "order of group %u: unreadable", (unsigned)key.group);
-        refuse_by_policy(w, ctx, reply, &down, &key);
+        refuse_by_policy(w, ctx, reply, &down, &key, address_key);
         goto done;
     }
     volume_ask_from(&ask, rq, who.ip); /* for the machine log, and a volume key's seat */
@@ -542,7 +561,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
     if (found == GROUP_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
-        refuse_by_policy(w, ctx, reply, &down, &key);
+        refuse_by_policy(w, ctx, reply, &down, &key, address_key);
         goto done;
     }
 
@@ -555,7 +574,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
         policy_result no;
         reject(w, address_key, &key, &no);
         if (!genuine_in_new_group(w, &key, found, &no, &g)) {
-            refuse_by_policy(w, ctx, reply, &no, &key);
+            refuse_by_policy(w, ctx, reply, &no, &key, address_key);
             goto done;
         }
     }

@@ -97,6 +97,9 @@ static const config_option options[] = {
     {"order-sweep-ms", "MS",
      "how often every volume order's machine table is aged (lapsed leases freed, machines past the "
      "retention window removed); 0 = only by the calls themselves", "1000"},
+    {"threat-flush-ms", "MS",
+     "how often the threat view's counts (per group and minute, refusing addresses) are added to "
+     "Redis A; 0 = not counted", "10000"},
     {"trusted-proxy", "CIDR",
      "believe the client address that a proxy at this address or network forwards in "
      "x-forwarded-for; repeat for several", NULL},
@@ -162,6 +165,7 @@ typedef struct daemon_state {
     usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
     int order_sweep_ms;     /* --order-sweep-ms */
     order_sweep *sweep;     /* ages every order's machine table; NULL when off */
+    int threat_flush_ms;    /* --threat-flush-ms */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -227,6 +231,7 @@ static int load_app(daemon_state *d) {
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
     d->order_sweep_ms = (int)config_get_int(c, "order-sweep-ms", 0, 3600000, &ok);
+    d->threat_flush_ms = (int)config_get_int(c, "threat-flush-ms", 0, 3600000, &ok);
     a->order_refresh_ms = d->group_refresh_ms;
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
@@ -472,6 +477,8 @@ static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
     order_sweep_stop(d->sweep);
     d->sweep = NULL;
     stop_audit(d, flush_ms);
+    threat_counters_stop(d->app.threat_counts); /* after the workers: their last counts too */
+    d->app.threat_counts = NULL;
     group_ids_stop(d->app.groups);
     d->app.groups = NULL;
     rpc_client_thread_done();
@@ -523,6 +530,13 @@ int main(int argc, char **argv) {
                                                             .gauges = d.app.order_gauges},
                                       err, sizeof err))) {
         fail("order_sweep.start", err);
+        stop_runtime(&d, 0, -1);
+        return 1;
+    }
+    if (d.threat_flush_ms > 0 &&
+        !(d.app.threat_counts = threat_counters_start(
+              &(threat_counters_config){.store = d.app.redis, .flush_ms = d.threat_flush_ms}, err, sizeof err))) {
+        fail("threat_counters.start", err);
         stop_runtime(&d, 0, -1);
         return 1;
     }

@@ -22,6 +22,7 @@
 #include "redis_store.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
+#include "threat_counters.h"
 #include "usage_file.h"
 #include "verify_pool.h"
 
@@ -110,6 +111,7 @@ typedef struct app {
     bool on_premises;               /* --on-premises: licenses signed by the key orders delegate */
     int order_refresh_ms;           /* --group-refresh-ms, for each worker's order cache */
     struct order_gauges *order_gauges; /* pa_order_* gauges and seat warnings, shared (order_gauges.h) */
+    threat_counters *threat_counts;    /* the threat view's counts (threat_counters.h); NULL when off */
     activation_metrics m;
 } app;
 
@@ -123,6 +125,7 @@ typedef struct worker {
     order_cache *orders;            /* the imported volume orders (order_cache.h) */
     struct rate_hold *holds;        /* callers Redis just rate-limited (rate_hold.h) */
     license_signer *signer;         /* this worker's signing context */
+    threat_tally *tally;            /* this thread's threat counts; NULL when off */
 } worker;
 
 /* Who is calling: the client address (client_address.h) and its

@@ -31,7 +31,9 @@ void *worker_new(int index, void *app_ptr) {
     w->orders = order_cache_new(w->redis, a->order_refresh_ms);
     w->signer = license_signer_new(&a->signing);
     w->holds = rate_hold_new();
-    if (w->script < 0 || w->volume_script < 0 || !w->groups || !w->orders || !w->signer || !w->holds) {
+    w->tally = threat_tally_claim(a->threat_counts);
+    if (w->script < 0 || w->volume_script < 0 || !w->groups || !w->orders || !w->signer || !w->holds ||
+        (a->threat_counts && !w->tally)) {
         log_error("worker.init", LOG_I("worker", index), LOG_END);
         worker_free(w);
         return NULL;
@@ -46,6 +48,7 @@ void worker_free(void *ptr) {
     order_cache_free(w->orders);
     license_signer_free(w->signer);
     rate_hold_free(w->holds);
+    threat_tally_release(w->tally);
     rstore_free(w->redis);
     free(w);
 }

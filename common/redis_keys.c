@@ -35,6 +35,20 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {
     return key(buf, n, PA_RKEY_ADDRESS_BUCKET_FMT, address);
 }
 
+int pa_rkey_threat_group(char *buf, size_t n, uint32_t id, uint32_t yyyymmdd) {
+    return key(buf, n, PA_RKEY_THREAT_GROUP_FMT, (unsigned)id, (unsigned)yyyymmdd);
+}
+
+int pa_rkey_threat_top(char *buf, size_t n, uint32_t yyyymmddhh) {
+    return key(buf, n, PA_RKEY_THREAT_TOP_FMT, (unsigned)yyyymmddhh);
+}
+
+int pa_rkey_admin_webhook(char *buf, size_t n, const char *id) { return key(buf, n, PA_RKEY_ADMIN_WEBHOOK_FMT, id); }
+int pa_rkey_admin_delivery(char *buf, size_t n, const char *id) { return key(buf, n, PA_RKEY_ADMIN_DELIVERY_FMT, id); }
+int pa_rkey_admin_event_revoked(char *buf, size_t n, uint32_t id) {
+    return key(buf, n, PA_RKEY_ADMIN_EVENT_REVOKED_FMT, (unsigned)id);
+}
+
 int pa_rkey_audit_request(char *buf, size_t n, const char *request_id) {
     return key(buf, n, PA_RKEY_AUDIT_REQUEST_FMT, request_id);
 }

@@ -88,6 +88,30 @@ int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id);
  *   from a backup (same epoch, sequences reused) is noticed */
 #define PA_RKEY_REVOCATIONS_LAST_ID "revocations:last_id"
 
+/* ---- Redis A: threat counters (docs/admin.md, "Threat view") ---------
+ * Each activation server adds its in-memory counts every --threat-flush-ms;
+ * the admin server reads them. Both expire PA_THREAT_RETENTION_S after
+ * their last write, so memory is bounded by days x groups.
+ *   hash: one existing group's counts for one UTC day (YYYYMMDD), field
+ *   "MINUTE:KIND" (PA_THREAT_FIELD_FMT): minute of the day 0..1439 and one
+ *   of the PA_THREAT_KIND_* letters. w activation server (HINCRBY); r admin. */
+#define PA_RKEY_THREAT_GROUP_FMT "threat:g:%u:%u"
+int pa_rkey_threat_group(char *buf, size_t n, uint32_t id, uint32_t yyyymmdd);
+#define PA_THREAT_FIELD_FMT "%u:%c"
+#define PA_THREAT_KIND_ATTEMPT 'a'       /* an Activate with a well-formed key */
+#define PA_THREAT_KIND_NOT_GENUINE 'n'   /* refused as not genuine */
+#define PA_THREAT_KIND_RATE_LIMITED 'r'  /* refused by a rate limit */
+#define PA_THREAT_KIND_GRANT 'g'         /* granted */
+#define PA_THREAT_KIND_MACHINE_LIMIT 'l' /* refused: the key's machine limit (no place) */
+#define PA_THREAT_KIND_REVOKED 'v'       /* a revocation reached Redis A (the revocation puller) */
+/*   zset: client addresses (IPv6: their /64) by refusals (not genuine or
+ *   rate-limited) in one UTC hour (YYYYMMDDHH), trimmed to the
+ *   PA_THREAT_TOP_KEEP highest. w activation server (ZINCRBY); r admin. */
+#define PA_RKEY_THREAT_TOP_FMT "threat:top:%u"
+int pa_rkey_threat_top(char *buf, size_t n, uint32_t yyyymmddhh);
+#define PA_THREAT_TOP_KEEP 100
+#define PA_THREAT_RETENTION_S (8 * 86400)
+
 /* ---- Redis A: volume orders (docs/volume.md) --------------------------
  * Every key of one order carries the hash tag {o:SERIAL} (the 8-digit
  * service serial number), so an activation, renewal or heartbeat is one
@@ -196,6 +220,30 @@ int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
 #define PA_RKEY_MD_INDEX_PREFIX "{md}:ix:"
 /*   string: the last index bucket number handed out */
 #define PA_RKEY_MD_INDEX_NEXT "{md}:ixn"
+/* ---- Redis A: admin server, events and webhooks (docs/admin.md) ------
+ * r/w by the admin server only (user `admin`, ~admin:*). */
+/* set: IDs of the webhook endpoints. */
+#define PA_RKEY_ADMIN_WEBHOOKS "admin:webhooks"
+/* hash: one endpoint: url, events (comma-separated), secret, created_at. */
+#define PA_RKEY_ADMIN_WEBHOOK_FMT "admin:webhook:%s"
+int pa_rkey_admin_webhook(char *buf, size_t n, const char *id);
+/* hash: one delivery still to make: webhook, event, event_id, body, tries. */
+#define PA_RKEY_ADMIN_DELIVERY_FMT "admin:delivery:%s"
+int pa_rkey_admin_delivery(char *buf, size_t n, const char *id);
+/* zset: pending delivery IDs by when they are due (unix ms); a claimed one
+ * is pushed forward by the claim's lease, so a crashed sender's retries. */
+#define PA_RKEY_ADMIN_DELIVERY_DUE "admin:delivery:due"
+/* stream: every delivery try (MAXLEN ~ PA_ADMIN_DELIVERIES_MAX). */
+#define PA_RKEY_ADMIN_DELIVERIES "admin:deliveries"
+#define PA_ADMIN_DELIVERIES_MAX 10000
+/* hash: what the event detection has already announced, so an event fires
+ * once per crossing (field names: admin-server/events.c). */
+#define PA_RKEY_ADMIN_EVENT_STATE "admin:event:state"
+/* set: revoked serials of group ID already announced as key.revoked. */
+#define PA_RKEY_ADMIN_EVENT_REVOKED_FMT "admin:event:revoked:%u"
+int pa_rkey_admin_event_revoked(char *buf, size_t n, uint32_t id);
+/* string: the admin server running the event detection (a lease). */
+#define PA_RKEY_ADMIN_EVENT_LEASE "admin:event:lease"
 
 /* ---- both stores ------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -24,7 +25,8 @@
  * does nothing when another puller moved the position first.
  * KEYS: last_seq, epoch, last_id, then one {g:ID}:revoked per entry.
  * ARGV: expected seq, epoch, id; new seq, epoch, id; one serial per entry.
- * Returns {applied (1/0), seq, epoch, id now}. */
+ * Returns {applied (1/0), seq, epoch, id now} and, when applied, each
+ * SADD's result (1: the serial is newly revoked here). */
 static const char APPLY_LUA[] =
     "local raw = redis.call('GET', KEYS[1]) or '0'\n"
     "local epoch = redis.call('GET', KEYS[2]) or ''\n"
@@ -32,11 +34,12 @@ static const char APPLY_LUA[] =
     "if tonumber(raw) ~= tonumber(ARGV[1]) or epoch ~= ARGV[2] or id ~= ARGV[3] then\n"
     "  return {0, raw, epoch, id}\n"
     "end\n"
-    "for i = 4, #KEYS do redis.call('SADD', KEYS[i], ARGV[i + 3]) end\n"
+    "local added = {}\n"
+    "for i = 4, #KEYS do added[i - 3] = redis.call('SADD', KEYS[i], ARGV[i + 3]) end\n"
     "redis.call('SET', KEYS[1], ARGV[4])\n"
     "redis.call('SET', KEYS[2], ARGV[5])\n"
     "redis.call('SET', KEYS[3], ARGV[6])\n"
-    "return {1, ARGV[4], ARGV[5], ARGV[6]}\n";
+    "return {1, ARGV[4], ARGV[5], ARGV[6], added}\n";
 
 /* Reconciliation: SADDs every entry; returns each SADD's result (1 = the
  * serial was missing). KEYS: one {g:ID}:revoked per entry; ARGV: serials. */
@@ -120,7 +123,7 @@ static int read_position(revocation_puller *p, position *out, char *err, size_t 
  * `target`; returns 1 applied, 0 lost the race, -1. *now gets the position
  * in Redis A afterwards. */
 static int apply(revocation_puller *p, const position *expect, const position *target, const audit_revocation *e,
-                 size_t n, position *now, char *err, size_t errlen) {
+                 size_t n, position *now, bool *added, char *err, size_t errlen) {
     size_t nkeys = 3 + n, argc = nkeys + 6 + n;
     const char **argv = calloc(argc, sizeof *argv);
     char(*keys)[PA_RKEY_MAX] = calloc(n ? n : 1, sizeof *keys), (*serials)[12] = calloc(n ? n : 1, sizeof *serials);
@@ -145,16 +148,49 @@ static int apply(revocation_puller *p, const position *expect, const position *t
         args[6 + i] = serials[i];
     }
     redisReply *r = rstore_eval(p->rs, p->script_apply, (int)nkeys, (int)(6 + n), argv, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || r->element[0]->type != REDIS_REPLY_INTEGER) {
         snprintf(err, errlen, "applying revocations: %s",
                  !r ? rstore_error(p->rs) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     } else if (parse_position(r->element[1], r->element[2], r->element[3], now, err, errlen) == 0) {
         rc = r->element[0]->integer == 1 ? 1 : 0;
+        const redisReply *flags = r->elements > 4 ? r->element[4] : NULL;
+        for (size_t i = 0; i < n; i++)
+            added[i] = flags && flags->type == REDIS_REPLY_ARRAY && i < flags->elements &&
+                       flags->element[i]->type == REDIS_REPLY_INTEGER && flags->element[i]->integer == 1;
     }
     freeReplyObject(r);
 out:
     free(argv), free(keys), free(serials);
     return rc;
+}
+
+/* The threat view's revocations over time (docs/admin.md, "Threat view"):
+ * each serial newly revoked in Redis A counts in its group's day hash at
+ * the minute it arrived. Statistics only: a failure is logged, the
+ * revocations themselves are applied already. */
+static void count_revocations(revocation_puller *p, const audit_revocation *e, const bool *added, size_t n) {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    uint32_t day = (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+    char field[24], ttl[16];
+    snprintf(field, sizeof field, PA_THREAT_FIELD_FMT, (unsigned)(tm.tm_hour * 60 + tm.tm_min), PA_THREAT_KIND_REVOKED);
+    snprintf(ttl, sizeof ttl, "%d", PA_THREAT_RETENTION_S);
+    int sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        char rkey[PA_RKEY_MAX];
+        if (!added[i] || pa_rkey_threat_group(rkey, sizeof rkey, e[i].group, day) < 0) continue;
+        const char *incr[] = {"HINCRBY", rkey, field, "1"}, *expire[] = {"EXPIRE", rkey, ttl};
+        if (rstore_append_argv(p->rs, 4, incr, NULL) != 0 || rstore_append_argv(p->rs, 3, expire, NULL) != 0) break;
+        sent += 2;
+    }
+    for (int i = 0; i < sent; i++) {
+        redisReply *r = rstore_get_reply(p->rs);
+        if (!r || r->type == REDIS_REPLY_ERROR)
+            log_warn("audit.revocations.count_failed", LOG_S("error", r ? r->str : rstore_error(p->rs)), LOG_END);
+        if (r) freeReplyObject(r);
+        if (!r) break;
+    }
 }
 
 /* Why the log no longer continues from `pos`, or NULL when it does. */
@@ -204,14 +240,18 @@ static int poll_locked(revocation_puller *p, char *err, size_t errlen) {
         /* else: a re-sync found the log empty; record that, so its first
          * entry is taken from sequence 1. */
         position now;
-        int rc = apply(p, &pos, &target, page.entries, page.n, &now, err, errlen);
+        bool *added = calloc(page.n ? page.n : 1, sizeof *added);
+        int rc = added ? apply(p, &pos, &target, page.entries, page.n, &now, added, err, errlen) : -1;
+        if (!added) snprintf(err, errlen, "out of memory");
         if (rc == 1) {
+            count_revocations(p, page.entries, added, page.n);
             total += (int)page.n;
             metric_add(p->m_applied, page.n);
             for (size_t i = 0; i < page.n; i++)
                 log_info("audit.revocation.applied", LOG_U("sequence", page.entries[i].sequence),
                          LOG_U("group", page.entries[i].group), LOG_U("serial", page.entries[i].serial), LOG_END);
         }
+        free(added);
         uint64_t server_last = page.last_sequence;
         bool empty = page.n == 0;
         audit_revocation_page_free(&page);
