@@ -129,20 +129,6 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
     freeReplyObject(reply);
 }
 
-size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
-    size_t len = 0;
-    out[0] = 0;
-    for (size_t i = 0; i < n_macs; i++) {
-        int w = snprintf(out + len, n - len, "%s%s", i ? "," : "", macs[i] ? macs[i] : "");
-        if (w < 0 || (size_t)w >= n - len) {
-            out[len] = 0; /* cut at the last whole address */
-            break;
-        }
-        len += (size_t)w;
-    }
-    return len;
-}
-
 #define MLOG_MACS_MAX 160 /* 8 addresses of 17 characters and their commas */
 
 static const char *or_empty(const char *s) { return s ? s : ""; }

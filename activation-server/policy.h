@@ -11,6 +11,7 @@
 #include "group_cache.h"
 #include "place_proof.h"
 #include "redis_store.h"
+#include "script_args.h"
 #include "validate.h"
 
 /* The script's statuses, plus UNAVAILABLE when Redis could not answer. */
@@ -86,9 +87,6 @@ typedef struct policy_machine {
     size_t n_macs;           /* at most MACS_MAX */
 } policy_machine;
 
-/* The MACs as the machine log spells them: comma-separated. Returns its
- * length (cut to fit n). */
-size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n);
 
 /* Registers policy.lua on the connection; returns the script index or -1. */
 int policy_register(rstore *r);

@@ -2,6 +2,7 @@
 #include "script_args.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,4 +27,18 @@ int64_t script_reply_int(const redisReply *r, size_t i, bool *bad) {
     long long v = strtoll(e->str, &end, 10);
     if (end == e->str || *end || errno) *bad = true;
     return v;
+}
+
+size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n_macs; i++) {
+        int w = snprintf(out + len, n - len, "%s%s", i ? "," : "", macs[i] ? macs[i] : "");
+        if (w < 0 || (size_t)w >= n - len) {
+            out[len] = 0; /* cut at the last whole address */
+            break;
+        }
+        len += (size_t)w;
+    }
+    return len;
 }

@@ -30,4 +30,9 @@ void script_args_add_str(script_args *a, const char *s);
  * record never reads as 0. */
 int64_t script_reply_int(const redisReply *r, size_t i, bool *bad);
 
+/* The MACs as the machine log spells them: comma-separated. Returns its
+ * length (cut to fit n). Here, not in policy.c, because volume.lua's C side
+ * (pa_order_admin) writes the same log without the server's policy. */
+size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n);
+
 #endif
