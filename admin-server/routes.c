@@ -33,7 +33,13 @@ const http_route admin_routes[] = {
     {"GET", "/api/v1/machines", ROLE_VIEWER, machines_search,
      "Search machines: group, serial, order, hostname, ip, mac, host_serial (exact, or prefix with a trailing *), "
      "status, from, to (last contact), limit, cursor"},
+    /* exports (the first match wins: these stay above /api/v1/machines/{id}) */
+    {"GET", "/api/v1/machines/export", ROLE_VIEWER, export_machines,
+     "The machine search's result as a download: ?format=csv|json|xlsx and the search's filters"},
+    {"GET", "/api/v1/trail/export", ROLE_VIEWER, export_trail,
+     "The admin trail as a download: ?format=csv|json|xlsx and the trail's filters"},
     {"GET", "/api/v1/machines/{id}", ROLE_VIEWER, machines_get, "One machine and its recent history"},
+
     /* orders and organisations (orders_api.h, organisations.h) */
     {"GET", "/api/v1/orders", ROLE_VIEWER, orders_list, "Orders; q: customer or serial prefix, organisation: its id"},
     {"POST", "/api/v1/orders", ROLE_OPERATOR, orders_import, "Import an order file (body: the .license bytes)"},
@@ -63,10 +69,5 @@ const http_route admin_routes[] = {
 
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},
-    /* exports (the first match wins: these stay above /api/v1/machines/{id}) */
-    {"GET", "/api/v1/machines/export", ROLE_VIEWER, export_machines,
-     "The machine search's result as a download: ?format=csv|json|xlsx and the search's filters"},
-    {"GET", "/api/v1/trail/export", ROLE_VIEWER, export_trail,
-     "The admin trail as a download: ?format=csv|json|xlsx and the trail's filters"},
 };
 const size_t admin_n_routes = sizeof admin_routes / sizeof *admin_routes;
