@@ -337,6 +337,17 @@ try {
     for (const h2 of ['Not-genuine rate per group', 'Rate-limit refusals', 'Top addresses by refusals', 'Revocations']) {
       await page.getByRole('heading', { name: h2 }).waitFor({ timeout: 10000 });
     }
+    // The forged key's refusal reaches the counters at the next flush.
+    const card = (name) => page.locator('section.chart').filter({ has: page.getByRole('heading', { name }) });
+    await until('the not-genuine refusal in the chart\'s numbers', async () => {
+      await page.reload();
+      await page.getByRole('heading', { name: 'Not-genuine rate per group' }).waitFor();
+      const t = await card('Not-genuine rate per group').locator('table').textContent().catch(() => '');
+      return t.includes('group 4380') && t.includes('(1)');
+    });
+    check(await card('Not-genuine rate per group').locator('canvas').count() === 1, 'a chart drawn for the not-genuine rate');
+    const top = await card('Top addresses by refusals').locator('table').textContent();
+    check(top.includes('127.0.0.1'), `the refusing address among the top addresses: ${top}`);
     await shot(page, 'threats');
   });
 

@@ -211,8 +211,9 @@ static int setup(void **state) {
     char cert[400], key[400];
     snprintf(cert, sizeof cert, "%s/audit-server.pem", env.certs);
     snprintf(key, sizeof key, "%s/audit-server.key", env.certs);
-    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--tls-cert",         cert,  "--tls-key", key,
-                           "--order-sweep-ms",   "200",         "--group-refresh-ms", "300", NULL};
+    const char *flags[] = {
+        "--order-public-key", oe.vendor_pub, "--tls-cert",        cert,  "--tls-key", key, "--order-sweep-ms", "200",
+        "--group-refresh-ms", "300",         "--threat-flush-ms", "300", NULL};
     if (env_start_server(&env, flags) != 0 || make_orders() != 0) return -1;
     return start_admin();
 }

@@ -8,7 +8,7 @@ import {
 import { get } from '../api.js';
 import { field, h, table } from '../dom.js';
 import { fromUnix, query, time, toUnix } from '../format.js';
-import { threatSeries } from '../threat_series.js';
+import { stepFor, threatSeries } from '../threat_series.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Legend, Tooltip);
 
@@ -33,7 +33,7 @@ export async function render(main, ctx) {
     },
   }, field('Group', gIn), field('From (UTC)', fIn), field('To (UTC)', tIn), h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show'))));
 
-  const data = threatSeries(await get(`/api/v1/threats${query({ group, from, to })}`));
+  const data = threatSeries(await get(`/api/v1/threats${query({ group, from, to, step: stepFor(from, to) })}`));
   if (ctx.stale()) return;
   const grid = h('div', { class: 'charts' });
   main.append(grid);
@@ -45,7 +45,8 @@ export async function render(main, ctx) {
       label: `group ${g.group}`, data: g.rate.map((r) => (r === null ? null : +(r * 100).toFixed(2))),
       borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], spanGaps: true,
     })),
-  }, '%', data.times.map((t, i) => [time(t), ...data.groups.map((g) => (g.rate[i] === null ? '—' : `${(g.rate[i] * 100).toFixed(2)} %`))]),
+  }, '%', data.times.map((t, i) => [i, t]).filter(([i]) => data.groups.some((g) => g.rate[i] !== null))
+    .map(([i, t]) => [time(t), ...data.groups.map((g) => (g.rate[i] === null ? '—' : `${(g.rate[i] * 100).toFixed(2)} % (${g.notGenuine[i]})`))]),
   ['Minute', ...data.groups.map((g) => `group ${g.group}`)]));
 
   grid.append(chartCard('Rate-limit refusals', 'line', {
@@ -53,7 +54,8 @@ export async function render(main, ctx) {
     datasets: data.groups.map((g, i) => ({
       label: `group ${g.group}`, data: g.rateLimited, borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length],
     })),
-  }, 'refusals', data.times.map((t, i) => [time(t), ...data.groups.map((g) => String(g.rateLimited[i]))]),
+  }, 'refusals', data.times.map((t, i) => [i, t]).filter(([i]) => data.groups.some((g) => g.rateLimited[i] > 0))
+    .map(([i, t]) => [time(t), ...data.groups.map((g) => String(g.rateLimited[i]))]),
   ['Minute', ...data.groups.map((g) => `group ${g.group}`)]));
 
   grid.append(chartCard('Top addresses by refusals', 'bar', {
