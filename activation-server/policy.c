@@ -144,7 +144,7 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
     pa_rkey_group_mlog(mlog, sizeof mlog, g->rec.id);
     snprintf(serial_s, sizeof serial_s, "%u", serial);
-    policy_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
+    script_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
     script_args a = {.n = 0};
     script_args_add_str(&a, g->key_revoked);
     script_args_add_str(&a, record);

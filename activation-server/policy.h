@@ -87,7 +87,6 @@ typedef struct policy_machine {
     size_t n_macs;           /* at most MACS_MAX */
 } policy_machine;
 
-
 /* Registers policy.lua on the connection; returns the script index or -1. */
 int policy_register(rstore *r);
 

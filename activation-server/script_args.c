@@ -29,7 +29,7 @@ int64_t script_reply_int(const redisReply *r, size_t i, bool *bad) {
     return v;
 }
 
-size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
+size_t script_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n) {
     size_t len = 0;
     out[0] = 0;
     for (size_t i = 0; i < n_macs; i++) {

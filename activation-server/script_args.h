@@ -31,8 +31,7 @@ void script_args_add_str(script_args *a, const char *s);
 int64_t script_reply_int(const redisReply *r, size_t i, bool *bad);
 
 /* The MACs as the machine log spells them: comma-separated. Returns its
- * length (cut to fit n). Here, not in policy.c, because volume.lua's C side
- * (pa_order_admin) writes the same log without the server's policy. */
-size_t policy_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n);
+ * length (cut to fit n). */
+size_t script_join_macs(const char *const *macs, size_t n_macs, char *out, size_t n);
 
 #endif

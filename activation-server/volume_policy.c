@@ -200,7 +200,7 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     }
     caller_end(&cc, c, random);
     char macs[VOLUME_MACS_MAX * 18];
-    policy_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, macs, sizeof macs);
+    script_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, macs, sizeof macs);
     script_args_add_str(&cc.a, m->hostname ? m->hostname : "");
     script_args_add_str(&cc.a, m->os ? m->os : "");
     script_args_add_str(&cc.a, m->host_serial ? m->host_serial : "");

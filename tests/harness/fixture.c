@@ -320,9 +320,10 @@ static int render_redis_files(redis_fixture *f) {
     snprintf(acl, sizeof acl, "%s/users.acl", f->dir);
     snprintf(log, sizeof log, "%s/redis.log", f->dir);
     snprintf(port, sizeof port, "%d", f->port);
-    const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE, "@ACTIVATION_PASSWORD@",
-                               FIXTURE_PW_ACTIVATION, "@AUDIT_PASSWORD@",  FIXTURE_PW_AUDIT,
-                               "@ADMIN_PASSWORD@",    FIXTURE_PW_ADMIN,    NULL};
+    const char *acl_subst[] = {"@KEYSTORE_PASSWORD@", FIXTURE_PW_KEYSTORE,
+                               "@ACTIVATION_PASSWORD@", FIXTURE_PW_ACTIVATION,
+                               "@AUDIT_PASSWORD@", FIXTURE_PW_AUDIT,
+                               "@ADMIN_PASSWORD@", FIXTURE_PW_ADMIN, NULL};
     const char *fsync = f->kind == FIXTURE_STORE_AUDIT ? "always" : "everysec"; /* as deployed */
     const char *conf_subst[] = {"@PORT@",    port, "@DIR@",         f->dir, "@ACLFILE@", acl,
                                 "@LOGFILE@", log,  "@APPENDFSYNC@", fsync,  NULL};
