@@ -133,8 +133,7 @@ static machine_status status_of(char state, int64_t expires, int64_t now) {
     }
 }
 
-bool machine_record_decode(const uint8_t id[MACHINE_ID_LEN], const char *rec, size_t len, int64_t now,
-                           machine_record *out) {
+bool machine_record_decode(const uint8_t id[MD_ID_LEN], const char *rec, size_t len, int64_t now, machine_record *out) {
     memset(out, 0, sizeof *out);
     rd r = {(const unsigned char *)rec, (const unsigned char *)rec + len, false};
     machine_row *row = &out->row;
@@ -168,9 +167,9 @@ bool machine_record_decode(const uint8_t id[MACHINE_ID_LEN], const char *rec, si
     return true;
 }
 
-int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, machine_record *out) {
+int machine_dir_get(rstore *r, const uint8_t id[MD_ID_LEN], int64_t now, machine_record *out) {
     const char *argv[] = {(const char *)id};
-    size_t lens[] = {MACHINE_ID_LEN};
+    size_t lens[] = {MD_ID_LEN};
     redisReply *rep = machine_dir_call(r, "get", 1, argv, lens);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         if (rep) freeReplyObject(rep);
@@ -181,12 +180,12 @@ int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, ma
     return found;
 }
 
-void machine_id_text(const uint8_t id[MACHINE_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]) {
-    b64url_encode(id, MACHINE_ID_LEN, out);
+void machine_id_text(const uint8_t id[MD_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]) {
+    b64url_encode(id, MD_ID_LEN, out);
 }
 
-bool machine_id_parse(const char *text, uint8_t id[MACHINE_ID_LEN]) {
-    return strlen(text) == MACHINE_ID_TEXT_LEN && b64url_decode(text, id, MACHINE_ID_LEN) == MACHINE_ID_LEN;
+bool machine_id_parse(const char *text, uint8_t id[MD_ID_LEN]) {
+    return strlen(text) == MACHINE_ID_TEXT_LEN && b64url_decode(text, id, MD_ID_LEN) == MD_ID_LEN;
 }
 
 static const char *const status_names[] = {"active", "pending", "expired", "deactivated", "awaiting_approval"};

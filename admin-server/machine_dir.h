@@ -16,7 +16,7 @@
 #include "machine_rows.h"
 #include "redis_store.h"
 
-#define MACHINE_ID_LEN 12 /* bytes of a machine id (machine_dir.lua, machine_id) */
+#define MD_ID_LEN 12 /* bytes of a machine id (machine_dir.lua, machine_id) */
 #define MACHINE_HISTORY_MAX 4
 
 /* The fields of a machine log entry, in the order the ingest passes them
@@ -44,15 +44,14 @@ redisReply *machine_dir_call(rstore *r, const char *op, size_t n, const char **a
 
 /* Decodes a record as machine_dir.lua packs it, deriving its status at
  * `now`. False when it is not one (then *out is zeroed). */
-bool machine_record_decode(const uint8_t id[MACHINE_ID_LEN], const char *rec, size_t len, int64_t now,
-                           machine_record *out);
+bool machine_record_decode(const uint8_t id[MD_ID_LEN], const char *rec, size_t len, int64_t now, machine_record *out);
 
 /* The record of machine `id`: 1 found, 0 none, -1 store error. */
-int machine_dir_get(rstore *r, const uint8_t id[MACHINE_ID_LEN], int64_t now, machine_record *out);
+int machine_dir_get(rstore *r, const uint8_t id[MD_ID_LEN], int64_t now, machine_record *out);
 
 /* base64url (unpadded) of an id, and back; parse is false on anything but
  * MACHINE_ID_TEXT_LEN characters of base64url. */
-void machine_id_text(const uint8_t id[MACHINE_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]);
-bool machine_id_parse(const char *text, uint8_t id[MACHINE_ID_LEN]);
+void machine_id_text(const uint8_t id[MD_ID_LEN], char out[MACHINE_ID_TEXT_LEN + 1]);
+bool machine_id_parse(const char *text, uint8_t id[MD_ID_LEN]);
 
 #endif

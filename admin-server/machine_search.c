@@ -140,7 +140,7 @@ machine_search *machine_search_open(rstore *r, const machine_filters *f, const c
     if (cursor && *cursor) {
         uint8_t m[BOUND_MAX];
         long n = b64url_decode(cursor, m, sizeof m);
-        if (n <= MACHINE_ID_LEN || (size_t)n < s->plan.pfx_len || memcmp(m, s->plan.pfx, s->plan.pfx_len) != 0) {
+        if (n <= MD_ID_LEN || (size_t)n < s->plan.pfx_len || memcmp(m, s->plan.pfx, s->plan.pfx_len) != 0) {
             snprintf(err, errlen, "cursor: not one of this search's");
             free(s);
             return NULL;
@@ -197,8 +197,8 @@ int machine_search_next(machine_search *s, size_t budget, const machine_record *
         s->at += 2;
         seen = ++s->examined;
         advance(s, m);
-        if (m->type != REDIS_REPLY_STRING || m->len <= MACHINE_ID_LEN || v->type != REDIS_REPLY_STRING) continue;
-        const uint8_t *id = (const uint8_t *)m->str + m->len - MACHINE_ID_LEN;
+        if (m->type != REDIS_REPLY_STRING || m->len <= MD_ID_LEN || v->type != REDIS_REPLY_STRING) continue;
+        const uint8_t *id = (const uint8_t *)m->str + m->len - MD_ID_LEN;
         if (!machine_record_decode(id, v->str, v->len, s->now, &s->rec)) continue;
         if (!machine_filters_match(&s->f, &s->rec)) {
             if (budget && seen >= budget) return 0;

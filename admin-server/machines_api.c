@@ -152,7 +152,7 @@ static const char *op_name(char op) {
 void machines_get(const http_request *rq) {
     static const char *const none[] = {NULL};
     if (!http_query_only(rq, none)) return;
-    uint8_t id[MACHINE_ID_LEN];
+    uint8_t id[MD_ID_LEN];
     if (!rq->params[0] || !machine_id_parse(rq->params[0], id)) {
         http_reply_error(rq, 404, "no machine %s", rq->params[0] ? rq->params[0] : "");
         return;

@@ -128,6 +128,35 @@ static long long wheel_size(const char *serial) {
     return int_reply(redisCommand(admin, "ZCARD %s", key));
 }
 
+/* The ops of the order's machine log, oldest first ("a", "r", ... joined);
+ * the first entry's fields checked against what the caller sent. */
+static void expect_mlog(const char *serial, const char *ops) {
+    char key[PA_RKEY_MAX], got[64] = "";
+    pa_rkey_order_mlog(key, sizeof key, serial);
+    redisReply *r = redisCommand(admin, "XRANGE %s - +", key);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < r->elements && i + 1 < sizeof got; i++) {
+        const redisReply *fv = r->element[i]->element[1];
+        assert_int_equal(fv->elements, 24); /* every field, always */
+        assert_string_equal(fv->element[0]->str, "op");
+        got[i] = fv->element[1]->str[0];
+        assert_string_equal(fv->element[8]->str, "o");
+        assert_string_equal(fv->element[9]->str, serial);
+        assert_int_equal(fv->element[3]->len, VOLUME_DIGEST_LEN); /* m: the machine digest */
+        if (i == 0) {
+            char g[16], sn[16];
+            snprintf(g, sizeof g, "%u", (unsigned)GROUP);
+            snprintf(sn, sizeof sn, "%u", (unsigned)KEY_SERIAL);
+            assert_string_equal(fv->element[5]->str, g);
+            assert_string_equal(fv->element[7]->str, sn);
+            assert_string_equal(fv->element[13]->str, "192.0.2.1"); /* ip */
+        }
+    }
+    freeReplyObject(r);
+    assert_string_equal(got, ops);
+}
+
 /* A machine id, and the place key digest of place key number k. */
 static void machine(unsigned n, uint8_t out[32]) { env_machine(out, n); }
 static void holder(unsigned k, uint8_t out[PLACE_KEY_DIGEST_LEN]) {
@@ -142,7 +171,7 @@ static volume_caller caller_for(const char *address) {
     static int next;
     char *k = keys[next++ % 8];
     policy_address_key(address, k, PA_RKEY_MAX);
-    return (volume_caller){.group = GROUP, .serial = KEY_SERIAL, .address_key = k, .limits = &no_limits};
+    return (volume_caller){.group = GROUP, .serial = KEY_SERIAL, .address_key = k, .limits = &no_limits, .ip = address};
 }
 
 typedef struct machine_facts {
@@ -278,6 +307,7 @@ static void test_permanent(void **state) {
     assert_int_equal(renew(o, 1, a.random).status, VOLUME_NOT_FOUND);
     assert_int_equal(activate(o, 3).status, VOLUME_OK);
     assert_int_equal(counter(o, "seats"), 2);
+    expect_mlog(o, "aaarda"); /* grants, the repeat, renew, deactivation; the refusal wrote nothing */
 }
 
 /* Timed reclaim: a seat not renewed within reclaim_seconds is freed by the
@@ -307,6 +337,7 @@ static void test_timed_reclaim(void **state) {
     assert_int_equal(activate(o, 2).status, VOLUME_OK);
     assert_int_equal(activate(o, 1).status, VOLUME_NO_SEAT);
     assert_int_equal(counter(o, "seats"), 1);
+    expect_mlog(o, "arxa"); /* x: the ageing reclaimed the seat */
 }
 
 /* Concurrent: heartbeats keep a seat, a machine that misses them loses it; a
@@ -564,6 +595,8 @@ static void test_approval(void **state) {
     assert_int_equal(renew(o, 1, a.random).status, VOLUME_DEACTIVATED);
     assert_int_equal(deactivate(o, 1, a.random).status, VOLUME_OK); /* done already */
     assert_int_equal(activate(o, 2).status, VOLUME_OK);
+    /* q: requests, r: renews and the denial (it keeps its seat), d: approved */
+    expect_mlog(o, "aqrrrrqda");
 }
 
 /* Forced deactivation: the seat frees at once, with or without a request;

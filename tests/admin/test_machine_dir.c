@@ -263,7 +263,7 @@ static void test_status_and_history(void **state) {
     assert_int_equal(rec->history[1].t, now - 100);
     assert_int_equal(rec->history[2].op, 'a');
     /* by id, as GET /machines/{id} reads it */
-    uint8_t id[MACHINE_ID_LEN];
+    uint8_t id[MD_ID_LEN];
     assert_true(machine_id_parse(rec->row.id, id));
     machine_record got;
     assert_int_equal(machine_dir_get(e->admin, id, now, &got), 1);
