@@ -35,6 +35,8 @@ const config_option ADMIN_OPTIONS[] = {
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
     {"audit-key", "FILE", "its private key (PEM)", NULL},
+    {"webhook-interval-ms", "MS", "how often the event task looks for events to send to webhooks", "1000"},
+    {"order-expiry-warning-days", "N", "order.expiring fires this many days before an order ends", "30"},
     /* Hidden: tests lower the cost of hashing; production keeps 64 MiB. */
     {"argon2-memory-kib", "KIB", NULL, "65536"},
 };
@@ -53,6 +55,8 @@ int admin_app_configure(admin_app *app, const config *c) {
     app->http_threads = (int)config_get_int(c, "http-threads", 1, 256, &ok);
     app->login_tries = (int)config_get_int(c, "login-tries", 1, 1000000, &ok);
     app->login_refill_s = (int)config_get_int(c, "login-refill-s", 1, 86400, &ok);
+    app->webhook_interval_ms = (int)config_get_int(c, "webhook-interval-ms", 10, 3600000, &ok);
+    app->expiry_warn_days = (int)config_get_int(c, "order-expiry-warning-days", 1, 3650, &ok);
     app->argon2_memory_kib = (uint32_t)config_get_int(c, "argon2-memory-kib", 64, 4 * 1024 * 1024, &ok);
     return ok ? 0 : 2;
 }

@@ -38,6 +38,8 @@ struct admin_app {
     int login_refill_s;         /* one more try after this long */
     uint32_t argon2_memory_kib; /* Argon2id memory cost of new hashes (64 MiB; tests lower it) */
     char dummy_hash[160];       /* verified for unknown users, so they cost what a wrong password does */
+    int webhook_interval_ms;    /* --webhook-interval-ms: how often the event task runs (events.h) */
+    int expiry_warn_days;       /* --order-expiry-warning-days: when order.expiring fires */
 };
 
 typedef struct admin_app admin_app; /* as http_api.h names it */

@@ -10,18 +10,22 @@
  * connection thread connects on first use and requests answer 503 while
  * it is down. SIGTERM/SIGINT: stop accepting, give requests in flight
  * --drain-ms, exit 0. `admin-server user ...` are the account commands
- * (user_cli.c). */
+ * (user_cli.c). Beside the HTTP server run the event task (events.h, one
+ * admin server at a time by lease) and the webhook sender
+ * (webhook_delivery.h); what they have not sent stays queued in Redis. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin_app.h"
 #include "daemon.h"
+#include "events.h"
 #include "http_server.h"
 #include "log.h"
 #include "machine_ingest.h"
 #include "orders_config.h"
 #include "user_cli.h"
+#include "webhook_delivery.h"
 
 static const daemon_spec spec = {
     .name = "admin-server",
@@ -61,6 +65,22 @@ static void check_store(const admin_app *app) {
     rstore_free(r);
 }
 
+/* The event task and the webhook sender (docs/admin.md, "Events and
+ * webhooks"); both connect to Redis lazily. 0, or -1 after logging why. */
+static int start_webhooks(const admin_app *app, events_task **ev, webhook_delivery **wd) {
+    char err[256];
+    *ev = events_start(
+        &(events_config){
+            .store = app->store, .interval_ms = app->webhook_interval_ms, .expiry_warning_days = app->expiry_warn_days},
+        err, sizeof err);
+    if (*ev) *wd = webhook_delivery_start(&(webhook_delivery_config){.store = app->store}, err, sizeof err);
+    if (*ev && *wd) return 0;
+    log_error("webhooks.start", LOG_S("error", err), LOG_END);
+    events_stop(*ev);
+    *ev = NULL;
+    return -1;
+}
+
 static int serve(daemon_frame *d, const admin_app *app, const char *cert, const char *key) {
     if (daemon_start_metrics(d) != 0) return 1;
     check_store(app);
@@ -71,6 +91,12 @@ static int serve(daemon_frame *d, const admin_app *app, const char *cert, const 
         log_error("server.start", LOG_S("error", err), LOG_END);
         return 1;
     }
+    events_task *ev;
+    webhook_delivery *wd;
+    if (start_webhooks(app, &ev, &wd) != 0) {
+        http_server_stop(s, 0);
+        return 1;
+    }
     log_info("server.listening", LOG_S("listen", listen), LOG_I("port", http_server_port(s)),
              LOG_S("tls", cert ? "on" : "off"), LOG_I("workers", app->http_threads), LOG_END);
     /* The machine directory follows the activation servers' logs. */
@@ -79,6 +105,8 @@ static int serve(daemon_frame *d, const admin_app *app, const char *cert, const 
     daemon_wait(d);
     int cut = http_server_stop(s, d->drain_ms);
     machine_ingest_stop(ingest);
+    events_stop(ev);
+    webhook_delivery_stop(wd); /* after the try in progress; what is left stays queued in Redis */
     daemon_finish(d, cut);
     return 0;
 }

@@ -11,8 +11,10 @@
 #include "organisations.h"
 #include "revocations.h"
 #include "session.h"
+#include "threats_api.h"
 #include "trail.h"
 #include "users_api.h"
+#include "webhooks_api.h"
 
 const http_route admin_routes[] = {
     {"GET", "/api/v1/openapi.json", ROLE_NONE, openapi_get, "The OpenAPI 3.0 document of every route"},
@@ -69,5 +71,17 @@ const http_route admin_routes[] = {
 
     /* admin trail */
     {"GET", "/api/v1/trail", ROLE_VIEWER, trail_list, "The admin trail, newest first, filtered and paged"},
+
+    /* threat view */
+    {"GET", "/api/v1/threats", ROLE_VIEWER, threats_get,
+     "Per group and time bucket: attempts, not genuine (and rate), rate-limited, grants, machine limit, revocations; "
+     "the top refusing addresses"},
+
+    /* webhooks */
+    {"GET", "/api/v1/webhooks", ROLE_ADMIN, webhooks_list, "Webhook endpoints (without their secrets)"},
+    {"POST", "/api/v1/webhooks", ROLE_ADMIN, webhooks_create,
+     "Add an endpoint: {url, events}; the answer shows its secret, once"},
+    {"DELETE", "/api/v1/webhooks/{id}", ROLE_ADMIN, webhooks_delete, "Remove an endpoint"},
+    {"GET", "/api/v1/webhooks/deliveries", ROLE_ADMIN, webhooks_deliveries, "The delivery log, newest first, paged"},
 };
 const size_t admin_n_routes = sizeof admin_routes / sizeof *admin_routes;

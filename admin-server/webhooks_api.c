@@ -73,19 +73,16 @@ static json_t *delivery_json(const redisReply *entry) {
 void webhooks_deliveries(const http_request *rq) {
     static const char *const allowed[] = {"limit", "cursor", NULL};
     if (!http_query_only(rq, allowed)) return;
-    const char *limit_text = http_query(rq, "limit"), *cursor = http_query(rq, "cursor");
-    char *end = NULL, start[48] = "+";
-    long limit = limit_text ? strtol(limit_text, &end, 10) : 50;
-    if (limit_text && (*end || limit < 1 || limit > 500)) {
-        http_reply_error(rq, 400, "parameter \"limit\": expected 1..500");
-        return;
-    }
+    const char *cursor = http_query(rq, "cursor");
+    char start[48] = "+";
+    long long limit;
+    if (!http_query_int(rq, "limit", 1, 500, 50, &limit)) return;
     if (cursor && (strlen(cursor) > 40 || strspn(cursor, "0123456789-") != strlen(cursor) || !*cursor)) {
         http_reply_error(rq, 400, "parameter \"cursor\": not a cursor of this list");
         return;
     }
     if (cursor) snprintf(start, sizeof start, "(%s", cursor);
-    redisReply *rep = rstore_command(rq->redis, "XREVRANGE %s %s - COUNT %ld", PA_RKEY_ADMIN_DELIVERIES, start, limit);
+    redisReply *rep = rstore_command(rq->redis, "XREVRANGE %s %s - COUNT %lld", PA_RKEY_ADMIN_DELIVERIES, start, limit);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         http_reply_error(rq, 503, "reading the delivery log: %s", rep && rep->str ? rep->str : rstore_error(rq->redis));
         if (rep) freeReplyObject(rep);

@@ -7,9 +7,6 @@
  * so "once per crossing" is counted exactly; the senders
  * (webhook_delivery) run as the server runs them, two at once, with the
  * backoff shortened to 100 ms. */
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,127 +23,22 @@
 #include "redis_keys.h"
 #include "volume_calls.h"
 #include "webhook_delivery.h"
+#include "webhook_receiver.h"
 #include "webhooks.h"
 
 #define G_SEATS 821
 #define G_EXPIRE 822
 #define G_APPROVE 823
-#define MAX_SEEN 256
 
 static act_env env;
 static order_env oe;
-static rstore *admin;       /* Redis A as user admin */
-static redisContext *m;     /* every command */
-static char admin_url[160]; /* its URL */
+static rstore *admin;                             /* Redis A as user admin */
+static redisContext *m;                           /* every command */
+static char admin_url[160];                       /* its URL */
+static int rx_port;                               /* the receiver's */
+static char secret_flaky[WEBHOOK_SECRET_LEN + 1]; /* /flaky's secret */
 static webhook_delivery *senders[2];
 static events_config ev_cfg;
-
-/* ---- the receiver -------------------------------------------------------- */
-
-typedef struct seen {
-    char path[32], event[64], delivery[WEBHOOK_ID_LEN + 1];
-    json_t *body;   /* parsed */
-    bool signed_ok; /* X-PA-Signature matched */
-    int status;     /* what the receiver answered */
-} seen;
-
-static struct {
-    struct MHD_Daemon *d;
-    int port;
-    pthread_mutex_t mu;
-    char secret[2][WEBHOOK_SECRET_LEN + 1]; /* /all, /flaky */
-    int flaky_failures;                     /* /flaky answers 500 this many times first */
-    seen got[MAX_SEEN];
-    int n;
-} rx = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-typedef struct upload {
-    char *data;
-    size_t len;
-} upload;
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *data, size_t *data_len, void **con_cls) {
-    (void)cls, (void)version, (void)method;
-    upload *u = *con_cls;
-    if (!u) {
-        *con_cls = calloc(1, sizeof *u);
-        return *con_cls ? MHD_YES : MHD_NO;
-    }
-    if (*data_len) {
-        char *more = realloc(u->data, u->len + *data_len + 1);
-        if (!more) return MHD_NO;
-        memcpy(more + u->len, data, *data_len);
-        u->data = more, u->len += *data_len, u->data[u->len] = '\0';
-        *data_len = 0;
-        return MHD_YES;
-    }
-    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-PA-Signature");
-    const char *ev = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-PA-Event");
-    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-PA-Delivery");
-    bool flaky = strcmp(url, "/flaky") == 0;
-    char want[72];
-    pthread_mutex_lock(&rx.mu);
-    webhook_signature(rx.secret[flaky], u->data ? u->data : "", u->len, want);
-    int status = flaky && rx.flaky_failures > 0 ? (rx.flaky_failures--, 500) : 200;
-    if (rx.n < MAX_SEEN) {
-        seen *s = &rx.got[rx.n++];
-        snprintf(s->path, sizeof s->path, "%s", url);
-        snprintf(s->event, sizeof s->event, "%s", ev ? ev : "");
-        snprintf(s->delivery, sizeof s->delivery, "%s", id ? id : "");
-        s->body = json_loads(u->data ? u->data : "", 0, NULL);
-        s->signed_ok = sig && strcmp(sig, want) == 0;
-        s->status = status;
-    }
-    pthread_mutex_unlock(&rx.mu);
-    struct MHD_Response *r = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why) {
-    (void)cls, (void)c, (void)why;
-    upload *u = *con_cls;
-    if (u) free(u->data);
-    free(u);
-    *con_cls = NULL;
-}
-
-static int receiver_start(void) {
-    rx.port = fixture_free_port();
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rx.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)rx.port, NULL, NULL, on_request, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                            MHD_OPTION_END);
-    return rx.d ? 0 : -1;
-}
-
-/* Deliveries of `event` to `path` answered 200 so far. */
-static int delivered(const char *path, const char *event) {
-    int n = 0;
-    pthread_mutex_lock(&rx.mu);
-    for (int i = 0; i < rx.n; i++)
-        n += strcmp(rx.got[i].path, path) == 0 && strcmp(rx.got[i].event, event) == 0 && rx.got[i].status == 200;
-    pthread_mutex_unlock(&rx.mu);
-    return n;
-}
-
-static int wait_delivered(const char *path, const char *event, int want) {
-    for (int i = 0; i < 100 && delivered(path, event) < want; i++) usleep(50 * 1000);
-    return delivered(path, event);
-}
-
-/* The newest received body of `event` at `path`. */
-static const seen *last_seen(const char *path, const char *event) {
-    const seen *s = NULL;
-    pthread_mutex_lock(&rx.mu);
-    for (int i = 0; i < rx.n; i++)
-        if (strcmp(rx.got[i].path, path) == 0 && strcmp(rx.got[i].event, event) == 0) s = &rx.got[i];
-    pthread_mutex_unlock(&rx.mu);
-    return s;
-}
 
 /* ---- set-up ----------------------------------------------------------------- */
 
@@ -155,14 +47,13 @@ static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
 /* An endpoint at the receiver's `path`; its secret into secret. */
 static void make_webhook(const char *path, const char *const *events, char secret[WEBHOOK_SECRET_LEN + 1]) {
     char url[96], err[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", rx.port, path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", rx_port, path);
     json_t *list = json_array(), *out = NULL;
     for (int i = 0; events[i]; i++) json_array_append_new(list, json_string(events[i]));
     assert_int_equal(webhook_create(admin, url, list, &out, err, sizeof err), 0);
-    pthread_mutex_lock(&rx.mu);
     snprintf(secret, WEBHOOK_SECRET_LEN + 1, "%s", json_string_value(json_object_get(out, "secret")));
-    pthread_mutex_unlock(&rx.mu);
     assert_int_equal(strlen(secret), WEBHOOK_SECRET_LEN);
+    receiver_set_secret(path, secret);
     json_decref(list);
     json_decref(out);
 }
@@ -176,7 +67,8 @@ static int setup(void **state) {
         if (env_create_group(&env, groups[i], tune_volume) != 0) return -1;
     const char *flags[] = {"--order-public-key", oe.vendor_pub, "--group-refresh-ms", "300", NULL};
     /* The measuring user first: its ACL LOAD drops every other connection. */
-    if (env_start_server(&env, flags) != 0 || receiver_start() != 0 || !(m = env_measuring_connection(&env))) return -1;
+    if (env_start_server(&env, flags) != 0 || (rx_port = receiver_start()) < 0 || !(m = env_measuring_connection(&env)))
+        return -1;
     snprintf(admin_url, sizeof admin_url, "redis://admin:%s@127.0.0.1:%d", FIXTURE_PW_ADMIN, env.a.port);
     rstore_config cfg = {.url = admin_url, .connect_timeout_ms = 2000, .command_timeout_ms = 6000};
     char err[256];
@@ -194,8 +86,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     for (int i = 0; i < 2; i++) webhook_delivery_stop(senders[i]);
-    if (rx.d) MHD_stop_daemon(rx.d);
-    for (int i = 0; i < rx.n; i++) json_decref(rx.got[i].body);
+    receiver_stop();
     rstore_free(admin);
     if (m) redisFree(m);
     int st = env.server >= 0 ? env_stop_server(&env) : 0;
@@ -221,8 +112,9 @@ static void test_endpoints(void **state) {
                                       "deactivation.awaiting_approval",
                                       NULL};
     static const char *const expiring[] = {"order.expiring", NULL};
-    make_webhook("/all", all, rx.secret[0]);
-    make_webhook("/flaky", expiring, rx.secret[1]);
+    char secret_all[WEBHOOK_SECRET_LEN + 1];
+    make_webhook("/all", all, secret_all);
+    make_webhook("/flaky", expiring, secret_flaky);
     char err[256];
     json_t *out = NULL, *ev = json_pack("[s]", "order.expiring"), *bad = json_pack("[s]", "order.exploded");
     assert_int_equal(webhook_create(admin, "http://example.com/x", ev, &out, err, sizeof err), -1);
@@ -264,8 +156,8 @@ static void test_seats_once_per_crossing(void **state) {
     grant g3 = activate(key, 3);
     assert_int_equal(g3.status, GRPC_STATUS_OK);
     assert_int_equal(detect(now), 0);
-    assert_int_equal(wait_delivered("/all", "seats.below_threshold", 1), 1);
-    const seen *s = last_seen("/all", "seats.below_threshold");
+    assert_int_equal(receiver_wait("/all", "seats.below_threshold", 1), 1);
+    const rx_seen *s = receiver_last("/all", "seats.below_threshold");
     assert_true(s->signed_ok);
     json_t *data = json_object_get(s->body, "data");
     assert_string_equal(json_string_value(json_object_get(s->body, "event")), "seats.below_threshold");
@@ -282,7 +174,7 @@ static void test_seats_once_per_crossing(void **state) {
     grant g4 = activate(key, 4);
     assert_int_equal(g4.status, GRPC_STATUS_OK);
     assert_int_equal(detect(now), 1);
-    assert_int_equal(wait_delivered("/all", "seats.below_threshold", 2), 2);
+    assert_int_equal(receiver_wait("/all", "seats.below_threshold", 2), 2);
     license_call_free(&d2), license_call_free(&d3);
     grant_free(&g1), grant_free(&g2), grant_free(&g3), grant_free(&g4);
 }
@@ -295,15 +187,13 @@ static void test_expiring_with_retries(void **state) {
     int64_t now = (int64_t)time(NULL);
     char until[24];
     snprintf(until, sizeof until, "%lld", (long long)(now + 10 * 86400));
-    pthread_mutex_lock(&rx.mu);
-    rx.flaky_failures = 2;
-    pthread_mutex_unlock(&rx.mu);
+    receiver_fail_next("/flaky", 2);
     order(o, G_EXPIRE, "permanent", "5", (const char *[]){"--valid-until", until, NULL});
     assert_int_equal(detect(now), 1);
     assert_int_equal(detect(now), 0);
-    assert_int_equal(wait_delivered("/flaky", "order.expiring", 1), 1);
-    assert_int_equal(wait_delivered("/all", "order.expiring", 1), 1);
-    const seen *s = last_seen("/flaky", "order.expiring");
+    assert_int_equal(receiver_wait("/flaky", "order.expiring", 1), 1);
+    assert_int_equal(receiver_wait("/all", "order.expiring", 1), 1);
+    const rx_seen *s = receiver_last("/flaky", "order.expiring");
     assert_true(s->signed_ok);
     json_t *data = json_object_get(s->body, "data");
     assert_int_equal(json_integer_value(json_object_get(data, "days_left")), 10);
@@ -324,7 +214,7 @@ static void test_expiring_with_retries(void **state) {
             if (!strcmp(k, "status")) status = v;
             if (!strcmp(k, "try")) try_no = v;
         }
-        for (size_t j = 0; j < f->elements; j++) assert_null(strstr(f->element[j]->str, rx.secret[1]));
+        for (size_t j = 0; j < f->elements; j++) assert_null(strstr(f->element[j]->str, secret_flaky));
         if (!id || strcmp(id, delivery) != 0) continue;
         tries++;
         assert_int_equal(atoi(try_no), tries);
@@ -359,9 +249,9 @@ static void test_awaiting_approval(void **state) {
     assert_int_equal(d.status, GRPC_STATUS_OK);
     assert_int_equal(detect(now), 1);
     assert_int_equal(detect(now), 0);
-    assert_int_equal(wait_delivered("/all", "deactivation.awaiting_approval", 1), 1);
+    assert_int_equal(receiver_wait("/all", "deactivation.awaiting_approval", 1), 1);
     digest_hex(1, hex);
-    json_t *data = json_object_get(last_seen("/all", "deactivation.awaiting_approval")->body, "data");
+    json_t *data = json_object_get(receiver_last("/all", "deactivation.awaiting_approval")->body, "data");
     assert_string_equal(json_string_value(json_object_get(data, "machine")), hex);
     license_call_free(&d);
     grant_free(&g);
@@ -376,8 +266,8 @@ static void test_revoked_and_machine_limit(void **state) {
     freeReplyObject(redisCommand(m, "SADD {g:%u}:revoked 77", (unsigned)G_SEATS));
     assert_int_equal(detect(now), 1);
     assert_int_equal(detect(now), 0);
-    assert_int_equal(wait_delivered("/all", "key.revoked", 1), 1);
-    json_t *data = json_object_get(last_seen("/all", "key.revoked")->body, "data");
+    assert_int_equal(receiver_wait("/all", "key.revoked", 1), 1);
+    json_t *data = json_object_get(receiver_last("/all", "key.revoked")->body, "data");
     assert_int_equal(json_integer_value(json_object_get(data, "serial")), 77);
     assert_int_equal(json_integer_value(json_object_get(data, "group")), G_SEATS);
 
@@ -392,8 +282,8 @@ static void test_revoked_and_machine_limit(void **state) {
     int64_t later = (minute + 1) * 60 + 25;
     assert_int_equal(detect(later), 1);
     assert_int_equal(detect(later), 0);
-    assert_int_equal(wait_delivered("/all", "key.machine_limit", 1), 1);
-    data = json_object_get(last_seen("/all", "key.machine_limit")->body, "data");
+    assert_int_equal(receiver_wait("/all", "key.machine_limit", 1), 1);
+    data = json_object_get(receiver_last("/all", "key.machine_limit")->body, "data");
     assert_int_equal(json_integer_value(json_object_get(data, "refusals")), 3);
 }
 
@@ -401,17 +291,12 @@ static void test_revoked_and_machine_limit(void **state) {
 static void test_sent_once(void **state) {
     (void)state;
     char err[256];
-    int before = delivered("/all", "key.revoked");
+    int before = receiver_delivered("/all", "key.revoked");
     for (int i = 0; i < 20; i++)
         assert_int_equal(webhook_emit(admin, "key.revoked", json_pack("{s:i}", "n", i), err, sizeof err), 1);
-    assert_int_equal(wait_delivered("/all", "key.revoked", before + 20), before + 20);
+    assert_int_equal(receiver_wait("/all", "key.revoked", before + 20), before + 20);
     usleep(300 * 1000);
-    pthread_mutex_lock(&rx.mu);
-    for (int i = 0; i < rx.n; i++)
-        for (int j = i + 1; j < rx.n; j++)
-            if (rx.got[i].status == 200 && rx.got[j].status == 200)
-                assert_string_not_equal(rx.got[i].delivery, rx.got[j].delivery);
-    pthread_mutex_unlock(&rx.mu);
+    assert_true(receiver_each_once());
 }
 
 int main(void) {
