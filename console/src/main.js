@@ -115,7 +115,8 @@ async function render() {
     await m.page.render(main, { params: m.params, query, navigate, notify, stale: () => seq !== renderSeq });
   } catch (e) {
     if (seq !== renderSeq) return;
-    main.append(h('p', { class: 'error', role: 'alert' }, `Could not load this page: ${e.message}`));
+    if (!main.querySelector('h1')) main.append(h('h1', {}, 'This page could not be loaded'));
+    main.append(h('p', { class: 'error', role: 'alert' }, `The admin server answered: ${e.message}`));
   } finally {
     main.removeAttribute('aria-busy');
   }

@@ -3,7 +3,7 @@
 // where the machine directory knows it, the machine's hostname and page.
 import { can, get } from '../api.js';
 import { controlButton } from '../controls.js';
-import { h, table } from '../dom.js';
+import { append, h, table } from '../dom.js';
 import { query, time } from '../format.js';
 import { directoryId } from '../machine_ref.js';
 
@@ -13,7 +13,7 @@ export async function render(main, ctx) {
   const rows = await Promise.all((page.items || []).map(withDirectory));
   if (ctx.stale()) return;
   const again = () => ctx.navigate('/approvals');
-  main.append(
+  append(main, 
     h('h1', {}, 'Approvals'),
     h('p', {}, 'Machines of orders with deactivation approval that asked to give their seat back.'),
     table({ text: 'Deactivations awaiting approval', hidden: true }, [

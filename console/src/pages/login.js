@@ -1,7 +1,7 @@
 // login.js -- the login form (POST /api/v1/session). A wrong password and an
 // unknown user get the same answer from the server; 429 says when to retry.
 import { login } from '../api.js';
-import { field, h } from '../dom.js';
+import { append, field, h } from '../dom.js';
 
 export function render(main, ctx) {
   const user = h('input', { name: 'user', autocomplete: 'username', required: true });
@@ -27,6 +27,6 @@ export function render(main, ctx) {
   field('Password', password),
   error,
   h('button', { type: 'submit' }, 'Log in'));
-  main.append(form);
+  append(main, form);
   user.focus();
 }

@@ -3,7 +3,7 @@
 // known: the row's digest, or its request in the approvals queue).
 import { get } from '../api.js';
 import { controlsFor } from '../controls.js';
-import { h, table } from '../dom.js';
+import { append, h, table } from '../dom.js';
 import { query, statusText, time } from '../format.js';
 import { controlRef, directoryId } from '../machine_ref.js';
 
@@ -30,7 +30,7 @@ export async function render(main, ctx) {
     ['License expires', time(m.expires_at)],
     ['Directory id', m.id],
   ];
-  main.append(
+  append(main, 
     h('p', { class: 'crumbs' }, h('a', { href: '#/machines' }, 'Machines'), ' / ', m.hostname || m.id),
     h('h1', {}, `Machine ${m.hostname || m.id}`),
     h('section', { class: 'card' },

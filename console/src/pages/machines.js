@@ -3,7 +3,7 @@
 // filters live in the address (#/machines?hostname=ws*), so a search can be
 // bookmarked and the export links carry the same filters.
 import { get } from '../api.js';
-import { field, h, select, table } from '../dom.js';
+import { append, field, h, select, table } from '../dom.js';
 import { fromUnix, query, statusText, time, toUnix } from '../format.js';
 
 export const filterNames = ['group', 'serial', 'order', 'hostname', 'ip', 'mac', 'host_serial', 'status', 'from', 'to'];
@@ -17,19 +17,19 @@ export async function render(main, ctx) {
   for (const k of filterNames) filters[k] = ctx.query.get(k) || '';
   const limit = ctx.query.get('limit') || '50';
   const cursor = ctx.query.get('cursor') || '';
-  main.append(h('h1', {}, 'Machines'), searchForm(filters, limit, ctx));
+  append(main, h('h1', {}, 'Machines'), searchForm(filters, limit, ctx));
 
   const searched = filterNames.some((k) => filters[k]) || ctx.query.has('all');
   if (!searched) {
-    main.append(h('p', { class: 'empty' }, 'Give a filter, or ', h('a', { href: '#/machines?all=1' }, 'list every machine'), '.'));
+    append(main, h('p', { class: 'empty' }, 'Give a filter, or ', h('a', { href: '#/machines?all=1' }, 'list every machine'), '.'));
     return;
   }
   const page = await get(`/api/v1/machines${query({ ...filters, limit, cursor })}`);
   if (ctx.stale()) return;
   const rows = page.items || [];
-  main.append(exportLinks(filters));
-  main.append(h('p', { class: 'count', id: 'result-count' }, `${rows.length} machine${rows.length === 1 ? '' : 's'} on this page`));
-  main.append(table({ text: 'Machines found', hidden: true }, [
+  append(main, exportLinks(filters));
+  append(main, h('p', { class: 'count', id: 'result-count' }, `${rows.length} machine${rows.length === 1 ? '' : 's'} on this page`));
+  append(main, table({ text: 'Machines found', hidden: true }, [
     { title: 'Hostname', cell: (m) => h('a', { href: `#/machines/${encodeURIComponent(m.id)}` }, m.hostname || '(no hostname)') },
     { title: 'Status', cell: (m) => h('span', { class: `status status-${m.status}` }, statusText[m.status] ?? m.status) },
     { title: 'Order', cell: (m) => m.order || '—' },
@@ -42,7 +42,7 @@ export async function render(main, ctx) {
     { title: 'Expires', cell: (m) => time(m.expires_at) },
   ], rows, 'No machine matches.'));
   const base = { ...filters, limit };
-  main.append(h('nav', { class: 'pager', 'aria-label': 'Pages' },
+  append(main, h('nav', { class: 'pager', 'aria-label': 'Pages' },
     cursor ? h('a', { class: 'button secondary', href: `#/machines${query({ ...base, all: ctx.query.get('all') })}` }, 'First page') : null,
     page.next_cursor
       ? h('a', { class: 'button', id: 'next-page', href: `#/machines${query({ ...base, all: ctx.query.get('all'), cursor: page.next_cursor })}` }, 'Next page')

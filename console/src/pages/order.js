@@ -1,7 +1,7 @@
 // order.js -- one order: its terms, seats and warning, and a link to its
 // machines in the search.
 import { get, seg } from '../api.js';
-import { h, seatBar } from '../dom.js';
+import { append, h, seatBar } from '../dom.js';
 import { query, time } from '../format.js';
 import { seatsOf, serialOf, warningText } from '../seats.js';
 
@@ -12,7 +12,7 @@ export async function render(main, ctx) {
   if (ctx.stale()) return;
   const s = seatsOf(o);
   const serial = serialOf(o);
-  main.append(
+  append(main, 
     h('p', { class: 'crumbs' }, h('a', { href: '#/orders' }, 'Orders'), ' / ', serial),
     h('h1', {}, `Order ${serial}`),
     s.warning && !o.retired ? h('div', { class: 'banner warn', role: 'alert' }, warningText(o)) : null,

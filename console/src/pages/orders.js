@@ -2,7 +2,7 @@
 // each order below its seat warning, the .license import, and the
 // organisations (create, rename, move an order, retire an order).
 import { ApiError, can, get, post, put, patch, request, seg } from '../api.js';
-import { clear, field, h, seatBar, select, table } from '../dom.js';
+import { append, clear, field, h, seatBar, select, table } from '../dom.js';
 import { query, time } from '../format.js';
 import { seatsOf, serialOf, warningText } from '../seats.js';
 
@@ -25,13 +25,13 @@ export async function render(main, ctx) {
   // The banner's box is always there (an alert region announces what is
   // put into it later); it is filled and shown when an order runs low.
   const banner = h('div', { class: 'banner warn', role: 'alert', id: 'seat-warnings' });
-  main.append(h('h1', {}, 'Orders'), banner);
+  append(main, h('h1', {}, 'Orders'), banner);
   showWarnings(banner, details);
 
   // Search
   const qIn = h('input', { name: 'q', type: 'search', value: q });
   const orgSel = select('organisation', [['', 'any'], ...organisations.map((o) => [o.id, o.name])], org);
-  main.append(h('form', {
+  append(main, h('form', {
     class: 'filters',
     role: 'search',
     onsubmit: (ev) => {
@@ -40,7 +40,7 @@ export async function render(main, ctx) {
     },
   }, field('Customer or serial (prefix)', qIn), field('Organisation', orgSel), h('button', { type: 'submit' }, 'Search')));
 
-  main.append(table({ text: 'Orders', hidden: true }, [
+  append(main, table({ text: 'Orders', hidden: true }, [
     { title: 'Serial', cell: (o) => h('a', { href: `#/orders/${seg(serialOf(o))}` }, serialOf(o)) },
     { title: 'Customer', cell: (o) => o.customer ?? '' },
     { title: 'Organisation', cell: (o) => (operator ? moveControl(o, organisations, ctx) : orgName.get(String(o.organisation)) ?? '—') },
@@ -51,11 +51,11 @@ export async function render(main, ctx) {
     ...(operator ? [{ title: 'Actions', cell: (o) => (o.retired ? '' : retireButton(o, ctx)) }] : []),
   ], items, q || org ? 'No order matches.' : 'No order yet.'));
   if (page.next_cursor) {
-    main.append(h('p', {}, h('a', { href: `#/orders${query({ q, organisation: org, cursor: page.next_cursor })}`, class: 'button' }, 'Next page')));
+    append(main, h('p', {}, h('a', { href: `#/orders${query({ q, organisation: org, cursor: page.next_cursor })}`, class: 'button' }, 'Next page')));
   }
 
-  if (operator) main.append(importForm(ctx));
-  main.append(organisationsSection(organisations, operator, ctx));
+  if (operator) append(main, importForm(ctx));
+  append(main, organisationsSection(organisations, operator, ctx));
   watchSeats(main, banner, `/api/v1/orders${query({ q, organisation: org, cursor })}`, ctx);
 }
 
@@ -170,7 +170,7 @@ function importForm(ctx) {
         out.textContent = `Importing ${f.name}…`;
         try {
           const r = await request('POST', '/api/v1/orders', { body: await f.arrayBuffer(), type: 'application/octet-stream' });
-          ctx.notify(`Order ${r?.order ?? ''} imported (${r?.result ?? 'ok'}).`);
+          ctx.notify(`Order ${r?.order ?? ''}: ${r?.result ?? 'imported'}.`);
           ctx.navigate('/orders');
         } catch (e) {
           out.className = 'result error';

@@ -6,7 +6,7 @@ import {
   BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip,
 } from 'chart.js';
 import { get } from '../api.js';
-import { field, h, table } from '../dom.js';
+import { append, field, h, table } from '../dom.js';
 import { fromUnix, query, time, toUnix } from '../format.js';
 import { stepFor, threatSeries } from '../threat_series.js';
 
@@ -25,7 +25,7 @@ export async function render(main, ctx) {
   const gIn = h('input', { name: 'group', value: group, inputmode: 'numeric', placeholder: 'all' });
   const fIn = h('input', { name: 'from', type: 'datetime-local', value: fromUnix(from) });
   const tIn = h('input', { name: 'to', type: 'datetime-local', value: fromUnix(to) });
-  main.append(h('h1', {}, 'Threats'), h('form', {
+  append(main, h('h1', {}, 'Threats'), h('form', {
     class: 'filters',
     onsubmit: (ev) => {
       ev.preventDefault();
@@ -36,7 +36,7 @@ export async function render(main, ctx) {
   const data = threatSeries(await get(`/api/v1/threats${query({ group, from, to, step: stepFor(from, to) })}`));
   if (ctx.stale()) return;
   const grid = h('div', { class: 'charts' });
-  main.append(grid);
+  append(main, grid);
 
   const labels = data.times.map((t) => time(t).slice(5, 16));
   grid.append(chartCard('Not-genuine rate per group', 'line', {

@@ -2,7 +2,7 @@
 // result (refusals included); searchable by user, action and time, and
 // exportable with the same filters.
 import { get } from '../api.js';
-import { field, h, table } from '../dom.js';
+import { append, field, h, table } from '../dom.js';
 import { fromUnix, query, time, toUnix } from '../format.js';
 
 const names = ['user', 'action', 'from', 'to'];
@@ -15,7 +15,7 @@ export async function render(main, ctx) {
   const action = h('input', { name: 'action', value: f.action, placeholder: 'order.import' });
   const from = h('input', { name: 'from', type: 'datetime-local', value: fromUnix(f.from) });
   const to = h('input', { name: 'to', type: 'datetime-local', value: fromUnix(f.to) });
-  main.append(h('h1', {}, 'Admin trail'), h('form', {
+  append(main, h('h1', {}, 'Admin trail'), h('form', {
     class: 'filters',
     role: 'search',
     onsubmit: (ev) => {
@@ -27,10 +27,10 @@ export async function render(main, ctx) {
 
   const page = await get(`/api/v1/trail${query({ ...f, cursor })}`);
   if (ctx.stale()) return;
-  main.append(h('p', { class: 'exports' }, 'Export: ',
+  append(main, h('p', { class: 'exports' }, 'Export: ',
     ['csv', 'json', 'xlsx'].map((format) =>
       h('a', { class: 'button secondary', href: `/api/v1/trail/export${query({ format, ...f })}`, download: '' }, format.toUpperCase()))));
-  main.append(table({ text: 'Trail entries, newest first', hidden: true }, [
+  append(main, table({ text: 'Trail entries, newest first', hidden: true }, [
     { title: 'When', cell: (e) => time(e.at ?? e.t) },
     { title: 'User', cell: (e) => e.user ?? '' },
     { title: 'Action', cell: (e) => e.action ?? '' },
@@ -38,5 +38,5 @@ export async function render(main, ctx) {
     { title: 'Result', cell: (e) => h('span', { class: e.result === 'ok' ? 'ok' : 'refused' }, e.result ?? '') },
     { title: 'Address', cell: (e) => e.addr ?? e.client_addr ?? e.address ?? '' },
   ], page.items || [], 'No entry matches.'));
-  if (page.next_cursor) main.append(h('p', {}, h('a', { class: 'button', href: `#/trail${query({ ...f, cursor: page.next_cursor })}` }, 'Next page')));
+  if (page.next_cursor) append(main, h('p', {}, h('a', { class: 'button', href: `#/trail${query({ ...f, cursor: page.next_cursor })}` }, 'Next page')));
 }

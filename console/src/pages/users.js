@@ -1,7 +1,7 @@
 // users.js -- operator accounts (admin only), as the `admin-server user`
 // commands: add with a role and password, change a role, remove.
 import { currentSession, del, get, patch, post, seg } from '../api.js';
-import { field, h, select, table } from '../dom.js';
+import { append, field, h, select, table } from '../dom.js';
 import { time } from '../format.js';
 
 const roleOptions = [['viewer', 'viewer'], ['operator', 'operator'], ['admin', 'admin']];
@@ -11,7 +11,7 @@ export async function render(main, ctx) {
   if (ctx.stale()) return;
   const me = currentSession()?.user;
   const again = () => ctx.navigate('/users');
-  main.append(h('h1', {}, 'Users'), table({ text: 'Accounts', hidden: true }, [
+  append(main, h('h1', {}, 'Users'), table({ text: 'Accounts', hidden: true }, [
     { title: 'Name', cell: (u) => u.name },
     { title: 'Role', cell: (u) => roleForm(u, ctx, again) },
     { title: 'Created', cell: (u) => time(u.created_at) },
@@ -39,7 +39,7 @@ export async function render(main, ctx) {
   const role = select('role', roleOptions, 'viewer');
   const pw = h('input', { name: 'password', type: 'password', required: true, minlength: 12, autocomplete: 'new-password' });
   const out = h('p', { class: 'result', role: 'status' });
-  main.append(h('section', { class: 'card', 'aria-labelledby': 'add-user-h' },
+  append(main, h('section', { class: 'card', 'aria-labelledby': 'add-user-h' },
     h('h2', { id: 'add-user-h' }, 'Add a user'),
     h('form', {
       class: 'filters',

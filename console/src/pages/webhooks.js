@@ -1,7 +1,7 @@
 // webhooks.js -- webhook endpoints and their delivery log (admin only).
 // The secret signs every delivery (X-PA-Signature); it is typed here once.
 import { del, get, post, seg } from '../api.js';
-import { field, h, table } from '../dom.js';
+import { append, field, h, table } from '../dom.js';
 import { time } from '../format.js';
 
 export const events = ['seats.below_threshold', 'key.machine_limit', 'order.expiring', 'key.revoked', 'deactivation.awaiting_approval'];
@@ -13,7 +13,7 @@ export async function render(main, ctx) {
   ]);
   if (ctx.stale()) return;
   const again = () => ctx.navigate('/webhooks');
-  main.append(h('h1', {}, 'Webhooks'), table({ text: 'Webhook endpoints', hidden: true }, [
+  append(main, h('h1', {}, 'Webhooks'), table({ text: 'Webhook endpoints', hidden: true }, [
     { title: 'URL', cell: (w) => w.url },
     { title: 'Events', cell: (w) => (w.events || []).join(', ') },
     { title: 'Created', cell: (w) => time(w.created_at) },
@@ -41,7 +41,7 @@ export async function render(main, ctx) {
   const secret = h('input', { name: 'secret', type: 'password', required: true, minlength: 16, autocomplete: 'off' });
   const boxes = events.map((e) => h('input', { type: 'checkbox', name: 'events', value: e, checked: true }));
   const out = h('p', { class: 'result', role: 'status' });
-  main.append(h('section', { class: 'card', 'aria-labelledby': 'add-hook-h' },
+  append(main, h('section', { class: 'card', 'aria-labelledby': 'add-hook-h' },
     h('h2', { id: 'add-hook-h' }, 'Add a webhook'),
     h('form', {
       onsubmit: async (ev) => {
@@ -61,7 +61,7 @@ export async function render(main, ctx) {
       boxes.map((b, i) => h('label', { class: 'check' }, b, ` ${events[i]}`))),
     h('button', { type: 'submit' }, 'Add webhook'), out)));
 
-  main.append(h('section', { class: 'card' }, h('h2', {}, 'Deliveries'), table({ text: 'Deliveries, newest first', hidden: true }, [
+  append(main, h('section', { class: 'card' }, h('h2', {}, 'Deliveries'), table({ text: 'Deliveries, newest first', hidden: true }, [
     { title: 'When', cell: (d) => time(d.at ?? d.t) },
     { title: 'Event', cell: (d) => d.event ?? '' },
     { title: 'Webhook', cell: (d) => d.url ?? d.webhook ?? '' },
