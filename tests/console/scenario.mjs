@@ -35,6 +35,7 @@ const users = Object.fromEntries(env('PA_USERS').split(',').map((p) => p.split('
 const { chromium } = await import(pathToFileURL(path.join(env('PA_SOURCE_DIR'), 'console/node_modules/playwright-core/index.mjs')).href);
 
 fs.mkdirSync(SHOTS, { recursive: true });
+for (const f of fs.readdirSync(SHOTS)) if (f.startsWith('failed-step-')) fs.rmSync(path.join(SHOTS, f));
 let stepNo = 0;
 let passed = 0;
 let current = null; // the page a failing step is photographed on
@@ -325,10 +326,12 @@ try {
     await page.getByRole('link', { name: 'Admin trail' }).click();
     await page.getByLabel('User').fill('operator');
     await page.getByRole('button', { name: 'Search' }).click();
-    await until('the import in the trail', async () => {
+    await until('the operator\'s changes in the trail', async () => {
       const t = await page.locator('main table').textContent();
-      return t.includes(SERIAL) && t.includes('operator');
+      return ['order.import', 'machine.approve', 'organisation.create', 'organisation.rename'].every((a) => t.includes(a)) && t.includes(SERIAL);
     });
+    const href = await page.getByRole('link', { name: 'CSV' }).getAttribute('href');
+    check(href === '/api/v1/trail/export?format=csv&user=operator', `the trail's CSV link to carry the filter: ${href}`);
     await shot(page, 'trail');
   });
 
@@ -401,6 +404,17 @@ try {
     check(st === 403, `POST machines/ID/deactivate as viewer to answer 403, got ${st}`);
     const order = await viewer.evaluate(async (s) => (await fetch(`/api/v1/orders/${s}`)).json(), SERIAL);
     check(!order.retired, 'the order still in force after the viewer\'s tries');
+  });
+
+  await step('the viewer\'s refused tries are in the admin trail', async () => {
+    current = admin;
+    await admin.getByRole('link', { name: 'Admin trail' }).click();
+    await admin.getByLabel('User').fill('viewer');
+    await admin.getByRole('button', { name: 'Search' }).click();
+    await until('refusals of the viewer', async () => {
+      const rows = await admin.locator('main table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent));
+      return rows.filter((r) => !r.includes('session.login') && !/\bok\b/.test(r)).length >= 5;
+    });
   });
 
   await step('no page broke the content security policy or threw', async () => {
