@@ -239,6 +239,22 @@ try {
     await until('the order\'s four machines', async () => (await searchRows(page)).length === 4);
   });
 
+  await step('paging with next_cursor', async () => {
+    await page.goto(`${URL_}#/machines?order=${SERIAL}&limit=2`);
+    await until('a first page of two', async () => (await searchRows(page)).length === 2);
+    const first = await searchRows(page);
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await until('a second page', async () => {
+      const rows = await searchRows(page);
+      return rows.length === 2 && !rows.some((r) => first.includes(r));
+    });
+    const all = [...first, ...(await searchRows(page))].sort();
+    check(JSON.stringify(all) === '["lab-0009","ws-0001","ws-0002","ws-0003"]', `the two pages to hold the four machines once: ${all}`);
+    check(await page.getByText('Last page.').isVisible(), 'no page after the second');
+    await page.getByRole('link', { name: 'First page' }).click();
+    await until('the first page again', async () => JSON.stringify(await searchRows(page)) === JSON.stringify(first));
+  });
+
   await step('the XLSX export of the search holds its rows', async () => {
     await page.getByLabel('Order').fill('');
     await page.getByLabel('Hostname').fill('ws-*');
@@ -335,6 +351,15 @@ try {
     await shot(page, 'trail');
   });
 
+  await step('the operator retires the standing order', async () => {
+    await page.getByRole('link', { name: 'Orders' }).click();
+    await page.getByRole('button', { name: 'Retire order 20261201' }).click();
+    await until('order 20261201 retired', async () => {
+      const row = page.locator('main table tbody tr').filter({ hasText: '20261201' });
+      return (await row.textContent()).includes('retired');
+    });
+  });
+
   await step('the threat view draws its charts', async () => {
     await page.getByRole('link', { name: 'Threats' }).click();
     for (const h2 of ['Not-genuine rate per group', 'Rate-limit refusals', 'Top addresses by refusals', 'Revocations']) {
@@ -370,9 +395,37 @@ try {
       return t.includes('operator') && t.includes('viewer');
     });
     await shot(admin, 'users');
+  });
+
+  await step('the admin adds a user, changes its role and removes it', async () => {
+    await admin.getByLabel('Name', { exact: true }).fill('auditor');
+    await admin.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await admin.getByLabel('Password', { exact: true }).fill('auditor-password-1');
+    await admin.getByRole('button', { name: 'Add user' }).click();
+    const role = admin.getByLabel('Role of auditor', { exact: true });
+    await role.waitFor();
+    check(await role.inputValue() === 'viewer', 'auditor added as viewer');
+    await role.selectOption('operator');
+    await admin.getByRole('button', { name: 'Change the role of auditor' }).click();
+    await until('auditor an operator', async () => (await admin.getByLabel('Role of auditor', { exact: true }).inputValue()) === 'operator');
+    await admin.getByRole('button', { name: 'Remove user auditor' }).click();
+    await until('auditor gone', async () => !(await admin.locator('main table').textContent()).includes('auditor'));
+  });
+
+  await step('the admin adds a webhook (its secret shown once) and removes it', async () => {
     await admin.getByRole('link', { name: 'Webhooks' }).click();
     await admin.getByRole('heading', { name: 'Webhooks' }).waitFor();
+    await admin.getByLabel('URL').fill('http://127.0.0.1:9/hook');
+    await admin.getByRole('button', { name: 'Add webhook' }).click();
+    const secret = await admin.locator('#new-secret code').textContent({ timeout: 10000 });
+    check(secret.length >= 32, `a signing secret shown, got ${JSON.stringify(secret)}`);
+    check((await admin.locator('main table').first().textContent()).includes('http://127.0.0.1:9/hook'), 'the webhook listed');
     await shot(admin, 'webhooks');
+    await admin.getByRole('link', { name: 'Orders' }).click();
+    await admin.getByRole('link', { name: 'Webhooks' }).click();
+    check(!(await admin.locator('main').textContent()).includes(secret), 'the secret not shown again');
+    await admin.getByRole('button', { name: 'Remove webhook http://127.0.0.1:9/hook' }).click();
+    await admin.getByText('No webhook yet.').waitFor();
   });
 
   const viewer = await newPage(browser);
