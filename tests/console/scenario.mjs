@@ -208,6 +208,17 @@ try {
     await shot(page, 'orders-warning');
   });
 
+  await step('the order\'s own page: its seats, warning and terms', async () => {
+    await page.getByRole('link', { name: SERIAL, exact: true }).click();
+    await page.getByRole('heading', { name: `Order ${SERIAL}` }).waitFor();
+    const text = await page.locator('main').textContent();
+    check(text.includes(seatsShown(4)) && text.includes(`Warning below ${WARNING} free seats.`), `the seats and the warning level: ${text.slice(0, 300)}`);
+    check(await page.getByRole('alert').filter({ hasText: `Order ${SERIAL}` }).isVisible(), 'the warning on the order\'s page');
+    check(text.includes('Console Corp') && text.includes('permanent'), 'the order\'s customer and mode');
+    await shot(page, 'order');
+    await page.getByRole('link', { name: 'Orders', exact: true }).first().click();
+  });
+
   await step('a key that is not genuine is refused (for the threat view)', async () => {
     const r = installer(machine(20, 'bad-0020'), [env('PA_BAD_KEY')]);
     check(r.code === 7, `activate with a forged key to exit 7 (not genuine), got ${r.code}: ${r.out}`);

@@ -5,7 +5,7 @@ import { append, h, seatBar } from '../dom.js';
 import { query, time } from '../format.js';
 import { seatsOf, serialOf, warningText } from '../seats.js';
 
-const shown = new Set(['service_serial', 'customer', 'seats_status', 'counters', 'usage']);
+const shown = new Set(['service_serial', 'customer', 'seats_status', 'counters']);
 
 export async function render(main, ctx) {
   const o = await get(`/api/v1/orders/${seg(ctx.params.serial)}`);
@@ -32,9 +32,16 @@ export async function render(main, ctx) {
         ]))));
 }
 
+// A term's value: lists joined, objects (the terms, the usage return) as a
+// list of their own, nothing shown as raw JSON.
 function display(v) {
-  if (v === null || v === undefined) return '—';
-  if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
-  if (typeof v === 'object') return JSON.stringify(v);
+  if (v === null || v === undefined || v === '') return '—';
+  if (Array.isArray(v)) return v.length ? v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ') : '—';
+  if (typeof v === 'object') {
+    const entries = Object.entries(v);
+    if (!entries.length) return '—';
+    return h('dl', { class: 'facts nested' }, entries.map(([k, x]) => [h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, display(x))]));
+  }
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
   return String(v);
 }

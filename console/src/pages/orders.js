@@ -97,6 +97,7 @@ function watchSeats(main, banner, path, ctx) {
       clearInterval(timer);
       return;
     }
+    if (document.hidden) return; /* a tab in the background asks nothing */
     try {
       const page = await get(path);
       const details = await orderDetails(page.items || []);
