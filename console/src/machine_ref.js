@@ -1,16 +1,15 @@
-// machine_ref.js -- the two names of a volume machine. The controls and the
-// approvals queue name it ORDER-DIGEST (the order's serial, '-', the
-// machine digest in hex, as `activation-server order machines` prints it);
-// the machine directory names it by its own 12-byte id (base64url), the
-// first 12 bytes of SHA-1("o" SERIAL NUL digest), which machine_dir.lua
-// derives the same way. The directory id follows from the control name,
-// not the reverse, so the approvals queue can link each request to its
-// machine page; a directory row that carries its digest (`machine`) names
-// its controls directly.
+// machine_ref.js -- the two names of a volume machine. The approvals queue
+// names it ORDER-DIGEST (the order's serial, '-', the machine digest in
+// hex, as `activation-server order machines` prints it); the machine
+// directory names it by its own 12-byte id (base64url), the first 12 bytes
+// of SHA-1("o" SERIAL NUL digest), as machine_dir.lua derives it. The
+// controls take either. The directory id follows from the queue's name, not
+// the reverse, so the approvals queue links each request to its machine.
 
+// The name the controls take for a directory row: its id, for machines of
+// an order (retail machines have no seat controls).
 export function controlRef(m) {
-  const hex = m.machine ?? m.digest;
-  return m.order && typeof hex === 'string' && /^[0-9a-f]{32}$/i.test(hex) ? `${m.order}-${hex.toLowerCase()}` : null;
+  return m.order ? m.id : null;
 }
 
 function b64url(bytes) {

@@ -1,11 +1,10 @@
 // machine.js -- one machine: its facts, its history from the machine log,
-// and the deactivation controls (volume machines whose control name is
-// known: the row's digest, or its request in the approvals queue).
+// and the deactivation controls of a volume machine.
 import { get } from '../api.js';
 import { controlsFor } from '../controls.js';
 import { append, h, table } from '../dom.js';
-import { query, statusText, time } from '../format.js';
-import { controlRef, directoryId } from '../machine_ref.js';
+import { statusText, time } from '../format.js';
+import { controlRef } from '../machine_ref.js';
 
 const opText = {
   activate: 'activated', renew: 'renewed', deactivate: 'deactivated', reclaimed: 'expired or reclaimed',
@@ -15,7 +14,7 @@ const opText = {
 export async function render(main, ctx) {
   const id = ctx.params.id;
   const m = await get(`/api/v1/machines/${encodeURIComponent(id)}`);
-  const ref = controlRef(m) ?? (m.status === 'awaiting_approval' ? await refFromQueue(m) : null);
+  const ref = controlRef(m);
   if (ctx.stale()) return;
   const facts = [
     ['Status', statusText[m.status] ?? m.status],
@@ -42,22 +41,4 @@ export async function render(main, ctx) {
         { title: 'When', cell: (e) => time(e.t ?? e.at) },
         { title: 'What', cell: (e) => opText[e.op] ?? e.op },
       ], m.history || [], 'No history kept for this machine.')));
-}
-
-// The control name of an awaiting machine: its request in the queue.
-async function refFromQueue(m) {
-  try {
-    let cursor = '';
-    for (let i = 0; i < 20; i++) {
-      const page = await get(`/api/v1/approvals${query({ cursor, limit: 500 })}`);
-      for (const a of page.items || []) {
-        if (a.order === m.order && (await directoryId(a.order, a.machine)) === m.id) return a.id;
-      }
-      if (!page.next_cursor) return null;
-      cursor = page.next_cursor;
-    }
-  } catch {
-    /* no controls then */
-  }
-  return null;
 }
