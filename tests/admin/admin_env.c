@@ -3,7 +3,9 @@
  * The server is the real binary on a free loopback port, started by
  * fixture_spawn (which waits for its port); accounts go through the real
  * `user` command. Standard input for that command comes from a file the
- * shell redirects, so fixture_run can run it unchanged. */
+ * shell redirects, so fixture_run can run it unchanged. The client keeps
+ * the session cookie itself (keep_cookie) rather than in libcurl's cookie
+ * engine, which does not survive curl_easy_reset. */
 #include "admin_env.h"
 
 #include <signal.h>
@@ -44,8 +46,16 @@ static bool has_flag(const char *const *flags, const char *name) {
     return false;
 }
 
+/* Stops the server if it runs; -1 when it did not exit 0. */
+static int stop_checked(admin_env *e) {
+    if (e->server <= 0) return 0;
+    int rc = admin_env_stop_server(e);
+    if (rc != 0) fprintf(stderr, "admin_env: admin-server exited %d; its log is %s\n", rc, e->log_path);
+    return rc == 0 ? 0 : -1;
+}
+
 int admin_env_restart_server(admin_env *e, const char *const *server_flags) {
-    if (e->server > 0) admin_env_stop_server(e);
+    if (stop_checked(e) != 0) return -1;
     char listen[64], cert[360], key[360];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port);
     snprintf(cert, sizeof cert, "%s/audit-server.pem", e->certs);
@@ -85,16 +95,17 @@ int admin_env_stop_server(admin_env *e) {
     return rc;
 }
 
-void admin_env_stop(admin_env *e) {
-    if (e->server > 0) admin_env_stop_server(e);
+int admin_env_stop(admin_env *e) {
+    int rc = stop_checked(e);
     if (e->curl) curl_easy_cleanup(e->curl);
     e->curl = NULL;
     free(e->body);
     free(e->headers);
     e->body = e->headers = NULL;
     if (e->redis.pid > 0) redis_fixture_stop(&e->redis);
-    if (e->dir[0]) fixture_rmtree(e->dir);
+    if (e->dir[0] && rc == 0) fixture_rmtree(e->dir);
     curl_global_cleanup();
+    return rc;
 }
 
 int admin_env_user_cli(admin_env *e, const char *const *args, const char *input, char **out, char **err) {
@@ -150,6 +161,20 @@ static size_t take(char *p, size_t size, size_t n, void *cls) {
     return add;
 }
 
+/* Keeps the pa_session cookie a reply sets, as a browser would (Max-Age=0
+ * or an empty value drops it). */
+static void keep_cookie(admin_env *e) {
+    const char *c = admin_header(e, "Set-Cookie");
+    if (!c || strncmp(c, "pa_session=", 11) != 0) return;
+    size_t n = strcspn(c + 11, ";");
+    if (n == 0 || n >= sizeof e->cookie || strstr(c, "Max-Age=0")) {
+        e->cookie[0] = '\0';
+        return;
+    }
+    memcpy(e->cookie, c + 11, n);
+    e->cookie[n] = '\0';
+}
+
 static bool is_change(const char *method) { return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0; }
 
 int admin_request(admin_env *e, const char *method, const char *path, const char *content_type, const void *body,
@@ -167,7 +192,6 @@ int admin_request(admin_env *e, const char *method, const char *path, const char
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     /* Always named, so a connection from another source is never reused. */
     curl_easy_setopt(c, CURLOPT_INTERFACE, e->source_addr[0] ? e->source_addr : "127.0.0.1");
@@ -190,12 +214,18 @@ int admin_request(admin_env *e, const char *method, const char *path, const char
         snprintf(hdr, sizeof hdr, "X-CSRF-Token: %s", e->csrf);
         list = curl_slist_append(list, hdr);
     }
+    if (e->cookie[0]) {
+        char cookie[sizeof e->cookie + 32];
+        snprintf(cookie, sizeof cookie, "Cookie: pa_session=%s", e->cookie);
+        list = curl_slist_append(list, cookie);
+    }
     if (e->extra_header) list = curl_slist_append(list, e->extra_header);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &e->status);
     else fprintf(stderr, "admin_env: %s %s: %s\n", method, path, curl_easy_strerror(rc));
     curl_slist_free_all(list);
+    keep_cookie(e);
     return (int)e->status;
 }
 
@@ -220,7 +250,7 @@ int admin_login(admin_env *e, const char *user, const char *password) {
 }
 
 void admin_forget_session(admin_env *e) {
-    curl_easy_setopt(e->curl, CURLOPT_COOKIELIST, "ALL");
+    e->cookie[0] = '\0';
     e->csrf[0] = '\0';
 }
 

@@ -16,7 +16,8 @@
  *   admin_env_stop(&e);
  *
  * Changes (POST, PUT, PATCH, DELETE) carry e.csrf in X-CSRF-Token; a test
- * may overwrite or empty e.csrf to send a wrong token or none. The last
+ * may overwrite or empty e.csrf to send a wrong token or none, and e.cookie
+ * (the session cookie) likewise. The last
  * reply's status, raw body and headers stay in the env (e.status, e.body,
  * e.body_len, admin_header) until the next request: an export reads its
  * bytes there. Passwords are hashed cheaply in tests
@@ -44,7 +45,8 @@ typedef struct admin_env {
     pid_t server;             /* admin-server, -1 when not running */
     int port;                 /* its HTTP(S) port on 127.0.0.1 */
     bool insecure;            /* started with --insecure-http: the client speaks plain HTTP */
-    CURL *curl;               /* the client; holds the cookie jar across calls */
+    CURL *curl;               /* the client, reused so its connections are kept */
+    char cookie[128];         /* the pa_session cookie's value, kept as a browser keeps it; "" = none */
     char csrf[64];            /* the session's CSRF token, sent with every change */
     char source_addr[64];     /* the client's own address (another client: 127.0.0.2); "" = 127.0.0.1 */
     const char *extra_header; /* one more request header ("Name: value") for every request; NULL: none */
@@ -61,11 +63,13 @@ typedef struct admin_env {
  * Returns 0 or -1 (message on stderr). */
 int admin_env_start(admin_env *e, const char *const *server_flags);
 /* Stops the running server, if any, and starts it again with these flags
- * (same port, same store). The cookie jar is kept. */
+ * (same port, same store). The cookie is kept. -1 also when the server
+ * that was running did not exit 0 (a sanitizer's report, a crash). */
 int admin_env_restart_server(admin_env *e, const char *const *server_flags);
 /* SIGTERM to the server; returns its exit status. */
 int admin_env_stop_server(admin_env *e);
-void admin_env_stop(admin_env *e);
+/* Stops everything; -1 when the server did not exit 0 (its log tells). */
+int admin_env_stop(admin_env *e);
 
 /* Runs `admin-server user ARGS...` against the env's store; `input`, when
  * not NULL, is its standard input. Returns the exit status; *out and *err
