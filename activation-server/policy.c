@@ -2,7 +2,8 @@
  *
  * Arguments go to EVALSHA as binary-safe (pointer, length) pairs straight
  * from the caller's buffers (script_args.h); only the per-key record name,
- * the machine's place digest and a few numbers are made per call. */
+ * the group's machine log name, the machine's place digest, its MACs joined
+ * for the log and a few numbers are made per call. */
 #include "policy.h"
 #include "redis_keys.h"
 #include "script_args.h"

@@ -3,6 +3,7 @@
 #include "machine_dir.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +16,16 @@ extern const char machine_dir_lua[];   /* machine_dir.lua, embedded at build tim
 
 const char *const md_entry_fields[MD_ENTRY_FIELDS] = {"op", "m", "g", "s", "o", "t", "ip", "h", "mac", "hs", "os", "e"};
 
-/* The script (both files joined) and its SHA-1, made once: they never change. */
+/* The script (both files joined) and its SHA-1, made once for the process
+ * (pthread_once: request threads and the ingest task all call in). */
 static char *script_source;
 static char script_sha[41];
+static pthread_once_t script_once = PTHREAD_ONCE_INIT;
 
-static int script_init(void) {
-    if (script_source) return 0;
+static void script_make(void) {
     size_t a = strlen(ordered_index_lua), b = strlen(machine_dir_lua);
     char *s = malloc(a + b + 2);
-    if (!s) return -1;
+    if (!s) return;
     memcpy(s, ordered_index_lua, a);
     s[a] = '\n';
     memcpy(s + a + 1, machine_dir_lua, b + 1);
@@ -31,13 +33,15 @@ static int script_init(void) {
     unsigned int mdlen = 0;
     if (EVP_Digest(s, a + b + 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20) {
         free(s);
-        return -1;
+        return;
     }
     for (unsigned i = 0; i < 20; i++) snprintf(script_sha + 2 * i, 3, "%02x", md[i]);
-    /* Two threads may race here: both compute the same text; one copy leaks
-     * nothing because the loser frees its own. */
-    if (__atomic_exchange_n(&script_source, s, __ATOMIC_ACQ_REL)) free(s);
-    return 0;
+    script_source = s; /* kept for the process's life: sent again on NOSCRIPT */
+}
+
+static int script_init(void) {
+    pthread_once(&script_once, script_make);
+    return script_source ? 0 : -1;
 }
 
 #define MD_FIXED_ARGS 7 /* EVALSHA sha 0 op + the four key prefixes */

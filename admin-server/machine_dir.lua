@@ -30,7 +30,8 @@
 --   ingest  ARGV[6] position hash, ARGV[7] log key, ARGV[8] last entry id,
 --           then per entry the 12 fields op m g s o t ip h mac hs os e
 --           (machine_dir.h MD_ENTRY_FIELDS): upserts each, then saves the
---           log's position, in one call. Reply: records made.
+--           log's position and trims the log up to it, in one call.
+--           Reply: records made.
 --   walk    ARGV[6] lo, ARGV[7] prefix, ARGV[8] hi, ARGV[9] count: the index
 --           walk of ordered_index.lua with each member's record. Reply:
 --           {done (0|1), member, record, member, record, ...} (a record
@@ -162,6 +163,10 @@ local function ingest()
         end
     end
     redis.call('HSET', ARGV[6], ARGV[7], ARGV[8])
+    -- What the directory holds the log need not: it shrinks to what is not
+    -- taken in yet (whole stream nodes, hence ~), so its MAXLEN only
+    -- matters while no admin server ingests.
+    redis.call('XTRIM', ARGV[7], 'MINID', '~', ARGV[8])
     return made
 end
 
