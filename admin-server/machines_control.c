@@ -8,17 +8,25 @@
  * the machine directory replaces it for millions. */
 #include "machines_control.h"
 
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_args.h"
+#include "b64url.h"
 #include "hex.h"
 #include "order_controls.h"
 #include "order_store.h"
 #include "volume_policy.h"
 
 #define MACHINE_REF_LEN (ORDER_SERIAL_LEN + 1 + 2 * VOLUME_DIGEST_LEN) /* "SERIAL-HEX" */
+#define DIR_ID_LEN 12                                                  /* a directory id's bytes */
+#define DIR_ID_TEXT_LEN 16                                             /* ... as base64url */
+
+static machine_order_fn lookup_now;
+
+void machines_control_setup(machine_order_fn lookup) { lookup_now = lookup; }
 
 /* volume.lua's index on this thread's connection, -1 when it cannot be registered. */
 static int volume_script(rstore *r) {
@@ -48,10 +56,58 @@ static bool set_target(machine_target *t, const char *serial, size_t serial_len,
     return true;
 }
 
+/* The directory's id of machine `digest` of order `serial`: the first 12
+ * bytes of SHA-1("o" SERIAL NUL DIGEST), as machine_dir.lua's machine_id. */
+static void dir_id(const char *serial, const uint8_t digest[VOLUME_DIGEST_LEN], uint8_t out[DIR_ID_LEN]) {
+    uint8_t buf[2 + ORDER_SERIAL_LEN + VOLUME_DIGEST_LEN], md[SHA_DIGEST_LENGTH];
+    size_t n = 0;
+    buf[n++] = 'o';
+    memcpy(buf + n, serial, ORDER_SERIAL_LEN), n += ORDER_SERIAL_LEN;
+    buf[n++] = '\0';
+    memcpy(buf + n, digest, VOLUME_DIGEST_LEN), n += VOLUME_DIGEST_LEN;
+    SHA1(buf, n, md);
+    memcpy(out, md, DIR_ID_LEN);
+}
+
+typedef struct id_search {
+    const char *serial;       /* the order */
+    uint8_t want[DIR_ID_LEN]; /* the id asked for */
+    machine_target *t;        /* filled when found */
+} id_search;
+
+static int id_match(void *arg, const uint8_t digest[VOLUME_DIGEST_LEN], const volume_record *m, const redisReply *f) {
+    id_search *s = arg;
+    uint8_t id[DIR_ID_LEN];
+    dir_id(s->serial, digest, id);
+    if (memcmp(id, s->want, DIR_ID_LEN) != 0) return 0;
+    char hex[2 * VOLUME_DIGEST_LEN + 1];
+    pa_hex_encode(digest, VOLUME_DIGEST_LEN, hex);
+    return set_target(s->t, s->serial, ORDER_SERIAL_LEN, hex) ? 1 : 0;
+}
+
+/* A directory id: its order from the directory, its digest from the
+ * order's table. True when found; otherwise it has answered. */
+static bool resolve_dir_id(const http_request *rq, const char *text, machine_target *t) {
+    char serial[16], err[256];
+    order_record rec;
+    int got = lookup_now(rq->redis, text, serial, sizeof serial, err, sizeof err), found = 0;
+    id_search s = {serial, {0}, t};
+    if (got == 1 && (!api_serial_text(serial) || b64url_decode(text, s.want, DIR_ID_LEN) != DIR_ID_LEN)) got = 0;
+    int loaded = got == 1 ? order_store_load(rq->redis, serial, &rec, err, sizeof err) : 1;
+    if (loaded == 0) found = order_machines_each(rq->redis, &rec, false, id_match, &s, err, sizeof err);
+    else if (loaded < 0) found = -1;
+    if (got == 1) order_record_clear(&rec);
+    if (got < 0 || found < 0) api_unavailable(rq, "machine", err);
+    else if (got == 2) http_reply_error(rq, 400, "id: machine %s is not a volume order's (no seat to decide)", text);
+    else if (got == 0 || found != 1) http_reply_error(rq, 404, "no machine %s", text);
+    return got == 1 && found == 1;
+}
+
 /* The machine the path (or, with "-", the body) names; false after 400. */
 static bool parse_target(const http_request *rq, machine_target *t) {
     static const char *const fields[] = {"order", "machine", NULL};
     const char *id = rq->params[0] ? rq->params[0] : "";
+    if (lookup_now && strlen(id) == DIR_ID_TEXT_LEN) return resolve_dir_id(rq, id, t);
     if (strcmp(id, "-") != 0) {
         if (strlen(id) == MACHINE_REF_LEN && id[ORDER_SERIAL_LEN] == '-' &&
             set_target(t, id, ORDER_SERIAL_LEN, id + ORDER_SERIAL_LEN + 1))

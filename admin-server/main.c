@@ -23,6 +23,8 @@
 #include "http_server.h"
 #include "log.h"
 #include "machine_ingest.h"
+#include "machine_ref.h"
+#include "machines_control.h"
 #include "orders_config.h"
 #include "user_cli.h"
 #include "webhook_delivery.h"
@@ -123,6 +125,7 @@ int main(int argc, char **argv) {
     char *cert = NULL, *key = NULL;
     code = admin_app_configure(&app, d.cfg);
     if (code == 0) code = orders_config_load(&oc, d.cfg);
+    if (code == 0) machines_control_setup(machine_ref_order);
     if (code == 0 && admin_app_make_dummy_hash(&app) != 0) code = 1;
     if (code == 0) code = load_tls(&d, &app, &cert, &key);
     if (code == 0) code = serve(&d, &app, cert, key);
