@@ -2,10 +2,13 @@
  * records are webhooks.c's, the delivery log webhook_delivery.c's. */
 #include "webhooks_api.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64url.h"
 #include "redis_keys.h"
 #include "webhooks.h"
 
@@ -70,6 +73,19 @@ static json_t *delivery_json(const redisReply *entry) {
     return o;
 }
 
+/* The opaque cursor (base64url of the last entry's stream ID) as the
+ * exclusive start "(ID" of the next page; false when it is not one. */
+static bool cursor_start(const char *cursor, char *start, size_t n) {
+    uint8_t raw[41];
+    long len = b64url_decode(cursor, raw, sizeof raw - 1);
+    if (len <= 0) return false;
+    raw[len] = '\0';
+    const char *id = (const char *)raw;
+    if (strspn(id, "0123456789-") != (size_t)len || !strchr(id, '-')) return false;
+    snprintf(start, n, "(%s", id);
+    return true;
+}
+
 void webhooks_deliveries(const http_request *rq) {
     static const char *const allowed[] = {"limit", "cursor", NULL};
     if (!http_query_only(rq, allowed)) return;
@@ -77,11 +93,10 @@ void webhooks_deliveries(const http_request *rq) {
     char start[48] = "+";
     long long limit;
     if (!http_query_int(rq, "limit", 1, 500, 50, &limit)) return;
-    if (cursor && (strlen(cursor) > 40 || strspn(cursor, "0123456789-") != strlen(cursor) || !*cursor)) {
+    if (cursor && !cursor_start(cursor, start, sizeof start)) {
         http_reply_error(rq, 400, "parameter \"cursor\": not a cursor of this list");
         return;
     }
-    if (cursor) snprintf(start, sizeof start, "(%s", cursor);
     redisReply *rep = rstore_command(rq->redis, "XREVRANGE %s %s - COUNT %lld", PA_RKEY_ADMIN_DELIVERIES, start, limit);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         http_reply_error(rq, 503, "reading the delivery log: %s", rep && rep->str ? rep->str : rstore_error(rq->redis));
@@ -91,8 +106,12 @@ void webhooks_deliveries(const http_request *rq) {
     json_t *items = json_array(), *out = json_object();
     for (size_t i = 0; i < rep->elements; i++) json_array_append_new(items, delivery_json(rep->element[i]));
     json_object_set_new(out, "items", items);
-    if (rep->elements == (size_t)limit)
-        json_object_set_new(out, "next_cursor", json_string(rep->element[rep->elements - 1]->element[0]->str));
+    if (rep->elements == (size_t)limit) {
+        const char *last = rep->element[rep->elements - 1]->element[0]->str;
+        char next[B64URL_LEN(40)];
+        b64url_encode(last, strlen(last), next);
+        json_object_set_new(out, "next_cursor", json_string(next));
+    }
     freeReplyObject(rep);
     http_reply_json(rq, 200, out);
 }

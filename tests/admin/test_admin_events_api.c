@@ -118,6 +118,21 @@ static void test_webhook_routes(void **state) {
     j = admin_call(&env, "GET", "/api/v1/webhooks/deliveries?limit=0", NULL, &st);
     assert_int_equal(st, 400);
     json_decref(j);
+    /* Pages: one entry a page, then none after the last. */
+    j = admin_call(&env, "GET", "/api/v1/webhooks/deliveries?limit=1", NULL, &st);
+    assert_int_equal(st, 200);
+    char next[96];
+    snprintf(next, sizeof next, "/api/v1/webhooks/deliveries?limit=1&cursor=%s",
+             json_string_value(json_object_get(j, "next_cursor")));
+    json_decref(j);
+    j = admin_call(&env, "GET", next, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "items")), 0);
+    assert_null(json_object_get(j, "next_cursor"));
+    json_decref(j);
+    j = admin_call(&env, "GET", "/api/v1/webhooks/deliveries?cursor=bm90LWFuLWlk", NULL, &st);
+    assert_int_equal(st, 400);
+    json_decref(j);
 
     snprintf(path, sizeof path, "/api/v1/webhooks/%s", id);
     j = admin_call(&env, "DELETE", path, NULL, &st);

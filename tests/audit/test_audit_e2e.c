@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "activation/v1/activation.pb-c.h"
 #include "audit_certs.h"
@@ -451,8 +452,31 @@ static bool both_refuse(void *arg) {
     return renew_refused(&p->a) && renew_refused(&p->b);
 }
 
+/* Revocations of `group` the pullers counted for the threat view (kind v
+ * in today's and, around midnight, yesterday's day hash). */
+static long long revocations_counted(uint32_t group) {
+    long long n = 0;
+    for (int back = 0; back < 2; back++) {
+        time_t t = time(NULL) - back * 120;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char rkey[PA_RKEY_MAX];
+        pa_rkey_threat_group(rkey, sizeof rkey, group,
+                             (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday));
+        redisReply *h = redisCommand(E.act_a, "HGETALL %s", rkey);
+        for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+            size_t len = strlen(h->element[i]->str);
+            if (len > 2 && strcmp(h->element[i]->str + len - 2, ":v") == 0) n += atoll(h->element[i + 1]->str);
+        }
+        if (h) freeReplyObject(h);
+        if (back == 0 && tm.tm_hour != 0) break;
+    }
+    return n;
+}
+
 /* 3. Two activation servers on one Redis A: an operator's revocation is
- *    enforced by both within 2 s. */
+ *    enforced by both within 2 s, and counted once for the threat view
+ *    (by the puller that applied it). */
 static void test_two_servers_enforce_revocation(void **state) {
     assert_int_equal(start_act(&S2), 0);
     char key[PK_TEXT_LEN + 1], lic1[33], lic2[33];
@@ -477,6 +501,9 @@ static void test_two_servers_enforce_revocation(void **state) {
     assert_true(took < 2000);
     assert_int_equal(activate(&S1, key, 3, NULL, NULL), GRPC_STATUS_FAILED_PRECONDITION);
     assert_int_equal(activate(&S2, key, 4, NULL, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    for (int i = 0; i < 20 && revocations_counted(6005) < 1; i++) usleep(50 * 1000);
+    usleep(600 * 1000); /* both pullers polled again: still one */
+    assert_int_equal(revocations_counted(6005), 1);
     assert_int_equal(stop_act(&S2, SIGTERM), 0);
 }
 
