@@ -404,6 +404,15 @@ try {
     await shot(page, 'threats');
   });
 
+  await step('a change without the session\'s CSRF token is refused', async () => {
+    const st = await page.evaluate(async () => (await fetch('/api/v1/organisations', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'No Token' }),
+    })).status);
+    check(st === 403, `POST /api/v1/organisations without X-CSRF-Token to answer 403, got ${st}`);
+    const list = await page.evaluate(async () => (await fetch('/api/v1/organisations')).json());
+    check(!JSON.stringify(list).includes('No Token'), 'nothing created without the token');
+  });
+
   await step('the operator may not manage users (403 from the server)', async () => {
     check(!(await page.getByRole('link', { name: 'Users' }).isVisible()), 'no Users link for an operator');
     const st = await apiStatus(page, 'GET', '/api/v1/users');
