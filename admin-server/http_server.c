@@ -36,10 +36,10 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "route_match.h"
 #include "session.h"
 #include "static_files.h"
 
-#define MAX_PARAMS 4
 #define STREAM_BLOCK (64 * 1024)
 
 struct http_server {
@@ -62,7 +62,7 @@ typedef struct conn {
     unsigned status;             /* its status */
     char *set_cookie;            /* a Set-Cookie header for the reply (session.c) */
     char addr[INET6_ADDRSTRLEN]; /* client address as text */
-    char *segs;                  /* copy of the path the route's params point into */
+    char *segs;                  /* the route's param values, which rq.params point into */
     session_info sess;           /* the session, when rq.user is set */
     http_request rq;             /* what the handler sees */
 } conn;
@@ -323,51 +323,6 @@ const char *http_session_key(const http_request *rq) {
     return rq->user ? c->sess.key : NULL;
 }
 
-/* ---- routing ----------------------------------------------------------- */
-
-/* Matches `path` against `pattern`; each {param}'s value is copied into
- * segs (room for the path) and pointed to from params. Returns the number
- * of params, or -1. */
-static int match_route(const char *pattern, const char *path, char *segs, const char *params[MAX_PARAMS]) {
-    int n = 0;
-    const char *p = pattern, *s = path;
-    char *w = segs;
-    while (*p == '/' && *s == '/') {
-        p++, s++;
-        size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
-        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
-            if (slen == 0 || n == MAX_PARAMS) return -1;
-            memcpy(w, s, slen);
-            w[slen] = '\0';
-            params[n++] = w;
-            w += slen + 1;
-        } else if (plen != slen || strncmp(p, s, plen) != 0) {
-            return -1;
-        }
-        p += plen, s += slen;
-        if (!*p && !*s) return n;
-    }
-    return -1;
-}
-
-/* The route of (method, path), its params set in c->rq; NULL when none,
- * and then `allow` lists the methods the path has (empty: no such path). */
-static const http_route *find_route(conn *c, const char *method, const char *path, char *allow, size_t n) {
-    allow[0] = '\0';
-    for (size_t i = 0; i < admin_n_routes; i++) {
-        const char *params[MAX_PARAMS] = {0};
-        if (match_route(admin_routes[i].pattern, path, c->segs, params) < 0) continue;
-        if (strcmp(admin_routes[i].method, method) == 0) {
-            memcpy(c->rq.params, params, sizeof params);
-            return &admin_routes[i];
-        }
-        size_t l = strlen(allow);
-        if (!strstr(allow, admin_routes[i].method))
-            snprintf(allow + l, n - l, "%s%s", l ? ", " : "", admin_routes[i].method);
-    }
-    return NULL;
-}
-
 /* ---- one request --------------------------------------------------------- */
 
 static bool is_change(const char *method) { return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0; }
@@ -464,7 +419,8 @@ static void dispatch(conn *c) {
         return;
     }
     char allow[64];
-    const http_route *rt = find_route(c, rq->method, rq->path, allow, sizeof allow);
+    const http_route *rt =
+        route_find(admin_routes, admin_n_routes, rq->method, rq->path, c->segs, c->rq.params, allow, sizeof allow);
     if (!rt && allow[0]) {
         conn_error(c, 405, "method %s not allowed on %.200s (allowed: %s)", rq->method, rq->path, allow);
         if (c->resp) (void)MHD_add_response_header(c->resp, MHD_HTTP_HEADER_ALLOW, allow);

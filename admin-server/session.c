@@ -13,6 +13,7 @@
  * after the same work (user_check_login). */
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -64,6 +65,20 @@ const char session_bucket_lua[] =
     "for i, k in ipairs(KEYS) do save(k, lv[i][1] - 1, lv[i][2]) end\n"
     "return 0\n";
 
+/* The address a login bucket counts: IPv4 as it is, IPv6 by its /64 (one
+ * host holds a whole /64, so a bucket per address would not hold it). */
+static void bucket_address(const char *addr, char *out, size_t n) {
+    struct in6_addr a6;
+    if (!strchr(addr, ':') || inet_pton(AF_INET6, addr, &a6) != 1) {
+        snprintf(out, n, "%s", addr);
+        return;
+    }
+    memset(a6.s6_addr + 8, 0, 8);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a6, text, sizeof text);
+    snprintf(out, n, "%s/64", text);
+}
+
 /* Takes (or gives back) a try from the buckets of `name` (when it is a
  * valid account name) and of the address. Returns the seconds to wait
  * (0: go on), or -1 when Redis failed. */
@@ -72,7 +87,9 @@ static int login_bucket(const http_request *rq, const char *name, bool give) {
     char ku[PA_RKEY_MAX], ka[PA_RKEY_MAX], size[16], refill[24];
     snprintf(size, sizeof size, "%d", app->login_tries);
     snprintf(refill, sizeof refill, "%lld", (long long)app->login_refill_s * 1000);
-    pa_rkey_admin_rl_addr(ka, sizeof ka, rq->client_addr);
+    char addr[INET6_ADDRSTRLEN + 4];
+    bucket_address(rq->client_addr, addr, sizeof addr);
+    pa_rkey_admin_rl_addr(ka, sizeof ka, addr);
     bool with_user = user_name_ok(name) && pa_rkey_admin_rl_user(ku, sizeof ku, name) > 0;
     const char *argv[] = {ka, ku, give ? "give" : "take", size, refill};
     const char *without[] = {ka, give ? "give" : "take", size, refill};

@@ -99,6 +99,8 @@ void users_update(const http_request *rq) {
     if (!ok) {
     } else if (!role && !password) {
         http_reply_error(rq, 400, "fields \"role\", \"password\": give one or both");
+    } else if (role && user_role_parse(role) == ROLE_NONE) {
+        http_reply_error(rq, 400, "field \"role\": viewer, operator or admin"); /* before the password changes */
     } else if (role && is_self(rq, name) && user_role_parse(role) != ROLE_ADMIN) {
         finish(rq, "user.role", name, USER_EXISTS, "role: you cannot demote your own account", 200);
     } else {

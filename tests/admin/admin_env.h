@@ -13,14 +13,17 @@
  *   json_t *j = admin_call(&e, "GET", "/api/v1/trail?limit=5", NULL, &status);
  *   ...
  *   json_decref(j);
- *   admin_env_stop(&e);
+ *   if (admin_env_stop(&e) != 0) ...        // the server did not exit 0 (e.g. ASan found a leak)
+ *
+ * With cmocka, start it in the group setup and stop it after
+ * cmocka_run_group_tests, failing the program when admin_env_stop does
+ * (a group teardown's failure does not change cmocka's exit status).
  *
  * Changes (POST, PUT, PATCH, DELETE) carry e.csrf in X-CSRF-Token; a test
  * may overwrite or empty e.csrf to send a wrong token or none, and e.cookie
- * (the session cookie) likewise. The last
- * reply's status, raw body and headers stay in the env (e.status, e.body,
- * e.body_len, admin_header) until the next request: an export reads its
- * bytes there. Passwords are hashed cheaply in tests
+ * (the session cookie) likewise. The last reply's status, raw body and
+ * headers stay in the env (e.status, e.body, e.body_len, admin_header)
+ * until the next request: an export reads its bytes there. Passwords are hashed cheaply in tests
  * (--argon2-memory-kib 1024); login tries are many (--login-tries 1000)
  * unless a test's server flags say otherwise. */
 #ifndef PA_TEST_ADMIN_ENV_H

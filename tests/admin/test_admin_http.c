@@ -59,6 +59,7 @@ static void test_openapi_and_headers(void **state) {
     assert_non_null(strstr(csp, "frame-ancestors 'none'"));
     assert_string_equal(admin_header(&env, "X-Content-Type-Options"), "nosniff");
     assert_string_equal(admin_header(&env, "Referrer-Policy"), "no-referrer");
+    assert_non_null(admin_header(&env, "Strict-Transport-Security"));
     assert_non_null(strstr(admin_header(&env, "Content-Type"), "application/json"));
 }
 
@@ -235,6 +236,21 @@ static void test_static_console(void **state) {
     assert_int_equal(admin_request(&env, "POST", "/index.html", "text/plain", "x", 1), 405);
 }
 
+static void test_metrics(void **state) {
+    int mport = fixture_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", mport);
+    const char *flags[] = {"--metrics-listen", listen, NULL};
+    assert_int_equal(admin_env_restart_server(&env, flags), 0);
+    assert_int_equal(admin_request(&env, "GET", "/api/v1/openapi.json", NULL, NULL, 0), 200);
+    assert_int_equal(admin_request(&env, "GET", "/api/v1/nope", NULL, NULL, 0), 404);
+    char *text = fixture_http_get("127.0.0.1", mport, "/metrics");
+    assert_non_null(text);
+    assert_true(fixture_metric(text, "pa_admin_http_requests_total{status=\"200\"}", 0) >= 1);
+    assert_true(fixture_metric(text, "pa_admin_http_requests_total{status=\"404\"}", 0) >= 1);
+    free(text);
+}
+
 static void test_redis_down(void **state) {
     assert_int_equal(admin_login(&env, "eve", PW), 200);
     assert_int_equal(redis_fixture_pause(&env.redis), 0);
@@ -280,6 +296,7 @@ int main(void) {
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_huge_body),
         cmocka_unit_test(test_static_console),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_redis_down),
         cmocka_unit_test(test_sigterm),
     };

@@ -170,6 +170,20 @@ static void test_idle_expiry(void **state) {
     assert_int_equal(session_status(), 401);
 }
 
+/* Plain HTTP (behind a TLS proxy): the same session, a cookie without Secure. */
+static void test_insecure_http_cookie(void **state) {
+    const char *flags[] = {"--insecure-http", NULL};
+    assert_int_equal(admin_env_restart_server(&env, flags), 0);
+    assert_int_equal(admin_login(&env, "ops", PW), 200);
+    const char *c = admin_header(&env, "Set-Cookie");
+    assert_non_null(c);
+    assert_null(strstr(c, "Secure"));
+    assert_non_null(strstr(c, "HttpOnly"));
+    assert_non_null(strstr(c, "SameSite=Strict"));
+    assert_null(admin_header(&env, "Strict-Transport-Security"));
+    assert_int_equal(session_status(), 200);
+}
+
 static int login_from(const char *addr, const char *user, const char *password) {
     snprintf(env.source_addr, sizeof env.source_addr, "%s", addr);
     int st = admin_login(&env, user, password);
@@ -205,7 +219,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_ok),    cmocka_unit_test(test_login_refused_alike),
         cmocka_unit_test(test_logout),      cmocka_unit_test(test_session_follows_account),
-        cmocka_unit_test(test_idle_expiry), cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_idle_expiry), cmocka_unit_test(test_insecure_http_cookie),
+        cmocka_unit_test(test_rate_limits),
     };
     int failed = cmocka_run_group_tests(tests, setup, NULL);
     /* The server must exit 0 too: a sanitizer's report fails the test. */

@@ -146,9 +146,14 @@ static void test_api(void **state) {
     json_decref(call("PATCH", "/api/v1/users/bob", "{\"password\":\"bob's new password\"}", 200));
     json_decref(call("PATCH", "/api/v1/users/bob", "{}", 400));
     json_decref(call("PATCH", "/api/v1/users/bob", "{\"role\":\"emperor\"}", 400));
+    /* Nothing half-done: a bad role leaves the password as it was. */
+    json_decref(call("PATCH", "/api/v1/users/bob", "{\"role\":\"emperor\",\"password\":\"never set password\"}", 400));
     json_decref(call("PATCH", "/api/v1/users/ghost", "{\"role\":\"viewer\"}", 404));
     json_decref(call("PATCH", "/api/v1/users/root", "{\"role\":\"viewer\"}", 409)); /* not yourself */
     json_decref(call("DELETE", "/api/v1/users/root", NULL, 409));
+    assert_int_equal(admin_login(&env, "bob", "never set password"), 401);
+    assert_int_equal(admin_login(&env, "bob", "bob's new password"), 200);
+    assert_int_equal(admin_login(&env, "root", PW), 200);
     json_decref(call("DELETE", "/api/v1/users/bob", NULL, 200));
     json_decref(call("DELETE", "/api/v1/users/bob", NULL, 404));
     json_decref(call("DELETE", "/api/v1/users/Not%20Valid", NULL, 400));
