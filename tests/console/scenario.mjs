@@ -13,7 +13,7 @@
 //   PA_ORDER_FILE, PA_ORDER_SERIAL   the .license file the operator imports, its serial
 //   PA_ORDER_SEATS, PA_ORDER_WARNING its seats and seat warning
 //   PA_ACTIVATE, PA_ACT_TARGET, PA_ACT_CA, PA_VENDOR_KEYS, PA_VOLUME_KEY   the installer and what it needs
-//   PA_BAD_KEY          a key whose security value is wrong (not genuine)
+//   PA_BAD_KEY          a key whose security value is wrong (not genuine), of group PA_GROUP
 //   PA_USERS            "operator:PW,viewer:PW,admin:PW"
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,6 +30,7 @@ const WORK = env('PA_WORK_DIR');
 const SHOTS = env('PA_SCREENSHOTS');
 const SERIAL = env('PA_ORDER_SERIAL');
 const SEATS = Number(env('PA_ORDER_SEATS'));
+const GROUP = env('PA_GROUP');
 const WARNING = Number(env('PA_ORDER_WARNING'));
 const users = Object.fromEntries(env('PA_USERS').split(',').map((p) => p.split(':')));
 const { chromium } = await import(pathToFileURL(path.join(env('PA_SOURCE_DIR'), 'console/node_modules/playwright-core/index.mjs')).href);
@@ -396,7 +397,7 @@ try {
       await page.reload();
       await page.getByRole('heading', { name: 'Not-genuine rate per group' }).waitFor();
       const t = await card('Not-genuine rate per group').locator('table').textContent().catch(() => '');
-      return t.includes('group 4380') && t.includes('(1)');
+      return t.includes(`group ${GROUP}`) && t.includes('(1)');
     });
     check(await card('Not-genuine rate per group').locator('canvas').count() === 1, 'a chart drawn for the not-genuine rate');
     const top = await card('Top addresses by refusals').locator('table').textContent();

@@ -33,7 +33,11 @@
 static act_env env;
 static order_env oe;
 
-enum { G_CONSOLE = 4380, G_STANDING = 4381 };
+/* The volume groups: the imported order's and the standing order's. */
+#define G_CONSOLE 4380
+#define G_STANDING 4381
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x)
 
 #define ORDER_SERIAL "20261210"
 #define ORDER_SEATS "5"
@@ -97,10 +101,10 @@ static int cat_files(const char *dst, const char *a, const char *b) {
 /* The orders: one the activation server already holds (imported with the
  * CLI, as an operator would have before), and the file the browser imports. */
 static int make_orders(void) {
-    const char *standing[] = {"--serial",  "20261201", "--customer",   "Standing Corp", "--group",       "4381",
-                              "--product", "Office",   "--edition",    "Enterprise",    "--mode",        "concurrent",
-                              "--seats",   "25",       "--valid-from", "2020-01-01",    "--valid-until", "2099-12-31",
-                              NULL};
+    const char *standing[] = {
+        "--serial",     "20261201",   "--customer",    "Standing Corp", "--group",    TEXT(G_STANDING), "--product",
+        "Office",       "--edition",  "Enterprise",    "--mode",        "concurrent", "--seats",        "25",
+        "--valid-from", "2020-01-01", "--valid-until", "2099-12-31",    NULL};
     char path[400];
     if (order_env_create(&oe, NULL, "standing.license", standing, path, sizeof path) != 0) return -1;
     char *out = NULL, *err = NULL;
@@ -114,7 +118,7 @@ static int make_orders(void) {
                              "--customer",
                              "Console Corp",
                              "--group",
-                             "4380",
+                             TEXT(G_CONSOLE),
                              "--product",
                              "Office",
                              "--edition",
@@ -227,6 +231,19 @@ static int teardown(void **state) {
     return st;
 }
 
+/* The end of a daemon's log, for a failing run (the directory goes at teardown). */
+static void print_log_tail(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char buf[4096];
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    long from = n > (long)sizeof buf - 1 ? n - (long)(sizeof buf - 1) : 0;
+    size_t got = fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[got] = '\0';
+    fclose(f);
+    fprintf(stderr, "--- the end of %s ---\n%s\n", path, buf);
+}
+
 static void set(const char *name, const char *value) { assert_int_equal(setenv(name, value, 1), 0); }
 
 static void test_console_scenario(void **state) {
@@ -253,14 +270,17 @@ static void test_console_scenario(void **state) {
     set("PA_VOLUME_KEY", volume_key);
     set("PA_BAD_KEY", bad_key);
     set("PA_USERS", users_env);
+    set("PA_GROUP", TEXT(G_CONSOLE));
     char script[600];
     snprintf(script, sizeof script, "%s", source("tests/console/scenario.mjs"));
     char *argv[] = {"/usr/bin/env", "node", script, NULL};
     char *out = NULL, *err = NULL;
     int st = fixture_run(argv, &out, &err);
     fprintf(stderr, "%s%s", out ? out : "", err ? err : "");
-    if (st != 0)
-        fprintf(stderr, "scenario.mjs exited %d; screenshots in %s; admin server log %s\n", st, shots, admin_log);
+    if (st != 0) {
+        fprintf(stderr, "scenario.mjs exited %d; screenshots in %s\n", st, shots);
+        print_log_tail(admin_log);
+    }
     assert_int_equal(st, 0);
     assert_non_null(out);
     assert_non_null(strstr(out, " passed, 0 failed"));
