@@ -6,7 +6,10 @@
  * deactivation; designation lets a waiting device activate; every refusal
  * (no order, no machine, nothing asked, malformed names) is a clear 4xx.
  * A machine is also named by the machine directory's id, once the
- * directory has taken in the order's machine log. */
+ * directory has taken in the order's machine log. Last, on premises: an
+ * order imported through the API (delegating the server's key) serves
+ * activations, and a revocation through the API (no audit server: into
+ * {g:ID}:revoked) makes the key's next Activate answer KEY_REVOKED. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,13 +25,16 @@
 #include "machine_rows.h"
 #include "machines_control.h"
 #include "order_env.h"
+#include "order_keyring.h"
+#include "orders_api.h"
+#include "revocations.h"
 #include "volume_calls.h"
 
 static act_env env;
 static order_env oe;
 static rstore *admin;
 
-enum { G_APPROVE = 7501, G_DESIG = 7502, G_DIR = 7503 };
+enum { G_APPROVE = 7501, G_DESIG = 7502, G_DIR = 7503, G_ONPREM = 7504 };
 
 static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
 
@@ -247,11 +253,77 @@ static void test_directory_id(void **state) {
     grant_free(&g);
 }
 
+/* On premises: import through the API, revoke through the API, refused. */
+static void test_on_premises_revocation(void **state) {
+    char keys_file[300], good[PK_TEXT_LEN + 1], other[PK_TEXT_LEN + 1], g[16], path[300], err[256];
+    env_forge_key(G_ONPREM, 5, good);
+    env_forge_key(G_ONPREM, 6, other);
+    snprintf(keys_file, sizeof keys_file, "%s/onprem-keys.txt", env.dir);
+    FILE *f = fopen(keys_file, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n%s\n", good, other);
+    fclose(f);
+    snprintf(g, sizeof g, "%u", G_ONPREM);
+    const char *args[] = {"--serial",     "45000004",   "--customer",
+                          "On Site",      "--group",    g,
+                          "--product",    "Office",     "--mode",
+                          "permanent",    "--seats",    "3",
+                          "--valid-from", "2020-01-01", "--valid-until",
+                          "2099-12-31",   "--delegate", env.public_key,
+                          "--keys-file",  keys_file,    NULL};
+    assert_int_equal(order_env_create(&oe, NULL, "onprem.license", args, path, sizeof path), 0);
+    FILE *in = fopen(path, "rb");
+    assert_non_null(in);
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof text, in);
+    fclose(in);
+
+    order_keyring *ring = order_keyring_new();
+    assert_non_null(ring);
+    assert_int_equal(order_keyring_load(ring, oe.vendor_pub, err, sizeof err), 0);
+    admin_orders_config cfg = {.order_keys = ring};
+    orders_api_setup(&cfg); /* a vendor-hosted admin server: the wrong server for this order */
+    api_result r = api_call(orders_import, admin, "POST", NULL, NULL, text, len);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(api_error(&r), "wrong server"));
+    api_result_clear(&r);
+    EVP_PKEY *pub = fixture_public_key_load(env.public_key);
+    size_t raw = sizeof cfg.server_key;
+    assert_true(pub && EVP_PKEY_get_raw_public_key(pub, cfg.server_key, &raw) == 1);
+    EVP_PKEY_free(pub);
+    cfg.on_premises = true;
+    r = api_call(orders_import, admin, "POST", NULL, NULL, text, len);
+    if (r.status != 201) fprintf(stderr, "import: %s\n", api_error(&r));
+    assert_int_equal(r.status, 201);
+    api_result_clear(&r);
+    orders_api_setup(NULL);
+    order_keyring_free(ring);
+
+    const char *flags[] = {"--order-public-key", oe.vendor_pub, "--on-premises", "--order-sweep-ms", "200", NULL};
+    assert_int_equal(env_restart_server(&env, flags), 0);
+    grant a = activate(good, 1);
+    assert_non_null(a.lic);
+    revocations_setup(NULL);
+    char body[128];
+    snprintf(body, sizeof body, "{\"group\": %u, \"serial\": 5, \"reason\": \"left the company\"}", G_ONPREM);
+    r = api_call_json(revocations_create, admin, "POST", NULL, NULL, body);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(json_string_value(json_object_get(r.body, "via")), "local");
+    api_result_clear(&r);
+    grant b = activate(good, 2);
+    assert_int_not_equal(b.status, GRPC_STATUS_OK);
+    assert_string_equal(b.reason, "KEY_REVOKED");
+    grant c = activate(other, 3);
+    assert_non_null(c.lic);
+    grant_free(&a), grant_free(&b), grant_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_designation),
         cmocka_unit_test(test_directory_id),
+        cmocka_unit_test(test_on_premises_revocation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
