@@ -183,6 +183,25 @@ try {
     await page.getByRole('heading', { name: 'Orders' }).waitFor();
   });
 
+  await step('keyboard: Tab reaches the navigation with a visible focus ring, Enter follows a link', async () => {
+    await page.locator('#skip-link').focus();
+    let name = '';
+    for (let i = 0; i < 12 && name !== 'Machines'; i++) {
+      await page.keyboard.press('Tab');
+      name = await page.evaluate(() => document.activeElement?.textContent);
+    }
+    check(name === 'Machines', `Tab to reach the Machines link, stopped at ${JSON.stringify(name)}`);
+    const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(ring !== 'none', `a visible focus ring on the focused link, outline-style ${ring}`);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Machines' }).waitFor();
+    await until('the focus on the new page\'s heading', async () => (await page.evaluate(() => document.activeElement?.tagName)) === 'H1');
+    await page.keyboard.press('Tab');
+    check(await page.evaluate(() => document.activeElement?.name) === 'hostname', 'the next Tab in the first filter');
+    await page.getByRole('link', { name: 'Orders', exact: true }).click();
+    await page.getByRole('heading', { name: 'Orders' }).waitFor();
+  });
+
   await step('the operator imports the order file and sees its seats', async () => {
     await page.getByLabel('Order file (.license)').setInputFiles(env('PA_ORDER_FILE'));
     await page.getByRole('button', { name: 'Import' }).click();
