@@ -24,6 +24,8 @@ const config_option ADMIN_OPTIONS[] = {
     {"http-threads", "N", "connection threads", "4"},
     {"login-tries", "N", "login tries per account and per client address before the wait", "5"},
     {"login-refill-s", "S", "one more login try after this long", "12"},
+    {"webhook-interval-ms", "MS", "how often the event task looks for events to send to webhooks", "1000"},
+    {"order-expiry-warning-days", "N", "order.expiring fires this many days before an order ends", "30"},
     /* orders, revocations (orders_api.h, revocations.h) */
     {"order-public-key", "FILE",
      "the vendor's order-verification public key (PEM); repeat for several; order import checks signatures with them",
@@ -35,8 +37,6 @@ const config_option ADMIN_OPTIONS[] = {
     {"audit-ca", "FILE", "CA that signed the audit server's certificate (PEM)", NULL},
     {"audit-cert", "FILE", "this server's client certificate for the audit server (PEM)", NULL},
     {"audit-key", "FILE", "its private key (PEM)", NULL},
-    {"webhook-interval-ms", "MS", "how often the event task looks for events to send to webhooks", "1000"},
-    {"order-expiry-warning-days", "N", "order.expiring fires this many days before an order ends", "30"},
     /* Hidden: tests lower the cost of hashing; production keeps 64 MiB. */
     {"argon2-memory-kib", "KIB", NULL, "65536"},
 };

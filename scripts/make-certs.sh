@@ -15,6 +15,8 @@
 #                                           127.0.0.1, ::1 (and --server-name)
 #   activation-client.pem, activation-client.key
 #                                           client certificate, CN activation-server
+#   admin-client.pem, admin-client.key      client certificate, CN admin-server
+#                                           (the admin server's revocations)
 # Private keys are mode 0600. Existing files are never overwritten unless
 # --force is given.
 #
@@ -31,10 +33,11 @@
 #   --tls-cert DIR/audit-server.pem --tls-key DIR/audit-server.key
 #   --tls-client-ca DIR/ca.pem
 # and give activation servers DIR/ca.pem, DIR/activation-client.pem and
-# DIR/activation-client.key.
+# DIR/activation-client.key; the admin server DIR/ca.pem and DIR/admin-client.*
+# (the audit server names it with --allow-client and --allow-revoke-client).
 set -euo pipefail
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "make-certs.sh: $*" >&2; exit 2; }
 
 days=825
@@ -58,7 +61,8 @@ done
 [[ "$client_cn" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || die "--client-cn must be 1-64 letters, digits, '.', '_' or '-'"
 command -v openssl >/dev/null || die "the openssl command is not installed"
 
-files=(ca.pem ca.key audit-server.pem audit-server.key activation-client.pem activation-client.key)
+files=(ca.pem ca.key audit-server.pem audit-server.key activation-client.pem activation-client.key
+       admin-client.pem admin-client.key)
 if [ "$force" -eq 0 ]; then
   for f in "${files[@]}"; do
     [ ! -e "$dir/$f" ] || die "$dir/$f exists (use --force to replace it)"
@@ -101,8 +105,11 @@ sign audit-server "/CN=audit-server" \
 # 3. The activation server's client certificate; its CN appears in the audit log.
 sign activation-client "/CN=$client_cn" \
   "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+# 4. The admin server's client certificate: it may only revoke keys.
+sign admin-client "/CN=admin-server" \
+  "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
 
-for f in audit-server activation-client; do
+for f in audit-server activation-client admin-client; do
   openssl verify -CAfile "$work/ca.pem" "$work/$f.pem" >/dev/null || die "self-check of $f.pem failed"
 done
 for f in "${files[@]}"; do
@@ -110,4 +117,4 @@ for f in "${files[@]}"; do
 done
 chmod 0600 "$dir"/*.key
 chmod 0644 "$dir"/*.pem
-echo "make-certs.sh: wrote CA, audit-server and activation-client ($client_cn) certificates to $dir"
+echo "make-certs.sh: wrote CA, audit-server, activation-client ($client_cn) and admin-client certificates to $dir"

@@ -15,13 +15,16 @@
 #      with the installer CLI (`activate`); then a volume group, a volume
 #      key and a vendor-signed order for it (docs/volume.md), imports the
 #      order and activates a second machine state under it
-#   6. stays up until interrupted (Ctrl-C stops everything)
+#   6. starts the admin server (HTTPS, its own CA) with the web console,
+#      creates a demo operator account and imports the demo order through
+#      its API (docs/admin.md)
+#   7. stays up until interrupted (Ctrl-C stops everything)
 #
 # Options:
-#   --check      stop after step 5 (used by the test suite)
+#   --check      stop after step 6 (used by the test suite)
 #   --port-base N  ports N (activation gRPC), N+1 (audit gRPC), N+2/N+3
-#                (Redis A/B), N+4/N+5 (metrics of activation/audit);
-#                default 50051 .. 50056
+#                (Redis A/B), N+4/N+5 (metrics of activation/audit), N+6
+#                (admin HTTPS), N+7 (admin metrics); default 50051 .. 50058
 #   -h, --help   this text
 # Environment: PA_RUN_BUILD_DIR=DIR uses programs already built in DIR
 # (skips package installation and the build).
@@ -36,12 +39,12 @@ while [ $# -gt 0 ]; do
     --check) check=1; shift ;;
     --port-base) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "run.sh: --port-base needs a number" >&2; exit 2; }
                  base=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 ACT_PORT=$base; AUDIT_PORT=$((base + 1)); REDIS_A_PORT=$((base + 2)); REDIS_B_PORT=$((base + 3))
-ACT_METRICS=$((base + 4)); AUDIT_METRICS=$((base + 5))
+ACT_METRICS=$((base + 4)); AUDIT_METRICS=$((base + 5)); ADMIN_PORT=$((base + 6)); ADMIN_METRICS=$((base + 7))
 
 if [ -n "${PA_RUN_BUILD_DIR:-}" ]; then
   BIN=$PA_RUN_BUILD_DIR     # the test suite runs this script on its own build
@@ -49,12 +52,13 @@ else
   bash scripts/deps.sh
   cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
   cmake --build build/release -j"$(nproc)" \
-    --target activation-server audit-server keystore activate >/dev/null
+    --target activation-server audit-server admin-server keystore activate >/dev/null
+  bash scripts/build-console.sh >/dev/null
   BIN=$ROOT/build/release
 fi
 bash scripts/build-console.sh >/dev/null  # the web console, console/dist (admin-server --console-dir)
 
-for p in $ACT_PORT $AUDIT_PORT $REDIS_A_PORT $REDIS_B_PORT $ACT_METRICS $AUDIT_METRICS; do
+for p in $ACT_PORT $AUDIT_PORT $REDIS_A_PORT $REDIS_B_PORT $ACT_METRICS $AUDIT_METRICS $ADMIN_PORT $ADMIN_METRICS; do
   if ss -Hltn "sport = :$p" | grep -q .; then
     echo "run.sh: port $p is in use; pick other ports with --port-base N" >&2; exit 1
   fi
@@ -132,7 +136,7 @@ start_bg "$BIN/audit-server/audit-server" --listen "127.0.0.1:$AUDIT_PORT" \
   --redis-url "redis://audit@127.0.0.1:$REDIS_B_PORT" --redis-password-file "$RUN/audit.pw" \
   --kek "$RUN/audit.kek" --tls-cert "$RUN/certs/audit-server.pem" \
   --tls-key "$RUN/certs/audit-server.key" --tls-client-ca "$RUN/certs/ca.pem" \
-  --allow-client activation-server \
+  --allow-client activation-server --allow-client admin-server --allow-revoke-client admin-server \
   --metrics-listen "127.0.0.1:$AUDIT_METRICS" 2>"$RUN/audit-server.log"
 wait_port "$AUDIT_PORT" "audit server" "$RUN/audit-server.log"
 
@@ -165,12 +169,34 @@ export PA_KEYSTORE_AUDIT_KEK="$RUN/audit.kek"
 DEMO_ORDER=20261201
 "$BIN/keystore/keystore" order create --order-key "$RUN/order-key.pem" --serial "$DEMO_ORDER" \
   --customer "Demo Corp" --vendor "Demo Vendor" --group 4343 --product "Demo Writer" --edition Enterprise \
-  --features spellcheck,export-pdf,admin-templates --mode concurrent --seats 25 --heartbeat-s 60 \
+  --features spellcheck,export-pdf,admin-templates --mode concurrent --seats 25 --seat-warning 5 --heartbeat-s 60 \
   --valid-from "$(date -u +%Y-%m-%d)" --valid-until "$(date -u -d '+1 year' +%Y-%m-%d)" \
   --out "$RUN/demo-order.license" >/dev/null
 "$BIN/activation-server/activation-server" order import "$RUN/demo-order.license" \
   --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw" \
   --order-public-key "$RUN/order.pub.pem" --signing-key "$RUN/signing.pem" >/dev/null
+
+# --- the admin server and its console --------------------------------------
+# Its HTTPS certificate comes from a CA of its own (operators trust it); it
+# reaches Redis A as user admin and the audit server with a client
+# certificate that may only revoke (docs/admin.md).
+bash scripts/make-certs.sh "$RUN/admin-tls" >/dev/null
+mv "$RUN/admin-tls/audit-server.pem" "$RUN/admin-tls/admin-server.pem"
+mv "$RUN/admin-tls/audit-server.key" "$RUN/admin-tls/admin-server.key"
+rm -f "$RUN/admin-tls/"*-client.pem "$RUN/admin-tls/"*-client.key
+ADMIN_CA=$RUN/admin-tls/ca.pem
+admin_opts=(--redis-url "redis://admin@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/admin.pw")
+ADMIN_USER=demo-operator
+openssl rand -base64 18 | tr -d '/+=' >"$RUN/admin-login.pw"
+"$BIN/admin-server/admin-server" user add "$ADMIN_USER" --role operator --password-file "$RUN/admin-login.pw" \
+  "${admin_opts[@]}" >/dev/null
+start_bg "$BIN/admin-server/admin-server" --listen "127.0.0.1:$ADMIN_PORT" "${admin_opts[@]}" \
+  --tls-cert "$RUN/admin-tls/admin-server.pem" --tls-key "$RUN/admin-tls/admin-server.key" \
+  --console-dir "$ROOT/console/dist" --order-public-key "$RUN/order.pub.pem" \
+  --audit-address "127.0.0.1:$AUDIT_PORT" --audit-ca "$RUN/certs/ca.pem" \
+  --audit-cert "$RUN/certs/admin-client.pem" --audit-key "$RUN/certs/admin-client.key" \
+  --metrics-listen "127.0.0.1:$ADMIN_METRICS" 2>"$RUN/admin-server.log"
+wait_port "$ADMIN_PORT" "admin server" "$RUN/admin-server.log"
 
 say ""
 say "activation server: 127.0.0.1:$ACT_PORT"
@@ -180,6 +206,9 @@ say "activation store (Redis A): 127.0.0.1:$REDIS_A_PORT   audit store (Redis B)
 say "metrics: http://127.0.0.1:$ACT_METRICS/metrics  http://127.0.0.1:$AUDIT_METRICS/metrics"
 say "vendor public key: $RUN/signing.pub.pem"
 say "order public key: $RUN/order.pub.pem"
+say "admin console: https://127.0.0.1:$ADMIN_PORT/"
+say "admin login: $ADMIN_USER $(cat "$RUN/admin-login.pw")"
+say "admin CA: $ADMIN_CA"
 while read -r key; do say "demo key: $key"; done <"$RUN/demo-keys.txt"
 first_key=$(head -1 "$RUN/demo-keys.txt")
 volume_key=$(head -1 "$RUN/demo-volume-key.txt")
@@ -209,6 +238,21 @@ say ""
 say "Its machine table:"
 "$BIN/activation-server/activation-server" order machines "$DEMO_ORDER" \
   --redis-url "redis://keystore@127.0.0.1:$REDIS_A_PORT" --redis-password-file "$RUN/keystore.pw"
+
+# The admin API as the console uses it: log in, then the demo order's seats
+# (the volume activation above holds one of them).
+say ""
+say "The demo order through the admin API (what the console shows):"
+jar=$RUN/admin-cookies.txt
+curl -sS --fail-with-body --cacert "$ADMIN_CA" -c "$jar" -H 'Content-Type: application/json' \
+  --data "{\"user\":\"$ADMIN_USER\",\"password\":\"$(cat "$RUN/admin-login.pw")\"}" \
+  "https://127.0.0.1:$ADMIN_PORT/api/v1/session" >/dev/null
+curl -sS --fail-with-body --cacert "$ADMIN_CA" -b "$jar" \
+  "https://127.0.0.1:$ADMIN_PORT/api/v1/orders/$DEMO_ORDER" | python3 -c '
+import json, sys
+o = json.load(sys.stdin); s = o["seats_status"]
+print("  order %s (%s): %d seats, %d used, %d free (the console warns below %d free)" % (
+    o.get("service_serial", "?"), o.get("customer", "?"), s["total"], s["used"], s["free"], s["seat_warning"]))'
 
 # The demo group audits every activation (--audit-rate 100, offline): the
 # request went to the outbox, and the activation server forwards it to the
