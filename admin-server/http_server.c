@@ -607,7 +607,11 @@ http_server *http_server_start(const admin_app *app, const char *listen, const c
     }
     s->app = app;
     s->tls = cert_pem && key_pem;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0) |
+    /* poll(2), not epoll: with a thread pool, MHD_quiesce_daemon (the
+     * drain) and the workers both take the listening socket out of their
+     * epoll sets, and the loser of that race aborts (libmicrohttpd
+     * 0.9.75). The admin server has few connections; poll costs nothing. */
+    unsigned flags = MHD_USE_POLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0) |
                      (s->tls ? MHD_USE_TLS : 0);
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
