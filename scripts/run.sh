@@ -56,7 +56,6 @@ else
   bash scripts/build-console.sh >/dev/null
   BIN=$ROOT/build/release
 fi
-bash scripts/build-console.sh >/dev/null  # the web console, console/dist (admin-server --console-dir)
 
 for p in $ACT_PORT $AUDIT_PORT $REDIS_A_PORT $REDIS_B_PORT $ACT_METRICS $AUDIT_METRICS $ADMIN_PORT $ADMIN_METRICS; do
   if ss -Hltn "sport = :$p" | grep -q .; then
