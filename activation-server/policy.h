@@ -11,6 +11,7 @@
 #include "group_cache.h"
 #include "place_proof.h"
 #include "redis_store.h"
+#include "script_args.h"
 #include "validate.h"
 
 /* The script's statuses, plus UNAVAILABLE when Redis could not answer. */

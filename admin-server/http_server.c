@@ -36,10 +36,10 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "route_match.h"
 #include "session.h"
 #include "static_files.h"
 
-#define MAX_PARAMS 4
 #define STREAM_BLOCK (64 * 1024)
 
 struct http_server {
@@ -62,7 +62,7 @@ typedef struct conn {
     unsigned status;             /* its status */
     char *set_cookie;            /* a Set-Cookie header for the reply (session.c) */
     char addr[INET6_ADDRSTRLEN]; /* client address as text */
-    char *segs;                  /* copy of the path the route's params point into */
+    char *segs;                  /* the route's param values, which rq.params point into */
     session_info sess;           /* the session, when rq.user is set */
     http_request rq;             /* what the handler sees */
 } conn;
@@ -323,58 +323,6 @@ const char *http_session_key(const http_request *rq) {
     return rq->user ? c->sess.key : NULL;
 }
 
-/* ---- routing ----------------------------------------------------------- */
-
-/* Matches `path` against `pattern`; each {param}'s value is copied into
- * segs (room for the path) and pointed to from params. Returns the number
- * of params, or -1. */
-static int match_route(const char *pattern, const char *path, char *segs, const char *params[MAX_PARAMS]) {
-    int n = 0;
-    const char *p = pattern, *s = path;
-    char *w = segs;
-    while (*p == '/' && *s == '/') {
-        p++, s++;
-        size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
-        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
-            if (slen == 0 || n == MAX_PARAMS) return -1;
-            memcpy(w, s, slen);
-            w[slen] = '\0';
-            params[n++] = w;
-            w += slen + 1;
-        } else if (plen != slen || strncmp(p, s, plen) != 0) {
-            return -1;
-        }
-        p += plen, s += slen;
-        if (!*p && !*s) return n;
-    }
-    return -1;
-}
-
-/* The route of (method, path), its params set in c->rq; NULL when none,
- * and then `allow` lists the methods the path has (empty: no such path).
- * A literal segment beats a {param}: of the routes that match, the one
- * with the fewest params wins (/machines/export before /machines/{id}),
- * so the table's order does not matter. */
-static const http_route *find_route(conn *c, const char *method, const char *path, char *allow, size_t n) {
-    allow[0] = '\0';
-    const http_route *best = NULL;
-    int best_n = MAX_PARAMS + 1;
-    for (size_t i = 0; i < admin_n_routes; i++) {
-        const http_route *rt = &admin_routes[i];
-        bool same = strcmp(rt->method, method) == 0;
-        int np = match_route(rt->pattern, path, c->segs, (const char *[MAX_PARAMS]){0});
-        if (np < 0 || (same && np >= best_n)) continue;
-        if (same) {
-            best = rt, best_n = np;
-            continue;
-        }
-        size_t l = strlen(allow);
-        if (!strstr(allow, rt->method)) snprintf(allow + l, n - l, "%s%s", l ? ", " : "", rt->method);
-    }
-    if (best) (void)match_route(best->pattern, path, c->segs, c->rq.params);
-    return best;
-}
-
 /* ---- one request --------------------------------------------------------- */
 
 static bool is_change(const char *method) { return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0; }
@@ -471,7 +419,8 @@ static void dispatch(conn *c) {
         return;
     }
     char allow[64];
-    const http_route *rt = find_route(c, rq->method, rq->path, allow, sizeof allow);
+    const http_route *rt =
+        route_find(admin_routes, admin_n_routes, rq->method, rq->path, c->segs, c->rq.params, allow, sizeof allow);
     if (!rt && allow[0]) {
         conn_error(c, 405, "method %s not allowed on %.200s (allowed: %s)", rq->method, rq->path, allow);
         if (c->resp) (void)MHD_add_response_header(c->resp, MHD_HTTP_HEADER_ALLOW, allow);
@@ -658,7 +607,11 @@ http_server *http_server_start(const admin_app *app, const char *listen, const c
     }
     s->app = app;
     s->tls = cert_pem && key_pem;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0) |
+    /* poll(2), not epoll: with a thread pool, MHD_quiesce_daemon (the
+     * drain) and the workers both take the listening socket out of their
+     * epoll sets, and the loser of that race aborts (libmicrohttpd
+     * 0.9.75). The admin server has few connections; poll costs nothing. */
+    unsigned flags = MHD_USE_POLL | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0) |
                      (s->tls ? MHD_USE_TLS : 0);
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},

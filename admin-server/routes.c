@@ -4,8 +4,8 @@
  * OpenAPI document (openapi.c) is made from this table. */
 #include "export_api.h"
 #include "http_api.h"
-#include "machines_control.h"
 #include "machines_api.h"
+#include "machines_control.h"
 #include "openapi.h"
 #include "orders_api.h"
 #include "organisations.h"

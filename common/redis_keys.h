@@ -220,7 +220,8 @@ int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
 #define PA_RKEY_MD_INDEX_PREFIX "{md}:ix:"
 /*   string: the last index bucket number handed out */
 #define PA_RKEY_MD_INDEX_NEXT "{md}:ixn"
-/* The admin server's events and webhooks (admin-server/webhooks.h, events.h). */
+/* ---- Redis A: admin server, events and webhooks (docs/admin.md) ------
+ * r/w by the admin server only (user `admin`, ~admin:*). */
 /* set: IDs of the webhook endpoints. */
 #define PA_RKEY_ADMIN_WEBHOOKS "admin:webhooks"
 /* hash: one endpoint: url, events (comma-separated), secret, created_at. */

@@ -25,6 +25,7 @@ case "${1:-}" in
 esac
 
 bash scripts/deps.sh
+bash scripts/build-console.sh  # the web console: console.browser tests it in chromium
 jobs=$(nproc)
 
 run_suite() {  # build-dir, then cmake options

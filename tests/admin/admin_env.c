@@ -88,10 +88,23 @@ int admin_env_restart_server(admin_env *e, const char *const *server_flags) {
     return e->server < 0 ? -1 : 0;
 }
 
+/* Copies the end of the server's log to stderr (after a bad exit). */
+static void show_log_tail(const admin_env *e) {
+    FILE *f = fopen(e->log_path, "r");
+    if (!f) return;
+    char tail[4096];
+    if (fseek(f, -(long)sizeof tail + 1, SEEK_END) != 0) rewind(f);
+    size_t n = fread(tail, 1, sizeof tail - 1, f);
+    tail[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "admin_env: the end of %s:\n%s\n", e->log_path, tail);
+}
+
 int admin_env_stop_server(admin_env *e) {
     if (e->server <= 0) return -1;
     int rc = fixture_stop(e->server, SIGTERM, 10000);
     e->server = -1;
+    if (rc != 0) show_log_tail(e);
     return rc;
 }
 
