@@ -7,10 +7,10 @@
  * thread opens its own Redis connection on first use (a thread-local
  * rstore, freed when the thread ends), so there are no locks between
  * requests. A request is served in three steps of the access callback:
- *   1. headers: a declared body over --max-body-bytes is answered 413 at
- *      once, before a byte of it is read;
- *   2. body: appended to a buffer; a chunked body that grows past the
- *      limit is no longer kept (the rest is read and dropped, then 413);
+ *   1. headers: a declared body over DROP_FACTOR x --max-body-bytes is
+ *      answered 413 at once, before a byte of it is read;
+ *   2. body: appended to a buffer; a body that is (or grows) past the
+ *      limit is no longer kept: the rest is read and dropped, then 413;
  *   3. done: route, session, role, CSRF, handler (dispatch).
  * Handlers answer through http_reply_*, which only build the response;
  * the server adds the security headers and queues it once the handler
@@ -41,6 +41,11 @@
 #include "static_files.h"
 
 #define STREAM_BLOCK (64 * 1024)
+/* A declared body up to this many times --max-body-bytes is read (and
+ * dropped) before the 413, so a client that sends it without waiting for
+ * 100 Continue still reads the answer; a larger one is answered at once
+ * and its connection closed, which such a client may see as a reset. */
+#define DROP_FACTOR 8
 
 struct http_server {
     struct MHD_Daemon *mhd; /* the libmicrohttpd daemon */
@@ -517,12 +522,12 @@ static enum MHD_Result begin(http_server *srv, struct MHD_Connection *mc, const 
         (http_request){.method = method, .path = url, .client_addr = c->addr, .app = (admin_app *)srv->app, .conn = c};
     if (!(c->segs = malloc(strlen(url) + 1))) return MHD_NO;
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > srv->app->max_body_bytes) {
-        c->too_large = true;
-        dispatch(c);
-        return finish(c);
-    }
-    return MHD_YES;
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared <= srv->app->max_body_bytes) return MHD_YES;
+    c->too_large = true; /* not kept: read and dropped, answered at its end */
+    if (declared / DROP_FACTOR <= srv->app->max_body_bytes) return MHD_YES;
+    dispatch(c); /* far too large to read: answered now, the connection then closes */
+    return finish(c);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
