@@ -64,7 +64,8 @@ end
 -- stays under hash-max-listpack-value whatever a log holds.
 local function clean(s, max)
     if not s then return '' end
-    return string.sub((string.gsub(s, '%z', '')), 1, max)
+    if string.find(s, '\0', 1, true) then s = string.gsub(s, '%z', '') end
+    return string.sub(s, 1, max)
 end
 
 local function unpack_record(r)
@@ -161,16 +162,22 @@ end
 -- that changed between each record's state before the batch and after it
 -- (a hostname changed twice in a batch leaves only the last).
 local function write_batch(seen)
-    local changes = {}
+    local changes, adding = {}, {}
     local by_key = {}
     for _, id in ipairs(seen) do
         local r = seen[id]
         local after = members(r.v, id)
         for m in pairs(r.before) do
-            if not after[m] then changes[#changes + 1] = {m, false} end
+            if not after[m] then
+                changes[#changes + 1] = m
+                adding[m] = false
+            end
         end
         for m in pairs(after) do
-            if not r.before[m] then changes[#changes + 1] = {m, true} end
+            if not r.before[m] then
+                changes[#changes + 1] = m
+                adding[m] = true
+            end
         end
         local fv = by_key[r.key]
         if not fv then
@@ -181,7 +188,7 @@ local function write_batch(seen)
         fv[#fv + 1] = pack_record(r.v)
     end
     for key, fv in pairs(by_key) do redis.call('HSET', key, unpack(fv)) end
-    ix_apply(ix, changes)
+    ix_apply(ix, changes, adding)
 end
 
 local ENTRY_FIELDS = 12

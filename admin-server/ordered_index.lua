@@ -125,23 +125,23 @@ end
 
 local IX_PAGE = 32 -- root entries read past a seek: later members of a batch often fall in them
 
--- Applies many changes at once: `changes` is a list of {member, true (add)
--- or false (remove)}, each member at most once. Sorted, they are merged
--- with the root read a page at a time, so members that share a bucket cost
--- one ZREM / ZADD / ZCARD together and most members need no seek of their
--- own. Splits only add root entries inside the bucket being split, so the
--- page read stays right for the members after it.
-local function ix_apply(ix, changes)
-    table.sort(changes, function(x, y) return x[1] < y[1] end)
-    if #changes > 0 then ix_home(ix, changes[1][1]) end -- an empty index gets its first bucket
+-- Applies many changes at once: `changes` lists members, `adding` maps each
+-- to true (add) or false (remove); each member at most once. Sorted, they
+-- are merged with the root read a page at a time, so members that share a
+-- bucket cost one ZREM / ZADD / ZCARD together and most members need no
+-- seek of their own. Splits only add root entries inside the bucket being
+-- split, so the page read stays right for the members after it.
+local function ix_apply(ix, changes, adding)
+    table.sort(changes) -- plain strings: compared in C, no Lua comparator
+    if #changes > 0 then ix_home(ix, changes[1]) end -- an empty index gets its first bucket
     local page, at = {}, 0 -- root entries from the current bucket's on; page[at] is the current one
     local dels, adds = {}, {}
     local function flush()
         if at > 0 and (#dels > 0 or #adds > 0) then ix_apply_bucket(ix, page[at], dels, adds) end
         dels, adds = {}, {}
     end
-    for _, c in ipairs(changes) do
-        local probe = c[1] .. IX_AFTER
+    for _, m in ipairs(changes) do
+        local probe = m .. IX_AFTER
         local j = at
         while j > 0 and page[j + 1] and page[j + 1] < probe do j = j + 1 end
         if j == 0 or (not page[j + 1] and page.more) then
@@ -155,7 +155,7 @@ local function ix_apply(ix, changes)
             flush()
             at = j
         end
-        if c[2] then adds[#adds + 1] = c[1] else dels[#dels + 1] = c[1] end
+        if adding[m] then adds[#adds + 1] = m else dels[#dels + 1] = m end
     end
     flush()
 end
