@@ -40,7 +40,12 @@ static order_env oe;
 
 enum { G_STOP = 721, G_CONTINUE = 722, G_VKEY = 723, G_VAUDIT = 724, G_USAGE = 725, G_USAGE_UNLIMITED = 726 };
 
-static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
+/* No sampling (the default samples 5 %): the outbox then holds only what the
+ * audited group's grants put there, whatever the random draws. */
+static void tune_volume(group_record *r) {
+    r->channel = GROUP_CHANNEL_VOLUME;
+    r->policy.audit_rate_ppm = 0;
+}
 static void tune_volume_audited(group_record *r) {
     r->channel = GROUP_CHANNEL_VOLUME;
     r->policy.audit_rate_ppm = 1000000; /* keystore group create --audit-rate 100 */
