@@ -36,6 +36,7 @@ typedef struct http_request {
     const char *params[4];   /* the route's {placeholders}, in order */
     const char *body;        /* NUL-terminated copy of the body (NULL when none) */
     size_t body_len;         /* its length (a body may hold NUL bytes: order files) */
+    const char *content_type; /* the body's Content-Type header, NULL when none */
     const char *client_addr; /* the peer's address as text, for the trail and rate limits */
     const char *user;        /* the session's user, NULL when not logged in */
     admin_role role;         /* the session's role, ROLE_NONE when not logged in */

@@ -543,6 +543,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (c->answered) return MHD_YES; /* 413 went out at the headers */
     c->rq.body = c->body;
     c->rq.body_len = c->len;
+    c->rq.content_type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     dispatch(c);
     return finish(c);
 }

@@ -120,6 +120,7 @@ api_result api_call(http_handler h, rstore *r, const char *method, const char *c
                        .path = "/api/v1/...",
                        .body = copy,
                        .body_len = body ? body_len : 0,
+                       .content_type = body ? "application/octet-stream" : NULL, /* the stub's JSON reader ignores it */
                        .client_addr = "127.0.0.1",
                        .user = "tester",
                        .role = ROLE_OPERATOR,

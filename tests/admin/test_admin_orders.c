@@ -424,6 +424,15 @@ static void test_over_http(void **state) {
     char *t = order_file(NULL, "h.license", "46000001", "1", "Over HTTP", "7601", "3", "0", &len);
     assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/octet-stream", t, len), 201);
     assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/octet-stream", "not an order", 12), 400);
+    /* a file sent as JSON or a form: 415, nothing stored */
+    size_t len2;
+    char *t2 = order_file(NULL, "i.license", "46000002", "1", "Wrong type", "7601", "3", "0", &len2);
+    assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/json", t2, len2), 415);
+    assert_int_equal(admin_request(&ae, "POST", "/api/v1/orders", "application/x-www-form-urlencoded", t2, len2), 415);
+    free(t2);
+    j = admin_call(&ae, "GET", "/api/v1/orders/46000002", NULL, &status);
+    assert_int_equal(status, 404);
+    json_decref(j);
     size_t huge = (1u << 20) + 1;
     char *big = malloc(huge);
     memset(big, 'A', huge);
