@@ -18,6 +18,7 @@
 
 #define MD_ID_LEN 12 /* bytes of a machine id (machine_dir.lua, machine_id) */
 #define MACHINE_HISTORY_MAX 4
+#define MD_REC_BUCKETS 32768u /* record hash buckets: machine_dir.lua REC_BUCKETS, the same number */
 
 /* The fields of a machine log entry, in the order the ingest passes them
  * (docs/admin.md): op m g s o t ip h mac hs os e. */

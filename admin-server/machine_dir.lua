@@ -31,7 +31,14 @@
 --           then per entry the 12 fields op m g s o t ip h mac hs os e
 --           (machine_dir.h MD_ENTRY_FIELDS): upserts each, then saves the
 --           log's position and trims the log up to it, in one call.
---           Reply: records made.
+--           Reply: records made. The whole call is one batch: each record
+--           is read and written once however often it appears, and the
+--           index changes (old members out, new in) are applied sorted,
+--           bucket by bucket (ordered_index.lua ix_apply).
+--   ingestn ARGV[6] position hash, ARGV[7] number of logs L, then L pairs
+--           {log key, last entry id}, then the entries of all of them, 12
+--           fields each: ingest for many logs in one batch, every log's
+--           position saved after all entries are in. Reply: records made.
 --   walk    ARGV[6] lo, ARGV[7] prefix, ARGV[8] hi, ARGV[9] count: the index
 --           walk of ordered_index.lua with each member's record. Reply:
 --           {done (0|1), member, record, member, record, ...} (a record
@@ -57,7 +64,8 @@ end
 -- stays under hash-max-listpack-value whatever a log holds.
 local function clean(s, max)
     if not s then return '' end
-    return string.sub((string.gsub(s, '%z', '')), 1, max)
+    if string.find(s, '\0', 1, true) then s = string.gsub(s, '%z', '') end
+    return string.sub(s, 1, max)
 end
 
 local function unpack_record(r)
@@ -115,20 +123,29 @@ local function add_history(v, op, t)
     while #v.hist > HIST_MAX do table.remove(v.hist) end
 end
 
--- Takes one log entry into the directory; returns 1 when it made a record.
-local function upsert(f)
+-- Takes one log entry into `seen` (id -> {key, v, before}), the batch's
+-- records: a machine met twice in a batch is read once and its second
+-- entry applies on top of the first. Returns 1 when it made a record.
+local function upsert(seen, f)
     local id = machine_id(f)
-    local key = rec_key(id)
-    local old = redis.call('HGET', key, id)
-    local v, made
-    if old then
-        v = unpack_record(old)
-        made = 0
-    else
-        v = {g = 0, s = 0, first = f.t, last = 0, e = 0, o = '', h = '', ip = '', mac = '', hs = '', os = '', hist = {}}
-        made = 1
+    local r = seen[id]
+    local made = 0
+    if not r then
+        local key = rec_key(id)
+        local old = redis.call('HGET', key, id)
+        local v
+        if old then
+            v = unpack_record(old)
+        else
+            v = {g = 0, s = 0, first = f.t, last = 0, e = 0, o = '', h = '', ip = '', mac = '', hs = '', os = '',
+                hist = {}}
+            made = 1
+        end
+        r = {key = key, v = v, before = old and members(v, id) or {}}
+        seen[id] = r
+        seen[#seen + 1] = id
     end
-    local before = old and members(v, id) or {}
+    local v = r.v
     v.state = f.op
     if f.t > v.last then v.last = f.t end
     if f.t < v.first then v.first = f.t end
@@ -138,35 +155,84 @@ local function upsert(f)
         if f[name] ~= '' then v[name] = f[name] end
     end
     add_history(v, f.op, f.t)
-    local after = members(v, id)
-    for m in pairs(before) do
-        if not after[m] then ix_del(ix, m) end
-    end
-    for m in pairs(after) do
-        if not before[m] then ix_add(ix, m) end
-    end
-    redis.call('HSET', key, id, pack_record(v))
     return made
+end
+
+-- Writes the batch's records and, in one ordered pass, the index members
+-- that changed between each record's state before the batch and after it
+-- (a hostname changed twice in a batch leaves only the last).
+local function write_batch(seen)
+    local changes, adding = {}, {}
+    local by_key = {}
+    for _, id in ipairs(seen) do
+        local r = seen[id]
+        local after = members(r.v, id)
+        for m in pairs(r.before) do
+            if not after[m] then
+                changes[#changes + 1] = m
+                adding[m] = false
+            end
+        end
+        for m in pairs(after) do
+            if not r.before[m] then
+                changes[#changes + 1] = m
+                adding[m] = true
+            end
+        end
+        local fv = by_key[r.key]
+        if not fv then
+            fv = {}
+            by_key[r.key] = fv
+        end
+        fv[#fv + 1] = id
+        fv[#fv + 1] = pack_record(r.v)
+    end
+    for key, fv in pairs(by_key) do redis.call('HSET', key, unpack(fv)) end
+    ix_apply(ix, changes, adding)
 end
 
 local ENTRY_FIELDS = 12
 
-local function ingest()
+-- The log entries ARGV[from..to], 12 fields each, into `seen`.
+local function ingest_entries(seen, from, to)
     local made = 0
-    for i = 9, #ARGV, ENTRY_FIELDS do
+    for i = from, to, ENTRY_FIELDS do
         local op = string.sub(ARGV[i], 1, 1)
         if op ~= '' and ARGV[i + 1] ~= '' then
-            made = made + upsert({op = op, m = ARGV[i + 1], g = tonumber(ARGV[i + 2]) or 0,
+            made = made + upsert(seen, {op = op, m = ARGV[i + 1], g = tonumber(ARGV[i + 2]) or 0,
                 s = tonumber(ARGV[i + 3]) or 0, o = clean(ARGV[i + 4], 15), t = tonumber(ARGV[i + 5]) or 0,
                 ip = clean(ARGV[i + 6], 47), h = clean(ARGV[i + 7], 253), mac = clean(ARGV[i + 8], 160),
                 hs = clean(ARGV[i + 9], 64), os = clean(ARGV[i + 10], 64), e = tonumber(ARGV[i + 11])})
         end
     end
-    redis.call('HSET', ARGV[6], ARGV[7], ARGV[8])
+    return made
+end
+
+-- The position of each log in the batch is saved (and the log trimmed up
+-- to it) only after all of its entries are in.
+local function save_position(pos, log, last)
+    redis.call('HSET', pos, log, last)
     -- What the directory holds the log need not: it shrinks to what is not
     -- taken in yet (whole stream nodes, hence ~), so its MAXLEN only
     -- matters while no admin server ingests.
-    redis.call('XTRIM', ARGV[7], 'MINID', '~', ARGV[8])
+    redis.call('XTRIM', log, 'MINID', '~', last)
+end
+
+local function ingest()
+    local seen = {}
+    local made = ingest_entries(seen, 9, #ARGV)
+    write_batch(seen)
+    save_position(ARGV[6], ARGV[7], ARGV[8])
+    return made
+end
+
+local function ingestn()
+    local nlogs = tonumber(ARGV[7])
+    local at = 8 + 2 * nlogs
+    local seen = {}
+    local made = ingest_entries(seen, at, #ARGV)
+    write_batch(seen)
+    for l = 0, nlogs - 1 do save_position(ARGV[6], ARGV[8 + 2 * l], ARGV[9 + 2 * l]) end
     return made
 end
 
@@ -192,7 +258,7 @@ local function lease()
     return 1
 end
 
-local ops = {ingest = ingest, walk = walk, get = get, lease = lease}
+local ops = {ingest = ingest, ingestn = ingestn, walk = walk, get = get, lease = lease}
 local op = ops[ARGV[1]]
 if not op then return redis.error_reply('ERR machine_dir.lua: unknown operation') end
 return op()

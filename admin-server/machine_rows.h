@@ -5,6 +5,9 @@
  * export wants every matching row without holding them all. This iterator
  * walks the search's most selective index in bounded steps and hands out
  * one row at a time, so a caller streams any number of rows in flat memory.
+ * When no filter selects few rows (none, or only status and last contact)
+ * it reads the record buckets instead (machine_scan.h): rows then come in
+ * bucket order, not the index's.
  * The row's fields are the export columns of docs/admin.md, in that order:
  *   id group serial order hostname ip macs host_serial os status
  *   first_seen last_seen expires_at

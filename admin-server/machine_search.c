@@ -3,6 +3,7 @@
 #include "machine_search.h"
 
 #include "b64url.h"
+#include "machine_scan.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -264,7 +265,8 @@ bool machine_filters_match(const machine_filters *f, const machine_record *rec) 
 /* ---- machine_rows.h: the search as one long walk ------------------------ */
 
 struct machine_rows {
-    machine_search *s; /* the walk, never bounded */
+    machine_search *s;  /* the index walk, never bounded; NULL when scanning */
+    machine_scan *scan; /* the bucket scan, for filters that select little (machine_scan_fits) */
 };
 
 machine_rows *machine_rows_open(rstore *r, const machine_filters *f, char *err, size_t errlen) {
@@ -277,24 +279,30 @@ machine_rows *machine_rows_open(rstore *r, const machine_filters *f, char *err, 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!(it->s = machine_search_open(r, f, NULL, err, errlen))) {
-        free(it);
-        return NULL;
+    if (machine_scan_fits(f)) {
+        if ((it->scan = machine_scan_open(r, f))) return it;
+        snprintf(err, errlen, "out of memory");
+    } else if ((it->s = machine_search_open(r, f, NULL, err, errlen))) {
+        return it;
     }
-    return it;
+    free(it);
+    return NULL;
 }
 
 int machine_rows_next(machine_rows *it, const machine_row **row) {
     const machine_record *rec;
-    int rc = machine_search_next(it->s, 0, &rec);
+    int rc = it->scan ? machine_scan_next(it->scan, &rec) : machine_search_next(it->s, 0, &rec);
     if (rc == 1) *row = &rec->row;
     return rc;
 }
 
-const char *machine_rows_error(const machine_rows *it) { return machine_search_error(it->s); }
+const char *machine_rows_error(const machine_rows *it) {
+    return it->scan ? machine_scan_error(it->scan) : machine_search_error(it->s);
+}
 
 void machine_rows_close(machine_rows *it) {
     if (!it) return;
+    machine_scan_close(it->scan);
     machine_search_close(it->s);
     free(it);
 }

@@ -2,12 +2,15 @@
  * "Directory layout"), in one run:
  *   - Redis memory per machine: INFO used_memory before and after loading
  *     N machine records (default 1 000 000) through machine_dir.lua's
- *     ingest (the admin server's own code path, 100 log entries per call,
+ *     ingest (the admin server's own code path, 500 log entries per call,
  *     entries made up here instead of read from logs), divided by N, with
  *     the records' and the index's own MEMORY USAGE beside it;
  *   - search latency, p50 / p99 over many queries of one page (50 rows):
  *     hostname prefix, exact IP, group + serial, through machine_search
  *     (the code behind GET /api/v1/machines, without HTTP);
+ *   - entries/s of the ingest task's own step (machine_ingest_step: XREAD
+ *     of the logs, then machine_dir.lua ingestn) over `--log-entries` new
+ *     machines written into the groups' logs first;
  *   - rows/s of a full walk through machine_rows (what an export reads).
  * Redis runs with the production configuration and ACL users, plus one
  * measuring user (INFO needs @dangerous) and AOF off for the load (the
@@ -22,11 +25,12 @@
 #include "clock.h"
 #include "fixture.h"
 #include "machine_dir.h"
+#include "machine_ingest.h"
 #include "machine_rows.h"
 #include "machine_search.h"
 #include "redis_keys.h"
 
-#define BATCH 100
+#define BATCH 500 /* log entries per ingest call: machine_ingest.c ENTRIES_PER_CALL */
 #define GROUPS 200
 #define MEASURE_PW "bench-measure-pw"
 
@@ -76,8 +80,8 @@ static void make_entry(long i, long now, entry_text *x) {
 
 static int load(rstore *r, long n, long now) {
     static entry_text x[BATCH];
-    const char *argv[3 + BATCH * MD_ENTRY_FIELDS];
-    size_t lens[3 + BATCH * MD_ENTRY_FIELDS];
+    static const char *argv[3 + BATCH * MD_ENTRY_FIELDS];
+    static size_t lens[3 + BATCH * MD_ENTRY_FIELDS];
     double t0 = pa_mono_s();
     for (long i = 0; i < n; i += BATCH) {
         int k = 0;
@@ -106,7 +110,8 @@ static int load(rstore *r, long n, long now) {
         }
     }
     double dt = pa_mono_s() - t0;
-    printf("\rloaded %ld machines in %.1f s: %.0f records/s through machine_dir.lua ingest\n", n, dt, n / dt);
+    printf("\rloaded %ld machines in %.1f s: ingest %.0f entries/s (%d per machine_dir.lua call)\n", n, dt, n / dt,
+           BATCH);
     return 0;
 }
 
@@ -188,6 +193,36 @@ static void by_key(long i, long now, machine_filters *f, char *buf, size_t len) 
     f->serial = (uint32_t)(1 + i / GROUPS);
 }
 
+/* Writes `k` new machines (numbers from `first`) into the groups' logs,
+ * as policy.lua would, then times the ingest task draining them. */
+static void ingest_logs(redisContext *m, rstore *r, long first, long k, long now) {
+    for (long i = first; i < first + k; i++) {
+        entry_text x;
+        make_entry(i, now, &x);
+        char key[PA_RKEY_MAX];
+        uint32_t g = (uint32_t)(1000 + i % GROUPS);
+        if (pa_rkey_group_mlog(key, sizeof key, g) < 0) return;
+        if (i < first + GROUPS) redisAppendCommand(m, "SADD " PA_RKEY_GROUPS " %u", g);
+        redisAppendCommand(m, "XADD %s * op a m %b g %s s %s t %s ip %s h %s mac %s hs %s os linux e %s", key, x.m,
+                           (size_t)16, x.g, x.s, x.t, x.ip, x.h, x.mac, x.hs, x.e);
+    }
+    for (long i = first; i < first + k + (k < GROUPS ? k : GROUPS); i++) {
+        redisReply *rep;
+        if (redisGetReply(m, (void **)&rep) != REDIS_OK) return;
+        freeReplyObject(rep);
+    }
+    machine_ingest *in = machine_ingest_new(r, 600000);
+    if (!in) return;
+    double t0 = pa_mono_s();
+    long got = machine_ingest_drain(in, 1000);
+    double dt = pa_mono_s() - t0;
+    if (got < 0) fprintf(stderr, "admin_search: ingest: %s\n", machine_ingest_error(in));
+    else
+        printf("ingest from %d logs (machine_ingest_step): %ld entries in %.1f s = %.0f entries/s\n", GROUPS, got, dt,
+               got / dt);
+    machine_ingest_free(in);
+}
+
 static void full_scan(rstore *r) {
     char err[160];
     machine_filters f = {.status = MACHINE_STATUS_ANY};
@@ -204,22 +239,25 @@ static void full_scan(rstore *r) {
 
 static void usage(FILE *to) {
     fprintf(to,
-            "usage: admin_search [--machines N] [--queries Q]\n"
+            "usage: admin_search [--machines N] [--queries Q] [--log-entries L]\n"
             "  Loads N machine records (default 1000000) into a private Redis and prints\n"
-            "  memory per machine, search p50/p99 (Q queries each, default 2000) and\n"
-            "  full-walk rows/s.\n");
+            "  ingest entries/s, memory per machine, search p50/p99 (Q queries each,\n"
+            "  default 2000), full-walk rows/s, then the ingest task's entries/s over L\n"
+            "  new machines read from the logs (default 100000; 0: skip).\n");
 }
 
 int main(int argc, char **argv) {
-    long n = 1000000, queries = 2000;
+    long n = 1000000, queries = 2000, log_entries = 100000;
     static const struct option opts[] = {{"machines", required_argument, 0, 'n'},
                                          {"queries", required_argument, 0, 'q'},
+                                         {"log-entries", required_argument, 0, 'l'},
                                          {"help", no_argument, 0, 'h'},
                                          {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'n') n = atol(optarg);
         else if (c == 'q') queries = atol(optarg);
+        else if (c == 'l') log_entries = atol(optarg);
         else if (c == 'h') {
             usage(stdout);
             return 0;
@@ -271,6 +309,7 @@ int main(int argc, char **argv) {
         latency(r, "ip exact", n, queries, now, by_ip);
         latency(r, "group + serial", n, queries, now, by_key);
         full_scan(r);
+        if (log_entries > 0) ingest_logs(m, r, n, log_entries, now);
         rc = 0;
     }
     rstore_free(r);

@@ -340,6 +340,51 @@ static void test_ordered_index(void **state) {
     freeReplyObject(r);
 }
 
+/* One batch (one ingest call) holding a machine three times under three
+ * hostnames, beside 300 new machines: one record, only the last name in
+ * the index, the position saved once the batch is in. */
+static void test_batch_repeats(void **state) {
+    env *e = *state;
+    long now = (long)time(NULL);
+    char host[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(host, sizeof host, "many-%05d", i);
+        log_retail(e, 'a', 6, (uint32_t)i + 1, i, now, "10.1.0.1", host, "", "", 0);
+        if (i == 100) log_retail(e, 'a', 7, 1, 9999, now, "10.2.0.1", "first-name", "02:00:00:00:00:01", "", 0);
+        if (i == 200) log_retail(e, 'r', 7, 1, 9999, now + 1, "10.2.0.2", "second-name", "", "", 0);
+    }
+    log_retail(e, 'r', 7, 1, 9999, now + 2, "", "third-name", "", "", 0);
+    assert_int_equal(machine_ingest_step(e->in, 1000), 303);
+    machine_filters f = no_filters();
+    assert_int_equal(count_rows(e, &f, NULL, 0), 301);
+    assert_int_equal(count_by(e, "hostname", "first-name"), 0);
+    assert_int_equal(count_by(e, "hostname", "second-name"), 0);
+    assert_int_equal(count_by(e, "hostname", "third-name"), 1);
+    assert_int_equal(count_by(e, "ip", "10.2.0.1"), 0);
+    assert_int_equal(count_by(e, "ip", "10.2.0.2"), 1);
+    assert_int_equal(count_by(e, "mac", "02:00:00:00:00:01"), 1);
+    assert_int_equal(count_by(e, "hostname", "many-*"), 300);
+    f.has_group = true;
+    f.group = 7;
+    assert_int_equal(count_rows(e, &f, NULL, 0), 1);
+    /* the index holds exactly each record's members: 300 x (h, i, k, t)
+     * + the machine's h, i, m, k, t */
+    redisReply *r = redisCommand(e->look, "ZRANGE " PA_RKEY_MD_INDEX " - + BYLEX");
+    assert_non_null(r);
+    long members = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const unsigned char *m = (const unsigned char *)r->element[i]->str + r->element[i]->len - 4;
+        unsigned n = (unsigned)m[0] << 24 | (unsigned)m[1] << 16 | (unsigned)m[2] << 8 | m[3];
+        long card = redis_int(e, "ZCARD " PA_RKEY_MD_INDEX_PREFIX "%u", n);
+        assert_true(card <= 120);
+        members += card;
+    }
+    freeReplyObject(r);
+    assert_int_equal(members, 300 * 4 + 5);
+    /* the log's position is its last entry: nothing is read again */
+    assert_int_equal(machine_ingest_step(e->in, 1000), 0);
+}
+
 static void test_lease(void **state) {
     env *e = *state;
     machine_ingest *other = machine_ingest_new(e->admin, 10000);
@@ -360,6 +405,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_paging_with_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordered_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_repeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
