@@ -11,7 +11,7 @@
  * --http: also the whole path. The admin tests' environment
  * (tests/admin/admin_env.h) starts Redis A and the admin-server binary; N
  * machine records go into the directory through machine_dir.lua's ingest
- * (100 log entries per call, made up here); then GET
+ * (bench/admin_machines.h: 500 log entries per call, made up); then GET
  * /api/v1/machines/export in each format over HTTPS, the body read and
  * dropped by libcurl; the RSS is the admin-server process's peak (VmHWM),
  * which only grows, so each figure is the peak up to that export. */
@@ -80,9 +80,10 @@ int main(int argc, char **argv) {
             http = 1;
         } else if (strcmp(argv[i], "--help") == 0) {
             printf(
-                "usage: admin_export [--rows N] [--format csv|json|xlsx]\n"
+                "usage: admin_export [--rows N] [--format csv|json|xlsx] [--http]\n"
                 "Exports N made-up machine rows (default 1000000) as CSV, JSON and XLSX (or one) in this\n"
-                "process and prints rows/s and the peak resident size.\n");
+                "process and prints rows/s and the peak resident size; --http: also N machines through\n"
+                "a real admin-server's GET /api/v1/machines/export.\n");
             return 0;
         } else {
             fprintf(stderr, "admin_export: unknown argument %s (see --help)\n", argv[i]);

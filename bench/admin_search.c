@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_machines.h"
 #include "clock.h"
 #include "fixture.h"
 #include "machine_dir.h"
@@ -30,89 +31,11 @@
 #include "machine_search.h"
 #include "redis_keys.h"
 
-#define BATCH 500 /* log entries per ingest call: machine_ingest.c ENTRIES_PER_CALL */
-#define GROUPS 200
-#define MEASURE_PW "bench-measure-pw"
+#define GROUPS BENCH_GROUPS
 
 static int die(const char *what) {
     fprintf(stderr, "admin_search: %s\n", what);
     return -1;
-}
-
-static long long info_used(redisContext *c) {
-    redisReply *r = redisCommand(c, "INFO memory");
-    const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "used_memory:") : NULL;
-    long long v = p ? atoll(p + 12) : -1;
-    if (r) freeReplyObject(r);
-    return v;
-}
-
-/* The made-up machine i: spread like real names (not in load order). */
-static uint32_t mix(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
-typedef struct entry_text {
-    char m[17], g[24], s[24], t[24], ip[20], h[40], mac[24], hs[16], e[24];
-} entry_text;
-
-static void make_entry(long i, long now, entry_text *x) {
-    uint32_t h = mix((uint32_t)i);
-    memcpy(x->m, &h, 4);
-    uint32_t k = (uint32_t)i;
-    memcpy(x->m + 4, &k, 4);
-    memset(x->m + 8, 'm', 8);
-    snprintf(x->g, sizeof x->g, "%ld", 1000 + i % GROUPS);
-    snprintf(x->s, sizeof x->s, "%ld", 1 + i / GROUPS);
-    snprintf(x->t, sizeof x->t, "%ld", now - (long)(h % 86400));
-    snprintf(x->ip, sizeof x->ip, "10.%u.%u.%u", (h >> 16) & 255, (h >> 8) & 255, h & 255);
-    snprintf(x->h, sizeof x->h, "ws-%06x-%ld", h & 0xffffff, i % 10);
-    snprintf(x->mac, sizeof x->mac, "02:00:%02x:%02x:%02x:%02x", (h >> 24) & 255, (h >> 16) & 255, (h >> 8) & 255,
-             (unsigned)(i & 255));
-    snprintf(x->hs, sizeof x->hs, "PF%08X", mix(h));
-    snprintf(x->e, sizeof x->e, "%ld", now + 86400);
-}
-
-static int load(rstore *r, long n, long now) {
-    static entry_text x[BATCH];
-    static const char *argv[3 + BATCH * MD_ENTRY_FIELDS];
-    static size_t lens[3 + BATCH * MD_ENTRY_FIELDS];
-    double t0 = pa_mono_s();
-    for (long i = 0; i < n; i += BATCH) {
-        int k = 0;
-        argv[k++] = PA_RKEY_MLOG_POS;
-        argv[k++] = "{g:0}:mlog";
-        argv[k++] = "0-1";
-        for (long j = i; j < i + BATCH && j < n; j++) {
-            entry_text *e = &x[j - i];
-            make_entry(j, now, e);
-            const char *v[MD_ENTRY_FIELDS] = {"a",   e->m, e->g,   e->s,  "",      e->t,
-                                              e->ip, e->h, e->mac, e->hs, "linux", e->e};
-            for (int f = 0; f < MD_ENTRY_FIELDS; f++) argv[k++] = v[f];
-        }
-        for (int a = 0; a < k; a++) lens[a] = strlen(argv[a]);
-        for (int a = 0; a < (k - 3) / MD_ENTRY_FIELDS; a++) lens[3 + a * MD_ENTRY_FIELDS + 1] = 16;
-        redisReply *rep = machine_dir_call(r, "ingest", (size_t)k, argv, lens);
-        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-            fprintf(stderr, "ingest: %s\n", rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rstore_error(r));
-            if (rep) freeReplyObject(rep);
-            return -1;
-        }
-        freeReplyObject(rep);
-        if ((i / BATCH) % 1000 == 999) {
-            fprintf(stderr, "\r  loaded %ld", i + BATCH);
-            fflush(stderr);
-        }
-    }
-    double dt = pa_mono_s() - t0;
-    printf("\rloaded %ld machines in %.1f s: ingest %.0f entries/s (%d per machine_dir.lua call)\n", n, dt, n / dt,
-           BATCH);
-    return 0;
 }
 
 /* MEMORY USAGE summed over the keys matching `pattern`. */
@@ -154,7 +77,7 @@ static void latency(rstore *r, const char *what, long n, long queries, long now,
     char buf[64], err[160];
     for (long q = 0; q < queries; q++) {
         machine_filters f = {.status = MACHINE_STATUS_ANY};
-        make(mix((uint32_t)q * 7919u) % (uint32_t)n, now, &f, buf, sizeof buf);
+        make(bench_mix((uint32_t)q * 7919u) % (uint32_t)n, now, &f, buf, sizeof buf);
         double t0 = pa_mono_s();
         machine_search *s = machine_search_open(r, &f, NULL, err, sizeof err);
         const machine_record *rec;
@@ -171,15 +94,15 @@ static void latency(rstore *r, const char *what, long n, long queries, long now,
 }
 
 static void by_hostname_prefix(long i, long now, machine_filters *f, char *buf, size_t len) {
-    entry_text x;
-    make_entry(i, now, &x);
+    bench_machine x;
+    bench_machine_make(i, now, &x);
     snprintf(buf, len, "%.6s*", x.h); /* "ws-abc*": ~240 machines of 1M */
     f->hostname = buf;
 }
 
 static void by_ip(long i, long now, machine_filters *f, char *buf, size_t len) {
-    entry_text x;
-    make_entry(i, now, &x);
+    bench_machine x;
+    bench_machine_make(i, now, &x);
     snprintf(buf, len, "%s", x.ip);
     f->ip = buf;
 }
@@ -197,8 +120,8 @@ static void by_key(long i, long now, machine_filters *f, char *buf, size_t len) 
  * as policy.lua would, then times the ingest task draining them. */
 static void ingest_logs(redisContext *m, rstore *r, long first, long k, long now) {
     for (long i = first; i < first + k; i++) {
-        entry_text x;
-        make_entry(i, now, &x);
+        bench_machine x;
+        bench_machine_make(i, now, &x);
         char key[PA_RKEY_MAX];
         uint32_t g = (uint32_t)(1000 + i % GROUPS);
         if (pa_rkey_group_mlog(key, sizeof key, g) < 0) return;
@@ -266,7 +189,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (n < BATCH || queries < 100) {
+    if (n < 1 || queries < 100) {
         usage(stderr);
         return 2;
     }
@@ -276,16 +199,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 1;
-    char acl[512], url[256], err[200];
-    snprintf(acl, sizeof acl, "%s/users.acl", a.dir);
-    FILE *fa;
-    if (redis_fixture_pause(&a) != 0 || !(fa = fopen(acl, "a"))) goto out;
-    fprintf(fa, "user measure on >%s ~* &* +@all\n", MEASURE_PW);
-    fclose(fa);
-    if (redis_fixture_resume(&a) != 0) goto out;
-    redisContext *m = redis_fixture_connect(&a, "measure", MEASURE_PW);
+    char url[256], err[200];
+    redisContext *m = bench_measure_connect(&a);
     if (!m) goto out;
-    freeReplyObject(redisCommand(m, "CONFIG SET appendonly no"));
     redis_fixture_url(&a, "admin", url, sizeof url);
     rstore_config cfg = {.url = url, .command_timeout_ms = 60000};
     rstore *r = rstore_new(&cfg, false, err, sizeof err);
@@ -295,9 +211,9 @@ int main(int argc, char **argv) {
         goto out;
     }
     long now = (long)time(NULL);
-    long long used0 = info_used(m);
-    if (load(r, n, now) == 0) {
-        long long used1 = info_used(m);
+    long long used0 = bench_used_memory(m);
+    if (bench_machines_load(r, n, now) == 0) {
+        long long used1 = bench_used_memory(m);
         long kr, ki;
         long long rec = usage_of(m, PA_RKEY_MD_RECORD_PREFIX "*", &kr), ix = usage_of(m, "{md}:ix*", &ki);
         printf("Redis used_memory: %+lld bytes = %.1f bytes per machine (target <= 400)\n", used1 - used0,
