@@ -31,18 +31,18 @@ typedef enum admin_role {
 typedef struct admin_app admin_app; /* the server's shared state (admin_app.h) */
 
 typedef struct http_request {
-    const char *method;      /* "GET", "POST", ... */
-    const char *path;        /* the whole path, e.g. "/api/v1/orders/20261201" */
-    const char *params[4];   /* the route's {placeholders}, in order */
-    const char *body;        /* NUL-terminated copy of the body (NULL when none) */
-    size_t body_len;         /* its length (a body may hold NUL bytes: order files) */
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* the whole path, e.g. "/api/v1/orders/20261201" */
+    const char *params[4];    /* the route's {placeholders}, in order */
+    const char *body;         /* NUL-terminated copy of the body (NULL when none) */
+    size_t body_len;          /* its length (a body may hold NUL bytes: order files) */
     const char *content_type; /* the body's Content-Type header, NULL when none */
-    const char *client_addr; /* the peer's address as text, for the trail and rate limits */
-    const char *user;        /* the session's user, NULL when not logged in */
-    admin_role role;         /* the session's role, ROLE_NONE when not logged in */
-    rstore *redis;           /* this connection thread's Redis A connection (user admin) */
-    admin_app *app;          /* options and shared parts */
-    void *conn;              /* the server's own state; handlers pass it on only */
+    const char *client_addr;  /* the peer's address as text, for the trail and rate limits */
+    const char *user;         /* the session's user, NULL when not logged in */
+    admin_role role;          /* the session's role, ROLE_NONE when not logged in */
+    rstore *redis;            /* this connection thread's Redis A connection (user admin) */
+    admin_app *app;           /* options and shared parts */
+    void *conn;               /* the server's own state; handlers pass it on only */
 } http_request;
 
 /* The value of query parameter `name`, or NULL. */
