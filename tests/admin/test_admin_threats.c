@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,14 +96,21 @@ static json_t *read_view(const char *groups) {
     return v;
 }
 
-/* Polls the view until the group shows `attempts` (the flush is every 200 ms). */
+/* Polls the view until the group shows `attempts` (the flush is every 200 ms),
+ * then reads it once more two flush intervals later: a flush is a pipeline of
+ * several commands, so the read that first saw the attempts may have come
+ * before the same flush's grants or top addresses. */
 static json_t *view_with(uint32_t group, long long attempts) {
     char g[16];
     snprintf(g, sizeof g, "%u", (unsigned)group);
     for (int i = 0; i < 100; i++) {
         json_t *v = read_view(g);
-        if (total(v, group, "attempts") >= attempts) return v;
+        bool seen = total(v, group, "attempts") >= attempts;
         json_decref(v);
+        if (seen) {
+            usleep(400 * 1000);
+            return read_view(g);
+        }
         usleep(100 * 1000);
     }
     fail_msg("the counts of group %u never reached %lld attempts", (unsigned)group, attempts);
