@@ -40,6 +40,7 @@ static const daemon_spec spec = {
     .n_options = 0, /* set in main: ADMIN_N_OPTIONS is not a constant expression */
     .listen_default = "127.0.0.1:8443",
     .listen_help = "host:port to serve HTTPS on (HTTP with --insecure-http)",
+    .serves_http = true,
     .metrics_default = "127.0.0.1:9103",
     .drain_ms_default = "5000",
 };

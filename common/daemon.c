@@ -66,7 +66,8 @@ static const limit_option LIMIT_OPTIONS[] = {
 
 enum { BASIC_OPTIONS = 4, FRAME_OPTIONS = BASIC_OPTIONS + (int)N_LIMIT_OPTIONS };
 
-static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIONS]) {
+/* The frame's options for this daemon into `out`; returns how many. */
+static size_t frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIONS]) {
     const char *listen_help = spec->listen_help ? spec->listen_help : "host:port to serve gRPC on; repeat for several";
     out[0] = (config_option){"listen", "ADDR", listen_help, spec->listen_default};
     out[1] = (config_option){"metrics-listen", "ADDR",
@@ -75,10 +76,12 @@ static void frame_options(const daemon_spec *spec, config_option out[FRAME_OPTIO
     out[2] = (config_option){"drain-ms", "MS", "on SIGTERM, how long in-flight calls may take to finish",
                              spec->drain_ms_default};
     out[3] = (config_option){"log-level", "LEVEL", "debug, info, warn or error", "info"};
+    if (spec->serves_http) return BASIC_OPTIONS;
     for (size_t i = 0; i < N_LIMIT_OPTIONS; i++) {
         const limit_option *l = &LIMIT_OPTIONS[i];
         out[BASIC_OPTIONS + i] = (config_option){l->name, l->metavar, l->help, l->dflt};
     }
+    return FRAME_OPTIONS;
 }
 
 /* No core file, no same-user ptrace, and as many descriptors as allowed.
@@ -116,7 +119,7 @@ static bool check_frame_options(daemon_frame *d) {
     log_set_level((log_level)level);
     bool ok = true; /* config_get_int clears it and prints the reason */
     d->drain_ms = (int)config_get_int(d->cfg, "drain-ms", 0, 600000, &ok);
-    for (size_t i = 0; i < N_LIMIT_OPTIONS; i++) {
+    for (size_t i = 0; !d->spec->serves_http && i < N_LIMIT_OPTIONS; i++) {
         const limit_option *l = &LIMIT_OPTIONS[i];
         int v = (int)config_get_int(d->cfg, l->name, l->min, l->max, &ok);
         memcpy((char *)&d->limits + l->offset, &v, sizeof v);
@@ -125,11 +128,10 @@ static bool check_frame_options(daemon_frame *d) {
 }
 
 config_option *daemon_options(const daemon_spec *spec, size_t *n) {
-    *n = spec->n_options + FRAME_OPTIONS;
-    config_option *t = calloc(*n, sizeof *t);
+    config_option *t = calloc(spec->n_options + FRAME_OPTIONS, sizeof *t);
     if (!t) return NULL;
     memcpy(t, spec->options, spec->n_options * sizeof *t);
-    frame_options(spec, t + spec->n_options);
+    *n = spec->n_options + frame_options(spec, t + spec->n_options);
     return t;
 }
 

@@ -25,9 +25,10 @@
  *   --handshake-timeout-ms MS, --max-connection-idle-ms MS,
  *   --max-connection-age-ms MS, --max-connection-age-grace-ms MS,
  *   --min-ping-interval-ms MS, --max-ping-strikes N, --memory-limit-mb MB
- * A daemon that serves HTTP instead (the admin server) sets listen_help,
- * skips daemon_serve and daemon_drain, and drains its own server for
- * d->drain_ms; the transport limits then do not apply.
+ * A daemon that serves HTTP instead (the admin server) sets serves_http
+ * and listen_help, skips daemon_serve and daemon_drain, and drains its own
+ * server for d->drain_ms; it has no transport limit options (they are
+ * gRPC's), so its --help does not offer settings that would do nothing.
  * Events: metrics.listening, server.listening (one per address),
  * server.draining, server.stopped.
  *
@@ -55,6 +56,7 @@ typedef struct daemon_spec {
     size_t n_options;
     const char *listen_default;   /* default of --listen */
     const char *listen_help;      /* help of --listen for a daemon that serves no gRPC; NULL: gRPC's */
+    bool serves_http;             /* serves HTTP, not gRPC: no transport limit options */
     const char *metrics_default;  /* default of --metrics-listen */
     const char *drain_ms_default; /* default of --drain-ms */
 } daemon_spec;
