@@ -29,18 +29,11 @@ static bool cursor_decode(const char *in, char out[API_CURSOR_MAX]) {
 }
 
 bool api_page(const http_request *rq, size_t *limit, char after[API_CURSOR_MAX]) {
-    const char *l = http_query(rq, "limit"), *c = http_query(rq, "cursor");
-    *limit = API_LIMIT_DEFAULT;
+    const char *c = http_query(rq, "cursor");
+    long long n;
     after[0] = '\0';
-    if (l) {
-        char *end;
-        long v = strtol(l, &end, 10);
-        if (!*l || *end || v < 1 || v > API_LIMIT_MAX) {
-            http_reply_error(rq, 400, "limit: expected an integer 1..%d", API_LIMIT_MAX);
-            return false;
-        }
-        *limit = (size_t)v;
-    }
+    if (!http_query_int(rq, "limit", 1, API_LIMIT_MAX, API_LIMIT_DEFAULT, &n)) return false;
+    *limit = (size_t)n;
     if (c && !cursor_decode(c, after)) {
         http_reply_error(rq, 400, "cursor: not a cursor this API handed out");
         return false;

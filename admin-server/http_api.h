@@ -57,6 +57,10 @@ bool http_query_only(const http_request *rq, const char *const *allowed);
 bool http_query_int(const http_request *rq, const char *name, long long min, long long max, long long dflt,
                     long long *out);
 
+/* True when a Content-Type value names the media type `type` (case aside,
+ * parameters such as "; charset=utf-8" allowed). */
+bool http_type_is(const char *content_type, const char *type);
+
 /* The body parsed as a JSON object whose keys are all in `allowed`
  * (NULL-terminated). NULL after answering 400 (malformed JSON, not an
  * object, an unknown field: the message names it) or 415. */

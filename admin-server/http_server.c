@@ -252,31 +252,8 @@ bool http_query_only(const http_request *rq, const char *const *allowed) {
     return false;
 }
 
-bool http_query_int(const http_request *rq, const char *name, long long min, long long max, long long dflt,
-                    long long *out) {
-    const char *v = http_query(rq, name);
-    *out = dflt;
-    if (!v) return true;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < min || n > max) {
-        http_reply_error(rq, 400, "query parameter \"%s\": expected an integer from %lld to %lld", name, min, max);
-        return false;
-    }
-    *out = n;
-    return true;
-}
-
 const char *http_header(const http_request *rq, const char *name) {
     return MHD_lookup_connection_value(((conn *)rq->conn)->mhd, MHD_HEADER_KIND, name);
-}
-
-static bool is_json_type(const char *t) {
-    static const char want[] = "application/json";
-    if (!t || strncasecmp(t, want, sizeof want - 1) != 0) return false;
-    t += sizeof want - 1;
-    return *t == '\0' || *t == ';' || *t == ' ';
 }
 
 json_t *http_body_json(const http_request *rq, const char *const *allowed) {
@@ -284,7 +261,7 @@ json_t *http_body_json(const http_request *rq, const char *const *allowed) {
         http_reply_error(rq, 400, "a JSON object is required as the body");
         return NULL;
     }
-    if (!is_json_type(http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+    if (!http_type_is(http_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE), "application/json")) {
         http_reply_error(rq, 415, "the body must be application/json");
         return NULL;
     }

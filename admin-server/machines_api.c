@@ -10,12 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_args.h"
 #include "machine_dir.h"
 #include "machine_search.h"
 
 #define PAGE_BUDGET 5000
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX 500
 #define TEXT_FILTER_MAX 253 /* the longest hostname a machine may report */
 
 const char *const machine_filter_params[] = {"group",  "serial", "order", "hostname", "ip",     "mac", "host_serial",
@@ -104,12 +103,8 @@ void machines_search(const http_request *rq) {
     if (!http_query_only(rq, machine_filter_params)) return;
     machine_filters f;
     if (!machine_filters_from_query(rq, &f)) return;
-    unsigned long long limit = LIMIT_DEFAULT;
-    const char *l = http_query(rq, "limit");
-    if (l && (!parse_uint(l, LIMIT_MAX, &limit) || limit < 1)) {
-        http_reply_error(rq, 400, "limit: expected 1..%d", LIMIT_MAX);
-        return;
-    }
+    long long limit;
+    if (!http_query_int(rq, "limit", 1, API_LIMIT_MAX, API_LIMIT_DEFAULT, &limit)) return;
     char err[160];
     machine_search *s = machine_search_open(rq->redis, &f, http_query(rq, "cursor"), err, sizeof err);
     if (!s) {
@@ -119,7 +114,7 @@ void machines_search(const http_request *rq) {
     json_t *items = json_array();
     const machine_record *rec;
     int rc = 0;
-    while (items && json_array_size(items) < limit && (rc = machine_search_next(s, PAGE_BUDGET, &rec)) == 1)
+    while (items && json_array_size(items) < (size_t)limit && (rc = machine_search_next(s, PAGE_BUDGET, &rec)) == 1)
         json_array_append_new(items, machine_row_json(&rec->row));
     if (rc < 0 || !items) {
         http_reply_error(rq, 503, "%s", items ? machine_search_error(s) : "out of memory");

@@ -37,14 +37,6 @@ static const char *import_result(order_import_result r) {
     }
 }
 
-/* An order file is bytes; a form or JSON body is a client's mistake, named. */
-static bool is_octet_stream(const char *t) {
-    static const char want[] = "application/octet-stream";
-    if (!t || strncasecmp(t, want, sizeof want - 1) != 0) return false;
-    t += sizeof want - 1;
-    return *t == '\0' || *t == ';' || *t == ' ';
-}
-
 void orders_import(const http_request *rq) {
     static const char *const none[] = {NULL};
     char err[1024];
@@ -54,7 +46,8 @@ void orders_import(const http_request *rq) {
         http_reply_error(rq, 400, "body: the order file's bytes are required (Content-Type: application/octet-stream)");
         return;
     }
-    if (!is_octet_stream(rq->content_type)) {
+    /* an order file is bytes; a form or JSON body is a client's mistake, named */
+    if (!http_type_is(rq->content_type, "application/octet-stream")) {
         http_trail(rq, "order.import", "", "Content-Type: not application/octet-stream");
         http_reply_error(rq, 415, "Content-Type %s: an order file is sent as application/octet-stream",
                          rq->content_type ? rq->content_type : "(none)");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_args.h"
 #include "b64url.h"
 #include "log.h"
 #include "redis_keys.h"
@@ -173,7 +174,8 @@ void trail_list(const http_request *rq) {
     static const char *const known[] = {"user", "action", "from", "to", "limit", "cursor", NULL};
     long long from, to, limit;
     if (!http_query_only(rq, known) || !http_query_int(rq, "from", 0, 1LL << 40, 0, &from) ||
-        !http_query_int(rq, "to", 0, 1LL << 40, 0, &to) || !http_query_int(rq, "limit", 1, 500, 50, &limit))
+        !http_query_int(rq, "to", 0, 1LL << 40, 0, &to) ||
+        !http_query_int(rq, "limit", 1, API_LIMIT_MAX, API_LIMIT_DEFAULT, &limit))
         return;
     trail_filter f = {.user = http_query(rq, "user"),
                       .action = http_query(rq, "action"),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_args.h"
 #include "b64url.h"
 #include "redis_keys.h"
 #include "webhooks.h"
@@ -92,7 +93,7 @@ void webhooks_deliveries(const http_request *rq) {
     const char *cursor = http_query(rq, "cursor");
     char start[48] = "+";
     long long limit;
-    if (!http_query_int(rq, "limit", 1, 500, 50, &limit)) return;
+    if (!http_query_int(rq, "limit", 1, API_LIMIT_MAX, API_LIMIT_DEFAULT, &limit)) return;
     if (cursor && !cursor_start(cursor, start, sizeof start)) {
         http_reply_error(rq, 400, "parameter \"cursor\": not a cursor of this list");
         return;
