@@ -450,6 +450,9 @@ end
 --       grant unaudited at the cap or '0' to refuse (the group's
 --       audit_outbox_full)
 local function activate()
+    if #ARGV[18] % TOKEN_LEN ~= 0 or #ARGV[18] > 16 * TOKEN_LEN then
+        return redis.error_reply('ERR policy.lua: component tokens are not whole 8-byte tokens (at most 16)')
+    end
     local now_s, now_ms = clock()
     -- One token from the address and one from the group; a group whose
     -- failure budget is spent takes no activation either, or a guesser
