@@ -36,8 +36,21 @@ static redisReply *eval(rstore *r, int script, int nkeys, script_args *a, const 
                  a->overflow ? "too many script arguments" : rstore_error(r));
         return NULL;
     }
-    policy_decode(reply, what, out);
-    if (out->status == POLICY_OK) return reply;
+    bool granted = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
+                   reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == POLICY_OK;
+    if (granted) { /* a shape of its own: only the version is common */
+        bool bad = false;
+        memset(out, 0, sizeof *out);
+        out->version = (uint64_t)script_reply_int(reply, 1, &bad);
+        out->count = (uint32_t)script_reply_int(reply, 2, &bad);
+        if (!bad) return reply;
+    }
+    policy_decode(reply, what, out); /* a refusal, or a reply policy.lua did not write */
+    if (granted) {
+        out->status = POLICY_UNAVAILABLE;
+        out->redis_error = true;
+        snprintf(out->error, sizeof out->error, "%s: a number in the reply does not parse", what);
+    }
     freeReplyObject(reply);
     return NULL;
 }
