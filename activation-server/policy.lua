@@ -227,16 +227,13 @@ local function reclaim_lapsed(record, cutoff, out)
 end
 
 -- The places held on a key: every field but the use counter and the churn
--- counters.
+-- counters (is_place, without reading every value).
 local function places(record)
     local n = redis.call('HLEN', record)
     if n > 0 and redis.call('HEXISTS', record, 'n') == 1 then n = n - 1 end
     if n > 0 and redis.call('HEXISTS', record, 'c') == 1 then n = n - 1 end
     return n
 end
-
--- Whether a field of the record names a place (16 bytes) rather than a counter.
-local function is_place(field) return #field == 16 end
 
 -- The group's policy as a table, or nil if the group is gone (one HMGET):
 --   version, max (places per key, 0 unlimited), lease, renew (seconds),
@@ -326,9 +323,9 @@ local function index_place(record, index, field, score, lease, keep, now_ms)
         local f, s = all[i], nil
         if f == field then
             s = score
-        elseif is_place(f) and lease > 0 then
+        elseif is_place(f, all[i + 1]) and lease > 0 then
             s = place_score(0, lease, place_expires(all[i + 1]), now_s, keep)
-        elseif is_place(f) then
+        elseif is_place(f, all[i + 1]) then
             s = seen
         end
         if s then
@@ -636,15 +633,6 @@ local function release_handle(serial, field)
     return sha256_hex(RELEASE_TAG .. '\0' .. serial .. '\0' .. field, 2)
 end
 
--- What a listing shows of a place (the place format, docs/machines.md):
--- hostname and last seen; places of the earlier formats (12 or 28 bytes)
--- have neither.
-local function place_seen(place)
-    if #place < 34 then return '', 0 end
-    local seen = struct.unpack('<I4', place, 29)
-    return string.sub(place, 35 + 8 * string.byte(place, 34)), seen
-end
-
 -- What list and release check first: one address token, the group, the
 -- key not revoked; then idle places are forgotten, as an Activate would.
 -- ARGV: op, group record key, serial, (list: caller's field | release:
@@ -668,10 +656,9 @@ local function list_machines()
     local all, entries = redis.call('HGETALL', KEYS[2]), {}
     for i = 1, #all, 2 do
         local f, place = all[i], all[i + 1]
-        if is_place(f) then
-            local host, seen = place_seen(place)
-            entries[#entries + 1] = {release_handle(ARGV[3], f), host, seen, place_expires(place),
-                f == ARGV[4] and 1 or 0}
+        if is_place(f, place) then   -- places of the earlier formats have no hostname, were seen never
+            local p = unpack_place(place)
+            entries[#entries + 1] = {release_handle(ARGV[3], f), p.host, p.seen, p.expires, f == ARGV[4] and 1 or 0}
         end
     end
     table.sort(entries, function(x, y)
@@ -692,7 +679,7 @@ local function release_machine()
     local record, field = KEYS[2], nil
     local all = redis.call('HGETALL', record)
     for i = 1, #all, 2 do
-        if is_place(all[i]) and release_handle(ARGV[3], all[i]) == ARGV[4] then
+        if is_place(all[i], all[i + 1]) and release_handle(ARGV[3], all[i]) == ARGV[4] then
             field = all[i]
             break
         end
