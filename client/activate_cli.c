@@ -708,14 +708,15 @@ static int print_machines_json(const pa_machine_list *l) {
 }
 
 static void print_machines_text(const pa_machine_list *l) {
-    printf("  %-3s %-32s %-21s %-21s\n", "N", "HOSTNAME", "LAST SEEN (UTC)", "EXPIRES");
+    printf("  %-3s %-32s %-20s  %s\n", "N", "HOSTNAME", "LAST SEEN (UTC)", "EXPIRES");
     for (size_t i = 0; i < l->n; i++) {
         const pa_machine *m = &l->machines[i];
         char seen[32], expires[32];
         format_time(m->last_seen, seen, sizeof seen, "-");
         format_time(m->expires_at, expires, sizeof expires, "never");
-        printf("  %-3zu %-32s %-21s %-21s%s\n", i + 1, m->hostname[0] ? m->hostname : "(unknown)", seen, expires,
-               m->this_machine ? " this machine" : "");
+        printf("  %-3zu %-32s %-20s  ", i + 1, m->hostname[0] ? m->hostname : "(unknown)", seen);
+        if (m->this_machine) printf("%-20s  this machine\n", expires);
+        else printf("%s\n", expires);
     }
     if (l->max_machines) printf("%zu of %u places taken", l->n, l->max_machines);
     else printf("%zu machines (no limit)", l->n);
@@ -757,11 +758,14 @@ static int cmd_machines(pa_client *c, const config *cfg) {
 
 /* Which machine `release` frees: number N of a fresh listing (checked
  * against --handle when both are given), or the handle alone. Returns 0
- * with `handle` and `host` set, or the exit code (message printed). */
-static int release_target(pa_client *c, const char *key, const char *arg, const char *want, char *handle, char *host,
-                          size_t host_n) {
+ * with *m (number 0 when named by handle only), or the exit code (message
+ * printed). */
+static int release_target(pa_client *c, const char *key, const char *arg, const char *want, pa_machine *m,
+                          size_t *number) {
     char *end = NULL;
     unsigned long n = arg ? strtoul(arg, &end, 10) : 0;
+    memset(m, 0, sizeof *m);
+    *number = 0;
     if (arg && (!*arg || *end || n == 0)) {
         fprintf(stderr,
                 "activate release: \"%s\" is not a machine number (1, 2, ... as `activate machines` "
@@ -770,8 +774,7 @@ static int release_target(pa_client *c, const char *key, const char *arg, const 
         return EXIT_USAGE;
     }
     if (!arg) {
-        snprintf(handle, PA_MACHINE_HANDLE_LEN + 1, "%s", want);
-        snprintf(host, host_n, "the machine with handle %s", want);
+        snprintf(m->handle, sizeof m->handle, "%s", want);
         return 0;
     }
     pa_machine_list l;
@@ -786,15 +789,38 @@ static int release_target(pa_client *c, const char *key, const char *arg, const 
         fprintf(stderr, "activate release: machine %lu is not the one with handle %s any more (list again)\n", n, want);
         rc = EXIT_USAGE;
     } else {
-        const pa_machine *m = &l.machines[n - 1];
-        char seen[32];
-        format_time(m->last_seen, seen, sizeof seen, "-");
-        snprintf(handle, PA_MACHINE_HANDLE_LEN + 1, "%s", m->handle);
-        snprintf(host, host_n, "machine %lu, %s (last seen %s)%s", n, m->hostname[0] ? m->hostname : "(unknown)", seen,
-                 m->this_machine ? ", this machine" : "");
+        *m = l.machines[n - 1];
+        *number = n;
     }
     pa_machine_list_free(&l);
     return rc;
+}
+
+/* What `release` freed, for people or as JSON. */
+static int released(pa_client *c, const pa_machine *m, size_t number) {
+    if (json_out) {
+        json_t *o = json_object();
+        int bad = !o;
+        if (o) {
+            bad |= put(o, "command", jstr("release"));
+            bad |= put(o, "result", jstr(pa_err_name(PA_OK)));
+            bad |= put(o, "exit_code", json_integer(PA_OK));
+            bad |= put(o, "activation_count", json_integer(pa_activation_count(c)));
+            bad |= put(o, "server", jstr(pa_server(c)));
+            bad |= put(o, "released", machine_json(m, number));
+        }
+        return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
+    }
+    if (number) {
+        char seen[32];
+        format_time(m->last_seen, seen, sizeof seen, "-");
+        printf("Released machine %zu, %s (last seen %s)%s.\n", number, m->hostname[0] ? m->hostname : "(unknown)", seen,
+               m->this_machine ? ", this machine" : "");
+    } else {
+        printf("Released the machine with handle %s.\n", m->handle);
+    }
+    printf("%u machines remain on the key.\n", pa_activation_count(c));
+    return 0;
 }
 
 static int cmd_release(pa_client *c, const config *cfg, const char *arg) {
@@ -808,14 +834,15 @@ static int cmd_release(pa_client *c, const config *cfg, const char *arg) {
                 PA_MACHINE_HANDLE_LEN);
         return EXIT_USAGE;
     }
-    char key[PA_KEY_TEXT_LEN + 1], handle[PA_MACHINE_HANDLE_LEN + 1], host[200], text[320];
+    char key[PA_KEY_TEXT_LEN + 1];
     pa_err e = machines_key("release", cfg, key);
     if (e != PA_OK) return (int)e;
-    int rc = release_target(c, key, arg, want, handle, host, sizeof host);
+    pa_machine m;
+    size_t number;
+    int rc = release_target(c, key, arg, want, &m, &number);
     if (rc == 0) {
-        e = pa_machine_release(c, key, handle);
-        snprintf(text, sizeof text, "Released %s; %u machines remain on the key.", host, pa_activation_count(c));
-        rc = report("release", e, c, text);
+        e = pa_machine_release(c, key, m.handle);
+        rc = e == PA_OK ? released(c, &m, number) : report("release", e, c, "");
     }
     OPENSSL_cleanse(key, sizeof key);
     return rc;
