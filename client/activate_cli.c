@@ -57,7 +57,7 @@ static const config_option OPTIONS[] = {
     {"connect-timeout-ms", "MS", "a server not connected within this is skipped for the next one", "3000"},
     {"key-file", "FILE", "read the product key from FILE (--daemon default: STATE-DIR/product-key)", NULL},
     {"key", "KEY", "the product key (`machines`, `release`; --key-file keeps it out of the process list)", NULL},
-    {"handle", "H", "`release`: the machine's handle, as `activate machines` shows it", NULL},
+    {"handle", "H", "`release`: the machine's handle, as `activate machines --json` shows it", NULL},
     {"out", "FILE", "file that `request` or `fulfil` writes", NULL},
     {"json", NULL, "print one JSON object instead of text", NULL},
     {"daemon", NULL, "stay running: activate if needed, renew on schedule, retry every 2 h", NULL},
@@ -134,7 +134,9 @@ static const cli_command COMMANDS[] = {
      "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
      "the stored license\nand its place key. Exit 18 when this installation cannot prove it "
      "holds the place\n(a license file copied from elsewhere). Exit 20 when the volume order "
-     "needs its operator's\napproval: the license stays until a renewal brings the decision.",
+     "needs its operator's\napproval: the license stays until a renewal brings the decision. Exit 9 when the key's\n"
+     "deactivations for the period are used up (the vendor limits them): the message says when\nthe next is "
+     "allowed, and the license stays.",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain",
      "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
