@@ -13,7 +13,8 @@
  *     releases are limited per period (TRANSFER_LIMIT);
  *   - a key that is not genuine (or of a made-up group) gets
  *     PERMISSION_DENIED and costs the address what Activate charges;
- *   - a volume key is refused with ORDER_MANAGED. */
+ *   - a revoked key is refused (KEY_REVOKED), a volume key with
+ *     ORDER_MANAGED. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -378,6 +379,27 @@ static void test_not_genuine(void **state) {
     }
 }
 
+/* A revoked key is refused as on Activate. */
+static void test_revoked_key(void **state) {
+    char key[PK_TEXT_LEN + 1], revoked[PA_RKEY_MAX];
+    key_of(G_FULL, 40, key);
+    assert_int_equal(activate_machine(key, 41, NULL), GRPC_STATUS_OK);
+    pa_rkey_revoked(revoked, sizeof revoked, G_FULL);
+    redisReply *r = redisCommand(measure, "SADD %s 40", revoked);
+    assert_non_null(r);
+    freeReplyObject(r);
+    rpc_result res;
+    char h[17];
+    handle_of(40, 41, h);
+    assert_int_equal(list(key, 41, &res, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(res.reason, "KEY_REVOKED");
+    rpc_result_clear(&res);
+    assert_int_equal(release(key, h, &res, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    assert_string_equal(res.reason, "KEY_REVOKED");
+    rpc_result_clear(&res);
+    assert_true(place_held(G_FULL, 40, 41));
+}
+
 static void test_volume_key(void **state) {
     order("47030001", G_VOL, "permanent", "5", NULL);
     char key[PK_TEXT_LEN + 1];
@@ -399,7 +421,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deactivation_limit), cmocka_unit_test(test_list_and_release),
         cmocka_unit_test(test_transfer_limit),     cmocka_unit_test(test_not_genuine),
-        cmocka_unit_test(test_volume_key),
+        cmocka_unit_test(test_revoked_key),        cmocka_unit_test(test_volume_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
