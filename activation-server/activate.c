@@ -616,3 +616,62 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
 done:
     activation__v1__activate_request__free_unpacked(rq, NULL);
 }
+
+/* ---- the key check, for calls authorised by the product key alone ---------- */
+
+/* A refusal of activate_check_key: the status Activate would give, counted
+ * and logged under `event`. */
+static void refuse_key(worker *w, rpc_ctx *ctx, rpc_reply *reply, const policy_result *p, const pk_fields *key,
+                       const char *address_key, const char *event) {
+    reply_policy_refusal(reply, p);
+    note_policy_refusal(&w->app->m, p);
+    if (p->status == POLICY_NOT_GENUINE || p->status == POLICY_UNKNOWN_GROUP)
+        count_threat(w, key->group, THREAT_NOT_GENUINE, address_key);
+    else if (p->status == POLICY_RATE_LIMITED) count_threat(w, key->group, THREAT_RATE_LIMITED, address_key);
+    bool routine = p->status == POLICY_NOT_GENUINE || p->status == POLICY_RATE_LIMITED;
+    log_emit(routine ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, event, LOG_S("reason", policy_status_name(p->status)),
+             LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+}
+
+static key_verdict key_refused(worker *w, rpc_ctx *ctx, rpc_reply *reply, const pk_fields *key, const char *address_key,
+                               const char *event, bool charge, const char *down) {
+    policy_result p = {.status = POLICY_UNAVAILABLE};
+    if (charge) reject(w, address_key, key, &p);
+    else snprintf(p.error, sizeof p.error, "%s", down);
+    refuse_key(w, ctx, reply, &p, key, address_key, event);
+    return KEY_REFUSED;
+}
+
+key_verdict activate_check_key(worker *w, rpc_ctx *ctx, const pk_fields *key, const char *product_key,
+                               const caller *who, const char *event, rpc_reply *reply) {
+    app *a = w->app;
+    const char *address_key = who->bucket;
+    count_threat(w, key->group, THREAT_ATTEMPT, NULL);
+    policy_result held;
+    if (rate_hold_check(w->holds, address_key, true, key->group, &held)) {
+        refuse_key(w, ctx, reply, &held, key, address_key, event);
+        return KEY_REFUSED;
+    }
+    const order_record *order = NULL;
+    order_lookup in_order = order_cache_for_group(w->orders, key->group, &order);
+    if (in_order == ORDER_UNAVAILABLE) return key_refused(w, ctx, reply, key, address_key, event, false, "orders");
+    if (a->on_premises) { /* the order's key hashes are the whole check */
+        if (in_order != ORDER_FOUND || !volume_key_accepted(order, product_key))
+            return key_refused(w, ctx, reply, key, address_key, event, true, NULL);
+        return KEY_VOLUME;
+    }
+    const group_entry *g = NULL;
+    group_lookup found = group_cache_get(w->groups, key->group, &g);
+    if (found == GROUP_UNAVAILABLE) return key_refused(w, ctx, reply, key, address_key, event, false, "group record");
+    if (a->threats) threat_record_address(a->threats, address_key);
+    if (!first_value_genuine(w, found, g, key)) {
+        if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key->group, true);
+        policy_result no;
+        reject(w, address_key, key, &no);
+        if (!genuine_in_new_group(w, key, found, &no, &g)) {
+            refuse_key(w, ctx, reply, &no, key, address_key, event);
+            return KEY_REFUSED;
+        }
+    }
+    return in_order == ORDER_FOUND ? KEY_VOLUME : KEY_GENUINE;
+}

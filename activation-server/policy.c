@@ -87,7 +87,7 @@ static void decode_rebound(const redisReply *r, policy_result *out, bool *bad) {
     memcpy(out->was, was->str, PLACE_FIELD_LEN);
 }
 
-static void decode(redisReply *r, const char *what, policy_result *out) {
+void policy_decode(redisReply *r, const char *what, policy_result *out) {
     bool bad = false;
     memset(out, 0, sizeof *out);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -106,6 +106,13 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
                          ? "group" : "address";
     } else if (out->status == POLICY_NOT_GENUINE) {
         out->group_exists = script_reply_int(r, 1, &bad) == 1;
+    } else if (out->status == POLICY_CHURN_LIMITED) {
+        out->version = (uint64_t)script_reply_int(r, 1, &bad);
+        out->retry_after_s = (int)script_reply_int(r, 2, &bad);
+        const redisReply *s = r->elements > 3 ? r->element[3] : NULL;
+        out->limit =
+            s && s->type == REDIS_REPLY_STRING && strcmp(s->str, "transfer") == 0 ? "transfer" : "deactivation";
+        out->next_allowed_at = script_reply_int(r, 4, &bad);
     } else {
         out->version = (uint64_t)script_reply_int(r, 1, &bad);
         out->count = (uint32_t)script_reply_int(r, 2, &bad);
@@ -140,7 +147,7 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
                  a->overflow ? "too many script arguments" : rstore_error(r));
         return;
     }
-    decode(reply, what, out);
+    policy_decode(reply, what, out);
     freeReplyObject(reply);
 }
 
@@ -272,7 +279,8 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
 }
 
 const char *policy_status_name(policy_status s) {
-    static const char *names[] = {"ok",      "rate_limited", "unknown_group", "revoked",   "no_place",   "not_found",
-                                  "expired", "not_genuine",  "unavailable",   "wrong_key", "outbox_full"};
+    static const char *names[] = {"ok",          "rate_limited", "unknown_group", "revoked",
+                                  "no_place",    "not_found",    "expired",       "not_genuine",
+                                  "unavailable", "wrong_key",    "outbox_full",   "churn_limited"};
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
 }

@@ -28,8 +28,9 @@ typedef enum policy_status {
     POLICY_EXPIRED = 6,
     POLICY_NOT_GENUINE = 7,
     POLICY_UNAVAILABLE = 8,
-    POLICY_WRONG_KEY = 9,    /* renew, deactivate: the place is bound to another place key */
-    POLICY_OUTBOX_FULL = 10, /* activate: sampled, the outbox is at its cap, the group fails closed */
+    POLICY_WRONG_KEY = 9,      /* renew, deactivate: the place is bound to another place key */
+    POLICY_OUTBOX_FULL = 10,   /* activate: sampled, the outbox is at its cap, the group fails closed */
+    POLICY_CHURN_LIMITED = 11, /* deactivate, release: the key's budget for the period is used up */
 } policy_status;
 
 typedef struct policy_result {
@@ -49,6 +50,8 @@ typedef struct policy_result {
     uint8_t was[PLACE_FIELD_LEN]; /* rebound: the place's earlier field (a machine digest) */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
+    const char *limit;           /* CHURN_LIMITED: "deactivation" or "transfer" */
+    int64_t next_allowed_at;     /* CHURN_LIMITED: unix time the period ends (also retry_after_s) */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
     char error[160];             /* UNAVAILABLE: why, for the log */
 } policy_result;
@@ -130,5 +133,11 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
                    policy_result *out);
 
 const char *policy_status_name(policy_status s);
+
+/* Decodes a reply of policy.lua whose shape every operation shares (the
+ * refusals, and an OK's version and count); `what` names the call in an
+ * error. For the callers of operations with replies of their own
+ * (policy_machines.c). */
+void policy_decode(redisReply *r, const char *what, policy_result *out);
 
 #endif

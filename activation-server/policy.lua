@@ -13,7 +13,10 @@
 --   deactivate  KEYS record, address bucket, place index, machine log
 --   reject      KEYS address bucket, group failure bucket
 --                                      (a failed genuineness check costs tokens)
--- activate, renew and deactivate get the group record's key name in ARGV[2],
+--   list        KEYS revoked, record, address bucket, place index
+--   release     KEYS revoked, record, address bucket, place index, machine log
+--                                      (self-service, docs/machines.md)
+-- activate, renew, deactivate, list and release get the group record's key name in ARGV[2],
 -- not in KEYS: the activation ACL user may only read group records (%R~),
 -- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
 -- (it cannot tell how a script uses them). The record shares its {g:ID}
@@ -30,6 +33,9 @@
 --                                       machine that held none (a machine
 --                                       activating again, a Renew, a refusal
 --                                       for lack of a place do not count)
+--                              "c"      seat churn this period: period start
+--                                       u32 LE, deactivations u16 LE, releases
+--                                       u16 LE (see "Seat churn" below)
 --                              <place>  one field per machine holding a place:
 --                                       the first 16 bytes of SHA-256(machine_id)
 --                                       -> the place (see "places" below: random,
@@ -69,6 +75,7 @@ local OK, RATE_LIMITED, UNKNOWN_GROUP, REVOKED, NO_PLACE, NOT_FOUND, EXPIRED, NO
     0, 1, 2, 3, 4, 5, 6, 7
 local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 local OUTBOX_FULL = 10
+local CHURN_LIMITED = 11
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
 --                            audited (1 when the outbox record was written, 2 when it was
 --                            sampled but granted unaudited: the outbox is full),
@@ -85,6 +92,12 @@ local OUTBOX_FULL = 10
 --   NOT_GENUINE   {7, exists (1 when the group is in `groups`)}
 --   WRONG_KEY     {9, version}     renew, deactivate: the place is bound to another place key
 --   OUTBOX_FULL   {10, version}    (sampled, the outbox is at its cap, the group fails closed)
+--   CHURN_LIMITED {11, version, retry_after_seconds, "deactivation" | "transfer",
+--                  unix time the next one is allowed}
+--                 list:     {0, version, max_machines, releases_left, next_release_at,
+--                            places, then per place listed: handle, hostname,
+--                            last seen, expires, this machine (1 or 0)}
+--                 release:  {0, version, count, releases_left}
 
 local function clock()
     local t = redis.call('TIME')
@@ -215,10 +228,12 @@ local function reclaim_lapsed(record, cutoff, out)
     return freed
 end
 
--- The places held on a key: every field but the use counter.
+-- The places held on a key: every field but the use counter and the churn
+-- counters (is_place, without reading every value).
 local function places(record)
     local n = redis.call('HLEN', record)
     if n > 0 and redis.call('HEXISTS', record, 'n') == 1 then n = n - 1 end
+    if n > 0 and redis.call('HEXISTS', record, 'c') == 1 then n = n - 1 end
     return n
 end
 
@@ -310,9 +325,9 @@ local function index_place(record, index, field, score, lease, keep, now_ms)
         local f, s = all[i], nil
         if f == field then
             s = score
-        elseif f ~= 'n' and lease > 0 then
+        elseif is_place(f, all[i + 1]) and lease > 0 then
             s = place_score(0, lease, place_expires(all[i + 1]), now_s, keep)
-        elseif f ~= 'n' then
+        elseif is_place(f, all[i + 1]) then
             s = seen
         end
         if s then
@@ -532,6 +547,49 @@ local function activate()
         was ~= '' and 1 or 0, shared, was}
 end
 
+-- ---- seat churn (docs/machines.md "Seat churn") -----------------------------
+-- Each key has per-period budgets of Deactivate and ReleaseMachine calls
+-- (the group's max_deactivations and max_transfers, 0: unlimited), counted
+-- in the record's field "c". The period starts at the first counted call
+-- after the last period ended. A call over budget changes nothing.
+-- The budgets and the period come from group_policy (max_deact,
+-- max_transfers, churn_period).
+local UNLIMITED = 4294967295           -- releases_left when max_transfers is 0
+
+local function churn_period(g) return math.max(1, g.churn_period) end
+
+-- The current period's start, deactivations and releases.
+local function churn_read(record, now_s, period)
+    local c = redis.call('HGET', record, 'c')
+    if c and #c == 8 then
+        local start, d, r = struct.unpack('<I4I2I2', c)
+        if now_s < start + period then return start, d, r end
+    end
+    return now_s, 0, 0
+end
+
+-- Counts one call of `which` ('deactivation' or 'transfer') against `max`;
+-- returns nil, or the CHURN_LIMITED reply when the budget is used up.
+local function churn_take(record, now_s, period, max, which, version)
+    if max <= 0 then return nil end
+    local start, d, r = churn_read(record, now_s, period)
+    if (which == 'deactivation' and d or r) >= max then
+        return {CHURN_LIMITED, version, start + period - now_s, which, start + period}
+    end
+    if which == 'deactivation' then d = d + 1 else r = r + 1 end
+    redis.call('HSET', record, 'c', struct.pack('<I4I2I2', start, math.min(d, 65535), math.min(r, 65535)))
+    return nil
+end
+
+-- Releases left this period and when the next is allowed (0: now).
+local function releases_left(record, now_s, max, period)
+    if max <= 0 then return UNLIMITED, 0 end
+    local start, _, r = churn_read(record, now_s, period)
+    if r >= max then return 0, start + period end
+    return max - r, 0
+end
+-- ---- end of seat churn --------------------------------------------------------
+
 -- The place named by a license and held by the proven place key: the place,
 -- or an error reply. A place with no key yet is taken by this one (renew
 -- writes it back with the key).
@@ -578,11 +636,133 @@ local function deactivate()
     local record, index = KEYS[1], KEYS[3]
     local p, err = find_place(record, KEYS[2], index)
     if not p then return err end
+    local limited = churn_take(record, p.now, churn_period(p.policy), p.policy.max_deact, 'deactivation', p.version)
+    if limited then return limited end
     redis.call('HDEL', record, p.field)
     redis.call('ZREM', index, p.field)
     mlog(KEYS[4], 'd', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', '')
     return {OK, p.version, places(record)}
 end
+
+-- ---- self-service: listing and releasing machines -------------------------------
+-- A place is named to its key's owner by a handle: the first 8 bytes of
+-- SHA-256(RELEASE_TAG 0x00 serial (decimal) 0x00 field), in hex. It tells
+-- nothing of the machine id, so a listing cannot be used to claim a place.
+-- Redis's Lua has no SHA-256, hence the one below (FIPS 180-4, on the bit
+-- library's 32-bit operations).
+local RELEASE_TAG = 'pa-release-v1'
+local LIST_MAX = 100   -- places listed at most, the oldest seen first
+
+local SHA256_K = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2}
+
+local function sha256_block(h, msg, at)
+    local band, bxor, bnot, rshift, ror, tobit = bit.band, bit.bxor, bit.bnot, bit.rshift, bit.ror, bit.tobit
+    local w = {}
+    for j = 0, 15 do
+        local v = struct.unpack('>I4', msg, at + 4 * j)
+        w[j] = tobit(v)
+    end
+    for j = 16, 63 do
+        local x, y = w[j - 15], w[j - 2]
+        local s0 = bxor(ror(x, 7), ror(x, 18), rshift(x, 3))
+        local s1 = bxor(ror(y, 17), ror(y, 19), rshift(y, 10))
+        w[j] = tobit(w[j - 16] + s0 + w[j - 7] + s1)
+    end
+    local a, b, c, d, e, f, g, k = h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
+    for j = 0, 63 do
+        local t1 = tobit(k + bxor(ror(e, 6), ror(e, 11), ror(e, 25)) + bxor(band(e, f), band(bnot(e), g)) +
+            SHA256_K[j + 1] + w[j])
+        local t2 = tobit(bxor(ror(a, 2), ror(a, 13), ror(a, 22)) + bxor(band(a, b), band(a, c), band(b, c)))
+        k, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + t2)
+    end
+    local out = {a, b, c, d, e, f, g, k}
+    for i = 1, 8 do h[i] = tobit(h[i] + out[i]) end
+end
+
+-- The first `words` 32-bit words of SHA-256(msg), in hex.
+local function sha256_hex(msg, words)
+    local len = #msg
+    msg = msg .. '\128' .. string.rep('\0', (55 - len) % 64) .. struct.pack('>I4I4', 0, len * 8)
+    local h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
+    for at = 1, #msg, 64 do sha256_block(h, msg, at) end
+    local hex = {}
+    for i = 1, words do hex[i] = bit.tohex(h[i]) end
+    return table.concat(hex)
+end
+
+local function release_handle(serial, field)
+    return sha256_hex(RELEASE_TAG .. '\0' .. serial .. '\0' .. field, 2)
+end
+
+-- What list and release check first: one address token, the group, the
+-- key not revoked; then idle places are forgotten, as an Activate would.
+-- ARGV: op, group record key, serial, (list: caller's field | release:
+--       handle), address rate, address burst, place retention (s),
+--       release: the client address (the machine log)
+-- KEYS: revoked, record, address bucket, place index[, machine log]
+local function self_service()
+    local now_s, now_ms = clock()
+    local wait, scope = take_tokens({{KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]), 'address', 1, 1}}, now_ms)
+    if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
+    local g = group_policy(ARGV[2])
+    if not g then return nil, {UNKNOWN_GROUP} end
+    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return nil, {REVOKED, g.version} end
+    forget_idle(KEYS[2], KEYS[4], g.max, g.lease, tonumber(ARGV[7]), now_s)
+    return {version = g.version, max = g.max, now = now_s, max_t = g.max_transfers, period = churn_period(g)}
+end
+
+local function list_machines()
+    local s, err = self_service()
+    if not s then return err end
+    local all, entries = redis.call('HGETALL', KEYS[2]), {}
+    for i = 1, #all, 2 do
+        local f, place = all[i], all[i + 1]
+        if is_place(f, place) then   -- places of the earlier formats have no hostname, were seen never
+            local p = unpack_place(place)
+            entries[#entries + 1] = {release_handle(ARGV[3], f), p.host, p.seen, p.expires, f == ARGV[4] and 1 or 0}
+        end
+    end
+    table.sort(entries, function(x, y)
+        if x[3] ~= y[3] then return x[3] < y[3] end
+        return x[1] < y[1]
+    end)
+    local left, next_at = releases_left(KEYS[2], s.now, s.max_t, s.period)
+    local reply = {OK, s.version, s.max, left, next_at, #entries}
+    for i = 1, math.min(#entries, LIST_MAX) do
+        for _, v in ipairs(entries[i]) do reply[#reply + 1] = v end
+    end
+    return reply
+end
+
+local function release_machine()
+    local s, err = self_service()
+    if not s then return err end
+    local record, field = KEYS[2], nil
+    local all = redis.call('HGETALL', record)
+    for i = 1, #all, 2 do
+        if is_place(all[i], all[i + 1]) and release_handle(ARGV[3], all[i]) == ARGV[4] then
+            field = all[i]
+            break
+        end
+    end
+    if not field then return {NOT_FOUND, s.version} end
+    local limited = churn_take(record, s.now, s.period, s.max_t, 'transfer', s.version)
+    if limited then return limited end
+    redis.call('HDEL', record, field)
+    redis.call('ZREM', KEYS[4], field)
+    mlog(KEYS[5], 'd', field, ARGV[3], s.now, ARGV[8], '', '', '', '', '')
+    local left = releases_left(record, s.now, s.max_t, s.period)
+    return {OK, s.version, places(record), left}
+end
+-- ---- end of self-service ----------------------------------------------------------
 
 -- ARGV: op, address rate, address burst, cost, `groups` key (read only,
 -- hence not in KEYS), group ID, group failure rate, group failure burst.
@@ -604,7 +784,8 @@ local function reject()
     return {NOT_GENUINE, exists}
 end
 
-local ops = {activate = activate, renew = renew_license, deactivate = deactivate, reject = reject}
+local ops = {activate = activate, renew = renew_license, deactivate = deactivate, reject = reject,
+    list = list_machines, release = release_machine}
 local op = ops[ARGV[1]]
 if not op then return redis.error_reply('ERR policy.lua: unknown operation') end
 return op()

@@ -87,7 +87,14 @@ typedef struct activation_metrics {
     metric *usage_uploads[2];       /* on-premises uploads of one order's report: ok, failed */
     metric *rebound;                /* Activates that moved a place or seat to a new machine_id by components */
     metric *volume_pending[2];      /* volume Activates answered pending: below the threshold, not designated */
+    metric *churn_refused[2];       /* calls over a key's churn budget: deactivation, transfer */
+    metric *releases;               /* places freed by ReleaseMachine */
 } activation_metrics;
+
+/* The churn budgets (docs/machines.md "Seat churn"), the index of churn_refused. */
+typedef enum churn_limit { CHURN_DEACTIVATION, CHURN_TRANSFER } churn_limit;
+/* Which budget a CHURN_LIMITED result is about. */
+churn_limit churn_limit_of(const policy_result *p);
 
 /* The index of usage_reports. */
 enum { USAGE_RESULT_STORED, USAGE_RESULT_KEPT, USAGE_RESULT_REFUSED };
@@ -150,6 +157,24 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
 void activate_online_job(void *worker_state, void *job);
 void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+/* ListMachines and ReleaseMachine: self-service for a full key (machines.c). */
+void handle_list_machines(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+void handle_release_machine(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+
+/* What checking a product key as Activate does (activate.c) says of it. */
+typedef enum key_verdict {
+    KEY_GENUINE, /* a retail or OEM key whose group exists and whose first value matches */
+    KEY_VOLUME,  /* a genuine key of a volume order's group (the order manages its machines) */
+    KEY_REFUSED, /* not genuine, held, or a store is away: the reply is set */
+} key_verdict;
+/* Checks `key` (decoded from `product_key`) from `who` exactly as Activate
+ * does before its script (a rate hold, the group, the first security value
+ * in constant time; a key that is not genuine costs the same failure
+ * tokens), for calls authorised by the product key alone. `event` names
+ * the log line of a refusal. */
+key_verdict activate_check_key(worker *w, rpc_ctx *ctx, const pk_fields *key, const char *product_key,
+                               const caller *who, const char *event, rpc_reply *reply);
+
 /* volume.v1.Usage/Report (usage_service.c). */
 void handle_usage_report(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
 

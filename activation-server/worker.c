@@ -6,6 +6,8 @@
  * UNAVAILABLE until the connection heals by itself (redis_store.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "rate_hold.h"
@@ -159,12 +161,36 @@ void activation_metrics_init(activation_metrics *m) {
     const char *pending = "Activations of volume keys answered pending (no license yet), by why";
     m->volume_pending[0] = metric_counter("pa_activations_pending_total", pending, "reason=\"threshold\"");
     m->volume_pending[1] = metric_counter("pa_activations_pending_total", pending, "reason=\"not_designated\"");
+    const char *churn = "Deactivate and ReleaseMachine calls refused for the key's churn budget, by which";
+    m->churn_refused[CHURN_DEACTIVATION] = metric_counter("pa_churn_refused_total", churn, "limit=\"deactivation\"");
+    m->churn_refused[CHURN_TRANSFER] = metric_counter("pa_churn_refused_total", churn, "limit=\"transfer\"");
+    m->releases = metric_counter("pa_releases_total", "Places freed by ReleaseMachine (self-service)", "");
 }
 
 void note_policy_refusal(activation_metrics *m, const policy_result *p) {
     if (p->status == POLICY_UNAVAILABLE) metric_inc(m->redis_errors);
     if (p->status == POLICY_RATE_LIMITED)
         metric_inc(m->rate_limited[p->scope && p->scope[0] == 'g' ? 1 : 0]);
+    if (p->status == POLICY_CHURN_LIMITED) metric_inc(m->churn_refused[churn_limit_of(p)]);
+}
+
+churn_limit churn_limit_of(const policy_result *p) {
+    return p->limit && strcmp(p->limit, "transfer") == 0 ? CHURN_TRANSFER : CHURN_DEACTIVATION;
+}
+
+/* A churn budget used up: when the next call is allowed, in UTC, since
+ * the user waits for a date, not a number of seconds. */
+static void reply_churn_limited(rpc_reply *reply, const policy_result *p) {
+    bool transfer = churn_limit_of(p) == CHURN_TRANSFER;
+    char when[32] = "the end of the period";
+    time_t t = (time_t)p->next_allowed_at;
+    struct tm tm;
+    if (t > 0 && gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    reply->retry_after_s = p->retry_after_s;
+    reply->reason = transfer ? "TRANSFER_LIMIT" : "DEACTIVATION_LIMIT";
+    rpc_reply_error(reply, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                    "this product key's %s for the period are used up; next %s allowed at %s",
+                    transfer ? "releases" : "deactivations", transfer ? "release" : "deactivation", when);
 }
 
 void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
@@ -205,6 +231,7 @@ void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
                         "product key");
         reply->reason = "PROOF_WRONG_KEY";
         break;
+    case POLICY_CHURN_LIMITED: reply_churn_limited(reply, p); break;
     case POLICY_UNAVAILABLE:
         rpc_reply_error(reply, GRPC_STATUS_UNAVAILABLE,
                         "the activation store is unavailable; retry later");

@@ -157,6 +157,9 @@ pa_err pa_activate(pa_client *c, const char *key);
  * server binds a place that has none to the first key that proves itself. */
 pa_err pa_renew(pa_client *c);
 /* Gives up this machine's place on the key and removes the stored license.
+ * PA_ERR_EXHAUSTED when the key's deactivations for the period are used up
+ * (the vendor limits them): the license stays, pa_retry_after says how
+ * many seconds until the next is allowed and pa_error when.
  * PA_ERR_PENDING when the volume order needs the operator's approval: the
  * license stays, the request is recorded (pa_deactivation_requested), and a
  * later renewal reports the decision (denied: a note in pa_error; approved:
@@ -165,6 +168,58 @@ pa_err pa_deactivate(pa_client *c);
 /* Loads and verifies the stored license; no network. PA_OK, PA_ERR_NOT_ACTIVATED,
  * PA_ERR_EXPIRED (accessors still work) or PA_ERR_STATE. */
 pa_err pa_status(pa_client *c);
+
+/* ---- Machines on the key (self-service, docs/machines.md) ----------------
+ * For a key whose places are all taken, one by a machine that is dead or
+ * gone: list the machines holding a place and free the dead one's place,
+ * authorised by the product key alone (no license needed on this machine):
+ *
+ *   pa_machine_list l;
+ *   if (pa_machines_list(c, key, &l) == PA_OK) {
+ *       for (size_t i = 0; i < l.n; i++) ... show l.machines[i].hostname, .last_seen
+ *       pa_machine_release(c, key, l.machines[k].handle);
+ *       pa_machine_list_free(&l);
+ *   }
+ *
+ * A listing shows hostnames and times, never machine ids. Releases are
+ * limited per key and period by the vendor (PA_ERR_EXHAUSTED with
+ * pa_retry_after and a message saying when the next is allowed); a key of
+ * a volume order is refused (PA_ERR_ORDER: its operator manages it). */
+
+#define PA_MACHINE_HANDLE_LEN 16          /* hex characters of a pa_machine's handle */
+#define PA_RELEASES_UNLIMITED 4294967295u /* releases_left when the key's releases are not limited */
+
+/* One machine holding a place on the key. */
+typedef struct pa_machine {
+    char handle[PA_MACHINE_HANDLE_LEN + 1]; /* names the place for pa_machine_release (not the machine's id) */
+    char hostname[65];                      /* as the machine last sent it (64 characters kept); "" if it never did */
+    int64_t last_seen;                      /* unix seconds of its last activation or renewal; 0 when not known */
+    int64_t expires_at;                     /* unix seconds its license ends; 0: never */
+    bool this_machine;                      /* the place of the machine making the call */
+} pa_machine;
+
+/* The machines of a key, oldest last_seen first. */
+typedef struct pa_machine_list {
+    pa_machine *machines; /* `n` entries (free with pa_machine_list_free) */
+    size_t n;
+    unsigned max_machines;   /* places the key allows; 0: unlimited */
+    unsigned releases_left;  /* releases allowed this period; PA_RELEASES_UNLIMITED: no limit */
+    int64_t next_release_at; /* when none is left: unix time the next is allowed; else 0 */
+} pa_machine_list;
+
+/* Lists the machines holding a place on `key`. PA_ERR_KEY (local check),
+ * PA_ERR_DENIED (not genuine), PA_ERR_REVOKED, PA_ERR_ORDER (volume key),
+ * PA_ERR_EXHAUSTED (rate-limited), PA_ERR_UNAVAILABLE, ... On PA_OK free
+ * `out` with pa_machine_list_free; on failure it is empty. */
+pa_err pa_machines_list(pa_client *c, const char *key, pa_machine_list *out);
+void pa_machine_list_free(pa_machine_list *l);
+/* Frees the place named by `handle` (pa_machine.handle) on `key`; then
+ * pa_activation_count says how many machines remain. PA_ERR_NOT_FOUND when
+ * no place of the key has that handle (any more); PA_ERR_EXHAUSTED when
+ * the key's releases for the period are used up (pa_retry_after: seconds
+ * until the next is allowed; pa_error says when). Releasing this machine's
+ * own place leaves its license file: its next renewal finds the place gone. */
+pa_err pa_machine_release(pa_client *c, const char *key, const char *handle);
 
 /* ---- Keeping the license (what `activate --daemon` runs) --------------- */
 

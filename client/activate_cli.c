@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +56,8 @@ static const config_option OPTIONS[] = {
     {"timeout-ms", "MS", "deadline of one call to one server", "10000"},
     {"connect-timeout-ms", "MS", "a server not connected within this is skipped for the next one", "3000"},
     {"key-file", "FILE", "read the product key from FILE (--daemon default: STATE-DIR/product-key)", NULL},
+    {"key", "KEY", "the product key (`machines`, `release`; --key-file keeps it out of the process list)", NULL},
+    {"handle", "H", "`release`: the machine's handle, as `activate machines --json` shows it", NULL},
     {"out", "FILE", "file that `request` or `fulfil` writes", NULL},
     {"json", NULL, "print one JSON object instead of text", NULL},
     {"daemon", NULL, "stay running: activate if needed, renew on schedule, retry every 2 h", NULL},
@@ -92,11 +95,15 @@ static const cli_command COMMANDS[] = {
      "  activate request --out FILE [KEY]     offline: write a signed activation request\n"
      "  activate fulfil REQUEST --out FILE    offline, on a connected machine: get its license\n"
      "  activate install FILE    offline: install a license file\n"
+     "  activate machines --key KEY   list the machines holding a place on the key\n"
+     "  activate release N --key KEY  free the place of machine N of that list (a dead one)\n"
      "  activate COMMAND --help  help on one command\n\n"
      "Exit codes: 0 ok; 1 internal error; 2 usage; 3 the key failed the local check;\n"
      "4 not activated; 5 stored license damaged, altered or for another machine;\n"
-     "6 license expired; 7 key not genuine; 8 key revoked; 9 no place left on the key or\n"
-     "rate-limited; 10 request refused as malformed; 11 server does not hold the license;\n"
+     "6 license expired; 7 key not genuine; 8 key revoked; 9 no place left on the key,\n"
+     "rate-limited, or the key's deactivations or releases for the period are used up (the\n"
+     "message says when the next is allowed); 10 request refused as malformed; 11 server\n"
+     "does not hold the license (or, release, no such machine on the key);\n"
      "12 no server answered; 13 a license failed verification; 14 bad configuration;\n"
      "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
      "was renewed (activate again: renew and maintain do when they have the key);\n"
@@ -108,7 +115,8 @@ static const cli_command COMMANDS[] = {
      "deactivation awaits the operator's approval; 21 the operator of the volume order\n"
      "deactivated this machine (its license is removed; the daemon does not activate it\n"
      "again); 22 the volume order refuses for now: not started, ended, retired, or not for\n"
-     "this OS or architecture (retried at the next check).",
+     "this OS or architecture (retried at the next check), or (machines, release) the key\n"
+     "belongs to a volume order, whose operator manages its machines.",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status",
      "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
@@ -126,7 +134,9 @@ static const cli_command COMMANDS[] = {
      "activate deactivate [OPTIONS]\n\nFrees this machine's place on its key and removes "
      "the stored license\nand its place key. Exit 18 when this installation cannot prove it "
      "holds the place\n(a license file copied from elsewhere). Exit 20 when the volume order "
-     "needs its operator's\napproval: the license stays until a renewal brings the decision.",
+     "needs its operator's\napproval: the license stays until a renewal brings the decision. Exit 9 when the key's\n"
+     "deactivations for the period are used up (the vendor limits them): the message says when\nthe next is "
+     "allowed, and the license stays.",
      NET_OPTS LOCAL_OPTS, 0},
     {"maintain",
      "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
@@ -149,6 +159,21 @@ static const cli_command COMMANDS[] = {
      "connected machine): checks the request's signature,\nactivates on its behalf and writes "
      "the verified license to FILE. Does not touch this\nmachine's own license.",
      NET_OPTS "out public-key state-dir product edition json", 1},
+    {"machines",
+     "activate machines (--key KEY | --key-file FILE) [OPTIONS]\n\nLists the machines holding a "
+     "place on the key, oldest last seen first: number,\nhostname, when it was last seen (UTC), when "
+     "its license expires, and which is this\nmachine. Needs only the product key, not a license. "
+     "Machine ids are never shown.\nFree a dead machine's place with `activate release N`.",
+     NET_OPTS "key key-file state-dir facts-root json", 0},
+    {"release",
+     "activate release N (--key KEY | --key-file FILE) [OPTIONS]\n"
+     "activate release --handle H (--key KEY | --key-file FILE) [OPTIONS]\n\nFrees the place of "
+     "machine N of `activate machines` (listed again first, so the\nnumber means what it means now; with "
+     "--handle as well, refused unless machine N\nstill is that one), or of the machine whose handle is "
+     "H. For a machine that is\ndead or gone: a machine released while running finds its license gone "
+     "at its next\nrenewal. The vendor limits releases per key and period: exit 9 says when the next\n"
+     "one is allowed. Exit 2 when there is no machine N, 11 when no machine has handle H.",
+     NET_OPTS "key key-file handle state-dir facts-root json", 1},
     {"install",
      "activate install FILE [OPTIONS]\n\nOffline activation, step 3: verifies the license file "
      "(vendor signature, this machine)\nand stores it.",
@@ -647,6 +672,184 @@ static int cmd_machine_id(pa_client *c) {
     return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
 }
 
+/* ---- machines on the key ---------------------------------------------------------- */
+
+static json_t *machine_json(const pa_machine *m, size_t number) {
+    json_t *o = json_object();
+    int bad = !o;
+    if (o) {
+        bad |= put(o, "number", json_integer((json_int_t)number));
+        bad |= put(o, "handle", jstr(m->handle));
+        bad |= put(o, "hostname", jstr(m->hostname));
+        bad |= put(o, "last_seen", json_integer(m->last_seen));
+        bad |= put(o, "expires_at", json_integer(m->expires_at));
+        bad |= put(o, "this_machine", json_boolean(m->this_machine));
+    }
+    if (!bad) return o;
+    json_decref(o);
+    return NULL;
+}
+
+static int print_machines_json(const pa_machine_list *l) {
+    json_t *o = json_object(), *list = json_array();
+    int bad = !o || !list;
+    for (size_t i = 0; !bad && i < l->n; i++) bad |= json_array_append_new(list, machine_json(&l->machines[i], i + 1));
+    if (bad) {
+        json_decref(list);
+        return emit(o, 1) == 0 ? 0 : PA_ERR_INTERNAL;
+    }
+    bad |= put(o, "command", jstr("machines"));
+    bad |= put(o, "result", jstr(pa_err_name(PA_OK)));
+    bad |= put(o, "exit_code", json_integer(PA_OK));
+    bad |= put(o, "max_machines", json_integer(l->max_machines));
+    bad |= put(o, "releases_left",
+               l->releases_left == PA_RELEASES_UNLIMITED ? json_null() : json_integer(l->releases_left));
+    bad |= put(o, "next_release_at", json_integer(l->next_release_at));
+    bad |= put(o, "machines", list);
+    return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
+}
+
+static void print_machines_text(const pa_machine_list *l) {
+    printf("  %-3s %-32s %-20s  %s\n", "N", "HOSTNAME", "LAST SEEN (UTC)", "EXPIRES");
+    for (size_t i = 0; i < l->n; i++) {
+        const pa_machine *m = &l->machines[i];
+        char seen[32], expires[32];
+        format_time(m->last_seen, seen, sizeof seen, "-");
+        format_time(m->expires_at, expires, sizeof expires, "never");
+        printf("  %-3zu %-32s %-20s  ", i + 1, m->hostname[0] ? m->hostname : "(unknown)", seen);
+        if (m->this_machine) printf("%-20s  this machine\n", expires);
+        else printf("%s\n", expires);
+    }
+    if (l->max_machines) printf("%zu of %u places taken", l->n, l->max_machines);
+    else printf("%zu machines (no limit)", l->n);
+    if (l->releases_left == PA_RELEASES_UNLIMITED) {
+        printf(".\n");
+    } else if (l->releases_left == 0 && l->next_release_at > 0) {
+        char when[32];
+        format_time(l->next_release_at, when, sizeof when, "-");
+        printf("; no release left this period (next allowed at %s).\n", when);
+    } else {
+        printf("; %u release%s left this period.\n", l->releases_left, l->releases_left == 1 ? "" : "s");
+    }
+}
+
+/* The product key of `machines` and `release`: --key, else --key-file. */
+static pa_err machines_key(const char *command, const config *cfg, char key[PA_KEY_TEXT_LEN + 1]) {
+    const char *text = config_get(cfg, "key"), *file = config_get(cfg, "key-file");
+    if (!text && !file) {
+        fprintf(stderr, "activate %s: which key? give --key KEY or --key-file FILE (see --help)\n", command);
+        return (pa_err)EXIT_USAGE;
+    }
+    return obtain_key(command, text, text ? NULL : file, key);
+}
+
+static int cmd_machines(pa_client *c, const config *cfg) {
+    char key[PA_KEY_TEXT_LEN + 1];
+    pa_err e = machines_key("machines", cfg, key);
+    if (e != PA_OK) return (int)e;
+    pa_machine_list l;
+    e = pa_machines_list(c, key, &l);
+    OPENSSL_cleanse(key, sizeof key);
+    if (e != PA_OK) return report("machines", e, c, "");
+    int rc = 0;
+    if (json_out) rc = print_machines_json(&l);
+    else print_machines_text(&l);
+    pa_machine_list_free(&l);
+    return rc;
+}
+
+/* Which machine `release` frees: number N of a fresh listing (checked
+ * against --handle when both are given), or the handle alone. Returns 0
+ * with *m (number 0 when named by handle only), or the exit code (message
+ * printed). */
+static int release_target(pa_client *c, const char *key, const char *arg, const char *want, pa_machine *m,
+                          size_t *number) {
+    char *end = NULL;
+    unsigned long n = arg ? strtoul(arg, &end, 10) : 0;
+    memset(m, 0, sizeof *m);
+    *number = 0;
+    if (arg && (!*arg || *end || n == 0)) {
+        fprintf(stderr,
+                "activate release: \"%s\" is not a machine number (1, 2, ... as `activate machines` "
+                "shows them)\n",
+                arg);
+        return EXIT_USAGE;
+    }
+    if (!arg) {
+        snprintf(m->handle, sizeof m->handle, "%s", want);
+        return 0;
+    }
+    pa_machine_list l;
+    pa_err e = pa_machines_list(c, key, &l);
+    if (e != PA_OK) return report("release", e, c, "");
+    int rc = 0;
+    if (n > l.n) {
+        fprintf(stderr, "activate release: there is no machine %lu: the key has %zu (see `activate machines`)\n", n,
+                l.n);
+        rc = EXIT_USAGE;
+    } else if (want && strcasecmp(want, l.machines[n - 1].handle) != 0) {
+        fprintf(stderr, "activate release: machine %lu is not the one with handle %s any more (list again)\n", n, want);
+        rc = EXIT_USAGE;
+    } else {
+        *m = l.machines[n - 1];
+        *number = n;
+    }
+    pa_machine_list_free(&l);
+    return rc;
+}
+
+/* What `release` freed, for people or as JSON. */
+static int released(pa_client *c, const pa_machine *m, size_t number) {
+    if (json_out) {
+        json_t *o = json_object();
+        int bad = !o;
+        if (o) {
+            bad |= put(o, "command", jstr("release"));
+            bad |= put(o, "result", jstr(pa_err_name(PA_OK)));
+            bad |= put(o, "exit_code", json_integer(PA_OK));
+            bad |= put(o, "activation_count", json_integer(pa_activation_count(c)));
+            bad |= put(o, "server", jstr(pa_server(c)));
+            bad |= put(o, "released", machine_json(m, number));
+        }
+        return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
+    }
+    if (number) {
+        char seen[32];
+        format_time(m->last_seen, seen, sizeof seen, "-");
+        printf("Released machine %zu, %s (last seen %s)%s.\n", number, m->hostname[0] ? m->hostname : "(unknown)", seen,
+               m->this_machine ? ", this machine" : "");
+    } else {
+        printf("Released the machine with handle %s.\n", m->handle);
+    }
+    printf("%u machines remain on the key.\n", pa_activation_count(c));
+    return 0;
+}
+
+static int cmd_release(pa_client *c, const config *cfg, const char *arg) {
+    const char *want = config_get(cfg, "handle");
+    if (!arg && !want) {
+        fprintf(stderr, "activate release: which machine? give its number N or --handle H (see --help)\n");
+        return EXIT_USAGE;
+    }
+    if (want && strlen(want) != PA_MACHINE_HANDLE_LEN) {
+        fprintf(stderr, "activate release: --handle: want the %d hex characters `activate machines --json` shows\n",
+                PA_MACHINE_HANDLE_LEN);
+        return EXIT_USAGE;
+    }
+    char key[PA_KEY_TEXT_LEN + 1];
+    pa_err e = machines_key("release", cfg, key);
+    if (e != PA_OK) return (int)e;
+    pa_machine m;
+    size_t number;
+    int rc = release_target(c, key, arg, want, &m, &number);
+    if (rc == 0) {
+        e = pa_machine_release(c, key, m.handle);
+        rc = e == PA_OK ? released(c, &m, number) : report("release", e, c, "");
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
 static int run_command(const cli_command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
                        const sigset_t *stop) {
     size_t skip = cmd->name ? 1 : 0;  /* the command word */
@@ -670,6 +873,8 @@ static int run_command(const cli_command *cmd, pa_client *c, const config *cfg, 
     if (strcmp(name, "maintain") == 0) return cmd_maintain(c, cfg);
     if (strcmp(name, "request") == 0) return cmd_request(c, cfg, arg);
     if (strcmp(name, "fulfil") == 0) return cmd_fulfil(c, cfg, arg);
+    if (strcmp(name, "machines") == 0) return cmd_machines(c, cfg);
+    if (strcmp(name, "release") == 0) return cmd_release(c, cfg, arg);
     if (strcmp(name, "install") == 0) {
         if (!arg) {
             fprintf(stderr, "activate install: which license file? (see --help)\n");

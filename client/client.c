@@ -315,10 +315,12 @@ static pa_err ensure_transport(pa_client *c) {
 
 /* A FAILED_PRECONDITION's "error-reason" (activation.proto): only
  * LEASE_EXPIRED may be cured by activating again; DEACTIVATED is the
- * operator's; an order's dates, state or platform are not final; anything
+ * operator's; an order's dates, state or platform are not final, nor is
+ * ORDER_MANAGED (self-service refused for a volume key); anything
  * else, or no reason from an older server, reads as revoked. */
 static pa_err from_reason(const char *reason) {
-    static const char *const order[] = {"ORDER_NOT_STARTED", "ORDER_ENDED", "ORDER_RETIRED", "PLATFORM_NOT_ALLOWED"};
+    static const char *const order[] = {"ORDER_NOT_STARTED", "ORDER_ENDED", "ORDER_RETIRED", "PLATFORM_NOT_ALLOWED",
+                                        "ORDER_MANAGED"};
     if (strcmp(reason, "LEASE_EXPIRED") == 0) return PA_ERR_LEASE_EXPIRED;
     if (strcmp(reason, "DEACTIVATED") == 0) return PA_ERR_DEACTIVATED;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
@@ -364,6 +366,10 @@ static pa_err call(pa_client *c, const char *path, const ProtobufCMessage *msg, 
         return client_fail(c, e, "the volume order refuses (%s): %s (server %s; tried again at the next check)",
                            res->reason, res->message, who);
     return client_fail(c, e, "%s (server %s)", res->message, who);
+}
+
+pa_err client_call(pa_client *c, const char *path, const ProtobufCMessage *msg, rpc_result *res) {
+    return call(c, path, msg, res);
 }
 
 /* What Activate and Renew answers share (the same fields, two C types). */

@@ -99,6 +99,12 @@ pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine
 pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                      const char *what);
 
+/* One call to the servers (with failover): maps the status and its
+ * "error-reason" to a pa_err, keeps the server, reason and retry-after in
+ * the handle and the message in c->error. `res` holds the answer (free
+ * with rpc_result_clear). */
+pa_err client_call(pa_client *c, const char *path, const ProtobufCMessage *msg, rpc_result *res);
+
 /* Writes `s` as this machine's stored license (caller holds the lock). */
 pa_err client_store(pa_client *c, const signed_license *s);
 

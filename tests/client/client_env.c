@@ -162,21 +162,22 @@ int env_activate_cli(client_env *e, const char *root, const char *state, const c
     char bin[512];
     snprintf(bin, sizeof bin, "%s", fixture_bin("client/activate"));
     argv[n++] = bin;
-    bool tls = false, insecure = false;
+    bool tls = false, insecure = false, text = false;
     for (int i = 0; args[i] && n < 36; i++) {
         tls |= strcmp(args[i], "--tls-ca") == 0;
+        text |= strcmp(args[i], "--no-json") == 0;
         insecure |= strcmp(args[i], "--insecure") == 0 || strcmp(args[i], "--no-insecure") == 0;
         argv[n++] = args[i];
     }
     const char *common[] = {"--json", "--public-key", e->public_key, "--facts-root", root, "--state-dir", state,
                             "--timeout-ms", "5000"};
-    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) argv[n++] = common[i];
+    for (size_t i = text ? 1 : 0; i < sizeof common / sizeof common[0]; i++) argv[n++] = common[i];
     if (!tls && !insecure) argv[n++] = "--insecure"; /* the env's servers talk plain text */
     argv[n] = NULL;
     char *o = NULL, *err = NULL;
     int rc = fixture_run((char *const *)argv, &o, &err);
     fprintf(stderr, "$ activate");
-    for (int i = 1; i < n && argv[i] != common[0]; i++) fprintf(stderr, " %s", argv[i]);
+    for (int i = 1; i < n && argv[i] != common[0] && argv[i] != common[1]; i++) fprintf(stderr, " %s", argv[i]);
     fprintf(stderr, "  -> %d\n%s%s", rc, o ? o : "", err ? err : "");
     free(err);
     if (out) *out = o;

@@ -45,8 +45,9 @@ int env_keys(client_env *e, unsigned id, int n, char keys[][KEY_TEXT]);
  * fills `root` and `state` with its facts root and state dir. */
 void env_machine(client_env *e, const char *name, char root[300], char state[300]);
 
-/* Runs `activate` with --json --public-key --facts-root ROOT --state-dir
- * STATE and `args` (NULL-terminated), and --insecure unless `args` has
+/* Runs `activate` with --json (unless `args` has --no-json) --public-key
+ * --facts-root ROOT --state-dir STATE and `args` (NULL-terminated), and
+ * --insecure unless `args` has
  * --tls-ca, --insecure or --no-insecure. Returns the exit code; *out gets
  * stdout (malloc'd, may be NULL to discard), stderr goes to the test log. */
 int env_activate_cli(client_env *e, const char *root, const char *state, const char *const *args, char **out);
