@@ -373,7 +373,9 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
                              .os = seen->os,
                              .host_serial = seen->host_serial,
                              .macs = macs,
-                             .n_macs = seen->n_macs};
+                             .n_macs = seen->n_macs,
+                             .tokens = seen->tokens,
+                             .n_tokens = seen->n_tokens};
         policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random,
                         address_key, &pm, outbox, &p);
     } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,

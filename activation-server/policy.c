@@ -5,6 +5,7 @@
  * the group's machine log name, the machine's place digest, its MACs joined
  * for the log and a few numbers are made per call. */
 #include "policy.h"
+#include "component_tokens.h"
 #include "redis_keys.h"
 #include "script_args.h"
 
@@ -173,6 +174,8 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     script_args_add_str(&a, seen ? or_empty(seen->os) : "");
     script_args_add_str(&a, seen ? or_empty(seen->host_serial) : "");
     script_args_add_str(&a, macs);
+    script_args_add(&a, seen && seen->tokens ? seen->tokens : (const uint8_t *)"",
+                    seen ? seen->n_tokens * COMPONENT_TOKEN_LEN : 0);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         script_args_add_str(&a, "0");

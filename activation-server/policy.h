@@ -85,6 +85,8 @@ typedef struct policy_machine {
     const char *host_serial; /* ActivateRequest.host_serial */
     const char *const *macs; /* ActivateRequest.mac_addresses (validated) */
     size_t n_macs;           /* at most MACS_MAX */
+    const uint8_t *tokens;   /* the components' tokens, sorted (machine_components.h): stored, matched */
+    size_t n_tokens;         /* at most COMPONENTS_MAX */
 } policy_machine;
 
 /* Registers policy.lua on the connection; returns the script index or -1. */
