@@ -14,6 +14,9 @@
 #include "script_args.h"
 #include "validate.h"
 
+/* A place's field in the key's record: the first 16 bytes of SHA-256(machine_id). */
+#define PLACE_FIELD_LEN 16
+
 /* The script's statuses, plus UNAVAILABLE when Redis could not answer. */
 typedef enum policy_status {
     POLICY_OK = 0,
@@ -41,6 +44,9 @@ typedef struct policy_result {
     bool audited;                /* activate: the script wrote the audit:outbox record */
     bool group_exists;           /* reject (NOT_GENUINE): the group is in `groups` */
     bool unaudited;              /* activate: sampled, but granted without it (the outbox is full) */
+    bool rebound;                /* activate: a place found by components moved to this machine */
+    uint32_t shared;             /* rebound: component tokens the place had in common with the request */
+    uint8_t was[PLACE_FIELD_LEN]; /* rebound: the place's earlier field (a machine digest) */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */

@@ -71,7 +71,9 @@ local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 local OUTBOX_FULL = 10
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
 --                            audited (1 when the outbox record was written, 2 when it was
---                            sampled but granted unaudited: the outbox is full)}
+--                            sampled but granted unaudited: the outbox is full),
+--                            rebound (1 when a place found by components was moved here),
+--                            shared (its tokens in common), was (its earlier field, or '')}
 --                 renew:    {0, version, count, expires, renew_after, now, random, 1}
 --                 deactivate:     {0, version, count}
 --   RATE_LIMITED  {1, retry_after_seconds, "address" | "group"}
@@ -357,19 +359,74 @@ local function reclaim(record, index, max, lease, now_s, out)
 end
 -- ---- end of retention --------------------------------------------------------
 
+-- ---- component matching (docs/machines.md "Matching a machine to a place") ----
+-- An Activate whose machine_id holds no place may find the machine's
+-- earlier place by its components: the place sharing the most tokens with
+-- the request, at least the group's machine_match (ties: the one seen
+-- last). Only keys of at most SCAN_MAX places, whose record is read whole
+-- anyway; an indexed key matches exactly only. Tokens are compared as a set
+-- (no ordering of binary strings in Lua, whose comparison follows the
+-- locale).
+
+local function token_set(tokens)
+    local set = {}
+    for i = 1, #tokens, TOKEN_LEN do set[string.sub(tokens, i, i + TOKEN_LEN - 1)] = true end
+    return set
+end
+
+local function shared_tokens(set, tokens)
+    local n = 0
+    for i = 1, #tokens, TOKEN_LEN do
+        if set[string.sub(tokens, i, i + TOKEN_LEN - 1)] then n = n + 1 end
+    end
+    return n
+end
+
+-- The best place for `tokens`: its field, the place (unpacked) and the
+-- tokens shared, or nil when no place shares at least k.
+local function best_match(record, tokens, k)
+    local want, all = token_set(tokens), redis.call('HGETALL', record)
+    local field, place, most = nil, nil, 0
+    for i = 1, #all, 2 do
+        if is_place(all[i], all[i + 1]) then
+            local p = unpack_place(all[i + 1])
+            local n = shared_tokens(want, p.tokens)
+            if n >= k and (n > most or (n == most and p.seen > place.seen)) then
+                field, place, most = all[i], p, n
+            end
+        end
+    end
+    return field, place, most
+end
+
+-- Moves the place `old` (at field `was`) to the request's place `p`: its
+-- random (no new use of the key), its history, and its key unless the
+-- request brings one. The old field and its index entry go in the same
+-- call, so the machine never holds two places.
+local function rebind(record, index, was, old, p, holder)
+    redis.call('HDEL', record, was)
+    redis.call('ZREM', index, was)
+    p.random, p.rebinds = old.random, old.rebinds + 1
+    if holder == '' then p.holder = old.holder end
+    if p.host == '' then p.host = old.host end
+end
+-- ---- end of component matching -------------------------------------------------
+
 -- ---- the machine log (docs/admin.md "The machine directory") ----------------
--- One entry per grant (a), renew (r), deactivation (d) and place reclaimed
--- (x), in the call that made it, with every field always present (a stream
+-- One entry per grant (a), re-bind (b: a grant that moved a place found by
+-- its components), renew (r), deactivation (d) and place reclaimed (x), in the call that made it, with every field always present (a stream
 -- stores entries of the same fields compactly): op, m (the place's field:
 -- the machine digest), g, s, o (retail: ''), t, ip, h hostname, mac
--- (comma-separated), hs host serial, os, e expires at ('' when not known).
--- Renew and Deactivate know only the address. Bounded: XADD MAXLEN ~.
+-- (comma-separated), hs host serial, os, e expires at ('' when not known),
+-- was: the place's earlier field when a re-bind (b) moved it ('' in every
+-- other entry). Renew and Deactivate know only the address. Bounded: XADD
+-- MAXLEN ~.
 local MLOG_MAXLEN = 100000
 
-local function mlog(key, op, field, serial, now_s, ip, h, mac, hs, os, e)
+local function mlog(key, op, field, serial, now_s, ip, h, mac, hs, os, e, was)
     redis.call('XADD', key, 'MAXLEN', '~', MLOG_MAXLEN, '*', 'op', op, 'm', field, 'g',
         string.match(key, '^{g:(%d+)}') or '', 's', serial, 'o', '', 't', now_s, 'ip', ip, 'h', h, 'mac', mac,
-        'hs', hs, 'os', os, 'e', e)
+        'hs', hs, 'os', os, 'e', e, 'was', was or '')
 end
 
 local function lease_times(lease, renew, now_s)
@@ -420,7 +477,7 @@ local function activate()
     forget_idle(record, index, max, lease, keep, now_s)
     local value = redis.call('HGET', record, field)
     local p = {random = ARGV[5], holder = holder, rebinds = 0, tokens = ARGV[18], host = ARGV[14]}
-    local again, uses = 0, 0
+    local again, uses, was, shared = 0, 0, '', 0
     if value then
         -- Same machine: same place, same license id, and not another use.
         -- This also makes a retry safe after a reply that got lost once the
@@ -431,7 +488,14 @@ local function activate()
         if p.tokens == '' then p.tokens = old.tokens end  -- a client that sends none keeps what is known
         if p.host == '' then p.host = old.host end
     else
-        if max > 0 then
+        if g.match > 0 and #p.tokens / TOKEN_LEN >= g.match and max > 0 and not indexed(max) then
+            local f, old, n = best_match(record, p.tokens, g.match)
+            if f then
+                rebind(record, index, f, old, p, holder)
+                was, shared, again = f, n, 1
+            end
+        end
+        if was == '' and max > 0 then
             local held = places(record)
             if held >= max then
                 local freed = {}
@@ -441,14 +505,15 @@ local function activate()
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
         end
-        uses = redis.call('HINCRBY', record, 'n', 1)
+        if was == '' then uses = redis.call('HINCRBY', record, 'n', 1) end
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
     p.expires, p.seen = expires, now_s
     redis.call('HSET', record, field, pack_place(p))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
-    mlog(KEYS[8], 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15], expires)
+    mlog(KEYS[8], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
+        expires, was)
 
     local audited = 0
     if unaudited then
@@ -460,7 +525,8 @@ local function activate()
             'received_at', ARGV[26], 'sample_reason', ARGV[27])
         audited = 1
     end
-    return {OK, version, places(record), expires, renew_after, now_s, p.random, again, audited}
+    return {OK, version, places(record), expires, renew_after, now_s, p.random, again, audited,
+        was ~= '' and 1 or 0, shared, was}
 end
 
 -- The place named by a license and held by the proven place key: the place,
