@@ -277,6 +277,10 @@ int64_t pa_expires_at(const pa_client *c);      /* 0: never expires */
 uint32_t pa_key_group(const pa_client *c);
 uint32_t pa_key_serial(const pa_client *c);
 unsigned pa_activation_count(const pa_client *c); /* machines on the key at the last server answer */
+/* True when the last pa_activate found this machine's earlier place by its
+ * hardware components (its machine id had changed: a new MAC, a new board)
+ * and moved it, taking no new place (docs/machines.md). */
+bool pa_rebound(const pa_client *c);
 
 /* ---- Volume orders (docs/volume.md) ----------------------------------------
  * From the license (signed) when there is one, else from the last answer
@@ -298,6 +302,12 @@ const char *pa_machine_id_source(const pa_client *c); /* "dmi", "mac" or "machin
 /* Hex of the first 16 bytes of SHA-256(machine id): the name a volume
  * order's operator sees this machine by (order machines, designate, ...). */
 const char *pa_machine_digest(const pa_client *c);
+/* The hardware components the client reads and sends, hashed, with
+ * Activate (docs/machines.md): their names for i = 0, 1, ... (NULL past the
+ * last), and whether this machine has a usable one of that name. Only the
+ * salted digests ever leave the machine. */
+const char *pa_component_name(size_t i);
+bool pa_has_component(const pa_client *c, const char *name);
 const char *pa_server(const pa_client *c);     /* "host:port" that answered the last call, or "" */
 int pa_retry_after(const pa_client *c);         /* seconds a server asked us to wait, or 0 */
 

@@ -146,7 +146,9 @@ static const cli_command COMMANDS[] = {
      NET_OPTS LOCAL_OPTS " key-file", 0},
     {"machine-id",
      "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
-     "facts) and which facts it is made of.",
+     "facts) and which facts it is made of,\nand which hardware components (dmi_uuid, board_serial, "
+     "disk_serial, mac,\nmachine_id_file) it sends hashed with Activate, so its place can follow it "
+     "when\nits id changes. Names only: the values never leave the machine.",
      "facts-root json", 0},
     {"request",
      "activate request --out FILE [OPTIONS] [KEY]\n\nOffline activation, step 1 (on the "
@@ -400,6 +402,7 @@ static int report(const char *command, pa_err e, const pa_client *c, const char 
             if (pa_order_serial(c)[0]) bad |= put(o, "volume", volume_json(c));
             if (pa_retry_after(c)) bad |= put(o, "retry_after", json_integer(pa_retry_after(c)));
             if (pa_request_fingerprint(c)[0]) bad |= put(o, "request_fingerprint", jstr(pa_request_fingerprint(c)));
+            if (pa_rebound(c)) bad |= put(o, "rebound", json_true());
             if (show_license) bad |= put(o, "license", license_json(c));
         }
         if (emit(o, bad) != 0 && e == PA_OK) return PA_ERR_INTERNAL;
@@ -410,6 +413,8 @@ static int report(const char *command, pa_err e, const pa_client *c, const char 
         else printf("The license has expired: %s\n", pa_error(c));
         if (show_license) print_license_text(c);
         if (c && pa_server(c)[0]) printf("  server       %s\n", pa_server(c));
+        if (e == PA_OK && c && pa_rebound(c))
+            printf("  place        moved here: the key's place of this machine, found by its hardware components\n");
         if (e == PA_OK && c && pa_error(c)[0]) printf("note: %s\n", pa_error(c));
     } else {
         fprintf(stderr, "%s: %s\n", who(command), c ? pa_error(c) : "failed");
@@ -651,6 +656,30 @@ static int cmd_fulfil(pa_client *c, const config *cfg, const char *request) {
     return report("fulfil", e, c, text);
 }
 
+/* {"dmi_uuid": true, "board_serial": false, ...}: which components this
+ * machine sends (names only: their values are serials, never shown). */
+static json_t *components_json(const pa_client *c) {
+    json_t *o = json_object();
+    for (size_t i = 0; o && pa_component_name(i); i++)
+        if (put(o, pa_component_name(i), json_boolean(pa_has_component(c, pa_component_name(i)))) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+static void print_components_text(const pa_client *c) {
+    for (int present = 1; present >= 0; present--) {
+        printf("%s", present ? "components: " : "\nnot found:  ");
+        int n = 0;
+        for (size_t i = 0; pa_component_name(i); i++)
+            if (pa_has_component(c, pa_component_name(i)) == (bool)present)
+                printf("%s%s", n++ ? ", " : "", pa_component_name(i));
+        if (!n) printf("-");
+    }
+    printf("\n");
+}
+
 static int cmd_machine_id(pa_client *c) {
     if (!pa_machine_id_source(c)[0]) {
         (void)pa_status(c);  /* fills pa_error with why the machine cannot be identified */
@@ -658,6 +687,7 @@ static int cmd_machine_id(pa_client *c) {
     }
     if (!json_out) {
         printf("%s (from %s)\n", pa_machine_id_hex(c), pa_machine_id_source(c));
+        print_components_text(c);
         return 0;
     }
     json_t *o = json_object();
@@ -668,6 +698,7 @@ static int cmd_machine_id(pa_client *c) {
         bad |= put(o, "exit_code", json_integer(PA_OK));
         bad |= put(o, "machine_id", jstr(pa_machine_id_hex(c)));
         bad |= put(o, "source", jstr(pa_machine_id_source(c)));
+        bad |= put(o, "components", components_json(c));
     }
     return emit(o, bad) == 0 ? 0 : PA_ERR_INTERNAL;
 }

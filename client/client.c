@@ -168,6 +168,9 @@ static void identify_machine(pa_client *c, const pa_options *o) {
     pa_hex_encode(d, 16, c->machine_digest); /* docs/volume.md: the machine digest */
     c->machine_source = f.source;
     host_facts_read(o->facts_root, &c->facts);
+    /* Optional: without them (hashing failed: n is 0) the server matches
+     * by machine id only. */
+    (void)components_read(o->facts_root, salt, &c->comps);
 }
 
 pa_client *pa_client_new(const pa_options *o, char *err, size_t errlen) {
@@ -431,9 +434,26 @@ static pa_err take_renew(pa_client *c, const Activation__V1__RenewResponse *r, s
     return take_answer(c, &a, out);
 }
 
+/* ActivateRequest.components pointing into `comps` (which must outlive
+ * the call); the count. */
+static size_t request_components(const components *comps, Activation__V1__MachineComponent items[COMPONENTS_MAX],
+                                 Activation__V1__MachineComponent *ptrs[COMPONENTS_MAX]) {
+    size_t n = comps ? comps->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        Activation__V1__MachineComponent init = ACTIVATION__V1__MACHINE_COMPONENT__INIT;
+        items[i] = init;
+        items[i].name = (char *)comps->item[i].name;
+        items[i].digest.data = (uint8_t *)comps->item[i].digest;
+        items[i].digest.len = COMPONENT_DIGEST_LEN;
+        ptrs[i] = &items[i];
+    }
+    return n;
+}
+
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                             const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
-                            const char *client_version, const host_facts *facts, signed_license *out) {
+                            const char *client_version, const host_facts *facts, const components *comps,
+                            signed_license *out) {
     Activation__V1__ActivateRequest req = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
     req.product_key = (char *)key;
     req.machine_id.data = (uint8_t *)machine_id;
@@ -451,12 +471,17 @@ pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine
         req.n_mac_addresses = facts->n_macs;
         req.mac_addresses = macs;
     }
+    Activation__V1__MachineComponent items[COMPONENTS_MAX], *ptrs[COMPONENTS_MAX];
+    req.n_components = request_components(comps, items, ptrs);
+    req.components = ptrs;
+    c->rebound = false;
     rpc_result res;
     pa_err e = call(c, PA_RPC_ACTIVATE, &req.base, &res);
     if (e == PA_OK) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         if (!r) e = client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an unreadable answer", c->server);
         else e = take_activate(c, r, out);
+        if (r && e == PA_OK) c->rebound = r->rebound;
         if (r) activation__v1__activate_response__free_unpacked(r, NULL);
     }
     rpc_result_clear(&res);
@@ -610,7 +635,7 @@ static pa_err activate_locked(pa_client *c, const char *key) {
     EVP_PKEY_free(pk); /* only its public half goes to the server */
     if (e != PA_OK) return e;
     signed_license s;
-    e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &c->facts, &s);
+    e = client_call_activate(c, key, c->machine_id, pub, host, os, arch, c->client_version, &c->facts, &c->comps, &s);
     if (e == PA_ERR_DEACTIVATED) return forget_place(c, volume_deactivated); /* still: the operator said so */
     if (e != PA_OK) return e;
     char what[350];
@@ -858,10 +883,13 @@ int64_t pa_expires_at(const pa_client *c) { return c->lic ? c->lic->expires_at :
 uint32_t pa_key_group(const pa_client *c) { return c->lic ? c->lic->key_group : 0; }
 uint32_t pa_key_serial(const pa_client *c) { return c->lic ? c->lic->key_serial : 0; }
 unsigned pa_activation_count(const pa_client *c) { return c->activation_count; }
+bool pa_rebound(const pa_client *c) { return c->rebound; }
 const uint8_t *pa_machine_id(const pa_client *c) { return c->machine_id; }
 const char *pa_machine_id_hex(const pa_client *c) { return c->machine_id_hex; }
 const char *pa_machine_id_source(const pa_client *c) { return c->machine_source; }
 const char *pa_machine_digest(const pa_client *c) { return c->machine_source[0] ? c->machine_digest : ""; }
+const char *pa_component_name(size_t i) { return i < COMPONENTS_KNOWN ? component_names[i] : NULL; }
+bool pa_has_component(const pa_client *c, const char *name) { return components_find(&c->comps, name) != NULL; }
 
 const char *pa_order_serial(const pa_client *c) {
     return c->lic && c->lic->order_serial && *c->lic->order_serial ? c->lic->order_serial : c->vol.order_serial;

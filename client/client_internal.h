@@ -9,6 +9,7 @@
 
 #include "activate.h"
 #include "activation/v1/activation.pb-c.h"
+#include "components.h"
 #include "host_facts.h"
 #include "license_verify.h"
 #include "schedule.h"
@@ -53,6 +54,7 @@ struct pa_client {
     const char *machine_source;        /* "dmi" | "mac" | "machine-id" | "" */
     char machine_digest[33];           /* hex of SHA-256(machine id)[0..16]: the name operators see */
     host_facts facts;                  /* host serial and MACs, sent for orders that collect them */
+    components comps;                  /* hashed hardware components: a place follows a changed machine id */
     char machine_err[256];             /* why the machine id is unknown, when it is */
 
     transport *net;                    /* NULL until the first network call */
@@ -64,6 +66,7 @@ struct pa_client {
 
     Activation__V1__License *lic;      /* the license the last call handled, verified */
     unsigned activation_count;         /* from the last server answer or stored file */
+    bool rebound;                      /* the last Activate moved this machine's earlier place (components) */
     volume_view vol;                   /* volume orders only; zero otherwise */
 
     char request_fp[24];               /* fingerprint of the last offline request written or read */
@@ -87,11 +90,14 @@ void client_describe_machine(char host[PA_HOSTNAME_MAX + 1], char os[PA_FACT_MAX
 
 /* Sends an Activate for `key` (canonical) on behalf of `machine_id`, whose
  * place is to be bound to `place_key` (32 bytes), with the volume facts
- * `facts` (NULL: none); on success *out holds the license bytes (not yet
- * verified). A volume answer without a license is PA_ERR_PENDING. */
+ * `facts` (NULL: none) and the machine's hashed components `comps`; on
+ * success *out holds the license bytes (not yet verified) and c->rebound
+ * what the server said. A volume answer without a license is
+ * PA_ERR_PENDING. */
 pa_err client_call_activate(pa_client *c, const char *key, const uint8_t machine_id[PA_MACHINE_ID_LEN],
                             const uint8_t *place_key, const char *hostname, const char *os, const char *arch,
-                            const char *client_version, const host_facts *facts, signed_license *out);
+                            const char *client_version, const host_facts *facts, const components *comps,
+                            signed_license *out);
 
 /* Verifies `s` for `machine_id` (and the configured product) and makes it
  * the handle's current license. `what` names the source in messages ("the

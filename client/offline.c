@@ -6,7 +6,9 @@
  *   3. air-gapped:  `activate install license.txt`
  *
  * The request is a small text file: the key, the machine id and the facts
- * an online Activate would send, a random request id and creation time,
+ * an online Activate would send (the hashed components among them, so the
+ * fulfilled activation can follow the machine as an online one does), a
+ * random request id and creation time,
  * the public half of the machine's place key (place_key.h: the license the
  * request brings back is bound to it, so only this machine can renew or
  * deactivate it later), the public half of a per-machine Ed25519 "request
@@ -51,6 +53,8 @@
 
 #define REQUEST_HEADER "# activate offline request v1"
 #define REQUEST_TEXT_MAX 4096
+/* "name=HEX" entries, comma-separated: what COMPONENTS_MAX of them take. */
+#define COMPONENTS_TEXT_MAX (COMPONENTS_MAX * (COMPONENT_NAME_MAX + 2 + 2 * COMPONENT_DIGEST_LEN) + 1)
 
 /* ---- the request key ---------------------------------------------------- */
 
@@ -135,16 +139,16 @@ static pa_err write_request(pa_client *c, EVP_PKEY *key, const char *canonical, 
     client_describe_machine(host, os, arch);
     pa_hex_encode(nonce, sizeof nonce, id);
     char *pub = b64_encode(raw, sizeof raw), *place_b64 = b64_encode(place, sizeof place);
-    char text[REQUEST_TEXT_MAX];
+    char text[REQUEST_TEXT_MAX], comps[COMPONENTS_TEXT_MAX];
+    bool encoded = pub && place_b64 && components_format(&c->comps, comps, sizeof comps) == 0;
     int n = snprintf(text, sizeof text,
                      REQUEST_HEADER
                      " -- it holds a product key: handle it like the key\n"
                      "request_id: %s\nproduct_key: %s\nmachine_id: %s\nmachine_id_source: %s\n"
                      "hostname: %s\nos: %s\narch: %s\nclient_version: %s\ncreated_at: %lld\nplace_key: %s\n"
-                     "public_key: %s\n",
+                     "components: %s\npublic_key: %s\n",
                      id, canonical, c->machine_id_hex, c->machine_source, host, os, arch, c->client_version,
-                     (long long)time(NULL), place_b64 ? place_b64 : "", pub ? pub : "");
-    bool encoded = pub && place_b64;
+                     (long long)time(NULL), place_b64 ? place_b64 : "", encoded ? comps : "", pub ? pub : "");
     free(pub);
     free(place_b64);
     if (!encoded || n < 0 || (size_t)n >= sizeof text - 200 || sign(key, text, (size_t)n, sig) != 0)
@@ -190,6 +194,7 @@ typedef struct request {
     char arch[PA_FACT_MAX + 1];
     char client_version[PA_FACT_MAX + 1];
     uint8_t place_key[PLACE_KEY_LEN]; /* the place key the license is to be bound to */
+    components comps;                 /* its hashed components, so its place can follow it (none: older requests) */
 } request;
 
 static bool printable(const char *s) {
@@ -281,13 +286,30 @@ static pa_err request_fields(pa_client *c, const char *text, size_t signed_len, 
     return PA_OK;
 }
 
+/* The request's "components" line (signed part only). Requests written
+ * before components existed have none: the place then matches by machine
+ * id only. */
+static pa_err request_components(pa_client *c, const char *text, size_t signed_len, request *r) {
+    char *body = strndup(text, signed_len), line[COMPONENTS_TEXT_MAX], err[160];
+    if (!body) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
+    int rc = text_field_copy(body, "components", line, sizeof line);
+    free(body);
+    if (rc == 1) return PA_OK;
+    if (rc != 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "the request's field \"components\" is repeated or too long");
+    if (components_parse(line, &r->comps, err, sizeof err) != 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "the request's %s", err);
+    return PA_OK;
+}
+
 static pa_err parse_request(pa_client *c, const char *text, request *r) {
     memset(r, 0, sizeof *r);
     if (strncmp(text, REQUEST_HEADER, strlen(REQUEST_HEADER)) != 0)
         return client_fail(c, PA_ERR_BAD_LICENSE, "not an activate offline request (first line)");
     size_t signed_len = 0;
     pa_err e = check_request_signature(c, text, &signed_len);
-    return e == PA_OK ? request_fields(c, text, signed_len, r) : e;
+    if (e == PA_OK) e = request_fields(c, text, signed_len, r);
+    return e == PA_OK ? request_components(c, text, signed_len, r) : e;
 }
 
 /* Reads an offline file (request or license). A NUL byte is refused: the
@@ -340,7 +362,8 @@ pa_err pa_fulfil(pa_client *c, const char *request_path, const char *license_pat
     free(text);
     if (e != PA_OK) return e;
     signed_license s;
-    e = client_call_activate(c, r.key, r.machine_id, r.place_key, r.hostname, r.os, r.arch, r.client_version, NULL, &s);
+    e = client_call_activate(c, r.key, r.machine_id, r.place_key, r.hostname, r.os, r.arch, r.client_version, NULL,
+                             &r.comps, &s);
     if (e != PA_OK) return e;
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);

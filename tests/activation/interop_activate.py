@@ -14,6 +14,15 @@ that description alone, so a drift between it and the server shows. The channel 
 trusting --ca, as every installer's must be (the server's certificate names
 the address in --server).
 
+Every Activate carries ActivateRequest.components: the five hardware
+components of docs/machines.md, each hashed here as the contract describes
+(HMAC-SHA256 keyed with this installer's own salt over "pa-component-v1"
+0x00 name 0x00 value) from values this script makes up for its machine.
+With --rebind (a key of a group with --machine-match 3) it checks that
+the server moves a place to a machine whose machine_id changed but whose
+components mostly did not: a new MAC (and machine_id) keeps the place and
+says `rebound`; a machine sharing only two components takes a new place.
+
 With --volume it activates a volume order's key once and checks the license
 as activation.proto says an installer must: a license that came with an
 order (an on-premises server) is trusted only through the vendor's order key
@@ -27,6 +36,7 @@ is pending); otherwise the first failed check."""
 import argparse
 import base64
 import hashlib
+import hmac
 import os
 import struct
 import subprocess
@@ -100,7 +110,8 @@ def volume(args, pb, opb, activate, deactivate, tmp):
     place_key = Ed25519PrivateKey.generate()
     resp = activate(pb.ActivateRequest(product_key=args.key, machine_id=machine, hostname="interop-host",
                                        os="Debian GNU/Linux", arch="x86_64", client_version="python-grpcio",
-                                       place_key=raw_public(place_key)), timeout=10)
+                                       place_key=raw_public(place_key),
+                                       components=components(pb, machine_values(machine.hex()))), timeout=10)
     v = resp.volume
     if v.pending:
         check(not resp.license, "a pending answer carries no license")
@@ -138,6 +149,53 @@ def proof(pb, op, license_id, machine, private_key, timestamp=None):
                          signature=private_key.sign(message))
 
 
+COMPONENT_SALT = b"interop-python-vendor"
+
+
+def machine_values(tag):
+    """Made-up hardware of the machine called `tag`: every value differs per tag."""
+    h = hashlib.sha256(tag.encode()).hexdigest()
+    return {"dmi_uuid": "%s-%s-%s-%s-%s" % (h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]),
+            "board_serial": "BS" + h[32:42].upper(), "disk_serial": "WD-" + h[42:54].upper(),
+            "mac": ":".join(["3c"] + [h[i:i + 2] for i in range(54, 64, 2)]),
+            "machine_id_file": hashlib.md5(tag.encode()).hexdigest()}
+
+
+def components(pb, values):
+    """ActivateRequest.components: HMAC-SHA256(salt, "pa-component-v1" 0x00 name 0x00 value)."""
+    return [pb.MachineComponent(name=name, digest=hmac.new(
+        COMPONENT_SALT, b"pa-component-v1\0" + name.encode() + b"\0" + value.encode(), hashlib.sha256).digest())
+        for name, value in sorted(values.items())]
+
+
+def rebind(args, pb, activate, tmp):
+    """--rebind: a place follows its machine through a new MAC, not to a different machine."""
+    def one(values, machine):
+        resp = activate(pb.ActivateRequest(product_key=args.key, machine_id=machine, hostname="interop-rebind",
+                                           os="Debian GNU/Linux", arch="x86_64", client_version="python-grpcio",
+                                           place_key=raw_public(Ed25519PrivateKey.generate()),
+                                           components=components(pb, values)), timeout=10)
+        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
+              "openssl verifies the license signature")
+        check(pb.License.FromString(resp.license).machine_id == machine, "the license names the new machine_id")
+        return resp
+    values = machine_values("rebind-host")
+    first = one(values, os.urandom(32))
+    check(first.activation_count == 1 and not first.rebound, "the first activation takes a place")
+    # A container's next start: new MAC, so a new machine_id; four components match.
+    values["mac"] = "3c:00:00:00:00:01"
+    moved = one(values, os.urandom(32))
+    check(moved.rebound, "a new MAC with four matching components is rebound")
+    check(moved.activation_count == 1, "the rebound place is the same place (activation_count 1, got %d)"
+          % moved.activation_count)
+    # A cloned disk in another machine: disk_serial and machine_id_file match, two of five.
+    clone = machine_values("other-host")
+    clone["disk_serial"], clone["machine_id_file"] = values["disk_serial"], values["machine_id_file"]
+    other = one(clone, os.urandom(32))
+    check(not other.rebound and other.activation_count == 2, "two shared components take a new place")
+    print("interop ok rebind count=%d" % other.activation_count)
+
+
 def refused(call, request, what):
     """The (status, error-reason) of a call that must fail."""
     try:
@@ -162,6 +220,8 @@ def main():
     ap.add_argument("--order-public-key", help="the vendor's order-verification key (PEM), with --volume")
     ap.add_argument("--machine-id", help="64 hex characters (--volume; default random)")
     ap.add_argument("--deactivate", action="store_true", help="--volume: deactivate afterwards")
+    ap.add_argument("--rebind", action="store_true",
+                    help="the key's group has --machine-match 3: check that a place follows its machine")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,6 +248,10 @@ def main():
             volume(args, pb, opb, activate, deactivate, tmp)
             channel.close()
             return
+        if args.rebind:
+            rebind(args, pb, activate, tmp)
+            channel.close()
+            return
         machine = hashlib.sha256(b"interop test machine").digest()
         place_key = Ed25519PrivateKey.generate()
         # Case and hyphens are free on input.
@@ -195,7 +259,8 @@ def main():
         resp = activate(pb.ActivateRequest(product_key=typed, machine_id=machine,
                                            hostname="interop-host", os="Debian GNU/Linux",
                                            arch="x86_64", client_version="python-grpcio",
-                                           place_key=raw_public(place_key)),
+                                           place_key=raw_public(place_key),
+                                           components=components(pb, machine_values("interop-host"))),
                         timeout=10)
 
         check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")

@@ -1,6 +1,8 @@
 /* test_activation_interop.c -- clients that are not the server's own code:
  * Debian's python3-grpcio with messages generated from protos/ at test time
- * (interop_activate.py), and the installer CLI (client/activate), both
+ * (interop_activate.py, which also sends its own component hashes and, in
+ * a group with machine_match, sees a place follow its machine), and the
+ * installer CLI (client/activate), both
  * verifying the signed license over TLS (certificates from
  * scripts/make-certs.sh); then that TLS is required on both ends: the
  * server will not start without a certificate unless told
@@ -16,16 +18,23 @@
 
 #include "act_env.h"
 
-enum { G = 4365 };
+enum { G = 4365, G_MATCH = 4366 };
 
 static act_env env;
 
 static void tune(group_record *r) { r->policy.max_machines = 5; }
+/* A place follows a machine that shares 3 of its 5 components. */
+static void tune_match(group_record *r) {
+    r->policy.max_machines = 5;
+    r->policy.machine_match = 3;
+}
 
 static char ca[400], cert[400], cert_key[400];
 
 static int setup(void **state) {
-    if (env_start_stores(&env) != 0 || env_create_group(&env, G, tune) != 0 || env_make_certs(&env) != 0) return -1;
+    if (env_start_stores(&env) != 0 || env_create_group(&env, G, tune) != 0 ||
+        env_create_group(&env, G_MATCH, tune_match) != 0 || env_make_certs(&env) != 0)
+        return -1;
     snprintf(ca, sizeof ca, "%s/ca.pem", env.certs);
     snprintf(cert, sizeof cert, "%s/audit-server.pem", env.certs); /* names 127.0.0.1, ::1, localhost */
     snprintf(cert_key, sizeof cert_key, "%s/audit-server.key", env.certs);
@@ -63,6 +72,26 @@ static void test_python_grpcio_client(void **state) {
     if (st != 0) fprintf(stderr, "interop_activate.py exited %d\n%s\n%s\n", st, out, err);
     assert_int_equal(st, 0);
     assert_non_null(strstr(out, "interop ok"));
+    free(out);
+    free(err);
+}
+
+/* The Python client's own component hashes, against a group with
+ * machine_match 3: a new MAC (new machine_id) keeps the place and is
+ * `rebound`; a machine sharing two components takes a new one. */
+static void test_python_grpcio_client_rebinds(void **state) {
+    char key[PK_TEXT_LEN + 1], script[512], protos[512];
+    assert_int_equal(env_make_key(&env, G_MATCH, 1, false, 0, key), 0);
+    snprintf(script, sizeof script, "%s", source("tests/activation/interop_activate.py"));
+    snprintf(protos, sizeof protos, "%s", source("protos"));
+    char *argv[] = {"/usr/bin/python3", script,      "--server",     env.target,     "--ca",    ca,     "--key",    key,
+                    "--protos",         protos,      "--public-key", env.public_key, "--group", "4366", "--serial", "1",
+                    "--rebind",         (char *)NULL};
+    char *out = NULL, *err = NULL;
+    int st = fixture_run(argv, &out, &err);
+    if (st != 0) fprintf(stderr, "interop_activate.py --rebind exited %d\n%s\n%s\n", st, out, err);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(out, "interop ok rebind count=2"));
     free(out);
     free(err);
 }
@@ -202,11 +231,9 @@ static void test_insecure_plaintext_for_development(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_python_grpcio_client),
-        cmocka_unit_test(test_installer_cli),
-        cmocka_unit_test(test_server_requires_tls),
-        cmocka_unit_test(test_client_requires_tls),
-        cmocka_unit_test(test_insecure_plaintext_for_development),
+        cmocka_unit_test(test_python_grpcio_client), cmocka_unit_test(test_python_grpcio_client_rebinds),
+        cmocka_unit_test(test_installer_cli),        cmocka_unit_test(test_server_requires_tls),
+        cmocka_unit_test(test_client_requires_tls),  cmocka_unit_test(test_insecure_plaintext_for_development),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

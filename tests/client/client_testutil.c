@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "machine_id.h"
+#include "state.h"
 #include "tagged_signature.h"
 
 static void die(const char *what) {
@@ -60,6 +61,45 @@ void tu_add_nic(const char *root, const char *name, const char *mac, int physica
     mkdirs(dev);
     snprintf(link, sizeof link, "%s/sys/devices/%s-dev/subsystem", root, name);
     if (symlink(dev, link) != 0) die("symlink subsystem");
+}
+
+void tu_root_disk(const char *root, const char *majmin, int partition, const char *serial_file, const char *serial) {
+    char text[256], disk[1024], dev[1100], link[1200];
+    snprintf(text, sizeof text, "29 1 %s / / rw,relatime shared:1 - ext4 /dev/sda1 rw", majmin);
+    tu_write(root, "proc/self/mountinfo", text);
+    snprintf(disk, sizeof disk, "%s/sys/devices/pci0000:00/0000:00:17.0/block/sda", root);
+    snprintf(dev, sizeof dev, "%s%s", disk, partition ? "/sda1" : "");
+    mkdirs(dev);
+    if (partition) tu_write(dev, "partition", "1");
+    if (serial) tu_write(disk, serial_file, serial);
+    snprintf(link, sizeof link, "%s/sys/dev/block", root);
+    mkdirs(link);
+    snprintf(link, sizeof link, "%s/sys/dev/block/%s", root, majmin);
+    unlink(link);
+    if (symlink(dev, link) != 0) die("symlink block device");
+}
+
+void tu_sign_request(const char *state_dir, const char *text, const char *path) {
+    char keyfile[1024];
+    snprintf(keyfile, sizeof keyfile, "%s/request-key.pem", state_dir);
+    FILE *f = fopen(keyfile, "r");
+    if (!f) die(keyfile);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    uint8_t sig[64];
+    size_t sig_len = sizeof sig;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!k || !ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) != 1 ||
+        EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)text, strlen(text)) != 1)
+        die("sign request");
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    char *b64 = b64_encode(sig, sig_len);
+    f = fopen(path, "w");
+    if (!b64 || !f) die(path);
+    fprintf(f, "%ssignature: %s\n", text, b64);
+    fclose(f);
+    free(b64);
 }
 
 void tu_fake_machine(const char *root, const char *uuid, const char *board, const char *mac, const char *os_id) {

@@ -17,6 +17,16 @@ void tu_fake_machine(const char *root, const char *uuid, const char *board, cons
 void tu_add_nic(const char *root, const char *name, const char *mac, int physical, int usb, int assign_type);
 /* Writes `text` to root/rel, creating directories. */
 void tu_write(const char *root, const char *rel, const char *text);
+/* The disk holding "/" in a fake machine: a mountinfo line mounting block
+ * device `majmin` ("8:1") at "/", that device in sysfs (a partition of a
+ * disk when `partition`, else the whole disk) and, on the disk,
+ * `serial_file` ("device/serial", "serial", "device/wwid") holding
+ * `serial` (NULL: none). */
+void tu_root_disk(const char *root, const char *majmin, int partition, const char *serial_file, const char *serial);
+
+/* Re-signs `text` (an offline request without its signature line) with
+ * the request key in `state_dir`, as `activate request` would, into `path`. */
+void tu_sign_request(const char *state_dir, const char *text, const char *path);
 
 /* A fresh Ed25519 vendor key; *pub_pem is malloc'd PEM of its public half. */
 EVP_PKEY *tu_vendor_key(char **pub_pem);

@@ -2,7 +2,9 @@
  * @grpc/grpc-js and @grpc/proto-loader from npm, built from protos/ alone,
  * activates, renews and deactivates against the real server and checks each
  * license's Ed25519 signature with node:crypto (tests/client/node/), over
- * TLS trusting the CA of scripts/make-certs.sh.
+ * TLS trusting the CA of scripts/make-certs.sh; it sends component hashes
+ * of its own making, and in a group with machine_match sees its place
+ * follow a machine whose MAC changed.
  *
  * The npm packages are installed at test time into the build tree with
  * `npm ci` from the committed package-lock.json. Without node the test is
@@ -50,7 +52,10 @@ static int setup(void **state) {
     snprintf(node_dir, sizeof node_dir, "%s/tests/client/node", env_build_dir());
     const char *g[] = {"--lease-seconds", "3600", "--max-machines", "3", NULL};
     if (env_npm_ci(npm, node_dir) != 0) return -1;
-    if (env_start(&env) == 0 && start_tls_server() == 0 && env_group(&env, 301, g) == 0) return 0;
+    const char *match[] = {"--max-machines", "3", "--machine-match", "3", NULL};
+    if (env_start(&env) == 0 && start_tls_server() == 0 && env_group(&env, 301, g) == 0 &&
+        env_group(&env, 302, match) == 0)
+        return 0;
     env_stop(&env);  /* cmocka skips the teardown when setup fails */
     return -1;
 }
@@ -127,10 +132,25 @@ static void node_client_sees_the_error_model(void **state) {
     free(out);
 }
 
+/* Its own component hashes, in a group with machine_match 3: a new MAC and
+ * machine_id keep the place (rebound, one place); a machine sharing two of
+ * five components takes a second one. */
+static void node_client_place_follows_its_machine(void **state) {
+    if (!have_node) skip();
+    char keys[1][KEY_TEXT], *out = NULL;
+    assert_int_equal(env_keys(&env, 302, 1, keys), 0);
+    assert_int_equal(run_node(keys[0], "--rebind", &out), 0);
+    assert_non_null(strstr(out, "\"first\":{\"count\":1,\"rebound\":false}"));
+    assert_non_null(strstr(out, "\"moved\":{\"count\":1,\"rebound\":true}"));
+    assert_non_null(strstr(out, "\"other\":{\"count\":2,\"rebound\":false}"));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(node_client_activates_renews_and_deactivates),
         cmocka_unit_test(node_client_sees_the_error_model),
+        cmocka_unit_test(node_client_place_follows_its_machine),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -458,29 +458,6 @@ static void write_bytes(const char *path, const char *data, size_t len) {
     fclose(f);
 }
 
-/* Re-signs `text` (a request without its signature line) with the
- * machine's request key, as an older `activate request` would have. */
-static void sign_request(env *e, const char *text, const char *path) {
-    char keyfile[400];
-    snprintf(keyfile, sizeof keyfile, "%s/request-key.pem", e->state);
-    FILE *f = fopen(keyfile, "r");
-    assert_non_null(f);
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(k);
-    uint8_t sig[64];
-    size_t sig_len = sizeof sig;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, k), 1);
-    assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)text, strlen(text)), 1);
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(k);
-    char *b64 = b64_encode(sig, sig_len), out[8192];
-    snprintf(out, sizeof out, "%ssignature: %s\n", text, b64);
-    free(b64);
-    write_bytes(path, out, strlen(out));
-}
-
 /* What `fulfil` reads is exactly what was signed: a line after the
  * signature, a NUL byte anywhere, or a request without a place key (an
  * older client's) is refused with a message saying which. */
@@ -516,7 +493,7 @@ static void offline_request_is_strict(void **state) {
     char *place = strstr(text, "place_key: "), *place_end = strchr(place, '\n') + 1;
     char *sig = strstr(text, "signature: ");
     snprintf(edited, sizeof edited, "%.*s%.*s", (int)(place - text), text, (int)(sig - place_end), place_end);
-    sign_request(e, edited, req);
+    tu_sign_request(e->state, edited, req);
     assert_int_equal(pa_fulfil(e->c, req, lic), PA_ERR_BAD_LICENSE);
     assert_non_null(strstr(pa_error(e->c), "no single place_key line"));
     free(text);

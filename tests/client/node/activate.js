@@ -18,11 +18,18 @@
 // the order's delegated_key, then the license naming that order's serial and
 // revision, product and edition (Order from volume/v1/order.proto).
 // A volume answer without a license (pending) prints result "pending".
+// Every Activate carries ActivateRequest.components: the five components of
+// docs/machines.md, each HMAC-SHA256 keyed with this installer's own salt
+// over "pa-component-v1" 0x00 name 0x00 value, from values it makes up for
+// its machine. With --rebind (a key of a group with --machine-match 3) it
+// activates a machine, then the same machine with a new MAC and machine_id
+// (the place must move: `rebound`, still one place), then another machine
+// sharing two components (a new place).
 // The channel is TLS, trusting the CA in --ca, as every installer's must be.
 //
 // Usage: node activate.js --target HOST:PORT --ca PEM --proto-dir DIR --public-key PEM
 //                         --key PRODUCT-KEY [--order-public-key PEM] [--machine-id HEX64]
-//                         [--renew] [--deactivate]
+//                         [--renew] [--deactivate] [--rebind]
 // Prints one JSON object; exits 0 when every step and check passed, else 1
 // (then with the status code and the "error-reason" trailer, if any).
 'use strict';
@@ -35,13 +42,13 @@ const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
 
 function parseArgs(argv) {
-  const opts = { renew: false, deactivate: false };
+  const opts = { renew: false, deactivate: false, rebind: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help') {
       console.log(fs.readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).join('\n'));
       process.exit(0);
-    } else if (a === '--renew' || a === '--deactivate') {
+    } else if (a === '--renew' || a === '--deactivate' || a === '--rebind') {
       opts[a.slice(2)] = true;
     } else if (['--target', '--ca', '--proto-dir', '--public-key', '--key', '--machine-id', '--order-public-key'].includes(a) && i + 1 < argv.length) {
       opts[a.slice(2).replaceAll('-', '_')] = argv[++i];
@@ -76,6 +83,51 @@ function proof(op, licenseId, machineId, placeKey, timestamp = Math.floor(Date.n
     timestamp: String(timestamp),
     signature: crypto.sign(null, message, placeKey.privateKey),
   };
+}
+
+const COMPONENT_SALT = 'interop-node-vendor';
+
+// Made-up hardware of the machine called `tag`: every value differs per tag.
+function machineValues(tag) {
+  const h = crypto.createHash('sha256').update(tag).digest('hex');
+  return {
+    dmi_uuid: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
+    board_serial: `BS${h.slice(32, 42).toUpperCase()}`,
+    disk_serial: `WD-${h.slice(42, 54).toUpperCase()}`,
+    mac: ['3c', ...h.slice(54, 64).match(/../g)].join(':'),
+    machine_id_file: crypto.createHash('md5').update(tag).digest('hex'),
+  };
+}
+
+// ActivateRequest.components: HMAC-SHA256(salt, "pa-component-v1" 0x00 name 0x00 value).
+function components(values) {
+  return Object.keys(values).sort().map((name) => ({
+    name,
+    digest: crypto.createHmac('sha256', COMPONENT_SALT)
+      .update(Buffer.concat([Buffer.from(`pa-component-v1\0${name}\0`, 'utf8'), Buffer.from(values[name], 'utf8')]))
+      .digest(),
+  }));
+}
+
+// --rebind: activations of changing machines; returns what each answer said.
+async function rebind(client, opts, keys, types) {
+  const one = async (values) => {
+    const machineId = crypto.randomBytes(32);
+    const resp = await call(client, 'Activate', {
+      product_key: opts.key, machine_id: machineId, hostname: 'node-rebind', os: `node ${process.version}`,
+      arch: process.arch, client_version: 'pa-activate-node-client/0.1.0',
+      place_key: rawPublicKey(crypto.generateKeyPairSync('ed25519').publicKey), components: components(values),
+    });
+    openLicense(resp, keys, types, machineId); // verified, and bound to the new machine_id
+    return { count: resp.activation_count, rebound: resp.rebound };
+  };
+  const values = machineValues('node-rebind-host');
+  const first = await one(values);
+  values.mac = '3c:00:00:00:00:02'; // a container's next start: new MAC, new machine_id
+  const moved = await one(values);
+  const clone = { ...machineValues('node-other-host'), disk_serial: values.disk_serial, machine_id_file: values.machine_id_file };
+  const other = await one(clone); // a cloned disk in another machine: two of five match
+  return { first, moved, other };
 }
 
 // The "error-reason" trailer of a refused call that was expected to fail.
@@ -171,11 +223,17 @@ async function main() {
 
   const client = new Activation(opts.target, grpc.credentials.createSsl(fs.readFileSync(opts.ca)));
   const out = { result: 'ok', key_id: vendorKeyId, machine_id: machineId.toString('hex') };
+  if (opts.rebind) {
+    out.rebind = await rebind(client, opts, keys, types);
+    client.close();
+    console.log(JSON.stringify(out));
+    return;
+  }
   const placeKey = crypto.generateKeyPairSync('ed25519');
   const activated = await call(client, 'Activate', {
     product_key: opts.key, machine_id: machineId, hostname: 'node-client', os: `node ${process.version}`,
     arch: process.arch, client_version: 'pa-activate-node-client/0.1.0',
-    place_key: rawPublicKey(placeKey.publicKey),
+    place_key: rawPublicKey(placeKey.publicKey), components: components(machineValues(machineId.toString('hex'))),
   });
   out.activation_count = activated.activation_count;
   if (activated.volume) out.volume = activated.volume;
