@@ -68,8 +68,8 @@ int mdns_txt_read(const uint8_t *const *items, const size_t *lens, size_t n, cha
         size_t vlen = lens[i] - klen - (eq ? 1 : 0);
         if (klen == 1 && items[i][0] == 'v') {
             have_version = true;
-            if (vlen != strlen(MDNS_TXT_VERSION) || memcmp(v, MDNS_TXT_VERSION, vlen) != 0) {
-                snprintf(why, whylen, "TXT version is not v=" MDNS_TXT_VERSION);
+            if (vlen != strlen(PA_MDNS_TXT_VERSION) || memcmp(v, PA_MDNS_TXT_VERSION, vlen) != 0) {
+                snprintf(why, whylen, "TXT version is not v=" PA_MDNS_TXT_VERSION);
                 return -1;
             }
         } else if (klen == 5 && memcmp(items[i], "order", 5) == 0) {
@@ -82,7 +82,7 @@ int mdns_txt_read(const uint8_t *const *items, const size_t *lens, size_t n, cha
         }
     }
     if (!have_version) {
-        snprintf(why, whylen, "TXT has no v=" MDNS_TXT_VERSION);
+        snprintf(why, whylen, "TXT has no v=" PA_MDNS_TXT_VERSION);
         return -1;
     }
     return 0;
@@ -243,7 +243,7 @@ static int browse_result(browse *b, int timeout_ms, mdns_service **out, size_t *
     free(b->found);
     if (b->failed) snprintf(err, errlen, "%s", b->failure);
     else
-        snprintf(err, errlen, "mDNS: no activation server (" MDNS_SERVICE_TYPE ") answered within %d ms%s%s%s",
+        snprintf(err, errlen, "mDNS: no activation server (" PA_MDNS_SERVICE_TYPE ") answered within %d ms%s%s%s",
                  timeout_ms, b->skipped[0] ? " (skipped " : "", b->skipped, b->skipped[0] ? ")" : "");
     return -1;
 }
@@ -264,8 +264,8 @@ int mdns_browse(int timeout_ms, mdns_service **out, size_t *n, char *err, size_t
         avahi_simple_poll_free(b.poll);
         return connect_error(error, err, errlen);
     }
-    AvahiServiceBrowser *sb = avahi_service_browser_new(client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, MDNS_SERVICE_TYPE,
-                                                        NULL, 0, on_browse, &b);
+    AvahiServiceBrowser *sb = avahi_service_browser_new(client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
+                                                        PA_MDNS_SERVICE_TYPE, NULL, 0, on_browse, &b);
     if (!sb) {
         b.failed = true;
         snprintf(b.failure, sizeof b.failure, "mDNS: cannot browse: %s", avahi_strerror(avahi_client_errno(client)));

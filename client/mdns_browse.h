@@ -8,10 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The DNS-SD service type the activation server announces. */
-#define MDNS_SERVICE_TYPE "_pa-activation._tcp"
-/* The TXT version this client reads (TXT "v=1"). */
-#define MDNS_TXT_VERSION "1"
+#include "rpc_methods.h" /* PA_MDNS_SERVICE_TYPE, PA_MDNS_TXT_VERSION */
 /* At most this many services of one browse are resolved (the rest are ignored). */
 #define MDNS_MAX_SERVICES 16
 /* Room for the TXT order list: comma-separated 8-digit serials. */
@@ -26,7 +23,7 @@ typedef struct mdns_service {
 } mdns_service;
 
 /* Reads one service's TXT strings (`items[i]` of `lens[i]` bytes, not
- * NUL-terminated, as DNS carries them): "v" must be MDNS_TXT_VERSION; "order", when
+ * NUL-terminated, as DNS carries them): "v" must be PA_MDNS_TXT_VERSION; "order", when
  * present, a comma-separated list of 8-digit serials, copied into `orders`;
  * other keys are ignored. Returns 0, or -1 with `why` naming what is wrong. */
 int mdns_txt_read(const uint8_t *const *items, const size_t *lens, size_t n, char orders[MDNS_ORDERS_MAX], char *why,
@@ -40,7 +37,7 @@ bool mdns_orders_have(const char *orders, const char *serial);
  * holds this machine's seat. NULL or "": nothing moves. */
 void mdns_prefer_order(mdns_service *s, size_t n, const char *serial);
 
-/* Browses for MDNS_SERVICE_TYPE in the local domain through the Avahi
+/* Browses for PA_MDNS_SERVICE_TYPE in the local domain through the Avahi
  * daemon (its D-Bus system bus: DBUS_SYSTEM_BUS_ADDRESS or the default)
  * and resolves the answers that come within `timeout_ms`, stopping early
  * once Avahi says it has nothing more for now and every answer is
