@@ -42,7 +42,7 @@
  *     server found by SRV must lie inside srv_domain and present a
  *     certificate for its own name (docs/activation-flow.md); a server found
  *     by mDNS is dialled at its announced address and must present a
- *     certificate for its announced host name (NAME.local), unless
+ *     certificate for its announced host name (HOST.local), unless
  *     tls_target_name names another (docs/machines.md).
  *
  * A handle is not thread-safe: use one per thread, or lock around it. */

@@ -47,7 +47,7 @@ static const config_option OPTIONS[] = {
     {"mdns", NULL,
      "when no --server is given and SRV finds none, look for on-premises servers on the LAN "
      "(DNS-SD _pa-activation._tcp, through the Avahi daemon); the certificate must name the "
-     "announced host (NAME.local) unless --tls-name says otherwise",
+     "announced host (HOST.local) unless --tls-name says otherwise",
      NULL},
     {"mdns-timeout-ms", "MS", "how long the LAN is asked for servers", "2000"},
     {"state-dir", "DIR", "where the license is kept", PA_DEFAULT_STATE_DIR},

@@ -16,7 +16,7 @@
 
 /* One resolved service. */
 typedef struct mdns_service {
-    char host[256];               /* the announced host name ("NAME.local"): the certificate names it */
+    char host[256];               /* the announced host name ("HOST.local"): the certificate names it */
     char address[64];             /* its address as the resolver gave it (IPv4 or IPv6 text): dialled */
     uint16_t port;                /* the installer port */
     char orders[MDNS_ORDERS_MAX]; /* TXT order: serials the server holds, comma-separated; "" if none */

@@ -121,7 +121,7 @@ cleanup() {
 for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E '^pa-mdns-[0-9]+-[ab]$'); do
   pid=${ns#pa-mdns-}
   pid=${pid%-*}
-  kill -0 "$pid" 2>/dev/null || drop_netns "$ns"
+  kill -0 "$pid" 2>/dev/null || { drop_netns "$ns"; rm -rf /tmp/pa-mdns-"$pid".*; }
 done
 
 trap cleanup EXIT
@@ -130,7 +130,7 @@ trap 'exit 130' INT TERM HUP
 ip netns add "$ns_a" 2>/dev/null || skip "cannot create a network namespace (ip netns add)"
 ip netns add "$ns_b" || exit 1
 ip link add "$veth_a" type veth peer name "$veth_b" || skip "cannot create a veth pair"
-dir=$(mktemp -d /tmp/pa-mdns.XXXXXX) || exit 1
+dir=$(mktemp -d /tmp/pa-mdns-$id.XXXXXX) || exit 1
 set -e
 ip link set "$veth_a" netns "$ns_a"
 ip link set "$veth_b" netns "$ns_b"
