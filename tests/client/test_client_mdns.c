@@ -21,7 +21,9 @@
  *   - a second server announcing the same name takes Avahi's alternative
  *     ("NAME #2");
  *   - when A's Avahi restarts, the server logs server.mdns_failed, announces
- *     again by itself, and installers find it again. */
+ *     again by itself, and installers find it again;
+ *   - an on-premises server names its order in TXT (order=SERIAL), and
+ *     drops it once the order is retired, without a restart. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,13 +34,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_env.h"
+#include "client_testutil.h"
 
 #define SERVICE_NAME "PA test activation"
 #define LAN_PORT "50443"
 #define LAN_PORT_2 "50444" /* the second server's */
+#define LAN_PORT_3 "50445" /* the on-premises server's */
+#define ONPREM_NAME "PA test on-premises"
+#define ONPREM_GROUP 302
+#define SERIAL "61000001"
 
 static client_env env;
 static int ns_a = -1, ns_b = -1;
@@ -237,6 +245,127 @@ static void announced_again_after_avahi_restarts(void **state) {
     assert_int_equal(activate_on_b("b5", args, NULL), 0);
 }
 
+/* ---- an on-premises server ---------------------------------------------- */
+
+static int run(const char *const *argv) {
+    char *out = NULL, *err = NULL;
+    int rc = fixture_run((char *const *)argv, &out, &err);
+    if (rc != 0) fprintf(stderr, "%s exited %d:\n%s%s\n", argv[0], rc, out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    return rc;
+}
+
+static int key_pair(const char *name, char key[300], char pub[300]) {
+    snprintf(key, 300, "%s/%s.pem", env.dir, name);
+    snprintf(pub, 300, "%s/%s.pub.pem", env.dir, name);
+    const char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", key, NULL};
+    const char *out[] = {"/usr/bin/openssl", "pkey", "-in", key, "-pubout", "-out", pub, NULL};
+    return run(gen) || run(out) ? -1 : 0;
+}
+
+/* Order SERIAL for a group of volume keys, delegating `server_pub`, made
+ * and imported with the shipped tools (docs/volume.md). */
+static int make_order(const char *order_key, const char *order_pub, const char *server_key, const char *server_pub) {
+    const char *vol[] = {"--channel", "volume", NULL};
+    char vkeys[2][KEY_TEXT], text[2 * 32], keys_file[400], path[400], from[32], until[32];
+    if (env_group(&env, ONPREM_GROUP, vol) != 0 || env_keys(&env, ONPREM_GROUP, 2, vkeys) != 0) return -1;
+    snprintf(text, sizeof text, "%s\n%s\n", vkeys[0], vkeys[1]);
+    tu_write(env.dir, "volume-keys.txt", text);
+    snprintf(keys_file, sizeof keys_file, "%s/volume-keys.txt", env.dir);
+    snprintf(path, sizeof path, "%s/" SERIAL ".license", env.dir);
+    snprintf(from, sizeof from, "%lld", (long long)time(NULL) - 86400);
+    snprintf(until, sizeof until, "%lld", (long long)time(NULL) + 30 * 86400);
+    const char *create[] = {fixture_bin("keystore/keystore"),
+                            "order",
+                            "create",
+                            "--order-key",
+                            order_key,
+                            "--serial",
+                            SERIAL,
+                            "--customer",
+                            "Example Corp",
+                            "--group",
+                            "302",
+                            "--product",
+                            "Demo Office",
+                            "--edition",
+                            "Professional",
+                            "--mode",
+                            "permanent",
+                            "--seats",
+                            "10",
+                            "--valid-from",
+                            from,
+                            "--valid-until",
+                            until,
+                            "--delegate",
+                            server_pub,
+                            "--keys-file",
+                            keys_file,
+                            "--out",
+                            path,
+                            NULL};
+    if (run(create) != 0) return -1;
+    const char *import[] = {fixture_bin("activation-server/activation-server"),
+                            "order",
+                            "import",
+                            path,
+                            "--order-public-key",
+                            order_pub,
+                            "--on-premises",
+                            "--signing-key",
+                            server_key,
+                            "--redis-url",
+                            env.url_a,
+                            NULL};
+    return run(import);
+}
+
+static char order_pub[300], onprem_key[300];
+
+static void on_premises_server_names_its_order(void **state) {
+    char order_key[300], onprem_pub[300], listen[64];
+    assert_int_equal(key_pair("order", order_key, order_pub), 0);
+    assert_int_equal(key_pair("onprem", onprem_key, onprem_pub), 0);
+    assert_int_equal(make_order(order_key, order_pub, onprem_key, onprem_pub), 0);
+    char vendor_key[300];
+    snprintf(vendor_key, sizeof vendor_key, "%s", env.signing_key);
+    snprintf(env.signing_key, sizeof env.signing_key, "%s", onprem_key);
+    snprintf(listen, sizeof listen, "%s:" LAN_PORT_3, addr_a);
+    const char *extra[] = {"--on-premises",
+                           "--order-public-key",
+                           order_pub,
+                           "--tls-cert",
+                           cert,
+                           "--tls-key",
+                           cert_key,
+                           "--listen",
+                           listen,
+                           "--mdns-announce",
+                           ONPREM_NAME,
+                           "--group-refresh-ms",
+                           "200",
+                           NULL};
+    int rc = env_start_server(&env, 2, extra);
+    snprintf(env.signing_key, sizeof env.signing_key, "%s", vendor_key);
+    assert_int_equal(rc, 0);
+    char want[300];
+    snprintf(want, sizeof want,
+             ";PA\\032test\\032on-premises;_pa-activation._tcp;local;%s;%s;" LAN_PORT_3 ";\"order=" SERIAL
+             "\" \"v=1\"\n",
+             host_a, addr_a);
+    assert_true(browse_until(ns_b, bus_b, want));
+    /* Retired, the order is no longer named (read again every 200 ms). */
+    const char *retire[] = {
+        fixture_bin("activation-server/activation-server"), "order", "retire", SERIAL, "--redis-url", env.url_a, NULL};
+    assert_int_equal(run(retire), 0);
+    snprintf(want, sizeof want, ";PA\\032test\\032on-premises;_pa-activation._tcp;local;%s;%s;" LAN_PORT_3 ";\"v=1\"\n",
+             host_a, addr_a);
+    assert_true(browse_until(ns_b, bus_b, want));
+    env_stop_server(&env, 2);
+}
+
 int main(void) {
     const char *na = getenv("PA_MDNS_NETNS_A"), *nb = getenv("PA_MDNS_NETNS_B");
     bus_a = getenv("PA_MDNS_BUS_A");
@@ -266,6 +395,7 @@ int main(void) {
         cmocka_unit_test(announcement_as_documented),
         cmocka_unit_test(same_name_takes_the_alternative),
         cmocka_unit_test(announced_again_after_avahi_restarts),
+        cmocka_unit_test(on_premises_server_names_its_order),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     close(ns_a);
