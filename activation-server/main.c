@@ -40,6 +40,8 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "mdns_announce.h"
+#include "mdns_orders.h"
 #include "order_cli.h"
 #include "order_gauges.h"
 #include "order_sweep.h"
@@ -126,6 +128,10 @@ static const config_option options[] = {
     {"audit-flush-ms", "MS", "on SIGTERM, how long to keep forwarding the outbox (the rest stays in Redis A)", "5000"},
     {"audit-consumer", "NAME", "stable name of this replica for the outbox and audit records (default: host:port)",
      NULL},
+    {"mdns-announce", "NAME",
+     "announce this server on the LAN as DNS-SD service NAME through the Avahi daemon (_pa-activation._tcp "
+     "on the port of the first --listen address that is not a loopback one, TXT v=1 and order=SERIALS); for "
+     "on-premises servers", NULL},
 };
 /* clang-format on */
 
@@ -164,10 +170,13 @@ typedef struct daemon_state {
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
-    usage_upload *uploader; /* --usage-upload-to (on-premises); NULL when off */
-    int order_sweep_ms;     /* --order-sweep-ms */
-    order_sweep *sweep;     /* ages every order's machine table; NULL when off */
-    int threat_flush_ms;    /* --threat-flush-ms */
+    usage_upload *uploader;   /* --usage-upload-to (on-premises); NULL when off */
+    int order_sweep_ms;       /* --order-sweep-ms */
+    order_sweep *sweep;       /* ages every order's machine table; NULL when off */
+    int threat_flush_ms;      /* --threat-flush-ms */
+    const char *mdns_name;    /* --mdns-announce; NULL when off */
+    mdns_orders *mdns_orders; /* the orders the announcement names (on-premises); NULL otherwise */
+    mdns_announce *mdns;      /* the announcement; NULL when off */
 } daemon_state;
 
 static int fail(const char *event, const char *detail) {
@@ -274,6 +283,69 @@ static int load_tls(daemon_state *d) {
         return -1;
     d->tls = (rpc_tls_config){.cert_pem = d->tls_cert, .key_pem = d->tls_key};
     return 0;
+}
+
+/* --mdns-announce: a bad name is a usage error, found before anything starts. */
+static int load_mdns(daemon_state *d) {
+    const char *name = config_get(d->cfg, "mdns-announce");
+    if (!name || !*name) return 0;
+    if (!mdns_announce_name_valid(name)) {
+        fprintf(stderr,
+                "activation-server: error: --mdns-announce \"%.100s\" is not a DNS-SD service name: want 1 to 63 "
+                "bytes of UTF-8 text\n",
+                name);
+        return -1;
+    }
+    d->mdns_name = name;
+    return 0;
+}
+
+/* The index of the first --listen address that is not a loopback one: the
+ * port installers on the LAN can reach. -1 when all are loopback. */
+static int lan_listen_index(const daemon_state *d) {
+    const char *const *listen;
+    size_t n = config_get_list(d->cfg, "listen", &listen);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(listen[i], "127.", 4) != 0 && strncmp(listen[i], "[::1]", 5) != 0 &&
+            strncmp(listen[i], "localhost:", 10) != 0)
+            return (int)i;
+    return -1;
+}
+
+/* The announcement (mdns_announce.h), on the port of the first --listen
+ * address that is not a loopback one (as bound, so port 0 works too).
+ * Nothing here stops the server: Avahi's absence, or even an announcement
+ * that cannot start, is logged. */
+static void start_mdns(daemon_state *d, rpc_server *s) {
+    if (!d->mdns_name) return;
+    int lan = lan_listen_index(d);
+    if (lan < 0)
+        log_warn("config.mdns_announce",
+                 LOG_S("error",
+                       "every --listen address is a loopback one: installers on the LAN cannot reach "
+                       "the announced port"),
+                 LOG_END);
+    if (d->app.on_premises && !(d->mdns_orders = mdns_orders_new(&d->app.redis))) {
+        log_warn("server.mdns_failed", LOG_S("name", d->mdns_name), LOG_S("error", "out of memory"), LOG_END);
+        return;
+    }
+    char err[160];
+    d->mdns =
+        mdns_announce_start(&(mdns_announce_config){.name = d->mdns_name,
+                                                    .port = (uint16_t)rpc_server_port(s, lan < 0 ? 0 : (size_t)lan),
+                                                    .read_orders = d->mdns_orders ? mdns_orders_read : NULL,
+                                                    .arg = d->mdns_orders,
+                                                    .refresh_ms = d->group_refresh_ms},
+                            err, sizeof err);
+    if (!d->mdns) log_warn("server.mdns_failed", LOG_S("name", d->mdns_name), LOG_S("error", err), LOG_END);
+}
+
+/* Withdraws the announcement: installers stop finding a server that drains. */
+static void stop_mdns(daemon_state *d) {
+    mdns_announce_stop(d->mdns);
+    d->mdns = NULL;
+    mdns_orders_free(d->mdns_orders);
+    d->mdns_orders = NULL;
 }
 
 /* Tells the operator at once if Redis is away or refuses our user; the
@@ -474,6 +546,7 @@ static void free_state(daemon_state *d) {
 /* Everything started after grpc_init, stopped in reverse order; the outbox
  * gets flush_ms to drain. Then the frame (metrics, configuration). */
 static void stop_runtime(daemon_state *d, int flush_ms, int cancelled) {
+    stop_mdns(d);
     usage_upload_stop(d->uploader);
     d->uploader = NULL;
     order_sweep_stop(d->sweep);
@@ -495,7 +568,7 @@ int main(int argc, char **argv) {
     int code;
     if (!daemon_init(&d.frame, &spec, argc, argv, &code)) return code;
     d.cfg = d.frame.cfg;
-    if (load_app(&d) != 0 || load_tls(&d) != 0) {
+    if (load_app(&d) != 0 || load_tls(&d) != 0 || load_mdns(&d) != 0) {
         free_state(&d);
         daemon_finish(&d.frame, -1);
         return 2;
@@ -550,8 +623,10 @@ int main(int argc, char **argv) {
     log_info("server.started", LOG_S("key_id", d.app.signing.key_id),
              LOG_S("deployment", d.app.on_premises ? "on-premises" : "vendor-hosted"),
              LOG_I("order_keys", (long long)order_keyring_size(d.app.order_keys)), LOG_END);
+    start_mdns(&d, s);
 
     daemon_wait(&d.frame);
+    stop_mdns(&d);
     int cancelled = daemon_drain(&d.frame, s);
     stop_runtime(&d, d.flush_ms, cancelled);
     return 0;

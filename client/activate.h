@@ -6,7 +6,7 @@
  *
  *   pa_options o;
  *   pa_options_init(&o);
- *   o.srv_domain = "example.com";           // or o.servers / o.n_servers
+ *   o.srv_domain = "example.com";           // or o.servers / o.n_servers, or o.mdns = true
  *   o.tls_ca_pem = ca_pem;                  // the CA of the servers' certificates
  *   char err[256];
  *   pa_client *c = pa_client_new(&o, err, sizeof err);
@@ -40,7 +40,10 @@
  *   - servers are reached over TLS only, their certificate checked against
  *     tls_ca_pem (plain text needs `insecure`, for development servers); a
  *     server found by SRV must lie inside srv_domain and present a
- *     certificate for its own name (docs/activation-flow.md).
+ *     certificate for its own name (docs/activation-flow.md); a server found
+ *     by mDNS is dialled at its announced address and must present a
+ *     certificate for its announced host name (HOST.local), unless
+ *     tls_target_name names another (docs/machines.md).
  *
  * A handle is not thread-safe: use one per thread, or lock around it. */
 #ifndef PA_ACTIVATE_H
@@ -121,6 +124,9 @@ typedef struct pa_options {
     size_t n_servers;                 /* entries in `servers` */
     const char *srv_domain;           /* else DNS SRV _activation._tcp.<srv_domain> */
     const char *dns_server;           /* "IP:PORT" to ask for SRV records; NULL: the system's */
+    bool mdns;                        /* then, when neither found a server, browse the LAN for on-premises
+                                         servers (DNS-SD _pa-activation._tcp via the Avahi daemon) */
+    int mdns_timeout_ms;              /* how long that browse waits for answers (default 2000) */
     const char *public_key_pem;       /* vendor key(s), PEM; NULL: the compiled-in key */
     const char *vendor_salt;          /* salts the machine id per vendor; NULL: compiled-in */
     const char *facts_root;           /* where /sys and /etc are read from; NULL: "/" (tests change it) */

@@ -45,6 +45,12 @@ static const config_option OPTIONS[] = {
     {"server", "HOST:PORT", "activation server (repeat for several; tried in order)", NULL},
     {"srv-domain", "DOMAIN", "find servers by DNS SRV records _activation._tcp.DOMAIN", NULL},
     {"dns-server", "IP:PORT", "DNS server for SRV lookups (default: the system's)", NULL},
+    {"mdns", NULL,
+     "when no --server is given and SRV finds none, look for on-premises servers on the LAN "
+     "(DNS-SD _pa-activation._tcp, through the Avahi daemon); the certificate must name the "
+     "announced host (HOST.local) unless --tls-name says otherwise",
+     NULL},
+    {"mdns-timeout-ms", "MS", "how long the LAN is asked for servers", "2000"},
     {"state-dir", "DIR", "where the license is kept", PA_DEFAULT_STATE_DIR},
     {"public-key", "FILE", "vendor license-verification public key(s), PEM (default: compiled in)", NULL},
     {"tls-ca", "FILE",
@@ -76,7 +82,8 @@ typedef struct cli_command {
     size_t max_args;       /* positional arguments after the command word */
 } cli_command;
 
-#define NET_OPTS "server srv-domain dns-server tls-ca tls-name insecure timeout-ms connect-timeout-ms "
+#define NET_OPTS \
+    "server srv-domain dns-server mdns mdns-timeout-ms tls-ca tls-name insecure timeout-ms connect-timeout-ms "
 #define LOCAL_OPTS "state-dir public-key facts-root product edition json"
 
 static const cli_command COMMANDS[] = {
@@ -571,6 +578,8 @@ static int build_options(const config *cfg, pa_options *o, char **pem, char **ca
     bool ok = true;
     o->timeout_ms = (int)config_get_int(cfg, "timeout-ms", 1, 600000, &ok);
     o->connect_timeout_ms = (int)config_get_int(cfg, "connect-timeout-ms", 1, 600000, &ok);
+    o->mdns = config_get_bool(cfg, "mdns");
+    o->mdns_timeout_ms = (int)config_get_int(cfg, "mdns-timeout-ms", 1, 600000, &ok);
     if (!ok) return -1;
     char err[256];
     const char *path = config_get(cfg, "public-key");

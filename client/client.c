@@ -44,6 +44,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define REDISCOVER_S 300  /* SRV answers are re-read at most this often */
+#define DEFAULT_MDNS_TIMEOUT_MS 2000
 
 const char *pa_err_name(pa_err e) {
     switch (e) {
@@ -96,6 +97,7 @@ void pa_options_init(pa_options *o) {
     o->state_dir = PA_DEFAULT_STATE_DIR;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    o->mdns_timeout_ms = DEFAULT_MDNS_TIMEOUT_MS;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -109,6 +111,8 @@ static int copy_options(pa_client *c, const pa_options *o, char *err, size_t err
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     c->insecure = o->insecure;
+    c->mdns = o->mdns;
+    c->mdns_timeout_ms = o->mdns_timeout_ms > 0 ? o->mdns_timeout_ms : DEFAULT_MDNS_TIMEOUT_MS;
     if (o->insecure && o->tls_ca_pem) {
         snprintf(err, errlen, "plain text (insecure) and a TLS CA contradict each other: drop one");
         return -1;
@@ -268,23 +272,45 @@ static void remember_server(pa_client *c, const char *name) {
         (void)state_write_atomic(path, name, strlen(name), 0600, err, sizeof err);
 }
 
+/* DNS SRV: the servers of c->srv_domain, in RFC 2782 order. 0, or -1 with err. */
+static int srv_servers(pa_client *c, endpoint **eps, size_t *n, char *err, size_t errlen) {
+    srv_record *recs;
+    size_t nrec;
+    if (srv_lookup(c->srv_domain, c->dns_server, c->timeout_ms, &recs, &nrec, err, errlen) != 0) return -1;
+    srv_order(recs, nrec, rand_cb, c);
+    int rc = endpoints_from_srv(recs, nrec, c->srv_domain, c->dns_server, eps, n, err, errlen);
+    free(recs);
+    return rc;
+}
+
+/* mDNS: the on-premises servers on the LAN, the one announcing this
+ * machine's order first. 0, or -1 with err. */
+static int mdns_servers(pa_client *c, endpoint **eps, size_t *n, char *err, size_t errlen) {
+    mdns_service *svc;
+    size_t nsvc;
+    if (mdns_browse(c->mdns_timeout_ms, &svc, &nsvc, err, errlen) != 0) return -1;
+    mdns_prefer_order(svc, nsvc, pa_order_serial(c));
+    int rc = endpoints_from_mdns(svc, nsvc, eps, n, err, errlen);
+    free(svc);
+    return rc;
+}
+
+/* Explicit servers when given; else DNS SRV, then mDNS when SRV found
+ * nothing (or is not configured) and mDNS is on (docs/machines.md). */
 static pa_err find_servers(pa_client *c, endpoint **eps, size_t *n) {
-    char err[256];
+    char err[256], srv_err[256] = "";
     if (c->n_servers) {
         if (endpoints_from_list((const char *const *)c->servers, c->n_servers, eps, n, err, sizeof err) != 0)
             return client_fail(c, PA_ERR_CONFIG, "%s", err);
         return PA_OK;
     }
-    if (!c->srv_domain)
-        return client_fail(c, PA_ERR_CONFIG, "no activation server configured: give --server HOST:PORT or --srv-domain DOMAIN");
-    srv_record *recs;
-    size_t nrec;
-    if (srv_lookup(c->srv_domain, c->dns_server, c->timeout_ms, &recs, &nrec, err, sizeof err) != 0)
-        return client_fail(c, PA_ERR_UNAVAILABLE, "%s", err);
-    srv_order(recs, nrec, rand_cb, c);
-    int rc = endpoints_from_srv(recs, nrec, c->srv_domain, c->dns_server, eps, n, err, sizeof err);
-    free(recs);
-    return rc == 0 ? PA_OK : client_fail(c, PA_ERR_UNAVAILABLE, "%s", err);
+    if (!c->srv_domain && !c->mdns)
+        return client_fail(c, PA_ERR_CONFIG,
+                           "no activation server configured: give --server HOST:PORT, --srv-domain DOMAIN or --mdns");
+    if (c->srv_domain && srv_servers(c, eps, n, srv_err, sizeof srv_err) == 0) return PA_OK;
+    if (!c->mdns) return client_fail(c, PA_ERR_UNAVAILABLE, "%s", srv_err);
+    if (mdns_servers(c, eps, n, err, sizeof err) == 0) return PA_OK;
+    return client_fail(c, PA_ERR_UNAVAILABLE, "%s%s%s", srv_err, srv_err[0] ? "; " : "", err);
 }
 
 static pa_err ensure_transport(pa_client *c) {

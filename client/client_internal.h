@@ -39,6 +39,8 @@ struct pa_client {
     size_t n_servers;
     char *srv_domain;                  /* SRV discovery domain, or NULL */
     char *dns_server;                  /* "IP:PORT" for SRV lookups, or NULL */
+    bool mdns;                         /* browse the LAN when the above found nothing (mdns_browse.h) */
+    int mdns_timeout_ms;               /* ... for this long */
     int timeout_ms;                    /* per call, per server */
     char client_version[PA_FACT_MAX + 1]; /* sent with Activate */
     char *tls_ca_pem;                  /* copies of the TLS options, or NULL */

@@ -1,6 +1,7 @@
 /* discovery.c -- finding activation servers: an explicit list, or DNS SRV
  * records `_activation._tcp.<domain>` (docs/activation-flow.md, after KMS's
- * _vlmcs._tcp), ordered as RFC 2782 says.
+ * _vlmcs._tcp), ordered as RFC 2782 says, or on-premises servers announced
+ * on the LAN by mDNS (mdns_browse.h; the answers become endpoints here).
  *
  * SRV lets an enterprise add, drain or weight servers by editing DNS, with
  * no change on the clients. The order matters for failover: all servers of
@@ -371,6 +372,49 @@ int endpoints_from_list(const char *const *servers, size_t n, endpoint **out, si
     }
     *out = e;
     *n_out = n;
+    return 0;
+}
+
+/* One mDNS service into `p`; NULL, or why it is not usable. */
+static const char *mdns_endpoint(const mdns_service *s, endpoint *p) {
+    if (!host_name_valid(s->host)) return "an announced host is not a host name";
+    if (!host_in_domain(s->host, "local")) return "an announced host is outside .local";
+    if (s->port == 0) return "an announcement has port 0";
+    struct in_addr a4;
+    struct in6_addr a6;
+    size_t len = bare_len(s->host);
+    if (inet_pton(AF_INET, s->address, &a4) == 1)
+        snprintf(p->target, sizeof p->target, "ipv4:%s:%u", s->address, (unsigned)s->port);
+    else if (inet_pton(AF_INET6, s->address, &a6) == 1)
+        snprintf(p->target, sizeof p->target, "ipv6:[%s]:%u", s->address, (unsigned)s->port);
+    else return "an announced address is not an IP address";
+    snprintf(p->name, sizeof p->name, "%.*s:%u", (int)len, s->host, (unsigned)s->port);
+    snprintf(p->tls_name, sizeof p->tls_name, "%.*s", (int)len, s->host);
+    return NULL;
+}
+
+int endpoints_from_mdns(const mdns_service *s, size_t n, endpoint **out, size_t *n_out, char *err, size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    endpoint *e = calloc(n ? n : 1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t used = 0;
+    const char *why = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *bad = mdns_endpoint(&s[i], &e[used]);
+        if (!bad) used++;
+        else if (!why) why = bad;
+    }
+    if (used == 0) {
+        free(e);
+        snprintf(err, errlen, "mDNS: no usable announcement%s%s", why ? ": " : "", why ? why : "");
+        return -1;
+    }
+    *out = e;
+    *n_out = used;
     return 0;
 }
 

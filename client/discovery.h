@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mdns_browse.h"
+
 /* One SRV answer. */
 typedef struct srv_record {
     char host[256];        /* target name; "." means "no service here" */
@@ -18,6 +20,8 @@ typedef struct srv_record {
 typedef struct endpoint {
     char name[300];        /* "host:port" shown to users and remembered as last good */
     char target[400];      /* what gRPC dials: always "ipv4:", "ipv6:" or "dns:" + a checked host */
+    char tls_name[256];    /* the name its certificate must carry when the target is an address (mDNS:
+                              the announced host); "": the target's host */
 } endpoint;
 
 /* At most this many SRV records of one answer are used (the rest are ignored). */
@@ -68,6 +72,15 @@ int endpoints_from_srv(const srv_record *r, size_t n, const char *domain, const 
  * name, and a port in 1..65535. */
 int endpoints_from_list(const char *const *servers, size_t n, endpoint **out, size_t *n_out, char *err,
                         size_t errlen);
+
+/* Builds endpoints from resolved mDNS services, keeping their order: each
+ * is dialled at its address ("ipv4:ADDR:PORT", "ipv6:[ADDR]:PORT") and its
+ * certificate checked against its announced host (tls_name), named
+ * "HOST:PORT". A service is used only when its host is a valid host name
+ * inside "local" (the mDNS domain) and its address an IP literal: the
+ * answers are not authenticated. Returns 0, or -1 with `err` naming why
+ * none was usable (or out of memory). */
+int endpoints_from_mdns(const mdns_service *s, size_t n, endpoint **out, size_t *n_out, char *err, size_t errlen);
 
 /* Moves the endpoint called `name` (the last good server) to the front. */
 void endpoints_prefer(endpoint *e, size_t n, const char *name);

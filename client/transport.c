@@ -108,7 +108,11 @@ size_t transport_endpoint_count(const transport *t) { return t->n; }
 
 static rpc_client_method *method_on(transport *t, conn *c, const char *path) {
     if (!c->ch) {
-        c->ch = rpc_channel_new(c->ep.target, t->use_tls ? &t->tls : NULL);
+        /* An endpoint dialled at an address (mDNS) names the host its
+         * certificate must carry, unless the caller named one for all. */
+        rpc_client_tls tls = t->tls;
+        if (!tls.target_name_override && c->ep.tls_name[0]) tls.target_name_override = c->ep.tls_name;
+        c->ch = rpc_channel_new(c->ep.target, t->use_tls ? &tls : NULL);
         if (!c->ch) return NULL;
     }
     for (size_t i = 0; i < c->n_methods; i++)

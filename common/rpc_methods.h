@@ -47,4 +47,10 @@
 #define PA_RPC_HEALTH_CHECK_LABEL PA_RPC_HEALTH_SERVICE "/Check"
 #define PA_RPC_HEALTH_CHECK "/" PA_RPC_HEALTH_CHECK_LABEL
 
+/* DNS-SD over mDNS (docs/machines.md): the service type an on-premises
+ * activation server announces on its installer port, and the version of its
+ * TXT record ("v=1"; "order=SERIAL[,SERIAL...]" beside it). */
+#define PA_MDNS_SERVICE_TYPE "_pa-activation._tcp"
+#define PA_MDNS_TXT_VERSION "1"
+
 #endif

@@ -10,8 +10,12 @@ PACKAGES=(
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libhiredis-dev
   libcmocka-dev libmicrohttpd-dev libc-ares-dev libjansson-dev libargon2-dev libxlsxwriter-dev
   libcurl4-openssl-dev
+  # DNS-SD over mDNS (the on-premises server's announcement, the client's browse)
+  libavahi-client-dev
   # servers and tools the system and its tests run for real
   redis-server openssl dnsmasq-base procps iproute2
+  # client.mdns: a D-Bus system bus and an Avahi daemon in each network namespace
+  dbus avahi-daemon avahi-utils
   # interop clients that are not ours (Python and Node.js)
   python3 python3-grpcio python3-protobuf protobuf-compiler nodejs npm
   # the console's browser test and the XLSX read-back

@@ -25,8 +25,8 @@
 #include "volume/v1/usage.pb-c.h"
 #include "signing_key_id.h"
 
-static const char *const TARGETS[] = {"keycodec",    "request", "offline", "outbox",
-                                      "revocations", "srv",     "config",  "order"};
+static const char *const TARGETS[] = {"keycodec", "request", "offline", "outbox", "revocations",
+                                      "srv",      "config",  "order",   "mdns"};
 static const char *root;
 
 #define KEY_TEXT "K8KNG-MGG4H-KX82M-M8QYW-DGRFH" /* a genuine-shaped key (corpus/keycodec) */
