@@ -646,60 +646,15 @@ end
 
 -- ---- self-service: listing and releasing machines -------------------------------
 -- A place is named to its key's owner by a handle: the first 8 bytes of
--- SHA-256(RELEASE_TAG 0x00 serial (decimal) 0x00 field), in hex. It tells
--- nothing of the machine id, so a listing cannot be used to claim a place.
--- Redis's Lua has no SHA-256, hence the one below (FIPS 180-4, on the bit
--- library's 32-bit operations).
+-- SHA-1(RELEASE_TAG 0x00 serial (decimal) 0x00 field), in hex, by Redis's own
+-- redis.sha1hex. It tells nothing of the machine id (the field is already a
+-- one-way digest of it), so a listing cannot be used to claim a place; the
+-- hash only has to keep handles of one key apart.
 local RELEASE_TAG = 'pa-release-v1'
 local LIST_MAX = 100   -- places listed at most, the oldest seen first
 
-local SHA256_K = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2}
-
-local function sha256_block(h, msg, at)
-    local band, bxor, bnot, rshift, ror, tobit = bit.band, bit.bxor, bit.bnot, bit.rshift, bit.ror, bit.tobit
-    local w = {}
-    for j = 0, 15 do
-        local v = struct.unpack('>I4', msg, at + 4 * j)
-        w[j] = tobit(v)
-    end
-    for j = 16, 63 do
-        local x, y = w[j - 15], w[j - 2]
-        local s0 = bxor(ror(x, 7), ror(x, 18), rshift(x, 3))
-        local s1 = bxor(ror(y, 17), ror(y, 19), rshift(y, 10))
-        w[j] = tobit(w[j - 16] + s0 + w[j - 7] + s1)
-    end
-    local a, b, c, d, e, f, g, k = h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
-    for j = 0, 63 do
-        local t1 = tobit(k + bxor(ror(e, 6), ror(e, 11), ror(e, 25)) + bxor(band(e, f), band(bnot(e), g)) +
-            SHA256_K[j + 1] + w[j])
-        local t2 = tobit(bxor(ror(a, 2), ror(a, 13), ror(a, 22)) + bxor(band(a, b), band(a, c), band(b, c)))
-        k, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + t2)
-    end
-    local out = {a, b, c, d, e, f, g, k}
-    for i = 1, 8 do h[i] = tobit(h[i] + out[i]) end
-end
-
--- The first `words` 32-bit words of SHA-256(msg), in hex.
-local function sha256_hex(msg, words)
-    local len = #msg
-    msg = msg .. '\128' .. string.rep('\0', (55 - len) % 64) .. struct.pack('>I4I4', 0, len * 8)
-    local h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
-    for at = 1, #msg, 64 do sha256_block(h, msg, at) end
-    local hex = {}
-    for i = 1, words do hex[i] = bit.tohex(h[i]) end
-    return table.concat(hex)
-end
-
 local function release_handle(serial, field)
-    return sha256_hex(RELEASE_TAG .. '\0' .. serial .. '\0' .. field, 2)
+    return string.sub(redis.sha1hex(RELEASE_TAG .. '\0' .. serial .. '\0' .. field), 1, 16)
 end
 
 -- What list and release check first: one address token, the group, the

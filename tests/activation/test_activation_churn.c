@@ -7,7 +7,7 @@
  *     period ended;
  *   - ListMachines lists a key's places oldest first, marks the caller's,
  *     and holds no machine id nor anything derived from one but the handle,
- *     which is SHA-256("pa-release-v1" 0 serial 0 field);
+ *     which is SHA-1("pa-release-v1" 0 serial 0 field);
  *   - ReleaseMachine frees a place (a new machine then activates), logs,
  *     counts, writes the machine log; an unknown handle is NOT_FOUND; the
  *     releases are limited per period (TRANSFER_LIMIT);
@@ -155,11 +155,11 @@ static void field_of(unsigned m, uint8_t field[16]) {
 
 /* The handle machine m's place on `serial` must have. */
 static void handle_of(uint32_t serial, unsigned m, char out[17]) {
-    uint8_t msg[64], field[16], d[32];
+    uint8_t msg[64], field[16], d[SHA_DIGEST_LENGTH];
     int n = snprintf((char *)msg, sizeof msg, "pa-release-v1%c%u%c", 0, serial, 0);
     field_of(m, field);
     memcpy(msg + n, field, 16);
-    SHA256(msg, (size_t)n + 16, d);
+    SHA1(msg, (size_t)n + 16, d);
     pa_hex_encode(d, 8, out);
 }
 
