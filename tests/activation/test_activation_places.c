@@ -204,8 +204,9 @@ static void until(double t0, double s) {
 }
 
 /* One timeline, retention 4 s. Redis's clock counts whole seconds, so a
- * place idle for less than 3 s is surely kept and one idle for 5 s or more
- * surely forgotten, whatever the fraction of a second at the start:
+ * place idle for less than 3 s is surely kept and one idle for more than
+ * 4 s surely forgotten, whatever the fraction of a second at the start; the
+ * t=0 step may take up to a second (a loaded machine) and the timeline holds:
  *   t=0    unlimited key K1: machines 1-3; unlimited key K2: machine 1;
  *          leased keys (1 s lease, 20 places, indexed) K3: machines 1, 2
  *          and K5: machines 1-20; leased key K6 of 2 places (small, not
@@ -235,13 +236,12 @@ static void test_idle_places_are_forgotten(void **state) {
     for (unsigned m = 1; m <= 3; m++) assert_int_equal(activate_ok(k1, m, NULL), m);
     activate_ok(k3, 1, lic3);
     activate_ok(k3, 2, NULL);
-    assert_true(pa_mono_s() - t0 < 0.2); /* the timeline's margin for K1 and K3 */
     for (unsigned m = 1; m <= LEASED_MAX; m++) activate_ok(k5, m, NULL);
     activate_ok(k6, 1, NULL);
     activate_ok(k6, 2, NULL);
     assert_int_equal(activate_ok(k2, 1, NULL), 1);
     assert_int_equal(activate_ok(k4, 1, NULL), 1);
-    assert_true(pa_mono_s() - t0 < 1);
+    assert_true(pa_mono_s() - t0 < 1); /* the timeline's margin: see above */
     assert_int_equal(INDEXED(G_UNLIMITED, 1), 3);
     assert_true(RECORD_TTL_MS(G_UNLIMITED, 1) > 0 && RECORD_TTL_MS(G_UNLIMITED, 1) <= 4000);
     assert_int_equal(INDEXED(G_UNLIMITED, 2), 0); /* one place: no index, only an expiry */
