@@ -188,7 +188,7 @@ def rebind(args, pb, activate, tmp):
     check(moved.rebound, "a new MAC with four matching components is rebound")
     check(moved.activation_count == 1, "the rebound place is the same place (activation_count 1, got %d)"
           % moved.activation_count)
-    # A cloned disk in another machine: disk_serial and machine_id_file match, two of five.
+    # The disk itself in another machine: disk_serial and machine_id_file match, two of five.
     clone = machine_values("other-host")
     clone["disk_serial"], clone["machine_id_file"] = values["disk_serial"], values["machine_id_file"]
     other = one(clone, os.urandom(32))

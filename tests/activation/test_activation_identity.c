@@ -6,8 +6,8 @@
  * board_serial, disk_serial, mac, machine_id_file), each given by a small
  * number: the same number is the same fact. A group matching K = 3 keeps
  * the place of a machine that changed one or two of them, of a container
- * with a fresh MAC and machine_id on every start, and refuses a cloned disk
- * (two facts) in another machine. Every re-bind moves the place: the record
+ * with a fresh MAC and machine_id on every start (the other four facts
+ * still match), and refuses the disk (two facts) in another machine. Every re-bind moves the place: the record
  * never holds two places of one machine and the key's use count stays. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,8 +260,9 @@ static void test_container_restarts_hold_one_place(void **state) {
     }
 }
 
-/* A disk cloned into another machine brings disk_serial and
- * machine_id_file along: two shared, below K: a place of its own. */
+/* The disk in another machine (or a VM copied with its disk's serial)
+ * brings disk_serial and machine_id_file along: two shared, below K = 3: a
+ * place of its own. (A clone onto another disk brings only machine_id_file.) */
 static void test_cloned_disk_is_not_the_machine(void **state) {
     (void)state;
     const unsigned original[N_COMP] = {1, 2, 3, 4, 5}, clone[N_COMP] = {41, 42, 3, 44, 5};

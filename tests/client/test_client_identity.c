@@ -15,8 +15,10 @@
  * (machine_id.c): then a new MAC does not change it and nothing needs
  * re-binding. A machine whose id changes with its MAC has no DMI facts, so
  * it has three components (disk_serial, mac, machine_id_file) and a new
- * MAC leaves two -- as many as a cloned disk in another machine shares.
- * Both cases are here, as the limits docs/machines.md states. */
+ * MAC leaves two. A copy of its disk on another disk in another machine
+ * brings one (machine_id_file); a VM copied with its disk's serial brings
+ * two, as many as the new MAC leaves. All cases are here, as the limits
+ * docs/machines.md states. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,7 +125,8 @@ static void place_follows_changed_components(void **state) {
     assert_int_equal(two.count, 1);
     assert_true(two.rebound);
 
-    /* A cloned disk in another machine: disk_serial and machine_id_file match, two. */
+    /* The disk itself (or a VM copy keeping its serial) in another machine:
+     * disk_serial and machine_id_file match, two. */
     hw other = {"4c4c4544-0035-4a10-8051-b3c04f4a4e40", "BSN-3003", h.disk, "3c:ec:ef:10:20:40", OS_A};
     outcome clone = start("other", &other, keys[0]);
     assert_int_equal(clone.count, 2);
@@ -145,7 +148,9 @@ static void place_follows_changed_components(void **state) {
 
 /* Docker style: no DMI, so the id is the MAC's, and every start has a fresh
  * MAC. Three components; a start shares two with the one before. K = 2
- * keeps one place over five starts, re-bound each time; K = 3 cannot. */
+ * keeps one place over five starts, re-bound each time; K = 3 cannot. A
+ * clone of the disk onto another disk in another machine shares one
+ * (machine_id_file) and takes a place of its own. */
 static void fresh_mac_on_every_start(void **state) {
     char keys[2][KEY_TEXT], mac[32], seen[5][80];
     assert_int_equal(env_keys(&env, G_MATCH2, 1, keys), 0);
@@ -159,6 +164,10 @@ static void fresh_mac_on_every_start(void **state) {
         assert_int_equal(o.count, 1);
         assert_int_equal(o.rebound, i > 0);
     }
+    hw copy = {NULL, NULL, "S4EWNX0R600099", "3c:ec:ef:60:00:99", OS_A};
+    outcome clone = start("clone", &copy, keys[0]);
+    assert_int_equal(clone.count, 2);
+    assert_false(clone.rebound);
     for (int i = 0; i < 2; i++) {
         snprintf(mac, sizeof mac, "3c:ec:ef:70:00:%02x", i);
         outcome o = start("container3", &h, keys[1]);

@@ -126,7 +126,7 @@ async function rebind(client, opts, keys, types) {
   values.mac = '3c:00:00:00:00:02'; // a container's next start: new MAC, new machine_id
   const moved = await one(values);
   const clone = { ...machineValues('node-other-host'), disk_serial: values.disk_serial, machine_id_file: values.machine_id_file };
-  const other = await one(clone); // a cloned disk in another machine: two of five match
+  const other = await one(clone); // the disk itself in another machine: two of five match
   return { first, moved, other };
 }
 
