@@ -420,6 +420,7 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
     LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
     if (vol) VOLUME_GRANT_FILL(&resp, &vg, a->on_premises);
+    if (vol) resp.rebound = vg.r.rebound;
     if (rpc_reply_message(reply, &resp.base) != 0) return;
     note_granted(w, ctx, key, &p, plan);
     count_stages(m, t);

@@ -35,6 +35,8 @@ typedef struct volume_ask {
     char ip[CLIENT_ADDRESS_MAX]; /* the client address (the "ip" fact) */
     char macs[MACS_MAX][MAC_TEXT_LEN + 1];
     size_t n_macs;
+    uint8_t tokens[VOLUME_TOKENS_MAX * VOLUME_TOKEN_LEN]; /* the components' tokens, sorted: matching */
+    size_t n_tokens;
 } volume_ask;
 
 /* From a validated request and the caller's address. */

@@ -85,7 +85,8 @@ L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG
     outbox_max = tonumber(ARGV[VOL_ARG_OUTBOX_MAX]), grant_when_full = ARGV[VOL_ARG_GRANT_WHEN_FULL] == '1',
     ip = ARGV[VOL_ARG_IP] or '', hostname = ARGV[VOL_ARG_HOSTNAME] or '', os = ARGV[VOL_ARG_OS] or '',
     host_serial = ARGV[VOL_ARG_HOST_SERIAL] or '', macs = ARGV[VOL_ARG_MACS] or '',
-    audit_fields = {}, names = {}}
+    tokens = ARGV[VOL_ARG_TOKENS] or '', audit_fields = {}, names = {}}
+if #L.A.tokens % 8 ~= 0 or #L.A.tokens > 8 * 16 then L.A.tokens = '' end -- C sends whole tokens only
 if L.A.op == 'activate' then
     local n = tonumber(ARGV[VOL_ARG_AUDIT_N])
     for i = 1, n do L.A.audit_fields[i] = ARGV[VOL_ARG_AUDIT_N + i] end
@@ -95,7 +96,7 @@ L.P = {status = VOL_R_STATUS, version = VOL_R_VERSION, now = VOL_R_NOW, count = 
     seats = VOL_R_SEATS, pending = VOL_R_PENDING, check_in = VOL_R_CHECK_IN, expires = VOL_R_EXPIRES,
     renew = VOL_R_RENEW, random = VOL_R_RANDOM, again = VOL_R_AGAIN, deact = VOL_R_DEACT, retry = VOL_R_RETRY,
     aged = VOL_R_AGED, more = VOL_R_MORE, over_term = VOL_R_OVER_TERM, scope = VOL_R_SCOPE, audited = VOL_R_AUDITED,
-    changes = VOL_R_CHANGES, n = VOL_R_N}
+    changes = VOL_R_CHANGES, rebound = VOL_R_REBOUND, was = VOL_R_WAS, n = VOL_R_N}
 local R = {} -- the operations
 
 -- ---- the order's terms --------------------------------------------------------
@@ -114,13 +115,15 @@ function L.terms()
     local o = redis.call('HMGET', A.order, 'version', 'retired', 'mode', 'seats', 'valid_from', 'valid_until',
         'after_end', 'renew_seconds', 'reclaim_seconds', 'heartbeat_seconds', 'missed_heartbeats', 'license_seconds',
         'machine_validity_seconds', 'retention_seconds', 'pending_retry_seconds', 'threshold', 'auto_activation',
-        'deactivation_approval')
+        'deactivation_approval', 'machine_match')
     if not o[1] or not o[3] then return nil end
     local t = {version = o[1], retired = o[2] == '1', mode = tonumber(o[3]) or 0, seats = tonumber(o[4]) or 0,
         from = tonumber(o[5]) or 0, ends = tonumber(o[6]) or 0, after_end = tonumber(o[7]) or 0,
         renew = term(o[8], 7 * DAY), reclaim = term(o[9], 30 * DAY), hb = term(o[10], 60), missed = term(o[11], 3),
         license = term(o[12], 180 * DAY), retention = term(o[14], 30 * DAY), pending_retry = term(o[15], 7200),
-        threshold = tonumber(o[16]) or 0, auto = o[17] ~= '0', approval = o[18] == '1', aged = 0}
+        threshold = tonumber(o[16]) or 0, auto = o[17] ~= '0', approval = o[18] == '1', aged = 0,
+        match = tonumber(o[19]) or 0}
+    if t.match < 0 or t.match > 16 then t.match = 0 end -- only the operator's control writes it, 1..16
     t.validity = term(o[13], t.license)
     t.counted = t.mode ~= MODE.UNLIMITED
     t.leased = t.mode == MODE.TIMED or t.mode == MODE.CONCURRENT
@@ -144,20 +147,28 @@ function L.date_check(t, now)
     return nil
 end
 
--- ---- the machine record (28 bytes) ----------------------------------------------
+-- ---- the machine record (28 bytes, then the matching tail) -----------------------
 -- flags (1) | first seen (u32 LE) | last contact | lease until | generation (4)
 -- | place-key digest (11; zero: none bound yet). A deactivated machine's
--- "lease until" is when its tombstone may go.
+-- "lease until" is when its tombstone may go. Then, only while there is
+-- something to keep (so an order without component matching keeps its
+-- 28-byte records): re-binds so far (1, saturating) | n (1) | n component
+-- tokens of 8 bytes, sorted (L.find_match).
 L.F = {SEAT = 1, PENDING = 2, ASKED = 4, DENIED = 8, GONE = 16, OVER = 32, OUT = 64,
     NO_HOLDER = string.rep('\0', 11)}
 
 function L.unpack_rec(v)
     local flags, first, last, lease = struct.unpack('<BI4I4I4', v)
+    local n = string.byte(v, 30) or 0
     return {flags = flags, first = first, last = last, lease = lease, gen = string.sub(v, 14, 17),
-        holder = string.sub(v, 18, 28)}
+        holder = string.sub(v, 18, 28), rebinds = string.byte(v, 29) or 0, tokens = string.sub(v, 31, 30 + 8 * n)}
 end
 
-function L.pack_rec(r) return struct.pack('<BI4I4I4', r.flags, r.first, r.last, r.lease) .. r.gen .. r.holder end
+function L.pack_rec(r)
+    local base = struct.pack('<BI4I4I4', r.flags, r.first, r.last, r.lease) .. r.gen .. r.holder
+    if r.rebinds == 0 and r.tokens == '' then return base end
+    return base .. string.char(r.rebinds, #r.tokens / 8) .. r.tokens
+end
 function L.has(r, f) return bit.band(r.flags, f) ~= 0 end
 function L.set(r, f) r.flags = bit.bor(r.flags, f) end
 function L.clear(r, f) r.flags = bit.band(r.flags, bit.bnot(f)) end
@@ -244,6 +255,7 @@ end
 -- state `old` (nil: new) put it in.
 function L.store(digest, old, r, t)
     local K, A = L.K, L.A
+    if L.RB and not L.RB.done and digest == A.machine then L.move(old, t) end
     local was, now_in = nil, nil
     if old then was = select(2, L.deadline(old, t)) end
     now_in = select(2, L.deadline(r, t))
@@ -385,10 +397,11 @@ end
 -- machine digest, g (the key's group, from its revoked set's name; '' for
 -- operator calls and the sweep), s, o (the order), t, ip, h, mac, hs, os
 -- (what an Activate says of the machine; '' otherwise), e (the license's
--- expires_at, '' when not known). Bounded: XADD MAXLEN ~.
+-- expires_at, '' when not known), was (op b, a re-bind: the digest the
+-- record moved from; '' otherwise). Bounded: XADD MAXLEN ~.
 L.MLOG_MAXLEN = 100000
 
-function L.mlog(op, digest, now, expires)
+function L.mlog(op, digest, now, expires, was)
     local K, A = L.K, L.A
     local own = op ~= 'x' -- the ageing's entries are other machines': not the caller's key or address
     local asks = own and A.op == 'activate'
@@ -396,7 +409,7 @@ function L.mlog(op, digest, now, expires)
         own and K.revoked and string.match(K.revoked, '^{g:(%d+)}') or '', 's', own and A.serial or '', 'o',
         string.match(K.mlog, '^{o:([^}]*)}') or '', 't', now, 'ip', own and A.ip or '', 'h',
         asks and A.hostname or '', 'mac', asks and A.macs or '', 'hs', asks and A.host_serial or '', 'os',
-        asks and A.os or '', 'e', expires or '')
+        asks and A.os or '', 'e', expires or '', 'was', was or '')
 end
 
 -- ---- replies ------------------------------------------------------------------------
@@ -415,8 +428,9 @@ function L.reply(status, t, now, f)
     out[P.status], out[P.version], out[P.now] = status, t and t.version or '0', now
     out[P.count], out[P.seats], out[P.over_term] = C.machines, C.seats, C.over_term
     out[P.changes] = C.changes
-    out[P.random], out[P.scope] = '', ''
+    out[P.random], out[P.scope], out[P.was] = '', '', ''
     if t then out[P.aged] = t.aged end
+    if L.RB and L.RB.done then out[P.rebound], out[P.was] = L.RB.shared, L.RB.from end
     if f then
         for k, v in pairs(f) do out[P[k]] = v end
     end
@@ -539,6 +553,106 @@ function L.audit_write(audit, f)
     return f
 end
 
+-- ---- component matching (docs/machines.md, "Matching a machine to a place") -------
+-- The order's machine_match K (the operator's control; 0: exact) lets a new
+-- machine digest take over the record of a machine sharing at least K of
+-- its component tokens: the seat and the history move, never copy.
+
+-- The record's matching tail after this Activate: the request's tokens
+-- while the order matches, none otherwise (so an exact order keeps 28-byte
+-- records), and one more re-bind when it re-binds.
+function L.keep_tokens(r, t)
+    local A = L.A
+    r.tokens = t.match > 0 and A.tokens or ''
+    if L.RB then r.rebinds = math.min(255, r.rebinds + 1) end
+end
+
+L.MATCH_SCAN = 64 -- candidates read at most per Activate (docs/volume.md, "Component matching")
+
+-- The wheel's buckets, latest contact first: a bucket's due time less the
+-- span that filed it (the lease for 'l:', the window for 't:').
+function L.buckets_by_contact(t)
+    local K, MODE = L.K, L.MODE
+    local b = redis.call('ZRANGE', K.wheel, 0, -1, 'WITHSCORES')
+    local lease = t.mode == MODE.CONCURRENT and t.hb * t.missed or t.reclaim
+    local out = {}
+    for i = 1, #b, 2 do
+        local span = string.sub(b[i], 1, 2) == 'l:' and lease or t.retention
+        out[#out + 1] = {name = b[i], seen = tonumber(b[i + 1]) - span}
+    end
+    table.sort(out, function(x, y) return x.seen > y.seen end)
+    return out
+end
+
+-- Up to L.MATCH_SCAN digests of machines in the window, from the buckets of
+-- the latest contacts first. Machines out of the window are in no bucket.
+function L.candidates(t)
+    local A, cap = L.A, L.MATCH_SCAN
+    local got = {}
+    for _, b in ipairs(L.buckets_by_contact(t)) do
+        local cursor = '0'
+        repeat
+            local page = redis.call('SSCAN', A.prefix .. b.name, cursor, 'COUNT', cap - #got)
+            cursor = page[1]
+            for _, d in ipairs(page[2]) do
+                if #got < cap then got[#got + 1] = d end
+            end
+        until cursor == '0' or #got >= cap
+        if #got >= cap then break end
+    end
+    return got
+end
+
+-- Tokens the record `r` shares with the request (`mine`: token -> true).
+function L.shared(r, mine)
+    local n = 0
+    for p = 1, #r.tokens, 8 do
+        if mine[string.sub(r.tokens, p, p + 7)] then n = n + 1 end
+    end
+    return n
+end
+
+-- The machine of the order this Activate's machine is, by components: the
+-- candidate sharing the most tokens, at least K (ties: the latest seen), not
+-- deactivated, in the window. Returns {from = digest, v = record, shared}
+-- or nil.
+function L.find_match(t, now)
+    local K, A, F = L.K, L.A, L.F
+    if t.match == 0 or #A.tokens / 8 < t.match then return nil end
+    local mine = {}
+    for p = 1, #A.tokens, 8 do mine[string.sub(A.tokens, p, p + 7)] = true end
+    local c = L.candidates(t)
+    if #c == 0 then return nil end
+    local recs = redis.call('HMGET', K.machines, unpack(c))
+    local best, best_last = nil, -1
+    for i, d in ipairs(c) do
+        local r = recs[i] and L.unpack_rec(recs[i])
+        if r and d ~= A.machine and not L.has(r, F.GONE) and r.last + t.retention > now then
+            local n = L.shared(r, mine)
+            if n >= t.match and (not best or n > best.shared or (n == best.shared and r.last > best_last)) then
+                best, best_last = {from = d, v = recs[i], shared = n}, r.last
+            end
+        end
+    end
+    return best
+end
+
+-- The first write of a re-binding Activate: the record leaves its old digest
+-- (its bucket membership passes to the new one, which L.store then moves as
+-- for any contact) and counts one more re-bind. `old` is the record as read.
+function L.move(old, t)
+    local K, A, RB = L.K, L.A, L.RB
+    local _, name = L.deadline(old, t)
+    if name then
+        redis.call('SREM', A.prefix .. name, RB.from)
+        redis.call('SADD', A.prefix .. name, A.machine)
+    end
+    redis.call('HDEL', K.machines, RB.from)
+    redis.call('HDEL', K.facts, RB.from)
+    RB.done = true
+    L.mlog('b', A.machine, RB.now, nil, RB.from)
+end
+
 -- A machine without its grant asks: a new one, one back after a
 -- deactivation, a pending one, or a lapsed lease. Decides first and writes
 -- after: a refusal for lack of a seat changes nothing.
@@ -561,8 +675,9 @@ function L.admit(v, old, t, now)
     if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     if fresh then
         r = {flags = r and bit.band(r.flags, F.OVER) or 0, first = r and r.first or now, last = now, lease = 0,
-            gen = string.sub(A.random, 1, 4), holder = F.NO_HOLDER}
+            gen = string.sub(A.random, 1, 4), holder = F.NO_HOLDER, rebinds = 0, tokens = ''}
     end
+    L.keep_tokens(r, t)
     L.clear(r, F.OUT + F.ASKED + F.DENIED)
     if joins then L.bump('machines', 1) end
     if A.holder ~= '' then r.holder = A.holder end
@@ -591,6 +706,13 @@ function R.activate()
     local t, now, early = L.begin(true)
     if early then return early end
     local v = redis.call('HGET', K.machines, A.machine)
+    if not v then
+        L.RB = L.find_match(t, now) -- a new digest: maybe a known machine whose machine_id changed
+        if L.RB then
+            L.RB.now = now
+            v = L.RB.v
+        end
+    end
     local old = v and L.unpack_rec(v)
     if old and t.mode == MODE.VENDOR and not L.has(old, F.GONE) and old.first + t.validity <= now then
         return L.reply(S.MACHINE_ENDED, t, now)
@@ -602,11 +724,12 @@ function R.activate()
     if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     local r = L.unpack_rec(v)
     if A.holder ~= '' then r.holder = A.holder end
+    L.keep_tokens(r, t)
     L.save_facts()
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
     L.mlog('a', A.machine, now, expires)
-    return L.granted(r, t, now, true, renew_after, expires, nil, audit)
+    return L.granted(r, t, now, not L.RB, renew_after, expires, nil, audit) -- re-bound: a new license id
 end
 
 -- renew, deactivate: the machine named by the license id and proven by its

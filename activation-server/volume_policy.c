@@ -134,6 +134,13 @@ static void decode(const redisReply *r, const char *what, volume_result *out) {
     int64_t audited = AT(VOL_R_AUDITED);
     out->audited = audited == 1;
     out->unaudited = audited == 2;
+    uint32_t shared = (uint32_t)AT(VOL_R_REBOUND);
+    const redisReply *was = r->element[VOL_R_WAS - 1];
+    if (shared && was->type == REDIS_REPLY_STRING && was->len == VOLUME_DIGEST_LEN) {
+        out->rebound = true;
+        out->rebound_shared = shared;
+        memcpy(out->rebound_from, was->str, VOLUME_DIGEST_LEN);
+    }
 #undef AT
     const redisReply *rnd = r->element[VOL_R_RANDOM - 1];
     if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
@@ -213,6 +220,8 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
     script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
     script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
+    size_t n_tokens = m->tokens && m->n_tokens <= VOLUME_TOKENS_MAX ? m->n_tokens : 0;
+    script_args_add(&cc.a, n_tokens ? (const char *)m->tokens : "", n_tokens * VOLUME_TOKEN_LEN);
     ra.n = 0;
     if (au) audit_record_outbox_fields(au->rec, &ra);
     snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
@@ -316,9 +325,17 @@ static uint32_t le32(const uint8_t *p) {
 
 bool volume_record_decode(const void *v, size_t len, volume_record *out) {
     const uint8_t *p = v;
-    if (len != VOLUME_RECORD_LEN) return false;
-    *out = (volume_record){
-        .flags = p[0], .first_seen = le32(p + 1), .last_contact = le32(p + 5), .lease_until = le32(p + 9)};
+    if (len != VOLUME_RECORD_LEN &&
+        (len < VOLUME_RECORD_LEN + 2 || p[VOLUME_RECORD_LEN + 1] > VOLUME_TOKENS_MAX ||
+         len != VOLUME_RECORD_LEN + 2 + (size_t)p[VOLUME_RECORD_LEN + 1] * VOLUME_TOKEN_LEN))
+        return false;
+    bool tail = len > VOLUME_RECORD_LEN;
+    *out = (volume_record){.flags = p[0],
+                           .first_seen = le32(p + 1),
+                           .last_contact = le32(p + 5),
+                           .lease_until = le32(p + 9),
+                           .rebinds = tail ? p[VOLUME_RECORD_LEN] : 0,
+                           .n_tokens = tail ? p[VOLUME_RECORD_LEN + 1] : 0};
     return true;
 }
 

@@ -48,7 +48,8 @@
 #define VOL_ARG_AUDIT_MODE 17      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
 #define VOL_ARG_OUTBOX_MAX 18      /* the outbox's cap (--audit-outbox-max) */
 #define VOL_ARG_GRANT_WHEN_FULL 19 /* "1": at the cap grant unaudited; "0": refuse */
-#define VOL_ARG_AUDIT_N 20         /* how many outbox field/value arguments follow this one */
+#define VOL_ARG_TOKENS 20          /* component tokens, 8 bytes each, sorted, at most 16; "" none */
+#define VOL_ARG_AUDIT_N 21         /* how many outbox field/value arguments follow this one */
 /* ... then those, then to the end the machine's designated-set names. */
 
 /* ---- the reply: an array, every position present (0 when it does not apply) ---- */
@@ -71,6 +72,8 @@
 #define VOL_R_SCOPE 17     /* rate limited: "address" */
 #define VOL_R_AUDITED 18   /* 1: the outbox record was written; 2: sampled, granted unaudited (outbox full) */
 #define VOL_R_CHANGES 19   /* writes of the counters so far: orders replies by the counters they saw */
-#define VOL_R_N 19
+#define VOL_R_REBOUND 20   /* activate: re-bound by components: how many it shared; 0 not re-bound */
+#define VOL_R_WAS 21       /* re-bound: the machine digest the record moved from (16 bytes), else "" */
+#define VOL_R_N 21
 
 #endif

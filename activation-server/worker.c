@@ -157,6 +157,9 @@ void activation_metrics_init(activation_metrics *m) {
     const char *pending = "Activations of volume keys answered pending (no license yet), by why";
     m->volume_pending[0] = metric_counter("pa_activations_pending_total", pending, "reason=\"threshold\"");
     m->volume_pending[1] = metric_counter("pa_activations_pending_total", pending, "reason=\"not_designated\"");
+    m->rebound =
+        metric_counter("pa_activations_rebound_total",
+                       "Activations that moved a machine's place or seat to its new machine_id by components", "");
 }
 
 void note_policy_refusal(activation_metrics *m, const policy_result *p) {
