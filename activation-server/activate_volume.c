@@ -13,14 +13,12 @@
 #include "activate_volume.h"
 
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "hex.h"
 #include "license_grant.h"
 #include "log.h"
 #include "order_cache.h"
@@ -28,26 +26,6 @@
 #include "rate_hold.h"
 
 static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src ? src : ""); }
-
-static int token_order(const void *a, const void *b) { return memcmp(a, b, VOLUME_TOKEN_LEN); }
-
-/* The request's component tokens, sorted: SHA-256(name 0x00 digest), first
- * VOLUME_TOKEN_LEN bytes each. Entries the list check would refuse are left out. */
-static size_t component_tokens(const Activation__V1__ActivateRequest *rq, uint8_t *out) {
-    size_t n = 0;
-    for (size_t i = 0; i < rq->n_components && n < VOLUME_TOKENS_MAX; i++) {
-        const Activation__V1__MachineComponent *c = rq->components[i];
-        size_t len = c && c->name ? strlen(c->name) : 0;
-        if (len == 0 || len > 32 || c->digest.len != 32) continue;
-        uint8_t msg[32 + 1 + 32], d[SHA256_DIGEST_LENGTH];
-        memcpy(msg, c->name, len + 1); /* the name and its NUL: name 0x00 */
-        memcpy(msg + len + 1, c->digest.data, 32);
-        SHA256(msg, len + 1 + 32, d);
-        memcpy(out + n++ * VOLUME_TOKEN_LEN, d, VOLUME_TOKEN_LEN);
-    }
-    qsort(out, n, VOLUME_TOKEN_LEN, token_order);
-    return n;
-}
 
 void volume_ask_from(volume_ask *v, const Activation__V1__ActivateRequest *rq, const char *ip) {
     copy(v->hostname, sizeof v->hostname, rq->hostname);
@@ -169,6 +147,9 @@ static void as_policy(const volume_result *r, policy_status status, uint64_t ver
     p->again = r->again;
     p->audited = r->audited;
     p->unaudited = r->unaudited;
+    p->rebound = r->rebound; /* activate.c logs and counts it as for retail keys */
+    p->shared = r->rebound_shared;
+    memcpy(p->was, r->rebound_from, sizeof p->was);
     p->retry_after_s = r->retry_after_s;
     p->scope = "address";
     p->redis_error = r->redis_error;
@@ -271,19 +252,6 @@ static void answer_pending(worker *w, rpc_ctx *ctx, const order_record *o, const
              LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
-/* A seat that followed its machine to a new machine_id: logged and counted. */
-static void note_rebound(worker *w, const order_record *o, const volume_result *r, const pk_fields *key,
-                         const uint8_t *machine_id) {
-    uint8_t digest[VOLUME_DIGEST_LEN];
-    char was[9], now[9];
-    volume_machine_digest(machine_id, digest);
-    pa_hex_encode(r->rebound_from, 4, was);
-    pa_hex_encode(digest, 4, now);
-    metric_inc(w->app->m.rebound);
-    log_info("activate.rebound", LOG_S("order", o->serial), LOG_U("group", key->group), LOG_U("serial", key->serial),
-             LOG_U("shared", r->rebound_shared), LOG_S("was", was), LOG_S("machine", now), LOG_END);
-}
-
 static void machine_args(const order_record *o, const volume_ask *ask, const uint8_t *machine_id, const uint8_t *holder,
                          const policy_audit *outbox, const char *const macs[MACS_MAX], char *facts, volume_machine *m) {
     *m = (volume_machine){.machine_id = machine_id,
@@ -340,7 +308,6 @@ bool volume_activate_seat(worker *w, rpc_ctx *ctx, const volume_ask *ask, const 
         answer_pending(w, ctx, o, r, key, reply);
         return false;
     }
-    if (r->status == VOLUME_OK && r->rebound) note_rebound(w, o, r, key, machine_id);
     as_policy(r, (policy_status)shared, r->version, p);
     vg->order = o;
     status_fill(&vg->status, o, r);

@@ -392,13 +392,14 @@ end
 -- ---- the machine log ----------------------------------------------------------------
 -- One entry per change the admin server's directory shows, in the call that
 -- made it, every field always present (a stream stores entries of the same
--- fields compactly): op (a grant, r renew, p pending, q deactivation
+-- fields compactly): op (a grant, b a grant that re-bound the record of
+-- another digest by components, r renew, p pending, q deactivation
 -- requested, d deactivated, x seat or machine reclaimed by the ageing), m the
 -- machine digest, g (the key's group, from its revoked set's name; '' for
 -- operator calls and the sweep), s, o (the order), t, ip, h, mac, hs, os
 -- (what an Activate says of the machine; '' otherwise), e (the license's
--- expires_at, '' when not known), was (op b, a re-bind: the digest the
--- record moved from; '' otherwise). Bounded: XADD MAXLEN ~.
+-- expires_at, '' when not known), was (a re-bind, op b or p: the digest
+-- the record moved from; '' otherwise). Bounded: XADD MAXLEN ~.
 L.MLOG_MAXLEN = 100000
 
 function L.mlog(op, digest, now, expires, was)
@@ -650,7 +651,13 @@ function L.move(old, t)
     redis.call('HDEL', K.machines, RB.from)
     redis.call('HDEL', K.facts, RB.from)
     RB.done = true
-    L.mlog('b', A.machine, RB.now, nil, RB.from)
+end
+
+-- The machine-log entry of a grant: 'a', or 'b' with `was` when it re-bound
+-- (as policy.lua's: the admin directory marks the old machine moved).
+function L.grant_log(now, expires)
+    local A, RB = L.A, L.RB
+    L.mlog(RB and 'b' or 'a', A.machine, now, expires, RB and RB.from)
 end
 
 -- A machine without its grant asks: a new one, one back after a
@@ -686,7 +693,7 @@ function L.admit(v, old, t, now)
         L.set(r, F.PENDING)
         r.last = now
         L.store(A.machine, old, r, t)
-        L.mlog('p', A.machine, now)
+        L.mlog('p', A.machine, now, nil, L.RB and L.RB.from) -- a pending re-bind names its old digest too
         return L.reply(S.OK, t, now, {pending = pending, check_in = now + t.pending_retry})
     end
     L.clear(r, F.PENDING)
@@ -697,7 +704,7 @@ function L.admit(v, old, t, now)
     redis.call('HINCRBY', L.K.counts, 'k:' .. A.serial, 1) -- the key's uses in this order
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    L.mlog('a', A.machine, now, expires)
+    L.grant_log(now, expires)
     return L.granted(r, t, now, false, renew_after, expires, nil, audit)
 end
 
@@ -728,7 +735,7 @@ function R.activate()
     L.save_facts()
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    L.mlog('a', A.machine, now, expires)
+    L.grant_log(now, expires)
     return L.granted(r, t, now, not L.RB, renew_after, expires, nil, audit) -- re-bound: a new license id
 end
 

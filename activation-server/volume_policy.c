@@ -220,8 +220,8 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
     script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
     script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
-    size_t n_tokens = m->tokens && m->n_tokens <= VOLUME_TOKENS_MAX ? m->n_tokens : 0;
-    script_args_add(&cc.a, n_tokens ? (const char *)m->tokens : "", n_tokens * VOLUME_TOKEN_LEN);
+    size_t n_tokens = m->tokens && m->n_tokens <= COMPONENTS_MAX ? m->n_tokens : 0;
+    script_args_add(&cc.a, n_tokens ? (const char *)m->tokens : "", n_tokens * COMPONENT_TOKEN_LEN);
     ra.n = 0;
     if (au) audit_record_outbox_fields(au->rec, &ra);
     snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
@@ -326,8 +326,8 @@ static uint32_t le32(const uint8_t *p) {
 bool volume_record_decode(const void *v, size_t len, volume_record *out) {
     const uint8_t *p = v;
     if (len != VOLUME_RECORD_LEN &&
-        (len < VOLUME_RECORD_LEN + 2 || p[VOLUME_RECORD_LEN + 1] > VOLUME_TOKENS_MAX ||
-         len != VOLUME_RECORD_LEN + 2 + (size_t)p[VOLUME_RECORD_LEN + 1] * VOLUME_TOKEN_LEN))
+        (len < VOLUME_RECORD_LEN + 2 || p[VOLUME_RECORD_LEN + 1] > COMPONENTS_MAX ||
+         len != VOLUME_RECORD_LEN + 2 + (size_t)p[VOLUME_RECORD_LEN + 1] * COMPONENT_TOKEN_LEN))
         return false;
     bool tail = len > VOLUME_RECORD_LEN;
     *out = (volume_record){.flags = p[0],

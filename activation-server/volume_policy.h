@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "component_tokens.h"
 #include "place_proof.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -21,8 +22,6 @@
 #define VOLUME_SWEEP_MAX 1000     /* and one sweep call (about 10 ms of Redis for 1000 stale machines) */
 #define VOLUME_DESIGNATION_MAX 96 /* "m:" + 32 hex, "s:" + host serial, "mac:" + MAC */
 #define VOLUME_MACS_MAX MACS_MAX  /* ActivateRequest.mac_addresses (validate.h) */
-#define VOLUME_TOKEN_LEN 8        /* a component token: SHA-256(name 0x00 digest), first 8 bytes */
-#define VOLUME_TOKENS_MAX 16      /* ActivateRequest.components at most */
 
 /* The script's statuses (volume.lua documents each), plus UNAVAILABLE when
  * Redis could not answer. Where policy.lua has the same meaning, the number
@@ -108,8 +107,8 @@ typedef struct volume_machine {
     const char *host_serial;   /* designation; NULL or "": none */
     const char *const *macs;   /* designation, "aa:bb:cc:dd:ee:ff" (any case) */
     size_t n_macs;             /* at most VOLUME_MACS_MAX are looked at */
-    const uint8_t *tokens;     /* component tokens, sorted (n_tokens * VOLUME_TOKEN_LEN bytes): matching */
-    size_t n_tokens;           /* at most VOLUME_TOKENS_MAX */
+    const uint8_t *tokens;     /* component tokens, sorted (n_tokens * COMPONENT_TOKEN_LEN bytes): matching */
+    size_t n_tokens;           /* at most COMPONENTS_MAX */
     const policy_audit *audit; /* an offline-audit record to write with a grant; NULL: none */
 } volume_machine;
 

@@ -655,7 +655,7 @@ typedef struct parts {
     unsigned c[5]; /* dmi_uuid, board_serial, disk_serial, mac, machine_id_file; 0: not sent */
 } parts;
 
-static size_t tokens_of(const parts *p, uint8_t out[VOLUME_TOKENS_MAX * VOLUME_TOKEN_LEN]) {
+static size_t tokens_of(const parts *p, uint8_t out[COMPONENTS_MAX * COMPONENT_TOKEN_LEN]) {
     unsigned v[5];
     size_t n = 0;
     for (int i = 0; i < 5; i++)
@@ -666,15 +666,33 @@ static size_t tokens_of(const parts *p, uint8_t out[VOLUME_TOKENS_MAX * VOLUME_T
             v[j] = v[j - 1];
             v[j - 1] = x;
         }
-    memset(out, 0, n * VOLUME_TOKEN_LEN);
+    memset(out, 0, n * COMPONENT_TOKEN_LEN);
     for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 4; b++) out[i * VOLUME_TOKEN_LEN + 4 + b] = (uint8_t)(v[i] >> (8 * (3 - b)));
+        for (int b = 0; b < 4; b++) out[i * COMPONENT_TOKEN_LEN + 4 + b] = (uint8_t)(v[i] >> (8 * (3 - b)));
     return n;
+}
+
+/* The `was` of the order's machine-log entry number i (from 1): machine
+ * n's digest. */
+static void expect_was(const char *serial, size_t i, unsigned n) {
+    char key[PA_RKEY_MAX];
+    uint8_t m[32], d[VOLUME_DIGEST_LEN];
+    machine(n, m);
+    volume_machine_digest(m, d);
+    pa_rkey_order_mlog(key, sizeof key, serial);
+    redisReply *r = redisCommand(admin, "XRANGE %s - +", key);
+    assert_non_null(r);
+    assert_true(r->elements >= i);
+    const redisReply *fv = r->element[i - 1]->element[1];
+    assert_string_equal(fv->element[24]->str, "was");
+    assert_int_equal(fv->element[25]->len, VOLUME_DIGEST_LEN);
+    assert_memory_equal(fv->element[25]->str, d, VOLUME_DIGEST_LEN);
+    freeReplyObject(r);
 }
 
 /* Activates machine n, with place key 1, sending the components p. */
 static volume_result activate_parts(const char *serial, unsigned n, const parts *p) {
-    uint8_t m[32], h[PLACE_KEY_DIGEST_LEN], rnd[LICENSE_RANDOM_LEN], tok[VOLUME_TOKENS_MAX * VOLUME_TOKEN_LEN];
+    uint8_t m[32], h[PLACE_KEY_DIGEST_LEN], rnd[LICENSE_RANDOM_LEN], tok[COMPONENTS_MAX * COMPONENT_TOKEN_LEN];
     machine(n, m);
     holder(1, h);
     for (int i = 0; i < LICENSE_RANDOM_LEN; i++) rnd[i] = (uint8_t)rand();
@@ -736,7 +754,7 @@ static void test_match_rebinds(void **state) {
     volume_record rec;
     size_t len = 0;
     assert_true(record_of(o, 1, &rec, &len));
-    assert_int_equal(len, VOLUME_RECORD_LEN + 2 + 5 * VOLUME_TOKEN_LEN); /* the tokens are kept */
+    assert_int_equal(len, VOLUME_RECORD_LEN + 2 + 5 * COMPONENT_TOKEN_LEN); /* the tokens are kept */
     assert_int_equal(rec.n_tokens, 5);
 
     volume_result b = activate_parts(o, 2, &(parts){{11, 12, 13, 24, 15}}); /* a new MAC: four match */
@@ -771,7 +789,9 @@ static void test_match_rebinds(void **state) {
     volume_result few = activate_parts(o, 5, &(parts){{11, 12, 0, 0, 0}});
     assert_false(few.rebound);
     assert_int_equal(few.seats_used, 3);
-    expect_mlog(o, "abarbaaaa"); /* grant, re-bind + grant, renew, re-bind + grant, repeat, three grants */
+    expect_mlog(o, "abrbaaa"); /* grant, re-bind, renew, re-bind, repeat, two grants */
+    expect_was(o, 2, 1);
+    expect_was(o, 4, 2);
 }
 
 /* Exact (0, and no field at all): every new machine id takes a new seat and
