@@ -26,7 +26,8 @@
  *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
  *   5. one Redis round trip (policy.lua): rate limits, revocation, the
  *      group's policy applied to the key's record (the place bound to the
- *      installer's place key, when it sent one), the optional offline-audit
+ *      installer's place key, when it sent one; a place found by the
+ *      machine's components re-bound to it, docs/machines.md), the optional offline-audit
  *      outbox record -- unless the outbox is at its cap, when the group's
  *      audit_outbox_full refuses (UNAVAILABLE) or grants unaudited;
  *   6. reload the cached group if the script saw a newer record version;
