@@ -9,17 +9,18 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[VOL_ARG_OP] names the operation:
---   activate    KEYS the order's five + revoked, address bucket, audit outbox
+--   activate    KEYS the order's seven + revoked, address bucket, audit outbox
 --   renew       the same (a concurrent order's heartbeat)
 --   deactivate  the same (revoked is not read)
---   sweep       the order's five: age the wheel (the server's background task)
---   approve     the order's five: the operator approves a deactivation request
---   deny        the order's five: ... or denies it (reported at the next renew)
---   force       the order's five: forced deactivation of a machine
--- The order's six: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
+--   sweep       the order's seven: age the wheel (the server's background task)
+--   approve     the order's seven: the operator approves a deactivation request
+--   deny        the order's seven: ... or denies it (reported at the next renew)
+--   force       the order's seven: forced deactivation of a machine
+-- The order's seven: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
 -- {o:S}:facts, {o:S}:mlog (the machine log, docs/admin.md "The machine
 -- directory": one entry per grant, renew, pending answer, deactivation
--- (request) and seat or machine reclaimed by the ageing, see L.mlog). The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
+-- (request) and seat or machine reclaimed by the ageing, see L.mlog),
+-- {o:S}:seen (component matching's candidates, see L.find_match). The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
 -- KEYS: it is only read here, and Redis 7.0 requires read-write rights on
 -- every key passed to EVALSHA; it shares the {o:S} hash tag. The wheel's
 -- bucket sets are named here, VOL_ARG_WHEEL_PREFIX .. NAME (also {o:S}):
@@ -77,7 +78,8 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- only upvalue each closure finds its one upvalue at once.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
     designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
-    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG]}
+    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG],
+    seen = KEYS[VOL_KEY_SEEN]}
 L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG_WHEEL_PREFIX],
     age_max = tonumber(ARGV[VOL_ARG_AGE_MAX]), machine = ARGV[VOL_ARG_MACHINE], holder = ARGV[VOL_ARG_HOLDER],
     random = ARGV[VOL_ARG_RANDOM], serial = ARGV[VOL_ARG_SERIAL], rate = tonumber(ARGV[VOL_ARG_ADDRESS_RATE]),
@@ -272,6 +274,7 @@ function L.remove(digest, r, t)
     L.unfile(digest, r, t)
     redis.call('HDEL', K.machines, digest)
     redis.call('HDEL', K.facts, digest)
+    if r.tokens ~= '' then redis.call('ZREM', K.seen, digest) end
     if L.has(r, F.SEAT) then L.bump('seats', -1) end
     if L.in_window(r) then L.bump('machines', -1) end
 end
@@ -342,6 +345,7 @@ function L.age(t, now, budget)
             if #out.gone > 0 then
                 redis.call('HDEL', K.machines, unpack(out.gone))
                 redis.call('HDEL', K.facts, unpack(out.gone))
+                redis.call('ZREM', K.seen, unpack(out.gone))
             end
             for name, list in pairs(out.refile) do
                 redis.call('SADD', A.prefix .. name, unpack(list))
@@ -386,6 +390,7 @@ end
 function L.clock()
     local tm = redis.call('TIME')
     local s = tonumber(tm[1])
+    L.now_us = s * 1000000 + tonumber(tm[2]) -- {o:S}:seen's order: no two calls share a microsecond
     return s, s * 1000 + math.floor(tonumber(tm[2]) / 1000)
 end
 
@@ -563,45 +568,25 @@ end
 -- while the order matches, none otherwise (so an exact order keeps 28-byte
 -- records), and one more re-bind when it re-binds.
 function L.keep_tokens(r, t)
-    local A = L.A
+    local K, A = L.K, L.A
     r.tokens = t.match > 0 and A.tokens or ''
     if L.RB then r.rebinds = math.min(255, r.rebinds + 1) end
+    if t.match == 0 then return end -- an exact order neither reads nor writes the index
+    if r.tokens ~= '' then
+        redis.call('ZADD', K.seen, L.now_us, A.machine)
+    else
+        redis.call('ZREM', K.seen, A.machine)
+    end
 end
 
 L.MATCH_SCAN = 64 -- candidates read at most per Activate (docs/volume.md, "Component matching")
 
--- The wheel's buckets, latest contact first: a bucket's due time less the
--- span that filed it (the lease for 'l:', the window for 't:').
-function L.buckets_by_contact(t)
-    local K, MODE = L.K, L.MODE
-    local b = redis.call('ZRANGE', K.wheel, 0, -1, 'WITHSCORES')
-    local lease = t.mode == MODE.CONCURRENT and t.hb * t.missed or t.reclaim
-    local out = {}
-    for i = 1, #b, 2 do
-        local span = string.sub(b[i], 1, 2) == 'l:' and lease or t.retention
-        out[#out + 1] = {name = b[i], seen = tonumber(b[i + 1]) - span}
-    end
-    table.sort(out, function(x, y) return x.seen > y.seen end)
-    return out
-end
-
--- Up to L.MATCH_SCAN digests of machines in the window, from the buckets of
--- the latest contacts first. Machines out of the window are in no bucket.
-function L.candidates(t)
-    local A, cap = L.A, L.MATCH_SCAN
-    local got = {}
-    for _, b in ipairs(L.buckets_by_contact(t)) do
-        local cursor = '0'
-        repeat
-            local page = redis.call('SSCAN', A.prefix .. b.name, cursor, 'COUNT', cap - #got)
-            cursor = page[1]
-            for _, d in ipairs(page[2]) do
-                if #got < cap then got[#got + 1] = d end
-            end
-        until cursor == '0' or #got >= cap
-        if #got >= cap then break end
-    end
-    return got
+-- The candidates: the L.MATCH_SCAN machines of {o:S}:seen activated last.
+-- Every record with tokens is in it, by its last Activate; a record leaves
+-- it when it leaves the table, moves (L.move) or is deactivated.
+function L.candidates()
+    local K = L.K
+    return redis.call('ZREVRANGE', K.seen, 0, L.MATCH_SCAN - 1)
 end
 
 -- Tokens the record `r` shares with the request (`mine`: token -> true).
@@ -622,7 +607,7 @@ function L.find_match(t, now)
     if t.match == 0 or #A.tokens / 8 < t.match then return nil end
     local mine = {}
     for p = 1, #A.tokens, 8 do mine[string.sub(A.tokens, p, p + 7)] = true end
-    local c = L.candidates(t)
+    local c = L.candidates()
     if #c == 0 then return nil end
     local recs = redis.call('HMGET', K.machines, unpack(c))
     local best, best_last = nil, -1
@@ -650,6 +635,7 @@ function L.move(old, t)
     end
     redis.call('HDEL', K.machines, RB.from)
     redis.call('HDEL', K.facts, RB.from)
+    redis.call('ZREM', K.seen, RB.from)
     RB.done = true
 end
 
@@ -816,6 +802,7 @@ function L.tombstone(r, t, now)
     if L.in_window(r) then L.bump('machines', -1) end
     r.flags = F.GONE + bit.band(r.flags, F.OVER)
     r.lease = now + t.retention
+    if r.tokens ~= '' then redis.call('ZREM', L.K.seen, A.machine) end -- a tombstone is no machine to follow
     L.store(A.machine, old, r, t)
     L.mlog('d', A.machine, now)
 end

@@ -1,6 +1,6 @@
 /* volume_policy.c -- argument packing and reply decoding for volume.lua.
  *
- * The order's key names are made per call from its serial (seven short
+ * The order's key names are made per call from its serial (nine short
  * snprintfs, far below the cost of the round trip); the positions are
  * volume_script_args.h's, shared with the script. */
 #include "volume_policy.h"
@@ -67,7 +67,7 @@ int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGN
 /* The order's key names, for one call. */
 typedef struct order_names {
     char machines[PA_RKEY_MAX], counts[PA_RKEY_MAX], wheel[PA_RKEY_MAX], designated[PA_RKEY_MAX];
-    char facts[PA_RKEY_MAX], mlog[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
+    char facts[PA_RKEY_MAX], mlog[PA_RKEY_MAX], seen[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
 } order_names;
 
 static bool names_of(const char *serial, order_names *k) {
@@ -77,11 +77,12 @@ static bool names_of(const char *serial, order_names *k) {
            pa_rkey_order_designated(k->designated, sizeof k->designated, serial) > 0 &&
            pa_rkey_order_facts(k->facts, sizeof k->facts, serial) > 0 &&
            pa_rkey_order_mlog(k->mlog, sizeof k->mlog, serial) > 0 &&
+           pa_rkey_order_seen(k->seen, sizeof k->seen, serial) > 0 &&
            pa_rkey_order(k->order, sizeof k->order, serial) > 0 &&
            pa_rkey_order_wheel_prefix(k->prefix, sizeof k->prefix, serial) > 0;
 }
 
-/* The first keys of every call: the order's six. */
+/* The first keys of every call: the order's seven. */
 static void add_order_keys(script_args *a, const order_names *k) {
     script_args_add_str(a, k->machines);
     script_args_add_str(a, k->counts);
@@ -89,6 +90,7 @@ static void add_order_keys(script_args *a, const order_names *k) {
     script_args_add_str(a, k->designated);
     script_args_add_str(a, k->facts);
     script_args_add_str(a, k->mlog);
+    script_args_add_str(a, k->seen);
 }
 
 /* The first arguments of every call: op, order hash, wheel prefix and the

@@ -9,21 +9,22 @@
 #ifndef PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 #define PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 
-/* ---- KEYS: every operation passes the order's six ---- */
+/* ---- KEYS: every operation passes the order's seven ---- */
 #define VOL_KEY_MACHINES 1   /* PA_RKEY_ORDER_MACHINES_FMT: digest -> 28-byte record */
 #define VOL_KEY_COUNTS 2     /* PA_RKEY_ORDER_COUNTS_FMT: seats, machines, over_term */
 #define VOL_KEY_WHEEL 3      /* PA_RKEY_ORDER_WHEEL_FMT: bucket name -> when it falls due */
 #define VOL_KEY_DESIGNATED 4 /* PA_RKEY_ORDER_DESIGNATED_FMT */
 #define VOL_KEY_FACTS 5      /* PA_RKEY_ORDER_FACTS_FMT */
 #define VOL_KEY_MLOG 6       /* PA_RKEY_ORDER_MLOG_FMT: the machine log (docs/admin.md) */
-#define VOL_ORDER_KEYS 6
+#define VOL_KEY_SEEN 7       /* PA_RKEY_ORDER_SEEN_FMT: component matching's candidates by last Activate */
+#define VOL_ORDER_KEYS 7
 /* activate, renew, deactivate add the caller's two: */
-#define VOL_KEY_REVOKED 7 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
-#define VOL_KEY_ADDRESS 8 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
-#define VOL_CALLER_KEYS 8
+#define VOL_KEY_REVOKED 8 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
+#define VOL_KEY_ADDRESS 9 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
+#define VOL_CALLER_KEYS 9
 /* activate adds: */
-#define VOL_KEY_OUTBOX 9 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
-#define VOL_ACTIVATE_KEYS 9
+#define VOL_KEY_OUTBOX 10 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
+#define VOL_ACTIVATE_KEYS 10
 
 /* ---- ARGV: every operation ---- */
 #define VOL_ARG_OP 1           /* activate | renew | deactivate | sweep | approve | deny | force */

@@ -840,6 +840,35 @@ static void test_match_best(void **state) {
     assert_int_equal(n.rebound_shared, 2);
 }
 
+/* The scan reads the 64 machines activated last ({o:S}:seen): one more
+ * recent machine than that and an old machine is not found (a new seat). */
+static void test_match_cap(void **state) {
+    const char *o = "10000035";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 1000});
+    set_match(o, 3);
+    assert_int_equal(activate_parts(o, 1, &(parts){{1, 2, 3, 4, 5}}).status, VOLUME_OK);
+    for (unsigned i = 0; i < 63; i++) {
+        unsigned b = 1000 + 10 * i;
+        assert_false(activate_parts(o, 100 + i, &(parts){{b, b + 1, b + 2, b + 3, b + 4}}).rebound);
+    }
+    expect_rebound((volume_result[]){activate_parts(o, 2, &(parts){{1, 2, 3, 9, 10}})}, 1, 4 - 1);
+    for (unsigned i = 63; i < 127; i++) {
+        unsigned b = 1000 + 10 * i;
+        assert_false(activate_parts(o, 100 + i, &(parts){{b, b + 1, b + 2, b + 3, b + 4}}).rebound);
+    }
+    volume_result late = activate_parts(o, 3, &(parts){{1, 2, 3, 11, 12}});
+    assert_int_equal(late.status, VOLUME_OK);
+    assert_false(late.rebound);
+    assert_int_equal(late.seats_used, 1 + 127 + 1);
+    /* The index holds the machines with tokens, the moved digest not among them. */
+    char key[PA_RKEY_MAX];
+    pa_rkey_order_seen(key, sizeof key, o);
+    assert_int_equal(int_reply(redisCommand(admin, "ZCARD %s", key)), table_size(o));
+    /* Deactivated, a machine leaves it. */
+    assert_int_equal(decide(o, VOLUME_FORCE, 3).status, VOLUME_OK);
+    assert_int_equal(int_reply(redisCommand(admin, "ZCARD %s", key)), table_size(o) - 1);
+}
+
 /* A re-bind that cannot be granted writes nothing: the machine it would
  * have taken over stays under its digest. */
 static void test_match_refused(void **state) {
@@ -1034,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_match_exact),
         cmocka_unit_test(test_match_best),
         cmocka_unit_test(test_match_refused),
+        cmocka_unit_test(test_match_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
