@@ -345,7 +345,7 @@ function L.age(t, now, budget)
             if #out.gone > 0 then
                 redis.call('HDEL', K.machines, unpack(out.gone))
                 redis.call('HDEL', K.facts, unpack(out.gone))
-                redis.call('ZREM', K.seen, unpack(out.gone))
+                if t.match > 0 then redis.call('ZREM', K.seen, unpack(out.gone)) end -- else L.find_match prunes
             end
             for name, list in pairs(out.refile) do
                 redis.call('SADD', A.prefix .. name, unpack(list))
@@ -583,7 +583,9 @@ L.MATCH_SCAN = 64 -- candidates read at most per Activate (docs/volume.md, "Comp
 
 -- The candidates: the L.MATCH_SCAN machines of {o:S}:seen activated last.
 -- Every record with tokens is in it, by its last Activate; a record leaves
--- it when it leaves the table, moves (L.move) or is deactivated.
+-- it when it leaves the table, moves (L.move) or is deactivated, and one
+-- that left while the order was exact (nothing writes the index then) when
+-- L.find_match next meets it.
 function L.candidates()
     local K = L.K
     return redis.call('ZREVRANGE', K.seen, 0, L.MATCH_SCAN - 1)
@@ -610,9 +612,10 @@ function L.find_match(t, now)
     local c = L.candidates()
     if #c == 0 then return nil end
     local recs = redis.call('HMGET', K.machines, unpack(c))
-    local best, best_last = nil, -1
+    local best, best_last, stale = nil, -1, {}
     for i, d in ipairs(c) do
         local r = recs[i] and L.unpack_rec(recs[i])
+        if not r or r.tokens == '' then stale[#stale + 1] = d end -- left while the order was exact
         if r and d ~= A.machine and not L.has(r, F.GONE) and r.last + t.retention > now then
             local n = L.shared(r, mine)
             if n >= t.match and (not best or n > best.shared or (n == best.shared and r.last > best_last)) then
@@ -620,6 +623,7 @@ function L.find_match(t, now)
             end
         end
     end
+    if #stale > 0 then redis.call('ZREM', K.seen, unpack(stale)) end
     return best
 end
 
