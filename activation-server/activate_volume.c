@@ -147,6 +147,9 @@ static void as_policy(const volume_result *r, policy_status status, uint64_t ver
     p->again = r->again;
     p->audited = r->audited;
     p->unaudited = r->unaudited;
+    p->rebound = r->rebound; /* activate.c logs and counts it as for retail keys */
+    p->shared = r->rebound_shared;
+    memcpy(p->was, r->rebound_from, sizeof p->was);
     p->retry_after_s = r->retry_after_s;
     p->scope = "address";
     p->redis_error = r->redis_error;
@@ -259,6 +262,8 @@ static void machine_args(const order_record *o, const volume_ask *ask, const uin
                           .host_serial = ask->host_serial,
                           .macs = macs,
                           .n_macs = ask->n_macs,
+                          .tokens = ask->tokens,
+                          .n_tokens = ask->n_tokens,
                           .audit = o->on_premises ? NULL : outbox};
 }
 

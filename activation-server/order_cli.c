@@ -1,5 +1,5 @@
 /* order_cli.c -- `activation-server order import|list|show|retire`, the
- * seat controls `machines|designate|undesignate|approve|deny|deactivate`
+ * seat controls `machines|designate|undesignate|set-match|approve|deny|deactivate`
  * and `order usage-export` (usage_report.h); see order_cli.h.
  *
  * Design: a table of subcommands, each one entry (name, usage text, its own
@@ -467,6 +467,32 @@ static int designation(order_ctx *c, bool add) {
     return EXIT_OK;
 }
 
+static const config_option match_opts[] = {{"json", NULL, "print the outcome as one JSON object", NULL}};
+
+static int cmd_set_match(order_ctx *c) {
+    int rc = EXIT_OK;
+    const char *k_text = NULL, *serial = serial_and(c, "K", &k_text, &rc);
+    unsigned k = 0;
+    uint64_t version = 0;
+    char err[512];
+    if (!serial) return rc;
+    if (order_match_parse(k_text, &k) != 0)
+        return fail(c, EXIT_USAGE, "K '%s' is not 'exact' or a number of components from 1 to %d", k_text,
+                    ORDER_MATCH_MAX);
+    if (!ctx_store(c)) return EXIT_FAILED;
+    int r = order_set_match(c->redis, serial, k, &version, err, sizeof err);
+    if (r == 1) return fail(c, EXIT_FAILED, "no order %s is imported here", serial);
+    if (r < 0) return fail(c, EXIT_FAILED, "%s (set-match writes {o:*}:order: use the store's keystore user)", err);
+    if (config_get_bool(c->cfg, "json"))
+        return print_json(c, json_pack("{s:s, s:I, s:s, s:I}", "order", serial, "machine_match", (json_int_t)k,
+                                       "result", r == 2 ? "unchanged" : "set", "version", (json_int_t)version));
+    if (k == 0) printf("order %s matches machines exactly (by machine id)%s\n", serial, r == 2 ? " already" : "");
+    else
+        printf("order %s %s a new machine id to a machine sharing at least %u components\n", serial,
+               r == 2 ? "already re-binds" : "now re-binds", k);
+    return EXIT_OK;
+}
+
 static int cmd_designate(order_ctx *c) { return designation(c, true); }
 static int cmd_undesignate(order_ctx *c) { return designation(c, false); }
 
@@ -556,6 +582,13 @@ static const order_command commands[] = {
                   "activation-server order undesignate SERIAL --machine-id HEX | --host-serial S | --mac M\n\n"
                   "Removes a device's registration (a machine that holds a seat keeps it).",
                   designate_opts, store_shown, cmd_undesignate),
+    ORDER_COMMAND("set-match",
+                  "activation-server order set-match SERIAL K|exact [--json]\n\n"
+                  "Component matching for the order's machines: with K (1-16) an Activate from a new machine id\n"
+                  "whose components share at least K with a machine of the order seen within the retention\n"
+                  "window takes over that machine's seat instead of a new one; exact (0) matches by machine\n"
+                  "id only. Not part of the signed order: a new revision keeps it.",
+                  match_opts, store_shown, cmd_set_match),
     ORDER_COMMAND("approve",
                   "activation-server order approve SERIAL MACHINE\n\n"
                   "Approves a machine's deactivation request (orders with approval): its seat frees, its next\n"

@@ -1,7 +1,11 @@
-/* order_controls.c -- designation and the machine table walk (order_controls.h). */
+/* order_controls.c -- designation, component matching and the machine
+ * table walk (order_controls.h). set-match is one script call, so the
+ * field and the version that makes caches reload change together. */
 #include "order_controls.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "errbuf.h"
@@ -25,6 +29,48 @@ int order_designate(rstore *r, const char *serial, const char *name, bool add, b
     redisReply *rep = rstore_command(r, add ? "SADD %s %s" : "SREM %s %s", kd, name);
     if (!rep || rep->type != REDIS_REPLY_INTEGER) rc = err_set(err, errlen, "%s: %s", kd, reply_error(r, rep));
     else *changed = rep->integer == 1;
+    if (rep) freeReplyObject(rep);
+    return rc;
+}
+
+int order_match_parse(const char *text, unsigned *k) {
+    if (!text) return -1;
+    if (strcmp(text, "exact") == 0) return *k = 0, 0;
+    size_t len = strlen(text);
+    if (len == 0 || len > 2 || !isdigit((unsigned char)text[0]) || (len == 2 && !isdigit((unsigned char)text[1])))
+        return -1;
+    unsigned v = (unsigned)atoi(text);
+    if (v > ORDER_MATCH_MAX) return -1;
+    *k = v;
+    return 0;
+}
+
+/* KEYS[1] {o:S}:order, ARGV[1] K. {'none'}, {'same', version} or {'set', version}. */
+static const char SET_MATCH_SCRIPT[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {'none'} end\n"
+    "if (redis.call('HGET', KEYS[1], '" ORDER_F_MACHINE_MATCH
+    "') or '0') == ARGV[1] then\n"
+    "  return {'same', redis.call('HGET', KEYS[1], '" ORDER_F_VERSION
+    "') or '0'}\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], '" ORDER_F_MACHINE_MATCH
+    "', ARGV[1])\n"
+    "return {'set', tostring(redis.call('HINCRBY', KEYS[1], '" ORDER_F_VERSION "', 1))}\n";
+
+int order_set_match(rstore *r, const char *serial, unsigned k, uint64_t *version, char *err, size_t errlen) {
+    char ko[PA_RKEY_MAX], kt[8];
+    if (k > ORDER_MATCH_MAX) return err_set(err, errlen, "machine_match %u: at most %d", k, ORDER_MATCH_MAX);
+    if (pa_rkey_order(ko, sizeof ko, serial) < 0) return err_set(err, errlen, "'%s' is not a service serial", serial);
+    snprintf(kt, sizeof kt, "%u", k);
+    redisReply *rep = rstore_command(r, "EVAL %s 1 %s %s", SET_MATCH_SCRIPT, ko, kt);
+    int rc = -1;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING)
+        err_set(err, errlen, "%s: %s", ko, reply_error(r, rep));
+    else if (strcmp(rep->element[0]->str, "none") == 0) rc = 1;
+    else if (rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        rc = strcmp(rep->element[0]->str, "same") == 0 ? 2 : 0;
+        *version = strtoull(rep->element[1]->str, NULL, 10);
+    } else err_set(err, errlen, "%s: unexpected reply", ko);
     if (rep) freeReplyObject(rep);
     return rc;
 }

@@ -32,6 +32,7 @@ json_t *order_describe(rstore *r, const order_record *rec) {
     order_armour_time(rec->imported_at, imported, sizeof imported);
     if (j && rec->on_premises) json_object_set_new(j, "accepted_keys", json_integer((json_int_t)rec->n_key_hashes));
     if (j && (json_object_set_new(j, "retired", json_boolean(rec->retired)) ||
+              json_object_set_new(j, "machine_match", json_integer((json_int_t)rec->machine_match)) ||
               json_object_set_new(j, "version", json_integer((json_int_t)rec->version)) ||
               json_object_set_new(j, "imported_at", json_string(imported)) ||
               json_object_set_new(j, "counters", order_counters(r, rec))))

@@ -162,11 +162,14 @@ int order_record_from_hash(order_record *r, const char *serial, const redisReply
     if (rc) return rc;
     long long version = number(hash, ORDER_F_VERSION, -1), revision = number(hash, ORDER_F_REVISION, -1);
     long long retired = number(hash, ORDER_F_RETIRED, 0), imported = number(hash, ORDER_F_IMPORTED, 0);
+    long long match = number(hash, ORDER_F_MACHINE_MATCH, 0);
     if (strcmp(r->serial, serial) != 0)
         return err_set(err, errlen, "the signed order is %s, not %s", r->serial, serial);
-    if (version < 0 || revision != r->revision || retired < 0 || retired > 1 || imported < 0)
-        return err_set(err, errlen, "fields %s, %s, %s or %s are damaged", ORDER_F_VERSION, ORDER_F_REVISION,
-                       ORDER_F_RETIRED, ORDER_F_IMPORTED);
+    if (version < 0 || revision != r->revision || retired < 0 || retired > 1 || imported < 0 || match < 0 ||
+        match > ORDER_MATCH_MAX)
+        return err_set(err, errlen, "fields %s, %s, %s, %s or %s are damaged", ORDER_F_VERSION, ORDER_F_REVISION,
+                       ORDER_F_RETIRED, ORDER_F_IMPORTED, ORDER_F_MACHINE_MATCH);
+    r->machine_match = (uint32_t)match;
     r->version = (uint64_t)version;
     r->retired = retired == 1;
     r->imported_at = imported;

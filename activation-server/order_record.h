@@ -48,6 +48,7 @@ typedef struct order_record {
     uint32_t revision;                 /* higher replaces lower, keeping the machines */
     uint64_t version;                  /* bumped by every import or retire; caches compare it */
     bool retired;                      /* the operator retired it: refuses, keeps its table */
+    uint32_t machine_match;            /* the operator's component matching: K 1..16, 0 exact */
     bool on_premises;                  /* delegated: licenses signed by this server's key */
     char customer[ORDER_CUSTOMER_BYTES];
     char vendor[ORDER_TEXT_BYTES];
@@ -128,6 +129,11 @@ typedef struct order_record {
 #define ORDER_F_APPROVAL "deactivation_approval" /* "0" | "1" */
 #define ORDER_F_COLLECT "collect_facts"          /* ORDER_FACT_* bits */
 #define ORDER_F_IMPORTED "imported_at"           /* unix seconds */
+/* Set by the operator (order set-match), not by import, so a new revision
+ * keeps it: how a new machine digest finds its machine's record
+ * (docs/machines.md, "Matching a machine to a place"). "0" or missing: exact. */
+#define ORDER_F_MACHINE_MATCH "machine_match" /* "0".."ORDER_MATCH_MAX" */
+#define ORDER_MATCH_MAX 16                    /* K at most: ActivateRequest.components holds 16 */
 /* Added with order import (not read by volume.lua): */
 #define ORDER_F_GROUPS "groups"           /* comma-separated group IDs: import's conflict check */
 #define ORDER_F_ON_PREMISES "on_premises" /* "0" | "1" */

@@ -9,17 +9,18 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[VOL_ARG_OP] names the operation:
---   activate    KEYS the order's five + revoked, address bucket, audit outbox
+--   activate    KEYS the order's seven + revoked, address bucket, audit outbox
 --   renew       the same (a concurrent order's heartbeat)
 --   deactivate  the same (revoked is not read)
---   sweep       the order's five: age the wheel (the server's background task)
---   approve     the order's five: the operator approves a deactivation request
---   deny        the order's five: ... or denies it (reported at the next renew)
---   force       the order's five: forced deactivation of a machine
--- The order's six: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
+--   sweep       the order's seven: age the wheel (the server's background task)
+--   approve     the order's seven: the operator approves a deactivation request
+--   deny        the order's seven: ... or denies it (reported at the next renew)
+--   force       the order's seven: forced deactivation of a machine
+-- The order's seven: {o:S}:m, {o:S}:n, {o:S}:wheel, {o:S}:designated,
 -- {o:S}:facts, {o:S}:mlog (the machine log, docs/admin.md "The machine
 -- directory": one entry per grant, renew, pending answer, deactivation
--- (request) and seat or machine reclaimed by the ageing, see L.mlog). The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
+-- (request) and seat or machine reclaimed by the ageing, see L.mlog),
+-- {o:S}:seen (component matching's candidates, see L.find_match). The order hash {o:S}:order comes in ARGV (VOL_ARG_ORDER), not
 -- KEYS: it is only read here, and Redis 7.0 requires read-write rights on
 -- every key passed to EVALSHA; it shares the {o:S} hash tag. The wheel's
 -- bucket sets are named here, VOL_ARG_WHEEL_PREFIX .. NAME (also {o:S}):
@@ -77,7 +78,8 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- only upvalue each closure finds its one upvalue at once.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
     designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
-    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG]}
+    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG],
+    seen = KEYS[VOL_KEY_SEEN]}
 L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG_WHEEL_PREFIX],
     age_max = tonumber(ARGV[VOL_ARG_AGE_MAX]), machine = ARGV[VOL_ARG_MACHINE], holder = ARGV[VOL_ARG_HOLDER],
     random = ARGV[VOL_ARG_RANDOM], serial = ARGV[VOL_ARG_SERIAL], rate = tonumber(ARGV[VOL_ARG_ADDRESS_RATE]),
@@ -85,7 +87,8 @@ L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG
     outbox_max = tonumber(ARGV[VOL_ARG_OUTBOX_MAX]), grant_when_full = ARGV[VOL_ARG_GRANT_WHEN_FULL] == '1',
     ip = ARGV[VOL_ARG_IP] or '', hostname = ARGV[VOL_ARG_HOSTNAME] or '', os = ARGV[VOL_ARG_OS] or '',
     host_serial = ARGV[VOL_ARG_HOST_SERIAL] or '', macs = ARGV[VOL_ARG_MACS] or '',
-    audit_fields = {}, names = {}}
+    tokens = ARGV[VOL_ARG_TOKENS] or '', audit_fields = {}, names = {}}
+if #L.A.tokens % 8 ~= 0 or #L.A.tokens > 8 * 16 then L.A.tokens = '' end -- C sends whole tokens only
 if L.A.op == 'activate' then
     local n = tonumber(ARGV[VOL_ARG_AUDIT_N])
     for i = 1, n do L.A.audit_fields[i] = ARGV[VOL_ARG_AUDIT_N + i] end
@@ -95,7 +98,7 @@ L.P = {status = VOL_R_STATUS, version = VOL_R_VERSION, now = VOL_R_NOW, count = 
     seats = VOL_R_SEATS, pending = VOL_R_PENDING, check_in = VOL_R_CHECK_IN, expires = VOL_R_EXPIRES,
     renew = VOL_R_RENEW, random = VOL_R_RANDOM, again = VOL_R_AGAIN, deact = VOL_R_DEACT, retry = VOL_R_RETRY,
     aged = VOL_R_AGED, more = VOL_R_MORE, over_term = VOL_R_OVER_TERM, scope = VOL_R_SCOPE, audited = VOL_R_AUDITED,
-    changes = VOL_R_CHANGES, n = VOL_R_N}
+    changes = VOL_R_CHANGES, rebound = VOL_R_REBOUND, was = VOL_R_WAS, n = VOL_R_N}
 local R = {} -- the operations
 
 -- ---- the order's terms --------------------------------------------------------
@@ -114,13 +117,15 @@ function L.terms()
     local o = redis.call('HMGET', A.order, 'version', 'retired', 'mode', 'seats', 'valid_from', 'valid_until',
         'after_end', 'renew_seconds', 'reclaim_seconds', 'heartbeat_seconds', 'missed_heartbeats', 'license_seconds',
         'machine_validity_seconds', 'retention_seconds', 'pending_retry_seconds', 'threshold', 'auto_activation',
-        'deactivation_approval')
+        'deactivation_approval', 'machine_match')
     if not o[1] or not o[3] then return nil end
     local t = {version = o[1], retired = o[2] == '1', mode = tonumber(o[3]) or 0, seats = tonumber(o[4]) or 0,
         from = tonumber(o[5]) or 0, ends = tonumber(o[6]) or 0, after_end = tonumber(o[7]) or 0,
         renew = term(o[8], 7 * DAY), reclaim = term(o[9], 30 * DAY), hb = term(o[10], 60), missed = term(o[11], 3),
         license = term(o[12], 180 * DAY), retention = term(o[14], 30 * DAY), pending_retry = term(o[15], 7200),
-        threshold = tonumber(o[16]) or 0, auto = o[17] ~= '0', approval = o[18] == '1', aged = 0}
+        threshold = tonumber(o[16]) or 0, auto = o[17] ~= '0', approval = o[18] == '1', aged = 0,
+        match = tonumber(o[19]) or 0}
+    if t.match < 0 or t.match > 16 then t.match = 0 end -- only the operator's control writes it, 1..16
     t.validity = term(o[13], t.license)
     t.counted = t.mode ~= MODE.UNLIMITED
     t.leased = t.mode == MODE.TIMED or t.mode == MODE.CONCURRENT
@@ -144,20 +149,28 @@ function L.date_check(t, now)
     return nil
 end
 
--- ---- the machine record (28 bytes) ----------------------------------------------
+-- ---- the machine record (28 bytes, then the matching tail) -----------------------
 -- flags (1) | first seen (u32 LE) | last contact | lease until | generation (4)
 -- | place-key digest (11; zero: none bound yet). A deactivated machine's
--- "lease until" is when its tombstone may go.
+-- "lease until" is when its tombstone may go. Then, only while there is
+-- something to keep (so an order without component matching keeps its
+-- 28-byte records): re-binds so far (1, saturating) | n (1) | n component
+-- tokens of 8 bytes, sorted (L.find_match).
 L.F = {SEAT = 1, PENDING = 2, ASKED = 4, DENIED = 8, GONE = 16, OVER = 32, OUT = 64,
     NO_HOLDER = string.rep('\0', 11)}
 
 function L.unpack_rec(v)
     local flags, first, last, lease = struct.unpack('<BI4I4I4', v)
+    local n = string.byte(v, 30) or 0
     return {flags = flags, first = first, last = last, lease = lease, gen = string.sub(v, 14, 17),
-        holder = string.sub(v, 18, 28)}
+        holder = string.sub(v, 18, 28), rebinds = string.byte(v, 29) or 0, tokens = string.sub(v, 31, 30 + 8 * n)}
 end
 
-function L.pack_rec(r) return struct.pack('<BI4I4I4', r.flags, r.first, r.last, r.lease) .. r.gen .. r.holder end
+function L.pack_rec(r)
+    local base = struct.pack('<BI4I4I4', r.flags, r.first, r.last, r.lease) .. r.gen .. r.holder
+    if r.rebinds == 0 and r.tokens == '' then return base end
+    return base .. string.char(r.rebinds, #r.tokens / 8) .. r.tokens
+end
 function L.has(r, f) return bit.band(r.flags, f) ~= 0 end
 function L.set(r, f) r.flags = bit.bor(r.flags, f) end
 function L.clear(r, f) r.flags = bit.band(r.flags, bit.bnot(f)) end
@@ -244,6 +257,7 @@ end
 -- state `old` (nil: new) put it in.
 function L.store(digest, old, r, t)
     local K, A = L.K, L.A
+    if L.RB and not L.RB.done and digest == A.machine then L.move(old, t) end
     local was, now_in = nil, nil
     if old then was = select(2, L.deadline(old, t)) end
     now_in = select(2, L.deadline(r, t))
@@ -260,6 +274,7 @@ function L.remove(digest, r, t)
     L.unfile(digest, r, t)
     redis.call('HDEL', K.machines, digest)
     redis.call('HDEL', K.facts, digest)
+    if r.tokens ~= '' then redis.call('ZREM', K.seen, digest) end
     if L.has(r, F.SEAT) then L.bump('seats', -1) end
     if L.in_window(r) then L.bump('machines', -1) end
 end
@@ -330,6 +345,7 @@ function L.age(t, now, budget)
             if #out.gone > 0 then
                 redis.call('HDEL', K.machines, unpack(out.gone))
                 redis.call('HDEL', K.facts, unpack(out.gone))
+                if t.match > 0 then redis.call('ZREM', K.seen, unpack(out.gone)) end -- else L.find_match prunes
             end
             for name, list in pairs(out.refile) do
                 redis.call('SADD', A.prefix .. name, unpack(list))
@@ -374,21 +390,24 @@ end
 function L.clock()
     local tm = redis.call('TIME')
     local s = tonumber(tm[1])
+    L.now_us = s * 1000000 + tonumber(tm[2]) -- {o:S}:seen's order: no two calls share a microsecond
     return s, s * 1000 + math.floor(tonumber(tm[2]) / 1000)
 end
 
 -- ---- the machine log ----------------------------------------------------------------
 -- One entry per change the admin server's directory shows, in the call that
 -- made it, every field always present (a stream stores entries of the same
--- fields compactly): op (a grant, r renew, p pending, q deactivation
+-- fields compactly): op (a grant, b a grant that re-bound the record of
+-- another digest by components, r renew, p pending, q deactivation
 -- requested, d deactivated, x seat or machine reclaimed by the ageing), m the
 -- machine digest, g (the key's group, from its revoked set's name; '' for
 -- operator calls and the sweep), s, o (the order), t, ip, h, mac, hs, os
 -- (what an Activate says of the machine; '' otherwise), e (the license's
--- expires_at, '' when not known). Bounded: XADD MAXLEN ~.
+-- expires_at, '' when not known), was (a re-bind, op b or p: the digest
+-- the record moved from; '' otherwise). Bounded: XADD MAXLEN ~.
 L.MLOG_MAXLEN = 100000
 
-function L.mlog(op, digest, now, expires)
+function L.mlog(op, digest, now, expires, was)
     local K, A = L.K, L.A
     local own = op ~= 'x' -- the ageing's entries are other machines': not the caller's key or address
     local asks = own and A.op == 'activate'
@@ -396,7 +415,7 @@ function L.mlog(op, digest, now, expires)
         own and K.revoked and string.match(K.revoked, '^{g:(%d+)}') or '', 's', own and A.serial or '', 'o',
         string.match(K.mlog, '^{o:([^}]*)}') or '', 't', now, 'ip', own and A.ip or '', 'h',
         asks and A.hostname or '', 'mac', asks and A.macs or '', 'hs', asks and A.host_serial or '', 'os',
-        asks and A.os or '', 'e', expires or '')
+        asks and A.os or '', 'e', expires or '', 'was', was or '')
 end
 
 -- ---- replies ------------------------------------------------------------------------
@@ -415,8 +434,9 @@ function L.reply(status, t, now, f)
     out[P.status], out[P.version], out[P.now] = status, t and t.version or '0', now
     out[P.count], out[P.seats], out[P.over_term] = C.machines, C.seats, C.over_term
     out[P.changes] = C.changes
-    out[P.random], out[P.scope] = '', ''
+    out[P.random], out[P.scope], out[P.was] = '', '', ''
     if t then out[P.aged] = t.aged end
+    if L.RB and L.RB.done then out[P.rebound], out[P.was] = L.RB.shared, L.RB.from end
     if f then
         for k, v in pairs(f) do out[P[k]] = v end
     end
@@ -539,6 +559,97 @@ function L.audit_write(audit, f)
     return f
 end
 
+-- ---- component matching (docs/machines.md, "Matching a machine to a place") -------
+-- The order's machine_match K (the operator's control; 0: exact) lets a new
+-- machine digest take over the record of a machine sharing at least K of
+-- its component tokens: the seat and the history move, never copy.
+
+-- The record's matching tail after this Activate: the request's tokens
+-- while the order matches, none otherwise (so an exact order keeps 28-byte
+-- records), and one more re-bind when it re-binds.
+function L.keep_tokens(r, t)
+    local K, A = L.K, L.A
+    r.tokens = t.match > 0 and A.tokens or ''
+    if L.RB then r.rebinds = math.min(255, r.rebinds + 1) end
+    if t.match == 0 then return end -- an exact order neither reads nor writes the index
+    if r.tokens ~= '' then
+        redis.call('ZADD', K.seen, L.now_us, A.machine)
+    else
+        redis.call('ZREM', K.seen, A.machine)
+    end
+end
+
+L.MATCH_SCAN = 64 -- candidates read at most per Activate (docs/volume.md, "Component matching")
+
+-- The candidates: the L.MATCH_SCAN machines of {o:S}:seen activated last.
+-- Every record with tokens is in it, by its last Activate; a record leaves
+-- it when it leaves the table, moves (L.move) or is deactivated, and one
+-- that left while the order was exact (nothing writes the index then) when
+-- L.find_match next meets it.
+function L.candidates()
+    local K = L.K
+    return redis.call('ZREVRANGE', K.seen, 0, L.MATCH_SCAN - 1)
+end
+
+-- Tokens the record `r` shares with the request (`mine`: token -> true).
+function L.shared(r, mine)
+    local n = 0
+    for p = 1, #r.tokens, 8 do
+        if mine[string.sub(r.tokens, p, p + 7)] then n = n + 1 end
+    end
+    return n
+end
+
+-- The machine of the order this Activate's machine is, by components: the
+-- candidate sharing the most tokens, at least K (ties: the latest seen), not
+-- deactivated, in the window. Returns {from = digest, v = record, shared}
+-- or nil.
+function L.find_match(t, now)
+    local K, A, F = L.K, L.A, L.F
+    if t.match == 0 or #A.tokens / 8 < t.match then return nil end
+    local mine = {}
+    for p = 1, #A.tokens, 8 do mine[string.sub(A.tokens, p, p + 7)] = true end
+    local c = L.candidates()
+    if #c == 0 then return nil end
+    local recs = redis.call('HMGET', K.machines, unpack(c))
+    local best, best_last, stale = nil, -1, {}
+    for i, d in ipairs(c) do
+        local r = recs[i] and L.unpack_rec(recs[i])
+        if not r or r.tokens == '' then stale[#stale + 1] = d end -- left while the order was exact
+        if r and d ~= A.machine and not L.has(r, F.GONE) and r.last + t.retention > now then
+            local n = L.shared(r, mine)
+            if n >= t.match and (not best or n > best.shared or (n == best.shared and r.last > best_last)) then
+                best, best_last = {from = d, v = recs[i], shared = n}, r.last
+            end
+        end
+    end
+    if #stale > 0 then redis.call('ZREM', K.seen, unpack(stale)) end
+    return best
+end
+
+-- The first write of a re-binding Activate: the record leaves its old digest
+-- (its bucket membership passes to the new one, which L.store then moves as
+-- for any contact) and counts one more re-bind. `old` is the record as read.
+function L.move(old, t)
+    local K, A, RB = L.K, L.A, L.RB
+    local _, name = L.deadline(old, t)
+    if name then
+        redis.call('SREM', A.prefix .. name, RB.from)
+        redis.call('SADD', A.prefix .. name, A.machine)
+    end
+    redis.call('HDEL', K.machines, RB.from)
+    redis.call('HDEL', K.facts, RB.from)
+    redis.call('ZREM', K.seen, RB.from)
+    RB.done = true
+end
+
+-- The machine-log entry of a grant: 'a', or 'b' with `was` when it re-bound
+-- (as policy.lua's: the admin directory marks the old machine moved).
+function L.grant_log(now, expires)
+    local A, RB = L.A, L.RB
+    L.mlog(RB and 'b' or 'a', A.machine, now, expires, RB and RB.from)
+end
+
 -- A machine without its grant asks: a new one, one back after a
 -- deactivation, a pending one, or a lapsed lease. Decides first and writes
 -- after: a refusal for lack of a seat changes nothing.
@@ -561,8 +672,9 @@ function L.admit(v, old, t, now)
     if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     if fresh then
         r = {flags = r and bit.band(r.flags, F.OVER) or 0, first = r and r.first or now, last = now, lease = 0,
-            gen = string.sub(A.random, 1, 4), holder = F.NO_HOLDER}
+            gen = string.sub(A.random, 1, 4), holder = F.NO_HOLDER, rebinds = 0, tokens = ''}
     end
+    L.keep_tokens(r, t)
     L.clear(r, F.OUT + F.ASKED + F.DENIED)
     if joins then L.bump('machines', 1) end
     if A.holder ~= '' then r.holder = A.holder end
@@ -571,7 +683,7 @@ function L.admit(v, old, t, now)
         L.set(r, F.PENDING)
         r.last = now
         L.store(A.machine, old, r, t)
-        L.mlog('p', A.machine, now)
+        L.mlog('p', A.machine, now, nil, L.RB and L.RB.from) -- a pending re-bind names its old digest too
         return L.reply(S.OK, t, now, {pending = pending, check_in = now + t.pending_retry})
     end
     L.clear(r, F.PENDING)
@@ -582,7 +694,7 @@ function L.admit(v, old, t, now)
     redis.call('HINCRBY', L.K.counts, 'k:' .. A.serial, 1) -- the key's uses in this order
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    L.mlog('a', A.machine, now, expires)
+    L.grant_log(now, expires)
     return L.granted(r, t, now, false, renew_after, expires, nil, audit)
 end
 
@@ -591,6 +703,13 @@ function R.activate()
     local t, now, early = L.begin(true)
     if early then return early end
     local v = redis.call('HGET', K.machines, A.machine)
+    if not v then
+        L.RB = L.find_match(t, now) -- a new digest: maybe a known machine whose machine_id changed
+        if L.RB then
+            L.RB.now = now
+            v = L.RB.v
+        end
+    end
     local old = v and L.unpack_rec(v)
     if old and t.mode == MODE.VENDOR and not L.has(old, F.GONE) and old.first + t.validity <= now then
         return L.reply(S.MACHINE_ENDED, t, now)
@@ -602,11 +721,12 @@ function R.activate()
     if audit == 'full' then return L.reply(S.OUTBOX_FULL, t, now) end
     local r = L.unpack_rec(v)
     if A.holder ~= '' then r.holder = A.holder end
+    L.keep_tokens(r, t)
     L.save_facts()
     local renew_after, expires = L.refresh(r, t, now)
     L.store(A.machine, old, r, t)
-    L.mlog('a', A.machine, now, expires)
-    return L.granted(r, t, now, true, renew_after, expires, nil, audit)
+    L.grant_log(now, expires)
+    return L.granted(r, t, now, not L.RB, renew_after, expires, nil, audit) -- re-bound: a new license id
 end
 
 -- renew, deactivate: the machine named by the license id and proven by its
@@ -686,6 +806,7 @@ function L.tombstone(r, t, now)
     if L.in_window(r) then L.bump('machines', -1) end
     r.flags = F.GONE + bit.band(r.flags, F.OVER)
     r.lease = now + t.retention
+    if r.tokens ~= '' then redis.call('ZREM', L.K.seen, A.machine) end -- a tombstone is no machine to follow
     L.store(A.machine, old, r, t)
     L.mlog('d', A.machine, now)
 end

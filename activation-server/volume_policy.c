@@ -1,6 +1,6 @@
 /* volume_policy.c -- argument packing and reply decoding for volume.lua.
  *
- * The order's key names are made per call from its serial (seven short
+ * The order's key names are made per call from its serial (nine short
  * snprintfs, far below the cost of the round trip); the positions are
  * volume_script_args.h's, shared with the script. */
 #include "volume_policy.h"
@@ -67,7 +67,7 @@ int volume_designation_name(char kind, const char *value, char out[VOLUME_DESIGN
 /* The order's key names, for one call. */
 typedef struct order_names {
     char machines[PA_RKEY_MAX], counts[PA_RKEY_MAX], wheel[PA_RKEY_MAX], designated[PA_RKEY_MAX];
-    char facts[PA_RKEY_MAX], mlog[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
+    char facts[PA_RKEY_MAX], mlog[PA_RKEY_MAX], seen[PA_RKEY_MAX], order[PA_RKEY_MAX], prefix[PA_RKEY_MAX];
 } order_names;
 
 static bool names_of(const char *serial, order_names *k) {
@@ -77,11 +77,12 @@ static bool names_of(const char *serial, order_names *k) {
            pa_rkey_order_designated(k->designated, sizeof k->designated, serial) > 0 &&
            pa_rkey_order_facts(k->facts, sizeof k->facts, serial) > 0 &&
            pa_rkey_order_mlog(k->mlog, sizeof k->mlog, serial) > 0 &&
+           pa_rkey_order_seen(k->seen, sizeof k->seen, serial) > 0 &&
            pa_rkey_order(k->order, sizeof k->order, serial) > 0 &&
            pa_rkey_order_wheel_prefix(k->prefix, sizeof k->prefix, serial) > 0;
 }
 
-/* The first keys of every call: the order's six. */
+/* The first keys of every call: the order's seven. */
 static void add_order_keys(script_args *a, const order_names *k) {
     script_args_add_str(a, k->machines);
     script_args_add_str(a, k->counts);
@@ -89,6 +90,7 @@ static void add_order_keys(script_args *a, const order_names *k) {
     script_args_add_str(a, k->designated);
     script_args_add_str(a, k->facts);
     script_args_add_str(a, k->mlog);
+    script_args_add_str(a, k->seen);
 }
 
 /* The first arguments of every call: op, order hash, wheel prefix and the
@@ -134,6 +136,13 @@ static void decode(const redisReply *r, const char *what, volume_result *out) {
     int64_t audited = AT(VOL_R_AUDITED);
     out->audited = audited == 1;
     out->unaudited = audited == 2;
+    uint32_t shared = (uint32_t)AT(VOL_R_REBOUND);
+    const redisReply *was = r->element[VOL_R_WAS - 1];
+    if (shared && was->type == REDIS_REPLY_STRING && was->len == VOLUME_DIGEST_LEN) {
+        out->rebound = true;
+        out->rebound_shared = shared;
+        memcpy(out->rebound_from, was->str, VOLUME_DIGEST_LEN);
+    }
 #undef AT
     const redisReply *rnd = r->element[VOL_R_RANDOM - 1];
     if (rnd->type == REDIS_REPLY_STRING && rnd->len == LICENSE_RANDOM_LEN)
@@ -213,6 +222,8 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
     script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
     script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
     script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
+    size_t n_tokens = m->tokens && m->n_tokens <= COMPONENTS_MAX ? m->n_tokens : 0;
+    script_args_add(&cc.a, n_tokens ? (const char *)m->tokens : "", n_tokens * COMPONENT_TOKEN_LEN);
     ra.n = 0;
     if (au) audit_record_outbox_fields(au->rec, &ra);
     snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
@@ -316,9 +327,17 @@ static uint32_t le32(const uint8_t *p) {
 
 bool volume_record_decode(const void *v, size_t len, volume_record *out) {
     const uint8_t *p = v;
-    if (len != VOLUME_RECORD_LEN) return false;
-    *out = (volume_record){
-        .flags = p[0], .first_seen = le32(p + 1), .last_contact = le32(p + 5), .lease_until = le32(p + 9)};
+    if (len != VOLUME_RECORD_LEN &&
+        (len < VOLUME_RECORD_LEN + 2 || p[VOLUME_RECORD_LEN + 1] > COMPONENTS_MAX ||
+         len != VOLUME_RECORD_LEN + 2 + (size_t)p[VOLUME_RECORD_LEN + 1] * COMPONENT_TOKEN_LEN))
+        return false;
+    bool tail = len > VOLUME_RECORD_LEN;
+    *out = (volume_record){.flags = p[0],
+                           .first_seen = le32(p + 1),
+                           .last_contact = le32(p + 5),
+                           .lease_until = le32(p + 9),
+                           .rebinds = tail ? p[VOLUME_RECORD_LEN] : 0,
+                           .n_tokens = tail ? p[VOLUME_RECORD_LEN + 1] : 0};
     return true;
 }
 

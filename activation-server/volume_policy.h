@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "component_tokens.h"
 #include "place_proof.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -78,8 +79,12 @@ typedef struct volume_result {
     int retry_after_s; /* RATE_LIMITED, or NO_SEAT of a concurrent order; 0: none */
     uint32_t aged;     /* wheel members this call's ageing took */
     bool more;         /* sweep: due buckets are left */
-    bool redis_error;  /* UNAVAILABLE came with an error reply (logged) */
-    char error[160];   /* UNAVAILABLE: why, for the log */
+    /* activate: the record of another digest was re-bound to this machine by components */
+    bool rebound;
+    uint32_t rebound_shared;                 /* ... sharing this many component tokens */
+    uint8_t rebound_from[VOLUME_DIGEST_LEN]; /* ... the digest it moved from */
+    bool redis_error;                        /* UNAVAILABLE came with an error reply (logged) */
+    char error[160];                         /* UNAVAILABLE: why, for the log */
 } volume_result;
 
 /* Who asks, for the caller's operations: the volume key and the client
@@ -102,6 +107,8 @@ typedef struct volume_machine {
     const char *host_serial;   /* designation; NULL or "": none */
     const char *const *macs;   /* designation, "aa:bb:cc:dd:ee:ff" (any case) */
     size_t n_macs;             /* at most VOLUME_MACS_MAX are looked at */
+    const uint8_t *tokens;     /* component tokens, sorted (n_tokens * COMPONENT_TOKEN_LEN bytes): matching */
+    size_t n_tokens;           /* at most COMPONENTS_MAX */
     const policy_audit *audit; /* an offline-audit record to write with a grant; NULL: none */
 } volume_machine;
 
@@ -146,7 +153,9 @@ void volume_decide(rstore *r, int script, const char *order_serial, volume_decis
                    const uint8_t digest[VOLUME_DIGEST_LEN], volume_result *out);
 
 /* A machine record of {o:S}:m as volume.lua writes it (docs/volume.md,
- * "The machine record"), for the operator's commands. */
+ * "The machine record"), for the operator's commands: 28 bytes, then on
+ * orders that match by components a tail of re-binds (1), n (1) and n
+ * tokens. */
 #define VOLUME_RECORD_LEN 28
 enum {
     VOLUME_F_SEAT = 1,    /* holds a seat */
@@ -162,9 +171,11 @@ typedef struct volume_record {
     uint32_t first_seen;   /* unix seconds */
     uint32_t last_contact; /* unix seconds */
     uint32_t lease_until;  /* 0: none; a tombstone: when it goes */
+    unsigned rebinds;      /* times a new machine digest took it over by components (saturates at 255) */
+    unsigned n_tokens;     /* component tokens kept for matching */
 } volume_record;
 
-/* False when `v` is not a record (wrong length). */
+/* False when `v` is not a record (wrong length, or a tail that does not add up). */
 bool volume_record_decode(const void *v, size_t len, volume_record *out);
 /* "active", "pending", "lapsed" (a lease that ran out) or "deactivated";
  * `counted`: the order counts seats (not unlimited). */

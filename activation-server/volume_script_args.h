@@ -9,21 +9,22 @@
 #ifndef PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 #define PA_ACTIVATION_VOLUME_SCRIPT_ARGS_H
 
-/* ---- KEYS: every operation passes the order's six ---- */
+/* ---- KEYS: every operation passes the order's seven ---- */
 #define VOL_KEY_MACHINES 1   /* PA_RKEY_ORDER_MACHINES_FMT: digest -> 28-byte record */
 #define VOL_KEY_COUNTS 2     /* PA_RKEY_ORDER_COUNTS_FMT: seats, machines, over_term */
 #define VOL_KEY_WHEEL 3      /* PA_RKEY_ORDER_WHEEL_FMT: bucket name -> when it falls due */
 #define VOL_KEY_DESIGNATED 4 /* PA_RKEY_ORDER_DESIGNATED_FMT */
 #define VOL_KEY_FACTS 5      /* PA_RKEY_ORDER_FACTS_FMT */
 #define VOL_KEY_MLOG 6       /* PA_RKEY_ORDER_MLOG_FMT: the machine log (docs/admin.md) */
-#define VOL_ORDER_KEYS 6
+#define VOL_KEY_SEEN 7       /* PA_RKEY_ORDER_SEEN_FMT: component matching's candidates by last Activate */
+#define VOL_ORDER_KEYS 7
 /* activate, renew, deactivate add the caller's two: */
-#define VOL_KEY_REVOKED 7 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
-#define VOL_KEY_ADDRESS 8 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
-#define VOL_CALLER_KEYS 8
+#define VOL_KEY_REVOKED 8 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
+#define VOL_KEY_ADDRESS 9 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
+#define VOL_CALLER_KEYS 9
 /* activate adds: */
-#define VOL_KEY_OUTBOX 9 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
-#define VOL_ACTIVATE_KEYS 9
+#define VOL_KEY_OUTBOX 10 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
+#define VOL_ACTIVATE_KEYS 10
 
 /* ---- ARGV: every operation ---- */
 #define VOL_ARG_OP 1           /* activate | renew | deactivate | sweep | approve | deny | force */
@@ -48,7 +49,8 @@
 #define VOL_ARG_AUDIT_MODE 17      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
 #define VOL_ARG_OUTBOX_MAX 18      /* the outbox's cap (--audit-outbox-max) */
 #define VOL_ARG_GRANT_WHEN_FULL 19 /* "1": at the cap grant unaudited; "0": refuse */
-#define VOL_ARG_AUDIT_N 20         /* how many outbox field/value arguments follow this one */
+#define VOL_ARG_TOKENS 20          /* component tokens, 8 bytes each, sorted, at most 16; "" none */
+#define VOL_ARG_AUDIT_N 21         /* how many outbox field/value arguments follow this one */
 /* ... then those, then to the end the machine's designated-set names. */
 
 /* ---- the reply: an array, every position present (0 when it does not apply) ---- */
@@ -71,6 +73,8 @@
 #define VOL_R_SCOPE 17     /* rate limited: "address" */
 #define VOL_R_AUDITED 18   /* 1: the outbox record was written; 2: sampled, granted unaudited (outbox full) */
 #define VOL_R_CHANGES 19   /* writes of the counters so far: orders replies by the counters they saw */
-#define VOL_R_N 19
+#define VOL_R_REBOUND 20   /* activate: re-bound by components: how many it shared; 0 not re-bound */
+#define VOL_R_WAS 21       /* re-bound: the machine digest the record moved from (16 bytes), else "" */
+#define VOL_R_N 21
 
 #endif

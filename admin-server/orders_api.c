@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api_args.h"
+#include "order_controls.h"
 #include "order_describe.h"
 #include "order_store.h"
 #include "organisations.h"
@@ -246,5 +247,57 @@ void orders_retire(const http_request *rq) {
         http_reply_json(rq, 200,
                         json_pack("{s:s, s:s, s:I}", "order", serial, "result", r == 2 ? "already" : "retired",
                                   "version", (json_int_t)version));
+    }
+}
+
+/* ---- component matching ---- */
+
+/* The body's machine_match: an integer 0..ORDER_MATCH_MAX or "exact"; false after answering 400. */
+static bool body_match(const http_request *rq, json_t *body, unsigned *k) {
+    json_t *v = json_object_get(body, "machine_match");
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= ORDER_MATCH_MAX) {
+        *k = (unsigned)json_integer_value(v);
+        return true;
+    }
+    if (json_is_string(v) && strcmp(json_string_value(v), "exact") == 0) return *k = 0, true;
+    http_reply_error(rq, 400,
+                     "field \"machine_match\": expected a number of components from 1 to %d, or 0 or \"exact\" "
+                     "for exact matching",
+                     ORDER_MATCH_MAX);
+    return false;
+}
+
+void orders_set_match(const http_request *rq) {
+    static const char *const none[] = {NULL}, *const fields[] = {"machine_match", NULL};
+    const char *serial = rq->params[0] ? rq->params[0] : "";
+    char err[512];
+    uint64_t version = 0;
+    unsigned k = 0;
+    if (!http_query_only(rq, none)) return;
+    if (!api_serial(rq, "serial", serial)) {
+        http_trail(rq, "order.machine_match", serial, "serial: not a service serial");
+        return;
+    }
+    json_t *body = http_body_json(rq, fields);
+    bool ok = body && body_match(rq, body, &k);
+    json_decref(body);
+    if (!ok) {
+        http_trail(rq, "order.machine_match", serial, "bad machine_match");
+        return;
+    }
+    int r = order_set_match(rq->redis, serial, k, &version, err, sizeof err);
+    if (r == 1) {
+        http_trail(rq, "order.machine_match", serial, "no such order");
+        http_reply_error(rq, 404, "no order %s is imported here", serial);
+    } else if (r < 0) {
+        http_trail(rq, "order.machine_match", serial, "the store is unavailable");
+        api_unavailable(rq, "order machine-match", err);
+    } else {
+        char result[32];
+        snprintf(result, sizeof result, "ok: %u", k);
+        http_trail(rq, "order.machine_match", serial, result);
+        http_reply_json(rq, 200,
+                        json_pack("{s:s, s:I, s:s, s:I}", "order", serial, "machine_match", (json_int_t)k, "result",
+                                  r == 2 ? "unchanged" : "set", "version", (json_int_t)version));
     }
 }

@@ -42,6 +42,8 @@ const http_route admin_routes[] = {
     {"POST", "/api/v1/orders", ROLE_OPERATOR, orders_import, "Import an order file (body: the .license bytes)"},
     {"GET", "/api/v1/orders/{serial}", ROLE_VIEWER, orders_get, "One order: terms, seats used and free, warning"},
     {"POST", "/api/v1/orders/{serial}/retire", ROLE_OPERATOR, orders_retire, "Retire an order"},
+    {"PUT", "/api/v1/orders/{serial}/machine-match", ROLE_OPERATOR, orders_set_match,
+     "Component matching of a volume order's machines: {machine_match: K 1-16, or 0 / \"exact\"}"},
     {"PUT", "/api/v1/orders/{serial}/organisation", ROLE_OPERATOR, organisations_assign,
      "Move an order: {organisation: id or null}"},
     {"GET", "/api/v1/organisations", ROLE_VIEWER, organisations_list, "Organisations"},

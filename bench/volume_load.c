@@ -10,6 +10,11 @@
  *   - volume Activate/s: a new machine on one volume key of a permanent
  *     order each call (volume.lua: the machine table grows, a seat is
  *     taken, the wheel files the machine);
+ *   - the same with component matching (an order at `set-match 3`, five
+ *     components per machine): a new machine each call that matches none
+ *     (the whole 64-candidate scan, then a new seat), and container
+ *     restarts (one of 100 containers with a new MAC and machine-id file
+ *     each call: re-bound to its record);
  *   - heartbeats/s: Renew of the machines of a concurrent order, each with
  *     its proof of the place key (made once before the run and replayed:
  *     a proof is good for 300 s), so the server checks a proof, runs
@@ -41,10 +46,11 @@
 #include "redis_keys.h"
 #include "volume_policy.h"
 
-enum { G_RETAIL = 801, G_VOLUME = 802, G_CONCURRENT = 803, G_MEMORY = 804 };
+enum { G_RETAIL = 801, G_VOLUME = 802, G_CONCURRENT = 803, G_MEMORY = 804, G_MATCH = 805 };
 #define O_VOLUME "40000001"
 #define O_CONCURRENT "40000002"
 #define O_MEMORY "40000003"
+#define O_MATCH "40000004"
 
 typedef struct options {
     double duration; /* seconds per measured run */
@@ -61,7 +67,7 @@ typedef struct bench {
     redisContext *admin; /* INFO and MEMORY USAGE on Redis A */
     char (*retail)[PK_TEXT_LEN + 1];
     size_t n_retail;
-    char volume_key[PK_TEXT_LEN + 1], concurrent_key[PK_TEXT_LEN + 1];
+    char volume_key[PK_TEXT_LEN + 1], concurrent_key[PK_TEXT_LEN + 1], match_key[PK_TEXT_LEN + 1];
     uint8_t (*renew)[512]; /* prebuilt Renew requests with their proofs */
     size_t *renew_len;
     int n_renew;
@@ -119,17 +125,27 @@ static int world_start(bench *b, const options *o) {
     if (env_start_stores(&b->e) != 0 || order_env_init(&b->oe, &b->e) != 0) return die("cannot start the stores");
     if (!(b->admin = env_measuring_connection(&b->e))) return die("no measuring connection to Redis A");
     if (env_create_group(&b->e, G_RETAIL, tune_retail) != 0 || env_create_group(&b->e, G_VOLUME, tune_volume) != 0 ||
-        env_create_group(&b->e, G_CONCURRENT, tune_volume) != 0 || env_create_group(&b->e, G_MEMORY, tune_volume) != 0)
+        env_create_group(&b->e, G_CONCURRENT, tune_volume) != 0 ||
+        env_create_group(&b->e, G_MEMORY, tune_volume) != 0 || env_create_group(&b->e, G_MATCH, tune_volume) != 0)
         return die("cannot create the groups");
     char retention[16];
     snprintf(retention, sizeof retention, "%d", o->retention_s);
     if (import(b, O_VOLUME, G_VOLUME, "permanent", "100000000", NULL) != 0 ||
         import(b, O_CONCURRENT, G_CONCURRENT, "concurrent", "100000000",
                (const char *[]){"--heartbeat-s", "60", NULL}) != 0 ||
-        import(b, O_MEMORY, G_MEMORY, "unlimited", "0", (const char *[]){"--retention-s", retention, NULL}) != 0)
+        import(b, O_MEMORY, G_MEMORY, "unlimited", "0", (const char *[]){"--retention-s", retention, NULL}) != 0 ||
+        import(b, O_MATCH, G_MATCH, "permanent", "100000000", NULL) != 0)
         return -1;
+    char *err = NULL;
+    if (order_env_cli(&b->oe, NULL, (const char *[]){"set-match", O_MATCH, "3", NULL}, NULL, &err) != 0) {
+        fprintf(stderr, "volume_load: set-match: %s", err ? err : "?\n");
+        free(err);
+        return -1;
+    }
+    free(err);
     if (env_make_key(&b->e, G_VOLUME, 1, false, 0, b->volume_key) != 0 ||
-        env_make_key(&b->e, G_CONCURRENT, 1, false, 0, b->concurrent_key) != 0)
+        env_make_key(&b->e, G_CONCURRENT, 1, false, 0, b->concurrent_key) != 0 ||
+        env_make_key(&b->e, G_MATCH, 1, false, 0, b->match_key) != 0)
         return die("cannot make the volume keys");
     const char *flags[] = {"--order-public-key",
                            b->oe.vendor_pub,
@@ -180,6 +196,44 @@ static int build_volume(void *user, int thread, uint64_t seq, loadgen_request *r
     rq.machine_id = (ProtobufCBinaryData){.len = 32, .data = m};
     req->len = activation__v1__activate_request__pack(&rq, req->buf);
     return 0;
+}
+
+/* A machine of the matching order with five components: dmi_uuid,
+ * board_serial and disk_serial from `host`, mac and machine_id_file from
+ * `start` (each digest 32 bytes of those numbers). */
+static int build_components(bench *b, uint64_t machine, uint64_t host, uint64_t start, loadgen_request *req) {
+    static const char *const names[5] = {"dmi_uuid", "board_serial", "disk_serial", "mac", "machine_id_file"};
+    uint8_t m[32], d[5][32];
+    Activation__V1__MachineComponent c[5], *cp[5];
+    machine_id(m, machine);
+    for (int i = 0; i < 5; i++) {
+        machine_id(d[i], i < 3 ? host : start);
+        d[i][30] = (uint8_t)i;
+        activation__v1__machine_component__init(&c[i]);
+        c[i].name = (char *)names[i];
+        c[i].digest = (ProtobufCBinaryData){.len = 32, .data = d[i]};
+        cp[i] = &c[i];
+    }
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = b->match_key;
+    rq.machine_id = (ProtobufCBinaryData){.len = 32, .data = m};
+    rq.components = cp;
+    rq.n_components = 5;
+    if (activation__v1__activate_request__get_packed_size(&rq) > req->cap) return -1;
+    req->len = activation__v1__activate_request__pack(&rq, req->buf);
+    return 0;
+}
+
+/* A new machine on a new host each call: nothing matches. */
+static int build_match_new(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    uint64_t n = (uint64_t)(thread + 10) * SPAN + seq;
+    return build_components(user, n, n, n, req);
+}
+
+/* Container restarts: host seq % 100, a new machine id, MAC and machine-id file each call. */
+static int build_match_restart(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    uint64_t n = (uint64_t)(thread + 20) * SPAN + seq;
+    return build_components(user, n, (uint64_t)thread * 1000 + seq % 100, n, req);
 }
 
 static int build_renew(void *user, int thread, uint64_t seq, loadgen_request *req) {
@@ -455,6 +509,11 @@ int main(int argc, char **argv) {
     print_run("retail Activate (new key)", &retail);
     if (run(&o, &b, PA_RPC_ACTIVATE, build_volume, &volume) != 0) goto out;
     print_run("volume Activate (new machine)", &volume);
+    loadgen_result match_new, match_restart;
+    if (run(&o, &b, PA_RPC_ACTIVATE, build_match_new, &match_new) != 0) goto out;
+    print_run("K=3 Activate (no match)", &match_new);
+    if (run(&o, &b, PA_RPC_ACTIVATE, build_match_restart, &match_restart) != 0) goto out;
+    print_run("K=3 Activate (re-bind)", &match_restart);
     if (run(&o, &b, PA_RPC_RENEW, build_renew, &heartbeat) != 0) goto out;
     print_run("concurrent heartbeat (Renew)", &heartbeat);
     printf("  volume / retail Activate: %.2f\n", volume.calls_per_s / retail.calls_per_s);

@@ -90,6 +90,7 @@ int pa_rkey_order_usage(char *buf, size_t n, const char *serial) {
 
 int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id) { return key(buf, n, PA_RKEY_GROUP_MLOG_FMT, (unsigned)id); }
 int pa_rkey_order_mlog(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_MLOG_FMT, serial); }
+int pa_rkey_order_seen(char *buf, size_t n, const char *serial) { return key(buf, n, PA_RKEY_ORDER_SEEN_FMT, serial); }
 int pa_rkey_admin_user(char *buf, size_t n, const char *name) { return key(buf, n, PA_RKEY_ADMIN_USER_FMT, name); }
 int pa_rkey_admin_session(char *buf, size_t n, const char *id_hash_hex) {
     return key(buf, n, PA_RKEY_ADMIN_SESSION_FMT, id_hash_hex);

@@ -157,6 +157,14 @@ int pa_rkey_order_counts(char *buf, size_t n, const char *serial);
 int pa_rkey_order_wheel(char *buf, size_t n, const char *serial);
 int pa_rkey_order_wheel_prefix(char *buf, size_t n, const char *serial);
 
+/* zset: component matching's index of an order whose machine_match is
+ * above 0: the digests of machines whose records keep component tokens,
+ * by the time of their last Activate, so an Activate finds the most recent
+ * ones in O(log n) (docs/volume.md, "Component matching"). r/w volume.lua
+ * only. */
+#define PA_RKEY_ORDER_SEEN_FMT "{o:%s}:seen"
+int pa_rkey_order_seen(char *buf, size_t n, const char *serial);
+
 /* set: designated devices ("m:" machine digest hex, "s:" host serial,
  * "mac:" MAC address). w order commands; r volume.lua. */
 #define PA_RKEY_ORDER_DESIGNATED_FMT "{o:%s}:designated"

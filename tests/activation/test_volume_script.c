@@ -138,7 +138,7 @@ static void expect_mlog(const char *serial, const char *ops) {
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     for (size_t i = 0; i < r->elements && i + 1 < sizeof got; i++) {
         const redisReply *fv = r->element[i]->element[1];
-        assert_int_equal(fv->elements, 24); /* every field, always */
+        assert_int_equal(fv->elements, 26); /* every field, always */
         assert_string_equal(fv->element[0]->str, "op");
         got[i] = fv->element[1]->str[0];
         assert_string_equal(fv->element[8]->str, "o");
@@ -647,6 +647,249 @@ static void test_reinstall(void **state) {
     assert_int_equal(renew_as(o, 1, 2, a.random).status, VOLUME_OK);
 }
 
+/* ---- component matching (docs/machines.md, "Matching a machine to a place") ---- */
+
+/* A machine's five components as the tests name them: each a small number,
+ * the token its 8 bytes (big-endian, so the numbers sort as the tokens). */
+typedef struct parts {
+    unsigned c[5]; /* dmi_uuid, board_serial, disk_serial, mac, machine_id_file; 0: not sent */
+} parts;
+
+static size_t tokens_of(const parts *p, uint8_t out[COMPONENTS_MAX * COMPONENT_TOKEN_LEN]) {
+    unsigned v[5];
+    size_t n = 0;
+    for (int i = 0; i < 5; i++)
+        if (p->c[i]) v[n++] = p->c[i];
+    for (size_t i = 1; i < n; i++) /* sorted, as activate_volume.c sends them */
+        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            unsigned x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    memset(out, 0, n * COMPONENT_TOKEN_LEN);
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 4; b++) out[i * COMPONENT_TOKEN_LEN + 4 + b] = (uint8_t)(v[i] >> (8 * (3 - b)));
+    return n;
+}
+
+/* The `was` of the order's machine-log entry number i (from 1): machine
+ * n's digest. */
+static void expect_was(const char *serial, size_t i, unsigned n) {
+    char key[PA_RKEY_MAX];
+    uint8_t m[32], d[VOLUME_DIGEST_LEN];
+    machine(n, m);
+    volume_machine_digest(m, d);
+    pa_rkey_order_mlog(key, sizeof key, serial);
+    redisReply *r = redisCommand(admin, "XRANGE %s - +", key);
+    assert_non_null(r);
+    assert_true(r->elements >= i);
+    const redisReply *fv = r->element[i - 1]->element[1];
+    assert_string_equal(fv->element[24]->str, "was");
+    assert_int_equal(fv->element[25]->len, VOLUME_DIGEST_LEN);
+    assert_memory_equal(fv->element[25]->str, d, VOLUME_DIGEST_LEN);
+    freeReplyObject(r);
+}
+
+/* Activates machine n, with place key 1, sending the components p. */
+static volume_result activate_parts(const char *serial, unsigned n, const parts *p) {
+    uint8_t m[32], h[PLACE_KEY_DIGEST_LEN], rnd[LICENSE_RANDOM_LEN], tok[COMPONENTS_MAX * COMPONENT_TOKEN_LEN];
+    machine(n, m);
+    holder(1, h);
+    for (int i = 0; i < LICENSE_RANDOM_LEN; i++) rnd[i] = (uint8_t)rand();
+    volume_machine vm = {.machine_id = m, .holder = h, .tokens = tok, .n_tokens = tokens_of(p, tok)};
+    volume_caller c = caller_for("192.0.2.1");
+    volume_result out;
+    volume_activate(store, script, serial, &c, &vm, rnd, &out);
+    if (out.status == VOLUME_UNAVAILABLE) fprintf(stderr, "activate: %s\n", out.error);
+    return out;
+}
+
+static void set_match(const char *serial, int k) {
+    char key[PA_RKEY_MAX];
+    pa_rkey_order(key, sizeof key, serial);
+    hset(key, ORDER_F_MACHINE_MATCH, k);
+}
+
+/* Machine n's record, decoded (false: none); *len its stored length. */
+static bool record_of(const char *serial, unsigned n, volume_record *out, size_t *len) {
+    char key[PA_RKEY_MAX];
+    uint8_t m[32], d[VOLUME_DIGEST_LEN];
+    machine(n, m);
+    volume_machine_digest(m, d);
+    pa_rkey_order_machines(key, sizeof key, serial);
+    redisReply *r = redisCommand(admin, "HGET %s %b", key, d, sizeof d);
+    assert_non_null(r);
+    bool found = r->type == REDIS_REPLY_STRING;
+    if (found) {
+        *len = r->len;
+        assert_true(volume_record_decode(r->str, r->len, out));
+    }
+    freeReplyObject(r);
+    return found;
+}
+
+static void expect_rebound(const volume_result *r, unsigned from, unsigned shared) {
+    uint8_t m[32], d[VOLUME_DIGEST_LEN];
+    machine(from, m);
+    volume_machine_digest(m, d);
+    assert_int_equal(r->status, VOLUME_OK);
+    assert_true(r->rebound);
+    assert_false(r->again); /* a new license id: it names the new machine */
+    assert_int_equal(r->rebound_shared, shared);
+    assert_memory_equal(r->rebound_from, d, VOLUME_DIGEST_LEN);
+}
+
+/* K = 3: a container whose MAC and machine-id file change on every start
+ * keeps its one seat (dmi, board and disk still match), its first-seen time
+ * and a count of re-binds; the old license id is gone with the old digest.
+ * A cloned disk in another machine (disk and machine-id file match: two)
+ * takes a new seat. */
+static void test_match_rebinds(void **state) {
+    const char *o = "10000031";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 5});
+    set_match(o, 3);
+    volume_result a = activate_parts(o, 1, &(parts){{11, 12, 13, 14, 15}});
+    assert_int_equal(a.status, VOLUME_OK);
+    assert_false(a.rebound);
+    volume_record rec;
+    size_t len = 0;
+    assert_true(record_of(o, 1, &rec, &len));
+    assert_int_equal(len, VOLUME_RECORD_LEN + 2 + 5 * COMPONENT_TOKEN_LEN); /* the tokens are kept */
+    assert_int_equal(rec.n_tokens, 5);
+
+    volume_result b = activate_parts(o, 2, &(parts){{11, 12, 13, 24, 15}}); /* a new MAC: four match */
+    expect_rebound(&b, 1, 4);
+    assert_int_equal(b.seats_used, 1);
+    assert_int_equal(b.count, 1);
+    assert_int_equal(table_size(o), 1);
+    assert_false(record_of(o, 1, &rec, &len));
+    assert_int_equal(renew(o, 1, a.random).status, VOLUME_NOT_FOUND);
+    assert_int_equal(renew(o, 2, b.random).status, VOLUME_OK);
+
+    volume_result c = activate_parts(o, 3, &(parts){{11, 12, 13, 34, 35}}); /* MAC and machine-id file: three */
+    expect_rebound(&c, 2, 3);
+    assert_true(record_of(o, 3, &rec, &len));
+    assert_int_equal(rec.rebinds, 2);
+    assert_int_equal(rec.first_seen, (uint32_t)a.now); /* its history goes with it */
+    assert_int_equal(c.seats_used, 1);
+
+    /* The same machine again: an exact match, no re-bind. */
+    volume_result again = activate_parts(o, 3, &(parts){{11, 12, 13, 34, 35}});
+    assert_int_equal(again.status, VOLUME_OK);
+    assert_true(again.again);
+    assert_false(again.rebound);
+
+    /* A cloned disk: only disk_serial and machine_id_file match. */
+    volume_result clone = activate_parts(o, 4, &(parts){{41, 42, 13, 44, 35}});
+    assert_int_equal(clone.status, VOLUME_OK);
+    assert_false(clone.rebound);
+    assert_int_equal(clone.seats_used, 2);
+    assert_int_equal(table_size(o), 2);
+    /* Fewer components than K: nothing to match with. */
+    volume_result few = activate_parts(o, 5, &(parts){{11, 12, 0, 0, 0}});
+    assert_false(few.rebound);
+    assert_int_equal(few.seats_used, 3);
+    expect_mlog(o, "abrbaaa"); /* grant, re-bind, renew, re-bind, repeat, two grants */
+    expect_was(o, 2, 1);
+    expect_was(o, 4, 2);
+}
+
+/* Exact (0, and no field at all): every new machine id takes a new seat and
+ * the records stay 28 bytes. */
+static void test_match_exact(void **state) {
+    const char *o = "10000032";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 5});
+    for (unsigned n = 1; n <= 2; n++)
+        assert_false(activate_parts(o, n, &(parts){{11, 12, 13, 10 + n, 20 + n}}).rebound);
+    set_match(o, 0);
+    volume_result c = activate_parts(o, 3, &(parts){{11, 12, 13, 14, 15}});
+    assert_false(c.rebound);
+    assert_int_equal(c.seats_used, 3);
+    volume_record rec;
+    size_t len = 0;
+    assert_true(record_of(o, 3, &rec, &len));
+    assert_int_equal(len, VOLUME_RECORD_LEN);
+    /* Switched on later: machines seen before keep no tokens, so they are not matched. */
+    set_match(o, 3);
+    assert_false(activate_parts(o, 4, &(parts){{11, 12, 13, 14, 15}}).rebound);
+    assert_int_equal(counter(o, "seats"), 4);
+}
+
+/* The most shared components win; among equals the machine seen last;
+ * a deactivated machine is never taken over. */
+static void test_match_best(void **state) {
+    const char *o = "10000033";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 10});
+    set_match(o, 3); /* while the machines arrive, so that they share too little to follow each other */
+    volume_result a = activate_parts(o, 1, &(parts){{1, 2, 3, 4, 5}});
+    assert_int_equal(activate_parts(o, 2, &(parts){{1, 2, 6, 7, 8}}).status, VOLUME_OK);
+    assert_int_equal(activate_parts(o, 4, &(parts){{20, 21, 22, 24, 0}}).status, VOLUME_OK);
+    wait_until(a.now + 1);
+    assert_int_equal(activate_parts(o, 5, &(parts){{20, 21, 23, 25, 0}}).status, VOLUME_OK);
+    assert_int_equal(counter(o, "seats"), 4);
+    set_match(o, 2);
+    /* Sharing 1,2,3 with machine 1 (three) and 1,2 with machine 2 (two): machine 1. */
+    expect_rebound((volume_result[]){activate_parts(o, 3, &(parts){{1, 2, 3, 9, 10}})}, 1, 3);
+    /* Machines 4 and 5 share two each with machine 6's components; 5 was seen last. */
+    expect_rebound((volume_result[]){activate_parts(o, 6, &(parts){{20, 21, 30, 31, 0}})}, 5, 2);
+    /* Deactivated by the operator: a tombstone is not a machine to follow. */
+    assert_int_equal(decide(o, VOLUME_FORCE, 6).status, VOLUME_OK);
+    volume_result n = activate_parts(o, 7, &(parts){{20, 21, 30, 31, 0}});
+    assert_int_equal(n.status, VOLUME_OK);
+    assert_true(n.rebound); /* machine 4 still shares 20, 21 */
+    assert_int_equal(n.rebound_shared, 2);
+}
+
+/* The scan reads the 64 machines activated last ({o:S}:seen): one more
+ * recent machine than that and an old machine is not found (a new seat). */
+static void test_match_cap(void **state) {
+    const char *o = "10000035";
+    make_order(o, &(terms){.mode = SEAT_MODE_PERMANENT, .seats = 1000});
+    set_match(o, 3);
+    assert_int_equal(activate_parts(o, 1, &(parts){{1, 2, 3, 4, 5}}).status, VOLUME_OK);
+    for (unsigned i = 0; i < 63; i++) {
+        unsigned b = 1000 + 10 * i;
+        assert_false(activate_parts(o, 100 + i, &(parts){{b, b + 1, b + 2, b + 3, b + 4}}).rebound);
+    }
+    expect_rebound((volume_result[]){activate_parts(o, 2, &(parts){{1, 2, 3, 9, 10}})}, 1, 4 - 1);
+    for (unsigned i = 63; i < 127; i++) {
+        unsigned b = 1000 + 10 * i;
+        assert_false(activate_parts(o, 100 + i, &(parts){{b, b + 1, b + 2, b + 3, b + 4}}).rebound);
+    }
+    volume_result late = activate_parts(o, 3, &(parts){{1, 2, 3, 11, 12}});
+    assert_int_equal(late.status, VOLUME_OK);
+    assert_false(late.rebound);
+    assert_int_equal(late.seats_used, 1 + 127 + 1);
+    /* The index holds the machines with tokens, the moved digest not among them. */
+    char key[PA_RKEY_MAX];
+    pa_rkey_order_seen(key, sizeof key, o);
+    assert_int_equal(int_reply(redisCommand(admin, "ZCARD %s", key)), table_size(o));
+    /* Deactivated, a machine leaves it. */
+    assert_int_equal(decide(o, VOLUME_FORCE, 3).status, VOLUME_OK);
+    assert_int_equal(int_reply(redisCommand(admin, "ZCARD %s", key)), table_size(o) - 1);
+}
+
+/* A re-bind that cannot be granted writes nothing: the machine it would
+ * have taken over stays under its digest. */
+static void test_match_refused(void **state) {
+    const char *o = "10000034";
+    make_order(o, &(terms){.mode = SEAT_MODE_TIMED_RECLAIM, .seats = 1, .renew = 1, .reclaim = 2});
+    set_match(o, 3);
+    volume_result a = activate_parts(o, 1, &(parts){{1, 2, 3, 4, 5}});
+    assert_int_equal(a.status, VOLUME_OK);
+    wait_until(a.expires_at + 2); /* the lease lapsed, its bucket fell due */
+    sweep(o);
+    assert_int_equal(activate_parts(o, 2, &(parts){{50, 51, 52, 53, 54}}).status, VOLUME_OK); /* takes the seat */
+    volume_result full = activate_parts(o, 3, &(parts){{1, 2, 3, 40, 41}});
+    assert_int_equal(full.status, VOLUME_NO_SEAT);
+    assert_false(full.rebound);
+    volume_record rec;
+    size_t len;
+    assert_true(record_of(o, 1, &rec, &len));
+    assert_false(record_of(o, 3, &rec, &len));
+    assert_int_equal(table_size(o), 2);
+}
+
 /* The order's state and dates, revocation, the address bucket, and an
  * order that is not there. */
 static void test_refusals(void **state) {
@@ -816,6 +1059,11 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_audit_outbox),
         cmocka_unit_test(test_race_for_last_seats),
+        cmocka_unit_test(test_match_rebinds),
+        cmocka_unit_test(test_match_exact),
+        cmocka_unit_test(test_match_best),
+        cmocka_unit_test(test_match_refused),
+        cmocka_unit_test(test_match_cap),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

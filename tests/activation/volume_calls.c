@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "clock.h"
 #include "hex.h"
 #include "rpc_methods.h"
@@ -73,7 +75,7 @@ static void trailers(const rpc_result *res, char reason[64], int *retry) {
 
 /* Activate machine n with key `key` and place key k over channel `ch`. */
 grant activate_on(rpc_channel *ch, const char *key, unsigned n, unsigned k, const machine_ask *ask) {
-    uint8_t m[32], buf[1024], pub[32];
+    uint8_t m[32], buf[2048], pub[32];
     size_t publen = sizeof pub;
     env_machine(m, n);
     EVP_PKEY *pk = env_place_key(k);
@@ -87,6 +89,21 @@ grant activate_on(rpc_channel *ch, const char *key, unsigned n, unsigned k, cons
     rq.place_key = (ProtobufCBinaryData){.len = 32, .data = pub};
     rq.hostname = host;
     char *macs[1];
+    Activation__V1__MachineComponent comp[16], *comps[16];
+    uint8_t digests[16][SHA256_DIGEST_LENGTH];
+    char names[16][33];
+    for (size_t i = 0; ask && ask->components && ask->components[i] && i < 16; i++) {
+        const char *text = ask->components[i], *eq = strchr(text, '=');
+        assert_non_null(eq);
+        snprintf(names[i], sizeof names[i], "%.*s", (int)(eq - text), text);
+        SHA256((const uint8_t *)text, strlen(text), digests[i]);
+        activation__v1__machine_component__init(&comp[i]);
+        comp[i].name = names[i];
+        comp[i].digest = (ProtobufCBinaryData){.len = SHA256_DIGEST_LENGTH, .data = digests[i]};
+        comps[i] = &comp[i];
+        rq.components = comps;
+        rq.n_components = i + 1;
+    }
     if (ask) {
         rq.os = (char *)(ask->os ? ask->os : "");
         rq.arch = (char *)(ask->arch ? ask->arch : "");

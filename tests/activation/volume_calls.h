@@ -29,6 +29,9 @@ int order_cmd(const char *const *args, char **out);
 typedef struct machine_ask {
     const char *os, *arch, *host_serial; /* sent as given (NULL: empty) */
     const char *mac;                     /* one MAC address, or NULL */
+    /* ActivateRequest.components, "name=value" each (NULL-terminated; NULL:
+     * none): the digest sent is SHA-256 of that text, as stable as a value. */
+    const char *const *components;
 } machine_ask;
 
 typedef struct grant {

@@ -3,7 +3,7 @@
  * the admin user, with order files made by the real `keystore order
  * create`: import (new, the same again, every kind of refusal, nothing
  * written when refused), list and search with paging, one order's seats,
- * retire, organisations (names unique, 1..80 characters, no control
+ * retire, component matching (machine-match), organisations (names unique, 1..80 characters, no control
  * characters) and moving orders between them. Each change is trailed.
  * Over HTTP, with the real admin-server: a viewer gets 403 for every
  * change of these routes, an operator imports the file's bytes
@@ -262,6 +262,60 @@ static void test_get_and_retire(void **state) {
     api_result_clear(&a);
 }
 
+static api_result set_match(const char *serial, const char *json) {
+    return api_call_json(orders_set_match, admin, "PUT", (const char *[]){serial, NULL}, NULL, json);
+}
+
+/* Component matching: K 1..16, 0 or "exact"; anything else is 400 naming the
+ * field and writes nothing; shown by the order; trailed. */
+static void test_machine_match(void **state) {
+    size_t len;
+    char *t = order_file(NULL, "m.license", "43000002", "1", "Match Inc", "7302", "4", "0", &len);
+    api_result a = import(t, len);
+    assert_int_equal(a.status, 201);
+    api_result_clear(&a);
+    free(t);
+    a = set_match("43000002", "{\"machine_match\": 3}");
+    assert_int_equal(a.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "machine_match")), 3);
+    assert_string_equal(json_string_value(json_object_get(a.body, "result")), "set");
+    assert_string_equal(a.trail, "order.machine_match 43000002 ok: 3");
+    api_result_clear(&a);
+    a = set_match("43000002", "{\"machine_match\": 3}");
+    assert_string_equal(json_string_value(json_object_get(a.body, "result")), "unchanged");
+    api_result_clear(&a);
+    a = api_call(orders_get, admin, "GET", (const char *[]){"43000002", NULL}, NULL, NULL, 0);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "machine_match")), 3);
+    api_result_clear(&a);
+
+    static const char *const bad[] = {"{\"machine_match\": 17}",   "{\"machine_match\": -1}",
+                                      "{\"machine_match\": 2.5}",  "{\"machine_match\": \"3\"}",
+                                      "{\"machine_match\": null}", "{}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        a = set_match("43000002", bad[i]);
+        if (a.status != 400) fprintf(stderr, "%s: %d\n", bad[i], a.status);
+        assert_int_equal(a.status, 400);
+        assert_non_null(strstr(json_string_value(json_object_get(json_object_get(a.body, "error"), "message")),
+                               "field \"machine_match\": expected a number of components from 1 to 16"));
+        assert_string_equal(a.trail, "order.machine_match 43000002 bad machine_match");
+        api_result_clear(&a);
+    }
+    a = set_match("43000002", "{\"machine_match\": 3, \"extra\": 1}");
+    assert_int_equal(a.status, 400);
+    api_result_clear(&a);
+    a = set_match("43000002", "{\"machine_match\": \"exact\"}");
+    assert_int_equal(a.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(a.body, "machine_match")), 0);
+    api_result_clear(&a);
+    redisReply *r = redisCommand(env.ks_a, "HGET {o:43000002}:order machine_match");
+    assert_string_equal(r->str, "0"); /* the refused bodies wrote nothing in between */
+    freeReplyObject(r);
+    a = set_match("43999999", "{\"machine_match\": 3}");
+    assert_int_equal(a.status, 404);
+    assert_string_equal(a.trail, "order.machine_match 43999999 no such order");
+    api_result_clear(&a);
+}
+
 static api_result create_org(const char *json) {
     return api_call_json(organisations_create, admin, "POST", NULL, NULL, json);
 }
@@ -381,6 +435,7 @@ typedef struct change_route {
 static const change_route CHANGES[] = {
     {"POST", "/api/v1/orders", "x"},
     {"POST", "/api/v1/orders/46000001/retire", NULL},
+    {"PUT", "/api/v1/orders/46000001/machine-match", "{\"machine_match\": 3}"},
     {"PUT", "/api/v1/orders/46000001/organisation", "{\"organisation\": null}"},
     {"POST", "/api/v1/organisations", "{\"name\": \"V\"}"},
     {"PATCH", "/api/v1/organisations/1", "{\"name\": \"V\"}"},
@@ -450,6 +505,9 @@ static void test_over_http(void **state) {
     j = admin_call(&ae, "GET", "/api/v1/orders?q=over", NULL, &status);
     assert_int_equal(json_array_size(json_object_get(j, "items")), 1);
     json_decref(j);
+    j = admin_call(&ae, "PUT", "/api/v1/orders/46000001/machine-match", "{\"machine_match\": 3}", &status);
+    assert_int_equal(status, 200);
+    json_decref(j);
     j = admin_call(&ae, "POST", "/api/v1/orders/46000001/retire", NULL, &status);
     assert_int_equal(status, 200);
     json_decref(j);
@@ -465,8 +523,9 @@ static void test_over_http(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_import),        cmocka_unit_test(test_list),      cmocka_unit_test(test_get_and_retire),
-        cmocka_unit_test(test_organisations), cmocka_unit_test(test_over_http),
+        cmocka_unit_test(test_import),         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_get_and_retire), cmocka_unit_test(test_machine_match),
+        cmocka_unit_test(test_organisations),  cmocka_unit_test(test_over_http),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
