@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "merkle.h"
 #include "signing_key_id.h"
 
 #define LICENSE_KEY_ID_LEN SIGNING_KEY_ID_LEN
@@ -61,11 +62,22 @@ typedef struct license_terms {
 typedef struct signed_license {
     uint8_t body[LICENSE_MAX_BYTES];   /* serialized License */
     size_t body_len;
-    uint8_t sig[LICENSE_SIG_LEN];      /* Ed25519 over body */
+    uint8_t sig[LICENSE_SIG_LEN];      /* Ed25519 over the batch's tree (merkle.h), shared by its licenses */
+    uint32_t tree_index;               /* this license's leaf */
+    uint32_t tree_size;                /* leaves in the batch's tree */
+    merkle_hash tree_path[MERKLE_MAX_PATH]; /* siblings from the leaf up */
+    size_t tree_path_len;
 } signed_license;
 
-/* Builds, serializes and signs the License for `t`. Returns 0 or -1. */
+/* Builds, serializes and signs the License for `t`: a batch of one (a
+ * one-leaf tree). Returns 0 or -1. */
 int license_issue(license_signer *s, const license_terms *t, signed_license *out);
+
+/* Builds and serializes the `n` licenses of `t` (1 <= n <= MERKLE_MAX_LEAVES)
+ * and signs them with one signature over their tree: out[i] gets license i,
+ * its leaf index and path, and the shared signature. Returns 0 or -1 (then
+ * no out[i] is usable). */
+int license_issue_batch(license_signer *s, const license_terms *t, size_t n, signed_license *out);
 
 /* The key id the signer signs with. */
 const char *license_signer_key_id(const license_signer *s);
