@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, and only those missing.
 # Used by scripts/run.sh and scripts/test.sh; safe to run again.
+#
+# Usage: scripts/deps.sh [GROUP...]
+# Without a group: what building, running and testing need. Optional
+# groups, each used only by its own script:
+#   containers   podman and podman-compose to run docker/ (scripts/containers-test.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -17,6 +22,17 @@ PACKAGES=(
   # the console's browser test and the XLSX read-back
   chromium python3-openpyxl
 )
+# runc: crun refuses the cgroup v1 layout of some hosts; netavark and
+# aardvark-dns give compose's network its service names.
+CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
+
+[ $# -eq 0 ] || PACKAGES=()
+for group in "$@"; do
+  case "$group" in
+    containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (containers)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
