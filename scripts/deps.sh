@@ -6,6 +6,7 @@
 # Without a group: what building, running and testing need. Optional
 # groups, each used only by its own script:
 #   containers   podman and podman-compose to run docker/ (scripts/containers-test.sh)
+#   packages     the .deb/.rpm tools and a root to install into (scripts/packages-test.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -25,12 +26,14 @@ PACKAGES=(
 # runc: crun refuses the cgroup v1 layout of some hosts; netavark and
 # aardvark-dns give compose's network its service names.
 CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
+PACKAGE_PACKAGES=(dpkg-dev fakeroot lintian rpm debootstrap systemd file)
 
 [ $# -eq 0 ] || PACKAGES=()
 for group in "$@"; do
   case "$group" in
     containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (containers)" >&2; exit 2 ;;
+    packages) PACKAGES+=("${PACKAGE_PACKAGES[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (containers, packages)" >&2; exit 2 ;;
   esac
 done
 
