@@ -26,7 +26,8 @@ PACKAGES=(
 # runc: crun refuses the cgroup v1 layout of some hosts; netavark and
 # aardvark-dns give compose's network its service names.
 CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
-PACKAGE_PACKAGES=(dpkg-dev fakeroot lintian rpm debootstrap systemd file)
+# file: CPack finds the ELF files for dpkg-shlibdeps with it.
+PACKAGE_PACKAGES=(dpkg-dev file lintian rpm debootstrap systemd)
 
 [ $# -eq 0 ] || PACKAGES=()
 for group in "$@"; do
