@@ -19,6 +19,7 @@
 #define STATE_LOCK "lock"                   /* flock()ed while a command changes state */
 #define STATE_DEACTIVATION_REQUESTED "deactivation-requested" /* asked; awaiting the operator (volume.c) */
 #define STATE_DEACTIVATED "deactivated"     /* the operator deactivated this machine: no re-activation on its own */
+#define STATE_CLOCK "clock"                 /* the latest time seen (clock_guard.h) */
 #define STATE_FILE_MAX (64 * 1024)          /* no state file is larger; bigger is corrupt */
 
 /* Creates the directory (and parents) with mode 0700 if missing. */
@@ -35,6 +36,11 @@ void state_unlock(int fd);
 /* Writes `path` so that readers see the old or the new content, never a
  * mix: temporary file beside it, fsync, rename over, fsync the directory. */
 int state_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err, size_t errlen);
+/* Removes `path` (absent is fine) and flushes its directory. 0 or -1 with `err`. */
+int state_remove(const char *path, char *err, size_t errlen);
+/* Renames `from` to `to` and flushes the directory. 0, 1 when `from` does
+ * not exist, -1 with `err`. */
+int state_rename(const char *from, const char *to, char *err, size_t errlen);
 /* Reads a whole file of at most STATE_FILE_MAX bytes, NUL-terminated.
  * Returns 0, 1 when it does not exist, -1 with `err` otherwise. */
 int state_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
