@@ -21,7 +21,9 @@
 --
 -- Keys (every per-group key carries the hash tag {g:ID}):
 --   {g:ID}:group     hash    group record (keystore/group.h); read here:
---                            version, max_machines, lease_seconds, renew_seconds
+--                            version, max_machines, lease_seconds, renew_seconds,
+--                            machine_match, grace_seconds, max_deactivations,
+--                            max_transfers, churn_period_seconds (group_policy)
 --   {g:ID}:revoked   set     revoked serials, decimal
 --   {g:ID}:k:SERIAL  hash    the key's activation record:
 --                              "n"      uses of the key: places granted to a
@@ -184,15 +186,23 @@ local function places(record)
     return n
 end
 
--- version, max_machines, lease, renew of the group, or nil if it is gone.
+-- The group's policy as a table, or nil if the group is gone (one HMGET):
+--   version, max (places per key, 0 unlimited), lease, renew (seconds),
+--   match (machine_match: components to re-bind a place; 0 exact),
+--   grace (seconds past expires_at), max_deact, max_transfers (per key and
+--   churn period; 0 unlimited), churn_period (seconds).
+-- Fields absent from records written before they existed read as their
+-- defaults (keystore/group.h).
 local function group_policy(key)
     local g = redis.call('HMGET', key, 'version', 'max_machines', 'lease_seconds', 'renew_seconds',
-        'product')
+        'product', 'machine_match', 'grace_seconds', 'max_deactivations', 'max_transfers', 'churn_period_seconds')
     if not (g[1] or g[2] or g[5]) then return nil end
     local lease = tonumber(g[3]) or 0
     local renew = tonumber(g[4]) or 0
     if lease > 0 and (renew <= 0 or renew >= lease) then renew = math.floor(lease / 2) end
-    return g[1] or '0', tonumber(g[2]) or 1, lease, renew
+    return {version = g[1] or '0', max = tonumber(g[2]) or 1, lease = lease, renew = renew,
+        match = tonumber(g[6]) or 0, grace = tonumber(g[7]) or 0, max_deact = tonumber(g[8]) or 0,
+        max_transfers = tonumber(g[9]) or 3, churn_period = tonumber(g[10]) or 2592000}
 end
 
 -- ---- Retention: places forgotten once idle ----------------------------------
@@ -358,8 +368,9 @@ local function activate()
         {KEYS[6], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
-    local version, max, lease, renew = group_policy(ARGV[2])
-    if not version then return {UNKNOWN_GROUP} end
+    local g = group_policy(ARGV[2])
+    if not g then return {UNKNOWN_GROUP} end
+    local version, max, lease, renew = g.version, g.max, g.lease, g.renew
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
 
     -- The outbox has a cap, checked before anything is written: at the cap a
@@ -423,17 +434,18 @@ local function find_place(record, address_key, index)
     local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
         now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
-    local version, max, lease, renew = group_policy(ARGV[2])
+    local g = group_policy(ARGV[2])
     local keep = tonumber(ARGV[8])
-    forget_idle(record, index, max or 1, lease or 0, keep, now_s)   -- for a group that is gone too
+    forget_idle(record, index, g and g.max or 1, g and g.lease or 0, keep, now_s)   -- for a group that is gone too
     local field, holder = place_arg(ARGV[4])
     local place = redis.call('HGET', record, field)   -- also for a group that is gone: same work
-    if not version then return nil, {NOT_FOUND, '0'} end
+    if not g then return nil, {NOT_FOUND, '0'} end
+    local version, max, lease, renew = g.version, g.max, g.lease, g.renew
     if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
     local bound = place_holder(place)
     if bound ~= '' and bound ~= holder then return nil, {WRONG_KEY, version} end
     return {version = version, max = max, lease = lease, renew = renew, place = place, now = now_s,
-        now_ms = now_ms, keep = keep, field = field, holder = holder}
+        now_ms = now_ms, keep = keep, field = field, holder = holder, policy = g}
 end
 
 local function renew_license()

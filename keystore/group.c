@@ -54,6 +54,8 @@ void group_record_defaults(group_record *rec) {
     rec->policy.audit = AUDIT_MODE_OFFLINE;
     rec->policy.on_audit_down = AUDIT_UNREACHABLE_FAIL_CLOSED;
     rec->policy.on_outbox_full = AUDIT_OUTBOX_FULL_FAIL_CLOSED;
+    rec->policy.max_transfers = GROUP_MAX_TRANSFERS_DEFAULT;
+    rec->policy.churn_period_seconds = GROUP_CHURN_PERIOD_DEFAULT;
 }
 
 const char *group_channel_name(group_channel c) {
@@ -103,6 +105,11 @@ static int validate(const group_record *r, char *err, size_t errlen) {
     if (r->policy.lease_seconds && r->policy.renew_seconds > r->policy.lease_seconds)
         return err_set(err, errlen, "group %u: renew interval (%u s) is longer than the lease (%u s)", r->id,
                        r->policy.renew_seconds, r->policy.lease_seconds);
+    if (r->policy.machine_match > GROUP_MACHINE_MATCH_MAX)
+        return err_set(err, errlen, "group %u: machine_match %u is above %d (the most components a request carries)",
+                       r->id, r->policy.machine_match, GROUP_MACHINE_MATCH_MAX);
+    if (r->policy.churn_period_seconds == 0)
+        return err_set(err, errlen, "group %u: the churn period must be at least 1 second", r->id);
     if (!valid_features(r->policy.features))
         return err_set(err, errlen, "group %u: features must be comma-separated names of letters, digits, '-', '_' and '.'", r->id);
     return 0;
@@ -114,9 +121,9 @@ int group_record_validate(const group_record *rec, char *err, size_t errlen) { r
 
 /* A growing argv for one EVAL: numbers are formatted into `nums`. */
 typedef struct eval_args {
-    const char *v[48];   /* argument pointers */
-    size_t l[48];        /* argument lengths (binary-safe) */
-    char nums[16][24];   /* storage for formatted numbers */
+    const char *v[64]; /* argument pointers */
+    size_t l[64];      /* argument lengths (binary-safe) */
+    char nums[24][24]; /* storage for formatted numbers */
     int n, nn;
 } eval_args;
 
@@ -176,6 +183,11 @@ static void activation_fields(eval_args *a, const group_record *r, const uint8_t
     field_s(a, GROUP_F_OUTBOX_FULL, p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? "grant" : "fail-closed");
     field_u(a, GROUP_F_AUDIT_FIRST, p->audit_first_activation);
     field_s(a, GROUP_F_FEATURES, p->features);
+    field_u(a, GROUP_F_MACHINE_MATCH, p->machine_match);
+    field_u(a, GROUP_F_GRACE, p->grace_seconds);
+    field_u(a, GROUP_F_MAX_DEACT, p->max_deactivations);
+    field_u(a, GROUP_F_MAX_TRANSFERS, p->max_transfers);
+    field_u(a, GROUP_F_CHURN_PERIOD, p->churn_period_seconds);
     arg_s(a, GROUP_F_SECRET);
     arg(a, blob, WRAP_BLOB_LEN);
 }
@@ -332,12 +344,36 @@ int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
     group_record_defaults(rec);
     rec->id = id;
     /* Numeric fields in the order they are stored into rec below. */
-    static const struct { const char *name; unsigned long long max; int required; } f[] = {
-        {GROUP_F_UPGRADE, 1, 0}, {GROUP_F_ALG, 255, 1}, {GROUP_F_CREATED, INT64_MAX, 0},
-        {GROUP_F_VERSION, UINT64_MAX, 0}, {GROUP_F_MAX_MACHINES, UINT32_MAX, 0},
-        {GROUP_F_LEASE, UINT32_MAX, 0}, {GROUP_F_RENEW, UINT32_MAX, 0},
-        {GROUP_F_AUDIT_RATE, 1000000, 0}, {GROUP_F_AUDIT_FIRST, 1, 0}};
-    unsigned long long v[9] = {0, 0, 0, 1, rec->policy.max_machines, 0, 0, rec->policy.audit_rate_ppm, 0};
+    static const struct { const char *name; unsigned long long max; int required;
+    } f[] = {{GROUP_F_UPGRADE, 1, 0},
+             {GROUP_F_ALG, 255, 1},
+             {GROUP_F_CREATED, INT64_MAX, 0},
+             {GROUP_F_VERSION, UINT64_MAX, 0},
+             {GROUP_F_MAX_MACHINES, UINT32_MAX, 0},
+             {GROUP_F_LEASE, UINT32_MAX, 0},
+             {GROUP_F_RENEW, UINT32_MAX, 0},
+             {GROUP_F_AUDIT_RATE, 1000000, 0},
+             {GROUP_F_AUDIT_FIRST, 1, 0},
+             {GROUP_F_MACHINE_MATCH, GROUP_MACHINE_MATCH_MAX, 0},
+             {GROUP_F_GRACE, UINT32_MAX, 0},
+             {GROUP_F_MAX_DEACT, UINT32_MAX, 0},
+             {GROUP_F_MAX_TRANSFERS, UINT32_MAX, 0},
+             {GROUP_F_CHURN_PERIOD, UINT32_MAX, 0}};
+    /* Absent fields (records older than the field) keep these defaults. */
+    unsigned long long v[14] = {0,
+                                0,
+                                0,
+                                1,
+                                rec->policy.max_machines,
+                                0,
+                                0,
+                                rec->policy.audit_rate_ppm,
+                                0,
+                                0,
+                                0,
+                                0,
+                                rec->policy.max_transfers,
+                                rec->policy.churn_period_seconds};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (hget_u(r, f[i].name, f[i].max, f[i].required, &v[i], id, err, errlen) != 0) return -1;
     rec->upgrade_allowed = v[0];
@@ -349,6 +385,11 @@ int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
     rec->policy.renew_seconds = (uint32_t)v[6];
     rec->policy.audit_rate_ppm = (uint32_t)v[7];
     rec->policy.audit_first_activation = v[8];
+    rec->policy.machine_match = (uint32_t)v[9];
+    rec->policy.grace_seconds = (uint32_t)v[10];
+    rec->policy.max_deactivations = (uint32_t)v[11];
+    rec->policy.max_transfers = (uint32_t)v[12];
+    rec->policy.churn_period_seconds = (uint32_t)v[13];
     rec->alg_second = 0;   /* lives in the audit store only */
     if (hget_text(r, GROUP_F_PRODUCT, rec->product, sizeof rec->product) ||
         hget_text(r, GROUP_F_EDITION, rec->edition, sizeof rec->edition) ||

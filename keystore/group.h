@@ -54,6 +54,11 @@ typedef struct group_policy {
     audit_unreachable on_audit_down; /* what online audit does when the audit server is down */
     audit_outbox_full on_outbox_full; /* what a sampled activation does when the outbox is full */
     bool audit_first_activation;  /* always audit a key's first activation */
+    uint32_t machine_match;       /* components a place must share to follow a machine; 0 = by machine_id only */
+    uint32_t grace_seconds;       /* past expires_at, an offline copy keeps working and may still renew */
+    uint32_t max_deactivations;   /* Deactivate calls per key and churn period; 0 = unlimited */
+    uint32_t max_transfers;       /* ReleaseMachine calls per key and churn period; 0 = unlimited */
+    uint32_t churn_period_seconds; /* the period both churn budgets count over */
     char features[256];           /* comma-separated feature names for licenses */
 } group_policy;
 
@@ -86,10 +91,23 @@ typedef struct group_record {
 #define GROUP_F_OUTBOX_FULL "audit_outbox_full" /* "fail-closed" | "grant" */
 #define GROUP_F_AUDIT_FIRST "audit_first_activation"
 #define GROUP_F_FEATURES "features"
+#define GROUP_F_MACHINE_MATCH "machine_match" /* 0 (exact) .. GROUP_MACHINE_MATCH_MAX */
+#define GROUP_F_GRACE "grace_seconds"
+#define GROUP_F_MAX_DEACT "max_deactivations"
+#define GROUP_F_MAX_TRANSFERS "max_transfers"
+#define GROUP_F_CHURN_PERIOD "churn_period_seconds"
 #define GROUP_F_SECRET "secret"              /* wrapped blob, binary */
 
+/* The most components a request may carry, hence the largest machine_match. */
+#define GROUP_MACHINE_MATCH_MAX 16
+/* Defaults of the churn budgets (docs/machines.md "Seat churn"), also for
+ * records written before the fields existed. */
+#define GROUP_MAX_TRANSFERS_DEFAULT 3
+#define GROUP_CHURN_PERIOD_DEFAULT 2592000u
+
 /* Fills `rec` with the documented defaults (retail, HMAC-SHA256 for both,
- * max_machines 1, permanent, 5 % offline audit). */
+ * max_machines 1, permanent, 5 % offline audit, exact machine matching, no
+ * grace, unlimited deactivations, 3 releases per 30 days). */
 void group_record_defaults(group_record *rec);
 /* The checks group_create applies, for callers that want to refuse a bad
  * record before they touch a store. 0, or -1 with the reason in err. */

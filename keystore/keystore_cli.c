@@ -201,6 +201,14 @@ static const config_option group_create_opts[] = {
      "fail-closed"},
     {"audit-first-activation", NULL, "always audit a key's first activation", NULL},
     {"features", "LIST", "comma-separated features licenses enable (repeatable)", NULL},
+    {"machine-match", "K|exact",
+     "a machine whose machine_id changed keeps its place when K of its components (1-16) match; "
+     "exact: by machine_id only",
+     "exact"},
+    {"grace", "SECONDS", "past a lease's end, an offline copy keeps working and may still renew", "0"},
+    {"max-deactivations", "N", "Deactivate calls per key and churn period (0 = unlimited)", "0"},
+    {"max-transfers", "N", "machine releases per key and churn period (0 = unlimited)", "3"},
+    {"churn-period", "SECONDS", "the period the churn budgets count over", "2592000"},
     STORE_OPT_A_URL,
     STORE_OPT_B_URL,
     STORE_OPT_A_KEK,
@@ -273,6 +281,25 @@ static int parse_features(const config *c, group_record *r) {
     return 0;
 }
 
+/* --machine-match and the churn and grace settings (docs/machines.md). */
+static int parse_machines(const config *c, group_record *r) {
+    bool ok = true;
+    const char *m = config_get(c, "machine-match");
+    if (strcmp(m, "exact") == 0) r->policy.machine_match = 0;
+    else {
+        long long k = parse_num(m, GROUP_MACHINE_MATCH_MAX);
+        if (k < 0)
+            return usage_error("--machine-match must be exact or a number of components 0..%d, not '%s'",
+                               GROUP_MACHINE_MATCH_MAX, m);
+        r->policy.machine_match = (uint32_t)k;
+    }
+    r->policy.grace_seconds = (uint32_t)config_get_int(c, "grace", 0, UINT32_MAX, &ok);
+    r->policy.max_deactivations = (uint32_t)config_get_int(c, "max-deactivations", 0, UINT32_MAX, &ok);
+    r->policy.max_transfers = (uint32_t)config_get_int(c, "max-transfers", 0, UINT32_MAX, &ok);
+    r->policy.churn_period_seconds = (uint32_t)config_get_int(c, "churn-period", 1, UINT32_MAX, &ok);
+    return ok ? 0 : EXIT_USAGE; /* config_get_int said which */
+}
+
 static int build_record(const config *c, group_record *r) {
     bool ok = true;
     int rc;
@@ -293,7 +320,9 @@ static int build_record(const config *c, group_record *r) {
     if (!r->alg_second) return usage_error("--alg-second: unknown algorithm '%s'", config_get(c, "alg-second"));
     r->policy.max_machines = (uint32_t)config_get_int(c, "max-machines", 0, UINT32_MAX, &ok);
     if (!ok) return EXIT_USAGE;
-    if ((rc = parse_lease(c, r)) || (rc = parse_audit(c, r)) || (rc = parse_features(c, r))) return rc;
+    if ((rc = parse_lease(c, r)) || (rc = parse_audit(c, r)) || (rc = parse_features(c, r)) ||
+        (rc = parse_machines(c, r)))
+        return rc;
     /* The library checks again on create; asking now makes a bad value a usage error, not a failed create. */
     char err[512];
     if (group_record_validate(r, err, sizeof err) != 0) return usage_error("%s", err);
@@ -361,11 +390,25 @@ static int print_group_json(const group_record *r, long long issued, int audit_a
         json_object_set_new(j, "audit_outbox_full",
                             json_string(p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? "grant" : "fail-closed")) != 0)
         json_decref(j), j = NULL;
+    if (j && json_object_update_new(
+                 j, json_pack("{s:I, s:I, s:I, s:I, s:I}", "machine_match", (json_int_t)p->machine_match,
+                              "grace_seconds", (json_int_t)p->grace_seconds, "max_deactivations",
+                              (json_int_t)p->max_deactivations, "max_transfers", (json_int_t)p->max_transfers,
+                              "churn_period_seconds", (json_int_t)p->churn_period_seconds)) != 0)
+        json_decref(j), j = NULL;
     /* json_pack fails on text that is not UTF-8 (a record written by other means). */
     if (j && audit_alg > 0 && json_object_set_new(j, "alg_second", json_string(mac_alg_name(audit_alg))) != 0)
         json_decref(j), j = NULL;
     if (j && audit_alg == 0 && json_object_set_new(j, "audit_record", json_false()) != 0) json_decref(j), j = NULL;
     return print_json(j, "the group (is its text UTF-8?)");
+}
+
+static void print_machine_policy(const group_policy *p) {
+    if (p->machine_match) printf("  machine match:     %u components\n", p->machine_match);
+    else printf("  machine match:     exact\n");
+    printf("  grace:             %u s\n  churn:             %u deactivations%s, %u releases%s per %u s\n",
+           p->grace_seconds, p->max_deactivations, p->max_deactivations ? "" : " (unlimited)", p->max_transfers,
+           p->max_transfers ? "" : " (unlimited)", p->churn_period_seconds);
 }
 
 static void print_group_text(const group_record *r, long long issued, int audit_alg) {
@@ -390,6 +433,7 @@ static void print_group_text(const group_record *r, long long issued, int audit_
            p->audit_first_activation ? ", every first activation" : "",
            p->on_outbox_full == AUDIT_OUTBOX_FULL_GRANT ? ", unaudited if the outbox is full" : "",
            p->features[0] ? p->features : "(none)");
+    print_machine_policy(p);
 }
 
 /* The audit store's MAC for the group: >0 found, 0 absent, -1 not asked or error. */

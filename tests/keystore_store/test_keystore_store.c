@@ -694,10 +694,40 @@ static void test_help_everywhere(void **state) {
 static void test_group_cli(void **state) {
     (void)state;
     char *out, *errs;
-    const char *create[] = {"group", "create", "--id", "9100", "--product", "Server", "--edition", "Datacenter",
-                            "--channel", "volume", "--lease-days", "30", "--audit-rate", "12.5", "--features", "a",
-                            "--features", "b", "--audit-mode", "online", "--audit-unreachable", "offline",
-                            "--alg-first", "aes256-cmac", "--upgrade-allowed", "--max-machines", "0", NULL};
+    const char *create[] = {"group",
+                            "create",
+                            "--id",
+                            "9100",
+                            "--product",
+                            "Server",
+                            "--edition",
+                            "Datacenter",
+                            "--channel",
+                            "volume",
+                            "--lease-days",
+                            "30",
+                            "--audit-rate",
+                            "12.5",
+                            "--features",
+                            "a",
+                            "--features",
+                            "b",
+                            "--audit-mode",
+                            "online",
+                            "--audit-unreachable",
+                            "offline",
+                            "--alg-first",
+                            "aes256-cmac",
+                            "--upgrade-allowed",
+                            "--max-machines",
+                            "0",
+                            "--machine-match",
+                            "3",
+                            "--grace",
+                            "600",
+                            "--max-deactivations",
+                            "5",
+                            NULL};
     assert_int_equal(cli(create, 1, &out, &errs), 0);
     assert_non_null(strstr(out, "created group 9100"));
     free(out);
@@ -707,13 +737,20 @@ static void test_group_cli(void **state) {
     free(out);
     free(errs);
 
+    const char *bad_match[] = {"group", "create", "--id", "9101", "--product", "P", "--machine-match", "17", NULL};
+    assert_int_equal(cli(bad_match, 1, &out, &errs), 2);
+    assert_non_null(strstr(errs, "--machine-match"));
+    free(out);
+    free(errs);
+
     const char *show[] = {"group", "show", "9100", "--json", NULL};
     assert_int_equal(cli(show, 1, &out, &errs), 0);
     json_t *g = parse_json(out);
     assert_keys(g,
                 "id,product,edition,channel,upgrade_allowed,alg_first,created_at,version,max_machines,"
                 "lease_seconds,renew_seconds,audit_rate_ppm,audit_mode,audit_unreachable,audit_first_activation,"
-                "features,serials_issued,audit_outbox_full,alg_second");
+                "features,serials_issued,audit_outbox_full,machine_match,grace_seconds,max_deactivations,"
+                "max_transfers,churn_period_seconds,alg_second");
     assert_int_equal(jint(g, "id"), 9100);
     assert_string_equal(jstr(g, "product"), "Server");
     assert_string_equal(jstr(g, "edition"), "Datacenter");
@@ -732,6 +769,11 @@ static void test_group_cli(void **state) {
     assert_string_equal(jstr(g, "features"), "a,b");
     assert_int_equal(jint(g, "serials_issued"), 0);
     assert_string_equal(jstr(g, "alg_second"), "hmac-sha256");
+    assert_int_equal(jint(g, "machine_match"), 3);
+    assert_int_equal(jint(g, "grace_seconds"), 600);
+    assert_int_equal(jint(g, "max_deactivations"), 5);
+    assert_int_equal(jint(g, "max_transfers"), 3); /* the defaults */
+    assert_int_equal(jint(g, "churn_period_seconds"), 2592000);
     json_decref(g);
     assert_null(strstr(out, "secret"));
     free(out);
