@@ -86,7 +86,7 @@ pa_err clock_judge(pa_client *c, int64_t issued_at, int64_t *at) {
         return client_fail(c, PA_ERR_CLOCK,
                            "this machine's clock (%s) is behind a time it has already seen (%s) by more than "
                            "%" PRId64
-                           " s: it was turned back or is broken; set it right; until then the license is "
+                           " s: it was turned back or is broken; set the clock right; until then the license is "
                            "judged as of %s",
                            t_now, t_seen, c->max_clock_skew_s, t_seen);
     }
