@@ -3,7 +3,8 @@
  * 4 s of grace. Past expires_at the copy keeps its license (status 0 with
  * the grace left) and the server still renews it; with the server down it
  * keeps working through the grace and is expired after it, and the server,
- * back, says the lease lapsed. A machine whose clock is turned back (the
+ * back, says the lease lapsed. A full key does not reclaim a place in its
+ * grace. A machine whose clock is turned back (the
  * CLI's --clock-offset, for tests) is told so (exit 23) and renews nothing;
  * a license whose issue time is far from our clock -- a server in our
  * future or past -- is refused and nothing is stored. */
@@ -116,6 +117,23 @@ static void without_grace_the_server_refuses_a_lapsed_lease(void **state) {
     assert_int_equal(RUN("n1", NULL, "renew"), EXIT_LEASE_EXPIRED);
 }
 
+/* A full key does not hand a place in its grace period to another machine;
+ * once the grace is over, it does. */
+static void place_in_grace_is_not_reclaimed(void **state) {
+    const char *g[] = {"--max-machines", "1", "--lease-seconds", "2", "--renew-seconds", "1", "--grace", "3", NULL};
+    assert_int_equal(env_group(&env, 705, g), 0);
+    char keys[1][KEY_TEXT], *out;
+    assert_int_equal(env_keys(&env, 705, 1, keys), 0);
+    assert_int_equal(RUN("r1", &out, keys[0]), 0);
+    long long exp = json_int(out, "expires_at");
+    free(out);
+    sleep_past(exp);
+    assert_int_equal(RUN("r2", NULL, keys[0]), 9); /* r1's place is in its grace: no place */
+    sleep_past(exp + 3);
+    assert_int_equal(RUN("r2", NULL, keys[0]), 0); /* lapsed for good: reclaimed */
+    assert_int_equal(RUN("r1", NULL, "renew"), 11); /* its place is gone: not found */
+}
+
 static void clock_turned_back_is_refused_and_renews_nothing(void **state) {
     const char *g[] = {"--lease-seconds", "3600", "--renew-seconds", "1", NULL};
     assert_int_equal(env_group(&env, 703, g), 0);
@@ -160,6 +178,7 @@ int main(void) {
         cmocka_unit_test(clock_turned_back_is_refused_and_renews_nothing),
         cmocka_unit_test(license_far_from_our_clock_is_refused),
         cmocka_unit_test(without_grace_the_server_refuses_a_lapsed_lease),
+        cmocka_unit_test(place_in_grace_is_not_reclaimed),
         cmocka_unit_test(grace_keeps_the_copy_and_the_server_renews_within_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
