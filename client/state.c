@@ -20,15 +20,18 @@
 #include "state.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "file_atomic.h"
@@ -58,6 +61,29 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
+/* A temporary file of pa_file_write_atomic: NAME.tmp.XXXXXX. */
+static bool is_temp_name(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    return t && t != name && strlen(t + 5) == 6;
+}
+
+/* Removes the temporary files a write killed between its write and its
+ * rename left behind. Only those older than STATE_TEMP_STALE_S: a status
+ * call of another process may be writing one (`clock`) without the lock. */
+static void sweep_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (!is_temp_name(de->d_name) || state_path(path, sizeof path, dir, de->d_name) != 0) continue;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STATE_TEMP_STALE_S) unlink(path);
+    }
+    closedir(d);
+}
+
 int state_lock(const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     if (state_dir_ensure(dir, err, errlen) != 0) return -1;
@@ -76,6 +102,7 @@ int state_lock(const char *dir, char *err, size_t errlen) {
         close(fd);
         return -1;
     }
+    sweep_temps(dir);
     return fd;
 }
 

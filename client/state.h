@@ -21,6 +21,7 @@
 #define STATE_DEACTIVATED "deactivated"     /* the operator deactivated this machine: no re-activation on its own */
 #define STATE_CLOCK "clock"                 /* the latest time seen (clock_guard.h) */
 #define STATE_FILE_MAX (64 * 1024)          /* no state file is larger; bigger is corrupt */
+#define STATE_TEMP_STALE_S 60               /* a temporary file this old was left by a killed write */
 
 /* Creates the directory (and parents) with mode 0700 if missing. */
 int state_dir_ensure(const char *dir, char *err, size_t errlen);
@@ -28,7 +29,8 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen);
 int state_path(char *buf, size_t n, const char *dir, const char *name);
 
 /* Takes an exclusive lock on the state directory, waiting for a concurrent
- * `activate` (daemon or CLI) to finish. Returns the fd to pass to
+ * `activate` (daemon or CLI) to finish, and removes temporary files a killed
+ * write left (older than STATE_TEMP_STALE_S). Returns the fd to pass to
  * state_unlock, or -1 with `err`. */
 int state_lock(const char *dir, char *err, size_t errlen);
 void state_unlock(int fd);

@@ -130,7 +130,7 @@ static void place_in_grace_is_not_reclaimed(void **state) {
     sleep_past(exp);
     assert_int_equal(RUN("r2", NULL, keys[0]), 9); /* r1's place is in its grace: no place */
     sleep_past(exp + 3);
-    assert_int_equal(RUN("r2", NULL, keys[0]), 0); /* lapsed for good: reclaimed */
+    assert_int_equal(RUN("r2", NULL, keys[0]), 0);  /* lapsed for good: reclaimed */
     assert_int_equal(RUN("r1", NULL, "renew"), 11); /* its place is gone: not found */
 }
 
