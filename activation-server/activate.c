@@ -26,7 +26,8 @@
  *      UNAVAILABLE (fail-closed) or falls back to the offline outbox;
  *   5. one Redis round trip (policy.lua): rate limits, revocation, the
  *      group's policy applied to the key's record (the place bound to the
- *      installer's place key, when it sent one), the optional offline-audit
+ *      installer's place key, when it sent one; a place found by the
+ *      machine's components re-bound to it, docs/machines.md), the optional offline-audit
  *      outbox record -- unless the outbox is at its cap, when the group's
  *      audit_outbox_full refuses (UNAVAILABLE) or grants unaudited;
  *   6. reload the cached group if the script saw a newer record version;
@@ -54,6 +55,7 @@
  * Granted calls add their time per stage to pa_activate_stage_nanoseconds_total
  * so the benchmark can show where an activation's server time goes. */
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,6 +65,7 @@
 #include "activation/v1/activation.pb-c.h"
 #include "clock.h"
 #include "group_ids.h"
+#include "hex.h"
 #include "license_grant.h"
 #include "log.h"
 #include "rate_hold.h"
@@ -342,6 +345,19 @@ static void note_granted(worker *w, rpc_ctx *ctx, const pk_fields *key, const po
              LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
+/* A place found by its components moved to this machine (policy.lua): the
+ * log names both places by their digests' first 4 bytes, nothing secret. */
+static void note_rebound(worker *w, const pk_fields *key, const policy_result *p, const uint8_t *machine_id) {
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    char was[9], now[9];
+    SHA256(machine_id, MACHINE_ID_LEN, d); /* the place's field: policy.c's place_arg */
+    pa_hex_encode(p->was, 4, was);
+    pa_hex_encode(d, 4, now);
+    metric_inc(w->app->m.rebound);
+    log_info("activate.rebound", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_U("shared", p->shared),
+             LOG_S("was", was), LOG_S("machine", now), LOG_END);
+}
+
 /* Steps 4 (the audit's outcome) to 7, on the gRPC worker or on the pool
  * thread that waited for the online audit; `reply` is answered either way. */
 static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
@@ -373,7 +389,9 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
                              .os = seen->os,
                              .host_serial = seen->host_serial,
                              .macs = macs,
-                             .n_macs = seen->n_macs};
+                             .n_macs = seen->n_macs,
+                             .tokens = seen->tokens,
+                             .n_tokens = seen->n_tokens};
         policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random,
                         address_key, &pm, outbox, &p);
     } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,
@@ -420,7 +438,9 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
     LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
     if (vol) VOLUME_GRANT_FILL(&resp, &vg, a->on_premises);
+    resp.rebound = p.rebound;
     if (rpc_reply_message(reply, &resp.base) != 0) return;
+    if (p.rebound) note_rebound(w, key, &p, machine_id);
     note_granted(w, ctx, key, &p, plan);
     count_stages(m, t);
 }

@@ -35,6 +35,7 @@ void volume_ask_from(volume_ask *v, const Activation__V1__ActivateRequest *rq, c
     copy(v->ip, sizeof v->ip, ip);
     v->n_macs = rq->n_mac_addresses < MACS_MAX ? rq->n_mac_addresses : MACS_MAX;
     for (size_t i = 0; i < v->n_macs; i++) copy(v->macs[i], sizeof v->macs[i], rq->mac_addresses[i]);
+    v->n_tokens = component_tokens(rq, v->tokens);
 }
 
 bool volume_key_accepted(const order_record *o, const char *product_key) {

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "component_tokens.h"
 #include "server.h"
 #include "volume_policy.h"
 
@@ -35,6 +36,8 @@ typedef struct volume_ask {
     char ip[CLIENT_ADDRESS_MAX]; /* the client address (the "ip" fact) */
     char macs[MACS_MAX][MAC_TEXT_LEN + 1];
     size_t n_macs;
+    uint8_t tokens[COMPONENTS_MAX * COMPONENT_TOKEN_LEN]; /* the components' tokens, sorted: matching */
+    size_t n_tokens;
 } volume_ask;
 
 /* From a validated request and the caller's address. */

@@ -5,6 +5,7 @@
  * the group's machine log name, the machine's place digest, its MACs joined
  * for the log and a few numbers are made per call. */
 #include "policy.h"
+#include "component_tokens.h"
 #include "redis_keys.h"
 #include "script_args.h"
 
@@ -63,7 +64,6 @@ void policy_address_key(const char *ip, char *out, size_t n) {
  * first 16 bytes of SHA-256(machine_id), half the size of the id), then the
  * place-key digest when there is one (policy.lua, place_arg). Returns its
  * length. */
-#define PLACE_FIELD_LEN 16
 #define PLACE_ARG_MAX (PLACE_FIELD_LEN + PLACE_KEY_DIGEST_LEN)
 static size_t place_arg(const uint8_t *machine_id, const uint8_t *holder, uint8_t out[PLACE_ARG_MAX]) {
     uint8_t digest[SHA256_DIGEST_LENGTH];
@@ -72,6 +72,19 @@ static size_t place_arg(const uint8_t *machine_id, const uint8_t *holder, uint8_
     if (!holder) return PLACE_FIELD_LEN;
     memcpy(out + PLACE_FIELD_LEN, holder, PLACE_KEY_DIGEST_LEN);
     return PLACE_ARG_MAX;
+}
+
+/* Activate's elements 10-12: whether a place was re-bound, and from where. */
+static void decode_rebound(const redisReply *r, policy_result *out, bool *bad) {
+    if (r->elements < 12 || script_reply_int(r, 9, bad) != 1) return;
+    const redisReply *was = r->element[11];
+    if (was->type != REDIS_REPLY_STRING || was->len != PLACE_FIELD_LEN) {
+        *bad = true;
+        return;
+    }
+    out->rebound = true;
+    out->shared = (uint32_t)script_reply_int(r, 10, bad);
+    memcpy(out->was, was->str, PLACE_FIELD_LEN);
 }
 
 static void decode(redisReply *r, const char *what, policy_result *out) {
@@ -108,6 +121,7 @@ static void decode(redisReply *r, const char *what, policy_result *out) {
         int64_t audited = script_reply_int(r, 8, &bad);
         out->audited = audited == 1;
         out->unaudited = audited == 2;
+        decode_rebound(r, out, &bad);
     }
     if (bad) {
         memset(out, 0, sizeof *out);
@@ -173,6 +187,8 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
     script_args_add_str(&a, seen ? or_empty(seen->os) : "");
     script_args_add_str(&a, seen ? or_empty(seen->host_serial) : "");
     script_args_add_str(&a, macs);
+    script_args_add(&a, seen && seen->tokens ? seen->tokens : (const uint8_t *)"",
+                    seen ? seen->n_tokens * COMPONENT_TOKEN_LEN : 0);
     audit_record_args ra;   /* must live until the call: `a` points into it */
     if (!audit) {
         script_args_add_str(&a, "0");

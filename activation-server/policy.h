@@ -14,6 +14,9 @@
 #include "script_args.h"
 #include "validate.h"
 
+/* A place's field in the key's record: the first 16 bytes of SHA-256(machine_id). */
+#define PLACE_FIELD_LEN 16
+
 /* The script's statuses, plus UNAVAILABLE when Redis could not answer. */
 typedef enum policy_status {
     POLICY_OK = 0,
@@ -41,6 +44,9 @@ typedef struct policy_result {
     bool audited;                /* activate: the script wrote the audit:outbox record */
     bool group_exists;           /* reject (NOT_GENUINE): the group is in `groups` */
     bool unaudited;              /* activate: sampled, but granted without it (the outbox is full) */
+    bool rebound;                /* activate: a place found by components moved to this machine */
+    uint32_t shared;             /* rebound: component tokens the place had in common with the request */
+    uint8_t was[PLACE_FIELD_LEN]; /* rebound: the place's earlier field (a machine digest) */
     int retry_after_s;           /* RATE_LIMITED: seconds to wait */
     const char *scope;           /* RATE_LIMITED: "address" or "group" */
     bool redis_error;            /* UNAVAILABLE came with an error reply (logged) */
@@ -85,6 +91,8 @@ typedef struct policy_machine {
     const char *host_serial; /* ActivateRequest.host_serial */
     const char *const *macs; /* ActivateRequest.mac_addresses (validated) */
     size_t n_macs;           /* at most MACS_MAX */
+    const uint8_t *tokens;   /* the components' tokens, sorted (machine_components.h): stored, matched */
+    size_t n_tokens;         /* at most COMPONENTS_MAX */
 } policy_machine;
 
 /* Registers policy.lua on the connection; returns the script index or -1. */

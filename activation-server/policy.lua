@@ -32,15 +32,14 @@
 --                                       for lack of a place do not count)
 --                              <place>  one field per machine holding a place:
 --                                       the first 16 bytes of SHA-256(machine_id)
---                                       -> license random (8 bytes) |
---                                          expires_at (u32 LE, 0 = never) |
---                                          place-key digest (16 bytes: the first
---                                          half of SHA-256(place key); absent
---                                          while no key is bound)
---                            Sized for memory: with one machine the hash is a
---                            60-byte listpack (jemalloc's 64-byte class), about
---                            156 bytes of Redis memory per activated key in all
---                            (144 without the key digest).
+--                                       -> the place (see "places" below: random,
+--                                          expires_at, place-key digest, last seen,
+--                                          re-binds, component tokens, hostname)
+--                            Sized for memory: one machine with a key, 5 components
+--                            and a 12-character hostname makes an 86-byte place,
+--                            about 227 bytes of Redis memory per activated key in
+--                            all (docs/data-model.md); the record stays a listpack
+--                            under Redis A's hash-max-listpack-value (1024).
 --                            The 128-bit digests halve the field and the key;
 --                            making two machine ids (or two place keys) share
 --                            one takes ~2^64 work, and matching a given one
@@ -72,7 +71,9 @@ local WRONG_KEY = 9   -- 8 is the C side's UNAVAILABLE (policy.h)
 local OUTBOX_FULL = 10
 --   OK            activate: {0, version, count, expires, renew_after, now, random, again,
 --                            audited (1 when the outbox record was written, 2 when it was
---                            sampled but granted unaudited: the outbox is full)}
+--                            sampled but granted unaudited: the outbox is full),
+--                            rebound (1 when a place found by components was moved here),
+--                            shared (its tokens in common), was (its earlier field, or '')}
 --                 renew:    {0, version, count, expires, renew_after, now, random, 1}
 --                 deactivate:     {0, version, count}
 --   RATE_LIMITED  {1, retry_after_seconds, "address" | "group"}
@@ -137,20 +138,55 @@ local function take_tokens(buckets, now_ms)
     return 0
 end
 
--- A place: random (8) | expires (u32 LE) | place-key digest (16, or nothing
--- while no key is bound: places made before proofs existed, or by an
--- Activate without place_key).
-local function place_expires(place)
-    return struct.unpack('<I4', place, 9)
+-- ---- places (docs/machines.md "Place format") -------------------------------
+-- A place, the value of a machine's 16-byte field in the key's record:
+--   random (8) | expires_at (u32 LE, 0 never) | place-key digest (16; zero
+--   while no key is bound) | last seen (u32 LE) | re-binds (u8, saturating) |
+--   n (u8) | n component tokens (8 bytes each, sorted) | hostname (<= 64)
+-- Places written before this layout are 12 bytes (no key) or 28 (a key):
+-- they read as seen never, no components, no hostname, and are written in
+-- this layout by their next Activate or Renew. Only these helpers know the
+-- layout.
+local NO_HOLDER = string.rep('\0', 16)
+local PLACE_HEAD = 34   -- bytes before the tokens
+local TOKEN_LEN = 8
+local HOST_MAX = 64
+
+-- Is (field, value) a place (not the use counter 'n' or another record field)?
+local function is_place(field, value)
+    return #field == 16 and (#value == 12 or #value == 28 or #value >= PLACE_HEAD)
 end
 
-local function place_holder(place)
-    return string.sub(place, 13)   -- '' when unbound
+-- expires_at alone, without unpacking the rest (the retention scans).
+local function place_expires(value)
+    return struct.unpack('<I4', value, 9)
 end
 
-local function pack_place(random, expires, holder)
-    return random .. struct.pack('<I4', expires) .. holder
+-- The place as a table: random, expires, holder ('' while unbound), seen
+-- (0: never), rebinds, tokens (the sorted tokens as one string), host.
+local function unpack_place(value)
+    local p = {random = string.sub(value, 1, 8), expires = place_expires(value), holder = '', seen = 0,
+        rebinds = 0, tokens = '', host = ''}
+    if #value >= 28 then
+        p.holder = string.sub(value, 13, 28)
+        if p.holder == NO_HOLDER then p.holder = '' end
+    end
+    if #value >= PLACE_HEAD then
+        local n
+        p.seen, p.rebinds, n = struct.unpack('<I4BB', value, 29)
+        p.tokens = string.sub(value, PLACE_HEAD + 1, PLACE_HEAD + TOKEN_LEN * n)
+        p.host = string.sub(value, PLACE_HEAD + 1 + TOKEN_LEN * n)
+    end
+    return p
 end
+
+local function pack_place(p)
+    local holder = p.holder ~= '' and p.holder or NO_HOLDER
+    return p.random .. struct.pack('<I4', p.expires) .. holder ..
+        struct.pack('<I4BB', p.seen, math.min(p.rebinds, 255), #p.tokens / TOKEN_LEN) .. p.tokens ..
+        string.sub(p.host, 1, HOST_MAX)
+end
+-- ---- end of places ------------------------------------------------------------
 
 -- The place argument names the place and who claims it: the machine's field
 -- (16 bytes), then the place-key digest (16 bytes; absent on an Activate
@@ -167,7 +203,7 @@ local function reclaim_lapsed(record, cutoff, out)
     local freed = 0
     for i = 1, #all, 2 do
         local field, place = all[i], all[i + 1]
-        if #field == 16 and (#place == 12 or #place == 28) then
+        if is_place(field, place) then
             local e = place_expires(place)
             if e ~= 0 and e <= cutoff then
                 redis.call('HDEL', record, field)
@@ -332,19 +368,74 @@ local function lapsed_at(g, now_s) return now_s - grace_of(g) end
 local function kept_for(g, keep) return keep > 0 and keep + grace_of(g) or 0 end
 -- ---- end of retention --------------------------------------------------------
 
+-- ---- component matching (docs/machines.md "Matching a machine to a place") ----
+-- An Activate whose machine_id holds no place may find the machine's
+-- earlier place by its components: the place sharing the most tokens with
+-- the request, at least the group's machine_match (ties: the one seen
+-- last). Only keys of at most SCAN_MAX places, whose record is read whole
+-- anyway; an indexed key matches exactly only. Tokens are compared as a set
+-- (no ordering of binary strings in Lua, whose comparison follows the
+-- locale).
+
+local function token_set(tokens)
+    local set = {}
+    for i = 1, #tokens, TOKEN_LEN do set[string.sub(tokens, i, i + TOKEN_LEN - 1)] = true end
+    return set
+end
+
+local function shared_tokens(set, tokens)
+    local n = 0
+    for i = 1, #tokens, TOKEN_LEN do
+        if set[string.sub(tokens, i, i + TOKEN_LEN - 1)] then n = n + 1 end
+    end
+    return n
+end
+
+-- The best place for `tokens`: its field, the place (unpacked) and the
+-- tokens shared, or nil when no place shares at least k.
+local function best_match(record, tokens, k)
+    local want, all = token_set(tokens), redis.call('HGETALL', record)
+    local field, place, most = nil, nil, 0
+    for i = 1, #all, 2 do
+        if is_place(all[i], all[i + 1]) then
+            local p = unpack_place(all[i + 1])
+            local n = shared_tokens(want, p.tokens)
+            if n >= k and (n > most or (n == most and p.seen > place.seen)) then
+                field, place, most = all[i], p, n
+            end
+        end
+    end
+    return field, place, most
+end
+
+-- Moves the place `old` (at field `was`) to the request's place `p`: its
+-- random (no new use of the key), its history, and its key unless the
+-- request brings one. The old field and its index entry go in the same
+-- call, so the machine never holds two places.
+local function rebind(record, index, was, old, p, holder)
+    redis.call('HDEL', record, was)
+    redis.call('ZREM', index, was)
+    p.random, p.rebinds = old.random, old.rebinds + 1
+    if holder == '' then p.holder = old.holder end
+    if p.host == '' then p.host = old.host end
+end
+-- ---- end of component matching -------------------------------------------------
+
 -- ---- the machine log (docs/admin.md "The machine directory") ----------------
--- One entry per grant (a), renew (r), deactivation (d) and place reclaimed
--- (x), in the call that made it, with every field always present (a stream
+-- One entry per grant (a), re-bind (b: a grant that moved a place found by
+-- its components), renew (r), deactivation (d) and place reclaimed (x), in the call that made it, with every field always present (a stream
 -- stores entries of the same fields compactly): op, m (the place's field:
 -- the machine digest), g, s, o (retail: ''), t, ip, h hostname, mac
--- (comma-separated), hs host serial, os, e expires at ('' when not known).
--- Renew and Deactivate know only the address. Bounded: XADD MAXLEN ~.
+-- (comma-separated), hs host serial, os, e expires at ('' when not known),
+-- was: the place's earlier field when a re-bind (b) moved it ('' in every
+-- other entry). Renew and Deactivate know only the address. Bounded: XADD
+-- MAXLEN ~.
 local MLOG_MAXLEN = 100000
 
-local function mlog(key, op, field, serial, now_s, ip, h, mac, hs, os, e)
+local function mlog(key, op, field, serial, now_s, ip, h, mac, hs, os, e, was)
     redis.call('XADD', key, 'MAXLEN', '~', MLOG_MAXLEN, '*', 'op', op, 'm', field, 'g',
         string.match(key, '^{g:(%d+)}') or '', 's', serial, 'o', '', 't', now_s, 'ip', ip, 'h', h, 'mac', mac,
-        'hs', hs, 'os', os, 'e', e)
+        'hs', hs, 'os', os, 'e', e, 'was', was or '')
 end
 
 local function lease_times(lease, renew, now_s)
@@ -357,7 +448,8 @@ end
 --       address rate, address burst, group rate, group burst, group failure
 --       rate, group failure burst, place retention (s), for the machine log
 --       the client address, hostname, os, host serial and MACs
---       (comma-separated), audit mode (0 none,
+--       (comma-separated), the request's component tokens (8 bytes each,
+--       sorted, as one string; '' for none), audit mode (0 none,
 --       1 sampled, 2 only if this is the key's first use), then with an
 --       audit mode: request_id, group, upgrade, security_first,
 --       security_second, client_address, received_at, sample_reason,
@@ -384,24 +476,35 @@ local function activate()
 
     -- The outbox has a cap, checked before anything is written: at the cap a
     -- sampled activation is refused, or granted without its audit record.
-    local mode = ARGV[18]
+    local mode = ARGV[19]
     local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[2], 'n')) or 0) == 0)
-    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[28])
-    if unaudited and ARGV[29] ~= '1' then return {OUTBOX_FULL, version} end
+    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[29])
+    if unaudited and ARGV[30] ~= '1' then return {OUTBOX_FULL, version} end
 
     local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
     forget_idle(record, index, max, lease, keep, lapsed_at(g, now_s))
-    local place = redis.call('HGET', record, field)
-    local random, again, uses = ARGV[5], 0, 0
-    if place then
+    local value = redis.call('HGET', record, field)
+    local p = {random = ARGV[5], holder = holder, rebinds = 0, tokens = ARGV[18], host = ARGV[14]}
+    local again, uses, was, shared = 0, 0, '', 0
+    if value then
         -- Same machine: same place, same license id, and not another use.
         -- This also makes a retry safe after a reply that got lost once the
         -- place was written (signing failed, the caller's deadline passed).
-        random, again = string.sub(place, 1, 8), 1
-        if holder == '' then holder = place_holder(place) end   -- no new key: keep the bound one
+        local old = unpack_place(value)
+        p.random, p.rebinds, again = old.random, old.rebinds, 1
+        if holder == '' then p.holder = old.holder end   -- no new key: keep the bound one
+        if p.tokens == '' then p.tokens = old.tokens end  -- a client that sends none keeps what is known
+        if p.host == '' then p.host = old.host end
     else
-        if max > 0 then
+        if g.match > 0 and #p.tokens / TOKEN_LEN >= g.match and max > 0 and not indexed(max) then
+            local f, old, n = best_match(record, p.tokens, g.match)
+            if f then
+                rebind(record, index, f, old, p, holder)
+                was, shared, again = f, n, 1
+            end
+        end
+        if was == '' and max > 0 then
             local held = places(record)
             if held >= max then
                 local freed = {}
@@ -411,25 +514,28 @@ local function activate()
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
         end
-        uses = redis.call('HINCRBY', record, 'n', 1)
+        if was == '' then uses = redis.call('HINCRBY', record, 'n', 1) end
     end
 
     local expires, renew_after = lease_times(lease, renew, now_s)
-    redis.call('HSET', record, field, pack_place(random, expires, holder))
+    p.expires, p.seen = expires, now_s
+    redis.call('HSET', record, field, pack_place(p))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, kept_for(g, keep), now_ms)
-    mlog(KEYS[8], 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15], expires)
+    mlog(KEYS[8], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
+        expires, was)
 
     local audited = 0
     if unaudited then
         audited = 2
     elseif sampled then
-        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[19], 'group', ARGV[20],
-            'serial', ARGV[3], 'upgrade', ARGV[21], 'security_first', ARGV[22],
-            'security_second', ARGV[23], 'machine_id', ARGV[27], 'client_address', ARGV[24],
-            'received_at', ARGV[25], 'sample_reason', ARGV[26])
+        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[20], 'group', ARGV[21],
+            'serial', ARGV[3], 'upgrade', ARGV[22], 'security_first', ARGV[23],
+            'security_second', ARGV[24], 'machine_id', ARGV[28], 'client_address', ARGV[25],
+            'received_at', ARGV[26], 'sample_reason', ARGV[27])
         audited = 1
     end
-    return {OK, version, places(record), expires, renew_after, now_s, random, again, audited}
+    return {OK, version, places(record), expires, renew_after, now_s, p.random, again, audited,
+        was ~= '' and 1 or 0, shared, was}
 end
 
 -- The place named by a license and held by the proven place key: the place,
@@ -451,7 +557,7 @@ local function find_place(record, address_key, index)
     if not g then return nil, {NOT_FOUND, '0'} end
     local version, max, lease, renew = g.version, g.max, g.lease, g.renew
     if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
-    local bound = place_holder(place)
+    local bound = unpack_place(place).holder
     if bound ~= '' and bound ~= holder then return nil, {WRONG_KEY, version} end
     return {version = version, max = max, lease = lease, renew = renew, place = place, now = now_s,
         now_ms = now_ms, keep = keep, field = field, holder = holder, policy = g}
@@ -465,7 +571,9 @@ local function renew_license()
     local e = place_expires(p.place)
     if e ~= 0 and e <= lapsed_at(p.policy, p.now) then return {EXPIRED, p.version} end
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
-    redis.call('HSET', record, p.field, pack_place(ARGV[5], expires, p.holder))
+    local kept = unpack_place(p.place)   -- its tokens, hostname and history stay
+    kept.expires, kept.holder, kept.seen = expires, p.holder, p.now
+    redis.call('HSET', record, p.field, pack_place(kept))
     retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease,
         kept_for(p.policy, p.keep), p.now_ms)
     mlog(KEYS[5], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)

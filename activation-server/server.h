@@ -85,6 +85,7 @@ typedef struct activation_metrics {
     metric *audit_outbox_full[2];   /* sampled activations at the outbox cap: refused, granted unaudited */
     metric *usage_reports[3];       /* Usage/Report calls: stored, kept (not newer), refused */
     metric *usage_uploads[2];       /* on-premises uploads of one order's report: ok, failed */
+    metric *rebound;                /* Activates that moved a place or seat to a new machine_id by components */
     metric *volume_pending[2];      /* volume Activates answered pending: below the threshold, not designated */
 } activation_metrics;
 

@@ -69,6 +69,46 @@ static bool volume_facts_ok(const Activation__V1__ActivateRequest *req, char *ms
     return true;
 }
 
+static bool component_name_ok(size_t i, const char *name, char *msg, size_t msglen) {
+    size_t n = strlen(name);
+    if (n == 0 || n > COMPONENT_NAME_MAX) {
+        snprintf(msg, msglen, "components[%zu].name: must be 1 to %d characters, got %zu", i, COMPONENT_NAME_MAX, n);
+        return false;
+    }
+    size_t bad = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-");
+    if (bad < n) {
+        snprintf(msg, msglen, "components[%zu].name: byte 0x%02X at position %zu is not one of [a-z0-9_.-]", i,
+                 (unsigned char)name[bad], bad + 1);
+        return false;
+    }
+    return true;
+}
+
+/* The machine's components (docs/machines.md): at most COMPONENTS_MAX, names
+ * well-formed and unique, digests of COMPONENT_DIGEST_LEN bytes. */
+static bool components_ok(const Activation__V1__ActivateRequest *req, char *msg, size_t msglen) {
+    if (req->n_components > COMPONENTS_MAX) {
+        snprintf(msg, msglen, "components: at most %d allowed, got %zu", COMPONENTS_MAX, req->n_components);
+        return false;
+    }
+    for (size_t i = 0; i < req->n_components; i++) {
+        const Activation__V1__MachineComponent *c = req->components[i];
+        const char *name = c && c->name ? c->name : "";
+        if (!component_name_ok(i, name, msg, msglen)) return false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(req->components[j]->name, name) == 0) {
+                snprintf(msg, msglen, "components[%zu].name: duplicate \"%s\"", i, name);
+                return false;
+            }
+        if (c->digest.len != COMPONENT_DIGEST_LEN) {
+            snprintf(msg, msglen, "components[%zu].digest: must be exactly %d bytes, got %zu", i, COMPONENT_DIGEST_LEN,
+                     c->digest.len);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* A base-128 varint at buf[*pos]; false when it runs past the end or 64 bits. */
 static bool varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out) {
     *out = 0;
@@ -133,7 +173,7 @@ bool validate_activate(const Activation__V1__ActivateRequest *req, pk_fields *ke
            text_ok("os", req->os ? req->os : "", FACT_MAX, true, msg, msglen) &&
            text_ok("arch", req->arch ? req->arch : "", FACT_MAX, true, msg, msglen) &&
            text_ok("client_version", req->client_version ? req->client_version : "", FACT_MAX, true, msg, msglen) &&
-           volume_facts_ok(req, msg, msglen);
+           volume_facts_ok(req, msg, msglen) && components_ok(req, msg, msglen);
 }
 
 bool validate_license_ref(const char *license_id, const ProtobufCBinaryData *machine_id,

@@ -21,7 +21,10 @@
 #define MAC_TEXT_LEN 17       /* "aa:bb:cc:dd:ee:ff" */
 #define LICENSE_ID_LEN 32     /* group (8 hex) + serial (8 hex) + random (16 hex) */
 #define LICENSE_RANDOM_LEN 8
-#define PLACE_KEY_BYTES 32 /* ActivateRequest.place_key: raw Ed25519 public key */
+#define PLACE_KEY_BYTES 32      /* ActivateRequest.place_key: raw Ed25519 public key */
+#define COMPONENTS_MAX 16       /* ActivateRequest.components (docs/machines.md) */
+#define COMPONENT_NAME_MAX 32   /* MachineComponent.name: 1..32 of [a-z0-9_.-] */
+#define COMPONENT_DIGEST_LEN 32 /* MachineComponent.digest */
 
 /* Checks an ActivateRequest and decodes its key into `key`. On failure
  * writes "field: reason" into msg and returns false; *key_status tells a key

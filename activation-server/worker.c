@@ -100,6 +100,8 @@ void activation_metrics_init(activation_metrics *m) {
     const char *granted = "Activations granted; kind=again when the machine already held a place";
     m->granted_new = metric_counter("pa_activations_granted_total", granted, "kind=\"new\"");
     m->granted_again = metric_counter("pa_activations_granted_total", granted, "kind=\"again\"");
+    m->rebound = metric_counter("pa_activations_rebound_total",
+                                "Activations that moved a place to a new machine_id, found by its components", "");
     for (int i = 0; i < REFUSED_N; i++) {
         snprintf(labels, sizeof labels, "reason=\"%s\"", refusal_names[i]);
         if (activate_refuses(i))

@@ -14,7 +14,8 @@
 extern const char ordered_index_lua[]; /* ordered_index.lua, embedded at build time */
 extern const char machine_dir_lua[];   /* machine_dir.lua, embedded at build time */
 
-const char *const md_entry_fields[MD_ENTRY_FIELDS] = {"op", "m", "g", "s", "o", "t", "ip", "h", "mac", "hs", "os", "e"};
+const char *const md_entry_fields[MD_ENTRY_FIELDS] = {"op", "m",   "g",  "s",  "o", "t",  "ip",
+                                                      "h",  "mac", "hs", "os", "e", "was"};
 
 /* The script (both files joined) and its SHA-1, made once for the process
  * (pthread_once: request threads and the ingest task all call in). */
@@ -129,8 +130,10 @@ static void take_str(rd *r, char *out, size_t n) {
 static machine_status status_of(char state, int64_t expires, int64_t now) {
     switch (state) {
     case 'a':
+    case 'b':
     case 'r': return expires != 0 && expires <= now ? MACHINE_EXPIRED : MACHINE_ACTIVE;
-    case 'd': return MACHINE_DEACTIVATED;
+    case 'd':
+    case 'm': return MACHINE_DEACTIVATED; /* 'm': its place moved to the machine it became */
     case 'p': return MACHINE_PENDING;
     case 'q': return MACHINE_AWAITING;
     default: return MACHINE_EXPIRED; /* 'x': reclaimed */

@@ -21,13 +21,14 @@
 #define MD_REC_BUCKETS 32768u /* record hash buckets: machine_dir.lua REC_BUCKETS, the same number */
 
 /* The fields of a machine log entry, in the order the ingest passes them
- * (docs/admin.md): op m g s o t ip h mac hs os e. */
-#define MD_ENTRY_FIELDS 12
+ * (docs/admin.md): op m g s o t ip h mac hs os e was (an entry without one,
+ * as written before re-binds existed, passes ''). */
+#define MD_ENTRY_FIELDS 13
 extern const char *const md_entry_fields[MD_ENTRY_FIELDS];
 
 /* One event of a machine's history. */
 typedef struct machine_event {
-    char op;   /* the log's op letter: a r d x p q */
+    char op;   /* the log's op letter: a b r d x p q, or m (the machine's place was re-bound to another) */
     int64_t t; /* unix s */
 } machine_event;
 

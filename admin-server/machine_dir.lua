@@ -28,7 +28,7 @@
 --
 -- Ops:
 --   ingest  ARGV[6] position hash, ARGV[7] log key, ARGV[8] last entry id,
---           then per entry the 12 fields op m g s o t ip h mac hs os e
+--           then per entry the 13 fields op m g s o t ip h mac hs os e was
 --           (machine_dir.h MD_ENTRY_FIELDS): upserts each, then saves the
 --           log's position and trims the log up to it, in one call.
 --           Reply: records made. The whole call is one batch: each record
@@ -36,7 +36,7 @@
 --           index changes (old members out, new in) are applied sorted,
 --           bucket by bucket (ordered_index.lua ix_apply).
 --   ingestn ARGV[6] position hash, ARGV[7] number of logs L, then L pairs
---           {log key, last entry id}, then the entries of all of them, 12
+--           {log key, last entry id}, then the entries of all of them, 13
 --           fields each: ingest for many logs in one batch, every log's
 --           position saved after all entries are in. Reply: records made.
 --   walk    ARGV[6] lo, ARGV[7] prefix, ARGV[8] hi, ARGV[9] count: the index
@@ -191,18 +191,29 @@ local function write_batch(seen)
     ix_apply(ix, changes, adding)
 end
 
-local ENTRY_FIELDS = 12
+local ENTRY_FIELDS = 13
 
--- The log entries ARGV[from..to], 12 fields each, into `seen`.
+-- A re-bind (op b) moved the place of machine `was` to the entry's
+-- machine: the old machine's record ends with a 'm' (moved) event at the
+-- same time, so the directory shows where its place went (the same key,
+-- the same moment) and no longer counts it as active.
+local function moved(seen, f, was)
+    return upsert(seen, {op = 'm', m = was, g = f.g, s = f.s, o = f.o, t = f.t, ip = '', h = '', mac = '', hs = '',
+        os = '', e = nil})
+end
+
+-- The log entries ARGV[from..to], ENTRY_FIELDS each, into `seen`.
 local function ingest_entries(seen, from, to)
     local made = 0
     for i = from, to, ENTRY_FIELDS do
         local op = string.sub(ARGV[i], 1, 1)
         if op ~= '' and ARGV[i + 1] ~= '' then
-            made = made + upsert(seen, {op = op, m = ARGV[i + 1], g = tonumber(ARGV[i + 2]) or 0,
+            local f = {op = op, m = ARGV[i + 1], g = tonumber(ARGV[i + 2]) or 0,
                 s = tonumber(ARGV[i + 3]) or 0, o = clean(ARGV[i + 4], 15), t = tonumber(ARGV[i + 5]) or 0,
                 ip = clean(ARGV[i + 6], 47), h = clean(ARGV[i + 7], 253), mac = clean(ARGV[i + 8], 160),
-                hs = clean(ARGV[i + 9], 64), os = clean(ARGV[i + 10], 64), e = tonumber(ARGV[i + 11])})
+                hs = clean(ARGV[i + 9], 64), os = clean(ARGV[i + 10], 64), e = tonumber(ARGV[i + 11])}
+            made = made + upsert(seen, f)
+            if op == 'b' and ARGV[i + 12] ~= '' then made = made + moved(seen, f, ARGV[i + 12]) end
         end
     end
     return made

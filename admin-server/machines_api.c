@@ -135,6 +135,8 @@ void machines_search(const http_request *rq) {
 static const char *op_name(char op) {
     switch (op) {
     case 'a': return "activate";
+    case 'b': return "rebound";
+    case 'm': return "moved";
     case 'r': return "renew";
     case 'd': return "deactivate";
     case 'x': return "reclaimed";

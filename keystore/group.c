@@ -344,7 +344,10 @@ int group_record_from_reply(const redisReply *r, uint32_t id, group_record *rec,
     group_record_defaults(rec);
     rec->id = id;
     /* Numeric fields in the order they are stored into rec below. */
-    static const struct { const char *name; unsigned long long max; int required;
+    static const struct {
+        const char *name;
+        unsigned long long max;
+        int required;
     } f[] = {{GROUP_F_UPGRADE, 1, 0},
              {GROUP_F_ALG, 255, 1},
              {GROUP_F_CREATED, INT64_MAX, 0},

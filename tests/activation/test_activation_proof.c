@@ -94,25 +94,31 @@ static grpc_status_code call(place_op op, const char *license_id, unsigned m, EV
     return send_raw(op == PLACE_OP_RENEW ? PA_RPC_RENEW : PA_RPC_DEACTIVATE, buf, len, reason);
 }
 
-/* The stored place of machine m on (group, serial): its value's length, 0 if absent. */
-static size_t place_len(uint32_t group, uint32_t serial, unsigned m) {
+/* The stored place of machine m on (group, serial), in the place format of
+ * docs/machines.md: -1 absent, 0 no key bound (16 zero bytes), 1 bound. */
+static int place_bound(uint32_t group, uint32_t serial, unsigned m) {
     uint8_t id[32], d[32];
+    static const uint8_t zero[16];
     env_machine(id, m);
     SHA256(id, sizeof id, d);
     char record[PA_RKEY_MAX];
     pa_rkey_record(record, sizeof record, group, serial);
     redisReply *r = redisCommand(env.ks_a, "HGET %s %b", record, d, (size_t)16);
     assert_non_null(r);
-    size_t n = r->type == REDIS_REPLY_STRING ? r->len : 0;
+    int bound = -1;
+    if (r->type == REDIS_REPLY_STRING) {
+        assert_true(r->len >= 34); /* random, expiry, key digest, seen, re-binds, tokens: none */
+        bound = memcmp(r->str + 12, zero, sizeof zero) != 0;
+    }
     freeReplyObject(r);
-    return n;
+    return bound;
 }
 
 static void test_copied_license_cannot_renew_or_deactivate(void **state) {
     EVP_PKEY *mine = env_place_key(1), *thief = env_place_key(2);
     char lid[LICENSE_ID_LEN + 1], reason[32];
     activate_with(G_LEASE, 1, 1, mine, lid);
-    assert_int_equal(place_len(G_LEASE, 1, 1), 28); /* random, expiry, key digest */
+    assert_int_equal(place_bound(G_LEASE, 1, 1), 1);
 
     /* The license file gives license id and machine id: not enough. */
     assert_int_equal(call(PLACE_OP_RENEW, lid, 1, NULL, 0, reason), GRPC_STATUS_UNAUTHENTICATED);
@@ -124,12 +130,12 @@ static void test_copied_license_cannot_renew_or_deactivate(void **state) {
     assert_string_equal(reason, "PROOF_WRONG_KEY");
     assert_int_equal(call(PLACE_OP_DEACTIVATE, lid, 1, thief, 0, reason), GRPC_STATUS_UNAUTHENTICATED);
     assert_string_equal(reason, "PROOF_WRONG_KEY");
-    assert_int_equal(place_len(G_LEASE, 1, 1), 28); /* the place is still held */
+    assert_int_equal(place_bound(G_LEASE, 1, 1), 1); /* the place is still held */
 
     /* The installer that holds the key renews and deactivates. */
     assert_int_equal(call(PLACE_OP_RENEW, lid, 1, mine, 0, NULL), GRPC_STATUS_OK);
     assert_int_equal(call(PLACE_OP_DEACTIVATE, lid, 1, mine, 0, NULL), GRPC_STATUS_OK);
-    assert_int_equal(place_len(G_LEASE, 1, 1), 0);
+    assert_int_equal(place_bound(G_LEASE, 1, 1), -1);
     assert_true(env_metric(&env, "pa_renewals_refused_total{reason=\"bad_proof\"}") >= 2);
     EVP_PKEY_free(mine);
     EVP_PKEY_free(thief);
@@ -167,7 +173,7 @@ static void test_old_and_replayed_proofs(void **state) {
     assert_string_not_equal(lid, lid2);
     assert_int_equal(send_raw(PA_RPC_DEACTIVATE, deact, dlen, NULL), GRPC_STATUS_NOT_FOUND);
     assert_int_equal(send_raw(PA_RPC_RENEW, renew, rlen, NULL), GRPC_STATUS_NOT_FOUND);
-    assert_int_equal(place_len(G_LEASE, 2, 3), 28);
+    assert_int_equal(place_bound(G_LEASE, 2, 3), 1);
     EVP_PKEY_free(k);
 }
 
@@ -252,10 +258,10 @@ static void test_unbound_place_is_bound_by_first_proof(void **state) {
     EVP_PKEY *first = env_place_key(6), *later = env_place_key(7);
     char lid[LICENSE_ID_LEN + 1], reason[32];
     activate_with(G_PERM, 5, 6, NULL, lid);
-    assert_int_equal(place_len(G_PERM, 5, 6), 12); /* the old layout: random, expiry */
+    assert_int_equal(place_bound(G_PERM, 5, 6), 0); /* no key yet */
     assert_int_equal(call(PLACE_OP_RENEW, lid, 6, NULL, 0, reason), GRPC_STATUS_UNAUTHENTICATED);
     assert_int_equal(call(PLACE_OP_RENEW, lid, 6, first, 0, NULL), GRPC_STATUS_OK);
-    assert_int_equal(place_len(G_PERM, 5, 6), 28);
+    assert_int_equal(place_bound(G_PERM, 5, 6), 1);
     assert_int_equal(call(PLACE_OP_RENEW, lid, 6, later, 0, reason), GRPC_STATUS_UNAUTHENTICATED);
     assert_string_equal(reason, "PROOF_WRONG_KEY");
     assert_int_equal(call(PLACE_OP_RENEW, lid, 6, first, 0, NULL), GRPC_STATUS_OK);
@@ -264,7 +270,7 @@ static void test_unbound_place_is_bound_by_first_proof(void **state) {
     char lid2[LICENSE_ID_LEN + 1];
     activate_with(G_PERM, 6, 6, NULL, lid2);
     assert_int_equal(call(PLACE_OP_DEACTIVATE, lid2, 6, later, 0, NULL), GRPC_STATUS_OK);
-    assert_int_equal(place_len(G_PERM, 6, 6), 0);
+    assert_int_equal(place_bound(G_PERM, 6, 6), -1);
     EVP_PKEY_free(first);
     EVP_PKEY_free(later);
 }

@@ -287,6 +287,42 @@ static void test_status_and_history(void **state) {
     assert_int_equal(count_by(e, "ip", "10.1.0.3"), 1);
 }
 
+/* A re-bind (op b, policy.lua): the place of machine 11 moved to machine 12.
+ * The new machine is active and says so; the old one ends "moved". */
+static void test_rebound_marks_the_old_machine_moved(void **state) {
+    env *e = *state;
+    long now = (long)time(NULL);
+    char was[16] = {0}, mdig[16] = {0};
+    snprintf(was, sizeof was, "m%07d", 11);
+    snprintf(mdig, sizeof mdig, "m%07d", 12);
+    log_retail(e, 'a', 9, 20, 11, now - 100, "10.2.0.1", "h-old", "", "", 0);
+    cmd_ok(e->writer,
+           "XADD " PA_RKEY_GROUP_MLOG_FMT
+           " * op b m %b g 9 s 20 o %s t %ld ip 10.2.0.2 h h-new mac %s hs %s os linux "
+           "e 0 was %b",
+           9, mdig, (size_t)16, "", now, "", "", was, (size_t)16);
+    assert_int_equal(drain(e), 2); /* one record made by each: the new machine's by the re-bind */
+
+    machine_filters f = no_filters();
+    f.hostname = "h-old";
+    char err[160];
+    machine_search *s = machine_search_open(e->admin, &f, NULL, err, sizeof err);
+    const machine_record *rec;
+    assert_int_equal(machine_search_next(s, 0, &rec), 1);
+    assert_int_equal(rec->row.status, MACHINE_DEACTIVATED);
+    assert_int_equal(rec->history[0].op, 'm');
+    assert_int_equal(rec->history[0].t, now);
+    assert_int_equal(rec->history[1].op, 'a');
+    machine_search_close(s);
+    f.hostname = "h-new";
+    s = machine_search_open(e->admin, &f, NULL, err, sizeof err);
+    assert_int_equal(machine_search_next(s, 0, &rec), 1);
+    assert_int_equal(rec->row.status, MACHINE_ACTIVE);
+    assert_int_equal(rec->row.serial, 20);
+    assert_int_equal(rec->history[0].op, 'b');
+    machine_search_close(s);
+}
+
 /* The index's buckets: split when full, a renamed machine leaves nothing
  * behind, emptied buckets are dropped. */
 static void test_ordered_index(void **state) {
@@ -404,6 +440,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_search_each_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_with_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebound_marks_the_old_machine_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ordered_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_repeats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease, setup, teardown),

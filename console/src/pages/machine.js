@@ -9,6 +9,7 @@ import { controlRef } from '../machine_ref.js';
 const opText = {
   activate: 'activated', renew: 'renewed', deactivate: 'deactivated', reclaimed: 'expired or reclaimed',
   pending: 'pending', deactivation_requested: 'deactivation requested',
+  rebound: 'place re-bound here (components matched)', moved: 'place moved to another machine id',
 };
 
 export async function render(main, ctx) {
