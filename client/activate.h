@@ -203,7 +203,9 @@ int64_t pa_next_check(pa_client *c, int64_t now);
  * (its place was freed, or its lease lapsed before renewal), or its place is
  * bound to another place key. A revoked key is never activated again, nor a
  * machine the operator of its volume order deactivated (PA_ERR_DEACTIVATED).
- * Records the outcome for pa_next_check. */
+ * Inside a license's grace period it keeps renewing (retried halfway to the
+ * grace's end after each failure); while the clock is wrong (PA_ERR_CLOCK)
+ * it renews nothing. Records the outcome for pa_next_check. */
 pa_err pa_maintain(pa_client *c, const char *key);
 
 /* ---- Offline activation (air-gapped machines) ---------------------------
