@@ -73,8 +73,11 @@ typedef struct answer {
 
 /* Activates (group, serial) on machine `m` whose components are the facts
  * `facts` (0: that component is left out). */
-static answer activate(uint32_t group, uint32_t serial, unsigned m, const unsigned facts[N_COMP]) {
+static answer activate_keyed(uint32_t group, uint32_t serial, unsigned m, const unsigned facts[N_COMP],
+                             EVP_PKEY *place_key) {
     char key[PK_TEXT_LEN + 1], host[32];
+    uint8_t pub[32];
+    size_t pub_len = sizeof pub;
     uint8_t id[32], digests[N_COMP][32], buf[2048];
     assert_int_equal(env_make_key(&env, group, serial, false, 0, key), 0);
     env_machine(id, m);
@@ -98,6 +101,10 @@ static answer activate(uint32_t group, uint32_t serial, unsigned m, const unsign
     rq.hostname = host;
     rq.components = list;
     rq.n_components = n;
+    if (place_key) {
+        assert_int_equal(EVP_PKEY_get_raw_public_key(place_key, pub, &pub_len), 1);
+        rq.place_key = (ProtobufCBinaryData){.len = pub_len, .data = pub};
+    }
     size_t len = activation__v1__activate_request__pack(&rq, buf);
     rpc_result res;
     answer a = {.status = env_call(&env, PA_RPC_ACTIVATE, buf, len, 5000, &res)};
@@ -115,6 +122,10 @@ static answer activate(uint32_t group, uint32_t serial, unsigned m, const unsign
     }
     rpc_result_clear(&res);
     return a;
+}
+
+static answer activate(uint32_t group, uint32_t serial, unsigned m, const unsigned facts[N_COMP]) {
+    return activate_keyed(group, serial, m, facts, NULL);
 }
 
 static answer must_activate(uint32_t group, uint32_t serial, unsigned m, const unsigned facts[N_COMP]) {
@@ -455,6 +466,38 @@ static void test_old_places_are_read_and_rewritten(void **state) {
     EVP_PKEY_free(other);
 }
 
+/* Renew of license `lid` from machine m with a proof by k: the status. */
+static grpc_status_code renew(const char *lid, unsigned m, EVP_PKEY *k) {
+    uint8_t id[32], buf[1024];
+    env_machine(id, m);
+    size_t len = env_license_request(lid, id, k, PLACE_OP_RENEW, 0, buf, sizeof buf);
+    rpc_result res;
+    grpc_status_code st = env_call(&env, PA_RPC_RENEW, buf, len, 5000, &res);
+    rpc_result_clear(&res);
+    return st;
+}
+
+/* A re-bound place keeps its place key unless the request brings one, and
+ * renews under its new machine_id only. */
+static void test_rebound_place_keeps_or_changes_its_key(void **state) {
+    (void)state;
+    EVP_PKEY *k1 = env_place_key(41), *k2 = env_place_key(42);
+    const unsigned first[N_COMP] = {1, 2, 3, 4, 5}, one[N_COMP] = {1, 2, 3, 4, 9}, two[N_COMP] = {1, 2, 3, 8, 9};
+    answer a = activate_keyed(G_LEASE, 13, 1300, first, k1);
+    assert_int_equal(a.status, GRPC_STATUS_OK);
+    answer b = activate_keyed(G_LEASE, 13, 1301, one, NULL); /* no key: the place keeps k1 */
+    assert_true(b.rebound);
+    assert_int_equal(renew(b.license_id, 1301, k1), GRPC_STATUS_OK);
+    assert_int_equal(renew(b.license_id, 1300, k1), GRPC_STATUS_NOT_FOUND); /* the old machine_id holds nothing */
+    answer c = activate_keyed(G_LEASE, 13, 1302, two, k2);                  /* a new key: bound to it */
+    assert_true(c.rebound);
+    assert_int_equal(renew(c.license_id, 1302, k1), GRPC_STATUS_UNAUTHENTICATED);
+    assert_int_equal(renew(c.license_id, 1302, k2), GRPC_STATUS_OK);
+    assert_int_equal(record_fields(G_LEASE, 13), 2);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
 /* The machine log: a re-bind is op b, naming the place it moved from in
  * `was`; every other entry has an empty `was`. */
 static void test_machine_log_names_the_old_place(void **state) {
@@ -497,6 +540,7 @@ int main(void) {
         cmocka_unit_test(test_bad_components_are_refused),
         cmocka_unit_test(test_old_places_are_read_and_rewritten),
         cmocka_unit_test(test_machine_log_names_the_old_place),
+        cmocka_unit_test(test_rebound_place_keeps_or_changes_its_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

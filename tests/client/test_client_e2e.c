@@ -545,7 +545,7 @@ static void maintain_binds_a_place_made_before_place_keys(void **state) {
     redisReply *r = redisCommand(ks, "HGETALL %s", record);
     assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
     size_t i = strcmp(r->element[0]->str, "n") == 0 ? 2 : 0;
-    assert_int_equal(r->element[i + 1]->len, 28);
+    assert_true(r->element[i + 1]->len >= 34); /* the place format of docs/machines.md; it starts as the old one */
     redisReply *w = redisCommand(ks, "HSET %s %b %b", record, r->element[i]->str, r->element[i]->len,
                                  r->element[i + 1]->str, (size_t)12); /* the old layout */
     assert_non_null(w);
@@ -559,7 +559,9 @@ static void maintain_binds_a_place_made_before_place_keys(void **state) {
     assert_int_equal(mode_of(st, "place-key.pem"), 0600);
     redisReply *after = redisCommand(ks, "HGET %s %b", record, r->element[i]->str, r->element[i]->len);
     assert_true(after && after->type == REDIS_REPLY_STRING);
-    assert_int_equal(after->len, 28); /* bound */
+    static const char unbound[16];
+    assert_true(after->len >= 34);                                     /* rewritten in the current place format ... */
+    assert_memory_not_equal(after->str + 12, unbound, sizeof unbound); /* ... and bound */
     freeReplyObject(after);
     freeReplyObject(r);
     redisFree(ks);

@@ -52,7 +52,7 @@ static bool activate_verdict(const Activation__V1__ActivateRequest *rq, char *ms
         CHECK(starts_with(msg, "product_key: ") || starts_with(msg, "machine_id: ") || starts_with(msg, "hostname: ") ||
               starts_with(msg, "os: ") || starts_with(msg, "arch: ") || starts_with(msg, "client_version: ") ||
               starts_with(msg, "place_key: ") || starts_with(msg, "host_serial: ") ||
-              starts_with(msg, "mac_addresses"));
+              starts_with(msg, "mac_addresses") || starts_with(msg, "components"));
         return false;
     }
     CHECK(key_status == PK_OK);
@@ -73,6 +73,14 @@ static bool activate_verdict(const Activation__V1__ActivateRequest *rq, char *ms
     for (size_t i = 0; i < rq->n_mac_addresses; i++)
         CHECK(rq->mac_addresses[i] && strlen(rq->mac_addresses[i]) == MAC_TEXT_LEN &&
               text_fits(rq->mac_addresses[i], MAC_TEXT_LEN, false));
+    CHECK(rq->n_components <= COMPONENTS_MAX);
+    for (size_t i = 0; i < rq->n_components; i++) {
+        const char *name = rq->components[i]->name;
+        size_t n = strlen(name);
+        CHECK(n >= 1 && n <= COMPONENT_NAME_MAX && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == n);
+        CHECK(rq->components[i]->digest.len == COMPONENT_DIGEST_LEN);
+        for (size_t j = 0; j < i; j++) CHECK(strcmp(rq->components[j]->name, name) != 0);
+    }
     return true;
 }
 

@@ -113,6 +113,21 @@ static void request_seeds(void) {
     a.n_mac_addresses = 0;
     a.mac_addresses = NULL;
     a.host_serial = "";
+    uint8_t digest[32] = {7};
+    Activation__V1__MachineComponent c[2], *comps[] = {&c[0], &c[1]};
+    for (int i = 0; i < 2; i++) {
+        activation__v1__machine_component__init(&c[i]);
+        c[i].digest = (ProtobufCBinaryData){32, digest};
+    }
+    c[0].name = "dmi_uuid";
+    c[1].name = "mac";
+    a.components = comps;
+    a.n_components = 2;
+    write_message("request", "activate_components", &a.base);
+    c[1].name = "dmi_uuid";
+    write_message("request", "activate_duplicate_component", &a.base);
+    a.components = NULL;
+    a.n_components = 0;
 
     char id[33];
     license_id(id);
