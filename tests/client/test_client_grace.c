@@ -4,7 +4,7 @@
  * the grace left) and the server still renews it; with the server down it
  * keeps working through the grace and is expired after it, and the server,
  * back, says the lease lapsed. A full key does not reclaim a place in its
- * grace. A machine whose clock is turned back (the
+ * grace, nor does retention forget it. A machine whose clock is turned back (the
  * CLI's --clock-offset, for tests) is told so (exit 23) and renews nothing;
  * a license whose issue time is far from our clock -- a server in our
  * future or past -- is refused and nothing is stored. */
@@ -134,6 +134,27 @@ static void place_in_grace_is_not_reclaimed(void **state) {
     assert_int_equal(RUN("r1", NULL, "renew"), 11); /* its place is gone: not found */
 }
 
+/* A server that forgets places 1 s after they lapse (--place-retention-s 1)
+ * still holds one through its 3 s of grace: Redis does not expire the
+ * record early, and Renew inside the grace succeeds. */
+static void retention_waits_for_the_grace(void **state) {
+    const char *flags[] = {"--place-retention-s", "1", NULL};
+    assert_int_equal(env_start_server(&env, 1, flags), 0);
+    const char *g[] = {"--lease-seconds", "2", "--renew-seconds", "1", "--grace", "3", NULL};
+    assert_int_equal(env_group(&env, 706, g), 0);
+    char keys[1][KEY_TEXT], *out;
+    assert_int_equal(env_keys(&env, 706, 1, keys), 0);
+    const char *activate[] = {keys[0], "--server", env.target[1], NULL};
+    assert_int_equal(run_on("t1", &out, activate), 0);
+    long long exp = json_int(out, "expires_at");
+    free(out);
+    sleep_past(exp + 1); /* past the lease and the retention, inside the grace */
+    const char *renew[] = {"renew", "--server", env.target[1], NULL};
+    assert_int_equal(run_on("t1", &out, renew), 0);
+    free(out);
+    env_stop_server(&env, 1);
+}
+
 static void clock_turned_back_is_refused_and_renews_nothing(void **state) {
     const char *g[] = {"--lease-seconds", "3600", "--renew-seconds", "1", NULL};
     assert_int_equal(env_group(&env, 703, g), 0);
@@ -179,6 +200,7 @@ int main(void) {
         cmocka_unit_test(license_far_from_our_clock_is_refused),
         cmocka_unit_test(without_grace_the_server_refuses_a_lapsed_lease),
         cmocka_unit_test(place_in_grace_is_not_reclaimed),
+        cmocka_unit_test(retention_waits_for_the_grace),
         cmocka_unit_test(grace_keeps_the_copy_and_the_server_renews_within_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
