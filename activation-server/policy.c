@@ -138,15 +138,20 @@ void policy_decode(redisReply *r, const char *what, policy_result *out) {
     }
 }
 
-static void run(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
+redisReply *policy_eval(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
     redisReply *reply = a->overflow ? NULL : rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
     if (!reply) {
         memset(out, 0, sizeof *out);
         out->status = POLICY_UNAVAILABLE;
         snprintf(out->error, sizeof out->error, "%s: %s", what,
                  a->overflow ? "too many script arguments" : rstore_error(r));
-        return;
     }
+    return reply;
+}
+
+static void run(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
+    redisReply *reply = policy_eval(r, script, nkeys, a, what, out);
+    if (!reply) return;
     policy_decode(reply, what, out);
     freeReplyObject(reply);
 }

@@ -140,4 +140,9 @@ const char *policy_status_name(policy_status s);
  * (policy_machines.c). */
 void policy_decode(redisReply *r, const char *what, policy_result *out);
 
+/* Runs policy.lua with the arguments in `a` (its first `nkeys` are KEYS):
+ * the reply (caller frees), or NULL with `out` set to UNAVAILABLE and the
+ * reason (the store, or too many arguments). */
+redisReply *policy_eval(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out);
+
 #endif

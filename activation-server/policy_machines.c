@@ -28,14 +28,8 @@ static void common_args(script_args *a, char keys[4][PA_RKEY_MAX], char *key_gro
 }
 
 static redisReply *eval(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
-    redisReply *reply = a->overflow ? NULL : rstore_eval(r, script, nkeys, a->n - nkeys, a->v, a->len);
-    if (!reply) {
-        memset(out, 0, sizeof *out);
-        out->status = POLICY_UNAVAILABLE;
-        snprintf(out->error, sizeof out->error, "%s: %s", what,
-                 a->overflow ? "too many script arguments" : rstore_error(r));
-        return NULL;
-    }
+    redisReply *reply = policy_eval(r, script, nkeys, a, what, out);
+    if (!reply) return NULL;
     bool granted = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
                    reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == POLICY_OK;
     if (granted) { /* a shape of its own: only the version is common */

@@ -90,7 +90,7 @@ typedef struct cli_command {
     size_t max_args;       /* positional arguments after the command word */
 } cli_command;
 
-#define NET_OPTS \
+#define NET_OPTS                                                                                                \
     "server srv-domain dns-server mdns mdns-timeout-ms tls-ca tls-name insecure timeout-ms connect-timeout-ms " \
     "wait-online "
 #define LOCAL_OPTS "state-dir public-key facts-root product edition max-clock-skew non-interactive json"
