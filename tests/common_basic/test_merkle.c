@@ -177,6 +177,20 @@ static void check_leaf(const merkle_hash *leaves, size_t n, size_t i, const merk
     assert_memory_not_equal(got, root, MERKLE_HASH_LEN);
 }
 
+/* merkle_tree gives the root and, for every leaf, the path merkle_path gives. */
+static void check_tree_matches(const merkle_hash *leaves, size_t n, const merkle_hash root) {
+    static merkle_hash paths[MERKLE_MAX_LEAVES][MERKLE_MAX_PATH];
+    size_t lens[MERKLE_MAX_LEAVES];
+    merkle_hash got, one[MERKLE_MAX_PATH];
+    assert_int_equal(merkle_tree(leaves, n, got, paths, lens), 0);
+    assert_memory_equal(got, root, MERKLE_HASH_LEN);
+    for (size_t i = 0; i < n; i++) {
+        int len = merkle_path(leaves, n, i, one);
+        assert_int_equal(lens[i], (size_t)len);
+        if (len > 0) assert_memory_equal(paths[i], one, (size_t)len * MERKLE_HASH_LEN);
+    }
+}
+
 static void test_every_path_folds_back(void **state) {
     (void)state;
     merkle_hash leaves[N_VECTORS];
@@ -185,6 +199,7 @@ static void test_every_path_folds_back(void **state) {
         merkle_hash root;
         assert_int_equal(merkle_root(leaves, n, root), 0);
         for (size_t i = 0; i < n; i++) check_leaf(leaves, n, i, root);
+        check_tree_matches(leaves, n, root);
     }
 }
 
@@ -200,6 +215,13 @@ static void test_full_tree(void **state) {
     for (size_t i = 0; i < MERKLE_MAX_LEAVES; i += 37) check_leaf(leaves, MERKLE_MAX_LEAVES, i, root);
     check_leaf(leaves, MERKLE_MAX_LEAVES, MERKLE_MAX_LEAVES - 1, root);
     assert_int_equal(merkle_path(leaves, MERKLE_MAX_LEAVES, 5, path), MERKLE_MAX_PATH);
+    check_tree_matches(leaves, MERKLE_MAX_LEAVES, root);
+    assert_int_equal(merkle_root(leaves, MERKLE_MAX_LEAVES - 1, root), 0);
+    check_tree_matches(leaves, MERKLE_MAX_LEAVES - 1, root);
+    static merkle_hash paths[MERKLE_MAX_LEAVES + 1][MERKLE_MAX_PATH];
+    size_t lens[MERKLE_MAX_LEAVES + 1];
+    assert_int_equal(merkle_tree(leaves, MERKLE_MAX_LEAVES + 1, root, paths, lens), -1);
+    assert_int_equal(merkle_tree(leaves, 0, root, paths, lens), -1);
 }
 
 static void test_one_leaf_tree(void **state) {
