@@ -8,14 +8,14 @@
  * and the byte buffer as it must. When a call completes, its latency goes
  * into the thread's histogram for the call's class; the thread then takes
  * every other completion already queued before it starts calls again, so
- * the freed slots' calls leave together (one write per channel, not one
- * per call), at once (closed loop) or when the next send is due (open
- * loop). Profiled (perf), the generator's own code is a few per cent of its
- * CPU; the rest is gRPC's per-call client work and the kernel's wake-ups,
- * which is why the cost per call rises when the server answers slower
- * (fewer completions per wake-up): the benchmarks print it. Threads share nothing on the hot path but
- * the count of calls left (count mode, one atomic decrement per call);
- * histograms are merged once at the end. */
+ * the freed slots' calls are started together (chttp2 may write them in
+ * one go), at once (closed loop) or when the next send is due (open loop).
+ * Profiled (perf), the generator's own code is a few per cent of its CPU;
+ * the rest is gRPC's per-call client work and the kernel's wake-ups, which
+ * is why the cost per call rises when the server answers slower (fewer
+ * completions per wake-up): the benchmarks print it. Threads share nothing
+ * on the hot path but the count of calls left (count mode, one atomic
+ * decrement per call); histograms are merged once at the end. */
 #include "loadgen_core.h"
 
 #include <arpa/inet.h>
@@ -323,7 +323,7 @@ static void *thread_main(void *arg) {
         grpc_event ev = grpc_completion_queue_next(t->cq, until, NULL);
         if (ev.type == GRPC_OP_COMPLETE) slot_complete(ev.tag);
         /* Take what else has completed before starting the next calls, so
-         * they leave together (chttp2 writes them in one go). */
+         * they are started together (chttp2 may write them in one go). */
         while (ev.type == GRPC_OP_COMPLETE &&
                (ev = grpc_completion_queue_next(t->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL)).type ==
                    GRPC_OP_COMPLETE)
