@@ -22,7 +22,12 @@
  * Latencies go into per-thread log-linear histograms (HDR style: 128
  * sub-buckets per power of two, under 1 % error) allocated before the run,
  * so recording a call costs a few instructions and no allocation.
- * Results are kept per "class" (chosen by the builder) and in total. */
+ * Results are kept per "class" (chosen by the builder) and in total.
+ *
+ * With `sources`, each channel is a socket bound to one of those local
+ * addresses (127.0.0.x on loopback) and connected before gRPC gets it
+ * (grpc_channel_create_from_fd): gRPC's own channels cannot choose their
+ * source address, and a server that limits per address must see many. */
 #ifndef PA_LOADGEN_CORE_H
 #define PA_LOADGEN_CORE_H
 
@@ -70,6 +75,9 @@ typedef struct loadgen_config {
     size_t max_request_bytes;     /* builder buffer per call slot (default 4096) */
     loadgen_response_fn on_response;
     const char *const *class_names; /* optional labels for loadgen_print, LOADGEN_MAX_CLASSES at most */
+    const char *const *sources;     /* optional local IPv4 addresses: channel i binds to sources[i % n_sources]
+                                     (plaintext only), so the server sees many clients */
+    int n_sources;
 } loadgen_config;
 
 typedef struct loadgen_stats {
@@ -85,6 +93,7 @@ typedef struct loadgen_result {
     double calls_per_s;           /* total.calls / seconds */
     uint64_t late_starts;         /* open loop: calls started late because all slots were busy */
     uint64_t all_calls;           /* every completed call, warm-up included (for CPU per call) */
+    double thread_cpu_s;          /* CPU of the generator's own threads over the whole run (its cost per call) */
     char first_error[256];        /* first non-OK status and message seen, for diagnosis */
 } loadgen_result;
 

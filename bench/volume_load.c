@@ -15,6 +15,9 @@
  *     (the whole 64-candidate scan, then a new seat), and container
  *     restarts (one of 100 containers with a new MAC and machine-id file
  *     each call: re-bound to its record);
+ *   - each of those as a ratio to a bare echo on the same runtime at the
+ *     same setting (`echo_bench --serve`, started here): what a call costs
+ *     beyond gRPC itself, the figure natural batching moves;
  *   - heartbeats/s: Renew of the machines of a concurrent order, each with
  *     its proof of the place key (made once before the run and replayed:
  *     a proof is good for 300 s), so the server checks a proof, runs
@@ -72,6 +75,8 @@ typedef struct bench {
     size_t *renew_len;
     int n_renew;
     int threads;
+    pid_t echo; /* echo_bench --serve: the bare-runtime ceiling */
+    char echo_target[64];
 } bench;
 
 static int die(const char *what) {
@@ -297,6 +302,41 @@ static int run(const options *o, bench *b, const char *method, loadgen_request_f
     return 0;
 }
 
+/* The bare echo ceiling on this runtime, its log in the environment's directory. */
+static int start_echo(bench *b) {
+    char log[300];
+    int port = fixture_free_port();
+    snprintf(b->echo_target, sizeof b->echo_target, "127.0.0.1:%d", port);
+    snprintf(log, sizeof log, "%s/echo.log", b->e.dir);
+    const char *argv[] = {fixture_bin("bench/echo_bench"), "--serve", b->echo_target, NULL};
+    b->echo = fixture_spawn((char *const *)argv, log, port, 15000);
+    return b->echo > 0 ? 0 : die("echo_bench --serve did not start");
+}
+
+static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    (void)user, (void)thread, (void)seq;
+    memset(req->buf, 'e', 120); /* as large as an ActivateRequest */
+    req->len = 120;
+    return 0;
+}
+
+static int run_echo(const options *o, bench *b, loadgen_result *res) {
+    const char *methods[] = {"/bench.v1.Echo/Echo"};
+    loadgen_config c = {.target = b->echo_target,
+                        .methods = methods,
+                        .n_methods = 1,
+                        .threads = o->threads,
+                        .channels = o->channels,
+                        .concurrency = o->concurrency,
+                        .duration_s = o->duration,
+                        .warmup_s = 1};
+    if (loadgen_run(&c, build_echo, NULL, res) != 0) {
+        fprintf(stderr, "volume_load: echo: %s\n", res->first_error);
+        return -1;
+    }
+    return 0;
+}
+
 static void print_run(const char *label, const loadgen_result *r) {
     uint64_t ok = r->total.status[GRPC_STATUS_OK];
     printf("  %-30s %9.0f %9.2f %9.2f   %llu of %llu OK%s%s\n", label, r->calls_per_s, r->total.p50_us / 1000,
@@ -496,7 +536,7 @@ int main(int argc, char **argv) {
     b.threads = o.threads;
     int rc = 1;
     size_t keys = (size_t)(o.duration + 2) * 20000 * (size_t)o.threads;
-    if (world_start(&b, &o) != 0 || make_retail_keys(&b, keys) != 0 ||
+    if (world_start(&b, &o) != 0 || start_echo(&b) != 0 || make_retail_keys(&b, keys) != 0 ||
         prepare_heartbeats(&b, o.heartbeat_machines) != 0)
         goto out;
     printf(
@@ -516,10 +556,18 @@ int main(int argc, char **argv) {
     print_run("K=3 Activate (re-bind)", &match_restart);
     if (run(&o, &b, PA_RPC_RENEW, build_renew, &heartbeat) != 0) goto out;
     print_run("concurrent heartbeat (Renew)", &heartbeat);
+    loadgen_result echo;
+    if (run_echo(&o, &b, &echo) != 0) goto out;
+    print_run("bare echo (same runtime)", &echo);
     printf("  volume / retail Activate: %.2f\n", volume.calls_per_s / retail.calls_per_s);
+    if (echo.calls_per_s > 0)
+        printf("  ratio retail Activate/echo: %.2f\n  ratio volume Activate/echo: %.2f\n  ratio heartbeat/echo: %.2f\n",
+               retail.calls_per_s / echo.calls_per_s, volume.calls_per_s / echo.calls_per_s,
+               heartbeat.calls_per_s / echo.calls_per_s);
     rc = measure_memory_and_expiry(&o, &b) == 0 ? 0 : 1;
 out:
     if (b.admin) redisFree(b.admin);
+    if (b.echo > 0) fixture_stop(b.echo, SIGTERM, 20000);
     env_stop(&b.e);
     free(b.retail);
     free(b.renew);
