@@ -131,6 +131,7 @@ int license_issue(license_signer *s, const license_terms *t, signed_license *out
     lic.issued_at = t->issued_at;
     lic.renew_after = t->renew_after;
     lic.expires_at = t->expires_at;
+    lic.grace_seconds = t->expires_at ? t->grace_seconds : 0;
     lic.signing_key_id = (char *)s->key_id;
     lic.order_serial = (char *)(t->order_serial ? t->order_serial : "");
     lic.order_revision = t->order_revision;

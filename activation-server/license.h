@@ -53,6 +53,7 @@ typedef struct license_terms {
     int64_t issued_at;             /* unix seconds */
     int64_t renew_after;           /* 0: no renewal needed */
     int64_t expires_at;            /* 0: never */
+    int64_t grace_seconds;         /* past expires_at the copy keeps working and may renew; 0: none */
     /* Volume licenses (docs/volume.md); NULL / 0 for retail and OEM keys. */
     const char *order_serial; /* the order's service serial */
     uint32_t order_revision;

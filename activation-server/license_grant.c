@@ -23,6 +23,7 @@ int license_grant_sign(license_signer *s, const group_entry *g, const char *lice
         .issued_at = p->now,
         .renew_after = p->renew_after,
         .expires_at = p->expires_at,
+        .grace_seconds = g->rec.policy.grace_seconds, /* what policy.lua renews until (docs/machines.md) */
     };
     return license_issue(s, &terms, out);
 }

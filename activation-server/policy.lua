@@ -259,7 +259,7 @@ end
 -- ---- Retention: places forgotten once idle ----------------------------------
 -- A place is forgotten (its field deleted) `keep` seconds (ARGV; 0: never)
 -- after nothing depends on it any more:
---   leased place                after its lease lapsed (until then Renew
+--   leased place                after its lease and grace lapsed (until then Renew
 --                               answers EXPIRED and the machine may return)
 --   permanent, unlimited key    after it was last activated
 --   permanent, limited key      never: it is the machine's claim on one of
@@ -372,6 +372,15 @@ local function reclaim(record, index, max, lease, now_s, out)
     if indexed(max) and redis.call('EXISTS', index) == 1 then return drop_places(record, index, now_s, out) end
     return reclaim_lapsed(record, now_s, out)   -- at most SCAN_MAX places (or one, or from before the index)
 end
+
+-- Grace (docs/machines.md "Grace period"): a leased place lapses `grace`
+-- seconds after its expires_at, not at it: Renew takes it back until then,
+-- and neither a full key's reclaim nor retention frees it before. Places
+-- stay indexed by expires_at; the callers move their "now" back by the grace
+-- (lapsed_at) and keep the record that much longer (kept_for).
+local function grace_of(g) return (g and g.lease > 0) and g.grace or 0 end
+local function lapsed_at(g, now_s) return now_s - grace_of(g) end
+local function kept_for(g, keep) return keep > 0 and keep + grace_of(g) or 0 end
 -- ---- end of retention --------------------------------------------------------
 
 -- ---- component matching (docs/machines.md "Matching a machine to a place") ----
@@ -492,7 +501,7 @@ local function activate()
 
     local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
-    forget_idle(record, index, max, lease, keep, now_s)
+    forget_idle(record, index, max, lease, keep, lapsed_at(g, now_s))
     local value = redis.call('HGET', record, field)
     local p = {random = ARGV[5], holder = holder, rebinds = 0, tokens = ARGV[18], host = ARGV[14]}
     local again, uses, was, shared = 0, 0, '', 0
@@ -517,7 +526,7 @@ local function activate()
             local held = places(record)
             if held >= max then
                 local freed = {}
-                held = held - reclaim(record, index, max, lease, now_s, freed)
+                held = held - reclaim(record, index, max, lease, lapsed_at(g, now_s), freed)
                 for _, f in ipairs(freed) do mlog(KEYS[8], 'x', f, ARGV[3], now_s, '', '', '', '', '', '') end
             end
             -- Refused for lack of a place: nothing changes, not even the count.
@@ -529,7 +538,7 @@ local function activate()
     local expires, renew_after = lease_times(lease, renew, now_s)
     p.expires, p.seen = expires, now_s
     redis.call('HSET', record, field, pack_place(p))
-    retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, keep, now_ms)
+    retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, kept_for(g, keep), now_ms)
     mlog(KEYS[8], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
         expires, was)
 
@@ -603,7 +612,7 @@ local function find_place(record, address_key, index)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local g = group_policy(ARGV[2])
     local keep = tonumber(ARGV[8])
-    forget_idle(record, index, g and g.max or 1, g and g.lease or 0, keep, now_s)   -- for a group that is gone too
+    forget_idle(record, index, g and g.max or 1, g and g.lease or 0, keep, lapsed_at(g, now_s))   -- a gone group too
     local field, holder = place_arg(ARGV[4])
     local place = redis.call('HGET', record, field)   -- also for a group that is gone: same work
     if not g then return nil, {NOT_FOUND, '0'} end
@@ -621,13 +630,13 @@ local function renew_license()
     if not p then return err end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
-    if e ~= 0 and e <= p.now then return {EXPIRED, p.version} end
+    if e ~= 0 and e <= lapsed_at(p.policy, p.now) then return {EXPIRED, p.version} end
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
     local kept = unpack_place(p.place)   -- its tokens, hostname and history stay
     kept.expires, kept.holder, kept.seen = expires, p.holder, p.now
     redis.call('HSET', record, p.field, pack_place(kept))
-    retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease, p.keep,
-        p.now_ms)
+    retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease,
+        kept_for(p.policy, p.keep), p.now_ms)
     mlog(KEYS[5], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)
     return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
 end

@@ -95,6 +95,9 @@ typedef enum pa_err {
                                   activate again on its own (pa_activate does, when a person asks) */
     PA_ERR_ORDER = 22,         /* volume order: not valid yet, ended, retired, or not for this OS version or
                                   architecture (the message says which); not final: retried at the next check */
+    PA_ERR_CLOCK = 23,         /* this machine's clock is more than max_clock_skew_s behind a time it has already
+                                  seen (turned back, or broken), or off from the server's: the license is judged
+                                  at the latest time seen and not renewed until the clock is right */
 } pa_err;
 
 /* Short stable name of an error ("ok", "key", "denied", ...) for scripts. */
@@ -139,6 +142,10 @@ typedef struct pa_options {
     const char *product;              /* the product this installer is for: a license for another one is
                                          refused (PA_ERR_PRODUCT; a stored one PA_ERR_STATE); NULL: any */
     const char *edition;              /* the same for the edition; NULL: any */
+    int64_t max_clock_skew_s;         /* how far the clock may be behind the latest time seen, or off from a
+                                         server's, before it counts as wrong (PA_ERR_CLOCK); default 300 */
+    int64_t clock_offset_s;           /* tests only: seconds added to the system clock wherever the library
+                                         reads it (to show a clock turned back); 0 in production */
 } pa_options;
 
 /* Fills `o` with the defaults above. */
@@ -172,8 +179,23 @@ pa_err pa_renew(pa_client *c);
  * PA_ERR_DEACTIVATED, the license removed). */
 pa_err pa_deactivate(pa_client *c);
 /* Loads and verifies the stored license; no network. PA_OK, PA_ERR_NOT_ACTIVATED,
- * PA_ERR_EXPIRED (accessors still work) or PA_ERR_STATE. */
+ * PA_ERR_EXPIRED (accessors still work), PA_ERR_CLOCK (the same) or
+ * PA_ERR_STATE. Inside the license's grace period (past expires_at, less
+ * than grace_seconds later) it is PA_OK with the features kept,
+ * pa_grace_left() > 0 and a note in pa_error. A license is judged at the
+ * latest time the client has seen, never earlier: turning the clock back
+ * extends neither the license nor its grace. */
 pa_err pa_status(pa_client *c);
+/* Seconds of grace left when the last call found the license past its
+ * expiry but inside its grace period (pa_maintain keeps retrying the
+ * renewal until then); 0 otherwise. */
+int64_t pa_grace_left(const pa_client *c);
+
+/* Waits until an activation server can be reached -- discovery and a
+ * connection, tried again with a growing pause -- or `timeout_s` seconds
+ * have passed (activate --wait-online, at boot). PA_OK, PA_ERR_UNAVAILABLE
+ * when none came, PA_ERR_CONFIG for options no wait mends. */
+pa_err pa_wait_online(pa_client *c, int timeout_s);
 
 /* ---- Machines on the key (self-service, docs/machines.md) ----------------
  * For a key whose places are all taken, one by a machine that is dead or
@@ -242,7 +264,9 @@ int64_t pa_next_check(pa_client *c, int64_t now);
  * (its place was freed, or its lease lapsed before renewal), or its place is
  * bound to another place key. A revoked key is never activated again, nor a
  * machine the operator of its volume order deactivated (PA_ERR_DEACTIVATED).
- * Records the outcome for pa_next_check. */
+ * Inside a license's grace period it keeps renewing (retried halfway to the
+ * grace's end after each failure); while the clock is wrong (PA_ERR_CLOCK)
+ * it renews nothing. Records the outcome for pa_next_check. */
 pa_err pa_maintain(pa_client *c, const char *key);
 
 /* ---- Offline activation (air-gapped machines) ---------------------------

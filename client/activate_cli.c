@@ -71,6 +71,14 @@ static const config_option OPTIONS[] = {
     {"facts-root", "DIR", "read hardware facts under DIR instead of / (tests)", NULL},
     {"product", "NAME", "refuse licenses for any other product (exit 19)", NULL},
     {"edition", "NAME", "refuse licenses for any other edition (exit 19)", NULL},
+    {"max-clock-skew", "SECONDS",
+     "how far the clock may be behind the latest time seen, or off from a server's, before it counts as wrong "
+     "(exit 23)",
+     "300"},
+    {"clock-offset", "SECONDS", "tests only: add SECONDS (may be negative) to the system clock", "0"},
+    {"wait-online", "SECONDS", "first wait up to SECONDS until a server can be reached (boot); exit 12 if none can",
+     NULL},
+    {"non-interactive", NULL, "never prompt or read stdin (boot, scripts): fail with an error instead", NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -83,8 +91,9 @@ typedef struct cli_command {
 } cli_command;
 
 #define NET_OPTS \
-    "server srv-domain dns-server mdns mdns-timeout-ms tls-ca tls-name insecure timeout-ms connect-timeout-ms "
-#define LOCAL_OPTS "state-dir public-key facts-root product edition json"
+    "server srv-domain dns-server mdns mdns-timeout-ms tls-ca tls-name insecure timeout-ms connect-timeout-ms " \
+    "wait-online "
+#define LOCAL_OPTS "state-dir public-key facts-root product edition max-clock-skew non-interactive json"
 
 static const cli_command COMMANDS[] = {
     {NULL,
@@ -107,10 +116,11 @@ static const cli_command COMMANDS[] = {
      "  activate COMMAND --help  help on one command\n\n"
      "Exit codes: 0 ok; 1 internal error; 2 usage; 3 the key failed the local check;\n"
      "4 not activated; 5 stored license damaged, altered or for another machine;\n"
-     "6 license expired; 7 key not genuine; 8 key revoked; 9 no place left on the key,\n"
-     "rate-limited, or the key's deactivations or releases for the period are used up (the\n"
-     "message says when the next is allowed); 10 request refused as malformed; 11 server\n"
-     "does not hold the license (or, release, no such machine on the key);\n"
+     "6 license expired (and its grace period over); 7 key not genuine; 8 key revoked;\n"
+     "9 no place left on the key, rate-limited, or the key's deactivations or releases\n"
+     "for the period are used up (the message says when the next is allowed); 10 request\n"
+     "refused as malformed; 11 server does not hold the license (or, release, no such\n"
+     "machine on the key); "
      "12 no server answered; 13 a license failed verification; 14 bad configuration;\n"
      "15 file error; 16 this machine cannot be identified; 17 the lease lapsed before it\n"
      "was renewed (activate again: renew and maintain do when they have the key);\n"
@@ -123,14 +133,23 @@ static const cli_command COMMANDS[] = {
      "deactivated this machine (its license is removed; the daemon does not activate it\n"
      "again); 22 the volume order refuses for now: not started, ended, retired, or not for\n"
      "this OS or architecture (retried at the next check), or (machines, release) the key\n"
-     "belongs to a volume order, whose operator manages its machines.",
+     "belongs to a volume order, whose operator manages its machines; "
+     "23 this machine's clock is wrong:\n"
+     "behind a time it has already seen by more than --max-clock-skew (turned back), or\n"
+     "off from the server's (the license is judged at the latest time seen and not\n"
+     "renewed until the clock is right). With --wait-online, 12 also when no server\n"
+     "became reachable in time (the command did not run).\n\n"
+     "At boot (activate-boot.service): activate --non-interactive --wait-online 120\n"
+     "maintain --key-file /var/lib/activate/product-key",
      NET_OPTS LOCAL_OPTS " key-file daemon log-level", 1},
     {"status",
      "activate status [OPTIONS]\n\nVerifies and shows the stored license. No network.\n"
      "For a volume license also its order, seat mode, the order's activation count and\n"
      "threshold, seats in use, this machine's digest (the name the order's operator sees)\n"
      "and a deactivation request awaiting approval, as the server last reported them.\n"
-     "Exit 0 when activated, 4 when not, 5 when the file is not trustworthy, 6 when expired.",
+     "Inside the license's grace period (expired, renewal still retried) it is exit 0 and\n"
+     "shows the grace left. Exit 0 when activated, 4 when not, 5 when the file is not\n"
+     "trustworthy, 6 when expired (grace over), 23 when the clock is wrong.",
      LOCAL_OPTS, 0},
     {"renew",
      "activate renew [OPTIONS]\n\nRenews the stored license now (leased licenses need it). If "
@@ -149,7 +168,8 @@ static const cli_command COMMANDS[] = {
      "activate maintain [OPTIONS]\n\nDoes what is due now, once (activate-renew.timer runs it): "
      "activates with the key\nfrom --key-file (default STATE-DIR/product-key) when no valid "
      "license is stored,\nrenews when the license's renew-after time has come (activating "
-     "again if the lease\nlapsed or the server no longer holds the place), else does nothing.",
+     "again if the lease\nlapsed or the server no longer holds the place), else does nothing. "
+     "--wait-online waits\nonly when something is due.",
      NET_OPTS LOCAL_OPTS " key-file", 0},
     {"machine-id",
      "activate machine-id [OPTIONS]\n\nPrints this machine's id (a salted hash of hardware "
@@ -235,6 +255,7 @@ static void command_table(const cli_command *cmd, config_option out[N_OPTIONS]) 
 /* ---- output ------------------------------------------------------------------- */
 
 static bool json_out;
+static bool non_interactive; /* --non-interactive: nothing reads stdin or prompts */
 
 /* "activate status" for messages; plain "activate" for activation itself. */
 static const char *who(const char *command) {
@@ -338,6 +359,7 @@ static json_t *license_json(const pa_client *c) {
     bad |= put(l, "issued_at", json_integer(pa_issued_at(c)));
     bad |= put(l, "renew_after", json_integer(pa_renew_after(c)));
     bad |= put(l, "expires_at", json_integer(pa_expires_at(c)));
+    bad |= put(l, "grace_left", json_integer(pa_grace_left(c)));
     bad |= put(l, "activation_count", json_integer(pa_activation_count(c)));
     if (pa_seat_mode(c)[0]) bad |= put(l, "seat_mode", jstr(pa_seat_mode(c)));
     if (!bad) return l;
@@ -385,6 +407,9 @@ static void print_license_text(const pa_client *c) {
     printf("%s\n  license id   %s\n  key          group %u, serial %u\n", pa_feature_count(c) ? "" : "-",
            pa_license_id(c), pa_key_group(c), pa_key_serial(c));
     printf("  issued       %s\n  renew after  %s\n  expires      %s\n", issued, renew, expires);
+    if (pa_grace_left(c) > 0)
+        printf("  grace        %lld s left (expired; kept while the renewal is retried)\n",
+               (long long)pa_grace_left(c));
     if (pa_activation_count(c)) printf("  machines     %u on this key\n", pa_activation_count(c));
     if (pa_order_serial(c)[0]) print_volume_text(c);
 }
@@ -439,6 +464,10 @@ static bool read_line(FILE *in, char *buf, size_t n) {
 }
 
 static bool read_key_file(const char *path, char *buf, size_t n, char *err, size_t errlen) {
+    if (non_interactive && strcmp(path, "-") == 0) {
+        snprintf(err, errlen, "--non-interactive: the key is not read from stdin; give --key-file FILE");
+        return false;
+    }
     FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!fp) {
         snprintf(err, errlen, "cannot read the key from %s: %s", path, strerror(errno));
@@ -456,7 +485,7 @@ static bool read_key_file(const char *path, char *buf, size_t n, char *err, size
 static pa_err obtain_key(const char *command, const char *arg, const char *key_file,
                          char canonical[PA_KEY_TEXT_LEN + 1]) {
     char typed[256] = "", err[300];
-    bool tty = isatty(STDIN_FILENO) && !json_out;
+    bool tty = isatty(STDIN_FILENO) && !json_out && !non_interactive;
     const char *source = arg ? arg : key_file;
     if (source && (strcmp(source, "-") == 0 || !arg)) {
         if (!read_key_file(source, typed, sizeof typed, err, sizeof err)) {
@@ -471,7 +500,8 @@ static pa_err obtain_key(const char *command, const char *arg, const char *key_f
         fflush(stdout);
         if (!read_line(stdin, typed, sizeof typed)) return PA_ERR_KEY;
     } else {
-        fprintf(stderr, "%s: no product key given (see --help)\n", who(command));
+        fprintf(stderr, "%s: no product key given%s (see --help)\n", who(command),
+                non_interactive ? " and --non-interactive does not ask for one: give KEY or --key-file FILE" : "");
         return (pa_err)EXIT_USAGE;
     }
     for (;;) {
@@ -580,6 +610,8 @@ static int build_options(const config *cfg, pa_options *o, char **pem, char **ca
     o->connect_timeout_ms = (int)config_get_int(cfg, "connect-timeout-ms", 1, 600000, &ok);
     o->mdns = config_get_bool(cfg, "mdns");
     o->mdns_timeout_ms = (int)config_get_int(cfg, "mdns-timeout-ms", 1, 600000, &ok);
+    o->max_clock_skew_s = config_get_int(cfg, "max-clock-skew", 1, 365LL * 24 * 3600, &ok);
+    o->clock_offset_s = config_get_int(cfg, "clock-offset", -100LL * 365 * 24 * 3600, 100LL * 365 * 24 * 3600, &ok);
     if (!ok) return -1;
     char err[256];
     const char *path = config_get(cfg, "public-key");
@@ -890,6 +922,24 @@ static int cmd_release(pa_client *c, const config *cfg, const char *arg) {
     return rc;
 }
 
+/* --wait-online SECONDS: before a command that talks to a server (for
+ * `maintain`, only when something is due), wait until one can be reached.
+ * 0 to go on, else the exit code (12: none came in time). */
+static int wait_online(const cli_command *cmd, pa_client *c, const config *cfg) {
+    if (!config_get(cfg, "wait-online")) return 0;
+    const char *name = cmd->name ? cmd->name : "activate";
+    bool ok = true;
+    int secs = (int)config_get_int(cfg, "wait-online", 0, 24 * 3600, &ok);
+    if (!ok) return EXIT_USAGE;
+    bool net = !strcmp(name, "activate") || !strcmp(name, "renew") || !strcmp(name, "deactivate") ||
+               !strcmp(name, "maintain") || !strcmp(name, "fulfil");
+    if (!net || (!cmd->name && config_get_bool(cfg, "daemon"))) return 0; /* the daemon retries on its own */
+    int64_t now = (int64_t)time(NULL) + config_get_int(cfg, "clock-offset", INT64_MIN, INT64_MAX, &ok);
+    if (!strcmp(name, "maintain") && pa_next_check(c, now) > now) return 0;
+    pa_err e = pa_wait_online(c, secs);
+    return e == PA_OK ? 0 : report(name, e, c, "");
+}
+
 static int run_command(const cli_command *cmd, pa_client *c, const config *cfg, char *const *args, size_t nargs,
                        const sigset_t *stop) {
     size_t skip = cmd->name ? 1 : 0;  /* the command word */
@@ -899,6 +949,8 @@ static int run_command(const cli_command *cmd, pa_client *c, const config *cfg, 
         return EXIT_USAGE;
     }
     const char *arg = nargs > skip ? args[skip] : NULL;
+    int waited = wait_online(cmd, c, cfg);
+    if (waited != 0) return waited;
     if (!cmd->name) return cmd_activate(c, cfg, arg, stop);
     const char *name = cmd->name;
     if (strcmp(name, "status") == 0) return report(name, pa_status(c), c, "This machine is activated.");
@@ -933,6 +985,7 @@ int main(int argc, char **argv) {
     config *cfg = config_load(cmd->usage, table, N_OPTIONS, "ACTIVATE", argc, argv, &code);
     if (!cfg) return code;
     json_out = config_get_bool(cfg, "json");
+    non_interactive = config_get_bool(cfg, "non-interactive");
     log_set_component("activate");
     int level = log_level_parse(config_get(cfg, "log-level"));
     if (level < 0) {

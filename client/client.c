@@ -34,6 +34,7 @@
 
 #include "client_build.h"
 #include "client_internal.h"
+#include "clock_guard.h"
 #include "discovery.h"
 #include "hex.h"
 #include "machine_id.h"
@@ -70,6 +71,7 @@ const char *pa_err_name(pa_err e) {
     case PA_ERR_PENDING: return "pending";
     case PA_ERR_DEACTIVATED: return "deactivated";
     case PA_ERR_ORDER: return "order";
+    case PA_ERR_CLOCK: return "clock";
     }
     return "unknown";
 }
@@ -98,6 +100,7 @@ void pa_options_init(pa_options *o) {
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     o->mdns_timeout_ms = DEFAULT_MDNS_TIMEOUT_MS;
+    o->max_clock_skew_s = CLOCK_SKEW_DEFAULT_S;
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -113,6 +116,8 @@ static int copy_options(pa_client *c, const pa_options *o, char *err, size_t err
     c->insecure = o->insecure;
     c->mdns = o->mdns;
     c->mdns_timeout_ms = o->mdns_timeout_ms > 0 ? o->mdns_timeout_ms : DEFAULT_MDNS_TIMEOUT_MS;
+    c->max_clock_skew_s = o->max_clock_skew_s > 0 ? o->max_clock_skew_s : CLOCK_SKEW_DEFAULT_S;
+    c->clock_offset_s = o->clock_offset_s;
     if (o->insecure && o->tls_ca_pem) {
         snprintf(err, errlen, "plain text (insecure) and a TLS CA contradict each other: drop one");
         return -1;
@@ -342,6 +347,18 @@ static pa_err ensure_transport(pa_client *c) {
     return PA_OK;
 }
 
+pa_err client_reach(pa_client *c) {
+    c->server[0] = '\0';
+    pa_err e = ensure_transport(c);
+    if (e != PA_OK) return e;
+    char why[400];
+    if (!transport_reach(c->net, why, sizeof why)) {
+        c->discovered_at = 0; /* the network may have come up with other answers: look again */
+        return client_fail(c, PA_ERR_UNAVAILABLE, "no activation server could be reached (%s)", why);
+    }
+    return PA_OK;
+}
+
 /* A FAILED_PRECONDITION's "error-reason" (activation.proto): only
  * LEASE_EXPIRED may be cured by activating again; DEACTIVATED is the
  * operator's; an order's dates, state or platform are not final, nor is
@@ -520,6 +537,7 @@ static void drop_license(pa_client *c) {
     if (c->lic) activation__v1__license__free_unpacked(c->lic, NULL);
     c->lic = NULL;
     c->activation_count = 0;
+    c->grace_left = 0;
 }
 
 pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machine_id[PA_MACHINE_ID_LEN],
@@ -592,9 +610,23 @@ static pa_err load_stored(pa_client *c) {
         memcpy(why, c->error, sizeof why);
         return client_fail(c, PA_ERR_STATE, "%s; it is not trusted: activate again", why);
     }
-    int64_t exp = c->lic->expires_at;
-    if (exp > 0 && exp <= (int64_t)time(NULL))
-        return client_fail(c, PA_ERR_EXPIRED, "the license expired at %lld; renew or activate again", (long long)exp);
+    return client_judge(c);
+}
+
+pa_err client_judge(pa_client *c) {
+    int64_t at;
+    pa_err clock = clock_judge(c, c->lic->issued_at, &at);
+    int64_t exp = c->lic->expires_at, grace = c->lic->grace_seconds > 0 ? c->lic->grace_seconds : 0;
+    if (exp <= 0 || at < exp) return clock;
+    if (at >= exp + grace)
+        return clock != PA_OK ? clock
+                              : client_fail(c, PA_ERR_EXPIRED, "the license expired at %lld%s; renew or activate again",
+                                            (long long)exp, grace ? " and its grace period has ended" : "");
+    if (clock != PA_OK) return clock;
+    c->grace_left = exp + grace - at;
+    snprintf(c->error, sizeof c->error,
+             "the license expired at %lld; it is kept for %lld s more (grace period) while its renewal is retried",
+             (long long)exp, (long long)c->grace_left);
     return PA_OK;
 }
 
@@ -606,7 +638,7 @@ pa_err pa_status(pa_client *c) {
 /* ---- activate / renew / deactivate ------------------------------------------ */
 
 static void record_attempt(pa_client *c, pa_err e) {
-    c->sched.last_attempt = (int64_t)time(NULL);
+    c->sched.last_attempt = clock_now(c);
     c->sched.last_failed = e != PA_OK;
     c->sched.retry_after_s = e != PA_OK ? c->retry_after_s : 0;
     c->sched.check_in_at = e == PA_ERR_PENDING ? c->vol.check_in_at : 0;
@@ -634,9 +666,8 @@ static pa_err remove_license(pa_client *c) {
     char path[PATH_MAX];
     if (state_path(path, sizeof path, c->state_dir, STATE_LICENSE) != 0)
         return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
-    if (unlink(path) != 0 && errno != ENOENT)
-        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
-    return PA_OK;
+    char err[PATH_MAX + 64];
+    return state_remove(path, err, sizeof err) == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
 
 /* The place is gone on the server: so go the license, its place key and a
@@ -667,6 +698,7 @@ static pa_err activate_locked(pa_client *c, const char *key) {
     char what[350];
     snprintf(what, sizeof what, "the license from server %s", c->server);
     e = client_accept(c, &s, c->machine_id, what);
+    if (e == PA_OK) e = clock_fresh(c, c->lic->issued_at);
     /* The key before the license: a license whose key is not where renew
      * looks for it could not be renewed. */
     if (e == PA_OK) e = confirm_key(c);
@@ -745,6 +777,7 @@ static pa_err renew_locked(pa_client *c) {
     char what[350];
     snprintf(what, sizeof what, "the renewed license from server %s", c->server);
     e = client_accept(c, &s, c->machine_id, what);
+    if (e == PA_OK) e = clock_fresh(c, c->lic->issued_at);
     if (e == PA_OK) e = client_store(c, &s);
     if (e == PA_OK) e = volume_after_grant(c);
     signed_license_clear(&s);
@@ -844,12 +877,13 @@ int64_t pa_next_check(pa_client *c, int64_t now) {
     c->sched.licensed = e == PA_OK;
     c->sched.renew_after = e == PA_OK ? renew_due(c, now) : 0;
     c->sched.expires_at = e == PA_OK ? c->lic->expires_at : 0;
+    c->sched.grace_s = e == PA_OK && c->lic->grace_seconds > 0 ? c->lic->grace_seconds : 0;
     return schedule_next(&c->sched, now, c->jitter);
 }
 
 pa_err pa_maintain(pa_client *c, const char *key) {
     pa_err st = pa_status(c);
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = clock_now(c);
     pa_err e;
     if (st == PA_OK) {
         int64_t due = renew_due(c, now);
@@ -906,6 +940,7 @@ bool pa_has_feature(const pa_client *c, const char *name) {
 int64_t pa_issued_at(const pa_client *c) { return c->lic ? c->lic->issued_at : 0; }
 int64_t pa_renew_after(const pa_client *c) { return c->lic ? c->lic->renew_after : 0; }
 int64_t pa_expires_at(const pa_client *c) { return c->lic ? c->lic->expires_at : 0; }
+int64_t pa_grace_left(const pa_client *c) { return c->lic ? c->grace_left : 0; }
 uint32_t pa_key_group(const pa_client *c) { return c->lic ? c->lic->key_group : 0; }
 uint32_t pa_key_serial(const pa_client *c) { return c->lic ? c->lic->key_serial : 0; }
 unsigned pa_activation_count(const pa_client *c) { return c->activation_count; }

@@ -47,8 +47,10 @@ struct pa_client {
     char *tls_target_name;
     char *product; /* the product (and edition) licenses must name, or NULL */
     char *edition;
-    bool insecure;          /* plain text: pa_options.insecure */
-    int connect_timeout_ms; /* per server, before the call */
+    bool insecure;            /* plain text: pa_options.insecure */
+    int64_t max_clock_skew_s; /* pa_options.max_clock_skew_s (clock_guard.h) */
+    int64_t clock_offset_s;   /* pa_options.clock_offset_s: tests turn the clock with it */
+    int connect_timeout_ms;   /* per server, before the call */
 
     vendor_keys keys;                  /* license-verification keys; n == 0: none configured */
     uint8_t machine_id[PA_MACHINE_ID_LEN]; /* this machine */
@@ -69,6 +71,7 @@ struct pa_client {
     Activation__V1__License *lic;      /* the license the last call handled, verified */
     unsigned activation_count;         /* from the last server answer or stored file */
     bool rebound;                      /* the last Activate moved this machine's earlier place (components) */
+    int64_t grace_left;                /* seconds of grace left at the last load; 0: not in grace */
     volume_view vol;                   /* volume orders only; zero otherwise */
 
     char request_fp[24];               /* fingerprint of the last offline request written or read */
@@ -80,6 +83,11 @@ struct pa_client {
 
 /* Sets c->error (printf style) and returns `e`. */
 pa_err client_fail(pa_client *c, pa_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Finds the servers (discovery) and connects to one: PA_OK when a server
+ * is reachable, PA_ERR_UNAVAILABLE (discovery or every connection failed;
+ * the next try discovers again) or PA_ERR_CONFIG. */
+pa_err client_reach(pa_client *c);
 
 /* PA_OK when the machine id and vendor keys this call needs are there. */
 pa_err client_need_machine(pa_client *c);
@@ -112,6 +120,11 @@ pa_err client_accept(pa_client *c, const signed_license *s, const uint8_t machin
  * the handle and the message in c->error. `res` holds the answer (free
  * with rpc_result_clear). */
 pa_err client_call(pa_client *c, const char *path, const ProtobufCMessage *msg, rpc_result *res);
+/* Judges the license just loaded into c->lic at the time the client trusts
+ * (clock_guard.h): PA_OK (inside the grace period too: c->grace_left and a
+ * note in c->error), PA_ERR_EXPIRED once the grace has ended, PA_ERR_CLOCK
+ * when the clock is wrong. */
+pa_err client_judge(pa_client *c);
 
 /* Writes `s` as this machine's stored license (caller holds the lock). */
 pa_err client_store(pa_client *c, const signed_license *s);

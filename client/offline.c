@@ -393,7 +393,8 @@ pa_err pa_install(pa_client *c, const char *license_path) {
     free(text);
     if (rc != 0) return client_fail(c, PA_ERR_BAD_LICENSE, "%s is not a usable license file: %s", license_path, err);
     e = client_accept(c, &s, c->machine_id, "the license file");
-    if (e == PA_OK && c->lic->expires_at > 0 && c->lic->expires_at <= (int64_t)time(NULL))
+    if (e == PA_OK) e = client_judge(c); /* its grace counts; a clock behind the file's issue time does not */
+    if (e == PA_ERR_EXPIRED)
         e = client_fail(c, PA_ERR_EXPIRED, "the license file expired at %lld; ask for a new one",
                         (long long)c->lic->expires_at);
     if (e == PA_OK) {

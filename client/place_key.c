@@ -95,9 +95,7 @@ int place_key_confirm(const char *state_dir, char *err, size_t errlen) {
     if (path_of(state_dir, STATE_PLACE_KEY_PENDING, pending, err, errlen) != 0 ||
         path_of(state_dir, STATE_PLACE_KEY, confirmed, err, errlen) != 0)
         return -1;
-    if (rename(pending, confirmed) == 0 || errno == ENOENT) return 0;
-    snprintf(err, errlen, "cannot rename %s to %s: %s", pending, confirmed, strerror(errno));
-    return -1;
+    return state_rename(pending, confirmed, err, errlen) < 0 ? -1 : 0;
 }
 
 int place_key_remove(const char *state_dir, char *err, size_t errlen) {
@@ -105,10 +103,7 @@ int place_key_remove(const char *state_dir, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char path[PATH_MAX];
         if (path_of(state_dir, names[i], path, err, errlen) != 0) return -1;
-        if (unlink(path) != 0 && errno != ENOENT) {
-            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
-            return -1;
-        }
+        if (state_remove(path, err, errlen) != 0) return -1;
     }
     return 0;
 }

@@ -22,6 +22,11 @@
  * lease that would lapse before the two-hour retry is retried halfway to
  * its end instead (and again halfway, and so on).
  *
+ * Past expires_at, inside the license's grace period, the copy still works
+ * and the server still renews: the lease's end is then the grace's end, so
+ * a failed renewal is retried halfway to it again and again (every 2 hours
+ * at most), several times before the grace runs out.
+ *
  * A volume order that keeps a machine pending says when to ask again
  * (VolumeStatus.check_in_at, 2 hours by default): that time is kept, without
  * jitter (the server spreads it), but never more than a day away.
@@ -41,8 +46,10 @@ static int64_t at_most(int64_t t, int64_t ceiling) { return t > ceiling ? ceilin
 /* Half of what is left of the lease after the last attempt (at least 1 s),
  * or `otherwise` when there is no lease end ahead. */
 static int64_t half_lease(const schedule_state *s, int64_t otherwise) {
-    if (s->expires_at <= 0 || s->expires_at <= s->last_attempt) return otherwise;
-    return at_least((s->expires_at - s->last_attempt) / 2, 1);
+    int64_t end = s->expires_at;
+    if (end > 0 && end <= s->last_attempt && s->grace_s > 0) end += s->grace_s;
+    if (end <= 0 || end <= s->last_attempt) return otherwise;
+    return at_least((end - s->last_attempt) / 2, 1);
 }
 
 static int64_t next_retry(const schedule_state *s, uint32_t rnd) {

@@ -18,6 +18,7 @@ typedef struct schedule_state {
     bool licensed;          /* a verified, unexpired license is stored */
     int64_t renew_after;    /* from that license; 0 when it needs no renewal */
     int64_t expires_at;     /* from that license; 0 when it never expires */
+    int64_t grace_s;        /* from that license: past expires_at it still renews (and works) this long */
     int64_t last_attempt;   /* unix seconds of the last activate/renew try; 0: none yet */
     bool last_failed;       /* that try failed, so we are in retry mode */
     int retry_after_s;      /* the server's retry-after from that failure; 0 if none */

@@ -1,11 +1,13 @@
 /* state.c -- the client's files under its state directory.
  *
- * The license is the one file that matters: if a power cut or a full disk
- * left it half-written, the machine would lose its activation. So every
- * write goes to a temporary file beside the target, is fsync()ed, renamed
- * over the target (atomic on POSIX) and the directory is fsync()ed so the
- * rename itself survives a crash. A reader sees the old license or the new
- * one, never a mix.
+ * The license is the one file that matters: if a power cut, a kill or a
+ * full disk left it half-written, the machine would lose its activation. So
+ * every write goes through pa_file_write_atomic (common/file_atomic.h): a
+ * temporary file beside the target, fsync()ed, renamed over the target
+ * (atomic on POSIX), and the directory fsync()ed so the rename itself
+ * survives a crash; removals and renames flush the directory too. A reader
+ * sees the old file or the new one, never a mix (tests/client/kill_shim.c
+ * kills the client at every step to show it).
  *
  * Nothing read back from disk is trusted: the license file is plain text a
  * user can edit, so the caller verifies its signature and machine binding on
@@ -18,16 +20,21 @@
 #include "state.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "file_atomic.h"
 
 int state_path(char *buf, size_t n, const char *dir, const char *name) {
     int w = snprintf(buf, n, "%s/%s", dir, name);
@@ -54,6 +61,29 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen) {
     return 0;
 }
 
+/* A temporary file of pa_file_write_atomic: NAME.tmp.XXXXXX. */
+static bool is_temp_name(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    return t && t != name && strlen(t + 5) == 6;
+}
+
+/* Removes the temporary files a write killed between its write and its
+ * rename left behind. Only those older than STATE_TEMP_STALE_S: a status
+ * call of another process may be writing one (`clock`) without the lock. */
+static void sweep_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (!is_temp_name(de->d_name) || state_path(path, sizeof path, dir, de->d_name) != 0) continue;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STATE_TEMP_STALE_S) unlink(path);
+    }
+    closedir(d);
+}
+
 int state_lock(const char *dir, char *err, size_t errlen) {
     char path[PATH_MAX];
     if (state_dir_ensure(dir, err, errlen) != 0) return -1;
@@ -72,6 +102,7 @@ int state_lock(const char *dir, char *err, size_t errlen) {
         close(fd);
         return -1;
     }
+    sweep_temps(dir);
     return fd;
 }
 
@@ -79,59 +110,32 @@ void state_unlock(int fd) {
     if (fd >= 0) close(fd);  /* closing releases the flock */
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int state_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err, size_t errlen) {
-    char dir[PATH_MAX], tmp[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) > 0 ? (int)(slash - path) : 1, path);
-    else snprintf(dir, sizeof dir, ".");
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp.XXXXXX", dir, base) >= (int)sizeof tmp) {
-        snprintf(err, errlen, "path too long: %s", path);
+    if (pa_file_write_atomic(path, data, len, mode, true) == 0) return 0;
+    snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return -1;
+}
+
+int state_remove(const char *path, char *err, size_t errlen) {
+    if (unlink(path) != 0) {
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
         return -1;
     }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot write in %s: %s", dir, strerror(errno));
+    if (pa_file_sync_dir(path) == 0) return 0;
+    snprintf(err, errlen, "cannot sync the directory of %s: %s", path, strerror(errno));
+    return -1;
+}
+
+int state_rename(const char *from, const char *to, char *err, size_t errlen) {
+    if (rename(from, to) != 0) {
+        if (errno == ENOENT) return 1;
+        snprintf(err, errlen, "cannot rename %s to %s: %s", from, to, strerror(errno));
         return -1;
     }
-    const char *step = "write";
-    if (fchmod(fd, mode) != 0) step = "chmod";
-    else if (write_all(fd, data, len) != 0) step = "write";
-    else if (fsync(fd) != 0) step = "fsync";
-    else step = NULL;
-    int saved = errno;
-    if (close(fd) != 0 && !step) { step = "close"; saved = errno; }
-    if (!step && rename(tmp, path) != 0) { step = "rename"; saved = errno; }
-    if (step) {
-        unlink(tmp);
-        snprintf(err, errlen, "cannot write %s (%s): %s", path, step, strerror(saved));
-        return -1;
-    }
-    if (fsync_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot sync directory %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
+    if (pa_file_sync_dir(to) == 0) return 0;
+    snprintf(err, errlen, "cannot sync the directory of %s: %s", to, strerror(errno));
+    return -1;
 }
 
 int state_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen) {

@@ -19,7 +19,9 @@
 #define STATE_LOCK "lock"                   /* flock()ed while a command changes state */
 #define STATE_DEACTIVATION_REQUESTED "deactivation-requested" /* asked; awaiting the operator (volume.c) */
 #define STATE_DEACTIVATED "deactivated"     /* the operator deactivated this machine: no re-activation on its own */
+#define STATE_CLOCK "clock"                 /* the latest time seen (clock_guard.h) */
 #define STATE_FILE_MAX (64 * 1024)          /* no state file is larger; bigger is corrupt */
+#define STATE_TEMP_STALE_S 60               /* a temporary file this old was left by a killed write */
 
 /* Creates the directory (and parents) with mode 0700 if missing. */
 int state_dir_ensure(const char *dir, char *err, size_t errlen);
@@ -27,7 +29,8 @@ int state_dir_ensure(const char *dir, char *err, size_t errlen);
 int state_path(char *buf, size_t n, const char *dir, const char *name);
 
 /* Takes an exclusive lock on the state directory, waiting for a concurrent
- * `activate` (daemon or CLI) to finish. Returns the fd to pass to
+ * `activate` (daemon or CLI) to finish, and removes temporary files a killed
+ * write left (older than STATE_TEMP_STALE_S). Returns the fd to pass to
  * state_unlock, or -1 with `err`. */
 int state_lock(const char *dir, char *err, size_t errlen);
 void state_unlock(int fd);
@@ -35,6 +38,11 @@ void state_unlock(int fd);
 /* Writes `path` so that readers see the old or the new content, never a
  * mix: temporary file beside it, fsync, rename over, fsync the directory. */
 int state_write_atomic(const char *path, const void *data, size_t len, mode_t mode, char *err, size_t errlen);
+/* Removes `path` (absent is fine) and flushes its directory. 0 or -1 with `err`. */
+int state_remove(const char *path, char *err, size_t errlen);
+/* Renames `from` to `to` and flushes the directory. 0, 1 when `from` does
+ * not exist, -1 with `err`. */
+int state_rename(const char *from, const char *to, char *err, size_t errlen);
 /* Reads a whole file of at most STATE_FILE_MAX bytes, NUL-terminated.
  * Returns 0, 1 when it does not exist, -1 with `err` otherwise. */
 int state_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);

@@ -125,26 +125,63 @@ static rpc_client_method *method_on(transport *t, conn *c, const char *path) {
     return m;
 }
 
-/* Gives the channel up to connect_timeout_ms to connect. True when it is
- * READY, or when it failed outright (refused, TLS handshake failed): the
- * call then fails at once and carries gRPC's reason. False when it was
- * still trying at the deadline. */
-static bool connected_in_time(transport *t, conn *c) {
+static bool settled(grpc_connectivity_state st) {
+    return st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN;
+}
+
+/* Gives the channel up to connect_timeout_ms to connect. Returns READY, or
+ * TRANSIENT_FAILURE / SHUTDOWN when it failed outright (refused, TLS
+ * handshake failed), or CONNECTING when it was still trying at the
+ * deadline. */
+static grpc_connectivity_state settle(transport *t, conn *c) {
     grpc_channel *ch = rpc_channel_grpc(c->ch);
     grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
-    if (st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN) return true;
-    if (!t->cq && !(t->cq = grpc_completion_queue_create_for_pluck(NULL))) return true;
+    if (settled(st)) return st;
+    if (!t->cq && !(t->cq = grpc_completion_queue_create_for_pluck(NULL))) return GRPC_CHANNEL_TRANSIENT_FAILURE;
     static int tag;
     gpr_timespec until =
         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(t->connect_timeout_ms, GPR_TIMESPAN));
     for (;;) {
         grpc_channel_watch_connectivity_state(ch, st, until, t->cq, &tag);
         grpc_event ev = grpc_completion_queue_pluck(t->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (!ev.success) return false; /* the deadline came first */
+        if (!ev.success) return GRPC_CHANNEL_CONNECTING; /* the deadline came first */
         st = grpc_channel_check_connectivity_state(ch, 1);
-        if (st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN)
-            return true;
+        if (settled(st)) return st;
     }
+}
+
+/* True when the channel is READY, or failed outright: the call then fails
+ * at once and carries gRPC's reason. False when it was still trying at the
+ * deadline. */
+static bool connected_in_time(transport *t, conn *c) { return settle(t, c) != GRPC_CHANNEL_CONNECTING; }
+
+/* Drops a channel that did not connect, so the next attempt dials afresh
+ * instead of waiting out gRPC's reconnect back-off. */
+static void close_conn(conn *c) {
+    if (c->ch) rpc_channel_free(c->ch);
+    c->ch = NULL;
+    c->n_methods = 0;
+}
+
+static void prefer(transport *t, size_t i);
+
+bool transport_reach(transport *t, char *why, size_t n) {
+    snprintf(why, n, "%s", t->n ? "" : "no servers to try");
+    for (size_t i = 0; i < t->n; i++) {
+        conn *c = &t->conns[i];
+        if (!c->ch && !(c->ch = rpc_channel_new(c->ep.target, t->use_tls ? &t->tls : NULL))) continue;
+        grpc_connectivity_state st = settle(t, c);
+        if (st == GRPC_CHANNEL_READY) {
+            prefer(t, i);
+            return true;
+        }
+        size_t used = strlen(why);
+        if (used + 1 < n)
+            snprintf(why + used, n - used, "%s%s: %s", used ? "; " : "", c->ep.name,
+                     st == GRPC_CHANNEL_CONNECTING ? "no connection in time" : "connection failed");
+        close_conn(c);
+    }
+    return false;
 }
 
 static bool try_next(grpc_status_code s) {

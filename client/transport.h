@@ -3,6 +3,7 @@
 #define PA_TRANSPORT_H
 
 #include <grpc/grpc.h>
+#include <stdbool.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "discovery.h"
@@ -26,6 +27,11 @@ size_t transport_endpoint_count(const transport *t);
  * (free with rpc_result_clear); *answered names the server that gave it, or
  * is "" when none did (then out->message lists what each server said).
  * Returns out->status. */
+/* Connects to the servers in turn, each within the connect timeout, until
+ * one is READY (it moves to the front). False with `why` listing what each
+ * said when none is. */
+bool transport_reach(transport *t, char *why, size_t n);
+
 grpc_status_code transport_call(transport *t, const char *path, const ProtobufCMessage *msg, rpc_result *out,
                                 const char **answered);
 

@@ -96,9 +96,8 @@ pa_err volume_record_remove(pa_client *c, const char *name) {
     char path[PATH_MAX];
     if (state_path(path, sizeof path, c->state_dir, name) != 0)
         return client_fail(c, PA_ERR_CONFIG, "state directory path too long");
-    if (unlink(path) != 0 && errno != ENOENT)
-        return client_fail(c, PA_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
-    return PA_OK;
+    char err[PATH_MAX + 64];
+    return state_remove(path, err, sizeof err) == 0 ? PA_OK : client_fail(c, PA_ERR_IO, "%s", err);
 }
 
 pa_err volume_after_grant(pa_client *c) {

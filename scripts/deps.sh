@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, and only those missing.
 # Used by scripts/run.sh and scripts/test.sh; safe to run again.
+#
+# Usage: scripts/deps.sh [GROUP...]
+# Without a group: what building, running and testing need. Optional
+# groups, each used only by its own script:
+#   containers   podman and podman-compose to run docker/ (scripts/containers-test.sh)
+#   packages     the .deb/.rpm tools and a root to install into (scripts/packages-test.sh)
 set -euo pipefail
 
 PACKAGES=(
@@ -21,6 +27,20 @@ PACKAGES=(
   # the console's browser test and the XLSX read-back
   chromium python3-openpyxl
 )
+# runc: crun refuses the cgroup v1 layout of some hosts; netavark and
+# aardvark-dns give compose's network its service names.
+CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
+# file: CPack finds the ELF files for dpkg-shlibdeps with it.
+PACKAGE_PACKAGES=(dpkg-dev file lintian rpm debootstrap systemd)
+
+[ $# -eq 0 ] || PACKAGES=()
+for group in "$@"; do
+  case "$group" in
+    containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
+    packages) PACKAGES+=("${PACKAGE_PACKAGES[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (containers, packages)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -48,9 +48,13 @@ int env_start(client_env *e) {
 }
 
 int env_start_server(client_env *e, int i, const char *const *extra) {
+    e->port[i] = fixture_free_port();
+    return env_restart_server(e, i, extra);
+}
+
+int env_restart_server(client_env *e, int i, const char *const *extra) {
     char url[256], listen[64], log[300];
     redis_fixture_url(&e->a, "activation", url, sizeof url);
-    e->port[i] = fixture_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", e->port[i]);
     snprintf(e->target[i], sizeof e->target[i], "127.0.0.1:%d", e->port[i]);
     snprintf(log, sizeof log, "%s/server%d.log", e->dir, i);

@@ -33,6 +33,8 @@ int env_start(client_env *e);
  * unless they include --tls-cert; signing with e->signing_key, and with the
  * KEK unless they include --on-premises. 0 or -1. */
 int env_start_server(client_env *e, int i, const char *const *extra);
+/* Starts server i again on the port it had (a server coming back). */
+int env_restart_server(client_env *e, int i, const char *const *extra);
 void env_stop_server(client_env *e, int i);
 void env_stop(client_env *e);
 

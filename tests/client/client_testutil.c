@@ -123,6 +123,11 @@ EVP_PKEY *tu_vendor_key(char **pub_pem) {
 
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out) {
+    tu_sign_license_at(vendor, machine_id, 1700000000, renew_after, expires_at, 0, out);
+}
+
+void tu_sign_license_at(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t issued_at, int64_t renew_after,
+                        int64_t expires_at, int64_t grace_seconds, signed_license *out) {
     memset(out, 0, sizeof *out);
     if (signing_key_id(vendor, out->key_id) != 0) die("key id");
     Activation__V1__License l = ACTIVATION__V1__LICENSE__INIT;
@@ -138,9 +143,10 @@ void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_
     l.machine_id.len = 32;
     l.key_group = 4365;
     l.key_serial = 11;
-    l.issued_at = 1700000000;
+    l.issued_at = issued_at;
     l.renew_after = renew_after;
     l.expires_at = expires_at;
+    l.grace_seconds = grace_seconds;
     l.signing_key_id = out->key_id;
     out->license_len = activation__v1__license__get_packed_size(&l);
     out->license = malloc(out->license_len);

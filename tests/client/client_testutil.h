@@ -34,6 +34,9 @@ EVP_PKEY *tu_vendor_key(char **pub_pem);
 /* A signed license for `machine_id` (32 bytes) from group 4365 serial 11. */
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out);
+/* The same, issued at `issued_at` with `grace_seconds` of grace. */
+void tu_sign_license_at(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t issued_at, int64_t renew_after,
+                        int64_t expires_at, int64_t grace_seconds, signed_license *out);
 
 /* An on-premises license as tests want it: an order the vendor signs (its
  * order key, tagged TAG_ORDER) delegating the server's key, and a volume

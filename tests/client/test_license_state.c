@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,12 +281,31 @@ static void atomic_writes_leave_no_debris(void **state) {
     FILE *fp = fopen(sub, "w");
     fclose(fp);
     assert_int_equal(state_write_atomic(dir_target, "x", 1, 0600, err, sizeof err), -1);
-    assert_non_null(strstr(err, "rename"));
+    assert_non_null(strstr(err, "Is a directory")); /* the rename said why */
     assert_int_equal(count_temp_files(e->state), 0);
     /* No such directory: a clear error. */
     snprintf(path, sizeof path, "%s/missing/file", e->dir);
     assert_int_equal(state_write_atomic(path, "x", 1, 0600, err, sizeof err), -1);
     assert_non_null(strstr(err, "missing"));
+}
+
+/* A write killed before its rename leaves NAME.tmp.XXXXXX; the next command
+ * that takes the state lock removes it once it is stale, and leaves a young
+ * one alone (another process may be writing it). */
+static void killed_writes_leave_temp_files_that_are_swept(void **state) {
+    env *e = *state;
+    char err[256], old[400], young[400];
+    assert_int_equal(state_dir_ensure(e->state, err, sizeof err), 0);
+    snprintf(old, sizeof old, "%s/license.tmp.AbC123", e->state);
+    snprintf(young, sizeof young, "%s/clock.tmp.XyZ789", e->state);
+    assert_int_equal(state_write_atomic(old, "half", 4, 0600, err, sizeof err), 0);
+    assert_int_equal(state_write_atomic(young, "half", 4, 0600, err, sizeof err), 0);
+    struct timespec times[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, old, times, 0), 0);
+    assert_int_equal(count_temp_files(e->state), 2);
+    assert_int_equal(pa_renew(e->c), PA_ERR_NOT_ACTIVATED); /* takes the lock */
+    assert_int_equal(access(old, F_OK), -1);
+    assert_int_equal(access(young, F_OK), 0);
 }
 
 static void license_content_checks(void **state) {
@@ -526,6 +546,7 @@ int main(void) {
         cmocka_unit_test_setup(license_from_another_vendor_is_refused, fresh_state),
         cmocka_unit_test_setup(expired_license, fresh_state),
         cmocka_unit_test_setup(atomic_writes_leave_no_debris, fresh_state),
+        cmocka_unit_test_setup(killed_writes_leave_temp_files_that_are_swept, fresh_state),
         cmocka_unit_test_setup(license_content_checks, fresh_state),
         cmocka_unit_test_setup(activation_count_must_be_a_number, fresh_state),
         cmocka_unit_test_setup(offline_request_is_signed, fresh_state),

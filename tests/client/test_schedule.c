@@ -124,6 +124,35 @@ static void failed_short_renewal_retries_before_the_lease_lapses(void **state) {
 }
 
 /* Pending on a volume order: ask again when the server said, within a day. */
+/* Past expires_at, inside a grace period of 7 minutes: a failed renewal is
+ * retried halfway to the grace's end again and again, several times before
+ * it runs out, never after it. */
+static void failed_renewal_in_grace_retries_before_grace_ends(void **state) {
+    int64_t exp = NOW - 60, end = exp + 420;
+    schedule_state s = {.licensed = true,
+                        .renew_after = exp - 300,
+                        .expires_at = exp,
+                        .grace_s = 420,
+                        .last_attempt = NOW,
+                        .last_failed = true};
+    int tries = 0;
+    while (s.last_attempt < end - 1 && tries < 50) {
+        int64_t t = schedule_next(&s, s.last_attempt, 99);
+        assert_true(t > s.last_attempt && t < end);
+        s.last_attempt = t;
+        tries++;
+    }
+    assert_true(tries >= 4);
+    /* A long grace retries every 2 hours at most. */
+    schedule_state w = {.licensed = true,
+                        .renew_after = exp - 300,
+                        .expires_at = exp,
+                        .grace_s = 7 * DAY,
+                        .last_attempt = NOW,
+                        .last_failed = true};
+    assert_true(schedule_next(&w, NOW, 0) <= NOW + SCHEDULE_RETRY_S);
+}
+
 static void pending_checks_in_when_told(void **state) {
     schedule_state s = {.last_attempt = NOW, .last_failed = true, .check_in_at = NOW + 7200};
     assert_int_equal(schedule_next(&s, NOW, UINT32_MAX), NOW + 7200);
@@ -150,6 +179,7 @@ int main(void) {
         cmocka_unit_test(heartbeats_stay_inside_the_lease),
         cmocka_unit_test(short_test_leases_are_kept),
         cmocka_unit_test(failed_short_renewal_retries_before_the_lease_lapses),
+        cmocka_unit_test(failed_renewal_in_grace_retries_before_grace_ends),
         cmocka_unit_test(pending_checks_in_when_told),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
