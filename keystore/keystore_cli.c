@@ -116,7 +116,7 @@ int open_store(const config *c, const char *url_opt, const char *pw_opt, rstore 
         return usage_error("--%s is required (or set %s)", url_opt, env);
     }
     if (!rstore_url_check(url, err, sizeof err)) return usage_error("--%s: %s", url_opt, err);
-    char sentinel_pw_opt[96]; /* declared where the command accepts it (not yet: see the store options) */
+    char sentinel_pw_opt[96]; /* STORE_OPT_A_PW / _B_PW declare it beside pw_opt */
     snprintf(sentinel_pw_opt, sizeof sentinel_pw_opt, "%s-sentinel-password-file", url_opt);
     rstore_config rc = {.url = url,
                         .password_file = config_get(c, pw_opt),
@@ -472,9 +472,13 @@ static int cmd_group_show(config *c) {
 
 static const config_option group_list_opts[] = {
     {"json", NULL, "print a JSON array of groups", NULL},
-    STORE_OPT_A_URL, STORE_OPT_A_PW,
-    HIDDEN("audit-redis", "URL"), HIDDEN("audit-redis-password-file", "FILE"),
-    HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE"),
+    STORE_OPT_A_URL,
+    STORE_OPT_A_PW,
+    HIDDEN("audit-redis", "URL"),
+    HIDDEN("audit-redis-password-file", "FILE"),
+    HIDDEN("audit-redis-sentinel-password-file", "FILE"),
+    HIDDEN("activation-kek", "FILE"),
+    HIDDEN("audit-kek", "FILE"),
 };
 
 static int cmd_group_list(config *c) {
