@@ -158,14 +158,14 @@ static int parse_sentinel_url(const char *url, sentinel_set *ss, char *user, siz
     const char *p = url + strlen(SENTINEL_SCHEME), *end = p + strlen(p);
     const char *slash = memchr(p, '/', (size_t)(end - p));
     if (!slash || parse_userinfo(p, slash, user, userlen, password, passlen, &p) != 0) return -1;
-    while (p < slash) {
+    for (;;) { /* every address, none empty */
         const char *comma = memchr(p, ',', (size_t)(slash - p)), *stop = comma ? comma : slash;
-        sentinel_addr *a = &ss->addr[ss->n];
+        if (ss->n == SENTINELS_MAX || stop == p) return -1;
+        sentinel_addr *a = &ss->addr[ss->n++];
         a->port = SENTINEL_DEFAULT_PORT;
-        if (ss->n == SENTINELS_MAX || stop == p || parse_hostport(p, stop, a->host, sizeof a->host, &a->port) != 0)
-            return -1;
-        ss->n++;
-        p = comma ? comma + 1 : slash;
+        if (parse_hostport(p, stop, a->host, sizeof a->host, &a->port) != 0) return -1;
+        if (!comma) break;
+        p = comma + 1;
     }
     const char *name = slash + 1, *next = memchr(name, '/', (size_t)(end - name)), *nend = next ? next : end;
     if (ss->n == 0 || nend == name || copy_str(ss->master, sizeof ss->master, name, (size_t)(nend - name)) != 0)
@@ -408,12 +408,6 @@ bool rstore_url_check(const char *url, char *err, size_t errlen) {
     bool ok = parse_config_url(s, url, err, errlen) == 0;
     rstore_free(s);
     return ok;
-}
-
-const char *rstore_address(const rstore *s, char *buf, size_t n) {
-    if (s->port) snprintf(buf, n, "%s:%d", s->host, s->port);
-    else snprintf(buf, n, "%s", s->host);
-    return buf;
 }
 
 rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen) {

@@ -81,8 +81,4 @@ int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, cha
  * false, err says what is wrong. Nothing is connected. */
 bool rstore_url_check(const char *url, char *err, size_t errlen);
 
-/* The address of the data node the store uses now ("host:port"), e.g. the
- * primary the sentinels named last; "" before the first discovery. */
-const char *rstore_address(const rstore *s, char *buf, size_t n);
-
 #endif

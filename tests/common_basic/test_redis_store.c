@@ -89,9 +89,16 @@ static void test_sentinel_urls(void **state) {
         if (!ok) fprintf(stderr, "refused good URL %s: %s\n", good[i], err);
         assert_true(ok);
     }
-    const char *bad[] = {
-        "redis-sentinel://h1,h2",  "redis-sentinel://h1/",    "redis-sentinel:///m",     "redis-sentinel://h1,,h2/m",
-        "redis-sentinel://h1:0/m", "redis-sentinel://h1/m/x", "redis-sentinel://h1/m x", NULL};
+    const char *bad[] = {"redis-sentinel://h1,h2",
+                         "redis-sentinel://h1/",
+                         "redis-sentinel:///m",
+                         "redis-sentinel://h1,,h2/m",
+                         "redis-sentinel://h1:0/m",
+                         "redis-sentinel://h1/m/x",
+                         "redis-sentinel://h1/m x",
+                         "redis-sentinel://h1,/m",
+                         "redis-sentinel://h,h,h,h,h,h,h,h,h,h,h,h,h,h,h,h,h/m",
+                         NULL};
     for (int i = 0; bad[i]; i++) {
         bool ok = rstore_url_check(bad[i], err, sizeof err);
         if (ok) fprintf(stderr, "accepted bad URL %s\n", bad[i]);
