@@ -412,6 +412,10 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
         return;
     }
     if (p.audited) metric_inc(m->audit_sampled);
+    if (!replica_wait_grant(&a->wait, w->redis, &p)) {
+        refuse_by_policy(w, ctx, reply, &p, key, address_key);
+        return;
+    }
 
     /* 6. The group record changed since it was cached: reload it (a volume
      *    key's order was settled by volume_activate_seat). */

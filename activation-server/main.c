@@ -58,7 +58,10 @@ static const config_option options[] = {
     {"redis-url", "URL", "activation store (Redis A), as its `activation` ACL user",
      "redis://activation@127.0.0.1:6379"},
     {"redis-password-file", "FILE", "read the Redis password from FILE instead of the URL", NULL},
+    {"redis-sentinel-password-file", "FILE", "with a redis-sentinel:// URL: the sentinels' password (their requirepass)", NULL},
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
+    {"redis-wait-replicas", "N", "answer a grant only once N replicas hold it (WAIT), else UNAVAILABLE; 0 = off", "0"},
+    {"redis-wait-timeout-ms", "MS", "how long a grant may wait for its replicas", "100"},
     {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required, but not "
      "with --on-premises)", NULL},
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required); on-premises: the "
@@ -228,9 +231,16 @@ static int load_app(daemon_state *d) {
     a->redis = (rstore_config){
         .url = config_get(c, "redis-url"),
         .password_file = config_get(c, "redis-password-file"),
+        .sentinel_password_file = config_get(c, "redis-sentinel-password-file"),
         .connect_timeout_ms = timeout,
         .command_timeout_ms = timeout,
     };
+    replica_wait_init(&a->wait, (int)config_get_int(c, "redis-wait-replicas", 0, 16, &ok),
+                      (int)config_get_int(c, "redis-wait-timeout-ms", 1, 60000, &ok));
+    if (ok && a->wait.replicas > 0 && a->wait.timeout_ms >= timeout)
+        return fail("config.redis_wait",
+                    "--redis-wait-timeout-ms must be below --redis-timeout-ms (WAIT blocks "
+                    "the connection)");
     policy_limits_set(&a->limits, config_get_double(c, "rate-address-per-s", 0, 1e12, &ok),
                       config_get_double(c, "rate-address-burst", 1, 1e12, &ok),
                       config_get_double(c, "rate-group-per-s", 0, 1e12, &ok),

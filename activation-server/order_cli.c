@@ -80,8 +80,12 @@ static int print_json(const order_ctx *c, json_t *j) {
 static rstore *ctx_store(order_ctx *c) {
     bool ok = true;
     int timeout = (int)config_get_int(c->cfg, "redis-timeout-ms", 10, 60000, &ok);
-    rstore_config rc = {config_get(c->cfg, "redis-url"), config_get(c->cfg, "redis-password-file"), timeout,
-                        timeout < 10000 ? 10000 : timeout}; /* an import of many keys takes a while */
+    rstore_config rc = {
+        .url = config_get(c->cfg, "redis-url"),
+        .password_file = config_get(c->cfg, "redis-password-file"),
+        .connect_timeout_ms = timeout,
+        .command_timeout_ms = timeout < 10000 ? 10000 : timeout, /* an import of many keys takes a while */
+        .sentinel_password_file = config_get(c->cfg, "redis-sentinel-password-file")};
     char err[256];
     if (!ok) return NULL;
     if (!(c->redis = rstore_new(&rc, false, err, sizeof err))) fail(c, EXIT_FAILED, "--redis-url: %s", err);

@@ -20,6 +20,7 @@
 #include "order_keyring.h"
 #include "policy.h"
 #include "redis_store.h"
+#include "replica_wait.h"
 #include "rpc_server.h"
 #include "secret_wrap.h"
 #include "threat_counters.h"
@@ -120,6 +121,7 @@ typedef struct app {
     int order_refresh_ms;           /* --group-refresh-ms, for each worker's order cache */
     struct order_gauges *order_gauges; /* pa_order_* gauges and seat warnings, shared (order_gauges.h) */
     threat_counters *threat_counts;    /* the threat view's counts (threat_counters.h); NULL when off */
+    replica_wait wait;                 /* --redis-wait-replicas: grants on replicas before the answer */
     activation_metrics m;
 } app;
 

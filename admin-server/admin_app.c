@@ -18,6 +18,8 @@ const config_option ADMIN_OPTIONS[] = {
     {"insecure-http", NULL, "serve plain HTTP (only behind a TLS proxy); cookies then lack Secure", NULL},
     {"redis-url", "URL", "Redis A as user admin", "redis://admin@127.0.0.1:6379"},
     {"redis-password-file", "FILE", "read the Redis password from FILE", NULL},
+    {"redis-sentinel-password-file", "FILE",
+     "with a redis-sentinel:// URL: the sentinels' password (their requirepass)", NULL},
     {"console-dir", "DIR", "the built web console (console/dist) served at /; unset: API only", NULL},
     {"session-ttl-s", "S", "idle lifetime of a session", "1800"},
     {"max-body-bytes", "N", "largest request body (an order file included)", "1048576"},
@@ -47,6 +49,7 @@ int admin_app_configure(admin_app *app, const config *c) {
     memset(app, 0, sizeof *app);
     app->store.url = config_get(c, "redis-url");
     app->store.password_file = config_get(c, "redis-password-file");
+    app->store.sentinel_password_file = config_get(c, "redis-sentinel-password-file");
     const char *dir = config_get(c, "console-dir");
     app->console_dir = dir && *dir ? dir : NULL;
     app->insecure_http = config_get_bool(c, "insecure-http");

@@ -12,9 +12,11 @@
 #include "config.h"
 #include "keycodec.h"
 
-#define STORE_OPTIONS                                                                        \
-    {"redis-url", "URL", "audit store (Redis B) as user audit", "redis://audit@127.0.0.1:6380"}, \
-    {"redis-password-file", "FILE", "read the Redis password from FILE", NULL}
+#define STORE_OPTIONS                                                                                         \
+    {"redis-url", "URL", "audit store (Redis B) as user audit", "redis://audit@127.0.0.1:6380"},              \
+        {"redis-password-file", "FILE", "read the Redis password from FILE", NULL}, {                         \
+        "redis-sentinel-password-file", "FILE", "with a redis-sentinel:// URL: the sentinels' password", NULL \
+    }
 
 static const config_option REVOKE_OPTS[] = {
     STORE_OPTIONS,
@@ -85,7 +87,8 @@ static json_t *built(json_t *o, bool ok) {
 
 static audit_store *open_store(const config *c) {
     rstore_config rc = {.url = config_get(c, "redis-url"),
-                        .password_file = config_get(c, "redis-password-file")};
+                        .password_file = config_get(c, "redis-password-file"),
+                        .sentinel_password_file = config_get(c, "redis-sentinel-password-file")};
     char err[256];
     audit_store *s = audit_store_open(&rc, false, err, sizeof err);
     if (!s) fprintf(stderr, "audit-server: cannot reach the audit store: %s\n", err);

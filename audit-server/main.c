@@ -36,6 +36,8 @@
 static const config_option OPTIONS[] = {
     {"redis-url", "URL", "audit store (Redis B) as user audit", "redis://audit@127.0.0.1:6380"},
     {"redis-password-file", "FILE", "read the Redis password from FILE", NULL},
+    {"redis-sentinel-password-file", "FILE",
+     "with a redis-sentinel:// URL: the sentinels' password (their requirepass)", NULL},
     {"kek", "FILE", "key-encryption key of the audit store (32 bytes or 64 hex; mode 0600)", NULL},
     {"tls-cert", "FILE", "server certificate chain (PEM)", NULL},
     {"tls-key", "FILE", "server private key (PEM)", NULL},
@@ -140,6 +142,7 @@ static int load_setup(const daemon_frame *d, setup *s) {
     s->svc.list_default = s->svc.list_max < AUDIT_LIST_DEFAULT ? s->svc.list_max : AUDIT_LIST_DEFAULT;
     s->svc.store.url = config_get(c, "redis-url");
     s->svc.store.password_file = config_get(c, "redis-password-file");
+    s->svc.store.sentinel_password_file = config_get(c, "redis-sentinel-password-file");
     const char *kek = daemon_require(d, "kek");
     if (!kek) return 2;
     if (kek_load_file(kek, s->svc.kek, err, sizeof err) != 0) {

@@ -16,6 +16,13 @@
  * restarted from an AOF, or SCRIPT FLUSH ran) reloads the script and retries
  * once.
  *
+ * Sentinel mode (redis-sentinel:// URLs) only changes where a connect goes:
+ * before each connect the sentinels are asked for the primary
+ * (redis_sentinel.c), after the handshake ROLE must say "master", and a
+ * READONLY error reply drops the connection so the next command asks
+ * again. Everything else -- fail fast, backoff, NOSCRIPT -- is the same,
+ * so a failover looks to callers like a short Redis outage.
+ *
  * No message produced here ever contains the password. */
 #include "redis_store.h"
 
@@ -32,6 +39,9 @@
 
 #include "clock.h"
 #include "hex.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_sentinel.h"
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -42,8 +52,11 @@ typedef struct rscript {
 } rscript;
 
 struct rstore {
-    char host[256];          /* host name, address, or unix socket path */
+    char host[256];          /* host name, address, or unix socket path; in sentinel
+                                mode the primary last named ("" before that) */
     int port;                /* TCP port; 0 for a unix socket */
+    sentinel_set *sentinels; /* NULL unless the URL is redis-sentinel:// */
+    metric *followed;        /* pa_redis_failovers_followed_total (sentinel mode) */
     char user[128];          /* ACL user; empty means the default user */
     char password[256];      /* from the URL or the password file */
     int db;                  /* SELECTed after AUTH when not 0 */
@@ -121,6 +134,47 @@ static int parse_hostport(const char *p, const char *end, char *host, size_t hos
     return 0;
 }
 
+/* [user[:password]@] at p, before `end`; *rest gets what follows it. */
+static int parse_userinfo(const char *p, const char *end, char *user, size_t userlen, char *password, size_t passlen,
+                          const char **rest) {
+    const char *auth_end = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@') auth_end = q; /* the last '@' ends the user info */
+    *rest = p;
+    if (!auth_end) return 0;
+    const char *colon = memchr(p, ':', (size_t)(auth_end - p));
+    const char *uend = colon ? colon : auth_end;
+    if (pct_decode(p, (size_t)(uend - p), user, userlen) != 0) return -1;
+    if (colon && pct_decode(colon + 1, (size_t)(auth_end - colon - 1), password, passlen) != 0) return -1;
+    *rest = auth_end + 1;
+    return 0;
+}
+
+#define SENTINEL_SCHEME "redis-sentinel://"
+
+/* redis-sentinel://[user[:password]@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/db] */
+static int parse_sentinel_url(const char *url, sentinel_set *ss, char *user, size_t userlen, char *password,
+                              size_t passlen, int *db) {
+    const char *p = url + strlen(SENTINEL_SCHEME), *end = p + strlen(p);
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (!slash || parse_userinfo(p, slash, user, userlen, password, passlen, &p) != 0) return -1;
+    for (;;) { /* every address, none empty */
+        const char *comma = memchr(p, ',', (size_t)(slash - p)), *stop = comma ? comma : slash;
+        if (ss->n == SENTINELS_MAX || stop == p) return -1;
+        sentinel_addr *a = &ss->addr[ss->n++];
+        a->port = SENTINEL_DEFAULT_PORT;
+        if (parse_hostport(p, stop, a->host, sizeof a->host, &a->port) != 0) return -1;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    const char *name = slash + 1, *next = memchr(name, '/', (size_t)(end - name)), *nend = next ? next : end;
+    if (ss->n == 0 || nend == name || copy_str(ss->master, sizeof ss->master, name, (size_t)(nend - name)) != 0)
+        return -1;
+    for (const char *q = name; q < nend; q++)
+        if (!isgraph((unsigned char)*q)) return -1;
+    return next && parse_uint(next + 1, (size_t)(end - next - 1), 1 << 20, db) != 0 ? -1 : 0;
+}
+
 int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
                      size_t userlen, char *password, size_t passlen, int *db) {
     if (!url || hostlen == 0 || userlen == 0 || passlen == 0) return -1;
@@ -136,17 +190,7 @@ int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, cha
     if (strncmp(url, "redis://", 8) != 0) return -1;
     const char *p = url + 8, *end = p + strlen(p);
     const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = NULL;
-    for (const char *q = p; q < (slash ? slash : end); q++)
-        if (*q == '@') auth_end = q;   /* the last '@' ends the user info */
-    if (auth_end) {
-        const char *colon = memchr(p, ':', (size_t)(auth_end - p));
-        const char *uend = colon ? colon : auth_end;
-        if (pct_decode(p, (size_t)(uend - p), user, userlen) != 0) return -1;
-        if (colon && pct_decode(colon + 1, (size_t)(auth_end - colon - 1), password, passlen) != 0)
-            return -1;
-        p = auth_end + 1;
-    }
+    if (parse_userinfo(p, slash ? slash : end, user, userlen, password, passlen, &p) != 0) return -1;
     if (parse_hostport(p, slash ? slash : end, host, hostlen, port) != 0) return -1;
     if (slash && slash + 1 < end && parse_uint(slash + 1, (size_t)(end - slash - 1), 1 << 20, db) != 0)
         return -1;
@@ -178,7 +222,8 @@ __attribute__((format(printf, 2, 3))) static void set_err(rstore *s, const char 
 }
 
 static const char *where(const rstore *s, char *buf, size_t n) {
-    if (s->port) snprintf(buf, n, "%s:%d", s->host, s->port);
+    if (s->sentinels && !s->host[0]) snprintf(buf, n, "master '%s'", s->sentinels->master);
+    else if (s->port) snprintf(buf, n, "%s:%d", s->host, s->port);
     else snprintf(buf, n, "%s", s->host);
     return buf;
 }
@@ -230,8 +275,50 @@ static int handshake(rstore *s) {
     return 0;
 }
 
+/* Sentinel mode: asks where the primary is now and notes a move. */
+static int locate_primary(rstore *s) {
+    char host[sizeof s->host];
+    int port = 0;
+    if (sentinel_ask(s->sentinels, s->connect_timeout_ms, host, sizeof host, &port, s->err, sizeof s->err) != 0)
+        return -1;
+    if (s->host[0] && (strcmp(host, s->host) != 0 || port != s->port)) {
+        char from[300];
+        log_info("redis.failover_followed", LOG_S("master", s->sentinels->master),
+                 LOG_S("from", where(s, from, sizeof from)), LOG_S("to", host), LOG_I("to_port", port), LOG_END);
+        metric_inc(s->followed);
+    }
+    memcpy(s->host, host, sizeof host);
+    s->port = port;
+    return 0;
+}
+
+/* Sentinel mode: the node must say it is the primary (a sentinel may not
+ * have heard of a failover yet, or the old primary came back as one). */
+static int check_role(rstore *s) {
+    redisReply *r = redisCommand(s->ctx, "ROLE");
+    if (!r) {
+        set_err(s, "ROLE: %s", s->ctx->errstr);
+        return -1;
+    }
+    int ok = 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        set_err(s, "ROLE: %s (following a failover needs +role for the ACL user)", r->str);
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
+        set_err(s, "ROLE: unexpected reply");
+    else if (strcmp(r->element[0]->str, "master") != 0)
+        set_err(s, "the node the sentinels named is a %s, not the primary (a failover is under way)",
+                r->element[0]->str);
+    else ok = 1;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
 static int do_connect(rstore *s) {
     char why[sizeof s->err];
+    if (s->sentinels && locate_primary(s) != 0) {
+        drop(s, NULL);
+        return -1;
+    }
     struct timeval ct = ms_to_tv(s->connect_timeout_ms);
     s->ctx = s->port ? redisConnectWithTimeout(s->host, s->port, ct)
                      : redisConnectUnixWithTimeout(s->host, ct);
@@ -245,7 +332,7 @@ static int do_connect(rstore *s) {
         return -1;
     }
     if (s->port) redisEnableKeepAlive(s->ctx);
-    if (handshake(s) != 0) {
+    if (handshake(s) != 0 || (s->sentinels && check_role(s) != 0)) {
         snprintf(why, sizeof why, "%s", s->err);
         drop(s, why);
         return -1;
@@ -283,8 +370,44 @@ static redisReply *checked(rstore *s, redisReply *r) {
         char why[160];
         snprintf(why, sizeof why, "%s", s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "no reply");
         drop(s, why);
+    } else if (s->sentinels && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0) {
+        drop(s, "the primary became a replica (READONLY); asking the sentinels again");
     }
     return r;
+}
+
+#define URL_FORMS                                                \
+    "redis://[user[:password]@]host[:port][/db], unix:/path or " \
+    "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db]"
+
+/* Fills the address, user, password and db (or the sentinel set) from url. */
+static int parse_config_url(rstore *s, const char *url, char *err, size_t errlen) {
+    int rc;
+    if (url && strncmp(url, SENTINEL_SCHEME, strlen(SENTINEL_SCHEME)) == 0) {
+        if (!(s->sentinels = calloc(1, sizeof *s->sentinels))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        rc = parse_sentinel_url(url, s->sentinels, s->user, sizeof s->user, s->password, sizeof s->password, &s->db);
+        s->followed = metric_counter("pa_redis_failovers_followed_total",
+                                     "times a Redis connection moved to a new primary the sentinels named", "");
+    } else {
+        rc = rstore_parse_url(url, s->host, sizeof s->host, &s->port, s->user, sizeof s->user, s->password,
+                              sizeof s->password, &s->db);
+    }
+    if (rc != 0) snprintf(err, errlen, "invalid Redis URL (expected " URL_FORMS ")");
+    return rc;
+}
+
+bool rstore_url_check(const char *url, char *err, size_t errlen) {
+    rstore *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    bool ok = parse_config_url(s, url, err, errlen) == 0;
+    rstore_free(s);
+    return ok;
 }
 
 rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen) {
@@ -293,11 +416,14 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (rstore_parse_url(cfg->url, s->host, sizeof s->host, &s->port, s->user, sizeof s->user,
-                         s->password, sizeof s->password, &s->db) != 0) {
-        snprintf(err, errlen, "invalid Redis URL (expected redis://[user[:password]@]host[:port][/db] "
-                              "or unix:/path)");
+    if (parse_config_url(s, cfg->url, err, errlen) != 0) {
         rstore_free(s); /* a URL that failed late may have left its password behind */
+        return NULL;
+    }
+    if (s->sentinels && cfg->sentinel_password_file &&
+        read_password_file(cfg->sentinel_password_file, s->sentinels->password, sizeof s->sentinels->password, err,
+                           errlen) != 0) {
+        rstore_free(s);
         return NULL;
     }
     if (cfg->password_file &&
@@ -327,6 +453,8 @@ void rstore_free(rstore *s) {
     for (int i = 0; i < s->nscripts; i++) free(s->scripts[i].source);
     free(s->scripts);
     OPENSSL_cleanse(s->password, sizeof s->password); /* a memset before free may be optimised away */
+    if (s->sentinels) OPENSSL_cleanse(s->sentinels, sizeof *s->sentinels);
+    free(s->sentinels);
     free(s);
 }
 

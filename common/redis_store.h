@@ -7,6 +7,18 @@
  * (50 ms doubling to 2 s), so a server survives Redis going away and comes
  * back by itself when it returns.
  *
+ * Sentinel: given redis-sentinel://[user[:password]@]HOST:PORT[,HOST:PORT...]/MASTER[/db]
+ * instead of one address, the store asks the sentinels in turn (SENTINEL
+ * get-master-addr-by-name MASTER) where the primary is, connects there,
+ * and checks with ROLE that it really is a primary. A broken connection, a
+ * READONLY answer (the primary became a replica) or a ROLE that is not
+ * "master" makes the next connect ask the sentinels again, with the same
+ * backoff; a move to a new address logs redis.failover_followed and counts
+ * pa_redis_failovers_followed_total, no sentinel answering logs
+ * redis.sentinel_unreachable (once per outage). The URL's user and password
+ * are for the data nodes; sentinels that require a password get it from
+ * sentinel_password_file (their requirepass, as the default user).
+ *
  * Scripts are registered once at start-up (rstore_script_add) and run by
  * SHA (EVALSHA); if Redis answers NOSCRIPT (restart, SCRIPT FLUSH) the script
  * is loaded again and the call retried once, transparently. */
@@ -18,10 +30,12 @@
 #include <stddef.h>
 
 typedef struct rstore_config {
-    const char *url;            /* redis://[user[:password]@]host[:port][/db]; unix:/path also */
+    const char *url;            /* redis://[user[:password]@]host[:port][/db]; unix:/path and
+                                   redis-sentinel://... (above) also */
     const char *password_file;  /* if set, the password is read from this file instead of the URL */
     int connect_timeout_ms;     /* default 500 */
     int command_timeout_ms;     /* default 1000 */
+    const char *sentinel_password_file; /* the sentinels' password, when they require one */
 } rstore_config;
 
 typedef struct rstore rstore;
@@ -62,5 +76,9 @@ redisContext *rstore_context(rstore *s);
  * Returns 0 or -1. Strings are written into the caller's buffers. */
 int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
                      size_t userlen, char *password, size_t passlen, int *db);
+
+/* Whether `url` is one rstore_new accepts (any of the three forms); on
+ * false, err says what is wrong. Nothing is connected. */
+bool rstore_url_check(const char *url, char *err, size_t errlen);
 
 #endif

@@ -108,22 +108,21 @@ typedef struct stores {
 
 int open_store(const config *c, const char *url_opt, const char *pw_opt, rstore **out) {
     const char *url = config_get(c, url_opt);
-    char err[512], host[256], user[128], pw[256];
-    int port, db;
+    char err[512];
     if (!url) {
         char env[64];
         snprintf(env, sizeof env, "%s_%s", ENV_PREFIX, url_opt);
         for (char *p = env; *p; p++) *p = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
         return usage_error("--%s is required (or set %s)", url_opt, env);
     }
-    int parsed = rstore_parse_url(url, host, sizeof host, &port, user, sizeof user, pw, sizeof pw, &db);
-    OPENSSL_cleanse(pw, sizeof pw);
-    if (parsed != 0)
-        return usage_error(
-            "--%s is not a Redis URL (expected redis://[user[:password]@]host[:port][/db] "
-            "or unix:/path)",
-            url_opt);
-    rstore_config rc = {url, config_get(c, pw_opt), 2000, 10000};
+    if (!rstore_url_check(url, err, sizeof err)) return usage_error("--%s: %s", url_opt, err);
+    char sentinel_pw_opt[96]; /* STORE_OPT_A_PW / _B_PW declare it beside pw_opt */
+    snprintf(sentinel_pw_opt, sizeof sentinel_pw_opt, "%s-sentinel-password-file", url_opt);
+    rstore_config rc = {.url = url,
+                        .password_file = config_get(c, pw_opt),
+                        .connect_timeout_ms = 2000,
+                        .command_timeout_ms = 10000,
+                        .sentinel_password_file = config_get(c, sentinel_pw_opt)};
     if (!(*out = rstore_new(&rc, false, err, sizeof err))) return die("--%s: %s", url_opt, err);
     return EXIT_OK;
 }
@@ -473,9 +472,13 @@ static int cmd_group_show(config *c) {
 
 static const config_option group_list_opts[] = {
     {"json", NULL, "print a JSON array of groups", NULL},
-    STORE_OPT_A_URL, STORE_OPT_A_PW,
-    HIDDEN("audit-redis", "URL"), HIDDEN("audit-redis-password-file", "FILE"),
-    HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE"),
+    STORE_OPT_A_URL,
+    STORE_OPT_A_PW,
+    HIDDEN("audit-redis", "URL"),
+    HIDDEN("audit-redis-password-file", "FILE"),
+    HIDDEN("audit-redis-sentinel-password-file", "FILE"),
+    HIDDEN("activation-kek", "FILE"),
+    HIDDEN("audit-kek", "FILE"),
 };
 
 static int cmd_group_list(config *c) {

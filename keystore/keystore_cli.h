@@ -62,19 +62,17 @@ int open_store(const config *c, const char *url_opt, const char *pw_opt, struct 
             "redis://keystore:PASSWORD@HOST:PORT",         \
             NULL                                           \
     }
-#define STORE_OPT_A_PW                             \
-    {                                              \
-        "activation-redis-password-file", "FILE",  \
-            "read the Redis A password from FILE " \
-            "instead of the URL",                  \
-            NULL                                   \
+/* Each password option comes with the sentinels' password for a
+ * redis-sentinel:// URL (docs/operations.md, "Redis Sentinel"). */
+#define STORE_OPT_A_PW                                                                                            \
+    {"activation-redis-password-file", "FILE", "read the Redis A password from FILE instead of the URL", NULL}, { \
+        "activation-redis-sentinel-password-file", "FILE",                                                        \
+            "with a redis-sentinel:// URL: the Redis A sentinels' password", NULL                                 \
     }
-#define STORE_OPT_B_PW                             \
-    {                                              \
-        "audit-redis-password-file", "FILE",       \
-            "read the Redis B password from FILE " \
-            "instead of the URL",                  \
-            NULL                                   \
+#define STORE_OPT_B_PW                                                                                                 \
+    {"audit-redis-password-file", "FILE", "read the Redis B password from FILE instead of the URL", NULL}, {           \
+        "audit-redis-sentinel-password-file", "FILE", "with a redis-sentinel:// URL: the Redis B sentinels' password", \
+            NULL                                                                                                       \
     }
 #define STORE_OPT_A_KEK                                   \
     {                                                     \
@@ -91,7 +89,9 @@ int open_store(const config *c, const char *url_opt, const char *pw_opt, struct 
  * config file or environment serves every command. */
 #define HIDDEN_STORE_OPTS                                                                                              \
     HIDDEN("activation-redis", "URL"), HIDDEN("audit-redis", "URL"), HIDDEN("activation-redis-password-file", "FILE"), \
-        HIDDEN("audit-redis-password-file", "FILE"), HIDDEN("activation-kek", "FILE"), HIDDEN("audit-kek", "FILE")
+        HIDDEN("audit-redis-password-file", "FILE"), HIDDEN("activation-redis-sentinel-password-file", "FILE"),        \
+        HIDDEN("audit-redis-sentinel-password-file", "FILE"), HIDDEN("activation-kek", "FILE"),                        \
+        HIDDEN("audit-kek", "FILE")
 
 typedef struct command {
     const char *noun, *verb; /* "group", "create" */

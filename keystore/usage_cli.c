@@ -28,6 +28,7 @@ static const config_option usage_import_opts[] = {
     STORE_OPT_A_PW,
     HIDDEN("audit-redis", "URL"),
     HIDDEN("audit-redis-password-file", "FILE"),
+    HIDDEN("audit-redis-sentinel-password-file", "FILE"),
     HIDDEN("activation-kek", "FILE"),
     HIDDEN("audit-kek", "FILE"),
 };

@@ -46,7 +46,7 @@ static int setup(void **state) {
         env_create_group(&env, G_DIR, tune_volume) != 0)
         return -1;
     redis_fixture_url(&env.a, "admin", url, sizeof url);
-    rstore_config rc = {url, NULL, 1000, 5000};
+    rstore_config rc = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
     if (!(admin = rstore_new(&rc, false, err, sizeof err))) return fprintf(stderr, "setup: %s\n", err), -1;
     const char *flags[] = {
         "--order-public-key", oe.vendor_pub, "--order-sweep-ms", "200", "--group-refresh-ms", "300", NULL};

@@ -35,7 +35,7 @@ static int setup(void **state) {
     char url[256], err[256];
     if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0) return -1;
     redis_fixture_url(&env.a, "admin", url, sizeof url);
-    rstore_config rc = {url, NULL, 1000, 5000};
+    rstore_config rc = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
     if (!(admin = rstore_new(&rc, false, err, sizeof err)) || !(ring = order_keyring_new()) ||
         order_keyring_load(ring, oe.vendor_pub, err, sizeof err) != 0) {
         fprintf(stderr, "setup: %s\n", err);

@@ -44,7 +44,7 @@ static int setup(void **state) {
     snprintf(cert, sizeof cert, "%s/admin-client.pem", extra);
     snprintf(key, sizeof key, "%s/admin-client.key", extra);
     redis_fixture_url(&E.a, "admin", url, sizeof url);
-    rstore_config rc = {url, NULL, 1000, 5000};
+    rstore_config rc = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
     if (!(link_ = audit_revoker_new(E.target, ca, cert, key, err, sizeof err)) ||
         !(admin = rstore_new(&rc, false, err, sizeof err))) {
         fprintf(stderr, "setup: %s\n", err);

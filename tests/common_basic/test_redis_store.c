@@ -1,7 +1,9 @@
 /* test_redis_store.c -- redis_store.h against a real redis-server: URL
  * parsing, AUTH as an ACL user, errors that never show the password, fail
  * fast while Redis is down and heal when it returns, command timeouts,
- * pipelining, and transparent script reload after NOSCRIPT. */
+ * pipelining, and transparent script reload after NOSCRIPT; sentinel URLs
+ * (checked, and a store whose sentinels are away fails fast naming them;
+ * tests/redis_ha follows a real failover). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,7 +40,7 @@ static rstore *open_as(const char *user, int cmd_timeout_ms) {
         snprintf(url, sizeof url, "redis://testadmin:testadmin-pw@127.0.0.1:%d", redis.port);
     else
         redis_fixture_url(&redis, user, url, sizeof url);
-    rstore_config cfg = {url, NULL, 500, cmd_timeout_ms};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 500, .command_timeout_ms = cmd_timeout_ms};
     rstore *s = rstore_new(&cfg, false, err, sizeof err);
     if (!s) fprintf(stderr, "rstore_new: %s\n", err);
     return s;
@@ -77,6 +79,47 @@ static void test_parse_url(void **state) {
     }
 }
 
+static void test_sentinel_urls(void **state) {
+    (void)state;
+    char err[256];
+    const char *good[] = {"redis-sentinel://activation:pw@10.0.0.1:26379,10.0.0.2,[::1]:26380/pa-a",
+                          "redis-sentinel://s1/m/2", "redis://h:1", "unix:/run/r.sock", NULL};
+    for (int i = 0; good[i]; i++) {
+        bool ok = rstore_url_check(good[i], err, sizeof err);
+        if (!ok) fprintf(stderr, "refused good URL %s: %s\n", good[i], err);
+        assert_true(ok);
+    }
+    const char *bad[] = {"redis-sentinel://h1,h2",
+                         "redis-sentinel://h1/",
+                         "redis-sentinel:///m",
+                         "redis-sentinel://h1,,h2/m",
+                         "redis-sentinel://h1:0/m",
+                         "redis-sentinel://h1/m/x",
+                         "redis-sentinel://h1/m x",
+                         "redis-sentinel://h1,/m",
+                         "redis-sentinel://h,h,h,h,h,h,h,h,h,h,h,h,h,h,h,h,h/m",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        bool ok = rstore_url_check(bad[i], err, sizeof err);
+        if (ok) fprintf(stderr, "accepted bad URL %s\n", bad[i]);
+        assert_false(ok);
+        assert_non_null(strstr(err, "redis-sentinel://"));
+    }
+    /* No sentinel listening: a lazy store fails fast and says so, without the password. */
+    char url[256];
+    int port = fixture_free_port();
+    snprintf(url, sizeof url, "redis-sentinel://activation:hunter2@127.0.0.1:%d/pa-a", port);
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 200, .command_timeout_ms = 200};
+    rstore *s = rstore_new(&cfg, true, err, sizeof err);
+    assert_non_null(s);
+    assert_null(rstore_command(s, "PING"));
+    assert_non_null(strstr(rstore_error(s), "sentinel 127.0.0.1:"));
+    assert_null(strstr(rstore_error(s), "hunter2"));
+    rstore_free(s);
+    assert_null(rstore_new(&cfg, false, err, sizeof err));
+    assert_non_null(strstr(err, "sentinel"));
+}
+
 static void test_auth_and_errors(void **state) {
     (void)state;
     rstore *s = open_as("keystore", 1000);
@@ -95,7 +138,7 @@ static void test_auth_and_errors(void **state) {
 
     char url[256], err[256];
     snprintf(url, sizeof url, "redis://keystore:hunter2-wrong@127.0.0.1:%d", redis.port);
-    rstore_config cfg = {url, NULL, 500, 1000};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 500, .command_timeout_ms = 1000};
     assert_null(rstore_new(&cfg, false, err, sizeof err));
     assert_non_null(strstr(err, "AUTH as user 'keystore'"));
     assert_null(strstr(err, "hunter2"));
@@ -242,7 +285,7 @@ static void test_noscript_reload(void **state) {
     /* A script registered before a lazy connect is loaded on connect. */
     char url[256], err[256];
     redis_fixture_url(&redis, "keystore", url, sizeof url);
-    rstore_config cfg = {url, NULL, 500, 1000};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 500, .command_timeout_ms = 1000};
     rstore *lazy = rstore_new(&cfg, true, err, sizeof err);
     assert_non_null(lazy);
     assert_false(rstore_connected(lazy));
@@ -260,11 +303,9 @@ static void test_noscript_reload(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_url),
-        cmocka_unit_test(test_auth_and_errors),
-        cmocka_unit_test(test_reconnect_after_outage),
-        cmocka_unit_test(test_command_timeout),
-        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_parse_url),       cmocka_unit_test(test_sentinel_urls),
+        cmocka_unit_test(test_auth_and_errors), cmocka_unit_test(test_reconnect_after_outage),
+        cmocka_unit_test(test_command_timeout), cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_noscript_reload),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

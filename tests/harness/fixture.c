@@ -59,6 +59,8 @@ static const char *source_dir(void) {
     return s && *s ? s : PA_SOURCE_DIR_DEFAULT;
 }
 
+const char *fixture_source_dir(void) { return source_dir(); }
+
 const char *fixture_bin(const char *rel) {
     static _Thread_local char buf[4096];   /* per thread: tests run CLIs from several threads */
     const char *b = getenv("PA_BUILD_DIR");
@@ -285,9 +287,7 @@ int fixture_run(char *const argv[], char **out, char **err) {
 
 /* ---- redis fixtures ---- */
 
-/* Copies template `in` to `out`, dropping '#' lines when `strip_comments`,
- * and replacing each @NAME@ of `subst` (pairs, NULL-terminated). */
-static int render(const char *in, const char *out, int strip_comments, const char *const *subst) {
+int fixture_render(const char *in, const char *out, int strip_comments, const char *const *subst) {
     FILE *fi = fopen(in, "r"), *fo = fi ? fopen(out, "w") : NULL;
     if (!fi || !fo) {
         fprintf(stderr, "fixture: cannot render %s -> %s: %s\n", in, out, strerror(errno));
@@ -316,6 +316,34 @@ static int render(const char *in, const char *out, int strip_comments, const cha
     return fclose(fo) == 0 ? 0 : -1;
 }
 
+/* Appends `template` rendered with `subst` to the file `path`. */
+static int append_rendered(const char *template, const char *path, const char *const *subst) {
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.part", path);
+    FILE *in = fixture_render(template, tmp, 1, subst) == 0 ? fopen(tmp, "r") : NULL;
+    FILE *out = in ? fopen(path, "a") : NULL;
+    int c, rc = in && out ? 0 : -1;
+    while (rc == 0 && (c = fgetc(in)) != EOF) fputc(c, out);
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) rc = -1;
+    remove(tmp);
+    return rc;
+}
+
+/* A Sentinel node: the replication and sentinel users, and how it logs in
+ * to its primary (also on the primary: after a failover it is a replica). */
+static int add_ha_lines(const redis_fixture *f, const char *acl, const char *conf) {
+    char in[1024];
+    const char *subst[] = {"@REPLICA_PASSWORD@", FIXTURE_PW_REPLICA, "@SENTINEL_PASSWORD@", FIXTURE_PW_SENTINEL, NULL};
+    snprintf(in, sizeof in, "%s/docker/redis/ha.acl.in", source_dir());
+    if (append_rendered(in, acl, subst) != 0) return -1;
+    FILE *c = fopen(conf, "a");
+    if (!c) return -1;
+    fprintf(c, "masteruser replica\nmasterauth %s\n", FIXTURE_PW_REPLICA);
+    if (f->primary_port) fprintf(c, "replicaof 127.0.0.1 %d\n", f->primary_port);
+    return fclose(c) == 0 ? 0 : -1;
+}
+
 static int render_redis_files(redis_fixture *f) {
     char in[1024], conf[512], acl[512], log[512], port[16];
     snprintf(conf, sizeof conf, "%s/redis.conf", f->dir);
@@ -330,9 +358,10 @@ static int render_redis_files(redis_fixture *f) {
                                 "@LOGFILE@", log,  "@APPENDFSYNC@", fsync,  NULL};
     snprintf(in, sizeof in, "%s/docker/redis/%s", source_dir(),
              f->kind == FIXTURE_STORE_ACTIVATION ? "activation.acl.in" : "audit.acl.in");
-    if (render(in, acl, 1, acl_subst) != 0) return -1;
+    if (fixture_render(in, acl, 1, acl_subst) != 0) return -1;
     snprintf(in, sizeof in, "%s/docker/redis/redis.conf.in", source_dir());
-    return render(in, conf, 0, conf_subst);
+    if (fixture_render(in, conf, 0, conf_subst) != 0) return -1;
+    return f->ha ? add_ha_lines(f, acl, conf) : 0;
 }
 
 /* RESP: AUTH keystore PW, then PING; ready when the PING says PONG (not
@@ -385,8 +414,21 @@ static int redis_launch(redis_fixture *f) {
     return -1;
 }
 
+static int start_node(redis_fixture *f, fixture_store kind);
+
 int redis_fixture_start(redis_fixture *f, fixture_store kind) {
     memset(f, 0, sizeof *f);
+    return start_node(f, kind);
+}
+
+int redis_fixture_start_ha(redis_fixture *f, fixture_store kind, int primary_port) {
+    memset(f, 0, sizeof *f);
+    f->ha = true;
+    f->primary_port = primary_port;
+    return start_node(f, kind);
+}
+
+static int start_node(redis_fixture *f, fixture_store kind) {
     f->kind = kind;
     f->pid = -1;
     if (fixture_tmpdir(f->dir, sizeof f->dir, kind == FIXTURE_STORE_ACTIVATION ? "redisA" : "redisB"))
@@ -419,6 +461,20 @@ int redis_fixture_pause(redis_fixture *f) {
 
 int redis_fixture_resume(redis_fixture *f) {
     if (f->pid > 0) return 0;
+    return redis_launch(f);
+}
+
+int redis_fixture_resume_replica(redis_fixture *f, int primary_port) {
+    char conf[512];
+    snprintf(conf, sizeof conf, "%s/redis.conf", f->dir);
+    FILE *c = fopen(conf, "a");
+    if (!c || f->pid > 0) {
+        if (c) fclose(c);
+        return -1;
+    }
+    fprintf(c, "replicaof 127.0.0.1 %d\n", primary_port); /* the last replicaof line wins */
+    if (fclose(c) != 0) return -1;
+    f->primary_port = primary_port;
     return redis_launch(f);
 }
 

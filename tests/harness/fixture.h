@@ -27,6 +27,11 @@
 #define FIXTURE_PW_ACTIVATION "test-activation-pw"
 #define FIXTURE_PW_AUDIT "test-audit-pw"
 #define FIXTURE_PW_ADMIN "test-admin-pw"
+/* A replicated store's own users (docker/redis/ha.acl.in) and the
+ * sentinels' requirepass (docker/redis/sentinel.conf.in). */
+#define FIXTURE_PW_REPLICA "test-replica-pw"
+#define FIXTURE_PW_SENTINEL "test-sentinel-pw"
+#define FIXTURE_PW_SENTINELS "test-sentinels-pw"
 
 typedef enum fixture_store {
     FIXTURE_STORE_ACTIVATION, /* Redis A: users keystore, activation, admin */
@@ -38,22 +43,38 @@ typedef struct redis_fixture {
     int port;
     pid_t pid;
     char dir[256];              /* temp dir with redis.conf, users.acl, AOF */
+    bool ha;                    /* a node of a Sentinel setup: ha.acl.in users, masteruser */
+    int primary_port;           /* ha: the primary it replicates; 0 for the primary itself */
 } redis_fixture;
 
 /* Starts redis-server with AOF on, `default` user disabled and the ACL users
  * of `kind`. Returns 0 or -1 (message on stderr). */
 int redis_fixture_start(redis_fixture *f, fixture_store kind);
+/* The same as a node of a Sentinel setup: the users of ha.acl.in are added
+ * and it authenticates to its primary as `replica`; primary_port 0 starts
+ * the primary, otherwise a replica of the node on that port. */
+int redis_fixture_start_ha(redis_fixture *f, fixture_store kind, int primary_port);
 /* Stops it (SIGTERM, then SIGKILL) and removes its directory. */
 void redis_fixture_stop(redis_fixture *f);
 /* Stops the process but keeps its data, and starts it again on the same port. */
 int redis_fixture_pause(redis_fixture *f);
 int redis_fixture_resume(redis_fixture *f);
+/* Resumes a node of a Sentinel setup as a replica of the primary on
+ * primary_port, as a supervisor that asks the sentinels first would. */
+int redis_fixture_resume_replica(redis_fixture *f, int primary_port);
 
 /* "redis://USER:PASSWORD@127.0.0.1:PORT" for one of the ACL users. */
 void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size_t n);
 /* A new connection authenticated as `user`; NULL (message on stderr) if the
  * server is unreachable or refuses AUTH. */
 redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, const char *password);
+
+/* Copies template `in` to `out`, dropping '#' lines when `strip_comments`,
+ * and replacing each @NAME@ of `subst` (pairs, NULL-terminated). Returns 0
+ * or -1 (message on stderr). */
+int fixture_render(const char *in, const char *out, int strip_comments, const char *const *subst);
+/* PA_SOURCE_DIR (the repository), for templates such as docker/redis/. */
+const char *fixture_source_dir(void);
 
 /* A temporary directory for a test (removed by fixture_rmtree). */
 int fixture_tmpdir(char *buf, size_t n, const char *tag);

@@ -38,7 +38,7 @@ static rstore *sa, *sb;                 /* keystore connections to A and B */
 
 static rstore *connect_url(const char *url) {
     char err[256];
-    rstore_config cfg = {url, NULL, 1000, 10000};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 10000};
     rstore *s = rstore_new(&cfg, false, err, sizeof err);
     if (!s) fprintf(stderr, "connect: %s\n", err);
     return s;
@@ -1091,7 +1091,7 @@ static void test_records_survive_restart(void **state) {
     /* The `default` user stays unusable: no command without AUTH. */
     char url[128];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", ra.port);
-    rstore_config cfg = {url, NULL, 1000, 1000};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 1000};
     rstore *anon = rstore_new(&cfg, false, err, sizeof err);
     assert_non_null(anon);
     redisReply *r = rstore_command(anon, "GET " PA_RKEY_SERIAL_FMT, 9300);
@@ -1112,7 +1112,7 @@ static void test_activation_user_cannot_read_audit_data(void **state) {
     char url[256], err[256];
     /* The activation user does not exist on Redis B at all. */
     redis_fixture_url(&rb, "activation", url, sizeof url);
-    rstore_config cfg = {url, NULL, 1000, 1000};
+    rstore_config cfg = {.url = url, .connect_timeout_ms = 1000, .command_timeout_ms = 1000};
     assert_null(rstore_new(&cfg, false, err, sizeof err));
     assert_true(strstr(err, "WRONGPASS") || strstr(err, "NOPERM"));
 
