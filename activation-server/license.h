@@ -62,9 +62,9 @@ typedef struct license_terms {
 typedef struct signed_license {
     uint8_t body[LICENSE_MAX_BYTES];   /* serialized License */
     size_t body_len;
-    uint8_t sig[LICENSE_SIG_LEN];      /* Ed25519 over the batch's tree (merkle.h), shared by its licenses */
-    uint32_t tree_index;               /* this license's leaf */
-    uint32_t tree_size;                /* leaves in the batch's tree */
+    uint8_t sig[LICENSE_SIG_LEN];           /* Ed25519 over the batch's tree (merkle.h), shared by its licenses */
+    uint32_t tree_index;                    /* this license's leaf */
+    uint32_t tree_size;                     /* leaves in the batch's tree */
     merkle_hash tree_path[MERKLE_MAX_PATH]; /* siblings from the leaf up */
     size_t tree_path_len;
 } signed_license;

@@ -29,8 +29,8 @@
 #include <stdint.h>
 
 #define MERKLE_HASH_LEN 32
-#define MERKLE_MAX_LEAVES 256  /* the largest batch signed at once (a worker's bound is below it) */
-#define MERKLE_MAX_PATH 8      /* hashes on a path of a tree of MERKLE_MAX_LEAVES leaves */
+#define MERKLE_MAX_LEAVES 256 /* the largest batch signed at once (a worker's bound is below it) */
+#define MERKLE_MAX_PATH 8     /* hashes on a path of a tree of MERKLE_MAX_LEAVES leaves */
 #define MERKLE_TREE_TAG "pa-license-tree-v1"
 #define MERKLE_MESSAGE_LEN (sizeof MERKLE_TREE_TAG + 4 + MERKLE_HASH_LEN) /* the tag's NUL is the 0x00 */
 
