@@ -20,8 +20,15 @@
  *     except the slice the response travels in (gRPC needs memory it owns
  *     until the bytes are written; for bodies up to 23 bytes it is inline).
  *   - Request bytes are handed to the handler in place when they arrived as
- *     one slice, else copied once into a per-worker buffer. The reply body
- *     is a per-worker buffer the handler fills and the runtime reuses.
+ *     one slice, else copied once into a buffer of the call's position in
+ *     the round. Each position's reply body is a buffer the handler fills
+ *     and the runtime reuses.
+ *   - Natural batching (docs/batching.md): after one event the worker takes
+ *     every event already completed on its queue (a deadline in the past),
+ *     up to batch_max calls ("taken" calls); then the calls of a method with
+ *     a batch handler go to it together, the others to their handler one by
+ *     one. Reply completions met meanwhile are handled at once. A batched
+ *     method keeps batch_max requests armed, so a burst can fill a batch.
  *
  * Draining: rpc_server_shutdown marks the server as not serving, calls
  * grpc_server_shutdown_and_notify (listeners close, connections get GOAWAY,
