@@ -1,8 +1,10 @@
 /* license.h -- the signed license (docs/activation-flow.md, "The license").
  *
- * A license is the serialized activation.v1.License message plus an Ed25519
- * signature over exactly those bytes. The installed copy verifies it offline
- * with the vendor's public key, named by key_id so keys can rotate:
+ * A license is the serialized activation.v1.License message, a leaf of the
+ * Merkle tree of the licenses signed together (merkle.h, docs/batching.md):
+ * its index, the tree's size, its path, and the one Ed25519 signature over
+ * the tree's root. The installed copy verifies it offline with the vendor's
+ * public key, named by key_id so keys can rotate:
  *   key_id = first 16 hex chars of SHA-256 over the 32-byte raw public key
  *   (signing_key_id.h, shared with the client).
  *
@@ -12,6 +14,7 @@
 #define PA_ACTIVATION_LICENSE_H
 
 #include <openssl/evp.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +70,8 @@ typedef struct signed_license {
     uint32_t tree_size;                     /* leaves in the batch's tree */
     merkle_hash tree_path[MERKLE_MAX_PATH]; /* siblings from the leaf up */
     size_t tree_path_len;
+    ProtobufCBinaryData
+        tree_path_data[MERKLE_MAX_PATH]; /* tree_path as a response's repeated bytes (LICENSE_GRANT_FILL) */
 } signed_license;
 
 /* Builds, serializes and signs the License for `t`: a batch of one (a

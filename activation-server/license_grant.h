@@ -2,8 +2,8 @@
  *
  * Both calls end the same way once policy.lua has granted a place: the
  * group's product fields and the script's lease become license terms, this
- * worker signs them, and the response carries the signed bytes, the key id
- * and the lease. ActivateResponse and RenewResponse are distinct protobuf-c
+ * worker signs them, and the response carries the signed bytes, their place
+ * in the signed tree (index, size, path), the key id and the lease. ActivateResponse and RenewResponse are distinct protobuf-c
  * types with the same fields, so filling them is a macro: it serves either
  * type and the compiler still checks every field. The response points into
  * the signed_license (no copy, no allocation), so that must stay alive
@@ -35,14 +35,20 @@ int license_grant_sign_order(license_signer *s, const order_record *o, const cha
 
 /* Fills an ActivateResponse or RenewResponse `resp` from the signed license
  * `sl`, the key id of `signer` and the lease in `p`. */
-#define LICENSE_GRANT_FILL(resp, sl, signer, p)                                                \
-    do {                                                                                       \
-        (resp)->license = (ProtobufCBinaryData){.len = (sl)->body_len, .data = (sl)->body};    \
-        (resp)->signature = (ProtobufCBinaryData){.len = sizeof (sl)->sig, .data = (sl)->sig}; \
-        (resp)->key_id = (char *)license_signer_key_id(signer);                                \
-        (resp)->activation_count = (p)->count;                                                 \
-        (resp)->renew_after = (p)->renew_after;                                                \
-        (resp)->expires_at = (p)->expires_at;                                                  \
+#define LICENSE_GRANT_FILL(resp, sl, signer, p)                                                                      \
+    do {                                                                                                             \
+        (resp)->license = (ProtobufCBinaryData){.len = (sl)->body_len, .data = (sl)->body};                          \
+        (resp)->signature = (ProtobufCBinaryData){.len = sizeof(sl)->sig, .data = (sl)->sig};                        \
+        (resp)->key_id = (char *)license_signer_key_id(signer);                                                      \
+        (resp)->activation_count = (p)->count;                                                                       \
+        (resp)->renew_after = (p)->renew_after;                                                                      \
+        (resp)->expires_at = (p)->expires_at;                                                                        \
+        (resp)->tree_index = (sl)->tree_index;                                                                       \
+        (resp)->tree_size = (sl)->tree_size;                                                                         \
+        for (size_t tp_ = 0; tp_ < (sl)->tree_path_len; tp_++)                                                       \
+            (sl)->tree_path_data[tp_] = (ProtobufCBinaryData){.len = MERKLE_HASH_LEN, .data = (sl)->tree_path[tp_]}; \
+        (resp)->n_tree_path = (sl)->tree_path_len;                                                                   \
+        (resp)->tree_path = (sl)->tree_path_data;                                                                    \
     } while (0)
 
 #endif

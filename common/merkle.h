@@ -48,6 +48,14 @@ int merkle_root(const merkle_hash *leaves, size_t n, merkle_hash root);
  * or -1 when index or n is out of range. */
 int merkle_path(const merkle_hash *leaves, size_t n, size_t index, merkle_hash path[MERKLE_MAX_PATH]);
 
+/* The root and the path of every leaf at once, for a server signing a
+ * batch: n - 1 node hashes in all, where calling merkle_path for each leaf
+ * costs that much per leaf. paths[i] gets leaf i's path (as merkle_path
+ * gives it) and path_lens[i] its length. Returns 0, or -1 when n is out of
+ * range or hashing fails. */
+int merkle_tree(const merkle_hash *leaves, size_t n, merkle_hash root, merkle_hash (*paths)[MERKLE_MAX_PATH],
+                size_t *path_lens);
+
 /* The root a leaf at `index` of a tree of `size` leaves reaches with `path`
  * (RFC 9162 section 2.1.3.2). Returns 0, or -1 when the path's length does
  * not fit index and size (index >= size, size 0 or above

@@ -247,11 +247,13 @@ grpc_status_code env_activate_keyed(act_env *e, const char *key, const uint8_t *
 }
 
 Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData *license,
-                                          const ProtobufCBinaryData *signature,
-                                          const char *key_id) {
+                                          const ProtobufCBinaryData *signature, const char *key_id, uint32_t tree_index,
+                                          uint32_t tree_size, const ProtobufCBinaryData *tree_path,
+                                          size_t n_tree_path) {
     char id[LICENSE_KEY_ID_LEN + 1];
     if (signing_key_id(e->pub, id) != 0 || strcmp(id, key_id) != 0) return NULL;
-    if (!fixture_signature_ok(e->pub, license->data, license->len, signature->data, signature->len))
+    if (!fixture_license_ok(e->pub, license->data, license->len, signature->data, signature->len, tree_index, tree_size,
+                            tree_path, n_tree_path))
         return NULL;
     return activation__v1__license__unpack(NULL, license->len, license->data);
 }

@@ -100,10 +100,15 @@ EVP_PKEY *env_place_key(unsigned n);
  * (0: now); no proof when key is NULL. Returns the length written to buf. */
 size_t env_license_request(const char *license_id, const uint8_t machine[32], EVP_PKEY *key, place_op op,
                            int64_t timestamp, uint8_t *buf, size_t cap);
-/* Verifies the signature and key id, then decodes the license (NULL if bad). */
+/* Verifies the key id and the signature over the license's batch tree
+ * (index, size, path), then decodes the license (NULL if bad). */
 Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData *license,
-                                          const ProtobufCBinaryData *signature,
-                                          const char *key_id);
+                                          const ProtobufCBinaryData *signature, const char *key_id, uint32_t tree_index,
+                                          uint32_t tree_size, const ProtobufCBinaryData *tree_path, size_t n_tree_path);
+/* The same for an ActivateResponse or RenewResponse `r`. */
+#define env_open_answer(e, r)                                                                           \
+    env_open_license((e), &(r)->license, &(r)->signature, (r)->key_id, (r)->tree_index, (r)->tree_size, \
+                     (r)->tree_path, (r)->n_tree_path)
 
 /* The value of one metric line ("name{labels}") in the server's /metrics, or -1. */
 double env_metric(act_env *e, const char *series);

@@ -120,7 +120,7 @@ static const char *activate_fails(const char *key, const uint8_t *m, size_t mlen
 }
 
 static Activation__V1__License *open_license(const Activation__V1__ActivateResponse *r) {
-    Activation__V1__License *l = env_open_license(&env, &r->license, &r->signature, r->key_id);
+    Activation__V1__License *l = env_open_answer(&env, r);
     assert_non_null(l);
     return l;
 }
@@ -266,7 +266,7 @@ static void test_renew_extends_lease(void **state) {
     Activation__V1__RenewResponse *r =
         activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(r);
-    Activation__V1__License *lr = env_open_license(&env, &r->license, &r->signature, r->key_id);
+    Activation__V1__License *lr = env_open_answer(&env, r);
     assert_non_null(lr);
     assert_string_equal(lr->license_id, la->license_id);
     assert_true(lr->expires_at > la->expires_at);

@@ -279,7 +279,7 @@ static void test_expired_deadline_renew_retried_safely(void **state) {
     Activation__V1__ActivateResponse *a;
     assert_int_equal(env_activate(&env, key, m, sizeof m, &res, &a), GRPC_STATUS_OK);
     rpc_result_clear(&res);
-    Activation__V1__License *l = env_open_license(&env, &a->license, &a->signature, a->key_id);
+    Activation__V1__License *l = env_open_answer(&env, a);
     assert_non_null(l);
     char license_id[64];
     snprintf(license_id, sizeof license_id, "%s", l->license_id);
@@ -318,7 +318,7 @@ static void test_expired_deadline_renew_retried_safely(void **state) {
     Activation__V1__RenewResponse *rr = activation__v1__renew_response__unpack(NULL, res.body_len, res.body);
     assert_non_null(rr);
     assert_int_equal(rr->activation_count, 1);
-    l = env_open_license(&env, &rr->license, &rr->signature, rr->key_id);
+    l = env_open_answer(&env, rr);
     assert_non_null(l);
     assert_string_equal(l->license_id, license_id);
     activation__v1__license__free_unpacked(l, NULL);

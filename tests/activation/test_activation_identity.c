@@ -112,7 +112,7 @@ static answer activate_keyed(uint32_t group, uint32_t serial, unsigned m, const 
     if (a.status == GRPC_STATUS_OK) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         assert_non_null(r);
-        Activation__V1__License *l = env_open_license(&env, &r->license, &r->signature, r->key_id);
+        Activation__V1__License *l = env_open_answer(&env, r);
         assert_non_null(l);
         snprintf(a.license_id, sizeof a.license_id, "%s", l->license_id);
         a.count = r->activation_count;

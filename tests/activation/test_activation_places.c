@@ -67,7 +67,7 @@ static grpc_status_code activate(const char *key, unsigned machine, int timeout_
     if (st == GRPC_STATUS_OK) {
         Activation__V1__ActivateResponse *a = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         assert_non_null(a);
-        Activation__V1__License *l = env_open_license(&env, &a->license, &a->signature, a->key_id);
+        Activation__V1__License *l = env_open_answer(&env, a);
         assert_non_null(l);
         if (license_id) snprintf(license_id, 64, "%s", l->license_id);
         if (count) *count = a->activation_count;

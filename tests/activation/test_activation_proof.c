@@ -67,7 +67,7 @@ static void activate_with(uint32_t group, uint32_t serial, unsigned m, EVP_PKEY 
     if (st != GRPC_STATUS_OK) fprintf(stderr, "activate: %d %s\n", st, res.message);
     assert_int_equal(st, GRPC_STATUS_OK);
     rpc_result_clear(&res);
-    Activation__V1__License *l = env_open_license(&env, &r->license, &r->signature, r->key_id);
+    Activation__V1__License *l = env_open_answer(&env, r);
     assert_non_null(l);
     snprintf(license_id, LICENSE_ID_LEN + 1, "%s", l->license_id);
     activation__v1__license__free_unpacked(l, NULL);

@@ -19,6 +19,7 @@
 #include "fixture.h"
 #include "hex.h"
 #include "license.h"
+#include "license_grant.h"
 #include "place_proof.h"
 #include "policy.h"
 #include "proof_check.h"
@@ -237,7 +238,8 @@ static void test_limits_are_formatted_exactly(void **state) {
 
 /* Writes a fresh Ed25519 key to a temp file; returns its path (static). */
 static const char *temp_signing_key(EVP_PKEY **out) {
-    static char path[] = "/tmp/pa-unit-signing-XXXXXX";
+    static char path[sizeof "/tmp/pa-unit-signing-XXXXXX"];
+    memcpy(path, "/tmp/pa-unit-signing-XXXXXX", sizeof path); /* mkstemp fills in the template: every call anew */
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -278,10 +280,15 @@ static void test_license_signing(void **state) {
     signed_license a, b;
     assert_int_equal(license_issue(s, &t, &a), 0);
     assert_int_equal(license_issue(s, &t, &b), 0);   /* the signer is reusable */
-    assert_true(fixture_signature_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig));
-    assert_true(fixture_signature_ok(raw, b.body, b.body_len, b.sig, sizeof b.sig));
+    /* A batch of one: a one-leaf tree, whose root is the leaf; the signature is over the tree message. */
+    assert_int_equal(a.tree_index, 0);
+    assert_int_equal(a.tree_size, 1);
+    assert_int_equal(a.tree_path_len, 0);
+    assert_true(fixture_license_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig, 0, 1, NULL, 0));
+    assert_true(fixture_license_ok(raw, b.body, b.body_len, b.sig, sizeof b.sig, 0, 1, NULL, 0));
+    assert_false(fixture_signature_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig)); /* never over the bytes alone */
     a.body[3] ^= 1;
-    assert_false(fixture_signature_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig));
+    assert_false(fixture_license_ok(raw, a.body, a.body_len, a.sig, sizeof a.sig, 0, 1, NULL, 0));
 
     Activation__V1__License *l = activation__v1__license__unpack(NULL, b.body_len, b.body);
     assert_non_null(l);
@@ -291,6 +298,63 @@ static void test_license_signing(void **state) {
     assert_int_equal(l->n_features, 2);
     assert_int_equal(l->expires_at, 3000);
     activation__v1__license__free_unpacked(l, NULL);
+    license_signer_free(s);
+    license_key_free(&key);
+    EVP_PKEY_free(raw);
+}
+
+/* license_issue_batch: n licenses, one signature; each verifies with its own
+ * index and path and with nothing else. */
+static void test_license_batch(void **state) {
+    EVP_PKEY *raw;
+    const char *path = temp_signing_key(&raw);
+    license_key key;
+    char err[256];
+    assert_int_equal(license_key_load(&key, path, err, sizeof err), 0);
+    unlink(path);
+    license_signer *s = license_signer_new(&key);
+    assert_non_null(s);
+    enum { N = 11 };
+    uint8_t machine[N][32];
+    license_terms t[N];
+    for (int i = 0; i < N; i++) {
+        memset(machine[i], i, sizeof machine[i]);
+        t[i] = (license_terms){.license_id = "0000110d0000000bdeadbeef000102ff",
+                               .product = "Office",
+                               .edition = "Pro",
+                               .channel = 1,
+                               .machine_id = machine[i],
+                               .group = 4365,
+                               .serial = 11,
+                               .issued_at = 1000 + i};
+    }
+    static signed_license out[N];
+    assert_int_equal(license_issue_batch(s, t, N, out), 0);
+    for (int i = 0; i < N; i++) {
+        signed_license *l = &out[i];
+        assert_int_equal(l->tree_index, i);
+        assert_int_equal(l->tree_size, N);
+        assert_memory_equal(l->sig, out[0].sig, sizeof l->sig); /* one signature for all */
+        Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
+        policy_result p = {.count = 1};
+        LICENSE_GRANT_FILL(&resp, l, s, &p);
+        assert_int_equal(resp.tree_size, N);
+        assert_int_equal(resp.n_tree_path, l->tree_path_len);
+        assert_true(fixture_license_ok(raw, resp.license.data, resp.license.len, resp.signature.data,
+                                       resp.signature.len, resp.tree_index, resp.tree_size, resp.tree_path,
+                                       resp.n_tree_path));
+        assert_false(fixture_license_ok(raw, resp.license.data, resp.license.len, resp.signature.data,
+                                        resp.signature.len, (resp.tree_index + 1) % N, resp.tree_size, resp.tree_path,
+                                        resp.n_tree_path));
+        assert_false(fixture_license_ok(raw, out[(i + 1) % N].body, out[(i + 1) % N].body_len, resp.signature.data,
+                                        resp.signature.len, resp.tree_index, resp.tree_size, resp.tree_path,
+                                        resp.n_tree_path));
+        l->tree_path_data[0].data[5] ^= 0x10;
+        assert_false(fixture_license_ok(raw, resp.license.data, resp.license.len, resp.signature.data,
+                                        resp.signature.len, resp.tree_index, resp.tree_size, resp.tree_path,
+                                        resp.n_tree_path));
+    }
+    assert_int_equal(license_issue_batch(s, t, 0, out), -1);
     license_signer_free(s);
     license_key_free(&key);
     EVP_PKEY_free(raw);
@@ -395,6 +459,7 @@ int main(void) {
         cmocka_unit_test(test_trusted_proxies),
         cmocka_unit_test(test_limits_are_formatted_exactly),
         cmocka_unit_test(test_license_signing),
+        cmocka_unit_test(test_license_batch),
         cmocka_unit_test(test_signing_key_must_be_ed25519),
         cmocka_unit_test(test_proof_message_layout),
         cmocka_unit_test(test_proof_check),

@@ -122,7 +122,7 @@ grant activate_on(rpc_channel *ch, const char *key, unsigned n, unsigned k, cons
         g.resp = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         assert_non_null(g.resp);
         if (g.resp->license.len) {
-            g.lic = env_open_license(env_, &g.resp->license, &g.resp->signature, g.resp->key_id);
+            g.lic = env_open_answer(env_, g.resp);
             assert_non_null(g.lic);
             snprintf(g.license_id, sizeof g.license_id, "%s", g.lic->license_id);
         }

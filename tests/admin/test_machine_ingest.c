@@ -52,7 +52,7 @@ static void activate(uint32_t serial, unsigned m, EVP_PKEY *k, char license_id[L
     grpc_status_code st = env_activate_keyed(&env, key, id, sizeof id, k, &res, &r);
     if (st != GRPC_STATUS_OK) fail_msg("activate: %d %s", st, res.message);
     rpc_result_clear(&res);
-    Activation__V1__License *l = env_open_license(&env, &r->license, &r->signature, r->key_id);
+    Activation__V1__License *l = env_open_answer(&env, r);
     assert_non_null(l);
     snprintf(license_id, LICENSE_ID_LEN + 1, "%s", l->license_id);
     activation__v1__license__free_unpacked(l, NULL);

@@ -19,6 +19,8 @@
 #include "clock.h"
 #include "fixture.h"
 
+#include "merkle.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -531,4 +533,19 @@ bool fixture_signature_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, c
               EVP_DigestVerify(ctx, sig, sig_len, body, body_len) == 1;
     EVP_MD_CTX_free(ctx);
     return ok;
+}
+
+bool fixture_license_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig, size_t sig_len,
+                        uint32_t index, uint32_t size, const ProtobufCBinaryData *path, size_t n_path) {
+    merkle_hash leaf, root, hashes[MERKLE_MAX_PATH];
+    if (n_path > MERKLE_MAX_PATH) return false;
+    for (size_t i = 0; i < n_path; i++) {
+        if (path[i].len != MERKLE_HASH_LEN) return false;
+        memcpy(hashes[i], path[i].data, MERKLE_HASH_LEN);
+    }
+    merkle_leaf(body, body_len, leaf);
+    if (merkle_root_from_path(leaf, index, size, hashes, n_path, root) != 0) return false;
+    uint8_t msg[MERKLE_MESSAGE_LEN];
+    size_t len = merkle_signed_message(root, size, msg);
+    return fixture_signature_ok(pub, msg, len, sig, sig_len);
 }

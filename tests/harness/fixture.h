@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -98,5 +99,10 @@ const char *fixture_bin(const char *rel);
 EVP_PKEY *fixture_public_key_load(const char *pem_path);
 bool fixture_signature_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig,
                           size_t sig_len);
+/* Whether `sig` signs the batch tree (merkle.h) in which `body` is leaf
+ * `index` of `size` with sibling hashes `path` (32 bytes each): what an
+ * Activate or Renew answer carries. */
+bool fixture_license_ok(EVP_PKEY *pub, const uint8_t *body, size_t body_len, const uint8_t *sig, size_t sig_len,
+                        uint32_t index, uint32_t size, const ProtobufCBinaryData *path, size_t n_path);
 
 #endif
