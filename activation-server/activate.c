@@ -372,59 +372,74 @@ static void machine_view(const volume_ask *seen, const char *macs[MACS_MAX], pol
                            .n_tokens = seen->n_tokens};
 }
 
-/* Steps 5 (the script's answer) to 7: refusals, the group's version, the
- * signed license and the answer. A volume key's seat is in *vg. */
-static void finish_back(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
-                        const char *address_key, const audit_plan *plan, const volume_ask *vol, volume_grant *vg,
-                        policy_result *pr, uint64_t t[MARK_N], rpc_reply *reply) {
-    app *a = w->app;
-    activation_metrics *m = &a->m;
-    policy_result p = *pr;
+/* Steps 5 (the script's answer) and 6: refusals, and the group reload
+ * when its record moved; false when the call is answered. *g becomes the
+ * current entry (another call of a batch may have reloaded it meanwhile). */
+static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_fields *key, const char *address_key,
+                       const audit_plan *plan, const volume_ask *vol, policy_result *p, uint64_t t[MARK_N],
+                       rpc_reply *reply) {
+    activation_metrics *m = &w->app->m;
     t[MARK_REDIS] = pa_mono_ns();
     metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
-    rate_hold_note(w->holds, address_key, key->group, &p);
-    if (p.status == POLICY_OUTBOX_FULL || p.unaudited) note_outbox_full(w, key, plan, p.unaudited);
-    if (p.status == POLICY_OUTBOX_FULL) {
+    rate_hold_note(w->holds, address_key, key->group, p);
+    if (p->status == POLICY_OUTBOX_FULL || p->unaudited) note_outbox_full(w, key, plan, p->unaudited);
+    if (p->status == POLICY_OUTBOX_FULL) {
         refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the audit server is behind; retry later");
-        return;
+        return false;
     }
-    if (p.status != POLICY_OK) {
-        if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
-        refuse_by_policy(w, ctx, reply, &p, key, address_key);
-        return;
+    if (p->status != POLICY_OK) {
+        if (p->status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
+        refuse_by_policy(w, ctx, reply, p, key, address_key);
+        return false;
     }
-    if (p.audited) metric_inc(m->audit_sampled);
+    if (p->audited) metric_inc(m->audit_sampled);
 
     /* 6. The group record changed since it was cached: reload it (a volume
-     *    key's order was settled by volume_activate_seat). Asked again even
-     *    when unchanged: another call of a batch may have reloaded it. */
-    if (!vol && group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record reload failed");
-        refuse_by_policy(w, ctx, reply, &p, key, address_key);
-        return;
+     *    key's order was settled by volume_activate_seat). */
+    if (!vol && group_cache_check_version(w->groups, key->group, p->version, g) != GROUP_FOUND) {
+        p->status = POLICY_UNAVAILABLE;
+        snprintf(p->error, sizeof p->error, "group record reload failed");
+        refuse_by_policy(w, ctx, reply, p, key, address_key);
+        return false;
     }
     t[MARK_RELOAD] = pa_mono_ns();
+    return true;
+}
 
-    /* 7. The signed license. */
-    char license_id[LICENSE_ID_LEN + 1];
-    license_id_format(license_id, key->group, key->serial, p.random);
-    signed_license sl;
-    if ((vol ? volume_activate_sign(w, vg, license_id, machine_id, key, &p, &sl)
-             : license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, &p, &sl)) != 0) {
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
-        log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
-        return;
-    }
+static void sign_failed(worker *w, const pk_fields *key, rpc_reply *reply) {
+    refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
+    log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
+}
+
+/* Step 7's end: the signed license `sl` answered, counted and logged. */
+static void back_answer(worker *w, rpc_ctx *ctx, const pk_fields *key, const uint8_t *machine_id,
+                        const audit_plan *plan, const volume_ask *vol, volume_grant *vg, const policy_result *p,
+                        signed_license *sl, uint64_t t[MARK_N], rpc_reply *reply) {
     t[MARK_SIGN] = pa_mono_ns();
     Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    if (vol) VOLUME_GRANT_FILL(&resp, vg, a->on_premises);
-    resp.rebound = p.rebound;
+    LICENSE_GRANT_FILL(&resp, sl, w->signer, p);
+    if (vol) VOLUME_GRANT_FILL(&resp, vg, w->app->on_premises);
+    resp.rebound = p->rebound;
     if (rpc_reply_message(reply, &resp.base) != 0) return;
-    if (p.rebound) note_rebound(w, key, &p, machine_id);
-    note_granted(w, ctx, key, &p, plan);
-    count_stages(m, t);
+    if (p->rebound) note_rebound(w, key, p, machine_id);
+    note_granted(w, ctx, key, p, plan);
+    count_stages(&w->app->m, t);
+}
+
+/* Steps 5 (the script's answer) to 7 for one call: its license signed by itself. */
+static void finish_back(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
+                        const char *address_key, const audit_plan *plan, const volume_ask *vol, volume_grant *vg,
+                        policy_result *p, uint64_t t[MARK_N], rpc_reply *reply) {
+    if (!back_check(w, ctx, &g, key, address_key, plan, vol, p, t, reply)) return;
+    char license_id[LICENSE_ID_LEN + 1];
+    license_id_format(license_id, key->group, key->serial, p->random);
+    signed_license sl;
+    if ((vol ? volume_activate_sign(w, vg, license_id, machine_id, key, p, &sl)
+             : license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, p, &sl)) != 0) {
+        sign_failed(w, key, reply);
+        return;
+    }
+    back_answer(w, ctx, key, machine_id, plan, vol, vg, p, &sl, t, reply);
 }
 
 /* Steps 4 (the audit's outcome) to 7, on the gRPC worker or on the pool
@@ -645,6 +660,26 @@ int activate_append(activate_call *c) {
     machine_view(&c->ask, macs, &pm);
     return policy_activate_append(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data,
                                   c->bound, c->license_random, c->who.bucket, &pm, outbox_of(c));
+}
+
+bool activate_back_check(activate_call *c) {
+    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, NULL, &c->p, c->t, c->reply)) return false;
+    license_id_format(c->license_id, c->key.group, c->key.serial, c->p.random);
+    return true;
+}
+
+bool activate_terms(activate_call *c, license_terms *t) {
+    if (group_cache_get(c->w->groups, c->key.group, &c->g) != GROUP_FOUND) return false;
+    license_grant_terms(c->g, c->license_id, c->rq->machine_id.data, c->key.group, c->key.serial, &c->p, t);
+    return true;
+}
+
+void activate_answer(activate_call *c, signed_license *sl) {
+    if (!sl) {
+        sign_failed(c->w, &c->key, c->reply);
+        return;
+    }
+    back_answer(c->w, c->ctx, &c->key, c->rq->machine_id.data, &c->plan, NULL, NULL, &c->p, sl, c->t, c->reply);
 }
 
 void activate_back(activate_call *c) {

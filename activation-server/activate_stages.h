@@ -12,7 +12,12 @@
  *   activate_append  the same call appended to the worker's pipeline, its
  *                    reply then read by policy_activate_read into c->p;
  *   activate_back    steps 5-7 on the script's answer in c->p: refusals,
- *                    group reload, the signed license, the answer;
+ *                    group reload, the signed license, the answer; or, to
+ *                    sign a batch's licenses together, in three parts:
+ *     activate_back_check  steps 5-6 (false: answered),
+ *     activate_terms       the license's terms (false: the group is gone),
+ *     activate_answer      the answer with the license signed in the batch
+ *                          (NULL: signing failed, INTERNAL);
  *   activate_call_end  frees what the call holds (always, once). */
 #ifndef PA_ACTIVATION_ACTIVATE_STAGES_H
 #define PA_ACTIVATION_ACTIVATE_STAGES_H
@@ -22,6 +27,7 @@
 
 #include "activate_volume.h"
 #include "activation/v1/activation.pb-c.h"
+#include "license.h"
 #include "server.h"
 
 /* What auditing does to one activation (step 4). */
@@ -61,6 +67,7 @@ typedef struct activate_call {
     uint8_t license_random[LICENSE_RANDOM_LEN]; /* the license id's random part, offered to the script */
     uint64_t t[MARK_N];                         /* stage marks, for pa_activate_stage_nanoseconds_total */
     policy_result p;                            /* the script's answer */
+    char license_id[LICENSE_ID_LEN + 1];        /* activate_back_check's, for the terms */
     bool waiting;                               /* batch: activate_front left it waiting for its script */
     bool again;                                 /* batch: its script must run by itself (NOSCRIPT, not written) */
 } activate_call;
@@ -69,6 +76,9 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
 void activate_script(activate_call *c);
 int activate_append(activate_call *c);
 void activate_back(activate_call *c);
+bool activate_back_check(activate_call *c);
+bool activate_terms(activate_call *c, license_terms *t);
+void activate_answer(activate_call *c, signed_license *sl);
 void activate_call_end(activate_call *c);
 
 #endif

@@ -52,7 +52,7 @@ void worker_free(void *ptr) {
     rate_hold_free(w->holds);
     threat_tally_release(w->tally);
     rstore_free(w->redis);
-    free(w->batch);
+    activate_batch_free(w->batch);
     free(w);
 }
 

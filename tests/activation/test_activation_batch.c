@@ -38,8 +38,9 @@ typedef struct burst_call {
     unsigned machine;
     grpc_status_code want; /* OK, or the refusal; the full key takes either OK or RESOURCE_EXHAUSTED */
     grpc_status_code got;
-    bool own_license; /* OK: the license is signed, for this key and this machine */
-    uint32_t count;   /* OK: activation_count */
+    bool own_license;   /* OK: the license is signed, for this key and this machine */
+    uint32_t count;     /* OK: activation_count */
+    uint32_t tree_size; /* OK: licenses signed together with this one */
     pthread_barrier_t *start;
 } burst_call;
 
@@ -70,10 +71,11 @@ static void *run_call(void *p) {
     pthread_barrier_wait(c->start);
     c->got = env_activate(&env, c->key, m, sizeof m, &res, &resp);
     if (c->got == GRPC_STATUS_OK && resp) {
-        Activation__V1__License *l = env_open_license(&env, &resp->license, &resp->signature, resp->key_id);
+        Activation__V1__License *l = env_open_answer(&env, resp);
         c->own_license = l && l->key_group == c->group && l->key_serial == c->serial && l->machine_id.len == sizeof m &&
                          memcmp(l->machine_id.data, m, sizeof m) == 0;
         c->count = resp->activation_count;
+        c->tree_size = resp->tree_size;
         if (l) activation__v1__license__free_unpacked(l, NULL);
         activation__v1__activate_response__free_unpacked(resp, NULL);
     }
@@ -81,8 +83,9 @@ static void *run_call(void *p) {
     return NULL;
 }
 
-/* The burst on `group`, every call checked. */
-static void burst(uint32_t group) {
+/* The burst on `group`, every call checked; returns the largest number
+ * of licenses signed together. */
+static uint32_t burst(uint32_t group) {
     static burst_call c[BURST];
     pthread_t t[BURST];
     pthread_barrier_t start;
@@ -112,6 +115,10 @@ static void burst(uint32_t group) {
         }
     }
     assert_int_equal(full_granted, PLACES);
+    uint32_t tree = 0;
+    for (int i = 0; i < BURST; i++)
+        if (c[i].tree_size > tree) tree = c[i].tree_size;
+    return tree;
 }
 
 static int setup(void **state) {
@@ -153,7 +160,8 @@ static double batch_metric(const char *part) {
 
 static void test_burst_in_batches(void **state) {
     (void)state;
-    burst(G_BATCHED);
+    uint32_t tree = burst(G_BATCHED);
+    assert_true(tree > 1); /* licenses of a batch share one signature (and env_open_answer checked each path) */
     double batches = batch_metric("count"), calls = batch_metric("sum");
     fprintf(stderr, "batched burst: %.0f calls in %.0f batches\n", calls, batches);
     assert_true(calls == BURST);  /* every call went through the batch handler */
@@ -184,7 +192,7 @@ static void test_same_burst_batching_off(void **state) {
                            "100000",
                            NULL};
     assert_int_equal(env_restart_server(&env, extra), 0);
-    burst(G_SINGLE);
+    assert_int_equal(burst(G_SINGLE), 1);    /* every license its own one-leaf tree */
     assert_true(batch_metric("count") <= 0); /* no batch handler ran (no series, or zero) */
 }
 
