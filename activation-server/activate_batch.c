@@ -54,6 +54,7 @@ static struct activate_batch *room_for(worker *w, size_t n) {
     activate_batch_free(b);
     w->batch = b = calloc(1, sizeof *b);
     if (!b) return NULL;
+    if (n < RPC_DEFAULT_BATCH_MAX) n = RPC_DEFAULT_BATCH_MAX; /* grown once, not batch by batch */
     b->calls = calloc(n, sizeof *b->calls);
     b->terms = calloc(n, sizeof *b->terms);
     b->licenses = calloc(n, sizeof *b->licenses);
