@@ -409,6 +409,9 @@ typedef struct answer {
     const Activation__V1__VolumeStatus *volume; /* volume keys only */
     ProtobufCBinaryData order, order_signature; /* on-premises: the vendor-signed order */
     const char *order_key_id;
+    uint32_t tree_index, tree_size;       /* the license's leaf in the signed tree */
+    const ProtobufCBinaryData *tree_path; /* its sibling hashes, leaf up */
+    size_t n_tree_path;
 } answer;
 
 static pa_err copy_bytes(pa_client *c, ProtobufCBinaryData b, uint8_t **out, size_t *len) {
@@ -416,6 +419,29 @@ static pa_err copy_bytes(pa_client *c, ProtobufCBinaryData b, uint8_t **out, siz
     if (!*out) return client_fail(c, PA_ERR_INTERNAL, "out of memory");
     if (b.len) memcpy(*out, b.data, b.len);
     *len = b.len;
+    return PA_OK;
+}
+
+/* The license's place in the signed tree (merkle.h): copied as sent, only
+ * its shape checked here (client_accept verifies it). */
+static pa_err take_tree(pa_client *c, const answer *a, signed_license *out) {
+    if (a->tree_size == 0)
+        return client_fail(c, PA_ERR_BAD_LICENSE,
+                           "server %s sent a license without its signed tree (tree_size 0): a server older than "
+                           "batch signatures?",
+                           c->server);
+    if (a->n_tree_path > MERKLE_MAX_PATH)
+        return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent a tree path of %zu hashes (at most %d)", c->server,
+                           a->n_tree_path, MERKLE_MAX_PATH);
+    for (size_t i = 0; i < a->n_tree_path; i++) {
+        if (a->tree_path[i].len != MERKLE_HASH_LEN)
+            return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent tree path hash %zu of %zu bytes (want %d)",
+                               c->server, i, a->tree_path[i].len, MERKLE_HASH_LEN);
+        memcpy(out->tree_path[i], a->tree_path[i].data, MERKLE_HASH_LEN);
+    }
+    out->tree_path_len = a->n_tree_path;
+    out->tree_index = a->tree_index;
+    out->tree_size = a->tree_size;
     return PA_OK;
 }
 
@@ -431,6 +457,7 @@ static pa_err take_answer(pa_client *c, const answer *a, signed_license *out) {
     bool order = a->order.len > 0;
     if (order && (a->order_signature.len != SIGNATURE_LEN || !a->order_key_id || strlen(a->order_key_id) != KEY_ID_LEN))
         return client_fail(c, PA_ERR_BAD_LICENSE, "server %s sent an incomplete order with its license", c->server);
+    if ((e = take_tree(c, a, out)) != PA_OK) return e;
     if ((e = copy_bytes(c, a->license, &out->license, &out->license_len)) != PA_OK) return e;
     memcpy(out->signature, a->signature.data, a->signature.len);
     out->signature_len = a->signature.len;
@@ -449,14 +476,14 @@ static pa_err take_answer(pa_client *c, const answer *a, signed_license *out) {
 }
 
 static pa_err take_activate(pa_client *c, const Activation__V1__ActivateResponse *r, signed_license *out) {
-    answer a = {r->license, r->signature, r->key_id,          r->activation_count,
-                r->volume,  r->order,     r->order_signature, r->order_key_id};
+    answer a = {r->license,         r->signature,    r->key_id,     r->activation_count, r->volume,    r->order,
+                r->order_signature, r->order_key_id, r->tree_index, r->tree_size,        r->tree_path, r->n_tree_path};
     return take_answer(c, &a, out);
 }
 
 static pa_err take_renew(pa_client *c, const Activation__V1__RenewResponse *r, signed_license *out) {
-    answer a = {r->license, r->signature, r->key_id,          r->activation_count,
-                r->volume,  r->order,     r->order_signature, r->order_key_id};
+    answer a = {r->license,         r->signature,    r->key_id,     r->activation_count, r->volume,    r->order,
+                r->order_signature, r->order_key_id, r->tree_index, r->tree_size,        r->tree_path, r->n_tree_path};
     return take_answer(c, &a, out);
 }
 
@@ -582,6 +609,9 @@ static pa_err load_stored(pa_client *c) {
     signed_license s;
     rc = license_file_parse(text, &s, err, sizeof err);
     free(text);
+    if (rc == LICENSE_FILE_OLDER)
+        return client_fail(c, PA_ERR_STATE, "the license %s is stored in an older format: activate again (%s)", path,
+                           err);
     if (rc != 0)
         return client_fail(c, PA_ERR_STATE, "the stored license %s is damaged (%s); it is not trusted: activate again",
                            path, err);

@@ -1,9 +1,14 @@
 /* license_verify.c -- checks a license before anything trusts it
  * (docs/activation-flow.md, "The license").
  *
- * Order matters: the signature is verified over the exact bytes first, and
- * only then are the bytes parsed, so a forged or altered license never
- * reaches the protobuf parser. Then the signed content must agree with
+ * Order matters: the signature is verified first, and only then are the
+ * bytes parsed, so a forged or altered license never reaches the protobuf
+ * parser. A server signs the licenses it grants together once (batch
+ * signatures, docs/batching.md): the exact bytes are a leaf of a Merkle
+ * tree, hashed up the path the license carries to the tree's root, and the
+ * signature is over that root and the tree's size (merkle.h). A path that
+ * does not fit its index and size, or another index, size, sibling or byte,
+ * leaves a root the signature does not cover. Then the signed content must agree with
  * itself and with us: the format version we understand, the signing key id
  * the same as the key that verified it (so a license cannot claim another
  * key), this machine's id (compared in constant time), and a license id of
@@ -81,12 +86,24 @@ EVP_PKEY *vendor_key_named(const vendor_keys *k, const char *key_id) {
     return NULL;
 }
 
+/* The message the license's signature must cover: its tree's, from the
+ * leaf up the path. False when the path does not fit index and size. */
+static bool tree_message(const signed_license *s, uint8_t msg[MERKLE_MESSAGE_LEN]) {
+    merkle_hash leaf, root;
+    merkle_leaf(s->license, s->license_len, leaf);
+    if (merkle_root_from_path(leaf, s->tree_index, s->tree_size, s->tree_path, s->tree_path_len, root) != 0)
+        return false;
+    merkle_signed_message(root, s->tree_size, msg);
+    return true;
+}
+
 static bool signature_ok(EVP_PKEY *key, const signed_license *s) {
-    if (s->signature_len != SIGNATURE_LEN) return false;
+    uint8_t msg[MERKLE_MESSAGE_LEN];
+    if (s->signature_len != SIGNATURE_LEN || !tree_message(s, msg)) return false;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) return false;
     bool ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
-              EVP_DigestVerify(ctx, s->signature, s->signature_len, s->license, s->license_len) == 1;
+              EVP_DigestVerify(ctx, s->signature, s->signature_len, msg, sizeof msg) == 1;
     EVP_MD_CTX_free(ctx);
     ERR_clear_error();
     return ok;
@@ -156,7 +173,11 @@ verify_status license_verify(const vendor_keys *k, const signed_license *s, cons
             snprintf(err, errlen,
                      "the license is not signed by the order's delegated server key (its signature "
                      "does not verify: altered or forged)");
-        else snprintf(err, errlen, "the license signature does not verify: the license was altered or damaged");
+        else
+            snprintf(err, errlen,
+                     "the license signature does not verify: the license, its place in the signed tree "
+                     "(index %u of %u, %zu path hashes) or the signature was altered or damaged",
+                     (unsigned)s->tree_index, (unsigned)s->tree_size, s->tree_path_len);
         st = order ? VERIFY_BAD_ORDER : VERIFY_BAD_SIGNATURE;
     }
     if (st == VERIFY_OK && !(l = activation__v1__license__unpack(NULL, s->license_len, s->license))) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "activation/v1/activation.pb-c.h"
+#include "merkle.h"
 #include "signing_key_id.h"
 
 #define VENDOR_KEYS_MAX 8             /* license and order keys, and a few of each being rotated out */
@@ -35,8 +36,12 @@ typedef struct volume_counts {
 typedef struct signed_license {
     uint8_t *license;              /* serialized activation.v1.License (malloc'd) */
     size_t license_len;
-    uint8_t signature[SIGNATURE_LEN]; /* Ed25519 over `license` */
+    uint8_t signature[SIGNATURE_LEN]; /* Ed25519 over the tree `license` is a leaf of (merkle.h) */
     size_t signature_len;          /* must be SIGNATURE_LEN; kept to report a wrong length */
+    uint32_t tree_index;           /* the license's leaf in the signed tree */
+    uint32_t tree_size;            /* leaves in that tree; 0: none given (never verifies) */
+    merkle_hash tree_path[MERKLE_MAX_PATH]; /* sibling hashes from the leaf up to the signed root */
+    size_t tree_path_len;                   /* as many as index and size demand, or it does not verify */
     char key_id[KEY_ID_LEN + 1];   /* which vendor key signed it */
     uint32_t activation_count;     /* from the server's answer; not signed, shown only */
     /* On-premises licenses: the vendor-signed order that delegates the key
@@ -64,7 +69,9 @@ void vendor_keys_clear(vendor_keys *k);
 /* The key whose id is `key_id`, or NULL. */
 EVP_PKEY *vendor_key_named(const vendor_keys *k, const char *key_id);
 
-/* Verifies the signature before parsing anything, then parses and checks
+/* Verifies the signature before parsing anything -- the license's leaf
+ * hashed up its tree path (index, size, path) to the root, and the one
+ * signature over the root's message (merkle.h) -- then parses and checks
  * the license names `machine_id` and the signing key. The signature is a
  * vendor key's when `s->key_id` names one; otherwise, when `s` carries an
  * order, the order's chain decides (order_chain.h). On VERIFY_OK *out

@@ -391,6 +391,10 @@ pa_err pa_install(pa_client *c, const char *license_path) {
     char err[256];
     int rc = license_file_parse(text, &s, err, sizeof err);
     free(text);
+    if (rc == LICENSE_FILE_OLDER)
+        return client_fail(c, PA_ERR_BAD_LICENSE,
+                           "%s was made by an older version (%s): fulfil the request again with this one", license_path,
+                           err);
     if (rc != 0) return client_fail(c, PA_ERR_BAD_LICENSE, "%s is not a usable license file: %s", license_path, err);
     e = client_accept(c, &s, c->machine_id, "the license file");
     if (e == PA_OK && c->lic->expires_at > 0 && c->lic->expires_at <= (int64_t)time(NULL))

@@ -248,22 +248,27 @@ static char *order_lines(const signed_license *s) {
 char *license_file_format(const signed_license *s) {
     char *sig = b64_encode(s->signature, s->signature_len);
     char *lic = b64_encode(s->license, s->license_len);
+    char *path = b64_encode(s->tree_path[0], s->tree_path_len * MERKLE_HASH_LEN);
     char *order = order_lines(s);
     char *out = NULL;
-    if (sig && lic && order) {
+    if (sig && lic && path && order) {
         const volume_counts *v = &s->volume;
-        size_t n = strlen(sig) + strlen(lic) + strlen(order) + 512;
+        size_t n = strlen(sig) + strlen(lic) + strlen(path) + strlen(order) + 640;
         out = malloc(n);
         if (out)
             snprintf(out, n,
-                     "# activate license v1 -- signed by the vendor; any edit makes it invalid\n"
-                     "key_id: %s\nactivation_count: %u\nsignature: %s\nlicense: %s\n%s"
+                     LICENSE_FILE_HEADER
+                     " -- signed by the vendor; any edit makes it invalid\n"
+                     "key_id: %s\nactivation_count: %u\nsignature: %s\ntree_index: %u\ntree_size: %u\n"
+                     "tree_path: %s\nlicense: %s\n%s"
                      "volume_count: %u\nvolume_threshold: %u\nvolume_seats: %u\nvolume_seats_used: %u\n",
-                     s->key_id, (unsigned)s->activation_count, sig, lic, order, (unsigned)v->count,
-                     (unsigned)v->threshold, (unsigned)v->seats, (unsigned)v->seats_used);
+                     s->key_id, (unsigned)s->activation_count, sig, (unsigned)s->tree_index, (unsigned)s->tree_size,
+                     path, lic, order, (unsigned)v->count, (unsigned)v->threshold, (unsigned)v->seats,
+                     (unsigned)v->seats_used);
     }
     free(sig);
     free(lic);
+    free(path);
     free(order);
     return out;
 }
@@ -345,8 +350,45 @@ static int parse_order(const char *text, signed_license *s, char *err, size_t er
     return 0;
 }
 
+/* A required decimal field; 0 or -1 with `err`. */
+static int required_u32(const char *text, const char *name, uint32_t *out, char *err, size_t errlen) {
+    char value[16];
+    if (text_field_copy(text, name, value, sizeof value) == 0 && parse_u32(value, out) == 0) return 0;
+    snprintf(err, errlen, "field \"%s\" is missing, repeated or not a number (0..%u)", name, UINT32_MAX);
+    return -1;
+}
+
+/* The license's place in its signed tree: index, size and path (the
+ * path's hashes concatenated, empty for a one-leaf tree). Whether they fit
+ * is for the verification to say. */
+static int parse_tree(const char *text, signed_license *s, char *err, size_t errlen) {
+    if (required_u32(text, "tree_index", &s->tree_index, err, errlen) != 0 ||
+        required_u32(text, "tree_size", &s->tree_size, err, errlen) != 0)
+        return -1;
+    uint8_t *path = NULL;
+    size_t len = 0;
+    if (field_bytes(text, "tree_path", &path, &len, err, errlen) != 0) return -1;
+    int rc = len % MERKLE_HASH_LEN == 0 && len <= sizeof s->tree_path ? 0 : -1;
+    if (rc == 0) {
+        if (len) memcpy(s->tree_path, path, len);
+        s->tree_path_len = len / MERKLE_HASH_LEN;
+    } else {
+        snprintf(err, errlen, "field \"tree_path\" is %zu bytes, want a multiple of %d up to %zu", len, MERKLE_HASH_LEN,
+                 sizeof s->tree_path);
+    }
+    free(path);
+    return rc;
+}
+
 static int parse_fields(const char *text, signed_license *s, char *err, size_t errlen) {
-    if (strncmp(text, "# activate license v1", 21) != 0) {
+    if (strncmp(text, LICENSE_FILE_HEADER_V1, strlen(LICENSE_FILE_HEADER_V1)) == 0 &&
+        strchr(" \n", text[strlen(LICENSE_FILE_HEADER_V1)])) {
+        snprintf(err, errlen,
+                 "it is in an older format: its signature is over the license alone, which this version no "
+                 "longer accepts (batch signatures)");
+        return LICENSE_FILE_OLDER;
+    }
+    if (strncmp(text, LICENSE_FILE_HEADER, strlen(LICENSE_FILE_HEADER)) != 0) {
         snprintf(err, errlen, "not an activate license file (first line)");
         return -1;
     }
@@ -362,6 +404,7 @@ static int parse_fields(const char *text, signed_license *s, char *err, size_t e
         optional_u32(text, "volume_seats_used", &v->seats_used, err, errlen) != 0)
         return -1;
     if (fixed_bytes(text, "signature", s->signature, SIGNATURE_LEN, &s->signature_len, err, errlen) != 0) return -1;
+    if (parse_tree(text, s, err, errlen) != 0) return -1;
     if (field_bytes(text, "license", &s->license, &s->license_len, err, errlen) != 0) return -1;
     return parse_order(text, s, err, errlen);
 }

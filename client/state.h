@@ -40,10 +40,14 @@ int state_write_atomic(const char *path, const void *data, size_t len, mode_t mo
 int state_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
 
 /* The license file format (text; also used for offline license files):
- *   # activate license v1 ...
+ *   # activate license v2 ...
  *   key_id: <16 hex>
  *   activation_count: <n>
- *   signature: <base64>
+ *   signature: <base64>             over the tree of the license's batch
+ *   tree_index: <n>                 the license's leaf in that tree,
+ *   tree_size: <n>                  its size, and the sibling hashes
+ *   tree_path: <base64>             from the leaf up (32 bytes each;
+ *                                   empty for a one-leaf tree)
  *   license: <base64 of the serialized License>
  *   order_key_id: <16 hex>          on-premises licenses only: the order
  *   order_signature: <base64>       that delegates the key that signed
@@ -52,9 +56,17 @@ int state_read_file(const char *path, char **data, size_t *len, char *err, size_
  *   volume_threshold: <n>           only (files older than volume orders
  *   volume_seats: <n>               lack these lines and read as 0)
  *   volume_seats_used: <n>
+ * Version 1 files (before batch signatures: a signature over the license
+ * alone, no tree lines) are not read: parsing one returns
+ * LICENSE_FILE_OLDER, so the caller can say "activate again" rather than
+ * "damaged" (docs/batching.md). An older client reads a v2 file as not a
+ * license file (its first line).
  * Formatting returns a malloc'd string; parsing fills `s` (free with
- * signed_license_clear) and returns 0 or -1 with `err`. Parsing checks the
- * shape only: the caller verifies the signature. */
+ * signed_license_clear) and returns 0, LICENSE_FILE_OLDER or -1 with `err`.
+ * Parsing checks the shape only: the caller verifies the signature. */
+#define LICENSE_FILE_HEADER "# activate license v2"
+#define LICENSE_FILE_HEADER_V1 "# activate license v1"
+#define LICENSE_FILE_OLDER 1
 char *license_file_format(const signed_license *s);
 int license_file_parse(const char *text, signed_license *s, char *err, size_t errlen);
 

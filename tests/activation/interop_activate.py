@@ -5,9 +5,13 @@ Run by test_activation_interop with Debian's python3-grpcio and
 python3-protobuf (/usr/bin/python3). The message classes are generated from
 protos/ at test time with protoc, exactly as an installer author in another
 language would do; the call goes through the generic unary API, so nothing
-but the .proto file is shared with the server. The signature is checked with
-the openssl command line and the key id recomputed from the PEM, so the
-license is verified without any of our code either. The activation is
+but the .proto file is shared with the server. The license is verified
+without any of our code either, from the .proto's "Batch signatures": its
+leaf is hashed up tree_path here (hashlib, RFC 9162's folding), the signed
+message built from the root, and the signature over that message checked
+with the openssl command line; the key id is recomputed from the PEM. Copies
+of the answer with another tree_index, tree_size, an extra, forged or
+flipped path hash, a flipped license or signature byte must all fail. The activation is
 bound to a place key made with python3-cryptography, and Renew and Deactivate
 carry the proof the .proto describes ("Proof of possession"): built here from
 that description alone, so a drift between it and the server shows. The channel is TLS,
@@ -73,6 +77,62 @@ def verify_with_openssl(pem_path, message, signature, tmp):
     return r.returncode == 0
 
 
+def tree_root(license, index, size, path):
+    """The root the license's leaf reaches with its path (RFC 9162 section
+    2.1.3.2), or None when the path does not fit index and size."""
+    sha = lambda b: hashlib.sha256(b).digest()
+    if not (0 < size <= 256 and index < size and len(path) <= 8) or any(len(p) != 32 for p in path):
+        return None
+    fn, sn = index, size - 1
+    r = sha(b"\0" + license)
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = sha(b"\1" + p + r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = sha(b"\1" + r + p)
+        fn, sn = fn >> 1, sn >> 1
+    return r if sn == 0 else None
+
+
+def tree_message(license, index, size, path):
+    """What the signature covers: "pa-license-tree-v1" 0x00 size (u32 BE) root; None if the path does not fit."""
+    root = tree_root(license, index, size, list(path))
+    return None if root is None else b"pa-license-tree-v1\0" + struct.pack(">I", size) + root
+
+
+def license_ok(pem_path, resp, tmp, license=None, index=None, size=None, path=None, signature=None):
+    """The answer's license verifies (or the same with one part replaced)."""
+    pick = lambda v, d: d if v is None else v
+    message = tree_message(pick(license, resp.license), pick(index, resp.tree_index), pick(size, resp.tree_size),
+                           pick(path, list(resp.tree_path)))
+    return message is not None and verify_with_openssl(pem_path, message, pick(signature, resp.signature), tmp)
+
+
+def check_tampering_refused(pem_path, resp, tmp):
+    """Every change to the license's place in its tree, or to the bytes, fails."""
+    path = list(resp.tree_path)
+    flip = lambda b, i: b[:i] + bytes([b[i] ^ 1]) + b[i + 1:]
+    cases = {
+        "another tree_index": dict(index=resp.tree_index ^ 1),
+        "a larger tree_size": dict(size=resp.tree_size + 1),
+        "an extra path hash": dict(path=path + [hashlib.sha256(b"extra").digest()]),
+        "a forged path to a two-leaf tree": dict(index=1, size=2, path=[hashlib.sha256(b"forged").digest()]),
+        "a flipped license byte": dict(license=flip(resp.license, len(resp.license) // 2)),
+        "a flipped signature byte": dict(signature=flip(resp.signature, 5)),
+    }
+    if path:
+        cases["a flipped path byte"] = dict(path=[flip(path[0], 3)] + path[1:])
+        cases["a path hash short"] = dict(path=path[:-1])
+    if resp.tree_size > 1:
+        cases["a smaller tree_size"] = dict(size=resp.tree_size - 1)
+    for what, change in cases.items():
+        check(not license_ok(pem_path, resp, tmp, **change), "a license with %s is refused" % what)
+
+
 def check_chain(pb, opb, resp, order_pem, machine):
     """An on-premises answer: vendor order key -> order -> delegated key -> license."""
     from cryptography.exceptions import InvalidSignature
@@ -91,7 +151,9 @@ def check_chain(pb, opb, resp, order_pem, machine):
     check(resp.key_id == hashlib.sha256(order.delegated_key).hexdigest()[:16],
           "the license is not signed by the order's delegated server key (key id)")
     try:
-        Ed25519PublicKey.from_public_bytes(order.delegated_key).verify(resp.signature, resp.license)
+        message = tree_message(resp.license, resp.tree_index, resp.tree_size, resp.tree_path)
+        check(message is not None, "the license's tree path fits its index and size")
+        Ed25519PublicKey.from_public_bytes(order.delegated_key).verify(resp.signature, message)
     except InvalidSignature:
         check(False, "the license is not signed by the order's delegated server key")
     lic = pb.License.FromString(resp.license)
@@ -122,8 +184,7 @@ def volume(args, pb, opb, activate, deactivate, tmp):
         lic = check_chain(pb, opb, resp, args.order_public_key, machine)
     else:
         check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")
-        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
-              "openssl verifies the license signature")
+        check(license_ok(args.public_key, resp, tmp), "openssl verifies the license signature over its tree")
         lic = pb.License.FromString(resp.license)
     check(lic.order_serial == v.order_serial and lic.seat_mode == v.mode, "the license and VolumeStatus agree")
     if args.deactivate:
@@ -175,8 +236,7 @@ def rebind(args, pb, activate, tmp):
                                            os="Debian GNU/Linux", arch="x86_64", client_version="python-grpcio",
                                            place_key=raw_public(Ed25519PrivateKey.generate()),
                                            components=components(pb, values)), timeout=10)
-        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
-              "openssl verifies the license signature")
+        check(license_ok(args.public_key, resp, tmp), "openssl verifies the license signature over its tree")
         check(pb.License.FromString(resp.license).machine_id == machine, "the license names the new machine_id")
         return resp
     values = machine_values("rebind-host")
@@ -265,8 +325,11 @@ def main():
 
         check(resp.key_id == key_id_of(args.public_key), "key_id names the vendor key")
         check(len(resp.signature) == 64, "an Ed25519 signature is 64 bytes")
-        check(verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
-              "openssl verifies the license signature")
+        check(1 <= resp.tree_size <= 256 and resp.tree_index < resp.tree_size, "tree_index and tree_size")
+        check(license_ok(args.public_key, resp, tmp), "openssl verifies the license signature over its tree")
+        check(not verify_with_openssl(args.public_key, resp.license, resp.signature, tmp),
+              "the signature is over the tree, never over the license bytes alone")
+        check_tampering_refused(args.public_key, resp, tmp)
         lic = pb.License.FromString(resp.license)
         check(lic.format_version == 1, "format_version 1")
         check(lic.key_group == args.group and lic.key_serial == args.serial, "group and serial")
@@ -301,8 +364,8 @@ def main():
         renewed = renew(pb.RenewRequest(license_id=lid, machine_id=machine,
                                         proof=proof(pb, "renew", lid, machine, place_key)),
                         timeout=10)
-        check(verify_with_openssl(args.public_key, renewed.license, renewed.signature, tmp),
-              "openssl verifies the renewed license")
+        check(license_ok(args.public_key, renewed, tmp), "openssl verifies the renewed license over its tree")
+        check_tampering_refused(args.public_key, renewed, tmp)
         check(pb.License.FromString(renewed.license).license_id == lid, "renewal keeps the id")
         check(refused(deactivate, pb.DeactivateRequest(
                   license_id=lid, machine_id=machine, proof=proof(pb, "renew", lid, machine, place_key)),

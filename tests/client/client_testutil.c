@@ -121,6 +121,31 @@ EVP_PKEY *tu_vendor_key(char **pub_pem) {
     return k;
 }
 
+void tu_sign_tree(EVP_PKEY *key, signed_license *out) {
+    merkle_hash leaves[TU_TREE_SIZE], root, paths[TU_TREE_SIZE][MERKLE_MAX_PATH];
+    size_t lens[TU_TREE_SIZE];
+    for (int i = 0; i < TU_TREE_SIZE; i++) {
+        char other[32];
+        int n = snprintf(other, sizeof other, "another license %d", i);
+        merkle_leaf((const uint8_t *)other, (size_t)n, leaves[i]);
+    }
+    merkle_leaf(out->license, out->license_len, leaves[TU_TREE_INDEX]);
+    if (merkle_tree(leaves, TU_TREE_SIZE, root, paths, lens) != 0) die("merkle tree");
+    uint8_t msg[MERKLE_MESSAGE_LEN];
+    size_t msg_len = merkle_signed_message(root, TU_TREE_SIZE, msg);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t sig_len = sizeof out->signature;
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) != 1 ||
+        EVP_DigestSign(ctx, out->signature, &sig_len, msg, msg_len) != 1)
+        die("sign license");
+    EVP_MD_CTX_free(ctx);
+    out->signature_len = sig_len;
+    out->tree_index = TU_TREE_INDEX;
+    out->tree_size = TU_TREE_SIZE;
+    out->tree_path_len = lens[TU_TREE_INDEX];
+    memcpy(out->tree_path, paths[TU_TREE_INDEX], lens[TU_TREE_INDEX] * MERKLE_HASH_LEN);
+}
+
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out) {
     memset(out, 0, sizeof *out);
@@ -145,13 +170,7 @@ void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_
     out->license_len = activation__v1__license__get_packed_size(&l);
     out->license = malloc(out->license_len);
     activation__v1__license__pack(&l, out->license);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t sig_len = sizeof out->signature;
-    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, vendor) != 1 ||
-        EVP_DigestSign(ctx, out->signature, &sig_len, out->license, out->license_len) != 1)
-        die("sign");
-    EVP_MD_CTX_free(ctx);
-    out->signature_len = sig_len;
+    tu_sign_tree(vendor, out);
     out->activation_count = 1;
 }
 
@@ -229,13 +248,7 @@ void tu_chain_sign(tu_chain *t, signed_license *out) {
     t->license.signing_key_id = t->signer_id;
     memcpy(out->key_id, t->signer_id, sizeof out->key_id);
     out->license = packed(&t->license.base, &out->license_len);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    size_t sig_len = sizeof out->signature;
-    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, t->signer) != 1 ||
-        EVP_DigestSign(ctx, out->signature, &sig_len, out->license, out->license_len) != 1)
-        die("sign license");
-    EVP_MD_CTX_free(ctx);
-    out->signature_len = sig_len;
+    tu_sign_tree(t->signer, out);
     out->activation_count = 1;
     out->volume = (volume_counts){17, 5, 500, 17};
 }

@@ -31,7 +31,15 @@ void tu_sign_request(const char *state_dir, const char *text, const char *path);
 /* A fresh Ed25519 vendor key; *pub_pem is malloc'd PEM of its public half. */
 EVP_PKEY *tu_vendor_key(char **pub_pem);
 
-/* A signed license for `machine_id` (32 bytes) from group 4365 serial 11. */
+/* Signs out->license as a server signing a batch would (merkle.h): leaf
+ * TU_TREE_INDEX of a tree of TU_TREE_SIZE whose other leaves are other
+ * licenses' hashes; fills the signature, index, size and path. */
+#define TU_TREE_SIZE 5
+#define TU_TREE_INDEX 2
+void tu_sign_tree(EVP_PKEY *key, signed_license *out);
+
+/* A signed license for `machine_id` (32 bytes) from group 4365 serial 11,
+ * signed with tu_sign_tree. */
 void tu_sign_license(EVP_PKEY *vendor, const uint8_t *machine_id, int64_t renew_after, int64_t expires_at,
                      signed_license *out);
 

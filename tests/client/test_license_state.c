@@ -174,8 +174,8 @@ static void flipped_bytes_are_refused(void **state) {
 
 static void damaged_files_are_refused(void **state) {
     env *e = *state;
-    const char *bad[] = {"", "hello\n", "# activate license v1\nkey_id: x\n",
-                         "# activate license v1\nkey_id: 0123456789abcdef\nsignature: !!!!\nlicense: AAAA\n"};
+    const char *bad[] = {"", "hello\n", "# activate license v2\nkey_id: x\n",
+                         "# activate license v2\nkey_id: 0123456789abcdef\nsignature: !!!!\nlicense: AAAA\n"};
     char path[400];
     stored_path(e, path, sizeof path);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -421,19 +421,24 @@ static void license_file_round_trips_the_order(void **state) {
     signed_license_clear(&t);
 }
 
-/* A file written before orders and volume counters existed: five lines. */
+/* A file without the optional lines (orders, volume counters): the
+ * required ones only. (Files older than batch signatures are refused:
+ * client.license_tree.) */
 static void old_license_files_still_load(void **state) {
     env *e = *state;
     signed_license s;
     tu_sign_license(e->vendor, pa_machine_id(e->c), 0, 0, &s);
     char *sig = b64_encode(s.signature, s.signature_len), *lic = b64_encode(s.license, s.license_len);
+    char *path_b64 = b64_encode(s.tree_path[0], s.tree_path_len * MERKLE_HASH_LEN);
     char text[8192], path[400];
     snprintf(text, sizeof text,
-             "# activate license v1 -- signed by the vendor; any edit makes it invalid\n"
-             "key_id: %s\nactivation_count: 3\nsignature: %s\nlicense: %s\n",
-             s.key_id, sig, lic);
+             "# activate license v2 -- signed by the vendor; any edit makes it invalid\n"
+             "key_id: %s\nactivation_count: 3\nsignature: %s\ntree_index: %u\ntree_size: %u\ntree_path: %s\n"
+             "license: %s\n",
+             s.key_id, sig, (unsigned)s.tree_index, (unsigned)s.tree_size, path_b64, lic);
     free(sig);
     free(lic);
+    free(path_b64);
     signed_license_clear(&s);
     char err[256];
     assert_int_equal(state_dir_ensure(e->state, err, sizeof err), 0);

@@ -106,6 +106,12 @@ static void grant(rpc_reply *reply, const uint8_t *machine, int deactivation) {
     r.order = (ProtobufCBinaryData){s.order_len, s.order};
     r.order_signature = (ProtobufCBinaryData){s.order_signature_len, s.order_signature};
     r.order_key_id = s.order_key_id;
+    ProtobufCBinaryData path[MERKLE_MAX_PATH]; /* the license's place in its signed tree */
+    for (size_t i = 0; i < s.tree_path_len; i++) path[i] = (ProtobufCBinaryData){MERKLE_HASH_LEN, s.tree_path[i]};
+    r.tree_index = s.tree_index;
+    r.tree_size = s.tree_size;
+    r.n_tree_path = s.tree_path_len;
+    r.tree_path = path;
     rpc_reply_message(reply, &r.base);
     signed_license_clear(&s);
 }

@@ -7,9 +7,11 @@
  * '0'-'3' of the seeds name them); the rest is the content:
  *   0  license file text -> license_file_parse, then license_verify;
  *   1  the bytes of a License message, signed here with the fuzz vendor key
- *      and written as a license file -> parse -> license_verify, so the
+ *      (leaf FUZZ_TREE_INDEX of the fuzz batch tree, fuzz_tree.h) and
+ *      written as a license file -> parse -> license_verify, so the
  *      checks behind the signature (protobuf unpack, version, key id,
- *      license id, machine binding) see mutated content;
+ *      license id, machine binding) see mutated content; then the same
+ *      with another index, size, sibling or path length, each refused;
  *   2  offline request text -> offline_request_parse (signature first);
  *   3  an offline request without its last two lines: the target appends
  *      the fuzz request key's public_key line and signs the whole, so the
@@ -19,6 +21,9 @@
  *   - a parsed license file has a 64-byte signature, and writing it out
  *     again (license_file_format) and parsing gives the same license, order
  *     and counters;
+ *   - whatever passes the signature carries the untampered place in its
+ *     tree: index FUZZ_TREE_INDEX, size FUZZ_TREE_SIZE and the path the
+ *     fuzz tree gives its bytes (the seeds and mode 1 sign nothing else);
  *   - a license we signed is never refused for its signature or key, and
  *     is accepted only if it is version 1, names our key, has a license id
  *     of 32 lowercase hex starting with its group and serial, and is bound
@@ -35,6 +40,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "fuzz_tree.h"
 #include "fuzz_util.h"
 #include "license_verify.h"
 #include "state.h"
@@ -73,6 +79,13 @@ static void check_verified(const signed_license *s, bool signed_here) {
     char err[256] = "";
     verify_status st = license_verify(&vendor, s, MACHINE_ID, &l, err, sizeof err);
     if (signed_here) CHECK(st != VERIFY_UNKNOWN_KEY && st != VERIFY_BAD_SIGNATURE);
+    if (st == VERIFY_OK || st == VERIFY_MALFORMED || st == VERIFY_WRONG_MACHINE) { /* the signature held */
+        merkle_hash path[MERKLE_MAX_PATH];
+        uint8_t msg[MERKLE_MESSAGE_LEN];
+        size_t n = fuzz_tree(s->license, s->license_len, path, msg);
+        CHECK(s->tree_index == FUZZ_TREE_INDEX && s->tree_size == FUZZ_TREE_SIZE && s->tree_path_len == n);
+        CHECK(memcmp(s->tree_path, path, n * MERKLE_HASH_LEN) == 0);
+    }
     if (st != VERIFY_OK) {
         CHECK(l == NULL && err[0] != '\0');
         return;
@@ -95,7 +108,9 @@ static bool same_license(const signed_license *a, const signed_license *b) {
            a->order_len == b->order_len && (a->order_len == 0 || memcmp(a->order, b->order, a->order_len) == 0) &&
            a->order_signature_len == b->order_signature_len &&
            memcmp(a->order_signature, b->order_signature, a->order_signature_len) == 0 &&
-           strcmp(a->order_key_id, b->order_key_id) == 0 && memcmp(&a->volume, &b->volume, sizeof a->volume) == 0;
+           strcmp(a->order_key_id, b->order_key_id) == 0 && memcmp(&a->volume, &b->volume, sizeof a->volume) == 0 &&
+           a->tree_index == b->tree_index && a->tree_size == b->tree_size && a->tree_path_len == b->tree_path_len &&
+           memcmp(a->tree_path, b->tree_path, a->tree_path_len * MERKLE_HASH_LEN) == 0;
 }
 
 /* Parses `text`; on success checks the round trip and the verification. */
@@ -120,6 +135,23 @@ static void fuzz_license_file(const char *text, bool signed_here) {
     signed_license_clear(&s);
 }
 
+/* A license we signed, with its place in the tree changed, never passes the signature. */
+static void check_tampered_refused(const signed_license *good, const uint8_t *data, size_t size) {
+    size_t pick = size ? data[size / 2] : 0; /* which sibling byte to flip */
+    for (int how = 0; how < 6; how++) {
+        signed_license t = *good; /* shares the buffers: not cleared */
+        if (how == 0) t.tree_index ^= 1;
+        else if (how == 1) t.tree_size++;
+        else if (how == 2) t.tree_size--;
+        else if (how == 3) t.tree_path[pick % t.tree_path_len][pick % MERKLE_HASH_LEN] ^= (uint8_t)(1u << (pick % 8));
+        else if (how == 4) t.tree_path_len--;
+        else t.tree_path_len++; /* tree_path[n] is zeros: an extra hash */
+        Activation__V1__License *l = NULL;
+        char err[256] = "";
+        CHECK(license_verify(&vendor, &t, MACHINE_ID, &l, err, sizeof err) == VERIFY_BAD_SIGNATURE && !l);
+    }
+}
+
 static void fuzz_signed_license(const uint8_t *data, size_t size) {
     signed_license s;
     memset(&s, 0, sizeof s);
@@ -127,7 +159,9 @@ static void fuzz_signed_license(const uint8_t *data, size_t size) {
     CHECK(s.license);
     if (size) memcpy(s.license, data, size);
     s.license_len = size;
-    CHECK(fuzz_sign(vendor_key, data, size, s.signature) == 0);
+    CHECK(fuzz_sign_tree(vendor_key, data, size, s.tree_path, &s.tree_path_len, s.signature) == 0);
+    s.tree_index = FUZZ_TREE_INDEX;
+    s.tree_size = FUZZ_TREE_SIZE;
     s.signature_len = SIGNATURE_LEN;
     strcpy(s.key_id, vendor.key_id[0]);
     s.activation_count = (uint32_t)size;
@@ -135,6 +169,7 @@ static void fuzz_signed_license(const uint8_t *data, size_t size) {
     CHECK(text);
     fuzz_license_file(text, true);
     free(text);
+    check_tampered_refused(&s, data, size);
     signed_license_clear(&s);
 }
 

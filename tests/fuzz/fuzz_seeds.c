@@ -18,6 +18,7 @@
 #include "activation/v1/activation.pb-c.h"
 #include "audit/v1/audit.pb-c.h"
 #include "fuzz_order_util.h"
+#include "fuzz_tree.h"
 #include "fuzz_util.h"
 #include "keycodec.h"
 #include "order_armour.h"
@@ -26,7 +27,7 @@
 #include "signing_key_id.h"
 
 static const char *const TARGETS[] = {"keycodec", "request", "offline", "outbox", "revocations",
-                                      "srv",      "config",  "order",   "mdns"};
+                                      "srv",      "config",  "order",   "mdns",   "merkle"};
 static const char *root;
 
 #define KEY_TEXT "K8KNG-MGG4H-KX82M-M8QYW-DGRFH" /* a genuine-shaped key (corpus/keycodec) */
@@ -186,16 +187,33 @@ static void offline_seeds(void) {
     write_moded("license_proto_other_machine", '1', other, n);
     free(other);
 
-    /* mode 0: the license file itself (signed, so it verifies) */
+    /* mode 0: the license file itself (signed in the fuzz tree, so it
+     * verifies), the same with another index and with a flipped path
+     * hash (refused), and one of the format before batch signatures */
     uint8_t sig[64];
-    if (fuzz_sign(vendor, lic, n, sig) != 0) die("sign");
+    merkle_hash path[MERKLE_MAX_PATH];
+    size_t path_len;
+    if (fuzz_sign_tree(vendor, lic, n, path, &path_len, sig) != 0) die("sign");
     char *sig_b64 = b64(sig, sizeof sig), *lic_b64 = b64(lic, n);
     char text[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        if (variant == 2) path[1][9] ^= 0x40;
+        char *path_b64 = b64((const uint8_t *)path, path_len * MERKLE_HASH_LEN);
+        int w = snprintf(text, sizeof text,
+                         "# activate license v2 -- signed by the vendor; any edit makes it invalid\n"
+                         "key_id: %s\nactivation_count: 3\nsignature: %s\ntree_index: %d\ntree_size: %d\n"
+                         "tree_path: %s\nlicense: %s\n",
+                         key_id, sig_b64, variant == 1 ? FUZZ_TREE_INDEX + 1 : FUZZ_TREE_INDEX, FUZZ_TREE_SIZE,
+                         path_b64, lic_b64);
+        static const char *const names[] = {"license_file_ok", "license_file_other_index", "license_file_flipped_path"};
+        write_moded(names[variant], '0', text, (size_t)w);
+        free(path_b64);
+    }
     int w = snprintf(text, sizeof text,
                      "# activate license v1 -- signed by the vendor; any edit makes it invalid\n"
                      "key_id: %s\nactivation_count: 3\nsignature: %s\nlicense: %s\n",
                      key_id, sig_b64, lic_b64);
-    write_moded("license_file_ok", '0', text, (size_t)w);
+    write_moded("license_file_v1", '0', text, (size_t)w);
     free(sig_b64);
     free(lic_b64);
     free(lic);
@@ -433,6 +451,24 @@ static void order_seeds(void) {
     EVP_PKEY_free(sk);
 }
 
+/* ---- 9. batch-tree paths (fuzz_merkle.c's input) ---------------------------- */
+
+/* A genuine place (no tampering) of leaf k in a tree of n, or one with
+ * `flip` XORed into the first path byte. */
+static void merkle_seed(const char *name, unsigned n, unsigned k, uint8_t flip) {
+    uint8_t in[11 + 1] = {(uint8_t)(n - 1), (uint8_t)k};
+    in[11] = flip;
+    write_seed("merkle", name, in, flip ? sizeof in : 11);
+}
+
+static void merkle_seeds(void) {
+    merkle_seed("one_leaf", 1, 0, 0);
+    merkle_seed("six_leaf3", 6, 3, 0);
+    merkle_seed("seventeen_last", 17, 16, 0);
+    merkle_seed("full_200", 256, 200, 0);
+    merkle_seed("six_leaf3_flipped", 6, 3, 0x01);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: fuzz_seeds DIR\n");
@@ -451,5 +487,6 @@ int main(int argc, char **argv) {
     revocation_seeds();
     srv_seeds();
     order_seeds();
+    merkle_seeds();
     return 0;
 }

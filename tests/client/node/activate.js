@@ -4,8 +4,12 @@
 // else from us: the service and messages come from protos/ at run time
 // (@grpc/proto-loader for the calls, protobufjs to read the signed License),
 // and the license is checked with node:crypto exactly as the contract in
-// activation.proto says: verify the Ed25519 signature over the exact bytes
-// first, then parse, then check the signing key id and the machine binding.
+// activation.proto says ("Batch signatures"): hash the exact bytes into a
+// leaf and up tree_path to the root (RFC 9162's folding, written here),
+// verify the Ed25519 signature over "pa-license-tree-v1" 0x00 tree_size
+// root first, then parse, then check the signing key id and the machine
+// binding. Copies with another tree_index or tree_size, an extra, forged or
+// flipped path hash, or a flipped license or signature byte must not verify.
 // It binds the activation to a place key of its own (an Ed25519 key pair made
 // with node:crypto; the public half goes in ActivateRequest.place_key) and
 // signs Renew and Deactivate with it ("Proof of possession" in the .proto);
@@ -168,13 +172,73 @@ function licenseSigner(resp, keys, types) {
   return { key, keyId, order };
 }
 
+const sha256 = (...parts) => crypto.createHash('sha256').update(Buffer.concat(parts)).digest();
+
+// The root the license's leaf reaches with its path (RFC 9162 section
+// 2.1.3.2), or null when the path does not fit index and size.
+function treeRoot(license, index, size, treePath) {
+  if (!(size > 0 && size <= 256 && index < size && treePath.length <= 8)) return null;
+  if (treePath.some((h) => h.length !== 32)) return null;
+  let fn = index, sn = size - 1;
+  let r = sha256(Buffer.from([0]), license);
+  for (const p of treePath) {
+    if (sn === 0) return null;
+    if ((fn & 1) || fn === sn) {
+      r = sha256(Buffer.from([1]), p, r);
+      while (!(fn & 1) && fn !== 0) { fn >>= 1; sn >>= 1; }
+    } else {
+      r = sha256(Buffer.from([1]), r, p);
+    }
+    fn >>= 1; sn >>= 1;
+  }
+  return sn === 0 ? r : null;
+}
+
+// Whether `signature` is `key`'s over the tree the license is a leaf of.
+function treeSigned(key, license, index, size, treePath, signature) {
+  const root = treeRoot(license, index, size, treePath);
+  if (!root) return false;
+  const sizeBytes = Buffer.alloc(4);
+  sizeBytes.writeUInt32BE(size);
+  return crypto.verify(null, Buffer.concat([Buffer.from('pa-license-tree-v1\0', 'ascii'), sizeBytes, root]), key, signature);
+}
+
+// Every change to the license's place in its tree, or to its bytes, fails
+// (proves the checks are real).
+function checkTamperingRefused(resp, key) {
+  const tp = resp.tree_path.map((h) => Buffer.from(h));
+  const flip = (b, i) => { const c = Buffer.from(b); c[i] ^= 1; return c; };
+  const cases = {
+    'another tree_index': { index: resp.tree_index ^ 1 },
+    'a larger tree_size': { size: resp.tree_size + 1 },
+    'an extra path hash': { path: tp.concat([sha256(Buffer.from('extra'))]) },
+    'a forged path to a two-leaf tree': { index: 1, size: 2, path: [sha256(Buffer.from('forged'))] },
+    'a flipped license byte': { license: flip(resp.license, resp.license.length >> 1) },
+    'a flipped signature byte': { signature: flip(resp.signature, 5) },
+  };
+  if (tp.length > 0) {
+    cases['a flipped path byte'] = { path: [flip(tp[0], 3)].concat(tp.slice(1)) };
+    cases['a path hash short'] = { path: tp.slice(0, -1) };
+  }
+  if (resp.tree_size > 1) cases['a smaller tree_size'] = { size: resp.tree_size - 1 };
+  for (const [what, c] of Object.entries(cases)) {
+    const pick = (v, d) => (v === undefined ? d : v);
+    if (treeSigned(key, pick(c.license, resp.license), pick(c.index, resp.tree_index), pick(c.size, resp.tree_size),
+      pick(c.path, tp), pick(c.signature, resp.signature))) {
+      throw new Error(`a license with ${what} verified`);
+    }
+  }
+}
+
 // Verifies a signed license (Activate or Renew response) and returns it parsed.
 function openLicense(resp, keys, types, machineId) {
   const License = types.License;
   const signer = licenseSigner(resp, keys, types);
-  if (!crypto.verify(null, resp.license, signer.key, resp.signature)) {
+  const treePath = resp.tree_path.map((h) => Buffer.from(h));
+  if (!treeSigned(signer.key, resp.license, resp.tree_index, resp.tree_size, treePath, resp.signature)) {
     throw new Error(signer.order ? "the license is not signed by the order's delegated server key" : 'license signature does not verify');
   }
+  checkTamperingRefused(resp, signer.key);
   const vendorKey = signer.key, vendorKeyId = signer.keyId;
   const lic = License.toObject(License.decode(resp.license), { longs: String, enums: String, defaults: true });
   if (lic.format_version !== 1) throw new Error(`license format ${lic.format_version}`);
@@ -184,10 +248,8 @@ function openLicense(resp, keys, types, machineId) {
   if (!/^[0-9a-f]{32}$/.test(lic.license_id) || !lic.license_id.startsWith(prefix)) {
     throw new Error(`license id ${lic.license_id} does not name group ${lic.key_group} serial ${lic.key_serial}`);
   }
-  // A changed byte must not verify (proves the check is real).
-  const tampered = Buffer.from(resp.license);
-  tampered[tampered.length >> 1] ^= 1;
-  if (crypto.verify(null, tampered, vendorKey, resp.signature)) throw new Error('a tampered license verified');
+  if (crypto.verify(null, resp.license, vendorKey, resp.signature)) throw new Error('the license bytes alone are signed, not its tree');
+  lic.tree = { index: resp.tree_index, size: resp.tree_size, path_len: treePath.length };
   const o = signer.order;
   if (o && (lic.order_serial !== o.service_serial || lic.order_revision !== o.revision)) {
     throw new Error(`the license names order ${lic.order_serial} r${lic.order_revision}, not ${o.service_serial} r${o.revision}`);
