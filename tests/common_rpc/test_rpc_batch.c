@@ -132,7 +132,11 @@ static void check_answer(caller_arg *a, const char *msg, int n, const rpc_result
         a->deferred += strncmp(msg, "defer:", 6) == 0;
         a->ok += strncmp(msg, "defer:", 6) == 0;
     } else {
-        int size = atoi(tail);
+        char digits[16]; /* the body is not NUL-terminated */
+        if (tl >= sizeof digits) return;
+        memcpy(digits, tail, tl);
+        digits[tl] = '\0';
+        int size = atoi(digits);
         if (size > a->max_batch) a->max_batch = size;
         a->ok += size >= 1;
     }
