@@ -72,6 +72,7 @@
 #include "redis_keys.h"
 #include "server.h"
 #include "validate.h"
+#include "activate_stages.h"
 
 /* A refusal decided before Redis: status, message, metric and a debug log
  * (the message names a field or a character, never the key). */
@@ -150,23 +151,6 @@ static bool caller_gone(worker *w, rpc_ctx *ctx, rpc_reply *reply) {
     refuse(w, reply, REFUSED_DEADLINE, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     return true;
 }
-
-/* What auditing does to one activation (step 4). */
-typedef struct audit_plan {
-    audit_decision d;             /* the sampler's; mode NONE when audit is off */
-    const char *how;              /* for the log: "none", "online", "offline", "offline-fallback" */
-    audit_record rec;             /* the request as the audit server sees it, when sampled */
-    policy_audit outbox;          /* the script's outbox arguments; points at rec */
-    bool to_outbox;               /* hand `outbox` to the script */
-} audit_plan;
-
-typedef enum audit_step {
-    AUDIT_STEP_GO,        /* on to the script */
-    AUDIT_STEP_FORGED,    /* online: the second value is wrong (now revoked) */
-    AUDIT_STEP_DOWN,      /* online: no answer, and the group fails closed */
-    AUDIT_STEP_NO_RANDOM, /* no randomness for the request id */
-    AUDIT_STEP_VERIFY,    /* online: the audit server must be asked first */
-} audit_step;
 
 /* One online Verify within timeout_ms (none when it is used up), counted and logged. */
 static audit_verify_result verify_online(worker *w, const group_entry *g, const audit_plan *plan, int timeout_ms) {
@@ -251,9 +235,6 @@ static void note_outbox_full(worker *w, const pk_fields *key, const audit_plan *
              LOG_S("why", "the offline-audit outbox is at its cap (--audit-outbox-max)"),
              LOG_S("then", granted ? "granted unaudited" : "refused"), LOG_END);
 }
-
-/* Stage boundaries of a granted call, in the order they are passed. */
-enum { MARK_START, MARK_MAC, MARK_AUDIT, MARK_REDIS, MARK_RELOAD, MARK_SIGN, MARK_N };
 
 static void count_stages(activation_metrics *m, const uint64_t t[MARK_N]) {
     metric_add(m->stage_ns[STAGE_DECODE_MAC], t[MARK_MAC] - t[MARK_START]);
@@ -358,95 +339,135 @@ static void note_rebound(worker *w, const pk_fields *key, const policy_result *p
              LOG_S("was", was), LOG_S("machine", now), LOG_END);
 }
 
+/* Step 4's outcome, and what step 5 needs before it may start; false
+ * when the call is answered. */
+static bool finish_front(worker *w, rpc_ctx *ctx, const pk_fields *key, const char *address_key, audit_step step,
+                         uint64_t t[MARK_N], uint8_t license_random[LICENSE_RANDOM_LEN], rpc_reply *reply) {
+    app *a = w->app;
+    if (a->threats) threat_record_group(a->threats, key->group, step == AUDIT_STEP_FORGED);
+    if (refuse_audit_step(w, ctx, reply, step, address_key, key)) return false;
+    t[MARK_AUDIT] = pa_mono_ns();
+
+    /* 5. One round trip: rate limits, revocation, policy, record, outbox.
+     *    A slow group load or audit answer may have outlived the caller. */
+    if (caller_gone(w, ctx, reply)) return false;
+    if (RAND_bytes(license_random, LICENSE_RANDOM_LEN) != 1) {
+        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
+        return false;
+    }
+    return true;
+}
+
+/* The machine log's view of the request (policy_machine); `macs` holds
+ * the pointers pm refers to. */
+static void machine_view(const volume_ask *seen, const char *macs[MACS_MAX], policy_machine *pm) {
+    for (size_t i = 0; i < seen->n_macs; i++) macs[i] = seen->macs[i];
+    *pm = (policy_machine){.ip = seen->ip,
+                           .hostname = seen->hostname,
+                           .os = seen->os,
+                           .host_serial = seen->host_serial,
+                           .macs = macs,
+                           .n_macs = seen->n_macs,
+                           .tokens = seen->tokens,
+                           .n_tokens = seen->n_tokens};
+}
+
+/* Steps 5 (the script's answer) and 6: refusals, and the group reload
+ * when its record moved; false when the call is answered. *g becomes the
+ * current entry (another call of a batch may have reloaded it meanwhile). */
+static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_fields *key, const char *address_key,
+                       const audit_plan *plan, const volume_ask *vol, policy_result *p, uint64_t t[MARK_N],
+                       rpc_reply *reply) {
+    activation_metrics *m = &w->app->m;
+    t[MARK_REDIS] = pa_mono_ns();
+    metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
+    rate_hold_note(w->holds, address_key, key->group, p);
+    if (p->status == POLICY_OUTBOX_FULL || p->unaudited) note_outbox_full(w, key, plan, p->unaudited);
+    if (p->status == POLICY_OUTBOX_FULL) {
+        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the audit server is behind; retry later");
+        return false;
+    }
+    if (p->status != POLICY_OK) {
+        if (p->status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
+        refuse_by_policy(w, ctx, reply, p, key, address_key);
+        return false;
+    }
+    if (p->audited) metric_inc(m->audit_sampled);
+    if (!replica_wait_grant(&w->app->wait, w->redis, p)) {
+        refuse_by_policy(w, ctx, reply, p, key, address_key);
+        return false;
+    }
+
+    /* 6. The group record changed since it was cached: reload it (a volume
+     *    key's order was settled by volume_activate_seat). */
+    if (!vol && group_cache_check_version(w->groups, key->group, p->version, g) != GROUP_FOUND) {
+        p->status = POLICY_UNAVAILABLE;
+        snprintf(p->error, sizeof p->error, "group record reload failed");
+        refuse_by_policy(w, ctx, reply, p, key, address_key);
+        return false;
+    }
+    t[MARK_RELOAD] = pa_mono_ns();
+    return true;
+}
+
+static void sign_failed(worker *w, const pk_fields *key, rpc_reply *reply) {
+    refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
+    log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
+}
+
+/* Step 7's end: the signed license `sl` answered, counted and logged. */
+static void back_answer(worker *w, rpc_ctx *ctx, const pk_fields *key, const uint8_t *machine_id,
+                        const audit_plan *plan, const volume_ask *vol, volume_grant *vg, const policy_result *p,
+                        signed_license *sl, uint64_t t[MARK_N], rpc_reply *reply) {
+    t[MARK_SIGN] = pa_mono_ns();
+    Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
+    LICENSE_GRANT_FILL(&resp, sl, w->signer, p);
+    if (vol) VOLUME_GRANT_FILL(&resp, vg, w->app->on_premises);
+    resp.rebound = p->rebound;
+    if (rpc_reply_message(reply, &resp.base) != 0) return;
+    if (p->rebound) note_rebound(w, key, p, machine_id);
+    note_granted(w, ctx, key, p, plan);
+    count_stages(&w->app->m, t);
+}
+
+/* Steps 5 (the script's answer) to 7 for one call: its license signed by itself. */
+static void finish_back(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
+                        const char *address_key, const audit_plan *plan, const volume_ask *vol, volume_grant *vg,
+                        policy_result *p, uint64_t t[MARK_N], rpc_reply *reply) {
+    if (!back_check(w, ctx, &g, key, address_key, plan, vol, p, t, reply)) return;
+    char license_id[LICENSE_ID_LEN + 1];
+    license_id_format(license_id, key->group, key->serial, p->random);
+    signed_license sl;
+    if ((vol ? volume_activate_sign(w, vg, license_id, machine_id, key, p, &sl)
+             : license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, p, &sl)) != 0) {
+        sign_failed(w, key, reply);
+        return;
+    }
+    back_answer(w, ctx, key, machine_id, plan, vol, vg, p, &sl, t, reply);
+}
+
 /* Steps 4 (the audit's outcome) to 7, on the gRPC worker or on the pool
  * thread that waited for the online audit; `reply` is answered either way. */
 static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key,
                             const uint8_t *machine_id, const uint8_t *holder, const char *address_key, audit_plan *plan,
                             audit_step step, const volume_ask *seen, const volume_ask *vol, uint64_t t[MARK_N],
                             rpc_reply *reply) {
-    app *a = w->app;
-    activation_metrics *m = &a->m;
-    if (a->threats) threat_record_group(a->threats, key->group, step == AUDIT_STEP_FORGED);
-    if (refuse_audit_step(w, ctx, reply, step, address_key, key)) return;
-    t[MARK_AUDIT] = pa_mono_ns();
-
-    /* 5. One round trip: rate limits, revocation, policy, record, outbox.
-     *    A slow group load or audit answer may have outlived the caller. */
-    if (caller_gone(w, ctx, reply)) return;
     uint8_t license_random[LICENSE_RANDOM_LEN];
-    if (RAND_bytes(license_random, sizeof license_random) != 1) {
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
-        return;
-    }
+    if (!finish_front(w, ctx, key, address_key, step, t, license_random, reply)) return;
     policy_result p;
     volume_grant vg; /* a volume key's seat, order and VolumeStatus */
     const policy_audit *outbox = plan->to_outbox ? &plan->outbox : NULL;
     if (!vol) {
-        const char *macs[MACS_MAX]; /* the machine log's view of the request (policy_machine) */
-        for (size_t i = 0; i < seen->n_macs; i++) macs[i] = seen->macs[i];
-        policy_machine pm = {.ip = seen->ip,
-                             .hostname = seen->hostname,
-                             .os = seen->os,
-                             .host_serial = seen->host_serial,
-                             .macs = macs,
-                             .n_macs = seen->n_macs,
-                             .tokens = seen->tokens,
-                             .n_tokens = seen->n_tokens};
-        policy_activate(w->redis, w->script, &a->limits, g, key->serial, machine_id, holder, license_random,
+        const char *macs[MACS_MAX];
+        policy_machine pm;
+        machine_view(seen, macs, &pm);
+        policy_activate(w->redis, w->script, &w->app->limits, g, key->serial, machine_id, holder, license_random,
                         address_key, &pm, outbox, &p);
     } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,
                                      reply)) {
         return; /* answered: a refusal only volume keys have, or pending */
     }
-    t[MARK_REDIS] = pa_mono_ns();
-    metric_observe(m->redis_seconds, (double)(t[MARK_REDIS] - t[MARK_AUDIT]) / 1e9);
-    rate_hold_note(w->holds, address_key, key->group, &p);
-    if (p.status == POLICY_OUTBOX_FULL || p.unaudited) note_outbox_full(w, key, plan, p.unaudited);
-    if (p.status == POLICY_OUTBOX_FULL) {
-        refuse(w, reply, REFUSED_AUDIT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE, "the audit server is behind; retry later");
-        return;
-    }
-    if (p.status != POLICY_OK) {
-        if (p.status == POLICY_UNKNOWN_GROUP) group_cache_forget(w->groups, key->group);
-        refuse_by_policy(w, ctx, reply, &p, key, address_key);
-        return;
-    }
-    if (p.audited) metric_inc(m->audit_sampled);
-    if (!replica_wait_grant(&a->wait, w->redis, &p)) {
-        refuse_by_policy(w, ctx, reply, &p, key, address_key);
-        return;
-    }
-
-    /* 6. The group record changed since it was cached: reload it (a volume
-     *    key's order was settled by volume_activate_seat). */
-    if (!vol && p.version != g->rec.version &&
-        group_cache_check_version(w->groups, key->group, p.version, &g) != GROUP_FOUND) {
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record reload failed");
-        refuse_by_policy(w, ctx, reply, &p, key, address_key);
-        return;
-    }
-    t[MARK_RELOAD] = pa_mono_ns();
-
-    /* 7. The signed license. */
-    char license_id[LICENSE_ID_LEN + 1];
-    license_id_format(license_id, key->group, key->serial, p.random);
-    signed_license sl;
-    if ((vol ? volume_activate_sign(w, &vg, license_id, machine_id, key, &p, &sl)
-             : license_grant_sign(w->signer, g, license_id, machine_id, key->group, key->serial, &p, &sl)) != 0) {
-        refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "license signing failed");
-        log_error("activate.sign_failed", LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_END);
-        return;
-    }
-    t[MARK_SIGN] = pa_mono_ns();
-    Activation__V1__ActivateResponse resp = ACTIVATION__V1__ACTIVATE_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    if (vol) VOLUME_GRANT_FILL(&resp, &vg, a->on_premises);
-    resp.rebound = p.rebound;
-    if (rpc_reply_message(reply, &resp.base) != 0) return;
-    if (p.rebound) note_rebound(w, key, &p, machine_id);
-    note_granted(w, ctx, key, &p, plan);
-    count_stages(m, t);
+    finish_back(w, ctx, g, key, machine_id, address_key, plan, vol, &vg, &p, t, reply);
 }
 
 /* What a pool thread needs to finish an activation after its online audit:
@@ -535,90 +556,153 @@ static void activate_on_premises(worker *w, rpc_ctx *ctx, const Activation__V1__
                     AUDIT_STEP_GO, vol, vol, t, reply);
 }
 
-void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c) {
     worker *w = rpc_ctx_worker(ctx);
     app *a = w->app;
-    uint64_t t[MARK_N];
+    c->w = w;
+    c->ctx = ctx;
+    c->reply = reply;
+    c->rq = NULL;
+    uint64_t *t = c->t;
     t[MARK_START] = pa_mono_ns();
 
     /* 0. The caller has given up: do no work for it. */
-    if (caller_gone(w, ctx, reply)) return;
+    if (caller_gone(w, ctx, reply)) return false;
 
     /* 1. Decode the request and the key. */
-    pk_fields key;
-    Activation__V1__ActivateRequest *rq = decode_request(w, reply, req, len, &key);
-    if (!rq) return;
+    pk_fields *key = &c->key;
+    Activation__V1__ActivateRequest *rq = c->rq = decode_request(w, reply, req, len, key);
+    if (!rq) return false;
 
     /* A caller Redis has just rate-limited (its address, or the key's
      * product) is refused before anything is looked up for it. */
-    caller who;
-    caller_identify(a, ctx, &who);
-    const char *address_key = who.bucket;
-    count_threat(w, key.group, THREAT_ATTEMPT, NULL);
+    caller_identify(a, ctx, &c->who);
+    const char *address_key = c->who.bucket;
+    count_threat(w, key->group, THREAT_ATTEMPT, NULL);
     policy_result held;
-    if (rate_hold_check(w->holds, address_key, true, key.group, &held)) {
-        refuse_by_policy(w, ctx, reply, &held, &key, address_key);
-        goto done;
+    if (rate_hold_check(w->holds, address_key, true, key->group, &held)) {
+        refuse_by_policy(w, ctx, reply, &held, key, address_key);
+        return false;
     }
 
     /* A volume key? Its group belongs to an order (in memory). On-premises
      * the order's key hashes are the whole key check (steps 2-4). */
-    volume_ask ask, *vol = NULL;
+    volume_ask *vol = NULL;
     const order_record *order = NULL;
-    order_lookup in_order = order_cache_for_group(w->orders, key.group, &order);
+    order_lookup in_order = order_cache_for_group(w->orders, key->group, &order);
     if (in_order == ORDER_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
-        snprintf(down.error, sizeof down.error, "order of group %u: unreadable", (unsigned)key.group);
-        refuse_by_policy(w, ctx, reply, &down, &key, address_key);
-        goto done;
+        snprintf(down.error, sizeof down.error, "order of group %u: unreadable", (unsigned)key->group);
+        refuse_by_policy(w, ctx, reply, &down, key, address_key);
+        return false;
     }
-    volume_ask_from(&ask, rq, who.ip); /* for the machine log, and a volume key's seat */
-    if (in_order == ORDER_FOUND) vol = &ask;
+    volume_ask_from(&c->ask, rq, c->who.ip); /* for the machine log, and a volume key's seat */
+    if (in_order == ORDER_FOUND) vol = &c->ask;
     if (a->on_premises) {
-        activate_on_premises(w, ctx, rq, &key, vol, order, address_key, t, reply);
-        goto done;
+        activate_on_premises(w, ctx, rq, key, vol, order, address_key, t, reply);
+        return false;
     }
 
     /* 2. The group's verification record, cached per worker. */
-    const group_entry *g = NULL;
-    group_lookup found = group_cache_get(w->groups, key.group, &g);
+    group_lookup found = group_cache_get(w->groups, key->group, &c->g);
     if (found == GROUP_UNAVAILABLE) {
         policy_result down = {.status = POLICY_UNAVAILABLE};
         snprintf(down.error, sizeof down.error, "group record: %s", rstore_error(w->redis));
-        refuse_by_policy(w, ctx, reply, &down, &key, address_key);
-        goto done;
+        refuse_by_policy(w, ctx, reply, &down, key, address_key);
+        return false;
     }
 
     /* 3. First security value, constant-time, before Redis. Every request
      *    counts for its address's threat signal; a refused key counts as a
      *    failure of its group once the group is known to exist. */
     if (a->threats) threat_record_address(a->threats, address_key);
-    if (!first_value_genuine(w, found, g, &key)) {
-        if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key.group, true);
+    if (!first_value_genuine(w, found, c->g, key)) {
+        if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key->group, true);
         policy_result no;
-        reject(w, address_key, &key, &no);
-        if (!genuine_in_new_group(w, &key, found, &no, &g)) {
-            refuse_by_policy(w, ctx, reply, &no, &key, address_key);
-            goto done;
+        reject(w, address_key, key, &no);
+        if (!genuine_in_new_group(w, key, found, &no, &c->g)) {
+            refuse_by_policy(w, ctx, reply, &no, key, address_key);
+            return false;
         }
     }
     t[MARK_MAC] = pa_mono_ns();
 
     /* 4. Audit: sampled or not; online groups ask the audit server first,
      *    on a pool thread that also finishes the call. */
-    audit_plan plan;
-    audit_step step = plan_audit(w, g, &key, rq->machine_id.data, &who, &plan);
-    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* binds the place to the installer's place key */
-    if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
-    const uint8_t *bound = rq->place_key.len ? holder : NULL;
+    audit_plan *plan = &c->plan;
+    audit_step step = plan_audit(w, c->g, key, rq->machine_id.data, &c->who, plan);
+    if (rq->place_key.len) place_key_digest(rq->place_key.data, c->holder); /* binds the place to the place key */
+    c->bound = rq->place_key.len ? c->holder : NULL;
     if (step == AUDIT_STEP_VERIFY) {
-        if (hand_to_pool(w, ctx, &key, rq->machine_id.data, bound, address_key, &plan, &ask, vol, t)) goto done;
+        if (hand_to_pool(w, ctx, key, rq->machine_id.data, c->bound, address_key, plan, &c->ask, vol, t)) return false;
         /* No pool (or it is full): no thread to wait on, so no answer. */
-        step = verdict_step(w, g, &plan, verify_online(w, g, &plan, 0));
+        step = verdict_step(w, c->g, plan, verify_online(w, c->g, plan, 0));
     }
-    finish_activate(w, ctx, g, &key, rq->machine_id.data, bound, address_key, &plan, step, &ask, vol, t, reply);
-done:
-    activation__v1__activate_request__free_unpacked(rq, NULL);
+    if (vol) { /* the volume way: volume.lua in place of policy.lua */
+        finish_activate(w, ctx, c->g, key, rq->machine_id.data, c->bound, address_key, plan, step, &c->ask, vol, t,
+                        reply);
+        return false;
+    }
+    return finish_front(w, ctx, key, address_key, step, t, c->license_random, reply);
+}
+
+static const policy_audit *outbox_of(const activate_call *c) { return c->plan.to_outbox ? &c->plan.outbox : NULL; }
+
+void activate_script(activate_call *c) {
+    worker *w = c->w;
+    const char *macs[MACS_MAX];
+    policy_machine pm;
+    machine_view(&c->ask, macs, &pm);
+    policy_activate(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data, c->bound,
+                    c->license_random, c->who.bucket, &pm, outbox_of(c), &c->p);
+}
+
+int activate_append(activate_call *c) {
+    worker *w = c->w;
+    const char *macs[MACS_MAX];
+    policy_machine pm;
+    machine_view(&c->ask, macs, &pm);
+    return policy_activate_append(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data,
+                                  c->bound, c->license_random, c->who.bucket, &pm, outbox_of(c));
+}
+
+bool activate_back_check(activate_call *c) {
+    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, NULL, &c->p, c->t, c->reply)) return false;
+    license_id_format(c->license_id, c->key.group, c->key.serial, c->p.random);
+    return true;
+}
+
+bool activate_terms(activate_call *c, license_terms *t) {
+    if (group_cache_get(c->w->groups, c->key.group, &c->g) != GROUP_FOUND) return false;
+    license_grant_terms(c->g, c->license_id, c->rq->machine_id.data, c->key.group, c->key.serial, &c->p, t);
+    return true;
+}
+
+void activate_answer(activate_call *c, signed_license *sl) {
+    if (!sl) {
+        sign_failed(c->w, &c->key, c->reply);
+        return;
+    }
+    back_answer(c->w, c->ctx, &c->key, c->rq->machine_id.data, &c->plan, NULL, NULL, &c->p, sl, c->t, c->reply);
+}
+
+void activate_back(activate_call *c) {
+    finish_back(c->w, c->ctx, c->g, &c->key, c->rq->machine_id.data, c->who.bucket, &c->plan, NULL, NULL, &c->p, c->t,
+                c->reply);
+}
+
+void activate_call_end(activate_call *c) {
+    if (c->rq) activation__v1__activate_request__free_unpacked(c->rq, NULL);
+    c->rq = NULL;
+}
+
+void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    activate_call c;
+    if (activate_front(ctx, req, len, reply, &c)) {
+        activate_script(&c);
+        activate_back(&c);
+    }
+    activate_call_end(&c);
 }
 
 /* ---- the key check, for calls authorised by the product key alone ---------- */

@@ -7,10 +7,9 @@
 
 #include "activation/v1/activation.pb-c.h"
 
-int license_grant_sign(license_signer *s, const group_entry *g, const char *license_id,
-                       const uint8_t *machine_id, uint32_t group, uint32_t serial,
-                       const policy_result *p, signed_license *out) {
-    license_terms terms = {
+void license_grant_terms(const group_entry *g, const char *license_id, const uint8_t *machine_id, uint32_t group,
+                         uint32_t serial, const policy_result *p, license_terms *out) {
+    *out = (license_terms){
         .license_id = license_id,
         .product = g->rec.product,
         .edition = g->rec.edition,
@@ -25,6 +24,12 @@ int license_grant_sign(license_signer *s, const group_entry *g, const char *lice
         .expires_at = p->expires_at,
         .grace_seconds = g->rec.policy.grace_seconds, /* what policy.lua renews until (docs/machines.md) */
     };
+}
+
+int license_grant_sign(license_signer *s, const group_entry *g, const char *license_id, const uint8_t *machine_id,
+                       uint32_t group, uint32_t serial, const policy_result *p, signed_license *out) {
+    license_terms terms;
+    license_grant_terms(g, license_id, machine_id, group, serial, p, &terms);
     return license_issue(s, &terms, out);
 }
 

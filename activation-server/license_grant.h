@@ -18,6 +18,11 @@
 #include "order_record.h"
 #include "policy.h"
 
+/* The terms license_grant_sign signs (they point into g and the caller's
+ * strings), for a batch signed at once (license_issue_batch). */
+void license_grant_terms(const group_entry *g, const char *license_id, const uint8_t *machine_id, uint32_t group,
+                         uint32_t serial, const policy_result *p, license_terms *out);
+
 /* Signs the license for the place (group, serial) that machine_id (32 bytes)
  * holds, on g's product fields and the lease in the granted `p`.
  * Returns 0, or -1 when the license cannot be packed or signed. */

@@ -160,59 +160,100 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
+/* Activate's EVALSHA arguments and the buffers they point into. */
+typedef struct activate_argv {
+    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX], serial_s[16], macs[MLOG_MACS_MAX];
+    uint8_t place[PLACE_ARG_MAX];
+    audit_record_args ra; /* the outbox record's fields, when sampled */
+    script_args a;
+    int nkeys;
+} activate_argv;
+
+static void activate_args(activate_argv *v, const policy_limits *l, const group_entry *g, uint32_t serial,
+                          const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
+                          const char *address_key, const policy_machine *seen, const policy_audit *audit) {
+    size_t place_len = place_arg(machine_id, holder, v->place);
+    pa_rkey_record(v->record, sizeof v->record, g->rec.id, serial);
+    pa_rkey_record_index(v->index, sizeof v->index, g->rec.id, serial);
+    pa_rkey_group_mlog(v->mlog, sizeof v->mlog, g->rec.id);
+    snprintf(v->serial_s, sizeof v->serial_s, "%u", serial);
+    script_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, v->macs, sizeof v->macs);
+    script_args *a = &v->a;
+    a->n = 0;
+    a->overflow = false;
+    script_args_add_str(a, g->key_revoked);
+    script_args_add_str(a, v->record);
+    script_args_add_str(a, g->key_bucket);
+    script_args_add_str(a, address_key);
+    script_args_add_str(a, PA_RKEY_OUTBOX);
+    script_args_add_str(a, g->key_failures);
+    script_args_add_str(a, v->index);
+    script_args_add_str(a, v->mlog);
+    v->nkeys = a->n;
+    script_args_add_str(a, "activate");
+    script_args_add_str(a, g->key_group); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, v->serial_s);
+    script_args_add(a, v->place, place_len);
+    script_args_add(a, random, LICENSE_RANDOM_LEN);
+    script_args_add_str(a, l->address_rate);
+    script_args_add_str(a, l->address_burst);
+    script_args_add_str(a, l->group_rate);
+    script_args_add_str(a, l->group_burst);
+    script_args_add_str(a, l->failure_rate);
+    script_args_add_str(a, l->failure_burst);
+    script_args_add_str(a, l->retention);
+    script_args_add_str(a, seen ? or_empty(seen->ip) : "");
+    script_args_add_str(a, seen ? or_empty(seen->hostname) : "");
+    script_args_add_str(a, seen ? or_empty(seen->os) : "");
+    script_args_add_str(a, seen ? or_empty(seen->host_serial) : "");
+    script_args_add_str(a, v->macs);
+    script_args_add(a, seen && seen->tokens ? seen->tokens : (const uint8_t *)"",
+                    seen ? seen->n_tokens * COMPONENT_TOKEN_LEN : 0);
+    if (!audit) {
+        script_args_add_str(a, "0");
+        return;
+    }
+    audit_record_script_args(audit->rec, &v->ra);
+    script_args_add_str(a, audit->mode == 2 ? "2" : "1");
+    for (size_t i = 0; i < v->ra.n; i++) script_args_add(a, v->ra.argv[i], v->ra.len[i]);
+    script_args_add(a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN); /* the outbox keeps the whole id */
+    script_args_add_str(a, audit->outbox_max && *audit->outbox_max ? audit->outbox_max : "1000000000");
+    script_args_add_str(a, audit->grant_when_full ? "1" : "0");
+}
+
 void policy_activate(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
                      const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
                      const char *address_key, const policy_machine *seen, const policy_audit *audit,
                      policy_result *out) {
-    char record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX], serial_s[16], macs[MLOG_MACS_MAX];
-    uint8_t place[PLACE_ARG_MAX];
-    size_t place_len = place_arg(machine_id, holder, place);
-    pa_rkey_record(record, sizeof record, g->rec.id, serial);
-    pa_rkey_record_index(index, sizeof index, g->rec.id, serial);
-    pa_rkey_group_mlog(mlog, sizeof mlog, g->rec.id);
-    snprintf(serial_s, sizeof serial_s, "%u", serial);
-    script_join_macs(seen ? seen->macs : NULL, seen ? seen->n_macs : 0, macs, sizeof macs);
-    script_args a = {.n = 0};
-    script_args_add_str(&a, g->key_revoked);
-    script_args_add_str(&a, record);
-    script_args_add_str(&a, g->key_bucket);
-    script_args_add_str(&a, address_key);
-    script_args_add_str(&a, PA_RKEY_OUTBOX);
-    script_args_add_str(&a, g->key_failures);
-    script_args_add_str(&a, index);
-    script_args_add_str(&a, mlog);
-    int nkeys = a.n;
-    script_args_add_str(&a, "activate");
-    script_args_add_str(&a, g->key_group); /* read only: ARGV, see policy.lua */
-    script_args_add_str(&a, serial_s);
-    script_args_add(&a, place, place_len);
-    script_args_add(&a, random, LICENSE_RANDOM_LEN);
-    script_args_add_str(&a, l->address_rate);
-    script_args_add_str(&a, l->address_burst);
-    script_args_add_str(&a, l->group_rate);
-    script_args_add_str(&a, l->group_burst);
-    script_args_add_str(&a, l->failure_rate);
-    script_args_add_str(&a, l->failure_burst);
-    script_args_add_str(&a, l->retention);
-    script_args_add_str(&a, seen ? or_empty(seen->ip) : "");
-    script_args_add_str(&a, seen ? or_empty(seen->hostname) : "");
-    script_args_add_str(&a, seen ? or_empty(seen->os) : "");
-    script_args_add_str(&a, seen ? or_empty(seen->host_serial) : "");
-    script_args_add_str(&a, macs);
-    script_args_add(&a, seen && seen->tokens ? seen->tokens : (const uint8_t *)"",
-                    seen ? seen->n_tokens * COMPONENT_TOKEN_LEN : 0);
-    audit_record_args ra;   /* must live until the call: `a` points into it */
-    if (!audit) {
-        script_args_add_str(&a, "0");
-    } else {
-        audit_record_script_args(audit->rec, &ra);
-        script_args_add_str(&a, audit->mode == 2 ? "2" : "1");
-        for (size_t i = 0; i < ra.n; i++) script_args_add(&a, ra.argv[i], ra.len[i]);
-        script_args_add(&a, audit->rec->machine_id, AUDIT_MACHINE_ID_LEN); /* the outbox keeps the whole id */
-        script_args_add_str(&a, audit->outbox_max && *audit->outbox_max ? audit->outbox_max : "1000000000");
-        script_args_add_str(&a, audit->grant_when_full ? "1" : "0");
+    activate_argv v;
+    activate_args(&v, l, g, serial, machine_id, holder, random, address_key, seen, audit);
+    run(r, script, v.nkeys, &v.a, "activate", out);
+}
+
+int policy_activate_append(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
+                           const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
+                           const char *address_key, const policy_machine *seen, const policy_audit *audit) {
+    activate_argv v;
+    activate_args(&v, l, g, serial, machine_id, holder, random, address_key, seen, audit);
+    if (v.a.overflow) return -1;
+    return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
+}
+
+bool policy_activate_read(rstore *r, policy_result *out) {
+    redisReply *reply = rstore_get_reply(r);
+    if (rstore_reply_noscript(reply)) {
+        freeReplyObject(reply);
+        return false;
     }
-    run(r, script, nkeys, &a, "activate", out);
+    if (!reply) {
+        memset(out, 0, sizeof *out);
+        out->status = POLICY_UNAVAILABLE;
+        snprintf(out->error, sizeof out->error, "activate: %s", rstore_error(r));
+        return true;
+    }
+    policy_decode(reply, "activate", out);
+    freeReplyObject(reply);
+    return true;
 }
 
 /* Renew and Deactivate share their arguments; only the keys differ. */

@@ -111,6 +111,18 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      const char *address_key, const policy_machine *seen, const policy_audit *audit,
                      policy_result *out);
 
+/* The same script call, pipelined (docs/batching.md): appended to the
+ * connection's pipeline (0, or -1 when it could not be: the call is then
+ * UNAVAILABLE), and its reply read in order. policy_activate_read returns
+ * false when Redis did not know the script (NOSCRIPT): once every reply of
+ * the pipeline is read, run that call again with policy_activate, which
+ * loads the script first. A Redis that went away fails each call whose
+ * reply it took (UNAVAILABLE in *out). */
+int policy_activate_append(rstore *r, int script, const policy_limits *l, const group_entry *g, uint32_t serial,
+                           const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
+                           const char *address_key, const policy_machine *seen, const policy_audit *audit);
+bool policy_activate_read(rstore *r, policy_result *out);
+
 /* Renew and Deactivate: the place named by (serial, machine_id, random),
  * held by the place key whose digest is `holder` (proven by proof_check).
  * WRONG_KEY when the place is bound to another key; a place with no key yet

@@ -136,6 +136,7 @@ typedef struct worker {
     struct rate_hold *holds;        /* callers Redis just rate-limited (rate_hold.h) */
     license_signer *signer;         /* this worker's signing context */
     threat_tally *tally;            /* this thread's threat counts; NULL when off */
+    struct activate_batch *batch;   /* activate_batch.c's room for a batch, kept between batches */
 } worker;
 
 /* Who is calling: the client address (client_address.h) and its
@@ -154,6 +155,9 @@ void *worker_new(int index, void *app);
 void worker_free(void *w);
 
 void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply);
+/* The calls of one batch (activate_batch.c, docs/batching.md). */
+void handle_activate_batch(rpc_batch_call *calls, size_t n);
+void activate_batch_free(struct activate_batch *b);
 /* verify_pool_config.run: finishes an Activate deferred for its online
  * audit, on a pool thread whose state is a worker of its own. */
 void activate_online_job(void *worker_state, void *job);

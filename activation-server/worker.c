@@ -52,6 +52,7 @@ void worker_free(void *ptr) {
     rate_hold_free(w->holds);
     threat_tally_release(w->tally);
     rstore_free(w->redis);
+    activate_batch_free(w->batch);
     free(w);
 }
 

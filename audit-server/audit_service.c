@@ -405,10 +405,10 @@ static void handle_revoke(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_
 }
 
 static const rpc_method METHODS[] = {
-    {PA_RPC_AUDIT_VERIFY, handle_verify, 16 * 1024},
-    {PA_RPC_AUDIT_SUBMIT, handle_submit, 4 * 1024 * 1024},
-    {PA_RPC_AUDIT_LIST_REVOCATIONS, handle_list, 1024},
-    {PA_RPC_AUDIT_REVOKE, handle_revoke, 1024},
+    {PA_RPC_AUDIT_VERIFY, handle_verify, 16 * 1024, NULL},
+    {PA_RPC_AUDIT_SUBMIT, handle_submit, 4 * 1024 * 1024, NULL},
+    {PA_RPC_AUDIT_LIST_REVOCATIONS, handle_list, 1024, NULL},
+    {PA_RPC_AUDIT_REVOKE, handle_revoke, 1024, NULL},
 };
 
 const rpc_method *audit_service_methods(size_t *n) {

@@ -75,7 +75,7 @@ static int parse_run(const char *s, run_spec *r) {
 /* The echo server on `addr`, or NULL after saying why. */
 static rpc_server *echo_server_start(const char *addr, int workers) {
     const char *listen[] = {addr};
-    const rpc_method methods[] = {{ECHO_PATH, echo, 65536}};
+    const rpc_method methods[] = {{ECHO_PATH, echo, 65536, NULL}};
     rpc_server_config cfg = {.listen = listen, .n_listen = 1, .workers = workers};
     cfg.limits.max_connections_per_address = 10000; /* every channel of the bench comes from one address */
     char err[256];

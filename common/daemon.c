@@ -58,6 +58,9 @@ static const limit_option LIMIT_OPTIONS[] = {
      TEXT(RPC_DEFAULT_MAX_PING_STRIKES), 1, 1000, LIMIT(max_ping_strikes)},
     {"memory-limit-mb", "MB", "memory gRPC may use for connections; new ones are dropped near it",
      TEXT(RPC_DEFAULT_MEMORY_LIMIT_MB), 16, 1048576, LIMIT(memory_limit_mb)},
+    {"batch-max", "N",
+     "calls a worker takes from its queue at once for a method that answers them together; 1 disables batching",
+     TEXT(RPC_DEFAULT_BATCH_MAX), 1, 1024, LIMIT(batch_max)},
 };
 #undef LIMIT
 #undef TEXT

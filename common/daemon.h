@@ -24,7 +24,8 @@
  *   --max-connections-per-address N, --max-concurrent-streams N,
  *   --handshake-timeout-ms MS, --max-connection-idle-ms MS,
  *   --max-connection-age-ms MS, --max-connection-age-grace-ms MS,
- *   --min-ping-interval-ms MS, --max-ping-strikes N, --memory-limit-mb MB
+ *   --min-ping-interval-ms MS, --max-ping-strikes N, --memory-limit-mb MB,
+ *   and --batch-max N (calls taken at once for a batch handler, docs/batching.md)
  * A daemon that serves HTTP instead (the admin server) sets serves_http
  * and listen_help, skips daemon_serve and daemon_drain, and drains its own
  * server for d->drain_ms; it has no transport limit options (they are

@@ -14,6 +14,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -115,17 +116,30 @@ static void lb_json_string(line_buf *b, const char *s) {
     lb_put(b, "\"", 1);
 }
 
+/* The date and time to the second, formatted once per second per thread:
+ * gmtime_r and the formatting were a good part of a line's cost. */
+static _Thread_local time_t ts_second = -1;
+static _Thread_local char ts_text[32];
+static _Thread_local size_t ts_len;
+
 static void lb_timestamp(line_buf *b) {
     struct timespec ts;
-    struct tm tm;
-    char buf[40];
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000L);
+    if (ts.tv_sec != ts_second) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        int n = snprintf(ts_text, sizeof ts_text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        ts_len = n > 0 && (size_t)n < sizeof ts_text ? (size_t)n : 0;
+        ts_second = ts.tv_sec;
+    }
+    char ms[8];
+    long milli = ts.tv_nsec / 1000000L;
+    ms[0] = '.', ms[1] = (char)('0' + milli / 100), ms[2] = (char)('0' + milli / 10 % 10),
+    ms[3] = (char)('0' + milli % 10), ms[4] = 'Z';
     lb_put(b, "\"ts\":\"", 6);
-    lb_put(b, buf, (size_t)n);
+    lb_put(b, ts_text, ts_len);
+    lb_put(b, ms, 5);
     lb_put(b, "\"", 1);
 }
 
@@ -182,6 +196,40 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
+/* Lines held back by log_hold: whole lines, written together by
+ * log_release (or earlier, when the next would not fit). Kept at most
+ * PIPE_BUF bytes, the size of a write to a pipe that POSIX keeps whole:
+ * lines of other threads still never interleave. */
+static _Thread_local char held[PIPE_BUF];
+static _Thread_local size_t held_len;
+static _Thread_local int holding;
+
+static void held_flush(void) {
+    if (held_len) write_all(STDERR_FILENO, held, held_len);
+    held_len = 0;
+}
+
+static void emit_line(const char *p, size_t n) {
+    if (!holding) {
+        write_all(STDERR_FILENO, p, n);
+        return;
+    }
+    if (held_len + n > sizeof held) held_flush();
+    if (n > sizeof held) {
+        write_all(STDERR_FILENO, p, n);
+        return;
+    }
+    memcpy(held + held_len, p, n);
+    held_len += n;
+}
+
+void log_hold(void) { holding = 1; }
+
+void log_release(void) {
+    held_flush();
+    holding = 0;
+}
+
 void log_set_level(log_level min) { atomic_store(&min_level, (int)min); }
 
 int log_level_parse(const char *s) {
@@ -231,6 +279,6 @@ void log_emit(log_level lvl, const char *event, ...) {
         lb_puts(&b, ",\"log_truncated\":true");
     }
     lb_put(&b, "}\n", 2);
-    write_all(STDERR_FILENO, b.p, b.len);
+    emit_line(b.p, b.len);
     free(b.heap);
 }

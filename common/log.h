@@ -34,6 +34,13 @@ int log_level_parse(const char *s);
 void log_set_component(const char *name);
 
 void log_emit(log_level lvl, const char *event, ...);
+/* Between log_hold and log_release, this thread's lines are collected and
+ * written together (a few kB at a time, whole lines): a batch of calls
+ * costs one write(2) instead of one per line (docs/batching.md). Lines
+ * reach stderr at log_release at the latest, so hold only around work that
+ * ends soon (one batch of calls). */
+void log_hold(void);
+void log_release(void);
 
 #define log_debug(...) log_emit(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_emit(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -498,43 +498,76 @@ static bool is_noscript(const redisReply *r) {
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **argv,
-                        const size_t *argvlen) {
+/* EVALSHA's argument vector for script `idx`: in the caller's stack arrays
+ * when they hold it, else allocated (free with evalsha_argv_free). -1 on
+ * a bad script or out of memory (s->err says which). */
+typedef struct evalsha_argv {
+    const char *stack_v[32]; /* most scripts' arguments fit here */
+    size_t stack_l[32];
+    const char **v;
+    size_t *l;
+    int n;
+    char nk[16]; /* nkeys, decimal */
+} evalsha_argv;
+
+static void evalsha_argv_free(evalsha_argv *e) {
+    if (e->v != e->stack_v) free(e->v);
+    if (e->l != e->stack_l) free(e->l);
+}
+
+static int evalsha_argv_make(rstore *s, evalsha_argv *e, int idx, int nkeys, int nargs, const char **argv,
+                             const size_t *argvlen) {
+    e->v = e->stack_v;
+    e->l = e->stack_l;
     if (idx < 0 || idx >= s->nscripts || nkeys < 0 || nargs < 0) {
         set_err(s, "rstore_eval: no script %d", idx);
-        return NULL;
+        return -1;
     }
-    int n = 3 + nkeys + nargs;
-    const char *stack_v[32];
-    size_t stack_l[32];
-    const char **v = n <= 32 ? stack_v : malloc((size_t)n * sizeof *v);
-    size_t *l = n <= 32 ? stack_l : malloc((size_t)n * sizeof *l);
-    redisReply *r = NULL;
-    char nk[16];
-    if (!v || !l) {
+    e->n = 3 + nkeys + nargs;
+    if (e->n > 32) {
+        e->v = malloc((size_t)e->n * sizeof *e->v);
+        e->l = malloc((size_t)e->n * sizeof *e->l);
+    }
+    if (!e->v || !e->l) {
         set_err(s, "out of memory");
-        goto out;
+        return -1;
     }
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    v[0] = "EVALSHA", l[0] = 7;
-    v[1] = s->scripts[idx].sha, l[1] = 40;
-    v[2] = nk, l[2] = strlen(nk);
+    snprintf(e->nk, sizeof e->nk, "%d", nkeys);
+    e->v[0] = "EVALSHA", e->l[0] = 7;
+    e->v[1] = s->scripts[idx].sha, e->l[1] = 40;
+    e->v[2] = e->nk, e->l[2] = strlen(e->nk);
     for (int i = 0; i < nkeys + nargs; i++) {
-        v[3 + i] = argv[i];
-        l[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+        e->v[3 + i] = argv[i];
+        e->l[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
-    r = rstore_commandargv(s, n, v, l);
-    if (is_noscript(r)) {
-        freeReplyObject(r);
-        r = NULL;
-        if (load_script(s, idx) == 0) r = rstore_commandargv(s, n, v, l);
-        else if (s->ctx && s->ctx->err) drop(s, s->ctx->errstr);
+    return 0;
+}
+
+redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **argv, const size_t *argvlen) {
+    evalsha_argv e;
+    redisReply *r = NULL;
+    if (evalsha_argv_make(s, &e, idx, nkeys, nargs, argv, argvlen) == 0) {
+        r = rstore_commandargv(s, e.n, e.v, e.l);
+        if (is_noscript(r)) {
+            freeReplyObject(r);
+            r = NULL;
+            if (load_script(s, idx) == 0) r = rstore_commandargv(s, e.n, e.v, e.l);
+            else if (s->ctx && s->ctx->err) drop(s, s->ctx->errstr);
+        }
     }
-out:
-    if (v != stack_v) free(v);
-    if (l != stack_l) free(l);
+    evalsha_argv_free(&e);
     return r;
 }
+
+int rstore_eval_append(rstore *s, int idx, int nkeys, int nargs, const char **argv, const size_t *argvlen) {
+    evalsha_argv e;
+    int rc = evalsha_argv_make(s, &e, idx, nkeys, nargs, argv, argvlen);
+    if (rc == 0) rc = rstore_append_argv(s, e.n, e.v, e.l);
+    evalsha_argv_free(&e);
+    return rc;
+}
+
+bool rstore_reply_noscript(const redisReply *r) { return is_noscript(r); }
 
 int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *argvlen) {
     if (s->pending == 0 && ensure(s) != 0) return -1;

@@ -65,6 +65,12 @@ redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **a
  * Use for work that must not cost extra round trips. */
 int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *argvlen);
 redisReply *rstore_get_reply(rstore *s);
+/* EVALSHA of script `idx` appended to the pipeline (read its reply with
+ * rstore_get_reply). A pipelined EVALSHA is not retried: a reply for which
+ * rstore_reply_noscript is true means "run it again with rstore_eval" (which
+ * loads the script), once the pipeline's replies have all been read. */
+int rstore_eval_append(rstore *s, int idx, int nkeys, int nargs, const char **argv, const size_t *argvlen);
+bool rstore_reply_noscript(const redisReply *r);
 
 bool rstore_connected(const rstore *s);
 const char *rstore_error(const rstore *s);

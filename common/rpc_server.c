@@ -20,8 +20,15 @@
  *     except the slice the response travels in (gRPC needs memory it owns
  *     until the bytes are written; for bodies up to 23 bytes it is inline).
  *   - Request bytes are handed to the handler in place when they arrived as
- *     one slice, else copied once into a per-worker buffer. The reply body
- *     is a per-worker buffer the handler fills and the runtime reuses.
+ *     one slice, else copied once into a buffer of the call's position in
+ *     the round. Each position's reply body is a buffer the handler fills
+ *     and the runtime reuses.
+ *   - Natural batching (docs/batching.md): after one event the worker takes
+ *     every event already completed on its queue (a deadline in the past),
+ *     up to batch_max calls ("taken" calls); then the calls of a method with
+ *     a batch handler go to it together, the others to their handler one by
+ *     one. Reply completions met meanwhile are handled at once. A batched
+ *     method keeps batch_max requests armed, so a burst can fill a batch.
  *
  * Draining: rpc_server_shutdown marks the server as not serving, calls
  * grpc_server_shutdown_and_notify (listeners close, connections get GOAWAY,
@@ -83,6 +90,8 @@ typedef struct method_entry {
     char *label;                  /* metric label: the path without its leading '/' */
     _Atomic(metric *) calls[PA_GRPC_STATUS_CODES]; /* pa_grpc_calls_total series, registered on first use */
     metric *seconds;              /* pa_grpc_call_seconds for this method */
+    metric *batch_calls;          /* pa_batch_calls for a method with a batch handler, else NULL */
+    int armed;                    /* requests kept armed per worker: a batched method needs batch_max */
 } method_entry;
 
 /* One armed grpc_server_request_registered_call. */
@@ -138,6 +147,26 @@ struct rpc_ctx {
     bool deferred; /* the handler called rpc_ctx_defer */
 };
 
+/* A call taken out of its request slot, waiting for its handler (alone or
+ * in a batch); everything it needs lives here until its reply is queued. */
+typedef struct taken_call {
+    rpc_ctx ctx;     /* the handler's view; ctx.md points at md */
+    rpc_reply reply; /* its own reply; the body buffer is reused by later calls */
+    method_entry *method;
+    grpc_call *call;
+    grpc_byte_buffer *payload;  /* the request, destroyed once the handler has returned */
+    grpc_byte_buffer_reader rd; /* valid while has_reader */
+    bool has_reader;
+    gpr_timespec deadline;
+    grpc_metadata_array md; /* moved out of the slot; its slices live as long as the call */
+    double started;         /* arrival, for the latency metric */
+    const uint8_t *req;     /* contiguous request bytes (in place, or req_buf) */
+    size_t req_len;
+    uint8_t *req_buf; /* this position's copy of multi-slice requests */
+    size_t req_cap;
+    bool done; /* handled in this round */
+} taken_call;
+
 /* A call whose handler returned without answering (rpc_ctx_defer). */
 struct rpc_deferred {
     rpc_ctx ctx; /* a copy; ctx.w is the worker whose queue the call is on */
@@ -159,10 +188,9 @@ struct worker {
     size_t n_slots;
     generic_slot generic[GENERIC_REQUESTS];
     reply_op *free_ops, *all_ops; /* reply_op pool */
-    rpc_reply reply;              /* reused by every handler call on this worker */
-    uint8_t *req_buf;             /* contiguous copy of multi-slice requests */
-    size_t req_cap;
-    rpc_ctx ctx;                  /* the one call being handled right now */
+    taken_call *taken;            /* batch_max calls taken from the queue in this round */
+    size_t n_taken;
+    rpc_batch_call *batch; /* batch_max: what a batch handler is given */
 };
 
 struct rpc_server {
@@ -171,6 +199,7 @@ struct rpc_server {
     method_entry *methods;        /* the daemon's methods, then health if we serve it */
     size_t n_methods;
     int per_method;               /* armed requests per method per worker */
+    int batch_max;                /* calls taken from a queue at once (limits.batch_max) */
     worker *workers;
     int n_workers;
     int *ports;                   /* bound port per listen address */
@@ -193,6 +222,8 @@ struct rpc_server {
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                         0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
 /* --- metrics ------------------------------------------------------------ */
 
@@ -338,26 +369,26 @@ static void arm_generic(generic_slot *g) {
 
 /* Makes the request contiguous: in place when it is one slice, else one
  * copy into the worker's buffer. NULL only if that buffer cannot grow. */
-static const uint8_t *request_bytes(worker *w, grpc_byte_buffer_reader *rd, size_t len) {
+static const uint8_t *request_bytes(taken_call *tc, grpc_byte_buffer_reader *rd, size_t len) {
     static const uint8_t empty[1];
     grpc_slice *first;
     if (len == 0 || !grpc_byte_buffer_reader_peek(rd, &first)) return empty;
     if (GRPC_SLICE_LENGTH(*first) == len) return GRPC_SLICE_START_PTR(*first);
-    if (len > w->req_cap) {
-        uint8_t *nb = realloc(w->req_buf, len);
+    if (len > tc->req_cap) {
+        uint8_t *nb = realloc(tc->req_buf, len);
         if (!nb) return NULL;
-        w->req_buf = nb;
-        w->req_cap = len;
+        tc->req_buf = nb;
+        tc->req_cap = len;
     }
     size_t off = 0;
     grpc_slice *sl = first;
     do {
         size_t n = GRPC_SLICE_LENGTH(*sl);
         if (n > len - off) n = len - off;
-        memcpy(w->req_buf + off, GRPC_SLICE_START_PTR(*sl), n);
+        memcpy(tc->req_buf + off, GRPC_SLICE_START_PTR(*sl), n);
         off += n;
     } while (off < len && grpc_byte_buffer_reader_peek(rd, &sl));
-    return w->req_buf;
+    return tc->req_buf;
 }
 
 static void reply_reset(rpc_reply *r) {
@@ -379,42 +410,119 @@ static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline, method
     c->deferred = false;
 }
 
-static void run_handler(worker *w, method_entry *me, grpc_call *call, gpr_timespec deadline,
-                        grpc_byte_buffer *payload, double started) {
-    rpc_reply *r = &w->reply;
+/* The checks every call passes before any handler sees it; false with the
+ * reply set when it fails one. */
+static bool call_prepare(worker *w, taken_call *tc) {
+    rpc_reply *r = &tc->reply;
+    method_entry *me = tc->method;
     reply_reset(r);
-    ctx_reset(&w->ctx, call, deadline, me, started);
+    ctx_reset(&tc->ctx, tc->call, tc->deadline, me, tc->started);
+    tc->ctx.md = &tc->md;
+    tc->has_reader = false;
+    grpc_byte_buffer *payload = tc->payload;
     if (atomic_load(&w->s->cancel_issued)) {
         /* Shutdown gave up waiting: the call is already cancelled. */
-        if (payload) grpc_byte_buffer_destroy(payload);
         rpc_reply_error(r, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
-    } else if (!payload) {
-        rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
-    } else {
-        size_t len = grpc_byte_buffer_length(payload);
-        grpc_byte_buffer_reader rd;
-        if (payload->type != GRPC_BB_RAW || payload->data.raw.compression != GRPC_COMPRESS_NONE) {
-            /* Never inflated: the transport refuses compressed calls at their
-             * headers, and this catches anything that slipped past that. */
-            rpc_reply_error(r, GRPC_STATUS_UNIMPLEMENTED, "compressed requests are not accepted");
-        } else if (len > me->m.max_request_bytes) {
-            rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                            "request is %zu bytes; %s accepts at most %zu bytes", len, me->m.path,
-                            me->m.max_request_bytes);
-        } else if (!grpc_byte_buffer_reader_init(&rd, payload)) {
-            rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message could not be decompressed");
-        } else {
-            const uint8_t *req = request_bytes(w, &rd, len);
-            if (req) me->m.handler(&w->ctx, req, len, r);
-            else rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
-            grpc_byte_buffer_reader_destroy(&rd);
-        }
-        grpc_byte_buffer_destroy(payload);
+        return false;
     }
-    if (w->ctx.peer) gpr_free(w->ctx.peer);
-    w->ctx.peer = NULL;
-    w->ctx.call = NULL;
-    if (!w->ctx.deferred) send_reply(w, call, me, r, started);
+    if (!payload) {
+        rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
+        return false;
+    }
+    size_t len = grpc_byte_buffer_length(payload);
+    if (payload->type != GRPC_BB_RAW || payload->data.raw.compression != GRPC_COMPRESS_NONE) {
+        /* Never inflated: the transport refuses compressed calls at their
+         * headers, and this catches anything that slipped past that. */
+        rpc_reply_error(r, GRPC_STATUS_UNIMPLEMENTED, "compressed requests are not accepted");
+        return false;
+    }
+    if (len > me->m.max_request_bytes) {
+        rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "request is %zu bytes; %s accepts at most %zu bytes", len,
+                        me->m.path, me->m.max_request_bytes);
+        return false;
+    }
+    if (!grpc_byte_buffer_reader_init(&tc->rd, payload)) {
+        rpc_reply_error(r, GRPC_STATUS_INVALID_ARGUMENT, "request message could not be decompressed");
+        return false;
+    }
+    tc->has_reader = true;
+    tc->req = request_bytes(tc, &tc->rd, len);
+    tc->req_len = len;
+    if (!tc->req) {
+        rpc_reply_error(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* After the handler: the request goes, the reply is queued (unless deferred). */
+static void call_finish(worker *w, taken_call *tc) {
+    if (tc->has_reader) grpc_byte_buffer_reader_destroy(&tc->rd);
+    tc->has_reader = false;
+    if (tc->payload) grpc_byte_buffer_destroy(tc->payload);
+    tc->payload = NULL;
+    if (tc->ctx.peer) gpr_free(tc->ctx.peer);
+    tc->ctx.peer = NULL;
+    tc->ctx.call = NULL;
+    tc->ctx.md = NULL;
+    if (!tc->ctx.deferred) send_reply(w, tc->call, tc->method, &tc->reply, tc->started);
+    tc->call = NULL;
+    grpc_metadata_array_destroy(&tc->md);
+    tc->done = true;
+}
+
+static void run_single(worker *w, taken_call *tc) {
+    if (call_prepare(w, tc)) tc->method->m.handler(&tc->ctx, tc->req, tc->req_len, &tc->reply);
+    call_finish(w, tc);
+}
+
+/* Every call of this round for `me`, from position `first` on, through its
+ * batch handler at once; the calls failing the checks are answered alone. */
+static void run_batch(worker *w, method_entry *me, size_t first) {
+    size_t n = 0;
+    for (size_t i = first; i < w->n_taken; i++) {
+        taken_call *tc = &w->taken[i];
+        if (tc->done || tc->method != me) continue;
+        if (!call_prepare(w, tc)) {
+            call_finish(w, tc);
+            continue;
+        }
+        w->batch[n++] = (rpc_batch_call){.ctx = &tc->ctx, .req = tc->req, .req_len = tc->req_len, .reply = &tc->reply};
+    }
+    if (n == 0) return;
+    metric_observe(me->batch_calls, (double)n);
+    me->m.batch_handler(w->batch, n);
+    for (size_t i = first; i < w->n_taken; i++)
+        if (!w->taken[i].done && w->taken[i].method == me) call_finish(w, &w->taken[i]);
+}
+
+/* Runs every call taken this round: batched methods' calls together, the
+ * others one by one, in arrival order of each method's first call. */
+static void run_taken(worker *w) {
+    for (size_t i = 0; i < w->n_taken; i++) {
+        taken_call *tc = &w->taken[i];
+        if (tc->done) continue;
+        if (tc->method->m.batch_handler && w->s->batch_max > 1) run_batch(w, tc->method, i);
+        else run_single(w, tc);
+    }
+    w->n_taken = 0;
+}
+
+/* Moves an arrived call out of its slot (which is armed again at once). */
+static void take_request(request_slot *sl) {
+    worker *w = sl->w;
+    taken_call *tc = &w->taken[w->n_taken++];
+    tc->started = pa_mono_s();
+    tc->method = sl->method;
+    tc->call = sl->call;
+    tc->payload = sl->payload;
+    tc->deadline = sl->deadline;
+    tc->md = sl->md;
+    tc->done = false;
+    grpc_metadata_array_init(&sl->md);
+    sl->call = NULL;
+    sl->payload = NULL;
+    arm_request(sl);
 }
 
 static void on_request(request_slot *sl, bool ok) {
@@ -427,19 +535,8 @@ static void on_request(request_slot *sl, bool ok) {
         arm_request(sl);
         return;
     }
-    double started = pa_mono_s();
-    grpc_call *call = sl->call;
-    grpc_byte_buffer *payload = sl->payload;
-    gpr_timespec deadline = sl->deadline;
-    grpc_metadata_array md = sl->md; /* the handler's; its slices live as long as the call */
-    grpc_metadata_array_init(&sl->md);
-    sl->call = NULL;
-    sl->payload = NULL;
-    arm_request(sl);
-    sl->w->ctx.md = &md;
-    run_handler(sl->w, sl->method, call, deadline, payload, started);
-    sl->w->ctx.md = NULL;
-    grpc_metadata_array_destroy(&md);
+    take_request(sl);
+    if (sl->w->n_taken >= (size_t)sl->w->s->batch_max) run_taken(sl->w);
 }
 
 static void on_generic(generic_slot *g, bool ok) {
@@ -489,6 +586,18 @@ static void maybe_close_cq(worker *w) {
     }
 }
 
+/* Takes what else has already completed on the queue, without waiting,
+ * until batch_max calls are taken (docs/batching.md); other events are
+ * handled as they come. At most a few rounds' worth of events, so a flood
+ * of reply completions cannot hold the taken calls back. */
+static void take_ready(worker *w) {
+    for (int seen = 0; w->n_taken < (size_t)w->s->batch_max && seen < 4 * w->s->batch_max; seen++) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) return; /* nothing more (the queue cannot shut while we hold mu) */
+        dispatch(ev.tag, ev.success != 0);
+    }
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     for (;;) {
@@ -497,6 +606,8 @@ static void *worker_main(void *arg) {
         if (ev.type != GRPC_OP_COMPLETE) continue;
         pthread_mutex_lock(&w->mu);
         dispatch(ev.tag, ev.success != 0);
+        if (w->s->batch_max > 1 && w->n_taken > 0) take_ready(w);
+        run_taken(w);
         maybe_close_cq(w);
         pthread_mutex_unlock(&w->mu);
     }
@@ -575,6 +686,9 @@ static int copy_methods(rpc_server *s, const rpc_method *methods, size_t n, char
         me->seconds = metric_histogram("pa_grpc_call_seconds",
                                        "Server time per gRPC call, from arrival to reply queued", labels,
                                        latency_bounds, sizeof latency_bounds / sizeof latency_bounds[0]);
+        if (m.batch_handler)
+            me->batch_calls = metric_histogram("pa_batch_calls", "Calls handed to a batch handler at once", labels,
+                                               batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     }
     return 0;
 }
@@ -583,9 +697,16 @@ static int int_or(int v, int dflt) { return v > 0 ? v : dflt; }
 
 /* cfg->limits with the defaults for zeroes; -1 with a message for a negative field. */
 static int resolve_limits(rpc_server *s, const rpc_server_limits *in, char *err, size_t errlen) {
-    const int fields[] = {in->max_connections_per_address, in->max_concurrent_streams, in->handshake_timeout_ms,
-                          in->max_connection_idle_ms,      in->max_connection_age_ms,  in->max_connection_age_grace_ms,
-                          in->min_ping_interval_ms,        in->max_ping_strikes,       in->memory_limit_mb};
+    const int fields[] = {in->max_connections_per_address,
+                          in->max_concurrent_streams,
+                          in->handshake_timeout_ms,
+                          in->max_connection_idle_ms,
+                          in->max_connection_age_ms,
+                          in->max_connection_age_grace_ms,
+                          in->min_ping_interval_ms,
+                          in->max_ping_strikes,
+                          in->memory_limit_mb,
+                          in->batch_max};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
         if (fields[i] < 0) return err_set(err, errlen, "transport limits must not be negative");
     s->limits = (rpc_server_limits){
@@ -598,7 +719,13 @@ static int resolve_limits(rpc_server *s, const rpc_server_limits *in, char *err,
         .min_ping_interval_ms = int_or(in->min_ping_interval_ms, RPC_DEFAULT_MIN_PING_INTERVAL_MS),
         .max_ping_strikes = int_or(in->max_ping_strikes, RPC_DEFAULT_MAX_PING_STRIKES),
         .memory_limit_mb = int_or(in->memory_limit_mb, RPC_DEFAULT_MEMORY_LIMIT_MB),
+        .batch_max = int_or(in->batch_max, RPC_DEFAULT_BATCH_MAX),
     };
+    s->batch_max = s->limits.batch_max;
+    /* A batched method keeps enough requests armed for a whole batch. */
+    for (size_t i = 0; i < s->n_methods; i++)
+        s->methods[i].armed =
+            s->methods[i].m.batch_handler && s->per_method < s->batch_max ? s->batch_max : s->per_method;
     return 0;
 }
 
@@ -743,21 +870,24 @@ static int workers_create(rpc_server *s, const rpc_server_config *cfg, char *err
         worker *w = &s->workers[i];
         w->s = s;
         w->index = i;
-        w->ctx.w = w;
         if (pthread_mutex_init(&w->mu, NULL) != 0) return err_set(err, errlen, "worker %d: cannot create its lock", i);
         w->mu_ready = true;
         if (!(w->cq = grpc_completion_queue_create_for_next(NULL)))
             return err_set(err, errlen, "worker %d: cannot create its completion queue", i);
         grpc_server_register_completion_queue(s->server, w->cq, NULL);
-        w->reply.body = malloc(REPLY_INITIAL_CAP);
-        w->reply.body_cap = REPLY_INITIAL_CAP;
-        w->n_slots = s->n_methods * (size_t)s->per_method;
+        w->taken = calloc((size_t)s->batch_max, sizeof *w->taken);
+        w->batch = calloc((size_t)s->batch_max, sizeof *w->batch);
+        w->n_slots = 0;
+        for (size_t m = 0; m < s->n_methods; m++) w->n_slots += (size_t)s->methods[m].armed;
         w->slots = calloc(w->n_slots, sizeof *w->slots);
-        if (!w->reply.body || !w->slots) return err_set(err, errlen, "out of memory");
-        for (size_t j = 0; j < w->n_slots; j++) {
-            w->slots[j] = (request_slot){.kind = TAG_REQUEST, .w = w, .method = &s->methods[j / (size_t)s->per_method]};
-            grpc_metadata_array_init(&w->slots[j].md);
-        }
+        if (!w->taken || !w->batch || !w->slots) return err_set(err, errlen, "out of memory");
+        for (int t = 0; t < s->batch_max; t++) w->taken[t].ctx.w = w;
+        size_t j = 0;
+        for (size_t m = 0; m < s->n_methods; m++)
+            for (int k = 0; k < s->methods[m].armed; k++, j++) {
+                w->slots[j] = (request_slot){.kind = TAG_REQUEST, .w = w, .method = &s->methods[m]};
+                grpc_metadata_array_init(&w->slots[j].md);
+            }
         for (int g = 0; g < GENERIC_REQUESTS; g++) {
             w->generic[g] = (generic_slot){.kind = TAG_GENERIC, .w = w};
             grpc_call_details_init(&w->generic[g].details);
@@ -835,6 +965,7 @@ static void drain_unstarted(worker *w) {
         if (ev.type == GRPC_QUEUE_SHUTDOWN) return;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         dispatch(ev.tag, ev.success != 0);
+        run_taken(w);
         maybe_close_cq(w);
     }
 }
@@ -858,8 +989,12 @@ static void worker_release(rpc_server *s, worker *w) {
     if (w->cq) grpc_completion_queue_destroy(w->cq);
     if (w->mu_ready) pthread_mutex_destroy(&w->mu);
     free(w->slots);
-    free(w->reply.body);
-    free(w->req_buf);
+    for (int t = 0; w->taken && t < s->batch_max; t++) {
+        free(w->taken[t].reply.body);
+        free(w->taken[t].req_buf);
+    }
+    free(w->taken);
+    free(w->batch);
 }
 
 /* Waits for the shutdown tag; cancels the remaining calls after grace_ms
@@ -1034,10 +1169,12 @@ size_t rpc_ctx_peer_properties(rpc_ctx *ctx, const char *name, rpc_property_fn f
 
 /* Runs inside the handler, so under w->mu: the queue's count is safe to touch. */
 rpc_deferred *rpc_ctx_defer(rpc_ctx *ctx) {
-    if (!ctx->call || ctx->deferred || ctx != &ctx->w->ctx) return NULL;
+    if (!ctx->call || ctx->deferred) return NULL;
     rpc_deferred *d = malloc(sizeof *d);
     if (!d) return NULL;
-    d->ctx = *ctx; /* the call's reference and the peer text move to d */
+    d->ctx = *ctx;          /* the call's reference and the peer text move to d */
+    d->ctx.deferred = true; /* the copy cannot be deferred again */
+    d->ctx.md = NULL;       /* the metadata array goes with the handler's return */
     ctx->peer = NULL;
     ctx->deferred = true;
     ctx->w->outstanding++; /* the queue stays open until the answer */

@@ -26,6 +26,8 @@
  * Metrics (metrics.h) recorded for every call:
  *   pa_grpc_calls_total{method="activation.v1.Activation/Activate",code="OK"}
  *   pa_grpc_call_seconds{method=...}  histogram, arrival to reply queued
+ * and for each method with a batch handler
+ *   pa_batch_calls{method=...}  histogram, calls per batch handler run
  * Unknown methods count as method="unknown",code="UNIMPLEMENTED". A call
  * whose reply the client never got (deadline, cancel) counts as CANCELLED.
  * Connections reset at accept for the per-address cap count in
@@ -90,10 +92,27 @@ typedef struct rpc_reply {
 
 typedef void (*rpc_handler_fn)(rpc_ctx *ctx, const uint8_t *req, size_t req_len, rpc_reply *reply);
 
+/* One call of a batch: what a single handler gets, for each call. */
+typedef struct rpc_batch_call {
+    rpc_ctx *ctx;       /* the call's own context (rpc_ctx_defer works on it) */
+    const uint8_t *req; /* request bytes, valid until the batch handler returns */
+    size_t req_len;
+    rpc_reply *reply; /* the call's own reply, answered when the batch handler returns */
+} rpc_batch_call;
+
+/* Natural batching (docs/batching.md): a worker that finds several calls of
+ * a method already waiting on its queue hands them over together. The size
+ * limit, the shutdown check and the metrics are per call as for a single
+ * handler; the handler fills every reply (or defers the call). It may hand a
+ * call to the method's single handler (calls[i].ctx, .req, .req_len,
+ * .reply): a call that does not fit the batch leaves it that way. n >= 1. */
+typedef void (*rpc_batch_fn)(rpc_batch_call *calls, size_t n);
+
 typedef struct rpc_method {
     const char *path;             /* "/activation.v1.Activation/Activate" */
     rpc_handler_fn handler;
     size_t max_request_bytes;     /* larger requests are refused before the handler runs; 0 = default */
+    rpc_batch_fn batch_handler;   /* optional: the calls that arrived together, in one go */
 } rpc_method;
 
 typedef struct rpc_tls_config {
@@ -127,6 +146,8 @@ typedef struct rpc_server_limits {
     int max_ping_strikes;            /* strikes before GOAWAY "too_many_pings" [2] */
     int memory_limit_mb;             /* gRPC's resource quota for the whole server; new
                                         connections are dropped near it [256] */
+    int batch_max;                   /* calls a worker takes from its queue at once for a
+                                        batch handler; 1 disables batching [32] */
 } rpc_server_limits;
 
 #define RPC_DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 64
@@ -138,6 +159,7 @@ typedef struct rpc_server_limits {
 #define RPC_DEFAULT_MIN_PING_INTERVAL_MS 300000
 #define RPC_DEFAULT_MAX_PING_STRIKES 2
 #define RPC_DEFAULT_MEMORY_LIMIT_MB 256
+#define RPC_DEFAULT_BATCH_MAX 32
 
 typedef struct rpc_server_config {
     const char *const *listen;    /* "127.0.0.1:0", "[::1]:50051", ... */

@@ -128,9 +128,9 @@ static int start_slow_server(void) {
     ca = pem_of(E.certs, "ca.pem");
     if (!cert || !key || !ca) return -1;
     static const rpc_method methods[] = {
-        {PA_RPC_AUDIT_VERIFY, slow_verify, 16 * 1024},
-        {PA_RPC_AUDIT_SUBMIT, slow_submit, 4 * 1024 * 1024},
-        {PA_RPC_AUDIT_LIST_REVOCATIONS, slow_list, 1024},
+        {PA_RPC_AUDIT_VERIFY, slow_verify, 16 * 1024, NULL},
+        {PA_RPC_AUDIT_SUBMIT, slow_submit, 4 * 1024 * 1024, NULL},
+        {PA_RPC_AUDIT_LIST_REVOCATIONS, slow_list, 1024, NULL},
     };
     static rpc_tls_config tls;
     tls = (rpc_tls_config){.cert_pem = cert, .key_pem = key, .client_ca_pem = ca};

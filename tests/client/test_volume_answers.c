@@ -178,9 +178,9 @@ static void on_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_repl
 }
 
 static const rpc_method METHODS[] = {
-    {ACTIVATE_PATH, on_activate, 0},
-    {RENEW_PATH, on_renew, 0},
-    {DEACTIVATE_PATH, on_deactivate, 0},
+    {ACTIVATE_PATH, on_activate, 0, NULL},
+    {RENEW_PATH, on_renew, 0, NULL},
+    {DEACTIVATE_PATH, on_deactivate, 0, NULL},
 };
 
 static int worker_state;

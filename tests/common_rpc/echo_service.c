@@ -45,12 +45,9 @@ static void remaining(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *r
 }
 
 const rpc_method echo_methods[] = {
-    {"/test.v1.Echo/Echo", echo, 1024},
-    {"/test.v1.Echo/Big", echo, 100000},
-    {"/test.v1.Echo/Sleep", sleep_ms, 64},
-    {"/test.v1.Echo/Whoami", whoami, 64},
-    {"/test.v1.Echo/Limited", limited, 64},
-    {"/test.v1.Echo/Remaining", remaining, 64},
+    {"/test.v1.Echo/Echo", echo, 1024, NULL},     {"/test.v1.Echo/Big", echo, 100000, NULL},
+    {"/test.v1.Echo/Sleep", sleep_ms, 64, NULL},  {"/test.v1.Echo/Whoami", whoami, 64, NULL},
+    {"/test.v1.Echo/Limited", limited, 64, NULL}, {"/test.v1.Echo/Remaining", remaining, 64, NULL},
 };
 const size_t echo_n_methods = sizeof echo_methods / sizeof echo_methods[0];
 

@@ -1,0 +1,122 @@
+/* activate_batch.c -- Activate calls that arrived together, answered
+ * together (docs/batching.md, "Natural batching").
+ *
+ * The calls go through the single call's stages (activate_stages.h), stage
+ * by stage for all of them:
+ *   1. activate_front for each: decode, rate hold, key check, audit plan.
+ *      A call refused there is answered there; volume keys, on-premises
+ *      keys and online audits leave the batch the same way (they are
+ *      finished as single calls, online audits on the audit pool);
+ *   2. the policy scripts of the others as ONE pipeline: every EVALSHA
+ *      written, then every reply read -- one Redis round trip for the
+ *      batch. A reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
+ *      is run again by itself once the pipeline is read, which loads the
+ *      script; a broken connection fails the calls whose replies it took;
+ *   3. for each: the script's refusals and the group reload; then the
+ *      licenses of the granted calls, signed together (license_issue_batch:
+ *      one signature over their Merkle tree, docs/batching.md), then the
+ *      answers.
+ * Threat counts, rate holds, the machine log, audit records, metrics and
+ * log lines are the single path's own, per call.
+ *
+ * The calls' state lives in a per-worker array kept between batches, so a
+ * batch allocates nothing of its own; its log lines (one "activate.granted"
+ * per grant) are written together at its end (log_hold). Stage 2's time is shared: each call
+ * of the batch counts the whole round trip as its Redis stage. */
+#include <stdlib.h>
+
+#include "activate_stages.h"
+#include "log.h"
+#include "merkle.h"
+
+/* A worker's room for a batch, kept between batches. */
+struct activate_batch {
+    size_t cap;               /* calls it has room for */
+    activate_call *calls;     /* each call between its stages */
+    license_terms *terms;     /* the granted calls' terms, in order */
+    signed_license *licenses; /* their signed licenses, same order */
+    activate_call **granted;  /* which call each terms[i] belongs to */
+};
+
+void activate_batch_free(struct activate_batch *b) {
+    if (!b) return;
+    free(b->calls);
+    free(b->terms);
+    free(b->licenses);
+    free(b->granted);
+    free(b);
+}
+
+/* The worker's room for n calls, grown as needed; NULL when out of memory. */
+static struct activate_batch *room_for(worker *w, size_t n) {
+    struct activate_batch *b = w->batch;
+    if (b && n <= b->cap) return b;
+    activate_batch_free(b);
+    w->batch = b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    if (n < RPC_DEFAULT_BATCH_MAX) n = RPC_DEFAULT_BATCH_MAX; /* grown once, not batch by batch */
+    b->calls = calloc(n, sizeof *b->calls);
+    b->terms = calloc(n, sizeof *b->terms);
+    b->licenses = calloc(n, sizeof *b->licenses);
+    b->granted = calloc(n, sizeof *b->granted);
+    if (!b->calls || !b->terms || !b->licenses || !b->granted) {
+        activate_batch_free(b);
+        w->batch = NULL;
+        return NULL;
+    }
+    b->cap = n;
+    return b;
+}
+
+/* Stage 2: the waiting calls' scripts in one round trip. */
+static void run_scripts(worker *w, activate_call *c, size_t n) {
+    for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
+        c[i].again = c[i].waiting && activate_append(&c[i]) != 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].waiting && !c[i].again) c[i].again = !policy_activate_read(w->redis, &c[i].p);
+    for (size_t i = 0; i < n; i++)
+        if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
+}
+
+/* Stage 3: refusals and group reloads first (a reload may replace an entry
+ * other calls' terms would point into), then every granted license signed
+ * with one signature per MERKLE_MAX_LEAVES, then the answers. */
+static void sign_and_answer(worker *w, struct activate_batch *b, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) b->calls[i].waiting = b->calls[i].waiting && activate_back_check(&b->calls[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!b->calls[i].waiting) continue;
+        if (activate_terms(&b->calls[i], &b->terms[k])) b->granted[k++] = &b->calls[i];
+        else activate_answer(&b->calls[i], NULL);
+    }
+    for (size_t off = 0; off < k; off += MERKLE_MAX_LEAVES) {
+        size_t m = k - off < MERKLE_MAX_LEAVES ? k - off : MERKLE_MAX_LEAVES;
+        bool ok = license_issue_batch(w->signer, &b->terms[off], m, &b->licenses[off]) == 0;
+        for (size_t j = off; j < off + m; j++) activate_answer(b->granted[j], ok ? &b->licenses[j] : NULL);
+    }
+}
+
+void handle_activate_batch(rpc_batch_call *calls, size_t n) {
+    worker *w = rpc_ctx_worker(calls[0].ctx);
+    struct activate_batch *b = room_for(w, n);
+    if (!b) { /* no room for the batch: the calls one by one */
+        for (size_t i = 0; i < n; i++) handle_activate(calls[i].ctx, calls[i].req, calls[i].req_len, calls[i].reply);
+        return;
+    }
+    activate_call *c = b->calls;
+    log_hold(); /* the batch's log lines in one write */
+    size_t n_waiting = 0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].waiting = activate_front(calls[i].ctx, calls[i].req, calls[i].req_len, calls[i].reply, &c[i]);
+        n_waiting += c[i].waiting;
+    }
+    if (n_waiting == 1) {
+        for (size_t i = 0; i < n; i++)
+            if (c[i].waiting) activate_script(&c[i]); /* no pipeline for one */
+    } else if (n_waiting > 1) {
+        run_scripts(w, c, n);
+    }
+    if (n_waiting > 0) sign_and_answer(w, b, n);
+    for (size_t i = 0; i < n; i++) activate_call_end(&c[i]);
+    log_release();
+}
