@@ -5,8 +5,8 @@
 #
 #   1. installs what is missing: the arm64 architecture in dpkg, Debian's
 #      cross toolchain (crossbuild-essential-arm64), qemu-user, and the
-#      :arm64 -dev packages of every library CMake looks for; the host tools
-#      (protoc-c) come from scripts/deps.sh's list as for the x86-64 build
+#      :arm64 -dev packages of every library CMake looks for, and the host
+#      tools the x86-64 build uses too (protoc-c)
 #   2. configures build/arm64 with cmake/toolchain-aarch64-linux-gnu.cmake
 #   3. builds only what the unit tests need (the tests' programs, and
 #      libpa_activate.a and the activate CLI for client.exported_symbols)
@@ -24,7 +24,7 @@ for a in "$@"; do
   case "$a" in
     --no-install) install=0 ;;
     --build-only) run=0 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cross-arm64.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +37,10 @@ ARM64_LIBS=(
   libc6 libgrpc-dev libprotobuf-c-dev libssl-dev libhiredis-dev libcmocka-dev libmicrohttpd-dev
   libc-ares-dev libjansson-dev libargon2-dev libxlsxwriter-dev libcurl4-openssl-dev libavahi-client-dev
 )
-HOST_TOOLS=(crossbuild-essential-arm64 qemu-user cmake pkg-config protobuf-c-compiler redis-server python3-openpyxl)
+# Host tools: admin.export_writers reads its XLSX back with the host's openpyxl.
+HOST_TOOLS=(crossbuild-essential-arm64 cmake pkg-config protobuf-c-compiler python3-openpyxl)
+# Either qemu-user or qemu-user-static will do.
+command -v qemu-aarch64 >/dev/null || command -v qemu-aarch64-static >/dev/null || HOST_TOOLS+=(qemu-user)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
