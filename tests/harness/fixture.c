@@ -152,6 +152,31 @@ static void child_tie_to_parent(pid_t parent) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* In the child: execs argv. A cross build's tests run under an emulator
+ * (PA_TEST_EMULATOR, e.g. "/usr/bin/qemu-aarch64", set by ctest from
+ * CMAKE_CROSSCOMPILING_EMULATOR), and so must the programs of the build
+ * tree they start: without binfmt_misc the kernel cannot run those itself.
+ * Host programs (redis-server, python3, bash) run as they are. Only the
+ * stack here: this runs between fork and exec. */
+static void exec_child(char *const argv[]) {
+    const char *emu = getenv("PA_TEST_EMULATOR");
+    const char *build = getenv("PA_BUILD_DIR");
+    size_t blen = build ? strlen(build) : 0;
+    size_t elen = emu ? strlen(emu) : 0;
+    char words[512];
+    if (!elen || elen >= sizeof words || !blen || strncmp(argv[0], build, blen) != 0 || argv[0][blen] != '/') {
+        execv(argv[0], argv);
+        return;
+    }
+    char *args[64];
+    size_t n = 0;
+    memcpy(words, emu, elen + 1);
+    for (char *save = NULL, *w = strtok_r(words, " ", &save); w && n < 8; w = strtok_r(NULL, " ", &save)) args[n++] = w;
+    for (size_t i = 0; argv[i] && n < sizeof args / sizeof *args - 1; i++) args[n++] = argv[i];
+    args[n] = NULL;
+    execv(args[0], args);
+}
+
 static int status_code(int st) {
     if (WIFEXITED(st)) return WEXITSTATUS(st);
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
@@ -190,7 +215,7 @@ pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int time
         dup2(in, 0);
         dup2(out, 1);
         dup2(out, 2);
-        execv(argv[0], argv);
+        exec_child(argv);
         dprintf(2, "fixture: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -250,7 +275,7 @@ int fixture_run(char *const argv[], char **out, char **err) {
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]), close(pe[0]);
-        execv(argv[0], argv);
+        exec_child(argv);
         dprintf(2, "fixture: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }

@@ -81,7 +81,9 @@ int fixture_tmpdir(char *buf, size_t n, const char *tag);
 void fixture_rmtree(const char *dir);
 
 /* Runs argv (argv[0] a path) with stdout/stderr captured into malloc'd
- * strings (may be NULL to discard). Returns the exit status, or -1. */
+ * strings (may be NULL to discard). Returns the exit status, or -1.
+ * In a cross build, programs of the build tree run under PA_TEST_EMULATOR
+ * (here and in fixture_spawn). */
 int fixture_run(char *const argv[], char **out, char **err);
 
 /* Starts a daemon in the background with stderr to `log_path`; waits until
