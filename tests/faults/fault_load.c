@@ -60,12 +60,11 @@ static void *run(void *p) {
             l->acked[k] = true;
             l->counts[s->t][0]++;
         } else if (st == GRPC_STATUS_UNAVAILABLE) {
-            if (l->counts[s->t][1]++ == 0 && s->t == 0)
-                snprintf(l->unavailable_msg, sizeof l->unavailable_msg, "%s", msg);
+            if (l->counts[s->t][1]++ == 0) snprintf(l->first_msg[s->t][0], sizeof l->first_msg[s->t][0], "%s", msg);
             usleep(20 * 1000); /* a refusing store: do not spin */
-        } else if (l->counts[s->t][2]++ == 0 && s->t == 0) {
-            l->other_status = st;
-            snprintf(l->other_msg, sizeof l->other_msg, "%s", msg);
+        } else if (l->counts[s->t][2]++ == 0) {
+            l->first_other[s->t] = st;
+            snprintf(l->first_msg[s->t][1], sizeof l->first_msg[s->t][1], "%s", msg);
         }
         if (l->pause_ms) usleep((useconds_t)l->pause_ms * 1000);
     }
@@ -78,7 +77,11 @@ int fault_load_start(fault_load *l) {
     l->stop = 0;
     for (unsigned t = 0; t < FAULT_LOAD_THREADS; t++) {
         slices[t] = (slice){.l = l, .t = t};
-        if (pthread_create(&l->threads[t], NULL, run, &slices[t]) != 0) return -1;
+        if (pthread_create(&l->threads[t], NULL, run, &slices[t]) != 0) {
+            l->stop = 1;
+            while (t-- > 0) pthread_join(l->threads[t], NULL);
+            return -1;
+        }
     }
     return 0;
 }
@@ -91,6 +94,12 @@ void fault_load_stop(fault_load *l) {
         l->ok += l->counts[t][0];
         l->unavailable += l->counts[t][1];
         l->other += l->counts[t][2];
+        if (!l->unavailable_msg[0] && l->counts[t][1])
+            snprintf(l->unavailable_msg, sizeof l->unavailable_msg, "%s", l->first_msg[t][0]);
+        if (!l->other_msg[0] && l->counts[t][2]) {
+            l->other_status = l->first_other[t];
+            snprintf(l->other_msg, sizeof l->other_msg, "%s", l->first_msg[t][1]);
+        }
     }
 }
 

@@ -18,19 +18,21 @@
 enum { FAULT_LOAD_THREADS = 4 };
 
 typedef struct fault_load {
-    act_env *env;                           /* the server and stores under test */
-    uint32_t group;                         /* the keys' group */
-    unsigned per_thread;                    /* keys in each thread's slice */
-    char (*keys)[PK_TEXT_LEN + 1];          /* FAULT_LOAD_THREADS * per_thread keys, serials 1.. */
-    bool *acked;                            /* per key: its Activate returned OK */
-    unsigned ok, unavailable, other;        /* answers by status (summed at the join) */
-    grpc_status_code other_status;          /* the first unexpected status, to print */
-    char other_msg[256];                    /* and its message */
-    char unavailable_msg[256];              /* the first UNAVAILABLE answer's message */
-    int pause_ms;                           /* sleep after each call (0: closed loop) */
-    volatile int stop;                      /* set by fault_load_stop */
-    pthread_t threads[FAULT_LOAD_THREADS];  /* running between start and stop */
-    unsigned counts[FAULT_LOAD_THREADS][3]; /* per thread ok/unavailable/other, summed at the join */
+    act_env *env;                                     /* the server and stores under test */
+    uint32_t group;                                   /* the keys' group */
+    unsigned per_thread;                              /* keys in each thread's slice */
+    char (*keys)[PK_TEXT_LEN + 1];                    /* FAULT_LOAD_THREADS * per_thread keys, serials 1.. */
+    bool *acked;                                      /* per key: its Activate returned OK */
+    unsigned ok, unavailable, other;                  /* answers by status (summed at the join) */
+    grpc_status_code other_status;                    /* the first unexpected status, to print (set at the join) */
+    char other_msg[256];                              /* and its message */
+    char unavailable_msg[256];                        /* the first UNAVAILABLE answer's message */
+    grpc_status_code first_other[FAULT_LOAD_THREADS]; /* per thread, so threads never share a buffer */
+    char first_msg[FAULT_LOAD_THREADS][2][256];       /* per thread: first UNAVAILABLE, first other */
+    int pause_ms;                                     /* sleep after each call (0: closed loop) */
+    volatile int stop;                                /* set by fault_load_stop */
+    pthread_t threads[FAULT_LOAD_THREADS];            /* running between start and stop */
+    unsigned counts[FAULT_LOAD_THREADS][3];           /* per thread ok/unavailable/other, summed at the join */
 } fault_load;
 
 /* Makes FAULT_LOAD_THREADS * per_thread genuine keys of `group` (serials

@@ -82,8 +82,12 @@ static void *drive(void *p) {
 static unsigned long run_phase(worker *w, double per_s, double seconds, void (*sample)(int, double)) {
     volatile int stop = 0;
     for (unsigned t = 0; t < THREADS; t++) {
-        w[t].per_s = per_s, w[t].stop = &stop, w[t].ok = w[t].failed = 0;
-        if (pthread_create(&w[t].thread, NULL, drive, &w[t]) != 0) return 0;
+        w[t].per_s = per_s, w[t].stop = &stop, w[t].ok = 0; /* failures add up over the phases */
+        if (pthread_create(&w[t].thread, NULL, drive, &w[t]) != 0) {
+            stop = 1;
+            while (t-- > 0) pthread_join(w[t].thread, NULL);
+            return 0;
+        }
     }
     double t0 = pa_mono_s();
     for (int k = 1; k <= SAMPLES; k++) {
@@ -318,7 +322,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "faults_soak: thread %u: %lu failed, first %s\n", t, w[t].failed, w[t].failure);
     }
     printf(
-        "  after warm-up: %lu OK (%.0f/s), %lu failed; RSS growth activation-server %+.1f %%, audit-server "
+        "  after warm-up: %lu OK (%.0f/s), %lu failed in the whole run; RSS growth activation-server %+.1f %%, "
+        "audit-server "
         "%+.1f %%, redis A %+.1f %%; open files %+d, %+d, %+d\n",
         ok, ok / (seconds - warmup), failed, 100.0 * (last.rss_kb[0] - warm.rss_kb[0]) / warm.rss_kb[0],
         100.0 * (last.rss_kb[1] - warm.rss_kb[1]) / warm.rss_kb[1],
