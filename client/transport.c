@@ -2,8 +2,9 @@
  *
  * Servers come in the order discovery chose (last good first, then RFC 2782
  * order). A call goes to the first; if that server is UNAVAILABLE (down,
- * refusing, its store or audit server down) or misses the deadline, the
- * same request goes to the next. Any other answer -- success or a real
+ * refusing, its store or audit server down), misses the deadline, or
+ * dropped the call while draining (CANCELLED), the same request goes to
+ * the next. Any other answer -- success or a real
  * refusal such as PERMISSION_DENIED -- ends the walk: another server would
  * give the same verdict, and trying it would only double the load and the
  * rate-limit count. Retrying is safe because every server call is
@@ -184,8 +185,10 @@ bool transport_reach(transport *t, char *why, size_t n) {
     return false;
 }
 
+/* CANCELLED too: a call that crosses a draining server's GOAWAY is
+ * dropped by gRPC core before the server saw it, and comes back CANCELLED. */
 static bool try_next(grpc_status_code s) {
-    return s == GRPC_STATUS_UNAVAILABLE || s == GRPC_STATUS_DEADLINE_EXCEEDED;
+    return s == GRPC_STATUS_UNAVAILABLE || s == GRPC_STATUS_DEADLINE_EXCEEDED || s == GRPC_STATUS_CANCELLED;
 }
 
 /* Moves the server that answered to the front, so the next call (the

@@ -283,15 +283,23 @@ int env_restart_server(act_env *e, const char *const *flags) {
     return env_start_server(e, flags);
 }
 
-redisContext *env_measuring_connection(act_env *e) {
+/* Adds the measuring user to `f`'s ACL file and restarts it (keeping its
+ * data); reconnects the keystore user there. */
+static redisContext *measuring_on(redis_fixture *f, redisContext **keystore) {
     static const char pw[] = "test-measure-pw";
     char acl[512];
-    snprintf(acl, sizeof acl, "%s/users.acl", e->a.dir);
-    if (redis_fixture_pause(&e->a) != 0) return NULL;
-    FILE *f = fopen(acl, "a");
-    if (!f) return NULL;
-    fprintf(f, "user measure on >%s ~* &* +@all\n", pw);
-    fclose(f);
-    if (redis_fixture_resume(&e->a) != 0 || env_keystore_reconnect(e) != 0) return NULL;
-    return redis_fixture_connect(&e->a, "measure", pw);
+    snprintf(acl, sizeof acl, "%s/users.acl", f->dir);
+    if (redis_fixture_pause(f) != 0) return NULL;
+    FILE *file = fopen(acl, "a");
+    if (!file) return NULL;
+    fprintf(file, "user measure on >%s ~* &* +@all\n", pw);
+    fclose(file);
+    if (redis_fixture_resume(f) != 0) return NULL;
+    if (*keystore) redisFree(*keystore);
+    *keystore = redis_fixture_connect(f, "keystore", FIXTURE_PW_KEYSTORE);
+    return *keystore ? redis_fixture_connect(f, "measure", pw) : NULL;
 }
+
+redisContext *env_measuring_connection(act_env *e) { return measuring_on(&e->a, &e->ks_a); }
+
+redisContext *env_measuring_connection_b(act_env *e) { return measuring_on(&e->b, &e->ks_b); }

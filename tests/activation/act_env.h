@@ -62,6 +62,8 @@ int env_restart_server(act_env *e, const char *const *flags);
  * @dangerous, which no production user has), added to this private
  * instance's ACL file: tests measure through it. NULL on failure. */
 redisContext *env_measuring_connection(act_env *e);
+/* The same on Redis B (CONFIG, INFO, the audit trail). */
+redisContext *env_measuring_connection_b(act_env *e);
 /* SIGTERM to the server; returns its exit status. */
 int env_stop_server(act_env *e);
 void env_stop(act_env *e);
