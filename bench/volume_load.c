@@ -285,9 +285,12 @@ static int prepare_heartbeats(bench *b, int n) {
     return b->n_renew == n ? 0 : die("could not activate the heartbeat machines");
 }
 
-static int run(const options *o, bench *b, const char *method, loadgen_request_fn fn, loadgen_result *res) {
+/* One measured run of `method` against `target` at the options' setting;
+ * `what` prefixes an error. */
+static int run_at(const options *o, const char *target, const char *method, loadgen_request_fn fn, void *arg,
+                  const char *what, loadgen_result *res) {
     const char *methods[] = {method};
-    loadgen_config c = {.target = b->e.target,
+    loadgen_config c = {.target = target,
                         .methods = methods,
                         .n_methods = 1,
                         .threads = o->threads,
@@ -295,11 +298,15 @@ static int run(const options *o, bench *b, const char *method, loadgen_request_f
                         .concurrency = o->concurrency,
                         .duration_s = o->duration,
                         .warmup_s = 1};
-    if (loadgen_run(&c, fn, b, res) != 0) {
-        fprintf(stderr, "volume_load: %s\n", res->first_error);
+    if (loadgen_run(&c, fn, arg, res) != 0) {
+        fprintf(stderr, "volume_load: %s%s\n", what, res->first_error);
         return -1;
     }
     return 0;
+}
+
+static int run(const options *o, bench *b, const char *method, loadgen_request_fn fn, loadgen_result *res) {
+    return run_at(o, b->e.target, method, fn, b, "", res);
 }
 
 /* The bare echo ceiling on this runtime, its log in the environment's directory. */
@@ -321,20 +328,7 @@ static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req
 }
 
 static int run_echo(const options *o, bench *b, loadgen_result *res) {
-    const char *methods[] = {"/bench.v1.Echo/Echo"};
-    loadgen_config c = {.target = b->echo_target,
-                        .methods = methods,
-                        .n_methods = 1,
-                        .threads = o->threads,
-                        .channels = o->channels,
-                        .concurrency = o->concurrency,
-                        .duration_s = o->duration,
-                        .warmup_s = 1};
-    if (loadgen_run(&c, build_echo, NULL, res) != 0) {
-        fprintf(stderr, "volume_load: echo: %s\n", res->first_error);
-        return -1;
-    }
-    return 0;
+    return run_at(o, b->echo_target, "/bench.v1.Echo/Echo", build_echo, NULL, "echo: ", res);
 }
 
 static void print_run(const char *label, const loadgen_result *r) {
