@@ -33,6 +33,7 @@
 #include "log.h"
 #include "proof_check.h"
 #include "rate_hold.h"
+#include "renew_stages.h"
 #include "server.h"
 #include "validate.h"
 
@@ -149,15 +150,6 @@ static bool held(worker *w, rpc_reply *reply, metric *const *family, const char 
     return true;
 }
 
-/* The place a Renew or Deactivate names, once it is let in. */
-typedef struct place_call {
-    uint32_t group, serial;               /* from the license id */
-    uint8_t random[LICENSE_RANDOM_LEN];   /* the license id's random part */
-    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* the proven place key's digest */
-    caller who;                           /* the client address and its bucket */
-    const order_record *order;            /* a volume key's order; NULL for other keys */
-} place_call;
-
 /* What Renew and Deactivate check alike before the place is touched: the
  * license reference, a hold on the caller, the proof of the place key and
  * whether the key belongs to a volume order. False when refused (the reply
@@ -175,68 +167,112 @@ static bool admit(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *fami
            order_of(w, reply, family, event, pc->group, pc->serial, &pc->order);
 }
 
-void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, renew_call *c) {
     worker *w = rpc_ctx_worker(ctx);
+    *c = (renew_call){.w = w, .ctx = ctx, .reply = reply};
     metric *const *counted = w->app->m.renew_refused;
-    if (deadline_passed(ctx, reply, counted)) return;
+    if (deadline_passed(ctx, reply, counted)) return false;
 
     /* 1. Decode the request and its license reference. */
-    Activation__V1__RenewRequest *rq = activation__v1__renew_request__unpack(NULL, len, req);
-    if (!rq) {
+    c->rq = activation__v1__renew_request__unpack(NULL, len, req);
+    if (!c->rq) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
                         "request: not a valid activation.v1.RenewRequest message");
         count(counted, REFUSED_INVALID_REQUEST);
-        return;
+        return false;
     }
-    place_call pc;
+    Activation__V1__RenewRequest *rq = c->rq;
+    place_call *pc = &c->pc;
     if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, &pc))
-        goto done;
-    uint32_t group = pc.group, serial = pc.serial;
-    if (pc.order) {
-        volume_handle_renew(w, ctx, pc.order, rq->license_id, rq->machine_id.data, group, serial, pc.random, pc.holder,
-                            &pc.who, reply);
-        goto done;
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, pc))
+        return false;
+    if (pc->order) {
+        volume_handle_renew(w, ctx, pc->order, rq->license_id, rq->machine_id.data, pc->group, pc->serial, pc->random,
+                            pc->holder, &pc->who, reply);
+        return false;
     }
+    return true;
+}
 
-    /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
-    policy_result p;
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
-                 pc.who.bucket, pc.who.ip, &p);
-    rate_hold_note(w->holds, pc.who.bucket, group, &p);
-    if (p.status != POLICY_OK) {
-        refused(w, reply, counted, "renew.refused", &p, group, serial);
-        goto done;
+/* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
+void renew_script(renew_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    policy_renew(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data, pc->holder,
+                 pc->random, pc->who.bucket, pc->who.ip, &c->p);
+}
+
+int renew_append(renew_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    return policy_renew_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
+                               pc->holder, pc->random, pc->who.bucket, pc->who.ip);
+}
+
+bool renew_back_check(renew_call *c) {
+    worker *w = c->w;
+    metric *const *counted = w->app->m.renew_refused;
+    uint32_t group = c->pc.group, serial = c->pc.serial;
+    rate_hold_note(w->holds, c->pc.who.bucket, group, &c->p);
+    if (c->p.status != POLICY_OK) {
+        refused(w, c->reply, counted, "renew.refused", &c->p, group, serial);
+        return false;
     }
     /* The renewal is recorded; a caller that gave up meanwhile renews again
      * (the same place, a fresh lease). */
-    if (deadline_passed(ctx, reply, counted)) goto done;
+    if (deadline_passed(c->ctx, c->reply, counted)) return false;
 
     /* 3. The group's record for the license's product fields: cached, or
      *    read once if this worker has none of this version. */
-    const group_entry *g = NULL;
-    if (group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
-        refused(w, reply, counted, "renew.refused", &p, group, serial);
-        goto done;
+    if (group_cache_check_version(w->groups, group, c->p.version, &c->g) != GROUP_FOUND) {
+        c->p.status = POLICY_UNAVAILABLE;
+        snprintf(c->p.error, sizeof c->p.error, "group record: %s", rstore_error(w->redis));
+        refused(w, c->reply, counted, "renew.refused", &c->p, group, serial);
+        return false;
     }
+    return true;
+}
 
-    /* 4. A fresh signed license with the new lease. */
-    signed_license sl;
-    if (license_grant_sign(w->signer, g, rq->license_id, rq->machine_id.data, group, serial, &p,
-                           &sl) != 0) {
-        rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
-        count(counted, REFUSED_INTERNAL);
-        goto done;
+bool renew_terms(renew_call *c, license_terms *t) {
+    if (group_cache_get(c->w->groups, c->pc.group, &c->g) != GROUP_FOUND) return false;
+    license_grant_terms(c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group, c->pc.serial, &c->p, t);
+    return true;
+}
+
+/* 4. A fresh signed license with the new lease. */
+void renew_answer(renew_call *c, signed_license *sl) {
+    if (!sl) {
+        rpc_reply_error(c->reply, GRPC_STATUS_INTERNAL, "license signing failed");
+        count(c->w->app->m.renew_refused, REFUSED_INTERNAL);
+        return;
     }
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    if (rpc_reply_message(reply, &resp.base) == 0)
-        log_info("renew.granted", LOG_U("group", group), LOG_U("serial", serial),
-                 LOG_I("expires_at", p.expires_at), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
-done:
-    activation__v1__renew_request__free_unpacked(rq, NULL);
+    LICENSE_GRANT_FILL(&resp, sl, c->w->signer, &c->p);
+    if (rpc_reply_message(c->reply, &resp.base) == 0)
+        log_info("renew.granted", LOG_U("group", c->pc.group), LOG_U("serial", c->pc.serial),
+                 LOG_I("expires_at", c->p.expires_at), LOG_S("peer", rpc_ctx_peer(c->ctx)), LOG_END);
+}
+
+void renew_back(renew_call *c) {
+    if (!renew_back_check(c)) return;
+    signed_license sl;
+    bool ok = license_grant_sign(c->w->signer, c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group,
+                                 c->pc.serial, &c->p, &sl) == 0;
+    renew_answer(c, ok ? &sl : NULL);
+}
+
+void renew_call_end(renew_call *c) {
+    if (c->rq) activation__v1__renew_request__free_unpacked(c->rq, NULL);
+    c->rq = NULL;
+}
+
+void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    renew_call c;
+    if (renew_front(ctx, req, len, reply, &c)) {
+        renew_script(&c);
+        renew_back(&c);
+    }
+    renew_call_end(&c);
 }
 
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
