@@ -335,24 +335,45 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
     by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, ip, out);
 }
 
+/* The arguments of a reject, and the strings they point into. */
+typedef struct reject_argv {
+    char group_s[16], failures[PA_RKEY_MAX]; /* the group as text, its failure bucket's key */
+    script_args a;                           /* the arguments, pointing into the above */
+} reject_argv;
+
+static void reject_args(reject_argv *v, const policy_limits *l, const char *address_key, uint32_t group) {
+    snprintf(v->group_s, sizeof v->group_s, "%u", group);
+    pa_rkey_group_failure_bucket(v->failures, sizeof v->failures, group);
+    script_args *a = &v->a;
+    a->n = 0;
+    a->overflow = false;
+    script_args_add_str(a, address_key);
+    script_args_add_str(a, v->failures);
+    script_args_add_str(a, "reject");
+    script_args_add_str(a, l->address_rate);
+    script_args_add_str(a, l->address_burst);
+    script_args_add_str(a, l->failure_cost);
+    script_args_add_str(a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, v->group_s);
+    script_args_add_str(a, l->failure_rate);
+    script_args_add_str(a, l->failure_burst);
+}
+
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
-    char group_s[16], failures[PA_RKEY_MAX];
-    snprintf(group_s, sizeof group_s, "%u", group);
-    pa_rkey_group_failure_bucket(failures, sizeof failures, group);
-    script_args a = {.n = 0};
-    script_args_add_str(&a, address_key);
-    script_args_add_str(&a, failures);
-    script_args_add_str(&a, "reject");
-    script_args_add_str(&a, l->address_rate);
-    script_args_add_str(&a, l->address_burst);
-    script_args_add_str(&a, l->failure_cost);
-    script_args_add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
-    script_args_add_str(&a, group_s);
-    script_args_add_str(&a, l->failure_rate);
-    script_args_add_str(&a, l->failure_burst);
-    run(r, script, 2, &a, "reject", out);
+    reject_argv v;
+    reject_args(&v, l, address_key, group);
+    run(r, script, 2, &v.a, "reject", out);
 }
+
+int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group) {
+    reject_argv v;
+    reject_args(&v, l, address_key, group);
+    if (v.a.overflow) return -1;
+    return rstore_eval_append(r, script, 2, v.a.n - 2, v.a.v, v.a.len);
+}
+
+bool policy_reject_read(rstore *r, policy_result *out) { return read_one(r, "reject", out); }
 
 const char *policy_status_name(policy_status s) {
     static const char *names[] = {"ok",          "rate_limited", "unknown_group", "revoked",

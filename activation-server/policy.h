@@ -149,6 +149,10 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out);
 
+/* A reject pipelined, as policy_activate_append and policy_activate_read. */
+int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group);
+bool policy_reject_read(rstore *r, policy_result *out);
+
 const char *policy_status_name(policy_status s);
 
 /* Decodes a reply of policy.lua whose shape every operation shares (the

@@ -86,31 +86,44 @@ static void refused(worker *w, rpc_reply *reply, metric *const *family, const ch
              LOG_S("reason", policy_status_name(p->status)), LOG_END);
 }
 
+/* A refused proof, once the reject call has answered `p`: a caller out
+ * of failure tokens is RATE_LIMITED; otherwise (charged, or Redis away) the
+ * proof is refused all the same. */
+static void proof_refused(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
+                          const proof_refusal *pr, const policy_result *p, uint32_t group, uint32_t serial) {
+    if (p->status == POLICY_RATE_LIMITED) {
+        refused(w, reply, family, event, p, group, serial);
+        return;
+    }
+    rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", pr->msg);
+    reply->reason = proof_reason(pr->v);
+    count(family, REFUSED_BAD_PROOF);
+    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
+             LOG_S("reason", pr->v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),
+             LOG_END);
+}
+
 /* The request's proof that it holds the place key, checked without Redis;
  * `holder` gets the key's digest for the script. A refused proof costs the
  * client address failure tokens, as a key that is not genuine does
- * (policy_reject): a flood of bad signatures slows to the refill rate. On
- * failure the reply is set. */
+ * (policy_reject): a flood of bad signatures slows to the refill rate.
+ * With `defer`, a refused proof is left there (pending) for the caller to
+ * make the reject call, pipelined with others; without, the reject call is
+ * made here and the reply set. False when refused. */
 static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
                    const caller *who, const Activation__V1__PlaceProof *proof, place_op op, const char *license_id,
-                   const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN]) {
-    char msg[256];
-    proof_verdict v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, msg, sizeof msg);
-    if (v == PROOF_OK) return true;
+                   const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                   proof_refusal *defer) {
+    proof_refusal local;
+    proof_refusal *pr = defer ? defer : &local;
+    pr->v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, pr->msg, sizeof pr->msg);
+    if (pr->v == PROOF_OK) return true;
+    pr->pending = defer != NULL;
+    if (defer) return false;
     policy_result p;
     policy_reject(w->redis, w->script, &w->app->limits, who->bucket, group, &p);
     rate_hold_note(w->holds, who->bucket, group, &p);
-    if (p.status == POLICY_RATE_LIMITED) {
-        refused(w, reply, family, event, &p, group, serial);
-        return false;
-    }
-    /* Otherwise (charged, or Redis away) the proof is refused all the same. */
-    rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", msg);
-    reply->reason = proof_reason(v);
-    count(family, REFUSED_BAD_PROOF);
-    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
-             LOG_S("reason", v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),
-             LOG_END);
+    proof_refused(w, ctx, reply, family, event, pr, &p, group, serial);
     return false;
 }
 
@@ -157,13 +170,13 @@ static bool held(worker *w, rpc_reply *reply, metric *const *family, const char 
 static bool admit(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
                   const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len, const char *license_id,
                   const ProtobufCBinaryData *machine_id, const Activation__V1__PlaceProof *proof, place_op op,
-                  place_call *pc) {
+                  place_call *pc, proof_refusal *defer) {
     if (!license_ref(reply, family, d, req, len, license_id, machine_id, &pc->group, &pc->serial, pc->random))
         return false;
     caller_identify(w->app, ctx, &pc->who);
     return !held(w, reply, family, event, &pc->who, pc->group, pc->serial) &&
            proven(w, ctx, reply, family, event, &pc->who, proof, op, license_id, machine_id->data, pc->group,
-                  pc->serial, pc->holder) &&
+                  pc->serial, pc->holder, defer) &&
            order_of(w, reply, family, event, pc->group, pc->serial, &pc->order);
 }
 
@@ -184,8 +197,8 @@ bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply,
     Activation__V1__RenewRequest *rq = c->rq;
     place_call *pc = &c->pc;
     if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, pc))
-        return false;
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, pc, &c->bad_proof))
+        return c->bad_proof.pending; /* its reject call is still to make */
     if (pc->order) {
         volume_handle_renew(w, ctx, pc->order, rq->license_id, rq->machine_id.data, pc->group, pc->serial, pc->random,
                             pc->holder, &pc->who, reply);
@@ -194,10 +207,15 @@ bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply,
     return true;
 }
 
-/* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
+/* 2. One round trip: rate limit, group, revocation, lease, the place and
+ *    its key; or, for a refused proof, the reject call that charges it. */
 void renew_script(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
+    if (c->bad_proof.pending) {
+        policy_reject(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group, &c->p);
+        return;
+    }
     policy_renew(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data, pc->holder,
                  pc->random, pc->who.bucket, pc->who.ip, &c->p);
 }
@@ -205,8 +223,14 @@ void renew_script(renew_call *c) {
 int renew_append(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
+    if (c->bad_proof.pending)
+        return policy_reject_append(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group);
     return policy_renew_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
                                pc->holder, pc->random, pc->who.bucket, pc->who.ip);
+}
+
+bool renew_read(renew_call *c) {
+    return c->bad_proof.pending ? policy_reject_read(c->w->redis, &c->p) : policy_renew_read(c->w->redis, &c->p);
 }
 
 bool renew_back_check(renew_call *c) {
@@ -214,6 +238,10 @@ bool renew_back_check(renew_call *c) {
     metric *const *counted = w->app->m.renew_refused;
     uint32_t group = c->pc.group, serial = c->pc.serial;
     rate_hold_note(w->holds, c->pc.who.bucket, group, &c->p);
+    if (c->bad_proof.pending) {
+        proof_refused(w, c->ctx, c->reply, counted, "renew.refused", &c->bad_proof, &c->p, group, serial);
+        return false;
+    }
     if (c->p.status != POLICY_OK) {
         refused(w, c->reply, counted, "renew.refused", &c->p, group, serial);
         return false;
@@ -288,7 +316,7 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     }
     place_call pc;
     if (!admit(w, ctx, reply, NULL, "deactivate.refused", &activation__v1__deactivate_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc))
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc, NULL))
         goto done;
     uint32_t group = pc.group, serial = pc.serial;
     if (pc.order) {

@@ -7,8 +7,10 @@
  *   1. renew_front for each: decode, license reference, rate hold, proof
  *      of the place key (checked here, without Redis), volume order. A call
  *      refused there is answered there; volume keys leave the batch the
- *      same way (renewed the volume way, one by one);
- *   2. the policy scripts of the others as ONE pipeline: every EVALSHA
+ *      same way (renewed the volume way, one by one). A refused proof
+ *      stays, for its reject call (failure tokens);
+ *   2. the policy scripts of the others (renew, or reject for a refused
+ *      proof) as ONE pipeline: every EVALSHA
  *      written, then every reply read. A NOSCRIPT reply runs again by
  *      itself once the pipeline is read (which loads the script); a broken
  *      connection fails the calls whose replies it took;
@@ -29,11 +31,11 @@
 #include "renew_stages.h"
 
 /* Stage 2: the waiting calls' scripts in one round trip. */
-static void run_scripts(worker *w, renew_call *c, size_t n) {
+static void run_scripts(renew_call *c, size_t n) {
     for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
         c[i].again = c[i].waiting && renew_append(&c[i]) != 0;
     for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].again) c[i].again = !policy_renew_read(w->redis, &c[i].p);
+        if (c[i].waiting && !c[i].again) c[i].again = !renew_read(&c[i]);
     for (size_t i = 0; i < n; i++)
         if (c[i].again) renew_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }
@@ -68,7 +70,7 @@ static void run_batch(worker *w, rpc_batch_call *calls, size_t n, renew_call *c,
         for (size_t i = 0; i < n; i++)
             if (c[i].waiting) renew_script(&c[i]); /* no pipeline for one */
     } else if (n_waiting > 1) {
-        run_scripts(w, c, n);
+        run_scripts(c, n);
     }
     if (n_waiting > 0) sign_and_answer(w, c, n, terms, licenses, granted);
     for (size_t i = 0; i < n; i++) renew_call_end(&c[i]);
