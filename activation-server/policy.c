@@ -239,7 +239,8 @@ int policy_activate_append(rstore *r, int script, const policy_limits *l, const 
     return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
 }
 
-bool policy_activate_read(rstore *r, policy_result *out) {
+/* The next reply of a pipeline; false on NOSCRIPT (policy_activate_read). */
+static bool read_one(rstore *r, const char *what, policy_result *out) {
     redisReply *reply = rstore_get_reply(r);
     if (rstore_reply_noscript(reply)) {
         freeReplyObject(reply);
@@ -248,48 +249,77 @@ bool policy_activate_read(rstore *r, policy_result *out) {
     if (!reply) {
         memset(out, 0, sizeof *out);
         out->status = POLICY_UNAVAILABLE;
-        snprintf(out->error, sizeof out->error, "activate: %s", rstore_error(r));
+        snprintf(out->error, sizeof out->error, "%s: %s", what, rstore_error(r));
         return true;
     }
-    policy_decode(reply, "activate", out);
+    policy_decode(reply, what, out);
     freeReplyObject(reply);
     return true;
 }
 
+bool policy_activate_read(rstore *r, policy_result *out) { return read_one(r, "activate", out); }
+
+/* The arguments of a Renew or Deactivate, and the strings they point into. */
+typedef struct license_argv {
+    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX],
+        mlog[PA_RKEY_MAX];        /* the keys' names */
+    char serial_s[16];            /* the serial as text */
+    uint8_t place[PLACE_ARG_MAX]; /* machine id and place key digest */
+    script_args a;                /* the arguments, pointing into the above */
+    int nkeys;                    /* how many of them are KEYS */
+} license_argv;
+
 /* Renew and Deactivate share their arguments; only the keys differ. */
+static void license_args(license_argv *v, const policy_limits *l, const char *op, uint32_t group, uint32_t serial,
+                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                         const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip) {
+    size_t place_len = place_arg(machine_id, holder, v->place);
+    pa_rkey_group(v->key_group, sizeof v->key_group, group);
+    pa_rkey_revoked(v->key_revoked, sizeof v->key_revoked, group);
+    pa_rkey_record(v->record, sizeof v->record, group, serial);
+    pa_rkey_record_index(v->index, sizeof v->index, group, serial);
+    pa_rkey_group_mlog(v->mlog, sizeof v->mlog, group);
+    snprintf(v->serial_s, sizeof v->serial_s, "%u", serial);
+    bool renew = strcmp(op, "renew") == 0;
+    script_args *a = &v->a;
+    a->n = 0;
+    a->overflow = false;
+    if (renew) script_args_add_str(a, v->key_revoked);
+    script_args_add_str(a, v->record);
+    script_args_add_str(a, address_key);
+    script_args_add_str(a, v->index);
+    script_args_add_str(a, v->mlog);
+    v->nkeys = a->n;
+    script_args_add_str(a, op);
+    script_args_add_str(a, v->key_group); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, v->serial_s);
+    script_args_add(a, v->place, place_len);
+    script_args_add(a, random, LICENSE_RANDOM_LEN);
+    script_args_add_str(a, l->address_rate);
+    script_args_add_str(a, l->address_burst);
+    script_args_add_str(a, l->retention);
+    script_args_add_str(a, or_empty(ip));
+}
+
 static void by_license(rstore *r, int script, const policy_limits *l, const char *op, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
                        policy_result *out) {
-    char key_group[PA_RKEY_MAX], key_revoked[PA_RKEY_MAX], record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX],
-        serial_s[16];
-    uint8_t place[PLACE_ARG_MAX];
-    size_t place_len = place_arg(machine_id, holder, place);
-    pa_rkey_group(key_group, sizeof key_group, group);
-    pa_rkey_revoked(key_revoked, sizeof key_revoked, group);
-    pa_rkey_record(record, sizeof record, group, serial);
-    pa_rkey_record_index(index, sizeof index, group, serial);
-    pa_rkey_group_mlog(mlog, sizeof mlog, group);
-    snprintf(serial_s, sizeof serial_s, "%u", serial);
-    bool renew = strcmp(op, "renew") == 0;
-    script_args a = {.n = 0};
-    if (renew) script_args_add_str(&a, key_revoked);
-    script_args_add_str(&a, record);
-    script_args_add_str(&a, address_key);
-    script_args_add_str(&a, index);
-    script_args_add_str(&a, mlog);
-    int nkeys = a.n;
-    script_args_add_str(&a, op);
-    script_args_add_str(&a, key_group); /* read only: ARGV, see policy.lua */
-    script_args_add_str(&a, serial_s);
-    script_args_add(&a, place, place_len);
-    script_args_add(&a, random, LICENSE_RANDOM_LEN);
-    script_args_add_str(&a, l->address_rate);
-    script_args_add_str(&a, l->address_burst);
-    script_args_add_str(&a, l->retention);
-    script_args_add_str(&a, or_empty(ip));
-    run(r, script, nkeys, &a, op, out);
+    license_argv v;
+    license_args(&v, l, op, group, serial, machine_id, holder, random, address_key, ip);
+    run(r, script, v.nkeys, &v.a, op, out);
 }
+
+int policy_renew_append(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip) {
+    license_argv v;
+    license_args(&v, l, "renew", group, serial, machine_id, holder, random, address_key, ip);
+    if (v.a.overflow) return -1;
+    return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
+}
+
+bool policy_renew_read(rstore *r, policy_result *out) { return read_one(r, "renew", out); }
 
 void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                   const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
@@ -305,24 +335,45 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
     by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, ip, out);
 }
 
+/* The arguments of a reject, and the strings they point into. */
+typedef struct reject_argv {
+    char group_s[16], failures[PA_RKEY_MAX]; /* the group as text, its failure bucket's key */
+    script_args a;                           /* the arguments, pointing into the above */
+} reject_argv;
+
+static void reject_args(reject_argv *v, const policy_limits *l, const char *address_key, uint32_t group) {
+    snprintf(v->group_s, sizeof v->group_s, "%u", group);
+    pa_rkey_group_failure_bucket(v->failures, sizeof v->failures, group);
+    script_args *a = &v->a;
+    a->n = 0;
+    a->overflow = false;
+    script_args_add_str(a, address_key);
+    script_args_add_str(a, v->failures);
+    script_args_add_str(a, "reject");
+    script_args_add_str(a, l->address_rate);
+    script_args_add_str(a, l->address_burst);
+    script_args_add_str(a, l->failure_cost);
+    script_args_add_str(a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, v->group_s);
+    script_args_add_str(a, l->failure_rate);
+    script_args_add_str(a, l->failure_burst);
+}
+
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
-    char group_s[16], failures[PA_RKEY_MAX];
-    snprintf(group_s, sizeof group_s, "%u", group);
-    pa_rkey_group_failure_bucket(failures, sizeof failures, group);
-    script_args a = {.n = 0};
-    script_args_add_str(&a, address_key);
-    script_args_add_str(&a, failures);
-    script_args_add_str(&a, "reject");
-    script_args_add_str(&a, l->address_rate);
-    script_args_add_str(&a, l->address_burst);
-    script_args_add_str(&a, l->failure_cost);
-    script_args_add_str(&a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
-    script_args_add_str(&a, group_s);
-    script_args_add_str(&a, l->failure_rate);
-    script_args_add_str(&a, l->failure_burst);
-    run(r, script, 2, &a, "reject", out);
+    reject_argv v;
+    reject_args(&v, l, address_key, group);
+    run(r, script, 2, &v.a, "reject", out);
 }
+
+int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group) {
+    reject_argv v;
+    reject_args(&v, l, address_key, group);
+    if (v.a.overflow) return -1;
+    return rstore_eval_append(r, script, 2, v.a.n - 2, v.a.v, v.a.len);
+}
+
+bool policy_reject_read(rstore *r, policy_result *out) { return read_one(r, "reject", out); }
 
 const char *policy_status_name(policy_status s) {
     static const char *names[] = {"ok",          "rate_limited", "unknown_group", "revoked",

@@ -132,6 +132,11 @@ void policy_renew(rstore *r, int script, const policy_limits *l, uint32_t group,
                   const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                   const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
                   policy_result *out);
+/* Renew pipelined, as policy_activate_append and policy_activate_read. */
+int policy_renew_append(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip);
+bool policy_renew_read(rstore *r, policy_result *out);
 void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
@@ -143,6 +148,10 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
  * work), or RATE_LIMITED once the address has none left. */
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out);
+
+/* A reject pipelined, as policy_activate_append and policy_activate_read. */
+int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group);
+bool policy_reject_read(rstore *r, policy_result *out);
 
 const char *policy_status_name(policy_status s);
 

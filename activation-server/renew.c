@@ -33,6 +33,7 @@
 #include "log.h"
 #include "proof_check.h"
 #include "rate_hold.h"
+#include "renew_stages.h"
 #include "server.h"
 #include "validate.h"
 
@@ -85,31 +86,44 @@ static void refused(worker *w, rpc_reply *reply, metric *const *family, const ch
              LOG_S("reason", policy_status_name(p->status)), LOG_END);
 }
 
+/* A refused proof, once the reject call has answered `p`: a caller out
+ * of failure tokens is RATE_LIMITED; otherwise (charged, or Redis away) the
+ * proof is refused all the same. */
+static void proof_refused(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
+                          const proof_refusal *pr, const policy_result *p, uint32_t group, uint32_t serial) {
+    if (p->status == POLICY_RATE_LIMITED) {
+        refused(w, reply, family, event, p, group, serial);
+        return;
+    }
+    rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", pr->msg);
+    reply->reason = proof_reason(pr->v);
+    count(family, REFUSED_BAD_PROOF);
+    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
+             LOG_S("reason", pr->v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),
+             LOG_END);
+}
+
 /* The request's proof that it holds the place key, checked without Redis;
  * `holder` gets the key's digest for the script. A refused proof costs the
  * client address failure tokens, as a key that is not genuine does
- * (policy_reject): a flood of bad signatures slows to the refill rate. On
- * failure the reply is set. */
+ * (policy_reject): a flood of bad signatures slows to the refill rate.
+ * With `defer`, a refused proof is left there (pending) for the caller to
+ * make the reject call, pipelined with others; without, the reject call is
+ * made here and the reply set. False when refused. */
 static bool proven(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
                    const caller *who, const Activation__V1__PlaceProof *proof, place_op op, const char *license_id,
-                   const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN]) {
-    char msg[256];
-    proof_verdict v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, msg, sizeof msg);
-    if (v == PROOF_OK) return true;
+                   const uint8_t *machine_id, uint32_t group, uint32_t serial, uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                   proof_refusal *defer) {
+    proof_refusal local;
+    proof_refusal *pr = defer ? defer : &local;
+    pr->v = proof_check(proof, op, license_id, machine_id, (int64_t)time(NULL), holder, pr->msg, sizeof pr->msg);
+    if (pr->v == PROOF_OK) return true;
+    pr->pending = defer != NULL;
+    if (defer) return false;
     policy_result p;
     policy_reject(w->redis, w->script, &w->app->limits, who->bucket, group, &p);
     rate_hold_note(w->holds, who->bucket, group, &p);
-    if (p.status == POLICY_RATE_LIMITED) {
-        refused(w, reply, family, event, &p, group, serial);
-        return false;
-    }
-    /* Otherwise (charged, or Redis away) the proof is refused all the same. */
-    rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", msg);
-    reply->reason = proof_reason(v);
-    count(family, REFUSED_BAD_PROOF);
-    log_info(event, LOG_U("group", group), LOG_U("serial", serial),
-             LOG_S("reason", v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),
-             LOG_END);
+    proof_refused(w, ctx, reply, family, event, pr, &p, group, serial);
     return false;
 }
 
@@ -149,15 +163,6 @@ static bool held(worker *w, rpc_reply *reply, metric *const *family, const char 
     return true;
 }
 
-/* The place a Renew or Deactivate names, once it is let in. */
-typedef struct place_call {
-    uint32_t group, serial;               /* from the license id */
-    uint8_t random[LICENSE_RANDOM_LEN];   /* the license id's random part */
-    uint8_t holder[PLACE_KEY_DIGEST_LEN]; /* the proven place key's digest */
-    caller who;                           /* the client address and its bucket */
-    const order_record *order;            /* a volume key's order; NULL for other keys */
-} place_call;
-
 /* What Renew and Deactivate check alike before the place is touched: the
  * license reference, a hold on the caller, the proof of the place key and
  * whether the key belongs to a volume order. False when refused (the reply
@@ -165,78 +170,137 @@ typedef struct place_call {
 static bool admit(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *const *family, const char *event,
                   const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len, const char *license_id,
                   const ProtobufCBinaryData *machine_id, const Activation__V1__PlaceProof *proof, place_op op,
-                  place_call *pc) {
+                  place_call *pc, proof_refusal *defer) {
     if (!license_ref(reply, family, d, req, len, license_id, machine_id, &pc->group, &pc->serial, pc->random))
         return false;
     caller_identify(w->app, ctx, &pc->who);
     return !held(w, reply, family, event, &pc->who, pc->group, pc->serial) &&
            proven(w, ctx, reply, family, event, &pc->who, proof, op, license_id, machine_id->data, pc->group,
-                  pc->serial, pc->holder) &&
+                  pc->serial, pc->holder, defer) &&
            order_of(w, reply, family, event, pc->group, pc->serial, &pc->order);
 }
 
-void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, renew_call *c) {
     worker *w = rpc_ctx_worker(ctx);
+    *c = (renew_call){.w = w, .ctx = ctx, .reply = reply};
     metric *const *counted = w->app->m.renew_refused;
-    if (deadline_passed(ctx, reply, counted)) return;
+    if (deadline_passed(ctx, reply, counted)) return false;
 
     /* 1. Decode the request and its license reference. */
-    Activation__V1__RenewRequest *rq = activation__v1__renew_request__unpack(NULL, len, req);
-    if (!rq) {
+    c->rq = activation__v1__renew_request__unpack(NULL, len, req);
+    if (!c->rq) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
                         "request: not a valid activation.v1.RenewRequest message");
         count(counted, REFUSED_INVALID_REQUEST);
+        return false;
+    }
+    Activation__V1__RenewRequest *rq = c->rq;
+    place_call *pc = &c->pc;
+    if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, pc, &c->bad_proof))
+        return c->bad_proof.pending; /* its reject call is still to make */
+    if (pc->order) {
+        volume_handle_renew(w, ctx, pc->order, rq->license_id, rq->machine_id.data, pc->group, pc->serial, pc->random,
+                            pc->holder, &pc->who, reply);
+        return false;
+    }
+    return true;
+}
+
+/* 2. One round trip: rate limit, group, revocation, lease, the place and
+ *    its key; or, for a refused proof, the reject call that charges it. */
+void renew_script(renew_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    if (c->bad_proof.pending) {
+        policy_reject(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group, &c->p);
         return;
     }
-    place_call pc;
-    if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, &pc))
-        goto done;
-    uint32_t group = pc.group, serial = pc.serial;
-    if (pc.order) {
-        volume_handle_renew(w, ctx, pc.order, rq->license_id, rq->machine_id.data, group, serial, pc.random, pc.holder,
-                            &pc.who, reply);
-        goto done;
-    }
+    policy_renew(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data, pc->holder,
+                 pc->random, pc->who.bucket, pc->who.ip, &c->p);
+}
 
-    /* 2. One round trip: rate limit, group, revocation, lease, the place and its key. */
-    policy_result p;
-    policy_renew(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
-                 pc.who.bucket, pc.who.ip, &p);
-    rate_hold_note(w->holds, pc.who.bucket, group, &p);
-    if (p.status != POLICY_OK) {
-        refused(w, reply, counted, "renew.refused", &p, group, serial);
-        goto done;
+int renew_append(renew_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    if (c->bad_proof.pending)
+        return policy_reject_append(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group);
+    return policy_renew_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
+                               pc->holder, pc->random, pc->who.bucket, pc->who.ip);
+}
+
+bool renew_read(renew_call *c) {
+    return c->bad_proof.pending ? policy_reject_read(c->w->redis, &c->p) : policy_renew_read(c->w->redis, &c->p);
+}
+
+bool renew_back_check(renew_call *c) {
+    worker *w = c->w;
+    metric *const *counted = w->app->m.renew_refused;
+    uint32_t group = c->pc.group, serial = c->pc.serial;
+    rate_hold_note(w->holds, c->pc.who.bucket, group, &c->p);
+    if (c->bad_proof.pending) {
+        proof_refused(w, c->ctx, c->reply, counted, "renew.refused", &c->bad_proof, &c->p, group, serial);
+        return false;
+    }
+    if (c->p.status != POLICY_OK) {
+        refused(w, c->reply, counted, "renew.refused", &c->p, group, serial);
+        return false;
     }
     /* The renewal is recorded; a caller that gave up meanwhile renews again
      * (the same place, a fresh lease). */
-    if (deadline_passed(ctx, reply, counted)) goto done;
+    if (deadline_passed(c->ctx, c->reply, counted)) return false;
 
     /* 3. The group's record for the license's product fields: cached, or
      *    read once if this worker has none of this version. */
-    const group_entry *g = NULL;
-    if (group_cache_check_version(w->groups, group, p.version, &g) != GROUP_FOUND) {
-        p.status = POLICY_UNAVAILABLE;
-        snprintf(p.error, sizeof p.error, "group record: %s", rstore_error(w->redis));
-        refused(w, reply, counted, "renew.refused", &p, group, serial);
-        goto done;
+    if (group_cache_check_version(w->groups, group, c->p.version, &c->g) != GROUP_FOUND) {
+        c->p.status = POLICY_UNAVAILABLE;
+        snprintf(c->p.error, sizeof c->p.error, "group record: %s", rstore_error(w->redis));
+        refused(w, c->reply, counted, "renew.refused", &c->p, group, serial);
+        return false;
     }
+    return true;
+}
 
-    /* 4. A fresh signed license with the new lease. */
-    signed_license sl;
-    if (license_grant_sign(w->signer, g, rq->license_id, rq->machine_id.data, group, serial, &p,
-                           &sl) != 0) {
-        rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
-        count(counted, REFUSED_INTERNAL);
-        goto done;
+bool renew_terms(renew_call *c, license_terms *t) {
+    if (group_cache_get(c->w->groups, c->pc.group, &c->g) != GROUP_FOUND) return false;
+    license_grant_terms(c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group, c->pc.serial, &c->p, t);
+    return true;
+}
+
+/* 4. A fresh signed license with the new lease. */
+void renew_answer(renew_call *c, signed_license *sl) {
+    if (!sl) {
+        rpc_reply_error(c->reply, GRPC_STATUS_INTERNAL, "license signing failed");
+        count(c->w->app->m.renew_refused, REFUSED_INTERNAL);
+        return;
     }
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    if (rpc_reply_message(reply, &resp.base) == 0)
-        log_info("renew.granted", LOG_U("group", group), LOG_U("serial", serial),
-                 LOG_I("expires_at", p.expires_at), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
-done:
-    activation__v1__renew_request__free_unpacked(rq, NULL);
+    LICENSE_GRANT_FILL(&resp, sl, c->w->signer, &c->p);
+    if (rpc_reply_message(c->reply, &resp.base) == 0)
+        log_info("renew.granted", LOG_U("group", c->pc.group), LOG_U("serial", c->pc.serial),
+                 LOG_I("expires_at", c->p.expires_at), LOG_S("peer", rpc_ctx_peer(c->ctx)), LOG_END);
+}
+
+void renew_back(renew_call *c) {
+    if (!renew_back_check(c)) return;
+    signed_license sl;
+    bool ok = license_grant_sign(c->w->signer, c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group,
+                                 c->pc.serial, &c->p, &sl) == 0;
+    renew_answer(c, ok ? &sl : NULL);
+}
+
+void renew_call_end(renew_call *c) {
+    if (c->rq) activation__v1__renew_request__free_unpacked(c->rq, NULL);
+    c->rq = NULL;
+}
+
+void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    renew_call c;
+    if (renew_front(ctx, req, len, reply, &c)) {
+        renew_script(&c);
+        renew_back(&c);
+    }
+    renew_call_end(&c);
 }
 
 void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
@@ -252,7 +316,7 @@ void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *
     }
     place_call pc;
     if (!admit(w, ctx, reply, NULL, "deactivate.refused", &activation__v1__deactivate_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc))
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc, NULL))
         goto done;
     uint32_t group = pc.group, serial = pc.serial;
     if (pc.order) {
