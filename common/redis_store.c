@@ -593,6 +593,11 @@ redisReply *rstore_get_reply(rstore *s) {
 
 bool rstore_connected(const rstore *s) { return s->ctx && !s->ctx->err; }
 
+bool rstore_is_cluster(const rstore *s) {
+    (void)s;
+    return false; /* cluster mode is not built yet (docs/cluster.md) */
+}
+
 const char *rstore_error(const rstore *s) { return s->err[0] ? s->err : "no error"; }
 
 redisContext *rstore_context(rstore *s) {

@@ -73,6 +73,10 @@ int rstore_eval_append(rstore *s, int idx, int nkeys, int nargs, const char **ar
 bool rstore_reply_noscript(const redisReply *r);
 
 bool rstore_connected(const rstore *s);
+/* Whether the store is a Redis Cluster (a redis-cluster:// URL,
+ * docs/cluster.md): then every script's keys must share one hash slot, and
+ * callers use the split forms of the scripts that would cross slots. */
+bool rstore_is_cluster(const rstore *s);
 const char *rstore_error(const rstore *s);
 /* Direct access for code that needs hiredis itself (e.g. the keystore CLI).
  * May be NULL while disconnected. */
