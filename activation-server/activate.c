@@ -455,19 +455,26 @@ static void finish_activate(worker *w, rpc_ctx *ctx, const group_entry *g, const
     uint8_t license_random[LICENSE_RANDOM_LEN];
     if (!finish_front(w, ctx, key, address_key, step, t, license_random, reply)) return;
     policy_result p;
-    volume_grant vg; /* a volume key's seat, order and VolumeStatus */
     const policy_audit *outbox = plan->to_outbox ? &plan->outbox : NULL;
+    volume_seat seat = {.ask = vol, /* a volume key's seat, order and VolumeStatus */
+                        .key = key,
+                        .machine_id = machine_id,
+                        .holder = holder,
+                        .address_key = address_key,
+                        .outbox = outbox,
+                        .random = license_random};
     if (!vol) {
         const char *macs[MACS_MAX];
         policy_machine pm;
         machine_view(seen, macs, &pm);
         policy_activate(w->redis, w->script, &w->app->limits, g, key->serial, machine_id, holder, license_random,
                         address_key, &pm, outbox, &p);
-    } else if (!volume_activate_seat(w, ctx, vol, key, machine_id, holder, address_key, outbox, license_random, &vg, &p,
-                                     reply)) {
+    } else if (!volume_activate_seat(w, ctx, &seat, &p, reply)) {
+        volume_seat_free(&seat);
         return; /* answered: a refusal only volume keys have, or pending */
     }
-    finish_back(w, ctx, g, key, machine_id, address_key, plan, vol, &vg, &p, t, reply);
+    volume_seat_free(&seat);
+    finish_back(w, ctx, g, key, machine_id, address_key, plan, vol, &seat.vg, &p, t, reply);
 }
 
 /* What a pool thread needs to finish an activation after its online audit:
@@ -538,22 +545,41 @@ void activate_online_job(void *worker_state, void *job) {
     free(j);
 }
 
+static const policy_audit *outbox_of(const activate_call *c) { return c->plan.to_outbox ? &c->plan.outbox : NULL; }
+
+/* A volume key after step 4: its outcome, then the order in memory
+ * (activate_volume.h); true when the call waits for volume.lua (or goes on
+ * with c->p decided without it). */
+static bool volume_front(activate_call *c, audit_step step) {
+    if (!finish_front(c->w, c->ctx, &c->key, c->who.bucket, step, c->t, c->license_random, c->reply)) return false;
+    c->volume = true;
+    c->seat = (volume_seat){.ask = &c->ask,
+                            .key = &c->key,
+                            .machine_id = c->rq->machine_id.data,
+                            .holder = c->bound,
+                            .address_key = c->who.bucket,
+                            .outbox = outbox_of(c),
+                            .random = c->license_random};
+    volume_seat_step s = volume_seat_begin(c->w, c->ctx, &c->seat, &c->p, c->reply);
+    c->decided = s == VOLUME_SEAT_DECIDED;
+    return s != VOLUME_SEAT_ANSWERED;
+}
+
 /* On-premises (docs/volume.md): no group secrets, no audit. A key is
  * genuine when its salted hash is in its order's key set; any other key,
  * a retail one included, is refused as not genuine, at the same cost. */
-static void activate_on_premises(worker *w, rpc_ctx *ctx, const Activation__V1__ActivateRequest *rq,
-                                 const pk_fields *key, const volume_ask *vol, const order_record *order,
-                                 const char *address_key, uint64_t t[MARK_N], rpc_reply *reply) {
+static bool activate_on_premises(activate_call *c, const volume_ask *vol, const order_record *order) {
+    const Activation__V1__ActivateRequest *rq = c->rq;
     if (!vol || !volume_key_accepted(order, rq->product_key)) {
-        refuse_not_genuine(w, ctx, reply, address_key, key);
-        return;
+        refuse_not_genuine(c->w, c->ctx, c->reply, c->who.bucket, &c->key);
+        return false;
     }
-    t[MARK_MAC] = pa_mono_ns();
-    audit_plan none = {.d = {AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0}, .how = "none"};
-    uint8_t holder[PLACE_KEY_DIGEST_LEN];
-    if (rq->place_key.len) place_key_digest(rq->place_key.data, holder);
-    finish_activate(w, ctx, NULL, key, rq->machine_id.data, rq->place_key.len ? holder : NULL, address_key, &none,
-                    AUDIT_STEP_GO, vol, vol, t, reply);
+    c->t[MARK_MAC] = pa_mono_ns();
+    c->plan = (audit_plan){.d = {AUDIT_SAMPLE_NONE, AUDIT_REASON_NONE, 0}, .how = "none"};
+    if (rq->place_key.len) place_key_digest(rq->place_key.data, c->holder);
+    c->bound = rq->place_key.len ? c->holder : NULL;
+    c->g = NULL;
+    return volume_front(c, AUDIT_STEP_GO);
 }
 
 bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c) {
@@ -563,6 +589,8 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
     c->ctx = ctx;
     c->reply = reply;
     c->rq = NULL;
+    c->volume = false;
+    c->seat.facts = NULL;
     uint64_t *t = c->t;
     t[MARK_START] = pa_mono_ns();
 
@@ -598,10 +626,7 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
     }
     volume_ask_from(&c->ask, rq, c->who.ip); /* for the machine log, and a volume key's seat */
     if (in_order == ORDER_FOUND) vol = &c->ask;
-    if (a->on_premises) {
-        activate_on_premises(w, ctx, rq, key, vol, order, address_key, t, reply);
-        return false;
-    }
+    if (a->on_premises) return activate_on_premises(c, vol, order);
 
     /* 2. The group's verification record, cached per worker. */
     group_lookup found = group_cache_get(w->groups, key->group, &c->g);
@@ -638,18 +663,16 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
         /* No pool (or it is full): no thread to wait on, so no answer. */
         step = verdict_step(w, c->g, plan, verify_online(w, c->g, plan, 0));
     }
-    if (vol) { /* the volume way: volume.lua in place of policy.lua */
-        finish_activate(w, ctx, c->g, key, rq->machine_id.data, c->bound, address_key, plan, step, &c->ask, vol, t,
-                        reply);
-        return false;
-    }
+    if (vol) return volume_front(c, step); /* the volume way: volume.lua in place of policy.lua */
     return finish_front(w, ctx, key, address_key, step, t, c->license_random, reply);
 }
 
-static const policy_audit *outbox_of(const activate_call *c) { return c->plan.to_outbox ? &c->plan.outbox : NULL; }
-
 void activate_script(activate_call *c) {
     worker *w = c->w;
+    if (c->volume) {
+        if (!c->decided) volume_seat_script(w, &c->seat);
+        return;
+    }
     const char *macs[MACS_MAX];
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
@@ -659,6 +682,7 @@ void activate_script(activate_call *c) {
 
 int activate_append(activate_call *c) {
     worker *w = c->w;
+    if (c->volume) return c->decided ? 0 : volume_seat_append(w, &c->seat); /* decided: nothing to send */
     const char *macs[MACS_MAX];
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
@@ -666,13 +690,21 @@ int activate_append(activate_call *c) {
                                   c->bound, c->license_random, c->who.bucket, &pm, outbox_of(c));
 }
 
+bool activate_read(activate_call *c) {
+    if (c->volume) return c->decided || volume_seat_read(c->w, &c->seat);
+    return policy_activate_read(c->w->redis, &c->p);
+}
+
 bool activate_back_check(activate_call *c) {
-    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, NULL, &c->p, c->t, c->reply)) return false;
+    const volume_ask *vol = c->volume ? &c->ask : NULL;
+    if (vol && !c->decided && !volume_seat_end(c->w, c->ctx, &c->seat, &c->p, c->reply)) return false;
+    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, vol, &c->p, c->t, c->reply)) return false;
     license_id_format(c->license_id, c->key.group, c->key.serial, c->p.random);
     return true;
 }
 
 bool activate_terms(activate_call *c, license_terms *t) {
+    if (c->volume) return volume_seat_terms(c->w, &c->seat, c->license_id, &c->p, t);
     if (group_cache_get(c->w->groups, c->key.group, &c->g) != GROUP_FOUND) return false;
     license_grant_terms(c->g, c->license_id, c->rq->machine_id.data, c->key.group, c->key.serial, &c->p, t);
     return true;
@@ -683,15 +715,20 @@ void activate_answer(activate_call *c, signed_license *sl) {
         sign_failed(c->w, &c->key, c->reply);
         return;
     }
-    back_answer(c->w, c->ctx, &c->key, c->rq->machine_id.data, &c->plan, NULL, NULL, &c->p, sl, c->t, c->reply);
-}
-
-void activate_back(activate_call *c) {
-    finish_back(c->w, c->ctx, c->g, &c->key, c->rq->machine_id.data, c->who.bucket, &c->plan, NULL, NULL, &c->p, c->t,
+    const volume_ask *vol = c->volume ? &c->ask : NULL;
+    back_answer(c->w, c->ctx, &c->key, c->rq->machine_id.data, &c->plan, vol, vol ? &c->seat.vg : NULL, &c->p, sl, c->t,
                 c->reply);
 }
 
+void activate_back(activate_call *c) {
+    const volume_ask *vol = c->volume ? &c->ask : NULL;
+    if (vol && !c->decided && !volume_seat_end(c->w, c->ctx, &c->seat, &c->p, c->reply)) return;
+    finish_back(c->w, c->ctx, c->g, &c->key, c->rq->machine_id.data, c->who.bucket, &c->plan, vol,
+                vol ? &c->seat.vg : NULL, &c->p, c->t, c->reply);
+}
+
 void activate_call_end(activate_call *c) {
+    if (c->volume) volume_seat_free(&c->seat);
     if (c->rq) activation__v1__activate_request__free_unpacked(c->rq, NULL);
     c->rq = NULL;
 }

@@ -3,11 +3,12 @@
  *
  * The calls go through the single call's stages (activate_stages.h), stage
  * by stage for all of them:
- *   1. activate_front for each: decode, rate hold, key check, audit plan.
- *      A call refused there is answered there; volume keys, on-premises
- *      keys and online audits leave the batch the same way (they are
- *      finished as single calls, online audits on the audit pool);
- *   2. the policy scripts of the others as ONE pipeline: every EVALSHA
+ *   1. activate_front for each: decode, rate hold, key check, audit plan
+ *      (a volume key: the order in memory). A call refused there is
+ *      answered there; online audits leave the batch the same way (they
+ *      are finished on the audit pool);
+ *   2. the scripts of the others (policy.lua, or volume.lua for volume
+ *      keys: activate_volume.h) as ONE pipeline: every EVALSHA
  *      written, then every reply read -- one Redis round trip for the
  *      batch. A reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
  *      is run again by itself once the pipeline is read, which loads the
@@ -69,11 +70,11 @@ static struct activate_batch *room_for(worker *w, size_t n) {
 }
 
 /* Stage 2: the waiting calls' scripts in one round trip. */
-static void run_scripts(worker *w, activate_call *c, size_t n) {
+static void run_scripts(activate_call *c, size_t n) {
     for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
         c[i].again = c[i].waiting && activate_append(&c[i]) != 0;
     for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].again) c[i].again = !policy_activate_read(w->redis, &c[i].p);
+        if (c[i].waiting && !c[i].again) c[i].again = !activate_read(&c[i]); /* policy.lua's or volume.lua's */
     for (size_t i = 0; i < n; i++)
         if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }
@@ -114,7 +115,7 @@ void handle_activate_batch(rpc_batch_call *calls, size_t n) {
         for (size_t i = 0; i < n; i++)
             if (c[i].waiting) activate_script(&c[i]); /* no pipeline for one */
     } else if (n_waiting > 1) {
-        run_scripts(w, c, n);
+        run_scripts(c, n);
     }
     if (n_waiting > 0) sign_and_answer(w, b, n);
     for (size_t i = 0; i < n; i++) activate_call_end(&c[i]);

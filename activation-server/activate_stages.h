@@ -3,18 +3,20 @@
  *
  * The single call (handle_activate) and the batch run the same code:
  *   activate_front   steps 0-4 of activate.c: decode, rate hold, key check,
- *                    audit plan; true when the call now waits for its
- *                    policy script (a retail key, nothing online to ask).
- *                    Every other call is answered (or deferred to the
- *                    online-audit pool) inside, exactly as a single call:
- *                    on-premises keys, volume keys, online audits.
+ *                    audit plan (a volume key: also the order's dates,
+ *                    state and platform); true when the call now waits for
+ *                    its script: policy.lua, or volume.lua for a volume key
+ *                    (c->volume; on-premises keys too). Every other call is
+ *                    answered (or deferred to the online-audit pool) inside,
+ *                    exactly as a single call;
  *   activate_script  the script call by itself (one round trip), or
  *   activate_append  the same call appended to the worker's pipeline, its
- *                    reply then read by policy_activate_read into c->p;
+ *                    reply then read by activate_read (false: NOSCRIPT);
  *   activate_back    steps 5-7 on the script's answer in c->p: refusals,
  *                    group reload, the signed license, the answer; or, to
  *                    sign a batch's licenses together, in three parts:
- *     activate_back_check  steps 5-6 (false: answered),
+ *     activate_back_check  steps 5-6 (false: answered; a volume key's seat
+ *                          first, activate_volume.h),
  *     activate_terms       the license's terms (false: the group is gone),
  *     activate_answer      the answer with the license signed in the batch
  *                          (NULL: signing failed, INTERNAL);
@@ -68,6 +70,9 @@ typedef struct activate_call {
     uint64_t t[MARK_N];                         /* stage marks, for pa_activate_stage_nanoseconds_total */
     policy_result p;                            /* the script's answer */
     char license_id[LICENSE_ID_LEN + 1];        /* activate_back_check's, for the terms */
+    volume_seat seat;                           /* a volume key's seat between its stages */
+    bool volume;                                /* a volume key: volume.lua in place of policy.lua */
+    bool decided;                               /* volume: c->p was decided without the script */
     bool waiting;                               /* batch: activate_front left it waiting for its script */
     bool again;                                 /* batch: its script must run by itself (NOSCRIPT, not written) */
 } activate_call;
@@ -75,6 +80,7 @@ typedef struct activate_call {
 bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c);
 void activate_script(activate_call *c);
 int activate_append(activate_call *c);
+bool activate_read(activate_call *c);
 void activate_back(activate_call *c);
 bool activate_back_check(activate_call *c);
 bool activate_terms(activate_call *c, license_terms *t);

@@ -252,11 +252,41 @@ static void answer_pending(worker *w, rpc_ctx *ctx, const order_record *o, const
              LOG_U("group", key->group), LOG_U("serial", key->serial), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
-static void machine_args(const order_record *o, const volume_ask *ask, const uint8_t *machine_id, const uint8_t *holder,
-                         const policy_audit *outbox, const char *const macs[MACS_MAX], char *facts, volume_machine *m) {
-    *m = (volume_machine){.machine_id = machine_id,
-                          .holder = holder,
-                          .facts_json = facts,
+/* The order is not in this worker's cache (gone since the call began; a
+ * pool thread's cache may lag): Redis-away, answered the retail way. */
+static void not_cached(policy_result *p, uint32_t group) {
+    memset(p, 0, sizeof *p);
+    p->status = POLICY_UNAVAILABLE;
+    snprintf(p->error, sizeof p->error, "order of group %u: not in this worker's cache", (unsigned)group);
+}
+
+volume_seat_step volume_seat_begin(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply) {
+    s->facts = NULL;
+    const order_record *o = NULL;
+    if (order_cache_for_group(w->orders, s->key->group, &o) != ORDER_FOUND) {
+        not_cached(p, s->key->group);
+        return VOLUME_SEAT_DECIDED;
+    }
+    /* 3. The order's dates, state and platform, in memory. */
+    refusal closed = order_closed(o, s->ask, (int64_t)time(NULL));
+    if (closed != REFUSED_N) {
+        refuse(w, ctx, reply, w->app->m.refused, "activate.refused", closed, o, NULL, s->key);
+        return VOLUME_SEAT_ANSWERED;
+    }
+    snprintf(s->vg.serial, sizeof s->vg.serial, "%s", o->serial);
+    s->on_premises = o->on_premises;
+    s->facts = facts_json(o, s->ask);
+    return VOLUME_SEAT_SCRIPT;
+}
+
+/* 4. The script's arguments (`macs` holds the pointers m refers to). */
+static void seat_args(worker *w, const volume_seat *s, const char *macs[MACS_MAX], volume_caller *c,
+                      volume_machine *m) {
+    const volume_ask *ask = s->ask;
+    for (size_t i = 0; i < ask->n_macs; i++) macs[i] = ask->macs[i];
+    *m = (volume_machine){.machine_id = s->machine_id,
+                          .holder = s->holder,
+                          .facts_json = s->facts,
                           .hostname = ask->hostname,
                           .os = ask->os,
                           .host_serial = ask->host_serial,
@@ -264,54 +294,76 @@ static void machine_args(const order_record *o, const volume_ask *ask, const uin
                           .n_macs = ask->n_macs,
                           .tokens = ask->tokens,
                           .n_tokens = ask->n_tokens,
-                          .audit = o->on_premises ? NULL : outbox};
+                          .audit = s->on_premises ? NULL : s->outbox};
+    *c = (volume_caller){.group = s->key->group,
+                         .serial = s->key->serial,
+                         .address_key = s->address_key,
+                         .limits = &w->app->limits,
+                         .ip = ask->ip};
 }
 
-bool volume_activate_seat(worker *w, rpc_ctx *ctx, const volume_ask *ask, const pk_fields *key,
-                          const uint8_t *machine_id, const uint8_t *holder, const char *address_key,
-                          const policy_audit *outbox, const uint8_t random[LICENSE_RANDOM_LEN], volume_grant *vg,
-                          policy_result *p, rpc_reply *reply) {
-    app *a = w->app;
+void volume_seat_script(worker *w, volume_seat *s) {
+    const char *macs[MACS_MAX];
+    volume_caller c;
+    volume_machine m;
+    seat_args(w, s, macs, &c, &m);
+    volume_activate(w->redis, w->volume_script, s->vg.serial, &c, &m, s->random, &s->vg.r);
+}
+
+int volume_seat_append(worker *w, volume_seat *s) {
+    const char *macs[MACS_MAX];
+    volume_caller c;
+    volume_machine m;
+    seat_args(w, s, macs, &c, &m);
+    return volume_activate_append(w->redis, w->volume_script, s->vg.serial, &c, &m, s->random);
+}
+
+bool volume_seat_read(worker *w, volume_seat *s) { return volume_read(w->redis, "activate", &s->vg.r); }
+
+bool volume_seat_end(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply) {
+    volume_seat_free(s);
+    const volume_result *r = &s->vg.r;
     const order_record *o = NULL;
-    order_lookup found = order_cache_for_group(w->orders, key->group, &o);
-    if (found != ORDER_FOUND) { /* gone since the call began (a pool thread's cache may lag) */
-        memset(p, 0, sizeof *p);
-        p->status = POLICY_UNAVAILABLE;
-        snprintf(p->error, sizeof p->error, "order of group %u: not in this worker's cache", (unsigned)key->group);
+    if (order_cache_get(w->orders, s->vg.serial, &o) != ORDER_FOUND) {
+        not_cached(p, s->key->group);
         return true;
     }
-    /* 3. The order's dates, state and platform, in memory. */
-    refusal closed = order_closed(o, ask, (int64_t)time(NULL));
-    if (closed != REFUSED_N) {
-        refuse(w, ctx, reply, a->m.refused, "activate.refused", closed, o, NULL, key);
-        return false;
-    }
-    /* 4. One volume.lua call: seats, count, threshold, designation, the outbox record. */
-    const char *macs[MACS_MAX];
-    for (size_t i = 0; i < ask->n_macs; i++) macs[i] = ask->macs[i];
-    char *facts = facts_json(o, ask);
-    volume_machine m;
-    machine_args(o, ask, machine_id, holder, outbox, macs, facts, &m);
-    volume_caller c = {
-        .group = key->group, .serial = key->serial, .address_key = address_key, .limits = &a->limits, .ip = ask->ip};
-    volume_activate(w->redis, w->volume_script, o->serial, &c, &m, random, &vg->r);
-    free(facts);
-    const volume_result *r = &vg->r;
     if (!settle_order(w, &o, r, p)) return true; /* answered UNAVAILABLE the retail way */
     note_counts(w, o, r);
     int shared = r->status == VOLUME_OK ? POLICY_OK : as_policy_status(r->status);
     if (shared < 0) {
-        refuse(w, ctx, reply, a->m.refused, "activate.refused", refusal_of(r->status), o, r, key);
+        refuse(w, ctx, reply, w->app->m.refused, "activate.refused", refusal_of(r->status), o, r, s->key);
         return false;
     }
     if (r->status == VOLUME_OK && r->pending != VOLUME_PENDING_NONE) {
-        answer_pending(w, ctx, o, r, key, reply);
+        answer_pending(w, ctx, o, r, s->key, reply);
         return false;
     }
     as_policy(r, (policy_status)shared, r->version, p);
-    vg->order = o;
-    status_fill(&vg->status, o, r);
+    s->vg.order = o;
+    status_fill(&s->vg.status, o, r);
     return true;
+}
+
+bool volume_seat_terms(worker *w, volume_seat *s, const char *license_id, const policy_result *p, license_terms *t) {
+    const order_record *o = NULL;
+    if (order_cache_held(w->orders, s->vg.serial, &o) != ORDER_FOUND) return false;
+    s->vg.order = o; /* another call's reload may have replaced the record */
+    status_fill(&s->vg.status, o, &s->vg.r);
+    license_grant_order_terms(o, license_id, s->machine_id, s->key->group, s->key->serial, p, s->vg.features, t);
+    return true;
+}
+
+void volume_seat_free(volume_seat *s) {
+    free(s->facts);
+    s->facts = NULL;
+}
+
+bool volume_activate_seat(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply) {
+    volume_seat_step step = volume_seat_begin(w, ctx, s, p, reply);
+    if (step != VOLUME_SEAT_SCRIPT) return step == VOLUME_SEAT_DECIDED;
+    volume_seat_script(w, s);
+    return volume_seat_end(w, ctx, s, p, reply);
 }
 
 int volume_activate_sign(worker *w, const volume_grant *vg, const char *license_id, const uint8_t *machine_id,
@@ -363,20 +415,14 @@ static void refuse_by_license(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric 
     refuse_as_policy(w, reply, family, retail_refusal(p.status), event, &p, o->serial, group, serial);
 }
 
-/* One script call for a license (renew or deactivate), the order settled
- * afterwards. False when the reply is set (a refusal). */
-static bool by_license(worker *w, rpc_ctx *ctx, bool renewing, const order_record **o, const uint8_t *machine_id,
-                       uint32_t group, uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
-                       const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, volume_result *r,
-                       rpc_reply *reply) {
+/* After the script of a renew or deactivate: the order settled, its
+ * gauges, and the refusals. False when the reply is set (a refusal);
+ * `order` names the order for the log once *o may be gone. */
+static bool license_checked(worker *w, rpc_ctx *ctx, bool renewing, const char *order, const order_record **o,
+                            uint32_t group, uint32_t serial, const caller *who, const volume_result *r,
+                            rpc_reply *reply) {
     metric *const *family = renewing ? w->app->m.renew_refused : NULL;
     const char *event = renewing ? "renew.refused" : "deactivate.refused";
-    char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
-    snprintf(order, sizeof order, "%s", (*o)->serial);
-    volume_caller c = {
-        .group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits, .ip = who->ip};
-    if (renewing) volume_renew(w->redis, w->volume_script, (*o)->serial, &c, machine_id, holder, random, r);
-    else volume_deactivate(w->redis, w->volume_script, (*o)->serial, &c, machine_id, holder, random, r);
     policy_result p;
     if (!settle_order(w, o, r, &p)) {
         refuse_as_policy(w, reply, family, REFUSED_UNAVAILABLE, event, &p, order, group, serial);
@@ -388,28 +434,80 @@ static bool by_license(worker *w, rpc_ctx *ctx, bool renewing, const order_recor
     return false;
 }
 
-void volume_handle_renew(worker *w, rpc_ctx *ctx, const order_record *o, const char *license_id,
-                         const uint8_t *machine_id, uint32_t group, uint32_t serial,
-                         const uint8_t random[LICENSE_RANDOM_LEN], const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                         const caller *who, rpc_reply *reply) {
-    volume_grant vg;
-    if (!by_license(w, ctx, true, &o, machine_id, group, serial, random, holder, who, &vg.r, reply)) return;
-    policy_result p;
-    as_policy(&vg.r, POLICY_OK, 0, &p);
-    vg.order = o;
-    status_fill(&vg.status, o, &vg.r);
-    signed_license sl;
-    if (license_grant_sign_order(w->signer, o, license_id, machine_id, group, serial, &p, &sl) != 0) {
+/* One deactivate script call, the order settled afterwards. False when
+ * the reply is set (a refusal). */
+static bool deactivated(worker *w, rpc_ctx *ctx, const order_record **o, const uint8_t *machine_id, uint32_t group,
+                        uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
+                        const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, volume_result *r,
+                        rpc_reply *reply) {
+    char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
+    snprintf(order, sizeof order, "%s", (*o)->serial);
+    volume_caller c = {
+        .group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits, .ip = who->ip};
+    volume_deactivate(w->redis, w->volume_script, order, &c, machine_id, holder, random, r);
+    return license_checked(w, ctx, false, order, o, group, serial, who, r, reply);
+}
+
+void volume_renewal_begin(volume_renewal *v, const order_record *o) {
+    snprintf(v->vg.serial, sizeof v->vg.serial, "%s", o->serial);
+}
+
+static volume_caller renewal_caller(worker *w, const volume_renewal *v) {
+    return (volume_caller){.group = v->group,
+                           .serial = v->serial,
+                           .address_key = v->who->bucket,
+                           .limits = &w->app->limits,
+                           .ip = v->who->ip};
+}
+
+void volume_renewal_script(worker *w, volume_renewal *v) {
+    volume_caller c = renewal_caller(w, v);
+    volume_renew(w->redis, w->volume_script, v->vg.serial, &c, v->machine_id, v->holder, v->random, &v->vg.r);
+}
+
+int volume_renewal_append(worker *w, volume_renewal *v) {
+    volume_caller c = renewal_caller(w, v);
+    return volume_renew_append(w->redis, w->volume_script, v->vg.serial, &c, v->machine_id, v->holder, v->random);
+}
+
+bool volume_renewal_read(worker *w, volume_renewal *v) { return volume_read(w->redis, "renew", &v->vg.r); }
+
+bool volume_renewal_check(worker *w, rpc_ctx *ctx, volume_renewal *v, rpc_reply *reply) {
+    const order_record *o = NULL;
+    if (order_cache_get(w->orders, v->vg.serial, &o) != ORDER_FOUND) {
+        not_cached(&v->p, v->group);
+        refuse_as_policy(w, reply, w->app->m.renew_refused, REFUSED_UNAVAILABLE, "renew.refused", &v->p, v->vg.serial,
+                         v->group, v->serial);
+        return false;
+    }
+    if (!license_checked(w, ctx, true, v->vg.serial, &o, v->group, v->serial, v->who, &v->vg.r, reply)) return false;
+    as_policy(&v->vg.r, POLICY_OK, 0, &v->p);
+    v->vg.order = o;
+    return true;
+}
+
+bool volume_renewal_terms(worker *w, volume_renewal *v, license_terms *t) {
+    const order_record *o = NULL;
+    if (order_cache_held(w->orders, v->vg.serial, &o) != ORDER_FOUND) return false;
+    v->vg.order = o; /* another call's reload may have replaced the record */
+    status_fill(&v->vg.status, o, &v->vg.r);
+    license_grant_order_terms(o, v->license_id, v->machine_id, v->group, v->serial, &v->p, v->vg.features, t);
+    return true;
+}
+
+void volume_renewal_answer(worker *w, rpc_ctx *ctx, volume_renewal *v, signed_license *sl, rpc_reply *reply) {
+    if (!sl) {
         rpc_reply_error(reply, GRPC_STATUS_INTERNAL, "license signing failed");
         metric_inc(w->app->m.renew_refused[REFUSED_INTERNAL]);
         return;
     }
+    const order_record *o = v->vg.order;
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
-    LICENSE_GRANT_FILL(&resp, &sl, w->signer, &p);
-    VOLUME_GRANT_FILL(&resp, &vg, o->on_premises);
+    LICENSE_GRANT_FILL(&resp, sl, w->signer, &v->p);
+    VOLUME_GRANT_FILL(&resp, &v->vg, o->on_premises);
     if (rpc_reply_message(reply, &resp.base) == 0)
-        log_info("renew.granted", LOG_S("order", o->serial), LOG_U("group", group), LOG_U("serial", serial),
-                 LOG_I("expires_at", p.expires_at), LOG_U("seats_used", vg.r.seats_used),
+        log_info("renew.granted", LOG_S("order", o->serial), LOG_U("group", v->group), LOG_U("serial", v->serial),
+                 LOG_I("expires_at", v->p.expires_at), LOG_U("seats_used", v->vg.r.seats_used),
                  LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
@@ -417,7 +515,7 @@ void volume_handle_deactivate(worker *w, rpc_ctx *ctx, const order_record *o, co
                               uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
                               const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, rpc_reply *reply) {
     volume_result r;
-    if (!by_license(w, ctx, false, &o, machine_id, group, serial, random, holder, who, &r, reply)) return;
+    if (!deactivated(w, ctx, &o, machine_id, group, serial, random, holder, who, &r, reply)) return;
     Activation__V1__DeactivateResponse resp = ACTIVATION__V1__DEACTIVATE_RESPONSE__INIT;
     Activation__V1__VolumeStatus vs;
     status_fill(&vs, o, &r);

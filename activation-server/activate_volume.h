@@ -7,10 +7,14 @@
  * the order's salted key hashes (volume_key_accepted) -- and then, in place
  * of policy.lua, takes the steps here: the order's dates, state and
  * platform in memory, one volume.lua call, and the license with the order's
- * terms. volume_activate_seat hands activate.c a policy_result shaped as
+ * terms. volume_seat_end hands activate.c a policy_result shaped as
  * policy_activate's, so the retail code refuses, retries and signs the same
  * way; what only volume keys have (a seat refused, pending answers, the
- * VolumeStatus) is answered here.
+ * VolumeStatus) is answered here. Activate and Renew are cut into stages
+ * (volume_seat_*, volume_renewal_*) so that the calls of a batch send
+ * their volume.lua calls in the worker's one pipeline and sign their
+ * licenses in one tree (docs/batching.md); a single call runs the same
+ * stages one after the other.
  *
  * Renew and Deactivate of a volume license (its id names the key's group
  * and serial, as every license id does; renew.c finds the order by the
@@ -23,6 +27,8 @@
 
 #include "activation/v1/activation.pb-c.h"
 #include "component_tokens.h"
+#include "license.h"
+#include "order_record.h"
 #include "server.h"
 #include "volume_policy.h"
 
@@ -46,24 +52,61 @@ void volume_ask_from(volume_ask *v, const Activation__V1__ActivateRequest *rq, c
 /* On-premises: is the request's key text one the order accepts? */
 bool volume_key_accepted(const order_record *o, const char *product_key);
 
-/* A granted volume Activate, between the script and the reply. */
+/* A granted volume Activate or Renew, between the script and the reply. */
 typedef struct volume_grant {
+    char serial[ORDER_SERIAL_LEN + 1];   /* the order's: a cached record may move between the stages */
     const order_record *order;           /* the worker's cached order, current after the call */
     volume_result r;                     /* the script's answer */
     Activation__V1__VolumeStatus status; /* the answer's VolumeStatus (points into order) */
+    char *features[ORDER_LIST_MAX];      /* the license terms' feature names (point into order) */
 } volume_grant;
 
-/* Activate's volume steps (docs/volume.md, steps 3-4) for the key's order,
- * after the key was found genuine and its audit decided (`outbox`: the
- * offline-audit record for the script, or NULL). Returns true with *p set
- * as policy_activate sets it -- OK, or a status the retail code refuses
- * (rate limit, revocation, Redis away, a full outbox) -- and *vg for
- * volume_activate_sign and VOLUME_GRANT_FILL; false when the reply is set
- * here: a refusal only volume keys have, or a pending answer. */
-bool volume_activate_seat(worker *w, rpc_ctx *ctx, const volume_ask *ask, const pk_fields *key,
-                          const uint8_t *machine_id, const uint8_t *holder, const char *address_key,
-                          const policy_audit *outbox, const uint8_t random[LICENSE_RANDOM_LEN], volume_grant *vg,
-                          policy_result *p, rpc_reply *reply);
+/* Activate's volume steps (docs/volume.md, steps 3-4) in the stages a
+ * batch takes together (docs/batching.md, activate_stages.h), after the
+ * key was found genuine and its audit decided. The fields up to `vg` are
+ * the caller's (they must outlive the stages); the rest is set here. */
+typedef struct volume_seat {
+    const volume_ask *ask;      /* what the request says of the machine */
+    const pk_fields *key;       /* the volume key */
+    const uint8_t *machine_id;  /* MACHINE_ID_LEN bytes */
+    const uint8_t *holder;      /* the place key's digest; NULL: none sent */
+    const char *address_key;    /* the caller's rate-limit bucket */
+    const policy_audit *outbox; /* the offline-audit record for the script; NULL: none */
+    const uint8_t *random;      /* LICENSE_RANDOM_LEN fresh bytes, offered for the license id */
+    volume_grant vg;            /* the order, the script's answer, the VolumeStatus */
+    char *facts;                /* the facts the order collects (JSON, malloc'd); NULL: none */
+    bool on_premises;           /* the order's: no outbox record */
+} volume_seat;
+
+typedef enum volume_seat_step {
+    VOLUME_SEAT_SCRIPT,   /* volume.lua is next */
+    VOLUME_SEAT_DECIDED,  /* *p is set already (UNAVAILABLE): on to the retail refusal, no script */
+    VOLUME_SEAT_ANSWERED, /* refused here (the order's dates, state, platform) */
+} volume_seat_step;
+
+/* Step 3: the order in memory. */
+volume_seat_step volume_seat_begin(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply);
+/* Step 4: one volume.lua call by itself, or appended to the worker's
+ * pipeline (0 or -1: run it by itself) and read (false: NOSCRIPT, run it
+ * by itself once the pipeline is read). */
+void volume_seat_script(worker *w, volume_seat *s);
+int volume_seat_append(worker *w, volume_seat *s);
+bool volume_seat_read(worker *w, volume_seat *s);
+/* The script's answer: true with *p set as policy_activate sets it -- OK,
+ * or a status the retail code refuses (rate limit, revocation, Redis
+ * away, a full outbox) -- and s->vg for the license; false when the reply
+ * is set here: a refusal only volume keys have, or a pending answer. */
+bool volume_seat_end(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply);
+/* The granted license's terms, for signing with the batch; the order as
+ * held now (no reload, so other calls' terms stay valid). False when the
+ * order is gone. */
+bool volume_seat_terms(worker *w, volume_seat *s, const char *license_id, const policy_result *p, license_terms *t);
+/* Frees what the seat holds (always, once; again is harmless). */
+void volume_seat_free(volume_seat *s);
+
+/* The stages one after the other (the online-audit pool's calls): true
+ * as volume_seat_end, or with *p UNAVAILABLE. */
+bool volume_activate_seat(worker *w, rpc_ctx *ctx, volume_seat *s, policy_result *p, rpc_reply *reply);
 
 /* Signs the granted license (license_grant_sign_order). 0 or -1. */
 int volume_activate_sign(worker *w, const volume_grant *vg, const char *license_id, const uint8_t *machine_id,
@@ -82,12 +125,35 @@ int volume_activate_sign(worker *w, const volume_grant *vg, const char *license_
         }                                                                                                           \
     } while (0)
 
-/* Renew and Deactivate of a license of `o` (its key's group and serial,
- * the license id's random part, the proven place key's digest). */
-void volume_handle_renew(worker *w, rpc_ctx *ctx, const order_record *o, const char *license_id,
-                         const uint8_t *machine_id, uint32_t group, uint32_t serial,
-                         const uint8_t random[LICENSE_RANDOM_LEN], const uint8_t holder[PLACE_KEY_DIGEST_LEN],
-                         const caller *who, rpc_reply *reply);
+/* A Renew of a volume license (a concurrent order's heartbeat, a lease's
+ * renewal) in the stages renew_stages.h cuts Renew into, after renew.c's
+ * rate hold and proof check. The fields up to `vg` are the caller's. */
+typedef struct volume_renewal {
+    const char *license_id;    /* the request's */
+    const uint8_t *machine_id; /* MACHINE_ID_LEN bytes */
+    uint32_t group, serial;    /* the license id's key */
+    const uint8_t *random;     /* the license id's random part */
+    const uint8_t *holder;     /* the proven place key's digest */
+    const caller *who;         /* the client address and its bucket */
+    volume_grant vg;           /* the order (by serial), the script's answer, the VolumeStatus */
+    policy_result p;           /* the granted lease, as policy_renew gives it */
+} volume_renewal;
+
+/* The renewal of a license of `o` (the fields up to vg set). */
+void volume_renewal_begin(volume_renewal *v, const order_record *o);
+/* volume.lua by itself, or pipelined as volume_seat_append and _read. */
+void volume_renewal_script(worker *w, volume_renewal *v);
+int volume_renewal_append(worker *w, volume_renewal *v);
+bool volume_renewal_read(worker *w, volume_renewal *v);
+/* The script's answer: false when refused (answered, counted, logged). */
+bool volume_renewal_check(worker *w, rpc_ctx *ctx, volume_renewal *v, rpc_reply *reply);
+/* The renewed license's terms, as volume_seat_terms. */
+bool volume_renewal_terms(worker *w, volume_renewal *v, license_terms *t);
+/* The answer with the license signed (NULL: signing failed, INTERNAL). */
+void volume_renewal_answer(worker *w, rpc_ctx *ctx, volume_renewal *v, signed_license *sl, rpc_reply *reply);
+
+/* Deactivate of a license of `o` (its key's group and serial, the license
+ * id's random part, the proven place key's digest). */
 void volume_handle_deactivate(worker *w, rpc_ctx *ctx, const order_record *o, const uint8_t *machine_id, uint32_t group,
                               uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
                               const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, rpc_reply *reply);

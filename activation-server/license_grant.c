@@ -33,18 +33,18 @@ int license_grant_sign(license_signer *s, const group_entry *g, const char *lice
     return license_issue(s, &terms, out);
 }
 
-int license_grant_sign_order(license_signer *s, const order_record *o, const char *license_id,
-                             const uint8_t *machine_id, uint32_t group, uint32_t serial, const policy_result *p,
-                             signed_license *out) {
-    char *features[ORDER_LIST_MAX]; /* the record keeps them as arrays */
-    for (size_t i = 0; i < o->n_features && i < ORDER_LIST_MAX; i++) features[i] = (char *)o->features[i];
-    license_terms terms = {
+void license_grant_order_terms(const order_record *o, const char *license_id, const uint8_t *machine_id, uint32_t group,
+                               uint32_t serial, const policy_result *p, char *features[ORDER_LIST_MAX],
+                               license_terms *out) {
+    size_t n = o->n_features < ORDER_LIST_MAX ? o->n_features : ORDER_LIST_MAX;
+    for (size_t i = 0; i < n; i++) features[i] = (char *)o->features[i]; /* the record keeps them as arrays */
+    *out = (license_terms){
         .license_id = license_id,
         .product = o->product,
         .edition = o->edition,
         .channel = ACTIVATION__V1__CHANNEL__CHANNEL_VOLUME,
         .features = features,
-        .n_features = o->n_features < ORDER_LIST_MAX ? o->n_features : ORDER_LIST_MAX,
+        .n_features = n,
         .machine_id = machine_id,
         .group = group,
         .serial = serial,
@@ -55,5 +55,13 @@ int license_grant_sign_order(license_signer *s, const order_record *o, const cha
         .order_revision = o->revision,
         .seat_mode = seat_mode_name(o->mode),
     };
+}
+
+int license_grant_sign_order(license_signer *s, const order_record *o, const char *license_id,
+                             const uint8_t *machine_id, uint32_t group, uint32_t serial, const policy_result *p,
+                             signed_license *out) {
+    char *features[ORDER_LIST_MAX];
+    license_terms terms;
+    license_grant_order_terms(o, license_id, machine_id, group, serial, p, features, &terms);
     return license_issue(s, &terms, out);
 }

@@ -38,6 +38,13 @@ int license_grant_sign_order(license_signer *s, const order_record *o, const cha
                              const uint8_t *machine_id, uint32_t group, uint32_t serial, const policy_result *p,
                              signed_license *out);
 
+/* The terms license_grant_sign_order signs, for a batch signed at once;
+ * they point into o, the caller's strings and `features` (room for the
+ * order's feature names, kept until the license is signed). */
+void license_grant_order_terms(const order_record *o, const char *license_id, const uint8_t *machine_id, uint32_t group,
+                               uint32_t serial, const policy_result *p, char *features[ORDER_LIST_MAX],
+                               license_terms *out);
+
 /* Fills an ActivateResponse or RenewResponse `resp` from the signed license
  * `sl`, the key id of `signer` and the lease in `p`. */
 #define LICENSE_GRANT_FILL(resp, sl, signer, p)                                                                      \

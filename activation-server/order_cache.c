@@ -268,6 +268,11 @@ order_lookup order_cache_get(order_cache *c, const char *serial, const order_rec
     return answer(e ? *e : NULL, o);
 }
 
+order_lookup order_cache_held(const order_cache *c, const char *serial, const order_record **o) {
+    entry **e = c->loaded && serial ? find_serial(c, serial) : NULL;
+    return answer(e ? *e : NULL, o);
+}
+
 order_lookup order_cache_check_version(order_cache *c, const char *serial, uint64_t version, const order_record **o) {
     entry **held = serial ? find_serial(c, serial) : NULL;
     if (held && (*held)->usable && (*held)->rec.version == version) return answer(*held, o);

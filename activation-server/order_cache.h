@@ -48,6 +48,10 @@ order_lookup order_cache_for_group(order_cache *c, uint32_t group, const order_r
 /* The order named by its service serial. */
 order_lookup order_cache_get(order_cache *c, const char *serial, const order_record **o);
 
+/* The order named by its serial as held now: memory only, never a
+ * refresh or a reload, so the records handed out before stay valid (a
+ * batch takes its licenses' terms from several orders at once). */
+order_lookup order_cache_held(const order_cache *c, const char *serial, const order_record **o);
 /* volume.lua saw `version` for order `serial`: reloads it when the cached
  * one differs. Returns like order_cache_get; any record obtained earlier
  * is invalid afterwards (use *o). */

@@ -17,7 +17,9 @@
  *
  * A license of a volume key (its group belongs to an imported order) is
  * renewed or deactivated the volume way (activate_volume.h), after the
- * same rate hold and proof check.
+ * same rate hold and proof check; its Renew (a concurrent order's
+ * heartbeat) goes through the same stages as a retail one, volume.lua in
+ * place of policy.lua, so a batch pipelines and signs both together.
  *
  * Renew's refusals are counted by reason in pa_renewals_refused_total, with
  * the labels of pa_activations_refused_total (worker.c); a lapsed lease
@@ -199,10 +201,16 @@ bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply,
     if (!admit(w, ctx, reply, counted, "renew.refused", &activation__v1__renew_request__descriptor, req, len,
                rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_RENEW, pc, &c->bad_proof))
         return c->bad_proof.pending; /* its reject call is still to make */
-    if (pc->order) {
-        volume_handle_renew(w, ctx, pc->order, rq->license_id, rq->machine_id.data, pc->group, pc->serial, pc->random,
-                            pc->holder, &pc->who, reply);
-        return false;
+    if (pc->order) {                 /* the volume way: volume.lua in place of policy.lua */
+        c->volume = true;
+        c->vol = (volume_renewal){.license_id = rq->license_id,
+                                  .machine_id = rq->machine_id.data,
+                                  .group = pc->group,
+                                  .serial = pc->serial,
+                                  .random = pc->random,
+                                  .holder = pc->holder,
+                                  .who = &pc->who};
+        volume_renewal_begin(&c->vol, pc->order);
     }
     return true;
 }
@@ -212,6 +220,10 @@ bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply,
 void renew_script(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
+    if (c->volume) {
+        volume_renewal_script(w, &c->vol);
+        return;
+    }
     if (c->bad_proof.pending) {
         policy_reject(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group, &c->p);
         return;
@@ -223,6 +235,7 @@ void renew_script(renew_call *c) {
 int renew_append(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
+    if (c->volume) return volume_renewal_append(w, &c->vol);
     if (c->bad_proof.pending)
         return policy_reject_append(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group);
     return policy_renew_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
@@ -230,11 +243,13 @@ int renew_append(renew_call *c) {
 }
 
 bool renew_read(renew_call *c) {
+    if (c->volume) return volume_renewal_read(c->w, &c->vol);
     return c->bad_proof.pending ? policy_reject_read(c->w->redis, &c->p) : policy_renew_read(c->w->redis, &c->p);
 }
 
 bool renew_back_check(renew_call *c) {
     worker *w = c->w;
+    if (c->volume) return volume_renewal_check(w, c->ctx, &c->vol, c->reply);
     metric *const *counted = w->app->m.renew_refused;
     uint32_t group = c->pc.group, serial = c->pc.serial;
     rate_hold_note(w->holds, c->pc.who.bucket, group, &c->p);
@@ -262,6 +277,7 @@ bool renew_back_check(renew_call *c) {
 }
 
 bool renew_terms(renew_call *c, license_terms *t) {
+    if (c->volume) return volume_renewal_terms(c->w, &c->vol, t);
     if (group_cache_get(c->w->groups, c->pc.group, &c->g) != GROUP_FOUND) return false;
     license_grant_terms(c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group, c->pc.serial, &c->p, t);
     return true;
@@ -274,6 +290,10 @@ void renew_answer(renew_call *c, signed_license *sl) {
         count(c->w->app->m.renew_refused, REFUSED_INTERNAL);
         return;
     }
+    if (c->volume) {
+        volume_renewal_answer(c->w, c->ctx, &c->vol, sl, c->reply);
+        return;
+    }
     Activation__V1__RenewResponse resp = ACTIVATION__V1__RENEW_RESPONSE__INIT;
     LICENSE_GRANT_FILL(&resp, sl, c->w->signer, &c->p);
     if (rpc_reply_message(c->reply, &resp.base) == 0)
@@ -284,8 +304,10 @@ void renew_answer(renew_call *c, signed_license *sl) {
 void renew_back(renew_call *c) {
     if (!renew_back_check(c)) return;
     signed_license sl;
-    bool ok = license_grant_sign(c->w->signer, c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group,
-                                 c->pc.serial, &c->p, &sl) == 0;
+    license_terms t; /* a volume license: the order's terms */
+    bool ok = c->volume ? renew_terms(c, &t) && license_issue(c->w->signer, &t, &sl) == 0
+                        : license_grant_sign(c->w->signer, c->g, c->rq->license_id, c->rq->machine_id.data, c->pc.group,
+                                             c->pc.serial, &c->p, &sl) == 0;
     renew_answer(c, ok ? &sl : NULL);
 }
 

@@ -6,11 +6,11 @@
  * stage for all of them:
  *   1. renew_front for each: decode, license reference, rate hold, proof
  *      of the place key (checked here, without Redis), volume order. A call
- *      refused there is answered there; volume keys leave the batch the
- *      same way (renewed the volume way, one by one). A refused proof
- *      stays, for its reject call (failure tokens);
- *   2. the policy scripts of the others (renew, or reject for a refused
- *      proof) as ONE pipeline: every EVALSHA
+ *      refused there is answered there. A refused proof stays, for its
+ *      reject call (failure tokens);
+ *   2. the scripts of the others (policy.lua's renew, or reject for a
+ *      refused proof; volume.lua's renew for a volume key: a concurrent
+ *      order's heartbeat) as ONE pipeline: every EVALSHA
  *      written, then every reply read. A NOSCRIPT reply runs again by
  *      itself once the pipeline is read (which loads the script); a broken
  *      connection fails the calls whose replies it took;

@@ -7,8 +7,10 @@
  *                     place key, volume order; true when the call now
  *                     waits for its policy script -- or, its proof
  *                     refused, for the reject call that charges the
- *                     caller failure tokens (c->bad_proof). Every other
- *                     call is answered inside (volume keys the volume way);
+ *                     caller failure tokens (c->bad_proof). A volume key
+ *                     waits for volume.lua the same way (c->volume: a
+ *                     concurrent order's heartbeat, activate_volume.h).
+ *                     Every other call is answered inside;
  *   renew_script      the script call by itself (one round trip), or
  *   renew_append      the same call appended to the worker's pipeline, its
  *                     reply then read by renew_read into c->p;
@@ -59,6 +61,8 @@ typedef struct renew_call {
     proof_refusal bad_proof;          /* a refused proof, its reject call still to make */
     policy_result p;                  /* the script's answer */
     const group_entry *g;             /* the group's cached record (valid until the cache moves) */
+    volume_renewal vol;               /* a volume key's renewal (a heartbeat) between its stages */
+    bool volume;                      /* a volume key: volume.lua in place of policy.lua */
     bool waiting;                     /* batch: renew_front left it waiting for its script */
     bool again;                       /* batch: its script must run by itself (NOSCRIPT, not written) */
 } renew_call;

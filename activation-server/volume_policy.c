@@ -1,5 +1,10 @@
 /* volume_policy.c -- argument packing and reply decoding for volume.lua.
  *
+ * Activate and Renew build their arguments once for either way of sending
+ * them: by themselves (rstore_eval, one round trip) or appended to the
+ * worker's pipeline with the other calls of a batch (docs/batching.md),
+ * whose replies volume_read takes in order.
+ *
  * The order's key names are made per call from its serial (nine short
  * snprintfs, far below the cost of the round trip); the positions are
  * volume_script_args.h's, shared with the script. */
@@ -200,45 +205,89 @@ static void caller_end(caller_call *cc, const volume_caller *c, const uint8_t ra
     script_args_add_str(&cc->a, c->ip ? c->ip : "");
 }
 
+/* An Activate's arguments and the strings they point into (so one builder
+ * serves the call by itself and the pipelined one). Must not move once
+ * built. */
+typedef struct activate_argv {
+    caller_call cc;
+    char macs[VOLUME_MACS_MAX * 18];
+    audit_record_args ra; /* the outbox entry's fields */
+    char n_fields[8];
+    char names[2 + VOLUME_MACS_MAX][VOLUME_DESIGNATION_MAX]; /* designation names */
+    char hex[2 * VOLUME_DIGEST_LEN + 1];
+} activate_argv;
+
+static bool activate_args(activate_argv *v, const char *order_serial, const volume_caller *c, const volume_machine *m,
+                          const uint8_t random[LICENSE_RANDOM_LEN]) {
+    caller_call *cc = &v->cc;
+    if (!caller_begin(cc, order_serial, "activate", c, m->machine_id, m->holder)) return false;
+    caller_end(cc, c, random);
+    script_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, v->macs, sizeof v->macs);
+    script_args_add_str(&cc->a, m->hostname ? m->hostname : "");
+    script_args_add_str(&cc->a, m->os ? m->os : "");
+    script_args_add_str(&cc->a, m->host_serial ? m->host_serial : "");
+    script_args_add_str(&cc->a, v->macs);
+    script_args_add_str(&cc->a, m->facts_json ? m->facts_json : "");
+    /* The offline audit: the outbox entry's fields, as audit_record.h shapes them. */
+    const policy_audit *au = m->audit;
+    script_args_add_str(&cc->a, !au ? "0" : au->mode == 2 ? "2" : "1");
+    script_args_add_str(&cc->a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
+    script_args_add_str(&cc->a, au && au->grant_when_full ? "1" : "0");
+    size_t n_tokens = m->tokens && m->n_tokens <= COMPONENTS_MAX ? m->n_tokens : 0;
+    script_args_add(&cc->a, n_tokens ? (const char *)m->tokens : "", n_tokens * COMPONENT_TOKEN_LEN);
+    v->ra.n = 0;
+    if (au) audit_record_outbox_fields(au->rec, &v->ra);
+    snprintf(v->n_fields, sizeof v->n_fields, "%zu", v->ra.n);
+    script_args_add_str(&cc->a, v->n_fields);
+    for (size_t i = 0; i < v->ra.n; i++) script_args_add(&cc->a, v->ra.argv[i], v->ra.len[i]);
+    /* Designation names: the machine, its host serial, its MACs. */
+    int n = 0;
+    pa_hex_encode(cc->digest, sizeof cc->digest, v->hex);
+    if (volume_designation_name('m', v->hex, v->names[n]) > 0) n++;
+    if (m->host_serial && volume_designation_name('s', m->host_serial, v->names[n]) > 0) n++;
+    for (size_t i = 0; i < m->n_macs && i < VOLUME_MACS_MAX; i++)
+        if (volume_designation_name('a', m->macs[i], v->names[n]) > 0) n++;
+    for (int i = 0; i < n; i++) script_args_add_str(&cc->a, v->names[i]);
+    return true;
+}
+
 void volume_activate(rstore *r, int script, const char *order_serial, const volume_caller *c, const volume_machine *m,
                      const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
-    caller_call cc;
-    if (!caller_begin(&cc, order_serial, "activate", c, m->machine_id, m->holder)) {
+    activate_argv v;
+    if (!activate_args(&v, order_serial, c, m, random)) {
         fail(out, false, "activate", "order serial too long for a key name");
         return;
     }
-    caller_end(&cc, c, random);
-    char macs[VOLUME_MACS_MAX * 18];
-    script_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, macs, sizeof macs);
-    script_args_add_str(&cc.a, m->hostname ? m->hostname : "");
-    script_args_add_str(&cc.a, m->os ? m->os : "");
-    script_args_add_str(&cc.a, m->host_serial ? m->host_serial : "");
-    script_args_add_str(&cc.a, macs);
-    script_args_add_str(&cc.a, m->facts_json ? m->facts_json : "");
-    /* The offline audit: the outbox entry's fields, as audit_record.h shapes them. */
-    audit_record_args ra; /* must live until the call: the arguments point into it */
-    char n_fields[8];
-    const policy_audit *au = m->audit;
-    script_args_add_str(&cc.a, !au ? "0" : au->mode == 2 ? "2" : "1");
-    script_args_add_str(&cc.a, au && au->outbox_max && *au->outbox_max ? au->outbox_max : "1000000000");
-    script_args_add_str(&cc.a, au && au->grant_when_full ? "1" : "0");
-    size_t n_tokens = m->tokens && m->n_tokens <= COMPONENTS_MAX ? m->n_tokens : 0;
-    script_args_add(&cc.a, n_tokens ? (const char *)m->tokens : "", n_tokens * COMPONENT_TOKEN_LEN);
-    ra.n = 0;
-    if (au) audit_record_outbox_fields(au->rec, &ra);
-    snprintf(n_fields, sizeof n_fields, "%zu", ra.n);
-    script_args_add_str(&cc.a, n_fields);
-    for (size_t i = 0; i < ra.n; i++) script_args_add(&cc.a, ra.argv[i], ra.len[i]);
-    /* Designation names: the machine, its host serial, its MACs. */
-    char names[2 + VOLUME_MACS_MAX][VOLUME_DESIGNATION_MAX], hex[2 * VOLUME_DIGEST_LEN + 1];
-    int n = 0;
-    pa_hex_encode(cc.digest, sizeof cc.digest, hex);
-    if (volume_designation_name('m', hex, names[n]) > 0) n++;
-    if (m->host_serial && volume_designation_name('s', m->host_serial, names[n]) > 0) n++;
-    for (size_t i = 0; i < m->n_macs && i < VOLUME_MACS_MAX; i++)
-        if (volume_designation_name('a', m->macs[i], names[n]) > 0) n++;
-    for (int i = 0; i < n; i++) script_args_add_str(&cc.a, names[i]);
-    run(r, script, VOL_ACTIVATE_KEYS, &cc.a, "activate", out);
+    run(r, script, VOL_ACTIVATE_KEYS, &v.cc.a, "activate", out);
+}
+
+/* Appends a built call to the pipeline; -1 when it cannot be (the caller
+ * then runs it by itself, which reports why). */
+static int append(rstore *r, int script, int nkeys, script_args *a) {
+    if (a->overflow) return -1;
+    return rstore_eval_append(r, script, nkeys, a->n - nkeys, a->v, a->len);
+}
+
+int volume_activate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
+                           const volume_machine *m, const uint8_t random[LICENSE_RANDOM_LEN]) {
+    activate_argv v;
+    if (!activate_args(&v, order_serial, c, m, random)) return -1;
+    return append(r, script, VOL_ACTIVATE_KEYS, &v.cc.a);
+}
+
+bool volume_read(rstore *r, const char *what, volume_result *out) {
+    redisReply *reply = rstore_get_reply(r);
+    if (rstore_reply_noscript(reply)) {
+        freeReplyObject(reply);
+        return false;
+    }
+    if (!reply) {
+        fail(out, false, what, rstore_error(r));
+        return true;
+    }
+    decode(reply, what, out);
+    freeReplyObject(reply);
+    return true;
 }
 
 static void by_license(rstore *r, int script, const char *op, const char *order_serial, const volume_caller *c,
@@ -257,6 +306,15 @@ void volume_renew(rstore *r, int script, const char *order_serial, const volume_
                   const uint8_t holder[PLACE_KEY_DIGEST_LEN], const uint8_t random[LICENSE_RANDOM_LEN],
                   volume_result *out) {
     by_license(r, script, "renew", order_serial, c, machine_id, holder, random, out);
+}
+
+int volume_renew_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
+                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                        const uint8_t random[LICENSE_RANDOM_LEN]) {
+    caller_call cc;
+    if (!caller_begin(&cc, order_serial, "renew", c, machine_id, holder)) return -1;
+    caller_end(&cc, c, random);
+    return append(r, script, VOL_CALLER_KEYS, &cc.a);
 }
 
 void volume_deactivate(rstore *r, int script, const char *order_serial, const volume_caller *c,
