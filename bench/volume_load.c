@@ -17,7 +17,11 @@
  *     each call: re-bound to its record);
  *   - each of those as a ratio to a bare echo on the same runtime at the
  *     same setting (`echo_bench --serve`, started here): what a call costs
- *     beyond gRPC itself, the figure natural batching moves;
+ *     beyond gRPC itself, the figure natural batching moves; beside each
+ *     run, how many calls the server's batch handlers took at once
+ *     (pa_batch_calls, docs/batching.md: volume Activates and heartbeats
+ *     are batched as retail ones are), so the default concurrency (64
+ *     calls in flight for 2 workers) is where batches form;
  *   - heartbeats/s: Renew of the machines of a concurrent order, each with
  *     its proof of the place key (made once before the run and replayed:
  *     a proof is good for 300 s), so the server checks a proof, runs
@@ -42,6 +46,7 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "batch_sizes.h"
 #include "clock.h"
 #include "loadgen_core.h"
 #include "mac_registry.h"
@@ -305,8 +310,22 @@ static int run_at(const options *o, const char *target, const char *method, load
     return 0;
 }
 
-static int run(const options *o, bench *b, const char *method, loadgen_request_fn fn, loadgen_result *res) {
-    return run_at(o, b->e.target, method, fn, b, "", res);
+/* The server's batch sizes of the method named `label` so far. */
+static void read_sizes(const bench *b, const char *label, batch_sizes *out) {
+    char *text = fixture_http_get("127.0.0.1", b->e.metrics_port, "/metrics");
+    batch_sizes_read(text, label, out);
+    free(text);
+}
+
+/* One run against the activation server; `batch` gets its batch sizes. */
+static int run(const options *o, bench *b, const char *method, const char *label, loadgen_request_fn fn,
+               loadgen_result *res, char batch[160]) {
+    batch_sizes before, after;
+    read_sizes(b, label, &before);
+    int rc = run_at(o, b->e.target, method, fn, b, "", res);
+    read_sizes(b, label, &after);
+    batch_sizes_format(&before, &after, batch, 160);
+    return rc;
 }
 
 /* The bare echo ceiling on this runtime, its log in the environment's directory. */
@@ -331,11 +350,13 @@ static int run_echo(const options *o, bench *b, loadgen_result *res) {
     return run_at(o, b->echo_target, "/bench.v1.Echo/Echo", build_echo, NULL, "echo: ", res);
 }
 
-static void print_run(const char *label, const loadgen_result *r) {
+/* A run's line, and its batch sizes below it (`batch` NULL: none). */
+static void print_run(const char *label, const loadgen_result *r, const char *batch) {
     uint64_t ok = r->total.status[GRPC_STATUS_OK];
     printf("  %-30s %9.0f %9.2f %9.2f   %llu of %llu OK%s%s\n", label, r->calls_per_s, r->total.p50_us / 1000,
            r->total.p99_us / 1000, (unsigned long long)ok, (unsigned long long)r->total.calls,
            ok == r->total.calls ? "" : "; first error: ", ok == r->total.calls ? "" : r->first_error);
+    if (batch) printf("  %-30s %s\n", "", batch);
 }
 
 /* ---- memory and expiry, straight through volume.lua --------------------------------- */
@@ -472,7 +493,8 @@ static void usage(FILE *f) {
             "Starts Redis A/B and the activation server on loopback and prints, in one run: retail and volume\n"
             "Activate/s, concurrent-mode heartbeats (Renew)/s, Redis bytes per machine record over --machines\n"
             "machines (default 100000), and the time to expire them all once stale (sweep calls until done).\n"
-            "Defaults: 5 s runs, 1 thread, 2 channels, concurrency 16, 2 server workers, 2000 heartbeat\n"
+            "Beside each run: the server's batch sizes (pa_batch_calls) for its method.\n"
+            "Defaults: 5 s runs, 1 thread, 2 channels, concurrency 64, 2 server workers, 2000 heartbeat\n"
             "machines, a retention of 30 s for the expiry figure.\n"
             "Exit codes: 0 figures printed; 1 something could not be set up or measured; 2 usage error.\n");
 }
@@ -491,7 +513,7 @@ static int parse(int argc, char **argv, options *o) {
     *o = (options){.duration = 5,
                    .threads = 1,
                    .channels = 2,
-                   .concurrency = 16,
+                   .concurrency = 64,
                    .workers = "2",
                    .machines = 100000,
                    .heartbeat_machines = 2000,
@@ -539,20 +561,21 @@ int main(int argc, char **argv) {
         b.e.target, o.workers, b.e.a.port, o.duration, o.threads, o.channels, o.concurrency);
     printf("  %-30s %9s %9s %9s\n", "", "calls/s", "p50 ms", "p99 ms");
     loadgen_result retail, volume, heartbeat;
-    if (run(&o, &b, PA_RPC_ACTIVATE, build_retail, &retail) != 0) goto out;
-    print_run("retail Activate (new key)", &retail);
-    if (run(&o, &b, PA_RPC_ACTIVATE, build_volume, &volume) != 0) goto out;
-    print_run("volume Activate (new machine)", &volume);
+    char batch[160];
+    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_retail, &retail, batch) != 0) goto out;
+    print_run("retail Activate (new key)", &retail, batch);
+    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_volume, &volume, batch) != 0) goto out;
+    print_run("volume Activate (new machine)", &volume, batch);
     loadgen_result match_new, match_restart;
-    if (run(&o, &b, PA_RPC_ACTIVATE, build_match_new, &match_new) != 0) goto out;
-    print_run("K=3 Activate (no match)", &match_new);
-    if (run(&o, &b, PA_RPC_ACTIVATE, build_match_restart, &match_restart) != 0) goto out;
-    print_run("K=3 Activate (re-bind)", &match_restart);
-    if (run(&o, &b, PA_RPC_RENEW, build_renew, &heartbeat) != 0) goto out;
-    print_run("concurrent heartbeat (Renew)", &heartbeat);
+    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_new, &match_new, batch) != 0) goto out;
+    print_run("K=3 Activate (no match)", &match_new, batch);
+    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_restart, &match_restart, batch) != 0) goto out;
+    print_run("K=3 Activate (re-bind)", &match_restart, batch);
+    if (run(&o, &b, PA_RPC_RENEW, PA_RPC_RENEW_LABEL, build_renew, &heartbeat, batch) != 0) goto out;
+    print_run("concurrent heartbeat (Renew)", &heartbeat, batch);
     loadgen_result echo;
     if (run_echo(&o, &b, &echo) != 0) goto out;
-    print_run("bare echo (same runtime)", &echo);
+    print_run("bare echo (same runtime)", &echo, NULL);
     printf("  volume / retail Activate: %.2f\n", volume.calls_per_s / retail.calls_per_s);
     if (echo.calls_per_s > 0)
         printf("  ratio retail Activate/echo: %.2f\n  ratio volume Activate/echo: %.2f\n  ratio heartbeat/echo: %.2f\n",

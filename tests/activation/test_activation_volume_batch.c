@@ -28,6 +28,7 @@
 
 static act_env env;
 static order_env oe;
+static redisContext *admin; /* SCRIPT FLUSH on Redis A (the measuring user) */
 
 /* Each run (0: batched, 1: --batch-max 1) has its own groups and orders. */
 enum { RUNS = 2 };
@@ -96,7 +97,8 @@ static const char *const *server_flags(bool single) {
 
 static int setup(void **state) {
     (void)state;
-    if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0) return -1;
+    if (env_start_stores(&env) != 0 || order_env_init(&oe, &env) != 0 || !(admin = env_measuring_connection(&env)))
+        return -1;
     volume_calls_init(&env, &oe);
     for (int r = 0; r < RUNS; r++)
         if (env_create_group(&env, g_perm[r], tune_volume) != 0 ||
@@ -111,6 +113,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     int st = env.server >= 0 ? env_stop_server(&env) : 0;
+    if (admin) redisFree(admin);
     env_stop(&env);
     return st == 0 ? 0 : -1;
 }
@@ -216,19 +219,26 @@ typedef struct trees {
     uint32_t activate, beat;
 } trees;
 
-static trees burst(int r) {
-    static call c[BURST];
-    plan_burst(r, c);
-    orders_of_run(r, c);
+static call runs[RUNS][BURST]; /* each run's burst */
+
+/* Calls c[0..n) at once. */
+static void run_all(call *c, int n) {
     pthread_barrier_t start;
-    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)n), 0);
     pthread_t t[BURST];
-    for (int i = 0; i < BURST; i++) {
+    for (int i = 0; i < n; i++) {
         c[i].start = &start;
         assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
     }
-    for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&start);
+}
+
+static trees burst(int r) {
+    call *c = runs[r];
+    plan_burst(r, c);
+    orders_of_run(r, c);
+    run_all(c, BURST);
     trees most = {0, 0};
     int full_ok = 0;
     for (int i = 0; i < BURST; i++) {
@@ -271,6 +281,45 @@ static void test_volume_calls_in_batches(void **state) {
     assert_true(r_calls == N_BEAT + N_BAD_BEAT);
     assert_true(most.activate > 1); /* volume licenses of a batch share one signature */
     assert_true(most.beat > 1);     /* and renewed ones */
+}
+
+/* Redis forgot its scripts (SCRIPT FLUSH, a restart): each call of the
+ * batch whose pipelined EVALSHA met NOSCRIPT runs again by itself, which
+ * loads the script; every call still gets its answer. Repeats of machines
+ * already granted (the same license) and heartbeats, so the records stay
+ * those of the burst. */
+static void test_noscript_in_a_batch(void **state) {
+    (void)state;
+    enum { EACH = 6 };
+    call c[2 * EACH];
+    int n = 0, perm = 0, beat = 0;
+    for (int i = 0; i < BURST && n < 2 * EACH; i++) {
+        bool take = (runs[0][i].k == K_PERM && perm < EACH) || (runs[0][i].k == K_BEAT && beat < EACH);
+        if (!take) continue;
+        perm += runs[0][i].k == K_PERM;
+        beat += runs[0][i].k == K_BEAT;
+        c[n] = runs[0][i];
+        c[n].got = GRPC_STATUS_UNKNOWN;
+        c[n++].own = false;
+    }
+    assert_int_equal(n, 2 * EACH);
+    double before = batch_metric(PA_RPC_ACTIVATE_LABEL, "sum") + batch_metric(PA_RPC_RENEW_LABEL, "sum");
+    double batches = batch_metric(PA_RPC_ACTIVATE_LABEL, "count") + batch_metric(PA_RPC_RENEW_LABEL, "count");
+    redisReply *f = redisCommand(admin, "SCRIPT FLUSH");
+    assert_non_null(f);
+    assert_int_equal(f->type, REDIS_REPLY_STATUS);
+    freeReplyObject(f);
+    run_all(c, n);
+    for (int i = 0; i < n; i++) {
+        if (c[i].got != GRPC_STATUS_OK)
+            fprintf(stderr, "after SCRIPT FLUSH, call %d: %d %s\n", i, c[i].got, c[i].reason);
+        assert_int_equal(c[i].got, GRPC_STATUS_OK);
+        assert_true(c[i].own);
+    }
+    double after = batch_metric(PA_RPC_ACTIVATE_LABEL, "sum") + batch_metric(PA_RPC_RENEW_LABEL, "sum");
+    assert_true(after - before == n); /* through the batch handlers, */
+    assert_true(batch_metric(PA_RPC_ACTIVATE_LABEL, "count") + batch_metric(PA_RPC_RENEW_LABEL, "count") - batches <
+                n); /* some of them together, in one pipeline */
 }
 
 static void test_same_burst_batching_off(void **state) {
@@ -347,6 +396,7 @@ static void test_records_as_with_single_calls(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_volume_calls_in_batches),
+        cmocka_unit_test(test_noscript_in_a_batch),
         cmocka_unit_test(test_same_burst_batching_off),
         cmocka_unit_test(test_records_as_with_single_calls),
     };
