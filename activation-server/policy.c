@@ -353,12 +353,17 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
 /* The arguments of a reject, and the strings they point into. */
 typedef struct reject_argv {
     char group_s[16], failures[PA_RKEY_MAX]; /* the group as text, its failure bucket's key */
+    char record[PA_RKEY_MAX];                /* split: the group record, asked in place of `groups` */
     script_args a;                           /* the arguments, pointing into the above */
     int nkeys;                               /* how many of them are KEYS */
 } reject_argv;
 
-static void reject_args(reject_argv *v, const policy_limits *l, const char *address_key, uint32_t group) {
-    snprintf(v->group_s, sizeof v->group_s, "%u", group);
+/* `split`: Redis Cluster's form, where `groups` (another slot) cannot be
+ * read by the script: whether the group exists is asked of its record. */
+static void reject_args(reject_argv *v, bool split, const policy_limits *l, const char *address_key, uint32_t group) {
+    v->group_s[0] = '\0';
+    if (!split) snprintf(v->group_s, sizeof v->group_s, "%u", group);
+    pa_rkey_group(v->record, sizeof v->record, group);
     pa_rkey_group_failure_bucket(v->failures, sizeof v->failures, group);
     script_args *a = &v->a;
     a->n = 0;
@@ -370,7 +375,7 @@ static void reject_args(reject_argv *v, const policy_limits *l, const char *addr
     script_args_add_str(a, l->address_rate);
     script_args_add_str(a, l->address_burst);
     script_args_add_str(a, l->failure_cost);
-    script_args_add_str(a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, split ? v->record : PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
     script_args_add_str(a, v->group_s);
     script_args_add_str(a, l->failure_rate);
     script_args_add_str(a, l->failure_burst);
@@ -380,13 +385,13 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
                    policy_result *out) {
     if (!policy_address_first(r, script, l, &address_key, true, out)) return;
     reject_argv v;
-    reject_args(&v, l, address_key, group);
+    reject_args(&v, policy_split(r), l, address_key, group);
     run(r, script, v.nkeys, &v.a, "reject", out);
 }
 
 int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group) {
     reject_argv v;
-    reject_args(&v, l, address_key, group);
+    reject_args(&v, policy_split(r), l, address_key, group);
     if (v.a.overflow) return -1;
     return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
 }
@@ -437,8 +442,12 @@ bool policy_address_first(rstore *r, int script, const policy_limits *l, const c
 
 /* ---- the keys of each call, for the slot test ------------------------------ */
 
-static void keys_copy(const script_args *a, int nkeys, policy_keys *out) {
+/* The keys, and the key read through ARGV at `read_at` (-1: none). */
+static void keys_copy(const script_args *a, int nkeys, int read_at, policy_keys *out) {
     out->n = 0;
+    out->read[0] = '\0';
+    if (read_at >= 0 && read_at < a->n)
+        snprintf(out->read, sizeof out->read, "%.*s", (int)a->len[read_at], (const char *)a->v[read_at]);
     for (int i = 0; i < nkeys && out->n < POLICY_KEYS_MAX; i++) {
         size_t len = a->len[i] < PA_RKEY_MAX - 1 ? a->len[i] : PA_RKEY_MAX - 1;
         memcpy(out->name[out->n], a->v[i], len);
@@ -454,20 +463,20 @@ void policy_call_keys(policy_call op, bool split, const group_entry *g, uint32_t
     if (op == POLICY_CALL_ACTIVATE) {
         activate_argv v;
         activate_args(&v, split, &none, g, serial, id, NULL, random, addr, NULL, NULL);
-        keys_copy(&v.a, v.nkeys, out);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 1, out);
     } else if (op == POLICY_CALL_RENEW || op == POLICY_CALL_DEACTIVATE) {
         license_argv v;
         license_args(&v, &none, op == POLICY_CALL_RENEW ? "renew" : "deactivate", g->rec.id, serial, id, holder, random,
                      addr, NULL);
-        keys_copy(&v.a, v.nkeys, out);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 1, out);
     } else if (op == POLICY_CALL_REJECT) {
         reject_argv v;
-        reject_args(&v, &none, addr, g->rec.id);
-        keys_copy(&v.a, v.nkeys, out);
+        reject_args(&v, split, &none, addr, g->rec.id);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 4, out);
     } else {
         take_argv v;
         take_args(&v, &none, address_key, false);
-        keys_copy(&v.a, 1, out);
+        keys_copy(&v.a, 1, -1, out);
     }
 }
 

@@ -137,6 +137,7 @@ bool policy_address_first(rstore *r, int script, const policy_limits *l, const c
 typedef struct policy_keys {
     char name[POLICY_KEYS_MAX][PA_RKEY_MAX]; /* the keys, in KEYS order */
     int n;                                   /* how many */
+    char read[PA_RKEY_MAX]; /* a key the script reads through ARGV (must share the slot too); "" none */
 } policy_keys;
 typedef enum policy_call {
     POLICY_CALL_ACTIVATE,

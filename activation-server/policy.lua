@@ -740,6 +740,10 @@ end
 
 -- ARGV: op, address rate, address burst, cost, `groups` key (read only,
 -- hence not in KEYS), group ID, group failure rate, group failure burst.
+-- On Redis Cluster `groups` lies in another slot than the group's keys,
+-- which a script may not read there: the caller then passes the group
+-- record's key (same slot) in place of `groups` and '' for the ID, and
+-- the record's existence answers instead.
 -- A wrong key takes `cost` tokens from its address and one from its
 -- group's failure bucket; once either is below one token, every key from
 -- that address, or of that group from anywhere, is refused, so a
@@ -749,7 +753,7 @@ end
 -- much as a made-up one), so the server can find a group created since it
 -- last read `groups` (group_ids.h) at no extra cost.
 local function reject()
-    local exists = redis.call('SISMEMBER', ARGV[5], ARGV[6])
+    local exists = ARGV[6] == '' and redis.call('EXISTS', ARGV[5]) or redis.call('SISMEMBER', ARGV[5], ARGV[6])
     local _, now_ms = clock()
     local wait, scope = take_tokens({
         {ADDRESS, tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},

@@ -37,6 +37,7 @@ void policy_machines_call_keys(bool list, uint32_t group, uint32_t serial, const
     common_keys(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, list ? NULL : mlog, address_key);
     out->n = 0;
     for (int i = 0; i < a.n && i < POLICY_KEYS_MAX; i++) snprintf(out->name[out->n++], PA_RKEY_MAX, "%s", a.v[i]);
+    snprintf(out->read, sizeof out->read, "%s", key_group); /* ARGV[2] of both operations */
 }
 
 static redisReply *eval(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {

@@ -23,9 +23,15 @@
 
 static unsigned slot(const char *k) { return redis_slot_of(k, strlen(k)); }
 
-/* Fails naming the two keys when the list spans slots. */
+/* Fails naming the two keys when the list (and the key read through ARGV)
+ * spans slots. */
 static void assert_one_slot(const policy_keys *k, const char *what) {
     assert_true(k->n > 0);
+    if (k->read[0] && slot(k->read) != slot(k->name[0])) {
+        fprintf(stderr, "%s: %s (slot %u) and %s read through ARGV (slot %u)\n", what, k->name[0], slot(k->name[0]),
+                k->read, slot(k->read));
+        fail();
+    }
     for (int i = 1; i < k->n; i++) {
         if (slot(k->name[i]) == slot(k->name[0])) continue;
         fprintf(stderr, "%s: %s (slot %u) and %s (slot %u)\n", what, k->name[0], slot(k->name[0]), k->name[i],
@@ -96,6 +102,9 @@ static void test_single_node_keeps_one_call(void **state) {
     policy_call_keys(POLICY_CALL_REJECT, false, &g, 77, address, &k);
     assert_int_equal(k.n, 2);
     assert_string_equal(k.name[1], address);
+    assert_string_equal(k.read, PA_RKEY_GROUPS); /* read through ARGV: another slot, fine on one node */
+    policy_call_keys(POLICY_CALL_REJECT, true, &g, 77, address, &k);
+    assert_string_equal(k.read, g.key_group);
     policy_machines_call_keys(false, 4365, 77, address, &k);
     assert_int_equal(k.n, 5);
     assert_string_equal(k.name[4], address);
