@@ -9,6 +9,10 @@
  *   - Activate, Renew, Deactivate and ListMachines of a plain group, and a
  *     wrong first security value (the reject call), all answered as on a
  *     single node;
+ *   - a burst of concurrent Activates (good keys and wrong first values),
+ *     which the server answers in batches: the address takes pipelined,
+ *     then the group scripts; each call gets its own answer, and licenses
+ *     share signatures (tree_size > 1);
  *   - the address limit (address_take.lua first): a server with a burst of
  *     2 per address grants two activations and refuses the third with
  *     RESOURCE_EXHAUSTED, the bucket rl:a:127.0.0.1 in Redis;
@@ -20,6 +24,7 @@
  *   - the groups were created by the keystore library on the cluster (the
  *     record, then the `groups` index: two calls);
  *   - the server's log never shows CROSSSLOT. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,7 +67,8 @@ static cluster_fixture C;
 static char signing_key[400];
 static act_server S = {.name = "act-cluster", .pid = -1}, TIGHT = {.name = "act-tight", .pid = -1};
 
-static int start_act(act_server *s, const char *address_burst) {
+/* `address_rate` and `address_burst`: --rate-address-per-s and -burst. */
+static int start_act(act_server *s, const char *address_rate, const char *address_burst) {
     char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
     s->port = fixture_free_port();
     do s->metrics_port = fixture_free_port();
@@ -91,7 +97,7 @@ static int start_act(act_server *s, const char *address_burst) {
                           "--log-level",
                           "debug",
                           "--rate-address-per-s",
-                          "0.001",
+                          address_rate,
                           "--rate-address-burst",
                           address_burst,
                           "--audit-target",
@@ -156,7 +162,7 @@ static int setup(void **state) {
     if (env_start(&E) != 0 || make_signing_key() != 0 || move_to_cluster() != 0) goto fail;
     if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 || env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0)
         goto fail;
-    if (env_start_server(&E) != 0 || start_act(&S, "1000") != 0) goto fail;
+    if (env_start_server(&E) != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
     return 0;
 fail:
     stop_act(&S, SIGKILL);
@@ -196,8 +202,10 @@ static void key_of(uint32_t group, uint32_t serial, bool genuine, char text[PK_T
     assert_int_equal(env_make_key(&E, group, serial, genuine, NULL, text), 0);
 }
 
-/* Activate for machine m; the license id to `license_id` on OK (if not NULL). */
-static grpc_status_code activate(act_server *s, const char *key, unsigned m, char license_id[33]) {
+/* Activate for machine m; the license id to `license_id` on OK (if not
+ * NULL), and the licenses signed with it to `tree_size` (if not NULL). */
+static grpc_status_code activate_tree(act_server *s, const char *key, unsigned m, char license_id[33],
+                                      uint32_t *tree_size) {
     uint8_t id[32], buf[512];
     machine(id, m);
     Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
@@ -208,17 +216,22 @@ static grpc_status_code activate(act_server *s, const char *key, unsigned m, cha
     rpc_result res;
     grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE), buf, len, 5000, &res);
     if (st != GRPC_STATUS_OK) print_message("  activate: %d %s\n", st, res.message);
-    if (st == GRPC_STATUS_OK && license_id) {
+    if (st == GRPC_STATUS_OK && (license_id || tree_size)) {
         Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
         assert_non_null(r);
         Activation__V1__License *l = activation__v1__license__unpack(NULL, r->license.len, r->license.data);
         assert_non_null(l);
-        snprintf(license_id, 33, "%s", l->license_id);
+        if (license_id) snprintf(license_id, 33, "%s", l->license_id);
+        if (tree_size) *tree_size = r->tree_size;
         activation__v1__license__free_unpacked(l, NULL);
         activation__v1__activate_response__free_unpacked(r, NULL);
     }
     rpc_result_clear(&res);
     return st;
+}
+
+static grpc_status_code activate(act_server *s, const char *key, unsigned m, char license_id[33]) {
+    return activate_tree(s, key, m, license_id, NULL);
 }
 
 /* Renew or Deactivate (their requests share fields), proven with machine
@@ -299,9 +312,70 @@ static void test_activate_renew_deactivate(void **state) {
     assert_int_equal(env_int(E.act_a, "EXISTS %s", "rl:a:127.0.0.1"), 1);
 }
 
+#define BURST 24
+
+typedef struct burst_call {
+    char key[PK_TEXT_LEN + 1];  /* the call's key */
+    unsigned machine;           /* its machine */
+    grpc_status_code want, got; /* the status it must get, and got */
+    uint32_t tree_size;         /* OK: licenses signed together with it */
+    char license_id[33];        /* OK: its license, renewed in the second burst */
+    grpc_status_code renewed;   /* the Renew's status */
+    pthread_barrier_t *start;   /* all calls leave together */
+} burst_call;
+
+static void *run_call(void *p) {
+    burst_call *c = p;
+    pthread_barrier_wait(c->start);
+    c->got = activate_tree(&S, c->key, c->machine, c->license_id, &c->tree_size);
+    return NULL;
+}
+
+static void *run_renew(void *p) {
+    burst_call *c = p;
+    pthread_barrier_wait(c->start);
+    c->renewed = c->got == GRPC_STATUS_OK ? by_license(&S, PLACE_OP_RENEW, c->license_id, c->machine) : GRPC_STATUS_OK;
+    return NULL;
+}
+
+static void test_burst_in_batches(void **state) {
+    (void)state;
+    static burst_call c[BURST];
+    pthread_t t[BURST];
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    for (int i = 0; i < BURST; i++) {
+        pk_fields f;
+        c[i] = (burst_call){.machine = 100 + (unsigned)i, .want = GRPC_STATUS_OK, .start = &start};
+        assert_int_equal(env_make_key(&E, G_PLAIN, 100 + (uint32_t)i, true, &f, c[i].key), 0);
+        if (i % 6 == 5) { /* a wrong first value: its reject call joins the batch */
+            f.security_first ^= 1;
+            assert_int_equal(pk_encode(&f, c[i].key), 0);
+            c[i].want = GRPC_STATUS_PERMISSION_DENIED;
+        }
+    }
+    for (int i = 0; i < BURST; i++) assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
+    for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    uint32_t most = 0;
+    for (int i = 0; i < BURST; i++) {
+        if (c[i].got != c[i].want) fprintf(stderr, "burst call %d: %d, not %d\n", i, c[i].got, c[i].want);
+        assert_int_equal(c[i].got, c[i].want);
+        if (c[i].tree_size > most) most = c[i].tree_size;
+    }
+    print_message("  burst: at most %u licenses signed together\n", most);
+    assert_true(most > 1); /* some calls were answered as one batch */
+    /* The granted ones renewed at once: the Renew batch's two round trips. */
+    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    for (int i = 0; i < BURST; i++) assert_int_equal(pthread_create(&t[i], NULL, run_renew, &c[i]), 0);
+    for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < BURST; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+}
+
 static void test_address_limit(void **state) {
     (void)state;
-    assert_int_equal(start_act(&TIGHT, "2"), 0);
+    assert_int_equal(start_act(&TIGHT, "0.001", "2"), 0);
     char key[PK_TEXT_LEN + 1];
     key_of(G_PLAIN, 12, true, key);
     redisReply *r = redisCommand(E.act_a, "DEL rl:a:127.0.0.1");
@@ -309,8 +383,10 @@ static void test_address_limit(void **state) {
     assert_int_equal(activate(&TIGHT, key, 21, NULL), GRPC_STATUS_OK);
     assert_int_equal(activate(&TIGHT, key, 22, NULL), GRPC_STATUS_OK);
     assert_int_equal(activate(&TIGHT, key, 23, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
-    assert_int_equal(env_int(E.act_a, "HLEN %s", "{g:7101}:k:12"), 2); /* the refused one took no place */
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{g:7101}:k:12"), 3); /* two places and the use count: no third */
     assert_int_equal(stop_act(&TIGHT, SIGTERM), 0);
+    r = redisCommand(E.act_a, "DEL rl:a:127.0.0.1"); /* the drained bucket is the other server's too */
+    freeReplyObject(r);
 }
 
 typedef struct renewal {
@@ -344,6 +420,7 @@ static void test_sampled_grant_reaches_audit_and_is_revoked(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activate_renew_deactivate),
+        cmocka_unit_test(test_burst_in_batches),
         cmocka_unit_test(test_address_limit),
         cmocka_unit_test(test_sampled_grant_reaches_audit_and_is_revoked),
     };
