@@ -315,7 +315,7 @@ static int apply(revocation_puller *p, const position *expect, const position *t
     err[0] = '\0';
     if (!runs) return snprintf(err, errlen, "out of memory"), -1;
     int rc = add_by_group(p, e, n, runs, &nruns, err, errlen);
-    count_revocations(p, runs, rc == 0 ? nruns : 0);
+    count_revocations(p, runs, nruns); /* also after a failed SADD: the others' new serials count now or never */
     free(runs);
     return rc == 0 ? move_position(p, expect, target, now, err, errlen) : -1;
 }

@@ -21,6 +21,9 @@
  *     it to the audit server, which finds the key forged and revokes it;
  *     the revocation puller applies it ({rev}:last_seq moves) and Renew of
  *     that license is then refused;
+ *   - a revocation position left under the names of earlier releases
+ *     (revocations:*, three slots) is copied to the {rev} names at start,
+ *     then re-synced (its epoch is not the audit log's);
  *   - the groups were created by the keystore library on the cluster (the
  *     record, then the `groups` index: two calls);
  *   - the server's log never shows CROSSSLOT. */
@@ -156,13 +159,29 @@ static int move_to_cluster(void) {
     return E.ks_a && E.act_a ? 0 : -1;
 }
 
+#define OLD_EPOCH "0123456789abcdef0123456789abcdef"
+
+/* A position under the old names, as an earlier release left it. */
+static int seed_old_position(void) {
+    const char *set[][2] = {{PA_RKEY_REVOCATIONS_OLD_LAST_SEQ, "5"},
+                            {PA_RKEY_REVOCATIONS_OLD_EPOCH, OLD_EPOCH},
+                            {PA_RKEY_REVOCATIONS_OLD_LAST_ID, "5-0"}};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = redisCommand(E.act_a, "SET %s %s", set[i][0], set[i][1]);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (!ok) return -1;
+    }
+    return 0;
+}
+
 static int setup(void **state) {
     (void)state;
     log_set_level(LOG_LEVEL_WARN);
     if (env_start(&E) != 0 || make_signing_key() != 0 || move_to_cluster() != 0) goto fail;
     if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 || env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0)
         goto fail;
-    if (env_start_server(&E) != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
+    if (env_start_server(&E) != 0 || seed_old_position() != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
     return 0;
 fail:
     stop_act(&S, SIGKILL);
@@ -288,6 +307,19 @@ static grpc_status_code list_machines(act_server *s, const char *key, unsigned m
 }
 
 /* ---------------------------------------------------------------- tests */
+
+static bool copied_and_resynced(void *arg) {
+    (void)arg;
+    redisReply *r = redisCommand(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_EPOCH);
+    bool moved = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, OLD_EPOCH) != 0;
+    freeReplyObject(r);
+    return moved && log_has(&S, "audit.revocations.position_copied") && log_has(&S, "audit.revocations.resync");
+}
+
+static void test_old_position_copied(void **state) {
+    (void)state;
+    assert_true(env_wait(copied_and_resynced, NULL, 10000));
+}
 
 static void test_activate_renew_deactivate(void **state) {
     (void)state;
@@ -419,6 +451,7 @@ static void test_sampled_grant_reaches_audit_and_is_revoked(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_old_position_copied),
         cmocka_unit_test(test_activate_renew_deactivate),
         cmocka_unit_test(test_burst_in_batches),
         cmocka_unit_test(test_address_limit),
