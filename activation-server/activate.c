@@ -393,7 +393,7 @@ static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_
         return false;
     }
     if (p->audited) metric_inc(m->audit_sampled);
-    if (!replica_wait_grant(&w->app->wait, w->redis, p)) {
+    if (!replica_wait_grant(&w->app->wait, w->redis, vol ? -1 : (int64_t)key->group, p)) {
         refuse_by_policy(w, ctx, reply, p, key, address_key);
         return false;
     }
