@@ -393,7 +393,7 @@ static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_
         return false;
     }
     if (p->audited) metric_inc(m->audit_sampled);
-    if (!replica_wait_grant(&w->app->wait, w->redis, p)) {
+    if (!replica_wait_grant(&w->app->wait, w->redis, vol ? -1 : (int64_t)key->group, p)) {
         refuse_by_policy(w, ctx, reply, p, key, address_key);
         return false;
     }
@@ -591,6 +591,7 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
     c->rq = NULL;
     c->volume = false;
     c->seat.facts = NULL;
+    c->address_taken = c->by_address = false;
     uint64_t *t = c->t;
     t[MARK_START] = pa_mono_ns();
 
@@ -677,7 +678,7 @@ void activate_script(activate_call *c) {
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
     policy_activate(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data, c->bound,
-                    c->license_random, c->who.bucket, &pm, outbox_of(c), &c->p);
+                    c->license_random, c->address_taken ? NULL : c->who.bucket, &pm, outbox_of(c), &c->p);
 }
 
 int activate_append(activate_call *c) {
@@ -687,7 +688,8 @@ int activate_append(activate_call *c) {
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
     return policy_activate_append(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data,
-                                  c->bound, c->license_random, c->who.bucket, &pm, outbox_of(c));
+                                  c->bound, c->license_random, c->address_taken ? NULL : c->who.bucket, &pm,
+                                  outbox_of(c));
 }
 
 bool activate_read(activate_call *c) {

@@ -12,6 +12,7 @@
 #define PA_REPLICA_WAIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "metrics.h"
 #include "policy.h"
@@ -29,7 +30,10 @@ void replica_wait_init(replica_wait *rw, int replicas, int timeout_ms);
 
 /* After a granting script on `r`: true when enough replicas hold the
  * grant (or the setting is off); false with p->status UNAVAILABLE and
- * p->error saying how many acknowledged. */
-bool replica_wait_grant(const replica_wait *rw, rstore *r, policy_result *p);
+ * p->error saying how many acknowledged. On a Redis Cluster WAIT must go
+ * to the master the grant wrote to: that of group `group`'s keys, or,
+ * when group is negative (a volume grant, written by the call just made),
+ * the master of the previous command. */
+bool replica_wait_grant(const replica_wait *rw, rstore *r, int64_t group, policy_result *p);
 
 #endif

@@ -23,6 +23,10 @@
  * again. Everything else -- fail fast, backoff, NOSCRIPT -- is the same,
  * so a failover looks to callers like a short Redis outage.
  *
+ * Cluster mode (redis-cluster:// URLs) hands every call to the router
+ * (redis_cluster_store.c), which keeps one store like this one per node
+ * (rstore_node_new below): the cluster-mode store itself never connects.
+ *
  * No message produced here ever contains the password. */
 #include "redis_store.h"
 
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -41,7 +46,9 @@
 #include "hex.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_cluster_store.h"
 #include "redis_sentinel.h"
+#include "redis_store_node.h"
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -56,6 +63,7 @@ struct rstore {
                                 mode the primary last named ("" before that) */
     int port;                /* TCP port; 0 for a unix socket */
     sentinel_set *sentinels; /* NULL unless the URL is redis-sentinel:// */
+    rcluster *cluster;       /* NULL unless the URL is redis-cluster://: then it does all the I/O */
     metric *followed;        /* pa_redis_failovers_followed_total (sentinel mode) */
     char user[128];          /* ACL user; empty means the default user */
     char password[256];      /* from the URL or the password file */
@@ -173,6 +181,56 @@ static int parse_sentinel_url(const char *url, sentinel_set *ss, char *user, siz
     for (const char *q = name; q < nend; q++)
         if (!isgraph((unsigned char)*q)) return -1;
     return next && parse_uint(next + 1, (size_t)(end - next - 1), 1 << 20, db) != 0 ? -1 : 0;
+}
+
+#define CLUSTER_SCHEME "redis-cluster://"
+#define CLUSTER_SEEDS_MAX 16
+
+typedef struct cluster_seeds {
+    cluster_node node[CLUSTER_SEEDS_MAX]; /* from the URL, in its order */
+    int n;
+} cluster_seeds;
+
+/* redis-cluster://[user[:password]@]HOST:PORT[,HOST:PORT...]; -1 with a
+ * message saying what is wrong. */
+static int parse_cluster_url(const char *url, cluster_seeds *cs, char *user, size_t userlen, char *password,
+                             size_t passlen, char *err, size_t errlen) {
+    const char *p = url + strlen(CLUSTER_SCHEME), *end = p + strlen(p);
+    const char *slash = memchr(p, '/', (size_t)(end - p)), *stop = slash ? slash : end;
+    if (parse_userinfo(p, stop, user, userlen, password, passlen, &p) != 0) {
+        snprintf(err, errlen, "invalid redis-cluster:// URL: bad user or password encoding");
+        return -1;
+    }
+    if (slash) {
+        int db;
+        bool digits = parse_uint(slash + 1, (size_t)(end - slash - 1), 1 << 20, &db) == 0;
+        snprintf(err, errlen,
+                 digits ? "redis-cluster:// URLs take no /db: a cluster has database 0 only"
+                        : "redis-cluster:// URLs take no /NAME: a Sentinel master name does not "
+                          "apply, Sentinel and cluster modes exclude each other");
+        return -1;
+    }
+    if (p == stop) {
+        snprintf(err, errlen, "redis-cluster:// URL names no seed node (expected HOST:PORT[,HOST:PORT...])");
+        return -1;
+    }
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(stop - p)), *e = comma ? comma : stop;
+        cluster_node *nd = &cs->node[cs->n];
+        nd->port = 0;
+        if (cs->n == CLUSTER_SEEDS_MAX) {
+            snprintf(err, errlen, "redis-cluster:// URL names more than %d seed nodes", CLUSTER_SEEDS_MAX);
+            return -1;
+        }
+        if (e == p || parse_hostport(p, e, nd->host, sizeof nd->host, &nd->port) != 0 || nd->port == 0) {
+            snprintf(err, errlen, "redis-cluster:// URL: bad seed address '%.*s' (expected HOST:PORT)",
+                     (int)(e - p > 100 ? 100 : e - p), p);
+            return -1;
+        }
+        cs->n++;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
 }
 
 int rstore_parse_url(const char *url, char *host, size_t hostlen, int *port, char *user,
@@ -376,13 +434,27 @@ static redisReply *checked(rstore *s, redisReply *r) {
     return r;
 }
 
-#define URL_FORMS                                                \
-    "redis://[user[:password]@]host[:port][/db], unix:/path or " \
-    "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db]"
+#define URL_FORMS                                                                     \
+    "redis://[user[:password]@]host[:port][/db], unix:/path, "                        \
+    "redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db] or " \
+    "redis-cluster://[user[:password]@]host:port[,host:port...]"
+
+/* Cluster mode: the seeds, and the router made from them. */
+static int config_cluster(rstore *s, const char *url, char *err, size_t errlen) {
+    cluster_seeds cs = {.n = 0};
+    if (parse_cluster_url(url, &cs, s->user, sizeof s->user, s->password, sizeof s->password, err, errlen) != 0)
+        return -1;
+    if (!(s->cluster = rcluster_new(s, cs.node, cs.n))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
 
 /* Fills the address, user, password and db (or the sentinel set) from url. */
 static int parse_config_url(rstore *s, const char *url, char *err, size_t errlen) {
     int rc;
+    if (url && strncmp(url, CLUSTER_SCHEME, strlen(CLUSTER_SCHEME)) == 0) return config_cluster(s, url, err, errlen);
     if (url && strncmp(url, SENTINEL_SCHEME, strlen(SENTINEL_SCHEME)) == 0) {
         if (!(s->sentinels = calloc(1, sizeof *s->sentinels))) {
             snprintf(err, errlen, "out of memory");
@@ -420,6 +492,13 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
         rstore_free(s); /* a URL that failed late may have left its password behind */
         return NULL;
     }
+    if (s->cluster && cfg->sentinel_password_file) {
+        snprintf(err, errlen,
+                 "a sentinel password file was given with a redis-cluster:// URL: Sentinel and "
+                 "cluster modes exclude each other");
+        rstore_free(s);
+        return NULL;
+    }
     if (s->sentinels && cfg->sentinel_password_file &&
         read_password_file(cfg->sentinel_password_file, s->sentinels->password, sizeof s->sentinels->password, err,
                            errlen) != 0) {
@@ -439,7 +518,12 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
     }
     s->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 500;
     s->command_timeout_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : 1000;
-    if (!lazy && do_connect(s) != 0) {
+    if (s->cluster && !lazy && rcluster_connect(s->cluster) != 0) {
+        snprintf(err, errlen, "%s", rcluster_error(s->cluster));
+        rstore_free(s);
+        return NULL;
+    }
+    if (!s->cluster && !lazy && do_connect(s) != 0) {
         snprintf(err, errlen, "%s", s->err);
         rstore_free(s);
         return NULL;
@@ -450,6 +534,7 @@ rstore *rstore_new(const rstore_config *cfg, bool lazy, char *err, size_t errlen
 void rstore_free(rstore *s) {
     if (!s) return;
     if (s->ctx) redisFree(s->ctx);
+    rcluster_free(s->cluster);
     for (int i = 0; i < s->nscripts; i++) free(s->scripts[i].source);
     free(s->scripts);
     OPENSSL_cleanse(s->password, sizeof s->password); /* a memset before free may be optimised away */
@@ -473,22 +558,60 @@ int rstore_script_add(rstore *s, const char *lua_source) {
     rscript *sc = &s->scripts[s->nscripts];
     if (sha1_hex(lua_source, sc->sha) != 0 || !(sc->source = strdup(lua_source))) return -1;
     int idx = s->nscripts++;
+    if (s->cluster) rcluster_script_added(s->cluster, lua_source);
     /* Already connected: load now. If that fails, NOSCRIPT will load it later. */
     if (s->ctx && !s->ctx->err && s->pending == 0) load_script(s, idx);
     return idx;
 }
 
-redisReply *rstore_command(rstore *s, const char *fmt, ...) {
+/* Cluster mode: a printf-style command as an argument vector, sent to
+ * where it routes (key NULL) or to the master of key's slot. */
+static redisReply *cluster_vcommand(rstore *s, const char *key, size_t keylen, const char *fmt, va_list ap) {
+    char *cmd = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap), argc = -1;
+    s->err[0] = '\0';
+    if (len < 0 || (argc = cluster_resp_split(cmd, (size_t)len, &argv, &argvlen)) < 0) {
+        set_err(s, "cannot format the command '%.40s'", fmt);
+        free(cmd);
+        return NULL;
+    }
+    redisReply *r = key ? rcluster_command_at(s->cluster, key, keylen, argc, argv, argvlen)
+                        : rcluster_commandargv(s->cluster, argc, argv, argvlen);
+    free(argv);
+    free(argvlen);
+    redisFreeCommand(cmd);
+    return r;
+}
+
+static redisReply *single_vcommand(rstore *s, const char *fmt, va_list ap) {
     drain(s);
     if (ensure(s) != 0) return NULL;
+    return checked(s, redisvCommand(s->ctx, fmt, ap));
+}
+
+redisReply *rstore_command(rstore *s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(s->ctx, fmt, ap);
+    redisReply *r = s->cluster ? cluster_vcommand(s, NULL, 0, fmt, ap) : single_vcommand(s, fmt, ap);
     va_end(ap);
-    return checked(s, r);
+    return r;
+}
+
+redisReply *rstore_command_at(rstore *s, const char *key, size_t keylen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = s->cluster ? cluster_vcommand(s, key, keylen, fmt, ap) : single_vcommand(s, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 redisReply *rstore_commandargv(rstore *s, int argc, const char **argv, const size_t *argvlen) {
+    if (s->cluster) {
+        s->err[0] = '\0';
+        return rcluster_commandargv(s->cluster, argc, argv, argvlen);
+    }
     drain(s);
     if (ensure(s) != 0) return NULL;
     return checked(s, redisCommandArgv(s->ctx, argc, argv, argvlen));
@@ -543,10 +666,33 @@ static int evalsha_argv_make(rstore *s, evalsha_argv *e, int idx, int nkeys, int
     return 0;
 }
 
+/* Cluster mode: 0 when all of a script's KEYS share one slot, else -1 with
+ * the two keys that differ named in s->err (nothing is sent). */
+static int same_slot(rstore *s, int nkeys, const char **keys, const size_t *lens) {
+    if (!s->cluster || nkeys < 2) return 0;
+    size_t l0 = lens ? lens[0] : strlen(keys[0]);
+    unsigned first = redis_slot_of(keys[0], l0);
+    for (int i = 1; i < nkeys; i++) {
+        size_t li = lens ? lens[i] : strlen(keys[i]);
+        unsigned si = redis_slot_of(keys[i], li);
+        if (si == first) continue;
+        set_err(s,
+                "script keys '%.*s' and '%.*s' are in different hash slots (%u, %u): a cluster runs a script "
+                "on one slot only",
+                (int)(l0 > 80 ? 80 : l0), keys[0], (int)(li > 80 ? 80 : li), keys[i], first, si);
+        return -1;
+    }
+    return 0;
+}
+
 redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **argv, const size_t *argvlen) {
     evalsha_argv e;
     redisReply *r = NULL;
-    if (evalsha_argv_make(s, &e, idx, nkeys, nargs, argv, argvlen) == 0) {
+    if (same_slot(s, nkeys, argv, argvlen) != 0) return NULL;
+    int made = evalsha_argv_make(s, &e, idx, nkeys, nargs, argv, argvlen);
+    if (made == 0 && s->cluster) {
+        r = rstore_commandargv(s, e.n, e.v, e.l); /* the router loads a missing script on its node */
+    } else if (made == 0) {
         r = rstore_commandargv(s, e.n, e.v, e.l);
         if (is_noscript(r)) {
             freeReplyObject(r);
@@ -561,6 +707,7 @@ redisReply *rstore_eval(rstore *s, int idx, int nkeys, int nargs, const char **a
 
 int rstore_eval_append(rstore *s, int idx, int nkeys, int nargs, const char **argv, const size_t *argvlen) {
     evalsha_argv e;
+    if (same_slot(s, nkeys, argv, argvlen) != 0) return -1;
     int rc = evalsha_argv_make(s, &e, idx, nkeys, nargs, argv, argvlen);
     if (rc == 0) rc = rstore_append_argv(s, e.n, e.v, e.l);
     evalsha_argv_free(&e);
@@ -570,6 +717,7 @@ int rstore_eval_append(rstore *s, int idx, int nkeys, int nargs, const char **ar
 bool rstore_reply_noscript(const redisReply *r) { return is_noscript(r); }
 
 int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *argvlen) {
+    if (s->cluster) return rcluster_append(s->cluster, argc, argv, argvlen);
     if (s->pending == 0 && ensure(s) != 0) return -1;
     if (!s->ctx) return -1;   /* the connection broke mid-pipeline */
     if (redisAppendCommandArgv(s->ctx, argc, argv, argvlen) != REDIS_OK) {
@@ -581,6 +729,10 @@ int rstore_append_argv(rstore *s, int argc, const char **argv, const size_t *arg
 }
 
 redisReply *rstore_get_reply(rstore *s) {
+    if (s->cluster) {
+        s->err[0] = '\0';
+        return rcluster_get_reply(s->cluster);
+    }
     if (!s->ctx || s->pending <= 0) {
         if (!s->err[0]) set_err(s, "no pipelined command is waiting for a reply");
         return NULL;
@@ -591,16 +743,92 @@ redisReply *rstore_get_reply(rstore *s) {
     return checked(s, r);
 }
 
-bool rstore_connected(const rstore *s) { return s->ctx && !s->ctx->err; }
-
-bool rstore_is_cluster(const rstore *s) {
-    (void)s;
-    return false; /* cluster mode is not built yet (docs/cluster.md) */
+bool rstore_connected(const rstore *s) {
+    if (s->cluster) return rcluster_connected(s->cluster);
+    return s->ctx && !s->ctx->err;
 }
 
-const char *rstore_error(const rstore *s) { return s->err[0] ? s->err : "no error"; }
+bool rstore_is_cluster(const rstore *s) { return s->cluster != NULL; }
+
+const char *rstore_error(const rstore *s) {
+    if (s->cluster && !s->err[0]) return rcluster_error(s->cluster);
+    return s->err[0] ? s->err : "no error";
+}
 
 redisContext *rstore_context(rstore *s) {
+    if (s->cluster) {
+        set_err(s, "a cluster has no single connection (use rstore_context_for_key)");
+        return NULL;
+    }
     if (ensure(s) != 0) return NULL;
     return s->ctx;
+}
+
+redisContext *rstore_context_for_key(rstore *s, const char *key, size_t keylen) {
+    if (!s->cluster) return rstore_context(s);
+    s->err[0] = '\0';
+    return rcluster_context_for_key(s->cluster, key, keylen);
+}
+
+int rstore_command_all(rstore *s, rstore_each_fn each, void *arg, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap), argc = -1, rc = -1;
+    va_end(ap);
+    s->err[0] = '\0';
+    if (len < 0 || (argc = cluster_resp_split(cmd, (size_t)len, &argv, &argvlen)) < 0) {
+        set_err(s, "cannot format the command '%.40s'", fmt);
+    } else if (s->cluster) {
+        rc = rcluster_command_all(s->cluster, each, arg, argc, argv, argvlen);
+    } else {
+        redisReply *r = rstore_commandargv(s, argc, argv, argvlen);
+        char name[300];
+        if (each) each(arg, where(s, name, sizeof name), r);
+        rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+        if (r && rc != 0) set_err(s, "redis %s: %.200s", name, r->str);
+        if (r) freeReplyObject(r);
+    }
+    free(argv);
+    free(argvlen);
+    if (cmd) redisFreeCommand(cmd);
+    return rc;
+}
+
+/* ---- node stores of the cluster router (redis_store_node.h) ---- */
+
+rstore *rstore_node_new(const rstore *cs, const char *host, int port) {
+    rstore *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    snprintf(s->host, sizeof s->host, "%s", host);
+    s->port = port;
+    memcpy(s->user, cs->user, sizeof s->user);
+    memcpy(s->password, cs->password, sizeof s->password);
+    s->connect_timeout_ms = cs->connect_timeout_ms;
+    s->command_timeout_ms = cs->command_timeout_ms;
+    for (int i = 0; i < cs->nscripts; i++)
+        if (rstore_script_add(s, cs->scripts[i].source) < 0) {
+            rstore_free(s);
+            return NULL;
+        }
+    return s;
+}
+
+void rstore_node_drop(rstore *node, const char *why) {
+    if (node && node->ctx) drop(node, why);
+}
+
+int rstore_node_script_find(const rstore *node, const char *sha, size_t len) {
+    for (int i = 0; i < node->nscripts; i++)
+        if (len == 40 && strncasecmp(node->scripts[i].sha, sha, 40) == 0) return i;
+    return -1;
+}
+
+int rstore_node_load_script(rstore *node, int idx) {
+    if (ensure(node) != 0) return -1;
+    if (load_script(node, idx) == 0) return 0;
+    if (node->ctx && node->ctx->err) drop(node, node->ctx->errstr);
+    return -1;
 }

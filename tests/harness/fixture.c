@@ -369,6 +369,15 @@ static int add_ha_lines(const redis_fixture *f, const char *acl, const char *con
     return fclose(c) == 0 ? 0 : -1;
 }
 
+/* Appends text (if any) to the file at path. */
+static int append_text(const char *path, const char *text) {
+    if (!text) return 0;
+    FILE *f = fopen(path, "a");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 static int render_redis_files(redis_fixture *f) {
     char in[1024], conf[512], acl[512], log[512], port[16];
     snprintf(conf, sizeof conf, "%s/redis.conf", f->dir);
@@ -386,6 +395,7 @@ static int render_redis_files(redis_fixture *f) {
     if (fixture_render(in, acl, 1, acl_subst) != 0) return -1;
     snprintf(in, sizeof in, "%s/docker/redis/redis.conf.in", source_dir());
     if (fixture_render(in, conf, 0, conf_subst) != 0) return -1;
+    if (append_text(conf, f->extra_conf) != 0 || append_text(acl, f->extra_acl) != 0) return -1;
     return f->ha ? add_ha_lines(f, acl, conf) : 0;
 }
 
@@ -444,6 +454,15 @@ static int start_node(redis_fixture *f, fixture_store kind);
 int redis_fixture_start(redis_fixture *f, fixture_store kind) {
     memset(f, 0, sizeof *f);
     return start_node(f, kind);
+}
+
+int redis_fixture_start_extra(redis_fixture *f, fixture_store kind, const char *conf, const char *acl) {
+    memset(f, 0, sizeof *f);
+    f->extra_conf = conf;
+    f->extra_acl = acl;
+    int rc = start_node(f, kind);
+    f->extra_conf = f->extra_acl = NULL; /* the caller's strings need not outlive the start */
+    return rc;
 }
 
 int redis_fixture_start_ha(redis_fixture *f, fixture_store kind, int primary_port) {

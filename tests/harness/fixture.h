@@ -45,6 +45,8 @@ typedef struct redis_fixture {
     char dir[256];              /* temp dir with redis.conf, users.acl, AOF */
     bool ha;                    /* a node of a Sentinel setup: ha.acl.in users, masteruser */
     int primary_port;           /* ha: the primary it replicates; 0 for the primary itself */
+    const char *extra_conf;     /* while starting: lines appended to redis.conf (a cluster node's) */
+    const char *extra_acl;      /* while starting: lines appended to users.acl */
 } redis_fixture;
 
 /* Starts redis-server with AOF on, `default` user disabled and the ACL users
@@ -54,6 +56,9 @@ int redis_fixture_start(redis_fixture *f, fixture_store kind);
  * and it authenticates to its primary as `replica`; primary_port 0 starts
  * the primary, otherwise a replica of the node on that port. */
 int redis_fixture_start_ha(redis_fixture *f, fixture_store kind, int primary_port);
+/* The same with `conf` appended to redis.conf and `acl` to users.acl
+ * (either may be NULL): a node of a Redis Cluster (cluster_fixture.h). */
+int redis_fixture_start_extra(redis_fixture *f, fixture_store kind, const char *conf, const char *acl);
 /* Stops it (SIGTERM, then SIGKILL) and removes its directory. */
 void redis_fixture_stop(redis_fixture *f);
 /* Stops the process but keeps its data, and starts it again on the same port. */
