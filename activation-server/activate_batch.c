@@ -4,15 +4,21 @@
  * The calls go through the single call's stages (activate_stages.h), stage
  * by stage for all of them:
  *   1. activate_front for each: decode, rate hold, key check, audit plan.
- *      A call refused there is answered there; volume keys, on-premises
- *      keys and online audits leave the batch the same way (they are
+ *      A call refused there is answered there -- except a key whose
+ *      first security value is wrong: its reject call (the address's and
+ *      group's failure tokens) stays for the pipeline; volume keys,
+ *      on-premises keys and online audits leave the batch (they are
  *      finished as single calls, online audits on the audit pool);
- *   2. the policy scripts of the others as ONE pipeline: every EVALSHA
+ *   2. the policy scripts of the others (policy, or reject) as ONE
+ *      pipeline: every EVALSHA
  *      written, then every reply read -- one Redis round trip for the
  *      batch. A reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
  *      is run again by itself once the pipeline is read, which loads the
  *      script; a broken connection fails the calls whose replies it took;
- *   3. for each: the script's refusals and the group reload; then the
+ *   3. for each: the script's refusals and the group reload; with
+ *      --redis-wait-replicas, ONE WAIT for every grant of the pipeline
+ *      (a shortfall answers them all UNAVAILABLE, as a single call's
+ *      would be); then the
  *      licenses of the granted calls, signed together (license_issue_batch:
  *      one signature over their Merkle tree, docs/batching.md), then the
  *      answers.
@@ -69,21 +75,22 @@ static struct activate_batch *room_for(worker *w, size_t n) {
 }
 
 /* Stage 2: the waiting calls' scripts in one round trip. */
-static void run_scripts(worker *w, activate_call *c, size_t n) {
+static void run_scripts(activate_call *c, size_t n) {
     for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
         c[i].again = c[i].waiting && activate_append(&c[i]) != 0;
     for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].again) c[i].again = !policy_activate_read(w->redis, &c[i].p);
+        if (c[i].waiting && !c[i].again) c[i].again = !activate_read(&c[i]);
     for (size_t i = 0; i < n; i++)
         if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }
 
 /* Stage 3: refusals and group reloads first (a reload may replace an entry
- * other calls' terms would point into), then every granted license signed
+ * other calls' terms would point into), the batch's WAIT, then every granted license signed
  * with one signature per MERKLE_MAX_LEAVES, then the answers. */
 static void sign_and_answer(worker *w, struct activate_batch *b, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) b->calls[i].waiting = b->calls[i].waiting && activate_back_check(&b->calls[i]);
+    activate_wait_replicas(b->calls, n); /* one WAIT covers the whole pipeline */
     for (size_t i = 0; i < n; i++) {
         if (!b->calls[i].waiting) continue;
         if (activate_terms(&b->calls[i], &b->terms[k])) b->granted[k++] = &b->calls[i];
@@ -114,7 +121,7 @@ void handle_activate_batch(rpc_batch_call *calls, size_t n) {
         for (size_t i = 0; i < n; i++)
             if (c[i].waiting) activate_script(&c[i]); /* no pipeline for one */
     } else if (n_waiting > 1) {
-        run_scripts(w, c, n);
+        run_scripts(c, n);
     }
     if (n_waiting > 0) sign_and_answer(w, b, n);
     for (size_t i = 0; i < n; i++) activate_call_end(&c[i]);

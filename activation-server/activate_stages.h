@@ -10,11 +10,16 @@
  *                    on-premises keys, volume keys, online audits.
  *   activate_script  the script call by itself (one round trip), or
  *   activate_append  the same call appended to the worker's pipeline, its
- *                    reply then read by policy_activate_read into c->p;
+ *                    reply then read by activate_read into c->p. A key
+ *                    whose first value is wrong waits too: its script is
+ *                    the reject call that spends the failure tokens
+ *                    (c->rejecting), answered by the back stage;
  *   activate_back    steps 5-7 on the script's answer in c->p: refusals,
  *                    group reload, the signed license, the answer; or, to
  *                    sign a batch's licenses together, in three parts:
- *     activate_back_check  steps 5-6 (false: answered),
+ *     activate_back_check  steps 5-6 (false: answered), without the WAIT,
+ *     activate_wait_replicas  one WAIT for the calls still granted (a
+ *                          shortfall answers them all UNAVAILABLE),
  *     activate_terms       the license's terms (false: the group is gone),
  *     activate_answer      the answer with the license signed in the batch
  *                          (NULL: signing failed, INTERNAL);
@@ -68,6 +73,9 @@ typedef struct activate_call {
     uint64_t t[MARK_N];                         /* stage marks, for pa_activate_stage_nanoseconds_total */
     policy_result p;                            /* the script's answer */
     char license_id[LICENSE_ID_LEN + 1];        /* activate_back_check's, for the terms */
+    group_lookup found;                         /* step 2's lookup, for a reject's second look at the group */
+    bool volume;                                /* a volume key: the volume way after the key check */
+    bool rejecting;                             /* a wrong first value: its script is the reject call */
     bool waiting;                               /* batch: activate_front left it waiting for its script */
     bool again;                                 /* batch: its script must run by itself (NOSCRIPT, not written) */
 } activate_call;
@@ -75,8 +83,10 @@ typedef struct activate_call {
 bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c);
 void activate_script(activate_call *c);
 int activate_append(activate_call *c);
+bool activate_read(activate_call *c);
 void activate_back(activate_call *c);
 bool activate_back_check(activate_call *c);
+void activate_wait_replicas(activate_call *c, size_t n);
 bool activate_terms(activate_call *c, license_terms *t);
 void activate_answer(activate_call *c, signed_license *sl);
 void activate_call_end(activate_call *c);

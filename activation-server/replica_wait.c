@@ -1,7 +1,8 @@
 /* replica_wait.c -- a grant reaches replicas before it is answered
  * (replica_wait.h). WAIT covers every write the connection made before
  * it, so one call after the script is enough, however many keys the
- * script touched. */
+ * script touched -- and one after a batch's pipeline covers every grant
+ * of the batch. */
 #include "replica_wait.h"
 
 #include <stdio.h>
@@ -19,7 +20,11 @@ void replica_wait_init(replica_wait *rw, int replicas, int timeout_ms) {
 }
 
 bool replica_wait_grant(const replica_wait *rw, rstore *r, policy_result *p) {
-    if (rw->replicas <= 0) return true;
+    return replica_wait_grants(rw, r, 1, p);
+}
+
+bool replica_wait_grants(const replica_wait *rw, rstore *r, size_t n, policy_result *p) {
+    if (rw->replicas <= 0 || n == 0) return true;
     uint64_t t0 = pa_mono_ns();
     redisReply *rep = rstore_command(r, "WAIT %d %d", rw->replicas, rw->timeout_ms);
     metric_observe(rw->seconds, (double)(pa_mono_ns() - t0) / 1e9);
@@ -32,7 +37,7 @@ bool replica_wait_grant(const replica_wait *rw, rstore *r, policy_result *p) {
                  rw->timeout_ms);
     if (rep) freeReplyObject(rep);
     if (acked >= rw->replicas) return true;
-    metric_inc(rw->short_of);
+    metric_add(rw->short_of, n);
     p->status = POLICY_UNAVAILABLE;
     return false;
 }

@@ -12,6 +12,7 @@
 #define PA_REPLICA_WAIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "metrics.h"
 #include "policy.h"
@@ -31,5 +32,10 @@ void replica_wait_init(replica_wait *rw, int replicas, int timeout_ms);
  * grant (or the setting is off); false with p->status UNAVAILABLE and
  * p->error saying how many acknowledged. */
 bool replica_wait_grant(const replica_wait *rw, rstore *r, policy_result *p);
+
+/* The same for the n grants a batch's pipeline made on `r` (one WAIT
+ * covers them all); a shortfall counts n grants refused, and *p says why
+ * for each of them. */
+bool replica_wait_grants(const replica_wait *rw, rstore *r, size_t n, policy_result *p);
 
 #endif
