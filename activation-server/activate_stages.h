@@ -4,7 +4,8 @@
  * The single call (handle_activate) and the batch run the same code:
  *   activate_front   steps 0-4 of activate.c: decode, rate hold, key check,
  *                    audit plan; true when the call now waits for its
- *                    policy script (a retail key, nothing online to ask).
+ *                    policy script (a retail key, nothing online to ask)
+ *                    or, its first value wrong, for its reject call.
  *                    Every other call is answered (or deferred to the
  *                    online-audit pool) inside, exactly as a single call:
  *                    on-premises keys, volume keys, online audits.
