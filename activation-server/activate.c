@@ -376,7 +376,7 @@ static void machine_view(const volume_ask *seen, const char *macs[MACS_MAX], pol
  * when its record moved; false when the call is answered. *g becomes the
  * current entry (another call of a batch may have reloaded it meanwhile). */
 static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_fields *key, const char *address_key,
-                       const audit_plan *plan, const volume_ask *vol, policy_result *p, uint64_t t[MARK_N],
+                       const audit_plan *plan, const volume_ask *vol, bool wait, policy_result *p, uint64_t t[MARK_N],
                        rpc_reply *reply) {
     activation_metrics *m = &w->app->m;
     t[MARK_REDIS] = pa_mono_ns();
@@ -393,7 +393,7 @@ static bool back_check(worker *w, rpc_ctx *ctx, const group_entry **g, const pk_
         return false;
     }
     if (p->audited) metric_inc(m->audit_sampled);
-    if (!replica_wait_grant(&w->app->wait, w->redis, vol ? -1 : (int64_t)key->group, p)) {
+    if (wait && !replica_wait_grant(&w->app->wait, w->redis, vol ? -1 : (int64_t)key->group, p)) {
         refuse_by_policy(w, ctx, reply, p, key, address_key);
         return false;
     }
@@ -434,7 +434,7 @@ static void back_answer(worker *w, rpc_ctx *ctx, const pk_fields *key, const uin
 static void finish_back(worker *w, rpc_ctx *ctx, const group_entry *g, const pk_fields *key, const uint8_t *machine_id,
                         const char *address_key, const audit_plan *plan, const volume_ask *vol, volume_grant *vg,
                         policy_result *p, uint64_t t[MARK_N], rpc_reply *reply) {
-    if (!back_check(w, ctx, &g, key, address_key, plan, vol, p, t, reply)) return;
+    if (!back_check(w, ctx, &g, key, address_key, plan, vol, true, p, t, reply)) return;
     char license_id[LICENSE_ID_LEN + 1];
     license_id_format(license_id, key->group, key->serial, p->random);
     signed_license sl;
@@ -582,6 +582,8 @@ static bool activate_on_premises(activate_call *c, const volume_ask *vol, const 
     return volume_front(c, AUDIT_STEP_GO);
 }
 
+static bool front_rest(activate_call *c);
+
 bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c) {
     worker *w = rpc_ctx_worker(ctx);
     app *a = w->app;
@@ -642,15 +644,27 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
      *    counts for its address's threat signal; a refused key counts as a
      *    failure of its group once the group is known to exist. */
     if (a->threats) threat_record_address(a->threats, address_key);
-    if (!first_value_genuine(w, found, c->g, key)) {
+    c->found = found;
+    c->in_order = vol != NULL;
+    c->rejecting = !first_value_genuine(w, found, c->g, key);
+    if (c->rejecting) { /* its reject call is the script it waits for (activate_script / activate_append) */
         if (a->threats && found == GROUP_FOUND) threat_record_group(a->threats, key->group, true);
-        policy_result no;
-        reject(w, address_key, key, &no);
-        if (!genuine_in_new_group(w, key, found, &no, &c->g)) {
-            refuse_by_policy(w, ctx, reply, &no, key, address_key);
-            return false;
-        }
+        return true;
     }
+    return front_rest(c);
+}
+
+/* Steps 4 on, once the key is genuine; true when the call now waits for
+ * its policy script, as activate_front. */
+static bool front_rest(activate_call *c) {
+    worker *w = c->w;
+    rpc_ctx *ctx = c->ctx;
+    rpc_reply *reply = c->reply;
+    const Activation__V1__ActivateRequest *rq = c->rq;
+    const pk_fields *key = &c->key;
+    const char *address_key = c->who.bucket;
+    volume_ask *vol = c->in_order ? &c->ask : NULL;
+    uint64_t *t = c->t;
     t[MARK_MAC] = pa_mono_ns();
 
     /* 4. Audit: sampled or not; online groups ask the audit server first,
@@ -670,6 +684,11 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
 
 void activate_script(activate_call *c) {
     worker *w = c->w;
+    if (c->rejecting) {
+        policy_reject(w->redis, w->script, &w->app->limits, c->address_taken ? NULL : c->who.bucket, c->key.group,
+                      &c->p);
+        return;
+    }
     if (c->volume) {
         if (!c->decided) volume_seat_script(w, &c->seat);
         return;
@@ -683,6 +702,9 @@ void activate_script(activate_call *c) {
 
 int activate_append(activate_call *c) {
     worker *w = c->w;
+    if (c->rejecting)
+        return policy_reject_append(w->redis, w->script, &w->app->limits, c->address_taken ? NULL : c->who.bucket,
+                                    c->key.group);
     if (c->volume) return c->decided ? 0 : volume_seat_append(w, &c->seat); /* decided: nothing to send */
     const char *macs[MACS_MAX];
     policy_machine pm;
@@ -693,16 +715,58 @@ int activate_append(activate_call *c) {
 }
 
 bool activate_read(activate_call *c) {
+    if (c->rejecting) return policy_reject_read(c->w->redis, &c->p);
     if (c->volume) return c->decided || volume_seat_read(c->w, &c->seat);
     return policy_activate_read(c->w->redis, &c->p);
 }
 
+/* A wrong first value's reject call has answered c->p: the refusal; or,
+ * the group created since the set was read and the key genuine there, the
+ * rest of the call by itself (its own script, WAIT and signature). */
+static void rejected(activate_call *c) {
+    worker *w = c->w;
+    c->rejecting = false;
+    rate_hold_note(w->holds, c->who.bucket, c->key.group, &c->p);
+    if (!genuine_in_new_group(w, &c->key, c->found, &c->p, &c->g)) {
+        refuse_by_policy(w, c->ctx, c->reply, &c->p, &c->key, c->who.bucket);
+        return;
+    }
+    if (front_rest(c)) {
+        activate_script(c);
+        activate_back(c);
+    }
+}
+
 bool activate_back_check(activate_call *c) {
+    if (c->rejecting) {
+        rejected(c);
+        return false;
+    }
     const volume_ask *vol = c->volume ? &c->ask : NULL;
     if (vol && !c->decided && !volume_seat_end(c->w, c->ctx, &c->seat, &c->p, c->reply)) return false;
-    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, vol, &c->p, c->t, c->reply)) return false;
+    if (!back_check(c->w, c->ctx, &c->g, &c->key, c->who.bucket, &c->plan, vol, false, &c->p, c->t, c->reply))
+        return false;
     license_id_format(c->license_id, c->key.group, c->key.serial, c->p.random);
     return true;
+}
+
+void activate_wait_replicas(activate_call *c, size_t n) {
+    worker *w = c->w;
+    size_t granted = 0;
+    for (size_t i = 0; i < n; i++) granted += c[i].waiting;
+    policy_result short_of = {.status = POLICY_OK};
+    bool cluster = rstore_is_cluster(w->redis); /* grants on several masters: WAIT on each grant's */
+    if (!cluster && replica_wait_grants(&w->app->wait, w->redis, -1, granted, &short_of)) return;
+    for (size_t i = 0; i < n; i++) {
+        if (!c[i].waiting) continue;
+        if (cluster && replica_wait_grant(&w->app->wait, w->redis, c[i].volume ? -1 : (int64_t)c[i].key.group,
+                                          &short_of))
+            continue;
+        c[i].waiting = false;
+        c[i].p.status = short_of.status;
+        snprintf(c[i].p.error, sizeof c[i].p.error, "%s", short_of.error);
+        refuse_by_policy(w, c[i].ctx, c[i].reply, &c[i].p, &c[i].key, c[i].who.bucket);
+    }
 }
 
 bool activate_terms(activate_call *c, license_terms *t) {
@@ -723,6 +787,10 @@ void activate_answer(activate_call *c, signed_license *sl) {
 }
 
 void activate_back(activate_call *c) {
+    if (c->rejecting) {
+        rejected(c);
+        return;
+    }
     const volume_ask *vol = c->volume ? &c->ask : NULL;
     if (vol && !c->decided && !volume_seat_end(c->w, c->ctx, &c->seat, &c->p, c->reply)) return;
     finish_back(c->w, c->ctx, c->g, &c->key, c->rq->machine_id.data, c->who.bucket, &c->plan, vol,

@@ -5,15 +5,21 @@
  * by stage for all of them:
  *   1. activate_front for each: decode, rate hold, key check, audit plan
  *      (a volume key: the order in memory). A call refused there is
- *      answered there; online audits leave the batch the same way (they
- *      are finished on the audit pool);
- *   2. the scripts of the others (policy.lua, or volume.lua for volume
- *      keys: activate_volume.h) as ONE pipeline: every EVALSHA
+ *      answered there -- except a key whose first security value is
+ *      wrong: its reject call (the address's and group's failure tokens)
+ *      stays for the pipeline; online audits leave the batch (they are
+ *      finished on the audit pool);
+ *   2. the scripts of the others (policy.lua, its reject call, or
+ *      volume.lua for volume keys: activate_volume.h) as ONE pipeline:
+ *      every EVALSHA
  *      written, then every reply read -- one Redis round trip for the
  *      batch. A reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
  *      is run again by itself once the pipeline is read, which loads the
  *      script; a broken connection fails the calls whose replies it took;
- *   3. for each: the script's refusals and the group reload; then the
+ *   3. for each: the script's refusals and the group reload; with
+ *      --redis-wait-replicas, ONE WAIT for every grant of the pipeline
+ *      (a shortfall answers them all UNAVAILABLE, as a single call's
+ *      would be); then the
  *      licenses of the granted calls, signed together (license_issue_batch:
  *      one signature over their Merkle tree, docs/batching.md), then the
  *      answers.
@@ -76,11 +82,12 @@ static struct activate_batch *room_for(worker *w, size_t n) {
 static void take_addresses(worker *w, activate_call *c, size_t n) {
     const policy_limits *l = &w->app->limits;
     for (size_t i = 0; i < n; i++)
-        c[i].again = c[i].waiting && !c[i].volume && policy_address_take_append(w->redis, w->script, l, c[i].who.bucket, false) != 0;
+        c[i].again = c[i].waiting && !c[i].volume && policy_address_take_append(w->redis, w->script, l, c[i].who.bucket,
+                                                                c[i].rejecting) != 0;
     for (size_t i = 0; i < n; i++)
         if (c[i].waiting && !c[i].volume && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
     for (size_t i = 0; i < n; i++)
-        if (c[i].again) policy_address_take(w->redis, w->script, l, c[i].who.bucket, false, &c[i].p);
+        if (c[i].again) policy_address_take(w->redis, w->script, l, c[i].who.bucket, c[i].rejecting, &c[i].p);
     for (size_t i = 0; i < n; i++) {
         bool taken = c[i].waiting && !c[i].volume; /* volume.lua is not split (docs/cluster.md) */
         c[i].address_taken = taken && c[i].p.status == POLICY_OK;
@@ -97,17 +104,18 @@ static void run_scripts(worker *w, activate_call *c, size_t n) {
     for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
         c[i].again = scripted(&c[i]) && activate_append(&c[i]) != 0;
     for (size_t i = 0; i < n; i++)
-        if (scripted(&c[i]) && !c[i].again) c[i].again = !activate_read(&c[i]); /* policy.lua's or volume.lua's */
+        if (scripted(&c[i]) && !c[i].again) c[i].again = !activate_read(&c[i]); /* policy, reject or volume */
     for (size_t i = 0; i < n; i++)
         if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }
 
 /* Stage 3: refusals and group reloads first (a reload may replace an entry
- * other calls' terms would point into), then every granted license signed
+ * other calls' terms would point into), the batch's WAIT, then every granted license signed
  * with one signature per MERKLE_MAX_LEAVES, then the answers. */
 static void sign_and_answer(worker *w, struct activate_batch *b, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) b->calls[i].waiting = b->calls[i].waiting && activate_back_check(&b->calls[i]);
+    activate_wait_replicas(b->calls, n); /* one WAIT covers the whole pipeline */
     for (size_t i = 0; i < n; i++) {
         if (!b->calls[i].waiting) continue;
         if (activate_terms(&b->calls[i], &b->terms[k])) b->granted[k++] = &b->calls[i];

@@ -6,17 +6,23 @@
  *                    audit plan (a volume key: also the order's dates,
  *                    state and platform); true when the call now waits for
  *                    its script: policy.lua, or volume.lua for a volume key
- *                    (c->volume; on-premises keys too). Every other call is
- *                    answered (or deferred to the online-audit pool) inside,
- *                    exactly as a single call;
+ *                    (c->volume; on-premises keys too), or, its first value
+ *                    wrong, its reject call. Every other call is answered
+ *                    (or deferred to the online-audit pool) inside, exactly
+ *                    as a single call;
  *   activate_script  the script call by itself (one round trip), or
  *   activate_append  the same call appended to the worker's pipeline, its
- *                    reply then read by activate_read (false: NOSCRIPT);
+ *                    reply then read by activate_read (false: NOSCRIPT). A
+ *                    key whose first value is wrong waits too: its script
+ *                    is the reject call that spends the failure tokens
+ *                    (c->rejecting), answered by the back stage;
  *   activate_back    steps 5-7 on the script's answer in c->p: refusals,
  *                    group reload, the signed license, the answer; or, to
- *                    sign a batch's licenses together, in three parts:
- *     activate_back_check  steps 5-6 (false: answered; a volume key's seat
- *                          first, activate_volume.h),
+ *                    sign a batch's licenses together, in four parts:
+ *     activate_back_check  steps 5-6 without the WAIT (false: answered; a
+ *                          volume key's seat first, activate_volume.h),
+ *     activate_wait_replicas  one WAIT for the calls still granted (a
+ *                          shortfall answers them all UNAVAILABLE),
  *     activate_terms       the license's terms (false: the group is gone),
  *     activate_answer      the answer with the license signed in the batch
  *                          (NULL: signing failed, INTERNAL);
@@ -73,6 +79,9 @@ typedef struct activate_call {
     volume_seat seat;                           /* a volume key's seat between its stages */
     bool volume;                                /* a volume key: volume.lua in place of policy.lua */
     bool decided;                               /* volume: c->p was decided without the script */
+    group_lookup found;                         /* step 2's lookup, for a reject's second look at the group */
+    bool in_order;                              /* step 1 found the key's order: the volume way after the key check */
+    bool rejecting;                             /* a wrong first value: its script is the reject call */
     bool waiting;                               /* batch: activate_front left it waiting for its script */
     bool again;                                 /* batch: its script must run by itself (NOSCRIPT, not written) */
     bool address_taken; /* Redis Cluster batch: address_take granted; the script runs without it */
@@ -85,6 +94,7 @@ int activate_append(activate_call *c);
 bool activate_read(activate_call *c);
 void activate_back(activate_call *c);
 bool activate_back_check(activate_call *c);
+void activate_wait_replicas(activate_call *c, size_t n);
 bool activate_terms(activate_call *c, license_terms *t);
 void activate_answer(activate_call *c, signed_license *sl);
 void activate_call_end(activate_call *c);

@@ -242,9 +242,14 @@ end
 -- counters (is_place, without reading every value).
 local function places(record)
     local n = redis.call('HLEN', record)
-    if n > 0 and redis.call('HEXISTS', record, 'n') == 1 then n = n - 1 end
-    if n > 0 and redis.call('HEXISTS', record, 'c') == 1 then n = n - 1 end
-    return n
+    if n == 0 then return 0 end
+    local f = redis.call('HMGET', record, 'n', 'c')
+    return n - (f[1] and 1 or 0) - (f[2] and 1 or 0)
+end
+
+-- The same when whether 'n' and 'c' exist is already known (one HLEN).
+local function places_known(record, has_n, has_c)
+    return redis.call('HLEN', record) - (has_n and 1 or 0) - (has_c and 1 or 0)
 end
 
 -- The group's policy as a table, or nil if the group is gone (one HMGET):
@@ -512,9 +517,11 @@ local function activate()
     local record, index, keep = KEYS[2], KEYS[6], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
     forget_idle(record, index, max, lease, keep, lapsed_at(g, now_s))
-    local value = redis.call('HGET', record, field)
+    -- The place, and whether the counters exist (so counting places takes one HLEN).
+    local got = redis.call('HMGET', record, field, 'n', 'c')
+    local value, has_c = got[1], got[3]
     local p = {random = ARGV[5], holder = holder, rebinds = 0, tokens = ARGV[18], host = ARGV[14]}
-    local again, uses, was, shared = 0, 0, '', 0
+    local again, uses, was, shared, count = 0, 0, '', 0, nil
     if value then
         -- Same machine: same place, same license id, and not another use.
         -- This also makes a retry safe after a reply that got lost once the
@@ -533,7 +540,7 @@ local function activate()
             end
         end
         if was == '' and max > 0 then
-            local held = places(record)
+            local held = places_known(record, got[2], has_c)
             if held >= max then
                 local freed = {}
                 held = held - reclaim(record, index, max, lease, lapsed_at(g, now_s), freed)
@@ -541,6 +548,7 @@ local function activate()
             end
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
+            count = held + 1   -- with the place written below
         end
         if was == '' then uses = redis.call('HINCRBY', record, 'n', 1) end
     end
@@ -562,8 +570,9 @@ local function activate()
             'received_at', ARGV[26], 'sample_reason', ARGV[27])
         audited = 1
     end
-    return {OK, version, places(record), expires, renew_after, now_s, p.random, again, audited,
-        was ~= '' and 1 or 0, shared, was}
+    count = count or places_known(record, got[2] or uses > 0, has_c)
+    return {OK, version, count, expires, renew_after, now_s, p.random,
+        again, audited, was ~= '' and 1 or 0, shared, was}
 end
 
 -- ---- seat churn (docs/machines.md "Seat churn") -----------------------------

@@ -1,8 +1,10 @@
 /* replica_wait.c -- a grant reaches replicas before it is answered
  * (replica_wait.h). WAIT covers every write the connection made before
  * it, so one call after the script is enough, however many keys the
- * script touched. On a Redis Cluster that connection is the one to the
- * master of the group's slot (rstore_command_at), where the script ran. */
+ * script touched -- and one after a batch's pipeline covers every grant
+ * of the batch. On a Redis Cluster that connection is the one to the
+ * master of the group's slot (rstore_command_at), where the script ran;
+ * a batch there waits per grant (its grants may lie on several masters). */
 #include "replica_wait.h"
 
 #include <stdio.h>
@@ -22,7 +24,11 @@ void replica_wait_init(replica_wait *rw, int replicas, int timeout_ms) {
 }
 
 bool replica_wait_grant(const replica_wait *rw, rstore *r, int64_t group, policy_result *p) {
-    if (rw->replicas <= 0) return true;
+    return replica_wait_grants(rw, r, group, 1, p);
+}
+
+bool replica_wait_grants(const replica_wait *rw, rstore *r, int64_t group, size_t n, policy_result *p) {
+    if (rw->replicas <= 0 || n == 0) return true;
     uint64_t t0 = pa_mono_ns();
     char key[32];
     snprintf(key, sizeof key, PA_RKEY_GROUP_FMT, (unsigned)group);
@@ -38,7 +44,7 @@ bool replica_wait_grant(const replica_wait *rw, rstore *r, int64_t group, policy
                  rw->timeout_ms);
     if (rep) freeReplyObject(rep);
     if (acked >= rw->replicas) return true;
-    metric_inc(rw->short_of);
+    metric_add(rw->short_of, n);
     p->status = POLICY_UNAVAILABLE;
     return false;
 }

@@ -12,6 +12,7 @@
 #define PA_REPLICA_WAIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "metrics.h"
@@ -35,5 +36,10 @@ void replica_wait_init(replica_wait *rw, int replicas, int timeout_ms);
  * when group is negative (a volume grant, written by the call just made),
  * the master of the previous command. */
 bool replica_wait_grant(const replica_wait *rw, rstore *r, int64_t group, policy_result *p);
+
+/* The same for the n grants a batch's pipeline made on `r` (one WAIT
+ * covers them all; `group` as above, for a single-node store any); a
+ * shortfall counts n grants refused, and *p says why for each of them. */
+bool replica_wait_grants(const replica_wait *rw, rstore *r, int64_t group, size_t n, policy_result *p);
 
 #endif

@@ -131,6 +131,16 @@ typedef struct options {
     size_t audit_keys;            /* fresh keys per sampling group */
 } options;
 
+/* An ActivateRequest packed once: a call copies it and writes its key and
+ * machine id in place, so the generator does not pack a message per call.
+ * The key and the machine id have fixed lengths, so their bytes sit at
+ * fixed offsets. */
+typedef struct request_template {
+    uint8_t bytes[256];        /* the packed request */
+    size_t len;                /* 0: no template, pack each call */
+    size_t key_at, machine_at; /* where the key's text and the machine id start */
+} request_template;
+
 /* The keys every builder picks from; filled before the first call. */
 typedef struct key_set {
     key_text *load;               /* fresh keys: PLACES_PER_KEY new machines each */
@@ -146,6 +156,7 @@ typedef struct key_set {
     atomic_uint_fast64_t exhausted;    /* new activations that found no fresh key */
     int mix[3];
     int only;                     /* >= 0: every request is of this class */
+    request_template tmpl;        /* the packed request every call patches (template_init) */
 } key_set;
 
 /* What this process started (nothing in --target mode). */
@@ -276,8 +287,35 @@ typedef struct snapshot {
     hist call, redis;             /* server-side Activate latency, its Redis round trip */
     double cpu_self, cpu_server, cpu_redis, cpu_echo;
     double cpu_audit, cpu_redis_b;    /* --audit: the audit server and its store */
+    double evalsha_calls, evalsha_usec; /* Redis A's INFO commandstats: the scripts' count and time */
+    double wait_calls;                  /* ... and its WAITs (--redis-wait-replicas) */
+    double all_calls;                   /* every command counted (the scripts' own redis.call too) */
     bool have_stages;
 } snapshot;
+
+/* One command's calls and usec from INFO commandstats (0 when absent). */
+static void command_stats(const char *info, const char *cmd, double *calls, double *usec) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    const char *p = info ? strstr(info, needle) : NULL;
+    *calls = *usec = 0;
+    if (!p) return;
+    *calls = strtod(p + strlen(needle), NULL);
+    const char *u = strstr(p, ",usec=");
+    if (u) *usec = strtod(u + strlen(",usec="), NULL);
+}
+
+static void read_command_stats(const world *w, snapshot *s) {
+    redisReply *r = w->admin ? redisCommand(w->admin, "INFO commandstats") : NULL;
+    const char *info = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    double unused;
+    command_stats(info, "evalsha", &s->evalsha_calls, &s->evalsha_usec);
+    command_stats(info, "wait", &s->wait_calls, &unused);
+    s->all_calls = 0;
+    for (const char *p = info ? strstr(info, ":calls=") : NULL; p; p = strstr(p + 1, ":calls="))
+        s->all_calls += strtod(p + strlen(":calls="), NULL);
+    if (r) freeReplyObject(r);
+}
 
 static void take_snapshot(const world *w, snapshot *s) {
     memset(s, 0, sizeof *s);
@@ -296,6 +334,7 @@ static void take_snapshot(const world *w, snapshot *s) {
     s->cpu_echo = w->echo > 0 ? cpu_s(w->echo) : 0;
     s->cpu_audit = w->audit > 0 ? cpu_s(w->audit) : 0;
     s->cpu_redis_b = w->audit > 0 && w->b.pid > 0 ? cpu_s(w->b.pid) : 0;
+    read_command_stats(w, s);
 }
 
 /* The same split for the echo run: what the bare runtime costs per call. */
@@ -330,6 +369,14 @@ static void print_breakdown(const world *w, const snapshot *a, const snapshot *b
     if (w->audit > 0) printf(", audit-server %.1f us, its redis-server %.1f us", audit, redis_b);
     printf(" = %.1f us; %ld cores allow at most %.0f calls/s\n", sum, cores,
            sum > 0 ? cores * 1e6 / sum : 0);
+    double scripts = b->evalsha_calls - a->evalsha_calls;
+    if (scripts > 0)
+        printf(
+            "  Redis A (INFO commandstats): %.2f EVALSHA per call, %.1f us each inside Redis, %.1f commands "
+            "each (its redis.call's), %.2f WAIT per call\n",
+            scripts / calls, (b->evalsha_usec - a->evalsha_usec) / scripts,
+            (b->all_calls - a->all_calls - scripts - (b->wait_calls - a->wait_calls) - 1) / scripts,
+            (b->wait_calls - a->wait_calls) / calls);
 }
 
 /* Where a tail comes from: inside the server (arrival to reply, and its
@@ -390,6 +437,38 @@ static int pick_class(const key_set *k, int thread, uint64_t seq) {
     return CLASS_INVALID;
 }
 
+/* The request for `key` on machine `m`, packed into out (at most cap);
+ * its length, or 0 when it does not fit. */
+static size_t pack_request(const char *key, const uint8_t m[32], uint8_t *out, size_t cap) {
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = 32, .data = (uint8_t *)m};
+    rq.hostname = "bench-host.example.com";
+    rq.os = "Debian GNU/Linux 12";
+    rq.arch = "x86_64";
+    rq.client_version = "activation_load/1";
+    if (activation__v1__activate_request__get_packed_size(&rq) > cap) return 0;
+    return activation__v1__activate_request__pack(&rq, out);
+}
+
+/* Packs the template with marker bytes and finds them; leaves t->len 0
+ * (pack every call) when they are not found once each. */
+static void template_init(request_template *t) {
+    char key[PK_TEXT_LEN + 1];
+    uint8_t m[32];
+    memset(key, '#', PK_TEXT_LEN);
+    key[PK_TEXT_LEN] = '\0';
+    memset(m, 0xa5, sizeof m);
+    t->len = 0;
+    size_t len = pack_request(key, m, t->bytes, sizeof t->bytes);
+    uint8_t *kp = len ? memmem(t->bytes, len, key, PK_TEXT_LEN) : NULL;
+    uint8_t *mp = len ? memmem(t->bytes, len, m, sizeof m) : NULL;
+    if (!kp || !mp || memmem(kp + 1, len - (size_t)(kp + 1 - t->bytes), key, PK_TEXT_LEN)) return;
+    t->key_at = (size_t)(kp - t->bytes);
+    t->machine_at = (size_t)(mp - t->bytes);
+    t->len = len;
+}
+
 static int build(void *user, int thread, uint64_t seq, loadgen_request *req) {
     key_set *k = user;
     int klass = pick_class(k, thread, seq);
@@ -424,15 +503,15 @@ static int build(void *user, int thread, uint64_t seq, loadgen_request *req) {
     }
     uint8_t m[32];
     machine_id(m, machine);
-    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof m, .data = m};
-    rq.hostname = "bench-host.example.com";
-    rq.os = "Debian GNU/Linux 12";
-    rq.arch = "x86_64";
-    rq.client_version = "activation_load/1";
-    if (activation__v1__activate_request__get_packed_size(&rq) > req->cap) return -1;
-    req->len = activation__v1__activate_request__pack(&rq, req->buf);
+    const request_template *t = &k->tmpl;
+    if (t->len && t->len <= req->cap && strlen(key) == PK_TEXT_LEN) {
+        memcpy(req->buf, t->bytes, t->len);
+        memcpy(req->buf + t->key_at, key, PK_TEXT_LEN);
+        memcpy(req->buf + t->machine_at, m, sizeof m);
+        req->len = t->len;
+    } else if (!(req->len = pack_request(key, m, req->buf, req->cap))) {
+        return -1;
+    }
     req->klass = klass;
     return 0;
 }
@@ -1614,6 +1693,7 @@ int main(int argc, char **argv) {
     grpc_init();
     world w;
     key_set k = {.only = -1, .mix = {o.mix[0], o.mix[1], o.mix[2]}};
+    template_init(&k.tmpl);
     int rc = 1;
     if (o.oracle) {
         if (world_start(&w, &o) == 0) {

@@ -153,6 +153,19 @@ static const char *level_name(log_level l) {
     return "info";
 }
 
+/* Appends v in decimal, after a '-' when `minus`: the integer fields of
+ * every line, without snprintf's format parsing. */
+static void lb_decimal(line_buf *b, unsigned long long v, int minus) {
+    char text[24];
+    size_t i = sizeof text;
+    do {
+        text[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (minus) text[--i] = '-';
+    lb_put(b, text + i, sizeof text - i);
+}
+
 /* Appends one ,"key":value pair taken from the variadic list. Returns 0 at
  * LOG_END, 1 otherwise. */
 static int lb_field(line_buf *b, va_list *ap) {
@@ -165,11 +178,12 @@ static int lb_field(line_buf *b, va_list *ap) {
     lb_put(b, ":", 1);
     switch (tag) {
     case LOG_T_STR: lb_json_string(b, va_arg(*ap, const char *)); break;
-    case LOG_T_INT: snprintf(num, sizeof num, "%lld", va_arg(*ap, long long)); lb_puts(b, num); break;
-    case LOG_T_UINT:
-        snprintf(num, sizeof num, "%llu", va_arg(*ap, unsigned long long));
-        lb_puts(b, num);
+    case LOG_T_INT: {
+        long long v = va_arg(*ap, long long);
+        lb_decimal(b, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v, v < 0);
         break;
+    }
+    case LOG_T_UINT: lb_decimal(b, va_arg(*ap, unsigned long long), 0); break;
     case LOG_T_DOUBLE: {
         double d = va_arg(*ap, double);
         if (isfinite(d)) snprintf(num, sizeof num, "%.15g", d), lb_puts(b, num);

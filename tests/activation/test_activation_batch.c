@@ -5,7 +5,8 @@
  * the calls meet on its queue and go through activate_batch.c. Every call
  * must get its own answer (its own license, for its key and machine), and
  * the records in Redis must be what the same burst leaves with batching
- * off (--batch-max 1). */
+ * off (--batch-max 1), the wrong first values' failure tokens included
+ * (their reject calls join the batch's pipeline). */
 #include "act_env.h"
 #include "redis_keys.h"
 
@@ -25,7 +26,9 @@
 #define SERIAL_FULL 100  /* 8 machines for 3 places */
 #define SERIAL_AGAIN 200 /* one machine, 4 times */
 #define SERIAL_REVOKED 300
-#define SERIAL_WRONG 500 /* + i: first value spoilt */
+#define SERIAL_WRONG 500     /* + i: first value spoilt */
+#define N_WRONG 8            /* calls 48..55 */
+#define FAILURE_BURST "1000" /* the group failure bucket, refilling too slowly to matter */
 
 static act_env env;
 
@@ -141,6 +144,10 @@ static int setup(void **state) {
                            "100000",
                            "--rate-group-burst",
                            "100000",
+                           "--rate-group-failures-per-s",
+                           "0.001",
+                           "--rate-group-failures-burst",
+                           FAILURE_BURST,
                            NULL};
     return env_start_server(&env, extra);
 }
@@ -190,6 +197,10 @@ static void test_same_burst_batching_off(void **state) {
                            "100000",
                            "--rate-group-burst",
                            "100000",
+                           "--rate-group-failures-per-s",
+                           "0.001",
+                           "--rate-group-failures-burst",
+                           FAILURE_BURST,
                            NULL};
     assert_int_equal(env_restart_server(&env, extra), 0);
     assert_int_equal(burst(G_SINGLE), 1);    /* every license its own one-leaf tree */
@@ -252,11 +263,37 @@ static void test_records_as_with_single_calls(void **state) {
     assert_true(record_len(G_BATCHED, SERIAL_FULL) > 0);
 }
 
+/* Tokens left in a group's failure bucket (policy.lua: two doubles, level
+ * and time); the full burst when the bucket was never written. */
+static double failure_tokens(uint32_t group) {
+    redisReply *r = redisCommand(env.ks_a, "GET " PA_RKEY_GROUP_FAILURE_BUCKET_FMT, group);
+    assert_non_null(r);
+    double level = atof(FAILURE_BURST);
+    if (r->type == REDIS_REPLY_STRING) {
+        assert_int_equal(r->len, 2 * sizeof(double));
+        memcpy(&level, r->str, sizeof level);
+    }
+    freeReplyObject(r);
+    return level;
+}
+
+/* The wrong first values' reject calls ride the batch's pipeline: each
+ * spent its group's failure token, as with single calls. */
+static void test_failure_tokens_as_with_single_calls(void **state) {
+    (void)state;
+    double batched = failure_tokens(G_BATCHED), single = failure_tokens(G_SINGLE);
+    fprintf(stderr, "failure tokens left: %.3f batched, %.3f single\n", batched, single);
+    double full = atof(FAILURE_BURST);
+    assert_true(batched > full - N_WRONG - 0.5 && batched < full - N_WRONG + 0.5);
+    assert_true(single > full - N_WRONG - 0.5 && single < full - N_WRONG + 0.5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_in_batches),
         cmocka_unit_test(test_same_burst_batching_off),
         cmocka_unit_test(test_records_as_with_single_calls),
+        cmocka_unit_test(test_failure_tokens_as_with_single_calls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
