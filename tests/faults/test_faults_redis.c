@@ -14,6 +14,15 @@
  *     space is freed writes resume, and after a restart from the AOF every
  *     OK answer's activation is there. Needs root (mount); skipped
  *     otherwise.
+ *   - the same disk full with `appendfsync always` (a store that must not
+ *     answer a write it has not got on disk): Redis 7.0 cannot take back a
+ *     write it could not append, so it exits (status 1, "Can't recover from
+ *     AOF write error when the AOF fsync policy is 'always'") instead of
+ *     refusing writes. The test observes which of the two happened and
+ *     prints it; either way the server answers only OK or UNAVAILABLE,
+ *     and after space is freed and Redis restarted from its AOF every
+ *     acknowledged activation is there and the server answers OK again
+ *     without being restarted itself.
  *
  * Figures are printed, never asserted as timing. */
 #include <stdarg.h>
@@ -28,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "act_env.h"
@@ -165,45 +175,123 @@ static long long fill_up(const char *path) {
     return total;
 }
 
-static void test_disk_full(void **state) {
-    (void)state;
-    if (!can_mount) skip();
+/* A disk-full run: Redis A on a full tmpfs under load. */
+typedef struct disk_full {
+    fault_load load;  /* the client threads and what they saw acknowledged */
+    char filler[300]; /* the file that fills the tmpfs */
+    long long filled; /* its size */
+    double freed_at;  /* pa_mono_s() when the filler was removed */
+} disk_full;
+
+/* Redis A onto an 8 MB tmpfs (`policy` set after it restarted there), the
+ * server and the load started, then the tmpfs filled up. */
+static void disk_full_begin(disk_full *d, const char *policy) {
     redis_onto_tmpfs("8m");
+    if (policy) set_fsync(policy);
     assert_int_equal(env_start_server(&env, generous), 0);
-    fault_load l;
-    assert_int_equal(fault_load_prepare(&l, &env, GROUP, PER_THREAD), 0);
-    l.pause_ms = 2;
-    assert_int_equal(fault_load_start(&l), 0);
+    assert_int_equal(fault_load_prepare(&d->load, &env, GROUP, PER_THREAD), 0);
+    d->load.pause_ms = 2;
+    assert_int_equal(fault_load_start(&d->load), 0);
     usleep(500 * 1000);
-    char filler[300];
-    snprintf(filler, sizeof filler, "%s/filler", env.a.dir);
-    long long filled = fill_up(filler);
-    usleep(1500 * 1000); /* writes refused meanwhile */
-    double refused = env_metric(&env, "pa_redis_errors_total");
-    assert_int_equal(unlink(filler), 0);
-    double back = wait_recovered(PER_THREAD * FAULT_LOAD_THREADS + 1);
-    usleep(300 * 1000);
-    fault_load_stop(&l);
-    if (l.other) fprintf(stderr, "unexpected answers: %u, first %d: %s\n", l.other, l.other_status, l.other_msg);
-    /* After a restart from the AOF: every OK answer's activation is there. */
+    snprintf(d->filler, sizeof d->filler, "%s/filler", env.a.dir);
+    d->filled = fill_up(d->filler);
+}
+
+static void disk_full_free_space(disk_full *d) {
+    assert_int_equal(unlink(d->filler), 0);
+    d->freed_at = pa_mono_s();
+}
+
+/* Load stopped, Redis A restarted from its AOF; returns how many
+ * acknowledged activations it lacks, and the acknowledged count. */
+static long disk_full_finish(disk_full *d, unsigned *acked) {
+    fault_load *l = &d->load;
+    fault_load_stop(l);
+    if (l->other) fprintf(stderr, "unexpected answers: %u, first %d: %s\n", l->other, l->other_status, l->other_msg);
     assert_int_equal(redis_fixture_pause(&env.a), 0);
     assert_int_equal(redis_fixture_resume(&env.a), 0);
     assert_int_equal(env_keystore_reconnect(&env), 0);
+    return fault_load_missing(l, acked);
+}
+
+static void disk_full_end(disk_full *d) {
+    fault_load_free(&d->load);
+    assert_int_equal(env_stop_server(&env), 0);
+    assert_int_equal(redis_fixture_pause(&env.a), 0);
+    assert_int_equal(umount(env.a.dir), 0);
+}
+
+static void test_disk_full(void **state) {
+    (void)state;
+    if (!can_mount) skip();
+    disk_full d;
+    disk_full_begin(&d, NULL);
+    usleep(1500 * 1000); /* writes refused meanwhile */
+    double refused = env_metric(&env, "pa_redis_errors_total");
+    disk_full_free_space(&d);
+    double back = wait_recovered(PER_THREAD * FAULT_LOAD_THREADS + 1);
+    usleep(300 * 1000);
     unsigned acked;
-    long missing = fault_load_missing(&l, &acked);
+    long missing = disk_full_finish(&d, &acked);
+    fault_load *l = &d.load;
     printf(
         "  disk full (%lld bytes of filler): %u acknowledged, %u UNAVAILABLE (\"%s\"), %ld acknowledged "
         "but lost after the restart; %g Redis errors counted by the server; OK again %.2f s after space "
         "was freed\n",
-        filled, acked, l.unavailable, l.unavailable_msg, missing, refused, back);
-    assert_int_equal(l.other, 0);
-    assert_true(l.unavailable > 0); /* the full disk was noticed */
+        d.filled, acked, l->unavailable, l->unavailable_msg, missing, refused, back);
+    assert_int_equal(l->other, 0);
+    assert_true(l->unavailable > 0); /* the full disk was noticed */
     assert_true(back >= 0);
     assert_int_equal(missing, 0);
-    fault_load_free(&l);
-    assert_int_equal(env_stop_server(&env), 0);
-    assert_int_equal(redis_fixture_pause(&env.a), 0);
-    assert_int_equal(umount(env.a.dir), 0);
+    disk_full_end(&d);
+}
+
+/* Waits up to `ms` for Redis A to exit by itself; returns its exit status
+ * (128 + signal when killed), or -1 while it still runs. */
+static int redis_exit_within(int ms) {
+    for (double t0 = pa_mono_s(); pa_mono_s() - t0 < ms / 1000.0; usleep(10 * 1000)) {
+        int st;
+        if (waitpid(env.a.pid, &st, WNOHANG) != env.a.pid) continue;
+        env.a.pid = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    return -1;
+}
+
+static void test_disk_full_appendfsync_always(void **state) {
+    (void)state;
+    if (!can_mount) skip();
+    disk_full d;
+    disk_full_begin(&d, "always");
+    double full_at = pa_mono_s();
+    int status = redis_exit_within(3000); /* Redis 7.0: exits on the first failed append */
+    double exited_after = pa_mono_s() - full_at;
+    usleep(1000 * 1000); /* clients meet the dead (or refusing) store */
+    disk_full_free_space(&d);
+    if (status >= 0) {
+        assert_int_equal(redis_fixture_resume(&env.a), 0); /* from the AOF, as a supervisor would */
+        assert_int_equal(env_keystore_reconnect(&env), 0);
+    }
+    double restarted = pa_mono_s() - d.freed_at;
+    double back = wait_recovered(PER_THREAD * FAULT_LOAD_THREADS + 1);
+    usleep(300 * 1000);
+    unsigned acked;
+    long missing = disk_full_finish(&d, &acked);
+    fault_load *l = &d.load;
+    if (status >= 0)
+        printf("  appendfsync always, disk full: Redis exited with status %d %.2f s after the disk filled\n", status,
+               exited_after);
+    else printf("  appendfsync always, disk full: Redis kept running and refused writes\n");
+    printf(
+        "  appendfsync always, disk full (%lld bytes of filler): %u acknowledged, %u refused (UNAVAILABLE, "
+        "\"%s\"), %ld acknowledged but lost after the restart from the AOF; Redis back %.2f s and the server "
+        "answering OK %.2f s after space was freed\n",
+        d.filled, acked, l->unavailable, l->unavailable_msg, missing, restarted, back + restarted);
+    assert_int_equal(l->other, 0);
+    assert_true(l->unavailable > 0); /* the failed append was noticed: an exit or a refusal */
+    assert_true(back >= 0);
+    assert_int_equal(missing, 0);
+    disk_full_end(&d);
 }
 
 int main(void) {
@@ -215,6 +303,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_kill9_appendfsync_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_appendfsync_everysec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_appendfsync_always, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

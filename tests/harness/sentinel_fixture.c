@@ -33,6 +33,8 @@ static int launch(sentinel_fixture *s, const char *master, int master_port, cons
                            log,
                            "@MASTER_NAME@",
                            master,
+                           "@MASTER_HOST@",
+                           "127.0.0.1",
                            "@MASTER_PORT@",
                            mport,
                            "@QUORUM@",
