@@ -89,6 +89,10 @@ done
 step_done "tools"
 
 # --- build and package ---------------------------------------------------------
+# The full run yields the CPU to whatever else runs; the bounded one runs
+# beside the arm64 build (scripts/slow-bounded.sh) and must not wait for it.
+NICE=(nice -n 19)
+[ "$bounded" = 0 ] || NICE=(env)
 PACKAGED=(activation-server audit-server admin-server keystore activate pa_activate_archive)
 # What packaging needs of a tree: the /usr prefix, and cpack's install step
 # not building every target first (`preinstall` would then walk the whole
@@ -108,12 +112,12 @@ else
   say "building into $build_dir"
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=gcc "${PKG_FLAGS[@]}" >/dev/null
 fi
-nice -n 19 cmake --build "$build_dir" -j"$(nproc)" --target "${PACKAGED[@]}" >"$build_dir/packages-build.log" 2>&1 \
+"${NICE[@]}" cmake --build "$build_dir" -j"$(nproc)" --target "${PACKAGED[@]}" >"$build_dir/packages-build.log" 2>&1 \
   || { tail -30 "$build_dir/packages-build.log" >&2; fail "building the packaged programs failed"; }
 OUT=$build_dir/packages
 rm -rf "$OUT"; mkdir -p "$OUT"
 step_done "programs built"
-(cd "$build_dir" && nice -n 19 cpack -G DEB -B "$OUT" >"$OUT/cpack-deb.log" 2>&1) \
+(cd "$build_dir" && "${NICE[@]}" cpack -G DEB -B "$OUT" >"$OUT/cpack-deb.log" 2>&1) \
   || { tail -30 "$OUT/cpack-deb.log" >&2; fail "cpack -G DEB failed"; }
 mapfile -t DEBS < <(ls "$OUT"/*.deb)
 [ "${#DEBS[@]}" = 5 ] || fail "expected 5 .deb packages, got ${#DEBS[@]}: ${DEBS[*]}"
@@ -193,7 +197,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # cpack -G RPM, in the background: its log and exit status into $OUT.
-(cd "$build_dir" && nice -n 19 cpack -G RPM -B "$OUT" >"$OUT/cpack-rpm.log" 2>&1; echo $? >"$OUT/cpack-rpm.rc") &
+(cd "$build_dir" && "${NICE[@]}" cpack -G RPM -B "$OUT" >"$OUT/cpack-rpm.log" 2>&1; echo $? >"$OUT/cpack-rpm.rc") &
 jobs_started+=($!); rpm_pid=$!
 
 # The fresh root, in the background: the base image (debootstrap once),
