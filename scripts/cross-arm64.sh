@@ -17,7 +17,9 @@
 # (keystore.codec, keystore.mac_registry), the Merkle tree and the license
 # checked through it (common.merkle, client.license_tree), the client's
 # stored state (client.license_state) -- and the `activate` CLI run under
-# qemu (--help, `key-check` of a published key and of a damaged one).
+# qemu on a fake machine: --help, an offline request for a published key, a
+# mistyped key refused (exit 3), and `machine-id`, equal to the host
+# build's when build/release has one.
 #
 # Options: --no-install  skip step 1;  --build-only  skip step 4;
 #          --bounded  as above.
@@ -35,7 +37,7 @@ for a in "$@"; do
     --no-install) install=0 ;;
     --build-only) run=0 ;;
     --bounded) bounded=1 ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "cross-arm64.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -29,6 +29,7 @@ cd "$(dirname "$0")/.."
 declare -A SCRIPT=([packages]=scripts/packages-test.sh [arm64]=scripts/cross-arm64.sh
                    [containers]=scripts/containers-test.sh)
 declare -A DEPS=([packages]="packages containers" [arm64]=arm64 [containers]=containers)
+case "${1:-}" in -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;; esac
 names=("$@")
 [ "${#names[@]}" -gt 0 ] || names=(packages arm64 containers)
 for n in "${names[@]}"; do

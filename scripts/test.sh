@@ -27,7 +27,7 @@ for a in "$@"; do
     --sanitize-only) mode=sanitize ;;
     --slow-only) mode=slow ;;
     --no-slow) slow=0 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$a' (try --help)" >&2; exit 2 ;;
   esac
 done
