@@ -60,7 +60,7 @@ while [ $# -gt 0 ]; do
                  build_dir=$2; shift 2 ;;
     --cache-dir) [ $# -ge 2 ] || { echo "packages-test.sh: --cache-dir needs a directory" >&2; exit 2; }
                  cache=$2; shift 2 ;;
-    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "packages-test.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
