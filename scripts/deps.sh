@@ -7,6 +7,10 @@
 # groups, each used only by its own script:
 #   containers   podman and podman-compose to run docker/ (scripts/containers-test.sh)
 #   packages     the .deb/.rpm tools and a root to install into (scripts/packages-test.sh)
+#   arm64        the arm64 architecture in dpkg, the cross toolchain, qemu-user
+#                and the :arm64 -dev packages (scripts/cross-arm64.sh)
+# apt waits up to 10 minutes for another apt or dpkg to finish rather than
+# failing at once on its lock (several installs may run on one machine).
 set -euo pipefail
 
 PACKAGES=(
@@ -32,13 +36,27 @@ PACKAGES=(
 CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
 # file: CPack finds the ELF files for dpkg-shlibdeps with it.
 PACKAGE_PACKAGES=(dpkg-dev file lintian rpm debootstrap systemd)
+# The libraries of CMakeLists.txt's pkg_check_modules, as arm64 packages
+# (Multi-Arch: each must have the version of its installed host twin, so
+# apt may upgrade host packages to the release's current security update).
+# libc6:arm64 gives qemu the multiarch loader (/lib/ld-linux-aarch64.so.1).
+# Host tools: code generation (protoc-c) runs on the build machine, and
+# admin.export_writers reads its XLSX back with the host's openpyxl.
+ARM64_PACKAGES=(crossbuild-essential-arm64 cmake pkg-config protobuf-c-compiler python3-openpyxl file)
+for p in libc6 libgrpc-dev libprotobuf-c-dev libssl-dev libhiredis-dev libcmocka-dev libmicrohttpd-dev \
+  libc-ares-dev libjansson-dev libargon2-dev libxlsxwriter-dev libcurl4-openssl-dev libavahi-client-dev; do
+  ARM64_PACKAGES+=("$p:arm64")
+done
+# Either qemu-user or qemu-user-static will do.
+command -v qemu-aarch64 >/dev/null || command -v qemu-aarch64-static >/dev/null || ARM64_PACKAGES+=(qemu-user)
 
 [ $# -eq 0 ] || PACKAGES=()
 for group in "$@"; do
   case "$group" in
     containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
     packages) PACKAGES+=("${PACKAGE_PACKAGES[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (containers, packages)" >&2; exit 2 ;;
+    arm64) PACKAGES+=("${ARM64_PACKAGES[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (containers, packages, arm64)" >&2; exit 2 ;;
   esac
 done
 
@@ -54,13 +72,26 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
 fi
 read -r -a missing <<<"${missing[*]:-}"
 
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "deps: installing ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  # Another apt run (unattended upgrades, a parallel install) holds the lock
-  # for a while: wait for it rather than fail.
-  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+[ "${#missing[@]}" -gt 0 ] || exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+APT=(-q -o DPkg::Lock::Timeout=600)
+# A foreign architecture's packages need it in dpkg before apt lists them.
+if [[ " ${missing[*]}" == *:arm64* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "deps: adding the arm64 architecture to dpkg" >&2
+  $SUDO dpkg --add-architecture arm64
+fi
+$SUDO apt-get update "${APT[@]}"
+$SUDO apt-get install -y "${APT[@]}" --no-install-recommends "${missing[@]}"
+# Co-installation is checked, not assumed: each package asked for is there
+# now (a :arm64 one beside its host twin).
+refused=()
+for p in "${missing[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || refused+=("$p")
+done
+if [ "${#refused[@]}" -gt 0 ]; then
+  echo "deps: not installed after apt-get install: ${refused[*]}" >&2
+  exit 1
 fi
