@@ -563,6 +563,7 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
     c->ctx = ctx;
     c->reply = reply;
     c->rq = NULL;
+    c->address_taken = c->by_address = false;
     uint64_t *t = c->t;
     t[MARK_START] = pa_mono_ns();
 
@@ -654,7 +655,7 @@ void activate_script(activate_call *c) {
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
     policy_activate(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data, c->bound,
-                    c->license_random, c->who.bucket, &pm, outbox_of(c), &c->p);
+                    c->license_random, c->address_taken ? NULL : c->who.bucket, &pm, outbox_of(c), &c->p);
 }
 
 int activate_append(activate_call *c) {
@@ -663,7 +664,8 @@ int activate_append(activate_call *c) {
     policy_machine pm;
     machine_view(&c->ask, macs, &pm);
     return policy_activate_append(w->redis, w->script, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data,
-                                  c->bound, c->license_random, c->who.bucket, &pm, outbox_of(c));
+                                  c->bound, c->license_random, c->address_taken ? NULL : c->who.bucket, &pm,
+                                  outbox_of(c));
 }
 
 bool activate_back_check(activate_call *c) {

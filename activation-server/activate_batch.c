@@ -68,12 +68,34 @@ static struct activate_batch *room_for(worker *w, size_t n) {
     return b;
 }
 
-/* Stage 2: the waiting calls' scripts in one round trip. */
-static void run_scripts(worker *w, activate_call *c, size_t n) {
-    for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
-        c[i].again = c[i].waiting && activate_append(&c[i]) != 0;
+/* Redis Cluster (docs/cluster.md): the waiting calls' address takes
+ * first, in one round trip of their own. A call they refuse keeps that
+ * answer in c->p and runs no script; the others' scripts then run without
+ * the address bucket. */
+static void take_addresses(worker *w, activate_call *c, size_t n) {
+    const policy_limits *l = &w->app->limits;
     for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].again) c[i].again = !policy_activate_read(w->redis, &c[i].p);
+        c[i].again = c[i].waiting && policy_address_take_append(w->redis, w->script, l, c[i].who.bucket, false) != 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].waiting && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
+    for (size_t i = 0; i < n; i++)
+        if (c[i].again) policy_address_take(w->redis, w->script, l, c[i].who.bucket, false, &c[i].p);
+    for (size_t i = 0; i < n; i++) {
+        c[i].address_taken = c[i].waiting && c[i].p.status == POLICY_OK;
+        c[i].by_address = c[i].waiting && !c[i].address_taken;
+    }
+}
+
+static bool scripted(const activate_call *c) { return c->waiting && !c->by_address; }
+
+/* Stage 2: the waiting calls' scripts in one round trip (two on Redis
+ * Cluster: the address takes, then the scripts). */
+static void run_scripts(worker *w, activate_call *c, size_t n) {
+    if (policy_split(w->redis)) take_addresses(w, c, n);
+    for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
+        c[i].again = scripted(&c[i]) && activate_append(&c[i]) != 0;
+    for (size_t i = 0; i < n; i++)
+        if (scripted(&c[i]) && !c[i].again) c[i].again = !policy_activate_read(w->redis, &c[i].p);
     for (size_t i = 0; i < n; i++)
         if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }

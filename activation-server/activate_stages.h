@@ -70,6 +70,8 @@ typedef struct activate_call {
     char license_id[LICENSE_ID_LEN + 1];        /* activate_back_check's, for the terms */
     bool waiting;                               /* batch: activate_front left it waiting for its script */
     bool again;                                 /* batch: its script must run by itself (NOSCRIPT, not written) */
+    bool address_taken; /* Redis Cluster batch: address_take granted; the script runs without it */
+    bool by_address;    /* Redis Cluster batch: address_take refused; c->p is the answer */
 } activate_call;
 
 bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, activate_call *c);

@@ -187,11 +187,15 @@ static slot_state build_entry(group_cache *c, uint32_t id, const redisReply *r, 
         return SLOT_UNAVAILABLE;
     }
     split_features(e);
+    group_entry_name_keys(e, id);
+    return SLOT_KNOWN;
+}
+
+void group_entry_name_keys(group_entry *e, uint32_t id) {
     pa_rkey_group(e->key_group, sizeof e->key_group, id);
     pa_rkey_revoked(e->key_revoked, sizeof e->key_revoked, id);
     pa_rkey_group_bucket(e->key_bucket, sizeof e->key_bucket, id);
     pa_rkey_group_failure_bucket(e->key_failures, sizeof e->key_failures, id);
-    return SLOT_KNOWN;
 }
 
 static group_lookup answer(const slot *s, const group_entry **out) {

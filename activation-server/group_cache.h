@@ -48,6 +48,10 @@ typedef struct group_entry {
     char key_failures[PA_RKEY_MAX];                           /* "{g:ID}:rl:f", its failure bucket */
 } group_entry;
 
+/* Names the group's keys in the entry (key_group, key_revoked, key_bucket,
+ * key_failures), as the cache does for every entry it loads. */
+void group_entry_name_keys(group_entry *e, uint32_t id);
+
 typedef enum group_lookup {
     GROUP_FOUND = 0,       /* *out is valid until the next call on this cache */
     GROUP_UNKNOWN,         /* no such group (answer like a wrong security value) */

@@ -16,20 +16,29 @@
 #include "errbuf.h"
 #include "order_armour.h"
 
-/* KEYS[1] {o:S}:order, KEYS[2] {o:S}:keys, KEYS[3] orders, KEYS[3+i] the
- * other orders' hashes. ARGV[1] serial, [2] revision, [3] signed, [4] the
- * groups as ",7,9,", [5] the key hashes (16 bytes each), [6] N others,
- * [6+i] their serials, then the hash's field/value pairs. Replies
+/* KEYS[1] {o:S}:order, KEYS[2] {o:S}:keys, then on a single node KEYS[3]
+ * orders and KEYS[3+i] the other orders' hashes. ARGV[1] serial, [2]
+ * revision, [3] signed, [4] the groups as ",7,9,", [5] the key hashes (16
+ * bytes each), [6] N others, [6+i] their serials, [6+N+i] their groups
+ * (on Redis Cluster, read by the caller; "" on a single node, where the
+ * script reads them), then the hash's field/value pairs. Replies
  * {'new'|'replaced'|'same', version, previous revision}, {'older', stored
  * revision}, {'conflict', other serial, group} or {'retry'} (`orders` is
- * not what the caller read). */
+ * not what the caller read). On Redis Cluster `orders` and the other
+ * orders lie in other slots (docs/cluster.md): the script then writes the
+ * order alone and the caller adds it to `orders` after (the index never
+ * names a missing order), and the check against the others is as of the
+ * caller's reading, not atomic with the write. */
 static const char IMPORT_SCRIPT[] =
     "local serial, rev, signed, groups, hashes = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]\n"
     "local others = tonumber(ARGV[6])\n"
-    "local self = redis.call('SISMEMBER', KEYS[3], serial)\n"
-    "if redis.call('SCARD', KEYS[3]) ~= others + self then return {'retry'} end\n"
-    "for i = 1, others do\n"
-    "  if redis.call('SISMEMBER', KEYS[3], ARGV[6 + i]) == 0 then return {'retry'} end\n"
+    "local indexed = #KEYS > 2\n"
+    "if indexed then\n"
+    "  local self = redis.call('SISMEMBER', KEYS[3], serial)\n"
+    "  if redis.call('SCARD', KEYS[3]) ~= others + self then return {'retry'} end\n"
+    "  for i = 1, others do\n"
+    "    if redis.call('SISMEMBER', KEYS[3], ARGV[6 + i]) == 0 then return {'retry'} end\n"
+    "  end\n"
     "end\n"
     "local cur = redis.call('HMGET', KEYS[1], 'revision', 'signed', 'version')\n"
     "if cur[1] then\n"
@@ -38,14 +47,15 @@ static const char IMPORT_SCRIPT[] =
     "  if stored == rev then return {'same', cur[3] or '0', cur[1]} end\n"
     "end\n"
     "for i = 1, others do\n"
-    "  local g = redis.call('HGET', KEYS[3 + i], 'groups')\n"
+    "  local g = ARGV[6 + others + i]\n"
+    "  if indexed then g = redis.call('HGET', KEYS[3 + i], 'groups') end\n"
     "  for id in string.gmatch(g or '', '%d+') do\n"
     "    if string.find(groups, ',' .. id .. ',', 1, true) then return {'conflict', ARGV[6 + i], id} end\n"
     "  end\n"
     "end\n"
     "local version = (tonumber(cur[3]) or 0) + 1\n"
     "redis.call('DEL', KEYS[2])\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 7 + others))\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 7 + 2 * others))\n"
     "redis.call('HSET', KEYS[1], 'version', version)\n"
     "if not cur[1] then redis.call('HSET', KEYS[1], 'retired', '0') end\n"
     "local step = 16 * 4000\n"
@@ -55,7 +65,7 @@ static const char IMPORT_SCRIPT[] =
     "end\n"
     "  redis.call('SADD', KEYS[2], unpack(batch))\n"
     "end\n"
-    "redis.call('SADD', KEYS[3], serial)\n"
+    "if indexed then redis.call('SADD', KEYS[3], serial) end\n"
     "return {cur[1] and 'replaced' or 'new', tostring(version), cur[1] or '0'}\n";
 
 /* KEYS[1] {o:S}:order. {'none'}, {'already', version} or {'retired', version}. */
@@ -126,6 +136,23 @@ static order_import_result check_fit(const order_file *f, const order_server *sr
     return ORDER_IMPORT_NEW;
 }
 
+static const char *elem(const redisReply *r, size_t i) {
+    return r->type == REDIS_REPLY_ARRAY && i < r->elements && r->element[i]->type == REDIS_REPLY_STRING
+               ? r->element[i]->str
+               : "";
+}
+
+/* Redis Cluster: the order, once written (or found the same), goes into
+ * `orders` by a second call; false when that failed (the import then
+ * fails, and running it again adds it: the order reads as the same). */
+static bool index_order(rstore *r, const char *serial, const char *what) {
+    if (strcmp(what, "new") != 0 && strcmp(what, "replaced") != 0 && strcmp(what, "same") != 0) return true;
+    redisReply *rep = rstore_command(r, "SADD %s %s", PA_RKEY_ORDERS, serial);
+    bool ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    if (rep) freeReplyObject(rep);
+    return ok;
+}
+
 /* A growing argv for the import EVAL. */
 typedef struct args {
     const char **v;
@@ -162,42 +189,77 @@ typedef struct import_data {
     size_t n_fields;
 } import_data;
 
+/* Redis Cluster: the other orders' `groups` fields, read by one pipelined
+ * HGET each (they lie in other slots than the order imported): a reply
+ * array of their values in the order of `other`, or NULL. */
+static redisReply **read_groups(rstore *r, char (*other)[PA_RKEY_MAX], size_t n) {
+    redisReply **g = calloc(n + 1, sizeof *g);
+    size_t sent = 0;
+    for (; g && sent < n; sent++) {
+        const char *argv[] = {"HGET", other[sent], ORDER_F_GROUPS};
+        if (rstore_append_argv(r, 3, argv, NULL) != 0) break;
+    }
+    bool ok = g && sent == n;
+    for (size_t i = 0; g && i < sent; i++) {
+        g[i] = rstore_get_reply(r);
+        ok = ok && g[i] && (g[i]->type == REDIS_REPLY_STRING || g[i]->type == REDIS_REPLY_NIL);
+        if (!g[i]) break;
+    }
+    if (ok) return g;
+    for (size_t i = 0; g && i < sent; i++)
+        if (g[i]) freeReplyObject(g[i]);
+    free(g);
+    return NULL;
+}
+
+static void free_groups(redisReply **g, size_t n) {
+    for (size_t i = 0; g && i < n; i++) freeReplyObject(g[i]);
+    free(g);
+}
+
 /* Runs the script once against the `orders` just read. The reply, or NULL. */
 static redisReply *run_import(rstore *r, import_data *d, const redisReply *orders) {
     char keys[3][PA_RKEY_MAX], (*other)[PA_RKEY_MAX] = calloc(orders->elements + 1, PA_RKEY_MAX);
     args a = {0};
+    bool split = rstore_is_cluster(r);
     if (!other) return NULL;
     size_t n_other = 0;
     for (size_t i = 0; i < orders->elements; i++)
         if (orders->element[i]->type == REDIS_REPLY_STRING && strcmp(orders->element[i]->str, d->rec.serial) != 0)
             pa_rkey_order(other[n_other++], PA_RKEY_MAX, orders->element[i]->str);
+    redisReply **their = split ? read_groups(r, other, n_other) : NULL;
+    if (split && !their) {
+        free(other);
+        return NULL;
+    }
     char n_keys[16], n_others[16];
-    snprintf(n_keys, sizeof n_keys, "%zu", 3 + n_other);
+    snprintf(n_keys, sizeof n_keys, "%zu", split ? 2 : 3 + n_other);
     snprintf(n_others, sizeof n_others, "%zu", n_other);
     pa_rkey_order(keys[0], sizeof keys[0], d->rec.serial);
     pa_rkey_order_keys(keys[1], sizeof keys[1], d->rec.serial);
     snprintf(keys[2], sizeof keys[2], "%s", PA_RKEY_ORDERS);
     int rc = ARG_S(&a, "EVAL") | ARG_S(&a, IMPORT_SCRIPT) | ARG_S(&a, n_keys);
-    for (int i = 0; i < 3; i++) rc |= ARG_S(&a, keys[i]);
-    for (size_t i = 0; i < n_other; i++) rc |= ARG_S(&a, other[i]);
+    for (int i = 0; i < (split ? 2 : 3); i++) rc |= ARG_S(&a, keys[i]);
+    for (size_t i = 0; i < n_other && !split; i++) rc |= ARG_S(&a, other[i]);
     rc |= ARG_S(&a, d->rec.serial) | ARG_S(&a, d->revision) | arg(&a, (const char *)d->signed_bytes, d->signed_len);
     rc |= ARG_S(&a, d->groups) | arg(&a, (const char *)d->rec.key_hashes, d->rec.n_key_hashes * ORDER_KEY_HASH_LEN);
     rc |= ARG_S(&a, n_others);
     for (size_t i = 0; i < orders->elements; i++) /* the other serials, in the same order as their keys */
         if (orders->element[i]->type == REDIS_REPLY_STRING && strcmp(orders->element[i]->str, d->rec.serial) != 0)
             rc |= ARG_S(&a, orders->element[i]->str);
+    for (size_t i = 0; i < n_other; i++) /* their groups, read here on Redis Cluster */
+        rc |= their && their[i]->type == REDIS_REPLY_STRING ? arg(&a, their[i]->str, their[i]->len) : ARG_S(&a, "");
     for (size_t i = 0; i < d->n_fields; i++) rc |= ARG_S(&a, d->names[i]) | arg(&a, d->values[i], d->lens[i]);
     redisReply *rep = rc == 0 ? rstore_commandargv(r, (int)a.n, a.v, a.len) : NULL;
     free(a.v);
     free(a.len);
     free(other);
+    free_groups(their, n_other);
+    if (split && rep && rep->type == REDIS_REPLY_ARRAY && !index_order(r, d->rec.serial, elem(rep, 0))) {
+        freeReplyObject(rep);
+        return NULL;
+    }
     return rep;
-}
-
-static const char *elem(const redisReply *r, size_t i) {
-    return r->type == REDIS_REPLY_ARRAY && i < r->elements && r->element[i]->type == REDIS_REPLY_STRING
-               ? r->element[i]->str
-               : "";
 }
 
 /* Reads the script's answer into out. */

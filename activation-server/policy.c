@@ -6,6 +6,7 @@
  * for the log and a few numbers are made per call. */
 #include "policy.h"
 #include "component_tokens.h"
+#include "outbox_shards.h"
 #include "redis_keys.h"
 #include "script_args.h"
 
@@ -14,11 +15,18 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const char policy_lua[];   /* policy.lua, embedded at build time */
+extern const char policy_lua[];       /* policy.lua, embedded at build time */
+extern const char address_take_lua[]; /* address_take.lua, the address step alone (Redis Cluster) */
 
 int policy_register(rstore *r) {
-    return rstore_script_add(r, policy_lua);
+    int script = rstore_script_add(r, policy_lua);
+    if (script < 0 || rstore_script_add(r, address_take_lua) != policy_address_script(script)) return -1;
+    return script;
 }
+
+int policy_address_script(int script) { return script + 1; }
+
+bool policy_split(const rstore *r) { return rstore_is_cluster(r); }
 
 void policy_limits_set(policy_limits *l, double address_rate, double address_burst,
                        double group_rate, double group_burst, double failure_cost) {
@@ -163,16 +171,21 @@ static const char *or_empty(const char *s) { return s ? s : ""; }
 /* Activate's EVALSHA arguments and the buffers they point into. */
 typedef struct activate_argv {
     char record[PA_RKEY_MAX], index[PA_RKEY_MAX], mlog[PA_RKEY_MAX], serial_s[16], macs[MLOG_MACS_MAX];
+    char outbox[PA_RKEY_MAX]; /* the group's outbox shard (Redis Cluster), else PA_RKEY_OUTBOX */
     uint8_t place[PLACE_ARG_MAX];
     audit_record_args ra; /* the outbox record's fields, when sampled */
     script_args a;
     int nkeys;
 } activate_argv;
 
-static void activate_args(activate_argv *v, const policy_limits *l, const group_entry *g, uint32_t serial,
+/* `split`: Redis Cluster's form (the outbox shard of the group's slot);
+ * `address_key` NULL: the address tokens were taken already. */
+static void activate_args(activate_argv *v, bool split, const policy_limits *l, const group_entry *g, uint32_t serial,
                           const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
                           const char *address_key, const policy_machine *seen, const policy_audit *audit) {
     size_t place_len = place_arg(machine_id, holder, v->place);
+    if (!split || outbox_shard_for_key(g->key_group, v->outbox, sizeof v->outbox) != 0)
+        snprintf(v->outbox, sizeof v->outbox, "%s", PA_RKEY_OUTBOX); /* a cluster store then refuses the call */
     pa_rkey_record(v->record, sizeof v->record, g->rec.id, serial);
     pa_rkey_record_index(v->index, sizeof v->index, g->rec.id, serial);
     pa_rkey_group_mlog(v->mlog, sizeof v->mlog, g->rec.id);
@@ -184,11 +197,11 @@ static void activate_args(activate_argv *v, const policy_limits *l, const group_
     script_args_add_str(a, g->key_revoked);
     script_args_add_str(a, v->record);
     script_args_add_str(a, g->key_bucket);
-    script_args_add_str(a, address_key);
-    script_args_add_str(a, PA_RKEY_OUTBOX);
+    script_args_add_str(a, v->outbox);
     script_args_add_str(a, g->key_failures);
     script_args_add_str(a, v->index);
     script_args_add_str(a, v->mlog);
+    if (address_key) script_args_add_str(a, address_key); /* last, and optional (policy.lua) */
     v->nkeys = a->n;
     script_args_add_str(a, "activate");
     script_args_add_str(a, g->key_group); /* read only: ARGV, see policy.lua */
@@ -225,8 +238,9 @@ void policy_activate(rstore *r, int script, const policy_limits *l, const group_
                      const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
                      const char *address_key, const policy_machine *seen, const policy_audit *audit,
                      policy_result *out) {
+    if (!policy_address_first(r, script, l, &address_key, false, out)) return;
     activate_argv v;
-    activate_args(&v, l, g, serial, machine_id, holder, random, address_key, seen, audit);
+    activate_args(&v, policy_split(r), l, g, serial, machine_id, holder, random, address_key, seen, audit);
     run(r, script, v.nkeys, &v.a, "activate", out);
 }
 
@@ -234,7 +248,7 @@ int policy_activate_append(rstore *r, int script, const policy_limits *l, const 
                            const uint8_t *machine_id, const uint8_t *holder, const uint8_t random[LICENSE_RANDOM_LEN],
                            const char *address_key, const policy_machine *seen, const policy_audit *audit) {
     activate_argv v;
-    activate_args(&v, l, g, serial, machine_id, holder, random, address_key, seen, audit);
+    activate_args(&v, policy_split(r), l, g, serial, machine_id, holder, random, address_key, seen, audit);
     if (v.a.overflow) return -1;
     return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
 }
@@ -286,9 +300,9 @@ static void license_args(license_argv *v, const policy_limits *l, const char *op
     a->overflow = false;
     if (renew) script_args_add_str(a, v->key_revoked);
     script_args_add_str(a, v->record);
-    script_args_add_str(a, address_key);
     script_args_add_str(a, v->index);
     script_args_add_str(a, v->mlog);
+    if (address_key) script_args_add_str(a, address_key); /* last, and optional (policy.lua) */
     v->nkeys = a->n;
     script_args_add_str(a, op);
     script_args_add_str(a, v->key_group); /* read only: ARGV, see policy.lua */
@@ -305,6 +319,7 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
                        policy_result *out) {
+    if (!policy_address_first(r, script, l, &address_key, false, out)) return;
     license_argv v;
     license_args(&v, l, op, group, serial, machine_id, holder, random, address_key, ip);
     run(r, script, v.nkeys, &v.a, op, out);
@@ -338,22 +353,29 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
 /* The arguments of a reject, and the strings they point into. */
 typedef struct reject_argv {
     char group_s[16], failures[PA_RKEY_MAX]; /* the group as text, its failure bucket's key */
+    char record[PA_RKEY_MAX];                /* split: the group record, asked in place of `groups` */
     script_args a;                           /* the arguments, pointing into the above */
+    int nkeys;                               /* how many of them are KEYS */
 } reject_argv;
 
-static void reject_args(reject_argv *v, const policy_limits *l, const char *address_key, uint32_t group) {
-    snprintf(v->group_s, sizeof v->group_s, "%u", group);
+/* `split`: Redis Cluster's form, where `groups` (another slot) cannot be
+ * read by the script: whether the group exists is asked of its record. */
+static void reject_args(reject_argv *v, bool split, const policy_limits *l, const char *address_key, uint32_t group) {
+    v->group_s[0] = '\0';
+    if (!split) snprintf(v->group_s, sizeof v->group_s, "%u", group);
+    pa_rkey_group(v->record, sizeof v->record, group);
     pa_rkey_group_failure_bucket(v->failures, sizeof v->failures, group);
     script_args *a = &v->a;
     a->n = 0;
     a->overflow = false;
-    script_args_add_str(a, address_key);
     script_args_add_str(a, v->failures);
+    if (address_key) script_args_add_str(a, address_key); /* last, and optional (policy.lua) */
+    v->nkeys = a->n;
     script_args_add_str(a, "reject");
     script_args_add_str(a, l->address_rate);
     script_args_add_str(a, l->address_burst);
     script_args_add_str(a, l->failure_cost);
-    script_args_add_str(a, PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
+    script_args_add_str(a, split ? v->record : PA_RKEY_GROUPS); /* read only: ARGV, see policy.lua */
     script_args_add_str(a, v->group_s);
     script_args_add_str(a, l->failure_rate);
     script_args_add_str(a, l->failure_burst);
@@ -361,19 +383,102 @@ static void reject_args(reject_argv *v, const policy_limits *l, const char *addr
 
 void policy_reject(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group,
                    policy_result *out) {
+    if (!policy_address_first(r, script, l, &address_key, true, out)) return;
     reject_argv v;
-    reject_args(&v, l, address_key, group);
-    run(r, script, 2, &v.a, "reject", out);
+    reject_args(&v, policy_split(r), l, address_key, group);
+    run(r, script, v.nkeys, &v.a, "reject", out);
 }
 
 int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group) {
     reject_argv v;
-    reject_args(&v, l, address_key, group);
+    reject_args(&v, policy_split(r), l, address_key, group);
     if (v.a.overflow) return -1;
-    return rstore_eval_append(r, script, 2, v.a.n - 2, v.a.v, v.a.len);
+    return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
 }
 
 bool policy_reject_read(rstore *r, policy_result *out) { return read_one(r, "reject", out); }
+
+/* ---- the address step alone (Redis Cluster, docs/cluster.md) ------------- */
+
+/* address_take.lua's arguments: a failed genuineness check spends the
+ * failure cost, every other call one token; each needs one. */
+typedef struct take_argv {
+    script_args a; /* the bucket key, then rate, burst, need, take */
+} take_argv;
+
+static void take_args(take_argv *v, const policy_limits *l, const char *address_key, bool failure) {
+    v->a.n = 0;
+    v->a.overflow = false;
+    script_args_add_str(&v->a, address_key);
+    script_args_add_str(&v->a, l->address_rate);
+    script_args_add_str(&v->a, l->address_burst);
+    script_args_add_str(&v->a, "1");
+    script_args_add_str(&v->a, failure ? l->failure_cost : "1");
+}
+
+void policy_address_take(rstore *r, int script, const policy_limits *l, const char *address_key, bool failure,
+                         policy_result *out) {
+    take_argv v;
+    take_args(&v, l, address_key, failure);
+    run(r, policy_address_script(script), 1, &v.a, "address take", out);
+}
+
+int policy_address_take_append(rstore *r, int script, const policy_limits *l, const char *address_key, bool failure) {
+    take_argv v;
+    take_args(&v, l, address_key, failure);
+    return rstore_eval_append(r, policy_address_script(script), 1, v.a.n - 1, v.a.v, v.a.len);
+}
+
+bool policy_address_take_read(rstore *r, policy_result *out) { return read_one(r, "address take", out); }
+
+bool policy_address_first(rstore *r, int script, const policy_limits *l, const char **address_key, bool failure,
+                          policy_result *out) {
+    if (!*address_key || !policy_split(r)) return true;
+    policy_address_take(r, script, l, *address_key, failure, out);
+    if (out->status != POLICY_OK) return false;
+    *address_key = NULL; /* taken: the group's script runs without the bucket */
+    return true;
+}
+
+/* ---- the keys of each call, for the slot test ------------------------------ */
+
+/* The keys, and the key read through ARGV at `read_at` (-1: none). */
+static void keys_copy(const script_args *a, int nkeys, int read_at, policy_keys *out) {
+    out->n = 0;
+    out->read[0] = '\0';
+    if (read_at >= 0 && read_at < a->n)
+        snprintf(out->read, sizeof out->read, "%.*s", (int)a->len[read_at], (const char *)a->v[read_at]);
+    for (int i = 0; i < nkeys && out->n < POLICY_KEYS_MAX; i++) {
+        size_t len = a->len[i] < PA_RKEY_MAX - 1 ? a->len[i] : PA_RKEY_MAX - 1;
+        memcpy(out->name[out->n], a->v[i], len);
+        out->name[out->n++][len] = '\0';
+    }
+}
+
+void policy_call_keys(policy_call op, bool split, const group_entry *g, uint32_t serial, const char *address_key,
+                      policy_keys *out) {
+    static const policy_limits none = {"0", "1", "0", "1", "1", "0", "1", "0"};
+    static const uint8_t id[MACHINE_ID_LEN], random[LICENSE_RANDOM_LEN], holder[PLACE_KEY_DIGEST_LEN];
+    const char *addr = split ? NULL : address_key; /* split: the address goes to its own call */
+    if (op == POLICY_CALL_ACTIVATE) {
+        activate_argv v;
+        activate_args(&v, split, &none, g, serial, id, NULL, random, addr, NULL, NULL);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 1, out);
+    } else if (op == POLICY_CALL_RENEW || op == POLICY_CALL_DEACTIVATE) {
+        license_argv v;
+        license_args(&v, &none, op == POLICY_CALL_RENEW ? "renew" : "deactivate", g->rec.id, serial, id, holder, random,
+                     addr, NULL);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 1, out);
+    } else if (op == POLICY_CALL_REJECT) {
+        reject_argv v;
+        reject_args(&v, split, &none, addr, g->rec.id);
+        keys_copy(&v.a, v.nkeys, v.nkeys + 4, out);
+    } else {
+        take_argv v;
+        take_args(&v, &none, address_key, false);
+        keys_copy(&v.a, 1, -1, out);
+    }
+}
 
 const char *policy_status_name(policy_status s) {
     static const char *names[] = {"ok",          "rate_limited", "unknown_group", "revoked",

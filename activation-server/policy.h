@@ -10,6 +10,7 @@
 #include "audit_record.h"
 #include "group_cache.h"
 #include "place_proof.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 #include "script_args.h"
 #include "validate.h"
@@ -98,8 +99,57 @@ typedef struct policy_machine {
     size_t n_tokens;         /* at most COMPONENTS_MAX */
 } policy_machine;
 
-/* Registers policy.lua on the connection; returns the script index or -1. */
+/* Registers policy.lua on the connection, and address_take.lua right
+ * after it (policy_address_script); returns policy.lua's index or -1. */
 int policy_register(rstore *r);
+
+/* ---- Redis Cluster: the address step as a call of its own ----------------
+ * The address bucket rl:a:ADDR lies outside the group's slot, so on Redis
+ * Cluster (policy_split) every call below first takes the address tokens
+ * with address_take.lua and runs policy.lua without the bucket only if
+ * that granted (docs/cluster.md, "The address bucket"): an address token is
+ * then spent even when the group refuses. On a single node nothing changes:
+ * one call, the address bucket inside it. The single-call functions
+ * (policy_activate, _renew, _deactivate, _reject, policy_list, _release) do
+ * this by themselves; the pipelined ones (_append) take the address key
+ * as given, so a batch takes its addresses first (policy_address_take_append)
+ * and passes NULL. A NULL address key always means "already taken". */
+bool policy_split(const rstore *r);
+/* address_take.lua's index, given policy.lua's. */
+int policy_address_script(int script);
+/* The address step alone: OK (the tokens are spent), or RATE_LIMITED with
+ * the scope "address" as policy.lua answers it, or UNAVAILABLE. `failure`:
+ * a failed genuineness check (spends the failure cost, not one token). */
+void policy_address_take(rstore *r, int script, const policy_limits *l, const char *address_key, bool failure,
+                         policy_result *out);
+int policy_address_take_append(rstore *r, int script, const policy_limits *l, const char *address_key, bool failure);
+/* Its pipelined reply, as policy_activate_read reads one. */
+bool policy_address_take_read(rstore *r, policy_result *out);
+/* On Redis Cluster with an address key: the address step now; false when it
+ * refused (*out set), else *address_key becomes NULL for the group's call.
+ * Elsewhere, true and nothing done. */
+bool policy_address_first(rstore *r, int script, const policy_limits *l, const char **address_key, bool failure,
+                          policy_result *out);
+
+/* The KEYS of one script call, built by the code that builds the call (the
+ * test that every call stays inside one hash slot on Redis Cluster). */
+#define POLICY_KEYS_MAX 10
+typedef struct policy_keys {
+    char name[POLICY_KEYS_MAX][PA_RKEY_MAX]; /* the keys, in KEYS order */
+    int n;                                   /* how many */
+    char read[PA_RKEY_MAX]; /* a key the script reads through ARGV (must share the slot too); "" none */
+} policy_keys;
+typedef enum policy_call {
+    POLICY_CALL_ACTIVATE,
+    POLICY_CALL_RENEW,
+    POLICY_CALL_DEACTIVATE,
+    POLICY_CALL_REJECT,
+    POLICY_CALL_ADDRESS_TAKE,
+} policy_call;
+/* `split`: Redis Cluster's form (no address bucket in a group's call, the
+ * outbox shard of the group's slot). */
+void policy_call_keys(policy_call op, bool split, const group_entry *g, uint32_t serial, const char *address_key,
+                      policy_keys *out);
 
 /* The rate-limit key of a client address: "rl:a:IP", IPv6 by its /64. */
 void policy_address_key(const char *ip, char *out, size_t n);

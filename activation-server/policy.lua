@@ -7,15 +7,22 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[1] names the operation:
---   activate    KEYS revoked, record, group bucket, address bucket, outbox,
---                    group failure bucket, record's place index, machine log
---   renew       KEYS revoked, record, address bucket, place index, machine log
---   deactivate  KEYS record, address bucket, place index, machine log
---   reject      KEYS address bucket, group failure bucket
+--   activate    KEYS revoked, record, group bucket, outbox, group failure
+--                    bucket, record's place index, machine log[, address bucket]
+--   renew       KEYS revoked, record, place index, machine log[, address bucket]
+--   deactivate  KEYS record, place index, machine log[, address bucket]
+--   reject      KEYS group failure bucket[, address bucket]
 --                                      (a failed genuineness check costs tokens)
---   list        KEYS revoked, record, address bucket, place index
---   release     KEYS revoked, record, address bucket, place index, machine log
+--   list        KEYS revoked, record, place index[, address bucket]
+--   release     KEYS revoked, record, place index, machine log[, address bucket]
 --                                      (self-service, docs/machines.md)
+-- The address bucket comes last and may be left out: on Redis Cluster it
+-- lies in a slot of its own, so the caller takes its tokens first with
+-- address_take.lua and runs this script without it (docs/cluster.md); the
+-- address step is then skipped here. On a single node it is always passed
+-- and the whole decision stays one atomic call.
+local FIXED_KEYS = {activate = 7, renew = 4, deactivate = 3, reject = 1, list = 3, release = 4}
+local ADDRESS   -- KEYS' address bucket, or nil (set before the operation runs)
 -- activate, renew, deactivate, list and release get the group record's key name in ARGV[2],
 -- not in KEYS: the activation ACL user may only read group records (%R~),
 -- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
@@ -59,12 +66,14 @@
 --                            for made-up group IDs as well, so no limit
 --                            tells whether a group exists
 --   rl:a:ADDR        string  one client address's token bucket (IPv6: its /64)
---   audit:outbox     stream  offline-audit records (fields in docs/data-model.md)
+--   audit:outbox     stream  offline-audit records (fields in docs/data-model.md);
+--                            on Redis Cluster the group's shard {ob:N}:outbox,
+--                            in the group's slot (common/outbox_shards.h)
 --   {g:ID}:mlog      stream  the group's machine log (docs/admin.md "The machine
 --                            directory"): one entry per grant, renew, deactivation
 --                            and place reclaimed, for the admin server's directory
--- The address bucket and the outbox are outside the group's hash slot; on
--- Redis Cluster they would move to a second call.
+-- The address bucket is outside the group's hash slot: on Redis Cluster
+-- it moves to a first call (address_take.lua, see above).
 --
 -- Time is Redis's own clock (TIME), so every replica of the server agrees on
 -- leases. Places whose lease lapsed are reclaimed when a key is full, and
@@ -131,12 +140,13 @@ end
 -- Checks that every bucket holds at least `need` tokens and then takes
 -- `take` from each (down to 0, never below), or takes nothing when one is
 -- short. buckets: list of {key, rate, burst, scope, need, take}; rate 0
--- disables a bucket; take 0 only checks it. Returns 0, or the seconds to
+-- or no key (the address bucket left out, see ADDRESS) disables a bucket;
+-- take 0 only checks it. Returns 0, or the seconds to
 -- wait and the scope that refused.
 local function take_tokens(buckets, now_ms)
     local wait, scope = 0, nil
     for _, b in ipairs(buckets) do
-        if b[2] > 0 then
+        if b[1] and b[2] > 0 then
             b.level = bucket_level(b[1], b[2], b[3], now_ms)
             if b.level < b[5] then
                 local s = seconds_until(b.level, b[5], b[2])
@@ -146,7 +156,7 @@ local function take_tokens(buckets, now_ms)
     end
     if wait > 0 then return wait, scope end
     for _, b in ipairs(buckets) do
-        if b[2] > 0 and b[6] > 0 then bucket_store(b[1], math.max(0, b.level - b[6]), b[2], b[3], now_ms) end
+        if b[1] and b[2] > 0 and b[6] > 0 then bucket_store(b[1], math.max(0, b.level - b[6]), b[2], b[3], now_ms) end
     end
     return 0
 end
@@ -482,9 +492,9 @@ local function activate()
     -- failure budget is spent takes no activation either, or a guesser
     -- spread over many addresses would see its right guess succeed.
     local wait, scope = take_tokens({
-        {KEYS[4], tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1},
+        {ADDRESS, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1},
         {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group', 1, 1},
-        {KEYS[6], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
+        {KEYS[5], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
     local g = group_policy(ARGV[2])
@@ -496,10 +506,10 @@ local function activate()
     -- sampled activation is refused, or granted without its audit record.
     local mode = ARGV[19]
     local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[2], 'n')) or 0) == 0)
-    local unaudited = sampled and redis.call('XLEN', KEYS[5]) >= tonumber(ARGV[29])
+    local unaudited = sampled and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[29])
     if unaudited and ARGV[30] ~= '1' then return {OUTBOX_FULL, version} end
 
-    local record, index, keep = KEYS[2], KEYS[7], tonumber(ARGV[12])
+    local record, index, keep = KEYS[2], KEYS[6], tonumber(ARGV[12])
     local field, holder = place_arg(ARGV[4])
     forget_idle(record, index, max, lease, keep, lapsed_at(g, now_s))
     local value = redis.call('HGET', record, field)
@@ -527,7 +537,7 @@ local function activate()
             if held >= max then
                 local freed = {}
                 held = held - reclaim(record, index, max, lease, lapsed_at(g, now_s), freed)
-                for _, f in ipairs(freed) do mlog(KEYS[8], 'x', f, ARGV[3], now_s, '', '', '', '', '', '') end
+                for _, f in ipairs(freed) do mlog(KEYS[7], 'x', f, ARGV[3], now_s, '', '', '', '', '', '') end
             end
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
@@ -539,14 +549,14 @@ local function activate()
     p.expires, p.seen = expires, now_s
     redis.call('HSET', record, field, pack_place(p))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, kept_for(g, keep), now_ms)
-    mlog(KEYS[8], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
+    mlog(KEYS[7], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
         expires, was)
 
     local audited = 0
     if unaudited then
         audited = 2
     elseif sampled then
-        redis.call('XADD', KEYS[5], '*', 'request_id', ARGV[20], 'group', ARGV[21],
+        redis.call('XADD', KEYS[4], '*', 'request_id', ARGV[20], 'group', ARGV[21],
             'serial', ARGV[3], 'upgrade', ARGV[22], 'security_first', ARGV[23],
             'security_second', ARGV[24], 'machine_id', ARGV[28], 'client_address', ARGV[25],
             'received_at', ARGV[26], 'sample_reason', ARGV[27])
@@ -625,8 +635,8 @@ local function find_place(record, address_key, index)
 end
 
 local function renew_license()
-    local record, index = KEYS[2], KEYS[4]
-    local p, err = find_place(record, KEYS[3], index)
+    local record, index = KEYS[2], KEYS[3]
+    local p, err = find_place(record, ADDRESS, index)
     if not p then return err end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
@@ -637,19 +647,19 @@ local function renew_license()
     redis.call('HSET', record, p.field, pack_place(kept))
     retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease,
         kept_for(p.policy, p.keep), p.now_ms)
-    mlog(KEYS[5], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)
+    mlog(KEYS[4], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)
     return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
 end
 
 local function deactivate()
-    local record, index = KEYS[1], KEYS[3]
-    local p, err = find_place(record, KEYS[2], index)
+    local record, index = KEYS[1], KEYS[2]
+    local p, err = find_place(record, ADDRESS, index)
     if not p then return err end
     local limited = churn_take(record, p.now, churn_period(p.policy), p.policy.max_deact, 'deactivation', p.version)
     if limited then return limited end
     redis.call('HDEL', record, p.field)
     redis.call('ZREM', index, p.field)
-    mlog(KEYS[4], 'd', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', '')
+    mlog(KEYS[3], 'd', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', '')
     return {OK, p.version, places(record)}
 end
 
@@ -671,15 +681,15 @@ end
 -- ARGV: op, group record key, serial, (list: caller's field | release:
 --       handle), address rate, address burst, place retention (s),
 --       release: the client address (the machine log)
--- KEYS: revoked, record, address bucket, place index[, machine log]
+-- KEYS: revoked, record, place index[, machine log][, address bucket]
 local function self_service()
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]), 'address', 1, 1}}, now_ms)
+    local wait, scope = take_tokens({{ADDRESS, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address', 1, 1}}, now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
     local g = group_policy(ARGV[2])
     if not g then return nil, {UNKNOWN_GROUP} end
     if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return nil, {REVOKED, g.version} end
-    forget_idle(KEYS[2], KEYS[4], g.max, g.lease, tonumber(ARGV[7]), now_s)
+    forget_idle(KEYS[2], KEYS[3], g.max, g.lease, tonumber(ARGV[7]), now_s)
     return {version = g.version, max = g.max, now = now_s, max_t = g.max_transfers, period = churn_period(g)}
 end
 
@@ -721,8 +731,8 @@ local function release_machine()
     local limited = churn_take(record, s.now, s.period, s.max_t, 'transfer', s.version)
     if limited then return limited end
     redis.call('HDEL', record, field)
-    redis.call('ZREM', KEYS[4], field)
-    mlog(KEYS[5], 'd', field, ARGV[3], s.now, ARGV[8], '', '', '', '', '')
+    redis.call('ZREM', KEYS[3], field)
+    mlog(KEYS[4], 'd', field, ARGV[3], s.now, ARGV[8], '', '', '', '', '')
     local left = releases_left(record, s.now, s.max_t, s.period)
     return {OK, s.version, places(record), left}
 end
@@ -730,6 +740,10 @@ end
 
 -- ARGV: op, address rate, address burst, cost, `groups` key (read only,
 -- hence not in KEYS), group ID, group failure rate, group failure burst.
+-- On Redis Cluster `groups` lies in another slot than the group's keys,
+-- which a script may not read there: the caller then passes the group
+-- record's key (same slot) in place of `groups` and '' for the ID, and
+-- the record's existence answers instead.
 -- A wrong key takes `cost` tokens from its address and one from its
 -- group's failure bucket; once either is below one token, every key from
 -- that address, or of that group from anywhere, is refused, so a
@@ -739,11 +753,11 @@ end
 -- much as a made-up one), so the server can find a group created since it
 -- last read `groups` (group_ids.h) at no extra cost.
 local function reject()
-    local exists = redis.call('SISMEMBER', ARGV[5], ARGV[6])
+    local exists = ARGV[6] == '' and redis.call('EXISTS', ARGV[5]) or redis.call('SISMEMBER', ARGV[5], ARGV[6])
     local _, now_ms = clock()
     local wait, scope = take_tokens({
-        {KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},
-        {KEYS[2], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group', 1, 1}}, now_ms)
+        {ADDRESS, tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},
+        {KEYS[1], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group', 1, 1}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
     return {NOT_GENUINE, exists}
 end
@@ -752,4 +766,9 @@ local ops = {activate = activate, renew = renew_license, deactivate = deactivate
     list = list_machines, release = release_machine}
 local op = ops[ARGV[1]]
 if not op then return redis.error_reply('ERR policy.lua: unknown operation') end
+local fixed = FIXED_KEYS[ARGV[1]]
+if #KEYS ~= fixed and #KEYS ~= fixed + 1 then
+    return redis.error_reply('ERR policy.lua: ' .. ARGV[1] .. ' takes ' .. fixed .. ' keys and the address bucket')
+end
+ADDRESS = KEYS[fixed + 1]   -- nil: the caller took the address tokens already (address_take.lua)
 return op()

@@ -13,18 +13,31 @@
 
 #define PLACE_FIELD_LEN 16 /* a place's field: the first half of SHA-256(machine id) */
 
-/* The keys and arguments both operations share (policy.lua, self_service). */
-static void common_args(script_args *a, char keys[4][PA_RKEY_MAX], char *key_group, char *serial_s, size_t serial_n,
-                        uint32_t group, uint32_t serial, const char *address_key) {
+/* The keys both operations share (policy.lua, self_service): revoked,
+ * record, place index, then release's machine log (`mlog`, NULL for list)
+ * and the address bucket last (NULL: taken already, policy_address_first). */
+static void common_keys(script_args *a, char keys[4][PA_RKEY_MAX], char *key_group, char *serial_s, size_t serial_n,
+                        uint32_t group, uint32_t serial, const char *mlog, const char *address_key) {
     pa_rkey_revoked(keys[0], PA_RKEY_MAX, group);
     pa_rkey_record(keys[1], PA_RKEY_MAX, group, serial);
-    pa_rkey_record_index(keys[3], PA_RKEY_MAX, group, serial);
+    pa_rkey_record_index(keys[2], PA_RKEY_MAX, group, serial);
     pa_rkey_group(key_group, PA_RKEY_MAX, group);
     snprintf(serial_s, serial_n, "%u", serial);
     script_args_add_str(a, keys[0]);
     script_args_add_str(a, keys[1]);
-    script_args_add_str(a, address_key);
-    script_args_add_str(a, keys[3]);
+    script_args_add_str(a, keys[2]);
+    if (mlog) script_args_add_str(a, mlog);
+    if (address_key) script_args_add_str(a, address_key);
+}
+
+void policy_machines_call_keys(bool list, uint32_t group, uint32_t serial, const char *address_key, policy_keys *out) {
+    char keys[4][PA_RKEY_MAX], key_group[PA_RKEY_MAX], serial_s[16], mlog[PA_RKEY_MAX];
+    script_args a = {.n = 0};
+    pa_rkey_group_mlog(mlog, sizeof mlog, group);
+    common_keys(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, list ? NULL : mlog, address_key);
+    out->n = 0;
+    for (int i = 0; i < a.n && i < POLICY_KEYS_MAX; i++) snprintf(out->name[out->n++], PA_RKEY_MAX, "%s", a.v[i]);
+    snprintf(out->read, sizeof out->read, "%s", key_group); /* ARGV[2] of both operations */
 }
 
 static redisReply *eval(rstore *r, int script, int nkeys, script_args *a, const char *what, policy_result *out) {
@@ -83,8 +96,10 @@ void policy_list(rstore *r, int script, const policy_limits *l, uint32_t group, 
                  const uint8_t *machine_id, const char *address_key, policy_list_result *out) {
     char keys[4][PA_RKEY_MAX], key_group[PA_RKEY_MAX], serial_s[16];
     uint8_t field[SHA256_DIGEST_LENGTH];
+    memset(out, 0, sizeof *out);
+    if (!policy_address_first(r, script, l, &address_key, false, &out->r)) return;
     script_args a = {.n = 0};
-    common_args(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, address_key);
+    common_keys(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, NULL, address_key);
     int nkeys = a.n;
     if (machine_id) SHA256(machine_id, MACHINE_ID_LEN, field);
     script_args_add_str(&a, "list");
@@ -94,7 +109,6 @@ void policy_list(rstore *r, int script, const policy_limits *l, uint32_t group, 
     script_args_add_str(&a, l->address_rate);
     script_args_add_str(&a, l->address_burst);
     script_args_add_str(&a, l->retention);
-    memset(out, 0, sizeof *out);
     redisReply *reply = eval(r, script, nkeys, &a, "list", &out->r);
     if (!reply) return;
     if (!decode_list(reply, out)) {
@@ -109,10 +123,11 @@ void policy_list(rstore *r, int script, const policy_limits *l, uint32_t group, 
 void policy_release(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial, const char *handle,
                     const char *address_key, const char *ip, policy_result *out, uint32_t *releases_left) {
     char keys[4][PA_RKEY_MAX], key_group[PA_RKEY_MAX], serial_s[16], mlog[PA_RKEY_MAX];
+    *releases_left = 0;
+    if (!policy_address_first(r, script, l, &address_key, false, out)) return;
     script_args a = {.n = 0};
-    common_args(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, address_key);
     pa_rkey_group_mlog(mlog, sizeof mlog, group);
-    script_args_add_str(&a, mlog);
+    common_keys(&a, keys, key_group, serial_s, sizeof serial_s, group, serial, mlog, address_key);
     int nkeys = a.n;
     script_args_add_str(&a, "release");
     script_args_add_str(&a, key_group);
@@ -122,7 +137,6 @@ void policy_release(rstore *r, int script, const policy_limits *l, uint32_t grou
     script_args_add_str(&a, l->address_burst);
     script_args_add_str(&a, l->retention);
     script_args_add_str(&a, ip ? ip : "");
-    *releases_left = 0;
     redisReply *reply = eval(r, script, nkeys, &a, "release", out);
     if (!reply) return;
     bool bad = false;

@@ -50,4 +50,9 @@ void policy_list(rstore *r, int script, const policy_limits *l, uint32_t group, 
 void policy_release(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial, const char *handle,
                     const char *address_key, const char *ip, policy_result *out, uint32_t *releases_left);
 
+/* The KEYS of a list (`list`) or release call as policy_list and
+ * policy_release build them (policy_call_keys; `address_key` NULL: the
+ * Redis Cluster form, the address taken by its own call). */
+void policy_machines_call_keys(bool list, uint32_t group, uint32_t serial, const char *address_key, policy_keys *out);
+
 #endif

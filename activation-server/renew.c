@@ -212,21 +212,22 @@ bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply,
 void renew_script(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
+    const char *bucket = c->address_taken ? NULL : pc->who.bucket;
     if (c->bad_proof.pending) {
-        policy_reject(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group, &c->p);
+        policy_reject(w->redis, w->script, &w->app->limits, bucket, pc->group, &c->p);
         return;
     }
     policy_renew(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data, pc->holder,
-                 pc->random, pc->who.bucket, pc->who.ip, &c->p);
+                 pc->random, bucket, pc->who.ip, &c->p);
 }
 
 int renew_append(renew_call *c) {
     worker *w = c->w;
     const place_call *pc = &c->pc;
-    if (c->bad_proof.pending)
-        return policy_reject_append(w->redis, w->script, &w->app->limits, pc->who.bucket, pc->group);
+    const char *bucket = c->address_taken ? NULL : pc->who.bucket;
+    if (c->bad_proof.pending) return policy_reject_append(w->redis, w->script, &w->app->limits, bucket, pc->group);
     return policy_renew_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
-                               pc->holder, pc->random, pc->who.bucket, pc->who.ip);
+                               pc->holder, pc->random, bucket, pc->who.ip);
 }
 
 bool renew_read(renew_call *c) {

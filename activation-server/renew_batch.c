@@ -30,12 +30,36 @@
 #include "merkle.h"
 #include "renew_stages.h"
 
-/* Stage 2: the waiting calls' scripts in one round trip. */
-static void run_scripts(renew_call *c, size_t n) {
-    for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
-        c[i].again = c[i].waiting && renew_append(&c[i]) != 0;
+/* Redis Cluster (docs/cluster.md): the waiting calls' address takes
+ * first (a refused proof's with the failure cost), in one round trip of
+ * their own. A call they refuse keeps that answer in c->p and runs no
+ * script; the others' scripts then run without the address bucket. */
+static void take_addresses(worker *w, renew_call *c, size_t n) {
+    const policy_limits *l = &w->app->limits;
     for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].again) c[i].again = !renew_read(&c[i]);
+        c[i].again = c[i].waiting && policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket,
+                                                                c[i].bad_proof.pending) != 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].waiting && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
+    for (size_t i = 0; i < n; i++)
+        if (c[i].again)
+            policy_address_take(w->redis, w->script, l, c[i].pc.who.bucket, c[i].bad_proof.pending, &c[i].p);
+    for (size_t i = 0; i < n; i++) {
+        c[i].address_taken = c[i].waiting && c[i].p.status == POLICY_OK;
+        c[i].by_address = c[i].waiting && !c[i].address_taken;
+    }
+}
+
+static bool scripted(const renew_call *c) { return c->waiting && !c->by_address; }
+
+/* Stage 2: the waiting calls' scripts in one round trip (two on Redis
+ * Cluster: the address takes, then the scripts). */
+static void run_scripts(worker *w, renew_call *c, size_t n) {
+    if (policy_split(w->redis)) take_addresses(w, c, n);
+    for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
+        c[i].again = scripted(&c[i]) && renew_append(&c[i]) != 0;
+    for (size_t i = 0; i < n; i++)
+        if (scripted(&c[i]) && !c[i].again) c[i].again = !renew_read(&c[i]);
     for (size_t i = 0; i < n; i++)
         if (c[i].again) renew_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
 }
@@ -70,7 +94,7 @@ static void run_batch(worker *w, rpc_batch_call *calls, size_t n, renew_call *c,
         for (size_t i = 0; i < n; i++)
             if (c[i].waiting) renew_script(&c[i]); /* no pipeline for one */
     } else if (n_waiting > 1) {
-        run_scripts(c, n);
+        run_scripts(w, c, n);
     }
     if (n_waiting > 0) sign_and_answer(w, c, n, terms, licenses, granted);
     for (size_t i = 0; i < n; i++) renew_call_end(&c[i]);

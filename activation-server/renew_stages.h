@@ -61,6 +61,8 @@ typedef struct renew_call {
     const group_entry *g;             /* the group's cached record (valid until the cache moves) */
     bool waiting;                     /* batch: renew_front left it waiting for its script */
     bool again;                       /* batch: its script must run by itself (NOSCRIPT, not written) */
+    bool address_taken;               /* Redis Cluster batch: address_take granted; the script runs without it */
+    bool by_address;                  /* Redis Cluster batch: address_take refused; c->p is the answer */
 } renew_call;
 
 bool renew_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, renew_call *c);

@@ -35,6 +35,10 @@ int pa_rkey_address_bucket(char *buf, size_t n, const char *address) {
     return key(buf, n, PA_RKEY_ADDRESS_BUCKET_FMT, address);
 }
 
+int pa_rkey_outbox_shard(char *buf, size_t n, uint32_t tag) {
+    return key(buf, n, PA_RKEY_OUTBOX_SHARD_FMT, (unsigned)tag);
+}
+
 int pa_rkey_threat_group(char *buf, size_t n, uint32_t id, uint32_t yyyymmdd) {
     return key(buf, n, PA_RKEY_THREAT_GROUP_FMT, (unsigned)id, (unsigned)yyyymmdd);
 }

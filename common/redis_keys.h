@@ -77,16 +77,30 @@ int pa_rkey_group_mlog(char *buf, size_t n, uint32_t id);
  * r/w outbox forwarder through consumer group PA_OUTBOX_GROUP. */
 #define PA_RKEY_OUTBOX "audit:outbox"
 #define PA_OUTBOX_GROUP "forwarders"
+/* stream: the same records on Redis Cluster (docs/cluster.md), one shard
+ * per hash slot: {ob:N}:outbox with N the slot's tag (redis_slot_tags with
+ * PA_OUTBOX_SHARD_TAG_PREFIX), so a group's grant and its record share a
+ * slot. Same fields, consumer group and writers as PA_RKEY_OUTBOX; the cap
+ * is per shard. */
+#define PA_RKEY_OUTBOX_SHARD_FMT "{ob:%u}:outbox"
+#define PA_OUTBOX_SHARD_TAG_PREFIX "ob:"
+int pa_rkey_outbox_shard(char *buf, size_t n, uint32_t tag);
 
 /* The revocation puller's position in the audit server's log, r/w by the
- * puller only and moved together by one script:
+ * puller only and moved together by one script (a compare-and-set); the
+ * {rev} tag keeps the three in one hash slot on Redis Cluster:
  *   string: last revocation sequence applied to the {g:ID}:revoked sets */
-#define PA_RKEY_REVOCATIONS_LAST_SEQ "revocations:last_seq"
+#define PA_RKEY_REVOCATIONS_LAST_SEQ "{rev}:last_seq"
 /*   string: the epoch (identity) of the log that sequence belongs to */
-#define PA_RKEY_REVOCATIONS_EPOCH "revocations:epoch"
+#define PA_RKEY_REVOCATIONS_EPOCH "{rev}:epoch"
 /*   string: the entry_id of the entry at that sequence, so a log restored
  *   from a backup (same epoch, sequences reused) is noticed */
-#define PA_RKEY_REVOCATIONS_LAST_ID "revocations:last_id"
+#define PA_RKEY_REVOCATIONS_LAST_ID "{rev}:last_id"
+/* The same three before they had the tag: read once at the puller's start
+ * and copied when the tagged ones are missing; then no longer used. */
+#define PA_RKEY_REVOCATIONS_OLD_LAST_SEQ "revocations:last_seq"
+#define PA_RKEY_REVOCATIONS_OLD_EPOCH "revocations:epoch"
+#define PA_RKEY_REVOCATIONS_OLD_LAST_ID "revocations:last_id"
 
 /* ---- Redis A: threat counters (docs/admin.md, "Threat view") ---------
  * Each activation server adds its in-memory counts every --threat-flush-ms;

@@ -2,9 +2,15 @@
  *
  * Design: a group is written as two hashes, one per store, each created by
  * a small Lua script that checks the key is absent and writes every field
- * plus the `groups` index in one atomic step. So a store holds either the
- * whole record or none of it, and two operators creating the same ID at
- * once cannot both succeed: the second script sees the key and refuses.
+ * in one atomic step, then added to the store's `groups` index by a second
+ * command. So a store holds either the whole record or none of it, and two
+ * operators creating the same ID at once cannot both succeed: the second
+ * script sees the key and refuses. The index is a second command because
+ * `groups` and {g:ID}:group lie in different hash slots, and on Redis
+ * Cluster no call may span two (docs/cluster.md); record first, index
+ * after, so the index never names a missing record. A crash between the
+ * two leaves a record the index does not name: the error says so and how
+ * to add it.
  *
  * Order matters between the stores, which no transaction spans: the audit
  * part goes first. If the activation part then fails, the audit part is
@@ -31,14 +37,12 @@
 #include "keycodec.h"
 #include "redis_keys.h"
 
-/* KEYS[1] the hash, KEYS[2] the `groups` set; ARGV[1] the group ID, then
- * field/value pairs. Refuses an existing hash. */
+/* KEYS[1] the hash; ARGV field/value pairs. Refuses an existing hash. */
 static const char CREATE_SCRIPT[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
     "  return redis.error_reply('EXISTS group already exists')\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "redis.call('HSET', KEYS[1], unpack(ARGV))\n"
     "return 1\n";
 
 void group_record_defaults(group_record *rec) {
@@ -140,9 +144,25 @@ static void arg_u(eval_args *a, unsigned long long x) {
 static void field_s(eval_args *a, const char *k, const char *v) { arg_s(a, k), arg_s(a, v); }
 static void field_u(eval_args *a, const char *k, unsigned long long v) { arg_s(a, k), arg_u(a, v); }
 
-/* Runs the create script; 0 written, 1 exists, -1 refused or failed, -2
- * outcome unknown (no reply). */
-static int run_create(redisContext *c, eval_args *a, const char *store, char *err, size_t errlen) {
+/* Adds the written record's ID to the store's `groups`; 0, or -3 (the
+ * record is there, the index does not name it: err says how to add it). */
+static int index_group(redisContext *c, uint32_t id, const char *store, char *err, size_t errlen) {
+    redisReply *r = redisCommand(c, "SADD " PA_RKEY_GROUPS " %u", (unsigned)id);
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        err_set(err, errlen,
+                "group %u: its record is written to the %s store but not added to its `%s` index (%s); "
+                "add it with SADD %s %u",
+                id, store, PA_RKEY_GROUPS, r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr,
+                PA_RKEY_GROUPS, (unsigned)id);
+    if (r) freeReplyObject(r);
+    return ok ? 0 : -3;
+}
+
+/* Runs the create script, then indexes the group; 0 written, 1 exists, -1
+ * refused or failed, -2 outcome unknown (no reply), -3 written but not
+ * indexed. */
+static int run_create(redisContext *c, eval_args *a, uint32_t id, const char *store, char *err, size_t errlen) {
     redisReply *r = redisCommandArgv(c, a->n, a->v, a->l);
     if (!r) {
         err_set(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
@@ -152,17 +172,15 @@ static int run_create(redisContext *c, eval_args *a, const char *store, char *er
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "EXISTS", 6) == 0) rc = 1;
     else if (r->type == REDIS_REPLY_ERROR) rc = err_set(err, errlen, "%s store refused the write: %s", store, r->str);
     freeReplyObject(r);
-    return rc;
+    return rc == 0 ? index_group(c, id, store, err, errlen) : rc;
 }
 
-static void eval_head(eval_args *a, const char *hash, uint32_t id) {
+static void eval_head(eval_args *a, const char *hash) {
     a->n = a->nn = 0;
     arg_s(a, "EVAL");
     arg_s(a, CREATE_SCRIPT);
-    arg_s(a, "2");
+    arg_s(a, "1");
     arg_s(a, hash);
-    arg_s(a, PA_RKEY_GROUPS);
-    arg_u(a, id);
 }
 
 static void activation_fields(eval_args *a, const group_record *r, const uint8_t *blob) {
@@ -252,23 +270,24 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
         new_wrapped_secret(kek_activation, MAC_ROLE_FIRST, rec->id, blob_first) != 0)
         return err_set(err, errlen, "group %u: cannot generate and wrap the secrets (OpenSSL failure)", rec->id);
 
-    eval_head(&a, akey, rec->id);
+    eval_head(&a, akey);
     field_u(&a, GROUP_F_ALG, (unsigned)rec->alg_second);
     field_u(&a, GROUP_F_CREATED, (unsigned long long)rec->created_at);
     arg_s(&a, GROUP_F_SECRET);
     arg(&a, blob_second, WRAP_BLOB_LEN);
     char why[256];
-    int rc = run_create(audit, &a, "audit", why, sizeof why);
+    int rc = run_create(audit, &a, rec->id, "audit", why, sizeof why);
     if (rc == 1) return err_set(err, errlen, "group %u already exists in the audit store", rec->id);
     if (rc == -2)
         return err_set(err, errlen, "group %u: audit store write outcome unknown (%s); nothing was written "
                                  "to the activation store", rec->id, why);
     if (rc < 0) return err_set(err, errlen, "%s", why);
 
-    eval_head(&a, gkey, rec->id);
+    eval_head(&a, gkey);
     activation_fields(&a, rec, blob_first);
-    rc = run_create(activation, &a, "activation", why, sizeof why);
+    rc = run_create(activation, &a, rec->id, "activation", why, sizeof why);
     if (rc == 0) return 0;
+    if (rc == -3) return err_set(err, errlen, "%s", why); /* both records are there: nothing to undo */
     if (rc == -2)
         return err_set(err, errlen, "group %u: written to the audit store, but the activation store write "
                                  "outcome is unknown (%s); check with `keystore group show`", rec->id, why);

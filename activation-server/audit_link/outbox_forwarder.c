@@ -13,7 +13,16 @@
  * entries are looked for at most once a second, and after a partial batch it
  * lingers (linger_ms) so that under steady sampling one Submit carries many
  * records instead of one each. A quiet outbox still forwards its first
- * record at once. */
+ * record at once.
+ *
+ * On Redis Cluster the outbox is one stream per hash slot ({ob:N}:outbox,
+ * outbox_shards.h; docs/cluster.md), since a grant's record is written in
+ * its group's slot. The forwarder then finds the shards holding entries
+ * with a pipelined XLEN of every shard (a sweep, every SWEEP_MS or when a
+ * pass found nothing), and visits them in turn with the same steps as the
+ * single stream, without blocking (XREADGROUP cannot wait on streams of
+ * several slots). The consumer group is created on a shard when it is
+ * first visited; the cap and its warning are per shard. */
 #include "outbox_forwarder.h"
 
 #include <stdatomic.h>
@@ -26,11 +35,19 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox_shards.h"
+#include "redis_slot.h"
 #include "task.h"
 
 #define BACKOFF_MAX_MS 2000
 #define OUTBOX_HIGH_PCT 80   /* warn above this share of the cap... */
 #define OUTBOX_NORMAL_PCT 70 /* ...and say so again once it is back below this */
+#define SWEEP_MS 1000        /* Redis Cluster: shards' lengths asked at least this often */
+
+/* Redis Cluster: what the forwarder knows of each shard (flags). */
+#define SHARD_GROUP 1u   /* its consumer group was created (or found) */
+#define SHARD_PENDING 2u /* our pending entries may be there: read them first */
+#define SHARD_HIGH 4u    /* above OUTBOX_HIGH_PCT of the cap (logged) */
 
 /* KEYS: outbox.  ARGV: group, id...  Acknowledges and deletes together so an
  * acknowledged entry never lingers in the stream. */
@@ -54,6 +71,11 @@ struct outbox_forwarder {
     audit_record *batch;              /* cfg.batch records being forwarded */
     char (*ids)[48];                  /* their stream entry IDs */
     bool high;                        /* the length is above OUTBOX_HIGH_PCT of the cap (logged) */
+    char stream[PA_RKEY_MAX];         /* the stream this turn works on: PA_RKEY_OUTBOX, or a shard */
+    uint8_t *shard_flags;             /* Redis Cluster: SHARD_* per slot (NULL on a single node) */
+    long long *shard_len;             /* Redis Cluster: each shard's length at the last sweep */
+    int64_t sweep_due_ms;             /* Redis Cluster: when the next sweep is due */
+    unsigned cursor;                  /* Redis Cluster: the slot the next pass starts at */
     metric *m_length;                 /* pa_audit_outbox_length */
     metric *m_max;                    /* pa_audit_outbox_max */
     metric *m_forwarded;              /* pa_audit_outbox_forwarded_total */
@@ -92,7 +114,7 @@ static bool reply_usable(outbox_forwarder *f, redisReply *r, const char *what) {
 }
 
 static int prepare_group(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XGROUP CREATE %s %s 0 MKSTREAM", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP);
+    redisReply *r = rstore_command(f->rs, "XGROUP CREATE %s %s 0 MKSTREAM", f->stream, PA_OUTBOX_GROUP);
     bool ok = r && (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0);
     if (!ok) reply_usable(f, r, "create consumer group");
     freeReplyObject(r);
@@ -102,7 +124,7 @@ static int prepare_group(outbox_forwarder *f) {
 static int ack(outbox_forwarder *f, char (*ids)[48], size_t n) {
     const char **argv = malloc((n + 2) * sizeof *argv);
     if (!argv) return -1;
-    argv[0] = PA_RKEY_OUTBOX;
+    argv[0] = f->stream;
     argv[1] = PA_OUTBOX_GROUP;
     for (size_t i = 0; i < n; i++) argv[2 + i] = ids[i];
     redisReply *r = rstore_eval(f->rs, f->script_ack, 1, (int)n + 1, argv, NULL);
@@ -139,11 +161,10 @@ static size_t take_entries(outbox_forwarder *f, const redisReply *entries) {
 
 /* XREADGROUP from `from` ("0" own pending, ">" new); -1 on error. */
 static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
-    redisReply *r = block_ms > 0
-                        ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
-                                         PA_OUTBOX_GROUP, f->consumer, f->cfg.batch, block_ms, PA_RKEY_OUTBOX, from)
-                        : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s", PA_OUTBOX_GROUP,
-                                         f->consumer, f->cfg.batch, PA_RKEY_OUTBOX, from);
+    redisReply *r = block_ms > 0 ? rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d BLOCK %d STREAMS %s %s",
+                                                  PA_OUTBOX_GROUP, f->consumer, f->cfg.batch, block_ms, f->stream, from)
+                                 : rstore_command(f->rs, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+                                                  PA_OUTBOX_GROUP, f->consumer, f->cfg.batch, f->stream, from);
     if (!reply_usable(f, r, "read outbox")) {
         if (r && strncmp(r->str, "NOGROUP", 7) == 0) prepare_group(f);
         freeReplyObject(r);
@@ -158,7 +179,7 @@ static int read_group(outbox_forwarder *f, const char *from, int block_ms) {
 }
 
 static int claim_idle(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", PA_RKEY_OUTBOX, PA_OUTBOX_GROUP,
+    redisReply *r = rstore_command(f->rs, "XAUTOCLAIM %s %s %s %d 0-0 COUNT %d", f->stream, PA_OUTBOX_GROUP,
                                    f->consumer, f->cfg.claim_idle_ms, f->cfg.batch);
     if (!reply_usable(f, r, "claim idle entries")) {
         freeReplyObject(r);
@@ -189,7 +210,7 @@ static int next_batch(outbox_forwarder *f, int block_ms) {
  * says): audit.outbox.high once above OUTBOX_HIGH_PCT, audit.outbox.normal
  * once back below OUTBOX_NORMAL_PCT. */
 static void update_length(outbox_forwarder *f) {
-    redisReply *r = rstore_command(f->rs, "XLEN %s", PA_RKEY_OUTBOX);
+    redisReply *r = rstore_command(f->rs, "XLEN %s", f->stream);
     if (r && r->type == REDIS_REPLY_INTEGER) {
         long long n = r->integer, max = f->cfg.max;
         atomic_store(&f->length, n);
@@ -226,8 +247,117 @@ static int forward(outbox_forwarder *f, size_t n) {
     return 0;
 }
 
+/* ---- Redis Cluster: the shards ---------------------------------------------- */
+
+/* The cap's warning for one shard, as update_length gives it for the one
+ * stream, naming the shard. */
+static void note_shard_length(outbox_forwarder *f, unsigned slot, const char *key, long long n) {
+    long long max = f->cfg.max;
+    bool high = f->shard_flags[slot] & SHARD_HIGH;
+    if (!high && n * 100 > max * OUTBOX_HIGH_PCT) {
+        f->shard_flags[slot] |= SHARD_HIGH;
+        log_warn("audit.outbox.high", LOG_S("shard", key), LOG_I("records", n), LOG_I("max", max),
+                 LOG_S("why",
+                       "the audit server is behind or unreachable; at the cap sampled activations are "
+                       "refused or granted unaudited"),
+                 LOG_END);
+    } else if (high && n * 100 < max * OUTBOX_NORMAL_PCT) {
+        f->shard_flags[slot] &= (uint8_t)~SHARD_HIGH;
+        log_info("audit.outbox.normal", LOG_S("shard", key), LOG_I("records", n), LOG_I("max", max), LOG_END);
+    }
+}
+
+/* Every shard's length, one pipelined XLEN each (routed to the shard's
+ * master); the gauge shows their sum. 0, or -1 when Redis A did not answer. */
+static int sweep(outbox_forwarder *f) {
+    char key[PA_RKEY_MAX];
+    unsigned sent = 0;
+    for (; sent < REDIS_SLOTS; sent++) {
+        const char *argv[] = {"XLEN", key};
+        if (outbox_shard_of_slot(sent, key, sizeof key) != 0 || rstore_append_argv(f->rs, 2, argv, NULL) != 0) break;
+    }
+    long long total = 0;
+    int rc = sent == REDIS_SLOTS ? 0 : -1;
+    for (unsigned s = 0; s < sent; s++) {
+        redisReply *r = rstore_get_reply(f->rs);
+        if (r && r->type == REDIS_REPLY_INTEGER) {
+            f->shard_len[s] = r->integer;
+            total += r->integer;
+            if (outbox_shard_of_slot(s, key, sizeof key) == 0) note_shard_length(f, s, key, r->integer);
+        } else if (rc == 0) {
+            rc = -1;
+            reply_usable(f, r, "shard lengths");
+        }
+        freeReplyObject(r);
+        if (!r) break;
+    }
+    if (rc == 0) {
+        atomic_store(&f->length, total);
+        metric_set(f->m_length, total);
+    }
+    return rc;
+}
+
+/* One shard's turn: its group made on first sight, then one batch read
+ * (not blocking) and forwarded. Records read, 0, or -1. */
+static int shard_turn(outbox_forwarder *f, unsigned slot) {
+    if (outbox_shard_of_slot(slot, f->stream, sizeof f->stream) != 0) return -1;
+    uint8_t *flags = &f->shard_flags[slot];
+    if (!(*flags & SHARD_GROUP)) {
+        if (prepare_group(f) != 0) return -1;
+        *flags |= SHARD_GROUP | SHARD_PENDING; /* a previous run may have left some */
+    }
+    f->own_pending = *flags & SHARD_PENDING;
+    int n = next_batch(f, 0);
+    if (n > 0 && forward(f, (size_t)n) != 0) n = -1;
+    if (n < 0) f->own_pending = true;
+    *flags = (uint8_t)((*flags & ~SHARD_PENDING) | (f->own_pending ? SHARD_PENDING : 0));
+    f->shard_len[slot] = n > 0 && f->shard_len[slot] > n ? f->shard_len[slot] - n : 0; /* exact again at the sweep */
+    return n;
+}
+
+/* One pass: the next shard with entries that yields a batch. Records
+ * forwarded, 0 when no shard had any, or -1. */
+static int shard_pass(outbox_forwarder *f) {
+    for (unsigned i = 0; i < REDIS_SLOTS; i++) {
+        unsigned slot = (f->cursor + i) % REDIS_SLOTS;
+        if (f->shard_len[slot] <= 0) continue;
+        int n = shard_turn(f, slot);
+        if (n == 0) continue;
+        f->cursor = (slot + 1) % REDIS_SLOTS; /* the next pass starts with the next shard: fair to all */
+        return n;
+    }
+    return 0;
+}
+
+static void run_sharded(outbox_forwarder *f, task *t) {
+    int backoff = 0;
+    while (!should_stop(f, t)) {
+        if (backoff) pause_for(f, t, backoff);
+        if (should_stop(f, t)) break;
+        bool emptying = draining(f, t);
+        if (pa_mono_ms() >= f->sweep_due_ms) {
+            if (sweep(f) != 0) {
+                backoff = next_backoff(backoff);
+                continue;
+            }
+            f->sweep_due_ms = pa_mono_ms() + SWEEP_MS;
+        }
+        int n = shard_pass(f);
+        backoff = n < 0 ? next_backoff(backoff) : 0;
+        if (n != 0) continue;
+        if (emptying && atomic_load(&f->length) == 0) break;
+        pause_for(f, t, emptying ? 50 : f->cfg.block_ms); /* nothing to read: sweep again after the pause */
+        f->sweep_due_ms = 0;
+    }
+}
+
 static void run(task *t, void *arg) {
     outbox_forwarder *f = arg;
+    if (f->shard_flags) {
+        run_sharded(f, t);
+        return;
+    }
     int backoff = 0;
     bool prepared = false;
     while (!should_stop(f, t)) {
@@ -275,10 +405,22 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
     f->batch = calloc((size_t)f->cfg.batch, sizeof *f->batch);
     f->ids = calloc((size_t)f->cfg.batch, sizeof *f->ids);
     f->rs = f->batch && f->ids ? rstore_new(&sc, true, err, errlen) : NULL;
+    snprintf(f->stream, sizeof f->stream, "%s", PA_RKEY_OUTBOX);
+    if (f->rs && rstore_is_cluster(f->rs)) {
+        f->shard_flags = calloc(REDIS_SLOTS, sizeof *f->shard_flags);
+        f->shard_len = calloc(REDIS_SLOTS, sizeof *f->shard_len);
+        if (!f->shard_flags || !f->shard_len) {
+            free(f->shard_flags), free(f->shard_len);
+            f->shard_flags = NULL, f->shard_len = NULL;
+            rstore_free(f->rs);
+            f->rs = NULL;
+            snprintf(err, errlen, "out of memory");
+        }
+    }
     if (!f->rs || (f->script_ack = rstore_script_add(f->rs, ACK_LUA)) < 0) {
         if (f->batch && f->ids && f->rs) snprintf(err, errlen, "outbox forwarder: cannot register its script");
         else if (!f->batch || !f->ids) snprintf(err, errlen, "out of memory");
-        rstore_free(f->rs), free(f->batch), free(f->ids), free(f);
+        rstore_free(f->rs), free(f->batch), free(f->ids), free(f->shard_flags), free(f->shard_len), free(f);
         return NULL;
     }
     f->m_length = metric_gauge("pa_audit_outbox_length", "Offline-audit records waiting in Redis A", "");
@@ -289,7 +431,7 @@ outbox_forwarder *outbox_forwarder_start(const outbox_forwarder_config *cfg, cha
     f->m_failures = metric_counter("pa_audit_outbox_submit_failures_total",
                                    "Submit calls to the audit server that failed (retried)", "");
     if (!(f->loop = task_start("outbox forwarder", run, f, err, errlen))) {
-        rstore_free(f->rs), free(f->batch), free(f->ids), free(f);
+        rstore_free(f->rs), free(f->batch), free(f->ids), free(f->shard_flags), free(f->shard_len), free(f);
         return NULL;
     }
     return f;
@@ -301,7 +443,7 @@ long long outbox_forwarder_stop(outbox_forwarder *f, int drain_ms) {
     task_stop(f->loop); /* the loop sees the deadline and empties the outbox until then */
     long long left = atomic_load(&f->length);
     rstore_free(f->rs);
-    free(f->batch), free(f->ids);
+    free(f->batch), free(f->ids), free(f->shard_flags), free(f->shard_len);
     free(f);
     return left;
 }

@@ -20,33 +20,42 @@
 #include "metrics.h"
 #include "task.h"
 
-/* Moves the position (last_seq, epoch, last_id) from what the batch was
- * fetched after to its last entry, SADDing every entry on the way -- or
- * does nothing when another puller moved the position first.
- * KEYS: last_seq, epoch, last_id, then one {g:ID}:revoked per entry.
- * ARGV: expected seq, epoch, id; new seq, epoch, id; one serial per entry.
- * Returns {applied (1/0), seq, epoch, id now} and, when applied, each
- * SADD's result (1: the serial is newly revoked here). */
-static const char APPLY_LUA[] =
+/* A round applies a batch in two steps (docs/cluster.md, "The revocation
+ * apply script"), so that no call names keys of two hash slots on Redis
+ * Cluster: first one SADD per group of the batch, pipelined; then this
+ * compare-and-set moves the position (last_seq, epoch, last_id, all under
+ * the {rev} tag) from what the batch was fetched after to its last entry --
+ * or does nothing when another puller moved it first. SADD is idempotent,
+ * so a crash between the steps, or two pullers doing the same batch, only
+ * adds what is there already; its answer (members new to the set) is 1 for
+ * a serial exactly once over all pullers, which keeps the revoked threat
+ * counter exact. The position moves only once every SADD of the batch
+ * succeeded, so it never passes an entry that is not applied.
+ * KEYS: last_seq, epoch, last_id. ARGV: expected seq, epoch, id; new seq,
+ * epoch, id. Returns {applied (1/0), seq, epoch, id now}. */
+static const char MOVE_LUA[] =
     "local raw = redis.call('GET', KEYS[1]) or '0'\n"
     "local epoch = redis.call('GET', KEYS[2]) or ''\n"
     "local id = redis.call('GET', KEYS[3]) or ''\n"
     "if tonumber(raw) ~= tonumber(ARGV[1]) or epoch ~= ARGV[2] or id ~= ARGV[3] then\n"
     "  return {0, raw, epoch, id}\n"
     "end\n"
-    "local added = {}\n"
-    "for i = 4, #KEYS do added[i - 3] = redis.call('SADD', KEYS[i], ARGV[i + 3]) end\n"
     "redis.call('SET', KEYS[1], ARGV[4])\n"
     "redis.call('SET', KEYS[2], ARGV[5])\n"
     "redis.call('SET', KEYS[3], ARGV[6])\n"
-    "return {1, ARGV[4], ARGV[5], ARGV[6], added}\n";
+    "return {1, ARGV[4], ARGV[5], ARGV[6]}\n";
 
-/* Reconciliation: SADDs every entry; returns each SADD's result (1 = the
- * serial was missing). KEYS: one {g:ID}:revoked per entry; ARGV: serials. */
-static const char RESTORE_LUA[] =
-    "local out = {}\n"
-    "for i = 1, #KEYS do out[i] = redis.call('SADD', KEYS[i], ARGV[i]) end\n"
-    "return out\n";
+/* The position under its names before the {rev} tag, copied to the tagged
+ * names when none of those exists yet (an upgraded Redis A); 1 copied, 0
+ * not. KEYS: last_seq, epoch, last_id (tagged). ARGV: the old three's
+ * values, '' for a missing one. */
+static const char ADOPT_LUA[] =
+    "if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3]) > 0 then return 0 end\n"
+    "local copied = 0\n"
+    "for i = 1, 3 do\n"
+    "  if ARGV[i] ~= '' then redis.call('SET', KEYS[i], ARGV[i]); copied = 1 end\n"
+    "end\n"
+    "return copied\n";
 
 /* Re-syncs from 0 at most this often per round: a log that keeps changing
  * under the puller is an error, not a reason to loop. */
@@ -62,8 +71,9 @@ typedef struct position {
 struct revocation_puller {
     revocation_puller_config cfg;     /* defaults applied */
     rstore *rs;                       /* private Redis A connection */
-    int script_apply;                 /* index of APPLY_LUA */
-    int script_restore;               /* index of RESTORE_LUA */
+    int script_move;                  /* index of MOVE_LUA */
+    int script_adopt;                 /* index of ADOPT_LUA */
+    bool adopted;                     /* the old position names were looked at (once per start) */
     pthread_mutex_t mu;               /* one round at a time */
     task *loop;                       /* the polling loop; NULL when polled by hand */
     _Atomic uint64_t last_seq;        /* last applied sequence seen in Redis A */
@@ -104,8 +114,58 @@ static int parse_position(const redisReply *seq, const redisReply *epoch, const 
     return 0;
 }
 
+/* The position under its old names (PA_RKEY_REVOCATIONS_OLD_*), copied to
+ * the tagged ones if those are all missing (ADOPT_LUA). 0, or -1 when
+ * Redis A could not answer. */
+static int adopt_old_position(revocation_puller *p, char *err, size_t errlen) {
+    const char *old[3] = {PA_RKEY_REVOCATIONS_OLD_LAST_SEQ, PA_RKEY_REVOCATIONS_OLD_EPOCH,
+                          PA_RKEY_REVOCATIONS_OLD_LAST_ID};
+    char values[3][AUDIT_LOG_ID_MAX + 1] = {"", "", ""};
+    int rc = 0;
+    for (int i = 0; i < 3; i++) { /* one key per call: the three lie in three slots */
+        const char *get[] = {"GET", old[i]};
+        if (rstore_append_argv(p->rs, 2, get, NULL) != 0) return snprintf(err, errlen, "%s", rstore_error(p->rs)), -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = rstore_get_reply(p->rs);
+        if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+            snprintf(err, errlen, "reading %s: %s", old[i], !r ? rstore_error(p->rs) : r->str ? r->str : "bad reply");
+            rc = -1;
+        } else if (r->type == REDIS_REPLY_STRING && r->len < sizeof values[i]) {
+            memcpy(values[i], r->str, r->len);
+        }
+        freeReplyObject(r);
+        if (!r) return -1;
+    }
+    if (rc != 0 || !values[0][0]) return rc; /* nothing under the old names */
+    const char *argv[] = {PA_RKEY_REVOCATIONS_LAST_SEQ,
+                          PA_RKEY_REVOCATIONS_EPOCH,
+                          PA_RKEY_REVOCATIONS_LAST_ID,
+                          values[0],
+                          values[1],
+                          values[2]};
+    redisReply *r = rstore_eval(p->rs, p->script_adopt, 3, 3, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, errlen, "copying the revocation position: %s",
+                 !r                             ? rstore_error(p->rs)
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->integer == 1)
+        log_info("audit.revocations.position_copied", LOG_S("from", PA_RKEY_REVOCATIONS_OLD_LAST_SEQ),
+                 LOG_S("to", PA_RKEY_REVOCATIONS_LAST_SEQ), LOG_S("last_seq", values[0]), LOG_END);
+    freeReplyObject(r);
+    return 0;
+}
+
 /* The position from Redis A; -1 when unreachable or malformed. */
 static int read_position(revocation_puller *p, position *out, char *err, size_t errlen) {
+    if (!p->adopted) {
+        if (adopt_old_position(p, err, errlen) != 0) return -1;
+        p->adopted = true;
+    }
     redisReply *r = rstore_command(p->rs, "MGET %s %s %s", PA_RKEY_REVOCATIONS_LAST_SEQ, PA_RKEY_REVOCATIONS_EPOCH,
                                    PA_RKEY_REVOCATIONS_LAST_ID);
     int rc = -1;
@@ -119,48 +179,98 @@ static int read_position(revocation_puller *p, position *out, char *err, size_t 
     return rc;
 }
 
-/* Applies entries (may be none) moving the position from `expect` to
- * `target`; returns 1 applied, 0 lost the race, -1. *now gets the position
- * in Redis A afterwards. */
-static int apply(revocation_puller *p, const position *expect, const position *target, const audit_revocation *e,
-                 size_t n, position *now, bool *added, char *err, size_t errlen) {
-    size_t nkeys = 3 + n, argc = nkeys + 6 + n;
-    const char **argv = calloc(argc, sizeof *argv);
-    char(*keys)[PA_RKEY_MAX] = calloc(n ? n : 1, sizeof *keys), (*serials)[12] = calloc(n ? n : 1, sizeof *serials);
-    char expected[24], next[24];
-    int rc = -1;
-    if (!argv || !keys || !serials) {
+/* The SADDs of a batch, one per group: e[order[first..first+n)] are the
+ * group's entries. */
+typedef struct group_run {
+    uint32_t group;  /* the group */
+    size_t first;    /* where its entries begin in the sorted order */
+    size_t n;        /* how many */
+    long long added; /* SADD's answer: serials new to {g:ID}:revoked */
+} group_run;
+
+static const audit_revocation *sort_base; /* qsort has no context argument; one round at a time (p->mu) */
+
+static int by_group(const void *a, const void *b) {
+    uint32_t ga = sort_base[*(const size_t *)a].group, gb = sort_base[*(const size_t *)b].group;
+    if (ga != gb) return ga < gb ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : *(const size_t *)a > *(const size_t *)b;
+}
+
+/* Step 1: SADD the entries, one call per group, pipelined. Fills runs
+ * (*nruns of them); 0, or -1 when any SADD failed (the position must then
+ * stay where it is). */
+static int add_by_group(revocation_puller *p, const audit_revocation *e, size_t n, group_run *runs, size_t *nruns,
+                        char *err, size_t errlen) {
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    const char **argv = calloc(n + 2, sizeof *argv);
+    char(*serials)[12] = calloc(n ? n : 1, sizeof *serials), key[PA_RKEY_MAX];
+    int rc = -1, sent = 0;
+    *nruns = 0;
+    if (!order || !argv || !serials) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    sort_base = e;
+    qsort(order, n, sizeof *order, by_group);
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        group_run *g = &runs[(*nruns)++];
+        *g = (group_run){.group = e[order[i]].group, .first = i};
+        pa_rkey_revoked(key, sizeof key, g->group);
+        argv[0] = "SADD", argv[1] = key;
+        for (; i < n && e[order[i]].group == g->group; i++, g->n++) {
+            snprintf(serials[g->n], sizeof serials[g->n], "%" PRIu32, e[order[i]].serial);
+            argv[2 + g->n] = serials[g->n];
+        }
+        if (rstore_append_argv(p->rs, (int)(2 + g->n), argv, NULL) != 0) rc = -1;
+        else sent++;
+    }
+    for (int i = 0; i < sent; i++) {
+        redisReply *r = rstore_get_reply(p->rs);
+        if (r && r->type == REDIS_REPLY_INTEGER) runs[i].added = r->integer;
+        else if (rc == 0) {
+            rc = -1;
+            snprintf(err, errlen, "applying revocations: %s",
+                     !r                             ? rstore_error(p->rs)
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "unexpected reply");
+        }
+        freeReplyObject(r);
+        if (!r) break;
+    }
+    if (rc != 0 && !err[0]) snprintf(err, errlen, "applying revocations: %s", rstore_error(p->rs));
+out:
+    free(order), free(argv), free(serials);
+    return rc;
+}
+
+/* Step 2: moves the position from `expect` to `target` (MOVE_LUA); 1
+ * moved, 0 lost the race, -1. *now gets the position in Redis A after. */
+static int move_position(revocation_puller *p, const position *expect, const position *target, position *now, char *err,
+                         size_t errlen) {
+    char expected[24], next[24];
     snprintf(expected, sizeof expected, "%" PRIu64, expect->seq);
     snprintf(next, sizeof next, "%" PRIu64, target->seq);
-    const char **args = argv + nkeys;
-    argv[0] = PA_RKEY_REVOCATIONS_LAST_SEQ;
-    argv[1] = PA_RKEY_REVOCATIONS_EPOCH;
-    argv[2] = PA_RKEY_REVOCATIONS_LAST_ID;
-    args[0] = expected, args[1] = expect->epoch, args[2] = expect->last_id;
-    args[3] = next, args[4] = target->epoch, args[5] = target->last_id;
-    for (size_t i = 0; i < n; i++) {
-        pa_rkey_revoked(keys[i], sizeof keys[i], e[i].group);
-        snprintf(serials[i], sizeof serials[i], "%" PRIu32, e[i].serial);
-        argv[3 + i] = keys[i];
-        args[6 + i] = serials[i];
-    }
-    redisReply *r = rstore_eval(p->rs, p->script_apply, (int)nkeys, (int)(6 + n), argv, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || r->element[0]->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, errlen, "applying revocations: %s",
-                 !r ? rstore_error(p->rs) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    } else if (parse_position(r->element[1], r->element[2], r->element[3], now, err, errlen) == 0) {
+    const char *argv[] = {PA_RKEY_REVOCATIONS_LAST_SEQ,
+                          PA_RKEY_REVOCATIONS_EPOCH,
+                          PA_RKEY_REVOCATIONS_LAST_ID,
+                          expected,
+                          expect->epoch,
+                          expect->last_id,
+                          next,
+                          target->epoch,
+                          target->last_id};
+    redisReply *r = rstore_eval(p->rs, p->script_move, 3, 6, argv, NULL);
+    int rc = -1;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || r->element[0]->type != REDIS_REPLY_INTEGER)
+        snprintf(err, errlen, "moving the revocation position: %s",
+                 !r                             ? rstore_error(p->rs)
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+    else if (parse_position(r->element[1], r->element[2], r->element[3], now, err, errlen) == 0)
         rc = r->element[0]->integer == 1 ? 1 : 0;
-        const redisReply *flags = r->elements > 4 ? r->element[4] : NULL;
-        for (size_t i = 0; i < n; i++)
-            added[i] = flags && flags->type == REDIS_REPLY_ARRAY && i < flags->elements &&
-                       flags->element[i]->type == REDIS_REPLY_INTEGER && flags->element[i]->integer == 1;
-    }
     freeReplyObject(r);
-out:
-    free(argv), free(keys), free(serials);
     return rc;
 }
 
@@ -168,7 +278,7 @@ out:
  * each serial newly revoked in Redis A counts in its group's day hash at
  * the minute it arrived. Statistics only: a failure is logged, the
  * revocations themselves are applied already. */
-static void count_revocations(revocation_puller *p, const audit_revocation *e, const bool *added, size_t n) {
+static void count_revocations(revocation_puller *p, const group_run *runs, size_t nruns) {
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -177,10 +287,11 @@ static void count_revocations(revocation_puller *p, const audit_revocation *e, c
     snprintf(field, sizeof field, PA_THREAT_FIELD_FMT, (unsigned)(tm.tm_hour * 60 + tm.tm_min), PA_THREAT_KIND_REVOKED);
     snprintf(ttl, sizeof ttl, "%d", PA_THREAT_RETENTION_S);
     int sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        char rkey[PA_RKEY_MAX];
-        if (!added[i] || pa_rkey_threat_group(rkey, sizeof rkey, e[i].group, day) < 0) continue;
-        const char *incr[] = {"HINCRBY", rkey, field, "1"}, *expire[] = {"EXPIRE", rkey, ttl};
+    for (size_t i = 0; i < nruns; i++) {
+        char rkey[PA_RKEY_MAX], by[24];
+        if (runs[i].added <= 0 || pa_rkey_threat_group(rkey, sizeof rkey, runs[i].group, day) < 0) continue;
+        snprintf(by, sizeof by, "%lld", runs[i].added);
+        const char *incr[] = {"HINCRBY", rkey, field, by}, *expire[] = {"EXPIRE", rkey, ttl};
         if (rstore_append_argv(p->rs, 4, incr, NULL) != 0 || rstore_append_argv(p->rs, 3, expire, NULL) != 0) break;
         sent += 2;
     }
@@ -191,6 +302,22 @@ static void count_revocations(revocation_puller *p, const audit_revocation *e, c
         if (r) freeReplyObject(r);
         if (!r) break;
     }
+}
+
+/* Applies entries (may be none) and moves the position from `expect` to
+ * `target`; returns 1 applied, 0 lost the race, -1. *now gets the position
+ * in Redis A afterwards. The serials new to Redis A are counted whatever
+ * the race's outcome: SADD says so to exactly one puller. */
+static int apply(revocation_puller *p, const position *expect, const position *target, const audit_revocation *e,
+                 size_t n, position *now, char *err, size_t errlen) {
+    group_run *runs = calloc(n ? n : 1, sizeof *runs);
+    size_t nruns = 0;
+    err[0] = '\0';
+    if (!runs) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = add_by_group(p, e, n, runs, &nruns, err, errlen);
+    count_revocations(p, runs, nruns); /* also after a failed SADD: the others' new serials count now or never */
+    free(runs);
+    return rc == 0 ? move_position(p, expect, target, now, err, errlen) : -1;
 }
 
 /* Why the log no longer continues from `pos`, or NULL when it does. */
@@ -240,18 +367,14 @@ static int poll_locked(revocation_puller *p, char *err, size_t errlen) {
         /* else: a re-sync found the log empty; record that, so its first
          * entry is taken from sequence 1. */
         position now;
-        bool *added = calloc(page.n ? page.n : 1, sizeof *added);
-        int rc = added ? apply(p, &pos, &target, page.entries, page.n, &now, added, err, errlen) : -1;
-        if (!added) snprintf(err, errlen, "out of memory");
+        int rc = apply(p, &pos, &target, page.entries, page.n, &now, err, errlen);
         if (rc == 1) {
-            count_revocations(p, page.entries, added, page.n);
             total += (int)page.n;
             metric_add(p->m_applied, page.n);
             for (size_t i = 0; i < page.n; i++)
                 log_info("audit.revocation.applied", LOG_U("sequence", page.entries[i].sequence),
                          LOG_U("group", page.entries[i].group), LOG_U("serial", page.entries[i].serial), LOG_END);
         }
-        free(added);
         uint64_t server_last = page.last_sequence;
         bool empty = page.n == 0;
         audit_revocation_page_free(&page);
@@ -273,40 +396,41 @@ int revocation_puller_poll(revocation_puller *p, char *err, size_t errlen) {
     return rc;
 }
 
-/* SADDs entries again; returns how many were missing (logged), or -1. */
+/* SADDs entries again, one SADD per entry, pipelined (each call one slot;
+ * per entry, not per group, so each healed serial is logged by name);
+ * returns how many were missing (logged), or -1. */
 static int restore(revocation_puller *p, const audit_revocation *e, size_t n, char *err, size_t errlen) {
-    const char **argv = calloc(2 * n, sizeof *argv);
-    char(*keys)[PA_RKEY_MAX] = calloc(n, sizeof *keys), (*serials)[12] = calloc(n, sizeof *serials);
-    int healed = -1;
-    if (!argv || !keys || !serials) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
+    int healed = 0;
+    size_t sent = 0;
+    for (; sent < n; sent++) {
+        char key[PA_RKEY_MAX], serial[12];
+        pa_rkey_revoked(key, sizeof key, e[sent].group);
+        snprintf(serial, sizeof serial, "%" PRIu32, e[sent].serial);
+        const char *argv[] = {"SADD", key, serial};
+        if (rstore_append_argv(p->rs, 3, argv, NULL) != 0) break;
     }
-    for (size_t i = 0; i < n; i++) {
-        pa_rkey_revoked(keys[i], sizeof keys[i], e[i].group);
-        snprintf(serials[i], sizeof serials[i], "%" PRIu32, e[i].serial);
-        argv[i] = keys[i];
-        argv[n + i] = serials[i];
+    if (sent < n) {
+        snprintf(err, errlen, "reconciling revocations: %s", rstore_error(p->rs));
+        healed = -1;
     }
-    redisReply *r = rstore_eval(p->rs, p->script_restore, (int)n, (int)n, argv, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        snprintf(err, errlen, "reconciling revocations: %s",
-                 !r                             ? rstore_error(p->rs)
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "unexpected reply");
-    } else {
-        healed = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer != 1) continue;
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *r = rstore_get_reply(p->rs);
+        if (!r || r->type != REDIS_REPLY_INTEGER) {
+            if (healed >= 0)
+                snprintf(err, errlen, "reconciling revocations: %s",
+                         !r                             ? rstore_error(p->rs)
+                         : r->type == REDIS_REPLY_ERROR ? r->str
+                                                        : "unexpected reply");
+            healed = -1;
+        } else if (r->integer == 1 && healed >= 0) {
             healed++;
             log_warn("audit.revocations.healed", LOG_U("sequence", e[i].sequence), LOG_U("group", e[i].group),
                      LOG_U("serial", e[i].serial),
                      LOG_S("why", "a revoked serial was missing from Redis A and is back"), LOG_END);
         }
+        freeReplyObject(r);
+        if (!r) break;
     }
-    freeReplyObject(r);
-out:
-    free(argv), free(keys), free(serials);
     return healed;
 }
 
@@ -404,8 +528,8 @@ revocation_puller *revocation_puller_start(const revocation_puller_config *cfg, 
     if (p->cfg.batch == 0 || p->cfg.batch > 10000) p->cfg.batch = 1000;
     if (p->cfg.reconcile_ms == 0) p->cfg.reconcile_ms = 60000;
     p->rs = rstore_new(&cfg->store, true, err, errlen);
-    if (!p->rs || (p->script_apply = rstore_script_add(p->rs, APPLY_LUA)) < 0 ||
-        (p->script_restore = rstore_script_add(p->rs, RESTORE_LUA)) < 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
+    if (!p->rs || (p->script_move = rstore_script_add(p->rs, MOVE_LUA)) < 0 ||
+        (p->script_adopt = rstore_script_add(p->rs, ADOPT_LUA)) < 0 || pthread_mutex_init(&p->mu, NULL) != 0) {
         if (p->rs) snprintf(err, errlen, "revocation puller: cannot set up its store");
         rstore_free(p->rs);
         free(p);

@@ -2,13 +2,16 @@
  * Redis A, where the policy script refuses revoked keys.
  *
  * The audit enclave accepts connections but never opens them, so every
- * activation server polls ListRevocations(after = revocations:last_seq).
- * Each batch is applied by one script that checks the puller's position in
- * Redis A is still what the batch was fetched after, SADDs every serial
- * into its group's `{g:ID}:revoked` set and moves the position -- all or
- * nothing. Therefore:
- *   - a crash between fetching and applying skips nothing (the position did
- *     not move, the next poll fetches the same entries again);
+ * activation server polls ListRevocations(after = {rev}:last_seq).
+ * Each batch is applied in two steps, each inside one hash slot (Redis
+ * Cluster, docs/cluster.md): one SADD per group of the batch into its
+ * `{g:ID}:revoked` set (pipelined), then a compare-and-set that moves the
+ * position only if it is still what the batch was fetched after, and only
+ * once every SADD succeeded. Therefore:
+ *   - a crash between fetching and moving the position skips nothing (the
+ *     position did not move, the next poll fetches the same entries again
+ *     and SADDs them again: SADD is idempotent, and its answer says "new
+ *     here" for a serial exactly once, so the revoked counts stay exact);
  *   - several activation servers sharing one Redis A may all poll: the
  *     first to apply a batch wins, the others see the position moved,
  *     re-read it and continue from there (SADD is idempotent anyway);
@@ -18,8 +21,9 @@
  * only in the log it came from, and Redis B can go back: restored from a
  * backup, or losing its last writes in a crash. New revocations would then
  * reuse sequences this puller has already passed and never be applied. So
- * the position is (revocations:last_seq, revocations:epoch,
- * revocations:last_id): the log's epoch and the entry_id of the entry at
+ * the position is ({rev}:last_seq, {rev}:epoch, {rev}:last_id; copied
+ * once at start from the untagged names revocations:* they had before,
+ * when the tagged ones are missing): the log's epoch and the entry_id of the entry at
  * last_seq. Every answer of ListRevocations carries the log's epoch and the
  * id of the entry at the sequence asked for; when either differs (or that
  * entry is gone) the puller logs audit.revocations.resync and applies the

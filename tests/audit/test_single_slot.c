@@ -1,0 +1,461 @@
+/* test_single_slot.c -- the activation server on Redis Cluster, where Redis
+ * itself refuses a script or multi-key command whose keys span hash slots
+ * (CROSSSLOT): one cluster-enabled redis-server owning all 16384 slots
+ * (cluster_fixture.h, one master), reached through a redis-cluster:// URL,
+ * so every call takes the split forms of docs/cluster.md ("Scripts that
+ * cross slots"). Redis B and the audit server are as usual.
+ *
+ * Through the real gRPC API against the real binaries:
+ *   - Activate, Renew, Deactivate and ListMachines of a plain group, and a
+ *     wrong first security value (the reject call), all answered as on a
+ *     single node;
+ *   - a burst of concurrent Activates (good keys and wrong first values),
+ *     which the server answers in batches: the address takes pipelined,
+ *     then the group scripts; each call gets its own answer, and licenses
+ *     share signatures (tree_size > 1);
+ *   - the address limit (address_take.lua first): a server with a burst of
+ *     2 per address grants two activations and refuses the third with
+ *     RESOURCE_EXHAUSTED, the bucket rl:a:127.0.0.1 in Redis;
+ *   - a sampled group's grant writes its outbox record to the shard of the
+ *     group's slot ({ob:N}:outbox, never audit:outbox); the forwarder takes
+ *     it to the audit server, which finds the key forged and revokes it;
+ *     the revocation puller applies it ({rev}:last_seq moves) and Renew of
+ *     that license is then refused;
+ *   - a revocation position left under the names of earlier releases
+ *     (revocations:*, three slots) is copied to the {rev} names at start,
+ *     then re-synced (its epoch is not the audit log's);
+ *   - the groups were created by the keystore library on the cluster (the
+ *     record, then the `groups` index: two calls);
+ *   - the server's log never shows CROSSSLOT. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "activation/v1/activation.pb-c.h"
+#include "audit_env.h"
+#include "cluster_fixture.h"
+#include "log.h"
+#include "outbox_shards.h"
+#include "place_proof.h"
+#include "redis_keys.h"
+#include "rpc_client.h"
+#include "rpc_methods.h"
+
+enum {
+    G_PLAIN = 7101,   /* not sampled */
+    G_SAMPLED = 7102, /* every activation audited offline */
+};
+
+#define REVOKE_WAIT_MS 20000 /* bound for "forwarded, judged, revoked, pulled" */
+
+/* One activation-server process on the cluster. */
+typedef struct act_server {
+    const char *name; /* --audit-consumer, and its log's name */
+    pid_t pid;
+    int port, metrics_port;
+    char target[64];
+    char log[400];
+    rpc_channel *ch;
+} act_server;
+
+static audit_env E;
+static cluster_fixture C;
+static char signing_key[400];
+static act_server S = {.name = "act-cluster", .pid = -1}, TIGHT = {.name = "act-tight", .pid = -1};
+
+/* `address_rate` and `address_burst`: --rate-address-per-s and -burst. */
+static int start_act(act_server *s, const char *address_rate, const char *address_burst) {
+    char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
+    s->port = fixture_free_port();
+    do s->metrics_port = fixture_free_port();
+    while (s->metrics_port == s->port);
+    cluster_fixture_url(&C, "activation", FIXTURE_PW_ACTIVATION, url, sizeof url);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
+    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
+    snprintf(s->log, sizeof s->log, "%s/%s.log", E.dir, s->name);
+    snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
+    snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
+    snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
+    const char *argv[] = {fixture_bin("activation-server/activation-server"),
+                          "--listen",
+                          listen,
+                          "--redis-url",
+                          url,
+                          "--kek",
+                          E.kek_a,
+                          "--signing-key",
+                          signing_key,
+                          "--metrics-listen",
+                          metrics,
+                          "--workers",
+                          "2",
+                          "--log-level",
+                          "debug",
+                          "--rate-address-per-s",
+                          address_rate,
+                          "--rate-address-burst",
+                          address_burst,
+                          "--audit-target",
+                          E.target,
+                          "--audit-ca",
+                          ca,
+                          "--audit-cert",
+                          cert,
+                          "--audit-key",
+                          key,
+                          "--audit-consumer",
+                          s->name,
+                          "--audit-flush-ms",
+                          "5000",
+                          "--insecure-plaintext",
+                          NULL};
+    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
+    if (s->pid < 0) return -1;
+    s->ch = rpc_channel_new(s->target, NULL);
+    return s->ch ? 0 : -1;
+}
+
+static int stop_act(act_server *s, int sig) {
+    rpc_channel_free(s->ch);
+    s->ch = NULL;
+    if (s->pid < 0) return -1;
+    int st = fixture_stop(s->pid, sig, 30000);
+    s->pid = -1;
+    return st;
+}
+
+static void tune_plain(group_record *r) {
+    r->policy.max_machines = 100;
+    r->policy.audit_rate_ppm = 0;
+}
+static void tune_sampled(group_record *r) {
+    r->policy.max_machines = 100;
+    r->policy.audit_rate_ppm = 1000000;
+    r->policy.audit = AUDIT_MODE_OFFLINE;
+}
+
+static int make_signing_key(void) {
+    snprintf(signing_key, sizeof signing_key, "%s/license-signing.pem", E.dir);
+    char *argv[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", signing_key, NULL};
+    return fixture_run(argv, NULL, NULL) == 0 ? 0 : -1;
+}
+
+/* Redis A's users now on the cluster's one master: the keystore library
+ * and the test's own reads go there. */
+static int move_to_cluster(void) {
+    if (cluster_fixture_start(&C, 1, 0) != 0) return -1;
+    redisFree(E.ks_a);
+    redisFree(E.act_a);
+    E.ks_a = redis_fixture_connect(&C.node[0], "keystore", FIXTURE_PW_KEYSTORE);
+    E.act_a = redis_fixture_connect(&C.node[0], "activation", FIXTURE_PW_ACTIVATION);
+    return E.ks_a && E.act_a ? 0 : -1;
+}
+
+#define OLD_EPOCH "0123456789abcdef0123456789abcdef"
+
+/* A position under the old names, as an earlier release left it. */
+static int seed_old_position(void) {
+    const char *set[][2] = {{PA_RKEY_REVOCATIONS_OLD_LAST_SEQ, "5"},
+                            {PA_RKEY_REVOCATIONS_OLD_EPOCH, OLD_EPOCH},
+                            {PA_RKEY_REVOCATIONS_OLD_LAST_ID, "5-0"}};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = redisCommand(E.act_a, "SET %s %s", set[i][0], set[i][1]);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (!ok) return -1;
+    }
+    return 0;
+}
+
+static int setup(void **state) {
+    (void)state;
+    log_set_level(LOG_LEVEL_WARN);
+    if (env_start(&E) != 0 || make_signing_key() != 0 || move_to_cluster() != 0) goto fail;
+    if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 || env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0)
+        goto fail;
+    if (env_start_server(&E) != 0 || seed_old_position() != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
+    return 0;
+fail:
+    stop_act(&S, SIGKILL);
+    cluster_fixture_stop(&C);
+    env_stop(&E);
+    return -1;
+}
+
+static bool log_has(const act_server *s, const char *needle) {
+    FILE *f = fopen(s->log, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    bool crossslot = log_has(&S, "CROSSSLOT") || (TIGHT.log[0] && log_has(&TIGHT, "CROSSSLOT"));
+    int st = stop_act(&S, SIGTERM);
+    if (TIGHT.pid > 0) stop_act(&TIGHT, SIGTERM);
+    cluster_fixture_stop(&C);
+    env_stop(&E);
+    if (crossslot) fprintf(stderr, "an activation server's log shows CROSSSLOT\n");
+    return st == 0 && !crossslot ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static void machine(uint8_t out[32], unsigned n) {
+    memset(out, 0x5a, 32);
+    memcpy(out, &n, sizeof n);
+}
+
+static void key_of(uint32_t group, uint32_t serial, bool genuine, char text[PK_TEXT_LEN + 1]) {
+    assert_int_equal(env_make_key(&E, group, serial, genuine, NULL, text), 0);
+}
+
+/* Activate for machine m; the license id to `license_id` on OK (if not
+ * NULL), and the licenses signed with it to `tree_size` (if not NULL). */
+static grpc_status_code activate_tree(act_server *s, const char *key, unsigned m, char license_id[33],
+                                      uint32_t *tree_size) {
+    uint8_t id[32], buf[512];
+    machine(id, m);
+    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+    rq.hostname = "slot-host";
+    size_t len = activation__v1__activate_request__pack(&rq, buf);
+    rpc_result res;
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE), buf, len, 5000, &res);
+    if (st != GRPC_STATUS_OK) print_message("  activate: %d %s\n", st, res.message);
+    if (st == GRPC_STATUS_OK && (license_id || tree_size)) {
+        Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
+        assert_non_null(r);
+        Activation__V1__License *l = activation__v1__license__unpack(NULL, r->license.len, r->license.data);
+        assert_non_null(l);
+        if (license_id) snprintf(license_id, 33, "%s", l->license_id);
+        if (tree_size) *tree_size = r->tree_size;
+        activation__v1__license__free_unpacked(l, NULL);
+        activation__v1__activate_response__free_unpacked(r, NULL);
+    }
+    rpc_result_clear(&res);
+    return st;
+}
+
+static grpc_status_code activate(act_server *s, const char *key, unsigned m, char license_id[33]) {
+    return activate_tree(s, key, m, license_id, NULL);
+}
+
+/* Renew or Deactivate (their requests share fields), proven with machine
+ * m's place key, made from m. */
+static grpc_status_code by_license(act_server *s, place_op op, const char *license_id, unsigned m) {
+    uint8_t id[32], buf[512], seed[32], pub[PLACE_KEY_LEN], sig[PLACE_PROOF_SIG_LEN];
+    machine(id, m);
+    memset(seed, (int)(m + 3), sizeof seed);
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed);
+    size_t pub_len = sizeof pub;
+    int64_t now = (int64_t)time(NULL);
+    assert_true(k && EVP_PKEY_get_raw_public_key(k, pub, &pub_len) == 1 &&
+                place_proof_sign(k, op, license_id, id, now, sig) == 0);
+    EVP_PKEY_free(k);
+    Activation__V1__PlaceProof proof = ACTIVATION__V1__PLACE_PROOF__INIT;
+    proof.place_key = (ProtobufCBinaryData){.len = sizeof pub, .data = pub};
+    proof.timestamp = now;
+    proof.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
+    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
+    rq.license_id = (char *)license_id;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+    rq.proof = &proof;
+    size_t len = activation__v1__renew_request__pack(&rq, buf);
+    rpc_result res;
+    const char *method = op == PLACE_OP_RENEW ? PA_RPC_RENEW : PA_RPC_DEACTIVATE;
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, method), buf, len, 5000, &res);
+    if (st != GRPC_STATUS_OK) print_message("  %s: %d %s\n", method, st, res.message);
+    rpc_result_clear(&res);
+    return st;
+}
+
+/* ListMachines, authorised by the product key: how many places it lists. */
+static grpc_status_code list_machines(act_server *s, const char *key, unsigned m, size_t *listed) {
+    uint8_t id[32], buf[512];
+    machine(id, m);
+    Activation__V1__ListMachinesRequest rq = ACTIVATION__V1__LIST_MACHINES_REQUEST__INIT;
+    rq.product_key = (char *)key;
+    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
+    size_t len = activation__v1__list_machines_request__pack(&rq, buf);
+    rpc_result res;
+    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_LIST_MACHINES), buf, len, 5000, &res);
+    *listed = 0;
+    if (st == GRPC_STATUS_OK) {
+        Activation__V1__ListMachinesResponse *r =
+            activation__v1__list_machines_response__unpack(NULL, res.body_len, res.body);
+        assert_non_null(r);
+        *listed = r->n_machines;
+        activation__v1__list_machines_response__free_unpacked(r, NULL);
+    } else {
+        print_message("  list machines: %d %s\n", st, res.message);
+    }
+    rpc_result_clear(&res);
+    return st;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static bool copied_and_resynced(void *arg) {
+    (void)arg;
+    redisReply *r = redisCommand(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_EPOCH);
+    bool moved = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, OLD_EPOCH) != 0;
+    freeReplyObject(r);
+    return moved && log_has(&S, "audit.revocations.position_copied") && log_has(&S, "audit.revocations.resync");
+}
+
+static void test_old_position_copied(void **state) {
+    (void)state;
+    assert_true(env_wait(copied_and_resynced, NULL, 10000));
+}
+
+static void test_activate_renew_deactivate(void **state) {
+    (void)state;
+    char key[PK_TEXT_LEN + 1], wrong[PK_TEXT_LEN + 1], lic[33];
+    key_of(G_PLAIN, 11, true, key);
+    assert_int_equal(activate(&S, key, 1, lic), GRPC_STATUS_OK);
+    assert_int_equal(activate(&S, key, 2, NULL), GRPC_STATUS_OK);
+    assert_int_equal(by_license(&S, PLACE_OP_RENEW, lic, 1), GRPC_STATUS_OK);
+    size_t listed = 0;
+    assert_int_equal(list_machines(&S, key, 1, &listed), GRPC_STATUS_OK);
+    assert_int_equal(listed, 2);
+    assert_int_equal(by_license(&S, PLACE_OP_DEACTIVATE, lic, 1), GRPC_STATUS_OK);
+    assert_int_equal(list_machines(&S, key, 2, &listed), GRPC_STATUS_OK);
+    assert_int_equal(listed, 1);
+    assert_int_equal(by_license(&S, PLACE_OP_RENEW, lic, 1), GRPC_STATUS_NOT_FOUND); /* its place is gone */
+    /* A wrong first value: the reject call (address take, then the group's failure bucket). */
+    pk_fields f;
+    assert_int_equal(env_make_key(&E, G_PLAIN, 13, true, &f, wrong), 0);
+    f.security_first ^= 1;
+    assert_int_equal(pk_encode(&f, wrong), 0);
+    assert_int_equal(activate(&S, wrong, 3, NULL), GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(env_int(E.act_a, "EXISTS %s", "rl:a:127.0.0.1"), 1);
+}
+
+#define BURST 24
+
+typedef struct burst_call {
+    char key[PK_TEXT_LEN + 1];  /* the call's key */
+    unsigned machine;           /* its machine */
+    grpc_status_code want, got; /* the status it must get, and got */
+    uint32_t tree_size;         /* OK: licenses signed together with it */
+    char license_id[33];        /* OK: its license, renewed in the second burst */
+    grpc_status_code renewed;   /* the Renew's status */
+    pthread_barrier_t *start;   /* all calls leave together */
+} burst_call;
+
+static void *run_call(void *p) {
+    burst_call *c = p;
+    pthread_barrier_wait(c->start);
+    c->got = activate_tree(&S, c->key, c->machine, c->license_id, &c->tree_size);
+    return NULL;
+}
+
+static void *run_renew(void *p) {
+    burst_call *c = p;
+    pthread_barrier_wait(c->start);
+    c->renewed = c->got == GRPC_STATUS_OK ? by_license(&S, PLACE_OP_RENEW, c->license_id, c->machine) : GRPC_STATUS_OK;
+    return NULL;
+}
+
+static void test_burst_in_batches(void **state) {
+    (void)state;
+    static burst_call c[BURST];
+    pthread_t t[BURST];
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    for (int i = 0; i < BURST; i++) {
+        pk_fields f;
+        c[i] = (burst_call){.machine = 100 + (unsigned)i, .want = GRPC_STATUS_OK, .start = &start};
+        assert_int_equal(env_make_key(&E, G_PLAIN, 100 + (uint32_t)i, true, &f, c[i].key), 0);
+        if (i % 6 == 5) { /* a wrong first value: its reject call joins the batch */
+            f.security_first ^= 1;
+            assert_int_equal(pk_encode(&f, c[i].key), 0);
+            c[i].want = GRPC_STATUS_PERMISSION_DENIED;
+        }
+    }
+    for (int i = 0; i < BURST; i++) assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
+    for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    uint32_t most = 0;
+    for (int i = 0; i < BURST; i++) {
+        if (c[i].got != c[i].want) fprintf(stderr, "burst call %d: %d, not %d\n", i, c[i].got, c[i].want);
+        assert_int_equal(c[i].got, c[i].want);
+        if (c[i].tree_size > most) most = c[i].tree_size;
+    }
+    print_message("  burst: at most %u licenses signed together\n", most);
+    assert_true(most > 1); /* some calls were answered as one batch */
+    /* The granted ones renewed at once: the Renew batch's two round trips. */
+    assert_int_equal(pthread_barrier_init(&start, NULL, BURST), 0);
+    for (int i = 0; i < BURST; i++) assert_int_equal(pthread_create(&t[i], NULL, run_renew, &c[i]), 0);
+    for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < BURST; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+}
+
+static void test_address_limit(void **state) {
+    (void)state;
+    assert_int_equal(start_act(&TIGHT, "0.001", "2"), 0);
+    char key[PK_TEXT_LEN + 1];
+    key_of(G_PLAIN, 12, true, key);
+    redisReply *r = redisCommand(E.act_a, "DEL rl:a:127.0.0.1");
+    freeReplyObject(r);
+    assert_int_equal(activate(&TIGHT, key, 21, NULL), GRPC_STATUS_OK);
+    assert_int_equal(activate(&TIGHT, key, 22, NULL), GRPC_STATUS_OK);
+    assert_int_equal(activate(&TIGHT, key, 23, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{g:7101}:k:12"), 3); /* two places and the use count: no third */
+    assert_int_equal(stop_act(&TIGHT, SIGTERM), 0);
+    r = redisCommand(E.act_a, "DEL rl:a:127.0.0.1"); /* the drained bucket is the other server's too */
+    freeReplyObject(r);
+}
+
+typedef struct renewal {
+    const char *license_id; /* the forged key's license */
+    unsigned m;             /* its machine */
+} renewal;
+
+static bool renew_refused(void *arg) {
+    renewal *r = arg;
+    return by_license(&S, PLACE_OP_RENEW, r->license_id, r->m) == GRPC_STATUS_FAILED_PRECONDITION;
+}
+
+static void test_sampled_grant_reaches_audit_and_is_revoked(void **state) {
+    (void)state;
+    char forged[PK_TEXT_LEN + 1], lic[33], shard[PA_RKEY_MAX];
+    assert_int_equal(outbox_shard_for_key("{g:7102}:group", shard, sizeof shard), 0);
+    long long seq_before = env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ);
+    key_of(G_SAMPLED, 5, false, forged);
+    assert_int_equal(activate(&S, forged, 31, lic), GRPC_STATUS_OK);
+    /* Its record went to the group's shard (it may already be forwarded:
+     * the consumer group on the shard then exists). */
+    assert_true(env_int(E.act_a, "EXISTS %s", shard) == 1);
+    assert_int_equal(env_int(E.act_a, "EXISTS %s", PA_RKEY_OUTBOX), 0);
+    renewal r = {lic, 31};
+    assert_true(env_wait(renew_refused, &r, REVOKE_WAIT_MS));
+    assert_true(env_int(E.act_a, "GET %s", PA_RKEY_REVOCATIONS_LAST_SEQ) > seq_before);
+    assert_int_equal(env_int(E.act_a, "SISMEMBER %s 5", "{g:7102}:revoked"), 1);
+    assert_int_equal(activate(&S, forged, 32, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_old_position_copied),
+        cmocka_unit_test(test_activate_renew_deactivate),
+        cmocka_unit_test(test_burst_in_batches),
+        cmocka_unit_test(test_address_limit),
+        cmocka_unit_test(test_sampled_grant_reaches_audit_and_is_revoked),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
