@@ -2,12 +2,12 @@
  * Redis Cluster on loopback (tests/harness/cluster_fixture.h): cluster
  * URLs, redirect parsing (empty host, IPv6) and first keys, keys of many
  * slots landing on their owners, a script reloaded on its node after
- * SCRIPT FLUSH, a slot moved for good
- * (MOVED, also inside a pipeline, and the map refreshed), a slot migrating (ASK for the moved key
- * only, TRYAGAIN for a script whose keys are split), cross-slot scripts
- * refused before sending, pipelines over several masters keeping their
- * order, commands to every master, and a killed master failing only its
- * own slots until its replica takes over. */
+ * SCRIPT FLUSH, a slot moved for good (MOVED, also inside a pipeline, and
+ * the map refreshed), a slot migrating (ASK for the moved key only,
+ * TRYAGAIN for a script whose keys are split), cross-slot scripts refused
+ * before sending, pipelines over several masters keeping their order,
+ * commands to every master, and a killed master failing only its own
+ * slots until its replica takes over. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
