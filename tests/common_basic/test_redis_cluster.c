@@ -1,11 +1,13 @@
 /* test_redis_cluster.c -- redis_store.h in cluster mode against a real
  * Redis Cluster on loopback (tests/harness/cluster_fixture.h): cluster
- * URLs, keys of many slots landing on their owners, a slot moved for good
- * (MOVED, and the map refreshed), a slot migrating (ASK for the moved key
- * only, TRYAGAIN for a script whose keys are split), cross-slot scripts
- * refused before sending, pipelines over several masters keeping their
- * order, commands to every master, and a killed master failing only its
- * own slots until its replica takes over. */
+ * URLs, redirect parsing (empty host, IPv6) and first keys, keys of many
+ * slots landing on their owners, a script reloaded on its node after
+ * SCRIPT FLUSH, a slot moved for good (MOVED, also inside a pipeline, and
+ * the map refreshed), a slot migrating (ASK for the moved key only,
+ * TRYAGAIN for a script whose keys are split), cross-slot scripts refused
+ * before sending, pipelines over several masters keeping their order,
+ * commands to every master, and a killed master failing only its own
+ * slots until its replica takes over. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 
 #include "clock.h"
 #include "cluster_fixture.h"
+#include "redis_cluster.h"
 #include "redis_slot.h"
 #include "redis_store.h"
 
@@ -122,6 +125,53 @@ static void test_cluster_urls(void **state) {
     rstore_free(s);
 }
 
+static void test_redirects_and_keys(void **state) {
+    (void)state;
+    unsigned slot;
+    char host[64];
+    int port;
+    assert_int_equal(cluster_redirect_parse("MOVED 12 10.0.0.2:7001", "h", &slot, host, sizeof host, &port),
+                     CLUSTER_REDIRECT_MOVED);
+    assert_int_equal(slot, 12);
+    assert_string_equal(host, "10.0.0.2");
+    assert_int_equal(port, 7001);
+    assert_int_equal(cluster_redirect_parse("MOVED 12 :7001", "answering.host", &slot, host, sizeof host, &port),
+                     CLUSTER_REDIRECT_MOVED); /* no announced host: the node that answered */
+    assert_string_equal(host, "answering.host");
+    assert_int_equal(cluster_redirect_parse("ASK 16383 fe80::1:7002", "h", &slot, host, sizeof host, &port),
+                     CLUSTER_REDIRECT_ASK); /* IPv6: split at the last ':' */
+    assert_int_equal(slot, 16383);
+    assert_string_equal(host, "fe80::1");
+    assert_int_equal(port, 7002);
+    assert_int_equal(cluster_redirect_parse("ASK 3 [::1]:7003", "h", &slot, host, sizeof host, &port),
+                     CLUSTER_REDIRECT_ASK);
+    assert_string_equal(host, "::1");
+    const char *bad[] = {"MOVED",         "MOVED 16384 h:1", "MOVED x h:1", "MOVED 1 h", "MOVED 1 h:0",
+                         "ASK 1 h:99999", "ERR MOVED 1 h:1", "TRYAGAIN",    NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(cluster_redirect_parse(bad[i], "h", &slot, host, sizeof host, &port), CLUSTER_REDIRECT_NONE);
+
+    const char *evalsha[] = {"EVALSHA", "abc", "2", "{g:1}:k", "{g:1}:rl", "arg"};
+    assert_int_equal(cluster_key_index(6, evalsha, NULL), 3); /* KEYS[1] */
+    const char *nokeys[] = {"EVAL", "return 1", "0"};
+    assert_int_equal(cluster_key_index(3, nokeys, NULL), -1);
+    const char *xrg[] = {"XREADGROUP", "GROUP", "g", "c", "COUNT", "5", "STREAMS", "{ob:1}:outbox", ">"};
+    assert_int_equal(cluster_key_index(9, xrg, NULL), 7);
+    const char *wait[] = {"WAIT", "1", "100"}, *get[] = {"get", "k"};
+    assert_int_equal(cluster_key_index(3, wait, NULL), -1);
+    assert_int_equal(cluster_key_index(2, get, NULL), 1);
+
+    const char resp[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n";
+    const char **argv;
+    size_t *len;
+    assert_int_equal(cluster_resp_split(resp, sizeof resp - 1, &argv, &len), 3);
+    assert_int_equal(len[2], 4);
+    assert_memory_equal(argv[2], "a\r\nb", 4); /* binary-safe */
+    free(argv);
+    free(len);
+    assert_int_equal(cluster_resp_split("*2\r\n$3\r\nGET\r\n", 13, &argv, &len), -1);
+}
+
 static void test_keys_land_on_owners(void **state) {
     (void)state;
     rstore *s = open_on(&cl);
@@ -167,6 +217,13 @@ static void test_cross_slot_refused(void **state) {
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "x");
+    freeReplyObject(r);
+    /* The script flushed on its master: loaded again there, transparently. */
+    int owner = cluster_fixture_owner(&cl, redis_slot_of(same[0], strlen(same[0])));
+    assert_int_equal(cluster_fixture_exec(&cl, owner, "SCRIPT FLUSH"), 0);
+    r = rstore_eval(s, idx, 2, 0, same, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
     freeReplyObject(r);
     rstore_free(s);
 }
@@ -261,7 +318,19 @@ static void test_moved_followed(void **state) {
     assert_int_equal(port_for_key(s, k2), cl.node[0].port);
     setslot_everywhere(s1, 1); /* empty slots move at once */
     setslot_everywhere(s2, 1);
-    set_ok(s, k1, "moved"); /* MOVED from master 0, followed */
+    /* In a pipeline: the MOVED reply is re-sent alone, the order kept. */
+    const char *set1[] = {"SET", k1, "piped"}, *other[] = {"SET", "{g:other}:k:1", "o"}, *get1[] = {"GET", k1};
+    assert_int_equal(rstore_append_argv(s, 3, set1, NULL), 0);
+    assert_int_equal(rstore_append_argv(s, 3, other, NULL), 0);
+    assert_int_equal(rstore_append_argv(s, 2, get1, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        redisReply *p = rstore_get_reply(s);
+        assert_non_null(p);
+        assert_int_equal(p->type, i < 2 ? REDIS_REPLY_STATUS : REDIS_REPLY_STRING);
+        if (i == 2) assert_string_equal(p->str, "piped");
+        freeReplyObject(p);
+    }
+    set_ok(s, k1, "moved"); /* straight to the new owner: the MOVED above fixed the slot */
     char *v = get_on(&cl, 1, k1);
     assert_non_null(v);
     assert_string_equal(v, "moved");
@@ -377,10 +446,11 @@ static void test_killed_master(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cluster_urls),       cmocka_unit_test(test_keys_land_on_owners),
-        cmocka_unit_test(test_cross_slot_refused), cmocka_unit_test(test_pipeline_order),
-        cmocka_unit_test(test_command_all),        cmocka_unit_test(test_moved_followed),
-        cmocka_unit_test(test_ask_and_tryagain),   cmocka_unit_test(test_killed_master),
+        cmocka_unit_test(test_cluster_urls),        cmocka_unit_test(test_redirects_and_keys),
+        cmocka_unit_test(test_keys_land_on_owners), cmocka_unit_test(test_cross_slot_refused),
+        cmocka_unit_test(test_pipeline_order),      cmocka_unit_test(test_command_all),
+        cmocka_unit_test(test_moved_followed),      cmocka_unit_test(test_ask_and_tryagain),
+        cmocka_unit_test(test_killed_master),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

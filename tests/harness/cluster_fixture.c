@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,8 +80,8 @@ static int read_id(cluster_fixture *f, int i) {
 static int assemble(cluster_fixture *f) {
     for (int i = 0; i < f->n; i++) {
         if (read_id(f, i) != 0 || cluster_fixture_exec(f, i, "CLUSTER SET-CONFIG-EPOCH %d", i + 1) != 0) return -1;
-        if (i < f->masters) {
-            int lo = i * REDIS_SLOTS / f->masters, hi = (i + 1) * REDIS_SLOTS / f->masters - 1;
+        if (i < f->slot_masters) {
+            int lo = i * REDIS_SLOTS / f->slot_masters, hi = (i + 1) * REDIS_SLOTS / f->slot_masters - 1;
             if (cluster_fixture_exec(f, i, "CLUSTER ADDSLOTSRANGE %d %d", lo, hi) != 0) return -1;
         }
     }
@@ -150,13 +151,21 @@ static int wait_linked(const cluster_fixture *f, int timeout_ms) {
     return -1;
 }
 
+static int start(cluster_fixture *f, int masters, int replicas, int slot_masters);
+
 int cluster_fixture_start(cluster_fixture *f, int masters, int replicas) {
+    return start(f, masters, replicas, masters);
+}
+
+int cluster_fixture_start_on_first(cluster_fixture *f, int masters) { return start(f, masters, 0, 1); }
+
+static int start(cluster_fixture *f, int masters, int replicas, int slot_masters) {
     memset(f, 0, sizeof *f);
     if (masters < 1 || replicas < 0 || masters * (1 + replicas) > CLUSTER_FIXTURE_NODES_MAX) {
         fprintf(stderr, "cluster_fixture: %d masters with %d replicas each is too many\n", masters, replicas);
         return -1;
     }
-    f->masters = masters, f->replicas = replicas;
+    f->masters = masters, f->replicas = replicas, f->slot_masters = slot_masters;
     for (f->n = 0; f->n < masters * (1 + replicas); f->n++)
         if (start_node(f, f->n) != 0) goto fail;
     if (assemble(f) != 0 || make_replicas(f) != 0 || cluster_fixture_wait_ok(f, f->n, 20000) != 0 ||
@@ -204,4 +213,22 @@ int cluster_fixture_owner(const cluster_fixture *f, unsigned slot) {
 void cluster_fixture_kill(cluster_fixture *f, int i) {
     if (f->node[i].pid > 0) fixture_stop(f->node[i].pid, SIGKILL, 2000);
     f->node[i].pid = -1;
+}
+
+int cluster_fixture_cli(const cluster_fixture *f, const char *command, const char *const *args) {
+    char addr[32];
+    const char *argv[40] = {"/usr/bin/redis-cli",   "--no-auth-warning", "--user", "clusterops", "-a",
+                            FIXTURE_PW_CLUSTER_OPS, "--cluster",         command,  addr};
+    int n = 9;
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", f->node[0].port);
+    for (int i = 0; args && args[i] && n < 39; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    char *out = NULL, *err = NULL;
+    int st = fixture_run((char *const *)argv, &out, &err);
+    if (st != 0)
+        fprintf(stderr, "cluster_fixture: redis-cli --cluster %s exited %d:\n%s%s\n", command, st, out ? out : "",
+                err ? err : "");
+    free(out);
+    free(err);
+    return st == 0 ? 0 : -1;
 }

@@ -27,13 +27,23 @@ typedef struct cluster_fixture {
     redis_fixture node[CLUSTER_FIXTURE_NODES_MAX]; /* each node's process, port and directory */
     int bus_port[CLUSTER_FIXTURE_NODES_MAX];       /* its cluster bus port */
     char id[CLUSTER_FIXTURE_NODES_MAX][41];        /* its cluster node id */
+    int slot_masters;                              /* masters the slots were spread over at start */
 } cluster_fixture;
 
 /* Starts the nodes, assigns the slots, joins them, makes the replicas and
  * waits for cluster_state:ok everywhere. 0, or -1 (message on stderr;
  * whatever started is stopped). */
 int cluster_fixture_start(cluster_fixture *f, int masters, int replicas);
+/* The same with every slot on master 0 and the other masters empty: for
+ * data written first through a plain connection to node 0 (e.g. groups
+ * made by the keystore library), then spread with
+ * cluster_fixture_cli(f, "rebalance", ..., "--cluster-use-empty-masters"). */
+int cluster_fixture_start_on_first(cluster_fixture *f, int masters);
 void cluster_fixture_stop(cluster_fixture *f);
+/* Runs `redis-cli --cluster COMMAND 127.0.0.1:P0 ARGS...` as clusterops
+ * (args NULL-terminated). 0 when it exits 0, else -1 (its output on
+ * stderr). */
+int cluster_fixture_cli(const cluster_fixture *f, const char *command, const char *const *args);
 
 /* "redis-cluster://USER:PASSWORD@127.0.0.1:P0,...": every node a seed. */
 void cluster_fixture_url(const cluster_fixture *f, const char *user, const char *password, char *buf, size_t n);
