@@ -27,10 +27,12 @@
 #               failover and activates a second key from the host, and
 #               prints the unavailability window (kill to the first
 #               successful activation).
-#   --bounded   the least that proves the images for CI: the build stage
-#               compiles only the three programs the run needs
-#               (PA_PROGRAMS), four images (no admin-server: no admin
-#               login), four services; images, non-root users,
+#   --bounded   the least that proves the images for CI: the images take
+#               the three daemons the run needs from the build tree
+#               (--build-dir, built there if missing) instead of compiling
+#               them in the build stage (PA_BUILD=prebuilt), four images
+#               (no admin-server: no admin login), four services; images,
+#               non-root users,
 #               healthchecks, compose up, TLS activation from the host,
 #               the audit verdict, teardown and sizes as in the full run.
 #
@@ -107,7 +109,6 @@ COMPOSE=(-f docker/compose.yaml)
 if [ "$bounded" = 1 ]; then
   TARGETS=(redis audit-server activation-server keystore)
   SERVICES=(redis-activation redis-audit audit-server activation-server)
-  BUILD_ARGS=(--build-arg "PA_PROGRAMS=activation-server audit-server keystore")
 fi
 if [ "$sentinel" = 1 ]; then
   SERVICES+=(redis-activation-replica sentinel-1 sentinel-2 sentinel-3)
@@ -115,10 +116,37 @@ if [ "$sentinel" = 1 ]; then
 fi
 has_admin() { [[ " ${SERVICES[*]} " == *" admin-server "* ]]; }
 
+# --- the client on this host ---------------------------------------------------
+if [ -z "$build_dir" ]; then
+  build_dir=$ROOT/build/release
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
+fi
+ACTIVATE=$build_dir/client/activate
+HOST_PROGRAMS=(activate)
+[ "$bounded" = 1 ] && HOST_PROGRAMS+=(activation-server audit-server keystore)
+if [ -f "$build_dir/CMakeCache.txt" ]; then  # built already: a no-op
+  nice -n 19 cmake --build "$build_dir" -j2 --target "${HOST_PROGRAMS[@]}" >/dev/null \
+    || fail "cannot build ${HOST_PROGRAMS[*]} in $build_dir"
+fi
+[ -x "$ACTIVATE" ] || fail "no activate client in $build_dir"
+
+# The bounded run's images take the daemons this host built (Debian 12 as
+# the images are) from a build context of their own: PA_BUILD=prebuilt.
+CONTEXT=.
+if [ "$bounded" = 1 ]; then
+  CONTEXT=$cache/prebuilt-context
+  rm -rf "$CONTEXT" && mkdir -p "$CONTEXT/prebuilt"
+  for p in activation-server audit-server keystore; do
+    strip -o "$CONTEXT/prebuilt/$p" "$build_dir/$p/$p" || fail "no $p in $build_dir"
+  done
+  BUILD_ARGS=(--build-arg PA_BUILD=prebuilt)
+fi
+
+
 # --- images ------------------------------------------------------------------
 for t in "${TARGETS[@]}"; do
   say "building pa/$t"
-  nice -n 19 podman build --network=host --format docker -q "${BUILD_ARGS[@]}" -f docker/Dockerfile --target "$t" -t "pa/$t" . \
+  nice -n 19 podman build --network=host --format docker -q "${BUILD_ARGS[@]}" -f docker/Dockerfile --target "$t" -t "pa/$t" "$CONTEXT" \
     >"$cache/build-$t.log" 2>&1 || { tail -30 "$cache/build-$t.log" >&2; fail "podman build --target $t failed"; }
 done
 say "image sizes:"
@@ -133,17 +161,6 @@ for t in "${TARGETS[@]}"; do
   [ "$t" != keystore ] || continue
   podman image inspect --format '{{.Config.Healthcheck}}' "pa/$t" | grep -q bash || fail "pa/$t has no HEALTHCHECK"
 done
-
-# --- the client on this host ---------------------------------------------------
-if [ -z "$build_dir" ]; then
-  build_dir=$ROOT/build/release
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
-fi
-ACTIVATE=$build_dir/client/activate
-if [ ! -x "$ACTIVATE" ] && [ -f "$build_dir/CMakeCache.txt" ]; then
-  nice -n 19 cmake --build "$build_dir" -j2 --target activate >/dev/null
-fi
-[ -x "$ACTIVATE" ] || fail "no activate client in $build_dir"
 
 # --- the deployment's secrets ------------------------------------------------
 WORK=$(mktemp -d "$cache/deploy.XXXXXX")
