@@ -759,8 +759,8 @@ void activate_wait_replicas(activate_call *c, size_t n) {
     if (!cluster && replica_wait_grants(&w->app->wait, w->redis, -1, granted, &short_of)) return;
     for (size_t i = 0; i < n; i++) {
         if (!c[i].waiting) continue;
-        if (cluster && replica_wait_grant(&w->app->wait, w->redis, c[i].volume ? -1 : (int64_t)c[i].key.group,
-                                          &short_of))
+        if (cluster &&
+            replica_wait_grant(&w->app->wait, w->redis, c[i].volume ? -1 : (int64_t)c[i].key.group, &short_of))
             continue;
         c[i].waiting = false;
         c[i].p.status = short_of.status;

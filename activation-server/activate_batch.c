@@ -82,8 +82,8 @@ static struct activate_batch *room_for(worker *w, size_t n) {
 static void take_addresses(worker *w, activate_call *c, size_t n) {
     const policy_limits *l = &w->app->limits;
     for (size_t i = 0; i < n; i++)
-        c[i].again = c[i].waiting && !c[i].volume && policy_address_take_append(w->redis, w->script, l, c[i].who.bucket,
-                                                                c[i].rejecting) != 0;
+        c[i].again = c[i].waiting && !c[i].volume &&
+                     policy_address_take_append(w->redis, w->script, l, c[i].who.bucket, c[i].rejecting) != 0;
     for (size_t i = 0; i < n; i++)
         if (c[i].waiting && !c[i].volume && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
     for (size_t i = 0; i < n; i++)

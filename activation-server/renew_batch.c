@@ -37,8 +37,9 @@
 static void take_addresses(worker *w, renew_call *c, size_t n) {
     const policy_limits *l = &w->app->limits;
     for (size_t i = 0; i < n; i++)
-        c[i].again = c[i].waiting && !c[i].volume && policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket,
-                                                                c[i].bad_proof.pending) != 0;
+        c[i].again =
+            c[i].waiting && !c[i].volume &&
+            policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket, c[i].bad_proof.pending) != 0;
     for (size_t i = 0; i < n; i++)
         if (c[i].waiting && !c[i].volume && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
     for (size_t i = 0; i < n; i++)
