@@ -1126,6 +1126,22 @@ static bool info_memory(redisContext *c, long long *used, long long *dataset) {
     return u != NULL;
 }
 
+/* The group's machine log grows with its activations up to
+ * PA_MLOG_MAXLEN entries and then stays: a cost per group, not per
+ * record, so the memory figures are also printed without it. */
+static long long mlog_bytes(redisContext *c, uint32_t group) {
+    redisReply *r = redisCommand(c, "MEMORY USAGE " PA_RKEY_GROUP_MLOG_FMT " SAMPLES 0", group);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+static void print_without_mlog(long long used, long long mlog, size_t records) {
+    printf("    of which the group's machine log %lld bytes (at most %s entries a group); without it %.1f bytes "
+           "per record\n",
+           mlog, PA_MLOG_MAXLEN, (double)(used - mlog) / (double)records);
+}
+
 static void tune_memory_unlimited(group_record *r) { r->policy.max_machines = 0; }
 static void tune_memory_leased(group_record *r) {
     r->policy.max_machines = 3;
@@ -1167,6 +1183,7 @@ static void measure_memory_kind(const world *w, const char *label, uint32_t grou
             "%.1f per place\n",
             label, n, machines, granted, used1 - used0, (double)(used1 - used0) / (double)n,
             (double)(used1 - used0) / (double)(n * machines));
+    if (n > 0) print_without_mlog(used1 - used0, mlog_bytes(w->admin, group), n);
     pk_fields f;
     pk_decode(keys[0], PK_TEXT_LEN, &f, NULL);
     redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
@@ -1205,6 +1222,7 @@ static void measure_memory(const options *o, const world *w, key_set *k, const r
            (double)(data1 - data0) / granted);
     pk_fields f;
     pk_decode(k->memory[0], PK_TEXT_LEN, &f, NULL);
+    print_without_mlog(used1 - used0, mlog_bytes(w->admin, f.group), granted);
     redisReply *u = redisCommand(w->admin, "MEMORY USAGE " PA_RKEY_RECORD_FMT " SAMPLES 0", f.group, f.serial);
     redisReply *e = redisCommand(w->admin, "OBJECT ENCODING " PA_RKEY_RECORD_FMT, f.group, f.serial);
     if (u && e && u->type == REDIS_REPLY_INTEGER && e->str)
