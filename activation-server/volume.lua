@@ -171,6 +171,11 @@ function L.pack_rec(r)
     if r.rebinds == 0 and r.tokens == '' then return base end
     return base .. string.char(r.rebinds, #r.tokens / 8) .. r.tokens
 end
+-- The record as read, kept beside the one a call changes (no second unpack).
+function L.copy_rec(r)
+    return {flags = r.flags, first = r.first, last = r.last, lease = r.lease, gen = r.gen, holder = r.holder,
+        rebinds = r.rebinds, tokens = r.tokens}
+end
 function L.has(r, f) return bit.band(r.flags, f) ~= 0 end
 function L.set(r, f) r.flags = bit.bor(r.flags, f) end
 function L.clear(r, f) r.flags = bit.band(r.flags, bit.bnot(f)) end
@@ -239,14 +244,6 @@ function L.deadline(r, t)
     return d, kind .. at, at
 end
 
-function L.file(digest, r, t)
-    local K, A = L.K, L.A
-    local _, name, at = L.deadline(r, t)
-    if not name then return end
-    redis.call('SADD', A.prefix .. name, digest)
-    redis.call('ZADD', K.wheel, at, name)
-end
-
 function L.unfile(digest, r, t)
     local A = L.A
     local _, name = L.deadline(r, t)
@@ -258,12 +255,14 @@ end
 function L.store(digest, old, r, t)
     local K, A = L.K, L.A
     if L.RB and not L.RB.done and digest == A.machine then L.move(old, t) end
-    local was, now_in = nil, nil
-    if old then was = select(2, L.deadline(old, t)) end
-    now_in = select(2, L.deadline(r, t))
+    local was = old and select(2, L.deadline(old, t))
+    local _, now_in, at = L.deadline(r, t) -- once: a heartbeat stays in its bucket most of the time
     if was ~= now_in then
         if was then redis.call('SREM', A.prefix .. was, digest) end
-        L.file(digest, r, t)
+        if now_in then
+            redis.call('SADD', A.prefix .. now_in, digest)
+            redis.call('ZADD', K.wheel, at, now_in)
+        end
     end
     redis.call('HSET', K.machines, digest, L.pack_rec(r))
 end
@@ -739,12 +738,13 @@ function L.own_record(t, now)
     if not v then return nil, L.reply(S.NOT_FOUND, t, now) end
     local r = L.unpack_rec(v)
     if L.license_random(r) ~= A.random then return nil, L.reply(S.NOT_FOUND, t, now) end
+    local old = L.copy_rec(r)
     if r.holder == F.NO_HOLDER then
         r.holder = A.holder
     elseif r.holder ~= A.holder then
         return nil, L.reply(S.WRONG_KEY, t, now)
     end
-    return r, L.unpack_rec(v)
+    return r, old
 end
 
 function R.renew()

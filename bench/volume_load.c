@@ -36,12 +36,18 @@
  * The server runs without its background sweep (--order-sweep-ms 0), so
  * the last figure is the sweep's alone, and without rate limits (one load
  * generator is one client address). Client, server and Redis share this
- * machine's cores. No targets are asserted: the figures are printed. */
+ * machine's cores. No targets are asserted: the figures are printed.
+ * Beside each gRPC run: Redis A's time and commands per script call (INFO
+ * commandstats) and the CPU per call of Redis, the server and this process,
+ * which stay meaningful on a shared machine where calls/s do not;
+ * --phase runs one part alone, to profile it (perf record -p, the server's
+ * pid is printed). */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,7 +72,8 @@ typedef struct options {
     const char *workers;
     long machines; /* machine records for the memory and expiry figures */
     int heartbeat_machines;
-    int retention_s; /* the memory order's machine_retention_seconds */
+    int retention_s;   /* the memory order's machine_retention_seconds */
+    const char *phase; /* "all", or the one phase to run (profiling it alone) */
 } options;
 
 typedef struct bench {
@@ -350,6 +357,80 @@ static int run_echo(const options *o, bench *b, loadgen_result *res) {
     return run_at(o, b->echo_target, "/bench.v1.Echo/Echo", build_echo, NULL, "echo: ", res);
 }
 
+/* Redis A's command counts: evalsha's calls and microseconds, and every
+ * other command's calls (those a script runs are counted too), so a run's
+ * deltas give the script's cost and its commands per call. */
+typedef struct command_stats {
+    long long evalsha_calls, evalsha_usec, other_calls;
+    double redis_cpu_s, server_cpu_s, self_cpu_s; /* CPU so far: Redis A, the server, this process (the load) */
+} command_stats;
+
+static double info_field(const char *text, const char *field) {
+    const char *p = strstr(text, field);
+    return p ? atof(p + strlen(field)) : 0;
+}
+
+/* utime + stime of `pid`, in seconds (-1: unreadable). */
+static double process_cpu_s(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void read_command_stats(redisContext *c, pid_t server, command_stats *out) {
+    *out = (command_stats){0};
+    redisReply *cpu = redisCommand(c, "INFO cpu");
+    if (cpu && cpu->type == REDIS_REPLY_STRING)
+        out->redis_cpu_s = info_field(cpu->str, "used_cpu_sys:") + info_field(cpu->str, "used_cpu_user:");
+    if (cpu) freeReplyObject(cpu);
+    out->server_cpu_s = process_cpu_s(server);
+    out->self_cpu_s = self_cpu_s();
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    const char *p = r && r->type == REDIS_REPLY_STRING ? r->str : "";
+    for (; (p = strstr(p, "cmdstat_")); p++) {
+        char name[64];
+        long long calls = 0, usec = 0;
+        if (sscanf(p, "cmdstat_%63[^:]:calls=%lld,usec=%lld", name, &calls, &usec) != 3) continue;
+        if (strcmp(name, "evalsha") == 0) {
+            out->evalsha_calls = calls;
+            out->evalsha_usec = usec;
+        } else if (strcmp(name, "info") != 0) {
+            out->other_calls += calls;
+        }
+    }
+    if (r) freeReplyObject(r);
+}
+
+/* The Redis line of a run of `calls` calls: the script's time (Redis's
+ * own, which counts preemption too on a busy machine) and CPU per call of
+ * Redis, the server and the load generator. */
+static void print_command_stats(const command_stats *before, const command_stats *after, uint64_t calls) {
+    long long scripts = after->evalsha_calls - before->evalsha_calls;
+    if (scripts > 0)
+        printf("  %-30s Redis: %.1f us per script, %.1f commands per script\n", "",
+               (double)(after->evalsha_usec - before->evalsha_usec) / (double)scripts,
+               (double)(after->other_calls - before->other_calls) / (double)scripts);
+    if (calls == 0) return;
+    double per = 1e6 / (double)calls;
+    printf("  %-30s CPU per call: Redis %.1f us, server %.1f us, load generator %.1f us\n", "",
+           (after->redis_cpu_s - before->redis_cpu_s) * per, (after->server_cpu_s - before->server_cpu_s) * per,
+           (after->self_cpu_s - before->self_cpu_s) * per);
+}
+
 /* A run's line, and its batch sizes below it (`batch` NULL: none). */
 static void print_run(const char *label, const loadgen_result *r, const char *batch) {
     uint64_t ok = r->total.status[GRPC_STATUS_OK];
@@ -357,6 +438,19 @@ static void print_run(const char *label, const loadgen_result *r, const char *ba
            r->total.p99_us / 1000, (unsigned long long)ok, (unsigned long long)r->total.calls,
            ok == r->total.calls ? "" : "; first error: ", ok == r->total.calls ? "" : r->first_error);
     if (batch) printf("  %-30s %s\n", "", batch);
+}
+
+/* One gRPC phase: the run, its line, its batch sizes and its Redis cost. */
+static int measured(const options *o, bench *b, const char *method, const char *label, loadgen_request_fn fn,
+                    const char *title, loadgen_result *res) {
+    char batch[160];
+    command_stats before, after;
+    read_command_stats(b->admin, b->e.server, &before);
+    if (run(o, b, method, label, fn, res, batch) != 0) return -1;
+    read_command_stats(b->admin, b->e.server, &after);
+    print_run(title, res, batch);
+    print_command_stats(&before, &after, res->all_calls);
+    return 0;
 }
 
 /* ---- memory and expiry, straight through volume.lua --------------------------------- */
@@ -489,15 +583,29 @@ static int measure_memory_and_expiry(const options *o, bench *b) {
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: volume_load [--duration S] [--threads N] [--channels N] [--concurrency N] [--workers N]\n"
-            "                   [--machines N] [--heartbeat-machines N] [--retention-s S]\n\n"
+            "                   [--machines N] [--heartbeat-machines N] [--retention-s S] [--phase NAME]\n\n"
             "Starts Redis A/B and the activation server on loopback and prints, in one run: retail and volume\n"
             "Activate/s, concurrent-mode heartbeats (Renew)/s, Redis bytes per machine record over --machines\n"
             "machines (default 100000), and the time to expire them all once stale (sweep calls until done).\n"
-            "Beside each run: the server's batch sizes (pa_batch_calls) for its method.\n"
+            "Beside each run: the server's batch sizes (pa_batch_calls) for its method, and Redis A's cost per\n"
+            "script call (INFO commandstats: evalsha's microseconds, the commands each script ran) and the\n"
+            "CPU per call of Redis A, the server and this process (the load generator).\n"
+            "--phase runs one part alone (to profile it): retail, volume, match, heartbeat or memory; the echo\n"
+            "ceiling runs with each gRPC phase. Default: all.\n"
             "Defaults: 5 s runs, 1 thread, 2 channels, concurrency 64, 2 server workers, 2000 heartbeat\n"
             "machines, a retention of 30 s for the expiry figure.\n"
             "Exit codes: 0 figures printed; 1 something could not be set up or measured; 2 usage error.\n");
 }
+
+static bool phase_known(const char *p) {
+    static const char *const known[] = {"all", "retail", "volume", "match", "heartbeat", "memory"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(p, known[i]) == 0) return true;
+    return false;
+}
+
+/* Whether the run includes phase `p`. */
+static bool runs(const options *o, const char *p) { return strcmp(o->phase, "all") == 0 || strcmp(o->phase, p) == 0; }
 
 static int parse(int argc, char **argv, options *o) {
     static const struct option opts[] = {{"duration", required_argument, NULL, 'd'},
@@ -508,6 +616,7 @@ static int parse(int argc, char **argv, options *o) {
                                          {"machines", required_argument, NULL, 'm'},
                                          {"heartbeat-machines", required_argument, NULL, 'b'},
                                          {"retention-s", required_argument, NULL, 'r'},
+                                         {"phase", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     *o = (options){.duration = 5,
@@ -517,7 +626,8 @@ static int parse(int argc, char **argv, options *o) {
                    .workers = "2",
                    .machines = 100000,
                    .heartbeat_machines = 2000,
-                   .retention_s = 30};
+                   .retention_s = 30,
+                   .phase = "all"};
     for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         switch (ch) {
         case 'd': o->duration = atof(optarg); break;
@@ -528,13 +638,14 @@ static int parse(int argc, char **argv, options *o) {
         case 'm': o->machines = atol(optarg); break;
         case 'b': o->heartbeat_machines = atoi(optarg); break;
         case 'r': o->retention_s = atoi(optarg); break;
+        case 'p': o->phase = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
     }
     if (optind < argc || o->duration <= 0 || o->threads < 1 || o->threads > 8 || o->channels < 1 ||
         o->concurrency < 1 || o->machines < 2 || o->heartbeat_machines < o->threads || o->retention_s < 1 ||
-        atoi(o->workers) < 1) {
+        atoi(o->workers) < 1 || !phase_known(o->phase)) {
         fprintf(stderr, "volume_load: bad arguments\n\n");
         usage(stderr);
         return -1;
@@ -552,35 +663,43 @@ int main(int argc, char **argv) {
     b.threads = o.threads;
     int rc = 1;
     size_t keys = (size_t)(o.duration + 2) * 20000 * (size_t)o.threads;
-    if (world_start(&b, &o) != 0 || start_echo(&b) != 0 || make_retail_keys(&b, keys) != 0 ||
-        prepare_heartbeats(&b, o.heartbeat_machines) != 0)
+    if (world_start(&b, &o) != 0 || start_echo(&b) != 0 || (runs(&o, "retail") && make_retail_keys(&b, keys) != 0) ||
+        (runs(&o, "heartbeat") && prepare_heartbeats(&b, o.heartbeat_machines) != 0))
         goto out;
     printf(
-        "activation server %s (--workers %s), Redis A 127.0.0.1:%d; %.0f s per run, %d thread(s), %d channel(s), "
+        "activation server %s (pid %d, --workers %s), Redis A 127.0.0.1:%d; %.0f s per run, %d thread(s), %d "
+        "channel(s), "
         "concurrency %d\n\n",
-        b.e.target, o.workers, b.e.a.port, o.duration, o.threads, o.channels, o.concurrency);
+        b.e.target, (int)b.e.server, o.workers, b.e.a.port, o.duration, o.threads, o.channels, o.concurrency);
     printf("  %-30s %9s %9s %9s\n", "", "calls/s", "p50 ms", "p99 ms");
-    loadgen_result retail, volume, heartbeat;
-    char batch[160];
-    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_retail, &retail, batch) != 0) goto out;
-    print_run("retail Activate (new key)", &retail, batch);
-    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_volume, &volume, batch) != 0) goto out;
-    print_run("volume Activate (new machine)", &volume, batch);
-    loadgen_result match_new, match_restart;
-    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_new, &match_new, batch) != 0) goto out;
-    print_run("K=3 Activate (no match)", &match_new, batch);
-    if (run(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_restart, &match_restart, batch) != 0) goto out;
-    print_run("K=3 Activate (re-bind)", &match_restart, batch);
-    if (run(&o, &b, PA_RPC_RENEW, PA_RPC_RENEW_LABEL, build_renew, &heartbeat, batch) != 0) goto out;
-    print_run("concurrent heartbeat (Renew)", &heartbeat, batch);
-    loadgen_result echo;
-    if (run_echo(&o, &b, &echo) != 0) goto out;
-    print_run("bare echo (same runtime)", &echo, NULL);
-    printf("  volume / retail Activate: %.2f\n", volume.calls_per_s / retail.calls_per_s);
-    if (echo.calls_per_s > 0)
-        printf("  ratio retail Activate/echo: %.2f\n  ratio volume Activate/echo: %.2f\n  ratio heartbeat/echo: %.2f\n",
-               retail.calls_per_s / echo.calls_per_s, volume.calls_per_s / echo.calls_per_s,
-               heartbeat.calls_per_s / echo.calls_per_s);
+    loadgen_result retail = {0}, volume = {0}, heartbeat = {0}, match_new = {0}, match_restart = {0}, echo = {0};
+    if ((runs(&o, "retail") && measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_retail,
+                                        "retail Activate (new key)", &retail)) ||
+        (runs(&o, "volume") && measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_volume,
+                                        "volume Activate (new machine)", &volume)) ||
+        (runs(&o, "match") && (measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_new,
+                                        "K=3 Activate (no match)", &match_new) ||
+                               measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_restart,
+                                        "K=3 Activate (re-bind)", &match_restart))) ||
+        (runs(&o, "heartbeat") &&
+         measured(&o, &b, PA_RPC_RENEW, PA_RPC_RENEW_LABEL, build_renew, "concurrent heartbeat (Renew)", &heartbeat)))
+        goto out;
+    if (strcmp(o.phase, "memory") != 0) {
+        if (run_echo(&o, &b, &echo) != 0) goto out;
+        print_run("bare echo (same runtime)", &echo, NULL);
+    }
+    if (retail.calls_per_s > 0 && volume.calls_per_s > 0)
+        printf("  volume / retail Activate: %.2f\n", volume.calls_per_s / retail.calls_per_s);
+    if (echo.calls_per_s > 0) {
+        if (retail.calls_per_s > 0)
+            printf("  ratio retail Activate/echo: %.2f\n", retail.calls_per_s / echo.calls_per_s);
+        if (volume.calls_per_s > 0)
+            printf("  ratio volume Activate/echo: %.2f\n", volume.calls_per_s / echo.calls_per_s);
+        if (heartbeat.calls_per_s > 0)
+            printf("  ratio heartbeat/echo: %.2f\n", heartbeat.calls_per_s / echo.calls_per_s);
+    }
+    rc = 0;
+    if (!runs(&o, "memory")) goto out;
     rc = measure_memory_and_expiry(&o, &b) == 0 ? 0 : 1;
 out:
     if (b.admin) redisFree(b.admin);
