@@ -83,14 +83,20 @@ static int redis_failed(rstore *r, redisReply *rep, const char *what, char *err,
  * slots, and a MULTI cannot span slots: the record is written first, then
  * its entry, so what the index names is always there; a crash between
  * leaves a record nothing names (harmless, never delivered). 0 or -1. */
-static int record_then_index(rstore *r, int nrec, const char **rec, int nidx, const char **idx) {
-    redisReply *a = rstore_commandargv(r, nrec, rec, NULL);
-    bool ok = a && a->type == REDIS_REPLY_INTEGER;
-    if (a) freeReplyObject(a);
-    redisReply *b = ok ? rstore_commandargv(r, nidx, idx, NULL) : NULL;
-    ok = b && b->type == REDIS_REPLY_INTEGER;
-    if (b) freeReplyObject(b);
-    return ok ? 0 : -1;
+static int record_then_index(rstore *r, int nrec, const char **rec, int nidx, const char **idx, const char *what,
+                             char *err, size_t errlen) {
+    redisReply *rep = rstore_commandargv(r, nrec, rec, NULL);
+    if (rep && rep->type == REDIS_REPLY_INTEGER) {
+        freeReplyObject(rep);
+        rep = rstore_commandargv(r, nidx, idx, NULL);
+        if (rep && rep->type == REDIS_REPLY_INTEGER) {
+            freeReplyObject(rep);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "%s: %s", what, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rstore_error(r));
+    if (rep) freeReplyObject(rep);
+    return -1;
 }
 
 int webhook_create(rstore *r, const char *url, const json_t *events, json_t **out, char *err, size_t errlen) {
@@ -115,8 +121,7 @@ int webhook_create(rstore *r, const char *url, const json_t *events, json_t **ou
     const char *sadd[] = {"SADD", PA_RKEY_ADMIN_WEBHOOKS, id};
     redisReply *rep = NULL;
     if (rstore_is_cluster(r)) {
-        if (record_then_index(r, 10, hset, 3, sadd) != 0)
-            return redis_failed(r, NULL, "storing the webhook", err, errlen);
+        if (record_then_index(r, 10, hset, 3, sadd, "storing the webhook", err, errlen) != 0) return -2;
     } else if (rstore_append_argv(r, 1, (const char *[]){"MULTI"}, NULL) != 0 ||
                rstore_append_argv(r, 10, hset, NULL) != 0 || rstore_append_argv(r, 3, sadd, NULL) != 0 ||
                rstore_append_argv(r, 1, (const char *[]){"EXEC"}, NULL) != 0)
@@ -231,9 +236,7 @@ static int queue_delivery(rstore *r, const char *webhook, const char *event, con
     const char *zadd[] = {"ZADD", PA_RKEY_ADMIN_DELIVERY_DUE, due, id};
     int rc = 0;
     if (rstore_is_cluster(r)) {
-        if (record_then_index(r, 12, hset, 4, zadd) == 0) return 0;
-        snprintf(err, errlen, "queueing a delivery: %s", rstore_error(r));
-        return -1;
+        return record_then_index(r, 12, hset, 4, zadd, "queueing a delivery", err, errlen);
     }
     if (rstore_append_argv(r, 1, (const char *[]){"MULTI"}, NULL) != 0 || rstore_append_argv(r, 12, hset, NULL) != 0 ||
         rstore_append_argv(r, 4, zadd, NULL) != 0 || rstore_append_argv(r, 1, (const char *[]){"EXEC"}, NULL) != 0)
