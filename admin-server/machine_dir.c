@@ -45,11 +45,15 @@ static int script_init(void) {
     return script_source ? 0 : -1;
 }
 
-#define MD_FIXED_ARGS 7 /* EVALSHA sha 0 op + the four key prefixes */
+/* The words before the op's own: EVALSHA sha 1 {md}:ix, the op and the
+ * four key prefixes. The script makes its
+ * key names from ARGV; the one declared key only routes the call to the
+ * master of {md} on Redis Cluster (every key the script touches is there). */
+#define MD_FIXED_ARGS 9
 
 redisReply *machine_dir_call(rstore *r, const char *op, size_t n, const char **argv, const size_t *lens) {
     if (script_init() != 0) return NULL;
-    size_t total = MD_FIXED_ARGS + 1 + n;
+    size_t total = MD_FIXED_ARGS + n;
     const char **v = malloc(total * sizeof *v);
     size_t *l = malloc(total * sizeof *l);
     if (!v || !l) {
@@ -59,19 +63,20 @@ redisReply *machine_dir_call(rstore *r, const char *op, size_t n, const char **a
     }
     const char *fixed[] = {"EVALSHA",
                            script_sha,
-                           "0",
+                           "1",
+                           PA_RKEY_MD_INDEX,
                            op,
                            PA_RKEY_MD_RECORD_PREFIX,
                            PA_RKEY_MD_INDEX,
                            PA_RKEY_MD_INDEX_PREFIX,
                            PA_RKEY_MD_INDEX_NEXT};
-    for (size_t i = 0; i < MD_FIXED_ARGS + 1; i++) {
+    for (size_t i = 0; i < MD_FIXED_ARGS; i++) {
         v[i] = fixed[i];
         l[i] = strlen(fixed[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        v[MD_FIXED_ARGS + 1 + i] = argv[i];
-        l[MD_FIXED_ARGS + 1 + i] = lens ? lens[i] : strlen(argv[i]);
+        v[MD_FIXED_ARGS + i] = argv[i];
+        l[MD_FIXED_ARGS + i] = lens ? lens[i] : strlen(argv[i]);
     }
     redisReply *rep = rstore_commandargv(r, (int)total, v, l);
     if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {

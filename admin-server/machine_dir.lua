@@ -39,6 +39,8 @@
 --           {log key, last entry id}, then the entries of all of them, 13
 --           fields each: ingest for many logs in one batch, every log's
 --           position saved after all entries are in. Reply: records made.
+--   ingestn_keep  ingestn without trimming the logs (Redis Cluster: they
+--           are in other slots; the caller trims them).
 --   walk    ARGV[6] lo, ARGV[7] prefix, ARGV[8] hi, ARGV[9] count: the index
 --           walk of ordered_index.lua with each member's record. Reply:
 --           {done (0|1), member, record, member, record, ...} (a record
@@ -221,12 +223,16 @@ end
 
 -- The position of each log in the batch is saved (and the log trimmed up
 -- to it) only after all of its entries are in.
+-- On Redis Cluster the logs are in other slots than {md}: ingestn_keep
+-- leaves them to the caller, which trims each after this call.
+local trim_logs = true
+
 local function save_position(pos, log, last)
     redis.call('HSET', pos, log, last)
     -- What the directory holds the log need not: it shrinks to what is not
     -- taken in yet (whole stream nodes, hence ~), so its MAXLEN only
     -- matters while no admin server ingests.
-    redis.call('XTRIM', log, 'MINID', '~', last)
+    if trim_logs then redis.call('XTRIM', log, 'MINID', '~', last) end
 end
 
 local function ingest()
@@ -269,7 +275,12 @@ local function lease()
     return 1
 end
 
-local ops = {ingest = ingest, ingestn = ingestn, walk = walk, get = get, lease = lease}
+local function ingestn_keep()
+    trim_logs = false
+    return ingestn()
+end
+
+local ops = {ingest = ingest, ingestn = ingestn, ingestn_keep = ingestn_keep, walk = walk, get = get, lease = lease}
 local op = ops[ARGV[1]]
 if not op then return redis.error_reply('ERR machine_dir.lua: unknown operation') end
 return op()

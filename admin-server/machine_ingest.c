@@ -19,11 +19,14 @@
 #define ENTRIES_PER_CALL 500
 
 struct machine_ingest {
-    rstore *r;       /* the caller's connection */
-    int lease_ms;    /* how long one step holds the lease */
-    char token[33];  /* this ingest's lease token (random hex) */
-    bool holds;      /* the last step held the lease */
-    char error[200]; /* why the last step failed */
+    rstore *r;             /* the caller's connection */
+    int lease_ms;          /* how long one step holds the lease */
+    char token[33];        /* this ingest's lease token (random hex) */
+    bool holds;            /* the last step held the lease */
+    bool cluster;          /* Redis A is a Redis Cluster: one XREAD per log, logs trimmed here */
+    const char *pos_key;   /* the log positions' hash (in {md}'s slot on a cluster) */
+    const char *lease_key; /* the ingest lease (likewise) */
+    char error[200];       /* why the last step failed */
 };
 
 machine_ingest *machine_ingest_new(rstore *r, int lease_ms) {
@@ -37,6 +40,9 @@ machine_ingest *machine_ingest_new(rstore *r, int lease_ms) {
     for (int i = 0; i < 16; i++) snprintf(in->token + 2 * i, 3, "%02x", raw[i]);
     in->r = r;
     in->lease_ms = lease_ms > 0 ? lease_ms : 10000;
+    in->cluster = rstore_is_cluster(r);
+    in->pos_key = in->cluster ? PA_RKEY_MLOG_POS_CLUSTER : PA_RKEY_MLOG_POS;
+    in->lease_key = in->cluster ? PA_RKEY_INGEST_LEASE_CLUSTER : PA_RKEY_INGEST_LEASE;
     return in;
 }
 
@@ -56,7 +62,7 @@ static int failed(machine_ingest *in, const char *what, redisReply *rep) {
 static int take_lease(machine_ingest *in) {
     char ms[16];
     snprintf(ms, sizeof ms, "%d", in->lease_ms);
-    const char *argv[] = {PA_RKEY_INGEST_LEASE, in->token, ms};
+    const char *argv[] = {in->lease_key, in->token, ms};
     redisReply *rep = machine_dir_call(in->r, "lease", 3, argv, NULL);
     if (!rep || rep->type != REDIS_REPLY_INTEGER) return failed(in, "ingest lease", rep);
     in->holds = rep->integer == 1;
@@ -142,6 +148,30 @@ typedef struct batch {
     size_t n_entries;
 } batch;
 
+/* On Redis Cluster, after the batch's positions are saved: each log drops
+ * what the directory now holds (what ingestn does inside the script on one
+ * node), one pipelined XTRIM per log. A crash before it only leaves the
+ * logs longer until the next batch; their MAXLEN still bounds them. */
+static int trim_logs(machine_ingest *in, const batch *b) {
+    size_t sent = 0;
+    while (sent < b->n_logs) {
+        const char *v[] = {"XTRIM", b->log[sent]->str, "MINID", "~", b->last[sent]->str};
+        if (rstore_append_argv(in->r, 5, v, NULL) != 0) break;
+        sent++;
+    }
+    int rc = sent == b->n_logs ? 0 : failed(in, "trimming a machine log", NULL);
+    for (size_t l = 0; l < sent; l++) { /* every reply is read, so the pipeline stays in step */
+        redisReply *rep = rstore_get_reply(in->r);
+        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+            if (rc == 0) rc = failed(in, "trimming a machine log", rep);
+            else if (rep) freeReplyObject(rep);
+        } else {
+            freeReplyObject(rep);
+        }
+    }
+    return rc;
+}
+
 /* Hands a batch to machine_dir.lua ingestn (and empties it). */
 static int batch_send(machine_ingest *in, batch *b) {
     if (!b->n_entries) return 0;
@@ -156,7 +186,7 @@ static int batch_send(machine_ingest *in, batch *b) {
     }
     char nlogs[24];
     snprintf(nlogs, sizeof nlogs, "%zu", b->n_logs);
-    v[0] = PA_RKEY_MLOG_POS;
+    v[0] = in->pos_key;
     len[0] = strlen(v[0]);
     v[1] = nlogs;
     len[1] = strlen(nlogs);
@@ -175,13 +205,17 @@ static int batch_send(machine_ingest *in, batch *b) {
             len[at] = x ? x->len : 0;
         }
     }
-    redisReply *rep = machine_dir_call(in->r, "ingestn", n, v, len);
+    redisReply *rep = machine_dir_call(in->r, in->cluster ? "ingestn_keep" : "ingestn", n, v, len);
     free(v);
     free(len);
-    b->n_logs = b->n_entries = 0;
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) return failed(in, "machine directory ingest", rep);
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        b->n_logs = b->n_entries = 0;
+        return failed(in, "machine directory ingest", rep);
+    }
     freeReplyObject(rep);
-    return 0;
+    int rc = in->cluster ? trim_logs(in, b) : 0;
+    b->n_logs = b->n_entries = 0;
+    return rc;
 }
 
 /* Adds entry e of log `key` to the batch, sending it first when full. */
@@ -200,11 +234,11 @@ static int read_positions(machine_ingest *in, logs *l, size_t from, size_t to) {
     const char **v = calloc(2 + k, sizeof *v);
     if (!v) return failed(in, "positions", NULL);
     v[0] = "HMGET";
-    v[1] = PA_RKEY_MLOG_POS;
+    v[1] = in->pos_key;
     for (size_t i = 0; i < k; i++) v[2 + i] = l->key[from + i];
     redisReply *rep = rstore_commandargv(in->r, (int)(2 + k), v, NULL);
     free(v);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != k) return failed(in, PA_RKEY_MLOG_POS, rep);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != k) return failed(in, in->pos_key, rep);
     for (size_t i = 0; i < k; i++) {
         const redisReply *p = rep->element[i];
         char *copy = p->type == REDIS_REPLY_STRING ? strdup(p->str) : NULL;
@@ -217,32 +251,42 @@ static int read_positions(machine_ingest *in, logs *l, size_t from, size_t to) {
     return 0;
 }
 
-/* Reads logs [from, to) once; returns the entries taken in or -1. */
-static long read_logs(machine_ingest *in, logs *l, size_t from, size_t to, size_t per_log) {
-    if (read_positions(in, l, from, to) != 0) return -1;
-    size_t k = to - from, argc = 4 + 2 * k;
-    const char **v = calloc(argc, sizeof *v);
-    if (!v) return failed(in, "xread", NULL);
-    char count[24];
-    snprintf(count, sizeof count, "%zu", per_log);
-    v[0] = "XREAD";
-    v[1] = "COUNT";
-    v[2] = count;
-    v[3] = "STREAMS";
-    for (size_t i = 0; i < k; i++) {
-        v[4 + i] = l->key[from + i];
-        v[4 + k + i] = l->pos[from + i];
+/* The answers to reading logs [from, to) into reps: one XREAD naming them
+ * all, or on Redis Cluster (each log in its own slot) one per log,
+ * pipelined. Returns how many answers, or -1 (reps may hold some). */
+static long xread_logs(machine_ingest *in, const logs *l, size_t from, size_t to, const char *count,
+                       redisReply **reps) {
+    size_t k = to - from, per = in->cluster ? 1 : k, calls = in->cluster ? k : 1;
+    const char *v[4 + 2 * LOGS_PER_XREAD] = {"XREAD", "COUNT", count, "STREAMS"};
+    size_t sent = 0;
+    for (; sent < calls; sent++) {
+        for (size_t i = 0; i < per; i++) {
+            v[4 + i] = l->key[from + sent * per + i];
+            v[4 + per + i] = l->pos[from + sent * per + i];
+        }
+        if (!in->cluster) {
+            reps[0] = rstore_commandargv(in->r, (int)(4 + 2 * per), v, NULL);
+            sent = 1;
+            break;
+        }
+        if (rstore_append_argv(in->r, (int)(4 + 2 * per), v, NULL) != 0) break;
     }
-    redisReply *rep = rstore_commandargv(in->r, (int)argc, v, NULL);
-    free(v);
-    if (!rep || (rep->type != REDIS_REPLY_ARRAY && rep->type != REDIS_REPLY_NIL)) return failed(in, "xread", rep);
-    long taken = 0;
-    batch *b = calloc(1, sizeof *b);
-    if (!b) {
-        freeReplyObject(rep);
-        return failed(in, "xread", NULL);
+    long rc = sent == calls ? (long)calls : failed(in, "xread", NULL);
+    for (size_t c = 0; c < sent; c++) {
+        if (in->cluster) reps[c] = rstore_get_reply(in->r);
+        if (!reps[c] || (reps[c]->type != REDIS_REPLY_ARRAY && reps[c]->type != REDIS_REPLY_NIL)) {
+            if (rc >= 0) rc = failed(in, "xread", reps[c]); /* frees it */
+            else if (reps[c]) freeReplyObject(reps[c]);
+            reps[c] = NULL;
+        }
     }
-    for (size_t s = 0; rep->type == REDIS_REPLY_ARRAY && s < rep->elements; s++) {
+    return rc;
+}
+
+/* Adds the entries of one XREAD answer to the batch; `taken` plus their
+ * number, or -1. */
+static long take_answer(machine_ingest *in, batch *b, const redisReply *rep, long taken) {
+    for (size_t s = 0; rep->type == REDIS_REPLY_ARRAY && s < rep->elements && taken >= 0; s++) {
         const redisReply *st = rep->element[s];
         if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 || st->element[0]->type != REDIS_REPLY_STRING ||
             st->element[1]->type != REDIS_REPLY_ARRAY)
@@ -255,9 +299,23 @@ static long read_logs(machine_ingest *in, logs *l, size_t from, size_t to, size_
             else taken++;
         }
     }
+    return taken;
+}
+
+/* Reads logs [from, to) once; returns the entries taken in or -1. */
+static long read_logs(machine_ingest *in, logs *l, size_t from, size_t to, size_t per_log) {
+    if (read_positions(in, l, from, to) != 0) return -1;
+    char count[24];
+    snprintf(count, sizeof count, "%zu", per_log);
+    redisReply *reps[LOGS_PER_XREAD] = {0};
+    long n = xread_logs(in, l, from, to, count, reps);
+    batch *b = n >= 0 ? calloc(1, sizeof *b) : NULL;
+    long taken = b ? 0 : n >= 0 ? failed(in, "xread", NULL) : -1;
+    for (long a = 0; taken >= 0 && a < n; a++) taken = take_answer(in, b, reps[a], taken);
     if (taken >= 0 && batch_send(in, b) != 0) taken = -1;
     free(b);
-    freeReplyObject(rep);
+    for (size_t a = 0; a < LOGS_PER_XREAD; a++)
+        if (reps[a]) freeReplyObject(reps[a]);
     return taken;
 }
 

@@ -79,6 +79,9 @@ static void bucket_address(const char *addr, char *out, size_t n) {
     snprintf(out, n, "%s/64", text);
 }
 
+static int login_bucket_split(const http_request *rq, const char *ka, const char *ku, const char *const *args);
+static int bucket_wait(const http_request *rq, redisReply *rep);
+
 /* Takes (or gives back) a try from the buckets of `name` (when it is a
  * valid account name) and of the address. Returns the seconds to wait
  * (0: go on), or -1 when Redis failed. */
@@ -93,8 +96,29 @@ static int login_bucket(const http_request *rq, const char *name, bool give) {
     bool with_user = user_name_ok(name) && pa_rkey_admin_rl_user(ku, sizeof ku, name) > 0;
     const char *argv[] = {ka, ku, give ? "give" : "take", size, refill};
     const char *without[] = {ka, give ? "give" : "take", size, refill};
+    if (with_user && rstore_is_cluster(rq->redis)) return login_bucket_split(rq, ka, ku, argv + 2);
     redisReply *rep = with_user ? rstore_eval(rq->redis, ADMIN_SCRIPT_LOGIN_BUCKET, 2, 3, argv, NULL)
                                 : rstore_eval(rq->redis, ADMIN_SCRIPT_LOGIN_BUCKET, 1, 3, without, NULL);
+    return bucket_wait(rq, rep);
+}
+
+/* On Redis Cluster the two buckets live in different slots, so each is its
+ * own call: the address first (a throttled address learns nothing of the
+ * account), then the account. Not atomic: when the account refuses, the
+ * address's try is spent all the same (the limit gets stricter, never
+ * looser). A give returns the try to both. */
+static int login_bucket_split(const http_request *rq, const char *ka, const char *ku, const char *const *args) {
+    const char *one[] = {ka, args[0], args[1], args[2]};
+    int wait = bucket_wait(rq, rstore_eval(rq->redis, ADMIN_SCRIPT_LOGIN_BUCKET, 1, 3, one, NULL));
+    if (wait != 0 && strcmp(args[0], "give") != 0) return wait;
+    one[0] = ku;
+    int user_wait = bucket_wait(rq, rstore_eval(rq->redis, ADMIN_SCRIPT_LOGIN_BUCKET, 1, 3, one, NULL));
+    return wait < 0 ? wait : user_wait;
+}
+
+/* The seconds a bucket call's answer says to wait, or -1 (logged) when
+ * Redis failed; frees the answer. */
+static int bucket_wait(const http_request *rq, redisReply *rep) {
     int wait = -1;
     if (rep && rep->type == REDIS_REPLY_INTEGER) wait = (int)((rep->integer + 999) / 1000);
     else log_error("admin.login.bucket", LOG_S("error", rep && rep->str ? rep->str : rstore_error(rq->redis)), LOG_END);

@@ -27,7 +27,7 @@ const char user_add_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'role', ARGV[2], 'hash', ARGV[3], 'created_at', ARGV[4],"
     " 'gen', '1')\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "if KEYS[2] then redis.call('SADD', KEYS[2], ARGV[1]) end\n"
     "return 1\n";
 
 /* ARGV: field, value, and "1" to bump gen. */
@@ -39,7 +39,7 @@ const char user_set_lua[] =
 
 const char user_remove_lua[] =
     "local n = redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', KEYS[2], ARGV[1])\n"
+    "if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[1]) end\n"
     "return n\n";
 
 static const char *const ROLE_NAMES[] = {"none", "viewer", "operator", "admin"};
@@ -100,6 +100,24 @@ static long long int_reply(rstore *r, redisReply *rep, char *err, size_t errlen)
     return v;
 }
 
+/* On Redis Cluster an account's record and the list of names are in two
+ * slots, so they are two calls, ordered so the list may name an account
+ * that is not there (the list skips it) but an account never exists
+ * unlisted: add lists the name first, remove deletes the record first. */
+static long long user_add_split(rstore *r, const char **argv, char *err, size_t errlen) {
+    redisReply *rep = rstore_command(r, "SADD %s %s", argv[1], argv[2]);
+    if (int_reply(r, rep, err, errlen) < 0) return -1;
+    const char *one[] = {argv[0], argv[2], argv[3], argv[4], argv[5]};
+    return int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_ADD, 1, 4, one, NULL), err, errlen);
+}
+
+static long long user_remove_split(rstore *r, const char **argv, char *err, size_t errlen) {
+    const char *one[] = {argv[0], argv[2]};
+    long long n = int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_REMOVE, 1, 1, one, NULL), err, errlen);
+    if (n < 0) return -1;
+    return int_reply(r, rstore_command(r, "SREM %s %s", argv[1], argv[2]), err, errlen) < 0 ? -1 : n;
+}
+
 user_result user_add(rstore *r, const admin_app *app, const char *name, const char *role, const char *password,
                      char *err, size_t errlen) {
     if (check_name(name, err, errlen) != USER_OK) return USER_BAD;
@@ -113,7 +131,9 @@ user_result user_add(rstore *r, const admin_app *app, const char *name, const ch
     }
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
     const char *argv[] = {key, PA_RKEY_ADMIN_USERS, name, role, hash, now};
-    long long v = int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_ADD, 2, 4, argv, NULL), err, errlen);
+    long long v = rstore_is_cluster(r)
+                      ? user_add_split(r, argv, err, errlen)
+                      : int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_ADD, 2, 4, argv, NULL), err, errlen);
     OPENSSL_cleanse(hash, sizeof hash);
     if (v < 0) return USER_STORE;
     if (v == 0) {
@@ -161,7 +181,9 @@ user_result user_remove(rstore *r, const char *name, char *err, size_t errlen) {
     char key[PA_RKEY_MAX];
     pa_rkey_admin_user(key, sizeof key, name);
     const char *argv[] = {key, PA_RKEY_ADMIN_USERS, name};
-    long long v = int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_REMOVE, 2, 1, argv, NULL), err, errlen);
+    long long v = rstore_is_cluster(r)
+                      ? user_remove_split(r, argv, err, errlen)
+                      : int_reply(r, rstore_eval(r, ADMIN_SCRIPT_USER_REMOVE, 2, 1, argv, NULL), err, errlen);
     if (v < 0) return USER_STORE;
     if (v == 0) {
         snprintf(err, errlen, "no user '%s'", name);

@@ -79,6 +79,26 @@ static int redis_failed(rstore *r, redisReply *rep, const char *what, char *err,
     return -2;
 }
 
+/* On Redis Cluster a record and the set or schedule naming it are in two
+ * slots, and a MULTI cannot span slots: the record is written first, then
+ * its entry, so what the index names is always there; a crash between
+ * leaves a record nothing names (harmless, never delivered). 0 or -1. */
+static int record_then_index(rstore *r, int nrec, const char **rec, int nidx, const char **idx, const char *what,
+                             char *err, size_t errlen) {
+    redisReply *rep = rstore_commandargv(r, nrec, rec, NULL);
+    if (rep && rep->type == REDIS_REPLY_INTEGER) {
+        freeReplyObject(rep);
+        rep = rstore_commandargv(r, nidx, idx, NULL);
+        if (rep && rep->type == REDIS_REPLY_INTEGER) {
+            freeReplyObject(rep);
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "%s: %s", what, rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rstore_error(r));
+    if (rep) freeReplyObject(rep);
+    return -1;
+}
+
 int webhook_create(rstore *r, const char *url, const json_t *events, json_t **out, char *err, size_t errlen) {
     char list[512], id[WEBHOOK_ID_LEN + 1], secret[WEBHOOK_SECRET_LEN + 1], rkey[PA_RKEY_MAX], at[24];
     unsigned char raw[WEBHOOK_SECRET_LEN / 2];
@@ -100,16 +120,21 @@ int webhook_create(rstore *r, const char *url, const json_t *events, json_t **ou
     const char *hset[] = {"HSET", rkey, "url", url, "events", list, "secret", secret, "created_at", at};
     const char *sadd[] = {"SADD", PA_RKEY_ADMIN_WEBHOOKS, id};
     redisReply *rep = NULL;
-    if (rstore_append_argv(r, 1, (const char *[]){"MULTI"}, NULL) != 0 || rstore_append_argv(r, 10, hset, NULL) != 0 ||
-        rstore_append_argv(r, 3, sadd, NULL) != 0 || rstore_append_argv(r, 1, (const char *[]){"EXEC"}, NULL) != 0)
+    if (rstore_is_cluster(r)) {
+        if (record_then_index(r, 10, hset, 3, sadd, "storing the webhook", err, errlen) != 0) return -2;
+    } else if (rstore_append_argv(r, 1, (const char *[]){"MULTI"}, NULL) != 0 ||
+               rstore_append_argv(r, 10, hset, NULL) != 0 || rstore_append_argv(r, 3, sadd, NULL) != 0 ||
+               rstore_append_argv(r, 1, (const char *[]){"EXEC"}, NULL) != 0)
         return redis_failed(r, NULL, "storing the webhook", err, errlen);
-    for (int i = 0; i < 4; i++) {
-        if (rep) freeReplyObject(rep);
-        if (!(rep = rstore_get_reply(r))) return redis_failed(r, NULL, "storing the webhook", err, errlen);
+    else {
+        for (int i = 0; i < 4; i++) {
+            if (rep) freeReplyObject(rep);
+            if (!(rep = rstore_get_reply(r))) return redis_failed(r, NULL, "storing the webhook", err, errlen);
+        }
+        bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;
+        if (!ok) return redis_failed(r, rep, "storing the webhook", err, errlen);
+        freeReplyObject(rep);
     }
-    bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;
-    if (!ok) return redis_failed(r, rep, "storing the webhook", err, errlen);
-    freeReplyObject(rep);
     *out = json_pack("{s:s,s:s,s:O,s:I,s:s}", "id", id, "url", url, "events", events, "created_at", (json_int_t)now,
                      "secret", secret);
     OPENSSL_cleanse(secret, sizeof secret);
@@ -210,6 +235,9 @@ static int queue_delivery(rstore *r, const char *webhook, const char *event, con
                           "event_id", event_id, "body",    body,    "tries", "0"};
     const char *zadd[] = {"ZADD", PA_RKEY_ADMIN_DELIVERY_DUE, due, id};
     int rc = 0;
+    if (rstore_is_cluster(r)) {
+        return record_then_index(r, 12, hset, 4, zadd, "queueing a delivery", err, errlen);
+    }
     if (rstore_append_argv(r, 1, (const char *[]){"MULTI"}, NULL) != 0 || rstore_append_argv(r, 12, hset, NULL) != 0 ||
         rstore_append_argv(r, 4, zadd, NULL) != 0 || rstore_append_argv(r, 1, (const char *[]){"EXEC"}, NULL) != 0)
         rc = -1;

@@ -230,6 +230,11 @@ int pa_rkey_admin_rl_addr(char *buf, size_t n, const char *address);
 /* string: the ingest lease, the holder's random token (SET NX PX), so one
  * admin server ingests at a time. r/w machine ingest. */
 #define PA_RKEY_INGEST_LEASE "admin:ingest:lease"
+/* The same two on Redis Cluster (docs/cluster.md), in the slot of {md}:
+ * the directory's script saves the positions and takes the lease beside
+ * the records it writes, and a script touches one slot. */
+#define PA_RKEY_MLOG_POS_CLUSTER "{md}:mlog:pos"
+#define PA_RKEY_INGEST_LEASE_CLUSTER "{md}:ingest:lease"
 /* The machine directory (admin-server/machine_dir.lua describes the layout;
  * docs/admin.md "Directory layout"), all under the hash tag {md}. The
  * script makes bucket names from these prefixes and a number, as the

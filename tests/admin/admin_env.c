@@ -24,7 +24,9 @@ static int write_file(const char *path, const char *text) {
     return fclose(f) != 0 ? -1 : rc;
 }
 
-int admin_env_start(admin_env *e, const char *const *server_flags) {
+int admin_env_start(admin_env *e, const char *const *server_flags) { return admin_env_start_on(e, NULL, server_flags); }
+
+int admin_env_start_on(admin_env *e, const char *redis_url, const char *const *server_flags) {
     memset(e, 0, sizeof *e);
     e->server = -1;
     e->redis.pid = -1;
@@ -32,8 +34,9 @@ int admin_env_start(admin_env *e, const char *const *server_flags) {
     snprintf(e->certs, sizeof e->certs, "%s/certs", e->dir);
     snprintf(e->redis_pw, sizeof e->redis_pw, "%s/redis-admin.pw", e->dir);
     snprintf(e->log_path, sizeof e->log_path, "%s/admin-server.log", e->dir);
-    if (redis_fixture_start(&e->redis, FIXTURE_STORE_ACTIVATION) != 0) return -1;
-    snprintf(e->redis_url, sizeof e->redis_url, "redis://admin@127.0.0.1:%d", e->redis.port);
+    if (redis_url) snprintf(e->redis_url, sizeof e->redis_url, "%s", redis_url);
+    else if (redis_fixture_start(&e->redis, FIXTURE_STORE_ACTIVATION) != 0) return -1;
+    else snprintf(e->redis_url, sizeof e->redis_url, "redis://admin@127.0.0.1:%d", e->redis.port);
     if (write_file(e->redis_pw, FIXTURE_PW_ADMIN "\n") != 0 || fixture_make_certs(e->certs) != 0) return -1;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(e->curl = curl_easy_init())) return -1;
     e->port = fixture_free_port();

@@ -65,6 +65,9 @@ typedef struct admin_env {
  * (NULL-terminated, may be NULL; later flags override the defaults).
  * Returns 0 or -1 (message on stderr). */
 int admin_env_start(admin_env *e, const char *const *server_flags);
+/* The same against a Redis A the caller runs (redis_url as the admin user,
+ * password FIXTURE_PW_ADMIN; e.g. a cluster_fixture's): e->redis is unused. */
+int admin_env_start_on(admin_env *e, const char *redis_url, const char *const *server_flags);
 /* Stops the running server, if any, and starts it again with these flags
  * (same port, same store). The cookie is kept. -1 also when the server
  * that was running did not exit 0 (a sanitizer's report, a crash). */
