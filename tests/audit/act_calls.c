@@ -12,6 +12,61 @@
 #include "fixture.h"
 #include "rpc_methods.h"
 
+int act_server_start(act_server *s, const audit_env *e, const char *redis_url, const char *signing_key,
+                     const char *const *extra) {
+    char listen[64], metrics[64], ca[400], cert[400], key[400];
+    s->port = fixture_free_port();
+    do s->metrics_port = fixture_free_port();
+    while (s->metrics_port == s->port);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
+    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
+    snprintf(s->log, sizeof s->log, "%s/%s.log", e->dir, s->name);
+    snprintf(ca, sizeof ca, "%s/ca.pem", e->certs);
+    snprintf(cert, sizeof cert, "%s/activation-client.pem", e->certs);
+    snprintf(key, sizeof key, "%s/activation-client.key", e->certs);
+    const char *base[] = {fixture_bin("activation-server/activation-server"),
+                          "--listen",
+                          listen,
+                          "--redis-url",
+                          redis_url,
+                          "--kek",
+                          e->kek_a,
+                          "--signing-key",
+                          signing_key,
+                          "--metrics-listen",
+                          metrics,
+                          "--audit-target",
+                          e->target,
+                          "--audit-ca",
+                          ca,
+                          "--audit-cert",
+                          cert,
+                          "--audit-key",
+                          key,
+                          "--audit-consumer",
+                          s->name,
+                          "--insecure-plaintext"};
+    const char *argv[64];
+    size_t n = 0;
+    for (; n < sizeof base / sizeof base[0]; n++) argv[n] = base[n];
+    for (; extra && *extra && n < 63; extra++) argv[n++] = *extra;
+    argv[n] = NULL;
+    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
+    if (s->pid < 0) return -1;
+    s->ch = rpc_channel_new(s->target, NULL);
+    return s->ch ? 0 : -1;
+}
+
+int act_server_stop(act_server *s, int sig) {
+    rpc_channel_free(s->ch);
+    s->ch = NULL;
+    if (s->pid < 0) return -1;
+    int st = fixture_stop(s->pid, sig, 30000);
+    s->pid = -1;
+    return st;
+}
+
 int act_make_signing_key(const audit_env *e, char *path, size_t n) {
     snprintf(path, n, "%s/license-signing.pem", e->dir);
     char *argv[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", path, NULL};

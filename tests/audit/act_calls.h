@@ -12,10 +12,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "audit_env.h"
 #include "place_proof.h"
 #include "rpc_client.h"
+
+/* One activation-server process on a cluster, with the audit server of
+ * the test's audit_env. */
+typedef struct act_server {
+    const char *name; /* --audit-consumer, and its log's name */
+    pid_t pid;        /* -1 when not running */
+    int port, metrics_port;
+    char target[64]; /* "127.0.0.1:port" */
+    char log[400];   /* its stderr (appended across restarts) */
+    rpc_channel *ch; /* to target */
+} act_server;
+
+/* Starts the server on the cluster `redis_url` (as user activation) with
+ * the options every cluster test gives it and then `extra` (NULL-
+ * terminated: workers, log level, rates, flush interval); 0 once it
+ * listens, else -1. */
+int act_server_start(act_server *s, const audit_env *e, const char *redis_url, const char *signing_key,
+                     const char *const *extra);
+/* Sends `sig`, waits; the exit status, or -1 if it was not running. */
+int act_server_stop(act_server *s, int sig);
 
 /* An ed25519 license-signing key in e->dir; its path to `path`. 0 or -1. */
 int act_make_signing_key(const audit_env *e, char *path, size_t n);

@@ -66,14 +66,6 @@ enum {
 static audit_env E;
 static char signing_key[400];
 
-typedef struct act_server {
-    pid_t pid;
-    int port, metrics_port;
-    char target[64];
-    char log[400];
-    rpc_channel *ch;
-} act_server;
-
 typedef struct run {
     int masters;                       /* of the cluster */
     cluster_fixture c;                 /* Redis A */
@@ -90,66 +82,16 @@ typedef struct run {
 } run;
 
 static int start_act(run *r) {
-    act_server *s = &r->s;
-    char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
-    s->port = fixture_free_port();
-    do s->metrics_port = fixture_free_port();
-    while (s->metrics_port == s->port);
+    char url[1024];
     cluster_fixture_url(&r->c, "activation", FIXTURE_PW_ACTIVATION, url, sizeof url);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
-    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
-    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-    snprintf(s->log, sizeof s->log, "%s/act-cluster-%d.log", E.dir, r->masters);
-    snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
-    snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    const char *argv[] = {fixture_bin("activation-server/activation-server"),
-                          "--listen",
-                          listen,
-                          "--redis-url",
-                          url,
-                          "--kek",
-                          E.kek_a,
-                          "--signing-key",
-                          signing_key,
-                          "--metrics-listen",
-                          metrics,
-                          "--workers",
-                          "4",
-                          "--log-level",
-                          "info",
-                          "--rate-address-per-s",
-                          "0",
-                          "--rate-group-per-s",
-                          "0",
-                          "--audit-target",
-                          E.target,
-                          "--audit-ca",
-                          ca,
-                          "--audit-cert",
-                          cert,
-                          "--audit-key",
-                          key,
-                          "--audit-consumer",
-                          "act-cluster",
-                          "--audit-flush-ms",
-                          "200",
-                          "--insecure-plaintext",
-                          NULL};
-    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
-    if (s->pid < 0) return -1;
-    s->ch = rpc_channel_new(s->target, NULL);
-    return s->ch ? 0 : -1;
+    r->s.name = r->masters == 1 ? "act-cluster-1" : "act-cluster-3";
+    const char *extra[] = {
+        "--workers",        "4",   "--log-level", "info", "--rate-address-per-s", "0", "--rate-group-per-s", "0",
+        "--audit-flush-ms", "200", NULL};
+    return act_server_start(&r->s, &E, url, signing_key, extra);
 }
 
-static int stop_act(act_server *s) {
-    rpc_channel_free(s->ch);
-    s->ch = NULL;
-    if (s->pid < 0) return -1;
-    int st = fixture_stop(s->pid, SIGTERM, 30000);
-    s->pid = -1;
-    return st;
-}
+static int stop_act(act_server *s) { return act_server_stop(s, SIGTERM); }
 
 static void tune_plain(group_record *g) {
     g->policy.max_machines = 100000;

@@ -56,16 +56,6 @@ enum {
 
 #define REVOKE_WAIT_MS 20000 /* bound for "forwarded, judged, revoked, pulled" */
 
-/* One activation-server process on the cluster. */
-typedef struct act_server {
-    const char *name; /* --audit-consumer, and its log's name */
-    pid_t pid;
-    int port, metrics_port;
-    char target[64];
-    char log[400];
-    rpc_channel *ch;
-} act_server;
-
 static audit_env E;
 static cluster_fixture C;
 static char signing_key[400];
@@ -73,65 +63,23 @@ static act_server S = {.name = "act-cluster", .pid = -1}, TIGHT = {.name = "act-
 
 /* `address_rate` and `address_burst`: --rate-address-per-s and -burst. */
 static int start_act(act_server *s, const char *address_rate, const char *address_burst) {
-    char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
-    s->port = fixture_free_port();
-    do s->metrics_port = fixture_free_port();
-    while (s->metrics_port == s->port);
+    char url[1024];
     cluster_fixture_url(&C, "activation", FIXTURE_PW_ACTIVATION, url, sizeof url);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
-    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
-    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-    snprintf(s->log, sizeof s->log, "%s/%s.log", E.dir, s->name);
-    snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
-    snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    const char *argv[] = {fixture_bin("activation-server/activation-server"),
-                          "--listen",
-                          listen,
-                          "--redis-url",
-                          url,
-                          "--kek",
-                          E.kek_a,
-                          "--signing-key",
-                          signing_key,
-                          "--metrics-listen",
-                          metrics,
-                          "--workers",
-                          "2",
-                          "--log-level",
-                          "debug",
-                          "--rate-address-per-s",
-                          address_rate,
-                          "--rate-address-burst",
-                          address_burst,
-                          "--audit-target",
-                          E.target,
-                          "--audit-ca",
-                          ca,
-                          "--audit-cert",
-                          cert,
-                          "--audit-key",
-                          key,
-                          "--audit-consumer",
-                          s->name,
-                          "--audit-flush-ms",
-                          "5000",
-                          "--insecure-plaintext",
-                          NULL};
-    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
-    if (s->pid < 0) return -1;
-    s->ch = rpc_channel_new(s->target, NULL);
-    return s->ch ? 0 : -1;
+    const char *extra[] = {"--workers",
+                           "2",
+                           "--log-level",
+                           "debug",
+                           "--rate-address-per-s",
+                           address_rate,
+                           "--rate-address-burst",
+                           address_burst,
+                           "--audit-flush-ms",
+                           "5000",
+                           NULL};
+    return act_server_start(s, &E, url, signing_key, extra);
 }
 
-static int stop_act(act_server *s, int sig) {
-    rpc_channel_free(s->ch);
-    s->ch = NULL;
-    if (s->pid < 0) return -1;
-    int st = fixture_stop(s->pid, sig, 30000);
-    s->pid = -1;
-    return st;
-}
+static int stop_act(act_server *s, int sig) { return act_server_stop(s, sig); }
 
 static void tune_plain(group_record *r) {
     r->policy.max_machines = 100;
