@@ -162,7 +162,8 @@ static int index_group(redisContext *c, uint32_t id, const char *store, char *er
 /* Runs the create script, then indexes the group; 0 written, 1 exists, -1
  * refused or failed, -2 outcome unknown (no reply), -3 written but not
  * indexed. */
-static int run_create(redisContext *c, eval_args *a, uint32_t id, const char *store, char *err, size_t errlen) {
+static int run_create(redisContext *c, redisContext *index, eval_args *a, uint32_t id, const char *store, char *err,
+                      size_t errlen) {
     redisReply *r = redisCommandArgv(c, a->n, a->v, a->l);
     if (!r) {
         err_set(err, errlen, "%s store: %s", store, c->errstr[0] ? c->errstr : "no reply");
@@ -172,7 +173,7 @@ static int run_create(redisContext *c, eval_args *a, uint32_t id, const char *st
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "EXISTS", 6) == 0) rc = 1;
     else if (r->type == REDIS_REPLY_ERROR) rc = err_set(err, errlen, "%s store refused the write: %s", store, r->str);
     freeReplyObject(r);
-    return rc == 0 ? index_group(c, id, store, err, errlen) : rc;
+    return rc == 0 ? index_group(index, id, store, err, errlen) : rc;
 }
 
 static void eval_head(eval_args *a, const char *hash) {
@@ -230,11 +231,11 @@ static int new_wrapped_secret(const uint8_t kek[KEK_LEN], int role, uint32_t id,
 }
 
 /* Removes the audit part again after the activation part was refused. */
-static int undo_audit(redisContext *audit, const char *akey, uint32_t id) {
+static int undo_audit(redisContext *audit, redisContext *index, const char *akey, uint32_t id) {
     redisReply *r = redisCommand(audit, "DEL %s", akey);
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     if (r) freeReplyObject(r);
-    r = ok ? redisCommand(audit, "SREM " PA_RKEY_GROUPS " %u", (unsigned)id) : NULL;
+    r = ok ? redisCommand(index, "SREM " PA_RKEY_GROUPS " %u", (unsigned)id) : NULL;
     ok = r && r->type == REDIS_REPLY_INTEGER;
     if (r) freeReplyObject(r);
     return ok ? 0 : -1;
@@ -257,6 +258,14 @@ static int precheck(redisContext *activation, redisContext *audit, uint32_t id, 
 int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN],
                  redisContext *audit, const uint8_t kek_audit[KEK_LEN],
                  group_record *rec, char *err, size_t errlen) {
+    const group_conns a = {activation, activation}, b = {audit, audit};
+    return group_create_at(&a, kek_activation, &b, kek_audit, rec, err, errlen);
+}
+
+int group_create_at(const group_conns *activation_at, const uint8_t kek_activation[KEK_LEN],
+                    const group_conns *audit_at, const uint8_t kek_audit[KEK_LEN], group_record *rec, char *err,
+                    size_t errlen) {
+    redisContext *activation = activation_at->record, *audit = audit_at->record;
     char gkey[PA_RKEY_MAX], akey[PA_RKEY_MAX];
     uint8_t blob_first[WRAP_BLOB_LEN], blob_second[WRAP_BLOB_LEN];
     eval_args a;
@@ -276,7 +285,7 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
     arg_s(&a, GROUP_F_SECRET);
     arg(&a, blob_second, WRAP_BLOB_LEN);
     char why[256];
-    int rc = run_create(audit, &a, rec->id, "audit", why, sizeof why);
+    int rc = run_create(audit, audit_at->index, &a, rec->id, "audit", why, sizeof why);
     if (rc == 1) return err_set(err, errlen, "group %u already exists in the audit store", rec->id);
     if (rc == -2)
         return err_set(err, errlen, "group %u: audit store write outcome unknown (%s); nothing was written "
@@ -285,14 +294,14 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
 
     eval_head(&a, gkey);
     activation_fields(&a, rec, blob_first);
-    rc = run_create(activation, &a, rec->id, "activation", why, sizeof why);
+    rc = run_create(activation, activation_at->index, &a, rec->id, "activation", why, sizeof why);
     if (rc == 0) return 0;
     if (rc == -3) return err_set(err, errlen, "%s", why); /* both records are there: nothing to undo */
     if (rc == -2)
         return err_set(err, errlen, "group %u: written to the audit store, but the activation store write "
                                  "outcome is unknown (%s); check with `keystore group show`", rec->id, why);
     if (rc == 1) snprintf(why, sizeof why, "group %u already exists in the activation store", rec->id);
-    if (undo_audit(audit, akey, rec->id) != 0)
+    if (undo_audit(audit, audit_at->index, akey, rec->id) != 0)
         return err_set(err, errlen, "%s; removing the audit part failed too: delete %s from the audit store "
                                  "by hand", why, akey);
     return err_set(err, errlen, "%s", why);

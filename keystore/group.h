@@ -129,6 +129,19 @@ int group_create(redisContext *activation, const uint8_t kek_activation[KEK_LEN]
                  redisContext *audit, const uint8_t kek_audit[KEK_LEN],
                  group_record *rec, char *err, size_t errlen);
 
+/* Where one store's part of a group goes: on a single node both are the
+ * same connection; on Redis Cluster the record and the `groups` index live
+ * in different slots, so each names the master that owns it. */
+typedef struct group_conns {
+    redisContext *record; /* owns the group's record ({g:ID}:group or audit:group:ID) */
+    redisContext *index;  /* owns the store's `groups` set */
+} group_conns;
+
+/* group_create with each store's record and index on their own
+ * connections (group_create passes the same one twice). */
+int group_create_at(const group_conns *activation, const uint8_t kek_activation[KEK_LEN], const group_conns *audit,
+                    const uint8_t kek_audit[KEK_LEN], group_record *rec, char *err, size_t errlen);
+
 /* Loads the activation-side record (and, if `first` is not NULL, a mac_key
  * for the first secret). Returns 0, 1 if not found, -1 on error. */
 int group_load(redisContext *activation, const uint8_t kek_activation[KEK_LEN], uint32_t id,

@@ -156,11 +156,28 @@ static void close_stores(stores *st) {
     OPENSSL_cleanse(st->kek_b, KEK_LEN);
 }
 
-/* A redisContext for library calls; NULL (with a message) if unreachable. */
-static redisContext *ctx_of(rstore *s, const char *which) {
-    redisContext *c = rstore_context(s);
+/* A redisContext for library calls on `key`: on Redis Cluster the master
+ * that owns its slot, on a single node the one connection. NULL (with a
+ * message) if unreachable. Library calls send plain hiredis commands, so
+ * each call's keys must share one slot (the group's `{g:ID}`). */
+static redisContext *ctx_for(rstore *s, const char *key, const char *which) {
+    redisContext *c = rstore_context_for_key(s, key, strlen(key));
     if (!c) die("%s store: %s", which, rstore_error(s));
     return c;
+}
+
+/* The connection owning group `id`'s activation record. */
+static redisContext *ctx_group(rstore *s, uint32_t id) {
+    char key[PA_RKEY_MAX];
+    pa_rkey_group(key, sizeof key, id);
+    return ctx_for(s, key, "activation");
+}
+
+/* The connection owning group `id`'s audit record. */
+static redisContext *ctx_audit(rstore *s, uint32_t id) {
+    char key[PA_RKEY_MAX];
+    pa_rkey_audit(key, sizeof key, id);
+    return ctx_for(s, key, "audit");
 }
 
 /* The group ID from --id or the single positional argument. */
@@ -330,9 +347,12 @@ static int build_record(const config *c, group_record *r) {
 
 static int create_in_stores(stores *st, group_record *rec) {
     char err[512];
-    redisContext *a = ctx_of(st->a, "activation"), *b = a ? ctx_of(st->b, "audit") : NULL;
-    if (!a || !b) return EXIT_FAILED;
-    if (group_create(a, st->kek_a, b, st->kek_b, rec, err, sizeof err) != 0) return die("%s", err);
+    group_conns a = {ctx_group(st->a, rec->id), NULL}, b = {NULL, NULL};
+    if (a.record) a.index = ctx_for(st->a, PA_RKEY_GROUPS, "activation");
+    if (a.index) b.record = ctx_audit(st->b, rec->id);
+    if (b.record) b.index = ctx_for(st->b, PA_RKEY_GROUPS, "audit");
+    if (!b.index) return EXIT_FAILED;
+    if (group_create_at(&a, st->kek_a, &b, st->kek_b, rec, err, sizeof err) != 0) return die("%s", err);
     return EXIT_OK;
 }
 
@@ -361,10 +381,10 @@ static const config_option group_show_opts[] = {
 };
 
 /* Serials handed out so far (the counter), or -1 when it cannot be read. */
-static long long serials_issued(redisContext *a, uint32_t id) {
+static long long serials_issued(rstore *s, uint32_t id) {
     char key[PA_RKEY_MAX];
     pa_rkey_serial(key, sizeof key, id);
-    redisReply *r = redisCommand(a, "GET %s", key);
+    redisReply *r = rstore_command(s, "GET %s", key);
     long long n = !r ? -1 : r->type == REDIS_REPLY_NIL ? 0 : -1;
     if (r && r->type == REDIS_REPLY_STRING) n = parse_num(r->str, (long long)PK_SERIAL_MAX + 1);
     if (r) freeReplyObject(r);
@@ -438,7 +458,7 @@ static void print_group_text(const group_record *r, long long issued, int audit_
 /* The audit store's MAC for the group: >0 found, 0 absent, -1 not asked or error. */
 static int audit_alg_of(stores *st, uint32_t id) {
     if (!st->b) return -1;
-    redisContext *b = ctx_of(st->b, "audit");
+    redisContext *b = ctx_audit(st->b, id);
     char err[256];
     int alg = 0;
     if (!b) return -1;
@@ -455,13 +475,13 @@ static int cmd_group_show(config *c) {
     int rc;
     if ((rc = check_args(c, config_get(c, "id") ? 0 : 1)) || (rc = group_id_arg(c, &id))) return rc;
     rc = open_stores(c, config_get(c, "audit-redis") ? "ab" : "a", &st);
-    redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
+    redisContext *a = rc ? NULL : ctx_group(st.a, id);
     if (!rc && !a) rc = EXIT_FAILED;
     int found = rc ? -1 : group_load(a, st.kek_a, id, &rec, NULL, err, sizeof err);
     if (!rc && found < 0) rc = die("%s", err);
     else if (!rc && found == 1) rc = die("group %u does not exist in the activation store", id);
     if (!rc) {
-        long long issued = serials_issued(a, id);
+        long long issued = serials_issued(st.a, id);
         int alg2 = audit_alg_of(&st, id);
         if (config_get_bool(c, "json")) rc = print_group_json(&rec, issued, alg2);
         else print_group_text(&rec, issued, alg2);
@@ -490,12 +510,16 @@ static int cmd_group_list(config *c) {
     int rc;
     if ((rc = check_args(c, 0))) return rc;
     rc = open_stores(c, "a", &st);
-    redisContext *a = rc ? NULL : ctx_of(st.a, "activation");
+    redisContext *a = rc ? NULL : ctx_for(st.a, PA_RKEY_GROUPS, "activation");
     if (!rc && (!a || group_list(a, &ids, &n, err, sizeof err) != 0)) rc = a ? die("%s", err) : EXIT_FAILED;
     json_t *list = json && !rc ? json_array() : NULL;
     if (json && !rc && !list) rc = die("out of memory");
     for (size_t i = 0; !rc && i < n; i++) {
         group_record r;
+        if (!(a = ctx_group(st.a, ids[i]))) {
+            rc = EXIT_FAILED;
+            break;
+        }
         if (group_load(a, st.kek_a, ids[i], &r, NULL, err, sizeof err) != 0) {
             rc = die("%s", err);
             break;
@@ -503,12 +527,12 @@ static int cmd_group_list(config *c) {
         if (json) {
             json_t *g = json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)r.id, "product", r.product, "edition",
                                   r.edition, "channel", group_channel_name(r.channel), "serials_issued",
-                                  (json_int_t)serials_issued(a, r.id));
+                                  (json_int_t)serials_issued(st.a, r.id));
             if (!g || json_array_append_new(list, g) != 0)
                 rc = die("cannot build the JSON for group %u (is its text UTF-8?)", r.id);
         } else {
             printf("%-8u %-24s %-16s %-7s %lld keys\n", r.id, r.product, r.edition[0] ? r.edition : "-",
-                   group_channel_name(r.channel), serials_issued(a, r.id));
+                   group_channel_name(r.channel), serials_issued(st.a, r.id));
         }
     }
     if (list && !rc) rc = print_json(list, "the group list"); /* releases it */
@@ -734,7 +758,7 @@ static int parse_gen_opts(const config *c, gen_opts *o) {
 /* Loads both MAC keys of a group; 0 or 1 with a message. */
 static int load_both(stores *st, uint32_t id, group_record *rec, mac_key **first, mac_key **second) {
     char err[512];
-    redisContext *a = ctx_of(st->a, "activation"), *b = a ? ctx_of(st->b, "audit") : NULL;
+    redisContext *a = ctx_group(st->a, id), *b = a ? ctx_audit(st->b, id) : NULL;
     if (!a || !b) return 1;
     int rc = group_load(a, st->kek_a, id, rec, first, err, sizeof err);
     if (rc == 1) return die("group %u does not exist in the activation store", id);
@@ -748,7 +772,7 @@ static int load_both(stores *st, uint32_t id, group_record *rec, mac_key **first
 /* Reserves the batch and writes it to g->fd; 0 or 1 with a message. */
 static int reserve_and_write(stores *st, generator *g, const gen_opts *o, uint32_t *first_serial) {
     char err[512];
-    redisContext *a = ctx_of(st->a, "activation");
+    redisContext *a = ctx_group(st->a, o->group);
     if (!a) return 1;
     if (serial_reserve(a, o->group, o->count, first_serial, err, sizeof err) != 0) return die("%s", err);
     int rc = o->csv && write_all(g->fd, "serial,key\n", 11) != 0 ? -1 : gen_run(g, *first_serial, o->count);

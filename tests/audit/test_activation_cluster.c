@@ -6,20 +6,31 @@
  * `redis-cli --cluster rebalance`; so the groups live on every master.
  * Threads activate keys of all groups while `redis-cli --cluster reshard`
  * moves 1000 slots from the second master to the third (the plan says
- * 2000: half keeps the program under a minute here). Asserts:
- *   - every call answers OK or UNAVAILABLE (a moment of a migration),
- *     never another status, and the server's log never shows CROSSSLOT;
+ * 2000: half keeps the program under a minute here); every third grant of
+ * that load is renewed at once, so Renews meet the migration too. Asserts:
+ *   - every call (Activate and Renew) answers OK or UNAVAILABLE (a moment
+ *     of a migration), never another status, some Renews answer OK, and
+ *     the server's log never shows CROSSSLOT;
  *   - afterwards each key lists as many machines as the clients were
  *     granted (plus at most its UNAVAILABLE answers, whose grant may have
  *     been written before the answer was lost);
  *   - every sampled grant's outbox record reaches the audit server, and
- *     none twice (no request id repeats in the trail).
+ *     none twice (no request id repeats in the trail);
+ *   - revocations on every master: after the reshard the keystore CLI
+ *     makes a sampled group on each master and generates its keys; keys
+ *     with a forged second value are granted, the server is SIGKILLed and
+ *     started again, and then the audit server's verdicts revoke every one
+ *     through the restarted server's forwarder and puller: Renew and
+ *     Activate are refused FAILED_PRECONDITION, each serial is in its
+ *     group's revoked set on the master that owns it, and the puller logs
+ *     `audit.revocation.applied` once per revocation over both lives.
  * A measured load (CALLS per thread) runs first on a one-master cluster,
  * then on the three masters before the reshard; the Activate rates of both
  * are printed (indicative: everything shares
  * this machine; the reshard's load is not measured). No figure is
- * asserted. Not covered here: revocations applied once when the puller is
- * killed between its SADDs and its CAS. */
+ * asserted. Not covered here: the puller killed between its SADDs and its
+ * CAS (the kill here is not timed against the puller's round: in practice
+ * the revocations are all applied after the restart). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,11 +42,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "act_calls.h"
 #include "activation/v1/activation.pb-c.h"
 #include "audit_env.h"
 #include "clock.h"
 #include "cluster_fixture.h"
 #include "log.h"
+#include "keycodec.h"
+#include "redis_keys.h"
 #include "redis_slot.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
@@ -52,14 +66,6 @@ enum {
 static audit_env E;
 static char signing_key[400];
 
-typedef struct act_server {
-    pid_t pid;
-    int port, metrics_port;
-    char target[64];
-    char log[400];
-    rpc_channel *ch;
-} act_server;
-
 typedef struct run {
     int masters;                       /* of the cluster */
     cluster_fixture c;                 /* Redis A */
@@ -70,69 +76,22 @@ typedef struct run {
     atomic_int unavailable[NKEYS];     /* UNAVAILABLE answers per key */
     atomic_uint last_machine[NKEYS];   /* a machine granted on the key */
     atomic_int sampled_grants, wrong, calls;
+    atomic_int renewed;     /* Renews answered OK during the reshard */
     atomic_bool resharding; /* the reshard is still running */
     double per_s;           /* Activate calls per second */
 } run;
 
 static int start_act(run *r) {
-    act_server *s = &r->s;
-    char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
-    s->port = fixture_free_port();
-    do s->metrics_port = fixture_free_port();
-    while (s->metrics_port == s->port);
+    char url[1024];
     cluster_fixture_url(&r->c, "activation", FIXTURE_PW_ACTIVATION, url, sizeof url);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
-    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
-    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-    snprintf(s->log, sizeof s->log, "%s/act-cluster-%d.log", E.dir, r->masters);
-    snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
-    snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    const char *argv[] = {fixture_bin("activation-server/activation-server"),
-                          "--listen",
-                          listen,
-                          "--redis-url",
-                          url,
-                          "--kek",
-                          E.kek_a,
-                          "--signing-key",
-                          signing_key,
-                          "--metrics-listen",
-                          metrics,
-                          "--workers",
-                          "4",
-                          "--rate-address-per-s",
-                          "0",
-                          "--rate-group-per-s",
-                          "0",
-                          "--audit-target",
-                          E.target,
-                          "--audit-ca",
-                          ca,
-                          "--audit-cert",
-                          cert,
-                          "--audit-key",
-                          key,
-                          "--audit-consumer",
-                          "act-cluster",
-                          "--audit-flush-ms",
-                          "200",
-                          "--insecure-plaintext",
-                          NULL};
-    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
-    if (s->pid < 0) return -1;
-    s->ch = rpc_channel_new(s->target, NULL);
-    return s->ch ? 0 : -1;
+    r->s.name = r->masters == 1 ? "act-cluster-1" : "act-cluster-3";
+    const char *extra[] = {
+        "--workers",        "4",   "--log-level", "info", "--rate-address-per-s", "0", "--rate-group-per-s", "0",
+        "--audit-flush-ms", "200", NULL};
+    return act_server_start(&r->s, &E, url, signing_key, extra);
 }
 
-static int stop_act(act_server *s) {
-    rpc_channel_free(s->ch);
-    s->ch = NULL;
-    if (s->pid < 0) return -1;
-    int st = fixture_stop(s->pid, SIGTERM, 30000);
-    s->pid = -1;
-    return st;
-}
+static int stop_act(act_server *s) { return act_server_stop(s, SIGTERM); }
 
 static void tune_plain(group_record *g) {
     g->policy.max_machines = 100000;
@@ -173,39 +132,23 @@ static void machine(uint8_t out[32], unsigned n) {
     memcpy(out, &n, sizeof n);
 }
 
-static grpc_status_code activate(act_server *s, const char *key, unsigned m) {
-    uint8_t id[32], buf[512];
+static grpc_status_code activate(act_server *s, const char *key, unsigned m, char license_id[33]) {
+    uint8_t id[32];
     machine(id, m);
-    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
-    rq.hostname = "cluster-host";
-    size_t len = activation__v1__activate_request__pack(&rq, buf);
-    rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE), buf, len, 10000, &res);
-    if (st != GRPC_STATUS_OK && st != GRPC_STATUS_UNAVAILABLE) fprintf(stderr, "  activate: %d %s\n", st, res.message);
-    rpc_result_clear(&res);
-    return st;
+    return act_activate(s->ch, key, id, license_id, NULL);
+}
+
+static grpc_status_code renew(act_server *s, const char *license_id, unsigned m) {
+    uint8_t id[32];
+    machine(id, m);
+    return act_by_license(s->ch, PLACE_OP_RENEW, license_id, id, m);
 }
 
 static size_t listed_machines(act_server *s, const char *key, unsigned m) {
-    uint8_t id[32], buf[512];
+    uint8_t id[32];
+    size_t n = 0;
     machine(id, m);
-    Activation__V1__ListMachinesRequest rq = ACTIVATION__V1__LIST_MACHINES_REQUEST__INIT;
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
-    size_t len = activation__v1__list_machines_request__pack(&rq, buf), n = 0;
-    rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_LIST_MACHINES), buf, len, 10000, &res);
-    if (st == GRPC_STATUS_OK) {
-        Activation__V1__ListMachinesResponse *l =
-            activation__v1__list_machines_response__unpack(NULL, res.body_len, res.body);
-        n = l ? l->n_machines : 0;
-        if (l) activation__v1__list_machines_response__free_unpacked(l, NULL);
-    } else {
-        fprintf(stderr, "  list machines: %d %s\n", st, res.message);
-    }
-    rpc_result_clear(&res);
+    act_list_machines(s->ch, key, id, &n);
     return n;
 }
 
@@ -216,6 +159,14 @@ typedef struct client {
     pthread_t thread;
 } client;
 
+/* A Renew of a license just granted while slots move: OK, or briefly
+ * UNAVAILABLE; anything else is wrong. */
+static void renew_during(run *r, const char *license_id, unsigned m) {
+    grpc_status_code st = renew(&r->s, license_id, m);
+    if (st == GRPC_STATUS_OK) atomic_fetch_add(&r->renewed, 1);
+    else if (st != GRPC_STATUS_UNAVAILABLE) atomic_fetch_add(&r->wrong, 1);
+}
+
 static void *client_run(void *arg) {
     client *c = arg;
     run *r = c->r;
@@ -224,8 +175,10 @@ static void *client_run(void *arg) {
             (unsigned)r->masters * 1000000u + (c->reshard ? 500000u : 0) + (unsigned)c->t * 50000u + (unsigned)i;
         bool sampled = i % SAMPLE_EVERY == SAMPLE_EVERY - 1;
         int k = (c->t * 7 + i) % NKEYS;
-        grpc_status_code st = activate(&r->s, sampled ? r->sampled : r->keys[k], m);
+        char lic[33];
+        grpc_status_code st = activate(&r->s, sampled ? r->sampled : r->keys[k], m, lic);
         atomic_fetch_add(&r->calls, 1);
+        if (c->reshard && st == GRPC_STATUS_OK && i % 3 == 0) renew_during(r, lic, m);
         if (st == GRPC_STATUS_OK && sampled) atomic_fetch_add(&r->sampled_grants, 1);
         else if (st == GRPC_STATUS_OK) atomic_fetch_add(&r->grants[k], 1), atomic_store(&r->last_machine[k], m);
         else if (st == GRPC_STATUS_UNAVAILABLE && !sampled) atomic_fetch_add(&r->unavailable[k], 1);
@@ -263,15 +216,6 @@ static void load(run *r, bool reshard) {
     if (!reshard) r->per_s = per_s;
 }
 
-static bool log_has(const char *path, const char *needle) {
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
-    if (f) fclose(f);
-    return found;
-}
-
 typedef struct trail_wait {
     long before, want; /* entries before the run, and how many it must add */
 } trail_wait;
@@ -294,6 +238,121 @@ static void check_places(run *r) {
     }
 }
 
+/* ---- revocations of groups on every master, across a server restart ---- */
+
+enum { FORGED = 2 }; /* forged keys per master's group */
+
+typedef struct revoked_key {
+    uint32_t group; /* a sampled group whose record master m owns */
+    int master;     /* m */
+    uint32_t serial;
+    char key[PK_TEXT_LEN + 1]; /* its second value forged: the audit server revokes it */
+    char license_id[33];       /* granted before the revocation */
+    unsigned machine;
+} revoked_key;
+
+/* The keystore CLI with both stores (Redis A the cluster) after `args`;
+ * its stdout (caller frees), or NULL when it does not exit 0. */
+static char *keystore(run *r, const char *const *args) {
+    const char *argv[32];
+    char bin[4096], url_a[1024], url_b[256];
+    int n = 0;
+    snprintf(bin, sizeof bin, "%s", fixture_bin("keystore/keystore"));
+    cluster_fixture_url(&r->c, "keystore", FIXTURE_PW_KEYSTORE, url_a, sizeof url_a);
+    redis_fixture_url(&E.b, "keystore", url_b, sizeof url_b);
+    argv[n++] = bin;
+    for (; *args; args++) argv[n++] = *args;
+    const char *st[] = {"--activation-redis", url_a,   "--audit-redis", url_b,
+                        "--activation-kek",   E.kek_a, "--audit-kek",   E.kek_b};
+    for (int i = 0; i < 8; i++) argv[n++] = st[i];
+    argv[n] = NULL;
+    char *out = NULL, *err = NULL;
+    int rc = fixture_run((char *const *)argv, &out, &err);
+    if (rc != 0) fprintf(stderr, "keystore %s %s: exit %d: %s\n", argv[1], argv[2], rc, err ? err : "");
+    free(err);
+    if (rc != 0) free(out);
+    return rc == 0 ? out : NULL;
+}
+
+/* A sampled group made by the keystore CLI on master m (as the map is
+ * now), and FORGED keys of it with a wrong second value. */
+static void forged_on(run *r, int m, revoked_key *out) {
+    char gkey[PA_RKEY_MAX], id[16];
+    uint32_t g = 7900 + 100 * (uint32_t)m;
+    for (;; g++) {
+        pa_rkey_group(gkey, sizeof gkey, g);
+        if (cluster_fixture_owner(&r->c, redis_slot_of(gkey, strlen(gkey))) == m) break;
+    }
+    snprintf(id, sizeof id, "%u", g);
+    const char *create[] = {
+        "group",        "create",  "--id",           id,   "--product", "Revoked", "--audit-rate", "100",
+        "--audit-mode", "offline", "--max-machines", "10", NULL};
+    char *o = keystore(r, create);
+    assert_non_null(o);
+    free(o);
+    char count[8];
+    snprintf(count, sizeof count, "%d", FORGED);
+    char *keys = keystore(r, (const char *const[]){"keys", "generate", "--group", id, "--count", count, NULL});
+    assert_non_null(keys);
+    for (int k = 0; k < FORGED; k++) {
+        revoked_key *v = &out[k];
+        pk_fields f;
+        assert_int_equal(pk_decode(keys + k * (PK_TEXT_LEN + 1), PK_TEXT_LEN, &f, NULL), PK_OK);
+        f.security_second ^= 1;
+        *v = (revoked_key){.group = g, .master = m, .serial = f.serial, .machine = 8000000u + g * 10u + (unsigned)k};
+        assert_int_equal(pk_encode(&f, v->key), 0);
+    }
+    free(keys);
+}
+
+static bool all_refused(void *arg) {
+    run *r = ((void **)arg)[0];
+    revoked_key *v = ((void **)arg)[1];
+    for (int i = 0; i < 3 * FORGED; i++)
+        if (renew(&r->s, v[i].license_id, v[i].machine) != GRPC_STATUS_FAILED_PRECONDITION) return false;
+    return true;
+}
+
+/* Whether master m itself (no redirect) holds serial in the group's revoked set. */
+static long long revoked_on(run *r, const revoked_key *v) {
+    redisContext *c = cluster_fixture_connect(&r->c, v->master);
+    assert_non_null(c);
+    char key[PA_RKEY_MAX];
+    pa_rkey_revoked(key, sizeof key, v->group);
+    long long n = env_int(c, "SISMEMBER %s %u", key, (unsigned)v->serial);
+    redisFree(c);
+    return n;
+}
+
+/* Forged keys of groups on every master are granted (sampled offline),
+ * then the server is killed before it can forward and pull them all and
+ * started again: the audit server revokes each, the puller applies each
+ * once (one `audit.revocation.applied` per entry over both lives), and
+ * Renew and Activate are then refused. */
+static void revoke_on_every_master(run *r) {
+    static revoked_key v[3 * FORGED];
+    for (int m = 0; m < 3; m++) forged_on(r, m, &v[m * FORGED]);
+    for (int i = 0; i < 3 * FORGED; i++)
+        assert_int_equal(activate(&r->s, v[i].key, v[i].machine, v[i].license_id), GRPC_STATUS_OK);
+    int before = act_log_count(r->s.log, "audit.revocation.applied");
+    rpc_channel_free(r->s.ch);
+    r->s.ch = NULL;
+    assert_int_equal(fixture_stop(r->s.pid, SIGKILL, 10000), 128 + SIGKILL);
+    r->s.pid = -1;
+    assert_int_equal(start_act(r), 0);
+    void *arg[2] = {r, v};
+    assert_true(env_wait(all_refused, arg, 30000));
+    for (int i = 0; i < 3 * FORGED; i++) {
+        assert_int_equal(revoked_on(r, &v[i]), 1);
+        assert_int_equal(activate(&r->s, v[i].key, v[i].machine + 1, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+    }
+    assert_int_equal(act_log_count(r->s.log, "audit.revocation.applied"), 3 * FORGED);
+    print_message(
+        "  %d revocations on 3 masters applied once, %d of them before the SIGKILL; %d Renews OK during "
+        "the reshard\n",
+        3 * FORGED, before, atomic_load(&r->renewed));
+}
+
 static void one_run(run *r) {
     assert_int_equal(prepare(r), 0);
     bool on[CLUSTER_FIXTURE_NODES_MAX] = {false};
@@ -312,6 +371,7 @@ static void one_run(run *r) {
     load(r, false);
     if (r->masters > 1) load(r, true);
     assert_int_equal(atomic_load(&r->wrong), 0);
+    if (r->masters > 1) assert_true(atomic_load(&r->renewed) > 0);
     check_places(r);
     tw.want = atomic_load(&r->sampled_grants);
     assert_true(tw.want > 0);
@@ -325,8 +385,9 @@ static void one_run(run *r) {
     print_message("  %d master%s: %.0f Activate/s (%d threads x %d calls); %d calls in all, %d UNAVAILABLE%s\n",
                   r->masters, r->masters > 1 ? "s" : "", r->per_s, THREADS, CALLS, atomic_load(&r->calls), unavailable,
                   r->masters > 1 ? " (then a load during a 1000-slot reshard)" : "");
+    if (r->masters > 1) revoke_on_every_master(r);
     assert_int_equal(stop_act(&r->s), 0);
-    assert_false(log_has(r->s.log, "CROSSSLOT"));
+    assert_int_equal(act_log_count(r->s.log, "CROSSSLOT"), 0);
     cluster_fixture_stop(&r->c);
 }
 
@@ -335,9 +396,7 @@ static int setup(void **state) {
     log_set_level(LOG_LEVEL_WARN);
     snprintf(signing_key, sizeof signing_key, "/nonexistent");
     if (env_start(&E) != 0) return -1;
-    snprintf(signing_key, sizeof signing_key, "%s/license-signing.pem", E.dir);
-    char *argv[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", signing_key, NULL};
-    if (fixture_run(argv, NULL, NULL) != 0 || env_start_server(&E) != 0) {
+    if (act_make_signing_key(&E, signing_key, sizeof signing_key) != 0 || env_start_server(&E) != 0) {
         env_stop(&E);
         return -1;
     }

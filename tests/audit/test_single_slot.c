@@ -38,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "act_calls.h"
 #include "activation/v1/activation.pb-c.h"
 #include "audit_env.h"
 #include "cluster_fixture.h"
@@ -55,16 +56,6 @@ enum {
 
 #define REVOKE_WAIT_MS 20000 /* bound for "forwarded, judged, revoked, pulled" */
 
-/* One activation-server process on the cluster. */
-typedef struct act_server {
-    const char *name; /* --audit-consumer, and its log's name */
-    pid_t pid;
-    int port, metrics_port;
-    char target[64];
-    char log[400];
-    rpc_channel *ch;
-} act_server;
-
 static audit_env E;
 static cluster_fixture C;
 static char signing_key[400];
@@ -72,65 +63,23 @@ static act_server S = {.name = "act-cluster", .pid = -1}, TIGHT = {.name = "act-
 
 /* `address_rate` and `address_burst`: --rate-address-per-s and -burst. */
 static int start_act(act_server *s, const char *address_rate, const char *address_burst) {
-    char url[1024], listen[64], metrics[64], ca[400], cert[400], key[400];
-    s->port = fixture_free_port();
-    do s->metrics_port = fixture_free_port();
-    while (s->metrics_port == s->port);
+    char url[1024];
     cluster_fixture_url(&C, "activation", FIXTURE_PW_ACTIVATION, url, sizeof url);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
-    snprintf(metrics, sizeof metrics, "127.0.0.1:%d", s->metrics_port);
-    snprintf(s->target, sizeof s->target, "127.0.0.1:%d", s->port);
-    snprintf(s->log, sizeof s->log, "%s/%s.log", E.dir, s->name);
-    snprintf(ca, sizeof ca, "%s/ca.pem", E.certs);
-    snprintf(cert, sizeof cert, "%s/activation-client.pem", E.certs);
-    snprintf(key, sizeof key, "%s/activation-client.key", E.certs);
-    const char *argv[] = {fixture_bin("activation-server/activation-server"),
-                          "--listen",
-                          listen,
-                          "--redis-url",
-                          url,
-                          "--kek",
-                          E.kek_a,
-                          "--signing-key",
-                          signing_key,
-                          "--metrics-listen",
-                          metrics,
-                          "--workers",
-                          "2",
-                          "--log-level",
-                          "debug",
-                          "--rate-address-per-s",
-                          address_rate,
-                          "--rate-address-burst",
-                          address_burst,
-                          "--audit-target",
-                          E.target,
-                          "--audit-ca",
-                          ca,
-                          "--audit-cert",
-                          cert,
-                          "--audit-key",
-                          key,
-                          "--audit-consumer",
-                          s->name,
-                          "--audit-flush-ms",
-                          "5000",
-                          "--insecure-plaintext",
-                          NULL};
-    s->pid = fixture_spawn((char *const *)argv, s->log, s->port, 15000);
-    if (s->pid < 0) return -1;
-    s->ch = rpc_channel_new(s->target, NULL);
-    return s->ch ? 0 : -1;
+    const char *extra[] = {"--workers",
+                           "2",
+                           "--log-level",
+                           "debug",
+                           "--rate-address-per-s",
+                           address_rate,
+                           "--rate-address-burst",
+                           address_burst,
+                           "--audit-flush-ms",
+                           "5000",
+                           NULL};
+    return act_server_start(s, &E, url, signing_key, extra);
 }
 
-static int stop_act(act_server *s, int sig) {
-    rpc_channel_free(s->ch);
-    s->ch = NULL;
-    if (s->pid < 0) return -1;
-    int st = fixture_stop(s->pid, sig, 30000);
-    s->pid = -1;
-    return st;
-}
+static int stop_act(act_server *s, int sig) { return act_server_stop(s, sig); }
 
 static void tune_plain(group_record *r) {
     r->policy.max_machines = 100;
@@ -140,12 +89,6 @@ static void tune_sampled(group_record *r) {
     r->policy.max_machines = 100;
     r->policy.audit_rate_ppm = 1000000;
     r->policy.audit = AUDIT_MODE_OFFLINE;
-}
-
-static int make_signing_key(void) {
-    snprintf(signing_key, sizeof signing_key, "%s/license-signing.pem", E.dir);
-    char *argv[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", signing_key, NULL};
-    return fixture_run(argv, NULL, NULL) == 0 ? 0 : -1;
 }
 
 /* Redis A's users now on the cluster's one master: the keystore library
@@ -178,7 +121,8 @@ static int seed_old_position(void) {
 static int setup(void **state) {
     (void)state;
     log_set_level(LOG_LEVEL_WARN);
-    if (env_start(&E) != 0 || make_signing_key() != 0 || move_to_cluster() != 0) goto fail;
+    if (env_start(&E) != 0 || act_make_signing_key(&E, signing_key, sizeof signing_key) != 0 || move_to_cluster() != 0)
+        goto fail;
     if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 || env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0)
         goto fail;
     if (env_start_server(&E) != 0 || seed_old_position() != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
@@ -190,14 +134,7 @@ fail:
     return -1;
 }
 
-static bool log_has(const act_server *s, const char *needle) {
-    FILE *f = fopen(s->log, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
-    if (f) fclose(f);
-    return found;
-}
+static bool log_has(const act_server *s, const char *needle) { return act_log_count(s->log, needle) > 0; }
 
 static int teardown(void **state) {
     (void)state;
@@ -225,85 +162,27 @@ static void key_of(uint32_t group, uint32_t serial, bool genuine, char text[PK_T
  * NULL), and the licenses signed with it to `tree_size` (if not NULL). */
 static grpc_status_code activate_tree(act_server *s, const char *key, unsigned m, char license_id[33],
                                       uint32_t *tree_size) {
-    uint8_t id[32], buf[512];
+    uint8_t id[32];
     machine(id, m);
-    Activation__V1__ActivateRequest rq = ACTIVATION__V1__ACTIVATE_REQUEST__INIT;
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
-    rq.hostname = "slot-host";
-    size_t len = activation__v1__activate_request__pack(&rq, buf);
-    rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_ACTIVATE), buf, len, 5000, &res);
-    if (st != GRPC_STATUS_OK) print_message("  activate: %d %s\n", st, res.message);
-    if (st == GRPC_STATUS_OK && (license_id || tree_size)) {
-        Activation__V1__ActivateResponse *r = activation__v1__activate_response__unpack(NULL, res.body_len, res.body);
-        assert_non_null(r);
-        Activation__V1__License *l = activation__v1__license__unpack(NULL, r->license.len, r->license.data);
-        assert_non_null(l);
-        if (license_id) snprintf(license_id, 33, "%s", l->license_id);
-        if (tree_size) *tree_size = r->tree_size;
-        activation__v1__license__free_unpacked(l, NULL);
-        activation__v1__activate_response__free_unpacked(r, NULL);
-    }
-    rpc_result_clear(&res);
-    return st;
+    return act_activate(s->ch, key, id, license_id, tree_size);
 }
 
 static grpc_status_code activate(act_server *s, const char *key, unsigned m, char license_id[33]) {
     return activate_tree(s, key, m, license_id, NULL);
 }
 
-/* Renew or Deactivate (their requests share fields), proven with machine
- * m's place key, made from m. */
+/* Renew or Deactivate, proven with machine m's place key. */
 static grpc_status_code by_license(act_server *s, place_op op, const char *license_id, unsigned m) {
-    uint8_t id[32], buf[512], seed[32], pub[PLACE_KEY_LEN], sig[PLACE_PROOF_SIG_LEN];
+    uint8_t id[32];
     machine(id, m);
-    memset(seed, (int)(m + 3), sizeof seed);
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed);
-    size_t pub_len = sizeof pub;
-    int64_t now = (int64_t)time(NULL);
-    assert_true(k && EVP_PKEY_get_raw_public_key(k, pub, &pub_len) == 1 &&
-                place_proof_sign(k, op, license_id, id, now, sig) == 0);
-    EVP_PKEY_free(k);
-    Activation__V1__PlaceProof proof = ACTIVATION__V1__PLACE_PROOF__INIT;
-    proof.place_key = (ProtobufCBinaryData){.len = sizeof pub, .data = pub};
-    proof.timestamp = now;
-    proof.signature = (ProtobufCBinaryData){.len = sizeof sig, .data = sig};
-    Activation__V1__RenewRequest rq = ACTIVATION__V1__RENEW_REQUEST__INIT;
-    rq.license_id = (char *)license_id;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
-    rq.proof = &proof;
-    size_t len = activation__v1__renew_request__pack(&rq, buf);
-    rpc_result res;
-    const char *method = op == PLACE_OP_RENEW ? PA_RPC_RENEW : PA_RPC_DEACTIVATE;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, method), buf, len, 5000, &res);
-    if (st != GRPC_STATUS_OK) print_message("  %s: %d %s\n", method, st, res.message);
-    rpc_result_clear(&res);
-    return st;
+    return act_by_license(s->ch, op, license_id, id, m + 3);
 }
 
 /* ListMachines, authorised by the product key: how many places it lists. */
 static grpc_status_code list_machines(act_server *s, const char *key, unsigned m, size_t *listed) {
-    uint8_t id[32], buf[512];
+    uint8_t id[32];
     machine(id, m);
-    Activation__V1__ListMachinesRequest rq = ACTIVATION__V1__LIST_MACHINES_REQUEST__INIT;
-    rq.product_key = (char *)key;
-    rq.machine_id = (ProtobufCBinaryData){.len = sizeof id, .data = id};
-    size_t len = activation__v1__list_machines_request__pack(&rq, buf);
-    rpc_result res;
-    grpc_status_code st = rpc_call(s->ch, rpc_channel_method(s->ch, PA_RPC_LIST_MACHINES), buf, len, 5000, &res);
-    *listed = 0;
-    if (st == GRPC_STATUS_OK) {
-        Activation__V1__ListMachinesResponse *r =
-            activation__v1__list_machines_response__unpack(NULL, res.body_len, res.body);
-        assert_non_null(r);
-        *listed = r->n_machines;
-        activation__v1__list_machines_response__free_unpacked(r, NULL);
-    } else {
-        print_message("  list machines: %d %s\n", st, res.message);
-    }
-    rpc_result_clear(&res);
-    return st;
+    return act_list_machines(s->ch, key, id, listed);
 }
 
 /* ---------------------------------------------------------------- tests */
