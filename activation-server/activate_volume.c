@@ -298,6 +298,7 @@ static void seat_args(worker *w, const volume_seat *s, const char *macs[MACS_MAX
     *c = (volume_caller){.group = s->key->group,
                          .serial = s->key->serial,
                          .address_key = s->address_key,
+                         .policy_script = w->script,
                          .limits = &w->app->limits,
                          .ip = ask->ip};
 }
@@ -442,8 +443,12 @@ static bool deactivated(worker *w, rpc_ctx *ctx, const order_record **o, const u
                         rpc_reply *reply) {
     char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
     snprintf(order, sizeof order, "%s", (*o)->serial);
-    volume_caller c = {
-        .group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits, .ip = who->ip};
+    volume_caller c = {.group = group,
+                       .serial = serial,
+                       .address_key = who->bucket,
+                       .policy_script = w->script,
+                       .limits = &w->app->limits,
+                       .ip = who->ip};
     volume_deactivate(w->redis, w->volume_script, order, &c, machine_id, holder, random, r);
     return license_checked(w, ctx, false, order, o, group, serial, who, r, reply);
 }
@@ -456,6 +461,7 @@ static volume_caller renewal_caller(worker *w, const volume_renewal *v) {
     return (volume_caller){.group = v->group,
                            .serial = v->serial,
                            .address_key = v->who->bucket,
+                           .policy_script = w->script,
                            .limits = &w->app->limits,
                            .ip = v->who->ip};
 }

@@ -92,7 +92,8 @@ typedef struct volume_result {
 typedef struct volume_caller {
     uint32_t group;              /* the key's group: its revoked set */
     uint32_t serial;             /* the key's serial */
-    const char *address_key;     /* "rl:a:..." */
+    const char *address_key;     /* "rl:a:..."; NULL: taken already (none is then taken) */
+    int policy_script;           /* policy.lua's index: its address_take.lua goes first on Redis Cluster */
     const policy_limits *limits; /* the address rate and burst */
     const char *ip;              /* the client address, for the machine log; NULL: unknown */
 } volume_caller;
@@ -111,6 +112,18 @@ typedef struct volume_machine {
     size_t n_tokens;           /* at most COMPONENTS_MAX */
     const policy_audit *audit; /* an offline-audit record to write with a grant; NULL: none */
 } volume_machine;
+
+/* Redis Cluster (policy_split, docs/cluster.md "volume.lua"): a call by
+ * itself (volume_activate, _renew, _deactivate) first takes the address's
+ * tokens with address_take.lua and, activate and renew, reads the key's
+ * revocation, then runs volume.lua on the order's slot alone; the
+ * pipelined ones (_append) return -1 there, so a batch runs its volume
+ * calls by themselves. On a single node every call is one round trip. */
+
+/* The KEYS of a call as the code above builds it (the slot test).
+ * `split`: Redis Cluster's form. `op`: activate, renew, deactivate, or an
+ * operator call's or the sweep's name. */
+void volume_call_keys(const char *op, bool split, const char *order_serial, const volume_caller *c, policy_keys *out);
 
 /* Registers volume.lua on the connection; returns the script index or -1. */
 int volume_register(rstore *r);
