@@ -299,6 +299,7 @@ static void seat_args(worker *w, const volume_seat *s, const char *macs[MACS_MAX
                          .serial = s->key->serial,
                          .address_key = s->address_key,
                          .policy_script = w->script,
+                         .revoked = s->revoked,
                          .limits = &w->app->limits,
                          .ip = ask->ip};
 }
@@ -460,8 +461,9 @@ void volume_renewal_begin(volume_renewal *v, const order_record *o) {
 static volume_caller renewal_caller(worker *w, const volume_renewal *v) {
     return (volume_caller){.group = v->group,
                            .serial = v->serial,
-                           .address_key = v->who->bucket,
+                           .address_key = v->address_taken ? NULL : v->who->bucket,
                            .policy_script = w->script,
+                           .revoked = v->revoked,
                            .limits = &w->app->limits,
                            .ip = v->who->ip};
 }

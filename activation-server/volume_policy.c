@@ -13,8 +13,8 @@
  * (docs/cluster.md, "volume.lua"): a caller's call by itself first takes
  * the address's tokens (address_take.lua) and reads the key's revocation
  * (SISMEMBER on its group's set), each in its own slot, and passes what it
- * read as an argument; the outbox is the order's slot's shard. Pipelined
- * calls are not split: they ask to be run by themselves there. */
+ * read as an argument; the outbox is the order's slot's shard. A batch
+ * does that first round for all its calls and pipelines the rest. */
 #include "volume_policy.h"
 
 #include <ctype.h>
@@ -230,36 +230,40 @@ static void caller_end(caller_call *cc, const volume_caller *c, const uint8_t ra
 
 /* ---- Redis Cluster: the address take and the revocation first -------------- */
 
-/* The address take's answer as the script's own (RATE_LIMITED: version 0,
- * nothing else known), or UNAVAILABLE. True when the call may go on. */
-static bool address_first(rstore *r, const char *op, const volume_caller *c, volume_result *out) {
+void volume_result_of_take(const policy_result *take, volume_result *out) {
+    if (take->status != POLICY_RATE_LIMITED) { /* UNAVAILABLE: its error names the address take */
+        fail(out, take->redis_error, "address take", "");
+        snprintf(out->error, sizeof out->error, "%.150s", take->error);
+        return;
+    }
+    memset(out, 0, sizeof *out); /* as the script's RATE_LIMITED: version 0, nothing else known */
+    out->status = VOLUME_RATE_LIMITED;
+    out->retry_after_s = take->retry_after_s;
+}
+
+/* The address take by itself; true when the call may go on. */
+static bool address_first(rstore *r, const volume_caller *c, volume_result *out) {
     if (!c->address_key) return true;
     policy_result p;
     policy_address_take(r, c->policy_script, c->limits, c->address_key, false, &p);
     if (p.status == POLICY_OK) return true;
-    if (p.status != POLICY_RATE_LIMITED) { /* UNAVAILABLE: its error names the address take */
-        fail(out, p.redis_error, op, "");
-        snprintf(out->error, sizeof out->error, "%.150s", p.error);
-        return false;
-    }
-    memset(out, 0, sizeof *out);
-    out->status = VOLUME_RATE_LIMITED;
-    out->retry_after_s = p.retry_after_s;
+    volume_result_of_take(&p, out);
     return false;
 }
 
-/* SISMEMBER on the key's group's set: "1" or "0" in *revoked, or false
- * with UNAVAILABLE in *out. */
-static bool revoked_first(rstore *r, const char *op, const volume_caller *c, const char **revoked, volume_result *out) {
-    char key[PA_RKEY_MAX], serial[16];
-    if (pa_rkey_revoked(key, sizeof key, c->group) < 0) {
-        fail(out, false, op, "revoked set name too long");
-        return false;
-    }
-    snprintf(serial, sizeof serial, "%u", (unsigned)c->serial);
-    redisReply *reply = rstore_command(r, "SISMEMBER %s %s", key, serial);
+int volume_revoked_append(rstore *r, uint32_t group, uint32_t serial) {
+    char key[PA_RKEY_MAX], text[16];
+    if (pa_rkey_revoked(key, sizeof key, group) < 0) return -1;
+    snprintf(text, sizeof text, "%u", (unsigned)serial);
+    const char *argv[] = {"SISMEMBER", key, text};
+    return rstore_append_argv(r, 3, argv, NULL);
+}
+
+/* SISMEMBER's reply (freed here): "1" or "0" in *revoked, or false with
+ * UNAVAILABLE in *out. */
+static bool revoked_of(rstore *r, redisReply *reply, const char **revoked, volume_result *out) {
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        fail(out, reply != NULL, op,
+        fail(out, reply != NULL, "revocation",
              !reply                             ? rstore_error(r)
              : reply->type == REDIS_REPLY_ERROR ? reply->str
                                                 : "unexpected reply");
@@ -271,18 +275,32 @@ static bool revoked_first(rstore *r, const char *op, const volume_caller *c, con
     return true;
 }
 
+bool volume_revoked_read(rstore *r, const char **revoked, volume_result *out) {
+    return revoked_of(r, rstore_get_reply(r), revoked, out);
+}
+
+/* SISMEMBER on the key's group's set by itself. */
+static bool revoked_first(rstore *r, const volume_caller *c, const char **revoked, volume_result *out) {
+    char key[PA_RKEY_MAX], serial[16];
+    if (pa_rkey_revoked(key, sizeof key, c->group) < 0) {
+        fail(out, false, "revocation", "revoked set name too long");
+        return false;
+    }
+    snprintf(serial, sizeof serial, "%u", (unsigned)c->serial);
+    return revoked_of(r, rstore_command(r, "SISMEMBER %s %s", key, serial), revoked, out);
+}
+
 /* Before a caller's call by itself: on a single node nothing (*revoked
  * NULL, *c as given); on Redis Cluster the address take, then (unless
  * `reads_revoked` is false) the revocation, *c left without its address
  * key. False when the call ends there (*out set). */
-static bool split_first(rstore *r, const char *op, bool reads_revoked, volume_caller *c, const char **revoked,
-                        volume_result *out) {
+static bool split_first(rstore *r, bool reads_revoked, volume_caller *c, const char **revoked, volume_result *out) {
     *revoked = NULL;
     if (!policy_split(r)) return true;
-    if (!address_first(r, op, c, out)) return false;
+    if (!address_first(r, c, out)) return false;
     c->address_key = NULL;
-    *revoked = "0";
-    return !reads_revoked || revoked_first(r, op, c, revoked, out);
+    *revoked = c->revoked ? c->revoked : "0"; /* read already by the batch's first round trip */
+    return !reads_revoked || c->revoked || revoked_first(r, c, revoked, out);
 }
 
 /* An Activate's arguments and the strings they point into (so one builder
@@ -335,7 +353,7 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
                      const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
     volume_caller own = *c;
     const char *revoked;
-    if (!split_first(r, "activate", true, &own, &revoked, out)) return;
+    if (!split_first(r, true, &own, &revoked, out)) return;
     activate_argv v;
     if (!activate_args(&v, order_serial, &own, m, random, revoked)) {
         fail(out, false, "activate", "order serial too long for a key name");
@@ -354,7 +372,10 @@ static int append(rstore *r, int script, int nkeys, script_args *a) {
 int volume_activate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
                            const volume_machine *m, const uint8_t random[LICENSE_RANDOM_LEN]) {
     activate_argv v;
-    if (policy_split(r) || !activate_args(&v, order_serial, c, m, random, NULL)) return -1; /* split: by itself */
+    const char *revoked = policy_split(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (policy_split(r) && !revoked) ||
+        !activate_args(&v, order_serial, c, m, random, revoked))
+        return -1; /* Redis Cluster without its first round trip: by itself */
     return append(r, script, v.cc.nkeys, &v.cc.a);
 }
 
@@ -378,7 +399,7 @@ static void by_license(rstore *r, int script, const char *op, const char *order_
                        const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
     volume_caller own = *c;
     const char *revoked;
-    if (!split_first(r, op, strcmp(op, "renew") == 0, &own, &revoked, out)) return;
+    if (!split_first(r, strcmp(op, "renew") == 0, &own, &revoked, out)) return;
     caller_call cc;
     if (!caller_begin(&cc, order_serial, op, &own, machine_id, holder, revoked)) {
         fail(out, false, op, "order serial too long for a key name");
@@ -398,7 +419,10 @@ int volume_renew_append(rstore *r, int script, const char *order_serial, const v
                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                         const uint8_t random[LICENSE_RANDOM_LEN]) {
     caller_call cc;
-    if (policy_split(r) || !caller_begin(&cc, order_serial, "renew", c, machine_id, holder, NULL)) return -1;
+    const char *revoked = policy_split(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (policy_split(r) && !revoked) ||
+        !caller_begin(&cc, order_serial, "renew", c, machine_id, holder, revoked))
+        return -1; /* Redis Cluster without its first round trip: by itself */
     caller_end(&cc, c, random);
     return append(r, script, cc.nkeys, &cc.a);
 }

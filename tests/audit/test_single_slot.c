@@ -231,7 +231,7 @@ static int import_order(const char *serial, unsigned group, const char *mode) {
                             "--mode",
                             mode,
                             "--seats",
-                            "5",
+                            "50",
                             "--valid-from",
                             "2020-01-01",
                             "--valid-until",
@@ -582,6 +582,39 @@ static void test_volume_order(void **state) {
     assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), 0);
 }
 
+/* Concurrent volume Activates, then their heartbeats: the batches take
+ * every address and read every revocation in one round trip, then run
+ * volume.lua on the order's slot. */
+static void test_volume_burst(void **state) {
+    (void)state;
+    enum { N = 12 };
+    static burst_call c[N];
+    pthread_t t[N];
+    pthread_barrier_t start;
+    char key[PK_TEXT_LEN + 1];
+    key_of(G_VOLUME, 42, true, key);
+    assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+    for (int i = 0; i < N; i++) {
+        c[i] = (burst_call){.machine = 300 + (unsigned)i, .want = GRPC_STATUS_OK, .start = &start};
+        snprintf(c[i].key, sizeof c[i].key, "%s", key);
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    uint32_t most = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].got, GRPC_STATUS_OK);
+        if (c[i].tree_size > most) most = c[i].tree_size;
+    }
+    print_message("  volume burst: at most %u licenses signed together\n", most);
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), N);
+    assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, run_renew, &c[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < N; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+}
+
 static void test_volume_key_revoked(void **state) {
     (void)state;
     char forged[PK_TEXT_LEN + 1], lic[33], shard[PA_RKEY_MAX];
@@ -605,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_address_limit),
         cmocka_unit_test(test_sampled_grant_reaches_audit_and_is_revoked),
         cmocka_unit_test(test_volume_order),
+        cmocka_unit_test(test_volume_burst),
         cmocka_unit_test(test_volume_key_revoked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
