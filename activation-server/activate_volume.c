@@ -298,7 +298,7 @@ static void seat_args(worker *w, const volume_seat *s, const char *macs[MACS_MAX
     *c = (volume_caller){.group = s->key->group,
                          .serial = s->key->serial,
                          .address_key = s->address_key,
-                         .policy_script = w->script,
+                         .address_script = policy_address_script(w->script),
                          .revoked = s->revoked,
                          .limits = &w->app->limits,
                          .ip = ask->ip};
@@ -447,7 +447,7 @@ static bool deactivated(worker *w, rpc_ctx *ctx, const order_record **o, const u
     volume_caller c = {.group = group,
                        .serial = serial,
                        .address_key = who->bucket,
-                       .policy_script = w->script,
+                       .address_script = policy_address_script(w->script),
                        .limits = &w->app->limits,
                        .ip = who->ip};
     volume_deactivate(w->redis, w->volume_script, order, &c, machine_id, holder, random, r);
@@ -462,7 +462,7 @@ static volume_caller renewal_caller(worker *w, const volume_renewal *v) {
     return (volume_caller){.group = v->group,
                            .serial = v->serial,
                            .address_key = v->address_taken ? NULL : v->who->bucket,
-                           .policy_script = w->script,
+                           .address_script = policy_address_script(w->script),
                            .revoked = v->revoked,
                            .limits = &w->app->limits,
                            .ip = v->who->ip};

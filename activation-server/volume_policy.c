@@ -9,7 +9,7 @@
  * snprintfs, far below the cost of the round trip); the positions are
  * volume_script_args.h's, shared with the script.
  *
- * On Redis Cluster (policy_split) the script sees the order's slot only
+ * On Redis Cluster (rstore_is_cluster, policy_split) the script sees the order's slot only
  * (docs/cluster.md, "volume.lua"): a caller's call by itself first takes
  * the address's tokens (address_take.lua) and reads the key's revocation
  * (SISMEMBER on its group's set), each in its own slot, and passes what it
@@ -241,14 +241,29 @@ void volume_result_of_take(const policy_result *take, volume_result *out) {
     out->retry_after_s = take->retry_after_s;
 }
 
-/* The address take by itself; true when the call may go on. */
+/* The address take by itself (address_take.lua, one token; its reply is
+ * {0} or {1, wait, "address"}); true when the call may go on. Run here,
+ * not through policy.c, which this library does not link. */
 static bool address_first(rstore *r, const volume_caller *c, volume_result *out) {
     if (!c->address_key) return true;
-    policy_result p;
-    policy_address_take(r, c->policy_script, c->limits, c->address_key, false, &p);
-    if (p.status == POLICY_OK) return true;
-    volume_result_of_take(&p, out);
-    return false;
+    const char *argv[] = {c->address_key, c->limits->address_rate, c->limits->address_burst, "1", "1"};
+    size_t len[5];
+    for (int i = 0; i < 5; i++) len[i] = strlen(argv[i]);
+    redisReply *reply = rstore_eval(r, c->address_script, 1, 4, argv, len);
+    bool bad = !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+               reply->element[0]->type != REDIS_REPLY_INTEGER ||
+               (reply->element[0]->integer != 0 && (reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_INTEGER));
+    if (bad) {
+        fail(out, reply != NULL, "address take",
+             !reply ? rstore_error(r) : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    } else if (reply->element[0]->integer != 0) {
+        memset(out, 0, sizeof *out); /* as the script's RATE_LIMITED: version 0, nothing else known */
+        out->status = VOLUME_RATE_LIMITED;
+        out->retry_after_s = (int)reply->element[1]->integer;
+    }
+    bool granted = !bad && reply->element[0]->integer == 0;
+    if (reply) freeReplyObject(reply);
+    return granted;
 }
 
 int volume_revoked_append(rstore *r, uint32_t group, uint32_t serial) {
@@ -296,7 +311,7 @@ static bool revoked_first(rstore *r, const volume_caller *c, const char **revoke
  * key. False when the call ends there (*out set). */
 static bool split_first(rstore *r, bool reads_revoked, volume_caller *c, const char **revoked, volume_result *out) {
     *revoked = NULL;
-    if (!policy_split(r)) return true;
+    if (!rstore_is_cluster(r)) return true;
     if (!address_first(r, c, out)) return false;
     c->address_key = NULL;
     *revoked = c->revoked ? c->revoked : "0"; /* read already by the batch's first round trip */
@@ -372,8 +387,8 @@ static int append(rstore *r, int script, int nkeys, script_args *a) {
 int volume_activate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
                            const volume_machine *m, const uint8_t random[LICENSE_RANDOM_LEN]) {
     activate_argv v;
-    const char *revoked = policy_split(r) ? c->revoked : NULL;
-    if ((revoked && c->address_key) || (policy_split(r) && !revoked) ||
+    const char *revoked = rstore_is_cluster(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (rstore_is_cluster(r) && !revoked) ||
         !activate_args(&v, order_serial, c, m, random, revoked))
         return -1; /* Redis Cluster without its first round trip: by itself */
     return append(r, script, v.cc.nkeys, &v.cc.a);
@@ -419,8 +434,8 @@ int volume_renew_append(rstore *r, int script, const char *order_serial, const v
                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                         const uint8_t random[LICENSE_RANDOM_LEN]) {
     caller_call cc;
-    const char *revoked = policy_split(r) ? c->revoked : NULL;
-    if ((revoked && c->address_key) || (policy_split(r) && !revoked) ||
+    const char *revoked = rstore_is_cluster(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (rstore_is_cluster(r) && !revoked) ||
         !caller_begin(&cc, order_serial, "renew", c, machine_id, holder, revoked))
         return -1; /* Redis Cluster without its first round trip: by itself */
     caller_end(&cc, c, random);

@@ -93,7 +93,7 @@ typedef struct volume_caller {
     uint32_t group;              /* the key's group: its revoked set */
     uint32_t serial;             /* the key's serial */
     const char *address_key;     /* "rl:a:..."; NULL: taken already (none is then taken) */
-    int policy_script;           /* policy.lua's index: its address_take.lua goes first on Redis Cluster */
+    int address_script;          /* address_take.lua's index (policy_address_script): first on Redis Cluster */
     const char *revoked;         /* Redis Cluster batch: "1"/"0" as read in its first round trip; NULL: not read */
     const policy_limits *limits; /* the address rate and burst */
     const char *ip;              /* the client address, for the machine log; NULL: unknown */
