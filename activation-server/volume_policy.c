@@ -250,12 +250,15 @@ static bool address_first(rstore *r, const volume_caller *c, volume_result *out)
     size_t len[5];
     for (int i = 0; i < 5; i++) len[i] = strlen(argv[i]);
     redisReply *reply = rstore_eval(r, c->address_script, 1, 4, argv, len);
-    bool bad = !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-               reply->element[0]->type != REDIS_REPLY_INTEGER ||
-               (reply->element[0]->integer != 0 && (reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_INTEGER));
+    bool bad =
+        !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        (reply->element[0]->integer != 0 && (reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_INTEGER));
     if (bad) {
         fail(out, reply != NULL, "address take",
-             !reply ? rstore_error(r) : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+             !reply                             ? rstore_error(r)
+             : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                : "unexpected reply");
     } else if (reply->element[0]->integer != 0) {
         memset(out, 0, sizeof *out); /* as the script's RATE_LIMITED: version 0, nothing else known */
         out->status = VOLUME_RATE_LIMITED;
