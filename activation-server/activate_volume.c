@@ -298,6 +298,8 @@ static void seat_args(worker *w, const volume_seat *s, const char *macs[MACS_MAX
     *c = (volume_caller){.group = s->key->group,
                          .serial = s->key->serial,
                          .address_key = s->address_key,
+                         .address_script = policy_address_script(w->script),
+                         .revoked = s->revoked,
                          .limits = &w->app->limits,
                          .ip = ask->ip};
 }
@@ -442,8 +444,12 @@ static bool deactivated(worker *w, rpc_ctx *ctx, const order_record **o, const u
                         rpc_reply *reply) {
     char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
     snprintf(order, sizeof order, "%s", (*o)->serial);
-    volume_caller c = {
-        .group = group, .serial = serial, .address_key = who->bucket, .limits = &w->app->limits, .ip = who->ip};
+    volume_caller c = {.group = group,
+                       .serial = serial,
+                       .address_key = who->bucket,
+                       .address_script = policy_address_script(w->script),
+                       .limits = &w->app->limits,
+                       .ip = who->ip};
     volume_deactivate(w->redis, w->volume_script, order, &c, machine_id, holder, random, r);
     return license_checked(w, ctx, false, order, o, group, serial, who, r, reply);
 }
@@ -455,7 +461,9 @@ void volume_renewal_begin(volume_renewal *v, const order_record *o) {
 static volume_caller renewal_caller(worker *w, const volume_renewal *v) {
     return (volume_caller){.group = v->group,
                            .serial = v->serial,
-                           .address_key = v->who->bucket,
+                           .address_key = v->address_taken ? NULL : v->who->bucket,
+                           .address_script = policy_address_script(w->script),
+                           .revoked = v->revoked,
                            .limits = &w->app->limits,
                            .ip = v->who->ip};
 }

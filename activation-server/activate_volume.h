@@ -70,7 +70,8 @@ typedef struct volume_seat {
     const pk_fields *key;       /* the volume key */
     const uint8_t *machine_id;  /* MACHINE_ID_LEN bytes */
     const uint8_t *holder;      /* the place key's digest; NULL: none sent */
-    const char *address_key;    /* the caller's rate-limit bucket */
+    const char *address_key;    /* the caller's rate-limit bucket; NULL: taken already (Redis Cluster batch) */
+    const char *revoked;        /* Redis Cluster batch: "1"/"0" read with the address take; NULL: not read */
     const policy_audit *outbox; /* the offline-audit record for the script; NULL: none */
     const uint8_t *random;      /* LICENSE_RANDOM_LEN fresh bytes, offered for the license id */
     volume_grant vg;            /* the order, the script's answer, the VolumeStatus */
@@ -135,6 +136,8 @@ typedef struct volume_renewal {
     const uint8_t *random;     /* the license id's random part */
     const uint8_t *holder;     /* the proven place key's digest */
     const caller *who;         /* the client address and its bucket */
+    bool address_taken;        /* Redis Cluster batch: its bucket's tokens are taken already */
+    const char *revoked;       /* Redis Cluster batch: "1"/"0" read with the address take; NULL: not read */
     volume_grant vg;           /* the order (by serial), the script's answer, the VolumeStatus */
     policy_result p;           /* the granted lease, as policy_renew gives it */
 } volume_renewal;

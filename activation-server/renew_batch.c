@@ -30,26 +30,44 @@
 #include "merkle.h"
 #include "renew_stages.h"
 
+/* A volume call's revocation read with the takes (volume.lua cannot read
+ * the group's set on Redis Cluster): "1"/"0" into its renewal, or its
+ * answer (UNAVAILABLE) set as the script's, which then does not run. */
+static bool read_revoked(renew_call *c) { return !volume_revoked_read(c->w->redis, &c->vol.revoked, &c->vol.vg.r); }
+
 /* Redis Cluster (docs/cluster.md): the waiting calls' address takes
- * first (a refused proof's with the failure cost), in one round trip of
- * their own. A call they refuse keeps that answer in c->p and runs no
+ * first (a refused proof's with the failure cost), and volume calls'
+ * revocations, in one round trip of their own. A call they refuse keeps
+ * that answer (c->p; a volume call's as its script's result) and runs no
  * script; the others' scripts then run without the address bucket. */
 static void take_addresses(worker *w, renew_call *c, size_t n) {
     const policy_limits *l = &w->app->limits;
-    for (size_t i = 0; i < n; i++)
-        c[i].again =
-            c[i].waiting && !c[i].volume &&
-            policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket, c[i].bad_proof.pending) != 0;
-    for (size_t i = 0; i < n; i++)
-        if (c[i].waiting && !c[i].volume && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
+    bool *asked = calloc(n ? n : 1, sizeof *asked);       /* a volume call's SISMEMBER is in the pipeline */
+    bool *answered = calloc(n ? n : 1, sizeof *answered); /* ... which could not be read */
+    for (size_t i = 0; i < n; i++) {
+        c[i].again = c[i].waiting && policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket,
+                                                                c[i].bad_proof.pending) != 0;
+        if (asked && c[i].waiting && c[i].volume)
+            asked[i] = volume_revoked_append(w->redis, c[i].pc.group, c[i].pc.serial) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].waiting && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
+        if (asked && asked[i] && read_revoked(&c[i]) && answered) answered[i] = true;
+    }
     for (size_t i = 0; i < n; i++)
         if (c[i].again)
             policy_address_take(w->redis, w->script, l, c[i].pc.who.bucket, c[i].bad_proof.pending, &c[i].p);
     for (size_t i = 0; i < n; i++) {
-        bool taken = c[i].waiting && !c[i].volume; /* volume.lua is not split (docs/cluster.md) */
+        bool taken = c[i].waiting;
+        bool failed = answered && answered[i];
         c[i].address_taken = taken && c[i].p.status == POLICY_OK;
-        c[i].by_address = taken && !c[i].address_taken;
+        c[i].by_address = taken && (failed || !c[i].address_taken);
+        if (!taken || !c[i].volume || failed) continue;
+        c[i].vol.address_taken = c[i].address_taken;
+        if (!c[i].address_taken) volume_result_of_take(&c[i].p, &c[i].vol.vg.r);
     }
+    free(asked);
+    free(answered);
 }
 
 static bool scripted(const renew_call *c) { return c->waiting && !c->by_address; }

@@ -9,8 +9,8 @@
 -- and registered once per connection (EVALSHA).
 --
 -- ARGV[VOL_ARG_OP] names the operation:
---   activate    KEYS the order's seven + revoked, address bucket, audit outbox
---   renew       the same (a concurrent order's heartbeat)
+--   activate    KEYS the order's seven + audit outbox[, revoked][, address bucket]
+--   renew       KEYS the order's seven[, revoked][, address bucket] (a heartbeat)
 --   deactivate  the same (revoked is not read)
 --   sweep       the order's seven: age the wheel (the server's background task)
 --   approve     the order's seven: the operator approves a deactivation request
@@ -25,14 +25,19 @@
 -- every key passed to EVALSHA; it shares the {o:S} hash tag. The wheel's
 -- bucket sets are named here, VOL_ARG_WHEEL_PREFIX .. NAME (also {o:S}):
 -- they come and go with time, so no caller could name them in advance.
--- The revoked set and the address bucket are outside the order's slot; on
--- Redis Cluster they would move to a second call (as in policy.lua).
+-- The revoked set and the address bucket are outside the order's slot: on
+-- a single node they come last in KEYS (this one call reads both); on Redis
+-- Cluster both are left out (docs/cluster.md, "volume.lua"): the caller
+-- took the address's tokens with address_take.lua and read the key's
+-- revocation just before, and says what it read in VOL_ARG_REVOKED. The
+-- outbox is then the shard of the order's slot.
 --
 -- ARGV (volume_script_args.h): op, order hash key, wheel prefix, ageing
 -- budget, then machine digest (16 bytes); activate, renew and deactivate add
 -- the place-key digest (11 bytes, "" on an Activate without place_key), the
 -- random (activate: 8 fresh bytes; renew, deactivate: the license id's), the
--- key's serial, address rate and burst; activate adds the collected facts
+-- key's serial, address rate and burst, the client address, the key's
+-- group, the revocation as read before ("" on a single node); activate adds the collected facts
 -- (JSON, "" if none), the offline audit (mode: 0 none, 1 sampled, 2 only on
 -- the key's first use in the order; the outbox cap; '1' to grant
 -- unaudited at the cap, '0' to refuse; how many outbox field/value
@@ -53,7 +58,8 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 --                  OK with no license terms and the check-in time
 --   RATE_LIMITED   retry (VOL_R_RETRY) and scope
 --   UNKNOWN_ORDER  no order hash (removed since the caller cached it)
---   REVOKED        activate, renew: the key is in {g:ID}:revoked
+--   REVOKED        activate, renew: the key is in {g:ID}:revoked (on Redis
+--                  Cluster: the caller read it so, VOL_ARG_REVOKED)
 --   NO_SEAT        activate: every seat is held (nothing was written); a
 --                  concurrent order says when the first lease ends (VOL_R_RETRY)
 --   NOT_FOUND      renew, deactivate: no such machine, or another license id;
@@ -77,15 +83,20 @@ L.S = {OK = 0, RATE_LIMITED = 1, UNKNOWN_ORDER = 2, REVOKED = 3, NO_SEAT = 4, NO
 -- of a call than its Redis commands before doing any work; with L as the
 -- only upvalue each closure finds its one upvalue at once.
 L.K = {machines = KEYS[VOL_KEY_MACHINES], counts = KEYS[VOL_KEY_COUNTS], wheel = KEYS[VOL_KEY_WHEEL],
-    designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], revoked = KEYS[VOL_KEY_REVOKED],
-    address = KEYS[VOL_KEY_ADDRESS], outbox = KEYS[VOL_KEY_OUTBOX], mlog = KEYS[VOL_KEY_MLOG],
+    designated = KEYS[VOL_KEY_DESIGNATED], facts = KEYS[VOL_KEY_FACTS], mlog = KEYS[VOL_KEY_MLOG],
     seen = KEYS[VOL_KEY_SEEN]}
+do -- the caller's keys after the seven, each only where it applies (volume_script_args.h)
+    local at = VOL_ORDER_KEYS + 1
+    if ARGV[VOL_ARG_OP] == 'activate' then L.K.outbox, at = KEYS[at], at + 1 end
+    if ARGV[VOL_ARG_REVOKED] == '' then L.K.revoked, at = KEYS[at], at + 1 end
+    L.K.address = KEYS[at] -- nil: taken before (Redis Cluster), or an operator call
+end
 L.A = {op = ARGV[VOL_ARG_OP], order = ARGV[VOL_ARG_ORDER], prefix = ARGV[VOL_ARG_WHEEL_PREFIX],
     age_max = tonumber(ARGV[VOL_ARG_AGE_MAX]), machine = ARGV[VOL_ARG_MACHINE], holder = ARGV[VOL_ARG_HOLDER],
     random = ARGV[VOL_ARG_RANDOM], serial = ARGV[VOL_ARG_SERIAL], rate = tonumber(ARGV[VOL_ARG_ADDRESS_RATE]),
     burst = tonumber(ARGV[VOL_ARG_ADDRESS_BURST]), facts = ARGV[VOL_ARG_FACTS], audit_mode = ARGV[VOL_ARG_AUDIT_MODE],
     outbox_max = tonumber(ARGV[VOL_ARG_OUTBOX_MAX]), grant_when_full = ARGV[VOL_ARG_GRANT_WHEN_FULL] == '1',
-    ip = ARGV[VOL_ARG_IP] or '', hostname = ARGV[VOL_ARG_HOSTNAME] or '', os = ARGV[VOL_ARG_OS] or '',
+    ip = ARGV[VOL_ARG_IP] or '', group = ARGV[VOL_ARG_GROUP] or '', revoked = ARGV[VOL_ARG_REVOKED], hostname = ARGV[VOL_ARG_HOSTNAME] or '', os = ARGV[VOL_ARG_OS] or '',
     host_serial = ARGV[VOL_ARG_HOST_SERIAL] or '', macs = ARGV[VOL_ARG_MACS] or '',
     tokens = ARGV[VOL_ARG_TOKENS] or '', audit_fields = {}, names = {}}
 if #L.A.tokens % 8 ~= 0 or #L.A.tokens > 8 * 16 then L.A.tokens = '' end -- C sends whole tokens only
@@ -373,7 +384,7 @@ end
 -- expiring once full again), so a caller's retail and volume calls draw on
 -- one budget. Returns 0, or the seconds to wait.
 function L.take_token(key, rate, burst, now_ms)
-    if rate <= 0 then return 0 end
+    if not key or rate <= 0 then return 0 end
     local level = burst
     local v = redis.call('GET', key)
     if v then
@@ -399,7 +410,7 @@ end
 -- fields compactly): op (a grant, b a grant that re-bound the record of
 -- another digest by components, r renew, p pending, q deactivation
 -- requested, d deactivated, x seat or machine reclaimed by the ageing), m the
--- machine digest, g (the key's group, from its revoked set's name; '' for
+-- machine digest, g (the key's group, VOL_ARG_GROUP; '' for
 -- operator calls and the sweep), s, o (the order), t, ip, h, mac, hs, os
 -- (what an Activate says of the machine; '' otherwise), e (the license's
 -- expires_at, '' when not known), was (a re-bind, op b or p: the digest
@@ -411,7 +422,7 @@ function L.mlog(op, digest, now, expires, was)
     local own = op ~= 'x' -- the ageing's entries are other machines': not the caller's key or address
     local asks = own and A.op == 'activate'
     redis.call('XADD', K.mlog, 'MAXLEN', '~', L.MLOG_MAXLEN, '*', 'op', op, 'm', digest, 'g',
-        own and K.revoked and string.match(K.revoked, '^{g:(%d+)}') or '', 's', own and A.serial or '', 'o',
+        own and A.group or '', 's', own and A.serial or '', 'o',
         string.match(K.mlog, '^{o:([^}]*)}') or '', 't', now, 'ip', own and A.ip or '', 'h',
         asks and A.hostname or '', 'mac', asks and A.macs or '', 'hs', asks and A.host_serial or '', 'os',
         asks and A.os or '', 'e', expires or '', 'was', was or '')
@@ -442,6 +453,14 @@ function L.reply(status, t, now, f)
     return out
 end
 
+-- Is the caller's key revoked? Its group's set here, or on Redis Cluster
+-- what the caller read of it just before this call.
+function L.revoked()
+    local K, A = L.K, L.A
+    if not K.revoked then return A.revoked == '1' end
+    return redis.call('SISMEMBER', K.revoked, A.serial) == 1
+end
+
 -- The caller's operations begin alike: the address token, the order, its
 -- dates (activate, renew), the revocation, then ageing. Returns the terms,
 -- now, and a reply when the call ends there.
@@ -455,7 +474,7 @@ function L.begin(check_dates)
     if check_dates then
         local refused = L.date_check(t, now)
         if refused then return nil, now, L.reply(refused, t, now) end
-        if redis.call('SISMEMBER', K.revoked, A.serial) == 1 then return nil, now, L.reply(S.REVOKED, t, now) end
+        if L.revoked() then return nil, now, L.reply(S.REVOKED, t, now) end
     end
     L.load_counts()
     L.age(t, now, A.age_max)

@@ -7,7 +7,14 @@
  *
  * The order's key names are made per call from its serial (nine short
  * snprintfs, far below the cost of the round trip); the positions are
- * volume_script_args.h's, shared with the script. */
+ * volume_script_args.h's, shared with the script.
+ *
+ * On Redis Cluster (rstore_is_cluster, policy_split) the script sees the order's slot only
+ * (docs/cluster.md, "volume.lua"): a caller's call by itself first takes
+ * the address's tokens (address_take.lua) and reads the key's revocation
+ * (SISMEMBER on its group's set), each in its own slot, and passes what it
+ * read as an argument; the outbox is the order's slot's shard. A batch
+ * does that first round for all its calls and pipelines the rest. */
 #include "volume_policy.h"
 
 #include <ctype.h>
@@ -16,6 +23,7 @@
 #include <string.h>
 
 #include "hex.h"
+#include "outbox_shards.h"
 #include "redis_keys.h"
 #include "script_args.h"
 #include "volume_script_args.h"
@@ -176,21 +184,34 @@ static void run(rstore *r, int script, int nkeys, script_args *a, const char *wh
 /* activate, renew, deactivate: everything up to the caller's arguments. */
 typedef struct caller_call {
     order_names k;
-    char revoked[PA_RKEY_MAX], serial[16];
-    uint8_t digest[VOLUME_DIGEST_LEN];
+    char revoked[PA_RKEY_MAX], serial[16], group[16];
+    char outbox[PA_RKEY_MAX];          /* activate: PA_RKEY_OUTBOX, or the order's slot's shard */
+    const char *revoked_read;          /* "" on a single node; Redis Cluster: "1"/"0", read before */
+    uint8_t digest[VOLUME_DIGEST_LEN]; /* the machine's name in the table */
+    int nkeys;                         /* KEYS in a (the caller's keys vary, volume_script_args.h) */
     script_args a;
 } caller_call;
 
+/* `revoked`: on a single node NULL (the script reads the set); on Redis
+ * Cluster "1" or "0" as read, and then no address key may be given (the
+ * caller took it first). */
 static bool caller_begin(caller_call *cc, const char *order_serial, const char *op, const volume_caller *c,
-                         const uint8_t *machine_id, const uint8_t *holder) {
+                         const uint8_t *machine_id, const uint8_t *holder, const char *revoked) {
     if (!names_of(order_serial, &cc->k) || pa_rkey_revoked(cc->revoked, sizeof cc->revoked, c->group) < 0) return false;
+    bool activate = strcmp(op, "activate") == 0;
+    if (activate && (revoked ? outbox_shard_for_key(cc->k.machines, cc->outbox, sizeof cc->outbox)
+                             : snprintf(cc->outbox, sizeof cc->outbox, "%s", PA_RKEY_OUTBOX)) < 0)
+        return false;
     snprintf(cc->serial, sizeof cc->serial, "%u", (unsigned)c->serial);
+    snprintf(cc->group, sizeof cc->group, "%u", (unsigned)c->group);
+    cc->revoked_read = revoked ? revoked : "";
     volume_machine_digest(machine_id, cc->digest);
     cc->a = (script_args){.n = 0};
     add_order_keys(&cc->a, &cc->k);
-    script_args_add_str(&cc->a, cc->revoked);
-    script_args_add_str(&cc->a, c->address_key);
-    if (strcmp(op, "activate") == 0) script_args_add_str(&cc->a, PA_RKEY_OUTBOX);
+    if (activate) script_args_add_str(&cc->a, cc->outbox);
+    if (!revoked) script_args_add_str(&cc->a, cc->revoked);
+    if (c->address_key) script_args_add_str(&cc->a, c->address_key);
+    cc->nkeys = (int)cc->a.n;
     add_order_args(&cc->a, &cc->k, op, AGE_PER_CALL_S);
     script_args_add(&cc->a, cc->digest, sizeof cc->digest);
     script_args_add(&cc->a, holder ? (const char *)holder : "", holder ? VOLUME_HOLDER_LEN : 0);
@@ -203,6 +224,101 @@ static void caller_end(caller_call *cc, const volume_caller *c, const uint8_t ra
     script_args_add_str(&cc->a, c->limits->address_rate);
     script_args_add_str(&cc->a, c->limits->address_burst);
     script_args_add_str(&cc->a, c->ip ? c->ip : "");
+    script_args_add_str(&cc->a, cc->group);
+    script_args_add_str(&cc->a, cc->revoked_read);
+}
+
+/* ---- Redis Cluster: the address take and the revocation first -------------- */
+
+void volume_result_of_take(const policy_result *take, volume_result *out) {
+    if (take->status != POLICY_RATE_LIMITED) { /* UNAVAILABLE: its error names the address take */
+        fail(out, take->redis_error, "address take", "");
+        snprintf(out->error, sizeof out->error, "%.150s", take->error);
+        return;
+    }
+    memset(out, 0, sizeof *out); /* as the script's RATE_LIMITED: version 0, nothing else known */
+    out->status = VOLUME_RATE_LIMITED;
+    out->retry_after_s = take->retry_after_s;
+}
+
+/* The address take by itself (address_take.lua, one token; its reply is
+ * {0} or {1, wait, "address"}); true when the call may go on. Run here,
+ * not through policy.c, which this library does not link. */
+static bool address_first(rstore *r, const volume_caller *c, volume_result *out) {
+    if (!c->address_key) return true;
+    const char *argv[] = {c->address_key, c->limits->address_rate, c->limits->address_burst, "1", "1"};
+    size_t len[5];
+    for (int i = 0; i < 5; i++) len[i] = strlen(argv[i]);
+    redisReply *reply = rstore_eval(r, c->address_script, 1, 4, argv, len);
+    bool bad =
+        !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        (reply->element[0]->integer != 0 && (reply->elements < 2 || reply->element[1]->type != REDIS_REPLY_INTEGER));
+    if (bad) {
+        fail(out, reply != NULL, "address take",
+             !reply                             ? rstore_error(r)
+             : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                : "unexpected reply");
+    } else if (reply->element[0]->integer != 0) {
+        memset(out, 0, sizeof *out); /* as the script's RATE_LIMITED: version 0, nothing else known */
+        out->status = VOLUME_RATE_LIMITED;
+        out->retry_after_s = (int)reply->element[1]->integer;
+    }
+    bool granted = !bad && reply->element[0]->integer == 0;
+    if (reply) freeReplyObject(reply);
+    return granted;
+}
+
+int volume_revoked_append(rstore *r, uint32_t group, uint32_t serial) {
+    char key[PA_RKEY_MAX], text[16];
+    if (pa_rkey_revoked(key, sizeof key, group) < 0) return -1;
+    snprintf(text, sizeof text, "%u", (unsigned)serial);
+    const char *argv[] = {"SISMEMBER", key, text};
+    return rstore_append_argv(r, 3, argv, NULL);
+}
+
+/* SISMEMBER's reply (freed here): "1" or "0" in *revoked, or false with
+ * UNAVAILABLE in *out. */
+static bool revoked_of(rstore *r, redisReply *reply, const char **revoked, volume_result *out) {
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        fail(out, reply != NULL, "revocation",
+             !reply                             ? rstore_error(r)
+             : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                : "unexpected reply");
+        if (reply) freeReplyObject(reply);
+        return false;
+    }
+    *revoked = reply->integer ? "1" : "0";
+    freeReplyObject(reply);
+    return true;
+}
+
+bool volume_revoked_read(rstore *r, const char **revoked, volume_result *out) {
+    return revoked_of(r, rstore_get_reply(r), revoked, out);
+}
+
+/* SISMEMBER on the key's group's set by itself. */
+static bool revoked_first(rstore *r, const volume_caller *c, const char **revoked, volume_result *out) {
+    char key[PA_RKEY_MAX], serial[16];
+    if (pa_rkey_revoked(key, sizeof key, c->group) < 0) {
+        fail(out, false, "revocation", "revoked set name too long");
+        return false;
+    }
+    snprintf(serial, sizeof serial, "%u", (unsigned)c->serial);
+    return revoked_of(r, rstore_command(r, "SISMEMBER %s %s", key, serial), revoked, out);
+}
+
+/* Before a caller's call by itself: on a single node nothing (*revoked
+ * NULL, *c as given); on Redis Cluster the address take, then (unless
+ * `reads_revoked` is false) the revocation, *c left without its address
+ * key. False when the call ends there (*out set). */
+static bool split_first(rstore *r, bool reads_revoked, volume_caller *c, const char **revoked, volume_result *out) {
+    *revoked = NULL;
+    if (!rstore_is_cluster(r)) return true;
+    if (!address_first(r, c, out)) return false;
+    c->address_key = NULL;
+    *revoked = c->revoked ? c->revoked : "0"; /* read already by the batch's first round trip */
+    return !reads_revoked || c->revoked || revoked_first(r, c, revoked, out);
 }
 
 /* An Activate's arguments and the strings they point into (so one builder
@@ -218,9 +334,9 @@ typedef struct activate_argv {
 } activate_argv;
 
 static bool activate_args(activate_argv *v, const char *order_serial, const volume_caller *c, const volume_machine *m,
-                          const uint8_t random[LICENSE_RANDOM_LEN]) {
+                          const uint8_t random[LICENSE_RANDOM_LEN], const char *revoked) {
     caller_call *cc = &v->cc;
-    if (!caller_begin(cc, order_serial, "activate", c, m->machine_id, m->holder)) return false;
+    if (!caller_begin(cc, order_serial, "activate", c, m->machine_id, m->holder, revoked)) return false;
     caller_end(cc, c, random);
     script_join_macs(m->macs, m->n_macs < VOLUME_MACS_MAX ? m->n_macs : VOLUME_MACS_MAX, v->macs, sizeof v->macs);
     script_args_add_str(&cc->a, m->hostname ? m->hostname : "");
@@ -253,12 +369,15 @@ static bool activate_args(activate_argv *v, const char *order_serial, const volu
 
 void volume_activate(rstore *r, int script, const char *order_serial, const volume_caller *c, const volume_machine *m,
                      const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
+    volume_caller own = *c;
+    const char *revoked;
+    if (!split_first(r, true, &own, &revoked, out)) return;
     activate_argv v;
-    if (!activate_args(&v, order_serial, c, m, random)) {
+    if (!activate_args(&v, order_serial, &own, m, random, revoked)) {
         fail(out, false, "activate", "order serial too long for a key name");
         return;
     }
-    run(r, script, VOL_ACTIVATE_KEYS, &v.cc.a, "activate", out);
+    run(r, script, v.cc.nkeys, &v.cc.a, "activate", out);
 }
 
 /* Appends a built call to the pipeline; -1 when it cannot be (the caller
@@ -271,8 +390,11 @@ static int append(rstore *r, int script, int nkeys, script_args *a) {
 int volume_activate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
                            const volume_machine *m, const uint8_t random[LICENSE_RANDOM_LEN]) {
     activate_argv v;
-    if (!activate_args(&v, order_serial, c, m, random)) return -1;
-    return append(r, script, VOL_ACTIVATE_KEYS, &v.cc.a);
+    const char *revoked = rstore_is_cluster(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (rstore_is_cluster(r) && !revoked) ||
+        !activate_args(&v, order_serial, c, m, random, revoked))
+        return -1; /* Redis Cluster without its first round trip: by itself */
+    return append(r, script, v.cc.nkeys, &v.cc.a);
 }
 
 bool volume_read(rstore *r, const char *what, volume_result *out) {
@@ -293,13 +415,16 @@ bool volume_read(rstore *r, const char *what, volume_result *out) {
 static void by_license(rstore *r, int script, const char *op, const char *order_serial, const volume_caller *c,
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], volume_result *out) {
+    volume_caller own = *c;
+    const char *revoked;
+    if (!split_first(r, strcmp(op, "renew") == 0, &own, &revoked, out)) return;
     caller_call cc;
-    if (!caller_begin(&cc, order_serial, op, c, machine_id, holder)) {
+    if (!caller_begin(&cc, order_serial, op, &own, machine_id, holder, revoked)) {
         fail(out, false, op, "order serial too long for a key name");
         return;
     }
-    caller_end(&cc, c, random);
-    run(r, script, VOL_CALLER_KEYS, &cc.a, op, out);
+    caller_end(&cc, &own, random);
+    run(r, script, cc.nkeys, &cc.a, op, out);
 }
 
 void volume_renew(rstore *r, int script, const char *order_serial, const volume_caller *c, const uint8_t *machine_id,
@@ -312,9 +437,12 @@ int volume_renew_append(rstore *r, int script, const char *order_serial, const v
                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                         const uint8_t random[LICENSE_RANDOM_LEN]) {
     caller_call cc;
-    if (!caller_begin(&cc, order_serial, "renew", c, machine_id, holder)) return -1;
+    const char *revoked = rstore_is_cluster(r) ? c->revoked : NULL;
+    if ((revoked && c->address_key) || (rstore_is_cluster(r) && !revoked) ||
+        !caller_begin(&cc, order_serial, "renew", c, machine_id, holder, revoked))
+        return -1; /* Redis Cluster without its first round trip: by itself */
     caller_end(&cc, c, random);
-    return append(r, script, VOL_CALLER_KEYS, &cc.a);
+    return append(r, script, cc.nkeys, &cc.a);
 }
 
 void volume_deactivate(rstore *r, int script, const char *order_serial, const volume_caller *c,
@@ -347,6 +475,26 @@ void volume_sweep(rstore *r, int script, const char *order_serial, int budget, v
 void volume_decide(rstore *r, int script, const char *order_serial, volume_decision d,
                    const uint8_t digest[VOLUME_DIGEST_LEN], volume_result *out) {
     order_call(r, script, order_serial, volume_decision_name(d), AGE_PER_CALL_S, digest, out);
+}
+
+void volume_call_keys(const char *op, bool split, const char *order_serial, const volume_caller *c, policy_keys *out) {
+    static const uint8_t id[MACHINE_ID_LEN];
+    memset(out, 0, sizeof *out);
+    volume_caller own = *c;
+    if (split) own.address_key = NULL; /* taken first (address_take.lua) */
+    caller_call cc;
+    int n = VOL_ORDER_KEYS;
+    if (strcmp(op, "activate") == 0 || strcmp(op, "renew") == 0 || strcmp(op, "deactivate") == 0) {
+        if (!caller_begin(&cc, order_serial, op, &own, id, NULL, split ? "0" : NULL)) return;
+        n = cc.nkeys;
+    } else { /* sweep and the operator's decisions: order_call's keys */
+        if (!names_of(order_serial, &cc.k)) return;
+        cc.a = (script_args){.n = 0};
+        add_order_keys(&cc.a, &cc.k);
+    }
+    for (int i = 0; i < n && i < POLICY_KEYS_MAX; i++, out->n++)
+        snprintf(out->name[i], sizeof out->name[i], "%.*s", (int)cc.a.len[i], cc.a.v[i]);
+    snprintf(out->read, sizeof out->read, "%s", cc.k.order); /* read through ARGV: must share the slot */
 }
 
 const char *volume_decision_name(volume_decision d) {

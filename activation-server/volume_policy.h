@@ -92,7 +92,9 @@ typedef struct volume_result {
 typedef struct volume_caller {
     uint32_t group;              /* the key's group: its revoked set */
     uint32_t serial;             /* the key's serial */
-    const char *address_key;     /* "rl:a:..." */
+    const char *address_key;     /* "rl:a:..."; NULL: taken already (none is then taken) */
+    int address_script;          /* address_take.lua's index (policy_address_script): first on Redis Cluster */
+    const char *revoked;         /* Redis Cluster batch: "1"/"0" as read in its first round trip; NULL: not read */
     const policy_limits *limits; /* the address rate and burst */
     const char *ip;              /* the client address, for the machine log; NULL: unknown */
 } volume_caller;
@@ -111,6 +113,27 @@ typedef struct volume_machine {
     size_t n_tokens;           /* at most COMPONENTS_MAX */
     const policy_audit *audit; /* an offline-audit record to write with a grant; NULL: none */
 } volume_machine;
+
+/* Redis Cluster (policy_split, docs/cluster.md "volume.lua"): a call by
+ * itself (volume_activate, _renew, _deactivate) first takes the address's
+ * tokens with address_take.lua and, activate and renew, reads the key's
+ * revocation, then runs volume.lua on the order's slot alone. A batch
+ * does those first for all its calls in one round trip (the address takes
+ * with policy_address_take_append, the revocations with
+ * volume_revoked_append) and then appends its volume calls with no address
+ * key and `revoked` set; an _append without them returns -1 there (run it
+ * by itself). On a single node every call is one round trip. */
+int volume_revoked_append(rstore *r, uint32_t group, uint32_t serial);
+/* Its reply: "1" or "0" in *revoked; false with UNAVAILABLE in *out. */
+bool volume_revoked_read(rstore *r, const char **revoked, volume_result *out);
+/* The address take's refusal (RATE_LIMITED or UNAVAILABLE) as volume.lua
+ * would have answered it. */
+void volume_result_of_take(const policy_result *take, volume_result *out);
+
+/* The KEYS of a call as the code above builds it (the slot test).
+ * `split`: Redis Cluster's form. `op`: activate, renew, deactivate, or an
+ * operator call's or the sweep's name. */
+void volume_call_keys(const char *op, bool split, const char *order_serial, const volume_caller *c, policy_keys *out);
 
 /* Registers volume.lua on the connection; returns the script index or -1. */
 int volume_register(rstore *r);

@@ -18,13 +18,13 @@
 #define VOL_KEY_MLOG 6       /* PA_RKEY_ORDER_MLOG_FMT: the machine log (docs/admin.md) */
 #define VOL_KEY_SEEN 7       /* PA_RKEY_ORDER_SEEN_FMT: component matching's candidates by last Activate */
 #define VOL_ORDER_KEYS 7
-/* activate, renew, deactivate add the caller's two: */
-#define VOL_KEY_REVOKED 8 /* PA_RKEY_REVOKED_FMT of the key's group (vendor-hosted keys) */
-#define VOL_KEY_ADDRESS 9 /* PA_RKEY_ADDRESS_BUCKET_FMT of the client address */
-#define VOL_CALLER_KEYS 9
-/* activate adds: */
-#define VOL_KEY_OUTBOX 10 /* PA_RKEY_OUTBOX: offline-audit records (vendor-hosted keys) */
-#define VOL_ACTIVATE_KEYS 10
+/* activate, renew, deactivate add, in this order, only those that apply
+ * (so their positions are not fixed; volume.lua finds them by the op and
+ * by VOL_ARG_REVOKED): activate the offline-audit outbox (PA_RKEY_OUTBOX;
+ * on Redis Cluster the order's slot's shard, PA_RKEY_OUTBOX_SHARD_FMT);
+ * on a single node the key's group's revoked set (PA_RKEY_REVOKED_FMT);
+ * last the client address's bucket (PA_RKEY_ADDRESS_BUCKET_FMT), left out
+ * on Redis Cluster, where address_take.lua took it first. */
 
 /* ---- ARGV: every operation ---- */
 #define VOL_ARG_OP 1           /* activate | renew | deactivate | sweep | approve | deny | force */
@@ -39,18 +39,20 @@
 #define VOL_ARG_SERIAL 8       /* the key's serial, decimal (revocation) */
 #define VOL_ARG_ADDRESS_RATE 9 /* tokens per second; 0: no limit */
 #define VOL_ARG_ADDRESS_BURST 10
-#define VOL_ARG_IP 11 /* the client address, for the machine log */
+#define VOL_ARG_IP 11      /* the client address, for the machine log */
+#define VOL_ARG_GROUP 12   /* the key's group, decimal (the machine log) */
+#define VOL_ARG_REVOKED 13 /* "": read the revoked set in KEYS; Redis Cluster: "1"/"0" as read just before */
 /* activate only: */
-#define VOL_ARG_HOSTNAME 12 /* the machine log: what the request says of the machine */
-#define VOL_ARG_OS 13
-#define VOL_ARG_HOST_SERIAL 14
-#define VOL_ARG_MACS 15            /* comma-separated */
-#define VOL_ARG_FACTS 16           /* the collected facts as a JSON object, "" when none */
-#define VOL_ARG_AUDIT_MODE 17      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
-#define VOL_ARG_OUTBOX_MAX 18      /* the outbox's cap (--audit-outbox-max) */
-#define VOL_ARG_GRANT_WHEN_FULL 19 /* "1": at the cap grant unaudited; "0": refuse */
-#define VOL_ARG_TOKENS 20          /* component tokens, 8 bytes each, sorted, at most 16; "" none */
-#define VOL_ARG_AUDIT_N 21         /* how many outbox field/value arguments follow this one */
+#define VOL_ARG_HOSTNAME 14 /* the machine log: what the request says of the machine */
+#define VOL_ARG_OS 15
+#define VOL_ARG_HOST_SERIAL 16
+#define VOL_ARG_MACS 17            /* comma-separated */
+#define VOL_ARG_FACTS 18           /* the collected facts as a JSON object, "" when none */
+#define VOL_ARG_AUDIT_MODE 19      /* 0 none, 1 sampled, 2 sampled if the key's first use in the order */
+#define VOL_ARG_OUTBOX_MAX 20      /* the outbox's cap (--audit-outbox-max) */
+#define VOL_ARG_GRANT_WHEN_FULL 21 /* "1": at the cap grant unaudited; "0": refuse */
+#define VOL_ARG_TOKENS 22          /* component tokens, 8 bytes each, sorted, at most 16; "" none */
+#define VOL_ARG_AUDIT_N 23         /* how many outbox field/value arguments follow this one */
 /* ... then those, then to the end the machine's designated-set names. */
 
 /* ---- the reply: an array, every position present (0 when it does not apply) ---- */

@@ -5,7 +5,9 @@
  * groups, serials and client addresses spread over many slots. The
  * single-node form keeps the address bucket inside the group's call (one
  * round trip): the test checks that too, so it sees a key list that does
- * cross slots. Also: each outbox shard lies in its slot, and the revocation
+ * cross slots. The same for every volume.lua call (volume_call_keys): in
+ * its cluster form only the order's slot, on a single node the group's
+ * revoked set and the address bucket in the one call. Also: each outbox shard lies in its slot, and the revocation
  * position's keys share one. No Redis: slots are computed (redis_slot.h). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include "policy_machines.h"
 #include "redis_keys.h"
 #include "redis_slot.h"
+#include "volume_policy.h"
 
 static unsigned slot(const char *k) { return redis_slot_of(k, strlen(k)); }
 
@@ -110,6 +113,68 @@ static void test_single_node_keeps_one_call(void **state) {
     assert_string_equal(k.name[4], address);
 }
 
+static const char *const volume_ops[] = {"activate", "renew", "deactivate", "sweep", "approve", "deny", "force"};
+
+/* Every volume.lua call of an order, for serials spread over many slots:
+ * the order's slot only, no address bucket, no revoked set, and activate's
+ * outbox the order's shard. */
+static void test_volume_cluster_calls_stay_in_one_slot(void **state) {
+    (void)state;
+    static const policy_limits none = {"0", "1", "0", "1", "1", "0", "1", "0"};
+    for (unsigned i = 0; i < 400; i++) {
+        char serial[32], address[PA_RKEY_MAX], revoked[PA_RKEY_MAX], shard[PA_RKEY_MAX];
+        snprintf(serial, sizeof serial, "VO-%u-%u", i, i * 7919u);
+        address_of(i, address, sizeof address);
+        uint32_t group = 1 + i * 131u;
+        pa_rkey_revoked(revoked, sizeof revoked, group);
+        volume_caller c = {.group = group, .serial = i + 1, .address_key = address, .limits = &none};
+        for (size_t o = 0; o < sizeof volume_ops / sizeof *volume_ops; o++) {
+            policy_keys k;
+            volume_call_keys(volume_ops[o], true, serial, &c, &k);
+            assert_true(k.n >= 7);
+            assert_one_slot(&k, volume_ops[o]);
+            assert_false(names(&k, address));
+            assert_false(names(&k, revoked));
+            assert_false(names(&k, PA_RKEY_OUTBOX));
+            assert_int_equal(k.n, o == 0 ? 8 : 7);
+        }
+        policy_keys k;
+        volume_call_keys("activate", true, serial, &c, &k);
+        assert_int_equal(outbox_shard_for_key(k.name[0], shard, sizeof shard), 0);
+        assert_string_equal(k.name[7], shard);
+    }
+}
+
+/* Single node: the keys of one call each, as before the split: the
+ * order's seven, activate's audit:outbox, the revoked set, the address
+ * bucket last; the operator's calls and the sweep the seven. */
+static void test_volume_single_node_keeps_one_call(void **state) {
+    (void)state;
+    static const policy_limits none = {"0", "1", "0", "1", "1", "0", "1", "0"};
+    char address[PA_RKEY_MAX], revoked[PA_RKEY_MAX];
+    address_of(6, address, sizeof address);
+    pa_rkey_revoked(revoked, sizeof revoked, 4365);
+    volume_caller c = {.group = 4365, .serial = 3, .address_key = address, .limits = &none};
+    policy_keys k;
+    volume_call_keys("activate", false, "VO-1", &c, &k);
+    assert_int_equal(k.n, 10);
+    assert_string_equal(k.name[7], PA_RKEY_OUTBOX);
+    assert_string_equal(k.name[8], revoked);
+    assert_string_equal(k.name[9], address);
+    assert_int_not_equal(slot(address), slot(k.name[0])); /* the list the cluster test would refuse */
+    for (size_t o = 1; o < 3; o++) {
+        volume_call_keys(volume_ops[o], false, "VO-1", &c, &k);
+        assert_int_equal(k.n, 9);
+        assert_string_equal(k.name[7], revoked);
+        assert_string_equal(k.name[8], address);
+    }
+    for (size_t o = 3; o < sizeof volume_ops / sizeof *volume_ops; o++) {
+        volume_call_keys(volume_ops[o], false, "VO-1", &c, &k);
+        assert_int_equal(k.n, 7);
+        assert_one_slot(&k, volume_ops[o]);
+    }
+}
+
 static void test_outbox_shards_lie_in_their_slots(void **state) {
     (void)state;
     char key[PA_RKEY_MAX];
@@ -133,6 +198,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cluster_calls_stay_in_one_slot),
         cmocka_unit_test(test_single_node_keeps_one_call),
+        cmocka_unit_test(test_volume_cluster_calls_stay_in_one_slot),
+        cmocka_unit_test(test_volume_single_node_keeps_one_call),
         cmocka_unit_test(test_outbox_shards_lie_in_their_slots),
         cmocka_unit_test(test_revocation_position_shares_a_slot),
     };

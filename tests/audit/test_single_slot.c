@@ -24,6 +24,12 @@
  *   - a revocation position left under the names of earlier releases
  *     (revocations:*, three slots) is copied to the {rev} names at start,
  *     then re-synced (its epoch is not the audit log's);
+ *   - a volume order (imported with `activation-server order import` on
+ *     the cluster): Activate of a volume key, a heartbeat Renew, Deactivate
+ *     (volume.lua on the order's slot alone, the address take and the
+ *     revocation read first); a sampled order's forged volume key is
+ *     judged by the audit server (its record in the order's slot's shard),
+ *     revoked, and once the puller applied it refused;
  *   - the groups were created by the keystore library on the cluster (the
  *     record, then the `groups` index: two calls);
  *   - the server's log never shows CROSSSLOT. */
@@ -50,15 +56,21 @@
 #include "rpc_methods.h"
 
 enum {
-    G_PLAIN = 7101,   /* not sampled */
-    G_SAMPLED = 7102, /* every activation audited offline */
+    G_PLAIN = 7101,          /* not sampled */
+    G_SAMPLED = 7102,        /* every activation audited offline */
+    G_VOLUME = 7103,         /* a concurrent order's group */
+    G_VOLUME_SAMPLED = 7104, /* a permanent order's group, every activation audited offline */
 };
+
+#define ORDER_CONC "30000101"    /* the concurrent order of G_VOLUME */
+#define ORDER_SAMPLED "30000102" /* the permanent order of G_VOLUME_SAMPLED */
 
 #define REVOKE_WAIT_MS 20000 /* bound for "forwarded, judged, revoked, pulled" */
 
 static audit_env E;
 static cluster_fixture C;
 static char signing_key[400];
+static char order_key[400], order_pub[400]; /* the vendor's order-signing key pair */
 static act_server S = {.name = "act-cluster", .pid = -1}, TIGHT = {.name = "act-tight", .pid = -1};
 
 /* `address_rate` and `address_burst`: --rate-address-per-s and -burst. */
@@ -75,6 +87,8 @@ static int start_act(act_server *s, const char *address_rate, const char *addres
                            address_burst,
                            "--audit-flush-ms",
                            "5000",
+                           "--order-public-key",
+                           order_pub,
                            NULL};
     return act_server_start(s, &E, url, signing_key, extra);
 }
@@ -89,6 +103,27 @@ static void tune_sampled(group_record *r) {
     r->policy.max_machines = 100;
     r->policy.audit_rate_ppm = 1000000;
     r->policy.audit = AUDIT_MODE_OFFLINE;
+}
+
+static void tune_volume(group_record *r) {
+    r->policy.max_machines = 100;
+    r->channel = GROUP_CHANNEL_VOLUME;
+}
+static void tune_volume_sampled(group_record *r) {
+    tune_sampled(r);
+    r->channel = GROUP_CHANNEL_VOLUME;
+}
+
+/* The license signing key, and the vendor's order-signing pair. */
+static int make_keys(void) {
+    snprintf(order_key, sizeof order_key, "%s/order-vendor.pem", E.dir);
+    snprintf(order_pub, sizeof order_pub, "%s/order-vendor.pub.pem", E.dir);
+    char *gen[] = {"/usr/bin/openssl", "genpkey", "-algorithm", "ed25519", "-out", order_key, NULL};
+    char *pub[] = {"/usr/bin/openssl", "pkey", "-in", order_key, "-pubout", "-out", order_pub, NULL};
+    return act_make_signing_key(&E, signing_key, sizeof signing_key) == 0 && fixture_run(gen, NULL, NULL) == 0 &&
+                   fixture_run(pub, NULL, NULL) == 0
+               ? 0
+               : -1;
 }
 
 /* Redis A's users now on the cluster's one master: the keystore library
@@ -118,12 +153,71 @@ static int seed_old_position(void) {
     return 0;
 }
 
+/* `keystore order create` (an order file) and `activation-server order
+ * import` on the cluster, as the keystore user (before the server starts,
+ * so its order cache holds the order from the first call). */
+static int import_order(const char *serial, unsigned group, const char *mode) {
+    char g[16], path[400], url[1024];
+    snprintf(g, sizeof g, "%u", group);
+    snprintf(path, sizeof path, "%s/%s.license", E.dir, serial);
+    const char *create[] = {fixture_bin("keystore/keystore"),
+                            "order",
+                            "create",
+                            "--order-key",
+                            order_key,
+                            "--out",
+                            path,
+                            "--serial",
+                            serial,
+                            "--customer",
+                            "Example Corp",
+                            "--group",
+                            g,
+                            "--product",
+                            "Office",
+                            "--edition",
+                            "Enterprise",
+                            "--mode",
+                            mode,
+                            "--seats",
+                            "50",
+                            "--valid-from",
+                            "2020-01-01",
+                            "--valid-until",
+                            "2099-12-31",
+                            NULL};
+    char *err = NULL;
+    int st = fixture_run((char *const *)create, NULL, &err);
+    if (st) fprintf(stderr, "order create: %s\n", err ? err : "");
+    free(err);
+    if (st) return -1;
+    cluster_fixture_url(&C, "keystore", FIXTURE_PW_KEYSTORE, url, sizeof url);
+    const char *import[] = {fixture_bin("activation-server/activation-server"),
+                            "order",
+                            "import",
+                            path,
+                            "--order-public-key",
+                            order_pub,
+                            "--redis-url",
+                            url,
+                            NULL};
+    err = NULL;
+    st = fixture_run((char *const *)import, NULL, &err);
+    if (st) fprintf(stderr, "order import: %s\n", err ? err : "");
+    free(err);
+    return st ? -1 : 0;
+}
+
 static int setup(void **state) {
     (void)state;
     log_set_level(LOG_LEVEL_WARN);
-    if (env_start(&E) != 0 || act_make_signing_key(&E, signing_key, sizeof signing_key) != 0 || move_to_cluster() != 0)
-        goto fail;
-    if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 || env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0)
+    if (env_start(&E) != 0 || make_keys() != 0 || move_to_cluster() != 0) goto fail;
+    if (env_create_group_with(&E, G_PLAIN, tune_plain) != 0 ||
+        env_create_group_with(&E, G_SAMPLED, tune_sampled) != 0 ||
+        env_create_group_with(&E, G_VOLUME, tune_volume) != 0 ||
+        env_create_group_with(&E, G_VOLUME_SAMPLED, tune_volume_sampled) != 0 ||
+        import_order(ORDER_CONC, G_VOLUME, "concurrent") != 0 ||
+        import_order(ORDER_SAMPLED, G_VOLUME_SAMPLED, "permanent") != 0)
         goto fail;
     if (env_start_server(&E) != 0 || seed_old_position() != 0 || start_act(&S, "1000", "1000") != 0) goto fail;
     return 0;
@@ -328,6 +422,98 @@ static void test_sampled_grant_reaches_audit_and_is_revoked(void **state) {
     assert_int_equal(activate(&S, forged, 32, NULL), GRPC_STATUS_FAILED_PRECONDITION);
 }
 
+typedef struct first_grant {
+    const char *key; /* the volume key */
+    unsigned m;      /* its machine */
+    char *license_id;
+} first_grant;
+
+static bool volume_granted(void *arg) {
+    first_grant *f = arg;
+    return activate(&S, f->key, f->m, f->license_id) == GRPC_STATUS_OK;
+}
+
+/* The last machine-log entry's field `name` of an order, or "". */
+static void mlog_field(const char *serial, const char *name, char *out, size_t n) {
+    char key[PA_RKEY_MAX];
+    snprintf(key, sizeof key, PA_RKEY_ORDER_MLOG_FMT, serial);
+    out[0] = 0;
+    redisReply *r = redisCommand(E.act_a, "XREVRANGE %s + - COUNT 1", key);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->elements == 2) {
+        const redisReply *f = r->element[0]->element[1];
+        for (size_t i = 0; i + 1 < f->elements; i += 2)
+            if (strcmp(f->element[i]->str, name) == 0) snprintf(out, n, "%s", f->element[i + 1]->str);
+    }
+    freeReplyObject(r);
+}
+
+static void test_volume_order(void **state) {
+    (void)state;
+    char key[PK_TEXT_LEN + 1], lic[33], g[16];
+    key_of(G_VOLUME, 41, true, key);
+    first_grant f = {key, 41, lic};
+    assert_true(env_wait(volume_granted, &f, 10000));
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), 1); /* the order's machine table */
+    mlog_field(ORDER_CONC, "g", g, sizeof g);
+    assert_string_equal(g, "7103"); /* the machine log names the key's group without reading its set */
+    assert_int_equal(by_license(&S, PLACE_OP_RENEW, lic, 41), GRPC_STATUS_OK); /* the heartbeat */
+    mlog_field(ORDER_CONC, "op", g, sizeof g);
+    assert_string_equal(g, "r");
+    assert_int_equal(by_license(&S, PLACE_OP_DEACTIVATE, lic, 41), GRPC_STATUS_OK);
+    mlog_field(ORDER_CONC, "op", g, sizeof g);
+    assert_string_equal(g, "d");
+    assert_int_not_equal(by_license(&S, PLACE_OP_RENEW, lic, 41), GRPC_STATUS_OK); /* gone */
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), 0);
+}
+
+/* Concurrent volume Activates, then their heartbeats: the batches take
+ * every address and read every revocation in one round trip, then run
+ * volume.lua on the order's slot. */
+static void test_volume_burst(void **state) {
+    (void)state;
+    enum { N = 12 };
+    static burst_call c[N];
+    pthread_t t[N];
+    pthread_barrier_t start;
+    char key[PK_TEXT_LEN + 1];
+    key_of(G_VOLUME, 42, true, key);
+    assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+    for (int i = 0; i < N; i++) {
+        c[i] = (burst_call){.machine = 300 + (unsigned)i, .want = GRPC_STATUS_OK, .start = &start};
+        snprintf(c[i].key, sizeof c[i].key, "%s", key);
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    uint32_t most = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].got, GRPC_STATUS_OK);
+        if (c[i].tree_size > most) most = c[i].tree_size;
+    }
+    print_message("  volume burst: at most %u licenses signed together\n", most);
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), N);
+    assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, run_renew, &c[i]), 0);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < N; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+}
+
+static void test_volume_key_revoked(void **state) {
+    (void)state;
+    char forged[PK_TEXT_LEN + 1], lic[33], shard[PA_RKEY_MAX];
+    assert_int_equal(outbox_shard_for_key("{o:" ORDER_SAMPLED "}:m", shard, sizeof shard), 0);
+    key_of(G_VOLUME_SAMPLED, 6, false, forged);
+    first_grant f = {forged, 51, lic};
+    assert_true(env_wait(volume_granted, &f, 10000));
+    assert_true(env_int(E.act_a, "EXISTS %s", shard) == 1); /* the order's slot's shard */
+    assert_int_equal(env_int(E.act_a, "EXISTS %s", PA_RKEY_OUTBOX), 0);
+    renewal r = {lic, 51};
+    assert_true(env_wait(renew_refused, &r, REVOKE_WAIT_MS));
+    assert_int_equal(env_int(E.act_a, "SISMEMBER %s 6", "{g:7104}:revoked"), 1);
+    assert_int_equal(activate(&S, forged, 52, NULL), GRPC_STATUS_FAILED_PRECONDITION);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_old_position_copied),
@@ -335,6 +521,9 @@ int main(void) {
         cmocka_unit_test(test_burst_in_batches),
         cmocka_unit_test(test_address_limit),
         cmocka_unit_test(test_sampled_grant_reaches_audit_and_is_revoked),
+        cmocka_unit_test(test_volume_order),
+        cmocka_unit_test(test_volume_burst),
+        cmocka_unit_test(test_volume_key_revoked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
