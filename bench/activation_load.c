@@ -1137,9 +1137,10 @@ static long long mlog_bytes(redisContext *c, uint32_t group) {
 }
 
 static void print_without_mlog(long long used, long long mlog, size_t records) {
-    printf("    of which the group's machine log %lld bytes (at most %s entries a group); without it %.1f bytes "
-           "per record\n",
-           mlog, PA_MLOG_MAXLEN, (double)(used - mlog) / (double)records);
+    printf(
+        "    of which the group's machine log %lld bytes (at most %s entries a group); without it %.1f bytes "
+        "per record\n",
+        mlog, PA_MLOG_MAXLEN, (double)(used - mlog) / (double)records);
 }
 
 static void tune_memory_unlimited(group_record *r) { r->policy.max_machines = 0; }
