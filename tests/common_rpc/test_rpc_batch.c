@@ -147,8 +147,7 @@ static void check_answer(caller_arg *a, const char *msg, int n, const rpc_result
  * path), and its calls then fail fast with UNAVAILABLE for gRPC's 1 s
  * reconnect backoff. This test is about batching, not connecting: such a
  * call is sent again, for at most about 5 s. */
-static grpc_status_code call_connected(rpc_channel *ch, rpc_client_method *m, const char *msg, int n,
-                                       rpc_result *r) {
+static grpc_status_code call_connected(rpc_channel *ch, rpc_client_method *m, const char *msg, int n, rpc_result *r) {
     grpc_status_code code = rpc_call(ch, m, (const uint8_t *)msg, (size_t)n, 10000, r);
     for (int tries = 0; code == GRPC_STATUS_UNAVAILABLE && tries < 20; tries++) {
         rpc_result_clear(r);
