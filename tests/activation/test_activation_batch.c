@@ -124,6 +124,25 @@ static uint32_t burst(uint32_t group) {
     return tree;
 }
 
+/* The server's options: one worker, limits no burst reaches, the failure
+ * bucket small enough to read what the wrong values spent; `batch_max`
+ * NULL leaves --batch-max at its default. */
+static void server_options(const char *extra[16], const char *batch_max) {
+    static const char *const limits[] = {
+        "--rate-address-per-s",        "100000", "--rate-address-burst",        "100000",
+        "--rate-group-per-s",          "100000", "--rate-group-burst",          "100000",
+        "--rate-group-failures-per-s", "0.001",  "--rate-group-failures-burst", FAILURE_BURST};
+    size_t n = 0;
+    extra[n++] = "--workers";
+    extra[n++] = "1";
+    if (batch_max) {
+        extra[n++] = "--batch-max";
+        extra[n++] = batch_max;
+    }
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) extra[n++] = limits[i];
+    extra[n] = NULL;
+}
+
 static int setup(void **state) {
     (void)state;
     if (env_start_stores(&env) != 0) return -1;
@@ -134,21 +153,8 @@ static int setup(void **state) {
         if (!r) return -1;
         freeReplyObject(r);
     }
-    const char *extra[] = {"--workers",
-                           "1",
-                           "--rate-address-per-s",
-                           "100000",
-                           "--rate-address-burst",
-                           "100000",
-                           "--rate-group-per-s",
-                           "100000",
-                           "--rate-group-burst",
-                           "100000",
-                           "--rate-group-failures-per-s",
-                           "0.001",
-                           "--rate-group-failures-burst",
-                           FAILURE_BURST,
-                           NULL};
+    const char *extra[16];
+    server_options(extra, NULL);
     return env_start_server(&env, extra);
 }
 
@@ -185,23 +191,8 @@ static void test_burst_in_batches(void **state) {
 
 static void test_same_burst_batching_off(void **state) {
     (void)state;
-    const char *extra[] = {"--workers",
-                           "1",
-                           "--batch-max",
-                           "1",
-                           "--rate-address-per-s",
-                           "100000",
-                           "--rate-address-burst",
-                           "100000",
-                           "--rate-group-per-s",
-                           "100000",
-                           "--rate-group-burst",
-                           "100000",
-                           "--rate-group-failures-per-s",
-                           "0.001",
-                           "--rate-group-failures-burst",
-                           FAILURE_BURST,
-                           NULL};
+    const char *extra[16];
+    server_options(extra, "1");
     assert_int_equal(env_restart_server(&env, extra), 0);
     assert_int_equal(burst(G_SINGLE), 1);    /* every license its own one-leaf tree */
     assert_true(batch_metric("count") <= 0); /* no batch handler ran (no series, or zero) */
