@@ -124,10 +124,12 @@ static uint32_t burst(uint32_t group) {
     return tree;
 }
 
+enum { SERVER_OPTIONS_MAX = 2 + 2 + 12 + 1 }; /* workers, batch-max, the limits, NULL */
+
 /* The server's options: one worker, limits no burst reaches, the failure
  * bucket small enough to read what the wrong values spent; `batch_max`
  * NULL leaves --batch-max at its default. */
-static void server_options(const char *extra[16], const char *batch_max) {
+static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *batch_max) {
     static const char *const limits[] = {
         "--rate-address-per-s",        "100000", "--rate-address-burst",        "100000",
         "--rate-group-per-s",          "100000", "--rate-group-burst",          "100000",
@@ -153,7 +155,7 @@ static int setup(void **state) {
         if (!r) return -1;
         freeReplyObject(r);
     }
-    const char *extra[16];
+    const char *extra[SERVER_OPTIONS_MAX];
     server_options(extra, NULL);
     return env_start_server(&env, extra);
 }
@@ -191,7 +193,7 @@ static void test_burst_in_batches(void **state) {
 
 static void test_same_burst_batching_off(void **state) {
     (void)state;
-    const char *extra[16];
+    const char *extra[SERVER_OPTIONS_MAX];
     server_options(extra, "1");
     assert_int_equal(env_restart_server(&env, extra), 0);
     assert_int_equal(burst(G_SINGLE), 1);    /* every license its own one-leaf tree */
