@@ -28,10 +28,12 @@
 #include <openssl/pem.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -108,6 +110,57 @@ static int can_bind(int family, int port) {
     return ok;
 }
 
+/* Tests run in parallel (ctest -j), and a port one test has picked is
+ * not bound until its server has started, which can take a while: another
+ * test can pick the same port meanwhile, and one of the two servers then
+ * fails to listen. So a picked port is also claimed, with flock(2) on a
+ * file named after it in a directory every test process shares; the lock
+ * goes with the process (or its fd), so nothing stale is left behind. A
+ * process keeps its last PORT_CLAIMS claims: by the time one is dropped,
+ * its server has long been listening, and can_bind sees that. */
+#define PORT_CLAIMS 64
+
+static pthread_mutex_t port_claims_lock = PTHREAD_MUTEX_INITIALIZER;
+static int port_claims[PORT_CLAIMS]; /* open fds holding the locks; 0 = none */
+static unsigned port_claims_next;    /* the slot to reuse next (the oldest claim) */
+
+/* The directory of claims ($TMPDIR/pa-test-ports), made open to every
+ * user so root and non-root runs can share it; NULL if it cannot be. */
+static const char *port_claims_dir(void) {
+    static char dir[512];
+    if (dir[0]) return dir;
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char path[sizeof dir];
+    if ((size_t)snprintf(path, sizeof path, "%s/pa-test-ports", base) >= sizeof path) return NULL;
+    if (mkdir(path, 01777) != 0 && errno != EEXIST) return NULL;
+    (void)chmod(path, 01777); /* best effort: the umask may have cut it; someone else's is fine */
+    memcpy(dir, path, sizeof dir);
+    return dir;
+}
+
+/* 1 if this process now holds the claim on `port`, 0 if another process
+ * does. Without a usable directory every port counts as claimed: the
+ * bind check alone is what tests had before. */
+static int claim_port(int port) {
+    const char *dir = port_claims_dir();
+    if (!dir) return 1;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%d", dir, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC); /* made by another user without write for us */
+    if (fd < 0) return 1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return 0;
+    }
+    int *slot = &port_claims[port_claims_next];
+    if (*slot > 0) close(*slot);
+    *slot = fd;
+    port_claims_next = (port_claims_next + 1) % PORT_CLAIMS;
+    return 1;
+}
+
 int fixture_free_port(void) {
     static unsigned seed;
     int lo = 32768;
@@ -118,13 +171,17 @@ int fixture_free_port(void) {
     }
     int base = 10000, span = lo - base;
     if (span < 1000) base = 1024, span = lo - base;   /* unusual range: use what is left */
+    if (span < 1) span = 1;
+    pthread_mutex_lock(&port_claims_lock);
     if (!seed) seed = (unsigned)getpid() ^ (unsigned)pa_mono_ms() * 2654435761u;
-    for (int tries = 0; tries < 500; tries++) {
-        int port = base + (int)(rand_r(&seed) % (unsigned)span);
-        if (can_bind(AF_INET, port) && can_bind(AF_INET6, port)) return port;
+    int port = -1;
+    for (int tries = 0; tries < 500 && port < 0; tries++) {
+        int p = base + (int)(rand_r(&seed) % (unsigned)span);
+        if (can_bind(AF_INET, p) && can_bind(AF_INET6, p) && claim_port(p)) port = p;
     }
-    fprintf(stderr, "fixture: no free port found\n");
-    return -1;
+    pthread_mutex_unlock(&port_claims_lock);
+    if (port < 0) fprintf(stderr, "fixture: no free port found\n");
+    return port;
 }
 
 /* A TCP connection to ip:port (IPv4 literal), or -1. */
@@ -203,6 +260,22 @@ int fixture_stop(pid_t pid, int sig, int timeout_ms) {
     return status_code(st);
 }
 
+/* The end of a log that a daemon wrote before it died, on stderr: the
+ * test's directory (and the log in it) is gone by the time anyone looks. */
+static void print_log_tail(const char *log_path) {
+    if (!log_path) return;
+    FILE *f = fopen(log_path, "r");
+    if (!f) return;
+    char tail[2048];
+    long start = 0;
+    if (fseek(f, 0, SEEK_END) == 0) start = ftell(f) - (long)sizeof tail + 1;
+    if (start < 0) start = 0;
+    size_t n = fseek(f, start, SEEK_SET) == 0 ? fread(tail, 1, sizeof tail - 1, f) : 0;
+    fclose(f);
+    tail[n] = '\0';
+    fprintf(stderr, "fixture: the end of %s:\n%s%s", log_path, tail, n && tail[n - 1] != '\n' ? "\n" : "");
+}
+
 pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int timeout_ms) {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -226,6 +299,7 @@ pid_t fixture_spawn(char *const argv[], const char *log_path, int port, int time
         if (waitpid(pid, &st, WNOHANG) == pid) {
             fprintf(stderr, "fixture: %s exited (status %d) before listening on %d%s%s\n", argv[0],
                     status_code(st), port, log_path ? "; see " : "", log_path ? log_path : "");
+            print_log_tail(log_path);
             return -1;
         }
         int fd = connect_ipv4("127.0.0.1", port);
