@@ -714,6 +714,17 @@ int activate_append(activate_call *c) {
                                   outbox_of(c));
 }
 
+int activate_batch_add(activate_call *c, policy_batch *b) {
+    worker *w = c->w;
+    if (c->volume) return -1; /* volume.lua: its own call */
+    if (c->rejecting) return policy_batch_add_reject(b, &w->app->limits, c->who.bucket, c->key.group);
+    const char *macs[MACS_MAX];
+    policy_machine pm;
+    machine_view(&c->ask, macs, &pm);
+    return policy_batch_add_activate(b, &w->app->limits, c->g, c->key.serial, c->rq->machine_id.data, c->bound,
+                                     c->license_random, c->who.bucket, &pm, outbox_of(c));
+}
+
 bool activate_read(activate_call *c) {
     if (c->rejecting) return policy_reject_read(c->w->redis, &c->p);
     if (c->volume) return c->decided || volume_seat_read(c->w, &c->seat);

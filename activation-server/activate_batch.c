@@ -13,7 +13,11 @@
  *      volume.lua for volume keys: activate_volume.h) as ONE pipeline:
  *      every EVALSHA
  *      written, then every reply read -- one Redis round trip for the
- *      batch. A reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
+ *      batch. With --batch-script on (single node), the retail calls'
+ *      policy.lua calls (two or more) are ONE EVALSHA of its batch
+ *      operation instead, each call given its entry of the reply (the
+ *      volume.lua calls stay EVALSHAs of their own in the pipeline). A
+ *      reply that says NOSCRIPT (Redis restarted, SCRIPT FLUSH)
  *      is run again by itself once the pipeline is read, which loads the
  *      script; a broken connection fails the calls whose replies it took;
  *   3. for each: the script's refusals and the group reload; with
@@ -43,6 +47,7 @@ struct activate_batch {
     license_terms *terms;     /* the granted calls' terms, in order */
     signed_license *licenses; /* their signed licenses, same order */
     activate_call **granted;  /* which call each terms[i] belongs to */
+    policy_batch *script;     /* --batch-script: the retail calls' one policy.lua call; NULL until first used */
 };
 
 void activate_batch_free(struct activate_batch *b) {
@@ -51,6 +56,7 @@ void activate_batch_free(struct activate_batch *b) {
     free(b->terms);
     free(b->licenses);
     free(b->granted);
+    policy_batch_free(b->script);
     free(b);
 }
 
@@ -126,9 +132,9 @@ static void take_addresses(worker *w, activate_call *c, size_t n) {
 
 static bool scripted(const activate_call *c) { return c->waiting && !c->by_address; }
 
-/* Stage 2: the waiting calls' scripts in one round trip (two on Redis
- * Cluster: the address takes, then the scripts). */
-static void run_scripts(worker *w, activate_call *c, size_t n) {
+/* Stage 2 with one EVALSHA per call, in one pipeline (after the address
+ * takes on Redis Cluster). */
+static void run_scripts_each(worker *w, activate_call *c, size_t n) {
     if (policy_split(w->redis)) take_addresses(w, c, n);
     for (size_t i = 0; i < n; i++) /* a call that cannot even be written runs by itself below */
         c[i].again = scripted(&c[i]) && activate_append(&c[i]) != 0;
@@ -136,6 +142,55 @@ static void run_scripts(worker *w, activate_call *c, size_t n) {
         if (scripted(&c[i]) && !c[i].again) c[i].again = !activate_read(&c[i]); /* policy, reject or volume */
     for (size_t i = 0; i < n; i++)
         if (c[i].again) activate_script(&c[i]); /* NOSCRIPT: loads the script; or fails as UNAVAILABLE */
+}
+
+/* A call whose script is policy.lua's (activate, or its reject call). */
+static bool retail(const activate_call *c) { return scripted(c) && !c->volume; }
+
+/* --batch-script on a single node, and two retail calls or more: their
+ * scripts go to one script call. */
+static bool one_script_call(worker *w, const activate_call *c, size_t n) {
+    if (!w->app->batch_script || policy_split(w->redis)) return false;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 2; i++) k += retail(&c[i]);
+    return k >= 2;
+}
+
+/* Stage 2 with ONE EVALSHA for every retail call (policy.lua's batch
+ * operation: the script's fixed cost once per batch), the volume calls'
+ * volume.lua EVALSHAs after it in the same pipeline. Each call is given its
+ * entry of the reply as its own reply was; NOSCRIPT, or a call that could
+ * not be added, runs by itself below, as with one EVALSHA per call. */
+static void run_script_batch(worker *w, struct activate_batch *b, size_t n) {
+    activate_call *c = b->calls;
+    if (!b->script && !(b->script = policy_batch_new())) {
+        run_scripts_each(w, c, n);
+        return;
+    }
+    policy_batch_clear(b->script);
+    for (size_t i = 0; i < n; i++) c[i].again = retail(&c[i]) && activate_batch_add(&c[i], b->script) != 0;
+    bool sent = policy_batch_size(b->script) > 0 && policy_batch_append(w->redis, w->script, b->script) == 0;
+    for (size_t i = 0; i < n; i++) /* volume.lua's calls; a call that cannot even be written runs by itself */
+        if (scripted(&c[i]) && c[i].volume) c[i].again = activate_append(&c[i]) != 0;
+    bool known = sent && policy_batch_read(w->redis, b->script); /* false: NOSCRIPT */
+    for (size_t i = 0; i < n; i++)
+        if (scripted(&c[i]) && c[i].volume && !c[i].again) c[i].again = !activate_read(&c[i]);
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (!retail(&c[i]) || c[i].again) continue;
+        if (known) policy_batch_result(b->script, k, &c[i].p);
+        c[i].again = !known;
+        k++;
+    }
+    policy_batch_clear(b->script); /* frees the reply now */
+    for (size_t i = 0; i < n; i++)
+        if (c[i].again) activate_script(&c[i]);
+}
+
+/* Stage 2: the waiting calls' scripts in one round trip (two on Redis
+ * Cluster: the address takes, then the scripts). */
+static void run_scripts(worker *w, struct activate_batch *b, size_t n) {
+    if (one_script_call(w, b->calls, n)) run_script_batch(w, b, n);
+    else run_scripts_each(w, b->calls, n);
 }
 
 /* Stage 3: refusals and group reloads first (a reload may replace an entry
@@ -175,7 +230,7 @@ void handle_activate_batch(rpc_batch_call *calls, size_t n) {
         for (size_t i = 0; i < n; i++)
             if (c[i].waiting) activate_script(&c[i]); /* no pipeline for one */
     } else if (n_waiting > 1) {
-        run_scripts(w, c, n);
+        run_scripts(w, b, n);
     }
     if (n_waiting > 0) sign_and_answer(w, b, n);
     for (size_t i = 0; i < n; i++) activate_call_end(&c[i]);

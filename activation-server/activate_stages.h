@@ -16,6 +16,10 @@
  *                    key whose first value is wrong waits too: its script
  *                    is the reject call that spends the failure tokens
  *                    (c->rejecting), answered by the back stage;
+ *   activate_batch_add  a retail call's script (activate or reject) added
+ *                    to the batch's one policy.lua call instead
+ *                    (policy_batch, single node; -1: a volume call, or it
+ *                    could not be added: run it by itself);
  *   activate_back    steps 5-7 on the script's answer in c->p: refusals,
  *                    group reload, the signed license, the answer; or, to
  *                    sign a batch's licenses together, in four parts:
@@ -92,6 +96,7 @@ bool activate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *rep
 void activate_script(activate_call *c);
 int activate_append(activate_call *c);
 bool activate_read(activate_call *c);
+int activate_batch_add(activate_call *c, policy_batch *b);
 void activate_back(activate_call *c);
 bool activate_back_check(activate_call *c);
 void activate_wait_replicas(activate_call *c, size_t n);

@@ -62,6 +62,10 @@ static const config_option options[] = {
     {"redis-timeout-ms", "MS", "Redis connect and command timeout", "1000"},
     {"redis-wait-replicas", "N", "answer a grant only once N replicas hold it (WAIT), else UNAVAILABLE; 0 = off", "0"},
     {"redis-wait-timeout-ms", "MS", "how long a grant may wait for its replicas", "100"},
+    {"batch-script", "on|off",
+     "on: the policy scripts of a batch of Activates run as one script call (single Redis node; docs/batching.md); "
+     "off: one call each",
+     "on"},
     {"kek", "FILE", "activation key-encryption key: unwraps groups' first secrets (required, but not "
      "with --on-premises)", NULL},
     {"signing-key", "FILE", "Ed25519 private key (PEM) that signs licenses (required); on-premises: the "
@@ -249,6 +253,12 @@ static int load_app(daemon_state *d) {
     policy_limits_set_retention(&a->limits, config_get_int(c, "place-retention-s", 0, 100LL * 365 * 86400, &ok));
     policy_limits_set_group_failures(&a->limits, config_get_double(c, "rate-group-failures-per-s", 0, 1e12, &ok),
                                      config_get_double(c, "rate-group-failures-burst", 1, 1e12, &ok));
+    const char *bs = config_get(c, "batch-script");
+    if (strcmp(bs, "on") != 0 && strcmp(bs, "off") != 0) {
+        snprintf(err, sizeof err, "--batch-script must be on or off, not '%.64s'", bs);
+        return fail("config.batch_script", err);
+    }
+    a->batch_script = strcmp(bs, "on") == 0;
     a->negative_ttl_ms = (int)config_get_int(c, "negative-cache-ms", 0, 3600000, &ok);
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
     d->order_sweep_ms = (int)config_get_int(c, "order-sweep-ms", 0, 3600000, &ok);

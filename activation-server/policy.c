@@ -12,7 +12,9 @@
 
 #include <arpa/inet.h>
 #include <openssl/sha.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern const char policy_lua[];       /* policy.lua, embedded at build time */
@@ -397,6 +399,162 @@ int policy_reject_append(rstore *r, int script, const policy_limits *l, const ch
 }
 
 bool policy_reject_read(rstore *r, policy_result *out) { return read_one(r, "reject", out); }
+
+/* ---- several calls in one EVALSHA (docs/batching.md, "One script call per batch") ---- */
+
+/* One call of a batch: its single call's arguments, built in place (they
+ * point into the entry itself, so an entry never moves once made). */
+typedef struct batch_entry {
+    union {
+        activate_argv act; /* an activate's */
+        reject_argv rej;   /* a reject's */
+    } u;
+    const script_args *a; /* u's arguments */
+    int nkeys;            /* how many of them are KEYS */
+    const char *what;     /* its operation, for errors */
+    char counts[2][12];   /* its key and argument counts, decimal: the batch's layout */
+} batch_entry;
+
+struct policy_batch {
+    batch_entry **e;   /* the entries, each allocated once and kept */
+    size_t n, cap;     /* entries in use, entries allocated */
+    const char **v;    /* the EVALSHA's KEYS and ARGV, made by policy_batch_append */
+    size_t *l;         /* their lengths */
+    size_t v_cap;      /* room in v and l */
+    redisReply *reply; /* policy_batch_read's reply; NULL: none (or the connection failed) */
+    char error[160];   /* the reply's failure when it holds no entry's answer */
+};
+
+policy_batch *policy_batch_new(void) { return calloc(1, sizeof(policy_batch)); }
+
+void policy_batch_clear(policy_batch *b) {
+    b->n = 0;
+    if (b->reply) freeReplyObject(b->reply);
+    b->reply = NULL;
+    b->error[0] = '\0';
+}
+
+void policy_batch_free(policy_batch *b) {
+    if (!b) return;
+    policy_batch_clear(b);
+    for (size_t i = 0; i < b->cap; i++) free(b->e[i]);
+    free(b->e);
+    free(b->v);
+    free(b->l);
+    free(b);
+}
+
+size_t policy_batch_size(const policy_batch *b) { return b->n; }
+
+/* The next entry's room (not yet counted), or NULL when out of memory. */
+static batch_entry *next_entry(policy_batch *b) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 32;
+        batch_entry **e = realloc(b->e, cap * sizeof *e);
+        if (!e) return NULL;
+        b->e = e;
+        for (size_t i = b->cap; i < cap; i++) e[i] = NULL;
+        b->cap = cap;
+    }
+    if (!b->e[b->n] && !(b->e[b->n] = malloc(sizeof(batch_entry)))) return NULL;
+    return b->e[b->n];
+}
+
+/* Counts the entry whose arguments were just made; -1 when they overflowed. */
+static int add_entry(policy_batch *b, batch_entry *e, const script_args *a, int nkeys, const char *what) {
+    if (a->overflow) return -1;
+    e->a = a;
+    e->nkeys = nkeys;
+    e->what = what;
+    snprintf(e->counts[0], sizeof e->counts[0], "%d", nkeys);
+    snprintf(e->counts[1], sizeof e->counts[1], "%d", a->n - nkeys);
+    b->n++;
+    return 0;
+}
+
+int policy_batch_add_activate(policy_batch *b, const policy_limits *l, const group_entry *g, uint32_t serial,
+                              const uint8_t *machine_id, const uint8_t *holder,
+                              const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                              const policy_machine *seen, const policy_audit *audit) {
+    batch_entry *e = next_entry(b);
+    if (!e) return -1;
+    activate_args(&e->u.act, false, l, g, serial, machine_id, holder, random, address_key, seen, audit);
+    return add_entry(b, e, &e->u.act.a, e->u.act.nkeys, "activate");
+}
+
+int policy_batch_add_reject(policy_batch *b, const policy_limits *l, const char *address_key, uint32_t group) {
+    batch_entry *e = next_entry(b);
+    if (!e) return -1;
+    reject_args(&e->u.rej, false, l, address_key, group);
+    return add_entry(b, e, &e->u.rej.a, e->u.rej.nkeys, "reject");
+}
+
+/* Room for m arguments in v and l. */
+static int batch_room(policy_batch *b, size_t m) {
+    if (m <= b->v_cap) return 0;
+    const char **v = realloc(b->v, m * sizeof *v);
+    if (v) b->v = v;
+    size_t *l = v ? realloc(b->l, m * sizeof *l) : NULL;
+    if (l) b->l = l;
+    if (!v || !l) return -1;
+    b->v_cap = m;
+    return 0;
+}
+
+static void batch_put(policy_batch *b, size_t *k, const char *p, size_t len) {
+    b->v[*k] = p;
+    b->l[(*k)++] = len;
+}
+
+/* The layout of policy.lua's batch: every entry's KEYS; then "batch", the
+ * count, each entry's two counts, every entry's ARGV. */
+int policy_batch_append(rstore *r, int script, policy_batch *b) {
+    static const char op[] = "batch";
+    char count[12];
+    size_t nkeys = 0, total = 2 + 2 * b->n, k = 0;
+    for (size_t i = 0; i < b->n; i++) nkeys += (size_t)b->e[i]->nkeys, total += (size_t)b->e[i]->a->n;
+    if (b->n == 0 || total > INT_MAX || batch_room(b, total) != 0) return -1;
+    for (size_t i = 0; i < b->n; i++)
+        for (int j = 0; j < b->e[i]->nkeys; j++) batch_put(b, &k, b->e[i]->a->v[j], b->e[i]->a->len[j]);
+    snprintf(count, sizeof count, "%zu", b->n);
+    batch_put(b, &k, op, sizeof op - 1);
+    batch_put(b, &k, count, strlen(count));
+    for (size_t i = 0; i < b->n; i++)
+        for (int j = 0; j < 2; j++) batch_put(b, &k, b->e[i]->counts[j], strlen(b->e[i]->counts[j]));
+    for (size_t i = 0; i < b->n; i++)
+        for (int j = b->e[i]->nkeys; j < b->e[i]->a->n; j++) batch_put(b, &k, b->e[i]->a->v[j], b->e[i]->a->len[j]);
+    return rstore_eval_append(r, script, (int)nkeys, (int)(total - nkeys), b->v, b->l);
+}
+
+bool policy_batch_read(rstore *r, policy_batch *b) {
+    redisReply *reply = rstore_get_reply(r);
+    if (rstore_reply_noscript(reply)) {
+        freeReplyObject(reply);
+        return false;
+    }
+    b->reply = reply;
+    if (!reply) snprintf(b->error, sizeof b->error, "batch: %s", rstore_error(r));
+    else if (reply->type == REDIS_REPLY_ARRAY && reply->elements != b->n)
+        snprintf(b->error, sizeof b->error, "batch: %zu replies for %zu calls", reply->elements, b->n);
+    return true;
+}
+
+void policy_batch_result(const policy_batch *b, size_t i, policy_result *out) {
+    const redisReply *r = b->reply;
+    const char *what = i < b->n ? b->e[i]->what : "batch";
+    if (r && !b->error[0] && r->type == REDIS_REPLY_ARRAY) {
+        policy_decode(r->element[i], what, out); /* as its single call's reply */
+        return;
+    }
+    if (r && !b->error[0]) { /* an error reply (or one policy.lua does not write): every entry's */
+        policy_decode(b->reply, what, out);
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    out->status = POLICY_UNAVAILABLE;
+    out->redis_error = r != NULL;
+    snprintf(out->error, sizeof out->error, "%s", b->error);
+}
 
 /* ---- the address step alone (Redis Cluster, docs/cluster.md) ------------- */
 

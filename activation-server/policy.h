@@ -203,6 +203,38 @@ void policy_reject(rstore *r, int script, const policy_limits *l, const char *ad
 int policy_reject_append(rstore *r, int script, const policy_limits *l, const char *address_key, uint32_t group);
 bool policy_reject_read(rstore *r, policy_result *out);
 
+/* ---- several calls in one EVALSHA (docs/batching.md, "One script call per batch")
+ * policy.lua's batch operation: activates and rejects, each with exactly
+ * its single call's KEYS and ARGV, sent as one EVALSHA whose reply holds
+ * each call's reply in order -- the script's fixed cost paid once. Single
+ * node only: the entries' keys lie in many slots. The address key is
+ * passed (never NULL: nothing is taken first on a single node). */
+typedef struct policy_batch policy_batch;
+policy_batch *policy_batch_new(void); /* NULL: out of memory */
+void policy_batch_free(policy_batch *b);
+/* Empties it for the next batch (its room is kept; the reply is freed). */
+void policy_batch_clear(policy_batch *b);
+size_t policy_batch_size(const policy_batch *b);
+/* Adds a call, as policy_activate_append / policy_reject_append would
+ * append it: 0, or -1 (out of memory, too many arguments) with the batch
+ * unchanged -- that call then runs by itself. */
+int policy_batch_add_activate(policy_batch *b, const policy_limits *l, const group_entry *g, uint32_t serial,
+                              const uint8_t *machine_id, const uint8_t *holder,
+                              const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key,
+                              const policy_machine *seen, const policy_audit *audit);
+int policy_batch_add_reject(policy_batch *b, const policy_limits *l, const char *address_key, uint32_t group);
+/* Appends the one EVALSHA to the pipeline: 0, or -1 (nothing sent). The
+ * buffers the calls were added from need to live only until it returns. */
+int policy_batch_append(rstore *r, int script, policy_batch *b);
+/* Reads its reply; false on NOSCRIPT (run every call again by itself, as
+ * policy_activate_read's callers do). */
+bool policy_batch_read(rstore *r, policy_batch *b);
+/* Call i's answer, decoded exactly as its own reply would be (an entry
+ * whose call raised an error is UNAVAILABLE with Redis's error); a batch
+ * call that failed whole (a Redis error, a lost connection) answers every
+ * call UNAVAILABLE. */
+void policy_batch_result(const policy_batch *b, size_t i, policy_result *out);
+
 const char *policy_status_name(policy_status s);
 
 /* Decodes a reply of policy.lua whose shape every operation shares (the

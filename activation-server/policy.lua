@@ -16,13 +16,27 @@
 --   list        KEYS revoked, record, place index[, address bucket]
 --   release     KEYS revoked, record, place index, machine log[, address bucket]
 --                                      (self-service, docs/machines.md)
+--   batch       several of the calls above in one (docs/batching.md, "One
+--               script call per batch"): ARGV[2] the entry count n, then per
+--               entry its key count and its argument count (ARGV[3], ARGV[4]
+--               for the first, ...), then the entries' arguments one after
+--               the other, each entry's exactly the ARGV of its single call
+--               (its operation first); KEYS the entries' keys, one after the
+--               other, each entry's exactly its single call's. Reply: an
+--               array of the entries' replies in order; an entry whose call
+--               raised an error (a redis.call that failed) is that error,
+--               and the other entries still run. A layout that does not add
+--               up is one error reply and no entry runs.
 -- The address bucket comes last and may be left out: on Redis Cluster it
 -- lies in a slot of its own, so the caller takes its tokens first with
 -- address_take.lua and runs this script without it (docs/cluster.md); the
 -- address step is then skipped here. On a single node it is always passed
 -- and the whole decision stays one atomic call.
 local FIXED_KEYS = {activate = 7, renew = 4, deactivate = 3, reject = 1, list = 3, release = 4}
-local ADDRESS   -- KEYS' address bucket, or nil (set before the operation runs)
+-- The running call's KEYS, ARGV and address bucket (nil: none), set before
+-- its operation runs: KEYS and ARGV themselves for a single call, an
+-- entry's slices of them in a batch. The operations read only these.
+local K, A, ADDRESS
 -- activate, renew, deactivate, list and release get the group record's key name in ARGV[2],
 -- not in KEYS: the activation ACL user may only read group records (%R~),
 -- and Redis 7.0 requires read-write rights on every key passed to EVALSHA
@@ -489,7 +503,7 @@ end
 --       grant unaudited at the cap or '0' to refuse (the group's
 --       audit_outbox_full)
 local function activate()
-    if #ARGV[18] % TOKEN_LEN ~= 0 or #ARGV[18] > 16 * TOKEN_LEN then
+    if #A[18] % TOKEN_LEN ~= 0 or #A[18] > 16 * TOKEN_LEN then
         return redis.error_reply('ERR policy.lua: component tokens are not whole 8-byte tokens (at most 16)')
     end
     local now_s, now_ms = clock()
@@ -497,30 +511,30 @@ local function activate()
     -- failure budget is spent takes no activation either, or a guesser
     -- spread over many addresses would see its right guess succeed.
     local wait, scope = take_tokens({
-        {ADDRESS, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1},
-        {KEYS[3], tonumber(ARGV[8]), tonumber(ARGV[9]), 'group', 1, 1},
-        {KEYS[5], tonumber(ARGV[10]), tonumber(ARGV[11]), 'group', 1, 0}}, now_ms)
+        {ADDRESS, tonumber(A[6]), tonumber(A[7]), 'address', 1, 1},
+        {K[3], tonumber(A[8]), tonumber(A[9]), 'group', 1, 1},
+        {K[5], tonumber(A[10]), tonumber(A[11]), 'group', 1, 0}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
 
-    local g = group_policy(ARGV[2])
+    local g = group_policy(A[2])
     if not g then return {UNKNOWN_GROUP} end
     local version, max, lease, renew = g.version, g.max, g.lease, g.renew
-    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, version} end
+    if redis.call('SISMEMBER', K[1], A[3]) == 1 then return {REVOKED, version} end
 
     -- The outbox has a cap, checked before anything is written: at the cap a
     -- sampled activation is refused, or granted without its audit record.
-    local mode = ARGV[19]
-    local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', KEYS[2], 'n')) or 0) == 0)
-    local unaudited = sampled and redis.call('XLEN', KEYS[4]) >= tonumber(ARGV[29])
-    if unaudited and ARGV[30] ~= '1' then return {OUTBOX_FULL, version} end
+    local mode = A[19]
+    local sampled = mode == '1' or (mode == '2' and (tonumber(redis.call('HGET', K[2], 'n')) or 0) == 0)
+    local unaudited = sampled and redis.call('XLEN', K[4]) >= tonumber(A[29])
+    if unaudited and A[30] ~= '1' then return {OUTBOX_FULL, version} end
 
-    local record, index, keep = KEYS[2], KEYS[6], tonumber(ARGV[12])
-    local field, holder = place_arg(ARGV[4])
+    local record, index, keep = K[2], K[6], tonumber(A[12])
+    local field, holder = place_arg(A[4])
     forget_idle(record, index, max, lease, keep, lapsed_at(g, now_s))
     -- The place, and whether the counters exist (so counting places takes one HLEN).
     local got = redis.call('HMGET', record, field, 'n', 'c')
     local value, has_c = got[1], got[3]
-    local p = {random = ARGV[5], holder = holder, rebinds = 0, tokens = ARGV[18], host = ARGV[14]}
+    local p = {random = A[5], holder = holder, rebinds = 0, tokens = A[18], host = A[14]}
     local again, uses, was, shared, count = 0, 0, '', 0, nil
     if value then
         -- Same machine: same place, same license id, and not another use.
@@ -544,7 +558,7 @@ local function activate()
             if held >= max then
                 local freed = {}
                 held = held - reclaim(record, index, max, lease, lapsed_at(g, now_s), freed)
-                for _, f in ipairs(freed) do mlog(KEYS[7], 'x', f, ARGV[3], now_s, '', '', '', '', '', '') end
+                for _, f in ipairs(freed) do mlog(K[7], 'x', f, A[3], now_s, '', '', '', '', '', '') end
             end
             -- Refused for lack of a place: nothing changes, not even the count.
             if held >= max then return {NO_PLACE, version, held} end
@@ -557,17 +571,17 @@ local function activate()
     p.expires, p.seen = expires, now_s
     redis.call('HSET', record, field, pack_place(p))
     retain(record, index, field, place_score(max, lease, expires, now_s, keep), max, lease, kept_for(g, keep), now_ms)
-    mlog(KEYS[7], was ~= '' and 'b' or 'a', field, ARGV[3], now_s, ARGV[13], ARGV[14], ARGV[17], ARGV[16], ARGV[15],
+    mlog(K[7], was ~= '' and 'b' or 'a', field, A[3], now_s, A[13], A[14], A[17], A[16], A[15],
         expires, was)
 
     local audited = 0
     if unaudited then
         audited = 2
     elseif sampled then
-        redis.call('XADD', KEYS[4], '*', 'request_id', ARGV[20], 'group', ARGV[21],
-            'serial', ARGV[3], 'upgrade', ARGV[22], 'security_first', ARGV[23],
-            'security_second', ARGV[24], 'machine_id', ARGV[28], 'client_address', ARGV[25],
-            'received_at', ARGV[26], 'sample_reason', ARGV[27])
+        redis.call('XADD', K[4], '*', 'request_id', A[20], 'group', A[21],
+            'serial', A[3], 'upgrade', A[22], 'security_first', A[23],
+            'security_second', A[24], 'machine_id', A[28], 'client_address', A[25],
+            'received_at', A[26], 'sample_reason', A[27])
         audited = 1
     end
     count = count or places_known(record, got[2] or uses > 0, has_c)
@@ -626,17 +640,17 @@ end
 --       client address (the machine log)
 local function find_place(record, address_key, index)
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{address_key, tonumber(ARGV[6]), tonumber(ARGV[7]), 'address', 1, 1}},
+    local wait, scope = take_tokens({{address_key, tonumber(A[6]), tonumber(A[7]), 'address', 1, 1}},
         now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
-    local g = group_policy(ARGV[2])
-    local keep = tonumber(ARGV[8])
+    local g = group_policy(A[2])
+    local keep = tonumber(A[8])
     forget_idle(record, index, g and g.max or 1, g and g.lease or 0, keep, lapsed_at(g, now_s))   -- a gone group too
-    local field, holder = place_arg(ARGV[4])
+    local field, holder = place_arg(A[4])
     local place = redis.call('HGET', record, field)   -- also for a group that is gone: same work
     if not g then return nil, {NOT_FOUND, '0'} end
     local version, max, lease, renew = g.version, g.max, g.lease, g.renew
-    if not place or string.sub(place, 1, 8) ~= ARGV[5] then return nil, {NOT_FOUND, version} end
+    if not place or string.sub(place, 1, 8) ~= A[5] then return nil, {NOT_FOUND, version} end
     local bound = unpack_place(place).holder
     if bound ~= '' and bound ~= holder then return nil, {WRONG_KEY, version} end
     return {version = version, max = max, lease = lease, renew = renew, place = place, now = now_s,
@@ -644,10 +658,10 @@ local function find_place(record, address_key, index)
 end
 
 local function renew_license()
-    local record, index = KEYS[2], KEYS[3]
+    local record, index = K[2], K[3]
     local p, err = find_place(record, ADDRESS, index)
     if not p then return err end
-    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return {REVOKED, p.version} end
+    if redis.call('SISMEMBER', K[1], A[3]) == 1 then return {REVOKED, p.version} end
     local e = place_expires(p.place)
     if e ~= 0 and e <= lapsed_at(p.policy, p.now) then return {EXPIRED, p.version} end
     local expires, renew_after = lease_times(p.lease, p.renew, p.now)
@@ -656,19 +670,19 @@ local function renew_license()
     redis.call('HSET', record, p.field, pack_place(kept))
     retain(record, index, p.field, place_score(p.max, p.lease, expires, p.now, p.keep), p.max, p.lease,
         kept_for(p.policy, p.keep), p.now_ms)
-    mlog(KEYS[4], 'r', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', expires)
-    return {OK, p.version, places(record), expires, renew_after, p.now, ARGV[5], 1}
+    mlog(K[4], 'r', p.field, A[3], p.now, A[9], '', '', '', '', expires)
+    return {OK, p.version, places(record), expires, renew_after, p.now, A[5], 1}
 end
 
 local function deactivate()
-    local record, index = KEYS[1], KEYS[2]
+    local record, index = K[1], K[2]
     local p, err = find_place(record, ADDRESS, index)
     if not p then return err end
     local limited = churn_take(record, p.now, churn_period(p.policy), p.policy.max_deact, 'deactivation', p.version)
     if limited then return limited end
     redis.call('HDEL', record, p.field)
     redis.call('ZREM', index, p.field)
-    mlog(KEYS[3], 'd', p.field, ARGV[3], p.now, ARGV[9], '', '', '', '', '')
+    mlog(K[3], 'd', p.field, A[3], p.now, A[9], '', '', '', '', '')
     return {OK, p.version, places(record)}
 end
 
@@ -693,31 +707,31 @@ end
 -- KEYS: revoked, record, place index[, machine log][, address bucket]
 local function self_service()
     local now_s, now_ms = clock()
-    local wait, scope = take_tokens({{ADDRESS, tonumber(ARGV[5]), tonumber(ARGV[6]), 'address', 1, 1}}, now_ms)
+    local wait, scope = take_tokens({{ADDRESS, tonumber(A[5]), tonumber(A[6]), 'address', 1, 1}}, now_ms)
     if wait > 0 then return nil, {RATE_LIMITED, wait, scope} end
-    local g = group_policy(ARGV[2])
+    local g = group_policy(A[2])
     if not g then return nil, {UNKNOWN_GROUP} end
-    if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return nil, {REVOKED, g.version} end
-    forget_idle(KEYS[2], KEYS[3], g.max, g.lease, tonumber(ARGV[7]), now_s)
+    if redis.call('SISMEMBER', K[1], A[3]) == 1 then return nil, {REVOKED, g.version} end
+    forget_idle(K[2], K[3], g.max, g.lease, tonumber(A[7]), now_s)
     return {version = g.version, max = g.max, now = now_s, max_t = g.max_transfers, period = churn_period(g)}
 end
 
 local function list_machines()
     local s, err = self_service()
     if not s then return err end
-    local all, entries = redis.call('HGETALL', KEYS[2]), {}
+    local all, entries = redis.call('HGETALL', K[2]), {}
     for i = 1, #all, 2 do
         local f, place = all[i], all[i + 1]
         if is_place(f, place) then   -- places of the earlier formats have no hostname, were seen never
             local p = unpack_place(place)
-            entries[#entries + 1] = {release_handle(ARGV[3], f), p.host, p.seen, p.expires, f == ARGV[4] and 1 or 0}
+            entries[#entries + 1] = {release_handle(A[3], f), p.host, p.seen, p.expires, f == A[4] and 1 or 0}
         end
     end
     table.sort(entries, function(x, y)
         if x[3] ~= y[3] then return x[3] < y[3] end
         return x[1] < y[1]
     end)
-    local left, next_at = releases_left(KEYS[2], s.now, s.max_t, s.period)
+    local left, next_at = releases_left(K[2], s.now, s.max_t, s.period)
     local reply = {OK, s.version, s.max, left, next_at, #entries}
     for i = 1, math.min(#entries, LIST_MAX) do
         for _, v in ipairs(entries[i]) do reply[#reply + 1] = v end
@@ -728,10 +742,10 @@ end
 local function release_machine()
     local s, err = self_service()
     if not s then return err end
-    local record, field = KEYS[2], nil
+    local record, field = K[2], nil
     local all = redis.call('HGETALL', record)
     for i = 1, #all, 2 do
-        if is_place(all[i], all[i + 1]) and release_handle(ARGV[3], all[i]) == ARGV[4] then
+        if is_place(all[i], all[i + 1]) and release_handle(A[3], all[i]) == A[4] then
             field = all[i]
             break
         end
@@ -740,8 +754,8 @@ local function release_machine()
     local limited = churn_take(record, s.now, s.period, s.max_t, 'transfer', s.version)
     if limited then return limited end
     redis.call('HDEL', record, field)
-    redis.call('ZREM', KEYS[3], field)
-    mlog(KEYS[4], 'd', field, ARGV[3], s.now, ARGV[8], '', '', '', '', '')
+    redis.call('ZREM', K[3], field)
+    mlog(K[4], 'd', field, A[3], s.now, A[8], '', '', '', '', '')
     local left = releases_left(record, s.now, s.max_t, s.period)
     return {OK, s.version, places(record), left}
 end
@@ -762,22 +776,96 @@ end
 -- much as a made-up one), so the server can find a group created since it
 -- last read `groups` (group_ids.h) at no extra cost.
 local function reject()
-    local exists = ARGV[6] == '' and redis.call('EXISTS', ARGV[5]) or redis.call('SISMEMBER', ARGV[5], ARGV[6])
+    local exists = A[6] == '' and redis.call('EXISTS', A[5]) or redis.call('SISMEMBER', A[5], A[6])
     local _, now_ms = clock()
     local wait, scope = take_tokens({
-        {ADDRESS, tonumber(ARGV[2]), tonumber(ARGV[3]), 'address', 1, tonumber(ARGV[4])},
-        {KEYS[1], tonumber(ARGV[7]), tonumber(ARGV[8]), 'group', 1, 1}}, now_ms)
+        {ADDRESS, tonumber(A[2]), tonumber(A[3]), 'address', 1, tonumber(A[4])},
+        {K[1], tonumber(A[7]), tonumber(A[8]), 'group', 1, 1}}, now_ms)
     if wait > 0 then return {RATE_LIMITED, wait, scope} end
     return {NOT_GENUINE, exists}
 end
 
 local ops = {activate = activate, renew = renew_license, deactivate = deactivate, reject = reject,
     list = list_machines, release = release_machine}
-local op = ops[ARGV[1]]
-if not op then return redis.error_reply('ERR policy.lua: unknown operation') end
-local fixed = FIXED_KEYS[ARGV[1]]
-if #KEYS ~= fixed and #KEYS ~= fixed + 1 then
-    return redis.error_reply('ERR policy.lua: ' .. ARGV[1] .. ' takes ' .. fixed .. ' keys and the address bucket')
+
+-- Checks one call's operation and key count; nil, or the error's text.
+local function call_error(name, nkeys)
+    local fixed = FIXED_KEYS[name]
+    if not fixed then return 'ERR policy.lua: unknown operation' end
+    if nkeys ~= fixed and nkeys ~= fixed + 1 then
+        return 'ERR policy.lua: ' .. name .. ' takes ' .. fixed .. ' keys and the address bucket'
+    end
+    return nil
 end
-ADDRESS = KEYS[fixed + 1]   -- nil: the caller took the address tokens already (address_take.lua)
-return op()
+
+-- Runs one call: its keys and arguments become K and A (KEYS and ARGV are
+-- Redis's globals, which a script may not assign).
+local function run(keys, args)
+    K, A = keys, args
+    ADDRESS = keys[FIXED_KEYS[args[1]] + 1]   -- nil: the caller took the address tokens already (address_take.lua)
+    return ops[args[1]]()
+end
+
+-- ---- batch: several calls in one (docs/batching.md "One script call per batch") ----
+-- The layout (see the header): ARGV[2] the entry count n, then per entry
+-- its key count and argument count, then every entry's arguments, each
+-- entry's exactly the single call's ARGV (its operation first); KEYS holds
+-- every entry's keys, in the same order. The whole layout is checked before
+-- any entry runs: a bad one is one error reply and nothing is written.
+local BATCH_MAX = 1000
+
+-- The entries' {keys, args}, or nil and the error's text.
+local function batch_entries()
+    local n = tonumber(ARGV[2])
+    if not n or n ~= math.floor(n) or n < 1 or n > BATCH_MAX then
+        return nil, 'ERR policy.lua: batch: ARGV[2] must be the entry count, 1 to ' .. BATCH_MAX
+    end
+    local head = 2 + 2 * n
+    if #ARGV < head then return nil, 'ERR policy.lua: batch: fewer arguments than the counts of ' .. n .. ' entries' end
+    local entries, ki, ai = {}, 1, head + 1
+    for i = 1, n do
+        local nk, na = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+        if not nk or not na or nk < 0 or na < 1 or nk ~= math.floor(nk) or na ~= math.floor(na) then
+            return nil, 'ERR policy.lua: batch: entry ' .. i .. ': key and argument counts must be whole, arguments at least 1'
+        end
+        if ki + nk - 1 > #KEYS or ai + na - 1 > #ARGV then
+            return nil, 'ERR policy.lua: batch: entry ' .. i .. ' runs past the end of KEYS or ARGV'
+        end
+        local e = {{unpack(KEYS, ki, ki + nk - 1)}, {unpack(ARGV, ai, ai + na - 1)}}
+        local bad = call_error(e[2][1], nk)   -- 'batch' itself is no entry's operation (not in FIXED_KEYS)
+        if bad then return nil, 'ERR policy.lua: batch: entry ' .. i .. ': ' .. string.sub(bad, #'ERR policy.lua: ' + 1) end
+        entries[i], ki, ai = e, ki + nk, ai + na
+    end
+    if ki - 1 ~= #KEYS or ai - 1 ~= #ARGV then
+        return nil, 'ERR policy.lua: batch: KEYS or ARGV hold more than the entries\' counts'
+    end
+    return entries
+end
+
+-- Every entry's reply in order; an entry whose call raised an error (a
+-- failed redis.call) gets that error as its element, the others still run.
+-- Its writes before the error stay, as in a single call that fails.
+local function batch()
+    local entries, err = batch_entries()
+    if not entries then return redis.error_reply(err) end
+    local replies = {}
+    for i, e in ipairs(entries) do
+        local ok, r = pcall(run, e[1], e[2])
+        if ok then
+            replies[i] = r
+        elseif type(r) == 'table' and r.err then
+            replies[i] = {err = r.err}
+        elseif type(r) == 'string' and string.match(r, '^%u+ ') then
+            replies[i] = {err = r}   -- Redis's own error, its code first (WRONGTYPE, OOM, ...)
+        else
+            replies[i] = {err = 'ERR policy.lua: ' .. tostring(r)}
+        end
+    end
+    return replies
+end
+-- ---- end of batch ---------------------------------------------------------------
+
+if ARGV[1] == 'batch' then return batch() end
+local bad = call_error(ARGV[1], #KEYS)
+if bad then return redis.error_reply(bad) end
+return run(KEYS, ARGV)

@@ -122,6 +122,7 @@ typedef struct app {
     struct order_gauges *order_gauges; /* pa_order_* gauges and seat warnings, shared (order_gauges.h) */
     threat_counters *threat_counts;    /* the threat view's counts (threat_counters.h); NULL when off */
     replica_wait wait;                 /* --redis-wait-replicas: grants on replicas before the answer */
+    bool batch_script; /* --batch-script: a batch's retail calls as one policy.lua call (activate_batch.c) */
     activation_metrics m;
 } app;
 
