@@ -6,7 +6,10 @@
  * must get its own answer (its own license, for its key and machine), and
  * the records in Redis must be what the same burst leaves with batching
  * off (--batch-max 1), the wrong first values' failure tokens included
- * (their reject calls join the batch's pipeline). */
+ * (their reject calls join the batch's pipeline). The batch's policy
+ * scripts are one EVALSHA (--batch-script on, Redis's command statistics
+ * count one per batch), and the same burst with --batch-script off (one
+ * EVALSHA per call in the pipeline) leaves the same records too. */
 #include "act_env.h"
 #include "redis_keys.h"
 
@@ -21,6 +24,7 @@
 
 #define G_BATCHED 71 /* the burst with batching */
 #define G_SINGLE 72  /* the same burst, batching off */
+#define G_EACH 73    /* the same burst, batched, one script call per call (--batch-script off) */
 #define BURST 64
 #define PLACES 3         /* max_machines of both groups */
 #define SERIAL_FULL 100  /* 8 machines for 3 places */
@@ -31,6 +35,19 @@
 #define FAILURE_BURST "1000" /* the group failure bucket, refilling too slowly to matter */
 
 static act_env env;
+static redisContext *admin; /* Redis's command statistics */
+
+extern const char policy_lua[]; /* loaded before the bursts, so no batch meets NOSCRIPT */
+
+static long long evalsha_calls(void) {
+    redisReply *r = redisCommand(admin, "INFO commandstats");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
+    long long n = p ? strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
 
 static void tune(group_record *r) { r->policy.max_machines = PLACES; }
 
@@ -124,12 +141,13 @@ static uint32_t burst(uint32_t group) {
     return tree;
 }
 
-enum { SERVER_OPTIONS_MAX = 2 + 2 + 12 + 1 }; /* workers, batch-max, the limits, NULL */
+enum { SERVER_OPTIONS_MAX = 2 + 2 + 2 + 12 + 1 }; /* workers, batch-max, batch-script, the limits, NULL */
 
 /* The server's options: one worker, limits no burst reaches, the failure
  * bucket small enough to read what the wrong values spent; `batch_max`
- * NULL leaves --batch-max at its default. */
-static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *batch_max) {
+ * and `batch_script` NULL leave --batch-max and --batch-script at their
+ * defaults. */
+static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *batch_max, const char *batch_script) {
     static const char *const limits[] = {
         "--rate-address-per-s",        "100000", "--rate-address-burst",        "100000",
         "--rate-group-per-s",          "100000", "--rate-group-burst",          "100000",
@@ -141,6 +159,10 @@ static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *ba
         extra[n++] = "--batch-max";
         extra[n++] = batch_max;
     }
+    if (batch_script) {
+        extra[n++] = "--batch-script";
+        extra[n++] = batch_script;
+    }
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) extra[n++] = limits[i];
     extra[n] = NULL;
 }
@@ -148,21 +170,26 @@ static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *ba
 static int setup(void **state) {
     (void)state;
     if (env_start_stores(&env) != 0) return -1;
-    if (env_create_group(&env, G_BATCHED, tune) != 0 || env_create_group(&env, G_SINGLE, tune) != 0) return -1;
-    uint32_t groups[] = {G_BATCHED, G_SINGLE};
-    for (size_t i = 0; i < 2; i++) {
+    uint32_t groups[] = {G_BATCHED, G_SINGLE, G_EACH};
+    if (!(admin = env_measuring_connection(&env))) return -1;
+    redisReply *loaded = redisCommand(admin, "SCRIPT LOAD %s", policy_lua);
+    if (!loaded) return -1;
+    freeReplyObject(loaded);
+    for (size_t i = 0; i < 3; i++) {
+        if (env_create_group(&env, groups[i], tune) != 0) return -1;
         redisReply *r = redisCommand(env.ks_a, "SADD " PA_RKEY_REVOKED_FMT " %u", groups[i], SERIAL_REVOKED);
         if (!r) return -1;
         freeReplyObject(r);
     }
     const char *extra[SERVER_OPTIONS_MAX];
-    server_options(extra, NULL);
+    server_options(extra, NULL, NULL);
     return env_start_server(&env, extra);
 }
 
 static int teardown(void **state) {
     (void)state;
     int st = env_stop_server(&env);
+    if (admin) redisFree(admin);
     env_stop(&env);
     return st == 0 ? 0 : -1;
 }
@@ -175,12 +202,16 @@ static double batch_metric(const char *part) {
 
 static void test_burst_in_batches(void **state) {
     (void)state;
+    long long evalsha = evalsha_calls();
     uint32_t tree = burst(G_BATCHED);
+    evalsha = evalsha_calls() - evalsha;
     assert_true(tree > 1); /* licenses of a batch share one signature (and env_open_answer checked each path) */
     double batches = batch_metric("count"), calls = batch_metric("sum");
     fprintf(stderr, "batched burst: %.0f calls in %.0f batches\n", calls, batches);
     assert_true(calls == BURST);  /* every call went through the batch handler */
     assert_true(batches < calls); /* and some shared a batch */
+    fprintf(stderr, "batched burst: %lld EVALSHA\n", evalsha);
+    assert_true(evalsha == (long long)batches); /* every script of a batch in one call (--batch-script on) */
     /* The places hold: a fourth machine on the full key is refused. */
     char key[PK_TEXT_LEN + 1];
     assert_int_equal(env_make_key(&env, G_BATCHED, SERIAL_FULL, false, 0, key), 0);
@@ -194,10 +225,22 @@ static void test_burst_in_batches(void **state) {
 static void test_same_burst_batching_off(void **state) {
     (void)state;
     const char *extra[SERVER_OPTIONS_MAX];
-    server_options(extra, "1");
+    server_options(extra, "1", NULL);
     assert_int_equal(env_restart_server(&env, extra), 0);
     assert_int_equal(burst(G_SINGLE), 1);    /* every license its own one-leaf tree */
     assert_true(batch_metric("count") <= 0); /* no batch handler ran (no series, or zero) */
+}
+
+static void test_same_burst_one_script_call_each(void **state) {
+    (void)state;
+    const char *extra[SERVER_OPTIONS_MAX];
+    server_options(extra, NULL, "off");
+    assert_int_equal(env_restart_server(&env, extra), 0);
+    long long evalsha = evalsha_calls();
+    assert_true(burst(G_EACH) > 1); /* still batched: licenses share trees */
+    evalsha = evalsha_calls() - evalsha;
+    assert_true(batch_metric("sum") == BURST);
+    assert_true(evalsha == BURST); /* one EVALSHA per call, in the batch's pipeline */
 }
 
 /* The field names of a record (binary: place digests), hex, sorted, joined;
@@ -246,13 +289,16 @@ static void test_records_as_with_single_calls(void **state) {
     serials[n++] = SERIAL_REVOKED;
     serials[n++] = SERIAL_WRONG + 50;
     for (size_t i = 0; i < n; i++) {
-        char a[4096], b[4096];
+        char a[4096], b[4096], e[4096];
         record_fields(G_BATCHED, serials[i], a, sizeof a);
         record_fields(G_SINGLE, serials[i], b, sizeof b);
+        record_fields(G_EACH, serials[i], e, sizeof e);
         assert_string_equal(a, b);
+        assert_string_equal(e, b);
     }
     /* Which three machines won the full key depends on the order; how many does not. */
     assert_int_equal(record_len(G_BATCHED, SERIAL_FULL), record_len(G_SINGLE, SERIAL_FULL));
+    assert_int_equal(record_len(G_EACH, SERIAL_FULL), record_len(G_SINGLE, SERIAL_FULL));
     assert_true(record_len(G_BATCHED, SERIAL_FULL) > 0);
 }
 
@@ -274,8 +320,9 @@ static double failure_tokens(uint32_t group) {
  * spent its group's failure token, as with single calls. */
 static void test_failure_tokens_as_with_single_calls(void **state) {
     (void)state;
-    double batched = failure_tokens(G_BATCHED), single = failure_tokens(G_SINGLE);
-    fprintf(stderr, "failure tokens left: %.3f batched, %.3f single\n", batched, single);
+    double batched = failure_tokens(G_BATCHED), single = failure_tokens(G_SINGLE), each = failure_tokens(G_EACH);
+    fprintf(stderr, "failure tokens left: %.3f batched, %.3f single, %.3f one call each\n", batched, single, each);
+    assert_true(each > atof(FAILURE_BURST) - N_WRONG - 0.5 && each < atof(FAILURE_BURST) - N_WRONG + 0.5);
     double full = atof(FAILURE_BURST);
     assert_true(batched > full - N_WRONG - 0.5 && batched < full - N_WRONG + 0.5);
     assert_true(single > full - N_WRONG - 0.5 && single < full - N_WRONG + 0.5);
@@ -285,6 +332,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_in_batches),
         cmocka_unit_test(test_same_burst_batching_off),
+        cmocka_unit_test(test_same_burst_one_script_call_each),
         cmocka_unit_test(test_records_as_with_single_calls),
         cmocka_unit_test(test_failure_tokens_as_with_single_calls),
     };
