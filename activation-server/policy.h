@@ -1,6 +1,8 @@
 /* policy.h -- the C side of policy.lua: one EVALSHA per Activate, Renew,
  * Deactivate or failed genuineness check, with its reply decoded into a
- * policy_result. The script itself documents the Redis keys and the rules. */
+ * policy_result; or several of them in one EVALSHA (policy_batch, the
+ * batch handler's). The script itself documents the Redis keys and the
+ * rules. */
 #ifndef PA_ACTIVATION_POLICY_H
 #define PA_ACTIVATION_POLICY_H
 

@@ -21,6 +21,11 @@
  *   - the batch sizes the server reports (pa_batch_calls, when it batches);
  *   - the best setting again with Redis A at appendfsync always (the runs
  *     use AOF with appendfsync everysec, as deployed, set explicitly);
+ *   - with --ab-batch-script N, the best setting N times more on the server
+ *     (--batch-script on, its default) and on a second server started with
+ *     --batch-script off, alternated, each with its calls/s, ratio to echo,
+ *     Redis's time per EVALSHA and per call, and the CPU per call of
+ *     redis-server and the activation server (docs/batching.md);
  *   - genuine callers' calls/s alone and under a flood of keys that are not
  *     genuine from many loopback source addresses (--flood-addresses);
  *   - all of it together in a closing summary (the lines tools read:
@@ -129,6 +134,7 @@ typedef struct options {
     size_t oracle_calls;          /* calls of each kind per --oracle run */
     run_spec audit_run;           /* its one setting */
     size_t audit_keys;            /* fresh keys per sampling group */
+    int ab_pairs;                 /* --ab-batch-script: alternated pairs at the best setting; 0 none */
 } options;
 
 /* An ActivateRequest packed once: a call copies it and writes its key and
@@ -169,6 +175,9 @@ typedef struct world {
     redisContext *admin;          /* a measuring user with INFO rights on Redis A */
     pid_t server, echo, audit;    /* audit: the audit server, --audit only */
     pid_t throttled;              /* --oracle: a server with a tiny address bucket */
+    pid_t server_off;             /* --ab-batch-script: a second server with --batch-script off */
+    char target_off[64], log_off[300];
+    int metrics_port_off;
     char throttled_target[64], throttled_log[300];
     int metrics_port;
     char target[64], echo_target[64], metrics_host[64];
@@ -709,7 +718,8 @@ static int start_servers(world *w, const options *o) {
     /* Rate limits stay on (their cost is part of every call) but so high
      * that one loopback client never meets them: the mix's keys that are not
      * genuine would otherwise spend the group's failure bucket. argv has
-     * room for these 27, the transport's 3, the audit link's 10 and NULL. */
+     * room for these 27, the transport's 3, the audit link's 10, --batch-script off
+     * (the second server of --ab-batch-script) and NULL. */
     const char *argv[64] = {fixture_bin("activation-server/activation-server"),
                             "--listen",
                             listen,
@@ -754,6 +764,19 @@ static int start_servers(world *w, const options *o) {
     argv[n] = NULL;
     w->server = fixture_spawn((char *const *)argv, w->log_path, port, 15000);
     if (w->server < 0) return die("activation-server did not start");
+    if (o->ab_pairs > 0) { /* the same server again, on ports of its own, its scripts one call each */
+        int off_port = fixture_free_port();
+        w->metrics_port_off = fixture_free_port();
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", off_port);
+        snprintf(metrics, sizeof metrics, "127.0.0.1:%d", w->metrics_port_off);
+        snprintf(w->target_off, sizeof w->target_off, "%s", listen);
+        snprintf(w->log_off, sizeof w->log_off, "%s/activation-off.log", w->dir);
+        argv[n++] = "--batch-script";
+        argv[n++] = "off";
+        argv[n] = NULL;
+        w->server_off = fixture_spawn((char *const *)argv, w->log_off, off_port, 15000);
+        if (w->server_off < 0) return die("the second activation-server (--batch-script off) did not start");
+    }
     if (o->audit || o->oracle) return 0; /* no echo ceiling in these modes */
     snprintf(echo_listen, sizeof echo_listen, "127.0.0.1:%d", echo_port);
     snprintf(w->echo_target, sizeof w->echo_target, "%s", echo_listen);
@@ -765,7 +788,7 @@ static int start_servers(world *w, const options *o) {
 
 static int world_start(world *w, const options *o) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->audit = w->throttled = -1;
+    w->server = w->echo = w->audit = w->throttled = w->server_off = -1;
     if (fixture_tmpdir(w->dir, sizeof w->dir, "activation-load") != 0) return -1;
     if (redis_fixture_start(&w->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
@@ -782,6 +805,7 @@ static void world_stop(world *w) {
     if (w->echo > 0) fixture_stop(w->echo, SIGTERM, 20000);
     if (w->audit > 0) fixture_stop(w->audit, SIGTERM, 20000);
     if (w->throttled > 0) fixture_stop(w->throttled, SIGTERM, 20000);
+    if (w->server_off > 0) fixture_stop(w->server_off, SIGTERM, 20000);
     if (w->ks_a) redisFree(w->ks_a);
     if (w->ks_b) redisFree(w->ks_b);
     if (w->admin) redisFree(w->admin);
@@ -896,6 +920,77 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
         printf("  server-side CPU per granted Activate: %.1f us (target <= 45 us)\n", out->server_cpu_us);
     printf("  load generator CPU per call (its threads): Activate %.1f us, echo %.1f us\n  %s\n", out->gen_cpu_us,
            out->gen_echo_cpu_us, out->batch);
+}
+
+/* What one side of the --batch-script A/B measured, summed over its runs. */
+typedef struct ab_side {
+    double rate, scripts, script_us, calls, redis_cpu, server_cpu; /* calls/s; EVALSHAs, their usec; calls; CPU s */
+    int runs;
+} ab_side;
+
+/* The world as seen through the server with --batch-script `off`. */
+static void ab_view(const world *w, bool off, world *v) {
+    *v = *w;
+    if (!off) return;
+    v->server = w->server_off;
+    v->metrics_port = w->metrics_port_off;
+    snprintf(v->target, sizeof v->target, "%s", w->target_off);
+}
+
+/* One run at setting r on one side; adds its figures to *side. */
+static void ab_run(const options *o, const world *w, key_set *k, const run_spec *r, bool off, double echo,
+                   ab_side *side) {
+    static const char *const methods[] = {PA_RPC_ACTIVATE};
+    world v;
+    ab_view(w, off, &v);
+    loadgen_config c = config_for(o, v.target, methods, r);
+    loadgen_result res;
+    snapshot a, b;
+    if (run_measured(o, &v, &c, build, k, &res, &a, &b) != 0 || res.total.calls == 0) {
+        printf("  batch-script %-3s: failed: %s\n", off ? "off" : "on", res.first_error);
+        return;
+    }
+    double calls = (double)res.total.calls, scripts = b.evalsha_calls - a.evalsha_calls;
+    double usec = b.evalsha_usec - a.evalsha_usec;
+    char batch[160];
+    format_batch_sizes(&a, &b, batch, sizeof batch);
+    printf(
+        "  batch-script %-3s: %6.0f Activate/s, ratio to echo %.2f; %.2f EVALSHA per call, %.1f us each and "
+        "%.1f us per call inside Redis; CPU per call: redis-server %.1f us, activation-server %.1f us; %s\n",
+        off ? "off" : "on", res.calls_per_s, echo > 0 ? res.calls_per_s / echo : 0, scripts / calls,
+        scripts > 0 ? usec / scripts : 0, usec / calls, (b.cpu_redis - a.cpu_redis) / calls * 1e6,
+        (b.cpu_server - a.cpu_server) / calls * 1e6, batch);
+    side->rate += res.calls_per_s;
+    side->scripts += scripts;
+    side->script_us += usec;
+    side->calls += calls;
+    side->redis_cpu += b.cpu_redis - a.cpu_redis;
+    side->server_cpu += b.cpu_server - a.cpu_server;
+    side->runs++;
+}
+
+/* --ab-batch-script: the best setting on both servers, alternated in pairs
+ * (the machine's load drifts; a pair shares it), then each side's means. */
+static void measure_batch_script_ab(const options *o, const world *w, key_set *k, const run_spec *r, double echo) {
+    printf(
+        "\n== --batch-script on vs off at the best setting (threads %d, channels %d, concurrency %d), "
+        "%d alternated pairs; ratios to the best setting's echo (%.0f/s)\n",
+        r->threads, r->channels, r->concurrency, o->ab_pairs, echo);
+    ab_side side[2] = {{0}};
+    for (int p = 0; p < o->ab_pairs; p++)
+        for (int off = 0; off < 2; off++) ab_run(o, w, k, r, off == 1, echo, &side[off]);
+    for (int off = 0; off < 2; off++) {
+        const ab_side *s = &side[off];
+        if (s->runs == 0 || s->calls <= 0) continue;
+        printf(
+            "  mean batch-script %-3s: %6.0f Activate/s, ratio to echo %.2f; %.1f us per EVALSHA, %.1f us per "
+            "call inside Redis; CPU per call: redis-server %.1f us, activation-server %.1f us\n",
+            off ? "off" : "on", s->rate / s->runs, echo > 0 ? s->rate / s->runs / echo : 0,
+            s->scripts > 0 ? s->script_us / s->scripts : 0, s->script_us / s->calls, s->redis_cpu / s->calls * 1e6,
+            s->server_cpu / s->calls * 1e6);
+    }
+    if (side[0].runs && side[1].runs && side[1].rate > 0)
+        printf("  Activate/s on / off: %.2f\n", (side[0].rate / side[0].runs) / (side[1].rate / side[1].runs));
 }
 
 static void measure_half_rate(const options *o, const world *w, key_set *k, const run_spec *r, double peak,
@@ -1564,6 +1659,8 @@ static void usage(FILE *f) {
             "                     a wrong key of a real group vs a key of a made-up group, from a\n"
             "                     caller that is not rate-limited and from one that is\n"
             "  --oracle-calls N   calls of each kind per --oracle run (default 2000)\n"
+            "  --ab-batch-script N  after the settings, N alternated pairs at the best one: the\n"
+            "                     server (--batch-script on) and a second one with it off\n"
             "  --target HOST:PORT drive a running server instead (needs --keys FILE)\n"
             "  --keys FILE        genuine keys, one a line (--target mode)\n"
             "  --metrics HOST:PORT  that server's metrics endpoint, for the stage breakdown\n"
@@ -1589,6 +1686,7 @@ static int parse_options(int argc, char **argv, options *o) {
                                          {"audit-keys", required_argument, NULL, 'n'},
                                          {"oracle", no_argument, NULL, 'O'},
                                          {"oracle-calls", required_argument, NULL, 'N'},
+                                         {"ab-batch-script", required_argument, NULL, 'B'},
                                          {"target", required_argument, NULL, 't'},
                                          {"keys", required_argument, NULL, 'K'},
                                          {"metrics", required_argument, NULL, 'M'},
@@ -1651,6 +1749,7 @@ static int parse_options(int argc, char **argv, options *o) {
         case 'n': o->audit_keys = (size_t)atol(optarg); break;
         case 'O': o->oracle = true; break;
         case 'N': o->oracle_calls = (size_t)atol(optarg); break;
+        case 'B': o->ab_pairs = atoi(optarg); break;
         case 't': o->target = optarg; break;
         case 'K': o->keys_file = optarg; break;
         case 'M': o->metrics = optarg; break;
@@ -1663,6 +1762,9 @@ static int parse_options(int argc, char **argv, options *o) {
     if (optind < argc || o->duration <= 0 || o->warmup < 0 || o->workers < 0 || o->echo_workers < 0 || o->load_keys < 1)
         return usage(stderr), -1;
     if (o->target && !o->keys_file) return die("--target needs --keys FILE");
+    if (o->ab_pairs < 0 || o->ab_pairs > 10) return die("--ab-batch-script wants 0..10 pairs");
+    if (o->ab_pairs > 0 && (o->target || o->audit || o->oracle))
+        return die("--ab-batch-script starts its own second server; not with --target, --audit or --oracle");
     if (o->audit && o->target) return die("--audit starts its own servers; drop --target");
     if (o->audit && o->audit_keys < 1) return die("--audit-keys wants at least 1");
     if (o->oracle && (o->target || o->audit)) return die("--oracle starts its own servers; drop --target and --audit");
@@ -1691,7 +1793,7 @@ static void default_build_dir(void) {
 
 static int pointed_world(const options *o, world *w) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->audit = w->throttled = w->a.pid = w->b.pid = -1;
+    w->server = w->echo = w->audit = w->throttled = w->server_off = w->a.pid = w->b.pid = -1;
     snprintf(w->target, sizeof w->target, "%s", o->target);
     if (o->metrics) {
         const char *colon = strrchr(o->metrics, ':');
@@ -1757,6 +1859,7 @@ int main(int argc, char **argv) {
            best.activate);
     if (best.echo > 0) printf(", echo %.0f/s", best.echo);
     printf("\n");
+    if (o.ab_pairs > 0) measure_batch_script_ab(&o, &w, &k, &o.runs[best_i], best.echo);
     summary sum = {.half_p99_ms = -1, .low_p99_ms = -1, .always_ratio = -1};
     if (o.half) measure_half_rate(&o, &w, &k, &o.runs[best_i], best.activate, &sum);
     measure_low_load(&o, &w, &k, &sum);
