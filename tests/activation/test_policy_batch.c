@@ -10,7 +10,8 @@
  * an entry whose call raises a Redis error in the middle, which fails
  * alone. Redis's command statistics must count one EVALSHA for the batch.
  * A layout that does not add up is refused whole, before any entry runs,
- * and NOSCRIPT reads as "run each call again". */
+ * NOSCRIPT reads as "run each call again", and a Redis error on the batch
+ * call answers every entry UNAVAILABLE. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -300,11 +301,38 @@ static void test_noscript_runs_each_again(void **state) {
     policy_batch_free(b);
 }
 
+/* A Redis error on the batch call itself (here the ACL refusing a key
+ * outside the activation user's families) answers every entry UNAVAILABLE,
+ * as one error per call would, and nothing runs. */
+static void test_redis_error_fails_every_entry(void **state) {
+    (void)state;
+    policy_batch *b = policy_batch_new();
+    assert_non_null(b);
+    mix_args a;
+    mix_args_for(&MIX[4], G_BATCH, &a);
+    assert_int_equal(policy_batch_add_reject(b, a.l, a.address, a.g.rec.id), 0);
+    assert_int_equal(policy_batch_add_reject(b, a.l, "not-a-bucket", a.g.rec.id), 0);
+    long long before = evalsha_calls();
+    assert_int_equal(policy_batch_append(store, script, b), 0);
+    assert_true(policy_batch_read(store, b));
+    for (size_t i = 0; i < 2; i++) {
+        policy_result p;
+        policy_batch_result(b, i, &p);
+        assert_int_equal(p.status, POLICY_UNAVAILABLE);
+        assert_true(p.redis_error);
+        fprintf(stderr, "entry %zu: %s\n", i, p.error);
+        assert_non_null(strstr(p.error, "reject: "));
+    }
+    assert_int_equal(evalsha_calls() - before, 0); /* refused before the script ran */
+    policy_batch_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_answers_as_single_calls),
         cmocka_unit_test(test_malformed_layout_refused_whole),
         cmocka_unit_test(test_noscript_runs_each_again),
+        cmocka_unit_test(test_redis_error_fails_every_entry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
