@@ -90,7 +90,7 @@ void renew_call_end(renew_call *c);
  *   deactivate_append  the same appended to the worker's pipeline, its
  *                      reply read by deactivate_read;
  *   deactivate_back    the answer on the script's reply (the freed place,
- *                      or the refusal), counted and logged;
+ *                      or the refusal), with its log line;
  *   deactivate_call_end  frees what the call holds (always, once). */
 typedef struct deactivate_call {
     worker *w;                             /* the worker running it */
