@@ -37,6 +37,7 @@
 #include <stdlib.h>
 
 #include "activate_stages.h"
+#include "address_batch.h"
 #include "log.h"
 #include "merkle.h"
 
@@ -85,49 +86,39 @@ static struct activate_batch *room_for(worker *w, size_t n) {
  * volume call already decided without its script. */
 static bool takes(const activate_call *c) { return c->waiting && !(c->volume && c->decided); }
 
-/* A volume call's revocation read with the takes (volume.lua cannot read
- * the group's set on Redis Cluster): "1"/"0" into its seat, or its answer
- * (UNAVAILABLE) set as the script's, which then does not run. */
-static void read_revoked(activate_call *c) {
-    if (!volume_revoked_read(c->w->redis, &c->seat.revoked, &c->seat.vg.r)) c->by_address = true;
+/* The call as the batch's address takes see it (address_batch.h): a
+ * volume call that is not rejected reads its key's revocation beside its
+ * take (volume.lua cannot read the group's set on Redis Cluster). */
+static void take_view(void *call, address_take *t) {
+    activate_call *c = call;
+    bool reads = c->volume && !c->rejecting;
+    *t = (address_take){.bucket = takes(c) ? c->who.bucket : NULL,
+                        .failure = c->rejecting,
+                        .p = &c->p,
+                        .vr = reads ? &c->seat.vg.r : NULL,
+                        .revoked = reads ? &c->seat.revoked : NULL,
+                        .group = c->key.group,
+                        .serial = c->key.serial};
 }
 
-/* A volume call the takes settled: its bucket taken (the script runs
- * without it), or the refusal as the script's answer. */
-static void volume_taken(activate_call *c) {
-    if (c->address_taken) c->seat.address_key = NULL;
-    else volume_result_of_take(&c->p, &c->seat.vg.r);
+/* What the takes settled: a call refused there (or whose revocation
+ * could not be read) keeps that answer and runs no script; a volume call
+ * whose bucket is taken runs its script without it. */
+static void take_settled(void *call, const address_take *t) {
+    activate_call *c = call;
+    c->by_address = t->answered;
+    if (!t->bucket) return;
+    c->address_taken = t->taken;
+    if (c->volume && !c->rejecting && t->taken && !t->answered) c->seat.address_key = NULL;
 }
 
 /* Redis Cluster (docs/cluster.md): the waiting calls' address takes
- * first, and volume calls' revocations, in one round trip of their own. A
- * call they refuse keeps that answer (c->p; a volume call's in its seat's
- * result) and runs no script; the others' scripts then run without the
- * address bucket. */
+ * first, and volume calls' revocations, in one round trip of their own
+ * (address_batch.h). A call they refuse keeps that answer (c->p; a volume
+ * call's in its seat's result) and runs no script; the others' scripts
+ * then run without the address bucket. */
 static void take_addresses(worker *w, activate_call *c, size_t n) {
-    const policy_limits *l = &w->app->limits;
-    bool *asked = calloc(n ? n : 1, sizeof *asked); /* a volume call's SISMEMBER is in the pipeline */
-    for (size_t i = 0; i < n; i++) {
-        c[i].by_address = false;
-        c[i].again =
-            takes(&c[i]) && policy_address_take_append(w->redis, w->script, l, c[i].who.bucket, c[i].rejecting) != 0;
-        if (asked && takes(&c[i]) && c[i].volume && !c[i].rejecting)
-            asked[i] = volume_revoked_append(w->redis, c[i].key.group, c[i].key.serial) == 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (takes(&c[i]) && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
-        if (asked && asked[i]) read_revoked(&c[i]);
-    }
-    free(asked);
-    for (size_t i = 0; i < n; i++)
-        if (c[i].again) policy_address_take(w->redis, w->script, l, c[i].who.bucket, c[i].rejecting, &c[i].p);
-    for (size_t i = 0; i < n; i++) {
-        if (!takes(&c[i])) continue;
-        bool answered = c[i].by_address; /* a volume call whose revocation could not be read */
-        c[i].address_taken = c[i].p.status == POLICY_OK;
-        c[i].by_address = answered || !c[i].address_taken;
-        if (c[i].volume && !c[i].rejecting && !answered) volume_taken(&c[i]);
-    }
+    address_batch_calls(w->redis, w->script, &w->app->limits, c, n, sizeof *c, take_view, take_settled);
 }
 
 static bool scripted(const activate_call *c) { return c->waiting && !c->by_address; }

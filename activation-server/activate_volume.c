@@ -436,24 +436,6 @@ static bool license_checked(worker *w, rpc_ctx *ctx, bool renewing, const char *
     return false;
 }
 
-/* One deactivate script call, the order settled afterwards. False when
- * the reply is set (a refusal). */
-static bool deactivated(worker *w, rpc_ctx *ctx, const order_record **o, const uint8_t *machine_id, uint32_t group,
-                        uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
-                        const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, volume_result *r,
-                        rpc_reply *reply) {
-    char order[ORDER_SERIAL_LEN + 1]; /* for the log once *o may be gone */
-    snprintf(order, sizeof order, "%s", (*o)->serial);
-    volume_caller c = {.group = group,
-                       .serial = serial,
-                       .address_key = who->bucket,
-                       .address_script = policy_address_script(w->script),
-                       .limits = &w->app->limits,
-                       .ip = who->ip};
-    volume_deactivate(w->redis, w->volume_script, order, &c, machine_id, holder, random, r);
-    return license_checked(w, ctx, false, order, o, group, serial, who, r, reply);
-}
-
 void volume_renewal_begin(volume_renewal *v, const order_record *o) {
     snprintf(v->vg.serial, sizeof v->vg.serial, "%s", o->serial);
 }
@@ -519,19 +501,49 @@ void volume_renewal_answer(worker *w, rpc_ctx *ctx, volume_renewal *v, signed_li
                  LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }
 
-void volume_handle_deactivate(worker *w, rpc_ctx *ctx, const order_record *o, const uint8_t *machine_id, uint32_t group,
-                              uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
-                              const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, rpc_reply *reply) {
-    volume_result r;
-    if (!deactivated(w, ctx, &o, machine_id, group, serial, random, holder, who, &r, reply)) return;
+void volume_deactivating_begin(volume_deactivating *v, const order_record *o) {
+    snprintf(v->order, sizeof v->order, "%s", o->serial);
+}
+
+static volume_caller deactivating_caller(worker *w, const volume_deactivating *v) {
+    return (volume_caller){.group = v->group,
+                           .serial = v->serial,
+                           .address_key = v->address_taken ? NULL : v->who->bucket,
+                           .address_script = policy_address_script(w->script),
+                           .limits = &w->app->limits,
+                           .ip = v->who->ip};
+}
+
+void volume_deactivating_script(worker *w, volume_deactivating *v) {
+    volume_caller c = deactivating_caller(w, v);
+    volume_deactivate(w->redis, w->volume_script, v->order, &c, v->machine_id, v->holder, v->random, &v->r);
+}
+
+int volume_deactivating_append(worker *w, volume_deactivating *v) {
+    volume_caller c = deactivating_caller(w, v);
+    return volume_deactivate_append(w->redis, w->volume_script, v->order, &c, v->machine_id, v->holder, v->random);
+}
+
+bool volume_deactivating_read(worker *w, volume_deactivating *v) { return volume_read(w->redis, "deactivate", &v->r); }
+
+void volume_deactivating_answer(worker *w, rpc_ctx *ctx, volume_deactivating *v, rpc_reply *reply) {
+    const order_record *o = NULL;
+    if (order_cache_held(w->orders, v->order, &o) != ORDER_FOUND) { /* another call's reload found it gone */
+        policy_result p;
+        not_cached(&p, v->group);
+        refuse_as_policy(w, reply, NULL, REFUSED_UNAVAILABLE, "deactivate.refused", &p, v->order, v->group, v->serial);
+        return;
+    }
+    const volume_result *r = &v->r;
+    if (!license_checked(w, ctx, false, v->order, &o, v->group, v->serial, v->who, r, reply)) return;
     Activation__V1__DeactivateResponse resp = ACTIVATION__V1__DEACTIVATE_RESPONSE__INIT;
     Activation__V1__VolumeStatus vs;
-    status_fill(&vs, o, &r);
-    resp.activation_count = r.count;
+    status_fill(&vs, o, r);
+    resp.activation_count = r->count;
     resp.volume = &vs;
-    bool waiting = r.deactivation == VOLUME_DEACTIVATION_AWAITING;
+    bool waiting = r->deactivation == VOLUME_DEACTIVATION_AWAITING;
     if (rpc_reply_message(reply, &resp.base) == 0)
-        log_info(waiting ? "deactivate.requested" : "deactivate.done", LOG_S("order", o->serial), LOG_U("group", group),
-                 LOG_U("serial", serial), LOG_U("count", r.count), LOG_U("seats_used", r.seats_used),
-                 LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
+        log_info(waiting ? "deactivate.requested" : "deactivate.done", LOG_S("order", o->serial),
+                 LOG_U("group", v->group), LOG_U("serial", v->serial), LOG_U("count", r->count),
+                 LOG_U("seats_used", r->seats_used), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
 }

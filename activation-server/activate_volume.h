@@ -10,15 +10,15 @@
  * terms. volume_seat_end hands activate.c a policy_result shaped as
  * policy_activate's, so the retail code refuses, retries and signs the same
  * way; what only volume keys have (a seat refused, pending answers, the
- * VolumeStatus) is answered here. Activate and Renew are cut into stages
- * (volume_seat_*, volume_renewal_*) so that the calls of a batch send
- * their volume.lua calls in the worker's one pipeline and sign their
- * licenses in one tree (docs/batching.md); a single call runs the same
- * stages one after the other.
+ * VolumeStatus) is answered here. Activate, Renew and Deactivate are cut
+ * into stages (volume_seat_*, volume_renewal_*, volume_deactivating_*) so
+ * that the calls of a batch send their volume.lua calls in the worker's
+ * one pipeline and sign their licenses in one tree (docs/batching.md); a
+ * single call runs the same stages one after the other.
  *
  * Renew and Deactivate of a volume license (its id names the key's group
  * and serial, as every license id does; renew.c finds the order by the
- * group) are whole here, after renew.c's rate hold and proof check. */
+ * group) come here after renew.c's rate hold and proof check. */
 #ifndef PA_ACTIVATION_ACTIVATE_VOLUME_H
 #define PA_ACTIVATION_ACTIVATE_VOLUME_H
 
@@ -155,10 +155,29 @@ bool volume_renewal_terms(worker *w, volume_renewal *v, license_terms *t);
 /* The answer with the license signed (NULL: signing failed, INTERNAL). */
 void volume_renewal_answer(worker *w, rpc_ctx *ctx, volume_renewal *v, signed_license *sl, rpc_reply *reply);
 
-/* Deactivate of a license of `o` (its key's group and serial, the license
- * id's random part, the proven place key's digest). */
-void volume_handle_deactivate(worker *w, rpc_ctx *ctx, const order_record *o, const uint8_t *machine_id, uint32_t group,
-                              uint32_t serial, const uint8_t random[LICENSE_RANDOM_LEN],
-                              const uint8_t holder[PLACE_KEY_DIGEST_LEN], const caller *who, rpc_reply *reply);
+/* A Deactivate of a volume license in the stages renew_stages.h cuts
+ * Deactivate into, after renew.c's rate hold and proof check (as
+ * volume_renewal for Renew). The fields up to `order` are the caller's. */
+typedef struct volume_deactivating {
+    const uint8_t *machine_id;        /* MACHINE_ID_LEN bytes */
+    uint32_t group, serial;           /* the license id's key */
+    const uint8_t *random;            /* the license id's random part */
+    const uint8_t *holder;            /* the proven place key's digest */
+    const caller *who;                /* the client address and its bucket */
+    bool address_taken;               /* Redis Cluster batch: its bucket's tokens are taken already */
+    char order[ORDER_SERIAL_LEN + 1]; /* the order's serial: a cached record may move between the stages */
+    volume_result r;                  /* the script's answer */
+} volume_deactivating;
+
+/* The Deactivate of a license of `o` (the fields up to `order` set). */
+void volume_deactivating_begin(volume_deactivating *v, const order_record *o);
+/* volume.lua by itself, or pipelined as volume_renewal_append and _read. */
+void volume_deactivating_script(worker *w, volume_deactivating *v);
+int volume_deactivating_append(worker *w, volume_deactivating *v);
+bool volume_deactivating_read(worker *w, volume_deactivating *v);
+/* The order settled, then the answer: the refusal, or the freed seat (or
+ * the deactivation awaiting the operator) with the VolumeStatus; counted
+ * and logged. */
+void volume_deactivating_answer(worker *w, rpc_ctx *ctx, volume_deactivating *v, rpc_reply *reply);
 
 #endif

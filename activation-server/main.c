@@ -156,7 +156,7 @@ static const daemon_spec spec = {
 static const rpc_method methods[] = {
     {PA_RPC_ACTIVATE, handle_activate, ACTIVATION_MAX_REQUEST_BYTES, handle_activate_batch},
     {PA_RPC_RENEW, handle_renew, ACTIVATION_MAX_REQUEST_BYTES, handle_renew_batch},
-    {PA_RPC_DEACTIVATE, handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES, NULL},
+    {PA_RPC_DEACTIVATE, handle_deactivate, ACTIVATION_MAX_REQUEST_BYTES, handle_deactivate_batch},
     {PA_RPC_LIST_MACHINES, handle_list_machines, ACTIVATION_MAX_REQUEST_BYTES, NULL},
     {PA_RPC_RELEASE_MACHINE, handle_release_machine, ACTIVATION_MAX_REQUEST_BYTES, NULL},
     {PA_RPC_USAGE_REPORT, handle_usage_report, USAGE_MAX_REQUEST_BYTES, NULL},

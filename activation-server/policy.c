@@ -327,13 +327,20 @@ static void by_license(rstore *r, int script, const policy_limits *l, const char
     run(r, script, v.nkeys, &v.a, op, out);
 }
 
+/* Renew's or Deactivate's call appended to the pipeline (-1: it could not be). */
+static int by_license_append(rstore *r, int script, const policy_limits *l, const char *op, uint32_t group,
+                             uint32_t serial, const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                             const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip) {
+    license_argv v;
+    license_args(&v, l, op, group, serial, machine_id, holder, random, address_key, ip);
+    if (v.a.overflow) return -1;
+    return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
+}
+
 int policy_renew_append(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                         const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip) {
-    license_argv v;
-    license_args(&v, l, "renew", group, serial, machine_id, holder, random, address_key, ip);
-    if (v.a.overflow) return -1;
-    return rstore_eval_append(r, script, v.nkeys, v.a.n - v.nkeys, v.a.v, v.a.len);
+    return by_license_append(r, script, l, "renew", group, serial, machine_id, holder, random, address_key, ip);
 }
 
 bool policy_renew_read(rstore *r, policy_result *out) { return read_one(r, "renew", out); }
@@ -351,6 +358,14 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
                        policy_result *out) {
     by_license(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, ip, out);
 }
+
+int policy_deactivate_append(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                             const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                             const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip) {
+    return by_license_append(r, script, l, "deactivate", group, serial, machine_id, holder, random, address_key, ip);
+}
+
+bool policy_deactivate_read(rstore *r, policy_result *out) { return read_one(r, "deactivate", out); }
 
 /* The arguments of a reject, and the strings they point into. */
 typedef struct reject_argv {

@@ -193,6 +193,11 @@ void policy_deactivate(rstore *r, int script, const policy_limits *l, uint32_t g
                        const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                        const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip,
                        policy_result *out);
+/* Deactivate pipelined, as policy_renew_append and policy_renew_read. */
+int policy_deactivate_append(rstore *r, int script, const policy_limits *l, uint32_t group, uint32_t serial,
+                             const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                             const uint8_t random[LICENSE_RANDOM_LEN], const char *address_key, const char *ip);
+bool policy_deactivate_read(rstore *r, policy_result *out);
 
 /* A failed genuineness check from `address_key` of a key of `group`
  * (which may not exist): takes failure tokens. NOT_GENUINE, with whether

@@ -21,6 +21,9 @@
  * heartbeat) goes through the same stages as a retail one, volume.lua in
  * place of policy.lua, so a batch pipelines and signs both together.
  *
+ * Both are cut into stages (renew_stages.h) that a batch of calls goes
+ * through together (renew_batch.c, deactivate_batch.c).
+ *
  * Renew's refusals are counted by reason in pa_renewals_refused_total, with
  * the labels of pa_activations_refused_total (worker.c); a lapsed lease
  * (lease_expired) and a revoked key (revoked) are told apart there as on the
@@ -326,42 +329,103 @@ void handle_renew(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply
     renew_call_end(&c);
 }
 
-void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+bool deactivate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, deactivate_call *c) {
     worker *w = rpc_ctx_worker(ctx);
-    if (deadline_passed(ctx, reply, NULL)) return;
+    *c = (deactivate_call){.w = w, .ctx = ctx, .reply = reply};
+    if (deadline_passed(ctx, reply, NULL)) return false;
 
     /* 1. Decode the request and its license reference. */
-    Activation__V1__DeactivateRequest *rq = activation__v1__deactivate_request__unpack(NULL, len, req);
-    if (!rq) {
+    c->rq = activation__v1__deactivate_request__unpack(NULL, len, req);
+    if (!c->rq) {
         rpc_reply_error(reply, GRPC_STATUS_INVALID_ARGUMENT,
                         "request: not a valid activation.v1.DeactivateRequest message");
+        return false;
+    }
+    Activation__V1__DeactivateRequest *rq = c->rq;
+    place_call *pc = &c->pc;
+    if (!admit(w, ctx, reply, NULL, "deactivate.refused", &activation__v1__deactivate_request__descriptor, req, len,
+               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, pc, &c->bad_proof))
+        return c->bad_proof.pending; /* its reject call is still to make */
+    if (pc->order) {                 /* the volume way: volume.lua in place of policy.lua */
+        c->volume = true;
+        c->vol = (volume_deactivating){.machine_id = rq->machine_id.data,
+                                       .group = pc->group,
+                                       .serial = pc->serial,
+                                       .random = pc->random,
+                                       .holder = pc->holder,
+                                       .who = &pc->who};
+        volume_deactivating_begin(&c->vol, pc->order);
+    }
+    return true;
+}
+
+/* 2. One round trip: rate limit, then free the place if it and its key
+ *    match; or, for a refused proof, the reject call that charges it. */
+void deactivate_script(deactivate_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    if (c->volume) {
+        volume_deactivating_script(w, &c->vol);
         return;
     }
-    place_call pc;
-    if (!admit(w, ctx, reply, NULL, "deactivate.refused", &activation__v1__deactivate_request__descriptor, req, len,
-               rq->license_id, &rq->machine_id, rq->proof, PLACE_OP_DEACTIVATE, &pc, NULL))
-        goto done;
-    uint32_t group = pc.group, serial = pc.serial;
-    if (pc.order) {
-        volume_handle_deactivate(w, ctx, pc.order, rq->machine_id.data, group, serial, pc.random, pc.holder, &pc.who,
-                                 reply);
-        goto done;
+    const char *bucket = c->address_taken ? NULL : pc->who.bucket;
+    if (c->bad_proof.pending) {
+        policy_reject(w->redis, w->script, &w->app->limits, bucket, pc->group, &c->p);
+        return;
     }
+    policy_deactivate(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data, pc->holder,
+                      pc->random, bucket, pc->who.ip, &c->p);
+}
 
-    /* 2. One round trip: rate limit, then free the place if it and its key match. */
-    policy_result p;
-    policy_deactivate(w->redis, w->script, &w->app->limits, group, serial, rq->machine_id.data, pc.holder, pc.random,
-                      pc.who.bucket, pc.who.ip, &p);
-    rate_hold_note(w->holds, pc.who.bucket, group, &p);
-    if (p.status != POLICY_OK) {
-        refused(w, reply, NULL, "deactivate.refused", &p, group, serial);
-        goto done;
+int deactivate_append(deactivate_call *c) {
+    worker *w = c->w;
+    const place_call *pc = &c->pc;
+    if (c->volume) return volume_deactivating_append(w, &c->vol);
+    const char *bucket = c->address_taken ? NULL : pc->who.bucket;
+    if (c->bad_proof.pending) return policy_reject_append(w->redis, w->script, &w->app->limits, bucket, pc->group);
+    return policy_deactivate_append(w->redis, w->script, &w->app->limits, pc->group, pc->serial, c->rq->machine_id.data,
+                                    pc->holder, pc->random, bucket, pc->who.ip);
+}
+
+bool deactivate_read(deactivate_call *c) {
+    if (c->volume) return volume_deactivating_read(c->w, &c->vol);
+    return c->bad_proof.pending ? policy_reject_read(c->w->redis, &c->p) : policy_deactivate_read(c->w->redis, &c->p);
+}
+
+/* 3. The answer: the place freed (and how many machines now count), or why not. */
+void deactivate_back(deactivate_call *c) {
+    worker *w = c->w;
+    if (c->volume) {
+        volume_deactivating_answer(w, c->ctx, &c->vol, c->reply);
+        return;
+    }
+    uint32_t group = c->pc.group, serial = c->pc.serial;
+    rate_hold_note(w->holds, c->pc.who.bucket, group, &c->p);
+    if (c->bad_proof.pending) {
+        proof_refused(w, c->ctx, c->reply, NULL, "deactivate.refused", &c->bad_proof, &c->p, group, serial);
+        return;
+    }
+    if (c->p.status != POLICY_OK) {
+        refused(w, c->reply, NULL, "deactivate.refused", &c->p, group, serial);
+        return;
     }
     Activation__V1__DeactivateResponse resp = ACTIVATION__V1__DEACTIVATE_RESPONSE__INIT;
-    resp.activation_count = p.count;
-    if (rpc_reply_message(reply, &resp.base) == 0)
-        log_info("deactivate.done", LOG_U("group", group), LOG_U("serial", serial),
-                 LOG_U("count", p.count), LOG_S("peer", rpc_ctx_peer(ctx)), LOG_END);
-done:
-    activation__v1__deactivate_request__free_unpacked(rq, NULL);
+    resp.activation_count = c->p.count;
+    if (rpc_reply_message(c->reply, &resp.base) == 0)
+        log_info("deactivate.done", LOG_U("group", group), LOG_U("serial", serial), LOG_U("count", c->p.count),
+                 LOG_S("peer", rpc_ctx_peer(c->ctx)), LOG_END);
+}
+
+void deactivate_call_end(deactivate_call *c) {
+    if (c->rq) activation__v1__deactivate_request__free_unpacked(c->rq, NULL);
+    c->rq = NULL;
+}
+
+void handle_deactivate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply) {
+    deactivate_call c;
+    if (deactivate_front(ctx, req, len, reply, &c)) {
+        deactivate_script(&c);
+        deactivate_back(&c);
+    }
+    deactivate_call_end(&c);
 }

@@ -26,48 +26,43 @@
  * written together at its end (log_hold). */
 #include <stdlib.h>
 
+#include "address_batch.h"
 #include "log.h"
 #include "merkle.h"
 #include "renew_stages.h"
 
-/* A volume call's revocation read with the takes (volume.lua cannot read
- * the group's set on Redis Cluster): "1"/"0" into its renewal, or its
- * answer (UNAVAILABLE) set as the script's, which then does not run. */
-static bool read_revoked(renew_call *c) { return !volume_revoked_read(c->w->redis, &c->vol.revoked, &c->vol.vg.r); }
+/* The call as the batch's address takes see it (address_batch.h): a
+ * refused proof's take spends the failure cost; a volume call reads its
+ * key's revocation beside its take (volume.lua cannot read the group's set
+ * on Redis Cluster). */
+static void take_view(void *call, address_take *t) {
+    renew_call *c = call;
+    *t = (address_take){.bucket = c->waiting ? c->pc.who.bucket : NULL,
+                        .failure = c->bad_proof.pending,
+                        .p = &c->p,
+                        .vr = c->volume ? &c->vol.vg.r : NULL,
+                        .revoked = c->volume ? &c->vol.revoked : NULL,
+                        .group = c->pc.group,
+                        .serial = c->pc.serial};
+}
+
+/* What the takes settled: a call refused there keeps that answer and runs
+ * no script; the others' run without the bucket. */
+static void take_settled(void *call, const address_take *t) {
+    renew_call *c = call;
+    c->address_taken = t->bucket && t->taken;
+    c->by_address = t->answered;
+    if (c->volume && t->bucket && !t->answered) c->vol.address_taken = true;
+}
 
 /* Redis Cluster (docs/cluster.md): the waiting calls' address takes
  * first (a refused proof's with the failure cost), and volume calls'
- * revocations, in one round trip of their own. A call they refuse keeps
- * that answer (c->p; a volume call's as its script's result) and runs no
- * script; the others' scripts then run without the address bucket. */
+ * revocations, in one round trip of their own (address_batch.h). A call
+ * they refuse keeps that answer (c->p; a volume call's as its script's
+ * result) and runs no script; the others' scripts then run without the
+ * address bucket. */
 static void take_addresses(worker *w, renew_call *c, size_t n) {
-    const policy_limits *l = &w->app->limits;
-    bool *asked = calloc(n ? n : 1, sizeof *asked);       /* a volume call's SISMEMBER is in the pipeline */
-    bool *answered = calloc(n ? n : 1, sizeof *answered); /* ... which could not be read */
-    for (size_t i = 0; i < n; i++) {
-        c[i].again = c[i].waiting && policy_address_take_append(w->redis, w->script, l, c[i].pc.who.bucket,
-                                                                c[i].bad_proof.pending) != 0;
-        if (asked && c[i].waiting && c[i].volume)
-            asked[i] = volume_revoked_append(w->redis, c[i].pc.group, c[i].pc.serial) == 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (c[i].waiting && !c[i].again) c[i].again = !policy_address_take_read(w->redis, &c[i].p);
-        if (asked && asked[i] && read_revoked(&c[i]) && answered) answered[i] = true;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (c[i].again)
-            policy_address_take(w->redis, w->script, l, c[i].pc.who.bucket, c[i].bad_proof.pending, &c[i].p);
-    for (size_t i = 0; i < n; i++) {
-        bool taken = c[i].waiting;
-        bool failed = answered && answered[i];
-        c[i].address_taken = taken && c[i].p.status == POLICY_OK;
-        c[i].by_address = taken && (failed || !c[i].address_taken);
-        if (!taken || !c[i].volume || failed) continue;
-        c[i].vol.address_taken = c[i].address_taken;
-        if (!c[i].address_taken) volume_result_of_take(&c[i].p, &c[i].vol.vg.r);
-    }
-    free(asked);
-    free(answered);
+    address_batch_calls(w->redis, w->script, &w->app->limits, c, n, sizeof *c, take_view, take_settled);
 }
 
 static bool scripted(const renew_call *c) { return c->waiting && !c->by_address; }

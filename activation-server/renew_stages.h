@@ -1,6 +1,6 @@
 /* renew_stages.h -- the Renew call cut into the stages a batch of calls
  * goes through together (docs/batching.md, renew_batch.c), as
- * activate_stages.h cuts Activate.
+ * activate_stages.h cuts Activate; Deactivate below.
  *
  * The single call (handle_renew) and the batch run the same code:
  *   renew_front       decode, license reference, rate hold, proof of the
@@ -78,5 +78,41 @@ bool renew_back_check(renew_call *c);
 bool renew_terms(renew_call *c, license_terms *t);
 void renew_answer(renew_call *c, signed_license *sl);
 void renew_call_end(renew_call *c);
+
+/* Deactivate is cut the same way (deactivate_batch.c), with one stage
+ * less: no license to sign, so the script's answer is the whole answer.
+ *   deactivate_front   decode, license reference, rate hold, proof of the
+ *                      place key, volume order; true when the call waits
+ *                      for its script (policy.lua's deactivate, or reject
+ *                      for a refused proof; volume.lua's deactivate for a
+ *                      volume key); every other call is answered inside;
+ *   deactivate_script  the script by itself, or
+ *   deactivate_append  the same appended to the worker's pipeline, its
+ *                      reply read by deactivate_read;
+ *   deactivate_back    the answer on the script's reply (the freed place,
+ *                      or the refusal), with its log line;
+ *   deactivate_call_end  frees what the call holds (always, once). */
+typedef struct deactivate_call {
+    worker *w;                             /* the worker running it */
+    rpc_ctx *ctx;                          /* the call */
+    rpc_reply *reply;                      /* its answer */
+    Activation__V1__DeactivateRequest *rq; /* decoded request; NULL when it did not decode */
+    place_call pc;                         /* the place it names, once admitted */
+    proof_refusal bad_proof;               /* a refused proof, its reject call still to make */
+    policy_result p;                       /* the script's answer */
+    volume_deactivating vol;               /* a volume key's Deactivate between its stages */
+    bool volume;                           /* a volume key: volume.lua in place of policy.lua */
+    bool waiting;                          /* batch: deactivate_front left it waiting for its script */
+    bool again;                            /* batch: its script must run by itself (NOSCRIPT, not written) */
+    bool address_taken;                    /* Redis Cluster batch: address_take granted; the script runs without it */
+    bool by_address;                       /* Redis Cluster batch: address_take refused; c->p is the answer */
+} deactivate_call;
+
+bool deactivate_front(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *reply, deactivate_call *c);
+void deactivate_script(deactivate_call *c);
+int deactivate_append(deactivate_call *c);
+bool deactivate_read(deactivate_call *c);
+void deactivate_back(deactivate_call *c);
+void deactivate_call_end(deactivate_call *c);
 
 #endif

@@ -160,6 +160,7 @@ void handle_activate(rpc_ctx *ctx, const uint8_t *req, size_t len, rpc_reply *re
 void handle_activate_batch(rpc_batch_call *calls, size_t n);
 void activate_batch_free(struct activate_batch *b);
 void handle_renew_batch(rpc_batch_call *calls, size_t n);
+void handle_deactivate_batch(rpc_batch_call *calls, size_t n);
 /* verify_pool_config.run: finishes an Activate deferred for its online
  * audit, on a pool thread whose state is a worker of its own. */
 void activate_online_job(void *worker_state, void *job);

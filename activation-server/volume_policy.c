@@ -451,6 +451,18 @@ void volume_deactivate(rstore *r, int script, const char *order_serial, const vo
     by_license(r, script, "deactivate", order_serial, c, machine_id, holder, random, out);
 }
 
+int volume_deactivate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
+                             const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                             const uint8_t random[LICENSE_RANDOM_LEN]) {
+    caller_call cc;
+    bool cluster = rstore_is_cluster(r); /* deactivate reads no revocation: "0" there, as by itself */
+    if ((cluster && c->address_key) ||
+        !caller_begin(&cc, order_serial, "deactivate", c, machine_id, holder, cluster ? "0" : NULL))
+        return -1; /* Redis Cluster without its address take: by itself */
+    caller_end(&cc, c, random);
+    return append(r, script, cc.nkeys, &cc.a);
+}
+
 /* sweep and the decisions: the order's keys only. */
 static void order_call(rstore *r, int script, const char *order_serial, const char *op, const char *budget,
                        const uint8_t *digest, volume_result *out) {

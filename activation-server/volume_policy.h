@@ -154,8 +154,8 @@ void volume_activate(rstore *r, int script, const char *order_serial, const volu
 
 /* The same call, pipelined (docs/batching.md): appended to the
  * connection's pipeline (0, or -1 when it could not be: run it by itself
- * then), its reply read in order by volume_read (`what`: "activate" or
- * "renew", for errors). volume_read returns false when Redis did not know
+ * then), its reply read in order by volume_read (`what`: "activate",
+ * "renew" or "deactivate", for errors). volume_read returns false when Redis did not know
  * the script (NOSCRIPT): once every reply of the pipeline is read, run
  * that call again by itself, which loads the script. A Redis that went
  * away fails each call whose reply it took (UNAVAILABLE in *out). */
@@ -164,6 +164,9 @@ int volume_activate_append(rstore *r, int script, const char *order_serial, cons
 int volume_renew_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
                         const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
                         const uint8_t random[LICENSE_RANDOM_LEN]);
+int volume_deactivate_append(rstore *r, int script, const char *order_serial, const volume_caller *c,
+                             const uint8_t *machine_id, const uint8_t holder[PLACE_KEY_DIGEST_LEN],
+                             const uint8_t random[LICENSE_RANDOM_LEN]);
 bool volume_read(rstore *r, const char *what, volume_result *out);
 
 /* Renew and Deactivate: the machine named by the license id's random part

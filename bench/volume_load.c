@@ -26,6 +26,10 @@
  *     its proof of the place key (made once before the run and replayed:
  *     a proof is good for 300 s), so the server checks a proof, runs
  *     volume.lua and signs a fresh license per call;
+ *   - Deactivate/s of the same machines (proofs made once as well): the
+ *     first call of each frees its seat, the repeats are refused by
+ *     volume.lua after the same proof check; nothing is signed, so this
+ *     is the proof check and the script call alone (docs/batching.md);
  *   - Redis bytes per machine record: INFO used_memory before and after
  *     activating N machines on an unlimited order straight through
  *     volume.lua, divided by N, with the machine table's and the wheel's
@@ -85,6 +89,8 @@ typedef struct bench {
     char volume_key[PK_TEXT_LEN + 1], concurrent_key[PK_TEXT_LEN + 1], match_key[PK_TEXT_LEN + 1];
     uint8_t (*renew)[512]; /* prebuilt Renew requests with their proofs */
     size_t *renew_len;
+    uint8_t (*deact)[512]; /* prebuilt Deactivate requests of the same machines, with their proofs */
+    size_t *deact_len;
     int n_renew;
     int threads;
     pid_t echo; /* echo_bench --serve: the bare-runtime ceiling */
@@ -261,14 +267,24 @@ static int build_renew(void *user, int thread, uint64_t seq, loadgen_request *re
     return 0;
 }
 
+static int build_deactivate(void *user, int thread, uint64_t seq, loadgen_request *req) {
+    bench *b = user;
+    int per = b->n_renew / b->threads, i = thread * per + (int)(seq % (uint64_t)per);
+    memcpy(req->buf, b->deact[i], b->deact_len[i]);
+    req->len = b->deact_len[i];
+    return 0;
+}
+
 /* The concurrent order's machines activated with place keys, and one
- * Renew request with its proof made for each. */
+ * Renew and one Deactivate request with its proof made for each. */
 static int prepare_heartbeats(bench *b, int n) {
     rpc_channel *ch = rpc_channel_new(b->e.target, NULL);
     rpc_client_method *m = ch ? rpc_channel_method(ch, PA_RPC_ACTIVATE) : NULL;
     b->renew = calloc((size_t)n, sizeof *b->renew);
     b->renew_len = calloc((size_t)n, sizeof *b->renew_len);
-    for (int i = 0; m && b->renew && b->renew_len && i < n; i++) {
+    b->deact = calloc((size_t)n, sizeof *b->deact);
+    b->deact_len = calloc((size_t)n, sizeof *b->deact_len);
+    for (int i = 0; m && b->renew && b->renew_len && b->deact && b->deact_len && i < n; i++) {
         uint8_t id[32], buf[256], pub[32];
         size_t publen = sizeof pub;
         machine_id(id, 7 * SPAN + (uint64_t)i);
@@ -284,10 +300,12 @@ static int prepare_heartbeats(bench *b, int n) {
         Activation__V1__License *lic = NULL;
         if (rpc_call(ch, m, buf, len, 5000, &res) == GRPC_STATUS_OK &&
             (a = activation__v1__activate_response__unpack(NULL, res.body_len, res.body)) &&
-            (lic = activation__v1__license__unpack(NULL, a->license.len, a->license.data)))
+            (lic = activation__v1__license__unpack(NULL, a->license.len, a->license.data))) {
+            b->deact_len[i] =
+                env_license_request(lic->license_id, id, pk, PLACE_OP_DEACTIVATE, 0, b->deact[i], sizeof b->deact[i]);
             b->renew_len[b->n_renew++] =
                 env_license_request(lic->license_id, id, pk, PLACE_OP_RENEW, 0, b->renew[i], sizeof b->renew[i]);
-        else fprintf(stderr, "volume_load: heartbeat machine %d: %s\n", i, res.message);
+        } else fprintf(stderr, "volume_load: heartbeat machine %d: %s\n", i, res.message);
         if (lic) activation__v1__license__free_unpacked(lic, NULL);
         if (a) activation__v1__activate_response__free_unpacked(a, NULL);
         rpc_result_clear(&res);
@@ -585,20 +603,22 @@ static void usage(FILE *f) {
             "Usage: volume_load [--duration S] [--threads N] [--channels N] [--concurrency N] [--workers N]\n"
             "                   [--machines N] [--heartbeat-machines N] [--retention-s S] [--phase NAME]\n\n"
             "Starts Redis A/B and the activation server on loopback and prints, in one run: retail and volume\n"
-            "Activate/s, concurrent-mode heartbeats (Renew)/s, Redis bytes per machine record over --machines\n"
+            "Activate/s, concurrent-mode heartbeats (Renew)/s, then Deactivate/s of the same machines (each\n"
+            "frees its seat once; the repeats are refused after the same proof check and script call), Redis\n"
+            "bytes per machine record over --machines\n"
             "machines (default 100000), and the time to expire them all once stale (sweep calls until done).\n"
             "Beside each run: the server's batch sizes (pa_batch_calls) for its method, and Redis A's cost per\n"
             "script call (INFO commandstats: evalsha's microseconds, the commands each script ran) and the\n"
             "CPU per call of Redis A, the server and this process (the load generator).\n"
-            "--phase runs one part alone (to profile it): retail, volume, match, heartbeat or memory; the echo\n"
-            "ceiling runs with each gRPC phase. Default: all.\n"
+            "--phase runs one part alone (to profile it): retail, volume, match, heartbeat, deactivate or memory;\n"
+            "the echo ceiling runs with each gRPC phase. Default: all.\n"
             "Defaults: 5 s runs, 1 thread, 2 channels, concurrency 64, 2 server workers, 2000 heartbeat\n"
             "machines, a retention of 30 s for the expiry figure.\n"
             "Exit codes: 0 figures printed; 1 something could not be set up or measured; 2 usage error.\n");
 }
 
 static bool phase_known(const char *p) {
-    static const char *const known[] = {"all", "retail", "volume", "match", "heartbeat", "memory"};
+    static const char *const known[] = {"all", "retail", "volume", "match", "heartbeat", "deactivate", "memory"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (strcmp(p, known[i]) == 0) return true;
     return false;
@@ -664,7 +684,7 @@ int main(int argc, char **argv) {
     int rc = 1;
     size_t keys = (size_t)(o.duration + 2) * 20000 * (size_t)o.threads;
     if (world_start(&b, &o) != 0 || start_echo(&b) != 0 || (runs(&o, "retail") && make_retail_keys(&b, keys) != 0) ||
-        (runs(&o, "heartbeat") && prepare_heartbeats(&b, o.heartbeat_machines) != 0))
+        ((runs(&o, "heartbeat") || runs(&o, "deactivate")) && prepare_heartbeats(&b, o.heartbeat_machines) != 0))
         goto out;
     printf(
         "activation server %s (pid %d, --workers %s), Redis A 127.0.0.1:%d; %.0f s per run, %d thread(s), %d "
@@ -672,7 +692,8 @@ int main(int argc, char **argv) {
         "concurrency %d\n\n",
         b.e.target, (int)b.e.server, o.workers, b.e.a.port, o.duration, o.threads, o.channels, o.concurrency);
     printf("  %-30s %9s %9s %9s\n", "", "calls/s", "p50 ms", "p99 ms");
-    loadgen_result retail = {0}, volume = {0}, heartbeat = {0}, match_new = {0}, match_restart = {0}, echo = {0};
+    loadgen_result retail = {0}, volume = {0}, heartbeat = {0}, deactivate = {0}, match_new = {0}, match_restart = {0},
+                   echo = {0};
     if ((runs(&o, "retail") && measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_retail,
                                         "retail Activate (new key)", &retail)) ||
         (runs(&o, "volume") && measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_volume,
@@ -682,7 +703,9 @@ int main(int argc, char **argv) {
                                measured(&o, &b, PA_RPC_ACTIVATE, PA_RPC_ACTIVATE_LABEL, build_match_restart,
                                         "K=3 Activate (re-bind)", &match_restart))) ||
         (runs(&o, "heartbeat") &&
-         measured(&o, &b, PA_RPC_RENEW, PA_RPC_RENEW_LABEL, build_renew, "concurrent heartbeat (Renew)", &heartbeat)))
+         measured(&o, &b, PA_RPC_RENEW, PA_RPC_RENEW_LABEL, build_renew, "concurrent heartbeat (Renew)", &heartbeat)) ||
+        (runs(&o, "deactivate") && measured(&o, &b, PA_RPC_DEACTIVATE, PA_RPC_DEACTIVATE_LABEL, build_deactivate,
+                                            "Deactivate (freed once, then refused)", &deactivate)))
         goto out;
     if (strcmp(o.phase, "memory") != 0) {
         if (run_echo(&o, &b, &echo) != 0) goto out;
@@ -697,6 +720,8 @@ int main(int argc, char **argv) {
             printf("  ratio volume Activate/echo: %.2f\n", volume.calls_per_s / echo.calls_per_s);
         if (heartbeat.calls_per_s > 0)
             printf("  ratio heartbeat/echo: %.2f\n", heartbeat.calls_per_s / echo.calls_per_s);
+        if (deactivate.calls_per_s > 0)
+            printf("  ratio Deactivate/echo: %.2f\n", deactivate.calls_per_s / echo.calls_per_s);
     }
     rc = 0;
     if (!runs(&o, "memory")) goto out;
@@ -708,6 +733,8 @@ out:
     free(b.retail);
     free(b.renew);
     free(b.renew_len);
+    free(b.deact);
+    free(b.deact_len);
     grpc_shutdown();
     return rc;
 }

@@ -10,7 +10,9 @@
  * place key. Every call must get its own answer (its own license, for its
  * machine and order, verified up its batch tree), volume licenses must
  * share tree signatures, and the same burst with --batch-max 1 (single
- * calls, one-leaf trees) must leave the same records in Redis. */
+ * calls, one-leaf trees) must leave the same records in Redis. Then the
+ * heartbeat machines are deactivated at once, batched and not: the same
+ * answers, the same machine tables. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -221,18 +223,20 @@ typedef struct trees {
 
 static call runs[RUNS][BURST]; /* each run's burst */
 
-/* Calls c[0..n) at once. */
-static void run_all(call *c, int n) {
+/* Calls c[0..n) at once, each by `fn` on its own thread. */
+static void run_all_by(call *c, int n, void *(*fn)(void *)) {
     pthread_barrier_t start;
     assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)n), 0);
     pthread_t t[BURST];
     for (int i = 0; i < n; i++) {
         c[i].start = &start;
-        assert_int_equal(pthread_create(&t[i], NULL, run_call, &c[i]), 0);
+        assert_int_equal(pthread_create(&t[i], NULL, fn, &c[i]), 0);
     }
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&start);
 }
+
+static void run_all(call *c, int n) { run_all_by(c, n, run_call); }
 
 static trees burst(int r) {
     call *c = runs[r];
@@ -393,12 +397,58 @@ static void test_records_as_with_single_calls(void **state) {
     }
 }
 
+/* A heartbeat machine's Deactivate (a bad beat's: proven by another place
+ * key); own: the answer's VolumeStatus names the order. */
+static void *run_deactivate(void *p) {
+    call *c = p;
+    pthread_barrier_wait(c->start);
+    license_call lc = by_license(PA_RPC_DEACTIVATE, c->license_id, c->machine, c->k == K_BEAT ? c->machine : 9999);
+    c->got = lc.status;
+    snprintf(c->reason, sizeof c->reason, "%s", lc.reason);
+    c->own = lc.deact && lc.deact->volume && strcmp(lc.deact->volume->order_serial, c->order) == 0;
+    license_call_free(&lc);
+    return NULL;
+}
+
+/* The heartbeat machines deactivated at once, batched (run 0: volume.lua's
+ * deactivate calls pipelined, through the Deactivate batch handler) and
+ * not (run 1, --batch-max 1): each freed seat leaves the machine table, a
+ * wrong place key is refused and its machine stays; both tables alike. */
+static void test_deactivates_in_batches(void **state) {
+    (void)state;
+    for (int r = 0; r < RUNS; r++) {
+        assert_int_equal(env_restart_server(&env, server_flags(r == 1)), 0);
+        call c[N_BEAT + N_BAD_BEAT];
+        int n = 0;
+        for (int i = 0; i < BURST; i++)
+            if (runs[r][i].k == K_BEAT || runs[r][i].k == K_BAD_BEAT) c[n++] = runs[r][i];
+        assert_int_equal(n, N_BEAT + N_BAD_BEAT);
+        run_all_by(c, n, run_deactivate);
+        for (int i = 0; i < n; i++) {
+            grpc_status_code want = c[i].k == K_BEAT ? GRPC_STATUS_OK : GRPC_STATUS_UNAUTHENTICATED;
+            if (c[i].got != want) fprintf(stderr, "run %d deactivate %d: %d %s\n", r, i, c[i].got, c[i].reason);
+            assert_int_equal(c[i].got, want);
+            if (want == GRPC_STATUS_OK) assert_true(c[i].own);
+        }
+        double batches = batch_metric(PA_RPC_DEACTIVATE_LABEL, "count");
+        if (r == 0) fprintf(stderr, "Deactivate: %d calls in %.0f batches\n", n, batches);
+        if (r == 0) assert_true(batch_metric(PA_RPC_DEACTIVATE_LABEL, "sum") == n && batches < n);
+        else assert_true(batches <= 0);
+        char key[PA_RKEY_MAX];
+        assert_true(pa_rkey_order_machines(key, sizeof key, o_beat[r]) > 0);
+        assert_int_equal(hlen(key), N_BAD_BEAT);
+    }
+    static char a[16384], b[16384];
+    machines_of(o_beat[0], a, sizeof a);
+    machines_of(o_beat[1], b, sizeof b);
+    assert_string_equal(a, b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_volume_calls_in_batches),
-        cmocka_unit_test(test_noscript_in_a_batch),
-        cmocka_unit_test(test_same_burst_batching_off),
-        cmocka_unit_test(test_records_as_with_single_calls),
+        cmocka_unit_test(test_volume_calls_in_batches), cmocka_unit_test(test_noscript_in_a_batch),
+        cmocka_unit_test(test_same_burst_batching_off), cmocka_unit_test(test_records_as_with_single_calls),
+        cmocka_unit_test(test_deactivates_in_batches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,7 +12,9 @@
  *   - a burst of concurrent Activates (good keys and wrong first values),
  *     which the server answers in batches: the address takes pipelined,
  *     then the group scripts; each call gets its own answer, and licenses
- *     share signatures (tree_size > 1);
+ *     share signatures (tree_size > 1); then their Renews, then their
+ *     Deactivates (some proven by another place key: refused, the place
+ *     kept), each burst answered in batches the same way;
  *   - the address limit (address_take.lua first): a server with a burst of
  *     2 per address grants two activations and refuses the third with
  *     RESOURCE_EXHAUSTED, the bucket rl:a:127.0.0.1 in Redis;
@@ -326,6 +328,8 @@ typedef struct burst_call {
     uint32_t tree_size;         /* OK: licenses signed together with it */
     char license_id[33];        /* OK: its license, renewed in the second burst */
     grpc_status_code renewed;   /* the Renew's status */
+    bool wrong_key;             /* its Deactivate is proven by another place key */
+    grpc_status_code freed;     /* the Deactivate's status */
     pthread_barrier_t *start;   /* all calls leave together */
 } burst_call;
 
@@ -341,6 +345,54 @@ static void *run_renew(void *p) {
     pthread_barrier_wait(c->start);
     c->renewed = c->got == GRPC_STATUS_OK ? by_license(&S, PLACE_OP_RENEW, c->license_id, c->machine) : GRPC_STATUS_OK;
     return NULL;
+}
+
+/* The server's Deactivate batches so far (the histogram's count or sum). */
+static double deactivate_batches(const char *part) {
+    char series[160];
+    snprintf(series, sizeof series, "pa_batch_calls_%s{method=\"" PA_RPC_DEACTIVATE_LABEL "\"}", part);
+    char *text = fixture_http_get("127.0.0.1", S.metrics_port, "/metrics");
+    double v = fixture_metric(text, series, 0);
+    free(text);
+    return v;
+}
+
+/* Deactivate of a granted call's license, by its own place key or
+ * (wrong_key) another's. */
+static void *run_deactivate(void *p) {
+    burst_call *c = p;
+    pthread_barrier_wait(c->start);
+    uint8_t id[32];
+    machine(id, c->machine);
+    c->freed = c->got != GRPC_STATUS_OK ? GRPC_STATUS_OK
+                                        : act_by_license(S.ch, PLACE_OP_DEACTIVATE, c->license_id, id,
+                                                         c->machine + 3 + (c->wrong_key ? 1000 : 0));
+    return NULL;
+}
+
+/* The granted calls' Deactivates at once (the Deactivate batch's two round
+ * trips): the right key frees the place (Renew then refused), a wrong
+ * one is refused and the place stays (Renew OK). */
+static void deactivate_burst(burst_call *c, int n) {
+    pthread_t t[BURST];
+    pthread_barrier_t start;
+    double batches = deactivate_batches("count"), calls = deactivate_batches("sum");
+    assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)n), 0);
+    for (int i = 0; i < n; i++) c[i].start = &start;
+    for (int i = 0; i < n; i++) assert_int_equal(pthread_create(&t[i], NULL, run_deactivate, &c[i]), 0);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&start);
+    int sent = 0;
+    for (int i = 0; i < n; i++) sent += c[i].got == GRPC_STATUS_OK;
+    assert_true(deactivate_batches("sum") - calls == sent);    /* through the batch handler, */
+    assert_true(deactivate_batches("count") - batches < sent); /* some of them together */
+    for (int i = 0; i < n; i++) {
+        if (c[i].got != GRPC_STATUS_OK) continue;
+        assert_int_equal(c[i].freed, c[i].wrong_key ? GRPC_STATUS_UNAUTHENTICATED : GRPC_STATUS_OK);
+        grpc_status_code renewed = by_license(&S, PLACE_OP_RENEW, c[i].license_id, c[i].machine);
+        if (c[i].wrong_key) assert_int_equal(renewed, GRPC_STATUS_OK);
+        else assert_int_not_equal(renewed, GRPC_STATUS_OK);
+    }
 }
 
 static void test_burst_in_batches(void **state) {
@@ -376,6 +428,8 @@ static void test_burst_in_batches(void **state) {
     for (int i = 0; i < BURST; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&start);
     for (int i = 0; i < BURST; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+    for (int i = 0; i < BURST; i++) c[i].wrong_key = i % 6 == 0;
+    deactivate_burst(c, BURST);
 }
 
 static void test_address_limit(void **state) {
@@ -497,6 +551,9 @@ static void test_volume_burst(void **state) {
     for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
     pthread_barrier_destroy(&start);
     for (int i = 0; i < N; i++) assert_int_equal(c[i].renewed, GRPC_STATUS_OK);
+    for (int i = 0; i < N; i++) c[i].wrong_key = i == 0;
+    deactivate_burst(c, N); /* volume.lua's deactivate, pipelined on the order's slot */
+    assert_int_equal(env_int(E.act_a, "HLEN %s", "{o:" ORDER_CONC "}:m"), 1);
 }
 
 static void test_volume_key_revoked(void **state) {
