@@ -858,6 +858,19 @@ static double gen_cpu_us(const loadgen_result *res) {
     return res->all_calls ? res->thread_cpu_s / (double)res->all_calls * 1e6 : 0;
 }
 
+/* Why the generator's cost per call differs between runs: how many calls
+ * each wake-up of its threads completed, how large the responses were, and
+ * how often its threads blocked or were preempted. */
+static void print_gen_detail(const char *label, const loadgen_result *res) {
+    if (res->all_calls == 0) return;
+    double calls = (double)res->all_calls;
+    printf(
+        "  load generator, %s: %.1f us CPU per call, %.2f calls per wake-up, %.0f response bytes per call, "
+        "%.2f blocking / %.2f preempted switches per call\n",
+        label, gen_cpu_us(res), res->waits ? calls / (double)res->waits : 0, (double)res->recv_bytes / calls,
+        (double)res->csw_voluntary / calls, (double)res->csw_involuntary / calls);
+}
+
 static void measure_setting(const options *o, const world *w, key_set *k, const run_spec *r,
                             run_result *out) {
     static const char *const act_methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
@@ -875,6 +888,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
             print_echo_cpu(w, &e0, &e1, res.total.calls);
             out->echo = res.calls_per_s;
             out->gen_echo_cpu_us = gen_cpu_us(&res);
+            print_gen_detail("echo", &res);
         }
     }
     loadgen_config ac = config_for(o, w->target, act_methods, r);
@@ -891,6 +905,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
     print_server_tail(&before, &after);
     out->server_cpu_us = server_cpu_per_call_us(&before, &after, res.total.status[GRPC_STATUS_OK]);
     out->gen_cpu_us = gen_cpu_us(&res);
+    print_gen_detail("Activate", &res);
     format_batch_sizes(&before, &after, out->batch, sizeof out->batch);
     if (w->server > 0)
         printf("  server-side CPU per granted Activate: %.1f us (target <= 45 us)\n", out->server_cpu_us);
@@ -915,6 +930,7 @@ static void measure_half_rate(const options *o, const world *w, key_set *k, cons
         if (loadgen_run(&ec, build_echo, NULL, &res) == 0) {
             printf("\n-- half of peak, echo at the same rate: ");
             loadgen_print(stdout, "echo", &ec, &res);
+            print_gen_detail("echo", &res);
         }
     }
     printf("\n-- half of peak: %.0f calls/s offered (open loop), threads %d, channels %d\n",
@@ -927,6 +943,7 @@ static void measure_half_rate(const options *o, const world *w, key_set *k, cons
     }
     take_snapshot(w, &after);
     loadgen_print(stdout, "activate", &c, &res);
+    print_gen_detail("Activate", &res);
     print_server_tail(&before, &after);
     printf("  p99 at half of peak: %.2f ms (target <= 2 ms); p99.9 %.2f ms\n",
            res.total.p99_us / 1000, res.total.p999_us / 1000);
