@@ -139,6 +139,7 @@ typedef struct request_template {
     uint8_t bytes[256];        /* the packed request */
     size_t len;                /* 0: no template, pack each call */
     size_t key_at, machine_at; /* where the key's text and the machine id start */
+    size_t size;               /* a packed request's length, template or not: the echo's size */
 } request_template;
 
 /* The keys every builder picks from; filled before the first call. */
@@ -461,6 +462,7 @@ static void template_init(request_template *t) {
     memset(m, 0xa5, sizeof m);
     t->len = 0;
     size_t len = pack_request(key, m, t->bytes, sizeof t->bytes);
+    t->size = len;
     uint8_t *kp = len ? memmem(t->bytes, len, key, PK_TEXT_LEN) : NULL;
     uint8_t *mp = len ? memmem(t->bytes, len, m, sizeof m) : NULL;
     if (!kp || !mp || memmem(kp + 1, len - (size_t)(kp + 1 - t->bytes), key, PK_TEXT_LEN)) return;
@@ -516,10 +518,12 @@ static int build(void *user, int thread, uint64_t seq, loadgen_request *req) {
     return 0;
 }
 
+/* An echo as large as an ActivateRequest of the mix (user: the key_set). */
 static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req) {
-    /* An echo as large as an ActivateRequest of the mix. */
-    memset(req->buf, 'e', 120);
-    req->len = 120;
+    const key_set *k = user;
+    if (k->tmpl.size == 0 || k->tmpl.size > req->cap) return -1;
+    memset(req->buf, 'e', k->tmpl.size);
+    req->len = k->tmpl.size;
     return 0;
 }
 
@@ -883,7 +887,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
         loadgen_config ec = config_for(o, echo_target, echo_methods, r);
         ec.class_names = NULL;
         snapshot e0, e1;
-        if (run_measured(o, w, &ec, build_echo, NULL, &res, &e0, &e1) == 0) {
+        if (run_measured(o, w, &ec, build_echo, k, &res, &e0, &e1) == 0) {
             loadgen_print(stdout, "echo    ", &ec, &res);
             print_echo_cpu(w, &e0, &e1, res.total.calls);
             out->echo = res.calls_per_s;
@@ -927,7 +931,7 @@ static void measure_half_rate(const options *o, const world *w, key_set *k, cons
         ec.target = echo_target;
         ec.methods = echo_methods;
         ec.class_names = NULL;
-        if (loadgen_run(&ec, build_echo, NULL, &res) == 0) {
+        if (loadgen_run(&ec, build_echo, k, &res) == 0) {
             printf("\n-- half of peak, echo at the same rate: ");
             loadgen_print(stdout, "echo", &ec, &res);
             print_gen_detail("echo", &res);
