@@ -145,6 +145,7 @@ typedef struct request_template {
     uint8_t bytes[256];        /* the packed request */
     size_t len;                /* 0: no template, pack each call */
     size_t key_at, machine_at; /* where the key's text and the machine id start */
+    size_t size;               /* a packed request's length, template or not: the echo's size */
 } request_template;
 
 /* The keys every builder picks from; filled before the first call. */
@@ -470,6 +471,7 @@ static void template_init(request_template *t) {
     memset(m, 0xa5, sizeof m);
     t->len = 0;
     size_t len = pack_request(key, m, t->bytes, sizeof t->bytes);
+    t->size = len;
     uint8_t *kp = len ? memmem(t->bytes, len, key, PK_TEXT_LEN) : NULL;
     uint8_t *mp = len ? memmem(t->bytes, len, m, sizeof m) : NULL;
     if (!kp || !mp || memmem(kp + 1, len - (size_t)(kp + 1 - t->bytes), key, PK_TEXT_LEN)) return;
@@ -525,10 +527,12 @@ static int build(void *user, int thread, uint64_t seq, loadgen_request *req) {
     return 0;
 }
 
+/* An echo as large as an ActivateRequest of the mix (user: the key_set). */
 static int build_echo(void *user, int thread, uint64_t seq, loadgen_request *req) {
-    /* An echo as large as an ActivateRequest of the mix. */
-    memset(req->buf, 'e', 120);
-    req->len = 120;
+    const key_set *k = user;
+    if (k->tmpl.size == 0 || k->tmpl.size > req->cap) return -1;
+    memset(req->buf, 'e', k->tmpl.size);
+    req->len = k->tmpl.size;
     return 0;
 }
 
@@ -882,6 +886,19 @@ static double gen_cpu_us(const loadgen_result *res) {
     return res->all_calls ? res->thread_cpu_s / (double)res->all_calls * 1e6 : 0;
 }
 
+/* Why the generator's cost per call differs between runs: how many calls
+ * each wake-up of its threads completed, how large the responses were, and
+ * how often its threads blocked or were preempted. */
+static void print_gen_detail(const char *label, const loadgen_result *res) {
+    if (res->all_calls == 0) return;
+    double calls = (double)res->all_calls;
+    printf(
+        "  load generator, %s: %.1f us CPU per call, %.2f calls per wake-up, %.0f response bytes per call, "
+        "%.2f blocking / %.2f preempted switches per call\n",
+        label, gen_cpu_us(res), res->waits ? calls / (double)res->waits : 0, (double)res->recv_bytes / calls,
+        (double)res->csw_voluntary / calls, (double)res->csw_involuntary / calls);
+}
+
 static void measure_setting(const options *o, const world *w, key_set *k, const run_spec *r,
                             run_result *out) {
     static const char *const act_methods[] = {PA_RPC_ACTIVATE}, *const echo_methods[] = {ECHO_PATH};
@@ -894,11 +911,12 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
         loadgen_config ec = config_for(o, echo_target, echo_methods, r);
         ec.class_names = NULL;
         snapshot e0, e1;
-        if (run_measured(o, w, &ec, build_echo, NULL, &res, &e0, &e1) == 0) {
+        if (run_measured(o, w, &ec, build_echo, k, &res, &e0, &e1) == 0) {
             loadgen_print(stdout, "echo    ", &ec, &res);
             print_echo_cpu(w, &e0, &e1, res.total.calls);
             out->echo = res.calls_per_s;
             out->gen_echo_cpu_us = gen_cpu_us(&res);
+            print_gen_detail("echo", &res);
         }
     }
     loadgen_config ac = config_for(o, w->target, act_methods, r);
@@ -915,6 +933,7 @@ static void measure_setting(const options *o, const world *w, key_set *k, const 
     print_server_tail(&before, &after);
     out->server_cpu_us = server_cpu_per_call_us(&before, &after, res.total.status[GRPC_STATUS_OK]);
     out->gen_cpu_us = gen_cpu_us(&res);
+    print_gen_detail("Activate", &res);
     format_batch_sizes(&before, &after, out->batch, sizeof out->batch);
     if (w->server > 0)
         printf("  server-side CPU per granted Activate: %.1f us (target <= 45 us)\n", out->server_cpu_us);
@@ -1007,9 +1026,10 @@ static void measure_half_rate(const options *o, const world *w, key_set *k, cons
         ec.target = echo_target;
         ec.methods = echo_methods;
         ec.class_names = NULL;
-        if (loadgen_run(&ec, build_echo, NULL, &res) == 0) {
+        if (loadgen_run(&ec, build_echo, k, &res) == 0) {
             printf("\n-- half of peak, echo at the same rate: ");
             loadgen_print(stdout, "echo", &ec, &res);
+            print_gen_detail("echo", &res);
         }
     }
     printf("\n-- half of peak: %.0f calls/s offered (open loop), threads %d, channels %d\n",
@@ -1022,6 +1042,7 @@ static void measure_half_rate(const options *o, const world *w, key_set *k, cons
     }
     take_snapshot(w, &after);
     loadgen_print(stdout, "activate", &c, &res);
+    print_gen_detail("Activate", &res);
     print_server_tail(&before, &after);
     printf("  p99 at half of peak: %.2f ms (target <= 2 ms); p99.9 %.2f ms\n",
            res.total.p99_us / 1000, res.total.p999_us / 1000);

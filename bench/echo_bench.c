@@ -245,6 +245,9 @@ static int measure(const options *o, const char *target, const run_spec *run, bo
     loadgen_print(stdout, "echo", &lc, &res);
     if (server_here && res.all_calls > 0)
         printf("  cpu (client + server, this process): %.1f us per call\n", cpu / (double)res.all_calls * 1e6);
+    if (res.all_calls > 0 && res.waits > 0)
+        printf("  load generator (its threads): %.1f us CPU per call, %.2f calls per wake-up\n",
+               res.thread_cpu_s / (double)res.all_calls * 1e6, (double)res.all_calls / (double)res.waits);
     fflush(stdout);
     return 0;
 }

@@ -10,10 +10,16 @@
  * every other completion already queued before it starts calls again, so
  * the freed slots' calls are started together (chttp2 may write them in
  * one go), at once (closed loop) or when the next send is due (open loop).
- * Profiled (perf), the generator's own code is a few per cent of its CPU;
- * the rest is gRPC's per-call client work and the kernel's wake-ups, which
- * is why the cost per call rises when the server answers slower (fewer
- * completions per wake-up): the benchmarks print it. Threads share nothing
+ * Profiled (perf, callgrind), the generator's own code is 1-2 % of its
+ * CPU; the rest is gRPC's per-call client work and the kernel. That work
+ * is the same for every unary call of this size (callgrind: the same
+ * instructions per call against the activation server as against the
+ * echo), but its CPU time is not: the slower the server answers, the
+ * longer the threads sleep between bursts of completions, and each burst
+ * runs on caches the other processes have filled meanwhile, with more
+ * futex and epoll wake-ups per call. So the cost per call rises as the
+ * call rate falls; the benchmarks print it with the calls per wake-up and
+ * context switches per call that explain it. Threads share nothing
  * on the hot path but the count of calls left (count mode, one atomic
  * decrement per call); histograms are merged once at the end. */
 #include "loadgen_core.h"
@@ -34,6 +40,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,9 +129,9 @@ typedef struct shared {
     const loadgen_config *cfg;
     loadgen_request_fn build;
     void *user;
-    rpc_channel **chans;                    /* gRPC's own channels (NULL entries when bound to sources) */
+    rpc_channel **chans;                    /* TLS channels (NULL entries for plaintext ones, made here) */
     grpc_channel *grpc[64];                 /* every channel's gRPC handle, whichever made it */
-    bool bound[64];                         /* made from a bound socket: ours to destroy, no connectivity watch */
+    bool own[64];                           /* made here (plaintext): ours to destroy */
     void *handles[64][LOADGEN_MAX_METHODS]; /* registered call per channel and method */
     int n_chans;
     uint64_t t0_ns, warm_ns, end_ns;  /* start, measuring from, stop starting at */
@@ -147,6 +154,9 @@ struct lg_thread {
     uint64_t late;
     uint64_t completed;           /* all calls, warm-up included */
     uint64_t cpu_ns;              /* this thread's CPU over its run */
+    uint64_t waits;               /* blocking queue waits that returned a completion (wake-ups) */
+    uint64_t recv_bytes;          /* response bytes received, to compare benchmarks' message sizes */
+    long csw_voluntary, csw_involuntary; /* this thread's context switches over its run */
     uint8_t *scratch;             /* contiguous response copy for on_response */
     size_t scratch_cap;
     char first_error[256];
@@ -208,7 +218,9 @@ static bool slot_start(slot *s, uint64_t intended, uint64_t now) {
     s->ops[5].data.recv_status_on_client.trailing_metadata = &s->trailing;
     s->ops[5].data.recv_status_on_client.status = &s->status;
     s->ops[5].data.recv_status_on_client.status_details = &s->details;
-    s->ops[5].data.recv_status_on_client.error_string = &s->error_string;
+    /* gRPC formats an error string for every failed call it is asked for;
+     * only the thread's first error is kept, so ask only until then. */
+    s->ops[5].data.recv_status_on_client.error_string = t->first_error[0] ? NULL : &s->error_string;
     if (grpc_call_start_batch(s->call, s->ops, 6, s, NULL) != GRPC_CALL_OK) {
         snprintf(t->first_error, sizeof t->first_error, "grpc_call_start_batch failed");
         grpc_byte_buffer_destroy(s->send);
@@ -269,7 +281,10 @@ static void slot_complete(slot *s) {
         }
         if (t->sh->cfg->on_response) report_response(s);
     }
-    if (s->recv) grpc_byte_buffer_destroy(s->recv);
+    if (s->recv) {
+        t->recv_bytes += grpc_byte_buffer_length(s->recv);
+        grpc_byte_buffer_destroy(s->recv);
+    }
     grpc_byte_buffer_destroy(s->send);
     grpc_slice_unref(s->details);
     if (s->error_string) gpr_free((void *)s->error_string);
@@ -295,8 +310,17 @@ static uint64_t thread_cpu_ns(void) {
                                                             : 0;
 }
 
+static void thread_switches(long *voluntary, long *involuntary) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) ru.ru_nvcsw = ru.ru_nivcsw = 0;
+    *voluntary = ru.ru_nvcsw;
+    *involuntary = ru.ru_nivcsw;
+}
+
 static void *thread_main(void *arg) {
     lg_thread *t = arg;
+    long vol0, invol0;
+    thread_switches(&vol0, &invol0);
     uint64_t cpu0 = thread_cpu_ns();
     shared *sh = t->sh;
     const loadgen_config *cfg = sh->cfg;
@@ -321,7 +345,10 @@ static void *thread_main(void *arg) {
             until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(wait, GPR_TIMESPAN));
         }
         grpc_event ev = grpc_completion_queue_next(t->cq, until, NULL);
-        if (ev.type == GRPC_OP_COMPLETE) slot_complete(ev.tag);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            t->waits++;
+            slot_complete(ev.tag);
+        }
         /* Take what else has completed before starting the next calls, so
          * they are started together (chttp2 may write them in one go). */
         while (ev.type == GRPC_OP_COMPLETE &&
@@ -330,6 +357,9 @@ static void *thread_main(void *arg) {
             slot_complete(ev.tag);
     }
     t->cpu_ns = thread_cpu_ns() - cpu0;
+    thread_switches(&t->csw_voluntary, &t->csw_involuntary);
+    t->csw_voluntary -= vol0;
+    t->csw_involuntary -= invol0;
     return NULL;
 }
 
@@ -344,7 +374,7 @@ static int connect_all(shared *sh, char *err, size_t errlen) {
     gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN));
     int rc = 0;
     for (int i = 0; i < sh->n_chans && rc == 0; i++) {
-        if (sh->bound[i]) continue; /* connected before gRPC got it */
+        if (sh->cfg->n_sources > 0) break; /* connected before gRPC got it */
         grpc_channel *ch = sh->grpc[i];
         grpc_connectivity_state st;
         while ((st = grpc_channel_check_connectivity_state(ch, 1)) != GRPC_CHANNEL_READY) {
@@ -362,6 +392,17 @@ static int connect_all(shared *sh, char *err, size_t errlen) {
     }
     grpc_completion_queue_destroy(cq);
     return rc;
+}
+
+/* The arguments of the channels made here. No retries: with no retry
+ * policy there is nothing to retry, yet the retry filter costs every call
+ * about a sixth of the instructions the client spends on it (callgrind,
+ * bench/echo_bench); a call it would have retried transparently (never
+ * sent) is counted as failed instead. */
+static grpc_channel_args channel_args(grpc_arg args[2]) {
+    args[0] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1};
+    args[1] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0};
+    return (grpc_channel_args){.num_args = 2, .args = args};
 }
 
 /* A plaintext channel over a TCP connection from `source` (IPv4) to
@@ -388,20 +429,44 @@ static grpc_channel *bound_channel(const char *target, const char *source, char 
         return NULL;
     }
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create_from_fd(target, fd, creds, NULL);
+    grpc_arg args[2];
+    grpc_channel_args ca = channel_args(args);
+    grpc_channel *ch = grpc_channel_create_from_fd(target, fd, creds, &ca);
     grpc_channel_credentials_release(creds);
     if (!ch) snprintf(err, errlen, "gRPC refused the connection from %s", source);
     return ch;
 }
 
+/* A plaintext channel of its own (the local subchannel pool keeps channels
+ * to one target on separate connections, as rpc_channel_new does). */
+static grpc_channel *plain_channel(const char *target) {
+    grpc_arg args[2];
+    grpc_channel_args ca = channel_args(args);
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *ch = creds ? grpc_channel_create(target, creds, &ca) : NULL;
+    if (creds) grpc_channel_credentials_release(creds);
+    return ch;
+}
+
+static int register_methods(shared *sh, int i, char *err, size_t errlen) {
+    for (size_t m = 0; m < sh->cfg->n_methods; m++) {
+        const char *path = sh->cfg->methods[m];
+        if (path[0] != '/') return snprintf(err, errlen, "method path \"%s\" must start with '/'", path), -1;
+        sh->handles[i][m] = grpc_channel_register_call(sh->grpc[i], path, NULL, NULL);
+    }
+    return 0;
+}
+
+/* Plaintext channels are made here (bound to a source, or not); TLS ones
+ * by rpc_channel_new, which knows the credentials. */
 static int open_channel(shared *sh, int i, char *err, size_t errlen) {
     const loadgen_config *cfg = sh->cfg;
-    if (cfg->n_sources > 0) {
-        sh->bound[i] = true;
-        if (!(sh->grpc[i] = bound_channel(cfg->target, cfg->sources[i % cfg->n_sources], err, errlen))) return -1;
-        for (size_t m = 0; m < cfg->n_methods; m++)
-            sh->handles[i][m] = grpc_channel_register_call(sh->grpc[i], cfg->methods[m], NULL, NULL);
-        return 0;
+    if (!cfg->tls) {
+        sh->own[i] = true;
+        if (cfg->n_sources > 0) sh->grpc[i] = bound_channel(cfg->target, cfg->sources[i % cfg->n_sources], err, errlen);
+        else if (!(sh->grpc[i] = plain_channel(cfg->target)))
+            snprintf(err, errlen, "cannot create a channel to %s", cfg->target);
+        return sh->grpc[i] ? register_methods(sh, i, err, errlen) : -1;
     }
     if (!(sh->chans[i] = rpc_channel_new(cfg->target, cfg->tls)))
         return snprintf(err, errlen, "cannot create a channel to %s", cfg->target), -1;
@@ -424,7 +489,7 @@ static int open_channels(shared *sh, char *err, size_t errlen) {
 
 static void close_channels(shared *sh) {
     for (int i = 0; i < sh->n_chans; i++) {
-        if (sh->bound[i] && sh->grpc[i]) grpc_channel_destroy(sh->grpc[i]);
+        if (sh->own[i] && sh->grpc[i]) grpc_channel_destroy(sh->grpc[i]);
         else if (sh->chans) rpc_channel_free(sh->chans[i]);
     }
     free(sh->chans);
@@ -502,6 +567,10 @@ static void collect(lg_thread *ts, int n, loadgen_result *out) {
         out->late_starts += t->late;
         out->all_calls += t->completed;
         out->thread_cpu_s += (double)t->cpu_ns / 1e9;
+        out->waits += t->waits;
+        out->recv_bytes += t->recv_bytes;
+        out->csw_voluntary += (uint64_t)t->csw_voluntary;
+        out->csw_involuntary += (uint64_t)t->csw_involuntary;
         if (!out->first_error[0] && t->first_error[0]) snprintf(out->first_error, sizeof out->first_error, "%s", t->first_error);
     }
     for (int k = 0; k < LOADGEN_MAX_CLASSES; k++) {

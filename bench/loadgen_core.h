@@ -27,7 +27,10 @@
  * With `sources`, each channel is a socket bound to one of those local
  * addresses (127.0.0.x on loopback) and connected before gRPC gets it
  * (grpc_channel_create_from_fd): gRPC's own channels cannot choose their
- * source address, and a server that limits per address must see many. */
+ * source address, and a server that limits per address must see many.
+ * Plaintext channels have gRPC's retries off (no retry policy applies, and
+ * the retry filter costs every call): a call that never left the client
+ * counts as failed, not retried. */
 #ifndef PA_LOADGEN_CORE_H
 #define PA_LOADGEN_CORE_H
 
@@ -94,6 +97,10 @@ typedef struct loadgen_result {
     uint64_t late_starts;         /* open loop: calls started late because all slots were busy */
     uint64_t all_calls;           /* every completed call, warm-up included (for CPU per call) */
     double thread_cpu_s;          /* CPU of the generator's own threads over the whole run (its cost per call) */
+    uint64_t waits;               /* its threads' wake-ups with a completion: all_calls / waits = calls per wake-up */
+    uint64_t recv_bytes;          /* response bytes received over the whole run (message size per call) */
+    uint64_t csw_voluntary;       /* its threads' context switches (blocking waits) over the whole run */
+    uint64_t csw_involuntary;     /* and preemptions: the other programs taking the cores */
     char first_error[256];        /* first non-OK status and message seen, for diagnosis */
 } loadgen_result;
 
