@@ -74,11 +74,19 @@ static int slow_build(void *user, int thread, uint64_t seq, loadgen_request *req
 
 static void test_open_loop_rate(void **state) {
     const char *methods[] = {"/test.v1.Echo/Echo"};
-    loadgen_config cfg = {.target = g_target, .methods = methods, .n_methods = 1, .threads = 1,
-                          .concurrency = 4, .duration_s = 1.0, .rate = 500};
+    loadgen_config cfg = {.target = g_target,
+                          .methods = methods,
+                          .n_methods = 1,
+                          .threads = 1,
+                          .concurrency = 64,
+                          .duration_s = 1.0,
+                          .rate = 500};
     loadgen_result res;
     assert_int_equal(loadgen_run(&cfg, slow_build, NULL, &res), 0);
-    /* 500 calls/s for a second, give or take the edges */
+    /* 500 calls/s for a second, give or take the edges. 64 slots: on a
+     * loaded machine calls may take tens of ms, and with all slots busy
+     * the generator could not keep to the rate (4 slots held it to 4
+     * calls per latency). */
     assert_true(res.total.calls >= 450 && res.total.calls <= 510);
     assert_int_equal(res.total.status[GRPC_STATUS_OK], res.total.calls);
 }
