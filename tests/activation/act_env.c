@@ -303,3 +303,26 @@ static redisContext *measuring_on(redis_fixture *f, redisContext **keystore) {
 redisContext *env_measuring_connection(act_env *e) { return measuring_on(&e->a, &e->ks_a); }
 
 redisContext *env_measuring_connection_b(act_env *e) { return measuring_on(&e->b, &e->ks_b); }
+
+int env_activate_license(act_env *e, uint32_t group, uint32_t serial, unsigned m, unsigned n,
+                         char license_id[LICENSE_ID_LEN + 1]) {
+    char key[PK_TEXT_LEN + 1];
+    uint8_t id[32];
+    if (env_make_key(e, group, serial, false, 0, key) != 0) return -1;
+    env_machine(id, m);
+    EVP_PKEY *k = env_place_key(n);
+    if (!k) return -1;
+    rpc_result res;
+    Activation__V1__ActivateResponse *r = NULL;
+    grpc_status_code st = env_activate_keyed(e, key, id, sizeof id, k, &res, &r);
+    EVP_PKEY_free(k);
+    if (st != GRPC_STATUS_OK) fprintf(stderr, "activate: %d %s\n", st, res.message);
+    rpc_result_clear(&res);
+    if (st != GRPC_STATUS_OK) return -1;
+    Activation__V1__License *l = env_open_answer(e, r);
+    if (l) snprintf(license_id, LICENSE_ID_LEN + 1, "%s", l->license_id);
+    else fprintf(stderr, "activate: the answer's license does not verify\n");
+    activation__v1__license__free_unpacked(l, NULL);
+    activation__v1__activate_response__free_unpacked(r, NULL);
+    return l ? 0 : -1;
+}

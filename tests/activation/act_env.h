@@ -21,6 +21,7 @@
 #include "place_proof.h"
 #include "rpc_client.h"
 #include "rpc_methods.h"
+#include "validate.h"
 
 typedef struct act_env {
     redis_fixture a;               /* activation store */
@@ -111,6 +112,13 @@ Activation__V1__License *env_open_license(act_env *e, const ProtobufCBinaryData 
 #define env_open_answer(e, r)                                                                           \
     env_open_license((e), &(r)->license, &(r)->signature, (r)->key_id, (r)->tree_index, (r)->tree_size, \
                      (r)->tree_path, (r)->n_tree_path)
+
+/* Activates a genuine key of (group, serial) on machine `m` with place key
+ * env_place_key(n), checks the answer's signature, and copies the license
+ * id into `license_id` (for the Renew and Deactivate that follow).
+ * Returns 0, or -1 after saying why on stderr. */
+int env_activate_license(act_env *e, uint32_t group, uint32_t serial, unsigned m, unsigned n,
+                         char license_id[LICENSE_ID_LEN + 1]);
 
 /* The value of one metric line ("name{labels}") in the server's /metrics, or -1. */
 double env_metric(act_env *e, const char *series);

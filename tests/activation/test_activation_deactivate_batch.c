@@ -87,24 +87,7 @@ static grpc_status_code wanted(kind k) {
 /* Activates (group, serial) on machine m bound to place key n. */
 static void activate_with(uint32_t group, uint32_t serial, unsigned m, unsigned n,
                           char license_id[LICENSE_ID_LEN + 1]) {
-    char key[PK_TEXT_LEN + 1];
-    uint8_t id[32];
-    assert_int_equal(env_make_key(&env, group, serial, false, 0, key), 0);
-    env_machine(id, m);
-    EVP_PKEY *k = env_place_key(n);
-    assert_non_null(k);
-    rpc_result res;
-    Activation__V1__ActivateResponse *r = NULL;
-    grpc_status_code st = env_activate_keyed(&env, key, id, sizeof id, k, &res, &r);
-    EVP_PKEY_free(k);
-    if (st != GRPC_STATUS_OK) fprintf(stderr, "activate: %d %s\n", st, res.message);
-    assert_int_equal(st, GRPC_STATUS_OK);
-    rpc_result_clear(&res);
-    Activation__V1__License *l = env_open_answer(&env, r);
-    assert_non_null(l);
-    snprintf(license_id, LICENSE_ID_LEN + 1, "%s", l->license_id);
-    activation__v1__license__free_unpacked(l, NULL);
-    activation__v1__activate_response__free_unpacked(r, NULL);
+    assert_int_equal(env_activate_license(&env, group, serial, m, n, license_id), 0);
 }
 
 /* Sends call c (after the barrier when c->start is set). */
