@@ -456,13 +456,16 @@ static bool both_refuse(void *arg) {
  * in today's and, around midnight, yesterday's day hash). */
 static long long revocations_counted(uint32_t group) {
     long long n = 0;
+    uint32_t seen_day = 0;
     for (int back = 0; back < 2; back++) {
         time_t t = time(NULL) - back * 120;
         struct tm tm;
         gmtime_r(&t, &tm);
+        uint32_t day = (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday);
+        if (day == seen_day) break; /* two minutes ago was today too: its hash is counted already */
+        seen_day = day;
         char rkey[PA_RKEY_MAX];
-        pa_rkey_threat_group(rkey, sizeof rkey, group,
-                             (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday));
+        pa_rkey_threat_group(rkey, sizeof rkey, group, day);
         redisReply *h = redisCommand(E.act_a, "HGETALL %s", rkey);
         for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
             size_t len = strlen(h->element[i]->str);
