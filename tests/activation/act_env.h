@@ -44,6 +44,13 @@ typedef struct act_env {
 
 /* Redis A + B, KEKs, signing key. Returns 0 or -1 (message on stderr). */
 int env_start_stores(act_env *e);
+/* Server options lifting the address and group token buckets far above
+ * what a test's bursts take, so bursts measure batching, not limits
+ * (8 strings, for an options array). */
+#define ENV_UNLIMITED_RATES                                                                             \
+    "--rate-address-per-s", "100000", "--rate-address-burst", "100000", "--rate-group-per-s", "100000", \
+        "--rate-group-burst", "100000"
+
 /* Starts activation-server on a free port with the env's files and
  * `extra` flags (NULL-terminated, may be NULL). Without --tls-cert among
  * them it serves plain text (--insecure-plaintext) and e->ch is its

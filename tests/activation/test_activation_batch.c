@@ -40,12 +40,8 @@ static redisContext *admin; /* Redis's command statistics */
 extern const char policy_lua[]; /* loaded before the bursts, so no batch meets NOSCRIPT */
 
 static long long evalsha_calls(void) {
-    redisReply *r = redisCommand(admin, "INFO commandstats");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
-    long long n = p ? strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10) : 0;
-    freeReplyObject(r);
+    long long n = redis_fixture_command_calls(admin, "evalsha");
+    assert_true(n >= 0);
     return n;
 }
 
@@ -148,10 +144,8 @@ enum { SERVER_OPTIONS_MAX = 2 + 2 + 2 + 12 + 1 }; /* workers, batch-max, batch-s
  * and `batch_script` NULL leave --batch-max and --batch-script at their
  * defaults. */
 static void server_options(const char *extra[SERVER_OPTIONS_MAX], const char *batch_max, const char *batch_script) {
-    static const char *const limits[] = {
-        "--rate-address-per-s",        "100000", "--rate-address-burst",        "100000",
-        "--rate-group-per-s",          "100000", "--rate-group-burst",          "100000",
-        "--rate-group-failures-per-s", "0.001",  "--rate-group-failures-burst", FAILURE_BURST};
+    static const char *const limits[] = {ENV_UNLIMITED_RATES, "--rate-group-failures-per-s", "0.001",
+                                         "--rate-group-failures-burst", FAILURE_BURST};
     size_t n = 0;
     extra[n++] = "--workers";
     extra[n++] = "1";

@@ -173,17 +173,7 @@ static void burst(int run, uint32_t group) {
     }
 }
 
-static const char *const rates[] = {"--workers",
-                                    "1",
-                                    "--rate-address-per-s",
-                                    "100000",
-                                    "--rate-address-burst",
-                                    "100000",
-                                    "--rate-group-per-s",
-                                    "100000",
-                                    "--rate-group-burst",
-                                    "100000",
-                                    NULL};
+static const char *const rates[] = {"--workers", "1", ENV_UNLIMITED_RATES, NULL};
 
 static int setup(void **state) {
     (void)state;
@@ -309,10 +299,7 @@ static void test_noscript_in_a_batch(void **state) {
     static deact_case c[N];
     for (int i = 0; i < N; i++) prepare(&c[i], G_BATCHED, 40 + i, K_FREED); /* serials 41..52 */
     double batches = batch_metric("count"), calls = batch_metric("sum");
-    redisReply *f = redisCommand(admin, "SCRIPT FLUSH");
-    assert_non_null(f);
-    assert_int_equal(f->type, REDIS_REPLY_STATUS);
-    freeReplyObject(f);
+    assert_int_equal(redis_fixture_script_flush(admin), 0);
     send_all(c, N);
     for (int i = 0; i < N; i++) {
         if (c[i].got != GRPC_STATUS_OK)

@@ -114,17 +114,7 @@ static uint32_t burst(uint32_t g_long, uint32_t g_short) {
     return tree;
 }
 
-static const char *const rates[] = {"--workers",
-                                    "1",
-                                    "--rate-address-per-s",
-                                    "100000",
-                                    "--rate-address-burst",
-                                    "100000",
-                                    "--rate-group-per-s",
-                                    "100000",
-                                    "--rate-group-burst",
-                                    "100000",
-                                    NULL};
+static const char *const rates[] = {"--workers", "1", ENV_UNLIMITED_RATES, NULL};
 
 static int setup(void **state) {
     (void)state;

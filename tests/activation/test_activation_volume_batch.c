@@ -73,25 +73,9 @@ static void tune_volume(group_record *r) { r->channel = GROUP_CHANNEL_VOLUME; }
 static void tune_retail(group_record *r) { r->policy.max_machines = 1; }
 
 static const char *const *server_flags(bool single) {
-    static const char *flags[] = {"--workers",
-                                  "1",
-                                  "--order-public-key",
-                                  NULL, /* set below */
-                                  "--order-sweep-ms",
-                                  "0",
-                                  "--group-refresh-ms",
-                                  "300",
-                                  "--rate-address-per-s",
-                                  "100000",
-                                  "--rate-address-burst",
-                                  "100000",
-                                  "--rate-group-per-s",
-                                  "100000",
-                                  "--rate-group-burst",
-                                  "100000",
-                                  "--batch-max",
-                                  "32",
-                                  NULL};
+    static const char *flags[] = {
+        "--workers",        "1", "--order-public-key", NULL, /* set below */
+        "--order-sweep-ms", "0", "--group-refresh-ms", "300", ENV_UNLIMITED_RATES, "--batch-max", "32", NULL};
     flags[3] = oe.vendor_pub;
     flags[17] = single ? "1" : "32";
     return flags;
@@ -309,10 +293,7 @@ static void test_noscript_in_a_batch(void **state) {
     assert_int_equal(n, 2 * EACH);
     double before = batch_metric(PA_RPC_ACTIVATE_LABEL, "sum") + batch_metric(PA_RPC_RENEW_LABEL, "sum");
     double batches = batch_metric(PA_RPC_ACTIVATE_LABEL, "count") + batch_metric(PA_RPC_RENEW_LABEL, "count");
-    redisReply *f = redisCommand(admin, "SCRIPT FLUSH");
-    assert_non_null(f);
-    assert_int_equal(f->type, REDIS_REPLY_STATUS);
-    freeReplyObject(f);
+    assert_int_equal(redis_fixture_script_flush(admin), 0);
     run_all(c, n);
     for (int i = 0; i < n; i++) {
         if (c[i].got != GRPC_STATUS_OK)

@@ -131,12 +131,8 @@ static void mix_args_for(const mix_call *c, uint32_t group, mix_args *a) {
 }
 
 static long long evalsha_calls(void) {
-    redisReply *r = redisCommand(admin, "INFO commandstats");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
-    long long n = p ? strtoll(p + strlen("cmdstat_evalsha:calls="), NULL, 10) : 0;
-    freeReplyObject(r);
+    long long n = redis_fixture_command_calls(admin, "evalsha");
+    assert_true(n >= 0);
     return n;
 }
 

@@ -605,6 +605,26 @@ void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size
     snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
 }
 
+long long redis_fixture_command_calls(redisContext *c, const char *command) {
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    long long n = -1;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        char needle[80];
+        snprintf(needle, sizeof needle, "cmdstat_%s:calls=", command);
+        const char *p = strstr(r->str, needle);
+        n = p ? atoll(p + strlen(needle)) : 0;
+    }
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+int redis_fixture_script_flush(redisContext *c) {
+    redisReply *r = redisCommand(c, "SCRIPT FLUSH");
+    int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : -1;
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
 redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, const char *password) {
     redisContext *c = redisConnect("127.0.0.1", f->port);
     if (!c || c->err) {

@@ -73,6 +73,12 @@ void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size
 /* A new connection authenticated as `user`; NULL (message on stderr) if the
  * server is unreachable or refuses AUTH. */
 redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, const char *password);
+/* How often Redis has run `command` (lower case, e.g. "evalsha") since its
+ * statistics were reset (INFO commandstats; 0 if never), or -1 when the
+ * connection cannot ask (it needs @dangerous: a measuring user). */
+long long redis_fixture_command_calls(redisContext *c, const char *command);
+/* SCRIPT FLUSH: Redis forgets every loaded script. 0 or -1. */
+int redis_fixture_script_flush(redisContext *c);
 
 /* Copies template `in` to `out`, dropping '#' lines when `strip_comments`,
  * and replacing each @NAME@ of `subst` (pairs, NULL-terminated). Returns 0

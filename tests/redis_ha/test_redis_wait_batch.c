@@ -51,12 +51,8 @@ static long replicas_connected(void) {
 
 /* WAIT commands Redis A has run so far (INFO commandstats). */
 static long long wait_calls(void) {
-    redisReply *r = redisCommand(admin, "INFO commandstats");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STRING);
-    const char *line = strstr(r->str, "cmdstat_wait:calls=");
-    long long n = line ? atoll(line + strlen("cmdstat_wait:calls=")) : 0;
-    freeReplyObject(r);
+    long long n = redis_fixture_command_calls(admin, "wait");
+    assert_true(n >= 0);
     return n;
 }
 
