@@ -122,27 +122,63 @@ local CHURN_LIMITED = 11
 --                            last seen, expires, this machine (1 or 0)}
 --                 release:  {0, version, count, releases_left}
 
+-- ---- what one script call reads once (docs/batching.md "Per-entry costs in
+-- Redis") --------------------------------------------------------------------
+-- A script runs atomically, so within one call nothing else writes: the
+-- time, a group's policy and a token bucket read by one entry of a batch
+-- hold for the next. These locals are made anew with each call (the chunk
+-- runs per EVALSHA), so nothing outlives it.
+local NOW_S, NOW_MS    -- the call's TIME, read by its first entry that asks
+local POLICIES = {}    -- group record key -> policy table, or false: no such group
+local BUCKETS = {}     -- bucket key -> {level, ts} as stored, or {} for an absent (full) bucket
+local HELD = nil       -- batch only: bucket key -> {rate, burst} of the writes flush_buckets makes
+
 local function clock()
-    local t = redis.call('TIME')
-    local s = tonumber(t[1])
-    return s, s * 1000 + math.floor(tonumber(t[2]) / 1000)
+    if not NOW_S then
+        local t = redis.call('TIME')
+        NOW_S = tonumber(t[1])
+        NOW_MS = NOW_S * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return NOW_S, NOW_MS
 end
 
 -- Token buckets: `level` tokens at time `ts`, refilled at `rate` per second
 -- up to `burst`. An absent bucket is full; a bucket expires once it would be
 -- full again, so idle addresses cost no memory.
 local function bucket_level(key, rate, burst, now_ms)
-    local v = redis.call('GET', key)
-    if not v then return burst end
-    local level, ts = struct.unpack('<dd', v)
-    local dt = now_ms - ts
+    local b = BUCKETS[key]
+    if not b then
+        local v = redis.call('GET', key)
+        b = {}
+        if v then b[1], b[2] = struct.unpack('<dd', v) end
+        BUCKETS[key] = b
+    end
+    if not b[1] then return burst end
+    local dt = now_ms - b[2]
     if dt < 0 then dt = 0 end
-    return math.min(burst, level + dt * rate / 1000)
+    return math.min(burst, b[1] + dt * rate / 1000)
 end
 
+local function bucket_write(key, b, rate, burst)
+    redis.call('SET', key, struct.pack('<dd', b[1], b[2]), 'PX', math.ceil((burst - b[1]) / rate * 1000) + 1000)
+end
+
+-- A single call writes the bucket at once; a batch keeps its buckets'
+-- levels here and writes each bucket once, after its last entry
+-- (flush_buckets): the same final value and expiry as a write per entry.
 local function bucket_store(key, level, rate, burst, now_ms)
-    redis.call('SET', key, struct.pack('<dd', level, now_ms), 'PX',
-        math.ceil((burst - level) / rate * 1000) + 1000)
+    local b = {level, now_ms}
+    BUCKETS[key] = b
+    if HELD then
+        HELD[key] = {rate, burst}
+    else
+        bucket_write(key, b, rate, burst)
+    end
+end
+
+local function flush_buckets()
+    for key, p in pairs(HELD) do bucket_write(key, BUCKETS[key], p[1], p[2]) end
+    HELD = nil
 end
 
 local function seconds_until(level, cost, rate)
@@ -273,7 +309,7 @@ end
 --   churn period; 0 unlimited), churn_period (seconds).
 -- Fields absent from records written before they existed read as their
 -- defaults (keystore/group.h).
-local function group_policy(key)
+local function group_policy_read(key)
     local g = redis.call('HMGET', key, 'version', 'max_machines', 'lease_seconds', 'renew_seconds',
         'product', 'machine_match', 'grace_seconds', 'max_deactivations', 'max_transfers', 'churn_period_seconds')
     if not (g[1] or g[2] or g[5]) then return nil end
@@ -283,6 +319,17 @@ local function group_policy(key)
     return {version = g[1] or '0', max = tonumber(g[2]) or 1, lease = lease, renew = renew,
         match = tonumber(g[6]) or 0, grace = tonumber(g[7]) or 0, max_deact = tonumber(g[8]) or 0,
         max_transfers = tonumber(g[9]) or 3, churn_period = tonumber(g[10]) or 2592000}
+end
+
+-- The same, read once per script call (POLICIES): no operation writes a
+-- group record, and the callers only read the table.
+local function group_policy(key)
+    local g = POLICIES[key]
+    if g == nil then
+        g = group_policy_read(key) or false
+        POLICIES[key] = g
+    end
+    return g or nil
 end
 
 -- ---- Retention: places forgotten once idle ----------------------------------
@@ -849,6 +896,7 @@ local function batch()
     local entries, err = batch_entries()
     if not entries then return redis.error_reply(err) end
     local replies = {}
+    HELD = {}
     for i, e in ipairs(entries) do
         local ok, r = pcall(run, e[1], e[2])
         if ok then
@@ -861,6 +909,7 @@ local function batch()
             replies[i] = {err = 'ERR policy.lua: ' .. tostring(r)}
         end
     end
+    flush_buckets()
     return replies
 end
 -- ---- end of batch ---------------------------------------------------------------

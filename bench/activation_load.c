@@ -380,12 +380,12 @@ static void print_breakdown(const world *w, const snapshot *a, const snapshot *b
     printf(" = %.1f us; %ld cores allow at most %.0f calls/s\n", sum, cores,
            sum > 0 ? cores * 1e6 / sum : 0);
     double scripts = b->evalsha_calls - a->evalsha_calls;
+    double commands = b->all_calls - a->all_calls - scripts - (b->wait_calls - a->wait_calls) - 1;
     if (scripts > 0)
         printf(
             "  Redis A (INFO commandstats): %.2f EVALSHA per call, %.1f us each inside Redis, %.1f commands "
-            "each (its redis.call's), %.2f WAIT per call\n",
-            scripts / calls, (b->evalsha_usec - a->evalsha_usec) / scripts,
-            (b->all_calls - a->all_calls - scripts - (b->wait_calls - a->wait_calls) - 1) / scripts,
+            "each (its redis.call's) = %.1f per call, %.2f WAIT per call\n",
+            scripts / calls, (b->evalsha_usec - a->evalsha_usec) / scripts, commands / scripts, commands / calls,
             (b->wait_calls - a->wait_calls) / calls);
 }
 

@@ -155,9 +155,27 @@ static void assert_same(const policy_result *a, const policy_result *b, size_t i
     }
 }
 
+/* The tight address's bucket (MIX[7] and [8]) of group `group`: its level
+ * and its time to live, as stored. */
+static void tight_bucket(uint32_t group, double *level, long long *pttl) {
+    mix_args a;
+    mix_args_for(&MIX[7], group, &a);
+    redisReply *r = redisCommand(admin, "GET %s", a.address);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->len, 2 * sizeof(double)); /* struct.pack('<dd', level, ms), little-endian here */
+    memcpy(level, r->str, sizeof *level);
+    freeReplyObject(r);
+    r = redisCommand(admin, "PTTL %s", a.address);
+    assert_non_null(r);
+    *pttl = r->integer;
+    freeReplyObject(r);
+}
+
 static void test_batch_answers_as_single_calls(void **state) {
     (void)state;
     policy_result alone[N_MIX], batched[N_MIX];
+    long long sets_before = redis_fixture_command_calls(admin, "set");
     for (size_t i = 0; i < N_MIX; i++) { /* one by one: also loads the script into Redis */
         mix_args a;
         mix_args_for(&MIX[i], G_SINGLE, &a);
@@ -186,10 +204,24 @@ static void test_batch_answers_as_single_calls(void **state) {
         assert_int_equal(rc, 0);
     }
     assert_int_equal(policy_batch_size(b), N_MIX);
-    long long before = evalsha_calls();
+    long long sets_alone = redis_fixture_command_calls(admin, "set") - sets_before;
+    long long before = evalsha_calls(), times = redis_fixture_command_calls(admin, "time");
+    sets_before = redis_fixture_command_calls(admin, "set");
     assert_int_equal(policy_batch_append(store, script, b), 0);
     assert_true(policy_batch_read(store, b));
     assert_int_equal(evalsha_calls() - before, 1); /* the whole mix in one script call */
+    /* One TIME for the whole batch, and each token bucket written once
+     * after its last entry rather than once per entry; the buckets end as
+     * the single calls left them. */
+    assert_int_equal(redis_fixture_command_calls(admin, "time") - times, 1);
+    long long sets_batched = redis_fixture_command_calls(admin, "set") - sets_before;
+    assert_true(sets_batched > 0 && sets_batched < sets_alone);
+    double level_alone, level_batched;
+    long long ttl_alone, ttl_batched;
+    tight_bucket(G_SINGLE, &level_alone, &ttl_alone);
+    tight_bucket(G_BATCH, &level_batched, &ttl_batched);
+    assert_true(level_alone == 0 && level_batched == 0); /* its one token taken, by entry 7 only */
+    assert_true(ttl_batched > 0 && llabs(ttl_batched - ttl_alone) < 60000);
     for (size_t i = 0; i < N_MIX; i++) {
         policy_batch_result(b, i, &batched[i]);
         assert_same(&batched[i], &alone[i], i);
