@@ -54,7 +54,6 @@
  *
  * Granted calls add their time per stage to pa_activate_stage_nanoseconds_total
  * so the benchmark can show where an activation's server time goes. */
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -351,7 +350,7 @@ static bool finish_front(worker *w, rpc_ctx *ctx, const pk_fields *key, const ch
     /* 5. One round trip: rate limits, revocation, policy, record, outbox.
      *    A slow group load or audit answer may have outlived the caller. */
     if (caller_gone(w, ctx, reply)) return false;
-    if (RAND_bytes(license_random, LICENSE_RANDOM_LEN) != 1) {
+    if (random_pool_take(&w->random, license_random, LICENSE_RANDOM_LEN) != 0) {
         refuse(w, reply, REFUSED_INTERNAL, GRPC_STATUS_INTERNAL, "no randomness available");
         return false;
     }

@@ -17,6 +17,7 @@
 #include "license.h"
 #include "metrics.h"
 #include "order_cache.h"
+#include "random_pool.h"
 #include "order_keyring.h"
 #include "policy.h"
 #include "redis_store.h"
@@ -138,6 +139,7 @@ typedef struct worker {
     license_signer *signer;         /* this worker's signing context */
     threat_tally *tally;            /* this thread's threat counts; NULL when off */
     struct activate_batch *batch;   /* activate_batch.c's room for a batch, kept between batches */
+    random_pool random;             /* the license ids' random parts, one RAND_bytes per pool */
 } worker;
 
 /* Who is calling: the client address (client_address.h) and its

@@ -53,6 +53,7 @@ void worker_free(void *ptr) {
     threat_tally_release(w->tally);
     rstore_free(w->redis);
     activate_batch_free(w->batch);
+    random_pool_wipe(&w->random);
     free(w);
 }
 

@@ -16,17 +16,35 @@
 #include "merkle.h"
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static const uint8_t LEAF_PREFIX = 0x00; /* RFC 9162 domain separation: a leaf */
 static const uint8_t NODE_PREFIX = 0x01; /* ... and an inner node */
+
+/* SHA-256, fetched from its provider once for the process: EVP_sha256()
+ * would make every EVP_DigestInit_ex fetch it again (OpenSSL 3), which cost
+ * a signing server more than the hashing. Kept for the process's lifetime;
+ * two threads racing to fetch it keep the first and free the other. */
+static _Atomic(EVP_MD *) sha256_md;
+
+static const EVP_MD *sha256(void) {
+    EVP_MD *md = atomic_load(&sha256_md);
+    if (md) return md;
+    EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL), *none = NULL;
+    if (!fetched) return NULL;
+    if (atomic_compare_exchange_strong(&sha256_md, &none, fetched)) return fetched;
+    EVP_MD_free(fetched);
+    return none; /* the other thread's */
+}
 
 /* SHA-256 over prefix || a || b (b may be empty) with `ctx`, which a whole
  * tree reuses; 0 or -1. */
 static int hash3(EVP_MD_CTX *ctx, uint8_t prefix, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                  merkle_hash out) {
     unsigned int n = 0;
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, &prefix, 1) == 1 &&
+    const EVP_MD *md = sha256();
+    int ok = ctx && md && EVP_DigestInit_ex(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, &prefix, 1) == 1 &&
              (alen == 0 || EVP_DigestUpdate(ctx, a, alen) == 1) && (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1) &&
              EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == MERKLE_HASH_LEN;
     return ok ? 0 : -1;

@@ -23,6 +23,7 @@
 #include "place_proof.h"
 #include "policy.h"
 #include "proof_check.h"
+#include "random_pool.h"
 #include "validate.h"
 
 static const char *KEY = "QPM6N-7J2WJ-P88HH-P3YRH-YY74H";   /* published vector, group 4365 */
@@ -449,6 +450,31 @@ static void test_proof_check(void **state) {
     EVP_PKEY_free(k);
 }
 
+/* random_pool.h: a zeroed pool draws on its first take, hands out every
+ * drawn byte once (and wipes it), draws again when too few are left, and
+ * refuses a take larger than the pool. */
+static void test_random_pool(void **state) {
+    (void)state;
+    random_pool p = {0};
+    enum { TAKES = RANDOM_POOL_BYTES / LICENSE_RANDOM_LEN + 3 }; /* past one pool */
+    uint8_t got[TAKES][LICENSE_RANDOM_LEN];
+    for (size_t i = 0; i < TAKES; i++) {
+        assert_int_equal(random_pool_take(&p, got[i], LICENSE_RANDOM_LEN), 0);
+        for (size_t j = 0; j < i; j++) assert_memory_not_equal(got[i], got[j], LICENSE_RANDOM_LEN);
+    }
+    /* the bytes handed out of the current pool are gone from it */
+    static const uint8_t zero[LICENSE_RANDOM_LEN];
+    assert_memory_equal(p.bytes, zero, sizeof zero);
+    assert_int_equal(p.left, RANDOM_POOL_BYTES - 3 * LICENSE_RANDOM_LEN);
+    uint8_t big[RANDOM_POOL_BYTES + 1];
+    assert_int_equal(random_pool_take(&p, big, sizeof big), -1);
+    uint8_t odd[RANDOM_POOL_BYTES];
+    assert_int_equal(random_pool_take(&p, odd, sizeof odd), 0); /* more than is left: a new pool */
+    assert_int_equal(p.left, 0);
+    random_pool_wipe(&p);
+    assert_int_equal(p.left, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_request),
@@ -463,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_signing_key_must_be_ed25519),
         cmocka_unit_test(test_proof_message_layout),
         cmocka_unit_test(test_proof_check),
+        cmocka_unit_test(test_random_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
