@@ -130,8 +130,8 @@ local CHURN_LIMITED = 11
 -- runs per EVALSHA), so nothing outlives it.
 local NOW_S, NOW_MS    -- the call's TIME, read by its first entry that asks
 local POLICIES = {}    -- group record key -> policy table, or false: no such group
-local BUCKETS = {}     -- bucket key -> {level, ts} as stored, or {} for an absent (full) bucket
-local HELD = nil       -- batch only: bucket key -> {rate, burst} of the writes flush_buckets makes
+local BUCKETS = {}     -- bucket key -> {level, ts[, rate, burst of its last take]}, or {}: absent (full)
+local HELD = nil       -- batch only: the set of bucket keys flush_buckets writes
 
 local function clock()
     if not NOW_S then
@@ -159,25 +159,25 @@ local function bucket_level(key, rate, burst, now_ms)
     return math.min(burst, b[1] + dt * rate / 1000)
 end
 
-local function bucket_write(key, b, rate, burst)
-    redis.call('SET', key, struct.pack('<dd', b[1], b[2]), 'PX', math.ceil((burst - b[1]) / rate * 1000) + 1000)
+local function bucket_write(key, b)
+    redis.call('SET', key, struct.pack('<dd', b[1], b[2]), 'PX', math.ceil((b[4] - b[1]) / b[3] * 1000) + 1000)
 end
 
 -- A single call writes the bucket at once; a batch keeps its buckets'
 -- levels here and writes each bucket once, after its last entry
 -- (flush_buckets): the same final value and expiry as a write per entry.
 local function bucket_store(key, level, rate, burst, now_ms)
-    local b = {level, now_ms}
+    local b = {level, now_ms, rate, burst}
     BUCKETS[key] = b
     if HELD then
-        HELD[key] = {rate, burst}
+        HELD[key] = true
     else
-        bucket_write(key, b, rate, burst)
+        bucket_write(key, b)
     end
 end
 
 local function flush_buckets()
-    for key, p in pairs(HELD) do bucket_write(key, BUCKETS[key], p[1], p[2]) end
+    for key in pairs(HELD) do bucket_write(key, BUCKETS[key]) end
     HELD = nil
 end
 

@@ -303,27 +303,13 @@ typedef struct snapshot {
     bool have_stages;
 } snapshot;
 
-/* One command's calls and usec from INFO commandstats (0 when absent). */
-static void command_stats(const char *info, const char *cmd, double *calls, double *usec) {
-    char needle[64];
-    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
-    const char *p = info ? strstr(info, needle) : NULL;
-    *calls = *usec = 0;
-    if (!p) return;
-    *calls = strtod(p + strlen(needle), NULL);
-    const char *u = strstr(p, ",usec=");
-    if (u) *usec = strtod(u + strlen(",usec="), NULL);
-}
-
 static void read_command_stats(const world *w, snapshot *s) {
     redisReply *r = w->admin ? redisCommand(w->admin, "INFO commandstats") : NULL;
     const char *info = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
     double unused;
-    command_stats(info, "evalsha", &s->evalsha_calls, &s->evalsha_usec);
-    command_stats(info, "wait", &s->wait_calls, &unused);
-    s->all_calls = 0;
-    for (const char *p = info ? strstr(info, ":calls=") : NULL; p; p = strstr(p + 1, ":calls="))
-        s->all_calls += strtod(p + strlen(":calls="), NULL);
+    redis_info_command_stats(info, "evalsha", &s->evalsha_calls, &s->evalsha_usec);
+    redis_info_command_stats(info, "wait", &s->wait_calls, &unused);
+    s->all_calls = redis_info_all_calls(info);
     if (r) freeReplyObject(r);
 }
 

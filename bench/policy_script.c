@@ -66,20 +66,14 @@ typedef struct sample {
 
 static int take_sample(bench *b, sample *s) {
     s->cpu_ns = thread_cpu_ns(b->env.a.pid);
-    s->evalsha_calls = (double)redis_fixture_command_calls(b->admin, "evalsha");
     redisReply *r = redisCommand(b->admin, "INFO commandstats");
-    if (s->cpu_ns < 0 || s->evalsha_calls < 0 || !r || r->type != REDIS_REPLY_STRING) {
-        if (r) freeReplyObject(r);
-        return -1;
+    int rc = s->cpu_ns >= 0 && r && r->type == REDIS_REPLY_STRING ? 0 : -1;
+    if (rc == 0) {
+        redis_info_command_stats(r->str, "evalsha", &s->evalsha_calls, &s->evalsha_usec);
+        s->commands = redis_info_all_calls(r->str);
     }
-    const char *e = strstr(r->str, "cmdstat_evalsha:calls=");
-    const char *u = e ? strstr(e, ",usec=") : NULL;
-    s->evalsha_usec = u ? strtod(u + strlen(",usec="), NULL) : 0;
-    s->commands = 0;
-    for (const char *p = strstr(r->str, ":calls="); p; p = strstr(p + 1, ":calls="))
-        s->commands += strtod(p + strlen(":calls="), NULL);
-    freeReplyObject(r);
-    return 0;
+    if (r) freeReplyObject(r);
+    return rc;
 }
 
 /* One activation's arguments: a fresh serial, its own machine and random. */
@@ -135,9 +129,9 @@ static int measure(bench *b, size_t calls, size_t size, policy_batch *pb, figure
     double scripts = s1.evalsha_calls - s0.evalsha_calls;
     out->cpu_us = (double)(s1.cpu_ns - s0.cpu_ns) / 1e3 / (double)n;
     out->inside_us = (s1.evalsha_usec - s0.evalsha_usec) / (double)n;
-    /* every command counted, less the scripts themselves and two of the
-     * samples' INFOs (the first sample's second, the last one's first) */
-    out->commands = (s1.commands - s0.commands - scripts - 2) / (double)n;
+    /* every command counted, less the scripts themselves and the first
+     * sample's INFO (an INFO's count excludes itself) */
+    out->commands = (s1.commands - s0.commands - scripts - 1) / (double)n;
     return 0;
 }
 

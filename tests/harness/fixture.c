@@ -605,14 +605,31 @@ void redis_fixture_url(const redis_fixture *f, const char *user, char *buf, size
     snprintf(buf, n, "redis://%s:%s@127.0.0.1:%d", user, pw, f->port);
 }
 
+void redis_info_command_stats(const char *info, const char *command, double *calls, double *usec) {
+    char needle[80];
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", command);
+    const char *p = info ? strstr(info, needle) : NULL;
+    *calls = *usec = 0;
+    if (!p) return;
+    *calls = strtod(p + strlen(needle), NULL);
+    const char *u = strstr(p, ",usec=");
+    if (u) *usec = strtod(u + strlen(",usec="), NULL);
+}
+
+double redis_info_all_calls(const char *info) {
+    double n = 0;
+    for (const char *p = info ? strstr(info, ":calls=") : NULL; p; p = strstr(p + 1, ":calls="))
+        n += strtod(p + strlen(":calls="), NULL);
+    return n;
+}
+
 long long redis_fixture_command_calls(redisContext *c, const char *command) {
     redisReply *r = redisCommand(c, "INFO commandstats");
     long long n = -1;
     if (r && r->type == REDIS_REPLY_STRING) {
-        char needle[80];
-        snprintf(needle, sizeof needle, "cmdstat_%s:calls=", command);
-        const char *p = strstr(r->str, needle);
-        n = p ? atoll(p + strlen(needle)) : 0;
+        double calls, usec;
+        redis_info_command_stats(r->str, command, &calls, &usec);
+        n = (long long)calls;
     }
     if (r) freeReplyObject(r);
     return n;

@@ -77,6 +77,11 @@ redisContext *redis_fixture_connect(const redis_fixture *f, const char *user, co
  * statistics were reset (INFO commandstats; 0 if never), or -1 when the
  * connection cannot ask (it needs @dangerous: a measuring user). */
 long long redis_fixture_command_calls(redisContext *c, const char *command);
+/* From the text of an INFO commandstats reply (NULL: none): `command`'s
+ * calls and microseconds (0 when absent), and every command's calls
+ * summed -- a script's own redis.call's are counted by their names too. */
+void redis_info_command_stats(const char *info, const char *command, double *calls, double *usec);
+double redis_info_all_calls(const char *info);
 /* SCRIPT FLUSH: Redis forgets every loaded script. 0 or -1. */
 int redis_fixture_script_flush(redisContext *c);
 
