@@ -84,6 +84,9 @@ typedef struct worker worker;
 /* What a completion-queue tag points at; every tagged struct starts with one. */
 typedef enum tag_kind { TAG_REQUEST, TAG_GENERIC, TAG_REPLY } tag_kind;
 
+/* What became of a reply marked to be held (pa_grpc_refusal_holds_total). */
+typedef enum hold_result { HOLD_HELD, HOLD_FULL, HOLD_DEADLINE, HOLD_RESULTS } hold_result;
+
 typedef struct method_entry {
     rpc_method m;                 /* the daemon's description (health's is ours) */
     void *handle;                 /* from grpc_server_register_method */
@@ -129,6 +132,10 @@ typedef struct reply_op {
     size_t n_trailer;
     int cancelled;                /* RECV_CLOSE_ON_SERVER output */
     grpc_op ops[4];               /* the batch itself; core reads it during start_batch only */
+    size_t n_ops;
+    double started;               /* the call's arrival (pa_mono_s), for the latency metric */
+    double due;                   /* held: when the batch may start (pa_mono_s) */
+    struct reply_op *next_held;   /* worker's hold queue, in order of `due` */
     struct reply_op *next_free;   /* worker's free list */
     struct reply_op *next_all;    /* every op ever made, for freeing at exit */
 } reply_op;
@@ -188,6 +195,8 @@ struct worker {
     size_t n_slots;
     generic_slot generic[GENERIC_REQUESTS];
     reply_op *free_ops, *all_ops; /* reply_op pool */
+    reply_op *held, *held_last;   /* refusals waiting for their due time, oldest first */
+    int n_held;
     taken_call *taken;            /* batch_max calls taken from the queue in this round */
     size_t n_taken;
     rpc_batch_call *batch; /* batch_max: what a batch handler is given */
@@ -214,6 +223,9 @@ struct rpc_server {
     void *app;
     _Atomic(metric *) unknown_calls; /* pa_grpc_calls_total{method="unknown",code="UNIMPLEMENTED"} */
     rpc_server_limits limits;        /* cfg->limits with the defaults filled in */
+    double hold_s;                   /* cfg->refusal_hold_ms in seconds; 0: no hold */
+    int hold_max;                    /* replies one worker may hold */
+    metric *holds[HOLD_RESULTS];     /* pa_grpc_refusal_holds_total{result=held|full|deadline} */
     conn_limit *conn_cap;            /* per-address connection cap on our ports */
     metric *conns_refused;           /* pa_grpc_connections_refused_total{reason="per_address"} */
     _Atomic int64_t refuse_logged_ms; /* last server.connection_refused line (monotonic ms) */
@@ -250,6 +262,14 @@ static void record_call(reply_op *op) {
     if (op->method) metric_observe(op->method->seconds, op->seconds);
 }
 
+/* Milliseconds before `deadline` (INT64_MAX if none). */
+static int64_t remaining_ms(gpr_timespec deadline) {
+    gpr_timespec d = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) return INT64_MAX;
+    gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_MONOTONIC));
+    return (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+}
+
 /* --- reply ops ------------------------------------------------------------ */
 
 static reply_op *reply_op_get(worker *w) {
@@ -282,17 +302,17 @@ static void reply_op_finish(reply_op *op) {
     w->free_ops = op;
 }
 
-/* Sends status (and the body if OK) in one batch. On failure to even start
- * the batch the call is cancelled and released here. */
-static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r,
-                       double started) {
+/* The batch that answers `call` with `r`: status (and the body if OK). NULL
+ * when out of memory: then the call is cancelled and released here. */
+static reply_op *reply_build(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r, double started) {
     reply_op *op = reply_op_get(w);
     if (!op) {
         grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory", NULL);
         grpc_call_unref(call);
-        return;
+        return NULL;
     }
     op->call = call;
+    op->started = started;
     op->method = me;
     op->status = r->status;
     size_t n = 0;
@@ -330,15 +350,87 @@ static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_r
     }
     op->ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op->ops[n++].data.recv_close_on_server.cancelled = &op->cancelled;
-    op->seconds = pa_mono_s() - started;
-    if (grpc_call_start_batch(call, op->ops, n, op, NULL) == GRPC_CALL_OK) {
+    op->n_ops = n;
+    return op;
+}
+
+/* Starts the batch built by reply_build. On failure to even start it the
+ * call is cancelled and released here. */
+static void reply_start(worker *w, reply_op *op) {
+    op->seconds = pa_mono_s() - op->started;
+    if (grpc_call_start_batch(op->call, op->ops, op->n_ops, op, NULL) == GRPC_CALL_OK) {
         w->outstanding++;
     } else {
         op->cancelled = 1;
-        grpc_call_cancel(call, NULL);
+        grpc_call_cancel(op->call, NULL);
         record_call(op);
         reply_op_finish(op);
     }
+}
+
+static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r, double started) {
+    reply_op *op = reply_build(w, call, me, r, started);
+    if (op) reply_start(w, op);
+}
+
+/* --- the refusal hold (rpc_server_config.refusal_hold_ms) ---------------------
+ * Each worker queues its held replies in arrival order; with one hold time
+ * for all, that is also the order they fall due in. The worker waits on
+ * its queue no longer than until the first is due (worker_main). A held
+ * reply counts in `outstanding` like a batch in flight, so the queue and
+ * the server's shutdown wait for it. */
+
+/* Sends `r` now, or queues it until its due time when it asks to be held. */
+static void send_or_hold(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r, double started,
+                         gpr_timespec deadline) {
+    rpc_server *s = w->s;
+    if (!r->hold || s->hold_s <= 0 || atomic_load(&s->shutting_down)) {
+        send_reply(w, call, me, r, started);
+        return;
+    }
+    double due = started + s->hold_s;
+    /* 5 ms to spare: a refusal is worth more to the client than its deadline */
+    double wait_ms = (due - pa_mono_s()) * 1000 + 5;
+    hold_result result = w->n_held >= s->hold_max                   ? HOLD_FULL
+                         : (double)remaining_ms(deadline) < wait_ms ? HOLD_DEADLINE
+                                                                    : HOLD_HELD;
+    metric_inc(s->holds[result]);
+    if (result != HOLD_HELD) {
+        send_reply(w, call, me, r, started);
+        return;
+    }
+    reply_op *op = reply_build(w, call, me, r, started);
+    if (!op) return;
+    op->due = due;
+    op->next_held = NULL;
+    if (w->held_last) w->held_last->next_held = op;
+    else w->held = op;
+    w->held_last = op;
+    w->n_held++;
+    w->outstanding++; /* the queue stays open until the batch is sent and done */
+}
+
+/* Starts every held reply that is due (all of them once shutting down). */
+static void release_held(worker *w) {
+    bool all = atomic_load(&w->s->shutting_down);
+    double now = pa_mono_s();
+    while (w->held && (all || w->held->due <= now)) {
+        reply_op *op = w->held;
+        w->held = op->next_held;
+        if (!w->held) w->held_last = NULL;
+        w->n_held--;
+        w->outstanding--;
+        reply_start(w, op);
+    }
+}
+
+/* How long the worker may wait for its next event: until its first held
+ * reply is due, else for ever. */
+static gpr_timespec next_wake(worker *w) {
+    if (!w->held) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    double wait = w->held->due - pa_mono_s();
+    if (wait < 0) wait = 0;
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_micros((int64_t)(wait * 1e6) + 1, GPR_TIMESPAN));
 }
 
 /* --- request slots ------------------------------------------------------------ */
@@ -397,6 +489,7 @@ static void reply_reset(rpc_reply *r) {
     r->body_len = 0;
     r->retry_after_s = 0;
     r->reason = NULL;
+    r->hold = false;
 }
 
 static void ctx_reset(rpc_ctx *c, grpc_call *call, gpr_timespec deadline, method_entry *me, double started) {
@@ -465,7 +558,7 @@ static void call_finish(worker *w, taken_call *tc) {
     tc->ctx.peer = NULL;
     tc->ctx.call = NULL;
     tc->ctx.md = NULL;
-    if (!tc->ctx.deferred) send_reply(w, tc->call, tc->method, &tc->reply, tc->started);
+    if (!tc->ctx.deferred) send_or_hold(w, tc->call, tc->method, &tc->reply, tc->started, tc->deadline);
     tc->call = NULL;
     grpc_metadata_array_destroy(&tc->md);
     tc->done = true;
@@ -600,14 +693,18 @@ static void take_ready(worker *w) {
 
 static void *worker_main(void *arg) {
     worker *w = arg;
+    gpr_timespec until = gpr_inf_future(GPR_CLOCK_MONOTONIC);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        grpc_event ev = grpc_completion_queue_next(w->cq, until, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        if (ev.type != GRPC_OP_COMPLETE) continue;
         pthread_mutex_lock(&w->mu);
-        dispatch(ev.tag, ev.success != 0);
-        if (w->s->batch_max > 1 && w->n_taken > 0) take_ready(w);
-        run_taken(w);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            dispatch(ev.tag, ev.success != 0);
+            if (w->s->batch_max > 1 && w->n_taken > 0) take_ready(w);
+            run_taken(w);
+        }
+        release_held(w);
+        until = next_wake(w);
         maybe_close_cq(w);
         pthread_mutex_unlock(&w->mu);
     }
@@ -726,6 +823,24 @@ static int resolve_limits(rpc_server *s, const rpc_server_limits *in, char *err,
     for (size_t i = 0; i < s->n_methods; i++)
         s->methods[i].armed =
             s->methods[i].m.batch_handler && s->per_method < s->batch_max ? s->batch_max : s->per_method;
+    return 0;
+}
+
+/* The refusal hold's settings and its metric. */
+static int resolve_hold(rpc_server *s, const rpc_server_config *cfg, char *err, size_t errlen) {
+    if (cfg->refusal_hold_ms < 0 || cfg->refusal_hold_max < 0)
+        return err_set(err, errlen, "the refusal hold must not be negative");
+    s->hold_s = cfg->refusal_hold_ms / 1000.0;
+    s->hold_max = int_or(cfg->refusal_hold_max, RPC_DEFAULT_REFUSAL_HOLD_MAX);
+    static const char *const results[HOLD_RESULTS] = {"held", "full", "deadline"};
+    for (int i = 0; i < HOLD_RESULTS; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "result=\"%s\"", results[i]);
+        s->holds[i] = metric_counter("pa_grpc_refusal_holds_total",
+                                     "refusals marked to be held: held, or sent at once (hold queue full, "
+                                     "deadline too near)",
+                                     labels);
+    }
     return 0;
 }
 
@@ -915,6 +1030,7 @@ rpc_server *rpc_server_start(const rpc_server_config *cfg, const rpc_method *met
     if (rc == 0 && collect_health_names(s, cfg) != 0) rc = err_set(err, errlen, "out of memory");
     if (rc == 0 && cfg->tls) rc = check_tls(cfg->tls, err, errlen);
     if (rc == 0) rc = resolve_limits(s, &cfg->limits, err, errlen);
+    if (rc == 0) rc = resolve_hold(s, cfg, err, errlen);
     if (rc == 0 && !(s->server = create_server(s))) rc = err_set(err, errlen, "grpc_server_create failed");
     for (size_t i = 0; rc == 0 && i < s->n_methods; i++) {
         s->methods[i].handle = grpc_server_register_method(s->server, s->methods[i].m.path, NULL,
@@ -1127,12 +1243,7 @@ int rpc_ctx_metadata(rpc_ctx *ctx, const char *key, size_t index, char *buf, siz
     return -1;
 }
 
-int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx) {
-    gpr_timespec d = gpr_convert_clock_type(ctx->deadline, GPR_CLOCK_MONOTONIC);
-    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0) return INT64_MAX;
-    gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_MONOTONIC));
-    return (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
-}
+int64_t rpc_ctx_remaining_ms(rpc_ctx *ctx) { return remaining_ms(ctx->deadline); }
 
 const char *rpc_ctx_peer_identity(rpc_ctx *ctx) {
     if (!ctx->have_identity && ctx->call) {

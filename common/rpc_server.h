@@ -85,6 +85,8 @@ typedef struct rpc_reply {
     int retry_after_s;            /* > 0: sent as trailing metadata "retry-after" */
     const char *reason;           /* static string; with an error status, sent as trailing
                                      metadata "error-reason" (a machine-readable cause) */
+    bool hold;                    /* a refusal of abuse: sent no sooner than the server's
+                                     refusal_hold_ms after the call arrived (see below) */
 } rpc_reply;
 
 #define RPC_DEFAULT_MAX_REQUEST 65536        /* max_request_bytes == 0 means this */
@@ -160,6 +162,7 @@ typedef struct rpc_server_limits {
 #define RPC_DEFAULT_MAX_PING_STRIKES 2
 #define RPC_DEFAULT_MEMORY_LIMIT_MB 256
 #define RPC_DEFAULT_BATCH_MAX 32
+#define RPC_DEFAULT_REFUSAL_HOLD_MAX 1024
 
 typedef struct rpc_server_config {
     const char *const *listen;    /* "127.0.0.1:0", "[::1]:50051", ... */
@@ -180,6 +183,16 @@ typedef struct rpc_server_config {
      * these wait inside gRPC and are refused if shutdown starts first. */
     int requests_per_method;
     rpc_server_limits limits; /* zeroes: the defaults */
+    /* Refusal hold: a reply marked `hold` (the daemon marks refusals of
+     * abuse, such as keys that are not genuine) is sent this long after its
+     * call arrived, not at once; 0 sends it at once. A client keeps only so
+     * many calls in flight (max_concurrent_streams per connection), so held
+     * refusals slow a flood to calls-in-flight / hold, whatever it costs to
+     * refuse, while callers who are not refused see no change. A held reply
+     * goes at once when the client's deadline would pass first, when the
+     * worker already holds refusal_hold_max, and at shutdown. */
+    int refusal_hold_ms;
+    int refusal_hold_max; /* held replies per worker; 0 = RPC_DEFAULT_REFUSAL_HOLD_MAX */
 } rpc_server_config;
 
 /* Creates and starts the server. Returns NULL with a message in err (bind
