@@ -96,6 +96,9 @@ static const config_option options[] = {
      "keys of one group refused as not genuine per second, from all addresses together; "
      "once spent, the group takes no activation until it refills; 0 = off", "100"},
     {"rate-group-failures-burst", "N", "such refusals a group may take at once", "1000"},
+    {"refusal-hold-ms", "MS",
+     "answer a key that is not genuine, a refused proof or a rate limit this long after the call "
+     "arrived, which slows a flood to its calls in flight per hold; 0 = at once", "100"},
     {"negative-cache-ms", "MS", "how long a worker remembers that a group record is unusable", "5000"},
     {"place-retention-s", "S",
      "forget a place this long after nothing depends on it (a lease lapsed, or a permanent "
@@ -174,6 +177,7 @@ typedef struct daemon_state {
     rpc_tls_config tls;
     int flush_ms;                   /* after the drain, for forwarding the outbox */
     int group_refresh_ms;           /* --group-refresh-ms (group_ids.h) */
+    int refusal_hold_ms;            /* --refusal-hold-ms (rpc_server_config) */
     char audit_name[160];           /* --audit-consumer or host:port */
     outbox_forwarder *forwarder;    /* NULL when audit is off */
     revocation_puller *puller;
@@ -263,6 +267,7 @@ static int load_app(daemon_state *d) {
     d->group_refresh_ms = (int)config_get_int(c, "group-refresh-ms", 0, 3600000, &ok);
     d->order_sweep_ms = (int)config_get_int(c, "order-sweep-ms", 0, 3600000, &ok);
     d->threat_flush_ms = (int)config_get_int(c, "threat-flush-ms", 0, 3600000, &ok);
+    d->refusal_hold_ms = (int)config_get_int(c, "refusal-hold-ms", 0, 10000, &ok);
     a->order_refresh_ms = d->group_refresh_ms;
     const char *const *proxies;
     size_t n_proxies = config_get_list(c, "trusted-proxy", &proxies);
@@ -402,6 +407,7 @@ static rpc_server *start_server(daemon_state *d) {
     if (workers < 0) return NULL;
     rpc_server_config sc = {
         .workers = workers,
+        .refusal_hold_ms = d->refusal_hold_ms,
         .tls = d->tls_cert ? &d->tls : NULL,
         .app = &d->app,
         .worker_init = worker_new,

@@ -102,6 +102,7 @@ static void proof_refused(worker *w, rpc_ctx *ctx, rpc_reply *reply, metric *con
     }
     rpc_reply_error(reply, GRPC_STATUS_UNAUTHENTICATED, "%s", pr->msg);
     reply->reason = proof_reason(pr->v);
+    reply->hold = true; /* charged as not genuine, held as one */
     count(family, REFUSED_BAD_PROOF);
     log_info(event, LOG_U("group", group), LOG_U("serial", serial),
              LOG_S("reason", pr->v == PROOF_STALE ? "proof_stale" : "proof_invalid"), LOG_S("peer", rpc_ctx_peer(ctx)),

@@ -196,6 +196,9 @@ static void reply_churn_limited(rpc_reply *reply, const policy_result *p) {
 }
 
 void reply_policy_refusal(rpc_reply *reply, const policy_result *p) {
+    /* refusals of abuse wait out the refusal hold (--refusal-hold-ms) */
+    reply->hold =
+        p->status == POLICY_RATE_LIMITED || p->status == POLICY_UNKNOWN_GROUP || p->status == POLICY_NOT_GENUINE;
     switch (p->status) {
     case POLICY_RATE_LIMITED:
         reply->retry_after_s = p->retry_after_s;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "act_env.h"
+#include "clock.h"
 #include "redis_keys.h"
 
 enum { G_A = 201, G_B = 202 };
@@ -147,6 +148,38 @@ static void test_group_bucket(void **state) {
     for (unsigned i = 0; i < 3; i++) expect(b, 200 + i, GRPC_STATUS_OK, NULL, NULL);
 }
 
+#define HELD "pa_grpc_refusal_holds_total{result=\"held\"}"
+
+/* The refusal hold (default 100 ms): a key that is not genuine and a rate
+ * limit are answered after it, a grant is not held; 0 turns it off. */
+static void test_refusals_are_held(void **state) {
+    const char *flags[] = {
+        "--rate-address-per-s", "0.001", "--rate-address-burst", "1", "--rate-failure-cost", "1", NULL};
+    assert_int_equal(start_with(flags), 0);
+    reset_address_bucket();
+    char key[PK_TEXT_LEN + 1], wrong[PK_TEXT_LEN + 1];
+    assert_int_equal(env_make_key(&env, G_A, 60, false, 0, key), 0);
+    assert_int_equal(env_make_key(&env, G_A, 61, false, 1, wrong), 0);
+    int64_t t0 = pa_mono_ms();
+    expect(wrong, 400, GRPC_STATUS_PERMISSION_DENIED, NULL, "not genuine"); /* spends the one token */
+    assert_true(pa_mono_ms() - t0 >= 95);
+    assert_int_equal(env_metric(&env, HELD), 1);
+    t0 = pa_mono_ms();
+    expect(key, 400, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "from this address");
+    assert_true(pa_mono_ms() - t0 >= 95);
+    assert_int_equal(env_metric(&env, HELD), 2);
+
+    const char *unlimited[] = {"--rate-address-per-s", "0", NULL};
+    assert_int_equal(start_with(unlimited), 0);
+    expect(key, 401, GRPC_STATUS_OK, NULL, NULL);
+    assert_int_equal(env_metric(&env, HELD), 0);
+
+    const char *off[] = {"--rate-address-per-s", "0", "--refusal-hold-ms", "0", NULL};
+    assert_int_equal(start_with(off), 0);
+    expect(wrong, 402, GRPC_STATUS_PERMISSION_DENIED, NULL, "not genuine");
+    assert_int_equal(env_metric(&env, HELD), 0);
+}
+
 /* Without --audit-target nothing is sampled or pulled, and start-up says so. */
 static void test_audit_off_without_target(void **state) {
     char *log = env_read_log(&env);
@@ -167,6 +200,7 @@ int main(void) {
         cmocka_unit_test(test_failures_cost_more_and_tell_nothing),
         cmocka_unit_test(test_config_file_env_and_flags),
         cmocka_unit_test(test_group_bucket),
+        cmocka_unit_test(test_refusals_are_held),
         cmocka_unit_test(test_audit_off_without_target),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
