@@ -179,6 +179,9 @@ typedef struct world {
     pid_t server_off;             /* --ab-batch-script: a second server with --batch-script off */
     char target_off[64], log_off[300];
     int metrics_port_off;
+    pid_t server_hold; /* the flood run: a second server with the deployed refusal hold */
+    char target_hold[64], log_hold[300];
+    int metrics_port_hold;
     char throttled_target[64], throttled_log[300];
     int metrics_port;
     char target[64], echo_target[64], metrics_host[64];
@@ -692,6 +695,20 @@ static int start_audit_server(world *w) {
     return w->audit < 0 ? die("audit-server did not start") : 0;
 }
 
+/* The activation server of `argv` again, on ports of its own: `listen` and
+ * `metrics` are the buffers argv points at for those options. Its address,
+ * log (DIR/NAME.log) and metrics port go to the last three. */
+static pid_t spawn_again(const world *w, const char **argv, char listen[64], char metrics[64], const char *name,
+                         char target[64], char log[300], int *metrics_port) {
+    int port = fixture_free_port();
+    *metrics_port = fixture_free_port();
+    snprintf(listen, 64, "127.0.0.1:%d", port);
+    snprintf(metrics, 64, "127.0.0.1:%d", *metrics_port);
+    snprintf(target, 64, "%s", listen);
+    snprintf(log, 300, "%s/%s.log", w->dir, name);
+    return fixture_spawn((char *const *)argv, log, port, 15000);
+}
+
 static int start_servers(world *w, const options *o) {
     char url[256], listen[64], metrics[64], workers[16], echo_workers[16], echo_listen[64];
     int port = fixture_free_port(), echo_port;
@@ -707,9 +724,12 @@ static int start_servers(world *w, const options *o) {
     if (o->audit && start_audit_server(w) != 0) return -1;   /* before fixture_bin below */
     /* Rate limits stay on (their cost is part of every call) but so high
      * that one loopback client never meets them: the mix's keys that are not
-     * genuine would otherwise spend the group's failure bucket. argv has
-     * room for these 27, the transport's 3, the audit link's 10, --batch-script off
-     * (the second server of --ab-batch-script) and NULL. */
+     * genuine would otherwise spend the group's failure bucket. No refusal
+     * hold: it leaves the server's work alone but would keep the mix's
+     * refused calls in the generator's slots (the flood run measures it on
+     * a server of its own). argv has room for these 27, the transport's 3,
+     * the audit link's 10, the hold's 2, --batch-script off (the second
+     * server of --ab-batch-script) and NULL. */
     const char *argv[64] = {fixture_bin("activation-server/activation-server"),
                             "--listen",
                             listen,
@@ -751,20 +771,25 @@ static int start_servers(world *w, const options *o) {
                                cert, "--audit-key", key, "--threat-address-requests", "4000000000"};
         for (size_t i = 0; i < sizeof audit / sizeof *audit; i++) argv[n++] = audit[i];
     }
+    int hold = n;
+    argv[n++] = "--refusal-hold-ms";
+    argv[n++] = "0";
     argv[n] = NULL;
     w->server = fixture_spawn((char *const *)argv, w->log_path, port, 15000);
     if (w->server < 0) return die("activation-server did not start");
-    if (o->ab_pairs > 0) { /* the same server again, on ports of its own, its scripts one call each */
-        int off_port = fixture_free_port();
-        w->metrics_port_off = fixture_free_port();
-        snprintf(listen, sizeof listen, "127.0.0.1:%d", off_port);
-        snprintf(metrics, sizeof metrics, "127.0.0.1:%d", w->metrics_port_off);
-        snprintf(w->target_off, sizeof w->target_off, "%s", listen);
-        snprintf(w->log_off, sizeof w->log_off, "%s/activation-off.log", w->dir);
+    if (o->flood_addresses > 0) { /* the same server with its default refusal hold */
+        argv[hold] = NULL;
+        w->server_hold = spawn_again(w, argv, listen, metrics, "activation-hold", w->target_hold, w->log_hold,
+                                     &w->metrics_port_hold);
+        argv[hold] = "--refusal-hold-ms";
+        if (w->server_hold < 0) return die("the second activation-server (refusal hold) did not start");
+    }
+    if (o->ab_pairs > 0) { /* the same server again, its scripts one call each */
         argv[n++] = "--batch-script";
         argv[n++] = "off";
         argv[n] = NULL;
-        w->server_off = fixture_spawn((char *const *)argv, w->log_off, off_port, 15000);
+        w->server_off =
+            spawn_again(w, argv, listen, metrics, "activation-off", w->target_off, w->log_off, &w->metrics_port_off);
         if (w->server_off < 0) return die("the second activation-server (--batch-script off) did not start");
     }
     if (o->audit || o->oracle) return 0; /* no echo ceiling in these modes */
@@ -778,7 +803,7 @@ static int start_servers(world *w, const options *o) {
 
 static int world_start(world *w, const options *o) {
     memset(w, 0, sizeof *w);
-    w->server = w->echo = w->audit = w->throttled = w->server_off = -1;
+    w->server = w->echo = w->audit = w->throttled = w->server_off = w->server_hold = -1;
     if (fixture_tmpdir(w->dir, sizeof w->dir, "activation-load") != 0) return -1;
     if (redis_fixture_start(&w->a, FIXTURE_STORE_ACTIVATION) != 0 ||
         redis_fixture_start(&w->b, FIXTURE_STORE_AUDIT) != 0)
@@ -796,6 +821,7 @@ static void world_stop(world *w) {
     if (w->audit > 0) fixture_stop(w->audit, SIGTERM, 20000);
     if (w->throttled > 0) fixture_stop(w->throttled, SIGTERM, 20000);
     if (w->server_off > 0) fixture_stop(w->server_off, SIGTERM, 20000);
+    if (w->server_hold > 0) fixture_stop(w->server_hold, SIGTERM, 20000);
     if (w->ks_a) redisFree(w->ks_a);
     if (w->ks_b) redisFree(w->ks_b);
     if (w->admin) redisFree(w->admin);
@@ -858,12 +884,17 @@ typedef struct run_result {
     char batch[160];                    /* "batch sizes: ..." of this run */
 } run_result;
 
+/* What one flood run measured: genuine calls/s without and with the flood, and the flood's. */
+typedef struct flood_figures {
+    double alone, with, rate;
+} flood_figures;
+
 /* Every figure of a run, printed together at its end; -1: not measured. */
 typedef struct summary {
     double half_p99_ms, low_p99_ms, low_p50_ms;
     double half_echo_p99_ms;                    /* the bare echo's p99 at the same offered rate */
     double always_ratio;                        /* Activate/echo with appendfsync always */
-    double flood_alone, flood_with, flood_rate; /* genuine calls/s without and with the flood; the flood's */
+    flood_figures flood[2];                     /* [0] the server without the refusal hold, [1] with it */
     int flood_addresses;
     char half_batch[160], low_batch[160];
 } summary;
@@ -1137,7 +1168,8 @@ static void *flood_main(void *arg) {
  * answers. The server started here has its per-address limits out of reach,
  * so every flood call is decoded and its MAC checked: the most a flood
  * spread over enough addresses to stay under those limits can cost. */
-static void measure_flood(const options *o, const world *w, const key_set *k, const run_spec *r, summary *sum) {
+static void measure_flood(const options *o, const world *w, const key_set *k, const run_spec *r, const char *server,
+                          flood_figures *out) {
     static const char *const methods[] = {PA_RPC_ACTIVATE};
     static char addr[FLOOD_MAX_ADDRESSES][16];
     static const char *srcs[FLOOD_MAX_ADDRESSES];
@@ -1168,8 +1200,8 @@ static void measure_flood(const options *o, const world *w, const key_set *k, co
     snapshot s0, s1;
     printf(
         "\n-- a flood of keys that are not genuine from %d addresses (127.0.x.y), genuine callers at "
-        "threads %d, channels %d, concurrency %d\n",
-        n, r->threads, r->channels, r->concurrency);
+        "threads %d, channels %d, concurrency %d; %s\n",
+        n, r->threads, r->channels, r->concurrency, server);
     if (run_measured(o, w, &c, build, &genuine, &alone, &s0, &s1) != 0) {
         printf("  failed: %s\n", alone.first_error);
         return;
@@ -1190,10 +1222,21 @@ static void measure_flood(const options *o, const world *w, const key_set *k, co
     }
     loadgen_print(stdout, "genuine flooded", &c, &flooded);
     loadgen_print(stdout, "flood", &f.cfg, &f.res);
-    sum->flood_alone = alone.calls_per_s;
-    sum->flood_with = flooded.calls_per_s;
-    sum->flood_rate = f.res.calls_per_s;
-    sum->flood_addresses = n;
+    *out = (flood_figures){.alone = alone.calls_per_s, .with = flooded.calls_per_s, .rate = f.res.calls_per_s};
+}
+
+/* The flood against the measured server (no refusal hold), then against
+ * the same server with the hold it has by default, as deployed. */
+static void measure_floods(const options *o, const world *w, const key_set *k, const run_spec *r, summary *sum) {
+    sum->flood_addresses = o->flood_addresses;
+    measure_flood(o, w, k, r, w->server_hold > 0 ? "server without the refusal hold" : "the server given",
+                  &sum->flood[0]);
+    if (w->server_hold <= 0) return;
+    world v = *w;
+    v.server = w->server_hold;
+    v.metrics_port = w->metrics_port_hold;
+    snprintf(v.target, sizeof v.target, "%s", w->target_hold);
+    measure_flood(o, &v, k, r, "server with its default refusal hold (--refusal-hold-ms)", &sum->flood[1]);
 }
 
 static void print_summary(const world *w, const run_result *best, const summary *s) {
@@ -1211,12 +1254,14 @@ static void print_summary(const world *w, const run_result *best, const summary 
     printf("%s (best setting)\n", best->batch);
     if (s->half_batch[0]) printf("%s (half of peak)\n", s->half_batch);
     if (s->low_batch[0]) printf("%s (low load)\n", s->low_batch);
-    if (s->flood_alone > 0)
-        printf(
-            "genuine Activate under a flood from %d addresses: %.0f calls/s alone, %.0f calls/s flooded "
-            "(flood %.0f calls/s): cost %.1f %% (target <= 30 %%)\n",
-            s->flood_addresses, s->flood_alone, s->flood_with, s->flood_rate,
-            (1 - s->flood_with / s->flood_alone) * 100);
+    static const char *const hold[2] = {"without the refusal hold", "with the default refusal hold"};
+    for (int i = 0; i < 2; i++)
+        if (s->flood[i].alone > 0)
+            printf(
+                "genuine Activate under a flood from %d addresses, %s: %.0f calls/s alone, %.0f calls/s flooded "
+                "(flood %.0f calls/s): cost %.1f %% (target <= 30 %%)\n",
+                s->flood_addresses, hold[i], s->flood[i].alone, s->flood[i].with, s->flood[i].rate,
+                (1 - s->flood[i].with / s->flood[i].alone) * 100);
     printf("load generator CPU per call (its threads): Activate %.1f us, echo %.1f us\n", best->gen_cpu_us,
            best->gen_echo_cpu_us);
 }
@@ -1531,6 +1576,8 @@ static int start_throttled_server(world *w) {
                           "0.001",
                           "--rate-address-burst",
                           "1",
+                          "--refusal-hold-ms", /* as the measured server: the time of the work itself */
+                          "0",
                           NULL};
     w->throttled = fixture_spawn((char *const *)argv, w->throttled_log, port, 15000);
     return w->throttled < 0 ? die("the throttled activation-server did not start") : 0;
@@ -1877,7 +1924,7 @@ int main(int argc, char **argv) {
     if (o.half) measure_half_rate(&o, &w, &k, &o.runs[best_i], best.activate, &sum);
     measure_low_load(&o, &w, &k, &sum);
     if (!o.target) measure_fsync_always(&o, &w, &k, &o.runs[best_i], best.echo, &sum);
-    if (o.flood_addresses > 0) measure_flood(&o, &w, &k, &o.runs[best_i], &sum);
+    if (o.flood_addresses > 0) measure_floods(&o, &w, &k, &o.runs[best_i], &sum);
     print_summary(&w, &best, &sum);
     uint64_t exhausted = atomic_load(&k.exhausted);
     if (exhausted)
