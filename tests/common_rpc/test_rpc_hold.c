@@ -96,10 +96,20 @@ static void *make_call(void *p) {
     return NULL;
 }
 
-static void call_now(one_call *c) { make_call(c); }
+/* One refused call made now, which must be refused. */
+static one_call refused_now(rpc_server *s, const char *msg, int deadline_ms) {
+    one_call c = {.port = rpc_server_port(s, 0), .msg = msg, .deadline_ms = deadline_ms};
+    make_call(&c);
+    assert_int_equal(c.code, GRPC_STATUS_PERMISSION_DENIED);
+    return c;
+}
 
-static void calls_start(pthread_t *t, one_call *c, int n) {
-    for (int i = 0; i < n; i++) assert_int_equal(pthread_create(&t[i], NULL, make_call, &c[i]), 0);
+/* `n` refused calls, each on a thread of its own. */
+static void refusals_start(pthread_t *t, one_call *c, int n, rpc_server *s, int deadline_ms) {
+    for (int i = 0; i < n; i++) {
+        c[i] = (one_call){.port = rpc_server_port(s, 0), .msg = "refuse-n", .deadline_ms = deadline_ms};
+        assert_int_equal(pthread_create(&t[i], NULL, make_call, &c[i]), 0);
+    }
 }
 
 static void calls_join(pthread_t *t, int n) {
@@ -119,14 +129,12 @@ static void test_refusal_waits_out_the_hold(void **state) {
     (void)state;
     rpc_server *s = start(400, 0);
     int64_t held = holds("held");
-    one_call c = {.port = rpc_server_port(s, 0), .msg = "refuse-1", .deadline_ms = 10000};
-    call_now(&c);
-    assert_int_equal(c.code, GRPC_STATUS_PERMISSION_DENIED);
+    one_call c = refused_now(s, "refuse-1", 10000);
     assert_string_equal(c.details, "refused: refuse-1"); /* the reply itself is unchanged */
     assert_true(c.took_ms >= 390);
     assert_int_equal(holds("held") - held, 1);
     one_call ok = {.port = c.port, .msg = "hello", .deadline_ms = 10000};
-    call_now(&ok);
+    make_call(&ok);
     assert_int_equal(ok.code, GRPC_STATUS_OK);
     assert_int_equal(holds("held") - held, 1); /* only what the handler marked */
     assert_int_equal(rpc_server_shutdown(s, 5000), 0);
@@ -136,9 +144,7 @@ static void test_no_hold_when_off(void **state) {
     (void)state;
     rpc_server *s = start(0, 0);
     int64_t held = holds("held");
-    one_call c = {.port = rpc_server_port(s, 0), .msg = "refuse-2", .deadline_ms = 10000};
-    call_now(&c);
-    assert_int_equal(c.code, GRPC_STATUS_PERMISSION_DENIED);
+    refused_now(s, "refuse-2", 10000);
     assert_int_equal(holds("held"), held);
     assert_int_equal(rpc_server_shutdown(s, 5000), 0);
 }
@@ -149,17 +155,15 @@ static void test_other_calls_pass_held_ones(void **state) {
     (void)state;
     enum { REFUSED = 8, OK_CALLS = 20 };
     rpc_server *s = start(3000, 0);
-    int port = rpc_server_port(s, 0);
     int64_t held = holds("held");
     pthread_t t[REFUSED];
     one_call r[REFUSED];
-    for (int i = 0; i < REFUSED; i++) r[i] = (one_call){.port = port, .msg = "refuse-3", .deadline_ms = 20000};
-    calls_start(t, r, REFUSED);
+    refusals_start(t, r, REFUSED, s, 20000);
     wait_held(held, REFUSED);
     int64_t t0 = pa_mono_ms();
     for (int i = 0; i < OK_CALLS; i++) {
-        one_call ok = {.port = port, .msg = "pass", .deadline_ms = 10000};
-        call_now(&ok);
+        one_call ok = {.port = rpc_server_port(s, 0), .msg = "pass", .deadline_ms = 10000};
+        make_call(&ok);
         assert_int_equal(ok.code, GRPC_STATUS_OK);
     }
     assert_true(pa_mono_ms() - t0 < 1500); /* they did not wait for the held ones */
@@ -176,9 +180,7 @@ static void test_near_deadline_sends_at_once(void **state) {
     (void)state;
     rpc_server *s = start(5000, 0);
     int64_t early = holds("deadline");
-    one_call c = {.port = rpc_server_port(s, 0), .msg = "refuse-4", .deadline_ms = 1000};
-    call_now(&c);
-    assert_int_equal(c.code, GRPC_STATUS_PERMISSION_DENIED);
+    one_call c = refused_now(s, "refuse-4", 1000);
     assert_true(c.took_ms < 1000);
     assert_int_equal(holds("deadline") - early, 1);
     assert_int_equal(rpc_server_shutdown(s, 5000), 0);
@@ -189,14 +191,12 @@ static void test_full_queue_sends_at_once(void **state) {
     (void)state;
     enum { CALLS = 6, ROOM = 2 };
     rpc_server *s = start(4000, ROOM);
-    int port = rpc_server_port(s, 0);
     int64_t held = holds("held"), full = holds("full");
     pthread_t t[CALLS];
     one_call c[CALLS];
-    for (int i = 0; i < CALLS; i++) c[i] = (one_call){.port = port, .msg = "refuse-5", .deadline_ms = 20000};
-    calls_start(t, c, ROOM);
+    refusals_start(t, c, ROOM, s, 20000);
     wait_held(held, ROOM);
-    calls_start(t + ROOM, c + ROOM, CALLS - ROOM);
+    refusals_start(t + ROOM, c + ROOM, CALLS - ROOM, s, 20000);
     calls_join(t, CALLS);
     for (int i = 0; i < CALLS; i++) {
         assert_int_equal(c[i].code, GRPC_STATUS_PERMISSION_DENIED);
@@ -213,12 +213,10 @@ static void test_shutdown_sends_held_replies(void **state) {
     (void)state;
     enum { CALLS = 4 };
     rpc_server *s = start(8000, 0);
-    int port = rpc_server_port(s, 0);
     int64_t held = holds("held");
     pthread_t t[CALLS];
     one_call c[CALLS];
-    for (int i = 0; i < CALLS; i++) c[i] = (one_call){.port = port, .msg = "refuse-6", .deadline_ms = 30000};
-    calls_start(t, c, CALLS);
+    refusals_start(t, c, CALLS, s, 30000);
     wait_held(held, CALLS);
     int64_t t0 = pa_mono_ms();
     assert_int_equal(rpc_server_shutdown(s, 20000), 0);
