@@ -892,9 +892,9 @@ typedef struct flood_figures {
 /* Every figure of a run, printed together at its end; -1: not measured. */
 typedef struct summary {
     double half_p99_ms, low_p99_ms, low_p50_ms;
-    double half_echo_p99_ms;                    /* the bare echo's p99 at the same offered rate */
-    double always_ratio;                        /* Activate/echo with appendfsync always */
-    flood_figures flood[2];                     /* [0] the server without the refusal hold, [1] with it */
+    double half_echo_p99_ms; /* the bare echo's p99 at the same offered rate */
+    double always_ratio;     /* Activate/echo with appendfsync always */
+    flood_figures flood[2];  /* [0] the server without the refusal hold, [1] with it */
     int flood_addresses;
     char half_batch[160], low_batch[160];
 } summary;

@@ -196,7 +196,7 @@ struct worker {
     generic_slot generic[GENERIC_REQUESTS];
     reply_op *free_ops, *all_ops; /* reply_op pool */
     reply_op *held, *held_last;   /* refusals waiting for their due time, oldest first */
-    int n_held;
+    int n_held;                   /* their number, at most the server's hold_max */
     taken_call *taken;            /* batch_max calls taken from the queue in this round */
     size_t n_taken;
     rpc_batch_call *batch; /* batch_max: what a batch handler is given */
