@@ -32,8 +32,11 @@ PACKAGES=(
   chromium python3-openpyxl
 )
 # runc: crun refuses the cgroup v1 layout of some hosts; netavark and
-# aardvark-dns give compose's network its service names.
-CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns debootstrap curl openssl python3)
+# aardvark-dns give compose's network its service names, and netavark sets
+# the containers' bridge up with iptables (only recommended, so not pulled
+# in: without it every container with a network fails with "netavark: No
+# such file or directory").
+CONTAINER_PACKAGES=(podman podman-compose runc netavark aardvark-dns iptables debootstrap curl openssl python3)
 # file: CPack finds the ELF files for dpkg-shlibdeps with it.
 PACKAGE_PACKAGES=(dpkg-dev file lintian rpm debootstrap systemd)
 # The libraries of CMakeLists.txt's pkg_check_modules, as arm64 packages
