@@ -29,6 +29,9 @@
  *     a batch handler go to it together, the others to their handler one by
  *     one. Reply completions met meanwhile are handled at once. A batched
  *     method keeps batch_max requests armed, so a burst can fill a batch.
+ *   - The refusal hold (rpc_server_config.refusal_hold_ms): a reply its
+ *     handler marks `hold` is built at once but started only when due, from
+ *     a FIFO per worker; the worker's wait on its queue ends by then.
  *
  * Draining: rpc_server_shutdown marks the server as not serving, calls
  * grpc_server_shutdown_and_notify (listeners close, connections get GOAWAY,
@@ -132,7 +135,7 @@ typedef struct reply_op {
     size_t n_trailer;
     int cancelled;                /* RECV_CLOSE_ON_SERVER output */
     grpc_op ops[4];               /* the batch itself; core reads it during start_batch only */
-    size_t n_ops;
+    size_t n_ops;                 /* how many of ops the batch uses */
     double started;               /* the call's arrival (pa_mono_s), for the latency metric */
     double due;                   /* held: when the batch may start (pa_mono_s) */
     struct reply_op *next_held;   /* worker's hold queue, in order of `due` */
@@ -378,7 +381,9 @@ static void send_reply(worker *w, grpc_call *call, method_entry *me, const rpc_r
  * for all, that is also the order they fall due in. The worker waits on
  * its queue no longer than until the first is due (worker_main). A held
  * reply counts in `outstanding` like a batch in flight, so the queue and
- * the server's shutdown wait for it. */
+ * the server's shutdown wait for it. At shutdown everything held goes at
+ * once: the worker wakes as its armed requests fail, at the latest when
+ * its first held reply falls due. */
 
 /* Sends `r` now, or queues it until its due time when it asks to be held. */
 static void send_or_hold(worker *w, grpc_call *call, method_entry *me, const rpc_reply *r, double started,

@@ -16,7 +16,9 @@
  *   - transport limits per client (rpc_server_limits): connections per
  *     address, streams per connection, handshake, idle and age timeouts,
  *     ping abuse, a memory quota, and no compressed requests;
- *   - draining on shutdown: stop accepting, let in-flight calls finish.
+ *   - draining on shutdown: stop accepting, let in-flight calls finish;
+ *   - holding the replies a handler marks as refusals of abuse
+ *     (rpc_reply.hold, rpc_server_config.refusal_hold_ms).
  *
  * Handlers run on the worker thread that received the call and may block
  * (e.g. on Redis); each worker has its own state from worker_init, so a
