@@ -965,13 +965,12 @@ typedef struct ab_side {
     int runs;
 } ab_side;
 
-/* The world as seen through the server with --batch-script `off`. */
-static void ab_view(const world *w, bool off, world *v) {
+/* The world as seen through one of its second servers (spawn_again). */
+static void world_via(const world *w, pid_t server, int metrics_port, const char *target, world *v) {
     *v = *w;
-    if (!off) return;
-    v->server = w->server_off;
-    v->metrics_port = w->metrics_port_off;
-    snprintf(v->target, sizeof v->target, "%s", w->target_off);
+    v->server = server;
+    v->metrics_port = metrics_port;
+    snprintf(v->target, sizeof v->target, "%s", target);
 }
 
 /* One run at setting r on one side; adds its figures to *side. */
@@ -979,7 +978,8 @@ static void ab_run(const options *o, const world *w, key_set *k, const run_spec 
                    ab_side *side) {
     static const char *const methods[] = {PA_RPC_ACTIVATE};
     world v;
-    ab_view(w, off, &v);
+    if (off) world_via(w, w->server_off, w->metrics_port_off, w->target_off, &v);
+    else v = *w;
     loadgen_config c = config_for(o, v.target, methods, r);
     loadgen_result res;
     snapshot a, b;
@@ -1232,10 +1232,8 @@ static void measure_floods(const options *o, const world *w, const key_set *k, c
     measure_flood(o, w, k, r, w->server_hold > 0 ? "server without the refusal hold" : "the server given",
                   &sum->flood[0]);
     if (w->server_hold <= 0) return;
-    world v = *w;
-    v.server = w->server_hold;
-    v.metrics_port = w->metrics_port_hold;
-    snprintf(v.target, sizeof v.target, "%s", w->target_hold);
+    world v;
+    world_via(w, w->server_hold, w->metrics_port_hold, w->target_hold, &v);
     measure_flood(o, &v, k, r, "server with its default refusal hold (--refusal-hold-ms)", &sum->flood[1]);
 }
 

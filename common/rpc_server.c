@@ -417,6 +417,7 @@ static void send_or_hold(worker *w, grpc_call *call, method_entry *me, const rpc
 
 /* Starts every held reply that is due (all of them once shutting down). */
 static void release_held(worker *w) {
+    if (!w->held) return; /* the usual case: no clock read on every event */
     bool all = atomic_load(&w->s->shutting_down);
     double now = pa_mono_s();
     while (w->held && (all || w->held->due <= now)) {
